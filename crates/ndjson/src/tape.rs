@@ -1,0 +1,371 @@
+//! A read-only cursor over one parsed resource on simd-json's tape.
+//!
+//! The tape is a flat `Vec<Node>` in document order: an object node is followed by its keys and
+//! values, an array node by its elements, and each container records how many nodes it spans, so
+//! skipping a subtree is one addition. A [`Cursor`] is a position on that tape plus a reference to
+//! the [`Document`] it belongs to; it is `Copy`, 16 bytes, and never allocates.
+//!
+//! Numbers on the tape are `i64`/`u64`/`f64`. Exact decimals need the digits as written, so
+//! [`Cursor::number_text`] returns the number's source text: the k-th number node on the tape is
+//! the k-th structural index whose byte starts a number (simd-json records one structural index per
+//! scalar, in document order, and those offsets index the original line bytes).
+
+use std::cell::OnceCell;
+
+use simd_json::{Node, StaticNode};
+
+/// One parsed JSON document: its tape, the original line bytes, and the structural indexes
+/// simd-json found in them.
+pub struct Document<'a> {
+    nodes: &'a [Node<'a>],
+    text: &'a [u8],
+    structurals: &'a [u32],
+    /// `(tape index, byte offset)` of every number node, built on first use.
+    numbers: OnceCell<Vec<(u32, u32)>>,
+}
+
+impl<'a> Document<'a> {
+    /// Wraps a tape that simd-json filled from a copy of `text`, with the structural indexes of
+    /// that parse (offsets into `text`).
+    pub fn new(nodes: &'a [Node<'a>], text: &'a [u8], structurals: &'a [u32]) -> Self {
+        Document {
+            nodes,
+            text,
+            structurals,
+            numbers: OnceCell::new(),
+        }
+    }
+
+    /// The cursor at the document's root value.
+    pub fn root(&self) -> Cursor<'_> {
+        Cursor { doc: self, pos: 0 }
+    }
+
+    /// Number of tape nodes (a rough measure of document size).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn number_offsets(&self) -> &[(u32, u32)] {
+        self.numbers.get_or_init(|| {
+            let tape_numbers = self.nodes.iter().enumerate().filter(|(_, n)| {
+                matches!(
+                    n,
+                    Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_))
+                )
+            });
+            let text_numbers = self.structurals.iter().copied().filter(|&i| {
+                self.text
+                    .get(i as usize)
+                    .is_some_and(|b| *b == b'-' || b.is_ascii_digit())
+            });
+            tape_numbers
+                .zip(text_numbers)
+                .map(|((ti, _), off)| (ti as u32, off))
+                .collect()
+        })
+    }
+}
+
+/// What kind of JSON value a [`Cursor`] points at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind<'a> {
+    /// `null`
+    Null,
+    /// `true` / `false`
+    Bool(bool),
+    /// A number (use [`Cursor::number_text`] for its exact digits).
+    Number,
+    /// A string, unescaped.
+    String(&'a str),
+    /// An object with this many keys.
+    Object(usize),
+    /// An array with this many elements.
+    Array(usize),
+}
+
+/// A position on a [`Document`]'s tape.
+#[derive(Clone, Copy)]
+pub struct Cursor<'a> {
+    doc: &'a Document<'a>,
+    pos: usize,
+}
+
+impl std::fmt::Debug for Cursor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cursor({}: {:?})", self.pos, self.kind())
+    }
+}
+
+impl<'a> Cursor<'a> {
+    fn node(&self) -> Node<'a> {
+        // `pos` only ever comes from walking a well-formed tape, so it is in bounds; fall back to
+        // null rather than panic if that invariant were ever broken.
+        self.doc
+            .nodes
+            .get(self.pos)
+            .copied()
+            .unwrap_or(Node::Static(StaticNode::Null))
+    }
+
+    /// Index of this node on the tape (stable for the document's lifetime).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// The kind of value here.
+    pub fn kind(&self) -> Kind<'a> {
+        match self.node() {
+            Node::String(s) => Kind::String(s),
+            Node::Object { len, .. } => Kind::Object(len),
+            Node::Array { len, .. } => Kind::Array(len),
+            Node::Static(StaticNode::Null) => Kind::Null,
+            Node::Static(StaticNode::Bool(b)) => Kind::Bool(b),
+            Node::Static(_) => Kind::Number,
+        }
+    }
+
+    /// Number of tape nodes this value spans (1 for scalars).
+    fn span(&self) -> usize {
+        match self.node() {
+            Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
+            _ => 1,
+        }
+    }
+
+    /// The string value, if this is a string.
+    pub fn as_str(&self) -> Option<&'a str> {
+        match self.node() {
+            Node::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The boolean value, if this is a boolean.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.node() {
+            Node::Static(StaticNode::Bool(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The value as `i64`, if it is an integer that fits.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self.node() {
+            Node::Static(StaticNode::I64(i)) => Some(i),
+            Node::Static(StaticNode::U64(u)) => i64::try_from(u).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as `f64`, if it is a number (may round: use [`Cursor::number_text`] for exact
+    /// decimals).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self.node() {
+            Node::Static(StaticNode::I64(i)) => Some(i as f64),
+            Node::Static(StaticNode::U64(u)) => Some(u as f64),
+            Node::Static(StaticNode::F64(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// True for a number that JSON wrote without fraction or exponent.
+    pub fn is_integer(&self) -> bool {
+        matches!(
+            self.node(),
+            Node::Static(StaticNode::I64(_) | StaticNode::U64(_))
+        )
+    }
+
+    /// The number's source text exactly as written in the line (`84999.37`, `0.0`, `-1e3`), if
+    /// this is a number.
+    pub fn number_text(&self) -> Option<&'a str> {
+        if self.kind() != Kind::Number {
+            return None;
+        }
+        let doc: &'a Document<'a> = self.doc;
+        let offsets = doc.number_offsets();
+        let i = offsets
+            .binary_search_by_key(&(self.pos as u32), |&(t, _)| t)
+            .ok()?;
+        let start = offsets[i].1 as usize;
+        let rest = doc.text.get(start..)?;
+        let end = rest
+            .iter()
+            .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+            .unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).ok()
+    }
+
+    /// The value of `key` if this is an object that has it (first match, as JSON parsers do).
+    pub fn get(&self, key: &str) -> Option<Cursor<'a>> {
+        let Node::Object { len, .. } = self.node() else {
+            return None;
+        };
+        let nodes = self.doc.nodes;
+        let mut idx = self.pos + 1;
+        for _ in 0..len {
+            let k = nodes.get(idx)?;
+            let value = Cursor {
+                doc: self.doc,
+                pos: idx + 1,
+            };
+            if let Node::String(s) = k {
+                if *s == key {
+                    return Some(value);
+                }
+            }
+            idx = value.pos + value.span();
+        }
+        None
+    }
+
+    /// Iterates over an object's `(key, value)` pairs in document order (empty for non-objects).
+    pub fn entries(&self) -> Entries<'a> {
+        let remaining = match self.node() {
+            Node::Object { len, .. } => len,
+            _ => 0,
+        };
+        Entries {
+            doc: self.doc,
+            pos: self.pos + 1,
+            remaining,
+        }
+    }
+
+    /// Iterates over an array's elements (empty for non-arrays).
+    pub fn items(&self) -> Items<'a> {
+        let remaining = match self.node() {
+            Node::Array { len, .. } => len,
+            _ => 0,
+        };
+        Items {
+            doc: self.doc,
+            pos: self.pos + 1,
+            remaining,
+        }
+    }
+
+    /// Length of an array, or `None` for other values.
+    pub fn array_len(&self) -> Option<usize> {
+        match self.node() {
+            Node::Array { len, .. } => Some(len),
+            _ => None,
+        }
+    }
+
+    /// Element `i` of an array.
+    pub fn index(&self, i: usize) -> Option<Cursor<'a>> {
+        self.items().nth(i)
+    }
+}
+
+/// Iterator over an object's entries; see [`Cursor::entries`].
+pub struct Entries<'a> {
+    doc: &'a Document<'a>,
+    pos: usize,
+    remaining: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (&'a str, Cursor<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let key = match self.doc.nodes.get(self.pos)? {
+            Node::String(s) => *s,
+            _ => return None,
+        };
+        let value = Cursor {
+            doc: self.doc,
+            pos: self.pos + 1,
+        };
+        self.pos = value.pos + value.span();
+        Some((key, value))
+    }
+}
+
+/// Iterator over an array's elements; see [`Cursor::items`].
+pub struct Items<'a> {
+    doc: &'a Document<'a>,
+    pos: usize,
+    remaining: usize,
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Cursor<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let value = Cursor {
+            doc: self.doc,
+            pos: self.pos,
+        };
+        self.pos += value.span();
+        Some(value)
+    }
+
+    fn nth(&mut self, n: usize) -> Option<Self::Item> {
+        for _ in 0..n {
+            self.next()?;
+        }
+        self.next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::LineParser;
+
+    fn with_doc<R>(json: &str, f: impl FnOnce(Cursor<'_>) -> R) -> R {
+        let mut p = LineParser::new();
+        p.parse(json.as_bytes(), |doc| f(doc.root()))
+            .expect("test JSON parses")
+    }
+
+    #[test]
+    fn walks_objects_and_arrays() {
+        with_doc(r#"{"a":{"b":[1,{"c":"x"},3]},"d":true}"#, |root| {
+            let b = root.get("a").and_then(|a| a.get("b")).expect("a.b");
+            assert_eq!(b.array_len(), Some(3));
+            assert_eq!(
+                b.index(1).and_then(|o| o.get("c")).and_then(|c| c.as_str()),
+                Some("x")
+            );
+            assert_eq!(b.index(2).and_then(|n| n.as_i64()), Some(3));
+            assert_eq!(root.get("d").and_then(|d| d.as_bool()), Some(true));
+            assert!(root.get("zz").is_none());
+            let keys: Vec<_> = root.entries().map(|(k, _)| k).collect();
+            assert_eq!(keys, ["a", "d"]);
+        });
+    }
+
+    #[test]
+    fn number_text_is_exact_even_after_escaped_strings() {
+        with_doc(
+            r#"{"s":"\u0031\"2","v":[84999.37,0.0,-1E3,250],"t":"9","w":1234.50}"#,
+            |root| {
+                let v: Vec<_> = root
+                    .get("v")
+                    .expect("v")
+                    .items()
+                    .map(|c| c.number_text().expect("number"))
+                    .collect();
+                assert_eq!(v, ["84999.37", "0.0", "-1E3", "250"]);
+                assert_eq!(root.get("s").and_then(|s| s.as_str()), Some("1\"2"));
+                assert_eq!(
+                    root.get("w").and_then(|w| w.number_text()),
+                    Some("1234.50")
+                );
+                assert_eq!(root.get("t").and_then(|t| t.number_text()), None);
+            },
+        );
+    }
+}
