@@ -1,6 +1,41 @@
 //! Bytes to parsed FHIR resources, as fast as the machine allows and with nothing lost.
+//!
+//! `claimline-ndjson` reads BCDA bulk-export NDJSON (plain files are memory-mapped, `.ndjson.gz`
+//! is decoded by one thread), cuts it into line-aligned chunks, and parses every line into
+//! simd-json's tape on a rayon worker. Callers see each resource as a [`Resource`] with a
+//! [`Cursor`] on the tape (no DOM is built) and return whatever they extract; results come back
+//! in input order. Lines that are not a JSON object with a string `resourceType` are
+//! [`Reject`]s: counted, described (file, line, byte offset, the field at fault), and kept.
+//!
+//! It knows nothing of FHIR beyond `resourceType`, except the one shared place that tells BCDA
+//! API versions and claim types apart ([`detect`]).
+//!
+//! ```
+//! use claimline_ndjson::{ScanOptions, discover, scan_collect};
+//!
+//! let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-data/real/r4");
+//! let files = discover(&[dir])?;
+//! let (ids, summary) = scan_collect(&files, &ScanOptions::default(), |r| {
+//!     (r.resource_type.to_owned(), r.id.map(str::to_owned))
+//! })?;
+//! assert_eq!(summary.reject_count, 0);
+//! assert_eq!(summary.resources()["ExplanationOfBenefit"], 9);
+//! assert!(ids.contains(&("Patient".to_owned(), Some("567834".to_owned()))));
+//! # Ok::<(), claimline_ndjson::Error>(())
+//! ```
+
+pub mod detect;
+mod error;
+pub mod input;
 pub mod parse;
+mod reject;
+mod scan;
 pub mod tape;
 
+pub use detect::{ApiVersion, claim_type, detect_version};
+pub use error::Error;
+pub use input::{Compression, InputFile, Manifest, discover};
 pub use parse::LineParser;
+pub use reject::{Reject, RejectKind, RejectTarget, create_private};
+pub use scan::{Batch, FileSummary, Resource, ScanOptions, ScanSummary, scan, scan_collect};
 pub use tape::{Cursor, Document, Kind};

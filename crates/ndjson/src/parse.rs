@@ -73,7 +73,10 @@ mod tests {
             let line = format!(r#"{{"resourceType":"Patient","id":"{i}","n":[{i}.50]}}"#);
             let id = p
                 .parse(line.as_bytes(), |d| {
-                    d.root().get("id").and_then(|c| c.as_str()).map(str::to_owned)
+                    d.root()
+                        .get("id")
+                        .and_then(|c| c.as_str())
+                        .map(str::to_owned)
                 })
                 .expect("parses");
             assert_eq!(id.as_deref(), Some(i.to_string().as_str()));

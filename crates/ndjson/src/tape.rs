@@ -210,10 +210,10 @@ impl<'a> Cursor<'a> {
                 doc: self.doc,
                 pos: idx + 1,
             };
-            if let Node::String(s) = k {
-                if *s == key {
-                    return Some(value);
-                }
+            if let Node::String(s) = k
+                && *s == key
+            {
+                return Some(value);
             }
             idx = value.pos + value.span();
         }
@@ -360,10 +360,7 @@ mod tests {
                     .collect();
                 assert_eq!(v, ["84999.37", "0.0", "-1E3", "250"]);
                 assert_eq!(root.get("s").and_then(|s| s.as_str()), Some("1\"2"));
-                assert_eq!(
-                    root.get("w").and_then(|w| w.number_text()),
-                    Some("1234.50")
-                );
+                assert_eq!(root.get("w").and_then(|w| w.number_text()), Some("1234.50"));
                 assert_eq!(root.get("t").and_then(|t| t.number_text()), None);
             },
         );

@@ -1,0 +1,55 @@
+//! `claimline`: BCDA bulk exports to CCLF-shaped warehouse tables.
+//!
+//! The one binary of the workspace and the only crate that knows every other one. Each subcommand
+//! lives in its own module under `cmd/`; this file parses the command line and turns errors into
+//! the exit codes of ARCHITECTURE.md.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod progress;
+
+/// BCDA bulk exports to CCLF-shaped warehouse tables.
+#[derive(Parser)]
+#[command(name = "claimline", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read NDJSON (plain or gzip) in parallel and report what it holds: resources per type,
+    /// EOBs per claim type, API version, rejected lines, throughput.
+    Scan(cmd::scan::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => cmd::scan::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("claimline: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+/// Exit codes of ARCHITECTURE.md: 3 input unreadable, 4 rejects under `--strict`, 5 output not
+/// written; anything unexpected is 1.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<claimline_ndjson::Error>() {
+            return e.exit_code();
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some() {
+            return 5;
+        }
+    }
+    1
+}

@@ -1,0 +1,256 @@
+//! Finding input files, and what a BCDA manifest beside them says about each.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::detect::ApiVersion;
+use crate::error::Error;
+
+/// How a file's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain NDJSON, memory-mapped.
+    None,
+    /// Gzip (one or many members), decoded by one thread.
+    Gzip,
+}
+
+/// One input file and what is known about it before reading.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Plain or gzip (from the `.gz` suffix).
+    pub compression: Compression,
+    /// The `resourceType` every line must have, when a manifest says so.
+    pub expected_type: Option<String>,
+    /// The API version, when a manifest's `request` URL says so.
+    pub api_version: Option<ApiVersion>,
+}
+
+impl InputFile {
+    /// A file with nothing known about it but its name.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let compression = if path.extension().is_some_and(|e| e == "gz") {
+            Compression::Gzip
+        } else {
+            Compression::None
+        };
+        InputFile {
+            path,
+            compression,
+            expected_type: None,
+            api_version: None,
+        }
+    }
+}
+
+/// The parts of a BCDA bulk-data manifest that reading needs.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Manifest {
+    /// When BCDA prepared the export; the next `_since` of an incremental run.
+    #[serde(rename = "transactionTime", default)]
+    pub transaction_time: Option<String>,
+    /// The kick-off URL, which names the API version.
+    #[serde(default)]
+    pub request: Option<String>,
+    /// Data files by type.
+    #[serde(default)]
+    pub output: Vec<ManifestEntry>,
+    /// `OperationOutcome` files.
+    #[serde(default)]
+    pub error: Vec<ManifestEntry>,
+}
+
+/// One `output` or `error` entry of a manifest.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ManifestEntry {
+    /// The resource type the file holds.
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// Where BCDA served it.
+    #[serde(default)]
+    pub url: String,
+}
+
+impl Manifest {
+    /// Reads `manifest.json`.
+    ///
+    /// # Errors
+    /// [`Error::Read`] or [`Error::Manifest`].
+    pub fn read(path: &Path) -> Result<Self, Error> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The API version its `request` URL names.
+    pub fn api_version(&self) -> Option<ApiVersion> {
+        self.request
+            .as_deref()
+            .and_then(ApiVersion::from_request_url)
+    }
+}
+
+/// Expands files and folders into the input files to read, in a stable order.
+///
+/// In a folder: `*.ndjson` and `*.ndjson.gz`, recursively, skipping hidden folders, `errors/`
+/// and `*.part`. When the folder holding a file has a `manifest.json`, a file named
+/// `<resourceType>.<NNN>.ndjson[.gz]` gets its expected type and API version from it.
+///
+/// # Errors
+/// [`Error::Read`] for unreadable paths, [`Error::NoInput`] for a path that yields no file.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<InputFile>, Error> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let before = out.len();
+            walk(path, &mut out)?;
+            if out.len() == before {
+                return Err(Error::NoInput {
+                    path: path.clone(),
+                    reason: "folder holds no *.ndjson or *.ndjson.gz file".into(),
+                });
+            }
+        } else if meta.is_file() {
+            out.push(InputFile::new(path.clone()));
+        } else {
+            return Err(Error::NoInput {
+                path: path.clone(),
+                reason: "not a file or folder".into(),
+            });
+        }
+    }
+    apply_manifests(&mut out)?;
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<InputFile>) -> Result<(), Error> {
+    let read_err = |source| Error::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if file_type.is_dir() {
+            if !name.starts_with('.') && name != "errors" {
+                walk(&path, out)?;
+            }
+        } else if (name.ends_with(".ndjson") || name.ends_with(".ndjson.gz"))
+            && !name.starts_with('.')
+        {
+            out.push(InputFile::new(path));
+        }
+    }
+    Ok(())
+}
+
+fn apply_manifests(files: &mut [InputFile]) -> Result<(), Error> {
+    let dirs: BTreeSet<PathBuf> = files
+        .iter()
+        .filter_map(|f| f.path.parent().map(Path::to_owned))
+        .collect();
+    for dir in dirs {
+        let manifest_path = dir.join("manifest.json");
+        if !manifest_path.is_file() {
+            continue;
+        }
+        let manifest = Manifest::read(&manifest_path)?;
+        let version = manifest.api_version();
+        let types: BTreeSet<&str> = manifest
+            .output
+            .iter()
+            .map(|e| e.resource_type.as_str())
+            .collect();
+        for f in files
+            .iter_mut()
+            .filter(|f| f.path.parent() == Some(dir.as_path()))
+        {
+            f.api_version = version;
+            let name = f
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let prefix = name.split('.').next().unwrap_or_default();
+            if types.contains(prefix) {
+                f.expected_type = Some(prefix.to_owned());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_folders_and_reads_manifests() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("errors")).expect("mkdir");
+        std::fs::create_dir_all(root.join(".claimline/tmp")).expect("mkdir");
+        for f in [
+            "ExplanationOfBenefit.000.ndjson.gz",
+            "Patient.000.ndjson",
+            "notes.txt",
+            "errors/OperationOutcome.000.ndjson.gz",
+            ".claimline/tmp/x.ndjson",
+            "Patient.001.ndjson.part",
+        ] {
+            std::fs::write(root.join(f), b"").expect("write");
+        }
+        std::fs::write(
+            root.join("manifest.json"),
+            br#"{"transactionTime":"2026-01-01T00:00:00Z","request":"https://h/api/v3/Group/all/$export","output":[{"type":"Patient","url":"u"},{"type":"ExplanationOfBenefit","url":"u"}],"error":[],"JobID":1}"#,
+        )
+        .expect("write");
+        let files = discover(&[root.to_owned()]).expect("discover");
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.path.strip_prefix(root).expect("inside").to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                PathBuf::from("ExplanationOfBenefit.000.ndjson.gz"),
+                PathBuf::from("Patient.000.ndjson")
+            ]
+        );
+        assert_eq!(files[0].compression, Compression::Gzip);
+        assert_eq!(
+            files[0].expected_type.as_deref(),
+            Some("ExplanationOfBenefit")
+        );
+        assert_eq!(files[1].api_version, Some(ApiVersion::V3));
+    }
+
+    #[test]
+    fn empty_folder_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = discover(&[dir.path().to_owned()]).expect_err("no input");
+        assert!(matches!(err, Error::NoInput { .. }));
+    }
+}

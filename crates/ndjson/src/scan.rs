@@ -1,0 +1,891 @@
+//! The parallel scanner: files → line-aligned chunks → rayon workers → results in input order.
+//!
+//! Threads: the caller's thread collects (it reorders finished chunks, writes rejects, and hands
+//! batches to the consumer in input order); one feeder thread maps plain files and cuts them into
+//! line-aligned chunks (or receives newline-aligned blocks from one gzip decoder thread) and spawns
+//! one rayon task per chunk. At most `max_in_flight` chunks exist at once, so memory stays bounded
+//! whatever the input size.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use memmap2::Mmap;
+
+use crate::detect::{ApiVersion, detect_version};
+use crate::error::Error;
+use crate::input::{Compression, InputFile};
+use crate::parse::LineParser;
+use crate::reject::{Reject, RejectKind, RejectTarget, RejectWriter};
+use crate::tape::{Cursor, Kind};
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// How to scan.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Target chunk size in bytes (a chunk always ends at a newline, so it can be larger).
+    pub chunk_bytes: usize,
+    /// Most chunks read but not yet handed to the consumer.
+    pub max_in_flight: usize,
+    /// Stop at the first rejected line ([`Error::Strict`]).
+    pub strict: bool,
+    /// Where rejected lines go.
+    pub rejects: RejectTarget,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            chunk_bytes: 4 << 20,
+            max_in_flight: 4 * rayon::current_num_threads().max(1),
+            strict: false,
+            rejects: RejectTarget::Memory,
+        }
+    }
+}
+
+/// One resource, parsed, as a callback on a worker thread sees it.
+pub struct Resource<'a> {
+    /// The file it came from.
+    pub file: &'a InputFile,
+    /// That file's index in the scan's input list.
+    pub file_index: usize,
+    /// 1-based line number.
+    pub line: u64,
+    /// Byte offset of the line in the (decompressed) file.
+    pub offset: u64,
+    /// `resourceType`.
+    pub resource_type: &'a str,
+    /// `id`, when present.
+    pub id: Option<&'a str>,
+    /// From the manifest, else detected from the resource's shape, else `None`.
+    pub api_version: Option<ApiVersion>,
+    /// The resource's root object on the tape.
+    pub root: Cursor<'a>,
+    /// The line's bytes (PHI: never log them).
+    pub raw: &'a [u8],
+}
+
+/// Results of one chunk, handed to the consumer in input order.
+pub struct Batch<T> {
+    /// Index of the file the chunk belongs to.
+    pub file_index: usize,
+    /// One result per resource, in line order.
+    pub items: Vec<T>,
+    /// Bytes of the file this chunk covered on disk (compressed bytes for gzip), for progress.
+    pub disk_bytes: u64,
+}
+
+/// What a scan saw in one file.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FileSummary {
+    /// The file.
+    pub path: PathBuf,
+    /// Size on disk.
+    pub bytes: u64,
+    /// Bytes of NDJSON (after decompression).
+    pub ndjson_bytes: u64,
+    /// Lines, blank ones included.
+    pub lines: u64,
+    /// Blank lines (skipped).
+    pub blank_lines: u64,
+    /// Resources per `resourceType`.
+    pub resources: BTreeMap<String, u64>,
+    /// Resources per API version (`v1`, `v2`, `v3`, `unknown`).
+    pub api_versions: BTreeMap<String, u64>,
+    /// Rejected lines.
+    pub rejects: u64,
+    /// The gzip stream ended early or was corrupt (the reject says where).
+    pub truncated: bool,
+}
+
+impl FileSummary {
+    /// The API version most of the file's resources have, if any was decided.
+    pub fn api_version(&self) -> Option<ApiVersion> {
+        self.api_versions
+            .iter()
+            .filter(|(k, _)| k.as_str() != "unknown")
+            .max_by_key(|(_, n)| **n)
+            .and_then(|(k, _)| ApiVersion::parse(k))
+    }
+}
+
+/// What a whole scan saw.
+#[derive(Debug, Default)]
+pub struct ScanSummary {
+    /// Per file, in input order.
+    pub files: Vec<FileSummary>,
+    /// Total rejected lines.
+    pub reject_count: u64,
+    /// The rejects file, if one was written.
+    pub rejects_file: Option<PathBuf>,
+    /// The rejected lines themselves when the target was [`RejectTarget::Memory`].
+    pub rejects: Vec<Reject>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl ScanSummary {
+    /// Resources per `resourceType` over all files.
+    pub fn resources(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for f in &self.files {
+            for (k, v) in &f.resources {
+                *out.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+        out
+    }
+
+    /// Bytes on disk over all files.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+
+    /// NDJSON bytes over all files.
+    pub fn ndjson_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.ndjson_bytes).sum()
+    }
+
+    /// Lines over all files.
+    pub fn lines(&self) -> u64 {
+        self.files.iter().map(|f| f.lines).sum()
+    }
+}
+
+/// Scans `files`, calling `map` for every resource on a worker thread (with per-thread state
+/// made by `init`), and hands the results to `consume` on the calling thread in input order.
+///
+/// # Errors
+/// [`Error::Read`] when a file cannot be opened; [`Error::Strict`] on the first reject when
+/// `opts.strict`; [`Error::WriteRejects`]; [`Error::Consumer`] when `consume` fails.
+pub fn scan<S, T, I, F, C>(
+    files: &[InputFile],
+    opts: &ScanOptions,
+    init: I,
+    map: F,
+    mut consume: C,
+) -> Result<ScanSummary, Error>
+where
+    T: Send,
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, &Resource<'_>) -> T + Sync,
+    C: FnMut(Batch<T>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
+{
+    let started = Instant::now();
+    let abort = AtomicBool::new(false);
+    let slots = Slots::new(opts.max_in_flight.max(1));
+    let workers = Workers {
+        files,
+        init: &init,
+        map: &map,
+        parsers: Mutex::new(Vec::new()),
+        next_seq: AtomicU64::new(0),
+    };
+    let (tx, rx) = channel::<(u64, Msg<T>)>();
+    let mut collector = Collector::new(files, opts);
+
+    let result = std::thread::scope(|scope| {
+        let feeder = scope.spawn(|| feed(files, opts, &workers, &slots, &abort, tx));
+        let collected = collector.run(rx, &slots, &abort, &mut consume);
+        let fed = feeder.join().map_err(|_| Error::WorkerLost);
+        collected.and(fed.and_then(|r| r))
+    });
+    let mut summary = collector.finish()?;
+    summary.elapsed = started.elapsed();
+    result.map(|()| summary)
+}
+
+/// Scans `files` and returns every result in input order with the summary.
+///
+/// # Errors
+/// As [`scan`].
+pub fn scan_collect<T, F>(
+    files: &[InputFile],
+    opts: &ScanOptions,
+    map: F,
+) -> Result<(Vec<T>, ScanSummary), Error>
+where
+    T: Send,
+    F: Fn(&Resource<'_>) -> T + Sync,
+{
+    let mut out = Vec::new();
+    let summary = scan(
+        files,
+        opts,
+        || (),
+        |(), r| map(r),
+        |batch| {
+            out.extend(batch.items);
+            Ok(())
+        },
+    )?;
+    Ok((out, summary))
+}
+
+/// Bounds the chunks in flight: the feeder takes a slot per chunk, the collector gives it back
+/// once the chunk has been delivered in order.
+struct Slots {
+    free: Mutex<usize>,
+    cond: Condvar,
+}
+
+impl Slots {
+    fn new(n: usize) -> Self {
+        Slots {
+            free: Mutex::new(n),
+            cond: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self, abort: &AtomicBool) -> bool {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            if abort.load(Ordering::Relaxed) {
+                return false;
+            }
+            free = self
+                .cond
+                .wait_timeout(free, Duration::from_millis(50))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        *free -= 1;
+        true
+    }
+
+    fn release(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        *free += 1;
+        self.cond.notify_one();
+    }
+}
+
+enum ChunkBytes {
+    Mapped(Arc<Mmap>, Range<usize>),
+    Owned(Vec<u8>),
+}
+
+impl ChunkBytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            ChunkBytes::Mapped(m, r) => &m[r.clone()],
+            ChunkBytes::Owned(v) => v,
+        }
+    }
+}
+
+struct Chunk {
+    file_index: usize,
+    /// Line number of the chunk's first line.
+    first_line: u64,
+    /// Byte offset of the chunk in the decompressed file.
+    offset: u64,
+    bytes: ChunkBytes,
+    disk_bytes: u64,
+    /// The gzip stream broke right after this chunk.
+    truncated: Option<String>,
+}
+
+struct ChunkResult<T> {
+    file_index: usize,
+    items: Vec<T>,
+    stats: ChunkStats,
+    rejects: Vec<Reject>,
+    disk_bytes: u64,
+}
+
+#[derive(Default)]
+struct ChunkStats {
+    bytes: u64,
+    lines: u64,
+    blank: u64,
+    types: Vec<(String, u64)>,
+    versions: [u64; 4],
+    truncated: bool,
+}
+
+enum Msg<T> {
+    FileStart { file_index: usize, bytes: u64 },
+    Chunk(ChunkResult<T>),
+    FileError(Error),
+}
+
+struct Workers<'a, I, F> {
+    files: &'a [InputFile],
+    init: &'a I,
+    map: &'a F,
+    parsers: Mutex<Vec<LineParser>>,
+    next_seq: AtomicU64,
+}
+
+impl<I, F> Workers<'_, I, F> {
+    fn seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+fn feed<S, T, I, F>(
+    files: &[InputFile],
+    opts: &ScanOptions,
+    workers: &Workers<'_, I, F>,
+    slots: &Slots,
+    abort: &AtomicBool,
+    tx: Sender<(u64, Msg<T>)>,
+) -> Result<(), Error>
+where
+    T: Send,
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, &Resource<'_>) -> T + Sync,
+{
+    let states: Mutex<Vec<S>> = Mutex::new(Vec::new());
+    rayon::in_place_scope(|scope| {
+        let mut spawn = |chunk: Chunk| -> bool {
+            if !slots.acquire(abort) {
+                return false;
+            }
+            let seq = workers.seq();
+            let tx = tx.clone();
+            let states = &states;
+            scope.spawn(move |_| {
+                let result = process_chunk(workers, states, chunk);
+                // The collector may have gone on an error; nothing to do then.
+                let _ = tx.send((seq, Msg::Chunk(result)));
+            });
+            true
+        };
+        for (file_index, file) in files.iter().enumerate() {
+            if abort.load(Ordering::Relaxed) {
+                break;
+            }
+            let opened = File::open(&file.path).and_then(|f| {
+                let len = f.metadata()?.len();
+                Ok((f, len))
+            });
+            let (handle, len) = match opened {
+                Ok(x) => x,
+                Err(source) => {
+                    let err = Error::Read {
+                        path: file.path.clone(),
+                        source,
+                    };
+                    let _ = tx.send((workers.seq(), Msg::FileError(err)));
+                    break;
+                }
+            };
+            let _ = tx.send((
+                workers.seq(),
+                Msg::FileStart {
+                    file_index,
+                    bytes: len,
+                },
+            ));
+            let fed = match file.compression {
+                Compression::None => feed_mapped(file_index, file, handle, len, opts, &mut spawn),
+                Compression::Gzip => feed_gzip(file_index, handle, opts, &mut spawn),
+            };
+            if let Err(err) = fed {
+                let _ = tx.send((workers.seq(), Msg::FileError(err)));
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+fn feed_mapped(
+    file_index: usize,
+    file: &InputFile,
+    handle: File,
+    len: u64,
+    opts: &ScanOptions,
+    spawn: &mut dyn FnMut(Chunk) -> bool,
+) -> Result<(), Error> {
+    if len == 0 {
+        return Ok(());
+    }
+    // SAFETY: the map is read-only; the contract (as for every mmap reader) is that the file is
+    // not truncated while being read. A concurrent writer can only change bytes we parse, and
+    // every byte goes through full JSON validation.
+    let map = unsafe { Mmap::map(&handle) }.map_err(|source| Error::Read {
+        path: file.path.clone(),
+        source,
+    })?;
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let map = Arc::new(map);
+    let total = map.len();
+    let mut start = 0usize;
+    let mut line = 1u64;
+    while start < total {
+        let target = (start + opts.chunk_bytes).min(total);
+        let end = if target >= total {
+            total
+        } else {
+            memchr::memchr(b'\n', &map[target - 1..]).map_or(total, |i| target + i)
+        };
+        let newlines = memchr::memchr_iter(b'\n', &map[start..end]).count() as u64;
+        let chunk = Chunk {
+            file_index,
+            first_line: line,
+            offset: start as u64,
+            bytes: ChunkBytes::Mapped(map.clone(), start..end),
+            disk_bytes: (end - start) as u64,
+            truncated: None,
+        };
+        if !spawn(chunk) {
+            return Ok(());
+        }
+        line += newlines;
+        start = end;
+    }
+    Ok(())
+}
+
+/// Counts the compressed bytes the decoder has consumed, for progress.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+enum Block {
+    Data(Vec<u8>, u64),
+    Broken(Vec<u8>, u64, String),
+}
+
+fn decode_gzip(handle: File, block_bytes: usize, tx: SyncSender<Block>) {
+    let count = Arc::new(AtomicU64::new(0));
+    let reader = Counting {
+        inner: BufReader::with_capacity(1 << 20, handle),
+        count: count.clone(),
+    };
+    let mut decoder = flate2::read::MultiGzDecoder::new(reader);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut reported = 0u64;
+    let mut disk_delta = || {
+        let now = count.load(Ordering::Relaxed);
+        let d = now - reported;
+        reported = now;
+        d
+    };
+    loop {
+        let mut buf = std::mem::take(&mut pending);
+        let want = buf.len() + block_bytes;
+        buf.reserve(block_bytes);
+        let mut eof = false;
+        while buf.len() < want {
+            let old = buf.len();
+            buf.resize(want, 0);
+            match decoder.read(&mut buf[old..]) {
+                Ok(0) => {
+                    buf.truncate(old);
+                    eof = true;
+                    break;
+                }
+                Ok(n) => buf.truncate(old + n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
+                Err(e) => {
+                    buf.truncate(old);
+                    let _ = tx.send(Block::Broken(buf, disk_delta(), e.to_string()));
+                    return;
+                }
+            }
+        }
+        if eof {
+            if !buf.is_empty() {
+                let _ = tx.send(Block::Data(buf, disk_delta()));
+            }
+            return;
+        }
+        match memchr::memrchr(b'\n', &buf) {
+            Some(i) => {
+                pending = buf[i + 1..].to_vec();
+                buf.truncate(i + 1);
+                if tx.send(Block::Data(buf, disk_delta())).is_err() {
+                    return;
+                }
+            }
+            // One line longer than the block: keep reading until it ends.
+            None => pending = buf,
+        }
+    }
+}
+
+fn feed_gzip(
+    file_index: usize,
+    handle: File,
+    opts: &ScanOptions,
+    spawn: &mut dyn FnMut(Chunk) -> bool,
+) -> Result<(), Error> {
+    let (tx, rx): (SyncSender<Block>, Receiver<Block>) = sync_channel(2);
+    let block_bytes = opts.chunk_bytes.max(1);
+    std::thread::scope(|s| {
+        s.spawn(move || decode_gzip(handle, block_bytes, tx));
+        let mut line = 1u64;
+        let mut offset = 0u64;
+        for block in rx {
+            let (bytes, disk_bytes, truncated) = match block {
+                Block::Data(b, d) => (b, d, None),
+                Block::Broken(b, d, e) => (b, d, Some(e)),
+            };
+            let newlines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+            let len = bytes.len() as u64;
+            let chunk = Chunk {
+                file_index,
+                first_line: line,
+                offset,
+                bytes: ChunkBytes::Owned(bytes),
+                disk_bytes,
+                truncated,
+            };
+            if !spawn(chunk) {
+                // Dropping the receiver ends the decoder at its next send.
+                break;
+            }
+            line += newlines;
+            offset += len;
+        }
+    });
+    Ok(())
+}
+
+fn process_chunk<S, T, I, F>(
+    workers: &Workers<'_, I, F>,
+    states: &Mutex<Vec<S>>,
+    chunk: Chunk,
+) -> ChunkResult<T>
+where
+    I: Fn() -> S,
+    F: Fn(&mut S, &Resource<'_>) -> T,
+{
+    let mut parser = workers
+        .parsers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop()
+        .unwrap_or_default();
+    let mut state = states
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop()
+        .unwrap_or_else(|| (workers.init)());
+    let file = &workers.files[chunk.file_index];
+    let bytes = chunk.bytes.as_slice();
+    let mut items = Vec::new();
+    let mut rejects = Vec::new();
+    let mut stats = ChunkStats {
+        bytes: bytes.len() as u64,
+        ..ChunkStats::default()
+    };
+    let mut pos = 0usize;
+    let mut line_no = chunk.first_line;
+    while pos < bytes.len() {
+        let (end, next) = match memchr::memchr(b'\n', &bytes[pos..]) {
+            Some(i) => (pos + i, pos + i + 1),
+            None => (bytes.len(), bytes.len()),
+        };
+        let has_newline = next > end;
+        let mut line = &bytes[pos..end];
+        let offset = chunk.offset + pos as u64;
+        stats.lines += 1;
+        if let Some(stripped) = line.strip_suffix(b"\r") {
+            line = stripped;
+        }
+        if line_no == 1
+            && chunk.offset == 0
+            && let Some(stripped) = line.strip_prefix(BOM)
+        {
+            line = stripped;
+        }
+        let cut_by_gzip = !has_newline && chunk.truncated.is_some();
+        if line.iter().all(u8::is_ascii_whitespace) {
+            stats.blank += 1;
+        } else {
+            let reject = |kind, message: String| Reject {
+                file_index: chunk.file_index,
+                line: line_no,
+                offset,
+                kind,
+                message,
+                raw: line.to_vec(),
+            };
+            let parsed = parser.parse(line, |doc| {
+                let root = doc.root();
+                let Kind::Object(_) = root.kind() else {
+                    return Err((
+                        RejectKind::NotAnObject,
+                        "the line is valid JSON but not an object".to_owned(),
+                    ));
+                };
+                let Some(resource_type) = root.get("resourceType").and_then(|c| c.as_str())
+                else {
+                    return Err((
+                        RejectKind::NoResourceType,
+                        "field `resourceType` is missing or not a string".to_owned(),
+                    ));
+                };
+                if let Some(expected) = &file.expected_type
+                    && expected != resource_type
+                {
+                    return Err((
+                        RejectKind::WrongResourceType,
+                        format!(
+                            "field `resourceType` is `{resource_type}` but the manifest says this file holds `{expected}`"
+                        ),
+                    ));
+                }
+                let api_version = file.api_version.or_else(|| detect_version(root));
+                let resource = Resource {
+                    file,
+                    file_index: chunk.file_index,
+                    line: line_no,
+                    offset,
+                    resource_type,
+                    id: root.get("id").and_then(|c| c.as_str()),
+                    api_version,
+                    root,
+                    raw: line,
+                };
+                let item = (workers.map)(&mut state, &resource);
+                Ok((item, resource_type.to_owned(), api_version))
+            });
+            match parsed {
+                Ok(Ok((item, resource_type, version))) => {
+                    items.push(item);
+                    match stats.types.iter_mut().find(|(t, _)| *t == resource_type) {
+                        Some((_, n)) => *n += 1,
+                        None => stats.types.push((resource_type, 1)),
+                    }
+                    let v = match version {
+                        Some(ApiVersion::V1) => 1,
+                        Some(ApiVersion::V2) => 2,
+                        Some(ApiVersion::V3) => 3,
+                        None => 0,
+                    };
+                    stats.versions[v] += 1;
+                }
+                Ok(Err((kind, message))) => rejects.push(reject(kind, message)),
+                Err(e) => {
+                    let (kind, message) = if cut_by_gzip {
+                        (
+                            RejectKind::TruncatedGzip,
+                            format!(
+                                "gzip stream ends early ({}); this last line is cut",
+                                chunk.truncated.as_deref().unwrap_or_default()
+                            ),
+                        )
+                    } else if !has_newline {
+                        (
+                            RejectKind::TruncatedLine,
+                            format!(
+                                "file ends mid-line: no final newline and invalid JSON at byte {} of the line ({:?})",
+                                e.index(),
+                                e.error()
+                            ),
+                        )
+                    } else {
+                        (
+                            RejectKind::InvalidJson,
+                            format!(
+                                "invalid JSON at byte {} of the line: {:?}",
+                                e.index(),
+                                e.error()
+                            ),
+                        )
+                    };
+                    rejects.push(reject(kind, message));
+                }
+            }
+        }
+        pos = next;
+        line_no += 1;
+    }
+    if let Some(e) = &chunk.truncated {
+        stats.truncated = true;
+        // A stream broken exactly at a line boundary leaves no partial line; still say so.
+        let last_was_cut = bytes.last().is_some_and(|b| *b != b'\n');
+        if !last_was_cut {
+            rejects.push(Reject {
+                file_index: chunk.file_index,
+                line: line_no,
+                offset: chunk.offset + bytes.len() as u64,
+                kind: RejectKind::TruncatedGzip,
+                message: format!("gzip stream ends early ({e}); the rest of the file is lost"),
+                raw: Vec::new(),
+            });
+        }
+    }
+    workers
+        .parsers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(parser);
+    states.lock().unwrap_or_else(|e| e.into_inner()).push(state);
+    ChunkResult {
+        file_index: chunk.file_index,
+        items,
+        stats,
+        rejects,
+        disk_bytes: chunk.disk_bytes,
+    }
+}
+
+struct Collector<'a> {
+    files: &'a [InputFile],
+    summaries: Vec<FileSummary>,
+    strict: bool,
+    writer: Option<RejectWriter>,
+    rejects_file: Option<PathBuf>,
+    kept: Vec<Reject>,
+    reject_count: u64,
+    error: Option<Error>,
+}
+
+impl<'a> Collector<'a> {
+    fn new(files: &'a [InputFile], opts: &ScanOptions) -> Self {
+        let (writer, rejects_file) = match &opts.rejects {
+            RejectTarget::Memory => (None, None),
+            RejectTarget::File(p) => (Some(RejectWriter::new(p.clone())), Some(p.clone())),
+        };
+        Collector {
+            files,
+            summaries: files
+                .iter()
+                .map(|f| FileSummary {
+                    path: f.path.clone(),
+                    ..FileSummary::default()
+                })
+                .collect(),
+            strict: opts.strict,
+            writer,
+            rejects_file,
+            kept: Vec::new(),
+            reject_count: 0,
+            error: None,
+        }
+    }
+
+    fn run<T, C>(
+        &mut self,
+        rx: Receiver<(u64, Msg<T>)>,
+        slots: &Slots,
+        abort: &AtomicBool,
+        consume: &mut C,
+    ) -> Result<(), Error>
+    where
+        C: FnMut(Batch<T>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut pending: BTreeMap<u64, Msg<T>> = BTreeMap::new();
+        let mut next = 0u64;
+        for (seq, msg) in rx {
+            pending.insert(seq, msg);
+            while let Some(msg) = pending.remove(&next) {
+                next += 1;
+                let is_chunk = matches!(msg, Msg::Chunk(_));
+                if self.error.is_none()
+                    && let Err(e) = self.handle(msg, consume)
+                {
+                    self.error = Some(e);
+                    abort.store(true, Ordering::Relaxed);
+                }
+                if is_chunk {
+                    slots.release();
+                }
+            }
+        }
+        if !pending.is_empty() && self.error.is_none() {
+            self.error = Some(Error::WorkerLost);
+        }
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn handle<T, C>(&mut self, msg: Msg<T>, consume: &mut C) -> Result<(), Error>
+    where
+        C: FnMut(Batch<T>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match msg {
+            Msg::FileStart { file_index, bytes } => {
+                self.summaries[file_index].bytes = bytes;
+                Ok(())
+            }
+            Msg::FileError(e) => Err(e),
+            Msg::Chunk(c) => {
+                let s = &mut self.summaries[c.file_index];
+                s.ndjson_bytes += c.stats.bytes;
+                s.lines += c.stats.lines;
+                s.blank_lines += c.stats.blank;
+                s.truncated |= c.stats.truncated;
+                for (t, n) in c.stats.types {
+                    *s.resources.entry(t).or_insert(0) += n;
+                }
+                for (i, n) in c.stats.versions.iter().enumerate() {
+                    if *n > 0 {
+                        let k = ["unknown", "v1", "v2", "v3"][i];
+                        *s.api_versions.entry(k.to_owned()).or_insert(0) += n;
+                    }
+                }
+                s.rejects += c.rejects.len() as u64;
+                self.reject_count += c.rejects.len() as u64;
+                let path = &self.files[c.file_index].path;
+                let first = c.rejects.first().map(|r| (r.line, r.message.clone()));
+                for r in c.rejects {
+                    match &mut self.writer {
+                        Some(w) => w.write(path, &r)?,
+                        None => self.kept.push(r),
+                    }
+                }
+                if let (true, Some((line, message))) = (self.strict, first) {
+                    return Err(Error::Strict {
+                        path: path.clone(),
+                        line,
+                        message,
+                    });
+                }
+                consume(Batch {
+                    file_index: c.file_index,
+                    items: c.items,
+                    disk_bytes: c.disk_bytes,
+                })
+                .map_err(Error::Consumer)
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<ScanSummary, Error> {
+        let wrote = match &mut self.writer {
+            Some(w) => w.finish()?,
+            None => false,
+        };
+        Ok(ScanSummary {
+            files: self.summaries,
+            reject_count: self.reject_count,
+            rejects_file: if wrote { self.rejects_file } else { None },
+            rejects: self.kept,
+            elapsed: Duration::ZERO,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "scan_tests.rs"]
+mod tests;

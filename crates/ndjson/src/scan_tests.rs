@@ -1,0 +1,286 @@
+//! Framing tests for the scanner: every way a line can start, end, or be broken.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::*;
+
+const PATIENT: &str = r#"{"resourceType":"Patient","id":"p1"}"#;
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> InputFile {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write test file");
+    InputFile::new(path)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+/// Scans with small chunks so that chunk boundaries fall everywhere; returns (line, id) per
+/// resource and the summary.
+fn run(files: &[InputFile], chunk_bytes: usize) -> (Vec<(u64, String)>, ScanSummary) {
+    let opts = ScanOptions {
+        chunk_bytes,
+        max_in_flight: 3,
+        ..ScanOptions::default()
+    };
+    scan_collect(files, &opts, |r| {
+        (r.line, r.id.unwrap_or_default().to_owned())
+    })
+    .expect("scan")
+}
+
+fn kinds(s: &ScanSummary) -> Vec<(u64, RejectKind)> {
+    s.rejects.iter().map(|r| (r.line, r.kind)).collect()
+}
+
+#[test]
+fn crlf_bom_blank_lines_and_no_final_newline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend_from_slice(br#"{"resourceType":"Patient","id":"a"}"#);
+    bytes.extend_from_slice(b"\r\n\r\n   \n");
+    bytes.extend_from_slice(br#"{"resourceType":"Patient","id":"b"}"#);
+    let f = write(dir.path(), "x.ndjson", &bytes);
+    for chunk in [1, 7, 1 << 20] {
+        let (got, s) = run(std::slice::from_ref(&f), chunk);
+        assert_eq!(got, [(1, "a".into()), (4, "b".into())], "chunk {chunk}");
+        assert_eq!(s.files[0].lines, 4);
+        assert_eq!(s.files[0].blank_lines, 2);
+        assert_eq!(s.reject_count, 0);
+    }
+}
+
+#[test]
+fn empty_file_has_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(dir.path(), "empty.ndjson", b"");
+    let (got, s) = run(&[f], 1024);
+    assert!(got.is_empty());
+    assert_eq!(s.files[0].lines, 0);
+}
+
+#[test]
+fn bad_lines_are_rejected_with_their_place_and_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines: [&[u8]; 7] = [
+        PATIENT.as_bytes(),
+        br#"{"resourceType":"Patient","id":"#,
+        b"[1,2,3]",
+        br#"{"id":"no-type"}"#,
+        br#"{"resourceType":42}"#,
+        b"{\"resourceType\":\"Patient\",\"name\":\"\xff\"}",
+        PATIENT.as_bytes(),
+    ];
+    let bytes = lines.join(&b'\n');
+    let f = write(dir.path(), "bad.ndjson", &bytes);
+    let (got, s) = run(&[f], 16);
+    assert_eq!(got, [(1, "p1".into()), (7, "p1".into())]);
+    assert_eq!(
+        kinds(&s),
+        [
+            (2, RejectKind::InvalidJson),
+            (3, RejectKind::NotAnObject),
+            (4, RejectKind::NoResourceType),
+            (5, RejectKind::NoResourceType),
+            (6, RejectKind::InvalidJson),
+        ]
+    );
+    assert_eq!(s.rejects[1].raw, b"[1,2,3]");
+    assert!(s.rejects[2].message.contains("resourceType"));
+    let line2_offset = (PATIENT.len() + 1) as u64;
+    assert_eq!(s.rejects[0].offset, line2_offset);
+}
+
+#[test]
+fn a_file_that_ends_mid_line_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "cut.ndjson",
+        format!("{PATIENT}\n{{\"resourceType\":\"Pat").as_bytes(),
+    );
+    let (got, s) = run(&[f], 1 << 20);
+    assert_eq!(got.len(), 1);
+    assert_eq!(kinds(&s), [(2, RejectKind::TruncatedLine)]);
+    assert!(s.rejects[0].message.contains("ends mid-line"));
+}
+
+#[test]
+fn a_line_of_64_mib_parses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pad = "x".repeat(64 << 20);
+    let big = format!(r#"{{"resourceType":"Binary","id":"big","data":"{pad}"}}"#);
+    let f = write(
+        dir.path(),
+        "big.ndjson",
+        format!("{PATIENT}\n{big}\n{PATIENT}\n").as_bytes(),
+    );
+    let (got, s) = run(&[f], 1 << 20);
+    assert_eq!(got, [(1, "p1".into()), (2, "big".into()), (3, "p1".into())]);
+    assert_eq!(s.files[0].resources["Binary"], 1);
+}
+
+#[test]
+fn gzip_multi_member_matches_plain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut plain = Vec::new();
+    for i in 0..500 {
+        plain.extend_from_slice(format!(r#"{{"resourceType":"Patient","id":"{i}"}}"#).as_bytes());
+        plain.push(b'\n');
+    }
+    let (a, b) = plain.split_at(plain.len() / 2 + 3);
+    let mut gz = gzip(a);
+    gz.extend_from_slice(&gzip(b));
+    let p = write(dir.path(), "p.ndjson", &plain);
+    let g = write(dir.path(), "p.ndjson.gz", &gz);
+    assert_eq!(g.compression, Compression::Gzip);
+    let (plain_rows, _) = run(&[p], 100);
+    let (gz_rows, s) = run(&[g], 100);
+    assert_eq!(plain_rows, gz_rows);
+    assert_eq!(gz_rows.len(), 500);
+    assert_eq!(s.files[0].ndjson_bytes, plain.len() as u64);
+    assert_eq!(s.files[0].bytes, gz.len() as u64);
+    assert!(!s.files[0].truncated);
+}
+
+#[test]
+fn truncated_gzip_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut plain = Vec::new();
+    for i in 0..2000 {
+        plain.extend_from_slice(format!(r#"{{"resourceType":"Patient","id":"{i}"}}"#).as_bytes());
+        plain.push(b'\n');
+    }
+    let gz = gzip(&plain);
+    let f = write(dir.path(), "cut.ndjson.gz", &gz[..gz.len() / 2]);
+    let (got, s) = run(&[f], 4096);
+    assert!(!got.is_empty() && got.len() < 2000);
+    assert!(s.files[0].truncated);
+    assert_eq!(s.reject_count, 1);
+    assert_eq!(s.rejects[0].kind, RejectKind::TruncatedGzip);
+    // Every resource before the cut came through, numbered right.
+    for (i, (line, id)) in got.iter().enumerate() {
+        assert_eq!((*line, id.as_str()), (i as u64 + 1, i.to_string().as_str()));
+    }
+}
+
+#[test]
+fn manifest_type_mismatch_is_a_reject() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut f = write(
+        dir.path(),
+        "Coverage.000.ndjson",
+        format!("{PATIENT}\n").as_bytes(),
+    );
+    f.expected_type = Some("Coverage".into());
+    let (got, s) = run(&[f], 1024);
+    assert!(got.is_empty());
+    assert_eq!(kinds(&s), [(1, RejectKind::WrongResourceType)]);
+}
+
+#[test]
+fn order_is_input_order_across_files_and_chunks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    let mut expected = Vec::new();
+    for f in 0..5 {
+        let mut bytes = Vec::new();
+        for i in 0..300 {
+            let id = format!("{f}-{i}");
+            bytes.extend_from_slice(
+                format!(r#"{{"resourceType":"Patient","id":"{id}"}}"#).as_bytes(),
+            );
+            bytes.push(b'\n');
+            expected.push((i as u64 + 1, id));
+        }
+        let name = format!("f{f}.ndjson");
+        files.push(if f % 2 == 0 {
+            write(dir.path(), &name, &bytes)
+        } else {
+            write(dir.path(), &format!("{name}.gz"), &gzip(&bytes))
+        });
+    }
+    let (got, s) = run(&files, 333);
+    assert_eq!(got, expected);
+    assert_eq!(s.resources()["Patient"], 1500);
+}
+
+#[test]
+fn strict_stops_at_the_first_reject() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "s.ndjson",
+        format!("{PATIENT}\nnot json\n{PATIENT}\n").as_bytes(),
+    );
+    let opts = ScanOptions {
+        strict: true,
+        ..ScanOptions::default()
+    };
+    let err = scan_collect(&[f], &opts, |_| ()).expect_err("strict");
+    assert!(matches!(err, Error::Strict { line: 2, .. }), "{err}");
+    assert_eq!(err.exit_code(), 4);
+}
+
+#[test]
+fn rejects_file_is_owner_only_and_holds_the_raw_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(dir.path(), "r.ndjson", b"{\"oops\n");
+    let rejects = dir.path().join("rejects.ndjson");
+    let opts = ScanOptions {
+        rejects: RejectTarget::File(rejects.clone()),
+        ..ScanOptions::default()
+    };
+    let (_, s) = scan_collect(&[f], &opts, |_| ()).expect("scan");
+    assert_eq!(s.rejects_file.as_deref(), Some(rejects.as_path()));
+    let text = std::fs::read_to_string(&rejects).expect("rejects file");
+    let rec: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
+    assert_eq!(rec["raw"], "{\"oops");
+    assert_eq!(rec["line"], 1);
+    assert_eq!(rec["kind"], "invalid_json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&rejects)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn consumer_failure_stops_the_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "c.ndjson",
+        format!("{PATIENT}\n").repeat(100).as_bytes(),
+    );
+    let opts = ScanOptions {
+        chunk_bytes: 64,
+        ..ScanOptions::default()
+    };
+    let mut seen = 0;
+    let err = scan(
+        &[f],
+        &opts,
+        || (),
+        |(), _| (),
+        |_| {
+            seen += 1;
+            if seen == 3 {
+                Err("disk full".into())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .expect_err("consumer error");
+    assert!(matches!(err, Error::Consumer(_)));
+    assert_eq!(seen, 3);
+}

@@ -1,0 +1,183 @@
+//! `claimline scan` on the bundled real records and on bad input.
+
+use std::io::Write;
+
+use crate::{claimline, json, sample_data};
+
+#[test]
+fn scan_counts_every_real_sample() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = sample_data();
+    let out = claimline(
+        dir.path(),
+        &["scan", "--json", data.to_str().expect("utf-8")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    // sample-data/real/SOURCES.md: 177 STU3 + R4 resources, 25 v3 resources.
+    assert_eq!(r["resources"]["ExplanationOfBenefit"], 10 + 9 + 13);
+    assert_eq!(r["resources"]["Patient"], 101 + 1 + 4);
+    assert_eq!(r["resources"]["Coverage"], 52 + 4 + 8);
+    assert_eq!(r["rejects"]["count"], 0);
+    assert!(r["rejects"]["file"].is_null());
+    // Every claim type, spelled three ways across v1, v2 and v3, is recognised.
+    let ct = &r["claim_types"];
+    assert_eq!(ct["CARRIER"], 3 + 2 + 1);
+    assert_eq!(ct["OUTPATIENT"], 1 + 1 + 2);
+    assert_eq!(ct["SNF"], 1 + 1 + 3);
+    assert_eq!(ct["PDE"], 1 + 1 + 2);
+    assert_eq!(ct["PRIOR_AUTH"], 1);
+    assert!(ct.get("unknown").is_none(), "{ct}");
+    // Versions per file, decided from shape alone (no manifest here).
+    let version_of = |suffix: &str| {
+        r["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .find(|f| f["path"].as_str().expect("path").ends_with(suffix))
+            .map(|f| f["api_version"].clone())
+            .expect("file listed")
+    };
+    assert_eq!(version_of("stu3/Patient.ndjson"), "v1");
+    assert_eq!(version_of("r4/ExplanationOfBenefit-pde.ndjson"), "v2");
+    assert_eq!(version_of("v3/Patient.ndjson"), "v3");
+    assert_eq!(version_of("v3/ExplanationOfBenefit-priorauth.ndjson"), "v3");
+    assert_eq!(
+        r["api_versions"]["unknown"], 1,
+        "v3's merged Patient has no marks"
+    );
+    assert!(r["seconds"].as_f64().expect("seconds") > 0.0);
+    // Nothing was written for a clean run.
+    assert!(!dir.path().join("claimline-rejects.ndjson").exists());
+}
+
+#[test]
+fn scan_table_names_files_and_totals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = sample_data().join("r4");
+    let out = claimline(dir.path(), &["scan", data.to_str().expect("utf-8")]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ExplanationOfBenefit-carrier.ndjson"),
+        "{text}"
+    );
+    assert!(
+        text.contains("resources: 14 (Coverage 4, ExplanationOfBenefit 9, Patient 1)"),
+        "{text}"
+    );
+    assert!(text.contains("rejects: 0"), "{text}");
+    assert!(text.contains("MB/s"), "{text}");
+}
+
+fn bad_input(dir: &std::path::Path) -> std::path::PathBuf {
+    let good = std::fs::read_to_string(sample_data().join("r4/Patient.ndjson")).expect("sample");
+    let path = dir.join("bad.ndjson.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(good.as_bytes()).expect("gzip");
+    enc.write_all(b"{\"resourceType\":\"Patient\",\"id\":\n")
+        .expect("gzip");
+    enc.write_all(b"\n[\"not\",\"an\",\"object\"]\r\n")
+        .expect("gzip");
+    enc.write_all(good.as_bytes()).expect("gzip");
+    std::fs::write(&path, enc.finish().expect("gzip")).expect("write");
+    path
+}
+
+#[test]
+fn bad_lines_are_counted_and_kept_in_the_rejects_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = bad_input(dir.path());
+    let rejects = dir.path().join("rej.ndjson");
+    let out = claimline(
+        dir.path(),
+        &[
+            "scan",
+            "--json",
+            "--rejects",
+            rejects.to_str().expect("utf-8"),
+            input.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    assert_eq!(r["resources"]["Patient"], 2);
+    assert_eq!(r["rejects"]["count"], 2);
+    assert_eq!(r["files"][0]["lines"], 5);
+    assert_eq!(r["files"][0]["blank_lines"], 1);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&rejects)
+        .expect("rejects file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["line"], 2);
+    assert_eq!(lines[0]["kind"], "invalid_json");
+    assert_eq!(lines[0]["raw"], "{\"resourceType\":\"Patient\",\"id\":");
+    assert_eq!(lines[1]["line"], 4);
+    assert_eq!(lines[1]["kind"], "not_an_object");
+    assert!(
+        lines[1]["file"]
+            .as_str()
+            .expect("file")
+            .ends_with("bad.ndjson.gz")
+    );
+    // PHI stays out of the terminal: no line content on stdout or stderr.
+    let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    assert!(!String::from_utf8_lossy(&all).contains("567834"));
+}
+
+#[test]
+fn strict_mode_exits_4_and_unreadable_input_exits_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = bad_input(dir.path());
+    let out = claimline(
+        dir.path(),
+        &["scan", "--strict", input.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.ndjson.gz:2"));
+    let out = claimline(dir.path(), &["scan", "no/such/file.ndjson"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = claimline(dir.path(), &["scan"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn truncated_gzip_is_reported_as_such() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = std::fs::read(sample_data().join("stu3/Patient.ndjson")).expect("sample");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&data).expect("gzip");
+    let gz = enc.finish().expect("gzip");
+    let path = dir.path().join("Patient.000.ndjson.gz");
+    std::fs::write(&path, &gz[..gz.len() * 2 / 3]).expect("write");
+    let out = claimline(
+        dir.path(),
+        &["scan", "--json", path.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success());
+    let r = json(&out);
+    assert_eq!(r["files"][0]["truncated"], true);
+    assert_eq!(r["rejects"]["count"], 1);
+    let rejects =
+        std::fs::read_to_string(dir.path().join("claimline-rejects.ndjson")).expect("rejects");
+    assert!(rejects.contains("truncated_gzip"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("claimline-rejects.ndjson"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
