@@ -38,6 +38,8 @@ pub struct ScanOptions {
     pub strict: bool,
     /// Where rejected lines go.
     pub rejects: RejectTarget,
+    /// Worker threads: 0 uses rayon's global pool (one per core), n > 0 a pool of n.
+    pub threads: usize,
 }
 
 impl Default for ScanOptions {
@@ -47,6 +49,7 @@ impl Default for ScanOptions {
             max_in_flight: 4 * rayon::current_num_threads().max(1),
             strict: false,
             rejects: RejectTarget::Memory,
+            threads: 0,
         }
     }
 }
@@ -348,14 +351,56 @@ where
     F: Fn(&mut S, &Resource<'_>) -> T + Sync,
 {
     let states: Mutex<Vec<S>> = Mutex::new(Vec::new());
-    rayon::in_place_scope(|scope| {
+    let pool = match opts.threads {
+        0 => None,
+        n => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("claimline-scan-{i}"))
+            .build()
+            .ok(),
+    };
+    let feeder = Feeder {
+        files,
+        opts,
+        workers,
+        states: &states,
+        slots,
+        abort,
+        tx: &tx,
+    };
+    match &pool {
+        Some(pool) => pool.in_place_scope(|scope| feeder.run(scope)),
+        None => rayon::in_place_scope(|scope| feeder.run(scope)),
+    }
+    Ok(())
+}
+
+/// What the feeder thread needs to cut files into chunks and spawn their tasks.
+struct Feeder<'a, S, T, I, F> {
+    files: &'a [InputFile],
+    opts: &'a ScanOptions,
+    workers: &'a Workers<'a, I, F>,
+    states: &'a Mutex<Vec<S>>,
+    slots: &'a Slots,
+    abort: &'a AtomicBool,
+    tx: &'a Sender<(u64, Msg<T>)>,
+}
+
+impl<'a, S, T, I, F> Feeder<'a, S, T, I, F>
+where
+    T: Send,
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, &Resource<'_>) -> T + Sync,
+{
+    fn run(&self, scope: &rayon::Scope<'a>) {
+        let (workers, states) = (self.workers, self.states);
         let mut spawn = |chunk: Chunk| -> bool {
-            if !slots.acquire(abort) {
+            if !self.slots.acquire(self.abort) {
                 return false;
             }
             let seq = workers.seq();
-            let tx = tx.clone();
-            let states = &states;
+            let tx = self.tx.clone();
             scope.spawn(move |_| {
                 let result = process_chunk(workers, states, chunk);
                 // The collector may have gone on an error; nothing to do then.
@@ -363,8 +408,8 @@ where
             });
             true
         };
-        for (file_index, file) in files.iter().enumerate() {
-            if abort.load(Ordering::Relaxed) {
+        for (file_index, file) in self.files.iter().enumerate() {
+            if self.abort.load(Ordering::Relaxed) {
                 break;
             }
             let opened = File::open(&file.path).and_then(|f| {
@@ -378,11 +423,11 @@ where
                         path: file.path.clone(),
                         source,
                     };
-                    let _ = tx.send((workers.seq(), Msg::FileError(err)));
+                    let _ = self.tx.send((workers.seq(), Msg::FileError(err)));
                     break;
                 }
             };
-            let _ = tx.send((
+            let _ = self.tx.send((
                 workers.seq(),
                 Msg::FileStart {
                     file_index,
@@ -390,16 +435,17 @@ where
                 },
             ));
             let fed = match file.compression {
-                Compression::None => feed_mapped(file_index, file, handle, len, opts, &mut spawn),
-                Compression::Gzip => feed_gzip(file_index, handle, opts, &mut spawn),
+                Compression::None => {
+                    feed_mapped(file_index, file, handle, len, self.opts, &mut spawn)
+                }
+                Compression::Gzip => feed_gzip(file_index, handle, self.opts, &mut spawn),
             };
             if let Err(err) = fed {
-                let _ = tx.send((workers.seq(), Msg::FileError(err)));
+                let _ = self.tx.send((workers.seq(), Msg::FileError(err)));
                 break;
             }
         }
-    });
-    Ok(())
+    }
 }
 
 fn feed_mapped(

@@ -207,6 +207,15 @@ fn order_is_input_order_across_files_and_chunks() {
     let (got, s) = run(&files, 333);
     assert_eq!(got, expected);
     assert_eq!(s.resources()["Patient"], 1500);
+    // A private pool of one worker gives the same result.
+    let opts = ScanOptions {
+        chunk_bytes: 333,
+        threads: 1,
+        ..ScanOptions::default()
+    };
+    let (one, _) = scan_collect(&files, &opts, |r| (r.line, r.id.unwrap_or_default().to_owned()))
+        .expect("scan");
+    assert_eq!(one, expected);
 }
 
 #[test]

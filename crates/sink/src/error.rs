@@ -1,0 +1,76 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// What can stop a sink.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or folder could not be written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// SQLite refused.
+    #[error("{}: SQLite: {source}", path.display())]
+    Sqlite {
+        /// The database.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// Parquet or Arrow refused.
+    #[error("{}: Parquet: {message}", path.display())]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A row does not fit its table's schema (a bug in the producer, not bad input).
+    #[error("table {table}, column {column}: {message}")]
+    Row {
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An existing table was built with other columns.
+    #[error(
+        "table {table} in {} has other columns than the views now declare; rebuild the output (claimline reload) or write to a new --out",
+        path.display()
+    )]
+    SchemaChanged {
+        /// The database or dataset.
+        path: PathBuf,
+        /// The table.
+        table: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+
+    pub(crate) fn sqlite(path: impl Into<PathBuf>) -> impl FnOnce(rusqlite::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Sqlite { path, source }
+    }
+
+    pub(crate) fn parquet<E: std::fmt::Display>(
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(E) -> Error {
+        let path = path.into();
+        move |e| Error::Parquet {
+            path,
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Table schemas and the typed cells rows are made of.
+
+/// A column's type, which fixes its Arrow/Parquet and SQLite representation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum ColumnType {
+    /// Free text. Parquet Utf8 (plain); SQLite TEXT.
+    Text,
+    /// A code (few distinct values, leading zeros kept). Parquet Utf8, dictionary-encoded;
+    /// SQLite TEXT.
+    Code,
+    /// Parquet Int64; SQLite INTEGER.
+    Integer,
+    /// Parquet Boolean; SQLite INTEGER 0/1.
+    Boolean,
+    /// An exact decimal. Parquet Decimal128(precision, scale); SQLite REAL (Parquet is the exact
+    /// copy). [`Cell::Decimal`] holds the value scaled by `10^scale`.
+    Decimal {
+        /// Total digits.
+        precision: u8,
+        /// Digits after the point.
+        scale: i8,
+    },
+    /// A calendar date. Parquet Date32; SQLite TEXT `YYYY-MM-DD`.
+    Date,
+    /// An instant. Parquet Timestamp(µs, UTC); SQLite TEXT ISO 8601 (`…Z`).
+    Timestamp,
+    /// A collection, as JSON text. Parquet Utf8; SQLite TEXT.
+    Json,
+}
+
+impl ColumnType {
+    fn sqlite_decl(&self) -> &'static str {
+        match self {
+            ColumnType::Integer | ColumnType::Boolean => "INTEGER",
+            ColumnType::Decimal { .. } => "REAL",
+            _ => "TEXT",
+        }
+    }
+
+    /// The SQLite declaration of a column of this type (STRICT tables).
+    pub fn sqlite_type(&self) -> &'static str {
+        self.sqlite_decl()
+    }
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Column {
+    /// Name, as it appears in the table.
+    pub name: String,
+    /// Type.
+    pub ty: ColumnType,
+    /// What the column holds (stored in Parquet metadata).
+    pub description: Option<String>,
+}
+
+impl Column {
+    /// A column without description.
+    pub fn new(name: impl Into<String>, ty: ColumnType) -> Self {
+        Column {
+            name: name.into(),
+            ty,
+            description: None,
+        }
+    }
+
+    /// The same column with a description.
+    pub fn describe(mut self, text: impl Into<String>) -> Self {
+        self.description = Some(text.into());
+        self
+    }
+}
+
+/// One table: its name, columns, and the columns whose values identify a set of rows that a
+/// later run replaces as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableSchema {
+    /// Table name (lower case).
+    pub name: String,
+    /// Columns in order.
+    pub columns: Vec<Column>,
+    /// Replacement key (e.g. `_api_version`, `_claim_key`): in an existing SQLite database, every
+    /// row whose key appears in this run, in *any* table with the same key columns, is replaced
+    /// by this run's rows. Empty: rows are only appended.
+    pub replace_key: Vec<String>,
+    /// Columns to index in SQLite.
+    pub indexes: Vec<String>,
+}
+
+impl TableSchema {
+    /// A table that is only appended to.
+    pub fn new(name: impl Into<String>, columns: Vec<Column>) -> Self {
+        TableSchema {
+            name: name.into(),
+            columns,
+            replace_key: Vec::new(),
+            indexes: Vec::new(),
+        }
+    }
+
+    /// Index of a column by name.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+}
+
+/// One typed value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// No value.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A decimal as its value times `10^scale` of the column.
+    Decimal(i128),
+    /// Text (also codes and JSON).
+    Text(String),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since 1970-01-01T00:00:00Z.
+    Timestamp(i64),
+}
+
+/// `YYYY-MM-DD` of a day count since 1970-01-01.
+pub fn format_date(days: i32) -> String {
+    let (y, m, d) = civil_from_days(i64::from(days));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// ISO 8601 UTC text (`2026-01-02T03:04:05.123456Z`, fraction only when non-zero) of a µs count.
+pub fn format_timestamp(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (sod / 3600, (sod / 60) % 60, sod % 60);
+    if frac == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    } else {
+        let f = format!("{frac:06}");
+        format!(
+            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{}Z",
+            f.trim_end_matches('0')
+        )
+    }
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// A decimal mantissa at `scale` as exact text (`123450`, scale 2 → `1234.50`).
+pub(crate) fn decimal_text(mantissa: i128, scale: i8) -> String {
+    if scale <= 0 {
+        let mut s = mantissa.to_string();
+        s.extend(std::iter::repeat_n('0', scale.unsigned_abs() as usize));
+        return s;
+    }
+    let neg = mantissa < 0;
+    let digits = mantissa.unsigned_abs().to_string();
+    let scale = scale as usize;
+    let padded = if digits.len() <= scale {
+        format!("{}{digits}", "0".repeat(scale + 1 - digits.len()))
+    } else {
+        digits
+    };
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{}{int}.{frac}", if neg { "-" } else { "" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_timestamps_format() {
+        assert_eq!(format_date(0), "1970-01-01");
+        assert_eq!(format_date(-1), "1969-12-31");
+        assert_eq!(format_date(19_782), "2024-02-29");
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_timestamp(1_500_000), "1970-01-01T00:00:01.5Z");
+        assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn decimals_format_exactly() {
+        assert_eq!(decimal_text(123_450, 2), "1234.50");
+        assert_eq!(decimal_text(-5, 2), "-0.05");
+        assert_eq!(decimal_text(7, 0), "7");
+    }
+}

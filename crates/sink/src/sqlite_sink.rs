@@ -1,0 +1,470 @@
+//! The SQLite sink: STRICT tables, atomic creation, set-replacing updates in one transaction.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use rusqlite::types::Value;
+
+use crate::error::Error;
+use crate::run::RunRecord;
+use crate::schema::{Cell, ColumnType, TableSchema, decimal_text, format_date, format_timestamp};
+use crate::{Sink, make_private};
+
+/// How the database is being written.
+enum Mode {
+    /// No database existed: build one in `tmp`, rename it over `path` at commit.
+    Fresh { tmp: PathBuf },
+    /// A database exists: stage rows in temp tables, merge in one transaction at commit.
+    Update,
+}
+
+/// Writes tables into one SQLite database; see the crate docs.
+pub struct SqliteSink {
+    path: PathBuf,
+    conn: Option<Connection>,
+    schemas: Vec<TableSchema>,
+    mode: Mode,
+    counts: Vec<u64>,
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn stage(name: &str) -> String {
+    format!("temp.{}", quote(&format!("stage_{name}")))
+}
+
+fn create_table_sql(qualified: &str, schema: &TableSchema) -> String {
+    let cols: Vec<String> = schema
+        .columns
+        .iter()
+        .map(|c| format!("{} {}", quote(&c.name), c.ty.sqlite_type()))
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {qualified} ({}) STRICT",
+        cols.join(", ")
+    )
+}
+
+const RUNS_TABLE: &str = "CREATE TABLE IF NOT EXISTS _claimline_runs (run_id TEXT PRIMARY KEY, started TEXT, finished TEXT, views_hash TEXT, transaction_time TEXT, rejects INTEGER, row_errors INTEGER, record TEXT) STRICT";
+
+impl SqliteSink {
+    /// Opens `path` for a run writing `schemas`: a new database if none exists (built aside and
+    /// renamed at commit), else an update of the existing one (one transaction at commit).
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`], [`Error::Io`], or [`Error::SchemaChanged`] when an existing table has
+    /// other columns.
+    pub fn open(path: &Path, schemas: &[TableSchema]) -> Result<Self, Error> {
+        let sql = Error::sqlite(path);
+        if path.exists() {
+            let conn = Connection::open(path).map_err(Error::sqlite(path))?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(Error::sqlite(path))?;
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(Error::sqlite(path))?;
+            conn.execute_batch("BEGIN IMMEDIATE")
+                .map_err(Error::sqlite(path))?;
+            for s in schemas {
+                check_or_create(&conn, path, s)?;
+                conn.execute_batch(&create_table_sql(&stage(&s.name), s))
+                    .map_err(Error::sqlite(path))?;
+            }
+            return Ok(SqliteSink {
+                path: path.to_owned(),
+                conn: Some(conn),
+                schemas: schemas.to_vec(),
+                mode: Mode::Update,
+                counts: vec![0; schemas.len()],
+            });
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "claimline.sqlite".into());
+        let tmp = dir.join(format!("_{name}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
+        make_private(&tmp).map_err(Error::io(&tmp))?;
+        let conn = Connection::open(&tmp).map_err(Error::sqlite(&tmp))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA locking_mode=EXCLUSIVE; PRAGMA cache_size=-65536; BEGIN",
+        )
+        .map_err(sql)?;
+        for s in schemas {
+            conn.execute_batch(&create_table_sql(&quote(&s.name), s))
+                .map_err(Error::sqlite(&tmp))?;
+        }
+        Ok(SqliteSink {
+            path: path.to_owned(),
+            conn: Some(conn),
+            schemas: schemas.to_vec(),
+            mode: Mode::Fresh { tmp },
+            counts: vec![0; schemas.len()],
+        })
+    }
+
+    fn target(&self, table: usize) -> String {
+        let name = &self.schemas[table].name;
+        match self.mode {
+            Mode::Fresh { .. } => quote(name),
+            Mode::Update => stage(name),
+        }
+    }
+
+    fn db_path(&self) -> &Path {
+        match &self.mode {
+            Mode::Fresh { tmp } => tmp,
+            Mode::Update => &self.path,
+        }
+    }
+}
+
+/// Creates `schema`'s table in an existing database, or checks that it has the same columns.
+fn check_or_create(conn: &Connection, path: &Path, schema: &TableSchema) -> Result<(), Error> {
+    let mut stmt = conn
+        .prepare("SELECT name, type FROM pragma_table_info(?1)")
+        .map_err(Error::sqlite(path))?;
+    let existing: Vec<(String, String)> = stmt
+        .query_map([&schema.name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(Error::sqlite(path))?
+        .collect::<Result<_, _>>()
+        .map_err(Error::sqlite(path))?;
+    if existing.is_empty() {
+        conn.execute_batch(&create_table_sql(&quote(&schema.name), schema))
+            .map_err(Error::sqlite(path))?;
+        return create_indexes(conn, path, schema);
+    }
+    let wanted: Vec<(String, String)> = schema
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.ty.sqlite_type().to_owned()))
+        .collect();
+    if existing != wanted {
+        return Err(Error::SchemaChanged {
+            path: path.to_owned(),
+            table: schema.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn create_indexes(conn: &Connection, path: &Path, schema: &TableSchema) -> Result<(), Error> {
+    for col in &schema.indexes {
+        let sql = format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+            quote(&format!("{}_{col}", schema.name)),
+            quote(&schema.name),
+            quote(col)
+        );
+        conn.execute_batch(&sql).map_err(Error::sqlite(path))?;
+    }
+    Ok(())
+}
+
+fn to_value(schema: &TableSchema, i: usize, cell: Cell) -> Result<Value, Error> {
+    let col = &schema.columns[i];
+    let bad = |what: &str| Error::Row {
+        table: schema.name.clone(),
+        column: col.name.clone(),
+        message: format!("{what} in a {:?} column", col.ty),
+    };
+    Ok(match (cell, &col.ty) {
+        (Cell::Null, _) => Value::Null,
+        (Cell::Bool(b), ColumnType::Boolean) => Value::Integer(i64::from(b)),
+        (Cell::Int(n), ColumnType::Integer) => Value::Integer(n),
+        (Cell::Decimal(m), ColumnType::Decimal { scale, .. }) => {
+            // Through the exact text, so 1234.50 becomes the nearest double to 1234.5.
+            let text = decimal_text(m, *scale);
+            Value::Real(text.parse().map_err(|_| bad("a malformed decimal"))?)
+        }
+        (Cell::Text(s), ColumnType::Text | ColumnType::Code | ColumnType::Json) => Value::Text(s),
+        (Cell::Date(d), ColumnType::Date) => Value::Text(format_date(d)),
+        (Cell::Timestamp(t), ColumnType::Timestamp) => Value::Text(format_timestamp(t)),
+        (c, _) => return Err(bad(&format!("{c:?}"))),
+    })
+}
+
+impl Sink for SqliteSink {
+    fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
+        let target = self.target(table);
+        let schema = &self.schemas[table];
+        let width = schema.columns.len();
+        let path = self.db_path().to_owned();
+        let conn = self.conn.as_ref().ok_or_else(|| Error::Row {
+            table: schema.name.clone(),
+            column: String::new(),
+            message: "write after commit".into(),
+        })?;
+        let marks = vec!["?"; width].join(",");
+        let mut stmt = conn
+            .prepare_cached(&format!("INSERT INTO {target} VALUES ({marks})"))
+            .map_err(Error::sqlite(&path))?;
+        let n = rows.len() as u64;
+        for row in rows {
+            if row.len() != width {
+                return Err(Error::Row {
+                    table: schema.name.clone(),
+                    column: String::new(),
+                    message: format!("row has {} cells, the table {width} columns", row.len()),
+                });
+            }
+            let values = row
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| to_value(schema, i, c))
+                .collect::<Result<Vec<_>, _>>()?;
+            stmt.execute(rusqlite::params_from_iter(values))
+                .map_err(Error::sqlite(&path))?;
+        }
+        self.counts[table] += n;
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {
+        let path = self.db_path().to_owned();
+        let conn = self.conn.take().ok_or_else(|| Error::Row {
+            table: String::new(),
+            column: String::new(),
+            message: "commit twice".into(),
+        })?;
+        let exec = |sql: &str| conn.execute_batch(sql).map_err(Error::sqlite(&path));
+        if let Mode::Update = self.mode {
+            // Replace every key present in this run, across all tables sharing its key columns.
+            let mut groups: BTreeMap<Vec<String>, Vec<&TableSchema>> = BTreeMap::new();
+            for s in &self.schemas {
+                if !s.replace_key.is_empty() {
+                    groups.entry(s.replace_key.clone()).or_default().push(s);
+                }
+            }
+            for (g, (key, tables)) in groups.iter().enumerate() {
+                let cols = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+                let keys = quote(&format!("keys_{g}"));
+                let union = tables
+                    .iter()
+                    .map(|t| format!("SELECT {cols} FROM {}", stage(&t.name)))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ");
+                exec(&format!("CREATE TEMP TABLE {keys} AS {union}"))?;
+                for t in tables {
+                    exec(&format!(
+                        "DELETE FROM main.{} WHERE ({cols}) IN (SELECT {cols} FROM temp.{keys})",
+                        quote(&t.name)
+                    ))?;
+                }
+            }
+            for s in &self.schemas {
+                exec(&format!(
+                    "INSERT INTO main.{} SELECT * FROM {}",
+                    quote(&s.name),
+                    stage(&s.name)
+                ))?;
+            }
+        } else {
+            for s in &self.schemas {
+                create_indexes(&conn, &path, s)?;
+            }
+        }
+        exec(RUNS_TABLE)?;
+        let record = serde_json::to_string(run).unwrap_or_default();
+        conn.execute(
+            "INSERT OR REPLACE INTO _claimline_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            rusqlite::params![
+                run.run_id,
+                run.started,
+                run.finished,
+                run.views_hash,
+                run.transaction_time,
+                run.rejects as i64,
+                run.row_errors as i64,
+                record
+            ],
+        )
+        .map_err(Error::sqlite(&path))?;
+        exec("COMMIT")?;
+        drop(conn);
+        if let Mode::Fresh { tmp } = &self.mode {
+            let file = std::fs::File::open(tmp).map_err(Error::io(tmp))?;
+            file.sync_all().map_err(Error::io(tmp))?;
+            std::fs::rename(tmp, &self.path).map_err(Error::io(&self.path))?;
+            make_private(&self.path).map_err(Error::io(&self.path))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqliteSink {
+    fn drop(&mut self) {
+        // Not committed: the open transaction rolls back when the connection closes, and a
+        // database being built aside is removed.
+        if let Some(conn) = self.conn.take() {
+            drop(conn);
+            if let Mode::Fresh { tmp } = &self.mode {
+                let _ = std::fs::remove_file(tmp);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Column;
+
+    fn claim_tables() -> Vec<TableSchema> {
+        let key = vec!["_api_version".to_owned(), "_claim_key".to_owned()];
+        let header = TableSchema {
+            replace_key: key.clone(),
+            indexes: vec!["_claim_key".into()],
+            ..TableSchema::new(
+                "header",
+                vec![
+                    Column::new("_api_version", ColumnType::Code),
+                    Column::new("_claim_key", ColumnType::Code),
+                    Column::new(
+                        "amount",
+                        ColumnType::Decimal {
+                            precision: 13,
+                            scale: 2,
+                        },
+                    ),
+                ],
+            )
+        };
+        let line = TableSchema {
+            replace_key: key,
+            ..TableSchema::new(
+                "line",
+                vec![
+                    Column::new("_api_version", ColumnType::Code),
+                    Column::new("_claim_key", ColumnType::Code),
+                    Column::new("line_num", ColumnType::Integer),
+                ],
+            )
+        };
+        vec![header, line]
+    }
+
+    fn t(s: &str) -> Cell {
+        Cell::Text(s.into())
+    }
+
+    fn count(db: &Path, sql: &str) -> i64 {
+        Connection::open(db)
+            .expect("open")
+            .query_row(sql, [], |r| r.get(0))
+            .expect("query")
+    }
+
+    #[test]
+    fn a_new_claim_version_replaces_all_its_rows_in_every_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("claimline.sqlite");
+        let mut s = SqliteSink::open(&db, &claim_tables()).expect("open");
+        s.write(
+            0,
+            vec![
+                vec![t("v2"), t("c1"), Cell::Decimal(123_450)],
+                vec![t("v2"), t("c2"), Cell::Null],
+            ],
+        )
+        .expect("write");
+        s.write(
+            1,
+            (1..=3)
+                .map(|n| vec![t("v2"), t("c1"), Cell::Int(n)])
+                .collect(),
+        )
+        .expect("write");
+        Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
+        assert_eq!(count(&db, "SELECT count(*) FROM line"), 3);
+        let amount: f64 = Connection::open(&db)
+            .expect("open")
+            .query_row("SELECT amount FROM header WHERE _claim_key='c1'", [], |r| {
+                r.get(0)
+            })
+            .expect("query");
+        assert_eq!(amount, 1234.5);
+
+        // Second run: c1 comes back with one line only; c2 is untouched.
+        let mut s = SqliteSink::open(&db, &claim_tables()).expect("open");
+        s.write(0, vec![vec![t("v2"), t("c1"), Cell::Decimal(100)]])
+            .expect("write");
+        s.write(1, vec![vec![t("v2"), t("c1"), Cell::Int(1)]])
+            .expect("write");
+        Box::new(s).commit(&RunRecord::new("r2")).expect("commit");
+        assert_eq!(count(&db, "SELECT count(*) FROM line"), 1);
+        assert_eq!(count(&db, "SELECT count(*) FROM header"), 2);
+        assert_eq!(count(&db, "SELECT count(*) FROM _claimline_runs"), 2);
+    }
+
+    #[test]
+    fn an_abandoned_run_leaves_the_database_as_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("claimline.sqlite");
+        // A fresh build that is dropped leaves nothing.
+        let mut s = SqliteSink::open(&db, &claim_tables()).expect("open");
+        s.write(1, vec![vec![t("v2"), t("c1"), Cell::Int(1)]])
+            .expect("write");
+        drop(s);
+        assert!(!db.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+
+        let s = SqliteSink::open(&db, &claim_tables()).expect("open");
+        Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
+        let mut s = SqliteSink::open(&db, &claim_tables()).expect("open");
+        s.write(1, vec![vec![t("v2"), t("c1"), Cell::Int(1)]])
+            .expect("write");
+        drop(s);
+        assert_eq!(count(&db, "SELECT count(*) FROM line"), 0);
+        assert_eq!(count(&db, "SELECT count(*) FROM _claimline_runs"), 1);
+    }
+
+    #[test]
+    fn changed_columns_are_refused_and_wrong_cells_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("claimline.sqlite");
+        let s = SqliteSink::open(&db, &claim_tables()).expect("open");
+        Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
+        let mut other = claim_tables();
+        other[1]
+            .columns
+            .push(Column::new("extra", ColumnType::Text));
+        let err = SqliteSink::open(&db, &other).err().expect("refused");
+        assert!(matches!(err, Error::SchemaChanged { .. }), "{err}");
+        let mut s = SqliteSink::open(&db, &claim_tables()).expect("open");
+        let err = s
+            .write(1, vec![vec![t("v2"), t("c1"), t("one")]])
+            .expect_err("bad cell");
+        assert!(err.to_string().contains("line_num"), "{err}");
+    }
+
+    #[test]
+    fn codes_keep_leading_zeros_and_files_are_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("claimline.sqlite");
+        let schema = TableSchema::new("c", vec![Column::new("code", ColumnType::Code)]);
+        let mut s = SqliteSink::open(&db, std::slice::from_ref(&schema)).expect("open");
+        s.write(0, vec![vec![t("0012")], vec![t("12.0")]])
+            .expect("write");
+        Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
+        let conn = Connection::open(&db).expect("open");
+        let codes: Vec<String> = conn
+            .prepare("SELECT code FROM c")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(codes, ["0012", "12.0"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&db).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}
