@@ -84,7 +84,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| tape_baseline(&bytes))
     });
     let plain_file = InputFile::new(&plain);
-    g.bench_function("scan_plain/1_thread", |b| b.iter(|| run_scan(&plain_file, 1)));
+    g.bench_function("scan_plain/1_thread", |b| {
+        b.iter(|| run_scan(&plain_file, 1))
+    });
     g.bench_function(format!("scan_plain/{threads}_threads"), |b| {
         b.iter(|| run_scan(&plain_file, 0))
     });

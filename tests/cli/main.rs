@@ -1,5 +1,7 @@
 //! End-to-end tests of the `claimline` binary: each module spawns the real binary on real files.
 
+mod fetch;
+mod load;
 mod scan;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +22,16 @@ pub fn claimline(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_claimline"))
         .current_dir(cwd)
         .args(args)
+        .output()
+        .expect("the claimline binary runs")
+}
+
+/// Runs `claimline` with `args` in `cwd` and extra environment variables.
+pub fn claimline_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .current_dir(cwd)
+        .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("the claimline binary runs")
 }

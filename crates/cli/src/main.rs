@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod progress;
+mod views;
 
 /// BCDA bulk exports to CCLF-shaped warehouse tables.
 #[derive(Parser)]
@@ -24,12 +25,24 @@ enum Command {
     /// Read NDJSON (plain or gzip) in parallel and report what it holds: resources per type,
     /// EOBs per claim type, API version, rejected lines, throughput.
     Scan(cmd::scan::Args),
+    /// Load NDJSON into Parquet and SQLite tables through ViewDefinitions, in one pass.
+    Load(cmd::load::Args),
+    /// Run a BCDA bulk export and download its files into an export folder, resumably.
+    Fetch(cmd::fetch::Args),
+    /// Serve an export folder over a local BCDA-compatible API (tests, demos, no credentials).
+    Sandbox(cmd::sandbox::Args),
+    /// BCDA job list and cancel.
+    Bcda(cmd::bcda::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => cmd::scan::run(args),
+        Command::Load(args) => cmd::load::run(args),
+        Command::Fetch(args) => cmd::fetch::run(args),
+        Command::Sandbox(args) => cmd::sandbox::run(args),
+        Command::Bcda(args) => cmd::bcda::run(args),
     };
     match result {
         Ok(code) => code,
@@ -40,12 +53,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Exit codes of ARCHITECTURE.md: 3 input unreadable, 4 rejects under `--strict`, 5 output not
-/// written; anything unexpected is 1.
+/// Exit codes of ARCHITECTURE.md: 2 usage or invalid view, 3 input unreadable, 4 rejects under
+/// `--strict`, 5 output not written; anything unexpected is 1.
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if cause.downcast_ref::<views::UsageError>().is_some() {
+            return 2;
+        }
         if let Some(e) = cause.downcast_ref::<claimline_ndjson::Error>() {
             return e.exit_code();
+        }
+        if cause.downcast_ref::<claimline_sink::Error>().is_some() {
+            return 5;
         }
         if cause.downcast_ref::<std::io::Error>().is_some() {
             return 5;

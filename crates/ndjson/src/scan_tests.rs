@@ -213,8 +213,10 @@ fn order_is_input_order_across_files_and_chunks() {
         threads: 1,
         ..ScanOptions::default()
     };
-    let (one, _) = scan_collect(&files, &opts, |r| (r.line, r.id.unwrap_or_default().to_owned()))
-        .expect("scan");
+    let (one, _) = scan_collect(&files, &opts, |r| {
+        (r.line, r.id.unwrap_or_default().to_owned())
+    })
+    .expect("scan");
     assert_eq!(one, expected);
 }
 

@@ -65,7 +65,15 @@ pub trait Sink {
 /// # Errors
 /// The underlying I/O error.
 pub fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(path)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        // Every folder this creates is 0700, not only the last one.
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

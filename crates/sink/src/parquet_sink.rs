@@ -102,7 +102,7 @@ impl ParquetSink {
     /// [`Error::Io`] when the folders cannot be made.
     pub fn open(root: &Path, run_id: &str, schemas: &[TableSchema]) -> Result<Self, Error> {
         create_private_dir(root).map_err(Error::io(root))?;
-        let tables = schemas
+        let mut tables: Vec<TableWriter> = schemas
             .iter()
             .map(|s| TableWriter {
                 schema: s.clone(),
@@ -115,16 +115,27 @@ impl ParquetSink {
                 buffer: Vec::with_capacity(BATCH_ROWS),
             })
             .collect();
-        Ok(ParquetSink {
+        let mut sink = ParquetSink {
             root: root.to_owned(),
-            tables,
+            tables: Vec::new(),
             committed: false,
-        })
+        };
+        // Parts are opened at once (hidden as `_part-…`), so a run that fails or is killed at
+        // any point leaves only hidden files, which the next `Drop` or reader ignores.
+        for t in &mut tables {
+            let opened = t.open_part();
+            if let Err(e) = opened {
+                sink.tables = tables;
+                return Err(e);
+            }
+        }
+        sink.tables = tables;
+        Ok(sink)
     }
 }
 
 impl TableWriter {
-    fn flush(&mut self) -> Result<(), Error> {
+    fn open_part(&mut self) -> Result<(), Error> {
         if self.writer.is_none() {
             create_private_dir(&self.dir).map_err(Error::io(&self.dir))?;
             let n = self.parts.len();
@@ -138,6 +149,11 @@ impl TableWriter {
             self.writer = Some((w, tmp));
             self.rows_in_part = 0;
         }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.open_part()?;
         let rows = std::mem::take(&mut self.buffer);
         let n = rows.len();
         let batch = self.batch(rows)?;
@@ -285,8 +301,7 @@ impl Sink for ParquetSink {
 
     fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {
         for t in &mut self.tables {
-            // A table with no rows still gets one (empty) part, so it can be read.
-            if !t.buffer.is_empty() || t.parts.is_empty() {
+            if !t.buffer.is_empty() {
                 t.flush()?;
             }
             t.close_part()?;

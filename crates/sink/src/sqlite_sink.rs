@@ -85,6 +85,7 @@ impl SqliteSink {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "claimline.sqlite".into());
+        remove_stale(dir, &name);
         let tmp = dir.join(format!("_{name}.tmp-{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
@@ -119,6 +120,27 @@ impl SqliteSink {
         match &self.mode {
             Mode::Fresh { tmp } => tmp,
             Mode::Update => &self.path,
+        }
+    }
+}
+
+/// Removes databases that killed runs left half-built (`_<name>.tmp-<pid>` whose process is gone).
+fn remove_stale(dir: &Path, name: &str) {
+    let prefix = format!("_{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let alive = pid
+            .parse::<u32>()
+            .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        // Without /proc (not Linux) liveness is unknown: leave the file.
+        if Path::new("/proc/self").exists() && !alive {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }

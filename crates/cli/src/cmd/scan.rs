@@ -91,7 +91,7 @@ struct Report {
     claim_types: BTreeMap<&'static str, u64>,
     api_versions: BTreeMap<String, u64>,
     rejects: Rejects,
-    row_errors: u64,
+    row_errors: RowErrors,
     bytes: u64,
     ndjson_bytes: u64,
     lines: u64,
@@ -103,6 +103,15 @@ struct Report {
 #[derive(serde::Serialize)]
 struct Rejects {
     count: u64,
+    file: Option<PathBuf>,
+}
+
+/// Scanning evaluates no views, so there are none; the key keeps `--json` the same shape for
+/// every command.
+#[derive(serde::Serialize)]
+struct RowErrors {
+    count: u64,
+    by_column: BTreeMap<String, u64>,
     file: Option<PathBuf>,
 }
 
@@ -162,7 +171,11 @@ impl Report {
                 count: s.reject_count,
                 file: s.rejects_file.clone(),
             },
-            row_errors: 0,
+            row_errors: RowErrors {
+                count: 0,
+                by_column: BTreeMap::new(),
+                file: None,
+            },
             bytes: s.bytes(),
             ndjson_bytes: s.ndjson_bytes(),
             lines: s.lines(),

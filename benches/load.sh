@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# End-to-end load benchmark: `claimline load` with an 11-column CCLF1-like header view to Parquet,
+# next to DuckDB doing the same projection of the same NDJSON file to Parquet, in the same run,
+# alternating, several times. Prints medians of wall time, MB/s, rows/s and peak RSS.
+#
+#   benches/load.sh            # 1000 MB of generated R4 EOBs, 3 rounds
+#   SIZE_MB=200 ROUNDS=5 benches/load.sh
+#
+# Needs: cargo, python3 (DuckDB comes from PyPI into a virtualenv this script makes), GNU time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE_MB=${SIZE_MB:-1000}
+ROUNDS=${ROUNDS:-3}
+SEED=${SEED:-42}
+WORK=${WORK:-target/bench-load}
+THREADS=${THREADS:-0}
+mkdir -p "$WORK"
+
+cargo build --release -q -p claimline -p claimline-synth --example eob_ndjson
+BIN=target/release/claimline
+
+INPUT_DIR="$WORK/input-$SIZE_MB-$SEED"
+INPUT="$INPUT_DIR/ExplanationOfBenefit.000.ndjson"
+if [ ! -f "$INPUT" ]; then
+  mkdir -p "$INPUT_DIR"
+  target/release/examples/eob_ndjson "$INPUT" "$SIZE_MB" "$SEED"
+fi
+BYTES=$(stat -c %s "$INPUT")
+EOBS=$(wc -l < "$INPUT")
+
+VENV="$WORK/venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q duckdb
+fi
+
+cat > "$WORK/duckdb_cclf1.py" <<'PY'
+import sys, duckdb
+src, dst, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+con = duckdb.connect()
+if threads:
+    con.execute(f"SET threads = {threads}")
+con.execute(f"""
+COPY (
+  SELECT
+    list_filter(identifier, x -> x.system = 'https://bluebutton.cms.gov/resources/variables/clm_id')[1].value AS cur_clm_uniq_id,
+    patient.reference AS bene_ref,
+    list_filter(type.coding, x -> x.system = 'https://bluebutton.cms.gov/resources/variables/nch_clm_type_cd')[1].code AS clm_type_cd,
+    billablePeriod."start" AS clm_from_dt,
+    billablePeriod."end" AS clm_thru_dt,
+    payment.amount."value" AS clm_pmt_amt,
+    list_filter(identifier, x -> x.system = 'https://bluebutton.cms.gov/resources/identifier/claim-group')[1].value AS clm_grp,
+    status,
+    provider.identifier."value" AS prvdr_npi,
+    list_filter(flatten(list_transform(
+        list_filter(diagnosis, d -> list_contains(flatten(list_transform(d.type, t -> list_transform(t.coding, c -> c.code))), 'principal')),
+        d -> d.diagnosisCodeableConcept.coding)),
+      c -> c.system = 'http://hl7.org/fhir/sid/icd-10-cm')[1].code AS prncpl_dgns_cd,
+    len(item) AS line_count
+  FROM read_json('{src}', format = 'newline_delimited', columns = {{
+    identifier: 'STRUCT(system VARCHAR, "value" VARCHAR)[]',
+    patient: 'STRUCT(reference VARCHAR)',
+    type: 'STRUCT(coding STRUCT(system VARCHAR, code VARCHAR)[])',
+    billablePeriod: 'STRUCT("start" DATE, "end" DATE)',
+    payment: 'STRUCT(amount STRUCT("value" DECIMAL(13,2)))',
+    status: 'VARCHAR',
+    provider: 'STRUCT(identifier STRUCT("value" VARCHAR))',
+    diagnosis: 'STRUCT(type STRUCT(coding STRUCT(code VARCHAR)[])[], diagnosisCodeableConcept STRUCT(coding STRUCT(system VARCHAR, code VARCHAR)[]))[]',
+    item: 'STRUCT(sequence INTEGER)[]'
+  }}, maximum_object_size = 268435456)
+) TO '{dst}' (FORMAT parquet, COMPRESSION zstd)
+""")
+print(con.execute(f"SELECT count(*) FROM read_parquet('{dst}')").fetchone()[0])
+PY
+
+measure() { # name, command...: prints "seconds peak_kb"
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$WORK/time.$name" "$@" > "$WORK/out.$name" 2> "$WORK/err.$name" || {
+    cat "$WORK/err.$name" >&2; exit 1; }
+  cat "$WORK/time.$name"
+}
+
+declare -a CL_T CL_M DK_T DK_M
+for r in $(seq 1 "$ROUNDS"); do
+  rm -rf "$WORK/out-claimline" "$WORK/duckdb.parquet"
+  read -r t m < <(measure claimline "$BIN" load "$INPUT_DIR" --views benches/views/cclf1_like.json \
+      --format parquet --out "$WORK/out-claimline" --threads "$THREADS")
+  CL_T+=("$t"); CL_M+=("$m")
+  read -r t m < <(measure duckdb "$VENV/bin/python" "$WORK/duckdb_cclf1.py" "$INPUT" "$WORK/duckdb.parquet" "$THREADS")
+  DK_T+=("$t"); DK_M+=("$m")
+  echo "round $r: claimline ${CL_T[-1]} s (${CL_M[-1]} KB peak), duckdb ${DK_T[-1]} s (${DK_M[-1]} KB peak)"
+done
+ROWS=$(cat "$WORK/out.duckdb")
+
+python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "${DK_T[*]}" "${DK_M[*]}" <<'PY'
+import sys, statistics as st
+b, eobs, rows = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+cl_t, cl_m, dk_t, dk_m = ([float(x) for x in a.split()] for a in sys.argv[4:8])
+print(f"input: {b/1e6:.0f} MB of R4 EOB NDJSON, {eobs} EOBs ({b/eobs/1e3:.1f} KB a line); {rows} rows out")
+for name, t, m in (("claimline", cl_t, cl_m), ("duckdb", dk_t, dk_m)):
+    med = st.median(t)
+    print(f"{name:>9}: median {med:.2f} s  {b/1e6/med:7.1f} MB/s  {eobs/med:9.0f} rows/s  peak RSS {st.median(m)/1024:.0f} MiB")
+print(f"claimline / duckdb speed: {st.median(dk_t)/st.median(cl_t):.2f}x")
+PY

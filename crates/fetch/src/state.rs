@@ -1,0 +1,144 @@
+//! `.claimline/state.json` and owner-only file handling.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::FetchError;
+
+/// One downloaded, verified file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// Path relative to the export folder, e.g. `Patient.000.ndjson.gz`.
+    pub name: String,
+    /// The manifest's `type`.
+    pub resource_type: String,
+    /// The manifest's `url`.
+    pub url: String,
+    /// Bytes as served.
+    pub size: u64,
+    /// SHA-256 of those bytes, lower-case hex.
+    pub sha256: String,
+    /// Lines (`\n`) in the decoded content: the number of resources.
+    #[serde(default)]
+    pub lines: u64,
+    /// From the manifest's `error` list.
+    pub error_file: bool,
+}
+
+/// What `.claimline/state.json` holds: enough to re-attach after a crash and to fetch only what
+/// is missing. Never a credential or a token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportState {
+    /// Format version of this file.
+    pub format: u32,
+    /// The kick-off URL (base URL, version, endpoint and parameters).
+    pub request_url: String,
+    /// The job URL from `Content-Location`.
+    pub job_url: String,
+    /// The manifest's `transactionTime`, once known.
+    pub transaction_time: Option<String>,
+    /// The manifest as received, once known.
+    pub manifest: Option<String>,
+    /// Files downloaded and verified so far.
+    pub files: Vec<FileRecord>,
+    /// Every file is in place and `manifest.json` is written.
+    pub complete: bool,
+}
+
+/// The hidden work folder of an export folder.
+pub(crate) fn work_dir(out: &Path) -> PathBuf {
+    out.join(".claimline")
+}
+
+/// The state file of an export folder.
+pub fn state_path(out: &Path) -> PathBuf {
+    work_dir(out).join("state.json")
+}
+
+/// Creates a folder (and parents) owner-only.
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), FetchError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(path).map_err(|e| FetchError::io(path, e))
+}
+
+/// Opens a file for writing, owner-only.
+pub(crate) fn open_private(path: &Path, append: bool) -> Result<fs::File, FetchError> {
+    let mut options = fs::OpenOptions::new();
+    options.create(true).write(true);
+    if append {
+        options.append(true);
+    } else {
+        options.truncate(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path).map_err(|e| FetchError::io(path, e))
+}
+
+/// Flushes a folder's entries (renames) to disk.
+pub(crate) fn sync_dir(path: &Path) {
+    if let Ok(dir) = fs::File::open(path) {
+        // Not every file system supports it; the rename is still atomic.
+        let _ = dir.sync_all();
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a private temporary file, fsync, rename, fsync folder.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FetchError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = open_private(&tmp, false)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| FetchError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| FetchError::io(path, e))?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent);
+    }
+    Ok(())
+}
+
+impl ExportState {
+    /// Reads the state of an export folder; `None` when there is none.
+    pub fn load(out: &Path) -> Result<Option<Self>, FetchError> {
+        let path = state_path(out);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(FetchError::State {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| FetchError::State {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Saves the state atomically, owner-only.
+    pub(crate) fn save(&self, out: &Path) -> Result<(), FetchError> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| FetchError::State {
+            path: state_path(out),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&state_path(out), &bytes)
+    }
+}

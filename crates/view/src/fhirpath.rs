@@ -1,0 +1,780 @@
+//! FHIRPath: parsed once into a plan ([`Expr`]) with functions, constants and type names resolved.
+//!
+//! The grammar is FHIRPath N1's: literals (`'text'`, `12`, `1.50`, `true`, `@2024-01-01`,
+//! `@T10:00`, `{}`), member paths, indexers, function calls, `$this`/`$index`, `%constants`, and the
+//! operators by precedence (`.`/`[]`, unary `-`, `* / div mod`, `+ - &`, `is as`, `|`,
+//! `< > <= >=`, `= ~ != !~`, `in contains`, `and`, `or xor`, `implies`).
+
+use crate::decimal::Decimal;
+
+/// Where and why a FHIRPath expression did not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// 1-based character position in the expression.
+    pub position: usize,
+    /// What the parser expected there.
+    pub expected: String,
+    /// What it found instead.
+    pub found: String,
+}
+
+/// A literal value in an expression or a view's `constant`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    /// `true` / `false`
+    Bool(bool),
+    /// `12`
+    Integer(i64),
+    /// `1.50`
+    Decimal(Decimal),
+    /// `'text'`
+    String(String),
+    /// `@2024-01-01` (the text after `@`)
+    Date(String),
+    /// `@2024-01-01T10:00:00Z`
+    DateTime(String),
+    /// `@T10:00` (the text after `@T`)
+    Time(String),
+}
+
+/// An environment variable, resolved at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variable {
+    /// `%resource`, `%context`: the resource the view runs on.
+    Resource,
+    /// `%rootResource`: the same resource (views do not descend into contained resources).
+    RootResource,
+    /// `%rowIndex`: index of the current element of the nearest `forEach`/`repeat`.
+    RowIndex,
+    /// A view `constant`, by index.
+    Constant(usize),
+}
+
+/// A function, resolved at compile time; arity is checked there too.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(
+    missing_docs,
+    reason = "each variant is the FHIRPath function of the same name"
+)]
+pub enum Function {
+    Where,
+    Select,
+    Exists,
+    All,
+    Empty,
+    Count,
+    First,
+    Last,
+    Single,
+    Tail,
+    Skip,
+    Take,
+    Distinct,
+    Union,
+    Combine,
+    Not,
+    AllTrue,
+    AnyTrue,
+    HasValue,
+    OfType(String),
+    Is(String),
+    As(String),
+    Extension,
+    Join,
+    LowBoundary,
+    HighBoundary,
+    GetResourceKey,
+    GetReferenceKey(Option<String>),
+    Iif,
+    StartsWith,
+    EndsWith,
+    Contains,
+    Substring,
+    Replace,
+    Upper,
+    Lower,
+    Length,
+    Trim,
+    IndexOf,
+    ToString,
+    ToInteger,
+    ToDecimal,
+    ToBoolean,
+    ConvertsToInteger,
+    ConvertsToDecimal,
+}
+
+/// A binary operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    missing_docs,
+    reason = "each variant is the FHIRPath operator of the same name"
+)]
+pub enum BinaryOp {
+    Mul,
+    Div,
+    IntDiv,
+    Mod,
+    Add,
+    Sub,
+    Concat,
+    Union,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+    Eq,
+    Ne,
+    Equiv,
+    NotEquiv,
+    In,
+    Contains,
+    And,
+    Or,
+    Xor,
+    Implies,
+}
+
+/// A member name and its primitive-extension twin (`_name`), both kept so evaluation never
+/// allocates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    /// `birthDate`
+    pub name: Box<str>,
+    /// `_birthDate`
+    pub underscored: Box<str>,
+}
+
+/// A compiled FHIRPath expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// `{}`
+    Empty,
+    /// A literal.
+    Literal(Literal),
+    /// `$this` (and an expression's starting focus).
+    This,
+    /// `$index` inside a lambda.
+    Index,
+    /// `%name`.
+    Variable(Variable),
+    /// `input.a.b.c`: a chain of member names (input `None`: the focus), walked without building
+    /// the intermediate collections.
+    Member(Option<Box<Expr>>, Vec<Key>),
+    /// `input.function(args…)`.
+    Call(Option<Box<Expr>>, Function, Vec<Expr>),
+    /// `input[index]`.
+    Indexer(Box<Expr>, Box<Expr>),
+    /// `-x`.
+    Negate(Box<Expr>),
+    /// `a op b`.
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    /// A backtick-quoted identifier: never a keyword.
+    Quoted(String),
+    Str(String),
+    Num(String),
+    DateLit(String),
+    TimeLit(String),
+    Percent(String),
+    Dollar(String),
+    Sym(&'static str),
+    End,
+}
+
+fn describe(t: &Tok) -> String {
+    match t {
+        Tok::Ident(s) | Tok::Quoted(s) => format!("identifier `{s}`"),
+        Tok::Str(s) => format!("string '{s}'"),
+        Tok::Num(s) => format!("number {s}"),
+        Tok::DateLit(s) => format!("date @{s}"),
+        Tok::TimeLit(s) => format!("time @T{s}"),
+        Tok::Percent(s) => format!("%{s}"),
+        Tok::Dollar(s) => format!("${s}"),
+        Tok::Sym(s) => format!("`{s}`"),
+        Tok::End => "end of expression".to_owned(),
+    }
+}
+
+const SYMBOLS: [&str; 20] = [
+    "<=", ">=", "!=", "!~", "{}", ".", "(", ")", "[", "]", ",", "+", "-", "*", "/", "&", "|", "=",
+    "~", "<",
+];
+
+fn lex(src: &str) -> Result<Vec<(Tok, usize)>, SyntaxError> {
+    let bytes = src.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let err = |at: usize, expected: &str, found: String| SyntaxError {
+        position: src[..at].chars().count() + 1,
+        expected: expected.to_owned(),
+        found,
+    };
+    let ident_end = |mut j: usize| {
+        while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
+            j += 1;
+        }
+        j
+    };
+    while i < bytes.len() {
+        let c = bytes[i];
+        let start = i;
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if src[i..].starts_with("//") {
+            i = src[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            continue;
+        }
+        if src[i..].starts_with("/*") {
+            i = src[i + 2..]
+                .find("*/")
+                .map(|n| i + 2 + n + 2)
+                .ok_or_else(|| err(i, "`*/`", "end of expression".into()))?;
+            continue;
+        }
+        let tok = if c.is_ascii_alphabetic() || c == b'_' {
+            i = ident_end(i);
+            Tok::Ident(src[start..i].to_owned())
+        } else if c.is_ascii_digit() {
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i + 1 < bytes.len() && bytes[i] == b'.' && bytes[i + 1].is_ascii_digit() {
+                i += 1;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            Tok::Num(src[start..i].to_owned())
+        } else if c == b'\'' || c == b'`' {
+            let (text, end) = quoted(src, i)
+                .ok_or_else(|| err(i, "a closing quote", "end of expression".into()))?;
+            i = end;
+            if c == b'`' {
+                Tok::Quoted(text)
+            } else {
+                Tok::Str(text)
+            }
+        } else if c == b'%' {
+            i += 1;
+            match bytes.get(i) {
+                Some(b'`') | Some(b'\'') => {
+                    let (text, end) = quoted(src, i)
+                        .ok_or_else(|| err(i, "a closing quote", "end of expression".into()))?;
+                    i = end;
+                    Tok::Percent(text)
+                }
+                Some(b) if b.is_ascii_alphabetic() || *b == b'_' => {
+                    i = ident_end(i);
+                    Tok::Percent(src[start + 1..i].to_owned())
+                }
+                _ => return Err(err(i, "a constant name after `%`", rest_desc(src, i))),
+            }
+        } else if c == b'$' {
+            i = ident_end(i + 1);
+            Tok::Dollar(src[start + 1..i].to_owned())
+        } else if c == b'@' {
+            i += 1;
+            while i < bytes.len()
+                && (bytes[i].is_ascii_alphanumeric()
+                    || matches!(bytes[i], b'-' | b':' | b'.' | b'+'))
+            {
+                i += 1;
+            }
+            let text = &src[start + 1..i];
+            if let Some(t) = text.strip_prefix('T') {
+                Tok::TimeLit(t.to_owned())
+            } else if text.is_empty() {
+                return Err(err(start, "a date or time after `@`", rest_desc(src, i)));
+            } else {
+                Tok::DateLit(text.to_owned())
+            }
+        } else if let Some(sym) = SYMBOLS.iter().find(|s| src[i..].starts_with(**s)) {
+            i += sym.len();
+            Tok::Sym(sym)
+        } else if c == b'>' {
+            i += 1;
+            Tok::Sym(">")
+        } else {
+            return Err(err(i, "an expression", rest_desc(src, i)));
+        };
+        out.push((tok, start));
+    }
+    out.push((Tok::End, src.len()));
+    Ok(out)
+}
+
+fn rest_desc(src: &str, at: usize) -> String {
+    src.get(at..)
+        .and_then(|s| s.chars().next())
+        .map_or_else(|| "end of expression".to_owned(), |c| format!("`{c}`"))
+}
+
+/// Reads a quoted string starting at `start` (the quote); returns its unescaped text and the
+/// offset after the closing quote.
+fn quoted(src: &str, start: usize) -> Option<(String, usize)> {
+    let quote = src[start..].chars().next()?;
+    let mut out = String::new();
+    let mut chars = src[start + 1..].char_indices();
+    while let Some((k, ch)) = chars.next() {
+        if ch == quote {
+            return Some((out, start + 1 + k + 1));
+        }
+        if ch == '\\' {
+            let (_, e) = chars.next()?;
+            match e {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                'f' => out.push('\u{c}'),
+                'u' => {
+                    let hex: String = (0..4)
+                        .filter_map(|_| chars.next().map(|(_, c)| c))
+                        .collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                other => out.push(other),
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    None
+}
+
+struct Parser<'s> {
+    src: &'s str,
+    toks: Vec<(Tok, usize)>,
+    pos: usize,
+    constants: &'s [String],
+}
+
+/// Parses `src` into a plan; `%name` resolves against `constants` (the view's constant names,
+/// in order) and the built-in variables.
+///
+/// # Errors
+/// A [`SyntaxError`] with the character position and what was expected there.
+pub fn compile(src: &str, constants: &[String]) -> Result<Expr, SyntaxError> {
+    let toks = lex(src)?;
+    let mut p = Parser {
+        src,
+        toks,
+        pos: 0,
+        constants,
+    };
+    let e = p.expr(0)?;
+    if p.peek() != &Tok::End {
+        return Err(p.error("an operator or end of expression"));
+    }
+    Ok(e)
+}
+
+fn binary_op(t: &Tok) -> Option<(BinaryOp, u8)> {
+    use BinaryOp::*;
+    let op = match t {
+        Tok::Sym(s) => match *s {
+            "*" => (Mul, 10),
+            "/" => (Div, 10),
+            "+" => (Add, 9),
+            "-" => (Sub, 9),
+            "&" => (Concat, 9),
+            "|" => (Union, 7),
+            "<" => (Lt, 6),
+            ">" => (Gt, 6),
+            "<=" => (Le, 6),
+            ">=" => (Ge, 6),
+            "=" => (Eq, 5),
+            "!=" => (Ne, 5),
+            "~" => (Equiv, 5),
+            "!~" => (NotEquiv, 5),
+            _ => return None,
+        },
+        Tok::Ident(s) => match s.as_str() {
+            "div" => (IntDiv, 10),
+            "mod" => (Mod, 10),
+            "in" => (In, 4),
+            "contains" => (Contains, 4),
+            "and" => (And, 3),
+            "or" => (Or, 2),
+            "xor" => (Xor, 2),
+            "implies" => (Implies, 1),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(op)
+}
+
+/// Precedence of `is` / `as` (between `+` and `|`).
+const TYPE_OP_PREC: u8 = 8;
+
+fn key(name: &str) -> Key {
+    Key {
+        name: name.into(),
+        underscored: format!("_{name}").into(),
+    }
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Tok {
+        self.toks.get(self.pos).map_or(&Tok::End, |(t, _)| t)
+    }
+
+    fn next(&mut self) -> Tok {
+        let t = self.peek().clone();
+        if self.pos < self.toks.len() {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn error_at(&self, tok_index: usize, expected: &str) -> SyntaxError {
+        let (tok, at) = self
+            .toks
+            .get(tok_index)
+            .map_or((&Tok::End, self.src.len()), |(t, a)| (t, *a));
+        SyntaxError {
+            position: self.src[..at.min(self.src.len())].chars().count() + 1,
+            expected: expected.to_owned(),
+            found: describe(tok),
+        }
+    }
+
+    fn error(&self, expected: &str) -> SyntaxError {
+        self.error_at(self.pos, expected)
+    }
+
+    fn expect(&mut self, sym: &'static str) -> Result<(), SyntaxError> {
+        if self.peek() == &Tok::Sym(sym) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error(&format!("`{sym}`")))
+        }
+    }
+
+    fn expr(&mut self, min_prec: u8) -> Result<Expr, SyntaxError> {
+        let mut lhs = self.unary()?;
+        loop {
+            let t = self.peek().clone();
+            if let Tok::Ident(word) = &t
+                && (word == "is" || word == "as")
+                && TYPE_OP_PREC >= min_prec
+            {
+                self.pos += 1;
+                let ty = self.type_specifier()?;
+                let f = if word == "is" {
+                    Function::Is(ty)
+                } else {
+                    Function::As(ty)
+                };
+                lhs = Expr::Call(Some(Box::new(lhs)), f, Vec::new());
+                continue;
+            }
+            let Some((op, prec)) = binary_op(&t) else {
+                break;
+            };
+            if prec < min_prec {
+                break;
+            }
+            self.pos += 1;
+            let rhs = self.expr(prec + 1)?;
+            lhs = Expr::Binary(op, Box::new(lhs), Box::new(rhs));
+        }
+        Ok(lhs)
+    }
+
+    fn unary(&mut self) -> Result<Expr, SyntaxError> {
+        match self.peek() {
+            Tok::Sym("-") => {
+                self.pos += 1;
+                let e = self.unary()?;
+                Ok(match e {
+                    Expr::Literal(Literal::Integer(i)) => Expr::Literal(Literal::Integer(-i)),
+                    Expr::Literal(Literal::Decimal(d)) => {
+                        Expr::Literal(Literal::Decimal(Decimal::new(-d.mantissa(), d.scale())))
+                    }
+                    e => Expr::Negate(Box::new(e)),
+                })
+            }
+            Tok::Sym("+") => {
+                self.pos += 1;
+                self.unary()
+            }
+            _ => self.postfix(),
+        }
+    }
+
+    fn postfix(&mut self) -> Result<Expr, SyntaxError> {
+        let mut e = self.term()?;
+        loop {
+            match self.peek() {
+                Tok::Sym(".") => {
+                    self.pos += 1;
+                    e = self.invocation(Some(e))?;
+                }
+                Tok::Sym("[") => {
+                    self.pos += 1;
+                    let index = self.expr(0)?;
+                    self.expect("]")?;
+                    e = Expr::Indexer(Box::new(e), Box::new(index));
+                }
+                _ => return Ok(e),
+            }
+        }
+    }
+
+    fn term(&mut self) -> Result<Expr, SyntaxError> {
+        let at = self.pos;
+        match self.next() {
+            Tok::Str(s) => Ok(Expr::Literal(Literal::String(s))),
+            Tok::Num(n) => {
+                if n.contains('.') {
+                    Decimal::parse(&n)
+                        .map(|d| Expr::Literal(Literal::Decimal(d)))
+                        .ok_or_else(|| self.error_at(at, "a decimal that fits 38 digits"))
+                } else {
+                    n.parse::<i64>()
+                        .map(|i| Expr::Literal(Literal::Integer(i)))
+                        .or_else(|_| {
+                            Decimal::parse(&n)
+                                .map(|d| Expr::Literal(Literal::Decimal(d)))
+                                .ok_or_else(|| self.error_at(at, "a number that fits"))
+                        })
+                }
+            }
+            Tok::DateLit(d) => {
+                if crate::temporal::parse_date_time(&d).is_none() {
+                    return Err(self.error_at(at, "a valid date or dateTime literal"));
+                }
+                Ok(Expr::Literal(if d.contains('T') {
+                    Literal::DateTime(d)
+                } else {
+                    Literal::Date(d)
+                }))
+            }
+            Tok::TimeLit(t) => {
+                if crate::temporal::parse_time(&t).is_none() {
+                    return Err(self.error_at(at, "a valid time literal"));
+                }
+                Ok(Expr::Literal(Literal::Time(t)))
+            }
+            Tok::Sym("{}") => Ok(Expr::Empty),
+            Tok::Sym("(") => {
+                let e = self.expr(0)?;
+                self.expect(")")?;
+                Ok(e)
+            }
+            Tok::Percent(name) => self.variable(&name, at),
+            Tok::Dollar(name) => match name.as_str() {
+                "this" => Ok(Expr::This),
+                "index" => Ok(Expr::Index),
+                _ => Err(self.error_at(at, "`$this` or `$index`")),
+            },
+            Tok::Ident(w) if w == "true" || w == "false" => {
+                Ok(Expr::Literal(Literal::Bool(w == "true")))
+            }
+            Tok::Ident(_) | Tok::Quoted(_) => {
+                self.pos = at;
+                self.invocation(None)
+            }
+            _ => Err(self.error_at(at, "an expression")),
+        }
+    }
+
+    fn variable(&self, name: &str, at: usize) -> Result<Expr, SyntaxError> {
+        let v = match name {
+            "resource" | "context" => Variable::Resource,
+            "rootResource" => Variable::RootResource,
+            "rowIndex" => Variable::RowIndex,
+            _ => match self.constants.iter().position(|c| c == name) {
+                Some(i) => Variable::Constant(i),
+                None => {
+                    return Err(self.error_at(
+                        at,
+                        "a defined constant (%resource, %rootResource, %rowIndex or a view constant)",
+                    ));
+                }
+            },
+        };
+        Ok(Expr::Variable(v))
+    }
+
+    fn type_specifier(&mut self) -> Result<String, SyntaxError> {
+        let mut name = match self.next() {
+            Tok::Ident(s) | Tok::Quoted(s) => s,
+            _ => return Err(self.error_at(self.pos - 1, "a type name")),
+        };
+        // `FHIR.string`, `System.String`: keep the last part.
+        while self.peek() == &Tok::Sym(".") {
+            if let Some((Tok::Ident(s) | Tok::Quoted(s), _)) = self.toks.get(self.pos + 1) {
+                name = s.clone();
+                self.pos += 2;
+            } else {
+                break;
+            }
+        }
+        Ok(name)
+    }
+
+    fn invocation(&mut self, input: Option<Expr>) -> Result<Expr, SyntaxError> {
+        let at = self.pos;
+        let name = match self.next() {
+            Tok::Ident(s) | Tok::Quoted(s) => s,
+            Tok::Dollar(s) if s == "this" && input.is_none() => return Ok(Expr::This),
+            _ => return Err(self.error_at(at, "a member or function name")),
+        };
+        if self.peek() != &Tok::Sym("(") {
+            return Ok(match input {
+                Some(Expr::Member(base, mut keys)) => {
+                    keys.push(key(&name));
+                    Expr::Member(base, keys)
+                }
+                input => Expr::Member(input.map(Box::new), vec![key(&name)]),
+            });
+        }
+        let input = input.map(Box::new);
+        self.pos += 1;
+        let takes_type = matches!(name.as_str(), "ofType" | "is" | "as" | "getReferenceKey");
+        let mut args = Vec::new();
+        let mut type_arg = None;
+        if self.peek() != &Tok::Sym(")") {
+            loop {
+                if takes_type {
+                    type_arg = Some(self.type_specifier()?);
+                } else {
+                    args.push(self.expr(0)?);
+                }
+                if self.peek() == &Tok::Sym(",") {
+                    self.pos += 1;
+                    continue;
+                }
+                break;
+            }
+        }
+        self.expect(")")?;
+        let n = args.len();
+        let arity = |lo: usize, hi: usize| -> Result<(), SyntaxError> {
+            if (lo..=hi).contains(&n) {
+                Ok(())
+            } else {
+                let expected = if lo == hi {
+                    format!("{lo} argument(s) to {name}()")
+                } else {
+                    format!("{lo} to {hi} arguments to {name}()")
+                };
+                Err(self.error_at(at, &expected))
+            }
+        };
+        use Function as F;
+        let f = match name.as_str() {
+            "where" => (arity(1, 1)?, F::Where).1,
+            "select" => (arity(1, 1)?, F::Select).1,
+            "exists" => (arity(0, 1)?, F::Exists).1,
+            "all" => (arity(1, 1)?, F::All).1,
+            "empty" => (arity(0, 0)?, F::Empty).1,
+            "count" => (arity(0, 0)?, F::Count).1,
+            "first" => (arity(0, 0)?, F::First).1,
+            "last" => (arity(0, 0)?, F::Last).1,
+            "single" => (arity(0, 0)?, F::Single).1,
+            "tail" => (arity(0, 0)?, F::Tail).1,
+            "skip" => (arity(1, 1)?, F::Skip).1,
+            "take" => (arity(1, 1)?, F::Take).1,
+            "distinct" => (arity(0, 0)?, F::Distinct).1,
+            "union" => (arity(1, 1)?, F::Union).1,
+            "combine" => (arity(1, 1)?, F::Combine).1,
+            "not" => (arity(0, 0)?, F::Not).1,
+            "allTrue" => (arity(0, 0)?, F::AllTrue).1,
+            "anyTrue" => (arity(0, 0)?, F::AnyTrue).1,
+            "hasValue" => (arity(0, 0)?, F::HasValue).1,
+            "ofType" | "is" | "as" => {
+                let ty = type_arg.ok_or_else(|| self.error_at(at, "a type name argument"))?;
+                match name.as_str() {
+                    "ofType" => F::OfType(ty),
+                    "is" => F::Is(ty),
+                    _ => F::As(ty),
+                }
+            }
+            "getReferenceKey" => F::GetReferenceKey(type_arg),
+            "extension" => (arity(1, 1)?, F::Extension).1,
+            "join" => (arity(0, 1)?, F::Join).1,
+            "lowBoundary" => (arity(0, 1)?, F::LowBoundary).1,
+            "highBoundary" => (arity(0, 1)?, F::HighBoundary).1,
+            "getResourceKey" => (arity(0, 0)?, F::GetResourceKey).1,
+            "iif" => (arity(2, 3)?, F::Iif).1,
+            "startsWith" => (arity(1, 1)?, F::StartsWith).1,
+            "endsWith" => (arity(1, 1)?, F::EndsWith).1,
+            "contains" => (arity(1, 1)?, F::Contains).1,
+            "substring" => (arity(1, 2)?, F::Substring).1,
+            "replace" => (arity(2, 2)?, F::Replace).1,
+            "upper" => (arity(0, 0)?, F::Upper).1,
+            "lower" => (arity(0, 0)?, F::Lower).1,
+            "length" => (arity(0, 0)?, F::Length).1,
+            "trim" => (arity(0, 0)?, F::Trim).1,
+            "indexOf" => (arity(1, 1)?, F::IndexOf).1,
+            "toString" => (arity(0, 0)?, F::ToString).1,
+            "toInteger" => (arity(0, 0)?, F::ToInteger).1,
+            "toDecimal" => (arity(0, 0)?, F::ToDecimal).1,
+            "toBoolean" => (arity(0, 0)?, F::ToBoolean).1,
+            "convertsToInteger" => (arity(0, 0)?, F::ConvertsToInteger).1,
+            "convertsToDecimal" => (arity(0, 0)?, F::ConvertsToDecimal).1,
+            _ => return Err(self.error_at(at, "a supported function")),
+        };
+        Ok(Expr::Call(input, f, args))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every prefix and every byte-mangled variant of real expressions either compiles or gives
+    /// a located error: the parser never panics on input.
+    #[test]
+    fn never_panics_on_truncated_or_mangled_input() {
+        let samples = [
+            "extension('http://x').value.ofType(Coding).code.first()",
+            "name.where(use = %c and given.exists()).family | 'é' & `weird name`",
+            "iif(a > 1.50, @2020-01-02T10:00:00+02:00, @T10:00) implies {} ~ -3 div 2 mod 1",
+            "'esc\\'aped\\u00e9' /* comment */ // line",
+        ];
+        for s in samples {
+            for (i, _) in s.char_indices() {
+                let _ = compile(&s[..i], &["c".to_owned()]);
+                let mangled: String = s
+                    .chars()
+                    .enumerate()
+                    .map(|(k, ch)| if k == i { '(' } else { ch })
+                    .collect();
+                let _ = compile(&mangled, &[]);
+            }
+        }
+    }
+
+    #[test]
+    fn precedence_and_errors() {
+        let e = compile("a = 1 or b and c", &[]).expect("parses");
+        assert!(matches!(e, Expr::Binary(BinaryOp::Or, _, _)));
+        let e = compile("1 + 2 * 3", &[]).expect("parses");
+        assert!(matches!(e, Expr::Binary(BinaryOp::Add, _, _)));
+        let err = compile("name.where(use = ", &[]).expect_err("incomplete");
+        assert_eq!(err.position, 18);
+        assert_eq!(err.found, "end of expression");
+        let err = compile("@@", &[]).expect_err("bad");
+        assert_eq!(err.position, 1);
+        let err = compile("name.frobnicate()", &[]).expect_err("unknown fn");
+        assert_eq!(
+            (err.position, err.expected.as_str()),
+            (6, "a supported function")
+        );
+        assert!(compile("%nope", &[]).is_err());
+        assert!(compile("%x.y", &["x".to_owned()]).is_ok());
+        assert!(compile("first(1)", &[]).is_err());
+    }
+}

@@ -1,0 +1,462 @@
+//! `claimline load`: both formats agree, types survive, failures and kills leave the previous
+//! output intact, and a new claim version replaces the old one's rows everywhere.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use arrow_array::{Array, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::{claimline, json, sample_data};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Canonical text of every row of `table` in SQLite, sorted.
+fn sqlite_rows(db: &Path, table: &str) -> Vec<Vec<String>> {
+    let conn = Connection::open(db).expect("open sqlite");
+    let mut stmt = conn
+        .prepare(&format!("SELECT * FROM \"{table}\""))
+        .expect("prepare");
+    let n = stmt.column_count();
+    let mut rows: Vec<Vec<String>> = stmt
+        .query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Real(v) => format!("{v}"),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            String::from_utf8_lossy(t).into_owned()
+                        }
+                        rusqlite::types::ValueRef::Blob(_) => "BLOB".to_owned(),
+                    })
+                })
+                .collect()
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    rows.sort();
+    rows
+}
+
+/// Canonical text of every row of `table` in the Parquet dataset (all runs), sorted: decimals
+/// as SQLite shows them (a double), dates and timestamps as ISO text.
+fn parquet_rows(root: &Path, table: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for run in std::fs::read_dir(root.join(table)).expect("table folder") {
+        let run = run.expect("entry").path();
+        for part in std::fs::read_dir(&run).expect("run folder") {
+            let part = part.expect("entry").path();
+            let name = part
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            if name.starts_with('_') || !name.ends_with(".parquet") {
+                continue;
+            }
+            let file = std::fs::File::open(&part).expect("open part");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .expect("parquet")
+                .build()
+                .expect("reader");
+            for batch in reader {
+                rows.extend(batch_rows(&batch.expect("batch")));
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn batch_rows(batch: &RecordBatch) -> Vec<Vec<String>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Date32Type, Int64Type, TimestampMicrosecondType};
+    use arrow_schema::DataType;
+    let mut out = vec![Vec::new(); batch.num_rows()];
+    for col in batch.columns() {
+        for (i, row) in out.iter_mut().enumerate() {
+            if col.is_null(i) {
+                row.push("NULL".to_owned());
+                continue;
+            }
+            let v = match col.data_type() {
+                DataType::Utf8 => col.as_string::<i32>().value(i).to_owned(),
+                DataType::Int64 => col.as_primitive::<Int64Type>().value(i).to_string(),
+                DataType::Boolean => u8::from(col.as_boolean().value(i)).to_string(),
+                DataType::Decimal128(_, _) => {
+                    let text = col
+                        .as_any()
+                        .downcast_ref::<arrow_array::Decimal128Array>()
+                        .expect("decimal")
+                        .value_as_string(i);
+                    format!("{}", f64::from_str(&text).expect("decimal text"))
+                }
+                DataType::Date32 => {
+                    let d = col.as_primitive::<Date32Type>().value(i);
+                    claimline_days(d)
+                }
+                DataType::Timestamp(_, _) => {
+                    let t = col.as_primitive::<TimestampMicrosecondType>().value(i);
+                    format!("ts:{t}")
+                }
+                other => panic!("unexpected type {other}"),
+            };
+            row.push(v);
+        }
+    }
+    out
+}
+
+fn claimline_days(days: i32) -> String {
+    // 1970-01-01 plus `days`, via the civil calendar.
+    let z = i64::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// SQLite keeps timestamps as ISO text; turn them into the same `ts:<µs>` form.
+fn normalise_sqlite_timestamps(rows: &mut [Vec<String>], cols: &[usize]) {
+    for row in rows.iter_mut() {
+        for &c in cols {
+            if row[c] != "NULL" {
+                let us = claimline_link::parse_instant(&row[c]).expect("ISO timestamp");
+                row[c] = format!("ts:{us}");
+            }
+        }
+    }
+}
+
+const TABLES: [&str; 4] = ["patient", "coverage", "eob", "eob_line"];
+
+#[test]
+fn parquet_and_sqlite_hold_the_same_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let r = claimline(
+        dir.path(),
+        &["load", s(&sample_data()), "--out", s(&out), "--json"],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report = json(&r);
+    assert_eq!(report["resources"]["Patient"], 106);
+    assert_eq!(report["tables"]["eob"], 32);
+    assert_eq!(report["rejects"]["count"], 0);
+    // The real samples carry the placeholder IGNORED_FIELD in meta.lastUpdated: NULL + counted.
+    assert!(report["row_errors"]["count"].as_u64().expect("count") > 0);
+    assert!(
+        report["row_errors"]["by_column"]
+            .as_object()
+            .expect("by column")
+            .keys()
+            .all(|k| k.ends_with("._last_updated")),
+        "{}",
+        report["row_errors"]
+    );
+    let db = out.join("claimline.sqlite");
+    for table in TABLES {
+        let conn = Connection::open(&db).expect("open");
+        let ts_cols: Vec<usize> = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .expect("prepare")
+            .query_map([], |r| r.get::<_, String>(0))
+            .expect("query")
+            .enumerate()
+            .filter(|(_, n)| n.as_deref().ok() == Some("_last_updated"))
+            .map(|(i, _)| i)
+            .collect();
+        let mut lite = sqlite_rows(&db, table);
+        normalise_sqlite_timestamps(&mut lite, &ts_cols);
+        lite.sort();
+        let pq = parquet_rows(&out.join("parquet"), table);
+        assert_eq!(
+            lite.len() as u64,
+            report["tables"][table].as_u64().expect("n")
+        );
+        assert_eq!(lite, pq, "table {table}");
+    }
+    // Everything is owner-only.
+    #[cfg(unix)]
+    for entry in walk(&out) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&entry)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert!(
+            mode == 0o600 || mode == 0o700,
+            "{} is {mode:o}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_owned()];
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn same_input_and_run_id_give_byte_identical_parquet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = sample_data().join("r4");
+    let mut files = Vec::new();
+    for out in ["a", "b"] {
+        let out = dir.path().join(out);
+        let r = claimline(
+            dir.path(),
+            &[
+                "load",
+                s(&input),
+                "--out",
+                s(&out),
+                "--run-id",
+                "r1",
+                "--format",
+                "parquet",
+            ],
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        files.push(out);
+    }
+    for table in TABLES {
+        let part = |o: &Path| {
+            std::fs::read(o.join(format!("parquet/{table}/run=r1/part-0.parquet"))).expect("part")
+        };
+        assert_eq!(part(&files[0]), part(&files[1]), "{table}");
+    }
+    assert!(
+        !dir.path().join("a/claimline.sqlite").exists(),
+        "parquet only: no sqlite database"
+    );
+}
+
+/// A one-EOB R4 export built from the real carrier EOB: claim group `group`, `lines` items, and
+/// the payment amount written as `amount` (exact text).
+fn export(dir: &Path, id: &str, group: &str, lines: usize, amount: &str) -> PathBuf {
+    let text =
+        std::fs::read_to_string(sample_data().join("r4/ExplanationOfBenefit-carrier.ndjson"))
+            .expect("sample");
+    let mut eob: Value = serde_json::from_str(text.lines().next().expect("line")).expect("json");
+    eob["id"] = Value::from(id);
+    for ident in eob["identifier"].as_array_mut().expect("identifiers") {
+        if ident["system"] == "https://bluebutton.cms.gov/resources/identifier/claim-group" {
+            ident["value"] = Value::from(group);
+        }
+    }
+    let items = eob["item"].as_array_mut().expect("items");
+    items.truncate(lines);
+    eob["payment"]["amount"]["value"] =
+        Value::Number(serde_json::Number::from_str(amount).expect("number"));
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let path = dir.join("ExplanationOfBenefit.000.ndjson");
+    std::fs::write(&path, format!("{eob}\n")).expect("write export");
+    dir.to_owned()
+}
+
+#[test]
+fn decimals_dates_and_nulls_survive_in_both_formats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = export(&dir.path().join("in"), "carrier-1", "g1", 2, "1234.50");
+    let text =
+        std::fs::read_to_string(input.join("ExplanationOfBenefit.000.ndjson")).expect("read");
+    assert!(
+        text.contains("\"value\":1234.50"),
+        "exact text kept in the input"
+    );
+    let out = dir.path().join("out");
+    let r = claimline(
+        dir.path(),
+        &["load", s(&input), "--out", s(&out), "--run-id", "r1"],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let conn = Connection::open(out.join("claimline.sqlite")).expect("open");
+    let (amount, from, typ): (f64, String, String) = conn
+        .query_row(
+            "SELECT payment_amount, from_date, typeof(from_date) FROM eob",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("row");
+    assert_eq!(amount, 1234.5);
+    assert_eq!((from.as_str(), typ.as_str()), ("1999-10-27", "text"));
+    let nulls: i64 = conn
+        .query_row("SELECT count(*) FROM eob_line WHERE line_payment_amount IS NULL AND quantity IS NOT NULL", [], |r| r.get(0))
+        .expect("row");
+    assert!(nulls >= 0);
+    let file = std::fs::File::open(out.join("parquet/eob/run=r1/part-0.parquet")).expect("part");
+    let batch = ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .next()
+        .expect("a batch")
+        .expect("batch");
+    let schema = batch.schema();
+    let i = schema.index_of("payment_amount").expect("column");
+    let dec = batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<arrow_array::Decimal128Array>()
+        .expect("Decimal128");
+    assert_eq!(dec.value_as_string(0), "1234.50");
+    assert_eq!(dec.precision(), 13);
+    let d = schema.index_of("from_date").expect("column");
+    assert_eq!(schema.field(d).data_type(), &arrow_schema::DataType::Date32);
+}
+
+#[test]
+fn a_new_claim_version_with_fewer_lines_replaces_every_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let first = export(&dir.path().join("week1"), "carrier-100", "g7", 3, "50");
+    let r = claimline(dir.path(), &["load", s(&first), "--out", s(&out)]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let db = out.join("claimline.sqlite");
+    assert_eq!(sqlite_rows(&db, "eob_line").len(), 3);
+    let second = export(&dir.path().join("week2"), "carrier-101", "g7", 1, "40");
+    let r = claimline(dir.path(), &["load", s(&second), "--out", s(&out)]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let eob = sqlite_rows(&db, "eob");
+    assert_eq!(eob.len(), 1);
+    assert_eq!(eob[0][0], "carrier-101");
+    let lines = sqlite_rows(&db, "eob_line");
+    assert_eq!(lines.len(), 1);
+    assert!(lines.iter().all(|l| l[0] == "carrier-101"));
+    let conn = Connection::open(&db).expect("open");
+    let runs: i64 = conn
+        .query_row("SELECT count(*) FROM _claimline_runs", [], |r| r.get(0))
+        .expect("runs");
+    assert_eq!(runs, 2);
+}
+
+fn snapshot(out: &Path) -> (BTreeMap<String, usize>, Vec<PathBuf>) {
+    let db = out.join("claimline.sqlite");
+    let counts = TABLES
+        .iter()
+        .map(|t| ((*t).to_owned(), sqlite_rows(&db, t).len()))
+        .collect();
+    let mut visible: Vec<PathBuf> = walk(&out.join("parquet"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .filter(|p| {
+            !p.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .starts_with('_')
+        })
+        .collect();
+    visible.sort();
+    (counts, visible)
+}
+
+#[test]
+fn a_load_that_fails_half_way_leaves_the_previous_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let r = claimline(
+        dir.path(),
+        &["load", s(&sample_data().join("r4")), "--out", s(&out)],
+    );
+    assert!(r.status.success());
+    let before = snapshot(&out);
+    let r = crate::claimline_env(
+        dir.path(),
+        &["load", s(&sample_data()), "--out", s(&out)],
+        &[("CLAIMLINE_FAULT_SINK_AFTER_BATCHES", "3")],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(String::from_utf8_lossy(&r.stderr).contains("injected sink failure"));
+    assert_eq!(snapshot(&out), before);
+    // And a fresh output that fails leaves no database at all.
+    let fresh = dir.path().join("fresh");
+    let r = crate::claimline_env(
+        dir.path(),
+        &["load", s(&sample_data()), "--out", s(&fresh)],
+        &[("CLAIMLINE_FAULT_SINK_AFTER_BATCHES", "2")],
+    );
+    assert_eq!(r.status.code(), Some(5));
+    assert!(!fresh.join("claimline.sqlite").exists());
+    assert!(snapshot_parquet_empty(&fresh));
+}
+
+fn snapshot_parquet_empty(out: &Path) -> bool {
+    !out.join("parquet").exists()
+        || walk(&out.join("parquet"))
+            .iter()
+            .all(|p| p.extension().is_none_or(|e| e != "parquet"))
+}
+
+#[test]
+fn a_load_killed_with_sigkill_leaves_the_previous_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let r = claimline(
+        dir.path(),
+        &["load", s(&sample_data().join("r4")), "--out", s(&out)],
+    );
+    assert!(r.status.success());
+    let before = snapshot(&out);
+    // A generated input big enough that the load is still running when it is killed.
+    let big = dir.path().join("big");
+    std::fs::create_dir_all(&big).expect("mkdir");
+    let mut bytes = Vec::new();
+    claimline_synth::EobGenerator::new(3).write_bytes(&mut bytes, 60 << 20);
+    std::fs::write(big.join("ExplanationOfBenefit.000.ndjson"), &bytes).expect("write");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["load", s(&big), "--out", s(&out), "--threads", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Wait until it has written part of the run, then kill it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let partial = walk(&out.join("parquet")).iter().any(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("_part-"))
+        });
+        if partial || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Let it write for a while, then kill it mid-run.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(
+        child.try_wait().expect("poll").is_none(),
+        "the load finished before it could be killed: make the input bigger"
+    );
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("wait");
+    assert!(!status.success(), "the load was killed before it finished");
+    assert_eq!(snapshot(&out), before);
+}
