@@ -17,7 +17,8 @@ WORK=${WORK:-target/bench-load}
 THREADS=${THREADS:-0}
 mkdir -p "$WORK"
 
-cargo build --release -q -p claimline -p claimline-synth --example eob_ndjson
+cargo build --release -q -p claimline --bin claimline
+cargo build --release -q -p claimline-synth --example eob_ndjson
 BIN=target/release/claimline
 
 INPUT_DIR="$WORK/input-$SIZE_MB-$SEED"
@@ -32,7 +33,7 @@ EOBS=$(wc -l < "$INPUT")
 VENV="$WORK/venv"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q duckdb
+  "$VENV/bin/pip" install -q "duckdb>=1.3"
 fi
 
 cat > "$WORK/duckdb_cclf1.py" <<'PY'
@@ -44,19 +45,19 @@ if threads:
 con.execute(f"""
 COPY (
   SELECT
-    list_filter(identifier, x -> x.system = 'https://bluebutton.cms.gov/resources/variables/clm_id')[1].value AS cur_clm_uniq_id,
+    list_filter(identifier, lambda x: x.system = 'https://bluebutton.cms.gov/resources/variables/clm_id')[1].value AS cur_clm_uniq_id,
     patient.reference AS bene_ref,
-    list_filter(type.coding, x -> x.system = 'https://bluebutton.cms.gov/resources/variables/nch_clm_type_cd')[1].code AS clm_type_cd,
+    list_filter(type.coding, lambda x: x.system = 'https://bluebutton.cms.gov/resources/variables/nch_clm_type_cd')[1].code AS clm_type_cd,
     billablePeriod."start" AS clm_from_dt,
     billablePeriod."end" AS clm_thru_dt,
     payment.amount."value" AS clm_pmt_amt,
-    list_filter(identifier, x -> x.system = 'https://bluebutton.cms.gov/resources/identifier/claim-group')[1].value AS clm_grp,
+    list_filter(identifier, lambda x: x.system = 'https://bluebutton.cms.gov/resources/identifier/claim-group')[1].value AS clm_grp,
     status,
     provider.identifier."value" AS prvdr_npi,
     list_filter(flatten(list_transform(
-        list_filter(diagnosis, d -> list_contains(flatten(list_transform(d.type, t -> list_transform(t.coding, c -> c.code))), 'principal')),
-        d -> d.diagnosisCodeableConcept.coding)),
-      c -> c.system = 'http://hl7.org/fhir/sid/icd-10-cm')[1].code AS prncpl_dgns_cd,
+        list_filter(diagnosis, lambda d: list_contains(flatten(list_transform(d.type, lambda t: list_transform(t.coding, lambda c: c.code))), 'principal')),
+        lambda d: d.diagnosisCodeableConcept.coding)),
+      lambda c: c.system = 'http://hl7.org/fhir/sid/icd-10-cm')[1].code AS prncpl_dgns_cd,
     len(item) AS line_count
   FROM read_json('{src}', format = 'newline_delimited', columns = {{
     identifier: 'STRUCT(system VARCHAR, "value" VARCHAR)[]',

@@ -168,7 +168,7 @@ fn views(which: &[&str]) -> ViewSet {
             ViewDefinition::from_json(&text, &format!("{w}.json")).expect("bench view is valid"),
         );
     }
-    ViewSet::new(vs)
+    ViewSet::new(vs).expect("bench views feed distinct tables")
 }
 
 /// Parses every line (and runs `set`'s views on it); returns (resources, rows, row errors).

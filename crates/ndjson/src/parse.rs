@@ -45,13 +45,17 @@ impl LineParser {
         self.buf.reserve(len + INPUT_PADDING);
         self.buf.extend_from_slice(line);
         self.buf.resize(len + INPUT_PADDING, b' ');
+        // Only the address: string nodes point into `buf`, and their offset from here is their
+        // offset in `line`.
+        let base = self.buf.as_ptr();
         let mut tape: Tape<'_> = self.tape.take().unwrap_or_else(|| Tape(Vec::new())).reset();
         let result = fill_tape_padded(&mut self.buf, len, &mut self.buffers, &mut tape);
         let out = match result {
             Ok(()) => {
                 // Number text comes from the caller's original bytes: unescaping rewrote strings in
                 // `buf`, and the tape borrows it for as long as the tape lives.
-                let doc = Document::new(&tape.0, line, self.buffers.structural_indexes());
+                let doc =
+                    Document::with_buffer(&tape.0, line, self.buffers.structural_indexes(), base);
                 Ok(f(&doc))
             }
             Err(e) => Err(e),

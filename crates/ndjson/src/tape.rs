@@ -20,6 +20,9 @@ pub struct Document<'a> {
     nodes: &'a [Node<'a>],
     text: &'a [u8],
     structurals: &'a [u32],
+    /// Address of the parse buffer, which holds `text` at the same offsets (strings unescaped in
+    /// place), so a string node's position in `text` is its address minus this.
+    base: usize,
     /// `(tape index, byte offset)` of every number node, built on first use.
     numbers: OnceCell<Vec<(u32, u32)>>,
 }
@@ -32,8 +35,58 @@ impl<'a> Document<'a> {
             nodes,
             text,
             structurals,
+            base: 0,
             numbers: OnceCell::new(),
         }
+    }
+
+    /// As [`Document::new`], also giving the address of the buffer simd-json parsed (a copy of
+    /// `text` at the same offsets). Number text is then found from the key before the number,
+    /// without scanning the document.
+    pub fn with_buffer(
+        nodes: &'a [Node<'a>],
+        text: &'a [u8],
+        structurals: &'a [u32],
+        buffer: *const u8,
+    ) -> Self {
+        Document {
+            base: buffer as usize,
+            ..Document::new(nodes, text, structurals)
+        }
+    }
+
+    /// The number at tape position `pos` when it is an object member's value: its key is the
+    /// node before it, the key's unescaped text sits where it was written, and what follows the
+    /// key's closing quote is `:` and the number. `None` when any of that does not hold.
+    fn number_after_key(&self, pos: usize) -> Option<usize> {
+        if self.base == 0 {
+            return None;
+        }
+        let Some(Node::String(key)) = pos.checked_sub(1).and_then(|p| self.nodes.get(p)) else {
+            return None;
+        };
+        let start = (key.as_ptr() as usize).checked_sub(self.base)?;
+        let end = start + key.len();
+        // The original bytes must be the key itself followed by its closing quote (a key with
+        // escapes was shortened by unescaping and fails this check).
+        if self.text.get(start..end)? != key.as_bytes() || self.text.get(end) != Some(&b'"') {
+            return None;
+        }
+        let mut i = end + 1;
+        while self.text.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        if self.text.get(i) != Some(&b':') {
+            return None;
+        }
+        i += 1;
+        while self.text.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        self.text
+            .get(i)
+            .is_some_and(|b| *b == b'-' || b.is_ascii_digit())
+            .then_some(i)
     }
 
     /// The cursor at the document's root value.
@@ -184,11 +237,16 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let doc: &'a Document<'a> = self.doc;
-        let offsets = doc.number_offsets();
-        let i = offsets
-            .binary_search_by_key(&(self.pos as u32), |&(t, _)| t)
-            .ok()?;
-        let start = offsets[i].1 as usize;
+        let start = match doc.number_after_key(self.pos) {
+            Some(start) => start,
+            None => {
+                let offsets = doc.number_offsets();
+                let i = offsets
+                    .binary_search_by_key(&(self.pos as u32), |&(t, _)| t)
+                    .ok()?;
+                offsets[i].1 as usize
+            }
+        };
         let rest = doc.text.get(start..)?;
         let end = rest
             .iter()
@@ -362,6 +420,24 @@ mod tests {
                 assert_eq!(root.get("s").and_then(|s| s.as_str()), Some("1\"2"));
                 assert_eq!(root.get("w").and_then(|w| w.number_text()), Some("1234.50"));
                 assert_eq!(root.get("t").and_then(|t| t.number_text()), None);
+            },
+        );
+    }
+
+    #[test]
+    fn number_text_after_spaced_and_escaped_keys() {
+        with_doc(
+            r#"{"a" :  1.50, "key":2.50,"x":{"value":-0.0},"n":[7.10]}"#,
+            |root| {
+                fn text(c: Option<Cursor<'_>>) -> Option<String> {
+                    c.and_then(|c| c.number_text()).map(str::to_owned)
+                }
+                assert_eq!(text(root.get("a")).as_deref(), Some("1.50"));
+                assert_eq!(text(root.get("key")).as_deref(), Some("2.50"));
+                let value = root.get("x").and_then(|x| x.get("value"));
+                assert_eq!(text(value).as_deref(), Some("-0.0"));
+                let first = root.get("n").and_then(|n| n.index(0));
+                assert_eq!(text(first).as_deref(), Some("7.10"));
             },
         );
     }

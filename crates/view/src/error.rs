@@ -25,6 +25,18 @@ pub enum Error {
     /// A FHIRPath expression in the view does not parse (boxed: it carries six fields).
     #[error("{0}")]
     FhirPath(Box<FhirPathSyntax>),
+    /// Two views feed one table (same `name`) but declare different columns.
+    #[error("{file}: view `{table}` declares different columns than {other_file}: {message}")]
+    TableMismatch {
+        /// The table (the views' `name`, lower case).
+        table: String,
+        /// The view that disagrees.
+        file: String,
+        /// The first view of that table.
+        other_file: String,
+        /// The first difference.
+        message: String,
+    },
     /// A runtime error the SQL on FHIR spec defines (e.g. many values in a non-collection
     /// column, a `where` that is not boolean).
     #[error("{file}: {location}: resource {resource_id}: {message}")]

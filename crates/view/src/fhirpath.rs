@@ -353,7 +353,11 @@ struct Parser<'s> {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     constants: &'s [String],
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses, arguments and indexers the parser accepts (it recurses).
+const MAX_DEPTH: usize = 128;
 
 /// Parses `src` into a plan; `%name` resolves against `constants` (the view's constant names,
 /// in order) and the built-in variables.
@@ -362,18 +366,52 @@ struct Parser<'s> {
 /// A [`SyntaxError`] with the character position and what was expected there.
 pub fn compile(src: &str, constants: &[String]) -> Result<Expr, SyntaxError> {
     let toks = lex(src)?;
+    if let Some((_, at)) = toks.get(MAX_TOKENS) {
+        return Err(SyntaxError {
+            position: src[..*at].chars().count() + 1,
+            expected: format!("an expression of at most {MAX_TOKENS} tokens"),
+            found: "more".to_owned(),
+        });
+    }
     let mut p = Parser {
         src,
         toks,
         pos: 0,
         constants,
+        depth: 0,
     };
     let e = p.expr(0)?;
     if p.peek() != &Tok::End {
         return Err(p.error("an operator or end of expression"));
     }
+    if tree_depth(&e) > MAX_DEPTH {
+        return Err(SyntaxError {
+            position: 1,
+            expected: format!("an expression nested at most {MAX_DEPTH} deep"),
+            found: "a deeper one".to_owned(),
+        });
+    }
     Ok(e)
 }
+
+/// Longest operator/function chain in the plan: evaluation recurses that deep.
+fn tree_depth(e: &Expr) -> usize {
+    1 + match e {
+        Expr::Empty | Expr::Literal(_) | Expr::This | Expr::Index | Expr::Variable(_) => 0,
+        Expr::Member(input, _) => input.as_deref().map_or(0, tree_depth),
+        Expr::Call(input, _, args) => args
+            .iter()
+            .map(tree_depth)
+            .chain(input.as_deref().map(tree_depth))
+            .max()
+            .unwrap_or(0),
+        Expr::Indexer(a, b) | Expr::Binary(_, a, b) => tree_depth(a).max(tree_depth(b)),
+        Expr::Negate(a) => tree_depth(a),
+    }
+}
+
+/// Longest expression accepted, in tokens (bounds the parser's and evaluator's recursion).
+const MAX_TOKENS: usize = 1000;
 
 fn binary_op(t: &Tok) -> Option<(BinaryOp, u8)> {
     use BinaryOp::*;
@@ -413,6 +451,9 @@ fn binary_op(t: &Tok) -> Option<(BinaryOp, u8)> {
 
 /// Precedence of `is` / `as` (between `+` and `|`).
 const TYPE_OP_PREC: u8 = 8;
+
+/// Above every binary operator: the operand of unary `-`/`+` is a single postfix term.
+const UNARY_PREC: u8 = 11;
 
 fn key(name: &str) -> Key {
     Key {
@@ -460,6 +501,17 @@ impl Parser<'_> {
     }
 
     fn expr(&mut self, min_prec: u8) -> Result<Expr, SyntaxError> {
+        self.depth += 1;
+        let r = if self.depth > MAX_DEPTH {
+            Err(self.error("less deeply nested expressions"))
+        } else {
+            self.binary_expr(min_prec)
+        };
+        self.depth -= 1;
+        r
+    }
+
+    fn binary_expr(&mut self, min_prec: u8) -> Result<Expr, SyntaxError> {
         let mut lhs = self.unary()?;
         loop {
             let t = self.peek().clone();
@@ -494,7 +546,7 @@ impl Parser<'_> {
         match self.peek() {
             Tok::Sym("-") => {
                 self.pos += 1;
-                let e = self.unary()?;
+                let e = self.expr(UNARY_PREC)?;
                 Ok(match e {
                     Expr::Literal(Literal::Integer(i)) => Expr::Literal(Literal::Integer(-i)),
                     Expr::Literal(Literal::Decimal(d)) => {
@@ -505,7 +557,7 @@ impl Parser<'_> {
             }
             Tok::Sym("+") => {
                 self.pos += 1;
-                self.unary()
+                self.expr(UNARY_PREC)
             }
             _ => self.postfix(),
         }
@@ -776,5 +828,15 @@ mod tests {
         assert!(compile("%nope", &[]).is_err());
         assert!(compile("%x.y", &["x".to_owned()]).is_ok());
         assert!(compile("first(1)", &[]).is_err());
+        let deep = format!("{}1{}", "(".repeat(300), ")".repeat(300));
+        assert_eq!(
+            compile(&deep, &[]).expect_err("too deep").expected,
+            "less deeply nested expressions"
+        );
+        assert!(compile(&"-".repeat(10_000), &[]).is_err());
+        assert!(compile(&vec!["1"; 400].join(" + "), &[]).is_err());
+        assert!(compile(&format!("a{}", ".first()".repeat(200)), &[]).is_err());
+        assert!(compile(&vec!["1"; 100].join(" + "), &[]).is_ok());
+        assert_eq!(compile("-2 * 3", &[]), compile("(-2) * 3", &[]));
     }
 }

@@ -24,7 +24,7 @@
 //!         {"name": "hcpcs", "path": "productOrService.coding.where(system.contains('hcpcs')).code.first()",
 //!          "type": "string"}]}
 //!     ]}"#, "eob_lines.json")?;
-//! let views = ViewSet::new(vec![view]);
+//! let views = ViewSet::new(vec![view])?;
 //! let mut outputs = views.outputs();
 //!
 //! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample-data/real/r4/ExplanationOfBenefit-carrier.ndjson");

@@ -858,12 +858,46 @@ pub struct ViewSet {
 
 impl ViewSet {
     /// Groups `views` by resource type; view `i` writes to output `i` in [`ViewSet::evaluate`].
-    pub fn new(views: Vec<ViewDefinition>) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::TableMismatch`] when views with the same `name` (one table, e.g. one view per API
+    /// version) do not declare the same columns, with the same types, in the same order.
+    pub fn new(views: Vec<ViewDefinition>) -> Result<Self, Error> {
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut tables: HashMap<String, usize> = HashMap::new();
         for (i, v) in views.iter().enumerate() {
             by_type.entry(v.resource.clone()).or_default().push(i);
+            let Some(table) = v.name().map(str::to_lowercase) else {
+                continue;
+            };
+            let Some(&first) = tables.get(&table) else {
+                tables.insert(table, i);
+                continue;
+            };
+            let (a, b) = (&views[first].schema.columns, &v.schema.columns);
+            let difference = a
+                .iter()
+                .zip(b)
+                .find(|(x, y)| x.name != y.name || x.ty != y.ty || x.collection != y.collection)
+                .map(|(x, y)| {
+                    format!(
+                        "column `{}` ({:?}) vs `{}` ({:?})",
+                        x.name, x.ty, y.name, y.ty
+                    )
+                })
+                .or_else(|| {
+                    (a.len() != b.len()).then(|| format!("{} columns vs {}", a.len(), b.len()))
+                });
+            if let Some(message) = difference {
+                return Err(Error::TableMismatch {
+                    table,
+                    file: v.file.clone(),
+                    other_file: views[first].file.clone(),
+                    message,
+                });
+            }
         }
-        ViewSet { views, by_type }
+        Ok(ViewSet { views, by_type })
     }
 
     /// The views, in the order given.
@@ -1116,7 +1150,7 @@ mod tests {
             r#"{"name":"c","resource":"Patient","select":[{"forEach":"name","column":[{"name":"f","path":"family"}]}]}"#,
         )
         .expect("c");
-        let set = ViewSet::new(vec![a, b, c]);
+        let set = ViewSet::new(vec![a, b, c]).expect("distinct tables");
         let mut outs = set.outputs();
         let ran = LineParser::new()
             .parse(
@@ -1129,6 +1163,26 @@ mod tests {
         assert_eq!(
             outs.iter().map(|o| o.rows.len()).collect::<Vec<_>>(),
             [1, 0, 2]
+        );
+    }
+
+    #[test]
+    fn views_of_one_table_must_agree_on_columns() {
+        let v = |file: &str, cols: &str| {
+            ViewDefinition::from_json(
+                &format!(r#"{{"name":"CCLF1","resource":"ExplanationOfBenefit","select":[{{"column":[{cols}]}}]}}"#),
+                file,
+            )
+            .expect("valid")
+        };
+        let a = r#"{"name":"id","path":"id"},{"name":"amt","path":"total.value","type":"decimal"}"#;
+        let b = r#"{"name":"id","path":"id"},{"name":"amt","path":"total.value","type":"string"}"#;
+        assert!(ViewSet::new(vec![v("v1.json", a), v("v2.json", a)]).is_ok());
+        let e = ViewSet::new(vec![v("v1.json", a), v("v2.json", b)]).expect_err("types differ");
+        assert!(
+            e.to_string()
+                .starts_with("v2.json: view `cclf1` declares different columns than v1.json"),
+            "{e}"
         );
     }
 
