@@ -19,9 +19,9 @@ use crate::progress::human_bytes;
 /// Which BCDA: `--env prod|sandbox` or `--base-url`.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Env {
-    /// https://api.bcda.cms.gov
+    /// `https://api.bcda.cms.gov`
     Prod,
-    /// https://sandbox.bcda.cms.gov
+    /// `https://sandbox.bcda.cms.gov`
     Sandbox,
 }
 
