@@ -533,27 +533,19 @@ fn decode_gzip(handle: File, block_bytes: usize, tx: SyncSender<Block>) {
     };
     loop {
         let mut buf = std::mem::take(&mut pending);
-        let want = buf.len() + block_bytes;
         buf.reserve(block_bytes);
-        let mut eof = false;
-        while buf.len() < want {
-            let old = buf.len();
-            buf.resize(want, 0);
-            match decoder.read(&mut buf[old..]) {
-                Ok(0) => {
-                    buf.truncate(old);
-                    eof = true;
-                    break;
-                }
-                Ok(n) => buf.truncate(old + n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
-                Err(e) => {
-                    buf.truncate(old);
-                    let _ = tx.send(Block::Broken(buf, disk_delta(), e.to_string()));
-                    return;
-                }
+        // `read_to_end` grows the buffer without zero-filling it on every short read.
+        let eof = match (&mut decoder)
+            .take(block_bytes as u64)
+            .read_to_end(&mut buf)
+        {
+            Ok(n) => n < block_bytes,
+            Err(e) => {
+                // What was decoded before the error is in `buf`.
+                let _ = tx.send(Block::Broken(buf, disk_delta(), e.to_string()));
+                return;
             }
-        }
+        };
         if eof {
             if !buf.is_empty() {
                 let _ = tx.send(Block::Data(buf, disk_delta()));

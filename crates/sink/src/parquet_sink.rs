@@ -24,6 +24,8 @@ use crate::{Sink, create_private_dir, make_private};
 
 /// Rows buffered per table before they become an Arrow batch.
 const BATCH_ROWS: usize = 8192;
+/// Rows per Parquet row group.
+const ROW_GROUP_ROWS: usize = 256 * 1024;
 /// Rows per part file before the next part starts.
 const PART_ROWS: usize = 8 << 20;
 
@@ -79,6 +81,10 @@ fn properties(schema: &TableSchema) -> WriterProperties {
         .collect();
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        // Row groups of 256 Ki rows: big enough for scans, small enough that the writer's
+        // buffered (already encoded) group stays tens of MB for the widest claim line tables.
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_bytes(Some(128 << 20))
         .set_dictionary_enabled(false)
         .set_key_value_metadata(Some(vec![
             KeyValue::new("claimline.table".into(), schema.name.clone()),
