@@ -75,32 +75,43 @@ COPY (
 print(con.execute(f"SELECT count(*) FROM read_parquet('{dst}')").fetchone()[0])
 PY
 
-measure() { # name, command...: prints "seconds peak_kb"
+measure() { # name, command...: prints "seconds peak_rss_kb peak_anon_kb"
+  # Peak RSS counts the pages of a memory-mapped input that were touched; RssAnon (sampled every
+  # 20 ms) is the process's own memory, without them.
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$WORK/time.$name" "$@" > "$WORK/out.$name" 2> "$WORK/err.$name" || {
-    cat "$WORK/err.$name" >&2; exit 1; }
-  cat "$WORK/time.$name"
+  /usr/bin/time -f "%e %M" -o "$WORK/time.$name" "$@" > "$WORK/out.$name" 2> "$WORK/err.$name" &
+  local tpid=$! anon=0 a pid
+  while kill -0 "$tpid" 2>/dev/null; do
+    pid=$(pgrep -P "$tpid" | head -n 1 || true)
+    if [ -n "$pid" ]; then
+      a=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+      [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
+    fi
+    sleep 0.02
+  done
+  wait "$tpid" || { cat "$WORK/err.$name" >&2; exit 1; }
+  echo "$(cat "$WORK/time.$name") $anon"
 }
 
-declare -a CL_T CL_M DK_T DK_M
+declare -a CL_T CL_M CL_A DK_T DK_M DK_A
 for r in $(seq 1 "$ROUNDS"); do
   rm -rf "$WORK/out-claimline" "$WORK/duckdb.parquet"
-  read -r t m < <(measure claimline "$BIN" load "$INPUT_DIR" --views benches/views/cclf1_like.json \
+  read -r t m a < <(measure claimline "$BIN" load "$INPUT_DIR" --views benches/views/cclf1_like.json \
       --format parquet --out "$WORK/out-claimline" --threads "$THREADS")
-  CL_T+=("$t"); CL_M+=("$m")
-  read -r t m < <(measure duckdb "$VENV/bin/python" "$WORK/duckdb_cclf1.py" "$INPUT" "$WORK/duckdb.parquet" "$THREADS")
-  DK_T+=("$t"); DK_M+=("$m")
-  echo "round $r: claimline ${CL_T[-1]} s (${CL_M[-1]} KB peak), duckdb ${DK_T[-1]} s (${DK_M[-1]} KB peak)"
+  CL_T+=("$t"); CL_M+=("$m"); CL_A+=("$a")
+  read -r t m a < <(measure duckdb "$VENV/bin/python" "$WORK/duckdb_cclf1.py" "$INPUT" "$WORK/duckdb.parquet" "$THREADS")
+  DK_T+=("$t"); DK_M+=("$m"); DK_A+=("$a")
+  echo "round $r: claimline ${CL_T[-1]} s (peak RSS ${CL_M[-1]} KB, anon ${CL_A[-1]} KB), duckdb ${DK_T[-1]} s (peak RSS ${DK_M[-1]} KB, anon ${DK_A[-1]} KB)"
 done
 ROWS=$(cat "$WORK/out.duckdb")
 
-python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "${DK_T[*]}" "${DK_M[*]}" <<'PY'
+python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "${CL_A[*]}" "${DK_T[*]}" "${DK_M[*]}" "${DK_A[*]}" <<'PY'
 import sys, statistics as st
 b, eobs, rows = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-cl_t, cl_m, dk_t, dk_m = ([float(x) for x in a.split()] for a in sys.argv[4:8])
+cl_t, cl_m, cl_a, dk_t, dk_m, dk_a = ([float(x) for x in a.split()] for a in sys.argv[4:10])
 print(f"input: {b/1e6:.0f} MB of R4 EOB NDJSON, {eobs} EOBs ({b/eobs/1e3:.1f} KB a line); {rows} rows out")
-for name, t, m in (("claimline", cl_t, cl_m), ("duckdb", dk_t, dk_m)):
+for name, t, m, a in (("claimline", cl_t, cl_m, cl_a), ("duckdb", dk_t, dk_m, dk_a)):
     med = st.median(t)
-    print(f"{name:>9}: median {med:.2f} s  {b/1e6/med:7.1f} MB/s  {eobs/med:9.0f} rows/s  peak RSS {st.median(m)/1024:.0f} MiB")
+    print(f"{name:>9}: median {med:.2f} s  {b/1e6/med:7.1f} MB/s  {eobs/med:9.0f} rows/s  peak RSS {st.median(m)/1024:.0f} MiB (anon {st.median(a)/1024:.0f} MiB)")
 print(f"claimline / duckdb speed: {st.median(dk_t)/st.median(cl_t):.2f}x")
 PY

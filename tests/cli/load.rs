@@ -149,7 +149,15 @@ fn parquet_and_sqlite_hold_the_same_rows() {
     let out = dir.path().join("out");
     let r = claimline(
         dir.path(),
-        &["load", s(&sample_data()), "--out", s(&out), "--json"],
+        &[
+            "load",
+            s(&sample_data()),
+            "--views",
+            "basic",
+            "--out",
+            s(&out),
+            "--json",
+        ],
     );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let report = json(&r);
@@ -231,6 +239,8 @@ fn same_input_and_run_id_give_byte_identical_parquet() {
             &[
                 "load",
                 s(&input),
+                "--views",
+                "basic",
                 "--out",
                 s(&out),
                 "--run-id",
@@ -290,7 +300,16 @@ fn decimals_dates_and_nulls_survive_in_both_formats() {
     let out = dir.path().join("out");
     let r = claimline(
         dir.path(),
-        &["load", s(&input), "--out", s(&out), "--run-id", "r1"],
+        &[
+            "load",
+            s(&input),
+            "--views",
+            "basic",
+            "--out",
+            s(&out),
+            "--run-id",
+            "r1",
+        ],
     );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let conn = Connection::open(out.join("claimline.sqlite")).expect("open");
@@ -333,12 +352,18 @@ fn a_new_claim_version_with_fewer_lines_replaces_every_row() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let first = export(&dir.path().join("week1"), "carrier-100", "g7", 3, "50");
-    let r = claimline(dir.path(), &["load", s(&first), "--out", s(&out)]);
+    let r = claimline(
+        dir.path(),
+        &["load", s(&first), "--views", "basic", "--out", s(&out)],
+    );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let db = out.join("claimline.sqlite");
     assert_eq!(sqlite_rows(&db, "eob_line").len(), 3);
     let second = export(&dir.path().join("week2"), "carrier-101", "g7", 1, "40");
-    let r = claimline(dir.path(), &["load", s(&second), "--out", s(&out)]);
+    let r = claimline(
+        dir.path(),
+        &["load", s(&second), "--views", "basic", "--out", s(&out)],
+    );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let eob = sqlite_rows(&db, "eob");
     assert_eq!(eob.len(), 1);
@@ -379,13 +404,27 @@ fn a_load_that_fails_half_way_leaves_the_previous_output() {
     let out = dir.path().join("out");
     let r = claimline(
         dir.path(),
-        &["load", s(&sample_data().join("r4")), "--out", s(&out)],
+        &[
+            "load",
+            s(&sample_data().join("r4")),
+            "--views",
+            "basic",
+            "--out",
+            s(&out),
+        ],
     );
     assert!(r.status.success());
     let before = snapshot(&out);
     let r = crate::claimline_env(
         dir.path(),
-        &["load", s(&sample_data()), "--out", s(&out)],
+        &[
+            "load",
+            s(&sample_data()),
+            "--views",
+            "basic",
+            "--out",
+            s(&out),
+        ],
         &[("CLAIMLINE_FAULT_SINK_AFTER_BATCHES", "3")],
     );
     assert_eq!(
@@ -400,7 +439,14 @@ fn a_load_that_fails_half_way_leaves_the_previous_output() {
     let fresh = dir.path().join("fresh");
     let r = crate::claimline_env(
         dir.path(),
-        &["load", s(&sample_data()), "--out", s(&fresh)],
+        &[
+            "load",
+            s(&sample_data()),
+            "--views",
+            "basic",
+            "--out",
+            s(&fresh),
+        ],
         &[("CLAIMLINE_FAULT_SINK_AFTER_BATCHES", "2")],
     );
     assert_eq!(r.status.code(), Some(5));
@@ -421,7 +467,14 @@ fn a_load_killed_with_sigkill_leaves_the_previous_output() {
     let out = dir.path().join("out");
     let r = claimline(
         dir.path(),
-        &["load", s(&sample_data().join("r4")), "--out", s(&out)],
+        &[
+            "load",
+            s(&sample_data().join("r4")),
+            "--views",
+            "basic",
+            "--out",
+            s(&out),
+        ],
     );
     assert!(r.status.success());
     let before = snapshot(&out);
@@ -432,7 +485,16 @@ fn a_load_killed_with_sigkill_leaves_the_previous_output() {
     claimline_synth::EobGenerator::new(3).write_bytes(&mut bytes, 60 << 20);
     std::fs::write(big.join("ExplanationOfBenefit.000.ndjson"), &bytes).expect("write");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claimline"))
-        .args(["load", s(&big), "--out", s(&out), "--threads", "1"])
+        .args([
+            "load",
+            s(&big),
+            "--views",
+            "basic",
+            "--out",
+            s(&out),
+            "--threads",
+            "1",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -1,8 +1,11 @@
 //! End-to-end tests of the `claimline` binary: each module spawns the real binary on real files.
 
+mod cclf;
 mod fetch;
 mod load;
+mod run;
 mod scan;
+mod synth;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod config;
 mod progress;
 mod views;
 
@@ -33,6 +34,14 @@ enum Command {
     Sandbox(cmd::sandbox::Args),
     /// BCDA job list and cancel.
     Bcda(cmd::bcda::Args),
+    /// Fetch, load, then commit transactionTime as the next `_since`: the scheduled job.
+    Run(cmd::run::Args),
+    /// Rebuild an output folder's tables from its kept exports (after a mapping change).
+    Reload(cmd::reload::Args),
+    /// The views of a set: list them, check them, or write their data dictionary.
+    Views(cmd::views::Args),
+    /// Write a synthetic BCDA export (real CMS shapes, any size, seeded) into a folder.
+    Synth(cmd::synth::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +52,10 @@ fn main() -> ExitCode {
         Command::Fetch(args) => cmd::fetch::run(args),
         Command::Sandbox(args) => cmd::sandbox::run(args),
         Command::Bcda(args) => cmd::bcda::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Reload(args) => cmd::reload::run(args),
+        Command::Views(args) => cmd::views::run(args),
+        Command::Synth(args) => cmd::synth::run(args),
     };
     match result {
         Ok(code) => code,

@@ -13,6 +13,12 @@
 //!   all claim tables, other tables per `(_api_version, _resource_id)`.
 //! - **Typed cells** for the sinks: exact decimals at the column's scale, dates, UTC timestamps,
 //!   collections as JSON text. A value that does not fit is NULL and a [`RowIssue`].
+//! - **Beneficiary MBIs.** A column tagged `claimline/link` = `bene-mbi` ([`BENE_MBI_LINK`])
+//!   holds the claim's beneficiary reference; the plan replaces it with the current MBI from a
+//!   [`BeneIndex`] built from Patients ([`patient_mbi`]), or NULL with
+//!   [`ResourceOutput::unresolved_mbi`] set.
+//! - **v3 claims CCLF has no place for.** Partially adjudicated and prior-authorization EOBs
+//!   ([`excluded`]) produce no rows in `cclf…` tables unless [`Plan::set_include_partial`].
 //!
 //! ```
 //! use claimline_link::{Plan, PlannedView, Scratch};
@@ -35,9 +41,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use claimline_ndjson::{ApiVersion, Resource};
+use claimline_ndjson::{ApiVersion, Cursor, Resource};
 use claimline_sink::{Cell, Column, ColumnType, TableSchema};
 use claimline_view::{Rows, ViewDefinition};
 
@@ -114,6 +120,141 @@ pub struct ResourceOutput {
     pub rows: Vec<TableRow>,
     /// Values that became NULL, and views that failed.
     pub issues: Vec<RowIssue>,
+    /// The claim's beneficiary had no MBI in the [`BeneIndex`] (a `bene-mbi` column is NULL).
+    pub unresolved_mbi: bool,
+    /// Why a v3 EOB was left out of the CCLF tables, if it was.
+    pub excluded: Option<Excluded>,
+}
+
+/// v3 EOBs that CCLF has no place for, left out of the `cclf*` tables unless
+/// [`Plan::set_include_partial`] asks for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Excluded {
+    /// `outcome` = `partial`: a Shared System claim not yet finally adjudicated.
+    Partial,
+    /// `use` = `preauthorization`: a prior-authorization EOB.
+    PriorAuth,
+}
+
+/// The tag value (`claimline/link`) of a column that holds the beneficiary reference
+/// (`patient.getReferenceKey(Patient)`) and that the link stage fills with the current MBI.
+pub const BENE_MBI_LINK: &str = "bene-mbi";
+/// The tag name that marks link-stage columns.
+pub const LINK_TAG: &str = "claimline/link";
+
+/// Beneficiary id (the Patient's resource id) to current MBI, per API version (v1/v2 ids are
+/// CCW `bene_id`s, v3 ids IDR `BENE_SK`s: different spaces), built from the Patient resources of
+/// a load (see [`patient_mbi`]).
+#[derive(Debug, Default, Clone)]
+pub struct BeneIndex {
+    mbi: HashMap<Option<ApiVersion>, HashMap<String, String>>,
+}
+
+impl BeneIndex {
+    /// Records one beneficiary's current MBI; a later Patient with the same id replaces it.
+    pub fn insert(&mut self, api_version: Option<ApiVersion>, bene_id: String, mbi: String) {
+        self.mbi
+            .entry(api_version)
+            .or_default()
+            .insert(bene_id, mbi);
+    }
+
+    /// The current MBI of a beneficiary of an API version.
+    pub fn get(&self, api_version: Option<ApiVersion>, bene_id: &str) -> Option<&str> {
+        self.mbi
+            .get(&api_version)
+            .and_then(|m| m.get(bene_id))
+            .map(String::as_str)
+    }
+
+    /// Beneficiaries with an MBI.
+    pub fn len(&self) -> usize {
+        self.mbi.values().map(HashMap::len).sum()
+    }
+
+    /// True when no beneficiary has an MBI.
+    pub fn is_empty(&self) -> bool {
+        self.mbi.values().all(HashMap::is_empty)
+    }
+}
+
+const US_MBI: &str = "http://hl7.org/fhir/sid/us-mbi";
+const CURRENCY: &str = "https://bluebutton.cms.gov/resources/codesystem/identifier-currency";
+
+/// A Patient's API version, id and current MBI, or `None` when it is not a Patient or carries no
+/// MBI.
+///
+/// - v1 (STU3): the `us-mbi` identifier whose `extension` `identifier-currency` is `current`;
+/// - v2 (R4): the same flag on `identifier.type.coding.extension`;
+/// - v3: no currency flag; the `us-mbi` identifier without `period.end`, else the one whose
+///   period ends last; among several open ones, the latest `period.start`.
+///
+/// An identifier flagged `historic` is never chosen.
+pub fn patient_mbi(r: &Resource<'_>) -> Option<(Option<ApiVersion>, String, String)> {
+    if r.resource_type != "Patient" {
+        return None;
+    }
+    let id = r.id?;
+    // (flagged current, open-ended, end, start, value): the greatest wins.
+    let mut best: Option<(bool, bool, String, String, &str)> = None;
+    for ident in r.root.get("identifier").into_iter().flat_map(|i| i.items()) {
+        if str_at(ident, "system") != Some(US_MBI) {
+            continue;
+        }
+        let Some(value) = str_at(ident, "value") else {
+            continue;
+        };
+        let flags: Vec<&str> = ident
+            .get("extension")
+            .into_iter()
+            .flat_map(|e| e.items())
+            .chain(
+                ident
+                    .get("type")
+                    .and_then(|t| t.get("coding"))
+                    .into_iter()
+                    .flat_map(|c| c.items())
+                    .flat_map(|c| c.get("extension").into_iter().flat_map(|e| e.items())),
+            )
+            .filter(|e| str_at(*e, "url") == Some(CURRENCY))
+            .filter_map(|e| e.get("valueCoding").and_then(|v| str_at(v, "code")))
+            .collect();
+        if flags.contains(&"historic") {
+            continue;
+        }
+        let period = ident.get("period");
+        let end = period.and_then(|p| str_at(p, "end"));
+        let start = period.and_then(|p| str_at(p, "start")).unwrap_or("");
+        let key = (
+            flags.contains(&"current"),
+            end.is_none(),
+            end.unwrap_or("").to_owned(),
+            start.to_owned(),
+            value,
+        );
+        if best.as_ref().is_none_or(|b| key > *b) {
+            best = Some(key);
+        }
+    }
+    best.map(|b| (r.api_version, id.to_owned(), b.4.to_owned()))
+}
+
+fn str_at<'a>(c: Cursor<'a>, key: &str) -> Option<&'a str> {
+    c.get(key).and_then(|v| v.as_str())
+}
+
+/// Why a v3 EOB has no place in CCLF (see [`Excluded`]); `None` for every other resource.
+pub fn excluded(r: &Resource<'_>) -> Option<Excluded> {
+    if r.resource_type != "ExplanationOfBenefit" || r.api_version != Some(ApiVersion::V3) {
+        return None;
+    }
+    if str_at(r.root, "use") == Some("preauthorization") {
+        return Some(Excluded::PriorAuth);
+    }
+    if str_at(r.root, "outcome") == Some("partial") {
+        return Some(Excluded::Partial);
+    }
+    None
 }
 
 /// Per-thread scratch space, reused across resources.
@@ -127,6 +268,10 @@ struct PlanView {
     api_version: Option<ApiVersion>,
     table: usize,
     claim: bool,
+    /// A CCLF table (`cclf…`): v3 partial and prior-authorization EOBs stay out.
+    cclf: bool,
+    /// The column the link stage fills with the beneficiary's MBI.
+    mbi_column: Option<usize>,
     /// Conversion per declared column.
     columns: Vec<ColumnType>,
 }
@@ -136,6 +281,8 @@ pub struct Plan {
     tables: Vec<TableSchema>,
     views: Vec<PlanView>,
     by_type: BTreeMap<String, Vec<usize>>,
+    bene: BeneIndex,
+    include_partial: bool,
 }
 
 const CLAIM_GROUP: &str = "https://bluebutton.cms.gov/resources/identifier/claim-group";
@@ -215,6 +362,11 @@ impl Plan {
                 })
                 .collect();
             let types = declared.iter().map(|c| c.ty.clone()).collect();
+            let mbi_column = view.schema().columns.iter().position(|c| {
+                c.tags
+                    .iter()
+                    .any(|(n, v)| n == LINK_TAG && v == BENE_MBI_LINK)
+            });
             let table = match tables.iter().position(|t| t.name == name) {
                 Some(t) => {
                     let first = &planned[first_of[t]];
@@ -259,10 +411,12 @@ impl Plan {
                 }
             };
             planned.push(PlanView {
+                cclf: claim && tables[table].name.starts_with("cclf"),
                 view,
                 api_version,
                 table,
                 claim,
+                mbi_column,
                 columns: types,
             });
         }
@@ -277,7 +431,25 @@ impl Plan {
             tables,
             views: planned,
             by_type,
+            bene: BeneIndex::default(),
+            include_partial: false,
         })
+    }
+
+    /// True when some view has a `bene-mbi` column, so a load should build a [`BeneIndex`] from
+    /// the input's Patients first.
+    pub fn needs_bene_index(&self) -> bool {
+        self.views.iter().any(|v| v.mbi_column.is_some())
+    }
+
+    /// The beneficiaries whose MBIs fill `bene-mbi` columns.
+    pub fn set_bene_index(&mut self, index: BeneIndex) {
+        self.bene = index;
+    }
+
+    /// Keep v3 partially adjudicated and prior-authorization EOBs in the CCLF tables.
+    pub fn set_include_partial(&mut self, include: bool) {
+        self.include_partial = include;
     }
 
     /// The tables, with lineage columns, in the order views first named them.
@@ -302,9 +474,18 @@ impl Plan {
         }
         let mut lineage: Option<Vec<Cell>> = None;
         let mut claim_extra: Option<[Cell; 2]> = None;
+        let leave_out = if self.include_partial {
+            None
+        } else {
+            excluded(r)
+        };
         for &i in indexes {
             let pv = &self.views[i];
             if pv.api_version.is_some() && pv.api_version != r.api_version {
+                continue;
+            }
+            if pv.cclf && leave_out.is_some() {
+                out.excluded = leave_out;
                 continue;
             }
             let rows = &mut scratch.rows[i];
@@ -348,6 +529,19 @@ impl Plan {
                         });
                         Cell::Null
                     }));
+                }
+                if let Some(m) = pv.mbi_column {
+                    let mbi = match &cells[m] {
+                        Cell::Text(bene) => self.bene.get(r.api_version, bene),
+                        _ => None,
+                    };
+                    match mbi {
+                        Some(mbi) => cells[m] = Cell::Text(mbi.to_owned()),
+                        None => {
+                            cells[m] = Cell::Null;
+                            out.unresolved_mbi = true;
+                        }
+                    }
                 }
                 cells.extend(lineage.iter().cloned());
                 if let Some(extra) = &extra {
@@ -399,7 +593,23 @@ impl Plan {
 /// `_claim_key` and `_status` of an EOB.
 fn claim_columns(r: &Resource<'_>) -> [Cell; 2] {
     let key = match r.api_version {
-        Some(ApiVersion::V3) => r.id.map(str::to_owned),
+        // The EOB id is CLM_UNIQ_ID; a line without one (the MIDR reference sample) falls back to
+        // the identifier typed `uc`, which holds the same value.
+        Some(ApiVersion::V3) => r.id.map(str::to_owned).or_else(|| {
+            r.root
+                .get("identifier")
+                .into_iter()
+                .flat_map(|i| i.items())
+                .find(|i| {
+                    i.get("type")
+                        .and_then(|t| t.get("coding"))
+                        .into_iter()
+                        .flat_map(|c| c.items())
+                        .any(|c| str_at(c, "code") == Some("uc"))
+                })
+                .and_then(|i| str_at(i, "value"))
+                .map(str::to_owned)
+        }),
         _ => r
             .root
             .get("identifier")
@@ -504,6 +714,84 @@ mod tests {
         assert_eq!(plan.tables()[0].name, "t");
         let err = Plan::new(vec![view(a), view(b)]).err().expect("differs");
         assert!(matches!(err, Error::ColumnsDiffer { .. }), "{err}");
+    }
+
+    /// Runs `f` on every resource of `lines` (written to a temporary NDJSON file).
+    fn each<T: Send>(lines: &[&str], f: impl Fn(&Resource<'_>) -> T + Sync) -> Vec<T> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.ndjson");
+        std::fs::write(&path, lines.join("\n")).expect("write");
+        let files = claimline_ndjson::discover(&[path]).expect("discover");
+        let (out, _) =
+            claimline_ndjson::scan_collect(&files, &claimline_ndjson::ScanOptions::default(), f)
+                .expect("scan");
+        out
+    }
+
+    const V2_PATIENT: &str = r#"{"resourceType":"Patient","id":"1","meta":{"profile":["http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-Patient"]},"identifier":[{"type":{"coding":[{"extension":[{"url":"https://bluebutton.cms.gov/resources/codesystem/identifier-currency","valueCoding":{"code":"historic"}}],"code":"MC"}]},"system":"http://hl7.org/fhir/sid/us-mbi","value":"OLD"},{"type":{"coding":[{"extension":[{"url":"https://bluebutton.cms.gov/resources/codesystem/identifier-currency","valueCoding":{"code":"current"}}],"code":"MC"}]},"system":"http://hl7.org/fhir/sid/us-mbi","value":"NEW"}]}"#;
+    const V1_PATIENT: &str = r#"{"resourceType":"Patient","id":"2","identifier":[{"extension":[{"url":"https://bluebutton.cms.gov/resources/codesystem/identifier-currency","valueCoding":{"code":"current"}}],"system":"http://hl7.org/fhir/sid/us-mbi","value":"CUR"},{"extension":[{"url":"https://bluebutton.cms.gov/resources/codesystem/identifier-currency","valueCoding":{"code":"historic"}}],"system":"http://hl7.org/fhir/sid/us-mbi","value":"HIST"}]}"#;
+    const V3_PATIENT: &str = r#"{"resourceType":"Patient","id":"3","meta":{"profile":["http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-Patient|2.1.0"]},"identifier":[{"period":{"start":"2020-04-21T00:00:00+00:00"},"system":"http://hl7.org/fhir/sid/us-mbi","value":"OPEN"},{"period":{"end":"2024-12-31T00:00:00+00:00","start":"2020-04-21T00:00:00+00:00"},"system":"http://hl7.org/fhir/sid/us-mbi","value":"ENDED"}]}"#;
+
+    #[test]
+    fn the_current_mbi_of_each_shape() {
+        let found = each(&[V2_PATIENT, V1_PATIENT, V3_PATIENT], |r| {
+            patient_mbi(r).map(|(_, id, mbi)| (id, mbi))
+        });
+        let found: Vec<(String, String)> = found.into_iter().flatten().collect();
+        assert_eq!(
+            found,
+            [
+                ("1".to_owned(), "NEW".to_owned()),
+                ("2".to_owned(), "CUR".to_owned()),
+                ("3".to_owned(), "OPEN".to_owned())
+            ]
+        );
+    }
+
+    const CLAIM_VIEW: &str = r#"{"resourceType":"ViewDefinition","name":"cclf1","resource":"ExplanationOfBenefit","select":[{"column":[{"name":"BENE_MBI_ID","path":"patient.getReferenceKey(Patient)","type":"string","tag":[{"name":"claimline/link","value":"bene-mbi"}]}]}]}"#;
+    const V3_EOB: &str = r#"{"resourceType":"ExplanationOfBenefit","id":"E1","meta":{"profile":["http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Inpatient-Institutional|2.1.0"]},"outcome":"complete","patient":{"reference":"Patient/3"}}"#;
+    const V3_EOB_OTHER_BENE: &str = r#"{"resourceType":"ExplanationOfBenefit","id":"E2","meta":{"profile":["http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Inpatient-Institutional|2.1.0"]},"outcome":"complete","patient":{"reference":"Patient/9"}}"#;
+    const V3_PARTIAL: &str = r#"{"resourceType":"ExplanationOfBenefit","id":"E3","meta":{"profile":["http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Inpatient-Institutional|2.1.0"]},"outcome":"partial","patient":{"reference":"Patient/3"}}"#;
+    const V3_PRIOR_AUTH: &str = r#"{"resourceType":"ExplanationOfBenefit","id":"E4","meta":{"profile":["http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Inpatient-Institutional|2.1.0"]},"use":"preauthorization","outcome":"partial","patient":{"reference":"Patient/3"}}"#;
+
+    #[test]
+    fn bene_mbi_columns_resolve_and_partial_claims_stay_out() {
+        let mut plan = Plan::new(vec![view(CLAIM_VIEW)]).expect("plan");
+        assert!(plan.needs_bene_index());
+        let mut index = BeneIndex::default();
+        for (v, id, mbi) in each(&[V3_PATIENT], patient_mbi).into_iter().flatten() {
+            index.insert(v, id, mbi);
+        }
+        assert_eq!(index.len(), 1);
+        plan.set_bene_index(index);
+        let lines = [V3_EOB, V3_EOB_OTHER_BENE, V3_PARTIAL, V3_PRIOR_AUTH];
+        let run = |plan: &Plan| {
+            each(&lines, |r| {
+                let out = plan.evaluate(r, "run", &mut Scratch::default());
+                let cells: Vec<String> = out
+                    .rows
+                    .iter()
+                    .map(|row| match &row.cells[0] {
+                        Cell::Text(t) => t.clone(),
+                        _ => "NULL".to_owned(),
+                    })
+                    .collect();
+                (cells, out.unresolved_mbi, out.excluded)
+            })
+        };
+        assert_eq!(
+            run(&plan),
+            [
+                (vec!["OPEN".to_owned()], false, None),
+                (vec!["NULL".to_owned()], true, None),
+                (vec![], false, Some(Excluded::Partial)),
+                (vec![], false, Some(Excluded::PriorAuth)),
+            ]
+        );
+        plan.set_include_partial(true);
+        let all = run(&plan);
+        assert_eq!(all[2], (vec!["OPEN".to_owned()], false, None));
+        assert_eq!(all[3].0.len(), 1);
     }
 
     #[test]

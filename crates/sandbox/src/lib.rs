@@ -21,6 +21,16 @@
 //! `_since` keeps the lines whose `meta.lastUpdated` is a valid instant later than `_since`.
 //! Lines whose `meta.lastUpdated` is missing or not an instant (such as the `IGNORED_FIELD`
 //! placeholder in BFD's samples) are served when no `_since` is given and left out otherwise.
+//! Like BCDA, a job's `transactionTime` is the kick-off instant and bounds the export from above:
+//! lines updated after it are left out, so consecutive `_since` exports never overlap and a line
+//! updated "later" on the [`Clock`] shows up in the next export only.
+//!
+//! `GET /api/{v}/attribution_status` answers the instants the sandbox started as the last
+//! attribution and runout updates. The "try later" answers of BCDA can be switched on:
+//! [`SandboxConfig::blackout`] (January: 404 on `Group/all` and `Patient`),
+//! [`SandboxConfig::runout_closed`] (404 on `Group/runout`) and
+//! [`SandboxConfig::no_attribution`] (404 on every kick-off and on `attribution_status`).
+//!
 //! `_typeFilter` is validated (one, on v3, starting `ExplanationOfBenefit?`) but does not filter.
 //! `Group/all`, `Group/runout` and `Patient` all serve the whole folder; one client (ACO) is
 //! known, with [`SandboxConfig::client_id`] and [`SandboxConfig::client_secret`].
@@ -91,6 +101,14 @@ pub struct SandboxConfig {
     pub data_rate: Option<u64>,
     /// The clock (share a clone to advance it from outside).
     pub clock: Clock,
+    /// BCDA's yearly January blackout: `Group/all` and `Patient` kick-offs answer 404 until the
+    /// new performance year's attribution is loaded; `Group/runout` still works.
+    pub blackout: bool,
+    /// The runout window is over: `Group/runout` kick-offs answer 404.
+    pub runout_closed: bool,
+    /// No attribution file has been ingested: `attribution_status` and every kick-off answer
+    /// 404.
+    pub no_attribution: bool,
 }
 
 impl SandboxConfig {
@@ -111,6 +129,9 @@ impl SandboxConfig {
             threads: 8,
             data_rate: None,
             clock: Clock::new(),
+            blackout: false,
+            runout_closed: false,
+            no_attribution: false,
         }
     }
 }

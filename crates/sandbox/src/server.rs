@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     pub clock: Clock,
     state: Mutex<State>,
     pub stats: Mutex<SandboxStats>,
+    /// When the sandbox started: its last attribution and runout ingestion.
+    started: Timestamp,
 }
 
 /// A response body.
@@ -227,6 +229,7 @@ impl Shared {
         Shared {
             config,
             data,
+            started: clock.now(),
             clock,
             state: Mutex::new(State::default()),
             stats: Mutex::new(SandboxStats::default()),
@@ -337,9 +340,12 @@ impl Shared {
                     "all" | "runout",
                     "$export",
                 ],
-            ) => self.kick_off(rq, v, query),
+            ) => self.kick_off(rq, v, segments[3], query),
             ("GET", ["api", v @ ("v1" | "v2" | "v3"), "Patient", "$export"]) => {
-                self.kick_off(rq, v, query)
+                self.kick_off(rq, v, "patient", query)
+            }
+            ("GET", ["api", v @ ("v1" | "v2" | "v3"), "attribution_status"]) => {
+                self.attribution_status(rq, v)
             }
             ("GET", ["api", v @ ("v1" | "v2" | "v3"), "jobs"]) => self.list_jobs(rq, v, query),
             ("GET", ["api", v @ ("v1" | "v2" | "v3"), "jobs", id]) => self.job_status(rq, v, id),
@@ -417,8 +423,46 @@ impl Shared {
         Ok(())
     }
 
-    fn kick_off(&self, rq: &Incoming<'_>, version: &str, query: &str) -> Reply {
+    /// `GET /api/{v}/attribution_status`: when attribution and runout files were last ingested.
+    fn attribution_status(&self, rq: &Incoming<'_>, version: &str) -> Reply {
         if let Err(reply) = self.authorize(rq, version) {
+            return reply;
+        }
+        if self.config.no_attribution {
+            return outcome(404, version, "no attribution file found");
+        }
+        let at = self.started.to_string();
+        Reply::json(
+            200,
+            "application/json",
+            &json!({"ingestion_dates": [
+                {"timestamp": at, "type": "last_attribution_update"},
+                {"timestamp": at, "type": "last_runout_update"},
+            ]}),
+        )
+    }
+
+    /// The 404 BCDA answers instead of starting an export, when one of the "try later"
+    /// situations is switched on for `group` (`all`, `runout` or `patient`).
+    fn unavailable(&self, version: &str, group: &str) -> Option<Reply> {
+        let diagnostics = if self.config.no_attribution {
+            "Unable to retrieve attribution data: no attribution file found for this ACO"
+        } else if self.config.blackout && group != "runout" {
+            "Unable to retrieve attribution data for the current performance year: BCDA's \
+             yearly update is in progress (January); try again once the new attribution is loaded"
+        } else if self.config.runout_closed && group == "runout" {
+            "runout data is no longer available for this ACO"
+        } else {
+            return None;
+        };
+        Some(outcome(404, version, diagnostics))
+    }
+
+    fn kick_off(&self, rq: &Incoming<'_>, version: &str, group: &str, query: &str) -> Reply {
+        if let Err(reply) = self.authorize(rq, version) {
+            return reply;
+        }
+        if let Some(reply) = self.unavailable(version, group) {
             return reply;
         }
         if rq.header("Accept") != Some("application/fhir+json") {
@@ -537,9 +581,11 @@ impl Shared {
             for batch in batches {
                 let kept: Vec<&[u8]> = batch
                     .iter()
-                    .filter(|line| match since {
-                        None => true,
-                        Some(since) => line.last_updated.is_some_and(|t| t > since),
+                    .filter(|line| match (since, line.last_updated) {
+                        // BCDA asks BFD for `_lastUpdated=le<transactionTime>`.
+                        (_, Some(t)) if t > now => false,
+                        (None, _) => true,
+                        (Some(since), updated) => updated.is_some_and(|t| t > since),
                     })
                     .map(|line| line.text.as_slice())
                     .collect();

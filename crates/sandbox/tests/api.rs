@@ -252,3 +252,129 @@ fn tokens_expire_on_the_sandbox_clock() {
     assert_eq!(expired.status, 401);
     assert_eq!(expired.json()["issue"][0]["diagnostics"], "Expired Token");
 }
+
+#[test]
+fn attribution_status_and_the_try_later_answers() {
+    let sandbox = Sandbox::start(SandboxConfig::new(sample())).expect("sandbox");
+    let auth = token(&sandbox);
+    let status = send(
+        "GET",
+        &format!("{}/api/v2/attribution_status", sandbox.url()),
+        &[("Authorization", auth.as_str())],
+    );
+    assert_eq!(status.status, 200);
+    let dates = status.json()["ingestion_dates"].clone();
+    let kinds: Vec<&str> = dates
+        .as_array()
+        .expect("ingestion_dates")
+        .iter()
+        .map(|d| d["type"].as_str().expect("type"))
+        .collect();
+    assert_eq!(kinds, ["last_attribution_update", "last_runout_update"]);
+    assert!(
+        dates[0]["timestamp"]
+            .as_str()
+            .expect("timestamp")
+            .parse::<jiff::Timestamp>()
+            .is_ok(),
+        "RFC 3339"
+    );
+
+    let mut config = SandboxConfig::new(sample());
+    config.blackout = true;
+    let blackout = Sandbox::start(config).expect("sandbox");
+    let auth = token(&blackout);
+    for (path, expected) in [
+        ("v2/Group/all", 404),
+        ("v2/Patient", 404),
+        ("v3/Group/all", 404),
+        ("v2/Group/runout", 202),
+    ] {
+        let answer = send(
+            "GET",
+            &format!("{}/api/{path}/$export", blackout.url()),
+            &with_fhir(&auth),
+        );
+        assert_eq!(answer.status, expected, "{path} during the blackout");
+        if expected == 404 {
+            let diagnostics = answer.json()["issue"][0]["diagnostics"].clone();
+            assert!(
+                diagnostics.as_str().expect("text").contains("January"),
+                "{diagnostics}"
+            );
+        }
+    }
+
+    let mut config = SandboxConfig::new(sample());
+    config.runout_closed = true;
+    let closed = Sandbox::start(config).expect("sandbox");
+    let auth = token(&closed);
+    let runout = format!("{}/api/v2/Group/runout/$export", closed.url());
+    assert_eq!(send("GET", &runout, &with_fhir(&auth)).status, 404);
+    let all = format!("{}/api/v2/Group/all/$export", closed.url());
+    assert_eq!(send("GET", &all, &with_fhir(&auth)).status, 202);
+
+    let mut config = SandboxConfig::new(sample());
+    config.no_attribution = true;
+    let none = Sandbox::start(config).expect("sandbox");
+    let auth = token(&none);
+    let status = send(
+        "GET",
+        &format!("{}/api/v2/attribution_status", none.url()),
+        &[("Authorization", auth.as_str())],
+    );
+    assert_eq!(status.status, 404);
+    let all = format!("{}/api/v2/Group/all/$export", none.url());
+    assert_eq!(send("GET", &all, &with_fhir(&auth)).status, 404);
+}
+
+/// The lines of every `output` file of a completed job, decoded.
+fn job_lines(auth: &str, kick_off: &str) -> Vec<String> {
+    let started = send("GET", kick_off, &with_fhir(auth));
+    assert_eq!(started.status, 202, "{kick_off}");
+    let job = started.header("Content-Location").expect("job").to_owned();
+    let manifest = loop {
+        let answer = send("GET", &job, &[("Authorization", auth)]);
+        if answer.status == 200 {
+            break answer.json();
+        }
+        assert_eq!(answer.status, 202);
+    };
+    let mut lines = Vec::new();
+    for entry in manifest["output"].as_array().expect("output") {
+        let url = entry["url"].as_str().expect("url");
+        let answer = send("GET", url, &[("Authorization", auth)]);
+        assert_eq!(answer.status, 200);
+        let text = String::from_utf8(answer.body).expect("utf-8");
+        lines.extend(text.lines().map(str::to_owned));
+    }
+    lines
+}
+
+#[test]
+fn transaction_time_bounds_an_export_and_since_gives_the_delta() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = jiff::Timestamp::now();
+    let past = now - jiff::SignedDuration::from_hours(24 * 10);
+    let later = now + jiff::SignedDuration::from_hours(24 * 3);
+    let text = format!(
+        "{{\"resourceType\":\"Patient\",\"id\":\"old\",\"meta\":{{\"lastUpdated\":\"{past}\"}}}}\n\
+         {{\"resourceType\":\"Patient\",\"id\":\"new\",\"meta\":{{\"lastUpdated\":\"{later}\"}}}}\n"
+    );
+    std::fs::write(dir.path().join("Patient.ndjson"), text).expect("write");
+    let sandbox = Sandbox::start(SandboxConfig::new(dir.path())).expect("sandbox");
+    let auth = token(&sandbox);
+    let base = format!("{}/api/v2/Patient/$export?_type=Patient", sandbox.url());
+    let first = job_lines(&auth, &base);
+    assert_eq!(first.len(), 1, "a line updated after transactionTime waits");
+    assert!(first[0].contains("\"old\""));
+
+    sandbox
+        .clock()
+        .advance(std::time::Duration::from_secs(7 * 24 * 3600));
+    let auth = token(&sandbox);
+    let since = format!("{base}&_since={}", now.to_string().replace('+', "%2B"));
+    let second = job_lines(&auth, &since);
+    assert_eq!(second.len(), 1, "only the delta");
+    assert!(second[0].contains("\"new\""));
+}

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use claimline_link::{Plan, ResourceOutput, Scratch};
-use claimline_ndjson::{Manifest, RejectTarget, ScanOptions, discover, scan};
+use claimline_link::{BeneIndex, Excluded, Plan, ResourceOutput, Scratch, patient_mbi};
+use claimline_ndjson::{
+    InputFile, Manifest, RejectTarget, ScanOptions, discover, scan, scan_collect,
+};
 use claimline_sink::{
     Cell, ParquetSink, RunRecord, Sink, SqliteSink, create_private_dir, format_timestamp,
 };
@@ -33,8 +35,9 @@ pub struct Args {
     /// NDJSON files (`.ndjson` or `.ndjson.gz`) or export folders.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Views: a built-in set (`basic`) or ViewDefinition files and folders (a folder named
-    /// `v1`, `v2` or `v3` limits its views to that API version).
+    /// Views: a built-in set (`cclf`, the default: the CCLF claim tables; or `basic`) or
+    /// ViewDefinition files and folders (a folder named `v1`, `v2` or `v3` limits its views to
+    /// that API version).
     #[arg(long, num_args = 1..)]
     views: Vec<String>,
     /// Output folder.
@@ -57,6 +60,10 @@ pub struct Args {
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Keep v3 partially adjudicated and prior-authorization EOBs in the CCLF tables (they are
+    /// counted and left out by default).
+    #[arg(long)]
+    include_partial: bool,
 }
 
 /// What one load does; `claimline load` and `claimline run` both build one.
@@ -75,6 +82,8 @@ pub struct LoadRequest {
     pub run_id: Option<String>,
     /// Worker threads (0: one per core).
     pub threads: usize,
+    /// Keep v3 partially adjudicated and prior-authorization EOBs in the CCLF tables.
+    pub include_partial: bool,
 }
 
 /// What a load did.
@@ -93,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         strict: args.strict,
         run_id: args.run_id,
         threads: args.threads,
+        include_partial: args.include_partial,
     };
     let LoadOutcome { report } = execute(&request)?;
     let mut out = std::io::stdout().lock();
@@ -118,7 +128,17 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
     let started = now_micros();
     let files = discover(&args.inputs)?;
     let sources = views::sources(&args.views)?;
-    let plan = Plan::new(views::load(&sources)?).map_err(|e| views::UsageError(e.to_string()))?;
+    let mut plan =
+        Plan::new(views::load(&sources)?).map_err(|e| views::UsageError(e.to_string()))?;
+    plan.set_include_partial(args.include_partial);
+    let benes = if plan.needs_bene_index() {
+        let index = bene_index(&files, args.threads)?;
+        let n = index.len() as u64;
+        plan.set_bene_index(index);
+        Some(n)
+    } else {
+        None
+    };
     let views_hash = views::hash(&sources);
     let run_id = args.run_id.clone().unwrap_or_else(|| run_id_from(started));
 
@@ -157,6 +177,7 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
     let mut rows_per_table = vec![0u64; tables.len()];
     let mut issues = IssueLog::new(rejects_dir.join(format!("{run_id}-row-errors.ndjson")));
     let mut fault = SinkFault::from_env();
+    let mut claims = ClaimCounts::default();
     let summary = scan(
         &files,
         &opts,
@@ -173,11 +194,19 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
                 ResourceOutput {
                     rows,
                     issues: found,
+                    unresolved_mbi,
+                    excluded,
                 },
                 file_index,
                 line,
             ) in batch.items
             {
+                claims.unresolved_mbi += u64::from(unresolved_mbi);
+                match excluded {
+                    Some(Excluded::Partial) => claims.excluded_partial += 1,
+                    Some(Excluded::PriorAuth) => claims.excluded_prior_auth += 1,
+                    None => {}
+                }
                 for row in rows {
                     per_table[row.table].push(row.cells);
                 }
@@ -269,8 +298,53 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
         },
         outputs: outputs(args),
         committed: !failed_strict,
+        beneficiaries: benes.map(|n| Beneficiaries {
+            with_mbi: n,
+            unresolved_claims: claims.unresolved_mbi,
+        }),
+        excluded: ExcludedClaims {
+            partial: claims.excluded_partial,
+            prior_auth: claims.excluded_prior_auth,
+        },
     };
     Ok(LoadOutcome { report })
+}
+
+/// Per-claim counts of the link stage.
+#[derive(Default)]
+struct ClaimCounts {
+    unresolved_mbi: u64,
+    excluded_partial: u64,
+    excluded_prior_auth: u64,
+}
+
+/// First pass: the Patient files of the input (by manifest type, else by a file name starting
+/// with `Patient`) to beneficiary id → current MBI. Rejects are left to the main pass.
+fn bene_index(files: &[InputFile], threads: usize) -> anyhow::Result<BeneIndex> {
+    let patients: Vec<InputFile> = files
+        .iter()
+        .filter(|f| match &f.expected_type {
+            Some(t) => t == "Patient",
+            None => f
+                .path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("Patient")),
+        })
+        .cloned()
+        .collect();
+    let mut index = BeneIndex::default();
+    if patients.is_empty() {
+        return Ok(index);
+    }
+    let opts = ScanOptions {
+        threads,
+        ..ScanOptions::default()
+    };
+    let (found, _) = scan_collect(&patients, &opts, patient_mbi)?;
+    for (version, bene, mbi) in found.into_iter().flatten() {
+        index.insert(version, bene, mbi);
+    }
+    Ok(index)
 }
 
 /// A sink failure injected after N batches, for the project's own atomicity tests
@@ -429,6 +503,28 @@ pub struct Report {
     pub outputs: Vec<PathBuf>,
     /// False when `--strict` found problems and nothing was written.
     pub committed: bool,
+    /// MBI resolution, when a view has a `BENE_MBI_ID`-style link column.
+    pub beneficiaries: Option<Beneficiaries>,
+    /// v3 EOBs left out of the CCLF tables (see `--include-partial`).
+    pub excluded: ExcludedClaims,
+}
+
+/// MBI resolution of a load.
+#[derive(serde::Serialize)]
+pub struct Beneficiaries {
+    /// Beneficiaries of the input's Patients with a current MBI.
+    pub with_mbi: u64,
+    /// Claims whose beneficiary no Patient resolved (their `BENE_MBI_ID` is NULL).
+    pub unresolved_claims: u64,
+}
+
+/// v3 EOBs left out of the CCLF tables.
+#[derive(serde::Serialize)]
+pub struct ExcludedClaims {
+    /// Partially adjudicated (`outcome` = `partial`).
+    pub partial: u64,
+    /// Prior authorizations (`use` = `preauthorization`).
+    pub prior_auth: u64,
 }
 
 /// Rejected lines of a load.
@@ -488,6 +584,20 @@ impl Report {
                 }
             }
             None => writeln!(out, "row errors: 0")?,
+        }
+        if let Some(b) = &self.beneficiaries {
+            writeln!(
+                out,
+                "beneficiaries: {} with an MBI; claims with no MBI resolved: {}",
+                b.with_mbi, b.unresolved_claims
+            )?;
+        }
+        if self.excluded.partial + self.excluded.prior_auth > 0 {
+            writeln!(
+                out,
+                "left out of CCLF tables (v3): {} partially adjudicated, {} prior authorizations (--include-partial keeps them)",
+                self.excluded.partial, self.excluded.prior_auth
+            )?;
         }
         writeln!(
             out,

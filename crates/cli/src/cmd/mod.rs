@@ -3,5 +3,9 @@
 pub mod bcda;
 pub mod fetch;
 pub mod load;
+pub mod reload;
+pub mod run;
 pub mod sandbox;
 pub mod scan;
+pub mod synth;
+pub mod views;

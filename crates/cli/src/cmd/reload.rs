@@ -1,0 +1,164 @@
+//! `claimline reload`: rebuild an output folder's tables from its kept exports, e.g. after a
+//! mapping change. Every kept export is loaded again, in the order the runs loaded them and under
+//! their original run ids, into a staging folder that replaces the tables only when all loads
+//! succeeded; a failed reload leaves the previous tables as they were.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use claimline_fetch::ExportState;
+use claimline_sink::create_private_dir;
+
+use super::load::{Format, LoadRequest, execute};
+use super::run::{RunState, busy, lock_output, new_run_id};
+use crate::views::UsageError;
+
+/// Arguments of `claimline reload`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The output folder of `claimline run`.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Views (default: the built-in set); later runs must use the same.
+    #[arg(long, num_args = 1..)]
+    views: Vec<String>,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the output folder holds that a reload replaces.
+const REPLACED: [&str; 5] = [
+    "claimline.sqlite",
+    "claimline.sqlite-wal",
+    "claimline.sqlite-shm",
+    "parquet",
+    "rejects",
+];
+
+fn has_data(export: &Path) -> bool {
+    ExportState::load(export)
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.complete && s.files.iter().any(|f| !f.error_file))
+}
+
+/// Moves `from/name` to `to/name` for each name that exists.
+fn move_all(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for name in REPLACED {
+        let src = from.join(name);
+        if src.exists() {
+            let dst = to.join(name);
+            std::fs::rename(&src, &dst)
+                .with_context(|| format!("moving {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `claimline reload`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let out = &args.out;
+    if !out.join(super::run::STATE_FILE).is_file() {
+        anyhow::bail!(UsageError(format!(
+            "{} is not an output folder of claimline run (no {})",
+            out.display(),
+            super::run::STATE_FILE
+        )));
+    }
+    let Some(_lock) = lock_output(out)? else {
+        return Err(busy(out));
+    };
+    let state = RunState::load(out)?;
+    let mut loaded = Vec::new();
+    let mut skipped = Vec::new();
+    for run in &state.runs {
+        let export = out.join(&run.export);
+        if run.pruned || !export.is_dir() {
+            skipped.push(run.run_id.clone());
+        } else if has_data(&export) {
+            loaded.push((run.run_id.clone(), export));
+        }
+    }
+    if loaded.is_empty() {
+        anyhow::bail!(UsageError(format!(
+            "{} has no kept export to rebuild from (claimline run keeps them in {}/exports)",
+            out.display(),
+            out.display()
+        )));
+    }
+    let stamp = new_run_id();
+    let staging = out.join(format!(".reload-{stamp}"));
+    let old = out.join(format!(".reload-old-{stamp}"));
+    create_private_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let mut rows = 0u64;
+    let mut row_errors = 0u64;
+    let mut rejects = 0u64;
+    for (run_id, export) in &loaded {
+        let outcome = execute(&LoadRequest {
+            inputs: vec![export.clone()],
+            views: args.views.clone(),
+            out: staging.clone(),
+            format: Format::Both,
+            strict: false,
+            run_id: Some(run_id.clone()),
+            threads: 0,
+            include_partial: false,
+        });
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(err.context(format!(
+                    "reloading {}; the tables were left as they were",
+                    export.display()
+                )));
+            }
+        };
+        rows += outcome.report.tables.values().sum::<u64>();
+        rejects += outcome.report.rejects.count;
+        row_errors += outcome.report.row_errors.count;
+    }
+    // Swap: the old tables aside, the new ones in, the old ones removed.
+    create_private_dir(&old).with_context(|| format!("creating {}", old.display()))?;
+    move_all(out, &old)?;
+    if let Err(err) = move_all(&staging, out) {
+        // Put the old tables back.
+        let _ = move_all(&old, out);
+        return Err(err);
+    }
+    let _ = std::fs::remove_dir_all(&old);
+    let _ = std::fs::remove_dir_all(&staging);
+
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let doc = serde_json::json!({
+            "out": out,
+            "runs": loaded.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            "skipped": skipped,
+            "rows": rows,
+            "rejects": rejects,
+            "row_errors": row_errors,
+        });
+        serde_json::to_writer_pretty(&mut stdout, &doc)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(
+            stdout,
+            "rebuilt {} from {} kept exports: {rows} rows, {rejects} rejects, {row_errors} row errors",
+            out.display(),
+            loaded.len()
+        )?;
+        if !skipped.is_empty() {
+            writeln!(
+                stdout,
+                "warning: {} earlier exports were removed by --keep; their data is not in the \
+                 rebuilt tables unless a later export carries it",
+                skipped.len()
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

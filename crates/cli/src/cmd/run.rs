@@ -1,0 +1,1397 @@
+//! `claimline run`: credentials to tables, incrementally. Fetch a BCDA export into a kept export
+//! folder, load it, then commit its `transactionTime` as the next `_since`.
+//!
+//! The incremental state lives in `DIR/claimline-state.json` (owner-only), one entry per scope:
+//! base URL, client (a hash of the client id, never the id or the secret), API version, endpoint,
+//! types and type filter. A scope's `since` advances only when the download *and* the load
+//! succeeded with no rejected lines and no row errors (or `--accept-rejects`). A run that fails or
+//! is killed leaves its scope `pending` with its run id and `_since`, so the same command resumes
+//! it: the fetcher re-attaches to the saved job and downloads only what is missing, and an export
+//! already loaded (its run id is in `_claimline_runs`) is not loaded twice.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use claimline_fetch::{
+    ApiVersion, Client, ClientConfig, Credentials, Endpoint, ExportOptions, ExportRequest,
+    ExportState, FetchError, FileRecord, PROD_URL, SANDBOX_URL, Timestamp, Timing, export,
+};
+use claimline_sink::{RunRecord, create_private_dir, format_timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::bcda::{Api, Env, Reporter};
+use super::fetch::EndpointArg;
+use super::load::{Format, LoadRequest, Report, execute};
+use crate::config::{ConfigFile, Profile, locate};
+use crate::views::{self, UsageError};
+
+/// The state file in the output folder.
+pub const STATE_FILE: &str = "claimline-state.json";
+/// Kept exports, one folder per run id.
+pub const EXPORTS_DIR: &str = "exports";
+
+/// Arguments of `claimline run`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// BCDA production or BCDA's public sandbox.
+    #[arg(long, value_enum, conflicts_with_all = ["base_url", "local_sandbox"])]
+    env: Option<Env>,
+    /// Another BCDA-compatible base URL (HTTPS; plain HTTP only to a loopback sandbox).
+    #[arg(long, conflicts_with = "local_sandbox")]
+    base_url: Option<String>,
+    /// Start the embedded BCDA sandbox on the bundled `sample-data/` and run against it (no
+    /// credentials needed).
+    #[arg(long)]
+    local_sandbox: bool,
+    /// A profile of the config file (one per ACO).
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// The config file (default: `$CLAIMLINE_CONFIG`, else `./claimline.toml`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// BCDA API version (default v2).
+    #[arg(long, value_enum)]
+    api: Option<Api>,
+    /// What to export (default group/all).
+    #[arg(long, value_enum)]
+    endpoint: Option<EndpointArg>,
+    /// Resource types (`_type`), comma-separated; BCDA's defaults when omitted.
+    #[arg(long, value_delimiter = ',')]
+    types: Vec<String>,
+    /// `auto` (default): the last committed transactionTime of this scope, or everything on the
+    /// first run; or an RFC 3339 instant with an offset.
+    #[arg(long, value_name = "TIME|auto")]
+    since: Option<String>,
+    /// `_typeFilter` (v3 only).
+    #[arg(long, value_name = "F")]
+    type_filter: Option<String>,
+    /// The output folder: tables, kept exports, run state.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// A file of `BCDA_CLIENT_ID=…` and `BCDA_CLIENT_SECRET=…` lines, readable by its owner only
+    /// (default: those environment variables).
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
+    /// Extra PEM root certificates to trust, besides Mozilla's.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// First wait between job polls, in seconds (default 5; 0.02 with --local-sandbox).
+    #[arg(long, value_name = "SECONDS")]
+    poll_interval: Option<f64>,
+    /// First wait before retrying a failed request, in seconds (default 2).
+    #[arg(long, value_name = "SECONDS")]
+    retry_wait: Option<f64>,
+    /// Give up waiting for a job after this many hours.
+    #[arg(long, default_value_t = 6.0, value_name = "HOURS")]
+    max_wait: f64,
+    /// Downloads at a time.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+    /// Views (default: the built-in set).
+    #[arg(long, num_args = 1..)]
+    views: Vec<String>,
+    /// Commit transactionTime even if the load had rejected lines or row errors.
+    #[arg(long)]
+    accept_rejects: bool,
+    /// Keep only the newest N exports under DIR/exports (default: all).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    keep: Option<u64>,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+    /// Append what the run does to this file (owner-only), one timestamped line per step.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+}
+
+/// Where the export comes from.
+enum Source {
+    /// The embedded sandbox on this folder of samples.
+    Local(PathBuf),
+    /// A BCDA base URL.
+    Url(String),
+}
+
+/// `--since`.
+enum Since {
+    Auto,
+    At(Timestamp),
+}
+
+/// Everything a run needs, from the flags and the profile.
+struct Settings {
+    profile: Option<String>,
+    source: Source,
+    api: ApiVersion,
+    endpoint: Endpoint,
+    types: Vec<String>,
+    type_filter: Option<String>,
+    since: Since,
+    out: PathBuf,
+    credentials: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    timing: Timing,
+    parallel: usize,
+    views: Vec<String>,
+    accept_rejects: bool,
+    keep: Option<usize>,
+    json: bool,
+    log: Option<PathBuf>,
+}
+
+fn seconds(value: f64, what: &str) -> Result<Duration, UsageError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| UsageError(format!("{what} must be a positive number of seconds")))
+}
+
+fn value_enum<T: clap::ValueEnum>(text: &str, key: &str) -> Result<T, UsageError> {
+    T::from_str(text, true)
+        .map_err(|_| UsageError(format!("profile: {key} = {text:?} is not valid")))
+}
+
+/// The bundled samples for `api`: `sample-data/real/{stu3,r4,v3}` found beside the current
+/// folder, beside the binary (or any folder above it), or in the source tree it was built from.
+pub fn sample_data(api: ApiVersion) -> Option<PathBuf> {
+    let sub = match api {
+        ApiVersion::V1 => "stu3",
+        ApiVersion::V2 => "r4",
+        ApiVersion::V3 => "v3",
+    };
+    let rel = Path::new("sample-data").join("real").join(sub);
+    let mut roots: Vec<PathBuf> = vec![PathBuf::from(".")];
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
+    }
+    roots.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    roots.into_iter().map(|r| r.join(&rel)).find(|p| p.is_dir())
+}
+
+impl Settings {
+    fn resolve(args: Args) -> Result<Settings, UsageError> {
+        let profile: Profile = match &args.profile {
+            Some(name) => {
+                let path = locate(args.config.as_deref()).ok_or_else(|| {
+                    UsageError(format!(
+                        "--profile {name}: no config file (give --config FILE, set \
+                         CLAIMLINE_CONFIG, or create ./claimline.toml)"
+                    ))
+                })?;
+                let config = ConfigFile::read(&path).map_err(|e| UsageError(e.to_string()))?;
+                config
+                    .profile(&path, name)
+                    .map_err(|e| UsageError(e.to_string()))?
+            }
+            None => Profile::default(),
+        };
+        let api: ApiVersion = match (args.api, &profile.api) {
+            (Some(api), _) => api.into(),
+            (None, Some(text)) => value_enum::<Api>(text, "api")?.into(),
+            (None, None) => ApiVersion::V2,
+        };
+        let endpoint: Endpoint = match (args.endpoint, &profile.endpoint) {
+            (Some(e), _) => e.into(),
+            (None, Some(text)) => value_enum::<EndpointArg>(text, "endpoint")?.into(),
+            (None, None) => Endpoint::GroupAll,
+        };
+        let source = if args.local_sandbox {
+            let data = sample_data(api).ok_or_else(|| {
+                UsageError(
+                    "--local-sandbox: sample-data/real not found; run from the claimline \
+                     checkout"
+                        .to_owned(),
+                )
+            })?;
+            Source::Local(data)
+        } else if let Some(url) = args.base_url.clone() {
+            Source::Url(url)
+        } else if let Some(env) = args.env {
+            Source::Url(match env {
+                Env::Prod => PROD_URL.to_owned(),
+                Env::Sandbox => SANDBOX_URL.to_owned(),
+            })
+        } else if let Some(url) = &profile.base_url {
+            Source::Url(url.clone())
+        } else if let Some(env) = &profile.env {
+            Source::Url(match value_enum::<Env>(env, "env")? {
+                Env::Prod => PROD_URL.to_owned(),
+                Env::Sandbox => SANDBOX_URL.to_owned(),
+            })
+        } else {
+            return Err(UsageError(
+                "say where to fetch from: --env prod|sandbox, --base-url URL, --local-sandbox, \
+                 or --profile NAME"
+                    .to_owned(),
+            ));
+        };
+        let out = args
+            .out
+            .or(profile.out)
+            .ok_or_else(|| UsageError("--out DIR is required (or out in the profile)".into()))?;
+        let mut types: Vec<String> = if args.types.is_empty() {
+            profile.types.unwrap_or_default()
+        } else {
+            args.types
+        };
+        types = types
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let since = match args.since.as_deref() {
+            None | Some("auto") => Since::Auto,
+            Some(text) => Since::At(text.parse::<Timestamp>().map_err(|_| {
+                UsageError(format!(
+                    "--since {text:?} is not `auto` or an RFC 3339 instant with an offset \
+                     (e.g. 2025-01-01T00:00:00Z)"
+                ))
+            })?),
+        };
+        let local = matches!(source, Source::Local(_));
+        let mut timing = if local {
+            Timing::fast()
+        } else {
+            Timing::default()
+        };
+        if let Some(p) = args.poll_interval {
+            timing.poll_initial = seconds(p, "--poll-interval")?;
+            timing.poll_max = timing.poll_max.max(timing.poll_initial);
+        }
+        if let Some(r) = args.retry_wait {
+            timing.retry_initial = seconds(r, "--retry-wait")?;
+            timing.retry_max = timing.retry_max.max(timing.retry_initial);
+        }
+        timing.max_wait = seconds(args.max_wait * 3600.0, "--max-wait")?;
+        let keep = match (args.keep, profile.keep) {
+            (Some(n), _) => Some(n as usize),
+            (None, Some(0)) => return Err(UsageError("profile: keep must be at least 1".into())),
+            (None, n) => n,
+        };
+        Ok(Settings {
+            profile: args.profile,
+            source,
+            api,
+            endpoint,
+            types,
+            type_filter: args.type_filter.or(profile.type_filter),
+            since,
+            out,
+            credentials: args.credentials.or(profile.credentials),
+            ca_file: args.ca_file.or(profile.ca_file),
+            timing,
+            parallel: args.parallel.max(1),
+            views: if args.views.is_empty() {
+                profile.views.unwrap_or_default()
+            } else {
+                args.views
+            },
+            // The bundled CMS samples carry placeholders (`IGNORED_FIELD`) that are row errors by
+            // design; the demo accepts them.
+            accept_rejects: args.accept_rejects || profile.accept_rejects == Some(true) || local,
+            keep,
+            json: args.json,
+            log: args.log.or(profile.log),
+        })
+    }
+}
+
+/// What makes two runs incremental to each other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    /// The base URL (`local-sandbox` for `--local-sandbox`, whose port changes every run).
+    pub base_url: String,
+    /// `fnv1a64:` hash of the client id (the id itself stays out of files).
+    pub client: String,
+    /// `v1`, `v2`, `v3`.
+    pub api: String,
+    /// `Group/all`, `Group/runout`, `Patient`.
+    pub endpoint: String,
+    /// `_type`, sorted; empty = BCDA's defaults.
+    pub types: Vec<String>,
+    /// `_typeFilter`.
+    #[serde(default)]
+    pub type_filter: Option<String>,
+}
+
+fn fnv1a64(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("fnv1a64:{h:016x}")
+}
+
+/// A run that started and has not finished: rerunning the same scope resumes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    /// Its run id (and export folder name).
+    pub run_id: String,
+    /// The `_since` it asked for.
+    pub since: Option<String>,
+    /// When it started.
+    pub started: String,
+}
+
+/// The incremental state of one scope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScopeState {
+    /// What it is.
+    pub scope: Scope,
+    /// The next `_since`: the transactionTime of the last committed run.
+    pub since: Option<String>,
+    /// The run that committed it.
+    pub since_run: Option<String>,
+    /// An unfinished run.
+    pub pending: Option<Pending>,
+}
+
+/// Issues of the manifest's error files of one kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueCount {
+    /// `OperationOutcome.issue.severity`.
+    pub severity: String,
+    /// `OperationOutcome.issue.code`.
+    pub code: String,
+    /// The resource type the issue is about, when it names one.
+    pub resource_type: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// One finished run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunEntry {
+    /// Run id.
+    pub run_id: String,
+    /// Config profile.
+    pub profile: Option<String>,
+    /// Its scope.
+    pub scope: Scope,
+    /// Its export folder, relative to the output folder.
+    pub export: String,
+    /// The `_since` it asked for.
+    pub since: Option<String>,
+    /// The export's transactionTime.
+    pub transaction_time: Option<String>,
+    /// Resources downloaded per type.
+    pub resources: BTreeMap<String, u64>,
+    /// Rejected lines of its load.
+    pub rejects: u64,
+    /// Row errors of its load.
+    pub row_errors: u64,
+    /// Its transactionTime became the scope's next `_since`.
+    pub committed: bool,
+    /// The manifest's error files, summarised.
+    pub error_files: Vec<IssueCount>,
+    /// BCDA's last attribution (or runout) update, from the pre-flight.
+    #[serde(default)]
+    pub attribution: Option<String>,
+    /// Its export folder was removed by `--keep`.
+    #[serde(default)]
+    pub pruned: bool,
+    /// When it finished.
+    pub finished: String,
+}
+
+/// `DIR/claimline-state.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunState {
+    /// Format version.
+    pub format: u32,
+    /// Per scope.
+    pub scopes: Vec<ScopeState>,
+    /// Finished runs, oldest first.
+    pub runs: Vec<RunEntry>,
+}
+
+impl RunState {
+    /// Reads the state of an output folder (empty when there is none).
+    pub fn load(out: &Path) -> anyhow::Result<RunState> {
+        let path = out.join(STATE_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading the run state {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunState {
+                format: 1,
+                ..RunState::default()
+            }),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Writes it atomically, owner-only.
+    pub fn save(&self, out: &Path) -> anyhow::Result<()> {
+        let path = out.join(STATE_FILE);
+        let tmp = out.join(format!(".{STATE_FILE}.tmp"));
+        let bytes = serde_json::to_vec_pretty(self)?;
+        let mut file = claimline_ndjson::create_private(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    fn scope_index(&mut self, scope: &Scope) -> usize {
+        if let Some(i) = self.scopes.iter().position(|s| &s.scope == scope) {
+            return i;
+        }
+        self.scopes.push(ScopeState {
+            scope: scope.clone(),
+            since: None,
+            since_run: None,
+            pending: None,
+        });
+        self.scopes.len() - 1
+    }
+}
+
+/// The run records in `DIR/claimline.sqlite` (`None` when there is no database).
+fn sqlite_runs(out: &Path) -> anyhow::Result<Option<Vec<RunRecord>>> {
+    let db = out.join("claimline.sqlite");
+    if !db.is_file() {
+        return Ok(None);
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("opening {}", db.display()))?;
+    let exists: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE name = '_claimline_runs'",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut runs = Vec::new();
+    if exists > 0 {
+        let mut stmt = conn.prepare("SELECT record FROM _claimline_runs")?;
+        let texts = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for text in texts {
+            runs.push(serde_json::from_str(&text).context("a run record in SQLite")?);
+        }
+    }
+    Ok(Some(runs))
+}
+
+/// The run records in `DIR/parquet/_claimline_runs.json` (`None` when there is none).
+fn parquet_runs(out: &Path) -> anyhow::Result<Option<Vec<RunRecord>>> {
+    let json = out.join("parquet").join("_claimline_runs.json");
+    if !json.is_file() {
+        return Ok(None);
+    }
+    let runs = serde_json::from_slice(&std::fs::read(&json)?)
+        .with_context(|| format!("reading {}", json.display()))?;
+    Ok(Some(runs))
+}
+
+/// The run records of an output folder (`_claimline_runs` in SQLite, else Parquet's JSON), in
+/// the order they finished.
+pub fn read_runs(out: &Path) -> anyhow::Result<Vec<RunRecord>> {
+    let mut runs = match sqlite_runs(out)? {
+        Some(runs) => runs,
+        None => parquet_runs(out)?.unwrap_or_default(),
+    };
+    runs.sort_by(|a, b| a.finished.cmp(&b.finished));
+    Ok(runs)
+}
+
+/// The record of `run_id` when both outputs committed it (a run killed between the two commits
+/// is loaded again: both sinks replace what the same run id wrote).
+fn loaded_record(out: &Path, run_id: &str) -> anyhow::Result<Option<RunRecord>> {
+    let find = |runs: Option<Vec<RunRecord>>| {
+        runs.unwrap_or_default()
+            .into_iter()
+            .find(|r| r.run_id == run_id)
+    };
+    let sqlite = find(sqlite_runs(out)?);
+    let parquet = find(parquet_runs(out)?);
+    Ok(sqlite.filter(|_| parquet.is_some()))
+}
+
+/// Holds `DIR/.claimline-run.lock` (an exclusive SQLite transaction, so the operating system
+/// releases it when the process dies, even by `kill -9`) while a run or a reload uses `DIR`.
+pub struct OutputLock {
+    _conn: rusqlite::Connection,
+}
+
+/// Takes the output folder's lock; `None` when another run or reload holds it.
+pub fn lock_output(out: &Path) -> anyhow::Result<Option<OutputLock>> {
+    let path = out.join(".claimline-run.lock");
+    let conn = rusqlite::Connection::open(&path)
+        .with_context(|| format!("opening the lock {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    conn.busy_timeout(Duration::ZERO)?;
+    match conn.execute_batch("BEGIN EXCLUSIVE") {
+        Ok(()) => Ok(Some(OutputLock { _conn: conn })),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+/// The error of a folder that another run is using (exit code 5).
+pub fn busy(out: &Path) -> anyhow::Error {
+    anyhow::Error::new(std::io::Error::new(
+        std::io::ErrorKind::WouldBlock,
+        format!(
+            "another claimline run or reload is using {}; try again when it has finished",
+            out.display()
+        ),
+    ))
+}
+
+/// A new run id: the start time, `YYYYMMDDTHHMMSS.ffffffZ`, as `claimline load` makes them.
+pub fn new_run_id() -> String {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    let whole = format_timestamp(micros - micros.rem_euclid(1_000_000));
+    let compact = whole.trim_end_matches('Z').replace(['-', ':'], "");
+    format!("{compact}.{:06}Z", micros.rem_euclid(1_000_000))
+}
+
+/// `--log FILE`: timestamped lines, appended, owner-only. Never a secret or a resource.
+struct RunLog {
+    file: Option<std::fs::File>,
+}
+
+impl RunLog {
+    fn open(path: Option<&Path>) -> anyhow::Result<RunLog> {
+        let Some(path) = path else {
+            return Ok(RunLog { file: None });
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let file = options
+            .open(path)
+            .with_context(|| format!("opening the log {}", path.display()))?;
+        Ok(RunLog { file: Some(file) })
+    }
+
+    fn line(&mut self, text: &str) {
+        if let Some(file) = &mut self.file {
+            // A log that cannot be written must not fail the run.
+            let _ = writeln!(file, "{} {text}", Timestamp::now());
+        }
+    }
+}
+
+/// The downloaded export, from this run or from an earlier attempt's saved state.
+struct Fetched {
+    job_url: String,
+    reattached: bool,
+    transaction_time: Option<String>,
+    files: Vec<FileRecord>,
+    downloaded: usize,
+    bytes_downloaded: u64,
+}
+
+impl Fetched {
+    fn resources(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for f in self.files.iter().filter(|f| !f.error_file) {
+            *counts.entry(f.resource_type.clone()).or_insert(0) += f.lines;
+        }
+        counts
+    }
+}
+
+/// The resource types named in an OperationOutcome issue's text.
+const RESOURCE_TYPES: [&str; 5] = [
+    "ExplanationOfBenefit",
+    "ClaimResponse",
+    "Coverage",
+    "Patient",
+    "Claim",
+];
+
+/// Counts the issues of the export's error files per severity, code and resource type. Only
+/// those three are read out of each line: the diagnostics text (which can name an MBI) is never
+/// kept or printed.
+pub fn summarise_errors(export: &Path, files: &[FileRecord]) -> Vec<IssueCount> {
+    let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for f in files.iter().filter(|f| f.error_file) {
+        let path = export.join(&f.name);
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let mut text = Vec::new();
+        let read = if f.name.ends_with(".gz") {
+            flate2::read::MultiGzDecoder::new(file).read_to_end(&mut text)
+        } else {
+            std::io::BufReader::new(file).read_to_end(&mut text)
+        };
+        if read.is_err() {
+            continue;
+        }
+        for line in text.split(|&b| b == b'\n') {
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
+            let issues = value
+                .get("issue")
+                .and_then(|i| i.as_array())
+                .cloned()
+                .unwrap_or_default();
+            for issue in issues {
+                let field = |k: &str| {
+                    issue
+                        .get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("unknown")
+                        .to_owned()
+                };
+                let words = [
+                    issue.get("diagnostics").and_then(|v| v.as_str()),
+                    issue
+                        .get("details")
+                        .and_then(|d| d.get("text"))
+                        .and_then(|v| v.as_str()),
+                ];
+                let resource_type = RESOURCE_TYPES
+                    .iter()
+                    .find(|t| words.iter().flatten().any(|w| w.contains(*t)))
+                    .map_or("unknown", |t| *t);
+                *counts
+                    .entry((field("severity"), field("code"), resource_type.to_owned()))
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((severity, code, resource_type), count)| IssueCount {
+            severity,
+            code,
+            resource_type,
+            count,
+        })
+        .collect()
+}
+
+/// Removes the oldest kept exports beyond `keep` (never the current run's).
+fn prune(state: &mut RunState, out: &Path, keep: usize, current: &str) -> Vec<String> {
+    let kept: Vec<usize> = state
+        .runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.pruned && out.join(&r.export).is_dir())
+        .map(|(i, _)| i)
+        .collect();
+    let mut removed = Vec::new();
+    if kept.len() <= keep {
+        return removed;
+    }
+    for &i in &kept[..kept.len() - keep] {
+        let run = &mut state.runs[i];
+        if run.run_id == current {
+            continue;
+        }
+        if std::fs::remove_dir_all(out.join(&run.export)).is_ok() {
+            run.pruned = true;
+            removed.push(run.run_id.clone());
+        }
+    }
+    removed
+}
+
+/// The OperationOutcome's `diagnostics`, shortened; empty when there is none.
+fn diagnostics(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("issue")?
+                .get(0)?
+                .get("diagnostics")?
+                .as_str()
+                .map(|d| d.chars().take(300).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// An HTTP agent like the fetcher's: no redirects, statuses as answers, Mozilla's roots plus
+/// `--ca-file`, the proxy variables except to loopback.
+fn preflight_agent(base_url: &str, ca_file: Option<&Path>, timing: &Timing) -> ureq::Agent {
+    let mut roots: Vec<ureq::tls::Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    if let Some(pem) = ca_file.and_then(|p| std::fs::read(p).ok()) {
+        for item in ureq::tls::parse_pem(&pem) {
+            if let Ok(ureq::tls::PemItem::Certificate(cert)) = item {
+                roots.push(cert);
+            }
+        }
+    }
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(ureq::tls::RootCerts::from(roots))
+        .build();
+    let loopback = ["://127.", "://localhost", "://[::1]"]
+        .iter()
+        .any(|l| base_url.contains(l));
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(if loopback {
+            None
+        } else {
+            ureq::Proxy::try_from_env()
+        })
+        .tls_config(tls)
+        .user_agent(concat!("claimline/", env!("CARGO_PKG_VERSION")))
+        .timeout_connect(Some(timing.connect_timeout))
+        .timeout_global(Some(timing.read_timeout))
+        .build()
+        .new_agent()
+}
+
+/// Pre-flight: `GET /api/{v}/attribution_status`. BCDA's 404 (no attribution ingested, e.g. in
+/// the January blackout) is [`FetchError::TryLater`]; bad credentials are
+/// [`FetchError::CredentialsRejected`]. Anything else unexpected (a network error, a 5xx) is left
+/// to the export, which retries, so it gives `Ok(None)`. `Ok(Some(t))` is the last attribution
+/// (or runout, for `Group/runout`) update.
+fn preflight(
+    client_url: &str,
+    api: ApiVersion,
+    endpoint: Endpoint,
+    credentials: &Credentials,
+    ca_file: Option<&Path>,
+    timing: &Timing,
+) -> Result<Option<String>, FetchError> {
+    use base64::Engine as _;
+    let agent = preflight_agent(client_url, ca_file, timing);
+    let token_url = format!("{client_url}/auth/token");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        credentials.client_id,
+        credentials.client_secret.expose()
+    ));
+    let Ok(mut answer) = agent
+        .post(&token_url)
+        .header("Authorization", format!("Basic {basic}"))
+        .header("Accept", "application/json")
+        .send_empty()
+    else {
+        return Ok(None);
+    };
+    match answer.status().as_u16() {
+        200 => {}
+        401 | 403 => return Err(FetchError::CredentialsRejected { url: token_url }),
+        _ => return Ok(None),
+    }
+    let token = answer
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_vec()
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("access_token")?.as_str().map(str::to_owned));
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let url = format!("{client_url}/api/{}/attribution_status", api.as_str());
+    let Ok(mut answer) = agent
+        .get(&url)
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+    else {
+        return Ok(None);
+    };
+    let status = answer.status().as_u16();
+    let body = answer
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_vec()
+        .unwrap_or_default();
+    match status {
+        200 => {
+            let wanted = if endpoint == Endpoint::GroupRunout {
+                "last_runout_update"
+            } else {
+                "last_attribution_update"
+            };
+            let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            Ok(value
+                .get("ingestion_dates")
+                .and_then(|d| d.as_array())
+                .and_then(|dates| {
+                    dates
+                        .iter()
+                        .find(|d| d.get("type").and_then(|t| t.as_str()) == Some(wanted))
+                })
+                .and_then(|d| d.get("timestamp")?.as_str().map(str::to_owned)))
+        }
+        404 => Err(FetchError::TryLater {
+            url,
+            status,
+            diagnostics: match diagnostics(&body) {
+                d if d.is_empty() => "no attribution data has been ingested yet".to_owned(),
+                d => d,
+            },
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// Prints a BCDA failure as one line (for a scheduler's log) and gives its exit code.
+fn fetch_failed(err: &FetchError, log: &mut RunLog) -> ExitCode {
+    let line = err.to_string().replace('\n', " ");
+    log.line(&format!("fetch failed (exit {}): {line}", err.exit_code()));
+    eprintln!("claimline: {line}");
+    ExitCode::from(err.exit_code())
+}
+
+/// Runs `claimline run`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let settings = match Settings::resolve(args) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("claimline: {err}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut log = RunLog::open(settings.log.as_deref())?;
+    match execute_run(&settings, &mut log) {
+        Ok(code) => Ok(code),
+        Err(err) => {
+            log.line(&format!(
+                "failed: {}",
+                format!("{err:#}").replace('\n', " ")
+            ));
+            Err(err)
+        }
+    }
+}
+
+fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    // The sandbox lives as long as this run.
+    let (sandbox, base_url, scope_base, credentials) = match &settings.source {
+        Source::Local(data) => {
+            let mut config = claimline_sandbox::SandboxConfig::new(data);
+            config.polls_to_complete = 2;
+            let sandbox = claimline_sandbox::Sandbox::start(config.clone())
+                .with_context(|| format!("starting the local sandbox on {}", data.display()))?;
+            let url = sandbox.url().to_owned();
+            let credentials = Credentials::new(config.client_id, config.client_secret);
+            (Some(sandbox), url, "local-sandbox".to_owned(), credentials)
+        }
+        Source::Url(url) => {
+            let credentials = match &settings.credentials {
+                Some(path) => match Credentials::from_file(path) {
+                    Ok(c) => c,
+                    Err(err) => return Ok(fetch_failed(&err, log)),
+                },
+                None => match Credentials::from_env() {
+                    Some(c) => c,
+                    None => {
+                        let err = FetchError::MissingCredentials(
+                            "set BCDA_CLIENT_ID and BCDA_CLIENT_SECRET, or give --credentials \
+                             FILE (or credentials in the profile)"
+                                .to_owned(),
+                        );
+                        return Ok(fetch_failed(&err, log));
+                    }
+                },
+            };
+            let base = url.trim_end_matches('/').to_owned();
+            (None, base.clone(), base, credentials)
+        }
+    };
+    let scope = Scope {
+        base_url: scope_base,
+        client: fnv1a64(&credentials.client_id),
+        api: settings.api.as_str().to_owned(),
+        endpoint: settings.endpoint.path().to_owned(),
+        types: {
+            let mut t = settings.types.clone();
+            t.sort();
+            t
+        },
+        type_filter: settings.type_filter.clone(),
+    };
+    let mut config = ClientConfig::new(&base_url);
+    config.ca_file = settings.ca_file.clone();
+    config.timing = settings.timing.clone();
+    let client = match Client::new(config, credentials.clone()) {
+        Ok(client) => client,
+        Err(err) => return Ok(fetch_failed(&err, log)),
+    };
+
+    let out = &settings.out;
+    create_private_dir(out).with_context(|| format!("creating {}", out.display()))?;
+    create_private_dir(&out.join(EXPORTS_DIR))
+        .with_context(|| format!("creating {}", out.join(EXPORTS_DIR).display()))?;
+    let Some(_lock) = lock_output(out)? else {
+        return Err(busy(out));
+    };
+    let mut state = RunState::load(out)?;
+    let index = state.scope_index(&scope);
+    let (run_id, since, resumed) = match &state.scopes[index].pending {
+        Some(p) => (p.run_id.clone(), p.since.clone(), true),
+        None => {
+            let run_id = new_run_id();
+            let since = match &settings.since {
+                Since::Auto => state.scopes[index].since.clone(),
+                Since::At(ts) => Some(ts.to_string()),
+            };
+            state.scopes[index].pending = Some(Pending {
+                run_id: run_id.clone(),
+                since: since.clone(),
+                started: Timestamp::now().to_string(),
+            });
+            state.save(out)?;
+            (run_id, since, false)
+        }
+    };
+    log.line(&format!(
+        "run {run_id} {} ({} {} {}, since {})",
+        if resumed { "resumed" } else { "started" },
+        scope.base_url,
+        scope.api,
+        scope.endpoint,
+        since.as_deref().unwrap_or("the beginning")
+    ));
+    if resumed && !settings.json && std::io::stderr().is_terminal() {
+        eprintln!("resuming run {run_id}, which did not finish");
+    }
+
+    // Fetch (or find the export an earlier attempt finished).
+    let export_rel = format!("{EXPORTS_DIR}/{run_id}");
+    let export_dir = out.join(&export_rel);
+    let since_ts = match since.as_deref().map(str::parse::<Timestamp>) {
+        Some(Ok(ts)) => Some(ts),
+        Some(Err(_)) => anyhow::bail!("the saved _since of this scope is not an instant"),
+        None => None,
+    };
+    let request = ExportRequest {
+        api: settings.api,
+        endpoint: settings.endpoint,
+        types: settings.types.clone(),
+        since: since_ts,
+        type_filter: settings.type_filter.clone(),
+    };
+    let saved = ExportState::load(&export_dir).ok().flatten();
+    // Pre-flight before asking for a new export (a saved job is followed as it is).
+    let mut attribution = None;
+    let mut attribution_changed = false;
+    if saved.is_none() {
+        match preflight(
+            client.base_url(),
+            settings.api,
+            settings.endpoint,
+            &credentials,
+            settings.ca_file.as_deref(),
+            &settings.timing,
+        ) {
+            Ok(Some(at)) => {
+                log.line(&format!("attribution last updated {at}"));
+                let previous = state
+                    .runs
+                    .iter()
+                    .rev()
+                    .find(|r| r.scope == scope)
+                    .and_then(|r| r.attribution.clone());
+                attribution_changed = previous.as_deref().is_some_and(|p| p != at);
+                if attribution_changed {
+                    log.line("BCDA's attribution changed since the last run");
+                }
+                attribution = Some(at);
+            }
+            Ok(None) => {}
+            Err(err) => return Ok(fetch_failed(&err, log)),
+        }
+    }
+    let fetched = match saved.as_ref().filter(|s| s.complete) {
+        Some(done) => Fetched {
+            job_url: done.job_url.clone(),
+            reattached: true,
+            transaction_time: done.transaction_time.clone(),
+            files: done.files.clone(),
+            downloaded: 0,
+            bytes_downloaded: 0,
+        },
+        None => {
+            // Under a scheduler (stderr not a terminal) a failure is one line; progress goes to
+            // the terminal or to --log.
+            let reporter = Reporter::new(settings.json || !std::io::stderr().is_terminal());
+            // The local sandbox of an earlier attempt is gone, and its job with it.
+            let mut options = ExportOptions {
+                parallel: settings.parallel,
+                new_job: sandbox.is_some() && saved.is_some(),
+            };
+            let mut result = export(&client, &request, &export_dir, &options, &reporter);
+            if let Err(FetchError::JobGone { .. } | FetchError::JobFailed { .. }) = &result
+                && saved.is_some()
+                && !options.new_job
+            {
+                log.line("the saved export job is gone or failed; starting a new one");
+                options.new_job = true;
+                result = export(&client, &request, &export_dir, &options, &reporter);
+            }
+            reporter.finish();
+            match result {
+                Ok(summary) => Fetched {
+                    job_url: summary.job_url,
+                    reattached: summary.reattached,
+                    transaction_time: summary.transaction_time,
+                    files: summary.files,
+                    downloaded: summary.downloaded,
+                    bytes_downloaded: summary.bytes_downloaded,
+                },
+                Err(err) => return Ok(fetch_failed(&err, log)),
+            }
+        }
+    };
+    let resources = fetched.resources();
+    log.line(&format!(
+        "fetched {} files ({} now) from {}: {}",
+        fetched.files.len(),
+        fetched.downloaded,
+        fetched.job_url,
+        resources
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let error_files = summarise_errors(&export_dir, &fetched.files);
+
+    // Load.
+    let sources = views::sources(&settings.views)?;
+    let views_hash = views::hash(&sources);
+    let runs = read_runs(out)?;
+    let data_files = fetched.files.iter().filter(|f| !f.error_file).count();
+    let mut report: Option<Report> = None;
+    let (rejects, row_errors, already_loaded) = if let Some(done) = loaded_record(out, &run_id)? {
+        log.line("this export was already loaded by an earlier attempt");
+        (done.rejects, done.row_errors, true)
+    } else if data_files == 0 {
+        log.line("nothing new to load");
+        (0, 0, false)
+    } else {
+        if let Some(last) = runs.last()
+            && last.views_hash != views_hash
+        {
+            let line = format!(
+                "the tables in {} were built by other views (views hash {}, now {views_hash}); \
+                     rebuild them from the kept exports with `claimline reload --out {}` and these \
+                     views, then run again",
+                out.display(),
+                last.views_hash,
+                out.display()
+            );
+            log.line(&line);
+            eprintln!("claimline: {line}");
+            return Ok(ExitCode::from(2));
+        }
+        let outcome = execute(&LoadRequest {
+            inputs: vec![export_dir.clone()],
+            views: settings.views.clone(),
+            out: out.clone(),
+            format: Format::Both,
+            strict: false,
+            run_id: Some(run_id.clone()),
+            threads: 0,
+            include_partial: false,
+        })
+        .with_context(|| format!("loading {}", export_dir.display()))?;
+        let r = outcome.report;
+        let counts = (r.rejects.count, r.row_errors.count, false);
+        log.line(&format!(
+            "loaded: {} rows, {} rejects, {} row errors",
+            r.tables.values().sum::<u64>(),
+            r.rejects.count,
+            r.row_errors.count
+        ));
+        report = Some(r);
+        counts
+    };
+
+    // Commit.
+    let clean = rejects == 0 && row_errors == 0;
+    let (committed, reason) = match &fetched.transaction_time {
+        None => (
+            false,
+            Some("the manifest has no transactionTime".to_owned()),
+        ),
+        Some(_) if clean || settings.accept_rejects => (true, None),
+        Some(_) => (
+            false,
+            Some(format!(
+                "{rejects} rejected lines and {row_errors} row errors (see {}/rejects); the next \
+                 run asks for the same _since; pass --accept-rejects to accept them",
+                out.display()
+            )),
+        ),
+    };
+    let scope_state = &mut state.scopes[index];
+    scope_state.pending = None;
+    if committed {
+        scope_state.since = fetched.transaction_time.clone();
+        scope_state.since_run = Some(run_id.clone());
+    }
+    let next_since = scope_state.since.clone();
+    state.runs.push(RunEntry {
+        run_id: run_id.clone(),
+        profile: settings.profile.clone(),
+        scope: scope.clone(),
+        export: export_rel.clone(),
+        since: since.clone(),
+        transaction_time: fetched.transaction_time.clone(),
+        resources: resources.clone(),
+        rejects,
+        row_errors,
+        committed,
+        error_files: error_files.clone(),
+        attribution: attribution.clone(),
+        pruned: false,
+        finished: Timestamp::now().to_string(),
+    });
+    let pruned = match settings.keep {
+        Some(keep) => prune(&mut state, out, keep, &run_id),
+        None => Vec::new(),
+    };
+    state.save(out)?;
+    match &reason {
+        None => log.line(&format!(
+            "committed transactionTime {} as the next _since",
+            next_since.as_deref().unwrap_or("-")
+        )),
+        Some(why) => log.line(&format!("transactionTime not committed: {why}")),
+    }
+    drop(sandbox);
+
+    let seconds = started.elapsed().as_secs_f64();
+    let mut stdout = std::io::stdout().lock();
+    if settings.json {
+        let doc = serde_json::json!({
+            "run_id": run_id,
+            "profile": settings.profile,
+            "out": out,
+            "export": export_dir,
+            "scope": scope,
+            "resumed": resumed,
+            "since": since,
+            "fetch": {
+                "job_url": fetched.job_url,
+                "reattached": fetched.reattached,
+                "files": fetched.files.len(),
+                "downloaded": fetched.downloaded,
+                "bytes": fetched.files.iter().map(|f| f.size).sum::<u64>(),
+                "bytes_downloaded": fetched.bytes_downloaded,
+                "resources": resources,
+            },
+            "load": report,
+            "already_loaded": already_loaded,
+            "rejects": rejects,
+            "row_errors": row_errors,
+            "error_files": error_files,
+            "attribution": attribution,
+            "attribution_changed": attribution_changed,
+            "transaction_time": fetched.transaction_time,
+            "committed": committed,
+            "not_committed": reason,
+            "next_since": next_since,
+            "pruned": pruned,
+            "seconds": seconds,
+        });
+        serde_json::to_writer_pretty(&mut stdout, &doc)?;
+        writeln!(stdout)?;
+    } else {
+        let profile = settings
+            .profile
+            .as_deref()
+            .map(|p| format!(" (profile {p})"))
+            .unwrap_or_default();
+        writeln!(
+            stdout,
+            "fetched{profile} {} {} {} since {}: {} files ({} downloaded now) into {}",
+            base_url,
+            scope.api,
+            scope.endpoint,
+            since.as_deref().unwrap_or("the beginning"),
+            fetched.files.len(),
+            fetched.downloaded,
+            export_dir.display()
+        )?;
+        if let Some(at) = &attribution {
+            let changed = if attribution_changed {
+                " (changed since the last run)"
+            } else {
+                ""
+            };
+            writeln!(stdout, "BCDA attribution last updated {at}{changed}")?;
+        }
+        match &report {
+            Some(r) => r.write_text(&mut stdout)?,
+            None if already_loaded => {
+                writeln!(stdout, "run {run_id}: already loaded by an earlier attempt")?
+            }
+            None => writeln!(stdout, "run {run_id}: nothing new to load")?,
+        }
+        if !error_files.is_empty() {
+            writeln!(
+                stdout,
+                "BCDA error files (kept in {}/errors):",
+                export_dir.display()
+            )?;
+            for i in &error_files {
+                writeln!(
+                    stdout,
+                    "  {:<8} {:<14} {:<22} {:>8}",
+                    i.severity, i.code, i.resource_type, i.count
+                )?;
+            }
+        }
+        for p in &pruned {
+            writeln!(stdout, "removed the export of run {p} (--keep)")?;
+        }
+        match &reason {
+            None => writeln!(
+                stdout,
+                "next _since: {} (committed)",
+                next_since.as_deref().unwrap_or("-")
+            )?,
+            Some(why) => writeln!(stdout, "transactionTime not committed: {why}")?,
+        }
+    }
+    Ok(match reason {
+        None => ExitCode::SUCCESS,
+        Some(_) if fetched.transaction_time.is_none() => ExitCode::from(7),
+        Some(_) => ExitCode::from(4),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, error_file: bool) -> FileRecord {
+        FileRecord {
+            name: name.to_owned(),
+            resource_type: "OperationOutcome".to_owned(),
+            url: String::new(),
+            size: 0,
+            sha256: String::new(),
+            lines: 0,
+            error_file,
+        }
+    }
+
+    #[test]
+    fn error_files_are_counted_without_their_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("errors")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("errors/OperationOutcome.000.ndjson"),
+            concat!(
+                r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception","diagnostics":"Error retrieving ExplanationOfBenefit for beneficiary MBI 1S00E00AA00"}]}"#,
+                "\n",
+                r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception","diagnostics":"Error retrieving ExplanationOfBenefit for beneficiary MBI 2S00E00AA00"},{"severity":"warning","code":"informational","diagnostics":"x"}]}"#,
+                "\n"
+            ),
+        )
+        .expect("write");
+        let files = [record("errors/OperationOutcome.000.ndjson", true)];
+        let summary = summarise_errors(dir.path(), &files);
+        assert_eq!(
+            summary,
+            [
+                IssueCount {
+                    severity: "error".into(),
+                    code: "exception".into(),
+                    resource_type: "ExplanationOfBenefit".into(),
+                    count: 2
+                },
+                IssueCount {
+                    severity: "warning".into(),
+                    code: "informational".into(),
+                    resource_type: "unknown".into(),
+                    count: 1
+                },
+            ]
+        );
+        let text = serde_json::to_string(&summary).expect("json");
+        assert!(!text.contains("1S00E00AA00"));
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_exports() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scope = Scope {
+            base_url: "b".into(),
+            client: fnv1a64("id"),
+            api: "v2".into(),
+            endpoint: "Group/all".into(),
+            types: vec![],
+            type_filter: None,
+        };
+        let mut state = RunState::default();
+        for id in ["r1", "r2", "r3"] {
+            std::fs::create_dir_all(dir.path().join("exports").join(id)).expect("mkdir");
+            state.runs.push(RunEntry {
+                run_id: id.into(),
+                profile: None,
+                scope: scope.clone(),
+                export: format!("exports/{id}"),
+                since: None,
+                transaction_time: None,
+                resources: BTreeMap::new(),
+                rejects: 0,
+                row_errors: 0,
+                committed: true,
+                error_files: vec![],
+                attribution: None,
+                pruned: false,
+                finished: String::new(),
+            });
+        }
+        assert_eq!(prune(&mut state, dir.path(), 2, "r3"), ["r1"]);
+        assert!(!dir.path().join("exports/r1").exists());
+        assert!(dir.path().join("exports/r2").exists());
+        assert!(state.runs[0].pruned);
+        assert!(prune(&mut state, dir.path(), 2, "r3").is_empty());
+        assert!(!fnv1a64("id").contains("id\""));
+    }
+
+    #[test]
+    fn one_run_at_a_time_per_output_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = lock_output(dir.path()).expect("lock").expect("free");
+        assert!(lock_output(dir.path()).expect("lock").is_none(), "held");
+        drop(held);
+        assert!(lock_output(dir.path()).expect("lock").is_some(), "released");
+    }
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        let a = new_run_id();
+        std::thread::sleep(Duration::from_millis(2));
+        let b = new_run_id();
+        assert!(a < b, "{a} {b}");
+        assert_eq!(a.len(), "20261127T180102.123456Z".len());
+    }
+}

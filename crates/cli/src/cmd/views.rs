@@ -1,0 +1,310 @@
+//! `claimline views list|check|doc`: what the views of a set build, whether they load, and a
+//! Markdown data dictionary of them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use claimline_link::Plan;
+use serde_json::Value;
+
+use crate::views::{self, ViewSource};
+
+/// Arguments of `claimline views`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// One line per view: table, API version, columns, mapped columns, origin.
+    List(Which),
+    /// Load every view and plan the tables (same names must declare the same columns); exit 2
+    /// on the first problem.
+    Check(Which),
+    /// Write a Markdown data dictionary: per table, every column with its CCLF field, type,
+    /// FHIRPath per API version, notes, and coverage counts.
+    Doc {
+        #[command(flatten)]
+        which: Which,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct Which {
+    /// A built-in set (`cclf`, the default, or `basic`) or ViewDefinition files and folders.
+    #[arg(long, num_args = 1..)]
+    views: Vec<String>,
+}
+
+/// Runs `claimline views`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match args.action {
+        Action::List(which) => {
+            let sources = views::sources(&which.views)?;
+            for v in described(&sources)? {
+                writeln!(
+                    stdout,
+                    "{:<12} {:<4} {:>4} columns {:>4} mapped  {}",
+                    v.table,
+                    v.version,
+                    v.columns.len(),
+                    v.columns.iter().filter(|c| c.mapped()).count(),
+                    v.origin
+                )?;
+            }
+        }
+        Action::Check(which) => {
+            let sources = views::sources(&which.views)?;
+            let plan =
+                Plan::new(views::load(&sources)?).map_err(|e| views::UsageError(e.to_string()))?;
+            writeln!(
+                stdout,
+                "ok: {} views, {} tables",
+                sources.len(),
+                plan.tables().len()
+            )?;
+        }
+        Action::Doc { which, out } => {
+            let sources = views::sources(&which.views)?;
+            // The views must load before they are documented.
+            Plan::new(views::load(&sources)?).map_err(|e| views::UsageError(e.to_string()))?;
+            let text = dictionary(&described(&sources)?);
+            match out {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => stdout.write_all(text.as_bytes())?,
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A view as the dictionary shows it.
+pub struct Described {
+    /// Table (the view's `name`).
+    pub table: String,
+    /// `v1`, `v2`, `v3`, or `all`.
+    pub version: String,
+    /// Where the view came from.
+    pub origin: String,
+    /// The view's title.
+    pub title: String,
+    /// Its columns in order.
+    pub columns: Vec<DescribedColumn>,
+}
+
+/// A column as the dictionary shows it.
+pub struct DescribedColumn {
+    /// Column name.
+    pub name: String,
+    /// Declared type (with `ansi/type` when tagged).
+    pub ty: String,
+    /// FHIRPath (`{}` for a NULL column).
+    pub path: String,
+    /// Description.
+    pub description: String,
+    /// Tags as `(name, value)`.
+    pub tags: Vec<(String, String)>,
+}
+
+impl DescribedColumn {
+    fn tag(&self, name: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Filled from the resource or by the link stage (not a NULL column).
+    pub fn mapped(&self) -> bool {
+        self.path.trim() != "{}"
+    }
+
+    /// The crosswalk CSVs give a path for this field and version.
+    pub fn mappable(&self) -> bool {
+        self.tag("source/path").is_some()
+    }
+}
+
+/// Reads table, version, title and columns (with paths and tags) from each view's JSON.
+pub fn described(sources: &[ViewSource]) -> anyhow::Result<Vec<Described>> {
+    let mut out = Vec::new();
+    for s in sources {
+        let v: Value = serde_json::from_str(&s.text)
+            .map_err(|e| views::UsageError(format!("{}: {e}", s.origin)))?;
+        let mut columns = Vec::new();
+        collect_columns(&v, &mut columns);
+        out.push(Described {
+            table: v["name"].as_str().unwrap_or_default().to_ascii_lowercase(),
+            version: s.api_version.map_or("all", |v| v.as_str()).to_owned(),
+            origin: s.origin.clone(),
+            title: v["title"].as_str().unwrap_or_default().to_owned(),
+            columns,
+        });
+    }
+    Ok(out)
+}
+
+fn collect_columns(v: &Value, out: &mut Vec<DescribedColumn>) {
+    for sel in v["select"].as_array().into_iter().flatten() {
+        for c in sel["column"].as_array().into_iter().flatten() {
+            let tags: Vec<(String, String)> = c["tag"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    (
+                        t["name"].as_str().unwrap_or_default().to_owned(),
+                        t["value"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            let mut ty = c["type"].as_str().unwrap_or("string").to_owned();
+            if let Some((_, a)) = tags.iter().find(|(n, _)| n == "ansi/type") {
+                ty = format!("{ty} {a}");
+            }
+            out.push(DescribedColumn {
+                name: c["name"].as_str().unwrap_or_default().to_owned(),
+                ty,
+                path: c["path"].as_str().unwrap_or_default().to_owned(),
+                description: c["description"].as_str().unwrap_or_default().to_owned(),
+                tags,
+            });
+        }
+        collect_columns(sel, out);
+        for u in sel["unionAll"].as_array().into_iter().flatten() {
+            collect_columns(&serde_json::json!({ "select": [u] }), out);
+        }
+    }
+}
+
+/// Coverage of one view: (mapped, mappable, mapped among the mappable, total).
+pub fn coverage(v: &Described) -> (usize, usize, usize, usize) {
+    let mapped = v.columns.iter().filter(|c| c.mapped()).count();
+    let mappable = v.columns.iter().filter(|c| c.mappable()).count();
+    let both = v
+        .columns
+        .iter()
+        .filter(|c| c.mapped() && c.mappable())
+        .count();
+    (mapped, mappable, both, v.columns.len())
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The Markdown data dictionary of a set of views.
+pub fn dictionary(views: &[Described]) -> String {
+    let mut by_table: BTreeMap<&str, Vec<&Described>> = BTreeMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for v in views {
+        if !by_table.contains_key(v.table.as_str()) {
+            order.push(&v.table);
+        }
+        by_table.entry(&v.table).or_default().push(v);
+    }
+    let mut md = String::new();
+    let _ = writeln!(md, "# Data dictionary\n");
+    let _ = writeln!(
+        md,
+        "Generated by `claimline views doc`; do not edit by hand. Per table: the columns in order, \
+         the CCLF field each holds, its type, the FHIRPath per BCDA API version (`{{}}`: NULL, with \
+         the reason in the notes), and the notes.\n"
+    );
+    let _ = writeln!(
+        md,
+        "Coverage: **mapped** = columns with a path (including link-stage and surrogate columns); \
+         **mappable** = fields the crosswalk CSVs give a path for in that version; \
+         **mapped of mappable**; **total** = columns.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| table | version | mapped | mappable | mapped of mappable | total |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
+    let mut sums: BTreeMap<&str, (usize, usize, usize, usize)> = BTreeMap::new();
+    for t in &order {
+        for v in &by_table[t] {
+            let (m, a, b, n) = coverage(v);
+            let _ = writeln!(md, "| {t} | {} | {m} | {a} | {b} | {n} |", v.version);
+            let s = sums.entry(&v.version).or_default();
+            *s = (s.0 + m, s.1 + a, s.2 + b, s.3 + n);
+        }
+    }
+    for (version, (m, a, b, n)) in &sums {
+        let _ = writeln!(md, "| **all** | {version} | {m} | {a} | {b} | {n} |");
+    }
+    for t in &order {
+        let vs = &by_table[t];
+        let _ = writeln!(md, "\n## {t}\n");
+        if let Some(first) = vs.first() {
+            let _ = writeln!(md, "{}\n", first.title);
+        }
+        let _ = write!(md, "| # | column | CCLF field | type |");
+        for v in vs {
+            let _ = write!(md, " {} |", v.version);
+        }
+        let _ = writeln!(md, " notes |");
+        let _ = write!(md, "|---|---|---|---|");
+        for _ in vs {
+            let _ = write!(md, "---|");
+        }
+        let _ = writeln!(md, "---|");
+        let Some(first) = vs.first() else { continue };
+        for (i, c) in first.columns.iter().enumerate() {
+            let field = c.tag("cclf/field").unwrap_or("");
+            let _ = write!(
+                md,
+                "| {} | {} | {} | {} |",
+                i + 1,
+                c.name,
+                cell(field),
+                cell(&c.ty)
+            );
+            let mut notes: Vec<(String, String)> = Vec::new();
+            for v in vs {
+                match v.columns.get(i) {
+                    Some(vc) => {
+                        let _ = write!(md, " `{}` |", cell(&vc.path));
+                        let extra = vc
+                            .description
+                            .split_once(". ")
+                            .map(|x| x.1)
+                            .unwrap_or_default();
+                        notes.push((v.version.clone(), extra.to_owned()));
+                    }
+                    None => {
+                        let _ = write!(md, " |");
+                    }
+                }
+            }
+            let desc = c
+                .description
+                .split_once(". ")
+                .map_or(c.description.as_str(), |x| x.0);
+            let mut text = desc.to_owned();
+            if notes.iter().all(|(_, n)| *n == notes[0].1) {
+                if !notes[0].1.is_empty() {
+                    text = format!("{text}. {}", notes[0].1);
+                }
+            } else {
+                for (version, n) in notes.iter().filter(|(_, n)| !n.is_empty()) {
+                    text = format!("{text} — {version}: {n}");
+                }
+            }
+            let _ = writeln!(md, " {} |", cell(&text));
+        }
+    }
+    md
+}

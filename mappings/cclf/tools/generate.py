@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""Writes the CCLF claim-table ViewDefinitions (mappings/cclf/<v1|v2|v3>/<table>.json).
+
+Source of truth: the crosswalk CSVs in mappings/cclf/reference/ (see SOURCES.md there) plus the
+corrections in OVERRIDES below, each with the reason it departs from the CSV (kept in the column's
+description and a `claimline/deviation` tag). After changing either, regenerate, then review the
+golden diffs and the dictionary:
+
+    python3 mappings/cclf/tools/generate.py
+    BLESS=1 cargo test -p claimline --test cli cclf      # re-bless tests/golden/cclf/ on purpose
+    cargo run -p claimline -- views doc --out mappings/cclf/DICTIONARY.md
+
+Column types follow the CCLF picture: YYYY-MM-DD -> date; -9(n).9(s) -> decimal with an
+`ansi/type` DECIMAL(n+s,s) tag; X(n) and 9(n) -> text (leading zeros kept; `code` when n <= 4).
+
+Path rewriting (the CSV paths are written from the resource root, with %item / %procedure /
+%diagnosis naming the flattened element):
+- in a `forEach` over X, `ExplanationOfBenefit.X.` and `%X.` become relative to the element;
+  every other `ExplanationOfBenefit.` becomes `%resource.`;
+- `%item.` inside a `where(...)` (where the focus is another element) becomes
+  `%resource.item[%rowIndex].`, the current line;
+- `%root.` / `%context.` become `%resource.`;
+- `Patient.` paths (BENE_MBI_ID) are not evaluated by the view: the column holds the
+  beneficiary reference and the link stage replaces it with the current MBI.
+"""
+
+import csv
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REF = os.path.join(ROOT, "reference")
+
+TABLES = ["CCLF1", "CCLF2", "CCLF3", "CCLF4", "CCLF5", "CCLF6", "CCLF7", "CCLFA", "CCLFB"]
+VERSIONS = {"v1": "fhir_stu3_path", "v2": "fhir_r4_path", "v3": "bcda_v3_fhirpath"}
+
+TITLES = {
+    "CCLF1": "Part A claim header: one row per institutional claim (inpatient, outpatient, SNF, HHA, hospice)",
+    "CCLF2": "Part A revenue center lines: one row per institutional claim line",
+    "CCLF3": "Part A procedure codes: one row per institutional claim procedure",
+    "CCLF4": "Part A diagnosis codes: one row per institutional claim diagnosis",
+    "CCLF5": "Part B physician (carrier) lines: one row per carrier claim line",
+    "CCLF6": "Part B DME lines: one row per DME claim line",
+    "CCLF7": "Part D: one row per prescription drug event",
+    "CCLFA": "Part A benefit enhancements: one row per institutional claim",
+    "CCLFB": "Part B benefit enhancements: one row per carrier or DME claim line",
+}
+
+# forEach of the table: None = one row per claim.
+FOR_EACH = {
+    "CCLF2": "item", "CCLF3": "procedure", "CCLF4": "diagnosis", "CCLF5": "item",
+    "CCLF6": "item", "CCLF7": "item", "CCLFB": "item",
+}
+
+INSTITUTIONAL = ["INPATIENT", "OUTPATIENT", "SNF", "HHA", "HOSPICE"]
+CLAIM_TYPES = {
+    "CCLF1": INSTITUTIONAL, "CCLF2": INSTITUTIONAL, "CCLF3": INSTITUTIONAL,
+    "CCLF4": INSTITUTIONAL, "CCLFA": INSTITUTIONAL, "CCLF5": ["CARRIER"], "CCLF6": ["DME"],
+    "CCLF7": ["PDE"], "CCLFB": ["CARRIER", "DME"],
+}
+
+EOB_TYPE_V12 = "https://bluebutton.cms.gov/resources/codesystem/eob-type"
+EOB_TYPE_V3 = "https://bluebutton.cms.gov/fhir/CodeSystem/EOB-TYPE"
+CLM_TYPE_CD_V3 = "https://bluebutton.cms.gov/fhir/CodeSystem/CLM-TYPE-CD"
+# BFD's CLM-TYPE-CD -> EOB-TYPE table (bfd-v3-shapes.md section 3) for builds without EOB-TYPE.
+NON_INSTITUTIONAL_CODES = {
+    "CARRIER": ["71", "72", "1700", "2700"],
+    "DME": ["81", "82", "1800", "2800"],
+    "PDE": ["1", "2", "3", "4"],
+}
+
+ICD_COLUMNS = re.compile(r"^(PRNCPL_DGNS_CD|ADMTG_DGNS_CD|CLM_DGNS_CD|CLM_DGNS_\d+_CD|CLM_LINE_DGNS_CD|CLM_PRCDR_CD)$")
+
+V3_UC = ("identifier.where(type.coding.where(system = 'http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBIdentifierType'"
+         " and code = 'uc').exists()).value")
+V12_CLM_ID = ("identifier.where(system = 'https://bluebutton.cms.gov/resources/variables/clm_id'"
+              " or system = 'https://bluebutton.cms.gov/resources/variables/pde_id').value")
+
+
+def sup_info_v3(code):
+    return ("supportingInfo.where(category.coding.where(system = 'https://bluebutton.cms.gov/fhir/CodeSystem/Supporting-Information'"
+            f" and code = '{code}').exists())")
+
+
+def v3_dgns(role):
+    return ("diagnosis.where(type.coding.where(code = '" + role + "').exists())"
+            ".diagnosisCodeableConcept.coding.code")
+
+
+V3_ICD_IND = ("iif({x}.where(system = 'http://hl7.org/fhir/sid/icd-9-cm' or system = 'http://www.cms.gov/Medicare/Coding/ICD9').exists(), '9',"
+              " iif({x}.where(system = 'http://hl7.org/fhir/sid/icd-10-cm' or system = 'http://www.cms.gov/Medicare/Coding/ICD10').exists(), '0',"
+              " iif({x}.exists(), 'U', {{}})))")
+
+# (table or '*', field, version) -> (path, why). The path is written in the view's own context
+# (relative to the claim, or to the forEach element); `None` means NULL with `why` as the reason.
+OVERRIDES = {}
+
+
+def over(tables, field, versions, path, why):
+    for t in tables:
+        for v in versions:
+            OVERRIDES[(t, field, v)] = (path, why)
+
+
+ALL = TABLES
+LINE_TABLES = ["CCLF2", "CCLF5", "CCLF6", "CCLF7", "CCLFB"]
+
+over(ALL, "CUR_CLM_UNIQ_ID", ["v1", "v2"], V12_CLM_ID,
+     "Surrogate: v1/v2 carry no CCLF claim key; this is BFD's CCW claim id (clm_id, pde_id for Part D),"
+     " stable across a claim's versions within BFD but not the CCLF CUR_CLM_UNIQ_ID value.")
+over(ALL, "CUR_CLM_UNIQ_ID", ["v3"], V3_UC,
+     "The identifier typed C4BB 'uc' (= IDR CLM_UNIQ_ID, the EOB id). BCDA's path compares two"
+     " collections with '='; written with where(...).exists().")
+over(["CCLF1", "CCLF5", "CCLF6", "CCLF7"], "CLM_ADJSMT_TYPE_CD", ["v1", "v2"],
+     "iif(%resource.status = 'cancelled', '1', '0')",
+     "Surrogate: v1/v2 keep only the current version of a claim group, so an active EOB is '0'"
+     " (original or current) and a cancelled one '1' (cancellation); CCLF's '2' (adjustment) is not"
+     " told apart.")
+over(["CCLF1", "CCLF5", "CCLF6", "CCLF7"], "CLM_ADJSMT_TYPE_CD", ["v3"],
+     sup_info_v3("CLM_ADJSTMT_TYPE_CD") + ".code.coding.code", "")
+for t in ["CCLF1"]:
+    over([t], "PRNCPL_DGNS_CD", ["v3"], v3_dgns("principal"),
+         "BCDA's path returns every diagnosis of the claim; filtered on the 'principal' type.")
+    over([t], "ADMTG_DGNS_CD", ["v3"], v3_dgns("admitting"),
+         "BCDA's path returns every diagnosis of the claim; filtered on the 'admitting' type.")
+    over([t], "DGNS_PRCDR_ICD_IND", ["v3"],
+         V3_ICD_IND.format(x="diagnosis.where(type.coding.where(code = 'principal').exists()).diagnosisCodeableConcept.coding"),
+         "CCLF code from the principal diagnosis's coding system: 9 = ICD-9, 0 = ICD-10, U = other"
+         " (BCDA's path returns the system URL).")
+over(["CCLF1"], "OPRTG_PRVDR_NPI_NUM", ["v3"],
+     "careTeam.where(role.coding.where(code = 'operating').exists()).provider.identifier.value",
+     "BCDA's path selects 'otheroperating'; BFD writes the operating physician with role 'operating'"
+     " (bfd-v3-shapes.md section 8).")
+over(["CCLF1"], "CLM_OPRTG_PRVDR_NPI_NUM", ["v3"],
+     "careTeam.where(role.coding.where(code = 'operating').exists()).provider.identifier.value",
+     "BCDA's path selects 'otheroperating'; BFD writes the operating physician with role 'operating'.")
+for f in ["OTHR_PRVDR_NPI_NUM", "CLM_OTHR_PRVDR_NPI_NUM"]:
+    over(["CCLF1"], f, ["v3"],
+         "careTeam.where(role.coding.where(code = 'otheroperating' or code = 'supervisor').exists()).provider.identifier.value.first()",
+         "BCDA's path joins two NPIs with 'or' (not a boolean); written as the first NPI of the"
+         " 'otheroperating' or 'supervisor' care-team entries.")
+for f, code in [("CLM_BILL_FAC_TYPE_CD", "CLM-BILL-FAC-TYPE-CD"),
+                ("CLM_BILL_CLSFCTN_CD", "CLM-BILL-CLSFCTN-CD"),
+                ("CLM_BILL_FREQ_CD", "CLM-BILL-FREQ-CD")]:
+    over(["CCLF1"], f, ["v3"],
+         "supportingInfo.where(category.coding.where(code = 'typeofbill').exists()).code.coding"
+         f".where(system = 'https://bluebutton.cms.gov/fhir/CodeSystem/{code}').code.select(substring(length() - 1))",
+         "BFD writes the type-of-bill codings as cumulative prefixes (3, 33, 33X); CCLF's"
+         " one-character value is the last character.")
+over(["CCLF1"], "PRVDR_FAC_FIPS_ST_CD", ["v3"], sup_info_v3("PRVDR_FAC_FIPS_ST_CD") + ".code.coding.code",
+     "BCDA's path ends at the CodeableConcept; the code is one level down.")
+over(["CCLF1"], "PRVDR_FAC_FIPS_ST_CD", ["v1", "v2"], "item.locationAddress.state.first()",
+     "Every line carries the facility state; the first line's is the claim's.")
+over(["CCLF1"], "CLM_IDR_LD_DT", ["v3"], sup_info_v3("CLM_IDR_LD_DT") + ".timing", "")
+over(["CCLF5"], "RNDRG_PRVDR_FIPS_ST_CD", ["v3"], "%resource." + sup_info_v3("RNDRG_PRVDR_FIPS_ST_CD") + ".code.coding.code",
+     "BCDA's path ends at the CodeableConcept; the code is one level down (a claim-level value in v3).")
+
+# Lines: dates, amounts, diagnoses, rendering provider.
+for t in ["CCLF2", "CCLF5", "CCLF6"]:
+    over([t], "CLM_LINE_FROM_DT", ["v3"], "iif(servicedPeriod.exists(), servicedPeriod.start, servicedDate)",
+         "BCDA's path reads only servicedPeriod; a line with servicedDate (the hospice sample) has its date there.")
+    over([t], "CLM_LINE_THRU_DT", ["v3"], "iif(servicedPeriod.exists(), servicedPeriod.end, servicedDate)",
+         "BCDA's path reads only servicedPeriod; a line with servicedDate has its date there.")
+    over([t], "CLM_LINE_HCPCS_CD", ["v3"],
+         "productOrService.coding.where(system = 'http://www.ama-assn.org/go/cpt' or system = 'https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets').code.first()",
+         "BCDA's path also returns data-absent-reason codes; only CPT/HCPCS codings are read.")
+    for f, code in [("CLM_LINE_CVRD_PD_AMT", "CLM_LINE_CVRD_PD_AMT"), ("CLM_LINE_ALOWD_CHRG_AMT", "CLM_LINE_ALOWD_CHRG_AMT")]:
+        over([t], f, ["v3"],
+             "adjudication.where(category.coding.where(system = 'https://bluebutton.cms.gov/fhir/CodeSystem/Adjudication'"
+             f" and code = '{code}').exists()).amount.value",
+             "BCDA's where() combines two Coding collections with 'and'; written with exists().")
+    for n in range(1, 6):
+        over([t], f"HCPCS_{n}_MDFR_CD", ["v3"], f"modifier[{n - 1}].coding.code.first()", "")
+over(["CCLF2"], "CLM_LINE_INSTNL_REV_CTR_DT", ["v3"], "servicedDate", "")
+over(["CCLF2"], "CLM_REV_APC_HIPPS_CD", ["v3"],
+     "productOrService.coding.where(system = 'https://www.cms.gov/Medicare/Medicare-Fee-for-Service-Payment/ProspMedicareFeeSvcPmtGen/HIPPSCodes').code", "")
+over(["CCLF5"], "CLM_LINE_DGNS_CD", ["v3"],
+     "%resource.diagnosis.where(sequence in %resource.item[%rowIndex].diagnosisSequence).diagnosisCodeableConcept.coding.code.first()",
+     "BCDA indexes diagnosis[] by position; resolved here by diagnosis.sequence, as v2 does.")
+over(["CCLF5"], "RNDRG_PRVDR_NPI_NUM", ["v3"],
+     "(%resource.careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence and role.coding.where(code = 'rendering').exists()).provider.identifier.value"
+     " | %resource.careTeam.where(role.coding.where(code = 'rendering').exists()).provider.identifier.value).first()",
+     "Resolved through the line's careTeamSequence when the line has one; the v3 samples' lines carry"
+     " none, so the claim's rendering provider (BCDA's path) is the fallback.")
+over(["CCLF5"], "RNDRG_PRVDR_TYPE_CD", ["v3"],
+     "extension.where(url = 'https://bluebutton.cms.gov/fhir/StructureDefinition/CLM-PRVDR-TYPE-CD').value.code.first()",
+     "Not in BCDA's v3 sheet; the v3 samples carry it as the line extension CLM-PRVDR-TYPE-CD.")
+over(["CCLF5"], "CLM_RNDRG_PRVDR_NPI_NUM", ["v3"],
+     "(%resource.careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence and role.coding.where(code = 'rendering').exists()).provider.identifier.value"
+     " | %resource.careTeam.where(role.coding.where(code = 'rendering').exists()).provider.identifier.value).first()",
+     "Resolved through the line's careTeamSequence, falling back to the claim's rendering provider.")
+over(["CCLF5", "CCLF6"], "CLM_RFRG_PRVDR_NPI_NUM", ["v3"],
+     "%resource.careTeam.where(role.coding.where(code = 'referring').exists()).provider.identifier.value.first()", "")
+over(["CCLF5"], "CLM_PRVDR_SPCLTY_CD", ["v3"],
+     "(extension.where(url = 'https://bluebutton.cms.gov/fhir/StructureDefinition/CLM-PRVDR-SPCLTY-CD').value.code"
+     " | %resource.careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence).qualification.coding"
+     ".where(system = 'https://bluebutton.cms.gov/fhir/CodeSystem/CLM-PRVDR-SPCLTY-CD').code).first()",
+     "The samples carry the specialty on the line's care-team qualification, not as an item extension;"
+     " both are read.")
+for n in range(1, 13):
+    over(["CCLF5"], f"CLM_DGNS_{n}_CD", ["v3"],
+         f"%resource.diagnosis.where(sequence = {n}).diagnosisCodeableConcept.coding.code",
+         "BCDA's path returns every diagnosis of the claim; picked by diagnosis.sequence as in v2.")
+over(["CCLF5"], "DGNS_PRCDR_ICD_IND", ["v3"],
+     V3_ICD_IND.format(x="%resource.diagnosis.where(sequence = 1).diagnosisCodeableConcept.coding"),
+     "CCLF code from the first diagnosis's coding system (BCDA's path returns the system URL).")
+over(["CCLF6"], "PAYTO_PRVDR_NPI_NUM", ["v3"],
+     "%resource.contained.where(id = %resource.provider.reference.substring(1)).identifier.where(system = 'http://hl7.org/fhir/sid/us-npi').value", "")
+over(["CCLF6"], "ORDRG_PRVDR_NPI_NUM", ["v3"],
+     "%resource.careTeam.where(role.coding.where(code = 'referring').exists()).provider.identifier.value.first()", "")
+over(["CCLF6"], "CLM_BLG_PRVDR_NPI_NUM", ["v3"],
+     "%resource.contained.where(id = %resource.provider.reference.substring(1)).identifier.where(system = 'http://hl7.org/fhir/sid/us-npi').value", "")
+
+# CCLF3 / CCLF4 (forEach procedure / diagnosis).
+over(["CCLF3"], "CLM_VAL_SQNC_NUM", ["v3"], "sequence",
+     "Not in BCDA's v3 sheet; procedure.sequence is there as in v2.")
+over(["CCLF3"], "CLM_PRCDR_CD", ["v3"], "procedureCodeableConcept.coding.code.first()", "")
+over(["CCLF3"], "CLM_PRCDR_PRFRM_DT", ["v3"], "date", "")
+over(["CCLF3"], "DGNS_PRCDR_ICD_IND", ["v3"], V3_ICD_IND.format(x="procedureCodeableConcept.coding"),
+     "CCLF code from the procedure's coding system (BCDA's path returns the system URL).")
+over(["CCLF4"], "CLM_VAL_SQNC_NUM", ["v3"], "sequence", "Not in BCDA's v3 sheet; diagnosis.sequence is there as in v2.")
+over(["CCLF4"], "CLM_DGNS_CD", ["v3"], "diagnosisCodeableConcept.coding.code.first()", "")
+over(["CCLF4"], "CLM_PROD_TYPE_CD", ["v3"], "type.coding.code.first()",
+     "The diagnosis role as FHIR names it (principal, admitting, secondary, …); CCLF's code table for"
+     " this field is not published with a FHIR translation (notes CSV).")
+over(["CCLF4"], "CLM_POA_IND", ["v3"], "onAdmission.coding.code.first()",
+     "BCDA's path ends at the Coding; the code is one level down.")
+over(["CCLF4"], "DGNS_PRCDR_ICD_IND", ["v3"], V3_ICD_IND.format(x="diagnosisCodeableConcept.coding"),
+     "CCLF code from the diagnosis's coding system (BCDA's path returns the system URL).")
+
+# CCLF7 (Part D).
+over(["CCLF7"], "CLM_LINE_FROM_DT", ["v3"], "servicedDate", "")
+over(["CCLF7"], "CLM_LINE_NDC_CD", ["v3"],
+     "(productOrService.coding | detail.productOrService.coding).where(system = 'http://hl7.org/fhir/sid/ndc').code.first()", "")
+over(["CCLF7"], "CLM_LINE_SRVC_UNIT_QTY", ["v3"], "(quantity | detail.quantity).value.first()", "")
+over(["CCLF7"], "PRVDR_SRVC_ID_QLFYR_CD", ["v3"],
+     "%resource.contained.where(id = %resource.provider.reference.substring(1)).identifier.type.coding"
+     ".where(system = 'http://bluebutton.cms.gov/fhir/CodeSystem/PRVDR-ID-QLFYR-CD').code.first()",
+     "BCDA's path tests `system` on a CodeableConcept (identifier.type); the coding is one level down.")
+over(["CCLF7"], "CLM_PRSBNG_PRVDR_GNRC_ID_NUM", ["v3"],
+     "%resource.careTeam.where(role.coding.where(code = 'prescribing').exists()).provider.identifier.value.first()",
+     "The samples' prescriber carries only its NPI (typed with PRVDR-ID-QLFYR-CD 01), no GenericIdNum"
+     " identifier; the identifier present is read.")
+over(["CCLF7"], "CLM_LINE_BENE_PMT_AMT", ["v3"],
+     "(adjudication.where(category.coding.where(code = 'CLM_LINE_BENE_PMT_AMT').exists()).amount.value"
+     " | %resource.total.where(category.coding.where(code = 'CLM_BENE_PMT_AMT').exists()).amount.value).first()",
+     "The current server writes the patient-paid amount in total (CLM_BENE_PMT_AMT), not in"
+     " item.adjudication as BCDA's path expects; both are read.")
+over(["CCLF7"], "CLM_LINE_RX_SRVC_RFRNC_NUM", ["v3"],
+     "%resource.supportingInfo.where(category.coding.where(code = 'CLM_LINE_RX_NUM').exists()).value.first()", "")
+over(["CCLF7"], "CLM_EFCTV_DT", ["v3"], "%resource.created", "")
+
+# Benefit enhancement switches (CCLFA, CCLFB) and demo codes.
+for t in ["CCLFA", "CCLFB"]:
+    pre = "" if t == "CCLFA" else "%resource."
+    for n, nth in enumerate(["1ST", "2ND", "3RD", "4TH", "5TH"]):
+        over([t], f"CLM_DEMO_{nth}_NUM", ["v3"],
+             "(" + pre + sup_info_v3("CLM_BNFT_ENHNCMT_CD") + f".code.coding.code)[{n}]",
+             "BCDA's path ends in .value; v3 puts the benefit enhancement codes in supportingInfo.code"
+             " (bfd-v3-shapes.md section 8); the n-th code fills CLM_DEMO_n.")
+over(["CCLFA"], "CLM_1_REV_CNTR_ANSI_RSN_CD", ["v3"],
+     "item.adjudication.reason.coding.where(system = 'https://bluebutton.cms.gov/fhir/CodeSystem/ANSI-RSN-CD').code.first()",
+     "Of the first revenue center that has one, as CCLF's field name says.")
+over(["CCLFA"], "CLM_1_REV_CNTR_ANSI_GRP_CD", ["v3"],
+     "item.adjudication.reason.coding.where(system = 'https://bluebutton.cms.gov/fhir/CodeSystem/ANSI-GRP-CD').code.first()",
+     "Of the first revenue center that has one.")
+over(["CCLFA"], "CLM_RLT_COND_CD", ["v3"],
+     "supportingInfo.code.coding.where(system = 'https://bluebutton.cms.gov/fhir/CodeSystem/CLM-RLT-COND-CD').code.first()",
+     "CCLF has one related-condition code per record; the first is taken.")
+over(["CCLF7"], "CLM_DSPNSNG_STUS_CD", ["v3"],
+     "%resource.supportingInfo.code.coding.where(system = 'https://bluebutton.cms.gov/fhir/CodeSystem/CLM-DSPNSNG-STUS-CD').code.first()", "")
+over(["CCLF7"], "CLM_DAW_PROD_SLCTN_CD", ["v3"],
+     "%resource.supportingInfo.code.coding.where(system = 'http://terminology.hl7.org/CodeSystem/NCPDPDispensedAsWrittenOrProductSelectionCode').code.first()", "")
+
+
+def read(name):
+    with open(os.path.join(REF, name), newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def sql_type(picture):
+    """(view type, ansi/type tag or None) from a CCLF picture."""
+    p = picture.upper().replace(" ", "")
+    if p == "YYYY-MM-DD":
+        return "date", None
+    m = re.fullmatch(r"-?9\((\d+)\)\.(9+)", p)
+    if m:
+        scale = len(m.group(2))
+        return "decimal", f"DECIMAL({int(m.group(1)) + scale},{scale})"
+    return "string", None
+
+
+# CCLF5 amounts the packet pictures as text (cclf-crosswalk.md section 2).
+TEXT_PICTURED_AMOUNTS = {("CCLF5", "CLM_LINE_CVRD_PD_AMT"): "DECIMAL(15,2)",
+                         ("CCLF5", "CLM_LINE_ALOWD_CHRG_AMT"): "DECIMAL(17,2)"}
+
+
+def in_where(path, pos):
+    """True when `pos` sits inside the argument list of a where(...) call."""
+    depth_stack = []
+    i = 0
+    while i < pos:
+        if path.startswith("where(", i):
+            depth_stack.append("where")
+            i += len("where(")
+            continue
+        c = path[i]
+        if c == "(":
+            depth_stack.append("(")
+        elif c == ")" and depth_stack:
+            depth_stack.pop()
+        i += 1
+    return "where" in depth_stack
+
+
+def rewrite(path, for_each):
+    p = path.strip()
+    p = p.replace("%root.", "%resource.").replace("%context.", "%resource.")
+    if for_each:
+        p = p.replace(f"ExplanationOfBenefit.{for_each}.", f"%{for_each}.")
+        # %item inside where(): the current line through %rowIndex; elsewhere: relative.
+        out = ""
+        i = 0
+        tok = f"%{for_each}."
+        while i < len(p):
+            if p.startswith(tok, i):
+                out += f"%resource.{for_each}[%rowIndex]." if in_where(p, i) else ""
+                i += len(tok)
+            else:
+                out += p[i]
+                i += 1
+        p = out
+        p = p.replace("ExplanationOfBenefit.", "%resource.")
+    else:
+        if p.startswith("ExplanationOfBenefit."):
+            p = p[len("ExplanationOfBenefit."):]
+        p = p.replace("ExplanationOfBenefit.", "%resource.")
+    return p
+
+
+def type_filter(table, version):
+    types = CLAIM_TYPES[table]
+    codes = " or ".join(f"code = '{t}'" for t in types)
+    if version in ("v1", "v2"):
+        return f"type.coding.where(system = '{EOB_TYPE_V12}' and ({codes})).exists()"
+    eob = f"type.coding.where(system = '{EOB_TYPE_V3}' and ({codes})).exists()"
+    if types == INSTITUTIONAL:
+        other = [c for v in NON_INSTITUTIONAL_CODES.values() for c in v]
+        fallback = " and ".join(f"code != '{c}'" for c in other)
+    else:
+        fallback = " or ".join(f"code = '{c}'" for t in types for c in NON_INSTITUTIONAL_CODES[t])
+    return (f"{eob} or (type.coding.where(system = '{EOB_TYPE_V3}').empty()"
+            f" and type.coding.where(system = '{CLM_TYPE_CD_V3}' and ({fallback})).exists())")
+
+
+def main():
+    xw = read("cclf_crosswalk.csv")
+    v3 = {(r["cclf_file"], r["field_name"]): r for r in read("cclf_crosswalk_bcda_v3.csv")}
+    notes = {}
+    for r in read("cclf_crosswalk_notes.csv"):
+        notes.setdefault((r["cclf_file"], r["field_name"]), []).append(r)
+    layout = {}
+    for r in read("cclf_layouts.csv"):
+        layout.setdefault(r["cclf_file"], []).append(r)
+
+    for table in TABLES:
+        fields = [r for r in xw if r["cclf_file"] == table]
+        for version, col in VERSIONS.items():
+            for_each = FOR_EACH.get(table)
+            columns = []
+            for r in fields:
+                field = r["field_name"]
+                desc = r["description"]
+                csv_path = (v3[(table, field)][col] if version == "v3" else r[col]).strip()
+                ty, ansi = sql_type(r["cclf_type"])
+                if (table, field) in TEXT_PICTURED_AMOUNTS:
+                    ty, ansi = "decimal", TEXT_PICTURED_AMOUNTS[(table, field)]
+                tags = [{"name": "cclf/field", "value": f"{table}.{field}"},
+                        {"name": "cclf/picture", "value": r["cclf_type"]}]
+                if ansi:
+                    tags.append({"name": "ansi/type", "value": ansi})
+                if csv_path:
+                    tags.append({"name": "source/path", "value": csv_path})
+                notes_text = []
+                key = (table, field, version)
+                if field == "BENE_MBI_ID":
+                    path = "patient.getReferenceKey(Patient)" if not for_each else "%resource.patient.getReferenceKey(Patient)"
+                    tags.append({"name": "claimline/link", "value": "bene-mbi"})
+                    notes_text.append("Filled by the link stage: the beneficiary's current MBI from the"
+                                      " Patient resources of the same load (ExplanationOfBenefit.patient ->"
+                                      " Patient.id); NULL and counted when no Patient resolves it.")
+                elif key in OVERRIDES:
+                    path, why = OVERRIDES[key]
+                    if path is not None and for_each and field in HEADER_FIELDS_IN_LINES and not path.startswith(("%resource.", "iif(")):
+                        path = "%resource." + path
+                    if why:
+                        notes_text.append(why)
+                        if csv_path:
+                            tags.append({"name": "claimline/deviation", "value": why})
+                elif csv_path and not csv_path.startswith("Patient."):
+                    path = rewrite(csv_path, for_each)
+                    if version == "v3" and "Supporting-Information" in path and path.endswith(").value"):
+                        path = path[: -len(".value")] + ".code.coding.code"
+                        why = ("BCDA's path ends in .value; v3 writes these codes in supportingInfo.code"
+                               " (bfd-v3-shapes.md section 8).")
+                        notes_text.append(why)
+                        tags.append({"name": "claimline/deviation", "value": why})
+                    if not (path.endswith(".first()") or path.endswith("]")):
+                        path = f"({path}).first()"
+                        notes_text.append("The first value when the path returns several.")
+                else:
+                    path = None
+                if path is None:
+                    reason = unmapped_reason(table, field, version, notes.get((table, field), []))
+                    tags.append({"name": "claimline/unmapped", "value": reason})
+                    notes_text.append("Not supplied: " + reason)
+                    path = "{}"
+                elif ICD_COLUMNS.match(field):
+                    path = f"({path}).replace('.', '')"
+                    notes_text.append("ICD code without the dot, as CCLF writes it.")
+                view_type = ty
+                if ty == "string" and int(r["cclf_length"] or 0) <= 4:
+                    view_type = "code"
+                c = {"name": field, "path": path, "type": view_type,
+                     "description": desc + (". " + " ".join(notes_text) if notes_text else ""),
+                     "tag": tags}
+                columns.append(c)
+            select = [{"column": columns}]
+            if for_each:
+                select = [{"forEach": for_each, "column": columns}]
+            view = {
+                "resourceType": "ViewDefinition",
+                "name": table.lower(),
+                "title": TITLES[table],
+                "description": f"{table} from BCDA {version} ({ {'v1': 'FHIR STU3', 'v2': 'FHIR R4', 'v3': 'FHIR R4 from CMS IDR'}[version] })."
+                               " Generated by mappings/cclf/tools/generate.py from mappings/cclf/reference/.",
+                "status": "active",
+                "resource": "ExplanationOfBenefit",
+                "where": [{"path": type_filter(table, version),
+                           "description": "Claim types of " + table + ": " + ", ".join(CLAIM_TYPES[table])}],
+                "select": select,
+            }
+            out = os.path.join(ROOT, version, table.lower() + ".json")
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with open(out, "w", encoding="utf-8") as f:
+                json.dump(view, f, indent=2, ensure_ascii=False)
+                f.write("\n")
+
+
+# Claim-level fields that overrides write relative to the claim but which sit in line tables.
+HEADER_FIELDS_IN_LINES = {"CUR_CLM_UNIQ_ID", "CLM_ADJSMT_TYPE_CD"}
+
+
+def unmapped_reason(table, field, version, notes):
+    if field in ("BENE_HIC_NUM", "BENE_EQTBL_BIC_HICN_NUM"):
+        return "HICN is not supplied by BCDA (CCLF leaves it blank since January 2020)."
+    for n in notes:
+        if n["note_type"] in ("caveat",) and version in ("v1", "v2"):
+            return n["note"].split(". ")[0].rstrip(".") + "."
+    if version == "v3":
+        return "No path in BCDA's v3 crosswalk (CCLF-BCDA v3 Mapping) and none found in the v3 samples."
+    return "No path in BCDA's v1/v2 crosswalk; the field is CCLF-only or was added after BCDA's mapping."
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,592 @@
+//! The CCLF claim tables (issue 5): golden rows per table and API version on the real CMS
+//! samples, values checked by hand, coverage against the crosswalk CSVs, MBI resolution, v3
+//! partial claims, and `claimline views`.
+//!
+//! Golden files live in `tests/golden/cclf/<version>/<table>.ndjson`: a first line with the
+//! columns in order, then one JSON object per row (declared CCLF columns plus `_resource_id` and
+//! `_claim_key`). Rows are compared as an unordered set; the column order is checked. Re-bless on
+//! purpose with `BLESS=1 cargo test -p claimline --test cli cclf`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use crate::{claimline, json, repo_root, sample_data};
+
+const TABLES: [&str; 9] = [
+    "cclf1", "cclf2", "cclf3", "cclf4", "cclf5", "cclf6", "cclf7", "cclfa", "cclfb",
+];
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Loads one sample folder (`stu3`, `r4`, `v3`) once per test binary with the default views and
+/// returns the SQLite database.
+fn loaded(folder: &'static str) -> &'static Path {
+    static DBS: OnceLock<std::sync::Mutex<BTreeMap<&'static str, &'static Path>>> = OnceLock::new();
+    let map = DBS.get_or_init(Default::default);
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = map.get(folder) {
+        return p;
+    }
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cclf-golden-{folder}"));
+    let _ = std::fs::remove_dir_all(&out);
+    let r = claimline(
+        &repo_root(),
+        &[
+            "load",
+            s(&sample_data().join(folder)),
+            "--out",
+            s(&out),
+            "--format",
+            "sqlite",
+            "--run-id",
+            "golden",
+        ],
+    );
+    assert!(
+        r.status.success(),
+        "load {folder}: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let db: &'static Path = Box::leak(out.join("claimline.sqlite").into_boxed_path());
+    map.insert(folder, db);
+    db
+}
+
+fn value(v: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef as R;
+    match v {
+        R::Null => Value::Null,
+        R::Integer(i) => Value::from(i),
+        R::Real(f) => Value::String(format!("{f}")),
+        R::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        R::Blob(_) => Value::String("<blob>".into()),
+    }
+}
+
+/// The CCLF columns (those before the lineage) and the rows of `table` for `version`, each row
+/// with `_resource_id` and `_claim_key` added.
+fn table_rows(db: &Path, table: &str, version: &str) -> (Vec<String>, Vec<Map<String, Value>>) {
+    let conn = Connection::open(db).expect("open sqlite");
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT * FROM \"{table}\" WHERE _api_version = ?1"
+        ))
+        .expect("prepare");
+    let names: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+    let lineage = names
+        .iter()
+        .position(|c| c == "_resource_id")
+        .expect("lineage columns");
+    let mut keep: Vec<usize> = (0..lineage).collect();
+    keep.push(lineage);
+    keep.push(
+        names
+            .iter()
+            .position(|c| c == "_claim_key")
+            .expect("_claim_key"),
+    );
+    let rows = stmt
+        .query_map([version], |r| {
+            let mut m = Map::new();
+            for &i in &keep {
+                m.insert(names[i].clone(), value(r.get_ref(i)?));
+            }
+            Ok(m)
+        })
+        .expect("query")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows");
+    (names[..lineage].to_vec(), rows)
+}
+
+fn golden(version: &str, table: &str) {
+    let folder = match version {
+        "v1" => "stu3",
+        "v2" => "r4",
+        _ => "v3",
+    };
+    let (columns, rows) = table_rows(loaded(folder), table, version);
+    let mut lines: Vec<String> = rows
+        .iter()
+        .map(|r| serde_json::to_string(r).expect("json"))
+        .collect();
+    lines.sort();
+    let path = repo_root().join(format!("tests/golden/cclf/{version}/{table}.ndjson"));
+    let header = serde_json::json!({ "columns": columns }).to_string();
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("golden folder");
+        let mut text = header.clone();
+        text.push('\n');
+        for l in &lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        std::fs::write(&path, text).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (BLESS=1 writes it after a review)", path.display()));
+    let mut expected_lines = expected.lines();
+    assert_eq!(
+        expected_lines.next(),
+        Some(header.as_str()),
+        "{table} {version}: columns or their order changed"
+    );
+    let mut want: Vec<&str> = expected_lines.filter(|l| !l.is_empty()).collect();
+    want.sort_unstable();
+    let got: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let missing: Vec<&&str> = want.iter().filter(|l| !got.contains(l)).collect();
+    let extra: Vec<&&str> = got.iter().filter(|l| !want.contains(l)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && want.len() == got.len(),
+        "{table} {version} differs from {}:\nmissing:\n{missing:#?}\nunexpected:\n{extra:#?}",
+        path.display()
+    );
+}
+
+macro_rules! golden_tests {
+    ($($name:ident: $version:literal $table:literal,)*) => {
+        $(#[test]
+        fn $name() {
+            golden($version, $table);
+        })*
+    };
+}
+
+golden_tests! {
+    golden_v1_cclf1: "v1" "cclf1", golden_v1_cclf2: "v1" "cclf2", golden_v1_cclf3: "v1" "cclf3",
+    golden_v1_cclf4: "v1" "cclf4", golden_v1_cclf5: "v1" "cclf5", golden_v1_cclf6: "v1" "cclf6",
+    golden_v1_cclf7: "v1" "cclf7", golden_v1_cclfa: "v1" "cclfa", golden_v1_cclfb: "v1" "cclfb",
+    golden_v2_cclf1: "v2" "cclf1", golden_v2_cclf2: "v2" "cclf2", golden_v2_cclf3: "v2" "cclf3",
+    golden_v2_cclf4: "v2" "cclf4", golden_v2_cclf5: "v2" "cclf5", golden_v2_cclf6: "v2" "cclf6",
+    golden_v2_cclf7: "v2" "cclf7", golden_v2_cclfa: "v2" "cclfa", golden_v2_cclfb: "v2" "cclfb",
+    golden_v3_cclf1: "v3" "cclf1", golden_v3_cclf2: "v3" "cclf2", golden_v3_cclf3: "v3" "cclf3",
+    golden_v3_cclf4: "v3" "cclf4", golden_v3_cclf5: "v3" "cclf5", golden_v3_cclf6: "v3" "cclf6",
+    golden_v3_cclf7: "v3" "cclf7", golden_v3_cclfa: "v3" "cclfa", golden_v3_cclfb: "v3" "cclfb",
+}
+
+/// One row of `table` by resource id and (for line tables) a column value.
+fn row(
+    version: &str,
+    table: &str,
+    resource: &str,
+    key: Option<(&str, &str)>,
+) -> Map<String, Value> {
+    let folder = match version {
+        "v1" => "stu3",
+        "v2" => "r4",
+        _ => "v3",
+    };
+    let (_, rows) = table_rows(loaded(folder), table, version);
+    rows.into_iter()
+        .find(|r| {
+            (r["_resource_id"] == resource || (resource.is_empty() && r["_resource_id"].is_null()))
+                && key.is_none_or(|(c, v)| r[c] == Value::String(v.to_owned()))
+        })
+        .unwrap_or_else(|| panic!("{table} {version}: no row for {resource} {key:?}"))
+}
+
+/// Values read by hand from the sample files (the record and field named in each assertion).
+#[test]
+fn values_checked_by_hand() {
+    // v3 hospice (sample-data/real/v3/ExplanationOfBenefit-hospice.ndjson line 1, no `id`; its
+    // `uc` identifier is NON-UNIQUE-ID-HERE): diagnosis[0] is `principal` M48.062, which CCLF
+    // writes without the dot.
+    let hospice = row("v3", "cclf1", "", None);
+    assert_eq!(hospice["PRNCPL_DGNS_CD"], "M48062");
+    assert_eq!(hospice["CUR_CLM_UNIQ_ID"], "NON-UNIQUE-ID-HERE");
+    assert_eq!(hospice["_claim_key"], "NON-UNIQUE-ID-HERE");
+    // The same claim's diagnosis 5 (`E78.00`, type other) in CCLF4.
+    let dx = row("v3", "cclf4", "", Some(("CLM_VAL_SQNC_NUM", "5")));
+    assert_eq!(dx["CLM_DGNS_CD"], "E7800");
+    assert_eq!(dx["DGNS_PRCDR_ICD_IND"], "0");
+
+    // v2 inpatient-333333222222: payment.amount.value 7699.48, principal diagnosis A40
+    // (icd-10-cm), nch_clm_type_cd 60.
+    let ip = row("v2", "cclf1", "inpatient-333333222222", None);
+    assert_eq!(ip["CLM_PMT_AMT"], "7699.48");
+    assert_eq!(ip["PRNCPL_DGNS_CD"], "A40");
+    assert_eq!(ip["CLM_TYPE_CD"], "60");
+    assert_eq!(ip["DGNS_PRCDR_ICD_IND"], "0");
+
+    // v2 carrier-9991831999 line 1: careTeamSequence [3, 4] -> careTeam 3 (performing) NPI
+    // 1923124; diagnosisSequence [5] -> diagnosis 5 = A52.
+    let line = row(
+        "v2",
+        "cclf5",
+        "carrier-9991831999",
+        Some(("CLM_LINE_NUM", "1")),
+    );
+    assert_eq!(line["RNDRG_PRVDR_NPI_NUM"], "1923124");
+    assert_eq!(line["CLM_LINE_DGNS_CD"], "A52");
+    assert_eq!(line["CLM_DGNS_1_CD"], "A02");
+    // The beneficiary (Patient/567834) has the current MBI 3456789 in r4/Patient.ndjson (its
+    // other us-mbi identifier, 3456689, is flagged historic).
+    assert_eq!(line["BENE_MBI_ID"], "3456789");
+
+    // v3 HHA 1071939711295: the type-of-bill codings are the prefixes 3, 33, 33X; CCLF takes the
+    // last character of each.
+    let hha = row("v3", "cclf1", "1071939711295", None);
+    assert_eq!(hha["CLM_BILL_FAC_TYPE_CD"], "3");
+    assert_eq!(hha["CLM_BILL_CLSFCTN_CD"], "3");
+    assert_eq!(hha["CLM_BILL_FREQ_CD"], "X");
+
+    // v3 SNF 566745788569: the operating physician (role `operating`) is 1720749690, not the
+    // `otheroperating` 1023051596 BCDA's published path picks.
+    let snf = row("v3", "cclf1", "566745788569", None);
+    assert_eq!(snf["OPRTG_PRVDR_NPI_NUM"], "1720749690");
+    assert_eq!(snf["OTHR_PRVDR_NPI_NUM"], "1023051596");
+}
+
+/// A CCLF column each version maps but for which no sample record carries a value, with why.
+const NO_SAMPLE_VALUE: &[(&str, &str, &str)] = &[
+    // The STU3 claims' beneficiary (Patient/567834) carries only an mbi-hash identifier.
+    ("v1", "*", "BENE_MBI_ID"),
+    // Of the v3 claims' beneficiaries only 178083966 (carrier, DME) has a Patient in the samples.
+    ("v3", "cclf1", "BENE_MBI_ID"),
+    ("v3", "cclf2", "BENE_MBI_ID"),
+    ("v3", "cclf3", "BENE_MBI_ID"),
+    ("v3", "cclf4", "BENE_MBI_ID"),
+    ("v3", "cclf7", "BENE_MBI_ID"),
+    ("v3", "cclfa", "BENE_MBI_ID"),
+    // Second to fifth modifiers: no sample line has more than one.
+    ("*", "*", "HCPCS_2_MDFR_CD"),
+    ("*", "*", "HCPCS_3_MDFR_CD"),
+    ("*", "*", "HCPCS_4_MDFR_CD"),
+    ("*", "*", "HCPCS_5_MDFR_CD"),
+    // Claims-sourced fields the samples leave out (bfd-v3-shapes.md section 8 / 9).
+    ("v3", "cclf1", "CLM_OP_SRVC_TYPE_CD"),
+    ("v3", "cclf2", "CLM_REV_APC_HIPPS_CD"),
+    ("v3", "cclf5", "CLM_RNDRG_PRVDR_TAX_NUM"),
+    ("v3", "cclf5", "CLM_FED_TYPE_SRVC_CD"),
+    ("v3", "cclf5", "CLM_LINE_PRMRY_PYR_CD"),
+    ("v3", "cclf6", "CLM_FED_TYPE_SRVC_CD"),
+    ("v3", "cclf6", "CLM_PRMRY_PYR_CD"),
+    ("v3", "cclf7", "CLM_DSPNSNG_STUS_CD"),
+    ("v3", "cclfa", "CLM_RLT_COND_CD"),
+    ("v3", "cclfa", "CLM_1_REV_CNTR_ANSI_RSN_CD"),
+    ("v3", "cclfa", "CLM_1_REV_CNTR_ANSI_GRP_CD"),
+    ("v3", "cclfb", "CLM_LINE_CARR_HPSA_SCRCTY_CD"),
+    // v1/v2 tax numbers are only in BFD's *WithTaxNumbers responses, not in these samples.
+    ("v1", "cclf5", "CLM_RNDRG_PRVDR_TAX_NUM"),
+    ("v2", "cclf5", "CLM_RNDRG_PRVDR_TAX_NUM"),
+    // Claim-level codes the v3 carrier and DME samples do not carry (their supportingInfo and
+    // item extensions were listed by hand).
+    ("v3", "cclf5", "CLM_ADJSMT_TYPE_CD"),
+    ("v3", "cclf5", "CLM_DISP_CD"),
+    ("v3", "cclf6", "CLM_CARR_PMT_DNL_CD"),
+    ("v3", "cclf6", "CLM_PRCSG_IND_CD"),
+    ("v3", "cclf6", "CLM_ADJSMT_TYPE_CD"),
+    ("v3", "cclf6", "CLM_DISP_CD"),
+    // Benefit enhancement switches: the HHA sample has PDSCHRG_HCBS, SNF_WVR, TLHLTH and the
+    // care-management waiver, two demo codes; no institutional sample has PBPMT or CPTATN, and no
+    // sample has a line-level switch.
+    ("v3", "cclfa", "CLM_NGACO_PBPMT_SW"),
+    ("v3", "cclfa", "CLM_NGACO_CPTATN_SW"),
+    ("v3", "*", "CLM_DEMO_3RD_NUM"),
+    ("v3", "*", "CLM_DEMO_4TH_NUM"),
+    ("v3", "*", "CLM_DEMO_5TH_NUM"),
+    ("v3", "cclfb", "CLM_LINE_NGACO_PBPMT_SW"),
+    ("v3", "cclfb", "CLM_LINE_NGACO_PDSCHRG_HCBS_SW"),
+    ("v3", "cclfb", "CLM_LINE_NGACO_SNF_WVR_SW"),
+    ("v3", "cclfb", "CLM_LINE_NGACO_TLHLTH_SW"),
+    ("v3", "cclfb", "CLM_LINE_NGACO_CPTATN_SW"),
+    ("v3", "cclfb", "CLM_NGACO_CMG_WVR_SW"),
+    // Diagnoses 10-12 (v1) and 7-12 (v2): the carrier samples have fewer.
+    ("v1", "cclf5", "CLM_DGNS_10_CD"),
+    ("v1", "cclf5", "CLM_DGNS_11_CD"),
+    ("v1", "cclf5", "CLM_DGNS_12_CD"),
+    ("v2", "cclf5", "CLM_DGNS_7_CD"),
+    ("v2", "cclf5", "CLM_DGNS_8_CD"),
+    ("v2", "cclf5", "CLM_DGNS_9_CD"),
+    ("v2", "cclf5", "CLM_DGNS_10_CD"),
+    ("v2", "cclf5", "CLM_DGNS_11_CD"),
+    ("v2", "cclf5", "CLM_DGNS_12_CD"),
+    ("v3", "cclf5", "CLM_DGNS_4_CD"),
+    ("v3", "cclf5", "CLM_DGNS_5_CD"),
+    ("v3", "cclf5", "CLM_DGNS_6_CD"),
+    ("v3", "cclf5", "CLM_DGNS_7_CD"),
+    ("v3", "cclf5", "CLM_DGNS_8_CD"),
+    ("v3", "cclf5", "CLM_DGNS_9_CD"),
+    ("v3", "cclf5", "CLM_DGNS_10_CD"),
+    ("v3", "cclf5", "CLM_DGNS_11_CD"),
+    ("v3", "cclf5", "CLM_DGNS_12_CD"),
+];
+
+/// A view column: name, FHIRPath, tags as `(name, value)`.
+type ViewColumn = (String, String, Vec<(String, String)>);
+
+/// The name, path and `tag`s of every column of a view file, in order.
+fn view_columns(version: &str, table: &str) -> Vec<ViewColumn> {
+    let path = repo_root().join(format!("mappings/cclf/{version}/{table}.json"));
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("view")).expect("json");
+    v["select"][0]["column"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().expect("name").to_owned(),
+                c["path"].as_str().expect("path").to_owned(),
+                c["tag"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        (
+                            t["name"].as_str().unwrap_or_default().to_owned(),
+                            t["value"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Every mapped column is non-NULL on at least one sample row (v3 with `--include-partial`, so
+/// the Shared System claims count), unless listed in [`NO_SAMPLE_VALUE`] with its reason; and
+/// every listed column really is NULL everywhere (the list cannot go stale).
+#[test]
+fn every_mapped_column_has_a_value_on_some_sample() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let r = claimline(
+        dir.path(),
+        &[
+            "load",
+            s(&sample_data()),
+            "--out",
+            s(&out),
+            "--format",
+            "sqlite",
+            "--include-partial",
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let db = out.join("claimline.sqlite");
+    let mut problems = Vec::new();
+    for version in ["v1", "v2", "v3"] {
+        for table in TABLES {
+            let (_, rows) = table_rows(&db, table, version);
+            for (name, path, _) in view_columns(version, table) {
+                let listed = NO_SAMPLE_VALUE.iter().any(|(v, t, c)| {
+                    (*v == "*" || *v == version) && (*t == "*" || *t == table) && *c == name
+                });
+                let has_value = rows.iter().any(|r| !r[&name].is_null());
+                if path == "{}" {
+                    continue;
+                }
+                if !has_value && !listed {
+                    problems.push(format!(
+                        "{version} {table}.{name}: mapped but NULL on every sample"
+                    ));
+                }
+                if has_value && listed && !rows.is_empty() {
+                    problems.push(format!(
+                        "{version} {table}.{name}: listed as absent but has a value"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// A minimal CSV reader (RFC 4180 quoting) for the crosswalk files.
+fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).expect("csv");
+    let mut records: Vec<Vec<String>> = Vec::new();
+    let mut field = String::new();
+    let mut record = Vec::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !record.is_empty() {
+        record.push(field);
+        records.push(record);
+    }
+    let header = records.remove(0);
+    records
+        .into_iter()
+        .map(|r| header.iter().cloned().zip(r).collect())
+        .collect()
+}
+
+/// Every CCLF field of the layouts is a column, in CCLF order, in every version; and every
+/// field the crosswalk CSVs give a path for is mapped or carries a `claimline/unmapped` tag.
+#[test]
+fn coverage_against_the_crosswalk() {
+    let reference = repo_root().join("mappings/cclf/reference");
+    let crosswalk = read_csv(&reference.join("cclf_crosswalk.csv"));
+    let v3: BTreeMap<(String, String), String> =
+        read_csv(&reference.join("cclf_crosswalk_bcda_v3.csv"))
+            .into_iter()
+            .map(|r| {
+                (
+                    (r["cclf_file"].clone(), r["field_name"].clone()),
+                    r["bcda_v3_fhirpath"].clone(),
+                )
+            })
+            .collect();
+    let mut problems = Vec::new();
+    for table in TABLES {
+        let file = table.to_ascii_uppercase();
+        let fields: Vec<&BTreeMap<String, String>> = crosswalk
+            .iter()
+            .filter(|r| r["cclf_file"] == file)
+            .collect();
+        assert!(!fields.is_empty(), "{file} in the crosswalk");
+        for version in ["v1", "v2", "v3"] {
+            let columns = view_columns(version, table);
+            let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+            let want: Vec<&str> = fields.iter().map(|r| r["field_name"].as_str()).collect();
+            if names != want {
+                problems.push(format!(
+                    "{version} {table}: columns are not the CCLF fields in order"
+                ));
+                continue;
+            }
+            for r in &fields {
+                let field = &r["field_name"];
+                let csv_path = match version {
+                    "v1" => r["fhir_stu3_path"].clone(),
+                    "v2" => r["fhir_r4_path"].clone(),
+                    _ => v3[&(file.clone(), field.clone())].clone(),
+                };
+                let (_, path, tags) = columns
+                    .iter()
+                    .find(|c| &c.0 == field)
+                    .expect("column present");
+                let tag = |n: &str| tags.iter().any(|(k, _)| k == n);
+                if !tag("cclf/field") || !tag("cclf/picture") {
+                    problems.push(format!(
+                        "{version} {table}.{field}: no cclf/field or cclf/picture tag"
+                    ));
+                }
+                if path == "{}" && !tag("claimline/unmapped") {
+                    problems.push(format!(
+                        "{version} {table}.{field}: NULL without a claimline/unmapped reason"
+                    ));
+                }
+                if !csv_path.trim().is_empty() && path == "{}" {
+                    problems.push(format!("{version} {table}.{field}: the crosswalk has a path but the view maps nothing"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// v3 partially adjudicated and prior-authorization EOBs are counted and left out, unless
+/// `--include-partial`; unresolved beneficiaries are counted.
+#[test]
+fn v3_partial_claims_are_counted_and_left_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v3 = sample_data().join("v3");
+    let out = dir.path().join("default");
+    let r = claimline(dir.path(), &["load", s(&v3), "--out", s(&out), "--json"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report = json(&r);
+    // DME 3351266481401, outpatient 1071939711297 and 1071939711298, SNF 3233800161009 have
+    // `outcome: partial`; the prior-authorization sample has `use: preauthorization`.
+    assert_eq!(report["excluded"]["partial"], 4);
+    assert_eq!(report["excluded"]["prior_auth"], 1);
+    assert_eq!(report["tables"]["cclf6"], 0);
+    // Patients 178083966, 517782585 and -300428640 have MBIs; of the 8 claims loaded only the
+    // carrier claim's beneficiary (178083966) is among them.
+    assert_eq!(report["beneficiaries"]["with_mbi"], 3);
+    assert_eq!(
+        report["beneficiaries"]["unresolved_claims"], 7,
+        "{report:#}"
+    );
+
+    let out = dir.path().join("partial");
+    let r = claimline(
+        dir.path(),
+        &[
+            "load",
+            s(&v3),
+            "--out",
+            s(&out),
+            "--json",
+            "--include-partial",
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report = json(&r);
+    assert_eq!(report["excluded"]["partial"], 0);
+    assert_eq!(report["tables"]["cclf6"], 1);
+    let (_, rows) = table_rows(&out.join("claimline.sqlite"), "cclf1", "v3");
+    assert!(rows.iter().any(|r| r["_resource_id"] == "1071939711298"));
+}
+
+/// The committed data dictionary is what `claimline views doc` writes, and `views check` and
+/// `views list` work on the built-in set.
+#[test]
+fn views_doc_matches_the_committed_dictionary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = dir.path().join("DICTIONARY.md");
+    let r = claimline(dir.path(), &["views", "doc", "--out", s(&doc)]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let fresh = std::fs::read_to_string(&doc).expect("doc");
+    let committed_path = repo_root().join("mappings/cclf/DICTIONARY.md");
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&committed_path, &fresh).expect("write dictionary");
+    }
+    let committed = std::fs::read_to_string(&committed_path).expect("committed dictionary");
+    assert!(
+        fresh == committed,
+        "mappings/cclf/DICTIONARY.md is stale: run `claimline views doc --out mappings/cclf/DICTIONARY.md`"
+    );
+    assert!(fresh.contains("| **all** | v3 |"));
+
+    let r = claimline(dir.path(), &["views", "check"]);
+    assert!(r.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout).trim(),
+        "ok: 27 views, 9 tables"
+    );
+    let r = claimline(dir.path(), &["views", "list", "--views", "basic"]);
+    assert!(r.status.success());
+    assert_eq!(String::from_utf8_lossy(&r.stdout).lines().count(), 4);
+
+    // A view that declares other columns than its table's first view: exit 2.
+    let bad = dir.path().join("v3");
+    std::fs::create_dir_all(&bad).expect("dir");
+    std::fs::write(
+        bad.join("cclf1.json"),
+        r#"{"resourceType":"ViewDefinition","name":"cclf1","resource":"ExplanationOfBenefit","select":[{"column":[{"name":"X","path":"id","type":"string"}]}]}"#,
+    )
+    .expect("write");
+    let builtin_v2 = repo_root().join("mappings/cclf/v2/cclf1.json");
+    let r = claimline(
+        dir.path(),
+        &["views", "check", "--views", s(&builtin_v2), s(&bad)],
+    );
+    assert_eq!(r.status.code(), Some(2));
+}

@@ -1,0 +1,669 @@
+//! `claimline run` end to end: the real binary against a sandbox on loopback (in this process, so
+//! the tests move its clock a week at a time). Weekly incremental runs, a failed load, a run
+//! killed during its downloads, BCDA's January blackout, two profiles, keep and reload.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use claimline_sandbox::{Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+use crate::sample_data;
+
+const ID: &str = "run-client";
+const SECRET: &str = "run-Secret-4c1d-never-printed";
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// The first resource of a bundled real sample file, as a template.
+fn template(file: &str) -> Value {
+    let text = fs::read_to_string(sample_data().join("r4").join(file)).expect("sample");
+    serde_json::from_str(text.lines().next().expect("a line")).expect("JSON")
+}
+
+fn stamp(resource: &mut Value, updated: &str) {
+    resource["meta"]["lastUpdated"] = json!(updated);
+}
+
+fn eob(template: &Value, id: &str, bene: usize, group: usize, updated: &str) -> Value {
+    let mut e = template.clone();
+    e["id"] = json!(id);
+    e["patient"]["reference"] = json!(format!("Patient/p{bene}"));
+    for identifier in e["identifier"].as_array_mut().expect("identifiers") {
+        if identifier["system"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("claim-group"))
+        {
+            identifier["value"] = json!(group.to_string());
+        }
+    }
+    stamp(&mut e, updated);
+    e
+}
+
+fn write_lines(path: &Path, resources: &[Value]) {
+    let mut text = String::new();
+    for r in resources {
+        text.push_str(&serde_json::to_string(r).expect("JSON"));
+        text.push('\n');
+    }
+    fs::write(path, text).expect("write data");
+}
+
+/// `benes` beneficiaries (Patient, Coverage, two carrier claims each) last updated ten days ago,
+/// and a "next week" delta: claim `eob-0-0` updated (new payment) and one new claim, both last
+/// updated three days from now, so the sandbox serves them only once its clock has moved on.
+fn make_data(dir: &Path, benes: usize) {
+    let now = jiff::Timestamp::now();
+    let past = (now - jiff::SignedDuration::from_hours(24 * 10)).to_string();
+    let later = (now + jiff::SignedDuration::from_hours(24 * 3)).to_string();
+    let (patient, coverage, carrier) = (
+        template("Patient.ndjson"),
+        template("Coverage.ndjson"),
+        template("ExplanationOfBenefit-carrier.ndjson"),
+    );
+    let mut week1 = Vec::new();
+    for b in 0..benes {
+        let mut p = patient.clone();
+        p["id"] = json!(format!("p{b}"));
+        stamp(&mut p, &past);
+        week1.push(p);
+        let mut c = coverage.clone();
+        c["id"] = json!(format!("c{b}"));
+        c["beneficiary"]["reference"] = json!(format!("Patient/p{b}"));
+        stamp(&mut c, &past);
+        week1.push(c);
+        for k in 0..2 {
+            week1.push(eob(
+                &carrier,
+                &format!("eob-{b}-{k}"),
+                b,
+                1000 + b * 10 + k,
+                &past,
+            ));
+        }
+    }
+    write_lines(&dir.join("week1.ndjson"), &week1);
+    let mut updated = eob(&carrier, "eob-0-0", 0, 1000, &later);
+    updated["payment"]["amount"]["value"] = json!(12345.67);
+    let new = eob(&carrier, "eob-new", 1, 999_999, &later);
+    write_lines(&dir.join("week2.ndjson"), &[updated, new]);
+    // Served as the manifest's error file; its text names an MBI, which must never be shown.
+    let outcome = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error",
+        "code": "exception",
+        "diagnostics": format!("Error retrieving ExplanationOfBenefit for beneficiary MBI {MBI} in ACO A9999")}]});
+    write_lines(&dir.join("errors.ndjson"), &[outcome]);
+}
+
+const MBI: &str = "1S00E00AA99";
+
+fn sandbox(data: &Path, tweak: impl FnOnce(&mut SandboxConfig)) -> Sandbox {
+    let mut config = SandboxConfig::new(data);
+    config.client_id = ID.to_owned();
+    config.client_secret = SECRET.to_owned();
+    config.polls_to_complete = 2;
+    config.retry_after_secs = 0;
+    tweak(&mut config);
+    Sandbox::start(config).expect("sandbox starts")
+}
+
+/// `claimline run` against `url` into `out`, with fast polls and the `basic` views.
+fn run(url: &str, out: &Path, extra: &[&str]) -> Command {
+    run_with_views(url, out, "basic", extra)
+}
+
+fn run_with_views(url: &str, out: &Path, views: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_claimline"));
+    command
+        .args([
+            "run",
+            "--base-url",
+            url,
+            "--api",
+            "v2",
+            "--endpoint",
+            "group/all",
+        ])
+        .args([
+            "--views",
+            views,
+            "--poll-interval",
+            "0.01",
+            "--retry-wait",
+            "0.01",
+        ])
+        .args(["--json", "--out", s(out)])
+        .args(extra)
+        .env("BCDA_CLIENT_ID", ID)
+        .env("BCDA_CLIENT_SECRET", SECRET)
+        .env_remove("CLAIMLINE_FAULT_SINK_AFTER_BATCHES")
+        .env_remove("CLAIMLINE_CONFIG")
+        .stdin(Stdio::null());
+    command
+}
+
+fn ok(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "run failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("run --json prints JSON")
+}
+
+fn no_secret(out: &Output) {
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(!String::from_utf8_lossy(stream).contains(SECRET));
+    }
+}
+
+fn state(out: &Path) -> Value {
+    serde_json::from_slice(&fs::read(out.join("claimline-state.json")).expect("state"))
+        .expect("state is JSON")
+}
+
+fn query<T: rusqlite::types::FromSql>(out: &Path, sql: &str) -> T {
+    let conn = rusqlite::Connection::open(out.join("claimline.sqlite")).expect("sqlite");
+    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
+#[test]
+fn weekly_runs_fetch_only_the_delta_and_tables_end_correct() {
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 5);
+    let bcda = sandbox(data.path(), |_| {});
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("out");
+
+    let first_output = run(bcda.url(), &out, &[]).output().expect("runs");
+    let first = ok(&first_output);
+    assert_eq!(
+        first["since"],
+        Value::Null,
+        "the first run takes everything"
+    );
+    assert!(first["attribution"].is_string(), "pre-flight: {first:#}");
+    assert_eq!(
+        first["error_files"],
+        json!([{"severity": "error", "code": "exception",
+                "resource_type": "ExplanationOfBenefit", "count": 1}])
+    );
+    let export1 = Path::new(first["export"].as_str().expect("export")).to_path_buf();
+    assert!(
+        export1
+            .join("errors/OperationOutcome.000.ndjson.gz")
+            .is_file(),
+        "kept"
+    );
+    let state_text = fs::read_to_string(out.join("claimline-state.json")).expect("state");
+    for text in [
+        String::from_utf8_lossy(&first_output.stdout).into_owned(),
+        String::from_utf8_lossy(&first_output.stderr).into_owned(),
+        state_text,
+    ] {
+        assert!(!text.contains(MBI), "no MBI in output or state");
+    }
+    assert_eq!(
+        first["fetch"]["resources"],
+        json!({"Coverage": 5, "ExplanationOfBenefit": 10, "Patient": 5})
+    );
+    assert_eq!(first["committed"], true, "{first:#}");
+    let t1 = first["transaction_time"].as_str().expect("tt").to_owned();
+    assert_eq!(state(&out)["scopes"][0]["since"], t1.as_str());
+    assert_eq!(query::<i64>(&out, "SELECT count(*) FROM eob"), 10);
+
+    bcda.clock().advance(WEEK);
+    let second = ok(&run(bcda.url(), &out, &[]).output().expect("runs"));
+    assert_eq!(
+        second["since"],
+        t1.as_str(),
+        "--since auto: the committed one"
+    );
+    assert_eq!(
+        second["fetch"]["resources"],
+        json!({"ExplanationOfBenefit": 2}),
+        "only what changed since"
+    );
+    let t2 = second["transaction_time"].as_str().expect("tt").to_owned();
+    assert!(t2 > t1);
+    assert_eq!(second["next_since"], t2.as_str());
+    let export: Value = serde_json::from_slice(
+        &fs::read(
+            Path::new(second["export"].as_str().expect("export")).join(".claimline/state.json"),
+        )
+        .expect("export state"),
+    )
+    .expect("JSON");
+    assert!(
+        export["request_url"]
+            .as_str()
+            .expect("request")
+            .contains("_since="),
+        "{export}"
+    );
+    assert_eq!(
+        query::<i64>(&out, "SELECT count(*) FROM eob"),
+        11,
+        "one new claim"
+    );
+    assert_eq!(
+        query::<i64>(&out, "SELECT count(*) FROM eob WHERE eob_id = 'eob-0-0'"),
+        1,
+        "the new version replaced the old"
+    );
+    assert_eq!(
+        query::<f64>(
+            &out,
+            "SELECT payment_amount FROM eob WHERE eob_id = 'eob-0-0'"
+        ),
+        12345.67
+    );
+    assert_eq!(
+        query::<i64>(&out, "SELECT count(*) FROM _claimline_runs"),
+        2
+    );
+    assert_eq!(bcda.stats().jobs_started, 2);
+    // Both exports are kept, and the state and exports are owner-only.
+    assert_eq!(
+        fs::read_dir(out.join("exports")).expect("exports").count(),
+        2
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: PathBuf| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(out.join("claimline-state.json")), 0o600);
+        assert_eq!(mode(out.join("exports")), 0o700);
+    }
+    let text = fs::read_to_string(out.join("claimline-state.json")).expect("state");
+    assert!(!text.contains(ID) && !text.contains(SECRET));
+}
+
+#[test]
+fn a_failed_load_leaves_since_unchanged_and_the_rerun_completes() {
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 3);
+    let bcda = sandbox(data.path(), |_| {});
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("out");
+    let log = work.path().join("run.log");
+
+    let failed = run(bcda.url(), &out, &["--log", s(&log)])
+        .env("CLAIMLINE_FAULT_SINK_AFTER_BATCHES", "0")
+        .output()
+        .expect("runs");
+    assert!(
+        !failed.status.success(),
+        "the injected sink failure fails the run"
+    );
+    no_secret(&failed);
+    let after_failure = state(&out);
+    assert_eq!(after_failure["scopes"][0]["since"], Value::Null);
+    let pending = after_failure["scopes"][0]["pending"]["run_id"]
+        .as_str()
+        .expect("the run is pending")
+        .to_owned();
+    assert!(
+        fs::read_to_string(&log).expect("log").contains("failed"),
+        "the failure is logged"
+    );
+
+    let rerun = ok(&run(bcda.url(), &out, &["--log", s(&log)])
+        .output()
+        .expect("runs"));
+    assert_eq!(rerun["run_id"], pending.as_str(), "the same run, resumed");
+    assert_eq!(rerun["resumed"], true);
+    assert_eq!(rerun["fetch"]["downloaded"], 0, "nothing downloaded again");
+    assert_eq!(rerun["committed"], true);
+    assert_eq!(bcda.stats().jobs_started, 1, "no second export job");
+    assert_eq!(
+        state(&out)["scopes"][0]["since"],
+        rerun["transaction_time"],
+        "committed after the load succeeded"
+    );
+    assert_eq!(query::<i64>(&out, "SELECT count(*) FROM eob"), 6);
+    let log_text = fs::read_to_string(&log).expect("log");
+    assert!(log_text.contains("committed transactionTime"), "{log_text}");
+    assert!(!log_text.contains(SECRET));
+}
+
+/// Bytes of `.part` files under the output folder's exports.
+fn part_bytes(out: &Path) -> u64 {
+    let Ok(exports) = fs::read_dir(out.join("exports")) else {
+        return 0;
+    };
+    exports
+        .flatten()
+        .filter_map(|e| fs::read_dir(e.path().join(".claimline/tmp")).ok())
+        .flat_map(|d| d.flatten())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "part"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[test]
+fn a_run_killed_during_download_resumes_the_same_job() {
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 30);
+    // Slow downloads, so the run can be caught in the middle of one.
+    let bcda = sandbox(data.path(), |c| c.data_rate = Some(100_000));
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("out");
+
+    let mut child = run(bcda.url(), &out, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run starts");
+    let started = Instant::now();
+    while part_bytes(&out) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no download started"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let killed = state(&out);
+    assert_eq!(
+        killed["scopes"][0]["since"],
+        Value::Null,
+        "no _since after a kill"
+    );
+    let run_id = killed["scopes"][0]["pending"]["run_id"]
+        .as_str()
+        .expect("pending")
+        .to_owned();
+    let saved: Value = serde_json::from_slice(
+        &fs::read(
+            out.join("exports")
+                .join(&run_id)
+                .join(".claimline/state.json"),
+        )
+        .expect("export state"),
+    )
+    .expect("JSON");
+
+    let resumed = ok(&run(bcda.url(), &out, &[]).output().expect("runs"));
+    assert_eq!(resumed["run_id"], run_id.as_str());
+    assert_eq!(resumed["fetch"]["reattached"], true);
+    assert_eq!(resumed["fetch"]["job_url"], saved["job_url"]);
+    assert_eq!(bcda.stats().jobs_started, 1);
+    assert_eq!(resumed["fetch"]["resources"]["ExplanationOfBenefit"], 60);
+    assert_eq!(resumed["committed"], true);
+    assert_eq!(query::<i64>(&out, "SELECT count(*) FROM eob"), 60);
+    assert_eq!(part_bytes(&out), 0);
+}
+
+#[test]
+fn the_january_blackout_exits_7_with_one_line() {
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 2);
+    let bcda = sandbox(data.path(), |c| c.blackout = true);
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("out");
+    let log = work.path().join("run.log");
+
+    let answer = run(bcda.url(), &out, &["--log", s(&log)])
+        .output()
+        .expect("runs");
+    assert_eq!(answer.status.code(), Some(7), "BCDA says try later");
+    let stderr = String::from_utf8_lossy(&answer.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("try later") && stderr.contains("January"),
+        "{stderr}"
+    );
+    assert!(answer.stdout.is_empty());
+    no_secret(&answer);
+    assert_eq!(state(&out)["scopes"][0]["since"], Value::Null);
+    assert!(fs::read_to_string(&log).expect("log").contains("exit 7"));
+}
+
+#[test]
+fn pre_flight_attribution_status_stops_before_any_export() {
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 2);
+    let bcda = sandbox(data.path(), |c| c.no_attribution = true);
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("out");
+    let answer = run(bcda.url(), &out, &[]).output().expect("runs");
+    assert_eq!(answer.status.code(), Some(7));
+    let stderr = String::from_utf8_lossy(&answer.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("attribution_status"), "{stderr}");
+    assert_eq!(bcda.stats().jobs_started, 0, "stopped before the kick-off");
+    no_secret(&answer);
+
+    let wrong = run(bcda.url(), &out, &[])
+        .env("BCDA_CLIENT_SECRET", "not-the-secret")
+        .output()
+        .expect("runs");
+    assert_eq!(wrong.status.code(), Some(6), "bad credentials: refused");
+}
+
+#[test]
+fn two_profiles_write_to_two_outputs() {
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 2);
+    let bcda = sandbox(data.path(), |_| {});
+    let work = tempfile::tempdir().expect("work");
+    let creds = work.path().join("aco.env");
+    fs::write(
+        &creds,
+        format!("BCDA_CLIENT_ID={ID}\nBCDA_CLIENT_SECRET={SECRET}\n"),
+    )
+    .expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&creds, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let config = work.path().join("claimline.toml");
+    fs::write(
+        &config,
+        format!(
+            "[profiles.north]\nbase_url = \"{url}\"\napi = \"v2\"\nendpoint = \"group/all\"\n\
+             types = [\"Patient\", \"Coverage\"]\nout = \"north\"\ncredentials = \"aco.env\"\n\
+             views = [\"basic\"]\n\n\
+             [profiles.south]\nbase_url = \"{url}\"\napi = \"v2\"\nendpoint = \"patient\"\n\
+             types = [\"ExplanationOfBenefit\"]\nout = \"south\"\ncredentials = \"aco.env\"\n\
+             views = [\"basic\"]\n",
+            url = bcda.url()
+        ),
+    )
+    .expect("write");
+    let profile = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_claimline"))
+            .args(["run", "--config", s(&config), "--profile", name])
+            .args(["--poll-interval", "0.01", "--json"])
+            .env_remove("BCDA_CLIENT_ID")
+            .env_remove("BCDA_CLIENT_SECRET")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs")
+    };
+    let north = ok(&profile("north"));
+    let south_output = profile("south");
+    no_secret(&south_output);
+    let south = ok(&south_output);
+    assert_eq!(north["profile"], "north");
+    assert_eq!(
+        north["fetch"]["resources"],
+        json!({"Coverage": 2, "Patient": 2})
+    );
+    assert_eq!(
+        south["fetch"]["resources"],
+        json!({"ExplanationOfBenefit": 4})
+    );
+    let (north_out, south_out) = (work.path().join("north"), work.path().join("south"));
+    assert_eq!(query::<i64>(&north_out, "SELECT count(*) FROM patient"), 2);
+    assert_eq!(query::<i64>(&north_out, "SELECT count(*) FROM eob"), 0);
+    assert_eq!(query::<i64>(&south_out, "SELECT count(*) FROM eob"), 4);
+    let (n, s_) = (state(&north_out), state(&south_out));
+    assert_eq!(n["scopes"].as_array().expect("scopes").len(), 1);
+    assert_eq!(
+        n["scopes"][0]["scope"]["types"],
+        json!(["Coverage", "Patient"])
+    );
+    assert_eq!(s_["scopes"][0]["scope"]["endpoint"], "Patient");
+    assert!(n["scopes"][0]["since"].is_string() && s_["scopes"][0]["since"].is_string());
+
+    let missing = profile("east");
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "an unknown profile is a usage error"
+    );
+}
+
+#[test]
+fn other_views_refuse_until_reload_rebuilds_from_kept_exports() {
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 3);
+    let bcda = sandbox(data.path(), |_| {});
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("out");
+    ok(&run(bcda.url(), &out, &[]).output().expect("runs"));
+
+    // A mapping change: only the eob view, from a folder.
+    let views = work.path().join("views");
+    fs::create_dir(&views).expect("mkdir");
+    fs::copy(
+        crate::repo_root().join("mappings/basic/eob.json"),
+        views.join("eob.json"),
+    )
+    .expect("copy view");
+    bcda.clock().advance(WEEK);
+    let other = |extra: &[&str]| {
+        run_with_views(bcda.url(), &out, s(&views), extra)
+            .output()
+            .expect("runs")
+    };
+    let refused = other(&[]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("claimline reload"), "{stderr}");
+    assert_eq!(
+        query::<i64>(&out, "SELECT count(*) FROM eob"),
+        6,
+        "tables untouched"
+    );
+
+    let reload = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["reload", "--out", s(&out), "--json", "--views", s(&views)])
+        .output()
+        .expect("reload runs");
+    assert!(
+        reload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    let rebuilt: Value = serde_json::from_slice(&reload.stdout).expect("JSON");
+    assert_eq!(rebuilt["runs"].as_array().expect("runs").len(), 1);
+    let tables: i64 = query(
+        &out,
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'patient'",
+    );
+    assert_eq!(tables, 0, "rebuilt with the new views only");
+    assert_eq!(query::<i64>(&out, "SELECT count(*) FROM eob"), 6);
+
+    let resumed = other(&["--keep", "1"]);
+    let resumed = ok(&resumed);
+    assert_eq!(resumed["committed"], true);
+    assert_eq!(
+        resumed["fetch"]["resources"],
+        json!({"ExplanationOfBenefit": 2})
+    );
+    assert_eq!(query::<i64>(&out, "SELECT count(*) FROM eob"), 7);
+    assert_eq!(
+        resumed["pruned"].as_array().expect("pruned").len(),
+        1,
+        "--keep 1"
+    );
+    assert_eq!(
+        fs::read_dir(out.join("exports")).expect("exports").count(),
+        1
+    );
+}
+
+#[test]
+fn local_sandbox_runs_the_whole_flow_on_the_bundled_samples() {
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("claimline-out");
+    let go = || {
+        Command::new(env!("CARGO_BIN_EXE_claimline"))
+            .current_dir(work.path())
+            .args(["run", "--local-sandbox", "--out", "claimline-out", "--json"])
+            .env_remove("BCDA_CLIENT_ID")
+            .env_remove("BCDA_CLIENT_SECRET")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs")
+    };
+    let first = ok(&go());
+    assert_eq!(first["committed"], true);
+    assert_eq!(first["fetch"]["resources"]["ExplanationOfBenefit"], 9);
+    assert!(out.join("claimline.sqlite").is_file());
+    let second = ok(&go());
+    assert_eq!(second["since"], first["transaction_time"]);
+    assert_eq!(second["committed"], true);
+}
+
+#[test]
+fn row_errors_keep_since_unless_accepted() {
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 2);
+    // One claim whose lastUpdated is BFD's placeholder: a row error in `_last_updated`.
+    let mut bad = eob(
+        &template("ExplanationOfBenefit-carrier.ndjson"),
+        "eob-bad",
+        0,
+        424_242,
+        "x",
+    );
+    bad["meta"]["lastUpdated"] = json!("IGNORED_FIELD");
+    write_lines(&data.path().join("bad.ndjson"), &[bad]);
+    let bcda = sandbox(data.path(), |_| {});
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("out");
+
+    for attempt in 0..2 {
+        let refused = run(bcda.url(), &out, &[]).output().expect("runs");
+        assert_eq!(refused.status.code(), Some(4), "attempt {attempt}");
+        let report: Value = serde_json::from_slice(&refused.stdout).expect("JSON");
+        assert_eq!(report["since"], Value::Null, "the same _since again");
+        assert_eq!(report["committed"], false);
+        assert!(report["row_errors"].as_u64().expect("count") > 0);
+        assert!(
+            report["not_committed"]
+                .as_str()
+                .expect("why")
+                .contains("--accept-rejects")
+        );
+        let st = state(&out);
+        assert_eq!(st["scopes"][0]["since"], Value::Null);
+        assert_eq!(st["scopes"][0]["pending"], Value::Null, "the run finished");
+        assert_eq!(query::<i64>(&out, "SELECT count(*) FROM eob"), 5, "loaded");
+    }
+    let accepted = ok(&run(bcda.url(), &out, &["--accept-rejects"])
+        .output()
+        .expect("runs"));
+    assert_eq!(accepted["committed"], true);
+    assert_eq!(
+        state(&out)["scopes"][0]["since"],
+        accepted["transaction_time"]
+    );
+}
