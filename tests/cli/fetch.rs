@@ -227,6 +227,16 @@ fn fetch_exit_codes_and_no_secret_in_output() {
         .expect("fetch runs");
     assert_eq!(failed.status.code(), Some(7), "failed job: try later");
 
+    let (_blackout, blackout_url) = sandbox(data.path(), &["--blackout"]);
+    let blackout = fetch(&blackout_url, &work.path().join("e"), SECRET)
+        .output()
+        .expect("fetch runs");
+    assert_eq!(
+        blackout.status.code(),
+        Some(7),
+        "January blackout: try later"
+    );
+
     let plain = Command::new(env!("CARGO_BIN_EXE_claimline"))
         .args(["fetch", "--base-url", "http://bcda.example", "--api", "v2"])
         .args(["--endpoint", "patient", "--out"])
@@ -241,7 +251,7 @@ fn fetch_exit_codes_and_no_secret_in_output() {
         .output()
         .expect("fetch runs");
     report(&ok);
-    for output in [&refused, &failed, &plain, &ok] {
+    for output in [&refused, &failed, &blackout, &plain, &ok] {
         for stream in [&output.stdout, &output.stderr] {
             let text = String::from_utf8_lossy(stream);
             assert!(

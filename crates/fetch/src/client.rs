@@ -795,6 +795,54 @@ impl Client {
         }
     }
 
+    /// Pre-flight: `GET /api/{v}/attribution_status`. Gives BCDA's last attribution ingestion
+    /// time (`last_runout_update` for `Group/runout`), or `None` when the answer has none.
+    /// BCDA's 404 (nothing ingested yet, e.g. during the January blackout) is
+    /// [`FetchError::TryLater`]; 401/403 are [`FetchError::Refused`].
+    pub fn attribution_status(
+        &self,
+        api: ApiVersion,
+        endpoint: Endpoint,
+        progress: &dyn Progress,
+    ) -> Result<Option<String>, FetchError> {
+        let url = format!("{}/api/{}/attribution_status", self.base, api.as_str());
+        let answer = self.api("GET", &url, false, false, progress)?;
+        match answer.status {
+            200 => {
+                let wanted = if endpoint == Endpoint::GroupRunout {
+                    "last_runout_update"
+                } else {
+                    "last_attribution_update"
+                };
+                let value: serde_json::Value =
+                    serde_json::from_slice(&answer.body).unwrap_or_default();
+                Ok(value
+                    .get("ingestion_dates")
+                    .and_then(|d| d.as_array())
+                    .and_then(|dates| {
+                        dates
+                            .iter()
+                            .find(|d| d.get("type").and_then(|t| t.as_str()) == Some(wanted))
+                    })
+                    .and_then(|d| d.get("timestamp")?.as_str().map(str::to_owned)))
+            }
+            404 => Err(FetchError::TryLater {
+                url,
+                status: 404,
+                diagnostics: match answer.diagnostics() {
+                    d if d.is_empty() => "no attribution data has been ingested yet".to_owned(),
+                    d => d,
+                },
+            }),
+            status @ (401 | 403) => Err(FetchError::Refused {
+                url,
+                status,
+                diagnostics: answer.diagnostics(),
+            }),
+            _ => Ok(None),
+        }
+    }
+
     /// Starts a data download: a raw GET with `Accept-Encoding: gzip` and an optional `Range`.
     pub(crate) fn get_data(
         &self,

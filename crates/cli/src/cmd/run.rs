@@ -18,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use claimline_fetch::{
     ApiVersion, Client, ClientConfig, Credentials, Endpoint, ExportOptions, ExportRequest,
-    ExportState, FetchError, FileRecord, PROD_URL, SANDBOX_URL, Timestamp, Timing, export,
+    ExportState, FetchError, FileRecord, NoProgress, PROD_URL, SANDBOX_URL, Timestamp, Timing,
+    export,
 };
 use claimline_sink::{RunRecord, create_private_dir, format_timestamp};
 use serde::{Deserialize, Serialize};
@@ -714,147 +715,6 @@ fn prune(state: &mut RunState, out: &Path, keep: usize, current: &str) -> Vec<St
     removed
 }
 
-/// The OperationOutcome's `diagnostics`, shortened; empty when there is none.
-fn diagnostics(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("issue")?
-                .get(0)?
-                .get("diagnostics")?
-                .as_str()
-                .map(|d| d.chars().take(300).collect())
-        })
-        .unwrap_or_default()
-}
-
-/// An HTTP agent like the fetcher's: no redirects, statuses as answers, Mozilla's roots plus
-/// `--ca-file`, the proxy variables except to loopback.
-fn preflight_agent(base_url: &str, ca_file: Option<&Path>, timing: &Timing) -> ureq::Agent {
-    let mut roots: Vec<ureq::tls::Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
-        .collect();
-    if let Some(pem) = ca_file.and_then(|p| std::fs::read(p).ok()) {
-        for item in ureq::tls::parse_pem(&pem) {
-            if let Ok(ureq::tls::PemItem::Certificate(cert)) = item {
-                roots.push(cert);
-            }
-        }
-    }
-    let tls = ureq::tls::TlsConfig::builder()
-        .provider(ureq::tls::TlsProvider::Rustls)
-        .root_certs(ureq::tls::RootCerts::from(roots))
-        .build();
-    let loopback = ["://127.", "://localhost", "://[::1]"]
-        .iter()
-        .any(|l| base_url.contains(l));
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .proxy(if loopback {
-            None
-        } else {
-            ureq::Proxy::try_from_env()
-        })
-        .tls_config(tls)
-        .user_agent(concat!("claimline/", env!("CARGO_PKG_VERSION")))
-        .timeout_connect(Some(timing.connect_timeout))
-        .timeout_global(Some(timing.read_timeout))
-        .build()
-        .new_agent()
-}
-
-/// Pre-flight: `GET /api/{v}/attribution_status`. BCDA's 404 (no attribution ingested, e.g. in
-/// the January blackout) is [`FetchError::TryLater`]; bad credentials are
-/// [`FetchError::CredentialsRejected`]. Anything else unexpected (a network error, a 5xx) is left
-/// to the export, which retries, so it gives `Ok(None)`. `Ok(Some(t))` is the last attribution
-/// (or runout, for `Group/runout`) update.
-fn preflight(
-    client_url: &str,
-    api: ApiVersion,
-    endpoint: Endpoint,
-    credentials: &Credentials,
-    ca_file: Option<&Path>,
-    timing: &Timing,
-) -> Result<Option<String>, FetchError> {
-    use base64::Engine as _;
-    let agent = preflight_agent(client_url, ca_file, timing);
-    let token_url = format!("{client_url}/auth/token");
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{}:{}",
-        credentials.client_id,
-        credentials.client_secret.expose()
-    ));
-    let Ok(mut answer) = agent
-        .post(&token_url)
-        .header("Authorization", format!("Basic {basic}"))
-        .header("Accept", "application/json")
-        .send_empty()
-    else {
-        return Ok(None);
-    };
-    match answer.status().as_u16() {
-        200 => {}
-        401 | 403 => return Err(FetchError::CredentialsRejected { url: token_url }),
-        _ => return Ok(None),
-    }
-    let token = answer
-        .body_mut()
-        .with_config()
-        .limit(1 << 20)
-        .read_to_vec()
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("access_token")?.as_str().map(str::to_owned));
-    let Some(token) = token else {
-        return Ok(None);
-    };
-    let url = format!("{client_url}/api/{}/attribution_status", api.as_str());
-    let Ok(mut answer) = agent
-        .get(&url)
-        .header("Authorization", format!("Bearer {token}"))
-        .call()
-    else {
-        return Ok(None);
-    };
-    let status = answer.status().as_u16();
-    let body = answer
-        .body_mut()
-        .with_config()
-        .limit(1 << 20)
-        .read_to_vec()
-        .unwrap_or_default();
-    match status {
-        200 => {
-            let wanted = if endpoint == Endpoint::GroupRunout {
-                "last_runout_update"
-            } else {
-                "last_attribution_update"
-            };
-            let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            Ok(value
-                .get("ingestion_dates")
-                .and_then(|d| d.as_array())
-                .and_then(|dates| {
-                    dates
-                        .iter()
-                        .find(|d| d.get("type").and_then(|t| t.as_str()) == Some(wanted))
-                })
-                .and_then(|d| d.get("timestamp")?.as_str().map(str::to_owned)))
-        }
-        404 => Err(FetchError::TryLater {
-            url,
-            status,
-            diagnostics: match diagnostics(&body) {
-                d if d.is_empty() => "no attribution data has been ingested yet".to_owned(),
-                d => d,
-            },
-        }),
-        _ => Ok(None),
-    }
-}
-
 /// Prints a BCDA failure as one line (for a scheduler's log) and gives its exit code.
 fn fetch_failed(err: &FetchError, log: &mut RunLog) -> ExitCode {
     let line = err.to_string().replace('\n', " ");
@@ -998,14 +858,13 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
     let mut attribution = None;
     let mut attribution_changed = false;
     if saved.is_none() {
-        match preflight(
-            client.base_url(),
-            settings.api,
-            settings.endpoint,
-            &credentials,
-            settings.ca_file.as_deref(),
-            &settings.timing,
-        ) {
+        // Network trouble or a 5xx here is left to the export, which retries it.
+        let checked = match client.attribution_status(settings.api, settings.endpoint, &NoProgress)
+        {
+            Err(FetchError::Unavailable { .. }) => Ok(None),
+            other => other,
+        };
+        match checked {
             Ok(Some(at)) => {
                 log.line(&format!("attribution last updated {at}"));
                 let previous = state
@@ -1375,6 +1234,27 @@ mod tests {
         assert!(state.runs[0].pruned);
         assert!(prune(&mut state, dir.path(), 2, "r3").is_empty());
         assert!(!fnv1a64("id").contains("id\""));
+    }
+
+    #[test]
+    fn a_run_counts_as_loaded_only_when_both_outputs_committed_it() {
+        use claimline_sink::Sink as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = claimline_sink::SqliteSink::open(&dir.path().join("claimline.sqlite"), &[])
+            .expect("sqlite");
+        Box::new(sink)
+            .commit(&RunRecord::new("r1"))
+            .expect("commit");
+        assert!(loaded_record(dir.path(), "r1").expect("read").is_none());
+        std::fs::create_dir(dir.path().join("parquet")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("parquet/_claimline_runs.json"),
+            serde_json::to_vec(&[RunRecord::new("r1")]).expect("json"),
+        )
+        .expect("write");
+        assert!(loaded_record(dir.path(), "r1").expect("read").is_some());
+        assert!(loaded_record(dir.path(), "r2").expect("read").is_none());
+        assert_eq!(read_runs(dir.path()).expect("runs").len(), 1);
     }
 
     #[test]

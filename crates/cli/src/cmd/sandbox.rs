@@ -49,6 +49,15 @@ pub struct Args {
     /// Every export job fails.
     #[arg(long)]
     fail_jobs: bool,
+    /// BCDA's January blackout: `Group/all` and `Patient` kick-offs answer 404 (try later).
+    #[arg(long)]
+    blackout: bool,
+    /// The runout period is closed: `Group/runout` kick-offs answer 404.
+    #[arg(long)]
+    runout_closed: bool,
+    /// No attribution ingested yet: every kick-off and `attribution_status` answer 404.
+    #[arg(long)]
+    no_attribution: bool,
     /// Serve data bodies at this many bytes per second.
     #[arg(long, value_name = "BYTES")]
     rate: Option<u64>,
@@ -64,6 +73,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.retry_after_secs = args.retry_after;
     config.seed = args.seed;
     config.data_rate = args.rate;
+    config.blackout = args.blackout;
+    config.runout_closed = args.runout_closed;
+    config.no_attribution = args.no_attribution;
     config.faults = Faults {
         server_errors: args.server_errors,
         throttle: args.throttle,
