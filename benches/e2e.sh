@@ -11,6 +11,7 @@
 #   benches/e2e.sh                    # ~5 GB of EOB NDJSON, 3 rounds
 #   SIZE_MB=400 ROUNDS=3 benches/e2e.sh
 #   BENES=60 YEARS=7 benches/e2e.sh   # size by beneficiaries instead
+#   RESULT=benches/results/x.md ...  # where the report goes (default <date>-e2e.md)
 #
 # Needs: cargo, python3 (DuckDB comes from PyPI into a virtualenv this script makes), GNU time.
 # Big data goes under $WORK (default target/bench-e2e), never into the repository.
@@ -246,7 +247,7 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "round $r: $(for run in $RUNS; do printf '%s %ss  ' "$run" "$(echo "${T[$run]}" | awk '{print $NF}')"; done)"
 done
 
-RESULT="benches/results/$(date -u +%Y-%m-%d)-e2e.md"
+RESULT=${RESULT:-benches/results/$(date -u +%Y-%m-%d)-e2e.md}
 python3 - "$RESULT" "$EOB_BYTES" "$ALL_BYTES" "$EOBS" "$BENES" "$YEARS" "$SEED" "$ROUNDS" "$THREADS" \
   "$("$VENV/bin/python" -c 'import duckdb; print(duckdb.__version__)')" "$SYNTH_JSON" "$WORK" \
   "$(for run in $RUNS; do printf '%s=%s;%s|' "$run" "${T[$run]}" "${M[$run]}"; done)" <<'PY'
@@ -304,6 +305,8 @@ if synth:
            f"{synth.get('resources_per_s', 0):,.0f} resources/s.\n")
 try:
     rev = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()
+    if rev and subprocess.run(['git', 'status', '--porcelain'], capture_output=True, text=True).stdout.strip():
+        rev += ' with uncommitted changes'
 except Exception:
     rev = ''
 doc = f"""# End-to-end benchmark, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC
@@ -312,7 +315,7 @@ Command: `benches/e2e.sh` (release build{', at ' + rev if rev else ''}), {rounds
 medians. `--threads {threads}` (0 = all cores) for claimline and DuckDB alike.
 Machine: {cpu()}, {os.cpu_count()} cores, {mem/1024/1024:.0f} GiB, {platform.system()} {platform.machine()}
 ({platform.release()}). DuckDB {duck_v} (PyPI). Peak RSS from GNU time (includes touched pages of
-memory-mapped input). Load average when the runs ended: {open('/proc/loadavg').read().split()[:3]}
+memory-mapped input). Load average when the runs ended: {' '.join(open('/proc/loadavg').read().split()[:3])}
 (other work on the machine shows here; the per-round times show the spread).
 
 Input: `claimline synth --benes {benes} --years {years} --seed {seed}` (API v2): {eobs:,} EOBs,

@@ -85,6 +85,11 @@ fn every_version_loads_with_no_rejects_and_no_row_errors() {
         let loaded = json(&load);
         assert_eq!(loaded["rejects"]["count"], 0, "{version}: {loaded}");
         assert_eq!(loaded["row_errors"]["count"], 0, "{version}: {loaded}");
+        // Every claim's beneficiary resolves to an MBI through the export's Patients.
+        assert_eq!(
+            loaded["beneficiaries"]["unresolved_claims"], 0,
+            "{version}: {loaded}"
+        );
         for t in ["ExplanationOfBenefit", "Patient", "Coverage"] {
             assert_eq!(
                 loaded["resources"][t], report["resources"][t],
@@ -289,7 +294,7 @@ fn refuses_a_folder_that_holds_files() {
         tmp.path(),
         &["synth", "--benes", "1", "--out", s(tmp.path())],
     );
-    assert!(!run.status.success());
+    assert_eq!(run.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&run.stderr).contains("not empty"));
     assert!(tmp.path().join("keep.txt").exists());
 }

@@ -28,6 +28,37 @@ const TRANSACTION_DAY: (i64, u32, u32) = (2026, 11, 20);
 /// The first claim number; beneficiary `i` numbers its claims from `FIRST_CLAIM + i * 100_000`.
 const FIRST_CLAIM: u64 = 1_000_000_000_000;
 
+/// The first and last day (day numbers) a claim of a `years`-year history may start on: the
+/// history ends a week before [`TRANSACTION_TIME`].
+pub(crate) fn history_window(years: u32) -> (i64, i64) {
+    let (y, m, d) = TRANSACTION_DAY;
+    let tx_day = date::days_from_civil(y, m, d);
+    (tx_day - i64::from(years) * 365 - 7, tx_day - 8)
+}
+
+/// Appends beneficiary `index`'s EOB history to `out`; returns the number of EOBs.
+pub(crate) fn write_bene_eobs(
+    claims: &ClaimSet,
+    version: ApiVersion,
+    seed: u64,
+    index: u64,
+    years: u32,
+    out: &mut Vec<u8>,
+) -> u64 {
+    let (first_day, last_day) = history_window(years);
+    let bene = Bene::new(seed, index, first_day);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ index.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let history = BeneClaims {
+        bene_id: &bene.id,
+        mbi: &bene.mbis[0],
+        first_claim_no: FIRST_CLAIM + index * 100_000,
+        first_day,
+        years,
+        last_day,
+    };
+    claims::write_bene_claims(claims, version, &history, &mut rng, out).eobs
+}
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct ExportConfig {
@@ -137,14 +168,13 @@ pub fn write_export(config: &ExportConfig, out: &Path) -> Result<ExportSummary, 
         }
     }
     create_dir(out)?;
-    let (y, m, d) = TRANSACTION_DAY;
-    let tx_day = date::days_from_civil(y, m, d);
+    let (first_day, last_day) = history_window(config.years);
     let ctx = Context {
         version: config.version,
         seed: config.seed,
         years: config.years,
-        first_day: tx_day - i64::from(config.years) * 365 - 7,
-        last_day: tx_day - 8,
+        first_day,
+        last_day,
         claims: ClaimSet::new(config.version),
         benes: BeneTemplates::new(config.version),
     };
@@ -243,24 +273,22 @@ fn write_file(ctx: &Context, job: &Job, dir: &Path, gzip: bool) -> Result<Writte
 
 /// The lines of `resource_type` for beneficiary `index`, and how many.
 fn bene_lines(ctx: &Context, resource_type: &str, index: u64) -> (Vec<u8>, u64) {
+    let mut buf = Vec::new();
+    if resource_type == "ExplanationOfBenefit" {
+        buf.reserve(12 << 20);
+        let n = write_bene_eobs(
+            &ctx.claims,
+            ctx.version,
+            ctx.seed,
+            index,
+            ctx.years,
+            &mut buf,
+        );
+        return (buf, n);
+    }
     let bene = Bene::new(ctx.seed, index, ctx.first_day);
     let last_year = date::civil_from_days(ctx.last_day).0;
-    let mut buf = Vec::new();
     let n = match resource_type {
-        "ExplanationOfBenefit" => {
-            buf.reserve(12 << 20);
-            let mut rng =
-                ChaCha8Rng::seed_from_u64(ctx.seed ^ index.wrapping_mul(0x2545_F491_4F6C_DD1D));
-            let claims = BeneClaims {
-                bene_id: &bene.id,
-                mbi: &bene.mbis[0],
-                first_claim_no: FIRST_CLAIM + index * 100_000,
-                first_day: ctx.first_day,
-                years: ctx.years,
-                last_day: ctx.last_day,
-            };
-            claims::write_bene_claims(&ctx.claims, ctx.version, &claims, &mut rng, &mut buf).eobs
-        }
         "Patient" => {
             ctx.benes
                 .write_patient(&bene, &bene_updated(ctx), last_year, &mut buf);

@@ -37,9 +37,6 @@
 
 use std::path::PathBuf;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-
 mod bene;
 mod claims;
 mod date;
@@ -196,25 +193,12 @@ impl EobGenerator {
         self.pos = 0;
         let index = self.next_bene;
         self.next_bene += 1;
-        let (y, m, d) = (2026, 11, 20);
-        let tx_day = date::days_from_civil(y, m, d);
-        let first_day = tx_day - 7 * 365 - 7;
-        let bene = bene::Bene::new(self.seed, index, first_day);
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(self.seed ^ index.wrapping_mul(0x2545_F491_4F6C_DD1D));
-        let claims = claims::BeneClaims {
-            bene_id: &bene.id,
-            mbi: &bene.mbis[0],
-            first_claim_no: 1_000_000_000_000 + index * 100_000,
-            first_day,
-            years: 7,
-            last_day: tx_day - 8,
-        };
-        claims::write_bene_claims(
+        export::write_bene_eobs(
             &self.claims,
             self.version,
-            &claims,
-            &mut rng,
+            self.seed,
+            index,
+            7,
             &mut self.pending,
         );
     }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use claimline_synth::{ApiVersion, ExportConfig};
 
 /// Arguments of `claimline synth`.
@@ -46,8 +45,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         gzip: args.gzip,
     };
     let start = Instant::now();
-    let summary = claimline_synth::write_export(&config, &args.out)
-        .with_context(|| format!("writing the export to {}", args.out.display()))?;
+    let summary = match claimline_synth::write_export(&config, &args.out) {
+        Ok(summary) => summary,
+        // A folder that already holds files is a usage error (exit 2); nothing was written.
+        Err(e @ claimline_synth::Error::NotEmpty { .. }) => {
+            return Err(crate::views::UsageError(e.to_string()).into());
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("writing the export to {}", args.out.display())));
+        }
+    };
     let seconds = start.elapsed().as_secs_f64();
     let ndjson = summary.ndjson_bytes();
     let mb_per_s = ndjson as f64 / 1e6 / seconds.max(1e-9);
