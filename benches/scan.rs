@@ -2,7 +2,8 @@
 //! the same bytes in one loop (the floor the scanner's framing, chunking and ordering add to).
 //!
 //! Input: `claimline_synth::EobGenerator` with seed 42, `INPUT_BYTES` of NDJSON (real R4 EOB
-//! templates varied; 12–70 KB a line). Run: `cargo bench -p claimline-ndjson --bench scan`.
+//! records varied per beneficiary history; about 25 KB a line, printed at the start of a run).
+//! Run: `cargo bench -p claimline-ndjson --bench scan`.
 
 use std::io::{Read, Write};
 use std::path::Path;

@@ -2,7 +2,8 @@
 //!
 //! Input: the real R4 ExplanationOfBenefit lines in `sample-data/real/r4/` cycled to ~50 MB.
 //! Views: a CCLF1-like header view (~30 identifier / extension / coding lookups) and a line view
-//! (`forEach: item`, ~20 columns). Criterion reports MB/s per benchmark; with `--bench`, a summary
+//! (`forEach: item`, ~20 columns); and the built-in CCLF v2 views (`mappings/cclf/v2`, the real
+//! `claimline load` workload on R4). Criterion reports MB/s per benchmark; with `--bench`, a summary
 //! of resources/s, rows/s and MB/s follows (one thread).
 
 use std::hint::black_box;
@@ -156,9 +157,31 @@ fn input(target: usize) -> (Vec<u8>, usize) {
     (data, n)
 }
 
+/// The built-in CCLF views for BCDA v2 (R4), `mappings/cclf/v2/*.json`: the real workload.
+fn cclf_v2_views() -> Vec<ViewDefinition> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../mappings/cclf/v2");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .expect("CCLF mappings folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).expect("CCLF view file");
+            ViewDefinition::from_json(&text, &p.display().to_string()).expect("CCLF view is valid")
+        })
+        .collect()
+}
+
 fn views(which: &[&str]) -> ViewSet {
     let mut vs = Vec::new();
     for w in which {
+        if *w == "cclf" {
+            vs.extend(cclf_v2_views());
+            continue;
+        }
         let text = if *w == "header" {
             header_view()
         } else {
@@ -215,6 +238,7 @@ fn benches(c: &mut Criterion, data: &[u8]) {
         ("header_view", &["header"][..]),
         ("line_view", &["line"][..]),
         ("header_and_line_views", &["header", "line"][..]),
+        ("cclf_v2_views", &["cclf"][..]),
     ] {
         let set = views(which);
         let mut outs = set.outputs();
@@ -234,6 +258,7 @@ fn summary(data: &[u8]) {
         ("header view (31 cols)", Some(&["header"][..])),
         ("line view (20 cols)", Some(&["line"][..])),
         ("header + line views", Some(&["header", "line"][..])),
+        ("CCLF v2 views (9)", Some(&["cclf"][..])),
     ] {
         let set = which.map(views);
         let mut outs = set.as_ref().map(ViewSet::outputs).unwrap_or_default();

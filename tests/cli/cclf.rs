@@ -35,17 +35,35 @@ fn loaded(folder: &'static str) -> &'static Path {
     }
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cclf-golden-{folder}"));
     let _ = std::fs::remove_dir_all(&out);
+    // The samples with a manifest that gives only a transactionTime, so CCLF8's BENE_AGE (as of
+    // the export) does not move with the clock.
+    let input = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cclf-golden-{folder}-in"));
+    let _ = std::fs::remove_dir_all(&input);
+    std::fs::create_dir_all(&input).expect("input folder");
+    for f in std::fs::read_dir(sample_data().join(folder))
+        .expect("samples")
+        .flatten()
+    {
+        std::fs::copy(f.path(), input.join(f.file_name())).expect("copy sample");
+    }
+    std::fs::write(
+        input.join("manifest.json"),
+        r#"{"transactionTime": "2026-01-01T00:00:00.000Z"}"#,
+    )
+    .expect("manifest");
     let r = claimline(
         &repo_root(),
         &[
             "load",
-            s(&sample_data().join(folder)),
+            s(&input),
             "--out",
             s(&out),
             "--format",
             "sqlite",
             "--run-id",
             "golden",
+            // The samples give unrelated claims one placeholder claim group (900): keep them all.
+            "--all-versions",
         ],
     );
     assert!(
@@ -85,12 +103,8 @@ fn table_rows(db: &Path, table: &str, version: &str) -> (Vec<String>, Vec<Map<St
         .expect("lineage columns");
     let mut keep: Vec<usize> = (0..lineage).collect();
     keep.push(lineage);
-    keep.push(
-        names
-            .iter()
-            .position(|c| c == "_claim_key")
-            .expect("_claim_key"),
-    );
+    // Claim tables add `_claim_key`; beneficiary tables (CCLF8, CCLF9, bene_xref) have none.
+    keep.extend(names.iter().position(|c| c == "_claim_key"));
     let rows = stmt
         .query_map([version], |r| {
             let mut m = Map::new();
@@ -169,6 +183,10 @@ golden_tests! {
     golden_v3_cclf1: "v3" "cclf1", golden_v3_cclf2: "v3" "cclf2", golden_v3_cclf3: "v3" "cclf3",
     golden_v3_cclf4: "v3" "cclf4", golden_v3_cclf5: "v3" "cclf5", golden_v3_cclf6: "v3" "cclf6",
     golden_v3_cclf7: "v3" "cclf7", golden_v3_cclfa: "v3" "cclfa", golden_v3_cclfb: "v3" "cclfb",
+    golden_v1_cclf9: "v1" "cclf9", golden_v2_cclf9: "v2" "cclf9", golden_v3_cclf9: "v3" "cclf9",
+    golden_v1_bene_xref: "v1" "bene_xref", golden_v2_bene_xref: "v2" "bene_xref",
+    golden_v3_bene_xref: "v3" "bene_xref",
+    golden_v1_cclf8: "v1" "cclf8", golden_v2_cclf8: "v2" "cclf8", golden_v3_cclf8: "v3" "cclf8",
 }
 
 /// One row of `table` by resource id and (for line tables) a column value.
@@ -368,6 +386,7 @@ fn every_mapped_column_has_a_value_on_some_sample() {
             "--format",
             "sqlite",
             "--include-partial",
+            "--all-versions",
         ],
     );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));

@@ -2,6 +2,7 @@
 
 mod cclf;
 mod fetch;
+mod history;
 mod load;
 mod run;
 mod scan;

@@ -19,6 +19,12 @@
 //!   [`ResourceOutput::unresolved_mbi`] set.
 //! - **v3 claims CCLF has no place for.** Partially adjudicated and prior-authorization EOBs
 //!   ([`excluded`]) produce no rows in `cclf…` tables unless [`Plan::set_include_partial`].
+//! - **Claim history** ([`RunVersions`], [`decide`]): one current version per v1/v2 claim
+//!   group, stale cancels ignored, `--all-versions` ([`VersionMode::All`]) keeping all; the rule
+//!   within a run and against what earlier runs left (`_claimline_claims`).
+//! - **Beneficiary tables** ([`Plan::add_link_tables`]): `bene_xref` (every MBI of every Patient,
+//!   [`patient_mbis`]), `cclf9` from it, and `cclf8` joined from Patient and Coverage by
+//!   beneficiary ([`Cclf8Builder`]); `_claimline_counts` ([`claim_summary`]) for reconciliation.
 //!
 //! ```
 //! use claimline_link::{Plan, PlannedView, Scratch};
@@ -41,7 +47,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+mod cclf8;
+mod history;
+mod xref;
+
+pub use cclf8::{BenePart, Cclf8Builder, bene_part, cclf8_schema};
+
+pub use history::{
+    Action, ClaimEvent, Decision, RunGroup, RunVersions, StoredHead, VersionMode, claim_event,
+    decide,
+};
+pub use xref::{
+    BENE_XREF, CLAIMS_TABLE, COUNTS_TABLE, ClaimSummary, MbiRecord, bene_xref_schema, cclf9_schema,
+    claim_summary, claims_schema, counts_schema, patient_mbis,
+};
 
 use claimline_ndjson::{ApiVersion, Cursor, Resource};
 use claimline_sink::{Cell, Column, ColumnType, TableSchema};
@@ -124,6 +145,16 @@ pub struct ResourceOutput {
     pub unresolved_mbi: bool,
     /// Why a v3 EOB was left out of the CCLF tables, if it was.
     pub excluded: Option<Excluded>,
+    /// An EOB version this run does not keep (superseded, cancelled, or loaded twice): its claim
+    /// rows were left out (see [`Plan::set_versions`]).
+    pub superseded: bool,
+    /// The claim's rows are this run's version but an earlier run holds a newer one (or
+    /// cancelled it): they belong in the run's Parquet partition, not in SQLite.
+    pub stale: bool,
+    /// What the EOB adds to `_claimline_counts`, when it produced claim rows.
+    pub summary: Option<ClaimSummary>,
+    /// What a Patient or Coverage gives to CCLF8 (joined by beneficiary in a [`Cclf8Builder`]).
+    pub bene_part: Option<BenePart>,
 }
 
 /// v3 EOBs that CCLF has no place for, left out of the `cclf*` tables unless
@@ -157,6 +188,21 @@ impl BeneIndex {
             .entry(api_version)
             .or_default()
             .insert(bene_id, mbi);
+    }
+
+    /// Records a beneficiary's MBI unless one is already known (an earlier run's `bene_xref`
+    /// fills in after the run's own Patients).
+    pub fn insert_if_absent(
+        &mut self,
+        api_version: Option<ApiVersion>,
+        bene_id: String,
+        mbi: String,
+    ) {
+        self.mbi
+            .entry(api_version)
+            .or_default()
+            .entry(bene_id)
+            .or_insert(mbi);
     }
 
     /// The current MBI of a beneficiary of an API version.
@@ -283,6 +329,12 @@ pub struct Plan {
     by_type: BTreeMap<String, Vec<usize>>,
     bene: BeneIndex,
     include_partial: bool,
+    versions: Option<RunVersions>,
+    stale: HashSet<(Option<ApiVersion>, String)>,
+    /// `bene_xref` and `cclf9` table indexes, when Patients feed them.
+    xref: Option<(usize, usize)>,
+    /// The `cclf8` table index, when Patients and Coverage feed it.
+    cclf8: Option<usize>,
 }
 
 const CLAIM_GROUP: &str = "https://bluebutton.cms.gov/resources/identifier/claim-group";
@@ -433,6 +485,10 @@ impl Plan {
             by_type,
             bene: BeneIndex::default(),
             include_partial: false,
+            versions: None,
+            stale: HashSet::new(),
+            xref: None,
+            cclf8: None,
         })
     }
 
@@ -452,6 +508,72 @@ impl Plan {
         self.include_partial = include;
     }
 
+    /// Adds the link-built tables: `bene_xref` and `cclf9` from every Patient (when some view has
+    /// a `bene-mbi` column: the beneficiaries matter), and `_claimline_claims` (when some view
+    /// builds a claim table). A view named `cclf9` or `bene_xref` takes precedence and is left
+    /// alone.
+    pub fn add_link_tables(&mut self) {
+        let has = |tables: &[TableSchema], n: &str| tables.iter().any(|t| t.name == n);
+        if self.needs_bene_index() && !has(&self.tables, BENE_XREF) && !has(&self.tables, "cclf9") {
+            self.tables.push(bene_xref_schema());
+            self.tables.push(cclf9_schema());
+            self.xref = Some((self.tables.len() - 2, self.tables.len() - 1));
+        }
+        if self.needs_bene_index() && !has(&self.tables, "cclf8") {
+            self.tables.push(cclf8_schema());
+            self.cclf8 = Some(self.tables.len() - 1);
+        }
+        if self.has_claim_tables() && !has(&self.tables, CLAIMS_TABLE) {
+            self.tables.push(claims_schema());
+            self.tables.push(counts_schema());
+        }
+    }
+
+    /// The index of `_claimline_claims`, when [`Plan::add_link_tables`] added it.
+    pub fn claims_table(&self) -> Option<usize> {
+        self.tables.iter().position(|t| t.name == CLAIMS_TABLE)
+    }
+
+    /// The index of `cclf8`, when [`Plan::add_link_tables`] added it.
+    pub fn cclf8_table(&self) -> Option<usize> {
+        self.cclf8
+    }
+
+    /// The index of `_claimline_counts`, when [`Plan::add_link_tables`] added it.
+    pub fn counts_table(&self) -> Option<usize> {
+        self.tables.iter().position(|t| t.name == COUNTS_TABLE)
+    }
+
+    /// True when some view reads `ExplanationOfBenefit` (a claim table).
+    pub fn has_claim_tables(&self) -> bool {
+        self.views.iter().any(|v| v.claim)
+    }
+
+    /// Applies the claim-history rule ([`history`](crate::RunVersions)) within the run: only
+    /// the winning version of each group produces rows. With [`VersionMode::All`] claim tables
+    /// are replaced per `(_api_version, _claim_key, _resource_id)` instead of per claim group.
+    /// `stale` lists the groups (as [`ClaimEvent::group`]) whose rows an earlier run's newer
+    /// version supersedes; their rows are flagged [`ResourceOutput::stale`].
+    pub fn set_versions(
+        &mut self,
+        versions: RunVersions,
+        stale: HashSet<(Option<ApiVersion>, String)>,
+    ) {
+        if versions.mode() == VersionMode::All {
+            for (t, table) in self.tables.iter_mut().enumerate() {
+                if self.views.iter().any(|v| v.claim && v.table == t) {
+                    table.replace_key = vec![
+                        "_api_version".into(),
+                        "_claim_key".into(),
+                        "_resource_id".into(),
+                    ];
+                }
+            }
+        }
+        self.versions = Some(versions);
+        self.stale = stale;
+    }
+
     /// The tables, with lineage columns, in the order views first named them.
     pub fn tables(&self) -> &[TableSchema] {
         &self.tables
@@ -466,6 +588,33 @@ impl Plan {
         scratch: &mut Scratch,
     ) -> ResourceOutput {
         let mut out = ResourceOutput::default();
+        if let Some((xref, cclf9)) = self.xref
+            && r.resource_type == "Patient"
+            && let Some(id) = r.id
+        {
+            let records = patient_mbis(r);
+            if !records.is_empty() {
+                let lineage = self.lineage(r, run_id, &mut out.issues, xref);
+                let rows = xref::xref_rows(&records, id, &lineage);
+                out.rows.extend(
+                    rows.xref
+                        .into_iter()
+                        .map(|cells| TableRow { table: xref, cells }),
+                );
+                out.rows
+                    .extend(rows.cclf9.into_iter().map(|cells| TableRow {
+                        table: cclf9,
+                        cells,
+                    }));
+            }
+        }
+        if let Some(t) = self.cclf8
+            && matches!(r.resource_type, "Patient" | "Coverage")
+        {
+            let mut issues = Vec::new();
+            out.bene_part = bene_part(r, || self.lineage(r, run_id, &mut issues, t));
+            out.issues.extend(issues);
+        }
         let Some(indexes) = self.by_type.get(r.resource_type) else {
             return out;
         };
@@ -479,6 +628,18 @@ impl Plan {
         } else {
             excluded(r)
         };
+        let superseded = match &self.versions {
+            Some(v) if r.resource_type == "ExplanationOfBenefit" => {
+                if !self.stale.is_empty()
+                    && let Some(e) = claim_event(r, v.mode())
+                {
+                    let (api, key) = e.group(v.mode());
+                    out.stale = self.stale.contains(&(api, key.to_owned()));
+                }
+                !v.keeps(r)
+            }
+            _ => false,
+        };
         for &i in indexes {
             let pv = &self.views[i];
             if pv.api_version.is_some() && pv.api_version != r.api_version {
@@ -486,6 +647,10 @@ impl Plan {
             }
             if pv.cclf && leave_out.is_some() {
                 out.excluded = leave_out;
+                continue;
+            }
+            if pv.claim && superseded {
+                out.superseded = true;
                 continue;
             }
             let rows = &mut scratch.rows[i];
@@ -553,6 +718,9 @@ impl Plan {
                 });
             }
         }
+        if claim_extra.is_some() && !out.stale && self.counts_table().is_some() {
+            out.summary = claim_summary(r);
+        }
         out
     }
 
@@ -591,7 +759,7 @@ impl Plan {
 }
 
 /// `_claim_key` and `_status` of an EOB.
-fn claim_columns(r: &Resource<'_>) -> [Cell; 2] {
+pub(crate) fn claim_columns(r: &Resource<'_>) -> [Cell; 2] {
     let key = match r.api_version {
         // The EOB id is CLM_UNIQ_ID; a line without one (the MIDR reference sample) falls back to
         // the identifier typed `uc`, which holds the same value.
@@ -683,6 +851,41 @@ fn kind(c: &claimline_view::Cell) -> &'static str {
         V::Time(_) => "time",
         V::List(_) => "list",
     }
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date.
+pub fn parse_day(s: &str) -> Option<i32> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y: i64 = s.get(..4)?.parse().ok()?;
+    let m: i64 = s.get(5..7)?.parse().ok()?;
+    let d: i64 = s.get(8..10)?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    i32::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+/// (year, month, day) of a day count since 1970-01-01.
+pub(crate) fn civil(days: i32) -> (i64, u32, u32) {
+    let z = i64::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Microseconds since the epoch of an RFC 3339 instant with a time zone; `None` otherwise.
@@ -792,6 +995,67 @@ mod tests {
         let all = run(&plan);
         assert_eq!(all[2], (vec!["OPEN".to_owned()], false, None));
         assert_eq!(all[3].0.len(), 1);
+    }
+
+    /// CCLF8 joins a v3 Patient with its Part A, Part B and `dual-` Coverage (the real v3
+    /// Coverage records of beneficiary 405764107, whose Patient the samples lack).
+    #[test]
+    fn cclf8_joins_patient_and_coverage_by_beneficiary() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../sample-data/real/v3/Coverage.ndjson");
+        let coverage = std::fs::read_to_string(dir).expect("sample");
+        let mut lines: Vec<&str> = coverage
+            .lines()
+            .filter(|l| l.contains("\"Patient/405764107\""))
+            .collect();
+        assert_eq!(lines.len(), 5);
+        let patient = V3_PATIENT
+            .replace("\"id\":\"3\"", "\"id\":\"405764107\"")
+            .replace(
+                "\"identifier\"",
+                "\"birthDate\":\"1950-06-30\",\"gender\":\"female\",\"identifier\"",
+            );
+        lines.insert(0, &patient);
+        let mut plan = Plan::new(vec![view(CLAIM_VIEW)]).expect("plan");
+        plan.add_link_tables();
+        let t = plan.cclf8_table().expect("cclf8");
+        let cols: Vec<&str> = plan.tables()[t]
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let mut builder = Cclf8Builder::default();
+        for part in each(&lines, |r| {
+            plan.evaluate(r, "run", &mut Scratch::default()).bene_part
+        })
+        .into_iter()
+        .flatten()
+        {
+            builder.add(part);
+        }
+        assert_eq!(builder.coverage_only(), 0);
+        let rows = builder.rows(parse_day("2026-06-29").expect("day"));
+        assert_eq!(rows.len(), 1);
+        let get =
+            |name: &str| rows[0][cols.iter().position(|c| *c == name).expect("column")].clone();
+        let text = |s: &str| Cell::Text(s.to_owned());
+        assert_eq!(get("BENE_MBI_ID"), text("OPEN"));
+        assert_eq!(get("BENE_SEX_CD"), text("2"));
+        // One day before the 76th birthday.
+        assert_eq!(get("BENE_AGE"), text("075"));
+        assert_eq!(get("BENE_MDCR_STUS_CD"), text("21"));
+        assert_eq!(get("BENE_DUAL_STUS_CD"), text("05"));
+        assert_eq!(get("BENE_ENTLMT_BUYIN_IND"), text("E"));
+        assert_eq!(get("BENE_ORGNL_ENTLMT_RSN_CD"), text("0"));
+        assert_eq!(
+            get("BENE_PART_A_ENRLMT_BGN_DT"),
+            Cell::Date(parse_day("2021-01-01").expect("day"))
+        );
+        assert_eq!(
+            get("BENE_PART_B_ENRLMT_BGN_DT"),
+            Cell::Date(parse_day("2020-01-01").expect("day"))
+        );
+        assert_eq!(get("_resource_id"), text("405764107"));
     }
 
     #[test]

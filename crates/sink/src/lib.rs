@@ -39,7 +39,7 @@ mod schema;
 mod sqlite_sink;
 
 pub use error::Error;
-pub use parquet_sink::ParquetSink;
+pub use parquet_sink::{ParquetSink, read_committed_parquet};
 pub use run::RunRecord;
 pub use schema::{Cell, Column, ColumnType, TableSchema, format_date, format_timestamp};
 pub use sqlite_sink::SqliteSink;

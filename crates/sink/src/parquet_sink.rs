@@ -351,6 +351,85 @@ impl Drop for ParquetSink {
     }
 }
 
+/// Reads back the named columns of every committed part of `table` under `root`
+/// (`root/<table>/run=*/part-*.parquet`; parts still being written start with `_` and are
+/// skipped), in file order. Text and code columns become [`Cell::Text`], booleans
+/// [`Cell::Bool`], integers [`Cell::Int`], timestamps [`Cell::Timestamp`]; NULLs and other types
+/// [`Cell::Null`]. A table with no folder yields no rows.
+///
+/// # Errors
+/// [`Error::Io`] or [`Error::Parquet`] for an unreadable part, [`Error::Row`] for a missing column.
+pub fn read_committed_parquet(
+    root: &Path,
+    table: &str,
+    columns: &[&str],
+) -> Result<Vec<Vec<Cell>>, Error> {
+    use arrow_array::{Array, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray};
+    let dir = root.join(table);
+    let Ok(runs) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for run in runs.flatten() {
+        let Ok(parts) = std::fs::read_dir(run.path()) else {
+            continue;
+        };
+        files.extend(parts.flatten().map(|p| p.path()).filter(|p| {
+            p.extension().is_some_and(|e| e == "parquet")
+                && p.file_name()
+                    .is_some_and(|n| !n.to_string_lossy().starts_with('_'))
+        }));
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let f = File::open(&file).map_err(Error::io(&file))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .and_then(|b| b.build())
+            .map_err(Error::parquet(&file))?;
+        for batch in reader {
+            let batch = batch.map_err(Error::parquet(&file))?;
+            let arrays = columns
+                .iter()
+                .map(|name| {
+                    batch
+                        .column_by_name(name)
+                        .cloned()
+                        .ok_or_else(|| Error::Row {
+                            table: table.to_owned(),
+                            column: (*name).to_owned(),
+                            message: format!("no such column in {}", file.display()),
+                        })
+                })
+                .collect::<Result<Vec<ArrayRef>, Error>>()?;
+            for i in 0..batch.num_rows() {
+                let row = arrays
+                    .iter()
+                    .map(|a| {
+                        if a.is_null(i) {
+                            return Cell::Null;
+                        }
+                        let any = a.as_any();
+                        if let Some(a) = any.downcast_ref::<StringArray>() {
+                            Cell::Text(a.value(i).to_owned())
+                        } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+                            Cell::Bool(a.value(i))
+                        } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+                            Cell::Int(a.value(i))
+                        } else if let Some(a) = any.downcast_ref::<TimestampMicrosecondArray>() {
+                            Cell::Timestamp(a.value(i))
+                        } else {
+                            Cell::Null
+                        }
+                    })
+                    .collect();
+                out.push(row);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

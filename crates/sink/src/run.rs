@@ -27,6 +27,9 @@ pub struct RunRecord {
     pub row_errors: u64,
     /// The export's `transactionTime`, when a manifest gave one.
     pub transaction_time: Option<String>,
+    /// Every claim version kept (`load --all-versions`) rather than the current one per group.
+    #[serde(default)]
+    pub all_versions: bool,
 }
 
 impl RunRecord {

@@ -26,6 +26,8 @@ pub struct SqliteSink {
     schemas: Vec<TableSchema>,
     mode: Mode,
     counts: Vec<u64>,
+    /// Keys whose rows go at commit without replacement, per replace key.
+    removals: BTreeMap<Vec<String>, Vec<Vec<Value>>>,
 }
 
 fn quote(name: &str) -> String {
@@ -78,6 +80,7 @@ impl SqliteSink {
                 schemas: schemas.to_vec(),
                 mode: Mode::Update,
                 counts: vec![0; schemas.len()],
+                removals: BTreeMap::new(),
             });
         }
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -105,7 +108,46 @@ impl SqliteSink {
             schemas: schemas.to_vec(),
             mode: Mode::Fresh { tmp },
             counts: vec![0; schemas.len()],
+            removals: BTreeMap::new(),
         })
+    }
+
+    /// Removes at commit, in the same transaction, the rows of every table whose
+    /// [`TableSchema::replace_key`] is `replace_key` and whose key columns equal one of `keys`
+    /// (cells in `replace_key` order). Used for a claim whose current version was cancelled.
+    /// A new database has nothing to remove.
+    ///
+    /// # Errors
+    /// [`Error::Row`] when a key's width differs from `replace_key`'s.
+    pub fn remove(&mut self, replace_key: &[String], keys: Vec<Vec<Cell>>) -> Result<(), Error> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            if key.len() != replace_key.len() {
+                return Err(Error::Row {
+                    table: String::new(),
+                    column: replace_key.join(","),
+                    message: format!("a key of {} cells", key.len()),
+                });
+            }
+            values.push(
+                key.into_iter()
+                    .map(|c| match c {
+                        Cell::Null => Value::Null,
+                        Cell::Text(s) => Value::Text(s),
+                        Cell::Int(n) => Value::Integer(n),
+                        Cell::Bool(b) => Value::Integer(i64::from(b)),
+                        Cell::Date(d) => Value::Text(format_date(d)),
+                        Cell::Timestamp(t) => Value::Text(format_timestamp(t)),
+                        Cell::Decimal(m) => Value::Text(m.to_string()),
+                    })
+                    .collect(),
+            );
+        }
+        self.removals
+            .entry(replace_key.to_vec())
+            .or_default()
+            .extend(values);
+        Ok(())
     }
 
     fn target(&self, table: usize) -> String {
@@ -271,6 +313,16 @@ impl Sink for SqliteSink {
                     .collect::<Vec<_>>()
                     .join(" UNION ");
                 exec(&format!("CREATE TEMP TABLE {keys} AS {union}"))?;
+                if let Some(removed) = self.removals.get(key) {
+                    let marks = vec!["?"; key.len()].join(",");
+                    let mut stmt = conn
+                        .prepare(&format!("INSERT INTO temp.{keys} VALUES ({marks})"))
+                        .map_err(Error::sqlite(&path))?;
+                    for k in removed {
+                        stmt.execute(rusqlite::params_from_iter(k))
+                            .map_err(Error::sqlite(&path))?;
+                    }
+                }
                 for t in tables {
                     exec(&format!(
                         "DELETE FROM main.{} WHERE ({cols}) IN (SELECT {cols} FROM temp.{keys})",
@@ -421,6 +473,39 @@ mod tests {
         assert_eq!(count(&db, "SELECT count(*) FROM line"), 1);
         assert_eq!(count(&db, "SELECT count(*) FROM header"), 2);
         assert_eq!(count(&db, "SELECT count(*) FROM _claimline_runs"), 2);
+    }
+
+    #[test]
+    fn removed_keys_go_from_every_table_sharing_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("claimline.sqlite");
+        let mut s = SqliteSink::open(&db, &claim_tables()).expect("open");
+        s.write(
+            0,
+            vec![
+                vec![t("v2"), t("c1"), Cell::Null],
+                vec![t("v2"), t("c2"), Cell::Null],
+            ],
+        )
+        .expect("write");
+        s.write(1, vec![vec![t("v2"), t("c1"), Cell::Int(1)]])
+            .expect("write");
+        Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
+        let key = claim_tables()[0].replace_key.clone();
+        let mut s = SqliteSink::open(&db, &claim_tables()).expect("open");
+        assert!(
+            s.remove(&key, vec![vec![t("v2")]]).is_err(),
+            "a key of the wrong width"
+        );
+        s.remove(&key, vec![vec![t("v2"), t("c1")]])
+            .expect("remove");
+        Box::new(s).commit(&RunRecord::new("r2")).expect("commit");
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM header WHERE _claim_key = 'c1'"),
+            0
+        );
+        assert_eq!(count(&db, "SELECT count(*) FROM line"), 0);
+        assert_eq!(count(&db, "SELECT count(*) FROM header"), 1);
     }
 
     #[test]

@@ -521,6 +521,36 @@ pub(crate) fn eval<'a, N: Node<'a>>(
         Expr::Call(Some(input), f @ (Function::Exists | Function::Empty), args) => {
             streamed_exists(input, f, args, focus, index, env)?
         }
+        Expr::Indexer(input, idx)
+            if matches!(
+                **idx,
+                Expr::Literal(Literal::Integer(_)) | Expr::Variable(Variable::RowIndex)
+            ) =>
+        {
+            // An integer literal or `%rowIndex` cannot fail, so the input is streamed up to item `i`
+            // only: `%resource.item[%rowIndex]` neither builds the item collection nor walks past
+            // the item (like `first()`, later items are not evaluated).
+            let i = single_int(&eval(idx, focus, index, env)?)?;
+            match i.and_then(|i| usize::try_from(i).ok()) {
+                Some(i) => {
+                    let mut got = None;
+                    let mut k = 0;
+                    stream(input, focus, index, env, &mut |it| {
+                        if k == i {
+                            got = Some(it);
+                            return Ok(false);
+                        }
+                        k += 1;
+                        Ok(true)
+                    })?;
+                    got.map_or(Coll::Empty, Coll::one)
+                }
+                None => {
+                    eval(input, focus, index, env)?;
+                    Coll::Empty
+                }
+            }
+        }
         Expr::Indexer(input, idx) => {
             let src = eval(input, focus, index, env)?;
             let i = single_int(&eval(idx, focus, index, env)?)?;
@@ -721,6 +751,20 @@ fn binary<'a, N: Node<'a>>(
     env: &Env<'a, N>,
 ) -> Result<Coll<'a, N>> {
     use BinaryOp::*;
+    // Fastest path for a `where` criterion such as `system = 'literal'`: a single member of the
+    // (single, object) focus whose value is a plain string. The member's value is then exactly
+    // that one string (no array, choice type or extension to resolve), so the answer needs no
+    // collection at all. Anything else takes the general path below.
+    if let (Eq | Ne, Expr::Literal(Literal::String(lit)), Expr::Member(None, keys), [focus_item]) =
+        (op, b, a, focus)
+        && let [key] = keys.as_slice()
+        && !key.name.starts_with(|c: char| c.is_ascii_uppercase())
+        && let Item::Node(n) = focus_item
+        && n.node.kind() == NodeKind::Object
+        && let Some(NodeKind::String(s)) = n.node.get(&key.name).map(|v| v.kind())
+    {
+        return Ok(bool_coll(Some((s == lit.as_str()) == (op == Eq))));
+    }
     let l = eval(a, focus, index, env)?;
     // Fast path for the commonest criterion, `path = 'literal'`: no second collection, no
     // general comparison.

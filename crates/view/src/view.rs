@@ -8,7 +8,7 @@ use crate::cell::{Cell, Column, ColumnType, RowError, Schema, to_cell};
 use crate::decimal::Decimal;
 use crate::error::{Error, FhirPathSyntax};
 use crate::eval::{Coll, Env, EvalError, Item, eval};
-use crate::fhirpath::{Expr, Literal, compile};
+use crate::fhirpath::{Expr, Function, Literal, Variable, compile};
 use crate::node::Node;
 
 /// Keys a ViewDefinition may have besides the ones the engine uses (resource metadata).
@@ -54,6 +54,9 @@ enum Iteration {
 #[derive(Debug)]
 struct ColumnPlan {
     expr: Expr,
+    /// The path reads neither the focus nor `%rowIndex`: its value is the same on every row of
+    /// one resource's `forEach`/`repeat`, so it is evaluated once per iteration.
+    row_invariant: bool,
     collection: bool,
     ty: ColumnType,
     name: String,
@@ -345,6 +348,7 @@ impl Loader<'_> {
             tags,
         });
         Ok(ColumnPlan {
+            row_invariant: row_invariant(&expr),
             expr,
             collection,
             ty,
@@ -451,6 +455,52 @@ impl Loader<'_> {
             union_all,
             width: self.columns.len() - start,
         })
+    }
+}
+
+/// Does `e` read `%rowIndex` anywhere?
+fn reads_row_index(e: &Expr) -> bool {
+    match e {
+        Expr::Variable(Variable::RowIndex) => true,
+        Expr::Empty | Expr::Literal(_) | Expr::This | Expr::Index | Expr::Variable(_) => false,
+        Expr::Member(input, _) => input.as_deref().is_some_and(reads_row_index),
+        Expr::Call(input, _, args) => {
+            input.as_deref().is_some_and(reads_row_index) || args.iter().any(reads_row_index)
+        }
+        Expr::Indexer(a, b) | Expr::Binary(_, a, b) => reads_row_index(a) || reads_row_index(b),
+        Expr::Negate(x) => reads_row_index(x),
+    }
+}
+
+/// Is the value of `e` the same for every focus and row of one resource: it reads neither
+/// `$this`, `$index`, the implicit focus (a member path or function without an input) nor
+/// `%rowIndex`? Lambda arguments (`where`, `select`, `exists`, `all`) see their own items as
+/// focus, so only `%rowIndex` matters inside them.
+fn row_invariant(e: &Expr) -> bool {
+    match e {
+        Expr::Empty | Expr::Literal(_) => true,
+        Expr::Variable(v) => !matches!(v, Variable::RowIndex),
+        Expr::This | Expr::Index | Expr::Member(None, _) => false,
+        Expr::Member(Some(input), _) => row_invariant(input),
+        Expr::Call(input, f, args) => {
+            let lambda = matches!(
+                f,
+                Function::Where | Function::Select | Function::Exists | Function::All
+            );
+            let args_ok = if lambda {
+                !args.iter().any(reads_row_index)
+            } else {
+                args.iter().all(row_invariant)
+            };
+            match input {
+                Some(input) => row_invariant(input) && args_ok,
+                // `iif(c, a, b)` evaluates its arguments on the focus (one item in a row) and
+                // reads nothing else of it; every other input-less function reads the focus.
+                None => *f == Function::Iif && args_ok,
+            }
+        }
+        Expr::Indexer(a, b) | Expr::Binary(_, a, b) => row_invariant(a) && row_invariant(b),
+        Expr::Negate(x) => row_invariant(x),
     }
 }
 
@@ -651,13 +701,43 @@ struct Run<'a, N> {
 
 type Partial = Vec<Vec<Cell>>;
 
+/// A row-invariant column's cell and the row errors converting it produced, reused on every
+/// row of an iteration (each row gets its own copy of the errors, as if evaluated again).
+struct Cached {
+    cell: Cell,
+    errors: Vec<RowError>,
+}
+
+/// Every row of `left` joined with every row of `right` (left-major order). Moves cells where
+/// it can: one left row (the common case: a header's columns, or none at all, next to a
+/// `forEach`) is copied onto each right row without copying the right rows' cells.
 fn cross(left: Partial, right: Partial) -> Partial {
-    if left.len() == 1 && right.len() == 1 {
-        let mut l = left;
-        if let (Some(row), Some(r)) = (l.first_mut(), right.into_iter().next()) {
-            row.extend(r);
+    if left.len() == 1 {
+        let mut left = left;
+        let l = left.pop().unwrap_or_default();
+        if l.is_empty() {
+            return right;
         }
-        return l;
+        return right
+            .into_iter()
+            .map(|r| {
+                let mut row = Vec::with_capacity(l.len() + r.len());
+                row.extend(l.iter().cloned());
+                row.extend(r);
+                row
+            })
+            .collect();
+    }
+    if right.len() == 1 {
+        let mut right = right;
+        let r = right.pop().unwrap_or_default();
+        return left
+            .into_iter()
+            .map(|mut row| {
+                row.extend(r.iter().cloned());
+                row
+            })
+            .collect();
     }
     let mut out = Vec::with_capacity(left.len() * right.len());
     for l in &left {
@@ -725,7 +805,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         errors: &mut Vec<RowError>,
     ) -> Result<Partial, Error> {
         let foci: Vec<(Item<'a, N>, i64)> = match &sel.iteration {
-            Iteration::Once => return self.select_one(sel, focus, env, errors),
+            Iteration::Once => return self.select_one(sel, focus, env, errors, &mut []),
             Iteration::ForEach(e, at) | Iteration::ForEachOrNull(e, at) => {
                 let items = eval(e, std::slice::from_ref(focus), None, env)
                     .map_err(|err| self.error(at, err))?;
@@ -740,6 +820,11 @@ impl<'a, N: Node<'a>> Run<'a, N> {
                 all.into_iter().zip(0..).collect()
             }
         };
+        // Row-invariant columns are evaluated on the first row and copied to the others.
+        let mut cache: Vec<Option<Cached>> = Vec::new();
+        if foci.len() > 1 && sel.columns.iter().any(|c| c.row_invariant) {
+            cache.resize_with(sel.columns.len(), || None);
+        }
         let mut out = Vec::new();
         for (item, row_index) in foci {
             let env = Env {
@@ -747,7 +832,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
                 constants: env.constants,
                 row_index,
             };
-            out.extend(self.select_one(sel, &item, &env, errors)?);
+            out.extend(self.select_one(sel, &item, &env, errors, &mut cache)?);
         }
         Ok(out)
     }
@@ -774,19 +859,39 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         Ok(vec![row])
     }
 
-    /// The rows of `sel` for one focus element (after its own iteration).
+    /// The rows of `sel` for one focus element (after its own iteration). `cache` is empty, or
+    /// has one slot per column for the values of row-invariant columns (see [`Cached`]).
     fn select_one(
         &self,
         sel: &'a SelectPlan,
         focus: &Item<'a, N>,
         env: &Env<'a, N>,
         errors: &mut Vec<RowError>,
+        cache: &mut [Option<Cached>],
     ) -> Result<Partial, Error> {
         let mut row = Vec::with_capacity(sel.width);
-        for c in &sel.columns {
+        for (i, c) in sel.columns.iter().enumerate() {
+            let slot = if c.row_invariant {
+                cache.get_mut(i)
+            } else {
+                None
+            };
+            if let Some(Some(hit)) = &slot {
+                row.push(hit.cell.clone());
+                errors.extend(hit.errors.iter().cloned());
+                continue;
+            }
+            let before = errors.len();
             let v = eval(&c.expr, std::slice::from_ref(focus), None, env)
                 .map_err(|e| self.error(&c.location, e))?;
-            row.push(self.cell(c, v, errors)?);
+            let cell = self.cell(c, v, errors)?;
+            if let Some(slot) = slot {
+                *slot = Some(Cached {
+                    cell: cell.clone(),
+                    errors: errors.get(before..).unwrap_or_default().to_vec(),
+                });
+            }
+            row.push(cell);
         }
         let mut parts = vec![row];
         for s in &sel.selects {
@@ -1123,6 +1228,51 @@ mod tests {
             matches!(&e, Error::Evaluation { location, resource_id, .. } if location == "select[0].column[0].path" && resource_id == "p9"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn row_invariant_columns_repeat_values_and_errors_on_every_row() {
+        let view = r#"{"resource":"ExplanationOfBenefit","select":[
+            {"forEach":"item","column":[
+                {"name":"seq","path":"sequence","type":"integer"},
+                {"name":"created","path":"%resource.created","type":"date"},
+                {"name":"st","path":"iif(%resource.status = 'active', 'A', 'X')","type":"string"},
+                {"name":"dx","path":"%resource.diagnosis.where(sequence in %resource.item[%rowIndex].diagnosisSequence).code","type":"string"},
+                {"name":"m1","path":"(modifier.code)[1]","type":"string"}]}]}"#;
+        let eob = r#"{"resourceType":"ExplanationOfBenefit","id":"e1","status":"active",
+            "created":"not-a-date",
+            "diagnosis":[{"sequence":1,"code":"A"},{"sequence":2,"code":"B"}],
+            "item":[{"sequence":1,"diagnosisSequence":[2],"modifier":[{"code":"x"},{"code":"y"}]},
+                    {"sequence":2,"diagnosisSequence":[1]},
+                    {"sequence":3}]}"#;
+        let (rows, errors) = run_rows(view, eob);
+        assert_eq!(
+            rows,
+            [
+                r#"[1,null,"A","B","y"]"#,
+                r#"[2,null,"A","A",null]"#,
+                r#"[3,null,"A",null,null]"#
+            ]
+        );
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors.iter().all(|e| e.column == "created"));
+        for (path, invariant) in [
+            ("%resource.created", true),
+            ("iif(%resource.status = 'active', 'A', 'X')", true),
+            ("%resource.careTeam.where(sequence = 1).provider", true),
+            ("%resource.item[%rowIndex].sequence", false),
+            ("%resource.careTeam.where(sequence = %rowIndex)", false),
+            ("sequence", false),
+            ("iif(sequence = 1, 'a', 'b')", false),
+            (
+                "%resource.diagnosis.where(sequence = 1).code.replace('.', '')",
+                true,
+            ),
+            ("getResourceKey()", false),
+        ] {
+            let e = compile(path, &[]).expect("compiles");
+            assert_eq!(row_invariant(&e), invariant, "{path}");
+        }
     }
 
     #[test]

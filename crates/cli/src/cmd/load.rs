@@ -1,13 +1,16 @@
 //! `claimline load`: NDJSON on disk to Parquet and SQLite tables, in one pass.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use claimline_link::{BeneIndex, Excluded, Plan, ResourceOutput, Scratch, patient_mbi};
+use claimline_link::{
+    BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, RunVersions, Scratch,
+    StoredHead, VersionMode, claim_event, decide, parse_instant, patient_mbi,
+};
 use claimline_ndjson::{
     InputFile, Manifest, RejectTarget, ScanOptions, discover, scan, scan_collect,
 };
@@ -64,6 +67,10 @@ pub struct Args {
     /// counted and left out by default).
     #[arg(long)]
     include_partial: bool,
+    /// Keep every version of a v1/v2 claim (keyed by `_resource_id`) instead of the current
+    /// one per claim group. Use the same choice for every load into one output.
+    #[arg(long)]
+    all_versions: bool,
 }
 
 /// What one load does; `claimline load` and `claimline run` both build one.
@@ -86,6 +93,13 @@ pub struct LoadRequest {
     pub include_partial: bool,
 }
 
+/// Options of a load beyond [`LoadRequest`] (defaults: the documented defaults).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Keep every version of a v1/v2 claim, keyed by `_resource_id`.
+    pub all_versions: bool,
+}
+
 /// What a load did.
 pub struct LoadOutcome {
     /// The summary printed to the user.
@@ -104,7 +118,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         include_partial: args.include_partial,
     };
-    let LoadOutcome { report } = execute(&request)?;
+    let options = LoadOptions {
+        all_versions: args.all_versions,
+    };
+    let LoadOutcome { report } = execute_with(&request, &options)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -122,8 +139,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads `req.inputs` into `req.out`: scan, evaluate every view, write both formats, commit.
+/// Loads `req.inputs` into `req.out` with the default [`LoadOptions`].
 pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
+    execute_with(args, &LoadOptions::default())
+}
+
+/// Loads `req.inputs` into `req.out`: a pre-pass over Patients and claim versions, then scan,
+/// evaluate every view, apply the claim-history rule, write both formats, commit.
+pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     let started_at = Instant::now();
     let started = now_micros();
     let files = discover(&args.inputs)?;
@@ -131,14 +154,75 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
     let mut plan =
         Plan::new(views::load(&sources)?).map_err(|e| views::UsageError(e.to_string()))?;
     plan.set_include_partial(args.include_partial);
+    plan.add_link_tables();
+    let mode = if options.all_versions {
+        VersionMode::All
+    } else {
+        VersionMode::Current
+    };
+    let sqlite_path = args.out.join("claimline.sqlite");
+    let earlier = (matches!(args.format, Format::Sqlite | Format::Both) && sqlite_path.is_file())
+        .then(|| EarlierRuns::open(&sqlite_path))
+        .transpose()?;
+    if let Some(e) = &earlier
+        && let Some(before) = e.all_versions()?
+        && before != options.all_versions
+    {
+        return Err(views::UsageError(format!(
+            "{} was loaded {} --all-versions; load into it the same way, or into a new --out",
+            args.out.display(),
+            if before { "with" } else { "without" }
+        ))
+        .into());
+    }
+    let pre = pre_pass(&files, args.threads, &plan, mode)?;
     let benes = if plan.needs_bene_index() {
-        let index = bene_index(&files, args.threads)?;
+        let mut index = pre.benes;
+        let own = index.len() as u64;
+        match &earlier {
+            Some(e) => e.fill_bene_index(&mut index)?,
+            // A Parquet-only output: its own bene_xref partitions.
+            None => parquet_bene_index(&args.out.join("parquet"), &mut index)?,
+        }
         let n = index.len() as u64;
         plan.set_bene_index(index);
-        Some(n)
+        Some((own, n))
     } else {
         None
     };
+    let versions = RunVersions::new(mode, pre.claims);
+    let mut history = HistoryCounts::default();
+    let mut removals: Vec<Vec<Cell>> = Vec::new();
+    let mut stale: HashSet<(Option<claimline_ndjson::ApiVersion>, String)> = HashSet::new();
+    if let Some(e) = &earlier {
+        for g in versions.groups() {
+            let (stored, head_cancelled) = e.stored(mode, &g)?;
+            match decide(&g, stored.as_ref(), head_cancelled) {
+                Decision::Write => {}
+                Decision::Delete => {
+                    history.removed += 1;
+                    removals.push(vec![
+                        g.api_version
+                            .map_or(Cell::Null, |v| Cell::Text(v.as_str().to_owned())),
+                        Cell::Text(g.key.to_owned()),
+                    ]);
+                    stale.insert((g.api_version, g.key.to_owned()));
+                }
+                Decision::Keep => {
+                    if g.head.is_some() {
+                        history.stale += 1;
+                    }
+                    stale.insert((g.api_version, g.key.to_owned()));
+                }
+            }
+        }
+    }
+    let recorded: Vec<ClaimEvent> = versions.recorded().into_iter().cloned().collect();
+    history.cancels = recorded
+        .iter()
+        .filter(|e| e.action == claimline_link::Action::Cancel)
+        .count() as u64;
+    plan.set_versions(versions, stale);
     let views_hash = views::hash(&sources);
     let run_id = args.run_id.clone().unwrap_or_else(|| run_id_from(started));
 
@@ -146,21 +230,36 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
     let rejects_dir = args.out.join("rejects");
     create_private_dir(&rejects_dir)
         .with_context(|| format!("creating {}", rejects_dir.display()))?;
+    let mut months = match &earlier {
+        Some(e) => e.months()?,
+        None => std::collections::BTreeSet::new(),
+    };
+    drop(earlier);
     let tables = plan.tables().to_vec();
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    if matches!(args.format, Format::Sqlite | Format::Both) {
-        sinks.push(Box::new(SqliteSink::open(
-            &args.out.join("claimline.sqlite"),
-            &tables,
-        )?));
-    }
-    if matches!(args.format, Format::Parquet | Format::Both) {
-        sinks.push(Box::new(ParquetSink::open(
+    let mut sqlite = if matches!(args.format, Format::Sqlite | Format::Both) {
+        let mut sink = SqliteSink::open(&sqlite_path, &tables)?;
+        if !removals.is_empty()
+            && let Some(key) = tables
+                .iter()
+                .find(|t| t.replace_key.iter().any(|k| k == "_claim_key"))
+                .map(|t| t.replace_key.clone())
+            && key.len() == 2
+        {
+            sink.remove(&key, std::mem::take(&mut removals))?;
+        }
+        Some(sink)
+    } else {
+        None
+    };
+    let mut parquet = if matches!(args.format, Format::Parquet | Format::Both) {
+        Some(ParquetSink::open(
             &args.out.join("parquet"),
             &run_id,
             &tables,
-        )?));
-    }
+        )?)
+    } else {
+        None
+    };
 
     let opts = ScanOptions {
         strict: args.strict,
@@ -178,6 +277,12 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
     let mut issues = IssueLog::new(rejects_dir.join(format!("{run_id}-row-errors.ndjson")));
     let mut fault = SinkFault::from_env();
     let mut claims = ClaimCounts::default();
+    let mut cclf8 = claimline_link::Cclf8Builder::default();
+    let mut counts: BTreeMap<CountKey, (u64, u64, i128)> = BTreeMap::new();
+    let api_version_at: Vec<Option<usize>> = tables
+        .iter()
+        .map(|t| t.columns.iter().position(|c| c.name == "_api_version"))
+        .collect();
     let summary = scan(
         &files,
         &opts,
@@ -190,18 +295,55 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
             bar.inc(batch.disk_bytes);
             fault.tick()?;
             let mut per_table: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); tables.len()];
+            // Rows of claims an earlier run holds a newer version of: Parquet only.
+            let mut stale_rows: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); tables.len()];
             for (
                 ResourceOutput {
                     rows,
                     issues: found,
                     unresolved_mbi,
                     excluded,
+                    superseded,
+                    stale,
+                    summary,
+                    bene_part,
                 },
                 file_index,
                 line,
             ) in batch.items
             {
                 claims.unresolved_mbi += u64::from(unresolved_mbi);
+                claims.superseded += u64::from(superseded);
+                if let Some(part) = bene_part {
+                    cclf8.add(part);
+                }
+                if let (Some(sum), Some(first)) = (summary, rows.first()) {
+                    let version = first
+                        .cells
+                        .get(
+                            api_version_at
+                                .get(first.table)
+                                .copied()
+                                .flatten()
+                                .unwrap_or(usize::MAX),
+                        )
+                        .and_then(|c| match c {
+                            Cell::Text(t) => Some(t.clone()),
+                            _ => None,
+                        });
+                    let e = counts
+                        .entry((version, sum.claim_type, sum.month))
+                        .or_insert((0u64, 0u64, 0i128));
+                    e.0 += 1;
+                    e.1 += sum.lines;
+                    e.2 += sum.payment_cents;
+                }
+                if stale {
+                    for row in rows {
+                        stale_rows[row.table].push(row.cells);
+                    }
+                    continue;
+                }
                 match excluded {
                     Some(Excluded::Partial) => claims.excluded_partial += 1,
                     Some(Excluded::PriorAuth) => claims.excluded_prior_auth += 1,
@@ -220,17 +362,23 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
                 }
             }
             for (t, rows) in per_table.into_iter().enumerate() {
+                if !stale_rows[t].is_empty()
+                    && let Some(p) = &mut parquet
+                {
+                    p.write(t, std::mem::take(&mut stale_rows[t]))?;
+                }
                 if rows.is_empty() {
                     continue;
                 }
                 rows_per_table[t] += rows.len() as u64;
-                let n = sinks.len();
-                for (i, sink) in sinks.iter_mut().enumerate() {
-                    if i + 1 == n {
-                        sink.write(t, rows)?;
-                        break;
+                match (&mut sqlite, &mut parquet) {
+                    (Some(s), Some(p)) => {
+                        s.write(t, rows.clone())?;
+                        p.write(t, rows)?;
                     }
-                    sink.write(t, rows.clone())?;
+                    (Some(s), None) => s.write(t, rows)?,
+                    (None, Some(p)) => p.write(t, rows)?,
+                    (None, None) => {}
                 }
             }
             Ok(())
@@ -239,6 +387,84 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
     bar.finish_and_clear();
     let summary = summary?;
     issues.finish()?;
+    months.extend(
+        counts
+            .keys()
+            .filter_map(|(v, _, m)| v.clone().map(|v| (v, m.clone()))),
+    );
+    let overlap = v2_v3_overlap(&months);
+    if !overlap.is_empty() {
+        eprintln!(
+            "claimline: warning: {} holds v2 and v3 claims for {} service month(s) ({}); the same claims may be counted twice: see the README's v2 to v3 cutover recipe",
+            args.out.display(),
+            overlap.len(),
+            month_ranges(&overlap)
+        );
+    }
+    let transaction_time = transaction_time(&args.inputs);
+    let coverage_only = cclf8.coverage_only();
+    if let Some(t) = plan.cclf8_table() {
+        // BENE_AGE as of the export's transactionTime, else the run's start.
+        let as_of = transaction_time
+            .as_deref()
+            .and_then(|t| t.get(..10))
+            .and_then(claimline_link::parse_day)
+            .unwrap_or_else(|| started.div_euclid(86_400_000_000) as i32);
+        let rows = cclf8.rows(as_of);
+        rows_per_table[t] += rows.len() as u64;
+        if let Some(s) = &mut sqlite {
+            s.write(t, rows.clone())?;
+        }
+        if let Some(p) = &mut parquet {
+            p.write(t, rows)?;
+        }
+    }
+    if let Some(t) = plan.counts_table() {
+        let rows: Vec<Vec<Cell>> = counts
+            .iter()
+            .map(|((version, ty, month), (n, lines, cents))| {
+                vec![
+                    Cell::Text(run_id.clone()),
+                    version.clone().map_or(Cell::Null, Cell::Text),
+                    Cell::Text(ty.clone()),
+                    Cell::Text(month.clone()),
+                    Cell::Int(*n as i64),
+                    Cell::Int(*lines as i64),
+                    Cell::Decimal(*cents),
+                ]
+            })
+            .collect();
+        rows_per_table[t] += rows.len() as u64;
+        if let Some(s) = &mut sqlite {
+            s.write(t, rows.clone())?;
+        }
+        if let Some(p) = &mut parquet {
+            p.write(t, rows)?;
+        }
+    }
+    if let Some(t) = plan.claims_table() {
+        let rows: Vec<Vec<Cell>> = recorded
+            .iter()
+            .map(|e| {
+                vec![
+                    e.api_version
+                        .map_or(Cell::Null, |v| Cell::Text(v.as_str().to_owned())),
+                    Cell::Text(e.claim_key.clone()),
+                    Cell::Text(e.resource_id.clone()),
+                    e.last_updated.map_or(Cell::Null, Cell::Timestamp),
+                    Cell::Text(e.action.as_str().to_owned()),
+                    Cell::Text(run_id.clone()),
+                ]
+            })
+            .collect();
+        rows_per_table[t] += rows.len() as u64;
+        if let Some(s) = &mut sqlite {
+            s.write(t, rows.clone())?;
+        }
+        if let Some(p) = &mut parquet {
+            p.write(t, rows)?;
+        }
+    }
 
     let table_counts: BTreeMap<String, u64> = tables
         .iter()
@@ -263,15 +489,20 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
         tables: table_counts.clone(),
         rejects: summary.reject_count,
         row_errors: issues.count,
-        transaction_time: transaction_time(&args.inputs),
+        transaction_time,
+        all_versions: options.all_versions,
     };
     let failed_strict = args.strict && (summary.reject_count > 0 || issues.count > 0);
     if !failed_strict {
-        for sink in sinks {
-            sink.commit(&record)?;
+        if let Some(s) = sqlite {
+            Box::new(s).commit(&record)?;
+        }
+        if let Some(p) = parquet {
+            Box::new(p).commit(&record)?;
         }
     } else {
-        drop(sinks);
+        drop(sqlite);
+        drop(parquet);
     }
 
     let seconds = started_at.elapsed().as_secs_f64();
@@ -298,10 +529,20 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
         },
         outputs: outputs(args),
         committed: !failed_strict,
-        beneficiaries: benes.map(|n| Beneficiaries {
-            with_mbi: n,
+        beneficiaries: benes.map(|(own, n)| Beneficiaries {
+            with_mbi: own,
+            known: n,
+            coverage_without_patient: coverage_only,
             unresolved_claims: claims.unresolved_mbi,
         }),
+        v2_v3_overlap_months: overlap,
+        history: History {
+            superseded: claims.superseded,
+            stale_groups: history.stale,
+            removed_groups: history.removed,
+            cancels: history.cancels,
+            all_versions: options.all_versions,
+        },
         excluded: ExcludedClaims {
             partial: claims.excluded_partial,
             prior_auth: claims.excluded_prior_auth,
@@ -310,41 +551,296 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
     Ok(LoadOutcome { report })
 }
 
+/// (API version, claim type, service month) of `_claimline_counts`; the values are claims,
+/// lines and the payment sum in cents.
+type CountKey = (Option<String>, String, String);
+
 /// Per-claim counts of the link stage.
 #[derive(Default)]
 struct ClaimCounts {
+    superseded: u64,
     unresolved_mbi: u64,
     excluded_partial: u64,
     excluded_prior_auth: u64,
 }
 
+/// Counts of the claim-history rule against earlier runs.
+#[derive(Default)]
+struct HistoryCounts {
+    stale: u64,
+    removed: u64,
+    cancels: u64,
+}
+
+/// What the pre-pass found.
+struct PrePass {
+    benes: BeneIndex,
+    claims: Vec<ClaimEvent>,
+}
+
 /// First pass: the Patient files of the input (by manifest type, else by a file name starting
-/// with `Patient`) to beneficiary id → current MBI. Rejects are left to the main pass.
-fn bene_index(files: &[InputFile], threads: usize) -> anyhow::Result<BeneIndex> {
-    let patients: Vec<InputFile> = files
+/// with `Patient`) to beneficiary id → current MBI, and, when the plan has claim tables, every
+/// EOB's history event (claim key, id, `lastUpdated`, version or cancel). Rejects are left to
+/// the main pass.
+fn pre_pass(
+    files: &[InputFile],
+    threads: usize,
+    plan: &Plan,
+    mode: VersionMode,
+) -> anyhow::Result<PrePass> {
+    let is = |f: &InputFile, ty: &str| match &f.expected_type {
+        Some(t) => t == ty,
+        None => f
+            .path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(ty)),
+    };
+    let claims = plan.has_claim_tables();
+    let benes = plan.needs_bene_index();
+    let wanted: Vec<InputFile> = files
         .iter()
-        .filter(|f| match &f.expected_type {
-            Some(t) => t == "Patient",
-            None => f
-                .path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("Patient")),
+        .filter(|f| {
+            (benes && is(f, "Patient"))
+                // Files not named by type may hold EOBs: read them too.
+                || (claims && (is(f, "ExplanationOfBenefit") || f.expected_type.is_none()))
         })
         .cloned()
         .collect();
-    let mut index = BeneIndex::default();
-    if patients.is_empty() {
-        return Ok(index);
+    let mut out = PrePass {
+        benes: BeneIndex::default(),
+        claims: Vec::new(),
+    };
+    if wanted.is_empty() {
+        return Ok(out);
     }
     let opts = ScanOptions {
         threads,
         ..ScanOptions::default()
     };
-    let (found, _) = scan_collect(&patients, &opts, patient_mbi)?;
-    for (version, bene, mbi) in found.into_iter().flatten() {
-        index.insert(version, bene, mbi);
+    // File indexes must be those of the main pass (ties within a run go to the later line).
+    let index_of: std::collections::HashMap<PathBuf, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.path.clone(), i))
+        .collect();
+    let (found, _) = scan_collect(&wanted, &opts, |r| {
+        if r.resource_type == "Patient" {
+            (benes.then(|| patient_mbi(r)).flatten(), None)
+        } else if claims {
+            (None, claim_event(r, mode))
+        } else {
+            (None, None)
+        }
+    })?;
+    for (bene, event) in found {
+        if let Some((version, bene, mbi)) = bene {
+            out.benes.insert(version, bene, mbi);
+        }
+        if let Some(mut e) = event {
+            let file = &wanted[e.position.0].path;
+            e.position.0 = index_of.get(file).copied().unwrap_or(e.position.0);
+            out.claims.push(e);
+        }
     }
-    Ok(index)
+    Ok(out)
+}
+
+/// Adds the current MBIs of the latest run's `bene_xref` rows per beneficiary from Parquet
+/// (`DIR/parquet/bene_xref/run=*/part-*.parquet`), for beneficiaries `index` does not know.
+fn parquet_bene_index(root: &Path, index: &mut BeneIndex) -> anyhow::Result<()> {
+    let rows = claimline_sink::read_committed_parquet(
+        root,
+        claimline_link::BENE_XREF,
+        &["_api_version", "BENE_ID", "MBI", "MBI_CURRENT", "_run_id"],
+    )?;
+    // (version, bene) → (run id, current MBI).
+    let mut latest: std::collections::HashMap<(Option<String>, String), (String, Option<String>)> =
+        std::collections::HashMap::new();
+    let text = |c: &Cell| match c {
+        Cell::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    for row in &rows {
+        let (Some(bene), Some(run)) = (text(&row[1]), text(&row[4])) else {
+            continue;
+        };
+        let mbi = match (&row[2], &row[3]) {
+            (Cell::Text(m), Cell::Bool(true)) => Some(m.clone()),
+            _ => None,
+        };
+        let entry = latest
+            .entry((text(&row[0]), bene))
+            .or_insert_with(|| (run.clone(), None));
+        if run > entry.0 {
+            *entry = (run, mbi);
+        } else if run == entry.0 && mbi.is_some() {
+            entry.1 = mbi;
+        }
+    }
+    for ((version, bene), (_, mbi)) in latest {
+        if let Some(mbi) = mbi {
+            let version = version.and_then(|v| claimline_ndjson::ApiVersion::parse(&v));
+            index.insert_if_absent(version, bene, mbi);
+        }
+    }
+    Ok(())
+}
+
+/// What earlier runs left in the SQLite output: beneficiaries and claim heads.
+struct EarlierRuns {
+    conn: rusqlite::Connection,
+    has_xref: bool,
+    has_claims: bool,
+    has_counts: bool,
+}
+
+impl EarlierRuns {
+    fn open(path: &Path) -> anyhow::Result<Self> {
+        let conn =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .with_context(|| format!("reading {}", path.display()))?;
+        let exists = |t: &str| -> anyhow::Result<bool> {
+            Ok(conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [t],
+                    |r| r.get::<_, i64>(0),
+                )
+                .with_context(|| format!("reading {}", path.display()))?
+                > 0)
+        };
+        let has_xref = exists(claimline_link::BENE_XREF)?;
+        let has_claims = exists(claimline_link::CLAIMS_TABLE)?;
+        let has_counts = exists(claimline_link::COUNTS_TABLE)?;
+        Ok(EarlierRuns {
+            conn,
+            has_xref,
+            has_claims,
+            has_counts,
+        })
+    }
+
+    /// Whether the last run loaded with `--all-versions` (`None`: no run recorded).
+    fn all_versions(&self) -> anyhow::Result<Option<bool>> {
+        let exists: i64 = self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_claimline_runs'",
+            [],
+            |r| r.get(0),
+        )?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        let record: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT record FROM _claimline_runs ORDER BY started DESC, run_id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        Ok(record
+            .and_then(|r| serde_json::from_str::<RunRecord>(&r).ok())
+            .map(|r| r.all_versions))
+    }
+
+    /// (API version, service month) of the claims earlier runs loaded.
+    fn months(&self) -> anyhow::Result<std::collections::BTreeSet<(String, String)>> {
+        let mut out = std::collections::BTreeSet::new();
+        if !self.has_counts {
+            return Ok(out);
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT _api_version, SERVICE_MONTH FROM _claimline_counts WHERE _api_version IS NOT NULL",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+            out.insert(row?);
+        }
+        Ok(out)
+    }
+
+    /// Adds the current MBIs of `bene_xref` for beneficiaries the run's Patients did not give.
+    fn fill_bene_index(&self, index: &mut BeneIndex) -> anyhow::Result<()> {
+        if !self.has_xref {
+            return Ok(());
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT _api_version, BENE_ID, MBI FROM bene_xref WHERE MBI_CURRENT = 1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (version, bene, mbi) = row?;
+            let version = version.and_then(|v| claimline_ndjson::ApiVersion::parse(&v));
+            index.insert_if_absent(version, bene, mbi);
+        }
+        Ok(())
+    }
+
+    /// The head an earlier run left for a group, and whether an earlier run cancelled the
+    /// run's own winner.
+    fn stored(
+        &self,
+        mode: VersionMode,
+        g: &claimline_link::RunGroup<'_>,
+    ) -> anyhow::Result<(Option<StoredHead>, bool)> {
+        if !self.has_claims {
+            return Ok((None, false));
+        }
+        let column = match mode {
+            VersionMode::Current => "_claim_key",
+            VersionMode::All => "_resource_id",
+        };
+        let version = g.api_version.map(|v| v.as_str());
+        let head: Option<(String, Option<String>)> = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT _resource_id, _last_updated FROM _claimline_claims \
+                 WHERE _api_version IS ?1 AND {column} = ?2 AND _action = 'version' \
+                 ORDER BY _last_updated IS NULL, _last_updated DESC, _run_id DESC LIMIT 1"
+            ))?
+            .query_row(rusqlite::params![version, g.key], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        let cancelled = |id: &str| -> anyhow::Result<bool> {
+            Ok(self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM _claimline_claims WHERE _api_version IS ?1 \
+                     AND {column} = ?2 AND _action = 'cancel' AND _resource_id = ?3"
+                ))?
+                .query_row(rusqlite::params![version, g.key, id], |r| {
+                    r.get::<_, i64>(0)
+                })?
+                > 0)
+        };
+        let stored = match head {
+            Some((id, lu)) => Some(StoredHead {
+                cancelled: cancelled(&id)?,
+                last_updated: lu.as_deref().and_then(parse_instant),
+                resource_id: id,
+            }),
+            None => None,
+        };
+        let run_head_cancelled = match g.head {
+            Some(h) => cancelled(&h.resource_id)?,
+            None => false,
+        };
+        Ok((stored, run_head_cancelled))
+    }
 }
 
 /// A sink failure injected after N batches, for the project's own atomicity tests
@@ -507,6 +1003,65 @@ pub struct Report {
     pub beneficiaries: Option<Beneficiaries>,
     /// v3 EOBs left out of the CCLF tables (see `--include-partial`).
     pub excluded: ExcludedClaims,
+    /// The claim-history rule.
+    pub history: History,
+    /// Service months (`YYYY-MM`) for which the output holds both v2 and v3 claims (a warning:
+    /// see the README's cutover recipe).
+    pub v2_v3_overlap_months: Vec<String>,
+}
+
+/// Months present for both v2 and v3.
+fn v2_v3_overlap(months: &std::collections::BTreeSet<(String, String)>) -> Vec<String> {
+    months
+        .iter()
+        .filter(|(v, m)| {
+            v == "v2" && !m.is_empty() && months.contains(&("v3".to_owned(), m.clone()))
+        })
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+/// `2021-03…2021-05, 2022-01` for sorted months.
+fn month_ranges(months: &[String]) -> String {
+    let index = |m: &str| -> Option<i32> {
+        let (y, mo) = m.split_once('-')?;
+        Some(y.parse::<i32>().ok()? * 12 + mo.parse::<i32>().ok()?)
+    };
+    let mut parts: Vec<String> = Vec::new();
+    let mut start = 0;
+    for i in 0..months.len() {
+        let next_follows = months.get(i + 1).is_some_and(|n| {
+            index(n)
+                .zip(index(&months[i]))
+                .is_some_and(|(a, b)| a == b + 1)
+        });
+        if !next_follows {
+            parts.push(if i == start {
+                months[i].clone()
+            } else {
+                format!("{}…{}", months[start], months[i])
+            });
+            start = i + 1;
+        }
+    }
+    parts.join(", ")
+}
+
+/// What the claim-history rule did (see ARCHITECTURE.md, claim keys and versions).
+#[derive(serde::Serialize)]
+pub struct History {
+    /// EOBs whose rows this run left out: an earlier version in the run, a cancelled version,
+    /// or the same version twice (Group/all and Group/runout).
+    pub superseded: u64,
+    /// Claim groups whose run version is older than one an earlier run loaded (kept in the
+    /// run's Parquet partition, not in SQLite).
+    pub stale_groups: u64,
+    /// Claim groups removed because their current version was cancelled.
+    pub removed_groups: u64,
+    /// Cancelled versions seen.
+    pub cancels: u64,
+    /// `--all-versions`.
+    pub all_versions: bool,
 }
 
 /// MBI resolution of a load.
@@ -514,6 +1069,11 @@ pub struct Report {
 pub struct Beneficiaries {
     /// Beneficiaries of the input's Patients with a current MBI.
     pub with_mbi: u64,
+    /// Beneficiaries whose MBI was known to the load: the input's and earlier runs'
+    /// (`bene_xref`).
+    pub known: u64,
+    /// Beneficiaries with Coverage but no Patient in the input: no `cclf8` row this run.
+    pub coverage_without_patient: u64,
     /// Claims whose beneficiary no Patient resolved (their `BENE_MBI_ID` is NULL).
     pub unresolved_claims: u64,
 }
@@ -592,6 +1152,21 @@ impl Report {
                 b.with_mbi, b.unresolved_claims
             )?;
         }
+        let h = &self.history;
+        if h.superseded + h.stale_groups + h.removed_groups + h.cancels > 0 {
+            writeln!(
+                out,
+                "claim versions: {} left out (earlier or cancelled versions, duplicates), {} older than what the output holds, {} claims removed by a cancel",
+                h.superseded, h.stale_groups, h.removed_groups
+            )?;
+        }
+        if !self.v2_v3_overlap_months.is_empty() {
+            writeln!(
+                out,
+                "warning: v2 and v3 claims for the same service months ({}): see the README's cutover recipe",
+                month_ranges(&self.v2_v3_overlap_months)
+            )?;
+        }
         if self.excluded.partial + self.excluded.prior_auth > 0 {
             writeln!(
                 out,
@@ -610,5 +1185,36 @@ impl Report {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_months_read_as_ranges() {
+        let months: std::collections::BTreeSet<(String, String)> = [
+            ("v2", "2021-03"),
+            ("v2", "2021-04"),
+            ("v2", "2021-05"),
+            ("v2", "2022-01"),
+            ("v2", "2020-12"),
+            ("v3", "2021-03"),
+            ("v3", "2021-04"),
+            ("v3", "2021-05"),
+            ("v3", "2022-01"),
+            ("v3", "2023-01"),
+        ]
+        .iter()
+        .map(|(v, m)| ((*v).to_owned(), (*m).to_owned()))
+        .collect();
+        let overlap = v2_v3_overlap(&months);
+        assert_eq!(overlap, ["2021-03", "2021-04", "2021-05", "2022-01"]);
+        assert_eq!(month_ranges(&overlap), "2021-03…2021-05, 2022-01");
+        assert_eq!(
+            month_ranges(&["2021-12".to_owned(), "2022-01".to_owned()]),
+            "2021-12…2022-01"
+        );
     }
 }

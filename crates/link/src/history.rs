@@ -1,0 +1,368 @@
+//! Claim history: which version of a claim a run keeps, and what it does to earlier runs.
+//!
+//! v1/v2 (BFD/CCW) send every version of a claim under one claim-group identifier
+//! (`_claim_key`); a correction arrives as a new version (a new EOB id) and its predecessor comes
+//! back `cancelled`. The rule, the same in SQLite and in the README's Parquet query:
+//!
+//! - **The head** of a claim group is its `active` version with the greatest
+//!   (`meta.lastUpdated`, run id); within one run, ties go to the later line of the input. A
+//!   missing `lastUpdated` sorts first.
+//! - The group's rows are the head's rows, **unless a cancel names that very version** (same
+//!   resource id), in this run or an earlier one: then the group has no rows. A cancel of any
+//!   other version is stale and changes nothing.
+//! - v3 rows follow CCLF semantics: every EOB is its own claim (`_claim_key` = the EOB id) with
+//!   its own `CLM_ADJSMT_TYPE_CD`, so `status` never cancels anything; the same EOB loaded twice
+//!   (Group/all and Group/runout) still keeps one copy.
+//! - `--all-versions` ([`VersionMode::All`]): every version is kept, keyed by `_resource_id`
+//!   (cancelled versions too, as rows); a version loaded twice keeps one copy.
+//!
+//! [`RunVersions`] applies the rule within a run (so Parquet, append-only, holds one version per
+//! group per run); [`decide`] applies it against the state an earlier run left in SQLite.
+
+use std::collections::{HashMap, HashSet};
+
+use claimline_ndjson::{ApiVersion, Resource};
+
+/// Which versions of a claim are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VersionMode {
+    /// One current version per claim group (the default).
+    #[default]
+    Current,
+    /// Every version, keyed by resource id (`--all-versions`).
+    All,
+}
+
+/// What an EOB is to the history rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A version that may become the head of its group.
+    Version,
+    /// A v1/v2 `cancelled` version: removes the group only if it is the head.
+    Cancel,
+}
+
+impl Action {
+    /// `version` or `cancel`, as stored in `_claimline_claims._action`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Version => "version",
+            Action::Cancel => "cancel",
+        }
+    }
+}
+
+/// One EOB seen by a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimEvent {
+    /// The API version.
+    pub api_version: Option<ApiVersion>,
+    /// `_claim_key`.
+    pub claim_key: String,
+    /// The EOB id.
+    pub resource_id: String,
+    /// `meta.lastUpdated` in µs since the epoch, when valid.
+    pub last_updated: Option<i64>,
+    /// Version or cancel.
+    pub action: Action,
+    /// (file index, line) in the run's input, for ties within a run.
+    pub position: (usize, u64),
+}
+
+impl ClaimEvent {
+    /// The key versions compete under: the claim key, or the resource id with
+    /// [`VersionMode::All`].
+    pub fn group(&self, mode: VersionMode) -> (Option<ApiVersion>, &str) {
+        match mode {
+            VersionMode::Current => (self.api_version, &self.claim_key),
+            VersionMode::All => (self.api_version, &self.resource_id),
+        }
+    }
+}
+
+/// The history event of an EOB (`None` for other resources, or an EOB without id or key).
+pub fn claim_event(r: &Resource<'_>, mode: VersionMode) -> Option<ClaimEvent> {
+    if r.resource_type != "ExplanationOfBenefit" {
+        return None;
+    }
+    let [key, status] = crate::claim_columns(r);
+    let claimline_sink::Cell::Text(claim_key) = key else {
+        return None;
+    };
+    let cancelled = matches!(&status, claimline_sink::Cell::Text(s) if s == "cancelled");
+    let action =
+        if cancelled && mode == VersionMode::Current && r.api_version != Some(ApiVersion::V3) {
+            Action::Cancel
+        } else {
+            Action::Version
+        };
+    let last_updated = r
+        .root
+        .get("meta")
+        .and_then(|m| m.get("lastUpdated"))
+        .and_then(|c| c.as_str())
+        .and_then(crate::parse_instant);
+    Some(ClaimEvent {
+        api_version: r.api_version,
+        claim_key,
+        resource_id: r.id?.to_owned(),
+        last_updated,
+        action,
+        position: (r.file_index, r.line),
+    })
+}
+
+/// The rule applied within one run: per group the winning version and the cancels.
+#[derive(Debug, Default)]
+pub struct RunVersions {
+    mode: VersionMode,
+    /// Group → index of the winning version in `events`.
+    heads: HashMap<(Option<ApiVersion>, String), usize>,
+    /// Group → resource ids this run cancels.
+    cancels: HashMap<(Option<ApiVersion>, String), HashSet<String>>,
+    events: Vec<ClaimEvent>,
+}
+
+impl RunVersions {
+    /// Applies the rule to a run's events (any order).
+    pub fn new(mode: VersionMode, events: Vec<ClaimEvent>) -> Self {
+        let mut heads: HashMap<(Option<ApiVersion>, String), usize> = HashMap::new();
+        let mut cancels: HashMap<(Option<ApiVersion>, String), HashSet<String>> = HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            let (v, k) = e.group(mode);
+            let group = (v, k.to_owned());
+            match e.action {
+                Action::Cancel => {
+                    cancels
+                        .entry(group)
+                        .or_default()
+                        .insert(e.resource_id.clone());
+                }
+                Action::Version => {
+                    let better = |j: &usize| {
+                        let h: &ClaimEvent = &events[*j];
+                        (e.last_updated, e.position) > (h.last_updated, h.position)
+                    };
+                    match heads.get(&group) {
+                        Some(j) if !better(j) => {}
+                        _ => {
+                            heads.insert(group, i);
+                        }
+                    }
+                }
+            }
+        }
+        RunVersions {
+            mode,
+            heads,
+            cancels,
+            events,
+        }
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> VersionMode {
+        self.mode
+    }
+
+    /// True when `r` (an EOB) is the version its group keeps in this run and no cancel of this
+    /// run names it: its rows go to the tables.
+    pub fn keeps(&self, r: &Resource<'_>) -> bool {
+        let Some(e) = claim_event(r, self.mode) else {
+            // No key or id: nothing to compete with.
+            return true;
+        };
+        if e.action == Action::Cancel {
+            return false;
+        }
+        let (v, k) = e.group(self.mode);
+        let group = (v, k.to_owned());
+        let head = self
+            .heads
+            .get(&group)
+            .is_some_and(|&i| self.events[i].position == e.position);
+        head && !self.cancelled(&group, &e.resource_id)
+    }
+
+    fn cancelled(&self, group: &(Option<ApiVersion>, String), id: &str) -> bool {
+        self.cancels.get(group).is_some_and(|c| c.contains(id))
+    }
+
+    /// The run's winner of each group, and its cancels: what `_claimline_claims` records, in a
+    /// stable order (group, then resource id).
+    pub fn recorded(&self) -> Vec<&ClaimEvent> {
+        let mut out: Vec<&ClaimEvent> = self.heads.values().map(|&i| &self.events[i]).collect();
+        let mut seen = HashSet::new();
+        for e in &self.events {
+            if e.action == Action::Cancel && seen.insert((e.group(self.mode), &e.resource_id)) {
+                out.push(e);
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.group(self.mode), &a.resource_id, a.action.as_str()).cmp(&(
+                b.group(self.mode),
+                &b.resource_id,
+                b.action.as_str(),
+            ))
+        });
+        out
+    }
+
+    /// Groups of this run: (group, its winning version if any, the ids it cancels).
+    pub fn groups(&self) -> Vec<RunGroup<'_>> {
+        let mut keys: Vec<&(Option<ApiVersion>, String)> =
+            self.heads.keys().chain(self.cancels.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .map(|g| RunGroup {
+                api_version: g.0,
+                key: &g.1,
+                head: self.heads.get(g).map(|&i| &self.events[i]),
+                cancels: self.cancels.get(g),
+            })
+            .collect()
+    }
+}
+
+/// A group as one run sees it.
+pub struct RunGroup<'a> {
+    /// API version.
+    pub api_version: Option<ApiVersion>,
+    /// Claim key (resource id with [`VersionMode::All`]).
+    pub key: &'a str,
+    /// The run's winning version.
+    pub head: Option<&'a ClaimEvent>,
+    /// Resource ids the run cancels.
+    pub cancels: Option<&'a HashSet<String>>,
+}
+
+/// The head an earlier run left for a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHead {
+    /// Its resource id.
+    pub resource_id: String,
+    /// Its `meta.lastUpdated` (µs).
+    pub last_updated: Option<i64>,
+    /// An earlier run cancelled it.
+    pub cancelled: bool,
+}
+
+/// What a run does to a group in a table that holds earlier runs (SQLite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The run's version replaces the group's rows.
+    Write,
+    /// The group's rows go (its head was cancelled).
+    Delete,
+    /// The stored rows stay; the run's rows for the group are stale.
+    Keep,
+}
+
+/// The rule across runs: the run's winner against the earlier head.
+///
+/// `run_head_cancelled_before` says whether an earlier run already cancelled the run's winner.
+pub fn decide(
+    group: &RunGroup<'_>,
+    stored: Option<&StoredHead>,
+    run_head_cancelled_before: bool,
+) -> Decision {
+    let cancels = |id: &str| group.cancels.is_some_and(|c| c.contains(id));
+    match (group.head, stored) {
+        (Some(h), s) if s.is_none_or(|s| h.last_updated >= s.last_updated) => {
+            if cancels(&h.resource_id) || run_head_cancelled_before {
+                Decision::Delete
+            } else {
+                Decision::Write
+            }
+        }
+        (_, Some(s)) if !s.cancelled && cancels(&s.resource_id) => Decision::Delete,
+        _ => Decision::Keep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str, lu: i64, action: Action, line: u64) -> ClaimEvent {
+        ClaimEvent {
+            api_version: Some(ApiVersion::V2),
+            claim_key: "G".into(),
+            resource_id: id.into(),
+            last_updated: Some(lu),
+            action,
+            position: (0, line),
+        }
+    }
+
+    fn head(id: &str, lu: i64, cancelled: bool) -> StoredHead {
+        StoredHead {
+            resource_id: id.into(),
+            last_updated: Some(lu),
+            cancelled,
+        }
+    }
+
+    #[test]
+    fn the_latest_version_wins_within_a_run_and_stale_cancels_do_nothing() {
+        let run = RunVersions::new(
+            VersionMode::Current,
+            vec![
+                ev("X", 2, Action::Cancel, 1),
+                ev("Y", 3, Action::Version, 2),
+                ev("X", 1, Action::Version, 3),
+            ],
+        );
+        let groups = run.groups();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].head.map(|h| h.resource_id.as_str()), Some("Y"));
+        assert_eq!(decide(&groups[0], None, false), Decision::Write);
+        assert_eq!(
+            decide(&groups[0], Some(&head("X", 1, false)), false),
+            Decision::Write
+        );
+        // A newer version is already stored: this run's is stale.
+        assert_eq!(
+            decide(&groups[0], Some(&head("Z", 9, false)), false),
+            Decision::Keep
+        );
+        assert_eq!(run.recorded().len(), 2);
+    }
+
+    #[test]
+    fn a_cancel_removes_the_group_only_if_it_names_the_head() {
+        let run = RunVersions::new(VersionMode::Current, vec![ev("X", 5, Action::Cancel, 1)]);
+        let g = &run.groups()[0];
+        assert_eq!(
+            decide(g, Some(&head("X", 1, false)), false),
+            Decision::Delete
+        );
+        assert_eq!(decide(g, Some(&head("Y", 1, false)), false), Decision::Keep);
+        assert_eq!(decide(g, None, false), Decision::Keep);
+        // An older version arriving after the head was cancelled does not come back.
+        let late = RunVersions::new(VersionMode::Current, vec![ev("W", 0, Action::Version, 1)]);
+        assert_eq!(
+            decide(&late.groups()[0], Some(&head("X", 1, true)), false),
+            Decision::Keep
+        );
+        // A run whose own winner an earlier run cancelled.
+        let again = RunVersions::new(VersionMode::Current, vec![ev("X", 1, Action::Version, 1)]);
+        assert_eq!(decide(&again.groups()[0], None, true), Decision::Delete);
+    }
+
+    #[test]
+    fn all_versions_keys_by_resource_id() {
+        let run = RunVersions::new(
+            VersionMode::All,
+            vec![
+                ev("X", 1, Action::Version, 1),
+                ev("Y", 2, Action::Version, 2),
+                ev("Y", 2, Action::Version, 3),
+            ],
+        );
+        let groups = run.groups();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[1].head.map(|h| h.position), Some((0, 3)));
+    }
+}

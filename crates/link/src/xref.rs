@@ -1,0 +1,269 @@
+//! The persistent beneficiary crosswalk (`bene_xref`), CCLF9 built from it, and the claim-history
+//! record (`_claimline_claims`).
+
+use claimline_ndjson::Resource;
+use claimline_sink::{Cell, Column, ColumnType, TableSchema};
+
+use crate::{US_MBI, patient_mbi, str_at};
+
+/// The table of every MBI of every beneficiary ever loaded.
+pub const BENE_XREF: &str = "bene_xref";
+/// The table that records each run's claim versions and cancels (the history rule's input).
+pub const CLAIMS_TABLE: &str = "_claimline_claims";
+
+/// One MBI of a beneficiary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MbiRecord {
+    /// The MBI.
+    pub mbi: String,
+    /// `period.start`, as its date (`YYYY-MM-DD`), when given.
+    pub start: Option<String>,
+    /// `period.end`, as its date, when given.
+    pub end: Option<String>,
+    /// The beneficiary's current MBI (the one [`patient_mbi`] picks).
+    pub current: bool,
+}
+
+/// Every `us-mbi` identifier of a Patient, the current one flagged; empty for other resources.
+pub fn patient_mbis(r: &Resource<'_>) -> Vec<MbiRecord> {
+    let Some((_, _, current)) = patient_mbi(r) else {
+        return Vec::new();
+    };
+    let mut out: Vec<MbiRecord> = Vec::new();
+    for ident in r.root.get("identifier").into_iter().flat_map(|i| i.items()) {
+        if str_at(ident, "system") != Some(US_MBI) {
+            continue;
+        }
+        let Some(value) = str_at(ident, "value") else {
+            continue;
+        };
+        let date = |k: &str| {
+            ident
+                .get("period")
+                .and_then(|p| str_at(p, k))
+                .map(|d| d.chars().take(10).collect::<String>())
+        };
+        let rec = MbiRecord {
+            mbi: value.to_owned(),
+            start: date("start"),
+            end: date("end"),
+            current: value == current,
+        };
+        if !out.contains(&rec) {
+            out.push(rec);
+        }
+    }
+    out
+}
+
+pub(crate) fn lineage_columns() -> Vec<Column> {
+    vec![
+        Column::new("_resource_id", ColumnType::Text).describe("The Patient's id"),
+        Column::new("_source_file", ColumnType::Text)
+            .describe("The NDJSON file the Patient came from"),
+        Column::new("_line", ColumnType::Integer).describe("1-based line number in that file"),
+        Column::new("_api_version", ColumnType::Code).describe("BCDA API version: v1, v2 or v3"),
+        Column::new("_last_updated", ColumnType::Timestamp)
+            .describe("meta.lastUpdated of the Patient"),
+        Column::new("_run_id", ColumnType::Code).describe("The claimline run that loaded the row"),
+    ]
+}
+
+/// `bene_xref`: one row per MBI per beneficiary, replaced per beneficiary
+/// (`_api_version`, `_resource_id`) whenever a Patient of that beneficiary is loaded again.
+pub fn bene_xref_schema() -> TableSchema {
+    let mut columns = vec![
+        Column::new("BENE_ID", ColumnType::Code).describe(
+            "The beneficiary id: the Patient's id (v1/v2 CCW bene_id, v3 IDR BENE_SK; separate spaces, keep _api_version)",
+        ),
+        Column::new("MBI", ColumnType::Text).describe("A Medicare Beneficiary Identifier"),
+        Column::new("MBI_EFCTV_DT", ColumnType::Text)
+            .describe("identifier.period.start as YYYY-MM-DD, when given"),
+        Column::new("MBI_OBSLT_DT", ColumnType::Text)
+            .describe("identifier.period.end as YYYY-MM-DD, when given"),
+        Column::new("MBI_CURRENT", ColumnType::Boolean).describe(
+            "The current MBI (v1/v2: flagged current; v3: no period.end, else the latest end)",
+        ),
+    ];
+    columns.extend(lineage_columns());
+    TableSchema {
+        replace_key: vec!["_api_version".into(), "_resource_id".into()],
+        indexes: vec!["_resource_id".into(), "MBI".into()],
+        ..TableSchema::new(BENE_XREF, columns)
+    }
+}
+
+/// CCLF9, the MBI crosswalk: one row per previous MBI of a beneficiary, from `bene_xref`.
+pub fn cclf9_schema() -> TableSchema {
+    let mut columns = vec![
+        Column::new("HICN_MBI_XREF_IND", ColumnType::Code)
+            .describe("HICN/MBI XREF Indicator: M (the crosswalk is MBI to MBI)"),
+        Column::new("CRNT_NUM", ColumnType::Text).describe("Current Beneficiary Identifier"),
+        Column::new("PRVS_NUM", ColumnType::Text).describe("Previous Beneficiary Identifier"),
+        Column::new("PRVS_ID_EFCTV_DT", ColumnType::Text)
+            .describe("Previous Identifier Effective Date (period.start; text: BFD may omit it)"),
+        Column::new("PRVS_ID_OBSLT_DT", ColumnType::Text)
+            .describe("Previous Identifier Obsolete Date (period.end; text: BFD may omit it)"),
+        Column::new("BENE_RRB_NUM", ColumnType::Text)
+            .describe("Beneficiary Railroad Board Number: not in BCDA, NULL"),
+    ];
+    columns.extend(lineage_columns());
+    TableSchema {
+        replace_key: vec!["_api_version".into(), "_resource_id".into()],
+        indexes: vec!["_resource_id".into()],
+        ..TableSchema::new("cclf9", columns)
+    }
+}
+
+/// `_claimline_claims`: per run, the winning version of each claim group and the cancels, the
+/// input of the history rule (see the README's Parquet current-rows query). Appended, never
+/// replaced.
+pub fn claims_schema() -> TableSchema {
+    let schema = TableSchema::new(
+        CLAIMS_TABLE,
+        vec![
+            Column::new("_api_version", ColumnType::Code),
+            Column::new("_claim_key", ColumnType::Code),
+            Column::new("_resource_id", ColumnType::Text),
+            Column::new("_last_updated", ColumnType::Timestamp),
+            Column::new("_action", ColumnType::Code).describe(
+                "version: the run's winning version of the group; cancel: a cancelled version",
+            ),
+            Column::new("_run_id", ColumnType::Code),
+        ],
+    );
+    // Each load looks up the groups it touches.
+    TableSchema {
+        indexes: vec!["_claim_key".into(), "_resource_id".into()],
+        ..schema
+    }
+}
+
+/// Rows of `bene_xref` and `cclf9` for one Patient with the given lineage cells (see
+/// [`Plan::evaluate`](crate::Plan::evaluate)).
+pub(crate) fn xref_rows(records: &[MbiRecord], bene: &str, lineage: &[Cell]) -> XrefRows {
+    let text = |s: &Option<String>| s.clone().map_or(Cell::Null, Cell::Text);
+    let mut xref = Vec::new();
+    let mut cclf9 = Vec::new();
+    let current = records.iter().find(|m| m.current).map(|m| m.mbi.clone());
+    for m in records {
+        let mut row = vec![
+            Cell::Text(bene.to_owned()),
+            Cell::Text(m.mbi.clone()),
+            text(&m.start),
+            text(&m.end),
+            Cell::Bool(m.current),
+        ];
+        row.extend(lineage.iter().cloned());
+        xref.push(row);
+        if let (false, Some(cur)) = (m.current, &current) {
+            let mut row = vec![
+                Cell::Text("M".into()),
+                Cell::Text(cur.clone()),
+                Cell::Text(m.mbi.clone()),
+                text(&m.start),
+                text(&m.end),
+                Cell::Null,
+            ];
+            row.extend(lineage.iter().cloned());
+            cclf9.push(row);
+        }
+    }
+    XrefRows { xref, cclf9 }
+}
+
+pub(crate) struct XrefRows {
+    pub xref: Vec<Vec<Cell>>,
+    pub cclf9: Vec<Vec<Cell>>,
+}
+
+/// `_claimline_counts`: per run, claim type × service month, claims, lines and payment sum.
+pub fn counts_schema() -> TableSchema {
+    TableSchema::new(
+        COUNTS_TABLE,
+        vec![
+            Column::new("_run_id", ColumnType::Code),
+            Column::new("_api_version", ColumnType::Code),
+            Column::new("CLAIM_TYPE", ColumnType::Code)
+                .describe("eob-type code (v3: EOB-TYPE): CARRIER, DME, HHA, HOSPICE, INPATIENT, OUTPATIENT, PDE, SNF"),
+            Column::new("SERVICE_MONTH", ColumnType::Code)
+                .describe("YYYY-MM of billablePeriod.start (PDE: item.servicedDate)"),
+            Column::new("CLAIMS", ColumnType::Integer)
+                .describe("EOBs whose rows this run loaded (current versions; v3 exclusions left out)"),
+            Column::new("LINES", ColumnType::Integer).describe("Their item count"),
+            Column::new(
+                "PAYMENT_SUM",
+                ColumnType::Decimal {
+                    precision: 18,
+                    scale: 2,
+                },
+            )
+            .describe("Sum of payment.amount.value (CLM_PMT_AMT; PDE: NULL in payment, so 0)"),
+        ],
+    )
+}
+
+/// The reconciliation table.
+pub const COUNTS_TABLE: &str = "_claimline_counts";
+
+/// What one EOB adds to `_claimline_counts`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClaimSummary {
+    /// The eob-type code.
+    pub claim_type: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Items.
+    pub lines: u64,
+    /// `payment.amount.value` in cents.
+    pub payment_cents: i128,
+}
+
+/// The reconciliation summary of an EOB (`None` for other resources).
+pub fn claim_summary(r: &Resource<'_>) -> Option<ClaimSummary> {
+    if r.resource_type != "ExplanationOfBenefit" {
+        return None;
+    }
+    const TYPES: [&str; 2] = [
+        "https://bluebutton.cms.gov/resources/codesystem/eob-type",
+        "https://bluebutton.cms.gov/fhir/CodeSystem/EOB-TYPE",
+    ];
+    let claim_type = r
+        .root
+        .get("type")
+        .and_then(|t| t.get("coding"))
+        .into_iter()
+        .flat_map(|c| c.items())
+        .find(|c| str_at(*c, "system").is_some_and(|s| TYPES.contains(&s)))
+        .and_then(|c| str_at(c, "code"))
+        .unwrap_or("")
+        .to_owned();
+    let start = r
+        .root
+        .get("billablePeriod")
+        .and_then(|p| str_at(p, "start"))
+        .or_else(|| {
+            r.root
+                .get("item")
+                .and_then(|i| i.index(0))
+                .and_then(|i| str_at(i, "servicedDate"))
+        })
+        .unwrap_or("");
+    let month: String = start.chars().take(7).collect();
+    let lines = r.root.get("item").and_then(|i| i.array_len()).unwrap_or(0) as u64;
+    let payment_cents = r
+        .root
+        .get("payment")
+        .and_then(|p| p.get("amount"))
+        .and_then(|a| a.get("value"))
+        .and_then(|v| v.number_text())
+        .and_then(claimline_view::Decimal::parse)
+        .and_then(|d| d.rescale(2))
+        .map_or(0, |d| d.mantissa());
+    Some(ClaimSummary {
+        claim_type,
+        month,
+        lines,
+        payment_cents,
+    })
+}

@@ -1,0 +1,651 @@
+//! Claim history across runs (issue 6): three exports hand-built from the real R4 records —
+//! a first load; a corrected claim (new version, fewer lines) with its cancelled predecessor;
+//! an export without Patients that replays a stale version — checked after each load against
+//! what each current claim version produces on its own, in SQLite and through the README's
+//! Parquet current-rows rule.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::{claimline, json, sample_data};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn real(file: &str, index: usize) -> Value {
+    let text = std::fs::read_to_string(sample_data().join("r4").join(file)).expect("sample");
+    let line = text.lines().nth(index).expect("sample line");
+    serde_json::from_str(line).expect("JSON")
+}
+
+/// A real R4 EOB made into one version of claim group `group`.
+fn version(file: &str, id: &str, group: &str, last_updated: &str, status: &str) -> Value {
+    let mut eob = real(file, 0);
+    eob["id"] = Value::from(id);
+    eob["status"] = Value::from(status);
+    eob["meta"]["lastUpdated"] = Value::from(last_updated);
+    let clm_id = id.rsplit('-').next().expect("id");
+    for ident in eob["identifier"].as_array_mut().expect("identifiers") {
+        if ident["system"] == "https://bluebutton.cms.gov/resources/identifier/claim-group" {
+            ident["value"] = Value::from(group);
+        } else {
+            ident["value"] = Value::from(clm_id);
+        }
+    }
+    eob
+}
+
+fn write_export(dir: &Path, eobs: &[&Value], patients: bool) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let lines: Vec<String> = eobs.iter().map(|e| e.to_string()).collect();
+    std::fs::write(
+        dir.join("ExplanationOfBenefit.ndjson"),
+        lines.join("\n") + "\n",
+    )
+    .expect("write");
+    if patients {
+        let mut patient = real("Patient.ndjson", 0);
+        patient["meta"]["lastUpdated"] = Value::from("2026-01-01T00:00:00Z");
+        std::fs::write(dir.join("Patient.ndjson"), patient.to_string() + "\n").expect("write");
+    }
+    dir.to_owned()
+}
+
+fn load(input: &Path, out: &Path, run_id: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "load",
+        s(input),
+        "--out",
+        s(out),
+        "--run-id",
+        run_id,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let r = claimline(out.parent().expect("parent"), &args);
+    assert!(
+        r.status.success(),
+        "load {run_id}: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    json(&r)
+}
+
+/// Columns that depend on the run, not the claim.
+const RUN_COLUMNS: [&str; 3] = ["_source_file", "_line", "_run_id"];
+
+fn cell(v: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef as R;
+    match v {
+        R::Null => "NULL".into(),
+        R::Integer(i) => i.to_string(),
+        R::Real(f) => f.to_string(),
+        R::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        R::Blob(_) => "<blob>".into(),
+    }
+}
+
+/// Every row of every table of a SQLite output, the run columns left out, sorted per table.
+fn sqlite_tables(db: &Path, skip: &[&str]) -> BTreeMap<String, Vec<String>> {
+    let conn = Connection::open(db).expect("open");
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_claimline%' ESCAPE '\\'")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    let mut out = BTreeMap::new();
+    for name in names {
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{name}\""))
+            .expect("prepare");
+        let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                let mut parts = Vec::new();
+                for (i, c) in columns.iter().enumerate() {
+                    if !RUN_COLUMNS.contains(&c.as_str()) {
+                        parts.push(format!("{c}={}", cell(r.get_ref(i)?)));
+                    }
+                }
+                Ok(parts.join("|"))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        rows.sort();
+        out.insert(name, rows);
+    }
+    out
+}
+
+/// The rows one claim version produces loaded on its own (with the Patient), per claim table.
+fn alone(tmp: &Path, eob: &Value) -> BTreeMap<String, Vec<String>> {
+    let id = eob["id"].as_str().expect("id");
+    let input = write_export(&tmp.join(format!("alone-{id}")), &[eob], true);
+    let out = tmp.join(format!("alone-{id}-out"));
+    load(&input, &out, "alone", &["--format", "sqlite"]);
+    sqlite_tables(
+        &out.join("claimline.sqlite"),
+        &["bene_xref", "cclf8", "cclf9"],
+    )
+}
+
+fn union(parts: &[&BTreeMap<String, Vec<String>>]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in parts {
+        for (t, rows) in *p {
+            out.entry(t.clone())
+                .or_default()
+                .extend(rows.iter().cloned());
+        }
+    }
+    for rows in out.values_mut() {
+        rows.sort();
+    }
+    out
+}
+
+fn claim_tables(db: &Path) -> BTreeMap<String, Vec<String>> {
+    sqlite_tables(db, &["bene_xref", "cclf8", "cclf9"])
+}
+
+fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    let col = batch.column(batch.schema().index_of(name).expect("column"));
+    let a = col
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("a string column");
+    (0..a.len())
+        .map(|i| (!a.is_null(i)).then(|| a.value(i).to_owned()))
+        .collect()
+}
+
+fn batches(root: &Path, table: &str) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let Ok(runs) = std::fs::read_dir(root.join(table)) else {
+        return out;
+    };
+    let mut files: Vec<PathBuf> = runs
+        .flatten()
+        .flat_map(|run| std::fs::read_dir(run.path()).expect("run dir").flatten())
+        .map(|f| f.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    for f in files {
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).expect("open"))
+                .expect("parquet")
+                .build()
+                .expect("reader");
+        out.extend(reader.map(|b| b.expect("batch")));
+    }
+    out
+}
+
+/// The README's current-rows rule over the Parquet files, in Rust: per `(_api_version,
+/// _claim_key)` the head is the `version` event of `_claimline_claims` with the greatest
+/// (`_last_updated`, `_run_id`), dropped when a `cancel` names it; a table's current rows are
+/// those of the heads' (`_resource_id`, `_run_id`). Returns (table, `_resource_id`) → rows.
+fn parquet_current(root: &Path, tables: &[String]) -> BTreeMap<(String, String), usize> {
+    type Key = (Option<String>, Option<String>);
+    let mut heads: BTreeMap<Key, (Option<i64>, String, String)> = BTreeMap::new();
+    let mut cancels: BTreeSet<(Key, String)> = BTreeSet::new();
+    for b in batches(root, "_claimline_claims") {
+        let versions = strings(&b, "_api_version");
+        let keys = strings(&b, "_claim_key");
+        let ids = strings(&b, "_resource_id");
+        let actions = strings(&b, "_action");
+        let runs = strings(&b, "_run_id");
+        let lu = b
+            .column(b.schema().index_of("_last_updated").expect("column"))
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("timestamps")
+            .clone();
+        for i in 0..b.num_rows() {
+            let key = (versions[i].clone(), keys[i].clone());
+            let id = ids[i].clone().expect("id");
+            let run = runs[i].clone().expect("run");
+            if actions[i].as_deref() == Some("cancel") {
+                cancels.insert((key, id));
+                continue;
+            }
+            let t = (!lu.is_null(i)).then(|| lu.value(i));
+            let candidate = (t, run, id);
+            let better = heads
+                .get(&key)
+                .is_none_or(|h| (candidate.0, &candidate.1) > (h.0, &h.1));
+            if better {
+                heads.insert(key, candidate);
+            }
+        }
+    }
+    let current: BTreeSet<(String, String)> = heads
+        .into_iter()
+        .filter(|(k, (_, _, id))| !cancels.contains(&(k.clone(), id.clone())))
+        .map(|(_, (_, run, id))| (id, run))
+        .collect();
+    let mut out = BTreeMap::new();
+    for t in tables {
+        for b in batches(root, t) {
+            let ids = strings(&b, "_resource_id");
+            let runs = strings(&b, "_run_id");
+            for i in 0..b.num_rows() {
+                let pair = (ids[i].clone().expect("id"), runs[i].clone().expect("run"));
+                if current.contains(&pair) {
+                    *out.entry((t.clone(), pair.0)).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// (table, `_resource_id`) → rows, from SQLite claim tables.
+fn sqlite_counts(db: &Path, tables: &[String]) -> BTreeMap<(String, String), usize> {
+    let conn = Connection::open(db).expect("open");
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT _resource_id, count(*) FROM \"{t}\" GROUP BY 1"
+            ))
+            .expect("prepare");
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .expect("query");
+        for row in rows {
+            let (id, n) = row.expect("row");
+            out.insert((t.clone(), id), n as usize);
+        }
+    }
+    out
+}
+
+fn scalar(db: &Path, sql: &str) -> i64 {
+    Connection::open(db)
+        .expect("open")
+        .query_row(sql, [], |r| r.get(0))
+        .expect("query")
+}
+
+/// Checks one state: SQLite equals the current versions loaded alone, every claim row has its
+/// MBI, `bene_xref` holds the Patient, and Parquet's current rows are SQLite's.
+fn check(out: &Path, expected: &BTreeMap<String, Vec<String>>, step: &str) {
+    let db = out.join("claimline.sqlite");
+    let actual = claim_tables(&db);
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "{step}: tables"
+    );
+    for (t, rows) in expected {
+        assert_eq!(&actual[t], rows, "{step}: table {t}");
+    }
+    let conn = Connection::open(&db).expect("open");
+    let claim: Vec<String> = conn
+        .prepare("SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c WHERE m.type = 'table' AND c.name = '_claim_key' AND m.name NOT LIKE '\\_claimline%' ESCAPE '\\'")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    assert!(claim.len() >= 9, "{step}: {claim:?}");
+    for t in &claim {
+        let has_mbi = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{t}') WHERE name = 'BENE_MBI_ID'"
+            ))
+            .expect("prepare")
+            .exists([])
+            .expect("query");
+        if has_mbi {
+            let unresolved = scalar(
+                &db,
+                &format!("SELECT count(*) FROM \"{t}\" WHERE BENE_MBI_ID IS NOT '3456789'"),
+            );
+            assert_eq!(unresolved, 0, "{step}: {t} rows without the current MBI");
+        }
+    }
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM bene_xref WHERE BENE_ID = '567834'"
+        ),
+        4,
+        "{step}"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM bene_xref WHERE MBI_CURRENT = 1"),
+        1,
+        "{step}"
+    );
+    assert_eq!(scalar(&db, "SELECT count(*) FROM cclf9"), 3, "{step}");
+    // CCLF8: the one beneficiary, kept from the last run that had the Patient.
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM cclf8 WHERE BENE_MBI_ID = '3456789' AND BENE_MDCR_STUS_CD IS NULL"
+        ),
+        1,
+        "{step}"
+    );
+    assert_eq!(
+        parquet_current(&out.join("parquet"), &claim),
+        sqlite_counts(&db, &claim),
+        "{step}: Parquet current rows"
+    );
+}
+
+#[test]
+fn three_exports_keep_one_current_version_and_resolve_mbis() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let carrier = "ExplanationOfBenefit-carrier.ndjson";
+    let outpatient = "ExplanationOfBenefit-outpatient.ndjson";
+    let inpatient = "ExplanationOfBenefit-inpatient.ndjson";
+    let jan = "2026-01-05T10:00:00.000+00:00";
+    let feb = "2026-02-02T10:00:00.000+00:00";
+    let c1 = version(carrier, "carrier-1001", "7001", jan, "active");
+    let mut c2 = version(carrier, "carrier-1002", "7001", feb, "active");
+    // The correction keeps two of the seven lines.
+    c2["item"].as_array_mut().expect("items").truncate(2);
+    let c1_cancelled = version(carrier, "carrier-1001", "7001", feb, "cancelled");
+    let o1 = version(outpatient, "outpatient-2001", "7002", jan, "active");
+    let i1 = version(inpatient, "inpatient-3001", "7003", feb, "active");
+
+    let rows_c1 = alone(tmp, &c1);
+    let rows_c2 = alone(tmp, &c2);
+    let rows_o1 = alone(tmp, &o1);
+    let rows_i1 = alone(tmp, &i1);
+    let lines = |rows: &BTreeMap<String, Vec<String>>| rows.get("cclf5").map_or(0, Vec::len);
+    assert_eq!(lines(&rows_c1), 7);
+    assert_eq!(lines(&rows_c2), 2);
+
+    let out = tmp.join("out");
+    // 1: first load.
+    let e1 = write_export(&tmp.join("e1"), &[&c1, &o1], true);
+    let r1 = load(&e1, &out, "r1", &[]);
+    assert_eq!(r1["beneficiaries"]["unresolved_claims"], 0, "{r1:#}");
+    check(&out, &union(&[&rows_c1, &rows_o1]), "after export 1");
+
+    // 2: the correction and its cancelled predecessor (a cancel of a version that is no longer
+    // current once the correction is in: stale, it must not delete the correction).
+    let e2 = write_export(&tmp.join("e2"), &[&c1_cancelled, &c2], true);
+    let r2 = load(&e2, &out, "r2", &[]);
+    assert_eq!(r2["history"]["cancels"], 1, "{r2:#}");
+    assert_eq!(r2["history"]["superseded"], 1, "{r2:#}");
+    check(&out, &union(&[&rows_c2, &rows_o1]), "after export 2");
+
+    // 3: no Patients; a new claim, and the old version replayed (Group/runout overlapping
+    // Group/all): the MBI resolves from bene_xref and the stale version changes nothing.
+    let e3 = write_export(&tmp.join("e3"), &[&i1, &c1], false);
+    let r3 = load(&e3, &out, "r3", &[]);
+    assert_eq!(r3["beneficiaries"]["with_mbi"], 0, "{r3:#}");
+    assert_eq!(r3["beneficiaries"]["unresolved_claims"], 0, "{r3:#}");
+    assert_eq!(r3["history"]["stale_groups"], 1, "{r3:#}");
+    check(
+        &out,
+        &union(&[&rows_c2, &rows_o1, &rows_i1]),
+        "after export 3",
+    );
+
+    // A cancel of the current version removes the whole claim, in every table.
+    let c2_cancelled = version(carrier, "carrier-1002", "7001", feb, "cancelled");
+    let e4 = write_export(&tmp.join("e4"), &[&c2_cancelled], false);
+    let r4 = load(&e4, &out, "r4", &[]);
+    assert_eq!(r4["history"]["removed_groups"], 1, "{r4:#}");
+    check(
+        &out,
+        &union(&[&rows_o1, &rows_i1]),
+        "after cancelling the current version",
+    );
+}
+
+#[test]
+fn all_versions_keeps_every_version_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let carrier = "ExplanationOfBenefit-carrier.ndjson";
+    let jan = "2026-01-05T10:00:00.000+00:00";
+    let feb = "2026-02-02T10:00:00.000+00:00";
+    let c1 = version(carrier, "carrier-1001", "7001", jan, "active");
+    let c2 = version(carrier, "carrier-1002", "7001", feb, "active");
+    let out = tmp.join("out");
+    // The same export twice in one run (Group/all and Group/runout), then again in a second run.
+    let a = write_export(&tmp.join("all"), &[&c1, &c2], true);
+    let b = write_export(&tmp.join("runout"), &[&c1, &c2], false);
+    let args = ["--all-versions", "--format", "sqlite"];
+    let mut all = vec!["load", s(&a), s(&b), "--out", s(&out), "--json"];
+    all.extend_from_slice(&args);
+    let r = claimline(tmp, &all);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let db = out.join("claimline.sqlite");
+    assert_eq!(json(&r)["history"]["superseded"], 2);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM cclf5"), 14);
+    load(&a, &out, "r2", &args);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM cclf5"), 14);
+    assert_eq!(
+        scalar(&db, "SELECT count(DISTINCT _resource_id) FROM cclf5"),
+        2
+    );
+}
+
+/// `_claimline_counts` per run, and the v2/v3 overlap warning: a v2 claim and a v3 claim for
+/// the same service month (October 2022) in one output.
+#[test]
+fn counts_per_run_and_a_warning_when_v2_and_v3_share_months() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let mut v2 = version(
+        "ExplanationOfBenefit-carrier.ndjson",
+        "carrier-1001",
+        "7001",
+        "2026-01-05T10:00:00.000+00:00",
+        "active",
+    );
+    v2["billablePeriod"]["start"] = Value::from("2022-10-03");
+    let out = tmp.join("out");
+    let e1 = write_export(&tmp.join("e1"), &[&v2], true);
+    let r1 = load(&e1, &out, "r1", &[]);
+    assert_eq!(r1["v2_v3_overlap_months"], serde_json::json!([]));
+    let db = out.join("claimline.sqlite");
+    let row: (String, String, i64, i64, f64) = Connection::open(&db)
+        .expect("open")
+        .query_row(
+            "SELECT CLAIM_TYPE, SERVICE_MONTH, CLAIMS, LINES, PAYMENT_SUM FROM _claimline_counts WHERE _run_id = 'r1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .expect("one row");
+    assert_eq!(row, ("CARRIER".into(), "2022-10".into(), 1, 7, 199.99));
+
+    let v3 = sample_data().join("v3/ExplanationOfBenefit-carrier.ndjson");
+    let r = claimline(
+        tmp,
+        &["load", s(&v3), "--out", s(&out), "--run-id", "r2", "--json"],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        json(&r)["v2_v3_overlap_months"],
+        serde_json::json!(["2022-10"])
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains("v2 and v3 claims for 1 service month(s) (2022-10)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM _claimline_counts WHERE _run_id = 'r2' AND _api_version = 'v3' AND SERVICE_MONTH = '2022-10'"
+        ),
+        1
+    );
+}
+
+/// A Parquet-only output resolves an export without Patients from its own `bene_xref` parts.
+#[test]
+fn a_parquet_only_output_resolves_mbis_from_earlier_runs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let jan = "2026-01-05T10:00:00.000+00:00";
+    let c1 = version(
+        "ExplanationOfBenefit-carrier.ndjson",
+        "carrier-1001",
+        "7001",
+        jan,
+        "active",
+    );
+    let i1 = version(
+        "ExplanationOfBenefit-inpatient.ndjson",
+        "inpatient-3001",
+        "7003",
+        jan,
+        "active",
+    );
+    let out = tmp.join("out");
+    let e1 = write_export(&tmp.join("e1"), &[&c1], true);
+    let r1 = load(&e1, &out, "r1", &["--format", "parquet"]);
+    assert_eq!(r1["beneficiaries"]["unresolved_claims"], 0, "{r1:#}");
+    let e2 = write_export(&tmp.join("e2"), &[&i1], false);
+    let r2 = load(&e2, &out, "r2", &["--format", "parquet"]);
+    assert_eq!(r2["beneficiaries"]["with_mbi"], 0, "{r2:#}");
+    assert_eq!(r2["beneficiaries"]["known"], 1, "{r2:#}");
+    assert_eq!(r2["beneficiaries"]["unresolved_claims"], 0, "{r2:#}");
+    assert!(!out.join("claimline.sqlite").exists());
+}
+
+/// One output keeps one version rule: switching `--all-versions` on or off is refused (exit 2).
+#[test]
+fn switching_the_version_rule_on_an_output_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let c1 = version(
+        "ExplanationOfBenefit-carrier.ndjson",
+        "carrier-1001",
+        "7001",
+        "2026-01-05T10:00:00.000+00:00",
+        "active",
+    );
+    let out = tmp.join("out");
+    let e1 = write_export(&tmp.join("e1"), &[&c1], true);
+    load(&e1, &out, "r1", &[]);
+    let r = claimline(
+        tmp,
+        &[
+            "load",
+            s(&e1),
+            "--out",
+            s(&out),
+            "--run-id",
+            "r2",
+            "--all-versions",
+        ],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--all-versions"));
+    load(&e1, &out, "r3", &[]);
+}
+
+/// A beneficiary's new MBI: the run's own Patient wins over what `bene_xref` holds, and
+/// `bene_xref` and `cclf9` are replaced for that beneficiary (the old current MBI becomes a
+/// previous one).
+#[test]
+fn a_new_mbi_in_a_later_patient_replaces_the_crosswalk() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let jan = "2026-01-05T10:00:00.000+00:00";
+    let c1 = version(
+        "ExplanationOfBenefit-carrier.ndjson",
+        "carrier-1001",
+        "7001",
+        jan,
+        "active",
+    );
+    let i1 = version(
+        "ExplanationOfBenefit-inpatient.ndjson",
+        "inpatient-3001",
+        "7003",
+        jan,
+        "active",
+    );
+    let out = tmp.join("out");
+    let e1 = write_export(&tmp.join("e1"), &[&c1], true);
+    load(&e1, &out, "r1", &[]);
+
+    let e2 = write_export(&tmp.join("e2"), &[&i1], true);
+    let mut patient: Value = serde_json::from_str(
+        std::fs::read_to_string(e2.join("Patient.ndjson"))
+            .expect("patient")
+            .trim(),
+    )
+    .expect("JSON");
+    let current = "https://bluebutton.cms.gov/resources/codesystem/identifier-currency";
+    for ident in patient["identifier"].as_array_mut().expect("identifiers") {
+        for coding in ident["type"]["coding"].as_array_mut().into_iter().flatten() {
+            for ext in coding["extension"].as_array_mut().into_iter().flatten() {
+                if ext["url"] == current && ext["valueCoding"]["code"] == "current" {
+                    ext["valueCoding"]["code"] = Value::from("historic");
+                }
+            }
+        }
+    }
+    let mut new = patient["identifier"][1].clone();
+    new["value"] = Value::from("1EG4TE5MK73");
+    new["type"]["coding"][0]["extension"][0]["valueCoding"]["code"] = Value::from("current");
+    patient["identifier"]
+        .as_array_mut()
+        .expect("identifiers")
+        .push(new);
+    std::fs::write(e2.join("Patient.ndjson"), patient.to_string() + "\n").expect("write");
+    let r2 = load(&e2, &out, "r2", &[]);
+    assert_eq!(r2["beneficiaries"]["unresolved_claims"], 0, "{r2:#}");
+    let db = out.join("claimline.sqlite");
+    let mbi = |sql: &str| -> String {
+        Connection::open(&db)
+            .expect("open")
+            .query_row(sql, [], |r| r.get(0))
+            .expect("query")
+    };
+    assert_eq!(
+        mbi("SELECT BENE_MBI_ID FROM cclf1 WHERE _resource_id = 'inpatient-3001'"),
+        "1EG4TE5MK73"
+    );
+    // The earlier claim keeps the MBI it was loaded with; join through bene_xref for today's.
+    assert_eq!(
+        mbi("SELECT BENE_MBI_ID FROM cclf5 WHERE _resource_id = 'carrier-1001' LIMIT 1"),
+        "3456789"
+    );
+    assert_eq!(
+        mbi("SELECT MBI FROM bene_xref WHERE MBI_CURRENT = 1"),
+        "1EG4TE5MK73"
+    );
+    assert_eq!(scalar(&db, "SELECT count(*) FROM bene_xref"), 5);
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM cclf9 WHERE CRNT_NUM = '1EG4TE5MK73'"
+        ),
+        4
+    );
+    assert_eq!(scalar(&db, "SELECT count(*) FROM cclf9"), 4);
+    assert_eq!(mbi("SELECT BENE_MBI_ID FROM cclf8"), "1EG4TE5MK73");
+}
