@@ -51,42 +51,9 @@ pub use export::{
     PATIENT_BENES_PER_FILE, TRANSACTION_TIME, WrittenFile, write_export,
 };
 
-/// The BCDA API version of an export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ApiVersion {
-    /// API v1: FHIR STU3 (BFD v1).
-    V1,
-    /// API v2: FHIR R4, CARIN Blue Button (BFD v2).
-    V2,
-    /// API v3: FHIR R4, CARIN Blue Button 2.2 from CMS IDR (BFD v3).
-    V3,
-}
-
-impl ApiVersion {
-    /// `v1`, `v2` or `v3`, as in BCDA's URLs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiVersion::V1 => "v1",
-            ApiVersion::V2 => "v2",
-            ApiVersion::V3 => "v3",
-        }
-    }
-}
-
-impl std::str::FromStr for ApiVersion {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "v1" => Ok(ApiVersion::V1),
-            "v2" => Ok(ApiVersion::V2),
-            "v3" => Ok(ApiVersion::V3),
-            other => Err(Error::Version {
-                given: other.to_owned(),
-            }),
-        }
-    }
-}
+/// The BCDA API version of an export: the scanner's own type, so what `synth` writes and what
+/// `scan` detects are named the same way.
+pub use claimline_ndjson::ApiVersion;
 
 /// What can go wrong generating an export.
 #[derive(Debug, thiserror::Error)]
@@ -105,12 +72,6 @@ pub enum Error {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
-    },
-    /// Not `v1`, `v2` or `v3`.
-    #[error("unknown API version `{given}` (expected v1, v2 or v3)")]
-    Version {
-        /// What was given.
-        given: String,
     },
 }
 

@@ -36,7 +36,9 @@ pub struct Args {
 
 /// Runs `claimline synth`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let version: ApiVersion = args.version.parse()?;
+    let version = ApiVersion::parse(&args.version).ok_or_else(|| {
+        crate::views::UsageError(format!("--version {}: expected v1, v2 or v3", args.version))
+    })?;
     let config = ExportConfig {
         benes: args.benes,
         years: args.years,
