@@ -340,15 +340,16 @@ const NO_SAMPLE_VALUE: &[(&str, &str, &str)] = &[
 /// A view column: name, FHIRPath, tags as `(name, value)`.
 type ViewColumn = (String, String, Vec<(String, String)>);
 
-/// The name, path and `tag`s of every column of a view file, in order.
+/// The name, path and `tag`s of every column of a view file (its top-level selects), in order.
 fn view_columns(version: &str, table: &str) -> Vec<ViewColumn> {
     let path = repo_root().join(format!("mappings/cclf/{version}/{table}.json"));
     let v: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("view")).expect("json");
-    v["select"][0]["column"]
+    v["select"]
         .as_array()
-        .expect("columns")
+        .expect("selects")
         .iter()
+        .flat_map(|s| s["column"].as_array().expect("columns"))
         .map(|c| {
             (
                 c["name"].as_str().expect("name").to_owned(),
@@ -521,6 +522,71 @@ fn coverage_against_the_crosswalk() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// Every CCLF8 field is a column of `cclf8_patient` or `cclf8_coverage` (the views CCLF8 is joined
+/// from) in every version, tagged with its field; one the crosswalk gives a path for is mapped
+/// (a path, or filled by the link stage), and a NULL one says why.
+#[test]
+fn cclf8_fields_against_the_crosswalk() {
+    let reference = repo_root().join("mappings/cclf/reference");
+    let crosswalk = read_csv(&reference.join("cclf_crosswalk.csv"));
+    let v3: BTreeMap<String, String> = read_csv(&reference.join("cclf_crosswalk_bcda_v3.csv"))
+        .into_iter()
+        .filter(|r| r["cclf_file"] == "CCLF8")
+        .map(|r| (r["field_name"].clone(), r["bcda_v3_fhirpath"].clone()))
+        .collect();
+    let fields: Vec<&BTreeMap<String, String>> = crosswalk
+        .iter()
+        .filter(|r| r["cclf_file"] == "CCLF8")
+        .collect();
+    assert_eq!(fields.len(), 31);
+    let mut problems = Vec::new();
+    let mut mapped = BTreeMap::new();
+    for version in ["v1", "v2", "v3"] {
+        let mut columns = view_columns(version, "cclf8_patient");
+        columns.extend(view_columns(version, "cclf8_coverage"));
+        for r in &fields {
+            let field = &r["field_name"];
+            let csv_path = match version {
+                "v1" => r["fhir_stu3_path"].clone(),
+                "v2" => r["fhir_r4_path"].clone(),
+                _ => v3[field].clone(),
+            };
+            let tagged = format!("CCLF8.{field}");
+            let holders: Vec<&ViewColumn> = columns
+                .iter()
+                .filter(|c| c.2.iter().any(|(k, v)| k == "cclf/field" && *v == tagged))
+                .collect();
+            if holders.is_empty() || holders.iter().any(|c| &c.0 != field) {
+                problems.push(format!(
+                    "{version} {field}: no column of that name tagged with it"
+                ));
+                continue;
+            }
+            let is_mapped = holders.iter().any(|(_, path, tags)| {
+                path != "{}" || tags.iter().any(|(k, _)| k == "claimline/link")
+            });
+            if is_mapped {
+                *mapped.entry(version).or_insert(0) += 1;
+            } else if !csv_path.trim().is_empty() && !csv_path.starts_with("ExplanationOfBenefit.")
+            {
+                problems.push(format!(
+                    "{version} {field}: the crosswalk has a path but the views map nothing"
+                ));
+            } else if !holders
+                .iter()
+                .any(|c| c.2.iter().any(|(k, _)| k == "claimline/unmapped"))
+            {
+                problems.push(format!(
+                    "{version} {field}: NULL without a claimline/unmapped reason"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    // 31 fields less HICN, county and the two hospice dates.
+    assert_eq!(mapped, BTreeMap::from([("v1", 27), ("v2", 27), ("v3", 27)]));
+}
+
 /// v3 partially adjudicated and prior-authorization EOBs are counted and left out, unless
 /// `--include-partial`; unresolved beneficiaries are counted.
 #[test]
@@ -588,7 +654,7 @@ fn views_doc_matches_the_committed_dictionary() {
     assert!(r.status.success());
     assert_eq!(
         String::from_utf8_lossy(&r.stdout).trim(),
-        "ok: 27 views, 9 tables"
+        "ok: 33 views, 10 tables"
     );
     let r = claimline(dir.path(), &["views", "list", "--views", "basic"]);
     assert!(r.status.success());
@@ -608,4 +674,90 @@ fn views_doc_matches_the_committed_dictionary() {
         &["views", "check", "--views", s(&builtin_v2), s(&bad)],
     );
     assert_eq!(r.status.code(), Some(2));
+}
+
+/// CCLF8's paths are ViewDefinitions a user can edit: a copy of the v2 input views with one
+/// path changed changes that CCLF8 column, and the join, precedence and computed columns still
+/// apply. A CCLF8 input view with a wrongly typed column is refused (exit 2) before any output.
+#[test]
+fn cclf8_input_views_can_be_edited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let views = dir.path().join("views/v2");
+    std::fs::create_dir_all(&views).expect("views folder");
+    let patient = std::fs::read_to_string(repo_root().join("mappings/cclf/v2/cclf8_patient.json"))
+        .expect("view");
+    assert!(patient.contains(r#""path": "family""#));
+    std::fs::write(
+        views.join("cclf8_patient.json"),
+        patient.replace(r#""path": "family""#, r#""path": "family.upper()""#),
+    )
+    .expect("write view");
+    std::fs::copy(
+        repo_root().join("mappings/cclf/v2/cclf8_coverage.json"),
+        views.join("cclf8_coverage.json"),
+    )
+    .expect("copy view");
+    let out = dir.path().join("out");
+    let r = claimline(
+        dir.path(),
+        &[
+            "load",
+            s(&sample_data().join("r4")),
+            "--views",
+            s(&dir.path().join("views")),
+            "--out",
+            s(&out),
+            "--format",
+            "sqlite",
+            "--json",
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report = json(&r);
+    assert_eq!(report["tables"]["cclf8"], 1, "{report}");
+    assert!(report["tables"].get("cclf8_patient").is_none(), "{report}");
+    let conn = Connection::open(out.join("claimline.sqlite")).expect("open");
+    let (last, dual, age): (String, String, Option<String>) = conn
+        .query_row(
+            "SELECT BENE_LAST_NAME, BENE_DUAL_STUS_CD, BENE_AGE FROM cclf8",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("one cclf8 row");
+    let golden = std::fs::read_to_string(repo_root().join("tests/golden/cclf/v2/cclf8.ndjson"))
+        .expect("golden");
+    let row: Value = serde_json::from_str(golden.lines().nth(1).expect("golden row")).expect("row");
+    let want = row["BENE_LAST_NAME"].as_str().expect("name").to_uppercase();
+    assert_eq!(last, want);
+    assert_eq!(Some(dual.as_str()), row["BENE_DUAL_STUS_CD"].as_str());
+    assert!(age.is_some());
+
+    let mut bad: Value = serde_json::from_str(&patient).expect("json");
+    let dob = bad["select"][0]["column"]
+        .as_array_mut()
+        .expect("columns")
+        .iter_mut()
+        .find(|c| c["name"] == "BENE_DOB")
+        .expect("BENE_DOB column");
+    dob["type"] = Value::from("string");
+    let bad = bad.to_string();
+    std::fs::write(views.join("cclf8_patient.json"), bad).expect("write view");
+    let r = claimline(
+        dir.path(),
+        &[
+            "load",
+            s(&sample_data().join("r4")),
+            "--views",
+            s(&dir.path().join("views")),
+            "--out",
+            s(&dir.path().join("out2")),
+        ],
+    );
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("BENE_DOB") && err.contains("cclf8_patient"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out2/claimline.sqlite").exists());
 }

@@ -1,29 +1,34 @@
 //! CCLF8, beneficiary demographics and entitlement: one row per beneficiary, joined in the link
-//! stage from the beneficiary's Patient and its Coverage resources (Part A, B, C, D; v3 also
-//! `dual-`).
+//! stage from the rows of two ViewDefinitions: `cclf8_patient` (one row per Patient) and
+//! `cclf8_coverage` (one row per Coverage: Part A, B, C, D; v3 also `dual-`). The views (in
+//! `mappings/cclf/<version>/`) say where each value sits; this module holds only what no
+//! single-resource view can do: the join, the precedence between Coverage resources, the
+//! monthly fields, and the values computed from others.
+//!
+//! The contract with the views: each has a column tagged `claimline/link` = `bene-id` holding the
+//! beneficiary id (the join key); a column named like a CCLF8 column fills it (with the same
+//! type); a Coverage column `X_01` … `X_12` gives the monthly values of CCLF8 column `X`;
+//! `COVERAGE_PLAN`, `COVERAGE_STATUS` and `RFRNC_YR` give the precedence.
 //!
 //! Choices (also in each column's description):
 //! - A row is written only for a beneficiary whose Patient is in the run; Coverage without its
 //!   Patient is not enough for a row (it would replace the demographics an earlier run loaded with
 //!   NULLs) and is counted ([`Cclf8Builder::coverage_only`]).
+//! - A Patient column wins; else, per field, Part A Coverage first, then Part B, D, C, other
+//!   (v3's dual); an `active` Coverage before a `cancelled` one; the latest `RFRNC_YR` first.
 //! - Monthly fields (v1/v2 `dual_01`…`dual_12`, `buyin01`…`buyin12`) take the most recent month
-//!   present on the Coverage with the latest `rfrnc_yr`; v3 has one value per field (the `dual-`
-//!   Coverage's `BENE-DUAL-STUS-CD`, the Part A/B `BENE-BUYIN-CD`).
-//! - Per field, Part A Coverage first, then Part B, D, C, dual; an `active` Coverage before a
-//!   `cancelled` one.
+//!   present; v3 has one value per field (the `dual-` Coverage's `BENE-DUAL-STUS-CD`, the Part
+//!   A/B `BENE-BUYIN-CD`).
 //! - `BENE_AGE`: whole years from `BENE_DOB` to the export's `transactionTime` (the manifest's),
 //!   else to the run's start; to `BENE_DEATH_DT` when the beneficiary died before.
-//! - `BENE_FIPS_STATE_CD` from `address.state` (USPS to FIPS); `BENE_SEX_CD` 1 male, 2 female,
-//!   0 unknown (from `us-core-sex` SNOMED, else `gender`); `BENE_RACE_CD` from BFD's `race`
-//!   extension (v1/v2), else the `us-core-race` OMB category (v3: 1 White, 2 Black, 4 Asian,
-//!   6 American Indian or Alaska Native, 3 other, 0 unknown).
+//! - `BENE_FIPS_STATE_CD` from `GEO_USPS_STATE_CD` (USPS to FIPS; a FIPS code is kept as is).
 
 use std::collections::HashMap;
 
-use claimline_ndjson::{ApiVersion, Cursor, Resource};
-use claimline_sink::{Cell, Column, ColumnType, TableSchema};
+use std::sync::Arc;
 
-use crate::{patient_mbi, str_at};
+use claimline_ndjson::ApiVersion;
+use claimline_sink::{Cell, Column, ColumnType, TableSchema};
 
 /// The columns of CCLF8, in CCLF order, with how each is filled.
 const COLUMNS: [(&str, &str); 31] = [
@@ -177,234 +182,129 @@ pub fn cclf8_schema() -> TableSchema {
     }
 }
 
-/// What one Patient or Coverage gives to CCLF8.
+/// The view name whose rows (one per Patient) give CCLF8 its demographics.
+pub const CCLF8_PATIENT: &str = "cclf8_patient";
+/// The view name whose rows (one per Coverage) give CCLF8 its entitlement fields.
+pub const CCLF8_COVERAGE: &str = "cclf8_coverage";
+/// The tag value (`claimline/link`) of the column that holds the beneficiary id both CCLF8 input
+/// views are joined on.
+pub const BENE_ID_LINK: &str = "bene-id";
+
+/// Which half of CCLF8 a view gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cclf8Input {
+    /// `cclf8_patient`: one row per Patient.
+    Patient,
+    /// `cclf8_coverage`: one row per Coverage.
+    Coverage,
+}
+
+impl Cclf8Input {
+    /// The input a view of this name gives, if any.
+    pub fn of_view(name: &str) -> Option<Self> {
+        match name {
+            CCLF8_PATIENT => Some(Self::Patient),
+            CCLF8_COVERAGE => Some(Self::Coverage),
+            _ => None,
+        }
+    }
+
+    /// The resource type the view must read.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Self::Patient => "Patient",
+            Self::Coverage => "Coverage",
+        }
+    }
+}
+
+/// The type a CCLF8 column has (`None`: not a CCLF8 column).
+pub(crate) fn cclf8_type(name: &str) -> Option<ColumnType> {
+    COLUMNS.iter().find(|(n, _)| *n == name).map(|_| {
+        if DATES.contains(&name) {
+            ColumnType::Date
+        } else {
+            ColumnType::Text
+        }
+    })
+}
+
+/// Named cells of one input row.
+pub type Fields = Vec<(Arc<str>, Cell)>;
+
+/// What one row of a CCLF8 input view gives.
 #[derive(Debug, Clone)]
 pub enum BenePart {
-    /// A Patient's fields and lineage.
+    /// A `cclf8_patient` row and the Patient's lineage.
     Patient {
         /// API version.
         api_version: Option<ApiVersion>,
         /// Beneficiary id.
         bene: String,
-        /// Field name → value.
-        fields: Vec<(&'static str, Cell)>,
+        /// Column name → value.
+        fields: Fields,
         /// The Patient's lineage cells.
         lineage: Vec<Cell>,
     },
-    /// A Coverage's fields.
+    /// A `cclf8_coverage` row.
     Coverage {
         /// API version.
         api_version: Option<ApiVersion>,
         /// Beneficiary id.
         bene: String,
-        /// Precedence: lower first.
-        rank: (u8, u8, std::cmp::Reverse<String>),
-        /// Field name → value.
-        fields: Vec<(&'static str, Cell)>,
+        /// Column name → value.
+        fields: Fields,
     },
 }
 
-const BB: &str = "https://bluebutton.cms.gov/resources/variables/";
-const BB3: &str = "https://bluebutton.cms.gov/fhir/StructureDefinition/";
-
-fn ext_code<'a>(c: Cursor<'a>, url: &str) -> Option<&'a str> {
-    c.get("extension")
-        .into_iter()
-        .flat_map(|e| e.items())
-        .find(|e| str_at(*e, "url") == Some(url))
-        .and_then(|e| {
-            e.get("valueCoding")
-                .and_then(|v| str_at(v, "code"))
-                .or_else(|| str_at(e, "valueCode"))
-                .or_else(|| str_at(e, "valueString"))
-        })
+fn field<'a>(fields: &'a Fields, name: &str) -> Option<&'a Cell> {
+    fields
+        .iter()
+        .find(|(n, c)| &**n == name && !matches!(c, Cell::Null))
+        .map(|(_, c)| c)
 }
 
-/// The most recent month present of a monthly extension (`prefix` + `01`…`12`).
-fn latest_month<'a>(c: Cursor<'a>, prefix: &str) -> Option<&'a str> {
-    (1..=12)
-        .rev()
-        .find_map(|m| ext_code(c, &format!("{BB}{prefix}{m:02}")))
-}
-
-fn text(s: Option<&str>) -> Cell {
-    s.map_or(Cell::Null, |s| Cell::Text(s.to_owned()))
-}
-
-fn date(s: Option<&str>) -> Cell {
-    s.and_then(|s| s.get(..10))
-        .and_then(crate::parse_day)
-        .map_or(Cell::Null, Cell::Date)
-}
-
-/// What a Patient or Coverage gives to CCLF8 (`None` for other resources).
-pub fn bene_part(r: &Resource<'_>, lineage: impl FnOnce() -> Vec<Cell>) -> Option<BenePart> {
-    let root = r.root;
-    match r.resource_type {
-        "Patient" => {
-            let (_, bene, mbi) = patient_mbi(r)
-                .or_else(|| r.id.map(|id| (r.api_version, id.to_owned(), String::new())))?;
-            let address = root.get("address").and_then(|a| a.index(0));
-            let addr = |k: &str| address.and_then(|a| str_at(a, k));
-            let line = |i: usize| address.and_then(|a| a.get("line")).and_then(|l| l.index(i));
-            let name = root.get("name").and_then(|n| n.index(0));
-            let given = |i: usize| name.and_then(|n| n.get("given")).and_then(|g| g.index(i));
-            let zip = addr("postalCode");
-            let zip5 = zip.and_then(|z| z.get(..5));
-            let zip4 = zip
-                .map(|z| z.replace('-', ""))
-                .and_then(|z| z.get(5..9).map(str::to_owned));
-            let sex = match ext_code(
-                root,
-                "http://hl7.org/fhir/us/core/StructureDefinition/us-core-sex",
-            ) {
-                Some("248153007") => Some("1"),
-                Some("248152002") => Some("2"),
-                _ => match str_at(root, "gender") {
-                    Some("male") => Some("1"),
-                    Some("female") => Some("2"),
-                    _ => Some("0"),
-                },
-            };
-            let race =
-                ext_code(root, &format!("{BB}race"))
-                    .map(str::to_owned)
-                    .or_else(|| {
-                        let omb = root
-                    .get("extension")
-                    .into_iter()
-                    .flat_map(|e| e.items())
-                    .filter(|e| {
-                        str_at(*e, "url")
-                            == Some("http://hl7.org/fhir/us/core/StructureDefinition/us-core-race")
-                    })
-                    .find_map(|e| ext_code(e, "ombCategory"))?;
-                        Some(
-                            match omb {
-                                "2106-3" => "1",
-                                "2054-5" => "2",
-                                "2028-9" => "4",
-                                "1002-5" => "6",
-                                "UNK" | "ASKU" => "0",
-                                _ => "3",
-                            }
-                            .to_owned(),
-                        )
-                    });
-            let state = addr("state");
-            let fields = vec![
-                (
-                    "BENE_MBI_ID",
-                    text((!mbi.is_empty()).then_some(mbi.as_str())),
-                ),
-                ("BENE_FIPS_STATE_CD", text(state.and_then(fips_state))),
-                ("BENE_ZIP_CD", text(zip5)),
-                ("BENE_DOB", date(str_at(root, "birthDate"))),
-                ("BENE_SEX_CD", text(sex)),
-                ("BENE_RACE_CD", race.map_or(Cell::Null, Cell::Text)),
-                ("BENE_DEATH_DT", date(str_at(root, "deceasedDateTime"))),
-                ("BENE_1ST_NAME", text(given(0).and_then(|g| g.as_str()))),
-                ("BENE_MIDL_NAME", text(given(1).and_then(|g| g.as_str()))),
-                (
-                    "BENE_LAST_NAME",
-                    text(name.and_then(|n| str_at(n, "family"))),
-                ),
-                ("BENE_LINE_1_ADR", text(line(0).and_then(|l| l.as_str()))),
-                ("BENE_LINE_2_ADR", text(line(1).and_then(|l| l.as_str()))),
-                ("BENE_LINE_3_ADR", text(line(2).and_then(|l| l.as_str()))),
-                ("BENE_LINE_4_ADR", text(line(3).and_then(|l| l.as_str()))),
-                ("BENE_LINE_5_ADR", text(line(4).and_then(|l| l.as_str()))),
-                ("BENE_LINE_6_ADR", text(line(5).and_then(|l| l.as_str()))),
-                ("GEO_ZIP_PLC_NAME", text(addr("city"))),
-                ("GEO_USPS_STATE_CD", text(state)),
-                ("GEO_ZIP5_CD", text(zip5)),
-                ("GEO_ZIP4_CD", zip4.map_or(Cell::Null, Cell::Text)),
-            ];
-            Some(BenePart::Patient {
-                api_version: r.api_version,
-                bene,
-                fields,
-                lineage: lineage(),
-            })
-        }
-        "Coverage" => {
-            let bene = root
-                .get("beneficiary")
-                .and_then(|b| str_at(b, "reference"))?
-                .strip_prefix("Patient/")?
-                .to_owned();
-            let id = r.id.unwrap_or("");
-            let part = if id.starts_with("part-a") {
-                0
-            } else if id.starts_with("part-b") {
-                1
-            } else if id.starts_with("part-d") {
-                2
-            } else if id.starts_with("part-c") {
-                3
-            } else {
-                4
-            };
-            let cancelled = u8::from(str_at(root, "status") == Some("cancelled"));
-            let year = ext_code(root, &format!("{BB}rfrnc_yr"))
-                .or_else(|| {
-                    root.get("extension")
-                        .into_iter()
-                        .flat_map(|e| e.items())
-                        .find(|e| str_at(*e, "url") == Some(&format!("{BB}rfrnc_yr")))
-                        .and_then(|e| str_at(e, "valueDate"))
-                })
-                .unwrap_or("")
-                .to_owned();
-            let start = root.get("period").and_then(|p| str_at(p, "start"));
-            let v3 = |n: &str| ext_code(root, &format!("{BB3}{n}"));
-            let mut fields = vec![
-                (
-                    "BENE_MDCR_STUS_CD",
-                    text(ext_code(root, &format!("{BB}ms_cd")).or_else(|| v3("BENE-MDCR-STUS-CD"))),
-                ),
-                (
-                    "BENE_DUAL_STUS_CD",
-                    text(latest_month(root, "dual_").or_else(|| v3("BENE-DUAL-STUS-CD"))),
-                ),
-                (
-                    "BENE_ORGNL_ENTLMT_RSN_CD",
-                    text(
-                        ext_code(root, &format!("{BB}orec"))
-                            .or_else(|| v3("BENE-MDCR-ENTLMT-RSN-CD")),
-                    ),
-                ),
-                (
-                    "BENE_ENTLMT_BUYIN_IND",
-                    text(latest_month(root, "buyin").or_else(|| v3("BENE-BUYIN-CD"))),
-                ),
-            ];
-            match part {
-                0 => fields.push(("BENE_PART_A_ENRLMT_BGN_DT", date(start))),
-                1 => fields.push(("BENE_PART_B_ENRLMT_BGN_DT", date(start))),
-                _ => {}
-            }
-            Some(BenePart::Coverage {
-                api_version: r.api_version,
-                bene,
-                // The latest reference year first.
-                rank: (cancelled, part, std::cmp::Reverse(year)),
-                fields,
-            })
-        }
+fn text_of<'a>(fields: &'a Fields, name: &str) -> Option<&'a str> {
+    match field(fields, name) {
+        Some(Cell::Text(s)) => Some(s),
         _ => None,
     }
 }
 
+/// Precedence of a Coverage row, lower first: active before cancelled; Part A, B, D, C, then
+/// any other plan (v3's dual); the latest reference year first.
+fn rank(fields: &Fields) -> (u8, u8, std::cmp::Reverse<String>) {
+    let cancelled = u8::from(text_of(fields, "COVERAGE_STATUS") == Some("cancelled"));
+    let plan = match text_of(fields, "COVERAGE_PLAN") {
+        Some("Part A") => 0,
+        Some("Part B") => 1,
+        Some("Part D") => 2,
+        Some("Part C") => 3,
+        _ => 4,
+    };
+    let year = text_of(fields, "RFRNC_YR").unwrap_or("").to_owned();
+    (cancelled, plan, std::cmp::Reverse(year))
+}
+
+/// A Coverage row's value of CCLF8 column `name`: the column itself, else the most recent of
+/// its monthly columns `name_01` … `name_12`.
+fn coverage_value(fields: &Fields, name: &str) -> Option<Cell> {
+    if let Some(c) = field(fields, name) {
+        return Some(c.clone());
+    }
+    (1..=12)
+        .rev()
+        .find_map(|m| field(fields, &format!("{name}_{m:02}")))
+        .cloned()
+}
+
 type Bene = (Option<ApiVersion>, String);
-type Fields = Vec<(&'static str, Cell)>;
-type Rank = (u8, u8, std::cmp::Reverse<String>);
 /// A Patient part: arrival, fields, lineage.
 type PatientPart = (usize, Fields, Vec<Cell>);
-/// A Coverage part: arrival, precedence, fields.
-type CoveragePart = (usize, Rank, Fields);
+/// A Coverage part: arrival, fields.
+type CoveragePart = (usize, Fields);
 
-/// Joins Patient and Coverage parts by beneficiary into CCLF8 rows.
+/// Joins `cclf8_patient` and `cclf8_coverage` rows by beneficiary into CCLF8 rows.
 #[derive(Default)]
 pub struct Cclf8Builder {
     patients: HashMap<Bene, PatientPart>,
@@ -430,13 +330,12 @@ impl Cclf8Builder {
             BenePart::Coverage {
                 api_version,
                 bene,
-                rank,
                 fields,
             } => self
                 .coverage
                 .entry((api_version, bene))
                 .or_default()
-                .push((self.seen, rank, fields)),
+                .push((self.seen, fields)),
         }
     }
 
@@ -455,29 +354,39 @@ impl Cclf8Builder {
         patients.sort_by_key(|(_, (seen, _, _))| *seen);
         let mut out = Vec::with_capacity(patients.len());
         for (key, (_, fields, lineage)) in patients {
-            let mut row: HashMap<&str, Cell> = fields.into_iter().collect();
             let mut coverage = self.coverage.remove(&key).unwrap_or_default();
-            coverage.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
-            for (_, _, fields) in coverage {
-                for (name, cell) in fields {
-                    if !matches!(cell, Cell::Null) {
-                        row.entry(name).or_insert(cell);
-                    }
-                }
-            }
-            if let Some(Cell::Date(dob)) = row.get("BENE_DOB") {
-                let end = match row.get("BENE_DEATH_DT") {
+            coverage.sort_by_cached_key(|(seen, fields)| (rank(fields), *seen));
+            let mut cells: Vec<Cell> = COLUMNS
+                .iter()
+                .map(|(name, _)| {
+                    field(&fields, name).cloned().or_else(|| {
+                        coverage
+                            .iter()
+                            .find_map(|(_, fields)| coverage_value(fields, name))
+                    })
+                })
+                .map(|c| c.unwrap_or(Cell::Null))
+                .collect();
+            let at = |name: &str| COLUMNS.iter().position(|(n, _)| *n == name);
+            if let (Some(a), Some(Cell::Date(dob))) =
+                (at("BENE_AGE"), at("BENE_DOB").map(|i| &cells[i]))
+                && matches!(cells[a], Cell::Null)
+            {
+                let end = match at("BENE_DEATH_DT").map(|i| &cells[i]) {
                     Some(Cell::Date(d)) if *d < as_of => *d,
                     _ => as_of,
                 };
                 if let Some(age) = age(*dob, end) {
-                    row.insert("BENE_AGE", Cell::Text(format!("{age:03}")));
+                    cells[a] = Cell::Text(format!("{age:03}"));
                 }
             }
-            let mut cells: Vec<Cell> = COLUMNS
-                .iter()
-                .map(|(name, _)| row.remove(name).unwrap_or(Cell::Null))
-                .collect();
+            if let (Some(f), Some(Cell::Text(state))) = (
+                at("BENE_FIPS_STATE_CD"),
+                at("GEO_USPS_STATE_CD").map(|i| &cells[i]),
+            ) && matches!(cells[f], Cell::Null)
+            {
+                cells[f] = fips_state(state).map_or(Cell::Null, |s| Cell::Text(s.to_owned()));
+            }
             cells.extend(lineage);
             out.push(cells);
         }

@@ -23,8 +23,9 @@
 //!   group, stale cancels ignored, `--all-versions` ([`VersionMode::All`]) keeping all; the rule
 //!   within a run and against what earlier runs left (`_claimline_claims`).
 //! - **Beneficiary tables** ([`Plan::add_link_tables`]): `bene_xref` (every MBI of every Patient,
-//!   [`patient_mbis`]), `cclf9` from it, and `cclf8` joined from Patient and Coverage by
-//!   beneficiary ([`Cclf8Builder`]); `_claimline_counts` ([`claim_summary`]) for reconciliation.
+//!   [`patient_mbis`]), `cclf9` from it, and `cclf8` joined by beneficiary ([`Cclf8Builder`])
+//!   from the rows of two views, `cclf8_patient` and `cclf8_coverage` ([`Cclf8Input`]);
+//!   `_claimline_counts` ([`claim_summary`]) for reconciliation.
 //!
 //! ```
 //! use claimline_link::{Plan, PlannedView, Scratch};
@@ -48,12 +49,15 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 mod cclf8;
 mod history;
 mod xref;
 
-pub use cclf8::{BenePart, Cclf8Builder, bene_part, cclf8_schema};
+pub use cclf8::{
+    BENE_ID_LINK, BenePart, CCLF8_COVERAGE, CCLF8_PATIENT, Cclf8Builder, Cclf8Input, cclf8_schema,
+};
 
 pub use history::{
     Action, ClaimEvent, Decision, RunGroup, RunVersions, StoredHead, VersionMode, claim_event,
@@ -72,6 +76,17 @@ use claimline_view::{Rows, ViewDefinition};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A CCLF8 input view (`cclf8_patient`, `cclf8_coverage`) does not fit what the link stage
+    /// joins.
+    #[error("view {file} gives CCLF8 its {view} rows but {reason}")]
+    Cclf8Input {
+        /// The view's file.
+        file: String,
+        /// The view's name.
+        view: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Two views feeding one table declare different columns.
     #[error(
         "views {first} and {second} both build table {table} but declare different columns (names, types and order must match)"
@@ -320,6 +335,12 @@ struct PlanView {
     mbi_column: Option<usize>,
     /// Conversion per declared column.
     columns: Vec<ColumnType>,
+    /// A CCLF8 input view: its rows go to the [`Cclf8Builder`], not to a table of their own.
+    input: Option<Cclf8Input>,
+    /// The declared column names (for CCLF8 inputs).
+    names: Vec<Arc<str>>,
+    /// The column holding the beneficiary id (CCLF8 inputs).
+    bene_id: usize,
 }
 
 /// Tables and the views that feed them; see the crate docs.
@@ -419,6 +440,33 @@ impl Plan {
                     .iter()
                     .any(|(n, v)| n == LINK_TAG && v == BENE_MBI_LINK)
             });
+            if let Some(input) = Cclf8Input::of_view(&name) {
+                let bene_id = check_cclf8_input(&view, &name, input, &declared)?;
+                let table = match tables.iter().position(|t| t.name == "cclf8") {
+                    Some(t) => t,
+                    None => {
+                        tables.push(cclf8_schema());
+                        first_of.push(planned.len());
+                        tables.len() - 1
+                    }
+                };
+                planned.push(PlanView {
+                    cclf: false,
+                    names: declared
+                        .iter()
+                        .map(|c| Arc::from(c.name.as_str()))
+                        .collect(),
+                    view,
+                    api_version,
+                    table,
+                    claim,
+                    mbi_column,
+                    columns: types,
+                    input: Some(input),
+                    bene_id,
+                });
+                continue;
+            }
             let table = match tables.iter().position(|t| t.name == name) {
                 Some(t) => {
                     let first = &planned[first_of[t]];
@@ -470,8 +518,12 @@ impl Plan {
                 claim,
                 mbi_column,
                 columns: types,
+                input: None,
+                names: Vec::new(),
+                bene_id: 0,
             });
         }
+        let tables_cclf8 = planned.iter().find(|v| v.input.is_some()).map(|v| v.table);
         let mut by_type: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, v) in planned.iter().enumerate() {
             by_type
@@ -488,7 +540,7 @@ impl Plan {
             versions: None,
             stale: HashSet::new(),
             xref: None,
-            cclf8: None,
+            cclf8: tables_cclf8,
         })
     }
 
@@ -511,17 +563,13 @@ impl Plan {
     /// Adds the link-built tables: `bene_xref` and `cclf9` from every Patient (when some view has
     /// a `bene-mbi` column: the beneficiaries matter), and `_claimline_claims` (when some view
     /// builds a claim table). A view named `cclf9` or `bene_xref` takes precedence and is left
-    /// alone.
+    /// alone. (`cclf8` is there when its input views are: see [`Plan::cclf8_table`].)
     pub fn add_link_tables(&mut self) {
         let has = |tables: &[TableSchema], n: &str| tables.iter().any(|t| t.name == n);
         if self.needs_bene_index() && !has(&self.tables, BENE_XREF) && !has(&self.tables, "cclf9") {
             self.tables.push(bene_xref_schema());
             self.tables.push(cclf9_schema());
             self.xref = Some((self.tables.len() - 2, self.tables.len() - 1));
-        }
-        if self.needs_bene_index() && !has(&self.tables, "cclf8") {
-            self.tables.push(cclf8_schema());
-            self.cclf8 = Some(self.tables.len() - 1);
         }
         if self.has_claim_tables() && !has(&self.tables, CLAIMS_TABLE) {
             self.tables.push(claims_schema());
@@ -534,7 +582,7 @@ impl Plan {
         self.tables.iter().position(|t| t.name == CLAIMS_TABLE)
     }
 
-    /// The index of `cclf8`, when [`Plan::add_link_tables`] added it.
+    /// The index of `cclf8`, when views named `cclf8_patient` or `cclf8_coverage` feed it.
     pub fn cclf8_table(&self) -> Option<usize> {
         self.cclf8
     }
@@ -607,13 +655,6 @@ impl Plan {
                         cells,
                     }));
             }
-        }
-        if let Some(t) = self.cclf8
-            && matches!(r.resource_type, "Patient" | "Coverage")
-        {
-            let mut issues = Vec::new();
-            out.bene_part = bene_part(r, || self.lineage(r, run_id, &mut issues, t));
-            out.issues.extend(issues);
         }
         let Some(indexes) = self.by_type.get(r.resource_type) else {
             return out;
@@ -688,7 +729,10 @@ impl Plan {
                     cells.push(convert(cell, ty).unwrap_or_else(|reason| {
                         out.issues.push(RowIssue {
                             table: pv.table,
-                            column: self.tables[pv.table].columns[cells.len()].name.clone(),
+                            column: match pv.input {
+                                Some(_) => pv.names[cells.len()].to_string(),
+                                None => self.tables[pv.table].columns[cells.len()].name.clone(),
+                            },
                             resource_id: r.id.map(str::to_owned),
                             reason,
                         });
@@ -704,9 +748,26 @@ impl Plan {
                         Some(mbi) => cells[m] = Cell::Text(mbi.to_owned()),
                         None => {
                             cells[m] = Cell::Null;
-                            out.unresolved_mbi = true;
+                            // A Patient without an MBI is not a claim left unresolved.
+                            out.unresolved_mbi |= pv.input.is_none();
                         }
                     }
+                }
+                if let Some(input) = pv.input {
+                    if out.bene_part.is_some() {
+                        out.issues.push(RowIssue {
+                            table: pv.table,
+                            column: String::new(),
+                            resource_id: r.id.map(str::to_owned),
+                            reason: format!(
+                                "view {} gave more than one row for the resource; CCLF8 takes the first",
+                                pv.view.name().unwrap_or_default()
+                            ),
+                        });
+                        continue;
+                    }
+                    out.bene_part = self.bene_part(pv, input, r, cells, lineage);
+                    continue;
                 }
                 cells.extend(lineage.iter().cloned());
                 if let Some(extra) = &extra {
@@ -722,6 +783,35 @@ impl Plan {
             out.summary = claim_summary(r);
         }
         out
+    }
+
+    /// A CCLF8 input row as a [`BenePart`] (`None` when it names no beneficiary).
+    fn bene_part(
+        &self,
+        pv: &PlanView,
+        input: Cclf8Input,
+        r: &Resource<'_>,
+        cells: Vec<Cell>,
+        lineage: &[Cell],
+    ) -> Option<BenePart> {
+        let bene = match &cells[pv.bene_id] {
+            Cell::Text(s) => s.clone(),
+            _ => return None,
+        };
+        let fields = pv.names.iter().cloned().zip(cells).collect();
+        Some(match input {
+            Cclf8Input::Patient => BenePart::Patient {
+                api_version: r.api_version,
+                bene,
+                fields,
+                lineage: lineage.to_vec(),
+            },
+            Cclf8Input::Coverage => BenePart::Coverage {
+                api_version: r.api_version,
+                bene,
+                fields,
+            },
+        })
     }
 
     fn lineage(
@@ -756,6 +846,62 @@ impl Plan {
             Cell::Text(run_id.to_owned()),
         ]
     }
+}
+
+/// Checks a CCLF8 input view and returns the index of its `bene-id` column.
+fn check_cclf8_input(
+    view: &ViewDefinition,
+    name: &str,
+    input: Cclf8Input,
+    declared: &[Column],
+) -> Result<usize, Error> {
+    let fail = |reason: String| Error::Cclf8Input {
+        file: view.file().to_owned(),
+        view: name.to_owned(),
+        reason,
+    };
+    if view.resource() != input.resource() {
+        return Err(fail(format!(
+            "reads {}, not {}",
+            view.resource(),
+            input.resource()
+        )));
+    }
+    for c in declared {
+        let base = c
+            .name
+            .strip_suffix(|ch: char| ch.is_ascii_digit())
+            .and_then(|n| n.strip_suffix(|ch: char| ch.is_ascii_digit()))
+            .and_then(|n| n.strip_suffix('_'))
+            .filter(|_| input == Cclf8Input::Coverage);
+        let want = cclf8::cclf8_type(&c.name).or_else(|| base.and_then(cclf8::cclf8_type));
+        let got = if c.ty == ColumnType::Code {
+            ColumnType::Text
+        } else {
+            c.ty.clone()
+        };
+        if let Some(want) = want
+            && got != want
+        {
+            return Err(fail(format!(
+                "declares column {} as {got:?}; CCLF8 holds it as {want:?}",
+                c.name
+            )));
+        }
+    }
+    view.schema()
+        .columns
+        .iter()
+        .position(|c| {
+            c.tags
+                .iter()
+                .any(|(n, v)| n == LINK_TAG && v == BENE_ID_LINK)
+        })
+        .ok_or_else(|| {
+            fail(format!(
+                "has no column tagged {LINK_TAG} = {BENE_ID_LINK} (the beneficiary id to join on)"
+            ))
+        })
 }
 
 /// `_claim_key` and `_status` of an EOB.
@@ -1016,8 +1162,29 @@ mod tests {
                 "\"birthDate\":\"1950-06-30\",\"gender\":\"female\",\"identifier\"",
             );
         lines.insert(0, &patient);
-        let mut plan = Plan::new(vec![view(CLAIM_VIEW)]).expect("plan");
+        let mappings =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings/cclf/v3");
+        let input = |name: &str| {
+            let path = mappings.join(format!("{name}.json"));
+            let text = std::fs::read_to_string(&path).expect("view");
+            PlannedView {
+                view: ViewDefinition::from_json(&text, &path.display().to_string())
+                    .expect("valid view"),
+                api_version: Some(ApiVersion::V3),
+            }
+        };
+        let mut plan = Plan::new(vec![
+            view(CLAIM_VIEW),
+            input(CCLF8_PATIENT),
+            input(CCLF8_COVERAGE),
+        ])
+        .expect("plan");
         plan.add_link_tables();
+        let mut index = BeneIndex::default();
+        for (v, id, mbi) in each(&lines, patient_mbi).into_iter().flatten() {
+            index.insert(v, id, mbi);
+        }
+        plan.set_bene_index(index);
         let t = plan.cclf8_table().expect("cclf8");
         let cols: Vec<&str> = plan.tables()[t]
             .columns
@@ -1056,6 +1223,29 @@ mod tests {
             Cell::Date(parse_day("2020-01-01").expect("day"))
         );
         assert_eq!(get("_resource_id"), text("405764107"));
+    }
+
+    #[test]
+    fn cclf8_input_views_are_checked() {
+        let patient = |columns: &str| {
+            view(&format!(
+                r#"{{"resourceType":"ViewDefinition","name":"cclf8_patient","resource":"Patient","select":[{{"column":[{columns}]}}]}}"#
+            ))
+        };
+        let key = r#"{"name":"BENE_ID","path":"getResourceKey()","type":"string","tag":[{"name":"claimline/link","value":"bene-id"}]}"#;
+        let plan = Plan::new(vec![patient(key)]).expect("a key is enough");
+        assert_eq!(plan.cclf8_table(), Some(0));
+        assert_eq!(plan.tables()[0].name, "cclf8");
+        let no_key = r#"{"name":"BENE_DOB","path":"birthDate","type":"date"}"#;
+        let err = Plan::new(vec![patient(no_key)]).err().expect("no key");
+        assert!(err.to_string().contains("bene-id"), "{err}");
+        let wrong_type =
+            format!(r#"{key},{{"name":"BENE_DOB","path":"birthDate","type":"string"}}"#);
+        let err = Plan::new(vec![patient(&wrong_type)]).err().expect("type");
+        assert!(err.to_string().contains("BENE_DOB"), "{err}");
+        let coverage = r#"{"resourceType":"ViewDefinition","name":"cclf8_coverage","resource":"Patient","select":[{"column":[{"name":"BENE_ID","path":"id","type":"string"}]}]}"#;
+        let err = Plan::new(vec![view(coverage)]).err().expect("resource");
+        assert!(err.to_string().contains("not Coverage"), "{err}");
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl DescribedColumn {
 
     /// Filled from the resource or by the link stage (not a NULL column).
     pub fn mapped(&self) -> bool {
-        self.path.trim() != "{}"
+        self.path.trim() != "{}" || self.tag("claimline/link").is_some()
     }
 
     /// The crosswalk CSVs give a path for this field and version.
@@ -188,16 +188,23 @@ fn collect_columns(v: &Value, out: &mut Vec<DescribedColumn>) {
     }
 }
 
-/// Coverage of one view: (mapped, mappable, mapped among the mappable, total).
+/// Coverage of one view: (mapped, mappable, mapped among the mappable, total). When some
+/// column holds a CCLF field (`cclf/field`), only those count: helper columns of the CCLF8 input
+/// views (join keys, monthly values) are not fields.
 pub fn coverage(v: &Described) -> (usize, usize, usize, usize) {
-    let mapped = v.columns.iter().filter(|c| c.mapped()).count();
-    let mappable = v.columns.iter().filter(|c| c.mappable()).count();
-    let both = v
+    let fields = v.columns.iter().any(|c| c.tag("cclf/field").is_some());
+    let columns: Vec<&DescribedColumn> = v
         .columns
+        .iter()
+        .filter(|c| !fields || c.tag("cclf/field").is_some())
+        .collect();
+    let mapped = columns.iter().filter(|c| c.mapped()).count();
+    let mappable = columns.iter().filter(|c| c.mappable()).count();
+    let both = columns
         .iter()
         .filter(|c| c.mapped() && c.mappable())
         .count();
-    (mapped, mappable, both, v.columns.len())
+    (mapped, mappable, both, columns.len())
 }
 
 fn cell(s: &str) -> String {
