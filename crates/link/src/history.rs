@@ -65,7 +65,9 @@ pub struct ClaimEvent {
     pub last_updated: Option<i64>,
     /// Version or cancel.
     pub action: Action,
-    /// (file index, line) in the run's input, for ties within a run.
+    /// (file index, byte offset of the line) in the run's input, for ties within a run (a
+    /// later line has a greater offset; offsets, unlike line numbers, are known on every
+    /// worker without counting the lines before).
     pub position: (usize, u64),
 }
 
@@ -108,7 +110,7 @@ pub fn claim_event(r: &Resource<'_>, mode: VersionMode) -> Option<ClaimEvent> {
         resource_id: r.id?.to_owned(),
         last_updated,
         action,
-        position: (r.file_index, r.line),
+        position: (r.file_index, r.offset),
     })
 }
 

@@ -172,6 +172,38 @@ pub struct ResourceOutput {
     pub bene_part: Option<BenePart>,
 }
 
+impl ResourceOutput {
+    /// Adds `by` to the line numbers (`_line`) of the rows and of a CCLF8 Patient's lineage:
+    /// for a scan with [`lines_in_batch`](claimline_ndjson::ScanOptions::lines_in_batch), `by`
+    /// is the batch's [`line_offset`](claimline_ndjson::Batch::line_offset). `line_columns`
+    /// comes from [`Plan::line_columns`].
+    pub fn shift_lines(&mut self, line_columns: &[Option<usize>], by: u64) {
+        if by == 0 {
+            return;
+        }
+        let shift = |cell: &mut Cell| {
+            if let Cell::Int(line) = cell {
+                *line += by as i64;
+            }
+        };
+        for row in &mut self.rows {
+            if let Some(Some(i)) = line_columns.get(row.table)
+                && let Some(cell) = row.cells.get_mut(*i)
+            {
+                shift(cell);
+            }
+        }
+        if let Some(BenePart::Patient { lineage, .. }) = &mut self.bene_part
+            && let Some(cell) = lineage.get_mut(LINEAGE_LINE)
+        {
+            shift(cell);
+        }
+    }
+}
+
+/// The position of `_line` in the lineage cells.
+const LINEAGE_LINE: usize = 2;
+
 /// v3 EOBs that CCLF has no place for, left out of the `cclf*` tables unless
 /// [`Plan::set_include_partial`] asks for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -627,6 +659,14 @@ impl Plan {
         &self.tables
     }
 
+    /// Per table, the position of its `_line` column (for [`ResourceOutput::shift_lines`]).
+    pub fn line_columns(&self) -> Vec<Option<usize>> {
+        self.tables
+            .iter()
+            .map(|t| t.columns.iter().position(|c| c.name == "_line"))
+            .collect()
+    }
+
     /// Runs every view that applies to `r` (its resource type and API version) and returns
     /// the rows with lineage, and the values that did not fit.
     pub fn evaluate(
@@ -837,6 +877,7 @@ impl Plan {
                 }
             },
         };
+        // The order of `lineage(false)`; `_line` at LINEAGE_LINE.
         vec![
             text(r.id),
             Cell::Text(r.file.path.display().to_string()),
@@ -1223,6 +1264,96 @@ mod tests {
             Cell::Date(parse_day("2020-01-01").expect("day"))
         );
         assert_eq!(get("_resource_id"), text("405764107"));
+    }
+
+    /// A scan that numbers lines within chunks, shifted per batch, gives rows the same `_line`
+    /// as one that counts them in the file.
+    #[test]
+    fn shifted_lines_match_file_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.ndjson");
+        let lines: Vec<String> = (0..60)
+            .map(|i| match i % 3 {
+                0 => V3_PATIENT.replace("\"id\":\"3\"", &format!("\"id\":\"p{i}\"")),
+                _ => V3_EOB.replace("\"id\":\"E1\"", &format!("\"id\":\"E{i}\"")),
+            })
+            .collect();
+        std::fs::write(&path, lines.join("\n")).expect("write");
+        let files = claimline_ndjson::discover(&[path]).expect("discover");
+        let mut plan = Plan::new(vec![view(CLAIM_VIEW)]).expect("plan");
+        plan.add_link_tables();
+        let line_columns = plan.line_columns();
+        let run = |lines_in_batch: bool| {
+            let opts = claimline_ndjson::ScanOptions {
+                chunk_bytes: 700,
+                lines_in_batch,
+                ..Default::default()
+            };
+            let mut got = Vec::new();
+            claimline_ndjson::scan(
+                &files,
+                &opts,
+                Scratch::default,
+                |scratch, r| plan.evaluate(r, "run", scratch),
+                |batch| {
+                    for mut out in batch.items {
+                        out.shift_lines(&line_columns, batch.line_offset);
+                        for row in out.rows {
+                            let at = line_columns[row.table].expect("_line");
+                            got.push((row.table, row.cells[at].clone()));
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .expect("scan");
+            got
+        };
+        let exact = run(false);
+        // 40 claim rows; 20 Patients with two MBIs: two bene_xref rows and one cclf9 row each.
+        assert_eq!(exact.len(), 100);
+        assert_eq!(exact.last().map(|r| &r.1), Some(&Cell::Int(60)));
+        assert_eq!(run(true), exact);
+    }
+
+    /// The version rule finds the kept version of a group whose versions lie in many chunks of
+    /// scans that number lines within chunks (positions are byte offsets, not lines).
+    #[test]
+    fn versions_across_chunks_keep_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("eob.ndjson");
+        let lines: Vec<String> = (0..30)
+            .map(|i| {
+                format!(
+                    r#"{{"resourceType":"ExplanationOfBenefit","id":"e{i}","meta":{{"lastUpdated":"2020-01-01T00:00:00Z"}},"status":"active","identifier":[{{"system":"{CLAIM_GROUP}","value":"G"}}],"type":{{"coding":[{{"system":"https://bluebutton.cms.gov/resources/codesystem/eob-type","code":"CARRIER"}}]}},"patient":{{"reference":"Patient/1"}}}}"#
+                )
+            })
+            .collect();
+        std::fs::write(&path, lines.join("\n")).expect("write");
+        let files = claimline_ndjson::discover(&[path]).expect("discover");
+        let opts = claimline_ndjson::ScanOptions {
+            chunk_bytes: 500,
+            lines_in_batch: true,
+            ..Default::default()
+        };
+        let (events, _) =
+            claimline_ndjson::scan_collect(&files, &opts, |r| claim_event(r, VersionMode::Current))
+                .expect("pre-pass");
+        let mut plan = Plan::new(vec![view(CLAIM_VIEW)]).expect("plan");
+        plan.set_versions(
+            RunVersions::new(VersionMode::Current, events.into_iter().flatten().collect()),
+            HashSet::new(),
+        );
+        let (kept, _) = claimline_ndjson::scan_collect(&files, &opts, |r| {
+            let out = plan.evaluate(r, "run", &mut Scratch::default());
+            (!out.rows.is_empty()).then(|| r.id.unwrap_or_default().to_owned())
+        })
+        .expect("main pass");
+        // Equal lastUpdated: the later line wins.
+        assert_eq!(
+            kept.into_iter().flatten().collect::<Vec<_>>(),
+            vec!["e29".to_owned()]
+        );
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub struct ScanOptions {
     pub rejects: RejectTarget,
     /// Worker threads: 0 uses rayon's global pool (one per core), n > 0 a pool of n.
     pub threads: usize,
+    /// Number lines within each chunk instead of within the file: [`Resource::line`] counts
+    /// from the chunk's first line, and the consumer adds [`Batch::line_offset`] to every line
+    /// number `map` saw. This saves counting the newlines of every chunk before it is handed
+    /// out (one extra read of all the input: about a seventh of a simple load's time). Rejects
+    /// and summaries always carry file line numbers.
+    pub lines_in_batch: bool,
 }
 
 impl Default for ScanOptions {
@@ -50,6 +56,7 @@ impl Default for ScanOptions {
             strict: false,
             rejects: RejectTarget::Memory,
             threads: 0,
+            lines_in_batch: false,
         }
     }
 }
@@ -60,7 +67,8 @@ pub struct Resource<'a> {
     pub file: &'a InputFile,
     /// That file's index in the scan's input list.
     pub file_index: usize,
-    /// 1-based line number.
+    /// 1-based line number in the file; with [`ScanOptions::lines_in_batch`], in the chunk
+    /// (add [`Batch::line_offset`]).
     pub line: u64,
     /// Byte offset of the line in the (decompressed) file.
     pub offset: u64,
@@ -84,6 +92,9 @@ pub struct Batch<T> {
     pub items: Vec<T>,
     /// Bytes of the file this chunk covered on disk (compressed bytes for gzip), for progress.
     pub disk_bytes: u64,
+    /// What to add to a line number `map` saw to get the file's: 0 unless
+    /// [`ScanOptions::lines_in_batch`].
+    pub line_offset: u64,
 }
 
 /// What a scan saw in one file.
@@ -288,8 +299,9 @@ impl ChunkBytes {
 
 struct Chunk {
     file_index: usize,
-    /// Line number of the chunk's first line.
-    first_line: u64,
+    /// Line number of the chunk's first line (`None`: not counted; lines are numbered within
+    /// the chunk and the collector adds the offset).
+    first_line: Option<u64>,
     /// Byte offset of the chunk in the decompressed file.
     offset: u64,
     bytes: ChunkBytes,
@@ -300,6 +312,10 @@ struct Chunk {
 
 struct ChunkResult<T> {
     file_index: usize,
+    /// Lines were numbered from 1 within the chunk.
+    relative: bool,
+    /// Lines that ended with a newline (the next chunk starts that many lines later).
+    newlines: u64,
     items: Vec<T>,
     stats: ChunkStats,
     rejects: Vec<Reject>,
@@ -479,10 +495,14 @@ fn feed_mapped(
         } else {
             memchr::memchr(b'\n', &map[target - 1..]).map_or(total, |i| target + i)
         };
-        let newlines = memchr::memchr_iter(b'\n', &map[start..end]).count() as u64;
+        let newlines = if opts.lines_in_batch {
+            0
+        } else {
+            memchr::memchr_iter(b'\n', &map[start..end]).count() as u64
+        };
         let chunk = Chunk {
             file_index,
-            first_line: line,
+            first_line: (!opts.lines_in_batch).then_some(line),
             offset: start as u64,
             bytes: ChunkBytes::Mapped(map.clone(), start..end),
             disk_bytes: (end - start) as u64,
@@ -583,11 +603,15 @@ fn feed_gzip(
                 Block::Data(b, d) => (b, d, None),
                 Block::Broken(b, d, e) => (b, d, Some(e)),
             };
-            let newlines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+            let newlines = if opts.lines_in_batch {
+                0
+            } else {
+                memchr::memchr_iter(b'\n', &bytes).count() as u64
+            };
             let len = bytes.len() as u64;
             let chunk = Chunk {
                 file_index,
-                first_line: line,
+                first_line: (!opts.lines_in_batch).then_some(line),
                 offset,
                 bytes: ChunkBytes::Owned(bytes),
                 disk_bytes,
@@ -633,13 +657,15 @@ where
         ..ChunkStats::default()
     };
     let mut pos = 0usize;
-    let mut line_no = chunk.first_line;
+    let mut line_no = chunk.first_line.unwrap_or(1);
+    let mut newlines = 0u64;
     while pos < bytes.len() {
         let (end, next) = match memchr::memchr(b'\n', &bytes[pos..]) {
             Some(i) => (pos + i, pos + i + 1),
             None => (bytes.len(), bytes.len()),
         };
         let has_newline = next > end;
+        newlines += u64::from(has_newline);
         let mut line = &bytes[pos..end];
         let offset = chunk.offset + pos as u64;
         stats.lines += 1;
@@ -778,6 +804,8 @@ where
     states.lock().unwrap_or_else(|e| e.into_inner()).push(state);
     ChunkResult {
         file_index: chunk.file_index,
+        relative: chunk.first_line.is_none(),
+        newlines,
         items,
         stats,
         rejects,
@@ -794,6 +822,8 @@ struct Collector<'a> {
     kept: Vec<Reject>,
     reject_count: u64,
     error: Option<Error>,
+    /// Per file, the line number the next chunk starts at.
+    next_line: Vec<u64>,
 }
 
 impl<'a> Collector<'a> {
@@ -817,6 +847,7 @@ impl<'a> Collector<'a> {
             kept: Vec::new(),
             reject_count: 0,
             error: None,
+            next_line: vec![1; files.len()],
         }
     }
 
@@ -867,7 +898,13 @@ impl<'a> Collector<'a> {
                 Ok(())
             }
             Msg::FileError(e) => Err(e),
-            Msg::Chunk(c) => {
+            Msg::Chunk(mut c) => {
+                let next_line = &mut self.next_line[c.file_index];
+                let line_offset = if c.relative { *next_line - 1 } else { 0 };
+                *next_line += c.newlines;
+                for r in &mut c.rejects {
+                    r.line += line_offset;
+                }
                 let s = &mut self.summaries[c.file_index];
                 s.ndjson_bytes += c.stats.bytes;
                 s.lines += c.stats.lines;
@@ -903,6 +940,7 @@ impl<'a> Collector<'a> {
                     file_index: c.file_index,
                     items: c.items,
                     disk_bytes: c.disk_bytes,
+                    line_offset,
                 })
                 .map_err(Error::Consumer)
             }

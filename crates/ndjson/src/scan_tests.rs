@@ -220,6 +220,60 @@ fn order_is_input_order_across_files_and_chunks() {
     assert_eq!(one, expected);
 }
 
+/// With `lines_in_batch`, a line number `map` saw plus the batch's offset is the file's line
+/// number, in plain and gzip files, across chunk boundaries, blank lines and CRLF; rejects
+/// carry file line numbers either way.
+#[test]
+fn lines_in_batch_add_up_to_file_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut bytes = Vec::new();
+    for i in 0..400 {
+        match i % 50 {
+            7 => bytes.extend_from_slice(b"\r\n"),
+            13 => bytes.extend_from_slice(b"{not json\n"),
+            _ => bytes.extend_from_slice(
+                format!("{{\"resourceType\":\"Patient\",\"id\":\"{i}\"}}\r\n").as_bytes(),
+            ),
+        }
+    }
+    let files = [
+        write(dir.path(), "a.ndjson", &bytes),
+        write(dir.path(), "b.ndjson.gz", &gzip(&bytes)),
+        write(dir.path(), "c.ndjson", &bytes),
+    ];
+    let (exact, exact_summary) = run(&files, 301);
+    let opts = ScanOptions {
+        chunk_bytes: 301,
+        max_in_flight: 3,
+        lines_in_batch: true,
+        ..ScanOptions::default()
+    };
+    let mut shifted = Vec::new();
+    let mut offsets = 0;
+    let summary = scan(
+        &files,
+        &opts,
+        || (),
+        |(), r| (r.line, r.id.unwrap_or_default().to_owned()),
+        |batch| {
+            offsets += u64::from(batch.line_offset > 0);
+            shifted.extend(
+                batch
+                    .items
+                    .into_iter()
+                    .map(|(line, id)| (line + batch.line_offset, id)),
+            );
+            Ok(())
+        },
+    )
+    .expect("scan");
+    assert!(offsets > 10, "chunks were numbered within themselves");
+    assert_eq!(shifted, exact);
+    assert_eq!(exact.len(), 3 * (400 - 16));
+    assert_eq!(kinds(&summary), kinds(&exact_summary));
+    assert_eq!(summary.reject_count, 3 * 8);
+}
+
 #[test]
 fn strict_stops_at_the_first_reject() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -11,9 +11,7 @@ use claimline_link::{
     BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, RunVersions, Scratch,
     StoredHead, VersionMode, claim_event, decide, parse_instant, patient_mbi,
 };
-use claimline_ndjson::{
-    InputFile, Manifest, RejectTarget, ScanOptions, discover, scan, scan_collect,
-};
+use claimline_ndjson::{InputFile, Manifest, RejectTarget, ScanOptions, discover, scan};
 use claimline_sink::{
     Cell, ParquetSink, RunRecord, Sink, SqliteSink, create_private_dir, format_timestamp,
 };
@@ -265,8 +263,11 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
         strict: args.strict,
         rejects: RejectTarget::File(rejects_dir.join(format!("{run_id}.ndjson"))),
         threads: args.threads,
+        // Line numbers are fixed up per batch below (`shift_lines`).
+        lines_in_batch: true,
         ..ScanOptions::default()
     };
+    let line_columns = plan.line_columns();
     let total: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(&f.path).ok())
@@ -297,8 +298,10 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
             let mut per_table: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); tables.len()];
             // Rows of claims an earlier run holds a newer version of: Parquet only.
             let mut stale_rows: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); tables.len()];
-            for (
-                ResourceOutput {
+            for (mut out, file_index, line) in batch.items {
+                out.shift_lines(&line_columns, batch.line_offset);
+                let line = line + batch.line_offset;
+                let ResourceOutput {
                     rows,
                     issues: found,
                     unresolved_mbi,
@@ -307,11 +310,7 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
                     stale,
                     summary,
                     bene_part,
-                },
-                file_index,
-                line,
-            ) in batch.items
-            {
+                } = out;
                 claims.unresolved_mbi += u64::from(unresolved_mbi);
                 claims.superseded += u64::from(superseded);
                 if let Some(part) = bene_part {
@@ -615,6 +614,7 @@ fn pre_pass(
     }
     let opts = ScanOptions {
         threads,
+        lines_in_batch: true,
         ..ScanOptions::default()
     };
     // File indexes must be those of the main pass (ties within a run go to the later line).
@@ -623,25 +623,33 @@ fn pre_pass(
         .enumerate()
         .map(|(i, f)| (f.path.clone(), i))
         .collect();
-    let (found, _) = scan_collect(&wanted, &opts, |r| {
-        if r.resource_type == "Patient" {
-            (benes.then(|| patient_mbi(r)).flatten(), None)
-        } else if claims {
-            (None, claim_event(r, mode))
-        } else {
-            (None, None)
-        }
-    })?;
-    for (bene, event) in found {
-        if let Some((version, bene, mbi)) = bene {
-            out.benes.insert(version, bene, mbi);
-        }
-        if let Some(mut e) = event {
-            let file = &wanted[e.position.0].path;
-            e.position.0 = index_of.get(file).copied().unwrap_or(e.position.0);
-            out.claims.push(e);
-        }
-    }
+    scan(
+        &wanted,
+        &opts,
+        || (),
+        |(), r| {
+            if r.resource_type == "Patient" {
+                (benes.then(|| patient_mbi(r)).flatten(), None)
+            } else if claims {
+                (None, claim_event(r, mode))
+            } else {
+                (None, None)
+            }
+        },
+        |batch| {
+            for (bene, event) in batch.items {
+                if let Some((version, bene, mbi)) = bene {
+                    out.benes.insert(version, bene, mbi);
+                }
+                if let Some(mut e) = event {
+                    let file = &wanted[e.position.0].path;
+                    e.position.0 = index_of.get(file).copied().unwrap_or(e.position.0);
+                    out.claims.push(e);
+                }
+            }
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 

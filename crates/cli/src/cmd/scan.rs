@@ -40,6 +40,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = ScanOptions {
         strict: args.strict,
         rejects: RejectTarget::File(args.rejects.clone()),
+        // Nothing here reads a resource's line number (rejects always carry file lines).
+        lines_in_batch: true,
         ..ScanOptions::default()
     };
     let total: u64 = files
