@@ -8,6 +8,7 @@
 //! borrowed from the document or the plan whenever they can be.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::cmp::Ordering;
 
 use crate::decimal::Decimal;
@@ -197,6 +198,35 @@ pub(crate) struct Env<'a, N> {
     pub constants: &'a [Literal],
     /// `%rowIndex`.
     pub row_index: i64,
+    /// The values of `%resource.…[%rowIndex]` expressions in this row (an `Env` lives for one
+    /// row): they depend on nothing but the row, yet sit inside `where` criteria that run once
+    /// per element (`careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence)`).
+    pub row_memo: RowMemo<'a, N>,
+}
+
+/// See [`Env::row_memo`]: expression (by address) → its value.
+pub(crate) type RowMemo<'a, N> = RefCell<Vec<(*const Expr, Option<Item<'a, N>>)>>;
+
+impl<'a, N: Node<'a>> Env<'a, N> {
+    /// The environment of one row.
+    pub(crate) fn new(resource: N, constants: &'a [Literal], row_index: i64) -> Self {
+        Env {
+            resource,
+            constants,
+            row_index,
+            row_memo: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+/// Does `e` start at `%resource` and read only members on the way (so its value is the same
+/// wherever in the resource it is evaluated)?
+fn from_resource(e: &Expr) -> bool {
+    match e {
+        Expr::Variable(Variable::Resource | Variable::RootResource) => true,
+        Expr::Member(Some(input), _) => from_resource(input),
+        _ => false,
+    }
 }
 
 fn err<T>(msg: impl Into<String>) -> Result<T> {
@@ -530,6 +560,11 @@ pub(crate) fn eval<'a, N: Node<'a>>(
             // An integer literal or `%rowIndex` cannot fail, so the input is streamed up to item `i`
             // only: `%resource.item[%rowIndex]` neither builds the item collection nor walks past
             // the item (like `first()`, later items are not evaluated).
+            let memo = matches!(**idx, Expr::Variable(Variable::RowIndex)) && from_resource(input);
+            let key: *const Expr = e;
+            if memo && let Some((_, hit)) = env.row_memo.borrow().iter().find(|(k, _)| *k == key) {
+                return Ok(hit.clone().map_or(Coll::Empty, Coll::one));
+            }
             let i = single_int(&eval(idx, focus, index, env)?)?;
             match i.and_then(|i| usize::try_from(i).ok()) {
                 Some(i) => {
@@ -543,6 +578,9 @@ pub(crate) fn eval<'a, N: Node<'a>>(
                         k += 1;
                         Ok(true)
                     })?;
+                    if memo {
+                        env.row_memo.borrow_mut().push((key, got.clone()));
+                    }
                     got.map_or(Coll::Empty, Coll::one)
                 }
                 None => {
@@ -1418,11 +1456,7 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(resource).expect("test resource");
         let plan = compile(expr, &["c".to_owned()]).expect("test expression compiles");
         let consts = [Literal::String("official".to_owned())];
-        let env = Env {
-            resource: &json,
-            constants: &consts,
-            row_index: 0,
-        };
+        let env = Env::new(&json, &consts, 0);
         match eval(&plan, &Coll::one(Item::node(&json)), None, &env) {
             Err(EvalError(e)) => format!("error: {e}"),
             Ok(c) => {

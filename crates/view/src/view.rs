@@ -650,11 +650,7 @@ impl ViewDefinition {
             view: self,
             resource,
         };
-        let env = Env {
-            resource,
-            constants: &self.constants,
-            row_index: 0,
-        };
+        let env = Env::new(resource, &self.constants, 0);
         let focus = Item::node(resource);
         for (w, location) in &self.wheres {
             let r = eval(w, std::slice::from_ref(&focus), None, &env)
@@ -827,11 +823,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         }
         let mut out = Vec::new();
         for (item, row_index) in foci {
-            let env = Env {
-                resource: env.resource,
-                constants: env.constants,
-                row_index,
-            };
+            let env = Env::new(env.resource, env.constants, row_index);
             out.extend(self.select_one(sel, &item, &env, errors, &mut cache)?);
         }
         Ok(out)
@@ -845,11 +837,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         env: &Env<'a, N>,
         errors: &mut Vec<RowError>,
     ) -> Result<Partial, Error> {
-        let env = Env {
-            resource: env.resource,
-            constants: env.constants,
-            row_index: 0,
-        };
+        let env = Env::new(env.resource, env.constants, 0);
         let mut row = Vec::with_capacity(sel.width);
         for c in &sel.columns {
             let v = eval(&c.expr, &[], None, &env).map_err(|e| self.error(&c.location, e))?;
