@@ -41,9 +41,10 @@ fn tape_baseline(bytes: &[u8]) -> usize {
     nodes
 }
 
-fn run_scan(file: &InputFile, threads: usize) -> u64 {
+fn run_scan(file: &InputFile, threads: usize, lines_in_batch: bool) -> u64 {
     let opts = ScanOptions {
         threads,
+        lines_in_batch,
         ..ScanOptions::default()
     };
     let mut n = 0u64;
@@ -86,14 +87,19 @@ fn bench(c: &mut Criterion) {
     });
     let plain_file = InputFile::new(&plain);
     g.bench_function("scan_plain/1_thread", |b| {
-        b.iter(|| run_scan(&plain_file, 1))
+        b.iter(|| run_scan(&plain_file, 1, false))
     });
     g.bench_function(format!("scan_plain/{threads}_threads"), |b| {
-        b.iter(|| run_scan(&plain_file, 0))
+        b.iter(|| run_scan(&plain_file, 0, false))
     });
+    // What `claimline scan` and `load` use: no newline count ahead of the workers.
+    g.bench_function(
+        format!("scan_plain_lines_in_batch/{threads}_threads"),
+        |b| b.iter(|| run_scan(&plain_file, 0, true)),
+    );
     let gz_file = InputFile::new(&gz);
     g.bench_function(format!("scan_gzip/{threads}_threads"), |b| {
-        b.iter(|| run_scan(&gz_file, 0))
+        b.iter(|| run_scan(&gz_file, 0, true))
     });
     g.bench_function("gzip_decode_only/1_thread", |b| b.iter(|| decode(&gz)));
     g.finish();
