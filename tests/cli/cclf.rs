@@ -698,20 +698,23 @@ fn cclf8_input_views_can_be_edited() {
     )
     .expect("copy view");
     let out = dir.path().join("out");
-    let r = claimline(
-        dir.path(),
-        &[
-            "load",
-            s(&sample_data().join("r4")),
-            "--views",
-            s(&dir.path().join("views")),
-            "--out",
-            s(&out),
-            "--format",
-            "sqlite",
-            "--json",
-        ],
-    );
+    let load = |out: &Path| {
+        claimline(
+            dir.path(),
+            &[
+                "load",
+                s(&sample_data().join("r4")),
+                "--views",
+                s(&dir.path().join("views")),
+                "--out",
+                s(out),
+                "--format",
+                "sqlite",
+                "--json",
+            ],
+        )
+    };
+    let r = load(&out);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let report = json(&r);
     assert_eq!(report["tables"]["cclf8"], 1, "{report}");
@@ -742,17 +745,7 @@ fn cclf8_input_views_can_be_edited() {
     dob["type"] = Value::from("string");
     let bad = bad.to_string();
     std::fs::write(views.join("cclf8_patient.json"), bad).expect("write view");
-    let r = claimline(
-        dir.path(),
-        &[
-            "load",
-            s(&sample_data().join("r4")),
-            "--views",
-            s(&dir.path().join("views")),
-            "--out",
-            s(&dir.path().join("out2")),
-        ],
-    );
+    let r = load(&dir.path().join("out2"));
     assert_eq!(r.status.code(), Some(2));
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(

@@ -472,34 +472,38 @@ impl Plan {
                     .iter()
                     .any(|(n, v)| n == LINK_TAG && v == BENE_MBI_LINK)
             });
-            if let Some(input) = Cclf8Input::of_view(&name) {
-                let bene_id = check_cclf8_input(&view, &name, input, &declared)?;
-                let table = match tables.iter().position(|t| t.name == "cclf8") {
-                    Some(t) => t,
-                    None => {
-                        tables.push(cclf8_schema());
-                        first_of.push(planned.len());
-                        tables.len() - 1
-                    }
-                };
-                planned.push(PlanView {
-                    cclf: false,
-                    names: declared
+            // A CCLF8 input view feeds `cclf8` through the link stage, not a table of its own.
+            let input = Cclf8Input::of_view(&name);
+            let (bene_id, names) = match input {
+                Some(input) => (
+                    check_cclf8_input(&view, &name, input, &declared)?,
+                    declared
                         .iter()
                         .map(|c| Arc::from(c.name.as_str()))
                         .collect(),
-                    view,
-                    api_version,
-                    table,
-                    claim,
-                    mbi_column,
-                    columns: types,
-                    input: Some(input),
-                    bene_id,
-                });
-                continue;
-            }
-            let table = match tables.iter().position(|t| t.name == name) {
+                ),
+                None => (0, Vec::new()),
+            };
+            let table_name = if input.is_some() { "cclf8" } else { &name };
+            let table = match tables.iter().position(|t| t.name == table_name) {
+                Some(t) if input.is_some() => {
+                    if planned[first_of[t]].input.is_none() {
+                        return Err(Error::Cclf8Input {
+                            file: view.file().to_owned(),
+                            view: name,
+                            reason: format!(
+                                "view {} builds table cclf8 itself",
+                                planned[first_of[t]].view.file()
+                            ),
+                        });
+                    }
+                    t
+                }
+                None if input.is_some() => {
+                    tables.push(cclf8_schema());
+                    first_of.push(planned.len());
+                    tables.len() - 1
+                }
                 Some(t) => {
                     let first = &planned[first_of[t]];
                     if first.view.resource() != view.resource() {
@@ -543,16 +547,16 @@ impl Plan {
                 }
             };
             planned.push(PlanView {
-                cclf: claim && tables[table].name.starts_with("cclf"),
+                cclf: claim && input.is_none() && tables[table].name.starts_with("cclf"),
                 view,
                 api_version,
                 table,
                 claim,
                 mbi_column,
                 columns: types,
-                input: None,
-                names: Vec::new(),
-                bene_id: 0,
+                input,
+                names,
+                bene_id,
             });
         }
         let tables_cclf8 = planned.iter().find(|v| v.input.is_some()).map(|v| v.table);
@@ -1374,6 +1378,14 @@ mod tests {
             format!(r#"{key},{{"name":"BENE_DOB","path":"birthDate","type":"string"}}"#);
         let err = Plan::new(vec![patient(&wrong_type)]).err().expect("type");
         assert!(err.to_string().contains("BENE_DOB"), "{err}");
+        let own = r#"{"resourceType":"ViewDefinition","name":"cclf8","resource":"Patient","select":[{"column":[{"name":"x","path":"id","type":"string"}]}]}"#;
+        let err = Plan::new(vec![view(own), patient(key)])
+            .err()
+            .expect("two cclf8s");
+        assert!(
+            err.to_string().contains("builds table cclf8 itself"),
+            "{err}"
+        );
         let coverage = r#"{"resourceType":"ViewDefinition","name":"cclf8_coverage","resource":"Patient","select":[{"column":[{"name":"BENE_ID","path":"id","type":"string"}]}]}"#;
         let err = Plan::new(vec![view(coverage)]).err().expect("resource");
         assert!(err.to_string().contains("not Coverage"), "{err}");
