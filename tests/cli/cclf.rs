@@ -659,6 +659,10 @@ fn views_doc_matches_the_committed_dictionary() {
     let r = claimline(dir.path(), &["views", "list", "--views", "basic"]);
     assert!(r.status.success());
     assert_eq!(String::from_utf8_lossy(&r.stdout).lines().count(), 4);
+    let r = claimline(dir.path(), &["views", "list"]);
+    let list = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(list.lines().count(), 33);
+    assert_eq!(list.matches("cclf8_patient → cclf8").count(), 3, "{list}");
 
     // A view that declares other columns than its table's first view: exit 2.
     let bad = dir.path().join("v3");

@@ -52,10 +52,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Action::List(which) => {
             let sources = views::sources(&which.views)?;
             for v in described(&sources)? {
+                // CCLF8's input views feed `cclf8` through the link stage.
+                let table = match claimline_link::Cclf8Input::of_view(&v.table) {
+                    Some(_) => format!("{} → cclf8", v.table),
+                    None => v.table.clone(),
+                };
                 writeln!(
                     stdout,
-                    "{:<12} {:<4} {:>4} columns {:>4} mapped  {}",
-                    v.table,
+                    "{table:<24} {:<4} {:>4} columns {:>4} mapped  {}",
                     v.version,
                     v.columns.len(),
                     v.columns.iter().filter(|c| c.mapped()).count(),
