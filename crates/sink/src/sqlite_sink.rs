@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use rusqlite::types::Value;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 
 use crate::error::Error;
 use crate::run::RunRecord;
@@ -229,31 +229,42 @@ fn create_indexes(conn: &Connection, path: &Path, schema: &TableSchema) -> Resul
     Ok(())
 }
 
-fn to_value(schema: &TableSchema, i: usize, cell: Cell) -> Result<Value, Error> {
+/// A cell as a bound parameter of column `i`; text is bound by reference.
+fn to_sql<'c>(schema: &TableSchema, i: usize, cell: &'c Cell) -> Result<ToSqlOutput<'c>, Error> {
     let col = &schema.columns[i];
     let bad = |what: &str| Error::Row {
         table: schema.name.clone(),
         column: col.name.clone(),
         message: format!("{what} in a {:?} column", col.ty),
     };
+    let owned = |v: Value| ToSqlOutput::Owned(v);
     Ok(match (cell, &col.ty) {
-        (Cell::Null, _) => Value::Null,
-        (Cell::Bool(b), ColumnType::Boolean) => Value::Integer(i64::from(b)),
-        (Cell::Int(n), ColumnType::Integer) => Value::Integer(n),
+        (Cell::Null, _) => owned(Value::Null),
+        (Cell::Bool(b), ColumnType::Boolean) => owned(Value::Integer(i64::from(*b))),
+        (Cell::Int(n), ColumnType::Integer) => owned(Value::Integer(*n)),
         (Cell::Decimal(m), ColumnType::Decimal { scale, .. }) => {
             // Through the exact text, so 1234.50 becomes the nearest double to 1234.5.
-            let text = decimal_text(m, *scale);
-            Value::Real(text.parse().map_err(|_| bad("a malformed decimal"))?)
+            let text = decimal_text(*m, *scale);
+            owned(Value::Real(
+                text.parse().map_err(|_| bad("a malformed decimal"))?,
+            ))
         }
-        (Cell::Text(s), ColumnType::Text | ColumnType::Code | ColumnType::Json) => Value::Text(s),
-        (Cell::Date(d), ColumnType::Date) => Value::Text(format_date(d)),
-        (Cell::Timestamp(t), ColumnType::Timestamp) => Value::Text(format_timestamp(t)),
+        (Cell::Text(s), ColumnType::Text | ColumnType::Code | ColumnType::Json) => {
+            ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+        }
+        (Cell::Date(d), ColumnType::Date) => owned(Value::Text(format_date(*d))),
+        (Cell::Timestamp(t), ColumnType::Timestamp) => owned(Value::Text(format_timestamp(*t))),
         (c, _) => return Err(bad(&format!("{c:?}"))),
     })
 }
 
-impl Sink for SqliteSink {
-    fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
+impl SqliteSink {
+    /// [`Sink::write`] without taking the rows: text is bound by reference, so a caller that
+    /// also hands the rows to another sink need not copy them.
+    ///
+    /// # Errors
+    /// As [`Sink::write`].
+    pub fn write_rows(&mut self, table: usize, rows: &[Vec<Cell>]) -> Result<(), Error> {
         let target = self.target(table);
         let schema = &self.schemas[table];
         let width = schema.columns.len();
@@ -267,7 +278,6 @@ impl Sink for SqliteSink {
         let mut stmt = conn
             .prepare_cached(&format!("INSERT INTO {target} VALUES ({marks})"))
             .map_err(Error::sqlite(&path))?;
-        let n = rows.len() as u64;
         for row in rows {
             if row.len() != width {
                 return Err(Error::Row {
@@ -276,16 +286,20 @@ impl Sink for SqliteSink {
                     message: format!("row has {} cells, the table {width} columns", row.len()),
                 });
             }
-            let values = row
-                .into_iter()
-                .enumerate()
-                .map(|(i, c)| to_value(schema, i, c))
-                .collect::<Result<Vec<_>, _>>()?;
-            stmt.execute(rusqlite::params_from_iter(values))
-                .map_err(Error::sqlite(&path))?;
+            for (i, c) in row.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, to_sql(schema, i, c)?)
+                    .map_err(Error::sqlite(&path))?;
+            }
+            stmt.raw_execute().map_err(Error::sqlite(&path))?;
         }
-        self.counts[table] += n;
+        self.counts[table] += rows.len() as u64;
         Ok(())
+    }
+}
+
+impl Sink for SqliteSink {
+    fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
+        self.write_rows(table, &rows)
     }
 
     fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {

@@ -372,10 +372,10 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
                 rows_per_table[t] += rows.len() as u64;
                 match (&mut sqlite, &mut parquet) {
                     (Some(s), Some(p)) => {
-                        s.write(t, rows.clone())?;
+                        s.write_rows(t, &rows)?;
                         p.write(t, rows)?;
                     }
-                    (Some(s), None) => s.write(t, rows)?,
+                    (Some(s), None) => s.write_rows(t, &rows)?,
                     (None, Some(p)) => p.write(t, rows)?,
                     (None, None) => {}
                 }
@@ -412,7 +412,7 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
         let rows = cclf8.rows(as_of);
         rows_per_table[t] += rows.len() as u64;
         if let Some(s) = &mut sqlite {
-            s.write(t, rows.clone())?;
+            s.write_rows(t, &rows)?;
         }
         if let Some(p) = &mut parquet {
             p.write(t, rows)?;
@@ -435,7 +435,7 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
             .collect();
         rows_per_table[t] += rows.len() as u64;
         if let Some(s) = &mut sqlite {
-            s.write(t, rows.clone())?;
+            s.write_rows(t, &rows)?;
         }
         if let Some(p) = &mut parquet {
             p.write(t, rows)?;
@@ -458,7 +458,7 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
             .collect();
         rows_per_table[t] += rows.len() as u64;
         if let Some(s) = &mut sqlite {
-            s.write(t, rows.clone())?;
+            s.write_rows(t, &rows)?;
         }
         if let Some(p) = &mut parquet {
             p.write(t, rows)?;
