@@ -303,7 +303,7 @@ lines.append("")
 lines.append(f"claimline / DuckDB speed: CCLF1 {ratio1:.2f}x, CCLF5 {ratio5:.2f}x (DuckDB time / claimline time, same files, same run).")
 lines.append("")
 lines.append("Rows out: claimline keeps the current version of each claim group (the claim-history rule; a"
-             " pre-pass reads every EOB's claim group, id, status and lastUpdated first), DuckDB's projection"
+             " load drops the rows of superseded versions before it commits), DuckDB's projection"
              " keeps every version, so its counts are higher by the superseded versions.")
 table = "\n".join(lines)
 print(table)

@@ -170,10 +170,15 @@ impl RunVersions {
     /// True when `r` (an EOB) is the version its group keeps in this run and no cancel of this
     /// run names it: its rows go to the tables.
     pub fn keeps(&self, r: &Resource<'_>) -> bool {
-        let Some(e) = claim_event(r, self.mode) else {
+        match claim_event(r, self.mode) {
+            Some(e) => self.keeps_event(&e),
             // No key or id: nothing to compete with.
-            return true;
-        };
+            None => true,
+        }
+    }
+
+    /// [`RunVersions::keeps`] for an event of the run.
+    pub fn keeps_event(&self, e: &ClaimEvent) -> bool {
         if e.action == Action::Cancel {
             return false;
         }
@@ -184,6 +189,11 @@ impl RunVersions {
             .get(&group)
             .is_some_and(|&i| self.events[i].position == e.position);
         head && !self.cancelled(&group, &e.resource_id)
+    }
+
+    /// The run's events, in the order [`RunVersions::new`] got them.
+    pub fn events(&self) -> &[ClaimEvent] {
+        &self.events
     }
 
     fn cancelled(&self, group: &(Option<ApiVersion>, String), id: &str) -> bool {

@@ -643,7 +643,16 @@ impl Plan {
         versions: RunVersions,
         stale: HashSet<(Option<ApiVersion>, String)>,
     ) {
-        if versions.mode() == VersionMode::All {
+        self.set_version_mode(versions.mode());
+        self.versions = Some(versions);
+        self.stale = stale;
+    }
+
+    /// The replacement keys of [`Plan::set_versions`] without the rule itself: every EOB
+    /// produces rows, for a caller that applies the rule to what it wrote afterwards (as
+    /// `claimline load` does, dropping the rows of versions it does not keep before committing).
+    pub fn set_version_mode(&mut self, mode: VersionMode) {
+        if mode == VersionMode::All {
             for (t, table) in self.tables.iter_mut().enumerate() {
                 if self.views.iter().any(|v| v.claim && v.table == t) {
                     table.replace_key = vec![
@@ -654,8 +663,18 @@ impl Plan {
                 }
             }
         }
-        self.versions = Some(versions);
-        self.stale = stale;
+    }
+
+    /// True when some claim-table view runs on EOBs of `api_version`.
+    pub fn claim_views_for(&self, api_version: Option<ApiVersion>) -> bool {
+        self.views
+            .iter()
+            .any(|v| v.claim && (v.api_version.is_none() || v.api_version == api_version))
+    }
+
+    /// True when table `t` is fed by views of `ExplanationOfBenefit` (a claim table).
+    pub fn is_claim_table(&self, t: usize) -> bool {
+        self.views.iter().any(|v| v.claim && v.table == t)
     }
 
     /// The tables, with lineage columns, in the order views first named them.

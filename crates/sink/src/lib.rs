@@ -44,6 +44,10 @@ pub use run::RunRecord;
 pub use schema::{Cell, Column, ColumnType, TableSchema, format_date, format_timestamp};
 pub use sqlite_sink::SqliteSink;
 
+/// Rows of a run named by where they came from: `_source_file` → the `_line`s, for
+/// [`SqliteSink::drop_rows`] and [`ParquetSink::drop_rows`].
+pub type SourceLines = std::collections::HashMap<String, std::collections::HashSet<i64>>;
+
 /// A destination for typed rows. Rows are visible to readers only after [`Sink::commit`].
 pub trait Sink {
     /// Appends rows (cells in schema column order) to table `table` (an index into the schemas

@@ -20,7 +20,7 @@ use parquet::schema::types::ColumnPath;
 use crate::error::Error;
 use crate::run::RunRecord;
 use crate::schema::{Cell, ColumnType, TableSchema};
-use crate::{Sink, create_private_dir, make_private};
+use crate::{Sink, SourceLines, create_private_dir, make_private};
 
 /// Rows buffered per table before they become an Arrow batch.
 const BATCH_ROWS: usize = 8192;
@@ -140,7 +140,121 @@ impl ParquetSink {
     }
 }
 
+impl ParquetSink {
+    /// Removes from `tables`' parts of this run the rows whose (`_source_file`, `_line`) is in
+    /// `lines`, before [`Sink::commit`]; returns the rows removed per table, in `tables` order.
+    /// A part with such rows is written again without them (still hidden as `_part-…`); the
+    /// table's next rows start a new part. For a caller that writes first and learns
+    /// afterwards which rows must not stay (the claim-history rule).
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Parquet`].
+    pub fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
+        tables
+            .iter()
+            .map(|&t| self.tables[t].drop_rows(lines))
+            .collect()
+    }
+}
+
 impl TableWriter {
+    fn drop_rows(&mut self, lines: &SourceLines) -> Result<u64, Error> {
+        if lines.is_empty() {
+            return Ok(0);
+        }
+        if !self.buffer.is_empty() {
+            self.flush()?;
+        }
+        self.close_part()?;
+        let (Ok(file_at), Ok(line_at)) = (
+            self.arrow.index_of("_source_file"),
+            self.arrow.index_of("_line"),
+        ) else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for (part, _) in &self.parts {
+            removed += self.filter_part(part, file_at, line_at, lines)?;
+        }
+        Ok(removed)
+    }
+
+    /// The mask of the rows of `batch` to keep.
+    fn keep(
+        batch: &RecordBatch,
+        file_at: usize,
+        line_at: usize,
+        lines: &SourceLines,
+    ) -> arrow_array::BooleanArray {
+        use arrow_array::{Array, Int64Array, StringArray};
+        let files = batch.column(file_at).as_any().downcast_ref::<StringArray>();
+        let nums = batch.column(line_at).as_any().downcast_ref::<Int64Array>();
+        (0..batch.num_rows())
+            .map(|i| {
+                let dropped = match (files, nums) {
+                    (Some(f), Some(n)) if f.is_valid(i) && n.is_valid(i) => lines
+                        .get(f.value(i))
+                        .is_some_and(|set| set.contains(&n.value(i))),
+                    _ => false,
+                };
+                Some(!dropped)
+            })
+            .collect()
+    }
+
+    /// Writes `part` again without the rows in `lines`, if it has any; returns how many went.
+    fn filter_part(
+        &self,
+        part: &Path,
+        file_at: usize,
+        line_at: usize,
+        lines: &SourceLines,
+    ) -> Result<u64, Error> {
+        use parquet::arrow::ProjectionMask;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let open = || -> Result<ParquetRecordBatchReaderBuilder<File>, Error> {
+            let f = File::open(part).map_err(Error::io(part))?;
+            ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(part))
+        };
+        // First only the two lineage columns: most parts lose nothing and are left alone.
+        let builder = open()?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [file_at, line_at]);
+        let reader = builder
+            .with_projection(mask)
+            .build()
+            .map_err(Error::parquet(part))?;
+        let mut removed = 0u64;
+        for batch in reader {
+            let batch = batch.map_err(Error::parquet(part))?;
+            let keep = Self::keep(&batch, 0, 1, lines);
+            removed += (batch.num_rows() - keep.true_count()) as u64;
+        }
+        if removed == 0 {
+            return Ok(0);
+        }
+        let rewrite = part.with_extension("parquet.rewrite");
+        let file = File::create(&rewrite).map_err(Error::io(&rewrite))?;
+        make_private(&rewrite).map_err(Error::io(&rewrite))?;
+        let mut w = ArrowWriter::try_new(file, self.arrow.clone(), Some(self.props.clone()))
+            .map_err(Error::parquet(&rewrite))?;
+        let reader = open()?.build().map_err(Error::parquet(part))?;
+        for batch in reader {
+            let batch = batch.map_err(Error::parquet(part))?;
+            let keep = Self::keep(&batch, file_at, line_at, lines);
+            let kept = arrow_select::filter::filter_record_batch(&batch, &keep)
+                .map_err(Error::parquet(part))?;
+            let kept = RecordBatch::try_new(self.arrow.clone(), kept.columns().to_vec())
+                .map_err(Error::parquet(part))?;
+            if kept.num_rows() > 0 {
+                w.write(&kept).map_err(Error::parquet(&rewrite))?;
+            }
+        }
+        let file = w.into_inner().map_err(Error::parquet(&rewrite))?;
+        file.sync_all().map_err(Error::io(&rewrite))?;
+        std::fs::rename(&rewrite, part).map_err(Error::io(part))?;
+        Ok(removed)
+    }
+
     fn open_part(&mut self) -> Result<(), Error> {
         if self.writer.is_none() {
             create_private_dir(&self.dir).map_err(Error::io(&self.dir))?;
@@ -342,6 +456,7 @@ impl Drop for ParquetSink {
             t.writer = None;
             for (tmp, _) in &t.parts {
                 let _ = std::fs::remove_file(tmp);
+                let _ = std::fs::remove_file(tmp.with_extension("parquet.rewrite"));
             }
             let _ = std::fs::remove_dir(&t.dir);
             if let Some(parent) = t.dir.parent() {

@@ -9,7 +9,7 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use crate::error::Error;
 use crate::run::RunRecord;
 use crate::schema::{Cell, ColumnType, TableSchema, decimal_text, format_date, format_timestamp};
-use crate::{Sink, make_private};
+use crate::{Sink, SourceLines, make_private};
 
 /// How the database is being written.
 enum Mode {
@@ -259,6 +259,65 @@ fn to_sql<'c>(schema: &TableSchema, i: usize, cell: &'c Cell) -> Result<ToSqlOut
 }
 
 impl SqliteSink {
+    /// The connection of an update of an existing database, for reading what earlier runs
+    /// committed (this run's rows stay in staging tables until [`Sink::commit`]); `None` for a
+    /// new database (nothing earlier) or after commit.
+    pub fn earlier_state(&self) -> Option<&Connection> {
+        match self.mode {
+            Mode::Update => self.conn.as_ref(),
+            Mode::Fresh { .. } => None,
+        }
+    }
+
+    /// Removes from `tables` the rows this run wrote whose (`_source_file`, `_line`) is in
+    /// `lines` (in the staging tables of an update, so earlier runs' rows are untouched), before
+    /// [`Sink::commit`]; returns the rows removed per table, in `tables` order. For a caller that
+    /// writes first and learns afterwards which rows must not stay (the claim-history rule).
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`]; [`Error::Row`] after commit.
+    pub fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
+        let path = self.db_path().to_owned();
+        let conn = self.conn.as_ref().ok_or_else(|| Error::Row {
+            table: String::new(),
+            column: String::new(),
+            message: "drop after commit".into(),
+        })?;
+        conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS _claimline_drop (f TEXT NOT NULL, l INTEGER NOT NULL, PRIMARY KEY (f, l)) WITHOUT ROWID; DELETE FROM temp._claimline_drop",
+        )
+        .map_err(Error::sqlite(&path))?;
+        {
+            let mut insert = conn
+                .prepare("INSERT OR IGNORE INTO temp._claimline_drop VALUES (?1, ?2)")
+                .map_err(Error::sqlite(&path))?;
+            for (file, set) in lines {
+                for line in set {
+                    insert.execute((file, line)).map_err(Error::sqlite(&path))?;
+                }
+            }
+        }
+        let mut removed = Vec::with_capacity(tables.len());
+        for &t in tables {
+            let n = conn
+                .execute(
+                    &format!(
+                        "DELETE FROM {} WHERE (_source_file, _line) IN (SELECT f, l FROM temp._claimline_drop)",
+                        self.target(t)
+                    ),
+                    [],
+                )
+                .map_err(Error::sqlite(&path))? as u64;
+            removed.push(n);
+        }
+        conn.execute_batch("DROP TABLE temp._claimline_drop")
+            .map_err(Error::sqlite(&path))?;
+        for (&t, n) in tables.iter().zip(&removed) {
+            self.counts[t] = self.counts[t].saturating_sub(*n);
+        }
+        Ok(removed)
+    }
+
     /// [`Sink::write`] without taking the rows: text is bound by reference, so a caller that
     /// also hands the rows to another sink need not copy them.
     ///

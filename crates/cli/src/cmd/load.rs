@@ -142,8 +142,9 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
     execute_with(args, &LoadOptions::default())
 }
 
-/// Loads `req.inputs` into `req.out`: a pre-pass over Patients and claim versions, then scan,
-/// evaluate every view, apply the claim-history rule, write both formats, commit.
+/// Loads `req.inputs` into `req.out`: a pre-pass over Patients (MBIs), then one scan that
+/// evaluates every view and writes both formats, then the claim-history rule on what was
+/// written (rows of versions not kept dropped), then the commit.
 pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     let started_at = Instant::now();
     let started = now_micros();
@@ -173,7 +174,7 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
         ))
         .into());
     }
-    let pre = pre_pass(&files, args.threads, &plan, mode)?;
+    let pre = pre_pass(&files, args.threads, &plan)?;
     let benes = if plan.needs_bene_index() {
         let mut index = pre.benes;
         let own = index.len() as u64;
@@ -188,39 +189,9 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
     } else {
         None
     };
-    let versions = RunVersions::new(mode, pre.claims);
-    let mut history = HistoryCounts::default();
-    let mut removals: Vec<Vec<Cell>> = Vec::new();
-    let mut stale: HashSet<(Option<claimline_ndjson::ApiVersion>, String)> = HashSet::new();
-    if let Some(e) = &earlier {
-        for g in versions.groups() {
-            let (stored, head_cancelled) = e.stored(mode, &g)?;
-            match decide(&g, stored.as_ref(), head_cancelled) {
-                Decision::Write => {}
-                Decision::Delete => {
-                    history.removed += 1;
-                    removals.push(vec![
-                        g.api_version
-                            .map_or(Cell::Null, |v| Cell::Text(v.as_str().to_owned())),
-                        Cell::Text(g.key.to_owned()),
-                    ]);
-                    stale.insert((g.api_version, g.key.to_owned()));
-                }
-                Decision::Keep => {
-                    if g.head.is_some() {
-                        history.stale += 1;
-                    }
-                    stale.insert((g.api_version, g.key.to_owned()));
-                }
-            }
-        }
-    }
-    let recorded: Vec<ClaimEvent> = versions.recorded().into_iter().cloned().collect();
-    history.cancels = recorded
-        .iter()
-        .filter(|e| e.action == claimline_link::Action::Cancel)
-        .count() as u64;
-    plan.set_versions(versions, stale);
+    // Every EOB produces rows; the claim-history rule is applied to what was written once the
+    // scan has seen every version (below), so each EOB is parsed once.
+    plan.set_version_mode(mode);
     let views_hash = views::hash(&sources);
     let run_id = args.run_id.clone().unwrap_or_else(|| run_id_from(started));
 
@@ -232,20 +203,11 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
         Some(e) => e.months()?,
         None => std::collections::BTreeSet::new(),
     };
+    let earlier_claims = earlier.as_ref().is_some_and(|e| e.has_claims);
     drop(earlier);
     let tables = plan.tables().to_vec();
     let mut sqlite = if matches!(args.format, Format::Sqlite | Format::Both) {
-        let mut sink = SqliteSink::open(&sqlite_path, &tables)?;
-        if !removals.is_empty()
-            && let Some(key) = tables
-                .iter()
-                .find(|t| t.replace_key.iter().any(|k| k == "_claim_key"))
-                .map(|t| t.replace_key.clone())
-            && key.len() == 2
-        {
-            sink.remove(&key, std::mem::take(&mut removals))?;
-        }
-        Some(sink)
+        Some(SqliteSink::open(&sqlite_path, &tables)?)
     } else {
         None
     };
@@ -280,25 +242,31 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
     let mut claims = ClaimCounts::default();
     let mut cclf8 = claimline_link::Cclf8Builder::default();
     let mut counts: BTreeMap<CountKey, (u64, u64, i128)> = BTreeMap::new();
+    let mut events: Vec<ClaimEvent> = Vec::new();
+    let mut eobs: Vec<EobRecord> = Vec::new();
     let api_version_at: Vec<Option<usize>> = tables
         .iter()
         .map(|t| t.columns.iter().position(|c| c.name == "_api_version"))
         .collect();
+    let history_rule = plan.has_claim_tables();
     let summary = scan(
         &files,
         &opts,
         Scratch::default,
         |scratch, r| {
             let out = plan.evaluate(r, &run_id, scratch);
-            (out, r.file_index, r.line)
+            let event = if history_rule {
+                claim_event(r, mode).map(|e| (e, plan.claim_views_for(r.api_version)))
+            } else {
+                None
+            };
+            (out, r.file_index, r.line, event)
         },
         |batch| {
             bar.inc(batch.disk_bytes);
             fault.tick()?;
             let mut per_table: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); tables.len()];
-            // Rows of claims an earlier run holds a newer version of: Parquet only.
-            let mut stale_rows: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); tables.len()];
-            for (mut out, file_index, line) in batch.items {
+            for (mut out, file_index, line, event) in batch.items {
                 out.shift_lines(&line_columns, batch.line_offset);
                 let line = line + batch.line_offset;
                 let ResourceOutput {
@@ -306,66 +274,47 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
                     issues: found,
                     unresolved_mbi,
                     excluded,
-                    superseded,
-                    stale,
                     summary,
                     bene_part,
+                    ..
                 } = out;
-                claims.unresolved_mbi += u64::from(unresolved_mbi);
-                claims.superseded += u64::from(superseded);
                 if let Some(part) = bene_part {
                     cclf8.add(part);
                 }
-                if let (Some(sum), Some(first)) = (summary, rows.first()) {
-                    let version = first
-                        .cells
-                        .get(
-                            api_version_at
-                                .get(first.table)
-                                .copied()
-                                .flatten()
-                                .unwrap_or(usize::MAX),
-                        )
-                        .and_then(|c| match c {
-                            Cell::Text(t) => Some(t.clone()),
-                            _ => None,
-                        });
-                    let e = counts
-                        .entry((version, sum.claim_type, sum.month))
-                        .or_insert((0u64, 0u64, 0i128));
-                    e.0 += 1;
-                    e.1 += sum.lines;
-                    e.2 += sum.payment_cents;
-                }
-                if stale {
-                    for row in rows {
-                        stale_rows[row.table].push(row.cells);
+                let api_version = rows.first().and_then(|first| {
+                    match first.cells.get(api_version_at[first.table]?) {
+                        Some(Cell::Text(t)) => Some(t.clone()),
+                        _ => None,
                     }
-                    continue;
-                }
-                match excluded {
-                    Some(Excluded::Partial) => claims.excluded_partial += 1,
-                    Some(Excluded::PriorAuth) => claims.excluded_prior_auth += 1,
-                    None => {}
-                }
+                });
                 for row in rows {
                     per_table[row.table].push(row.cells);
                 }
-                for issue in found {
-                    issues.record(
-                        &tables[issue.table].name,
-                        &issue,
-                        &files[file_index].path,
-                        line,
-                    )?;
+                let record = EobRecord {
+                    file_index,
+                    line,
+                    api_version,
+                    summary,
+                    excluded,
+                    unresolved_mbi,
+                    issues: found,
+                    claim_views: false,
+                };
+                match event {
+                    // Rows written now; kept, dropped or left to Parquet after the scan.
+                    Some((e, claim_views)) => {
+                        events.push(e);
+                        eobs.push(EobRecord {
+                            claim_views,
+                            ..record
+                        });
+                    }
+                    None => {
+                        record.account(&tables, &files, &mut claims, &mut counts, &mut issues)?
+                    }
                 }
             }
             for (t, rows) in per_table.into_iter().enumerate() {
-                if !stale_rows[t].is_empty()
-                    && let Some(p) = &mut parquet
-                {
-                    p.write(t, std::mem::take(&mut stale_rows[t]))?;
-                }
                 if rows.is_empty() {
                     continue;
                 }
@@ -385,7 +334,92 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
     );
     bar.finish_and_clear();
     let summary = summary?;
+
+    // The claim-history rule on what the scan wrote: per group the kept version, against what
+    // earlier runs left in SQLite.
+    let versions = RunVersions::new(mode, events);
+    let mut history = HistoryCounts::default();
+    let mut removals: Vec<Vec<Cell>> = Vec::new();
+    let mut stale: HashSet<(Option<claimline_ndjson::ApiVersion>, String)> = HashSet::new();
+    if earlier_claims && let Some(conn) = sqlite.as_ref().and_then(SqliteSink::earlier_state) {
+        for g in versions.groups() {
+            let (stored, head_cancelled) = stored_head(conn, mode, &g)?;
+            match decide(&g, stored.as_ref(), head_cancelled) {
+                Decision::Write => {}
+                Decision::Delete => {
+                    history.removed += 1;
+                    removals.push(vec![
+                        g.api_version
+                            .map_or(Cell::Null, |v| Cell::Text(v.as_str().to_owned())),
+                        Cell::Text(g.key.to_owned()),
+                    ]);
+                    stale.insert((g.api_version, g.key.to_owned()));
+                }
+                Decision::Keep => {
+                    if g.head.is_some() {
+                        history.stale += 1;
+                    }
+                    stale.insert((g.api_version, g.key.to_owned()));
+                }
+            }
+        }
+    }
+    let recorded: Vec<ClaimEvent> = versions.recorded().into_iter().cloned().collect();
+    history.cancels = recorded
+        .iter()
+        .filter(|e| e.action == claimline_link::Action::Cancel)
+        .count() as u64;
+    // Versions not kept leave both outputs; stale ones (an earlier run holds a newer version)
+    // stay in this run's Parquet partition only.
+    let mut not_kept = claimline_sink::SourceLines::new();
+    let mut stale_rows = claimline_sink::SourceLines::new();
+    for (e, eob) in versions.events().iter().zip(eobs) {
+        let file = files[eob.file_index].path.display().to_string();
+        if !versions.keeps_event(e) {
+            claims.superseded += u64::from(eob.claim_views);
+            not_kept.entry(file).or_default().insert(eob.line as i64);
+            continue;
+        }
+        let (api, key) = e.group(mode);
+        if stale.contains(&(api, key.to_owned())) {
+            claims.unresolved_mbi += u64::from(eob.unresolved_mbi);
+            stale_rows.entry(file).or_default().insert(eob.line as i64);
+            continue;
+        }
+        eob.account(&tables, &files, &mut claims, &mut counts, &mut issues)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
     issues.finish()?;
+    let claim_tables: Vec<usize> = (0..tables.len())
+        .filter(|&t| plan.is_claim_table(t))
+        .collect();
+    if let Some(s) = &mut sqlite {
+        if !removals.is_empty()
+            && let Some(key) = tables
+                .iter()
+                .find(|t| t.replace_key.iter().any(|k| k == "_claim_key"))
+                .map(|t| t.replace_key.clone())
+            && key.len() == 2
+        {
+            s.remove(&key, std::mem::take(&mut removals))?;
+        }
+        let mut gone = not_kept.clone();
+        for (file, lines) in &stale_rows {
+            gone.entry(file.clone()).or_default().extend(lines);
+        }
+        let removed = s.drop_rows(&claim_tables, &gone)?;
+        for (&t, n) in claim_tables.iter().zip(removed) {
+            rows_per_table[t] -= n;
+        }
+    }
+    if let Some(p) = &mut parquet {
+        let removed = p.drop_rows(&claim_tables, &not_kept)?;
+        if sqlite.is_none() {
+            for (&t, n) in claim_tables.iter().zip(removed) {
+                rows_per_table[t] -= n;
+            }
+        }
+    }
     months.extend(
         counts
             .keys()
@@ -574,42 +608,24 @@ struct HistoryCounts {
 /// What the pre-pass found.
 struct PrePass {
     benes: BeneIndex,
-    claims: Vec<ClaimEvent>,
 }
 
 /// First pass: the Patient files of the input (by manifest type, else by a file name starting
-/// with `Patient`) to beneficiary id → current MBI, and, when the plan has claim tables, every
-/// EOB's history event (claim key, id, `lastUpdated`, version or cancel). Rejects are left to
-/// the main pass.
-fn pre_pass(
-    files: &[InputFile],
-    threads: usize,
-    plan: &Plan,
-    mode: VersionMode,
-) -> anyhow::Result<PrePass> {
-    let is = |f: &InputFile, ty: &str| match &f.expected_type {
-        Some(t) => t == ty,
+/// with `Patient`) to beneficiary id → current MBI, so the main pass can fill `BENE_MBI_ID`.
+/// Rejects are left to the main pass.
+fn pre_pass(files: &[InputFile], threads: usize, plan: &Plan) -> anyhow::Result<PrePass> {
+    let is_patient = |f: &InputFile| match &f.expected_type {
+        Some(t) => t == "Patient",
         None => f
             .path
             .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(ty)),
+            .is_some_and(|n| n.to_string_lossy().starts_with("Patient")),
     };
-    let claims = plan.has_claim_tables();
-    let benes = plan.needs_bene_index();
-    let wanted: Vec<InputFile> = files
-        .iter()
-        .filter(|f| {
-            (benes && is(f, "Patient"))
-                // Files not named by type may hold EOBs: read them too.
-                || (claims && (is(f, "ExplanationOfBenefit") || f.expected_type.is_none()))
-        })
-        .cloned()
-        .collect();
     let mut out = PrePass {
         benes: BeneIndex::default(),
-        claims: Vec::new(),
     };
-    if wanted.is_empty() {
+    let wanted: Vec<InputFile> = files.iter().filter(|f| is_patient(f)).cloned().collect();
+    if !plan.needs_bene_index() || wanted.is_empty() {
         return Ok(out);
     }
     let opts = ScanOptions {
@@ -617,40 +633,77 @@ fn pre_pass(
         lines_in_batch: true,
         ..ScanOptions::default()
     };
-    // File indexes must be those of the main pass (ties within a run go to the later line).
-    let index_of: std::collections::HashMap<PathBuf, usize> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.path.clone(), i))
-        .collect();
     scan(
         &wanted,
         &opts,
         || (),
         |(), r| {
             if r.resource_type == "Patient" {
-                (benes.then(|| patient_mbi(r)).flatten(), None)
-            } else if claims {
-                (None, claim_event(r, mode))
+                patient_mbi(r)
             } else {
-                (None, None)
+                None
             }
         },
         |batch| {
-            for (bene, event) in batch.items {
-                if let Some((version, bene, mbi)) = bene {
-                    out.benes.insert(version, bene, mbi);
-                }
-                if let Some(mut e) = event {
-                    let file = &wanted[e.position.0].path;
-                    e.position.0 = index_of.get(file).copied().unwrap_or(e.position.0);
-                    out.claims.push(e);
-                }
+            for (version, bene, mbi) in batch.items.into_iter().flatten() {
+                out.benes.insert(version, bene, mbi);
             }
             Ok(())
         },
     )?;
     Ok(out)
+}
+
+/// What the scan kept of an EOB until the claim-history rule decides whether its rows stay.
+struct EobRecord {
+    file_index: usize,
+    /// File line number.
+    line: u64,
+    /// `_api_version` of its rows.
+    api_version: Option<String>,
+    summary: Option<claimline_link::ClaimSummary>,
+    excluded: Option<Excluded>,
+    unresolved_mbi: bool,
+    issues: Vec<claimline_link::RowIssue>,
+    /// Some claim-table view runs on its API version (a version left out counts as superseded).
+    claim_views: bool,
+}
+
+impl EobRecord {
+    /// Counts a resource whose rows stay: row errors, exclusions, unresolved MBIs and its
+    /// `_claimline_counts` share.
+    fn account(
+        self,
+        tables: &[claimline_sink::TableSchema],
+        files: &[InputFile],
+        claims: &mut ClaimCounts,
+        counts: &mut BTreeMap<CountKey, (u64, u64, i128)>,
+        issues: &mut IssueLog,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        claims.unresolved_mbi += u64::from(self.unresolved_mbi);
+        match self.excluded {
+            Some(Excluded::Partial) => claims.excluded_partial += 1,
+            Some(Excluded::PriorAuth) => claims.excluded_prior_auth += 1,
+            None => {}
+        }
+        if let Some(sum) = self.summary {
+            let e = counts
+                .entry((self.api_version, sum.claim_type, sum.month))
+                .or_insert((0u64, 0u64, 0i128));
+            e.0 += 1;
+            e.1 += sum.lines;
+            e.2 += sum.payment_cents;
+        }
+        for issue in &self.issues {
+            issues.record(
+                &tables[issue.table].name,
+                issue,
+                &files[self.file_index].path,
+                self.line,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Adds the current MBIs of the latest run's `bene_xref` rows per beneficiary from Parquet
@@ -792,63 +845,58 @@ impl EarlierRuns {
         }
         Ok(())
     }
+}
 
-    /// The head an earlier run left for a group, and whether an earlier run cancelled the
-    /// run's own winner.
-    fn stored(
-        &self,
-        mode: VersionMode,
-        g: &claimline_link::RunGroup<'_>,
-    ) -> anyhow::Result<(Option<StoredHead>, bool)> {
-        if !self.has_claims {
-            return Ok((None, false));
-        }
-        let column = match mode {
-            VersionMode::Current => "_claim_key",
-            VersionMode::All => "_resource_id",
-        };
-        let version = g.api_version.map(|v| v.as_str());
-        let head: Option<(String, Option<String>)> = self
-            .conn
+/// The head earlier runs left for a group (from `_claimline_claims` as committed), and whether
+/// an earlier run cancelled the run's own winner.
+fn stored_head(
+    conn: &rusqlite::Connection,
+    mode: VersionMode,
+    g: &claimline_link::RunGroup<'_>,
+) -> anyhow::Result<(Option<StoredHead>, bool)> {
+    let column = match mode {
+        VersionMode::Current => "_claim_key",
+        VersionMode::All => "_resource_id",
+    };
+    let version = g.api_version.map(|v| v.as_str());
+    let head: Option<(String, Option<String>)> = conn
+        .prepare_cached(&format!(
+            "SELECT _resource_id, _last_updated FROM _claimline_claims \
+             WHERE _api_version IS ?1 AND {column} = ?2 AND _action = 'version' \
+             ORDER BY _last_updated IS NULL, _last_updated DESC, _run_id DESC LIMIT 1"
+        ))?
+        .query_row(rusqlite::params![version, g.key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    let cancelled = |id: &str| -> anyhow::Result<bool> {
+        Ok(conn
             .prepare_cached(&format!(
-                "SELECT _resource_id, _last_updated FROM _claimline_claims \
-                 WHERE _api_version IS ?1 AND {column} = ?2 AND _action = 'version' \
-                 ORDER BY _last_updated IS NULL, _last_updated DESC, _run_id DESC LIMIT 1"
+                "SELECT count(*) FROM _claimline_claims WHERE _api_version IS ?1 \
+                 AND {column} = ?2 AND _action = 'cancel' AND _resource_id = ?3"
             ))?
-            .query_row(rusqlite::params![version, g.key], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
-        let cancelled = |id: &str| -> anyhow::Result<bool> {
-            Ok(self
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT count(*) FROM _claimline_claims WHERE _api_version IS ?1 \
-                     AND {column} = ?2 AND _action = 'cancel' AND _resource_id = ?3"
-                ))?
-                .query_row(rusqlite::params![version, g.key, id], |r| {
-                    r.get::<_, i64>(0)
-                })?
-                > 0)
-        };
-        let stored = match head {
-            Some((id, lu)) => Some(StoredHead {
-                cancelled: cancelled(&id)?,
-                last_updated: lu.as_deref().and_then(parse_instant),
-                resource_id: id,
-            }),
-            None => None,
-        };
-        let run_head_cancelled = match g.head {
-            Some(h) => cancelled(&h.resource_id)?,
-            None => false,
-        };
-        Ok((stored, run_head_cancelled))
-    }
+            .query_row(rusqlite::params![version, g.key, id], |r| {
+                r.get::<_, i64>(0)
+            })?
+            > 0)
+    };
+    let stored = match head {
+        Some((id, lu)) => Some(StoredHead {
+            cancelled: cancelled(&id)?,
+            last_updated: lu.as_deref().and_then(parse_instant),
+            resource_id: id,
+        }),
+        None => None,
+    };
+    let run_head_cancelled = match g.head {
+        Some(h) => cancelled(&h.resource_id)?,
+        None => false,
+    };
+    Ok((stored, run_head_cancelled))
 }
 
 /// A sink failure injected after N batches, for the project's own atomicity tests
