@@ -198,14 +198,13 @@ pub(crate) struct Env<'a, N> {
     pub constants: &'a [Literal],
     /// `%rowIndex`.
     pub row_index: i64,
-    /// The values of `%resource.…[%rowIndex]` expressions in this row (an `Env` lives for one
-    /// row): they depend on nothing but the row, yet sit inside `where` criteria that run once
-    /// per element (`careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence)`).
+    /// The values of the [`Expr::RowConst`] expressions evaluated in this row (an `Env` lives
+    /// for one row).
     pub row_memo: RowMemo<'a, N>,
 }
 
 /// See [`Env::row_memo`]: expression (by address) → its value.
-pub(crate) type RowMemo<'a, N> = RefCell<Vec<(*const Expr, Option<Item<'a, N>>)>>;
+pub(crate) type RowMemo<'a, N> = RefCell<Vec<(*const Expr, Coll<'a, N>)>>;
 
 impl<'a, N: Node<'a>> Env<'a, N> {
     /// The environment of one row.
@@ -216,16 +215,6 @@ impl<'a, N: Node<'a>> Env<'a, N> {
             row_index,
             row_memo: RefCell::new(Vec::new()),
         }
-    }
-}
-
-/// Does `e` start at `%resource` and read only members on the way (so its value is the same
-/// wherever in the resource it is evaluated)?
-fn from_resource(e: &Expr) -> bool {
-    match e {
-        Expr::Variable(Variable::Resource | Variable::RootResource) => true,
-        Expr::Member(Some(input), _) => from_resource(input),
-        _ => false,
     }
 }
 
@@ -560,11 +549,6 @@ pub(crate) fn eval<'a, N: Node<'a>>(
             // An integer literal or `%rowIndex` cannot fail, so the input is streamed up to item `i`
             // only: `%resource.item[%rowIndex]` neither builds the item collection nor walks past
             // the item (like `first()`, later items are not evaluated).
-            let memo = matches!(**idx, Expr::Variable(Variable::RowIndex)) && from_resource(input);
-            let key: *const Expr = e;
-            if memo && let Some((_, hit)) = env.row_memo.borrow().iter().find(|(k, _)| *k == key) {
-                return Ok(hit.clone().map_or(Coll::Empty, Coll::one));
-            }
             let i = single_int(&eval(idx, focus, index, env)?)?;
             match i.and_then(|i| usize::try_from(i).ok()) {
                 Some(i) => {
@@ -578,9 +562,6 @@ pub(crate) fn eval<'a, N: Node<'a>>(
                         k += 1;
                         Ok(true)
                     })?;
-                    if memo {
-                        env.row_memo.borrow_mut().push((key, got.clone()));
-                    }
                     got.map_or(Coll::Empty, Coll::one)
                 }
                 None => {
@@ -611,6 +592,15 @@ pub(crate) fn eval<'a, N: Node<'a>>(
             }
         }
         Expr::Binary(op, a, b) => binary(*op, a, b, focus, index, env)?,
+        Expr::RowConst(inner) => {
+            let key: *const Expr = &**inner;
+            if let Some((_, hit)) = env.row_memo.borrow().iter().find(|(k, _)| *k == key) {
+                return Ok(hit.clone());
+            }
+            let value = eval(inner, focus, index, env)?;
+            env.row_memo.borrow_mut().push((key, value.clone()));
+            value
+        }
         Expr::Call(input, f, args) => {
             let owned;
             let src = match input {

@@ -169,6 +169,67 @@ pub enum Expr {
     Negate(Box<Expr>),
     /// `a op b`.
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// An expression whose value is the same everywhere within one row of a view (it reads
+    /// only `%resource`, constants and `%rowIndex`), inside a lambda argument: evaluated once
+    /// per row instead of once per element the lambda visits. Made by [`hoist_row_constants`];
+    /// the parser never produces it.
+    RowConst(Box<Expr>),
+}
+
+/// Functions whose arguments are evaluated once per item of their input, with that item as
+/// the focus.
+fn is_lambda(f: &Function) -> bool {
+    matches!(
+        f,
+        Function::Where | Function::Select | Function::Exists | Function::All
+    )
+}
+
+/// Does `e` read nothing of its focus (only `%resource`, `%rootResource`, constants,
+/// `%rowIndex` and literals)?
+fn focus_free(e: &Expr) -> bool {
+    match e {
+        Expr::Empty | Expr::Literal(_) | Expr::Variable(_) | Expr::RowConst(_) => true,
+        Expr::This | Expr::Index | Expr::Member(None, _) | Expr::Call(None, _, _) => false,
+        Expr::Member(Some(input), _) => focus_free(input),
+        // A lambda's arguments see their own items; other arguments see the focus.
+        Expr::Call(Some(input), f, args) => {
+            focus_free(input) && (is_lambda(f) || args.iter().all(focus_free))
+        }
+        Expr::Indexer(a, b) | Expr::Binary(_, a, b) => focus_free(a) && focus_free(b),
+        Expr::Negate(x) => focus_free(x),
+    }
+}
+
+/// Wraps in [`Expr::RowConst`] the largest subexpressions of lambda arguments that read
+/// nothing of their focus (`careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence)`
+/// reads the current line once per row, not once per care team member). Values do not change:
+/// the wrapped expression is evaluated, on first use in a row, exactly as before.
+pub fn hoist_row_constants(e: Expr) -> Expr {
+    hoist(e, false)
+}
+
+fn hoist(e: Expr, in_lambda: bool) -> Expr {
+    let trivial = matches!(
+        e,
+        Expr::Empty | Expr::Literal(_) | Expr::Variable(_) | Expr::RowConst(_)
+    );
+    if in_lambda && !trivial && focus_free(&e) {
+        return Expr::RowConst(Box::new(e));
+    }
+    let sub = |x: Box<Expr>| Box::new(hoist(*x, in_lambda));
+    match e {
+        Expr::Member(input, keys) => Expr::Member(input.map(sub), keys),
+        Expr::Call(input, f, args) => {
+            let lambda = in_lambda || is_lambda(&f);
+            let args = args.into_iter().map(|a| hoist(a, lambda)).collect();
+            Expr::Call(input.map(sub), f, args)
+        }
+        Expr::Indexer(a, b) => Expr::Indexer(sub(a), sub(b)),
+        Expr::Binary(op, a, b) => Expr::Binary(op, sub(a), sub(b)),
+        Expr::Negate(x) => Expr::Negate(sub(x)),
+        other => other,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -406,7 +467,7 @@ fn tree_depth(e: &Expr) -> usize {
             .max()
             .unwrap_or(0),
         Expr::Indexer(a, b) | Expr::Binary(_, a, b) => tree_depth(a).max(tree_depth(b)),
-        Expr::Negate(a) => tree_depth(a),
+        Expr::Negate(a) | Expr::RowConst(a) => tree_depth(a),
     }
 }
 
@@ -785,6 +846,26 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only focus-free parts of lambda arguments are hoisted, the largest ones.
+    #[test]
+    fn row_constants_are_the_focus_free_parts_of_lambdas() {
+        let hoisted = |src: &str| {
+            let e = hoist_row_constants(compile(src, &[]).expect("compiles"));
+            format!("{e:?}").matches("RowConst").count()
+        };
+        assert_eq!(
+            hoisted("careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence)"),
+            1
+        );
+        assert_eq!(hoisted("%resource.item[%rowIndex].careTeamSequence"), 0);
+        assert_eq!(hoisted("item.where(sequence = $this.sequence)"), 0);
+        assert_eq!(hoisted("item.where(sequence = %rowIndex)"), 0);
+        assert_eq!(
+            hoisted("a.where(b.exists(c = %resource.d.where(e = 1).f) and g = %resource.h)"),
+            2
+        );
+    }
 
     /// Every prefix and every byte-mangled variant of real expressions either compiles or gives
     /// a located error: the parser never panics on input.

@@ -209,16 +209,18 @@ impl Loader<'_> {
     }
 
     fn fhirpath(&self, expression: &str, location: &str) -> Result<Expr, Error> {
-        compile(expression, &self.constant_names).map_err(|e| {
-            Error::FhirPath(Box::new(FhirPathSyntax {
-                file: self.file.to_owned(),
-                location: location.to_owned(),
-                expression: expression.to_owned(),
-                position: e.position,
-                expected: e.expected,
-                found: e.found,
-            }))
-        })
+        compile(expression, &self.constant_names)
+            .map(crate::fhirpath::hoist_row_constants)
+            .map_err(|e| {
+                Error::FhirPath(Box::new(FhirPathSyntax {
+                    file: self.file.to_owned(),
+                    location: location.to_owned(),
+                    expression: expression.to_owned(),
+                    position: e.position,
+                    expected: e.expected,
+                    found: e.found,
+                }))
+            })
     }
 
     fn constant(&self, v: &Value, location: &str) -> Result<(String, Literal), Error> {
@@ -468,7 +470,7 @@ fn reads_row_index(e: &Expr) -> bool {
             input.as_deref().is_some_and(reads_row_index) || args.iter().any(reads_row_index)
         }
         Expr::Indexer(a, b) | Expr::Binary(_, a, b) => reads_row_index(a) || reads_row_index(b),
-        Expr::Negate(x) => reads_row_index(x),
+        Expr::Negate(x) | Expr::RowConst(x) => reads_row_index(x),
     }
 }
 
@@ -500,7 +502,7 @@ fn row_invariant(e: &Expr) -> bool {
             }
         }
         Expr::Indexer(a, b) | Expr::Binary(_, a, b) => row_invariant(a) && row_invariant(b),
-        Expr::Negate(x) => row_invariant(x),
+        Expr::Negate(x) | Expr::RowConst(x) => row_invariant(x),
     }
 }
 
