@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The workers allocate and free many small values per resource (rows, cells, strings); with
+/// glibc's allocator that was a sixth of a 5 GB load's CPU, with mimalloc the load is 15–25%
+/// faster (README, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cmd;
 mod config;
 mod progress;
