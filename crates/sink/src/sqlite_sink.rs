@@ -269,6 +269,15 @@ impl SqliteSink {
         }
     }
 
+    /// The connection, until commit.
+    fn live(&self, what: &str) -> Result<&Connection, Error> {
+        self.conn.as_ref().ok_or_else(|| Error::Row {
+            table: String::new(),
+            column: String::new(),
+            message: format!("{what} after commit"),
+        })
+    }
+
     /// Removes from `tables` the rows this run wrote whose (`_source_file`, `_line`) is in
     /// `lines` (in the staging tables of an update, so earlier runs' rows are untouched), before
     /// [`Sink::commit`]; returns the rows removed per table, in `tables` order. For a caller that
@@ -278,11 +287,7 @@ impl SqliteSink {
     /// [`Error::Sqlite`]; [`Error::Row`] after commit.
     pub fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
         let path = self.db_path().to_owned();
-        let conn = self.conn.as_ref().ok_or_else(|| Error::Row {
-            table: String::new(),
-            column: String::new(),
-            message: "drop after commit".into(),
-        })?;
+        let conn = self.live("drop")?;
         conn.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS _claimline_drop (f TEXT NOT NULL, l INTEGER NOT NULL, PRIMARY KEY (f, l)) WITHOUT ROWID; DELETE FROM temp._claimline_drop",
         )
@@ -328,13 +333,9 @@ impl SqliteSink {
         let schema = &self.schemas[table];
         let width = schema.columns.len();
         let path = self.db_path().to_owned();
-        let conn = self.conn.as_ref().ok_or_else(|| Error::Row {
-            table: schema.name.clone(),
-            column: String::new(),
-            message: "write after commit".into(),
-        })?;
         let marks = vec!["?"; width].join(",");
-        let mut stmt = conn
+        let mut stmt = self
+            .live("write")?
             .prepare_cached(&format!("INSERT INTO {target} VALUES ({marks})"))
             .map_err(Error::sqlite(&path))?;
         for row in rows {
@@ -351,6 +352,7 @@ impl SqliteSink {
             }
             stmt.raw_execute().map_err(Error::sqlite(&path))?;
         }
+        drop(stmt);
         self.counts[table] += rows.len() as u64;
         Ok(())
     }
