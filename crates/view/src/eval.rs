@@ -409,13 +409,9 @@ fn stream<'a, N: Node<'a>>(
             };
             let mut k = 0;
             stream(input, focus, index, env, &mut |it| {
-                let r = eval(crit, std::slice::from_ref(&it), Some(k), env)?;
+                let r = truth(crit, std::slice::from_ref(&it), Some(k), env)?;
                 k += 1;
-                if to_bool(&r)? == Some(true) {
-                    out(it)
-                } else {
-                    Ok(true)
-                }
+                if r == Some(true) { out(it) } else { Ok(true) }
             })
         }
         Expr::Call(Some(input), Function::OfType(ty), _) => {
@@ -466,9 +462,8 @@ fn streamed_exists<'a, N: Node<'a>>(
         Some(crit) => {
             let mut k = 0;
             stream(input, focus, index, env, &mut |it| {
-                let r = eval(crit, std::slice::from_ref(&it), Some(k), env)?;
+                any = truth(crit, std::slice::from_ref(&it), Some(k), env)? == Some(true);
                 k += 1;
-                any = to_bool(&r)? == Some(true);
                 Ok(!any)
             })?;
         }
@@ -770,6 +765,65 @@ fn distinct_push<'a, N: Node<'a>>(out: &mut Vec<Item<'a, N>>, item: Item<'a, N>)
     }
 }
 
+/// The truth value of `e` as a criterion (`to_bool` of its value), with `and`, `or`, `xor` and
+/// `implies` worked out on booleans, without building a collection per operand.
+fn truth<'a, N: Node<'a>>(
+    e: &'a Expr,
+    focus: &[Item<'a, N>],
+    index: Option<i64>,
+    env: &Env<'a, N>,
+) -> Result<Option<bool>> {
+    match e {
+        Expr::Binary(
+            op @ (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies),
+            a,
+            b,
+        ) => logic(*op, a, b, focus, index, env),
+        _ => to_bool(&eval(e, focus, index, env)?),
+    }
+}
+
+/// FHIRPath's three-valued logic; the left side decides alone where it can.
+fn logic<'a, N: Node<'a>>(
+    op: BinaryOp,
+    a: &'a Expr,
+    b: &'a Expr,
+    focus: &[Item<'a, N>],
+    index: Option<i64>,
+    env: &Env<'a, N>,
+) -> Result<Option<bool>> {
+    use BinaryOp::*;
+    let x = truth(a, focus, index, env)?;
+    match (op, x) {
+        (And, Some(false)) => return Ok(Some(false)),
+        (Or, Some(true)) => return Ok(Some(true)),
+        (Implies, Some(false)) => return Ok(Some(true)),
+        _ => {}
+    }
+    let y = truth(b, focus, index, env)?;
+    Ok(match op {
+        And => match (x, y) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (Some(true), Some(true)) => Some(true),
+            _ => None,
+        },
+        Or => match (x, y) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            _ => None,
+        },
+        Xor => match (x, y) {
+            (Some(p), Some(q)) => Some(p != q),
+            _ => None,
+        },
+        _ => match (x, y) {
+            (Some(false), _) | (_, Some(true)) => Some(true),
+            (Some(true), Some(false)) => Some(false),
+            _ => None,
+        },
+    })
+}
+
 fn binary<'a, N: Node<'a>>(
     op: BinaryOp,
     a: &'a Expr,
@@ -779,6 +833,9 @@ fn binary<'a, N: Node<'a>>(
     env: &Env<'a, N>,
 ) -> Result<Coll<'a, N>> {
     use BinaryOp::*;
+    if matches!(op, And | Or | Xor | Implies) {
+        return Ok(bool_coll(logic(op, a, b, focus, index, env)?));
+    }
     // Fastest path for a `where` criterion such as `system = 'literal'`: a single member of the
     // (single, object) focus whose value is a plain string. The member's value is then exactly
     // that one string (no array, choice type or extension to resolve), so the answer needs no
@@ -807,41 +864,10 @@ fn binary<'a, N: Node<'a>>(
             _ => return Ok(bool_coll(Some(op == Ne))),
         }
     }
-    // Short-circuit the logical operators where the left side decides.
-    if matches!(op, And | Or | Implies) {
-        match (op, to_bool(&l)?) {
-            (And, Some(false)) => return Ok(bool_coll(Some(false))),
-            (Or, Some(true)) => return Ok(bool_coll(Some(true))),
-            (Implies, Some(false)) => return Ok(bool_coll(Some(true))),
-            _ => {}
-        }
-    }
     let r = eval(b, focus, index, env)?;
     Ok(match op {
-        And | Or | Xor | Implies => {
-            let (x, y) = (to_bool(&l)?, to_bool(&r)?);
-            bool_coll(match op {
-                And => match (x, y) {
-                    (Some(false), _) | (_, Some(false)) => Some(false),
-                    (Some(true), Some(true)) => Some(true),
-                    _ => None,
-                },
-                Or => match (x, y) {
-                    (Some(true), _) | (_, Some(true)) => Some(true),
-                    (Some(false), Some(false)) => Some(false),
-                    _ => None,
-                },
-                Xor => match (x, y) {
-                    (Some(p), Some(q)) => Some(p != q),
-                    _ => None,
-                },
-                _ => match (x, y) {
-                    (Some(false), _) | (_, Some(true)) => Some(true),
-                    (Some(true), Some(false)) => Some(false),
-                    _ => None,
-                },
-            })
-        }
+        // Handled before the left side is evaluated (see `logic`).
+        And | Or | Xor | Implies => return err("logical operator out of place"),
         Eq | Ne => {
             if l.is_empty() || r.is_empty() {
                 return Ok(Coll::Empty);
