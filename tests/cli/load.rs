@@ -400,6 +400,36 @@ fn snapshot(out: &Path) -> (BTreeMap<String, usize>, Vec<PathBuf>) {
     (counts, visible)
 }
 
+/// A load with other views than the last load into the same output says so (`claimline run`
+/// refuses; a plain load may mean it); the same views say nothing.
+#[test]
+fn other_views_than_the_last_load_are_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let load = |views: &str| {
+        let r = claimline(
+            dir.path(),
+            &[
+                "load",
+                s(&sample_data().join("r4")),
+                "--views",
+                views,
+                "--out",
+                s(&out),
+                "--format",
+                "sqlite",
+            ],
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8_lossy(&r.stderr).into_owned()
+    };
+    let warning = "the views differ from those of the last load";
+    assert!(!load("basic").contains(warning));
+    assert!(!load("basic").contains(warning));
+    let err = load("cclf");
+    assert!(err.contains(warning), "{err}");
+}
+
 #[test]
 fn a_load_that_fails_half_way_leaves_the_previous_output() {
     let dir = tempfile::tempdir().expect("tempdir");

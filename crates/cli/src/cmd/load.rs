@@ -163,16 +163,36 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
     let earlier = (matches!(args.format, Format::Sqlite | Format::Both) && sqlite_path.is_file())
         .then(|| EarlierRuns::open(&sqlite_path))
         .transpose()?;
-    if let Some(e) = &earlier
-        && let Some(before) = e.all_versions()?
-        && before != options.all_versions
+    let last_run = match &earlier {
+        Some(e) => e.last_run()?,
+        None => None,
+    };
+    if let Some(before) = &last_run
+        && before.all_versions != options.all_versions
     {
         return Err(views::UsageError(format!(
             "{} was loaded {} --all-versions; load into it the same way, or into a new --out",
             args.out.display(),
-            if before { "with" } else { "without" }
+            if before.all_versions {
+                "with"
+            } else {
+                "without"
+            }
         ))
         .into());
+    }
+    let views_hash = views::hash(&sources);
+    if let Some(before) = &last_run
+        && !before.views_hash.is_empty()
+        && before.views_hash != views_hash
+    {
+        // `claimline run` refuses this (its tables must come from one set of views); a plain
+        // load may mean it (another set of tables), so it only says so.
+        eprintln!(
+            "claimline: warning: the views differ from those of the last load into {} (run {}): a table both sets feed now holds rows built by two definitions; load into a new --out to keep one (`claimline reload` rebuilds a `claimline run` folder)",
+            args.out.display(),
+            before.run_id
+        );
     }
     let pre = pre_pass(&files, args.threads, &plan)?;
     let benes = if plan.needs_bene_index() {
@@ -192,7 +212,6 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
     // Every EOB produces rows; the claim-history rule is applied to what was written once the
     // scan has seen every version (below), so each EOB is parsed once.
     plan.set_version_mode(mode);
-    let views_hash = views::hash(&sources);
     let run_id = args.run_id.clone().unwrap_or_else(|| run_id_from(started));
 
     create_private_dir(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
@@ -781,8 +800,8 @@ impl EarlierRuns {
         })
     }
 
-    /// Whether the last run loaded with `--all-versions` (`None`: no run recorded).
-    fn all_versions(&self) -> anyhow::Result<Option<bool>> {
+    /// The record of the last run (`None`: no run recorded).
+    fn last_run(&self) -> anyhow::Result<Option<RunRecord>> {
         let exists: i64 = self.conn.query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_claimline_runs'",
             [],
@@ -803,9 +822,7 @@ impl EarlierRuns {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
                 e => Err(e),
             })?;
-        Ok(record
-            .and_then(|r| serde_json::from_str::<RunRecord>(&r).ok())
-            .map(|r| r.all_versions))
+        Ok(record.and_then(|r| serde_json::from_str::<RunRecord>(&r).ok()))
     }
 
     /// (API version, service month) of the claims earlier runs loaded.
