@@ -723,6 +723,12 @@ fn cclf8_input_views_can_be_edited() {
     let report = json(&r);
     assert_eq!(report["tables"]["cclf8"], 1, "{report}");
     assert!(report["tables"].get("cclf8_patient").is_none(), "{report}");
+    // The Coverage rows carry no lineage: only the Patient's placeholder `meta.lastUpdated`
+    // (CMS's `IGNORED_FIELD`, on the Coverage records too) is a CCLF8 row error.
+    assert_eq!(
+        report["row_errors"]["by_column"]["cclf8._last_updated"], 1,
+        "{report}"
+    );
     let conn = Connection::open(out.join("claimline.sqlite")).expect("open");
     let (last, dual, age): (String, String, Option<String>) = conn
         .query_row(

@@ -779,8 +779,13 @@ impl Plan {
             if rows.rows.is_empty() {
                 continue;
             }
-            let lineage =
-                lineage.get_or_insert_with(|| self.lineage(r, run_id, &mut out.issues, pv.table));
+            // A Coverage row of CCLF8 carries no lineage (the row is the Patient's): its
+            // `meta.lastUpdated` is neither read nor reported.
+            let lineage: &[Cell] = if pv.input == Some(Cclf8Input::Coverage) {
+                &[]
+            } else {
+                lineage.get_or_insert_with(|| self.lineage(r, run_id, &mut out.issues, pv.table))
+            };
             let extra = if pv.claim {
                 Some(claim_extra.get_or_insert_with(|| claim_columns(r)))
             } else {
