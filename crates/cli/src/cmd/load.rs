@@ -263,10 +263,6 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
     let mut counts: BTreeMap<CountKey, (u64, u64, i128)> = BTreeMap::new();
     let mut events: Vec<ClaimEvent> = Vec::new();
     let mut eobs: Vec<EobRecord> = Vec::new();
-    let api_version_at: Vec<Option<usize>> = tables
-        .iter()
-        .map(|t| t.columns.iter().position(|c| c.name == "_api_version"))
-        .collect();
     let history_rule = plan.has_claim_tables();
     let summary = scan(
         &files,
@@ -279,13 +275,13 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
             } else {
                 None
             };
-            (out, r.file_index, r.line, event)
+            (out, r.file_index, r.line, r.api_version, event)
         },
         |batch| {
             bar.inc(batch.disk_bytes);
             fault.tick()?;
             let mut per_table: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); tables.len()];
-            for (mut out, file_index, line, event) in batch.items {
+            for (mut out, file_index, line, api_version, event) in batch.items {
                 out.shift_lines(&line_columns, batch.line_offset);
                 let line = line + batch.line_offset;
                 let ResourceOutput {
@@ -300,12 +296,6 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
                 if let Some(part) = bene_part {
                     cclf8.add(part);
                 }
-                let api_version = rows.first().and_then(|first| {
-                    match first.cells.get(api_version_at[first.table]?) {
-                        Some(Cell::Text(t)) => Some(t.clone()),
-                        _ => None,
-                    }
-                });
                 for row in rows {
                     per_table[row.table].push(row.cells);
                 }
@@ -678,8 +668,8 @@ struct EobRecord {
     file_index: usize,
     /// File line number.
     line: u64,
-    /// `_api_version` of its rows.
-    api_version: Option<String>,
+    /// Its API version (`_api_version` of its rows).
+    api_version: Option<claimline_ndjson::ApiVersion>,
     summary: Option<claimline_link::ClaimSummary>,
     excluded: Option<Excluded>,
     unresolved_mbi: bool,
@@ -707,7 +697,11 @@ impl EobRecord {
         }
         if let Some(sum) = self.summary {
             let e = counts
-                .entry((self.api_version, sum.claim_type, sum.month))
+                .entry((
+                    self.api_version.map(|v| v.as_str().to_owned()),
+                    sum.claim_type,
+                    sum.month,
+                ))
                 .or_insert((0u64, 0u64, 0i128));
             e.0 += 1;
             e.1 += sum.lines;
