@@ -24,6 +24,28 @@ fn real(file: &str, index: usize) -> Value {
     serde_json::from_str(line).expect("JSON")
 }
 
+/// The active carrier claim `carrier-1001` of claim group 7001, last updated at `lu`.
+fn first_carrier(lu: &str) -> Value {
+    version(
+        "ExplanationOfBenefit-carrier.ndjson",
+        "carrier-1001",
+        "7001",
+        lu,
+        "active",
+    )
+}
+
+/// The active inpatient claim `inpatient-3001` of claim group 7003, last updated at `lu`.
+fn first_inpatient(lu: &str) -> Value {
+    version(
+        "ExplanationOfBenefit-inpatient.ndjson",
+        "inpatient-3001",
+        "7003",
+        lu,
+        "active",
+    )
+}
+
 /// A real R4 EOB made into one version of claim group `group`.
 fn version(file: &str, id: &str, group: &str, last_updated: &str, status: &str) -> Value {
     let mut eob = real(file, 0);
@@ -449,13 +471,7 @@ fn all_versions_keeps_every_version_once() {
 fn counts_per_run_and_a_warning_when_v2_and_v3_share_months() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tmp = tmp.path();
-    let mut v2 = version(
-        "ExplanationOfBenefit-carrier.ndjson",
-        "carrier-1001",
-        "7001",
-        "2026-01-05T10:00:00.000+00:00",
-        "active",
-    );
+    let mut v2 = first_carrier("2026-01-05T10:00:00.000+00:00");
     v2["billablePeriod"]["start"] = Value::from("2022-10-03");
     let out = tmp.join("out");
     let e1 = write_export(&tmp.join("e1"), &[&v2], true);
@@ -502,20 +518,8 @@ fn a_parquet_only_output_resolves_mbis_from_earlier_runs() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tmp = tmp.path();
     let jan = "2026-01-05T10:00:00.000+00:00";
-    let c1 = version(
-        "ExplanationOfBenefit-carrier.ndjson",
-        "carrier-1001",
-        "7001",
-        jan,
-        "active",
-    );
-    let i1 = version(
-        "ExplanationOfBenefit-inpatient.ndjson",
-        "inpatient-3001",
-        "7003",
-        jan,
-        "active",
-    );
+    let c1 = first_carrier(jan);
+    let i1 = first_inpatient(jan);
     let out = tmp.join("out");
     let e1 = write_export(&tmp.join("e1"), &[&c1], true);
     let r1 = load(&e1, &out, "r1", &["--format", "parquet"]);
@@ -533,13 +537,7 @@ fn a_parquet_only_output_resolves_mbis_from_earlier_runs() {
 fn switching_the_version_rule_on_an_output_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tmp = tmp.path();
-    let c1 = version(
-        "ExplanationOfBenefit-carrier.ndjson",
-        "carrier-1001",
-        "7001",
-        "2026-01-05T10:00:00.000+00:00",
-        "active",
-    );
+    let c1 = first_carrier("2026-01-05T10:00:00.000+00:00");
     let out = tmp.join("out");
     let e1 = write_export(&tmp.join("e1"), &[&c1], true);
     load(&e1, &out, "r1", &[]);
@@ -573,20 +571,8 @@ fn a_new_mbi_in_a_later_patient_replaces_the_crosswalk() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tmp = tmp.path();
     let jan = "2026-01-05T10:00:00.000+00:00";
-    let c1 = version(
-        "ExplanationOfBenefit-carrier.ndjson",
-        "carrier-1001",
-        "7001",
-        jan,
-        "active",
-    );
-    let i1 = version(
-        "ExplanationOfBenefit-inpatient.ndjson",
-        "inpatient-3001",
-        "7003",
-        jan,
-        "active",
-    );
+    let c1 = first_carrier(jan);
+    let i1 = first_inpatient(jan);
     let out = tmp.join("out");
     let e1 = write_export(&tmp.join("e1"), &[&c1], true);
     load(&e1, &out, "r1", &[]);

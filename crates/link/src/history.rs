@@ -167,17 +167,9 @@ impl RunVersions {
         self.mode
     }
 
-    /// True when `r` (an EOB) is the version its group keeps in this run and no cancel of this
-    /// run names it: its rows go to the tables.
-    pub fn keeps(&self, r: &Resource<'_>) -> bool {
-        match claim_event(r, self.mode) {
-            Some(e) => self.keeps_event(&e),
-            // No key or id: nothing to compete with.
-            None => true,
-        }
-    }
-
-    /// [`RunVersions::keeps`] for an event of the run.
+    /// True when event `e` of this run is the version its group keeps and no cancel of this
+    /// run names it: its rows stay in the tables. (An EOB with no claim key or id has no event
+    /// and nothing to compete with.)
     pub fn keeps_event(&self, e: &ClaimEvent) -> bool {
         if e.action == Action::Cancel {
             return false;

@@ -48,7 +48,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 mod cclf8;
@@ -160,12 +160,6 @@ pub struct ResourceOutput {
     pub unresolved_mbi: bool,
     /// Why a v3 EOB was left out of the CCLF tables, if it was.
     pub excluded: Option<Excluded>,
-    /// An EOB version this run does not keep (superseded, cancelled, or loaded twice): its claim
-    /// rows were left out (see [`Plan::set_versions`]).
-    pub superseded: bool,
-    /// The claim's rows are this run's version but an earlier run holds a newer one (or
-    /// cancelled it): they belong in the run's Parquet partition, not in SQLite.
-    pub stale: bool,
     /// What the EOB adds to `_claimline_counts`, when it produced claim rows.
     pub summary: Option<ClaimSummary>,
     /// What a Patient or Coverage gives to CCLF8 (joined by beneficiary in a [`Cclf8Builder`]).
@@ -382,8 +376,6 @@ pub struct Plan {
     by_type: BTreeMap<String, Vec<usize>>,
     bene: BeneIndex,
     include_partial: bool,
-    versions: Option<RunVersions>,
-    stale: HashSet<(Option<ApiVersion>, String)>,
     /// `bene_xref` and `cclf9` table indexes, when Patients feed them.
     xref: Option<(usize, usize)>,
     /// The `cclf8` table index, when Patients and Coverage feed it.
@@ -573,8 +565,6 @@ impl Plan {
             by_type,
             bene: BeneIndex::default(),
             include_partial: false,
-            versions: None,
-            stale: HashSet::new(),
             xref: None,
             cclf8: tables_cclf8,
         })
@@ -633,23 +623,9 @@ impl Plan {
         self.views.iter().any(|v| v.claim)
     }
 
-    /// Applies the claim-history rule ([`history`](crate::RunVersions)) within the run: only
-    /// the winning version of each group produces rows. With [`VersionMode::All`] claim tables
-    /// are replaced per `(_api_version, _claim_key, _resource_id)` instead of per claim group.
-    /// `stale` lists the groups (as [`ClaimEvent::group`]) whose rows an earlier run's newer
-    /// version supersedes; their rows are flagged [`ResourceOutput::stale`].
-    pub fn set_versions(
-        &mut self,
-        versions: RunVersions,
-        stale: HashSet<(Option<ApiVersion>, String)>,
-    ) {
-        self.set_version_mode(versions.mode());
-        self.versions = Some(versions);
-        self.stale = stale;
-    }
-
-    /// The replacement keys of [`Plan::set_versions`] without the rule itself: every EOB
-    /// produces rows, for a caller that applies the rule to what it wrote afterwards (as
+    /// With [`VersionMode::All`], claim tables are replaced per `(_api_version, _claim_key,
+    /// _resource_id)` instead of per claim group. Every EOB produces rows either way: the
+    /// claim-history rule ([`RunVersions`]) is applied by the caller to what it wrote (as
     /// `claimline load` does, dropping the rows of versions it does not keep before committing).
     pub fn set_version_mode(&mut self, mode: VersionMode) {
         if mode == VersionMode::All {
@@ -732,18 +708,6 @@ impl Plan {
         } else {
             excluded(r)
         };
-        let superseded = match &self.versions {
-            Some(v) if r.resource_type == "ExplanationOfBenefit" => {
-                if !self.stale.is_empty()
-                    && let Some(e) = claim_event(r, v.mode())
-                {
-                    let (api, key) = e.group(v.mode());
-                    out.stale = self.stale.contains(&(api, key.to_owned()));
-                }
-                !v.keeps(r)
-            }
-            _ => false,
-        };
         for &i in indexes {
             let pv = &self.views[i];
             if pv.api_version.is_some() && pv.api_version != r.api_version {
@@ -751,10 +715,6 @@ impl Plan {
             }
             if pv.cclf && leave_out.is_some() {
                 out.excluded = leave_out;
-                continue;
-            }
-            if pv.claim && superseded {
-                out.superseded = true;
                 continue;
             }
             let rows = &mut scratch.rows[i];
@@ -847,7 +807,7 @@ impl Plan {
                 });
             }
         }
-        if claim_extra.is_some() && !out.stale && self.counts_table().is_some() {
+        if claim_extra.is_some() && self.counts_table().is_some() {
             out.summary = claim_summary(r);
         }
         out
@@ -1074,33 +1034,18 @@ pub fn parse_day(s: &str) -> Option<i32> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let y: i64 = s.get(..4)?.parse().ok()?;
-    let m: i64 = s.get(5..7)?.parse().ok()?;
-    let d: i64 = s.get(8..10)?.parse().ok()?;
+    let y: i32 = s.get(..4)?.parse().ok()?;
+    let m: u32 = s.get(5..7)?.parse().ok()?;
+    let d: u32 = s.get(8..10)?.parse().ok()?;
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    i32::try_from(era * 146_097 + doe - 719_468).ok()
+    i32::try_from(claimline_view::temporal::days_from_civil(y, m, d)).ok()
 }
 
 /// (year, month, day) of a day count since 1970-01-01.
 pub(crate) fn civil(days: i32) -> (i64, u32, u32) {
-    let z = i64::from(days) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    claimline_sink::civil_from_days(i64::from(days))
 }
 
 /// Microseconds since the epoch of an RFC 3339 instant with a time zone; `None` otherwise.
@@ -1344,8 +1289,8 @@ mod tests {
         assert_eq!(run(true), exact);
     }
 
-    /// The version rule finds the kept version of a group whose versions lie in many chunks of
-    /// scans that number lines within chunks (positions are byte offsets, not lines).
+    /// The version rule finds the kept version of a group whose versions lie in many chunks of a
+    /// scan that numbers lines within chunks (positions are byte offsets, not lines).
     #[test]
     fn versions_across_chunks_keep_one() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1366,22 +1311,17 @@ mod tests {
         };
         let (events, _) =
             claimline_ndjson::scan_collect(&files, &opts, |r| claim_event(r, VersionMode::Current))
-                .expect("pre-pass");
-        let mut plan = Plan::new(vec![view(CLAIM_VIEW)]).expect("plan");
-        plan.set_versions(
-            RunVersions::new(VersionMode::Current, events.into_iter().flatten().collect()),
-            HashSet::new(),
-        );
-        let (kept, _) = claimline_ndjson::scan_collect(&files, &opts, |r| {
-            let out = plan.evaluate(r, "run", &mut Scratch::default());
-            (!out.rows.is_empty()).then(|| r.id.unwrap_or_default().to_owned())
-        })
-        .expect("main pass");
+                .expect("scan");
+        let versions =
+            RunVersions::new(VersionMode::Current, events.into_iter().flatten().collect());
+        let kept: Vec<&str> = versions
+            .events()
+            .iter()
+            .filter(|e| versions.keeps_event(e))
+            .map(|e| e.resource_id.as_str())
+            .collect();
         // Equal lastUpdated: the later line wins.
-        assert_eq!(
-            kept.into_iter().flatten().collect::<Vec<_>>(),
-            vec!["e29".to_owned()]
-        );
+        assert_eq!(kept, vec!["e29"]);
     }
 
     #[test]

@@ -41,7 +41,9 @@ mod sqlite_sink;
 pub use error::Error;
 pub use parquet_sink::{ParquetSink, read_committed_parquet};
 pub use run::RunRecord;
-pub use schema::{Cell, Column, ColumnType, TableSchema, format_date, format_timestamp};
+pub use schema::{
+    Cell, Column, ColumnType, TableSchema, civil_from_days, format_date, format_timestamp,
+};
 pub use sqlite_sink::SqliteSink;
 
 /// Rows of a run named by where they came from: `_source_file` → the `_line`s, for

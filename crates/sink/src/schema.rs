@@ -148,7 +148,9 @@ pub fn format_timestamp(micros: i64) -> String {
     }
 }
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// `(year, month, day)` of a day count since 1970-01-01 (proleptic Gregorian; Howard Hinnant's
+/// `civil_from_days`), as `Date32` cells hold them.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

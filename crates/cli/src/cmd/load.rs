@@ -324,18 +324,8 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
                 }
             }
             for (t, rows) in per_table.into_iter().enumerate() {
-                if rows.is_empty() {
-                    continue;
-                }
-                rows_per_table[t] += rows.len() as u64;
-                match (&mut sqlite, &mut parquet) {
-                    (Some(s), Some(p)) => {
-                        s.write_rows(t, &rows)?;
-                        p.write(t, rows)?;
-                    }
-                    (Some(s), None) => s.write_rows(t, &rows)?,
-                    (None, Some(p)) => p.write(t, rows)?,
-                    (None, None) => {}
+                if !rows.is_empty() {
+                    write_table(&mut sqlite, &mut parquet, &mut rows_per_table, t, rows)?;
                 }
             }
             Ok(())
@@ -453,13 +443,7 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
             .and_then(claimline_link::parse_day)
             .unwrap_or_else(|| started.div_euclid(86_400_000_000) as i32);
         let rows = cclf8.rows(as_of);
-        rows_per_table[t] += rows.len() as u64;
-        if let Some(s) = &mut sqlite {
-            s.write_rows(t, &rows)?;
-        }
-        if let Some(p) = &mut parquet {
-            p.write(t, rows)?;
-        }
+        write_table(&mut sqlite, &mut parquet, &mut rows_per_table, t, rows)?;
     }
     if let Some(t) = plan.counts_table() {
         let rows: Vec<Vec<Cell>> = counts
@@ -476,13 +460,7 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
                 ]
             })
             .collect();
-        rows_per_table[t] += rows.len() as u64;
-        if let Some(s) = &mut sqlite {
-            s.write_rows(t, &rows)?;
-        }
-        if let Some(p) = &mut parquet {
-            p.write(t, rows)?;
-        }
+        write_table(&mut sqlite, &mut parquet, &mut rows_per_table, t, rows)?;
     }
     if let Some(t) = plan.claims_table() {
         let rows: Vec<Vec<Cell>> = recorded
@@ -499,13 +477,7 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
                 ]
             })
             .collect();
-        rows_per_table[t] += rows.len() as u64;
-        if let Some(s) = &mut sqlite {
-            s.write_rows(t, &rows)?;
-        }
-        if let Some(p) = &mut parquet {
-            p.write(t, rows)?;
-        }
+        write_table(&mut sqlite, &mut parquet, &mut rows_per_table, t, rows)?;
     }
 
     let table_counts: BTreeMap<String, u64> = tables
@@ -612,6 +584,24 @@ struct HistoryCounts {
     stale: u64,
     removed: u64,
     cancels: u64,
+}
+
+/// Writes `rows` of table `t` to each open sink and counts them.
+fn write_table(
+    sqlite: &mut Option<SqliteSink>,
+    parquet: &mut Option<ParquetSink>,
+    counted: &mut [u64],
+    t: usize,
+    rows: Vec<Vec<Cell>>,
+) -> Result<(), claimline_sink::Error> {
+    counted[t] += rows.len() as u64;
+    if let Some(s) = sqlite {
+        s.write_rows(t, &rows)?;
+    }
+    if let Some(p) = parquet {
+        p.write(t, rows)?;
+    }
+    Ok(())
 }
 
 /// What the pre-pass found.
