@@ -386,15 +386,11 @@ fn snapshot(out: &Path) -> (BTreeMap<String, usize>, Vec<PathBuf>) {
         .iter()
         .map(|t| ((*t).to_owned(), sqlite_rows(&db, t).len()))
         .collect();
+    // Every Parquet file under `parquet/` is what a reader's glob sees: a hidden name is no
+    // protection (DuckDB's globs do not skip `_`-prefixed files).
     let mut visible: Vec<PathBuf> = walk(&out.join("parquet"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .filter(|p| {
-            !p.file_name()
-                .expect("name")
-                .to_string_lossy()
-                .starts_with('_')
-        })
         .collect();
     visible.sort();
     (counts, visible)
@@ -457,7 +453,7 @@ fn a_load_that_fails_half_way_leaves_the_previous_output() {
             "--out",
             s(&out),
         ],
-        &[("CLAIMLINE_FAULT_SINK_AFTER_BATCHES", "3")],
+        &[("CLAIMLINE_FAULT", "scan.batch@4:fail")],
     );
     assert_eq!(
         r.status.code(),
@@ -465,7 +461,9 @@ fn a_load_that_fails_half_way_leaves_the_previous_output() {
         "{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    assert!(String::from_utf8_lossy(&r.stderr).contains("injected sink failure"));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("injected failure at fault point scan.batch")
+    );
     assert_eq!(snapshot(&out), before);
     // And a fresh output that fails leaves no database at all.
     let fresh = dir.path().join("fresh");
@@ -479,7 +477,7 @@ fn a_load_that_fails_half_way_leaves_the_previous_output() {
             "--out",
             s(&fresh),
         ],
-        &[("CLAIMLINE_FAULT_SINK_AFTER_BATCHES", "2")],
+        &[("CLAIMLINE_FAULT", "scan.batch@3:fail")],
     );
     assert_eq!(r.status.code(), Some(5));
     assert!(!fresh.join("claimline.sqlite").exists());
@@ -510,14 +508,15 @@ fn a_load_killed_with_sigkill_leaves_the_previous_output() {
     );
     assert!(r.status.success());
     let before = snapshot(&out);
-    // A generated input big enough that the load is still running when it is killed.
+    // Killed at an exact step: the second batch of parsed resources (fault point `scan.batch`).
     let big = dir.path().join("big");
     std::fs::create_dir_all(&big).expect("mkdir");
     let mut bytes = Vec::new();
-    claimline_synth::EobGenerator::new(3).write_bytes(&mut bytes, 60 << 20);
+    claimline_synth::EobGenerator::new(3).write_bytes(&mut bytes, 12 << 20);
     std::fs::write(big.join("ExplanationOfBenefit.000.ndjson"), &bytes).expect("write");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claimline"))
-        .args([
+    let killed = crate::claimline_env(
+        dir.path(),
+        &[
             "load",
             s(&big),
             "--views",
@@ -526,31 +525,17 @@ fn a_load_killed_with_sigkill_leaves_the_previous_output() {
             s(&out),
             "--threads",
             "1",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    // Wait until it has written part of the run, then kill it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let partial = walk(&out.join("parquet")).iter().any(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("_part-"))
-        });
-        if partial || std::time::Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    // Let it write for a while, then kill it mid-run.
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    assert!(
-        child.try_wait().expect("poll").is_none(),
-        "the load finished before it could be killed: make the input bigger"
+        ],
+        &[("CLAIMLINE_FAULT", "scan.batch@2")],
     );
-    child.kill().expect("SIGKILL");
-    let status = child.wait().expect("wait");
-    assert!(!status.success(), "the load was killed before it finished");
+    assert!(
+        !killed.status.success(),
+        "the load was killed before it finished"
+    );
+    assert!(
+        String::from_utf8_lossy(&killed.stderr).contains("fault point scan.batch reached"),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
     assert_eq!(snapshot(&out), before);
 }

@@ -141,7 +141,7 @@ fn run_with_views(url: &str, out: &Path, views: &str, extra: &[&str]) -> Command
         .args(extra)
         .env("BCDA_CLIENT_ID", ID)
         .env("BCDA_CLIENT_SECRET", SECRET)
-        .env_remove("CLAIMLINE_FAULT_SINK_AFTER_BATCHES")
+        .env_remove("CLAIMLINE_FAULT")
         .env_remove("CLAIMLINE_CONFIG")
         .stdin(Stdio::null());
     command
@@ -295,7 +295,7 @@ fn a_failed_load_leaves_since_unchanged_and_the_rerun_completes() {
     let log = work.path().join("run.log");
 
     let failed = run(bcda.url(), &out, &["--log", s(&log)])
-        .env("CLAIMLINE_FAULT_SINK_AFTER_BATCHES", "0")
+        .env("CLAIMLINE_FAULT", "scan.batch@1:fail")
         .output()
         .expect("runs");
     assert!(

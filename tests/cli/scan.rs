@@ -164,9 +164,16 @@ fn truncated_gzip_is_reported_as_such() {
         dir.path(),
         &["scan", "--json", path.to_str().expect("utf-8")],
     );
-    assert!(out.status.success());
+    // A damaged file is not a success: exit 4, and the file is named with how far it was read.
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Patient.000.ndjson.gz: damaged (truncated_gzip"),
+        "{stderr}"
+    );
     let r = json(&out);
     assert_eq!(r["files"][0]["truncated"], true);
+    assert_eq!(r["files"][0]["damaged"]["kind"], "truncated_gzip");
     assert_eq!(r["rejects"]["count"], 1);
     let rejects =
         std::fs::read_to_string(dir.path().join("claimline-rejects.ndjson")).expect("rejects");

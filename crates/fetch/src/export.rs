@@ -155,7 +155,33 @@ fn request_key(url: &str) -> (String, Vec<(String, String)>) {
 /// same request re-attaches to it and downloads only the files that are missing, so the folder
 /// ends byte-identical to an uninterrupted run. A 429 on kick-off re-attaches to the running job
 /// with the same request (found through `/jobs`), or waits `Retry-After` and asks again.
+///
+/// A saved job that failed on BCDA's side or is gone (cancelled, expired) is not followed again:
+/// its files are forgotten and a new job is started for the same request ([`Event::Restarted`]).
 pub fn export(
+    client: &Client,
+    request: &ExportRequest,
+    out: &Path,
+    options: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<ExportSummary, FetchError> {
+    let saved = !options.new_job && ExportState::load(out).ok().flatten().is_some();
+    match export_once(client, request, out, options, progress) {
+        Err(FetchError::JobFailed { job_url, .. } | FetchError::JobGone { job_url, .. })
+            if saved =>
+        {
+            progress.event(&Event::Restarted { job_url: &job_url });
+            let options = ExportOptions {
+                new_job: true,
+                ..options.clone()
+            };
+            export_once(client, request, out, &options, progress)
+        }
+        other => other,
+    }
+}
+
+fn export_once(
     client: &Client,
     request: &ExportRequest,
     out: &Path,
@@ -659,6 +685,7 @@ fn attempt_download(
         target.stem.clone()
     };
     let dest: PathBuf = out.join(&name);
+    claimline_fault::point("fetch.rename").map_err(|e| FetchError::io(&dest, e))?;
     fs::rename(part, &dest).map_err(|e| FetchError::io(&dest, e))?;
     if let Some(parent) = dest.parent() {
         sync_dir(parent);

@@ -18,6 +18,12 @@ pub enum Event<'a> {
         /// The job URL.
         job_url: &'a str,
     },
+    /// The saved job failed on BCDA's side or is gone: a new export job is started for the
+    /// same request (a scheduler retrying must not re-attach to a dead job forever).
+    Restarted {
+        /// The dead job's URL.
+        job_url: &'a str,
+    },
     /// BCDA answered 429 to the kick-off and no matching running job was found: waiting.
     Busy {
         /// How long the client waits before asking again.

@@ -37,5 +37,7 @@ pub use error::Error;
 pub use input::{Compression, InputFile, Manifest, discover};
 pub use parse::LineParser;
 pub use reject::{Reject, RejectKind, RejectTarget, create_private};
-pub use scan::{Batch, FileSummary, Resource, ScanOptions, ScanSummary, scan, scan_collect};
+pub use scan::{
+    Batch, Damage, DamageKind, FileSummary, Resource, ScanOptions, ScanSummary, scan, scan_collect,
+};
 pub use tape::{Cursor, Document, Kind};

@@ -22,8 +22,12 @@ pub enum RejectKind {
     WrongResourceType,
     /// The file ends mid-line: no final newline and the JSON is incomplete.
     TruncatedLine,
-    /// The gzip stream ends early or is corrupt; what follows the last whole line is lost.
+    /// The gzip stream ends early; what follows the last whole line is lost.
     TruncatedGzip,
+    /// The gzip stream is corrupt; what follows the last whole line is lost.
+    CorruptGzip,
+    /// A file named `.gz` is not gzip; nothing of it was read.
+    NotGzip,
 }
 
 impl RejectKind {
@@ -36,6 +40,8 @@ impl RejectKind {
             RejectKind::WrongResourceType => "wrong_resource_type",
             RejectKind::TruncatedLine => "truncated_line",
             RejectKind::TruncatedGzip => "truncated_gzip",
+            RejectKind::CorruptGzip => "corrupt_gzip",
+            RejectKind::NotGzip => "not_gzip",
         }
     }
 }

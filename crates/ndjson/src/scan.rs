@@ -118,6 +118,76 @@ pub struct FileSummary {
     pub rejects: u64,
     /// The gzip stream ended early or was corrupt (the reject says where).
     pub truncated: bool,
+    /// The file could not be read to its end: what is after the damage is lost. A damaged file
+    /// is not a rejected line: a load does not commit it unless told to accept it.
+    pub damaged: Option<Damage>,
+}
+
+/// How a file is damaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DamageKind {
+    /// The gzip stream ends early (a cut file, a download that stopped).
+    TruncatedGzip,
+    /// The gzip stream holds bad data (a bad block or checksum).
+    CorruptGzip,
+    /// The file is named `.gz` but is not gzip at all.
+    NotGzip,
+}
+
+impl DamageKind {
+    /// A short stable name (`truncated_gzip`, `corrupt_gzip`, `not_gzip`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DamageKind::TruncatedGzip => "truncated_gzip",
+            DamageKind::CorruptGzip => "corrupt_gzip",
+            DamageKind::NotGzip => "not_gzip",
+        }
+    }
+
+    /// The reject kind of the line (or the rest of the file) the damage cuts off.
+    fn reject_kind(self) -> RejectKind {
+        match self {
+            DamageKind::TruncatedGzip => RejectKind::TruncatedGzip,
+            DamageKind::CorruptGzip => RejectKind::CorruptGzip,
+            DamageKind::NotGzip => RejectKind::NotGzip,
+        }
+    }
+}
+
+/// Where and how a file is damaged (see [`FileSummary::damaged`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Damage {
+    /// How.
+    pub kind: DamageKind,
+    /// The decoder's words.
+    pub reason: String,
+    /// Bytes of the file on disk read before the damage.
+    pub disk_bytes_read: u64,
+    /// NDJSON bytes decoded before the damage.
+    pub ndjson_bytes_read: u64,
+    /// The first line lost (1-based): every line from here on is missing.
+    pub first_lost_line: u64,
+    /// Resources read from the file before the damage.
+    pub resources_read: u64,
+}
+
+impl Damage {
+    /// One sentence for a person: which file, how it is damaged, how far it was read and what
+    /// is lost. Names no value from the file.
+    pub fn describe(&self, path: &std::path::Path) -> String {
+        format!(
+            "{}: damaged ({}: {}): read {} bytes of it ({} bytes of NDJSON, {} resources); \
+             every line from line {} on is lost",
+            path.display(),
+            self.kind.as_str(),
+            self.reason,
+            self.disk_bytes_read,
+            self.ndjson_bytes_read,
+            self.resources_read,
+            self.first_lost_line
+        )
+    }
 }
 
 impl FileSummary {
@@ -166,6 +236,13 @@ impl ScanSummary {
     /// NDJSON bytes over all files.
     pub fn ndjson_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.ndjson_bytes).sum()
+    }
+
+    /// The files that could not be read to their end.
+    pub fn damaged(&self) -> impl Iterator<Item = (&FileSummary, &Damage)> {
+        self.files
+            .iter()
+            .filter_map(|f| f.damaged.as_ref().map(|d| (f, d)))
     }
 
     /// Lines over all files.
@@ -307,7 +384,7 @@ struct Chunk {
     bytes: ChunkBytes,
     disk_bytes: u64,
     /// The gzip stream broke right after this chunk.
-    truncated: Option<String>,
+    truncated: Option<(DamageKind, String)>,
 }
 
 struct ChunkResult<T> {
@@ -329,7 +406,8 @@ struct ChunkStats {
     blank: u64,
     types: Vec<(String, u64)>,
     versions: [u64; 4],
-    truncated: bool,
+    /// The file's damage (kind, reason) and the chunk line number of the first line lost.
+    damage: Option<(DamageKind, String, u64)>,
 }
 
 enum Msg<T> {
@@ -533,7 +611,17 @@ impl<R: Read> Read for Counting<R> {
 
 enum Block {
     Data(Vec<u8>, u64),
-    Broken(Vec<u8>, u64, String),
+    Broken(Vec<u8>, u64, DamageKind, String),
+}
+
+/// What a decoder error says about the file: `decoded` bytes came out before it.
+fn gzip_fault(e: &std::io::Error, decoded: u64) -> DamageKind {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => DamageKind::TruncatedGzip,
+        // flate2 says "invalid gzip header" when the first member does not start like gzip.
+        _ if decoded == 0 && e.to_string().contains("header") => DamageKind::NotGzip,
+        _ => DamageKind::CorruptGzip,
+    }
 }
 
 fn decode_gzip(handle: File, block_bytes: usize, tx: SyncSender<Block>) {
@@ -544,6 +632,7 @@ fn decode_gzip(handle: File, block_bytes: usize, tx: SyncSender<Block>) {
     };
     let mut decoder = flate2::read::MultiGzDecoder::new(reader);
     let mut pending: Vec<u8> = Vec::new();
+    let mut decoded = 0u64;
     let mut reported = 0u64;
     let mut disk_delta = || {
         let now = count.load(Ordering::Relaxed);
@@ -562,10 +651,12 @@ fn decode_gzip(handle: File, block_bytes: usize, tx: SyncSender<Block>) {
             Ok(n) => n < block_bytes,
             Err(e) => {
                 // What was decoded before the error is in `buf`.
-                let _ = tx.send(Block::Broken(buf, disk_delta(), e.to_string()));
+                let kind = gzip_fault(&e, decoded + buf.len() as u64);
+                let _ = tx.send(Block::Broken(buf, disk_delta(), kind, e.to_string()));
                 return;
             }
         };
+        decoded += buf.len() as u64;
         if eof {
             if !buf.is_empty() {
                 let _ = tx.send(Block::Data(buf, disk_delta()));
@@ -601,7 +692,7 @@ fn feed_gzip(
         for block in rx {
             let (bytes, disk_bytes, truncated) = match block {
                 Block::Data(b, d) => (b, d, None),
-                Block::Broken(b, d, e) => (b, d, Some(e)),
+                Block::Broken(b, d, k, e) => (b, d, Some((k, e))),
             };
             let newlines = if opts.lines_in_batch {
                 0
@@ -626,6 +717,15 @@ fn feed_gzip(
         }
     });
     Ok(())
+}
+
+/// How a damaged gzip file is described to a person.
+fn damage_words(kind: DamageKind) -> &'static str {
+    match kind {
+        DamageKind::TruncatedGzip => "the gzip stream ends early: the file is cut",
+        DamageKind::CorruptGzip => "the gzip stream is corrupt",
+        DamageKind::NotGzip => "the file is named .gz but is not gzip",
+    }
 }
 
 fn process_chunk<S, T, I, F>(
@@ -747,12 +847,14 @@ where
                 }
                 Ok(Err((kind, message))) => rejects.push(reject(kind, message)),
                 Err(e) => {
-                    let (kind, message) = if cut_by_gzip {
+                    let (kind, message) = if let (true, Some((fault, why))) =
+                        (cut_by_gzip, &chunk.truncated)
+                    {
                         (
-                            RejectKind::TruncatedGzip,
+                            fault.reject_kind(),
                             format!(
-                                "gzip stream ends early ({}); this last line is cut",
-                                chunk.truncated.as_deref().unwrap_or_default()
+                                "{} ({why}); this last line is cut and the rest of the file is lost",
+                                damage_words(*fault)
                             ),
                         )
                     } else if !has_newline {
@@ -781,17 +883,21 @@ where
         pos = next;
         line_no += 1;
     }
-    if let Some(e) = &chunk.truncated {
-        stats.truncated = true;
+    if let Some((fault, e)) = &chunk.truncated {
         // A stream broken exactly at a line boundary leaves no partial line; still say so.
         let last_was_cut = bytes.last().is_some_and(|b| *b != b'\n');
+        let first_lost = if last_was_cut { line_no - 1 } else { line_no };
+        stats.damage = Some((*fault, e.clone(), first_lost));
         if !last_was_cut {
             rejects.push(Reject {
                 file_index: chunk.file_index,
                 line: line_no,
                 offset: chunk.offset + bytes.len() as u64,
-                kind: RejectKind::TruncatedGzip,
-                message: format!("gzip stream ends early ({e}); the rest of the file is lost"),
+                kind: fault.reject_kind(),
+                message: format!(
+                    "{} ({e}); the rest of the file is lost",
+                    damage_words(*fault)
+                ),
                 raw: Vec::new(),
             });
         }
@@ -824,6 +930,8 @@ struct Collector<'a> {
     error: Option<Error>,
     /// Per file, the line number the next chunk starts at.
     next_line: Vec<u64>,
+    /// Per file, the bytes on disk its chunks covered so far.
+    disk_read: Vec<u64>,
 }
 
 impl<'a> Collector<'a> {
@@ -848,6 +956,7 @@ impl<'a> Collector<'a> {
             reject_count: 0,
             error: None,
             next_line: vec![1; files.len()],
+            disk_read: vec![0; files.len()],
         }
     }
 
@@ -902,6 +1011,7 @@ impl<'a> Collector<'a> {
                 let next_line = &mut self.next_line[c.file_index];
                 let line_offset = if c.relative { *next_line - 1 } else { 0 };
                 *next_line += c.newlines;
+                self.disk_read[c.file_index] += c.disk_bytes;
                 for r in &mut c.rejects {
                     r.line += line_offset;
                 }
@@ -909,9 +1019,19 @@ impl<'a> Collector<'a> {
                 s.ndjson_bytes += c.stats.bytes;
                 s.lines += c.stats.lines;
                 s.blank_lines += c.stats.blank;
-                s.truncated |= c.stats.truncated;
                 for (t, n) in c.stats.types {
                     *s.resources.entry(t).or_insert(0) += n;
+                }
+                if let Some((kind, reason, first_lost)) = c.stats.damage {
+                    s.truncated = true;
+                    s.damaged = Some(Damage {
+                        kind,
+                        reason,
+                        disk_bytes_read: self.disk_read[c.file_index],
+                        ndjson_bytes_read: s.ndjson_bytes,
+                        first_lost_line: first_lost + line_offset,
+                        resources_read: s.resources.values().sum(),
+                    });
                 }
                 for (i, n) in c.stats.versions.iter().enumerate() {
                     if *n > 0 {

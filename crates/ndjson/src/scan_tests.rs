@@ -166,6 +166,50 @@ fn truncated_gzip_is_reported() {
     for (i, (line, id)) in got.iter().enumerate() {
         assert_eq!((*line, id.as_str()), (i as u64 + 1, i.to_string().as_str()));
     }
+    // The file is reported as damaged: how far it was read, from which line on it is lost.
+    let damage = s.files[0].damaged.clone().expect("damaged");
+    assert_eq!(damage.kind, DamageKind::TruncatedGzip);
+    assert_eq!(damage.resources_read, got.len() as u64);
+    assert_eq!(damage.first_lost_line, got.len() as u64 + 1);
+    assert_eq!(damage.disk_bytes_read, (gz.len() / 2) as u64);
+    assert!(damage.ndjson_bytes_read < plain.len() as u64);
+}
+
+#[test]
+fn a_file_named_gz_that_is_not_gzip_is_damaged_not_truncated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write(
+        dir.path(),
+        "plain.ndjson.gz",
+        format!("{PATIENT}\n{PATIENT}\n").as_bytes(),
+    );
+    let (got, s) = run(&[f], 4096);
+    assert!(got.is_empty());
+    let damage = s.files[0].damaged.clone().expect("damaged");
+    assert_eq!(damage.kind, DamageKind::NotGzip);
+    assert_eq!(damage.resources_read, 0);
+    assert_eq!(kinds(&s), [(1, RejectKind::NotGzip)]);
+}
+
+#[test]
+fn a_corrupt_gzip_block_is_damage_of_its_own_kind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut plain = Vec::new();
+    for i in 0..5000 {
+        plain.extend_from_slice(format!(r#"{{"resourceType":"Patient","id":"{i}"}}"#).as_bytes());
+        plain.push(b'\n');
+    }
+    let mut gz = gzip(&plain);
+    // Flip bytes in the middle of the deflate data: the stream or its CRC no longer checks.
+    let mid = gz.len() / 2;
+    for b in &mut gz[mid..mid + 16] {
+        *b ^= 0xA5;
+    }
+    let f = write(dir.path(), "bad.ndjson.gz", &gz);
+    let (got, s) = run(&[f], 4096);
+    assert!(got.len() < 5000);
+    let damage = s.files[0].damaged.clone().expect("damaged");
+    assert_eq!(damage.kind, DamageKind::CorruptGzip, "{damage:?}");
 }
 
 #[test]

@@ -40,6 +40,18 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A state file the output keeps (a run list, a staged run's record) is damaged. Nothing was
+    /// changed; the message says how to recover.
+    #[error(
+        "{}: damaged: {message}; nothing was changed (restore the file from a backup, or see the README's recovery section)",
+        path.display()
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// An existing table was built with other columns.
     #[error(
         "table {table} in {} has other columns than the views now declare; rebuild the output (claimline reload) or write to a new --out",

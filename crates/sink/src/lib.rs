@@ -6,8 +6,10 @@
 //!
 //! - [`ParquetSink`]: `DIR/parquet/<table>/run=<run_id>/part-<n>.parquet`, typed Arrow columns
 //!   (Decimal128, Date32, Timestamp µs UTC, Int64, Boolean, Utf8), zstd, statistics, column
-//!   descriptions in the file's metadata. Parts are written as `_part-<n>.parquet` and renamed
-//!   only at commit, so readers globbing `*.parquet` never see a partial run.
+//!   descriptions in the file's metadata. Parts are written in `DIR/.claimline-staging/<run_id>/`,
+//!   outside the dataset, and each table's partition is moved into place only at commit, so no
+//!   reader's glob ever sees a partial file; [`recover`] finishes or removes a run whose process
+//!   died between the two.
 //! - [`SqliteSink`]: `DIR/claimline.sqlite`, STRICT tables (SQLite's affinity cannot rewrite a
 //!   value), a new database built in a temporary file then renamed, an existing one updated in one
 //!   WAL transaction through staging tables, replacing each key's rows as a set.
@@ -39,7 +41,9 @@ mod schema;
 mod sqlite_sink;
 
 pub use error::Error;
-pub use parquet_sink::{ParquetSink, read_committed_parquet};
+pub use parquet_sink::{
+    ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, recover, staging_root,
+};
 pub use run::RunRecord;
 pub use schema::{
     Cell, Column, ColumnType, TableSchema, civil_from_days, format_date, format_timestamp,

@@ -1,4 +1,14 @@
-//! The Parquet sink: one Hive-style partition per run, parts renamed into view only at commit.
+//! The Parquet sink: one Hive-style partition per run, written where no reader looks and moved
+//! into place only at commit.
+//!
+//! A run's parts are written under the output's staging folder
+//! (`DIR/.claimline-staging/<run_id>/<table>/part-<n>.parquet`), outside `DIR/parquet`, so no
+//! reader's glob (`parquet/cclf5/*/*.parquet`, `parquet/**`) ever reaches a partial file. The
+//! commit has two steps: [`ParquetSink::prepare`] closes every part and writes
+//! `READY.json` (the run record, and whether SQLite's commit decides the run), and
+//! [`ParquetSink::publish`] renames each table's folder to `parquet/<table>/run=<run_id>` and
+//! records the run in `_claimline_runs.json`. [`recover`] finishes or removes what a process that
+//! died left in the staging folder, so SQLite and Parquet never disagree about a run.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -29,6 +39,27 @@ const ROW_GROUP_ROWS: usize = 256 * 1024;
 /// Rows per part file before the next part starts.
 const PART_ROWS: usize = 8 << 20;
 
+/// The staging folder of the output whose Parquet root is `root` (`DIR/parquet` →
+/// `DIR/.claimline-staging`): outside the dataset, so readers never see what it holds.
+pub fn staging_root(root: &Path) -> PathBuf {
+    root.parent()
+        .unwrap_or(Path::new("."))
+        .join(".claimline-staging")
+}
+
+/// The name of the file that marks a run's staged parts complete.
+const READY: &str = "READY.json";
+
+/// What `READY.json` holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Ready {
+    /// The run's record, appended to `_claimline_runs.json` when the parts are in place.
+    run: RunRecord,
+    /// SQLite's commit of the same run decides whether it happened (a `--format both` load);
+    /// otherwise `READY.json` itself is the commit point.
+    after_sqlite: bool,
+}
+
 struct TableWriter {
     schema: TableSchema,
     arrow: SchemaRef,
@@ -36,15 +67,21 @@ struct TableWriter {
     props: WriterProperties,
     writer: Option<(ArrowWriter<File>, PathBuf)>,
     rows_in_part: usize,
-    parts: Vec<(PathBuf, PathBuf)>,
+    parts: Vec<PathBuf>,
     buffer: Vec<Vec<Cell>>,
 }
 
-/// Writes each table to `DIR/parquet/<table>/run=<run_id>/part-<n>.parquet`; see the crate docs.
+/// Writes each table to `DIR/parquet/<table>/run=<run_id>/part-<n>.parquet`; see the module
+/// docs.
 pub struct ParquetSink {
     root: PathBuf,
+    /// `DIR/.claimline-staging/<run_id>`.
+    staging: PathBuf,
     tables: Vec<TableWriter>,
-    committed: bool,
+    /// Published, or left for [`recover`] to finish: nothing to remove on drop.
+    done: bool,
+    /// The record [`ParquetSink::prepare`] wrote.
+    prepared: Option<RunRecord>,
 }
 
 fn arrow_type(ty: &ColumnType) -> DataType {
@@ -108,12 +145,18 @@ impl ParquetSink {
     /// [`Error::Io`] when the folders cannot be made.
     pub fn open(root: &Path, run_id: &str, schemas: &[TableSchema]) -> Result<Self, Error> {
         create_private_dir(root).map_err(Error::io(root))?;
+        let staging = staging_root(root).join(run_id);
+        if staging.exists() {
+            // What an earlier attempt of this run id left; `recover` has decided it already.
+            std::fs::remove_dir_all(&staging).map_err(Error::io(&staging))?;
+        }
+        create_private_dir(&staging).map_err(Error::io(&staging))?;
         let mut tables: Vec<TableWriter> = schemas
             .iter()
             .map(|s| TableWriter {
                 schema: s.clone(),
                 arrow: arrow_schema(s),
-                dir: root.join(&s.name).join(format!("run={run_id}")),
+                dir: staging.join(&s.name),
                 props: properties(s),
                 writer: None,
                 rows_in_part: 0,
@@ -123,11 +166,12 @@ impl ParquetSink {
             .collect();
         let mut sink = ParquetSink {
             root: root.to_owned(),
+            staging,
             tables: Vec::new(),
-            committed: false,
+            done: false,
+            prepared: None,
         };
-        // Parts are opened at once (hidden as `_part-…`), so a run that fails or is killed at
-        // any point leaves only hidden files, which the next `Drop` or reader ignores.
+        // Every table gets a part at once, so a run's partition can always be read.
         for t in &mut tables {
             let opened = t.open_part();
             if let Err(e) = opened {
@@ -143,7 +187,7 @@ impl ParquetSink {
 impl ParquetSink {
     /// Removes from `tables`' parts of this run the rows whose (`_source_file`, `_line`) is in
     /// `lines`, before [`Sink::commit`]; returns the rows removed per table, in `tables` order.
-    /// A part with such rows is written again without them (still hidden as `_part-…`); the
+    /// A part with such rows is written again without them (still in the staging folder); the
     /// table's next rows start a new part. For a caller that writes first and learns
     /// afterwards which rows must not stay (the claim-history rule).
     ///
@@ -173,7 +217,7 @@ impl TableWriter {
             return Ok(0);
         };
         let mut removed = 0;
-        for (part, _) in &self.parts {
+        for part in &self.parts {
             removed += self.filter_part(part, file_at, line_at, lines)?;
         }
         Ok(removed)
@@ -258,15 +302,13 @@ impl TableWriter {
     fn open_part(&mut self) -> Result<(), Error> {
         if self.writer.is_none() {
             create_private_dir(&self.dir).map_err(Error::io(&self.dir))?;
-            let n = self.parts.len();
-            let tmp = self.dir.join(format!("_part-{n}.parquet"));
-            let done = self.dir.join(format!("part-{n}.parquet"));
-            let file = File::create(&tmp).map_err(Error::io(&tmp))?;
-            make_private(&tmp).map_err(Error::io(&tmp))?;
+            let part = self.dir.join(format!("part-{}.parquet", self.parts.len()));
+            let file = File::create(&part).map_err(Error::io(&part))?;
+            make_private(&part).map_err(Error::io(&part))?;
             let w = ArrowWriter::try_new(file, self.arrow.clone(), Some(self.props.clone()))
-                .map_err(Error::parquet(&tmp))?;
-            self.parts.push((tmp.clone(), done));
-            self.writer = Some((w, tmp));
+                .map_err(Error::parquet(&part))?;
+            self.parts.push(part.clone());
+            self.writer = Some((w, part));
             self.rows_in_part = 0;
         }
         Ok(())
@@ -420,6 +462,20 @@ impl Sink for ParquetSink {
     }
 
     fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {
+        self.prepare(run, false)?;
+        self.publish()
+    }
+}
+
+impl ParquetSink {
+    /// The first step of the commit: closes every part (synced to disk) and writes `READY.json`
+    /// with `run`. `after_sqlite`: SQLite's commit of the same run id decides whether the run
+    /// happened (a process that dies before it leaves a run that [`recover`] removes; after
+    /// it, one that [`recover`] publishes). Without SQLite, `READY.json` is the commit point.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Parquet`]; the sink can then only be dropped.
+    pub fn prepare(&mut self, run: &RunRecord, after_sqlite: bool) -> Result<(), Error> {
         for t in &mut self.tables {
             if !t.buffer.is_empty() {
                 t.flush()?;
@@ -427,48 +483,293 @@ impl Sink for ParquetSink {
             t.close_part()?;
         }
         for t in &self.tables {
-            for (tmp, done) in &t.parts {
-                std::fs::rename(tmp, done).map_err(Error::io(done))?;
-            }
+            sync_dir(&t.dir)?;
         }
-        let runs = self.root.join("_claimline_runs.json");
-        let mut all: Vec<RunRecord> = std::fs::read(&runs)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        all.push(run.clone());
-        let tmp = self.root.join("_claimline_runs.json.tmp");
-        let text = serde_json::to_vec_pretty(&all).unwrap_or_default();
-        std::fs::write(&tmp, text).map_err(Error::io(&tmp))?;
-        make_private(&tmp).map_err(Error::io(&tmp))?;
-        std::fs::rename(&tmp, &runs).map_err(Error::io(&runs))?;
-        self.committed = true;
+        let ready = Ready {
+            run: run.clone(),
+            after_sqlite,
+        };
+        let text = serde_json::to_vec_pretty(&ready).map_err(|e| Error::Io {
+            path: self.staging.join(READY),
+            source: e.into(),
+        })?;
+        write_atomically(&self.staging.join(READY), &text)?;
+        sync_dir(&self.staging)?;
+        self.prepared = Some(run.clone());
         Ok(())
     }
+
+    /// The second step of the commit: moves each table's partition into place and records the
+    /// run in `_claimline_runs.json`. On failure the staged run stays for [`recover`] to finish
+    /// (SQLite may already hold it).
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::Corrupt`] when `_claimline_runs.json` cannot be read.
+    pub fn publish(mut self: Box<Self>) -> Result<(), Error> {
+        let Some(run) = self.prepared.take() else {
+            return Err(Error::Row {
+                table: String::new(),
+                column: String::new(),
+                message: "publish before prepare".into(),
+            });
+        };
+        // From here on the staged run is complete: whatever happens, it is not removed on drop.
+        self.done = true;
+        publish_staged(&self.root, &self.staging, &run)
+    }
+}
+
+/// Syncs a folder, so the renames and files in it survive a power loss.
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io(dir))
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed over it (owner-only, synced).
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let written = (|| {
+        let mut f = File::create(&tmp)?;
+        make_private(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Io {
+            path: path.to_owned(),
+            source: e,
+        });
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io {
+            path: path.to_owned(),
+            source: e,
+        }
+    })
+}
+
+/// The run records of `DIR/parquet/_claimline_runs.json` (empty when there is none).
+///
+/// # Errors
+/// [`Error::Corrupt`] when the file is there but is not a list of run records; [`Error::Io`]
+/// when it cannot be read.
+pub fn read_parquet_runs(root: &Path) -> Result<Vec<RunRecord>, Error> {
+    let path = root.join("_claimline_runs.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+            path,
+            message: format!("not a list of run records ({e})"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::Io { path, source: e }),
+    }
+}
+
+/// Moves the staged tables of `run` from `staging` into `root` and records the run. Idempotent:
+/// a table already moved is skipped, so a publish cut short can be run again.
+fn publish_staged(root: &Path, staging: &Path, run: &RunRecord) -> Result<(), Error> {
+    // Read first: a damaged run list stops the publish before anything moves.
+    let mut all = read_parquet_runs(root)?;
+    let mut tables: Vec<(String, PathBuf)> = std::fs::read_dir(staging)
+        .map_err(Error::io(staging))?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(name, _)| name != "replaced")
+        .collect();
+    tables.sort();
+    let partition = format!("run={}", run.run_id);
+    for (i, (table, from)) in tables.iter().enumerate() {
+        let dir = root.join(table);
+        create_private_dir(&dir).map_err(Error::io(&dir))?;
+        let to = dir.join(&partition);
+        if to.exists() {
+            // The same run id loaded again (`--run-id`): the old partition goes aside first.
+            let aside = staging.join("replaced").join(table);
+            if aside.exists() {
+                std::fs::remove_dir_all(&aside).map_err(Error::io(&aside))?;
+            }
+            create_private_dir(staging.join("replaced").as_path())
+                .map_err(Error::io(staging.join("replaced")))?;
+            std::fs::rename(&to, &aside).map_err(Error::io(&to))?;
+        }
+        std::fs::rename(from, &to).map_err(Error::io(&to))?;
+        sync_dir(&dir)?;
+        if i == 0 {
+            claimline_fault::point("parquet.publish").map_err(Error::io(&to))?;
+        }
+    }
+    all.retain(|r| r.run_id != run.run_id);
+    all.push(run.clone());
+    let text = serde_json::to_vec_pretty(&all).map_err(|e| Error::Io {
+        path: root.join("_claimline_runs.json"),
+        source: e.into(),
+    })?;
+    write_atomically(&root.join("_claimline_runs.json"), &text)?;
+    std::fs::remove_dir_all(staging).map_err(Error::io(staging))?;
+    Ok(())
+}
+
+/// What [`recover`] did with a run a dead process left staged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// Its commit had happened (SQLite holds it, or it was Parquet's own): its partitions were
+    /// moved into place.
+    Published(String),
+    /// Its commit had not happened: its staged parts were removed.
+    Removed(String),
+}
+
+/// Brings an output's Parquet dataset (`root` = `DIR/parquet`) to a committed state after a
+/// process died in the middle of a load: every run staged in `DIR/.claimline-staging` is
+/// published when its commit happened (`READY.json` written and, for a run committed with
+/// SQLite, SQLite's `_claimline_runs` at `sqlite` holds it) and removed otherwise. Files that
+/// older versions left inside the dataset (`_part-*.parquet`, `*.parquet.rewrite`, and
+/// partitions with nothing else) are removed. Call it while holding the output's lock.
+///
+/// # Errors
+/// [`Error::Io`], [`Error::Sqlite`]; [`Error::Corrupt`] for an unreadable `READY.json` or
+/// `_claimline_runs.json` (nothing is changed then).
+pub fn recover(root: &Path, sqlite: Option<&Path>) -> Result<Vec<Recovered>, Error> {
+    let mut done = Vec::new();
+    let staging = staging_root(root);
+    let mut runs: Vec<PathBuf> = match std::fs::read_dir(&staging) {
+        Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(&staging)(e)),
+    };
+    runs.sort();
+    for dir in runs {
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ready_path = dir.join(READY);
+        let ready: Option<Ready> = match std::fs::read(&ready_path) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                path: ready_path.clone(),
+                message: format!("not a staged run's record ({e})"),
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&ready_path)(e)),
+        };
+        let committed = match &ready {
+            None => false,
+            Some(r) if !r.after_sqlite => true,
+            Some(r) => match sqlite {
+                Some(db) => sqlite_has_run(db, &r.run.run_id)?,
+                None => false,
+            },
+        };
+        match ready {
+            Some(r) if committed => {
+                publish_staged(root, &dir, &r.run)?;
+                done.push(Recovered::Published(r.run.run_id));
+            }
+            _ => {
+                std::fs::remove_dir_all(&dir).map_err(Error::io(&dir))?;
+                done.push(Recovered::Removed(id));
+            }
+        }
+    }
+    if staging.is_dir() {
+        let _ = std::fs::remove_dir(&staging);
+    }
+    remove_legacy_leftovers(root)?;
+    Ok(done)
+}
+
+/// Whether SQLite's `_claimline_runs` at `db` records `run_id`.
+fn sqlite_has_run(db: &Path, run_id: &str) -> Result<bool, Error> {
+    if !db.is_file() {
+        return Ok(false);
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(Error::sqlite(db))?;
+    let exists: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_claimline_runs'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(Error::sqlite(db))?;
+    if exists == 0 {
+        return Ok(false);
+    }
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM _claimline_runs WHERE run_id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )
+        .map_err(Error::sqlite(db))?;
+    Ok(n > 0)
+}
+
+/// Removes what versions before the staging folder left inside the dataset when a load died:
+/// hidden `_part-*.parquet` and `*.parquet.rewrite` files, and partitions left empty.
+fn remove_legacy_leftovers(root: &Path) -> Result<(), Error> {
+    let Ok(tables) = std::fs::read_dir(root) else {
+        return Ok(());
+    };
+    for table in tables
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+    {
+        let Ok(parts) = std::fs::read_dir(table.path()) else {
+            continue;
+        };
+        for partition in parts
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        {
+            let Ok(files) = std::fs::read_dir(partition.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if (name.starts_with("_part-") && name.ends_with(".parquet"))
+                    || name.ends_with(".parquet.rewrite")
+                {
+                    std::fs::remove_file(f.path()).map_err(Error::io(f.path()))?;
+                }
+            }
+            // Only succeeds when nothing is left.
+            let _ = std::fs::remove_dir(partition.path());
+        }
+    }
+    Ok(())
 }
 
 impl Drop for ParquetSink {
     fn drop(&mut self) {
-        if self.committed {
+        if self.done {
             return;
         }
+        // Not committed (prepared or not): the staged run goes; nothing was ever in the dataset.
         for t in &mut self.tables {
             t.writer = None;
-            for (tmp, _) in &t.parts {
-                let _ = std::fs::remove_file(tmp);
-                let _ = std::fs::remove_file(tmp.with_extension("parquet.rewrite"));
-            }
-            let _ = std::fs::remove_dir(&t.dir);
-            if let Some(parent) = t.dir.parent() {
-                let _ = std::fs::remove_dir(parent);
-            }
+        }
+        let _ = std::fs::remove_dir_all(&self.staging);
+        if let Some(parent) = self.staging.parent() {
+            // Only succeeds when no other run is staged.
+            let _ = std::fs::remove_dir(parent);
         }
     }
 }
 
 /// Reads back the named columns of every committed part of `table` under `root`
-/// (`root/<table>/run=*/part-*.parquet`; parts still being written start with `_` and are
-/// skipped), in file order. Text and code columns become [`Cell::Text`], booleans
+/// (`root/<table>/run=*/part-*.parquet`; runs being written are not in the dataset yet), in
+/// file order. Text and code columns become [`Cell::Text`], booleans
 /// [`Cell::Bool`], integers [`Cell::Int`], timestamps [`Cell::Timestamp`]; NULLs and other types
 /// [`Cell::Null`]. A table with no folder yields no rows.
 ///
@@ -492,7 +793,7 @@ pub fn read_committed_parquet(
         files.extend(parts.flatten().map(|p| p.path()).filter(|p| {
             p.extension().is_some_and(|e| e == "parquet")
                 && p.file_name()
-                    .is_some_and(|n| !n.to_string_lossy().starts_with('_'))
+                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
         }));
     }
     files.sort();

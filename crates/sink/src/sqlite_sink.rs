@@ -364,12 +364,26 @@ impl Sink for SqliteSink {
     }
 
     fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {
-        let path = self.db_path().to_owned();
         let conn = self.conn.take().ok_or_else(|| Error::Row {
             table: String::new(),
             column: String::new(),
             message: "commit twice".into(),
         })?;
+        let done = self.finish(conn, run);
+        if done.is_err()
+            && let Mode::Fresh { tmp } = &self.mode
+        {
+            // A database being built aside never stays behind (a full disk, a failed rename).
+            let _ = std::fs::remove_file(tmp);
+        }
+        done
+    }
+}
+
+impl SqliteSink {
+    /// The commit's work on the connection `conn` took from the sink.
+    fn finish(&self, conn: Connection, run: &RunRecord) -> Result<(), Error> {
+        let path = self.db_path().to_owned();
         let exec = |sql: &str| conn.execute_batch(sql).map_err(Error::sqlite(&path));
         if let Mode::Update = self.mode {
             // Replace every key present in this run, across all tables sharing its key columns.
@@ -418,7 +432,10 @@ impl Sink for SqliteSink {
             }
         }
         exec(RUNS_TABLE)?;
-        let record = serde_json::to_string(run).unwrap_or_default();
+        let record = serde_json::to_string(run).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
         conn.execute(
             "INSERT OR REPLACE INTO _claimline_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             rusqlite::params![

@@ -203,6 +203,12 @@ impl Progress for Reporter {
                     self.line(&format!("following export job {job_url}"));
                 }
             }
+            Event::Restarted { job_url } => {
+                // Said even when quiet: the job the folder pointed to is dead.
+                self.line(&format!(
+                    "the saved export job {job_url} failed or is gone; started a new one"
+                ));
+            }
             Event::Busy { wait } if !self.quiet => {
                 self.line(&format!(
                     "another export is running on BCDA; asking again in {:.1} s",

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use claimline_link::{
@@ -69,6 +69,10 @@ pub struct Args {
     /// one per claim group. Use the same choice for every load into one output.
     #[arg(long)]
     all_versions: bool,
+    /// Commit what could be read of a damaged input file (a cut or corrupt gzip stream) instead
+    /// of stopping with exit 4; the damage is reported either way.
+    #[arg(long)]
+    accept_rejects: bool,
 }
 
 /// What one load does; `claimline load` and `claimline run` both build one.
@@ -89,6 +93,8 @@ pub struct LoadRequest {
     pub threads: usize,
     /// Keep v3 partially adjudicated and prior-authorization EOBs in the CCLF tables.
     pub include_partial: bool,
+    /// Commit what could be read of a damaged input file (otherwise nothing is committed).
+    pub accept_damaged: bool,
 }
 
 /// Options of a load beyond [`LoadRequest`] (defaults: the documented defaults).
@@ -115,11 +121,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         run_id: args.run_id,
         threads: args.threads,
         include_partial: args.include_partial,
+        accept_damaged: args.accept_rejects,
     };
     let options = LoadOptions {
         all_versions: args.all_versions,
     };
-    let LoadOutcome { report } = execute_with(&request, &options)?;
+    let existed = request.out.exists();
+    create_private_dir(&request.out)
+        .with_context(|| format!("creating {}", request.out.display()))?;
+    let Some(lock) = crate::output::lock(&request.out)? else {
+        return Err(crate::output::busy(&request.out));
+    };
+    let result = execute_with(&request, &options);
+    drop(lock);
+    let LoadOutcome { report } = match result {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            crate::output::remove_empty(&request.out, existed);
+            return Err(err);
+        }
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -127,11 +148,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         report.write_text(&mut out)?;
     }
+    for d in &report.damaged {
+        eprintln!("claimline: {}", d.message);
+    }
     if !report.committed {
-        eprintln!(
-            "claimline: --strict: {} rejected lines and {} row errors; nothing was written",
-            report.rejects.count, report.row_errors.count
-        );
+        if report.damaged.is_empty() {
+            eprintln!(
+                "claimline: --strict: {} rejected lines and {} row errors; nothing was written",
+                report.rejects.count, report.row_errors.count
+            );
+        } else {
+            eprintln!(
+                "claimline: {} damaged input file(s); nothing was written (--accept-rejects loads what could be read)",
+                report.damaged.len()
+            );
+        }
         return Ok(ExitCode::from(4));
     }
     Ok(ExitCode::SUCCESS)
@@ -147,7 +178,7 @@ pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
 /// written (rows of versions not kept dropped), then the commit.
 pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
     let started_at = Instant::now();
-    let started = now_micros();
+    let started = crate::output::now_micros();
     let files = discover(&args.inputs)?;
     let sources = views::sources(&args.views)?;
     let mut plan =
@@ -160,6 +191,9 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
         VersionMode::Current
     };
     let sqlite_path = args.out.join("claimline.sqlite");
+    // A load that died left its run staged: finish or remove it before reading what earlier
+    // loads left, so both outputs agree on the runs they hold.
+    crate::output::recover(&args.out)?;
     let earlier = (matches!(args.format, Format::Sqlite | Format::Both) && sqlite_path.is_file())
         .then(|| EarlierRuns::open(&sqlite_path))
         .transpose()?;
@@ -212,7 +246,10 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
     // Every EOB produces rows; the claim-history rule is applied to what was written once the
     // scan has seen every version (below), so each EOB is parsed once.
     plan.set_version_mode(mode);
-    let run_id = args.run_id.clone().unwrap_or_else(|| run_id_from(started));
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| crate::output::run_id_from(started));
 
     create_private_dir(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let rejects_dir = args.out.join("rejects");
@@ -257,7 +294,6 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
     let bar = bytes_bar(total, "load");
     let mut rows_per_table = vec![0u64; tables.len()];
     let mut issues = IssueLog::new(rejects_dir.join(format!("{run_id}-row-errors.ndjson")));
-    let mut fault = SinkFault::from_env();
     let mut claims = ClaimCounts::default();
     let mut cclf8 = claimline_link::Cclf8Builder::default();
     let mut counts: BTreeMap<CountKey, (u64, u64, i128)> = BTreeMap::new();
@@ -279,7 +315,7 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
         },
         |batch| {
             bar.inc(batch.disk_bytes);
-            fault.tick()?;
+            claimline_fault::point("scan.batch")?;
             let mut per_table: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); tables.len()];
             for (mut out, file_index, line, api_version, event) in batch.items {
                 out.shift_lines(&line_columns, batch.line_offset);
@@ -433,7 +469,7 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
             month_ranges(&overlap)
         );
     }
-    let transaction_time = transaction_time(&args.inputs);
+    let transaction_time = transaction_time(&args.inputs)?;
     let coverage_only = cclf8.coverage_only();
     if let Some(t) = plan.cclf8_table() {
         // BENE_AGE as of the export's transactionTime, else the run's start.
@@ -495,7 +531,7 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
     let record = RunRecord {
         run_id: run_id.clone(),
         started: format_timestamp(started),
-        finished: format_timestamp(now_micros()),
+        finished: format_timestamp(crate::output::now_micros()),
         inputs: files.iter().map(|f| f.path.display().to_string()).collect(),
         api_versions: versions,
         views_hash,
@@ -506,13 +542,32 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
         transaction_time,
         all_versions: options.all_versions,
     };
+    let damaged: Vec<DamagedFile> = summary
+        .damaged()
+        .map(|(f, d)| DamagedFile {
+            file: f.path.clone(),
+            damage: d.clone(),
+            message: d.describe(&f.path),
+        })
+        .collect();
     let failed_strict = args.strict && (summary.reject_count > 0 || issues.count > 0);
-    if !failed_strict {
-        if let Some(s) = sqlite {
-            Box::new(s).commit(&record)?;
-        }
-        if let Some(p) = parquet {
-            Box::new(p).commit(&record)?;
+    let refused = failed_strict || (!damaged.is_empty() && !args.accept_damaged);
+    if !refused {
+        claimline_fault::point("load.before-commit")?;
+        match (sqlite, parquet) {
+            (Some(s), Some(mut p)) => {
+                // Parquet's parts are complete and marked ready, then SQLite's commit decides
+                // the run; a process that dies after it has its partitions moved into place by
+                // the next command (`claimline_sink::recover`), one that dies before it has
+                // them removed.
+                p.prepare(&record, true)?;
+                Box::new(s).commit(&record)?;
+                claimline_fault::point("load.between-commits")?;
+                Box::new(p).publish()?;
+            }
+            (Some(s), None) => Box::new(s).commit(&record)?,
+            (None, Some(p)) => Box::new(p).commit(&record)?,
+            (None, None) => {}
         }
     } else {
         drop(sqlite);
@@ -542,7 +597,8 @@ pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result
             0.0
         },
         outputs: outputs(args),
-        committed: !failed_strict,
+        committed: !refused,
+        damaged,
         beneficiaries: benes.map(|(own, n)| Beneficiaries {
             with_mbi: own,
             known: n,
@@ -752,6 +808,7 @@ fn parquet_bene_index(root: &Path, index: &mut BeneIndex) -> anyhow::Result<()> 
 
 /// What earlier runs left in the SQLite output: beneficiaries and claim heads.
 struct EarlierRuns {
+    path: PathBuf,
     conn: rusqlite::Connection,
     has_xref: bool,
     has_claims: bool,
@@ -777,6 +834,7 @@ impl EarlierRuns {
         let has_claims = exists(claimline_link::CLAIMS_TABLE)?;
         let has_counts = exists(claimline_link::COUNTS_TABLE)?;
         Ok(EarlierRuns {
+            path: path.to_owned(),
             conn,
             has_xref,
             has_claims,
@@ -806,7 +864,19 @@ impl EarlierRuns {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
                 e => Err(e),
             })?;
-        Ok(record.and_then(|r| serde_json::from_str::<RunRecord>(&r).ok()))
+        // A record that cannot be read stops the load: the guards below depend on it.
+        record
+            .map(|r| {
+                serde_json::from_str::<RunRecord>(&r).map_err(|e| {
+                    anyhow::Error::new(claimline_sink::Error::Corrupt {
+                        path: self.path.clone(),
+                        message: format!(
+                            "the last record of table _claimline_runs is not a run record ({e})"
+                        ),
+                    })
+                })
+            })
+            .transpose()
     }
 
     /// (API version, service month) of the claims earlier runs loaded.
@@ -900,61 +970,25 @@ fn stored_head(
     Ok((stored, run_head_cancelled))
 }
 
-/// A sink failure injected after N batches, for the project's own atomicity tests
-/// (`CLAIMLINE_FAULT_SINK_AFTER_BATCHES=N`). Unset, it does nothing.
-struct SinkFault {
-    after: Option<u64>,
-    seen: u64,
-}
-
-impl SinkFault {
-    const ENV: &'static str = "CLAIMLINE_FAULT_SINK_AFTER_BATCHES";
-
-    fn from_env() -> Self {
-        SinkFault {
-            after: std::env::var(Self::ENV).ok().and_then(|v| v.parse().ok()),
-            seen: 0,
-        }
-    }
-
-    fn tick(&mut self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.seen += 1;
-        match self.after {
-            Some(n) if self.seen > n => {
-                Err(format!("injected sink failure ({})", Self::ENV).into())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-/// `20261127T180102.123456Z`: unique per start, sortable, and a valid Hive partition value.
-fn run_id_from(micros: i64) -> String {
-    let whole = format_timestamp(micros - micros.rem_euclid(1_000_000));
-    let compact = whole.trim_end_matches('Z').replace(['-', ':'], "");
-    format!("{compact}.{:06}Z", micros.rem_euclid(1_000_000))
-}
-
 /// The `transactionTime` of the manifest in the first input folder that has one.
-fn transaction_time(inputs: &[PathBuf]) -> Option<String> {
-    inputs
-        .iter()
-        .map(|p| {
-            if p.is_dir() {
-                p.join("manifest.json")
-            } else {
-                p.with_file_name("manifest.json")
-            }
-        })
-        .filter(|m| m.is_file())
-        .find_map(|m| Manifest::read(&m).ok().and_then(|m| m.transaction_time))
+///
+/// # Errors
+/// A manifest that is there but cannot be read (exit 3): the run's incremental state depends on it.
+fn transaction_time(inputs: &[PathBuf]) -> Result<Option<String>, claimline_ndjson::Error> {
+    for m in inputs.iter().map(|p| {
+        if p.is_dir() {
+            p.join("manifest.json")
+        } else {
+            p.with_file_name("manifest.json")
+        }
+    }) {
+        if m.is_file()
+            && let Some(t) = Manifest::read(&m)?.transaction_time
+        {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
 }
 
 fn outputs(args: &LoadRequest) -> Vec<PathBuf> {
@@ -1054,8 +1088,11 @@ pub struct Report {
     pub mb_per_s: f64,
     /// What was written.
     pub outputs: Vec<PathBuf>,
-    /// False when `--strict` found problems and nothing was written.
+    /// False when nothing was written: `--strict` found problems, or an input file is damaged
+    /// (without `--accept-rejects`).
     pub committed: bool,
+    /// Input files that could not be read to their end (a cut or corrupt gzip stream).
+    pub damaged: Vec<DamagedFile>,
     /// MBI resolution, when a view has a `BENE_MBI_ID`-style link column.
     pub beneficiaries: Option<Beneficiaries>,
     /// v3 EOBs left out of the CCLF tables (see `--include-partial`).
@@ -1142,6 +1179,18 @@ pub struct ExcludedClaims {
     pub partial: u64,
     /// Prior authorizations (`use` = `preauthorization`).
     pub prior_auth: u64,
+}
+
+/// An input file a load could not read to its end.
+#[derive(serde::Serialize)]
+pub struct DamagedFile {
+    /// The file.
+    pub file: PathBuf,
+    /// How, and how far it was read.
+    #[serde(flatten)]
+    pub damage: claimline_ndjson::Damage,
+    /// The same in one sentence.
+    pub message: String,
 }
 
 /// Rejected lines of a load.

@@ -12,7 +12,7 @@ use claimline_fetch::ExportState;
 use claimline_sink::create_private_dir;
 
 use super::load::{Format, LoadRequest, execute};
-use super::run::{RunState, busy, lock_output, new_run_id};
+use super::run::RunState;
 use crate::views::UsageError;
 
 /// Arguments of `claimline reload`.
@@ -29,33 +29,11 @@ pub struct Args {
     json: bool,
 }
 
-/// What the output folder holds that a reload replaces.
-const REPLACED: [&str; 5] = [
-    "claimline.sqlite",
-    "claimline.sqlite-wal",
-    "claimline.sqlite-shm",
-    "parquet",
-    "rejects",
-];
-
 fn has_data(export: &Path) -> bool {
     ExportState::load(export)
         .ok()
         .flatten()
         .is_some_and(|s| s.complete && s.files.iter().any(|f| !f.error_file))
-}
-
-/// Moves `from/name` to `to/name` for each name that exists.
-fn move_all(from: &Path, to: &Path) -> anyhow::Result<()> {
-    for name in REPLACED {
-        let src = from.join(name);
-        if src.exists() {
-            let dst = to.join(name);
-            std::fs::rename(&src, &dst)
-                .with_context(|| format!("moving {} to {}", src.display(), dst.display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// Runs `claimline reload`.
@@ -68,9 +46,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             super::run::STATE_FILE
         )));
     }
-    let Some(_lock) = lock_output(out)? else {
-        return Err(busy(out));
+    let Some(_lock) = crate::output::lock(out)? else {
+        return Err(crate::output::busy(out));
     };
+    crate::output::recover(out)?;
     let state = RunState::load(out)?;
     let mut loaded = Vec::new();
     let mut skipped = Vec::new();
@@ -89,9 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             out.display()
         )));
     }
-    let stamp = new_run_id();
-    let staging = out.join(format!(".reload-{stamp}"));
-    let old = out.join(format!(".reload-old-{stamp}"));
+    let stamp = crate::output::new_run_id();
+    let staging = crate::output::reload_staging(out, &stamp);
     create_private_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
     let mut rows = 0u64;
     let mut row_errors = 0u64;
@@ -106,8 +84,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             run_id: Some(run_id.clone()),
             threads: 0,
             include_partial: false,
+            accept_damaged: false,
         });
         let outcome = match outcome {
+            Ok(outcome) if !outcome.report.committed => {
+                let _ = std::fs::remove_dir_all(&staging);
+                for d in &outcome.report.damaged {
+                    eprintln!("claimline: {}", d.message);
+                }
+                return Ok(ExitCode::from(4));
+            }
             Ok(outcome) => outcome,
             Err(err) => {
                 let _ = std::fs::remove_dir_all(&staging);
@@ -121,16 +107,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         rejects += outcome.report.rejects.count;
         row_errors += outcome.report.row_errors.count;
     }
-    // Swap: the old tables aside, the new ones in, the old ones removed.
-    create_private_dir(&old).with_context(|| format!("creating {}", old.display()))?;
-    move_all(out, &old)?;
-    if let Err(err) = move_all(&staging, out) {
-        // Put the old tables back.
-        let _ = move_all(&old, out);
-        return Err(err);
-    }
-    let _ = std::fs::remove_dir_all(&old);
-    let _ = std::fs::remove_dir_all(&staging);
+    // Every load succeeded: from here on the swap is finished, even by the next command if this
+    // process dies in it.
+    std::fs::write(staging.join(crate::output::RELOAD_READY), b"")
+        .with_context(|| format!("writing {}", staging.display()))?;
+    crate::output::swap_in_reload(out, &stamp)?;
 
     let mut stdout = std::io::stdout().lock();
     if args.json {

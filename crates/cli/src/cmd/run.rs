@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use claimline_fetch::{
@@ -21,7 +21,7 @@ use claimline_fetch::{
     ExportState, FetchError, FileRecord, NoProgress, PROD_URL, SANDBOX_URL, Timestamp, Timing,
     export,
 };
-use claimline_sink::{RunRecord, create_private_dir, format_timestamp};
+use claimline_sink::{RunRecord, create_private_dir};
 use serde::{Deserialize, Serialize};
 
 use super::bcda::{Api, Env, Reporter};
@@ -414,8 +414,12 @@ impl RunState {
     pub fn load(out: &Path) -> anyhow::Result<RunState> {
         let path = out.join(STATE_FILE);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("reading the run state {}", path.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::Error::new(claimline_sink::Error::Corrupt {
+                    path: path.clone(),
+                    message: format!("not claimline's run state ({e})"),
+                })
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunState {
                 format: 1,
                 ..RunState::default()
@@ -473,7 +477,12 @@ fn sqlite_runs(out: &Path) -> anyhow::Result<Option<Vec<RunRecord>>> {
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<Vec<_>, _>>()?;
         for text in texts {
-            runs.push(serde_json::from_str(&text).context("a run record in SQLite")?);
+            runs.push(
+                serde_json::from_str(&text).map_err(|e| claimline_sink::Error::Corrupt {
+                    path: db.clone(),
+                    message: format!("a record of table _claimline_runs is not a run record ({e})"),
+                })?,
+            );
         }
     }
     Ok(Some(runs))
@@ -481,13 +490,11 @@ fn sqlite_runs(out: &Path) -> anyhow::Result<Option<Vec<RunRecord>>> {
 
 /// The run records in `DIR/parquet/_claimline_runs.json` (`None` when there is none).
 fn parquet_runs(out: &Path) -> anyhow::Result<Option<Vec<RunRecord>>> {
-    let json = out.join("parquet").join("_claimline_runs.json");
-    if !json.is_file() {
+    let root = out.join("parquet");
+    if !root.join("_claimline_runs.json").is_file() {
         return Ok(None);
     }
-    let runs = serde_json::from_slice(&std::fs::read(&json)?)
-        .with_context(|| format!("reading {}", json.display()))?;
-    Ok(Some(runs))
+    Ok(Some(claimline_sink::read_parquet_runs(&root)?))
 }
 
 /// The run records of an output folder (`_claimline_runs` in SQLite, else Parquet's JSON), in
@@ -512,57 +519,6 @@ fn loaded_record(out: &Path, run_id: &str) -> anyhow::Result<Option<RunRecord>> 
     let sqlite = find(sqlite_runs(out)?);
     let parquet = find(parquet_runs(out)?);
     Ok(sqlite.filter(|_| parquet.is_some()))
-}
-
-/// Holds `DIR/.claimline-run.lock` (an exclusive SQLite transaction, so the operating system
-/// releases it when the process dies, even by `kill -9`) while a run or a reload uses `DIR`.
-pub struct OutputLock {
-    _conn: rusqlite::Connection,
-}
-
-/// Takes the output folder's lock; `None` when another run or reload holds it.
-pub fn lock_output(out: &Path) -> anyhow::Result<Option<OutputLock>> {
-    let path = out.join(".claimline-run.lock");
-    let conn = rusqlite::Connection::open(&path)
-        .with_context(|| format!("opening the lock {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("restricting {}", path.display()))?;
-    }
-    conn.busy_timeout(Duration::ZERO)?;
-    match conn.execute_batch("BEGIN EXCLUSIVE") {
-        Ok(()) => Ok(Some(OutputLock { _conn: conn })),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::DatabaseBusy =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e).with_context(|| format!("locking {}", path.display())),
-    }
-}
-
-/// The error of a folder that another run is using (exit code 5).
-pub fn busy(out: &Path) -> anyhow::Error {
-    anyhow::Error::new(std::io::Error::new(
-        std::io::ErrorKind::WouldBlock,
-        format!(
-            "another claimline run or reload is using {}; try again when it has finished",
-            out.display()
-        ),
-    ))
-}
-
-/// A new run id: the start time, `YYYYMMDDTHHMMSS.ffffffZ`, as `claimline load` makes them.
-pub fn new_run_id() -> String {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0);
-    let whole = format_timestamp(micros - micros.rem_euclid(1_000_000));
-    let compact = whole.trim_end_matches('Z').replace(['-', ':'], "");
-    format!("{compact}.{:06}Z", micros.rem_euclid(1_000_000))
 }
 
 /// `--log FILE`: timestamped lines, appended, owner-only. Never a secret or a resource.
@@ -804,15 +760,16 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
     create_private_dir(out).with_context(|| format!("creating {}", out.display()))?;
     create_private_dir(&out.join(EXPORTS_DIR))
         .with_context(|| format!("creating {}", out.join(EXPORTS_DIR).display()))?;
-    let Some(_lock) = lock_output(out)? else {
-        return Err(busy(out));
+    let Some(_lock) = crate::output::lock(out)? else {
+        return Err(crate::output::busy(out));
     };
+    crate::output::recover(out)?;
     let mut state = RunState::load(out)?;
     let index = state.scope_index(&scope);
     let (run_id, since, resumed) = match &state.scopes[index].pending {
         Some(p) => (p.run_id.clone(), p.since.clone(), true),
         None => {
-            let run_id = new_run_id();
+            let run_id = crate::output::new_run_id();
             let since = match &settings.since {
                 Since::Auto => state.scopes[index].since.clone(),
                 Since::At(ts) => Some(ts.to_string()),
@@ -843,7 +800,12 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
     let export_dir = out.join(&export_rel);
     let since_ts = match since.as_deref().map(str::parse::<Timestamp>) {
         Some(Ok(ts)) => Some(ts),
-        Some(Err(_)) => anyhow::bail!("the saved _since of this scope is not an instant"),
+        Some(Err(_)) => {
+            return Err(anyhow::Error::new(claimline_sink::Error::Corrupt {
+                path: out.join(STATE_FILE),
+                message: "the saved _since of this scope is not an instant".into(),
+            }));
+        }
         None => None,
     };
     let request = ExportRequest {
@@ -897,19 +859,12 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
             // the terminal or to --log.
             let reporter = Reporter::new(settings.json || !std::io::stderr().is_terminal());
             // The local sandbox of an earlier attempt is gone, and its job with it.
-            let mut options = ExportOptions {
+            let options = ExportOptions {
                 parallel: settings.parallel,
                 new_job: sandbox.is_some() && saved.is_some(),
             };
-            let mut result = export(&client, &request, &export_dir, &options, &reporter);
-            if let Err(FetchError::JobGone { .. } | FetchError::JobFailed { .. }) = &result
-                && saved.is_some()
-                && !options.new_job
-            {
-                log.line("the saved export job is gone or failed; starting a new one");
-                options.new_job = true;
-                result = export(&client, &request, &export_dir, &options, &reporter);
-            }
+            // A saved job that failed or is gone is replaced by a new one inside `export`.
+            let result = export(&client, &request, &export_dir, &options, &reporter);
             reporter.finish();
             match result {
                 Ok(summary) => Fetched {
@@ -975,9 +930,26 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
             run_id: Some(run_id.clone()),
             threads: 0,
             include_partial: false,
+            accept_damaged: settings.accept_rejects,
         })
         .with_context(|| format!("loading {}", export_dir.display()))?;
         let r = outcome.report;
+        if !r.committed {
+            // A damaged file (without --accept-rejects): nothing was loaded and the run stays
+            // pending, so the next run loads the same export again.
+            for d in &r.damaged {
+                log.line(&d.message);
+                eprintln!("claimline: {}", d.message);
+            }
+            let line = format!(
+                "{} damaged file(s) in {}; nothing was loaded and _since was not committed (--accept-rejects loads what could be read)",
+                r.damaged.len(),
+                export_dir.display()
+            );
+            log.line(&line);
+            eprintln!("claimline: {line}");
+            return Ok(ExitCode::from(4));
+        }
         let counts = (r.rejects.count, r.row_errors.count, false);
         log.line(&format!(
             "loaded: {} rows, {} rejects, {} row errors",
@@ -1029,6 +1001,7 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
         pruned: false,
         finished: Timestamp::now().to_string(),
     });
+    claimline_fault::point("run.before-state")?;
     let pruned = match settings.keep {
         Some(keep) => prune(&mut state, out, keep, &run_id),
         None => Vec::new(),
@@ -1255,23 +1228,5 @@ mod tests {
         assert!(loaded_record(dir.path(), "r1").expect("read").is_some());
         assert!(loaded_record(dir.path(), "r2").expect("read").is_none());
         assert_eq!(read_runs(dir.path()).expect("runs").len(), 1);
-    }
-
-    #[test]
-    fn one_run_at_a_time_per_output_folder() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let held = lock_output(dir.path()).expect("lock").expect("free");
-        assert!(lock_output(dir.path()).expect("lock").is_none(), "held");
-        drop(held);
-        assert!(lock_output(dir.path()).expect("lock").is_some(), "released");
-    }
-
-    #[test]
-    fn run_ids_sort_by_time() {
-        let a = new_run_id();
-        std::thread::sleep(Duration::from_millis(2));
-        let b = new_run_id();
-        assert!(a < b, "{a} {b}");
-        assert_eq!(a.len(), "20261127T180102.123456Z".len());
     }
 }

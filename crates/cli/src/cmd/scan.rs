@@ -83,6 +83,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         report.write_table(&mut out)?;
     }
+    // A damaged file is not a rejected line: what follows the damage is lost, so the scan did
+    // not see the whole input (exit 4, as for rejects under --strict).
+    let mut damaged = false;
+    for (f, d) in summary.damaged() {
+        eprintln!("claimline: {}", d.describe(&f.path));
+        damaged = true;
+    }
+    if damaged {
+        return Ok(ExitCode::from(4));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -129,6 +139,8 @@ struct FileReport {
     api_version: Option<String>,
     rejects: u64,
     truncated: bool,
+    /// The file could not be read to its end.
+    damaged: Option<claimline_ndjson::Damage>,
 }
 
 impl Report {
@@ -160,6 +172,7 @@ impl Report {
                     api_version: f.api_version().map(|v| v.to_string()),
                     rejects: f.rejects,
                     truncated: f.truncated,
+                    damaged: f.damaged.clone(),
                 }
             })
             .collect();

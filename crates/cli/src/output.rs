@@ -1,0 +1,260 @@
+//! The output folder as a whole: one command at a time (the lock), run ids, and what a failed
+//! command must not leave behind.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use claimline_sink::format_timestamp;
+
+/// The lock file every command that writes an output folder holds.
+pub const LOCK_FILE: &str = ".claimline-run.lock";
+
+/// Holds `DIR/.claimline-run.lock` (an exclusive SQLite transaction, so the operating system
+/// releases it when the process dies, even by `kill -9`) while a load, run or reload uses `DIR`.
+pub struct OutputLock {
+    _conn: rusqlite::Connection,
+}
+
+/// Takes the output folder's lock; `None` when another load, run or reload holds it.
+pub fn lock(out: &Path) -> anyhow::Result<Option<OutputLock>> {
+    let path = out.join(LOCK_FILE);
+    let conn = rusqlite::Connection::open(&path)
+        .with_context(|| format!("opening the lock {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    conn.busy_timeout(Duration::ZERO)?;
+    match conn.execute_batch("BEGIN EXCLUSIVE") {
+        Ok(()) => Ok(Some(OutputLock { _conn: conn })),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+/// The error of a folder that another command is using (exit code 5).
+pub fn busy(out: &Path) -> anyhow::Error {
+    anyhow::Error::new(std::io::Error::new(
+        std::io::ErrorKind::WouldBlock,
+        format!(
+            "another claimline load, run or reload is using {}; try again when it has finished",
+            out.display()
+        ),
+    ))
+}
+
+/// After a failed command: removes the folders it made that hold nothing (`parquet/`,
+/// `rejects/`, `exports/`) and, when `existed` is false, the output folder itself if only the
+/// lock is left in it. Never removes a file with data.
+pub fn remove_empty(out: &Path, existed: bool) {
+    for name in ["parquet", "rejects", "exports"] {
+        let _ = std::fs::remove_dir(out.join(name));
+    }
+    if !existed {
+        let only_lock = std::fs::read_dir(out).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .all(|e| e.file_name().to_string_lossy().starts_with(LOCK_FILE))
+        });
+        if only_lock {
+            let _ = std::fs::remove_dir_all(out);
+        }
+    }
+}
+
+/// What an output folder holds that `claimline reload` replaces as a whole.
+pub const TABLES: [&str; 5] = [
+    "claimline.sqlite",
+    "claimline.sqlite-wal",
+    "claimline.sqlite-shm",
+    "parquet",
+    "rejects",
+];
+
+/// The folder a reload builds the new tables in (`stamp` is its own run id).
+pub fn reload_staging(out: &Path, stamp: &str) -> std::path::PathBuf {
+    out.join(format!(".reload-{stamp}"))
+}
+
+/// The folder a reload moves the old tables to while it swaps.
+pub fn reload_old(out: &Path, stamp: &str) -> std::path::PathBuf {
+    out.join(format!(".reload-old-{stamp}"))
+}
+
+/// The file a reload writes in its staging folder when every load into it succeeded: from then
+/// on the swap is finished, never undone.
+pub const RELOAD_READY: &str = "READY";
+
+/// The file a reload writes in its old-tables folder once every old table is in it.
+const RELOAD_ASIDE: &str = "ASIDE";
+
+/// Moves `from/name` to `to/name` for each name of [`TABLES`] that `from` has.
+fn move_tables(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for name in TABLES {
+        let src = from.join(name);
+        if src.exists() {
+            let dst = to.join(name);
+            std::fs::rename(&src, &dst)
+                .with_context(|| format!("moving {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The swap of a reload whose staging folder is complete (it holds [`RELOAD_READY`]): the old
+/// tables aside (then [`RELOAD_ASIDE`]), the rebuilt ones in, the old ones removed. Each step
+/// can be run again after a process died in it, so [`recover`] finishes what a reload left.
+pub fn swap_in_reload(out: &Path, stamp: &str) -> anyhow::Result<()> {
+    let staging = reload_staging(out, stamp);
+    let old = reload_old(out, stamp);
+    if !old.join(RELOAD_ASIDE).is_file() {
+        claimline_sink::create_private_dir(&old)
+            .with_context(|| format!("creating {}", old.display()))?;
+        // Before ASIDE every table in `out` is an old one.
+        move_tables(out, &old)?;
+        std::fs::write(old.join(RELOAD_ASIDE), b"")
+            .with_context(|| format!("writing {}", old.join(RELOAD_ASIDE).display()))?;
+    }
+    claimline_fault::point("reload.swap")?;
+    move_tables(&staging, out)?;
+    std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+    std::fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))?;
+    Ok(())
+}
+
+/// Finishes or undoes what a reload that died left: a reload whose rebuilt tables were complete
+/// is swapped in, one that had not finished its loads is removed (the old tables put back if a
+/// swap had begun).
+fn recover_reload(out: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    let mut stamps: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stamp = name
+                .strip_prefix(".reload-old-")
+                .or_else(|| name.strip_prefix(".reload-"))?;
+            Some(stamp.to_owned())
+        })
+        .collect();
+    stamps.sort();
+    stamps.dedup();
+    for stamp in stamps {
+        let staging = reload_staging(out, &stamp);
+        let old = reload_old(out, &stamp);
+        if staging.join(RELOAD_READY).is_file() {
+            swap_in_reload(out, &stamp)?;
+            eprintln!(
+                "claimline: finished the reload {stamp}, which a stopped process left half swapped"
+            );
+        } else {
+            if old.exists() {
+                for name in TABLES {
+                    let (src, dst) = (old.join(name), out.join(name));
+                    if src.exists() && !dst.exists() {
+                        std::fs::rename(&src, &dst).with_context(|| {
+                            format!("moving {} to {}", src.display(), dst.display())
+                        })?;
+                    }
+                }
+                std::fs::remove_dir_all(&old)
+                    .with_context(|| format!("removing {}", old.display()))?;
+            }
+            if staging.exists() {
+                std::fs::remove_dir_all(&staging)
+                    .with_context(|| format!("removing {}", staging.display()))?;
+            }
+            eprintln!("claimline: removed what the unfinished reload {stamp} had built");
+        }
+    }
+    Ok(())
+}
+
+/// Brings the output folder to a committed state after a command that died in the middle of a
+/// commit: a run whose commit happened is finished, one whose commit did not is removed (see
+/// `claimline_sink::recover`), so SQLite and Parquet agree on the runs they hold; a reload's
+/// swap is finished or undone. Says what it did on stderr. Call it holding the lock.
+pub fn recover(out: &Path) -> anyhow::Result<()> {
+    recover_reload(out)?;
+    let sqlite = out.join("claimline.sqlite");
+    for done in claimline_sink::recover(&out.join("parquet"), Some(&sqlite))? {
+        match done {
+            claimline_sink::Recovered::Published(run) => eprintln!(
+                "claimline: finished the commit of run {run}, which a stopped process left half done"
+            ),
+            claimline_sink::Recovered::Removed(run) => eprintln!(
+                "claimline: removed what the unfinished run {run} left (it never committed)"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// The run id of a run started at `micros`: `20261127T180102.123456Z`, unique per start,
+/// sortable, and a valid Hive partition value.
+pub fn run_id_from(micros: i64) -> String {
+    let whole = format_timestamp(micros - micros.rem_euclid(1_000_000));
+    let compact = whole.trim_end_matches('Z').replace(['-', ':'], "");
+    format!("{compact}.{:06}Z", micros.rem_euclid(1_000_000))
+}
+
+/// A new run id: the start time (see [`run_id_from`]).
+pub fn new_run_id() -> String {
+    run_id_from(now_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_command_at_a_time_per_output_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = lock(dir.path()).expect("lock").expect("free");
+        assert!(lock(dir.path()).expect("lock").is_none(), "held");
+        drop(held);
+        assert!(lock(dir.path()).expect("lock").is_some(), "released");
+    }
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        let a = run_id_from(1_700_000_000_000_001);
+        let b = run_id_from(1_700_000_000_100_000);
+        assert_eq!(a, "20231114T221320.000001Z");
+        assert!(a < b);
+    }
+
+    #[test]
+    fn a_failed_command_leaves_no_empty_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(out.join("parquet")).expect("mkdir");
+        std::fs::create_dir_all(out.join("rejects")).expect("mkdir");
+        let held = lock(&out).expect("lock").expect("free");
+        drop(held);
+        remove_empty(&out, false);
+        assert!(!out.exists());
+        // An existing folder stays, and so does anything with data.
+        std::fs::create_dir_all(out.join("rejects")).expect("mkdir");
+        std::fs::write(out.join("rejects/r.ndjson"), "x").expect("write");
+        remove_empty(&out, false);
+        assert!(out.join("rejects/r.ndjson").exists());
+    }
+}
