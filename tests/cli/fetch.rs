@@ -10,10 +10,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const ID: &str = "e2e-client";
-const SECRET: &str = "e2e-Secret-9f8e7d-do-not-print";
+pub(crate) const SECRET: &str = "e2e-Secret-9f8e7d-do-not-print";
 
 /// Kills the child (a sandbox) when the test ends, however it ends.
-struct Running(Child);
+pub(crate) struct Running(Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -23,7 +23,7 @@ impl Drop for Running {
 }
 
 /// `benes` beneficiaries with incompressible filler, so that files take a moment to serve.
-fn make_data(dir: &Path, benes: usize) {
+pub(crate) fn make_data(dir: &Path, benes: usize) {
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut noise = || {
         let mut s = String::new();
@@ -55,7 +55,7 @@ fn make_data(dir: &Path, benes: usize) {
 }
 
 /// Starts `claimline sandbox` and returns it with its URL (its first stdout line).
-fn sandbox(data: &Path, extra: &[&str]) -> (Running, String) {
+pub(crate) fn sandbox(data: &Path, extra: &[&str]) -> (Running, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_claimline"))
         .args(["sandbox", "--data"])
         .arg(data)
@@ -78,7 +78,7 @@ fn sandbox(data: &Path, extra: &[&str]) -> (Running, String) {
 }
 
 /// `claimline fetch` of everything from `url` into `out`.
-fn fetch(url: &str, out: &Path, secret: &str) -> Command {
+pub(crate) fn fetch(url: &str, out: &Path, secret: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_claimline"));
     command
         .args([
@@ -105,7 +105,7 @@ fn fetch(url: &str, out: &Path, secret: &str) -> Command {
     command
 }
 
-fn report(out: &Output) -> serde_json::Value {
+pub(crate) fn report(out: &Output) -> serde_json::Value {
     assert!(
         out.status.success(),
         "fetch failed: {}",
@@ -115,7 +115,7 @@ fn report(out: &Output) -> serde_json::Value {
 }
 
 /// Data files of an export folder (hidden work folder and manifest aside), name → bytes.
-fn data_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn data_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
     for entry in fs::read_dir(dir).expect("read dir") {
         let path = entry.expect("entry").path();

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `claimline` binary: each module spawns the real binary on real files.
 
 mod cclf;
+mod crash;
 mod fetch;
 mod history;
 mod load;

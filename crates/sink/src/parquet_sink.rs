@@ -615,6 +615,10 @@ fn publish_staged(root: &Path, staging: &Path, run: &RunRecord) -> Result<(), Er
     })?;
     write_atomically(&root.join("_claimline_runs.json"), &text)?;
     std::fs::remove_dir_all(staging).map_err(Error::io(staging))?;
+    if let Some(parent) = staging.parent() {
+        // Only succeeds when no other run is staged.
+        let _ = std::fs::remove_dir(parent);
+    }
     Ok(())
 }
 

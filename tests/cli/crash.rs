@@ -1,0 +1,421 @@
+//! Crash tests at exact steps: each fault point of `claimline_fault::POINTS` that a command
+//! reaches kills the process there (`CLAIMLINE_FAULT=<point>`); the next command repairs what was
+//! left, and the tables end equal to those of a sequence that was never interrupted, with no
+//! partial file visible to a reader at any moment.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use rusqlite::Connection;
+
+use crate::{claimline, claimline_env, repo_root};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// The three exports of the load sequence (one per API version, each with Patients and
+/// Coverage).
+fn exports() -> [PathBuf; 3] {
+    let g = repo_root().join("sample-data/generated");
+    [g.join("v1"), g.join("v2"), g.join("v3")]
+}
+
+fn load_args<'a>(input: &'a Path, out: &'a Path, run_id: &'a str) -> Vec<&'a str> {
+    vec!["load", s(input), "--out", s(out), "--run-id", run_id]
+}
+
+fn succeeded(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every row of every SQLite table but `_claimline_runs` (its start and end times differ),
+/// sorted; with `run_columns` false, the columns that depend on the run (`_run_id`,
+/// `_source_file`, `_line`) are left out.
+fn sqlite_dump(db: &Path, run_columns: bool) -> BTreeMap<String, Vec<String>> {
+    let conn =
+        Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
+    let names: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != '_claimline_runs'",
+        )
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    let mut out = BTreeMap::new();
+    for name in names {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{name}\""))
+            .expect("prepare");
+        let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                let mut parts = Vec::new();
+                for (i, c) in columns.iter().enumerate() {
+                    if !run_columns && ["_run_id", "_source_file", "_line"].contains(&c.as_str()) {
+                        continue;
+                    }
+                    let v: rusqlite::types::Value = r.get(i)?;
+                    parts.push(format!("{c}={v:?}"));
+                }
+                Ok(parts.join("|"))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        rows.sort();
+        out.insert(name, rows);
+    }
+    out
+}
+
+/// The run ids SQLite's `_claimline_runs` records.
+fn sqlite_runs(db: &Path) -> Vec<String> {
+    let conn =
+        Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
+    let mut ids: Vec<String> = conn
+        .prepare("SELECT run_id FROM _claimline_runs")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("ids");
+    ids.sort();
+    ids
+}
+
+/// The run ids of `parquet/_claimline_runs.json`.
+fn parquet_runs(out: &Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(out.join("parquet/_claimline_runs.json")) else {
+        return Vec::new();
+    };
+    let runs: serde_json::Value = serde_json::from_slice(&bytes).expect("runs JSON");
+    let mut ids: Vec<String> = runs
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| r["run_id"].as_str().expect("run id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Every file under `parquet/` but the run list, relative path → bytes.
+fn parquet_files(out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let root = out.join("parquet");
+    let mut files = BTreeMap::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != "_claimline_runs.json") {
+                let rel = p.strip_prefix(&root).expect("relative").to_path_buf();
+                files.insert(rel, std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    files
+}
+
+/// What any reader globbing `parquet/**` sees is whole: every file is a `part-<n>.parquet` that
+/// a Parquet reader opens and reads to its end.
+fn every_visible_file_is_whole(out: &Path) {
+    for rel in parquet_files(out).into_keys() {
+        let name = rel
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with("part-") && name.ends_with(".parquet"),
+            "a file no reader should see: {}",
+            rel.display()
+        );
+        let file = std::fs::File::open(out.join("parquet").join(&rel)).expect("open");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap_or_else(|e| panic!("{} is not a whole Parquet file: {e}", rel.display()))
+            .build()
+            .expect("reader");
+        for batch in reader {
+            batch.unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+        }
+    }
+}
+
+/// The outputs of an uninterrupted load of the three exports as runs r1, r2, r3.
+fn reference(dir: &Path) -> PathBuf {
+    let out = dir.join("reference");
+    for (input, run) in exports().iter().zip(["r1", "r2", "r3"]) {
+        succeeded(
+            &claimline(dir, &load_args(input, &out, run)),
+            "a reference load",
+        );
+    }
+    out
+}
+
+fn killed_at(out: &Output, point: &str) {
+    assert!(!out.status.success(), "not killed at {point}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("fault point {point} reached")),
+        "the fault point {point} was not reached: {stderr}"
+    );
+}
+
+/// A load killed at each of its fault points, then the sequence finished: the tables equal the
+/// uninterrupted sequence's, byte for byte in Parquet, row for row in SQLite; at no moment is a
+/// partial file visible; SQLite and Parquet agree on the runs they hold once the next command
+/// has run.
+#[test]
+fn a_load_killed_at_every_step_ends_as_if_never_interrupted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = reference(dir.path());
+    let expected_sqlite = sqlite_dump(&reference.join("claimline.sqlite"), true);
+    let expected_parquet = parquet_files(&reference);
+    let [a, b, c] = exports();
+    // (fault point, whether the killed run's commit had happened)
+    let points = [
+        ("scan.batch", false),
+        ("load.before-commit", false),
+        ("load.between-commits", true),
+        ("parquet.publish", true),
+    ];
+    for (point, committed) in points {
+        let out = dir.path().join(format!("out-{point}"));
+        succeeded(
+            &claimline(dir.path(), &load_args(&a, &out, "r1")),
+            "load r1",
+        );
+        let killed = claimline_env(
+            dir.path(),
+            &load_args(&b, &out, "r2"),
+            &[("CLAIMLINE_FAULT", point)],
+        );
+        killed_at(&killed, point);
+        every_visible_file_is_whole(&out);
+        let db = out.join("claimline.sqlite");
+        assert_eq!(
+            sqlite_runs(&db).contains(&"r2".to_owned()),
+            committed,
+            "{point}: SQLite holds r2 only when the commit happened"
+        );
+        if !committed {
+            // Readers see exactly the first run.
+            assert_eq!(parquet_runs(&out), ["r1"], "{point}");
+            succeeded(
+                &claimline(dir.path(), &load_args(&b, &out, "r2")),
+                "load r2 again",
+            );
+        }
+        let next = claimline(dir.path(), &load_args(&c, &out, "r3"));
+        succeeded(&next, "load r3");
+        if committed {
+            assert!(
+                String::from_utf8_lossy(&next.stderr).contains("finished the commit of run r2"),
+                "{point}: {}",
+                String::from_utf8_lossy(&next.stderr)
+            );
+        }
+        assert_eq!(sqlite_runs(&db), ["r1", "r2", "r3"], "{point}");
+        assert_eq!(parquet_runs(&out), ["r1", "r2", "r3"], "{point}");
+        assert_eq!(sqlite_dump(&db, true), expected_sqlite, "{point}: SQLite");
+        assert!(
+            parquet_files(&out) == expected_parquet,
+            "{point}: the Parquet files differ from the uninterrupted sequence's"
+        );
+        assert!(!out.join(".claimline-staging").exists(), "{point}");
+    }
+}
+
+/// A load that fails (not killed) at each point leaves the previous output exactly as it was and
+/// nothing staged.
+#[test]
+fn a_load_failing_before_its_commit_leaves_the_previous_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, _] = exports();
+    let out = dir.path().join("out");
+    succeeded(
+        &claimline(dir.path(), &load_args(&a, &out, "r1")),
+        "load r1",
+    );
+    let before_sqlite = sqlite_dump(&out.join("claimline.sqlite"), true);
+    let before_parquet = parquet_files(&out);
+    for point in ["scan.batch@2", "load.before-commit"] {
+        let failed = claimline_env(
+            dir.path(),
+            &load_args(&b, &out, "r2"),
+            &[("CLAIMLINE_FAULT", &format!("{point}:fail"))],
+        );
+        assert_eq!(failed.status.code(), Some(5), "{point}");
+        assert_eq!(
+            sqlite_dump(&out.join("claimline.sqlite"), true),
+            before_sqlite
+        );
+        assert!(parquet_files(&out) == before_parquet, "{point}");
+        assert!(!out.join(".claimline-staging").exists(), "{point}");
+    }
+}
+
+/// `claimline run --local-sandbox` with extra arguments, in `work`.
+fn local_run(work: &Path, out: &Path, extra: &[&str], fault: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claimline"));
+    cmd.current_dir(work)
+        .args(["run", "--local-sandbox", "--out", s(out), "--json"])
+        .args(extra)
+        .env_remove("BCDA_CLIENT_ID")
+        .env_remove("BCDA_CLIENT_SECRET")
+        .env_remove("CLAIMLINE_CONFIG")
+        .stdin(Stdio::null());
+    match fault {
+        Some(f) => cmd.env("CLAIMLINE_FAULT", f),
+        None => cmd.env_remove("CLAIMLINE_FAULT"),
+    };
+    cmd.output().expect("runs")
+}
+
+fn state(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("claimline-state.json")).expect("state"))
+        .expect("state JSON")
+}
+
+/// `run` killed after its load committed but before `claimline-state.json` records it: the next
+/// run resumes the pending run, finds its export loaded, does not load it twice, and commits
+/// the `_since`; the tables equal an uninterrupted run's.
+#[test]
+fn a_run_killed_before_its_state_is_saved_is_finished_by_the_next() {
+    let work = tempfile::tempdir().expect("work");
+    let reference = work.path().join("reference");
+    succeeded(
+        &local_run(work.path(), &reference, &[], None),
+        "reference run",
+    );
+    let out = work.path().join("out");
+    let killed = local_run(work.path(), &out, &[], Some("run.before-state"));
+    killed_at(&killed, "run.before-state");
+    let pending = state(&out)["scopes"][0]["pending"]["run_id"]
+        .as_str()
+        .expect("the run is still pending")
+        .to_owned();
+    assert_eq!(state(&out)["scopes"][0]["since"], serde_json::Value::Null);
+    let next = local_run(work.path(), &out, &[], None);
+    succeeded(&next, "the next run");
+    let report: serde_json::Value = serde_json::from_slice(&next.stdout).expect("JSON");
+    assert_eq!(
+        report["run_id"],
+        pending.as_str(),
+        "the pending run resumed"
+    );
+    assert_eq!(report["committed"], true);
+    assert_eq!(
+        sqlite_runs(&out.join("claimline.sqlite")),
+        [pending.clone()]
+    );
+    assert_eq!(
+        sqlite_dump(&out.join("claimline.sqlite"), false),
+        sqlite_dump(&reference.join("claimline.sqlite"), false)
+    );
+    assert_eq!(parquet_runs(&out), [pending]);
+}
+
+/// `reload` killed in its swap (old tables aside, rebuilt ones not yet in): the output holds no
+/// tables at that moment; the next command finishes the swap and the tables equal an
+/// uninterrupted reload's.
+#[test]
+fn a_reload_killed_in_its_swap_is_finished_by_the_next_command() {
+    let work = tempfile::tempdir().expect("work");
+    let reference = work.path().join("reference");
+    succeeded(
+        &local_run(work.path(), &reference, &[], None),
+        "reference run",
+    );
+    succeeded(
+        &claimline(work.path(), &["reload", "--out", s(&reference)]),
+        "reference reload",
+    );
+    let out = work.path().join("out");
+    succeeded(&local_run(work.path(), &out, &[], None), "run");
+    let killed = claimline_env(
+        work.path(),
+        &["reload", "--out", s(&out)],
+        &[("CLAIMLINE_FAULT", "reload.swap")],
+    );
+    killed_at(&killed, "reload.swap");
+    assert!(!out.join("claimline.sqlite").exists(), "killed mid-swap");
+    // The next command (here a run, which finds nothing new) finishes the swap first.
+    let next = local_run(work.path(), &out, &[], None);
+    succeeded(&next, "the next run");
+    assert!(
+        String::from_utf8_lossy(&next.stderr).contains("finished the reload"),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    assert_eq!(
+        sqlite_dump(&out.join("claimline.sqlite"), false),
+        sqlite_dump(&reference.join("claimline.sqlite"), false)
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(&out)
+        .expect("out")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".reload"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// `fetch` killed between verifying a download and renaming it into place: the rerun follows
+/// the same job and the export ends byte-identical to an uninterrupted fetch.
+#[test]
+fn a_fetch_killed_before_a_rename_resumes_to_identical_files() {
+    let data = tempfile::tempdir().expect("data");
+    crate::fetch::make_data(data.path(), 20);
+    let (_sandbox, url) = crate::fetch::sandbox(data.path(), &[]);
+    let work = tempfile::tempdir().expect("work");
+    let reference = work.path().join("reference");
+    crate::fetch::report(
+        &crate::fetch::fetch(&url, &reference, crate::fetch::SECRET)
+            .output()
+            .expect("fetch runs"),
+    );
+    let out = work.path().join("out");
+    let killed = crate::fetch::fetch(&url, &out, crate::fetch::SECRET)
+        .env("CLAIMLINE_FAULT", "fetch.rename@2")
+        .output()
+        .expect("fetch runs");
+    killed_at(&killed, "fetch.rename");
+    assert!(!out.join("manifest.json").exists(), "killed before the end");
+    let rerun = crate::fetch::report(
+        &crate::fetch::fetch(&url, &out, crate::fetch::SECRET)
+            .output()
+            .expect("fetch runs"),
+    );
+    assert_eq!(rerun["reattached"], true);
+    assert_eq!(
+        crate::fetch::data_files(&out),
+        crate::fetch::data_files(&reference)
+    );
+}
+
+/// Every fault point is exercised by a test of this module.
+#[test]
+fn every_fault_point_has_a_crash_test() {
+    let this = include_str!("crash.rs");
+    for (point, _) in claimline_fault::POINTS {
+        assert!(
+            this.contains(&format!("\"{point}")),
+            "no crash test names {point}"
+        );
+    }
+}
