@@ -419,3 +419,168 @@ fn every_fault_point_has_a_crash_test() {
         );
     }
 }
+
+/// Asserts that `dir` holds the same files as `before`, naming those that differ.
+fn unchanged(dir: &Path, before: &BTreeMap<PathBuf, Vec<u8>>, what: &str) {
+    let now = tree(dir);
+    let differ: Vec<&PathBuf> = before
+        .keys()
+        .chain(now.keys())
+        .filter(|k| before.get(*k) != now.get(*k))
+        .collect();
+    assert!(differ.is_empty(), "{what} changed {differ:?}");
+}
+
+/// Every file below `dir` (relative path → bytes), the lock file aside.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.to_string_lossy().contains(".claimline-run.lock") {
+                let rel = p.strip_prefix(dir).expect("relative").to_path_buf();
+                files.insert(rel, std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    files
+}
+
+/// A damaged state file stops the next command with the file named and exit 5, and nothing on
+/// disk changes: the Parquet run list, the run state, a run record in SQLite, a manifest.
+#[test]
+fn a_corrupt_state_file_stops_the_command_and_changes_nothing() {
+    let work = tempfile::tempdir().expect("work");
+    let base = work.path().join("base");
+    succeeded(&local_run(work.path(), &base, &[], None), "run");
+    let copy = |name: &str| {
+        let to = work.path().join(name);
+        let status = Command::new("cp")
+            .args(["-a", s(&base), s(&to)])
+            .status()
+            .expect("cp");
+        assert!(status.success());
+        to
+    };
+    let [a, _, _] = exports();
+
+    // parquet/_claimline_runs.json: a load and a run both stop.
+    let out = copy("runs-json");
+    std::fs::write(out.join("parquet/_claimline_runs.json"), b"[{\"run_id\": ").expect("damage");
+    let before = tree(&out);
+    let r = claimline(work.path(), &["load", s(&a), "--out", s(&out)]);
+    assert_eq!(
+        r.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("_claimline_runs.json: damaged"), "{stderr}");
+    unchanged(&out, &before, "the load");
+    let r = local_run(work.path(), &out, &[], None);
+    assert_eq!(
+        r.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    unchanged(&out, &before, "the run");
+
+    // claimline-state.json.
+    let out = copy("state");
+    std::fs::write(
+        out.join("claimline-state.json"),
+        b"{\"format\": 1, \"scopes\": [",
+    )
+    .expect("damage");
+    let before = tree(&out);
+    let r = local_run(work.path(), &out, &[], None);
+    assert_eq!(
+        r.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("claimline-state.json: damaged"), "{stderr}");
+    unchanged(&out, &before, "the run");
+    let r = claimline(work.path(), &["reload", "--out", s(&out)]);
+    assert_eq!(r.status.code(), Some(5));
+    unchanged(&out, &before, "the reload");
+
+    // A run record in SQLite's _claimline_runs.
+    let out = copy("sqlite-runs");
+    {
+        let conn = Connection::open(out.join("claimline.sqlite")).expect("open");
+        conn.execute("UPDATE _claimline_runs SET record = '{not json'", [])
+            .expect("damage");
+    }
+    let before = tree(&out);
+    let r = claimline(work.path(), &["load", s(&a), "--out", s(&out)]);
+    assert_eq!(
+        r.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains("claimline.sqlite: damaged") && stderr.contains("_claimline_runs"),
+        "{stderr}"
+    );
+    unchanged(&out, &before, "the load");
+    let r = local_run(work.path(), &out, &[], None);
+    assert_eq!(
+        r.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    unchanged(&out, &before, "the run");
+
+    // claimline.sqlite that is not a database at all.
+    let out = copy("not-a-database");
+    std::fs::write(out.join("claimline.sqlite"), vec![b'x'; 8192]).expect("damage");
+    let before = tree(&out);
+    for r in [
+        claimline(work.path(), &["load", s(&a), "--out", s(&out)]),
+        local_run(work.path(), &out, &[], None),
+    ] {
+        assert_eq!(
+            r.status.code(),
+            Some(5),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            stderr.contains("claimline.sqlite: damaged: not a readable SQLite database"),
+            "{stderr}"
+        );
+        unchanged(&out, &before, "a command");
+    }
+
+    // A manifest beside the input: the load stops (exit 3) before it writes anything.
+    let input = work.path().join("input");
+    let status = Command::new("cp")
+        .args(["-a", s(&a), s(&input)])
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    std::fs::write(input.join("manifest.json"), b"{\"transactionTime\": ").expect("damage");
+    let out = copy("manifest");
+    let before = tree(&out);
+    let r = claimline(work.path(), &["load", s(&input), "--out", s(&out)]);
+    assert_eq!(
+        r.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(String::from_utf8_lossy(&r.stderr).contains("manifest.json"));
+    unchanged(&out, &before, "the load");
+}

@@ -73,7 +73,15 @@ impl Error {
 
     pub(crate) fn sqlite(path: impl Into<PathBuf>) -> impl FnOnce(rusqlite::Error) -> Error {
         let path = path.into();
-        move |source| Error::Sqlite { path, source }
+        move |source| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                Error::Corrupt {
+                    path,
+                    message: format!("not a readable SQLite database ({source})"),
+                }
+            }
+            _ => Error::Sqlite { path, source },
+        }
     }
 
     pub(crate) fn parquet<E: std::fmt::Display>(

@@ -48,7 +48,7 @@ pub use run::RunRecord;
 pub use schema::{
     Cell, Column, ColumnType, TableSchema, civil_from_days, format_date, format_timestamp,
 };
-pub use sqlite_sink::SqliteSink;
+pub use sqlite_sink::{SqliteSink, open_earlier};
 
 /// Rows of a run named by where they came from: `_source_file` → the `_line`s, for
 /// [`SqliteSink::drop_rows`] and [`ParquetSink::drop_rows`].

@@ -142,9 +142,12 @@ impl ParquetSink {
     /// Opens `DIR/parquet` (`root`) for run `run_id` writing `schemas`.
     ///
     /// # Errors
-    /// [`Error::Io`] when the folders cannot be made.
+    /// [`Error::Io`] when the folders cannot be made; [`Error::Corrupt`] when the dataset's
+    /// `_claimline_runs.json` cannot be read.
     pub fn open(root: &Path, run_id: &str, schemas: &[TableSchema]) -> Result<Self, Error> {
         create_private_dir(root).map_err(Error::io(root))?;
+        // A damaged run list stops the run before it writes anything (the commit needs it).
+        read_parquet_runs(root)?;
         let staging = staging_root(root).join(run_id);
         if staging.exists() {
             // What an earlier attempt of this run id left; `recover` has decided it already.
@@ -476,6 +479,8 @@ impl ParquetSink {
     /// # Errors
     /// [`Error::Io`] or [`Error::Parquet`]; the sink can then only be dropped.
     pub fn prepare(&mut self, run: &RunRecord, after_sqlite: bool) -> Result<(), Error> {
+        // Checked again before the commit point: publishing must not fail on it afterwards.
+        read_parquet_runs(&self.root)?;
         for t in &mut self.tables {
             if !t.buffer.is_empty() {
                 t.flush()?;
@@ -643,6 +648,8 @@ pub enum Recovered {
 /// [`Error::Io`], [`Error::Sqlite`]; [`Error::Corrupt`] for an unreadable `READY.json` or
 /// `_claimline_runs.json` (nothing is changed then).
 pub fn recover(root: &Path, sqlite: Option<&Path>) -> Result<Vec<Recovered>, Error> {
+    // A damaged run list stops every command before anything is touched.
+    read_parquet_runs(root)?;
     let mut done = Vec::new();
     let staging = staging_root(root);
     let mut runs: Vec<PathBuf> = match std::fs::read_dir(&staging) {
@@ -696,9 +703,7 @@ fn sqlite_has_run(db: &Path, run_id: &str) -> Result<bool, Error> {
     if !db.is_file() {
         return Ok(false);
     }
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(Error::sqlite(db))?;
+    let conn = crate::open_earlier(db)?;
     let exists: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_claimline_runs'",

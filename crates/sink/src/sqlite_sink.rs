@@ -166,6 +166,21 @@ impl SqliteSink {
     }
 }
 
+/// Opens an existing output database read-only, for what earlier runs left, and reads its
+/// schema at once, so a file that is not a database is reported here, naming it.
+///
+/// # Errors
+/// [`Error::Corrupt`] for a file that is not a readable SQLite database; [`Error::Sqlite`].
+pub fn open_earlier(path: &Path) -> Result<Connection, Error> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(Error::sqlite(path))?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(Error::sqlite(path))?;
+    Ok(conn)
+}
+
 /// Removes databases that killed runs left half-built (`_<name>.tmp-<pid>` whose process is gone).
 fn remove_stale(dir: &Path, name: &str) {
     let prefix = format!("_{name}.tmp-");

@@ -817,9 +817,7 @@ struct EarlierRuns {
 
 impl EarlierRuns {
     fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn =
-            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .with_context(|| format!("reading {}", path.display()))?;
+        let conn = claimline_sink::open_earlier(path)?;
         let exists = |t: &str| -> anyhow::Result<bool> {
             Ok(conn
                 .query_row(

@@ -462,9 +462,7 @@ fn sqlite_runs(out: &Path) -> anyhow::Result<Option<Vec<RunRecord>>> {
     if !db.is_file() {
         return Ok(None);
     }
-    let conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .with_context(|| format!("opening {}", db.display()))?;
+    let conn = claimline_sink::open_earlier(&db)?;
     let exists: i64 = conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE name = '_claimline_runs'",
         [],
@@ -764,6 +762,9 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
         return Err(crate::output::busy(out));
     };
     crate::output::recover(out)?;
+    // The run records decide what is loaded; damaged ones stop the run before it asks BCDA for
+    // anything or writes any state.
+    read_runs(out)?;
     let mut state = RunState::load(out)?;
     let index = state.scope_index(&scope);
     let (run_id, since, resumed) = match &state.scopes[index].pending {
