@@ -321,7 +321,7 @@ fn a_run_killed_before_its_state_is_saved_is_finished_by_the_next() {
     assert_eq!(report["committed"], true);
     assert_eq!(
         sqlite_runs(&out.join("claimline.sqlite")),
-        [pending.clone()]
+        parquet_runs(&out)
     );
     assert_eq!(
         sqlite_dump(&out.join("claimline.sqlite"), false),
