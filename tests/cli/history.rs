@@ -635,3 +635,111 @@ fn a_new_mbi_in_a_later_patient_replaces_the_crosswalk() {
     assert_eq!(scalar(&db, "SELECT count(*) FROM cclf9"), 4);
     assert_eq!(mbi("SELECT BENE_MBI_ID FROM cclf8"), "1EG4TE5MK73");
 }
+
+/// The current row of every beneficiary table by the README's Parquet rule: per
+/// (`_api_version`, `_resource_id`) the rows with the latest `_last_updated` (a missing one
+/// oldest), then the latest `_run_id`. Returns `_resource_id` → the rows' `column` values.
+fn parquet_current_by_resource(
+    root: &Path,
+    table: &str,
+    column: &str,
+) -> BTreeMap<String, Vec<String>> {
+    type Head = (Option<i64>, String);
+    let mut rows: Vec<(String, Head, String)> = Vec::new();
+    for b in batches(root, table) {
+        let ids = strings(&b, "_resource_id");
+        let runs = strings(&b, "_run_id");
+        let values = strings(&b, column);
+        let lu = b
+            .column_by_name("_last_updated")
+            .expect("_last_updated")
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .expect("timestamp");
+        for i in 0..b.num_rows() {
+            let at = (!lu.is_null(i)).then(|| lu.value(i));
+            rows.push((
+                ids[i].clone().expect("id"),
+                (at, runs[i].clone().expect("run")),
+                values[i].clone().unwrap_or_else(|| "NULL".into()),
+            ));
+        }
+    }
+    let mut head: BTreeMap<String, Head> = BTreeMap::new();
+    for (id, h, _) in &rows {
+        let e = head.entry(id.clone()).or_insert_with(|| h.clone());
+        if h > e {
+            *e = h.clone();
+        }
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, h, v) in rows {
+        if head.get(&id) == Some(&h) {
+            out.entry(id).or_default().push(v);
+        }
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+/// Regression (issue 14): an older export loaded after a newer one must not replace a
+/// beneficiary's rows in SQLite while Parquet's rule keeps the newer ones: both pick the rows
+/// with the latest `meta.lastUpdated`, whatever the load order.
+#[test]
+fn an_older_export_loaded_after_a_newer_one_keeps_the_newer_beneficiary_in_both_outputs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let c1 = first_carrier("2026-01-05T10:00:00.000+00:00");
+    let export = |name: &str, family: &str, last_updated: &str| {
+        let dir = write_export(&tmp.join(name), &[&c1], true);
+        let mut patient = real("Patient.ndjson", 0);
+        patient["meta"]["lastUpdated"] = Value::from(last_updated);
+        patient["name"][0]["family"] = Value::from(family);
+        std::fs::write(dir.join("Patient.ndjson"), patient.to_string() + "\n").expect("write");
+        dir
+    };
+    // Same instant in both forms once: `…:00Z` and `…:00.5Z` must compare as instants.
+    let newer = export("newer", "Newer", "2026-03-01T00:00:00.5Z");
+    let older = export("older", "Older", "2026-03-01T00:00:00Z");
+    let out = tmp.join("out");
+    load(&newer, &out, "r1", &[]);
+    load(&older, &out, "r2", &[]);
+    let db = out.join("claimline.sqlite");
+    let conn = Connection::open(&db).expect("open");
+    let family: Vec<String> = conn
+        .prepare("SELECT BENE_LAST_NAME FROM cclf8")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(family, ["Newer"], "SQLite keeps the newer Patient's row");
+    let parquet = parquet_current_by_resource(&out.join("parquet"), "cclf8", "BENE_LAST_NAME");
+    assert_eq!(
+        parquet.values().flatten().collect::<Vec<_>>(),
+        ["Newer"],
+        "the README's Parquet rule agrees"
+    );
+    // bene_xref likewise: the newer Patient's rows, in both.
+    let runs: Vec<String> = conn
+        .prepare("SELECT DISTINCT _run_id FROM bene_xref")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(runs, ["r1"]);
+    let parquet_runs = parquet_current_by_resource(&out.join("parquet"), "bene_xref", "_run_id");
+    assert!(parquet_runs.values().flatten().all(|r| r == "r1"));
+    // And a newer one after that replaces it in both.
+    let newest = export("newest", "Newest", "2026-04-01T00:00:00Z");
+    load(&newest, &out, "r3", &[]);
+    let family: String = conn
+        .query_row("SELECT BENE_LAST_NAME FROM cclf8", [], |r| r.get(0))
+        .expect("row");
+    assert_eq!(family, "Newest");
+    let parquet = parquet_current_by_resource(&out.join("parquet"), "cclf8", "BENE_LAST_NAME");
+    assert_eq!(parquet.values().flatten().collect::<Vec<_>>(), ["Newest"]);
+}

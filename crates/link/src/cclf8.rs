@@ -177,6 +177,7 @@ pub fn cclf8_schema() -> TableSchema {
     columns.extend(crate::xref::lineage_columns());
     TableSchema {
         replace_key: vec!["_api_version".into(), "_resource_id".into()],
+        newest_wins: true,
         indexes: vec!["_resource_id".into(), "BENE_MBI_ID".into()],
         ..TableSchema::new("cclf8", columns)
     }

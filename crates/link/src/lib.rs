@@ -528,6 +528,7 @@ impl Plan {
                         name,
                         columns,
                         replace_key: vec!["_api_version".into(), key.into()],
+                        newest_wins: !claim,
                         indexes: if claim {
                             vec!["_claim_key".into(), "_resource_id".into()]
                         } else {

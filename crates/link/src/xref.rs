@@ -88,6 +88,7 @@ pub fn bene_xref_schema() -> TableSchema {
     columns.extend(lineage_columns());
     TableSchema {
         replace_key: vec!["_api_version".into(), "_resource_id".into()],
+        newest_wins: true,
         indexes: vec!["_resource_id".into(), "MBI".into()],
         ..TableSchema::new(BENE_XREF, columns)
     }
@@ -110,6 +111,7 @@ pub fn cclf9_schema() -> TableSchema {
     columns.extend(lineage_columns());
     TableSchema {
         replace_key: vec!["_api_version".into(), "_resource_id".into()],
+        newest_wins: true,
         indexes: vec!["_resource_id".into()],
         ..TableSchema::new("cclf9", columns)
     }

@@ -85,6 +85,11 @@ pub struct TableSchema {
     pub replace_key: Vec<String>,
     /// Columns to index in SQLite.
     pub indexes: Vec<String>,
+    /// A key's rows replace the stored ones only when they are at least as new: by the
+    /// `_last_updated` column (a missing one oldest), so loading an older export after a newer
+    /// one keeps the newer rows, as the README's Parquet current-rows rule does. For tables of
+    /// one row set per resource (beneficiaries); claim tables follow the claim-history rule.
+    pub newest_wins: bool,
 }
 
 impl TableSchema {
@@ -95,6 +100,7 @@ impl TableSchema {
             columns,
             replace_key: Vec::new(),
             indexes: Vec::new(),
+            newest_wins: false,
         }
     }
 

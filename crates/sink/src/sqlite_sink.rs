@@ -50,6 +50,11 @@ fn create_table_sql(qualified: &str, schema: &TableSchema) -> String {
     )
 }
 
+/// The stored row `m` is newer than the staged row `s`: a later `_last_updated` (as an
+/// instant, not as text: `…:00Z` and `…:00.5Z` do not sort as text), a missing one oldest.
+const NEWER: &str = "coalesce(unixepoch(m._last_updated, 'subsec'), -1e18) > \
+                     coalesce(unixepoch(s._last_updated, 'subsec'), -1e18)";
+
 const RUNS_TABLE: &str = "CREATE TABLE IF NOT EXISTS _claimline_runs (run_id TEXT PRIMARY KEY, started TEXT, finished TEXT, views_hash TEXT, transaction_time TEXT, rejects INTEGER, row_errors INTEGER, record TEXT) STRICT";
 
 impl SqliteSink {
@@ -411,6 +416,43 @@ impl SqliteSink {
             for (g, (key, tables)) in groups.iter().enumerate() {
                 let cols = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
                 let keys = quote(&format!("keys_{g}"));
+                if tables
+                    .iter()
+                    .all(|t| t.newest_wins && t.column_index("_last_updated").is_some())
+                {
+                    // Staged rows older than the stored ones of their key do not go in (one
+                    // rule for "current" with Parquet's: the newest `_last_updated`).
+                    let older = quote(&format!("older_{g}"));
+                    let on = key
+                        .iter()
+                        .map(|k| format!("m.{0} IS s.{0}", quote(k)))
+                        .collect::<Vec<_>>()
+                        .join(" AND ");
+                    let picked = key
+                        .iter()
+                        .map(|k| format!("s.{}", quote(k)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let select = tables
+                        .iter()
+                        .map(|t| {
+                            format!(
+                                "SELECT {picked} FROM {} s JOIN main.{} m ON {on} \
+                                 WHERE {NEWER}",
+                                stage(&t.name),
+                                quote(&t.name)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" UNION ");
+                    exec(&format!("CREATE TEMP TABLE {older} AS {select}"))?;
+                    for t in tables {
+                        exec(&format!(
+                            "DELETE FROM {} WHERE ({cols}) IN (SELECT {cols} FROM temp.{older})",
+                            stage(&t.name)
+                        ))?;
+                    }
+                }
                 let union = tables
                     .iter()
                     .map(|t| format!("SELECT {cols} FROM {}", stage(&t.name)))
