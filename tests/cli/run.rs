@@ -588,14 +588,95 @@ fn other_views_refuse_until_reload_rebuilds_from_kept_exports() {
         json!({"ExplanationOfBenefit": 2})
     );
     assert_eq!(query::<i64>(&out, "SELECT count(*) FROM eob"), 7);
+    // The full export and the incremental after it are what a rebuild needs (issue 15): --keep 1
+    // keeps both.
     assert_eq!(
         resumed["pruned"].as_array().expect("pruned").len(),
-        1,
-        "--keep 1"
+        0,
+        "--keep 1 never prunes a rebuild's chain"
     );
     assert_eq!(
         fs::read_dir(out.join("exports")).expect("exports").count(),
+        2
+    );
+    // A new full export starts a new chain: the old one may go.
+    bcda.clock().advance(WEEK);
+    let full = ok(&other(&["--keep", "1", "--since", "full"]));
+    assert_eq!(full["pruned"].as_array().expect("pruned").len(), 2);
+    assert_eq!(
+        fs::read_dir(out.join("exports")).expect("exports").count(),
         1
+    );
+    assert_eq!(query::<i64>(&out, "SELECT count(*) FROM eob"), 7);
+}
+
+/// Regression (issue 15): `run --types Patient,Coverage --keep 1`, then `run --types
+/// ExplanationOfBenefit --keep 1`, then `reload` emptied `cclf8` and `bene_xref` and nulled every
+/// `BENE_MBI_ID`, with exit 0. Retention now keeps each scope's full export, and a reload whose
+/// kept exports cannot rebuild the tables refuses (exit 2) and changes nothing.
+#[test]
+fn reload_after_keep_rebuilds_every_table_or_refuses() {
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 3);
+    let bcda = sandbox(data.path(), |_| {});
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("out");
+    let go = |extra: &[&str]| {
+        run_with_views(bcda.url(), &out, "cclf", extra)
+            .output()
+            .expect("runs")
+    };
+    ok(&go(&["--types", "Patient,Coverage", "--keep", "1"]));
+    bcda.clock().advance(WEEK);
+    let claims = ok(&go(&["--types", "ExplanationOfBenefit", "--keep", "1"]));
+    assert_eq!(
+        claims["pruned"],
+        json!([]),
+        "the Patient/Coverage export stays"
+    );
+    let snapshot = |sql: &str| -> i64 { query(&out, sql) };
+    let before = (
+        snapshot("SELECT count(*) FROM cclf8"),
+        snapshot("SELECT count(*) FROM bene_xref"),
+        snapshot("SELECT count(*) FROM cclf5 WHERE BENE_MBI_ID IS NOT NULL"),
+    );
+    assert!(before.0 > 0 && before.1 > 0 && before.2 > 0, "{before:?}");
+    let reload = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["reload", "--out", s(&out), "--json"])
+        .output()
+        .expect("reload runs");
+    assert!(
+        reload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    let after = (
+        snapshot("SELECT count(*) FROM cclf8"),
+        snapshot("SELECT count(*) FROM bene_xref"),
+        snapshot("SELECT count(*) FROM cclf5 WHERE BENE_MBI_ID IS NOT NULL"),
+    );
+    assert_eq!(after, before, "cclf8, bene_xref and the MBIs rebuilt");
+
+    // An export a rebuild needs is gone (removed by hand, or by an older claimline's --keep):
+    // reload refuses and leaves every table as it was.
+    let st = state(&out);
+    let first = st["runs"][0]["export"].as_str().expect("export").to_owned();
+    fs::remove_dir_all(out.join(&first)).expect("rm");
+    let db_before = fs::read(out.join("claimline.sqlite")).expect("db");
+    let refused = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["reload", "--out", s(&out)])
+        .output()
+        .expect("reload runs");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("cannot be rebuilt"), "{stderr}");
+    assert!(
+        stderr.contains(st["runs"][0]["run_id"].as_str().expect("id")),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read(out.join("claimline.sqlite")).expect("db"),
+        db_before
     );
 }
 

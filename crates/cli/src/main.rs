@@ -18,6 +18,7 @@ mod cmd;
 mod config;
 mod output;
 mod progress;
+mod state;
 mod views;
 
 /// BCDA bulk exports to CCLF-shaped warehouse tables.

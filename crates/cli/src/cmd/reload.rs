@@ -12,7 +12,7 @@ use claimline_fetch::ExportState;
 use claimline_sink::create_private_dir;
 
 use super::load::{Format, LoadRequest, execute};
-use super::run::RunState;
+use crate::state::{RunState, chains};
 use crate::views::UsageError;
 
 /// Arguments of `claimline reload`.
@@ -39,11 +39,11 @@ fn has_data(export: &Path) -> bool {
 /// Runs `claimline reload`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let out = &args.out;
-    if !out.join(super::run::STATE_FILE).is_file() {
+    if !out.join(crate::state::STATE_FILE).is_file() {
         anyhow::bail!(UsageError(format!(
             "{} is not an output folder of claimline run (no {})",
             out.display(),
-            super::run::STATE_FILE
+            crate::state::STATE_FILE
         )));
     }
     let Some(_lock) = crate::output::lock(out)? else {
@@ -51,6 +51,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     crate::output::recover(out)?;
     let state = RunState::load(out)?;
+    // Refuse, changing nothing, when the kept exports cannot rebuild what the tables hold.
+    let needs = chains(&state, out);
+    if !needs.missing.is_empty() {
+        anyhow::bail!(UsageError(format!(
+            "{} cannot be rebuilt: the exports of run(s) {} are gone, and the tables hold data \
+             that only they had (each scope needs its latest full export and every export after \
+             it). The tables were left as they are; fetch a full export of each such scope \
+             (claimline run --since full) and reload then",
+            out.display(),
+            needs.missing.join(", ")
+        )));
+    }
     let mut loaded = Vec::new();
     let mut skipped = Vec::new();
     for run in &state.runs {

@@ -22,7 +22,6 @@ use claimline_fetch::{
     export,
 };
 use claimline_sink::{RunRecord, create_private_dir};
-use serde::{Deserialize, Serialize};
 
 use super::bcda::{Api, Env, Reporter};
 use super::fetch::EndpointArg;
@@ -30,10 +29,8 @@ use super::load::{Format, LoadRequest, Report, execute};
 use crate::config::{ConfigFile, Profile, locate};
 use crate::views::{self, UsageError};
 
-/// The state file in the output folder.
-pub const STATE_FILE: &str = "claimline-state.json";
-/// Kept exports, one folder per run id.
-pub const EXPORTS_DIR: &str = "exports";
+pub use crate::state::{EXPORTS_DIR, STATE_FILE};
+use crate::state::{IssueCount, Pending, RunEntry, RunState, Scope, fnv1a64, prune};
 
 /// Arguments of `claimline run`.
 #[derive(clap::Args)]
@@ -64,8 +61,9 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     types: Vec<String>,
     /// `auto` (default): the last committed transactionTime of this scope, or everything on the
-    /// first run; or an RFC 3339 instant with an offset.
-    #[arg(long, value_name = "TIME|auto")]
+    /// first run; `full`: everything (a full export, which `claimline reload` can rebuild from);
+    /// or an RFC 3339 instant with an offset.
+    #[arg(long, value_name = "TIME|auto|full")]
     since: Option<String>,
     /// `_typeFilter` (v3 only).
     #[arg(long, value_name = "F")]
@@ -121,6 +119,8 @@ enum Source {
 enum Since {
     Auto,
     At(Timestamp),
+    /// Everything: a full export (no `_since`), e.g. to start a new chain of kept exports.
+    Full,
 }
 
 /// Everything a run needs, from the flags and the profile.
@@ -244,9 +244,10 @@ impl Settings {
             .collect();
         let since = match args.since.as_deref() {
             None | Some("auto") => Since::Auto,
+            Some("full") => Since::Full,
             Some(text) => Since::At(text.parse::<Timestamp>().map_err(|_| {
                 UsageError(format!(
-                    "--since {text:?} is not `auto` or an RFC 3339 instant with an offset \
+                    "--since {text:?} is not `auto`, `full` or an RFC 3339 instant with an offset \
                      (e.g. 2025-01-01T00:00:00Z)"
                 ))
             })?),
@@ -296,163 +297,6 @@ impl Settings {
             json: args.json,
             log: args.log.or(profile.log),
         })
-    }
-}
-
-/// What makes two runs incremental to each other.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Scope {
-    /// The base URL (`local-sandbox` for `--local-sandbox`, whose port changes every run).
-    pub base_url: String,
-    /// `fnv1a64:` hash of the client id (the id itself stays out of files).
-    pub client: String,
-    /// `v1`, `v2`, `v3`.
-    pub api: String,
-    /// `Group/all`, `Group/runout`, `Patient`.
-    pub endpoint: String,
-    /// `_type`, sorted; empty = BCDA's defaults.
-    pub types: Vec<String>,
-    /// `_typeFilter`.
-    #[serde(default)]
-    pub type_filter: Option<String>,
-}
-
-fn fnv1a64(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("fnv1a64:{h:016x}")
-}
-
-/// A run that started and has not finished: rerunning the same scope resumes it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pending {
-    /// Its run id (and export folder name).
-    pub run_id: String,
-    /// The `_since` it asked for.
-    pub since: Option<String>,
-    /// When it started.
-    pub started: String,
-}
-
-/// The incremental state of one scope.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ScopeState {
-    /// What it is.
-    pub scope: Scope,
-    /// The next `_since`: the transactionTime of the last committed run.
-    pub since: Option<String>,
-    /// The run that committed it.
-    pub since_run: Option<String>,
-    /// An unfinished run.
-    pub pending: Option<Pending>,
-}
-
-/// Issues of the manifest's error files of one kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IssueCount {
-    /// `OperationOutcome.issue.severity`.
-    pub severity: String,
-    /// `OperationOutcome.issue.code`.
-    pub code: String,
-    /// The resource type the issue is about, when it names one.
-    pub resource_type: String,
-    /// How many.
-    pub count: u64,
-}
-
-/// One finished run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunEntry {
-    /// Run id.
-    pub run_id: String,
-    /// Config profile.
-    pub profile: Option<String>,
-    /// Its scope.
-    pub scope: Scope,
-    /// Its export folder, relative to the output folder.
-    pub export: String,
-    /// The `_since` it asked for.
-    pub since: Option<String>,
-    /// The export's transactionTime.
-    pub transaction_time: Option<String>,
-    /// Resources downloaded per type.
-    pub resources: BTreeMap<String, u64>,
-    /// Rejected lines of its load.
-    pub rejects: u64,
-    /// Row errors of its load.
-    pub row_errors: u64,
-    /// Its transactionTime became the scope's next `_since`.
-    pub committed: bool,
-    /// The manifest's error files, summarised.
-    pub error_files: Vec<IssueCount>,
-    /// BCDA's last attribution (or runout) update, from the pre-flight.
-    #[serde(default)]
-    pub attribution: Option<String>,
-    /// Its export folder was removed by `--keep`.
-    #[serde(default)]
-    pub pruned: bool,
-    /// When it finished.
-    pub finished: String,
-}
-
-/// `DIR/claimline-state.json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RunState {
-    /// Format version.
-    pub format: u32,
-    /// Per scope.
-    pub scopes: Vec<ScopeState>,
-    /// Finished runs, oldest first.
-    pub runs: Vec<RunEntry>,
-}
-
-impl RunState {
-    /// Reads the state of an output folder (empty when there is none).
-    pub fn load(out: &Path) -> anyhow::Result<RunState> {
-        let path = out.join(STATE_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow::Error::new(claimline_sink::Error::Corrupt {
-                    path: path.clone(),
-                    message: format!("not claimline's run state ({e})"),
-                })
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunState {
-                format: 1,
-                ..RunState::default()
-            }),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
-    }
-
-    /// Writes it atomically, owner-only.
-    pub fn save(&self, out: &Path) -> anyhow::Result<()> {
-        let path = out.join(STATE_FILE);
-        let tmp = out.join(format!(".{STATE_FILE}.tmp"));
-        let bytes = serde_json::to_vec_pretty(self)?;
-        let mut file = claimline_ndjson::create_private(&tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
-    }
-
-    fn scope_index(&mut self, scope: &Scope) -> usize {
-        if let Some(i) = self.scopes.iter().position(|s| &s.scope == scope) {
-            return i;
-        }
-        self.scopes.push(ScopeState {
-            scope: scope.clone(),
-            since: None,
-            since_run: None,
-            pending: None,
-        });
-        self.scopes.len() - 1
     }
 }
 
@@ -643,32 +487,6 @@ pub fn summarise_errors(export: &Path, files: &[FileRecord]) -> Vec<IssueCount> 
         .collect()
 }
 
-/// Removes the oldest kept exports beyond `keep` (never the current run's).
-fn prune(state: &mut RunState, out: &Path, keep: usize, current: &str) -> Vec<String> {
-    let kept: Vec<usize> = state
-        .runs
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !r.pruned && out.join(&r.export).is_dir())
-        .map(|(i, _)| i)
-        .collect();
-    let mut removed = Vec::new();
-    if kept.len() <= keep {
-        return removed;
-    }
-    for &i in &kept[..kept.len() - keep] {
-        let run = &mut state.runs[i];
-        if run.run_id == current {
-            continue;
-        }
-        if std::fs::remove_dir_all(out.join(&run.export)).is_ok() {
-            run.pruned = true;
-            removed.push(run.run_id.clone());
-        }
-    }
-    removed
-}
-
 /// Prints a BCDA failure as one line (for a scheduler's log) and gives its exit code.
 fn fetch_failed(err: &FetchError, log: &mut RunLog) -> ExitCode {
     let line = err.to_string().replace('\n', " ");
@@ -774,6 +592,7 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
             let since = match &settings.since {
                 Since::Auto => state.scopes[index].since.clone(),
                 Since::At(ts) => Some(ts.to_string()),
+                Since::Full => None,
             };
             state.scopes[index].pending = Some(Pending {
                 run_id: run_id.clone(),
@@ -1169,45 +988,6 @@ mod tests {
         );
         let text = serde_json::to_string(&summary).expect("json");
         assert!(!text.contains("1S00E00AA00"));
-    }
-
-    #[test]
-    fn prune_keeps_the_newest_exports() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let scope = Scope {
-            base_url: "b".into(),
-            client: fnv1a64("id"),
-            api: "v2".into(),
-            endpoint: "Group/all".into(),
-            types: vec![],
-            type_filter: None,
-        };
-        let mut state = RunState::default();
-        for id in ["r1", "r2", "r3"] {
-            std::fs::create_dir_all(dir.path().join("exports").join(id)).expect("mkdir");
-            state.runs.push(RunEntry {
-                run_id: id.into(),
-                profile: None,
-                scope: scope.clone(),
-                export: format!("exports/{id}"),
-                since: None,
-                transaction_time: None,
-                resources: BTreeMap::new(),
-                rejects: 0,
-                row_errors: 0,
-                committed: true,
-                error_files: vec![],
-                attribution: None,
-                pruned: false,
-                finished: String::new(),
-            });
-        }
-        assert_eq!(prune(&mut state, dir.path(), 2, "r3"), ["r1"]);
-        assert!(!dir.path().join("exports/r1").exists());
-        assert!(dir.path().join("exports/r2").exists());
-        assert!(state.runs[0].pruned);
-        assert!(prune(&mut state, dir.path(), 2, "r3").is_empty());
-        assert!(!fnv1a64("id").contains("id\""));
     }
 
     #[test]
