@@ -426,7 +426,15 @@ fn the_january_blackout_exits_7_with_one_line() {
         stderr.contains("try later") && stderr.contains("January"),
         "{stderr}"
     );
-    assert!(answer.stdout.is_empty());
+    // Under --json stdout holds an error document a scheduler can read (issue 14).
+    let doc: Value = serde_json::from_slice(&answer.stdout).expect("an error document");
+    assert_eq!(doc["error"]["code"], 7);
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("January")
+    );
     no_secret(&answer);
     assert_eq!(state(&out)["scopes"][0]["since"], Value::Null);
     assert!(fs::read_to_string(&log).expect("log").contains("exit 7"));

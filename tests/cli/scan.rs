@@ -188,3 +188,43 @@ fn truncated_gzip_is_reported_as_such() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// `claimline views doc | head`: the reader closing stdout is no failure (no "Broken pipe",
+/// exit 0). The dictionary is larger than a pipe's buffer, so the writer meets the closed pipe.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .current_dir(dir.path())
+        .args(["views", "doc"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Read one byte, then close the pipe, as `head -c 1` does.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut one = [0u8; 1];
+    stdout.read_exact(&mut one).expect("first byte");
+    drop(stdout);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+/// Under `--json` a failure prints an error document (code, message, file), and the message
+/// names each cause once.
+#[test]
+fn a_failure_under_json_prints_an_error_document() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = claimline(dir.path(), &["scan", "--json", "missing.ndjson"]);
+    assert_eq!(out.status.code(), Some(3));
+    let doc = json(&out);
+    assert_eq!(doc["error"]["code"], 3);
+    assert_eq!(doc["error"]["file"], "missing.ndjson");
+    let message = doc["error"]["message"].as_str().expect("message");
+    assert_eq!(message.matches("os error 2").count(), 1, "{message}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+}

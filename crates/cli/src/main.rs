@@ -16,6 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cmd;
 mod config;
+mod failure;
 mod output;
 mod progress;
 mod state;
@@ -54,6 +55,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every command's `--json` flag: a failure then prints an error document too.
+    let json = std::env::args_os().any(|a| a == "--json");
     let result = match cli.command {
         Command::Scan(args) => cmd::scan::run(args),
         Command::Load(args) => cmd::load::run(args),
@@ -67,29 +70,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(err) => {
-            eprintln!("claimline: {err:#}");
-            ExitCode::from(exit_code(&err))
-        }
+        Err(err) => failure::report(&err, json),
     }
-}
-
-/// Exit codes of ARCHITECTURE.md: 2 usage or invalid view, 3 input unreadable, 4 rejects under
-/// `--strict`, 5 output not written; anything unexpected is 1.
-fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if cause.downcast_ref::<views::UsageError>().is_some() {
-            return 2;
-        }
-        if let Some(e) = cause.downcast_ref::<claimline_ndjson::Error>() {
-            return e.exit_code();
-        }
-        if cause.downcast_ref::<claimline_sink::Error>().is_some() {
-            return 5;
-        }
-        if cause.downcast_ref::<std::io::Error>().is_some() {
-            return 5;
-        }
-    }
-    1
 }

@@ -135,6 +135,16 @@ fn diag(diagnostics: &str) -> String {
 }
 
 impl FetchError {
+    /// The file or folder the error is about, when it is about one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            FetchError::InputFile { path, .. }
+            | FetchError::Io { path, .. }
+            | FetchError::State { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// The process exit code ARCHITECTURE.md gives this failure: 2 usage, 3 input unreadable,
     /// 5 output not writable, 6 BCDA refused, 7 BCDA says try later.
     pub fn exit_code(&self) -> u8 {

@@ -57,6 +57,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// The file or folder the error is about, when it is about one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Read { path, .. }
+            | Error::NoInput { path, .. }
+            | Error::Manifest { path, .. }
+            | Error::WriteRejects { path, .. }
+            | Error::Strict { path, .. } => Some(path),
+            Error::Consumer(_) | Error::WorkerLost => None,
+        }
+    }
+
     /// The exit code the ARCHITECTURE.md contract gives this error: 3 for unreadable input, 4 for
     /// a strict-mode reject, 5 for output that could not be written.
     pub fn exit_code(&self) -> u8 {

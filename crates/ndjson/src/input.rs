@@ -125,14 +125,21 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<InputFile>, Error> {
         } else if meta.is_file() {
             out.push(InputFile::new(path.clone()));
         } else {
-            return Err(Error::NoInput {
-                path: path.clone(),
-                reason: "not a file or folder".into(),
-            });
+            return Err(not_regular(path));
         }
     }
     apply_manifests(&mut out)?;
     Ok(out)
+}
+
+/// The error for an input that is neither a regular file nor a folder.
+fn not_regular(path: &Path) -> Error {
+    Error::NoInput {
+        path: path.to_owned(),
+        reason: "not a regular file or folder (a FIFO, socket or device?): claimline reads \
+                 regular files only"
+            .into(),
+    }
 }
 
 fn walk(dir: &Path, out: &mut Vec<InputFile>) -> Result<(), Error> {
@@ -160,6 +167,14 @@ fn walk(dir: &Path, out: &mut Vec<InputFile>) -> Result<(), Error> {
         } else if (name.ends_with(".ndjson") || name.ends_with(".ndjson.gz"))
             && !name.starts_with('.')
         {
+            // Through links; a FIFO, socket or device would block or never end: refused.
+            let meta = std::fs::metadata(&path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            if !meta.is_file() {
+                return Err(not_regular(&path));
+            }
             out.push(InputFile::new(path));
         }
     }
@@ -252,5 +267,26 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let err = discover(&[dir.path().to_owned()]).expect_err("no input");
         assert!(matches!(err, Error::NoInput { .. }));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_named_ndjson_is_refused_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("Patient.ndjson"), b"{}\n").expect("write");
+        let fifo = dir.path().join("ExplanationOfBenefit.ndjson");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        let err = discover(&[dir.path().to_owned()]).expect_err("a FIFO is refused");
+        assert_eq!(err.exit_code(), 3);
+        assert!(
+            err.to_string()
+                .contains("ExplanationOfBenefit.ndjson: not a regular file")
+        );
+        let err = discover(std::slice::from_ref(&fifo)).expect_err("also when named");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 }

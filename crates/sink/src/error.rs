@@ -66,6 +66,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// The file or folder the error is about, when it is about one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Sqlite { path, .. }
+            | Error::Parquet { path, .. }
+            | Error::Corrupt { path, .. }
+            | Error::SchemaChanged { path, .. } => Some(path),
+            Error::Row { .. } => None,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { path, source }

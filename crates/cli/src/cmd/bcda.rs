@@ -138,10 +138,9 @@ fn prompt() -> Result<Credentials, FetchError> {
     Ok(Credentials::new(id, secret))
 }
 
-/// Prints a fetch failure and turns it into its exit code (ARCHITECTURE.md).
-pub fn fail(err: &FetchError) -> ExitCode {
-    eprintln!("claimline: {err}");
-    ExitCode::from(err.exit_code())
+/// A fetch failure as the command's error (its exit code is the one ARCHITECTURE.md gives it).
+pub fn fail(err: FetchError) -> anyhow::Result<ExitCode> {
+    Err(err.into())
 }
 
 /// Progress on stderr: a bar of files and bytes when stderr is a terminal, plain lines for
@@ -310,12 +309,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
     let client = match args.connection.client() {
         Ok(client) => client,
-        Err(err) => return Ok(fail(&err)),
+        Err(err) => return fail(err),
     };
     let statuses: Vec<&str> = args.status.iter().map(|s| s.trim()).collect();
     let jobs = match client.jobs(args.api.into(), &statuses, &NoProgress) {
         Ok(jobs) => jobs,
-        Err(err) => return Ok(fail(&err)),
+        Err(err) => return fail(err),
     };
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -349,7 +348,7 @@ fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
 fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
     let client = match args.connection.client() {
         Ok(client) => client,
-        Err(err) => return Ok(fail(&err)),
+        Err(err) => return fail(err),
     };
     let api: ApiVersion = args.api.into();
     let url = if args.job.bytes().all(|b| b.is_ascii_digit()) {
@@ -367,6 +366,6 @@ fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
             eprintln!("cancelled {url}");
             Ok(ExitCode::SUCCESS)
         }
-        Err(err) => Ok(fail(&err)),
+        Err(err) => fail(err),
     }
 }

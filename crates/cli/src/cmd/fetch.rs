@@ -105,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let client = match args.connection.client() {
         Ok(client) => client,
-        Err(err) => return Ok(fail(&err)),
+        Err(err) => return fail(err),
     };
     let options = ExportOptions {
         parallel: args.parallel.max(1),
@@ -117,7 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     reporter.finish();
     let summary = match result {
         Ok(summary) => summary,
-        Err(err) => return Ok(fail(&err)),
+        Err(err) => return fail(err),
     };
     let seconds = started.elapsed().as_secs_f64();
     let resources = count_lines(&summary);

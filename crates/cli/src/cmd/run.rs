@@ -488,11 +488,20 @@ pub fn summarise_errors(export: &Path, files: &[FileRecord]) -> Vec<IssueCount> 
 }
 
 /// Prints a BCDA failure as one line (for a scheduler's log) and gives its exit code.
-fn fetch_failed(err: &FetchError, log: &mut RunLog) -> ExitCode {
+fn fetch_failed(err: FetchError, log: &mut RunLog) -> anyhow::Result<ExitCode> {
     let line = err.to_string().replace('\n', " ");
     log.line(&format!("fetch failed (exit {}): {line}", err.exit_code()));
-    eprintln!("claimline: {line}");
-    ExitCode::from(err.exit_code())
+    Err(anyhow::Error::new(err).context(FetchLogged))
+}
+
+/// Marks an error `fetch_failed` has already written to the run log.
+#[derive(Debug)]
+struct FetchLogged;
+
+impl std::fmt::Display for FetchLogged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("fetch failed")
+    }
 }
 
 /// Runs `claimline run`.
@@ -508,10 +517,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match execute_run(&settings, &mut log) {
         Ok(code) => Ok(code),
         Err(err) => {
-            log.line(&format!(
-                "failed: {}",
-                format!("{err:#}").replace('\n', " ")
-            ));
+            if err.downcast_ref::<FetchLogged>().is_none() {
+                log.line(&format!(
+                    "failed (exit {}): {}",
+                    crate::failure::exit_code(&err),
+                    crate::failure::message(&err)
+                ));
+            }
             Err(err)
         }
     }
@@ -534,7 +546,7 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
             let credentials = match &settings.credentials {
                 Some(path) => match Credentials::from_file(path) {
                     Ok(c) => c,
-                    Err(err) => return Ok(fetch_failed(&err, log)),
+                    Err(err) => return fetch_failed(err, log),
                 },
                 None => match Credentials::from_env() {
                     Some(c) => c,
@@ -544,7 +556,7 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
                              FILE (or credentials in the profile)"
                                 .to_owned(),
                         );
-                        return Ok(fetch_failed(&err, log));
+                        return fetch_failed(err, log);
                     }
                 },
             };
@@ -569,7 +581,7 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
     config.timing = settings.timing.clone();
     let client = match Client::new(config, credentials.clone()) {
         Ok(client) => client,
-        Err(err) => return Ok(fetch_failed(&err, log)),
+        Err(err) => return fetch_failed(err, log),
     };
 
     let out = &settings.out;
@@ -662,7 +674,7 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
                 attribution = Some(at);
             }
             Ok(None) => {}
-            Err(err) => return Ok(fetch_failed(&err, log)),
+            Err(err) => return fetch_failed(err, log),
         }
     }
     let fetched = match saved.as_ref().filter(|s| s.complete) {
@@ -695,7 +707,7 @@ fn execute_run(settings: &Settings, log: &mut RunLog) -> anyhow::Result<ExitCode
                     downloaded: summary.downloaded,
                     bytes_downloaded: summary.bytes_downloaded,
                 },
-                Err(err) => return Ok(fetch_failed(&err, log)),
+                Err(err) => return fetch_failed(err, log),
             }
         }
     };
