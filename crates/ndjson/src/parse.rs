@@ -65,6 +65,50 @@ impl LineParser {
     }
 }
 
+/// Why `line` is not valid JSON, for a person: the byte of the line where it goes wrong and a
+/// reason in words ("the line ends inside an object", "expected `:`"). Never quotes the line.
+/// Runs only for a line the fast parser refused.
+pub fn explain_invalid(line: &[u8]) -> (usize, String) {
+    if let Err(e) = std::str::from_utf8(line) {
+        return (
+            e.valid_up_to(),
+            "the line is not valid UTF-8 (JSON must be)".to_owned(),
+        );
+    }
+    match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+        Err(e) => {
+            // serde_json counts columns in bytes from 1; its line is always 1 here.
+            let at = e.column().saturating_sub(1).min(line.len());
+            let text = e.to_string();
+            let what = text
+                .rsplit_once(" at line ")
+                .map_or(text.as_str(), |(w, _)| w);
+            let eof = e.classify() == serde_json::error::Category::Eof;
+            // A line cut short goes wrong at its end.
+            let at = if eof { line.len() } else { at };
+            let reason = match e.classify() {
+                serde_json::error::Category::Eof => match what {
+                    "EOF while parsing an object" => "the line ends inside an object".to_owned(),
+                    "EOF while parsing a list" => "the line ends inside an array".to_owned(),
+                    "EOF while parsing a string" => "the line ends inside a string".to_owned(),
+                    "EOF while parsing a value" => {
+                        "the line ends where a value should be".to_owned()
+                    }
+                    other => format!("the line ends early ({other})"),
+                },
+                _ => what.to_owned(),
+            };
+            (at, reason)
+        }
+        // What serde_json takes and simd-json does not: nesting deeper than simd-json allows,
+        // or a number out of its range.
+        Ok(_) => (
+            0,
+            "nested too deeply or a number out of range for the parser".to_owned(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +128,42 @@ mod tests {
                 })
                 .expect("parses");
             assert_eq!(id.as_deref(), Some(i.to_string().as_str()));
+        }
+    }
+
+    #[test]
+    fn invalid_lines_are_explained_with_a_position_and_words() {
+        const END: usize = usize::MAX;
+        let cases: [(&[u8], usize, &str); 7] = [
+            (
+                br#"{"resourceType":"Patient","id":"p"#,
+                END,
+                "the line ends inside a string",
+            ),
+            (
+                br#"{"resourceType":"Patient","name":[{"family":"X"}"#,
+                END,
+                "the line ends inside an array",
+            ),
+            (
+                br#"{"resourceType":"Patient","id":"p1""#,
+                END,
+                "the line ends inside an object",
+            ),
+            (br#"{"resourceType" "Patient"}"#, 16, "expected `:`"),
+            (br#"{"a":1,}"#, 7, "key must be a string"),
+            (br#"{"a":1} x"#, 8, "trailing characters"),
+            (
+                b"{\"a\":\"\xff\"}",
+                6,
+                "the line is not valid UTF-8 (JSON must be)",
+            ),
+        ];
+        for (line, at, reason) in cases {
+            let mut p = LineParser::new();
+            assert!(p.parse(line, |_| ()).is_err(), "{line:?} is invalid");
+            let at = if at == END { line.len() } else { at };
+            assert_eq!(explain_invalid(line), (at, reason.to_owned()), "{line:?}");
         }
     }
 

@@ -857,24 +857,22 @@ where
                                 damage_words(*fault)
                             ),
                         )
-                    } else if !has_newline {
-                        (
-                            RejectKind::TruncatedLine,
-                            format!(
-                                "file ends mid-line: no final newline and invalid JSON at byte {} of the line ({:?})",
-                                e.index(),
-                                e.error()
-                            ),
-                        )
                     } else {
-                        (
-                            RejectKind::InvalidJson,
-                            format!(
-                                "invalid JSON at byte {} of the line: {:?}",
-                                e.index(),
-                                e.error()
-                            ),
-                        )
+                        let _ = e;
+                        let (at, why) = crate::parse::explain_invalid(line);
+                        if has_newline {
+                            (
+                                RejectKind::InvalidJson,
+                                format!("invalid JSON at byte {at} of the line: {why}"),
+                            )
+                        } else {
+                            (
+                                RejectKind::TruncatedLine,
+                                format!(
+                                    "the file ends mid-line (no final newline): invalid JSON at byte {at} of the line: {why}"
+                                ),
+                            )
+                        }
                     };
                     rejects.push(reject(kind, message));
                 }

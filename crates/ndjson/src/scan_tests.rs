@@ -393,3 +393,106 @@ fn consumer_failure_stops_the_scan() {
     assert!(matches!(err, Error::Consumer(_)));
     assert_eq!(seen, 3);
 }
+
+/// Every kind of reject, each from a real bad input, with the message a person gets: where
+/// (byte of the line, field, or file position) and why, in words; never the line's content.
+#[test]
+fn every_reject_kind_has_a_located_message_in_words() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = "SECRET-MBI-1EG4TE5MK73";
+    let mut many = Vec::new();
+    for i in 0..3000 {
+        many.extend_from_slice(
+            format!(r#"{{"resourceType":"Patient","id":"{i}","x":"{secret}"}}"#).as_bytes(),
+        );
+        many.push(b'\n');
+    }
+    let gz = gzip(&many);
+    let mut corrupt = gz.clone();
+    let mid = corrupt.len() / 2;
+    for b in &mut corrupt[mid..mid + 16] {
+        *b ^= 0xA5;
+    }
+    let mut wrong = write(
+        dir.path(),
+        "Coverage.000.ndjson",
+        format!("{PATIENT}\n").as_bytes(),
+    );
+    wrong.expected_type = Some("Coverage".into());
+    let inputs: Vec<(RejectKind, InputFile, &str)> = vec![
+        (
+            RejectKind::InvalidJson,
+            write(
+                dir.path(),
+                "a.ndjson",
+                format!("{{\"resourceType\" \"{secret}\"}}\n").as_bytes(),
+            ),
+            "invalid JSON at byte 16 of the line: expected `:`",
+        ),
+        (
+            RejectKind::NotAnObject,
+            write(dir.path(), "b.ndjson", b"[1,2]\n"),
+            "the line is valid JSON but not an object",
+        ),
+        (
+            RejectKind::NoResourceType,
+            write(dir.path(), "c.ndjson", b"{\"id\":\"x\"}\n"),
+            "field `resourceType` is missing or not a string",
+        ),
+        (
+            RejectKind::WrongResourceType,
+            wrong,
+            "field `resourceType` is `Patient` but the manifest says this file holds `Coverage`",
+        ),
+        (
+            RejectKind::TruncatedLine,
+            write(
+                dir.path(),
+                "d.ndjson",
+                format!("{PATIENT}\n{{\"resourceType\":\"Patient\",\"x\":\"{secret}\"").as_bytes(),
+            ),
+            "the file ends mid-line (no final newline): invalid JSON at byte 54 of the line: the line ends inside an object",
+        ),
+        (
+            RejectKind::TruncatedGzip,
+            write(dir.path(), "e.ndjson.gz", &gz[..gz.len() / 2]),
+            "the gzip stream ends early: the file is cut",
+        ),
+        (
+            RejectKind::CorruptGzip,
+            write(dir.path(), "f.ndjson.gz", &corrupt),
+            "the gzip stream is corrupt",
+        ),
+        (
+            RejectKind::NotGzip,
+            write(dir.path(), "g.ndjson.gz", format!("{PATIENT}\n").as_bytes()),
+            "the file is named .gz but is not gzip",
+        ),
+    ];
+    for (kind, file, words) in inputs {
+        // Adding a kind without a case here fails to compile.
+        match kind {
+            RejectKind::InvalidJson
+            | RejectKind::NotAnObject
+            | RejectKind::NoResourceType
+            | RejectKind::WrongResourceType
+            | RejectKind::TruncatedLine
+            | RejectKind::TruncatedGzip
+            | RejectKind::CorruptGzip
+            | RejectKind::NotGzip => {}
+        }
+        let (_, s) = run(&[file], 4096);
+        let r = s
+            .rejects
+            .iter()
+            .find(|r| r.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind:?} reject: {:?}", s.rejects));
+        assert!(
+            r.message.starts_with(words),
+            "{kind:?}: {:?} does not start with {words:?}",
+            r.message
+        );
+        assert!(!r.message.contains(secret), "{kind:?} quotes the line");
+        assert!(r.line >= 1, "{kind:?} has a line");
+    }
+}
