@@ -52,6 +52,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 mod cclf8;
+#[doc(hidden)]
+pub mod fuzzing;
 mod history;
 mod xref;
 

@@ -26,6 +26,8 @@
 
 pub mod detect;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod input;
 pub mod parse;
 mod reject;

@@ -57,6 +57,8 @@ mod clock;
 mod data;
 mod error;
 mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 mod server;
 
 use std::path::PathBuf;

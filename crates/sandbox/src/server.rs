@@ -101,6 +101,11 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
+    /// The HTTP status.
+    pub(crate) fn status(&self) -> u16 {
+        self.status
+    }
+
     fn new(status: u16) -> Self {
         Reply {
             status,
@@ -234,6 +239,14 @@ impl Shared {
             state: Mutex::new(State::default()),
             stats: Mutex::new(SandboxStats::default()),
         }
+    }
+
+    /// Accepts `token` as a bearer token that never expires (for the fuzz target, which must
+    /// reach the routes behind authorization).
+    pub(crate) fn grant_token(&self, token: &str) {
+        self.state()
+            .tokens
+            .insert(token.to_owned(), (Timestamp::MAX, None));
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -48,6 +48,8 @@ mod decimal;
 mod error;
 mod eval;
 pub mod fhirpath;
+#[doc(hidden)]
+pub mod fuzzing;
 mod node;
 pub mod temporal;
 mod view;

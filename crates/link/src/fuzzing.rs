@@ -1,0 +1,191 @@
+//! The body of the `cclf8` fuzz target in `fuzz/`, so that `cargo fuzz` and the ordinary test
+//! suite run the same code: any bytes as NDJSON lines of Patients and Coverage go through the
+//! built-in CCLF8 input views of every API version, MBI resolution and the CCLF8 join, which
+//! must give rows or row errors, never a panic. The tests below feed it the seed corpus
+//! (`fuzz/corpus/cclf8/`), the real Patients and Coverage of every version with their values
+//! damaged, and a few thousand generated inputs. Not an API.
+
+use std::sync::OnceLock;
+
+use claimline_ndjson::{ApiVersion, InputFile, LineParser, Resource, detect_version};
+use claimline_view::ViewDefinition;
+
+use crate::{BeneIndex, Cclf8Builder, Plan, PlannedView, Scratch, patient_mbi};
+
+/// The built-in CCLF8 input views of every API version.
+fn views() -> Vec<PlannedView> {
+    macro_rules! view {
+        ($v:literal, $name:literal, $version:expr) => {
+            (
+                include_str!(concat!("../../../mappings/cclf/", $v, "/", $name, ".json")),
+                concat!($v, "/", $name, ".json"),
+                $version,
+            )
+        };
+    }
+    let texts = [
+        view!("v1", "cclf8_patient", ApiVersion::V1),
+        view!("v1", "cclf8_coverage", ApiVersion::V1),
+        view!("v2", "cclf8_patient", ApiVersion::V2),
+        view!("v2", "cclf8_coverage", ApiVersion::V2),
+        view!("v3", "cclf8_patient", ApiVersion::V3),
+        view!("v3", "cclf8_coverage", ApiVersion::V3),
+    ];
+    texts
+        .into_iter()
+        .filter_map(|(text, file, version)| {
+            Some(PlannedView {
+                view: ViewDefinition::from_json(text, file).ok()?,
+                api_version: Some(version),
+            })
+        })
+        .collect()
+}
+
+/// Calls `f` with each line of `data` that parses as a resource, as the scanner hands it on.
+fn each_resource(data: &[u8], mut f: impl FnMut(&Resource<'_>)) {
+    static FILE: OnceLock<InputFile> = OnceLock::new();
+    let file = FILE.get_or_init(|| InputFile::new("fuzz.ndjson"));
+    let mut parser = LineParser::new();
+    let mut offset = 0u64;
+    for (i, line) in data.split(|b| *b == b'\n').enumerate() {
+        let _ = parser.parse(line, |doc| {
+            let root = doc.root();
+            let Some(resource_type) = root.get("resourceType").and_then(|c| c.as_str()) else {
+                return;
+            };
+            f(&Resource {
+                file,
+                file_index: 0,
+                line: i as u64 + 1,
+                offset,
+                resource_type,
+                id: root.get("id").and_then(|c| c.as_str()),
+                api_version: detect_version(root),
+                root,
+                raw: line,
+            });
+        });
+        offset += line.len() as u64 + 1;
+    }
+}
+
+/// Any bytes as Patient and Coverage lines through the CCLF8 link stage.
+pub fn cclf8(data: &[u8]) {
+    thread_local! {
+        // Planned once per thread: the views do not change between inputs.
+        static PLAN: std::cell::RefCell<Option<Plan>> = const { std::cell::RefCell::new(None) };
+    }
+    PLAN.with_borrow_mut(|slot| {
+        let plan = slot.get_or_insert_with(|| {
+            let Ok(mut plan) = Plan::new(views()) else {
+                panic!("the built-in CCLF8 views plan");
+            };
+            plan.add_link_tables();
+            plan
+        });
+        cclf8_with(plan, data);
+    });
+}
+
+fn cclf8_with(plan: &mut Plan, data: &[u8]) {
+    let mut index = BeneIndex::default();
+    each_resource(data, |r| {
+        if let Some((version, bene, mbi)) = patient_mbi(r) {
+            index.insert(version, bene, mbi);
+        }
+    });
+    plan.set_bene_index(index);
+    let mut builder = Cclf8Builder::default();
+    let mut scratch = Scratch::default();
+    each_resource(data, |r| {
+        if let Some(part) = plan.evaluate(r, "fuzz", &mut scratch).bene_part {
+            builder.add(part);
+        }
+    });
+    let width = plan.cclf8_table().map(|t| plan.tables()[t].columns.len());
+    for row in builder.rows(20_000) {
+        assert_eq!(Some(row.len()), width, "a CCLF8 row has the table's width");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use proptest::prelude::*;
+
+    use super::cclf8;
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// The real Patient and Coverage lines of every version.
+    fn real_lines() -> Vec<String> {
+        let mut out = Vec::new();
+        for v in ["stu3", "r4", "v3"] {
+            for t in ["Patient", "Coverage"] {
+                let p = repo().join(format!("sample-data/real/{v}/{t}.ndjson"));
+                if let Ok(text) = std::fs::read_to_string(&p) {
+                    out.extend(text.lines().map(str::to_owned));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_seed_corpus_and_real_records_with_values_damaged() {
+        for e in std::fs::read_dir(repo().join("fuzz/corpus/cclf8"))
+            .expect("corpus")
+            .flatten()
+        {
+            cclf8(&std::fs::read(e.path()).expect("seed"));
+        }
+        let lines = real_lines();
+        assert!(lines.len() >= 10, "{} real lines", lines.len());
+        cclf8(lines.join("\n").as_bytes());
+        // Each string value of each line replaced by a number, an object, a date out of range,
+        // null and a control character, one at a time (all of a line's variants in one input).
+        for line in &lines {
+            let mut variants = Vec::new();
+            let mut starts: Vec<usize> = line.match_indices(":\"").map(|(i, _)| i + 1).collect();
+            starts.truncate(40);
+            for at in starts {
+                let Some(len) = line[at + 1..].find('"') else {
+                    continue;
+                };
+                for with in [
+                    "12",
+                    "{\"a\":[1]}",
+                    "\"9999-99-99\"",
+                    "null",
+                    "\"\\u0000x\"",
+                ] {
+                    variants.push(format!("{}{with}{}", &line[..at], &line[at + len + 2..]));
+                }
+            }
+            cclf8(variants.join("\n").as_bytes());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn generated_patients_and_coverage(
+            id in "[0-9a-z-]{0,8}",
+            bene in "[0-9a-z-]{0,8}",
+            date in "[0-9-]{0,12}",
+            code in "[0-9A-Za-z]{0,4}",
+            status in "(active|cancelled|[a-z]{0,6})",
+        ) {
+            let lines = [
+                format!(r#"{{"resourceType":"Patient","id":"{id}","birthDate":"{date}","gender":"{code}","identifier":[{{"system":"http://hl7.org/fhir/sid/us-mbi","value":"{code}"}}]}}"#),
+                format!(r#"{{"resourceType":"Coverage","id":"c-{id}","status":"{status}","beneficiary":{{"reference":"Patient/{bene}"}},"period":{{"start":"{date}"}},"class":[{{"value":"{code}"}}],"grouping":{{"subPlan":"{code}"}}}}"#),
+            ];
+            cclf8(lines.join("\n").as_bytes());
+        }
+    }
+}
