@@ -2,6 +2,7 @@
 
 mod cclf;
 mod crash;
+mod disk;
 mod fetch;
 mod history;
 mod load;

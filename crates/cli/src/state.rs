@@ -156,12 +156,15 @@ impl RunState {
         let path = out.join(STATE_FILE);
         let tmp = out.join(format!(".{STATE_FILE}.tmp"));
         let bytes = serde_json::to_vec_pretty(self)?;
-        let mut file = claimline_ndjson::create_private(&tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        let written = claimline_ndjson::create_private(&tmp).and_then(|mut file| {
+            file.write_all(&bytes)?;
+            file.sync_all()
+        });
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
+            // A full disk leaves the previous state as it was and no temporary file.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(anyhow::Error::new(e).context(format!("writing {}", path.display())));
+        }
         Ok(())
     }
 
@@ -324,6 +327,57 @@ mod tests {
         assert!(state.runs[0].pruned);
         assert!(prune(&mut state, dir.path(), 2, "r3").is_empty());
         assert!(!fnv1a64("id").contains("id\""));
+    }
+
+    /// A full disk (a tmpfs filled up) while the state is saved: the error names the file, the
+    /// previous state is intact and no temporary file is left. Needs root to mount the tmpfs
+    /// (CI runs as root); skipped elsewhere with the reason printed.
+    #[test]
+    fn a_full_disk_during_a_state_save_keeps_the_previous_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the full-disk test"
+            );
+            eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+            return;
+        }
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(self.0).status();
+            }
+        }
+        let _unmount = Unmount(dir.path());
+        let mut state = RunState::default();
+        state.save(dir.path()).expect("the first save fits");
+        let before = std::fs::read(dir.path().join(STATE_FILE)).expect("state");
+        // Fill the disk.
+        let mut filler = std::fs::File::create(dir.path().join("filler")).expect("filler");
+        let chunk = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+        let _ = filler.sync_all();
+        let benes = scope(&["Patient"]);
+        for i in 0..50 {
+            state
+                .runs
+                .push(entry(dir.path(), &format!("r{i}"), &benes, None, 1));
+        }
+        let err = state.save(dir.path()).expect_err("no space left");
+        let text = format!("{err:#}");
+        assert!(text.contains(STATE_FILE), "{text}");
+        assert!(text.contains("No space left"), "{text}");
+        assert_eq!(
+            std::fs::read(dir.path().join(STATE_FILE)).expect("state"),
+            before
+        );
+        assert!(!dir.path().join(format!(".{STATE_FILE}.tmp")).exists());
     }
 
     /// Regression (issue 15): `--keep 1` after a Patient/Coverage run and an EOB run kept only

@@ -68,6 +68,9 @@ impl SqliteSink {
         let sql = Error::sqlite(path);
         if path.exists() {
             let conn = Connection::open(path).map_err(Error::sqlite(path))?;
+            // Another writer (a reader never blocks a WAL writer) is waited for, not failed on.
+            conn.busy_timeout(std::time::Duration::from_secs(30))
+                .map_err(Error::sqlite(path))?;
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(Error::sqlite(path))?;
             conn.pragma_update(None, "synchronous", "NORMAL")
@@ -508,6 +511,12 @@ impl SqliteSink {
         )
         .map_err(Error::sqlite(&path))?;
         exec("COMMIT")?;
+        if let Mode::Fresh { .. } = self.mode {
+            // WAL from its first day, so that later loads commit while readers read (switching
+            // a database in use to WAL needs it to have no reader at all).
+            conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
+                .map_err(Error::sqlite(&path))?;
+        }
         drop(conn);
         if let Mode::Fresh { tmp } = &self.mode {
             let file = std::fs::File::open(tmp).map_err(Error::io(tmp))?;
