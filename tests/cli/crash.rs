@@ -431,7 +431,8 @@ fn unchanged(dir: &Path, before: &BTreeMap<PathBuf, Vec<u8>>, what: &str) {
     assert!(differ.is_empty(), "{what} changed {differ:?}");
 }
 
-/// Every file below `dir` (relative path → bytes), the lock file aside.
+/// Every file below `dir` (relative path → bytes), the lock file and SQLite's own side files
+/// (`-wal`, `-shm`, which a read-only connection to a WAL database creates empty) aside.
 fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -440,9 +441,17 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if !p.to_string_lossy().contains(".claimline-run.lock") {
-                let rel = p.strip_prefix(dir).expect("relative").to_path_buf();
-                files.insert(rel, std::fs::read(&p).expect("read"));
+            } else {
+                let name = p.to_string_lossy();
+                let side = name.ends_with("-wal") || name.ends_with("-shm");
+                if !name.contains(".claimline-run.lock")
+                    && !(side
+                        && std::fs::metadata(&p)
+                            .is_ok_and(|m| m.len() == 0 || name.ends_with("-shm")))
+                {
+                    let rel = p.strip_prefix(dir).expect("relative").to_path_buf();
+                    files.insert(rel, std::fs::read(&p).expect("read"));
+                }
             }
         }
     }
