@@ -443,12 +443,11 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 stack.push(p);
             } else {
                 let name = p.to_string_lossy();
-                let side = name.ends_with("-wal") || name.ends_with("-shm");
-                if !name.contains(".claimline-run.lock")
-                    && !(side
-                        && std::fs::metadata(&p)
-                            .is_ok_and(|m| m.len() == 0 || name.ends_with("-shm")))
-                {
+                // The `-shm` index always; a `-wal` when empty.
+                let side = name.ends_with("-shm")
+                    || (name.ends_with("-wal")
+                        && std::fs::metadata(&p).is_ok_and(|m| m.len() == 0));
+                if !name.contains(".claimline-run.lock") && !side {
                     let rel = p.strip_prefix(dir).expect("relative").to_path_buf();
                     files.insert(rel, std::fs::read(&p).expect("read"));
                 }
