@@ -41,12 +41,10 @@ pub struct Scope {
 
 /// A hash that names a client id without keeping it.
 pub fn fnv1a64(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("fnv1a64:{h:016x}")
+    format!(
+        "fnv1a64:{}",
+        claimline_model::Fnv1a64::new().write(text.as_bytes()).hex()
+    )
 }
 
 /// A run that started and has not finished: rerunning the same scope resumes it.

@@ -270,14 +270,14 @@ pub fn load(sources: &[ViewSource]) -> anyhow::Result<Vec<PlannedView>> {
 /// A stable hash of the views' texts (FNV-1a, 64 bits, over origin and text in order): the run
 /// records keep it so a later load can tell the tables were built by other views.
 pub fn hash(sources: &[ViewSource]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = claimline_model::Fnv1a64::new();
     for s in sources {
-        for b in s.origin.bytes().chain([0]).chain(s.text.bytes()).chain([0]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        h.write(s.origin.as_bytes())
+            .write(&[0])
+            .write(s.text.as_bytes())
+            .write(&[0]);
     }
-    format!("{h:016x}")
+    h.hex()
 }
 
 /// An error in what the user asked for (exit code 2).

@@ -16,27 +16,7 @@ pub const PROD_URL: &str = "https://api.bcda.cms.gov";
 /// BCDA's public sandbox.
 pub const SANDBOX_URL: &str = "https://sandbox.bcda.cms.gov";
 
-/// BCDA API version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiVersion {
-    /// v1: FHIR STU3.
-    V1,
-    /// v2: FHIR R4, CARIN Blue Button.
-    V2,
-    /// v3: FHIR R4, CARIN Blue Button 2.2, CMS IDR.
-    V3,
-}
-
-impl ApiVersion {
-    /// `v1`, `v2` or `v3`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiVersion::V1 => "v1",
-            ApiVersion::V2 => "v2",
-            ApiVersion::V3 => "v3",
-        }
-    }
-}
+pub use claimline_model::ApiVersion;
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

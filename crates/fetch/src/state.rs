@@ -1,7 +1,6 @@
 //! `.claimline/state.json` and owner-only file handling.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -60,31 +59,17 @@ pub fn state_path(out: &Path) -> PathBuf {
 
 /// Creates a folder (and parents) owner-only.
 pub(crate) fn create_private_dir(path: &Path) -> Result<(), FetchError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        builder.mode(0o700);
-    }
-    builder.create(path).map_err(|e| FetchError::io(path, e))
+    claimline_model::create_private_dir(path).map_err(|e| FetchError::io(path, e))
 }
 
-/// Opens a file for writing, owner-only.
+/// Opens a file for writing, owner-only (appending, or from the start).
 pub(crate) fn open_private(path: &Path, append: bool) -> Result<fs::File, FetchError> {
-    let mut options = fs::OpenOptions::new();
-    options.create(true).write(true);
-    if append {
-        options.append(true);
+    let opened = if append {
+        claimline_model::append_private(path)
     } else {
-        options.truncate(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    options.open(path).map_err(|e| FetchError::io(path, e))
+        claimline_model::create_private(path)
+    };
+    opened.map_err(|e| FetchError::io(path, e))
 }
 
 /// Flushes a folder's entries (renames) to disk.
@@ -95,16 +80,10 @@ pub(crate) fn sync_dir(path: &Path) {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a private temporary file, fsync, rename, fsync folder.
+/// Writes `bytes` to `path` atomically ([`claimline_model::write_atomic`]), then syncs the
+/// folder.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FetchError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut file = open_private(&tmp, false)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| FetchError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| FetchError::io(path, e))?;
+    claimline_model::write_atomic(path, bytes).map_err(|e| FetchError::io(path, e))?;
     if let Some(parent) = path.parent() {
         sync_dir(parent);
     }

@@ -27,8 +27,8 @@ use std::collections::HashMap;
 
 use std::sync::Arc;
 
+use claimline_model::{Cell, Column, ColumnType, TableSchema};
 use claimline_ndjson::ApiVersion;
-use claimline_sink::{Cell, Column, ColumnType, TableSchema};
 
 /// The columns of CCLF8, in CCLF order, with how each is filled.
 const COLUMNS: [(&str, &str); 31] = [

@@ -88,10 +88,10 @@ pub fn claim_event(r: &Resource<'_>, mode: VersionMode) -> Option<ClaimEvent> {
         return None;
     }
     let [key, status] = crate::claim_columns(r);
-    let claimline_sink::Cell::Text(claim_key) = key else {
+    let claimline_model::Cell::Text(claim_key) = key else {
         return None;
     };
-    let cancelled = matches!(&status, claimline_sink::Cell::Text(s) if s == "cancelled");
+    let cancelled = matches!(&status, claimline_model::Cell::Text(s) if s == "cancelled");
     let action =
         if cancelled && mode == VersionMode::Current && r.api_version != Some(ApiVersion::V3) {
             Action::Cancel

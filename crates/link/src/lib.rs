@@ -70,8 +70,8 @@ pub use xref::{
     claim_summary, claims_schema, counts_schema, patient_mbis,
 };
 
+use claimline_model::{Cell, Column, ColumnType, TableSchema};
 use claimline_ndjson::{ApiVersion, Cursor, Resource};
-use claimline_sink::{Cell, Column, ColumnType, TableSchema};
 use claimline_view::{Rows, ViewDefinition};
 
 /// What can stop planning.
@@ -1048,7 +1048,7 @@ pub fn parse_day(s: &str) -> Option<i32> {
 
 /// (year, month, day) of a day count since 1970-01-01.
 pub(crate) fn civil(days: i32) -> (i64, u32, u32) {
-    claimline_sink::civil_from_days(i64::from(days))
+    claimline_model::civil_from_days(i64::from(days))
 }
 
 /// Microseconds since the epoch of an RFC 3339 instant with a time zone; `None` otherwise.

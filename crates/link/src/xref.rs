@@ -1,8 +1,8 @@
 //! The persistent beneficiary crosswalk (`bene_xref`), CCLF9 built from it, and the claim-history
 //! record (`_claimline_claims`).
 
+use claimline_model::{Cell, Column, ColumnType, TableSchema};
 use claimline_ndjson::Resource;
-use claimline_sink::{Cell, Column, ColumnType, TableSchema};
 
 use crate::{US_MBI, patient_mbi, str_at};
 

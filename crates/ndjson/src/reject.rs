@@ -131,21 +131,4 @@ impl RejectWriter {
     }
 }
 
-/// Creates (truncating) a file readable and writable by its owner only.
-pub fn create_private(path: &Path) -> std::io::Result<File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let file = opts.open(path)?;
-    #[cfg(unix)]
-    {
-        // The mode above applies only to a new file; tighten an existing one too.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(file)
-}
+pub use claimline_model::create_private;

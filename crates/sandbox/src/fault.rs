@@ -54,12 +54,9 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 
 /// FNV-1a over bytes, then mixed.
 pub(crate) fn hash_str(seed: u64, s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    mix(h)
+    mix(claimline_model::Fnv1a64::with_seed(seed)
+        .write(s.as_bytes())
+        .finish())
 }
 
 impl FaultState {

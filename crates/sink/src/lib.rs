@@ -36,17 +36,15 @@
 
 mod error;
 mod parquet_sink;
-mod run;
-mod schema;
 mod sqlite_sink;
 
+pub use claimline_model::{
+    Cell, Column, ColumnType, RunRecord, TableSchema, civil_from_days, create_private_dir,
+    format_date, format_timestamp,
+};
 pub use error::Error;
 pub use parquet_sink::{
     ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, recover, staging_root,
-};
-pub use run::RunRecord;
-pub use schema::{
-    Cell, Column, ColumnType, TableSchema, civil_from_days, format_date, format_timestamp,
 };
 pub use sqlite_sink::{SqliteSink, open_earlier};
 
@@ -68,38 +66,4 @@ pub trait Sink {
     /// # Errors
     /// Any failure to write; the previous state is then left as it was.
     fn commit(self: Box<Self>, run: &RunRecord) -> Result<(), Error>;
-}
-
-/// Creates a folder (and its parents) readable by its owner only.
-///
-/// # Errors
-/// The underlying I/O error.
-pub fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        // Every folder this creates is 0700, not only the last one.
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
-
-/// Restricts an existing file to its owner (0600).
-pub(crate) fn make_private(path: &std::path::Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }

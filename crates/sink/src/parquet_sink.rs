@@ -28,9 +28,9 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use crate::error::Error;
-use crate::run::RunRecord;
-use crate::schema::{Cell, ColumnType, TableSchema};
-use crate::{Sink, SourceLines, create_private_dir, make_private};
+use claimline_model::{Cell, ColumnType, RunRecord, TableSchema, create_private_dir, make_private};
+
+use crate::{Sink, SourceLines};
 
 /// Rows buffered per table before they become an Arrow batch.
 const BATCH_ROWS: usize = 8192;
@@ -531,34 +531,9 @@ fn sync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(Error::io(dir))
 }
 
-/// Writes `bytes` to `path` through a temporary file renamed over it (owner-only, synced).
+/// [`claimline_model::write_atomic`], as this crate's error.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write as _;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let written = (|| {
-        let mut f = File::create(&tmp)?;
-        make_private(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Io {
-            path: path.to_owned(),
-            source: e,
-        });
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Io {
-            path: path.to_owned(),
-            source: e,
-        }
-    })
+    claimline_model::write_atomic(path, bytes).map_err(Error::io(path))
 }
 
 /// The run records of `DIR/parquet/_claimline_runs.json` (empty when there is none).
@@ -858,8 +833,8 @@ pub fn read_committed_parquet(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::Column;
     use arrow_array::Array;
+    use claimline_model::Column;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     fn schema() -> TableSchema {

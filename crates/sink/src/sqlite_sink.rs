@@ -7,9 +7,12 @@ use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 
 use crate::error::Error;
-use crate::run::RunRecord;
-use crate::schema::{Cell, ColumnType, TableSchema, decimal_text, format_date, format_timestamp};
-use crate::{Sink, SourceLines, make_private};
+use claimline_model::{
+    Cell, ColumnType, RunRecord, TableSchema, decimal_text, format_date, format_timestamp,
+    make_private,
+};
+
+use crate::{Sink, SourceLines};
 
 /// How the database is being written.
 enum Mode {
@@ -544,7 +547,7 @@ impl Drop for SqliteSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::Column;
+    use claimline_model::Column;
 
     fn claim_tables() -> Vec<TableSchema> {
         let key = vec!["_api_version".to_owned(), "_claim_key".to_owned()];

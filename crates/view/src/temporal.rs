@@ -62,15 +62,9 @@ fn days_in_month(year: i32, month: u32) -> u32 {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+/// Days since 1970-01-01 of a proleptic Gregorian date ([`claimline_model::days_from_civil`]).
 pub fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
-    let y = i64::from(year) - i64::from(month <= 2);
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    claimline_model::days_from_civil(i64::from(year), month, day)
 }
 
 /// Parses a time of day `HH:MM[:SS[.fff]]` into (micros since midnight, fraction digits,

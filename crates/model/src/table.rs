@@ -129,47 +129,8 @@ pub enum Cell {
     Timestamp(i64),
 }
 
-/// `YYYY-MM-DD` of a day count since 1970-01-01.
-pub fn format_date(days: i32) -> String {
-    let (y, m, d) = civil_from_days(i64::from(days));
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// ISO 8601 UTC text (`2026-01-02T03:04:05.123456Z`, fraction only when non-zero) of a µs count.
-pub fn format_timestamp(micros: i64) -> String {
-    let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (sod / 3600, (sod / 60) % 60, sod % 60);
-    if frac == 0 {
-        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
-    } else {
-        let f = format!("{frac:06}");
-        format!(
-            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{}Z",
-            f.trim_end_matches('0')
-        )
-    }
-}
-
-/// `(year, month, day)` of a day count since 1970-01-01 (proleptic Gregorian; Howard Hinnant's
-/// `civil_from_days`), as `Date32` cells hold them.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// A decimal mantissa at `scale` as exact text (`123450`, scale 2 → `1234.50`).
-pub(crate) fn decimal_text(mantissa: i128, scale: i8) -> String {
+pub fn decimal_text(mantissa: i128, scale: i8) -> String {
     if scale <= 0 {
         let mut s = mantissa.to_string();
         s.extend(std::iter::repeat_n('0', scale.unsigned_abs() as usize));
@@ -190,16 +151,6 @@ pub(crate) fn decimal_text(mantissa: i128, scale: i8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_and_timestamps_format() {
-        assert_eq!(format_date(0), "1970-01-01");
-        assert_eq!(format_date(-1), "1969-12-31");
-        assert_eq!(format_date(19_782), "2024-02-29");
-        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_timestamp(1_500_000), "1970-01-01T00:00:01.5Z");
-        assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59.999999Z");
-    }
 
     #[test]
     fn decimals_format_exactly() {

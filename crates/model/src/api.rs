@@ -1,0 +1,55 @@
+//! BCDA API versions.
+
+use std::fmt;
+
+/// A BCDA API version, which fixes the FHIR version and the shape of every resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ApiVersion {
+    /// API v1: FHIR STU3 from BFD v1 (CCW).
+    V1,
+    /// API v2: FHIR R4, CARIN Blue Button, from BFD v2 (CCW).
+    V2,
+    /// API v3: FHIR R4, CARIN Blue Button 2.x, from BFD v3 (CMS IDR).
+    V3,
+}
+
+impl ApiVersion {
+    /// `v1`, `v2` or `v3`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "v1",
+            ApiVersion::V2 => "v2",
+            ApiVersion::V3 => "v3",
+        }
+    }
+
+    /// The FHIR release this API version serves.
+    pub fn fhir_version(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "STU3",
+            ApiVersion::V2 | ApiVersion::V3 => "R4",
+        }
+    }
+
+    /// Parses `v1`/`v2`/`v3` (any case).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "v1" => Some(ApiVersion::V1),
+            "v2" => Some(ApiVersion::V2),
+            "v3" => Some(ApiVersion::V3),
+            _ => None,
+        }
+    }
+
+    /// The version named by a BCDA request URL such as `https://…/api/v2/Group/all/$export`.
+    pub fn from_request_url(url: &str) -> Option<Self> {
+        let rest = &url[url.find("/api/")? + 5..];
+        ApiVersion::parse(rest.split('/').next()?)
+    }
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,33 @@
+//! The vocabulary every claimline crate shares, in one small crate with no heavy dependency:
+//! BCDA API versions ([`ApiVersion`]), civil dates and their text forms ([`days_from_civil`],
+//! [`format_timestamp`], …), typed table cells and schemas ([`Cell`], [`ColumnType`],
+//! [`TableSchema`]), the record each run leaves ([`RunRecord`]), and owner-only files
+//! ([`create_private`], [`write_atomic`], …), since everything claimline writes is PHI.
+//!
+//! The scanner, the view engine, the link stage, the sinks and the fetcher use these types
+//! rather than each their own, so a value crosses a crate seam without conversion, and crates
+//! that only need a `Cell` do not build SQLite and Parquet.
+//!
+//! ```
+//! use claimline_model::{ApiVersion, Cell, Column, ColumnType, TableSchema, format_date};
+//!
+//! let schema = TableSchema::new("patient", vec![Column::new("birth_date", ColumnType::Date)]);
+//! let row = vec![Cell::Date(-3_000)];
+//! assert_eq!(schema.columns.len(), row.len());
+//! assert_eq!(format_date(-3_000), "1961-10-15");
+//! assert_eq!(ApiVersion::parse("V2"), Some(ApiVersion::V2));
+//! ```
+
+mod api;
+mod date;
+mod hash;
+mod private;
+mod run;
+mod table;
+
+pub use api::ApiVersion;
+pub use date::{civil_from_days, days_from_civil, format_date, format_timestamp};
+pub use hash::Fnv1a64;
+pub use private::{append_private, create_private, create_private_dir, make_private, write_atomic};
+pub use run::RunRecord;
+pub use table::{Cell, Column, ColumnType, TableSchema, decimal_text};

@@ -1,0 +1,129 @@
+//! Owner-only files and folders: everything claimline writes is PHI, so every file is created
+//! 0600 and every folder 0700, and files that hold state are replaced atomically.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::Path;
+
+/// Creates a folder (and its parents) readable by its owner only; every folder it creates is
+/// 0700, and an existing one is tightened to 0700.
+///
+/// # Errors
+/// The underlying I/O error.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Creates (or truncates) a file readable and writable by its owner only (0600, also when it
+/// existed with another mode).
+///
+/// # Errors
+/// The underlying I/O error.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        // The mode above applies only to a new file; tighten an existing one too.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
+/// Opens a file for appending, creating it owner-only (0600) when it does not exist.
+///
+/// # Errors
+/// The underlying I/O error.
+pub fn append_private(path: &Path) -> std::io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+/// Restricts an existing file to its owner (0600).
+///
+/// # Errors
+/// The underlying I/O error.
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Replaces `path` with `bytes` atomically: an owner-only temporary file beside it
+/// (`.<name>.tmp`), synced, renamed over it. On failure (a full disk) the previous file is left as
+/// it was and the temporary file is removed.
+///
+/// # Errors
+/// The underlying I/O error.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let written = create_private(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    let done = written.and_then(|()| std::fs::rename(&tmp, path));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn files_and_folders_are_owner_only_and_replaced_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("a/b");
+        create_private_dir(&sub).expect("dirs");
+        for d in [dir.path().join("a"), sub.clone()] {
+            let mode = std::fs::metadata(&d).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+        }
+        let f = sub.join("state.json");
+        write_atomic(&f, b"one").expect("write");
+        write_atomic(&f, b"two").expect("write");
+        assert_eq!(std::fs::read(&f).expect("read"), b"two");
+        let mode = std::fs::metadata(&f).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!sub.join(".state.json.tmp").exists());
+    }
+}
