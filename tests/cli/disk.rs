@@ -4,13 +4,12 @@
 //! sees the old state or the new one, never a mix; folders and files that cannot be written or
 //! read give a clear error and the documented exit code.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use rusqlite::Connection;
 
-use crate::{claimline, repo_root};
+use crate::{claimline, repo_root, tree};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -32,27 +31,6 @@ fn limited(cwd: &Path, kib: u64, args: &[&str]) -> Output {
         .env_remove("CLAIMLINE_FAULT")
         .output()
         .expect("bash runs")
-}
-
-/// Every file below `dir`, relative path → bytes (the lock file aside).
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !p.to_string_lossy().contains(".claimline-run.lock") {
-                let rel = p.strip_prefix(dir).expect("relative").to_path_buf();
-                files.insert(rel, std::fs::read(&p).expect("read"));
-            }
-        }
-    }
-    files
 }
 
 fn names(dir: &Path) -> Vec<String> {

@@ -10,6 +10,7 @@ mod run;
 mod scan;
 mod synth;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -50,4 +51,41 @@ pub fn json(out: &Output) -> serde_json::Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// Asserts that `dir` holds the same files as `before`, naming those that differ.
+pub fn unchanged(dir: &Path, before: &BTreeMap<PathBuf, Vec<u8>>, what: &str) {
+    let now = tree(dir);
+    let differ: Vec<&PathBuf> = before
+        .keys()
+        .chain(now.keys())
+        .filter(|k| before.get(*k) != now.get(*k))
+        .collect();
+    assert!(differ.is_empty(), "{what} changed {differ:?}");
+}
+
+/// Every file below `dir` (relative path → bytes), the lock file and SQLite's own side files
+/// (`-wal`, `-shm`, which a read-only connection to a WAL database creates empty) aside.
+pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let name = p.to_string_lossy();
+                // The `-shm` index always; a `-wal` when empty.
+                let side = name.ends_with("-shm")
+                    || (name.ends_with("-wal")
+                        && std::fs::metadata(&p).is_ok_and(|m| m.len() == 0));
+                if !name.contains(".claimline-run.lock") && !side {
+                    let rel = p.strip_prefix(dir).expect("relative").to_path_buf();
+                    files.insert(rel, std::fs::read(&p).expect("read"));
+                }
+            }
+        }
+    }
+    files
 }

@@ -1,7 +1,7 @@
 //! The body of the `cclf8` fuzz target in `fuzz/`, so that `cargo fuzz` and the ordinary test
 //! suite run the same code: any bytes as NDJSON lines of Patients and Coverage go through the
 //! built-in CCLF8 input views of every API version, MBI resolution and the CCLF8 join, which
-//! must give rows or row errors, never a panic. The tests below feed it the seed corpus
+//! must give rows or row errors, never a panic. `tests/fuzz.rs` feeds it the seed corpus
 //! (`fuzz/corpus/cclf8/`), the real Patients and Coverage of every version with their values
 //! damaged, and a few thousand generated inputs. Not an API.
 
@@ -106,86 +106,5 @@ fn cclf8_with(plan: &mut Plan, data: &[u8]) {
     let width = plan.cclf8_table().map(|t| plan.tables()[t].columns.len());
     for row in builder.rows(20_000) {
         assert_eq!(Some(row.len()), width, "a CCLF8 row has the table's width");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::{Path, PathBuf};
-
-    use proptest::prelude::*;
-
-    use super::cclf8;
-
-    fn repo() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-    }
-
-    /// The real Patient and Coverage lines of every version.
-    fn real_lines() -> Vec<String> {
-        let mut out = Vec::new();
-        for v in ["stu3", "r4", "v3"] {
-            for t in ["Patient", "Coverage"] {
-                let p = repo().join(format!("sample-data/real/{v}/{t}.ndjson"));
-                if let Ok(text) = std::fs::read_to_string(&p) {
-                    out.extend(text.lines().map(str::to_owned));
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn the_seed_corpus_and_real_records_with_values_damaged() {
-        for e in std::fs::read_dir(repo().join("fuzz/corpus/cclf8"))
-            .expect("corpus")
-            .flatten()
-        {
-            cclf8(&std::fs::read(e.path()).expect("seed"));
-        }
-        let lines = real_lines();
-        assert!(lines.len() >= 10, "{} real lines", lines.len());
-        cclf8(lines.join("\n").as_bytes());
-        // Each string value of each line replaced by a number, an object, a date out of range,
-        // null and a control character, one at a time (all of a line's variants in one input).
-        for line in &lines {
-            let mut variants = Vec::new();
-            let mut starts: Vec<usize> = line.match_indices(":\"").map(|(i, _)| i + 1).collect();
-            starts.truncate(40);
-            for at in starts {
-                let Some(len) = line[at + 1..].find('"') else {
-                    continue;
-                };
-                for with in [
-                    "12",
-                    "{\"a\":[1]}",
-                    "\"9999-99-99\"",
-                    "null",
-                    "\"\\u0000x\"",
-                ] {
-                    variants.push(format!("{}{with}{}", &line[..at], &line[at + len + 2..]));
-                }
-            }
-            cclf8(variants.join("\n").as_bytes());
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1000))]
-
-        #[test]
-        fn generated_patients_and_coverage(
-            id in "[0-9a-z-]{0,8}",
-            bene in "[0-9a-z-]{0,8}",
-            date in "[0-9-]{0,12}",
-            code in "[0-9A-Za-z]{0,4}",
-            status in "(active|cancelled|[a-z]{0,6})",
-        ) {
-            let lines = [
-                format!(r#"{{"resourceType":"Patient","id":"{id}","birthDate":"{date}","gender":"{code}","identifier":[{{"system":"http://hl7.org/fhir/sid/us-mbi","value":"{code}"}}]}}"#),
-                format!(r#"{{"resourceType":"Coverage","id":"c-{id}","status":"{status}","beneficiary":{{"reference":"Patient/{bene}"}},"period":{{"start":"{date}"}},"class":[{{"value":"{code}"}}],"grouping":{{"subPlan":"{code}"}}}}"#),
-            ];
-            cclf8(lines.join("\n").as_bytes());
-        }
     }
 }

@@ -1,5 +1,5 @@
 //! The bodies of the fuzz targets in `fuzz/` that exercise this crate, so that `cargo fuzz` and
-//! the ordinary test suite run the same code: the tests below feed them the committed seed
+//! the ordinary test suite run the same code: `tests/fuzz.rs` feeds them the committed seed
 //! corpus (`fuzz/corpus/ndjson_line/`), every line of the real CMS fixtures cut and damaged
 //! every way, and a few thousand generated inputs. Not an API.
 
@@ -45,75 +45,5 @@ pub fn ndjson_line(data: &[u8]) {
     if parsed.is_err() {
         let (at, why) = crate::parse::explain_invalid(data);
         assert!(at <= data.len() && !why.is_empty());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::{Path, PathBuf};
-
-    use proptest::prelude::*;
-
-    use super::ndjson_line;
-
-    fn repo() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-    }
-
-    /// Every file of `dir`, recursively, whose name ends with `suffix`.
-    fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut stack = vec![dir.to_owned()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).expect("read dir").flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.to_string_lossy().ends_with(suffix) {
-                    out.push(p);
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-
-    #[test]
-    fn the_seed_corpus_and_every_real_line_cut_and_damaged() {
-        let mut cases = 0usize;
-        for seed in files(&repo().join("fuzz/corpus/ndjson_line"), "") {
-            ndjson_line(&std::fs::read(&seed).expect("seed"));
-            cases += 1;
-        }
-        for file in files(&repo().join("sample-data/real"), ".ndjson") {
-            let text = std::fs::read(&file).expect("fixture");
-            for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                ndjson_line(line);
-                // Cut at 16 places, and one byte flipped at 16 places.
-                for k in 1..=16 {
-                    let at = line.len() * k / 17;
-                    ndjson_line(&line[..at]);
-                    let mut flipped = line.to_vec();
-                    flipped[at] ^= 0x55;
-                    ndjson_line(&flipped);
-                    cases += 2;
-                }
-            }
-        }
-        assert!(cases > 1000, "{cases} cases");
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-
-        #[test]
-        fn any_bytes(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-            ndjson_line(&data);
-        }
-
-        #[test]
-        fn json_like_text(text in "[{}\\[\\]\":,0-9a-zA-Z .eE+\\-\\\\]{0,200}") {
-            ndjson_line(text.as_bytes());
-        }
     }
 }

@@ -1,0 +1,280 @@
+//! Every fuzz target's body (the hidden `fuzzing` modules of the crates it tests, which the
+//! `cargo fuzz` targets in `fuzz/` call too) run as ordinary tests on every CI run: over its
+//! committed seed corpus (`fuzz/corpus/<target>/`, where a crash a fuzzer finds is kept), over
+//! the real CMS fixtures and the official ViewDefinition suite cut and damaged every way, and
+//! over a few thousand proptest inputs each.
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+use claimline_link::fuzzing::cclf8;
+use claimline_ndjson::fuzzing::ndjson_line;
+use claimline_sandbox::fuzzing::sandbox_request;
+use claimline_view::fuzzing::{fhirpath, view_definition};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every file below `dir` whose name ends with `suffix`, sorted.
+fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The seeds of one target's corpus.
+fn seeds(target: &str) -> Vec<Vec<u8>> {
+    files(&repo().join("fuzz/corpus").join(target), "")
+        .iter()
+        .map(|p| std::fs::read(p).expect("seed"))
+        .collect()
+}
+
+#[test]
+fn ndjson_line_over_its_corpus_and_every_real_line_cut_and_damaged() {
+    let mut cases = 0usize;
+    for seed in seeds("ndjson_line") {
+        ndjson_line(&seed);
+        cases += 1;
+    }
+    for file in files(&repo().join("sample-data/real"), ".ndjson") {
+        let text = std::fs::read(&file).expect("fixture");
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            ndjson_line(line);
+            // Cut at 16 places, and one byte flipped at 16 places.
+            for k in 1..=16 {
+                let at = line.len() * k / 17;
+                ndjson_line(&line[..at]);
+                let mut flipped = line.to_vec();
+                flipped[at] ^= 0x55;
+                ndjson_line(&flipped);
+                cases += 2;
+            }
+        }
+    }
+    assert!(cases > 1000, "{cases} cases");
+}
+
+/// Every view of the official suite and of `mappings/`, as JSON text.
+fn real_views() -> Vec<String> {
+    let mut views = Vec::new();
+    for f in files(&repo().join("tests/sql-on-fhir-v2/tests"), ".json") {
+        let suite: Value =
+            serde_json::from_slice(&std::fs::read(&f).expect("suite")).expect("JSON");
+        for t in suite["tests"].as_array().into_iter().flatten() {
+            views.push(t["view"].to_string());
+        }
+    }
+    for f in files(&repo().join("mappings"), ".json") {
+        views.push(std::fs::read_to_string(&f).expect("view"));
+    }
+    views
+}
+
+/// Every FHIRPath expression in `v` (paths, where clauses, forEach).
+fn expressions(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("path" | "forEach" | "forEachOrNull", Value::String(s)) => {
+                        out.push(s.clone());
+                    }
+                    _ => expressions(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| expressions(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn view_definition_and_fhirpath_over_their_corpora_and_every_real_view_damaged() {
+    let views = real_views();
+    assert!(views.len() > 100, "{} views", views.len());
+    let mut exprs = Vec::new();
+    for v in &views {
+        view_definition(v.as_bytes());
+        if let Ok(value) = serde_json::from_str::<Value>(v) {
+            expressions(&value, &mut exprs);
+        }
+        // Cut at 8 places.
+        for k in 1..=8 {
+            let mut at = v.len() * k / 9;
+            while !v.is_char_boundary(at) {
+                at -= 1;
+            }
+            view_definition(&v.as_bytes()[..at]);
+        }
+    }
+    for seed in seeds("view_definition") {
+        view_definition(&seed);
+    }
+    assert!(exprs.len() > 500, "{} expressions", exprs.len());
+    for e in &exprs {
+        fhirpath(e.as_bytes());
+        for k in 1..e.len() {
+            if e.is_char_boundary(k) {
+                fhirpath(&e.as_bytes()[..k]);
+            }
+        }
+    }
+    for seed in seeds("fhirpath") {
+        fhirpath(&seed);
+    }
+}
+
+/// The real Patient and Coverage lines of every version.
+fn real_beneficiary_lines() -> Vec<String> {
+    let mut out = Vec::new();
+    for v in ["stu3", "r4", "v3"] {
+        for t in ["Patient", "Coverage"] {
+            let p = repo().join(format!("sample-data/real/{v}/{t}.ndjson"));
+            out.extend(
+                std::fs::read_to_string(&p)
+                    .expect("fixture")
+                    .lines()
+                    .map(str::to_owned),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn cclf8_over_its_corpus_and_real_records_with_values_damaged() {
+    for seed in seeds("cclf8") {
+        cclf8(&seed);
+    }
+    let lines = real_beneficiary_lines();
+    assert!(lines.len() >= 10, "{} real lines", lines.len());
+    cclf8(lines.join("\n").as_bytes());
+    // Each string value of each line replaced by a number, an object, a date out of range, null
+    // and a control character, one at a time (all of a line's variants in one input).
+    for line in &lines {
+        let mut variants = Vec::new();
+        let mut starts: Vec<usize> = line.match_indices(":\"").map(|(i, _)| i + 1).collect();
+        starts.truncate(40);
+        for at in starts {
+            let Some(len) = line[at + 1..].find('"') else {
+                continue;
+            };
+            for with in [
+                "12",
+                "{\"a\":[1]}",
+                "\"9999-99-99\"",
+                "null",
+                "\"\\u0000x\"",
+            ] {
+                variants.push(format!("{}{with}{}", &line[..at], &line[at + len + 2..]));
+            }
+        }
+        cclf8(variants.join("\n").as_bytes());
+    }
+}
+
+#[test]
+fn sandbox_request_over_its_corpus() {
+    let seeds = seeds("sandbox_request");
+    assert!(seeds.len() >= 8, "{} seeds", seeds.len());
+    for seed in seeds {
+        sandbox_request(&seed);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn ndjson_line_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        ndjson_line(&data);
+    }
+
+    #[test]
+    fn ndjson_line_json_like_text(text in "[{}\\[\\]\":,0-9a-zA-Z .eE+\\-\\\\]{0,200}") {
+        ndjson_line(text.as_bytes());
+    }
+
+    #[test]
+    fn fhirpath_like_text(text in "[a-zA-Z0-9().,'=<>!\\[\\] $%+*/&|~-]{0,80}") {
+        fhirpath(text.as_bytes());
+    }
+
+    #[test]
+    fn a_real_view_with_a_span_replaced(
+        index in 0usize..10_000,
+        at in 0.0f64..1.0,
+        len in 0usize..16,
+        with in "[a-zA-Z0-9{}\\[\\]\":,.()' ]{0,12}",
+    ) {
+        thread_local! {
+            static VIEWS: Vec<String> = real_views();
+        }
+        VIEWS.with(|views| {
+            let v = &views[index % views.len()];
+            let mut start = (v.len() as f64 * at) as usize;
+            while !v.is_char_boundary(start) {
+                start -= 1;
+            }
+            let mut end = (start + len).min(v.len());
+            while !v.is_char_boundary(end) {
+                end -= 1;
+            }
+            let damaged = format!("{}{with}{}", &v[..start], &v[end..]);
+            view_definition(damaged.as_bytes());
+        });
+    }
+
+    #[test]
+    fn sandbox_generated_requests(
+        method in "(GET|POST|DELETE|HEAD|PUT|[A-Z]{0,6})",
+        path in "(/api/v[0-9]/(Group/(all|runout|[a-z0-9]{0,4})|Patient|jobs|metadata)(/\\$export)?|/data/[0-9a-z./]{0,20}|/auth/token|/api/v2/jobs/[0-9]{0,3}|[ -~]{0,30})",
+        query in "(\\?(_type=[A-Za-z,%]{0,30}|_since=[0-9TZ:+%-]{0,30}|_typeFilter=[ -~]{0,20}|[ -~]{0,20})(&[ -~]{0,15})?)?",
+        auth in "(Bearer fuzz-token|Bearer [ -~]{0,40}|Basic [A-Za-z0-9+/=]{0,40}|[ -~]{0,20})",
+        range in "(bytes=[0-9]{0,6}-[0-9]{0,6}|bytes=-[0-9]{0,4}|[ -~]{0,12})",
+    ) {
+        let request = format!(
+            "{method}\n{path}{query}\nAuthorization: {auth}\nRange: {range}\nAccept: application/fhir+json\nPrefer: respond-async"
+        );
+        sandbox_request(request.as_bytes());
+    }
+
+    #[test]
+    fn sandbox_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+        sandbox_request(&data);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn cclf8_generated_patients_and_coverage(
+        id in "[0-9a-z-]{0,8}",
+        bene in "[0-9a-z-]{0,8}",
+        date in "[0-9-]{0,12}",
+        code in "[0-9A-Za-z]{0,4}",
+        status in "(active|cancelled|[a-z]{0,6})",
+    ) {
+        let lines = [
+            format!(r#"{{"resourceType":"Patient","id":"{id}","birthDate":"{date}","gender":"{code}","identifier":[{{"system":"http://hl7.org/fhir/sid/us-mbi","value":"{code}"}}]}}"#),
+            format!(r#"{{"resourceType":"Coverage","id":"c-{id}","status":"{status}","beneficiary":{{"reference":"Patient/{bene}"}},"period":{{"start":"{date}"}},"class":[{{"value":"{code}"}}],"grouping":{{"subPlan":"{code}"}}}}"#),
+        ];
+        cclf8(lines.join("\n").as_bytes());
+    }
+}
