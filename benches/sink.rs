@@ -1,11 +1,11 @@
-//! Sink throughput: seeded rows of a CCLF5-like claim-line table (text, codes, dates, decimals,
+//! TableSink throughput: seeded rows of a CCLF5-like claim-line table (text, codes, dates, decimals,
 //! integers, timestamps) into Parquet and into a new SQLite database, open to commit.
 //!
 //! Run: `cargo bench -p claimline-sink --bench sink`. Throughput is reported twice: in rows
 //! (records/s) and in the bytes the cells hold as text (bytes/s; numbers count 8 bytes).
 
 use claimline_sink::{
-    Cell, Column, ColumnType, ParquetSink, RunRecord, Sink, SqliteSink, TableSchema,
+    Cell, Column, ColumnType, ParquetSink, RunRecord, SqliteSink, TableSchema, TableSink,
 };
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// Rows per benchmark iteration.
 const ROWS: usize = 200_000;
-/// Rows per `Sink::write` call (what `load` hands a sink at a time).
+/// Rows per `TableSink::write` call (what `load` hands a sink at a time).
 const BATCH: usize = 8_192;
 /// Seed of the generated rows.
 const SEED: u64 = 42;
@@ -103,7 +103,7 @@ fn row_bytes(rows: &[Vec<Cell>]) -> u64 {
         .sum()
 }
 
-fn write_all(sink: Box<dyn Sink>, rows: Vec<Vec<Cell>>) {
+fn write_all(sink: Box<dyn TableSink>, rows: Vec<Vec<Cell>>) {
     let mut sink = sink;
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {

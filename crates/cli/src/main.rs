@@ -17,10 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cmd;
 mod config;
 mod failure;
-mod output;
 mod progress;
-mod state;
-mod views;
 
 /// BCDA bulk exports to CCLF-shaped warehouse tables.
 #[derive(Parser)]

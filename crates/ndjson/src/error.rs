@@ -68,16 +68,4 @@ impl Error {
             Error::Consumer(_) | Error::WorkerLost => None,
         }
     }
-
-    /// The exit code the ARCHITECTURE.md contract gives this error: 3 for unreadable input, 4 for
-    /// a strict-mode reject, 5 for output that could not be written.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Read { .. } | Error::NoInput { .. } | Error::Manifest { .. } => 3,
-            Error::Strict { .. } => 4,
-            Error::WriteRejects { .. } => 5,
-            Error::Consumer(_) => 5,
-            Error::WorkerLost => 1,
-        }
-    }
 }

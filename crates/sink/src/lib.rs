@@ -2,7 +2,7 @@
 //!
 //! `claimline-sink` knows nothing of FHIR. It takes [`TableSchema`]s (column names, [`ColumnType`]s,
 //! descriptions, and which columns identify a row group to replace) and batches of rows of
-//! [`Cell`]s, through one [`Sink`] trait with two implementations:
+//! [`Cell`]s, through one [`TableSink`] trait with two implementations:
 //!
 //! - [`ParquetSink`]: `DIR/parquet/<table>/run=<run_id>/part-<n>.parquet`, typed Arrow columns
 //!   (Decimal128, Date32, Timestamp µs UTC, Int64, Boolean, Utf8), zstd, statistics, column
@@ -14,11 +14,11 @@
 //!   value), a new database built in a temporary file then renamed, an existing one updated in one
 //!   WAL transaction through staging tables, replacing each key's rows as a set.
 //!
-//! Both record the run in `_claimline_runs`. Dropping a sink without [`Sink::commit`] abandons
+//! Both record the run in `_claimline_runs`. Dropping a sink without [`TableSink::commit`] abandons
 //! the run and leaves the previous tables as they were.
 //!
 //! ```
-//! use claimline_sink::{Cell, Column, ColumnType, RunRecord, Sink, SqliteSink, TableSchema};
+//! use claimline_sink::{Cell, Column, ColumnType, RunRecord, SqliteSink, TableSchema, TableSink};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let schema = TableSchema::new("patient", vec![
@@ -49,21 +49,77 @@ pub use parquet_sink::{
 pub use sqlite_sink::{SqliteSink, open_earlier};
 
 /// Rows of a run named by where they came from: `_source_file` → the `_line`s, for
-/// [`SqliteSink::drop_rows`] and [`ParquetSink::drop_rows`].
+/// [`TableSink::drop_rows`].
 pub type SourceLines = std::collections::HashMap<String, std::collections::HashSet<i64>>;
 
-/// A destination for typed rows. Rows are visible to readers only after [`Sink::commit`].
-pub trait Sink {
+/// A destination for a load's typed rows: everything a load needs from an output, so that it
+/// holds a list of sinks, not one type each. Rows are visible to readers only after
+/// [`TableSink::commit`]; dropping a sink before that abandons the run and leaves the previous
+/// tables as they were.
+///
+/// A load with several sinks commits them so that they never disagree about a run: every sink
+/// is prepared ([`TableSink::prepare`]); the first that [`TableSink::decides`] commits (its
+/// commit is the run's commit point); then the others commit. A sink prepared with
+/// `decided_elsewhere` keeps what it needs for a later command to finish or undo its part when
+/// the process dies between the two (as [`recover`] does for Parquet).
+pub trait TableSink {
+    /// A short name for messages (`sqlite`, `parquet`).
+    fn name(&self) -> &'static str;
+
     /// Appends rows (cells in schema column order) to table `table` (an index into the schemas
-    /// the sink was opened with).
+    /// the sink was opened with), taking them.
     ///
     /// # Errors
     /// A row of the wrong width or a cell of the wrong type ([`Error::Row`]), or an I/O failure.
     fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error>;
 
-    /// Makes the run's rows visible, all at once, and records the run.
+    /// As [`TableSink::write`], leaving the rows to the caller (who hands them to another sink
+    /// next).
     ///
     /// # Errors
-    /// Any failure to write; the previous state is then left as it was.
+    /// As [`TableSink::write`].
+    fn write_rows(&mut self, table: usize, rows: &[Vec<Cell>]) -> Result<(), Error> {
+        self.write(table, rows.to_vec())
+    }
+
+    /// Removes from `tables` the rows this run wrote whose (`_source_file`, `_line`) is in
+    /// `lines`, before the commit; returns the rows removed per table, in `tables` order. For a
+    /// caller that writes first and learns afterwards which rows must not stay (the
+    /// claim-history rule).
+    ///
+    /// # Errors
+    /// The sink's failure to rewrite what it holds.
+    fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error>;
+
+    /// Removes, at commit, the rows earlier runs left for these keys of every table whose
+    /// replace key is `replace_key` (a claim whose current version was cancelled). A sink that
+    /// keeps every run's rows ([`TableSink::replaces`] false) keeps them: its readers apply the
+    /// rule.
+    ///
+    /// # Errors
+    /// [`Error::Row`] when a key's width differs from `replace_key`'s.
+    fn remove_keys(&mut self, replace_key: &[String], keys: Vec<Vec<Cell>>) -> Result<(), Error>;
+
+    /// True when a run's rows replace earlier runs' rows of the same keys (SQLite); false when
+    /// every run is kept and readers pick the current rows (Parquet).
+    fn replaces(&self) -> bool;
+
+    /// True when this sink's commit is atomic on its own (a database transaction), so it can be
+    /// the commit point of a load with several sinks.
+    fn decides(&self) -> bool;
+
+    /// Makes everything written durable, short of making it visible. `decided_elsewhere`:
+    /// another sink's commit is the run's commit point.
+    ///
+    /// # Errors
+    /// Any failure to write; the sink can then only be dropped.
+    fn prepare(&mut self, run: &RunRecord, decided_elsewhere: bool) -> Result<(), Error>;
+
+    /// Makes the run's rows visible, all at once, and records the run (preparing first if
+    /// [`TableSink::prepare`] was not called).
+    ///
+    /// # Errors
+    /// Any failure to write; the previous state is then left as it was, or, after a prepare
+    /// decided elsewhere, left for [`recover`] to finish.
     fn commit(self: Box<Self>, run: &RunRecord) -> Result<(), Error>;
 }

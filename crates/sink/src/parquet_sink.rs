@@ -30,7 +30,7 @@ use parquet::schema::types::ColumnPath;
 use crate::error::Error;
 use claimline_model::{Cell, ColumnType, RunRecord, TableSchema, create_private_dir, make_private};
 
-use crate::{Sink, SourceLines};
+use crate::{SourceLines, TableSink};
 
 /// Rows buffered per table before they become an Arrow batch.
 const BATCH_ROWS: usize = 8192;
@@ -184,23 +184,6 @@ impl ParquetSink {
         }
         sink.tables = tables;
         Ok(sink)
-    }
-}
-
-impl ParquetSink {
-    /// Removes from `tables`' parts of this run the rows whose (`_source_file`, `_line`) is in
-    /// `lines`, before [`Sink::commit`]; returns the rows removed per table, in `tables` order.
-    /// A part with such rows is written again without them (still in the staging folder); the
-    /// table's next rows start a new part. For a caller that writes first and learns
-    /// afterwards which rows must not stay (the claim-history rule).
-    ///
-    /// # Errors
-    /// [`Error::Io`] or [`Error::Parquet`].
-    pub fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
-        tables
-            .iter()
-            .map(|&t| self.tables[t].drop_rows(lines))
-            .collect()
     }
 }
 
@@ -444,7 +427,35 @@ impl TableWriter {
     }
 }
 
-impl Sink for ParquetSink {
+impl TableSink for ParquetSink {
+    fn name(&self) -> &'static str {
+        "parquet"
+    }
+
+    fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
+        tables
+            .iter()
+            .map(|&t| self.tables[t].drop_rows(lines))
+            .collect()
+    }
+
+    fn remove_keys(&mut self, _: &[String], _: Vec<Vec<Cell>>) -> Result<(), Error> {
+        // Every run is kept; readers apply the rule (`_claimline_claims`).
+        Ok(())
+    }
+
+    fn replaces(&self) -> bool {
+        false
+    }
+
+    fn decides(&self) -> bool {
+        false
+    }
+
+    fn prepare(&mut self, run: &RunRecord, decided_elsewhere: bool) -> Result<(), Error> {
+        ParquetSink::prepare(self, run, decided_elsewhere)
+    }
+
     fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
         let t = &mut self.tables[table];
         let width = t.schema.columns.len();
@@ -465,7 +476,9 @@ impl Sink for ParquetSink {
     }
 
     fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {
-        self.prepare(run, false)?;
+        if self.prepared.is_none() {
+            ParquetSink::prepare(&mut self, run, false)?;
+        }
         self.publish()
     }
 }

@@ -12,7 +12,7 @@ use claimline_model::{
     make_private,
 };
 
-use crate::{Sink, SourceLines};
+use crate::{SourceLines, TableSink};
 
 /// How the database is being written.
 enum Mode {
@@ -286,7 +286,7 @@ fn to_sql<'c>(schema: &TableSchema, i: usize, cell: &'c Cell) -> Result<ToSqlOut
 
 impl SqliteSink {
     /// The connection of an update of an existing database, for reading what earlier runs
-    /// committed (this run's rows stay in staging tables until [`Sink::commit`]); `None` for a
+    /// committed (this run's rows stay in staging tables until [`TableSink::commit`]); `None` for a
     /// new database (nothing earlier) or after commit.
     pub fn earlier_state(&self) -> Option<&Connection> {
         match self.mode {
@@ -306,7 +306,7 @@ impl SqliteSink {
 
     /// Removes from `tables` the rows this run wrote whose (`_source_file`, `_line`) is in
     /// `lines` (in the staging tables of an update, so earlier runs' rows are untouched), before
-    /// [`Sink::commit`]; returns the rows removed per table, in `tables` order. For a caller that
+    /// [`TableSink::commit`]; returns the rows removed per table, in `tables` order. For a caller that
     /// writes first and learns afterwards which rows must not stay (the claim-history rule).
     ///
     /// # Errors
@@ -349,11 +349,11 @@ impl SqliteSink {
         Ok(removed)
     }
 
-    /// [`Sink::write`] without taking the rows: text is bound by reference, so a caller that
+    /// [`TableSink::write`] without taking the rows: text is bound by reference, so a caller that
     /// also hands the rows to another sink need not copy them.
     ///
     /// # Errors
-    /// As [`Sink::write`].
+    /// As [`TableSink::write`].
     pub fn write_rows(&mut self, table: usize, rows: &[Vec<Cell>]) -> Result<(), Error> {
         let target = self.target(table);
         let schema = &self.schemas[table];
@@ -384,9 +384,38 @@ impl SqliteSink {
     }
 }
 
-impl Sink for SqliteSink {
+impl TableSink for SqliteSink {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
     fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
-        self.write_rows(table, &rows)
+        SqliteSink::write_rows(self, table, &rows)
+    }
+
+    fn write_rows(&mut self, table: usize, rows: &[Vec<Cell>]) -> Result<(), Error> {
+        SqliteSink::write_rows(self, table, rows)
+    }
+
+    fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
+        SqliteSink::drop_rows(self, tables, lines)
+    }
+
+    fn remove_keys(&mut self, replace_key: &[String], keys: Vec<Vec<Cell>>) -> Result<(), Error> {
+        self.remove(replace_key, keys)
+    }
+
+    fn replaces(&self) -> bool {
+        true
+    }
+
+    fn decides(&self) -> bool {
+        true
+    }
+
+    fn prepare(&mut self, _: &RunRecord, _: bool) -> Result<(), Error> {
+        // Everything is in the open transaction; the commit makes it durable and visible.
+        Ok(())
     }
 
     fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {

@@ -2,8 +2,8 @@
 //! an earlier run's rows at the same place stay.
 
 use claimline_sink::{
-    Cell, Column, ColumnType, ParquetSink, RunRecord, Sink, SourceLines, SqliteSink, TableSchema,
-    read_committed_parquet,
+    Cell, Column, ColumnType, ParquetSink, RunRecord, SourceLines, SqliteSink, TableSchema,
+    TableSink, read_committed_parquet,
 };
 
 fn schema() -> TableSchema {

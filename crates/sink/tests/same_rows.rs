@@ -7,8 +7,8 @@ use arrow_array::types::{Date32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, Decimal128Array};
 use arrow_schema::DataType;
 use claimline_sink::{
-    Cell, Column, ColumnType, ParquetSink, RunRecord, Sink, SqliteSink, TableSchema, format_date,
-    format_timestamp,
+    Cell, Column, ColumnType, ParquetSink, RunRecord, SqliteSink, TableSchema, TableSink,
+    format_date, format_timestamp,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use proptest::prelude::*;

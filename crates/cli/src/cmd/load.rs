@@ -1,33 +1,34 @@
-//! `claimline load`: NDJSON on disk to Parquet and SQLite tables, in one pass.
+//! `claimline load`: NDJSON on disk to Parquet and SQLite tables, in one pass (the pipeline is
+//! `claimline_load::Loader`; this module parses the flags and prints).
 
-use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use anyhow::Context as _;
-use claimline_link::{
-    BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, RunVersions, Scratch,
-    StoredHead, VersionMode, claim_event, decide, parse_instant, patient_mbi,
-};
-use claimline_ndjson::{InputFile, Manifest, RejectTarget, ScanOptions, discover, scan};
-use claimline_sink::{
-    Cell, ParquetSink, RunRecord, Sink, SqliteSink, create_private_dir, format_timestamp,
-};
+use claimline_load::{Format, LoadReport, Loader, Progress};
+use indicatif::ProgressBar;
 
 use crate::progress::{bytes_bar, human_bytes};
-use crate::views;
 
 /// Output formats.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub enum FormatArg {
     /// `DIR/claimline.sqlite`
     Sqlite,
     /// `DIR/parquet/<table>/run=<run_id>/part-<n>.parquet`
     Parquet,
     /// Both.
     Both,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Sqlite => Format::Sqlite,
+            FormatArg::Parquet => Format::Parquet,
+            FormatArg::Both => Format::Both,
+        }
+    }
 }
 
 /// Arguments of `claimline load`.
@@ -46,7 +47,7 @@ pub struct Args {
     out: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value = "both")]
-    format: Format,
+    format: FormatArg,
     /// Print one JSON document instead of a summary.
     #[arg(long)]
     json: bool,
@@ -75,78 +76,66 @@ pub struct Args {
     accept_rejects: bool,
 }
 
-/// What one load does; `claimline load` and `claimline run` both build one.
-pub struct LoadRequest {
-    /// Files and folders to read.
-    pub inputs: Vec<PathBuf>,
-    /// `--views` arguments (empty: the default built-in set).
-    pub views: Vec<String>,
-    /// Output folder.
-    pub out: PathBuf,
-    /// Output formats.
-    pub format: Format,
-    /// Commit nothing if there is any reject or row error.
-    pub strict: bool,
-    /// Run id (default: the start time).
-    pub run_id: Option<String>,
-    /// Worker threads (0: one per core).
-    pub threads: usize,
-    /// Keep v3 partially adjudicated and prior-authorization EOBs in the CCLF tables.
-    pub include_partial: bool,
-    /// Commit what could be read of a damaged input file (otherwise nothing is committed).
-    pub accept_damaged: bool,
+/// A byte bar on a terminal, notes on stderr.
+pub struct CliProgress {
+    bar: std::sync::Mutex<Option<ProgressBar>>,
+    what: &'static str,
 }
 
-/// Options of a load beyond [`LoadRequest`] (defaults: the documented defaults).
-#[derive(Debug, Clone, Default)]
-pub struct LoadOptions {
-    /// Keep every version of a v1/v2 claim, keyed by `_resource_id`.
-    pub all_versions: bool,
+impl CliProgress {
+    /// Progress of a job named `what` (`load`).
+    pub fn new(what: &'static str) -> Self {
+        CliProgress {
+            bar: std::sync::Mutex::new(None),
+            what,
+        }
+    }
+
+    fn bar(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        self.bar.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
-/// What a load did.
-pub struct LoadOutcome {
-    /// The summary printed to the user.
-    pub report: Report,
+impl Progress for CliProgress {
+    fn started(&self, total_bytes: u64) {
+        *self.bar() = Some(bytes_bar(total_bytes, self.what));
+    }
+
+    fn advanced(&self, bytes: u64) {
+        if let Some(bar) = self.bar().as_ref() {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finished(&self) {
+        if let Some(bar) = self.bar().take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn note(&self, text: &str) {
+        eprintln!("claimline: {text}");
+    }
 }
 
 /// Runs `claimline load`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let request = LoadRequest {
-        inputs: args.inputs,
-        views: args.views,
-        out: args.out,
-        format: args.format,
-        strict: args.strict,
-        run_id: args.run_id,
-        threads: args.threads,
-        include_partial: args.include_partial,
-        accept_damaged: args.accept_rejects,
-    };
-    let options = LoadOptions {
-        all_versions: args.all_versions,
-    };
-    let existed = request.out.exists();
-    create_private_dir(&request.out)
-        .with_context(|| format!("creating {}", request.out.display()))?;
-    let Some(lock) = crate::output::lock(&request.out)? else {
-        return Err(crate::output::busy(&request.out));
-    };
-    let result = execute_with(&request, &options);
-    drop(lock);
-    let LoadOutcome { report } = match result {
-        Ok(outcome) => outcome,
-        Err(err) => {
-            crate::output::remove_empty(&request.out, existed);
-            return Err(err);
-        }
-    };
+    let loader = Loader::new(&args.out)
+        .views(args.views)
+        .format(args.format.into())
+        .strict(args.strict)
+        .run_id(args.run_id)
+        .threads(args.threads)
+        .include_partial(args.include_partial)
+        .accept_damaged(args.accept_rejects)
+        .all_versions(args.all_versions);
+    let report = loader.load(&args.inputs, &CliProgress::new("load"))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        report.write_text(&mut out)?;
+        write_text(&report, &mut out)?;
     }
     for d in &report.damaged {
         eprintln!("claimline: {}", d.message);
@@ -168,1095 +157,53 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads `req.inputs` into `req.out` with the default [`LoadOptions`].
-pub fn execute(args: &LoadRequest) -> anyhow::Result<LoadOutcome> {
-    execute_with(args, &LoadOptions::default())
-}
-
-/// Loads `req.inputs` into `req.out`: a pre-pass over Patients (MBIs), then one scan that
-/// evaluates every view and writes both formats, then the claim-history rule on what was
-/// written (rows of versions not kept dropped), then the commit.
-pub fn execute_with(args: &LoadRequest, options: &LoadOptions) -> anyhow::Result<LoadOutcome> {
-    let started_at = Instant::now();
-    let started = crate::output::now_micros();
-    let files = discover(&args.inputs)?;
-    let sources = views::sources(&args.views)?;
-    let mut plan =
-        Plan::new(views::load(&sources)?).map_err(|e| views::UsageError(e.to_string()))?;
-    plan.set_include_partial(args.include_partial);
-    plan.add_link_tables();
-    let mode = if options.all_versions {
-        VersionMode::All
-    } else {
-        VersionMode::Current
-    };
-    let sqlite_path = args.out.join("claimline.sqlite");
-    // A load that died left its run staged: finish or remove it before reading what earlier
-    // loads left, so both outputs agree on the runs they hold.
-    crate::output::recover(&args.out)?;
-    let earlier = (matches!(args.format, Format::Sqlite | Format::Both) && sqlite_path.is_file())
-        .then(|| EarlierRuns::open(&sqlite_path))
-        .transpose()?;
-    let last_run = match &earlier {
-        Some(e) => e.last_run()?,
-        None => None,
-    };
-    if let Some(before) = &last_run
-        && before.all_versions != options.all_versions
+/// The human summary of a load.
+pub fn write_text(report: &LoadReport, out: &mut impl Write) -> std::io::Result<()> {
+    let this = report;
     {
-        return Err(views::UsageError(format!(
-            "{} was loaded {} --all-versions; load into it the same way, or into a new --out",
-            args.out.display(),
-            if before.all_versions {
-                "with"
-            } else {
-                "without"
-            }
-        ))
-        .into());
-    }
-    let views_hash = views::hash(&sources);
-    if let Some(before) = &last_run
-        && !before.views_hash.is_empty()
-        && before.views_hash != views_hash
-    {
-        // `claimline run` refuses this (its tables must come from one set of views); a plain
-        // load may mean it (another set of tables), so it only says so.
-        eprintln!(
-            "claimline: warning: the views differ from those of the last load into {} (run {}): a table both sets feed now holds rows built by two definitions; load into a new --out to keep one (`claimline reload` rebuilds a `claimline run` folder)",
-            args.out.display(),
-            before.run_id
-        );
-    }
-    let pre = pre_pass(&files, args.threads, &plan)?;
-    let benes = if plan.needs_bene_index() {
-        let mut index = pre.benes;
-        let own = index.len() as u64;
-        match &earlier {
-            Some(e) => e.fill_bene_index(&mut index)?,
-            // A Parquet-only output: its own bene_xref partitions.
-            None => parquet_bene_index(&args.out.join("parquet"), &mut index)?,
-        }
-        let n = index.len() as u64;
-        plan.set_bene_index(index);
-        Some((own, n))
-    } else {
-        None
-    };
-    // Every EOB produces rows; the claim-history rule is applied to what was written once the
-    // scan has seen every version (below), so each EOB is parsed once.
-    plan.set_version_mode(mode);
-    let run_id = args
-        .run_id
-        .clone()
-        .unwrap_or_else(|| crate::output::run_id_from(started));
-
-    create_private_dir(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let rejects_dir = args.out.join("rejects");
-    create_private_dir(&rejects_dir)
-        .with_context(|| format!("creating {}", rejects_dir.display()))?;
-    let mut months = match &earlier {
-        Some(e) => e.months()?,
-        None => std::collections::BTreeSet::new(),
-    };
-    let earlier_claims = earlier.as_ref().is_some_and(|e| e.has_claims);
-    drop(earlier);
-    let tables = plan.tables().to_vec();
-    let mut sqlite = if matches!(args.format, Format::Sqlite | Format::Both) {
-        Some(SqliteSink::open(&sqlite_path, &tables)?)
-    } else {
-        None
-    };
-    let mut parquet = if matches!(args.format, Format::Parquet | Format::Both) {
-        Some(ParquetSink::open(
-            &args.out.join("parquet"),
-            &run_id,
-            &tables,
-        )?)
-    } else {
-        None
-    };
-
-    let opts = ScanOptions {
-        strict: args.strict,
-        rejects: RejectTarget::File(rejects_dir.join(format!("{run_id}.ndjson"))),
-        threads: args.threads,
-        // Line numbers are fixed up per batch below (`shift_lines`).
-        lines_in_batch: true,
-        ..ScanOptions::default()
-    };
-    let line_columns = plan.line_columns();
-    let total: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(&f.path).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = bytes_bar(total, "load");
-    let mut rows_per_table = vec![0u64; tables.len()];
-    let mut issues = IssueLog::new(rejects_dir.join(format!("{run_id}-row-errors.ndjson")));
-    let mut claims = ClaimCounts::default();
-    let mut cclf8 = claimline_link::Cclf8Builder::default();
-    let mut counts: BTreeMap<CountKey, (u64, u64, i128)> = BTreeMap::new();
-    let mut events: Vec<ClaimEvent> = Vec::new();
-    let mut eobs: Vec<EobRecord> = Vec::new();
-    let history_rule = plan.has_claim_tables();
-    let summary = scan(
-        &files,
-        &opts,
-        Scratch::default,
-        |scratch, r| {
-            let out = plan.evaluate(r, &run_id, scratch);
-            let event = if history_rule {
-                claim_event(r, mode).map(|e| (e, plan.claim_views_for(r.api_version)))
-            } else {
-                None
-            };
-            (out, r.file_index, r.line, r.api_version, event)
-        },
-        |batch| {
-            bar.inc(batch.disk_bytes);
-            claimline_fault::point("scan.batch")?;
-            let mut per_table: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); tables.len()];
-            for (mut out, file_index, line, api_version, event) in batch.items {
-                out.shift_lines(&line_columns, batch.line_offset);
-                let line = line + batch.line_offset;
-                let ResourceOutput {
-                    rows,
-                    issues: found,
-                    unresolved_mbi,
-                    excluded,
-                    summary,
-                    bene_part,
-                    ..
-                } = out;
-                if let Some(part) = bene_part {
-                    cclf8.add(part);
-                }
-                for row in rows {
-                    per_table[row.table].push(row.cells);
-                }
-                let record = EobRecord {
-                    file_index,
-                    line,
-                    api_version,
-                    summary,
-                    excluded,
-                    unresolved_mbi,
-                    issues: found,
-                    claim_views: false,
-                };
-                match event {
-                    // Rows written now; kept, dropped or left to Parquet after the scan.
-                    Some((e, claim_views)) => {
-                        events.push(e);
-                        eobs.push(EobRecord {
-                            claim_views,
-                            ..record
-                        });
-                    }
-                    None => {
-                        record.account(&tables, &files, &mut claims, &mut counts, &mut issues)?
-                    }
-                }
-            }
-            for (t, rows) in per_table.into_iter().enumerate() {
-                if !rows.is_empty() {
-                    write_table(&mut sqlite, &mut parquet, &mut rows_per_table, t, rows)?;
-                }
-            }
-            Ok(())
-        },
-    );
-    bar.finish_and_clear();
-    let summary = summary?;
-
-    // The claim-history rule on what the scan wrote: per group the kept version, against what
-    // earlier runs left in SQLite.
-    let versions = RunVersions::new(mode, events);
-    let mut history = HistoryCounts::default();
-    let mut removals: Vec<Vec<Cell>> = Vec::new();
-    let mut stale: HashSet<(Option<claimline_ndjson::ApiVersion>, String)> = HashSet::new();
-    if earlier_claims && let Some(conn) = sqlite.as_ref().and_then(SqliteSink::earlier_state) {
-        for g in versions.groups() {
-            let (stored, head_cancelled) = stored_head(conn, mode, &g)?;
-            match decide(&g, stored.as_ref(), head_cancelled) {
-                Decision::Write => {}
-                Decision::Delete => {
-                    history.removed += 1;
-                    removals.push(vec![
-                        g.api_version
-                            .map_or(Cell::Null, |v| Cell::Text(v.as_str().to_owned())),
-                        Cell::Text(g.key.to_owned()),
-                    ]);
-                    stale.insert((g.api_version, g.key.to_owned()));
-                }
-                Decision::Keep => {
-                    if g.head.is_some() {
-                        history.stale += 1;
-                    }
-                    stale.insert((g.api_version, g.key.to_owned()));
-                }
-            }
-        }
-    }
-    let recorded: Vec<ClaimEvent> = versions.recorded().into_iter().cloned().collect();
-    history.cancels = recorded
-        .iter()
-        .filter(|e| e.action == claimline_link::Action::Cancel)
-        .count() as u64;
-    // Versions not kept leave both outputs; stale ones (an earlier run holds a newer version)
-    // stay in this run's Parquet partition only.
-    let mut not_kept = claimline_sink::SourceLines::new();
-    let mut stale_rows = claimline_sink::SourceLines::new();
-    for (e, eob) in versions.events().iter().zip(eobs) {
-        let file = files[eob.file_index].path.display().to_string();
-        if !versions.keeps_event(e) {
-            claims.superseded += u64::from(eob.claim_views);
-            not_kept.entry(file).or_default().insert(eob.line as i64);
-            continue;
-        }
-        let (api, key) = e.group(mode);
-        if stale.contains(&(api, key.to_owned())) {
-            claims.unresolved_mbi += u64::from(eob.unresolved_mbi);
-            stale_rows.entry(file).or_default().insert(eob.line as i64);
-            continue;
-        }
-        eob.account(&tables, &files, &mut claims, &mut counts, &mut issues)
-            .map_err(|e| anyhow::anyhow!(e))?;
-    }
-    issues.finish()?;
-    let claim_tables: Vec<usize> = (0..tables.len())
-        .filter(|&t| plan.is_claim_table(t))
-        .collect();
-    if let Some(s) = &mut sqlite {
-        if !removals.is_empty()
-            && let Some(key) = tables
-                .iter()
-                .find(|t| t.replace_key.iter().any(|k| k == "_claim_key"))
-                .map(|t| t.replace_key.clone())
-            && key.len() == 2
-        {
-            s.remove(&key, std::mem::take(&mut removals))?;
-        }
-        let mut gone = not_kept.clone();
-        for (file, lines) in &stale_rows {
-            gone.entry(file.clone()).or_default().extend(lines);
-        }
-        let removed = s.drop_rows(&claim_tables, &gone)?;
-        for (&t, n) in claim_tables.iter().zip(removed) {
-            rows_per_table[t] -= n;
-        }
-    }
-    if let Some(p) = &mut parquet {
-        let removed = p.drop_rows(&claim_tables, &not_kept)?;
-        if sqlite.is_none() {
-            for (&t, n) in claim_tables.iter().zip(removed) {
-                rows_per_table[t] -= n;
-            }
-        }
-    }
-    months.extend(
-        counts
-            .keys()
-            .filter_map(|(v, _, m)| v.clone().map(|v| (v, m.clone()))),
-    );
-    let overlap = v2_v3_overlap(&months);
-    if !overlap.is_empty() {
-        eprintln!(
-            "claimline: warning: {} holds v2 and v3 claims for {} service month(s) ({}); the same claims may be counted twice: see the README's v2 to v3 cutover recipe",
-            args.out.display(),
-            overlap.len(),
-            month_ranges(&overlap)
-        );
-    }
-    let transaction_time = transaction_time(&args.inputs)?;
-    let coverage_only = cclf8.coverage_only();
-    if let Some(t) = plan.cclf8_table() {
-        // BENE_AGE as of the export's transactionTime, else the run's start.
-        let as_of = transaction_time
-            .as_deref()
-            .and_then(|t| t.get(..10))
-            .and_then(claimline_link::parse_day)
-            .unwrap_or_else(|| started.div_euclid(86_400_000_000) as i32);
-        let rows = cclf8.rows(as_of);
-        write_table(&mut sqlite, &mut parquet, &mut rows_per_table, t, rows)?;
-    }
-    if let Some(t) = plan.counts_table() {
-        let rows: Vec<Vec<Cell>> = counts
-            .iter()
-            .map(|((version, ty, month), (n, lines, cents))| {
-                vec![
-                    Cell::Text(run_id.clone()),
-                    version.clone().map_or(Cell::Null, Cell::Text),
-                    Cell::Text(ty.clone()),
-                    Cell::Text(month.clone()),
-                    Cell::Int(*n as i64),
-                    Cell::Int(*lines as i64),
-                    Cell::Decimal(*cents),
-                ]
-            })
-            .collect();
-        write_table(&mut sqlite, &mut parquet, &mut rows_per_table, t, rows)?;
-    }
-    if let Some(t) = plan.claims_table() {
-        let rows: Vec<Vec<Cell>> = recorded
-            .iter()
-            .map(|e| {
-                vec![
-                    e.api_version
-                        .map_or(Cell::Null, |v| Cell::Text(v.as_str().to_owned())),
-                    Cell::Text(e.claim_key.clone()),
-                    Cell::Text(e.resource_id.clone()),
-                    e.last_updated.map_or(Cell::Null, Cell::Timestamp),
-                    Cell::Text(e.action.as_str().to_owned()),
-                    Cell::Text(run_id.clone()),
-                ]
-            })
-            .collect();
-        write_table(&mut sqlite, &mut parquet, &mut rows_per_table, t, rows)?;
-    }
-
-    let table_counts: BTreeMap<String, u64> = tables
-        .iter()
-        .zip(&rows_per_table)
-        .map(|(t, n)| (t.name.clone(), *n))
-        .collect();
-    let mut versions: Vec<String> = summary
-        .files
-        .iter()
-        .flat_map(|f| f.api_versions.keys().cloned())
-        .collect();
-    versions.sort();
-    versions.dedup();
-    let record = RunRecord {
-        run_id: run_id.clone(),
-        started: format_timestamp(started),
-        finished: format_timestamp(crate::output::now_micros()),
-        inputs: files.iter().map(|f| f.path.display().to_string()).collect(),
-        api_versions: versions,
-        views_hash,
-        resources: summary.resources(),
-        tables: table_counts.clone(),
-        rejects: summary.reject_count,
-        row_errors: issues.count,
-        transaction_time,
-        all_versions: options.all_versions,
-    };
-    let damaged: Vec<DamagedFile> = summary
-        .damaged()
-        .map(|(f, d)| DamagedFile {
-            file: f.path.clone(),
-            damage: d.clone(),
-            message: d.describe(&f.path),
-        })
-        .collect();
-    let failed_strict = args.strict && (summary.reject_count > 0 || issues.count > 0);
-    let refused = failed_strict || (!damaged.is_empty() && !args.accept_damaged);
-    if !refused {
-        claimline_fault::point("load.before-commit")?;
-        match (sqlite, parquet) {
-            (Some(s), Some(mut p)) => {
-                // Parquet's parts are complete and marked ready, then SQLite's commit decides
-                // the run; a process that dies after it has its partitions moved into place by
-                // the next command (`claimline_sink::recover`), one that dies before it has
-                // them removed.
-                p.prepare(&record, true)?;
-                Box::new(s).commit(&record)?;
-                claimline_fault::point("load.between-commits")?;
-                Box::new(p).publish()?;
-            }
-            (Some(s), None) => Box::new(s).commit(&record)?,
-            (None, Some(p)) => Box::new(p).commit(&record)?,
-            (None, None) => {}
-        }
-    } else {
-        drop(sqlite);
-        drop(parquet);
-    }
-
-    let seconds = started_at.elapsed().as_secs_f64();
-    let report = Report {
-        run_id,
-        resources: summary.resources(),
-        tables: table_counts,
-        rejects: Rejects {
-            count: summary.reject_count,
-            file: summary.rejects_file.clone(),
-        },
-        row_errors: RowErrors {
-            count: issues.count,
-            by_column: issues.by_column.clone(),
-            file: issues.written.then(|| issues.path.clone()),
-        },
-        bytes: summary.bytes(),
-        ndjson_bytes: summary.ndjson_bytes(),
-        seconds,
-        mb_per_s: if seconds > 0.0 {
-            summary.ndjson_bytes() as f64 / 1e6 / seconds
-        } else {
-            0.0
-        },
-        outputs: outputs(args),
-        committed: !refused,
-        damaged,
-        beneficiaries: benes.map(|(own, n)| Beneficiaries {
-            with_mbi: own,
-            known: n,
-            coverage_without_patient: coverage_only,
-            unresolved_claims: claims.unresolved_mbi,
-        }),
-        v2_v3_overlap_months: overlap,
-        history: History {
-            superseded: claims.superseded,
-            stale_groups: history.stale,
-            removed_groups: history.removed,
-            cancels: history.cancels,
-            all_versions: options.all_versions,
-        },
-        excluded: ExcludedClaims {
-            partial: claims.excluded_partial,
-            prior_auth: claims.excluded_prior_auth,
-        },
-    };
-    Ok(LoadOutcome { report })
-}
-
-/// (API version, claim type, service month) of `_claimline_counts`; the values are claims,
-/// lines and the payment sum in cents.
-type CountKey = (Option<String>, String, String);
-
-/// Per-claim counts of the link stage.
-#[derive(Default)]
-struct ClaimCounts {
-    superseded: u64,
-    unresolved_mbi: u64,
-    excluded_partial: u64,
-    excluded_prior_auth: u64,
-}
-
-/// Counts of the claim-history rule against earlier runs.
-#[derive(Default)]
-struct HistoryCounts {
-    stale: u64,
-    removed: u64,
-    cancels: u64,
-}
-
-/// Writes `rows` of table `t` to each open sink and counts them.
-fn write_table(
-    sqlite: &mut Option<SqliteSink>,
-    parquet: &mut Option<ParquetSink>,
-    counted: &mut [u64],
-    t: usize,
-    rows: Vec<Vec<Cell>>,
-) -> Result<(), claimline_sink::Error> {
-    counted[t] += rows.len() as u64;
-    if let Some(s) = sqlite {
-        s.write_rows(t, &rows)?;
-    }
-    if let Some(p) = parquet {
-        p.write(t, rows)?;
-    }
-    Ok(())
-}
-
-/// What the pre-pass found.
-struct PrePass {
-    benes: BeneIndex,
-}
-
-/// First pass: the Patient files of the input (by manifest type, else by a file name starting
-/// with `Patient`) to beneficiary id → current MBI, so the main pass can fill `BENE_MBI_ID`.
-/// Rejects are left to the main pass.
-fn pre_pass(files: &[InputFile], threads: usize, plan: &Plan) -> anyhow::Result<PrePass> {
-    let is_patient = |f: &InputFile| match &f.expected_type {
-        Some(t) => t == "Patient",
-        None => f
-            .path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("Patient")),
-    };
-    let mut out = PrePass {
-        benes: BeneIndex::default(),
-    };
-    let wanted: Vec<InputFile> = files.iter().filter(|f| is_patient(f)).cloned().collect();
-    if !plan.needs_bene_index() || wanted.is_empty() {
-        return Ok(out);
-    }
-    let opts = ScanOptions {
-        threads,
-        lines_in_batch: true,
-        ..ScanOptions::default()
-    };
-    scan(
-        &wanted,
-        &opts,
-        || (),
-        |(), r| {
-            if r.resource_type == "Patient" {
-                patient_mbi(r)
-            } else {
-                None
-            }
-        },
-        |batch| {
-            for (version, bene, mbi) in batch.items.into_iter().flatten() {
-                out.benes.insert(version, bene, mbi);
-            }
-            Ok(())
-        },
-    )?;
-    Ok(out)
-}
-
-/// What the scan kept of an EOB until the claim-history rule decides whether its rows stay.
-struct EobRecord {
-    file_index: usize,
-    /// File line number.
-    line: u64,
-    /// Its API version (`_api_version` of its rows).
-    api_version: Option<claimline_ndjson::ApiVersion>,
-    summary: Option<claimline_link::ClaimSummary>,
-    excluded: Option<Excluded>,
-    unresolved_mbi: bool,
-    issues: Vec<claimline_link::RowIssue>,
-    /// Some claim-table view runs on its API version (a version left out counts as superseded).
-    claim_views: bool,
-}
-
-impl EobRecord {
-    /// Counts a resource whose rows stay: row errors, exclusions, unresolved MBIs and its
-    /// `_claimline_counts` share.
-    fn account(
-        self,
-        tables: &[claimline_sink::TableSchema],
-        files: &[InputFile],
-        claims: &mut ClaimCounts,
-        counts: &mut BTreeMap<CountKey, (u64, u64, i128)>,
-        issues: &mut IssueLog,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        claims.unresolved_mbi += u64::from(self.unresolved_mbi);
-        match self.excluded {
-            Some(Excluded::Partial) => claims.excluded_partial += 1,
-            Some(Excluded::PriorAuth) => claims.excluded_prior_auth += 1,
-            None => {}
-        }
-        if let Some(sum) = self.summary {
-            let e = counts
-                .entry((
-                    self.api_version.map(|v| v.as_str().to_owned()),
-                    sum.claim_type,
-                    sum.month,
-                ))
-                .or_insert((0u64, 0u64, 0i128));
-            e.0 += 1;
-            e.1 += sum.lines;
-            e.2 += sum.payment_cents;
-        }
-        for issue in &self.issues {
-            issues.record(
-                &tables[issue.table].name,
-                issue,
-                &files[self.file_index].path,
-                self.line,
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// Adds the current MBIs of the latest run's `bene_xref` rows per beneficiary from Parquet
-/// (`DIR/parquet/bene_xref/run=*/part-*.parquet`), for beneficiaries `index` does not know.
-fn parquet_bene_index(root: &Path, index: &mut BeneIndex) -> anyhow::Result<()> {
-    let rows = claimline_sink::read_committed_parquet(
-        root,
-        claimline_link::BENE_XREF,
-        &["_api_version", "BENE_ID", "MBI", "MBI_CURRENT", "_run_id"],
-    )?;
-    // (version, bene) → (run id, current MBI).
-    let mut latest: std::collections::HashMap<(Option<String>, String), (String, Option<String>)> =
-        std::collections::HashMap::new();
-    let text = |c: &Cell| match c {
-        Cell::Text(t) => Some(t.clone()),
-        _ => None,
-    };
-    for row in &rows {
-        let (Some(bene), Some(run)) = (text(&row[1]), text(&row[4])) else {
-            continue;
-        };
-        let mbi = match (&row[2], &row[3]) {
-            (Cell::Text(m), Cell::Bool(true)) => Some(m.clone()),
-            _ => None,
-        };
-        let entry = latest
-            .entry((text(&row[0]), bene))
-            .or_insert_with(|| (run.clone(), None));
-        if run > entry.0 {
-            *entry = (run, mbi);
-        } else if run == entry.0 && mbi.is_some() {
-            entry.1 = mbi;
-        }
-    }
-    for ((version, bene), (_, mbi)) in latest {
-        if let Some(mbi) = mbi {
-            let version = version.and_then(|v| claimline_ndjson::ApiVersion::parse(&v));
-            index.insert_if_absent(version, bene, mbi);
-        }
-    }
-    Ok(())
-}
-
-/// What earlier runs left in the SQLite output: beneficiaries and claim heads.
-struct EarlierRuns {
-    path: PathBuf,
-    conn: rusqlite::Connection,
-    has_xref: bool,
-    has_claims: bool,
-    has_counts: bool,
-}
-
-impl EarlierRuns {
-    fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn = claimline_sink::open_earlier(path)?;
-        let exists = |t: &str| -> anyhow::Result<bool> {
-            Ok(conn
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                    [t],
-                    |r| r.get::<_, i64>(0),
-                )
-                .with_context(|| format!("reading {}", path.display()))?
-                > 0)
-        };
-        let has_xref = exists(claimline_link::BENE_XREF)?;
-        let has_claims = exists(claimline_link::CLAIMS_TABLE)?;
-        let has_counts = exists(claimline_link::COUNTS_TABLE)?;
-        Ok(EarlierRuns {
-            path: path.to_owned(),
-            conn,
-            has_xref,
-            has_claims,
-            has_counts,
-        })
-    }
-
-    /// The record of the last run (`None`: no run recorded).
-    fn last_run(&self) -> anyhow::Result<Option<RunRecord>> {
-        let exists: i64 = self.conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_claimline_runs'",
-            [],
-            |r| r.get(0),
-        )?;
-        if exists == 0 {
-            return Ok(None);
-        }
-        let record: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT record FROM _claimline_runs ORDER BY started DESC, run_id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
-        // A record that cannot be read stops the load: the guards below depend on it.
-        record
-            .map(|r| {
-                serde_json::from_str::<RunRecord>(&r).map_err(|e| {
-                    anyhow::Error::new(claimline_sink::Error::Corrupt {
-                        path: self.path.clone(),
-                        message: format!(
-                            "the last record of table _claimline_runs is not a run record ({e})"
-                        ),
-                    })
-                })
-            })
-            .transpose()
-    }
-
-    /// (API version, service month) of the claims earlier runs loaded.
-    fn months(&self) -> anyhow::Result<std::collections::BTreeSet<(String, String)>> {
-        let mut out = std::collections::BTreeSet::new();
-        if !self.has_counts {
-            return Ok(out);
-        }
-        let mut stmt = self.conn.prepare(
-            "SELECT DISTINCT _api_version, SERVICE_MONTH FROM _claimline_counts WHERE _api_version IS NOT NULL",
-        )?;
-        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-            out.insert(row?);
-        }
-        Ok(out)
-    }
-
-    /// Adds the current MBIs of `bene_xref` for beneficiaries the run's Patients did not give.
-    fn fill_bene_index(&self, index: &mut BeneIndex) -> anyhow::Result<()> {
-        if !self.has_xref {
-            return Ok(());
-        }
-        let mut stmt = self.conn.prepare(
-            "SELECT _api_version, BENE_ID, MBI FROM bene_xref WHERE MBI_CURRENT = 1 ORDER BY rowid",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Option<String>>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (version, bene, mbi) = row?;
-            let version = version.and_then(|v| claimline_ndjson::ApiVersion::parse(&v));
-            index.insert_if_absent(version, bene, mbi);
-        }
-        Ok(())
-    }
-}
-
-/// The head earlier runs left for a group (from `_claimline_claims` as committed), and whether
-/// an earlier run cancelled the run's own winner.
-fn stored_head(
-    conn: &rusqlite::Connection,
-    mode: VersionMode,
-    g: &claimline_link::RunGroup<'_>,
-) -> anyhow::Result<(Option<StoredHead>, bool)> {
-    let column = match mode {
-        VersionMode::Current => "_claim_key",
-        VersionMode::All => "_resource_id",
-    };
-    let version = g.api_version.map(|v| v.as_str());
-    let head: Option<(String, Option<String>)> = conn
-        .prepare_cached(&format!(
-            "SELECT _resource_id, _last_updated FROM _claimline_claims \
-             WHERE _api_version IS ?1 AND {column} = ?2 AND _action = 'version' \
-             ORDER BY _last_updated IS NULL, unixepoch(_last_updated, 'subsec') DESC, _run_id DESC LIMIT 1"
-        ))?
-        .query_row(rusqlite::params![version, g.key], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })?;
-    let cancelled = |id: &str| -> anyhow::Result<bool> {
-        Ok(conn
-            .prepare_cached(&format!(
-                "SELECT count(*) FROM _claimline_claims WHERE _api_version IS ?1 \
-                 AND {column} = ?2 AND _action = 'cancel' AND _resource_id = ?3"
-            ))?
-            .query_row(rusqlite::params![version, g.key, id], |r| {
-                r.get::<_, i64>(0)
-            })?
-            > 0)
-    };
-    let stored = match head {
-        Some((id, lu)) => Some(StoredHead {
-            cancelled: cancelled(&id)?,
-            last_updated: lu.as_deref().and_then(parse_instant),
-            resource_id: id,
-        }),
-        None => None,
-    };
-    let run_head_cancelled = match g.head {
-        Some(h) => cancelled(&h.resource_id)?,
-        None => false,
-    };
-    Ok((stored, run_head_cancelled))
-}
-
-/// The `transactionTime` of the manifest in the first input folder that has one.
-///
-/// # Errors
-/// A manifest that is there but cannot be read (exit 3): the run's incremental state depends on it.
-fn transaction_time(inputs: &[PathBuf]) -> Result<Option<String>, claimline_ndjson::Error> {
-    for m in inputs.iter().map(|p| {
-        if p.is_dir() {
-            p.join("manifest.json")
-        } else {
-            p.with_file_name("manifest.json")
-        }
-    }) {
-        if m.is_file()
-            && let Some(t) = Manifest::read(&m)?.transaction_time
-        {
-            return Ok(Some(t));
-        }
-    }
-    Ok(None)
-}
-
-fn outputs(args: &LoadRequest) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if matches!(args.format, Format::Sqlite | Format::Both) {
-        v.push(args.out.join("claimline.sqlite"));
-    }
-    if matches!(args.format, Format::Parquet | Format::Both) {
-        v.push(args.out.join("parquet"));
-    }
-    v
-}
-
-/// Row errors: counted per `table.column`, and written (no values: they may be PHI) to an
-/// owner-only NDJSON file beside the rejects.
-struct IssueLog {
-    path: PathBuf,
-    out: Option<std::io::BufWriter<std::fs::File>>,
-    written: bool,
-    count: u64,
-    by_column: BTreeMap<String, u64>,
-}
-
-impl IssueLog {
-    fn new(path: PathBuf) -> Self {
-        IssueLog {
-            path,
-            out: None,
-            written: false,
-            count: 0,
-            by_column: BTreeMap::new(),
-        }
-    }
-
-    fn record(
-        &mut self,
-        table: &str,
-        issue: &claimline_link::RowIssue,
-        file: &Path,
-        line: u64,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.count += 1;
-        let key = if issue.column.is_empty() {
-            table.to_owned()
-        } else {
-            format!("{table}.{}", issue.column)
-        };
-        *self.by_column.entry(key).or_insert(0) += 1;
-        if self.out.is_none() {
-            let f = claimline_ndjson::create_private(&self.path)?;
-            self.out = Some(std::io::BufWriter::new(f));
-            self.written = true;
-        }
-        if let Some(out) = &mut self.out {
-            let rec = serde_json::json!({
-                "file": file.display().to_string(),
-                "line": line,
-                "resource_id": issue.resource_id,
-                "table": table,
-                "column": issue.column,
-                "error": issue.reason,
-            });
-            serde_json::to_writer(&mut *out, &rec)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> std::io::Result<()> {
-        if let Some(mut out) = self.out.take() {
-            out.flush()?;
-        }
-        Ok(())
-    }
-}
-
-/// The summary of a load (`--json` prints it as is).
-#[derive(serde::Serialize)]
-pub struct Report {
-    /// The run's id.
-    pub run_id: String,
-    /// Resources read per type.
-    pub resources: BTreeMap<String, u64>,
-    /// Rows written per table.
-    pub tables: BTreeMap<String, u64>,
-    /// Rejected lines.
-    pub rejects: Rejects,
-    /// Values that did not fit their column.
-    pub row_errors: RowErrors,
-    /// Bytes on disk read.
-    pub bytes: u64,
-    /// Bytes of NDJSON read.
-    pub ndjson_bytes: u64,
-    /// Wall time.
-    pub seconds: f64,
-    /// NDJSON MB per second.
-    pub mb_per_s: f64,
-    /// What was written.
-    pub outputs: Vec<PathBuf>,
-    /// False when nothing was written: `--strict` found problems, or an input file is damaged
-    /// (without `--accept-rejects`).
-    pub committed: bool,
-    /// Input files that could not be read to their end (a cut or corrupt gzip stream).
-    pub damaged: Vec<DamagedFile>,
-    /// MBI resolution, when a view has a `BENE_MBI_ID`-style link column.
-    pub beneficiaries: Option<Beneficiaries>,
-    /// v3 EOBs left out of the CCLF tables (see `--include-partial`).
-    pub excluded: ExcludedClaims,
-    /// The claim-history rule.
-    pub history: History,
-    /// Service months (`YYYY-MM`) for which the output holds both v2 and v3 claims (a warning:
-    /// see the README's cutover recipe).
-    pub v2_v3_overlap_months: Vec<String>,
-}
-
-/// Months present for both v2 and v3.
-fn v2_v3_overlap(months: &std::collections::BTreeSet<(String, String)>) -> Vec<String> {
-    months
-        .iter()
-        .filter(|(v, m)| {
-            v == "v2" && !m.is_empty() && months.contains(&("v3".to_owned(), m.clone()))
-        })
-        .map(|(_, m)| m.clone())
-        .collect()
-}
-
-/// `2021-03…2021-05, 2022-01` for sorted months.
-fn month_ranges(months: &[String]) -> String {
-    let index = |m: &str| -> Option<i32> {
-        let (y, mo) = m.split_once('-')?;
-        Some(y.parse::<i32>().ok()? * 12 + mo.parse::<i32>().ok()?)
-    };
-    let mut parts: Vec<String> = Vec::new();
-    let mut start = 0;
-    for i in 0..months.len() {
-        let next_follows = months.get(i + 1).is_some_and(|n| {
-            index(n)
-                .zip(index(&months[i]))
-                .is_some_and(|(a, b)| a == b + 1)
-        });
-        if !next_follows {
-            parts.push(if i == start {
-                months[i].clone()
-            } else {
-                format!("{}…{}", months[start], months[i])
-            });
-            start = i + 1;
-        }
-    }
-    parts.join(", ")
-}
-
-/// What the claim-history rule did (see ARCHITECTURE.md, claim keys and versions).
-#[derive(serde::Serialize)]
-pub struct History {
-    /// EOBs whose rows this run left out: an earlier version in the run, a cancelled version,
-    /// or the same version twice (Group/all and Group/runout).
-    pub superseded: u64,
-    /// Claim groups whose run version is older than one an earlier run loaded (kept in the
-    /// run's Parquet partition, not in SQLite).
-    pub stale_groups: u64,
-    /// Claim groups removed because their current version was cancelled.
-    pub removed_groups: u64,
-    /// Cancelled versions seen.
-    pub cancels: u64,
-    /// `--all-versions`.
-    pub all_versions: bool,
-}
-
-/// MBI resolution of a load.
-#[derive(serde::Serialize)]
-pub struct Beneficiaries {
-    /// Beneficiaries of the input's Patients with a current MBI.
-    pub with_mbi: u64,
-    /// Beneficiaries whose MBI was known to the load: the input's and earlier runs'
-    /// (`bene_xref`).
-    pub known: u64,
-    /// Beneficiaries with Coverage but no Patient in the input: no `cclf8` row this run.
-    pub coverage_without_patient: u64,
-    /// Claims whose beneficiary no Patient resolved (their `BENE_MBI_ID` is NULL).
-    pub unresolved_claims: u64,
-}
-
-/// v3 EOBs left out of the CCLF tables.
-#[derive(serde::Serialize)]
-pub struct ExcludedClaims {
-    /// Partially adjudicated (`outcome` = `partial`).
-    pub partial: u64,
-    /// Prior authorizations (`use` = `preauthorization`).
-    pub prior_auth: u64,
-}
-
-/// An input file a load could not read to its end.
-#[derive(serde::Serialize)]
-pub struct DamagedFile {
-    /// The file.
-    pub file: PathBuf,
-    /// How, and how far it was read.
-    #[serde(flatten)]
-    pub damage: claimline_ndjson::Damage,
-    /// The same in one sentence.
-    pub message: String,
-}
-
-/// Rejected lines of a load.
-#[derive(serde::Serialize)]
-pub struct Rejects {
-    /// How many.
-    pub count: u64,
-    /// Where they were written.
-    pub file: Option<PathBuf>,
-}
-
-/// Row errors of a load.
-#[derive(serde::Serialize)]
-pub struct RowErrors {
-    /// How many.
-    pub count: u64,
-    /// Per `table.column`.
-    pub by_column: BTreeMap<String, u64>,
-    /// Where they were written.
-    pub file: Option<PathBuf>,
-}
-
-impl Report {
-    /// The human summary.
-    pub fn write_text(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let n: u64 = self.resources.values().sum();
-        writeln!(out, "run {}", self.run_id)?;
+        let n: u64 = this.resources.values().sum();
+        writeln!(out, "run {}", this.run_id)?;
         writeln!(
             out,
             "read {} ({} of NDJSON): {n} resources ({})",
-            human_bytes(self.bytes),
-            human_bytes(self.ndjson_bytes),
-            self.resources
+            human_bytes(this.bytes),
+            human_bytes(this.ndjson_bytes),
+            this.resources
                 .iter()
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;
         writeln!(out, "rows:")?;
-        for (t, n) in &self.tables {
+        for (t, n) in &this.tables {
             writeln!(out, "  {t:<24} {n:>10}")?;
         }
-        match &self.rejects.file {
-            Some(p) => writeln!(out, "rejects: {} (in {})", self.rejects.count, p.display())?,
+        match &this.rejects.file {
+            Some(p) => writeln!(out, "rejects: {} (in {})", this.rejects.count, p.display())?,
             None => writeln!(out, "rejects: 0")?,
         }
-        match &self.row_errors.file {
+        match &this.row_errors.file {
             Some(p) => {
                 writeln!(
                     out,
                     "row errors: {} (in {})",
-                    self.row_errors.count,
+                    this.row_errors.count,
                     p.display()
                 )?;
-                for (c, n) in &self.row_errors.by_column {
+                for (c, n) in &this.row_errors.by_column {
                     writeln!(out, "  {c:<40} {n:>8}")?;
                 }
             }
             None => writeln!(out, "row errors: 0")?,
         }
-        if let Some(b) = &self.beneficiaries {
+        if let Some(b) = &this.beneficiaries {
             writeln!(
                 out,
                 "beneficiaries: {} with an MBI; claims with no MBI resolved: {}",
                 b.with_mbi, b.unresolved_claims
             )?;
         }
-        let h = &self.history;
+        let h = &this.history;
         if h.superseded + h.stale_groups + h.removed_groups + h.cancels > 0 {
             writeln!(
                 out,
@@ -1264,61 +211,30 @@ impl Report {
                 h.superseded, h.stale_groups, h.removed_groups
             )?;
         }
-        if !self.v2_v3_overlap_months.is_empty() {
+        if !this.v2_v3_overlap_months.is_empty() {
             writeln!(
                 out,
                 "warning: v2 and v3 claims for the same service months ({}): see the README's cutover recipe",
-                month_ranges(&self.v2_v3_overlap_months)
+                claimline_load::month_ranges(&this.v2_v3_overlap_months)
             )?;
         }
-        if self.excluded.partial + self.excluded.prior_auth > 0 {
+        if this.excluded.partial + this.excluded.prior_auth > 0 {
             writeln!(
                 out,
                 "left out of CCLF tables (v3): {} partially adjudicated, {} prior authorizations (--include-partial keeps them)",
-                self.excluded.partial, self.excluded.prior_auth
+                this.excluded.partial, this.excluded.prior_auth
             )?;
         }
         writeln!(
             out,
             "time: {:.2} s, {:.1} MB/s",
-            self.seconds, self.mb_per_s
+            this.seconds, this.mb_per_s
         )?;
-        if self.committed {
-            for o in &self.outputs {
+        if this.committed {
+            for o in &this.outputs {
                 writeln!(out, "wrote {}", o.display())?;
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overlapping_months_read_as_ranges() {
-        let months: std::collections::BTreeSet<(String, String)> = [
-            ("v2", "2021-03"),
-            ("v2", "2021-04"),
-            ("v2", "2021-05"),
-            ("v2", "2022-01"),
-            ("v2", "2020-12"),
-            ("v3", "2021-03"),
-            ("v3", "2021-04"),
-            ("v3", "2021-05"),
-            ("v3", "2022-01"),
-            ("v3", "2023-01"),
-        ]
-        .iter()
-        .map(|(v, m)| ((*v).to_owned(), (*m).to_owned()))
-        .collect();
-        let overlap = v2_v3_overlap(&months);
-        assert_eq!(overlap, ["2021-03", "2021-04", "2021-05", "2022-01"]);
-        assert_eq!(month_ranges(&overlap), "2021-03…2021-05, 2022-01");
-        assert_eq!(
-            month_ranges(&["2021-12".to_owned(), "2022-01".to_owned()]),
-            "2021-12…2022-01"
-        );
     }
 }

@@ -37,7 +37,7 @@ pub struct Args {
 /// Runs `claimline synth`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let version = ApiVersion::parse(&args.version).ok_or_else(|| {
-        crate::views::UsageError(format!("--version {}: expected v1, v2 or v3", args.version))
+        crate::failure::UsageError(format!("--version {}: expected v1, v2 or v3", args.version))
     })?;
     let config = ExportConfig {
         benes: args.benes,
@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(summary) => summary,
         // A folder that already holds files is a usage error (exit 2); nothing was written.
         Err(e @ claimline_synth::Error::NotEmpty { .. }) => {
-            return Err(crate::views::UsageError(e.to_string()).into());
+            return Err(crate::failure::UsageError(e.to_string()).into());
         }
         Err(e) => {
             return Err(anyhow::Error::new(e)

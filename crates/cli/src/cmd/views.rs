@@ -11,7 +11,9 @@ use anyhow::Context as _;
 use claimline_link::Plan;
 use serde_json::Value;
 
-use crate::views::{self, ViewSource};
+use claimline_load::views::{self, ViewSource};
+
+use crate::failure::UsageError;
 
 /// Arguments of `claimline views`.
 #[derive(clap::Args)]
@@ -69,8 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Action::Check(which) => {
             let sources = views::sources(&which.views)?;
-            let plan =
-                Plan::new(views::load(&sources)?).map_err(|e| views::UsageError(e.to_string()))?;
+            let plan = Plan::new(views::load(&sources)?).map_err(|e| UsageError(e.to_string()))?;
             writeln!(
                 stdout,
                 "ok: {} views, {} tables",
@@ -81,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Action::Doc { which, out } => {
             let sources = views::sources(&which.views)?;
             // The views must load before they are documented.
-            Plan::new(views::load(&sources)?).map_err(|e| views::UsageError(e.to_string()))?;
+            Plan::new(views::load(&sources)?).map_err(|e| UsageError(e.to_string()))?;
             let text = dictionary(&described(&sources)?);
             match out {
                 Some(path) => std::fs::write(&path, text)
@@ -144,8 +145,8 @@ impl DescribedColumn {
 pub fn described(sources: &[ViewSource]) -> anyhow::Result<Vec<Described>> {
     let mut out = Vec::new();
     for s in sources {
-        let v: Value = serde_json::from_str(&s.text)
-            .map_err(|e| views::UsageError(format!("{}: {e}", s.origin)))?;
+        let v: Value =
+            serde_json::from_str(&s.text).map_err(|e| UsageError(format!("{}: {e}", s.origin)))?;
         let mut columns = Vec::new();
         collect_columns(&v, &mut columns);
         out.push(Described {

@@ -1,11 +1,12 @@
-//! The output folder as a whole: one command at a time (the lock), run ids, and what a failed
-//! command must not leave behind.
+//! The output folder as a whole: one command at a time (the lock), recovery after a crash, run
+//! ids, a reload's swap, and what a failed command must not leave behind.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
-use claimline_sink::format_timestamp;
+use claimline_model::format_timestamp;
+
+use crate::LoadError;
 
 /// The lock file every command that writes an output folder holds.
 pub const LOCK_FILE: &str = ".claimline-run.lock";
@@ -17,17 +18,15 @@ pub struct OutputLock {
 }
 
 /// Takes the output folder's lock; `None` when another load, run or reload holds it.
-pub fn lock(out: &Path) -> anyhow::Result<Option<OutputLock>> {
+///
+/// # Errors
+/// [`LoadError::Io`] when the lock file cannot be made.
+pub fn lock(out: &Path) -> Result<Option<OutputLock>, LoadError> {
     let path = out.join(LOCK_FILE);
-    let conn = rusqlite::Connection::open(&path)
-        .with_context(|| format!("opening the lock {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("restricting {}", path.display()))?;
-    }
-    conn.busy_timeout(Duration::ZERO)?;
+    let failed = |e: rusqlite::Error| LoadError::io(&path, std::io::Error::other(e));
+    let conn = rusqlite::Connection::open(&path).map_err(failed)?;
+    claimline_model::make_private(&path).map_err(|e| LoadError::io(&path, e))?;
+    conn.busy_timeout(Duration::ZERO).map_err(failed)?;
     match conn.execute_batch("BEGIN EXCLUSIVE") {
         Ok(()) => Ok(Some(OutputLock { _conn: conn })),
         Err(rusqlite::Error::SqliteFailure(e, _))
@@ -35,19 +34,20 @@ pub fn lock(out: &Path) -> anyhow::Result<Option<OutputLock>> {
         {
             Ok(None)
         }
-        Err(e) => Err(e).with_context(|| format!("locking {}", path.display())),
+        Err(e) => Err(failed(e)),
     }
 }
 
-/// The error of a folder that another command is using (exit code 5).
-pub fn busy(out: &Path) -> anyhow::Error {
-    anyhow::Error::new(std::io::Error::new(
-        std::io::ErrorKind::WouldBlock,
-        format!(
-            "another claimline load, run or reload is using {}; try again when it has finished",
-            out.display()
-        ),
-    ))
+/// Takes the output folder's lock, or fails with [`LoadError::Busy`] when another command holds
+/// it (the folder is made, owner-only, when it does not exist).
+///
+/// # Errors
+/// [`LoadError::Busy`]; [`LoadError::Io`].
+pub fn lock_or_busy(out: &Path) -> Result<OutputLock, LoadError> {
+    claimline_model::create_private_dir(out).map_err(|e| LoadError::io(out, e))?;
+    lock(out)?.ok_or_else(|| LoadError::Busy {
+        path: out.to_owned(),
+    })
 }
 
 /// After a failed command: removes the folders it made that hold nothing (`parquet/`,
@@ -93,16 +93,15 @@ pub fn reload_old(out: &Path, stamp: &str) -> std::path::PathBuf {
 pub const RELOAD_READY: &str = "READY";
 
 /// The file a reload writes in its old-tables folder once every old table is in it.
-const RELOAD_ASIDE: &str = "ASIDE";
+pub const RELOAD_ASIDE: &str = "ASIDE";
 
 /// Moves `from/name` to `to/name` for each name of [`TABLES`] that `from` has.
-fn move_tables(from: &Path, to: &Path) -> anyhow::Result<()> {
+fn move_tables(from: &Path, to: &Path) -> Result<(), LoadError> {
     for name in TABLES {
         let src = from.join(name);
         if src.exists() {
             let dst = to.join(name);
-            std::fs::rename(&src, &dst)
-                .with_context(|| format!("moving {} to {}", src.display(), dst.display()))?;
+            std::fs::rename(&src, &dst).map_err(|e| LoadError::io(&dst, e))?;
         }
     }
     Ok(())
@@ -111,28 +110,30 @@ fn move_tables(from: &Path, to: &Path) -> anyhow::Result<()> {
 /// The swap of a reload whose staging folder is complete (it holds [`RELOAD_READY`]): the old
 /// tables aside (then [`RELOAD_ASIDE`]), the rebuilt ones in, the old ones removed. Each step
 /// can be run again after a process died in it, so [`recover`] finishes what a reload left.
-pub fn swap_in_reload(out: &Path, stamp: &str) -> anyhow::Result<()> {
+///
+/// # Errors
+/// [`LoadError::Io`].
+pub fn swap_in_reload(out: &Path, stamp: &str) -> Result<(), LoadError> {
     let staging = reload_staging(out, stamp);
     let old = reload_old(out, stamp);
     if !old.join(RELOAD_ASIDE).is_file() {
-        claimline_sink::create_private_dir(&old)
-            .with_context(|| format!("creating {}", old.display()))?;
+        claimline_model::create_private_dir(&old).map_err(|e| LoadError::io(&old, e))?;
         // Before ASIDE every table in `out` is an old one.
         move_tables(out, &old)?;
-        std::fs::write(old.join(RELOAD_ASIDE), b"")
-            .with_context(|| format!("writing {}", old.join(RELOAD_ASIDE).display()))?;
+        let aside = old.join(RELOAD_ASIDE);
+        std::fs::write(&aside, b"").map_err(|e| LoadError::io(&aside, e))?;
     }
-    claimline_fault::point("reload.swap")?;
+    claimline_fault::point("reload.swap").map_err(|e| LoadError::io(out, e))?;
     move_tables(&staging, out)?;
-    std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
-    std::fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))?;
+    std::fs::remove_dir_all(&old).map_err(|e| LoadError::io(&old, e))?;
+    std::fs::remove_dir_all(&staging).map_err(|e| LoadError::io(&staging, e))?;
     Ok(())
 }
 
 /// Finishes or undoes what a reload that died left: a reload whose rebuilt tables were complete
 /// is swapped in, one that had not finished its loads is removed (the old tables put back if a
 /// swap had begun).
-fn recover_reload(out: &Path) -> anyhow::Result<()> {
+fn recover_reload(out: &Path, notes: &mut Vec<String>) -> Result<(), LoadError> {
     let Ok(entries) = std::fs::read_dir(out) else {
         return Ok(());
     };
@@ -153,27 +154,25 @@ fn recover_reload(out: &Path) -> anyhow::Result<()> {
         let old = reload_old(out, &stamp);
         if staging.join(RELOAD_READY).is_file() {
             swap_in_reload(out, &stamp)?;
-            eprintln!(
-                "claimline: finished the reload {stamp}, which a stopped process left half swapped"
-            );
+            notes.push(format!(
+                "finished the reload {stamp}, which a stopped process left half swapped"
+            ));
         } else {
             if old.exists() {
                 for name in TABLES {
                     let (src, dst) = (old.join(name), out.join(name));
                     if src.exists() && !dst.exists() {
-                        std::fs::rename(&src, &dst).with_context(|| {
-                            format!("moving {} to {}", src.display(), dst.display())
-                        })?;
+                        std::fs::rename(&src, &dst).map_err(|e| LoadError::io(&dst, e))?;
                     }
                 }
-                std::fs::remove_dir_all(&old)
-                    .with_context(|| format!("removing {}", old.display()))?;
+                std::fs::remove_dir_all(&old).map_err(|e| LoadError::io(&old, e))?;
             }
             if staging.exists() {
-                std::fs::remove_dir_all(&staging)
-                    .with_context(|| format!("removing {}", staging.display()))?;
+                std::fs::remove_dir_all(&staging).map_err(|e| LoadError::io(&staging, e))?;
             }
-            eprintln!("claimline: removed what the unfinished reload {stamp} had built");
+            notes.push(format!(
+                "removed what the unfinished reload {stamp} had built"
+            ));
         }
     }
     Ok(())
@@ -182,21 +181,26 @@ fn recover_reload(out: &Path) -> anyhow::Result<()> {
 /// Brings the output folder to a committed state after a command that died in the middle of a
 /// commit: a run whose commit happened is finished, one whose commit did not is removed (see
 /// `claimline_sink::recover`), so SQLite and Parquet agree on the runs they hold; a reload's
-/// swap is finished or undone. Says what it did on stderr. Call it holding the lock.
-pub fn recover(out: &Path) -> anyhow::Result<()> {
-    recover_reload(out)?;
+/// swap is finished or undone. Returns what it did, one sentence each (for the user). Call it
+/// holding the lock.
+///
+/// # Errors
+/// [`LoadError::Sink`] (a damaged state file among them), [`LoadError::Io`].
+pub fn recover(out: &Path) -> Result<Vec<String>, LoadError> {
+    let mut notes = Vec::new();
+    recover_reload(out, &mut notes)?;
     let sqlite = out.join("claimline.sqlite");
     for done in claimline_sink::recover(&out.join("parquet"), Some(&sqlite))? {
-        match done {
-            claimline_sink::Recovered::Published(run) => eprintln!(
-                "claimline: finished the commit of run {run}, which a stopped process left half done"
-            ),
-            claimline_sink::Recovered::Removed(run) => eprintln!(
-                "claimline: removed what the unfinished run {run} left (it never committed)"
-            ),
-        }
+        notes.push(match done {
+            claimline_sink::Recovered::Published(run) => {
+                format!("finished the commit of run {run}, which a stopped process left half done")
+            }
+            claimline_sink::Recovered::Removed(run) => {
+                format!("removed what the unfinished run {run} left (it never committed)")
+            }
+        });
     }
-    Ok(())
+    Ok(notes)
 }
 
 /// Microseconds since the Unix epoch, now.

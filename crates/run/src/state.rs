@@ -10,11 +10,12 @@
 //! run exists. `reload` refuses when a chain misses an export (exit 2, naming the runs).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::Context as _;
+use claimline_load::LoadError;
 use serde::{Deserialize, Serialize};
+
+use crate::RunError;
 
 /// The state file in the output folder.
 pub const STATE_FILE: &str = "claimline-state.json";
@@ -132,38 +133,35 @@ pub struct RunState {
 
 impl RunState {
     /// Reads the state of an output folder (empty when there is none).
-    pub fn load(out: &Path) -> anyhow::Result<RunState> {
+    ///
+    /// # Errors
+    /// A damaged state file ([`claimline_sink::Error::Corrupt`], naming it); [`RunError::Io`].
+    pub fn load(out: &Path) -> Result<RunState, RunError> {
         let path = out.join(STATE_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow::Error::new(claimline_sink::Error::Corrupt {
+                RunError::Load(LoadError::Sink(claimline_sink::Error::Corrupt {
                     path: path.clone(),
                     message: format!("not claimline's run state ({e})"),
-                })
+                }))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunState {
                 format: 1,
                 ..RunState::default()
             }),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(e) => Err(RunError::io(&path, e)),
         }
     }
 
-    /// Writes it atomically, owner-only.
-    pub fn save(&self, out: &Path) -> anyhow::Result<()> {
+    /// Writes it atomically, owner-only; a full disk leaves the previous state as it was and no
+    /// temporary file.
+    ///
+    /// # Errors
+    /// [`RunError::Io`] naming the state file.
+    pub fn save(&self, out: &Path) -> Result<(), RunError> {
         let path = out.join(STATE_FILE);
-        let tmp = out.join(format!(".{STATE_FILE}.tmp"));
-        let bytes = serde_json::to_vec_pretty(self)?;
-        let written = claimline_ndjson::create_private(&tmp).and_then(|mut file| {
-            file.write_all(&bytes)?;
-            file.sync_all()
-        });
-        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
-            // A full disk leaves the previous state as it was and no temporary file.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(anyhow::Error::new(e).context(format!("writing {}", path.display())));
-        }
-        Ok(())
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| RunError::io(&path, e.into()))?;
+        claimline_model::write_atomic(&path, &bytes).map_err(|e| RunError::io(&path, e))
     }
 
     /// The index of `scope`'s entry, added when it has none.
@@ -368,7 +366,12 @@ mod tests {
                 .push(entry(dir.path(), &format!("r{i}"), &benes, None, 1));
         }
         let err = state.save(dir.path()).expect_err("no space left");
-        let text = format!("{err:#}");
+        let text = format!(
+            "{err}: {}",
+            std::error::Error::source(&err)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
         assert!(text.contains(STATE_FILE), "{text}");
         assert!(text.contains("No space left"), "{text}");
         assert_eq!(

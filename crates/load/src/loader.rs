@@ -1,0 +1,1279 @@
+//! The load pipeline: NDJSON files through the views and the link stage into every sink of the
+//! output, in one pass, then the claim-history rule, then one commit.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use claimline_link::{
+    BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, RunVersions, Scratch,
+    StoredHead, VersionMode, claim_event, decide, parse_instant, patient_mbi,
+};
+use claimline_model::{Cell, RunRecord, TableSchema, create_private_dir, format_timestamp};
+use claimline_ndjson::{InputFile, Manifest, RejectTarget, ScanOptions, discover, scan};
+use claimline_sink::{ParquetSink, SqliteSink, TableSink};
+
+use crate::output::{now_micros, run_id_from};
+use crate::{LoadError, Progress, views};
+
+/// A kind of output a load writes: opens a [`TableSink`] for one run. Adding an output (a
+/// database, a file format) is one implementation of this trait and one [`crate::Format`] (or a
+/// call to [`Loader::sink`]).
+pub trait SinkKind: Send + Sync {
+    /// A short name (`sqlite`, `parquet`).
+    fn name(&self) -> &'static str;
+
+    /// Where in the output folder `out` it writes (for the report).
+    fn location(&self, out: &Path) -> PathBuf;
+
+    /// Opens the sink for run `run_id` writing `tables` into the output folder `out`.
+    ///
+    /// # Errors
+    /// The sink's failure to open (a damaged database, a folder it cannot make).
+    fn open(
+        &self,
+        out: &Path,
+        run_id: &str,
+        tables: &[TableSchema],
+    ) -> Result<Box<dyn TableSink>, claimline_sink::Error>;
+}
+
+/// `DIR/claimline.sqlite`.
+pub struct SqliteOutput;
+
+impl SinkKind for SqliteOutput {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn location(&self, out: &Path) -> PathBuf {
+        out.join("claimline.sqlite")
+    }
+
+    fn open(
+        &self,
+        out: &Path,
+        _run_id: &str,
+        tables: &[TableSchema],
+    ) -> Result<Box<dyn TableSink>, claimline_sink::Error> {
+        Ok(Box::new(SqliteSink::open(&self.location(out), tables)?))
+    }
+}
+
+/// `DIR/parquet/<table>/run=<run_id>/part-<n>.parquet`.
+pub struct ParquetOutput;
+
+impl SinkKind for ParquetOutput {
+    fn name(&self) -> &'static str {
+        "parquet"
+    }
+
+    fn location(&self, out: &Path) -> PathBuf {
+        out.join("parquet")
+    }
+
+    fn open(
+        &self,
+        out: &Path,
+        run_id: &str,
+        tables: &[TableSchema],
+    ) -> Result<Box<dyn TableSink>, claimline_sink::Error> {
+        Ok(Box::new(ParquetSink::open(
+            &self.location(out),
+            run_id,
+            tables,
+        )?))
+    }
+}
+
+/// A load: which views, into which output folder and sinks, with which rules. Built with
+/// [`Loader::new`] and its setters; [`Loader::load`] runs it.
+pub struct Loader {
+    views: Vec<String>,
+    out: PathBuf,
+    sinks: Vec<Box<dyn SinkKind>>,
+    strict: bool,
+    run_id: Option<String>,
+    threads: usize,
+    include_partial: bool,
+    accept_damaged: bool,
+    all_versions: bool,
+}
+
+impl Loader {
+    /// A load into the output folder `out` with the documented defaults: the built-in `cclf`
+    /// views, SQLite and Parquet, the current version of each claim, every core.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        Loader {
+            views: Vec::new(),
+            out: out.into(),
+            sinks: vec![Box::new(SqliteOutput), Box::new(ParquetOutput)],
+            strict: false,
+            run_id: None,
+            threads: 0,
+            include_partial: false,
+            accept_damaged: false,
+            all_versions: false,
+        }
+    }
+
+    /// The views: names of built-in sets (`cclf`, `basic`) or ViewDefinition files and folders
+    /// (empty: the built-in `cclf` set).
+    pub fn views(mut self, views: Vec<String>) -> Self {
+        self.views = views;
+        self
+    }
+
+    /// The built-in outputs to write (replacing the ones chosen before).
+    pub fn format(mut self, format: crate::Format) -> Self {
+        self.sinks = format.sinks();
+        self
+    }
+
+    /// Adds an output of another kind.
+    pub fn sink(mut self, kind: Box<dyn SinkKind>) -> Self {
+        self.sinks.push(kind);
+        self
+    }
+
+    /// Commit nothing when any line is rejected or any value does not fit its column.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// The run id (default: the start time, `YYYYMMDDTHHMMSS.ffffffZ`).
+    pub fn run_id(mut self, run_id: Option<String>) -> Self {
+        self.run_id = run_id;
+        self
+    }
+
+    /// Worker threads (0: one per core).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Keep v3 partially adjudicated and prior-authorization EOBs in the CCLF tables.
+    pub fn include_partial(mut self, include: bool) -> Self {
+        self.include_partial = include;
+        self
+    }
+
+    /// Commit what could be read of a damaged input file (otherwise nothing is committed).
+    pub fn accept_damaged(mut self, accept: bool) -> Self {
+        self.accept_damaged = accept;
+        self
+    }
+
+    /// Keep every version of a v1/v2 claim, keyed by `_resource_id`.
+    pub fn all_versions(mut self, all: bool) -> Self {
+        self.all_versions = all;
+        self
+    }
+
+    /// The output folder.
+    pub fn out(&self) -> &Path {
+        &self.out
+    }
+
+    /// Loads `inputs` (files and folders) holding the output folder's lock: recovery of what a
+    /// dead command left, the pre-pass over Patients, one scan, the claim-history rule, the
+    /// commit. A load that fails leaves the previous tables as they were (and no empty folder
+    /// it made).
+    ///
+    /// # Errors
+    /// [`LoadError::Busy`] when another command holds the folder; any other [`LoadError`].
+    pub fn load(
+        &self,
+        inputs: &[PathBuf],
+        progress: &dyn Progress,
+    ) -> Result<LoadReport, LoadError> {
+        let existed = self.out.exists();
+        let lock = crate::output::lock_or_busy(&self.out)?;
+        let result = self.load_holding_lock(inputs, progress, &lock);
+        drop(lock);
+        if result.is_err() {
+            crate::output::remove_empty(&self.out, existed);
+        }
+        result
+    }
+
+    /// [`Loader::load`] for a caller that holds the output folder's lock already (`claimline
+    /// run` and `reload`, which hold it for longer).
+    ///
+    /// # Errors
+    /// Any [`LoadError`].
+    pub fn load_holding_lock(
+        &self,
+        inputs: &[PathBuf],
+        progress: &dyn Progress,
+        _lock: &crate::output::OutputLock,
+    ) -> Result<LoadReport, LoadError> {
+        let args = self;
+        let options = self;
+        let inputs = inputs.to_vec();
+        let started_at = Instant::now();
+        let started = crate::output::now_micros();
+        let files = discover(&inputs)?;
+        let sources = views::sources(&args.views)?;
+        let mut plan = Plan::new(views::load(&sources)?)?;
+        plan.set_include_partial(args.include_partial);
+        plan.add_link_tables();
+        let mode = if options.all_versions {
+            VersionMode::All
+        } else {
+            VersionMode::Current
+        };
+        let sqlite_path = args.out.join("claimline.sqlite");
+        // A load that died left its run staged: finish or remove it before reading what earlier
+        // loads left, so both outputs agree on the runs they hold.
+        for note in crate::output::recover(&args.out)? {
+            progress.note(&note);
+        }
+        let writes_sqlite = self.sinks.iter().any(|k| k.name() == "sqlite");
+        let earlier = (writes_sqlite && sqlite_path.is_file())
+            .then(|| EarlierRuns::open(&sqlite_path))
+            .transpose()?;
+        let last_run = match &earlier {
+            Some(e) => e.last_run()?,
+            None => None,
+        };
+        if let Some(before) = &last_run
+            && before.all_versions != options.all_versions
+        {
+            return Err(LoadError::Usage(format!(
+                "{} was loaded {} --all-versions; load into it the same way, or into a new --out",
+                args.out.display(),
+                if before.all_versions {
+                    "with"
+                } else {
+                    "without"
+                }
+            )));
+        }
+        let views_hash = views::hash(&sources);
+        if let Some(before) = &last_run
+            && !before.views_hash.is_empty()
+            && before.views_hash != views_hash
+        {
+            // `claimline run` refuses this (its tables must come from one set of views); a plain
+            // load may mean it (another set of tables), so it only says so.
+            progress.note(&format!(
+            "warning: the views differ from those of the last load into {} (run {}): a table both sets feed now holds rows built by two definitions; load into a new --out to keep one (`claimline reload` rebuilds a `claimline run` folder)",
+            args.out.display(),
+            before.run_id
+        ));
+        }
+        let pre = pre_pass(&files, args.threads, &plan)?;
+        let benes = if plan.needs_bene_index() {
+            let mut index = pre.benes;
+            let own = index.len() as u64;
+            match &earlier {
+                Some(e) => e
+                    .fill_bene_index(&mut index)
+                    .map_err(sqlite_error(&sqlite_path))?,
+                // A Parquet-only output: its own bene_xref partitions.
+                None => parquet_bene_index(&args.out.join("parquet"), &mut index)?,
+            }
+            let n = index.len() as u64;
+            plan.set_bene_index(index);
+            Some((own, n))
+        } else {
+            None
+        };
+        // Every EOB produces rows; the claim-history rule is applied to what was written once the
+        // scan has seen every version (below), so each EOB is parsed once.
+        plan.set_version_mode(mode);
+        let run_id = args.run_id.clone().unwrap_or_else(|| run_id_from(started));
+
+        create_private_dir(&args.out).map_err(|e| LoadError::io(&args.out, e))?;
+        let rejects_dir = args.out.join("rejects");
+        create_private_dir(&rejects_dir).map_err(|e| LoadError::io(&rejects_dir, e))?;
+        let mut months = match &earlier {
+            Some(e) => e.months().map_err(sqlite_error(&sqlite_path))?,
+            None => std::collections::BTreeSet::new(),
+        };
+        let earlier_claims = earlier.as_ref().is_some_and(|e| e.has_claims);
+        drop(earlier);
+        let tables = plan.tables().to_vec();
+        let mut sinks: Vec<Box<dyn TableSink>> = Vec::with_capacity(self.sinks.len());
+        for kind in &self.sinks {
+            sinks.push(kind.open(&args.out, &run_id, &tables)?);
+        }
+
+        let opts = ScanOptions {
+            strict: args.strict,
+            rejects: RejectTarget::File(rejects_dir.join(format!("{run_id}.ndjson"))),
+            threads: args.threads,
+            // Line numbers are fixed up per batch below (`shift_lines`).
+            lines_in_batch: true,
+            ..ScanOptions::default()
+        };
+        let line_columns = plan.line_columns();
+        let total: u64 = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(&f.path).ok())
+            .map(|m| m.len())
+            .sum();
+        progress.started(total);
+        let mut rows_per_table = vec![0u64; tables.len()];
+        let mut issues = IssueLog::new(rejects_dir.join(format!("{run_id}-row-errors.ndjson")));
+        let mut claims = ClaimCounts::default();
+        let mut cclf8 = claimline_link::Cclf8Builder::default();
+        let mut counts: BTreeMap<CountKey, (u64, u64, i128)> = BTreeMap::new();
+        let mut events: Vec<ClaimEvent> = Vec::new();
+        let mut eobs: Vec<EobRecord> = Vec::new();
+        let history_rule = plan.has_claim_tables();
+        let summary = scan(
+            &files,
+            &opts,
+            Scratch::default,
+            |scratch, r| {
+                let out = plan.evaluate(r, &run_id, scratch);
+                let event = if history_rule {
+                    claim_event(r, mode).map(|e| (e, plan.claim_views_for(r.api_version)))
+                } else {
+                    None
+                };
+                (out, r.file_index, r.line, r.api_version, event)
+            },
+            |batch| {
+                progress.advanced(batch.disk_bytes);
+                claimline_fault::point("scan.batch")?;
+                let mut per_table: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); tables.len()];
+                for (mut out, file_index, line, api_version, event) in batch.items {
+                    out.shift_lines(&line_columns, batch.line_offset);
+                    let line = line + batch.line_offset;
+                    let ResourceOutput {
+                        rows,
+                        issues: found,
+                        unresolved_mbi,
+                        excluded,
+                        summary,
+                        bene_part,
+                        ..
+                    } = out;
+                    if let Some(part) = bene_part {
+                        cclf8.add(part);
+                    }
+                    for row in rows {
+                        per_table[row.table].push(row.cells);
+                    }
+                    let record = EobRecord {
+                        file_index,
+                        line,
+                        api_version,
+                        summary,
+                        excluded,
+                        unresolved_mbi,
+                        issues: found,
+                        claim_views: false,
+                    };
+                    match event {
+                        // Rows written now; kept, dropped or left to Parquet after the scan.
+                        Some((e, claim_views)) => {
+                            events.push(e);
+                            eobs.push(EobRecord {
+                                claim_views,
+                                ..record
+                            });
+                        }
+                        None => record.account(
+                            &tables,
+                            &files,
+                            &mut claims,
+                            &mut counts,
+                            &mut issues,
+                        )?,
+                    }
+                }
+                for (t, rows) in per_table.into_iter().enumerate() {
+                    if !rows.is_empty() {
+                        write_table(&mut sinks, &mut rows_per_table, t, rows)?;
+                    }
+                }
+                Ok(())
+            },
+        );
+        progress.finished();
+        let summary = summary?;
+
+        // The claim-history rule on what the scan wrote: per group the kept version, against what
+        // earlier runs left in SQLite.
+        let versions = RunVersions::new(mode, events);
+        let mut history = HistoryCounts::default();
+        let mut removals: Vec<Vec<Cell>> = Vec::new();
+        let mut stale: HashSet<(Option<claimline_ndjson::ApiVersion>, String)> = HashSet::new();
+        // What earlier runs committed, read beside the open sinks (their rows are still staged).
+        let history_db = earlier_claims
+            .then(|| claimline_sink::open_earlier(&sqlite_path))
+            .transpose()?;
+        if let Some(conn) = &history_db {
+            for g in versions.groups() {
+                let (stored, head_cancelled) =
+                    stored_head(conn, mode, &g).map_err(sqlite_error(&sqlite_path))?;
+                match decide(&g, stored.as_ref(), head_cancelled) {
+                    Decision::Write => {}
+                    Decision::Delete => {
+                        history.removed += 1;
+                        removals.push(vec![
+                            g.api_version
+                                .map_or(Cell::Null, |v| Cell::Text(v.as_str().to_owned())),
+                            Cell::Text(g.key.to_owned()),
+                        ]);
+                        stale.insert((g.api_version, g.key.to_owned()));
+                    }
+                    Decision::Keep => {
+                        if g.head.is_some() {
+                            history.stale += 1;
+                        }
+                        stale.insert((g.api_version, g.key.to_owned()));
+                    }
+                }
+            }
+        }
+        let recorded: Vec<ClaimEvent> = versions.recorded().into_iter().cloned().collect();
+        history.cancels = recorded
+            .iter()
+            .filter(|e| e.action == claimline_link::Action::Cancel)
+            .count() as u64;
+        // Versions not kept leave both outputs; stale ones (an earlier run holds a newer version)
+        // stay in this run's Parquet partition only.
+        let mut not_kept = claimline_sink::SourceLines::new();
+        let mut stale_rows = claimline_sink::SourceLines::new();
+        for (e, eob) in versions.events().iter().zip(eobs) {
+            let file = files[eob.file_index].path.display().to_string();
+            if !versions.keeps_event(e) {
+                claims.superseded += u64::from(eob.claim_views);
+                not_kept.entry(file).or_default().insert(eob.line as i64);
+                continue;
+            }
+            let (api, key) = e.group(mode);
+            if stale.contains(&(api, key.to_owned())) {
+                claims.unresolved_mbi += u64::from(eob.unresolved_mbi);
+                stale_rows.entry(file).or_default().insert(eob.line as i64);
+                continue;
+            }
+            eob.account(&tables, &files, &mut claims, &mut counts, &mut issues)
+                .map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
+        }
+        drop(history_db);
+        issues
+            .finish()
+            .map_err(|e| LoadError::io(&issues.path, e))?;
+        let claim_tables: Vec<usize> = (0..tables.len())
+            .filter(|&t| plan.is_claim_table(t))
+            .collect();
+        let replace_key = tables
+            .iter()
+            .find(|t| t.replace_key.iter().any(|k| k == "_claim_key"))
+            .map(|t| t.replace_key.clone())
+            .filter(|k| k.len() == 2);
+        let mut gone = not_kept.clone();
+        for (file, lines) in &stale_rows {
+            gone.entry(file.clone()).or_default().extend(lines);
+        }
+        // The report counts rows as the first sink that replaces (else the first sink) holds them.
+        let counted = sinks.iter().position(|s| s.replaces()).unwrap_or(0);
+        for (i, sink) in sinks.iter_mut().enumerate() {
+            let removed = if sink.replaces() {
+                if let Some(key) = &replace_key
+                    && !removals.is_empty()
+                {
+                    sink.remove_keys(key, removals.clone())?;
+                }
+                sink.drop_rows(&claim_tables, &gone)?
+            } else {
+                // Stale versions stay in an append-only sink's run; its readers' rule skips them.
+                sink.drop_rows(&claim_tables, &not_kept)?
+            };
+            if i == counted {
+                for (&t, n) in claim_tables.iter().zip(removed) {
+                    rows_per_table[t] -= n;
+                }
+            }
+        }
+        months.extend(
+            counts
+                .keys()
+                .filter_map(|(v, _, m)| v.clone().map(|v| (v, m.clone()))),
+        );
+        let overlap = v2_v3_overlap(&months);
+        if !overlap.is_empty() {
+            progress.note(&format!(
+            "warning: {} holds v2 and v3 claims for {} service month(s) ({}); the same claims may be counted twice: see the README's v2 to v3 cutover recipe",
+            args.out.display(),
+            overlap.len(),
+            month_ranges(&overlap)
+        ));
+        }
+        let transaction_time = transaction_time(&inputs)?;
+        let coverage_only = cclf8.coverage_only();
+        if let Some(t) = plan.cclf8_table() {
+            // BENE_AGE as of the export's transactionTime, else the run's start.
+            let as_of = transaction_time
+                .as_deref()
+                .and_then(|t| t.get(..10))
+                .and_then(claimline_link::parse_day)
+                .unwrap_or_else(|| started.div_euclid(86_400_000_000) as i32);
+            let rows = cclf8.rows(as_of);
+            write_table(&mut sinks, &mut rows_per_table, t, rows)?;
+        }
+        if let Some(t) = plan.counts_table() {
+            let rows: Vec<Vec<Cell>> = counts
+                .iter()
+                .map(|((version, ty, month), (n, lines, cents))| {
+                    vec![
+                        Cell::Text(run_id.clone()),
+                        version.clone().map_or(Cell::Null, Cell::Text),
+                        Cell::Text(ty.clone()),
+                        Cell::Text(month.clone()),
+                        Cell::Int(*n as i64),
+                        Cell::Int(*lines as i64),
+                        Cell::Decimal(*cents),
+                    ]
+                })
+                .collect();
+            write_table(&mut sinks, &mut rows_per_table, t, rows)?;
+        }
+        if let Some(t) = plan.claims_table() {
+            let rows: Vec<Vec<Cell>> = recorded
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.api_version
+                            .map_or(Cell::Null, |v| Cell::Text(v.as_str().to_owned())),
+                        Cell::Text(e.claim_key.clone()),
+                        Cell::Text(e.resource_id.clone()),
+                        e.last_updated.map_or(Cell::Null, Cell::Timestamp),
+                        Cell::Text(e.action.as_str().to_owned()),
+                        Cell::Text(run_id.clone()),
+                    ]
+                })
+                .collect();
+            write_table(&mut sinks, &mut rows_per_table, t, rows)?;
+        }
+
+        let table_counts: BTreeMap<String, u64> = tables
+            .iter()
+            .zip(&rows_per_table)
+            .map(|(t, n)| (t.name.clone(), *n))
+            .collect();
+        let mut versions: Vec<String> = summary
+            .files
+            .iter()
+            .flat_map(|f| f.api_versions.keys().cloned())
+            .collect();
+        versions.sort();
+        versions.dedup();
+        let record = RunRecord {
+            run_id: run_id.clone(),
+            started: format_timestamp(started),
+            finished: format_timestamp(now_micros()),
+            inputs: files.iter().map(|f| f.path.display().to_string()).collect(),
+            api_versions: versions,
+            views_hash,
+            resources: summary.resources(),
+            tables: table_counts.clone(),
+            rejects: summary.reject_count,
+            row_errors: issues.count,
+            transaction_time,
+            all_versions: options.all_versions,
+        };
+        let damaged: Vec<DamagedFile> = summary
+            .damaged()
+            .map(|(f, d)| DamagedFile {
+                file: f.path.clone(),
+                damage: d.clone(),
+                message: d.describe(&f.path),
+            })
+            .collect();
+        let failed_strict = args.strict && (summary.reject_count > 0 || issues.count > 0);
+        let refused = failed_strict || (!damaged.is_empty() && !args.accept_damaged);
+        if !refused {
+            let fault = |e| LoadError::io(&args.out, e);
+            claimline_fault::point("load.before-commit").map_err(fault)?;
+            // Every other sink is prepared, the deciding one (SQLite) commits: the run's commit
+            // point; then the others publish. A process that dies between the two has its
+            // Parquet partitions moved into place by the next command (`output::recover`).
+            let decider = sinks.iter().position(|s| s.decides());
+            for (i, sink) in sinks.iter_mut().enumerate() {
+                if Some(i) != decider {
+                    sink.prepare(&record, decider.is_some())?;
+                }
+            }
+            if let Some(i) = decider {
+                sinks.remove(i).commit(&record)?;
+                claimline_fault::point("load.between-commits").map_err(fault)?;
+            }
+            for sink in sinks {
+                sink.commit(&record)?;
+            }
+        } else {
+            drop(sinks);
+        }
+
+        let seconds = started_at.elapsed().as_secs_f64();
+        let report = LoadReport {
+            run_id,
+            resources: summary.resources(),
+            tables: table_counts,
+            rejects: Rejects {
+                count: summary.reject_count,
+                file: summary.rejects_file.clone(),
+            },
+            row_errors: RowErrors {
+                count: issues.count,
+                by_column: issues.by_column.clone(),
+                file: issues.written.then(|| issues.path.clone()),
+            },
+            bytes: summary.bytes(),
+            ndjson_bytes: summary.ndjson_bytes(),
+            seconds,
+            mb_per_s: if seconds > 0.0 {
+                summary.ndjson_bytes() as f64 / 1e6 / seconds
+            } else {
+                0.0
+            },
+            outputs: self.sinks.iter().map(|k| k.location(&args.out)).collect(),
+            committed: !refused,
+            damaged,
+            beneficiaries: benes.map(|(own, n)| Beneficiaries {
+                with_mbi: own,
+                known: n,
+                coverage_without_patient: coverage_only,
+                unresolved_claims: claims.unresolved_mbi,
+            }),
+            v2_v3_overlap_months: overlap,
+            history: History {
+                superseded: claims.superseded,
+                stale_groups: history.stale,
+                removed_groups: history.removed,
+                cancels: history.cancels,
+                all_versions: options.all_versions,
+            },
+            excluded: ExcludedClaims {
+                partial: claims.excluded_partial,
+                prior_auth: claims.excluded_prior_auth,
+            },
+        };
+        Ok(report)
+    }
+}
+
+/// (API version, claim type, service month) of `_claimline_counts`; the values are claims,
+/// lines and the payment sum in cents.
+type CountKey = (Option<String>, String, String);
+
+/// Per-claim counts of the link stage.
+#[derive(Default)]
+struct ClaimCounts {
+    superseded: u64,
+    unresolved_mbi: u64,
+    excluded_partial: u64,
+    excluded_prior_auth: u64,
+}
+
+/// Counts of the claim-history rule against earlier runs.
+#[derive(Default)]
+struct HistoryCounts {
+    stale: u64,
+    removed: u64,
+    cancels: u64,
+}
+
+/// Writes `rows` of table `t` to every sink (the last one takes them) and counts them.
+fn write_table(
+    sinks: &mut [Box<dyn TableSink>],
+    counted: &mut [u64],
+    t: usize,
+    rows: Vec<Vec<Cell>>,
+) -> Result<(), claimline_sink::Error> {
+    counted[t] += rows.len() as u64;
+    if let Some((last, first)) = sinks.split_last_mut() {
+        for sink in first {
+            sink.write_rows(t, &rows)?;
+        }
+        last.write(t, rows)?;
+    }
+    Ok(())
+}
+
+/// What the pre-pass found.
+struct PrePass {
+    benes: BeneIndex,
+}
+
+/// First pass: the Patient files of the input (by manifest type, else by a file name starting
+/// with `Patient`) to beneficiary id → current MBI, so the main pass can fill `BENE_MBI_ID`.
+/// Rejects are left to the main pass.
+fn pre_pass(files: &[InputFile], threads: usize, plan: &Plan) -> Result<PrePass, LoadError> {
+    let is_patient = |f: &InputFile| match &f.expected_type {
+        Some(t) => t == "Patient",
+        None => f
+            .path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("Patient")),
+    };
+    let mut out = PrePass {
+        benes: BeneIndex::default(),
+    };
+    let wanted: Vec<InputFile> = files.iter().filter(|f| is_patient(f)).cloned().collect();
+    if !plan.needs_bene_index() || wanted.is_empty() {
+        return Ok(out);
+    }
+    let opts = ScanOptions {
+        threads,
+        lines_in_batch: true,
+        ..ScanOptions::default()
+    };
+    scan(
+        &wanted,
+        &opts,
+        || (),
+        |(), r| {
+            if r.resource_type == "Patient" {
+                patient_mbi(r)
+            } else {
+                None
+            }
+        },
+        |batch| {
+            for (version, bene, mbi) in batch.items.into_iter().flatten() {
+                out.benes.insert(version, bene, mbi);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// What the scan kept of an EOB until the claim-history rule decides whether its rows stay.
+struct EobRecord {
+    file_index: usize,
+    /// File line number.
+    line: u64,
+    /// Its API version (`_api_version` of its rows).
+    api_version: Option<claimline_ndjson::ApiVersion>,
+    summary: Option<claimline_link::ClaimSummary>,
+    excluded: Option<Excluded>,
+    unresolved_mbi: bool,
+    issues: Vec<claimline_link::RowIssue>,
+    /// Some claim-table view runs on its API version (a version left out counts as superseded).
+    claim_views: bool,
+}
+
+impl EobRecord {
+    /// Counts a resource whose rows stay: row errors, exclusions, unresolved MBIs and its
+    /// `_claimline_counts` share.
+    fn account(
+        self,
+        tables: &[claimline_sink::TableSchema],
+        files: &[InputFile],
+        claims: &mut ClaimCounts,
+        counts: &mut BTreeMap<CountKey, (u64, u64, i128)>,
+        issues: &mut IssueLog,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        claims.unresolved_mbi += u64::from(self.unresolved_mbi);
+        match self.excluded {
+            Some(Excluded::Partial) => claims.excluded_partial += 1,
+            Some(Excluded::PriorAuth) => claims.excluded_prior_auth += 1,
+            None => {}
+        }
+        if let Some(sum) = self.summary {
+            let e = counts
+                .entry((
+                    self.api_version.map(|v| v.as_str().to_owned()),
+                    sum.claim_type,
+                    sum.month,
+                ))
+                .or_insert((0u64, 0u64, 0i128));
+            e.0 += 1;
+            e.1 += sum.lines;
+            e.2 += sum.payment_cents;
+        }
+        for issue in &self.issues {
+            issues.record(
+                &tables[issue.table].name,
+                issue,
+                &files[self.file_index].path,
+                self.line,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds the current MBIs of the latest run's `bene_xref` rows per beneficiary from Parquet
+/// (`DIR/parquet/bene_xref/run=*/part-*.parquet`), for beneficiaries `index` does not know.
+fn parquet_bene_index(root: &Path, index: &mut BeneIndex) -> Result<(), LoadError> {
+    let rows = claimline_sink::read_committed_parquet(
+        root,
+        claimline_link::BENE_XREF,
+        &["_api_version", "BENE_ID", "MBI", "MBI_CURRENT", "_run_id"],
+    )?;
+    // (version, bene) → (run id, current MBI).
+    let mut latest: std::collections::HashMap<(Option<String>, String), (String, Option<String>)> =
+        std::collections::HashMap::new();
+    let text = |c: &Cell| match c {
+        Cell::Text(t) => Some(t.clone()),
+        _ => None,
+    };
+    for row in &rows {
+        let (Some(bene), Some(run)) = (text(&row[1]), text(&row[4])) else {
+            continue;
+        };
+        let mbi = match (&row[2], &row[3]) {
+            (Cell::Text(m), Cell::Bool(true)) => Some(m.clone()),
+            _ => None,
+        };
+        let entry = latest
+            .entry((text(&row[0]), bene))
+            .or_insert_with(|| (run.clone(), None));
+        if run > entry.0 {
+            *entry = (run, mbi);
+        } else if run == entry.0 && mbi.is_some() {
+            entry.1 = mbi;
+        }
+    }
+    for ((version, bene), (_, mbi)) in latest {
+        if let Some(mbi) = mbi {
+            let version = version.and_then(|v| claimline_ndjson::ApiVersion::parse(&v));
+            index.insert_if_absent(version, bene, mbi);
+        }
+    }
+    Ok(())
+}
+
+/// What earlier runs left in the SQLite output: beneficiaries and claim heads.
+struct EarlierRuns {
+    path: PathBuf,
+    conn: rusqlite::Connection,
+    has_xref: bool,
+    has_claims: bool,
+    has_counts: bool,
+}
+
+impl EarlierRuns {
+    fn open(path: &Path) -> Result<Self, LoadError> {
+        let conn = claimline_sink::open_earlier(path)?;
+        let exists = |t: &str| -> Result<bool, LoadError> {
+            Ok(conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [t],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(sqlite_error(path))?
+                > 0)
+        };
+        let has_xref = exists(claimline_link::BENE_XREF)?;
+        let has_claims = exists(claimline_link::CLAIMS_TABLE)?;
+        let has_counts = exists(claimline_link::COUNTS_TABLE)?;
+        Ok(EarlierRuns {
+            path: path.to_owned(),
+            conn,
+            has_xref,
+            has_claims,
+            has_counts,
+        })
+    }
+
+    /// The record of the last run (`None`: no run recorded).
+    fn last_run(&self) -> Result<Option<RunRecord>, LoadError> {
+        let exists: i64 = self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_claimline_runs'",
+            [],
+            |r| r.get(0),
+        ).map_err(sqlite_error(&self.path))?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        let record: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT record FROM _claimline_runs ORDER BY started DESC, run_id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(sqlite_error(&self.path))?;
+        // A record that cannot be read stops the load: the guards below depend on it.
+        record
+            .map(|r| {
+                serde_json::from_str::<RunRecord>(&r).map_err(|e| {
+                    LoadError::Sink(claimline_sink::Error::Corrupt {
+                        path: self.path.clone(),
+                        message: format!(
+                            "the last record of table _claimline_runs is not a run record ({e})"
+                        ),
+                    })
+                })
+            })
+            .transpose()
+    }
+
+    /// (API version, service month) of the claims earlier runs loaded.
+    fn months(&self) -> rusqlite::Result<std::collections::BTreeSet<(String, String)>> {
+        let mut out = std::collections::BTreeSet::new();
+        if !self.has_counts {
+            return Ok(out);
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT _api_version, SERVICE_MONTH FROM _claimline_counts WHERE _api_version IS NOT NULL",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+            out.insert(row?);
+        }
+        Ok(out)
+    }
+
+    /// Adds the current MBIs of `bene_xref` for beneficiaries the run's Patients did not give.
+    fn fill_bene_index(&self, index: &mut BeneIndex) -> rusqlite::Result<()> {
+        if !self.has_xref {
+            return Ok(());
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT _api_version, BENE_ID, MBI FROM bene_xref WHERE MBI_CURRENT = 1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (version, bene, mbi) = row?;
+            let version = version.and_then(|v| claimline_ndjson::ApiVersion::parse(&v));
+            index.insert_if_absent(version, bene, mbi);
+        }
+        Ok(())
+    }
+}
+
+/// The head earlier runs left for a group (from `_claimline_claims` as committed), and whether
+/// an earlier run cancelled the run's own winner.
+fn stored_head(
+    conn: &rusqlite::Connection,
+    mode: VersionMode,
+    g: &claimline_link::RunGroup<'_>,
+) -> rusqlite::Result<(Option<StoredHead>, bool)> {
+    let column = match mode {
+        VersionMode::Current => "_claim_key",
+        VersionMode::All => "_resource_id",
+    };
+    let version = g.api_version.map(|v| v.as_str());
+    let head: Option<(String, Option<String>)> = conn
+        .prepare_cached(&format!(
+            "SELECT _resource_id, _last_updated FROM _claimline_claims \
+             WHERE _api_version IS ?1 AND {column} = ?2 AND _action = 'version' \
+             ORDER BY _last_updated IS NULL, unixepoch(_last_updated, 'subsec') DESC, _run_id DESC LIMIT 1"
+        ))?
+        .query_row(rusqlite::params![version, g.key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    let cancelled = |id: &str| -> rusqlite::Result<bool> {
+        Ok(conn
+            .prepare_cached(&format!(
+                "SELECT count(*) FROM _claimline_claims WHERE _api_version IS ?1 \
+                 AND {column} = ?2 AND _action = 'cancel' AND _resource_id = ?3"
+            ))?
+            .query_row(rusqlite::params![version, g.key, id], |r| {
+                r.get::<_, i64>(0)
+            })?
+            > 0)
+    };
+    let stored = match head {
+        Some((id, lu)) => Some(StoredHead {
+            cancelled: cancelled(&id)?,
+            last_updated: lu.as_deref().and_then(parse_instant),
+            resource_id: id,
+        }),
+        None => None,
+    };
+    let run_head_cancelled = match g.head {
+        Some(h) => cancelled(&h.resource_id)?,
+        None => false,
+    };
+    Ok((stored, run_head_cancelled))
+}
+
+/// The `transactionTime` of the manifest in the first input folder that has one.
+///
+/// # Errors
+/// A manifest that is there but cannot be read (exit 3): the run's incremental state depends on it.
+fn transaction_time(inputs: &[PathBuf]) -> Result<Option<String>, claimline_ndjson::Error> {
+    for m in inputs.iter().map(|p| {
+        if p.is_dir() {
+            p.join("manifest.json")
+        } else {
+            p.with_file_name("manifest.json")
+        }
+    }) {
+        if m.is_file()
+            && let Some(t) = Manifest::read(&m)?.transaction_time
+        {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
+}
+
+/// Row errors: counted per `table.column`, and written (no values: they may be PHI) to an
+/// owner-only NDJSON file beside the rejects.
+struct IssueLog {
+    path: PathBuf,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    written: bool,
+    count: u64,
+    by_column: BTreeMap<String, u64>,
+}
+
+impl IssueLog {
+    fn new(path: PathBuf) -> Self {
+        IssueLog {
+            path,
+            out: None,
+            written: false,
+            count: 0,
+            by_column: BTreeMap::new(),
+        }
+    }
+
+    fn record(
+        &mut self,
+        table: &str,
+        issue: &claimline_link::RowIssue,
+        file: &Path,
+        line: u64,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.count += 1;
+        let key = if issue.column.is_empty() {
+            table.to_owned()
+        } else {
+            format!("{table}.{}", issue.column)
+        };
+        *self.by_column.entry(key).or_insert(0) += 1;
+        if self.out.is_none() {
+            let f = claimline_ndjson::create_private(&self.path)?;
+            self.out = Some(std::io::BufWriter::new(f));
+            self.written = true;
+        }
+        if let Some(out) = &mut self.out {
+            let rec = serde_json::json!({
+                "file": file.display().to_string(),
+                "line": line,
+                "resource_id": issue.resource_id,
+                "table": table,
+                "column": issue.column,
+                "error": issue.reason,
+            });
+            serde_json::to_writer(&mut *out, &rec)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(mut out) = self.out.take() {
+            out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// What a load did (`claimline load --json` prints it as is).
+#[derive(Debug, serde::Serialize)]
+pub struct LoadReport {
+    /// The run's id.
+    pub run_id: String,
+    /// Resources read per type.
+    pub resources: BTreeMap<String, u64>,
+    /// Rows written per table.
+    pub tables: BTreeMap<String, u64>,
+    /// Rejected lines.
+    pub rejects: Rejects,
+    /// Values that did not fit their column.
+    pub row_errors: RowErrors,
+    /// Bytes on disk read.
+    pub bytes: u64,
+    /// Bytes of NDJSON read.
+    pub ndjson_bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// NDJSON MB per second.
+    pub mb_per_s: f64,
+    /// What was written.
+    pub outputs: Vec<PathBuf>,
+    /// False when nothing was written: `--strict` found problems, or an input file is damaged
+    /// (without `--accept-rejects`).
+    pub committed: bool,
+    /// Input files that could not be read to their end (a cut or corrupt gzip stream).
+    pub damaged: Vec<DamagedFile>,
+    /// MBI resolution, when a view has a `BENE_MBI_ID`-style link column.
+    pub beneficiaries: Option<Beneficiaries>,
+    /// v3 EOBs left out of the CCLF tables (see `--include-partial`).
+    pub excluded: ExcludedClaims,
+    /// The claim-history rule.
+    pub history: History,
+    /// Service months (`YYYY-MM`) for which the output holds both v2 and v3 claims (a warning:
+    /// see the README's cutover recipe).
+    pub v2_v3_overlap_months: Vec<String>,
+}
+
+/// Months present for both v2 and v3.
+fn v2_v3_overlap(months: &std::collections::BTreeSet<(String, String)>) -> Vec<String> {
+    months
+        .iter()
+        .filter(|(v, m)| {
+            v == "v2" && !m.is_empty() && months.contains(&("v3".to_owned(), m.clone()))
+        })
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+/// `2021-03…2021-05, 2022-01` for sorted months.
+pub fn month_ranges(months: &[String]) -> String {
+    let index = |m: &str| -> Option<i32> {
+        let (y, mo) = m.split_once('-')?;
+        Some(y.parse::<i32>().ok()? * 12 + mo.parse::<i32>().ok()?)
+    };
+    let mut parts: Vec<String> = Vec::new();
+    let mut start = 0;
+    for i in 0..months.len() {
+        let next_follows = months.get(i + 1).is_some_and(|n| {
+            index(n)
+                .zip(index(&months[i]))
+                .is_some_and(|(a, b)| a == b + 1)
+        });
+        if !next_follows {
+            parts.push(if i == start {
+                months[i].clone()
+            } else {
+                format!("{}…{}", months[start], months[i])
+            });
+            start = i + 1;
+        }
+    }
+    parts.join(", ")
+}
+
+/// What the claim-history rule did (see ARCHITECTURE.md, claim keys and versions).
+#[derive(Debug, serde::Serialize)]
+pub struct History {
+    /// EOBs whose rows this run left out: an earlier version in the run, a cancelled version,
+    /// or the same version twice (Group/all and Group/runout).
+    pub superseded: u64,
+    /// Claim groups whose run version is older than one an earlier run loaded (kept in the
+    /// run's Parquet partition, not in SQLite).
+    pub stale_groups: u64,
+    /// Claim groups removed because their current version was cancelled.
+    pub removed_groups: u64,
+    /// Cancelled versions seen.
+    pub cancels: u64,
+    /// `--all-versions`.
+    pub all_versions: bool,
+}
+
+/// MBI resolution of a load.
+#[derive(Debug, serde::Serialize)]
+pub struct Beneficiaries {
+    /// Beneficiaries of the input's Patients with a current MBI.
+    pub with_mbi: u64,
+    /// Beneficiaries whose MBI was known to the load: the input's and earlier runs'
+    /// (`bene_xref`).
+    pub known: u64,
+    /// Beneficiaries with Coverage but no Patient in the input: no `cclf8` row this run.
+    pub coverage_without_patient: u64,
+    /// Claims whose beneficiary no Patient resolved (their `BENE_MBI_ID` is NULL).
+    pub unresolved_claims: u64,
+}
+
+/// v3 EOBs left out of the CCLF tables.
+#[derive(Debug, serde::Serialize)]
+pub struct ExcludedClaims {
+    /// Partially adjudicated (`outcome` = `partial`).
+    pub partial: u64,
+    /// Prior authorizations (`use` = `preauthorization`).
+    pub prior_auth: u64,
+}
+
+/// An input file a load could not read to its end.
+#[derive(Debug, serde::Serialize)]
+pub struct DamagedFile {
+    /// The file.
+    pub file: PathBuf,
+    /// How, and how far it was read.
+    #[serde(flatten)]
+    pub damage: claimline_ndjson::Damage,
+    /// The same in one sentence.
+    pub message: String,
+}
+
+/// Rejected lines of a load.
+#[derive(Debug, serde::Serialize)]
+pub struct Rejects {
+    /// How many.
+    pub count: u64,
+    /// Where they were written.
+    pub file: Option<PathBuf>,
+}
+
+/// Row errors of a load.
+#[derive(Debug, serde::Serialize)]
+pub struct RowErrors {
+    /// How many.
+    pub count: u64,
+    /// Per `table.column`.
+    pub by_column: BTreeMap<String, u64>,
+    /// Where they were written.
+    pub file: Option<PathBuf>,
+}
+
+/// Maps a SQLite failure on the output database `path` to this crate's error.
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LoadError + '_ {
+    move |e| LoadError::io(path, std::io::Error::other(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_months_read_as_ranges() {
+        let months: std::collections::BTreeSet<(String, String)> = [
+            ("v2", "2021-03"),
+            ("v2", "2021-04"),
+            ("v2", "2021-05"),
+            ("v2", "2022-01"),
+            ("v2", "2020-12"),
+            ("v3", "2021-03"),
+            ("v3", "2021-04"),
+            ("v3", "2021-05"),
+            ("v3", "2022-01"),
+            ("v3", "2023-01"),
+        ]
+        .iter()
+        .map(|(v, m)| ((*v).to_owned(), (*m).to_owned()))
+        .collect();
+        let overlap = v2_v3_overlap(&months);
+        assert_eq!(overlap, ["2021-03", "2021-04", "2021-05", "2022-01"]);
+        assert_eq!(month_ranges(&overlap), "2021-03…2021-05, 2022-01");
+        assert_eq!(
+            month_ranges(&["2021-12".to_owned(), "2022-01".to_owned()]),
+            "2021-12…2022-01"
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! Finding the views a load runs: the built-in sets embedded in the library (every file of
+//! `mappings/basic/` and `mappings/cclf/v1|v2|v3/`, by directory), or files and folders.
+
+use std::path::{Component, Path, PathBuf};
+
+use claimline_link::PlannedView;
+use claimline_ndjson::ApiVersion;
+use claimline_view::ViewDefinition;
+
+use crate::LoadError;
+
+/// A view's source text and where it came from.
+pub struct ViewSource {
+    /// `builtin:basic/patient.json` or a file path.
+    pub origin: String,
+    /// The JSON text.
+    pub text: String,
+    /// The API version its folder names (`…/v2/…`), if any.
+    pub api_version: Option<ApiVersion>,
+}
+
+include!(concat!(env!("OUT_DIR"), "/builtin_views.rs"));
+
+/// The name of the set used when `--views` is not given.
+pub const DEFAULT_SET: &str = "cclf";
+
+/// The built-in sets by name.
+pub fn builtin(name: &str) -> Option<&'static [(&'static str, &'static str)]> {
+    match name {
+        "basic" => Some(BASIC),
+        "cclf" => Some(CCLF),
+        _ => None,
+    }
+}
+
+fn version_of(path: &Path) -> Option<ApiVersion> {
+    path.components().rev().skip(1).find_map(|c| match c {
+        Component::Normal(s) => ApiVersion::parse(&s.to_string_lossy()),
+        _ => None,
+    })
+}
+
+/// Resolves `--views` arguments: the name of a built-in set, or files and folders of JSON.
+///
+/// # Errors
+/// [`LoadError::Usage`] when an argument names no view; [`LoadError::Io`] when a file cannot be
+/// read.
+pub fn sources(args: &[String]) -> Result<Vec<ViewSource>, LoadError> {
+    let args: Vec<String> = if args.is_empty() {
+        vec![DEFAULT_SET.to_owned()]
+    } else {
+        args.to_vec()
+    };
+    let mut out = Vec::new();
+    for arg in &args {
+        if let Some(set) = builtin(arg) {
+            out.extend(set.iter().map(|(name, text)| ViewSource {
+                origin: format!("builtin:{name}"),
+                text: (*text).to_owned(),
+                api_version: version_of(Path::new(name)),
+            }));
+            continue;
+        }
+        let path = PathBuf::from(arg);
+        let mut files = Vec::new();
+        collect(&path, &mut files).map_err(|e| LoadError::io(&path, e))?;
+        if files.is_empty() {
+            return Err(LoadError::Usage(format!(
+                "{arg}: no ViewDefinition (*.json) found; give a file, a folder, or a built-in set (basic, cclf)"
+            )));
+        }
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|e| LoadError::io(&f, e))?;
+            out.push(ViewSource {
+                origin: f.display().to_string(),
+                api_version: version_of(&f),
+                text,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                collect(&p, out)?;
+            } else if p.extension().is_some_and(|x| x == "json") {
+                out.push(p);
+            }
+        }
+    } else {
+        std::fs::metadata(path)?;
+        out.push(path.to_owned());
+    }
+    Ok(())
+}
+
+/// Loads and validates every view.
+///
+/// # Errors
+/// [`LoadError::Usage`] for a view that is not a valid ViewDefinition.
+pub fn load(sources: &[ViewSource]) -> Result<Vec<PlannedView>, LoadError> {
+    sources
+        .iter()
+        .map(|s| {
+            let view = ViewDefinition::from_json(&s.text, &s.origin)
+                .map_err(|e| LoadError::Usage(e.to_string()))?;
+            Ok(PlannedView {
+                view,
+                api_version: s.api_version,
+            })
+        })
+        .collect()
+}
+
+/// A stable hash of the views' texts (FNV-1a, 64 bits, over origin and text in order): the run
+/// records keep it so a later load can tell the tables were built by other views.
+pub fn hash(sources: &[ViewSource]) -> String {
+    let mut h = claimline_model::Fnv1a64::new();
+    for s in sources {
+        h.write(s.origin.as_bytes())
+            .write(&[0])
+            .write(s.text.as_bytes())
+            .write(&[0]);
+    }
+    h.hex()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_set_is_cclf_with_eleven_views_per_version() {
+        let sources = sources(&[]).expect("built-in set");
+        assert_eq!(sources.len(), 33);
+        for v in [ApiVersion::V1, ApiVersion::V2, ApiVersion::V3] {
+            assert_eq!(
+                sources.iter().filter(|s| s.api_version == Some(v)).count(),
+                11
+            );
+        }
+        assert!(sources[0].origin.starts_with("builtin:cclf/"));
+        let basic = super::sources(&["basic".to_owned()]).expect("basic");
+        assert!(basic.iter().all(|s| s.api_version.is_none()));
+    }
+}

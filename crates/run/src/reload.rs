@@ -1,0 +1,140 @@
+//! `reload`: rebuild an output folder's tables from its kept exports, e.g. after a mapping
+//! change.
+
+use std::path::{Path, PathBuf};
+
+use claimline_fetch::ExportState;
+use claimline_load::{Loader, Progress, output};
+use claimline_model::create_private_dir;
+
+use crate::RunError;
+use crate::state::{RunState, STATE_FILE, chains};
+
+fn has_data(export: &Path) -> bool {
+    ExportState::load(export)
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.complete && s.files.iter().any(|f| !f.error_file))
+}
+
+/// What a reload did.
+#[derive(Debug, serde::Serialize)]
+pub struct ReloadReport {
+    /// The output folder.
+    pub out: PathBuf,
+    /// The runs whose exports were loaded again, in order.
+    pub runs: Vec<String>,
+    /// Runs whose exports are gone (and that no rebuild needed).
+    pub skipped: Vec<String>,
+    /// Rows written.
+    pub rows: u64,
+    /// Rejected lines.
+    pub rejects: u64,
+    /// Row errors.
+    pub row_errors: u64,
+}
+
+/// Rebuilds the tables of the `claimline run` output folder `out` from its kept exports with
+/// `views`: each export loaded again, in run order and under its run id, into a staging folder
+/// that replaces the tables only when every load succeeded (a swap the next command finishes if
+/// this process dies in it). Refuses, changing nothing, when an export a rebuild needs is gone.
+///
+/// # Errors
+/// [`RunError::Usage`] (not a run folder, nothing to rebuild from, an export gone),
+/// [`RunError::Damaged`], and the loads' errors; the tables are then left as they were.
+pub fn reload(
+    out: &Path,
+    views: &[String],
+    progress: &dyn Progress,
+) -> Result<ReloadReport, RunError> {
+    if !out.join(STATE_FILE).is_file() {
+        return Err(RunError::Usage(format!(
+            "{} is not an output folder of claimline run (no {})",
+            out.display(),
+            STATE_FILE
+        )));
+    }
+    let lock = output::lock_or_busy(out)?;
+    for note in output::recover(out)? {
+        progress.note(&note);
+    }
+    let state = RunState::load(out)?;
+    // Refuse, changing nothing, when the kept exports cannot rebuild what the tables hold.
+    let needs = chains(&state, out);
+    if !needs.missing.is_empty() {
+        return Err(RunError::Usage(format!(
+            "{} cannot be rebuilt: the exports of run(s) {} are gone, and the tables hold data \
+             that only they had (each scope needs its latest full export and every export after \
+             it). The tables were left as they are; fetch a full export of each such scope \
+             (claimline run --since full) and reload then",
+            out.display(),
+            needs.missing.join(", ")
+        )));
+    }
+    let mut loaded = Vec::new();
+    let mut skipped = Vec::new();
+    for run in &state.runs {
+        let export = out.join(&run.export);
+        if run.pruned || !export.is_dir() {
+            skipped.push(run.run_id.clone());
+        } else if has_data(&export) {
+            loaded.push((run.run_id.clone(), export));
+        }
+    }
+    if loaded.is_empty() {
+        return Err(RunError::Usage(format!(
+            "{} has no kept export to rebuild from (claimline run keeps them in {}/exports)",
+            out.display(),
+            out.display()
+        )));
+    }
+    let stamp = output::new_run_id();
+    let staging = output::reload_staging(out, &stamp);
+    create_private_dir(&staging).map_err(|e| RunError::io(&staging, e))?;
+    let mut rows = 0u64;
+    let mut row_errors = 0u64;
+    let mut rejects = 0u64;
+    for (run_id, export) in &loaded {
+        let loaded = Loader::new(&staging)
+            .views(views.to_vec())
+            .run_id(Some(run_id.clone()))
+            .load_holding_lock(std::slice::from_ref(export), progress, &lock);
+        let report = match loaded {
+            Ok(report) if !report.committed => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(RunError::Damaged {
+                    message: format!(
+                        "{} damaged file(s) in {}; the tables were left as they were",
+                        report.damaged.len(),
+                        export.display()
+                    ),
+                    files: report.damaged,
+                });
+            }
+            Ok(report) => report,
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(RunError::Reload {
+                    export: export.clone(),
+                    source: Box::new(err),
+                });
+            }
+        };
+        rows += report.tables.values().sum::<u64>();
+        rejects += report.rejects.count;
+        row_errors += report.row_errors.count;
+    }
+    // Every load succeeded: from here on the swap is finished, even by the next command if this
+    // process dies in it.
+    let ready = staging.join(output::RELOAD_READY);
+    std::fs::write(&ready, b"").map_err(|e| RunError::io(&ready, e))?;
+    output::swap_in_reload(out, &stamp)?;
+    Ok(ReloadReport {
+        out: out.to_owned(),
+        runs: loaded.into_iter().map(|(id, _)| id).collect(),
+        skipped,
+        rows,
+        rejects,
+        row_errors,
+    })
+}
