@@ -564,6 +564,12 @@ fn other_views_refuse_until_reload_rebuilds_from_kept_exports() {
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("claimline reload"), "{stderr}");
+    // Refused before an export was asked for (issue 13): no second export folder.
+    assert_eq!(
+        fs::read_dir(out.join("exports")).expect("exports").count(),
+        1,
+        "no export asked for"
+    );
     assert_eq!(
         query::<i64>(&out, "SELECT count(*) FROM eob"),
         6,

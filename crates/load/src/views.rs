@@ -100,6 +100,39 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The resource types BCDA exports (API v1, v2 and v3): a view of any other type would match
+/// nothing (a typo such as `Patinet` among them).
+pub const SERVED: [&str; 5] = [
+    "ExplanationOfBenefit",
+    "Patient",
+    "Coverage",
+    "Claim",
+    "ClaimResponse",
+];
+
+/// Writes `sources` into `dir` as files a user can edit and load with `--views DIR/...`: a
+/// built-in view keeps its path in the set (`cclf/v2/cclf1.json`, so the version folder still
+/// limits it to its API version), a view from a file its file name. Returns the files written.
+///
+/// # Errors
+/// [`LoadError::Io`].
+pub fn export(sources: &[ViewSource], dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let mut written = Vec::new();
+    for s in sources {
+        let rel = match s.origin.strip_prefix("builtin:") {
+            Some(rel) => PathBuf::from(rel),
+            None => PathBuf::from(Path::new(&s.origin).file_name().unwrap_or_default()),
+        };
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| LoadError::io(parent, e))?;
+        }
+        std::fs::write(&path, &s.text).map_err(|e| LoadError::io(&path, e))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// Loads and validates every view.
 ///
 /// # Errors
@@ -110,6 +143,14 @@ pub fn load(sources: &[ViewSource]) -> Result<Vec<PlannedView>, LoadError> {
         .map(|s| {
             let view = ViewDefinition::from_json(&s.text, &s.origin)
                 .map_err(|e| LoadError::Usage(e.to_string()))?;
+            if !SERVED.contains(&view.resource()) {
+                return Err(LoadError::Usage(format!(
+                    "{}: resource `{}` is not a resource type BCDA serves ({}); the view would load nothing",
+                    s.origin,
+                    view.resource(),
+                    SERVED.join(", ")
+                )));
+            }
             Ok(PlannedView {
                 view,
                 api_version: s.api_version,

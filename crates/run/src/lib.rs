@@ -529,8 +529,25 @@ pub fn run(
         load_progress.note(&note);
     }
     // The run records decide what is loaded; damaged ones stop the run before it asks BCDA for
-    // anything or writes any state.
-    read_runs(out)?;
+    // anything or writes any state. So do views other than those that built the tables: they
+    // are checked before an export is asked for, not after its download.
+    let earlier_runs = read_runs(out)?;
+    let views_hash = views::hash(&views::sources(&settings.views)?);
+    if let Some(last) = earlier_runs.last()
+        && !last.views_hash.is_empty()
+        && last.views_hash != views_hash
+    {
+        let line = format!(
+            "the tables in {} were built by other views (views hash {}, now {views_hash}); \
+             rebuild them from the kept exports with `claimline reload --out {}` and these \
+             views, then run again",
+            out.display(),
+            last.views_hash,
+            out.display()
+        );
+        log.line(&line);
+        return Err(RunError::ViewsChanged(line));
+    }
     let mut state = RunState::load(out)?;
     let index = state.scope_index(&scope);
     let (run_id, since, resumed) = match &state.scopes[index].pending {

@@ -1,4 +1,4 @@
-//! `claimline views list|check|doc`: what the views of a set build, whether they load, and a
+//! `claimline views list|check|doc|export`: what the views of a set build, whether they load, and a
 //! Markdown data dictionary of them.
 
 use std::collections::BTreeMap;
@@ -37,6 +37,14 @@ enum Action {
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Write the views of a set (by default the built-in `cclf` set) as files into DIR, to
+    /// start customising them without the source tree: `claimline load --views DIR/cclf`.
+    Export {
+        /// The folder to write into.
+        dir: PathBuf,
+        #[command(flatten)]
+        which: Which,
     },
 }
 
@@ -77,6 +85,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "ok: {} views, {} tables",
                 sources.len(),
                 plan.tables().len()
+            )?;
+        }
+        Action::Export { dir, which } => {
+            let sources = views::sources(&which.views)?;
+            let written = views::export(&sources, &dir)?;
+            writeln!(
+                stdout,
+                "wrote {} views into {}",
+                written.len(),
+                dir.display()
             )?;
         }
         Action::Doc { which, out } => {
