@@ -37,8 +37,8 @@ pub mod views;
 
 pub use error::LoadError;
 pub use loader::{
-    Beneficiaries, DamagedFile, ExcludedClaims, History, LoadReport, Loader, ParquetOutput,
-    Rejects, RowErrors, SinkKind, SqliteOutput, month_ranges,
+    ArrowOutput, Beneficiaries, DamagedFile, ExcludedClaims, History, LoadReport, Loader,
+    ParquetOutput, Rejects, RowErrors, SinkKind, SqliteOutput, month_ranges,
 };
 pub use progress::{NoProgress, Progress};
 

@@ -87,6 +87,32 @@ impl SinkKind for ParquetOutput {
     }
 }
 
+/// Arrow record batches in memory (the Parquet files' types), appended to a shared
+/// [`claimline_sink::ArrowTables`] at commit: for a caller that wants tables, not files.
+pub struct ArrowOutput(pub claimline_sink::ArrowTables);
+
+impl SinkKind for ArrowOutput {
+    fn name(&self) -> &'static str {
+        "arrow"
+    }
+
+    fn location(&self, out: &Path) -> PathBuf {
+        out.join("(memory)")
+    }
+
+    fn open(
+        &self,
+        _out: &Path,
+        _run_id: &str,
+        tables: &[TableSchema],
+    ) -> Result<Box<dyn TableSink>, claimline_sink::Error> {
+        Ok(Box::new(claimline_sink::ArrowSink::new(
+            tables,
+            self.0.clone(),
+        )))
+    }
+}
+
 /// A load: which views, into which output folder and sinks, with which rules. Built with
 /// [`Loader::new`] and its setters; [`Loader::load`] runs it.
 pub struct Loader {
@@ -128,6 +154,12 @@ impl Loader {
     /// The built-in outputs to write (replacing the ones chosen before).
     pub fn format(mut self, format: crate::Format) -> Self {
         self.sinks = format.sinks();
+        self
+    }
+
+    /// Writes only to `sinks` (replacing the built-in outputs).
+    pub fn sinks(mut self, sinks: Vec<Box<dyn SinkKind>>) -> Self {
+        self.sinks = sinks;
         self
     }
 

@@ -10,17 +10,11 @@
 //! records the run in `_claimline_runs.json`. [`recover`] finishes or removes what a process that
 //! died left in the staging folder, so SQLite and Parquet never disagree about a run.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow_array::builder::{
-    BooleanBuilder, Date32Builder, Decimal128Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
-};
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -84,32 +78,6 @@ pub struct ParquetSink {
     prepared: Option<RunRecord>,
 }
 
-fn arrow_type(ty: &ColumnType) -> DataType {
-    match ty {
-        ColumnType::Text | ColumnType::Code | ColumnType::Json => DataType::Utf8,
-        ColumnType::Integer => DataType::Int64,
-        ColumnType::Boolean => DataType::Boolean,
-        ColumnType::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale),
-        ColumnType::Date => DataType::Date32,
-        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-    }
-}
-
-fn arrow_schema(schema: &TableSchema) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .columns
-        .iter()
-        .map(|c| {
-            let f = Field::new(&c.name, arrow_type(&c.ty), true);
-            match &c.description {
-                Some(d) => f.with_metadata(HashMap::from([("description".into(), d.clone())])),
-                None => f,
-            }
-        })
-        .collect();
-    Arc::new(Schema::new(fields))
-}
-
 fn properties(schema: &TableSchema) -> WriterProperties {
     let columns: Vec<serde_json::Value> = schema
         .columns
@@ -158,7 +126,7 @@ impl ParquetSink {
             .iter()
             .map(|s| TableWriter {
                 schema: s.clone(),
-                arrow: arrow_schema(s),
+                arrow: crate::arrow::arrow_schema(s),
                 dir: staging.join(&s.name),
                 props: properties(s),
                 writer: None,
@@ -324,106 +292,7 @@ impl TableWriter {
     }
 
     fn batch(&self, rows: Vec<Vec<Cell>>) -> Result<RecordBatch, Error> {
-        let n = rows.len();
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.columns.len());
-        for (i, col) in self.schema.columns.iter().enumerate() {
-            let bad = |c: &Cell| Error::Row {
-                table: self.schema.name.clone(),
-                column: col.name.clone(),
-                message: format!("{c:?} in a {:?} column", col.ty),
-            };
-            let cells = rows.iter().map(|r| r.get(i).unwrap_or(&Cell::Null));
-            let array: ArrayRef = match &col.ty {
-                ColumnType::Text | ColumnType::Code | ColumnType::Json => {
-                    let mut b = StringBuilder::with_capacity(n, n * 8);
-                    for c in cells {
-                        match c {
-                            Cell::Null => b.append_null(),
-                            Cell::Text(s) => b.append_value(s),
-                            other => return Err(bad(other)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                ColumnType::Integer => {
-                    let mut b = Int64Builder::with_capacity(n);
-                    for c in cells {
-                        match c {
-                            Cell::Null => b.append_null(),
-                            Cell::Int(v) => b.append_value(*v),
-                            other => return Err(bad(other)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                ColumnType::Boolean => {
-                    let mut b = BooleanBuilder::with_capacity(n);
-                    for c in cells {
-                        match c {
-                            Cell::Null => b.append_null(),
-                            Cell::Bool(v) => b.append_value(*v),
-                            other => return Err(bad(other)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                ColumnType::Decimal { precision, scale } => {
-                    let mut b = Decimal128Builder::with_capacity(n);
-                    for c in cells {
-                        match c {
-                            Cell::Null => b.append_null(),
-                            Cell::Decimal(v) => b.append_value(*v),
-                            other => return Err(bad(other)),
-                        }
-                    }
-                    let a = b
-                        .finish()
-                        .with_precision_and_scale(*precision, *scale)
-                        .map_err(|e| Error::Row {
-                            table: self.schema.name.clone(),
-                            column: col.name.clone(),
-                            message: e.to_string(),
-                        })?;
-                    // Precision is checked here, not trusted: a value with too many digits
-                    // would otherwise be written and misread.
-                    a.validate_decimal_precision(*precision)
-                        .map_err(|e| Error::Row {
-                            table: self.schema.name.clone(),
-                            column: col.name.clone(),
-                            message: e.to_string(),
-                        })?;
-                    Arc::new(a)
-                }
-                ColumnType::Date => {
-                    let mut b = Date32Builder::with_capacity(n);
-                    for c in cells {
-                        match c {
-                            Cell::Null => b.append_null(),
-                            Cell::Date(v) => b.append_value(*v),
-                            other => return Err(bad(other)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                ColumnType::Timestamp => {
-                    let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-                    for c in cells {
-                        match c {
-                            Cell::Null => b.append_null(),
-                            Cell::Timestamp(v) => b.append_value(*v),
-                            other => return Err(bad(other)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-            };
-            columns.push(array);
-        }
-        RecordBatch::try_new(self.arrow.clone(), columns).map_err(|e| Error::Row {
-            table: self.schema.name.clone(),
-            column: String::new(),
-            message: e.to_string(),
-        })
+        crate::arrow::record_batch(&self.schema, &self.arrow, rows)
     }
 }
 
@@ -929,7 +798,10 @@ mod tests {
         assert!(amounts.is_null(0));
         assert_eq!(
             batches[0].schema().field(3).data_type(),
-            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            &arrow_schema::DataType::Timestamp(
+                arrow_schema::TimeUnit::Microsecond,
+                Some("UTC".into())
+            )
         );
         assert!(root.join("_claimline_runs.json").exists());
     }
