@@ -5,10 +5,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use claimline_fetch::FetchError;
-use claimline_load::LoadError;
-use claimline_run::RunError;
-
 /// An error in what the user asked for (exit code 2).
 #[derive(Debug)]
 pub struct UsageError(pub String);
@@ -21,18 +17,6 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-/// The exit code of a scan's error: 3 input unreadable, 4 a rejected line under `--strict`, 5
-/// the rejects file or a consumer (a sink) could not write.
-fn scan_code(e: &claimline_ndjson::Error) -> u8 {
-    use claimline_ndjson::Error as E;
-    match e {
-        E::Read { .. } | E::NoInput { .. } | E::Manifest { .. } => 3,
-        E::Strict { .. } => 4,
-        E::WriteRejects { .. } | E::Consumer(_) => 5,
-        _ => 1,
-    }
-}
-
 /// The exit code ARCHITECTURE.md gives `err`: 2 usage or invalid view, 3 input unreadable,
 /// 4 rejects under `--strict` or damaged input, 5 output not written (or an output's state
 /// file damaged), 6 BCDA refused, 7 BCDA says try later; anything unexpected is 1.
@@ -41,69 +25,16 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<UsageError>().is_some() {
             return 2;
         }
-        if let Some(e) = cause.downcast_ref::<RunError>() {
-            return run_code(e);
-        }
-        if let Some(e) = cause.downcast_ref::<LoadError>() {
-            return load_code(e);
-        }
-        if let Some(e) = cause.downcast_ref::<claimline_ndjson::Error>() {
-            return scan_code(e);
-        }
-        if let Some(e) = cause.downcast_ref::<FetchError>() {
-            return e.exit_code();
-        }
-        if cause.downcast_ref::<claimline_sink::Error>().is_some() {
-            return 5;
-        }
-        if cause.downcast_ref::<std::io::Error>().is_some() {
-            return 5;
+        if let Some(code) = claimline_run::failure::code_of(cause) {
+            return code;
         }
     }
     1
 }
 
-fn load_code(e: &LoadError) -> u8 {
-    match e {
-        LoadError::Usage(_) | LoadError::Plan(_) => 2,
-        LoadError::Input(e) => scan_code(e),
-        _ => 5,
-    }
-}
-
-fn run_code(e: &RunError) -> u8 {
-    match e {
-        RunError::Usage(_) | RunError::ViewsChanged(_) => 2,
-        RunError::Damaged { .. } => 4,
-        RunError::Fetch(e) => e.exit_code(),
-        RunError::Load(e) => load_code(e),
-        RunError::Reload { source, .. } => load_code(source),
-        RunError::Io { .. } => 5,
-        _ => 1,
-    }
-}
-
 /// The file the error names, from the first typed error in its chain that names one.
 pub fn file(err: &anyhow::Error) -> Option<PathBuf> {
-    err.chain().find_map(|cause| {
-        if let Some(e) = cause.downcast_ref::<claimline_sink::Error>() {
-            e.path().map(PathBuf::from)
-        } else if let Some(e) = cause.downcast_ref::<claimline_ndjson::Error>() {
-            e.path().map(PathBuf::from)
-        } else if let Some(e) = cause.downcast_ref::<FetchError>() {
-            e.path().map(PathBuf::from)
-        } else if let Some(e) = cause.downcast_ref::<LoadError>() {
-            e.path().map(PathBuf::from)
-        } else if let Some(RunError::Load(e)) = cause.downcast_ref::<RunError>() {
-            e.path().map(PathBuf::from)
-        } else if let Some(RunError::Fetch(e)) = cause.downcast_ref::<RunError>() {
-            e.path().map(PathBuf::from)
-        } else if let Some(RunError::Io { path, .. }) = cause.downcast_ref::<RunError>() {
-            Some(path.clone())
-        } else {
-            None
-        }
-    })
+    err.chain().find_map(claimline_run::failure::file)
 }
 
 /// The error in one line: each cause once (a cause whose words the line already holds, as in

@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use claimline_ndjson::{ApiVersion, InputFile, LineParser, Resource, detect_version};
+use claimline_ndjson::{ApiVersion, InputFile, Resource};
 use claimline_view::ViewDefinition;
 
 use crate::{BeneIndex, Cclf8Builder, Plan, PlannedView, Scratch, patient_mbi};
@@ -43,31 +43,14 @@ fn views() -> Vec<PlannedView> {
 }
 
 /// Calls `f` with each line of `data` that parses as a resource, as the scanner hands it on.
-fn each_resource(data: &[u8], mut f: impl FnMut(&Resource<'_>)) {
+fn each_resource(data: &[u8], f: impl FnMut(&Resource<'_>)) {
     static FILE: OnceLock<InputFile> = OnceLock::new();
     let file = FILE.get_or_init(|| InputFile::new("fuzz.ndjson"));
-    let mut parser = LineParser::new();
-    let mut offset = 0u64;
-    for (i, line) in data.split(|b| *b == b'\n').enumerate() {
-        let _ = parser.parse(line, |doc| {
-            let root = doc.root();
-            let Some(resource_type) = root.get("resourceType").and_then(|c| c.as_str()) else {
-                return;
-            };
-            f(&Resource {
-                file,
-                file_index: 0,
-                line: i as u64 + 1,
-                offset,
-                resource_type,
-                id: root.get("id").and_then(|c| c.as_str()),
-                api_version: detect_version(root),
-                root,
-                raw: line,
-            });
-        });
-        offset += line.len() as u64 + 1;
-    }
+    let lines = data
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, l)| (i as u64 + 1, l));
+    let _ = claimline_ndjson::parse_lines(file, lines, f);
 }
 
 /// Any bytes as Patient and Coverage lines through the CCLF8 link stage.

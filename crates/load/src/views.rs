@@ -63,7 +63,15 @@ pub fn sources(args: &[String]) -> Result<Vec<ViewSource>, LoadError> {
         }
         let path = PathBuf::from(arg);
         let mut files = Vec::new();
-        collect(&path, &mut files).map_err(|e| LoadError::io(&path, e))?;
+        collect(&path, &mut files).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                LoadError::Usage(format!(
+                    "{arg}: no such file or folder, and not a built-in set (basic, cclf)"
+                ))
+            } else {
+                LoadError::io(&path, e)
+            }
+        })?;
         if files.is_empty() {
             return Err(LoadError::Usage(format!(
                 "{arg}: no ViewDefinition (*.json) found; give a file, a folder, or a built-in set (basic, cclf)"

@@ -40,6 +40,7 @@ pub use input::{Compression, InputFile, Manifest, discover};
 pub use parse::LineParser;
 pub use reject::{Reject, RejectKind, RejectTarget, create_private};
 pub use scan::{
-    Batch, Damage, DamageKind, FileSummary, Resource, ScanOptions, ScanSummary, scan, scan_collect,
+    Batch, Damage, DamageKind, FileSummary, Resource, ScanOptions, ScanSummary, parse_lines, scan,
+    scan_collect,
 };
 pub use tape::{Cursor, Document, Kind};

@@ -251,6 +251,72 @@ impl ScanSummary {
     }
 }
 
+/// Parses NDJSON lines a caller holds (not a file the scanner reads: a batch handed over by
+/// another engine, with the file and line each came from) into [`Resource`]s as the scanner
+/// does: `f` gets each resource (its `file_index` is 0, its version detected from its shape
+/// unless `file` gives one), and each line that is not a resource comes back as a [`Reject`].
+pub fn parse_lines<'a>(
+    file: &InputFile,
+    lines: impl IntoIterator<Item = (u64, &'a [u8])>,
+    mut f: impl FnMut(&Resource<'_>),
+) -> Vec<Reject> {
+    let mut parser = LineParser::new();
+    let mut rejects = Vec::new();
+    for (line_no, raw) in lines {
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let reject = |kind, message: String| Reject {
+            file_index: 0,
+            line: line_no,
+            offset: 0,
+            kind,
+            message,
+            raw: line.to_vec(),
+        };
+        let parsed = parser.parse(line, |doc| {
+            let root = doc.root();
+            let Kind::Object(_) = root.kind() else {
+                return Err((
+                    RejectKind::NotAnObject,
+                    "the line is valid JSON but not an object".to_owned(),
+                ));
+            };
+            let Some(resource_type) = root.get("resourceType").and_then(|c| c.as_str()) else {
+                return Err((
+                    RejectKind::NoResourceType,
+                    "field `resourceType` is missing or not a string".to_owned(),
+                ));
+            };
+            f(&Resource {
+                file,
+                file_index: 0,
+                line: line_no,
+                offset: 0,
+                resource_type,
+                id: root.get("id").and_then(|c| c.as_str()),
+                api_version: file.api_version.or_else(|| detect_version(root)),
+                root,
+                raw: line,
+            });
+            Ok(())
+        });
+        match parsed {
+            Ok(Ok(())) => {}
+            Ok(Err((kind, message))) => rejects.push(reject(kind, message)),
+            Err(_) => {
+                let (at, why) = crate::parse::explain_invalid(line);
+                rejects.push(reject(
+                    RejectKind::InvalidJson,
+                    format!("invalid JSON at byte {at} of the line: {why}"),
+                ));
+            }
+        }
+    }
+    rejects
+}
+
 /// Scans `files`, calling `map` for every resource on a worker thread (with per-thread state
 /// made by `init`), and hands the results to `consume` on the calling thread in input order.
 ///

@@ -44,7 +44,7 @@ pub fn arrow_schema(schema: &TableSchema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// The rows of one table as a record batch of [`arrow_schema`]; a cell of the wrong type is an
+/// The rows of one table as a record batch of [`arrow_schema()`]; a cell of the wrong type is an
 /// [`Error::Row`] naming the table and column.
 ///
 /// # Errors

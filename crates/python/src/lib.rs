@@ -1,0 +1,366 @@
+//! The native module of the `claimline` Python package (`claimline._native`): the load, run
+//! and read jobs of the Rust pipeline, and the view engine over a batch of NDJSON lines, with
+//! zero-copy Arrow results for pyarrow. The Python layer (`python/claimline/`) wraps these
+//! functions with keyword arguments, docstrings, type stubs and typed exceptions; this module
+//! stays a thin layer over `claimline-load` and `claimline-run`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::{Array, BinaryArray, LargeBinaryArray, LargeStringArray, StringArray};
+use arrow_pyarrow::{FromPyArrow, ToPyArrow};
+use claimline_link::{BeneIndex, Cclf8Builder, Plan, Scratch, patient_mbi};
+use claimline_load::{ArrowOutput, Format, Loader, NoProgress, views};
+use claimline_ndjson::{ApiVersion, InputFile};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+create_exception!(
+    _native,
+    NativeError,
+    PyException,
+    "A failure of the pipeline: args are (code, message, file, line); the Python layer raises \
+     the typed exception of its code."
+);
+
+/// The error as `NativeError(code, message, file, line)`: the code is the CLI's exit code for
+/// the same failure (ARCHITECTURE.md), the file and line where it is (or None).
+fn native_error(err: &(dyn std::error::Error + 'static)) -> PyErr {
+    let mut message = String::new();
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        cause = e.source();
+    }
+    NativeError::new_err((
+        claimline_run::failure::exit_code(err),
+        message,
+        claimline_run::failure::file(err).map(|p| p.display().to_string()),
+        claimline_run::failure::line(err),
+    ))
+}
+
+fn usage(message: String) -> PyErr {
+    NativeError::new_err((2u8, message, None::<String>, None::<u64>))
+}
+
+fn format_of(name: &str) -> PyResult<Format> {
+    match name {
+        "sqlite" => Ok(Format::Sqlite),
+        "parquet" => Ok(Format::Parquet),
+        "both" => Ok(Format::Both),
+        other => Err(usage(format!(
+            "format {other:?}: expected \"sqlite\", \"parquet\" or \"both\""
+        ))),
+    }
+}
+
+/// `load(inputs, out, views, format, strict, run_id, threads, include_partial, all_versions,
+/// accept_rejects) -> str`: the `claimline load --json` report.
+#[pyfunction]
+#[pyo3(signature = (inputs, out, views, format, strict, run_id, threads, include_partial, all_versions, accept_rejects))]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "keyword arguments of the Python function"
+)]
+fn load(
+    py: Python<'_>,
+    inputs: Vec<PathBuf>,
+    out: PathBuf,
+    views: Vec<String>,
+    format: &str,
+    strict: bool,
+    run_id: Option<String>,
+    threads: usize,
+    include_partial: bool,
+    all_versions: bool,
+    accept_rejects: bool,
+) -> PyResult<String> {
+    let loader = Loader::new(out)
+        .views(views)
+        .format(format_of(format)?)
+        .strict(strict)
+        .run_id(run_id)
+        .threads(threads)
+        .include_partial(include_partial)
+        .all_versions(all_versions)
+        .accept_damaged(accept_rejects);
+    let report = py
+        .detach(|| loader.load(&inputs, &NoProgress))
+        .map_err(|e| native_error(&e))?;
+    serde_json::to_string(&report).map_err(|e| usage(e.to_string()))
+}
+
+/// `run(out, source, api, endpoint, types, since, views, keep, accept_rejects, credentials)
+/// -> str`: the `claimline run --json` report. `source` is `local:<folder>` (the embedded
+/// sandbox on those samples) or a BCDA base URL.
+#[pyfunction]
+#[pyo3(signature = (out, source, api, endpoint, types, since, views, keep, accept_rejects, credentials))]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "keyword arguments of the Python function"
+)]
+fn run(
+    py: Python<'_>,
+    out: PathBuf,
+    source: String,
+    api: &str,
+    endpoint: &str,
+    types: Vec<String>,
+    since: Option<String>,
+    views: Vec<String>,
+    keep: Option<usize>,
+    accept_rejects: bool,
+    credentials: Option<PathBuf>,
+) -> PyResult<String> {
+    use claimline_run::{RunLog, RunSettings, Since, Source};
+    let source = match source.strip_prefix("local:") {
+        Some(folder) => Source::Local(PathBuf::from(folder)),
+        None => Source::Url(source),
+    };
+    let mut settings = RunSettings::new(source, out);
+    settings.api = ApiVersion::parse(api)
+        .ok_or_else(|| usage(format!("api {api:?}: expected v1, v2 or v3")))?;
+    settings.endpoint = match endpoint.to_ascii_lowercase().as_str() {
+        "group/all" => claimline_fetch::Endpoint::GroupAll,
+        "group/runout" => claimline_fetch::Endpoint::GroupRunout,
+        "patient" => claimline_fetch::Endpoint::Patient,
+        other => {
+            return Err(usage(format!(
+                "endpoint {other:?}: expected group/all, group/runout or patient"
+            )));
+        }
+    };
+    settings.types = types;
+    settings.since = match since.as_deref() {
+        None | Some("auto") => Since::Auto,
+        Some("full") => Since::Full,
+        Some(t) => Since::At(t.parse().map_err(|_| {
+            usage(format!(
+                "since {t:?}: expected auto, full or an RFC 3339 instant"
+            ))
+        })?),
+    };
+    settings.views = views;
+    settings.keep = keep;
+    settings.accept_rejects |= accept_rejects;
+    settings.credentials = credentials;
+    let outcome = py
+        .detach(|| {
+            let mut log = RunLog::open(None)?;
+            claimline_run::run(
+                &settings,
+                &mut log,
+                &claimline_fetch::NoProgress,
+                &NoProgress,
+            )
+        })
+        .map_err(|e| native_error(&e))?;
+    serde_json::to_string(&outcome.report).map_err(|e| usage(e.to_string()))
+}
+
+/// The rejected lines a load wrote to `DIR/rejects/<run>.ndjson`, without their content.
+fn rejects_of(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("raw");
+                o.remove("raw_base64");
+            }
+            v
+        })
+        .collect()
+}
+
+/// `read(inputs, views, all_versions, include_partial, threads, run_id) -> (dict[str, list[RecordBatch]],
+/// str)`: every table in memory as Arrow batches of the Parquet files' types, and the load
+/// report (its `rejected` key lists the rejected lines: file, line, kind, error).
+#[pyfunction]
+#[pyo3(signature = (inputs, views, all_versions, include_partial, threads, run_id))]
+fn read<'py>(
+    py: Python<'py>,
+    inputs: Vec<PathBuf>,
+    views: Vec<String>,
+    all_versions: bool,
+    include_partial: bool,
+    threads: usize,
+    run_id: Option<String>,
+) -> PyResult<(Bound<'py, PyDict>, String)> {
+    let store = claimline_sink::ArrowTables::default();
+    let (report, rejected) = py
+        .detach(|| -> Result<_, claimline_load::LoadError> {
+            // Rejects and the lock live in a scratch folder; the tables do not touch the disk.
+            let scratch = tempfile::tempdir().map_err(|e| claimline_load::LoadError::Io {
+                path: std::env::temp_dir(),
+                source: e,
+            })?;
+            let report = Loader::new(scratch.path())
+                .views(views)
+                .sinks(vec![Box::new(ArrowOutput(store.clone()))])
+                .all_versions(all_versions)
+                .include_partial(include_partial)
+                .threads(threads)
+                .run_id(run_id)
+                .load(&inputs, &NoProgress)?;
+            let rejected = report
+                .rejects
+                .file
+                .as_deref()
+                .map(rejects_of)
+                .unwrap_or_default();
+            Ok((report, rejected))
+        })
+        .map_err(|e| native_error(&e))?;
+    let tables = PyDict::new(py);
+    let store = store.lock().unwrap_or_else(|e| e.into_inner());
+    for (name, (_, batches)) in store.iter() {
+        let list = PyList::empty(py);
+        for b in batches {
+            list.append(b.to_pyarrow(py)?)?;
+        }
+        tables.set_item(name, list)?;
+    }
+    let mut doc = serde_json::to_value(&report).map_err(|e| usage(e.to_string()))?;
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("rejected".into(), serde_json::Value::Array(rejected));
+    }
+    Ok((tables, doc.to_string()))
+}
+
+/// The lines of a pyarrow string or binary array (nulls skipped).
+fn lines_of(array: &Arc<dyn Array>) -> PyResult<Vec<Option<Vec<u8>>>> {
+    let any = array.as_any();
+    let out: Vec<Option<Vec<u8>>> = if let Some(a) = any.downcast_ref::<StringArray>() {
+        a.iter().map(|v| v.map(|s| s.as_bytes().to_vec())).collect()
+    } else if let Some(a) = any.downcast_ref::<LargeStringArray>() {
+        a.iter().map(|v| v.map(|s| s.as_bytes().to_vec())).collect()
+    } else if let Some(a) = any.downcast_ref::<BinaryArray>() {
+        a.iter().map(|v| v.map(<[u8]>::to_vec)).collect()
+    } else if let Some(a) = any.downcast_ref::<LargeBinaryArray>() {
+        a.iter().map(|v| v.map(<[u8]>::to_vec)).collect()
+    } else {
+        return Err(usage(format!(
+            "lines: expected a string or binary array, got {}",
+            array.data_type()
+        )));
+    };
+    Ok(out)
+}
+
+/// `evaluate(lines, file, first_line, views, run_id, api_version) -> (dict[str, RecordBatch],
+/// list[dict])`: the views over a batch of NDJSON lines that came from `file` starting at line
+/// `first_line` (a pyarrow string or binary array, or a list of bytes), with MBIs resolved and
+/// CCLF8 joined from the Patients and Coverage of the same batch. Every claim version's rows are
+/// returned (the claim-history rule needs every batch: `_claim_key`, `_last_updated` and
+/// `_status` carry what it reads). The second value lists rejected lines (file, line, kind,
+/// error).
+#[pyfunction]
+#[pyo3(signature = (lines, file, first_line, views, run_id, api_version))]
+fn evaluate<'py>(
+    py: Python<'py>,
+    lines: Bound<'py, PyAny>,
+    file: String,
+    first_line: u64,
+    views: Vec<String>,
+    run_id: String,
+    api_version: Option<String>,
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
+    let owned: Vec<Option<Vec<u8>>> = match lines.extract::<Vec<Vec<u8>>>() {
+        Ok(v) => v.into_iter().map(Some).collect(),
+        Err(_) => {
+            let data = arrow_data::ArrayData::from_pyarrow_bound(&lines)?;
+            lines_of(&arrow_array::make_array(data))?
+        }
+    };
+    let mut input = InputFile::new(&file);
+    input.api_version = api_version.as_deref().and_then(ApiVersion::parse);
+    let (batches, rejects) = py
+        .detach(|| -> Result<_, String> {
+            let sources = views::sources(&views).map_err(|e| e.to_string())?;
+            let mut plan = Plan::new(views::load(&sources).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            plan.add_link_tables();
+            let numbered = || {
+                owned
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, l)| l.as_deref().map(|l| (first_line + i as u64, l)))
+            };
+            let mut index = BeneIndex::default();
+            let _ = claimline_ndjson::parse_lines(&input, numbered(), |r| {
+                if let Some((v, bene, mbi)) = patient_mbi(r) {
+                    index.insert(v, bene, mbi);
+                }
+            });
+            plan.set_bene_index(index);
+            let tables = plan.tables().to_vec();
+            let mut rows: Vec<Vec<Vec<claimline_model::Cell>>> = vec![Vec::new(); tables.len()];
+            let mut cclf8 = Cclf8Builder::default();
+            let mut scratch = Scratch::default();
+            let rejects = claimline_ndjson::parse_lines(&input, numbered(), |r| {
+                let out = plan.evaluate(r, &run_id, &mut scratch);
+                for row in out.rows {
+                    rows[row.table].push(row.cells);
+                }
+                if let Some(part) = out.bene_part {
+                    cclf8.add(part);
+                }
+            });
+            if let Some(t) = plan.cclf8_table() {
+                rows[t] = cclf8.rows(0);
+            }
+            let mut batches = BTreeMap::new();
+            for (schema, rows) in tables.iter().zip(rows) {
+                let arrow = claimline_sink::arrow_schema(schema);
+                let batch = claimline_sink::record_batch(schema, &arrow, rows)
+                    .map_err(|e| e.to_string())?;
+                batches.insert(schema.name.clone(), batch);
+            }
+            Ok((batches, rejects))
+        })
+        .map_err(usage)?;
+    let out = PyDict::new(py);
+    for (name, batch) in batches {
+        out.set_item(name, batch.to_pyarrow(py)?)?;
+    }
+    let rejected = PyList::empty(py);
+    for r in rejects {
+        let d = PyDict::new(py);
+        d.set_item("file", &file)?;
+        d.set_item("line", r.line)?;
+        d.set_item("kind", r.kind.as_str())?;
+        d.set_item("error", r.message)?;
+        rejected.append(d)?;
+    }
+    Ok((out, rejected))
+}
+
+/// The names of the built-in view sets' tables (`cclf`), for stubs and docs.
+#[pyfunction]
+fn builtin_sets() -> Vec<&'static str> {
+    vec!["cclf", "basic"]
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("NativeError", m.py().get_type::<NativeError>())?;
+    m.add_function(wrap_pyfunction!(load, m)?)?;
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(read, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(builtin_sets, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,139 @@
+"""The Python package against the CLI: the same rows in every built-in table, typed errors that
+name file and line, rejects counted and never dropped."""
+
+import datetime as dt
+import decimal
+import json
+import sqlite3
+
+import pyarrow as pa
+import pytest
+
+import claimline
+
+BUILTIN_TABLES = [
+    "cclf1", "cclf2", "cclf3", "cclf4", "cclf5", "cclf6", "cclf7", "cclf8", "cclf9", "cclfa",
+    "cclfb", "bene_xref", "_claimline_claims", "_claimline_counts",
+]
+
+
+def sqlite_text(value, arrow_type):
+    """A value of an Arrow column as SQLite stores it (ARCHITECTURE.md, Types)."""
+    if value is None:
+        return None
+    if pa.types.is_decimal(arrow_type):
+        return float(value)
+    if pa.types.is_boolean(arrow_type):
+        return int(value)
+    if pa.types.is_timestamp(arrow_type):
+        value = value.astimezone(dt.timezone.utc)
+        text = value.strftime("%Y-%m-%dT%H:%M:%S")
+        if value.microsecond:
+            text += ("." + f"{value.microsecond:06d}").rstrip("0")
+        return text + "Z"
+    if pa.types.is_date32(arrow_type):
+        return value.isoformat()
+    return value
+
+
+def arrow_rows(table: pa.Table):
+    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    types = [f.type for f in table.schema]
+    rows = [tuple(sqlite_text(columns[c][r], types[c]) for c in range(len(columns)))
+            for r in range(table.num_rows)]
+    return sorted(rows, key=repr)
+
+
+def sqlite_rows(db, table):
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
+    return sorted(rows, key=repr)
+
+
+@pytest.mark.parametrize("sample", ["sample-data/real/r4", "sample-data/real/stu3",
+                                    "sample-data/real/v3", "sample-data/generated/v2",
+                                    "seven-year"])
+def test_read_gives_the_rows_of_the_cli_in_every_table(sample, repo, run_cli, tmp_path,
+                                                       seven_year_export):
+    source = seven_year_export if sample == "seven-year" else repo / sample
+    out = tmp_path / "out"
+    run_cli("load", source, "--out", out, "--format", "sqlite", "--run-id", "r1",
+            "--all-versions")
+    tables = claimline.read(source, run_id="r1", all_versions=True)
+    db = out / "claimline.sqlite"
+    compared = 0
+    for name in BUILTIN_TABLES:
+        if name not in tables:
+            continue
+        assert arrow_rows(tables[name]) == sqlite_rows(db, name), name
+        compared += 1
+    assert compared >= 10, sorted(tables)
+    assert tables["_rejects"].num_rows == 0
+
+
+def test_read_keeps_the_parquet_types(repo):
+    t = claimline.read(repo / "sample-data/real/r4", all_versions=True)["cclf1"]
+    assert t.schema.field("CLM_PMT_AMT").type == pa.decimal128(15, 2)
+    assert t.schema.field("CLM_FROM_DT").type == pa.date32()
+    assert t.schema.field("_last_updated").type == pa.timestamp("us", tz="UTC")
+    assert isinstance(t.column("CLM_PMT_AMT").to_pylist()[0], decimal.Decimal)
+
+
+def test_load_is_the_cli_load(repo, run_cli, tmp_path):
+    source = repo / "sample-data/generated/v3"
+    py = claimline.load(source, tmp_path / "py", run_id="r1")
+    cli = json.loads(run_cli("load", source, "--out", tmp_path / "cli", "--run-id", "r1",
+                             "--json").stdout)
+    for key in ("tables", "resources", "rejects", "row_errors", "history", "committed"):
+        if key == "rejects":
+            assert py[key]["count"] == cli[key]["count"]
+        elif key == "row_errors":
+            assert py[key]["count"] == cli[key]["count"]
+            assert py[key]["by_column"] == cli[key]["by_column"]
+        else:
+            assert py[key] == cli[key], key
+    for table in BUILTIN_TABLES:
+        assert sqlite_rows(tmp_path / "py" / "claimline.sqlite", table) == \
+            sqlite_rows(tmp_path / "cli" / "claimline.sqlite", table), table
+
+
+def test_errors_are_typed_and_name_file_and_line(tmp_path):
+    with pytest.raises(claimline.InputError) as missing:
+        claimline.load(tmp_path / "missing.ndjson", tmp_path / "out")
+    assert missing.value.code == 3
+    assert missing.value.file == str(tmp_path / "missing.ndjson")
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text('{"resourceType":"Patient","id":"p1"}\n{"resourceType" "Patient"}\n')
+    with pytest.raises(claimline.RejectsError) as strict:
+        claimline.load(bad, tmp_path / "out", strict=True)
+    assert strict.value.code == 4
+    assert strict.value.file == str(bad)
+    assert strict.value.line == 2
+    assert "expected `:`" in strict.value.message
+    with pytest.raises(claimline.UsageError):
+        claimline.load(bad, tmp_path / "out", views="no-such-views")
+
+
+def test_bad_lines_are_rejects_not_dropped(repo, tmp_path):
+    lines = (repo / "sample-data/real/r4/ExplanationOfBenefit-carrier.ndjson").read_bytes()
+    n = len(lines.splitlines())
+    data = tmp_path / "eob.ndjson"
+    data.write_bytes(lines + b'{"resourceType":"ExplanationOfBenefit",\n[1]\n')
+    tables, report = claimline.read(data, all_versions=True, with_report=True)
+    assert report["rejects"]["count"] == 2
+    rejects = tables["_rejects"].to_pylist()
+    assert [(r["line"], r["kind"]) for r in rejects] == [(n + 1, "invalid_json"),
+                                                         (n + 2, "not_an_object")]
+    assert all(r["file"] == str(data) for r in rejects)
+    batch, rejected = claimline.evaluate(pa.array(data.read_bytes().splitlines(), pa.binary()),
+                                         file=str(data))
+    assert rejected.num_rows == 2
+    assert batch["cclf5"].num_rows == tables["cclf5"].num_rows
+
+
+def test_run_against_the_local_sandbox(repo, tmp_path):
+    report = claimline.run(tmp_path / "out", local_sandbox=repo / "sample-data/real/r4")
+    assert report["committed"] is True
+    assert report["load"]["tables"]["cclf1"] >= 1
+    again = claimline.run(tmp_path / "out", local_sandbox=repo / "sample-data/real/r4")
+    assert again["since"] == report["transaction_time"]
