@@ -868,3 +868,94 @@ fn exported_views_load_and_a_misspelt_resource_is_refused() {
         "{stderr}"
     );
 }
+
+/// Issue 17: one bad cell must not drop a claim line. A real v3 carrier claim whose rendering
+/// provider's state code comes four times (as BFD builds write it) keeps its CCLF5 rows with the
+/// value; four different values keep the rows with that one cell NULL and a row error.
+#[test]
+fn repeated_values_in_a_one_value_column_never_drop_a_claim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(
+        crate::repo_root().join("sample-data/real/v3/ExplanationOfBenefit-carrier.ndjson"),
+    )
+    .expect("sample");
+    let eob: Value = serde_json::from_str(text.lines().next().expect("line")).expect("JSON");
+    let state = |e: &Value| -> Value {
+        e["supportingInfo"]
+            .as_array()
+            .expect("supportingInfo")
+            .iter()
+            .find(|si| si.to_string().contains("RNDRG_PRVDR_FIPS_ST_CD"))
+            .expect("the state entry")
+            .clone()
+    };
+    let with_states = |codes: &[&str]| -> Value {
+        let mut e = eob.clone();
+        let one = state(&eob);
+        let infos = e["supportingInfo"].as_array_mut().expect("supportingInfo");
+        infos.retain(|si| !si.to_string().contains("RNDRG_PRVDR_FIPS_ST_CD"));
+        for (i, code) in codes.iter().enumerate() {
+            let mut si = one.clone();
+            si["sequence"] = Value::from(1000 + i);
+            si["code"]["coding"][0]["code"] = Value::from(*code);
+            infos.push(si);
+        }
+        e
+    };
+    let load = |name: &str, e: &Value| -> (Value, PathBuf) {
+        let input = dir.path().join(name);
+        std::fs::create_dir_all(&input).expect("mkdir");
+        std::fs::write(
+            input.join("ExplanationOfBenefit.ndjson"),
+            e.to_string() + "\n",
+        )
+        .expect("write");
+        let out = dir.path().join(format!("{name}-out"));
+        let r = crate::claimline(
+            dir.path(),
+            &[
+                "load",
+                s(&input),
+                "--out",
+                s(&out),
+                "--format",
+                "sqlite",
+                "--json",
+            ],
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        (crate::json(&r), out.join("claimline.sqlite"))
+    };
+    let states = |db: &Path| -> Vec<Option<String>> {
+        let conn = rusqlite::Connection::open(db).expect("open");
+        let mut stmt = conn
+            .prepare("SELECT RNDRG_PRVDR_FIPS_ST_CD FROM cclf5")
+            .expect("prepare");
+        stmt.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let (one, db) = load("one", &eob);
+    let lines = one["tables"]["cclf5"].as_u64().expect("rows");
+    assert!(lines >= 1);
+    let (same, db_same) = load("same", &with_states(&["04", "04", "04", "04"]));
+    assert_eq!(
+        same["tables"]["cclf5"], one["tables"]["cclf5"],
+        "no claim line lost"
+    );
+    assert_eq!(states(&db_same), states(&db));
+    assert_eq!(same["row_errors"]["count"], one["row_errors"]["count"]);
+    let (differ, db_differ) = load("differ", &with_states(&["04", "05", "04", "06"]));
+    assert_eq!(
+        differ["tables"]["cclf5"], one["tables"]["cclf5"],
+        "no claim line lost"
+    );
+    assert!(states(&db_differ).iter().all(Option::is_none));
+    assert_eq!(
+        differ["row_errors"]["by_column"]["cclf5.RNDRG_PRVDR_FIPS_ST_CD"]
+            .as_u64()
+            .expect("counted"),
+        lines
+    );
+}

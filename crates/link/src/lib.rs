@@ -442,7 +442,14 @@ impl Plan {
         let mut tables: Vec<TableSchema> = Vec::new();
         let mut first_of: Vec<usize> = Vec::new();
         let mut planned: Vec<PlanView> = Vec::new();
-        for PlannedView { view, api_version } in views {
+        for PlannedView {
+            mut view,
+            api_version,
+        } in views
+        {
+            // A claim line is never lost for one odd cell: equal repeated values are one value,
+            // differing ones a NULL cell and a row error (ARCHITECTURE.md, Types).
+            view.set_many_values(claimline_view::ManyValues::OneOrNull);
             let name = view
                 .name()
                 .ok_or_else(|| Error::Unnamed {

@@ -84,6 +84,20 @@ pub struct ViewDefinition {
     wheres: Vec<(Expr, String)>,
     root: SelectPlan,
     schema: Schema,
+    many_values: ManyValues,
+}
+
+/// What a column without `collection: true` does when its path gives more than one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ManyValues {
+    /// The SQL on FHIR rule: an error for the whole resource (no rows from it). The default,
+    /// and what the official test suite checks.
+    #[default]
+    Error,
+    /// Values that are all equal are that one value; values that differ make the cell NULL
+    /// with a [`RowError`] naming the column, and the row is kept. One odd cell never drops a
+    /// claim's rows (claimline's loads use this).
+    OneOrNull,
 }
 
 /// Rows produced by evaluating a view, plus the values that did not fit their columns.
@@ -515,6 +529,12 @@ fn join(location: &str, key: &str) -> String {
 }
 
 impl ViewDefinition {
+    /// What a column without `collection: true` does with more than one value
+    /// ([`ManyValues::Error`] unless set).
+    pub fn set_many_values(&mut self, policy: ManyValues) {
+        self.many_values = policy;
+    }
+
     /// Parses and validates a ViewDefinition from JSON text; `file` names it in errors.
     ///
     /// # Errors
@@ -615,6 +635,7 @@ impl ViewDefinition {
             schema: Schema {
                 columns: loader.columns,
             },
+            many_values: ManyValues::Error,
         })
     }
 
@@ -910,15 +931,17 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         v: Coll<'a, N>,
         errors: &mut Vec<RowError>,
     ) -> Result<Cell, Error> {
+        let resource_id = || {
+            self.resource
+                .get("id")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
         let mut convert = |item: &Item<'a, N>| match to_cell(item, c.ty) {
             Ok(cell) => cell,
             Err(reason) => {
                 errors.push(RowError {
-                    resource_id: self
-                        .resource
-                        .get("id")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned),
+                    resource_id: resource_id(),
                     column: c.name.clone(),
                     reason,
                 });
@@ -931,6 +954,21 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         match v.as_slice() {
             [] => Ok(Cell::Null),
             [one] => Ok(convert(one)),
+            many if self.view.many_values == ManyValues::OneOrNull => {
+                let cells: Vec<Cell> = many.iter().map(&mut convert).collect();
+                if cells.windows(2).all(|w| w[0] == w[1]) {
+                    return Ok(cells.into_iter().next().unwrap_or(Cell::Null));
+                }
+                errors.push(RowError {
+                    resource_id: resource_id(),
+                    column: c.name.clone(),
+                    reason: format!(
+                        "{} different values in a column that holds one; the cell is NULL",
+                        many.len()
+                    ),
+                });
+                Ok(Cell::Null)
+            }
             many => Err(self.error(
                 &c.location,
                 EvalError(format!(
