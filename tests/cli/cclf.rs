@@ -959,3 +959,46 @@ fn repeated_values_in_a_one_value_column_never_drop_a_claim() {
         lines
     );
 }
+
+/// Issue 17: a beneficiary's real R4 Patient and Coverage without `meta.profile` (as BFD builds
+/// of 2020 wrote them) load as v2, and the CCLF8 row joins them (before, the Coverage was taken
+/// for v1 and its row landed apart, with no MBI).
+#[test]
+fn a_coverage_without_a_profile_joins_its_patient_in_cclf8() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("r4-no-profile");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    for file in ["Patient.ndjson", "Coverage.ndjson"] {
+        let text = std::fs::read_to_string(sample_data().join("r4").join(file)).expect("sample");
+        let stripped: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).expect("JSON");
+                if let Some(meta) = v.get_mut("meta").and_then(|m| m.as_object_mut()) {
+                    meta.remove("profile");
+                }
+                v.to_string()
+            })
+            .collect();
+        std::fs::write(input.join(file), stripped.join("\n") + "\n").expect("write");
+    }
+    let out = dir.path().join("out");
+    let r = claimline(dir.path(), &["load", s(&input), "--out", s(&out), "--json"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let conn = Connection::open(out.join("claimline.sqlite")).expect("open");
+    let rows: Vec<(String, Option<String>, Option<String>)> = conn
+        .prepare("SELECT _api_version, BENE_MBI_ID, BENE_MDCR_STUS_CD FROM cclf8")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(rows.len(), 1, "one row for the beneficiary: {rows:?}");
+    let (version, mbi, status) = &rows[0];
+    assert_eq!(version, "v2");
+    assert!(mbi.is_some(), "the Patient's MBI");
+    assert!(status.is_some(), "the Coverage's Medicare status joined");
+    let report = json(&r);
+    assert_eq!(report["beneficiaries"]["coverage_without_patient"], 0);
+}

@@ -52,11 +52,99 @@ pub fn detect_version(root: Cursor<'_>) -> Option<ApiVersion> {
         }
     }
     if profiled {
-        Some(ApiVersion::V2)
-    } else {
-        // BFD v1 (STU3) never sets a profile.
-        ccw.then_some(ApiVersion::V1)
+        return Some(ApiVersion::V2);
     }
+    // No profile: BFD v1 (STU3) never sets one, but R4 written by builds of 2020 did not either.
+    // The FHIR release shows in elements only one of them has.
+    match fhir_release(root) {
+        Some(Release::R4) => Some(ApiVersion::V2),
+        Some(Release::Stu3) => Some(ApiVersion::V1),
+        None => ccw.then_some(ApiVersion::V1),
+    }
+}
+
+/// A FHIR release, as a resource's elements show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    Stu3,
+    R4,
+}
+
+const IDENTIFIER_CURRENCY: &str =
+    "https://bluebutton.cms.gov/resources/codesystem/identifier-currency";
+
+/// The release that only R4 or only STU3 elements of a BFD resource name: Coverage `class`
+/// (R4) against `grouping` (STU3); an EOB's `insurance` as a list (R4) or one object (STU3),
+/// `total` (R4) or `totalCost` (STU3), `outcome` a code (R4) or a CodeableConcept (STU3),
+/// `benefitBalance.financial.usedMoney` (R4) or `benefitUsedMoney` (STU3); a Patient's MBI
+/// currency flag on `identifier.type.coding` (R4, BFD v2) or on `identifier` (STU3, BFD v1).
+fn fhir_release(root: Cursor<'_>) -> Option<Release> {
+    let has = |k: &str| root.get(k).is_some();
+    match root.get("resourceType").and_then(|t| t.as_str()) {
+        Some("Coverage") => {
+            if has("class") {
+                return Some(Release::R4);
+            }
+            if has("grouping") {
+                return Some(Release::Stu3);
+            }
+        }
+        Some("ExplanationOfBenefit") => {
+            match root.get("insurance").map(|i| i.kind()) {
+                Some(Kind::Array(_)) => return Some(Release::R4),
+                Some(Kind::Object(_)) => return Some(Release::Stu3),
+                _ => {}
+            }
+            if has("total") {
+                return Some(Release::R4);
+            }
+            if has("totalCost") {
+                return Some(Release::Stu3);
+            }
+            match root.get("outcome").map(|o| o.kind()) {
+                Some(Kind::String(_)) => return Some(Release::R4),
+                Some(Kind::Object(_)) => return Some(Release::Stu3),
+                _ => {}
+            }
+            for f in root
+                .get("benefitBalance")
+                .into_iter()
+                .flat_map(|b| b.items())
+                .flat_map(|b| b.get("financial").into_iter().flat_map(|f| f.items()))
+            {
+                if f.get("usedMoney").is_some() {
+                    return Some(Release::R4);
+                }
+                if f.get("benefitUsedMoney").is_some() {
+                    return Some(Release::Stu3);
+                }
+            }
+        }
+        Some("Patient") => {
+            let flagged = |ext: Option<Cursor<'_>>| {
+                ext.into_iter()
+                    .flat_map(|e| e.items())
+                    .any(|e| e.get("url").and_then(|u| u.as_str()) == Some(IDENTIFIER_CURRENCY))
+            };
+            for id in root.get("identifier").into_iter().flat_map(|i| i.items()) {
+                if flagged(id.get("extension")) {
+                    return Some(Release::Stu3);
+                }
+                let codings = id
+                    .get("type")
+                    .and_then(|t| t.get("coding"))
+                    .into_iter()
+                    .flat_map(|c| c.items());
+                for c in codings {
+                    if flagged(c.get("extension")) {
+                        return Some(Release::R4);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    None
 }
 
 /// The claim type of an `ExplanationOfBenefit`, as the `eob-type` coding names it (`CARRIER`,
@@ -156,6 +244,45 @@ mod tests {
         assert_eq!(on(v3).0, Some(ApiVersion::V3));
         let bare = r#"{"id":"848484848","link":[],"resourceType":"Patient"}"#;
         assert_eq!(on(bare).0, None);
+    }
+
+    /// Issue 17: real R4 resources without `meta.profile` (as BFD builds of 2020 wrote them)
+    /// are v2, real STU3 ones v1, by the elements only their release has.
+    #[test]
+    fn real_resources_without_a_profile_keep_their_version() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-data/real");
+        let mut checked = 0;
+        for (folder, want) in [("r4", ApiVersion::V2), ("stu3", ApiVersion::V1)] {
+            for entry in std::fs::read_dir(root.join(folder))
+                .expect("samples")
+                .flatten()
+            {
+                let text = std::fs::read_to_string(entry.path()).expect("sample");
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    let mut v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+                    if let Some(meta) = v.get_mut("meta").and_then(|m| m.as_object_mut()) {
+                        meta.remove("profile");
+                    }
+                    let stripped = v.to_string();
+                    if v["resourceType"] == "Patient" && folder == "stu3" {
+                        // The STU3 sample Patient carries no release mark: the file decides.
+                        continue;
+                    }
+                    assert_eq!(
+                        on(&stripped).0,
+                        Some(want),
+                        "{} {}",
+                        entry.path().display(),
+                        v["id"]
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 30, "{checked} resources");
+        // Coverage with `class` and nothing else BFD-specific is still R4.
+        let coverage = r#"{"resourceType":"Coverage","class":[{"value":"A"}]}"#;
+        assert_eq!(on(coverage).0, Some(ApiVersion::V2));
     }
 
     #[test]
