@@ -539,3 +539,52 @@ fn a_load_killed_with_sigkill_leaves_the_previous_output() {
     );
     assert_eq!(snapshot(&out), before);
 }
+
+/// Issue 13: a path that names no element (`name.famly`) gives a column NULL in every row; the
+/// load says so, naming the table and column, instead of loading the NULLs without a word.
+#[test]
+fn a_column_null_in_every_row_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let views = dir.path().join("views");
+    std::fs::create_dir(&views).expect("mkdir");
+    std::fs::write(
+        views.join("patient.json"),
+        r#"{"resourceType":"ViewDefinition","name":"patient","resource":"Patient","select":[{"column":[{"name":"id","path":"getResourceKey()"},{"name":"family","path":"name.famly.first()"},{"name":"birth","path":"birthDate","type":"date"}]}]}"#,
+    )
+    .expect("write");
+    let out = dir.path().join("out");
+    let r = claimline(
+        dir.path(),
+        &[
+            "load",
+            s(&sample_data().join("r4")),
+            "--views",
+            s(&views),
+            "--out",
+            s(&out),
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        text.contains("note: patient: NULL in every row: family (check their paths)"),
+        "{text}"
+    );
+    let r = claimline(
+        dir.path(),
+        &[
+            "load",
+            s(&sample_data().join("r4")),
+            "--views",
+            s(&views),
+            "--out",
+            s(&out),
+            "--json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    assert_eq!(
+        report["null_columns"]["patient"],
+        serde_json::json!(["family"])
+    );
+}

@@ -663,6 +663,38 @@ impl Plan {
         self.views.iter().any(|v| v.claim && v.table == t)
     }
 
+    /// Columns of table `t` that are NULL by design: every view feeding it tags the column
+    /// `claimline/unmapped` (no BCDA source), so a load need not say they were NULL.
+    pub fn null_by_design(&self, t: usize) -> std::collections::HashSet<String> {
+        let mut views = self
+            .views
+            .iter()
+            .filter(|v| v.table == t && v.input.is_none());
+        let Some(first) = views.next() else {
+            // A table the link stage builds (bene_xref, cclf8, …): every column by design.
+            return self.tables[t]
+                .columns
+                .iter()
+                .map(|c| c.name.clone())
+                .collect();
+        };
+        let unmapped = |v: &PlanView| -> std::collections::HashSet<String> {
+            v.view
+                .schema()
+                .columns
+                .iter()
+                .filter(|c| c.tags.iter().any(|(k, _)| k == "claimline/unmapped"))
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        let mut set = unmapped(first);
+        for v in views {
+            let other = unmapped(v);
+            set.retain(|c| other.contains(c));
+        }
+        set
+    }
+
     /// The tables, with lineage columns, in the order views first named them.
     pub fn tables(&self) -> &[TableSchema] {
         &self.tables

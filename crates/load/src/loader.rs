@@ -351,6 +351,12 @@ impl Loader {
             .sum();
         progress.started(total);
         let mut rows_per_table = vec![0u64; tables.len()];
+        // Per table, which columns held a value in some row (a path typo gives a column that never
+        // does; the report names it).
+        let mut seen: Vec<Vec<bool>> = tables
+            .iter()
+            .map(|t| vec![false; t.columns.len()])
+            .collect();
         let mut issues = IssueLog::new(rejects_dir.join(format!("{run_id}-row-errors.ndjson")));
         let mut claims = ClaimCounts::default();
         let mut cclf8 = claimline_link::Cclf8Builder::default();
@@ -423,7 +429,7 @@ impl Loader {
                 }
                 for (t, rows) in per_table.into_iter().enumerate() {
                     if !rows.is_empty() {
-                        write_table(&mut sinks, &mut rows_per_table, t, rows)?;
+                        write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
                     }
                 }
                 Ok(())
@@ -551,7 +557,7 @@ impl Loader {
                 .and_then(claimline_link::parse_day)
                 .unwrap_or_else(|| started.div_euclid(86_400_000_000) as i32);
             let rows = cclf8.rows(as_of);
-            write_table(&mut sinks, &mut rows_per_table, t, rows)?;
+            write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
         }
         if let Some(t) = plan.counts_table() {
             let rows: Vec<Vec<Cell>> = counts
@@ -568,7 +574,7 @@ impl Loader {
                     ]
                 })
                 .collect();
-            write_table(&mut sinks, &mut rows_per_table, t, rows)?;
+            write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
         }
         if let Some(t) = plan.claims_table() {
             let rows: Vec<Vec<Cell>> = recorded
@@ -585,9 +591,27 @@ impl Loader {
                     ]
                 })
                 .collect();
-            write_table(&mut sinks, &mut rows_per_table, t, rows)?;
+            write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
         }
 
+        let null_columns: BTreeMap<String, Vec<String>> = tables
+            .iter()
+            .enumerate()
+            .filter(|&(t, _)| rows_per_table[t] > 0)
+            .filter_map(|(t, schema)| {
+                let by_design = plan.null_by_design(t);
+                let never: Vec<String> = schema
+                    .columns
+                    .iter()
+                    .zip(&seen[t])
+                    .filter(|(c, seen)| {
+                        !**seen && !c.name.starts_with('_') && !by_design.contains(&c.name)
+                    })
+                    .map(|(c, _)| c.name.clone())
+                    .collect();
+                (!never.is_empty()).then(|| (schema.name.clone(), never))
+            })
+            .collect();
         let table_counts: BTreeMap<String, u64> = tables
             .iter()
             .zip(&rows_per_table)
@@ -679,6 +703,8 @@ impl Loader {
                 unresolved_claims: claims.unresolved_mbi,
             }),
             v2_v3_overlap_months: overlap,
+            null_columns,
+            custom_views: sources.iter().any(|s| !s.origin.starts_with("builtin:")),
             history: History {
                 superseded: claims.superseded,
                 stale_groups: history.stale,
@@ -716,14 +742,26 @@ struct HistoryCounts {
     cancels: u64,
 }
 
-/// Writes `rows` of table `t` to every sink (the last one takes them) and counts them.
+/// Writes `rows` of table `t` to every sink (the last one takes them), counts them, and notes
+/// which columns held a value (`seen`).
 fn write_table(
     sinks: &mut [Box<dyn TableSink>],
     counted: &mut [u64],
+    seen: &mut [Vec<bool>],
     t: usize,
     rows: Vec<Vec<Cell>>,
 ) -> Result<(), claimline_sink::Error> {
     counted[t] += rows.len() as u64;
+    let columns = &mut seen[t];
+    for row in &rows {
+        for (c, cell) in row.iter().enumerate() {
+            if !matches!(cell, Cell::Null) {
+                if let Some(s) = columns.get_mut(c) {
+                    *s = true;
+                }
+            }
+        }
+    }
     if let Some((last, first)) = sinks.split_last_mut() {
         for sink in first {
             sink.write_rows(t, &rows)?;
@@ -1163,6 +1201,12 @@ pub struct LoadReport {
     /// Service months (`YYYY-MM`) for which the output holds both v2 and v3 claims (a warning:
     /// see the README's cutover recipe).
     pub v2_v3_overlap_months: Vec<String>,
+    /// Per table with rows, the declared columns that were NULL in every row this load wrote
+    /// (leaving out the ones a view tags `claimline/unmapped`): most often a path that names
+    /// no element (`name.famly`).
+    pub null_columns: BTreeMap<String, Vec<String>>,
+    /// Some view came from a file (not a built-in set): the CLI then prints `null_columns`.
+    pub custom_views: bool,
 }
 
 /// Months present for both v2 and v3.

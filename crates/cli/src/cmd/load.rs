@@ -218,6 +218,14 @@ pub fn write_text(report: &LoadReport, out: &mut impl Write) -> std::io::Result<
                 claimline_load::month_ranges(&this.v2_v3_overlap_months)
             )?;
         }
+        // Views of the user's: a column NULL in every row is most often a path typo.
+        for (table, columns) in this.null_columns.iter().filter(|_| this.custom_views) {
+            writeln!(
+                out,
+                "note: {table}: NULL in every row: {} (check their paths)",
+                columns.join(", ")
+            )?;
+        }
         if this.excluded.partial + this.excluded.prior_auth > 0 {
             writeln!(
                 out,
