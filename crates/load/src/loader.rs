@@ -755,10 +755,10 @@ fn write_table(
     let columns = &mut seen[t];
     for row in &rows {
         for (c, cell) in row.iter().enumerate() {
-            if !matches!(cell, Cell::Null) {
-                if let Some(s) = columns.get_mut(c) {
-                    *s = true;
-                }
+            if !matches!(cell, Cell::Null)
+                && let Some(s) = columns.get_mut(c)
+            {
+                *s = true;
             }
         }
     }
