@@ -762,3 +762,66 @@ fn row_errors_keep_since_unless_accepted() {
         accepted["transaction_time"]
     );
 }
+
+/// `--metrics FILE`: a Prometheus text file a scheduler's monitoring reads, written after a
+/// success and after a failure (which keeps the last success time).
+#[test]
+fn metrics_are_written_for_success_and_failure() {
+    fn samples(path: &Path) -> std::collections::BTreeMap<String, f64> {
+        let text = fs::read_to_string(path).expect("metrics");
+        let mut out = std::collections::BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (name, value) = line.rsplit_once(' ').expect("name value");
+            assert!(name.contains("job=\"run\""), "{line}");
+            out.insert(name.to_owned(), value.parse::<f64>().expect("a number"));
+        }
+        out
+    }
+    let work = tempfile::tempdir().expect("work");
+    let metrics = work.path().join("claimline.prom");
+    let ok_run = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .current_dir(work.path())
+        .args(["run", "--local-sandbox", "--out", "out", "--metrics"])
+        .arg(&metrics)
+        .env_remove("CLAIMLINE_FAULT")
+        .env_remove("CLAIMLINE_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert!(
+        ok_run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok_run.stderr)
+    );
+    let first = samples(&metrics);
+    assert_eq!(first["claimline_last_run_success{job=\"run\"}"], 1.0);
+    assert_eq!(first["claimline_since_committed{job=\"run\"}"], 1.0);
+    assert!(first["claimline_rows{job=\"run\",table=\"cclf1\"}"] >= 1.0);
+    assert_eq!(first["claimline_rejects{job=\"run\"}"], 0.0);
+    assert!(first.contains_key("claimline_duration_seconds{job=\"run\",phase=\"total\"}"));
+    let success_at = first["claimline_last_success_timestamp_seconds{job=\"run\"}"];
+    // A failure: BCDA's January blackout.
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 2);
+    let bcda = sandbox(data.path(), |c| c.blackout = true);
+    let failed = run(
+        bcda.url(),
+        &work.path().join("out2"),
+        &["--metrics", s(&metrics)],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(failed.status.code(), Some(7));
+    let second = samples(&metrics);
+    assert_eq!(second["claimline_last_run_success{job=\"run\"}"], 0.0);
+    assert_eq!(second["claimline_last_run_exit_code{job=\"run\"}"], 7.0);
+    assert_eq!(
+        second["claimline_last_success_timestamp_seconds{job=\"run\"}"],
+        success_at
+    );
+    let text = fs::read_to_string(&metrics).expect("metrics");
+    assert!(!text.contains(MBI) && !text.contains(SECRET));
+}

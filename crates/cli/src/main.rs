@@ -17,6 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cmd;
 mod config;
 mod failure;
+mod metrics;
 mod progress;
 
 /// BCDA bulk exports to CCLF-shaped warehouse tables.

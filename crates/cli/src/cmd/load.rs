@@ -74,6 +74,11 @@ pub struct Args {
     /// of stopping with exit 4; the damage is reported either way.
     #[arg(long)]
     accept_rejects: bool,
+    /// Write the outcome (rows per table, rejects, row errors, bytes, durations, exit code, last
+    /// success time) to FILE in Prometheus' text format, for node_exporter's textfile
+    /// collector. Written on failure too.
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
 }
 
 /// A byte bar on a terminal, notes on stderr.
@@ -129,7 +134,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .include_partial(args.include_partial)
         .accept_damaged(args.accept_rejects)
         .all_versions(args.all_versions);
-    let report = loader.load(&args.inputs, &CliProgress::new("load"))?;
+    let started = std::time::Instant::now();
+    let loaded = loader.load(&args.inputs, &CliProgress::new("load"));
+    let code = match &loaded {
+        Ok(r) if !r.committed => 4,
+        Ok(_) => 0,
+        Err(e) => claimline_run::failure::exit_code(e),
+    };
+    if let Some(path) = &args.metrics {
+        let m = crate::metrics::Metrics {
+            job: "load",
+            exit_code: code,
+            load: loaded.as_ref().ok(),
+            seconds: [("total", started.elapsed().as_secs_f64())].into(),
+            committed: None,
+        };
+        crate::metrics::write(path, &m)?;
+    }
+    let report = loaded?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;

@@ -96,6 +96,11 @@ pub struct Args {
     /// Append what the run does to this file (owner-only), one timestamped line per step.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// Write the outcome (exit code, last success time, rows per table, rejects, durations) to
+    /// FILE in Prometheus' text format, for node_exporter's textfile collector. Written on
+    /// failure too.
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
 }
 
 /// Everything a run needs, from the flags and the profile.
@@ -103,6 +108,7 @@ struct Settings {
     run: RunSettings,
     json: bool,
     log: Option<PathBuf>,
+    metrics: Option<PathBuf>,
 }
 
 fn seconds(value: f64, what: &str) -> Result<Duration, UsageError> {
@@ -260,6 +266,7 @@ impl Settings {
             run,
             json: args.json,
             log: args.log.or(profile.log),
+            metrics: args.metrics,
         })
     }
 }
@@ -284,6 +291,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &CliProgress::new("load"),
     );
     reporter.finish();
+    let code = match &outcome {
+        Ok(o) if o.report.not_committed.is_none() => 0,
+        Ok(o) if o.no_transaction_time => 7,
+        Ok(_) => 4,
+        Err(e) => claimline_run::failure::exit_code(e),
+    };
+    if let Some(path) = &settings.metrics {
+        let report = outcome.as_ref().ok().map(|o| &o.report);
+        let mut seconds = std::collections::BTreeMap::new();
+        if let Some(r) = report {
+            seconds.insert("total", r.seconds);
+            if let Some(l) = &r.load {
+                seconds.insert("load", l.seconds);
+            }
+        }
+        let m = crate::metrics::Metrics {
+            job: "run",
+            exit_code: code,
+            load: report.and_then(|r| r.load.as_ref()),
+            seconds,
+            committed: report.map(|r| r.committed),
+        };
+        crate::metrics::write(path, &m)?;
+    }
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -304,11 +335,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         write_text(&r, &mut stdout)?;
     }
-    Ok(match &r.not_committed {
-        None => ExitCode::SUCCESS,
-        Some(_) if outcome.no_transaction_time => ExitCode::from(7),
-        Some(_) => ExitCode::from(4),
-    })
+    Ok(ExitCode::from(code))
 }
 
 /// The human summary of a run.
