@@ -251,6 +251,24 @@ impl ScanSummary {
     }
 }
 
+/// The `resourceType` of a parsed line, or why the line is not a resource (a reject).
+fn resource_type_of<'a>(root: Cursor<'a>) -> Result<&'a str, (RejectKind, String)> {
+    let Kind::Object(_) = root.kind() else {
+        return Err((
+            RejectKind::NotAnObject,
+            "the line is valid JSON but not an object".to_owned(),
+        ));
+    };
+    root.get("resourceType")
+        .and_then(|c| c.as_str())
+        .ok_or_else(|| {
+            (
+                RejectKind::NoResourceType,
+                "field `resourceType` is missing or not a string".to_owned(),
+            )
+        })
+}
+
 /// Parses NDJSON lines a caller holds (not a file the scanner reads: a batch handed over by
 /// another engine, with the file and line each came from) into [`Resource`]s as the scanner
 /// does: `f` gets each resource (its `file_index` is 0, its version detected from its shape
@@ -277,18 +295,7 @@ pub fn parse_lines<'a>(
         };
         let parsed = parser.parse(line, |doc| {
             let root = doc.root();
-            let Kind::Object(_) = root.kind() else {
-                return Err((
-                    RejectKind::NotAnObject,
-                    "the line is valid JSON but not an object".to_owned(),
-                ));
-            };
-            let Some(resource_type) = root.get("resourceType").and_then(|c| c.as_str()) else {
-                return Err((
-                    RejectKind::NoResourceType,
-                    "field `resourceType` is missing or not a string".to_owned(),
-                ));
-            };
+            let resource_type = resource_type_of(root)?;
             f(&Resource {
                 file,
                 file_index: 0,
@@ -858,19 +865,7 @@ where
             };
             let parsed = parser.parse(line, |doc| {
                 let root = doc.root();
-                let Kind::Object(_) = root.kind() else {
-                    return Err((
-                        RejectKind::NotAnObject,
-                        "the line is valid JSON but not an object".to_owned(),
-                    ));
-                };
-                let Some(resource_type) = root.get("resourceType").and_then(|c| c.as_str())
-                else {
-                    return Err((
-                        RejectKind::NoResourceType,
-                        "field `resourceType` is missing or not a string".to_owned(),
-                    ));
-                };
+                let resource_type = resource_type_of(root)?;
                 if let Some(expected) = &file.expected_type
                     && expected != resource_type
                 {
