@@ -15,7 +15,6 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cmd;
-mod config;
 mod failure;
 mod metrics;
 mod progress;

@@ -29,6 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod dictionary;
 mod error;
 mod loader;
 pub mod output;

@@ -34,6 +34,7 @@ use claimline_fetch::{
 use claimline_load::{DamagedFile, LoadError, LoadReport, Loader, Progress, output, views};
 use claimline_model::{RunRecord, create_private_dir};
 
+pub mod config;
 pub mod failure;
 mod reload;
 pub mod state;

@@ -20,8 +20,8 @@ use claimline_run::{RunLog, RunSettings, Since, Source};
 use super::bcda::{Api, Env, Reporter};
 use super::fetch::EndpointArg;
 use super::load::CliProgress;
-use crate::config::{ConfigFile, Profile, locate};
 use crate::failure::UsageError;
+use claimline_run::config::{ConfigFile, Profile, locate};
 
 /// Arguments of `claimline run`.
 #[derive(clap::Args)]
