@@ -540,8 +540,10 @@ fn a_load_killed_with_sigkill_leaves_the_previous_output() {
     assert_eq!(snapshot(&out), before);
 }
 
-/// Issue 13: a path that names no element (`name.famly`) gives a column NULL in every row; the
-/// load says so, naming the table and column, instead of loading the NULLs without a word.
+/// Issue 13: a path that names no element (`name.famly`) is refused before anything is read
+/// (exit 2, the element and the type named); a path that exists but holds nothing in the data
+/// gives a column NULL in every row, and the load says so instead of loading NULLs without a
+/// word.
 #[test]
 fn a_column_null_in_every_row_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -549,7 +551,7 @@ fn a_column_null_in_every_row_is_named() {
     std::fs::create_dir(&views).expect("mkdir");
     std::fs::write(
         views.join("patient.json"),
-        r#"{"resourceType":"ViewDefinition","name":"patient","resource":"Patient","select":[{"column":[{"name":"id","path":"getResourceKey()"},{"name":"family","path":"name.famly.first()"},{"name":"birth","path":"birthDate","type":"date"}]}]}"#,
+        r#"{"resourceType":"ViewDefinition","name":"patient","resource":"Patient","select":[{"column":[{"name":"id","path":"getResourceKey()"},{"name":"family","path":"name.where(use = 'maiden').family.first()"},{"name":"birth","path":"birthDate","type":"date"}]}]}"#,
     )
     .expect("write");
     let out = dir.path().join("out");
@@ -586,5 +588,29 @@ fn a_column_null_in_every_row_is_named() {
     assert_eq!(
         report["null_columns"]["patient"],
         serde_json::json!(["family"])
+    );
+    // A misspelt element: refused up front.
+    let typo = std::fs::read_to_string(views.join("patient.json"))
+        .expect("view")
+        .replace("name.where(use = 'maiden').family", "name.famly");
+    std::fs::write(views.join("patient.json"), typo).expect("write");
+    let refused = claimline(
+        dir.path(),
+        &[
+            "load",
+            s(&sample_data().join("r4")),
+            "--views",
+            s(&views),
+            "--out",
+            s(&out),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(
+            "column `family`, path `name.famly.first()`: `famly` is not an element of HumanName"
+        ),
+        "{stderr}"
     );
 }

@@ -33,6 +33,7 @@ pub mod dictionary;
 mod error;
 mod loader;
 pub mod output;
+mod paths;
 mod progress;
 pub mod views;
 

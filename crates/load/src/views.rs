@@ -151,6 +151,8 @@ pub fn load(sources: &[ViewSource]) -> Result<Vec<PlannedView>, LoadError> {
         .map(|s| {
             let view = ViewDefinition::from_json(&s.text, &s.origin)
                 .map_err(|e| LoadError::Usage(e.to_string()))?;
+            crate::paths::check(&s.text, s.api_version)
+                .map_err(|e| LoadError::Usage(format!("{}: {e}", s.origin)))?;
             if !SERVED.contains(&view.resource()) {
                 return Err(LoadError::Usage(format!(
                     "{}: resource `{}` is not a resource type BCDA serves ({}); the view would load nothing",
