@@ -614,3 +614,65 @@ fn a_column_null_in_every_row_is_named() {
         "{stderr}"
     );
 }
+
+/// Issue 15: money sums exact to the cent in a plain `sqlite3`: each claim table with decimal
+/// columns has a `<table>_exact` view with the amounts as integer cents, whose sums equal the
+/// exact Decimal128 sums of the Parquet files.
+#[test]
+fn money_sums_are_exact_in_sqlite() {
+    use arrow_array::{Array, Decimal128Array};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let input = crate::repo_root().join("sample-data/generated/v2");
+    let r = claimline(dir.path(), &["load", s(&input), "--out", s(&out)]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let conn = rusqlite::Connection::open(out.join("claimline.sqlite")).expect("open");
+    for (table, column) in [("cclf1", "CLM_PMT_AMT"), ("cclf5", "CLM_LINE_CVRD_PD_AMT")] {
+        let cents: i64 = conn
+            .query_row(
+                &format!("SELECT sum({column}_CENTS) FROM {table}_exact"),
+                [],
+                |r| r.get(0),
+            )
+            .expect("sum");
+        let mut exact: i128 = 0;
+        for f in walk(&out.join("parquet").join(table)) {
+            if f.extension().is_none_or(|e| e != "parquet") {
+                continue;
+            }
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(&f).expect("open"),
+            )
+            .expect("parquet")
+            .build()
+            .expect("reader");
+            for batch in reader {
+                let batch = batch.expect("batch");
+                let a = batch
+                    .column_by_name(column)
+                    .expect("column")
+                    .as_any()
+                    .downcast_ref::<Decimal128Array>()
+                    .expect("decimal");
+                exact += (0..a.len())
+                    .filter(|&i| a.is_valid(i))
+                    .map(|i| a.value(i))
+                    .sum::<i128>();
+            }
+        }
+        assert!(exact != 0, "{table}.{column} has amounts");
+        assert_eq!(i128::from(cents), exact, "{table}.{column}");
+        // The view shows every column of the table, and the amount itself.
+        let same: i64 = conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {table}_exact WHERE {column} IS NOT NULL AND \
+                     abs({column} * 100 - {column}_CENTS) > 0.001"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(same, 0);
+    }
+}

@@ -255,6 +255,54 @@ fn create_indexes(conn: &Connection, path: &Path, schema: &TableSchema) -> Resul
     Ok(())
 }
 
+/// The name of the exact integer column a `<table>_exact` view gives a decimal column: the
+/// amount in cents (`CLM_PMT_AMT_CENTS`) for scale 2, else scaled by `10^scale`
+/// (`X_E3` for scale 3).
+pub fn exact_column(name: &str, scale: i8) -> String {
+    if scale == 2 {
+        format!("{name}_CENTS")
+    } else {
+        format!("{name}_E{scale}")
+    }
+}
+
+/// `<table>_exact`: the table with, for each decimal column, its exact integer in the smallest
+/// unit ([`exact_column`]), so that a plain `sqlite3` sums money exactly
+/// (`SELECT sum(CLM_PMT_AMT_CENTS) FROM cclf1_exact`). SQLite stores decimals as REAL, each the
+/// double nearest the exact value, so `round(x · 10^scale)` recovers the exact integer for every
+/// amount below 2^53 units; summing integers is exact. Made again at every commit (the view
+/// follows the table's columns).
+fn exact_money_view(conn: &Connection, path: &Path, schema: &TableSchema) -> Result<(), Error> {
+    let decimals: Vec<(&str, i8)> = schema
+        .columns
+        .iter()
+        .filter_map(|c| match c.ty {
+            ColumnType::Decimal { scale, .. } => Some((c.name.as_str(), scale)),
+            _ => None,
+        })
+        .collect();
+    if decimals.is_empty() {
+        return Ok(());
+    }
+    let view = quote(&format!("{}_exact", schema.name));
+    let extra = decimals
+        .iter()
+        .map(|(name, scale)| {
+            format!(
+                "CAST(round({} * 1e{scale}) AS INTEGER) AS {}",
+                quote(name),
+                quote(&exact_column(name, *scale))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.execute_batch(&format!(
+        "DROP VIEW IF EXISTS main.{view}; CREATE VIEW main.{view} AS SELECT *, {extra} FROM main.{}",
+        quote(&schema.name)
+    ))
+    .map_err(Error::sqlite(path))
+}
+
 /// A cell as a bound parameter of column `i`; text is bound by reference.
 fn to_sql<'c>(schema: &TableSchema, i: usize, cell: &'c Cell) -> Result<ToSqlOutput<'c>, Error> {
     let col = &schema.columns[i];
@@ -522,6 +570,9 @@ impl SqliteSink {
             for s in &self.schemas {
                 create_indexes(&conn, &path, s)?;
             }
+        }
+        for schema in &self.schemas {
+            exact_money_view(&conn, &path, schema)?;
         }
         exec(RUNS_TABLE)?;
         let record = serde_json::to_string(run).map_err(|e| Error::Io {
