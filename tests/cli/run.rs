@@ -825,3 +825,55 @@ fn metrics_are_written_for_success_and_failure() {
     let text = fs::read_to_string(&metrics).expect("metrics");
     assert!(!text.contains(MBI) && !text.contains(SECRET));
 }
+
+/// `--log-format json`: one JSON object per step, with the run id, the phase, counts and
+/// durations, and never a record's value.
+#[test]
+fn the_log_can_be_json_lines() {
+    let work = tempfile::tempdir().expect("work");
+    let log = work.path().join("run.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .current_dir(work.path())
+        .args([
+            "run",
+            "--local-sandbox",
+            "--out",
+            "out",
+            "--log-format",
+            "json",
+            "--log",
+        ])
+        .arg(&log)
+        .env_remove("CLAIMLINE_FAULT")
+        .env_remove("CLAIMLINE_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = fs::read_to_string(&log).expect("log");
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let phases: Vec<&str> = entries.iter().filter_map(|e| e["phase"].as_str()).collect();
+    for phase in ["run", "fetch", "load", "commit"] {
+        assert!(phases.contains(&phase), "{phases:?}");
+    }
+    let run_id = entries.last().expect("entries")["run_id"]
+        .as_str()
+        .expect("run id");
+    assert!(entries.iter().skip(1).all(|e| e["run_id"] == run_id));
+    let load = entries.iter().find(|e| e["phase"] == "load").expect("load");
+    assert!(load["tables"]["cclf1"].as_u64().expect("rows") >= 1);
+    assert!(load["seconds"].as_f64().is_some());
+    let fetch = entries
+        .iter()
+        .find(|e| e["phase"] == "fetch")
+        .expect("fetch");
+    assert_eq!(fetch["resources"]["ExplanationOfBenefit"], 9);
+    assert!(!text.contains("Patient/") && !text.contains("\"identifier\""));
+}

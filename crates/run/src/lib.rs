@@ -329,31 +329,87 @@ fn loaded_record(out: &Path, run_id: &str) -> Result<Option<RunRecord>, RunError
     Ok(sqlite.filter(|_| parquet.is_some()))
 }
 
-/// `--log FILE`: timestamped lines, appended, owner-only. Never a secret or a resource.
+/// `--log FILE`: one entry per step, appended, owner-only; never a secret or a record. Text
+/// (`<time> <message>`) or JSON lines (`{"time", "run_id", "phase", "message", …counts and
+/// durations}`) for a log shipper.
 pub struct RunLog {
     file: Option<std::fs::File>,
+    json: bool,
+    run_id: Option<String>,
 }
 
 impl RunLog {
-    /// Opens (appending, owner-only) the log at `path`; `None`: no log.
+    /// Opens (appending, owner-only) the log at `path`; `None`: no log. `json`: JSON lines.
     ///
     /// # Errors
     /// [`RunError::Io`] when the file cannot be opened.
     pub fn open(path: Option<&Path>) -> Result<RunLog, RunError> {
-        let Some(path) = path else {
-            return Ok(RunLog { file: None });
-        };
-        let file = claimline_model::append_private(path).map_err(|e| RunError::io(path, e))?;
-        Ok(RunLog { file: Some(file) })
+        Self::open_as(path, false)
     }
 
-    /// Appends one timestamped line (never a secret or a record).
+    /// As [`RunLog::open`], in JSON lines when `json`.
+    ///
+    /// # Errors
+    /// [`RunError::Io`] when the file cannot be opened.
+    pub fn open_as(path: Option<&Path>, json: bool) -> Result<RunLog, RunError> {
+        let file = match path {
+            Some(path) => {
+                Some(claimline_model::append_private(path).map_err(|e| RunError::io(path, e))?)
+            }
+            None => None,
+        };
+        Ok(RunLog {
+            file,
+            json,
+            run_id: None,
+        })
+    }
+
+    /// The run the next entries are about.
+    pub fn set_run(&mut self, run_id: &str) {
+        self.run_id = Some(run_id.to_owned());
+    }
+
+    /// Appends one entry of `phase` (never a secret or a record).
     pub fn line(&mut self, text: &str) {
-        if let Some(file) = &mut self.file {
-            // A log that cannot be written must not fail the run.
+        self.event("run", text, serde_json::Map::new());
+    }
+
+    /// Appends one entry of `phase` with structured `fields` (counts, durations; never values
+    /// of a record), which the text form leaves out.
+    pub fn event(
+        &mut self,
+        phase: &str,
+        text: &str,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) {
+        let Some(file) = &mut self.file else { return };
+        // A log that cannot be written must not fail the run.
+        if self.json {
+            let mut entry = serde_json::Map::new();
+            entry.insert("time".into(), Timestamp::now().to_string().into());
+            entry.insert(
+                "run_id".into(),
+                self.run_id
+                    .clone()
+                    .map_or(serde_json::Value::Null, Into::into),
+            );
+            entry.insert("phase".into(), phase.into());
+            entry.insert("message".into(), text.into());
+            entry.extend(fields);
+            let _ = writeln!(file, "{}", serde_json::Value::Object(entry));
+        } else {
             let _ = writeln!(file, "{} {text}", Timestamp::now());
         }
     }
+}
+
+/// JSON fields for [`RunLog::event`].
+fn fields(pairs: &[(&str, serde_json::Value)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 /// The downloaded export, from this run or from an earlier attempt's saved state.
@@ -452,7 +508,11 @@ pub fn summarise_errors(export: &Path, files: &[FileRecord]) -> Vec<IssueCount> 
 /// Writes a BCDA failure to the run log (one line, as a scheduler's log wants it).
 fn fetch_failed(err: FetchError, log: &mut RunLog) -> RunError {
     let line = err.to_string().replace('\n', " ");
-    log.line(&format!("fetch failed: {line}"));
+    log.event(
+        "fetch",
+        &format!("fetch failed: {line}"),
+        fields(&[("error", serde_json::Value::from(true))]),
+    );
     RunError::Fetch(err)
 }
 
@@ -570,6 +630,7 @@ pub fn run(
             (run_id, since, false)
         }
     };
+    log.set_run(&run_id);
     log.line(&format!(
         "run {run_id} {} ({} {} {}, since {})",
         if resumed { "resumed" } else { "started" },
@@ -583,6 +644,7 @@ pub fn run(
     }
 
     // Fetch (or find the export an earlier attempt finished).
+    let fetch_started = Instant::now();
     let export_rel = format!("{EXPORTS_DIR}/{run_id}");
     let export_dir = out.join(&export_rel);
     let since_ts = match since.as_deref().map(str::parse::<Timestamp>) {
@@ -665,17 +727,27 @@ pub fn run(
         }
     };
     let resources = fetched.resources();
-    log.line(&format!(
-        "fetched {} files ({} now) from {}: {}",
-        fetched.files.len(),
-        fetched.downloaded,
-        fetched.job_url,
-        resources
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    log.event(
+        "fetch",
+        &format!(
+            "fetched {} files ({} now) from {}: {}",
+            fetched.files.len(),
+            fetched.downloaded,
+            fetched.job_url,
+            resources
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        fields(&[
+            ("files", fetched.files.len().into()),
+            ("downloaded", fetched.downloaded.into()),
+            ("bytes_downloaded", fetched.bytes_downloaded.into()),
+            ("resources", serde_json::json!(resources)),
+            ("seconds", fetch_started.elapsed().as_secs_f64().into()),
+        ]),
+    );
     let error_files = summarise_errors(&export_dir, &fetched.files);
 
     // Load.
@@ -728,12 +800,22 @@ pub fn run(
             });
         }
         let counts = (r.rejects.count, r.row_errors.count, false);
-        log.line(&format!(
-            "loaded: {} rows, {} rejects, {} row errors",
-            r.tables.values().sum::<u64>(),
-            r.rejects.count,
-            r.row_errors.count
-        ));
+        log.event(
+            "load",
+            &format!(
+                "loaded: {} rows, {} rejects, {} row errors",
+                r.tables.values().sum::<u64>(),
+                r.rejects.count,
+                r.row_errors.count
+            ),
+            fields(&[
+                ("tables", serde_json::json!(r.tables)),
+                ("rejects", r.rejects.count.into()),
+                ("row_errors", r.row_errors.count.into()),
+                ("ndjson_bytes", r.ndjson_bytes.into()),
+                ("seconds", r.seconds.into()),
+            ]),
+        );
         report = Some(r);
         counts
     };
@@ -785,11 +867,19 @@ pub fn run(
     };
     state.save(out)?;
     match &reason {
-        None => log.line(&format!(
-            "committed transactionTime {} as the next _since",
-            next_since.as_deref().unwrap_or("-")
-        )),
-        Some(why) => log.line(&format!("transactionTime not committed: {why}")),
+        None => log.event(
+            "commit",
+            &format!(
+                "committed transactionTime {} as the next _since",
+                next_since.as_deref().unwrap_or("-")
+            ),
+            fields(&[("committed", true.into())]),
+        ),
+        Some(why) => log.event(
+            "commit",
+            &format!("transactionTime not committed: {why}"),
+            fields(&[("committed", false.into())]),
+        ),
     }
     drop(sandbox);
 

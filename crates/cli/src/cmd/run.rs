@@ -96,6 +96,10 @@ pub struct Args {
     /// Append what the run does to this file (owner-only), one timestamped line per step.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// The form of `--log`: `text` (a timestamped line per step) or `json` (JSON lines with
+    /// run id, phase, counts and durations, for a log shipper).
+    #[arg(long, value_name = "text|json", default_value = "text")]
+    log_format: String,
     /// Write the outcome (exit code, last success time, rows per table, rejects, durations) to
     /// FILE in Prometheus' text format, for node_exporter's textfile collector. Written on
     /// failure too.
@@ -108,6 +112,7 @@ struct Settings {
     run: RunSettings,
     json: bool,
     log: Option<PathBuf>,
+    log_json: bool,
     metrics: Option<PathBuf>,
 }
 
@@ -266,6 +271,15 @@ impl Settings {
             run,
             json: args.json,
             log: args.log.or(profile.log),
+            log_json: match args.log_format.as_str() {
+                "text" => false,
+                "json" => true,
+                other => {
+                    return Err(UsageError(format!(
+                        "--log-format {other:?}: expected text or json"
+                    )));
+                }
+            },
             metrics: args.metrics,
         })
     }
@@ -280,7 +294,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let mut log = RunLog::open(settings.log.as_deref())?;
+    let mut log = RunLog::open_as(settings.log.as_deref(), settings.log_json)?;
     // Under a scheduler (stderr not a terminal) a failure is one line; progress goes to the
     // terminal or to --log.
     let reporter = Reporter::new(settings.json || !std::io::stderr().is_terminal());
@@ -319,11 +333,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(outcome) => outcome,
         Err(err) => {
             let err = anyhow::Error::new(err);
-            log.line(&format!(
-                "failed (exit {}): {}",
-                crate::failure::exit_code(&err),
-                crate::failure::message(&err)
-            ));
+            let code = crate::failure::exit_code(&err);
+            log.event(
+                "error",
+                &format!("failed (exit {code}): {}", crate::failure::message(&err)),
+                [("exit_code".to_owned(), serde_json::Value::from(code))]
+                    .into_iter()
+                    .collect(),
+            );
             return Err(err);
         }
     };
