@@ -247,9 +247,18 @@ fn unprivileged(cwd: &Path, args: &[&str]) -> Option<Output> {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     let mut cmd = if root {
+        // A copy of the binary in the test's own folder: the checkout it was built in may not
+        // be readable by the unprivileged user.
+        use std::os::unix::fs::PermissionsExt;
+        let binary = cwd.join("claimline-unprivileged");
+        if !binary.exists() {
+            std::fs::copy(env!("CARGO_BIN_EXE_claimline"), &binary).ok()?;
+            std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).ok()?;
+        }
+        open_up(cwd);
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_claimline"));
+            .arg(&binary);
         c
     } else {
         Command::new(env!("CARGO_BIN_EXE_claimline"))
