@@ -676,3 +676,67 @@ fn money_sums_are_exact_in_sqlite() {
         assert_eq!(same, 0);
     }
 }
+
+/// Issue 14: a cut gzip file is reported as damaged, with how far it was read and, when the
+/// export's download state counted its lines, how many resources that loses; nothing is
+/// committed and the load exits 4 unless `--accept-rejects`.
+#[test]
+fn a_cut_gzip_file_is_damage_with_the_resources_it_loses() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let export = dir.path().join("export");
+    std::fs::create_dir_all(export.join(".claimline")).expect("mkdir");
+    let gz = std::fs::read(
+        crate::repo_root().join("sample-data/generated/v2/ExplanationOfBenefit.000.ndjson.gz"),
+    )
+    .expect("sample");
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(&gz[..])
+        .read_to_string(&mut text)
+        .expect("gunzip");
+    let lines = text.lines().count() as u64;
+    std::fs::write(
+        export.join("ExplanationOfBenefit.000.ndjson.gz"),
+        &gz[..gz.len() / 3],
+    )
+    .expect("write");
+    std::fs::write(
+        export.join(".claimline/state.json"),
+        serde_json::json!({"files": [{"name": "ExplanationOfBenefit.000.ndjson.gz", "lines": lines}]})
+            .to_string(),
+    )
+    .expect("write");
+    let out = dir.path().join("out");
+    let r = claimline(
+        dir.path(),
+        &["load", s(&export), "--out", s(&out), "--json"],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&r.stdout).expect("JSON");
+    assert_eq!(report["committed"], false);
+    let d = &report["damaged"][0];
+    assert_eq!(d["kind"], "truncated_gzip");
+    let read = d["resources_read"].as_u64().expect("read");
+    assert!(read > 0 && read < lines);
+    assert_eq!(d["resources_lost"].as_u64(), Some(lines - read));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{} of the {lines} resources the download counted are lost",
+            lines - read
+        )),
+        "{stderr}"
+    );
+    assert!(!out.join("claimline.sqlite").exists(), "nothing committed");
+    let accepted = claimline(
+        dir.path(),
+        &["load", s(&export), "--out", s(&out), "--accept-rejects"],
+    );
+    assert!(accepted.status.success());
+    assert!(out.join("claimline.sqlite").exists());
+}

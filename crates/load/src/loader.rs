@@ -640,10 +640,21 @@ impl Loader {
         };
         let damaged: Vec<DamagedFile> = summary
             .damaged()
-            .map(|(f, d)| DamagedFile {
-                file: f.path.clone(),
-                damage: d.clone(),
-                message: d.describe(&f.path),
+            .map(|(f, d)| {
+                let expected = fetched_lines(&f.path);
+                let resources_lost = expected.map(|n| n.saturating_sub(d.resources_read));
+                let mut message = d.describe(&f.path);
+                if let (Some(lost), Some(n)) = (resources_lost, expected) {
+                    message.push_str(&format!(
+                        "; {lost} of the {n} resources the download counted are lost"
+                    ));
+                }
+                DamagedFile {
+                    file: f.path.clone(),
+                    damage: d.clone(),
+                    resources_lost,
+                    message,
+                }
             })
             .collect();
         let failed_strict = args.strict && (summary.reject_count > 0 || issues.count > 0);
@@ -1294,8 +1305,26 @@ pub struct DamagedFile {
     /// How, and how far it was read.
     #[serde(flatten)]
     pub damage: claimline_ndjson::Damage,
+    /// Resources lost, when the export's download state (`.claimline/state.json` beside the
+    /// file, written by `claimline fetch`/`run`) counted the file's lines.
+    pub resources_lost: Option<u64>,
     /// The same in one sentence.
     pub message: String,
+}
+
+/// The lines `claimline fetch` counted in `file` when it downloaded it (from the export's
+/// `.claimline/state.json`), when it did.
+fn fetched_lines(file: &Path) -> Option<u64> {
+    let dir = file.parent()?;
+    let name = file.file_name()?.to_string_lossy();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(".claimline/state.json")).ok()?).ok()?;
+    state["files"]
+        .as_array()?
+        .iter()
+        .find(|f| f["name"].as_str() == Some(&name))
+        .and_then(|f| f["lines"].as_u64())
+        .filter(|n| *n > 0)
 }
 
 /// Rejected lines of a load.
