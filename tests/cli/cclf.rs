@@ -1002,3 +1002,27 @@ fn a_coverage_without_a_profile_joins_its_patient_in_cclf8() {
     let report = json(&r);
     assert_eq!(report["beneficiaries"]["coverage_without_patient"], 0);
 }
+
+/// Issue 17: a resource whose API version nothing tells (loose file, no profile, no BFD URL, no
+/// release mark) is never silently given no view: it is a row error with the reason.
+#[test]
+fn a_resource_of_unknown_version_is_a_row_error_not_silence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("loose.ndjson");
+    std::fs::write(
+        &input,
+        "{\"resourceType\":\"ExplanationOfBenefit\",\"id\":\"eob-1\",\"status\":\"active\"}\n",
+    )
+    .expect("write");
+    let out = dir.path().join("out");
+    let r = claimline(dir.path(), &["load", s(&input), "--out", s(&out), "--json"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report = json(&r);
+    assert_eq!(report["row_errors"]["count"], 1, "{report:#}");
+    let file = report["row_errors"]["file"]
+        .as_str()
+        .expect("row errors file");
+    let text = std::fs::read_to_string(file).expect("row errors");
+    assert!(text.contains("API version cannot be told"), "{text}");
+    assert!(text.contains("\"resource_id\":\"eob-1\""), "{text}");
+}

@@ -750,6 +750,25 @@ impl Plan {
         } else {
             excluded(r)
         };
+        // A resource whose API version nothing tells (no manifest, no profile, no BFD URL, no
+        // release mark) would be given no view of a version: never silently. It is a row error
+        // of the first table its version's views would feed.
+        if r.api_version.is_none()
+            && let Some(&first) = indexes
+                .iter()
+                .find(|&&i| self.views[i].api_version.is_some())
+            && !indexes.iter().any(|&i| self.views[i].api_version.is_none())
+        {
+            out.issues.push(RowIssue {
+                table: self.views[first].table,
+                column: String::new(),
+                resource_id: r.id.map(str::to_owned),
+                reason: "the resource's API version cannot be told (no manifest.json beside the \
+                         file, no profile, no BFD URL, no element only one FHIR release has): \
+                         no view ran on it"
+                    .to_owned(),
+            });
+        }
         for &i in indexes {
             let pv = &self.views[i];
             if pv.api_version.is_some() && pv.api_version != r.api_version {
