@@ -166,7 +166,7 @@ fn reference(dir: &Path) -> PathBuf {
     out
 }
 
-fn killed_at(out: &Output, point: &str) {
+pub(crate) fn killed_at(out: &Output, point: &str) {
     assert!(!out.status.success(), "not killed at {point}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -408,10 +408,16 @@ fn a_fetch_killed_before_a_rename_resumes_to_identical_files() {
     );
 }
 
-/// Every fault point is exercised by a test of this module.
+/// Every fault point is exercised by a test of this module or of the fetch and run tests (the
+/// kills in the middle of a download).
 #[test]
 fn every_fault_point_has_a_crash_test() {
-    let this = include_str!("crash.rs");
+    let this = [
+        include_str!("crash.rs"),
+        include_str!("fetch.rs"),
+        include_str!("run.rs"),
+    ]
+    .concat();
     for (point, _) in claimline_fault::POINTS {
         assert!(
             this.contains(&format!("\"{point}")),

@@ -7,7 +7,6 @@ use std::fs;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 const ID: &str = "e2e-client";
 pub(crate) const SECRET: &str = "e2e-Secret-9f8e7d-do-not-print";
@@ -145,7 +144,8 @@ fn part_bytes(out: &Path) -> u64 {
 fn fetch_killed_mid_download_resumes_to_byte_identical_files() {
     let data = tempfile::tempdir().expect("data");
     make_data(data.path(), 160);
-    // 40 KB/s per download: long enough to be caught in the middle.
+    // 40 KB/s per download: each file arrives in many small pieces, so the fault point below
+    // stops the fetch with a file half-written.
     let (_sandbox, url) = sandbox(data.path(), &["--rate", "40000"]);
     let work = tempfile::tempdir().expect("work");
 
@@ -164,25 +164,13 @@ fn fetch_killed_mid_download_resumes_to_byte_identical_files() {
     );
 
     let out = work.path().join("interrupted");
-    let mut child = fetch(&url, &out, SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("fetch starts");
-    let started = Instant::now();
-    while part_bytes(&out) == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no download started"
-        );
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "fetch ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+    // Killed at an exact step: the second piece of a download is on disk, the rest is not.
+    let killed = fetch(&url, &out, SECRET)
+        .env("CLAIMLINE_FAULT", "fetch.chunk@2")
+        .output()
+        .expect("fetch runs");
+    crate::crash::killed_at(&killed, "fetch.chunk");
+    assert!(part_bytes(&out) > 0, "a partial download is kept");
     assert!(!out.join("manifest.json").exists(), "killed before the end");
     let state: serde_json::Value =
         serde_json::from_slice(&fs::read(out.join(".claimline/state.json")).expect("state saved"))

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use claimline_sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
@@ -352,30 +352,19 @@ fn part_bytes(out: &Path) -> u64 {
 fn a_run_killed_during_download_resumes_the_same_job() {
     let data = tempfile::tempdir().expect("data");
     make_data(data.path(), 30);
-    // Slow downloads, so the run can be caught in the middle of one.
+    // Slow downloads: each file arrives in many small pieces, so the fault point below stops
+    // the run with a file half-written.
     let bcda = sandbox(data.path(), |c| c.data_rate = Some(100_000));
     let work = tempfile::tempdir().expect("work");
     let out = work.path().join("out");
 
-    let mut child = run(bcda.url(), &out, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    // Killed at an exact step: the second piece of a download is on disk, the rest is not.
+    let killed = run(bcda.url(), &out, &[])
+        .env("CLAIMLINE_FAULT", "fetch.chunk@2")
+        .output()
         .expect("run starts");
-    let started = Instant::now();
-    while part_bytes(&out) == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no download started"
-        );
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+    crate::crash::killed_at(&killed, "fetch.chunk");
+    assert!(part_bytes(&out) > 0, "a partial download is kept");
     let killed = state(&out);
     assert_eq!(
         killed["scopes"][0]["since"],

@@ -51,6 +51,10 @@ pub const POINTS: &[(&str, &str)] = &[
         "reload moved the old tables aside, the rebuilt ones are not yet in place",
     ),
     (
+        "fetch.chunk",
+        "a piece of a data file is written to its .part file, the rest not yet downloaded",
+    ),
+    (
         "fetch.rename",
         "a downloaded file is verified, not yet renamed into the export folder",
     ),

@@ -657,6 +657,7 @@ fn attempt_download(
                     name: &target.stem,
                     bytes: n as u64,
                 });
+                claimline_fault::point("fetch.chunk").map_err(|e| FetchError::io(part, e))?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => break Some(e.to_string()),
