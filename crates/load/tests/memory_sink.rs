@@ -63,23 +63,7 @@ impl TableSink for MemorySink {
     ) -> Result<Vec<u64>, claimline_sink::Error> {
         Ok(tables
             .iter()
-            .map(|&t| {
-                let schema = &self.tables[t];
-                let (Some(f), Some(l)) = (
-                    schema.column_index("_source_file"),
-                    schema.column_index("_line"),
-                ) else {
-                    return 0;
-                };
-                let before = self.staged[t].len();
-                self.staged[t].retain(|row| match (&row[f], &row[l]) {
-                    (Cell::Text(file), Cell::Int(line)) => {
-                        !lines.get(file).is_some_and(|set| set.contains(line))
-                    }
-                    _ => true,
-                });
-                (before - self.staged[t].len()) as u64
-            })
+            .map(|&t| claimline_sink::drop_listed_rows(&self.tables[t], &mut self.staged[t], lines))
             .collect())
     }
 
@@ -94,10 +78,6 @@ impl TableSink for MemorySink {
 
     fn replaces(&self) -> bool {
         true
-    }
-
-    fn decides(&self) -> bool {
-        false
     }
 
     fn prepare(&mut self, _: &RunRecord, _: bool) -> Result<(), claimline_sink::Error> {

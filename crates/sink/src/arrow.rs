@@ -203,36 +203,8 @@ impl TableSink for ArrowSink {
     fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
         Ok(tables
             .iter()
-            .map(|&t| {
-                let schema = &self.tables[t].0;
-                let (Some(f), Some(l)) = (
-                    schema.column_index("_source_file"),
-                    schema.column_index("_line"),
-                ) else {
-                    return 0;
-                };
-                let before = self.rows[t].len();
-                self.rows[t].retain(|row| match (&row[f], &row[l]) {
-                    (Cell::Text(file), Cell::Int(line)) => {
-                        !lines.get(file).is_some_and(|set| set.contains(line))
-                    }
-                    _ => true,
-                });
-                (before - self.rows[t].len()) as u64
-            })
+            .map(|&t| crate::drop_listed_rows(&self.tables[t].0, &mut self.rows[t], lines))
             .collect())
-    }
-
-    fn remove_keys(&mut self, _: &[String], _: Vec<Vec<Cell>>) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn replaces(&self) -> bool {
-        false
-    }
-
-    fn decides(&self) -> bool {
-        false
     }
 
     fn prepare(&mut self, _: &RunRecord, _: bool) -> Result<(), Error> {

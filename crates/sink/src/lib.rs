@@ -54,6 +54,48 @@ pub use sqlite_sink::{SqliteSink, exact_column, open_earlier};
 /// [`TableSink::drop_rows`].
 pub type SourceLines = std::collections::HashMap<String, std::collections::HashSet<i64>>;
 
+/// Removes from `rows` (of a table of `schema`, held in memory) the rows whose (`_source_file`,
+/// `_line`) is in `lines`; returns how many went. A table without those columns keeps every
+/// row. For sinks that hold a run's rows in memory until the commit.
+///
+/// ```
+/// use claimline_sink::{Cell, Column, ColumnType, SourceLines, TableSchema, drop_listed_rows};
+/// let schema = TableSchema::new(
+///     "t",
+///     vec![
+///         Column::new("_source_file", ColumnType::Text),
+///         Column::new("_line", ColumnType::Integer),
+///     ],
+/// );
+/// let mut rows = vec![
+///     vec![Cell::Text("a.ndjson".into()), Cell::Int(1)],
+///     vec![Cell::Text("a.ndjson".into()), Cell::Int(2)],
+/// ];
+/// let lines = SourceLines::from([("a.ndjson".to_owned(), [2].into())]);
+/// assert_eq!(drop_listed_rows(&schema, &mut rows, &lines), 1);
+/// assert_eq!(rows.len(), 1);
+/// ```
+pub fn drop_listed_rows(
+    schema: &TableSchema,
+    rows: &mut Vec<Vec<Cell>>,
+    lines: &SourceLines,
+) -> u64 {
+    let (Some(f), Some(l)) = (
+        schema.column_index("_source_file"),
+        schema.column_index("_line"),
+    ) else {
+        return 0;
+    };
+    let before = rows.len();
+    rows.retain(|row| match (&row[f], &row[l]) {
+        (Cell::Text(file), Cell::Int(line)) => {
+            !lines.get(file).is_some_and(|set| set.contains(line))
+        }
+        _ => true,
+    });
+    (before - rows.len()) as u64
+}
+
 /// A destination for a load's typed rows: everything a load needs from an output, so that it
 /// holds a list of sinks, not one type each. Rows are visible to readers only after
 /// [`TableSink::commit`]; dropping a sink before that abandons the run and leaves the previous
@@ -100,15 +142,24 @@ pub trait TableSink {
     ///
     /// # Errors
     /// [`Error::Row`] when a key's width differs from `replace_key`'s.
-    fn remove_keys(&mut self, replace_key: &[String], keys: Vec<Vec<Cell>>) -> Result<(), Error>;
+    ///
+    /// The default does nothing: right for a sink that keeps every run.
+    fn remove_keys(&mut self, replace_key: &[String], keys: Vec<Vec<Cell>>) -> Result<(), Error> {
+        let _ = (replace_key, keys);
+        Ok(())
+    }
 
-    /// True when a run's rows replace earlier runs' rows of the same keys (SQLite); false when
-    /// every run is kept and readers pick the current rows (Parquet).
-    fn replaces(&self) -> bool;
+    /// True when a run's rows replace earlier runs' rows of the same keys (SQLite); false (the
+    /// default) when every run is kept and readers pick the current rows (Parquet).
+    fn replaces(&self) -> bool {
+        false
+    }
 
     /// True when this sink's commit is atomic on its own (a database transaction), so it can be
-    /// the commit point of a load with several sinks.
-    fn decides(&self) -> bool;
+    /// the commit point of a load with several sinks; false by default.
+    fn decides(&self) -> bool {
+        false
+    }
 
     /// Makes everything written durable, short of making it visible. `decided_elsewhere`:
     /// another sink's commit is the run's commit point.

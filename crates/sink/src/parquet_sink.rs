@@ -308,18 +308,8 @@ impl TableSink for ParquetSink {
             .collect()
     }
 
-    fn remove_keys(&mut self, _: &[String], _: Vec<Vec<Cell>>) -> Result<(), Error> {
-        // Every run is kept; readers apply the rule (`_claimline_claims`).
-        Ok(())
-    }
-
-    fn replaces(&self) -> bool {
-        false
-    }
-
-    fn decides(&self) -> bool {
-        false
-    }
+    // `remove_keys`, `replaces`, `decides`: the defaults. Every run is kept; readers apply the
+    // rule (`_claimline_claims`).
 
     fn prepare(&mut self, run: &RunRecord, decided_elsewhere: bool) -> Result<(), Error> {
         ParquetSink::prepare(self, run, decided_elsewhere)
