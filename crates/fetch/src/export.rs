@@ -14,7 +14,7 @@ use crate::FetchError;
 use crate::client::{Client, ExportRequest, JobStatus, KickOff, diagnostics, parse_retry_after};
 use crate::progress::{Event, Progress};
 use crate::state::{
-    ExportState, FileRecord, create_private_dir, open_private, sync_dir, work_dir, write_atomic,
+    ExportState, FileRecord, create_private_dir, open_private, work_dir, write_atomic,
 };
 
 /// Options of [`export`].
@@ -689,7 +689,7 @@ fn attempt_download(
     claimline_fault::point("fetch.rename").map_err(|e| FetchError::io(&dest, e))?;
     fs::rename(part, &dest).map_err(|e| FetchError::io(&dest, e))?;
     if let Some(parent) = dest.parent() {
-        sync_dir(parent);
+        claimline_model::sync_dir(parent).map_err(|e| FetchError::io(parent, e))?;
     }
     progress.event(&Event::FileDone {
         name: &name,

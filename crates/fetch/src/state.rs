@@ -72,22 +72,9 @@ pub(crate) fn open_private(path: &Path, append: bool) -> Result<fs::File, FetchE
     opened.map_err(|e| FetchError::io(path, e))
 }
 
-/// Flushes a folder's entries (renames) to disk.
-pub(crate) fn sync_dir(path: &Path) {
-    if let Ok(dir) = fs::File::open(path) {
-        // Not every file system supports it; the rename is still atomic.
-        let _ = dir.sync_all();
-    }
-}
-
-/// Writes `bytes` to `path` atomically ([`claimline_model::write_atomic`]), then syncs the
-/// folder.
+/// [`claimline_model::write_atomic`] (the folder synced too), as this crate's error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FetchError> {
-    claimline_model::write_atomic(path, bytes).map_err(|e| FetchError::io(path, e))?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent);
-    }
-    Ok(())
+    claimline_model::write_atomic(path, bytes).map_err(|e| FetchError::io(path, e))
 }
 
 impl ExportState {

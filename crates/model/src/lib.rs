@@ -28,6 +28,8 @@ mod table;
 pub use api::ApiVersion;
 pub use date::{civil_from_days, days_from_civil, format_date, format_timestamp};
 pub use hash::Fnv1a64;
-pub use private::{append_private, create_private, create_private_dir, make_private, write_atomic};
+pub use private::{
+    append_private, create_private, create_private_dir, make_private, sync_dir, write_atomic,
+};
 pub use run::RunRecord;
 pub use table::{Cell, Column, ColumnType, TableSchema, decimal_text};

@@ -80,9 +80,22 @@ pub fn make_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Flushes a folder's entries (its renames, new and removed files) to disk, so they survive a
+/// power loss. A file system that cannot sync a folder (`EINVAL`) is not an error: its renames
+/// are still atomic.
+///
+/// # Errors
+/// The underlying I/O error.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+        other => other,
+    }
+}
+
 /// Replaces `path` with `bytes` atomically: an owner-only temporary file beside it
-/// (`.<name>.tmp`), synced, renamed over it. On failure (a full disk) the previous file is left as
-/// it was and the temporary file is removed.
+/// (`.<name>.tmp`), synced, renamed over it, the folder synced ([`sync_dir`]). On failure (a
+/// full disk) the previous file is left as it was and the temporary file is removed.
 ///
 /// # Errors
 /// The underlying I/O error.
@@ -100,7 +113,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if done.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    done
+    done?;
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -396,11 +396,9 @@ impl ParquetSink {
     }
 }
 
-/// Syncs a folder, so the renames and files in it survive a power loss.
+/// [`claimline_model::sync_dir`], as this crate's error.
 fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io(dir))
+    claimline_model::sync_dir(dir).map_err(Error::io(dir))
 }
 
 /// [`claimline_model::write_atomic`], as this crate's error.
