@@ -37,21 +37,9 @@ pub fn file(err: &anyhow::Error) -> Option<PathBuf> {
     err.chain().find_map(claimline_run::failure::file)
 }
 
-/// The error in one line: each cause once (a cause whose words the line already holds, as in
-/// `x: cannot read: No such file (os error 2)` and its source, is not repeated).
+/// The error in one line, each cause once ([`claimline_run::failure::message`]).
 pub fn message(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string().replace('\n', " ");
-        if line.contains(text.as_str()) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+    claimline_run::failure::message(err.as_ref())
 }
 
 /// The reader of stdout closed it (EPIPE): not a failure of the command.

@@ -60,6 +60,7 @@ pub const POINTS: &[(&str, &str)] = &[
     ),
 ];
 
+#[derive(Debug)]
 struct Armed {
     name: String,
     nth: u64,
@@ -67,27 +68,36 @@ struct Armed {
     seen: AtomicU64,
 }
 
+impl Armed {
+    /// `NAME[@N][:kill|:fail]`; a count that is not a number counts as 1.
+    fn parse(spec: &str) -> Self {
+        let (spec, fail) = match spec.rsplit_once(':') {
+            Some((s, "fail")) => (s, true),
+            Some((s, "kill")) => (s, false),
+            _ => (spec, false),
+        };
+        let (name, nth) = match spec.split_once('@') {
+            Some((n, k)) => (n, k.parse().unwrap_or(1)),
+            None => (spec, 1),
+        };
+        Armed {
+            name: name.to_owned(),
+            nth,
+            fail,
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a pass through `name`: true on the N-th pass through the armed point.
+    fn reached(&self, name: &str) -> bool {
+        self.name == name && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth
+    }
+}
+
 fn armed() -> Option<&'static Armed> {
     static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
     ARMED
-        .get_or_init(|| {
-            let spec = std::env::var(ENV).ok()?;
-            let (spec, fail) = match spec.rsplit_once(':') {
-                Some((s, "fail")) => (s.to_owned(), true),
-                Some((s, "kill")) => (s.to_owned(), false),
-                _ => (spec, false),
-            };
-            let (name, nth) = match spec.split_once('@') {
-                Some((n, k)) => (n.to_owned(), k.parse().unwrap_or(1)),
-                None => (spec, 1),
-            };
-            Some(Armed {
-                name,
-                nth,
-                fail,
-                seen: AtomicU64::new(0),
-            })
-        })
+        .get_or_init(|| std::env::var(ENV).ok().map(|spec| Armed::parse(&spec)))
         .as_ref()
 }
 
@@ -100,7 +110,7 @@ pub fn point(name: &str) -> std::io::Result<()> {
     let Some(a) = armed() else {
         return Ok(());
     };
-    if a.name != name || a.seen.fetch_add(1, Ordering::SeqCst) + 1 != a.nth {
+    if !a.reached(name) {
         return Ok(());
     }
     if a.fail {
@@ -114,11 +124,49 @@ pub fn point(name: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::Armed;
+
     #[test]
     fn an_unarmed_point_does_nothing() {
         // The test process does not set CLAIMLINE_FAULT.
         for (name, _) in super::POINTS {
             assert!(super::point(name).is_ok());
         }
+    }
+
+    #[test]
+    fn the_spec_names_the_point_the_pass_and_the_way() {
+        let plain = Armed::parse("load.before-commit");
+        assert_eq!(
+            (plain.name.as_str(), plain.nth, plain.fail),
+            ("load.before-commit", 1, false)
+        );
+        let third = Armed::parse("scan.batch@3:fail");
+        assert_eq!(
+            (third.name.as_str(), third.nth, third.fail),
+            ("scan.batch", 3, true)
+        );
+        let kill = Armed::parse("fetch.chunk@2:kill");
+        assert_eq!(
+            (kill.name.as_str(), kill.nth, kill.fail),
+            ("fetch.chunk", 2, false)
+        );
+        assert_eq!(Armed::parse("x@many").nth, 1);
+    }
+
+    #[test]
+    fn only_the_nth_pass_through_the_armed_point_is_reached() {
+        let a = Armed::parse("scan.batch@3");
+        let passes: Vec<bool> = [
+            "scan.batch",
+            "load.before-commit",
+            "scan.batch",
+            "scan.batch",
+            "scan.batch",
+        ]
+        .iter()
+        .map(|n| a.reached(n))
+        .collect();
+        assert_eq!(passes, [false, false, false, true, false]);
     }
 }

@@ -47,10 +47,6 @@ impl SinkKind for MemoryKind {
 }
 
 impl TableSink for MemorySink {
-    fn name(&self) -> &'static str {
-        "memory"
-    }
-
     fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), claimline_sink::Error> {
         self.staged[table].extend(rows);
         Ok(())

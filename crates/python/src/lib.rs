@@ -29,21 +29,9 @@ create_exception!(
 /// The error as `NativeError(code, message, file, line)`: the code is the CLI's exit code for
 /// the same failure (ARCHITECTURE.md), the file and line where it is (or None).
 fn native_error(err: &(dyn std::error::Error + 'static)) -> PyErr {
-    let mut message = String::new();
-    let mut cause = Some(err);
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if !message.contains(&text) {
-            if !message.is_empty() {
-                message.push_str(": ");
-            }
-            message.push_str(&text);
-        }
-        cause = e.source();
-    }
     NativeError::new_err((
         claimline_run::failure::exit_code(err),
-        message,
+        claimline_run::failure::message(err),
         claimline_run::failure::file(err).map(|p| p.display().to_string()),
         claimline_run::failure::line(err),
     ))

@@ -78,6 +78,25 @@ fn run_code(e: &RunError) -> u8 {
     }
 }
 
+/// The error in one line: `err` and each of its sources once (a cause whose words the line
+/// already holds, as in `x: cannot read: No such file (os error 2)` and its source, is not
+/// repeated); line breaks become spaces.
+pub fn message(err: &(dyn Error + 'static)) -> String {
+    let mut line = String::new();
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let text = e.to_string().replace('\n', " ");
+        if !line.contains(text.as_str()) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        cause = e.source();
+    }
+    line
+}
+
 /// The file the error is about, from `err` or the first of its sources that names one.
 pub fn file(err: &(dyn Error + 'static)) -> Option<PathBuf> {
     let mut cause = Some(err);

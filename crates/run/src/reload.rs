@@ -3,19 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use claimline_fetch::ExportState;
 use claimline_load::{Loader, Progress, output};
 use claimline_model::create_private_dir;
 
 use crate::RunError;
 use crate::state::{RunState, STATE_FILE, chains};
-
-fn has_data(export: &Path) -> bool {
-    ExportState::load(export)
-        .ok()
-        .flatten()
-        .is_some_and(|s| s.complete && s.files.iter().any(|f| !f.error_file))
-}
 
 /// What a reload did.
 #[derive(Debug, serde::Serialize)]
@@ -77,7 +69,7 @@ pub fn reload(
         let export = out.join(&run.export);
         if run.pruned || !export.is_dir() {
             skipped.push(run.run_id.clone());
-        } else if has_data(&export) {
+        } else if run.has_data() {
             loaded.push((run.run_id.clone(), export));
         }
     }

@@ -18,7 +18,8 @@ fn shared() -> &'static Shared {
         let mut config = SandboxConfig::new(dir);
         config.client_id = "fuzz".into();
         config.client_secret = "fuzz-secret".into();
-        let data = Dataset::load(&config.data).unwrap_or_default();
+        // Without the sample data the data routes would never be reached.
+        let data = Dataset::load(&config.data).expect("the sample data loads");
         let shared = Shared::new(config, data, Clock::new());
         shared.grant_token(TOKEN);
         shared

@@ -183,10 +183,6 @@ impl ArrowSink {
 }
 
 impl TableSink for ArrowSink {
-    fn name(&self) -> &'static str {
-        "arrow"
-    }
-
     fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
         let width = self.tables[table].0.columns.len();
         if let Some(row) = rows.iter().find(|r| r.len() != width) {

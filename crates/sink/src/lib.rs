@@ -107,9 +107,6 @@ pub fn drop_listed_rows(
 /// `decided_elsewhere` keeps what it needs for a later command to finish or undo its part when
 /// the process dies between the two (as [`recover`] does for Parquet).
 pub trait TableSink {
-    /// A short name for messages (`sqlite`, `parquet`).
-    fn name(&self) -> &'static str;
-
     /// Appends rows (cells in schema column order) to table `table` (an index into the schemas
     /// the sink was opened with), taking them.
     ///

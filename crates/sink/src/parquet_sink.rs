@@ -297,10 +297,6 @@ impl TableWriter {
 }
 
 impl TableSink for ParquetSink {
-    fn name(&self) -> &'static str {
-        "parquet"
-    }
-
     fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
         tables
             .iter()

@@ -333,16 +333,6 @@ fn to_sql<'c>(schema: &TableSchema, i: usize, cell: &'c Cell) -> Result<ToSqlOut
 }
 
 impl SqliteSink {
-    /// The connection of an update of an existing database, for reading what earlier runs
-    /// committed (this run's rows stay in staging tables until [`TableSink::commit`]); `None` for a
-    /// new database (nothing earlier) or after commit.
-    pub fn earlier_state(&self) -> Option<&Connection> {
-        match self.mode {
-            Mode::Update => self.conn.as_ref(),
-            Mode::Fresh { .. } => None,
-        }
-    }
-
     /// The connection, until commit.
     fn live(&self, what: &str) -> Result<&Connection, Error> {
         self.conn.as_ref().ok_or_else(|| Error::Row {
@@ -433,10 +423,6 @@ impl SqliteSink {
 }
 
 impl TableSink for SqliteSink {
-    fn name(&self) -> &'static str {
-        "sqlite"
-    }
-
     fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
         SqliteSink::write_rows(self, table, &rows)
     }

@@ -138,11 +138,6 @@ fn prompt() -> Result<Credentials, FetchError> {
     Ok(Credentials::new(id, secret))
 }
 
-/// A fetch failure as the command's error (its exit code is the one ARCHITECTURE.md gives it).
-pub fn fail(err: FetchError) -> anyhow::Result<ExitCode> {
-    Err(err.into())
-}
-
 /// Progress on stderr: a bar of files and bytes when stderr is a terminal, plain lines for
 /// the events that matter otherwise.
 pub struct Reporter {
@@ -307,15 +302,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
-    let client = match args.connection.client() {
-        Ok(client) => client,
-        Err(err) => return fail(err),
-    };
+    let client = args.connection.client()?;
     let statuses: Vec<&str> = args.status.iter().map(|s| s.trim()).collect();
-    let jobs = match client.jobs(args.api.into(), &statuses, &NoProgress) {
-        Ok(jobs) => jobs,
-        Err(err) => return fail(err),
-    };
+    let jobs = client.jobs(args.api.into(), &statuses, &NoProgress)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let list: Vec<serde_json::Value> = jobs
@@ -346,10 +335,7 @@ fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
-    let client = match args.connection.client() {
-        Ok(client) => client,
-        Err(err) => return fail(err),
-    };
+    let client = args.connection.client()?;
     let api: ApiVersion = args.api.into();
     let url = if args.job.bytes().all(|b| b.is_ascii_digit()) {
         format!(
@@ -361,11 +347,7 @@ fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.job.clone()
     };
-    match client.cancel(&url, &NoProgress) {
-        Ok(()) => {
-            eprintln!("cancelled {url}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(err) => fail(err),
-    }
+    client.cancel(&url, &NoProgress)?;
+    eprintln!("cancelled {url}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use claimline_fetch::{Endpoint, ExportOptions, ExportRequest, ExportSummary, Timestamp, export};
 
-use super::bcda::{Api, Connection, Reporter, fail};
+use super::bcda::{Api, Connection, Reporter};
 
 /// `--endpoint` values.
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -103,10 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         since,
         type_filter: args.type_filter.clone(),
     };
-    let client = match args.connection.client() {
-        Ok(client) => client,
-        Err(err) => return fail(err),
-    };
+    let client = args.connection.client()?;
     let options = ExportOptions {
         parallel: args.parallel.max(1),
         new_job: args.new_job,
@@ -115,10 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reporter = Reporter::new(args.json);
     let result = export(&client, &request, &args.out, &options, &reporter);
     reporter.finish();
-    let summary = match result {
-        Ok(summary) => summary,
-        Err(err) => return fail(err),
-    };
+    let summary = result?;
     let seconds = started.elapsed().as_secs_f64();
     let resources = count_lines(&summary);
     let mut out = std::io::stdout().lock();
