@@ -740,3 +740,35 @@ fn a_cut_gzip_file_is_damage_with_the_resources_it_loses() {
     assert!(accepted.status.success());
     assert!(out.join("claimline.sqlite").exists());
 }
+
+/// While another command holds the output folder's lock (a `run`, a `reload`), `load` exits 5
+/// with the folder named and touches nothing; once the lock is released the same load runs.
+#[test]
+fn a_held_lock_stops_a_second_command_with_exit_5() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let input = crate::repo_root().join("sample-data/generated/v2");
+    let load = || claimline(dir.path(), &["load", s(&input), "--out", s(&out)]);
+    let first = load();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let before = crate::tree(&out);
+    let held = claimline_load::output::lock(&out)
+        .expect("lock file")
+        .expect("nobody else holds it");
+    let busy = load();
+    let stderr = String::from_utf8_lossy(&busy.stderr);
+    assert_eq!(busy.status.code(), Some(5), "under a held lock: {stderr}");
+    assert!(stderr.contains(s(&out)), "the folder is named: {stderr}");
+    crate::unchanged(&out, &before, "a load under a held lock");
+    drop(held);
+    let again = load();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
