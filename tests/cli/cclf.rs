@@ -682,7 +682,8 @@ fn views_doc_matches_the_committed_dictionary() {
 
 /// CCLF8's paths are ViewDefinitions a user can edit: a copy of the v2 input views with one
 /// path changed changes that CCLF8 column, and the join, precedence and computed columns still
-/// apply. A CCLF8 input view with a wrongly typed column is refused (exit 2) before any output.
+/// apply; a column added to a view is a column of `cclf8`. Input views that disagree on a
+/// column's type are refused (exit 2) before any output.
 #[test]
 fn cclf8_input_views_can_be_edited() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -745,21 +746,55 @@ fn cclf8_input_views_can_be_edited() {
     assert_eq!(Some(dual.as_str()), row["BENE_DUAL_STUS_CD"].as_str());
     assert!(age.is_some());
 
-    let mut bad: Value = serde_json::from_str(&patient).expect("json");
-    let dob = bad["select"][0]["column"]
+    // The table's columns are the views' tagged columns: one added to the Patient view (no
+    // CCLF position) comes after CCLF's 31, before the lineage, with the view's type.
+    let mut more: Value = serde_json::from_str(&patient).expect("json");
+    more["select"][0]["column"]
         .as_array_mut()
         .expect("columns")
-        .iter_mut()
-        .find(|c| c["name"] == "BENE_DOB")
-        .expect("BENE_DOB column");
-    dob["type"] = Value::from("string");
-    let bad = bad.to_string();
-    std::fs::write(views.join("cclf8_patient.json"), bad).expect("write view");
+        .push(serde_json::json!({
+            "name": "BENE_GENDER", "path": "gender", "type": "code",
+            "tag": [{"name": "cclf/field", "value": "CCLF8.BENE_GENDER"}]
+        }));
+    std::fs::write(views.join("cclf8_patient.json"), more.to_string()).expect("write view");
+    let out1 = dir.path().join("out1");
+    let r = load(&out1);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let conn = Connection::open(out1.join("claimline.sqlite")).expect("open");
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('cclf8') ORDER BY cid")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("columns");
+    assert_eq!(columns[0], "BENE_MBI_ID");
+    assert_eq!(columns[30], "GEO_ZIP4_CD");
+    assert_eq!(columns[31], "BENE_GENDER");
+    assert_eq!(columns[32], "_resource_id");
+    let gender: String = conn
+        .query_row("SELECT BENE_GENDER FROM cclf8", [], |r| r.get(0))
+        .expect("gender");
+    assert!(["male", "female", "other", "unknown"].contains(&gender.as_str()));
+
+    // Two input views that disagree on a column's type are refused before any output.
+    let mut bad: Value = serde_json::from_str(
+        &std::fs::read_to_string(views.join("cclf8_coverage.json")).expect("coverage view"),
+    )
+    .expect("json");
+    bad["select"][0]["column"]
+        .as_array_mut()
+        .expect("columns")
+        .push(serde_json::json!({
+            "name": "BENE_DOB", "path": "{}", "type": "string",
+            "tag": [{"name": "cclf/field", "value": "CCLF8.BENE_DOB"}]
+        }));
+    std::fs::write(views.join("cclf8_coverage.json"), bad.to_string()).expect("write view");
     let r = load(&dir.path().join("out2"));
     assert_eq!(r.status.code(), Some(2));
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(
-        err.contains("BENE_DOB") && err.contains("cclf8_patient"),
+        err.contains("BENE_DOB") && err.contains("cclf8_coverage"),
         "{err}"
     );
     assert!(!dir.path().join("out2/claimline.sqlite").exists());

@@ -27,160 +27,96 @@ use std::collections::HashMap;
 
 use std::sync::Arc;
 
-use claimline_model::{Cell, Column, ColumnType, TableSchema};
+use claimline_model::{Cell, Column, TableSchema};
 use claimline_ndjson::ApiVersion;
 
-/// The columns of CCLF8, in CCLF order, with how each is filled.
-const COLUMNS: [(&str, &str); 31] = [
-    (
-        "BENE_MBI_ID",
-        "Medicare Beneficiary Identifier: the current MBI (as bene_xref)",
-    ),
-    (
-        "BENE_HIC_NUM",
-        "Beneficiary HIC Number: not supplied by BCDA, NULL",
-    ),
-    (
-        "BENE_FIPS_STATE_CD",
-        "Beneficiary FIPS State Code: from Patient.address.state (USPS to FIPS)",
-    ),
-    (
-        "BENE_FIPS_CNTY_CD",
-        "Beneficiary FIPS County Code: not supplied by BCDA, NULL",
-    ),
-    (
-        "BENE_ZIP_CD",
-        "Beneficiary ZIP Code: Patient.address.postalCode, first 5",
-    ),
-    ("BENE_DOB", "Beneficiary Date of Birth: Patient.birthDate"),
-    (
-        "BENE_SEX_CD",
-        "Beneficiary Sex Code: 1 male, 2 female, 0 unknown (us-core-sex, else gender)",
-    ),
-    (
-        "BENE_RACE_CD",
-        "Beneficiary Race Code: BFD race extension (v1/v2), else us-core-race OMB category",
-    ),
-    (
-        "BENE_AGE",
-        "Beneficiary Age: whole years at the export's transactionTime (or death)",
-    ),
-    (
-        "BENE_MDCR_STUS_CD",
-        "Beneficiary Medicare Status Code: Coverage ms_cd / BENE-MDCR-STUS-CD",
-    ),
-    (
-        "BENE_DUAL_STUS_CD",
-        "Beneficiary Dual Status Code: most recent dual_MM present (v3: dual- Coverage)",
-    ),
-    (
-        "BENE_DEATH_DT",
-        "Beneficiary Death Date: Patient.deceasedDateTime, its date",
-    ),
-    (
-        "BENE_RNG_BGN_DT",
-        "Hospice enrollment start: on hospice claims, not Patient/Coverage: NULL",
-    ),
-    (
-        "BENE_RNG_END_DT",
-        "Hospice enrollment end: on hospice claims, not Patient/Coverage: NULL",
-    ),
-    (
-        "BENE_1ST_NAME",
-        "Beneficiary First Name: Patient.name.given[0]",
-    ),
-    (
-        "BENE_MIDL_NAME",
-        "Beneficiary Middle Name: Patient.name.given[1]",
-    ),
-    (
-        "BENE_LAST_NAME",
-        "Beneficiary Last Name: Patient.name.family",
-    ),
-    (
-        "BENE_ORGNL_ENTLMT_RSN_CD",
-        "Original Entitlement Reason Code: orec / BENE-MDCR-ENTLMT-RSN-CD",
-    ),
-    (
-        "BENE_ENTLMT_BUYIN_IND",
-        "Entitlement Buy-in Indicator: most recent buyinMM present (v3: BENE-BUYIN-CD)",
-    ),
-    (
-        "BENE_PART_A_ENRLMT_BGN_DT",
-        "Part A begin: the Part A Coverage's period.start",
-    ),
-    (
-        "BENE_PART_B_ENRLMT_BGN_DT",
-        "Part B begin: the Part B Coverage's period.start",
-    ),
-    (
-        "BENE_LINE_1_ADR",
-        "Mailing address line 1: Patient.address.line[0]",
-    ),
-    (
-        "BENE_LINE_2_ADR",
-        "Mailing address line 2: Patient.address.line[1]",
-    ),
-    (
-        "BENE_LINE_3_ADR",
-        "Mailing address line 3: Patient.address.line[2]",
-    ),
-    (
-        "BENE_LINE_4_ADR",
-        "Mailing address line 4: Patient.address.line[3]",
-    ),
-    (
-        "BENE_LINE_5_ADR",
-        "Mailing address line 5: Patient.address.line[4]",
-    ),
-    (
-        "BENE_LINE_6_ADR",
-        "Mailing address line 6: Patient.address.line[5]",
-    ),
-    ("GEO_ZIP_PLC_NAME", "Beneficiary City: Patient.address.city"),
-    (
-        "GEO_USPS_STATE_CD",
-        "Beneficiary State: Patient.address.state",
-    ),
-    (
-        "GEO_ZIP5_CD",
-        "Beneficiary Zip Code: Patient.address.postalCode, first 5",
-    ),
-    (
-        "GEO_ZIP4_CD",
-        "Beneficiary Zip Code Ext.: the 4 digits after a ZIP+4 postalCode",
-    ),
-];
+/// The tag naming the CCLF field a column of an input view holds (`CCLF8.BENE_DOB`): such a
+/// column is a column of `cclf8`.
+pub const FIELD_TAG: &str = "cclf/field";
+/// The tag giving a CCLF8 column's position in CCLF's layout (1-based): the order of the
+/// columns of `cclf8`. Columns without it follow, in the order the views declare them.
+pub const POSITION_TAG: &str = "cclf/position";
 
-const DATES: [&str; 6] = [
-    "BENE_DOB",
-    "BENE_DEATH_DT",
-    "BENE_RNG_BGN_DT",
-    "BENE_RNG_END_DT",
-    "BENE_PART_A_ENRLMT_BGN_DT",
-    "BENE_PART_B_ENRLMT_BGN_DT",
-];
+/// One column of an input view that `cclf8` holds: its type and description come from the view.
+pub(crate) struct Cclf8Column {
+    pub column: Column,
+    pub position: Option<u32>,
+    /// The view's file and name.
+    pub file: String,
+    pub view: String,
+}
 
-/// The CCLF8 table, with the non-claim lineage of the beneficiary's Patient.
-pub fn cclf8_schema() -> TableSchema {
-    let mut columns: Vec<Column> = COLUMNS
+/// The columns of an input view's schema that are CCLF8 fields (tagged [`FIELD_TAG`] with a
+/// `CCLF8.` value), as `cclf8` holds them.
+pub(crate) fn cclf8_columns(
+    view: &claimline_view::ViewDefinition,
+    declared: &[Column],
+) -> Vec<Cclf8Column> {
+    view.schema()
+        .columns
         .iter()
-        .map(|(name, desc)| {
-            let ty = if DATES.contains(name) {
-                ColumnType::Date
-            } else {
-                ColumnType::Text
-            };
-            Column::new(*name, ty).describe(*desc)
+        .zip(declared)
+        .filter(|(c, _)| {
+            c.tags
+                .iter()
+                .any(|(n, v)| n == FIELD_TAG && v.starts_with("CCLF8."))
         })
-        .collect();
+        .map(|(c, d)| Cclf8Column {
+            column: d.clone(),
+            position: c
+                .tags
+                .iter()
+                .find(|(n, _)| n == POSITION_TAG)
+                .and_then(|(_, v)| v.parse().ok()),
+            file: view.file().to_owned(),
+            view: view.name().unwrap_or_default().to_owned(),
+        })
+        .collect()
+}
+
+/// The CCLF8 table from the columns its input views declare (Patient views first): one column
+/// per name, ordered by [`POSITION_TAG`], then the non-claim lineage of the beneficiary's
+/// Patient. Two views declaring a column with different types is an error.
+pub(crate) fn cclf8_schema(
+    first: &claimline_view::ViewDefinition,
+    inputs: Vec<Cclf8Column>,
+) -> Result<TableSchema, crate::Error> {
+    let mut columns: Vec<Cclf8Column> = Vec::new();
+    for c in inputs {
+        match columns.iter().find(|k| k.column.name == c.column.name) {
+            Some(k) if k.column.ty != c.column.ty => {
+                return Err(crate::Error::Cclf8Input {
+                    reason: format!(
+                        "declares column {} as {:?}; {} declares it as {:?}",
+                        c.column.name, c.column.ty, k.file, k.column.ty
+                    ),
+                    file: c.file,
+                    view: c.view,
+                });
+            }
+            Some(_) => {}
+            None => columns.push(c),
+        }
+    }
+    if columns.is_empty() {
+        return Err(crate::Error::Cclf8Input {
+            file: first.file().to_owned(),
+            view: first.name().unwrap_or_default().to_owned(),
+            reason: format!(
+                "no input view of CCLF8 declares a column tagged {FIELD_TAG} = CCLF8.<field>"
+            ),
+        });
+    }
+    // A stable sort: columns without a position keep their declaration order, after the rest.
+    columns.sort_by_key(|c| c.position.unwrap_or(u32::MAX));
+    let mut columns: Vec<Column> = columns.into_iter().map(|c| c.column).collect();
     columns.extend(crate::xref::lineage_columns());
-    TableSchema {
+    Ok(TableSchema {
         replace_key: vec!["_api_version".into(), "_resource_id".into()],
         newest_wins: true,
         indexes: vec!["_resource_id".into(), "BENE_MBI_ID".into()],
         ..TableSchema::new("cclf8", columns)
-    }
+    })
 }
 
 /// The view name whose rows (one per Patient) give CCLF8 its demographics.
@@ -217,17 +153,6 @@ impl Cclf8Input {
             Self::Coverage => "Coverage",
         }
     }
-}
-
-/// The type a CCLF8 column has (`None`: not a CCLF8 column).
-pub(crate) fn cclf8_type(name: &str) -> Option<ColumnType> {
-    COLUMNS.iter().find(|(n, _)| *n == name).map(|_| {
-        if DATES.contains(&name) {
-            ColumnType::Date
-        } else {
-            ColumnType::Text
-        }
-    })
 }
 
 /// Named cells of one input row.
@@ -305,15 +230,26 @@ type PatientPart = (usize, Fields, Vec<Cell>);
 /// A Coverage part: arrival, fields.
 type CoveragePart = (usize, Fields);
 
-/// Joins `cclf8_patient` and `cclf8_coverage` rows by beneficiary into CCLF8 rows.
+/// Joins `cclf8_patient` and `cclf8_coverage` rows by beneficiary into CCLF8 rows (get one
+/// from [`Plan::cclf8_builder`](crate::Plan::cclf8_builder): it knows the table's columns).
 #[derive(Default)]
 pub struct Cclf8Builder {
+    /// The columns of `cclf8` before its lineage.
+    columns: Vec<Arc<str>>,
     patients: HashMap<Bene, PatientPart>,
     coverage: HashMap<Bene, Vec<CoveragePart>>,
     seen: usize,
 }
 
 impl Cclf8Builder {
+    /// A builder of rows with these columns (then the Patient's lineage).
+    pub fn new(columns: Vec<Arc<str>>) -> Self {
+        Self {
+            columns,
+            ..Self::default()
+        }
+    }
+
     /// Adds one part (in input order: a later Patient of the same beneficiary replaces one
     /// before it).
     pub fn add(&mut self, part: BenePart) {
@@ -357,9 +293,10 @@ impl Cclf8Builder {
         for (key, (_, fields, lineage)) in patients {
             let mut coverage = self.coverage.remove(&key).unwrap_or_default();
             coverage.sort_by_cached_key(|(seen, fields)| (rank(fields), *seen));
-            let mut cells: Vec<Cell> = COLUMNS
+            let mut cells: Vec<Cell> = self
+                .columns
                 .iter()
-                .map(|(name, _)| {
+                .map(|name| {
                     field(&fields, name).cloned().or_else(|| {
                         coverage
                             .iter()
@@ -368,7 +305,7 @@ impl Cclf8Builder {
                 })
                 .map(|c| c.unwrap_or(Cell::Null))
                 .collect();
-            let at = |name: &str| COLUMNS.iter().position(|(n, _)| *n == name);
+            let at = |name: &str| self.columns.iter().position(|n| &**n == name);
             if let (Some(a), Some(Cell::Date(dob))) =
                 (at("BENE_AGE"), at("BENE_DOB").map(|i| &cells[i]))
                 && matches!(cells[a], Cell::Null)

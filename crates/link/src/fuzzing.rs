@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use claimline_ndjson::{ApiVersion, InputFile, Resource};
 use claimline_view::ViewDefinition;
 
-use crate::{BeneIndex, Cclf8Builder, Plan, PlannedView, Scratch, patient_mbi};
+use crate::{BeneIndex, Plan, PlannedView, Scratch, patient_mbi};
 
 /// The built-in CCLF8 input views of every API version.
 fn views() -> Vec<PlannedView> {
@@ -78,7 +78,7 @@ fn cclf8_with(plan: &mut Plan, data: &[u8]) {
         }
     });
     plan.set_bene_index(index);
-    let mut builder = Cclf8Builder::default();
+    let mut builder = plan.cclf8_builder();
     let mut scratch = Scratch::default();
     each_resource(data, |r| {
         if let Some(part) = plan.evaluate(r, "fuzz", &mut scratch).bene_part {

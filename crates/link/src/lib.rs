@@ -58,7 +58,8 @@ mod history;
 mod xref;
 
 pub use cclf8::{
-    BENE_ID_LINK, BenePart, CCLF8_COVERAGE, CCLF8_PATIENT, Cclf8Builder, Cclf8Input, cclf8_schema,
+    BENE_ID_LINK, BenePart, CCLF8_COVERAGE, CCLF8_PATIENT, Cclf8Builder, Cclf8Input, FIELD_TAG,
+    POSITION_TAG,
 };
 
 pub use history::{
@@ -408,6 +409,19 @@ fn sink_type(c: &claimline_view::Column) -> ColumnType {
     }
 }
 
+/// A view's columns as a table holds them.
+fn declared_columns(view: &ViewDefinition) -> Vec<Column> {
+    view.schema()
+        .columns
+        .iter()
+        .map(|c| Column {
+            name: c.name.clone(),
+            ty: sink_type(c),
+            description: c.description.clone(),
+        })
+        .collect()
+}
+
 fn lineage(claim: bool) -> Vec<Column> {
     let mut cols = vec![
         Column::new("_resource_id", ColumnType::Text).describe("The resource's id"),
@@ -457,16 +471,7 @@ impl Plan {
                 })?
                 .to_ascii_lowercase();
             let claim = view.resource() == "ExplanationOfBenefit";
-            let declared: Vec<Column> = view
-                .schema()
-                .columns
-                .iter()
-                .map(|c| Column {
-                    name: c.name.clone(),
-                    ty: sink_type(c),
-                    description: c.description.clone(),
-                })
-                .collect();
+            let declared = declared_columns(&view);
             let types = declared.iter().map(|c| c.ty.clone()).collect();
             let mbi_column = view.schema().columns.iter().position(|c| {
                 c.tags
@@ -477,7 +482,7 @@ impl Plan {
             let input = Cclf8Input::of_view(&name);
             let (bene_id, names) = match input {
                 Some(input) => (
-                    check_cclf8_input(&view, &name, input, &declared)?,
+                    check_cclf8_input(&view, &name, input)?,
                     declared
                         .iter()
                         .map(|c| Arc::from(c.name.as_str()))
@@ -501,7 +506,8 @@ impl Plan {
                     t
                 }
                 None if input.is_some() => {
-                    tables.push(cclf8_schema());
+                    // Its columns come from every input view, once all are planned (below).
+                    tables.push(TableSchema::new("cclf8", Vec::new()));
                     first_of.push(planned.len());
                     tables.len() - 1
                 }
@@ -562,6 +568,16 @@ impl Plan {
             });
         }
         let tables_cclf8 = planned.iter().find(|v| v.input.is_some()).map(|v| v.table);
+        if let Some(t) = tables_cclf8 {
+            // CCLF8's columns are those its input views declare (Patient views first).
+            let mut inputs: Vec<&PlanView> = planned.iter().filter(|v| v.input.is_some()).collect();
+            inputs.sort_by_key(|v| v.input != Some(Cclf8Input::Patient));
+            let columns = inputs
+                .iter()
+                .flat_map(|v| cclf8::cclf8_columns(&v.view, &declared_columns(&v.view)))
+                .collect();
+            tables[t] = cclf8::cclf8_schema(&inputs[0].view, columns)?;
+        }
         let mut by_type: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, v) in planned.iter().enumerate() {
             by_type
@@ -621,6 +637,20 @@ impl Plan {
     /// The index of `cclf8`, when views named `cclf8_patient` or `cclf8_coverage` feed it.
     pub fn cclf8_table(&self) -> Option<usize> {
         self.cclf8
+    }
+
+    /// A builder of `cclf8`'s rows with its columns (none when no view feeds it: it then only
+    /// counts Coverage without a Patient).
+    pub fn cclf8_builder(&self) -> Cclf8Builder {
+        let columns = self.cclf8.map_or_else(Vec::new, |t| {
+            self.tables[t]
+                .columns
+                .iter()
+                .filter(|c| !c.name.starts_with('_'))
+                .map(|c| Arc::from(c.name.as_str()))
+                .collect()
+        });
+        Cclf8Builder::new(columns)
     }
 
     /// The index of `_claimline_counts`, when [`Plan::add_link_tables`] added it.
@@ -939,12 +969,7 @@ impl Plan {
 }
 
 /// Checks a CCLF8 input view and returns the index of its `bene-id` column.
-fn check_cclf8_input(
-    view: &ViewDefinition,
-    name: &str,
-    input: Cclf8Input,
-    declared: &[Column],
-) -> Result<usize, Error> {
+fn check_cclf8_input(view: &ViewDefinition, name: &str, input: Cclf8Input) -> Result<usize, Error> {
     let fail = |reason: String| Error::Cclf8Input {
         file: view.file().to_owned(),
         view: name.to_owned(),
@@ -956,28 +981,6 @@ fn check_cclf8_input(
             view.resource(),
             input.resource()
         )));
-    }
-    for c in declared {
-        let base = c
-            .name
-            .strip_suffix(|ch: char| ch.is_ascii_digit())
-            .and_then(|n| n.strip_suffix(|ch: char| ch.is_ascii_digit()))
-            .and_then(|n| n.strip_suffix('_'))
-            .filter(|_| input == Cclf8Input::Coverage);
-        let want = cclf8::cclf8_type(&c.name).or_else(|| base.and_then(cclf8::cclf8_type));
-        let got = if c.ty == ColumnType::Code {
-            ColumnType::Text
-        } else {
-            c.ty.clone()
-        };
-        if let Some(want) = want
-            && got != want
-        {
-            return Err(fail(format!(
-                "declares column {} as {got:?}; CCLF8 holds it as {want:?}",
-                c.name
-            )));
-        }
     }
     view.schema()
         .columns
@@ -1266,7 +1269,7 @@ mod tests {
             .iter()
             .map(|c| c.name.as_str())
             .collect();
-        let mut builder = Cclf8Builder::default();
+        let mut builder = plan.cclf8_builder();
         for part in each(&lines, |r| {
             plan.evaluate(r, "run", &mut Scratch::default()).bene_part
         })
@@ -1393,18 +1396,46 @@ mod tests {
             ))
         };
         let key = r#"{"name":"BENE_ID","path":"getResourceKey()","type":"string","tag":[{"name":"claimline/link","value":"bene-id"}]}"#;
-        let plan = Plan::new(vec![patient(key)]).expect("a key is enough");
+        let err = Plan::new(vec![patient(key)])
+            .err()
+            .expect("no CCLF8 column");
+        assert!(err.to_string().contains("cclf/field"), "{err}");
+        let field = |name: &str, ty: &str, position: &str| {
+            format!(
+                r#"{{"name":"{name}","path":"{{}}","type":"{ty}","description":"d {name}","tag":[{{"name":"cclf/field","value":"CCLF8.{name}"}},{{"name":"cclf/position","value":"{position}"}}]}}"#
+            )
+        };
+        // The table's columns: the tagged ones, in CCLF order, with the view's types and
+        // descriptions; the helper columns (BENE_ID) are not in it.
+        let columns = format!(
+            "{key},{},{},{}",
+            field("BENE_DOB", "date", "6"),
+            field("BENE_MBI_ID", "string", "1"),
+            r#"{"name":"HELPER","path":"id","type":"string","tag":[{"name":"cclf/field","value":"CCLF8.HELPER"}]}"#
+        );
+        let plan = Plan::new(vec![patient(&columns)]).expect("plan");
         assert_eq!(plan.cclf8_table(), Some(0));
-        assert_eq!(plan.tables()[0].name, "cclf8");
+        let t = &plan.tables()[0];
+        assert_eq!(t.name, "cclf8");
+        let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names[..3], ["BENE_MBI_ID", "BENE_DOB", "HELPER"]);
+        assert!(names[3..].iter().all(|n| n.starts_with('_')), "{names:?}");
+        assert_eq!(t.columns[1].ty, ColumnType::Date);
+        assert_eq!(t.columns[1].description.as_deref(), Some("d BENE_DOB"));
         let no_key = r#"{"name":"BENE_DOB","path":"birthDate","type":"date"}"#;
         let err = Plan::new(vec![patient(no_key)]).err().expect("no key");
         assert!(err.to_string().contains("bene-id"), "{err}");
-        let wrong_type =
-            format!(r#"{key},{{"name":"BENE_DOB","path":"birthDate","type":"string"}}"#);
-        let err = Plan::new(vec![patient(&wrong_type)]).err().expect("type");
+        // Two input views may not disagree on a column's type.
+        let coverage_dob = format!(
+            r#"{{"resourceType":"ViewDefinition","name":"cclf8_coverage","resource":"Coverage","select":[{{"column":[{key},{}]}}]}}"#,
+            field("BENE_DOB", "string", "6")
+        );
+        let err = Plan::new(vec![patient(&columns), view(&coverage_dob)])
+            .err()
+            .expect("type");
         assert!(err.to_string().contains("BENE_DOB"), "{err}");
         let own = r#"{"resourceType":"ViewDefinition","name":"cclf8","resource":"Patient","select":[{"column":[{"name":"x","path":"id","type":"string"}]}]}"#;
-        let err = Plan::new(vec![view(own), patient(key)])
+        let err = Plan::new(vec![view(own), patient(&columns)])
             .err()
             .expect("two cclf8s");
         assert!(

@@ -359,7 +359,7 @@ impl Loader {
             .collect();
         let mut issues = IssueLog::new(rejects_dir.join(format!("{run_id}-row-errors.ndjson")));
         let mut claims = ClaimCounts::default();
-        let mut cclf8 = claimline_link::Cclf8Builder::default();
+        let mut cclf8 = plan.cclf8_builder();
         let mut counts: BTreeMap<CountKey, (u64, u64, i128)> = BTreeMap::new();
         let mut events: Vec<ClaimEvent> = Vec::new();
         let mut eobs: Vec<EobRecord> = Vec::new();

@@ -296,7 +296,7 @@ fn evaluate<'py>(
             plan.set_bene_index(index);
             let tables = plan.tables().to_vec();
             let mut rows: Vec<Vec<Vec<claimline_model::Cell>>> = vec![Vec::new(); tables.len()];
-            let mut cclf8 = Cclf8Builder::default();
+            let mut cclf8 = plan.cclf8_builder();
             let mut scratch = Scratch::default();
             let rejects = claimline_ndjson::parse_lines(&input, numbered(), |r| {
                 let out = plan.evaluate(r, &run_id, &mut scratch);

@@ -479,6 +479,8 @@ OMB_RACE = ("iif($this = '2106-3', '1', iif($this = '2054-5', '2', iif($this = '
 
 # (version, CCLF8 field) -> the crosswalk's path, set by beneficiary_views().
 CCLF8_PATHS = {}
+# CCLF8 field -> its position in the CCLF layout (the cclf8 table's column order).
+CCLF8_POSITIONS = {}
 VERSION = None
 
 
@@ -486,6 +488,7 @@ def col(name, path, ty, desc, field=True, tags=()):
     tags = list(tags)
     if field:
         tags.insert(0, {"name": "cclf/field", "value": f"CCLF8.{name}"})
+        tags.insert(1, {"name": "cclf/position", "value": CCLF8_POSITIONS[name]})
         source = CCLF8_PATHS.get((VERSION, name))
         if source:
             tags.append({"name": "source/path", "value": source})
@@ -641,6 +644,9 @@ UNMAPPED_CCLF8 = [
 
 def beneficiary_views():
     global VERSION
+    for r in read("cclf_layouts.csv"):
+        if r["cclf_file"] == "CCLF8":
+            CCLF8_POSITIONS[r["field_name"]] = r["position"]
     for r in read("cclf_crosswalk.csv"):
         if r["cclf_file"] == "CCLF8":
             for version in ("v1", "v2"):
