@@ -702,8 +702,16 @@ fn a_cut_gzip_file_is_damage_with_the_resources_it_loses() {
     .expect("write");
     std::fs::write(
         export.join(".claimline/state.json"),
-        serde_json::json!({"files": [{"name": "ExplanationOfBenefit.000.ndjson.gz", "lines": lines}]})
-            .to_string(),
+        // As `claimline fetch` writes it.
+        serde_json::json!({
+            "format": 1, "request_url": "https://bcda.example/api/v2/Group/all/$export",
+            "job_url": "https://bcda.example/api/v2/jobs/1", "transaction_time": null,
+            "manifest": null, "complete": true,
+            "files": [{"name": "ExplanationOfBenefit.000.ndjson.gz",
+                "resource_type": "ExplanationOfBenefit", "url": "https://bcda.example/data/1",
+                "size": gz.len(), "sha256": "0", "lines": lines, "error_file": false}]
+        })
+        .to_string(),
     )
     .expect("write");
     let out = dir.path().join("out");

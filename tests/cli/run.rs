@@ -791,6 +791,17 @@ fn metrics_are_written_for_success_and_failure() {
     assert!(first["claimline_rows{job=\"run\",table=\"cclf1\"}"] >= 1.0);
     assert_eq!(first["claimline_rejects{job=\"run\"}"], 0.0);
     assert!(first.contains_key("claimline_duration_seconds{job=\"run\",phase=\"total\"}"));
+    assert!(first.contains_key("claimline_duration_seconds{job=\"run\",phase=\"load\"}"));
+    assert!(first["claimline_resources{job=\"run\",type=\"ExplanationOfBenefit\"}"] >= 1.0);
+    assert!(first["claimline_resources{job=\"run\",type=\"Patient\"}"] >= 1.0);
+    assert!(first["claimline_input_bytes{job=\"run\",form=\"disk\"}"] > 0.0);
+    assert!(
+        first["claimline_input_bytes{job=\"run\",form=\"ndjson\"}"]
+            >= first["claimline_input_bytes{job=\"run\",form=\"disk\"}"]
+    );
+    assert_eq!(first["claimline_damaged_files{job=\"run\"}"], 0.0);
+    // The bundled CMS samples hold placeholder values that are row errors by design.
+    assert!(first["claimline_row_errors{job=\"run\"}"] >= 1.0);
     let success_at = first["claimline_last_success_timestamp_seconds{job=\"run\"}"];
     // A failure: BCDA's January blackout.
     let data = tempfile::tempdir().expect("data");
@@ -865,4 +876,23 @@ fn the_log_can_be_json_lines() {
         .expect("fetch");
     assert_eq!(fetch["resources"]["ExplanationOfBenefit"], 9);
     assert!(!text.contains("Patient/") && !text.contains("\"identifier\""));
+
+    // A failed run logs an `error` line with its exit code (BCDA's blackout: 7).
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 2);
+    let bcda = sandbox(data.path(), |c| c.blackout = true);
+    let failed = run(
+        bcda.url(),
+        &work.path().join("out2"),
+        &["--log-format", "json", "--log", s(&log)],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(failed.status.code(), Some(7));
+    let text = fs::read_to_string(&log).expect("log");
+    let last: Value =
+        serde_json::from_str(text.lines().last().expect("a line")).expect("a JSON line");
+    assert_eq!(last["phase"], "error", "{last}");
+    assert_eq!(last["exit_code"], 7, "{last}");
+    assert!(!text.contains(MBI) && !text.contains(SECRET));
 }

@@ -14,9 +14,9 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod args;
 mod cmd;
 mod failure;
-mod metrics;
 mod progress;
 
 /// BCDA bulk exports to CCLF-shaped warehouse tables.

@@ -40,6 +40,22 @@ impl Endpoint {
     }
 }
 
+impl std::str::FromStr for Endpoint {
+    type Err = String;
+
+    /// `group/all`, `group/runout` or `patient` (any case), as `--endpoint` and profiles say it.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "group/all" => Ok(Endpoint::GroupAll),
+            "group/runout" => Ok(Endpoint::GroupRunout),
+            "patient" => Ok(Endpoint::Patient),
+            _ => Err(format!(
+                "endpoint {text:?}: expected group/all, group/runout or patient"
+            )),
+        }
+    }
+}
+
 /// One export request: what the kick-off URL says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportRequest {

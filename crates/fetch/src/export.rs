@@ -14,7 +14,8 @@ use crate::FetchError;
 use crate::client::{Client, ExportRequest, JobStatus, KickOff, diagnostics, parse_retry_after};
 use crate::progress::{Event, Progress};
 use crate::state::{
-    ExportState, FileRecord, create_private_dir, open_private, work_dir, write_atomic,
+    ExportState, FileRecord, create_private_dir, load_state, open_private, save_state, work_dir,
+    write_atomic,
 };
 
 /// Options of [`export`].
@@ -165,7 +166,7 @@ pub fn export(
     options: &ExportOptions,
     progress: &dyn Progress,
 ) -> Result<ExportSummary, FetchError> {
-    let saved = !options.new_job && ExportState::load(out).ok().flatten().is_some();
+    let saved = !options.new_job && load_state(out).ok().flatten().is_some();
     match export_once(client, request, out, options, progress) {
         Err(FetchError::JobFailed { job_url, .. } | FetchError::JobGone { job_url, .. })
             if saved =>
@@ -195,7 +196,7 @@ fn export_once(
     create_private_dir(&tmp)?;
     let request_url = request.kick_off_url(client.base_url());
 
-    let mut saved = ExportState::load(out)?;
+    let mut saved = load_state(out)?;
     if let Some(state) = &saved {
         if options.new_job {
             for file in &state.files {
@@ -232,7 +233,7 @@ fn export_once(
         None => {
             let text = wait_for_manifest(client, &state.job_url, &timing, progress)?;
             state.manifest = Some(text.clone());
-            state.save(out)?;
+            save_state(&state, out)?;
             text
         }
     };
@@ -291,7 +292,7 @@ fn export_once(
                             let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
                             state.files.retain(|r| r.url != record.url);
                             state.files.push(record);
-                            state.save(out)
+                            save_state(&state, out)
                         });
                     if let Err(error) = result {
                         abort.store(true, Ordering::SeqCst);
@@ -319,7 +320,7 @@ fn export_once(
     state.files = files.clone();
     write_atomic(&out.join("manifest.json"), manifest_text.as_bytes())?;
     state.complete = true;
-    state.save(out)?;
+    save_state(&state, out)?;
     Ok(ExportSummary {
         job_url: state.job_url.clone(),
         reattached,
@@ -379,7 +380,7 @@ fn start_job(
             job_url,
             ..ExportState::default()
         };
-        state.save(out)?;
+        save_state(&state, out)?;
         if reattached {
             progress.event(&Event::Reattached {
                 job_url: &state.job_url,

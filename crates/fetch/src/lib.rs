@@ -76,7 +76,7 @@ pub use credentials::{Credentials, ENV_CLIENT_ID, ENV_CLIENT_SECRET, Secret};
 pub use error::FetchError;
 pub use export::{ExportOptions, ExportSummary, export};
 pub use progress::{Event, NoProgress, Progress, parse_x_progress};
-pub use state::{ExportState, FileRecord, state_path};
+pub use state::{ExportState, FileRecord, load_state, state_path};
 
 /// The instant type of [`ExportRequest::since`] (jiff's), re-exported so callers need not depend
 /// on jiff: parse one with `"2025-01-01T00:00:00Z".parse::<Timestamp>()` (an offset is required).

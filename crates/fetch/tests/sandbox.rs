@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use claimline_fetch::{
     ApiVersion, Client, ClientConfig, Credentials, Endpoint, Event, ExportOptions, ExportRequest,
-    ExportState, FetchError, KickOff, NoProgress, Progress, Timing, export,
+    FetchError, KickOff, NoProgress, Progress, Timing, export,
 };
 use claimline_sandbox::{Faults, Sandbox, SandboxConfig, SandboxStats};
 
@@ -212,7 +212,7 @@ fn export_splits_verifies_and_records_every_file() {
     assert_eq!(manifest["output"].as_array().map(Vec::len), Some(5));
     assert!(manifest["JobID"].is_u64());
 
-    let state = ExportState::load(out.path())
+    let state = claimline_fetch::load_state(out.path())
         .expect("state")
         .expect("state exists");
     assert!(state.complete);
@@ -536,7 +536,7 @@ fn rerun_after_an_interruption_fetches_only_what_is_missing() {
 
     // Pretend the run died: one file never renamed (half its bytes in a .part), one not started,
     // the state not yet complete and manifest.json not yet written.
-    let mut state = ExportState::load(out.path())
+    let mut state = claimline_fetch::load_state(out.path())
         .expect("state")
         .expect("state exists");
     let half = state.files[0].clone();

@@ -35,6 +35,7 @@ mod loader;
 pub mod output;
 mod paths;
 mod progress;
+mod summary;
 pub mod views;
 
 pub use error::LoadError;
@@ -53,6 +54,22 @@ pub enum Format {
     Parquet,
     /// Both.
     Both,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    /// `sqlite`, `parquet` or `both`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "sqlite" => Ok(Format::Sqlite),
+            "parquet" => Ok(Format::Parquet),
+            "both" => Ok(Format::Both),
+            _ => Err(format!(
+                "format {text:?}: expected \"sqlite\", \"parquet\" or \"both\""
+            )),
+        }
+    }
 }
 
 impl Format {

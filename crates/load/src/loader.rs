@@ -243,25 +243,23 @@ impl Loader {
         progress: &dyn Progress,
         _lock: &crate::output::OutputLock,
     ) -> Result<LoadReport, LoadError> {
-        let args = self;
-        let options = self;
         let inputs = inputs.to_vec();
         let started_at = Instant::now();
         let started = crate::output::now_micros();
         let files = discover(&inputs)?;
-        let sources = views::sources(&args.views)?;
+        let sources = views::sources(&self.views)?;
         let mut plan = Plan::new(views::load(&sources)?)?;
-        plan.set_include_partial(args.include_partial);
+        plan.set_include_partial(self.include_partial);
         plan.add_link_tables();
-        let mode = if options.all_versions {
+        let mode = if self.all_versions {
             VersionMode::All
         } else {
             VersionMode::Current
         };
-        let sqlite_path = args.out.join("claimline.sqlite");
+        let sqlite_path = self.out.join("claimline.sqlite");
         // A load that died left its run staged: finish or remove it before reading what earlier
         // loads left, so both outputs agree on the runs they hold.
-        for note in crate::output::recover(&args.out)? {
+        for note in crate::output::recover(&self.out)? {
             progress.note(&note);
         }
         let writes_sqlite = self.sinks.iter().any(|k| k.name() == "sqlite");
@@ -273,11 +271,11 @@ impl Loader {
             None => None,
         };
         if let Some(before) = &last_run
-            && before.all_versions != options.all_versions
+            && before.all_versions != self.all_versions
         {
             return Err(LoadError::Usage(format!(
                 "{} was loaded {} --all-versions; load into it the same way, or into a new --out",
-                args.out.display(),
+                self.out.display(),
                 if before.all_versions {
                     "with"
                 } else {
@@ -294,11 +292,11 @@ impl Loader {
             // load may mean it (another set of tables), so it only says so.
             progress.note(&format!(
             "warning: the views differ from those of the last load into {} (run {}): a table both sets feed now holds rows built by two definitions; load into a new --out to keep one (`claimline reload` rebuilds a `claimline run` folder)",
-            args.out.display(),
+            self.out.display(),
             before.run_id
         ));
         }
-        let pre = pre_pass(&files, args.threads, &plan)?;
+        let pre = pre_pass(&files, self.threads, &plan)?;
         let benes = if plan.needs_bene_index() {
             let mut index = pre.benes;
             let own = index.len() as u64;
@@ -307,7 +305,7 @@ impl Loader {
                     .fill_bene_index(&mut index)
                     .map_err(sqlite_error(&sqlite_path))?,
                 // A Parquet-only output: its own bene_xref partitions.
-                None => parquet_bene_index(&args.out.join("parquet"), &mut index)?,
+                None => parquet_bene_index(&self.out.join("parquet"), &mut index)?,
             }
             let n = index.len() as u64;
             plan.set_bene_index(index);
@@ -318,10 +316,10 @@ impl Loader {
         // Every EOB produces rows; the claim-history rule is applied to what was written once the
         // scan has seen every version (below), so each EOB is parsed once.
         plan.set_version_mode(mode);
-        let run_id = args.run_id.clone().unwrap_or_else(|| run_id_from(started));
+        let run_id = self.run_id.clone().unwrap_or_else(|| run_id_from(started));
 
-        create_private_dir(&args.out).map_err(|e| LoadError::io(&args.out, e))?;
-        let rejects_dir = args.out.join("rejects");
+        create_private_dir(&self.out).map_err(|e| LoadError::io(&self.out, e))?;
+        let rejects_dir = self.out.join("rejects");
         create_private_dir(&rejects_dir).map_err(|e| LoadError::io(&rejects_dir, e))?;
         let mut months = match &earlier {
             Some(e) => e.months().map_err(sqlite_error(&sqlite_path))?,
@@ -332,13 +330,13 @@ impl Loader {
         let tables = plan.tables().to_vec();
         let mut sinks: Vec<Box<dyn TableSink>> = Vec::with_capacity(self.sinks.len());
         for kind in &self.sinks {
-            sinks.push(kind.open(&args.out, &run_id, &tables)?);
+            sinks.push(kind.open(&self.out, &run_id, &tables)?);
         }
 
         let opts = ScanOptions {
-            strict: args.strict,
+            strict: self.strict,
             rejects: RejectTarget::File(rejects_dir.join(format!("{run_id}.ndjson"))),
-            threads: args.threads,
+            threads: self.threads,
             // Line numbers are fixed up per batch below (`shift_lines`).
             lines_in_batch: true,
             ..ScanOptions::default()
@@ -542,7 +540,7 @@ impl Loader {
         if !overlap.is_empty() {
             progress.note(&format!(
             "warning: {} holds v2 and v3 claims for {} service month(s) ({}); the same claims may be counted twice: see the README's v2 to v3 cutover recipe",
-            args.out.display(),
+            self.out.display(),
             overlap.len(),
             month_ranges(&overlap)
         ));
@@ -636,7 +634,7 @@ impl Loader {
             rejects: summary.reject_count,
             row_errors: issues.count,
             transaction_time,
-            all_versions: options.all_versions,
+            all_versions: self.all_versions,
         };
         let damaged: Vec<DamagedFile> = summary
             .damaged()
@@ -657,10 +655,10 @@ impl Loader {
                 }
             })
             .collect();
-        let failed_strict = args.strict && (summary.reject_count > 0 || issues.count > 0);
-        let refused = failed_strict || (!damaged.is_empty() && !args.accept_damaged);
+        let failed_strict = self.strict && (summary.reject_count > 0 || issues.count > 0);
+        let refused = failed_strict || (!damaged.is_empty() && !self.accept_damaged);
         if !refused {
-            let fault = |e| LoadError::io(&args.out, e);
+            let fault = |e| LoadError::io(&self.out, e);
             claimline_fault::point("load.before-commit").map_err(fault)?;
             // Every other sink is prepared, the deciding one (SQLite) commits: the run's commit
             // point; then the others publish. A process that dies between the two has its
@@ -704,7 +702,7 @@ impl Loader {
             } else {
                 0.0
             },
-            outputs: self.sinks.iter().map(|k| k.location(&args.out)).collect(),
+            outputs: self.sinks.iter().map(|k| k.location(&self.out)).collect(),
             committed: !refused,
             damaged,
             beneficiaries: benes.map(|(own, n)| Beneficiaries {
@@ -721,7 +719,7 @@ impl Loader {
                 stale_groups: history.stale,
                 removed_groups: history.removed,
                 cancels: history.cancels,
-                all_versions: options.all_versions,
+                all_versions: self.all_versions,
             },
             excluded: ExcludedClaims {
                 partial: claims.excluded_partial,
@@ -965,42 +963,10 @@ impl EarlierRuns {
         })
     }
 
-    /// The record of the last run (`None`: no run recorded).
+    /// The record of the last run (`None`: no run recorded). A record that cannot be read
+    /// stops the load: the guards that read it depend on it.
     fn last_run(&self) -> Result<Option<RunRecord>, LoadError> {
-        let exists: i64 = self.conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_claimline_runs'",
-            [],
-            |r| r.get(0),
-        ).map_err(sqlite_error(&self.path))?;
-        if exists == 0 {
-            return Ok(None);
-        }
-        let record: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT record FROM _claimline_runs ORDER BY started DESC, run_id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })
-            .map_err(sqlite_error(&self.path))?;
-        // A record that cannot be read stops the load: the guards below depend on it.
-        record
-            .map(|r| {
-                serde_json::from_str::<RunRecord>(&r).map_err(|e| {
-                    LoadError::Sink(claimline_sink::Error::Corrupt {
-                        path: self.path.clone(),
-                        message: format!(
-                            "the last record of table _claimline_runs is not a run record ({e})"
-                        ),
-                    })
-                })
-            })
-            .transpose()
+        Ok(claimline_sink::read_sqlite_runs(&self.conn, &self.path)?.pop())
     }
 
     /// (API version, service month) of the claims earlier runs loaded.
@@ -1316,18 +1282,13 @@ pub struct DamagedFile {
 }
 
 /// The lines `claimline fetch` counted in `file` when it downloaded it (from the export's
-/// `.claimline/state.json`), when it did.
+/// state file), when it did.
 fn fetched_lines(file: &Path) -> Option<u64> {
-    let dir = file.parent()?;
     let name = file.file_name()?.to_string_lossy();
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join(".claimline/state.json")).ok()?).ok()?;
-    state["files"]
-        .as_array()?
-        .iter()
-        .find(|f| f["name"].as_str() == Some(&name))
-        .and_then(|f| f["lines"].as_u64())
-        .filter(|n| *n > 0)
+    claimline_model::ExportState::read(file.parent()?)
+        .ok()
+        .flatten()?
+        .fetched_lines(&name)
 }
 
 /// Rejected lines of a load.

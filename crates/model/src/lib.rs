@@ -20,16 +20,20 @@
 
 mod api;
 mod date;
+mod export_state;
 mod hash;
 mod private;
 mod run;
 mod table;
+mod units;
 
 pub use api::ApiVersion;
 pub use date::{civil_from_days, days_from_civil, format_date, format_timestamp};
+pub use export_state::{ExportState, FileRecord, export_state_path};
 pub use hash::Fnv1a64;
 pub use private::{
     append_private, create_private, create_private_dir, make_private, sync_dir, write_atomic,
 };
 pub use run::RunRecord;
 pub use table::{Cell, Column, ColumnType, TableSchema, decimal_text};
+pub use units::human_bytes;

@@ -31,6 +31,7 @@ pub mod fuzzing;
 pub mod input;
 pub mod parse;
 mod reject;
+mod report;
 mod scan;
 pub mod tape;
 
@@ -39,6 +40,7 @@ pub use error::Error;
 pub use input::{Compression, InputFile, Manifest, discover};
 pub use parse::LineParser;
 pub use reject::{Reject, RejectKind, RejectTarget, create_private};
+pub use report::{ScanReport, scan_report};
 pub use scan::{
     Batch, Damage, DamageKind, FileSummary, Resource, ScanOptions, ScanSummary, parse_lines, scan,
     scan_collect,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, BinaryArray, LargeBinaryArray, LargeStringArray, StringArray};
 use arrow_pyarrow::{FromPyArrow, ToPyArrow};
-use claimline_link::{BeneIndex, Cclf8Builder, Plan, Scratch, patient_mbi};
+use claimline_link::{BeneIndex, Plan, Scratch, patient_mbi};
 use claimline_load::{ArrowOutput, Format, Loader, NoProgress, views};
 use claimline_ndjson::{ApiVersion, InputFile};
 use pyo3::create_exception;
@@ -42,14 +42,7 @@ fn usage(message: String) -> PyErr {
 }
 
 fn format_of(name: &str) -> PyResult<Format> {
-    match name {
-        "sqlite" => Ok(Format::Sqlite),
-        "parquet" => Ok(Format::Parquet),
-        "both" => Ok(Format::Both),
-        other => Err(usage(format!(
-            "format {other:?}: expected \"sqlite\", \"parquet\" or \"both\""
-        ))),
-    }
+    name.parse().map_err(usage)
 }
 
 /// `load(inputs, out, views, format, strict, run_id, threads, include_partial, all_versions,
@@ -118,25 +111,11 @@ fn run(
     let mut settings = RunSettings::new(source, out);
     settings.api = ApiVersion::parse(api)
         .ok_or_else(|| usage(format!("api {api:?}: expected v1, v2 or v3")))?;
-    settings.endpoint = match endpoint.to_ascii_lowercase().as_str() {
-        "group/all" => claimline_fetch::Endpoint::GroupAll,
-        "group/runout" => claimline_fetch::Endpoint::GroupRunout,
-        "patient" => claimline_fetch::Endpoint::Patient,
-        other => {
-            return Err(usage(format!(
-                "endpoint {other:?}: expected group/all, group/runout or patient"
-            )));
-        }
-    };
+    settings.endpoint = endpoint.parse().map_err(usage)?;
     settings.types = types;
-    settings.since = match since.as_deref() {
-        None | Some("auto") => Since::Auto,
-        Some("full") => Since::Full,
-        Some(t) => Since::At(t.parse().map_err(|_| {
-            usage(format!(
-                "since {t:?}: expected auto, full or an RFC 3339 instant"
-            ))
-        })?),
+    settings.since = match since {
+        Some(text) => text.parse().map_err(usage)?,
+        None => Since::Auto,
     };
     settings.views = views;
     settings.keep = keep;
@@ -336,12 +315,6 @@ fn evaluate<'py>(
     Ok((out, rejected))
 }
 
-/// The names of the built-in view sets' tables (`cclf`), for stubs and docs.
-#[pyfunction]
-fn builtin_sets() -> Vec<&'static str> {
-    vec!["cclf", "basic"]
-}
-
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", m.py().get_type::<NativeError>())?;
@@ -349,6 +322,5 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
-    m.add_function(wrap_pyfunction!(builtin_sets, m)?)?;
     Ok(())
 }

@@ -29,15 +29,17 @@ use std::time::Instant;
 
 use claimline_fetch::{
     ApiVersion, Client, ClientConfig, Credentials, Endpoint, ExportOptions, ExportRequest,
-    ExportState, FetchError, FileRecord, NoProgress, Timestamp, Timing, export,
+    FetchError, FileRecord, NoProgress, Timestamp, Timing, export,
 };
 use claimline_load::{DamagedFile, LoadError, LoadReport, Loader, Progress, output, views};
 use claimline_model::{RunRecord, create_private_dir};
 
 pub mod config;
 pub mod failure;
+pub mod metrics;
 mod reload;
 pub mod state;
+mod summary;
 
 pub use reload::{ReloadReport, reload};
 pub use state::{EXPORTS_DIR, STATE_FILE};
@@ -115,6 +117,24 @@ pub enum Since {
     At(Timestamp),
     /// Everything: a full export (no `_since`), e.g. to start a new chain of kept exports.
     Full,
+}
+
+impl std::str::FromStr for Since {
+    type Err = String;
+
+    /// `auto`, `full`, or an RFC 3339 instant with an offset.
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(Since::Auto),
+            "full" => Ok(Since::Full),
+            _ => text.parse().map(Since::At).map_err(|_| {
+                format!(
+                    "since {text:?} is not `auto`, `full` or an RFC 3339 instant with an offset \
+                     (e.g. 2025-01-01T00:00:00Z)"
+                )
+            }),
+        }
+    }
 }
 
 /// Everything a run needs.
@@ -265,33 +285,9 @@ fn sqlite_runs(out: &Path) -> Result<Option<Vec<RunRecord>>, RunError> {
         return Ok(None);
     }
     let conn = claimline_sink::open_earlier(&db).map_err(LoadError::Sink)?;
-    let sql = |e: rusqlite::Error| RunError::io(&db, std::io::Error::other(e));
-    let exists: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = '_claimline_runs'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(sql)?;
-    let mut runs = Vec::new();
-    if exists > 0 {
-        let mut stmt = conn
-            .prepare("SELECT record FROM _claimline_runs")
-            .map_err(sql)?;
-        let texts = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(sql)?;
-        for text in texts {
-            runs.push(serde_json::from_str(&text).map_err(|e| {
-                RunError::Load(LoadError::Sink(claimline_sink::Error::Corrupt {
-                    path: db.clone(),
-                    message: format!("a record of table _claimline_runs is not a run record ({e})"),
-                }))
-            })?);
-        }
-    }
-    Ok(Some(runs))
+    Ok(Some(
+        claimline_sink::read_sqlite_runs(&conn, &db).map_err(LoadError::Sink)?,
+    ))
 }
 
 /// The run records in `DIR/parquet/_claimline_runs.json` (`None` when there is none).
@@ -666,7 +662,7 @@ pub fn run(
         since: since_ts,
         type_filter: settings.type_filter.clone(),
     };
-    let saved = ExportState::load(&export_dir).ok().flatten();
+    let saved = claimline_fetch::load_state(&export_dir).ok().flatten();
     // Pre-flight before asking for a new export (a saved job is followed as it is).
     let mut attribution = None;
     let mut attribution_changed = false;

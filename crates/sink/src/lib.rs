@@ -48,7 +48,7 @@ pub use error::Error;
 pub use parquet_sink::{
     ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, recover, staging_root,
 };
-pub use sqlite_sink::{SqliteSink, exact_column, open_earlier};
+pub use sqlite_sink::{SqliteSink, exact_column, open_earlier, read_sqlite_runs};
 
 /// Rows of a run named by where they came from: `_source_file` → the `_line`s, for
 /// [`TableSink::drop_rows`].

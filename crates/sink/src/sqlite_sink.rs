@@ -192,6 +192,41 @@ pub fn open_earlier(path: &Path) -> Result<Connection, Error> {
     Ok(conn)
 }
 
+/// The run records in the `_claimline_runs` table of the database `conn` opened at `path`, in
+/// the order the runs started (empty when there is no such table). The one reader of that
+/// table for every crate.
+///
+/// # Errors
+/// [`Error::Corrupt`] naming `path` when a record is not a run record; [`Error::Sqlite`].
+pub fn read_sqlite_runs(conn: &Connection, path: &Path) -> Result<Vec<RunRecord>, Error> {
+    let exists: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_claimline_runs'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(Error::sqlite(path))?;
+    if exists == 0 {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn
+        .prepare("SELECT record FROM _claimline_runs ORDER BY started, run_id")
+        .map_err(Error::sqlite(path))?;
+    let texts = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(Error::sqlite(path))?;
+    texts
+        .iter()
+        .map(|text| {
+            serde_json::from_str(text).map_err(|e| Error::Corrupt {
+                path: path.to_owned(),
+                message: format!("a record of table _claimline_runs is not a run record ({e})"),
+            })
+        })
+        .collect()
+}
+
 /// Removes databases that killed runs left half-built (`_<name>.tmp-<pid>` whose process is gone).
 fn remove_stale(dir: &Path, name: &str) {
     let prefix = format!("_{name}.tmp-");

@@ -7,33 +7,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use claimline_fetch::{Endpoint, ExportOptions, ExportRequest, ExportSummary, Timestamp, export};
+use claimline_fetch::{ExportOptions, ExportRequest, ExportSummary, Timestamp, export};
 
-use super::bcda::{Api, Connection, Reporter};
-
-/// `--endpoint` values.
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum EndpointArg {
-    /// `Group/all`: the ACO's attributed beneficiaries.
-    #[value(name = "group/all")]
-    GroupAll,
-    /// `Group/runout`: last performance year's beneficiaries.
-    #[value(name = "group/runout")]
-    GroupRunout,
-    /// `Patient`: every attributed patient.
-    #[value(name = "patient")]
-    Patient,
-}
-
-impl From<EndpointArg> for Endpoint {
-    fn from(arg: EndpointArg) -> Self {
-        match arg {
-            EndpointArg::GroupAll => Endpoint::GroupAll,
-            EndpointArg::GroupRunout => Endpoint::GroupRunout,
-            EndpointArg::Patient => Endpoint::Patient,
-        }
-    }
-}
+use crate::args::{Api, Connection, EndpointArg};
+use crate::progress::Reporter;
 
 /// Arguments of `claimline fetch`.
 #[derive(clap::Args)]
@@ -127,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "{} files ({} downloaded now), {} as served, in {seconds:.1} s",
             summary.files.len(),
             summary.downloaded,
-            crate::progress::human_bytes(total)
+            claimline_model::human_bytes(total)
         )?;
         for (resource_type, count) in &resources {
             writeln!(out, "  {resource_type:<22} {count:>10}")?;

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::load::CliProgress;
+use crate::progress::CliProgress;
 
 /// Arguments of `claimline reload`.
 #[derive(clap::Args)]

@@ -14,13 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use claimline_fetch::{ApiVersion, Endpoint, PROD_URL, SANDBOX_URL, Timestamp, Timing};
+use claimline_fetch::{ApiVersion, Endpoint, PROD_URL, SANDBOX_URL, Timing};
 use claimline_run::{RunLog, RunSettings, Since, Source};
 
-use super::bcda::{Api, Env, Reporter};
-use super::fetch::EndpointArg;
-use super::load::CliProgress;
+use crate::args::{Api, EndpointArg, Env};
 use crate::failure::UsageError;
+use crate::progress::{CliProgress, Reporter};
 use claimline_run::config::{ConfigFile, Profile, locate};
 
 /// Arguments of `claimline run`.
@@ -162,12 +161,15 @@ impl Settings {
         };
         let api: ApiVersion = match (args.api, &profile.api) {
             (Some(api), _) => api.into(),
-            (None, Some(text)) => value_enum::<Api>(text, "api")?.into(),
+            (None, Some(text)) => ApiVersion::parse(text)
+                .ok_or_else(|| UsageError(format!("profile: api = {text:?} is not valid")))?,
             (None, None) => ApiVersion::V2,
         };
         let endpoint: Endpoint = match (args.endpoint, &profile.endpoint) {
             (Some(e), _) => e.into(),
-            (None, Some(text)) => value_enum::<EndpointArg>(text, "endpoint")?.into(),
+            (None, Some(text)) => text
+                .parse()
+                .map_err(|e| UsageError(format!("profile: {e}")))?,
             (None, None) => Endpoint::GroupAll,
         };
         let source = if args.local_sandbox {
@@ -214,15 +216,11 @@ impl Settings {
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
             .collect();
-        let since = match args.since.as_deref() {
-            None | Some("auto") => Since::Auto,
-            Some("full") => Since::Full,
-            Some(text) => Since::At(text.parse::<Timestamp>().map_err(|_| {
-                UsageError(format!(
-                    "--since {text:?} is not `auto`, `full` or an RFC 3339 instant with an offset \
-                     (e.g. 2025-01-01T00:00:00Z)"
-                ))
-            })?),
+        let since = match &args.since {
+            Some(text) => text
+                .parse::<Since>()
+                .map_err(|e| UsageError(format!("--{e}")))?,
+            None => Since::Auto,
         };
         let local = matches!(source, Source::Local(_));
         let mut timing = if local {
@@ -313,21 +311,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     if let Some(path) = &settings.metrics {
         let report = outcome.as_ref().ok().map(|o| &o.report);
-        let mut seconds = std::collections::BTreeMap::new();
-        if let Some(r) = report {
-            seconds.insert("total", r.seconds);
-            if let Some(l) = &r.load {
-                seconds.insert("load", l.seconds);
-            }
-        }
-        let m = crate::metrics::Metrics {
-            job: "run",
-            exit_code: code,
-            load: report.and_then(|r| r.load.as_ref()),
-            seconds,
-            committed: report.map(|r| r.committed),
-        };
-        crate::metrics::write(path, &m)?;
+        claimline_run::metrics::write(
+            path,
+            &claimline_run::metrics::Metrics::of_run(code, report),
+        )?;
     }
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -350,70 +337,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         serde_json::to_writer_pretty(&mut stdout, &r)?;
         writeln!(stdout)?;
     } else {
-        write_text(&r, &mut stdout)?;
+        r.write_summary(&mut stdout)?;
     }
     Ok(ExitCode::from(code))
-}
-
-/// The human summary of a run.
-fn write_text(r: &claimline_run::RunReport, stdout: &mut impl Write) -> std::io::Result<()> {
-    let profile = r
-        .profile
-        .as_deref()
-        .map(|p| format!(" (profile {p})"))
-        .unwrap_or_default();
-    writeln!(
-        stdout,
-        "fetched{profile} {} {} {} since {}: {} files ({} downloaded now) into {}",
-        r.base_url,
-        r.scope.api,
-        r.scope.endpoint,
-        r.since.as_deref().unwrap_or("the beginning"),
-        r.fetch.files,
-        r.fetch.downloaded,
-        r.export.display()
-    )?;
-    if let Some(at) = &r.attribution {
-        let changed = if r.attribution_changed {
-            " (changed since the last run)"
-        } else {
-            ""
-        };
-        writeln!(stdout, "BCDA attribution last updated {at}{changed}")?;
-    }
-    match &r.load {
-        Some(l) => super::load::write_text(l, stdout)?,
-        None if r.already_loaded => writeln!(
-            stdout,
-            "run {}: already loaded by an earlier attempt",
-            r.run_id
-        )?,
-        None => writeln!(stdout, "run {}: nothing new to load", r.run_id)?,
-    }
-    if !r.error_files.is_empty() {
-        writeln!(
-            stdout,
-            "BCDA error files (kept in {}/errors):",
-            r.export.display()
-        )?;
-        for i in &r.error_files {
-            writeln!(
-                stdout,
-                "  {:<8} {:<14} {:<22} {:>8}",
-                i.severity, i.code, i.resource_type, i.count
-            )?;
-        }
-    }
-    for p in &r.pruned {
-        writeln!(stdout, "removed the export of run {p} (--keep)")?;
-    }
-    match &r.not_committed {
-        None => writeln!(
-            stdout,
-            "next _since: {} (committed)",
-            r.next_since.as_deref().unwrap_or("-")
-        )?,
-        Some(why) => writeln!(stdout, "transactionTime not committed: {why}")?,
-    }
-    Ok(())
 }

@@ -1,6 +1,6 @@
-//! `--metrics FILE`: the outcome of a `load` or `run` in Prometheus' text format, for
-//! node_exporter's textfile collector (write it under its folder). Counts, bytes and durations
-//! only: never a value of a record.
+//! The outcome of a `load` or `run` in Prometheus' text format, for node_exporter's textfile
+//! collector (write it under its folder; the CLI's `--metrics FILE`). Counts, bytes and
+//! durations only: never a value of a record.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,6 +21,26 @@ pub struct Metrics<'a> {
     pub seconds: BTreeMap<&'a str, f64>,
     /// `run`: the `_since` advanced.
     pub committed: Option<bool>,
+}
+
+impl<'a> Metrics<'a> {
+    /// The metrics of a `run` that ended with `exit_code` (and its report, when it got one).
+    pub fn of_run(exit_code: u8, report: Option<&'a crate::RunReport>) -> Self {
+        let mut seconds = BTreeMap::new();
+        if let Some(r) = report {
+            seconds.insert("total", r.seconds);
+            if let Some(l) = &r.load {
+                seconds.insert("load", l.seconds);
+            }
+        }
+        Metrics {
+            job: "run",
+            exit_code,
+            load: report.and_then(|r| r.load.as_ref()),
+            seconds,
+            committed: report.map(|r| r.committed),
+        }
+    }
 }
 
 /// The value of `name` in an earlier metrics file (to carry the last success time over a

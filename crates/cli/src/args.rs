@@ -1,0 +1,179 @@
+//! Argument types several commands share: where BCDA is and how to reach it (`--env`,
+//! `--base-url`, credentials), `--api`, `--endpoint`, `--format`.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use claimline_fetch::{
+    ApiVersion, Client, ClientConfig, Credentials, Endpoint, FetchError, PROD_URL, SANDBOX_URL,
+    Timing,
+};
+use claimline_load::Format;
+
+/// Which BCDA: `--env prod|sandbox` or `--base-url`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Env {
+    /// `https://api.bcda.cms.gov`
+    Prod,
+    /// `https://sandbox.bcda.cms.gov`
+    Sandbox,
+}
+
+/// API version argument.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Api {
+    /// FHIR STU3.
+    V1,
+    /// FHIR R4 (CARIN Blue Button).
+    V2,
+    /// FHIR R4 (CARIN Blue Button 2.2, CMS IDR).
+    V3,
+}
+
+impl From<Api> for ApiVersion {
+    fn from(api: Api) -> Self {
+        match api {
+            Api::V1 => ApiVersion::V1,
+            Api::V2 => ApiVersion::V2,
+            Api::V3 => ApiVersion::V3,
+        }
+    }
+}
+
+/// How to reach BCDA and who we are. Credentials come from `BCDA_CLIENT_ID` /
+/// `BCDA_CLIENT_SECRET`, `--credentials FILE` or a prompt, never from arguments.
+#[derive(clap::Args)]
+pub struct Connection {
+    /// BCDA production or BCDA's public sandbox.
+    #[arg(
+        long,
+        value_enum,
+        required_unless_present = "base_url",
+        conflicts_with = "base_url"
+    )]
+    env: Option<Env>,
+    /// Another BCDA-compatible base URL (HTTPS; plain HTTP only to a loopback sandbox).
+    #[arg(long)]
+    base_url: Option<String>,
+    /// A file of `BCDA_CLIENT_ID=…` and `BCDA_CLIENT_SECRET=…` lines, readable by its owner only.
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
+    /// Extra PEM root certificates to trust (e.g. an inspecting proxy's), besides Mozilla's.
+    /// Proxies come from HTTPS_PROXY / HTTP_PROXY / NO_PROXY.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// First wait between job polls, in seconds; it grows to a minute.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    poll_interval: f64,
+    /// First wait before retrying a failed request, in seconds; it doubles up to two minutes.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    retry_wait: f64,
+    /// Give up waiting for a job after this many hours.
+    #[arg(long, default_value_t = 6.0, value_name = "HOURS")]
+    max_wait: f64,
+}
+
+fn seconds(value: f64, what: &str) -> Result<Duration, FetchError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| FetchError::Usage(format!("{what} must be a positive number of seconds")))
+}
+
+impl Connection {
+    /// The base URL chosen.
+    pub fn base_url(&self) -> String {
+        match (&self.base_url, self.env) {
+            (Some(url), _) => url.clone(),
+            (None, Some(Env::Sandbox)) => SANDBOX_URL.to_owned(),
+            (None, _) => PROD_URL.to_owned(),
+        }
+    }
+
+    /// A client with credentials from the file, the environment or a prompt.
+    pub fn client(&self) -> Result<Client, FetchError> {
+        let credentials = match &self.credentials {
+            Some(path) => Credentials::from_file(path)?,
+            None => match Credentials::from_env() {
+                Some(credentials) => credentials,
+                None => prompt()?,
+            },
+        };
+        let mut timing = Timing::default();
+        timing.poll_initial = seconds(self.poll_interval, "--poll-interval")?;
+        timing.poll_max = timing.poll_max.max(timing.poll_initial);
+        timing.retry_initial = seconds(self.retry_wait, "--retry-wait")?;
+        timing.retry_max = timing.retry_max.max(timing.retry_initial);
+        timing.max_wait = seconds(self.max_wait * 3600.0, "--max-wait")?;
+        let mut config = ClientConfig::new(self.base_url());
+        config.ca_file = self.ca_file.clone();
+        config.timing = timing;
+        Client::new(config, credentials)
+    }
+}
+
+/// Asks for the client id and secret on the terminal (the secret without echo).
+fn prompt() -> Result<Credentials, FetchError> {
+    let missing = || {
+        FetchError::MissingCredentials(
+            "set BCDA_CLIENT_ID and BCDA_CLIENT_SECRET, or pass --credentials FILE".to_owned(),
+        )
+    };
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(missing());
+    }
+    eprint!("BCDA client id: ");
+    let _ = std::io::stderr().flush();
+    let mut id = String::new();
+    std::io::stdin().read_line(&mut id).map_err(|_| missing())?;
+    let secret = rpassword::prompt_password("BCDA client secret: ").map_err(|_| missing())?;
+    let (id, secret) = (id.trim(), secret.trim());
+    if id.is_empty() || secret.is_empty() {
+        return Err(missing());
+    }
+    Ok(Credentials::new(id, secret))
+}
+
+/// `--endpoint` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum EndpointArg {
+    /// `Group/all`: the ACO's attributed beneficiaries.
+    #[value(name = "group/all")]
+    GroupAll,
+    /// `Group/runout`: last performance year's beneficiaries.
+    #[value(name = "group/runout")]
+    GroupRunout,
+    /// `Patient`: every attributed patient.
+    #[value(name = "patient")]
+    Patient,
+}
+
+impl From<EndpointArg> for Endpoint {
+    fn from(arg: EndpointArg) -> Self {
+        match arg {
+            EndpointArg::GroupAll => Endpoint::GroupAll,
+            EndpointArg::GroupRunout => Endpoint::GroupRunout,
+            EndpointArg::Patient => Endpoint::Patient,
+        }
+    }
+}
+
+/// Output formats.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// `DIR/claimline.sqlite`
+    Sqlite,
+    /// `DIR/parquet/<table>/run=<run_id>/part-<n>.parquet`
+    Parquet,
+    /// Both.
+    Both,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Sqlite => Format::Sqlite,
+            FormatArg::Parquet => Format::Parquet,
+            FormatArg::Both => Format::Both,
+        }
+    }
+}
