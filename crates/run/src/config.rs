@@ -18,6 +18,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use claimline_fetch::{ApiVersion, Endpoint, PROD_URL, SANDBOX_URL, Timing};
+
+use crate::{RunSettings, Since, Source};
 
 /// Where `claimline run` looks for its config when `--config` is not given.
 pub const ENV_CONFIG: &str = "CLAIMLINE_CONFIG";
@@ -148,6 +153,197 @@ pub fn locate(flag: Option<&Path>) -> Option<PathBuf> {
     }
     let local = PathBuf::from(DEFAULT_FILE);
     local.is_file().then_some(local)
+}
+
+/// What the caller of a run says, before the profile fills the rest: `claimline run`'s flags
+/// (every `None` or empty value falls back to the profile, then to the default).
+#[derive(Debug, Clone, Default)]
+pub struct RunFlags {
+    /// A profile of the config file.
+    pub profile: Option<String>,
+    /// The config file (default: [`locate`]).
+    pub config: Option<PathBuf>,
+    /// Serve the bundled samples from the embedded sandbox (no credentials).
+    pub local_sandbox: bool,
+    /// `prod` or `sandbox`.
+    pub env: Option<String>,
+    /// Another BCDA-compatible base URL.
+    pub base_url: Option<String>,
+    /// API version (default v2).
+    pub api: Option<ApiVersion>,
+    /// What to export (default group/all).
+    pub endpoint: Option<Endpoint>,
+    /// `_type`.
+    pub types: Vec<String>,
+    /// `_since` (default `auto`).
+    pub since: Option<Since>,
+    /// `_typeFilter` (v3).
+    pub type_filter: Option<String>,
+    /// The output folder.
+    pub out: Option<PathBuf>,
+    /// The private credentials file.
+    pub credentials: Option<PathBuf>,
+    /// Extra PEM root certificates.
+    pub ca_file: Option<PathBuf>,
+    /// First wait between job polls, in seconds.
+    pub poll_interval: Option<f64>,
+    /// First wait before retrying a failed request, in seconds.
+    pub retry_wait: Option<f64>,
+    /// Give up waiting for a job after this many hours (default 6).
+    pub max_wait_hours: Option<f64>,
+    /// Downloads at a time (default 4).
+    pub parallel: Option<usize>,
+    /// Views.
+    pub views: Vec<String>,
+    /// Commit `_since` even with rejects or row errors.
+    pub accept_rejects: bool,
+    /// Exports kept.
+    pub keep: Option<usize>,
+}
+
+/// The base URL of `prod` or `sandbox`.
+pub fn env_url(env: &str) -> Option<&'static str> {
+    match env.to_ascii_lowercase().as_str() {
+        "prod" => Some(PROD_URL),
+        "sandbox" => Some(SANDBOX_URL),
+        _ => None,
+    }
+}
+
+fn seconds(value: f64, what: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("{what} must be a positive number of seconds"))
+}
+
+impl RunFlags {
+    /// The profile the flags name (the default profile when none), read from the config file.
+    ///
+    /// # Errors
+    /// A profile named with no config file, or a config file or profile that cannot be used.
+    pub fn profile(&self) -> Result<(Option<PathBuf>, Profile), String> {
+        let Some(name) = &self.profile else {
+            return Ok((None, Profile::default()));
+        };
+        let path = locate(self.config.as_deref()).ok_or_else(|| {
+            format!(
+                "--profile {name}: no config file (give --config FILE, set {ENV_CONFIG}, or \
+                 create ./{DEFAULT_FILE})"
+            )
+        })?;
+        let config = ConfigFile::read(&path).map_err(|e| e.to_string())?;
+        let profile = config.profile(&path, name).map_err(|e| e.to_string())?;
+        Ok((Some(path), profile))
+    }
+
+    /// The settings of the run: each flag, else the profile's value, else the default.
+    /// `--local-sandbox` serves `sample-data/real/<version>` (found by
+    /// `claimline_sandbox::sample_data`) and accepts the samples' placeholder row errors.
+    ///
+    /// # Errors
+    /// A message for the user (the CLI's exit 2): no source, no output folder, a value of the
+    /// profile that is not valid.
+    pub fn resolve(self, profile: Profile) -> Result<RunSettings, String> {
+        let args = self;
+        let api: ApiVersion = match (args.api, &profile.api) {
+            (Some(api), _) => api,
+            (None, Some(text)) => ApiVersion::parse(text)
+                .ok_or_else(|| format!("profile: api = {text:?} is not valid"))?,
+            (None, None) => ApiVersion::V2,
+        };
+        let endpoint: Endpoint = match (args.endpoint, &profile.endpoint) {
+            (Some(e), _) => e,
+            (None, Some(text)) => text.parse().map_err(|e| format!("profile: {e}"))?,
+            (None, None) => Endpoint::GroupAll,
+        };
+        let source = if args.local_sandbox {
+            let data = claimline_sandbox::sample_data(api).ok_or_else(|| {
+                "--local-sandbox: sample-data/real not found; run from the claimline checkout"
+                    .to_owned()
+            })?;
+            Source::Local(data)
+        } else if let Some(url) = args.base_url.clone() {
+            Source::Url(url)
+        } else if let Some(env) = &args.env {
+            Source::Url(
+                env_url(env)
+                    .ok_or_else(|| format!("env {env:?} is not valid"))?
+                    .to_owned(),
+            )
+        } else if let Some(url) = &profile.base_url {
+            Source::Url(url.clone())
+        } else if let Some(env) = &profile.env {
+            Source::Url(
+                env_url(env)
+                    .ok_or_else(|| format!("profile: env = {env:?} is not valid"))?
+                    .to_owned(),
+            )
+        } else {
+            return Err(
+                "say where to fetch from: --env prod|sandbox, --base-url URL, \
+                        --local-sandbox, or --profile NAME"
+                    .to_owned(),
+            );
+        };
+        let out = args
+            .out
+            .or(profile.out)
+            .ok_or_else(|| "--out DIR is required (or out in the profile)".to_owned())?;
+        let mut types: Vec<String> = if args.types.is_empty() {
+            profile.types.unwrap_or_default()
+        } else {
+            args.types
+        };
+        types = types
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let since = args.since.unwrap_or(Since::Auto);
+        let local = matches!(source, Source::Local(_));
+        let mut timing = if local {
+            Timing::fast()
+        } else {
+            Timing::default()
+        };
+        if let Some(p) = args.poll_interval {
+            timing.poll_initial = seconds(p, "--poll-interval")?;
+            timing.poll_max = timing.poll_max.max(timing.poll_initial);
+        }
+        if let Some(r) = args.retry_wait {
+            timing.retry_initial = seconds(r, "--retry-wait")?;
+            timing.retry_max = timing.retry_max.max(timing.retry_initial);
+        }
+        timing.max_wait = seconds(args.max_wait_hours.unwrap_or(6.0) * 3600.0, "--max-wait")?;
+        let keep = match (args.keep, profile.keep) {
+            (Some(n), _) => Some(n),
+            (None, Some(0)) => return Err("profile: keep must be at least 1".into()),
+            (None, n) => n,
+        };
+        let run = RunSettings {
+            profile: args.profile,
+            source,
+            api,
+            endpoint,
+            types,
+            type_filter: args.type_filter.or(profile.type_filter),
+            since,
+            out,
+            credentials: args.credentials.or(profile.credentials),
+            ca_file: args.ca_file.or(profile.ca_file),
+            timing,
+            parallel: args.parallel.unwrap_or(4).max(1),
+            views: if args.views.is_empty() {
+                profile.views.unwrap_or_default()
+            } else {
+                args.views
+            },
+            // The bundled CMS samples carry placeholders (`IGNORED_FIELD`) that are row errors by
+            // design; the demo accepts them.
+            accept_rejects: args.accept_rejects || profile.accept_rejects == Some(true) || local,
+            keep,
+        };
+        Ok(run)
+    }
 }
 
 #[cfg(test)]

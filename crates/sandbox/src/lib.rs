@@ -72,6 +72,23 @@ pub use data::benes_per_file;
 pub use error::SandboxError;
 pub use fault::Faults;
 
+/// The bundled samples for `api`: `sample-data/real/{stu3,r4,v3}` found beside the current
+/// folder, beside the binary (or any folder above it), or in the source tree it was built from.
+pub fn sample_data(api: claimline_model::ApiVersion) -> Option<PathBuf> {
+    let sub = match api {
+        claimline_model::ApiVersion::V1 => "stu3",
+        claimline_model::ApiVersion::V2 => "r4",
+        claimline_model::ApiVersion::V3 => "v3",
+    };
+    let rel = std::path::Path::new("sample-data").join("real").join(sub);
+    let mut roots: Vec<PathBuf> = vec![PathBuf::from(".")];
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).map(std::path::Path::to_path_buf));
+    }
+    roots.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    roots.into_iter().map(|r| r.join(&rel)).find(|p| p.is_dir())
+}
+
 /// How the sandbox behaves.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {

@@ -10,17 +10,15 @@
 //! already loaded (its run id is in `_claimline_runs`) is not loaded twice.
 
 use std::io::{IsTerminal as _, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use claimline_fetch::{ApiVersion, Endpoint, PROD_URL, SANDBOX_URL, Timing};
-use claimline_run::{RunLog, RunSettings, Since, Source};
+use claimline_run::{RunLog, RunSettings};
 
 use crate::args::{Api, EndpointArg, Env};
 use crate::failure::UsageError;
 use crate::progress::{CliProgress, Reporter};
-use claimline_run::config::{ConfigFile, Profile, locate};
+use claimline_run::config::RunFlags;
 
 /// Arguments of `claimline run`.
 #[derive(clap::Args)]
@@ -115,160 +113,46 @@ struct Settings {
     metrics: Option<PathBuf>,
 }
 
-fn seconds(value: f64, what: &str) -> Result<Duration, UsageError> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| UsageError(format!("{what} must be a positive number of seconds")))
-}
-
-fn value_enum<T: clap::ValueEnum>(text: &str, key: &str) -> Result<T, UsageError> {
-    T::from_str(text, true)
-        .map_err(|_| UsageError(format!("profile: {key} = {text:?} is not valid")))
-}
-
-/// The bundled samples for `api`: `sample-data/real/{stu3,r4,v3}` found beside the current
-/// folder, beside the binary (or any folder above it), or in the source tree it was built from.
-pub fn sample_data(api: ApiVersion) -> Option<PathBuf> {
-    let sub = match api {
-        ApiVersion::V1 => "stu3",
-        ApiVersion::V2 => "r4",
-        ApiVersion::V3 => "v3",
-    };
-    let rel = Path::new("sample-data").join("real").join(sub);
-    let mut roots: Vec<PathBuf> = vec![PathBuf::from(".")];
-    if let Ok(exe) = std::env::current_exe() {
-        roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
-    }
-    roots.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
-    roots.into_iter().map(|r| r.join(&rel)).find(|p| p.is_dir())
-}
-
 impl Settings {
     fn resolve(args: Args) -> Result<Settings, UsageError> {
-        let profile: Profile = match &args.profile {
-            Some(name) => {
-                let path = locate(args.config.as_deref()).ok_or_else(|| {
-                    UsageError(format!(
-                        "--profile {name}: no config file (give --config FILE, set \
-                         CLAIMLINE_CONFIG, or create ./claimline.toml)"
-                    ))
-                })?;
-                let config = ConfigFile::read(&path).map_err(|e| UsageError(e.to_string()))?;
-                config
-                    .profile(&path, name)
-                    .map_err(|e| UsageError(e.to_string()))?
-            }
-            None => Profile::default(),
-        };
-        let api: ApiVersion = match (args.api, &profile.api) {
-            (Some(api), _) => api.into(),
-            (None, Some(text)) => ApiVersion::parse(text)
-                .ok_or_else(|| UsageError(format!("profile: api = {text:?} is not valid")))?,
-            (None, None) => ApiVersion::V2,
-        };
-        let endpoint: Endpoint = match (args.endpoint, &profile.endpoint) {
-            (Some(e), _) => e.into(),
-            (None, Some(text)) => text
-                .parse()
-                .map_err(|e| UsageError(format!("profile: {e}")))?,
-            (None, None) => Endpoint::GroupAll,
-        };
-        let source = if args.local_sandbox {
-            let data = sample_data(api).ok_or_else(|| {
-                UsageError(
-                    "--local-sandbox: sample-data/real not found; run from the claimline \
-                     checkout"
-                        .to_owned(),
-                )
-            })?;
-            Source::Local(data)
-        } else if let Some(url) = args.base_url.clone() {
-            Source::Url(url)
-        } else if let Some(env) = args.env {
-            Source::Url(match env {
-                Env::Prod => PROD_URL.to_owned(),
-                Env::Sandbox => SANDBOX_URL.to_owned(),
-            })
-        } else if let Some(url) = &profile.base_url {
-            Source::Url(url.clone())
-        } else if let Some(env) = &profile.env {
-            Source::Url(match value_enum::<Env>(env, "env")? {
-                Env::Prod => PROD_URL.to_owned(),
-                Env::Sandbox => SANDBOX_URL.to_owned(),
-            })
-        } else {
-            return Err(UsageError(
-                "say where to fetch from: --env prod|sandbox, --base-url URL, --local-sandbox, \
-                 or --profile NAME"
-                    .to_owned(),
-            ));
-        };
-        let out = args
-            .out
-            .or(profile.out)
-            .ok_or_else(|| UsageError("--out DIR is required (or out in the profile)".into()))?;
-        let mut types: Vec<String> = if args.types.is_empty() {
-            profile.types.unwrap_or_default()
-        } else {
-            args.types
-        };
-        types = types
-            .iter()
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .collect();
-        let since = match &args.since {
-            Some(text) => text
-                .parse::<Since>()
-                .map_err(|e| UsageError(format!("--{e}")))?,
-            None => Since::Auto,
-        };
-        let local = matches!(source, Source::Local(_));
-        let mut timing = if local {
-            Timing::fast()
-        } else {
-            Timing::default()
-        };
-        if let Some(p) = args.poll_interval {
-            timing.poll_initial = seconds(p, "--poll-interval")?;
-            timing.poll_max = timing.poll_max.max(timing.poll_initial);
-        }
-        if let Some(r) = args.retry_wait {
-            timing.retry_initial = seconds(r, "--retry-wait")?;
-            timing.retry_max = timing.retry_max.max(timing.retry_initial);
-        }
-        timing.max_wait = seconds(args.max_wait * 3600.0, "--max-wait")?;
-        let keep = match (args.keep, profile.keep) {
-            (Some(n), _) => Some(n as usize),
-            (None, Some(0)) => return Err(UsageError("profile: keep must be at least 1".into())),
-            (None, n) => n,
-        };
-        let run = RunSettings {
+        let flags = RunFlags {
             profile: args.profile,
-            source,
-            api,
-            endpoint,
-            types,
-            type_filter: args.type_filter.or(profile.type_filter),
-            since,
-            out,
-            credentials: args.credentials.or(profile.credentials),
-            ca_file: args.ca_file.or(profile.ca_file),
-            timing,
-            parallel: args.parallel.max(1),
-            views: if args.views.is_empty() {
-                profile.views.unwrap_or_default()
-            } else {
-                args.views
+            config: args.config,
+            local_sandbox: args.local_sandbox,
+            env: args.env.map(|e| {
+                match e {
+                    Env::Prod => "prod",
+                    Env::Sandbox => "sandbox",
+                }
+                .to_owned()
+            }),
+            base_url: args.base_url,
+            api: args.api.map(Into::into),
+            endpoint: args.endpoint.map(Into::into),
+            types: args.types,
+            since: match &args.since {
+                Some(text) => Some(text.parse().map_err(|e| UsageError(format!("--{e}")))?),
+                None => None,
             },
-            // The bundled CMS samples carry placeholders (`IGNORED_FIELD`) that are row errors by
-            // design; the demo accepts them.
-            accept_rejects: args.accept_rejects || profile.accept_rejects == Some(true) || local,
-            keep,
+            type_filter: args.type_filter,
+            out: args.out,
+            credentials: args.credentials,
+            ca_file: args.ca_file,
+            poll_interval: args.poll_interval,
+            retry_wait: args.retry_wait,
+            max_wait_hours: Some(args.max_wait),
+            parallel: Some(args.parallel),
+            views: args.views,
+            accept_rejects: args.accept_rejects,
+            keep: args.keep.map(|n| n as usize),
         };
+        let (_, profile) = flags.profile().map_err(UsageError)?;
+        let log = args.log.or(profile.log.clone());
+        let run = flags.resolve(profile).map_err(UsageError)?;
         Ok(Settings {
             run,
             json: args.json,
-            log: args.log.or(profile.log),
+            log,
             log_json: match args.log_format.as_str() {
                 "text" => false,
                 "json" => true,
