@@ -54,6 +54,38 @@ pub struct ExportSummary {
     pub bytes_downloaded: u64,
 }
 
+impl ExportSummary {
+    /// Resources (lines) per type, data files only, as counted while verifying the downloads.
+    pub fn resources(&self) -> std::collections::BTreeMap<String, u64> {
+        claimline_model::resources_per_type(&self.files)
+    }
+
+    /// The report `claimline fetch --json` prints: the job, `transactionTime`, resources per
+    /// type, every file (name, type, bytes, SHA-256, error file), what this run downloaded and
+    /// the wall time.
+    pub fn report(&self, seconds: f64) -> serde_json::Value {
+        let files: Vec<serde_json::Value> = self
+            .files
+            .iter()
+            .map(|f| {
+                serde_json::json!({"name": f.name, "type": f.resource_type, "bytes": f.size,
+                    "sha256": f.sha256, "error": f.error_file})
+            })
+            .collect();
+        serde_json::json!({
+            "job_url": self.job_url,
+            "reattached": self.reattached,
+            "transaction_time": self.transaction_time,
+            "resources": self.resources(),
+            "files": files,
+            "downloaded": self.downloaded,
+            "bytes": self.files.iter().map(|f| f.size).sum::<u64>(),
+            "bytes_downloaded": self.bytes_downloaded,
+            "seconds": seconds,
+        })
+    }
+}
+
 /// One file the manifest lists.
 #[derive(Debug, Clone)]
 struct Target {

@@ -46,6 +46,16 @@ pub struct ExportState {
     pub complete: bool,
 }
 
+/// Resources (lines) per type in the data files of `files` (error files left out), as the
+/// download counted them.
+pub fn resources_per_type(files: &[FileRecord]) -> std::collections::BTreeMap<String, u64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for file in files.iter().filter(|f| !f.error_file) {
+        *counts.entry(file.resource_type.clone()).or_insert(0) += file.lines;
+    }
+    counts
+}
+
 /// The state file of an export folder: `EXPORT/.claimline/state.json`.
 pub fn export_state_path(export: &Path) -> PathBuf {
     export.join(".claimline").join("state.json")

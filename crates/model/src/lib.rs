@@ -29,7 +29,7 @@ mod units;
 
 pub use api::ApiVersion;
 pub use date::{civil_from_days, days_from_civil, format_date, format_timestamp};
-pub use export_state::{ExportState, FileRecord, export_state_path};
+pub use export_state::{ExportState, FileRecord, export_state_path, resources_per_type};
 pub use hash::Fnv1a64;
 pub use private::{
     append_private, create_private, create_private_dir, make_private, sync_dir, write_atomic,

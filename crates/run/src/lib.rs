@@ -420,11 +420,7 @@ struct Fetched {
 
 impl Fetched {
     fn resources(&self) -> BTreeMap<String, u64> {
-        let mut counts = BTreeMap::new();
-        for f in self.files.iter().filter(|f| !f.error_file) {
-            *counts.entry(f.resource_type.clone()).or_insert(0) += f.lines;
-        }
-        counts
+        claimline_model::resources_per_type(&self.files)
     }
 }
 

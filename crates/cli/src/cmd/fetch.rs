@@ -1,13 +1,12 @@
 //! `claimline fetch`: a BCDA bulk export into an export folder, resumable after any crash.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use claimline_fetch::{ExportOptions, ExportRequest, ExportSummary, Timestamp, export};
+use claimline_fetch::{ExportOptions, ExportRequest, Timestamp, export};
 
 use crate::args::{Api, Connection, EndpointArg};
 use crate::progress::Reporter;
@@ -91,10 +90,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     reporter.finish();
     let summary = result?;
     let seconds = started.elapsed().as_secs_f64();
-    let resources = count_lines(&summary);
+    let resources = summary.resources();
     let mut out = std::io::stdout().lock();
     if args.json {
-        let report = report(&summary, &resources, seconds);
+        let report = summary.report(seconds);
         serde_json::to_writer_pretty(&mut out, &report).context("writing the report")?;
         writeln!(out)?;
     } else {
@@ -115,39 +114,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         writeln!(out, "into {}", args.out.display())?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resources (lines) per type, data files only, as counted while verifying the downloads.
-fn count_lines(summary: &ExportSummary) -> BTreeMap<String, u64> {
-    let mut counts = BTreeMap::new();
-    for file in summary.files.iter().filter(|f| !f.error_file) {
-        *counts.entry(file.resource_type.clone()).or_insert(0) += file.lines;
-    }
-    counts
-}
-
-fn report(
-    summary: &ExportSummary,
-    resources: &BTreeMap<String, u64>,
-    seconds: f64,
-) -> serde_json::Value {
-    let files: Vec<serde_json::Value> = summary
-        .files
-        .iter()
-        .map(|f| {
-            serde_json::json!({"name": f.name, "type": f.resource_type, "bytes": f.size,
-                "sha256": f.sha256, "error": f.error_file})
-        })
-        .collect();
-    serde_json::json!({
-        "job_url": summary.job_url,
-        "reattached": summary.reattached,
-        "transaction_time": summary.transaction_time,
-        "resources": resources,
-        "files": files,
-        "downloaded": summary.downloaded,
-        "bytes": summary.files.iter().map(|f| f.size).sum::<u64>(),
-        "bytes_downloaded": summary.bytes_downloaded,
-        "seconds": seconds,
-    })
 }
