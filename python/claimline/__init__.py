@@ -35,6 +35,7 @@ __all__ = [
     "load",
     "run",
     "read",
+    "read_lines",
     "evaluate",
 ]
 
@@ -201,6 +202,44 @@ def read(inputs: Union[PathLike, Iterable[PathLike]], *,
     try:
         batches, report_text = _native.read(_paths(inputs), _views(views), all_versions,
                                             include_partial, threads, run_id)
+    except _native.NativeError as err:
+        _raise(err)
+    tables: Dict[str, pa.Table] = {}
+    for name, parts in batches.items():
+        tables[name] = pa.Table.from_batches(parts) if parts else pa.table({})
+    report = json.loads(report_text)
+    tables["_rejects"] = _rejects_table(report.get("rejected", []))
+    return (tables, report) if with_report else tables
+
+
+def read_lines(files: Union[pa.Array, Sequence[str]], lines: Union[pa.Array, Sequence[int]],
+               texts: Union[pa.Array, Sequence[bytes]], *,
+               views: Union[str, Sequence[str], None] = "cclf", all_versions: bool = False,
+               include_partial: bool = False, threads: int = 1, run_id: Optional[str] = None,
+               with_report: bool = False) -> Union[Dict[str, pa.Table],
+                                                   Tuple[Dict[str, pa.Table], Dict[str, Any]]]:
+    """:func:`read` over NDJSON lines held in memory instead of files.
+
+    ``texts[i]`` is line ``lines[i]`` (1-based) of the file named ``files[i]`` (equal-length
+    sequences or pyarrow arrays: string, int64, and string or binary). The lines of each file
+    are loaded as that file, each at its own line number, so rows and rejects carry the
+    original ``_source_file`` and ``_line``: given every line of some beneficiaries (their
+    Patient, Coverage and claims, from any files), the tables are the rows ``claimline load``
+    writes for those beneficiaries. This is what :mod:`claimline.spark` runs in each task.
+
+    Args:
+        views, all_versions, include_partial, run_id, with_report: as for :func:`read`.
+        threads: worker threads (default 1: an engine's task holds one core).
+    """
+    def array(values: Any, type_: pa.DataType) -> pa.Array:
+        if isinstance(values, pa.ChunkedArray):
+            return values.combine_chunks()
+        return values if isinstance(values, pa.Array) else pa.array(values, type_)
+
+    try:
+        batches, report_text = _native.read_lines(
+            array(files, pa.string()), array(lines, pa.int64()), array(texts, pa.binary()),
+            _views(views), all_versions, include_partial, threads, run_id)
     except _native.NativeError as err:
         _raise(err)
     tables: Dict[str, pa.Table] = {}

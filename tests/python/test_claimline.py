@@ -137,3 +137,45 @@ def test_run_against_the_local_sandbox(repo, tmp_path):
     assert report["load"]["tables"]["cclf1"] >= 1
     again = claimline.run(tmp_path / "out", local_sandbox=repo / "sample-data/real/r4")
     assert again["since"] == report["transaction_time"]
+
+
+def numbered_lines(folder):
+    """(file, line, text) of every non-blank line of the NDJSON files under ``folder``."""
+    import gzip
+    out = []
+    for path in sorted(folder.rglob("*.ndjson*")):
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+        for number, text in enumerate(data.split(b"\n"), start=1):
+            if text.strip():
+                out.append((str(path), number, text))
+    return out
+
+
+@pytest.mark.parametrize("sample", ["sample-data/real/r4", "seven-year"])
+def test_read_lines_in_any_order_gives_the_rows_of_read(sample, repo, seven_year_export):
+    import random
+    source = seven_year_export if sample == "seven-year" else repo / sample
+    expected = claimline.read(source, run_id="r1", all_versions=True)
+    lines = numbered_lines(source)
+    random.Random(7).shuffle(lines)
+    files, numbers, texts = zip(*lines)
+    got = claimline.read_lines(list(files), list(numbers), list(texts), run_id="r1",
+                               all_versions=True)
+    for name in BUILTIN_TABLES:
+        if name in expected:
+            assert got[name].schema == expected[name].schema, name
+            assert arrow_rows(got[name]) == arrow_rows(expected[name]), name
+    assert got["_rejects"].num_rows == 0
+
+
+def test_read_lines_rejects_carry_the_original_file_and_line():
+    tables = claimline.read_lines(
+        ["/exports/a/Patient.000.ndjson", "/exports/a/Patient.000.ndjson"], [12, 40],
+        [b'{"resourceType":"Patient","id":"p1"}', b"{not json"])
+    rejects = tables["_rejects"].to_pylist()
+    assert [(r["file"], r["line"], r["kind"]) for r in rejects] == [
+        ("/exports/a/Patient.000.ndjson", 40, "invalid_json")]
+    with pytest.raises(claimline.UsageError, match="line 3 is given twice"):
+        claimline.read_lines(["f.ndjson", "f.ndjson"], [3, 3], [b"{}", b"{}"])

@@ -38,6 +38,7 @@ mod progress;
 mod summary;
 pub mod views;
 
+pub use claimline_ndjson::InputFile;
 pub use error::LoadError;
 pub use loader::{
     ArrowOutput, Beneficiaries, DamagedFile, ExcludedClaims, History, LoadReport, Loader,

@@ -241,12 +241,46 @@ impl Loader {
         &self,
         inputs: &[PathBuf],
         progress: &dyn Progress,
+        lock: &crate::output::OutputLock,
+    ) -> Result<LoadReport, LoadError> {
+        let started_at = Instant::now();
+        let files = discover(inputs)?;
+        let transaction_time = transaction_time(inputs)?;
+        self.load_discovered(files, transaction_time, started_at, progress, lock)
+    }
+
+    /// Loads input files already found, typically held in memory
+    /// ([`InputFile::in_memory`](claimline_ndjson::InputFile::in_memory): lines a cluster
+    /// engine read, with their files and line numbers), as [`Loader::load`] loads files on disk.
+    /// With no manifest, `BENE_AGE` is computed at the run's start.
+    ///
+    /// # Errors
+    /// As [`Loader::load`].
+    pub fn load_files(
+        &self,
+        files: Vec<InputFile>,
+        progress: &dyn Progress,
+    ) -> Result<LoadReport, LoadError> {
+        let started_at = Instant::now();
+        let existed = self.out.exists();
+        let lock = crate::output::lock_or_busy(&self.out)?;
+        let result = self.load_discovered(files, None, started_at, progress, &lock);
+        drop(lock);
+        if result.is_err() {
+            crate::output::remove_empty(&self.out, existed);
+        }
+        result
+    }
+
+    fn load_discovered(
+        &self,
+        files: Vec<InputFile>,
+        transaction_time: Option<String>,
+        started_at: Instant,
+        progress: &dyn Progress,
         _lock: &crate::output::OutputLock,
     ) -> Result<LoadReport, LoadError> {
-        let inputs = inputs.to_vec();
-        let started_at = Instant::now();
         let started = crate::output::now_micros();
-        let files = discover(&inputs)?;
         let sources = views::sources(&self.views)?;
         let mut plan = Plan::new(views::load(&sources)?)?;
         plan.set_include_partial(self.include_partial);
@@ -545,7 +579,6 @@ impl Loader {
             month_ranges(&overlap)
         ));
         }
-        let transaction_time = transaction_time(&inputs)?;
         let coverage_only = cclf8.coverage_only();
         if let Some(t) = plan.cclf8_table() {
             // BENE_AGE as of the export's transactionTime, else the run's start.

@@ -26,6 +26,9 @@ pub struct InputFile {
     pub expected_type: Option<String>,
     /// The API version, when a manifest's `request` URL says so.
     pub api_version: Option<ApiVersion>,
+    /// The file's plain NDJSON already in memory (see [`InputFile::in_memory`]): `path` is then
+    /// only its name, and nothing is read from the disk.
+    pub data: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 impl InputFile {
@@ -42,6 +45,19 @@ impl InputFile {
             compression,
             expected_type: None,
             api_version: None,
+            data: None,
+        }
+    }
+
+    /// Lines of the file `name` held in memory as plain NDJSON (`data`), e.g. the lines a
+    /// cluster engine read and handed over. Resources and rejects carry `name` and the line
+    /// numbers within `data`: to keep a line's number in the original file, put the line at
+    /// that line of `data` (blank lines in between are skipped).
+    pub fn in_memory(name: impl Into<PathBuf>, data: Vec<u8>) -> Self {
+        InputFile {
+            compression: Compression::None,
+            data: Some(std::sync::Arc::new(data)),
+            ..InputFile::new(name)
         }
     }
 }

@@ -434,14 +434,15 @@ impl Slots {
 }
 
 enum ChunkBytes {
-    Mapped(Arc<Mmap>, Range<usize>),
+    /// A range of a memory-mapped file or of a file held in memory.
+    Mapped(Arc<dyn AsRef<[u8]> + Send + Sync>, Range<usize>),
     Owned(Vec<u8>),
 }
 
 impl ChunkBytes {
     fn as_slice(&self) -> &[u8] {
         match self {
-            ChunkBytes::Mapped(m, r) => &m[r.clone()],
+            ChunkBytes::Mapped(m, r) => &(**m).as_ref()[r.clone()],
             ChunkBytes::Owned(v) => v,
         }
     }
@@ -579,6 +580,17 @@ where
             if self.abort.load(Ordering::Relaxed) {
                 break;
             }
+            if let Some(data) = &file.data {
+                let _ = self.tx.send((
+                    workers.seq(),
+                    Msg::FileStart {
+                        file_index,
+                        bytes: data.len() as u64,
+                    },
+                ));
+                feed_bytes(file_index, data.clone(), self.opts, &mut spawn);
+                continue;
+            }
             let opened = File::open(&file.path).and_then(|f| {
                 let len = f.metadata()?.len();
                 Ok((f, len))
@@ -635,8 +647,19 @@ fn feed_mapped(
     })?;
     #[cfg(unix)]
     let _ = map.advise(memmap2::Advice::Sequential);
-    let map = Arc::new(map);
-    let total = map.len();
+    feed_bytes(file_index, Arc::new(map), opts, spawn);
+    Ok(())
+}
+
+/// Cuts a file's bytes (mapped or in memory) into chunks at line ends.
+fn feed_bytes(
+    file_index: usize,
+    map: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    opts: &ScanOptions,
+    spawn: &mut dyn FnMut(Chunk) -> bool,
+) {
+    let bytes: &[u8] = (*map).as_ref();
+    let total = bytes.len();
     let mut start = 0usize;
     let mut line = 1u64;
     while start < total {
@@ -644,12 +667,12 @@ fn feed_mapped(
         let end = if target >= total {
             total
         } else {
-            memchr::memchr(b'\n', &map[target - 1..]).map_or(total, |i| target + i)
+            memchr::memchr(b'\n', &bytes[target - 1..]).map_or(total, |i| target + i)
         };
         let newlines = if opts.lines_in_batch {
             0
         } else {
-            memchr::memchr_iter(b'\n', &map[start..end]).count() as u64
+            memchr::memchr_iter(b'\n', &bytes[start..end]).count() as u64
         };
         let chunk = Chunk {
             file_index,
@@ -660,12 +683,11 @@ fn feed_mapped(
             truncated: None,
         };
         if !spawn(chunk) {
-            return Ok(());
+            return;
         }
         line += newlines;
         start = end;
     }
-    Ok(())
 }
 
 /// Counts the compressed bytes the decoder has consumed, for progress.

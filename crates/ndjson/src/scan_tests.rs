@@ -495,3 +495,20 @@ fn every_reject_kind_has_a_located_message_in_words() {
         assert!(r.line >= 1, "{kind:?} has a line");
     }
 }
+
+/// A file held in memory is scanned like one on disk, under its name, and a line placed at its
+/// original number (blank lines before it) keeps that number, in resources and rejects alike.
+#[test]
+fn in_memory_files_keep_their_name_and_line_numbers() {
+    let mut bytes = b"\n\n".to_vec();
+    bytes.extend_from_slice(br#"{"resourceType":"Patient","id":"a"}"#);
+    bytes.extend_from_slice(b"\n\n\n\n{not json\n");
+    bytes.extend_from_slice(br#"{"resourceType":"Patient","id":"b"}"#);
+    let f = InputFile::in_memory("/nowhere/Patient.000.ndjson", bytes);
+    for chunk in [1, 9, 1 << 20] {
+        let (got, s) = run(std::slice::from_ref(&f), chunk);
+        assert_eq!(got, [(3, "a".into()), (8, "b".into())], "chunk {chunk}");
+        assert_eq!(kinds(&s), [(7, RejectKind::InvalidJson)], "chunk {chunk}");
+        assert_eq!(s.files[0].path, Path::new("/nowhere/Patient.000.ndjson"));
+    }
+}

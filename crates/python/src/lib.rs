@@ -11,8 +11,8 @@ use std::sync::Arc;
 use arrow_array::{Array, BinaryArray, LargeBinaryArray, LargeStringArray, StringArray};
 use arrow_pyarrow::{FromPyArrow, ToPyArrow};
 use claimline_link::{BeneIndex, Plan, Scratch, patient_mbi};
-use claimline_load::{ArrowOutput, Format, Loader, NoProgress, views};
-use claimline_ndjson::{ApiVersion, InputFile};
+use claimline_load::{ArrowOutput, Format, InputFile, Loader, NoProgress, views};
+use claimline_ndjson::ApiVersion;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -152,14 +152,20 @@ fn rejects_of(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// `read(inputs, views, all_versions, include_partial, threads, run_id) -> (dict[str, list[RecordBatch]],
-/// str)`: every table in memory as Arrow batches of the Parquet files' types, and the load
-/// report (its `rejected` key lists the rejected lines: file, line, kind, error).
-#[pyfunction]
-#[pyo3(signature = (inputs, views, all_versions, include_partial, threads, run_id))]
-fn read<'py>(
+/// Where a read's NDJSON comes from.
+enum Inputs {
+    /// Files and folders on disk.
+    Paths(Vec<PathBuf>),
+    /// Lines held in memory, grouped into their files.
+    Memory(Vec<InputFile>),
+}
+
+/// Loads `inputs` through the views into Arrow tables held in memory (the same `Loader` as
+/// `load`, with the Arrow sink): the tables as pyarrow batches, and the report with its
+/// `rejected` lines (file, line, kind, error).
+fn read_into_arrow<'py>(
     py: Python<'py>,
-    inputs: Vec<PathBuf>,
+    inputs: Inputs,
     views: Vec<String>,
     all_versions: bool,
     include_partial: bool,
@@ -174,14 +180,17 @@ fn read<'py>(
                 path: std::env::temp_dir(),
                 source: e,
             })?;
-            let report = Loader::new(scratch.path())
+            let loader = Loader::new(scratch.path())
                 .views(views)
                 .sinks(vec![Box::new(ArrowOutput(store.clone()))])
                 .all_versions(all_versions)
                 .include_partial(include_partial)
                 .threads(threads)
-                .run_id(run_id)
-                .load(&inputs, &NoProgress)?;
+                .run_id(run_id);
+            let report = match inputs {
+                Inputs::Paths(paths) => loader.load(&paths, &NoProgress)?,
+                Inputs::Memory(files) => loader.load_files(files, &NoProgress)?,
+            };
             let rejected = report
                 .rejects
                 .file
@@ -205,6 +214,149 @@ fn read<'py>(
         o.insert("rejected".into(), serde_json::Value::Array(rejected));
     }
     Ok((tables, doc.to_string()))
+}
+
+/// `read(inputs, views, all_versions, include_partial, threads, run_id) -> (dict[str,
+/// list[RecordBatch]], str)`: every table in memory as Arrow batches of the Parquet files'
+/// types, and the load report (its `rejected` key lists the rejected lines: file, line, kind,
+/// error).
+#[pyfunction]
+#[pyo3(signature = (inputs, views, all_versions, include_partial, threads, run_id))]
+fn read<'py>(
+    py: Python<'py>,
+    inputs: Vec<PathBuf>,
+    views: Vec<String>,
+    all_versions: bool,
+    include_partial: bool,
+    threads: usize,
+    run_id: Option<String>,
+) -> PyResult<(Bound<'py, PyDict>, String)> {
+    read_into_arrow(
+        py,
+        Inputs::Paths(inputs),
+        views,
+        all_versions,
+        include_partial,
+        threads,
+        run_id,
+    )
+}
+
+/// `read_lines(files, lines, texts, views, all_versions, include_partial, threads, run_id)`:
+/// [`read`] over NDJSON lines held in memory: `texts[i]` is line `lines[i]` (1-based) of the
+/// file named `files[i]` (pyarrow arrays of equal length: string, int64, string or binary).
+/// The lines of one file are loaded as that file, each at its line number, so rows and rejects
+/// carry the original `_source_file` and `_line`: a Spark task hands over all the lines of its
+/// beneficiaries and gets the tables `claimline load` would write for them.
+#[pyfunction]
+#[pyo3(signature = (files, lines, texts, views, all_versions, include_partial, threads, run_id))]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "keyword arguments of the Python function"
+)]
+fn read_lines<'py>(
+    py: Python<'py>,
+    files: Bound<'py, PyAny>,
+    lines: Bound<'py, PyAny>,
+    texts: Bound<'py, PyAny>,
+    views: Vec<String>,
+    all_versions: bool,
+    include_partial: bool,
+    threads: usize,
+    run_id: Option<String>,
+) -> PyResult<(Bound<'py, PyDict>, String)> {
+    let array = |a: &Bound<'py, PyAny>| -> PyResult<Arc<dyn Array>> {
+        Ok(arrow_array::make_array(
+            arrow_data::ArrayData::from_pyarrow_bound(a)?,
+        ))
+    };
+    let (files, numbers, texts) = (array(&files)?, array(&lines)?, array(&texts)?);
+    let names: Vec<Option<String>> = match files.as_any().downcast_ref::<StringArray>() {
+        Some(a) => a.iter().map(|v| v.map(str::to_owned)).collect(),
+        None => match files.as_any().downcast_ref::<LargeStringArray>() {
+            Some(a) => a.iter().map(|v| v.map(str::to_owned)).collect(),
+            None => return Err(usage("files: expected a string array".to_owned())),
+        },
+    };
+    let numbers: Vec<Option<i64>> = numbers
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+        .ok_or_else(|| usage("lines: expected an int64 array".to_owned()))?
+        .iter()
+        .collect();
+    let texts = lines_of(&texts)?;
+    if names.len() != numbers.len() || names.len() != texts.len() {
+        return Err(usage(format!(
+            "files, lines and texts differ in length ({}, {}, {})",
+            names.len(),
+            numbers.len(),
+            texts.len()
+        )));
+    }
+    let files = in_memory_files(names, numbers, texts)?;
+    read_into_arrow(
+        py,
+        Inputs::Memory(files),
+        views,
+        all_versions,
+        include_partial,
+        threads,
+        run_id,
+    )
+}
+
+/// Groups numbered lines into in-memory files (in the order the files first appear), each line
+/// at its number: the lines between are blank, which the scanner skips.
+fn in_memory_files(
+    names: Vec<Option<String>>,
+    numbers: Vec<Option<i64>>,
+    texts: Vec<Option<Vec<u8>>>,
+) -> PyResult<Vec<InputFile>> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_file: std::collections::HashMap<String, Vec<(u64, Vec<u8>)>> =
+        std::collections::HashMap::new();
+    for ((name, number), text) in names.into_iter().zip(numbers).zip(texts) {
+        let (Some(name), Some(number), Some(text)) = (name, number, text) else {
+            return Err(usage(
+                "files, lines and texts may not hold nulls".to_owned(),
+            ));
+        };
+        let number = u64::try_from(number)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| usage(format!("{name}: line {number} is not a line number")))?;
+        if text.contains(&b'\n') {
+            return Err(usage(format!(
+                "{name}: line {number} holds a line break; give one line per element"
+            )));
+        }
+        by_file
+            .entry(name.clone())
+            .or_insert_with(|| {
+                order.push(name);
+                Vec::new()
+            })
+            .push((number, text));
+    }
+    order
+        .into_iter()
+        .map(|name| {
+            let mut lines = by_file.remove(&name).unwrap_or_default();
+            lines.sort_by_key(|(n, _)| *n);
+            let mut data = Vec::with_capacity(lines.iter().map(|(_, t)| t.len() + 1).sum());
+            let mut at = 1u64;
+            for (n, text) in lines {
+                if n < at {
+                    return Err(usage(format!("{name}: line {n} is given twice")));
+                }
+                data.resize(data.len() + (n - at) as usize, b'\n');
+                data.extend_from_slice(&text);
+                data.push(b'\n');
+                at = n + 1;
+            }
+            Ok(InputFile::in_memory(name, data))
+        })
+        .collect()
 }
 
 /// The lines of a pyarrow string or binary array (nulls skipped).
@@ -321,6 +473,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(read, m)?)?;
+    m.add_function(wrap_pyfunction!(read_lines, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     Ok(())
 }
