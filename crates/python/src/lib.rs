@@ -467,6 +467,37 @@ fn evaluate<'py>(
     Ok((out, rejected))
 }
 
+/// `tables(views, include_partial) -> (dict[str, pyarrow.Schema], str)`: the tables a load
+/// through `views` writes (with the link stage's: `bene_xref`, `cclf9`, `_claimline_claims`,
+/// `_claimline_counts` when the views call for them), each with the Arrow schema of its Parquet
+/// files, in plan order; and the views' hash (recorded with each run).
+#[pyfunction]
+#[pyo3(signature = (views, include_partial))]
+fn tables<'py>(
+    py: Python<'py>,
+    views: Vec<String>,
+    include_partial: bool,
+) -> PyResult<(Bound<'py, PyDict>, String)> {
+    let (schemas, hash) = (|| -> Result<_, claimline_load::LoadError> {
+        let sources = views::sources(&views)?;
+        let mut plan = Plan::new(views::load(&sources)?)?;
+        plan.set_include_partial(include_partial);
+        plan.add_link_tables();
+        let schemas: Vec<_> = plan
+            .tables()
+            .iter()
+            .map(|t| (t.name.clone(), claimline_sink::arrow_schema(t)))
+            .collect();
+        Ok((schemas, views::hash(&sources)))
+    })()
+    .map_err(|e| native_error(&e))?;
+    let out = PyDict::new(py);
+    for (name, schema) in schemas {
+        out.set_item(name, schema.as_ref().to_pyarrow(py)?)?;
+    }
+    Ok((out, hash))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", m.py().get_type::<NativeError>())?;
@@ -474,6 +505,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(read_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(tables, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     Ok(())
 }
