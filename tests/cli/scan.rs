@@ -46,9 +46,11 @@ fn scan_counts_every_real_sample() {
     assert_eq!(version_of("r4/ExplanationOfBenefit-pde.ndjson"), "v2");
     assert_eq!(version_of("v3/Patient.ndjson"), "v3");
     assert_eq!(version_of("v3/ExplanationOfBenefit-priorauth.ndjson"), "v3");
-    assert_eq!(
-        r["api_versions"]["unknown"], 1,
-        "v3's merged Patient has no marks"
+    // v3's merged Patient has no marks of its own: it takes the version its file agrees on.
+    assert!(
+        r["api_versions"].get("unknown").is_none(),
+        "{}",
+        r["api_versions"]
     );
     assert!(r["seconds"].as_f64().expect("seconds") > 0.0);
     // Nothing was written for a clean run.
@@ -227,4 +229,59 @@ fn a_failure_under_json_prints_an_error_document() {
     assert_eq!(message.matches("os error 2").count(), 1, "{message}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+}
+
+/// Issue 17: a resource without marks of its own (v3's merged-beneficiary Patient: `id` and
+/// `link` only) takes the version its file agrees on, else its folder's; in a folder that mixes
+/// versions it stays undecided, and each file is reported with its own version.
+#[test]
+fn unmarked_resources_take_the_version_their_file_or_folder_agrees_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let merged = std::fs::read_to_string(sample_data().join("v3/Patient.ndjson"))
+        .expect("sample")
+        .lines()
+        .find(|l| !l.contains("\"meta\""))
+        .expect("the merged Patient")
+        .to_owned();
+    let scan = |folder: &std::path::Path| {
+        let r = claimline(
+            dir.path(),
+            &["scan", folder.to_str().expect("utf-8"), "--json"],
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        serde_json::from_slice::<serde_json::Value>(&r.stdout).expect("JSON")
+    };
+    let v3 = dir.path().join("v3");
+    std::fs::create_dir(&v3).expect("mkdir");
+    std::fs::write(v3.join("Patient-merged.ndjson"), format!("{merged}\n")).expect("write");
+    // Alone, nothing tells its version.
+    assert_eq!(scan(&v3)["api_versions"]["unknown"], 1);
+    // Beside a v3 file, the folder agrees on v3.
+    std::fs::copy(
+        sample_data().join("v3/Coverage.ndjson"),
+        v3.join("Coverage.ndjson"),
+    )
+    .expect("copy");
+    let r = scan(&v3);
+    assert!(r["api_versions"].get("unknown").is_none(), "{r}");
+    // A folder that also holds v2 agrees on nothing: the unmarked Patient stays undecided, and
+    // every file is reported with its own version.
+    std::fs::copy(
+        sample_data().join("r4/Coverage.ndjson"),
+        v3.join("Coverage-r4.ndjson"),
+    )
+    .expect("copy");
+    let r = scan(&v3);
+    assert_eq!(r["api_versions"]["unknown"], 1, "{r}");
+    let version_of = |name: &str| {
+        r["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .find(|f| f["path"].as_str().expect("path").ends_with(name))
+            .map(|f| f["api_version"].clone())
+            .expect("file listed")
+    };
+    assert_eq!(version_of("/Coverage.ndjson"), "v3");
+    assert_eq!(version_of("/Coverage-r4.ndjson"), "v2");
 }

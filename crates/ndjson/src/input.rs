@@ -26,6 +26,9 @@ pub struct InputFile {
     pub expected_type: Option<String>,
     /// The API version, when a manifest's `request` URL says so.
     pub api_version: Option<ApiVersion>,
+    /// The version the file's (or else its folder's) resources agree on, without a manifest:
+    /// what a resource that carries no mark of its own takes (see [`agree_versions`]).
+    pub agreed_version: Option<ApiVersion>,
     /// The file's plain NDJSON already in memory (see [`InputFile::in_memory`]): `path` is then
     /// only its name, and nothing is read from the disk.
     pub data: Option<std::sync::Arc<Vec<u8>>>,
@@ -45,8 +48,17 @@ impl InputFile {
             compression,
             expected_type: None,
             api_version: None,
+            agreed_version: None,
             data: None,
         }
+    }
+
+    /// The API version of a resource of this file: the manifest's, else the resource's own
+    /// marks, else what the file (or its folder) agrees on.
+    pub fn version_of(&self, root: crate::Cursor<'_>) -> Option<ApiVersion> {
+        self.api_version
+            .or_else(|| crate::detect_version(root))
+            .or(self.agreed_version)
     }
 
     /// Lines of the file `name` held in memory as plain NDJSON (`data`), e.g. the lines a
@@ -145,7 +157,78 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<InputFile>, Error> {
         }
     }
     apply_manifests(&mut out)?;
+    agree_versions(&mut out);
     Ok(out)
+}
+
+/// Bytes of a file read to find the version its resources agree on.
+const AGREEMENT_SAMPLE: usize = 1 << 20;
+
+/// For files without a manifest: the version their resources agree on. The resources of the
+/// first MiB of each file are detected one by one ([`detect_version`](crate::detect_version));
+/// when every one that carries a mark says the same version, that is the file's. A file whose
+/// sample decides nothing takes the version its folder's files agree on. A file or folder that
+/// mixes versions agrees on none: its unmarked resources stay undecided (a row error, never
+/// another version's views).
+pub fn agree_versions(files: &mut [InputFile]) {
+    for f in files
+        .iter_mut()
+        .filter(|f| f.api_version.is_none() && f.data.is_none())
+    {
+        f.agreed_version = sample_versions(f).and_then(one_version);
+    }
+    let mut by_dir: std::collections::BTreeMap<PathBuf, BTreeSet<ApiVersion>> =
+        std::collections::BTreeMap::new();
+    for f in files.iter() {
+        if let (Some(dir), Some(v)) = (f.path.parent(), f.api_version.or(f.agreed_version)) {
+            by_dir.entry(dir.to_owned()).or_default().insert(v);
+        }
+    }
+    for f in files
+        .iter_mut()
+        .filter(|f| f.api_version.is_none() && f.agreed_version.is_none())
+    {
+        let folder = f.path.parent().and_then(|d| by_dir.get(d));
+        f.agreed_version = folder.cloned().and_then(one_version);
+    }
+}
+
+fn one_version(set: BTreeSet<ApiVersion>) -> Option<ApiVersion> {
+    let mut it = set.into_iter();
+    match (it.next(), it.next()) {
+        (Some(v), None) => Some(v),
+        _ => None,
+    }
+}
+
+/// The versions the marked resources of a file's first MiB carry (`None`: unreadable).
+fn sample_versions(f: &InputFile) -> Option<BTreeSet<ApiVersion>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(&f.path).ok()?;
+    let mut bytes = Vec::new();
+    let limit = AGREEMENT_SAMPLE as u64;
+    match f.compression {
+        Compression::None => file.take(limit).read_to_end(&mut bytes).ok()?,
+        // A damaged stream still gives what came before the damage.
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(file)
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .unwrap_or(0),
+    };
+    let mut parser = crate::LineParser::new();
+    let mut seen = BTreeSet::new();
+    // The last piece may be a cut line: only whole lines count.
+    let whole = bytes.len() < AGREEMENT_SAMPLE;
+    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    if !whole {
+        lines.pop();
+    }
+    for line in lines.into_iter().filter(|l| !l.trim_ascii().is_empty()) {
+        if let Ok(Some(v)) = parser.parse(line, |doc| crate::detect_version(doc.root())) {
+            seen.insert(v);
+        }
+    }
+    Some(seen)
 }
 
 /// The error for an input that is neither a regular file nor a folder.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use memmap2::Mmap;
 
-use crate::detect::{ApiVersion, detect_version};
+use crate::detect::ApiVersion;
 use crate::error::Error;
 use crate::input::{Compression, InputFile};
 use crate::parse::LineParser;
@@ -303,7 +303,7 @@ pub fn parse_lines<'a>(
                 offset: 0,
                 resource_type,
                 id: root.get("id").and_then(|c| c.as_str()),
-                api_version: file.api_version.or_else(|| detect_version(root)),
+                api_version: file.version_of(root),
                 root,
                 raw: line,
             });
@@ -898,7 +898,7 @@ where
                         ),
                     ));
                 }
-                let api_version = file.api_version.or_else(|| detect_version(root));
+                let api_version = file.version_of(root);
                 let resource = Resource {
                     file,
                     file_index: chunk.file_index,
