@@ -1079,3 +1079,80 @@ fn a_resource_of_unknown_version_is_a_row_error_not_silence() {
     assert!(text.contains("API version cannot be told"), "{text}");
     assert!(text.contains("\"resource_id\":\"eob-1\""), "{text}");
 }
+
+/// Issue 17: BFD v3 builds of 2025-06 to 2026-03 wrote care-team providers as references to
+/// contained Practitioners (`#careteam-provider-N`) and, up to 2026-01, claim-header codes as
+/// header extensions instead of `supportingInfo`. Real resources of those builds
+/// (`tests/fixtures/bfd-v3-builds/`, from CMS's beneficiary-fhir-data) give their NPIs and codes,
+/// not NULLs.
+#[test]
+fn older_v3_builds_give_the_same_npis_and_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixtures = repo_root().join("tests/fixtures/bfd-v3-builds");
+    let load = |name: &str| {
+        let out = dir.path().join(name);
+        let r = claimline(
+            dir.path(),
+            &[
+                "load",
+                s(&fixtures.join(format!("ExplanationOfBenefit-{name}.ndjson"))),
+                "--out",
+                s(&out),
+                "--format",
+                "sqlite",
+                "--json",
+            ],
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        Connection::open(out.join("claimline.sqlite")).expect("open")
+    };
+    let texts = |conn: &Connection, sql: &str| -> Vec<Option<String>> {
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        let cols = stmt.column_count();
+        stmt.query_row([], |r| {
+            (0..cols)
+                .map(|i| r.get::<_, Option<String>>(i))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .expect("one row")
+    };
+    let some = |v: &[&str]| v.iter().map(|s| Some((*s).to_owned())).collect::<Vec<_>>();
+    // Carrier (CCLF5), release 2.231.0: contained care team and header extensions.
+    let carrier = load("carrier-2.231.0");
+    assert_eq!(
+        texts(
+            &carrier,
+            "SELECT DISTINCT RNDRG_PRVDR_NPI_NUM, CLM_RFRG_PRVDR_NPI_NUM, CLM_CARR_PMT_DNL_CD, \
+             CLM_CNTRCTR_NUM FROM cclf5"
+        ),
+        some(&["1558719914", "1720749690", "00", "04011"])
+    );
+    // Release 2.240.1: contained care team, codes in supportingInfo.
+    let carrier = load("carrier-2.240.1");
+    assert_eq!(
+        texts(
+            &carrier,
+            "SELECT DISTINCT RNDRG_PRVDR_NPI_NUM, CLM_RFRG_PRVDR_NPI_NUM FROM cclf5"
+        ),
+        some(&["1558719914", "1720749690"])
+    );
+    // Home health (CCLF1), release 2.231.0.
+    let hha = load("hha-2.231.0");
+    assert_eq!(
+        texts(
+            &hha,
+            "SELECT ATNDG_PRVDR_NPI_NUM, OPRTG_PRVDR_NPI_NUM, OTHR_PRVDR_NPI_NUM, \
+             CLM_CNTRCTR_NUM, CLM_QUERY_CD FROM cclf1"
+        ),
+        some(&["1437702123", "1942945159", "1972944437", "01211", "3"])
+    );
+    // Inpatient (CCLF1), release 2.231.0: the non-payment reason as a header extension.
+    let inpatient = load("inpatient-2.231.0");
+    assert_eq!(
+        texts(
+            &inpatient,
+            "SELECT CLM_CNTRCTR_NUM, CLM_MDCR_NPMT_RSN_CD FROM cclf1"
+        ),
+        some(&["01011", "44"])
+    );
+}

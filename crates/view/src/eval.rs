@@ -1313,6 +1313,30 @@ fn call<'a, N: Node<'a>>(
             }
             out
         }
+        F::Resolve => {
+            let mut out = Coll::Empty;
+            for it in items {
+                let Item::Node(n) = it else { continue };
+                let Some(id) = n
+                    .node
+                    .get("reference")
+                    .and_then(|v| v.as_str())
+                    .and_then(|r| r.strip_prefix('#'))
+                    .filter(|id| !id.is_empty())
+                else {
+                    continue;
+                };
+                let Some(contained) = env.resource.get("contained") else {
+                    continue;
+                };
+                for c in contained.items() {
+                    if c.get("id").and_then(|v| v.as_str()) == Some(id) {
+                        out.push(Item::node(c));
+                    }
+                }
+            }
+            out
+        }
         F::GetReferenceKey(ty) => {
             let mut out = Coll::Empty;
             for it in items {
@@ -1521,10 +1545,14 @@ mod tests {
         "extension":[{"url":"http://x/race","extension":[{"url":"omb","valueCoding":{"code":"2106-3"}}]}],
         "link":[{"other":{"reference":"Patient/p1"}},{"other":{"reference":"http://h/fhir/Organization/o2/_history/3"}}],
         "multipleBirthInteger":2,"weight":{"value":1.50}}"#;
-    const EOB: &str = r#"{"resourceType":"ExplanationOfBenefit","id":"e1",
+    const EOB: &str = r##"{"resourceType":"ExplanationOfBenefit","id":"e1",
         "identifier":[{"system":"s/claim-group","value":"44"},{"system":"s/clm_id","value":"-99"}],
         "item":[{"sequence":1,"net":{"value":10.00}},{"sequence":2,"net":{"value":2.5}}],
-        "given":["a",null,"c"],"_given":[null,{"extension":[{"url":"why","valueCode":"masked"}]},null]}"#;
+        "given":["a",null,"c"],"_given":[null,{"extension":[{"url":"why","valueCode":"masked"}]},null],
+        "contained":[{"resourceType":"Practitioner","id":"careteam-provider-1","identifier":[{"value":"111"}]},
+                     {"resourceType":"Practitioner","id":"careteam-provider-2","identifier":[{"value":"222"}]}],
+        "careTeam":[{"provider":{"reference":"#careteam-provider-2"}},{"provider":{"identifier":{"value":"333"}}},
+                    {"provider":{"reference":"Practitioner/9"}}]}"##;
 
     fhirpath_tests! {
         member_path: PT, "name.family" => "['Smith', 'Jones']";
@@ -1562,6 +1590,8 @@ mod tests {
         date_literal_eq: PT, "@2020-01-01 = @2020-01-01" => "[true]";
         date_precision_unknown: PT, "@2020-01 = @2020-01-01" => "[]";
         resource_key: PT, "getResourceKey()" => "['p1']";
+        resolve_contained: EOB, "careTeam.provider.resolve().identifier.value" => "['222']";
+        resolve_or_inline: EOB, "careTeam.provider.select(identifier | resolve().identifier).value" => "['222', '333']";
         reference_key: PT, "link.other.getReferenceKey()" => "['p1', 'o2']";
         reference_key_typed: PT, "link.other.getReferenceKey(Organization)" => "['o2']";
         iif_true: PT, "iif(active, 'y', 'n')" => "['y']";

@@ -84,6 +84,9 @@ pub enum Function {
     LowBoundary,
     HighBoundary,
     GetResourceKey,
+    /// `resolve()` of a contained reference (`#id`): the resource's `contained` entry with
+    /// that id. Other references resolve to nothing (there is no server to ask).
+    Resolve,
     GetReferenceKey(Option<String>),
     Iif,
     StartsWith,
@@ -820,6 +823,7 @@ impl Parser<'_> {
             "lowBoundary" => (arity(0, 1)?, F::LowBoundary).1,
             "highBoundary" => (arity(0, 1)?, F::HighBoundary).1,
             "getResourceKey" => (arity(0, 0)?, F::GetResourceKey).1,
+            "resolve" => (arity(0, 0)?, F::Resolve).1,
             "iif" => (arity(2, 3)?, F::Iif).1,
             "startsWith" => (arity(1, 1)?, F::StartsWith).1,
             "endsWith" => (arity(1, 1)?, F::EndsWith).1,

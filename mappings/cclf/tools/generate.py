@@ -423,6 +423,10 @@ def main():
                 elif ICD_COLUMNS.match(field):
                     path = f"({path}).replace('.', '')"
                     notes_text.append("ICD code without the dot, as CCLF writes it.")
+                if version == "v3" and path != "{}":
+                    path, why = v3_older_builds(field, path, bool(for_each))
+                    if why:
+                        notes_text.append(why)
                 view_type = ty
                 if ty == "string" and int(r["cclf_length"] or 0) <= 4:
                     view_type = "code"
@@ -450,6 +454,47 @@ def main():
             with open(out, "w", encoding="utf-8") as f:
                 json.dump(view, f, indent=2, ensure_ascii=False)
                 f.write("\n")
+
+
+SD = "https://bluebutton.cms.gov/fhir/StructureDefinition/"
+NPI = "http://hl7.org/fhir/sid/us-npi"
+# Claim-header codes that BFD v3 builds of 2025-06 to 2026-01 (releases up to 2.231.0) wrote as
+# header extensions (`extension[url = SD + name]`, `valueCoding`) before moving them to
+# supportingInfo (BFD commit f2ac76bda23e, 2026-01-16): CCLF field -> extension name.
+V3_HEADER_EXTENSIONS = {
+    "CLM_CNTRCTR_NUM": "CLM-CNTRCTR-NUM",
+    "CLM_CARR_PMT_DNL_CD": "CLM-CARR-PMT-DNL-CD",
+    "CLM_DISP_CD": "CLM-DISP-CD",
+    "CLM_MDCR_NPMT_RSN_CD": "CLM-MDCR-NPMT-RSN-CD",
+    "CLM_FI_ACTN_CD": "CLM-FI-ACTN-CD",
+}
+
+
+def v3_older_builds(field, path, in_lines):
+    """(path, why): the v3 path made to read the shapes of BFD v3 builds of 2025-06 to 2026-03
+    too (tests/fixtures/bfd-v3-builds/SOURCES.md): care-team providers as references to
+    contained Practitioners (`#careteam-provider-N`, NPI in the contained resource; up to
+    release 2.240.1), claim-header codes as header extensions (up to release 2.231.0)."""
+    why = []
+    root = "%resource." if in_lines else ""
+    if "provider.identifier.value" in path:
+        path = path.replace(
+            "provider.identifier.value",
+            f"provider.select(identifier.value | resolve().identifier.where(system = '{NPI}').value)")
+        why.append("Builds up to 2.240.1 (2026-03) give the care-team provider as a reference to a"
+                   " contained Practitioner: resolve() reads its NPI.")
+    ext = V3_HEADER_EXTENSIONS.get(field)
+    if ext and "Supporting-Information" in path:
+        path = f"({path} | {root}extension.where(url = '{SD}{ext}').value.code).first()"
+        why.append(f"Builds up to 2.231.0 (2026-01) carry it as the header extension {ext}.")
+    if field == "CLM_QUERY_CD" and "Supporting-Information" in path:
+        path = f"({path} | {root}billablePeriod.extension.where(url = '{SD}CLM-QUERY-CD').value.code).first()"
+        why.append("Builds up to 2.231.0 (2026-01) carry it as billablePeriod's extension CLM-QUERY-CD.")
+    if field == "RNDRG_PRVDR_TYPE_CD" and "CLM-PRVDR-TYPE-CD" in path:
+        path = (f"({path} | %resource.careTeam.where(role.coding.where(code = 'rendering').exists())"
+                f".provider.resolve().extension.where(url = '{SD}CLM-PRVDR-TYPE-CD').value.code).first()")
+        why.append("Builds up to 2.240.1 (2026-03) put it on the contained rendering Practitioner.")
+    return path, " ".join(why)
 
 
 # Claim-level fields that overrides write relative to the claim but which sit in line tables.
