@@ -36,6 +36,8 @@ __all__ = [
     "run",
     "read",
     "read_lines",
+    "discover",
+    "schemas",
     "evaluate",
 ]
 
@@ -216,6 +218,10 @@ def read_lines(files: Union[pa.Array, Sequence[str]], lines: Union[pa.Array, Seq
                texts: Union[pa.Array, Sequence[bytes]], *,
                views: Union[str, Sequence[str], None] = "cclf", all_versions: bool = False,
                include_partial: bool = False, threads: int = 1, run_id: Optional[str] = None,
+               files_info: Optional[Dict[str, Tuple[Optional[str], Optional[str],
+                                                    Optional[str]]]] = None,
+               transaction_time: Optional[str] = None,
+               earlier_output: Optional[PathLike] = None,
                with_report: bool = False) -> Union[Dict[str, pa.Table],
                                                    Tuple[Dict[str, pa.Table], Dict[str, Any]]]:
     """:func:`read` over NDJSON lines held in memory instead of files.
@@ -230,6 +236,11 @@ def read_lines(files: Union[pa.Array, Sequence[str]], lines: Union[pa.Array, Seq
     Args:
         views, all_versions, include_partial, run_id, with_report: as for :func:`read`.
         threads: worker threads (default 1: an engine's task holds one core).
+        files_info: per file name, what :func:`discover` found on the driver: (API version
+            from the manifest, resource type from the manifest, version the file agrees on).
+        transaction_time: the export's ``transactionTime`` (``BENE_AGE`` is computed at it).
+        earlier_output: an output folder whose Parquet ``bene_xref`` resolves the MBIs of
+            beneficiaries whose Patient is not among the lines (as a load into it would).
     """
     def array(values: Any, type_: pa.DataType) -> pa.Array:
         if isinstance(values, pa.ChunkedArray):
@@ -239,7 +250,9 @@ def read_lines(files: Union[pa.Array, Sequence[str]], lines: Union[pa.Array, Seq
     try:
         batches, report_text = _native.read_lines(
             array(files, pa.string()), array(lines, pa.int64()), array(texts, pa.binary()),
-            _views(views), all_versions, include_partial, threads, run_id)
+            _views(views), all_versions, include_partial, threads, run_id,
+            dict(files_info or {}), transaction_time,
+            os.fspath(earlier_output) if earlier_output is not None else None)
     except _native.NativeError as err:
         _raise(err)
     tables: Dict[str, pa.Table] = {}
@@ -248,6 +261,32 @@ def read_lines(files: Union[pa.Array, Sequence[str]], lines: Union[pa.Array, Seq
     report = json.loads(report_text)
     tables["_rejects"] = _rejects_table(report.get("rejected", []))
     return (tables, report) if with_report else tables
+
+
+def discover(inputs: Union[PathLike, Iterable[PathLike]]) -> Tuple[
+        Dict[str, Tuple[Optional[str], Optional[str], Optional[str]]], Optional[str]]:
+    """The NDJSON files under ``inputs`` as a load finds them, for an engine that reads them.
+
+    Returns:
+        Per file path (in load order): (API version its manifest gives, resource type its
+        manifest gives, version its resources agree on), to pass to :func:`read_lines` as
+        ``files_info``; and the manifest's ``transactionTime`` (or None).
+    """
+    try:
+        files, transaction_time = _native.discover(_paths(inputs))
+    except _native.NativeError as err:
+        _raise(err)
+    return {path: (api, kind, agreed) for path, api, kind, agreed in files}, transaction_time
+
+
+def schemas(views: Union[str, Sequence[str], None] = "cclf", *,
+            include_partial: bool = False) -> Tuple[Dict[str, pa.Schema], str]:
+    """Every table a load through ``views`` writes, with the Arrow schema of its Parquet files
+    (the link stage's tables included), before any data is read; and the views' hash."""
+    try:
+        return _native.tables(_views(views), include_partial)
+    except _native.NativeError as err:
+        _raise(err)
 
 
 _REJECTS_SCHEMA = pa.schema([

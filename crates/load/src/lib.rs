@@ -42,7 +42,7 @@ pub use claimline_ndjson::InputFile;
 pub use error::LoadError;
 pub use loader::{
     ArrowOutput, Beneficiaries, DamagedFile, ExcludedClaims, History, LoadReport, Loader,
-    ParquetOutput, Rejects, RowErrors, SinkKind, SqliteOutput, month_ranges,
+    ParquetOutput, Rejects, RowErrors, SinkKind, SqliteOutput, month_ranges, transaction_time,
 };
 pub use progress::{NoProgress, Progress};
 

@@ -125,6 +125,7 @@ pub struct Loader {
     include_partial: bool,
     accept_damaged: bool,
     all_versions: bool,
+    earlier_parquet: Option<PathBuf>,
 }
 
 impl Loader {
@@ -141,7 +142,16 @@ impl Loader {
             include_partial: false,
             accept_damaged: false,
             all_versions: false,
+            earlier_parquet: None,
         }
+    }
+
+    /// Read what earlier runs left (the MBIs of `bene_xref`) from the Parquet tables of this
+    /// output folder instead of `out`'s: for an engine whose tasks load into scratch folders
+    /// and write the tables into `folder` themselves (`claimline.spark`).
+    pub fn earlier_parquet(mut self, folder: Option<PathBuf>) -> Self {
+        self.earlier_parquet = folder;
+        self
     }
 
     /// The views: names of built-in sets (`cclf`, `basic`) or ViewDefinition files and folders
@@ -252,19 +262,21 @@ impl Loader {
     /// Loads input files already found, typically held in memory
     /// ([`InputFile::in_memory`](claimline_ndjson::InputFile::in_memory): lines a cluster
     /// engine read, with their files and line numbers), as [`Loader::load`] loads files on disk.
-    /// With no manifest, `BENE_AGE` is computed at the run's start.
+    /// `transaction_time` is the export's (see [`transaction_time`]); without one, `BENE_AGE`
+    /// is computed at the run's start.
     ///
     /// # Errors
     /// As [`Loader::load`].
     pub fn load_files(
         &self,
         files: Vec<InputFile>,
+        transaction_time: Option<String>,
         progress: &dyn Progress,
     ) -> Result<LoadReport, LoadError> {
         let started_at = Instant::now();
         let existed = self.out.exists();
         let lock = crate::output::lock_or_busy(&self.out)?;
-        let result = self.load_discovered(files, None, started_at, progress, &lock);
+        let result = self.load_discovered(files, transaction_time, started_at, progress, &lock);
         drop(lock);
         if result.is_err() {
             crate::output::remove_empty(&self.out, existed);
@@ -339,7 +351,14 @@ impl Loader {
                     .fill_bene_index(&mut index)
                     .map_err(sqlite_error(&sqlite_path))?,
                 // A Parquet-only output: its own bene_xref partitions.
-                None => parquet_bene_index(&self.out.join("parquet"), &mut index)?,
+                None => parquet_bene_index(
+                    &self
+                        .earlier_parquet
+                        .as_ref()
+                        .unwrap_or(&self.out)
+                        .join("parquet"),
+                    &mut index,
+                )?,
             }
             let n = index.len() as u64;
             plan.set_bene_index(index);
@@ -660,7 +679,7 @@ impl Loader {
             started: format_timestamp(started),
             finished: format_timestamp(now_micros()),
             inputs: files.iter().map(|f| f.path.display().to_string()).collect(),
-            api_versions: versions,
+            api_versions: versions.clone(),
             views_hash,
             resources: summary.resources(),
             tables: table_counts.clone(),
@@ -715,6 +734,7 @@ impl Loader {
 
         let seconds = started_at.elapsed().as_secs_f64();
         let report = LoadReport {
+            api_versions: versions,
             run_id,
             resources: summary.resources(),
             tables: table_counts,
@@ -1097,7 +1117,12 @@ fn stored_head(
 ///
 /// # Errors
 /// A manifest that is there but cannot be read (exit 3): the run's incremental state depends on it.
-fn transaction_time(inputs: &[PathBuf]) -> Result<Option<String>, claimline_ndjson::Error> {
+/// The `transactionTime` of the manifest beside the inputs (the first one found), when there is
+/// one: what `BENE_AGE` is computed at and `claimline run` commits as the next `_since`.
+///
+/// # Errors
+/// A manifest that cannot be read.
+pub fn transaction_time(inputs: &[PathBuf]) -> Result<Option<String>, claimline_ndjson::Error> {
     for m in inputs.iter().map(|p| {
         if p.is_dir() {
             p.join("manifest.json")
@@ -1220,6 +1245,8 @@ pub struct LoadReport {
     pub null_columns: BTreeMap<String, Vec<String>>,
     /// Some view came from a file (not a built-in set): the CLI then prints `null_columns`.
     pub custom_views: bool,
+    /// The API versions of the resources read (`unknown` for those nothing told).
+    pub api_versions: Vec<String>,
 }
 
 /// Months present for both v2 and v3.

@@ -156,8 +156,18 @@ fn rejects_of(path: &std::path::Path) -> Vec<serde_json::Value> {
 enum Inputs {
     /// Files and folders on disk.
     Paths(Vec<PathBuf>),
-    /// Lines held in memory, grouped into their files.
-    Memory(Vec<InputFile>),
+    /// Lines held in memory, grouped into their files, and the export's `transactionTime`.
+    Memory(Vec<InputFile>, Option<String>),
+}
+
+/// The options of a read (see `read`).
+struct ReadOptions {
+    views: Vec<String>,
+    all_versions: bool,
+    include_partial: bool,
+    threads: usize,
+    run_id: Option<String>,
+    earlier: Option<PathBuf>,
 }
 
 /// Loads `inputs` through the views into Arrow tables held in memory (the same `Loader` as
@@ -166,11 +176,7 @@ enum Inputs {
 fn read_into_arrow<'py>(
     py: Python<'py>,
     inputs: Inputs,
-    views: Vec<String>,
-    all_versions: bool,
-    include_partial: bool,
-    threads: usize,
-    run_id: Option<String>,
+    o: ReadOptions,
 ) -> PyResult<(Bound<'py, PyDict>, String)> {
     let store = claimline_sink::ArrowTables::default();
     let (report, rejected) = py
@@ -181,15 +187,16 @@ fn read_into_arrow<'py>(
                 source: e,
             })?;
             let loader = Loader::new(scratch.path())
-                .views(views)
+                .views(o.views)
                 .sinks(vec![Box::new(ArrowOutput(store.clone()))])
-                .all_versions(all_versions)
-                .include_partial(include_partial)
-                .threads(threads)
-                .run_id(run_id);
+                .all_versions(o.all_versions)
+                .include_partial(o.include_partial)
+                .threads(o.threads)
+                .run_id(o.run_id)
+                .earlier_parquet(o.earlier);
             let report = match inputs {
                 Inputs::Paths(paths) => loader.load(&paths, &NoProgress)?,
-                Inputs::Memory(files) => loader.load_files(files, &NoProgress)?,
+                Inputs::Memory(files, at) => loader.load_files(files, at, &NoProgress)?,
             };
             let rejected = report
                 .rejects
@@ -202,10 +209,14 @@ fn read_into_arrow<'py>(
         .map_err(|e| native_error(&e))?;
     let tables = PyDict::new(py);
     let store = store.lock().unwrap_or_else(|e| e.into_inner());
-    for (name, (_, batches)) in store.iter() {
+    for (name, (schema, batches)) in store.iter() {
         let list = PyList::empty(py);
         for b in batches {
             list.append(b.to_pyarrow(py)?)?;
+        }
+        if batches.is_empty() {
+            // A table with no rows keeps its columns and types.
+            list.append(arrow_array::RecordBatch::new_empty(schema.clone()).to_pyarrow(py)?)?;
         }
         tables.set_item(name, list)?;
     }
@@ -231,25 +242,29 @@ fn read<'py>(
     threads: usize,
     run_id: Option<String>,
 ) -> PyResult<(Bound<'py, PyDict>, String)> {
-    read_into_arrow(
-        py,
-        Inputs::Paths(inputs),
+    let o = ReadOptions {
         views,
         all_versions,
         include_partial,
         threads,
         run_id,
-    )
+        earlier: None,
+    };
+    read_into_arrow(py, Inputs::Paths(inputs), o)
 }
 
-/// `read_lines(files, lines, texts, views, all_versions, include_partial, threads, run_id)`:
-/// [`read`] over NDJSON lines held in memory: `texts[i]` is line `lines[i]` (1-based) of the
-/// file named `files[i]` (pyarrow arrays of equal length: string, int64, string or binary).
-/// The lines of one file are loaded as that file, each at its line number, so rows and rejects
-/// carry the original `_source_file` and `_line`: a Spark task hands over all the lines of its
-/// beneficiaries and gets the tables `claimline load` would write for them.
+/// `read_lines(files, lines, texts, views, all_versions, include_partial, threads, run_id,
+/// known, transaction_time)`: [`read`] over NDJSON lines held in memory: `texts[i]` is line
+/// `lines[i]` (1-based) of the file named `files[i]` (pyarrow arrays of equal length: string,
+/// int64, string or binary). The lines of one file are loaded as that file, each at its line
+/// number, so rows and rejects carry the original `_source_file` and `_line`: a Spark task
+/// hands over all the lines of its beneficiaries and gets the tables `claimline load` would
+/// write for them. `known` gives, per file name, what [`discover`] found on the driver (its
+/// manifest's API version and resource type, the version its resources agree on); `earlier`
+/// an output folder whose Parquet `bene_xref` resolves the MBIs of beneficiaries whose Patient
+/// is not among the lines (as a load into that folder would).
 #[pyfunction]
-#[pyo3(signature = (files, lines, texts, views, all_versions, include_partial, threads, run_id))]
+#[pyo3(signature = (files, lines, texts, views, all_versions, include_partial, threads, run_id, known, transaction_time, earlier))]
 #[allow(
     clippy::too_many_arguments,
     reason = "keyword arguments of the Python function"
@@ -264,6 +279,9 @@ fn read_lines<'py>(
     include_partial: bool,
     threads: usize,
     run_id: Option<String>,
+    known: std::collections::HashMap<String, FileInfo>,
+    transaction_time: Option<String>,
+    earlier: Option<PathBuf>,
 ) -> PyResult<(Bound<'py, PyDict>, String)> {
     let array = |a: &Bound<'py, PyAny>| -> PyResult<Arc<dyn Array>> {
         Ok(arrow_array::make_array(
@@ -293,16 +311,72 @@ fn read_lines<'py>(
             texts.len()
         )));
     }
-    let files = in_memory_files(names, numbers, texts)?;
-    read_into_arrow(
-        py,
-        Inputs::Memory(files),
+    let mut files = in_memory_files(names, numbers, texts)?;
+    for f in &mut files {
+        if let Some(info) = known.get(&*f.path.to_string_lossy()) {
+            apply_info(info, f)?;
+        }
+    }
+    let o = ReadOptions {
         views,
         all_versions,
         include_partial,
         threads,
         run_id,
-    )
+        earlier,
+    };
+    read_into_arrow(py, Inputs::Memory(files, transaction_time), o)
+}
+
+/// What the driver's [`discover`] found about a file: `(api_version, expected_type,
+/// agreed_version)`.
+type FileInfo = (Option<String>, Option<String>, Option<String>);
+
+/// Gives `f` what the driver found about its file.
+fn apply_info(info: &FileInfo, f: &mut InputFile) -> PyResult<()> {
+    let version = |v: &Option<String>| -> PyResult<Option<ApiVersion>> {
+        v.as_deref()
+            .map(|t| {
+                ApiVersion::parse(t)
+                    .ok_or_else(|| usage(format!("api version {t:?}: expected v1, v2 or v3")))
+            })
+            .transpose()
+    };
+    f.api_version = version(&info.0)?;
+    f.expected_type = info.1.clone();
+    f.agreed_version = version(&info.2)?;
+    Ok(())
+}
+
+/// `discover(inputs) -> (list[(path, api_version, expected_type, agreed_version)],
+/// transaction_time)`: the NDJSON files under `inputs` as a load finds them (manifests applied,
+/// versions agreed), for an engine that reads the files itself and hands the lines back to
+/// [`read_lines`].
+#[pyfunction]
+#[allow(clippy::type_complexity, reason = "the tuple Python receives")]
+fn discover(
+    inputs: Vec<PathBuf>,
+) -> PyResult<(
+    Vec<(String, Option<String>, Option<String>, Option<String>)>,
+    Option<String>,
+)> {
+    let files = claimline_ndjson::discover(&inputs).map_err(|e| native_error(&e))?;
+    let at = claimline_load::transaction_time(&inputs).map_err(|e| native_error(&e))?;
+    let name = |v: Option<ApiVersion>| v.map(|v| v.as_str().to_owned());
+    Ok((
+        files
+            .into_iter()
+            .map(|f| {
+                (
+                    f.path.display().to_string(),
+                    name(f.api_version),
+                    f.expected_type,
+                    name(f.agreed_version),
+                )
+            })
+            .collect(),
+        at,
+    ))
 }
 
 /// Groups numbered lines into in-memory files (in the order the files first appear), each line
@@ -498,6 +572,45 @@ fn tables<'py>(
     Ok((out, hash))
 }
 
+/// The output folder's lock, held while an engine writes into the folder (`claimline.spark`): a
+/// `claimline load`, `run` or `reload` of the same folder meanwhile exits 5, and this one
+/// waits for none of them. Released by `release()` or when collected.
+#[pyclass(unsendable)]
+struct OutputLock(Option<claimline_load::output::OutputLock>);
+
+#[pymethods]
+impl OutputLock {
+    /// Releases the lock (idempotent).
+    fn release(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// `lock_output(out) -> OutputLock`: takes the output folder's lock (made owner-only when it
+/// does not exist); code 5 when another command holds it. A load or run that died in the
+/// folder is recovered first, as every command does.
+#[pyfunction]
+fn lock_output(out: PathBuf) -> PyResult<OutputLock> {
+    let lock = claimline_load::output::lock_or_busy(&out).map_err(|e| native_error(&e))?;
+    claimline_load::output::recover(&out).map_err(|e| native_error(&e))?;
+    Ok(OutputLock(Some(lock)))
+}
+
+/// `new_run_id() -> str`: a run id as the CLI makes it (the start time, UTC).
+#[pyfunction]
+fn new_run_id() -> String {
+    claimline_load::output::new_run_id()
+}
+
+/// `record_parquet_run(out, record)`: adds the run record (the JSON of a `RunRecord`) to
+/// `out/parquet/_claimline_runs.json`, atomically.
+#[pyfunction]
+fn record_parquet_run(out: PathBuf, record: &str) -> PyResult<()> {
+    let run: claimline_model::RunRecord =
+        serde_json::from_str(record).map_err(|e| usage(format!("not a run record: {e}")))?;
+    claimline_sink::record_parquet_run(&out.join("parquet"), &run).map_err(|e| native_error(&e))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", m.py().get_type::<NativeError>())?;
@@ -506,6 +619,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(read_lines, m)?)?;
     m.add_function(wrap_pyfunction!(tables, m)?)?;
+    m.add_function(wrap_pyfunction!(discover, m)?)?;
+    m.add_function(wrap_pyfunction!(lock_output, m)?)?;
+    m.add_function(wrap_pyfunction!(new_run_id, m)?)?;
+    m.add_function(wrap_pyfunction!(record_parquet_run, m)?)?;
+    m.add_class::<OutputLock>()?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     Ok(())
 }

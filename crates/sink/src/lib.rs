@@ -46,7 +46,8 @@ pub use claimline_model::{
 };
 pub use error::Error;
 pub use parquet_sink::{
-    ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, recover, staging_root,
+    ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, record_parquet_run, recover,
+    staging_root,
 };
 pub use sqlite_sink::{SqliteSink, exact_column, open_earlier, read_sqlite_runs};
 

@@ -419,11 +419,32 @@ pub fn read_parquet_runs(root: &Path) -> Result<Vec<RunRecord>, Error> {
     }
 }
 
+/// Adds `run` to `root/_claimline_runs.json` (replacing a record of the same run id), written
+/// atomically: for an engine that writes a run's partitions itself (`claimline.spark`) and
+/// then records the run, as the Parquet sink does at its commit.
+///
+/// # Errors
+/// [`Error::Corrupt`] when the run list cannot be read (nothing is written then); [`Error::Io`].
+pub fn record_parquet_run(root: &Path, run: &RunRecord) -> Result<(), Error> {
+    let all = read_parquet_runs(root)?;
+    write_parquet_runs(root, all, run)
+}
+
+fn write_parquet_runs(root: &Path, mut all: Vec<RunRecord>, run: &RunRecord) -> Result<(), Error> {
+    all.retain(|r| r.run_id != run.run_id);
+    all.push(run.clone());
+    let text = serde_json::to_vec_pretty(&all).map_err(|e| Error::Io {
+        path: root.join("_claimline_runs.json"),
+        source: e.into(),
+    })?;
+    write_atomically(&root.join("_claimline_runs.json"), &text)
+}
+
 /// Moves the staged tables of `run` from `staging` into `root` and records the run. Idempotent:
 /// a table already moved is skipped, so a publish cut short can be run again.
 fn publish_staged(root: &Path, staging: &Path, run: &RunRecord) -> Result<(), Error> {
     // Read first: a damaged run list stops the publish before anything moves.
-    let mut all = read_parquet_runs(root)?;
+    let all = read_parquet_runs(root)?;
     let mut tables: Vec<(String, PathBuf)> = std::fs::read_dir(staging)
         .map_err(Error::io(staging))?
         .flatten()
@@ -453,13 +474,7 @@ fn publish_staged(root: &Path, staging: &Path, run: &RunRecord) -> Result<(), Er
             claimline_fault::point("parquet.publish").map_err(Error::io(&to))?;
         }
     }
-    all.retain(|r| r.run_id != run.run_id);
-    all.push(run.clone());
-    let text = serde_json::to_vec_pretty(&all).map_err(|e| Error::Io {
-        path: root.join("_claimline_runs.json"),
-        source: e.into(),
-    })?;
-    write_atomically(&root.join("_claimline_runs.json"), &text)?;
+    write_parquet_runs(root, all, run)?;
     std::fs::remove_dir_all(staging).map_err(Error::io(staging))?;
     if let Some(parent) = staging.parent() {
         // Only succeeds when no other run is staged.

@@ -1,0 +1,415 @@
+"""claimline.spark on Spark (local[2], pyspark from PyPI on the machine's Java): exact line
+numbers, a beneficiary's lines in one task, and Parquet equal to the CLI's for every table."""
+
+import collections
+import glob
+import gzip
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+
+import pytest
+
+JAVA = (os.path.join(os.environ["JAVA_HOME"], "bin", "java") if os.environ.get("JAVA_HOME")
+        else shutil.which("java"))
+if JAVA is None or not os.access(JAVA, os.X_OK):
+    if os.environ.get("CI"):
+        raise RuntimeError("CI needs Java for the Spark tests (openjdk-17-jre-headless)")
+    pytest.skip("Java is missing (Spark needs a JVM: install openjdk-17-jre-headless)",
+                allow_module_level=True)
+pytest.importorskip("pyspark", reason="pyspark is not installed (tests/run installs it)")
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+import claimline  # noqa: E402
+from claimline import spark as cs  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def spark():
+    s = cs.session(extra={"spark.ui.showConsoleProgress": "false",
+                          "spark.sql.shuffle.partitions": "4"})
+    yield s
+    s.stop()
+
+
+def cli_load(cli, inputs, out, run_id):
+    r = subprocess.run([str(cli), "load", *map(str, inputs), "--out", str(out), "--format",
+                        "parquet", "--run-id", run_id, "--json"],
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+# ------------------------------------------------------------------------------------------
+# Comparing two outputs' Parquet tables
+
+
+def files(out, t, run):
+    return sorted(glob.glob(os.path.join(out, "parquet", t, f"run={run}", "part-*.parquet")))
+
+
+def logical(f):
+    s = pq.ParquetFile(f).schema
+    return [(s.column(i).name, s.column(i).physical_type, str(s.column(i).logical_type))
+            for i in range(len(s))]
+
+
+def read(fs):
+    return pa.concat_tables([pq.read_table(f) for f in fs]) if fs else None
+
+
+def key(row):
+    return tuple((k, "" if v is None else str(v)) for k, v in row.items())
+
+
+def compare(a_out, b_out, run, quiet=False):
+    tables = sorted(os.listdir(os.path.join(a_out, "parquet")))
+    tables = [t for t in tables if os.path.isdir(os.path.join(a_out, "parquet", t))]
+    report = {}
+    for t in tables:
+        fa, fb = files(a_out, t, run), files(b_out, t, run)
+        r = {"files": (len(fa), len(fb))}
+        if not fb:
+            r["missing"] = True
+            report[t] = r
+            continue
+        A, B = read(fa), read(fb)
+        r["rows"] = (A.num_rows, B.num_rows)
+        r["arrow_schema_equal"] = A.schema.remove_metadata() == B.schema.remove_metadata() and \
+            [f.type for f in A.schema] == [f.type for f in B.schema]
+        r["column_order_equal"] = A.schema.names == B.schema.names
+        la, lb = logical(fa[0]), logical(fb[0])
+        r["parquet_types_equal"] = la == lb
+        if la != lb:
+            r["parquet_type_diffs"] = [(x, y) for x, y in zip(la, lb) if x != y][:5]
+        ra = collections.Counter(key(x) for x in A.to_pylist())
+        rb = collections.Counter(key(x) for x in B.select(A.schema.names).to_pylist()) \
+            if set(A.schema.names) <= set(B.schema.names) else collections.Counter()
+        only_a, only_b = ra - rb, rb - ra
+        r["rows_equal"] = not only_a and not only_b
+        if only_a or only_b:
+            r["only_cli"] = sum(only_a.values())
+            r["only_spark"] = sum(only_b.values())
+            # Which columns differ, pairing rows by (_source_file, _line) where possible.
+            if "_line" in A.schema.names and "_source_file" in A.schema.names:
+                def by_pos(rows):
+                    d = collections.defaultdict(list)
+                    for k in rows.elements():
+                        dk = dict(k)
+                        d[(dk["_source_file"], dk["_line"])].append(dk)
+                    return d
+                pa_, pb_ = by_pos(only_a), by_pos(only_b)
+                cols = collections.Counter()
+                for p in set(pa_) & set(pb_):
+                    for x, y in zip(pa_[p], pb_[p]):
+                        cols.update(c for c in x if x[c] != y[c])
+                r["differing_columns"] = dict(cols.most_common(8))
+                r["unpaired_positions"] = (len(set(pa_) - set(pb_)), len(set(pb_) - set(pa_)))
+        report[t] = r
+    return report
+
+
+
+# ------------------------------------------------------------------------------------------
+# Line numbers
+
+
+def reference_lines(data: bytes):
+    """Lines as the CLI numbers them: split on \\n only; a final \\n ends the last line."""
+    parts = data.split(b"\n")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    return parts
+
+
+def tricky_files(d):
+    rnd = random.Random(7)
+
+    def random_lines(n):
+        out = []
+        for _ in range(n):
+            k = rnd.choice([0, 0, 1, 5, 17, 40, 90])  # many blank lines
+            out.append(bytes(rnd.choice(b'{}"ab \t\r\xff\xc3\xa9x:,') for _ in range(k)))
+        return out
+
+    files = {}
+    body = b"\n".join(random_lines(300))
+    files["plain [1] {x}.ndjson"] = body + b"\n"                 # glob characters, space
+    files["no-final-newline.ndjson"] = b"\n".join(random_lines(50))
+    files["odd + %41 \u00e9.ndjson"] = b"\n".join(random_lines(30)) + b"\n"  # URI-escaped names
+    files["trailing-blank.ndjson"] = b'{"a":1}\n\n\n'
+    # Every split (37 bytes in the test) starts exactly at a line start, or right after one.
+    files["aligned.ndjson"] = b"".join(bytes([97 + i % 26]) * 36 + b"\n" for i in range(20))
+    files["aligned-1.ndjson"] = b"".join(bytes([97 + i % 26]) * 35 + b"\n" for i in range(20))
+    files["crlf.ndjson"] = b'{"a":1}\r\n{"b":2}\r{"c":3}\r\n\r\n'
+    files["empty.ndjson"] = b""
+    files["one.ndjson.gz"] = gzip.compress(b"\n".join(random_lines(200)) + b"\n")
+    # Two gzip members, as `cat a.gz b.gz` makes (BCDA writes one, but readers must cope).
+    files["members.ndjson.gz"] = gzip.compress(b"x\n\ny\n") + gzip.compress(b"\nz\n")
+    raw = {}
+    for name, content in files.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(content)
+        raw[name] = gzip.decompress(content) if name.endswith(".gz") else content
+    return raw
+
+
+@pytest.mark.parametrize("count", ["spark", "driver"])
+def test_line_numbers_are_exact_across_splits_gzip_and_blank_lines(spark, tmp_path, count):
+    raw = tricky_files(str(tmp_path))
+    files, _ = cs.discover([str(tmp_path)])
+    assert [os.path.basename(f.path) for f in files] == sorted(raw)
+    # Tiny splits: plain files break into many splits, some holding no line start at all.
+    prev = cs._set_conf(spark, {**cs.SQL_CONF, "spark.sql.files.maxPartitionBytes": "37",
+                                "spark.sql.files.openCostInBytes": "37"})
+    try:
+        df, info = cs.numbered_lines(spark, files, count=count)
+        got = df.collect()
+    finally:
+        cs._restore_conf(spark, prev)
+    assert info["split_files"] >= 2 and info["counted_splits"] > info["split_files"]
+    by_file = collections.defaultdict(dict)
+    for r in got:
+        assert r["line"] not in by_file[r["file_idx"]], "a line number came twice"
+        by_file[r["file_idx"]][r["line"]] = bytes(r["text"])
+    for f in files:
+        want = reference_lines(raw[os.path.basename(f.path)])
+        have = by_file.get(f.index, {})
+        assert sorted(have) == list(range(1, len(want) + 1)), f.path
+        assert [have[i + 1] for i in range(len(want))] == want, f.path
+
+
+def test_default_line_separator_would_misnumber(spark, tmp_path):
+    """Why lineSep="\\n": Spark's default also splits on a lone \\r and drops \\r of \\r\\n."""
+    p = tmp_path / "cr.ndjson"
+    p.write_bytes(b'{"a":1}\r{"b":2}\r\n{"c":3}\n')
+    default = spark.read.text(str(p)).count()
+    files, _ = cs.discover([str(p)])
+    df, _ = cs.numbered_lines(spark, files)
+    assert df.count() == 2 and default == 3
+    assert sorted(bytes(r["text"]) for r in df.collect()) == [b'{"a":1}\r{"b":2}\r', b'{"c":3}']
+
+
+# ------------------------------------------------------------------------------------------
+# Keys and partitioning
+
+
+def test_a_beneficiary_is_in_one_partition_in_file_order(spark, tmp_path):
+    from pyspark.sql import functions as F
+    rnd = random.Random(3)
+    benes = [f"-1000{i}" for i in range(40)]
+    pat, cov, eob = [], [], []
+    for b in benes:
+        pat.append(json.dumps({"resourceType": "Patient", "id": b}))
+        for _ in range(rnd.randint(1, 3)):
+            cov.append(json.dumps({"resourceType": "Coverage", "id": "c",
+                                   "beneficiary": {"reference": f"Patient/{b}"}}))
+        for _ in range(rnd.randint(0, 6)):
+            eob.append(json.dumps({"resourceType": "ExplanationOfBenefit", "id": "e",
+                                   "patient": {"reference": f"Patient/{b}"}}))
+    rnd.shuffle(cov)
+    rnd.shuffle(eob)
+    eob[5:5] = ["not json", "", '{"resourceType":"OperationOutcome"}']
+    (tmp_path / "Coverage.ndjson").write_text("\n".join(cov) + "\n")
+    (tmp_path / "ExplanationOfBenefit.ndjson").write_text("\n".join(eob) + "\n")
+    (tmp_path / "Patient.ndjson").write_text("\n".join(pat) + "\n")
+    files, _ = cs.discover([str(tmp_path)])
+    lines, _ = cs.numbered_lines(spark, files)
+    keys = {(r["file_idx"], r["line"]): r["k"] for r in
+            lines.select("file_idx", "line", cs.bene_key().alias("k")).collect()}
+    eob_idx = [f.index for f in files if "Explanation" in f.path][0]
+    assert keys[(eob_idx, 6)] == f"l:{eob_idx}:6"          # unparseable: its own key
+    assert keys[(eob_idx, 8)] == f"l:{eob_idx}:8"          # other resource type
+    assert sum(1 for k in keys.values() if k.startswith("b:")) == len(pat) + len(cov) + len(eob) - 3
+    rows = (cs.keyed_lines(lines, 5).withColumn("p", F.spark_partition_id())
+            .select("p", "file_idx", "line").collect())
+    part_of = collections.defaultdict(set)
+    seq = collections.defaultdict(list)
+    for r in rows:
+        part_of[keys[(r["file_idx"], r["line"])]].add(r["p"])
+        seq[r["p"]].append((r["file_idx"], r["line"]))
+    assert all(len(p) == 1 for p in part_of.values())
+    assert all(s == sorted(s) for s in seq.values())
+    assert len(seq) > 1
+
+
+
+# ------------------------------------------------------------------------------------------
+# The whole load, against the CLI
+
+
+def parquet_files_only(run_dir):
+    names = os.listdir(run_dir)
+    assert names and all(n.startswith("part-") and n.endswith(".parquet") for n in names), names
+
+
+@pytest.mark.parametrize("sample", ["sample-data/real", "seven-year"])
+def test_load_writes_the_rows_and_types_of_the_cli_in_every_table(spark, cli, repo, tmp_path,
+                                                                   sample, seven_year_export):
+    source = seven_year_export if sample == "seven-year" else repo / sample
+    cli_out, sp_out = tmp_path / "cli", tmp_path / "spark"
+    cli_report = cli_load(cli, [source], cli_out, "R1")
+    r = cs.load(spark, [source], sp_out, run_id="R1", partitions=3)
+    # Once per job: one engine call per non-empty partition, though every table write reads
+    # the engine's output.
+    assert 1 <= r.engine_calls <= 3
+    rep = compare(cli_out, sp_out, "R1")
+    assert len(rep) >= 14, sorted(rep)
+    for t, x in rep.items():
+        assert not x.get("missing"), t
+        assert x["arrow_schema_equal"] and x["column_order_equal"], t
+        assert x["parquet_types_equal"], (t, x.get("parquet_type_diffs"))
+        assert x["rows_equal"], (t, x)
+        parquet_files_only(sp_out / "parquet" / t / "run=R1")
+    assert r.tables == cli_report["tables"]
+    assert r.reject_count == cli_report["rejects"]["count"]
+    assert r.row_errors == cli_report["row_errors"]["by_column"]
+    assert r.resources == cli_report["resources"]
+    # The run is recorded as the CLI records it, so CLI commands and queries see it.
+    (cli_run,) = json.loads((cli_out / "parquet" / "_claimline_runs.json").read_text())
+    (sp_run,) = json.loads((sp_out / "parquet" / "_claimline_runs.json").read_text())
+    for k in ("run_id", "inputs", "api_versions", "views_hash", "resources", "tables",
+              "rejects", "row_errors", "transaction_time", "all_versions"):
+        assert sp_run[k] == cli_run[k], k
+    assert not (sp_out / ".claimline-spark-staging").exists()
+    # Parquet as the README promises: logical types, not INT96.
+    f = glob.glob(str(sp_out / "parquet" / "cclf1" / "run=R1" / "part-*.parquet"))[0]
+    s = pq.ParquetFile(f).schema
+    col = {s.column(i).name: s.column(i) for i in range(len(s))}
+    ts = json.loads(col["_last_updated"].logical_type.to_json())
+    assert ts["isAdjustedToUTC"] is True and ts["timeUnit"] == "microseconds"
+    assert col["_last_updated"].physical_type == "INT64"
+    # The same run id again is refused (code 5), the run already there stays.
+    with pytest.raises(claimline.OutputError):
+        cs.load(spark, [source], sp_out, run_id="R1")
+    assert compare(cli_out, sp_out, "R1")["cclf1"]["rows_equal"]
+
+
+def test_a_held_output_is_refused_with_code_5(spark, repo, tmp_path, run_cli):
+    out = tmp_path / "out"
+    out.mkdir()
+    # The CLI's lock is the output folder's: hold it as a running load would.
+    lock = claimline._native.lock_output(str(out))
+    try:
+        with pytest.raises(claimline.OutputError) as err:
+            cs.load(spark, [repo / "sample-data/real/r4"], out, run_id="B1")
+        assert err.value.code == 5
+    finally:
+        lock.release()
+    assert not (out / "parquet").exists()
+
+
+def test_rejects_carry_file_and_line(spark, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    good = '{"resourceType":"Patient","id":"-1","meta":{"lastUpdated":"2024-01-01T00:00:00Z"}}'
+    (d / "Patient.ndjson").write_text(f"{good}\n\n{{not json\n{good}\n")
+    with gzip.open(d / "Coverage.ndjson.gz", "wt") as f:
+        f.write('\n\n{"resourceType": "Coverage", "beneficiary": \n')
+    r = cs.load(spark, [d], tmp_path / "out", run_id="X1")
+    rej = sorted((x["file"], x["line"], x["kind"]) for x in r.rejects.collect())
+    assert rej == [(str(d / "Coverage.ndjson.gz"), 3, "invalid_json"),
+                   (str(d / "Patient.ndjson"), 3, "invalid_json")]
+    assert r.reject_count == 2
+    assert all("not json" not in x["error"] for x in r.rejects.collect())
+
+
+# ------------------------------------------------------------------------------------------
+# current(): the README's Parquet query
+
+
+def readme_current(repo, out, table):
+    """The README's current-rows query for ``table`` of ``out``, run by DuckDB as written."""
+    import duckdb
+    text = (repo / "README.md").read_text()
+    claim_sql = re.search(r"```sql\n(WITH events AS .*?)```", text, re.S).group(1)
+    other = re.search(r"\(`(QUALIFY rank\(\) OVER .*?= 1)`\)", text, re.S).group(1)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if table.startswith("cclf") and table not in ("cclf8", "cclf9"):
+        sql = claim_sql.replace("claimline-out", str(out)).replace("/cclf5/", f"/{table}/")
+    else:
+        sql = (f"SELECT * FROM read_parquet('{out}/parquet/{table}/*/part-*.parquet', "
+               f"hive_partitioning = true) {other}")
+    return con.sql(sql).to_arrow_table()
+
+
+def to_arrow(df):
+    if hasattr(df, "toArrow"):   # pyspark >= 4.0
+        return df.toArrow()
+    return pa.Table.from_batches(df._collect_as_arrow())
+
+
+def _rows(t):
+    return collections.Counter(tuple(str(v) for v in r.values()) for r in t.to_pylist())
+
+
+def test_current_is_the_readme_query(spark, cli, repo, tmp_path):
+    pytest.importorskip("duckdb", reason="duckdb runs the README's SQL as reference")
+    src = repo / "sample-data" / "generated" / "v2"
+    runs = {k: tmp_path / k for k in "abcd"}
+    for p in runs.values():
+        p.mkdir()
+    eob = gzip.open(src / "ExplanationOfBenefit.000.ndjson.gz").read().split(b"\n")
+    eob = [x for x in eob if x.strip()]
+    pat = gzip.open(src / "Patient.000.ndjson.gz").read()
+    h = len(eob) // 2
+    (runs["a"] / "ExplanationOfBenefit.ndjson").write_bytes(b"\n".join(eob[h:]) + b"\n")
+    (runs["a"] / "Patient.ndjson").write_bytes(pat)
+    (runs["b"] / "ExplanationOfBenefit.ndjson").write_bytes(b"\n".join(eob[:h]) + b"\n")
+    # Run c cancels three versions that run a made current (then run d loads run a again).
+    active = [x for x in eob[h:] if b'"status":"active"' in x][:3]
+    (runs["c"] / "ExplanationOfBenefit.ndjson").write_bytes(
+        b"\n".join(x.replace(b'"status":"active"', b'"status":"cancelled"') for x in active)
+        + b"\n")
+    (runs["c"] / "Patient.ndjson").write_bytes(pat)
+    shutil.copytree(runs["a"], runs["d"], dirs_exist_ok=True)
+    out = tmp_path / "cli"
+    for i, k in enumerate("abcd"):
+        cli_load(cli, [runs[k]], out, f"2026010{i + 1}T000000Z")
+    for t in ("cclf1", "cclf5", "bene_xref", "cclf8"):
+        want = readme_current(repo, out, t)
+        got = to_arrow(cs.current(spark, out, t))
+        assert want.schema.names == got.schema.names, t
+        assert _rows(want) == _rows(got), t
+    # The cancels took effect: loaded (runs a and d) but no current rows in any claim table.
+    cancelled = {json.loads(x)["id"] for x in active}
+    seen = current_seen = 0
+    for t in ("cclf1", "cclf5", "cclf6", "cclf7"):
+        loaded = pq.read_table(out / "parquet" / t).column("_resource_id")
+        seen += len(cancelled & set(loaded.to_pylist()))
+        cur = to_arrow(cs.current(spark, out, t).select("_resource_id")).column(0)
+        current_seen += len(cancelled & set(cur.to_pylist()))
+    assert seen == 3 and current_seen == 0
+    # And on Spark's own output: two runs, the second loading the first again.
+    sp = tmp_path / "spark"
+    cs.load(spark, [runs["a"]], sp, run_id="20260101T000000Z")
+    cs.load(spark, [runs["d"], runs["c"]], sp, run_id="20260102T000000Z")
+    for t in ("cclf1", "cclf5"):
+        assert _rows(readme_current(repo, sp, t)) == _rows(to_arrow(cs.current(spark, sp, t)))
+
+
+def test_an_export_without_patients_takes_mbis_from_earlier_runs(spark, cli, repo, tmp_path):
+    """As a CLI load does: a beneficiary whose Patient is not in this export gets its MBI from
+    the bene_xref that earlier runs wrote into the same output folder."""
+    src = repo / "sample-data" / "real" / "r4"
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    shutil.copy(src / "Patient.ndjson", first)
+    for f in src.glob("ExplanationOfBenefit*.ndjson"):
+        shutil.copy(f, second)
+    cli_out, sp_out = tmp_path / "cli", tmp_path / "spark"
+    cli_load(cli, [first], cli_out, "20260101T000000Z")
+    cli_load(cli, [second], cli_out, "20260102T000000Z")
+    cs.load(spark, [first], sp_out, run_id="20260101T000000Z")
+    cs.load(spark, [second], sp_out, run_id="20260102T000000Z")
+    rep = compare(cli_out, sp_out, "20260102T000000Z")
+    assert all(x["rows_equal"] for x in rep.values()), rep
+    mbis = [m for t in ("cclf1", "cclf4", "cclf5", "cclf7") for m in pq.read_table(
+        sp_out / "parquet" / t / "run=20260102T000000Z").column("BENE_MBI_ID").to_pylist()]
+    assert mbis and all(m for m in mbis)
