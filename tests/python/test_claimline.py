@@ -179,3 +179,53 @@ def test_read_lines_rejects_carry_the_original_file_and_line():
         ("/exports/a/Patient.000.ndjson", 40, "invalid_json")]
     with pytest.raises(claimline.UsageError, match="line 3 is given twice"):
         claimline.read_lines(["f.ndjson", "f.ndjson"], [3, 3], [b"{}", b"{}"])
+
+
+@pytest.fixture()
+def bcda(cli, repo):
+    """`claimline sandbox` serving the r4 samples, with the given faults: yields its URL."""
+    import subprocess
+    procs = []
+
+    def start(*flags):
+        p = subprocess.Popen([str(cli), "sandbox", "--data", str(repo / "sample-data/real/r4"),
+                              "--polls", "1", *flags],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        procs.append(p)
+        return p.stdout.readline().strip()
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def credentials(tmp_path, secret):
+    path = tmp_path / "bcda.env"
+    path.write_text(f"BCDA_CLIENT_ID=sandbox-client\nBCDA_CLIENT_SECRET={secret}\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_bcda_refusals_and_try_later_are_typed(bcda, tmp_path):
+    url = bcda()
+    with pytest.raises(claimline.BcdaRefusedError) as refused:
+        claimline.run(tmp_path / "out1", base_url=url,
+                      credentials=credentials(tmp_path, "wrong-secret"))
+    assert refused.value.code == 6
+    assert "wrong-secret" not in str(refused.value)
+    blackout = bcda("--blackout")
+    with pytest.raises(claimline.BcdaTryLaterError) as later:
+        claimline.run(tmp_path / "out2", base_url=blackout,
+                      credentials=credentials(tmp_path, "sandbox-secret"))
+    assert later.value.code == 7
+
+
+def test_evaluate_numbers_lines_from_first_line(repo):
+    data = (repo / "sample-data/real/r4/ExplanationOfBenefit-carrier.ndjson").read_bytes()
+    lines = [x for x in data.split(b"\n") if x.strip()]
+    batches, rejected = claimline.evaluate(lines + [b"{broken"], file="eob.ndjson",
+                                           first_line=41)
+    assert batches["cclf5"].column("_line").to_pylist()[0] == 41
+    assert set(batches["cclf5"].column("_source_file").to_pylist()) == {"eob.ndjson"}
+    assert rejected.to_pylist()[0]["line"] == 41 + len(lines)
