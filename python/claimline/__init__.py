@@ -206,12 +206,7 @@ def read(inputs: Union[PathLike, Iterable[PathLike]], *,
                                             include_partial, threads, run_id)
     except _native.NativeError as err:
         _raise(err)
-    tables: Dict[str, pa.Table] = {}
-    for name, parts in batches.items():
-        tables[name] = pa.Table.from_batches(parts) if parts else pa.table({})
-    report = json.loads(report_text)
-    tables["_rejects"] = _rejects_table(report.get("rejected", []))
-    return (tables, report) if with_report else tables
+    return _tables(batches, report_text, with_report)
 
 
 def read_lines(files: Union[pa.Array, Sequence[str]], lines: Union[pa.Array, Sequence[int]],
@@ -255,12 +250,7 @@ def read_lines(files: Union[pa.Array, Sequence[str]], lines: Union[pa.Array, Seq
             os.fspath(earlier_output) if earlier_output is not None else None)
     except _native.NativeError as err:
         _raise(err)
-    tables: Dict[str, pa.Table] = {}
-    for name, parts in batches.items():
-        tables[name] = pa.Table.from_batches(parts) if parts else pa.table({})
-    report = json.loads(report_text)
-    tables["_rejects"] = _rejects_table(report.get("rejected", []))
-    return (tables, report) if with_report else tables
+    return _tables(batches, report_text, with_report)
 
 
 def discover(inputs: Union[PathLike, Iterable[PathLike]]) -> Tuple[
@@ -287,6 +277,17 @@ def schemas(views: Union[str, Sequence[str], None] = "cclf", *,
         return _native.tables(_views(views), include_partial)
     except _native.NativeError as err:
         _raise(err)
+
+
+def _tables(batches: Dict[str, List[pa.RecordBatch]], report_text: str, with_report: bool
+            ) -> Union[Dict[str, pa.Table], Tuple[Dict[str, pa.Table], Dict[str, Any]]]:
+    """The native read's batches as tables, with ``_rejects`` from its report."""
+    tables: Dict[str, pa.Table] = {}
+    for name, parts in batches.items():
+        tables[name] = pa.Table.from_batches(parts) if parts else pa.table({})
+    report = json.loads(report_text)
+    tables["_rejects"] = _rejects_table(report.get("rejected", []))
+    return (tables, report) if with_report else tables
 
 
 _REJECTS_SCHEMA = pa.schema([
