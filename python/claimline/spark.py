@@ -40,7 +40,8 @@ The job (:func:`load`):
    ``out/parquet/<table>/`` and the run is recorded in ``out/parquet/_claimline_runs.json``,
    under the output folder's lock (a ``claimline load``/``run``/``reload`` of the same folder
    meanwhile exits 5): the layout, schema and lineage columns of ``claimline load --format
-   parquet``, and the README's queries (and :func:`current`) read both alike.
+   parquet``, and the README's queries (and :func:`current`) read both alike. The current rows
+   of the claim tables are then refreshed in ``out/current/`` as after a CLI load.
 
 Rejected lines come back as a DataFrame (file, line, kind, error: never the line), counted in
 the result and the run record; nothing is dropped in silence.
@@ -658,6 +659,10 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
         }
         try:
             _native.record_parquet_run(out, json.dumps(record))
+            # The materialised current rows (out/current/), as a CLI load refreshes them.
+            claim_tables = [t for t, sch in schemas.items()
+                            if "_claim_key" in sch.names and not t.startswith("_")]
+            _native.refresh_current(out, claim_tables)
         except _native.NativeError as err:
             claimline._raise(err)
         t4 = time.time()

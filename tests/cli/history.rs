@@ -369,6 +369,24 @@ fn check(out: &Path, expected: &BTreeMap<String, Vec<String>>, step: &str) {
         sqlite_counts(&db, &claim),
         "{step}: Parquet current rows"
     );
+    assert_eq!(
+        materialised_current(out, &claim),
+        sqlite_counts(&db, &claim),
+        "{step}: the materialised current tables (current/)"
+    );
+}
+
+/// (table, `_resource_id`) → rows of `DIR/current/<table>/bucket=*/part-0.parquet`.
+fn materialised_current(dir: &Path, tables: &[String]) -> BTreeMap<(String, String), usize> {
+    let mut out = BTreeMap::new();
+    for t in tables {
+        for b in batches(&dir.join("current"), t) {
+            for id in strings(&b, "_resource_id") {
+                *out.entry((t.clone(), id.expect("id"))).or_insert(0) += 1;
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -742,4 +760,59 @@ fn an_older_export_loaded_after_a_newer_one_keeps_the_newer_beneficiary_in_both_
     assert_eq!(family, "Newest");
     let parquet = parquet_current_by_resource(&out.join("parquet"), "cclf8", "BENE_LAST_NAME");
     assert_eq!(parquet.values().flatten().collect::<Vec<_>>(), ["Newest"]);
+}
+
+/// A refresh of the current tables cut short after the run's commit (here: failing after the
+/// first table's swap) leaves the run committed and says so; the next load rebuilds every
+/// bucket from the history, and `current/` equals SQLite again.
+#[test]
+fn a_refresh_of_the_current_tables_cut_short_is_rebuilt_by_the_next_load() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let carrier = "ExplanationOfBenefit-carrier.ndjson";
+    let outpatient = "ExplanationOfBenefit-outpatient.ndjson";
+    let inpatient = "ExplanationOfBenefit-inpatient.ndjson";
+    let jan = "2026-01-05T10:00:00.000+00:00";
+    let feb = "2026-02-02T10:00:00.000+00:00";
+    let c1 = version(carrier, "carrier-1001", "7001", jan, "active");
+    let c1_cancelled = version(carrier, "carrier-1001", "7001", feb, "cancelled");
+    let o1 = version(outpatient, "outpatient-2001", "7002", jan, "active");
+    let i1 = version(inpatient, "inpatient-3001", "7003", feb, "active");
+    let out = tmp.join("out");
+    load(
+        &write_export(&tmp.join("e1"), &[&c1, &o1], true),
+        &out,
+        "r1",
+        &[],
+    );
+    let e2 = write_export(&tmp.join("e2"), &[&c1_cancelled, &i1], true);
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["load", s(&e2), "--out", s(&out), "--run-id", "r2", "--json"])
+        .env("CLAIMLINE_FAULT", "current.swap@1:fail")
+        .output()
+        .expect("runs");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("were not refreshed"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(json(&r)["current"].is_null());
+    let r3 = load(
+        &write_export(&tmp.join("e3"), &[&o1], true),
+        &out,
+        "r3",
+        &[],
+    );
+    assert_eq!(r3["current"]["full"], true, "{r3:#}");
+    let db = out.join("claimline.sqlite");
+    let claim: Vec<String> = [
+        "cclf1", "cclf2", "cclf3", "cclf4", "cclf5", "cclf6", "cclf7",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(
+        materialised_current(&out, &claim),
+        sqlite_counts(&db, &claim)
+    );
 }

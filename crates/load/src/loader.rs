@@ -731,9 +731,30 @@ impl Loader {
         } else {
             drop(sinks);
         }
+        // The current rows of the claim tables, derived from the Parquet history just committed.
+        let mut current = None;
+        if !refused && self.sinks.iter().any(|k| k.name() == "parquet") {
+            let root = self.out.join("parquet");
+            let claim_tables: Vec<String> = (0..tables.len())
+                .filter(|&t| plan.is_claim_table(t))
+                .map(|t| tables[t].name.clone())
+                .collect();
+            let refreshed = claimline_sink::read_parquet_runs(&root)
+                .and_then(|runs| claimline_sink::refresh_current(&self.out, &claim_tables, &runs));
+            match refreshed {
+                Ok(r) => current = Some(r),
+                // The run is committed; `current/` is derived and the next load rebuilds it.
+                Err(e) => progress.note(&format!(
+                    "warning: the current tables in {} were not refreshed ({e}); the next load \
+                     rebuilds them",
+                    self.out.join(claimline_sink::CURRENT_DIR).display()
+                )),
+            }
+        }
 
         let seconds = started_at.elapsed().as_secs_f64();
         let report = LoadReport {
+            current,
             api_versions: versions,
             run_id,
             resources: summary.resources(),
@@ -1247,6 +1268,8 @@ pub struct LoadReport {
     pub custom_views: bool,
     /// The API versions of the resources read (`unknown` for those nothing told).
     pub api_versions: Vec<String>,
+    /// The refresh of the Parquet current tables (`DIR/current/`), when Parquet was written.
+    pub current: Option<claimline_sink::CurrentReport>,
 }
 
 /// Months present for both v2 and v3.

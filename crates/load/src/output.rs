@@ -70,12 +70,14 @@ pub fn remove_empty(out: &Path, existed: bool) {
 }
 
 /// What an output folder holds that `claimline reload` replaces as a whole.
-pub const TABLES: [&str; 5] = [
+pub const TABLES: [&str; 7] = [
     "claimline.sqlite",
     "claimline.sqlite-wal",
     "claimline.sqlite-shm",
     "parquet",
     "rejects",
+    claimline_sink::CURRENT_DIR,
+    claimline_sink::VERSIONS_DIR,
 ];
 
 /// The folder a reload builds the new tables in (`stamp` is its own run id).

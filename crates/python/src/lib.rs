@@ -611,6 +611,17 @@ fn record_parquet_run(out: PathBuf, record: &str) -> PyResult<()> {
     claimline_sink::record_parquet_run(&out.join("parquet"), &run).map_err(|e| native_error(&e))
 }
 
+/// `refresh_current(out, claim_tables) -> str`: refreshes `out/current/` (the current
+/// rows of the claim tables, and `views.sql`) after the last run recorded in
+/// `_claimline_runs.json`, as a load does; returns the refresh's report as JSON.
+#[pyfunction]
+fn refresh_current(out: PathBuf, claim_tables: Vec<String>) -> PyResult<String> {
+    let report = claimline_sink::read_parquet_runs(&out.join("parquet"))
+        .and_then(|runs| claimline_sink::refresh_current(&out, &claim_tables, &runs))
+        .map_err(|e| native_error(&e))?;
+    serde_json::to_string(&report).map_err(|e| usage(e.to_string()))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NativeError", m.py().get_type::<NativeError>())?;
@@ -623,6 +634,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lock_output, m)?)?;
     m.add_function(wrap_pyfunction!(new_run_id, m)?)?;
     m.add_function(wrap_pyfunction!(record_parquet_run, m)?)?;
+    m.add_function(wrap_pyfunction!(refresh_current, m)?)?;
     m.add_class::<OutputLock>()?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     Ok(())

@@ -35,6 +35,7 @@
 //! ```
 
 mod arrow;
+mod current;
 mod error;
 mod parquet_sink;
 mod sqlite_sink;
@@ -44,6 +45,7 @@ pub use claimline_model::{
     Cell, Column, ColumnType, RunRecord, TableSchema, civil_from_days, create_private_dir,
     format_date, format_timestamp,
 };
+pub use current::{BUCKETS, CURRENT_DIR, CurrentReport, VERSIONS_DIR, bucket, refresh_current};
 pub use error::Error;
 pub use parquet_sink::{
     ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, record_parquet_run, recover,

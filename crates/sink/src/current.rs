@@ -1,0 +1,458 @@
+//! The current rows of each claim table, materialised as a Parquet dataset of its own:
+//! `DIR/current/<table>/bucket=<NN>/part-0.parquet`, the README's current-rows rule applied
+//! once so that a reader needs no window query. The append-only history (`parquet/<table>/run=…`)
+//! stays the source of truth, and untouched: `current/` lives beside it, is derived from it and
+//! can always be rebuilt.
+//!
+//! - Rows are bucketed by claim group (FNV-1a of `_api_version` and `_claim_key`, [`BUCKETS`]
+//!   buckets): a run's claim groups touch some buckets, and only those are rewritten. A touched
+//!   bucket keeps its old current rows of untouched groups and, for touched groups, the row set
+//!   of the group's new head: the head only moves to a version of this run (a newer one) or
+//!   stays, and a cancelled head keeps no rows (the README's rule), so the old bucket and this
+//!   run's partition hold every row a touched bucket needs.
+//! - Each refresh writes a complete new version of a table's dataset in
+//!   `DIR/.claimline-current/<table>-<run_id>/` (untouched buckets hard-linked), syncs it, and
+//!   swaps the symlink `DIR/current/<table>` to it in one rename: a reader sees the old dataset
+//!   or the new one, never a mix, and never a file being written. `.claimline-current/_state.json`
+//!   names the run the datasets are current for; when it is not the run before this one (a first
+//!   refresh, an output written by another tool, a refresh that failed), every bucket is rebuilt
+//!   from the whole history.
+//! - `DIR/current/views.sql` creates DuckDB views: the claim tables over `current/`, the other
+//!   tables (`bene_xref`, `cclf8`, `cclf9`) by the README's rule over their history.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{Array, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use claimline_model::{Fnv1a64, RunRecord};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::Error;
+
+/// Buckets per table.
+pub const BUCKETS: u64 = 16;
+/// The folder of the current datasets, in the output folder.
+pub const CURRENT_DIR: &str = "current";
+/// The folder of their versions (the symlinks' targets) and state, in the output folder.
+pub const VERSIONS_DIR: &str = ".claimline-current";
+
+const CLAIMS: &str = "_claimline_claims";
+const STATE: &str = "_state.json";
+
+type Group = (Option<String>, String);
+/// (`_api_version`, `_claim_key`, `_resource_id`, `_run_id`): one version's rows.
+type Version = (Option<String>, String, String, String);
+
+/// What a refresh did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CurrentReport {
+    /// Tables refreshed.
+    pub tables: Vec<String>,
+    /// Buckets rewritten per table (all of them on a full rebuild).
+    pub buckets_rewritten: usize,
+    /// Every bucket was rebuilt from the whole history.
+    pub full: bool,
+    /// Current rows per table.
+    pub rows: BTreeMap<String, u64>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct State {
+    run_id: String,
+}
+
+/// The bucket of a claim group.
+pub fn bucket(api_version: Option<&str>, claim_key: &str) -> u64 {
+    Fnv1a64::new()
+        .write(api_version.unwrap_or("").as_bytes())
+        .write(b"\0")
+        .write(claim_key.as_bytes())
+        .finish()
+        % BUCKETS
+}
+
+/// Refreshes `out/current/` (`out`: an output folder) for the claim tables in `tables` after
+/// the run `runs.last()` (`runs`: every run record, in order). Call it holding the output
+/// folder's lock, after the run's partitions are in place.
+///
+/// # Errors
+/// [`Error::Io`] and [`Error::Parquet`] for files that cannot be read or written;
+/// [`Error::Row`] for a history partition without the lineage columns.
+pub fn refresh_current(
+    out: &Path,
+    tables: &[String],
+    runs: &[RunRecord],
+) -> Result<CurrentReport, Error> {
+    let Some(run) = runs.last() else {
+        return Ok(CurrentReport::default());
+    };
+    let all_versions = run.all_versions;
+    let root = &out.join("parquet");
+    let dir = out.join(CURRENT_DIR);
+    let versions = out.join(VERSIONS_DIR);
+    claimline_model::create_private_dir(&dir).map_err(Error::io(&dir))?;
+    claimline_model::create_private_dir(&versions).map_err(Error::io(&versions))?;
+    let previous = runs.len().checked_sub(2).map(|i| runs[i].run_id.as_str());
+    let state: Option<State> = std::fs::read(versions.join(STATE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let full = previous.is_none() || state.map(|s| s.run_id).as_deref() != previous;
+
+    // The heads of every claim group, from every run's events (a small table).
+    let events = read_dir_batches(&root.join(CLAIMS))?;
+    let mut heads: HashMap<Group, (Option<i64>, String, String)> = HashMap::new();
+    let mut cancelled: HashSet<(Group, String)> = HashSet::new();
+    let mut touched: BTreeSet<u64> = BTreeSet::new();
+    for b in &events {
+        let api = strings(b, "_api_version", CLAIMS)?;
+        let key = strings(b, "_claim_key", CLAIMS)?;
+        let id = strings(b, "_resource_id", CLAIMS)?;
+        let action = strings(b, "_action", CLAIMS)?;
+        let run_ids = strings(b, "_run_id", CLAIMS)?;
+        let lu = timestamps(b, "_last_updated", CLAIMS)?;
+        for i in 0..b.num_rows() {
+            let (Some(k), Some(rid), Some(r)) = (key[i].clone(), id[i].clone(), run_ids[i].clone())
+            else {
+                continue;
+            };
+            if r == run.run_id {
+                touched.insert(bucket(api[i].as_deref(), &k));
+            }
+            // With every version kept, each version is a group of its own.
+            let group_key = if all_versions {
+                format!("{k}\u{1f}{rid}")
+            } else {
+                k
+            };
+            let group = (api[i].clone(), group_key);
+            if action[i].as_deref() == Some("cancel") {
+                cancelled.insert((group, rid));
+                continue;
+            }
+            let candidate = (lu[i], r, rid);
+            // `ORDER BY _last_updated DESC NULLS LAST, _run_id DESC`: a NULL is below any time.
+            let better = heads.get(&group).is_none_or(|h| {
+                (candidate.0.is_some(), candidate.0, &candidate.1) > (h.0.is_some(), h.0, &h.1)
+            });
+            if better {
+                heads.insert(group, candidate);
+            }
+        }
+    }
+    let current: HashSet<Version> = heads
+        .into_iter()
+        .filter(|(g, (_, _, rid))| !cancelled.contains(&(g.clone(), rid.clone())))
+        .map(|((api, g), (_, r, rid))| {
+            let key = match g.split_once('\u{1f}') {
+                Some((k, _)) if all_versions => k.to_owned(),
+                _ => g,
+            };
+            (api, key, rid, r)
+        })
+        .collect();
+    let rebuild: BTreeSet<u64> = if full {
+        (0..BUCKETS).collect()
+    } else {
+        touched
+    };
+
+    let mut report = CurrentReport {
+        tables: tables.to_vec(),
+        buckets_rewritten: rebuild.len(),
+        full,
+        rows: BTreeMap::new(),
+    };
+    for table in tables {
+        let rows = refresh_table(
+            root,
+            &dir,
+            &versions,
+            table,
+            &run.run_id,
+            &rebuild,
+            &current,
+            full,
+        )?;
+        report.rows.insert(table.clone(), rows);
+    }
+    remove_unlinked_versions(&dir, &versions);
+    claimline_model::write_atomic(
+        &versions.join(STATE),
+        &serde_json::to_vec(&State {
+            run_id: run.run_id.clone(),
+        })
+        .map_err(|e| Error::Io {
+            path: versions.join(STATE),
+            source: e.into(),
+        })?,
+    )
+    .map_err(Error::io(versions.join(STATE)))?;
+    write_views(root, &dir, tables)?;
+    Ok(report)
+}
+
+/// Writes the new version of one table's current dataset and swaps it in; returns its rows.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one table's step of refresh_current, which owns every argument"
+)]
+fn refresh_table(
+    root: &Path,
+    dir: &Path,
+    versions: &Path,
+    table: &str,
+    run_id: &str,
+    rebuild: &BTreeSet<u64>,
+    current: &HashSet<Version>,
+    full: bool,
+) -> Result<u64, Error> {
+    let link = dir.join(table);
+    let old = std::fs::read_link(&link).ok().map(|p| dir.join(p));
+    let new_name = format!("{table}-{run_id}");
+    let new = versions.join(&new_name);
+    if new.exists() {
+        std::fs::remove_dir_all(&new).map_err(Error::io(&new))?;
+    }
+    claimline_model::create_private_dir(&new).map_err(Error::io(&new))?;
+    // Where the rows of rewritten buckets come from: the whole history, or the old current
+    // dataset and this run's partition.
+    let sources: Vec<PathBuf> = if full || old.is_none() {
+        parquet_files(&root.join(table))?
+    } else {
+        let mut s = Vec::new();
+        for b in rebuild {
+            let f = old
+                .as_ref()
+                .map(|o| o.join(format!("bucket={b:02}")).join("part-0.parquet"));
+            s.extend(f.filter(|f| f.is_file()));
+        }
+        s.extend(parquet_files(
+            &root.join(table).join(format!("run={run_id}")),
+        )?);
+        s
+    };
+    let mut by_bucket: BTreeMap<u64, Vec<RecordBatch>> = BTreeMap::new();
+    let mut schema = None;
+    for file in &sources {
+        for b in read_file(file)? {
+            schema.get_or_insert_with(|| b.schema());
+            let api = strings(&b, "_api_version", table)?;
+            let key = strings(&b, "_claim_key", table)?;
+            let id = strings(&b, "_resource_id", table)?;
+            let runs = strings(&b, "_run_id", table)?;
+            let mut masks: BTreeMap<u64, Vec<bool>> = BTreeMap::new();
+            for i in 0..b.num_rows() {
+                let (Some(k), Some(rid), Some(r)) = (&key[i], &id[i], &runs[i]) else {
+                    continue;
+                };
+                let bk = bucket(api[i].as_deref(), k);
+                if !rebuild.contains(&bk) {
+                    continue;
+                }
+                let v = (api[i].clone(), k.clone(), rid.clone(), r.clone());
+                if current.contains(&v) {
+                    masks.entry(bk).or_insert_with(|| vec![false; b.num_rows()])[i] = true;
+                }
+            }
+            for (bk, mask) in masks {
+                let kept = arrow_select::filter::filter_record_batch(&b, &BooleanArray::from(mask))
+                    .map_err(|e| Error::Io {
+                        path: file.clone(),
+                        source: std::io::Error::other(e),
+                    })?;
+                by_bucket.entry(bk).or_default().push(kept);
+            }
+        }
+    }
+    let mut rows = 0u64;
+    for bk in 0..BUCKETS {
+        let folder = new.join(format!("bucket={bk:02}"));
+        let target = folder.join("part-0.parquet");
+        if rebuild.contains(&bk) {
+            let batches = by_bucket.remove(&bk).unwrap_or_default();
+            let Some(schema) = batches.first().map(RecordBatch::schema).or(schema.clone()) else {
+                continue;
+            };
+            if batches.is_empty() {
+                continue;
+            }
+            claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
+            rows += write_file(&target, schema, &batches)?;
+        } else if let Some(old_file) = old
+            .as_ref()
+            .map(|o| o.join(format!("bucket={bk:02}")).join("part-0.parquet"))
+            .filter(|f| f.is_file())
+        {
+            claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
+            std::fs::hard_link(&old_file, &target)
+                .or_else(|_| std::fs::copy(&old_file, &target).map(|_| ()))
+                .map_err(Error::io(&target))?;
+            rows += parquet_rows(&target)?;
+        }
+    }
+    claimline_model::sync_dir(&new).map_err(Error::io(&new))?;
+    // The swap: a new symlink renamed over the old one.
+    let tmp = dir.join(format!(".{table}.link"));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(Path::new("..").join(VERSIONS_DIR).join(&new_name), &tmp)
+        .map_err(Error::io(&tmp))?;
+    std::fs::rename(&tmp, &link).map_err(Error::io(&link))?;
+    claimline_fault::point("current.swap").map_err(Error::io(&link))?;
+    claimline_model::sync_dir(dir).map_err(Error::io(dir))?;
+    if let Some(old) = old.filter(|o| *o != new) {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    Ok(rows)
+}
+
+/// Removes versions no table's symlink names (left by a refresh that stopped half-way).
+fn remove_unlinked_versions(dir: &Path, versions: &Path) {
+    let linked: HashSet<std::ffi::OsString> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|p| p.file_name().map(ToOwned::to_owned))
+        .collect();
+    for e in std::fs::read_dir(versions).into_iter().flatten().flatten() {
+        if e.path().is_dir() && !linked.contains(&e.file_name()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// `current/views.sql`: DuckDB views of every table's current rows, paths relative to the
+/// output folder (run it there: `duckdb -init current/views.sql`).
+fn write_views(root: &Path, dir: &Path, claim_tables: &[String]) -> Result<(), Error> {
+    let mut sql = String::from(
+        "-- DuckDB views of the current rows of every table (written by claimline after each\n\
+         -- run). Run from the output folder: duckdb -init current/views.sql\n",
+    );
+    let mut others: Vec<String> = std::fs::read_dir(root)
+        .map_err(Error::io(root))?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(['.', '_']))
+        .filter(|n| !claim_tables.contains(n))
+        .collect();
+    others.sort();
+    for t in claim_tables {
+        sql.push_str(&format!(
+            "CREATE OR REPLACE VIEW \"{t}\" AS SELECT * EXCLUDE (bucket) FROM read_parquet(\
+             'current/{t}/*/part-*.parquet', hive_partitioning = true);\n"
+        ));
+    }
+    for t in &others {
+        sql.push_str(&format!(
+            "CREATE OR REPLACE VIEW \"{t}\" AS SELECT * EXCLUDE (run) FROM read_parquet(\
+             'parquet/{t}/*/part-*.parquet', hive_partitioning = true) QUALIFY rank() OVER \
+             (PARTITION BY _api_version, _resource_id ORDER BY _last_updated DESC NULLS LAST, \
+             _run_id DESC) = 1;\n"
+        ));
+    }
+    claimline_model::write_atomic(&dir.join("views.sql"), sql.as_bytes())
+        .map_err(Error::io(dir.join("views.sql")))
+}
+
+fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(parquet_files(&p)?);
+        } else if p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+            && p.extension().is_some_and(|x| x == "parquet")
+        {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn read_dir_batches(dir: &Path) -> Result<Vec<RecordBatch>, Error> {
+    let mut out = Vec::new();
+    for f in parquet_files(dir)? {
+        out.extend(read_file(&f)?);
+    }
+    Ok(out)
+}
+
+fn read_file(file: &Path) -> Result<Vec<RecordBatch>, Error> {
+    let f = File::open(file).map_err(Error::io(file))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.build())
+        .map_err(Error::parquet(file))?;
+    reader.map(|b| b.map_err(Error::parquet(file))).collect()
+}
+
+fn parquet_rows(file: &Path) -> Result<u64, Error> {
+    let f = File::open(file).map_err(Error::io(file))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(file))?;
+    Ok(b.metadata().file_metadata().num_rows() as u64)
+}
+
+fn write_file(
+    path: &Path,
+    schema: arrow_schema::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<u64, Error> {
+    let file = claimline_model::create_private(path).map_err(Error::io(path))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(Error::parquet(path))?;
+    let mut rows = 0u64;
+    for b in batches {
+        w.write(b).map_err(Error::parquet(path))?;
+        rows += b.num_rows() as u64;
+    }
+    let f = w.into_inner().map_err(Error::parquet(path))?;
+    f.sync_all().map_err(Error::io(path))?;
+    Ok(rows)
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str, table: &str) -> Result<&'a Arc<dyn Array>, Error> {
+    b.column_by_name(name).ok_or_else(|| Error::Row {
+        table: table.to_owned(),
+        column: name.to_owned(),
+        message: "no such column in the history".into(),
+    })
+}
+
+fn strings(b: &RecordBatch, name: &str, table: &str) -> Result<Vec<Option<String>>, Error> {
+    let c = column(b, name, table)?;
+    let a = c
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| Error::Row {
+            table: table.to_owned(),
+            column: name.to_owned(),
+            message: format!("not a string column ({})", c.data_type()),
+        })?;
+    Ok(a.iter().map(|v| v.map(str::to_owned)).collect())
+}
+
+fn timestamps(b: &RecordBatch, name: &str, table: &str) -> Result<Vec<Option<i64>>, Error> {
+    let c = column(b, name, table)?;
+    let a = c
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or_else(|| Error::Row {
+            table: table.to_owned(),
+            column: name.to_owned(),
+            message: format!("not a timestamp column ({})", c.data_type()),
+        })?;
+    Ok(a.iter().collect())
+}
