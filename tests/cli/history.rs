@@ -389,22 +389,58 @@ fn materialised_current(dir: &Path, tables: &[String]) -> BTreeMap<(String, Stri
     out
 }
 
+/// The claim versions of the history scenarios: a carrier claim, its correction (two of its
+/// seven lines) and their cancels, an outpatient and an inpatient claim.
+struct Versions {
+    c1: Value,
+    c2: Value,
+    c1_cancelled: Value,
+    c2_cancelled: Value,
+    o1: Value,
+    i1: Value,
+}
+
+fn versions() -> Versions {
+    let carrier = "ExplanationOfBenefit-carrier.ndjson";
+    let jan = "2026-01-05T10:00:00.000+00:00";
+    let feb = "2026-02-02T10:00:00.000+00:00";
+    let mut c2 = version(carrier, "carrier-1002", "7001", feb, "active");
+    // The correction keeps two of the seven lines.
+    c2["item"].as_array_mut().expect("items").truncate(2);
+    Versions {
+        c1: version(carrier, "carrier-1001", "7001", jan, "active"),
+        c2,
+        c1_cancelled: version(carrier, "carrier-1001", "7001", feb, "cancelled"),
+        c2_cancelled: version(carrier, "carrier-1002", "7001", feb, "cancelled"),
+        o1: version(
+            "ExplanationOfBenefit-outpatient.ndjson",
+            "outpatient-2001",
+            "7002",
+            jan,
+            "active",
+        ),
+        i1: version(
+            "ExplanationOfBenefit-inpatient.ndjson",
+            "inpatient-3001",
+            "7003",
+            feb,
+            "active",
+        ),
+    }
+}
+
 #[test]
 fn three_exports_keep_one_current_version_and_resolve_mbis() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tmp = tmp.path();
-    let carrier = "ExplanationOfBenefit-carrier.ndjson";
-    let outpatient = "ExplanationOfBenefit-outpatient.ndjson";
-    let inpatient = "ExplanationOfBenefit-inpatient.ndjson";
-    let jan = "2026-01-05T10:00:00.000+00:00";
-    let feb = "2026-02-02T10:00:00.000+00:00";
-    let c1 = version(carrier, "carrier-1001", "7001", jan, "active");
-    let mut c2 = version(carrier, "carrier-1002", "7001", feb, "active");
-    // The correction keeps two of the seven lines.
-    c2["item"].as_array_mut().expect("items").truncate(2);
-    let c1_cancelled = version(carrier, "carrier-1001", "7001", feb, "cancelled");
-    let o1 = version(outpatient, "outpatient-2001", "7002", jan, "active");
-    let i1 = version(inpatient, "inpatient-3001", "7003", feb, "active");
+    let Versions {
+        c1,
+        c2,
+        c1_cancelled,
+        c2_cancelled,
+        o1,
+        i1,
+    } = versions();
 
     let rows_c1 = alone(tmp, &c1);
     let rows_c2 = alone(tmp, &c2);
@@ -443,7 +479,6 @@ fn three_exports_keep_one_current_version_and_resolve_mbis() {
     );
 
     // A cancel of the current version removes the whole claim, in every table.
-    let c2_cancelled = version(carrier, "carrier-1002", "7001", feb, "cancelled");
     let e4 = write_export(&tmp.join("e4"), &[&c2_cancelled], false);
     let r4 = load(&e4, &out, "r4", &[]);
     assert_eq!(r4["history"]["removed_groups"], 1, "{r4:#}");
@@ -769,15 +804,13 @@ fn an_older_export_loaded_after_a_newer_one_keeps_the_newer_beneficiary_in_both_
 fn a_refresh_of_the_current_tables_cut_short_is_rebuilt_by_the_next_load() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tmp = tmp.path();
-    let carrier = "ExplanationOfBenefit-carrier.ndjson";
-    let outpatient = "ExplanationOfBenefit-outpatient.ndjson";
-    let inpatient = "ExplanationOfBenefit-inpatient.ndjson";
-    let jan = "2026-01-05T10:00:00.000+00:00";
-    let feb = "2026-02-02T10:00:00.000+00:00";
-    let c1 = version(carrier, "carrier-1001", "7001", jan, "active");
-    let c1_cancelled = version(carrier, "carrier-1001", "7001", feb, "cancelled");
-    let o1 = version(outpatient, "outpatient-2001", "7002", jan, "active");
-    let i1 = version(inpatient, "inpatient-3001", "7003", feb, "active");
+    let Versions {
+        c1,
+        c1_cancelled,
+        o1,
+        i1,
+        ..
+    } = versions();
     let out = tmp.join("out");
     load(
         &write_export(&tmp.join("e1"), &[&c1, &o1], true),
