@@ -290,7 +290,7 @@ def test_load_writes_the_rows_and_types_of_the_cli_in_every_table(spark, cli, re
     assert compare(cli_out, sp_out, "R1")["cclf1"]["rows_equal"]
 
 
-def test_a_held_output_is_refused_with_code_5(spark, repo, tmp_path, run_cli):
+def test_a_held_output_is_refused_with_code_5(spark, repo, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     # The CLI's lock is the output folder's: hold it as a running load would.
@@ -440,3 +440,22 @@ def test_an_export_without_patients_takes_mbis_from_earlier_runs(spark, cli, rep
     mbis = [m for t in ("cclf1", "cclf4", "cclf5", "cclf7") for m in pq.read_table(
         sp_out / "parquet" / t / "run=20260102T000000Z").column("BENE_MBI_ID").to_pylist()]
     assert mbis and all(m for m in mbis)
+
+
+def test_views_hold_tables_without_current_rows(cli, repo, tmp_path):
+    """The bundled r4 samples leave cclf5, cclf6, cclf7 and cclfb without a current row (their
+    EOBs share one placeholder claim group): each view is there, empty, with its columns."""
+    pytest.importorskip("duckdb", reason="duckdb runs the views")
+    out = tmp_path / "out"
+    cli_load(cli, [repo / "sample-data/real/r4"], out, "20260101T000000Z")
+    check_views(repo, out)
+    import duckdb
+    cwd = os.getcwd()
+    os.chdir(out)
+    try:
+        con = duckdb.connect()
+        con.execute((out / "current" / "views.sql").read_text())
+        empty = con.sql('SELECT * FROM "cclf5"').to_arrow_table()
+        assert empty.num_rows == 0 and "CLM_LINE_HCPCS_CD" in empty.schema.names
+    finally:
+        os.chdir(cwd)

@@ -3,7 +3,6 @@
 
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use claimline_fetch::{
     ApiVersion, Client, ClientConfig, Credentials, Endpoint, FetchError, PROD_URL, SANDBOX_URL,
@@ -74,11 +73,6 @@ pub struct Connection {
     max_wait: f64,
 }
 
-fn seconds(value: f64, what: &str) -> Result<Duration, FetchError> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| FetchError::Usage(format!("{what} must be a positive number of seconds")))
-}
-
 impl Connection {
     /// The base URL chosen.
     pub fn base_url(&self) -> String {
@@ -98,12 +92,13 @@ impl Connection {
                 None => prompt()?,
             },
         };
-        let mut timing = Timing::default();
-        timing.poll_initial = seconds(self.poll_interval, "--poll-interval")?;
-        timing.poll_max = timing.poll_max.max(timing.poll_initial);
-        timing.retry_initial = seconds(self.retry_wait, "--retry-wait")?;
-        timing.retry_max = timing.retry_max.max(timing.retry_initial);
-        timing.max_wait = seconds(self.max_wait * 3600.0, "--max-wait")?;
+        let timing = Timing::default()
+            .with_waits(
+                Some(self.poll_interval),
+                Some(self.retry_wait),
+                Some(self.max_wait),
+            )
+            .map_err(FetchError::Usage)?;
         let mut config = ClientConfig::new(self.base_url());
         config.ca_file = self.ca_file.clone();
         config.timing = timing;

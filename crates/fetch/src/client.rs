@@ -170,6 +170,36 @@ impl Timing {
         }
     }
 
+    /// These timings with the waits a user gave, in seconds (`max_wait` in hours): the first
+    /// wait between job polls and before a retry (each grows to at least its own cap), and the
+    /// longest wait for a job. `None` keeps the value.
+    ///
+    /// # Errors
+    /// A wait that is not a non-negative number, naming its flag.
+    pub fn with_waits(
+        mut self,
+        poll_interval: Option<f64>,
+        retry_wait: Option<f64>,
+        max_wait_hours: Option<f64>,
+    ) -> Result<Self, String> {
+        let seconds = |value: f64, what: &str| {
+            Duration::try_from_secs_f64(value)
+                .map_err(|_| format!("{what} must be a positive number of seconds"))
+        };
+        if let Some(p) = poll_interval {
+            self.poll_initial = seconds(p, "--poll-interval")?;
+            self.poll_max = self.poll_max.max(self.poll_initial);
+        }
+        if let Some(r) = retry_wait {
+            self.retry_initial = seconds(r, "--retry-wait")?;
+            self.retry_max = self.retry_max.max(self.retry_initial);
+        }
+        if let Some(h) = max_wait_hours {
+            self.max_wait = seconds(h * 3600.0, "--max-wait")?;
+        }
+        Ok(self)
+    }
+
     /// Exponential backoff for attempt `n` (from 1), capped at `retry_max`.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u32 << attempt.saturating_sub(1).min(16);
@@ -883,6 +913,21 @@ fn read_answer(response: Response<ureq::Body>) -> Result<Answer, FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_from_flags_raise_their_caps_and_name_a_bad_flag() {
+        let t = Timing::default()
+            .with_waits(Some(300.0), None, Some(0.5))
+            .expect("waits");
+        assert_eq!(t.poll_initial, Duration::from_secs(300));
+        assert!(t.poll_max >= t.poll_initial);
+        assert_eq!(t.retry_initial, Timing::default().retry_initial);
+        assert_eq!(t.max_wait, Duration::from_secs(1800));
+        let err = Timing::default()
+            .with_waits(None, Some(-1.0), None)
+            .expect_err("negative");
+        assert!(err.contains("--retry-wait"), "{err}");
+    }
 
     #[test]
     fn kick_off_url_encodes_since_and_filter() {

@@ -18,7 +18,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use claimline_fetch::{ApiVersion, Endpoint, PROD_URL, SANDBOX_URL, Timing};
 
@@ -210,11 +209,6 @@ pub fn env_url(env: &str) -> Option<&'static str> {
     }
 }
 
-fn seconds(value: f64, what: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| format!("{what} must be a positive number of seconds"))
-}
-
 impl RunFlags {
     /// The profile the flags name (the default profile when none), read from the config file.
     ///
@@ -300,20 +294,16 @@ impl RunFlags {
             .collect();
         let since = args.since.unwrap_or(Since::Auto);
         let local = matches!(source, Source::Local(_));
-        let mut timing = if local {
+        let timing = if local {
             Timing::fast()
         } else {
             Timing::default()
-        };
-        if let Some(p) = args.poll_interval {
-            timing.poll_initial = seconds(p, "--poll-interval")?;
-            timing.poll_max = timing.poll_max.max(timing.poll_initial);
         }
-        if let Some(r) = args.retry_wait {
-            timing.retry_initial = seconds(r, "--retry-wait")?;
-            timing.retry_max = timing.retry_max.max(timing.retry_initial);
-        }
-        timing.max_wait = seconds(args.max_wait_hours.unwrap_or(6.0) * 3600.0, "--max-wait")?;
+        .with_waits(
+            args.poll_interval,
+            args.retry_wait,
+            Some(args.max_wait_hours.unwrap_or(6.0)),
+        )?;
         let keep = match (args.keep, profile.keep) {
             (Some(n), _) => Some(n),
             (None, Some(0)) => return Err("profile: keep must be at least 1".into()),

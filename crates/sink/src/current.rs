@@ -44,7 +44,9 @@ pub const VERSIONS_DIR: &str = ".claimline-current";
 const CLAIMS: &str = "_claimline_claims";
 const STATE: &str = "_state.json";
 
-type Group = (Option<String>, String);
+/// (`_api_version`, `_claim_key`, and with `--all-versions` the `_resource_id`): what has one
+/// head.
+type Group = (Option<String>, String, Option<String>);
 /// (`_api_version`, `_claim_key`, `_resource_id`, `_run_id`): one version's rows.
 type Version = (Option<String>, String, String, String);
 
@@ -101,13 +103,36 @@ pub fn refresh_current(
     let state: Option<State> = std::fs::read(versions.join(STATE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let full = previous.is_none() || state.map(|s| s.run_id).as_deref() != previous;
+    // A table without a current dataset yet (new views) needs every bucket too.
+    let full = previous.is_none()
+        || state.map(|s| s.run_id).as_deref() != previous
+        || tables
+            .iter()
+            .any(|t| std::fs::read_link(dir.join(t)).is_err());
 
-    // The heads of every claim group, from every run's events (a small table).
+    // Every run's claim events (one row per claim version and run): first the buckets this
+    // run touched, then the heads of the groups in the buckets to rewrite (only those: the
+    // map of every group's head of a large history would be big).
     let events = read_dir_batches(&root.join(CLAIMS))?;
+    let mut rebuild: BTreeSet<u64> = BTreeSet::new();
+    if full {
+        rebuild.extend(0..BUCKETS);
+    } else {
+        for b in &events {
+            let api = strings(b, "_api_version", CLAIMS)?;
+            let key = strings(b, "_claim_key", CLAIMS)?;
+            let run_ids = strings(b, "_run_id", CLAIMS)?;
+            for i in 0..b.num_rows() {
+                if let (Some(k), Some(r)) = (&key[i], &run_ids[i])
+                    && *r == run.run_id
+                {
+                    rebuild.insert(bucket(api[i].as_deref(), k));
+                }
+            }
+        }
+    }
     let mut heads: HashMap<Group, (Option<i64>, String, String)> = HashMap::new();
     let mut cancelled: HashSet<(Group, String)> = HashSet::new();
-    let mut touched: BTreeSet<u64> = BTreeSet::new();
     for b in &events {
         let api = strings(b, "_api_version", CLAIMS)?;
         let key = strings(b, "_claim_key", CLAIMS)?;
@@ -120,16 +145,11 @@ pub fn refresh_current(
             else {
                 continue;
             };
-            if r == run.run_id {
-                touched.insert(bucket(api[i].as_deref(), &k));
+            if !rebuild.contains(&bucket(api[i].as_deref(), &k)) {
+                continue;
             }
             // With every version kept, each version is a group of its own.
-            let group_key = if all_versions {
-                format!("{k}\u{1f}{rid}")
-            } else {
-                k
-            };
-            let group = (api[i].clone(), group_key);
+            let group = (api[i].clone(), k, all_versions.then(|| rid.clone()));
             if action[i].as_deref() == Some("cancel") {
                 cancelled.insert((group, rid));
                 continue;
@@ -147,19 +167,8 @@ pub fn refresh_current(
     let current: HashSet<Version> = heads
         .into_iter()
         .filter(|(g, (_, _, rid))| !cancelled.contains(&(g.clone(), rid.clone())))
-        .map(|((api, g), (_, r, rid))| {
-            let key = match g.split_once('\u{1f}') {
-                Some((k, _)) if all_versions => k.to_owned(),
-                _ => g,
-            };
-            (api, key, rid, r)
-        })
+        .map(|((api, key, _), (_, r, rid))| (api, key, rid, r))
         .collect();
-    let rebuild: BTreeSet<u64> = if full {
-        (0..BUCKETS).collect()
-    } else {
-        touched
-    };
 
     let mut report = CurrentReport {
         tables: tables.to_vec(),
@@ -221,7 +230,7 @@ fn refresh_table(
     claimline_model::create_private_dir(&new).map_err(Error::io(&new))?;
     // Where the rows of rewritten buckets come from: the whole history, or the old current
     // dataset and this run's partition.
-    let sources: Vec<PathBuf> = if full || old.is_none() {
+    let sources: Vec<PathBuf> = if full {
         parquet_files(&root.join(table))?
     } else {
         let mut s = Vec::new();
@@ -239,8 +248,9 @@ fn refresh_table(
     let mut by_bucket: BTreeMap<u64, Vec<RecordBatch>> = BTreeMap::new();
     let mut schema = None;
     for file in &sources {
-        for b in read_file(file)? {
-            schema.get_or_insert_with(|| b.schema());
+        let (file_schema, batches) = read_file(file)?;
+        schema.get_or_insert(file_schema);
+        for b in batches {
             let api = strings(&b, "_api_version", table)?;
             let key = strings(&b, "_claim_key", table)?;
             let id = strings(&b, "_resource_id", table)?;
@@ -275,14 +285,10 @@ fn refresh_table(
         let target = folder.join("part-0.parquet");
         if rebuild.contains(&bk) {
             let batches = by_bucket.remove(&bk).unwrap_or_default();
-            let Some(schema) = batches.first().map(RecordBatch::schema).or(schema.clone()) else {
-                continue;
-            };
-            if batches.is_empty() {
-                continue;
+            if let Some(first) = batches.first() {
+                claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
+                rows += write_file(&target, first.schema(), &batches)?;
             }
-            claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
-            rows += write_file(&target, schema, &batches)?;
         } else if let Some(old_file) = old
             .as_ref()
             .map(|o| o.join(format!("bucket={bk:02}")).join("part-0.parquet"))
@@ -294,6 +300,17 @@ fn refresh_table(
                 .map_err(Error::io(&target))?;
             rows += parquet_rows(&target)?;
         }
+    }
+    // A table with no current rows still gets one (empty) file with its columns, as the
+    // history's runs do: a reader's glob, and its DuckDB view, then find a table, not nothing.
+    let has_bucket = std::fs::read_dir(&new)
+        .map_err(Error::io(&new))?
+        .next()
+        .is_some();
+    if let (false, Some(schema)) = (has_bucket, schema) {
+        let folder = new.join("bucket=00");
+        claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
+        write_file(&folder.join("part-0.parquet"), schema, &[])?;
     }
     claimline_model::sync_dir(&new).map_err(Error::io(&new))?;
     // The swap: a new symlink renamed over the old one.
@@ -384,17 +401,21 @@ fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 fn read_dir_batches(dir: &Path) -> Result<Vec<RecordBatch>, Error> {
     let mut out = Vec::new();
     for f in parquet_files(dir)? {
-        out.extend(read_file(&f)?);
+        out.extend(read_file(&f)?.1);
     }
     Ok(out)
 }
 
-fn read_file(file: &Path) -> Result<Vec<RecordBatch>, Error> {
+/// A file's schema (a file of no rows has one too) and its batches.
+fn read_file(file: &Path) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>), Error> {
     let f = File::open(file).map_err(Error::io(file))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
-        .and_then(|b| b.build())
-        .map_err(Error::parquet(file))?;
-    reader.map(|b| b.map_err(Error::parquet(file))).collect()
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(file))?;
+    let schema = builder.schema().clone();
+    let reader = builder.build().map_err(Error::parquet(file))?;
+    let batches = reader
+        .map(|b| b.map_err(Error::parquet(file)))
+        .collect::<Result<_, _>>()?;
+    Ok((schema, batches))
 }
 
 fn parquet_rows(file: &Path) -> Result<u64, Error> {
