@@ -69,6 +69,8 @@ enum Hole {
     Icd10,
     /// A HCPCS / CPT code.
     Hcpcs,
+    /// v3's prescription service reference number (`CLM_LINE_RX_NUM`, CCLF `9(12)`).
+    RxNumber,
     /// The EOB's `status`.
     Status,
     /// v3 `CLM-ADJSTMT-TYPE-CD` code and display.
@@ -225,6 +227,11 @@ fn render_hole(
             out.extend_from_slice(HCPCS[rng.random_range(0..HCPCS.len())].as_bytes());
             out.push(b'"');
         }
+        Hole::RxNumber => {
+            out.push(b'"');
+            write_u64(out, draw.claim_no % 1_000_000_000_000);
+            out.push(b'"');
+        }
         Hole::Status => {
             out.extend_from_slice(if draw.cancelled {
                 b"\"cancelled\""
@@ -372,6 +379,16 @@ impl Compiler<'_> {
         let is_money =
             map.contains_key("currency") || map.get("code").and_then(Value::as_str) == Some("USD");
         let is_identifier = map.contains_key("system") || map.contains_key("type");
+        // The real v3 samples hold a decimal ("54025.5") where CCLF has a 12-digit number.
+        let rx_number = map
+            .get("category")
+            .and_then(|c| c.get("coding"))
+            .and_then(Value::as_array)
+            .is_some_and(|codings| {
+                codings
+                    .iter()
+                    .any(|c| c.get("code").and_then(Value::as_str) == Some("CLM_LINE_RX_NUM"))
+            });
         let mut keys: Vec<&String> = map.keys().collect();
         keys.sort();
         // Display texts of varied codes would contradict the new code.
@@ -387,7 +404,10 @@ impl Compiler<'_> {
             let k = key.as_str();
             match (k, child) {
                 ("code", Value::String(_)) if is_icd => self.hole(Hole::Icd10),
-                ("code", Value::String(_)) if is_hcpcs => self.hole(Hole::Hcpcs),
+                // Two-character codes are modifiers (`item.modifier`): kept as the template has
+                // them, as CCLF's `HCPCS_n_MDFR_CD` fields are two characters wide.
+                ("code", Value::String(s)) if is_hcpcs && s.len() > 2 => self.hole(Hole::Hcpcs),
+                ("valueString", Value::String(_)) if rx_number => self.hole(Hole::RxNumber),
                 ("code", Value::String(_)) if system == ADJUSTMENT_SYSTEM => {
                     self.hole(Hole::AdjustmentCode);
                 }

@@ -225,9 +225,24 @@ over(["CCLF3"], "DGNS_PRCDR_ICD_IND", ["v3"], V3_ICD_IND.format(x="procedureCode
      "CCLF code from the procedure's coding system (BCDA's path returns the system URL).")
 over(["CCLF4"], "CLM_VAL_SQNC_NUM", ["v3"], "sequence", "Not in BCDA's v3 sheet; diagnosis.sequence is there as in v2.")
 over(["CCLF4"], "CLM_DGNS_CD", ["v3"], "diagnosisCodeableConcept.coding.code.first()", "")
-over(["CCLF4"], "CLM_PROD_TYPE_CD", ["v3"], "type.coding.code.first()",
-     "The diagnosis role as FHIR names it (principal, admitting, secondary, …); CCLF's code table for"
-     " this field is not published with a FHIR translation (notes CSV).")
+# CCLF's diagnosis-role codes are IDR's CLM_PROD_TYPE_CD (the values BFD translates to FHIR roles
+# in gov.cms.bfd.server.ng.claim.model.ClaimDiagnosisType: P principal, A admitting, D other,
+# 1 first external cause, E external cause, R reason for visit). A role without a CCLF code
+# stays as FHIR names it, so `export cclf` reports it (too long for X(01)) instead of losing it.
+PROD_TYPE = ("iif({c} = 'principal', 'P', iif({c} = 'admitting', 'A',"
+             " iif({c} = 'other' or {c} = 'secondary', 'D', iif({c} = 'external-first', '1',"
+             " iif({c} = 'external' or {c} = 'externalcauseofinjury', 'E',"
+             " iif({c} = 'reason-for-visit' or {c} = 'patientreasonforvisit', 'R', {c}))))))")
+PROD_TYPE_WHY = ("CCLF's code (P principal, A admitting, D other, 1 first external cause, E external"
+                 " cause, R reason for visit: IDR's CLM_PROD_TYPE_CD as BFD maps it to FHIR roles)"
+                 " from the diagnosis role FHIR names; an unknown role is kept as named.")
+over(["CCLF4"], "CLM_PROD_TYPE_CD", ["v1"], PROD_TYPE.format(
+    c="(type.coding.where(system='https://bluebutton.cms.gov/resources/codesystem/diagnosis-type').code).first()"),
+    PROD_TYPE_WHY)
+over(["CCLF4"], "CLM_PROD_TYPE_CD", ["v2"], PROD_TYPE.format(
+    c="(type.coding.where(system='http://terminology.hl7.org/CodeSystem/ex-diagnosistype' or system='http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBClaimDiagnosisType').code).first()"),
+    PROD_TYPE_WHY)
+over(["CCLF4"], "CLM_PROD_TYPE_CD", ["v3"], PROD_TYPE.format(c="type.coding.code.first()"), PROD_TYPE_WHY)
 over(["CCLF4"], "CLM_POA_IND", ["v3"], "onAdmission.coding.code.first()",
      "BCDA's path ends at the Coding; the code is one level down.")
 over(["CCLF4"], "DGNS_PRCDR_ICD_IND", ["v3"], V3_ICD_IND.format(x="diagnosisCodeableConcept.coding"),
