@@ -185,10 +185,20 @@ fn parse_layouts(csv: &str) -> Vec<Layout> {
         let (file, name, picture, len) = (cols[0], cols[1], cols[3], cols[4]);
         let start: usize = cols[n - 2].trim().parse().expect("layout start_pos");
         let len: usize = len.trim().parse().expect("layout length");
+        let picture_kind = match parse_picture(picture) {
+            // The positions are the layout's truth: CCLF6 `CLM_LINE_ALOWD_CHRG_AMT` says
+            // `-9(14).99` (18 wide) in 17 positions (209–225), between fields that leave no
+            // room for an 18th; its integer digits are what the width leaves.
+            Picture::Signed { scale, .. } => Picture::Signed {
+                int: (len - 2 - usize::from(scale)) as u8,
+                scale,
+            },
+            other => other,
+        };
         let field = Field {
             name: name.to_owned(),
             picture_text: picture.to_owned(),
-            picture: parse_picture(picture),
+            picture: picture_kind,
             start: start - 1,
             len,
         };
@@ -639,6 +649,17 @@ mod tests {
             assert!(l.description.len() <= 20 && !l.description.is_empty());
         }
         assert_eq!(layout("CCLF5").map(|l| l.fields.len()), Some(52));
+        // A signed picture is as wide as its field, even where the picture's text says more.
+        let f = field("cclf6", "CLM_LINE_ALOWD_CHRG_AMT");
+        assert_eq!((f.picture_text.as_str(), f.len), ("-9(14).99", 17));
+        assert_eq!(f.picture, Picture::Signed { int: 13, scale: 2 });
+        for l in layouts() {
+            for f in &l.fields {
+                if let Picture::Signed { int, scale } = f.picture {
+                    assert_eq!(2 + usize::from(int) + usize::from(scale), f.len, "{}", f.name);
+                }
+            }
+        }
     }
 
     fn field(table: &str, name: &str) -> &'static Field {

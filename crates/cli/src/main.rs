@@ -48,6 +48,12 @@ enum Command {
     Views(cmd::views::Args),
     /// Write a synthetic BCDA export (real CMS shapes, any size, seeded) into a folder.
     Synth(cmd::synth::Args),
+    /// Write the tables in another format: `export cclf` writes CMS's fixed-width CCLF files.
+    Export(cmd::cclf::ExportArgs),
+    /// Load CMS's CCLF files (plain or zipped) into the same CCLF tables (`_api_version` cclf).
+    LoadCclf(cmd::cclf::LoadArgs),
+    /// Compare the claims of CCLF files with those from BCDA, per claim type and month.
+    Reconcile(cmd::cclf::ReconcileArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +70,9 @@ fn main() -> ExitCode {
         Command::Reload(args) => cmd::reload::run(args),
         Command::Views(args) => cmd::views::run(args),
         Command::Synth(args) => cmd::synth::run(args),
+        Command::Export(args) => cmd::cclf::export(args),
+        Command::LoadCclf(args) => cmd::cclf::load(args),
+        Command::Reconcile(args) => cmd::cclf::reconcile(args),
     };
     match result {
         Ok(code) => code,

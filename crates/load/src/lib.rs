@@ -29,6 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod cclf;
 pub mod dictionary;
 mod error;
 mod loader;

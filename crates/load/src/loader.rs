@@ -710,47 +710,19 @@ impl Loader {
         let failed_strict = self.strict && (summary.reject_count > 0 || issues.count > 0);
         let refused = failed_strict || (!damaged.is_empty() && !self.accept_damaged);
         if !refused {
-            let fault = |e| LoadError::io(&self.out, e);
-            claimline_fault::point("load.before-commit").map_err(fault)?;
-            // Every other sink is prepared, the deciding one (SQLite) commits: the run's commit
-            // point; then the others publish. A process that dies between the two has its
-            // Parquet partitions moved into place by the next command (`output::recover`).
-            let decider = sinks.iter().position(|s| s.decides());
-            for (i, sink) in sinks.iter_mut().enumerate() {
-                if Some(i) != decider {
-                    sink.prepare(&record, decider.is_some())?;
-                }
-            }
-            if let Some(i) = decider {
-                sinks.remove(i).commit(&record)?;
-                claimline_fault::point("load.between-commits").map_err(fault)?;
-            }
-            for sink in sinks {
-                sink.commit(&record)?;
-            }
+            commit_sinks(sinks, &record, &self.out)?;
         } else {
             drop(sinks);
         }
         // The current rows of the claim tables, derived from the Parquet history just committed.
-        let mut current = None;
-        if !refused && self.sinks.iter().any(|k| k.name() == "parquet") {
-            let root = self.out.join("parquet");
+        let current = (!refused && self.sinks.iter().any(|k| k.name() == "parquet")).then(|| {
             let claim_tables: Vec<String> = (0..tables.len())
                 .filter(|&t| plan.is_claim_table(t))
                 .map(|t| tables[t].name.clone())
                 .collect();
-            let refreshed = claimline_sink::read_parquet_runs(&root)
-                .and_then(|runs| claimline_sink::refresh_current(&self.out, &claim_tables, &runs));
-            match refreshed {
-                Ok(r) => current = Some(r),
-                // The run is committed; `current/` is derived and the next load rebuilds it.
-                Err(e) => progress.note(&format!(
-                    "warning: the current tables in {} were not refreshed ({e}); the next load \
-                     rebuilds them",
-                    self.out.join(claimline_sink::CURRENT_DIR).display()
-                )),
-            }
-        }
+            refresh_current_tables(&self.out, &claim_tables, progress)
+        });
+        let current = current.flatten();
 
         let seconds = started_at.elapsed().as_secs_f64();
         let report = LoadReport {
@@ -848,6 +820,15 @@ fn write_table(
             !held
         });
     }
+    write_rows(sinks, t, rows)
+}
+
+/// Writes rows of table `t` to every sink (copies for all but the last, which takes them).
+pub(crate) fn write_rows(
+    sinks: &mut [Box<dyn TableSink>],
+    t: usize,
+    rows: Vec<Vec<Cell>>,
+) -> Result<(), claimline_sink::Error> {
     if let Some((last, first)) = sinks.split_last_mut() {
         for sink in first {
             sink.write_rows(t, &rows)?;
@@ -1395,7 +1376,7 @@ pub struct RowErrors {
 }
 
 /// Maps a SQLite failure on the output database `path` to this crate's error.
-fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LoadError + '_ {
+pub(crate) fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LoadError + '_ {
     move |e| LoadError::io(path, std::io::Error::other(e))
 }
 
@@ -1427,5 +1408,55 @@ mod tests {
             month_ranges(&["2021-12".to_owned(), "2022-01".to_owned()]),
             "2021-12…2022-01"
         );
+    }
+}
+
+/// Commits a run to every sink so that they never disagree about it: every other sink is
+/// prepared, the deciding one (SQLite) commits (the run's commit point), then the others
+/// publish. A process that dies between the two has its Parquet partitions moved into place by
+/// the next command (`output::recover`).
+pub(crate) fn commit_sinks(
+    mut sinks: Vec<Box<dyn TableSink>>,
+    record: &RunRecord,
+    out: &Path,
+) -> Result<(), LoadError> {
+    let fault = |e| LoadError::io(out, e);
+    claimline_fault::point("load.before-commit").map_err(fault)?;
+    let decider = sinks.iter().position(|s| s.decides());
+    for (i, sink) in sinks.iter_mut().enumerate() {
+        if Some(i) != decider {
+            sink.prepare(record, decider.is_some())?;
+        }
+    }
+    if let Some(i) = decider {
+        sinks.remove(i).commit(record)?;
+        claimline_fault::point("load.between-commits").map_err(fault)?;
+    }
+    for sink in sinks {
+        sink.commit(record)?;
+    }
+    Ok(())
+}
+
+/// Refreshes the current rows of `claim_tables` from the Parquet history just committed; a
+/// failure is a warning (the run is committed; `current/` is derived and the next load rebuilds
+/// it).
+pub(crate) fn refresh_current_tables(
+    out: &Path,
+    claim_tables: &[String],
+    progress: &dyn Progress,
+) -> Option<claimline_sink::CurrentReport> {
+    let refreshed = claimline_sink::read_parquet_runs(&out.join("parquet"))
+        .and_then(|runs| claimline_sink::refresh_current(out, claim_tables, &runs));
+    match refreshed {
+        Ok(r) => Some(r),
+        Err(e) => {
+            progress.note(&format!(
+                "warning: the current tables in {} were not refreshed ({e}); the next load \
+                 rebuilds them",
+                out.join(claimline_sink::CURRENT_DIR).display()
+            ));
+            None
+        }
     }
 }

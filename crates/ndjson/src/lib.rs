@@ -42,6 +42,7 @@ pub use parse::LineParser;
 pub use reject::{Reject, RejectKind, RejectTarget, create_private};
 pub use report::{ScanReport, scan_report};
 pub use scan::{
+    map_file,
     Batch, Damage, DamageKind, FileSummary, Resource, ScanOptions, ScanSummary, parse_lines, scan,
     scan_collect,
 };

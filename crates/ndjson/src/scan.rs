@@ -638,17 +638,27 @@ fn feed_mapped(
     if len == 0 {
         return Ok(());
     }
-    // SAFETY: the map is read-only; the contract (as for every mmap reader) is that the file is
-    // not truncated while being read. A concurrent writer can only change bytes we parse, and
-    // every byte goes through full JSON validation.
-    let map = unsafe { Mmap::map(&handle) }.map_err(|source| Error::Read {
+    let map = map_file(&handle).map_err(|source| Error::Read {
         path: file.path.clone(),
         source,
     })?;
-    #[cfg(unix)]
-    let _ = map.advise(memmap2::Advice::Sequential);
     feed_bytes(file_index, Arc::new(map), opts, spawn);
     Ok(())
+}
+
+/// Maps a whole file read-only, for a sequential read: the one memory map of claimline's
+/// readers (NDJSON here, CCLF files in `load`).
+///
+/// # Errors
+/// The operating system's refusal (an empty file cannot be mapped).
+pub fn map_file(handle: &File) -> std::io::Result<Mmap> {
+    // SAFETY: the map is read-only; the contract (as for every mmap reader) is that the file is
+    // not truncated while being read. A concurrent writer can only change bytes we parse, and
+    // every byte goes through full validation (JSON, or a CCLF field's picture).
+    let map = unsafe { Mmap::map(handle) }?;
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(map)
 }
 
 /// Cuts a file's bytes (mapped or in memory) into chunks at line ends.

@@ -29,6 +29,11 @@ pub(crate) const HCPCS: [&str; 32] = [
     "A4253", "99308",
 ];
 
+/// HCPCS modifiers common on Part B lines.
+const MODIFIERS: [&str; 12] = [
+    "25", "59", "LT", "RT", "26", "TC", "GT", "KO", "GP", "QW", "76", "XS",
+];
+
 const ICD10_SYSTEMS: [&str; 2] = [
     "http://hl7.org/fhir/sid/icd-10-cm",
     "http://hl7.org/fhir/sid/icd-10",
@@ -69,6 +74,8 @@ enum Hole {
     Icd10,
     /// A HCPCS / CPT code.
     Hcpcs,
+    /// A HCPCS modifier (two characters).
+    Modifier,
     /// v3's prescription service reference number (`CLM_LINE_RX_NUM`, CCLF `9(12)`).
     RxNumber,
     /// The EOB's `status`.
@@ -227,6 +234,11 @@ fn render_hole(
             out.extend_from_slice(HCPCS[rng.random_range(0..HCPCS.len())].as_bytes());
             out.push(b'"');
         }
+        Hole::Modifier => {
+            out.push(b'"');
+            out.extend_from_slice(MODIFIERS[rng.random_range(0..MODIFIERS.len())].as_bytes());
+            out.push(b'"');
+        }
         Hole::RxNumber => {
             out.push(b'"');
             write_u64(out, draw.claim_no % 1_000_000_000_000);
@@ -292,6 +304,8 @@ enum Ctx {
     Root,
     Meta,
     Item,
+    /// Inside `item.modifier` (its codings): HCPCS modifiers, not HCPCS codes.
+    Modifier,
     Other,
 }
 
@@ -336,11 +350,16 @@ impl Compiler<'_> {
             Value::Object(map) => self.object(map, ctx),
             Value::Array(items) => {
                 self.lit.push(b'[');
+                let inner = if ctx == Ctx::Modifier {
+                    Ctx::Modifier
+                } else {
+                    Ctx::Other
+                };
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
                         self.lit.push(b',');
                     }
-                    self.value(item, Ctx::Other);
+                    self.value(item, inner);
                 }
                 self.lit.push(b']');
             }
@@ -404,9 +423,17 @@ impl Compiler<'_> {
             let k = key.as_str();
             match (k, child) {
                 ("code", Value::String(_)) if is_icd => self.hole(Hole::Icd10),
-                // Two-character codes are modifiers (`item.modifier`): kept as the template has
-                // them, as CCLF's `HCPCS_n_MDFR_CD` fields are two characters wide.
-                ("code", Value::String(s)) if is_hcpcs && s.len() > 2 => self.hole(Hole::Hcpcs),
+                // Modifiers are two-character codes (CCLF's `HCPCS_n_MDFR_CD`), whatever the
+                // template holds (a real sample has `Q9999` there).
+                ("code", Value::String(_)) if is_hcpcs && ctx == Ctx::Modifier => {
+                    self.hole(Hole::Modifier);
+                }
+                ("code", Value::String(_)) if is_hcpcs => self.hole(Hole::Hcpcs),
+                ("modifier" | "coding", Value::Array(_))
+                    if ctx == Ctx::Modifier || (k == "modifier" && ctx == Ctx::Item) =>
+                {
+                    self.value(child, Ctx::Modifier);
+                }
                 ("valueString", Value::String(_)) if rx_number => self.hole(Hole::RxNumber),
                 ("code", Value::String(_)) if system == ADJUSTMENT_SYSTEM => {
                     self.hole(Hole::AdjustmentCode);

@@ -216,6 +216,12 @@ over(["CCLF6"], "ORDRG_PRVDR_NPI_NUM", ["v3"],
 over(["CCLF6"], "CLM_BLG_PRVDR_NPI_NUM", ["v3"],
      "%resource.contained.where(id = %resource.provider.reference.substring(1)).identifier.where(system = 'http://hl7.org/fhir/sid/us-npi').value", "")
 
+# CCLF7 CLM_TYPE_CD is 9(02): IDR's Part D claim types are 1–4, CCLF writes them 01–04.
+over(["CCLF7"], "CLM_TYPE_CD", ["v3"],
+     "(%resource.type.coding.where(system = 'https://bluebutton.cms.gov/fhir/CodeSystem/CLM-TYPE-CD').code).first()"
+     ".select(iif(length() = 1, '0' & $this, $this))",
+     "CCLF's two-digit form (01–04) of IDR's Part D claim type (1–4).")
+
 # CCLF3 / CCLF4 (forEach procedure / diagnosis).
 over(["CCLF3"], "CLM_VAL_SQNC_NUM", ["v3"], "sequence",
      "Not in BCDA's v3 sheet; procedure.sequence is there as in v2.")

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bcda;
+pub mod cclf;
 pub mod fetch;
 pub mod load;
 pub mod reload;

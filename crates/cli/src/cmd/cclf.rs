@@ -1,0 +1,158 @@
+//! `claimline export cclf`, `claimline load-cclf` and `claimline reconcile`: CCLF fixed-width
+//! files both ways, and the two feeds compared (the work is `claimline_load::cclf`; this module
+//! parses the flags and prints).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use claimline_load::cclf::{CclfExport, CclfLoad};
+
+use crate::args::FormatArg;
+use crate::progress::CliProgress;
+
+/// Arguments of `claimline export`.
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    what: Export,
+}
+
+#[derive(clap::Subcommand)]
+enum Export {
+    /// The CCLF tables as CMS's fixed-width CCLF files (CCLF0–9, A, B), named as CMS names them.
+    Cclf(ExportCclf),
+}
+
+#[derive(clap::Args)]
+struct ExportCclf {
+    /// Folder for the CCLF files.
+    #[arg(long)]
+    out: PathBuf,
+    /// The output folder to read (written by `load` or `run` with SQLite).
+    #[arg(long, default_value = ".")]
+    from: PathBuf,
+    /// The ACO id in the file names (`P.A<ACO>.ACO.ZC1Y…`).
+    #[arg(long, default_value = "0000")]
+    aco: String,
+    /// Only the rows this run loaded (that are still current).
+    #[arg(long, conflicts_with = "current")]
+    run: Option<String>,
+    /// Every current row (the claim-history rule across runs): the default.
+    #[arg(long)]
+    current: bool,
+    /// Print one JSON document instead of a summary.
+    #[arg(long)]
+    json: bool,
+    /// Exit 4 when a row is left out because a value does not fit its field.
+    #[arg(long)]
+    strict: bool,
+}
+
+/// Runs `claimline export`.
+pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let Export::Cclf(args) = args.what;
+    let report = claimline_load::cclf::export_cclf(&CclfExport {
+        from: args.from,
+        out: args.out,
+        aco: args.aco,
+        run: args.run,
+    })?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        report.write_summary(&mut out)?;
+    }
+    Ok(if args.strict && report.rejects > 0 {
+        ExitCode::from(4)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Arguments of `claimline load-cclf`.
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// CCLF files, zip files of them as CMS ships them, or folders.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "both")]
+    format: FormatArg,
+    /// The table of every input (`cclf5`) when the file names do not tell it.
+    #[arg(long)]
+    table: Option<String>,
+    /// Run id (default: the start time).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Fail (exit 4) and write nothing if any record is rejected.
+    #[arg(long)]
+    strict: bool,
+    /// Print one JSON document instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `claimline load-cclf`.
+pub fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let format: claimline_load::Format = args.format.into();
+    let report = claimline_load::cclf::load_cclf(
+        &CclfLoad {
+            inputs: args.inputs,
+            out: args.out,
+            sinks: format.sinks(),
+            table: args.table,
+            run_id: args.run_id,
+            threads: args.threads,
+            strict: args.strict,
+        },
+        &CliProgress::new("load-cclf"),
+    )?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        report.write_summary(&mut out)?;
+    }
+    if !report.committed {
+        eprintln!(
+            "claimline: --strict: {} records rejected; nothing was written",
+            report.rejects
+        );
+        return Ok(ExitCode::from(4));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `claimline reconcile`.
+#[derive(clap::Args)]
+pub struct ReconcileArgs {
+    /// The output folder holding both feeds (BCDA loads and `load-cclf`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `claimline reconcile`.
+pub fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
+    let report = claimline_load::cclf::reconcile(&args.out)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        report.write_summary(&mut out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
