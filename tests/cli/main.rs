@@ -1,6 +1,7 @@
 //! End-to-end tests of the `claimline` binary: each module spawns the real binary on real files.
 
 mod cclf;
+mod cclf_files;
 mod crash;
 mod disk;
 mod fetch;

@@ -376,9 +376,7 @@ impl Field {
                     Cell::Decimal(m) => decimal_text(*m, column_scale(ty).unwrap_or(0)).into(),
                     Cell::Date(d) => format_date(*d).into(),
                     _ => {
-                        return Err(FieldError::Unsupported {
-                            ty: type_name(ty),
-                        });
+                        return Err(FieldError::Unsupported { ty: type_name(ty) });
                     }
                 };
                 if text.len() > self.len {
@@ -428,9 +426,7 @@ impl Field {
                         })?
                     }
                     _ => {
-                        return Err(FieldError::Unsupported {
-                            ty: type_name(ty),
-                        });
+                        return Err(FieldError::Unsupported { ty: type_name(ty) });
                     }
                 };
                 let abs = m.unsigned_abs();
@@ -623,11 +619,7 @@ pub fn parse_summary_record(line: &[u8]) -> Option<(String, u64, usize)> {
     let text = std::str::from_utf8(line).ok()?;
     let parts: Vec<&str> = text.split('|').map(str::trim).collect();
     match parts.as_slice() {
-        [file, _, count, len] => Some((
-            (*file).to_owned(),
-            count.parse().ok()?,
-            len.parse().ok()?,
-        )),
+        [file, _, count, len] => Some(((*file).to_owned(), count.parse().ok()?, len.parse().ok()?)),
         _ => None,
     }
 }
@@ -656,7 +648,12 @@ mod tests {
         for l in layouts() {
             for f in &l.fields {
                 if let Picture::Signed { int, scale } = f.picture {
-                    assert_eq!(2 + usize::from(int) + usize::from(scale), f.len, "{}", f.name);
+                    assert_eq!(
+                        2 + usize::from(int) + usize::from(scale),
+                        f.len,
+                        "{}",
+                        f.name
+                    );
                 }
             }
         }
@@ -677,7 +674,11 @@ mod tests {
     fn pictures_write_as_the_layout_says() {
         let t = ColumnType::Text;
         assert_eq!(
-            write(field("cclf1", "CLM_BILL_FAC_TYPE_CD"), Cell::Text("1".into()), &t),
+            write(
+                field("cclf1", "CLM_BILL_FAC_TYPE_CD"),
+                Cell::Text("1".into()),
+                &t
+            ),
             Ok("1".into())
         );
         assert_eq!(
@@ -685,7 +686,11 @@ mod tests {
             Ok("0000000007".into())
         );
         assert_eq!(
-            write(field("cclf1", "PRNCPL_DGNS_CD"), Cell::Text("E119".into()), &t),
+            write(
+                field("cclf1", "PRNCPL_DGNS_CD"),
+                Cell::Text("E119".into()),
+                &t
+            ),
             Ok("E119   ".into())
         );
         let money = ColumnType::Decimal {
@@ -697,7 +702,11 @@ mod tests {
             Ok(" 0000000000123.45".into())
         );
         assert_eq!(
-            write(field("cclf1", "CLM_FROM_DT"), Cell::Date(0), &ColumnType::Date),
+            write(
+                field("cclf1", "CLM_FROM_DT"),
+                Cell::Date(0),
+                &ColumnType::Date
+            ),
             Ok("1970-01-01".into())
         );
         assert_eq!(
@@ -710,7 +719,11 @@ mod tests {
     fn values_that_do_not_fit_are_errors_not_cut() {
         let t = ColumnType::Text;
         assert!(matches!(
-            write(field("cclf4", "CLM_PROD_TYPE_CD"), Cell::Text("principal".into()), &t),
+            write(
+                field("cclf4", "CLM_PROD_TYPE_CD"),
+                Cell::Text("principal".into()),
+                &t
+            ),
             Err(FieldError::TooLong {
                 len: 9,
                 width: 1,
@@ -722,7 +735,11 @@ mod tests {
             Err(FieldError::NotDigits { .. })
         ));
         assert!(matches!(
-            write(field("cclf2", "CLM_LINE_NUM"), Cell::Text("54025.5".into()), &t),
+            write(
+                field("cclf2", "CLM_LINE_NUM"),
+                Cell::Text("54025.5".into()),
+                &t
+            ),
             Err(FieldError::NotDigits { .. })
         ));
         let money = ColumnType::Decimal {
@@ -779,7 +796,10 @@ mod tests {
         );
         assert!(amt.read(b" 00000000001x3.45", &money).is_err());
         let dt = field("cclf1", "CLM_FROM_DT");
-        assert_eq!(dt.read(b"2024-02-29", &ColumnType::Date), Ok(Cell::Date(19_782)));
+        assert_eq!(
+            dt.read(b"2024-02-29", &ColumnType::Date),
+            Ok(Cell::Date(19_782))
+        );
         assert_eq!(
             dt.read(b"2023-02-29", &ColumnType::Date),
             Err(FieldError::BadDate)
@@ -796,7 +816,10 @@ mod tests {
         let at = Stamp::from_micros(1_733_200_496_789_000);
         let name = file_name("1234", layout("cclfa").expect("A"), at);
         assert_eq!(name, "P.A1234.ACO.ZCAY24.D241203.T0434567");
-        assert_eq!(layout_of_file_name(&name).map(|l| l.file.as_str()), Some("CCLFA"));
+        assert_eq!(
+            layout_of_file_name(&name).map(|l| l.file.as_str()),
+            Some("CCLFA")
+        );
         assert_eq!(
             layout_of_file_name("P.A1234.ACO.ZCR8Y24.D241203.T0434567").map(|l| l.file.as_str()),
             Some("CCLF8")

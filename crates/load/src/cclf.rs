@@ -86,6 +86,8 @@ struct ExportReject<'a> {
     table: &'a str,
     column: &'a str,
     _resource_id: Option<String>,
+    _source_file: Option<String>,
+    _line: Option<i64>,
     _run_id: Option<String>,
     reason: String,
 }
@@ -142,7 +144,7 @@ fn delivery_stamp(runs: &[RunRecord], run: Option<&str>) -> Stamp {
 /// named as CMS names its deliveries. Rows come from SQLite, which holds the current rows (the
 /// claim-history rule across runs); rows loaded from CCLF files are not exported again. A row
 /// with a value that does not fit its field is left out, counted, and listed (table, column,
-/// `_resource_id`; never the value) in `out/claimline-export-rejects.ndjson`.
+/// `_resource_id`, `_source_file`, `_line`; never the value) in `out/claimline-export-rejects.ndjson`.
 ///
 /// # Errors
 /// [`LoadError::Usage`] when `from` has no SQLite tables or `run` is not one of its runs;
@@ -222,7 +224,7 @@ pub fn export_cclf(opts: &CclfExport) -> Result<CclfExportReport, LoadError> {
                 })
                 .collect();
             let sql = format!(
-                "SELECT {}, _resource_id, _run_id FROM {} WHERE _api_version IS NOT '{CCLF_VERSION}' {} ORDER BY rowid",
+                "SELECT {}, _resource_id, _source_file, _line, _run_id FROM {} WHERE _api_version IS NOT '{CCLF_VERSION}' {} ORDER BY rowid",
                 select.join(", "),
                 sql_quote(&l.table),
                 if opts.run.is_some() {
@@ -243,8 +245,9 @@ pub fn export_cclf(opts: &CclfExport) -> Result<CclfExportReport, LoadError> {
                 let mut failed: Option<(usize, String)> = None;
                 for (i, (f, (_, ty))) in l.fields.iter().zip(&types).enumerate() {
                     let v = row.get_ref(i).map_err(&sqlite_error)?;
-                    let written = sqlite_cell(v, ty)
-                        .and_then(|cell| f.write(&cell, ty, &mut record).map_err(|e| e.to_string()));
+                    let written = sqlite_cell(v, ty).and_then(|cell| {
+                        f.write(&cell, ty, &mut record).map_err(|e| e.to_string())
+                    });
                     if let Err(reason) = written {
                         failed = Some((i, reason));
                         break;
@@ -263,7 +266,9 @@ pub fn export_cclf(opts: &CclfExport) -> Result<CclfExportReport, LoadError> {
                             table: &l.table,
                             column: &l.fields[i].name,
                             _resource_id: row.get(n).map_err(&sqlite_error)?,
-                            _run_id: row.get(n + 1).map_err(&sqlite_error)?,
+                            _source_file: row.get(n + 1).map_err(&sqlite_error)?,
+                            _line: row.get(n + 2).map_err(&sqlite_error)?,
+                            _run_id: row.get(n + 3).map_err(&sqlite_error)?,
                             reason,
                         };
                         serde_json::to_writer(&mut rejects, &reject).expect("JSON to memory");
@@ -272,7 +277,9 @@ pub fn export_cclf(opts: &CclfExport) -> Result<CclfExportReport, LoadError> {
                 }
             }
         }
-        let file = opts.out.join(claimline_cclf::file_name(&opts.aco, l, stamp));
+        let file = opts
+            .out
+            .join(claimline_cclf::file_name(&opts.aco, l, stamp));
         claimline_model::write_atomic(&file, &body).map_err(|e| LoadError::io(&file, e))?;
         summary.extend_from_slice(&claimline_cclf::summary_record(l, records));
         summary.push(b'\n');
@@ -326,7 +333,10 @@ impl CclfExportReport {
         writeln!(
             out,
             "summary: {}",
-            self.summary_file.file_name().unwrap_or_default().to_string_lossy()
+            self.summary_file
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
         )?;
         if let Some(file) = &self.rejects_file {
             writeln!(
@@ -480,17 +490,26 @@ fn open_inputs(inputs: &[PathBuf], table: Option<&str>) -> Result<Vec<CclfFile>,
         let file = std::fs::File::open(&path).map_err(|e| LoadError::io(&path, e))?;
         if is_zip {
             let mut archive = zip::ZipArchive::new(file).map_err(|e| {
-                LoadError::io(&path, std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                LoadError::io(
+                    &path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                )
             })?;
             for i in 0..archive.len() {
                 let mut member = archive.by_index(i).map_err(|e| {
-                    LoadError::io(&path, std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                    LoadError::io(
+                        &path,
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                    )
                 })?;
                 if member.is_dir() {
                     continue;
                 }
                 let inner = member.name().map(|n| n.into_owned()).map_err(|e| {
-                    LoadError::io(&path, std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                    LoadError::io(
+                        &path,
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                    )
                 })?;
                 let member_name = format!("{name}!{inner}");
                 let layout = layout_for(&inner, table)?;
@@ -515,7 +534,9 @@ fn open_inputs(inputs: &[PathBuf], table: Option<&str>) -> Result<Vec<CclfFile>,
             let bytes = if len == 0 {
                 Bytes::Owned(Vec::new())
             } else {
-                Bytes::Mapped(claimline_ndjson::map_file(&file).map_err(|e| LoadError::io(&path, e))?)
+                Bytes::Mapped(
+                    claimline_ndjson::map_file(&file).map_err(|e| LoadError::io(&path, e))?,
+                )
             };
             files.push(CclfFile {
                 name,
@@ -819,7 +840,8 @@ fn load_cclf_locked(
             crate::loader::write_rows(&mut sinks, c, rows)?;
         }
     }
-    let rejects_file = (!reject_lines.is_empty()).then(|| rejects_dir.join(format!("{run_id}.ndjson")));
+    let rejects_file =
+        (!reject_lines.is_empty()).then(|| rejects_dir.join(format!("{run_id}.ndjson")));
     if let Some(path) = &rejects_file {
         claimline_model::write_atomic(path, &reject_lines).map_err(|e| LoadError::io(path, e))?;
     }
@@ -956,7 +978,7 @@ impl CclfLoadReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReconcileRow {
     /// `CLM_TYPE_CD` (10 HHA, 20/30 SNF, 40 outpatient, 50 hospice, 60 inpatient, 71/72
-    /// carrier, 81/82 DME, 1–4 Part D).
+    /// carrier, 81/82 DME, 01–04 Part D; empty for Part D from BCDA v1/v2, which carry none).
     pub claim_type: String,
     /// `YYYY-MM` of the claim's from date (Part D: the first line's fill date).
     pub month: String,
@@ -1014,7 +1036,7 @@ c AS (SELECT * FROM claims WHERE cclf),
 j AS (
   SELECT coalesce(b.ty, c.ty) AS ty, coalesce(c.month, b.month) AS month,
          b.id IS NOT NULL AS in_b, c.id IS NOT NULL AS in_c, b.cents AS bc, c.cents AS cc
-  FROM b FULL OUTER JOIN c ON b.id = c.id AND b.ty = c.ty
+  FROM b FULL OUTER JOIN c ON b.id = c.id AND b.ty IS c.ty
 )
 SELECT ty, month, sum(in_b), sum(in_c), sum(in_b AND in_c), sum(in_b AND NOT in_c),
        sum(in_c AND NOT in_b), CAST(total(bc) AS INTEGER), CAST(total(cc) AS INTEGER),
@@ -1098,8 +1120,16 @@ impl ReconcileReport {
         writeln!(
             out,
             "{:<4} {:<7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>16} {:>16} {:>8}",
-            "type", "month", "bcda", "cclf", "both", "only bcda", "only cclf", "bcda paid",
-            "cclf paid", "paid ≠"
+            "type",
+            "month",
+            "bcda",
+            "cclf",
+            "both",
+            "only bcda",
+            "only cclf",
+            "bcda paid",
+            "cclf paid",
+            "paid ≠"
         )?;
         for r in &self.rows {
             writeln!(

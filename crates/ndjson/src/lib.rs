@@ -42,8 +42,7 @@ pub use parse::LineParser;
 pub use reject::{Reject, RejectKind, RejectTarget, create_private};
 pub use report::{ScanReport, scan_report};
 pub use scan::{
-    map_file,
-    Batch, Damage, DamageKind, FileSummary, Resource, ScanOptions, ScanSummary, parse_lines, scan,
-    scan_collect,
+    Batch, Damage, DamageKind, FileSummary, Resource, ScanOptions, ScanSummary, map_file,
+    parse_lines, scan, scan_collect,
 };
 pub use tape::{Cursor, Document, Kind};
