@@ -600,12 +600,13 @@ struct Parsed {
     rejects: Vec<(u64, Option<usize>, String)>,
 }
 
-/// Parses the records of `data` (whose first line is line `first_line`).
+/// Parses the records of `data` (whose first line is line `first_line`); `types` are the column
+/// types of the layout's fields.
 fn parse_chunk(
     data: &[u8],
     first_line: u64,
     l: &Layout,
-    schema: &TableSchema,
+    types: &[ColumnType],
     slots: &[Slot],
     file: &str,
     run_id: &str,
@@ -642,10 +643,7 @@ fn parse_chunk(
         };
         let mut cells: Vec<Cell> = Vec::with_capacity(l.fields.len());
         let mut failed = None;
-        for (i, (f, raw)) in l.fields.iter().zip(&fields).enumerate() {
-            let ty = schema
-                .column_index(&f.name)
-                .map_or(&ColumnType::Text, |c| &schema.columns[c].ty);
+        for (i, ((f, raw), ty)) in l.fields.iter().zip(&fields).zip(types).enumerate() {
             match f.read(raw, ty) {
                 Ok(c) => cells.push(c),
                 Err(e) => {
@@ -679,10 +677,15 @@ fn parse_chunk(
     out
 }
 
-/// Splits `data` into about `n` pieces at line ends, each with its first line's number.
-fn chunks(data: &[u8], n: usize) -> Vec<(&[u8], u64)> {
+/// Bytes of CCLF records one worker parses at a time: a file is read in waves of one piece per
+/// worker, so memory stays bounded whatever the file's size.
+const PIECE_BYTES: usize = 8 << 20;
+
+/// Splits `data` into pieces of about `target` bytes at line ends, each with its first line's
+/// number.
+fn chunks(data: &[u8], target: usize) -> Vec<(&[u8], u64)> {
     let mut out = Vec::new();
-    let target = data.len().div_ceil(n.max(1)).max(1 << 16);
+    let target = target.max(1 << 16);
     let mut start = 0;
     let mut line = 1u64;
     while start < data.len() {
@@ -768,49 +771,65 @@ fn load_cclf_locked(
             .expect("the cclf set has every CCLF table");
         let schema = &tables[t];
         let slots = slots(schema, f.layout);
-        let parsed: Vec<Parsed> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunks(&f.bytes, threads)
-                .into_iter()
-                .map(|(data, first)| {
-                    let (layout, slots, name, run_id) = (f.layout, &slots, &f.name, &run_id);
-                    s.spawn(move || parse_chunk(data, first, layout, schema, slots, name, run_id))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a parse worker panicked"))
-                .collect()
-        });
+        let types: Vec<ColumnType> = f
+            .layout
+            .fields
+            .iter()
+            .map(|field| {
+                schema
+                    .column_index(&field.name)
+                    .map_or(ColumnType::Text, |c| schema.columns[c].ty.clone())
+            })
+            .collect();
         let (mut records, mut rejected) = (0u64, 0u64);
         let key = schema.column_index("_claim_key");
-        for p in parsed {
-            for (line, field, reason) in p.rejects {
-                rejected += 1;
-                let reject = ImportReject {
-                    file: &f.name,
-                    line,
-                    table: &f.layout.table,
-                    field: field.map(|i| f.layout.fields[i].name.as_str()),
-                    reason,
-                };
-                serde_json::to_writer(&mut reject_lines, &reject).expect("JSON to memory");
-                reject_lines.push(b'\n');
-            }
-            records += p.rows.len() as u64;
-            if claim[t]
-                && let Some(k) = key
-            {
-                for row in &p.rows {
-                    if let Cell::Text(id) = &row[k] {
-                        claim_keys.insert((id.clone(), id.clone()));
+        let pieces = chunks(&f.bytes, PIECE_BYTES.min(f.bytes.len().div_ceil(threads)));
+        for wave in pieces.chunks(threads) {
+            let parsed: Vec<Parsed> = std::thread::scope(|s| {
+                let handles: Vec<_> = wave
+                    .iter()
+                    .map(|&(data, first)| {
+                        let (layout, slots, types, name, run_id) =
+                            (f.layout, &slots, &types, &f.name, &run_id);
+                        s.spawn(move || {
+                            parse_chunk(data, first, layout, types, slots, name, run_id)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a parse worker panicked"))
+                    .collect()
+            });
+            for p in parsed {
+                for (line, field, reason) in p.rejects {
+                    rejected += 1;
+                    let reject = ImportReject {
+                        file: &f.name,
+                        line,
+                        table: &f.layout.table,
+                        field: field.map(|i| f.layout.fields[i].name.as_str()),
+                        reason,
+                    };
+                    serde_json::to_writer(&mut reject_lines, &reject).expect("JSON to memory");
+                    reject_lines.push(b'\n');
+                }
+                records += p.rows.len() as u64;
+                if claim[t]
+                    && let Some(k) = key
+                {
+                    for row in &p.rows {
+                        if let Cell::Text(id) = &row[k] {
+                            claim_keys.insert((id.clone(), id.clone()));
+                        }
                     }
                 }
+                if !p.rows.is_empty() {
+                    crate::loader::write_rows(&mut sinks, t, p.rows)?;
+                }
             }
-            if !p.rows.is_empty() {
-                crate::loader::write_rows(&mut sinks, t, p.rows)?;
-            }
+            progress.advanced(wave.iter().map(|(d, _)| d.len() as u64).sum());
         }
-        progress.advanced(f.bytes.len() as u64);
         *rows_per_table.entry(f.layout.table.clone()).or_default() += records;
         reject_count += rejected;
         loaded.push(LoadedFile {
