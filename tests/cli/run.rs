@@ -683,6 +683,62 @@ fn reload_after_keep_rebuilds_every_table_or_refuses() {
     );
 }
 
+/// The quick start's demo: a seeded synthetic export with CMS's samples fills every CCLF table
+/// (the counts are pinned: the demo is deterministic), and its synthetic part adds no row error
+/// to the samples' own three (their `IGNORED_FIELD` placeholders).
+#[test]
+fn the_demo_fills_every_cclf_table_and_real_serves_the_samples_alone() {
+    let work = tempfile::tempdir().expect("work");
+    let go = |flag: &str, out: &str| {
+        ok(&Command::new(env!("CARGO_BIN_EXE_claimline"))
+            .current_dir(work.path())
+            .args(["run", flag, "--out", out, "--json"])
+            .env_remove("BCDA_CLIENT_ID")
+            .env_remove("BCDA_CLIENT_SECRET")
+            .env_remove("CLAIMLINE_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs"))
+    };
+    let demo = go("--local-sandbox", "demo-out");
+    let tables = &demo["load"]["tables"];
+    let pinned = [
+        ("cclf1", 50),
+        ("cclf2", 314),
+        ("cclf3", 58),
+        ("cclf4", 252),
+        ("cclf5", 896),
+        ("cclf6", 55),
+        ("cclf7", 388),
+        ("cclf8", 201),
+        ("cclf9", 84),
+        ("cclfa", 50),
+        ("cclfb", 951),
+    ];
+    for (table, rows) in pinned {
+        assert_eq!(tables[table], rows, "{table}: {tables}");
+    }
+    assert_eq!(demo["fetch"]["resources"]["ExplanationOfBenefit"], 774);
+    assert!(
+        demo["load"]["history"]["superseded"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    let real = go("--local-sandbox=real", "real-out");
+    assert_eq!(real["fetch"]["resources"]["ExplanationOfBenefit"], 9);
+    assert_eq!(real["load"]["tables"]["cclf1"], 1);
+    assert_eq!(real["row_errors"], 3);
+    assert_eq!(
+        demo["row_errors"], real["row_errors"],
+        "none from the synthetic part"
+    );
+    assert!(
+        work.path()
+            .join("demo-out/.claimline-demo/v2/cms-samples")
+            .is_dir()
+    );
+}
+
 #[test]
 fn local_sandbox_runs_the_whole_flow_on_the_bundled_samples() {
     let work = tempfile::tempdir().expect("work");
@@ -690,7 +746,13 @@ fn local_sandbox_runs_the_whole_flow_on_the_bundled_samples() {
     let go = || {
         Command::new(env!("CARGO_BIN_EXE_claimline"))
             .current_dir(work.path())
-            .args(["run", "--local-sandbox", "--out", "claimline-out", "--json"])
+            .args([
+                "run",
+                "--local-sandbox=real",
+                "--out",
+                "claimline-out",
+                "--json",
+            ])
             .env_remove("BCDA_CLIENT_ID")
             .env_remove("BCDA_CLIENT_SECRET")
             .stdin(Stdio::null())

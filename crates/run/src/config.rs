@@ -154,6 +154,17 @@ pub fn locate(flag: Option<&Path>) -> Option<PathBuf> {
     local.is_file().then_some(local)
 }
 
+/// What `--local-sandbox` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LocalData {
+    /// A seeded synthetic export (every claim type, versions and cancels) together with CMS's
+    /// real sample records: tables with rows in every CCLF table.
+    #[default]
+    Demo,
+    /// CMS's real sample records alone (`sample-data/real/<version>`).
+    Real,
+}
+
 /// What the caller of a run says, before the profile fills the rest: `claimline run`'s flags
 /// (every `None` or empty value falls back to the profile, then to the default).
 #[derive(Debug, Clone, Default)]
@@ -162,8 +173,9 @@ pub struct RunFlags {
     pub profile: Option<String>,
     /// The config file (default: [`locate`]).
     pub config: Option<PathBuf>,
-    /// Serve the bundled samples from the embedded sandbox (no credentials).
-    pub local_sandbox: bool,
+    /// Run against the embedded sandbox (no credentials): the demo (a seeded synthetic export
+    /// with CMS's samples) or CMS's samples alone.
+    pub local_sandbox: Option<LocalData>,
     /// `prod` or `sandbox`.
     pub env: Option<String>,
     /// Another BCDA-compatible base URL.
@@ -230,8 +242,9 @@ impl RunFlags {
     }
 
     /// The settings of the run: each flag, else the profile's value, else the default.
-    /// `--local-sandbox` serves `sample-data/real/<version>` (found by
-    /// `claimline_sandbox::sample_data`) and accepts the samples' placeholder row errors.
+    /// `--local-sandbox` serves the demo ([`LocalData::Demo`]: a seeded synthetic export with
+    /// `sample-data/real/<version>`, found by `claimline_sandbox::sample_data`) or the samples
+    /// alone, and accepts the samples' placeholder row errors.
     ///
     /// # Errors
     /// A message for the user (the CLI's exit 2): no source, no output folder, a value of the
@@ -249,12 +262,18 @@ impl RunFlags {
             (None, Some(text)) => text.parse().map_err(|e| format!("profile: {e}"))?,
             (None, None) => Endpoint::GroupAll,
         };
-        let source = if args.local_sandbox {
-            let data = claimline_sandbox::sample_data(api).ok_or_else(|| {
+        let source = if let Some(local) = args.local_sandbox {
+            let samples = claimline_sandbox::sample_data(api).ok_or_else(|| {
                 "--local-sandbox: sample-data/real not found; run from the claimline checkout"
                     .to_owned()
             })?;
-            Source::Local(data)
+            match local {
+                LocalData::Demo => Source::Demo {
+                    samples,
+                    version: api,
+                },
+                LocalData::Real => Source::Local(samples),
+            }
         } else if let Some(url) = args.base_url.clone() {
             Source::Url(url)
         } else if let Some(env) = &args.env {
@@ -293,7 +312,7 @@ impl RunFlags {
             .filter(|t| !t.is_empty())
             .collect();
         let since = args.since.unwrap_or(Since::Auto);
-        let local = matches!(source, Source::Local(_));
+        let local = matches!(source, Source::Local(_) | Source::Demo { .. });
         let timing = if local {
             Timing::fast()
         } else {

@@ -342,6 +342,8 @@ pub(crate) struct BeneClaims<'a> {
     pub years: u32,
     /// Last day a claim may start (before the export's transaction time).
     pub last_day: i64,
+    /// Claims per year relative to Medicare's ([`crate::ExportConfig::claim_scale`]).
+    pub claim_scale: f64,
 }
 
 /// Counts of what [`write_bene_claims`] wrote.
@@ -369,7 +371,7 @@ pub(crate) fn write_bene_claims(
                 continue;
             }
             let (lo, hi) = kind.per_year();
-            let mean = rng.random_range(lo..=hi);
+            let mean = rng.random_range(lo..=hi) * bene.claim_scale;
             let mut n = mean.floor() as u32;
             if rng.random_bool(mean.fract()) {
                 n += 1;

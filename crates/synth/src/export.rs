@@ -43,6 +43,7 @@ pub(crate) fn write_bene_eobs(
     seed: u64,
     index: u64,
     years: u32,
+    claim_scale: f64,
     out: &mut Vec<u8>,
 ) -> u64 {
     let (first_day, last_day) = history_window(years);
@@ -55,6 +56,7 @@ pub(crate) fn write_bene_eobs(
         first_day,
         years,
         last_day,
+        claim_scale,
     };
     claims::write_bene_claims(claims, version, &history, &mut rng, out).eobs
 }
@@ -72,6 +74,9 @@ pub struct ExportConfig {
     pub seed: u64,
     /// Write `*.ndjson.gz` (one gzip member per file, as BCDA stores them) instead of `*.ndjson`.
     pub gzip: bool,
+    /// Claims per beneficiary-year relative to Medicare's (1.0): a small export with every
+    /// claim type (the quick start's demo) scales them down.
+    pub claim_scale: f64,
 }
 
 impl ExportConfig {
@@ -83,6 +88,7 @@ impl ExportConfig {
             version: ApiVersion::V2,
             seed: 0,
             gzip: false,
+            claim_scale: 1.0,
         }
     }
 }
@@ -141,6 +147,7 @@ struct Context {
     version: ApiVersion,
     seed: u64,
     years: u32,
+    claim_scale: f64,
     first_day: i64,
     last_day: i64,
     claims: ClaimSet,
@@ -173,6 +180,7 @@ pub fn write_export(config: &ExportConfig, out: &Path) -> Result<ExportSummary, 
         version: config.version,
         seed: config.seed,
         years: config.years,
+        claim_scale: config.claim_scale,
         first_day,
         last_day,
         claims: ClaimSet::new(config.version),
@@ -282,6 +290,7 @@ fn bene_lines(ctx: &Context, resource_type: &str, index: u64) -> (Vec<u8>, u64) 
             ctx.seed,
             index,
             ctx.years,
+            ctx.claim_scale,
             &mut buf,
         );
         return (buf, n);

@@ -19,7 +19,7 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! let out = dir.path().join("export");
-//! let config = ExportConfig { benes: 3, years: 1, version: ApiVersion::V2, seed: 7, gzip: false };
+//! let config = ExportConfig { benes: 3, years: 1, version: ApiVersion::V2, seed: 7, ..ExportConfig::new(3) };
 //! let summary = write_export(&config, &out)?;
 //! assert_eq!(summary.resources("Patient"), 3);
 //! assert_eq!(summary.resources("Coverage"), 12);
@@ -160,6 +160,7 @@ impl EobGenerator {
             self.seed,
             index,
             7,
+            1.0,
             &mut self.pending,
         );
     }

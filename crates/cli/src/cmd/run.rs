@@ -18,7 +18,16 @@ use claimline_run::{RunLog, RunSettings};
 use crate::args::{Api, EndpointArg, Env};
 use crate::failure::UsageError;
 use crate::progress::{CliProgress, Reporter};
-use claimline_run::config::RunFlags;
+use claimline_run::config::{LocalData, RunFlags};
+
+/// What `--local-sandbox` serves.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LocalArg {
+    /// A seeded synthetic seven-year export with CMS's real sample records.
+    Demo,
+    /// CMS's real sample records alone.
+    Real,
+}
 
 /// Arguments of `claimline run`.
 #[derive(clap::Args)]
@@ -29,10 +38,11 @@ pub struct Args {
     /// Another BCDA-compatible base URL (HTTPS; plain HTTP only to a loopback sandbox).
     #[arg(long, conflicts_with = "local_sandbox")]
     base_url: Option<String>,
-    /// Start the embedded BCDA sandbox on the bundled `sample-data/` and run against it (no
-    /// credentials needed).
-    #[arg(long)]
-    local_sandbox: bool,
+    /// Start the embedded BCDA sandbox and run against it (no credentials needed): `demo` (the
+    /// default) serves a seeded synthetic export with CMS's sample records, `real` only the
+    /// samples (`sample-data/real/`).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "demo", require_equals = true)]
+    local_sandbox: Option<LocalArg>,
     /// A profile of the config file (one per ACO).
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
@@ -118,7 +128,10 @@ impl Settings {
         let flags = RunFlags {
             profile: args.profile,
             config: args.config,
-            local_sandbox: args.local_sandbox,
+            local_sandbox: args.local_sandbox.map(|l| match l {
+                LocalArg::Demo => LocalData::Demo,
+                LocalArg::Real => LocalData::Real,
+            }),
             env: args.env.map(|e| {
                 match e {
                     Env::Prod => "prod",

@@ -45,6 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         version,
         seed: args.seed,
         gzip: args.gzip,
+        ..ExportConfig::new(args.benes)
     };
     let start = Instant::now();
     let summary = match claimline_synth::write_export(&config, &args.out) {
