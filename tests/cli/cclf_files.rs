@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{claimline, json, repo_root, sample_data};
+use super::{claimline, current_claims as recount, json, repo_root, sample_data};
 
 /// One field of the layouts CSV: name, picture, 0-based start, length.
 struct Field {
@@ -597,39 +597,6 @@ fn bad_cclf_records_are_rejects_with_file_and_line_and_zips_load_like_files() {
         ],
     );
     assert_eq!(with_table["rejects"], 0);
-}
-
-/// Current claims per (claim type, month) counted straight from the tables.
-fn recount(db: &Path) -> BTreeMap<(String, String), (u64, i64)> {
-    let conn = rusqlite::Connection::open(db).expect("db");
-    let mut out = BTreeMap::new();
-    for (table, date, amount) in [
-        ("cclf1", "CLM_FROM_DT", "CLM_PMT_AMT"),
-        ("cclf5", "CLM_FROM_DT", "CLM_LINE_CVRD_PD_AMT"),
-        ("cclf6", "CLM_FROM_DT", "CLM_LINE_CVRD_PD_AMT"),
-        ("cclf7", "CLM_LINE_FROM_DT", "CLM_LINE_BENE_PMT_AMT"),
-    ] {
-        let sql = format!(
-            "SELECT CLM_TYPE_CD, substr(min({date}), 1, 7), sum(round(CAST({amount} AS REAL) * 100))
-             FROM {table} WHERE _api_version <> 'cclf' GROUP BY CLM_TYPE_CD, CUR_CLM_UNIQ_ID"
-        );
-        let mut stmt = conn.prepare(&sql).expect("sql");
-        let mut q = stmt.query([]).expect("query");
-        while let Some(r) = q.next().expect("row") {
-            // v1/v2 Part D has no claim type (CCLF7 CLM_TYPE_CD is unmapped there).
-            let key: (String, String) = (
-                r.get::<_, Option<String>>(0)
-                    .expect("type")
-                    .unwrap_or_default(),
-                r.get(1).expect("month"),
-            );
-            let cents: f64 = r.get::<_, Option<f64>>(2).expect("sum").unwrap_or(0.0);
-            let e = out.entry(key).or_insert((0, 0));
-            e.0 += 1;
-            e.1 += cents as i64;
-        }
-    }
-    out
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod disk;
 mod fetch;
 mod history;
 mod load;
+mod report;
 mod run;
 mod scan;
 mod synth;
@@ -93,4 +94,38 @@ pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     files
+}
+
+/// Current BCDA claims per (`CLM_TYPE_CD`, month) and their paid cents, counted straight from
+/// an output's SQLite CCLF tables.
+pub fn current_claims(db: &Path) -> BTreeMap<(String, String), (u64, i64)> {
+    let conn = rusqlite::Connection::open(db).expect("db");
+    let mut out = BTreeMap::new();
+    for (table, date, amount) in [
+        ("cclf1", "CLM_FROM_DT", "CLM_PMT_AMT"),
+        ("cclf5", "CLM_FROM_DT", "CLM_LINE_CVRD_PD_AMT"),
+        ("cclf6", "CLM_FROM_DT", "CLM_LINE_CVRD_PD_AMT"),
+        ("cclf7", "CLM_LINE_FROM_DT", "CLM_LINE_BENE_PMT_AMT"),
+    ] {
+        let sql = format!(
+            "SELECT CLM_TYPE_CD, substr(min({date}), 1, 7), sum(round(CAST({amount} AS REAL) * 100))
+             FROM {table} WHERE _api_version <> 'cclf' GROUP BY CLM_TYPE_CD, CUR_CLM_UNIQ_ID"
+        );
+        let mut stmt = conn.prepare(&sql).expect("sql");
+        let mut q = stmt.query([]).expect("query");
+        while let Some(r) = q.next().expect("row") {
+            // v1/v2 Part D has no claim type (CCLF7 CLM_TYPE_CD is unmapped there).
+            let key: (String, String) = (
+                r.get::<_, Option<String>>(0)
+                    .expect("type")
+                    .unwrap_or_default(),
+                r.get(1).expect("month"),
+            );
+            let cents: f64 = r.get::<_, Option<f64>>(2).expect("sum").unwrap_or(0.0);
+            let e = out.entry(key).or_insert((0, 0));
+            e.0 += 1;
+            e.1 += cents as i64;
+        }
+    }
+    out
 }

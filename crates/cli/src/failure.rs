@@ -25,6 +25,15 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<UsageError>().is_some() {
             return 2;
         }
+        if let Some(e) = cause.downcast_ref::<claimline_report::ReportError>() {
+            return match e {
+                claimline_report::ReportError::Usage(_) => 2,
+                claimline_report::ReportError::Load(e) => {
+                    claimline_run::failure::code_of(e).unwrap_or(5)
+                }
+                _ => 5,
+            };
+        }
         if let Some(code) = claimline_run::failure::code_of(cause) {
             return code;
         }
@@ -34,7 +43,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// The file the error names, from the first typed error in its chain that names one.
 pub fn file(err: &anyhow::Error) -> Option<PathBuf> {
-    err.chain().find_map(claimline_run::failure::file)
+    err.chain().find_map(
+        |cause| match cause.downcast_ref::<claimline_report::ReportError>() {
+            Some(e) => e.path().map(std::path::Path::to_path_buf),
+            None => claimline_run::failure::file(cause),
+        },
+    )
 }
 
 /// The error in one line, each cause once ([`claimline_run::failure::message`]).

@@ -54,6 +54,8 @@ enum Command {
     LoadCclf(cmd::cclf::LoadArgs),
     /// Compare the claims of CCLF files with those from BCDA, per claim type and month.
     Reconcile(cmd::cclf::ReconcileArgs),
+    /// Write a run's HTML report (one self-contained file, aggregates only) to DIR/reports/.
+    Report(cmd::report::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd::cclf::export(args),
         Command::LoadCclf(args) => cmd::cclf::load(args),
         Command::Reconcile(args) => cmd::cclf::reconcile(args),
+        Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(code) => code,

@@ -693,6 +693,12 @@ impl Plan {
         self.views.iter().any(|v| v.claim && v.table == t)
     }
 
+    /// True when views feed table `t` directly (false for the tables the link stage builds:
+    /// `bene_xref`, `cclf8`, `cclf9`, the run tables).
+    pub fn is_view_table(&self, t: usize) -> bool {
+        self.views.iter().any(|v| v.table == t && v.input.is_none())
+    }
+
     /// Columns of table `t` that are NULL by design: every view feeding it tags the column
     /// `claimline/unmapped` (no BCDA source), so a load need not say they were NULL.
     pub fn null_by_design(&self, t: usize) -> std::collections::HashSet<String> {

@@ -58,6 +58,9 @@ pub struct Args {
     /// collector. Written on failure too.
     #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
+    /// Do not write the run's HTML report (`DIR/reports/<run_id>.html`).
+    #[arg(long)]
+    no_report: bool,
 }
 
 /// Runs `claimline load`.
@@ -89,12 +92,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         claimline_run::metrics::write(path, &m)?;
     }
     let report = loaded?;
+    let page = (report.committed && !args.no_report)
+        .then(|| crate::cmd::report::after_load(&args.out, &report.run_id, &report))
+        .flatten();
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
         report.write_summary(&mut out)?;
+        if let Some(page) = page {
+            writeln!(out, "report: {}", page.display())?;
+        }
     }
     for d in &report.damaged {
         eprintln!("claimline: {}", d.message);

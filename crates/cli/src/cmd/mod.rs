@@ -5,6 +5,7 @@ pub mod cclf;
 pub mod fetch;
 pub mod load;
 pub mod reload;
+pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod scan;

@@ -112,6 +112,9 @@ pub struct Args {
     /// failure too.
     #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
+    /// Do not write the run's HTML report (`DIR/reports/<run_id>.html`).
+    #[arg(long)]
+    no_report: bool,
 }
 
 /// Everything a run needs, from the flags and the profile.
@@ -121,6 +124,7 @@ struct Settings {
     log: Option<PathBuf>,
     log_json: bool,
     metrics: Option<PathBuf>,
+    report: bool,
 }
 
 impl Settings {
@@ -176,6 +180,7 @@ impl Settings {
                 }
             },
             metrics: args.metrics,
+            report: !args.no_report,
         })
     }
 }
@@ -229,12 +234,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let r = outcome.report;
+    let loaded = r.load.as_ref().is_some_and(|l| l.committed);
+    let page = (settings.report && loaded)
+        .then(|| crate::cmd::report::after_load(&r.out, &r.run_id, &r))
+        .flatten();
     let mut stdout = std::io::stdout().lock();
     if settings.json {
         serde_json::to_writer_pretty(&mut stdout, &r)?;
         writeln!(stdout)?;
     } else {
         r.write_summary(&mut stdout)?;
+        if let Some(page) = page {
+            writeln!(stdout, "report: {}", page.display())?;
+        }
     }
     Ok(ExitCode::from(code))
 }

@@ -1,0 +1,509 @@
+//! A run at a glance: one self-contained HTML file from an output folder's tables and run
+//! records.
+//!
+//! After a weekly run an ACO's engineer wants to know whether the volume looked normal, which
+//! claim types and months arrived, how much was paid, what was rejected and why, and what
+//! changed since last week. [`build`] gathers that from the output folder's SQLite tables (the
+//! current rows), its run records, the run's rejects files and the command's saved JSON report
+//! (`DIR/reports/<run_id>.json`, written by [`save_details`]); [`render`] turns it into HTML
+//! with inline SVG charts and inline styles: no script, no network access, and no PHI (only
+//! aggregates: counts, amounts, months, table, column and file names; never an MBI, a resource
+//! id or a value). [`write`] does both into `DIR/reports/<run_id>.html`.
+//!
+//! ```
+//! use claimline_load::{Loader, NoProgress};
+//!
+//! let out = tempfile::tempdir()?;
+//! let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-data/real/r4");
+//! let loaded = Loader::new(out.path()).all_versions(true).load(&[samples], &NoProgress)?;
+//! let page = claimline_report::write(out.path(), None)?;
+//! let html = std::fs::read_to_string(&page)?;
+//! assert!(html.contains(&loaded.run_id) && html.contains("<svg"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use claimline_model::RunRecord;
+use serde::Serialize;
+
+mod html;
+
+pub use html::render;
+
+/// What can stop a report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// The output folder has no SQLite tables, or not the run asked for.
+    #[error("{0}")]
+    Usage(String),
+    /// Reading the tables (or planning the built-in views) failed.
+    #[error(transparent)]
+    Load(#[from] claimline_load::LoadError),
+    /// The database could not be read.
+    #[error(transparent)]
+    Sink(#[from] claimline_sink::Error),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl ReportError {
+    /// The file the error is about, when it is about one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ReportError::Io { path, .. } => Some(path),
+            ReportError::Load(e) => e.path(),
+            ReportError::Sink(e) => e.path(),
+            ReportError::Usage(_) => None,
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> ReportError + '_ {
+    move |e| ReportError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    }
+}
+
+/// Current claims and their paid amount for one claim type and month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonthRow {
+    /// `CLM_TYPE_CD` (empty: Part D from v1/v2).
+    pub claim_type: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Current claims.
+    pub claims: u64,
+    /// Their paid amount, in cents.
+    pub paid_cents: i64,
+}
+
+/// A count of rejects or row errors of one kind in one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Count {
+    /// The kind (`invalid_json`, …) or `table.column: reason`.
+    pub what: String,
+    /// The file they are in.
+    pub file: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// The crosswalk's coverage of one CCLF table over its current rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Coverage {
+    /// `cclf1` …
+    pub table: String,
+    /// Current rows.
+    pub rows: u64,
+    /// CCLF columns.
+    pub columns: usize,
+    /// Columns the views map (not NULL by design).
+    pub mapped: usize,
+    /// Share of non-NULL values over the mapped columns' cells (0–1).
+    pub filled: f64,
+    /// Mapped columns NULL in every current row.
+    pub empty: Vec<String>,
+}
+
+/// One claim type this run and the run before (from `_claimline_counts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Movement {
+    /// The eob-type code (`CARRIER`, …).
+    pub claim_type: String,
+    /// Claims the previous run loaded.
+    pub previous_claims: u64,
+    /// Claims this run loaded.
+    pub claims: u64,
+    /// Their `payment.amount`, previous run, in cents.
+    pub previous_paid_cents: i64,
+    /// This run, in cents.
+    pub paid_cents: i64,
+}
+
+/// Everything a report shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The output folder.
+    pub out: PathBuf,
+    /// The run reported on.
+    pub run: RunRecord,
+    /// The run before it, if any.
+    pub previous: Option<RunRecord>,
+    /// Up to 12 runs ending with this one, oldest first.
+    pub runs: Vec<RunRecord>,
+    /// The command's JSON report of the run, when it was saved ([`save_details`]).
+    pub details: Option<serde_json::Value>,
+    /// Current claims per claim type and month (every run's, the claim-history rule applied).
+    pub months: Vec<MonthRow>,
+    /// Rejected lines of the run by kind and file.
+    pub rejects: Vec<Count>,
+    /// Row errors of the run by table, column, reason and file.
+    pub row_errors: Vec<Count>,
+    /// Per CCLF table, the crosswalk's coverage.
+    pub coverage: Vec<Coverage>,
+    /// Per claim type, this run against the previous one.
+    pub movement: Vec<Movement>,
+    /// Beneficiaries the output knows (distinct `BENE_ID` in `bene_xref`).
+    pub beneficiaries: u64,
+}
+
+/// Where a run's report and saved details go: `DIR/reports/<run_id>.html` and `.json`.
+pub fn report_path(out: &Path, run_id: &str, extension: &str) -> PathBuf {
+    out.join("reports").join(format!("{run_id}.{extension}"))
+}
+
+/// Saves the command's JSON report of run `run_id` (a `LoadReport` or a `RunReport`) beside
+/// its HTML report, so a later `claimline report --run` shows the history and beneficiary
+/// figures too. Owner-only.
+///
+/// # Errors
+/// [`ReportError::Io`].
+pub fn save_details(
+    out: &Path,
+    run_id: &str,
+    details: &serde_json::Value,
+) -> Result<PathBuf, ReportError> {
+    let dir = out.join("reports");
+    claimline_model::create_private_dir(&dir).map_err(io(&dir))?;
+    let path = report_path(out, run_id, "json");
+    let text = serde_json::to_vec_pretty(details).map_err(|e| ReportError::Io {
+        path: path.clone(),
+        source: e.into(),
+    })?;
+    claimline_model::write_atomic(&path, &text).map_err(io(&path))?;
+    Ok(path)
+}
+
+/// Builds the report of run `run` (default: the last) of the output folder `out`.
+///
+/// # Errors
+/// [`ReportError::Usage`] when `out` has no `claimline.sqlite` or no such run; the others when
+/// a file cannot be read.
+pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
+    let db_path = out.join("claimline.sqlite");
+    if !db_path.is_file() {
+        return Err(ReportError::Usage(format!(
+            "{} has no claimline.sqlite: the report reads the SQLite tables (load with --format sqlite or both)",
+            out.display()
+        )));
+    }
+    let conn = claimline_sink::open_earlier(&db_path)?;
+    let all_runs = claimline_sink::read_sqlite_runs(&conn, &db_path)?;
+    let at = match run {
+        Some(id) => all_runs
+            .iter()
+            .position(|r| r.run_id == id)
+            .ok_or_else(|| {
+                ReportError::Usage(format!("{} holds no run {id}", db_path.display()))
+            })?,
+        None => all_runs
+            .len()
+            .checked_sub(1)
+            .ok_or_else(|| ReportError::Usage(format!("{} holds no run", db_path.display())))?,
+    };
+    let this = all_runs[at].clone();
+    let previous = at.checked_sub(1).map(|i| all_runs[i].clone());
+    let runs = all_runs[at.saturating_sub(11)..=at].to_vec();
+    let details_path = report_path(out, &this.run_id, "json");
+    let details = match std::fs::read(&details_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+        Err(_) => None,
+    };
+    let tables = existing_tables(&conn, &db_path)?;
+    let has_claims = ["cclf1", "cclf5", "cclf6", "cclf7"]
+        .iter()
+        .all(|t| tables.contains_key(*t));
+    let months = if has_claims {
+        claimline_load::cclf::reconcile(out)?
+            .rows
+            .into_iter()
+            .map(|r| MonthRow {
+                claim_type: r.claim_type,
+                month: r.month,
+                claims: r.bcda_claims,
+                paid_cents: cents(&r.bcda_paid),
+            })
+            .filter(|r| r.claims > 0)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rejects_dir = out.join("rejects");
+    let rejects = count_lines(&rejects_dir.join(format!("{}.ndjson", this.run_id)), |v| {
+        str_of(v, "kind")
+    })?;
+    let row_errors = count_lines(
+        &rejects_dir.join(format!("{}-row-errors.ndjson", this.run_id)),
+        |v| {
+            format!(
+                "{}.{}: {}",
+                str_of(v, "table"),
+                str_of(v, "column"),
+                str_of(v, "error")
+            )
+        },
+    )?;
+    let coverage = coverage(&conn, &db_path, &tables)?;
+    let movement = movement(&conn, &db_path, &tables, &this, previous.as_ref())?;
+    let beneficiaries = if tables.contains_key("bene_xref") {
+        conn.query_row("SELECT count(DISTINCT BENE_ID) FROM bene_xref", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(sqlite(&db_path))? as u64
+    } else {
+        0
+    };
+    Ok(Report {
+        out: out.to_owned(),
+        run: this,
+        previous,
+        runs,
+        details,
+        months,
+        rejects,
+        row_errors,
+        coverage,
+        movement,
+        beneficiaries,
+    })
+}
+
+/// Builds the report of run `run` (default: the last) and writes it to
+/// `DIR/reports/<run_id>.html` (owner-only, replaced atomically); returns the path.
+///
+/// # Errors
+/// As [`build`]; [`ReportError::Io`] when the file cannot be written.
+pub fn write(out: &Path, run: Option<&str>) -> Result<PathBuf, ReportError> {
+    let report = build(out, run)?;
+    let dir = out.join("reports");
+    claimline_model::create_private_dir(&dir).map_err(io(&dir))?;
+    let path = report_path(out, &report.run.run_id, "html");
+    claimline_model::write_atomic(&path, render(&report).as_bytes()).map_err(io(&path))?;
+    Ok(path)
+}
+
+fn str_of(v: &serde_json::Value, key: &str) -> String {
+    v.get(key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Cents of exact decimal text (`1234.5` → 123450).
+fn cents(text: &str) -> i64 {
+    let (neg, t) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    let mut f: String = frac.chars().take(2).collect();
+    while f.len() < 2 {
+        f.push('0');
+    }
+    let v = int.parse::<i64>().unwrap_or(0) * 100 + f.parse::<i64>().unwrap_or(0);
+    if neg { -v } else { v }
+}
+
+/// Table name → its columns, for the tables the database holds.
+fn existing_tables(
+    conn: &rusqlite::Connection,
+    path: &Path,
+) -> Result<BTreeMap<String, Vec<String>>, ReportError> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .map_err(sqlite(path))?;
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(sqlite(path))?
+        .collect::<Result<_, _>>()
+        .map_err(sqlite(path))?;
+    let mut out = BTreeMap::new();
+    for name in names {
+        let mut info = conn
+            .prepare(&format!("PRAGMA table_info(\"{name}\")"))
+            .map_err(sqlite(path))?;
+        let cols: Vec<String> = info
+            .query_map([], |r| r.get(1))
+            .map_err(sqlite(path))?
+            .collect::<Result<_, _>>()
+            .map_err(sqlite(path))?;
+        out.insert(name, cols);
+    }
+    Ok(out)
+}
+
+/// Counts the lines of an NDJSON file by (what, `file`); a missing file is no lines.
+fn count_lines(
+    path: &Path,
+    what: impl Fn(&serde_json::Value) -> String,
+) -> Result<Vec<Count>, ReportError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        *counts.entry((what(&v), str_of(&v, "file"))).or_default() += 1;
+    }
+    Ok(counts
+        .into_iter()
+        .map(|((what, file), count)| Count { what, file, count })
+        .collect())
+}
+
+fn coverage(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    tables: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<Coverage>, ReportError> {
+    let sources = claimline_load::views::sources(&["cclf".to_owned()])?;
+    let mut plan = claimline_link::Plan::new(claimline_load::views::load(&sources)?)
+        .map_err(claimline_load::LoadError::from)?;
+    plan.add_link_tables();
+    let mut out = Vec::new();
+    for (t, schema) in plan.tables().iter().enumerate() {
+        let name = &schema.name;
+        if !name.starts_with("cclf") || !tables.contains_key(name) {
+            continue;
+        }
+        // Link-built tables (cclf8, cclf9) have no view of their own to mark a column NULL by
+        // design: all their columns are mapped.
+        let mut by_design = plan.null_by_design(t);
+        if !plan.is_view_table(t) {
+            by_design.clear();
+        }
+        let columns: Vec<&str> = schema
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|c| !c.starts_with('_'))
+            .filter(|c| tables[name].iter().any(|have| have == c))
+            .collect();
+        let mapped: Vec<&str> = columns
+            .iter()
+            .copied()
+            .filter(|c| !by_design.contains(*c))
+            .collect();
+        let select: Vec<String> = std::iter::once("count(*)".to_owned())
+            .chain(mapped.iter().map(|c| format!("count(\"{c}\")")))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM \"{name}\" WHERE _api_version IS NOT 'cclf'",
+            select.join(", ")
+        );
+        let counts: Vec<i64> = conn
+            .query_row(&sql, [], |r| {
+                (0..select.len()).map(|i| r.get::<_, i64>(i)).collect()
+            })
+            .map_err(sqlite(path))?;
+        let rows = counts[0] as u64;
+        let filled_cells: i64 = counts[1..].iter().sum();
+        let filled = if rows == 0 || mapped.is_empty() {
+            0.0
+        } else {
+            filled_cells as f64 / (rows as f64 * mapped.len() as f64)
+        };
+        let empty = if rows == 0 {
+            Vec::new()
+        } else {
+            mapped
+                .iter()
+                .zip(&counts[1..])
+                .filter(|(_, n)| **n == 0)
+                .map(|(c, _)| (*c).to_owned())
+                .collect()
+        };
+        out.push(Coverage {
+            table: name.clone(),
+            rows,
+            columns: columns.len(),
+            mapped: mapped.len(),
+            filled,
+            empty,
+        });
+    }
+    Ok(out)
+}
+
+fn movement(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    tables: &BTreeMap<String, Vec<String>>,
+    this: &RunRecord,
+    previous: Option<&RunRecord>,
+) -> Result<Vec<Movement>, ReportError> {
+    if !tables.contains_key(claimline_link::COUNTS_TABLE) {
+        return Ok(Vec::new());
+    }
+    let per_type = |run: &str| -> Result<BTreeMap<String, (u64, i64)>, ReportError> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT CLAIM_TYPE, sum(CLAIMS), CAST(total(round(PAYMENT_SUM * 100)) AS INTEGER)
+                 FROM _claimline_counts WHERE _run_id = ?1 GROUP BY CLAIM_TYPE",
+            )
+            .map_err(sqlite(path))?;
+        let rows = stmt
+            .query_map([run], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    (r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)?),
+                ))
+            })
+            .map_err(sqlite(path))?
+            .collect::<Result<BTreeMap<_, _>, _>>()
+            .map_err(sqlite(path))?;
+        Ok(rows)
+    };
+    let now = per_type(&this.run_id)?;
+    let before = match previous {
+        Some(p) => per_type(&p.run_id)?,
+        None => BTreeMap::new(),
+    };
+    let types: std::collections::BTreeSet<&String> = now.keys().chain(before.keys()).collect();
+    Ok(types
+        .into_iter()
+        .map(|t| {
+            let (claims, paid) = now.get(t).copied().unwrap_or((0, 0));
+            let (pc, pp) = before.get(t).copied().unwrap_or((0, 0));
+            Movement {
+                claim_type: t.clone(),
+                previous_claims: pc,
+                claims,
+                previous_paid_cents: pp,
+                paid_cents: paid,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cents_of_decimal_text() {
+        assert_eq!(cents("1234.5"), 123_450);
+        assert_eq!(cents("-0.07"), -7);
+        assert_eq!(cents("12"), 1_200);
+        assert_eq!(cents("0.00"), 0);
+    }
+}
