@@ -40,7 +40,7 @@ pub struct Reporter {
 impl Reporter {
     /// A reporter; `quiet` keeps stderr to warnings (for `--json` runs under scripts).
     pub fn new(quiet: bool) -> Self {
-        let target = if std::io::stderr().is_terminal() {
+        let target = if std::io::stderr().is_terminal() && !quiet {
             ProgressDrawTarget::stderr()
         } else {
             ProgressDrawTarget::hidden()
@@ -142,18 +142,24 @@ impl FetchProgress for Reporter {
     }
 }
 
-/// A byte bar on a terminal, notes on stderr.
+/// A byte bar on a terminal (bytes and resources per second), notes on stderr.
 pub struct CliProgress {
     bar: std::sync::Mutex<Option<ProgressBar>>,
     what: &'static str,
+    quiet: bool,
+    resources: AtomicU64,
+    since: std::time::Instant,
 }
 
 impl CliProgress {
-    /// Progress of a job named `what` (`load`).
-    pub fn new(what: &'static str) -> Self {
+    /// Progress of a job named `what` (`load`); `quiet` (`--json`) draws no bar.
+    pub fn new(what: &'static str, quiet: bool) -> Self {
         CliProgress {
             bar: std::sync::Mutex::new(None),
             what,
+            quiet,
+            resources: AtomicU64::new(0),
+            since: std::time::Instant::now(),
         }
     }
 
@@ -164,7 +170,22 @@ impl CliProgress {
 
 impl Progress for CliProgress {
     fn started(&self, total_bytes: u64) {
-        *self.bar() = Some(bytes_bar(total_bytes, self.what));
+        if !self.quiet {
+            *self.bar() = Some(bytes_bar(total_bytes, self.what));
+        }
+    }
+
+    fn resources(&self, resources: u64) {
+        let n = self.resources.fetch_add(resources, Ordering::Relaxed) + resources;
+        if let Some(bar) = self.bar().as_ref() {
+            let secs = self.since.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!(
+                "{} {} resources, {:.0}/s",
+                self.what,
+                n,
+                n as f64 / secs
+            ));
+        }
     }
 
     fn advanced(&self, bytes: u64) {

@@ -782,6 +782,7 @@ fn load_cclf_locked(
             })
             .collect();
         let (mut records, mut rejected) = (0u64, 0u64);
+        let mut progress_count = 0u64;
         let key = schema.column_index("_claim_key");
         let pieces = chunks(&f.bytes, PIECE_BYTES.min(f.bytes.len().div_ceil(threads)));
         for wave in pieces.chunks(threads) {
@@ -829,6 +830,8 @@ fn load_cclf_locked(
                 }
             }
             progress.advanced(wave.iter().map(|(d, _)| d.len() as u64).sum());
+            progress.resources(records + rejected - progress_count);
+            progress_count = records + rejected;
         }
         *rows_per_table.entry(f.layout.table.clone()).or_default() += records;
         reject_count += rejected;

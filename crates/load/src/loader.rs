@@ -430,6 +430,7 @@ impl Loader {
             },
             |batch| {
                 progress.advanced(batch.disk_bytes);
+                progress.resources(batch.items.len() as u64);
                 claimline_fault::point("scan.batch")?;
                 let mut per_table: Vec<Vec<Vec<Cell>>> = vec![Vec::new(); tables.len()];
                 for (mut out, file_index, line, api_version, event) in batch.items {

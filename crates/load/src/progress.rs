@@ -13,6 +13,11 @@ pub trait Progress: Sync {
         let _ = bytes;
     }
 
+    /// Another `resources` were read (NDJSON lines, or CCLF records).
+    fn resources(&self, resources: u64) {
+        let _ = resources;
+    }
+
     /// The scan is over.
     fn finished(&self) {}
 

@@ -114,7 +114,7 @@ pub fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             threads: args.threads,
             strict: args.strict,
         },
-        &CliProgress::new("load-cclf"),
+        &CliProgress::new("load-cclf", args.json),
     )?;
     let mut out = std::io::stdout().lock();
     if args.json {

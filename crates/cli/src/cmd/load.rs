@@ -75,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .accept_damaged(args.accept_rejects)
         .all_versions(args.all_versions);
     let started = std::time::Instant::now();
-    let loaded = loader.load(&args.inputs, &CliProgress::new("load"));
+    let loaded = loader.load(&args.inputs, &CliProgress::new("load", args.json));
     let code = match &loaded {
         Ok(r) if !r.committed => 4,
         Ok(_) => 0,

@@ -23,7 +23,11 @@ pub struct Args {
 
 /// Runs `claimline reload`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let r = claimline_run::reload(&args.out, &args.views, &CliProgress::new("reload"))?;
+    let r = claimline_run::reload(
+        &args.out,
+        &args.views,
+        &CliProgress::new("reload", args.json),
+    )?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut stdout, &r)?;

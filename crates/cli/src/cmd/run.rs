@@ -202,7 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &settings.run,
         &mut log,
         &reporter,
-        &CliProgress::new("load"),
+        &CliProgress::new("load", settings.json),
     );
     reporter.finish();
     let code = match &outcome {
