@@ -130,6 +130,24 @@ fn every_load_writes_a_report_whose_numbers_are_the_tables_and_hold_no_phi() {
     assert!(moved.contains(&"CARRIER"), "{moved:?}");
     assert!(html.contains("against run 20260101T000000.000000Z"));
 
+    // The claim events: the second run loaded the same export again, so every version it
+    // recorded is a new version of a claim the output held, none a new claim.
+    let versions: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM _claimline_claims WHERE _run_id = '20260108T000000.000000Z' AND _action = 'version'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("events");
+    assert!(versions > 0);
+    assert!(
+        html.contains("data-events=\"new-claims\" data-n=\"0\""),
+        "no new claims"
+    );
+    assert!(html.contains(&format!(
+        "data-events=\"new-versions\" data-n=\"{versions}\""
+    )));
+
     // No PHI: no MBI, no resource id, no claim id anywhere in the page.
     let mut secrets = sqlite_strings(&db, "SELECT DISTINCT MBI FROM bene_xref");
     secrets.extend(sqlite_strings(

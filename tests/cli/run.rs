@@ -898,7 +898,7 @@ fn the_log_can_be_json_lines() {
         .current_dir(work.path())
         .args([
             "run",
-            "--local-sandbox",
+            "--local-sandbox=real",
             "--out",
             "out",
             "--log-format",

@@ -1381,37 +1381,6 @@ pub(crate) fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LoadError
     move |e| LoadError::io(path, std::io::Error::other(e))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overlapping_months_read_as_ranges() {
-        let months: std::collections::BTreeSet<(String, String)> = [
-            ("v2", "2021-03"),
-            ("v2", "2021-04"),
-            ("v2", "2021-05"),
-            ("v2", "2022-01"),
-            ("v2", "2020-12"),
-            ("v3", "2021-03"),
-            ("v3", "2021-04"),
-            ("v3", "2021-05"),
-            ("v3", "2022-01"),
-            ("v3", "2023-01"),
-        ]
-        .iter()
-        .map(|(v, m)| ((*v).to_owned(), (*m).to_owned()))
-        .collect();
-        let overlap = v2_v3_overlap(&months);
-        assert_eq!(overlap, ["2021-03", "2021-04", "2021-05", "2022-01"]);
-        assert_eq!(month_ranges(&overlap), "2021-03…2021-05, 2022-01");
-        assert_eq!(
-            month_ranges(&["2021-12".to_owned(), "2022-01".to_owned()]),
-            "2021-12…2022-01"
-        );
-    }
-}
-
 /// Commits a run to every sink so that they never disagree about it: every other sink is
 /// prepared, the deciding one (SQLite) commits (the run's commit point), then the others
 /// publish. A process that dies between the two has its Parquet partitions moved into place by
@@ -1459,5 +1428,36 @@ pub(crate) fn refresh_current_tables(
             ));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_months_read_as_ranges() {
+        let months: std::collections::BTreeSet<(String, String)> = [
+            ("v2", "2021-03"),
+            ("v2", "2021-04"),
+            ("v2", "2021-05"),
+            ("v2", "2022-01"),
+            ("v2", "2020-12"),
+            ("v3", "2021-03"),
+            ("v3", "2021-04"),
+            ("v3", "2021-05"),
+            ("v3", "2022-01"),
+            ("v3", "2023-01"),
+        ]
+        .iter()
+        .map(|(v, m)| ((*v).to_owned(), (*m).to_owned()))
+        .collect();
+        let overlap = v2_v3_overlap(&months);
+        assert_eq!(overlap, ["2021-03", "2021-04", "2021-05", "2022-01"]);
+        assert_eq!(month_ranges(&overlap), "2021-03…2021-05, 2022-01");
+        assert_eq!(
+            month_ranges(&["2021-12".to_owned(), "2022-01".to_owned()]),
+            "2021-12…2022-01"
+        );
     }
 }

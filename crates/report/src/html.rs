@@ -39,7 +39,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -384,6 +384,18 @@ pub fn render(report: &Report) -> String {
 
     // Claim history.
     h.push_str("<h2>Claim history</h2>");
+    if let Some(e) = &report.events {
+        let _ = write!(
+            h,
+            "<table><tr><th class=\"l\">claims new to the output</th><td data-events=\"new-claims\" data-n=\"{}\">{}</td></tr><tr><th class=\"l\">new versions of claims it held</th><td data-events=\"new-versions\" data-n=\"{}\">{}</td></tr><tr><th class=\"l\">cancels recorded</th><td data-events=\"cancels\" data-n=\"{}\">{}</td></tr></table>",
+            e.new_claims,
+            thousands(e.new_claims),
+            e.new_versions,
+            thousands(e.new_versions),
+            e.cancels,
+            thousands(e.cancels)
+        );
+    }
     match detail(report, "history") {
         Some(hist) => {
             let _ = write!(
@@ -410,6 +422,12 @@ pub fn render(report: &Report) -> String {
         num(benes, "unresolved_claims"),
         num(benes, "coverage_without_patient"),
     );
+    if let Some(added) = report.beneficiaries_added {
+        let _ = write!(
+            h,
+            "<tr><th class=\"l\">beneficiaries new to the output since the previous run</th><td data-benes=\"added\">{added}</td></tr>"
+        );
+    }
     if let Some(changed) = report
         .details
         .as_ref()

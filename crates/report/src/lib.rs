@@ -137,6 +137,17 @@ pub struct Movement {
     pub paid_cents: i64,
 }
 
+/// What the run recorded in `_claimline_claims`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Events {
+    /// Claim groups (v1/v2; v3 claims) whose first version this run recorded.
+    pub new_claims: u64,
+    /// Versions of claims earlier runs already held.
+    pub new_versions: u64,
+    /// Cancels.
+    pub cancels: u64,
+}
+
 /// Everything a report shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -162,6 +173,10 @@ pub struct Report {
     pub movement: Vec<Movement>,
     /// Beneficiaries the output knows (distinct `BENE_ID` in `bene_xref`).
     pub beneficiaries: u64,
+    /// Beneficiaries new since the previous run (from both runs' saved reports).
+    pub beneficiaries_added: Option<i64>,
+    /// The run's claim events, when the output records them.
+    pub events: Option<Events>,
 }
 
 /// Where a run's report and saved details go: `DIR/reports/<run_id>.html` and `.json`.
@@ -270,7 +285,52 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
     } else {
         0
     };
+    let known = |details: &Option<serde_json::Value>| -> Option<i64> {
+        let d = details.as_ref()?;
+        let b = d
+            .get("load")
+            .and_then(|l| l.get("beneficiaries"))
+            .or_else(|| d.get("beneficiaries"))?;
+        b.get("known")?.as_i64()
+    };
+    let beneficiaries_added = match &previous {
+        None => known(&details),
+        Some(p) => {
+            let before = std::fs::read(report_path(out, &p.run_id, "json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            known(&details).zip(known(&before)).map(|(a, b)| a - b)
+        }
+    };
+    let events = if tables.contains_key(claimline_link::CLAIMS_TABLE) {
+        Some(
+            conn.query_row(
+                "SELECT
+                   count(*) FILTER (WHERE c._action = 'version' AND NOT EXISTS (
+                     SELECT 1 FROM _claimline_claims e WHERE e._claim_key = c._claim_key
+                       AND e._api_version IS c._api_version AND e._run_id < c._run_id)),
+                   count(*) FILTER (WHERE c._action = 'version'),
+                   count(*) FILTER (WHERE c._action = 'cancel')
+                 FROM _claimline_claims c WHERE c._run_id = ?1",
+                [&this.run_id],
+                |r| {
+                    let (new, versions, cancels): (i64, i64, i64) =
+                        (r.get(0)?, r.get(1)?, r.get(2)?);
+                    Ok(Events {
+                        new_claims: new as u64,
+                        new_versions: (versions - new) as u64,
+                        cancels: cancels as u64,
+                    })
+                },
+            )
+            .map_err(sqlite(&db_path))?,
+        )
+    } else {
+        None
+    };
     Ok(Report {
+        beneficiaries_added,
+        events,
         out: out.to_owned(),
         run: this,
         previous,

@@ -910,6 +910,61 @@ pub fn run(
     })
 }
 
+/// The quick start's synthetic part: beneficiaries, years of history, claims per year relative
+/// to Medicare's, seed. About 25 MB of NDJSON (800 EOBs) with every claim type, versions and
+/// cancels, generated in milliseconds.
+pub const DEMO: (u64, u32, f64, u64) = (200, 7, 0.01, 2026);
+
+/// The folder the demo sandbox serves, `out/.claimline-demo/<version>/`: `synthetic/` (the
+/// seeded export of [`DEMO`], written once) and `cms-samples/` (a copy of CMS's real sample
+/// records, labelled by the folder's name).
+///
+/// # Errors
+/// [`RunError::Load`] (an I/O failure naming the folder) when it cannot be written.
+pub fn demo_data(
+    out: &Path,
+    samples: &Path,
+    version: claimline_model::ApiVersion,
+) -> Result<PathBuf, RunError> {
+    let io = |path: &Path, e: std::io::Error| {
+        RunError::Load(claimline_load::LoadError::Io {
+            path: path.to_owned(),
+            source: e,
+        })
+    };
+    let root = out.join(".claimline-demo").join(version.as_str());
+    let synthetic = root.join("synthetic");
+    if !synthetic.join("manifest.json").is_file() {
+        let (benes, years, claim_scale, seed) = DEMO;
+        if synthetic.exists() {
+            std::fs::remove_dir_all(&synthetic).map_err(|e| io(&synthetic, e))?;
+        }
+        claimline_model::create_private_dir(&root).map_err(|e| io(&root, e))?;
+        let config = claimline_synth::ExportConfig {
+            years,
+            version,
+            seed,
+            claim_scale,
+            ..claimline_synth::ExportConfig::new(benes)
+        };
+        claimline_synth::write_export(&config, &synthetic)
+            .map_err(|e| io(&synthetic, std::io::Error::other(e.to_string())))?;
+    }
+    let copy = root.join("cms-samples");
+    claimline_model::create_private_dir(&copy).map_err(|e| io(&copy, e))?;
+    for entry in std::fs::read_dir(samples).map_err(|e| io(samples, e))? {
+        let entry = entry.map_err(|e| io(samples, e))?;
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with(".ndjson") {
+            let to = copy.join(&name);
+            if !to.is_file() {
+                std::fs::copy(entry.path(), &to).map_err(|e| io(&to, e))?;
+            }
+        }
+    }
+    Ok(root)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -983,59 +1038,4 @@ mod tests {
         assert!(loaded_record(dir.path(), "r2").expect("read").is_none());
         assert_eq!(read_runs(dir.path()).expect("runs").len(), 1);
     }
-}
-
-/// The quick start's synthetic part: beneficiaries, years of history, claims per year relative
-/// to Medicare's, seed. About 25 MB of NDJSON (800 EOBs) with every claim type, versions and
-/// cancels, generated in milliseconds.
-pub const DEMO: (u64, u32, f64, u64) = (200, 7, 0.01, 2026);
-
-/// The folder the demo sandbox serves, `out/.claimline-demo/<version>/`: `synthetic/` (the
-/// seeded export of [`DEMO`], written once) and `cms-samples/` (a copy of CMS's real sample
-/// records, labelled by the folder's name).
-///
-/// # Errors
-/// [`RunError::Load`] (an I/O failure naming the folder) when it cannot be written.
-pub fn demo_data(
-    out: &Path,
-    samples: &Path,
-    version: claimline_model::ApiVersion,
-) -> Result<PathBuf, RunError> {
-    let io = |path: &Path, e: std::io::Error| {
-        RunError::Load(claimline_load::LoadError::Io {
-            path: path.to_owned(),
-            source: e,
-        })
-    };
-    let root = out.join(".claimline-demo").join(version.as_str());
-    let synthetic = root.join("synthetic");
-    if !synthetic.join("manifest.json").is_file() {
-        let (benes, years, claim_scale, seed) = DEMO;
-        if synthetic.exists() {
-            std::fs::remove_dir_all(&synthetic).map_err(|e| io(&synthetic, e))?;
-        }
-        claimline_model::create_private_dir(&root).map_err(|e| io(&root, e))?;
-        let config = claimline_synth::ExportConfig {
-            years,
-            version,
-            seed,
-            claim_scale,
-            ..claimline_synth::ExportConfig::new(benes)
-        };
-        claimline_synth::write_export(&config, &synthetic)
-            .map_err(|e| io(&synthetic, std::io::Error::other(e.to_string())))?;
-    }
-    let copy = root.join("cms-samples");
-    claimline_model::create_private_dir(&copy).map_err(|e| io(&copy, e))?;
-    for entry in std::fs::read_dir(samples).map_err(|e| io(samples, e))? {
-        let entry = entry.map_err(|e| io(samples, e))?;
-        let name = entry.file_name();
-        if name.to_string_lossy().ends_with(".ndjson") {
-            let to = copy.join(&name);
-            if !to.is_file() {
-                std::fs::copy(entry.path(), &to).map_err(|e| io(&to, e))?;
-            }
-        }
-    }
-    Ok(root)
 }

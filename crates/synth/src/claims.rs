@@ -454,6 +454,7 @@ mod tests {
                 first_day,
                 years: 3,
                 last_day: first_day + 3 * 365,
+                claim_scale: 1.0,
             };
             let counts = write_bene_claims(&set, version, &bene, &mut rng, &mut out);
             // 3 years of 15–25 carrier, 15–40 Part D, 2–4 outpatient, 1–2 DME, a few stays.
