@@ -278,6 +278,55 @@ fn every_table_round_trips_through_cclf_files_for_every_api_version() {
         // The Parquet history holds the same run.
         assert!(back.join("parquet/cclf1").is_dir());
         assert!(back.join("current/cclf1").exists());
+        // A Parquet-only output exports the same records (its current rows).
+        let (pq, pq_files) = (
+            dir.join(format!("pq-{version}")),
+            dir.join(format!("pq-files-{version}")),
+        );
+        run_ok(
+            dir,
+            &[
+                "load",
+                &s(&export),
+                "--out",
+                &s(&pq),
+                "--format",
+                "parquet",
+                "--json",
+            ],
+        );
+        let r = run_ok(
+            dir,
+            &[
+                "export",
+                "cclf",
+                "--from",
+                &s(&pq),
+                "--out",
+                &s(&pq_files),
+                "--aco",
+                "1234",
+                "--json",
+            ],
+        );
+        assert_eq!(r["rejects"], 0);
+        let sorted = |p: &Path| {
+            let mut lines: Vec<String> = std::fs::read_to_string(p)
+                .expect("file")
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            lines.sort();
+            lines
+        };
+        let (a, b) = (exported(&files), exported(&pq_files));
+        for (file, path) in &a {
+            assert_eq!(
+                sorted(path),
+                sorted(&b[file]),
+                "{version} {file}: Parquet = SQLite"
+            );
+        }
     }
 }
 

@@ -139,144 +139,326 @@ fn delivery_stamp(runs: &[RunRecord], run: Option<&str>) -> Stamp {
     Stamp::from_micros(micros)
 }
 
+/// One row of a CCLF table as the export reads it: each layout field's cell (or why it cannot
+/// be read), and where the row came from.
+struct SourceRow {
+    fields: Vec<Result<Cell, String>>,
+    resource_id: Option<String>,
+    source_file: Option<String>,
+    line: Option<i64>,
+    run_id: Option<String>,
+}
+
+/// Where the export reads the current rows: SQLite (which holds them), else the Parquet
+/// history (`current/` for claim tables, the README's rule for the others).
+enum RowSource {
+    Sqlite {
+        conn: rusqlite::Connection,
+        path: PathBuf,
+        tables: BTreeSet<String>,
+    },
+    Parquet {
+        out: PathBuf,
+    },
+}
+
+const LINEAGE: [&str; 4] = ["_resource_id", "_source_file", "_line", "_run_id"];
+
+fn text_of(c: &Cell) -> Option<String> {
+    match c {
+        Cell::Text(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+impl RowSource {
+    fn open(from: &Path) -> Result<(RowSource, Vec<RunRecord>), LoadError> {
+        let db_path = from.join("claimline.sqlite");
+        if db_path.is_file() {
+            let conn = claimline_sink::open_earlier(&db_path)?;
+            let runs = claimline_sink::read_sqlite_runs(&conn, &db_path)?;
+            let sqlite_error = crate::loader::sqlite_error(&db_path);
+            let tables: BTreeSet<String> = {
+                let mut stmt = conn
+                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    .map_err(&sqlite_error)?;
+                stmt.query_map([], |r| r.get::<_, String>(0))
+                    .map_err(&sqlite_error)?
+                    .collect::<Result<_, _>>()
+                    .map_err(&sqlite_error)?
+            };
+            return Ok((
+                RowSource::Sqlite {
+                    conn,
+                    path: db_path.clone(),
+                    tables,
+                },
+                runs,
+            ));
+        }
+        let root = from.join("parquet");
+        if root.is_dir() {
+            let runs = claimline_sink::read_parquet_runs(&root)?;
+            return Ok((
+                RowSource::Parquet {
+                    out: from.to_owned(),
+                },
+                runs,
+            ));
+        }
+        Err(LoadError::Usage(format!(
+            "{} holds no claimline tables (claimline.sqlite or parquet/)",
+            from.display()
+        )))
+    }
+
+    /// Calls `each` with every current row of table `l` (of `schema`; `claim`: a claim table),
+    /// but rows loaded from CCLF files; only run `run`'s with one.
+    fn rows(
+        &self,
+        l: &Layout,
+        schema: &TableSchema,
+        claim: bool,
+        run: Option<&str>,
+        each: &mut dyn FnMut(SourceRow) -> Result<(), LoadError>,
+    ) -> Result<(), LoadError> {
+        let types: Vec<ColumnType> = l
+            .fields
+            .iter()
+            .map(|f| {
+                schema
+                    .columns
+                    .iter()
+                    .find(|c| c.name == f.name)
+                    .map_or(ColumnType::Text, |c| c.ty.clone())
+            })
+            .collect();
+        match self {
+            RowSource::Sqlite { conn, path, tables } => {
+                if !tables.contains(&l.table) {
+                    return Ok(());
+                }
+                let sqlite_error = crate::loader::sqlite_error(path);
+                let select: Vec<String> = l
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        if schema.column_index(&f.name).is_some() {
+                            sql_quote(&f.name)
+                        } else {
+                            "NULL".into()
+                        }
+                    })
+                    .chain(LINEAGE.iter().map(|c| (*c).to_owned()))
+                    .collect();
+                let sql = format!(
+                    "SELECT {} FROM {} WHERE _api_version IS NOT '{CCLF_VERSION}' {} ORDER BY rowid",
+                    select.join(", "),
+                    sql_quote(&l.table),
+                    if run.is_some() {
+                        "AND _run_id = ?1"
+                    } else {
+                        ""
+                    }
+                );
+                let mut stmt = conn.prepare(&sql).map_err(&sqlite_error)?;
+                let params: Vec<&dyn rusqlite::ToSql> = match &run {
+                    Some(r) => vec![r],
+                    None => vec![],
+                };
+                let mut rows = stmt.query(params.as_slice()).map_err(&sqlite_error)?;
+                let n = l.fields.len();
+                while let Some(row) = rows.next().map_err(&sqlite_error)? {
+                    let mut fields = Vec::with_capacity(n);
+                    for (i, ty) in types.iter().enumerate() {
+                        fields.push(sqlite_cell(row.get_ref(i).map_err(&sqlite_error)?, ty));
+                    }
+                    each(SourceRow {
+                        fields,
+                        resource_id: row.get(n).map_err(&sqlite_error)?,
+                        source_file: row.get(n + 1).map_err(&sqlite_error)?,
+                        line: row.get(n + 2).map_err(&sqlite_error)?,
+                        run_id: row.get(n + 3).map_err(&sqlite_error)?,
+                    })?;
+                }
+                Ok(())
+            }
+            RowSource::Parquet { out } => {
+                let mut names: Vec<&str> = l.fields.iter().map(|f| f.name.as_str()).collect();
+                let n = names.len();
+                names.extend(LINEAGE);
+                names.extend(["_api_version", "_last_updated"]);
+                let parts = |dir: &Path| -> Vec<PathBuf> {
+                    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+                        .map(|f| f.path())
+                        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+                        .collect();
+                    files.sort();
+                    files
+                };
+                let mut rows = if claim {
+                    // The claim-history rule across runs, materialised after every load.
+                    let current = out.join(claimline_sink::CURRENT_DIR).join(&l.table);
+                    claimline_sink::read_parquet_cells(&parts(&current), &names)?
+                } else {
+                    // One row set per resource: the latest `_last_updated`, then the latest run.
+                    let all = claimline_sink::read_parquet_cells(
+                        &parts(&out.join("parquet").join(&l.table)),
+                        &names,
+                    )?;
+                    let rank = |r: &Vec<Cell>| {
+                        let lu = match r[n + 5] {
+                            Cell::Timestamp(t) => Some(t),
+                            _ => None,
+                        };
+                        (lu, text_of(&r[n + 3]))
+                    };
+                    let mut best: BTreeMap<(Option<String>, Option<String>), _> = BTreeMap::new();
+                    for r in &all {
+                        let key = (text_of(&r[n + 4]), text_of(&r[n]));
+                        let rk = rank(r);
+                        let e = best.entry(key).or_insert_with(|| rk.clone());
+                        if rk > *e {
+                            *e = rk;
+                        }
+                    }
+                    all.into_iter()
+                        .filter(|r| best[&(text_of(&r[n + 4]), text_of(&r[n]))] == rank(r))
+                        .collect()
+                };
+                rows.retain(|r| {
+                    text_of(&r[n + 4]).as_deref() != Some(CCLF_VERSION)
+                        && run.is_none_or(|id| text_of(&r[n + 3]).as_deref() == Some(id))
+                });
+                // The order SQLite's would be in: by run, then where the rows came from.
+                rows.sort_by_key(|r| {
+                    (
+                        text_of(&r[n + 3]),
+                        text_of(&r[n + 1]),
+                        match r[n + 2] {
+                            Cell::Int(i) => i,
+                            _ => 0,
+                        },
+                    )
+                });
+                for mut r in rows {
+                    r.truncate(n + 4);
+                    let lineage = r.split_off(n);
+                    each(SourceRow {
+                        fields: r.into_iter().map(Ok).collect(),
+                        resource_id: text_of(&lineage[0]),
+                        source_file: text_of(&lineage[1]),
+                        line: match lineage[2] {
+                            Cell::Int(i) => Some(i),
+                            _ => None,
+                        },
+                        run_id: text_of(&lineage[3]),
+                    })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Writes the CCLF tables of the output folder `from` as CCLF files in `out`: one fixed-width
 /// file per table (CCLF1–9, A, B; empty when the table has no rows) and the CCLF0 summary,
-/// named as CMS names its deliveries. Rows come from SQLite, which holds the current rows (the
-/// claim-history rule across runs); rows loaded from CCLF files are not exported again. A row
-/// with a value that does not fit its field is left out, counted, and listed (table, column,
-/// `_resource_id`, `_source_file`, `_line`; never the value) in `out/claimline-export-rejects.ndjson`.
+/// named as CMS names its deliveries. Rows are the current rows (the claim-history rule across
+/// runs): SQLite's when the output has SQLite, else the Parquet history's (`current/` for claim
+/// tables; the latest `_last_updated`, then run, per resource for the others). Rows loaded
+/// from CCLF files are not exported again. A row with a value that does not fit its field is
+/// left out, counted, and listed (table, column, `_resource_id`, `_source_file`, `_line`;
+/// never the value) in `out/claimline-export-rejects.ndjson`.
 ///
 /// # Errors
-/// [`LoadError::Usage`] when `from` has no SQLite tables or `run` is not one of its runs;
+/// [`LoadError::Usage`] when `from` holds no tables or `run` is not one of its runs;
 /// [`LoadError::Io`] for a file that cannot be written; [`LoadError::Sink`] for a damaged
-/// database.
+/// database or Parquet file.
 pub fn export_cclf(opts: &CclfExport) -> Result<CclfExportReport, LoadError> {
     let started = Instant::now();
-    let db_path = opts.from.join("claimline.sqlite");
-    if !db_path.is_file() {
-        return Err(LoadError::Usage(format!(
-            "{} has no claimline.sqlite: export cclf reads the SQLite tables (load with --format sqlite or both)",
-            opts.from.display()
-        )));
-    }
     if opts.aco.is_empty() || !opts.aco.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(LoadError::Usage(
             "--aco must be letters and digits (the ACO id in CMS's file names, e.g. A1234 → --aco 1234)"
                 .into(),
         ));
     }
-    let conn = claimline_sink::open_earlier(&db_path)?;
-    let runs = claimline_sink::read_sqlite_runs(&conn, &db_path)?;
+    let (source, runs) = RowSource::open(&opts.from)?;
     if let Some(run) = &opts.run
         && !runs.iter().any(|r| &r.run_id == run)
     {
         return Err(LoadError::Usage(format!(
             "{} holds no run {run}",
-            db_path.display()
+            opts.from.display()
         )));
     }
     let stamp = delivery_stamp(&runs, opts.run.as_deref());
-    let (schemas, _, _) = cclf_plan()?;
+    let (schemas, claim, _) = cclf_plan()?;
     create_private_dir(&opts.out).map_err(|e| LoadError::io(&opts.out, e))?;
-    let sqlite_error = crate::loader::sqlite_error(&db_path);
-    let existing: BTreeSet<String> = {
-        let mut stmt = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-            .map_err(&sqlite_error)?;
-        stmt.query_map([], |r| r.get::<_, String>(0))
-            .map_err(&sqlite_error)?
-            .collect::<Result<_, _>>()
-            .map_err(&sqlite_error)?
-    };
     let rejects_path = opts.out.join("claimline-export-rejects.ndjson");
     let mut rejects: Vec<u8> = Vec::new();
     let mut files = Vec::new();
     let mut summary = Vec::new();
     let mut total_rejects = 0u64;
     for l in table_layouts() {
-        let schema = schemas
+        let t = schemas
             .iter()
-            .find(|s| s.name == l.table)
+            .position(|s| s.name == l.table)
             .expect("the cclf set has every CCLF table");
+        let schema = &schemas[t];
+        let types: Vec<ColumnType> = l
+            .fields
+            .iter()
+            .map(|f| {
+                schema
+                    .columns
+                    .iter()
+                    .find(|c| c.name == f.name)
+                    .map_or(ColumnType::Text, |c| c.ty.clone())
+            })
+            .collect();
         let mut body: Vec<u8> = Vec::new();
         let (mut records, mut rejected) = (0u64, 0u64);
-        if existing.contains(&l.table) {
-            let types: Vec<(&str, ColumnType)> = l
-                .fields
-                .iter()
-                .map(|f| {
-                    let ty = schema
-                        .columns
-                        .iter()
-                        .find(|c| c.name == f.name)
-                        .map_or(ColumnType::Text, |c| c.ty.clone());
-                    (f.name.as_str(), ty)
-                })
-                .collect();
-            let select: Vec<String> = types
-                .iter()
-                .map(|(n, _)| {
-                    if schema.column_index(n).is_some() {
-                        sql_quote(n)
-                    } else {
-                        "NULL".into()
-                    }
-                })
-                .collect();
-            let sql = format!(
-                "SELECT {}, _resource_id, _source_file, _line, _run_id FROM {} WHERE _api_version IS NOT '{CCLF_VERSION}' {} ORDER BY rowid",
-                select.join(", "),
-                sql_quote(&l.table),
-                if opts.run.is_some() {
-                    "AND _run_id = ?1"
-                } else {
-                    ""
-                }
-            );
-            let mut stmt = conn.prepare(&sql).map_err(&sqlite_error)?;
-            let params: Vec<&dyn rusqlite::ToSql> = match &opts.run {
-                Some(r) => vec![r],
-                None => vec![],
-            };
-            let mut rows = stmt.query(params.as_slice()).map_err(&sqlite_error)?;
-            let mut record: Vec<u8> = Vec::with_capacity(l.record_len + 1);
-            while let Some(row) = rows.next().map_err(&sqlite_error)? {
-                record.clear();
-                let mut failed: Option<(usize, String)> = None;
-                for (i, (f, (_, ty))) in l.fields.iter().zip(&types).enumerate() {
-                    let v = row.get_ref(i).map_err(&sqlite_error)?;
-                    let written = sqlite_cell(v, ty).and_then(|cell| {
-                        f.write(&cell, ty, &mut record).map_err(|e| e.to_string())
-                    });
-                    if let Err(reason) = written {
-                        failed = Some((i, reason));
-                        break;
-                    }
-                }
-                match failed {
-                    None => {
-                        record.push(b'\n');
-                        body.extend_from_slice(&record);
-                        records += 1;
-                    }
-                    Some((i, reason)) => {
-                        rejected += 1;
-                        let n = l.fields.len();
-                        let reject = ExportReject {
-                            table: &l.table,
-                            column: &l.fields[i].name,
-                            _resource_id: row.get(n).map_err(&sqlite_error)?,
-                            _source_file: row.get(n + 1).map_err(&sqlite_error)?,
-                            _line: row.get(n + 2).map_err(&sqlite_error)?,
-                            _run_id: row.get(n + 3).map_err(&sqlite_error)?,
-                            reason,
-                        };
-                        serde_json::to_writer(&mut rejects, &reject).expect("JSON to memory");
-                        rejects.push(b'\n');
-                    }
+        let mut record: Vec<u8> = Vec::with_capacity(l.record_len + 1);
+        source.rows(l, schema, claim[t], opts.run.as_deref(), &mut |row| {
+            record.clear();
+            let mut failed: Option<(usize, String)> = None;
+            for (i, ((f, ty), cell)) in l.fields.iter().zip(&types).zip(&row.fields).enumerate() {
+                let written = cell
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|cell| f.write(cell, ty, &mut record).map_err(|e| e.to_string()));
+                if let Err(reason) = written {
+                    failed = Some((i, reason));
+                    break;
                 }
             }
-        }
+            match failed {
+                None => {
+                    record.push(b'\n');
+                    body.extend_from_slice(&record);
+                    records += 1;
+                }
+                Some((i, reason)) => {
+                    rejected += 1;
+                    let reject = ExportReject {
+                        table: &l.table,
+                        column: &l.fields[i].name,
+                        _resource_id: row.resource_id,
+                        _source_file: row.source_file,
+                        _line: row.line,
+                        _run_id: row.run_id,
+                        reason,
+                    };
+                    serde_json::to_writer(&mut rejects, &reject).expect("JSON to memory");
+                    rejects.push(b'\n');
+                }
+            }
+            Ok(())
+        })?;
         let file = opts
             .out
             .join(claimline_cclf::file_name(&opts.aco, l, stamp));

@@ -224,3 +224,77 @@ impl TableSink for ArrowSink {
         Ok(())
     }
 }
+
+/// The inverse of [`record_batch`]: the cells of `batch` for the columns named `names`, row by
+/// row, typed as the Parquet files store them (Utf8 → text, Int64, Boolean, Decimal128 →
+/// decimal mantissa, Date32, Timestamp µs). A column the batch does not have is NULL.
+///
+/// # Errors
+/// [`Error::Row`] for a column of a type no claimline table has.
+pub fn batch_cells(batch: &RecordBatch, names: &[&str]) -> Result<Vec<Vec<Cell>>, Error> {
+    use arrow_array::{
+        Array, BooleanArray, Date32Array, Decimal128Array, Int64Array, StringArray,
+        TimestampMicrosecondArray,
+    };
+    let n = batch.num_rows();
+    let mut rows: Vec<Vec<Cell>> = (0..n).map(|_| Vec::with_capacity(names.len())).collect();
+    for name in names {
+        let Ok(at) = batch.schema().index_of(name) else {
+            rows.iter_mut().for_each(|r| r.push(Cell::Null));
+            continue;
+        };
+        let col = batch.column(at);
+        let any = col.as_any();
+        let cell_at: Box<dyn Fn(usize) -> Cell> = if let Some(a) = any.downcast_ref::<StringArray>()
+        {
+            Box::new(move |i| Cell::Text(a.value(i).to_owned()))
+        } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+            Box::new(move |i| Cell::Int(a.value(i)))
+        } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
+            Box::new(move |i| Cell::Bool(a.value(i)))
+        } else if let Some(a) = any.downcast_ref::<Decimal128Array>() {
+            Box::new(move |i| Cell::Decimal(a.value(i)))
+        } else if let Some(a) = any.downcast_ref::<Date32Array>() {
+            Box::new(move |i| Cell::Date(a.value(i)))
+        } else if let Some(a) = any.downcast_ref::<TimestampMicrosecondArray>() {
+            Box::new(move |i| Cell::Timestamp(a.value(i)))
+        } else {
+            return Err(Error::Row {
+                table: String::new(),
+                column: (*name).to_owned(),
+                message: format!("a {} column", col.data_type()),
+            });
+        };
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.push(if col.is_null(i) {
+                Cell::Null
+            } else {
+                cell_at(i)
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// The rows of Parquet `files` (a table's parts) for the columns named `names`
+/// ([`batch_cells`]).
+///
+/// # Errors
+/// [`Error::Io`] or [`Error::Parquet`] naming the file that cannot be read.
+pub fn read_parquet_cells(
+    files: &[std::path::PathBuf],
+    names: &[&str],
+) -> Result<Vec<Vec<Cell>>, Error> {
+    let mut out = Vec::new();
+    for file in files {
+        let f = std::fs::File::open(file).map_err(Error::io(file))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .and_then(|b| b.build())
+            .map_err(Error::parquet(file))?;
+        for batch in reader {
+            let batch = batch.map_err(Error::parquet(file))?;
+            out.extend(batch_cells(&batch, names)?);
+        }
+    }
+    Ok(out)
+}

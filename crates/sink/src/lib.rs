@@ -40,7 +40,9 @@ mod error;
 mod parquet_sink;
 mod sqlite_sink;
 
-pub use arrow::{ArrowSink, ArrowTables, arrow_schema, arrow_type, record_batch};
+pub use arrow::{
+    ArrowSink, ArrowTables, arrow_schema, arrow_type, batch_cells, read_parquet_cells, record_batch,
+};
 pub use claimline_model::{
     Cell, Column, ColumnType, RunRecord, TableSchema, civil_from_days, create_private_dir,
     format_date, format_timestamp,
