@@ -306,8 +306,9 @@ impl RowSource {
                     claimline_sink::read_parquet_cells(&parts(&current), &names)?
                 } else {
                     // One row set per resource: the latest `_last_updated`, then the latest run.
-                    let all = claimline_sink::read_parquet_cells(
-                        &parts(&out.join("parquet").join(&l.table)),
+                    let all = claimline_sink::read_committed_parquet(
+                        &out.join("parquet"),
+                        &l.table,
                         &names,
                     )?;
                     let rank = |r: &Vec<Cell>| {

@@ -227,10 +227,10 @@ impl TableSink for ArrowSink {
 
 /// The inverse of [`record_batch`]: the cells of `batch` for the columns named `names`, row by
 /// row, typed as the Parquet files store them (Utf8 → text, Int64, Boolean, Decimal128 →
-/// decimal mantissa, Date32, Timestamp µs). A column the batch does not have is NULL.
+/// decimal mantissa, Date32, Timestamp µs).
 ///
 /// # Errors
-/// [`Error::Row`] for a column of a type no claimline table has.
+/// [`Error::Row`] for a column the batch does not have, or of a type no claimline table has.
 pub fn batch_cells(batch: &RecordBatch, names: &[&str]) -> Result<Vec<Vec<Cell>>, Error> {
     use arrow_array::{
         Array, BooleanArray, Date32Array, Decimal128Array, Int64Array, StringArray,
@@ -240,8 +240,11 @@ pub fn batch_cells(batch: &RecordBatch, names: &[&str]) -> Result<Vec<Vec<Cell>>
     let mut rows: Vec<Vec<Cell>> = (0..n).map(|_| Vec::with_capacity(names.len())).collect();
     for name in names {
         let Ok(at) = batch.schema().index_of(name) else {
-            rows.iter_mut().for_each(|r| r.push(Cell::Null));
-            continue;
+            return Err(Error::Row {
+                table: String::new(),
+                column: (*name).to_owned(),
+                message: "no such column in the Parquet file".to_owned(),
+            });
         };
         let col = batch.column(at);
         let any = col.as_any();

@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -634,9 +634,8 @@ impl Drop for ParquetSink {
 
 /// Reads back the named columns of every committed part of `table` under `root`
 /// (`root/<table>/run=*/part-*.parquet`; runs being written are not in the dataset yet), in
-/// file order. Text and code columns become [`Cell::Text`], booleans
-/// [`Cell::Bool`], integers [`Cell::Int`], timestamps [`Cell::Timestamp`]; NULLs and other types
-/// [`Cell::Null`]. A table with no folder yields no rows.
+/// file order, typed as [`crate::read_parquet_cells`] reads them. A table with no folder yields
+/// no rows.
 ///
 /// # Errors
 /// [`Error::Io`] or [`Error::Parquet`] for an unreadable part, [`Error::Row`] for a missing column.
@@ -645,7 +644,6 @@ pub fn read_committed_parquet(
     table: &str,
     columns: &[&str],
 ) -> Result<Vec<Vec<Cell>>, Error> {
-    use arrow_array::{Array, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray};
     let dir = root.join(table);
     let Ok(runs) = std::fs::read_dir(&dir) else {
         return Ok(Vec::new());
@@ -662,53 +660,16 @@ pub fn read_committed_parquet(
         }));
     }
     files.sort();
-    let mut out = Vec::new();
-    for file in files {
-        let f = File::open(&file).map_err(Error::io(&file))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-            .and_then(|b| b.build())
-            .map_err(Error::parquet(&file))?;
-        for batch in reader {
-            let batch = batch.map_err(Error::parquet(&file))?;
-            let arrays = columns
-                .iter()
-                .map(|name| {
-                    batch
-                        .column_by_name(name)
-                        .cloned()
-                        .ok_or_else(|| Error::Row {
-                            table: table.to_owned(),
-                            column: (*name).to_owned(),
-                            message: format!("no such column in {}", file.display()),
-                        })
-                })
-                .collect::<Result<Vec<ArrayRef>, Error>>()?;
-            for i in 0..batch.num_rows() {
-                let row = arrays
-                    .iter()
-                    .map(|a| {
-                        if a.is_null(i) {
-                            return Cell::Null;
-                        }
-                        let any = a.as_any();
-                        if let Some(a) = any.downcast_ref::<StringArray>() {
-                            Cell::Text(a.value(i).to_owned())
-                        } else if let Some(a) = any.downcast_ref::<BooleanArray>() {
-                            Cell::Bool(a.value(i))
-                        } else if let Some(a) = any.downcast_ref::<Int64Array>() {
-                            Cell::Int(a.value(i))
-                        } else if let Some(a) = any.downcast_ref::<TimestampMicrosecondArray>() {
-                            Cell::Timestamp(a.value(i))
-                        } else {
-                            Cell::Null
-                        }
-                    })
-                    .collect();
-                out.push(row);
-            }
-        }
-    }
-    Ok(out)
+    crate::read_parquet_cells(&files, columns).map_err(|e| match e {
+        Error::Row {
+            column, message, ..
+        } => Error::Row {
+            table: table.to_owned(),
+            column,
+            message,
+        },
+        e => e,
+    })
 }
 
 #[cfg(test)]
