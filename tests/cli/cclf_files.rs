@@ -185,6 +185,25 @@ fn run_ok(dir: &Path, args: &[&str]) -> serde_json::Value {
     json(&out)
 }
 
+/// `claimline export cclf --from from --out files --aco 1234 --json`, which must succeed.
+fn export_cclf(dir: &Path, from: &Path, files: &Path) -> serde_json::Value {
+    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    run_ok(
+        dir,
+        &[
+            "export",
+            "cclf",
+            "--from",
+            &s(from),
+            "--out",
+            &s(files),
+            "--aco",
+            "1234",
+            "--json",
+        ],
+    )
+}
+
 /// The CCLF columns of a table's rows, as text, counted (order aside).
 fn rows(db: &Path, table: &str) -> BTreeMap<Vec<Option<String>>, usize> {
     let fields: Vec<String> = layouts()[&table.to_ascii_uppercase()]
@@ -232,20 +251,7 @@ fn every_table_round_trips_through_cclf_files_for_every_api_version() {
                 "--json",
             ],
         );
-        let report = run_ok(
-            dir,
-            &[
-                "export",
-                "cclf",
-                "--from",
-                &s(&out),
-                "--out",
-                &s(&files),
-                "--aco",
-                "1234",
-                "--json",
-            ],
-        );
+        let report = export_cclf(dir, &out, &files);
         // Every value of every table fits its field: the tables speak CCLF.
         assert_eq!(report["rejects"], 0, "{version}: {report}");
         let counts = check_files(&files);
@@ -295,20 +301,7 @@ fn every_table_round_trips_through_cclf_files_for_every_api_version() {
                 "--json",
             ],
         );
-        let r = run_ok(
-            dir,
-            &[
-                "export",
-                "cclf",
-                "--from",
-                &s(&pq),
-                "--out",
-                &s(&pq_files),
-                "--aco",
-                "1234",
-                "--json",
-            ],
-        );
+        let r = export_cclf(dir, &pq, &pq_files);
         assert_eq!(r["rejects"], 0);
         let sorted = |p: &Path| {
             let mut lines: Vec<String> = std::fs::read_to_string(p)
@@ -349,20 +342,7 @@ fn golden_files_pin_every_tables_fixed_width_output() {
             "--json",
         ],
     );
-    run_ok(
-        dir,
-        &[
-            "export",
-            "cclf",
-            "--from",
-            &s(&out),
-            "--out",
-            &s(&files),
-            "--aco",
-            "1234",
-            "--json",
-        ],
-    );
+    export_cclf(dir, &out, &files);
     check_files(&files);
     let golden = repo_root().join("tests/golden/cclf-files");
     for (file, path) in exported(&files) {
@@ -505,20 +485,7 @@ fn bad_cclf_records_are_rejects_with_file_and_line_and_zips_load_like_files() {
             "--json",
         ],
     );
-    run_ok(
-        dir,
-        &[
-            "export",
-            "cclf",
-            "--from",
-            &s(&out),
-            "--out",
-            &s(&files),
-            "--aco",
-            "1234",
-            "--json",
-        ],
-    );
+    export_cclf(dir, &out, &files);
     let cclf1 = exported(&files)["CCLF1"].clone();
     let good: Vec<String> = std::fs::read_to_string(&cclf1)
         .expect("CCLF1")
@@ -710,20 +677,7 @@ fn reconcile_counts_current_claims_once_and_matches_a_cclf_delivery() {
 
     // The same claims as a CCLF delivery: every claim in both, amounts equal.
     let files = dir.join("files");
-    run_ok(
-        dir,
-        &[
-            "export",
-            "cclf",
-            "--from",
-            &s(&out),
-            "--out",
-            &s(&files),
-            "--aco",
-            "1234",
-            "--json",
-        ],
-    );
+    export_cclf(dir, &out, &files);
     // Drop one Part A claim from the delivery: BCDA alone has it.
     let cclf1 = exported(&files)["CCLF1"].clone();
     let text = std::fs::read_to_string(&cclf1).expect("CCLF1");

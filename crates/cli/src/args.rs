@@ -172,3 +172,21 @@ impl From<FormatArg> for Format {
         }
     }
 }
+
+/// Prints a command's outcome on stdout: under `--json` (`json`) the one JSON document of
+/// `report`, else the human summary `summary` writes.
+pub fn print(
+    json: bool,
+    report: &impl serde::Serialize,
+    summary: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        writeln!(out)?;
+    } else {
+        summary(&mut out)?;
+    }
+    Ok(())
+}

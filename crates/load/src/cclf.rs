@@ -30,6 +30,19 @@ fn cclf_plan() -> Result<(Vec<TableSchema>, Vec<bool>, String), LoadError> {
     Ok((tables, claim, views::hash(&sources)))
 }
 
+/// The column type of each field of layout `l` in the table `schema` (text for a field the
+/// table lacks).
+fn field_types(l: &Layout, schema: &TableSchema) -> Vec<ColumnType> {
+    l.fields
+        .iter()
+        .map(|f| {
+            schema
+                .column_index(&f.name)
+                .map_or(ColumnType::Text, |c| schema.columns[c].ty.clone())
+        })
+        .collect()
+}
+
 /// The CCLF tables, in CCLF's order (CCLF1 … CCLF9, CCLFA, CCLFB).
 fn table_layouts() -> impl Iterator<Item = &'static Layout> {
     layouts().iter().filter(|l| l.code != '0')
@@ -222,17 +235,7 @@ impl RowSource {
         run: Option<&str>,
         each: &mut dyn FnMut(SourceRow) -> Result<(), LoadError>,
     ) -> Result<(), LoadError> {
-        let types: Vec<ColumnType> = l
-            .fields
-            .iter()
-            .map(|f| {
-                schema
-                    .columns
-                    .iter()
-                    .find(|c| c.name == f.name)
-                    .map_or(ColumnType::Text, |c| c.ty.clone())
-            })
-            .collect();
+        let types = field_types(l, schema);
         match self {
             RowSource::Sqlite { conn, path, tables } => {
                 if !tables.contains(&l.table) {
@@ -410,17 +413,7 @@ pub fn export_cclf(opts: &CclfExport) -> Result<CclfExportReport, LoadError> {
             .position(|s| s.name == l.table)
             .expect("the cclf set has every CCLF table");
         let schema = &schemas[t];
-        let types: Vec<ColumnType> = l
-            .fields
-            .iter()
-            .map(|f| {
-                schema
-                    .columns
-                    .iter()
-                    .find(|c| c.name == f.name)
-                    .map_or(ColumnType::Text, |c| c.ty.clone())
-            })
-            .collect();
+        let types = field_types(l, schema);
         let mut body: Vec<u8> = Vec::new();
         let (mut records, mut rejected) = (0u64, 0u64);
         let mut record: Vec<u8> = Vec::with_capacity(l.record_len + 1);
@@ -954,16 +947,7 @@ fn load_cclf_locked(
             .expect("the cclf set has every CCLF table");
         let schema = &tables[t];
         let slots = slots(schema, f.layout);
-        let types: Vec<ColumnType> = f
-            .layout
-            .fields
-            .iter()
-            .map(|field| {
-                schema
-                    .column_index(&field.name)
-                    .map_or(ColumnType::Text, |c| schema.columns[c].ty.clone())
-            })
-            .collect();
+        let types = field_types(f.layout, schema);
         let (mut records, mut rejected) = (0u64, 0u64);
         let mut progress_count = 0u64;
         let key = schema.column_index("_claim_key");

@@ -8,7 +8,7 @@
 //! (`DIR/reports/<run_id>.json`, written by [`save_details`]); [`render`] turns it into HTML
 //! with inline SVG charts and inline styles: no script, no network access, and no PHI (only
 //! aggregates: counts, amounts, months, table, column and file names; never an MBI, a resource
-//! id or a value). [`write`] does both into `DIR/reports/<run_id>.html`.
+//! id or a value). [`write()`] does both into `DIR/reports/<run_id>.html`.
 //!
 //! ```
 //! use claimline_load::{Loader, NoProgress};

@@ -224,21 +224,9 @@ fn render_hole(
             };
             write_cents(out, new);
         }
-        Hole::Icd10 => {
-            out.push(b'"');
-            out.extend_from_slice(ICD10[rng.random_range(0..ICD10.len())].as_bytes());
-            out.push(b'"');
-        }
-        Hole::Hcpcs => {
-            out.push(b'"');
-            out.extend_from_slice(HCPCS[rng.random_range(0..HCPCS.len())].as_bytes());
-            out.push(b'"');
-        }
-        Hole::Modifier => {
-            out.push(b'"');
-            out.extend_from_slice(MODIFIERS[rng.random_range(0..MODIFIERS.len())].as_bytes());
-            out.push(b'"');
-        }
+        Hole::Icd10 => write_choice(out, &ICD10, rng),
+        Hole::Hcpcs => write_choice(out, &HCPCS, rng),
+        Hole::Modifier => write_choice(out, &MODIFIERS, rng),
         Hole::RxNumber => {
             out.push(b'"');
             write_u64(out, draw.claim_no % 1_000_000_000_000);
@@ -268,6 +256,13 @@ fn render_hole(
         }
         Hole::Sequence => write_u64(out, seq as u64),
     }
+}
+
+/// Appends one of `codes`, drawn from `rng`, as a JSON string.
+fn write_choice(out: &mut Vec<u8>, codes: &[&str], rng: &mut impl rand::Rng) {
+    out.push(b'"');
+    out.extend_from_slice(codes[rng.random_range(0..codes.len())].as_bytes());
+    out.push(b'"');
 }
 
 /// Appends the decimal text of `n`.

@@ -2,13 +2,12 @@
 //! files both ways, and the two feeds compared (the work is `claimline_load::cclf`; this module
 //! parses the flags and prints).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use claimline_load::cclf::{CclfExport, CclfLoad};
 
-use crate::args::FormatArg;
+use crate::args::{FormatArg, print};
 use crate::progress::CliProgress;
 
 /// Arguments of `claimline export`.
@@ -58,13 +57,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         aco: args.aco,
         run: args.run,
     })?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        report.write_summary(&mut out)?;
-    }
+    print(args.json, &report, |out| report.write_summary(out))?;
     Ok(if args.strict && report.rejects > 0 {
         ExitCode::from(4)
     } else {
@@ -116,13 +109,7 @@ pub fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         },
         &CliProgress::new("load-cclf", args.json),
     )?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        report.write_summary(&mut out)?;
-    }
+    print(args.json, &report, |out| report.write_summary(out))?;
     if !report.committed {
         eprintln!(
             "claimline: --strict: {} records rejected; nothing was written",
@@ -147,12 +134,6 @@ pub struct ReconcileArgs {
 /// Runs `claimline reconcile`.
 pub fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let report = claimline_load::cclf::reconcile(&args.out)?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        report.write_summary(&mut out)?;
-    }
+    print(args.json, &report, |out| report.write_summary(out))?;
     Ok(ExitCode::SUCCESS)
 }

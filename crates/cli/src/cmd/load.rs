@@ -95,16 +95,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let page = (report.committed && !args.no_report)
         .then(|| crate::cmd::report::after_load(&args.out, &report.run_id, &report))
         .flatten();
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        report.write_summary(&mut out)?;
-        if let Some(page) = page {
-            writeln!(out, "report: {}", page.display())?;
+    crate::args::print(args.json, &report, |out| {
+        report.write_summary(out)?;
+        match page {
+            Some(page) => writeln!(out, "report: {}", page.display()),
+            None => Ok(()),
         }
-    }
+    })?;
     for d in &report.damaged {
         eprintln!("claimline: {}", d.message);
     }

@@ -28,11 +28,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &args.views,
         &CliProgress::new("reload", args.json),
     )?;
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &r)?;
-        writeln!(stdout)?;
-    } else {
+    crate::args::print(args.json, &r, |stdout| {
         writeln!(
             stdout,
             "rebuilt {} from {} kept exports: {} rows, {} rejects, {} row errors",
@@ -50,6 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 r.skipped.len()
             )?;
         }
-    }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -238,15 +238,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let page = (settings.report && loaded)
         .then(|| crate::cmd::report::after_load(&r.out, &r.run_id, &r))
         .flatten();
-    let mut stdout = std::io::stdout().lock();
-    if settings.json {
-        serde_json::to_writer_pretty(&mut stdout, &r)?;
-        writeln!(stdout)?;
-    } else {
-        r.write_summary(&mut stdout)?;
-        if let Some(page) = page {
-            writeln!(stdout, "report: {}", page.display())?;
+    crate::args::print(settings.json, &r, |out| {
+        r.write_summary(out)?;
+        match page {
+            Some(page) => writeln!(out, "report: {}", page.display()),
+            None => Ok(()),
         }
-    }
+    })?;
     Ok(ExitCode::from(code))
 }
