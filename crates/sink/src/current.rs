@@ -176,18 +176,27 @@ pub fn refresh_current(
         full,
         rows: BTreeMap::new(),
     };
-    for table in tables {
-        let rows = refresh_table(
-            root,
-            &dir,
-            &versions,
-            table,
-            &run.run_id,
-            &rebuild,
-            &current,
-            full,
-        )?;
-        report.rows.insert(table.clone(), rows);
+    // Each table's new version is built on its own worker (they read and write different
+    // files), then the swaps happen one table after the other, in order.
+    use rayon::prelude::*;
+    let built: Vec<Built> = tables
+        .par_iter()
+        .map(|table| {
+            build_table(
+                root,
+                &dir,
+                &versions,
+                table,
+                &run.run_id,
+                &rebuild,
+                &current,
+                full,
+            )
+        })
+        .collect::<Result<_, Error>>()?;
+    for (table, b) in tables.iter().zip(built) {
+        report.rows.insert(table.clone(), b.rows);
+        swap_table(&dir, table, b)?;
     }
     remove_unlinked_versions(&dir, &versions);
     claimline_model::write_atomic(
@@ -205,12 +214,22 @@ pub fn refresh_current(
     Ok(report)
 }
 
-/// Writes the new version of one table's current dataset and swaps it in; returns its rows.
+/// One table's new current dataset, written and synced, not yet swapped in.
+struct Built {
+    rows: u64,
+    /// Its folder's name under the versions folder.
+    new_name: String,
+    new: PathBuf,
+    /// The version it replaces.
+    old: Option<PathBuf>,
+}
+
+/// Writes the new version of one table's current dataset (for [`swap_table`]).
 #[allow(
     clippy::too_many_arguments,
     reason = "one table's step of refresh_current, which owns every argument"
 )]
-fn refresh_table(
+fn build_table(
     root: &Path,
     dir: &Path,
     versions: &Path,
@@ -219,7 +238,7 @@ fn refresh_table(
     rebuild: &BTreeSet<u64>,
     current: &HashSet<Version>,
     full: bool,
-) -> Result<u64, Error> {
+) -> Result<Built, Error> {
     let link = dir.join(table);
     let old = std::fs::read_link(&link).ok().map(|p| dir.join(p));
     let new_name = format!("{table}-{run_id}");
@@ -313,7 +332,21 @@ fn refresh_table(
         write_file(&folder.join("part-0.parquet"), schema, &[])?;
     }
     claimline_model::sync_dir(&new).map_err(Error::io(&new))?;
-    // The swap: a new symlink renamed over the old one.
+    Ok(Built {
+        rows,
+        new_name,
+        new,
+        old,
+    })
+}
+
+/// Swaps table `table`'s built version in: a new symlink renamed over the old one; then the
+/// old version goes.
+fn swap_table(dir: &Path, table: &str, built: Built) -> Result<(), Error> {
+    let Built {
+        new_name, new, old, ..
+    } = built;
+    let link = dir.join(table);
     let tmp = dir.join(format!(".{table}.link"));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(Path::new("..").join(VERSIONS_DIR).join(&new_name), &tmp)
@@ -324,7 +357,7 @@ fn refresh_table(
     if let Some(old) = old.filter(|o| *o != new) {
         let _ = std::fs::remove_dir_all(old);
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Removes versions no table's symlink names (left by a refresh that stopped half-way).
