@@ -298,10 +298,19 @@ impl TableWriter {
 
 impl TableSink for ParquetSink {
     fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
-        tables
+        // Each table's parts are rewritten on their own worker.
+        use rayon::prelude::*;
+        let removed: Vec<(usize, u64)> = self
+            .tables
+            .par_iter_mut()
+            .enumerate()
+            .filter(|(t, _)| tables.contains(t))
+            .map(|(t, w)| w.drop_rows(lines).map(|n| (t, n)))
+            .collect::<Result<_, Error>>()?;
+        Ok(tables
             .iter()
-            .map(|&t| self.tables[t].drop_rows(lines))
-            .collect()
+            .map(|t| removed.iter().find(|(u, _)| u == t).map_or(0, |(_, n)| *n))
+            .collect())
     }
 
     // `remove_keys`, `replaces`, `decides`: the defaults. Every run is kept; readers apply the
@@ -349,12 +358,14 @@ impl ParquetSink {
     pub fn prepare(&mut self, run: &RunRecord, after_sqlite: bool) -> Result<(), Error> {
         // Checked again before the commit point: publishing must not fail on it afterwards.
         read_parquet_runs(&self.root)?;
-        for t in &mut self.tables {
+        // Every table's last batch is encoded and its part closed on its own worker.
+        use rayon::prelude::*;
+        self.tables.par_iter_mut().try_for_each(|t| {
             if !t.buffer.is_empty() {
                 t.flush()?;
             }
-            t.close_part()?;
-        }
+            t.close_part()
+        })?;
         for t in &self.tables {
             sync_dir(&t.dir)?;
         }
