@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Issue 18's table, reproducibly: how much of `scan`'s rate survives a load, in the same run,
+# rounds alternating, medians. Rows:
+#   - scan of a synthetic seven-year v2 export, and a load of every CCLF table → Parquet, → SQLite;
+#   - a load of the same export served gzip-compressed (`synth --gzip`) → Parquet, against plain;
+#   - scan of SIZE_MB of generated EOBs, and a load of a one-column view (`id`) → Parquet.
+# The header projection against DuckDB with an explicit minimal schema is benches/load.sh.
+#
+#   benches/throughput.sh                       # 60 beneficiaries × 7 years, 1000 MB, 3 rounds
+#   BENES=20 SIZE_MB=300 ROUNDS=5 benches/throughput.sh
+#
+# Needs: cargo, GNU time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BENES=${BENES:-60}
+SIZE_MB=${SIZE_MB:-1000}
+ROUNDS=${ROUNDS:-3}
+WORK=${WORK:-target/bench-throughput}
+mkdir -p "$WORK"
+
+cargo build --release -q -p claimline --bin claimline
+cargo build --release -q -p claimline-synth --example eob_ndjson
+BIN=target/release/claimline
+
+EXPORT="$WORK/export-v2-$BENES"
+GZ="$WORK/export-v2-$BENES-gz"
+[ -d "$EXPORT" ] || "$BIN" synth --benes "$BENES" --years 7 --seed 7 --out "$EXPORT" >/dev/null
+[ -d "$GZ" ] || "$BIN" synth --benes "$BENES" --years 7 --seed 7 --gzip --out "$GZ" >/dev/null
+EOBS_DIR="$WORK/eobs-$SIZE_MB"
+if [ ! -f "$EOBS_DIR/ExplanationOfBenefit.000.ndjson" ]; then
+  mkdir -p "$EOBS_DIR"
+  target/release/examples/eob_ndjson "$EOBS_DIR/ExplanationOfBenefit.000.ndjson" "$SIZE_MB" 42
+fi
+EXPORT_MB=$(du -cb "$EXPORT"/*.ndjson | tail -1 | awk '{print $1/1e6}')
+EOBS_MB=$(du -cb "$EOBS_DIR"/*.ndjson | tail -1 | awk '{print $1/1e6}')
+
+declare -A T M
+run() { # name, command...
+  local name=$1; shift
+  rm -rf "$WORK/out"
+  /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" > /dev/null
+  read -r s kb < "$WORK/t"
+  T[$name]+="$s "; M[$name]+="$kb "
+}
+for r in $(seq "$ROUNDS"); do
+  run scan "$BIN" scan "$EXPORT"
+  run parquet "$BIN" load "$EXPORT" --out "$WORK/out" --format parquet --no-report
+  run sqlite "$BIN" load "$EXPORT" --out "$WORK/out" --format sqlite --no-report
+  run gzip "$BIN" load "$GZ" --out "$WORK/out" --format parquet --no-report
+  run scan_eobs "$BIN" scan "$EOBS_DIR"
+  run id_only "$BIN" load "$EOBS_DIR" --views benches/views/id_only.json --all-versions \
+    --out "$WORK/out" --format parquet --no-report
+  echo "round $r done" >&2
+done
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+row() { # label, name, MB, reference name
+  local s kb ref
+  s=$(echo "${T[$2]}" | median); kb=$(echo "${M[$2]}" | median); ref=$(echo "${T[$4]}" | median)
+  awk -v l="$1" -v s="$s" -v mb="$3" -v kb="$kb" -v ref="$ref" \
+    'BEGIN {printf "| %s | %.2f | %.0f | %.2f | %.0f |\n", l, s, mb/s, ref/s, kb/1024}'
+}
+echo "inputs: synthetic 7-year v2 export, $BENES beneficiaries, ${EXPORT_MB%.*} MB of NDJSON; generated EOBs, ${EOBS_MB%.*} MB; $ROUNDS rounds, medians"
+echo "| run | s | MB/s of NDJSON | share of scan | peak RSS MiB |"
+echo "|---|---|---|---|---|"
+row "scan, synthetic export" scan "$EXPORT_MB" scan
+row "load, every CCLF table → Parquet" parquet "$EXPORT_MB" scan
+row "load, every CCLF table → SQLite" sqlite "$EXPORT_MB" scan
+row "load from the gzip export → Parquet (share: of the plain load)" gzip "$EXPORT_MB" parquet
+row "scan, generated EOBs" scan_eobs "$EOBS_MB" scan_eobs
+row "load of a one-column view (id) → Parquet, --all-versions" id_only "$EOBS_MB" scan_eobs
