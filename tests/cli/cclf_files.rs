@@ -677,7 +677,56 @@ fn reconcile_counts_current_claims_once_and_matches_a_cclf_delivery() {
 
     // The same claims as a CCLF delivery: every claim in both, amounts equal.
     let files = dir.join("files");
-    export_cclf(dir, &out, &files);
+    let all = export_cclf(dir, &out, &files);
+    // `--run`: the rows a run loaded that are still current. The retry replaced every row of
+    // the first run, so that run exports none and the retry all of them.
+    let of_run = |run: &str, to: &str| {
+        run_ok(
+            dir,
+            &[
+                "export",
+                "cclf",
+                "--from",
+                &s(&out),
+                "--out",
+                &s(&dir.join(to)),
+                "--run",
+                run,
+                "--json",
+            ],
+        )
+    };
+    let records = |r: &serde_json::Value| -> Vec<u64> {
+        r["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .map(|f| f["records"].as_u64().expect("n"))
+            .collect()
+    };
+    assert!(
+        records(&of_run("20260101T000000.000000Z", "first"))
+            .iter()
+            .all(|n| *n == 0)
+    );
+    assert_eq!(
+        records(&of_run("20260102T000000.000000Z", "second")),
+        records(&all)
+    );
+    let unknown = claimline(
+        dir,
+        &[
+            "export",
+            "cclf",
+            "--from",
+            &s(&out),
+            "--out",
+            &s(&dir.join("none")),
+            "--run",
+            "nope",
+        ],
+    );
+    assert_eq!(unknown.status.code(), Some(2));
     // Drop one Part A claim from the delivery: BCDA alone has it.
     let cclf1 = exported(&files)["CCLF1"].clone();
     let text = std::fs::read_to_string(&cclf1).expect("CCLF1");
@@ -689,7 +738,7 @@ fn reconcile_counts_current_claims_once_and_matches_a_cclf_delivery() {
             .collect::<String>(),
     )
     .expect("write");
-    run_ok(
+    let loaded = run_ok(
         dir,
         &[
             "load-cclf",
@@ -700,6 +749,22 @@ fn reconcile_counts_current_claims_once_and_matches_a_cclf_delivery() {
             "sqlite",
             "--json",
         ],
+    );
+    // The delivery's CCLF0 still counts the dropped record: the load says so.
+    let n = text.lines().count();
+    assert_eq!(
+        loaded["summary_mismatches"].as_array().map(Vec::len),
+        Some(1),
+        "{loaded}"
+    );
+    assert!(
+        loaded["summary_mismatches"][0]
+            .as_str()
+            .is_some_and(|m| m.ends_with(&format!(
+                "lists CCLF1 with {n} records; {} were read",
+                n - 1
+            ))),
+        "{loaded}"
     );
     let report = run_ok(dir, &["reconcile", "--out", &s(&out), "--json"]);
     let rows = report["rows"].as_array().expect("rows");

@@ -30,7 +30,7 @@
 use std::sync::OnceLock;
 
 pub use claimline_model::{Cell, ColumnType};
-use claimline_model::{days_from_civil, decimal_text, format_date};
+use claimline_model::{decimal_text, format_date, parse_date};
 
 /// The layouts CSV (CCLF IP v42 Appendix B, as BCDA's v3 data dictionary gives it).
 const LAYOUTS_CSV: &str = include_str!("../../../mappings/cclf/reference/cclf_layouts.csv");
@@ -315,32 +315,6 @@ fn parse_decimal(text: &str, scale: u32) -> Option<i128> {
         m += f * pow10(scale - frac_trim.len() as u32);
     }
     Some(if neg { -m } else { m })
-}
-
-/// Parses `YYYY-MM-DD` to days since 1970-01-01.
-fn parse_date(text: &str) -> Option<i32> {
-    let b = text.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let s = &text[r];
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let days_in = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if d == 0 || d > days_in {
-        return None;
-    }
-    i32::try_from(days_from_civil(i64::from(y), m, d)).ok()
 }
 
 impl Field {

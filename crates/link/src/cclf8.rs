@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn ages_and_fips() {
-        let day = |s: &str| crate::parse_day(s).expect("date");
+        let day = |s: &str| claimline_model::parse_date(s).expect("date");
         assert_eq!(age(day("1959-03-14"), day("2026-03-13")), Some(66));
         assert_eq!(age(day("1959-03-14"), day("2026-03-14")), Some(67));
         assert_eq!(age(day("2030-01-01"), day("2026-01-01")), None);

@@ -68,7 +68,7 @@ pub use history::{
 };
 pub use xref::{
     BENE_XREF, CLAIMS_TABLE, COUNTS_TABLE, ClaimSummary, MbiRecord, bene_xref_schema, cclf9_schema,
-    claim_summary, claims_schema, counts_schema, patient_mbis,
+    claim_summary, claims_row, claims_schema, counts_schema, patient_mbis,
 };
 
 use claimline_model::{Cell, Column, ColumnType, TableSchema};
@@ -1098,21 +1098,6 @@ fn kind(c: &claimline_view::Cell) -> &'static str {
     }
 }
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date.
-pub fn parse_day(s: &str) -> Option<i32> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let y: i32 = s.get(..4)?.parse().ok()?;
-    let m: u32 = s.get(5..7)?.parse().ok()?;
-    let d: u32 = s.get(8..10)?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    i32::try_from(claimline_view::temporal::days_from_civil(y, m, d)).ok()
-}
-
 /// (year, month, day) of a day count since 1970-01-01.
 pub(crate) fn civil(days: i32) -> (i64, u32, u32) {
     claimline_model::civil_from_days(i64::from(days))
@@ -1285,7 +1270,7 @@ mod tests {
             builder.add(part);
         }
         assert_eq!(builder.coverage_only(), 0);
-        let rows = builder.rows(parse_day("2026-06-29").expect("day"));
+        let rows = builder.rows(claimline_model::parse_date("2026-06-29").expect("day"));
         assert_eq!(rows.len(), 1);
         let get =
             |name: &str| rows[0][cols.iter().position(|c| *c == name).expect("column")].clone();
@@ -1300,11 +1285,11 @@ mod tests {
         assert_eq!(get("BENE_ORGNL_ENTLMT_RSN_CD"), text("0"));
         assert_eq!(
             get("BENE_PART_A_ENRLMT_BGN_DT"),
-            Cell::Date(parse_day("2021-01-01").expect("day"))
+            Cell::Date(claimline_model::parse_date("2021-01-01").expect("day"))
         );
         assert_eq!(
             get("BENE_PART_B_ENRLMT_BGN_DT"),
-            Cell::Date(parse_day("2020-01-01").expect("day"))
+            Cell::Date(claimline_model::parse_date("2020-01-01").expect("day"))
         );
         assert_eq!(get("_resource_id"), text("405764107"));
     }

@@ -141,6 +141,26 @@ pub fn claims_schema() -> TableSchema {
     }
 }
 
+/// One row of `_claimline_claims` ([`claims_schema`]'s columns, in order): the one place that
+/// knows them, for every writer (a BCDA load, a CCLF load).
+pub fn claims_row(
+    api_version: Option<&str>,
+    claim_key: &str,
+    resource_id: &str,
+    last_updated: Option<i64>,
+    action: crate::Action,
+    run_id: &str,
+) -> Vec<Cell> {
+    vec![
+        api_version.map_or(Cell::Null, |v| Cell::Text(v.to_owned())),
+        Cell::Text(claim_key.to_owned()),
+        Cell::Text(resource_id.to_owned()),
+        last_updated.map_or(Cell::Null, Cell::Timestamp),
+        Cell::Text(action.as_str().to_owned()),
+        Cell::Text(run_id.to_owned()),
+    ]
+}
+
 /// Rows of `bene_xref` and `cclf9` for one Patient with the given lineage cells (see
 /// [`Plan::evaluate`](crate::Plan::evaluate)).
 pub(crate) fn xref_rows(records: &[MbiRecord], bene: &str, lineage: &[Cell]) -> XrefRows {

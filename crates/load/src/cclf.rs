@@ -54,7 +54,7 @@ fn table_layouts() -> impl Iterator<Item = &'static Layout> {
 /// What [`export_cclf`] writes, from where.
 #[derive(Debug, Clone)]
 pub struct CclfExport {
-    /// The output folder to read (its `claimline.sqlite`).
+    /// The output folder to read (its `claimline.sqlite`, else its Parquet history).
     pub from: PathBuf,
     /// The folder the CCLF files go to.
     pub out: PathBuf,
@@ -86,7 +86,8 @@ pub struct CclfExportReport {
     pub summary_file: PathBuf,
     /// Rows left out in all.
     pub rejects: u64,
-    /// Where they are listed (table, column, `_resource_id`, reason), when there are any.
+    /// Where they are listed (table, column, `_resource_id`, `_source_file`, `_line`, reason),
+    /// when there are any.
     pub rejects_file: Option<PathBuf>,
     /// The run exported (`--run`), else every current row.
     pub run: Option<String>,
@@ -190,16 +191,7 @@ impl RowSource {
         if db_path.is_file() {
             let conn = claimline_sink::open_earlier(&db_path)?;
             let runs = claimline_sink::read_sqlite_runs(&conn, &db_path)?;
-            let sqlite_error = crate::loader::sqlite_error(&db_path);
-            let tables: BTreeSet<String> = {
-                let mut stmt = conn
-                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-                    .map_err(&sqlite_error)?;
-                stmt.query_map([], |r| r.get::<_, String>(0))
-                    .map_err(&sqlite_error)?
-                    .collect::<Result<_, _>>()
-                    .map_err(&sqlite_error)?
-            };
+            let tables = claimline_sink::table_names(&conn, &db_path)?;
             return Ok((
                 RowSource::Sqlite {
                     conn,
@@ -291,22 +283,9 @@ impl RowSource {
                 let n = names.len();
                 names.extend(LINEAGE);
                 names.extend(["_api_version", "_last_updated"]);
-                let parts = |dir: &Path| -> Vec<PathBuf> {
-                    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
-                        .map(|f| f.path())
-                        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-                        .collect();
-                    files.sort();
-                    files
-                };
                 let mut rows = if claim {
                     // The claim-history rule across runs, materialised after every load.
-                    let current = out.join(claimline_sink::CURRENT_DIR).join(&l.table);
-                    claimline_sink::read_parquet_cells(&parts(&current), &names)?
+                    claimline_sink::read_current_parquet(out, &l.table, &names)?
                 } else {
                     // One row set per resource: the latest `_last_updated`, then the latest run.
                     let all = claimline_sink::read_committed_parquet(
@@ -664,29 +643,21 @@ fn open_inputs(inputs: &[PathBuf], table: Option<&str>) -> Result<Vec<CclfFile>,
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
         let file = std::fs::File::open(&path).map_err(|e| LoadError::io(&path, e))?;
+        // A damaged archive names the zip file.
+        let bad_zip = |e: zip::result::ZipError| {
+            LoadError::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        };
         if is_zip {
-            let mut archive = zip::ZipArchive::new(file).map_err(|e| {
-                LoadError::io(
-                    &path,
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                )
-            })?;
+            let mut archive = zip::ZipArchive::new(file).map_err(bad_zip)?;
             for i in 0..archive.len() {
-                let mut member = archive.by_index(i).map_err(|e| {
-                    LoadError::io(
-                        &path,
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                    )
-                })?;
+                let mut member = archive.by_index(i).map_err(bad_zip)?;
                 if member.is_dir() {
                     continue;
                 }
-                let inner = member.name().map(|n| n.into_owned()).map_err(|e| {
-                    LoadError::io(
-                        &path,
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                    )
-                })?;
+                let inner = member.name().map(|n| n.into_owned()).map_err(bad_zip)?;
                 let member_name = format!("{name}!{inner}");
                 let layout = layout_for(&inner, table)?;
                 let mut bytes = Vec::with_capacity(member.size() as usize);
@@ -836,10 +807,11 @@ fn parse_chunk(
             Cell::Text(t) => Cell::Text(t.clone()),
             _ => Cell::Null,
         };
+        // Each field feeds one column: its cell moves into the row.
         let row = slots
             .iter()
             .map(|s| match s {
-                Slot::Field(i) => cells[*i].clone(),
+                Slot::Field(i) => std::mem::replace(&mut cells[*i], Cell::Null),
                 Slot::ResourceId | Slot::ClaimKey => key_text.clone(),
                 Slot::SourceFile => Cell::Text(file.to_owned()),
                 Slot::Line => Cell::Int(this as i64),
@@ -939,7 +911,7 @@ fn load_cclf_locked(
     let mut loaded = Vec::new();
     let mut reject_lines: Vec<u8> = Vec::new();
     let mut reject_count = 0u64;
-    let mut claim_keys: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut claim_keys: BTreeSet<String> = BTreeSet::new();
     for f in files {
         let t = tables
             .iter()
@@ -988,7 +960,7 @@ fn load_cclf_locked(
                 {
                     for row in &p.rows {
                         if let Cell::Text(id) = &row[k] {
-                            claim_keys.insert((id.clone(), id.clone()));
+                            claim_keys.insert(id.clone());
                         }
                     }
                 }
@@ -1012,17 +984,18 @@ fn load_cclf_locked(
     progress.finished();
     // The run's claims, so the Parquet history's current-rows rule (and SQLite's) knows them.
     if let Some(c) = tables.iter().position(|s| s.name == CLAIMS_TABLE) {
+        // A CCLF claim's key and resource id are both its claim id.
         let rows: Vec<Vec<Cell>> = claim_keys
-            .into_iter()
-            .map(|(key, id)| {
-                vec![
-                    Cell::Text(CCLF_VERSION.into()),
-                    Cell::Text(key),
-                    Cell::Text(id),
-                    Cell::Null,
-                    Cell::Text("version".into()),
-                    Cell::Text(run_id.clone()),
-                ]
+            .iter()
+            .map(|id| {
+                claimline_link::claims_row(
+                    Some(CCLF_VERSION),
+                    id,
+                    id,
+                    None,
+                    claimline_link::Action::Version,
+                    &run_id,
+                )
             })
             .collect();
         if !rows.is_empty() {
@@ -1067,7 +1040,7 @@ fn load_cclf_locked(
         drop(sinks);
     }
     let seconds = started_at.elapsed().as_secs_f64();
-    let bytes: u64 = files.iter().map(|f| f.bytes.len() as u64).sum();
+    let bytes = total;
     Ok(CclfLoadReport {
         run_id,
         files: loaded,
@@ -1188,6 +1161,9 @@ pub struct ReconcileRow {
     pub cclf_paid: String,
     /// Claims in both whose paid amounts differ.
     pub paid_differs: u64,
+    /// `bcda_paid` in cents, for a caller that computes with it (not in the JSON).
+    #[serde(skip)]
+    pub bcda_paid_cents: i64,
 }
 
 /// What [`reconcile`] found (`claimline reconcile --json` prints it).
@@ -1254,14 +1230,11 @@ pub fn reconcile(out: &Path) -> Result<ReconcileReport, LoadError> {
     }
     let conn = claimline_sink::open_earlier(&db_path)?;
     let sqlite_error = crate::loader::sqlite_error(&db_path);
-    let present: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('cclf1', 'cclf5', 'cclf6', 'cclf7')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(&sqlite_error)?;
-    if present < 4 {
+    let tables = claimline_sink::table_names(&conn, &db_path)?;
+    if !["cclf1", "cclf5", "cclf6", "cclf7"]
+        .iter()
+        .all(|t| tables.contains(*t))
+    {
         return Err(LoadError::Usage(format!(
             "{} has no CCLF claim tables (cclf1, cclf5, cclf6, cclf7) to reconcile",
             db_path.display()
@@ -1271,10 +1244,9 @@ pub fn reconcile(out: &Path) -> Result<ReconcileReport, LoadError> {
     let rows = stmt
         .query_map([], |r| {
             let n = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
-            let cents = |i: usize| {
-                r.get::<_, Option<i64>>(i)
-                    .map(|v| claimline_model::decimal_text(i128::from(v.unwrap_or(0)), 2))
-            };
+            let cents = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0));
+            let text = |c: i64| claimline_model::decimal_text(i128::from(c), 2);
+            let bcda_paid_cents = cents(7)?;
             Ok(ReconcileRow {
                 claim_type: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
                 month: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
@@ -1283,9 +1255,10 @@ pub fn reconcile(out: &Path) -> Result<ReconcileReport, LoadError> {
                 in_both: n(4)?,
                 only_bcda: n(5)?,
                 only_cclf: n(6)?,
-                bcda_paid: cents(7)?,
-                cclf_paid: cents(8)?,
+                bcda_paid: text(bcda_paid_cents),
+                cclf_paid: text(cents(8)?),
                 paid_differs: n(9)?,
+                bcda_paid_cents,
             })
         })
         .map_err(&sqlite_error)?

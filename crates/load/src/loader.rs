@@ -605,7 +605,7 @@ impl Loader {
             let as_of = transaction_time
                 .as_deref()
                 .and_then(|t| t.get(..10))
-                .and_then(claimline_link::parse_day)
+                .and_then(claimline_model::parse_date)
                 .unwrap_or_else(|| started.div_euclid(86_400_000_000) as i32);
             let rows = cclf8.rows(as_of);
             write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
@@ -631,15 +631,14 @@ impl Loader {
             let rows: Vec<Vec<Cell>> = recorded
                 .iter()
                 .map(|e| {
-                    vec![
-                        e.api_version
-                            .map_or(Cell::Null, |v| Cell::Text(v.as_str().to_owned())),
-                        Cell::Text(e.claim_key.clone()),
-                        Cell::Text(e.resource_id.clone()),
-                        e.last_updated.map_or(Cell::Null, Cell::Timestamp),
-                        Cell::Text(e.action.as_str().to_owned()),
-                        Cell::Text(run_id.clone()),
-                    ]
+                    claimline_link::claims_row(
+                        e.api_version.map(|v| v.as_str()),
+                        &e.claim_key,
+                        &e.resource_id,
+                        e.last_updated,
+                        e.action,
+                        &run_id,
+                    )
                 })
                 .collect();
             write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
@@ -997,19 +996,10 @@ struct EarlierRuns {
 impl EarlierRuns {
     fn open(path: &Path) -> Result<Self, LoadError> {
         let conn = claimline_sink::open_earlier(path)?;
-        let exists = |t: &str| -> Result<bool, LoadError> {
-            Ok(conn
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                    [t],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map_err(sqlite_error(path))?
-                > 0)
-        };
-        let has_xref = exists(claimline_link::BENE_XREF)?;
-        let has_claims = exists(claimline_link::CLAIMS_TABLE)?;
-        let has_counts = exists(claimline_link::COUNTS_TABLE)?;
+        let tables = claimline_sink::table_names(&conn, path)?;
+        let has_xref = tables.contains(claimline_link::BENE_XREF);
+        let has_claims = tables.contains(claimline_link::CLAIMS_TABLE);
+        let has_counts = tables.contains(claimline_link::COUNTS_TABLE);
         Ok(EarlierRuns {
             path: path.to_owned(),
             conn,

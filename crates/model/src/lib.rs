@@ -28,7 +28,7 @@ mod table;
 mod units;
 
 pub use api::ApiVersion;
-pub use date::{civil_from_days, days_from_civil, format_date, format_timestamp};
+pub use date::{civil_from_days, days_from_civil, format_date, format_timestamp, parse_date};
 pub use export_state::{ExportState, FileRecord, export_state_path, resources_per_type};
 pub use hash::Fnv1a64;
 pub use private::{

@@ -75,10 +75,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
 }
 
 fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> ReportError + '_ {
-    move |e| ReportError::Io {
-        path: path.to_owned(),
-        source: std::io::Error::other(e),
-    }
+    move |e| ReportError::Sink(claimline_sink::Error::sqlite(path)(e))
 }
 
 /// Current claims and their paid amount for one claim type and month.
@@ -253,7 +250,7 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
                 claim_type: r.claim_type,
                 month: r.month,
                 claims: r.bcda_claims,
-                paid_cents: cents(&r.bcda_paid),
+                paid_cents: r.bcda_paid_cents,
             })
             .filter(|r| r.claims > 0)
             .collect()
@@ -366,36 +363,13 @@ fn str_of(v: &serde_json::Value, key: &str) -> String {
         .to_owned()
 }
 
-/// Cents of exact decimal text (`1234.5` → 123450).
-fn cents(text: &str) -> i64 {
-    let (neg, t) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-    let mut f: String = frac.chars().take(2).collect();
-    while f.len() < 2 {
-        f.push('0');
-    }
-    let v = int.parse::<i64>().unwrap_or(0) * 100 + f.parse::<i64>().unwrap_or(0);
-    if neg { -v } else { v }
-}
-
 /// Table name → its columns, for the tables the database holds.
 fn existing_tables(
     conn: &rusqlite::Connection,
     path: &Path,
 ) -> Result<BTreeMap<String, Vec<String>>, ReportError> {
-    let mut stmt = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .map_err(sqlite(path))?;
-    let names: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .map_err(sqlite(path))?
-        .collect::<Result<_, _>>()
-        .map_err(sqlite(path))?;
     let mut out = BTreeMap::new();
-    for name in names {
+    for name in claimline_sink::table_names(conn, path)? {
         let mut info = conn
             .prepare(&format!("PRAGMA table_info(\"{name}\")"))
             .map_err(sqlite(path))?;
@@ -553,17 +527,4 @@ fn movement(
             }
         })
         .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cents_of_decimal_text() {
-        assert_eq!(cents("1234.5"), 123_450);
-        assert_eq!(cents("-0.07"), -7);
-        assert_eq!(cents("12"), 1_200);
-        assert_eq!(cents("0.00"), 0);
-    }
 }

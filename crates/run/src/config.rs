@@ -312,7 +312,7 @@ impl RunFlags {
             .filter(|t| !t.is_empty())
             .collect();
         let since = args.since.unwrap_or(Since::Auto);
-        let local = matches!(source, Source::Local(_) | Source::Demo { .. });
+        let local = source.is_local();
         let timing = if local {
             Timing::fast()
         } else {

@@ -117,6 +117,14 @@ pub enum Source {
     Url(String),
 }
 
+impl Source {
+    /// True for the embedded sandbox (the demo or a folder of samples): no credentials, fast
+    /// polling, the samples' placeholder row errors accepted.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Source::Local(_) | Source::Demo { .. })
+    }
+}
+
 /// `_since` of the export.
 #[derive(Debug, Clone)]
 pub enum Since {
@@ -184,7 +192,7 @@ pub struct RunSettings {
 impl RunSettings {
     /// A v2 `Group/all` run of everything into `out`, with the documented defaults.
     pub fn new(source: Source, out: PathBuf) -> Self {
-        let local = matches!(source, Source::Local(_) | Source::Demo { .. });
+        let local = source.is_local();
         RunSettings {
             profile: None,
             source,

@@ -360,6 +360,20 @@ fn swap_table(dir: &Path, table: &str, built: Built) -> Result<(), Error> {
     Ok(())
 }
 
+/// The named columns of the current rows of claim table `table` in the output folder `out`
+/// (`out/current/<table>/bucket=*/part-0.parquet`, as [`refresh_current`] left them), typed as
+/// [`crate::read_parquet_cells`] reads them; none when the table has no current dataset.
+///
+/// # Errors
+/// [`Error::Io`] or [`Error::Parquet`] for an unreadable part, [`Error::Row`] for a missing column.
+pub fn read_current_parquet(
+    out: &Path,
+    table: &str,
+    columns: &[&str],
+) -> Result<Vec<Vec<crate::Cell>>, Error> {
+    crate::read_parquet_cells(&parquet_files(&out.join(CURRENT_DIR).join(table))?, columns)
+}
+
 /// Removes versions no table's symlink names (left by a refresh that stopped half-way).
 fn remove_unlinked_versions(dir: &Path, versions: &Path) {
     let linked: HashSet<std::ffi::OsString> = std::fs::read_dir(dir)
@@ -410,7 +424,8 @@ fn write_views(root: &Path, dir: &Path, claim_tables: &[String]) -> Result<(), E
         .map_err(Error::io(dir.join("views.sql")))
 }
 
-fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+/// The part files (`part-*.parquet`) anywhere under `dir`, sorted; none when `dir` is absent.
+pub(crate) fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(out);

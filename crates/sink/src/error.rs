@@ -83,7 +83,9 @@ impl Error {
         move |source| Error::Io { path, source }
     }
 
-    pub(crate) fn sqlite(path: impl Into<PathBuf>) -> impl FnOnce(rusqlite::Error) -> Error {
+    /// The error of a failed SQLite call on the database at `path`: [`Error::Corrupt`] when
+    /// the file is not a readable database, else [`Error::Sqlite`].
+    pub fn sqlite(path: impl Into<PathBuf>) -> impl FnOnce(rusqlite::Error) -> Error {
         let path = path.into();
         move |source| match source.sqlite_error_code() {
             Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {

@@ -47,13 +47,16 @@ pub use claimline_model::{
     Cell, Column, ColumnType, RunRecord, TableSchema, civil_from_days, create_private_dir,
     format_date, format_timestamp,
 };
-pub use current::{BUCKETS, CURRENT_DIR, CurrentReport, VERSIONS_DIR, bucket, refresh_current};
+pub use current::{
+    BUCKETS, CURRENT_DIR, CurrentReport, VERSIONS_DIR, bucket, read_current_parquet,
+    refresh_current,
+};
 pub use error::Error;
 pub use parquet_sink::{
     ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, record_parquet_run, recover,
     staging_root,
 };
-pub use sqlite_sink::{SqliteSink, exact_column, open_earlier, read_sqlite_runs};
+pub use sqlite_sink::{SqliteSink, exact_column, open_earlier, read_sqlite_runs, table_names};
 
 /// Rows of a run named by where they came from: `_source_file` → the `_line`s, for
 /// [`TableSink::drop_rows`].

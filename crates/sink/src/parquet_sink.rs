@@ -655,22 +655,7 @@ pub fn read_committed_parquet(
     table: &str,
     columns: &[&str],
 ) -> Result<Vec<Vec<Cell>>, Error> {
-    let dir = root.join(table);
-    let Ok(runs) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut files: Vec<PathBuf> = Vec::new();
-    for run in runs.flatten() {
-        let Ok(parts) = std::fs::read_dir(run.path()) else {
-            continue;
-        };
-        files.extend(parts.flatten().map(|p| p.path()).filter(|p| {
-            p.extension().is_some_and(|e| e == "parquet")
-                && p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
-        }));
-    }
-    files.sort();
+    let files = crate::current::parquet_files(&root.join(table))?;
     crate::read_parquet_cells(&files, columns).map_err(|e| match e {
         Error::Row {
             column, message, ..

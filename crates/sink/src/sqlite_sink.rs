@@ -192,6 +192,23 @@ pub fn open_earlier(path: &Path) -> Result<Connection, Error> {
     Ok(conn)
 }
 
+/// The names of the tables the database `conn` (opened at `path`) holds: the one reader of
+/// `sqlite_master` for every crate that asks which tables an output has.
+///
+/// # Errors
+/// [`Error::Sqlite`] (or [`Error::Corrupt`]) naming `path`.
+pub fn table_names(
+    conn: &Connection,
+    path: &Path,
+) -> Result<std::collections::BTreeSet<String>, Error> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .map_err(Error::sqlite(path))?;
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(Error::sqlite(path))
+}
+
 /// The run records in the `_claimline_runs` table of the database `conn` opened at `path`, in
 /// the order the runs started (empty when there is no such table). The one reader of that
 /// table for every crate.
@@ -199,14 +216,7 @@ pub fn open_earlier(path: &Path) -> Result<Connection, Error> {
 /// # Errors
 /// [`Error::Corrupt`] naming `path` when a record is not a run record; [`Error::Sqlite`].
 pub fn read_sqlite_runs(conn: &Connection, path: &Path) -> Result<Vec<RunRecord>, Error> {
-    let exists: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_claimline_runs'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(Error::sqlite(path))?;
-    if exists == 0 {
+    if !table_names(conn, path)?.contains("_claimline_runs") {
         return Ok(Vec::new());
     }
     let mut stmt = conn

@@ -1,7 +1,6 @@
 //! `claimline load`: NDJSON on disk to Parquet and SQLite tables, in one pass (the pipeline is
 //! `claimline_load::Loader`; this module parses the flags and prints).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -97,10 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .flatten();
     crate::args::print(args.json, &report, |out| {
         report.write_summary(out)?;
-        match page {
-            Some(page) => writeln!(out, "report: {}", page.display()),
-            None => Ok(()),
-        }
+        crate::cmd::report::print_page(out, page.as_deref())
     })?;
     for d in &report.damaged {
         eprintln!("claimline: {}", d.message);

@@ -23,6 +23,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The summary's last line naming the report `after_load` wrote, when it wrote one.
+pub fn print_page(out: &mut impl Write, page: Option<&Path>) -> std::io::Result<()> {
+    match page {
+        Some(page) => writeln!(out, "report: {}", page.display()),
+        None => Ok(()),
+    }
+}
+
 /// After a committed `load` or `run` into `out`: saves the command's JSON report of run
 /// `run_id` and writes the HTML report beside it; returns its path. The report is derived: a
 /// failure to write it is a warning on stderr, never the command's failure. An output without

@@ -9,7 +9,7 @@
 //! it: the fetcher re-attaches to the saved job and downloads only what is missing, and an export
 //! already loaded (its run id is in `_claimline_runs`) is not loaded twice.
 
-use std::io::{IsTerminal as _, Write};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -240,10 +240,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .flatten();
     crate::args::print(settings.json, &r, |out| {
         r.write_summary(out)?;
-        match page {
-            Some(page) => writeln!(out, "report: {}", page.display()),
-            None => Ok(()),
-        }
+        crate::cmd::report::print_page(out, page.as_deref())
     })?;
     Ok(ExitCode::from(code))
 }
