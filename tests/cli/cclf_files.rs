@@ -185,6 +185,16 @@ fn run_ok(dir: &Path, args: &[&str]) -> serde_json::Value {
     json(&out)
 }
 
+/// `claimline load input --out out [extra…] --json`, which must succeed.
+fn load(dir: &Path, input: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let (input, out) = (s(input), s(out));
+    let mut args = vec!["load", input.as_str(), "--out", out.as_str()];
+    args.extend(extra);
+    args.push("--json");
+    run_ok(dir, &args)
+}
+
 /// `claimline export cclf --from from --out files --aco 1234 --json`, which must succeed.
 fn export_cclf(dir: &Path, from: &Path, files: &Path) -> serde_json::Value {
     let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
@@ -239,18 +249,7 @@ fn every_table_round_trips_through_cclf_files_for_every_api_version() {
         let files = dir.join(format!("files-{version}"));
         let back = dir.join(format!("back-{version}"));
         let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
-        run_ok(
-            dir,
-            &[
-                "load",
-                &s(&export),
-                "--out",
-                &s(&out),
-                "--format",
-                "sqlite",
-                "--json",
-            ],
-        );
+        load(dir, &export, &out, &["--format", "sqlite"]);
         let report = export_cclf(dir, &out, &files);
         // Every value of every table fits its field: the tables speak CCLF.
         assert_eq!(report["rejects"], 0, "{version}: {report}");
@@ -289,18 +288,7 @@ fn every_table_round_trips_through_cclf_files_for_every_api_version() {
             dir.join(format!("pq-{version}")),
             dir.join(format!("pq-files-{version}")),
         );
-        run_ok(
-            dir,
-            &[
-                "load",
-                &s(&export),
-                "--out",
-                &s(&pq),
-                "--format",
-                "parquet",
-                "--json",
-            ],
-        );
+        load(dir, &export, &pq, &["--format", "parquet"]);
         let r = export_cclf(dir, &pq, &pq_files);
         assert_eq!(r["rejects"], 0);
         let sorted = |p: &Path| {
@@ -328,20 +316,8 @@ fn golden_files_pin_every_tables_fixed_width_output() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
     let export = synth(dir, "v3", "2", "1");
-    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
     let (out, files) = (dir.join("out"), dir.join("files"));
-    run_ok(
-        dir,
-        &[
-            "load",
-            &s(&export),
-            "--out",
-            &s(&out),
-            "--run-id",
-            "20260101T000000.000000Z",
-            "--json",
-        ],
-    );
+    load(dir, &export, &out, &["--run-id", "20260101T000000.000000Z"]);
     export_cclf(dir, &out, &files);
     check_files(&files);
     let golden = repo_root().join("tests/golden/cclf-files");
@@ -385,17 +361,7 @@ fn values_that_do_not_fit_are_left_out_and_listed_with_their_location() {
     ] {
         let out = dir.join(format!("out-{sample}"));
         let files = dir.join(format!("files-{sample}"));
-        run_ok(
-            dir,
-            &[
-                "load",
-                &s(&sample_data().join(sample)),
-                "--out",
-                &s(&out),
-                "--all-versions",
-                "--json",
-            ],
-        );
+        load(dir, &sample_data().join(sample), &out, &["--all-versions"]);
         let report = run_ok(
             dir,
             &[
@@ -473,18 +439,7 @@ fn bad_cclf_records_are_rejects_with_file_and_line_and_zips_load_like_files() {
     let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
     let export = synth(dir, "v2", "3", "1");
     let (out, files) = (dir.join("out"), dir.join("files"));
-    run_ok(
-        dir,
-        &[
-            "load",
-            &s(&export),
-            "--out",
-            &s(&out),
-            "--format",
-            "sqlite",
-            "--json",
-        ],
-    );
+    load(dir, &export, &out, &["--format", "sqlite"]);
     export_cclf(dir, &out, &files);
     let cclf1 = exported(&files)["CCLF1"].clone();
     let good: Vec<String> = std::fs::read_to_string(&cclf1)
@@ -624,18 +579,7 @@ fn reconcile_counts_current_claims_once_and_matches_a_cclf_delivery() {
     let out = dir.join("out");
     // A run, then the same export again (a retried run re-fetches the same `_since`).
     for run in ["20260101T000000.000000Z", "20260102T000000.000000Z"] {
-        run_ok(
-            dir,
-            &[
-                "load",
-                &s(&export),
-                "--out",
-                &s(&out),
-                "--run-id",
-                run,
-                "--json",
-            ],
-        );
+        load(dir, &export, &out, &["--run-id", run]);
     }
     let db = out.join("claimline.sqlite");
     let report = run_ok(dir, &["reconcile", "--out", &s(&out), "--json"]);
