@@ -39,6 +39,10 @@ pub const POINTS: &[(&str, &str)] = &[
         "SQLite has committed the run, the Parquet partitions are not yet in place",
     ),
     (
+        "postgres.copy",
+        "half of a batch of rows is sent to a PostgreSQL staging table by COPY, the rest not yet",
+    ),
+    (
         "parquet.publish",
         "one table's partition of the run was moved into place, the others not yet",
     ),

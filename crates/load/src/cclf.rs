@@ -888,9 +888,9 @@ fn load_cclf_locked(
     started_at: Instant,
     progress: &dyn Progress,
 ) -> Result<CclfLoadReport, LoadError> {
-    for note in crate::output::recover(&opts.out)? {
-        progress.note(&note);
-    }
+    let kinds: Vec<&dyn SinkKind> = opts.sinks.iter().map(|k| k.as_ref()).collect();
+    // Held (a PostgreSQL schema's lock among them) until the load ends.
+    let _databases = crate::loader::open_databases(&kinds, &opts.out, progress)?;
     let (tables, claim, views_hash) = cclf_plan()?;
     let run_id = opts.run_id.clone().unwrap_or_else(|| run_id_from(started));
     create_private_dir(&opts.out).map_err(|e| LoadError::io(&opts.out, e))?;

@@ -31,6 +31,7 @@
 
 pub mod cclf;
 pub mod dictionary;
+mod earlier;
 mod error;
 mod loader;
 pub mod output;
@@ -40,47 +41,110 @@ mod summary;
 pub mod views;
 
 pub use claimline_ndjson::InputFile;
+pub use earlier::{EarlierState, Heads};
 pub use error::LoadError;
 pub use loader::{
     ArrowOutput, Beneficiaries, DamagedFile, ExcludedClaims, History, LoadReport, Loader,
-    ParquetOutput, Rejects, RowErrors, SinkKind, SqliteOutput, month_ranges, transaction_time,
+    ParquetOutput, PostgresOutput, Rejects, RowErrors, SinkKind, SqliteOutput, month_ranges,
+    transaction_time,
 };
 pub use progress::{NoProgress, Progress};
 
-/// The built-in outputs of a load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+/// The built-in outputs of a load: any of SQLite, Parquet and PostgreSQL, written as
+/// `sqlite`, `parquet`, `postgres`, `both` (SQLite and Parquet) or a list (`parquet,postgres`).
+/// One database per output keeps the claim-history state, so SQLite and PostgreSQL are not
+/// written together.
+///
+/// ```
+/// use claimline_load::Format;
+/// let f: Format = "parquet,postgres".parse()?;
+/// assert!(f.parquet && f.postgres && !f.sqlite);
+/// assert_eq!("both".parse::<Format>()?, Format::BOTH);
+/// assert!("sqlite,postgres".parse::<Format>().is_err());
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Format {
     /// `DIR/claimline.sqlite`.
-    Sqlite,
+    pub sqlite: bool,
     /// `DIR/parquet/<table>/run=<run_id>/part-<n>.parquet`.
-    Parquet,
-    /// Both.
-    Both,
+    pub parquet: bool,
+    /// One schema of a PostgreSQL database ([`Loader::postgres`] says which).
+    pub postgres: bool,
+}
+
+impl Format {
+    /// SQLite alone.
+    pub const SQLITE: Format = Format {
+        sqlite: true,
+        parquet: false,
+        postgres: false,
+    };
+    /// Parquet alone.
+    pub const PARQUET: Format = Format {
+        sqlite: false,
+        parquet: true,
+        postgres: false,
+    };
+    /// SQLite and Parquet (the default).
+    pub const BOTH: Format = Format {
+        sqlite: true,
+        parquet: true,
+        postgres: false,
+    };
+
+    /// The sinks of this format, in commit order (the database first: its commit is the
+    /// run's commit point). `postgres`: where PostgreSQL tables go.
+    ///
+    /// # Errors
+    /// PostgreSQL asked for without a target.
+    pub fn sinks(
+        self,
+        postgres: Option<&claimline_sink::PgTarget>,
+    ) -> Result<Vec<Box<dyn SinkKind>>, String> {
+        let mut sinks: Vec<Box<dyn SinkKind>> = Vec::new();
+        if self.sqlite {
+            sinks.push(Box::new(SqliteOutput));
+        }
+        if self.postgres {
+            let target = postgres.ok_or(
+                "the postgres format needs a database: --postgres URL, CLAIMLINE_POSTGRES_URL or the profile's postgres_url",
+            )?;
+            sinks.push(Box::new(PostgresOutput::new(target.clone())));
+        }
+        if self.parquet {
+            sinks.push(Box::new(ParquetOutput));
+        }
+        Ok(sinks)
+    }
 }
 
 impl std::str::FromStr for Format {
     type Err = String;
 
-    /// `sqlite`, `parquet` or `both`.
     fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "sqlite" => Ok(Format::Sqlite),
-            "parquet" => Ok(Format::Parquet),
-            "both" => Ok(Format::Both),
-            _ => Err(format!(
-                "format {text:?}: expected \"sqlite\", \"parquet\" or \"both\""
-            )),
+        let mut f = Format::default();
+        for part in text.split(',').map(str::trim) {
+            match part {
+                "sqlite" => f.sqlite = true,
+                "parquet" => f.parquet = true,
+                "postgres" => f.postgres = true,
+                "both" => {
+                    f.sqlite = true;
+                    f.parquet = true;
+                }
+                _ => {
+                    return Err(format!(
+                        "format {part:?}: expected sqlite, parquet, postgres, both, or a list (parquet,postgres)"
+                    ));
+                }
+            }
         }
-    }
-}
-
-impl Format {
-    /// The sinks of this format, in commit order.
-    pub fn sinks(self) -> Vec<Box<dyn SinkKind>> {
-        match self {
-            Format::Sqlite => vec![Box::new(SqliteOutput)],
-            Format::Parquet => vec![Box::new(ParquetOutput)],
-            Format::Both => vec![Box::new(SqliteOutput), Box::new(ParquetOutput)],
+        if f.sqlite && f.postgres {
+            return Err(format!(
+                "format {text:?}: SQLite and PostgreSQL each keep the claim-history state, so a load writes one of them (each with parquet if wanted)"
+            ));
         }
+        Ok(f)
     }
 }

@@ -8,12 +8,13 @@ use std::time::Instant;
 
 use claimline_link::{
     BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, RunVersions, Scratch,
-    StoredHead, VersionMode, claim_event, decide, parse_instant, patient_mbi,
+    VersionMode, claim_event, decide, patient_mbi,
 };
 use claimline_model::{Cell, RunRecord, TableSchema, create_private_dir, format_timestamp};
 use claimline_ndjson::{InputFile, Manifest, RejectTarget, ScanOptions, discover, scan};
-use claimline_sink::{ParquetSink, SqliteSink, TableSink};
+use claimline_sink::{ParquetSink, PgSession, PgTarget, PostgresSink, SqliteSink, TableSink};
 
+use crate::earlier::{EarlierState, PgEarlier, SqliteEarlier};
 use crate::output::{now_micros, run_id_from};
 use crate::{LoadError, Progress, views};
 
@@ -37,6 +38,19 @@ pub trait SinkKind: Send + Sync {
         run_id: &str,
         tables: &[TableSchema],
     ) -> Result<Box<dyn TableSink>, claimline_sink::Error>;
+
+    /// For an output that keeps the claim-history state (a database): what earlier runs
+    /// committed, read for the load that is starting. A database shared by several output
+    /// folders also locks here, for the whole load (the returned state holds the lock until it
+    /// is dropped). `None` (the default): nothing kept, nothing locked.
+    ///
+    /// # Errors
+    /// A database that cannot be read; [`LoadError::Sink`] with
+    /// [`claimline_sink::PgFailure::Busy`] when another load holds it.
+    fn earlier(&self, out: &Path) -> Result<Option<Box<dyn EarlierState>>, LoadError> {
+        let _ = out;
+        Ok(None)
+    }
 }
 
 /// `DIR/claimline.sqlite`.
@@ -58,6 +72,51 @@ impl SinkKind for SqliteOutput {
         tables: &[TableSchema],
     ) -> Result<Box<dyn TableSink>, claimline_sink::Error> {
         Ok(Box::new(SqliteSink::open(&self.location(out), tables)?))
+    }
+
+    fn earlier(&self, out: &Path) -> Result<Option<Box<dyn EarlierState>>, LoadError> {
+        let path = self.location(out);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(SqliteEarlier::open(&path)?)))
+    }
+}
+
+/// One schema of a PostgreSQL database: typed tables, rows in by binary `COPY`, one
+/// transaction per run; the schema's advisory lock is held for the whole load.
+pub struct PostgresOutput {
+    target: PgTarget,
+}
+
+impl PostgresOutput {
+    /// Tables in `target`'s schema.
+    pub fn new(target: PgTarget) -> Self {
+        PostgresOutput { target }
+    }
+}
+
+impl SinkKind for PostgresOutput {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn location(&self, _out: &Path) -> PathBuf {
+        PathBuf::from(self.target.to_string())
+    }
+
+    fn open(
+        &self,
+        _out: &Path,
+        _run_id: &str,
+        tables: &[TableSchema],
+    ) -> Result<Box<dyn TableSink>, claimline_sink::Error> {
+        Ok(Box::new(PostgresSink::open(&self.target, tables)?))
+    }
+
+    fn earlier(&self, _out: &Path) -> Result<Option<Box<dyn EarlierState>>, LoadError> {
+        let session = PgSession::lock(&self.target)?;
+        Ok(Some(Box::new(PgEarlier::new(session)?)))
     }
 }
 
@@ -118,7 +177,12 @@ impl SinkKind for ArrowOutput {
 pub struct Loader {
     views: Vec<String>,
     out: PathBuf,
-    sinks: Vec<Box<dyn SinkKind>>,
+    format: crate::Format,
+    postgres: Option<PgTarget>,
+    /// Sinks a caller chose instead of `format`'s.
+    custom: Option<Vec<Box<dyn SinkKind>>>,
+    /// Sinks a caller added.
+    extra: Vec<Box<dyn SinkKind>>,
     strict: bool,
     run_id: Option<String>,
     threads: usize,
@@ -135,7 +199,10 @@ impl Loader {
         Loader {
             views: Vec::new(),
             out: out.into(),
-            sinks: vec![Box::new(SqliteOutput), Box::new(ParquetOutput)],
+            format: crate::Format::BOTH,
+            postgres: None,
+            custom: None,
+            extra: Vec::new(),
             strict: false,
             run_id: None,
             threads: 0,
@@ -163,20 +230,50 @@ impl Loader {
 
     /// The built-in outputs to write (replacing the ones chosen before).
     pub fn format(mut self, format: crate::Format) -> Self {
-        self.sinks = format.sinks();
+        self.format = format;
+        self.custom = None;
+        self
+    }
+
+    /// Where the `postgres` format writes.
+    pub fn postgres(mut self, target: Option<PgTarget>) -> Self {
+        self.postgres = target;
         self
     }
 
     /// Writes only to `sinks` (replacing the built-in outputs).
     pub fn sinks(mut self, sinks: Vec<Box<dyn SinkKind>>) -> Self {
-        self.sinks = sinks;
+        self.custom = Some(sinks);
         self
     }
 
     /// Adds an output of another kind.
     pub fn sink(mut self, kind: Box<dyn SinkKind>) -> Self {
-        self.sinks.push(kind);
+        self.extra.push(kind);
         self
+    }
+
+    /// The format's sinks, made for one load (none when the caller chose its own).
+    fn built_sinks(&self) -> Result<Vec<Box<dyn SinkKind>>, LoadError> {
+        match &self.custom {
+            Some(_) => Ok(Vec::new()),
+            None => self
+                .format
+                .sinks(self.postgres.as_ref())
+                .map_err(LoadError::Usage),
+        }
+    }
+
+    /// The sinks of this load, in commit order: `built` (from [`Loader::built_sinks`]) or the
+    /// caller's, then the ones added.
+    fn kinds<'a>(&'a self, built: &'a [Box<dyn SinkKind>]) -> Vec<&'a dyn SinkKind> {
+        self.custom
+            .as_deref()
+            .unwrap_or(built)
+            .iter()
+            .chain(&self.extra)
+            .map(|k| k.as_ref())
+            .collect()
     }
 
     /// Commit nothing when any line is rejected or any value does not fit its column.
@@ -302,17 +399,13 @@ impl Loader {
         } else {
             VersionMode::Current
         };
-        let sqlite_path = self.out.join("claimline.sqlite");
-        // A load that died left its run staged: finish or remove it before reading what earlier
-        // loads left, so both outputs agree on the runs they hold.
-        for note in crate::output::recover(&self.out)? {
-            progress.note(&note);
-        }
-        let writes_sqlite = self.sinks.iter().any(|k| k.name() == "sqlite");
-        let earlier = (writes_sqlite && sqlite_path.is_file())
-            .then(|| EarlierRuns::open(&sqlite_path))
-            .transpose()?;
-        let last_run = match &earlier {
+        let built = self.built_sinks()?;
+        let kinds = self.kinds(&built);
+        let Databases {
+            mut earlier,
+            held: databases,
+        } = open_databases(&kinds, &self.out, progress)?;
+        let last_run = match &mut earlier {
             Some(e) => e.last_run()?,
             None => None,
         };
@@ -346,10 +439,8 @@ impl Loader {
         let benes = if plan.needs_bene_index() {
             let mut index = pre.benes;
             let own = index.len() as u64;
-            match &earlier {
-                Some(e) => e
-                    .fill_bene_index(&mut index)
-                    .map_err(sqlite_error(&sqlite_path))?,
+            match &mut earlier {
+                Some(e) => e.fill_bene_index(&mut index)?,
                 // A Parquet-only output: its own bene_xref partitions.
                 None => parquet_bene_index(
                     &self
@@ -374,15 +465,13 @@ impl Loader {
         create_private_dir(&self.out).map_err(|e| LoadError::io(&self.out, e))?;
         let rejects_dir = self.out.join("rejects");
         create_private_dir(&rejects_dir).map_err(|e| LoadError::io(&rejects_dir, e))?;
-        let mut months = match &earlier {
-            Some(e) => e.months().map_err(sqlite_error(&sqlite_path))?,
+        let mut months = match &mut earlier {
+            Some(e) => e.months()?,
             None => std::collections::BTreeSet::new(),
         };
-        let earlier_claims = earlier.as_ref().is_some_and(|e| e.has_claims);
-        drop(earlier);
         let tables = plan.tables().to_vec();
-        let mut sinks: Vec<Box<dyn TableSink>> = Vec::with_capacity(self.sinks.len());
-        for kind in &self.sinks {
+        let mut sinks: Vec<Box<dyn TableSink>> = Vec::with_capacity(kinds.len());
+        for kind in &kinds {
             sinks.push(kind.open(&self.out, &run_id, &tables)?);
         }
 
@@ -497,14 +586,11 @@ impl Loader {
         let mut removals: Vec<Vec<Cell>> = Vec::new();
         let mut stale: HashSet<(Option<claimline_ndjson::ApiVersion>, String)> = HashSet::new();
         // What earlier runs committed, read beside the open sinks (their rows are still staged).
-        let history_db = earlier_claims
-            .then(|| claimline_sink::open_earlier(&sqlite_path))
-            .transpose()?;
-        if let Some(conn) = &history_db {
-            for g in versions.groups() {
-                let (stored, head_cancelled) =
-                    stored_head(conn, mode, &g).map_err(sqlite_error(&sqlite_path))?;
-                match decide(&g, stored.as_ref(), head_cancelled) {
+        if let Some(e) = earlier.as_mut().filter(|e| e.has_claims()) {
+            let groups = versions.groups();
+            let heads = e.stored_heads(mode, &groups)?;
+            for (g, (stored, head_cancelled)) in groups.iter().zip(heads) {
+                match decide(g, stored.as_ref(), head_cancelled) {
                     Decision::Write => {}
                     Decision::Delete => {
                         history.removed += 1;
@@ -549,7 +635,6 @@ impl Loader {
             eob.account(&tables, &files, &mut claims, &mut counts, &mut issues)
                 .map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
         }
-        drop(history_db);
         issues
             .finish()
             .map_err(|e| LoadError::io(&issues.path, e))?;
@@ -715,7 +800,10 @@ impl Loader {
             drop(sinks);
         }
         // The current rows of the claim tables, derived from the Parquet history just committed.
-        let current = (!refused && self.sinks.iter().any(|k| k.name() == "parquet")).then(|| {
+        // The database locks go with the load.
+        drop(earlier);
+        drop(databases);
+        let current = (!refused && kinds.iter().any(|k| k.name() == "parquet")).then(|| {
             let claim_tables: Vec<String> = (0..tables.len())
                 .filter(|&t| plan.is_claim_table(t))
                 .map(|t| tables[t].name.clone())
@@ -748,7 +836,7 @@ impl Loader {
             } else {
                 0.0
             },
-            outputs: self.sinks.iter().map(|k| k.location(&self.out)).collect(),
+            outputs: kinds.iter().map(|k| k.location(&self.out)).collect(),
             committed: !refused,
             damaged,
             beneficiaries: benes.map(|(own, n)| Beneficiaries {
@@ -982,128 +1070,6 @@ fn parquet_bene_index(root: &Path, index: &mut BeneIndex) -> Result<(), LoadErro
         }
     }
     Ok(())
-}
-
-/// What earlier runs left in the SQLite output: beneficiaries and claim heads.
-struct EarlierRuns {
-    path: PathBuf,
-    conn: rusqlite::Connection,
-    has_xref: bool,
-    has_claims: bool,
-    has_counts: bool,
-}
-
-impl EarlierRuns {
-    fn open(path: &Path) -> Result<Self, LoadError> {
-        let conn = claimline_sink::open_earlier(path)?;
-        let tables = claimline_sink::table_names(&conn, path)?;
-        let has_xref = tables.contains(claimline_link::BENE_XREF);
-        let has_claims = tables.contains(claimline_link::CLAIMS_TABLE);
-        let has_counts = tables.contains(claimline_link::COUNTS_TABLE);
-        Ok(EarlierRuns {
-            path: path.to_owned(),
-            conn,
-            has_xref,
-            has_claims,
-            has_counts,
-        })
-    }
-
-    /// The record of the last run (`None`: no run recorded). A record that cannot be read
-    /// stops the load: the guards that read it depend on it.
-    fn last_run(&self) -> Result<Option<RunRecord>, LoadError> {
-        Ok(claimline_sink::read_sqlite_runs(&self.conn, &self.path)?.pop())
-    }
-
-    /// (API version, service month) of the claims earlier runs loaded.
-    fn months(&self) -> rusqlite::Result<std::collections::BTreeSet<(String, String)>> {
-        let mut out = std::collections::BTreeSet::new();
-        if !self.has_counts {
-            return Ok(out);
-        }
-        let mut stmt = self.conn.prepare(
-            "SELECT DISTINCT _api_version, SERVICE_MONTH FROM _claimline_counts WHERE _api_version IS NOT NULL",
-        )?;
-        for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-            out.insert(row?);
-        }
-        Ok(out)
-    }
-
-    /// Adds the current MBIs of `bene_xref` for beneficiaries the run's Patients did not give.
-    fn fill_bene_index(&self, index: &mut BeneIndex) -> rusqlite::Result<()> {
-        if !self.has_xref {
-            return Ok(());
-        }
-        let mut stmt = self.conn.prepare(
-            "SELECT _api_version, BENE_ID, MBI FROM bene_xref WHERE MBI_CURRENT = 1 ORDER BY rowid",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Option<String>>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (version, bene, mbi) = row?;
-            let version = version.and_then(|v| claimline_ndjson::ApiVersion::parse(&v));
-            index.insert_if_absent(version, bene, mbi);
-        }
-        Ok(())
-    }
-}
-
-/// The head earlier runs left for a group (from `_claimline_claims` as committed), and whether
-/// an earlier run cancelled the run's own winner.
-fn stored_head(
-    conn: &rusqlite::Connection,
-    mode: VersionMode,
-    g: &claimline_link::RunGroup<'_>,
-) -> rusqlite::Result<(Option<StoredHead>, bool)> {
-    let column = match mode {
-        VersionMode::Current => "_claim_key",
-        VersionMode::All => "_resource_id",
-    };
-    let version = g.api_version.map(|v| v.as_str());
-    let head: Option<(String, Option<String>)> = conn
-        .prepare_cached(&format!(
-            "SELECT _resource_id, _last_updated FROM _claimline_claims \
-             WHERE _api_version IS ?1 AND {column} = ?2 AND _action = 'version' \
-             ORDER BY _last_updated IS NULL, unixepoch(_last_updated, 'subsec') DESC, _run_id DESC LIMIT 1"
-        ))?
-        .query_row(rusqlite::params![version, g.key], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })?;
-    let cancelled = |id: &str| -> rusqlite::Result<bool> {
-        Ok(conn
-            .prepare_cached(&format!(
-                "SELECT count(*) FROM _claimline_claims WHERE _api_version IS ?1 \
-                 AND {column} = ?2 AND _action = 'cancel' AND _resource_id = ?3"
-            ))?
-            .query_row(rusqlite::params![version, g.key, id], |r| {
-                r.get::<_, i64>(0)
-            })?
-            > 0)
-    };
-    let stored = match head {
-        Some((id, lu)) => Some(StoredHead {
-            cancelled: cancelled(&id)?,
-            last_updated: lu.as_deref().and_then(parse_instant),
-            resource_id: id,
-        }),
-        None => None,
-    };
-    let run_head_cancelled = match g.head {
-        Some(h) => cancelled(&h.resource_id)?,
-        None => false,
-    };
-    Ok((stored, run_head_cancelled))
 }
 
 /// The `transactionTime` of the manifest in the first input folder that has one.
@@ -1369,6 +1335,35 @@ pub struct RowErrors {
 /// Maps a SQLite failure on the output database `path` to this crate's error.
 pub(crate) fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LoadError + '_ {
     move |e| LoadError::io(path, std::io::Error::other(e))
+}
+
+/// The databases of a load's outputs, opened before anything is written.
+pub(crate) struct Databases {
+    /// What earlier runs committed, from the first database (the one the load reads).
+    pub(crate) earlier: Option<Box<dyn EarlierState>>,
+    /// The others, held for their locks until the load ends.
+    pub(crate) held: Vec<Box<dyn EarlierState>>,
+}
+
+/// Opens the earlier state of every sink that keeps one (a PostgreSQL schema is locked here,
+/// for the whole load), then finishes or removes what a load that died left staged, asking
+/// the database whether it committed, so the outputs agree on the runs they hold.
+pub(crate) fn open_databases(
+    kinds: &[&dyn SinkKind],
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<Databases, LoadError> {
+    let mut held = Vec::new();
+    for kind in kinds {
+        if let Some(state) = kind.earlier(out)? {
+            held.push(state);
+        }
+    }
+    let mut earlier = (!held.is_empty()).then(|| held.remove(0));
+    for note in crate::output::recover_with(out, earlier.as_deref_mut())? {
+        progress.note(&note);
+    }
+    Ok(Databases { earlier, held })
 }
 
 /// Commits a run to every sink so that they never disagree about it: every other sink is

@@ -189,10 +189,37 @@ fn recover_reload(out: &Path, notes: &mut Vec<String>) -> Result<(), LoadError> 
 /// # Errors
 /// [`LoadError::Sink`] (a damaged state file among them), [`LoadError::Io`].
 pub fn recover(out: &Path) -> Result<Vec<String>, LoadError> {
+    recover_with(out, None)
+}
+
+/// [`recover`], asking `database` (the output's database whose commit decides a run: SQLite or
+/// PostgreSQL) whether a staged run committed; without one, the folder's SQLite database.
+///
+/// # Errors
+/// As [`recover`].
+pub fn recover_with(
+    out: &Path,
+    database: Option<&mut (dyn crate::EarlierState + 'static)>,
+) -> Result<Vec<String>, LoadError> {
     let mut notes = Vec::new();
     recover_reload(out, &mut notes)?;
     let sqlite = out.join("claimline.sqlite");
-    for done in claimline_sink::recover(&out.join("parquet"), Some(&sqlite))? {
+    let mut own = match database {
+        Some(_) => None,
+        None if sqlite.is_file() => Some(crate::earlier::SqliteEarlier::open(&sqlite)?),
+        None => None,
+    };
+    let mut database: Option<&mut (dyn crate::EarlierState + 'static)> = match database {
+        Some(d) => Some(d),
+        None => own
+            .as_mut()
+            .map(|s| s as &mut (dyn crate::EarlierState + 'static)),
+    };
+    let mut committed = |run_id: &str| match database.as_deref_mut() {
+        Some(d) => d.has_run(run_id),
+        None => Ok(false),
+    };
+    for done in claimline_sink::recover(&out.join("parquet"), &mut committed)? {
         notes.push(match done {
             claimline_sink::Recovered::Published(run) => {
                 format!("finished the commit of run {run}, which a stopped process left half done")

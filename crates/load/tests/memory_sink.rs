@@ -146,7 +146,7 @@ fn a_third_sink_gets_the_same_rows_as_sqlite() {
     let store: Store = Arc::default();
     let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-data/generated/v2");
     let report = Loader::new(out.path())
-        .format(Format::Sqlite)
+        .format(Format::SQLITE)
         .sink(Box::new(MemoryKind(store.clone())))
         .run_id(Some("r1".into()))
         .load(&[input], &NoProgress)

@@ -28,9 +28,10 @@ pub fn code_of(err: &(dyn Error + 'static)) -> Option<u8> {
     if let Some(e) = err.downcast_ref::<FetchError>() {
         return Some(e.exit_code());
     }
-    if err.downcast_ref::<claimline_sink::Error>().is_some()
-        || err.downcast_ref::<std::io::Error>().is_some()
-    {
+    if let Some(e) = err.downcast_ref::<claimline_sink::Error>() {
+        return Some(sink_code(e));
+    }
+    if err.downcast_ref::<std::io::Error>().is_some() {
         return Some(5);
     }
     None
@@ -48,6 +49,20 @@ pub fn exit_code(err: &(dyn Error + 'static)) -> u8 {
     1
 }
 
+/// 5 (output not written), except a PostgreSQL connection string or schema that cannot be used
+/// (2) and credentials the server refused (6, as a refusal by BCDA).
+fn sink_code(e: &claimline_sink::Error) -> u8 {
+    use claimline_sink::PgFailure;
+    match e {
+        claimline_sink::Error::Postgres { failure, .. } => match failure {
+            PgFailure::Usage => 2,
+            PgFailure::Auth => 6,
+            _ => 5,
+        },
+        _ => 5,
+    }
+}
+
 fn scan_code(e: &claimline_ndjson::Error) -> u8 {
     use claimline_ndjson::Error as E;
     match e {
@@ -62,6 +77,7 @@ fn load_code(e: &LoadError) -> u8 {
     match e {
         LoadError::Usage(_) | LoadError::Plan(_) => 2,
         LoadError::Input(e) => scan_code(e),
+        LoadError::Sink(e) => sink_code(e),
         _ => 5,
     }
 }

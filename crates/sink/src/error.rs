@@ -52,6 +52,17 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// PostgreSQL could not be reached, refused, or failed. `target` is shown without its
+    /// password; `message` is the server's or the driver's, never the connection string.
+    #[error("{target}: PostgreSQL: {message}")]
+    Postgres {
+        /// The server, database and schema.
+        target: String,
+        /// What kind of failure.
+        failure: PgFailure,
+        /// What went wrong.
+        message: String,
+    },
     /// An existing table was built with other columns.
     #[error(
         "table {table} in {} has other columns than the views now declare; rebuild the output (claimline reload) or write to a new --out",
@@ -65,6 +76,26 @@ pub enum Error {
     },
 }
 
+/// The kinds of [`Error::Postgres`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PgFailure {
+    /// The connection string or schema name is not usable.
+    Usage,
+    /// The server could not be reached, or TLS failed.
+    Connect,
+    /// The server refused the credentials.
+    Auth,
+    /// Another load holds the schema's lock.
+    Busy,
+    /// An existing table has other columns than the views declare.
+    SchemaChanged,
+    /// A table the output keeps (the run records) is damaged; nothing was changed.
+    Corrupt,
+    /// A statement failed.
+    Query,
+}
+
 impl Error {
     /// The file or folder the error is about, when it is about one.
     pub fn path(&self) -> Option<&std::path::Path> {
@@ -74,7 +105,7 @@ impl Error {
             | Error::Parquet { path, .. }
             | Error::Corrupt { path, .. }
             | Error::SchemaChanged { path, .. } => Some(path),
-            Error::Row { .. } => None,
+            Error::Row { .. } | Error::Postgres { .. } => None,
         }
     }
 

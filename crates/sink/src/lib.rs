@@ -38,6 +38,7 @@ mod arrow;
 mod current;
 mod error;
 mod parquet_sink;
+mod postgres_sink;
 mod sqlite_sink;
 
 pub use arrow::{
@@ -51,11 +52,12 @@ pub use current::{
     BUCKETS, CURRENT_DIR, CurrentReport, VERSIONS_DIR, bucket, read_current_parquet,
     refresh_current,
 };
-pub use error::Error;
+pub use error::{Error, PgFailure};
 pub use parquet_sink::{
     ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, record_parquet_run, recover,
     staging_root,
 };
+pub use postgres_sink::{PgSession, PgTarget, PostgresSink, SslMode, pg_column};
 pub use sqlite_sink::{SqliteSink, exact_column, open_earlier, read_sqlite_runs, table_names};
 
 /// Rows of a run named by where they came from: `_source_file` → the `_line`s, for

@@ -506,15 +506,18 @@ pub enum Recovered {
 
 /// Brings an output's Parquet dataset (`root` = `DIR/parquet`) to a committed state after a
 /// process died in the middle of a load: every run staged in `DIR/.claimline-staging` is
-/// published when its commit happened (`READY.json` written and, for a run committed with
-/// SQLite, SQLite's `_claimline_runs` at `sqlite` holds it) and removed otherwise. Files that
+/// published when its commit happened (`READY.json` written and, for a run whose commit point
+/// was a database's, `committed(run_id)` says the database holds it) and removed otherwise. Files that
 /// older versions left inside the dataset (`_part-*.parquet`, `*.parquet.rewrite`, and
 /// partitions with nothing else) are removed. Call it while holding the output's lock.
 ///
 /// # Errors
 /// [`Error::Io`], [`Error::Sqlite`]; [`Error::Corrupt`] for an unreadable `READY.json` or
 /// `_claimline_runs.json` (nothing is changed then).
-pub fn recover(root: &Path, sqlite: Option<&Path>) -> Result<Vec<Recovered>, Error> {
+pub fn recover(
+    root: &Path,
+    committed: &mut dyn FnMut(&str) -> Result<bool, Error>,
+) -> Result<Vec<Recovered>, Error> {
     // A damaged run list stops every command before anything is touched.
     read_parquet_runs(root)?;
     let mut done = Vec::new();
@@ -542,10 +545,7 @@ pub fn recover(root: &Path, sqlite: Option<&Path>) -> Result<Vec<Recovered>, Err
         let committed = match &ready {
             None => false,
             Some(r) if !r.after_sqlite => true,
-            Some(r) => match sqlite {
-                Some(db) => sqlite_has_run(db, &r.run.run_id)?,
-                None => false,
-            },
+            Some(r) => committed(&r.run.run_id)?,
         };
         match ready {
             Some(r) if committed => {
@@ -566,30 +566,6 @@ pub fn recover(root: &Path, sqlite: Option<&Path>) -> Result<Vec<Recovered>, Err
 }
 
 /// Whether SQLite's `_claimline_runs` at `db` records `run_id`.
-fn sqlite_has_run(db: &Path, run_id: &str) -> Result<bool, Error> {
-    if !db.is_file() {
-        return Ok(false);
-    }
-    let conn = crate::open_earlier(db)?;
-    let exists: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_claimline_runs'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(Error::sqlite(db))?;
-    if exists == 0 {
-        return Ok(false);
-    }
-    let n: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM _claimline_runs WHERE run_id = ?1",
-            [run_id],
-            |r| r.get(0),
-        )
-        .map_err(Error::sqlite(db))?;
-    Ok(n > 0)
-}
 
 /// Removes what versions before the staging folder left inside the dataset when a load died:
 /// hidden `_part-*.parquet` and `*.parquet.rewrite` files, and partitions left empty.

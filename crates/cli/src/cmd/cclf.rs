@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use claimline_load::cclf::{CclfExport, CclfLoad};
 
-use crate::args::{FormatArg, print};
+use crate::args::{OutputArgs, print};
 use crate::progress::CliProgress;
 
 /// Arguments of `claimline export`.
@@ -74,9 +74,8 @@ pub struct LoadArgs {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "both")]
-    format: FormatArg,
+    #[command(flatten)]
+    output: OutputArgs,
     /// The table of every input (`cclf5`) when the file names do not tell it.
     #[arg(long)]
     table: Option<String>,
@@ -96,12 +95,14 @@ pub struct LoadArgs {
 
 /// Runs `claimline load-cclf`.
 pub fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
-    let format: claimline_load::Format = args.format.into();
+    let (format, postgres) = args.output.resolve(None)?;
     let report = claimline_load::cclf::load_cclf(
         &CclfLoad {
             inputs: args.inputs,
             out: args.out,
-            sinks: format.sinks(),
+            sinks: format
+                .sinks(postgres.as_ref())
+                .map_err(crate::failure::UsageError)?,
             table: args.table,
             run_id: args.run_id,
             threads: args.threads,

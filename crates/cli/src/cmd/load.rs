@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use claimline_load::Loader;
 
-use crate::args::FormatArg;
+use crate::args::OutputArgs;
 use crate::progress::CliProgress;
 
 /// Arguments of `claimline load`.
@@ -23,9 +23,8 @@ pub struct Args {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "both")]
-    format: FormatArg,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Print one JSON document instead of a summary.
     #[arg(long)]
     json: bool,
@@ -64,9 +63,11 @@ pub struct Args {
 
 /// Runs `claimline load`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (format, postgres) = args.output.resolve(None)?;
     let loader = Loader::new(&args.out)
         .views(args.views)
-        .format(args.format.into())
+        .format(format)
+        .postgres(postgres)
         .strict(args.strict)
         .run_id(args.run_id)
         .threads(args.threads)

@@ -1,0 +1,357 @@
+//! What earlier loads left in an output's database (SQLite or PostgreSQL), as a load reads it:
+//! the run records, the MBIs of `bene_xref`, the service months of `_claimline_counts` and the
+//! claim heads of `_claimline_claims`. One trait, [`EarlierState`], so the loader reads either
+//! database the same way.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use claimline_link::{BeneIndex, RunGroup, StoredHead, VersionMode, parse_instant};
+use claimline_model::RunRecord;
+use claimline_ndjson::ApiVersion;
+use claimline_sink::{PgSession, pg_column};
+
+use crate::LoadError;
+use crate::loader::sqlite_error;
+
+/// A stored head and whether an earlier run cancelled the run's own winner, per group.
+pub type Heads = Vec<(Option<StoredHead>, bool)>;
+
+/// What earlier runs committed to the database of an output (the one that keeps the
+/// claim-history state), read before and after a load's scan.
+pub trait EarlierState {
+    /// An earlier run with this id is committed.
+    ///
+    /// # Errors
+    /// A failed read.
+    fn has_run(&mut self, run_id: &str) -> Result<bool, claimline_sink::Error>;
+
+    /// The record of the last run (`None`: no run recorded).
+    ///
+    /// # Errors
+    /// A failed read; a record that cannot be read (the guards that read it depend on it).
+    fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError>;
+
+    /// (API version, service month) of the claims earlier runs loaded.
+    ///
+    /// # Errors
+    /// A failed read.
+    fn months(&mut self) -> Result<BTreeSet<(String, String)>, LoadError>;
+
+    /// Adds the current MBIs of `bene_xref` for beneficiaries `index` does not know.
+    ///
+    /// # Errors
+    /// A failed read.
+    fn fill_bene_index(&mut self, index: &mut BeneIndex) -> Result<(), LoadError>;
+
+    /// Earlier runs recorded claim events (`_claimline_claims` exists).
+    fn has_claims(&self) -> bool;
+
+    /// Per group (in order): the head earlier runs left, and whether an earlier run cancelled
+    /// the run's own winner.
+    ///
+    /// # Errors
+    /// A failed read.
+    fn stored_heads(
+        &mut self,
+        mode: VersionMode,
+        groups: &[RunGroup<'_>],
+    ) -> Result<Heads, LoadError>;
+}
+
+/// The column of `_claimline_claims` a group is keyed by.
+fn key_column(mode: VersionMode) -> &'static str {
+    match mode {
+        VersionMode::Current => "_claim_key",
+        VersionMode::All => "_resource_id",
+    }
+}
+
+/// What earlier runs left in the SQLite output.
+pub(crate) struct SqliteEarlier {
+    path: PathBuf,
+    conn: rusqlite::Connection,
+    has_xref: bool,
+    has_claims: bool,
+    has_counts: bool,
+}
+
+impl SqliteEarlier {
+    pub(crate) fn open(path: &Path) -> Result<Self, LoadError> {
+        let conn = claimline_sink::open_earlier(path)?;
+        let tables = claimline_sink::table_names(&conn, path)?;
+        Ok(SqliteEarlier {
+            path: path.to_owned(),
+            has_xref: tables.contains(claimline_link::BENE_XREF),
+            has_claims: tables.contains(claimline_link::CLAIMS_TABLE),
+            has_counts: tables.contains(claimline_link::COUNTS_TABLE),
+            conn,
+        })
+    }
+
+    /// The head earlier runs left for a group, and whether an earlier run cancelled the run's
+    /// own winner.
+    fn stored_head(
+        &self,
+        mode: VersionMode,
+        g: &RunGroup<'_>,
+    ) -> rusqlite::Result<(Option<StoredHead>, bool)> {
+        let column = key_column(mode);
+        let conn = &self.conn;
+        let version = g.api_version.map(|v| v.as_str());
+        let head: Option<(String, Option<String>)> = conn
+            .prepare_cached(&format!(
+                "SELECT _resource_id, _last_updated FROM _claimline_claims \
+                 WHERE _api_version IS ?1 AND {column} = ?2 AND _action = 'version' \
+                 ORDER BY _last_updated IS NULL, unixepoch(_last_updated, 'subsec') DESC, _run_id DESC LIMIT 1"
+            ))?
+            .query_row(rusqlite::params![version, g.key], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        let cancelled = |id: &str| -> rusqlite::Result<bool> {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM _claimline_claims WHERE _api_version IS ?1 \
+                     AND {column} = ?2 AND _action = 'cancel' AND _resource_id = ?3"
+                ))?
+                .query_row(rusqlite::params![version, g.key, id], |r| {
+                    r.get::<_, i64>(0)
+                })?
+                > 0)
+        };
+        let stored = match head {
+            Some((id, lu)) => Some(StoredHead {
+                cancelled: cancelled(&id)?,
+                last_updated: lu.as_deref().and_then(parse_instant),
+                resource_id: id,
+            }),
+            None => None,
+        };
+        let run_head_cancelled = match g.head {
+            Some(h) => cancelled(&h.resource_id)?,
+            None => false,
+        };
+        Ok((stored, run_head_cancelled))
+    }
+}
+
+impl EarlierState for SqliteEarlier {
+    fn has_run(&mut self, run_id: &str) -> Result<bool, claimline_sink::Error> {
+        Ok(claimline_sink::read_sqlite_runs(&self.conn, &self.path)?
+            .iter()
+            .any(|r| r.run_id == run_id))
+    }
+
+    fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError> {
+        Ok(claimline_sink::read_sqlite_runs(&self.conn, &self.path)?.pop())
+    }
+
+    fn months(&mut self) -> Result<BTreeSet<(String, String)>, LoadError> {
+        let mut out = BTreeSet::new();
+        if !self.has_counts {
+            return Ok(out);
+        }
+        let mut read = || -> rusqlite::Result<()> {
+            let mut stmt = self.conn.prepare(
+                "SELECT DISTINCT _api_version, SERVICE_MONTH FROM _claimline_counts WHERE _api_version IS NOT NULL",
+            )?;
+            for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+                out.insert(row?);
+            }
+            Ok(())
+        };
+        read().map_err(sqlite_error(&self.path))?;
+        Ok(out)
+    }
+
+    fn fill_bene_index(&mut self, index: &mut BeneIndex) -> Result<(), LoadError> {
+        if !self.has_xref {
+            return Ok(());
+        }
+        let mut read = || -> rusqlite::Result<()> {
+            let mut stmt = self.conn.prepare(
+                "SELECT _api_version, BENE_ID, MBI FROM bene_xref WHERE MBI_CURRENT = 1 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (version, bene, mbi) = row?;
+                index.insert_if_absent(version.and_then(|v| ApiVersion::parse(&v)), bene, mbi);
+            }
+            Ok(())
+        };
+        read().map_err(sqlite_error(&self.path))
+    }
+
+    fn has_claims(&self) -> bool {
+        self.has_claims
+    }
+
+    fn stored_heads(
+        &mut self,
+        mode: VersionMode,
+        groups: &[RunGroup<'_>],
+    ) -> Result<Heads, LoadError> {
+        if !self.has_claims {
+            return Ok(vec![(None, false); groups.len()]);
+        }
+        groups
+            .iter()
+            .map(|g| self.stored_head(mode, g).map_err(sqlite_error(&self.path)))
+            .collect()
+    }
+}
+
+/// What earlier runs left in a PostgreSQL schema, read through the session that holds the
+/// schema's lock for the whole load.
+pub(crate) struct PgEarlier {
+    session: PgSession,
+    tables: BTreeSet<String>,
+}
+
+impl PgEarlier {
+    pub(crate) fn new(mut session: PgSession) -> Result<Self, LoadError> {
+        let tables = session.table_names()?;
+        Ok(PgEarlier { session, tables })
+    }
+
+    fn table(&self, name: &str) -> String {
+        format!("\"{}\".\"{name}\"", self.session.target().schema())
+    }
+}
+
+impl EarlierState for PgEarlier {
+    fn has_run(&mut self, run_id: &str) -> Result<bool, claimline_sink::Error> {
+        Ok(self.session.runs()?.iter().any(|r| r.run_id == run_id))
+    }
+
+    fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError> {
+        Ok(self.session.runs()?.pop())
+    }
+
+    fn months(&mut self) -> Result<BTreeSet<(String, String)>, LoadError> {
+        if !self.tables.contains(claimline_link::COUNTS_TABLE) {
+            return Ok(BTreeSet::new());
+        }
+        let sql = format!(
+            "SELECT DISTINCT _api_version, {} FROM {} WHERE _api_version IS NOT NULL",
+            pg_column("SERVICE_MONTH"),
+            self.table(claimline_link::COUNTS_TABLE)
+        );
+        let rows = self.session.client().query(&sql, &[]);
+        let rows = rows.map_err(|e| LoadError::Sink(self.session.query_error()(e)))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn fill_bene_index(&mut self, index: &mut BeneIndex) -> Result<(), LoadError> {
+        if !self.tables.contains(claimline_link::BENE_XREF) {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT _api_version, {}, {} FROM {} WHERE {} ORDER BY _run_id, {}",
+            pg_column("BENE_ID"),
+            pg_column("MBI"),
+            self.table(claimline_link::BENE_XREF),
+            pg_column("MBI_CURRENT"),
+            pg_column("BENE_ID"),
+        );
+        let rows = self.session.client().query(&sql, &[]);
+        let rows = rows.map_err(|e| LoadError::Sink(self.session.query_error()(e)))?;
+        for r in rows {
+            let version: Option<String> = r.get(0);
+            index.insert_if_absent(
+                version.and_then(|v| ApiVersion::parse(&v)),
+                r.get(1),
+                r.get(2),
+            );
+        }
+        Ok(())
+    }
+
+    fn has_claims(&self) -> bool {
+        self.tables.contains(claimline_link::CLAIMS_TABLE)
+    }
+
+    /// In three statements whatever the number of groups: the run's keys go to a temporary
+    /// table; one query gives each key's newest stored version and whether it was cancelled;
+    /// one gives the keys' cancelled resource ids.
+    fn stored_heads(
+        &mut self,
+        mode: VersionMode,
+        groups: &[RunGroup<'_>],
+    ) -> Result<Heads, LoadError> {
+        if !self.has_claims() || groups.is_empty() {
+            return Ok(vec![(None, false); groups.len()]);
+        }
+        let column = key_column(mode);
+        let claims = self.table(claimline_link::CLAIMS_TABLE);
+        let versions: Vec<Option<&str>> = groups
+            .iter()
+            .map(|g| g.api_version.map(|v| v.as_str()))
+            .collect();
+        let keys: Vec<&str> = groups.iter().map(|g| g.key).collect();
+        let fail = |e: postgres::Error, s: &PgSession| LoadError::Sink(s.query_error()(e));
+        let session = &mut self.session;
+        // Keys as two parallel arrays: one round trip, however many groups.
+        let heads = session.client().query(
+            &format!(
+                "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(v, key)) \
+                 SELECT DISTINCT ON (k.v, k.key) k.v, k.key, c._resource_id, \
+                   (extract(epoch FROM c._last_updated) * 1000000)::bigint, \
+                   EXISTS (SELECT 1 FROM {claims} x WHERE x._api_version IS NOT DISTINCT FROM k.v \
+                     AND x.{column} = k.key AND x._action = 'cancel' AND x._resource_id = c._resource_id) \
+                 FROM k JOIN {claims} c ON c._api_version IS NOT DISTINCT FROM k.v \
+                   AND c.{column} = k.key AND c._action = 'version' \
+                 ORDER BY k.v, k.key, c._last_updated DESC NULLS LAST, c._run_id DESC"
+            ),
+            &[&versions, &keys],
+        );
+        let heads = heads.map_err(|e| fail(e, session))?;
+        let cancels = session.client().query(
+            &format!(
+                "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(v, key)) \
+                 SELECT DISTINCT k.v, k.key, c._resource_id FROM k JOIN {claims} c \
+                   ON c._api_version IS NOT DISTINCT FROM k.v AND c.{column} = k.key \
+                   AND c._action = 'cancel'"
+            ),
+            &[&versions, &keys],
+        );
+        let cancels = cancels.map_err(|e| fail(e, session))?;
+        let mut stored: HashMap<(Option<String>, String), StoredHead> = HashMap::new();
+        for r in &heads {
+            stored.insert(
+                (r.get(0), r.get(1)),
+                StoredHead {
+                    resource_id: r.get(2),
+                    last_updated: r.get(3),
+                    cancelled: r.get(4),
+                },
+            );
+        }
+        let cancelled: HashSet<(Option<String>, String, String)> = cancels
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        Ok(groups
+            .iter()
+            .map(|g| {
+                let version = g.api_version.map(|v| v.as_str().to_owned());
+                let head = stored.remove(&(version.clone(), g.key.to_owned()));
+                let own = g.head.is_some_and(|h| {
+                    cancelled.contains(&(version.clone(), g.key.to_owned(), h.resource_id.clone()))
+                });
+                (head, own)
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,1056 @@
+//! The PostgreSQL sink: one schema per output, typed tables, rows in by binary `COPY` into
+//! staging tables, one transaction that applies the claim-history rule and records the run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use postgres::{Client, Config, NoTls};
+
+use crate::error::{Error, PgFailure};
+use crate::{SourceLines, TableSink};
+use claimline_model::{Cell, ColumnType, RunRecord, TableSchema};
+
+/// How a connection uses TLS, as libpq's `sslmode` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// Never.
+    Disable,
+    /// When the server offers it, without checking its certificate (libpq's default).
+    Prefer,
+    /// Always, without checking the certificate (as libpq without a root certificate).
+    Require,
+    /// Always, with a certificate signed by a trusted root (`sslrootcert`, else the web's roots).
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate names the host connected to.
+    VerifyFull,
+}
+
+impl FromStr for SslMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Ok(match text {
+            "disable" => SslMode::Disable,
+            "prefer" | "allow" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            other => {
+                return Err(format!(
+                    "sslmode={other:?}: expected disable, prefer, require, verify-ca or verify-full"
+                ));
+            }
+        })
+    }
+}
+
+/// A PostgreSQL database and the schema a load writes: a libpq connection URL
+/// (`postgresql://user:password@host:port/db?sslmode=verify-full&sslrootcert=ca.pem`) or
+/// `key=value` string. Shown (in errors, logs, reports) without its password.
+///
+/// ```
+/// use claimline_sink::PgTarget;
+/// let t = PgTarget::parse("postgresql://etl:s3cret@db.example:5433/claims?sslmode=require", "claimline")?;
+/// assert_eq!(t.to_string(), "postgresql://etl@db.example:5433/claims (schema claimline)");
+/// assert!(!format!("{t:?}").contains("s3cret"));
+/// # Ok::<(), claimline_sink::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct PgTarget {
+    config: Config,
+    ssl: SslMode,
+    root_cert: Option<PathBuf>,
+    schema: String,
+    shown: String,
+}
+
+impl std::fmt::Display for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (schema {})", self.shown, self.schema)
+    }
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgTarget({self})")
+    }
+}
+
+impl PgTarget {
+    /// Reads a connection URL or `key=value` string and the schema to write. `sslmode` and
+    /// `sslrootcert` are read here (verify modes included); without a password,
+    /// `PGPASSWORD` gives it; without a connect timeout, 10 seconds.
+    ///
+    /// # Errors
+    /// [`Error::Postgres`] ([`PgFailure::Usage`]) for a string that is not a connection string,
+    /// an unknown `sslmode`, or a schema name PostgreSQL would fold or refuse.
+    pub fn parse(url: &str, schema: &str) -> Result<Self, Error> {
+        check_schema(schema)?;
+        let (rest, ssl, root_cert) = split_tls_params(url).map_err(usage)?;
+        // The driver's own error may quote the string, password included: say only what it is.
+        let mut config = Config::from_str(&rest).map_err(|_| {
+            usage(
+                "the PostgreSQL URL is not a connection URL or key=value string (see the README)"
+                    .into(),
+            )
+        })?;
+        if config.get_password().is_none()
+            && let Ok(p) = std::env::var("PGPASSWORD")
+        {
+            config.password(p);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        config.ssl_mode(match ssl {
+            SslMode::Disable => postgres::config::SslMode::Disable,
+            SslMode::Prefer => postgres::config::SslMode::Prefer,
+            _ => postgres::config::SslMode::Require,
+        });
+        config.application_name("claimline");
+        let shown = shown(&config);
+        Ok(PgTarget {
+            config,
+            ssl,
+            root_cert,
+            schema: schema.to_owned(),
+            shown,
+        })
+    }
+
+    /// The schema the tables are in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The same database with another schema (a reload's rebuild beside the live one).
+    ///
+    /// # Errors
+    /// As [`PgTarget::parse`] for the schema name.
+    pub fn with_schema(&self, schema: &str) -> Result<Self, Error> {
+        check_schema(schema)?;
+        Ok(PgTarget {
+            schema: schema.to_owned(),
+            ..self.clone()
+        })
+    }
+
+    /// TLS as asked.
+    pub fn ssl_mode(&self) -> SslMode {
+        self.ssl
+    }
+
+    /// A new connection.
+    ///
+    /// # Errors
+    /// [`Error::Postgres`]: [`PgFailure::Auth`] when the server refuses the credentials,
+    /// [`PgFailure::Connect`] when it cannot be reached or TLS fails.
+    pub fn connect(&self) -> Result<Client, Error> {
+        let result = match self.ssl {
+            SslMode::Disable => self.config.connect(NoTls),
+            _ => self.config.connect(self.tls()?),
+        };
+        result.map_err(|e| self.error(PgFailure::Connect)(e))
+    }
+
+    fn tls(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| self.fail(PgFailure::Connect, format!("TLS: {e}")))?;
+        let config = match self.ssl {
+            SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth(),
+            SslMode::VerifyCa | SslMode::VerifyFull => {
+                let mut roots = rustls::RootCertStore::empty();
+                match &self.root_cert {
+                    Some(file) => {
+                        use rustls::pki_types::pem::PemObject;
+                        let certs = rustls::pki_types::CertificateDer::pem_file_iter(file)
+                            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                            .map_err(|e| {
+                                self.fail(
+                                    PgFailure::Connect,
+                                    format!("sslrootcert {}: {e}", file.display()),
+                                )
+                            })?;
+                        roots.add_parsable_certificates(certs);
+                    }
+                    None => {
+                        roots.add_parsable_certificates(
+                            webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned(),
+                        );
+                    }
+                }
+                let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| self.fail(PgFailure::Connect, format!("TLS roots: {e}")))?;
+                let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> =
+                    if self.ssl == SslMode::VerifyCa {
+                        Arc::new(AnyName(webpki))
+                    } else {
+                        webpki
+                    };
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(verifier)
+                    .with_no_client_auth()
+            }
+        };
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+
+    fn fail(&self, failure: PgFailure, message: String) -> Error {
+        Error::Postgres {
+            target: self.to_string(),
+            failure,
+            message,
+        }
+    }
+
+    /// The error of a failed call: `failure`, or [`PgFailure::Auth`] for a refusal of the
+    /// credentials, with the server's message (never the connection string).
+    pub fn error(&self, failure: PgFailure) -> impl Fn(postgres::Error) -> Error + '_ {
+        move |e| {
+            let (failure, message) = match e.as_db_error() {
+                Some(db) => {
+                    let code = db.code().code();
+                    let failure = if code.starts_with("28") {
+                        PgFailure::Auth
+                    } else {
+                        failure
+                    };
+                    (failure, format!("{} ({code})", db.message()))
+                }
+                None => {
+                    let mut message = e.to_string();
+                    let mut cause = std::error::Error::source(&e);
+                    while let Some(c) = cause {
+                        let text = c.to_string();
+                        if !message.contains(&text) {
+                            message = format!("{message}: {text}");
+                        }
+                        cause = c.source();
+                    }
+                    (failure, message)
+                }
+            };
+            self.fail(failure, message)
+        }
+    }
+
+    fn quoted_schema(&self) -> String {
+        quote(&self.schema)
+    }
+}
+
+fn usage(message: String) -> Error {
+    Error::Postgres {
+        target: "PostgreSQL".into(),
+        failure: PgFailure::Usage,
+        message,
+    }
+}
+
+/// A schema name that needs no quoting and that PostgreSQL does not fold.
+fn check_schema(schema: &str) -> Result<(), Error> {
+    let plain = schema
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if schema.is_empty() || !plain || schema.as_bytes()[0].is_ascii_digit() {
+        return Err(usage(format!(
+            "schema {schema:?}: use lower-case letters, digits and _ (not first a digit)"
+        )));
+    }
+    Ok(())
+}
+
+/// `sslmode` and `sslrootcert` taken out of a connection string (the driver knows neither
+/// verify mode), and what is left.
+fn split_tls_params(url: &str) -> Result<(String, SslMode, Option<PathBuf>), String> {
+    let mut ssl = SslMode::Prefer;
+    let mut root = None;
+    let mut take = |key: &str, value: &str| -> Result<bool, String> {
+        match key {
+            "sslmode" => ssl = value.parse()?,
+            "sslrootcert" => root = Some(PathBuf::from(value)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    };
+    let rest = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        match url.split_once('?') {
+            Some((base, query)) => {
+                let mut kept = Vec::new();
+                for pair in query.split('&').filter(|p| !p.is_empty()) {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    if !take(k, v)? {
+                        kept.push(pair);
+                    }
+                }
+                if kept.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+            None => url.to_owned(),
+        }
+    } else {
+        let mut kept = Vec::new();
+        for pair in url.split_whitespace() {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if !take(k.trim(), v.trim_matches('\''))? {
+                kept.push(pair);
+            }
+        }
+        kept.join(" ")
+    };
+    Ok((rest, ssl, root))
+}
+
+/// `postgresql://user@host:port/db`: where a connection goes, never its password.
+fn shown(config: &Config) -> String {
+    let host = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let port = config
+        .get_ports()
+        .first()
+        .map_or(String::new(), |p| format!(":{p}"));
+    let user = config.get_user().map_or(String::new(), |u| format!("{u}@"));
+    let db = config.get_dbname().unwrap_or("");
+    format!("postgresql://{user}{host}{port}/{db}")
+}
+
+/// Accepts any server certificate (TLS without verification, as libpq's `require`); the
+/// handshake's signatures are still checked.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// libpq's `verify-ca`: the chain must lead to a trusted root; the name is not checked.
+#[derive(Debug)]
+struct AnyName(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A column's name in PostgreSQL: lower case, so that unquoted SQL (`SELECT CLM_PMT_AMT FROM
+/// claimline.cclf1`) finds it, as PostgreSQL folds unquoted names.
+pub fn pg_column(name: &str) -> String {
+    name.to_lowercase()
+}
+
+fn pg_type(ty: &ColumnType) -> String {
+    match ty {
+        ColumnType::Text | ColumnType::Code | ColumnType::Json => "text".into(),
+        ColumnType::Integer => "bigint".into(),
+        ColumnType::Boolean => "boolean".into(),
+        ColumnType::Decimal { precision, scale } => format!("numeric({precision},{scale})"),
+        ColumnType::Date => "date".into(),
+        ColumnType::Timestamp => "timestamp with time zone".into(),
+    }
+}
+
+fn copy_type(ty: &ColumnType) -> Type {
+    match ty {
+        ColumnType::Text | ColumnType::Code | ColumnType::Json => Type::TEXT,
+        ColumnType::Integer => Type::INT8,
+        ColumnType::Boolean => Type::BOOL,
+        ColumnType::Decimal { .. } => Type::NUMERIC,
+        ColumnType::Date => Type::DATE,
+        ColumnType::Timestamp => Type::TIMESTAMPTZ,
+    }
+}
+
+/// A session holding a schema's advisory lock: one load (or reload) at a time per schema, as
+/// the output folder's lock does for files. Also reads what earlier loads committed. The lock
+/// goes when the session is dropped (or its process dies).
+pub struct PgSession {
+    client: Client,
+    target: PgTarget,
+}
+
+impl PgSession {
+    /// Connects and takes the schema's lock without waiting.
+    ///
+    /// # Errors
+    /// [`PgFailure::Busy`] when another session holds it; a connection failure.
+    pub fn lock(target: &PgTarget) -> Result<Self, Error> {
+        let mut client = target.connect()?;
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&format!("claimline:{}", target.schema)],
+            )
+            .map_err(target.error(PgFailure::Query))?
+            .get(0);
+        if !got {
+            return Err(target.fail(
+                PgFailure::Busy,
+                "another claimline load, run or reload is writing this schema; try again when it has finished".into(),
+            ));
+        }
+        Ok(PgSession {
+            client,
+            target: target.clone(),
+        })
+    }
+
+    /// The target.
+    pub fn target(&self) -> &PgTarget {
+        &self.target
+    }
+
+    /// The connection (for reads of the committed tables).
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// The tables the schema holds.
+    ///
+    /// # Errors
+    /// A failed query.
+    pub fn table_names(&mut self) -> Result<BTreeSet<String>, Error> {
+        let rows = self
+            .client
+            .query(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+                &[&self.target.schema],
+            )
+            .map_err(self.target.error(PgFailure::Query))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The run records of `_claimline_runs`, in the order the runs started.
+    ///
+    /// # Errors
+    /// A failed query; [`PgFailure::Corrupt`] when a record is not a run record.
+    pub fn runs(&mut self) -> Result<Vec<RunRecord>, Error> {
+        if !self.table_names()?.contains("_claimline_runs") {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT record FROM {}._claimline_runs ORDER BY started, run_id",
+            self.target.quoted_schema()
+        );
+        let rows = self
+            .client
+            .query(&sql, &[])
+            .map_err(self.target.error(PgFailure::Query))?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| {
+                    self.target.fail(
+                        PgFailure::Corrupt,
+                        format!("a record of table _claimline_runs is not a run record ({e}); nothing was changed"),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The error of a failed query of this session.
+    pub fn query_error(&self) -> impl Fn(postgres::Error) -> Error + '_ {
+        self.target.error(PgFailure::Query)
+    }
+}
+
+/// Writes tables into one PostgreSQL schema; see the crate docs. Open it while a
+/// [`PgSession`] of the same target holds the schema's lock.
+pub struct PostgresSink {
+    client: Option<Client>,
+    target: PgTarget,
+    schemas: Vec<TableSchema>,
+    types: Vec<Vec<Type>>,
+    removals: BTreeMap<Vec<String>, Vec<Vec<Cell>>>,
+}
+
+impl PostgresSink {
+    /// Connects, opens the transaction, creates the schema and any missing table (typed, with
+    /// `COMMENT ON COLUMN` from the descriptions and indexes on `_claim_key`, `_resource_id`
+    /// and the schema's indexes), checks existing ones, and makes a staging table per table.
+    ///
+    /// # Errors
+    /// A connection failure; [`PgFailure::SchemaChanged`] when an existing table has other
+    /// columns; [`PgFailure::Usage`] when two columns of a table differ only in case.
+    pub fn open(target: &PgTarget, schemas: &[TableSchema]) -> Result<Self, Error> {
+        let mut client = target.connect()?;
+        let err = target.error(PgFailure::Query);
+        client
+            .batch_execute(&format!(
+                "BEGIN; CREATE SCHEMA IF NOT EXISTS {}",
+                target.quoted_schema()
+            ))
+            .map_err(&err)?;
+        for s in schemas {
+            let mut names = BTreeSet::new();
+            for c in &s.columns {
+                if !names.insert(pg_column(&c.name)) {
+                    return Err(target.fail(
+                        PgFailure::Usage,
+                        format!(
+                            "table {}: two columns are named {:?} in lower case; PostgreSQL folds unquoted names",
+                            s.name,
+                            pg_column(&c.name)
+                        ),
+                    ));
+                }
+            }
+            check_or_create(&mut client, target, s)?;
+            client
+                .batch_execute(&format!(
+                    "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP",
+                    quote(&format!("stage_{}", s.name)),
+                    qualified(target, &s.name)
+                ))
+                .map_err(&err)?;
+        }
+        Ok(PostgresSink {
+            client: Some(client),
+            target: target.clone(),
+            types: schemas
+                .iter()
+                .map(|s| s.columns.iter().map(|c| copy_type(&c.ty)).collect())
+                .collect(),
+            schemas: schemas.to_vec(),
+            removals: BTreeMap::new(),
+        })
+    }
+
+    fn live(&mut self) -> Result<&mut Client, Error> {
+        self.client.as_mut().ok_or_else(|| Error::Row {
+            table: String::new(),
+            column: String::new(),
+            message: "the sink was committed".into(),
+        })
+    }
+
+    fn copy(&mut self, table: usize, rows: &[Vec<Cell>]) -> Result<(), Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let schema = &self.schemas[table];
+        let stage = quote(&format!("stage_{}", schema.name));
+        // Values first (a bad cell is an error before anything is sent).
+        let mut values: Vec<PgValue<'_>> = Vec::with_capacity(rows.len() * schema.columns.len());
+        for row in rows {
+            if row.len() != schema.columns.len() {
+                return Err(Error::Row {
+                    table: schema.name.clone(),
+                    column: String::new(),
+                    message: format!(
+                        "a row of {} cells for {} columns",
+                        row.len(),
+                        schema.columns.len()
+                    ),
+                });
+            }
+            for (i, cell) in row.iter().enumerate() {
+                values.push(PgValue::of(schema, i, cell)?);
+            }
+        }
+        let width = schema.columns.len();
+        let types = &self.types[table];
+        let target = &self.target;
+        let client = self.client.as_mut().ok_or_else(|| Error::Row {
+            table: String::new(),
+            column: String::new(),
+            message: "the sink was committed".into(),
+        })?;
+        let err = target.error(PgFailure::Query);
+        let writer = client
+            .copy_in(&format!("COPY {stage} FROM STDIN (FORMAT binary)"))
+            .map_err(&err)?;
+        let mut writer = BinaryCopyInWriter::new(writer, types);
+        let mut refs: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(width);
+        let half = values.len() / width / 2;
+        for (n, row) in values.chunks(width).enumerate() {
+            if n == half {
+                claimline_fault::point("postgres.copy")
+                    .map_err(|e| target.fail(PgFailure::Query, format!("fault point: {e}")))?;
+            }
+            refs.clear();
+            refs.extend(row.iter().map(|v| v as &(dyn ToSql + Sync)));
+            writer.write(&refs).map_err(&err)?;
+        }
+        writer.finish().map_err(&err)?;
+        Ok(())
+    }
+
+    /// The commit's statements, in the open transaction.
+    fn finish(&mut self, run: &RunRecord) -> Result<(), Error> {
+        let schema = self.target.quoted_schema();
+        let target = self.target.clone();
+        let err = target.error(PgFailure::Query);
+        let schemas = self.schemas.clone();
+        let removals = std::mem::take(&mut self.removals);
+        let client = self.live()?;
+        let mut groups: BTreeMap<Vec<String>, Vec<&TableSchema>> = BTreeMap::new();
+        for s in &schemas {
+            if !s.replace_key.is_empty() {
+                groups.entry(s.replace_key.clone()).or_default().push(s);
+            }
+        }
+        for (g, (key, tables)) in groups.iter().enumerate() {
+            let cols = key
+                .iter()
+                .map(|k| quote(&pg_column(k)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let keys = quote(&format!("keys_{g}"));
+            if tables
+                .iter()
+                .all(|t| t.newest_wins && t.column_index("_last_updated").is_some())
+            {
+                // Staged rows older than the stored ones of their key do not go in (the
+                // newest `_last_updated` is current, a missing one oldest), as in SQLite.
+                let on = key
+                    .iter()
+                    .map(|k| format!("m.{0} IS NOT DISTINCT FROM s.{0}", quote(&pg_column(k))))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                let picked = key
+                    .iter()
+                    .map(|k| format!("s.{}", quote(&pg_column(k))))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let select = tables
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "SELECT {picked} FROM {} s JOIN {} m ON {on} WHERE \
+                             coalesce(m._last_updated, '-infinity') > coalesce(s._last_updated, '-infinity')",
+                            quote(&format!("stage_{}", t.name)),
+                            qualified(&target, &t.name)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" UNION ");
+                let older = quote(&format!("older_{g}"));
+                client
+                    .batch_execute(&format!(
+                        "CREATE TEMP TABLE {older} ON COMMIT DROP AS {select}"
+                    ))
+                    .map_err(&err)?;
+                for t in tables {
+                    client
+                        .batch_execute(&format!(
+                            "DELETE FROM {} WHERE ({cols}) IN (SELECT {cols} FROM {older})",
+                            quote(&format!("stage_{}", t.name))
+                        ))
+                        .map_err(&err)?;
+                }
+            }
+            let union = tables
+                .iter()
+                .map(|t| format!("SELECT {cols} FROM {}", quote(&format!("stage_{}", t.name))))
+                .collect::<Vec<_>>()
+                .join(" UNION ");
+            client
+                .batch_execute(&format!(
+                    "CREATE TEMP TABLE {keys} ON COMMIT DROP AS {union}"
+                ))
+                .map_err(&err)?;
+            if let Some(removed) = removals.get(key) {
+                let marks = (1..=key.len())
+                    .map(|i| format!("${i}::text"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let stmt = client
+                    .prepare(&format!("INSERT INTO {keys} VALUES ({marks})"))
+                    .map_err(&err)?;
+                for k in removed {
+                    let texts: Vec<Option<String>> = k.iter().map(key_text).collect();
+                    let params: Vec<&(dyn ToSql + Sync)> =
+                        texts.iter().map(|t| t as &(dyn ToSql + Sync)).collect();
+                    client.execute(&stmt, &params).map_err(&err)?;
+                }
+            }
+            client
+                .batch_execute(&format!("ANALYZE {keys}"))
+                .map_err(&err)?;
+            for t in tables {
+                client
+                    .batch_execute(&format!(
+                        "DELETE FROM {} WHERE ({cols}) IN (SELECT {cols} FROM {keys})",
+                        qualified(&target, &t.name)
+                    ))
+                    .map_err(&err)?;
+            }
+        }
+        for s in &schemas {
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO {} SELECT * FROM {}",
+                    qualified(&target, &s.name),
+                    quote(&format!("stage_{}", s.name))
+                ))
+                .map_err(&err)?;
+        }
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {schema}._claimline_runs (run_id text PRIMARY KEY, \
+                 started text, finished text, views_hash text, transaction_time text, \
+                 rejects bigint, row_errors bigint, record text)"
+            ))
+            .map_err(&err)?;
+        let record = serde_json::to_string(run)
+            .map_err(|e| target.fail(PgFailure::Query, format!("the run record: {e}")))?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {schema}._claimline_runs VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (run_id) DO UPDATE SET started = EXCLUDED.started, \
+                     finished = EXCLUDED.finished, views_hash = EXCLUDED.views_hash, \
+                     transaction_time = EXCLUDED.transaction_time, rejects = EXCLUDED.rejects, \
+                     row_errors = EXCLUDED.row_errors, record = EXCLUDED.record"
+                ),
+                &[
+                    &run.run_id,
+                    &run.started,
+                    &run.finished,
+                    &run.views_hash,
+                    &run.transaction_time,
+                    &(run.rejects as i64),
+                    &(run.row_errors as i64),
+                    &record,
+                ],
+            )
+            .map_err(&err)?;
+        client.batch_execute("COMMIT").map_err(&err)?;
+        Ok(())
+    }
+}
+
+fn qualified(target: &PgTarget, table: &str) -> String {
+    format!("{}.{}", target.quoted_schema(), quote(table))
+}
+
+/// A key cell as text (keys are text columns: `_api_version`, `_claim_key`, …).
+fn key_text(cell: &Cell) -> Option<String> {
+    match cell {
+        Cell::Null => None,
+        Cell::Text(s) => Some(s.clone()),
+        Cell::Int(n) => Some(n.to_string()),
+        Cell::Bool(b) => Some(b.to_string()),
+        Cell::Date(d) => Some(claimline_model::format_date(*d)),
+        Cell::Timestamp(t) => Some(claimline_model::format_timestamp(*t)),
+        Cell::Decimal(m) => Some(m.to_string()),
+    }
+}
+
+/// Creates `schema`'s table with its comments and indexes, or checks that the existing one has
+/// the same columns and types.
+fn check_or_create(
+    client: &mut Client,
+    target: &PgTarget,
+    schema: &TableSchema,
+) -> Result<(), Error> {
+    let err = target.error(PgFailure::Query);
+    let table = qualified(target, &schema.name);
+    let existing: Vec<(String, String)> = client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&table],
+        )
+        .map_err(&err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let wanted: Vec<(String, String)> = schema
+        .columns
+        .iter()
+        .map(|c| (pg_column(&c.name), pg_type(&c.ty)))
+        .collect();
+    if !existing.is_empty() {
+        if existing != wanted {
+            return Err(target.fail(
+                PgFailure::SchemaChanged,
+                format!(
+                    "table {} has other columns than the views now declare; rebuild it (claimline reload) or load into another --postgres-schema",
+                    schema.name
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    let cols = wanted
+        .iter()
+        .map(|(n, t)| format!("{} {t}", quote(n)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!("CREATE TABLE {table} ({cols});");
+    for c in &schema.columns {
+        if let Some(d) = &c.description {
+            sql.push_str(&format!(
+                "COMMENT ON COLUMN {table}.{} IS '{}';",
+                quote(&pg_column(&c.name)),
+                d.replace('\'', "''")
+            ));
+        }
+    }
+    let mut indexed: Vec<&str> = schema.indexes.iter().map(String::as_str).collect();
+    for lineage in ["_claim_key", "_resource_id"] {
+        if schema.column_index(lineage).is_some() && !indexed.contains(&lineage) {
+            indexed.push(lineage);
+        }
+    }
+    for col in indexed {
+        sql.push_str(&format!(
+            "CREATE INDEX ON {table} ({});",
+            quote(&pg_column(col))
+        ));
+    }
+    client.batch_execute(&sql).map_err(&err)
+}
+
+/// One cell bound for binary COPY, checked against its column's type.
+#[derive(Debug)]
+enum PgValue<'a> {
+    Null,
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
+    Numeric(rust_decimal::Decimal),
+    Date(jiff::civil::Date),
+    Timestamp(jiff::Timestamp),
+}
+
+impl<'a> PgValue<'a> {
+    fn of(schema: &TableSchema, i: usize, cell: &'a Cell) -> Result<Self, Error> {
+        let col = &schema.columns[i];
+        let bad = |what: String| Error::Row {
+            table: schema.name.clone(),
+            column: col.name.clone(),
+            message: format!("{what} in a {:?} column", col.ty),
+        };
+        Ok(match (cell, &col.ty) {
+            (Cell::Null, _) => PgValue::Null,
+            (Cell::Text(s), ColumnType::Text | ColumnType::Code | ColumnType::Json) => {
+                PgValue::Text(s)
+            }
+            (Cell::Int(n), ColumnType::Integer) => PgValue::Int(*n),
+            (Cell::Bool(b), ColumnType::Boolean) => PgValue::Bool(*b),
+            (Cell::Decimal(m), ColumnType::Decimal { scale, .. }) => {
+                let scale = u32::try_from(*scale).map_err(|_| bad("a negative scale".into()))?;
+                PgValue::Numeric(
+                    rust_decimal::Decimal::try_from_i128_with_scale(*m, scale)
+                        .map_err(|e| bad(format!("a decimal out of range ({e})")))?,
+                )
+            }
+            (Cell::Date(d), ColumnType::Date) => PgValue::Date(
+                jiff::civil::date(1970, 1, 1)
+                    .checked_add(jiff::Span::new().days(i64::from(*d)))
+                    .map_err(|e| bad(format!("a date out of range ({e})")))?,
+            ),
+            (Cell::Timestamp(t), ColumnType::Timestamp) => PgValue::Timestamp(
+                jiff::Timestamp::from_microsecond(*t)
+                    .map_err(|e| bad(format!("an instant out of range ({e})")))?,
+            ),
+            (c, _) => return Err(bad(format!("{c:?}"))),
+        })
+    }
+}
+
+impl ToSql for PgValue<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            PgValue::Null => Ok(IsNull::Yes),
+            PgValue::Text(s) => s.to_sql(ty, out),
+            PgValue::Int(n) => n.to_sql(ty, out),
+            PgValue::Bool(b) => b.to_sql(ty, out),
+            PgValue::Numeric(d) => d.to_sql(ty, out),
+            PgValue::Date(d) => d.to_sql(ty, out),
+            PgValue::Timestamp(t) => t.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        // Each value is checked against its column's declared type in `PgValue::of`.
+        true
+    }
+
+    to_sql_checked!();
+}
+
+impl TableSink for PostgresSink {
+    fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
+        self.copy(table, &rows)
+    }
+
+    fn write_rows(&mut self, table: usize, rows: &[Vec<Cell>]) -> Result<(), Error> {
+        self.copy(table, rows)
+    }
+
+    fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
+        let target = self.target.clone();
+        let err = target.error(PgFailure::Query);
+        let schemas = self.schemas.clone();
+        let client = self.live()?;
+        let mut removed = Vec::with_capacity(tables.len());
+        for &t in tables {
+            let s = &schemas[t];
+            let mut n = 0;
+            if s.column_index("_source_file").is_some() && s.column_index("_line").is_some() {
+                let sql = format!(
+                    "DELETE FROM {} WHERE _source_file = $1 AND _line = ANY($2)",
+                    quote(&format!("stage_{}", s.name))
+                );
+                let stmt = client.prepare(&sql).map_err(&err)?;
+                for (file, set) in lines {
+                    let list: Vec<i64> = set.iter().copied().collect();
+                    n += client.execute(&stmt, &[file, &list]).map_err(&err)?;
+                }
+            }
+            removed.push(n);
+        }
+        Ok(removed)
+    }
+
+    fn remove_keys(&mut self, replace_key: &[String], keys: Vec<Vec<Cell>>) -> Result<(), Error> {
+        if let Some(k) = keys.iter().find(|k| k.len() != replace_key.len()) {
+            return Err(Error::Row {
+                table: String::new(),
+                column: replace_key.join(","),
+                message: format!("a key of {} cells", k.len()),
+            });
+        }
+        self.removals
+            .entry(replace_key.to_vec())
+            .or_default()
+            .extend(keys);
+        Ok(())
+    }
+
+    fn replaces(&self) -> bool {
+        true
+    }
+
+    fn decides(&self) -> bool {
+        true
+    }
+
+    fn prepare(&mut self, _: &RunRecord, _: bool) -> Result<(), Error> {
+        // Everything is in the open transaction; the commit makes it durable and visible.
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {
+        let done = self.finish(run);
+        // Committed, or not: either way the connection closes (an open transaction rolls back).
+        self.client.take();
+        done
+    }
+}
