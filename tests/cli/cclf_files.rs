@@ -147,7 +147,7 @@ fn check_files(dir: &Path) -> BTreeMap<String, usize> {
     counts
 }
 
-fn synth(dir: &Path, version: &str, benes: &str, years: &str) -> PathBuf {
+pub(crate) fn synth(dir: &Path, version: &str, benes: &str, years: &str) -> PathBuf {
     let export = dir.join(format!("export-{version}"));
     let out = claimline(
         dir,

@@ -63,7 +63,7 @@ fn version(file: &str, id: &str, group: &str, last_updated: &str, status: &str) 
     eob
 }
 
-fn write_export(dir: &Path, eobs: &[&Value], patients: bool) -> PathBuf {
+pub(crate) fn write_export(dir: &Path, eobs: &[&Value], patients: bool) -> PathBuf {
     std::fs::create_dir_all(dir).expect("mkdir");
     let lines: Vec<String> = eobs.iter().map(|e| e.to_string()).collect();
     std::fs::write(
@@ -391,16 +391,16 @@ fn materialised_current(dir: &Path, tables: &[String]) -> BTreeMap<(String, Stri
 
 /// The claim versions of the history scenarios: a carrier claim, its correction (two of its
 /// seven lines) and their cancels, an outpatient and an inpatient claim.
-struct Versions {
-    c1: Value,
-    c2: Value,
-    c1_cancelled: Value,
-    c2_cancelled: Value,
-    o1: Value,
-    i1: Value,
+pub(crate) struct Versions {
+    pub(crate) c1: Value,
+    pub(crate) c2: Value,
+    pub(crate) c1_cancelled: Value,
+    pub(crate) c2_cancelled: Value,
+    pub(crate) o1: Value,
+    pub(crate) i1: Value,
 }
 
-fn versions() -> Versions {
+pub(crate) fn versions() -> Versions {
     let carrier = "ExplanationOfBenefit-carrier.ndjson";
     let jan = "2026-01-05T10:00:00.000+00:00";
     let feb = "2026-02-02T10:00:00.000+00:00";

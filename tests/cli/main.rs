@@ -7,6 +7,7 @@ mod disk;
 mod fetch;
 mod history;
 mod load;
+mod postgres;
 mod report;
 mod run;
 mod scan;

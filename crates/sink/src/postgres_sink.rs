@@ -271,6 +271,11 @@ fn check_schema(schema: &str) -> Result<(), Error> {
             "schema {schema:?}: use lower-case letters, digits and _ (not first a digit)"
         )));
     }
+    if schema.starts_with("pg_") {
+        return Err(usage(format!(
+            "schema {schema:?}: names starting pg_ are PostgreSQL's own"
+        )));
+    }
     Ok(())
 }
 
@@ -920,8 +925,8 @@ enum PgValue<'a> {
     Int(i64),
     Bool(bool),
     Numeric(rust_decimal::Decimal),
-    Date(jiff::civil::Date),
-    Timestamp(jiff::Timestamp),
+    Date(chrono::NaiveDate),
+    Timestamp(chrono::DateTime<chrono::Utc>),
 }
 
 impl<'a> PgValue<'a> {
@@ -947,13 +952,14 @@ impl<'a> PgValue<'a> {
                 )
             }
             (Cell::Date(d), ColumnType::Date) => PgValue::Date(
-                jiff::civil::date(1970, 1, 1)
-                    .checked_add(jiff::Span::new().days(i64::from(*d)))
-                    .map_err(|e| bad(format!("a date out of range ({e})")))?,
+                // Day 0 is 1970-01-01, day 719,163 of the common era.
+                d.checked_add(719_163)
+                    .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+                    .ok_or_else(|| bad("a date out of range".into()))?,
             ),
             (Cell::Timestamp(t), ColumnType::Timestamp) => PgValue::Timestamp(
-                jiff::Timestamp::from_microsecond(*t)
-                    .map_err(|e| bad(format!("an instant out of range ({e})")))?,
+                chrono::DateTime::from_timestamp_micros(*t)
+                    .ok_or_else(|| bad("an instant out of range".into()))?,
             ),
             (c, _) => return Err(bad(format!("{c:?}"))),
         })

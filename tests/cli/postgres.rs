@@ -1,0 +1,607 @@
+//! The PostgreSQL sink against a real server (issue 20): `tests/run` starts a throwaway one on
+//! loopback (`tests/postgres-server`) and gives its URL in `CLAIMLINE_TEST_POSTGRES_URL`.
+//! Each test writes its own schema. Without a server the tests say so and pass, except under
+//! CI, which must run them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+
+use postgres::{Client, NoTls};
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::{claimline_env, json, sample_data};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// The test server's URL, or `None` (said on stderr) when there is none outside CI.
+fn server() -> Option<String> {
+    match std::env::var("CLAIMLINE_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!(
+                "CI must run the PostgreSQL tests: tests/run starts a server (tests/postgres-server)"
+            )
+        }
+        Err(_) => {
+            eprintln!(
+                "skipped: a PostgreSQL test (no CLAIMLINE_TEST_POSTGRES_URL; tests/run starts a server when PostgreSQL's server packages are installed)"
+            );
+            None
+        }
+    }
+}
+
+fn connect(url: &str) -> Client {
+    Client::connect(url, NoTls).expect("the test server accepts connections")
+}
+
+/// A fresh schema for one test.
+fn schema(url: &str, name: &str) -> String {
+    connect(url)
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+        .expect("drop schema");
+    name.to_owned()
+}
+
+/// `claimline load INPUT --out OUT --format FORMAT --postgres-schema SCHEMA --run-id RUN --json`
+/// with the URL in `CLAIMLINE_POSTGRES_URL`.
+fn load_pg(
+    url: &str,
+    input: &Path,
+    out: &Path,
+    format: &str,
+    schema: &str,
+    run_id: &str,
+    env: &[(&str, &str)],
+) -> Output {
+    let mut vars = vec![("CLAIMLINE_POSTGRES_URL", url)];
+    vars.extend_from_slice(env);
+    claimline_env(
+        out.parent().expect("parent"),
+        &[
+            "load",
+            s(input),
+            "--out",
+            s(out),
+            "--format",
+            format,
+            "--postgres-schema",
+            schema,
+            "--run-id",
+            run_id,
+            "--no-report",
+            "--json",
+        ],
+        &vars,
+    )
+}
+
+fn ok(out: &Output, what: &str) -> Value {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json(out)
+}
+
+/// Every table of a PostgreSQL schema (the run records aside), each row as text with its
+/// columns in order: decimals without trailing zeros, instants as µs, booleans as 0/1.
+fn pg_tables(url: &str, schema: &str) -> BTreeMap<String, Vec<String>> {
+    let mut c = connect(url);
+    let tables: Vec<String> = c
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 AND table_name <> '_claimline_runs'",
+            &[&schema],
+        )
+        .expect("tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let cols: Vec<(String, String)> = c
+            .query(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                 WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+                &[&schema, &t],
+            )
+            .expect("columns")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let exprs: Vec<String> = cols
+            .iter()
+            .map(|(name, ty)| {
+                let e = match ty.as_str() {
+                    "numeric" => format!("trim_scale(\"{name}\")::text"),
+                    "timestamp with time zone" => {
+                        format!("(extract(epoch FROM \"{name}\") * 1000000)::bigint::text")
+                    }
+                    "boolean" => format!("\"{name}\"::int::text"),
+                    _ => format!("\"{name}\"::text"),
+                };
+                format!("coalesce({e}, 'NULL')")
+            })
+            .collect();
+        let sql = format!(
+            "SELECT concat_ws('|', {}) FROM \"{schema}\".\"{t}\"",
+            exprs.join(", ")
+        );
+        let mut rows: Vec<String> = c
+            .query(&sql, &[])
+            .expect("rows")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        rows.sort();
+        out.insert(t, rows);
+    }
+    out
+}
+
+/// Every table of a SQLite output in the same text forms as [`pg_tables`].
+fn sqlite_tables(db: &Path) -> BTreeMap<String, Vec<String>> {
+    let conn = Connection::open(db).expect("open");
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> '_claimline_runs'",
+        )
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    let mut out = BTreeMap::new();
+    for t in tables {
+        let cols: Vec<(String, String)> = conn
+            .prepare("SELECT name, type FROM pragma_table_info(?1)")
+            .expect("prepare")
+            .query_map([&t], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("columns")
+            .collect::<Result<_, _>>()
+            .expect("columns");
+        let exprs: Vec<String> = cols
+            .iter()
+            .map(|(name, _)| {
+                // Instants are ISO text here: as µs, like PostgreSQL's.
+                let e = if name == "_last_updated" {
+                    format!("CAST(round(unixepoch(\"{name}\", 'subsec') * 1000000) AS INTEGER)")
+                } else {
+                    format!("\"{name}\"")
+                };
+                format!("coalesce({e}, 'NULL')")
+            })
+            .collect();
+        let mut stmt = conn
+            .prepare(&format!("SELECT {} FROM \"{t}\"", exprs.join(", ")))
+            .expect("prepare");
+        let n = cols.len();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                let mut parts = Vec::with_capacity(n);
+                for i in 0..n {
+                    use rusqlite::types::ValueRef as V;
+                    parts.push(match r.get_ref(i)? {
+                        V::Null => "NULL".to_owned(),
+                        V::Integer(v) => v.to_string(),
+                        // The double nearest the exact decimal prints as that decimal.
+                        V::Real(f) => f.to_string(),
+                        V::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                        V::Blob(_) => "<blob>".to_owned(),
+                    });
+                }
+                Ok(parts.join("|"))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        rows.sort();
+        out.insert(t, rows);
+    }
+    out
+}
+
+/// Asserts that the PostgreSQL schema and the SQLite output hold the same rows in every table.
+fn same_rows(url: &str, schema: &str, db: &Path, what: &str) {
+    let pg = pg_tables(url, schema);
+    let lite = sqlite_tables(db);
+    assert_eq!(
+        pg.keys().collect::<Vec<_>>(),
+        lite.keys().collect::<Vec<_>>(),
+        "{what}: tables"
+    );
+    for (t, rows) in &lite {
+        let theirs = &pg[t];
+        assert_eq!(theirs.len(), rows.len(), "{what}: rows of {t}");
+        for (a, b) in theirs.iter().zip(rows) {
+            assert_eq!(a, b, "{what}: a row of {t}");
+        }
+    }
+}
+
+#[test]
+fn a_load_gives_the_same_rows_as_sqlite_for_the_samples_and_a_synthetic_export() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let synthetic = crate::cclf_files::synth(tmp.path(), "v2", "12", "2");
+    for (name, input) in [
+        ("t_same_r4", sample_data().join("r4")),
+        ("t_same_v3", sample_data().join("v3")),
+        ("t_same_synth", synthetic),
+    ] {
+        let schema = schema(&url, name);
+        let lite = tmp.path().join(format!("{name}-sqlite"));
+        let pg = tmp.path().join(format!("{name}-pg"));
+        let a = claimline_env(
+            tmp.path(),
+            &[
+                "load",
+                s(&input),
+                "--out",
+                s(&lite),
+                "--format",
+                "sqlite",
+                "--run-id",
+                "r1",
+                "--no-report",
+                "--json",
+            ],
+            &[],
+        );
+        let a = ok(&a, "sqlite load");
+        let b = ok(
+            &load_pg(&url, &input, &pg, "parquet,postgres", &schema, "r1", &[]),
+            "postgres load",
+        );
+        assert_eq!(a["tables"], b["tables"], "{name}: rows per table");
+        same_rows(&url, &schema, &lite.join("claimline.sqlite"), name);
+        // Exact decimals: a payment keeps its cents as NUMERIC, and columns carry comments.
+        let mut c = connect(&url);
+        let ty: String = c
+            .query_one(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+                 WHERE attrelid = to_regclass($1) AND attname = 'clm_pmt_amt'",
+                &[&format!("{schema}.cclf1")],
+            )
+            .expect("type")
+            .get(0);
+        assert!(ty.starts_with("numeric("), "{ty}");
+        let comment: Option<String> = c
+            .query_one(
+                "SELECT col_description(to_regclass($1), 1)",
+                &[&format!("{schema}.cclf1")],
+            )
+            .expect("comment")
+            .get(0);
+        assert!(comment.is_some_and(|c| !c.is_empty()), "{name}: comments");
+    }
+}
+
+#[test]
+fn the_claim_history_sequence_leaves_the_same_current_rows_as_sqlite() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let schema = schema(&url, "t_history");
+    let v = crate::history::versions();
+    let exports = [
+        ("e1", vec![&v.c1, &v.o1], true),
+        ("e2", vec![&v.c1_cancelled, &v.c2], true),
+        ("e3", vec![&v.i1, &v.c1], false),
+        ("e4", vec![&v.c2_cancelled], false),
+    ];
+    let lite = tmp.join("sqlite");
+    let pg = tmp.join("pg");
+    for (i, (name, eobs, patients)) in exports.iter().enumerate() {
+        let export = crate::history::write_export(&tmp.join(name), eobs, *patients);
+        let run = format!("r{}", i + 1);
+        let a = claimline_env(
+            tmp,
+            &[
+                "load",
+                s(&export),
+                "--out",
+                s(&lite),
+                "--format",
+                "sqlite",
+                "--run-id",
+                &run,
+                "--no-report",
+                "--json",
+            ],
+            &[],
+        );
+        let a = ok(&a, name);
+        let b = ok(
+            &load_pg(&url, &export, &pg, "postgres", &schema, &run, &[]),
+            name,
+        );
+        assert_eq!(a["history"], b["history"], "{name}: the history counts");
+        assert_eq!(a["beneficiaries"], b["beneficiaries"], "{name}: MBIs");
+        same_rows(&url, &schema, &lite.join("claimline.sqlite"), name);
+    }
+    // The last export had no Patients: its MBIs came from the schema's bene_xref.
+    let mut c = connect(&url);
+    let unresolved: i64 = c
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}.cclf1 WHERE bene_mbi_id IS NULL"),
+            &[],
+        )
+        .expect("count")
+        .get(0);
+    assert_eq!(unresolved, 0);
+}
+
+#[test]
+fn a_load_killed_mid_copy_or_failing_on_a_bad_value_leaves_the_previous_state() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let schema = schema(&url, "t_crash");
+    let out = tmp.join("out");
+    let v = crate::history::versions();
+    let e1 = crate::history::write_export(&tmp.join("e1"), &[&v.c1, &v.o1], true);
+    ok(
+        &load_pg(&url, &e1, &out, "postgres", &schema, "r1", &[]),
+        "r1",
+    );
+    let before = pg_tables(&url, &schema);
+
+    // Killed (as by SIGKILL) while a COPY is half sent.
+    let e2 = crate::history::write_export(&tmp.join("e2"), &[&v.c2, &v.i1], true);
+    let killed = load_pg(
+        &url,
+        &e2,
+        &out,
+        "postgres",
+        &schema,
+        "r2",
+        &[("CLAIMLINE_FAULT", "postgres.copy@3")],
+    );
+    assert!(!killed.status.success());
+    assert!(
+        String::from_utf8_lossy(&killed.stderr).contains("fault point postgres.copy reached"),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    assert_eq!(
+        pg_tables(&url, &schema),
+        before,
+        "a killed load changed the tables"
+    );
+
+    // A value PostgreSQL refuses (a NUL character in a claim id): exit 5, nothing changed, and
+    // the message names the table, not the value.
+    let mut bad = v.i1.clone();
+    for ident in bad["identifier"].as_array_mut().expect("identifiers") {
+        if ident["system"] != "https://bluebutton.cms.gov/resources/identifier/claim-group" {
+            ident["value"] = Value::from("SECRET\u{0}3001");
+        }
+    }
+    let e3 = crate::history::write_export(&tmp.join("e3"), &[&bad], true);
+    let failed = load_pg(&url, &e3, &out, "postgres", &schema, "r3", &[]);
+    assert_eq!(failed.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("0x00") && !stderr.contains("SECRET"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(
+        pg_tables(&url, &schema),
+        before,
+        "a failed load changed the tables"
+    );
+
+    // The lock went with the killed process: the same load now commits.
+    ok(
+        &load_pg(&url, &e2, &out, "postgres", &schema, "r2", &[]),
+        "r2 again",
+    );
+    assert_ne!(pg_tables(&url, &schema), before);
+}
+
+#[test]
+fn one_load_at_a_time_per_schema() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let schema = schema(&url, "t_lock");
+    let input = sample_data().join("r4");
+
+    // Another session holds the schema's lock: exit 5, nothing written, a one-line message.
+    let mut holder = connect(&url);
+    holder
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+            &[&format!("claimline:{schema}")],
+        )
+        .expect("lock");
+    let busy = load_pg(&url, &input, &tmp.join("a"), "postgres", &schema, "r1", &[]);
+    assert_eq!(busy.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&busy.stderr);
+    assert!(stderr.contains("another claimline load"), "{stderr}");
+    assert!(pg_tables(&url, &schema).is_empty(), "nothing written");
+    drop(holder);
+
+    // Two loads at once from two output folders: each commits or exits 5, never a mix.
+    let spawn = |dir: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_claimline"))
+            .args([
+                "load",
+                s(&input),
+                "--out",
+                s(&tmp.join(dir)),
+                "--format",
+                "postgres",
+                "--postgres-schema",
+                &schema,
+                "--run-id",
+                "same",
+                "--no-report",
+                "--json",
+            ])
+            .env("CLAIMLINE_POSTGRES_URL", &url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (a, b) = (spawn("b"), spawn("c"));
+    let codes = [
+        a.wait_with_output().expect("wait").status.code(),
+        b.wait_with_output().expect("wait").status.code(),
+    ];
+    assert!(codes.contains(&Some(0)), "{codes:?}");
+    assert!(codes.iter().all(|c| matches!(c, Some(0 | 5))), "{codes:?}");
+    let once = tmp.join("once");
+    let reference = schema_of_one_load(&url, &input, &once);
+    assert_eq!(pg_tables(&url, &schema), reference);
+}
+
+/// The tables of one load of `input` into a schema of their own.
+fn schema_of_one_load(url: &str, input: &Path, out: &Path) -> BTreeMap<String, Vec<String>> {
+    let schema = schema(url, "t_lock_reference");
+    ok(
+        &load_pg(url, input, out, "postgres", &schema, "same", &[]),
+        "reference",
+    );
+    pg_tables(url, &schema)
+}
+
+/// The URL with its password, host or TLS settings changed.
+fn variant(url: &str, from: &str, to: &str) -> String {
+    assert!(url.contains(from), "{url}");
+    url.replace(from, to)
+}
+
+#[test]
+fn refused_credentials_exit_6_and_an_unreachable_server_exits_5_without_the_password() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = sample_data().join("r4");
+    let password = "claimline-test";
+    let wrong = variant(&url, password, "wrong-pass-XYZ");
+    let r = load_pg(
+        &wrong,
+        &input,
+        &tmp.path().join("a"),
+        "postgres",
+        "t_auth",
+        "r1",
+        &[],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("password authentication failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("wrong-pass-XYZ"), "{stderr}");
+    assert!(!tmp.path().join("a").exists(), "no output folder left");
+
+    // A port nobody listens on (the server's port, one lower, is not the server's).
+    let port = url
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("a port");
+    let closed = variant(&url, &format!(":{port}/"), &format!(":{}/", port - 1));
+    let r = load_pg(
+        &closed,
+        &input,
+        &tmp.path().join("b"),
+        "postgres",
+        "t_auth",
+        "r1",
+        &[],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains(password), "{stderr}");
+
+    // --json: the same code in the error document, no password either.
+    let doc = json(&r);
+    assert_eq!(doc["error"]["code"], 5, "{doc:#}");
+    assert!(!doc.to_string().contains(password));
+}
+
+#[test]
+fn tls_modes_require_and_verify_against_the_servers_certificate() {
+    let Some(url) = server() else { return };
+    let Ok(ca) = std::env::var("CLAIMLINE_TEST_POSTGRES_CA") else {
+        assert!(std::env::var_os("CI").is_none(), "CI gives the test CA");
+        eprintln!("skipped: the TLS test (no CLAIMLINE_TEST_POSTGRES_CA)");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = sample_data().join("r4");
+    let tls = |mode: &str, host: &str| {
+        let u = variant(
+            &url,
+            "sslmode=disable",
+            &format!("sslmode={mode}&sslrootcert={ca}"),
+        );
+        variant(&u, "@127.0.0.1:", &format!("@{host}:"))
+    };
+    let cases = [
+        ("require", "127.0.0.1", true),
+        ("verify-full", "localhost", true),
+        // The certificate names localhost, not the address.
+        ("verify-full", "127.0.0.1", false),
+        ("verify-ca", "127.0.0.1", true),
+    ];
+    for (i, (mode, host, passes)) in cases.into_iter().enumerate() {
+        let schema = schema(&url, &format!("t_tls_{i}"));
+        let r = load_pg(
+            &tls(mode, host),
+            &input,
+            &tmp.path().join(format!("o{i}")),
+            "postgres",
+            &schema,
+            "r1",
+            &[],
+        );
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        if passes {
+            assert!(r.status.success(), "{mode} to {host}: {stderr}");
+        } else {
+            assert_eq!(r.status.code(), Some(5), "{mode} to {host}: {stderr}");
+            assert!(stderr.contains("certificate"), "{stderr}");
+        }
+    }
+    // Without the test CA, verify-full trusts only the web's roots: refused.
+    let u = variant(&url, "sslmode=disable", "sslmode=verify-full");
+    let r = load_pg(
+        &variant(&u, "@127.0.0.1:", "@localhost:"),
+        &input,
+        &tmp.path().join("web"),
+        "postgres",
+        "t_tls_web",
+        "r1",
+        &[],
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
