@@ -605,3 +605,53 @@ fn tls_modes_require_and_verify_against_the_servers_certificate() {
         String::from_utf8_lossy(&r.stderr)
     );
 }
+
+#[test]
+fn a_run_from_a_profile_writes_postgres_and_knows_what_it_loaded() {
+    let Some(url) = server() else { return };
+    let work = tempfile::tempdir().expect("work");
+    let schema = schema(&url, "t_run");
+    let config = work.path().join("claimline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.north]\nout = \"north\"\nformat = \"postgres\"\npostgres_url = \"{url}\"\n\
+             postgres_schema = \"{schema}\"\n"
+        ),
+    )
+    .expect("config");
+    let run = || {
+        let r = std::process::Command::new(env!("CARGO_BIN_EXE_claimline"))
+            .current_dir(work.path())
+            .args(["run", "--config", s(&config), "--profile", "north"])
+            .args(["--local-sandbox", "--no-report", "--json"])
+            .env_remove("CLAIMLINE_POSTGRES_URL")
+            .env_remove("CLAIMLINE_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("runs");
+        ok(&r, "run")
+    };
+    let first = run();
+    let tables = pg_tables(&url, &schema);
+    for (table, n) in first["load"]["tables"].as_object().expect("tables") {
+        assert_eq!(Some(tables[table].len() as u64), n.as_u64(), "{table}");
+    }
+    assert_eq!(tables["cclf1"].len(), 50);
+    assert!(!work.path().join("north/claimline.sqlite").exists());
+    assert!(!work.path().join("north/parquet").exists());
+    // The second run reads the runs from PostgreSQL: nothing new, nothing loaded twice.
+    let second = run();
+    assert!(second["load"].is_null(), "{second:#}");
+    assert_eq!(pg_tables(&url, &schema), tables);
+    // The URL's password is in no file of the output folder and in no output.
+    let password = "claimline-test";
+    assert!(!first.to_string().contains(password));
+    for (path, bytes) in crate::tree(&work.path().join("north")) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(password),
+            "{}",
+            path.display()
+        );
+    }
+}

@@ -158,53 +158,40 @@ impl From<EndpointArg> for Endpoint {
 #[derive(clap::Args)]
 pub struct OutputArgs {
     /// Outputs: sqlite, parquet, postgres, both (sqlite and parquet), or a list
-    /// (parquet,postgres).
-    #[arg(long, default_value = "both", value_name = "LIST")]
-    format: Format,
+    /// (parquet,postgres) [default: both]
+    #[arg(long, value_name = "LIST")]
+    pub format: Option<Format>,
     /// PostgreSQL connection URL (`postgresql://user:password@host:port/db?sslmode=verify-full`,
     /// libpq's form) for the postgres format; default: CLAIMLINE_POSTGRES_URL. Never printed
     /// with its password (prefer the variable: a command line is visible to other users).
     #[arg(long, value_name = "URL")]
-    postgres: Option<String>,
-    /// The PostgreSQL schema of the tables.
-    #[arg(long, default_value = "claimline", value_name = "NAME")]
-    postgres_schema: String,
+    pub postgres: Option<String>,
+    /// The PostgreSQL schema of the tables [default: claimline]
+    #[arg(long, value_name = "NAME")]
+    pub postgres_schema: Option<String>,
 }
-
-/// The variable a PostgreSQL URL may come from.
-pub const POSTGRES_URL_ENV: &str = "CLAIMLINE_POSTGRES_URL";
 
 impl OutputArgs {
     /// The format, and the PostgreSQL target when the format has postgres.
     ///
     /// # Errors
-    /// `--postgres` without postgres in `--format`; a URL or schema that cannot be used.
-    pub fn resolve(
-        &self,
-        profile_url: Option<String>,
-    ) -> anyhow::Result<(Format, Option<claimline_sink::PgTarget>)> {
-        if self.postgres.is_some() && !self.format.postgres {
-            return Err(UsageError(
-                "--postgres: add postgres to --format (for example --format parquet,postgres)"
-                    .into(),
-            )
-            .into());
-        }
-        if !self.format.postgres {
-            return Ok((self.format, None));
-        }
-        let url = self
-            .postgres
-            .clone()
-            .or_else(|| std::env::var(POSTGRES_URL_ENV).ok())
-            .or(profile_url)
-            .ok_or_else(|| {
-                UsageError(format!(
-                    "--format postgres needs a database: --postgres URL, {POSTGRES_URL_ENV}, or postgres_url in the profile"
-                ))
-            })?;
-        let target = claimline_sink::PgTarget::parse(&url, &self.postgres_schema)?;
-        Ok((self.format, Some(target)))
+    /// `--postgres` without postgres in `--format`, no URL (usage errors); a URL or schema
+    /// that cannot be used.
+    pub fn resolve(self) -> anyhow::Result<(Format, Option<claimline_sink::PgTarget>)> {
+        let format = self.format.unwrap_or(Format::BOTH);
+        let target = claimline_run::config::postgres_target(
+            format,
+            self.postgres,
+            None,
+            self.postgres_schema.as_deref(),
+        )
+        .map_err(|e| match e {
+            claimline_run::config::PostgresSetting::Usage(text) => {
+                anyhow::Error::new(UsageError(text))
+            }
+            claimline_run::config::PostgresSetting::Target(e) => e.into(),
+        })?;
+        Ok((format, target))
     }
 }
 

@@ -20,6 +20,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use claimline_fetch::{ApiVersion, Endpoint, PROD_URL, SANDBOX_URL, Timing};
+use claimline_load::Format;
+use claimline_sink::PgTarget;
 
 use crate::{RunSettings, Since, Source};
 
@@ -67,6 +69,13 @@ pub struct Profile {
     pub accept_rejects: Option<bool>,
     /// Log file.
     pub log: Option<PathBuf>,
+    /// Outputs: `sqlite`, `parquet`, `postgres`, `both` or a list (`parquet,postgres`).
+    pub format: Option<String>,
+    /// The PostgreSQL connection URL of the postgres format (a file of this profile is
+    /// owner-only like the credentials; `CLAIMLINE_POSTGRES_URL` and `--postgres` come first).
+    pub postgres_url: Option<String>,
+    /// The PostgreSQL schema (default `claimline`).
+    pub postgres_schema: Option<String>,
 }
 
 /// A config file that cannot be used.
@@ -210,6 +219,67 @@ pub struct RunFlags {
     pub accept_rejects: bool,
     /// Exports kept.
     pub keep: Option<usize>,
+    /// Outputs (default: the profile's, else SQLite and Parquet).
+    pub format: Option<Format>,
+    /// `--postgres`: the PostgreSQL URL.
+    pub postgres_url: Option<String>,
+    /// `--postgres-schema`.
+    pub postgres_schema: Option<String>,
+}
+
+/// The variable a PostgreSQL URL may come from.
+pub const POSTGRES_URL_ENV: &str = "CLAIMLINE_POSTGRES_URL";
+
+/// Where the postgres format writes, when `format` has it: the URL from `--postgres` (`flag`),
+/// else `CLAIMLINE_POSTGRES_URL`, else the profile's (`profile`); the schema from `schema`
+/// (default `claimline`). One rule for `load`, `load-cclf`, `run` and `reload`.
+///
+/// # Errors
+/// A URL given without postgres in the format; no URL for the postgres format (both as usage
+/// errors, text); a URL or schema that cannot be used ([`claimline_sink::Error`]).
+pub fn postgres_target(
+    format: Format,
+    flag: Option<String>,
+    profile: Option<String>,
+    schema: Option<&str>,
+) -> Result<Option<PgTarget>, PostgresSetting> {
+    if flag.is_some() && !format.postgres {
+        return Err(PostgresSetting::Usage(
+            "--postgres: add postgres to --format (for example --format parquet,postgres)".into(),
+        ));
+    }
+    if !format.postgres {
+        return Ok(None);
+    }
+    let url = flag
+        .or_else(|| std::env::var(POSTGRES_URL_ENV).ok())
+        .or(profile)
+        .ok_or_else(|| {
+            PostgresSetting::Usage(format!(
+                "the postgres format needs a database: --postgres URL, {POSTGRES_URL_ENV}, or postgres_url in the profile"
+            ))
+        })?;
+    PgTarget::parse(&url, schema.unwrap_or("claimline"))
+        .map(Some)
+        .map_err(PostgresSetting::Target)
+}
+
+/// Why [`postgres_target`] gave no target.
+#[derive(Debug)]
+pub enum PostgresSetting {
+    /// The flags do not fit together.
+    Usage(String),
+    /// The URL or schema cannot be used.
+    Target(claimline_sink::Error),
+}
+
+impl fmt::Display for PostgresSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PostgresSetting::Usage(text) => f.write_str(text),
+            PostgresSetting::Target(e) => e.fmt(f),
+        }
+    }
 }
 
 /// The base URL of `prod` or `sandbox`.
@@ -328,6 +398,20 @@ impl RunFlags {
             (None, Some(0)) => return Err("profile: keep must be at least 1".into()),
             (None, n) => n,
         };
+        let format = match (args.format, &profile.format) {
+            (Some(f), _) => f,
+            (None, Some(text)) => text.parse().map_err(|e| format!("profile: {e}"))?,
+            (None, None) => Format::BOTH,
+        };
+        let postgres = postgres_target(
+            format,
+            args.postgres_url,
+            profile.postgres_url.clone(),
+            args.postgres_schema
+                .as_deref()
+                .or(profile.postgres_schema.as_deref()),
+        )
+        .map_err(|e| e.to_string())?;
         let run = RunSettings {
             profile: args.profile,
             source,
@@ -350,6 +434,8 @@ impl RunFlags {
             // design; the demo accepts them.
             accept_rejects: args.accept_rejects || profile.accept_rejects == Some(true) || local,
             keep,
+            format,
+            postgres,
         };
         Ok(run)
     }

@@ -187,6 +187,10 @@ pub struct RunSettings {
     pub accept_rejects: bool,
     /// Keep the newest N exports with data (and every one a rebuild needs).
     pub keep: Option<usize>,
+    /// The outputs (default SQLite and Parquet).
+    pub format: claimline_load::Format,
+    /// Where the postgres format writes.
+    pub postgres: Option<claimline_sink::PgTarget>,
 }
 
 impl RunSettings {
@@ -213,6 +217,8 @@ impl RunSettings {
             views: Vec::new(),
             accept_rejects: local,
             keep: None,
+            format: claimline_load::Format::BOTH,
+            postgres: None,
         }
     }
 }
@@ -321,25 +327,58 @@ fn parquet_runs(out: &Path) -> Result<Option<Vec<RunRecord>>, RunError> {
 /// The run records of an output folder (`_claimline_runs` in SQLite, else Parquet's JSON), in
 /// the order they finished.
 pub fn read_runs(out: &Path) -> Result<Vec<RunRecord>, RunError> {
-    let mut runs = match sqlite_runs(out)? {
-        Some(runs) => runs,
-        None => parquet_runs(out)?.unwrap_or_default(),
+    read_output_runs(out, None)
+}
+
+/// [`read_runs`], or, when the output has no files with runs and a PostgreSQL schema is one
+/// of its outputs, that schema's.
+fn read_output_runs(
+    out: &Path,
+    postgres: Option<&claimline_sink::PgTarget>,
+) -> Result<Vec<RunRecord>, RunError> {
+    let mut runs = match (sqlite_runs(out)?, postgres) {
+        (Some(runs), _) => runs,
+        (None, pg) => match (parquet_runs(out)?, pg) {
+            (Some(runs), _) => runs,
+            (None, Some(target)) => postgres_runs(target)?,
+            (None, None) => Vec::new(),
+        },
     };
     runs.sort_by(|a, b| a.finished.cmp(&b.finished));
     Ok(runs)
 }
 
-/// The record of `run_id` when both outputs committed it (a run killed between the two commits
-/// is loaded again: both sinks replace what the same run id wrote).
-fn loaded_record(out: &Path, run_id: &str) -> Result<Option<RunRecord>, RunError> {
+fn postgres_runs(target: &claimline_sink::PgTarget) -> Result<Vec<RunRecord>, RunError> {
+    Ok(claimline_sink::read_postgres_runs(target).map_err(LoadError::Sink)?)
+}
+
+/// The record of `run_id` when every output of `format` committed it (a run killed between
+/// two commits is loaded again: every sink replaces what the same run id wrote).
+fn loaded_record(
+    out: &Path,
+    run_id: &str,
+    format: claimline_load::Format,
+    postgres: Option<&claimline_sink::PgTarget>,
+) -> Result<Option<RunRecord>, RunError> {
     let find = |runs: Option<Vec<RunRecord>>| {
         runs.unwrap_or_default()
             .into_iter()
             .find(|r| r.run_id == run_id)
     };
-    let sqlite = find(sqlite_runs(out)?);
-    let parquet = find(parquet_runs(out)?);
-    Ok(sqlite.filter(|_| parquet.is_some()))
+    let mut found = Vec::new();
+    if format.sqlite {
+        found.push(find(sqlite_runs(out)?));
+    }
+    if format.parquet {
+        found.push(find(parquet_runs(out)?));
+    }
+    if let Some(target) = postgres.filter(|_| format.postgres) {
+        found.push(find(Some(postgres_runs(target)?)));
+    }
+    if found.iter().any(Option::is_none) {
+        return Ok(None);
+    }
+    Ok(found.into_iter().flatten().next())
 }
 
 /// `--log FILE`: one entry per step, appended, owner-only; never a secret or a record. Text
@@ -607,7 +646,7 @@ pub fn run(
     // The run records decide what is loaded; damaged ones stop the run before it asks BCDA for
     // anything or writes any state. So do views other than those that built the tables: they
     // are checked before an export is asked for, not after its download.
-    let earlier_runs = read_runs(out)?;
+    let earlier_runs = read_output_runs(out, settings.postgres.as_ref())?;
     let views_hash = views::hash(&views::sources(&settings.views)?);
     if let Some(last) = earlier_runs.last()
         && !last.views_hash.is_empty()
@@ -767,7 +806,9 @@ pub fn run(
     // Load (the views were checked against the tables' runs above, under the same lock).
     let data_files = fetched.files.iter().filter(|f| !f.error_file).count();
     let mut report: Option<LoadReport> = None;
-    let (rejects, row_errors, already_loaded) = if let Some(done) = loaded_record(out, &run_id)? {
+    let (rejects, row_errors, already_loaded) = if let Some(done) =
+        loaded_record(out, &run_id, settings.format, settings.postgres.as_ref())?
+    {
         log.line("this export was already loaded by an earlier attempt");
         (done.rejects, done.row_errors, true)
     } else if data_files == 0 {
@@ -776,6 +817,8 @@ pub fn run(
     } else {
         let r = Loader::new(out)
             .views(settings.views.clone())
+            .format(settings.format)
+            .postgres(settings.postgres.clone())
             .run_id(Some(run_id.clone()))
             .accept_damaged(settings.accept_rejects)
             .load_holding_lock(std::slice::from_ref(&export_dir), load_progress, &lock)?;
@@ -1035,15 +1078,27 @@ mod tests {
         Box::new(sink)
             .commit(&RunRecord::new("r1"))
             .expect("commit");
-        assert!(loaded_record(dir.path(), "r1").expect("read").is_none());
+        assert!(
+            loaded_record(dir.path(), "r1", claimline_load::Format::BOTH, None)
+                .expect("read")
+                .is_none()
+        );
         std::fs::create_dir(dir.path().join("parquet")).expect("mkdir");
         std::fs::write(
             dir.path().join("parquet/_claimline_runs.json"),
             serde_json::to_vec(&[RunRecord::new("r1")]).expect("json"),
         )
         .expect("write");
-        assert!(loaded_record(dir.path(), "r1").expect("read").is_some());
-        assert!(loaded_record(dir.path(), "r2").expect("read").is_none());
+        assert!(
+            loaded_record(dir.path(), "r1", claimline_load::Format::BOTH, None)
+                .expect("read")
+                .is_some()
+        );
+        assert!(
+            loaded_record(dir.path(), "r2", claimline_load::Format::BOTH, None)
+                .expect("read")
+                .is_none()
+        );
         assert_eq!(read_runs(dir.path()).expect("runs").len(), 1);
     }
 }

@@ -57,7 +57,9 @@ pub use parquet_sink::{
     ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, record_parquet_run, recover,
     staging_root,
 };
-pub use postgres_sink::{PgSession, PgTarget, PostgresSink, SslMode, pg_column};
+pub use postgres_sink::{
+    PgSession, PgTarget, PostgresSink, SslMode, pg_column, read_postgres_runs,
+};
 pub use sqlite_sink::{SqliteSink, exact_column, open_earlier, read_sqlite_runs, table_names};
 
 /// Rows of a run named by where they came from: `_source_file` → the `_line`s, for

@@ -537,33 +537,57 @@ impl PgSession {
     /// # Errors
     /// A failed query; [`PgFailure::Corrupt`] when a record is not a run record.
     pub fn runs(&mut self) -> Result<Vec<RunRecord>, Error> {
-        if !self.table_names()?.contains("_claimline_runs") {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT record FROM {}._claimline_runs ORDER BY started, run_id",
-            self.target.quoted_schema()
-        );
-        let rows = self
-            .client
-            .query(&sql, &[])
-            .map_err(self.target.error(PgFailure::Query))?;
-        rows.iter()
-            .map(|r| {
-                serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| {
-                    self.target.fail(
-                        PgFailure::Corrupt,
-                        format!("a record of table _claimline_runs is not a run record ({e}); nothing was changed"),
-                    )
-                })
-            })
-            .collect()
+        runs_of(&mut self.client, &self.target)
     }
 
     /// The error of a failed query of this session.
     pub fn query_error(&self) -> impl Fn(postgres::Error) -> Error + '_ {
         self.target.error(PgFailure::Query)
     }
+}
+
+/// The run records in `_claimline_runs` of `client`'s database, schema of `target` (none when
+/// there is no such table), in the order the runs started.
+fn runs_of(client: &mut Client, target: &PgTarget) -> Result<Vec<RunRecord>, Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&qualified(target, "_claimline_runs")],
+        )
+        .map_err(target.error(PgFailure::Query))?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT record FROM {} ORDER BY started, run_id",
+        qualified(target, "_claimline_runs")
+    );
+    let rows = client
+        .query(&sql, &[])
+        .map_err(target.error(PgFailure::Query))?;
+    rows.iter()
+        .map(|r| {
+            serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| {
+                target.fail(
+                    PgFailure::Corrupt,
+                    format!(
+                        "a record of table {}._claimline_runs is not a run record ({e}); nothing was changed",
+                        target.schema
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The run records of the schema of `target`, read without its lock (for a caller that only
+/// looks); see [`PgSession::runs`].
+///
+/// # Errors
+/// A connection failure, a failed query, a damaged record.
+pub fn read_postgres_runs(target: &PgTarget) -> Result<Vec<RunRecord>, Error> {
+    runs_of(&mut target.connect()?, target)
 }
 
 /// Writes tables into one PostgreSQL schema; see the crate docs. Open it while a

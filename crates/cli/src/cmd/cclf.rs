@@ -95,7 +95,7 @@ pub struct LoadArgs {
 
 /// Runs `claimline load-cclf`.
 pub fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
-    let (format, postgres) = args.output.resolve(None)?;
+    let (format, postgres) = args.output.resolve()?;
     let report = claimline_load::cclf::load_cclf(
         &CclfLoad {
             inputs: args.inputs,

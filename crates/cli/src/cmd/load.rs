@@ -63,7 +63,7 @@ pub struct Args {
 
 /// Runs `claimline load`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (format, postgres) = args.output.resolve(None)?;
+    let (format, postgres) = args.output.resolve()?;
     let loader = Loader::new(&args.out)
         .views(args.views)
         .format(format)

@@ -32,6 +32,8 @@ enum LocalArg {
 /// Arguments of `claimline run`.
 #[derive(clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    output: crate::args::OutputArgs,
     /// BCDA production or BCDA's public sandbox.
     #[arg(long, value_enum, conflicts_with_all = ["base_url", "local_sandbox"])]
     env: Option<Env>,
@@ -162,6 +164,9 @@ impl Settings {
             views: args.views,
             accept_rejects: args.accept_rejects,
             keep: args.keep.map(|n| n as usize),
+            format: args.output.format,
+            postgres_url: args.output.postgres,
+            postgres_schema: args.output.postgres_schema,
         };
         let (_, profile) = flags.profile().map_err(UsageError)?;
         let log = args.log.or(profile.log.clone());
