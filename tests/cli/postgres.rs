@@ -206,22 +206,29 @@ fn sqlite_tables(db: &Path) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// Asserts that the PostgreSQL schema and the SQLite output hold the same rows in every table.
-fn same_rows(url: &str, schema: &str, db: &Path, what: &str) {
-    let pg = pg_tables(url, schema);
-    let lite = sqlite_tables(db);
+/// Asserts that two sets of tables hold the same rows, naming the first difference.
+fn same_tables(
+    ours: &BTreeMap<String, Vec<String>>,
+    theirs: &BTreeMap<String, Vec<String>>,
+    what: &str,
+) {
     assert_eq!(
-        pg.keys().collect::<Vec<_>>(),
-        lite.keys().collect::<Vec<_>>(),
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>(),
         "{what}: tables"
     );
-    for (t, rows) in &lite {
-        let theirs = &pg[t];
-        assert_eq!(theirs.len(), rows.len(), "{what}: rows of {t}");
-        for (a, b) in theirs.iter().zip(rows) {
+    for (t, rows) in ours {
+        let other = &theirs[t];
+        assert_eq!(rows.len(), other.len(), "{what}: rows of {t}");
+        for (a, b) in rows.iter().zip(other) {
             assert_eq!(a, b, "{what}: a row of {t}");
         }
     }
+}
+
+/// Asserts that the PostgreSQL schema and the SQLite output hold the same rows in every table.
+fn same_rows(url: &str, schema: &str, db: &Path, what: &str) {
+    same_tables(&pg_tables(url, schema), &sqlite_tables(db), what);
 }
 
 #[test]
@@ -461,7 +468,11 @@ fn one_load_at_a_time_per_schema() {
     assert!(codes.iter().all(|c| matches!(c, Some(0 | 5))), "{codes:?}");
     let once = tmp.join("once");
     let reference = schema_of_one_load(&url, &input, &once);
-    assert_eq!(pg_tables(&url, &schema), reference);
+    same_tables(
+        &pg_tables(&url, &schema),
+        &reference,
+        "after two loads at once",
+    );
 }
 
 /// The tables of one load of `input` into a schema of their own.
@@ -643,7 +654,33 @@ fn a_run_from_a_profile_writes_postgres_and_knows_what_it_loaded() {
     // The second run reads the runs from PostgreSQL: nothing new, nothing loaded twice.
     let second = run();
     assert!(second["load"].is_null(), "{second:#}");
-    assert_eq!(pg_tables(&url, &schema), tables);
+    same_tables(&pg_tables(&url, &schema), &tables, "after the second run");
+    // reload rebuilds the schema from the kept exports beside the live one and swaps it in.
+    let north = work.path().join("north");
+    let r = claimline_env(
+        work.path(),
+        &[
+            "reload",
+            "--out",
+            s(&north),
+            "--format",
+            "postgres",
+            "--postgres-schema",
+            &schema,
+            "--json",
+        ],
+        &[("CLAIMLINE_POSTGRES_URL", &url)],
+    );
+    ok(&r, "reload");
+    same_tables(&pg_tables(&url, &schema), &tables, "after reload");
+    let left: i64 = connect(&url)
+        .query_one(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1",
+            &[&format!("{schema}_reload")],
+        )
+        .expect("schemata")
+        .get(0);
+    assert_eq!(left, 0, "the rebuild's schema is gone");
     // The URL's password is in no file of the output folder and in no output.
     let password = "claimline-test";
     assert!(!first.to_string().contains(password));

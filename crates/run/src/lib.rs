@@ -41,7 +41,7 @@ mod reload;
 pub mod state;
 mod summary;
 
-pub use reload::{ReloadReport, reload};
+pub use reload::{ReloadReport, reload, reload_into};
 pub use state::{EXPORTS_DIR, STATE_FILE};
 use state::{IssueCount, Pending, RunEntry, RunState, Scope, fnv1a64, prune};
 

@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use claimline_load::{Loader, Progress, output};
+use claimline_load::{Format, LoadError, Loader, Progress, output};
 use claimline_model::create_private_dir;
+use claimline_sink::{PgSession, PgTarget};
 
 use crate::RunError;
 use crate::state::{RunState, STATE_FILE, chains};
@@ -39,6 +40,23 @@ pub fn reload(
     views: &[String],
     progress: &dyn Progress,
 ) -> Result<ReloadReport, RunError> {
+    reload_into(out, views, Format::BOTH, None, progress)
+}
+
+/// [`reload`] of the outputs `format` names: a PostgreSQL schema (`postgres`) is rebuilt as
+/// `<schema>_reload` beside the live one, holding the live schema's lock throughout, and
+/// replaces it in one transaction (`DROP SCHEMA`, `ALTER SCHEMA … RENAME`) just before the
+/// files are swapped in.
+///
+/// # Errors
+/// As [`reload`]; the live schema is left as it was when a load fails.
+pub fn reload_into(
+    out: &Path,
+    views: &[String],
+    format: Format,
+    postgres: Option<&PgTarget>,
+    progress: &dyn Progress,
+) -> Result<ReloadReport, RunError> {
     if !out.join(STATE_FILE).is_file() {
         return Err(RunError::Usage(format!(
             "{} is not an output folder of claimline run (no {})",
@@ -50,6 +68,18 @@ pub fn reload(
     for note in output::recover(out)? {
         progress.note(&note);
     }
+    // The live schema stays locked until it is replaced; the rebuild goes beside it.
+    let pg = match postgres.filter(|_| format.postgres) {
+        Some(live) => {
+            let session = PgSession::lock(live).map_err(LoadError::Sink)?;
+            let staging = live
+                .with_schema(&format!("{}_reload", live.schema()))
+                .map_err(LoadError::Sink)?;
+            drop_schema(&staging)?;
+            Some((session, staging))
+        }
+        None => None,
+    };
     let state = RunState::load(out)?;
     // Refuse, changing nothing, when the kept exports cannot rebuild what the tables hold.
     let needs = chains(&state, out);
@@ -89,11 +119,16 @@ pub fn reload(
     for (run_id, export) in &loaded {
         let loaded = Loader::new(&staging)
             .views(views.to_vec())
+            .format(format)
+            .postgres(pg.as_ref().map(|(_, t)| t.clone()))
             .run_id(Some(run_id.clone()))
             .load_holding_lock(std::slice::from_ref(export), progress, &lock);
         let report = match loaded {
             Ok(report) if !report.committed => {
                 let _ = std::fs::remove_dir_all(&staging);
+                if let Some((_, t)) = &pg {
+                    drop_schema(t)?;
+                }
                 return Err(RunError::Damaged {
                     message: format!(
                         "{} damaged file(s) in {}; the tables were left as they were",
@@ -106,6 +141,9 @@ pub fn reload(
             Ok(report) => report,
             Err(err) => {
                 let _ = std::fs::remove_dir_all(&staging);
+                if let Some((_, t)) = &pg {
+                    drop_schema(t)?;
+                }
                 return Err(RunError::Reload {
                     export: export.clone(),
                     source: Box::new(err),
@@ -116,8 +154,20 @@ pub fn reload(
         rejects += report.rejects.count;
         row_errors += report.row_errors.count;
     }
-    // Every load succeeded: from here on the swap is finished, even by the next command if this
-    // process dies in it.
+    // Every load succeeded. The rebuilt schema replaces the live one in one transaction; a
+    // process that dies after it and before the files' swap below leaves the files as they
+    // were (a second reload rebuilds both).
+    if let Some((mut session, staging_schema)) = pg {
+        let live = session.target().clone();
+        let swap = format!(
+            "BEGIN; DROP SCHEMA IF EXISTS \"{live}\" CASCADE; ALTER SCHEMA \"{rebuilt}\" RENAME TO \"{live}\"; COMMIT",
+            live = live.schema(),
+            rebuilt = staging_schema.schema()
+        );
+        let done = session.client().batch_execute(&swap);
+        done.map_err(|e| LoadError::Sink(session.query_error()(e)))?;
+    }
+    // From here on the swap is finished, even by the next command if this process dies in it.
     let ready = staging.join(output::RELOAD_READY);
     std::fs::write(&ready, b"").map_err(|e| RunError::io(&ready, e))?;
     output::swap_in_reload(out, &stamp)?;
@@ -129,4 +179,16 @@ pub fn reload(
         rejects,
         row_errors,
     })
+}
+
+/// Drops the schema of `target` (a rebuild left by a reload that failed or died).
+fn drop_schema(target: &PgTarget) -> Result<(), RunError> {
+    let mut client = target.connect().map_err(LoadError::Sink)?;
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            target.schema()
+        ))
+        .map_err(|e| LoadError::Sink(target.error(claimline_sink::PgFailure::Query)(e)))?;
+    Ok(())
 }

@@ -16,6 +16,8 @@ pub struct Args {
     /// Views (default: the built-in set); later runs must use the same.
     #[arg(long, num_args = 1..)]
     views: Vec<String>,
+    #[command(flatten)]
+    output: crate::args::OutputArgs,
     /// Print one JSON document.
     #[arg(long)]
     json: bool,
@@ -23,9 +25,12 @@ pub struct Args {
 
 /// Runs `claimline reload`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let r = claimline_run::reload(
+    let (format, postgres) = args.output.resolve()?;
+    let r = claimline_run::reload_into(
         &args.out,
         &args.views,
+        format,
+        postgres.as_ref(),
         &CliProgress::new("reload", args.json),
     )?;
     crate::args::print(args.json, &r, |stdout| {
