@@ -82,7 +82,11 @@ class OutputError(ClaimlineError):
 
 
 class BcdaRefusedError(ClaimlineError):
-    """BCDA refused: credentials or access (code 6)."""
+    """A server refused the credentials or access: BCDA, or a PostgreSQL output (code 6)."""
+
+
+#: The same class under a name that fits a PostgreSQL refusal too.
+RefusedError = BcdaRefusedError
 
 
 class BcdaTryLaterError(ClaimlineError):
@@ -122,7 +126,8 @@ def load(inputs: Union[PathLike, Iterable[PathLike]], out: PathLike, *,
          views: Union[str, Sequence[str], None] = "cclf", format: str = "both",
          strict: bool = False, run_id: Optional[str] = None, threads: int = 0,
          include_partial: bool = False, all_versions: bool = False,
-         accept_rejects: bool = False) -> Dict[str, Any]:
+         accept_rejects: bool = False, postgres: Optional[str] = None,
+         postgres_schema: str = "claimline") -> Dict[str, Any]:
     """Load NDJSON files or export folders into the output folder ``out``.
 
     The same job as ``claimline load``: one pass through the views (``"cclf"``, ``"basic"``, or
@@ -133,13 +138,17 @@ def load(inputs: Union[PathLike, Iterable[PathLike]], out: PathLike, *,
         inputs: files (``.ndjson``, ``.ndjson.gz``) or folders.
         out: the output folder.
         views: a built-in set or view files and folders.
-        format: ``"sqlite"``, ``"parquet"`` or ``"both"``.
+        format: ``"sqlite"``, ``"parquet"``, ``"postgres"``, ``"both"`` (SQLite and Parquet) or
+            a list such as ``"parquet,postgres"``.
         strict: commit nothing if any line is rejected or any value does not fit its column.
         run_id: the run id (default: the start time).
         threads: worker threads (0: one per core).
         include_partial: keep v3 partially adjudicated and prior-authorization EOBs.
         all_versions: keep every version of a v1/v2 claim.
         accept_rejects: commit what could be read of a damaged input file.
+        postgres: the PostgreSQL URL of the ``postgres`` format (default: the environment's
+            ``CLAIMLINE_POSTGRES_URL``); never shown with its password.
+        postgres_schema: the PostgreSQL schema of the tables.
 
     Returns:
         The report ``claimline load --json`` prints (a dict): ``tables``, ``rejects``,
@@ -150,7 +159,8 @@ def load(inputs: Union[PathLike, Iterable[PathLike]], out: PathLike, *,
     """
     try:
         text = _native.load(_paths(inputs), os.fspath(out), _views(views), format, strict,
-                            run_id, threads, include_partial, all_versions, accept_rejects)
+                            run_id, threads, include_partial, all_versions, accept_rejects,
+                            postgres, postgres_schema)
     except _native.NativeError as err:
         _raise(err)
     return json.loads(text)

@@ -4,6 +4,7 @@ name file and line, rejects counted and never dropped."""
 import datetime as dt
 import decimal
 import json
+import os
 import sqlite3
 
 import pyarrow as pa
@@ -229,3 +230,43 @@ def test_evaluate_numbers_lines_from_first_line(repo):
     assert batches["cclf5"].column("_line").to_pylist()[0] == 41
     assert set(batches["cclf5"].column("_source_file").to_pylist()) == {"eob.ndjson"}
     assert rejected.to_pylist()[0]["line"] == 41 + len(lines)
+
+
+def postgres_url():
+    """The throwaway server `tests/run` starts, or a skip (a failure under CI)."""
+    url = os.environ.get("CLAIMLINE_TEST_POSTGRES_URL")
+    if url is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests: tests/run starts a server")
+        pytest.skip("no CLAIMLINE_TEST_POSTGRES_URL (tests/run starts a PostgreSQL server)")
+    return url
+
+
+def test_load_into_postgres_is_the_cli_load(repo, run_cli, tmp_path):
+    url = postgres_url()
+    source = repo / "sample-data/real/r4"
+    py = claimline.load(source, tmp_path / "py", format="parquet,postgres", postgres=url,
+                        postgres_schema="py_load", run_id="r1")
+    assert py["committed"]
+    cli = json.loads(run_cli("load", source, "--out", tmp_path / "cli", "--format", "sqlite",
+                             "--run-id", "r1", "--json").stdout)
+    assert py["tables"] == cli["tables"]
+    assert any("schema py_load" in o for o in py["outputs"])
+    assert not any("claimline-test" in o for o in py["outputs"])
+    # The same load again: the run replaces its own rows, nothing is doubled.
+    again = claimline.load(source, tmp_path / "py", format="parquet,postgres", postgres=url,
+                           postgres_schema="py_load", run_id="r1")
+    assert again["tables"] == py["tables"]
+
+
+def test_postgres_refusals_are_typed_without_the_password(repo, tmp_path):
+    url = postgres_url()
+    wrong = url.replace("claimline-test", "not-the-password")
+    with pytest.raises(claimline.RefusedError) as err:
+        claimline.load(repo / "sample-data/real/r4", tmp_path / "o", format="postgres",
+                       postgres=wrong, postgres_schema="py_refused")
+    assert err.value.code == 6
+    assert "not-the-password" not in str(err.value)
+    with pytest.raises(claimline.UsageError):
+        claimline.load(repo / "sample-data/real/r4", tmp_path / "o", format="sqlite,postgres",
+                       postgres=url)

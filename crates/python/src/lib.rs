@@ -46,9 +46,9 @@ fn format_of(name: &str) -> PyResult<Format> {
 }
 
 /// `load(inputs, out, views, format, strict, run_id, threads, include_partial, all_versions,
-/// accept_rejects) -> str`: the `claimline load --json` report.
+/// accept_rejects, postgres, postgres_schema) -> str`: the `claimline load --json` report.
 #[pyfunction]
-#[pyo3(signature = (inputs, out, views, format, strict, run_id, threads, include_partial, all_versions, accept_rejects))]
+#[pyo3(signature = (inputs, out, views, format, strict, run_id, threads, include_partial, all_versions, accept_rejects, postgres, postgres_schema))]
 #[allow(
     clippy::too_many_arguments,
     reason = "keyword arguments of the Python function"
@@ -65,10 +65,24 @@ fn load(
     include_partial: bool,
     all_versions: bool,
     accept_rejects: bool,
+    postgres: Option<String>,
+    postgres_schema: &str,
 ) -> PyResult<String> {
+    let format = format_of(format)?;
+    let target = claimline_run::config::postgres_target(
+        format,
+        postgres,
+        None,
+        Some(postgres_schema),
+    )
+    .map_err(|e| match e {
+        claimline_run::config::PostgresSetting::Usage(text) => usage(text),
+        claimline_run::config::PostgresSetting::Target(e) => native_error(&e),
+    })?;
     let loader = Loader::new(out)
         .views(views)
-        .format(format_of(format)?)
+        .format(format)
+        .postgres(target)
         .strict(strict)
         .run_id(run_id)
         .threads(threads)
