@@ -408,14 +408,15 @@ fn a_fetch_killed_before_a_rename_resumes_to_identical_files() {
     );
 }
 
-/// Every fault point is exercised by a test of this module or of the fetch and run tests (the
-/// kills in the middle of a download).
+/// Every fault point is exercised by a test of this module or of the fetch, run and PostgreSQL
+/// tests (the kills in the middle of a download, of a COPY).
 #[test]
 fn every_fault_point_has_a_crash_test() {
     let this = [
         include_str!("crash.rs"),
         include_str!("fetch.rs"),
         include_str!("run.rs"),
+        include_str!("postgres.rs"),
     ]
     .concat();
     for (point, _) in claimline_fault::POINTS {

@@ -692,3 +692,45 @@ fn a_run_from_a_profile_writes_postgres_and_knows_what_it_loaded() {
         );
     }
 }
+
+#[test]
+fn a_load_killed_between_the_postgres_commit_and_the_parquet_publish_is_finished_by_the_next() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let schema = schema(&url, "t_between");
+    let out = tmp.join("out");
+    let v = crate::history::versions();
+    let e1 = crate::history::write_export(&tmp.join("e1"), &[&v.c1, &v.o1], true);
+    let e2 = crate::history::write_export(&tmp.join("e2"), &[&v.i1], true);
+    let killed = load_pg(
+        &url,
+        &e1,
+        &out,
+        "parquet,postgres",
+        &schema,
+        "r1",
+        &[("CLAIMLINE_FAULT", "load.between-commits")],
+    );
+    assert!(!killed.status.success());
+    // PostgreSQL committed r1 (its commit decides); Parquet has it staged, not published.
+    let runs: i64 = connect(&url)
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}._claimline_runs"),
+            &[],
+        )
+        .expect("runs")
+        .get(0);
+    assert_eq!(runs, 1);
+    assert!(!out.join("parquet/cclf1/run=r1").exists());
+    let next = ok(
+        &load_pg(&url, &e2, &out, "parquet,postgres", &schema, "r2", &[]),
+        "the next load",
+    );
+    assert!(next["committed"].as_bool().unwrap_or(false), "{next:#}");
+    assert!(
+        out.join("parquet/cclf1/run=r1").is_dir(),
+        "the recovery published r1 because PostgreSQL holds it"
+    );
+    assert!(out.join("parquet/cclf1/run=r2").is_dir());
+}

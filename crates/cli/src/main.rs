@@ -41,7 +41,7 @@ enum Command {
     /// BCDA job list and cancel.
     Bcda(cmd::bcda::Args),
     /// Fetch, load, then commit transactionTime as the next `_since`: the scheduled job.
-    Run(cmd::run::Args),
+    Run(Box<cmd::run::Args>),
     /// Rebuild an output folder's tables from its kept exports (after a mapping change).
     Reload(cmd::reload::Args),
     /// The views of a set: list them, check them, or write their data dictionary.
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         Command::Fetch(args) => cmd::fetch::run(args),
         Command::Sandbox(args) => cmd::sandbox::run(args),
         Command::Bcda(args) => cmd::bcda::run(args),
-        Command::Run(args) => cmd::run::run(args),
+        Command::Run(args) => cmd::run::run(*args),
         Command::Reload(args) => cmd::reload::run(args),
         Command::Views(args) => cmd::views::run(args),
         Command::Synth(args) => cmd::synth::run(args),

@@ -36,7 +36,7 @@ pub const POINTS: &[(&str, &str)] = &[
     ),
     (
         "load.between-commits",
-        "SQLite has committed the run, the Parquet partitions are not yet in place",
+        "the deciding database (SQLite or PostgreSQL) has committed the run, the Parquet partitions are not yet in place",
     ),
     (
         "postgres.copy",

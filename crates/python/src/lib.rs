@@ -69,16 +69,12 @@ fn load(
     postgres_schema: &str,
 ) -> PyResult<String> {
     let format = format_of(format)?;
-    let target = claimline_run::config::postgres_target(
-        format,
-        postgres,
-        None,
-        Some(postgres_schema),
-    )
-    .map_err(|e| match e {
-        claimline_run::config::PostgresSetting::Usage(text) => usage(text),
-        claimline_run::config::PostgresSetting::Target(e) => native_error(&e),
-    })?;
+    let target =
+        claimline_run::config::postgres_target(format, postgres, None, Some(postgres_schema))
+            .map_err(|e| match e {
+                claimline_run::config::PostgresSetting::Usage(text) => usage(text),
+                claimline_run::config::PostgresSetting::Target(e) => native_error(&e),
+            })?;
     let loader = Loader::new(out)
         .views(views)
         .format(format)

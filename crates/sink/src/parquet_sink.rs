@@ -565,8 +565,6 @@ pub fn recover(
     Ok(done)
 }
 
-/// Whether SQLite's `_claimline_runs` at `db` records `run_id`.
-
 /// Removes what versions before the staging folder left inside the dataset when a load died:
 /// hidden `_part-*.parquet` and `*.parquet.rewrite` files, and partitions left empty.
 fn remove_legacy_leftovers(root: &Path) -> Result<(), Error> {
