@@ -643,6 +643,32 @@ fn a_run_from_a_profile_writes_postgres_and_knows_what_it_loaded() {
             .expect("runs");
         ok(&r, "run")
     };
+    // A config file holding the password must be owner-only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let r = std::process::Command::new(env!("CARGO_BIN_EXE_claimline"))
+            .current_dir(work.path())
+            .args([
+                "run",
+                "--config",
+                s(&config),
+                "--profile",
+                "north",
+                "--local-sandbox",
+            ])
+            .env_remove("CLAIMLINE_POSTGRES_URL")
+            .output()
+            .expect("runs");
+        assert_eq!(r.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            stderr.contains("chmod 600") && !stderr.contains("claimline-test"),
+            "{stderr}"
+        );
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     let first = run();
     let tables = pg_tables(&url, &schema);
     for (table, n) in first["load"]["tables"].as_object().expect("tables") {

@@ -163,6 +163,31 @@ pub fn locate(flag: Option<&Path>) -> Option<PathBuf> {
     local.is_file().then_some(local)
 }
 
+/// A config file whose profile holds a PostgreSQL password must be owner-only, like the
+/// credentials file.
+fn check_secret_file(path: &Path, profile: &Profile) -> Result<(), String> {
+    let holds_password = profile
+        .postgres_url
+        .as_deref()
+        .and_then(|url| PgTarget::parse(url, "claimline").ok())
+        .is_some_and(|t| t.has_password());
+    #[cfg(unix)]
+    if holds_password {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| format!("config {}: {e}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "config {}: its postgres_url holds a password and the file is readable by others; run chmod 600 on it (or give the URL in {POSTGRES_URL_ENV})",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// What `--local-sandbox` serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LocalData {
@@ -308,6 +333,7 @@ impl RunFlags {
         })?;
         let config = ConfigFile::read(&path).map_err(|e| e.to_string())?;
         let profile = config.profile(&path, name).map_err(|e| e.to_string())?;
+        check_secret_file(&path, &profile)?;
         Ok((Some(path), profile))
     }
 

@@ -122,6 +122,11 @@ impl PgTarget {
         })
     }
 
+    /// The connection string carries a password (a file holding it must be owner-only).
+    pub fn has_password(&self) -> bool {
+        self.config.get_password().is_some() && std::env::var_os("PGPASSWORD").is_none()
+    }
+
     /// The schema the tables are in.
     pub fn schema(&self) -> &str {
         &self.schema
