@@ -760,3 +760,60 @@ fn a_load_killed_between_the_postgres_commit_and_the_parquet_publish_is_finished
     );
     assert!(out.join("parquet/cclf1/run=r2").is_dir());
 }
+
+#[test]
+fn load_cclf_into_postgres_gives_the_same_rows_as_sqlite() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let schema = schema(&url, "t_cclf");
+    let export = crate::cclf_files::synth(tmp, "v2", "8", "2");
+    let source = tmp.join("source");
+    let files = tmp.join("files");
+    for args in [
+        vec![
+            "load",
+            s(&export),
+            "--out",
+            s(&source),
+            "--format",
+            "sqlite",
+            "--no-report",
+            "--json",
+        ],
+        vec![
+            "export",
+            "cclf",
+            "--from",
+            s(&source),
+            "--out",
+            s(&files),
+            "--json",
+        ],
+    ] {
+        ok(&claimline_env(tmp, &args, &[]), args[0]);
+    }
+    let lite = tmp.join("lite");
+    let pg = tmp.join("pg");
+    for (out, format) in [(&lite, "sqlite"), (&pg, "postgres")] {
+        let r = claimline_env(
+            tmp,
+            &[
+                "load-cclf",
+                s(&files),
+                "--out",
+                s(out),
+                "--format",
+                format,
+                "--postgres-schema",
+                &schema,
+                "--run-id",
+                "c1",
+                "--json",
+            ],
+            &[("CLAIMLINE_POSTGRES_URL", &url)],
+        );
+        ok(&r, format);
+    }
+    same_rows(&url, &schema, &lite.join("claimline.sqlite"), "load-cclf");
+}
