@@ -40,15 +40,7 @@ fn succeeded(out: &Output, what: &str) {
 fn sqlite_dump(db: &Path, run_columns: bool) -> BTreeMap<String, Vec<String>> {
     let conn =
         Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
-    let names: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != '_claimline_runs'",
-        )
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("names");
+    let names = crate::sqlite_table_names(&conn, |n| n != "_claimline_runs");
     let mut out = BTreeMap::new();
     for name in names {
         let mut stmt = conn

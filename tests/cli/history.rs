@@ -116,13 +116,7 @@ fn cell(v: rusqlite::types::ValueRef<'_>) -> String {
 /// Every row of every table of a SQLite output, the run columns left out, sorted per table.
 fn sqlite_tables(db: &Path, skip: &[&str]) -> BTreeMap<String, Vec<String>> {
     let conn = Connection::open(db).expect("open");
-    let names: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_claimline%' ESCAPE '\\'")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("names");
+    let names = crate::sqlite_table_names(&conn, |n| !n.starts_with("_claimline"));
     let mut out = BTreeMap::new();
     for name in names {
         if skip.contains(&name.as_str()) {

@@ -97,6 +97,18 @@ pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
+/// The tables of the SQLite database `conn` but those `keep` refuses (by name).
+pub fn sqlite_table_names(conn: &rusqlite::Connection, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    names.into_iter().filter(|n| keep(n)).collect()
+}
+
 /// Current BCDA claims per (`CLM_TYPE_CD`, month) and their paid cents, counted straight from
 /// an output's SQLite CCLF tables.
 pub fn current_claims(db: &Path) -> BTreeMap<(String, String), (u64, i64)> {

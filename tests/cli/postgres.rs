@@ -147,15 +147,7 @@ fn pg_tables(url: &str, schema: &str) -> BTreeMap<String, Vec<String>> {
 /// Every table of a SQLite output in the same text forms as [`pg_tables`].
 fn sqlite_tables(db: &Path) -> BTreeMap<String, Vec<String>> {
     let conn = Connection::open(db).expect("open");
-    let tables: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name <> '_claimline_runs'",
-        )
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("names");
+    let tables = crate::sqlite_table_names(&conn, |n| n != "_claimline_runs");
     let mut out = BTreeMap::new();
     for t in tables {
         let cols: Vec<(String, String)> = conn
@@ -491,65 +483,44 @@ fn variant(url: &str, from: &str, to: &str) -> String {
     url.replace(from, to)
 }
 
+/// A load of the r4 samples into `out` with `url` that fails with `code` and one line on stderr
+/// (returned).
+fn fails(url: &str, out: &Path, code: i32) -> (String, Value) {
+    let input = sample_data().join("r4");
+    let r = load_pg(url, &input, out, "postgres", "t_refused", "r1", &[]);
+    let stderr = String::from_utf8_lossy(&r.stderr).into_owned();
+    assert_eq!(r.status.code(), Some(code), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!out.exists(), "no output folder left");
+    (stderr, json(&r))
+}
+
 #[test]
 fn refused_credentials_exit_6_and_an_unreachable_server_exits_5_without_the_password() {
     let Some(url) = server() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let input = sample_data().join("r4");
     let password = "claimline-test";
     let wrong = variant(&url, password, "wrong-pass-XYZ");
-    let r = load_pg(
-        &wrong,
-        &input,
-        &tmp.path().join("a"),
-        "postgres",
-        "t_auth",
-        "r1",
-        &[],
-    );
-    assert_eq!(
-        r.status.code(),
-        Some(6),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&r.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let (stderr, _) = fails(&wrong, &tmp.path().join("a"), 6);
     assert!(
         stderr.contains("password authentication failed"),
         "{stderr}"
     );
     assert!(!stderr.contains("wrong-pass-XYZ"), "{stderr}");
-    assert!(!tmp.path().join("a").exists(), "no output folder left");
 
-    // A port nobody listens on (the server's port, one lower, is not the server's).
+    // A port nobody listens on: one the system just gave and took back.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
     let port = url
         .rsplit_once(':')
         .and_then(|(_, rest)| rest.split('/').next())
-        .and_then(|p| p.parse::<u16>().ok())
         .expect("a port");
-    let closed = variant(&url, &format!(":{port}/"), &format!(":{}/", port - 1));
-    let r = load_pg(
-        &closed,
-        &input,
-        &tmp.path().join("b"),
-        "postgres",
-        "t_auth",
-        "r1",
-        &[],
-    );
-    assert_eq!(
-        r.status.code(),
-        Some(5),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&r.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let closed = variant(&url, &format!(":{port}/"), &format!(":{free}/"));
+    let (stderr, doc) = fails(&closed, &tmp.path().join("b"), 5);
     assert!(!stderr.contains(password), "{stderr}");
-
     // --json: the same code in the error document, no password either.
-    let doc = json(&r);
     assert_eq!(doc["error"]["code"], 5, "{doc:#}");
     assert!(!doc.to_string().contains(password));
 }

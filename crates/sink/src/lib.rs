@@ -108,6 +108,21 @@ pub fn drop_listed_rows(
     (before - rows.len()) as u64
 }
 
+/// Checks that every key of `keys` has `replace_key`'s width, for [`TableSink::remove_keys`].
+///
+/// # Errors
+/// [`Error::Row`] naming the key columns and the width found.
+pub(crate) fn check_key_widths(replace_key: &[String], keys: &[Vec<Cell>]) -> Result<(), Error> {
+    match keys.iter().find(|k| k.len() != replace_key.len()) {
+        Some(k) => Err(Error::Row {
+            table: String::new(),
+            column: replace_key.join(","),
+            message: format!("a key of {} cells", k.len()),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A destination for a load's typed rows: everything a load needs from an output, so that it
 /// holds a list of sinks, not one type each. Rows are visible to readers only after
 /// [`TableSink::commit`]; dropping a sink before that abandons the run and leaves the previous

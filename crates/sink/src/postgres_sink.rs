@@ -1055,13 +1055,7 @@ impl TableSink for PostgresSink {
     }
 
     fn remove_keys(&mut self, replace_key: &[String], keys: Vec<Vec<Cell>>) -> Result<(), Error> {
-        if let Some(k) = keys.iter().find(|k| k.len() != replace_key.len()) {
-            return Err(Error::Row {
-                table: String::new(),
-                column: replace_key.join(","),
-                message: format!("a key of {} cells", k.len()),
-            });
-        }
+        crate::check_key_widths(replace_key, &keys)?;
         self.removals
             .entry(replace_key.to_vec())
             .or_default()
@@ -1087,5 +1081,52 @@ impl TableSink for PostgresSink {
         // Committed, or not: either way the connection closes (an open transaction rolls back).
         self.client.take();
         done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_settings_are_read_from_both_forms_and_the_rest_goes_to_the_driver() {
+        let (rest, ssl, root) = split_tls_params(
+            "postgresql://u:p@h:5433/db?sslmode=verify-full&application_name=x&sslrootcert=/ca.pem",
+        )
+        .expect("url");
+        assert_eq!(rest, "postgresql://u:p@h:5433/db?application_name=x");
+        assert_eq!(ssl, SslMode::VerifyFull);
+        assert_eq!(root, Some(PathBuf::from("/ca.pem")));
+        let (rest, ssl, root) =
+            split_tls_params("host=h user=u sslmode=verify-ca dbname=db").expect("key=value");
+        assert_eq!(rest, "host=h user=u dbname=db");
+        assert_eq!(ssl, SslMode::VerifyCa);
+        assert_eq!(root, None);
+        assert_eq!(
+            split_tls_params("postgresql://h/db").expect("plain").1,
+            SslMode::Prefer
+        );
+        assert!(split_tls_params("postgresql://h/db?sslmode=strict").is_err());
+    }
+
+    #[test]
+    fn a_target_is_shown_without_its_password_and_bad_schemas_are_refused() {
+        let t = PgTarget::parse(
+            "host=db.example port=6543 user=etl password=hunter2 dbname=c",
+            "s1",
+        )
+        .expect("target");
+        assert_eq!(
+            t.to_string(),
+            "postgresql://etl@db.example:6543/c (schema s1)"
+        );
+        assert!(t.has_password() || std::env::var_os("PGPASSWORD").is_some());
+        for bad in ["", "Upper", "1st", "pg_x", "a-b", "a\"b"] {
+            assert!(PgTarget::parse("host=h", bad).is_err(), "{bad:?}");
+        }
+        let err = PgTarget::parse("postgresql://u:hunter2@h:notaport/db", "s")
+            .err()
+            .expect("refused");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 }

@@ -131,15 +131,9 @@ impl SqliteSink {
     /// # Errors
     /// [`Error::Row`] when a key's width differs from `replace_key`'s.
     pub fn remove(&mut self, replace_key: &[String], keys: Vec<Vec<Cell>>) -> Result<(), Error> {
+        crate::check_key_widths(replace_key, &keys)?;
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
-            if key.len() != replace_key.len() {
-                return Err(Error::Row {
-                    table: String::new(),
-                    column: replace_key.join(","),
-                    message: format!("a key of {} cells", key.len()),
-                });
-            }
             values.push(
                 key.into_iter()
                     .map(|c| match c {
