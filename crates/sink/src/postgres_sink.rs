@@ -1124,9 +1124,8 @@ mod tests {
         for bad in ["", "Upper", "1st", "pg_x", "a-b", "a\"b"] {
             assert!(PgTarget::parse("host=h", bad).is_err(), "{bad:?}");
         }
-        let err = PgTarget::parse("postgresql://u:hunter2@h:notaport/db", "s")
-            .err()
-            .expect("refused");
+        let err =
+            PgTarget::parse("postgresql://u:hunter2@h:notaport/db", "s").expect_err("refused");
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 }
