@@ -375,7 +375,7 @@ fn a_load_killed_mid_copy_or_failing_on_a_bad_value_leaves_the_previous_state() 
     );
 
     // A value PostgreSQL refuses (a NUL character in a claim id): exit 5, nothing changed, and
-    // the message names the table, not the value.
+    // the message names the table, column, file and line, not the value.
     let mut bad = v.i1.clone();
     for ident in bad["identifier"].as_array_mut().expect("identifiers") {
         if ident["system"] != "https://bluebutton.cms.gov/resources/identifier/claim-group" {
@@ -387,7 +387,10 @@ fn a_load_killed_mid_copy_or_failing_on_a_bad_value_leaves_the_previous_state() 
     assert_eq!(failed.status.code(), Some(5));
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(
-        stderr.contains("0x00") && !stderr.contains("SECRET"),
+        stderr.contains("NUL character")
+            && stderr.contains("CUR_CLM_UNIQ_ID")
+            && stderr.contains("ExplanationOfBenefit.ndjson, line 1")
+            && !stderr.contains("SECRET"),
         "{stderr}"
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");

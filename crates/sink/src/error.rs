@@ -30,7 +30,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// A row does not fit its table's schema (a bug in the producer, not bad input).
+    /// A row does not fit its table's schema (a bug in the producer), or holds a value the
+    /// database cannot store (a NUL character for PostgreSQL; the message names the row's file
+    /// and line, never the value).
     #[error("table {table}, column {column}: {message}")]
     Row {
         /// Table name.

@@ -686,7 +686,8 @@ impl PostgresSink {
                 });
             }
             for (i, cell) in row.iter().enumerate() {
-                values.push(PgValue::of(schema, i, cell)?);
+                values
+                    .push(PgValue::of(schema, i, cell).map_err(|e| with_lineage(e, schema, row))?);
             }
         }
         let width = schema.columns.len();
@@ -946,6 +947,27 @@ fn check_or_create(
     client.batch_execute(&sql).map_err(&err)
 }
 
+/// `err` about a cell of `row`, naming the row's input file and line when the table has them.
+fn with_lineage(err: Error, schema: &TableSchema, row: &[Cell]) -> Error {
+    let cell = |name: &str| schema.column_index(name).and_then(|i| row.get(i));
+    match (err, cell("_source_file"), cell("_line")) {
+        (
+            Error::Row {
+                table,
+                column,
+                message,
+            },
+            Some(Cell::Text(file)),
+            Some(Cell::Int(line)),
+        ) => Error::Row {
+            table,
+            column,
+            message: format!("{message} ({file}, line {line})"),
+        },
+        (err, _, _) => err,
+    }
+}
+
 /// One cell bound for binary COPY, checked against its column's type.
 #[derive(Debug)]
 enum PgValue<'a> {
@@ -969,6 +991,11 @@ impl<'a> PgValue<'a> {
         Ok(match (cell, &col.ty) {
             (Cell::Null, _) => PgValue::Null,
             (Cell::Text(s), ColumnType::Text | ColumnType::Code | ColumnType::Json) => {
+                if s.contains('\0') {
+                    return Err(bad(
+                        "a text with a NUL character, which PostgreSQL cannot store,".into(),
+                    ));
+                }
                 PgValue::Text(s)
             }
             (Cell::Int(n), ColumnType::Integer) => PgValue::Int(*n),
