@@ -37,6 +37,7 @@
 mod arrow;
 mod current;
 mod error;
+mod merge;
 mod parquet_sink;
 mod postgres_sink;
 mod sqlite_sink;

@@ -11,6 +11,7 @@ use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, Config, NoTls};
 
 use crate::error::{Error, PgFailure};
+use crate::merge::quote;
 use crate::{SourceLines, TableSink};
 use claimline_model::{Cell, ColumnType, RunRecord, TableSchema};
 
@@ -446,10 +447,6 @@ impl rustls::client::danger::ServerCertVerifier for AnyName {
     }
 }
 
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// A column's name in PostgreSQL: lower case, so that unquoted SQL (`SELECT CLM_PMT_AMT FROM
 /// claimline.cclf1`) finds it, as PostgreSQL folds unquoted names.
 pub fn pg_column(name: &str) -> String {
@@ -726,79 +723,30 @@ impl PostgresSink {
         let schemas = self.schemas.clone();
         let removals = std::mem::take(&mut self.removals);
         let client = self.live()?;
-        let mut groups: BTreeMap<Vec<String>, Vec<&TableSchema>> = BTreeMap::new();
-        for s in &schemas {
-            if !s.replace_key.is_empty() {
-                groups.entry(s.replace_key.clone()).or_default().push(s);
+        let table = |name: &str| qualified(&target, name);
+        let stage = |name: &str| quote(&format!("stage_{name}"));
+        let column = |name: &str| quote(&pg_column(name));
+        let dialect = crate::merge::Dialect {
+            table: &table,
+            stage: &stage,
+            column: &column,
+            temp: &quote,
+            create_temp: "CREATE TEMP TABLE {} ON COMMIT DROP AS",
+            same: "IS NOT DISTINCT FROM",
+            newer: "coalesce(m._last_updated, '-infinity') > coalesce(s._last_updated, '-infinity')",
+        };
+        let (groups, inserts) = crate::merge::statements(&schemas, &dialect);
+        for g in &groups {
+            for sql in &g.prepare {
+                client.batch_execute(sql).map_err(&err)?;
             }
-        }
-        for (g, (key, tables)) in groups.iter().enumerate() {
-            let cols = key
-                .iter()
-                .map(|k| quote(&pg_column(k)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let keys = quote(&format!("keys_{g}"));
-            if tables
-                .iter()
-                .all(|t| t.newest_wins && t.column_index("_last_updated").is_some())
-            {
-                // Staged rows older than the stored ones of their key do not go in (the
-                // newest `_last_updated` is current, a missing one oldest), as in SQLite.
-                let on = key
-                    .iter()
-                    .map(|k| format!("m.{0} IS NOT DISTINCT FROM s.{0}", quote(&pg_column(k))))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                let picked = key
-                    .iter()
-                    .map(|k| format!("s.{}", quote(&pg_column(k))))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let select = tables
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "SELECT {picked} FROM {} s JOIN {} m ON {on} WHERE \
-                             coalesce(m._last_updated, '-infinity') > coalesce(s._last_updated, '-infinity')",
-                            quote(&format!("stage_{}", t.name)),
-                            qualified(&target, &t.name)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" UNION ");
-                let older = quote(&format!("older_{g}"));
-                client
-                    .batch_execute(&format!(
-                        "CREATE TEMP TABLE {older} ON COMMIT DROP AS {select}"
-                    ))
-                    .map_err(&err)?;
-                for t in tables {
-                    client
-                        .batch_execute(&format!(
-                            "DELETE FROM {} WHERE ({cols}) IN (SELECT {cols} FROM {older})",
-                            quote(&format!("stage_{}", t.name))
-                        ))
-                        .map_err(&err)?;
-                }
-            }
-            let union = tables
-                .iter()
-                .map(|t| format!("SELECT {cols} FROM {}", quote(&format!("stage_{}", t.name))))
-                .collect::<Vec<_>>()
-                .join(" UNION ");
-            client
-                .batch_execute(&format!(
-                    "CREATE TEMP TABLE {keys} ON COMMIT DROP AS {union}"
-                ))
-                .map_err(&err)?;
-            if let Some(removed) = removals.get(key) {
-                let marks = (1..=key.len())
+            if let Some(removed) = removals.get(g.key) {
+                let marks = (1..=g.key.len())
                     .map(|i| format!("${i}::text"))
                     .collect::<Vec<_>>()
                     .join(", ");
                 let stmt = client
-                    .prepare(&format!("INSERT INTO {keys} VALUES ({marks})"))
+                    .prepare(&format!("INSERT INTO {} VALUES ({marks})", g.keys_table))
                     .map_err(&err)?;
                 for k in removed {
                     let texts: Vec<Option<String>> = k.iter().map(key_text).collect();
@@ -807,26 +755,16 @@ impl PostgresSink {
                     client.execute(&stmt, &params).map_err(&err)?;
                 }
             }
+            // The planner's estimate of the keys, before the deletes join on them.
             client
-                .batch_execute(&format!("ANALYZE {keys}"))
+                .batch_execute(&format!("ANALYZE {}", g.keys_table))
                 .map_err(&err)?;
-            for t in tables {
-                client
-                    .batch_execute(&format!(
-                        "DELETE FROM {} WHERE ({cols}) IN (SELECT {cols} FROM {keys})",
-                        qualified(&target, &t.name)
-                    ))
-                    .map_err(&err)?;
+            for sql in &g.apply {
+                client.batch_execute(sql).map_err(&err)?;
             }
         }
-        for s in &schemas {
-            client
-                .batch_execute(&format!(
-                    "INSERT INTO {} SELECT * FROM {}",
-                    qualified(&target, &s.name),
-                    quote(&format!("stage_{}", s.name))
-                ))
-                .map_err(&err)?;
+        for sql in &inserts {
+            client.batch_execute(sql).map_err(&err)?;
         }
         client
             .batch_execute(&format!(

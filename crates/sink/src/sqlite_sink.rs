@@ -7,6 +7,7 @@ use rusqlite::Connection;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 
 use crate::error::Error;
+use crate::merge::quote;
 use claimline_model::{
     Cell, ColumnType, RunRecord, TableSchema, decimal_text, format_date, format_timestamp,
     make_private,
@@ -31,10 +32,6 @@ pub struct SqliteSink {
     counts: Vec<u64>,
     /// Keys whose rows go at commit without replacement, per replace key.
     removals: BTreeMap<Vec<String>, Vec<Vec<Value>>>,
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn stage(name: &str) -> String {
@@ -515,81 +512,38 @@ impl SqliteSink {
         let exec = |sql: &str| conn.execute_batch(sql).map_err(Error::sqlite(&path));
         if let Mode::Update = self.mode {
             // Replace every key present in this run, across all tables sharing its key columns.
-            let mut groups: BTreeMap<Vec<String>, Vec<&TableSchema>> = BTreeMap::new();
-            for s in &self.schemas {
-                if !s.replace_key.is_empty() {
-                    groups.entry(s.replace_key.clone()).or_default().push(s);
+            let table = |name: &str| format!("main.{}", quote(name));
+            let temp = |name: &str| format!("temp.{}", quote(name));
+            let dialect = crate::merge::Dialect {
+                table: &table,
+                stage: &stage,
+                column: &quote,
+                temp: &temp,
+                create_temp: "CREATE TEMP TABLE {} AS",
+                same: "IS",
+                newer: NEWER,
+            };
+            let (groups, inserts) = crate::merge::statements(&self.schemas, &dialect);
+            for g in &groups {
+                for sql in &g.prepare {
+                    exec(sql)?;
                 }
-            }
-            for (g, (key, tables)) in groups.iter().enumerate() {
-                let cols = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-                let keys = quote(&format!("keys_{g}"));
-                if tables
-                    .iter()
-                    .all(|t| t.newest_wins && t.column_index("_last_updated").is_some())
-                {
-                    // Staged rows older than the stored ones of their key do not go in (one
-                    // rule for "current" with Parquet's: the newest `_last_updated`).
-                    let older = quote(&format!("older_{g}"));
-                    let on = key
-                        .iter()
-                        .map(|k| format!("m.{0} IS s.{0}", quote(k)))
-                        .collect::<Vec<_>>()
-                        .join(" AND ");
-                    let picked = key
-                        .iter()
-                        .map(|k| format!("s.{}", quote(k)))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let select = tables
-                        .iter()
-                        .map(|t| {
-                            format!(
-                                "SELECT {picked} FROM {} s JOIN main.{} m ON {on} \
-                                 WHERE {NEWER}",
-                                stage(&t.name),
-                                quote(&t.name)
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join(" UNION ");
-                    exec(&format!("CREATE TEMP TABLE {older} AS {select}"))?;
-                    for t in tables {
-                        exec(&format!(
-                            "DELETE FROM {} WHERE ({cols}) IN (SELECT {cols} FROM temp.{older})",
-                            stage(&t.name)
-                        ))?;
-                    }
-                }
-                let union = tables
-                    .iter()
-                    .map(|t| format!("SELECT {cols} FROM {}", stage(&t.name)))
-                    .collect::<Vec<_>>()
-                    .join(" UNION ");
-                exec(&format!("CREATE TEMP TABLE {keys} AS {union}"))?;
-                if let Some(removed) = self.removals.get(key) {
-                    let marks = vec!["?"; key.len()].join(",");
+                if let Some(removed) = self.removals.get(g.key) {
+                    let marks = vec!["?"; g.key.len()].join(",");
                     let mut stmt = conn
-                        .prepare(&format!("INSERT INTO temp.{keys} VALUES ({marks})"))
+                        .prepare(&format!("INSERT INTO {} VALUES ({marks})", g.keys_table))
                         .map_err(Error::sqlite(&path))?;
                     for k in removed {
                         stmt.execute(rusqlite::params_from_iter(k))
                             .map_err(Error::sqlite(&path))?;
                     }
                 }
-                for t in tables {
-                    exec(&format!(
-                        "DELETE FROM main.{} WHERE ({cols}) IN (SELECT {cols} FROM temp.{keys})",
-                        quote(&t.name)
-                    ))?;
+                for sql in &g.apply {
+                    exec(sql)?;
                 }
             }
-            for s in &self.schemas {
-                exec(&format!(
-                    "INSERT INTO main.{} SELECT * FROM {}",
-                    quote(&s.name),
-                    stage(&s.name)
-                ))?;
+            for sql in &inserts {
+                exec(sql)?;
             }
         } else {
             for s in &self.schemas {
