@@ -165,54 +165,47 @@ impl PgTarget {
 
     fn tls(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| self.fail(PgFailure::Connect, format!("TLS: {e}")))?;
-        let config = match self.ssl {
-            SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                .with_no_client_auth(),
-            SslMode::VerifyCa | SslMode::VerifyFull => {
-                let mut roots = rustls::RootCertStore::empty();
-                match &self.root_cert {
-                    Some(file) => {
-                        use rustls::pki_types::pem::PemObject;
-                        let certs = rustls::pki_types::CertificateDer::pem_file_iter(file)
-                            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                            .map_err(|e| {
-                                self.fail(
-                                    PgFailure::Connect,
-                                    format!("sslrootcert {}: {e}", file.display()),
-                                )
-                            })?;
-                        roots.add_parsable_certificates(certs);
-                    }
-                    None => {
-                        roots.add_parsable_certificates(
-                            webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned(),
-                        );
-                    }
-                }
-                let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider,
-                )
-                .build()
-                .map_err(|e| self.fail(PgFailure::Connect, format!("TLS roots: {e}")))?;
-                let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> =
-                    if self.ssl == SslMode::VerifyCa {
-                        Arc::new(AnyName(webpki))
-                    } else {
-                        webpki
-                    };
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(verifier)
-                    .with_no_client_auth()
+        let mut roots = rustls::RootCertStore::empty();
+        match self.root_cert.as_ref().filter(|_| self.verifies()) {
+            Some(file) => {
+                use rustls::pki_types::pem::PemObject;
+                let certs = rustls::pki_types::CertificateDer::pem_file_iter(file)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        self.fail(
+                            PgFailure::Connect,
+                            format!("sslrootcert {}: {e}", file.display()),
+                        )
+                    })?;
+                roots.add_parsable_certificates(certs);
             }
-        };
+            None => {
+                roots.add_parsable_certificates(
+                    webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned(),
+                );
+            }
+        }
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| self.fail(PgFailure::Connect, format!("TLS roots: {e}")))?;
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| self.fail(PgFailure::Connect, format!("TLS: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                webpki,
+                mode: self.ssl,
+            }))
+            .with_no_client_auth();
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+
+    /// The certificate is checked (`verify-ca`, `verify-full`).
+    fn verifies(&self) -> bool {
+        matches!(self.ssl, SslMode::VerifyCa | SslMode::VerifyFull)
     }
 
     fn fail(&self, failure: PgFailure, message: String) -> Error {
@@ -349,61 +342,16 @@ fn shown(config: &Config) -> String {
     format!("postgresql://{user}{host}{port}/{db}")
 }
 
-/// Accepts any server certificate (TLS without verification, as libpq's `require`); the
-/// handshake's signatures are still checked.
+/// The server certificate check of an `sslmode`: none for `prefer` and `require` (as libpq
+/// without a root certificate), the chain for `verify-ca`, the chain and the host name for
+/// `verify-full`. The handshake's signatures are checked in every mode.
 #[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Verifier {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    mode: SslMode,
 }
 
-/// libpq's `verify-ca`: the chain must lead to a trusted root; the name is not checked.
-#[derive(Debug)]
-struct AnyName(Arc<rustls::client::WebPkiServerVerifier>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyName {
+impl rustls::client::danger::ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &rustls::pki_types::CertificateDer<'_>,
@@ -412,15 +360,21 @@ impl rustls::client::danger::ServerCertVerifier for AnyName {
         ocsp: &[u8],
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForName
-                | rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
-            other => other,
+        let verified = rustls::client::danger::ServerCertVerified::assertion;
+        let checked = || {
+            self.webpki
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        };
+        match self.mode {
+            SslMode::VerifyFull => checked(),
+            SslMode::VerifyCa => match checked() {
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. },
+                )) => Ok(verified()),
+                other => other,
+            },
+            SslMode::Disable | SslMode::Prefer | SslMode::Require => Ok(verified()),
         }
     }
 
@@ -430,7 +384,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyName {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -439,11 +393,11 @@ impl rustls::client::danger::ServerCertVerifier for AnyName {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }
 
