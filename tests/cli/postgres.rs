@@ -791,3 +791,45 @@ fn load_cclf_into_postgres_gives_the_same_rows_as_sqlite() {
     }
     same_rows(&url, &schema, &lite.join("claimline.sqlite"), "load-cclf");
 }
+
+#[test]
+fn the_url_may_come_from_the_flag_and_the_password_from_pgpassword() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let schema = schema(&url, "t_flag");
+    let input = sample_data().join("r4");
+    let password = "claimline-test";
+    let bare = variant(&url, &format!(":{password}@"), "@");
+    let load = |format: &str, out: &str, env: &[(&str, &str)]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_claimline"))
+            .args(["load", s(&input), "--out", s(&tmp.path().join(out))])
+            .args(["--format", format, "--postgres", &bare])
+            .args(["--postgres-schema", &schema, "--no-report", "--json"])
+            .env_remove("CLAIMLINE_POSTGRES_URL")
+            .env_remove("PGPASSWORD")
+            .envs(env.iter().copied())
+            .output()
+            .expect("runs")
+    };
+    // --postgres without postgres in --format is a usage error.
+    let r = load("parquet", "a", &[("PGPASSWORD", password)]);
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    // The URL from the flag, its password from PGPASSWORD.
+    let r = load("postgres", "b", &[("PGPASSWORD", password)]);
+    let report = ok(&r, "--postgres with PGPASSWORD");
+    assert!(report["tables"]["cclf1"].as_u64().is_some_and(|n| n > 0));
+    assert_eq!(
+        pg_tables(&url, &schema)["cclf1"].len() as u64,
+        report["tables"]["cclf1"]
+    );
+    // Without it the server asks for a password there is none of: exit 5, saying so.
+    let r = load("postgres", "c", &[]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("password missing"), "{stderr}");
+}

@@ -10,8 +10,6 @@ use claimline_fetch::{
 };
 use claimline_load::Format;
 
-use crate::failure::UsageError;
-
 /// Which BCDA: `--env prod|sandbox` or `--base-url`.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Env {
@@ -175,8 +173,8 @@ impl OutputArgs {
     /// The format, and the PostgreSQL target when the format has postgres.
     ///
     /// # Errors
-    /// `--postgres` without postgres in `--format`, no URL (usage errors); a URL or schema
-    /// that cannot be used.
+    /// `--postgres` without postgres in `--format`, no URL, a URL or schema that cannot be used
+    /// (all exit 2).
     pub fn resolve(self) -> anyhow::Result<(Format, Option<claimline_sink::PgTarget>)> {
         let format = self.format.unwrap_or(Format::BOTH);
         let target = claimline_run::config::postgres_target(
@@ -184,13 +182,7 @@ impl OutputArgs {
             self.postgres,
             None,
             self.postgres_schema.as_deref(),
-        )
-        .map_err(|e| match e {
-            claimline_run::config::PostgresSetting::Usage(text) => {
-                anyhow::Error::new(UsageError(text))
-            }
-            claimline_run::config::PostgresSetting::Target(e) => e.into(),
-        })?;
+        )?;
         Ok((format, target))
     }
 }

@@ -226,7 +226,7 @@ impl PgEarlier {
     }
 
     fn table(&self, name: &str) -> String {
-        format!("\"{}\".\"{name}\"", self.session.target().schema())
+        self.session.target().table(name)
     }
 }
 

@@ -204,16 +204,12 @@ pub fn recover_with(
     let mut notes = Vec::new();
     recover_reload(out, &mut notes)?;
     let sqlite = out.join("claimline.sqlite");
-    let mut own = match database {
-        Some(_) => None,
-        None if sqlite.is_file() => Some(crate::earlier::SqliteEarlier::open(&sqlite)?),
-        None => None,
-    };
-    let mut database: Option<&mut (dyn crate::EarlierState + 'static)> = match database {
+    let mut own = None;
+    let mut database = match database {
         Some(d) => Some(d),
-        None => own
-            .as_mut()
-            .map(|s| s as &mut (dyn crate::EarlierState + 'static)),
+        None if sqlite.is_file() => Some(own.insert(crate::earlier::SqliteEarlier::open(&sqlite)?)
+            as &mut (dyn crate::EarlierState + 'static)),
+        None => None,
     };
     let mut committed = |run_id: &str| match database.as_deref_mut() {
         Some(d) => d.has_run(run_id),

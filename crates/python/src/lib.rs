@@ -71,10 +71,7 @@ fn load(
     let format = format_of(format)?;
     let target =
         claimline_run::config::postgres_target(format, postgres, None, Some(postgres_schema))
-            .map_err(|e| match e {
-                claimline_run::config::PostgresSetting::Usage(text) => usage(text),
-                claimline_run::config::PostgresSetting::Target(e) => native_error(&e),
-            })?;
+            .map_err(|e| native_error(&e))?;
     let loader = Loader::new(out)
         .views(views)
         .format(format)

@@ -260,17 +260,17 @@ pub const POSTGRES_URL_ENV: &str = "CLAIMLINE_POSTGRES_URL";
 /// (default `claimline`). One rule for `load`, `load-cclf`, `run` and `reload`.
 ///
 /// # Errors
-/// A URL given without postgres in the format; no URL for the postgres format (both as usage
-/// errors, text); a URL or schema that cannot be used ([`claimline_sink::Error`]).
+/// [`claimline_sink::PgFailure::Usage`]: a URL given without postgres in the format, no URL
+/// for the postgres format, a URL or schema that cannot be used.
 pub fn postgres_target(
     format: Format,
     flag: Option<String>,
     profile: Option<String>,
     schema: Option<&str>,
-) -> Result<Option<PgTarget>, PostgresSetting> {
+) -> Result<Option<PgTarget>, claimline_sink::Error> {
     if flag.is_some() && !format.postgres {
-        return Err(PostgresSetting::Usage(
-            "--postgres: add postgres to --format (for example --format parquet,postgres)".into(),
+        return Err(claimline_sink::Error::postgres_usage(
+            "--postgres: add postgres to --format (for example --format parquet,postgres)",
         ));
     }
     if !format.postgres {
@@ -280,31 +280,11 @@ pub fn postgres_target(
         .or_else(|| std::env::var(POSTGRES_URL_ENV).ok())
         .or(profile)
         .ok_or_else(|| {
-            PostgresSetting::Usage(format!(
+            claimline_sink::Error::postgres_usage(format!(
                 "the postgres format needs a database: --postgres URL, {POSTGRES_URL_ENV}, or postgres_url in the profile"
             ))
         })?;
-    PgTarget::parse(&url, schema.unwrap_or("claimline"))
-        .map(Some)
-        .map_err(PostgresSetting::Target)
-}
-
-/// Why [`postgres_target`] gave no target.
-#[derive(Debug)]
-pub enum PostgresSetting {
-    /// The flags do not fit together.
-    Usage(String),
-    /// The URL or schema cannot be used.
-    Target(claimline_sink::Error),
-}
-
-impl fmt::Display for PostgresSetting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PostgresSetting::Usage(text) => f.write_str(text),
-            PostgresSetting::Target(e) => e.fmt(f),
-        }
-    }
+    PgTarget::parse(&url, schema.unwrap_or("claimline")).map(Some)
 }
 
 /// The base URL of `prod` or `sandbox`.

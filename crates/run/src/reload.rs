@@ -75,7 +75,7 @@ pub fn reload_into(
             let staging = live
                 .with_schema(&format!("{}_reload", live.schema()))
                 .map_err(LoadError::Sink)?;
-            drop_schema(&staging)?;
+            staging.drop_schema().map_err(LoadError::Sink)?;
             Some((session, staging))
         }
         None => None,
@@ -127,7 +127,9 @@ pub fn reload_into(
             Ok(report) if !report.committed => {
                 let _ = std::fs::remove_dir_all(&staging);
                 if let Some((_, t)) = &pg {
-                    drop_schema(t)?;
+                    // Best effort: the load's error is what the user needs; the next reload
+                    // drops the rebuild anyway.
+                    let _ = t.drop_schema();
                 }
                 return Err(RunError::Damaged {
                     message: format!(
@@ -142,7 +144,9 @@ pub fn reload_into(
             Err(err) => {
                 let _ = std::fs::remove_dir_all(&staging);
                 if let Some((_, t)) = &pg {
-                    drop_schema(t)?;
+                    // Best effort: the load's error is what the user needs; the next reload
+                    // drops the rebuild anyway.
+                    let _ = t.drop_schema();
                 }
                 return Err(RunError::Reload {
                     export: export.clone(),
@@ -157,15 +161,8 @@ pub fn reload_into(
     // Every load succeeded. The rebuilt schema replaces the live one in one transaction; a
     // process that dies after it and before the files' swap below leaves the files as they
     // were (a second reload rebuilds both).
-    if let Some((mut session, staging_schema)) = pg {
-        let live = session.target().clone();
-        let swap = format!(
-            "BEGIN; DROP SCHEMA IF EXISTS \"{live}\" CASCADE; ALTER SCHEMA \"{rebuilt}\" RENAME TO \"{live}\"; COMMIT",
-            live = live.schema(),
-            rebuilt = staging_schema.schema()
-        );
-        let done = session.client().batch_execute(&swap);
-        done.map_err(|e| LoadError::Sink(session.query_error()(e)))?;
+    if let Some((mut session, rebuilt)) = pg {
+        session.replace_schema(&rebuilt).map_err(LoadError::Sink)?;
     }
     // From here on the swap is finished, even by the next command if this process dies in it.
     let ready = staging.join(output::RELOAD_READY);
@@ -179,16 +176,4 @@ pub fn reload_into(
         rejects,
         row_errors,
     })
-}
-
-/// Drops the schema of `target` (a rebuild left by a reload that failed or died).
-fn drop_schema(target: &PgTarget) -> Result<(), RunError> {
-    let mut client = target.connect().map_err(LoadError::Sink)?;
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-            target.schema()
-        ))
-        .map_err(|e| LoadError::Sink(target.error(claimline_sink::PgFailure::Query)(e)))?;
-    Ok(())
 }

@@ -54,9 +54,11 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
-    /// PostgreSQL could not be reached, refused, or failed. `target` is shown without its
-    /// password; `message` is the server's or the driver's, never the connection string.
-    #[error("{target}: PostgreSQL: {message}")]
+    /// PostgreSQL could not be reached, refused, or failed. `target` is the server shown without
+    /// its password (`postgresql://etl@db:5432/claims (schema claimline)`), or `PostgreSQL` for
+    /// settings that cannot be used; `message` is the server's or the driver's, never the
+    /// connection string.
+    #[error("{target}: {message}")]
     Postgres {
         /// The server, database and schema.
         target: String,
@@ -99,6 +101,16 @@ pub enum PgFailure {
 }
 
 impl Error {
+    /// PostgreSQL settings that cannot be used (a URL, a schema name, flags that do not fit
+    /// together): [`PgFailure::Usage`].
+    pub fn postgres_usage(message: impl Into<String>) -> Error {
+        Error::Postgres {
+            target: "PostgreSQL".into(),
+            failure: PgFailure::Usage,
+            message: message.into(),
+        }
+    }
+
     /// The file or folder the error is about, when it is about one.
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {

@@ -63,6 +63,8 @@ impl FromStr for SslMode {
 #[derive(Clone)]
 pub struct PgTarget {
     config: Config,
+    /// The connection string itself held a password (not `PGPASSWORD`).
+    password_in_text: bool,
     ssl: SslMode,
     root_cert: Option<PathBuf>,
     schema: String,
@@ -99,9 +101,8 @@ impl PgTarget {
                     .into(),
             )
         })?;
-        if config.get_password().is_none()
-            && let Ok(p) = std::env::var("PGPASSWORD")
-        {
+        let password_in_text = config.get_password().is_some();
+        if !password_in_text && let Ok(p) = std::env::var("PGPASSWORD") {
             config.password(p);
         }
         if config.get_connect_timeout().is_none() {
@@ -116,6 +117,7 @@ impl PgTarget {
         let shown = shown(&config);
         Ok(PgTarget {
             config,
+            password_in_text,
             ssl,
             root_cert,
             schema: schema.to_owned(),
@@ -125,7 +127,7 @@ impl PgTarget {
 
     /// The connection string carries a password (a file holding it must be owner-only).
     pub fn has_password(&self) -> bool {
-        self.config.get_password().is_some() && std::env::var_os("PGPASSWORD").is_none()
+        self.password_in_text
     }
 
     /// The schema the tables are in.
@@ -143,11 +145,6 @@ impl PgTarget {
             schema: schema.to_owned(),
             ..self.clone()
         })
-    }
-
-    /// TLS as asked.
-    pub fn ssl_mode(&self) -> SslMode {
-        self.ssl
     }
 
     /// A new connection.
@@ -250,14 +247,28 @@ impl PgTarget {
     fn quoted_schema(&self) -> String {
         quote(&self.schema)
     }
+
+    /// A table of the schema, quoted and qualified (`"claimline"."cclf1"`).
+    pub fn table(&self, name: &str) -> String {
+        format!("{}.{}", self.quoted_schema(), quote(name))
+    }
+
+    /// Drops the schema and everything in it (a rebuild a reload left, or its own).
+    ///
+    /// # Errors
+    /// A connection failure or a failed statement.
+    pub fn drop_schema(&self) -> Result<(), Error> {
+        self.connect()?
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                self.quoted_schema()
+            ))
+            .map_err(self.error(PgFailure::Query))
+    }
 }
 
 fn usage(message: String) -> Error {
-    Error::Postgres {
-        target: "PostgreSQL".into(),
-        failure: PgFailure::Usage,
-        message,
-    }
+    Error::postgres_usage(message)
 }
 
 /// A schema name that needs no quoting and that PostgreSQL does not fold.
@@ -401,6 +412,11 @@ impl rustls::client::danger::ServerCertVerifier for Verifier {
     }
 }
 
+/// The run's temporary staging table of `table`.
+fn stage(table: &str) -> String {
+    quote(&format!("stage_{table}"))
+}
+
 /// A column's name in PostgreSQL: lower case, so that unquoted SQL (`SELECT CLM_PMT_AMT FROM
 /// claimline.cclf1`) finds it, as PostgreSQL folds unquoted names.
 pub fn pg_column(name: &str) -> String {
@@ -496,6 +512,22 @@ impl PgSession {
         runs_of(&mut self.client, &self.target)
     }
 
+    /// Replaces this session's schema by `rebuilt`'s (a schema of the same database), in one
+    /// transaction: the live schema is dropped and the rebuilt one takes its name.
+    ///
+    /// # Errors
+    /// A failed statement; the live schema is then as it was.
+    pub fn replace_schema(&mut self, rebuilt: &PgTarget) -> Result<(), Error> {
+        let swap = format!(
+            "BEGIN; DROP SCHEMA IF EXISTS {live} CASCADE; ALTER SCHEMA {rebuilt} RENAME TO {live}; COMMIT",
+            live = self.target.quoted_schema(),
+            rebuilt = rebuilt.quoted_schema()
+        );
+        self.client
+            .batch_execute(&swap)
+            .map_err(self.target.error(PgFailure::Query))
+    }
+
     /// The error of a failed query of this session.
     pub fn query_error(&self) -> impl Fn(postgres::Error) -> Error + '_ {
         self.target.error(PgFailure::Query)
@@ -508,7 +540,7 @@ fn runs_of(client: &mut Client, target: &PgTarget) -> Result<Vec<RunRecord>, Err
     let exists: bool = client
         .query_one(
             "SELECT to_regclass($1) IS NOT NULL",
-            &[&qualified(target, "_claimline_runs")],
+            &[&target.table("_claimline_runs")],
         )
         .map_err(target.error(PgFailure::Query))?
         .get(0);
@@ -517,7 +549,7 @@ fn runs_of(client: &mut Client, target: &PgTarget) -> Result<Vec<RunRecord>, Err
     }
     let sql = format!(
         "SELECT record FROM {} ORDER BY started, run_id",
-        qualified(target, "_claimline_runs")
+        target.table("_claimline_runs")
     );
     let rows = client
         .query(&sql, &[])
@@ -591,8 +623,8 @@ impl PostgresSink {
             client
                 .batch_execute(&format!(
                     "CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP",
-                    quote(&format!("stage_{}", s.name)),
-                    qualified(target, &s.name)
+                    stage(&s.name),
+                    target.table(&s.name)
                 ))
                 .map_err(&err)?;
         }
@@ -621,7 +653,7 @@ impl PostgresSink {
             return Ok(());
         }
         let schema = &self.schemas[table];
-        let stage = quote(&format!("stage_{}", schema.name));
+        let stage_table = stage(&schema.name);
         // Values first (a bad cell is an error before anything is sent).
         let mut values: Vec<PgValue<'_>> = Vec::with_capacity(rows.len() * schema.columns.len());
         for row in rows {
@@ -651,7 +683,7 @@ impl PostgresSink {
         })?;
         let err = target.error(PgFailure::Query);
         let writer = client
-            .copy_in(&format!("COPY {stage} FROM STDIN (FORMAT binary)"))
+            .copy_in(&format!("COPY {stage_table} FROM STDIN (FORMAT binary)"))
             .map_err(&err)?;
         let mut writer = BinaryCopyInWriter::new(writer, types);
         let mut refs: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(width);
@@ -677,8 +709,7 @@ impl PostgresSink {
         let schemas = self.schemas.clone();
         let removals = std::mem::take(&mut self.removals);
         let client = self.live()?;
-        let table = |name: &str| qualified(&target, name);
-        let stage = |name: &str| quote(&format!("stage_{name}"));
+        let table = |name: &str| target.table(name);
         let column = |name: &str| quote(&pg_column(name));
         let dialect = crate::merge::Dialect {
             table: &table,
@@ -755,10 +786,6 @@ impl PostgresSink {
     }
 }
 
-fn qualified(target: &PgTarget, table: &str) -> String {
-    format!("{}.{}", target.quoted_schema(), quote(table))
-}
-
 /// A key cell as text (keys are text columns: `_api_version`, `_claim_key`, …).
 fn key_text(cell: &Cell) -> Option<String> {
     match cell {
@@ -780,7 +807,7 @@ fn check_or_create(
     schema: &TableSchema,
 ) -> Result<(), Error> {
     let err = target.error(PgFailure::Query);
-    let table = qualified(target, &schema.name);
+    let table = target.table(&schema.name);
     let existing: Vec<(String, String)> = client
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
@@ -960,7 +987,7 @@ impl TableSink for PostgresSink {
             if s.column_index("_source_file").is_some() && s.column_index("_line").is_some() {
                 let sql = format!(
                     "DELETE FROM {} WHERE _source_file = $1 AND _line = ANY($2)",
-                    quote(&format!("stage_{}", s.name))
+                    stage(&s.name)
                 );
                 let stmt = client.prepare(&sql).map_err(&err)?;
                 for (file, set) in lines {
@@ -1039,7 +1066,12 @@ mod tests {
             t.to_string(),
             "postgresql://etl@db.example:6543/c (schema s1)"
         );
-        assert!(t.has_password() || std::env::var_os("PGPASSWORD").is_some());
+        assert!(t.has_password());
+        let bare = PgTarget::parse("host=db.example user=etl dbname=c", "s1").expect("target");
+        assert!(
+            !bare.has_password(),
+            "PGPASSWORD, if set, is not the string's password"
+        );
         for bad in ["", "Upper", "1st", "pg_x", "a-b", "a\"b"] {
             assert!(PgTarget::parse("host=h", bad).is_err(), "{bad:?}");
         }
