@@ -9,6 +9,12 @@
 //! [`ParquetSink::publish`] renames each table's folder to `parquet/<table>/run=<run_id>` and
 //! records the run in `_claimline_runs.json`. [`recover`] finishes or removes what a process that
 //! died left in the staging folder, so SQLite and Parquet never disagree about a run.
+//!
+//! Rows become Arrow batches of [`BATCH_ROWS`] rows, held back unencoded while all tables'
+//! batches fit in [`PENDING_BYTES`]: the claim-history rule ([`TableSink::drop_rows`]) then
+//! drops superseded rows in memory, and each part is encoded once, at [`ParquetSink::prepare`].
+//! Past the budget the biggest table's batches are encoded, and a later drop rewrites their part;
+//! either way the part's bytes are the same.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -32,6 +38,13 @@ const BATCH_ROWS: usize = 8192;
 const ROW_GROUP_ROWS: usize = 256 * 1024;
 /// Rows per part file before the next part starts.
 const PART_ROWS: usize = 8 << 20;
+/// Bytes of Arrow batches held back unencoded, all tables together: while a run's batches fit,
+/// the claim-history rule drops superseded rows from them in memory and nothing is encoded
+/// twice; beyond it, the biggest table's batches are encoded, and rows dropped from them later
+/// cost a rewrite of their part.
+const PENDING_BYTES: usize = 256 << 20;
+/// Rows per batch when a part is read back (the reader's default batch size).
+const READ_ROWS: usize = 1024;
 
 /// The staging folder of the output whose Parquet root is `root` (`DIR/parquet` →
 /// `DIR/.claimline-staging`): outside the dataset, so readers never see what it holds.
@@ -61,8 +74,14 @@ struct TableWriter {
     props: WriterProperties,
     writer: Option<(ArrowWriter<File>, PathBuf)>,
     rows_in_part: usize,
+    /// Rows encoded into parts so far.
+    encoded_rows: u64,
     parts: Vec<PathBuf>,
     buffer: Vec<Vec<Cell>>,
+    /// Batches not encoded yet, in row order after every encoded row.
+    pending: Vec<RecordBatch>,
+    /// Their Arrow memory.
+    pending_bytes: usize,
 }
 
 /// Writes each table to `DIR/parquet/<table>/run=<run_id>/part-<n>.parquet`; see the module
@@ -76,6 +95,8 @@ pub struct ParquetSink {
     done: bool,
     /// The record [`ParquetSink::prepare`] wrote.
     prepared: Option<RunRecord>,
+    /// [`PENDING_BYTES`], smaller in tests.
+    pending_budget: usize,
 }
 
 fn properties(schema: &TableSchema) -> WriterProperties {
@@ -131,8 +152,11 @@ impl ParquetSink {
                 props: properties(s),
                 writer: None,
                 rows_in_part: 0,
+                encoded_rows: 0,
                 parts: Vec::new(),
                 buffer: Vec::with_capacity(BATCH_ROWS),
+                pending: Vec::new(),
+                pending_bytes: 0,
             })
             .collect();
         let mut sink = ParquetSink {
@@ -141,6 +165,7 @@ impl ParquetSink {
             tables: Vec::new(),
             done: false,
             prepared: None,
+            pending_budget: PENDING_BYTES,
         };
         // Every table gets a part at once, so a run's partition can always be read.
         for t in &mut tables {
@@ -156,14 +181,11 @@ impl ParquetSink {
 }
 
 impl TableWriter {
+    /// Drops the rows read from `lines`, the buffered rows staged first; returns how many went.
     fn drop_rows(&mut self, lines: &SourceLines) -> Result<u64, Error> {
         if lines.is_empty() {
             return Ok(0);
         }
-        if !self.buffer.is_empty() {
-            self.flush()?;
-        }
-        self.close_part()?;
         let (Ok(file_at), Ok(line_at)) = (
             self.arrow.index_of("_source_file"),
             self.arrow.index_of("_line"),
@@ -171,10 +193,82 @@ impl TableWriter {
             return Ok(0);
         };
         let mut removed = 0;
-        for part in &self.parts {
-            removed += self.filter_part(part, file_at, line_at, lines)?;
+        // Rows already encoded (a run beyond the memory budget): their parts are written again
+        // without the dropped rows; the batches still held go to a part of their own.
+        if self.encoded_rows > 0 {
+            self.close_part()?;
+            for part in &self.parts {
+                removed += self.filter_part(part, file_at, line_at, lines)?;
+            }
         }
+        removed += self.filter_pending(file_at, line_at, lines)?;
         Ok(removed)
+    }
+
+    /// Drops the rows in `lines` from the batches not encoded yet; returns how many went.
+    ///
+    /// The kept rows are cut as [`TableWriter::filter_part`] cuts a part it reads back (windows
+    /// of [`READ_ROWS`] rows from the part's first row, each without its dropped rows), so a
+    /// part comes out the same, byte for byte, whether its rows were dropped before or after
+    /// it was encoded.
+    fn filter_pending(
+        &mut self,
+        file_at: usize,
+        line_at: usize,
+        lines: &SourceLines,
+    ) -> Result<u64, Error> {
+        let masks: Vec<arrow_array::BooleanArray> = self
+            .pending
+            .iter()
+            .map(|b| Self::keep(b, file_at, line_at, lines))
+            .collect();
+        let removed: usize = masks.iter().map(|m| m.len() - m.true_count()).sum();
+        if removed == 0 {
+            return Ok(0);
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut kept = Vec::new();
+        let mut window: Vec<(RecordBatch, arrow_array::BooleanArray)> = Vec::new();
+        let mut in_window = 0;
+        let table = self.schema.name.clone();
+        let error = |e: arrow_schema::ArrowError| Error::Row {
+            table: table.clone(),
+            column: String::new(),
+            message: e.to_string(),
+        };
+        let mut close = |window: &mut Vec<(RecordBatch, arrow_array::BooleanArray)>| {
+            let (batches, masks): (Vec<_>, Vec<_>) = std::mem::take(window).into_iter().unzip();
+            let batch =
+                arrow_select::concat::concat_batches(&self.arrow, &batches).map_err(&error)?;
+            let mask: Vec<&dyn arrow_array::Array> =
+                masks.iter().map(|m| m as &dyn arrow_array::Array).collect();
+            let mask = arrow_select::concat::concat(&mask).map_err(&error)?;
+            let mask = arrow_array::cast::AsArray::as_boolean(&mask).clone();
+            let batch = arrow_select::filter::filter_record_batch(&batch, &mask).map_err(&error)?;
+            if batch.num_rows() > 0 {
+                kept.push(batch);
+            }
+            Ok::<(), Error>(())
+        };
+        for (batch, mask) in pending.iter().zip(&masks) {
+            let mut at = 0;
+            while at < batch.num_rows() {
+                let len = (READ_ROWS - in_window).min(batch.num_rows() - at);
+                window.push((batch.slice(at, len), mask.slice(at, len)));
+                in_window += len;
+                at += len;
+                if in_window == READ_ROWS {
+                    close(&mut window)?;
+                    in_window = 0;
+                }
+            }
+        }
+        if !window.is_empty() {
+            close(&mut window)?;
+        }
+        self.pending_bytes = kept.iter().map(RecordBatch::get_array_memory_size).sum();
+        self.pending = kept;
+        Ok(removed as u64)
     }
 
     /// The mask of the rows of `batch` to keep.
@@ -268,18 +362,33 @@ impl TableWriter {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), Error> {
-        self.open_part()?;
-        let rows = std::mem::take(&mut self.buffer);
-        let n = rows.len();
+    /// Turns the buffered rows into a batch held back for [`TableWriter::encode`].
+    fn stage(&mut self) -> Result<(), Error> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::replace(&mut self.buffer, Vec::with_capacity(BATCH_ROWS));
         let batch = self.batch(rows)?;
-        if let Some((w, path)) = &mut self.writer {
-            w.write(&batch).map_err(Error::parquet(path.as_path()))?;
+        self.pending_bytes += batch.get_array_memory_size();
+        self.pending.push(batch);
+        Ok(())
+    }
+
+    /// Encodes the batches held back into the open part, starting the next part every
+    /// [`PART_ROWS`] rows.
+    fn encode(&mut self) -> Result<(), Error> {
+        for batch in std::mem::take(&mut self.pending) {
+            self.open_part()?;
+            if let Some((w, path)) = &mut self.writer {
+                w.write(&batch).map_err(Error::parquet(path.as_path()))?;
+            }
+            self.rows_in_part += batch.num_rows();
+            self.encoded_rows += batch.num_rows() as u64;
+            if self.rows_in_part >= PART_ROWS {
+                self.close_part()?;
+            }
         }
-        self.rows_in_part += n;
-        if self.rows_in_part >= PART_ROWS {
-            self.close_part()?;
-        }
+        self.pending_bytes = 0;
         Ok(())
     }
 
@@ -298,7 +407,15 @@ impl TableWriter {
 
 impl TableSink for ParquetSink {
     fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
-        // Each table's parts are rewritten on their own worker.
+        if lines.is_empty() {
+            return Ok(vec![0; tables.len()]);
+        }
+        // Every row held back, within the budget as at any time.
+        for t in &mut self.tables {
+            t.stage()?;
+        }
+        self.within_budget()?;
+        // Each table's rows are dropped on their own worker.
         use rayon::prelude::*;
         let removed: Vec<(usize, u64)> = self
             .tables
@@ -323,6 +440,7 @@ impl TableSink for ParquetSink {
     fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
         let t = &mut self.tables[table];
         let width = t.schema.columns.len();
+        let mut staged = false;
         for row in rows {
             if row.len() != width {
                 return Err(Error::Row {
@@ -333,8 +451,12 @@ impl TableSink for ParquetSink {
             }
             t.buffer.push(row);
             if t.buffer.len() >= BATCH_ROWS {
-                t.flush()?;
+                t.stage()?;
+                staged = true;
             }
+        }
+        if staged {
+            self.within_budget()?;
         }
         Ok(())
     }
@@ -348,6 +470,18 @@ impl TableSink for ParquetSink {
 }
 
 impl ParquetSink {
+    /// Encodes the biggest tables' held-back batches until those of all tables fit in
+    /// [`PENDING_BYTES`].
+    fn within_budget(&mut self) -> Result<(), Error> {
+        while self.tables.iter().map(|t| t.pending_bytes).sum::<usize>() > self.pending_budget {
+            let Some(t) = self.tables.iter_mut().max_by_key(|t| t.pending_bytes) else {
+                break;
+            };
+            t.encode()?;
+        }
+        Ok(())
+    }
+
     /// The first step of the commit: closes every part (synced to disk) and writes `READY.json`
     /// with `run`. `after_sqlite`: SQLite's commit of the same run id decides whether the run
     /// happened (a process that dies before it leaves a run that [`recover`] removes; after
@@ -361,9 +495,8 @@ impl ParquetSink {
         // Every table's last batch is encoded and its part closed on its own worker.
         use rayon::prelude::*;
         self.tables.par_iter_mut().try_for_each(|t| {
-            if !t.buffer.is_empty() {
-                t.flush()?;
-            }
+            t.stage()?;
+            t.encode()?;
             t.close_part()
         })?;
         for t in &self.tables {
@@ -734,6 +867,114 @@ mod tests {
             )
         );
         assert!(root.join("_claimline_runs.json").exists());
+    }
+
+    fn lineage_schema() -> TableSchema {
+        TableSchema::new(
+            "cclf5",
+            vec![
+                Column::new("CUR_CLM_UNIQ_ID", ColumnType::Code),
+                Column::new("CLM_LINE_NUM", ColumnType::Integer),
+                Column::new("_source_file", ColumnType::Text),
+                Column::new("_line", ColumnType::Integer),
+            ],
+        )
+    }
+
+    /// `rows` rows from lines 1..=rows of two files; `budget`: bytes held back unencoded.
+    /// Drops every seventh line of `a.ndjson`, commits; returns the rows removed and the parts.
+    fn write_and_drop(dir: &Path, rows: i64, budget: usize) -> (u64, Vec<PathBuf>) {
+        let root = dir.join("parquet");
+        let mut s = ParquetSink::open(&root, "r1", &[lineage_schema()]).expect("open");
+        s.pending_budget = budget;
+        let file = |i: i64| if i % 2 == 0 { "a.ndjson" } else { "b.ndjson" };
+        let all: Vec<Vec<Cell>> = (1..=rows)
+            .map(|i| {
+                vec![
+                    Cell::Text(format!("{:013}", i / 3)),
+                    Cell::Int(i % 3),
+                    Cell::Text(file(i).into()),
+                    Cell::Int(i),
+                ]
+            })
+            .collect();
+        for chunk in all.chunks(5000) {
+            s.write(0, chunk.to_vec()).expect("write");
+        }
+        let mut lines = SourceLines::new();
+        lines.insert(
+            "a.ndjson".into(),
+            (1..=rows).filter(|i| i % 2 == 0 && i % 7 == 0).collect(),
+        );
+        let removed = s.drop_rows(&[0], &lines).expect("drop")[0];
+        Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
+        let mut parts: Vec<PathBuf> = std::fs::read_dir(root.join("cclf5/run=r1"))
+            .expect("partition")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        parts.sort();
+        (removed, parts)
+    }
+
+    fn lines_of(parts: &[PathBuf]) -> Vec<i64> {
+        let mut lines = Vec::new();
+        for part in parts {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(part).expect("part"))
+                .expect("reader")
+                .build()
+                .expect("build");
+            for b in reader {
+                let b = b.expect("batch");
+                let col = b
+                    .column(3)
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .expect("lines");
+                lines.extend(col.values().iter().copied());
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn rows_dropped_before_encoding_give_the_part_a_rewrite_gives() {
+        let rows = 50_000;
+        let held = tempfile::tempdir().expect("tempdir");
+        let encoded = tempfile::tempdir().expect("tempdir");
+        let (removed, parts) = write_and_drop(held.path(), rows, PENDING_BYTES);
+        // A budget of nothing encodes every batch at once: the rows go by rewriting the part.
+        let (removed_late, parts_late) = write_and_drop(encoded.path(), rows, 0);
+        let expected: Vec<i64> = (1..=rows).filter(|i| !(i % 2 == 0 && i % 7 == 0)).collect();
+        assert_eq!(removed, (rows - expected.len() as i64) as u64);
+        assert_eq!(removed_late, removed);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(lines_of(&parts), expected);
+        let bytes = |parts: &[PathBuf]| -> Vec<Vec<u8>> {
+            parts
+                .iter()
+                .map(|p| std::fs::read(p).expect("part"))
+                .collect()
+        };
+        assert!(
+            bytes(&parts) == bytes(&parts_late),
+            "the same bytes either way"
+        );
+    }
+
+    #[test]
+    fn rows_past_the_budget_are_encoded_and_still_dropped() {
+        let rows = 50_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Room for a few batches: the first ones are encoded before the drop, the rest held.
+        let (removed, parts) = write_and_drop(dir.path(), rows, 200_000);
+        let expected: Vec<i64> = (1..=rows).filter(|i| !(i % 2 == 0 && i % 7 == 0)).collect();
+        assert_eq!(removed, (rows - expected.len() as i64) as u64);
+        assert_eq!(
+            parts.len(),
+            2,
+            "the encoded part rewritten, the held rows in a part of their own"
+        );
+        assert_eq!(lines_of(&parts), expected);
     }
 
     #[test]
