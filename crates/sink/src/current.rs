@@ -42,6 +42,8 @@ pub const CURRENT_DIR: &str = "current";
 pub const VERSIONS_DIR: &str = ".claimline-current";
 
 const CLAIMS: &str = "_claimline_claims";
+/// Arrow bytes below which a bucket's column is written uncompressed.
+const SMALL_CHUNK: usize = 64 << 10;
 const STATE: &str = "_state.json";
 
 /// (`_api_version`, `_claim_key`, and with `--all-versions` the `_resource_id`): what has one
@@ -478,9 +480,30 @@ fn write_file(
     batches: &[RecordBatch],
 ) -> Result<u64, Error> {
     let file = claimline_model::create_private(path).map_err(Error::io(path))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
+    let mut props =
+        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
+    // A small column chunk is stored uncompressed: zstd would save a few hundred bytes, and
+    // each compressed chunk costs a compressor and a decompressor to set up (parquet-rs makes
+    // both per column written and read; each asks the CPU its features, which a VM traps),
+    // most of the time of a refresh of small buckets.
+    for (i, field) in schema.fields().iter().enumerate() {
+        // Arrow's bytes for the values held: a column of nulls encodes to almost nothing.
+        let bytes: usize = batches
+            .iter()
+            .map(|b| {
+                let c = b.column(i);
+                let held = c.len() - c.null_count();
+                c.get_array_memory_size() * held / c.len().max(1)
+            })
+            .sum();
+        if bytes < SMALL_CHUNK {
+            props = props.set_column_compression(
+                parquet::schema::types::ColumnPath::from(field.name().as_str()),
+                Compression::UNCOMPRESSED,
+            );
+        }
+    }
+    let props = props.build();
     let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(Error::parquet(path))?;
     let mut rows = 0u64;
     for b in batches {
@@ -524,4 +547,48 @@ fn timestamps(b: &RecordBatch, name: &str, table: &str) -> Result<Vec<Option<i64
             message: format!("not a timestamp column ({})", c.data_type()),
         })?;
     Ok(a.iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::Int64Array;
+    use arrow_schema::{DataType, Field, Schema};
+
+    #[test]
+    fn small_column_chunks_are_written_uncompressed_and_read_back_the_same() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("part-0.parquet");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("big", DataType::Int64, false),
+            Field::new("small", DataType::Utf8, true),
+        ]));
+        let rows = 20_000;
+        let big = Int64Array::from_iter_values(0..rows);
+        let small: StringArray = (0..rows).map(|i| (i == 7).then_some("only one")).collect();
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(big), Arc::new(small)])
+            .expect("batch");
+        assert_eq!(
+            write_file(&path, schema, &[batch.clone()]).expect("write"),
+            20_000
+        );
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("file"))
+            .expect("read");
+        let codecs: Vec<Compression> = builder
+            .metadata()
+            .row_group(0)
+            .columns()
+            .iter()
+            .map(|c| c.compression())
+            .collect();
+        assert!(matches!(codecs[0], Compression::ZSTD(_)), "{codecs:?}");
+        assert_eq!(codecs[1], Compression::UNCOMPRESSED);
+        let back: Vec<RecordBatch> = builder
+            .build()
+            .expect("reader")
+            .map(|b| b.expect("batch"))
+            .collect();
+        let back = arrow_select::concat::concat_batches(&batch.schema(), &back).expect("concat");
+        assert_eq!(back, batch);
+    }
 }
