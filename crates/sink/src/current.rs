@@ -49,8 +49,6 @@ const STATE: &str = "_state.json";
 /// (`_api_version`, `_claim_key`, and with `--all-versions` the `_resource_id`): what has one
 /// head.
 type Group = (Option<String>, String, Option<String>);
-/// (`_api_version`, `_claim_key`, `_resource_id`, `_run_id`): one version's rows.
-type Version = (Option<String>, String, String, String);
 
 /// What a refresh did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -125,10 +123,10 @@ pub fn refresh_current(
             let key = strings(b, "_claim_key", CLAIMS)?;
             let run_ids = strings(b, "_run_id", CLAIMS)?;
             for i in 0..b.num_rows() {
-                if let (Some(k), Some(r)) = (&key[i], &run_ids[i])
-                    && *r == run.run_id
+                if let (Some(k), Some(r)) = (key[i], run_ids[i])
+                    && r == run.run_id
                 {
-                    rebuild.insert(bucket(api[i].as_deref(), k));
+                    rebuild.insert(bucket(api[i], k));
                 }
             }
         }
@@ -143,16 +141,20 @@ pub fn refresh_current(
         let run_ids = strings(b, "_run_id", CLAIMS)?;
         let lu = timestamps(b, "_last_updated", CLAIMS)?;
         for i in 0..b.num_rows() {
-            let (Some(k), Some(rid), Some(r)) = (key[i].clone(), id[i].clone(), run_ids[i].clone())
-            else {
+            let (Some(k), Some(rid), Some(r)) = (key[i], id[i], run_ids[i]) else {
                 continue;
             };
-            if !rebuild.contains(&bucket(api[i].as_deref(), &k)) {
+            if !rebuild.contains(&bucket(api[i], k)) {
                 continue;
             }
+            let (k, rid, r) = (k.to_owned(), rid.to_owned(), r.to_owned());
             // With every version kept, each version is a group of its own.
-            let group = (api[i].clone(), k, all_versions.then(|| rid.clone()));
-            if action[i].as_deref() == Some("cancel") {
+            let group = (
+                api[i].map(str::to_owned),
+                k,
+                all_versions.then(|| rid.clone()),
+            );
+            if action[i] == Some("cancel") {
                 cancelled.insert((group, rid));
                 continue;
             }
@@ -166,10 +168,14 @@ pub fn refresh_current(
             }
         }
     }
-    let current: HashSet<Version> = heads
+    let current: HashSet<String> = heads
         .into_iter()
         .filter(|(g, (_, _, rid))| !cancelled.contains(&(g.clone(), rid.clone())))
-        .map(|((api, key, _), (_, r, rid))| (api, key, rid, r))
+        .map(|((api, key, _), (_, r, rid))| {
+            let mut v = String::new();
+            version_key(&mut v, api.as_deref(), &key, &rid, &r);
+            v
+        })
         .collect();
 
     let mut report = CurrentReport {
@@ -238,7 +244,7 @@ fn build_table(
     table: &str,
     run_id: &str,
     rebuild: &BTreeSet<u64>,
-    current: &HashSet<Version>,
+    current: &HashSet<String>,
     full: bool,
 ) -> Result<Built, Error> {
     let link = dir.join(table);
@@ -277,15 +283,16 @@ fn build_table(
             let id = strings(&b, "_resource_id", table)?;
             let runs = strings(&b, "_run_id", table)?;
             let mut masks: BTreeMap<u64, Vec<bool>> = BTreeMap::new();
+            let mut v = String::new();
             for i in 0..b.num_rows() {
-                let (Some(k), Some(rid), Some(r)) = (&key[i], &id[i], &runs[i]) else {
+                let (Some(k), Some(rid), Some(r)) = (key[i], id[i], runs[i]) else {
                     continue;
                 };
-                let bk = bucket(api[i].as_deref(), k);
+                let bk = bucket(api[i], k);
                 if !rebuild.contains(&bk) {
                     continue;
                 }
-                let v = (api[i].clone(), k.clone(), rid.clone(), r.clone());
+                version_key(&mut v, api[i], k, rid, r);
                 if current.contains(&v) {
                     masks.entry(bk).or_insert_with(|| vec![false; b.num_rows()])[i] = true;
                 }
@@ -523,7 +530,23 @@ fn column<'a>(b: &'a RecordBatch, name: &str, table: &str) -> Result<&'a Arc<dyn
     })
 }
 
-fn strings(b: &RecordBatch, name: &str, table: &str) -> Result<Vec<Option<String>>, Error> {
+/// One version's key in the set of current versions: (`_api_version`, `_claim_key`,
+/// `_resource_id`, `_run_id`), written into `out` (reused from row to row).
+fn version_key(out: &mut String, api: Option<&str>, key: &str, rid: &str, run: &str) {
+    out.clear();
+    // A unit separator cannot occur in a version, a claim key, an id or a run id.
+    for (i, part) in [api.unwrap_or("\u{1e}"), key, rid, run]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push('\u{1f}');
+        }
+        out.push_str(part);
+    }
+}
+
+fn strings<'b>(b: &'b RecordBatch, name: &str, table: &str) -> Result<Vec<Option<&'b str>>, Error> {
     let c = column(b, name, table)?;
     let a = c
         .as_any()
@@ -533,7 +556,7 @@ fn strings(b: &RecordBatch, name: &str, table: &str) -> Result<Vec<Option<String
             column: name.to_owned(),
             message: format!("not a string column ({})", c.data_type()),
         })?;
-    Ok(a.iter().map(|v| v.map(str::to_owned)).collect())
+    Ok(a.iter().collect())
 }
 
 fn timestamps(b: &RecordBatch, name: &str, table: &str) -> Result<Vec<Option<i64>>, Error> {
