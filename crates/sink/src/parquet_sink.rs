@@ -238,13 +238,23 @@ impl TableWriter {
         };
         let mut close = |window: &mut Vec<(RecordBatch, arrow_array::BooleanArray)>| {
             let (batches, masks): (Vec<_>, Vec<_>) = std::mem::take(window).into_iter().unzip();
-            let batch =
-                arrow_select::concat::concat_batches(&self.arrow, &batches).map_err(&error)?;
-            let mask: Vec<&dyn arrow_array::Array> =
-                masks.iter().map(|m| m as &dyn arrow_array::Array).collect();
-            let mask = arrow_select::concat::concat(&mask).map_err(&error)?;
-            let mask = arrow_array::cast::AsArray::as_boolean(&mask).clone();
-            let batch = arrow_select::filter::filter_record_batch(&batch, &mask).map_err(&error)?;
+            // Most windows lie in one batch and lose nothing: kept as a slice, not copied.
+            let (batch, mask) = match (batches.as_slice(), masks.as_slice()) {
+                ([batch], [mask]) => (batch.clone(), mask.clone()),
+                _ => {
+                    let batch = arrow_select::concat::concat_batches(&self.arrow, &batches)
+                        .map_err(&error)?;
+                    let mask: Vec<&dyn arrow_array::Array> =
+                        masks.iter().map(|m| m as &dyn arrow_array::Array).collect();
+                    let mask = arrow_select::concat::concat(&mask).map_err(&error)?;
+                    (batch, arrow_array::cast::AsArray::as_boolean(&mask).clone())
+                }
+            };
+            let batch = if mask.true_count() == mask.len() {
+                batch
+            } else {
+                arrow_select::filter::filter_record_batch(&batch, &mask).map_err(&error)?
+            };
             if batch.num_rows() > 0 {
                 kept.push(batch);
             }
@@ -266,7 +276,7 @@ impl TableWriter {
         if !window.is_empty() {
             close(&mut window)?;
         }
-        self.pending_bytes = kept.iter().map(RecordBatch::get_array_memory_size).sum();
+        // `pending_bytes` stays as it was: the kept slices hold their batches' buffers.
         self.pending = kept;
         Ok(removed as u64)
     }
@@ -281,12 +291,23 @@ impl TableWriter {
         use arrow_array::{Array, Int64Array, StringArray};
         let files = batch.column(file_at).as_any().downcast_ref::<StringArray>();
         let nums = batch.column(line_at).as_any().downcast_ref::<Int64Array>();
+        // Rows come file after file: the last file's lines are looked up once per run of rows.
+        let mut last: Option<(&str, Option<&std::collections::HashSet<i64>>)> = None;
         (0..batch.num_rows())
             .map(|i| {
                 let dropped = match (files, nums) {
-                    (Some(f), Some(n)) if f.is_valid(i) && n.is_valid(i) => lines
-                        .get(f.value(i))
-                        .is_some_and(|set| set.contains(&n.value(i))),
+                    (Some(f), Some(n)) if f.is_valid(i) && n.is_valid(i) => {
+                        let file = f.value(i);
+                        let set = match last {
+                            Some((name, set)) if name == file => set,
+                            _ => {
+                                let set = lines.get(file);
+                                last = Some((file, set));
+                                set
+                            }
+                        };
+                        set.is_some_and(|set| set.contains(&n.value(i)))
+                    }
                     _ => false,
                 };
                 Some(!dropped)
