@@ -1028,13 +1028,13 @@ fn load_cclf_locked(
         all_versions: false,
     };
     if committed {
-        commit_sinks(sinks, &record, &opts.out)?;
+        let held = commit_sinks(sinks, &record, &opts.out)?;
         if opts.sinks.iter().any(|k| k.name() == "parquet") {
             let claim_tables: Vec<String> = (0..tables.len())
                 .filter(|&t| claim[t])
                 .map(|t| tables[t].name.clone())
                 .collect();
-            refresh_current_tables(&opts.out, &claim_tables, progress);
+            refresh_current_tables(&opts.out, &claim_tables, held.as_ref(), progress);
         }
     } else {
         drop(sinks);

@@ -12,7 +12,9 @@ use claimline_link::{
 };
 use claimline_model::{Cell, RunRecord, TableSchema, create_private_dir, format_timestamp};
 use claimline_ndjson::{InputFile, Manifest, RejectTarget, ScanOptions, discover, scan};
-use claimline_sink::{ParquetSink, PgSession, PgTarget, PostgresSink, SqliteSink, TableSink};
+use claimline_sink::{
+    HeldRun, ParquetSink, PgSession, PgTarget, PostgresSink, SqliteSink, TableSink,
+};
 
 use crate::earlier::{EarlierState, PgEarlier, SqliteEarlier};
 use crate::output::{now_micros, run_id_from};
@@ -794,11 +796,12 @@ impl Loader {
             .collect();
         let failed_strict = self.strict && (summary.reject_count > 0 || issues.count > 0);
         let refused = failed_strict || (!damaged.is_empty() && !self.accept_damaged);
-        if !refused {
-            commit_sinks(sinks, &record, &self.out)?;
+        let held = if !refused {
+            commit_sinks(sinks, &record, &self.out)?
         } else {
             drop(sinks);
-        }
+            None
+        };
         // The current rows of the claim tables, derived from the Parquet history just committed.
         // The database locks go with the load.
         drop(earlier);
@@ -808,7 +811,7 @@ impl Loader {
                 .filter(|&t| plan.is_claim_table(t))
                 .map(|t| tables[t].name.clone())
                 .collect();
-            refresh_current_tables(&self.out, &claim_tables, progress)
+            refresh_current_tables(&self.out, &claim_tables, held.as_ref(), progress)
         });
         let current = current.flatten();
 
@@ -1369,18 +1372,21 @@ pub(crate) fn open_databases(
 /// Commits a run to every sink so that they never disagree about it: every other sink is
 /// prepared, the deciding one (SQLite) commits (the run's commit point), then the others
 /// publish. A process that dies between the two has its Parquet partitions moved into place by
-/// the next command (`output::recover`).
+/// the next command (`output::recover`). Returns the run's rows if a sink held them in memory
+/// ([`TableSink::held`]), for the current tables.
 pub(crate) fn commit_sinks(
     mut sinks: Vec<Box<dyn TableSink>>,
     record: &RunRecord,
     out: &Path,
-) -> Result<(), LoadError> {
+) -> Result<Option<HeldRun>, LoadError> {
     let fault = |e| LoadError::io(out, e);
     claimline_fault::point("load.before-commit").map_err(fault)?;
     let decider = sinks.iter().position(|s| s.decides());
+    let mut held = None;
     for (i, sink) in sinks.iter_mut().enumerate() {
         if Some(i) != decider {
             sink.prepare(record, decider.is_some())?;
+            held = held.or_else(|| sink.held());
         }
     }
     if let Some(i) = decider {
@@ -1390,7 +1396,7 @@ pub(crate) fn commit_sinks(
     for sink in sinks {
         sink.commit(record)?;
     }
-    Ok(())
+    Ok(held)
 }
 
 /// Refreshes the current rows of `claim_tables` from the Parquet history just committed; a
@@ -1399,10 +1405,11 @@ pub(crate) fn commit_sinks(
 pub(crate) fn refresh_current_tables(
     out: &Path,
     claim_tables: &[String],
+    held: Option<&HeldRun>,
     progress: &dyn Progress,
 ) -> Option<claimline_sink::CurrentReport> {
     let refreshed = claimline_sink::read_parquet_runs(&out.join("parquet"))
-        .and_then(|runs| claimline_sink::refresh_current(out, claim_tables, &runs));
+        .and_then(|runs| claimline_sink::refresh_current(out, claim_tables, &runs, held));
     match refreshed {
         Ok(r) => Some(r),
         Err(e) => {

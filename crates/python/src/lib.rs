@@ -624,7 +624,7 @@ fn record_parquet_run(out: PathBuf, record: &str) -> PyResult<()> {
 #[pyfunction]
 fn refresh_current(out: PathBuf, claim_tables: Vec<String>) -> PyResult<String> {
     let report = claimline_sink::read_parquet_runs(&out.join("parquet"))
-        .and_then(|runs| claimline_sink::refresh_current(&out, &claim_tables, &runs))
+        .and_then(|runs| claimline_sink::refresh_current(&out, &claim_tables, &runs, None))
         .map_err(|e| native_error(&e))?;
     serde_json::to_string(&report).map_err(|e| usage(e.to_string()))
 }

@@ -32,7 +32,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use crate::Error;
+use crate::{Error, HeldRun};
 
 /// Buckets per table.
 pub const BUCKETS: u64 = 16;
@@ -80,7 +80,9 @@ pub fn bucket(api_version: Option<&str>, claim_key: &str) -> u64 {
 
 /// Refreshes `out/current/` (`out`: an output folder) for the claim tables in `tables` after
 /// the run `runs.last()` (`runs`: every run record, in order). Call it holding the output
-/// folder's lock, after the run's partitions are in place.
+/// folder's lock, after the run's partitions are in place. `held`: the run's rows as the Parquet
+/// sink held them ([`crate::TableSink::held`]), read in place of the run's partition (the same
+/// files result, byte for byte); none to read everything from the files.
 ///
 /// # Errors
 /// [`Error::Io`] and [`Error::Parquet`] for files that cannot be read or written;
@@ -89,10 +91,12 @@ pub fn refresh_current(
     out: &Path,
     tables: &[String],
     runs: &[RunRecord],
+    held: Option<&HeldRun>,
 ) -> Result<CurrentReport, Error> {
     let Some(run) = runs.last() else {
         return Ok(CurrentReport::default());
     };
+    let held = held.filter(|h| h.run_id == run.run_id);
     let all_versions = run.all_versions;
     let root = &out.join("parquet");
     let dir = out.join(CURRENT_DIR);
@@ -113,7 +117,10 @@ pub fn refresh_current(
     // Every run's claim events (one row per claim version and run): first the buckets this
     // run touched, then the heads of the groups in the buckets to rewrite (only those: the
     // map of every group's head of a large history would be big).
-    let events = read_dir_batches(&root.join(CLAIMS))?;
+    let mut events = Vec::new();
+    for file in parquet_files(&root.join(CLAIMS))? {
+        events.extend(source_batches(&file, &run.run_id, CLAIMS, held)?.1);
+    }
     let mut rebuild: BTreeSet<u64> = BTreeSet::new();
     if full {
         rebuild.extend(0..BUCKETS);
@@ -199,6 +206,7 @@ pub fn refresh_current(
                 &rebuild,
                 &current,
                 full,
+                held,
             )
         })
         .collect::<Result<_, Error>>()?;
@@ -246,6 +254,7 @@ fn build_table(
     rebuild: &BTreeSet<u64>,
     current: &HashSet<String>,
     full: bool,
+    held: Option<&HeldRun>,
 ) -> Result<Built, Error> {
     let link = dir.join(table);
     let old = std::fs::read_link(&link).ok().map(|p| dir.join(p));
@@ -275,7 +284,7 @@ fn build_table(
     let mut by_bucket: BTreeMap<u64, Vec<RecordBatch>> = BTreeMap::new();
     let mut schema = None;
     for file in &sources {
-        let (file_schema, batches) = read_file(file)?;
+        let (file_schema, batches) = source_batches(file, run_id, table, held)?;
         schema.get_or_insert(file_schema);
         for b in batches {
             let api = strings(&b, "_api_version", table)?;
@@ -455,12 +464,40 @@ pub(crate) fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(out)
 }
 
-fn read_dir_batches(dir: &Path) -> Result<Vec<RecordBatch>, Error> {
-    let mut out = Vec::new();
-    for f in parquet_files(dir)? {
-        out.extend(read_file(&f)?.1);
+/// The schema and batches of `file`, a part of table `table`'s history: for the one part of
+/// run `run_id`'s partition, the rows the sink held ([`HeldRun`]), cut as a reader of the file
+/// cuts them (so what is written from them is the same, byte for byte); otherwise read.
+fn source_batches(
+    file: &Path,
+    run_id: &str,
+    table: &str,
+    held: Option<&HeldRun>,
+) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>), Error> {
+    let this_run = file.file_name().is_some_and(|n| n == "part-0.parquet")
+        && file
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| *d == *format!("run={run_id}"));
+    if let Some(batches) = held.filter(|_| this_run).and_then(|h| h.tables.get(table)) {
+        // The file's footer only: its schema is the file's, and the batches get the schema a
+        // reader's batches have (the same fields, without the file's metadata).
+        let f = File::open(file).map_err(Error::io(file))?;
+        let schema = ParquetRecordBatchReaderBuilder::try_new(f)
+            .map_err(Error::parquet(file))?
+            .schema()
+            .clone();
+        let plain = Arc::new(arrow_schema::Schema::new(schema.fields().clone()));
+        let batches: Option<Vec<RecordBatch>> = batches
+            .iter()
+            .map(|b| RecordBatch::try_new(plain.clone(), b.columns().to_vec()).ok())
+            .collect();
+        if let Some(windows) =
+            batches.and_then(|b| crate::parquet_sink::read_windows(&plain, &b).ok())
+        {
+            return Ok((schema, windows));
+        }
     }
-    Ok(out)
+    read_file(file)
 }
 
 /// A file's schema (a file of no rows has one too) and its batches.
@@ -575,8 +612,123 @@ fn timestamps(b: &RecordBatch, name: &str, table: &str) -> Result<Vec<Option<i64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ParquetSink, TableSink};
     use arrow_array::Int64Array;
     use arrow_schema::{DataType, Field, Schema};
+    use claimline_model::{Cell, Column, ColumnType, TableSchema};
+
+    /// Every file under `dir` (symlinks followed), by path relative to it, with its bytes.
+    fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut todo = vec![dir.to_owned()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).expect("dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    let rel = p.strip_prefix(dir).expect("inside").to_owned();
+                    out.insert(rel, std::fs::read(&p).expect("file"));
+                }
+            }
+        }
+        out
+    }
+
+    /// One run of 3,000 claims (a fifth superseded by a later version in the same run, one in
+    /// nine cancelled) into `out`; the current tables refreshed from the rows the sink held, or
+    /// from the files. Returns whether the sink held them.
+    fn load_and_refresh(out: &Path, from_memory: bool, budget: usize) -> bool {
+        let claims = TableSchema::new(
+            CLAIMS,
+            vec![
+                Column::new("_api_version", ColumnType::Text),
+                Column::new("_claim_key", ColumnType::Text),
+                Column::new("_resource_id", ColumnType::Text),
+                Column::new("_last_updated", ColumnType::Timestamp),
+                Column::new("_action", ColumnType::Text),
+                Column::new("_run_id", ColumnType::Text),
+            ],
+        );
+        let cclf1 = TableSchema::new(
+            "cclf1",
+            vec![
+                Column::new("CLM_PMT_AMT", ColumnType::Integer),
+                Column::new("_api_version", ColumnType::Text),
+                Column::new("_claim_key", ColumnType::Text),
+                Column::new("_resource_id", ColumnType::Text),
+                Column::new("_run_id", ColumnType::Text),
+            ],
+        );
+        let root = out.join("parquet");
+        let mut sink = ParquetSink::open(&root, "r1", &[claims, cclf1]).expect("open");
+        sink.pending_budget = budget;
+        let text = |s: String| Cell::Text(s);
+        let (mut events, mut rows) = (Vec::new(), Vec::new());
+        for i in 0..3000 {
+            let versions = if i % 5 == 0 { 2 } else { 1 };
+            for v in 0..versions {
+                let id = format!("eob-{i}-{v}");
+                let action = if i % 9 == 0 && v == versions - 1 {
+                    "cancel"
+                } else {
+                    "version"
+                };
+                events.push(vec![
+                    text("v2".into()),
+                    text(format!("claim-{i}")),
+                    text(id.clone()),
+                    Cell::Timestamp(1_700_000_000_000_000 + i64::from(v) * 1_000_000),
+                    text(action.into()),
+                    text("r1".into()),
+                ]);
+                for line in 0..3 {
+                    rows.push(vec![
+                        Cell::Int(i64::from(i * 10 + line)),
+                        text("v2".into()),
+                        text(format!("claim-{i}")),
+                        text(id.clone()),
+                        text("r1".into()),
+                    ]);
+                }
+            }
+        }
+        sink.write(0, events).expect("claims");
+        sink.write(1, rows).expect("rows");
+        let run = RunRecord::new("r1");
+        sink.prepare(&run, false).expect("prepare");
+        let held = TableSink::held(&mut sink);
+        let was_held = held.is_some();
+        Box::new(sink).publish().expect("publish");
+        let runs = crate::read_parquet_runs(&root).expect("runs");
+        let from = if from_memory { held.as_ref() } else { None };
+        refresh_current(out, &["cclf1".to_owned()], &runs, from).expect("refresh");
+        was_held
+    }
+
+    #[test]
+    fn a_refresh_from_the_held_run_writes_what_reading_the_run_back_writes() {
+        let (memory, files_only, encoded) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        assert!(load_and_refresh(memory.path(), true, usize::MAX));
+        assert!(load_and_refresh(files_only.path(), false, usize::MAX));
+        // Rows encoded before the commit (past the budget) are not held: the refresh reads.
+        assert!(!load_and_refresh(encoded.path(), true, 0));
+        let current = files(&memory.path().join(CURRENT_DIR));
+        assert!(current.len() > 10, "{:?}", current.keys());
+        assert!(current == files(&files_only.path().join(CURRENT_DIR)));
+        assert!(current == files(&encoded.path().join(CURRENT_DIR)));
+        let rows: usize = read_current_parquet(memory.path(), "cclf1", &["_claim_key"])
+            .expect("current")
+            .len();
+        // Each claim's newest version, 3 rows each, but for a claim whose one version is a
+        // cancel (a cancel of another version than the head leaves the head).
+        let gone = (0..3000).filter(|i| i % 9 == 0 && i % 5 != 0).count();
+        assert_eq!(rows, 3 * (3000 - gone));
+    }
 
     #[test]
     fn small_column_chunks_are_written_uncompressed_and_read_back_the_same() {

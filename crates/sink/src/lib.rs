@@ -55,8 +55,8 @@ pub use current::{
 };
 pub use error::{Error, PgFailure};
 pub use parquet_sink::{
-    ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, record_parquet_run, recover,
-    staging_root,
+    HeldRun, ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, record_parquet_run,
+    recover, staging_root,
 };
 pub use postgres_sink::{
     PgSession, PgTarget, PostgresSink, SslMode, pg_column, read_postgres_runs,
@@ -192,6 +192,13 @@ pub trait TableSink {
     /// # Errors
     /// Any failure to write; the sink can then only be dropped.
     fn prepare(&mut self, run: &RunRecord, decided_elsewhere: bool) -> Result<(), Error>;
+
+    /// After [`TableSink::prepare`], the run's rows if the sink held them all in memory as Arrow
+    /// batches (the Parquet sink within its budget), taken: the caller derives more from them
+    /// without reading the run back. None by default.
+    fn held(&mut self) -> Option<HeldRun> {
+        None
+    }
 
     /// Makes the run's rows visible, all at once, and records the run (preparing first if
     /// [`TableSink::prepare`] was not called).

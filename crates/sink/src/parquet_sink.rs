@@ -46,6 +46,47 @@ const PENDING_BYTES: usize = 256 << 20;
 /// Rows per batch when a part is read back (the reader's default batch size).
 const READ_ROWS: usize = 1024;
 
+/// `batches` (rows in part order) cut as a reader of their part hands them back: batches of
+/// [`READ_ROWS`] rows from the part's first row across batch boundaries, the last one shorter.
+/// A window inside one batch is a slice of it, not a copy.
+///
+/// # Errors
+/// Arrow's, when batches do not fit `schema`.
+pub(crate) fn read_windows(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<Vec<RecordBatch>, arrow_schema::ArrowError> {
+    let mut out = Vec::new();
+    let mut window: Vec<RecordBatch> = Vec::new();
+    let mut in_window = 0;
+    let mut close = |window: &mut Vec<RecordBatch>| {
+        let batch = match window.as_slice() {
+            [one] => one.clone(),
+            many => arrow_select::concat::concat_batches(schema, many)?,
+        };
+        window.clear();
+        out.push(batch);
+        Ok::<(), arrow_schema::ArrowError>(())
+    };
+    for batch in batches {
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let len = (READ_ROWS - in_window).min(batch.num_rows() - at);
+            window.push(batch.slice(at, len));
+            in_window += len;
+            at += len;
+            if in_window == READ_ROWS {
+                close(&mut window)?;
+                in_window = 0;
+            }
+        }
+    }
+    if !window.is_empty() {
+        close(&mut window)?;
+    }
+    Ok(out)
+}
+
 /// The staging folder of the output whose Parquet root is `root` (`DIR/parquet` →
 /// `DIR/.claimline-staging`): outside the dataset, so readers never see what it holds.
 pub fn staging_root(root: &Path) -> PathBuf {
@@ -84,6 +125,17 @@ struct TableWriter {
     pending_bytes: usize,
 }
 
+/// A run's rows as the Parquet sink held them in memory until its commit: every table's
+/// batches in the order of its one part, after the claim-history rule. The current tables
+/// ([`crate::refresh_current`]) are built from them without reading the run back.
+#[derive(Debug, Clone, Default)]
+pub struct HeldRun {
+    /// The run.
+    pub run_id: String,
+    /// Table name → its batches.
+    pub tables: std::collections::HashMap<String, Vec<RecordBatch>>,
+}
+
 /// Writes each table to `DIR/parquet/<table>/run=<run_id>/part-<n>.parquet`; see the module
 /// docs.
 pub struct ParquetSink {
@@ -96,7 +148,11 @@ pub struct ParquetSink {
     /// The record [`ParquetSink::prepare`] wrote.
     prepared: Option<RunRecord>,
     /// [`PENDING_BYTES`], smaller in tests.
-    pending_budget: usize,
+    pub(crate) pending_budget: usize,
+    /// The run's id.
+    run_id: String,
+    /// Every table's rows, when all were held until [`ParquetSink::prepare`].
+    held: Option<HeldRun>,
 }
 
 fn properties(schema: &TableSchema) -> WriterProperties {
@@ -166,6 +222,8 @@ impl ParquetSink {
             done: false,
             prepared: None,
             pending_budget: PENDING_BYTES,
+            run_id: run_id.to_owned(),
+            held: None,
         };
         // Every table gets a part at once, so a run's partition can always be read.
         for t in &mut tables {
@@ -207,74 +265,39 @@ impl TableWriter {
 
     /// Drops the rows in `lines` from the batches not encoded yet; returns how many went.
     ///
-    /// The kept rows are cut as [`TableWriter::filter_part`] cuts a part it reads back (windows
-    /// of [`READ_ROWS`] rows from the part's first row, each without its dropped rows), so a
-    /// part comes out the same, byte for byte, whether its rows were dropped before or after
-    /// it was encoded.
+    /// The kept rows are cut as [`TableWriter::filter_part`] cuts a part it reads back
+    /// ([`read_windows`], each without its dropped rows), so a part comes out the same, byte for
+    /// byte, whether its rows were dropped before or after it was encoded.
     fn filter_pending(
         &mut self,
         file_at: usize,
         line_at: usize,
         lines: &SourceLines,
     ) -> Result<u64, Error> {
-        let masks: Vec<arrow_array::BooleanArray> = self
+        let removed: usize = self
             .pending
             .iter()
-            .map(|b| Self::keep(b, file_at, line_at, lines))
-            .collect();
-        let removed: usize = masks.iter().map(|m| m.len() - m.true_count()).sum();
+            .map(|b| b.num_rows() - Self::keep(b, file_at, line_at, lines).true_count())
+            .sum();
         if removed == 0 {
             return Ok(0);
         }
-        let pending = std::mem::take(&mut self.pending);
-        let mut kept = Vec::new();
-        let mut window: Vec<(RecordBatch, arrow_array::BooleanArray)> = Vec::new();
-        let mut in_window = 0;
-        let table = self.schema.name.clone();
         let error = |e: arrow_schema::ArrowError| Error::Row {
-            table: table.clone(),
+            table: self.schema.name.clone(),
             column: String::new(),
             message: e.to_string(),
         };
-        let mut close = |window: &mut Vec<(RecordBatch, arrow_array::BooleanArray)>| {
-            let (batches, masks): (Vec<_>, Vec<_>) = std::mem::take(window).into_iter().unzip();
-            // Most windows lie in one batch and lose nothing: kept as a slice, not copied.
-            let (batch, mask) = match (batches.as_slice(), masks.as_slice()) {
-                ([batch], [mask]) => (batch.clone(), mask.clone()),
-                _ => {
-                    let batch = arrow_select::concat::concat_batches(&self.arrow, &batches)
-                        .map_err(&error)?;
-                    let mask: Vec<&dyn arrow_array::Array> =
-                        masks.iter().map(|m| m as &dyn arrow_array::Array).collect();
-                    let mask = arrow_select::concat::concat(&mask).map_err(&error)?;
-                    (batch, arrow_array::cast::AsArray::as_boolean(&mask).clone())
-                }
-            };
-            let batch = if mask.true_count() == mask.len() {
-                batch
+        let mut kept = Vec::new();
+        for window in read_windows(&self.arrow, &self.pending).map_err(error)? {
+            let mask = Self::keep(&window, file_at, line_at, lines);
+            let window = if mask.true_count() == mask.len() {
+                window
             } else {
-                arrow_select::filter::filter_record_batch(&batch, &mask).map_err(&error)?
+                arrow_select::filter::filter_record_batch(&window, &mask).map_err(error)?
             };
-            if batch.num_rows() > 0 {
-                kept.push(batch);
+            if window.num_rows() > 0 {
+                kept.push(window);
             }
-            Ok::<(), Error>(())
-        };
-        for (batch, mask) in pending.iter().zip(&masks) {
-            let mut at = 0;
-            while at < batch.num_rows() {
-                let len = (READ_ROWS - in_window).min(batch.num_rows() - at);
-                window.push((batch.slice(at, len), mask.slice(at, len)));
-                in_window += len;
-                at += len;
-                if in_window == READ_ROWS {
-                    close(&mut window)?;
-                    in_window = 0;
-                }
-            }
-        }
-        if !window.is_empty() {
-            close(&mut window)?;
         }
         // `pending_bytes` stays as it was: the kept slices hold their batches' buffers.
         self.pending = kept;
@@ -458,6 +481,10 @@ impl TableSink for ParquetSink {
         ParquetSink::prepare(self, run, decided_elsewhere)
     }
 
+    fn held(&mut self) -> Option<HeldRun> {
+        self.held.take()
+    }
+
     fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
         let t = &mut self.tables[table];
         let width = t.schema.columns.len();
@@ -513,10 +540,27 @@ impl ParquetSink {
     pub fn prepare(&mut self, run: &RunRecord, after_sqlite: bool) -> Result<(), Error> {
         // Checked again before the commit point: publishing must not fail on it afterwards.
         read_parquet_runs(&self.root)?;
-        // Every table's last batch is encoded and its part closed on its own worker.
+        // Every table's last batch is staged, encoded and its part closed on its own worker.
         use rayon::prelude::*;
+        self.tables
+            .par_iter_mut()
+            .try_for_each(TableWriter::stage)?;
+        // Kept (the batches' buffers, not copies) when every table's rows were held and go to
+        // one part.
+        if self.tables.iter().all(|t| {
+            t.encoded_rows == 0
+                && t.pending.iter().map(RecordBatch::num_rows).sum::<usize>() < PART_ROWS
+        }) {
+            self.held = Some(HeldRun {
+                run_id: self.run_id.clone(),
+                tables: self
+                    .tables
+                    .iter()
+                    .map(|t| (t.schema.name.clone(), t.pending.clone()))
+                    .collect(),
+            });
+        }
         self.tables.par_iter_mut().try_for_each(|t| {
-            t.stage()?;
             t.encode()?;
             t.close_part()
         })?;
