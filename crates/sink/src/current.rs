@@ -744,7 +744,7 @@ mod tests {
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(big), Arc::new(small)])
             .expect("batch");
         assert_eq!(
-            write_file(&path, schema, &[batch.clone()]).expect("write"),
+            write_file(&path, schema, std::slice::from_ref(&batch)).expect("write"),
             20_000
         );
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("file"))
