@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -353,6 +353,7 @@ where
         map: &map,
         parsers: Mutex::new(Vec::new()),
         next_seq: AtomicU64::new(0),
+        items_hint: AtomicUsize::new(0),
     };
     let (tx, rx) = channel::<(u64, Msg<T>)>();
     let mut collector = Collector::new(files, opts);
@@ -496,6 +497,9 @@ struct Workers<'a, I, F> {
     map: &'a F,
     parsers: Mutex<Vec<LineParser>>,
     next_seq: AtomicU64,
+    /// The most items a chunk has produced so far: the next chunk's results are allocated at
+    /// that size at once instead of growing to it (each growth copies, into fresh memory).
+    items_hint: AtomicUsize,
 }
 
 impl<I, F> Workers<'_, I, F> {
@@ -855,7 +859,7 @@ where
         .unwrap_or_else(|| (workers.init)());
     let file = &workers.files[chunk.file_index];
     let bytes = chunk.bytes.as_slice();
-    let mut items = Vec::new();
+    let mut items = Vec::with_capacity(workers.items_hint.load(Ordering::Relaxed));
     let mut rejects = Vec::new();
     let mut stats = ChunkStats {
         bytes: bytes.len() as u64,
@@ -993,6 +997,7 @@ where
             });
         }
     }
+    workers.items_hint.fetch_max(items.len(), Ordering::Relaxed);
     workers
         .parsers
         .lock()
