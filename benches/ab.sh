@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Two claimline binaries on the same command, rounds alternating (A, B, A, B, …), medians: how a
+# change is measured on a shared VM whose speed drifts by 10% or more from minute to minute
+# (a round of A and B runs within seconds of each other; compare within one run of this script).
+#
+#   benches/ab.sh A_BIN B_BIN ROUNDS -- load EXPORT --format parquet --no-report
+#
+# Each run gets a fresh `--out` (appended to the command). Prints, per binary, the median wall
+# time and its quartiles, the median CPU time (user + system), minor page faults and peak RSS.
+# Needs: GNU time, python3.
+set -euo pipefail
+[ $# -ge 4 ] && [ "$4" = "--" ] || {
+  echo "usage: $0 A_BIN B_BIN ROUNDS -- COMMAND ARGS…" >&2
+  exit 2
+}
+A=$1 B=$2 ROUNDS=$3
+shift 4
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+for _ in $(seq "$ROUNDS"); do
+  for name in A B; do
+    bin=${!name}
+    rm -rf "$WORK/out"
+    /usr/bin/time -a -o "$WORK/times" -f "$name %e %U %S %R %M" "$bin" "$@" --out "$WORK/out" \
+      >/dev/null 2>"$WORK/stderr" || { cat "$WORK/stderr" >&2; exit 1; }
+  done
+done
+python3 - "$WORK/times" "$A" "$B" <<'EOF'
+import statistics as st, sys
+rows = [l.split() for l in open(sys.argv[1]) if l[:2] in ("A ", "B ")]
+for name, label in (("A", sys.argv[2]), ("B", sys.argv[3])):
+    r = [list(map(float, x[1:])) for x in rows if x[0] == name]
+    wall = sorted(x[0] for x in r)
+    q = lambda f: wall[min(len(wall) - 1, int(f * len(wall)))]
+    print(f"{name} {label}: wall {st.median(wall):.3f} s (quartiles {q(0.25):.3f}–{q(0.75):.3f}), "
+          f"CPU {st.median(x[1] + x[2] for x in r):.2f} s, minor faults {st.median(x[3] for x in r):.0f}, "
+          f"peak RSS {st.median(x[4] for x in r) / 1024:.0f} MiB ({len(r)} runs)")
+EOF
