@@ -192,25 +192,39 @@ pub fn refresh_current(
         rows: BTreeMap::new(),
     };
     // Each table's new version is built on its own worker (they read and write different
-    // files), then the swaps happen one table after the other, in order.
+    // files), the biggest first (by this run's part) and each as a job of its own, so that the
+    // workers finish together; then the swaps happen one table after the other, in order.
     use rayon::prelude::*;
-    let built: Vec<Built> = tables
+    let size = |t: &String| {
+        std::fs::metadata(
+            root.join(t)
+                .join(format!("run={}", run.run_id))
+                .join("part-0.parquet"),
+        )
+        .map_or(0, |m| m.len())
+    };
+    let mut order: Vec<usize> = (0..tables.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(size(&tables[i])));
+    let mut built: Vec<(usize, Built)> = order
         .par_iter()
-        .map(|table| {
+        .with_max_len(1)
+        .map(|&i| {
             build_table(
                 root,
                 &dir,
                 &versions,
-                table,
+                &tables[i],
                 &run.run_id,
                 &rebuild,
                 &current,
                 full,
                 held,
             )
+            .map(|b| (i, b))
         })
         .collect::<Result<_, Error>>()?;
-    for (table, b) in tables.iter().zip(built) {
+    built.sort_by_key(|(i, _)| *i);
+    for (table, (_, b)) in tables.iter().zip(built) {
         report.rows.insert(table.clone(), b.rows);
         swap_table(&dir, table, b)?;
     }
