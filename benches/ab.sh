@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Two claimline binaries on the same command, rounds alternating (A, B, A, B, …), medians: how a
+# Two claimline binaries on the same command, rounds alternating (A B, B A, …), medians: how a
 # change is measured on a shared VM whose speed drifts by 10% or more from minute to minute
 # (a round of A and B runs within seconds of each other; compare within one run of this script).
 #
@@ -15,10 +15,14 @@ set -euo pipefail
 }
 A=$1 B=$2 ROUNDS=$3
 shift 4
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive number" >&2; exit 2; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-for _ in $(seq "$ROUNDS"); do
-  for name in A B; do
+for round in $(seq "$ROUNDS"); do
+  # A B, then B A: neither binary always runs first.
+  order="A B"
+  [ $((round % 2)) -eq 0 ] && order="B A"
+  for name in $order; do
     bin=${!name}
     rm -rf "$WORK/out"
     /usr/bin/time -a -o "$WORK/times" -f "$name %e %U %S %R %M" "$bin" "$@" --out "$WORK/out" \
@@ -30,9 +34,9 @@ import statistics as st, sys
 rows = [l.split() for l in open(sys.argv[1]) if l[:2] in ("A ", "B ")]
 for name, label in (("A", sys.argv[2]), ("B", sys.argv[3])):
     r = [list(map(float, x[1:])) for x in rows if x[0] == name]
-    wall = sorted(x[0] for x in r)
-    q = lambda f: wall[min(len(wall) - 1, int(f * len(wall)))]
-    print(f"{name} {label}: wall {st.median(wall):.3f} s (quartiles {q(0.25):.3f}–{q(0.75):.3f}), "
+    wall = [x[0] for x in r]
+    q1, q2, q3 = st.quantiles(wall, n=4, method="inclusive") if len(wall) > 1 else wall * 3
+    print(f"{name} {label}: wall {q2:.3f} s (quartiles {q1:.3f}–{q3:.3f}), "
           f"CPU {st.median(x[1] + x[2] for x in r):.2f} s, minor faults {st.median(x[3] for x in r):.0f}, "
           f"peak RSS {st.median(x[4] for x in r) / 1024:.0f} MiB ({len(r)} runs)")
 EOF

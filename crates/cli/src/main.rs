@@ -59,11 +59,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // No transparent huge pages for this process: the allocator's heap churns (rows, cells and
-    // column buffers are made and freed by the million), and each fresh huge page is 2 MiB
-    // zeroed on first touch, most of it never used. Measured on the README's benchmark load:
-    // about 7% of the wall time and 50 MiB of RSS (README, Performance). A kernel without the
+    // No transparent huge pages for this process (Linux): the allocator's heap churns (rows,
+    // cells and column buffers are made and freed by the million), and each fresh huge page is
+    // 2 MiB zeroed on first touch, most of it never used. Measured on the README's benchmark
+    // load: 6% of the wall time and 50 MiB of RSS (README, Performance). A kernel without the
     // setting runs as before.
+    #[cfg(target_os = "linux")]
     let _ = rustix::thread::disable_transparent_huge_pages(true);
     let cli = Cli::parse();
     // Every command's `--json` flag: a failure then prints an error document too.

@@ -191,9 +191,10 @@ pub fn refresh_current(
         full,
         rows: BTreeMap::new(),
     };
-    // Each table's new version is built on its own worker (they read and write different
-    // files), the biggest first (by this run's part) and each as a job of its own, so that the
-    // workers finish together; then the swaps happen one table after the other, in order.
+    // Each table's new version is built on a worker (they read and write different files),
+    // each as a job of its own over the tables sorted by the size of this run's part: the
+    // biggest start first on one worker while the other steals from the rest, so the two
+    // finish closer together. Then the swaps happen one table after the other, in order.
     use rayon::prelude::*;
     let size = |t: &String| {
         std::fs::metadata(
@@ -290,9 +291,7 @@ fn build_table(
                 .map(|o| o.join(format!("bucket={b:02}")).join("part-0.parquet"));
             s.extend(f.filter(|f| f.is_file()));
         }
-        s.extend(parquet_files(
-            &root.join(table).join(format!("run={run_id}")),
-        )?);
+        s.extend(parquet_files(&run_dir(root, table, run_id))?);
         s
     };
     let mut by_bucket: BTreeMap<u64, Vec<RecordBatch>> = BTreeMap::new();
@@ -478,6 +477,11 @@ pub(crate) fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(out)
 }
 
+/// Run `run_id`'s partition of table `table` under the history root `root`.
+fn run_dir(root: &Path, table: &str, run_id: &str) -> PathBuf {
+    root.join(table).join(format!("run={run_id}"))
+}
+
 /// The schema and batches of `file`, a part of table `table`'s history: for the one part of
 /// run `run_id`'s partition, the rows the sink held ([`HeldRun`]), cut as a reader of the file
 /// cuts them (so what is written from them is the same, byte for byte); otherwise read.
@@ -488,10 +492,8 @@ fn source_batches(
     held: Option<&HeldRun>,
 ) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>), Error> {
     let this_run = file.file_name().is_some_and(|n| n == "part-0.parquet")
-        && file
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|d| *d == *format!("run={run_id}"));
+        && file.parent().and_then(Path::file_name)
+            == run_dir(Path::new(""), "", run_id).file_name();
     if let Some(batches) = held.filter(|_| this_run).and_then(|h| h.tables.get(table)) {
         // The file's footer only: its schema is the file's, and the batches get the schema a
         // reader's batches have (the same fields, without the file's metadata).
@@ -505,6 +507,8 @@ fn source_batches(
             .iter()
             .map(|b| RecordBatch::try_new(plain.clone(), b.columns().to_vec()).ok())
             .collect();
+        // Batches that do not fit the file (which the sink wrote from them) are read instead:
+        // slower, never wrong.
         if let Some(windows) =
             batches.and_then(|b| crate::parquet_sink::read_windows(&plain, &b).ok())
         {
@@ -545,13 +549,19 @@ fn write_file(
     // both per column written and read; each asks the CPU its features, which a VM traps),
     // most of the time of a refresh of small buckets.
     for (i, field) in schema.fields().iter().enumerate() {
-        // Arrow's bytes for the values held: a column of nulls encodes to almost nothing.
+        // The bytes of the values themselves (not of the buffers a slice shares, so a bucket
+        // cut from a held batch and one read back decide alike), times the share that is not
+        // null: a column of nulls encodes to almost nothing.
         let bytes: usize = batches
             .iter()
             .map(|b| {
                 let c = b.column(i);
-                let held = c.len() - c.null_count();
-                c.get_array_memory_size() * held / c.len().max(1)
+                let values = c.len() - c.null_count();
+                c.to_data()
+                    .get_slice_memory_size()
+                    .unwrap_or(usize::MAX / 2)
+                    * values
+                    / c.len().max(1)
             })
             .sum();
         if bytes < SMALL_CHUNK {
@@ -584,16 +594,17 @@ fn column<'a>(b: &'a RecordBatch, name: &str, table: &str) -> Result<&'a Arc<dyn
 /// One version's key in the set of current versions: (`_api_version`, `_claim_key`,
 /// `_resource_id`, `_run_id`), written into `out` (reused from row to row).
 fn version_key(out: &mut String, api: Option<&str>, key: &str, rid: &str, run: &str) {
+    use std::fmt::Write;
     out.clear();
-    // A unit separator cannot occur in a version, a claim key, an id or a run id.
-    for (i, part) in [api.unwrap_or("\u{1e}"), key, rid, run]
-        .into_iter()
-        .enumerate()
-    {
-        if i > 0 {
-            out.push('\u{1f}');
+    // Each part after its length, so no two versions share a key whatever their text holds.
+    match api {
+        Some(a) => {
+            let _ = write!(out, "{}:{a}", a.len());
         }
-        out.push_str(part);
+        None => out.push('-'),
+    }
+    for part in [key, rid, run] {
+        let _ = write!(out, "{}:{part}", part.len());
     }
 }
 
@@ -672,6 +683,8 @@ mod tests {
                 Column::new("_claim_key", ColumnType::Text),
                 Column::new("_resource_id", ColumnType::Text),
                 Column::new("_run_id", ColumnType::Text),
+                Column::new("_source_file", ColumnType::Text),
+                Column::new("_line", ColumnType::Integer),
             ],
         );
         let root = out.join("parquet");
@@ -703,12 +716,25 @@ mod tests {
                         text(format!("claim-{i}")),
                         text(id.clone()),
                         text("r1".into()),
+                        text("e.ndjson".into()),
+                        Cell::Int(i64::from(i * 2 + v)),
                     ]);
                 }
             }
         }
         sink.write(0, events).expect("claims");
         sink.write(1, rows).expect("rows");
+        // The earlier version of each claim with two leaves the table, as the loader's
+        // claim-history rule drops it (windows of held rows then span batches).
+        let superseded: crate::SourceLines = [(
+            "e.ndjson".to_owned(),
+            (0..3000)
+                .filter(|i| i % 5 == 0)
+                .map(|i| i64::from(i * 2))
+                .collect(),
+        )]
+        .into();
+        sink.drop_rows(&[1], &superseded).expect("drop");
         let run = RunRecord::new("r1");
         sink.prepare(&run, false).expect("prepare");
         let held = TableSink::held(&mut sink);
@@ -739,8 +765,11 @@ mod tests {
             .expect("current")
             .len();
         // Each claim's newest version, 3 rows each, but for a claim whose one version is a
-        // cancel (a cancel of another version than the head leaves the head).
-        let gone = (0..3000).filter(|i| i % 9 == 0 && i % 5 != 0).count();
+        // cancel, and a claim whose head is a version whose rows were dropped (its newer
+        // version a cancel of another id).
+        let gone = (0..3000)
+            .filter(|i| (i % 9 == 0 && i % 5 != 0) || i % 45 == 0)
+            .count();
         assert_eq!(rows, 3 * (3000 - gone));
     }
 

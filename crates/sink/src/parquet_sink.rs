@@ -13,8 +13,9 @@
 //! Rows become Arrow batches of [`BATCH_ROWS`] rows, held back unencoded while all tables'
 //! batches fit in [`PENDING_BYTES`]: the claim-history rule ([`TableSink::drop_rows`]) then
 //! drops superseded rows in memory, and each part is encoded once, at [`ParquetSink::prepare`].
-//! Past the budget the biggest table's batches are encoded, and a later drop rewrites their part;
-//! either way the part's bytes are the same.
+//! Past the budget the biggest table's batches are encoded, and a later drop encodes the rest
+//! and rewrites the table's parts, as before there was a budget. Either way the parts are the
+//! same, byte for byte.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -128,7 +129,7 @@ struct TableWriter {
 /// A run's rows as the Parquet sink held them in memory until its commit: every table's
 /// batches in the order of its one part, after the claim-history rule. The current tables
 /// ([`crate::refresh_current`]) are built from them without reading the run back.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct HeldRun {
     /// The run.
     pub run_id: String,
@@ -147,7 +148,7 @@ pub struct ParquetSink {
     done: bool,
     /// The record [`ParquetSink::prepare`] wrote.
     prepared: Option<RunRecord>,
-    /// [`PENDING_BYTES`], smaller in tests.
+    /// [`PENDING_BYTES`]; tests set others.
     pub(crate) pending_budget: usize,
     /// The run's id.
     run_id: String,
@@ -250,17 +251,19 @@ impl TableWriter {
         ) else {
             return Ok(0);
         };
-        let mut removed = 0;
-        // Rows already encoded (a run beyond the memory budget): their parts are written again
-        // without the dropped rows; the batches still held go to a part of their own.
+        // Rows already encoded (a run beyond the memory budget): the rows still held are encoded
+        // after them and every part is written again without the dropped rows, as when nothing
+        // was held (the same parts, byte for byte).
         if self.encoded_rows > 0 {
+            self.encode()?;
             self.close_part()?;
+            let mut removed = 0;
             for part in &self.parts {
                 removed += self.filter_part(part, file_at, line_at, lines)?;
             }
+            return Ok(removed);
         }
-        removed += self.filter_pending(file_at, line_at, lines)?;
-        Ok(removed)
+        self.filter_pending(file_at, line_at, lines)
     }
 
     /// Drops the rows in `lines` from the batches not encoded yet; returns how many went.
@@ -274,33 +277,33 @@ impl TableWriter {
         line_at: usize,
         lines: &SourceLines,
     ) -> Result<u64, Error> {
-        let removed: usize = self
-            .pending
-            .iter()
-            .map(|b| b.num_rows() - Self::keep(b, file_at, line_at, lines).true_count())
-            .sum();
-        if removed == 0 {
-            return Ok(0);
-        }
         let error = |e: arrow_schema::ArrowError| Error::Row {
             table: self.schema.name.clone(),
             column: String::new(),
             message: e.to_string(),
         };
-        let mut kept = Vec::new();
+        let (mut kept, mut removed, mut copied) = (Vec::new(), 0, 0);
         for window in read_windows(&self.arrow, &self.pending).map_err(error)? {
             let mask = Self::keep(&window, file_at, line_at, lines);
             let window = if mask.true_count() == mask.len() {
                 window
             } else {
-                arrow_select::filter::filter_record_batch(&window, &mask).map_err(error)?
+                removed += mask.len() - mask.true_count();
+                let filtered =
+                    arrow_select::filter::filter_record_batch(&window, &mask).map_err(error)?;
+                copied += filtered.get_array_memory_size();
+                filtered
             };
             if window.num_rows() > 0 {
                 kept.push(window);
             }
         }
-        // `pending_bytes` stays as it was: the kept slices hold their batches' buffers.
-        self.pending = kept;
+        if removed > 0 {
+            // An upper bound: the held batches stay alive while a slice of them is kept, and
+            // the filtered windows are new.
+            self.pending_bytes += copied;
+            self.pending = kept;
+        }
         Ok(removed as u64)
     }
 
@@ -454,9 +457,12 @@ impl TableSink for ParquetSink {
         if lines.is_empty() {
             return Ok(vec![0; tables.len()]);
         }
-        // Every row held back, within the budget as at any time.
-        for t in &mut self.tables {
-            t.stage()?;
+        if self.prepared.is_some() {
+            return Err(after_prepare("drop rows"));
+        }
+        // The tables' rows all held back, within the budget as at any time.
+        for &t in tables {
+            self.tables[t].stage()?;
         }
         self.within_budget()?;
         // Each table's rows are dropped on their own worker.
@@ -486,6 +492,9 @@ impl TableSink for ParquetSink {
     }
 
     fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
+        if self.prepared.is_some() {
+            return Err(after_prepare("write"));
+        }
         let t = &mut self.tables[table];
         let width = t.schema.columns.len();
         let mut staged = false;
@@ -598,6 +607,16 @@ impl ParquetSink {
         // From here on the staged run is complete: whatever happens, it is not removed on drop.
         self.done = true;
         publish_staged(&self.root, &self.staging, &run)
+    }
+}
+
+/// A change asked of a sink whose parts are closed and whose rows were handed over
+/// ([`TableSink::held`]).
+fn after_prepare(what: &str) -> Error {
+    Error::Row {
+        table: String::new(),
+        column: String::new(),
+        message: format!("{what} after prepare"),
     }
 }
 
@@ -846,6 +865,7 @@ mod tests {
     use arrow_array::Array;
     use claimline_model::Column;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::sync::Arc;
 
     fn schema() -> TableSchema {
         TableSchema::new(
@@ -946,8 +966,15 @@ mod tests {
         )
     }
 
-    /// `rows` rows from lines 1..=rows of two files; `budget`: bytes held back unencoded.
-    /// Drops every seventh line of `a.ndjson`, commits; returns the rows removed and the parts.
+    /// Is line `i` one [`write_and_drop`] drops? Every seventh even line of the first half: the
+    /// windows of the second half lose nothing.
+    fn dropped(i: i64, rows: i64) -> bool {
+        i % 2 == 0 && i % 7 == 0 && i <= rows / 2
+    }
+
+    /// `rows` rows from lines 1..=rows of two files (even lines from `a.ndjson`); `budget`:
+    /// bytes held back unencoded. Drops the [`dropped`] lines, commits; returns the rows
+    /// removed and the parts.
     fn write_and_drop(dir: &Path, rows: i64, budget: usize) -> (u64, Vec<PathBuf>) {
         let root = dir.join("parquet");
         let mut s = ParquetSink::open(&root, "r1", &[lineage_schema()]).expect("open");
@@ -969,7 +996,7 @@ mod tests {
         let mut lines = SourceLines::new();
         lines.insert(
             "a.ndjson".into(),
-            (1..=rows).filter(|i| i % 2 == 0 && i % 7 == 0).collect(),
+            (1..=rows).filter(|&i| dropped(i, rows)).collect(),
         );
         let removed = s.drop_rows(&[0], &lines).expect("drop")[0];
         Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
@@ -1002,44 +1029,69 @@ mod tests {
     }
 
     #[test]
-    fn rows_dropped_before_encoding_give_the_part_a_rewrite_gives() {
+    fn rows_dropped_held_encoded_or_in_between_give_the_same_part() {
         let rows = 50_000;
-        let held = tempfile::tempdir().expect("tempdir");
-        let encoded = tempfile::tempdir().expect("tempdir");
-        let (removed, parts) = write_and_drop(held.path(), rows, PENDING_BYTES);
-        // A budget of nothing encodes every batch at once: the rows go by rewriting the part.
-        let (removed_late, parts_late) = write_and_drop(encoded.path(), rows, 0);
-        let expected: Vec<i64> = (1..=rows).filter(|i| !(i % 2 == 0 && i % 7 == 0)).collect();
-        assert_eq!(removed, (rows - expected.len() as i64) as u64);
-        assert_eq!(removed_late, removed);
-        assert_eq!(parts.len(), 1);
-        assert_eq!(lines_of(&parts), expected);
+        let expected: Vec<i64> = (1..=rows).filter(|&i| !dropped(i, rows)).collect();
         let bytes = |parts: &[PathBuf]| -> Vec<Vec<u8>> {
             parts
                 .iter()
                 .map(|p| std::fs::read(p).expect("part"))
                 .collect()
         };
-        assert!(
-            bytes(&parts) == bytes(&parts_late),
-            "the same bytes either way"
-        );
+        let held = tempfile::tempdir().expect("tempdir");
+        let (removed, parts) = write_and_drop(held.path(), rows, PENDING_BYTES);
+        assert_eq!(removed, (rows - expected.len() as i64) as u64);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(lines_of(&parts), expected);
+        // No budget: every batch encoded at once, the rows go by rewriting the part. About two
+        // batches' room: the first ones encoded before the drop, the last ones still held.
+        for budget in [0, 800_000] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (removed_late, parts_late) = write_and_drop(dir.path(), rows, budget);
+            assert_eq!(removed_late, removed, "budget {budget}");
+            assert!(
+                bytes(&parts) == bytes(&parts_late),
+                "the same part, byte for byte, with a budget of {budget}"
+            );
+        }
     }
 
     #[test]
-    fn rows_past_the_budget_are_encoded_and_still_dropped() {
-        let rows = 50_000;
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Room for a few batches: the first ones are encoded before the drop, the rest held.
-        let (removed, parts) = write_and_drop(dir.path(), rows, 200_000);
-        let expected: Vec<i64> = (1..=rows).filter(|i| !(i % 2 == 0 && i % 7 == 0)).collect();
-        assert_eq!(removed, (rows - expected.len() as i64) as u64);
-        assert_eq!(
-            parts.len(),
-            2,
-            "the encoded part rewritten, the held rows in a part of their own"
-        );
-        assert_eq!(lines_of(&parts), expected);
+    fn read_windows_cut_across_batches_as_a_reader_does() {
+        let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            "n",
+            arrow_schema::DataType::Int64,
+            false,
+        )]));
+        let batch = |from: i64, n: i64| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(arrow_array::Int64Array::from_iter_values(
+                    from..from + n,
+                ))],
+            )
+            .expect("batch")
+        };
+        // 700 + 700 + 2000 rows: windows of 1024 from the first row, the last one 328.
+        let windows = read_windows(
+            &schema,
+            &[batch(0, 700), batch(700, 700), batch(1400, 2000)],
+        )
+        .expect("windows");
+        let sizes: Vec<usize> = windows.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(sizes, [1024, 1024, 1024, 328]);
+        let values: Vec<i64> = windows
+            .iter()
+            .flat_map(|w| {
+                w.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .expect("int")
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(values, (0..3400).collect::<Vec<_>>());
     }
 
     #[test]
