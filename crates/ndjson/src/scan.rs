@@ -353,7 +353,7 @@ where
         map: &map,
         parsers: Mutex::new(Vec::new()),
         next_seq: AtomicU64::new(0),
-        items_hint: AtomicUsize::new(0),
+        items_hint: files.iter().map(|_| AtomicUsize::new(0)).collect(),
     };
     let (tx, rx) = channel::<(u64, Msg<T>)>();
     let mut collector = Collector::new(files, opts);
@@ -497,9 +497,10 @@ struct Workers<'a, I, F> {
     map: &'a F,
     parsers: Mutex<Vec<LineParser>>,
     next_seq: AtomicU64,
-    /// The most items a chunk has produced so far: the next chunk's results are allocated at
-    /// that size at once instead of growing to it (each growth copies, into fresh memory).
-    items_hint: AtomicUsize,
+    /// Per file, the most items a chunk of it has produced so far: the next chunk's results are
+    /// allocated at that size at once instead of growing to it (each growth copies, into fresh
+    /// memory). Per file, as files of short lines make many more items per chunk.
+    items_hint: Vec<AtomicUsize>,
 }
 
 impl<I, F> Workers<'_, I, F> {
@@ -859,7 +860,8 @@ where
         .unwrap_or_else(|| (workers.init)());
     let file = &workers.files[chunk.file_index];
     let bytes = chunk.bytes.as_slice();
-    let mut items = Vec::with_capacity(workers.items_hint.load(Ordering::Relaxed));
+    let hint = &workers.items_hint[chunk.file_index];
+    let mut items = Vec::with_capacity(hint.load(Ordering::Relaxed));
     let mut rejects = Vec::new();
     let mut stats = ChunkStats {
         bytes: bytes.len() as u64,
@@ -997,7 +999,7 @@ where
             });
         }
     }
-    workers.items_hint.fetch_max(items.len(), Ordering::Relaxed);
+    hint.fetch_max(items.len(), Ordering::Relaxed);
     workers
         .parsers
         .lock()
