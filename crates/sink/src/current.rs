@@ -42,7 +42,7 @@ pub const CURRENT_DIR: &str = "current";
 pub const VERSIONS_DIR: &str = ".claimline-current";
 
 const CLAIMS: &str = "_claimline_claims";
-/// Arrow bytes below which a bucket's column is written uncompressed.
+/// Bytes of values (not nulls) below which a bucket's column is written uncompressed.
 const SMALL_CHUNK: usize = 64 << 10;
 const STATE: &str = "_state.json";
 
@@ -119,7 +119,7 @@ pub fn refresh_current(
     // map of every group's head of a large history would be big).
     let mut events = Vec::new();
     for file in parquet_files(&root.join(CLAIMS))? {
-        events.extend(source_batches(&file, &run.run_id, CLAIMS, held)?.1);
+        events.extend(source_batches(root, &file, &run.run_id, CLAIMS, held)?.1);
     }
     let mut rebuild: BTreeSet<u64> = BTreeSet::new();
     if full {
@@ -197,12 +197,8 @@ pub fn refresh_current(
     // finish closer together. Then the swaps happen one table after the other, in order.
     use rayon::prelude::*;
     let size = |t: &String| {
-        std::fs::metadata(
-            root.join(t)
-                .join(format!("run={}", run.run_id))
-                .join("part-0.parquet"),
-        )
-        .map_or(0, |m| m.len())
+        std::fs::metadata(run_dir(root, t, &run.run_id).join("part-0.parquet"))
+            .map_or(0, |m| m.len())
     };
     let mut order: Vec<usize> = (0..tables.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(size(&tables[i])));
@@ -297,7 +293,7 @@ fn build_table(
     let mut by_bucket: BTreeMap<u64, Vec<RecordBatch>> = BTreeMap::new();
     let mut schema = None;
     for file in &sources {
-        let (file_schema, batches) = source_batches(file, run_id, table, held)?;
+        let (file_schema, batches) = source_batches(root, file, run_id, table, held)?;
         schema.get_or_insert(file_schema);
         for b in batches {
             let api = strings(&b, "_api_version", table)?;
@@ -482,18 +478,18 @@ fn run_dir(root: &Path, table: &str, run_id: &str) -> PathBuf {
     root.join(table).join(format!("run={run_id}"))
 }
 
-/// The schema and batches of `file`, a part of table `table`'s history: for the one part of
-/// run `run_id`'s partition, the rows the sink held ([`HeldRun`]), cut as a reader of the file
-/// cuts them (so what is written from them is the same, byte for byte); otherwise read.
+/// The schema and batches of `file`, a part of table `table`'s history under `root`: for the
+/// one part of run `run_id`'s partition, the rows the sink held ([`HeldRun`]), cut as a reader
+/// of the file cuts them (so what is written from them is the same, byte for byte); otherwise
+/// read.
 fn source_batches(
+    root: &Path,
     file: &Path,
     run_id: &str,
     table: &str,
     held: Option<&HeldRun>,
 ) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>), Error> {
-    let this_run = file.file_name().is_some_and(|n| n == "part-0.parquet")
-        && file.parent().and_then(Path::file_name)
-            == run_dir(Path::new(""), "", run_id).file_name();
+    let this_run = file == run_dir(root, table, run_id).join("part-0.parquet");
     if let Some(batches) = held.filter(|_| this_run).and_then(|h| h.tables.get(table)) {
         // The file's footer only: its schema is the file's, and the batches get the schema a
         // reader's batches have (the same fields, without the file's metadata).
@@ -771,6 +767,23 @@ mod tests {
             .filter(|i| (i % 9 == 0 && i % 5 != 0) || i % 45 == 0)
             .count();
         assert_eq!(rows, 3 * (3000 - gone));
+        // The held rows are what a refresh from memory reads, not the file: ten held rows of a
+        // part of thousands come back as ten.
+        let root = memory.path().join("parquet");
+        let part = run_dir(&root, "cclf1", "r1").join("part-0.parquet");
+        let (_, all) = read_file(&part).expect("part");
+        assert!(all.iter().map(RecordBatch::num_rows).sum::<usize>() > 1000);
+        let plain = Arc::new(Schema::new(all[0].schema().fields().clone()));
+        let ten =
+            RecordBatch::try_new(plain, all[0].slice(0, 10).columns().to_vec()).expect("batch");
+        let held = HeldRun {
+            run_id: "r1".into(),
+            tables: [("cclf1".to_owned(), vec![ten])].into(),
+        };
+        let (_, got) = source_batches(&root, &part, "r1", "cclf1", Some(&held)).expect("held");
+        assert_eq!(got.iter().map(RecordBatch::num_rows).sum::<usize>(), 10);
+        let (_, other) = source_batches(&root, &part, "r2", "cclf1", Some(&held)).expect("read");
+        assert!(other.iter().map(RecordBatch::num_rows).sum::<usize>() > 1000);
     }
 
     #[test]
