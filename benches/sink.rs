@@ -65,27 +65,27 @@ fn rows() -> Vec<Vec<Cell>> {
             let claim = 1_000_000_000_000u64 + (i / 3) as u64;
             let from = 18_000 + rng.random_range(0..2_555);
             vec![
-                Cell::Text(claim.to_string()),
+                Cell::text(claim.to_string()),
                 Cell::Int((i % 3) as i64 + 1),
-                Cell::Text(format!("9A00A{:02}AA{:02}", i % 97, i % 89)),
-                Cell::Text("71".into()),
+                Cell::text(format!("9A00A{:02}AA{:02}", i % 97, i % 89)),
+                Cell::text("71"),
                 Cell::Date(from),
                 Cell::Date(from + rng.random_range(0..3)),
-                Cell::Text("11".into()),
-                Cell::Text(HCPCS[rng.random_range(0..HCPCS.len())].into()),
+                Cell::text("11"),
+                Cell::text(HCPCS[rng.random_range(0..HCPCS.len())]),
                 Cell::Decimal(rng.random_range(0..250_000)),
                 Cell::Decimal(rng.random_range(0..300_000)),
-                Cell::Text(ICD10[rng.random_range(0..ICD10.len())].into()),
-                Cell::Text(format!(
+                Cell::text(ICD10[rng.random_range(0..ICD10.len())]),
+                Cell::text(format!(
                     "{}",
                     1_000_000_000 + rng.random_range(0..9_000_000)
                 )),
-                Cell::Text("0".into()),
-                Cell::Text(format!("carrier-{claim}")),
-                Cell::Text("ExplanationOfBenefit.000.ndjson".into()),
+                Cell::text("0"),
+                Cell::text(format!("carrier-{claim}")),
+                Cell::text("ExplanationOfBenefit.000.ndjson"),
                 Cell::Int(i as i64 / 3 + 1),
                 Cell::Timestamp(1_700_000_000_000_000 + rng.random_range(0..1_000_000_000_000)),
-                Cell::Text(claim.to_string()),
+                Cell::text(claim.to_string()),
             ]
         })
         .collect()

@@ -463,14 +463,14 @@ impl Field {
         };
         match ty {
             ColumnType::Text | ColumnType::Code => match self.picture {
-                Picture::Digits => digits(text).map(Cell::Text),
+                Picture::Digits => digits(text).map(Cell::text),
                 Picture::Date => parse_date(text.trim())
-                    .map(|_| Cell::Text(text.trim().to_owned()))
+                    .map(|_| Cell::text(text.trim()))
                     .ok_or(FieldError::BadDate),
                 Picture::Signed { scale, .. } => parse_decimal(text, u32::from(scale))
-                    .map(|m| Cell::Text(decimal_text(m, scale as i8)))
+                    .map(|m| Cell::text(decimal_text(m, scale as i8)))
                     .ok_or_else(bad_number),
-                Picture::Text => Ok(Cell::Text(text.trim_end_matches(' ').to_owned())),
+                Picture::Text => Ok(Cell::text(text.trim_end_matches(' '))),
             },
             ColumnType::Decimal { scale, .. } => {
                 let m = parse_decimal(text, u32::try_from(*scale).unwrap_or(0))
@@ -582,7 +582,7 @@ pub fn summary_record(file: &Layout, records: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(summary.record_len);
     for (field, value) in summary.fields.iter().zip(values) {
         field
-            .write(&Cell::Text(value), &ColumnType::Text, &mut out)
+            .write(&Cell::text(value), &ColumnType::Text, &mut out)
             .expect("summary values fit CCLF0");
     }
     out
@@ -648,23 +648,15 @@ mod tests {
     fn pictures_write_as_the_layout_says() {
         let t = ColumnType::Text;
         assert_eq!(
-            write(
-                field("cclf1", "CLM_BILL_FAC_TYPE_CD"),
-                Cell::Text("1".into()),
-                &t
-            ),
+            write(field("cclf1", "CLM_BILL_FAC_TYPE_CD"), Cell::text("1"), &t),
             Ok("1".into())
         );
         assert_eq!(
-            write(field("cclf2", "CLM_LINE_NUM"), Cell::Text("7".into()), &t),
+            write(field("cclf2", "CLM_LINE_NUM"), Cell::text("7"), &t),
             Ok("0000000007".into())
         );
         assert_eq!(
-            write(
-                field("cclf1", "PRNCPL_DGNS_CD"),
-                Cell::Text("E119".into()),
-                &t
-            ),
+            write(field("cclf1", "PRNCPL_DGNS_CD"), Cell::text("E119"), &t),
             Ok("E119   ".into())
         );
         let money = ColumnType::Decimal {
@@ -695,7 +687,7 @@ mod tests {
         assert!(matches!(
             write(
                 field("cclf4", "CLM_PROD_TYPE_CD"),
-                Cell::Text("principal".into()),
+                Cell::text("principal"),
                 &t
             ),
             Err(FieldError::TooLong {
@@ -705,15 +697,11 @@ mod tests {
             })
         ));
         assert!(matches!(
-            write(field("cclf2", "CLM_LINE_NUM"), Cell::Text("-1".into()), &t),
+            write(field("cclf2", "CLM_LINE_NUM"), Cell::text("-1"), &t),
             Err(FieldError::NotDigits { .. })
         ));
         assert!(matches!(
-            write(
-                field("cclf2", "CLM_LINE_NUM"),
-                Cell::Text("54025.5".into()),
-                &t
-            ),
+            write(field("cclf2", "CLM_LINE_NUM"), Cell::text("54025.5"), &t),
             Err(FieldError::NotDigits { .. })
         ));
         let money = ColumnType::Decimal {
@@ -746,14 +734,14 @@ mod tests {
     fn fields_read_back_to_the_tables_forms() {
         let t = ColumnType::Text;
         let f = field("cclf2", "CLM_LINE_NUM");
-        assert_eq!(f.read(b"0000000007", &t), Ok(Cell::Text("7".into())));
-        assert_eq!(f.read(b"0000000000", &t), Ok(Cell::Text("0".into())));
+        assert_eq!(f.read(b"0000000007", &t), Ok(Cell::text("7")));
+        assert_eq!(f.read(b"0000000000", &t), Ok(Cell::text("0")));
         assert!(f.read(b"00000000x7", &t).is_err());
         let code = field("cclf1", "CLM_TYPE_CD");
-        assert_eq!(code.read(b"10", &t), Ok(Cell::Text("10".into())));
+        assert_eq!(code.read(b"10", &t), Ok(Cell::text("10")));
         assert_eq!(
             field("cclf8", "BENE_AGE").read(b"082", &t),
-            Ok(Cell::Text("082".into()))
+            Ok(Cell::text("082"))
         );
         let money = ColumnType::Decimal {
             precision: 17,
@@ -781,7 +769,7 @@ mod tests {
         assert_eq!(dt.read(b"          ", &ColumnType::Date), Ok(Cell::Null));
         assert_eq!(
             field("cclf1", "PRNCPL_DGNS_CD").read(b"E119   ", &t),
-            Ok(Cell::Text("E119".into()))
+            Ok(Cell::text("E119"))
         );
     }
 

@@ -315,7 +315,8 @@ impl Cclf8Builder {
                     _ => as_of,
                 };
                 if let Some(age) = age(*dob, end) {
-                    cells[a] = Cell::Text(format!("{age:03}"));
+                    cells[a] =
+                        Cell::text(claimline_model::CompactString::from(format!("{age:03}")));
                 }
             }
             if let (Some(f), Some(Cell::Text(state))) = (
@@ -323,7 +324,7 @@ impl Cclf8Builder {
                 at("GEO_USPS_STATE_CD").map(|i| &cells[i]),
             ) && matches!(cells[f], Cell::Null)
             {
-                cells[f] = fips_state(state).map_or(Cell::Null, |s| Cell::Text(s.to_owned()));
+                cells[f] = fips_state(state).map_or(Cell::Null, Cell::text);
             }
             cells.extend(lineage);
             out.push(cells);

@@ -106,7 +106,7 @@ pub fn claim_event(r: &Resource<'_>, mode: VersionMode) -> Option<ClaimEvent> {
         .and_then(crate::parse_instant);
     Some(ClaimEvent {
         api_version: r.api_version,
-        claim_key,
+        claim_key: claim_key.into_string(),
         resource_id: r.id?.to_owned(),
         last_updated,
         action,

@@ -870,7 +870,7 @@ impl Plan {
                         _ => None,
                     };
                     match mbi {
-                        Some(mbi) => cells[m] = Cell::Text(mbi.to_owned()),
+                        Some(mbi) => cells[m] = Cell::text(mbi),
                         None => {
                             cells[m] = Cell::Null;
                             // A Patient without an MBI is not a claim left unresolved.
@@ -920,7 +920,7 @@ impl Plan {
         lineage: &[Cell],
     ) -> Option<BenePart> {
         let bene = match &cells[pv.bene_id] {
-            Cell::Text(s) => s.clone(),
+            Cell::Text(s) => s.to_string(),
             _ => return None,
         };
         let fields = pv.names.iter().cloned().zip(cells).collect();
@@ -946,7 +946,7 @@ impl Plan {
         issues: &mut Vec<RowIssue>,
         table: usize,
     ) -> Vec<Cell> {
-        let text = |s: Option<&str>| s.map_or(Cell::Null, |s| Cell::Text(s.to_owned()));
+        let text = |s: Option<&str>| s.map_or(Cell::Null, Cell::text);
         let last_updated = match r.root.get("meta").and_then(|m| m.get("lastUpdated")) {
             None => Cell::Null,
             Some(c) => match c.as_str().and_then(parse_instant) {
@@ -965,11 +965,11 @@ impl Plan {
         // The order of `lineage(false)`; `_line` at LINEAGE_LINE.
         vec![
             text(r.id),
-            Cell::Text(r.file.path.display().to_string()),
+            Cell::text(r.file.path.display().to_string()),
             Cell::Int(r.line as i64),
             text(r.api_version.map(ApiVersion::as_str)),
             last_updated,
-            Cell::Text(run_id.to_owned()),
+            Cell::text(run_id),
         ]
     }
 }
@@ -1036,8 +1036,8 @@ pub(crate) fn claim_columns(r: &Resource<'_>) -> [Cell; 2] {
     };
     let status = r.root.get("status").and_then(|s| s.as_str());
     [
-        key.map_or(Cell::Null, Cell::Text),
-        status.map_or(Cell::Null, |s| Cell::Text(s.to_owned())),
+        key.map_or(Cell::Null, Cell::text),
+        status.map_or(Cell::Null, Cell::text),
     ]
 }
 
@@ -1046,8 +1046,8 @@ fn convert(cell: claimline_view::Cell, ty: &ColumnType) -> Result<Cell, String> 
     use claimline_view::Cell as V;
     Ok(match (cell, ty) {
         (V::Null, _) => Cell::Null,
-        (V::List(items), ColumnType::Json) => Cell::Text(V::List(items).to_string()),
-        (other, ColumnType::Json) => Cell::Text(V::List(vec![other]).to_string()),
+        (V::List(items), ColumnType::Json) => Cell::text(V::List(items).to_string()),
+        (other, ColumnType::Json) => Cell::text(V::List(vec![other]).to_string()),
         (V::Boolean(b), ColumnType::Boolean) => Cell::Bool(b),
         (V::Integer(i), ColumnType::Integer) => Cell::Int(i),
         (V::Decimal(d), ColumnType::Decimal { precision, scale }) => {
@@ -1077,7 +1077,7 @@ fn convert(cell: claimline_view::Cell, ty: &ColumnType) -> Result<Cell, String> 
             ColumnType::Text | ColumnType::Code,
         ) => match v {
             V::String(s) => Cell::Text(s),
-            other => Cell::Text(other.to_string()),
+            other => Cell::text(other.to_string()),
         },
         (other, ty) => return Err(format!("a {} value in a {ty:?} column", kind(&other))),
     })
@@ -1190,7 +1190,7 @@ mod tests {
                     .rows
                     .iter()
                     .map(|row| match &row.cells[0] {
-                        Cell::Text(t) => t.clone(),
+                        Cell::Text(t) => t.to_string(),
                         _ => "NULL".to_owned(),
                     })
                     .collect();
@@ -1274,7 +1274,7 @@ mod tests {
         assert_eq!(rows.len(), 1);
         let get =
             |name: &str| rows[0][cols.iter().position(|c| *c == name).expect("column")].clone();
-        let text = |s: &str| Cell::Text(s.to_owned());
+        let text = |s: &str| Cell::text(s);
         assert_eq!(get("BENE_MBI_ID"), text("OPEN"));
         assert_eq!(get("BENE_SEX_CD"), text("2"));
         // One day before the 76th birthday.

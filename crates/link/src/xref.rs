@@ -152,26 +152,26 @@ pub fn claims_row(
     run_id: &str,
 ) -> Vec<Cell> {
     vec![
-        api_version.map_or(Cell::Null, |v| Cell::Text(v.to_owned())),
-        Cell::Text(claim_key.to_owned()),
-        Cell::Text(resource_id.to_owned()),
+        api_version.map_or(Cell::Null, Cell::text),
+        Cell::text(claim_key),
+        Cell::text(resource_id),
         last_updated.map_or(Cell::Null, Cell::Timestamp),
-        Cell::Text(action.as_str().to_owned()),
-        Cell::Text(run_id.to_owned()),
+        Cell::text(action.as_str()),
+        Cell::text(run_id),
     ]
 }
 
 /// Rows of `bene_xref` and `cclf9` for one Patient with the given lineage cells (see
 /// [`Plan::evaluate`](crate::Plan::evaluate)).
 pub(crate) fn xref_rows(records: &[MbiRecord], bene: &str, lineage: &[Cell]) -> XrefRows {
-    let text = |s: &Option<String>| s.clone().map_or(Cell::Null, Cell::Text);
+    let text = |s: &Option<String>| s.clone().map_or(Cell::Null, Cell::text);
     let mut xref = Vec::new();
     let mut cclf9 = Vec::new();
     let current = records.iter().find(|m| m.current).map(|m| m.mbi.clone());
     for m in records {
         let mut row = vec![
-            Cell::Text(bene.to_owned()),
-            Cell::Text(m.mbi.clone()),
+            Cell::text(bene),
+            Cell::text(m.mbi.clone()),
             text(&m.start),
             text(&m.end),
             Cell::Bool(m.current),
@@ -180,9 +180,9 @@ pub(crate) fn xref_rows(records: &[MbiRecord], bene: &str, lineage: &[Cell]) -> 
         xref.push(row);
         if let (false, Some(cur)) = (m.current, &current) {
             let mut row = vec![
-                Cell::Text("M".into()),
-                Cell::Text(cur.clone()),
-                Cell::Text(m.mbi.clone()),
+                Cell::text("M"),
+                Cell::text(cur.clone()),
+                Cell::text(m.mbi.clone()),
                 text(&m.start),
                 text(&m.end),
                 Cell::Null,

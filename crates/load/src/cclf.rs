@@ -118,13 +118,11 @@ fn sqlite_cell(v: rusqlite::types::ValueRef<'_>, ty: &ColumnType) -> Result<Cell
             }
             Cell::Decimal(units.round() as i128)
         }
-        (ValueRef::Real(x), _) => Cell::Text(x.to_string()),
+        (ValueRef::Real(x), _) => Cell::text(x.to_string()),
         (ValueRef::Integer(i), _) => Cell::Int(i),
-        (ValueRef::Text(t), _) | (ValueRef::Blob(t), _) => Cell::Text(
-            std::str::from_utf8(t)
-                .map_err(|_| "not UTF-8 text".to_owned())?
-                .to_owned(),
-        ),
+        (ValueRef::Text(t), _) | (ValueRef::Blob(t), _) => {
+            Cell::text(std::str::from_utf8(t).map_err(|_| "not UTF-8 text".to_owned())?)
+        }
     })
 }
 
@@ -180,7 +178,7 @@ const LINEAGE: [&str; 4] = ["_resource_id", "_source_file", "_line", "_run_id"];
 
 fn text_of(c: &Cell) -> Option<String> {
     match c {
-        Cell::Text(t) => Some(t.clone()),
+        Cell::Text(t) => Some(t.to_string()),
         _ => None,
     }
 }
@@ -804,7 +802,7 @@ fn parse_chunk(
             continue;
         }
         let key_text = match &cells[key] {
-            Cell::Text(t) => Cell::Text(t.clone()),
+            Cell::Text(t) => Cell::text(t.clone()),
             _ => Cell::Null,
         };
         // Each field feeds one column: its cell moves into the row.
@@ -813,10 +811,10 @@ fn parse_chunk(
             .map(|s| match s {
                 Slot::Field(i) => std::mem::replace(&mut cells[*i], Cell::Null),
                 Slot::ResourceId | Slot::ClaimKey => key_text.clone(),
-                Slot::SourceFile => Cell::Text(file.to_owned()),
+                Slot::SourceFile => Cell::text(file.to_owned()),
                 Slot::Line => Cell::Int(this as i64),
-                Slot::ApiVersion => Cell::Text(CCLF_VERSION.to_owned()),
-                Slot::RunId => Cell::Text(run_id.to_owned()),
+                Slot::ApiVersion => Cell::text(CCLF_VERSION.to_owned()),
+                Slot::RunId => Cell::text(run_id.to_owned()),
                 Slot::Null => Cell::Null,
             })
             .collect();
@@ -960,7 +958,7 @@ fn load_cclf_locked(
                 {
                     for row in &p.rows {
                         if let Cell::Text(id) = &row[k] {
-                            claim_keys.insert(id.clone());
+                            claim_keys.insert(id.to_string());
                         }
                     }
                 }

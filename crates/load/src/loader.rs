@@ -598,8 +598,8 @@ impl Loader {
                         history.removed += 1;
                         removals.push(vec![
                             g.api_version
-                                .map_or(Cell::Null, |v| Cell::Text(v.as_str().to_owned())),
-                            Cell::Text(g.key.to_owned()),
+                                .map_or(Cell::Null, |v| Cell::text(v.as_str().to_owned())),
+                            Cell::text(g.key.to_owned()),
                         ]);
                         stale.insert((g.api_version, g.key.to_owned()));
                     }
@@ -702,10 +702,10 @@ impl Loader {
                 .iter()
                 .map(|((version, ty, month), (n, lines, cents))| {
                     vec![
-                        Cell::Text(run_id.clone()),
-                        version.clone().map_or(Cell::Null, Cell::Text),
-                        Cell::Text(ty.clone()),
-                        Cell::Text(month.clone()),
+                        Cell::text(run_id.clone()),
+                        version.clone().map_or(Cell::Null, Cell::text),
+                        Cell::text(ty.clone()),
+                        Cell::text(month.clone()),
                         Cell::Int(*n as i64),
                         Cell::Int(*lines as i64),
                         Cell::Decimal(*cents),
@@ -1046,7 +1046,7 @@ fn parquet_bene_index(root: &Path, index: &mut BeneIndex) -> Result<(), LoadErro
     let mut latest: std::collections::HashMap<(Option<String>, String), (String, Option<String>)> =
         std::collections::HashMap::new();
     let text = |c: &Cell| match c {
-        Cell::Text(t) => Some(t.clone()),
+        Cell::Text(t) => Some(t.to_string()),
         _ => None,
     };
     for row in &rows {
@@ -1054,7 +1054,7 @@ fn parquet_bene_index(root: &Path, index: &mut BeneIndex) -> Result<(), LoadErro
             continue;
         };
         let mbi = match (&row[2], &row[3]) {
-            (Cell::Text(m), Cell::Bool(true)) => Some(m.clone()),
+            (Cell::Text(m), Cell::Bool(true)) => Some(m.to_string()),
             _ => None,
         };
         let entry = latest

@@ -97,7 +97,7 @@ impl TableSink for MemorySink {
 fn as_sqlite(cell: &Cell, ty: &ColumnType) -> String {
     match (cell, ty) {
         (Cell::Null, _) => "NULL".into(),
-        (Cell::Text(s), _) => s.clone(),
+        (Cell::Text(s), _) => s.to_string(),
         (Cell::Int(n), _) => n.to_string(),
         (Cell::Bool(b), _) => i64::from(*b).to_string(),
         (Cell::Decimal(m), ColumnType::Decimal { scale, .. }) => decimal_text(*m, *scale)

@@ -1,5 +1,7 @@
 //! Table schemas and the typed cells rows are made of.
 
+use compact_str::CompactString;
+
 /// A column's type, which fixes its Arrow/Parquet and SQLite representation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum ColumnType {
@@ -121,12 +123,21 @@ pub enum Cell {
     Int(i64),
     /// A decimal as its value times `10^scale` of the column.
     Decimal(i128),
-    /// Text (also codes and JSON).
-    Text(String),
+    /// Text (also codes and JSON). Text of up to 24 bytes is held inline, without an
+    /// allocation: most cells of a claim table (codes, ids, NPIs) are that short, and a load
+    /// makes millions of them.
+    Text(CompactString),
     /// Days since 1970-01-01.
     Date(i32),
     /// Microseconds since 1970-01-01T00:00:00Z.
     Timestamp(i64),
+}
+
+impl Cell {
+    /// A [`Cell::Text`] of `s`.
+    pub fn text(s: impl Into<CompactString>) -> Cell {
+        Cell::Text(s.into())
+    }
 }
 
 /// A decimal mantissa at `scale` as exact text (`123450`, scale 2 → `1234.50`).

@@ -250,7 +250,7 @@ pub fn batch_cells(batch: &RecordBatch, names: &[&str]) -> Result<Vec<Vec<Cell>>
         let any = col.as_any();
         let cell_at: Box<dyn Fn(usize) -> Cell> = if let Some(a) = any.downcast_ref::<StringArray>()
         {
-            Box::new(move |i| Cell::Text(a.value(i).to_owned()))
+            Box::new(move |i| Cell::text(a.value(i)))
         } else if let Some(a) = any.downcast_ref::<Int64Array>() {
             Box::new(move |i| Cell::Int(a.value(i)))
         } else if let Some(a) = any.downcast_ref::<BooleanArray>() {

@@ -686,7 +686,7 @@ mod tests {
         let root = out.join("parquet");
         let mut sink = ParquetSink::open(&root, "r1", &[claims, cclf1]).expect("open");
         sink.pending_budget = budget;
-        let text = |s: String| Cell::Text(s);
+        let text = |s: String| Cell::text(s);
         let (mut events, mut rows) = (Vec::new(), Vec::new());
         for i in 0..3000 {
             let versions = if i % 5 == 0 { 2 } else { 1 };

@@ -26,7 +26,7 @@
 //!     Column::new("birth_date", ColumnType::Date),
 //! ]);
 //! let mut sink = SqliteSink::open(&dir.path().join("claimline.sqlite"), &[schema])?;
-//! sink.write(0, vec![vec![Cell::Text("p1".into()), Cell::Date(-3_000)]])?;
+//! sink.write(0, vec![vec![Cell::text("p1"), Cell::Date(-3_000)]])?;
 //! Box::new(sink).commit(&RunRecord::new("run-1"))?;
 //! let db = rusqlite::Connection::open(dir.path().join("claimline.sqlite"))?;
 //! let date: String = db.query_row("SELECT birth_date FROM patient", [], |r| r.get(0))?;
@@ -81,8 +81,8 @@ pub type SourceLines = std::collections::HashMap<String, std::collections::HashS
 ///     ],
 /// );
 /// let mut rows = vec![
-///     vec![Cell::Text("a.ndjson".into()), Cell::Int(1)],
-///     vec![Cell::Text("a.ndjson".into()), Cell::Int(2)],
+///     vec![Cell::text("a.ndjson"), Cell::Int(1)],
+///     vec![Cell::text("a.ndjson"), Cell::Int(2)],
 /// ];
 /// let lines = SourceLines::from([("a.ndjson".to_owned(), [2].into())]);
 /// assert_eq!(drop_listed_rows(&schema, &mut rows, &lines), 1);
@@ -101,9 +101,9 @@ pub fn drop_listed_rows(
     };
     let before = rows.len();
     rows.retain(|row| match (&row[f], &row[l]) {
-        (Cell::Text(file), Cell::Int(line)) => {
-            !lines.get(file).is_some_and(|set| set.contains(line))
-        }
+        (Cell::Text(file), Cell::Int(line)) => !lines
+            .get(file.as_str())
+            .is_some_and(|set| set.contains(line)),
         _ => true,
     });
     (before - rows.len()) as u64

@@ -894,7 +894,7 @@ mod tests {
         let rows: Vec<Vec<Cell>> = (0..20_000)
             .map(|i| {
                 vec![
-                    Cell::Text(format!("{i:013}")),
+                    Cell::text(format!("{i:013}")),
                     if i % 7 == 0 {
                         Cell::Null
                     } else {
@@ -983,9 +983,9 @@ mod tests {
         let all: Vec<Vec<Cell>> = (1..=rows)
             .map(|i| {
                 vec![
-                    Cell::Text(format!("{:013}", i / 3)),
+                    Cell::text(format!("{:013}", i / 3)),
                     Cell::Int(i % 3),
-                    Cell::Text(file(i).into()),
+                    Cell::text(file(i)),
                     Cell::Int(i),
                 ]
             })
@@ -1100,7 +1100,7 @@ mod tests {
         let root = dir.path().join("parquet");
         let mut s = ParquetSink::open(&root, "r1", &[schema()]).expect("open");
         let row = vec![
-            Cell::Text("1".into()),
+            Cell::text("1"),
             Cell::Decimal(10i128.pow(14)),
             Cell::Null,
             Cell::Null,

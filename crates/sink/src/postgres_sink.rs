@@ -790,7 +790,7 @@ impl PostgresSink {
 fn key_text(cell: &Cell) -> Option<String> {
     match cell {
         Cell::Null => None,
-        Cell::Text(s) => Some(s.clone()),
+        Cell::Text(s) => Some(s.to_string()),
         Cell::Int(n) => Some(n.to_string()),
         Cell::Bool(b) => Some(b.to_string()),
         Cell::Date(d) => Some(claimline_model::format_date(*d)),

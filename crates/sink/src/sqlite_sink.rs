@@ -135,7 +135,7 @@ impl SqliteSink {
                 key.into_iter()
                     .map(|c| match c {
                         Cell::Null => Value::Null,
-                        Cell::Text(s) => Value::Text(s),
+                        Cell::Text(s) => Value::Text(s.into_string()),
                         Cell::Int(n) => Value::Integer(n),
                         Cell::Bool(b) => Value::Integer(i64::from(b)),
                         Cell::Date(d) => Value::Text(format_date(d)),
@@ -643,7 +643,7 @@ mod tests {
     }
 
     fn t(s: &str) -> Cell {
-        Cell::Text(s.into())
+        Cell::text(s)
     }
 
     fn count(db: &Path, sql: &str) -> i64 {

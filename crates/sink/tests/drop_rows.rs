@@ -21,8 +21,8 @@ fn rows(run: &str) -> Vec<Vec<Cell>> {
     (1..=20)
         .map(|line| {
             vec![
-                Cell::Text(format!("{run}-{line}")),
-                Cell::Text(if line % 2 == 0 { "a" } else { "b" }.to_owned()),
+                Cell::text(format!("{run}-{line}")),
+                Cell::text(if line % 2 == 0 { "a" } else { "b" }),
                 Cell::Int(line),
             ]
         })
@@ -33,7 +33,7 @@ fn xs(mut got: Vec<Vec<Cell>>) -> Vec<String> {
     got.sort_by_key(|r| format!("{r:?}"));
     got.into_iter()
         .map(|r| match &r[0] {
-            Cell::Text(s) => s.clone(),
+            Cell::Text(s) => s.to_string(),
             other => format!("{other:?}"),
         })
         .collect()
@@ -76,8 +76,8 @@ fn dropped_rows_are_in_neither_sink() {
     let in_sqlite: Vec<Vec<Cell>> = stmt
         .query_map([], |r| {
             Ok(vec![
-                Cell::Text(r.get(0)?),
-                Cell::Text(r.get(1)?),
+                Cell::text(r.get::<_, String>(0)?),
+                Cell::text(r.get::<_, String>(1)?),
                 Cell::Int(r.get(2)?),
             ])
         })
@@ -90,7 +90,7 @@ fn dropped_rows_are_in_neither_sink() {
     want.extend(
         rows("r2")
             .into_iter()
-            .filter(|r| !matches!(r[2], Cell::Int(2 | 4)) || r[1] != Cell::Text("a".into())),
+            .filter(|r| !matches!(r[2], Cell::Int(2 | 4)) || r[1] != Cell::text("a")),
     );
     assert_eq!(want.len(), 38);
     assert_eq!(xs(in_sqlite), xs(want.clone()));

@@ -43,8 +43,8 @@ fn nullable<T: std::fmt::Debug + Clone + 'static>(
 
 fn row() -> impl Strategy<Value = Vec<Cell>> {
     (
-        nullable("[ -~é漢]{0,12}", Cell::Text),
-        nullable("[0-9A-Z]{0,5}", Cell::Text),
+        nullable("[ -~é漢]{0,40}", Cell::text),
+        nullable("[0-9A-Z]{0,5}", Cell::text),
         nullable(any::<i64>(), Cell::Int),
         nullable(any::<bool>(), Cell::Bool),
         nullable(-99_999_999_999i128..99_999_999_999i128, Cell::Decimal),

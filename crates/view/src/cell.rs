@@ -1,5 +1,6 @@
 //! Typed output: the cells of a row, the column schema, and how FHIRPath values become cells.
 
+use compact_str::{CompactString, ToCompactString};
 use std::fmt;
 
 use crate::decimal::Decimal;
@@ -130,8 +131,8 @@ pub enum Cell {
     Integer(i64),
     /// An exact decimal at the column's scale.
     Decimal(Decimal),
-    /// Text.
-    String(String),
+    /// Text (up to 24 bytes held inline, without an allocation).
+    String(CompactString),
     /// Days since 1970-01-01.
     Date(i32),
     /// Microseconds since 1970-01-01T00:00:00Z.
@@ -152,7 +153,7 @@ impl Cell {
             Cell::Boolean(b) => Value::Bool(*b),
             Cell::Integer(i) => Value::from(*i),
             Cell::Decimal(d) => serde_json::from_str(&d.to_string()).unwrap_or(Value::Null),
-            Cell::String(s) => Value::String(s.clone()),
+            Cell::String(s) => Value::String(s.to_string()),
             Cell::Date(_) | Cell::DateTime(_) | Cell::Time(_) => Value::String(self.to_string()),
             Cell::List(items) => Value::Array(items.iter().map(Cell::to_json).collect()),
         }
@@ -238,10 +239,10 @@ pub(crate) fn to_cell<'a, N: Node<'a>>(item: &Item<'a, N>, ty: ColumnType) -> Re
     };
     match ty {
         ColumnType::String => Ok(Cell::String(match p {
-            Prim::Bool(b) => b.to_string(),
-            Prim::Int(i) => i.to_string(),
-            Prim::Dec(d) => d.to_string(),
-            Prim::Str(s) | Prim::Date(s) | Prim::DateTime(s) | Prim::Time(s) => s.to_owned(),
+            Prim::Bool(b) => b.to_compact_string(),
+            Prim::Int(i) => i.to_compact_string(),
+            Prim::Dec(d) => d.to_compact_string(),
+            Prim::Str(s) | Prim::Date(s) | Prim::DateTime(s) | Prim::Time(s) => s.into(),
         })),
         ColumnType::Boolean => match p {
             Prim::Bool(b) => Ok(Cell::Boolean(b)),
