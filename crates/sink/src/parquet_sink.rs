@@ -460,13 +460,16 @@ impl TableSink for ParquetSink {
         if self.prepared.is_some() {
             return Err(after_prepare("drop rows"));
         }
-        // The tables' rows all held back, within the budget as at any time.
-        for &t in tables {
-            self.tables[t].stage()?;
-        }
+        // The tables' rows all held back (each table's last rows made a batch on a worker of
+        // its own), within the budget as at any time.
+        use rayon::prelude::*;
+        self.tables
+            .par_iter_mut()
+            .enumerate()
+            .filter(|(t, _)| tables.contains(t))
+            .try_for_each(|(_, w)| w.stage())?;
         self.within_budget()?;
         // Each table's rows are dropped on their own worker.
-        use rayon::prelude::*;
         let removed: Vec<(usize, u64)> = self
             .tables
             .par_iter_mut()
