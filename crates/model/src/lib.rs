@@ -34,7 +34,8 @@ pub use date::{civil_from_days, days_from_civil, format_date, format_timestamp, 
 pub use export_state::{ExportState, FileRecord, export_state_path, resources_per_type};
 pub use hash::Fnv1a64;
 pub use private::{
-    append_private, create_private, create_private_dir, make_private, sync_dir, write_atomic,
+    append_private, create_private, create_private_dir, make_private, sync_dir, sync_files,
+    write_atomic,
 };
 pub use run::RunRecord;
 pub use table::{Cell, Column, ColumnType, TableSchema, decimal_text};

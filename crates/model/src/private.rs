@@ -93,6 +93,40 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Syncs `files` to disk, several at once: each `fsync` mostly waits for the disk, and a file
+/// system such as ext4 commits concurrent ones together, so a folder of many small files is
+/// durable in a fraction of the time one after the other takes.
+///
+/// # Errors
+/// The path and error of a file that could not be synced (the others are still tried).
+pub fn sync_files(
+    files: &[(std::path::PathBuf, File)],
+) -> Result<(), (std::path::PathBuf, std::io::Error)> {
+    const AT_ONCE: usize = 8;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(None);
+    let work = || {
+        while let Some((path, file)) =
+            files.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        {
+            if let Err(e) = file.sync_all() {
+                let mut f = failed.lock().unwrap_or_else(|p| p.into_inner());
+                f.get_or_insert((path.clone(), e));
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..files.len().min(AT_ONCE) {
+            s.spawn(work);
+        }
+        work();
+    });
+    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(f) => Err(f),
+        None => Ok(()),
+    }
+}
+
 /// Replaces `path` with `bytes` atomically: an owner-only temporary file beside it
 /// (`.<name>.tmp`), synced, renamed over it, the folder synced ([`sync_dir`]). On failure (a
 /// full disk) the previous file is left as it was and the temporary file is removed.
@@ -123,6 +157,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn files_sync_together_and_a_failure_names_its_file() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut files = Vec::new();
+        for i in 0..20 {
+            let path = dir.path().join(format!("f{i}"));
+            let mut f = create_private(&path).expect("create");
+            f.write_all(b"x").expect("write");
+            files.push((path, f));
+        }
+        assert!(sync_files(&files).is_ok());
+        assert!(sync_files(&[]).is_ok());
+        // A pipe cannot be synced (EINVAL): the error comes back with its name, among files
+        // that sync.
+        let (_reader, writer) = std::io::pipe().expect("pipe");
+        let pipe = File::from(std::os::fd::OwnedFd::from(writer));
+        files.insert(7, (dir.path().join("the-pipe"), pipe));
+        let (path, e) = sync_files(&files).expect_err("a pipe does not sync");
+        assert_eq!(path, dir.path().join("the-pipe"));
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    }
 
     #[cfg(unix)]
     #[test]

@@ -221,6 +221,13 @@ pub fn refresh_current(
         })
         .collect::<Result<_, Error>>()?;
     built.sort_by_key(|(i, _)| *i);
+    // Every new file is on disk before any table is swapped in, synced several at once.
+    let written: Vec<(PathBuf, std::fs::File)> = built
+        .iter_mut()
+        .flat_map(|(_, b)| std::mem::take(&mut b.written))
+        .collect();
+    claimline_model::sync_files(&written).map_err(|(path, e)| Error::Io { path, source: e })?;
+    drop(written);
     for (table, (_, b)) in tables.iter().zip(built) {
         report.rows.insert(table.clone(), b.rows);
         swap_table(&dir, table, b)?;
@@ -244,6 +251,8 @@ pub fn refresh_current(
 /// One table's new current dataset, written and synced, not yet swapped in.
 struct Built {
     rows: u64,
+    /// The files written, not yet synced (see [`claimline_model::sync_files`]).
+    written: Vec<(PathBuf, std::fs::File)>,
     /// Its folder's name under the versions folder.
     new_name: String,
     new: PathBuf,
@@ -326,6 +335,7 @@ fn build_table(
         }
     }
     let mut rows = 0u64;
+    let mut written = Vec::new();
     for bk in 0..BUCKETS {
         let folder = new.join(format!("bucket={bk:02}"));
         let target = folder.join("part-0.parquet");
@@ -333,7 +343,9 @@ fn build_table(
             let batches = by_bucket.remove(&bk).unwrap_or_default();
             if let Some(first) = batches.first() {
                 claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
-                rows += write_file(&target, first.schema(), &batches)?;
+                let (n, file) = write_file(&target, first.schema(), &batches)?;
+                rows += n;
+                written.push((target, file));
             }
         } else if let Some(old_file) = old
             .as_ref()
@@ -356,11 +368,14 @@ fn build_table(
     if let (false, Some(schema)) = (has_bucket, schema) {
         let folder = new.join("bucket=00");
         claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
-        write_file(&folder.join("part-0.parquet"), schema, &[])?;
+        let target = folder.join("part-0.parquet");
+        let (_, file) = write_file(&target, schema, &[])?;
+        written.push((target, file));
     }
     claimline_model::sync_dir(&new).map_err(Error::io(&new))?;
     Ok(Built {
         rows,
+        written,
         new_name,
         new,
         old,
@@ -532,11 +547,13 @@ fn parquet_rows(file: &Path) -> Result<u64, Error> {
     Ok(b.metadata().file_metadata().num_rows() as u64)
 }
 
+/// Writes one bucket file; returns its rows and the file, not synced yet (the caller syncs
+/// every file of a refresh at once).
 fn write_file(
     path: &Path,
     schema: arrow_schema::SchemaRef,
     batches: &[RecordBatch],
-) -> Result<u64, Error> {
+) -> Result<(u64, File), Error> {
     let file = claimline_model::create_private(path).map_err(Error::io(path))?;
     let mut props =
         WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
@@ -575,8 +592,7 @@ fn write_file(
         rows += b.num_rows() as u64;
     }
     let f = w.into_inner().map_err(Error::parquet(path))?;
-    f.sync_all().map_err(Error::io(path))?;
-    Ok(rows)
+    Ok((rows, f))
 }
 
 fn column<'a>(b: &'a RecordBatch, name: &str, table: &str) -> Result<&'a Arc<dyn Array>, Error> {
@@ -800,7 +816,9 @@ mod tests {
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(big), Arc::new(small)])
             .expect("batch");
         assert_eq!(
-            write_file(&path, schema, std::slice::from_ref(&batch)).expect("write"),
+            write_file(&path, schema, std::slice::from_ref(&batch))
+                .expect("write")
+                .0,
             20_000
         );
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("file"))
