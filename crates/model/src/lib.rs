@@ -28,7 +28,8 @@ mod table;
 mod units;
 
 pub use api::ApiVersion;
-/// The text of a [`Cell::Text`]: a string that keeps up to 24 bytes inline.
+/// The text of a [`Cell::Text`]: a string that keeps up to 24 bytes inline (on 64-bit
+/// targets; 12 on 32-bit ones).
 pub use compact_str::CompactString;
 pub use date::{civil_from_days, days_from_civil, format_date, format_timestamp, parse_date};
 pub use export_state::{ExportState, FileRecord, export_state_path, resources_per_type};

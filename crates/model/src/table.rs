@@ -123,9 +123,9 @@ pub enum Cell {
     Int(i64),
     /// A decimal as its value times `10^scale` of the column.
     Decimal(i128),
-    /// Text (also codes and JSON). Text of up to 24 bytes is held inline, without an
-    /// allocation: most cells of a claim table (codes, ids, NPIs) are that short, and a load
-    /// makes millions of them.
+    /// Text (also codes and JSON). Text of up to 24 bytes (on 64-bit targets) is held inline,
+    /// without an allocation: most cells of a claim table (codes, ids, NPIs) are that short,
+    /// and a load makes millions of them.
     Text(CompactString),
     /// Days since 1970-01-01.
     Date(i32),
