@@ -117,7 +117,11 @@ pub fn sync_files(
     };
     std::thread::scope(|s| {
         for _ in 1..files.len().min(AT_ONCE) {
-            s.spawn(work);
+            // A thread that cannot be started leaves its share to the others (this one
+            // always works), so a system short of threads syncs slower, never panics.
+            if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
+                break;
+            }
         }
         work();
     });

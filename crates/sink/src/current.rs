@@ -248,7 +248,7 @@ pub fn refresh_current(
     Ok(report)
 }
 
-/// One table's new current dataset, written and synced, not yet swapped in.
+/// One table's new current dataset, written (not yet synced) and not yet swapped in.
 struct Built {
     rows: u64,
     /// The files written, not yet synced (see [`claimline_model::sync_files`]).
@@ -353,9 +353,13 @@ fn build_table(
             .filter(|f| f.is_file())
         {
             claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
-            std::fs::hard_link(&old_file, &target)
-                .or_else(|_| std::fs::copy(&old_file, &target).map(|_| ()))
-                .map_err(Error::io(&target))?;
+            // A hard link shares the old file's synced data; a copy (where the file system
+            // cannot link) is new data and is synced with the files written.
+            if std::fs::hard_link(&old_file, &target).is_err() {
+                std::fs::copy(&old_file, &target).map_err(Error::io(&target))?;
+                let file = std::fs::File::open(&target).map_err(Error::io(&target))?;
+                written.push((target.clone(), file));
+            }
             rows += parquet_rows(&target)?;
         }
     }
