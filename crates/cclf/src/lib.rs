@@ -432,6 +432,24 @@ impl Field {
         Ok(())
     }
 
+    /// A `9(n)` field's digits: without its leading zeros, but for the codes of
+    /// [`FIXED_WIDTH_CODES`], which keep them.
+    fn digits<'t>(&self, t: &'t str) -> Result<&'t str, FieldError> {
+        let t = t.trim();
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FieldError::NotDigits {
+                width: self.len,
+                picture: self.picture_text.clone(),
+            });
+        }
+        Ok(if FIXED_WIDTH_CODES.contains(&self.name.as_str()) {
+            t
+        } else {
+            let s = t.trim_start_matches('0');
+            if s.is_empty() { "0" } else { s }
+        })
+    }
+
     /// The cell a field's bytes (`raw`, exactly the field) hold, for a column of type `ty`: all
     /// spaces is NULL; text loses its trailing spaces; a `9(n)` number its leading zeros (not the
     /// codes of [`FIXED_WIDTH_CODES`]).
@@ -446,24 +464,9 @@ impl Field {
         let bad_number = || FieldError::BadNumber {
             picture: self.picture_text.clone(),
         };
-        let digits = |t: &str| -> Result<String, FieldError> {
-            let t = t.trim();
-            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(FieldError::NotDigits {
-                    width: self.len,
-                    picture: self.picture_text.clone(),
-                });
-            }
-            Ok(if FIXED_WIDTH_CODES.contains(&self.name.as_str()) {
-                t.to_owned()
-            } else {
-                let s = t.trim_start_matches('0');
-                if s.is_empty() { "0" } else { s }.to_owned()
-            })
-        };
         match ty {
             ColumnType::Text | ColumnType::Code => match self.picture {
-                Picture::Digits => digits(text).map(Cell::text),
+                Picture::Digits => self.digits(text).map(Cell::text),
                 Picture::Date => parse_date(text.trim())
                     .map(|_| Cell::text(text.trim()))
                     .ok_or(FieldError::BadDate),
@@ -477,7 +480,8 @@ impl Field {
                     .ok_or_else(bad_number)?;
                 Ok(Cell::Decimal(m))
             }
-            ColumnType::Integer => digits(text)?
+            ColumnType::Integer => self
+                .digits(text)?
                 .parse::<i64>()
                 .map(Cell::Int)
                 .map_err(|_| self.out_of_range()),

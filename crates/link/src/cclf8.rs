@@ -315,8 +315,7 @@ impl Cclf8Builder {
                     _ => as_of,
                 };
                 if let Some(age) = age(*dob, end) {
-                    cells[a] =
-                        Cell::text(claimline_model::CompactString::from(format!("{age:03}")));
+                    cells[a] = Cell::text(format!("{age:03}"));
                 }
             }
             if let (Some(f), Some(Cell::Text(state))) = (

@@ -1008,7 +1008,7 @@ pub(crate) fn claim_columns(r: &Resource<'_>) -> [Cell; 2] {
     let key = match r.api_version {
         // The EOB id is CLM_UNIQ_ID; a line without one (the MIDR reference sample) falls back to
         // the identifier typed `uc`, which holds the same value.
-        Some(ApiVersion::V3) => r.id.map(str::to_owned).or_else(|| {
+        Some(ApiVersion::V3) => r.id.or_else(|| {
             r.root
                 .get("identifier")
                 .into_iter()
@@ -1021,7 +1021,6 @@ pub(crate) fn claim_columns(r: &Resource<'_>) -> [Cell; 2] {
                         .any(|c| str_at(c, "code") == Some("uc"))
                 })
                 .and_then(|i| str_at(i, "value"))
-                .map(str::to_owned)
         }),
         _ => r
             .root
@@ -1030,9 +1029,9 @@ pub(crate) fn claim_columns(r: &Resource<'_>) -> [Cell; 2] {
             .flat_map(|i| i.items())
             .find(|i| i.get("system").and_then(|s| s.as_str()) == Some(CLAIM_GROUP))
             .and_then(|i| i.get("value"))
-            .and_then(|v| v.as_str().map(str::to_owned))
+            .and_then(|v| v.as_str())
             // No claim group (should not happen in BFD data): the resource is its own claim.
-            .or_else(|| r.id.map(str::to_owned)),
+            .or(r.id),
     };
     let status = r.root.get("status").and_then(|s| s.as_str());
     [

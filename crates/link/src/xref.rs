@@ -164,14 +164,14 @@ pub fn claims_row(
 /// Rows of `bene_xref` and `cclf9` for one Patient with the given lineage cells (see
 /// [`Plan::evaluate`](crate::Plan::evaluate)).
 pub(crate) fn xref_rows(records: &[MbiRecord], bene: &str, lineage: &[Cell]) -> XrefRows {
-    let text = |s: &Option<String>| s.clone().map_or(Cell::Null, Cell::text);
+    let text = |s: &Option<String>| s.as_deref().map_or(Cell::Null, Cell::text);
     let mut xref = Vec::new();
     let mut cclf9 = Vec::new();
-    let current = records.iter().find(|m| m.current).map(|m| m.mbi.clone());
+    let current = records.iter().find(|m| m.current).map(|m| m.mbi.as_str());
     for m in records {
         let mut row = vec![
             Cell::text(bene),
-            Cell::text(m.mbi.clone()),
+            Cell::text(m.mbi.as_str()),
             text(&m.start),
             text(&m.end),
             Cell::Bool(m.current),
@@ -181,8 +181,8 @@ pub(crate) fn xref_rows(records: &[MbiRecord], bene: &str, lineage: &[Cell]) -> 
         if let (false, Some(cur)) = (m.current, &current) {
             let mut row = vec![
                 Cell::text("M"),
-                Cell::text(cur.clone()),
-                Cell::text(m.mbi.clone()),
+                Cell::text(*cur),
+                Cell::text(m.mbi.as_str()),
                 text(&m.start),
                 text(&m.end),
                 Cell::Null,

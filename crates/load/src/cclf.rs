@@ -802,7 +802,7 @@ fn parse_chunk(
             continue;
         }
         let key_text = match &cells[key] {
-            Cell::Text(t) => Cell::text(t.clone()),
+            Cell::Text(t) => Cell::Text(t.clone()),
             _ => Cell::Null,
         };
         // Each field feeds one column: its cell moves into the row.
@@ -811,10 +811,10 @@ fn parse_chunk(
             .map(|s| match s {
                 Slot::Field(i) => std::mem::replace(&mut cells[*i], Cell::Null),
                 Slot::ResourceId | Slot::ClaimKey => key_text.clone(),
-                Slot::SourceFile => Cell::text(file.to_owned()),
+                Slot::SourceFile => Cell::text(file),
                 Slot::Line => Cell::Int(this as i64),
-                Slot::ApiVersion => Cell::text(CCLF_VERSION.to_owned()),
-                Slot::RunId => Cell::text(run_id.to_owned()),
+                Slot::ApiVersion => Cell::text(CCLF_VERSION),
+                Slot::RunId => Cell::text(run_id),
                 Slot::Null => Cell::Null,
             })
             .collect();

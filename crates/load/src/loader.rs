@@ -597,9 +597,8 @@ impl Loader {
                     Decision::Delete => {
                         history.removed += 1;
                         removals.push(vec![
-                            g.api_version
-                                .map_or(Cell::Null, |v| Cell::text(v.as_str().to_owned())),
-                            Cell::text(g.key.to_owned()),
+                            g.api_version.map_or(Cell::Null, |v| Cell::text(v.as_str())),
+                            Cell::text(g.key),
                         ]);
                         stale.insert((g.api_version, g.key.to_owned()));
                     }
@@ -702,10 +701,10 @@ impl Loader {
                 .iter()
                 .map(|((version, ty, month), (n, lines, cents))| {
                     vec![
-                        Cell::text(run_id.clone()),
-                        version.clone().map_or(Cell::Null, Cell::text),
-                        Cell::text(ty.clone()),
-                        Cell::text(month.clone()),
+                        Cell::text(run_id.as_str()),
+                        version.as_deref().map_or(Cell::Null, Cell::text),
+                        Cell::text(ty.as_str()),
+                        Cell::text(month.as_str()),
                         Cell::Int(*n as i64),
                         Cell::Int(*lines as i64),
                         Cell::Decimal(*cents),
