@@ -221,11 +221,13 @@ pub fn refresh_current(
         })
         .collect::<Result<_, Error>>()?;
     built.sort_by_key(|(i, _)| *i);
-    // Every new file is on disk before any table is swapped in, synced several at once.
-    let written: Vec<(PathBuf, std::fs::File)> = built
+    // Every new file and folder entry is on disk before any table is swapped in, synced
+    // several at once (the versions folder holds the new versions' entries).
+    let mut written: Vec<(PathBuf, std::fs::File)> = built
         .iter_mut()
         .flat_map(|(_, b)| std::mem::take(&mut b.written))
         .collect();
+    written.push(open_folder(versions.clone())?);
     claimline_model::sync_files(&written).map_err(|(path, e)| Error::Io { path, source: e })?;
     drop(written);
     for (table, (_, b)) in tables.iter().zip(built) {
@@ -251,7 +253,8 @@ pub fn refresh_current(
 /// One table's new current dataset, written (not yet synced) and not yet swapped in.
 struct Built {
     rows: u64,
-    /// The files written, not yet synced (see [`claimline_model::sync_files`]).
+    /// The files written and the folders given new entries, not yet synced (see
+    /// [`claimline_model::sync_files`]).
     written: Vec<(PathBuf, std::fs::File)>,
     /// Its folder's name under the versions folder.
     new_name: String,
@@ -346,6 +349,7 @@ fn build_table(
                 let (n, file) = write_file(&target, first.schema(), &batches)?;
                 rows += n;
                 written.push((target, file));
+                written.push(open_folder(folder)?);
             }
         } else if let Some(old_file) = old
             .as_ref()
@@ -361,6 +365,7 @@ fn build_table(
                 written.push((target.clone(), file));
             }
             rows += parquet_rows(&target)?;
+            written.push(open_folder(folder)?);
         }
     }
     // A table with no current rows still gets one (empty) file with its columns, as the
@@ -375,8 +380,9 @@ fn build_table(
         let target = folder.join("part-0.parquet");
         let (_, file) = write_file(&target, schema, &[])?;
         written.push((target, file));
+        written.push(open_folder(folder)?);
     }
-    claimline_model::sync_dir(&new).map_err(Error::io(&new))?;
+    written.push(open_folder(new.clone())?);
     Ok(Built {
         rows,
         written,
@@ -549,6 +555,12 @@ fn parquet_rows(file: &Path) -> Result<u64, Error> {
     let f = File::open(file).map_err(Error::io(file))?;
     let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(file))?;
     Ok(b.metadata().file_metadata().num_rows() as u64)
+}
+
+/// A folder opened to be synced with the files written into it ([`claimline_model::sync_files`]).
+fn open_folder(folder: PathBuf) -> Result<(PathBuf, File), Error> {
+    let file = File::open(&folder).map_err(Error::io(&folder))?;
+    Ok((folder, file))
 }
 
 /// Writes one bucket file; returns its rows and the file, not synced yet (the caller syncs
