@@ -173,12 +173,35 @@ impl<'a, N: Node<'a>> Coll<'a, N> {
         }
         c
     }
+}
 
-    pub(crate) fn into_items(self) -> Vec<Item<'a, N>> {
+/// The items of a collection by value; a collection of zero or one item is walked without a
+/// `Vec`.
+pub(crate) enum CollIter<'a, N> {
+    One(Option<Item<'a, N>>),
+    Many(std::vec::IntoIter<Item<'a, N>>),
+}
+
+impl<'a, N> Iterator for CollIter<'a, N> {
+    type Item = Item<'a, N>;
+
+    fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Coll::Empty => Vec::new(),
-            Coll::One(i) => vec![i],
-            Coll::Many(v) => v,
+            CollIter::One(i) => i.take(),
+            CollIter::Many(v) => v.next(),
+        }
+    }
+}
+
+impl<'a, N> IntoIterator for Coll<'a, N> {
+    type Item = Item<'a, N>;
+    type IntoIter = CollIter<'a, N>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        match self {
+            Coll::Empty => CollIter::One(None),
+            Coll::One(i) => CollIter::One(Some(i)),
+            Coll::Many(v) => CollIter::Many(v.into_iter()),
         }
     }
 }
@@ -431,7 +454,7 @@ fn stream<'a, N: Node<'a>>(
             }
         }
         _ => {
-            for it in eval(e, focus, index, env)?.into_items() {
+            for it in eval(e, focus, index, env)? {
                 if !out(it)? {
                     return Ok(false);
                 }
@@ -587,15 +610,9 @@ pub(crate) fn eval<'a, N: Node<'a>>(
             }
         }
         Expr::Binary(op, a, b) => binary(*op, a, b, focus, index, env)?,
-        Expr::RowConst(inner) => {
-            let key: *const Expr = &**inner;
-            if let Some((_, hit)) = env.row_memo.borrow().iter().find(|(k, _)| *k == key) {
-                return Ok(hit.clone());
-            }
-            let value = eval(inner, focus, index, env)?;
-            env.row_memo.borrow_mut().push((key, value.clone()));
-            value
-        }
+        Expr::RowConst(_) => with_row_const(e, focus, index, env, |v| {
+            Coll::from_items(v.iter().cloned())
+        })?,
         Expr::Call(input, f, args) => {
             let owned;
             let src = match input {
@@ -779,8 +796,79 @@ fn truth<'a, N: Node<'a>>(
             a,
             b,
         ) => logic(*op, a, b, focus, index, env),
+        // The commonest criteria, `system = 'literal'`, `sequence = 1` and `sequence in
+        // %resource.item[%rowIndex].careTeamSequence`, on a member that holds one plain value:
+        // answered without building a collection for either side. Anything else (no such
+        // member, an array, a choice type, a decimal) takes the general path.
+        Expr::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne), a, b) => {
+            match (plain_member(a, focus).map(|v| v.kind()), &**b) {
+                (Some(NodeKind::String(s)), Expr::Literal(Literal::String(lit))) => {
+                    Ok(Some((s == lit.as_str()) == (*op == BinaryOp::Eq)))
+                }
+                (Some(NodeKind::Number), Expr::Literal(Literal::Integer(lit))) => {
+                    match plain_member(a, focus).and_then(|v| v.as_i64()) {
+                        Some(i) => Ok(Some((i == *lit) == (*op == BinaryOp::Eq))),
+                        None => to_bool(&eval(e, focus, index, env)?),
+                    }
+                }
+                _ => to_bool(&eval(e, focus, index, env)?),
+            }
+        }
+        Expr::Binary(BinaryOp::In, a, b) if matches!(**b, Expr::RowConst(_)) => {
+            match plain_member(a, focus).and_then(|v| v.as_i64()) {
+                Some(i) => {
+                    let needle = Item::Int(i);
+                    let found = with_row_const(b, focus, index, env, |hay| {
+                        hay.iter().any(|y| item_eq(&needle, y) == Some(true))
+                    })?;
+                    Ok(Some(found))
+                }
+                None => to_bool(&eval(e, focus, index, env)?),
+            }
+        }
+        Expr::Call(Some(input), f @ (Function::Exists | Function::Empty), args) => {
+            to_bool(&streamed_exists(input, f, args, focus, index, env)?)
+        }
         _ => to_bool(&eval(e, focus, index, env)?),
     }
+}
+
+/// The value of `a` when it is a single lower-case member (`system`, not `Patient` or
+/// `a.b`) of a single object focus, found under exactly that key: then the member's value is
+/// that one node, with no choice type or `_name` twin to resolve.
+fn plain_member<'a, N: Node<'a>>(a: &'a Expr, focus: &[Item<'a, N>]) -> Option<N> {
+    let (Expr::Member(None, keys), [Item::Node(n)]) = (a, focus) else {
+        return None;
+    };
+    let [key] = keys.as_slice() else {
+        return None;
+    };
+    if key.name.starts_with(|c: char| c.is_ascii_uppercase()) || n.node.kind() != NodeKind::Object {
+        return None;
+    }
+    n.node.get(&key.name)
+}
+
+/// Hands `f` the value of a [`Expr::RowConst`] (evaluated once per row) by reference, without
+/// copying it out of the row's memo.
+fn with_row_const<'a, N: Node<'a>, T>(
+    e: &'a Expr,
+    focus: &[Item<'a, N>],
+    index: Option<i64>,
+    env: &Env<'a, N>,
+    f: impl FnOnce(&[Item<'a, N>]) -> T,
+) -> Result<T> {
+    let Expr::RowConst(inner) = e else {
+        return Ok(f(&eval(e, focus, index, env)?));
+    };
+    let key: *const Expr = &**inner;
+    if let Some((_, hit)) = env.row_memo.borrow().iter().find(|(k, _)| *k == key) {
+        return Ok(f(hit));
+    }
+    let value = eval(inner, focus, index, env)?;
+    let out = f(&value);
+    env.row_memo.borrow_mut().push((key, value));
+    Ok(out)
 }
 
 /// FHIRPath's three-valued logic; the left side decides alone where it can.
@@ -916,7 +1004,7 @@ fn binary<'a, N: Node<'a>>(
         }
         Union => {
             let mut out = Vec::new();
-            for i in l.into_items().into_iter().chain(r.into_items()) {
+            for i in l.into_iter().chain(r) {
                 distinct_push(&mut out, i);
             }
             Coll::from_items(out)
@@ -1160,7 +1248,7 @@ fn call<'a, N: Node<'a>>(
         F::Select => {
             let mut out = Coll::Empty;
             for (k, it) in items.iter().enumerate() {
-                for r in lambda(0, it, k)?.into_items() {
+                for r in lambda(0, it, k)? {
                     out.push(r);
                 }
             }
@@ -1218,7 +1306,7 @@ fn call<'a, N: Node<'a>>(
         F::Union | F::Combine => {
             let other = arg(0)?;
             let mut out = Vec::new();
-            for i in items.iter().cloned().chain(other.into_items()) {
+            for i in items.iter().cloned().chain(other) {
                 if *f == F::Union {
                     distinct_push(&mut out, i);
                 } else {

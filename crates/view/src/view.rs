@@ -805,10 +805,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         }
         let focus = std::slice::from_ref(item);
         for p in paths {
-            for child in eval(p, focus, None, env)
-                .map_err(|e| self.error(location, e))?
-                .into_items()
-            {
+            for child in eval(p, focus, None, env).map_err(|e| self.error(location, e))? {
                 out.push(child.clone());
                 self.repeat(paths, &child, env, depth + 1, location, out)?;
             }
@@ -831,7 +828,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
                 if items.is_empty() && matches!(sel.iteration, Iteration::ForEachOrNull(..)) {
                     return self.null_row(sel, env, errors);
                 }
-                items.into_items().into_iter().zip(0..).collect()
+                items.into_iter().zip(0..).collect()
             }
             Iteration::Repeat(paths, at) => {
                 let mut all = Vec::new();
