@@ -17,8 +17,17 @@ use crate::node::{Node, NodeKind};
 use crate::temporal::{self, Boundary};
 
 /// A spec-defined runtime error (e.g. `single()` on many items, arithmetic on a collection).
+///
+/// Boxed so that it is one pointer wide: the evaluator's results (`Result<bool>` for each
+/// streamed item, `Result<Option<bool>>` for each criterion) then come back in registers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvalError(pub String);
+pub struct EvalError(pub Box<String>);
+
+impl EvalError {
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
+        EvalError(Box::new(msg.into()))
+    }
+}
 
 type Result<T> = std::result::Result<T, EvalError>;
 
@@ -242,7 +251,7 @@ impl<'a, N: Node<'a>> Env<'a, N> {
 }
 
 fn err<T>(msg: impl Into<String>) -> Result<T> {
-    Err(EvalError(msg.into()))
+    Err(EvalError::new(msg))
 }
 
 fn literal<'a, N: Node<'a>>(l: &'a Literal) -> Item<'a, N> {

@@ -683,16 +683,15 @@ impl ViewDefinition {
                 [one] => match one.prim() {
                     Some(crate::eval::Prim::Bool(b)) => b,
                     _ => {
-                        return Err(run.error(
-                            location,
-                            EvalError("where path must return a boolean".into()),
-                        ));
+                        return Err(
+                            run.error(location, EvalError::new("where path must return a boolean"))
+                        );
                     }
                 },
                 _ => {
                     return Err(run.error(
                         location,
-                        EvalError("where path returned many values, expected one boolean".into()),
+                        EvalError::new("where path returned many values, expected one boolean"),
                     ));
                 }
             };
@@ -784,7 +783,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
             file: self.view.file.clone(),
             location: location.to_owned(),
             resource_id: self.resource_id(),
-            message: e.0,
+            message: *e.0,
         }
     }
 
@@ -800,7 +799,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         if depth > MAX_REPEAT_DEPTH {
             return Err(self.error(
                 location,
-                EvalError("repeat nested too deeply (a cycle?)".into()),
+                EvalError::new("repeat nested too deeply (a cycle?)"),
             ));
         }
         let focus = std::slice::from_ref(item);
@@ -968,7 +967,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
             }
             many => Err(self.error(
                 &c.location,
-                EvalError(format!(
+                EvalError::new(format!(
                     "column `{}` got {} values; mark it `collection: true` or pick one (e.g. first())",
                     c.name,
                     many.len()
