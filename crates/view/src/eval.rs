@@ -828,7 +828,14 @@ fn truth<'a, N: Node<'a>>(
                 Some(i) => {
                     let needle = Item::Int(i);
                     let found = with_row_const(b, focus, index, env, |hay| {
-                        hay.iter().any(|y| item_eq(&needle, y) == Some(true))
+                        hay.iter().any(|y| match y {
+                            // An integer in the document: equal or not, no general comparison.
+                            Item::Node(n) if !matches!(n.ext, Ext::Only) => match n.node.as_i64() {
+                                Some(j) => i == j,
+                                None => item_eq(&needle, y) == Some(true),
+                            },
+                            _ => item_eq(&needle, y) == Some(true),
+                        })
                     })?;
                     Ok(Some(found))
                 }
@@ -1619,6 +1626,56 @@ mod tests {
                     .collect();
                 format!("[{}]", parts.join(", "))
             }
+        }
+    }
+
+    /// The criteria answered without collections (`truth`'s fast paths) give what the general
+    /// path gives, including where they must fall back to it: a decimal `1.0` equals `1`, an
+    /// array member, a choice type, a missing member, and a row constant with a decimal in it.
+    #[test]
+    fn criteria_fast_paths_agree_with_the_general_path() {
+        let res: serde_json::Value = serde_json::from_str(
+            r#"{"resourceType":"ExplanationOfBenefit",
+            "item":[{"sequence":1,"careTeamSequence":[2,3.0]},{"sequence":2,"careTeamSequence":[1]}],
+            "careTeam":[{"sequence":1,"role":"a"},{"sequence":2.0,"role":"b"},{"sequence":3,"role":"c"},
+                        {"sequence":"1","role":"d"},{"role":"e"},{"sequence":[1],"role":"f"},
+                        {"sequenceInteger":1,"role":"g"},{"sequence":1,"_sequence":{"id":"x"},"role":"h"}],
+            "type":{"coding":[{"system":"s","code":"c1"},{"system":["s"],"code":"c2"},{"code":"c3"},
+                              {"systemUri":"s","code":"c4"}]}}"#,
+        )
+        .expect("test resource");
+        let cases: [(&str, i64, &str); 10] = [
+            // `f` holds `[1]`, `g` the choice type `sequenceInteger`: the general path's answers.
+            ("careTeam.where(sequence = 1).role", 0, "a,f,g,h"),
+            ("careTeam.where(sequence != 1).role", 0, "b,c,d"),
+            ("careTeam.where(sequence = 2).role", 0, "b"),
+            ("careTeam.where(sequence = '1').role", 0, "d"),
+            ("type.coding.where(system = 's').code", 0, "c1,c2,c4"),
+            ("type.coding.where(system != 's').code", 0, ""),
+            ("type.coding.where(code = 'c3').exists()", 0, "true"),
+            ("type.coding.where(code = 'c9').empty()", 0, "true"),
+            (
+                "careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence).role",
+                0,
+                "b,c",
+            ),
+            (
+                "careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence).role",
+                1,
+                "a,f,g,h",
+            ),
+        ];
+        for (src, row, want) in cases {
+            let mut plan =
+                crate::fhirpath::hoist_row_constants(compile(src, &[]).expect("compiles"));
+            crate::fhirpath::share_row_constants(&mut plan, &mut Vec::new());
+            let env = Env::new(&res, &[], row);
+            let got = eval(&plan, &Coll::one(Item::node(&res)), None, &env).expect("evaluates");
+            let got: Vec<String> = got
+                .iter()
+                .map(|i| i.string().map(|s| s.into_owned()).unwrap_or_default())
+                .collect();
+            assert_eq!(got.join(","), want, "expression: {src}, row {row}");
         }
     }
 

@@ -5,6 +5,8 @@
 //! operators by precedence (`.`/`[]`, unary `-`, `* / div mod`, `+ - &`, `is as`, `|`,
 //! `< > <= >=`, `= ~ != !~`, `in contains`, `and`, `or xor`, `implies`).
 
+use std::sync::Arc;
+
 use crate::decimal::Decimal;
 
 /// Where and why a FHIRPath expression did not parse.
@@ -175,8 +177,9 @@ pub enum Expr {
     /// An expression whose value is the same everywhere within one row of a view (it reads
     /// only `%resource`, constants and `%rowIndex`), inside a lambda argument: evaluated once
     /// per row instead of once per element the lambda visits. Made by [`hoist_row_constants`];
-    /// the parser never produces it.
-    RowConst(Box<Expr>),
+    /// the parser never produces it. Shared ([`share_row_constants`]): equal row constants of
+    /// one view are one expression, so a row evaluates each once however many columns use it.
+    RowConst(Arc<Expr>),
 }
 
 /// Functions whose arguments are evaluated once per item of their input, with that item as
@@ -218,7 +221,7 @@ fn hoist(e: Expr, in_lambda: bool) -> Expr {
         Expr::Empty | Expr::Literal(_) | Expr::Variable(_) | Expr::RowConst(_)
     );
     if in_lambda && !trivial && focus_free(&e) {
-        return Expr::RowConst(Box::new(e));
+        return Expr::RowConst(Arc::new(e));
     }
     let sub = |x: Box<Expr>| Box::new(hoist(*x, in_lambda));
     match e {
@@ -232,6 +235,36 @@ fn hoist(e: Expr, in_lambda: bool) -> Expr {
         Expr::Binary(op, a, b) => Expr::Binary(op, sub(a), sub(b)),
         Expr::Negate(x) => Expr::Negate(sub(x)),
         other => other,
+    }
+}
+
+/// Makes equal [`Expr::RowConst`]s of `e` and of the expressions seen before (`seen`, one list
+/// per view) the same shared expression. A row's memo is keyed by the expression's address, so
+/// `careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence)` in four columns
+/// reads the line's care team sequences once per row, not four times.
+pub fn share_row_constants(e: &mut Expr, seen: &mut Vec<Arc<Expr>>) {
+    match e {
+        Expr::RowConst(inner) => match seen.iter().find(|s| ***s == **inner) {
+            Some(s) => *inner = Arc::clone(s),
+            None => seen.push(Arc::clone(inner)),
+        },
+        Expr::Member(input, _) => {
+            if let Some(x) = input {
+                share_row_constants(x, seen);
+            }
+        }
+        Expr::Call(input, _, args) => {
+            if let Some(x) = input {
+                share_row_constants(x, seen);
+            }
+            args.iter_mut().for_each(|a| share_row_constants(a, seen));
+        }
+        Expr::Indexer(a, b) | Expr::Binary(_, a, b) => {
+            share_row_constants(a, seen);
+            share_row_constants(b, seen);
+        }
+        Expr::Negate(x) => share_row_constants(x, seen),
+        Expr::Empty | Expr::Literal(_) | Expr::This | Expr::Index | Expr::Variable(_) => {}
     }
 }
 
@@ -470,7 +503,8 @@ fn tree_depth(e: &Expr) -> usize {
             .max()
             .unwrap_or(0),
         Expr::Indexer(a, b) | Expr::Binary(_, a, b) => tree_depth(a).max(tree_depth(b)),
-        Expr::Negate(a) | Expr::RowConst(a) => tree_depth(a),
+        Expr::Negate(a) => tree_depth(a),
+        Expr::RowConst(a) => tree_depth(a),
     }
 }
 
@@ -892,6 +926,43 @@ mod tests {
                 let _ = compile(&mangled, &[]);
             }
         }
+    }
+
+    #[test]
+    fn equal_row_constants_are_shared() {
+        fn row_consts(e: &Expr, out: &mut Vec<Arc<Expr>>) {
+            match e {
+                Expr::RowConst(x) => out.push(Arc::clone(x)),
+                Expr::Member(Some(x), _) | Expr::Negate(x) => row_consts(x, out),
+                Expr::Call(input, _, args) => {
+                    input.iter().for_each(|x| row_consts(x, out));
+                    args.iter().for_each(|a| row_consts(a, out));
+                }
+                Expr::Indexer(a, b) | Expr::Binary(_, a, b) => {
+                    row_consts(a, out);
+                    row_consts(b, out);
+                }
+                _ => {}
+            }
+        }
+        let mut seen = Vec::new();
+        let mut shared = |src: &str| {
+            let mut e = hoist_row_constants(compile(src, &[]).expect("compiles"));
+            share_row_constants(&mut e, &mut seen);
+            let mut found = Vec::new();
+            row_consts(&e, &mut found);
+            found
+        };
+        let a = shared("careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence).x");
+        let b = shared("careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence).y");
+        let c = shared("diagnosis.where(sequence in %resource.item[%rowIndex].diagnosisSequence)");
+        assert_eq!((a.len(), b.len(), c.len()), (1, 1, 1));
+        assert!(
+            Arc::ptr_eq(&a[0], &b[0]),
+            "equal row constants are one expression"
+        );
+        assert!(!Arc::ptr_eq(&a[0], &c[0]), "different ones stay apart");
+        assert_eq!(seen.len(), 2);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! ViewDefinition loading, validation and evaluation.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -8,7 +10,7 @@ use crate::cell::{Cell, Column, ColumnType, RowError, Schema, to_cell};
 use crate::decimal::Decimal;
 use crate::error::{Error, FhirPathSyntax};
 use crate::eval::{Coll, Env, EvalError, Item, eval};
-use crate::fhirpath::{Expr, Function, Literal, Variable, compile};
+use crate::fhirpath::{Expr, Function, Literal, Variable, compile, share_row_constants};
 use crate::node::Node;
 
 /// Keys a ViewDefinition may have besides the ones the engine uses (resource metadata).
@@ -131,6 +133,8 @@ struct Loader<'f> {
     file: &'f str,
     constant_names: Vec<String>,
     columns: Vec<Column>,
+    /// The view's row constants so far, shared between its expressions.
+    row_consts: RefCell<Vec<Arc<Expr>>>,
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -224,7 +228,11 @@ impl Loader<'_> {
 
     fn fhirpath(&self, expression: &str, location: &str) -> Result<Expr, Error> {
         compile(expression, &self.constant_names)
-            .map(crate::fhirpath::hoist_row_constants)
+            .map(|e| {
+                let mut e = crate::fhirpath::hoist_row_constants(e);
+                share_row_constants(&mut e, &mut self.row_consts.borrow_mut());
+                e
+            })
             .map_err(|e| {
                 Error::FhirPath(Box::new(FhirPathSyntax {
                     file: self.file.to_owned(),
@@ -484,7 +492,8 @@ fn reads_row_index(e: &Expr) -> bool {
             input.as_deref().is_some_and(reads_row_index) || args.iter().any(reads_row_index)
         }
         Expr::Indexer(a, b) | Expr::Binary(_, a, b) => reads_row_index(a) || reads_row_index(b),
-        Expr::Negate(x) | Expr::RowConst(x) => reads_row_index(x),
+        Expr::Negate(x) => reads_row_index(x),
+        Expr::RowConst(x) => reads_row_index(x),
     }
 }
 
@@ -516,7 +525,8 @@ fn row_invariant(e: &Expr) -> bool {
             }
         }
         Expr::Indexer(a, b) | Expr::Binary(_, a, b) => row_invariant(a) && row_invariant(b),
-        Expr::Negate(x) | Expr::RowConst(x) => row_invariant(x),
+        Expr::Negate(x) => row_invariant(x),
+        Expr::RowConst(x) => row_invariant(x),
     }
 }
 
@@ -556,6 +566,7 @@ impl ViewDefinition {
         let mut loader = Loader {
             file,
             constant_names: Vec::new(),
+            row_consts: RefCell::default(),
             columns: Vec::new(),
         };
         let obj = loader.object(value, "(root)")?;
