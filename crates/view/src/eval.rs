@@ -18,14 +18,15 @@ use crate::temporal::{self, Boundary};
 
 /// A spec-defined runtime error (e.g. `single()` on many items, arithmetic on a collection).
 ///
-/// Boxed so that it is one pointer wide: the evaluator's results (`Result<bool>` for each
-/// streamed item, `Result<Option<bool>>` for each criterion) then come back in registers.
+/// A boxed `str` (two words, never null) rather than a `String` (three): the evaluator's results
+/// (`Result<bool>` for each streamed item, `Result<Option<bool>>` for each criterion) are then
+/// two words and come back in registers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvalError(pub Box<String>);
+pub struct EvalError(pub Box<str>);
 
 impl EvalError {
     pub(crate) fn new(msg: impl Into<String>) -> Self {
-        EvalError(Box::new(msg.into()))
+        EvalError(msg.into().into_boxed_str())
     }
 }
 

@@ -794,7 +794,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
             file: self.view.file.clone(),
             location: location.to_owned(),
             resource_id: self.resource_id(),
-            message: *e.0,
+            message: e.0.into_string(),
         }
     }
 
