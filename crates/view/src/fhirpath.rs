@@ -238,16 +238,23 @@ fn hoist(e: Expr, in_lambda: bool) -> Expr {
     }
 }
 
-/// Makes equal [`Expr::RowConst`]s of `e` and of the expressions seen before (`seen`, one list
-/// per view) the same shared expression. A row's memo is keyed by the expression's address, so
-/// `careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence)` in four columns
+/// Makes identical [`Expr::RowConst`]s of `e` and of the expressions seen before (`seen`, one
+/// list per view) the same shared expression. A row's memo is keyed by the expression's address,
+/// so `careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence)` in four columns
 /// reads the line's care team sequences once per row, not four times.
+///
+/// Identical means written the same, not `==`: `Expr`'s equality compares decimal literals by
+/// value (`1.0 == 1.00`), and `1.0 + 0` and `1.00 + 0` give different values (scale). The
+/// derived `Debug` text shows every literal exactly (a decimal's mantissa and scale).
 pub fn share_row_constants(e: &mut Expr, seen: &mut Vec<Arc<Expr>>) {
     match e {
-        Expr::RowConst(inner) => match seen.iter().find(|s| ***s == **inner) {
-            Some(s) => *inner = Arc::clone(s),
-            None => seen.push(Arc::clone(inner)),
-        },
+        Expr::RowConst(inner) => {
+            let text = format!("{inner:?}");
+            match seen.iter().find(|s| format!("{s:?}") == text) {
+                Some(s) => *inner = Arc::clone(s),
+                None => seen.push(Arc::clone(inner)),
+            }
+        }
         Expr::Member(input, _) => {
             if let Some(x) = input {
                 share_row_constants(x, seen);
@@ -962,7 +969,17 @@ mod tests {
             "equal row constants are one expression"
         );
         assert!(!Arc::ptr_eq(&a[0], &c[0]), "different ones stay apart");
-        assert_eq!(seen.len(), 2);
+        // Equal by value but written differently: `1.0 + 0` is 1.0, `1.00 + 0` is 1.00.
+        let d = shared("name.select(1.0 + 0)");
+        let e = shared("name.select(1.00 + 0)");
+        let f = shared("name.select(1.0 + 0)");
+        assert_eq!((d.len(), e.len(), f.len()), (1, 1, 1));
+        assert!(
+            !Arc::ptr_eq(&d[0], &e[0]),
+            "decimals of another scale stay apart"
+        );
+        assert!(Arc::ptr_eq(&d[0], &f[0]));
+        assert_eq!(seen.len(), 4);
     }
 
     #[test]
