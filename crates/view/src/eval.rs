@@ -620,7 +620,7 @@ pub(crate) fn eval<'a, N: Node<'a>>(
             }
         }
         Expr::Binary(op, a, b) => binary(*op, a, b, focus, index, env)?,
-        Expr::RowConst(_) => with_row_const(e, focus, index, env, |v| {
+        Expr::RowConst(inner) => with_row_const(inner, focus, index, env, |v| {
             Coll::from_items(v.iter().cloned())
         })?,
         Expr::Call(input, f, args) => {
@@ -811,37 +811,27 @@ fn truth<'a, N: Node<'a>>(
         // answered without building a collection for either side. Anything else (no such
         // member, an array, a choice type, a decimal) takes the general path.
         Expr::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne), a, b) => {
-            match (plain_member(a, focus).map(|v| v.kind()), &**b) {
-                (Some(NodeKind::String(s)), Expr::Literal(Literal::String(lit))) => {
-                    Ok(Some((s == lit.as_str()) == (*op == BinaryOp::Eq)))
-                }
-                (Some(NodeKind::Number), Expr::Literal(Literal::Integer(lit))) => {
-                    match plain_member(a, focus).and_then(|v| v.as_i64()) {
-                        Some(i) => Ok(Some((i == *lit) == (*op == BinaryOp::Eq))),
-                        None => to_bool(&eval(e, focus, index, env)?),
-                    }
-                }
-                _ => to_bool(&eval(e, focus, index, env)?),
-            }
-        }
-        Expr::Binary(BinaryOp::In, a, b) if matches!(**b, Expr::RowConst(_)) => {
-            match plain_member(a, focus).and_then(|v| v.as_i64()) {
-                Some(i) => {
-                    let needle = Item::Int(i);
-                    let found = with_row_const(b, focus, index, env, |hay| {
-                        hay.iter().any(|y| match y {
-                            // An integer in the document: equal or not, no general comparison.
-                            Item::Node(n) if !matches!(n.ext, Ext::Only) => match n.node.as_i64() {
-                                Some(j) => i == j,
-                                None => item_eq(&needle, y) == Some(true),
-                            },
-                            _ => item_eq(&needle, y) == Some(true),
-                        })
-                    })?;
-                    Ok(Some(found))
-                }
+            match plain_compare(*op, a, b, focus) {
+                Some(answer) => Ok(Some(answer)),
                 None => to_bool(&eval(e, focus, index, env)?),
             }
+        }
+        Expr::Binary(BinaryOp::In, a, b)
+            if let Expr::RowConst(hay) = &**b
+                && let Some(i) = plain_member(a, focus).and_then(|v| v.as_i64()) =>
+        {
+            let needle = Item::Int(i);
+            let found = with_row_const(hay, focus, index, env, |hay| {
+                hay.iter().any(|y| match y {
+                    // An integer in the document: equal or not, no general comparison.
+                    Item::Node(n) if !matches!(n.ext, Ext::Only) => match n.node.as_i64() {
+                        Some(j) => i == j,
+                        None => item_eq(&needle, y) == Some(true),
+                    },
+                    _ => item_eq(&needle, y) == Some(true),
+                })
+            })?;
+            Ok(Some(found))
         }
         Expr::Call(Some(input), f @ (Function::Exists | Function::Empty), args) => {
             to_bool(&streamed_exists(input, f, args, focus, index, env)?)
@@ -866,19 +856,34 @@ fn plain_member<'a, N: Node<'a>>(a: &'a Expr, focus: &[Item<'a, N>]) -> Option<N
     n.node.get(&key.name)
 }
 
-/// Hands `f` the value of a [`Expr::RowConst`] (evaluated once per row) by reference, without
-/// copying it out of the row's memo.
+/// `a = b` (or `a != b`, by `op`) when `a` is a [`plain_member`] holding a string and `b` a
+/// string literal, or an integer and an integer literal: the answer, with no collection built.
+/// `None`: anything else, for the general path.
+fn plain_compare<'a, N: Node<'a>>(
+    op: BinaryOp,
+    a: &'a Expr,
+    b: &'a Expr,
+    focus: &[Item<'a, N>],
+) -> Option<bool> {
+    let v = plain_member(a, focus)?;
+    let eq = match (v.kind(), b) {
+        (NodeKind::String(s), Expr::Literal(Literal::String(lit))) => s == lit.as_str(),
+        (NodeKind::Number, Expr::Literal(Literal::Integer(lit))) => v.as_i64()? == *lit,
+        _ => return None,
+    };
+    Some(eq == (op == BinaryOp::Eq))
+}
+
+/// Hands `f` the value of the [`Expr::RowConst`] holding `inner` (evaluated once per row) by
+/// reference, without copying it out of the row's memo.
 fn with_row_const<'a, N: Node<'a>, T>(
-    e: &'a Expr,
+    inner: &'a Expr,
     focus: &[Item<'a, N>],
     index: Option<i64>,
     env: &Env<'a, N>,
     f: impl FnOnce(&[Item<'a, N>]) -> T,
 ) -> Result<T> {
-    let Expr::RowConst(inner) = e else {
-        return Ok(f(&eval(e, focus, index, env)?));
-    };
-    let key: *const Expr = &**inner;
+    let key: *const Expr = inner;
     if let Some((_, hit)) = env.row_memo.borrow().iter().find(|(k, _)| *k == key) {
         return Ok(f(hit));
     }
@@ -941,19 +946,11 @@ fn binary<'a, N: Node<'a>>(
     if matches!(op, And | Or | Xor | Implies) {
         return Ok(bool_coll(logic(op, a, b, focus, index, env)?));
     }
-    // Fastest path for a `where` criterion such as `system = 'literal'`: a single member of the
-    // (single, object) focus whose value is a plain string. The member's value is then exactly
-    // that one string (no array, choice type or extension to resolve), so the answer needs no
-    // collection at all. Anything else takes the general path below.
-    if let (Eq | Ne, Expr::Literal(Literal::String(lit)), Expr::Member(None, keys), [focus_item]) =
-        (op, b, a, focus)
-        && let [key] = keys.as_slice()
-        && !key.name.starts_with(|c: char| c.is_ascii_uppercase())
-        && let Item::Node(n) = focus_item
-        && n.node.kind() == NodeKind::Object
-        && let Some(NodeKind::String(s)) = n.node.get(&key.name).map(|v| v.kind())
+    // Fastest path, `system = 'literal'` or `sequence = 1` on a plain member: no collection.
+    if matches!(op, Eq | Ne)
+        && let Some(answer) = plain_compare(op, a, b, focus)
     {
-        return Ok(bool_coll(Some((s == lit.as_str()) == (op == Eq))));
+        return Ok(bool_coll(Some(answer)));
     }
     let l = eval(a, focus, index, env)?;
     // Fast path for the commonest criterion, `path = 'literal'`: no second collection, no
