@@ -19,7 +19,7 @@
 //! [`RunVersions`] applies the rule within a run (so Parquet, append-only, holds one version per
 //! group per run); [`decide`] applies it against the state an earlier run left in SQLite.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use claimline_ndjson::{ApiVersion, Resource};
 
@@ -115,50 +115,91 @@ pub fn claim_event(r: &Resource<'_>, mode: VersionMode) -> Option<ClaimEvent> {
 }
 
 /// The rule applied within one run: per group the winning version and the cancels.
+///
+/// The groups are found once, when the run's events are given ([`RunVersions::new`]); what each
+/// event's rows do then is a lookup by position ([`RunVersions::kept`]), with no key built or
+/// hashed again.
 #[derive(Debug, Default)]
 pub struct RunVersions {
     mode: VersionMode,
-    /// Group → index of the winning version in `events`.
-    heads: HashMap<(Option<ApiVersion>, String), usize>,
-    /// Group → resource ids this run cancels.
-    cancels: HashMap<(Option<ApiVersion>, String), HashSet<String>>,
     events: Vec<ClaimEvent>,
+    /// Per group, in the order the events first name them.
+    groups: Vec<GroupState>,
+    /// Per event: the index of its group in `groups`.
+    group_of: Vec<u32>,
+    /// Per event: its rows stay (see [`RunVersions::kept`]).
+    keeps: Vec<bool>,
+}
+
+/// One group of a run.
+#[derive(Debug)]
+struct GroupState {
+    /// An event of the group (its key).
+    first: usize,
+    /// The index of the winning version in the events, if a version came.
+    head: Option<usize>,
+    /// The resource ids this run cancels in the group.
+    cancels: Option<HashSet<String>>,
 }
 
 impl RunVersions {
     /// Applies the rule to a run's events (any order).
     pub fn new(mode: VersionMode, events: Vec<ClaimEvent>) -> Self {
-        let mut heads: HashMap<(Option<ApiVersion>, String), usize> = HashMap::new();
-        let mut cancels: HashMap<(Option<ApiVersion>, String), HashSet<String>> = HashMap::new();
-        for (i, e) in events.iter().enumerate() {
-            let (v, k) = e.group(mode);
-            let group = (v, k.to_owned());
-            match e.action {
-                Action::Cancel => {
-                    cancels
-                        .entry(group)
-                        .or_default()
-                        .insert(e.resource_id.clone());
-                }
-                Action::Version => {
-                    let better = |j: &usize| {
-                        let h: &ClaimEvent = &events[*j];
-                        (e.last_updated, e.position) > (h.last_updated, h.position)
-                    };
-                    match heads.get(&group) {
-                        Some(j) if !better(j) => {}
-                        _ => {
-                            heads.insert(group, i);
+        let mut groups: Vec<GroupState> = Vec::new();
+        let mut group_of: Vec<u32> = Vec::with_capacity(events.len());
+        {
+            let mut index: foldhash::HashMap<(Option<ApiVersion>, &str), u32> =
+                foldhash::HashMap::with_capacity_and_hasher(events.len(), Default::default());
+            for (i, e) in events.iter().enumerate() {
+                let g = *index.entry(e.group(mode)).or_insert_with(|| {
+                    groups.push(GroupState {
+                        first: i,
+                        head: None,
+                        cancels: None,
+                    });
+                    u32::try_from(groups.len() - 1).expect("fewer than 2^32 claim groups in a run")
+                });
+                group_of.push(g);
+                let group = &mut groups[g as usize];
+                match e.action {
+                    Action::Cancel => {
+                        group
+                            .cancels
+                            .get_or_insert_default()
+                            .insert(e.resource_id.clone());
+                    }
+                    Action::Version => {
+                        let better = group.head.is_none_or(|j| {
+                            let h = &events[j];
+                            (e.last_updated, e.position) > (h.last_updated, h.position)
+                        });
+                        if better {
+                            group.head = Some(i);
                         }
                     }
                 }
             }
         }
+        let keeps = events
+            .iter()
+            .zip(&group_of)
+            .enumerate()
+            .map(|(i, (e, &g))| {
+                let group = &groups[g as usize];
+                e.action == Action::Version
+                    && group.head == Some(i)
+                    && !group
+                        .cancels
+                        .as_ref()
+                        .is_some_and(|c| c.contains(&e.resource_id))
+            })
+            .collect();
         RunVersions {
             mode,
-            heads,
-            cancels,
             events,
+            groups,
+            group_of,
+            keeps,
         }
     }
 
@@ -167,20 +208,11 @@ impl RunVersions {
         self.mode
     }
 
-    /// True when event `e` of this run is the version its group keeps and no cancel of this
-    /// run names it: its rows stay in the tables. (An EOB with no claim key or id has no event
-    /// and nothing to compete with.)
-    pub fn keeps_event(&self, e: &ClaimEvent) -> bool {
-        if e.action == Action::Cancel {
-            return false;
-        }
-        let (v, k) = e.group(self.mode);
-        let group = (v, k.to_owned());
-        let head = self
-            .heads
-            .get(&group)
-            .is_some_and(|&i| self.events[i].position == e.position);
-        head && !self.cancelled(&group, &e.resource_id)
+    /// The run's events, in the order [`RunVersions::new`] got them, each with whether its rows
+    /// stay: it is the version its group keeps and no cancel of this run names it. (An EOB with
+    /// no claim key or id has no event and nothing to compete with.)
+    pub fn kept(&self) -> impl ExactSizeIterator<Item = (&ClaimEvent, bool)> {
+        self.events.iter().zip(self.keeps.iter().copied())
     }
 
     /// The run's events, in the order [`RunVersions::new`] got them.
@@ -188,21 +220,22 @@ impl RunVersions {
         &self.events
     }
 
-    fn cancelled(&self, group: &(Option<ApiVersion>, String), id: &str) -> bool {
-        self.cancels.get(group).is_some_and(|c| c.contains(id))
-    }
-
     /// The run's winner of each group, and its cancels: what `_claimline_claims` records, in a
     /// stable order (group, then resource id).
     pub fn recorded(&self) -> Vec<&ClaimEvent> {
-        let mut out: Vec<&ClaimEvent> = self.heads.values().map(|&i| &self.events[i]).collect();
-        let mut seen = HashSet::new();
-        for e in &self.events {
-            if e.action == Action::Cancel && seen.insert((e.group(self.mode), &e.resource_id)) {
+        let mut out: Vec<&ClaimEvent> = self
+            .groups
+            .iter()
+            .filter_map(|g| g.head.map(|i| &self.events[i]))
+            .collect();
+        let mut seen: foldhash::HashSet<(u32, &str)> = foldhash::HashSet::default();
+        for (e, &g) in self.events.iter().zip(&self.group_of) {
+            if e.action == Action::Cancel && seen.insert((g, &e.resource_id)) {
                 out.push(e);
             }
         }
-        out.sort_by(|a, b| {
+        // No two are equal: a group has one head, and its cancels are one per resource id.
+        out.sort_unstable_by(|a, b| {
             (a.group(self.mode), &a.resource_id, a.action.as_str()).cmp(&(
                 b.group(self.mode),
                 &b.resource_id,
@@ -212,20 +245,24 @@ impl RunVersions {
         out
     }
 
-    /// Groups of this run: (group, its winning version if any, the ids it cancels).
+    /// Groups of this run: (group, its winning version if any, the ids it cancels), ordered by
+    /// group.
     pub fn groups(&self) -> Vec<RunGroup<'_>> {
-        let mut keys: Vec<&(Option<ApiVersion>, String)> =
-            self.heads.keys().chain(self.cancels.keys()).collect();
-        keys.sort();
-        keys.dedup();
-        keys.into_iter()
-            .map(|g| RunGroup {
-                api_version: g.0,
-                key: &g.1,
-                head: self.heads.get(g).map(|&i| &self.events[i]),
-                cancels: self.cancels.get(g),
+        let mut out: Vec<RunGroup<'_>> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let (api_version, key) = self.events[g.first].group(self.mode);
+                RunGroup {
+                    api_version,
+                    key,
+                    head: g.head.map(|i| &self.events[i]),
+                    cancels: g.cancels.as_ref(),
+                }
             })
-            .collect()
+            .collect();
+        out.sort_unstable_by(|a, b| (a.api_version, a.key).cmp(&(b.api_version, b.key)));
+        out
     }
 }
 

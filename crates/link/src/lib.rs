@@ -1369,10 +1369,9 @@ mod tests {
         let versions =
             RunVersions::new(VersionMode::Current, events.into_iter().flatten().collect());
         let kept: Vec<&str> = versions
-            .events()
-            .iter()
-            .filter(|e| versions.keeps_event(e))
-            .map(|e| e.resource_id.as_str())
+            .kept()
+            .filter(|&(_, keep)| keep)
+            .map(|(e, _)| e.resource_id.as_str())
             .collect();
         // Equal lastUpdated: the later line wins.
         assert_eq!(kept, vec!["e29"]);

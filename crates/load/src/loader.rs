@@ -586,7 +586,7 @@ impl Loader {
         let versions = RunVersions::new(mode, events);
         let mut history = HistoryCounts::default();
         let mut removals: Vec<Vec<Cell>> = Vec::new();
-        let mut stale: HashSet<(Option<claimline_ndjson::ApiVersion>, String)> = HashSet::new();
+        let mut stale: HashSet<(Option<claimline_ndjson::ApiVersion>, &str)> = HashSet::new();
         // What earlier runs committed, read beside the open sinks (their rows are still staged).
         if let Some(e) = earlier.as_mut().filter(|e| e.has_claims()) {
             let groups = versions.groups();
@@ -600,18 +600,18 @@ impl Loader {
                             g.api_version.map_or(Cell::Null, |v| Cell::text(v.as_str())),
                             Cell::text(g.key),
                         ]);
-                        stale.insert((g.api_version, g.key.to_owned()));
+                        stale.insert((g.api_version, g.key));
                     }
                     Decision::Keep => {
                         if g.head.is_some() {
                             history.stale += 1;
                         }
-                        stale.insert((g.api_version, g.key.to_owned()));
+                        stale.insert((g.api_version, g.key));
                     }
                 }
             }
         }
-        let recorded: Vec<ClaimEvent> = versions.recorded().into_iter().cloned().collect();
+        let recorded: Vec<&ClaimEvent> = versions.recorded();
         history.cancels = recorded
             .iter()
             .filter(|e| e.action == claimline_link::Action::Cancel)
@@ -620,17 +620,24 @@ impl Loader {
         // stay in this run's Parquet partition only.
         let mut not_kept = claimline_sink::SourceLines::new();
         let mut stale_rows = claimline_sink::SourceLines::new();
-        for (e, eob) in versions.events().iter().zip(eobs) {
-            let file = files[eob.file_index].path.display().to_string();
-            if !versions.keeps_event(e) {
+        let file_names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+        for ((e, keep), eob) in versions.kept().zip(eobs) {
+            if !keep {
                 claims.superseded += u64::from(eob.claim_views);
-                not_kept.entry(file).or_default().insert(eob.line as i64);
+                let file = &file_names[eob.file_index];
+                not_kept
+                    .entry(file.clone())
+                    .or_default()
+                    .insert(eob.line as i64);
                 continue;
             }
-            let (api, key) = e.group(mode);
-            if stale.contains(&(api, key.to_owned())) {
+            if !stale.is_empty() && stale.contains(&e.group(mode)) {
                 claims.unresolved_mbi += u64::from(eob.unresolved_mbi);
-                stale_rows.entry(file).or_default().insert(eob.line as i64);
+                let file = &file_names[eob.file_index];
+                stale_rows
+                    .entry(file.clone())
+                    .or_default()
+                    .insert(eob.line as i64);
                 continue;
             }
             eob.account(&tables, &files, &mut claims, &mut counts, &mut issues)

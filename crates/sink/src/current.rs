@@ -20,7 +20,7 @@
 //! - `DIR/current/views.sql` creates DuckDB views: the claim tables over `current/`, the other
 //!   tables (`bene_xref`, `cclf8`, `cclf9`) by the README's rule over their history.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,8 +47,11 @@ const SMALL_CHUNK: usize = 64 << 10;
 const STATE: &str = "_state.json";
 
 /// (`_api_version`, `_claim_key`, and with `--all-versions` the `_resource_id`): what has one
-/// head.
-type Group = (Option<String>, String, Option<String>);
+/// head. Borrowed from the claim events' batches, like [`Version`].
+type Group<'a> = (Option<&'a str>, &'a str, Option<&'a str>);
+
+/// A claim version: (`_api_version`, `_claim_key`, `_resource_id`, `_run_id`).
+type Version<'a> = (Option<&'a str>, &'a str, &'a str, &'a str);
 
 /// What a refresh did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -138,8 +141,11 @@ pub fn refresh_current(
             }
         }
     }
-    let mut heads: HashMap<Group, (Option<i64>, String, String)> = HashMap::new();
-    let mut cancelled: HashSet<(Group, String)> = HashSet::new();
+    // Keys borrow the events' batches: a history of millions of claim versions is hashed, not
+    // copied (the hasher is foldhash: the keys are the output folder's own claim ids).
+    let mut heads: foldhash::HashMap<Group<'_>, (Option<i64>, &str, &str)> =
+        foldhash::HashMap::default();
+    let mut cancelled: foldhash::HashSet<(Group<'_>, &str)> = foldhash::HashSet::default();
     for b in &events {
         let api = strings(b, "_api_version", CLAIMS)?;
         let key = strings(b, "_claim_key", CLAIMS)?;
@@ -151,16 +157,11 @@ pub fn refresh_current(
             let (Some(k), Some(rid), Some(r)) = (key[i], id[i], run_ids[i]) else {
                 continue;
             };
-            if !rebuild.contains(&bucket(api[i], k)) {
+            if !full && !rebuild.contains(&bucket(api[i], k)) {
                 continue;
             }
-            let (k, rid, r) = (k.to_owned(), rid.to_owned(), r.to_owned());
             // With every version kept, each version is a group of its own.
-            let group = (
-                api[i].map(str::to_owned),
-                k,
-                all_versions.then(|| rid.clone()),
-            );
+            let group = (api[i], k, all_versions.then_some(rid));
             if action[i] == Some("cancel") {
                 cancelled.insert((group, rid));
                 continue;
@@ -168,21 +169,17 @@ pub fn refresh_current(
             let candidate = (lu[i], r, rid);
             // `ORDER BY _last_updated DESC NULLS LAST, _run_id DESC`: a NULL is below any time.
             let better = heads.get(&group).is_none_or(|h| {
-                (candidate.0.is_some(), candidate.0, &candidate.1) > (h.0.is_some(), h.0, &h.1)
+                (candidate.0.is_some(), candidate.0, candidate.1) > (h.0.is_some(), h.0, h.1)
             });
             if better {
                 heads.insert(group, candidate);
             }
         }
     }
-    let current: HashSet<String> = heads
+    let current: foldhash::HashSet<Version<'_>> = heads
         .into_iter()
-        .filter(|(g, (_, _, rid))| !cancelled.contains(&(g.clone(), rid.clone())))
-        .map(|((api, key, _), (_, r, rid))| {
-            let mut v = String::new();
-            version_key(&mut v, api.as_deref(), &key, &rid, &r);
-            v
-        })
+        .filter(|&(g, (_, _, rid))| !cancelled.contains(&(g, rid)))
+        .map(|((api, key, _), (_, r, rid))| (api, key, rid, r))
         .collect();
 
     let mut report = CurrentReport {
@@ -275,7 +272,7 @@ fn build_table(
     table: &str,
     run_id: &str,
     rebuild: &BTreeSet<u64>,
-    current: &HashSet<String>,
+    current: &foldhash::HashSet<Version<'_>>,
     full: bool,
     held: Option<&HeldRun>,
 ) -> Result<Built, Error> {
@@ -313,17 +310,15 @@ fn build_table(
             let id = strings(&b, "_resource_id", table)?;
             let runs = strings(&b, "_run_id", table)?;
             let mut masks: BTreeMap<u64, Vec<bool>> = BTreeMap::new();
-            let mut v = String::new();
             for i in 0..b.num_rows() {
                 let (Some(k), Some(rid), Some(r)) = (key[i], id[i], runs[i]) else {
                     continue;
                 };
                 let bk = bucket(api[i], k);
-                if !rebuild.contains(&bk) {
+                if !full && !rebuild.contains(&bk) {
                     continue;
                 }
-                version_key(&mut v, api[i], k, rid, r);
-                if current.contains(&v) {
+                if current.contains(&(api[i], k, rid, r)) {
                     masks.entry(bk).or_insert_with(|| vec![false; b.num_rows()])[i] = true;
                 }
             }
@@ -619,23 +614,7 @@ fn column<'a>(b: &'a RecordBatch, name: &str, table: &str) -> Result<&'a Arc<dyn
     })
 }
 
-/// One version's key in the set of current versions: (`_api_version`, `_claim_key`,
-/// `_resource_id`, `_run_id`), written into `out` (reused from row to row).
-fn version_key(out: &mut String, api: Option<&str>, key: &str, rid: &str, run: &str) {
-    use std::fmt::Write;
-    out.clear();
-    // Each part after its length, so no two versions share a key whatever their text holds.
-    match api {
-        Some(a) => {
-            let _ = write!(out, "{}:{a}", a.len());
-        }
-        None => out.push('-'),
-    }
-    for part in [key, rid, run] {
-        let _ = write!(out, "{}:{part}", part.len());
-    }
-}
-
+/// Column `name` of `b` as text cells.
 fn strings<'b>(b: &'b RecordBatch, name: &str, table: &str) -> Result<Vec<Option<&'b str>>, Error> {
     let c = column(b, name, table)?;
     let a = c
