@@ -50,8 +50,23 @@ const STATE: &str = "_state.json";
 /// head. Borrowed from the claim events' batches, like [`Version`].
 type Group<'a> = (Option<&'a str>, &'a str, Option<&'a str>);
 
-/// A claim version: (`_api_version`, `_claim_key`, `_resource_id`, `_run_id`).
-type Version<'a> = (Option<&'a str>, &'a str, &'a str, &'a str);
+/// Each group's head: (`_last_updated`, `_run_id`, `_resource_id`), borrowed like [`Group`].
+type Heads<'a> = foldhash::HashMap<Group<'a>, (Option<i64>, &'a str, &'a str)>;
+
+/// The current versions of the claim groups a refresh rewrites: the heads no cancel names.
+struct Current<'a> {
+    heads: Heads<'a>,
+    all_versions: bool,
+}
+
+impl Current<'_> {
+    /// The row of version `rid` of claim `key`, written by run `run`, is current.
+    fn holds(&self, api: Option<&str>, key: &str, rid: &str, run: &str) -> bool {
+        self.heads
+            .get(&(api, key, self.all_versions.then_some(rid)))
+            .is_some_and(|&(_, head_run, head)| head_run == run && head == rid)
+    }
+}
 
 /// What a refresh did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -143,8 +158,10 @@ pub fn refresh_current(
     }
     // Keys borrow the events' batches: a history of millions of claim versions is hashed, not
     // copied (the hasher is foldhash: the keys are the output folder's own claim ids).
-    let mut heads: foldhash::HashMap<Group<'_>, (Option<i64>, &str, &str)> =
-        foldhash::HashMap::default();
+    let mut heads: Heads<'_> = foldhash::HashMap::with_capacity_and_hasher(
+        events.iter().map(RecordBatch::num_rows).sum(),
+        Default::default(),
+    );
     let mut cancelled: foldhash::HashSet<(Group<'_>, &str)> = foldhash::HashSet::default();
     for b in &events {
         let api = strings(b, "_api_version", CLAIMS)?;
@@ -176,11 +193,12 @@ pub fn refresh_current(
             }
         }
     }
-    let current: foldhash::HashSet<Version<'_>> = heads
-        .into_iter()
-        .filter(|&(g, (_, _, rid))| !cancelled.contains(&(g, rid)))
-        .map(|((api, key, _), (_, r, rid))| (api, key, rid, r))
-        .collect();
+    // A cancelled head keeps no rows: what is left are the current versions.
+    heads.retain(|&g, &mut (_, _, rid)| !cancelled.contains(&(g, rid)));
+    let current = Current {
+        heads,
+        all_versions,
+    };
 
     let mut report = CurrentReport {
         tables: tables.to_vec(),
@@ -272,7 +290,7 @@ fn build_table(
     table: &str,
     run_id: &str,
     rebuild: &BTreeSet<u64>,
-    current: &foldhash::HashSet<Version<'_>>,
+    current: &Current<'_>,
     full: bool,
     held: Option<&HeldRun>,
 ) -> Result<Built, Error> {
@@ -318,7 +336,7 @@ fn build_table(
                 if !full && !rebuild.contains(&bk) {
                     continue;
                 }
-                if current.contains(&(api[i], k, rid, r)) {
+                if current.holds(api[i], k, rid, r) {
                     masks.entry(bk).or_insert_with(|| vec![false; b.num_rows()])[i] = true;
                 }
             }
@@ -332,19 +350,30 @@ fn build_table(
             }
         }
     }
+    // The rewritten buckets are encoded at once, on whichever workers are free (a load of one
+    // claim table would otherwise encode its 16 buckets on one core).
+    use rayon::prelude::*;
+    let mut fresh: BTreeMap<u64, (u64, [(PathBuf, File); 2])> = by_bucket
+        .into_par_iter()
+        .filter(|(_, batches)| !batches.is_empty())
+        .map(|(bk, batches)| {
+            let folder = new.join(format!("bucket={bk:02}"));
+            let target = folder.join("part-0.parquet");
+            claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
+            let schema = batches[0].schema();
+            let (n, file) = write_file(&target, schema, &batches)?;
+            Ok((bk, (n, [(target, file), open_folder(folder)?])))
+        })
+        .collect::<Result<_, Error>>()?;
     let mut rows = 0u64;
     let mut written = Vec::new();
     for bk in 0..BUCKETS {
         let folder = new.join(format!("bucket={bk:02}"));
         let target = folder.join("part-0.parquet");
         if rebuild.contains(&bk) {
-            let batches = by_bucket.remove(&bk).unwrap_or_default();
-            if let Some(first) = batches.first() {
-                claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
-                let (n, file) = write_file(&target, first.schema(), &batches)?;
+            if let Some((n, files)) = fresh.remove(&bk) {
                 rows += n;
-                written.push((target, file));
-                written.push(open_folder(folder)?);
+                written.extend(files);
             }
         } else if let Some(old_file) = old
             .as_ref()
