@@ -67,7 +67,7 @@ pub fn format_timestamp(micros: i64) -> String {
         // The fraction's six digits without their trailing zeros.
         let mut digits = 6;
         let mut f = frac;
-        while f % 10 == 0 {
+        while f.is_multiple_of(10) {
             f /= 10;
             digits -= 1;
         }
