@@ -126,7 +126,7 @@ pub struct RunVersions {
     /// Per group, in the order the events first name them.
     groups: Vec<GroupState>,
     /// Per event: the index of its group in `groups`.
-    group_of: Vec<u32>,
+    group_of: Vec<usize>,
     /// Per event: its rows stay (see [`RunVersions::kept`]).
     keeps: Vec<bool>,
 }
@@ -146,9 +146,9 @@ impl RunVersions {
     /// Applies the rule to a run's events (any order).
     pub fn new(mode: VersionMode, events: Vec<ClaimEvent>) -> Self {
         let mut groups: Vec<GroupState> = Vec::new();
-        let mut group_of: Vec<u32> = Vec::with_capacity(events.len());
+        let mut group_of: Vec<usize> = Vec::with_capacity(events.len());
         {
-            let mut index: foldhash::HashMap<(Option<ApiVersion>, &str), u32> =
+            let mut index: foldhash::HashMap<(Option<ApiVersion>, &str), usize> =
                 foldhash::HashMap::with_capacity_and_hasher(events.len(), Default::default());
             for (i, e) in events.iter().enumerate() {
                 let g = *index.entry(e.group(mode)).or_insert_with(|| {
@@ -157,10 +157,10 @@ impl RunVersions {
                         head: None,
                         cancels: None,
                     });
-                    u32::try_from(groups.len() - 1).expect("fewer than 2^32 claim groups in a run")
+                    groups.len() - 1
                 });
                 group_of.push(g);
-                let group = &mut groups[g as usize];
+                let group = &mut groups[g];
                 match e.action {
                     Action::Cancel => {
                         group
@@ -185,7 +185,7 @@ impl RunVersions {
             .zip(&group_of)
             .enumerate()
             .map(|(i, (e, &g))| {
-                let group = &groups[g as usize];
+                let group = &groups[g];
                 e.action == Action::Version
                     && group.head == Some(i)
                     && !group
@@ -228,7 +228,7 @@ impl RunVersions {
             .iter()
             .filter_map(|g| g.head.map(|i| &self.events[i]))
             .collect();
-        let mut seen: foldhash::HashSet<(u32, &str)> = foldhash::HashSet::default();
+        let mut seen: foldhash::HashSet<(usize, &str)> = foldhash::HashSet::default();
         for (e, &g) in self.events.iter().zip(&self.group_of) {
             if e.action == Action::Cancel && seen.insert((g, &e.resource_id)) {
                 out.push(e);
@@ -390,6 +390,48 @@ mod tests {
         // A run whose own winner an earlier run cancelled.
         let again = RunVersions::new(VersionMode::Current, vec![ev("X", 1, Action::Version, 1)]);
         assert_eq!(decide(&again.groups()[0], None, true), Decision::Delete);
+    }
+
+    #[test]
+    fn kept_marks_only_heads_no_cancel_names() {
+        let mut other = ev("Z", 1, Action::Version, 5);
+        other.claim_key = "H".into();
+        let run = RunVersions::new(
+            VersionMode::Current,
+            vec![
+                ev("X", 1, Action::Version, 1),
+                ev("Y", 2, Action::Version, 2),
+                ev("Y", 2, Action::Cancel, 3),
+                ev("W", 2, Action::Version, 4),
+                other,
+            ],
+        );
+        let kept: Vec<(&str, bool)> = run
+            .kept()
+            .map(|(e, keep)| (e.resource_id.as_str(), keep))
+            .collect();
+        // W ties Y on lastUpdated and comes later: W heads G; the cancel of Y is stale.
+        assert_eq!(
+            kept,
+            vec![
+                ("X", false),
+                ("Y", false),
+                ("Y", false),
+                ("W", true),
+                ("Z", true)
+            ]
+        );
+        // A cancel naming the head leaves the group nothing.
+        let run = RunVersions::new(
+            VersionMode::Current,
+            vec![
+                ev("Y", 2, Action::Version, 1),
+                ev("Y", 2, Action::Cancel, 2),
+            ],
+        );
+        assert!(run.kept().all(|(_, keep)| !keep));
+        assert_eq!(run.groups().len(), 1);
+        assert_eq!(run.recorded().len(), 2);
     }
 
     #[test]

@@ -180,7 +180,7 @@ mod tests {
         ];
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for _ in 0..20_000 {
-            // xorshift: instants from about 4000 BC to 6000 AD.
+            // xorshift: instants from about 2000 BC to 5900 AD.
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;

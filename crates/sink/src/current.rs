@@ -47,7 +47,7 @@ const SMALL_CHUNK: usize = 64 << 10;
 const STATE: &str = "_state.json";
 
 /// (`_api_version`, `_claim_key`, and with `--all-versions` the `_resource_id`): what has one
-/// head. Borrowed from the claim events' batches, like [`Version`].
+/// head. Borrowed from the claim events' batches.
 type Group<'a> = (Option<&'a str>, &'a str, Option<&'a str>);
 
 /// Each group's head: (`_last_updated`, `_run_id`, `_resource_id`), borrowed like [`Group`].
@@ -158,8 +158,15 @@ pub fn refresh_current(
     }
     // Keys borrow the events' batches: a history of millions of claim versions is hashed, not
     // copied (the hasher is foldhash: the keys are the output folder's own claim ids).
+    // A full rebuild holds a head per group of the history: room for every event is made at
+    // once. A partial one holds only the rewritten buckets' groups, a small share of a long
+    // history, and grows as needed.
     let mut heads: Heads<'_> = foldhash::HashMap::with_capacity_and_hasher(
-        events.iter().map(RecordBatch::num_rows).sum(),
+        if full {
+            events.iter().map(RecordBatch::num_rows).sum()
+        } else {
+            0
+        },
         Default::default(),
     );
     let mut cancelled: foldhash::HashSet<(Group<'_>, &str)> = foldhash::HashSet::default();
