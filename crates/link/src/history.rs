@@ -337,6 +337,11 @@ mod tests {
         }
     }
 
+    /// The rule applied to one run's `events`, one current version per claim group.
+    fn current(events: Vec<ClaimEvent>) -> RunVersions {
+        RunVersions::new(VersionMode::Current, events)
+    }
+
     fn head(id: &str, lu: i64, cancelled: bool) -> StoredHead {
         StoredHead {
             resource_id: id.into(),
@@ -347,14 +352,11 @@ mod tests {
 
     #[test]
     fn the_latest_version_wins_within_a_run_and_stale_cancels_do_nothing() {
-        let run = RunVersions::new(
-            VersionMode::Current,
-            vec![
-                ev("X", 2, Action::Cancel, 1),
-                ev("Y", 3, Action::Version, 2),
-                ev("X", 1, Action::Version, 3),
-            ],
-        );
+        let run = current(vec![
+            ev("X", 2, Action::Cancel, 1),
+            ev("Y", 3, Action::Version, 2),
+            ev("X", 1, Action::Version, 3),
+        ]);
         let groups = run.groups();
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].head.map(|h| h.resource_id.as_str()), Some("Y"));
@@ -373,7 +375,7 @@ mod tests {
 
     #[test]
     fn a_cancel_removes_the_group_only_if_it_names_the_head() {
-        let run = RunVersions::new(VersionMode::Current, vec![ev("X", 5, Action::Cancel, 1)]);
+        let run = current(vec![ev("X", 5, Action::Cancel, 1)]);
         let g = &run.groups()[0];
         assert_eq!(
             decide(g, Some(&head("X", 1, false)), false),
@@ -382,13 +384,13 @@ mod tests {
         assert_eq!(decide(g, Some(&head("Y", 1, false)), false), Decision::Keep);
         assert_eq!(decide(g, None, false), Decision::Keep);
         // An older version arriving after the head was cancelled does not come back.
-        let late = RunVersions::new(VersionMode::Current, vec![ev("W", 0, Action::Version, 1)]);
+        let late = current(vec![ev("W", 0, Action::Version, 1)]);
         assert_eq!(
             decide(&late.groups()[0], Some(&head("X", 1, true)), false),
             Decision::Keep
         );
         // A run whose own winner an earlier run cancelled.
-        let again = RunVersions::new(VersionMode::Current, vec![ev("X", 1, Action::Version, 1)]);
+        let again = current(vec![ev("X", 1, Action::Version, 1)]);
         assert_eq!(decide(&again.groups()[0], None, true), Decision::Delete);
     }
 
@@ -396,16 +398,13 @@ mod tests {
     fn kept_marks_only_heads_no_cancel_names() {
         let mut other = ev("Z", 1, Action::Version, 5);
         other.claim_key = "H".into();
-        let run = RunVersions::new(
-            VersionMode::Current,
-            vec![
-                ev("X", 1, Action::Version, 1),
-                ev("Y", 2, Action::Version, 2),
-                ev("Y", 2, Action::Cancel, 3),
-                ev("W", 2, Action::Version, 4),
-                other,
-            ],
-        );
+        let run = current(vec![
+            ev("X", 1, Action::Version, 1),
+            ev("Y", 2, Action::Version, 2),
+            ev("Y", 2, Action::Cancel, 3),
+            ev("W", 2, Action::Version, 4),
+            other,
+        ]);
         let kept: Vec<(&str, bool)> = run
             .kept()
             .map(|(e, keep)| (e.resource_id.as_str(), keep))
@@ -422,13 +421,10 @@ mod tests {
             ]
         );
         // A cancel naming the head leaves the group nothing.
-        let run = RunVersions::new(
-            VersionMode::Current,
-            vec![
-                ev("Y", 2, Action::Version, 1),
-                ev("Y", 2, Action::Cancel, 2),
-            ],
-        );
+        let run = current(vec![
+            ev("Y", 2, Action::Version, 1),
+            ev("Y", 2, Action::Cancel, 2),
+        ]);
         assert!(run.kept().all(|(_, keep)| !keep));
         assert_eq!(run.groups().len(), 1);
         assert_eq!(run.recorded().len(), 2);
