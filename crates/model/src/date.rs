@@ -78,9 +78,9 @@ pub fn format_timestamp(micros: i64) -> String {
     out
 }
 
-/// `YYYY-MM-DD` (the year as `format!("{y:04}")` writes it) appended to `out`. Every cell of a
-/// date or timestamp column of a SQLite or PostgreSQL load goes through here, so it writes
-/// digits itself instead of through `format!`'s machinery (13% of the SQLite writer's time).
+/// `YYYY-MM-DD` (the year as `format!("{y:04}")` writes it) appended to `out`. Every date and
+/// timestamp cell a SQLite load writes goes through here, so it writes digits itself instead of
+/// through `format!`'s machinery (13% of the SQLite writer's samples in a profile).
 fn push_ymd(out: &mut String, y: i64, m: u32, d: u32) {
     match u32::try_from(y) {
         Ok(y) if y <= 9999 => push_digits(out, y, 4),
@@ -148,7 +148,6 @@ mod tests {
     }
 
     fn by_format(micros: i64) -> (String, String) {
-        let day = date_by_format;
         let secs = micros.div_euclid(1_000_000);
         let frac = micros.rem_euclid(1_000_000);
         let sod = secs.rem_euclid(86_400);
@@ -159,8 +158,9 @@ mod tests {
             let f = format!("{frac:06}");
             format!("T{hh:02}:{mm:02}:{ss:02}.{}Z", f.trim_end_matches('0'))
         };
-        let days = secs.div_euclid(86_400);
-        (day(days), format!("{}{time}", day(days)))
+        let date = date_by_format(secs.div_euclid(86_400));
+        let timestamp = format!("{date}{time}");
+        (date, timestamp)
     }
 
     #[test]
