@@ -27,11 +27,11 @@ use std::sync::Arc;
 
 use arrow_array::{Array, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use claimline_model::{Fnv1a64, RunRecord};
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use crate::columns::{ColumnsWriter, Encode};
 use crate::{Error, HeldRun};
 
 /// Buckets per table.
@@ -324,42 +324,24 @@ fn build_table(
         s.extend(parquet_files(&run_dir(root, table, run_id))?);
         s
     };
+    use rayon::prelude::*;
     let mut by_bucket: BTreeMap<u64, Vec<RecordBatch>> = BTreeMap::new();
     let mut schema = None;
     for file in &sources {
         let (file_schema, batches) = source_batches(root, file, run_id, table, held)?;
         schema.get_or_insert(file_schema);
-        for b in batches {
-            let api = strings(&b, "_api_version", table)?;
-            let key = strings(&b, "_claim_key", table)?;
-            let id = strings(&b, "_resource_id", table)?;
-            let runs = strings(&b, "_run_id", table)?;
-            let mut masks: BTreeMap<u64, Vec<bool>> = BTreeMap::new();
-            for i in 0..b.num_rows() {
-                let (Some(k), Some(rid), Some(r)) = (key[i], id[i], runs[i]) else {
-                    continue;
-                };
-                let bk = bucket(api[i], k);
-                if !full && !rebuild.contains(&bk) {
-                    continue;
-                }
-                if current.holds(api[i], k, rid, r) {
-                    masks.entry(bk).or_insert_with(|| vec![false; b.num_rows()])[i] = true;
-                }
-            }
-            for (bk, mask) in masks {
-                let kept = arrow_select::filter::filter_record_batch(&b, &BooleanArray::from(mask))
-                    .map_err(|e| Error::Io {
-                        path: file.clone(),
-                        source: std::io::Error::other(e),
-                    })?;
-                by_bucket.entry(bk).or_default().push(kept);
-            }
+        // Each batch is cut into its buckets' current rows on a worker of its own; the pieces
+        // are then queued per bucket in the batches' order, as one thread would queue them.
+        let cut: Vec<Vec<(u64, RecordBatch)>> = batches
+            .par_iter()
+            .map(|b| current_rows(b, file, table, rebuild, current, full))
+            .collect::<Result<_, Error>>()?;
+        for (bk, kept) in cut.into_iter().flatten() {
+            by_bucket.entry(bk).or_default().push(kept);
         }
     }
     // The rewritten buckets are encoded at once, on whichever workers are free (a load of one
     // claim table would otherwise encode its 16 buckets on one core).
-    use rayon::prelude::*;
     let mut fresh: BTreeMap<u64, (u64, [(PathBuf, File); 2])> = by_bucket
         .into_par_iter()
         .filter(|(_, batches)| !batches.is_empty())
@@ -421,6 +403,46 @@ fn build_table(
         new,
         old,
     })
+}
+
+/// The current rows of batch `b` (of `file`, a part of `table`) in the buckets to rewrite, a
+/// batch per bucket, in the order of the buckets.
+fn current_rows(
+    b: &RecordBatch,
+    file: &Path,
+    table: &str,
+    rebuild: &BTreeSet<u64>,
+    current: &Current<'_>,
+    full: bool,
+) -> Result<Vec<(u64, RecordBatch)>, Error> {
+    let api = strings(b, "_api_version", table)?;
+    let key = strings(b, "_claim_key", table)?;
+    let id = strings(b, "_resource_id", table)?;
+    let runs = strings(b, "_run_id", table)?;
+    let mut masks: BTreeMap<u64, Vec<bool>> = BTreeMap::new();
+    for i in 0..b.num_rows() {
+        let (Some(k), Some(rid), Some(r)) = (key[i], id[i], runs[i]) else {
+            continue;
+        };
+        let bk = bucket(api[i], k);
+        if !full && !rebuild.contains(&bk) {
+            continue;
+        }
+        if current.holds(api[i], k, rid, r) {
+            masks.entry(bk).or_insert_with(|| vec![false; b.num_rows()])[i] = true;
+        }
+    }
+    masks
+        .into_iter()
+        .map(|(bk, mask)| {
+            arrow_select::filter::filter_record_batch(b, &BooleanArray::from(mask))
+                .map(|kept| (bk, kept))
+                .map_err(|e| Error::Io {
+                    path: file.to_path_buf(),
+                    source: std::io::Error::other(e),
+                })
+        })
+        .collect()
 }
 
 /// Swaps table `table`'s built version in: a new symlink renamed over the old one; then the
@@ -632,13 +654,17 @@ fn write_file(
         }
     }
     let props = props.build();
-    let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(Error::parquet(path))?;
+    // Called on rayon's workers (a bucket each): a big bucket's columns go to any that is free.
+    let mut w = ColumnsWriter::try_new(file, schema, props).map_err(Error::parquet(path))?;
     let mut rows = 0u64;
     for b in batches {
-        w.write(b).map_err(Error::parquet(path))?;
+        w.write(b, Encode::AcrossColumns)
+            .map_err(Error::parquet(path))?;
         rows += b.num_rows() as u64;
     }
-    let f = w.into_inner().map_err(Error::parquet(path))?;
+    let f = w
+        .into_inner(Encode::AcrossColumns)
+        .map_err(Error::parquet(path))?;
     Ok((rows, f))
 }
 

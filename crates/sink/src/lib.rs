@@ -35,6 +35,7 @@
 //! ```
 
 mod arrow;
+mod columns;
 mod current;
 mod error;
 mod merge;

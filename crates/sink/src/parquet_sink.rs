@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
+use crate::columns::{ColumnsWriter, Encode};
 use crate::error::Error;
 use claimline_model::{Cell, ColumnType, RunRecord, TableSchema, create_private_dir, make_private};
 
@@ -114,7 +114,7 @@ struct TableWriter {
     arrow: SchemaRef,
     dir: PathBuf,
     props: WriterProperties,
-    writer: Option<(ArrowWriter<File>, PathBuf)>,
+    writer: Option<(ColumnsWriter<File>, PathBuf)>,
     rows_in_part: usize,
     /// Rows encoded into parts so far.
     encoded_rows: u64,
@@ -255,8 +255,8 @@ impl TableWriter {
         // after them and every part is written again without the dropped rows, as when nothing
         // was held (the same parts, byte for byte).
         if self.encoded_rows > 0 {
-            self.encode()?;
-            self.close_part()?;
+            self.encode(Encode::AcrossColumns)?;
+            self.close_part(Encode::AcrossColumns)?;
             let mut removed = 0;
             for part in &self.parts {
                 removed += self.filter_part(part, file_at, line_at, lines)?;
@@ -374,7 +374,7 @@ impl TableWriter {
         let rewrite = part.with_extension("parquet.rewrite");
         let file = File::create(&rewrite).map_err(Error::io(&rewrite))?;
         make_private(&rewrite).map_err(Error::io(&rewrite))?;
-        let mut w = ArrowWriter::try_new(file, self.arrow.clone(), Some(self.props.clone()))
+        let mut w = ColumnsWriter::try_new(file, self.arrow.clone(), self.props.clone())
             .map_err(Error::parquet(&rewrite))?;
         let reader = open()?.build().map_err(Error::parquet(part))?;
         for batch in reader {
@@ -385,10 +385,13 @@ impl TableWriter {
             let kept = RecordBatch::try_new(self.arrow.clone(), kept.columns().to_vec())
                 .map_err(Error::parquet(part))?;
             if kept.num_rows() > 0 {
-                w.write(&kept).map_err(Error::parquet(&rewrite))?;
+                w.write(&kept, Encode::AcrossColumns)
+                    .map_err(Error::parquet(&rewrite))?;
             }
         }
-        let file = w.into_inner().map_err(Error::parquet(&rewrite))?;
+        let file = w
+            .into_inner(Encode::AcrossColumns)
+            .map_err(Error::parquet(&rewrite))?;
         file.sync_all().map_err(Error::io(&rewrite))?;
         std::fs::rename(&rewrite, part).map_err(Error::io(part))?;
         Ok(removed)
@@ -400,7 +403,7 @@ impl TableWriter {
             let part = self.dir.join(format!("part-{}.parquet", self.parts.len()));
             let file = File::create(&part).map_err(Error::io(&part))?;
             make_private(&part).map_err(Error::io(&part))?;
-            let w = ArrowWriter::try_new(file, self.arrow.clone(), Some(self.props.clone()))
+            let w = ColumnsWriter::try_new(file, self.arrow.clone(), self.props.clone())
                 .map_err(Error::parquet(&part))?;
             self.parts.push(part.clone());
             self.writer = Some((w, part));
@@ -422,26 +425,28 @@ impl TableWriter {
     }
 
     /// Encodes the batches held back into the open part, starting the next part every
-    /// [`PART_ROWS`] rows.
-    fn encode(&mut self) -> Result<(), Error> {
+    /// [`PART_ROWS`] rows; `how`: on this thread, or a column per rayon job (only from inside
+    /// rayon's pool, whose workers are free: never from the load's collector while they parse).
+    fn encode(&mut self, how: Encode) -> Result<(), Error> {
         for batch in std::mem::take(&mut self.pending) {
             self.open_part()?;
             if let Some((w, path)) = &mut self.writer {
-                w.write(&batch).map_err(Error::parquet(path.as_path()))?;
+                w.write(&batch, how)
+                    .map_err(Error::parquet(path.as_path()))?;
             }
             self.rows_in_part += batch.num_rows();
             self.encoded_rows += batch.num_rows() as u64;
             if self.rows_in_part >= PART_ROWS {
-                self.close_part()?;
+                self.close_part(how)?;
             }
         }
         self.pending_bytes = 0;
         Ok(())
     }
 
-    fn close_part(&mut self) -> Result<(), Error> {
+    fn close_part(&mut self, how: Encode) -> Result<(), Error> {
         if let Some((w, path)) = self.writer.take() {
-            let file = w.into_inner().map_err(Error::parquet(path.as_path()))?;
+            let file = w.into_inner(how).map_err(Error::parquet(path.as_path()))?;
             file.sync_all().map_err(Error::io(&path))?;
         }
         Ok(())
@@ -537,7 +542,8 @@ impl ParquetSink {
             let Some(t) = self.tables.iter_mut().max_by_key(|t| t.pending_bytes) else {
                 break;
             };
-            t.encode()?;
+            // The caller may be the load's collector, whose workers are busy parsing.
+            t.encode(Encode::Here)?;
         }
         Ok(())
     }
@@ -552,7 +558,9 @@ impl ParquetSink {
     pub fn prepare(&mut self, run: &RunRecord, after_sqlite: bool) -> Result<(), Error> {
         // Checked again before the commit point: publishing must not fail on it afterwards.
         read_parquet_runs(&self.root)?;
-        // Every table's last batch is staged, encoded and its part closed on its own worker.
+        // Every table's last batch is staged, encoded and its part closed on its own worker, its
+        // columns on any worker that is free (a load of one table would otherwise end on one
+        // core).
         use rayon::prelude::*;
         self.tables
             .par_iter_mut()
@@ -573,8 +581,8 @@ impl ParquetSink {
             });
         }
         self.tables.par_iter_mut().try_for_each(|t| {
-            t.encode()?;
-            t.close_part()
+            t.encode(Encode::AcrossColumns)?;
+            t.close_part(Encode::AcrossColumns)
         })?;
         for t in &self.tables {
             sync_dir(&t.dir)?;
