@@ -154,6 +154,10 @@ pub struct ParquetSink {
     run_id: String,
     /// Every table's rows, when all were held until [`ParquetSink::prepare`].
     held: Option<HeldRun>,
+    /// Where the budget's encodes run: on the writing thread until [`TableSink::drop_rows`],
+    /// which a load calls once its scan is over (the writer may be the scan's collector, and
+    /// rayon's workers busy parsing); across columns on the workers after it.
+    budget_encode: Encode,
 }
 
 fn properties(schema: &TableSchema) -> WriterProperties {
@@ -225,6 +229,7 @@ impl ParquetSink {
             pending_budget: PENDING_BYTES,
             run_id: run_id.to_owned(),
             held: None,
+            budget_encode: Encode::Here,
         };
         // Every table gets a part at once, so a run's partition can always be read.
         for t in &mut tables {
@@ -459,6 +464,8 @@ impl TableWriter {
 
 impl TableSink for ParquetSink {
     fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
+        // The rule comes after the scan: from here on the workers are free.
+        self.budget_encode = Encode::AcrossColumns;
         if lines.is_empty() {
             return Ok(vec![0; tables.len()]);
         }
@@ -542,8 +549,7 @@ impl ParquetSink {
             let Some(t) = self.tables.iter_mut().max_by_key(|t| t.pending_bytes) else {
                 break;
             };
-            // The caller may be the load's collector, whose workers are busy parsing.
-            t.encode(Encode::Here)?;
+            t.encode(self.budget_encode)?;
         }
         Ok(())
     }
