@@ -47,113 +47,127 @@ pub fn arrow_schema(schema: &TableSchema) -> SchemaRef {
 /// The rows of one table as a record batch of [`arrow_schema()`]; a cell of the wrong type is an
 /// [`Error::Row`] naming the table and column.
 ///
+/// The rows are read once, in order, each cell appended to its column's builder (a row's cells
+/// sit together in memory; a batch of a wide table does not fit a core's cache).
+///
 /// # Errors
-/// [`Error::Row`].
+/// [`Error::Row`]: for the first column, in the table's order, with a cell of the wrong type (its
+/// first such cell) or a decimal of too many digits.
 pub fn record_batch(
     schema: &TableSchema,
     arrow: &SchemaRef,
     rows: Vec<Vec<Cell>>,
 ) -> Result<RecordBatch, Error> {
     let n = rows.len();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.columns.len());
-    for (i, col) in schema.columns.iter().enumerate() {
-        let bad = |c: &Cell| Error::Row {
+    let mut builders: Vec<Builder> = schema
+        .columns
+        .iter()
+        .map(|c| Builder::new(&c.ty, n))
+        .collect();
+    // The first column with a cell of the wrong type, and that cell's row.
+    let mut bad: Option<(usize, usize)> = None;
+    for (r, row) in rows.iter().enumerate() {
+        for (i, b) in builders.iter_mut().enumerate() {
+            if !b.append(row.get(i).unwrap_or(&Cell::Null)) && bad.is_none_or(|(j, _)| i < j) {
+                bad = Some((i, r));
+            }
+        }
+    }
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(builders.len());
+    for (i, (b, col)) in builders.into_iter().zip(&schema.columns).enumerate() {
+        let row_error = |message: String| Error::Row {
             table: schema.name.clone(),
             column: col.name.clone(),
-            message: format!("{c:?} in a {:?} column", col.ty),
+            message,
         };
-        let cells = rows.iter().map(|r| r.get(i).unwrap_or(&Cell::Null));
-        let array: ArrayRef = match &col.ty {
-            ColumnType::Text | ColumnType::Code | ColumnType::Json => {
-                let mut b = StringBuilder::with_capacity(n, n * 8);
-                for c in cells {
-                    match c {
-                        Cell::Null => b.append_null(),
-                        Cell::Text(s) => b.append_value(s),
-                        other => return Err(bad(other)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Integer => {
-                let mut b = Int64Builder::with_capacity(n);
-                for c in cells {
-                    match c {
-                        Cell::Null => b.append_null(),
-                        Cell::Int(v) => b.append_value(*v),
-                        other => return Err(bad(other)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Boolean => {
-                let mut b = BooleanBuilder::with_capacity(n);
-                for c in cells {
-                    match c {
-                        Cell::Null => b.append_null(),
-                        Cell::Bool(v) => b.append_value(*v),
-                        other => return Err(bad(other)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Decimal { precision, scale } => {
-                let mut b = Decimal128Builder::with_capacity(n);
-                for c in cells {
-                    match c {
-                        Cell::Null => b.append_null(),
-                        Cell::Decimal(v) => b.append_value(*v),
-                        other => return Err(bad(other)),
-                    }
-                }
-                let a = b
-                    .finish()
-                    .with_precision_and_scale(*precision, *scale)
-                    .map_err(|e| Error::Row {
-                        table: schema.name.clone(),
-                        column: col.name.clone(),
-                        message: e.to_string(),
-                    })?;
-                // Precision is checked here, not trusted: a value with too many digits
-                // would otherwise be written and misread.
-                a.validate_decimal_precision(*precision)
-                    .map_err(|e| Error::Row {
-                        table: schema.name.clone(),
-                        column: col.name.clone(),
-                        message: e.to_string(),
-                    })?;
-                Arc::new(a)
-            }
-            ColumnType::Date => {
-                let mut b = Date32Builder::with_capacity(n);
-                for c in cells {
-                    match c {
-                        Cell::Null => b.append_null(),
-                        Cell::Date(v) => b.append_value(*v),
-                        other => return Err(bad(other)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            ColumnType::Timestamp => {
-                let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-                for c in cells {
-                    match c {
-                        Cell::Null => b.append_null(),
-                        Cell::Timestamp(v) => b.append_value(*v),
-                        other => return Err(bad(other)),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-        };
-        columns.push(array);
+        if let Some((j, r)) = bad
+            && i == j
+        {
+            let c = rows[r].get(i).unwrap_or(&Cell::Null);
+            return Err(row_error(format!("{c:?} in a {:?} column", col.ty)));
+        }
+        columns.push(b.finish().map_err(|e| row_error(e.to_string()))?);
     }
     RecordBatch::try_new(arrow.clone(), columns).map_err(|e| Error::Row {
         table: schema.name.clone(),
         column: String::new(),
         message: e.to_string(),
     })
+}
+
+/// One column's Arrow builder, by [`ColumnType`].
+enum Builder {
+    Text(StringBuilder),
+    Integer(Int64Builder),
+    Boolean(BooleanBuilder),
+    /// With the column's precision and scale.
+    Decimal(Decimal128Builder, u8, i8),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+}
+
+impl Builder {
+    fn new(ty: &ColumnType, rows: usize) -> Builder {
+        match ty {
+            ColumnType::Text | ColumnType::Code | ColumnType::Json => {
+                Builder::Text(StringBuilder::with_capacity(rows, rows * 8))
+            }
+            ColumnType::Integer => Builder::Integer(Int64Builder::with_capacity(rows)),
+            ColumnType::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(rows)),
+            ColumnType::Decimal { precision, scale } => {
+                Builder::Decimal(Decimal128Builder::with_capacity(rows), *precision, *scale)
+            }
+            ColumnType::Date => Builder::Date(Date32Builder::with_capacity(rows)),
+            ColumnType::Timestamp => Builder::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            ),
+        }
+    }
+
+    /// Appends `c`; `false` (and a null) when it is not of the column's type.
+    fn append(&mut self, c: &Cell) -> bool {
+        match (self, c) {
+            (Builder::Text(b), Cell::Text(s)) => b.append_value(s),
+            (Builder::Integer(b), Cell::Int(v)) => b.append_value(*v),
+            (Builder::Boolean(b), Cell::Bool(v)) => b.append_value(*v),
+            (Builder::Decimal(b, ..), Cell::Decimal(v)) => b.append_value(*v),
+            (Builder::Date(b), Cell::Date(v)) => b.append_value(*v),
+            (Builder::Timestamp(b), Cell::Timestamp(v)) => b.append_value(*v),
+            (b, c) => {
+                b.append_null();
+                return matches!(c, Cell::Null);
+            }
+        }
+        true
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Builder::Text(b) => b.append_null(),
+            Builder::Integer(b) => b.append_null(),
+            Builder::Boolean(b) => b.append_null(),
+            Builder::Decimal(b, ..) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
+            Builder::Timestamp(b) => b.append_null(),
+        }
+    }
+
+    /// The column; a decimal's precision is checked here, not trusted (a value with too many
+    /// digits would otherwise be written and misread).
+    fn finish(self) -> Result<ArrayRef, arrow_schema::ArrowError> {
+        Ok(match self {
+            Builder::Text(mut b) => Arc::new(b.finish()),
+            Builder::Integer(mut b) => Arc::new(b.finish()),
+            Builder::Boolean(mut b) => Arc::new(b.finish()),
+            Builder::Decimal(mut b, precision, scale) => {
+                let a = b.finish().with_precision_and_scale(precision, scale)?;
+                a.validate_decimal_precision(precision)?;
+                Arc::new(a)
+            }
+            Builder::Date(mut b) => Arc::new(b.finish()),
+            Builder::Timestamp(mut b) => Arc::new(b.finish()),
+        })
+    }
 }
 
 /// The tables an [`ArrowSink`] committed: per table name, its schema and batches.
@@ -300,4 +314,92 @@ pub fn read_parquet_cells(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, Decimal128Array, StringArray};
+    use claimline_model::Column;
+
+    fn schema() -> TableSchema {
+        TableSchema::new(
+            "t",
+            vec![
+                Column::new(
+                    "amount",
+                    ColumnType::Decimal {
+                        precision: 5,
+                        scale: 2,
+                    },
+                ),
+                Column::new("code", ColumnType::Code),
+                Column::new("day", ColumnType::Date),
+            ],
+        )
+    }
+
+    fn row(amount: Cell, code: Cell, day: Cell) -> Vec<Cell> {
+        vec![amount, code, day]
+    }
+
+    fn column_of(result: Result<RecordBatch, Error>) -> String {
+        match result {
+            Err(Error::Row { column, .. }) => column,
+            other => panic!("expected a row error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rows_become_typed_columns() {
+        let s = schema();
+        let rows = vec![
+            row(Cell::Decimal(12345), Cell::text("A1"), Cell::Date(3)),
+            row(Cell::Null, Cell::Null, Cell::Null),
+            // A short row: the missing cells are NULL.
+            vec![Cell::Decimal(-5)],
+        ];
+        let b = record_batch(&s, &arrow_schema(&s), rows).expect("batch");
+        assert_eq!(b.num_rows(), 3);
+        let amount = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .expect("decimal");
+        assert_eq!(amount.value_as_string(0), "123.45");
+        assert!(amount.is_null(1));
+        assert_eq!(amount.value_as_string(2), "-0.05");
+        let code = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("text");
+        assert_eq!(code.value(0), "A1");
+        assert!(code.is_null(1) && code.is_null(2));
+        assert_eq!(b.column(2).null_count(), 2);
+    }
+
+    #[test]
+    fn the_error_names_the_first_column_in_table_order() {
+        let s = schema();
+        let a = arrow_schema(&s);
+        // Wrong cells in `day` (row 0) and in `code` (row 1): `code` comes first in the table.
+        let rows = vec![
+            row(Cell::Null, Cell::text("x"), Cell::Int(1)),
+            row(Cell::Null, Cell::Int(2), Cell::Null),
+        ];
+        assert_eq!(column_of(record_batch(&s, &a, rows)), "code");
+        // Too many digits in `amount` comes before a wrong cell in `code`.
+        let rows = vec![row(Cell::Decimal(1_000_000), Cell::Int(2), Cell::Null)];
+        assert_eq!(column_of(record_batch(&s, &a, rows)), "amount");
+        // The message shows the first wrong cell of the column.
+        let rows = vec![
+            row(Cell::Null, Cell::Int(7), Cell::Null),
+            row(Cell::Null, Cell::Int(8), Cell::Null),
+        ];
+        match record_batch(&s, &a, rows) {
+            Err(Error::Row { message, .. }) => assert!(message.contains("Int(7)"), "{message}"),
+            other => panic!("expected a row error, got {other:?}"),
+        }
+    }
 }
