@@ -64,12 +64,14 @@ pub fn record_batch(
         .iter()
         .map(|c| Builder::new(&c.ty, n))
         .collect();
-    // The first column with a cell of the wrong type, and that cell's row.
-    let mut bad: Option<(usize, usize)> = None;
-    for (r, row) in rows.iter().enumerate() {
+    // The first column with a cell of the wrong type, and that cell. Each row is dropped as soon
+    // as it is read, while its memory is still in the cache.
+    let mut bad: Option<(usize, String)> = None;
+    for row in rows {
         for (i, b) in builders.iter_mut().enumerate() {
-            if !b.append(row.get(i).unwrap_or(&Cell::Null)) && bad.is_none_or(|(j, _)| i < j) {
-                bad = Some((i, r));
+            let c = row.get(i).unwrap_or(&Cell::Null);
+            if !b.append(c) && bad.as_ref().is_none_or(|(j, _)| i < *j) {
+                bad = Some((i, format!("{c:?}")));
             }
         }
     }
@@ -80,11 +82,10 @@ pub fn record_batch(
             column: col.name.clone(),
             message,
         };
-        if let Some((j, r)) = bad
-            && i == j
+        if let Some((j, cell)) = &bad
+            && i == *j
         {
-            let c = rows[r].get(i).unwrap_or(&Cell::Null);
-            return Err(row_error(format!("{c:?} in a {:?} column", col.ty)));
+            return Err(row_error(format!("{cell} in a {:?} column", col.ty)));
         }
         columns.push(b.finish().map_err(|e| row_error(e.to_string()))?);
     }

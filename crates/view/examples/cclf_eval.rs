@@ -21,8 +21,9 @@ fn main() {
         per_column(&view_file, &data);
         return;
     }
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../mappings/cclf/v2");
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
+    let dir = std::env::var("CCLF_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../mappings/cclf/v2").into());
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .expect("mappings folder")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
