@@ -14,33 +14,22 @@ use std::sync::OnceLock;
 use claimline_ndjson::ApiVersion;
 use serde_json::Value;
 
-/// A FHIR type: its base type and its elements' types.
+/// A FHIR type: its base type and its elements' types, borrowed from the embedded JSON (its
+/// strings have no escapes, so nothing is copied: every load reads the tables of its views).
+#[derive(serde::Deserialize)]
 struct TypeDef {
-    base: Option<String>,
-    elements: HashMap<String, String>,
+    #[serde(borrow)]
+    base: Option<&'static str>,
+    #[serde(borrow)]
+    elements: HashMap<&'static str, &'static str>,
 }
 
-type Release = HashMap<String, TypeDef>;
+type Release = HashMap<&'static str, TypeDef>;
 
-fn parse(text: &str) -> Release {
-    let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    let mut out = HashMap::new();
-    for (name, def) in value.as_object().into_iter().flatten() {
-        let elements = def["elements"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-            .collect();
-        out.insert(
-            name.clone(),
-            TypeDef {
-                base: def["base"].as_str().map(str::to_owned),
-                elements,
-            },
-        );
-    }
-    out
+/// The element table of one release (empty, so that nothing is refused, if it does not parse:
+/// a unit test checks that both do).
+fn parse(text: &'static str) -> Release {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 fn stu3() -> &'static Release {
@@ -71,7 +60,7 @@ fn element(rel: &Release, ty: &str, name: &str) -> Result<Option<String>, String
         let Some(def) = rel.get(t) else { break };
         is_known = true;
         if let Some(e) = def.elements.get(name) {
-            return Ok(Some(e.clone()));
+            return Ok(Some((*e).to_owned()));
         }
         // A choice element: `value` stands for `valueString`, `valueCoding`, ….
         if def.elements.keys().any(|k| {
@@ -80,7 +69,7 @@ fn element(rel: &Release, ty: &str, name: &str) -> Result<Option<String>, String
         }) {
             return Ok(None);
         }
-        current = def.base.as_deref();
+        current = def.base;
     }
     if is_known {
         Err(format!("`{name}` is not an element of {ty}"))
@@ -239,6 +228,19 @@ mod tests {
         format!(
             r#"{{"resourceType":"ViewDefinition","resource":"{resource}","select":[{{"column":[{{"name":"c","path":"{path}"}}]}}]}}"#
         )
+    }
+
+    #[test]
+    fn both_element_tables_parse() {
+        // A table that failed to parse would be empty and refuse nothing.
+        for rel in [stu3(), r4()] {
+            assert!(rel.len() > 100, "{} types", rel.len());
+            assert!(
+                rel["ExplanationOfBenefit"]
+                    .elements
+                    .contains_key("billablePeriod")
+            );
+        }
     }
 
     #[test]
