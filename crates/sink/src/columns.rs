@@ -25,8 +25,8 @@ use rayon::prelude::*;
 /// Where a [`ColumnsWriter`] encodes a batch's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Encode {
-    /// One after the other on the calling thread (a thread outside rayon's pool, such as a
-    /// load's collector, which must not wait on workers that are busy parsing).
+    /// One after the other on the calling thread: a load's collector during the scan, whose
+    /// jobs would queue behind the chunks the workers parse (the collector would wait, not help).
     Here,
     /// On rayon's workers, a column per job.
     AcrossColumns,
@@ -150,32 +150,45 @@ impl<W: Write + Send> ColumnsWriter<W> {
         }
     }
 
-    /// Hands `batch`'s leaf columns to the open row group's writers.
+    /// Hands `batch`'s leaf columns to the open row group's writers. An error is the one
+    /// `ArrowWriter` returns: the first field's, in the schema's order, whichever worker met it.
     fn write_group(&mut self, batch: &RecordBatch, how: Encode) -> Result<()> {
         let Some(group) = &mut self.group else {
             return Ok(());
         };
+        group.rows += batch.num_rows();
+        // `ArrowWriter` computes a field's leaves and writes them before the next field's: a
+        // field whose leaves cannot be computed fails after the fields before it are written.
         let mut leaves: Vec<ArrowLeafColumn> = Vec::with_capacity(group.writers.len());
+        let mut leaves_failed = None;
         for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
-            leaves.extend(compute_leaves(field, column)?);
+            match compute_leaves(field, column) {
+                Ok(l) => leaves.extend(l),
+                Err(e) => {
+                    leaves_failed = Some(e);
+                    break;
+                }
+            }
         }
-        if leaves.len() != group.writers.len() {
+        if leaves.len() > group.writers.len() {
             return Err(ParquetError::General(format!(
                 "{} leaf columns for {} column writers",
                 leaves.len(),
                 group.writers.len()
             )));
         }
-        group.rows += batch.num_rows();
-        let pairs = group.writers.iter_mut().zip(&leaves);
-        match how {
+        let pairs: Vec<_> = group.writers.iter_mut().zip(&leaves).collect();
+        let written = match how {
             Encode::Here => pairs.into_iter().try_for_each(|(w, l)| w.write(l)),
             Encode::AcrossColumns => pairs
-                .collect::<Vec<_>>()
                 .into_par_iter()
                 .with_max_len(1)
-                .try_for_each(|(w, l)| w.write(l)),
-        }
+                .map(|(w, l)| w.write(l))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect(),
+        };
+        written.and(leaves_failed.map_or(Ok(()), Err))
     }
 
     /// Closes the open row group (its last pages encoded where `how` says) into the file.
@@ -183,19 +196,17 @@ impl<W: Write + Send> ColumnsWriter<W> {
         let Some(group) = self.group.take() else {
             return Ok(());
         };
-        let chunks: Vec<ArrowColumnChunk> = match how {
-            Encode::Here => group
-                .writers
-                .into_iter()
-                .map(|w| w.close())
-                .collect::<Result<_>>(),
+        // In the writers' order, so an error is the first column's, as `ArrowWriter`'s is.
+        let closed: Vec<Result<ArrowColumnChunk>> = match how {
+            Encode::Here => group.writers.into_iter().map(|w| w.close()).collect(),
             Encode::AcrossColumns => group
                 .writers
                 .into_par_iter()
                 .with_max_len(1)
                 .map(|w| w.close())
-                .collect::<Result<_>>(),
-        }?;
+                .collect(),
+        };
+        let chunks = closed.into_iter().collect::<Result<Vec<_>>>()?;
         let mut row_group = self.file.next_row_group()?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group)?;
@@ -296,6 +307,7 @@ mod tests {
             (20_000, 1000, Some(4096), None),
             (20_000, 4096, None, Some(40_000)),
             (20_000, 777, Some(6000), Some(60_000)),
+            (20_000, 1000, None, Some(40_000)),
             (0, 10, Some(10), None),
         ];
         for (rows, per_batch, max_rows, max_bytes) in cases {
@@ -310,20 +322,34 @@ mod tests {
                 );
             }
         }
-        // The cases do cut row groups (the byte limit included), or they would prove little.
-        let (schema, batches) = batches(20_000, 4096);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("cut.parquet");
-        std::fs::write(
-            &path,
-            arrow_writer(&schema, &batches, props(None, Some(40_000))),
-        )
-        .expect("file");
-        let reader = parquet::file::serialized_reader::SerializedFileReader::new(
-            std::fs::File::open(&path).expect("open"),
-        )
-        .expect("reader");
-        use parquet::file::reader::FileReader;
-        assert!(reader.metadata().num_row_groups() > 2);
+        // The byte limit cuts row groups both ways: after a batch that filled the group, and
+        // inside a batch, by the group's average row (a group that is not whole batches).
+        let groups = |rows: usize, per_batch: usize| -> Vec<i64> {
+            let (schema, batches) = batches(rows, per_batch);
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("cut.parquet");
+            std::fs::write(
+                &path,
+                arrow_writer(&schema, &batches, props(None, Some(40_000))),
+            )
+            .expect("file");
+            let reader = parquet::file::serialized_reader::SerializedFileReader::new(
+                std::fs::File::open(&path).expect("open"),
+            )
+            .expect("reader");
+            use parquet::file::reader::FileReader;
+            reader
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| g.num_rows())
+                .collect()
+        };
+        assert!(groups(20_000, 4096).len() > 2);
+        let split = groups(20_000, 1000);
+        assert!(
+            split.len() > 2 && split.iter().any(|n| n % 1000 != 0),
+            "{split:?}"
+        );
     }
 }

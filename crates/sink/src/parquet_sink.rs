@@ -156,7 +156,8 @@ pub struct ParquetSink {
     held: Option<HeldRun>,
     /// Where the budget's encodes run: on the writing thread until [`TableSink::drop_rows`],
     /// which a load calls once its scan is over (the writer may be the scan's collector, and
-    /// rayon's workers busy parsing); across columns on the workers after it.
+    /// encoding jobs would wait behind the chunks rayon's workers parse); across columns on the
+    /// workers after it.
     budget_encode: Encode,
 }
 
@@ -430,8 +431,8 @@ impl TableWriter {
     }
 
     /// Encodes the batches held back into the open part, starting the next part every
-    /// [`PART_ROWS`] rows; `how`: on this thread, or a column per rayon job (only from inside
-    /// rayon's pool, whose workers are free: never from the load's collector while they parse).
+    /// [`PART_ROWS`] rows; `how`: on this thread, or a column per rayon job (once the workers
+    /// are free: not from the load's collector while they parse).
     fn encode(&mut self, how: Encode) -> Result<(), Error> {
         for batch in std::mem::take(&mut self.pending) {
             self.open_part()?;

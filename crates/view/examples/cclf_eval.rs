@@ -2,6 +2,9 @@
 //! `cargo run --release -p claimline-view --example cclf_eval -- FILE [PASSES]`.
 //! Prints MB/s for tape parsing alone and for parsing plus every view, and a checksum of the
 //! rows (count and a hash of their debug text) so runs before and after a change can be compared.
+//! `CCLF_ONLY=cclf5` keeps the views whose file name contains it; `CCLF_DIR=<folder>` reads the
+//! views from another folder (one-column copies of a view, to count each column's instructions
+//! under callgrind); `CCLF_COLUMNS=<view file>` times each column of one view.
 
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
