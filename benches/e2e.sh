@@ -320,7 +320,7 @@ except Exception:
     rev = ''
 doc = f"""# End-to-end benchmark, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC
 
-Command: `benches/e2e.sh` (release build{', at ' + rev if rev else ''}), {rounds} rounds, runs alternating within each round;
+Command: `benches/e2e.sh` ({'release build' if os.environ.get('BIN', 'target/release/claimline') == 'target/release/claimline' else 'binary ' + os.environ['BIN'] + ', as given; the script'}{', at ' + rev if rev else ''}), {rounds} rounds, runs alternating within each round;
 medians. `--threads {threads}` (0 = all cores) for claimline and DuckDB alike.
 Machine: {cpu()}, {os.cpu_count()} cores, {mem/1024/1024:.0f} GiB, {platform.system()} {platform.machine()}
 ({platform.release()}). DuckDB {duck_v} (PyPI). Peak RSS from GNU time (includes touched pages of
