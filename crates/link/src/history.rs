@@ -215,11 +215,6 @@ impl RunVersions {
         self.events.iter().zip(self.keeps.iter().copied())
     }
 
-    /// The run's events, in the order [`RunVersions::new`] got them.
-    pub fn events(&self) -> &[ClaimEvent] {
-        &self.events
-    }
-
     /// The run's winner of each group, and its cancels: what `_claimline_claims` records, in a
     /// stable order (group, then resource id).
     pub fn recorded(&self) -> Vec<&ClaimEvent> {
