@@ -257,23 +257,36 @@ impl<'a> Cursor<'a> {
 
     /// The value of `key` if this is an object that has it (first match, as JSON parsers do).
     pub fn get(&self, key: &str) -> Option<Cursor<'a>> {
+        self.get_entry(key).map(|(_, v)| v)
+    }
+
+    /// As [`Cursor::get`], with the key as the document holds it (borrowed from the document,
+    /// where `key` may be borrowed from anything).
+    pub fn get_entry(&self, key: &str) -> Option<(&'a str, Cursor<'a>)> {
         let Node::Object { len, .. } = self.node() else {
             return None;
         };
         let nodes = self.doc.nodes;
         let mut idx = self.pos + 1;
         for _ in 0..len {
-            let k = nodes.get(idx)?;
-            let value = Cursor {
-                doc: self.doc,
-                pos: idx + 1,
+            let Node::String(k) = *nodes.get(idx)? else {
+                return None;
             };
-            if let Node::String(s) = k
-                && *s == key
-            {
-                return Some(value);
+            let value = idx + 1;
+            if k == key {
+                return Some((
+                    k,
+                    Cursor {
+                        doc: self.doc,
+                        pos: value,
+                    },
+                ));
             }
-            idx = value.pos + value.span();
+            idx = value
+                + match nodes.get(value)? {
+                    Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
+                    _ => 1,
+                };
         }
         None
     }

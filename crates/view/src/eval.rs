@@ -43,7 +43,8 @@ pub(crate) enum Ext<'a, N> {
     Only,
 }
 
-const NO_INDEX: u32 = u32::MAX;
+/// `Ext::Sibling`'s index of a value that is not an array element.
+pub(crate) const NO_INDEX: u32 = u32::MAX;
 
 /// A position in the resource, with the choice-type suffix it was reached by (`Quantity` for
 /// `valueQuantity`) and where its primitive extensions are.
@@ -255,7 +256,7 @@ fn err<T>(msg: impl Into<String>) -> Result<T> {
     Err(EvalError::new(msg))
 }
 
-fn literal<'a, N: Node<'a>>(l: &'a Literal) -> Item<'a, N> {
+pub(crate) fn literal<'a, N: Node<'a>>(l: &'a Literal) -> Item<'a, N> {
     match l {
         Literal::Bool(b) => Item::Bool(*b),
         Literal::Integer(i) => Item::Int(*i),
@@ -290,18 +291,18 @@ fn member<'a, N: Node<'a>, F: FnMut(Item<'a, N>) -> Flow>(
         },
     };
     let name: &str = &key.name;
+    // The member itself, found by the document's own lookup (the first of that name).
+    if let Some((k, v)) = obj.get_entry(name) {
+        return push_value(obj, k, v, "", out);
+    }
     let nb = name.as_bytes();
     let mut choice = None;
     let mut under = None;
-    // Cheap byte checks first: most keys differ in length, first or last byte, so the full
-    // comparison (a `memcmp` call) runs only on likely matches.
+    // Else a choice type (`valueQuantity` for `value`) or a `_name` twin alone. Cheap byte
+    // checks first: most keys differ in length or first byte.
     for (k, v) in obj.entries() {
         let kb = k.as_bytes();
-        if kb.len() == nb.len() {
-            if kb.last() == nb.last() && kb == nb {
-                return push_value(obj, k, v, "", out);
-            }
-        } else if kb.len() > nb.len() {
+        if kb.len() > nb.len() {
             if kb.first() == nb.first()
                 && kb[nb.len()].is_ascii_uppercase()
                 && choice.is_none()
@@ -1218,6 +1219,28 @@ fn string_fn<'a, N: Node<'a>>(
     })
 }
 
+/// `replace(pattern, substitution)` on `src`.
+pub(crate) fn replace<'a, N: Node<'a>>(
+    src: &[Item<'a, N>],
+    pat: &str,
+    sub: &str,
+) -> Result<Coll<'a, N>> {
+    string_fn(src, |s| {
+        let out = if pat.is_empty() {
+            // FHIRPath: an empty pattern inserts the substitution around every character.
+            let mut o = sub.to_owned();
+            for c in s.chars() {
+                o.push(c);
+                o.push_str(sub);
+            }
+            o
+        } else {
+            s.replace(pat, sub)
+        };
+        Some(Item::Str(Cow::Owned(out)))
+    })
+}
+
 fn call<'a, N: Node<'a>>(
     f: &'a Function,
     src: &[Item<'a, N>],
@@ -1507,20 +1530,7 @@ fn call<'a, N: Node<'a>>(
             let (Some(pat), Some(sub)) = (arg_string(0)?, arg_string(1)?) else {
                 return Ok(Coll::Empty);
             };
-            string_fn(src, |s| {
-                let out = if pat.is_empty() {
-                    // FHIRPath: an empty pattern inserts the substitution around every character.
-                    let mut o = sub.clone().into_owned();
-                    for c in s.chars() {
-                        o.push(c);
-                        o.push_str(&sub);
-                    }
-                    o
-                } else {
-                    s.replace(&*pat, &sub)
-                };
-                Some(Item::Str(Cow::Owned(out)))
-            })?
+            replace(src, &pat, &sub)?
         }
         F::Upper => string_fn(src, |s| Some(Item::Str(Cow::Owned(s.to_uppercase()))))?,
         F::Lower => string_fn(src, |s| Some(Item::Str(Cow::Owned(s.to_lowercase()))))?,

@@ -5,7 +5,11 @@
 //!   as `select[1].column[3].path`, and for FHIRPath the character position and what was
 //!   expected). Every FHIRPath is parsed once into a plan.
 //! - The evaluator works through the [`Node`] trait, implemented for the scanner's tape
-//!   [`claimline_ndjson::Cursor`] (fast path, no DOM) and for `&serde_json::Value`.
+//!   [`claimline_ndjson::Cursor`] (fast path, no DOM) and for `&serde_json::Value`. The
+//!   commonest path shapes (member chains, `where` on `member = 'literal'`, `exists()`,
+//!   `first()`, `extension(url)`, `iif`, `replace`, `sequence in %resource.item[%rowIndex]…`)
+//!   are also compiled into flat step lists walked without the general evaluator; a document
+//!   outside the compiled shape falls back to it, so values never differ.
 //! - [`ViewSet`] groups views by resource type, so one parse of a resource feeds all its views.
 //! - Output is [`Rows`]: rows of typed [`Cell`]s in [`Schema`] order, plus [`RowError`]s for
 //!   values that did not fit their column (the cell is NULL, the error names resource and column).
@@ -47,6 +51,7 @@ mod cell;
 mod decimal;
 mod error;
 mod eval;
+mod fast;
 pub mod fhirpath;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -36,6 +36,8 @@ pub trait Node<'a>: Copy + 'a {
     fn kind(self) -> NodeKind<'a>;
     /// The value of `key`, if this is an object that has it.
     fn get(self, key: &str) -> Option<Self>;
+    /// As [`Node::get`], with the key as the document holds it.
+    fn get_entry(self, key: &str) -> Option<(&'a str, Self)>;
     /// An array's elements (empty for other values).
     fn items(self) -> Self::Items;
     /// An object's entries (empty for other values).
@@ -72,6 +74,10 @@ impl<'a> Node<'a> for Cursor<'a> {
     #[inline]
     fn get(self, key: &str) -> Option<Self> {
         Cursor::get(&self, key)
+    }
+    #[inline]
+    fn get_entry(self, key: &str) -> Option<(&'a str, Self)> {
+        Cursor::get_entry(&self, key)
     }
     #[inline]
     fn items(self) -> Self::Items {
@@ -111,6 +117,11 @@ impl<'a> Node<'a> for &'a serde_json::Value {
     }
     fn get(self, key: &str) -> Option<Self> {
         self.as_object().and_then(|o| o.get(key))
+    }
+    fn get_entry(self, key: &str) -> Option<(&'a str, Self)> {
+        self.as_object()
+            .and_then(|o| o.get_key_value(key))
+            .map(|(k, v)| (k.as_str(), v))
     }
     fn items(self) -> Self::Items {
         match self {

@@ -10,6 +10,7 @@ use crate::cell::{Cell, Column, ColumnType, RowError, Schema, to_cell};
 use crate::decimal::Decimal;
 use crate::error::{Error, FhirPathSyntax};
 use crate::eval::{Coll, Env, EvalError, Item, eval};
+use crate::fast::Fast;
 use crate::fhirpath::{Expr, Function, Literal, Variable, compile, share_row_constants};
 use crate::node::Node;
 
@@ -45,17 +46,46 @@ const VIEW_METADATA_KEYS: &[&str] = &[
 /// Deepest `repeat` recursion before it is treated as a cycle.
 const MAX_REPEAT_DEPTH: usize = 256;
 
+/// A path as the view runs it: the expression, and its compiled form when it has one of the
+/// shapes [`Fast`] covers (same value, found without the general evaluator).
+#[derive(Debug)]
+struct Compiled {
+    expr: Expr,
+    fast: Option<Fast>,
+}
+
+impl Compiled {
+    fn new(expr: Expr) -> Self {
+        Compiled {
+            fast: Fast::compile(&expr),
+            expr,
+        }
+    }
+
+    /// The path's value with `focus` as `$this`.
+    fn eval<'a, N: Node<'a>>(
+        &'a self,
+        focus: &[Item<'a, N>],
+        env: &Env<'a, N>,
+    ) -> Result<Coll<'a, N>, EvalError> {
+        if let Some(v) = self.fast.as_ref().and_then(|f| f.eval(focus, env)) {
+            return Ok(v);
+        }
+        eval(&self.expr, focus, None, env)
+    }
+}
+
 #[derive(Debug)]
 enum Iteration {
     Once,
-    ForEach(Expr, String),
-    ForEachOrNull(Expr, String),
+    ForEach(Compiled, String),
+    ForEachOrNull(Compiled, String),
     Repeat(Vec<Expr>, String),
 }
 
 #[derive(Debug)]
 struct ColumnPlan {
-    expr: Expr,
+    expr: Compiled,
     /// The path reads neither the focus nor `%rowIndex`: its value is the same on every row of
     /// one resource's `forEach`/`repeat`, so it is evaluated once per iteration.
     row_invariant: bool,
@@ -83,7 +113,7 @@ pub struct ViewDefinition {
     name: Option<String>,
     resource: String,
     constants: Vec<Literal>,
-    wheres: Vec<(Expr, String)>,
+    wheres: Vec<(Compiled, String)>,
     root: SelectPlan,
     schema: Schema,
     many_values: ManyValues,
@@ -373,7 +403,7 @@ impl Loader<'_> {
         });
         Ok(ColumnPlan {
             row_invariant: row_invariant(&expr),
-            expr,
+            expr: Compiled::new(expr),
             collection,
             ty,
             name: name.to_owned(),
@@ -409,10 +439,10 @@ impl Loader<'_> {
         }
         let iteration = if let Some(p) = self.string(obj, "forEach", location)? {
             let at = join(location, "forEach");
-            Iteration::ForEach(self.fhirpath(p, &at)?, at)
+            Iteration::ForEach(Compiled::new(self.fhirpath(p, &at)?), at)
         } else if let Some(p) = self.string(obj, "forEachOrNull", location)? {
             let at = join(location, "forEachOrNull");
-            Iteration::ForEachOrNull(self.fhirpath(p, &at)?, at)
+            Iteration::ForEachOrNull(Compiled::new(self.fhirpath(p, &at)?), at)
         } else if obj.contains_key("repeat") {
             let at = join(location, "repeat");
             let paths = self.array(obj, "repeat", location)?;
@@ -538,7 +568,61 @@ fn join(location: &str, key: &str) -> String {
     }
 }
 
+impl SelectPlan {
+    /// Drops every compiled path, so the view runs on the general evaluator alone (tests
+    /// compare the two).
+    #[cfg(test)]
+    fn drop_fast_paths(&mut self) {
+        if let Iteration::ForEach(c, _) | Iteration::ForEachOrNull(c, _) = &mut self.iteration {
+            c.fast = None;
+        }
+        self.columns.iter_mut().for_each(|c| c.expr.fast = None);
+        self.selects
+            .iter_mut()
+            .for_each(SelectPlan::drop_fast_paths);
+        self.union_all
+            .iter_mut()
+            .for_each(SelectPlan::drop_fast_paths);
+    }
+
+    #[cfg(test)]
+    fn fast_paths(&self) -> usize {
+        let own = matches!(&self.iteration,
+            Iteration::ForEach(c, _) | Iteration::ForEachOrNull(c, _) if c.fast.is_some());
+        usize::from(own)
+            + self
+                .columns
+                .iter()
+                .filter(|c| c.expr.fast.is_some())
+                .count()
+            + self
+                .selects
+                .iter()
+                .map(SelectPlan::fast_paths)
+                .sum::<usize>()
+            + self
+                .union_all
+                .iter()
+                .map(SelectPlan::fast_paths)
+                .sum::<usize>()
+    }
+}
+
 impl ViewDefinition {
+    /// The view with every path on the general evaluator (see [`crate::fast`]).
+    #[cfg(test)]
+    pub(crate) fn without_fast_paths(mut self) -> Self {
+        self.wheres.iter_mut().for_each(|(w, _)| w.fast = None);
+        self.root.drop_fast_paths();
+        self
+    }
+
+    /// How many of the view's paths have a compiled form.
+    #[cfg(test)]
+    pub(crate) fn fast_paths(&self) -> usize {
+        self.wheres.iter().filter(|(w, _)| w.fast.is_some()).count() + self.root.fast_paths()
+    }
+
     /// What a column without `collection: true` does with more than one value
     /// ([`ManyValues::Error`] unless set).
     pub fn set_many_values(&mut self, policy: ManyValues) {
@@ -613,7 +697,7 @@ impl ViewDefinition {
                 .string(wobj, "path", &at)?
                 .ok_or_else(|| loader.invalid(&at, "where needs a `path`"))?;
             let pat = join(&at, "path");
-            wheres.push((loader.fhirpath(path, &pat)?, pat));
+            wheres.push((Compiled::new(loader.fhirpath(path, &pat)?), pat));
         }
         let selects = loader.array(obj, "select", "")?;
         if selects.is_empty() {
@@ -687,7 +771,8 @@ impl ViewDefinition {
         let env = Env::new(resource, &self.constants, 0);
         let focus = Item::node(resource);
         for (w, location) in &self.wheres {
-            let r = eval(w, std::slice::from_ref(&focus), None, &env)
+            let r = w
+                .eval(std::slice::from_ref(&focus), &env)
                 .map_err(|e| run.error(location, e))?;
             let keep = match r.as_slice() {
                 [] => false,
@@ -833,7 +918,8 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         let foci: Vec<(Item<'a, N>, i64)> = match &sel.iteration {
             Iteration::Once => return self.select_one(sel, focus, env, errors, &mut []),
             Iteration::ForEach(e, at) | Iteration::ForEachOrNull(e, at) => {
-                let items = eval(e, std::slice::from_ref(focus), None, env)
+                let items = e
+                    .eval(std::slice::from_ref(focus), env)
                     .map_err(|err| self.error(at, err))?;
                 if items.is_empty() && matches!(sel.iteration, Iteration::ForEachOrNull(..)) {
                     return self.null_row(sel, env, errors);
@@ -870,7 +956,10 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         let env = Env::new(env.resource, env.constants, 0);
         let mut row = Vec::with_capacity(sel.width);
         for c in &sel.columns {
-            let v = eval(&c.expr, &[], None, &env).map_err(|e| self.error(&c.location, e))?;
+            let v = c
+                .expr
+                .eval(&[], &env)
+                .map_err(|e| self.error(&c.location, e))?;
             row.push(self.cell(c, v, errors)?);
         }
         row.resize(sel.width, Cell::Null);
@@ -900,7 +989,9 @@ impl<'a, N: Node<'a>> Run<'a, N> {
                 continue;
             }
             let before = errors.len();
-            let v = eval(&c.expr, std::slice::from_ref(focus), None, env)
+            let v = c
+                .expr
+                .eval(std::slice::from_ref(focus), env)
                 .map_err(|e| self.error(&c.location, e))?;
             let cell = self.cell(c, v, errors)?;
             if let Some(slot) = slot {

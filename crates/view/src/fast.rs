@@ -1,0 +1,912 @@
+//! Compiled paths: the commonest shapes of column, `where` and `forEach` expressions, walked on
+//! the resource directly.
+//!
+//! The general evaluator ([`crate::eval`]) interprets an [`Expr`] tree: every member step,
+//! `where` and criterion goes through a dispatch on the expression, a callback and an 80-byte
+//! [`Item`]. Most paths in real views are much simpler than what it covers: member chains,
+//! `where` with `member = 'literal'` criteria joined by `and`/`or`, `exists()`, `first()`,
+//! `extension('url')`, an index, and `sequence in %resource.item[%rowIndex].careTeamSequence`.
+//! [`Fast::compile`] turns such an expression into a flat list of [`Step`]s once, when the view
+//! loads; [`Fast::eval`] walks them with plain loops over the document's nodes and builds items
+//! only for the values it returns.
+//!
+//! The answer is always the general evaluator's. Where a document leaves the simple shape (a
+//! missing member with a choice-type or `_name` twin, a `null` inside an array, a member of a
+//! primitive, a criterion comparing anything but one string or integer with a literal),
+//! [`Fast::eval`] returns `None` and the caller evaluates the expression the general way; a
+//! compiled path never reports an error of its own.
+
+use crate::eval::{Coll, Env, Ext, Item, NO_INDEX, NodeItem, literal, replace};
+use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
+use crate::node::{Node, NodeKind};
+
+/// Longest compiled step list (their counters live in a fixed array).
+const MAX_STEPS: usize = 16;
+/// Most values of `%resource.item[%rowIndex].careTeamSequence` held for an `in` criterion.
+const MAX_HAY: usize = 8;
+
+/// Where a compiled path starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Src {
+    /// The focus (`$this`; a member path without input).
+    Focus,
+    /// `%resource` / `%rootResource`.
+    Resource,
+}
+
+/// Which item of its input an indexer takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum At {
+    Literal(i64),
+    RowIndex,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    /// `.name`, arrays flattened.
+    Member(Key),
+    /// `.where(criterion)`.
+    Where(Crit),
+    /// `.extension('url')`.
+    Extension(Box<str>),
+    /// `.first()`.
+    First,
+    /// `[i]`.
+    Index(At),
+}
+
+/// A compiled path: a start and its steps.
+#[derive(Debug, Clone, PartialEq)]
+struct Path {
+    src: Src,
+    steps: Vec<Step>,
+}
+
+/// A string or integer literal a member is compared with.
+#[derive(Debug, Clone, PartialEq)]
+enum Lit {
+    Str(Box<str>),
+    Int(i64),
+}
+
+/// A `where` criterion, with FHIRPath's three-valued answer.
+#[derive(Debug, Clone, PartialEq)]
+enum Crit {
+    /// `name = literal` (`ne`: `!=`) on a lower-case member of the item.
+    Cmp { key: Key, lit: Lit, ne: bool },
+    /// `path = 'literal'` (`ne`: `!=`) for any other path.
+    PathEq { path: Path, lit: Box<str>, ne: bool },
+    /// `and`, `or`, `xor`, `implies`.
+    Logic(BinaryOp, Box<Crit>, Box<Crit>),
+    /// `path.exists()` (`want`: true) or `path.empty()` (false), the path starting at the item.
+    Exists(Path, bool),
+    /// `name in <row constant>`: an integer member of the item among the integers the path gives.
+    In { key: Key, hay: Path },
+}
+
+/// A compiled expression: what [`Fast::compile`] accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Fast(Plan);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Plan {
+    /// The items of a path.
+    Items(Path),
+    /// `path.exists()` (true) / `path.empty()` (false): one boolean.
+    Exists(Path, bool),
+    /// A literal.
+    Lit(Literal),
+    /// `(plan).first()`.
+    First(Box<Plan>),
+    /// `iif(criterion, then, otherwise)` on the focus (no `otherwise`: empty).
+    Iif(Crit, Box<Plan>, Option<Box<Plan>>),
+    /// `(plan).replace('pattern', 'substitution')`.
+    Replace(Box<Plan>, Box<str>, Box<str>),
+}
+
+/// What a step's consumer says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ctl {
+    /// More items, please.
+    Go,
+    /// No more items of this walk.
+    Stop,
+    /// The document left the compiled shape: evaluate the general way.
+    Bail,
+}
+
+/// A node reached by a walk. A primitive reached as `parent[key]` (element `index`) carries
+/// where its `_key` twin would be, as the general evaluator's items do.
+#[derive(Clone, Copy)]
+struct Pos<'a, N> {
+    node: N,
+    from: Option<(N, &'a str, u32)>,
+}
+
+impl<'a, N: Node<'a>> Pos<'a, N> {
+    fn plain(node: N) -> Self {
+        Pos { node, from: None }
+    }
+
+    /// The item the general evaluator would have produced for this node.
+    fn item(self) -> Item<'a, N> {
+        match (self.from, self.node.kind()) {
+            (Some((parent, key, index)), kind)
+                if !matches!(kind, NodeKind::Object | NodeKind::Array) =>
+            {
+                Item::Node(NodeItem {
+                    node: self.node,
+                    tag: "",
+                    ext: Ext::Sibling { parent, key, index },
+                })
+            }
+            _ => Item::node(self.node),
+        }
+    }
+}
+
+fn lower_key(k: &Key) -> bool {
+    !k.name.starts_with(|c: char| c.is_ascii_uppercase())
+}
+
+impl Path {
+    /// The path `e` is, if it is one of the compiled shapes.
+    fn compile(e: &Expr) -> Option<Path> {
+        let mut p = match e {
+            Expr::This => Path {
+                src: Src::Focus,
+                steps: Vec::new(),
+            },
+            Expr::Variable(Variable::Resource | Variable::RootResource) => Path {
+                src: Src::Resource,
+                steps: Vec::new(),
+            },
+            // `Patient.name`: a leading type name is a check the general path makes.
+            Expr::Member(None, keys) if keys.first().is_some_and(lower_key) => Path {
+                src: Src::Focus,
+                steps: keys.iter().cloned().map(Step::Member).collect(),
+            },
+            Expr::Member(Some(input), keys) => {
+                let mut p = Path::compile(input)?;
+                p.steps.extend(keys.iter().cloned().map(Step::Member));
+                p
+            }
+            Expr::Call(input, f, args) => {
+                let mut p = match input {
+                    Some(i) => Path::compile(i)?,
+                    None => Path {
+                        src: Src::Focus,
+                        steps: Vec::new(),
+                    },
+                };
+                let step = match (f, args.as_slice()) {
+                    (Function::Where, [crit]) => Step::Where(Crit::compile(crit)?),
+                    (Function::First, []) => Step::First,
+                    (Function::Extension, [Expr::Literal(Literal::String(url))]) => {
+                        Step::Extension(url.as_str().into())
+                    }
+                    _ => return None,
+                };
+                p.steps.push(step);
+                p
+            }
+            Expr::Indexer(input, idx) => {
+                let at = match &**idx {
+                    Expr::Literal(Literal::Integer(i)) => At::Literal(*i),
+                    Expr::Variable(Variable::RowIndex) => At::RowIndex,
+                    _ => return None,
+                };
+                let mut p = Path::compile(input)?;
+                p.steps.push(Step::Index(at));
+                p
+            }
+            // Evaluated once per use here instead of once per row: the same value.
+            Expr::RowConst(inner) => Path::compile(inner)?,
+            _ => return None,
+        };
+        (p.steps.len() <= MAX_STEPS).then(|| {
+            p.steps.shrink_to_fit();
+            p
+        })
+    }
+}
+
+impl Crit {
+    fn compile(e: &Expr) -> Option<Crit> {
+        Some(match e {
+            Expr::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne), a, b) => {
+                let single = match &**a {
+                    Expr::Member(None, keys) if keys.len() == 1 => &keys[0],
+                    _ => {
+                        let Expr::Literal(Literal::String(lit)) = &**b else {
+                            return None;
+                        };
+                        return Some(Crit::PathEq {
+                            path: Path::compile(a)?,
+                            lit: lit.as_str().into(),
+                            ne: *op == BinaryOp::Ne,
+                        });
+                    }
+                };
+                let key = single;
+                if !lower_key(key) {
+                    return None;
+                }
+                let lit = match &**b {
+                    Expr::Literal(Literal::String(s)) => Lit::Str(s.as_str().into()),
+                    Expr::Literal(Literal::Integer(i)) => Lit::Int(*i),
+                    _ => return None,
+                };
+                Crit::Cmp {
+                    key: key.clone(),
+                    lit,
+                    ne: *op == BinaryOp::Ne,
+                }
+            }
+            Expr::Binary(
+                op @ (BinaryOp::And | BinaryOp::Or | BinaryOp::Xor | BinaryOp::Implies),
+                a,
+                b,
+            ) => Crit::Logic(
+                *op,
+                Box::new(Crit::compile(a)?),
+                Box::new(Crit::compile(b)?),
+            ),
+            Expr::Binary(BinaryOp::In, a, b) => {
+                let (Expr::Member(None, keys), Expr::RowConst(hay)) = (&**a, &**b) else {
+                    return None;
+                };
+                let [key] = keys.as_slice() else {
+                    return None;
+                };
+                let hay = Path::compile(hay)?;
+                if !lower_key(key) || hay.src != Src::Resource {
+                    return None;
+                }
+                Crit::In {
+                    key: key.clone(),
+                    hay,
+                }
+            }
+            Expr::Call(Some(input), f @ (Function::Exists | Function::Empty), args) => {
+                let mut p = Path::compile(input)?;
+                match args.as_slice() {
+                    [] => {}
+                    [crit] => p.steps.push(Step::Where(Crit::compile(crit)?)),
+                    _ => return None,
+                }
+                if p.steps.len() > MAX_STEPS {
+                    return None;
+                }
+                Crit::Exists(p, *f == Function::Exists)
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl Plan {
+    fn compile(e: &Expr) -> Option<Plan> {
+        if let Some(p) = Path::compile(e) {
+            return Some(Plan::Items(p));
+        }
+        Some(match e {
+            Expr::Call(Some(input), f @ (Function::Exists | Function::Empty), args)
+                if args.len() <= 1 =>
+            {
+                let mut p = Path::compile(input)?;
+                if let [crit] = args.as_slice() {
+                    p.steps.push(Step::Where(Crit::compile(crit)?));
+                }
+                if p.steps.len() > MAX_STEPS {
+                    return None;
+                }
+                Plan::Exists(p, *f == Function::Exists)
+            }
+            Expr::Literal(l @ (Literal::String(_) | Literal::Integer(_) | Literal::Bool(_))) => {
+                Plan::Lit(l.clone())
+            }
+            Expr::Call(Some(input), Function::First, args) if args.is_empty() => {
+                Plan::First(Box::new(Plan::compile(input)?))
+            }
+            // `iif` on the focus: its arguments see the focus.
+            Expr::Call(None, Function::Iif, args) => match args.as_slice() {
+                [c, t] => Plan::Iif(Crit::compile(c)?, Box::new(Plan::compile(t)?), None),
+                [c, t, o] => Plan::Iif(
+                    Crit::compile(c)?,
+                    Box::new(Plan::compile(t)?),
+                    Some(Box::new(Plan::compile(o)?)),
+                ),
+                _ => return None,
+            },
+            Expr::Call(Some(input), Function::Replace, args) => match args.as_slice() {
+                [
+                    Expr::Literal(Literal::String(pat)),
+                    Expr::Literal(Literal::String(sub)),
+                ] => Plan::Replace(
+                    Box::new(Plan::compile(input)?),
+                    pat.as_str().into(),
+                    sub.as_str().into(),
+                ),
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl Fast {
+    /// The compiled form of `e`, if it has one of the shapes this module covers.
+    pub(crate) fn compile(e: &Expr) -> Option<Fast> {
+        Plan::compile(e).map(Fast)
+    }
+
+    /// The value of the expression with `focus` as `$this`, or `None` when the document calls
+    /// for the general evaluator (which then gives the answer, or the error).
+    pub(crate) fn eval<'a, N: Node<'a>>(
+        &'a self,
+        focus: &[Item<'a, N>],
+        env: &Env<'a, N>,
+    ) -> Option<Coll<'a, N>> {
+        // The walk starts at one plain node: a resource or an element of one.
+        let focus = match focus {
+            [Item::Node(n)] if matches!(n.ext, Ext::None) && n.tag.is_empty() => n.node,
+            _ => return None,
+        };
+        let cx = Cx {
+            resource: env.resource,
+            row_index: env.row_index,
+        };
+        cx.plan(&self.0, focus)
+    }
+}
+
+/// What a walk can see besides its start.
+struct Cx<N> {
+    resource: N,
+    row_index: i64,
+}
+
+impl<'a, N: Node<'a>> Cx<N> {
+    /// The value of `plan` with `focus` as `$this`; `None`: bail.
+    fn plan(&self, plan: &'a Plan, focus: N) -> Option<Coll<'a, N>> {
+        match plan {
+            Plan::Items(p) => {
+                let mut out = Coll::Empty;
+                let r = self.walk(p, focus, &mut |pos| {
+                    out.push(pos.item());
+                    Ctl::Go
+                });
+                (r != Ctl::Bail).then_some(out)
+            }
+            Plan::Exists(p, want) => {
+                let any = self.any(p, focus)?;
+                Some(Coll::one(Item::Bool(any == *want)))
+            }
+            Plan::Lit(l) => Some(Coll::one(literal(l))),
+            Plan::First(inner) => Some(match self.plan(inner, focus)? {
+                Coll::Many(v) => v.into_iter().next().map_or(Coll::Empty, Coll::one),
+                one => one,
+            }),
+            Plan::Iif(crit, then, otherwise) => {
+                if self.truth(crit, Pos::plain(focus))? == Some(true) {
+                    self.plan(then, focus)
+                } else {
+                    match otherwise {
+                        Some(o) => self.plan(o, focus),
+                        None => Some(Coll::Empty),
+                    }
+                }
+            }
+            // Many values, or one that is not a string: the general path's error.
+            Plan::Replace(inner, pat, sub) => {
+                replace(self.plan(inner, focus)?.as_slice(), pat, sub).ok()
+            }
+        }
+    }
+
+    /// Hands every node `p` reaches from `focus` to `out`.
+    fn walk(&self, p: &'a Path, focus: N, out: &mut dyn FnMut(Pos<'a, N>) -> Ctl) -> Ctl {
+        let start = match p.src {
+            Src::Focus => focus,
+            Src::Resource => self.resource,
+        };
+        let mut counts = [0u32; MAX_STEPS];
+        self.steps(&p.steps, 0, Pos::plain(start), &mut counts, out)
+    }
+
+    /// Whether `p` reaches anything from `focus`; `None`: bail.
+    fn any(&self, p: &'a Path, focus: N) -> Option<bool> {
+        let mut any = false;
+        let r = self.walk(p, focus, &mut |_| {
+            any = true;
+            Ctl::Stop
+        });
+        (r != Ctl::Bail).then_some(any)
+    }
+
+    fn steps(
+        &self,
+        steps: &'a [Step],
+        i: usize,
+        pos: Pos<'a, N>,
+        counts: &mut [u32; MAX_STEPS],
+        out: &mut dyn FnMut(Pos<'a, N>) -> Ctl,
+    ) -> Ctl {
+        let Some(step) = steps.get(i) else {
+            return out(pos);
+        };
+        match step {
+            Step::Member(key) => {
+                let Some(obj) = object(pos) else {
+                    return Ctl::Bail;
+                };
+                let Some((k, v)) = find(obj, key) else {
+                    return Ctl::Bail;
+                };
+                let Some(v) = v else {
+                    return Ctl::Go;
+                };
+                match v.kind() {
+                    NodeKind::Array => {
+                        for (index, e) in v.items().enumerate() {
+                            if e.kind() == NodeKind::Null {
+                                // `[null, …]` with the value's extension in `_key[i]`.
+                                return Ctl::Bail;
+                            }
+                            let child = Pos {
+                                node: e,
+                                from: Some((obj, k, index as u32)),
+                            };
+                            match self.steps(steps, i + 1, child, counts, out) {
+                                Ctl::Go => {}
+                                stop => return stop,
+                            }
+                        }
+                        Ctl::Go
+                    }
+                    NodeKind::Null => Ctl::Go,
+                    _ => {
+                        let child = Pos {
+                            node: v,
+                            from: Some((obj, k, NO_INDEX)),
+                        };
+                        self.steps(steps, i + 1, child, counts, out)
+                    }
+                }
+            }
+            Step::Where(crit) => match self.truth(crit, pos) {
+                None => Ctl::Bail,
+                Some(Some(true)) => self.steps(steps, i + 1, pos, counts, out),
+                Some(_) => Ctl::Go,
+            },
+            Step::Extension(url) => {
+                let Some(obj) = object(pos) else {
+                    return Ctl::Bail;
+                };
+                let Some(exts) = obj.get("extension") else {
+                    return Ctl::Go;
+                };
+                // Extension URLs share long prefixes: compare length and last byte first.
+                let ub = url.as_bytes();
+                for e in exts.items() {
+                    let hit = e.get("url").and_then(|u| u.as_str()).is_some_and(|u| {
+                        let b = u.as_bytes();
+                        b.len() == ub.len() && b.last() == ub.last() && b == ub
+                    });
+                    if hit {
+                        match self.steps(steps, i + 1, Pos::plain(e), counts, out) {
+                            Ctl::Go => {}
+                            stop => return stop,
+                        }
+                    }
+                }
+                Ctl::Go
+            }
+            Step::First => match self.steps(steps, i + 1, pos, counts, out) {
+                Ctl::Bail => Ctl::Bail,
+                _ => Ctl::Stop,
+            },
+            Step::Index(at) => {
+                let want = match at {
+                    At::Literal(n) => *n,
+                    At::RowIndex => self.row_index,
+                };
+                let seen = i64::from(counts[i]);
+                counts[i] = counts[i].saturating_add(1);
+                if seen < want {
+                    Ctl::Go
+                } else if seen == want {
+                    match self.steps(steps, i + 1, pos, counts, out) {
+                        Ctl::Bail => Ctl::Bail,
+                        _ => Ctl::Stop,
+                    }
+                } else {
+                    Ctl::Stop
+                }
+            }
+        }
+    }
+
+    /// The criterion's truth on `pos` (`Some(None)`: empty, which `where` does not keep);
+    /// `None`: bail.
+    fn truth(&self, crit: &'a Crit, pos: Pos<'a, N>) -> Option<Option<bool>> {
+        match crit {
+            Crit::Cmp { key, lit, ne } => {
+                let obj = object(pos)?;
+                let (_, v) = find(obj, key)?;
+                let Some(v) = v else {
+                    return Some(None);
+                };
+                let eq = match (v.kind(), lit) {
+                    (NodeKind::String(s), Lit::Str(l)) => s == &**l,
+                    (NodeKind::Number, Lit::Int(l)) => v.as_i64()? == *l,
+                    _ => return None,
+                };
+                Some(Some(eq != *ne))
+            }
+            // As the general path: no value is empty, several are unequal to one literal.
+            Crit::PathEq { path, lit, ne } => {
+                let start = object(pos)?;
+                let (mut n, mut eq, mut other) = (0, false, false);
+                let r = self.walk(path, start, &mut |p| {
+                    n += 1;
+                    if n > 1 {
+                        return Ctl::Stop;
+                    }
+                    match p.node.kind() {
+                        NodeKind::String(s) => eq = s == &**lit,
+                        _ => other = true,
+                    }
+                    Ctl::Go
+                });
+                match (r, n) {
+                    (Ctl::Bail, _) => None,
+                    (_, 0) => Some(None),
+                    (_, 1) if other => None,
+                    (_, 1) => Some(Some(eq != *ne)),
+                    _ => Some(Some(*ne)),
+                }
+            }
+            Crit::Logic(op, a, b) => {
+                use BinaryOp::*;
+                let x = self.truth(a, pos)?;
+                match (op, x) {
+                    (And, Some(false)) => return Some(Some(false)),
+                    (Or, Some(true)) => return Some(Some(true)),
+                    (Implies, Some(false)) => return Some(Some(true)),
+                    _ => {}
+                }
+                let y = self.truth(b, pos)?;
+                Some(match op {
+                    And => match (x, y) {
+                        (Some(false), _) | (_, Some(false)) => Some(false),
+                        (Some(true), Some(true)) => Some(true),
+                        _ => None,
+                    },
+                    Or => match (x, y) {
+                        (Some(true), _) | (_, Some(true)) => Some(true),
+                        (Some(false), Some(false)) => Some(false),
+                        _ => None,
+                    },
+                    Xor => match (x, y) {
+                        (Some(p), Some(q)) => Some(p != q),
+                        _ => None,
+                    },
+                    _ => match (x, y) {
+                        (Some(false), _) | (_, Some(true)) => Some(true),
+                        (Some(true), Some(false)) => Some(false),
+                        _ => None,
+                    },
+                })
+            }
+            Crit::Exists(p, want) => {
+                let start = object(pos)?;
+                Some(Some(self.any(p, start)? == *want))
+            }
+            Crit::In { key, hay } => {
+                let obj = object(pos)?;
+                let (_, v) = find(obj, key)?;
+                // An empty needle, or one that is not a single integer: the general path.
+                let needle = v?.as_i64()?;
+                let mut values = [0i64; MAX_HAY];
+                let mut n = 0;
+                let mut fits = true;
+                let r = self.walk(hay, obj, &mut |p| match p.node.as_i64() {
+                    Some(x) if n < MAX_HAY => {
+                        values[n] = x;
+                        n += 1;
+                        Ctl::Go
+                    }
+                    _ => {
+                        fits = false;
+                        Ctl::Stop
+                    }
+                });
+                if r == Ctl::Bail || !fits {
+                    return None;
+                }
+                Some(Some(values[..n].contains(&needle)))
+            }
+        }
+    }
+}
+
+/// The object at `pos`, if it is one (a member of a primitive reads its `_name` twin: the
+/// general path's business).
+fn object<'a, N: Node<'a>>(pos: Pos<'a, N>) -> Option<N> {
+    (pos.node.kind() == NodeKind::Object).then_some(pos.node)
+}
+
+/// Member `key` of `obj` as the general evaluator finds it: `Some((key, Some(value)))` for the
+/// exact key (the first one), `Some((_, None))` when neither it nor a choice-type variant
+/// (`valueQuantity` for `value`) nor a `_key` twin is there, `None` (bail) otherwise.
+fn find<'a, N: Node<'a>>(obj: N, key: &Key) -> Option<(&'a str, Option<N>)> {
+    if let Some((k, v)) = obj.get_entry(&key.name) {
+        return Some((k, Some(v)));
+    }
+    let nb = key.name.as_bytes();
+    let variant = obj.entries().any(|(k, _)| {
+        let kb = k.as_bytes();
+        kb.len() > nb.len()
+            && ((kb.starts_with(nb) && kb[nb.len()].is_ascii_uppercase())
+                || (kb.len() == nb.len() + 1 && kb[0] == b'_' && &kb[1..] == nb))
+    });
+    if variant { None } else { Some(("", None)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::eval;
+    use crate::fhirpath::{compile, hoist_row_constants};
+    use crate::view::{Rows, ViewDefinition};
+    use claimline_ndjson::LineParser;
+
+    /// `expr` on `resource` (the focus) at `%rowIndex` `row`: the compiled answer (`None`: it
+    /// bailed) and the general evaluator's, as debug text.
+    fn both(resource: &str, expr: &str, row: i64) -> (Option<String>, String) {
+        let e = hoist_row_constants(compile(expr, &[]).expect("valid FHIRPath"));
+        let fast = Fast::compile(&e).unwrap_or_else(|| panic!("`{expr}` compiles"));
+        let doc: serde_json::Value = serde_json::from_str(resource).expect("test JSON");
+        let env = Env::new(&doc, &[], row);
+        let focus = [Item::node(&doc)];
+        let general = match eval(&e, &focus, None, &env) {
+            Ok(c) => format!("{:?}", c.as_slice()),
+            Err(err) => format!("error: {}", err.0),
+        };
+        let compiled = fast
+            .eval(&focus, &env)
+            .map(|c| format!("{:?}", c.as_slice()));
+        // The tape gives the same answers as serde's values.
+        let mut parser = LineParser::new();
+        parser
+            .parse(resource.as_bytes(), |d| {
+                let root = d.root();
+                let env = Env::new(root, &[], row);
+                let focus = [Item::node(root)];
+                let g = eval(&e, &focus, None, &env);
+                let f = fast.eval(&focus, &env);
+                assert_eq!(f.is_some(), compiled.is_some(), "{expr}: bails alike");
+                if let (Some(f), Ok(g)) = (f, g) {
+                    let prims = |c: &Coll<'_, _>| {
+                        format!("{:?}", c.iter().map(Item::prim).collect::<Vec<_>>())
+                    };
+                    assert_eq!(prims(&f), prims(&g), "{expr} on the tape");
+                }
+            })
+            .expect("test JSON parses");
+        (compiled, general)
+    }
+
+    const EOB: &str = r#"{"resourceType":"ExplanationOfBenefit","id":"e1",
+        "identifier":[{"system":"s/clm_id","value":"9"},{"system":"s/grp","value":"7"}],
+        "type":{"coding":[{"system":"t","code":"CARRIER"},{"code":"x"}]},
+        "status":"active","_status":{"extension":[{"url":"u","valueString":"s"}]},
+        "careTeam":[{"sequence":1,"role":{"coding":[{"code":"rendering"}]},
+                     "extension":[{"url":"a","valueCoding":{"code":"A1"}}]},
+                    {"sequence":2,"role":{"coding":[{"code":"referring"}]}},
+                    {"sequence":3}],
+        "item":[{"sequence":1,"careTeamSequence":[2,3],
+                 "adjudication":[{"category":{"coding":[{"code":"a"},{"code":"b"}]},"amount":{"value":1.50}},
+                                 {"category":{"coding":[{"code":"c"}]},"amount":{"value":2}}]},
+                {"sequence":2,"careTeamSequence":[1]}],
+        "total":[{"amount":{"value":3}}]}"#;
+
+    #[test]
+    fn compiled_paths_give_the_general_answer() {
+        let cases = [
+            ("identifier.where(system = 's/clm_id').value", 0),
+            ("identifier.where(system != 's/clm_id').value.first()", 0),
+            ("(identifier.where(system = 's/none').value).first()", 0),
+            (
+                "type.coding.where(system = 't' and code = 'CARRIER').exists()",
+                0,
+            ),
+            ("type.coding.where(system = 't' or code = 'x').code", 0),
+            ("type.coding.where(code = 'x' xor system = 't').code", 0),
+            (
+                "type.coding.where(system = 'zz' implies code = 'x').code",
+                0,
+            ),
+            ("type.coding.where(system = 't').empty()", 0),
+            ("type.coding.exists(code = 'x')", 0),
+            ("status", 0),
+            ("careTeam.where(sequence = 2).role.coding.code", 0),
+            (
+                "careTeam.where(role.coding.where(code = 'rendering').exists()).sequence",
+                0,
+            ),
+            ("careTeam.extension('a').valueCoding.code", 0),
+            (
+                "careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence).sequence",
+                0,
+            ),
+            (
+                "careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence).sequence",
+                1,
+            ),
+            (
+                "careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence).sequence",
+                5,
+            ),
+            ("item[1].sequence", 0),
+            ("item[-1].sequence", 0),
+            (
+                "item.adjudication.where(category.coding.where(code = 'b').exists()).amount.value",
+                0,
+            ),
+            ("item.adjudication.amount.value.first()", 0),
+            ("%resource.total.amount.value", 0),
+            ("item.first().careTeamSequence", 0),
+            ("missing.where(code = 'x').exists()", 0),
+            ("careTeam.where(nothing = 'x').sequence", 0),
+            ("iif(status.exists(), status, 'none')", 0),
+            ("iif(missing.exists(), status, %resource.id)", 0),
+            ("iif(status = 'active', 1, 0)", 0),
+            ("iif(missing = 'x', true)", 0),
+            ("(identifier.value.first()).replace('9', '.9')", 0),
+            (
+                "(iif(type.coding.where(code = 'x').exists(), 'X', 'Y')).first()",
+                0,
+            ),
+            ("(identifier.value).first()", 0),
+            ("type.where(coding.code = 'x').coding.system", 0),
+            ("type.where(coding.system = 't').coding.code", 0),
+            ("type.where(coding.system != 'zz').coding.code", 0),
+            ("careTeam.where(role.coding.code = 'referring').sequence", 0),
+            ("iif(%resource.status = 'active', '1', '0')", 0),
+        ];
+        for (expr, row) in cases {
+            let (fast, general) = both(EOB, expr, row);
+            assert_eq!(
+                fast.as_deref(),
+                Some(general.as_str()),
+                "{expr} at row {row}"
+            );
+        }
+    }
+
+    #[test]
+    fn documents_outside_the_compiled_shape_take_the_general_path() {
+        let cases = [
+            // A choice type: `value` is `valueQuantity` here.
+            (
+                r#"{"resourceType":"Observation","valueQuantity":{"value":1}}"#,
+                "value.value",
+            ),
+            // A value-less primitive with an extension: `_status` alone.
+            (r#"{"resourceType":"X","_status":{"id":"s1"}}"#, "status.id"),
+            // A null inside an array, its extension in the `_` twin.
+            (
+                r#"{"resourceType":"X","given":[null,"b"],"_given":[{"id":"g"},null]}"#,
+                "given",
+            ),
+            // A member of a primitive reads its `_name` twin.
+            (
+                r#"{"resourceType":"X","status":"a","_status":{"id":"s"}}"#,
+                "status.id",
+            ),
+            // A criterion on a decimal, or on a member with several values.
+            (
+                r#"{"resourceType":"X","a":[{"v":1.5}]}"#,
+                "a.where(v = 1).exists()",
+            ),
+            (
+                r#"{"resourceType":"X","a":[{"v":["p","q"]}]}"#,
+                "a.where(v = 'p').exists()",
+            ),
+            // A criterion member missing, with a choice-type variant present.
+            (
+                r#"{"resourceType":"X","a":[{"vString":"p"}]}"#,
+                "a.where(v = 'p').exists()",
+            ),
+            // `replace` on several values: the general path's error.
+            (
+                r#"{"resourceType":"X","a":["p","q"]}"#,
+                "a.replace('p', 'r')",
+            ),
+            // `in` with a haystack that is not all integers.
+            (
+                r#"{"resourceType":"X","h":["1"],"a":[{"s":1}]}"#,
+                "a.where(s in %resource.h).exists()",
+            ),
+        ];
+        for (doc, expr) in cases {
+            let (fast, general) = both(doc, expr, 0);
+            assert_eq!(fast, None, "{expr} bails on {doc} (general: {general})");
+        }
+    }
+
+    #[test]
+    fn other_shapes_are_not_compiled() {
+        for expr in [
+            "Patient.name",
+            "name.given.join(' ')",
+            "x.iif(a.exists(), b, c)",
+            "iif(a.b = 1, 1, 0)",
+            "a | b",
+            "a.where(b.c = 1)",
+            "a.where(length() = 1)",
+            "a[%rowIndex + 1]",
+            "a.extension(%url)",
+        ] {
+            let e = hoist_row_constants(compile(expr, &[String::from("url")]).expect("valid"));
+            assert_eq!(Fast::compile(&e), None, "{expr}");
+        }
+    }
+
+    /// Every built-in view on the real CMS samples of its API version: the same rows and row
+    /// errors with compiled paths as on the general evaluator alone.
+    #[test]
+    fn the_cclf_views_give_the_same_rows_either_way() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let mut compiled = 0;
+        for (views, samples) in [("v1", "stu3"), ("v2", "r4"), ("v3", "v3")] {
+            let dir = format!("{root}/mappings/cclf/{views}");
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .expect("mappings")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            files.sort();
+            let data: Vec<String> = std::fs::read_dir(format!("{root}/sample-data/real/{samples}"))
+                .expect("samples")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+                .map(|p| std::fs::read_to_string(p).expect("sample"))
+                .collect();
+            for file in files {
+                let text = std::fs::read_to_string(&file).expect("view");
+                let name = file.display().to_string();
+                let fast = ViewDefinition::from_json(&text, &name).expect("valid view");
+                compiled += fast.fast_paths();
+                let general = ViewDefinition::from_json(&text, &name)
+                    .expect("valid view")
+                    .without_fast_paths();
+                let mut parser = LineParser::new();
+                let mut rows = 0;
+                for line in data.iter().flat_map(|d| d.lines()) {
+                    parser
+                        .parse(line.as_bytes(), |doc| {
+                            let (mut a, mut b) = (Rows::default(), Rows::default());
+                            let ra = fast.evaluate(doc.root(), &mut a).map_err(|e| e.to_string());
+                            let rb = general
+                                .evaluate(doc.root(), &mut b)
+                                .map_err(|e| e.to_string());
+                            assert_eq!(ra, rb, "{name}");
+                            assert_eq!(a, b, "{name}");
+                            rows += a.rows.len();
+                        })
+                        .expect("sample JSON parses");
+                }
+                assert!(
+                    rows > 0 || name.contains("cclf8") || name.contains("cclf9"),
+                    "{name} made rows"
+                );
+            }
+        }
+        // Most paths of the built-in views have a compiled form.
+        assert!(compiled > 400, "{compiled} compiled paths");
+    }
+}
