@@ -36,8 +36,10 @@ pub trait Node<'a>: Copy + 'a {
     fn kind(self) -> NodeKind<'a>;
     /// The value of `key`, if this is an object that has it.
     fn get(self, key: &str) -> Option<Self>;
-    /// As [`Node::get`], with the key as the document holds it.
-    fn get_entry(self, key: &str) -> Option<(&'a str, Self)>;
+    /// As [`Node::get`], with the key as the document holds it (the first of that name).
+    fn get_entry(self, key: &str) -> Option<(&'a str, Self)> {
+        self.entries().find(|(k, _)| *k == key)
+    }
     /// An array's elements (empty for other values).
     fn items(self) -> Self::Items;
     /// An object's entries (empty for other values).
