@@ -407,7 +407,9 @@ impl SqliteSink {
             let n = conn
                 .execute(
                     &format!(
-                        "DELETE FROM {} WHERE (_source_file, _line) IN (SELECT f, l FROM temp._claimline_drop)",
+                        // The integer test first: it rejects almost every row without
+                        // comparing file names.
+                        "DELETE FROM {} WHERE _line IN (SELECT l FROM temp._claimline_drop) AND (_source_file, _line) IN (SELECT f, l FROM temp._claimline_drop)",
                         self.target(t)
                     ),
                     [],
