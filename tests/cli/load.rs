@@ -780,3 +780,35 @@ fn a_held_lock_stops_a_second_command_with_exit_5() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+/// `--threads N` caps the whole load, not only the scan: the pool that encodes the tables once
+/// the scan is over has N threads too, and the report says what both were. Without it, the
+/// encode pool has one thread per core.
+#[test]
+fn threads_caps_the_scan_and_the_encodes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = sample_data().join("r4");
+    let load = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "load",
+            s(&samples),
+            "--views",
+            "basic",
+            "--out",
+            s(&out),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let r = claimline(dir.path(), &args);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        json(&r)["threads"].clone()
+    };
+    let capped = load("one", &["--threads", "1"]);
+    assert_eq!(capped["scan"], 1, "{capped}");
+    assert_eq!(capped["encode"], 1, "{capped}");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let default = load("all", &[]);
+    assert_eq!(default["scan"], cores, "{default}");
+    assert_eq!(default["encode"], cores, "{default}");
+}

@@ -290,7 +290,9 @@ impl Loader {
         self
     }
 
-    /// Worker threads (0: one per core).
+    /// Workers of the scan, which parse and evaluate (0: one per core). The sinks' encodes
+    /// after the scan run on rayon's global pool, which the caller sizes (`claimline load
+    /// --threads N` makes it N as well); [`LoadReport::threads`] says what both were.
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads;
         self
@@ -868,6 +870,13 @@ impl Loader {
                 partial: claims.excluded_partial,
                 prior_auth: claims.excluded_prior_auth,
             },
+            threads: Threads {
+                scan: match self.threads {
+                    0 => rayon::current_num_threads(),
+                    n => n,
+                },
+                encode: rayon::current_num_threads(),
+            },
         };
         Ok(report)
     }
@@ -1217,6 +1226,18 @@ pub struct LoadReport {
     pub api_versions: Vec<String>,
     /// The refresh of the Parquet current tables (`DIR/current/`), when Parquet was written.
     pub current: Option<claimline_sink::CurrentReport>,
+    /// The threads the load ran on.
+    pub threads: Threads,
+}
+
+/// The threads of a load (see [`Loader::threads`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Threads {
+    /// Workers that parsed and evaluated the resources.
+    pub scan: usize,
+    /// rayon's global pool, where the sinks encode tables and their columns once the scan is
+    /// over (the caller sizes it: `claimline load --threads N` makes it N too).
+    pub encode: usize,
 }
 
 /// Months present for both v2 and v3.

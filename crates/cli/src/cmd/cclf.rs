@@ -95,6 +95,7 @@ pub struct LoadArgs {
 
 /// Runs `claimline load-cclf`.
 pub fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    crate::cmd::cap_threads(args.threads);
     let (format, postgres) = args.output.resolve()?;
     let report = claimline_load::cclf::load_cclf(
         &CclfLoad {

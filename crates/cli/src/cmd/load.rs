@@ -36,7 +36,8 @@ pub struct Args {
     /// give byte-identical Parquet files.
     #[arg(long)]
     run_id: Option<String>,
-    /// Worker threads (default: one per core).
+    /// Threads (default: one per core): the workers that parse and evaluate, and the pool
+    /// that encodes the tables once the scan is over.
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Keep v3 partially adjudicated and prior-authorization EOBs in the CCLF tables (they are
@@ -63,6 +64,7 @@ pub struct Args {
 
 /// Runs `claimline load`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::cmd::cap_threads(args.threads);
     let (format, postgres) = args.output.resolve()?;
     let loader = Loader::new(&args.out)
         .views(args.views)
