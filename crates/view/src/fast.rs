@@ -72,7 +72,8 @@ enum Lit {
 /// A `where` criterion, with FHIRPath's three-valued answer.
 #[derive(Debug, Clone, PartialEq)]
 enum Crit {
-    /// `name = literal` (`ne`: `!=`) on a lower-case member of the item.
+    /// `name = literal` (`ne`: `!=`) on a member of the item whose name does not start with a
+    /// capital (which would be a type name).
     Cmp { key: Key, lit: Lit, ne: bool },
     /// `path = 'literal'` (`ne`: `!=`) for any other path.
     PathEq { path: Path, lit: Box<str>, ne: bool },
@@ -96,7 +97,7 @@ enum Plan {
     Exists(Path, bool),
     /// A literal.
     Lit(Literal),
-    /// `(plan).first()`.
+    /// `(plan).first()` on what is not a path (a path takes `first()` as a step).
     First(Box<Plan>),
     /// `iif(criterion, then, otherwise)` on the focus (no `otherwise`: empty).
     Iif(Crit, Box<Plan>, Option<Box<Plan>>),
@@ -211,11 +212,25 @@ impl Path {
     }
 }
 
+impl Path {
+    /// The path of `input.exists(args)` / `input.empty(args)`: the input, then a `where` for
+    /// the criterion if there is one.
+    fn tested(input: &Expr, args: &[Expr]) -> Option<Path> {
+        let mut p = Path::compile(input)?;
+        match args {
+            [] => {}
+            [crit] => p.steps.push(Step::Where(Crit::compile(crit)?)),
+            _ => return None,
+        }
+        (p.steps.len() <= MAX_STEPS).then_some(p)
+    }
+}
+
 impl Crit {
     fn compile(e: &Expr) -> Option<Crit> {
         Some(match e {
             Expr::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne), a, b) => {
-                let single = match &**a {
+                let key = match &**a {
                     Expr::Member(None, keys) if keys.len() == 1 => &keys[0],
                     _ => {
                         let Expr::Literal(Literal::String(lit)) = &**b else {
@@ -228,7 +243,6 @@ impl Crit {
                         });
                     }
                 };
-                let key = single;
                 if !lower_key(key) {
                     return None;
                 }
@@ -269,16 +283,7 @@ impl Crit {
                 }
             }
             Expr::Call(Some(input), f @ (Function::Exists | Function::Empty), args) => {
-                let mut p = Path::compile(input)?;
-                match args.as_slice() {
-                    [] => {}
-                    [crit] => p.steps.push(Step::Where(Crit::compile(crit)?)),
-                    _ => return None,
-                }
-                if p.steps.len() > MAX_STEPS {
-                    return None;
-                }
-                Crit::Exists(p, *f == Function::Exists)
+                Crit::Exists(Path::tested(input, args)?, *f == Function::Exists)
             }
             _ => return None,
         })
@@ -291,17 +296,8 @@ impl Plan {
             return Some(Plan::Items(p));
         }
         Some(match e {
-            Expr::Call(Some(input), f @ (Function::Exists | Function::Empty), args)
-                if args.len() <= 1 =>
-            {
-                let mut p = Path::compile(input)?;
-                if let [crit] = args.as_slice() {
-                    p.steps.push(Step::Where(Crit::compile(crit)?));
-                }
-                if p.steps.len() > MAX_STEPS {
-                    return None;
-                }
-                Plan::Exists(p, *f == Function::Exists)
+            Expr::Call(Some(input), f @ (Function::Exists | Function::Empty), args) => {
+                Plan::Exists(Path::tested(input, args)?, *f == Function::Exists)
             }
             Expr::Literal(l @ (Literal::String(_) | Literal::Integer(_) | Literal::Bool(_))) => {
                 Plan::Lit(l.clone())
@@ -398,7 +394,7 @@ impl<'a, N: Node<'a>> Cx<N> {
                     }
                 }
             }
-            // Many values, or one that is not a string: the general path's error.
+            // The general path's own function: an error (many values, an object) bails.
             Plan::Replace(inner, pat, sub) => {
                 replace(self.plan(inner, focus)?.as_slice(), pat, sub).ok()
             }
@@ -689,14 +685,29 @@ mod tests {
                 let f = fast.eval(&focus, &env);
                 assert_eq!(f.is_some(), compiled.is_some(), "{expr}: bails alike");
                 if let (Some(f), Ok(g)) = (f, g) {
-                    let prims = |c: &Coll<'_, _>| {
-                        format!("{:?}", c.iter().map(Item::prim).collect::<Vec<_>>())
-                    };
-                    assert_eq!(prims(&f), prims(&g), "{expr} on the tape");
+                    assert_eq!(shapes(&f), shapes(&g), "{expr} on the tape");
                 }
             })
             .expect("test JSON parses");
         (compiled, general)
+    }
+
+    /// Each item's value, choice tag and where its extensions are: what the general
+    /// evaluator's items hold besides the node itself.
+    fn shapes<'a, N: Node<'a>>(c: &Coll<'a, N>) -> Vec<String> {
+        c.iter()
+            .map(|i| match i {
+                Item::Node(n) => {
+                    let ext = match n.ext {
+                        Ext::None => "none".to_owned(),
+                        Ext::Only => "only".to_owned(),
+                        Ext::Sibling { key, index, .. } => format!("{key}[{index}]"),
+                    };
+                    format!("{:?} {} {ext} {:?}", i.prim(), n.tag, n.node.kind())
+                }
+                other => format!("{:?}", other.prim()),
+            })
+            .collect()
     }
 
     const EOB: &str = r#"{"resourceType":"ExplanationOfBenefit","id":"e1",

@@ -34,7 +34,8 @@ pub trait Node<'a>: Copy + 'a {
 
     /// The kind of value.
     fn kind(self) -> NodeKind<'a>;
-    /// The value of `key`, if this is an object that has it.
+    /// The value of `key`, if this is an object that has it (the first of that name, where a
+    /// document repeats a key).
     fn get(self, key: &str) -> Option<Self>;
     /// As [`Node::get`], with the key as the document holds it (the first of that name).
     fn get_entry(self, key: &str) -> Option<(&'a str, Self)> {
