@@ -903,16 +903,30 @@ fn logic<'a, N: Node<'a>>(
     index: Option<i64>,
     env: &Env<'a, N>,
 ) -> Result<Option<bool>> {
-    use BinaryOp::*;
     let x = truth(a, focus, index, env)?;
-    match (op, x) {
-        (And, Some(false)) => return Ok(Some(false)),
-        (Or, Some(true)) => return Ok(Some(true)),
-        (Implies, Some(false)) => return Ok(Some(true)),
-        _ => {}
+    if let Some(decided) = left_decides(op, x) {
+        return Ok(decided);
     }
     let y = truth(b, focus, index, env)?;
-    Ok(match op {
+    Ok(three_valued(op, x, y))
+}
+
+/// The answer of `and`, `or` or `implies` when its left side alone decides it (`false and …`,
+/// `true or …`, `false implies …`); `None` when the right side is needed.
+pub(crate) fn left_decides(op: BinaryOp, x: Option<bool>) -> Option<Option<bool>> {
+    use BinaryOp::*;
+    match (op, x) {
+        (And, Some(false)) => Some(Some(false)),
+        (Or, Some(true)) => Some(Some(true)),
+        (Implies, Some(false)) => Some(Some(true)),
+        _ => None,
+    }
+}
+
+/// FHIRPath's three-valued `and`, `or`, `xor` and `implies` (`None`: empty).
+pub(crate) fn three_valued(op: BinaryOp, x: Option<bool>, y: Option<bool>) -> Option<bool> {
+    use BinaryOp::*;
+    match op {
         And => match (x, y) {
             (Some(false), _) | (_, Some(false)) => Some(false),
             (Some(true), Some(true)) => Some(true),
@@ -932,7 +946,7 @@ fn logic<'a, N: Node<'a>>(
             (Some(true), Some(false)) => Some(false),
             _ => None,
         },
-    })
+    }
 }
 
 fn binary<'a, N: Node<'a>>(
@@ -1219,6 +1233,16 @@ fn string_fn<'a, N: Node<'a>>(
     })
 }
 
+/// Is `e` an extension with this `url`? (`extension('url')`'s test.)
+pub(crate) fn has_url<'a, N: Node<'a>>(e: N, url: &str) -> bool {
+    // Extension URLs share long prefixes: compare length and last byte first.
+    let ub = url.as_bytes();
+    e.get("url").and_then(|u| u.as_str()).is_some_and(|u| {
+        let b = u.as_bytes();
+        b.len() == ub.len() && b.last() == ub.last() && b == ub
+    })
+}
+
 /// `replace(pattern, substitution)` on `src`.
 pub(crate) fn replace<'a, N: Node<'a>>(
     src: &[Item<'a, N>],
@@ -1388,16 +1412,8 @@ fn call<'a, N: Node<'a>>(
                 let Some(exts) = holder.and_then(|h| h.get("extension")) else {
                     continue;
                 };
-                // Extension URLs share long prefixes: compare length and last byte first.
-                let ub = url.as_bytes();
-                for e in exts.items() {
-                    let hit = e.get("url").and_then(|u| u.as_str()).is_some_and(|u| {
-                        let b = u.as_bytes();
-                        b.len() == ub.len() && b.last() == ub.last() && b == ub
-                    });
-                    if hit {
-                        out.push(Item::node(e));
-                    }
+                for e in exts.items().filter(|e| has_url(*e, &url)) {
+                    out.push(Item::node(e));
                 }
             }
             out

@@ -16,7 +16,9 @@
 //! [`Fast::eval`] returns `None` and the caller evaluates the expression the general way; a
 //! compiled path never reports an error of its own.
 
-use crate::eval::{Coll, Env, Ext, Item, NO_INDEX, NodeItem, literal, replace};
+use crate::eval::{
+    Coll, Env, Ext, Item, NO_INDEX, NodeItem, has_url, left_decides, literal, replace, three_valued,
+};
 use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
 use crate::node::{Node, NodeKind};
 
@@ -483,18 +485,10 @@ impl<'a, N: Node<'a>> Cx<N> {
                 let Some(exts) = obj.get("extension") else {
                     return Ctl::Go;
                 };
-                // Extension URLs share long prefixes: compare length and last byte first.
-                let ub = url.as_bytes();
-                for e in exts.items() {
-                    let hit = e.get("url").and_then(|u| u.as_str()).is_some_and(|u| {
-                        let b = u.as_bytes();
-                        b.len() == ub.len() && b.last() == ub.last() && b == ub
-                    });
-                    if hit {
-                        match self.steps(steps, i + 1, Pos::plain(e), counts, out) {
-                            Ctl::Go => {}
-                            stop => return stop,
-                        }
+                for e in exts.items().filter(|e| has_url(*e, url)) {
+                    match self.steps(steps, i + 1, Pos::plain(e), counts, out) {
+                        Ctl::Go => {}
+                        stop => return stop,
                     }
                 }
                 Ctl::Go
@@ -565,36 +559,12 @@ impl<'a, N: Node<'a>> Cx<N> {
                 }
             }
             Crit::Logic(op, a, b) => {
-                use BinaryOp::*;
                 let x = self.truth(a, pos)?;
-                match (op, x) {
-                    (And, Some(false)) => return Some(Some(false)),
-                    (Or, Some(true)) => return Some(Some(true)),
-                    (Implies, Some(false)) => return Some(Some(true)),
-                    _ => {}
+                if let Some(decided) = left_decides(*op, x) {
+                    return Some(decided);
                 }
                 let y = self.truth(b, pos)?;
-                Some(match op {
-                    And => match (x, y) {
-                        (Some(false), _) | (_, Some(false)) => Some(false),
-                        (Some(true), Some(true)) => Some(true),
-                        _ => None,
-                    },
-                    Or => match (x, y) {
-                        (Some(true), _) | (_, Some(true)) => Some(true),
-                        (Some(false), Some(false)) => Some(false),
-                        _ => None,
-                    },
-                    Xor => match (x, y) {
-                        (Some(p), Some(q)) => Some(p != q),
-                        _ => None,
-                    },
-                    _ => match (x, y) {
-                        (Some(false), _) | (_, Some(true)) => Some(true),
-                        (Some(true), Some(false)) => Some(false),
-                        _ => None,
-                    },
-                })
+                Some(three_valued(*op, x, y))
             }
             Crit::Exists(p, want) => {
                 let start = object(pos)?;
