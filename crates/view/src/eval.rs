@@ -295,23 +295,14 @@ fn member<'a, N: Node<'a>, F: FnMut(Item<'a, N>) -> Flow>(
     if let Some((k, v)) = obj.get_entry(name) {
         return push_value(obj, k, v, "", out);
     }
-    let nb = name.as_bytes();
     let mut choice = None;
     let mut under = None;
-    // Else a choice type (`valueQuantity` for `value`) or a `_name` twin alone. Cheap byte
-    // checks first: most keys differ in length or first byte.
+    // Else a choice type (`valueQuantity` for `value`) or a `_name` twin alone.
     for (k, v) in obj.entries() {
-        let kb = k.as_bytes();
-        if kb.len() > nb.len() {
-            if kb.first() == nb.first()
-                && kb[nb.len()].is_ascii_uppercase()
-                && choice.is_none()
-                && kb.starts_with(nb)
-            {
-                choice = Some((k, v));
-            } else if kb.len() == nb.len() + 1 && kb[0] == b'_' && &kb[1..] == nb {
-                under = Some(v);
-            }
+        match variant(k, name) {
+            Some(Variant::Choice) if choice.is_none() => choice = Some((k, v)),
+            Some(Variant::Twin) => under = Some(v),
+            _ => {}
         }
     }
     if let Some((k, v)) = choice {
@@ -336,6 +327,30 @@ fn member<'a, N: Node<'a>, F: FnMut(Item<'a, N>) -> Flow>(
         }
         Some((u, NodeKind::Object)) => out(only(u)),
         _ => Ok(true),
+    }
+}
+
+/// What an object's key `k` is to member `name`, when it is not `name` itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Variant {
+    /// A choice type: `valueQuantity` for `value`.
+    Choice,
+    /// The `_name` twin holding a primitive's `id` and `extension`.
+    Twin,
+}
+
+/// See [`Variant`]; `None` for an unrelated key. Cheap byte checks first: most keys differ in
+/// length or first byte.
+pub(crate) fn variant(k: &str, name: &str) -> Option<Variant> {
+    let (kb, nb) = (k.as_bytes(), name.as_bytes());
+    if kb.len() <= nb.len() {
+        None
+    } else if kb.first() == nb.first() && kb[nb.len()].is_ascii_uppercase() && kb.starts_with(nb) {
+        Some(Variant::Choice)
+    } else if kb.len() == nb.len() + 1 && kb[0] == b'_' && &kb[1..] == nb {
+        Some(Variant::Twin)
+    } else {
+        None
     }
 }
 

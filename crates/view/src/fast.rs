@@ -17,7 +17,8 @@
 //! compiled path never reports an error of its own.
 
 use crate::eval::{
-    Coll, Env, Ext, Item, NO_INDEX, NodeItem, has_url, left_decides, literal, replace, three_valued,
+    Coll, Env, Ext, Item, NO_INDEX, NodeItem, has_url, left_decides, literal, replace,
+    three_valued, variant,
 };
 use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
 use crate::node::{Node, NodeKind};
@@ -212,9 +213,7 @@ impl Path {
             p
         })
     }
-}
 
-impl Path {
     /// The path of `input.exists(args)` / `input.empty(args)`: the input, then a `where` for
     /// the criterion if there is one.
     fn tested(input: &Expr, args: &[Expr]) -> Option<Path> {
@@ -611,14 +610,11 @@ fn find<'a, N: Node<'a>>(obj: N, key: &Key) -> Option<(&'a str, Option<N>)> {
     if let Some((k, v)) = obj.get_entry(&key.name) {
         return Some((k, Some(v)));
     }
-    let nb = key.name.as_bytes();
-    let variant = obj.entries().any(|(k, _)| {
-        let kb = k.as_bytes();
-        kb.len() > nb.len()
-            && ((kb.starts_with(nb) && kb[nb.len()].is_ascii_uppercase())
-                || (kb.len() == nb.len() + 1 && kb[0] == b'_' && &kb[1..] == nb))
-    });
-    if variant { None } else { Some(("", None)) }
+    if obj.entries().any(|(k, _)| variant(k, &key.name).is_some()) {
+        None
+    } else {
+        Some(("", None))
+    }
 }
 
 #[cfg(test)]
