@@ -22,6 +22,7 @@ use crate::eval::{
 };
 use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
 use crate::node::{Node, NodeKind};
+use std::cell::Cell;
 
 /// Longest compiled step list (their counters live in a fixed array).
 const MAX_STEPS: usize = 16;
@@ -353,6 +354,7 @@ impl Fast {
         let cx = Cx {
             resource: env.resource,
             row_index: env.row_index,
+            hay: Cell::new(None),
         };
         cx.plan(&self.0, focus)
     }
@@ -362,6 +364,18 @@ impl Fast {
 struct Cx<N> {
     resource: N,
     row_index: i64,
+    /// The integers of the last `in` haystack walked: a haystack starts at `%resource` and may
+    /// read `%rowIndex`, both fixed for one evaluation, so `sequence in %resource.item[%rowIndex]
+    /// .careTeamSequence` walks it once, not once per `careTeam` element.
+    hay: Cell<Option<Hay>>,
+}
+
+/// A walked `in` haystack: which path (its address), and its integers.
+#[derive(Clone, Copy)]
+struct Hay {
+    path: *const Path,
+    len: usize,
+    values: [i64; MAX_HAY],
 }
 
 impl<'a, N: Node<'a>> Cx<N> {
@@ -517,6 +531,30 @@ impl<'a, N: Node<'a>> Cx<N> {
         }
     }
 
+    /// The integers `hay` gives (at most [`MAX_HAY`]); `None` (bail) for anything else.
+    fn hay_values(&self, hay: &'a Path) -> Option<Hay> {
+        let mut values = [0i64; MAX_HAY];
+        let mut n = 0;
+        let mut fits = true;
+        // A haystack starts at `%resource` (see `Crit::compile`): the focus given is unused.
+        let r = self.walk(hay, self.resource, &mut |p| match p.node.as_i64() {
+            Some(x) if n < MAX_HAY => {
+                values[n] = x;
+                n += 1;
+                Ctl::Go
+            }
+            _ => {
+                fits = false;
+                Ctl::Stop
+            }
+        });
+        (r != Ctl::Bail && fits).then_some(Hay {
+            path: hay,
+            len: n,
+            values,
+        })
+    }
+
     /// The criterion's truth on `pos` (`Some(None)`: empty, which `where` does not keep);
     /// `None`: bail.
     fn truth(&self, crit: &'a Crit, pos: Pos<'a, N>) -> Option<Option<bool>> {
@@ -574,24 +612,15 @@ impl<'a, N: Node<'a>> Cx<N> {
                 let (_, v) = find(obj, key)?;
                 // An empty needle, or one that is not a single integer: the general path.
                 let needle = v?.as_i64()?;
-                let mut values = [0i64; MAX_HAY];
-                let mut n = 0;
-                let mut fits = true;
-                let r = self.walk(hay, obj, &mut |p| match p.node.as_i64() {
-                    Some(x) if n < MAX_HAY => {
-                        values[n] = x;
-                        n += 1;
-                        Ctl::Go
-                    }
+                let hay = match self.hay.get() {
+                    Some(h) if std::ptr::eq(h.path, hay) => h,
                     _ => {
-                        fits = false;
-                        Ctl::Stop
+                        let h = self.hay_values(hay)?;
+                        self.hay.set(Some(h));
+                        h
                     }
-                });
-                if r == Ctl::Bail || !fits {
-                    return None;
-                }
-                Some(Some(values[..n].contains(&needle)))
+                };
+                Some(Some(hay.values[..hay.len].contains(&needle)))
             }
         }
     }
@@ -726,6 +755,16 @@ mod tests {
             (
                 "careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence).sequence",
                 5,
+            ),
+            // Two haystacks in one criterion: each is walked once per evaluation and kept
+            // apart (the second, `item[0]`'s, holds 2 and 3; row 1's holds 1).
+            (
+                "careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence or sequence in %resource.item[0].careTeamSequence).sequence",
+                1,
+            ),
+            (
+                "careTeam.where(sequence in %resource.item[0].careTeamSequence and sequence in %resource.item[%rowIndex].careTeamSequence).sequence",
+                0,
             ),
             ("item[1].sequence", 0),
             ("item[-1].sequence", 0),
