@@ -205,7 +205,8 @@ impl Path {
                 p.steps.push(Step::Index(at));
                 p
             }
-            // Evaluated once per use here instead of once per row: the same value.
+            // A row constant compiles to its path, walked where it is used (an `in` haystack
+            // once per evaluation, see `Cx::hay`): the same value as the general evaluator's.
             Expr::RowConst(inner) => Path::compile(inner)?,
             _ => return None,
         };
@@ -764,7 +765,7 @@ mod tests {
             ),
             (
                 "careTeam.where(sequence in %resource.item[0].careTeamSequence and sequence in %resource.item[%rowIndex].careTeamSequence).sequence",
-                0,
+                1,
             ),
             ("item[1].sequence", 0),
             ("item[-1].sequence", 0),
