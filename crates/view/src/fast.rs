@@ -367,7 +367,8 @@ struct Cx<N> {
     row_index: i64,
     /// The integers of the last `in` haystack walked: a haystack starts at `%resource` and may
     /// read `%rowIndex`, both fixed for one evaluation, so `sequence in %resource.item[%rowIndex]
-    /// .careTeamSequence` walks it once, not once per `careTeam` element.
+    /// .careTeamSequence` walks it once, not once per `careTeam` element (a criterion with two
+    /// haystacks walks them again when they alternate).
     hay: Cell<Option<Hay>>,
 }
 
@@ -757,8 +758,8 @@ mod tests {
                 "careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence).sequence",
                 5,
             ),
-            // Two haystacks in one criterion: each is walked once per evaluation and kept
-            // apart (the second, `item[0]`'s, holds 2 and 3; row 1's holds 1).
+            // Two haystacks in one criterion: the cache holds the last one walked and tells them
+            // apart (alternating ones are walked again); `item[0]`'s holds 2 and 3, row 1's 1.
             (
                 "careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence or sequence in %resource.item[0].careTeamSequence).sequence",
                 1,
