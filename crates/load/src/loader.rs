@@ -496,10 +496,19 @@ impl Loader {
         progress.started(total);
         let mut rows_per_table = vec![0u64; tables.len()];
         // Per table, which columns held a value in some row (a path typo gives a column that never
-        // does; the report names it).
+        // does; the report names it). Lineage columns and columns NULL by design are never
+        // named, so they count as seen from the start: no row is looked at for them.
         let mut seen: Vec<Vec<bool>> = tables
             .iter()
-            .map(|t| vec![false; t.columns.len()])
+            .enumerate()
+            .map(|(t, schema)| {
+                let by_design = plan.null_by_design(t);
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| c.name.starts_with('_') || by_design.contains(&c.name))
+                    .collect()
+            })
             .collect();
         let mut issues = IssueLog::new(rejects_dir.join(format!("{run_id}-row-errors.ndjson")));
         let mut claims = ClaimCounts::default();
@@ -744,14 +753,11 @@ impl Loader {
             .enumerate()
             .filter(|&(t, _)| rows_per_table[t] > 0)
             .filter_map(|(t, schema)| {
-                let by_design = plan.null_by_design(t);
                 let never: Vec<String> = schema
                     .columns
                     .iter()
                     .zip(&seen[t])
-                    .filter(|(c, seen)| {
-                        !**seen && !c.name.starts_with('_') && !by_design.contains(&c.name)
-                    })
+                    .filter(|(_, seen)| !**seen)
                     .map(|(c, _)| c.name.clone())
                     .collect();
                 (!never.is_empty()).then(|| (schema.name.clone(), never))

@@ -42,27 +42,38 @@ pub fn parse_date(text: &str) -> Option<i32> {
 
 /// `YYYY-MM-DD` of a day count since 1970-01-01.
 pub fn format_date(days: i32) -> String {
-    let (y, m, d) = civil_from_days(i64::from(days));
     let mut out = String::with_capacity(10);
-    push_ymd(&mut out, y, m, d);
+    push_date(&mut out, days);
     out
+}
+
+/// [`format_date`] appended to `out` (a writer that reuses one buffer allocates nothing).
+pub fn push_date(out: &mut String, days: i32) {
+    let (y, m, d) = civil_from_days(i64::from(days));
+    push_ymd(out, y, m, d);
 }
 
 /// ISO 8601 UTC text (`2026-01-02T03:04:05.123456Z`, fraction only when non-zero) of a µs count.
 pub fn format_timestamp(micros: i64) -> String {
+    let mut out = String::with_capacity(27);
+    push_timestamp(&mut out, micros);
+    out
+}
+
+/// [`format_timestamp`] appended to `out`.
+pub fn push_timestamp(out: &mut String, micros: i64) {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000) as u32;
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days);
-    let mut out = String::with_capacity(27);
-    push_ymd(&mut out, y, m, d);
+    push_ymd(out, y, m, d);
     out.push('T');
-    push_digits(&mut out, sod / 3600, 2);
+    push_digits(out, sod / 3600, 2);
     out.push(':');
-    push_digits(&mut out, (sod / 60) % 60, 2);
+    push_digits(out, (sod / 60) % 60, 2);
     out.push(':');
-    push_digits(&mut out, sod % 60, 2);
+    push_digits(out, sod % 60, 2);
     if frac != 0 {
         // The fraction's six digits without their trailing zeros.
         let mut digits = 6;
@@ -72,10 +83,9 @@ pub fn format_timestamp(micros: i64) -> String {
             digits -= 1;
         }
         out.push('.');
-        push_digits(&mut out, f, digits);
+        push_digits(out, f, digits);
     }
     out.push('Z');
-    out
 }
 
 /// `YYYY-MM-DD` (the year as `format!("{y:04}")` writes it) appended to `out`. Every date and

@@ -31,7 +31,10 @@ pub use api::ApiVersion;
 /// The text of a [`Cell::Text`]: a string that keeps up to 24 bytes inline (on 64-bit
 /// targets; 12 on 32-bit ones).
 pub use compact_str::CompactString;
-pub use date::{civil_from_days, days_from_civil, format_date, format_timestamp, parse_date};
+pub use date::{
+    civil_from_days, days_from_civil, format_date, format_timestamp, parse_date, push_date,
+    push_timestamp,
+};
 pub use export_state::{ExportState, FileRecord, export_state_path, resources_per_type};
 pub use hash::Fnv1a64;
 pub use private::{
@@ -39,5 +42,5 @@ pub use private::{
     write_atomic,
 };
 pub use run::RunRecord;
-pub use table::{Cell, Column, ColumnType, TableSchema, decimal_text};
+pub use table::{Cell, Column, ColumnType, TableSchema, decimal_f64, decimal_text};
 pub use units::human_bytes;

@@ -9,8 +9,8 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use crate::error::Error;
 use crate::merge::quote;
 use claimline_model::{
-    Cell, ColumnType, RunRecord, TableSchema, decimal_text, format_date, format_timestamp,
-    make_private,
+    Cell, ColumnType, RunRecord, TableSchema, decimal_f64, format_date, format_timestamp,
+    make_private, push_date, push_timestamp,
 };
 
 use crate::{SourceLines, TableSink};
@@ -355,12 +355,13 @@ fn to_sql<'c>(schema: &TableSchema, i: usize, cell: &'c Cell) -> Result<ToSqlOut
         (Cell::Null, _) => owned(Value::Null),
         (Cell::Bool(b), ColumnType::Boolean) => owned(Value::Integer(i64::from(*b))),
         (Cell::Int(n), ColumnType::Integer) => owned(Value::Integer(*n)),
+        // The nearest double to the exact decimal (1234.50 → the nearest double to 1234.5).
         (Cell::Decimal(m), ColumnType::Decimal { scale, .. }) => {
-            // Through the exact text, so 1234.50 becomes the nearest double to 1234.5.
-            let text = decimal_text(*m, *scale);
-            owned(Value::Real(
-                text.parse().map_err(|_| bad("a malformed decimal"))?,
-            ))
+            let x = decimal_f64(*m, *scale);
+            if x.is_nan() {
+                return Err(bad("a malformed decimal"));
+            }
+            owned(Value::Real(x))
         }
         (Cell::Text(s), ColumnType::Text | ColumnType::Code | ColumnType::Json) => {
             ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
@@ -443,6 +444,7 @@ impl SqliteSink {
             .live("write")?
             .prepare_cached(&format!("INSERT INTO {target} VALUES ({marks})"))
             .map_err(Error::sqlite(&path))?;
+        let mut text = String::with_capacity(32);
         for row in rows {
             if row.len() != width {
                 return Err(Error::Row {
@@ -452,8 +454,22 @@ impl SqliteSink {
                 });
             }
             for (i, c) in row.iter().enumerate() {
-                stmt.raw_bind_parameter(i + 1, to_sql(schema, i, c)?)
-                    .map_err(Error::sqlite(&path))?;
+                // Dates and instants are bound as text written into one buffer (SQLite copies
+                // bound text), not a new string each.
+                let bound = match (c, &schema.columns[i].ty) {
+                    (Cell::Date(d), ColumnType::Date) => {
+                        text.clear();
+                        push_date(&mut text, *d);
+                        stmt.raw_bind_parameter(i + 1, text.as_str())
+                    }
+                    (Cell::Timestamp(t), ColumnType::Timestamp) => {
+                        text.clear();
+                        push_timestamp(&mut text, *t);
+                        stmt.raw_bind_parameter(i + 1, text.as_str())
+                    }
+                    _ => stmt.raw_bind_parameter(i + 1, to_sql(schema, i, c)?),
+                };
+                bound.map_err(Error::sqlite(&path))?;
             }
             stmt.raw_execute().map_err(Error::sqlite(&path))?;
         }
