@@ -513,7 +513,7 @@ impl Loader {
         let mut issues = IssueLog::new(rejects_dir.join(format!("{run_id}-row-errors.ndjson")));
         let mut claims = ClaimCounts::default();
         let mut cclf8 = plan.cclf8_builder();
-        let mut counts: BTreeMap<CountKey, (u64, u64, i128)> = BTreeMap::new();
+        let mut counting = Counting::default();
         let mut events: Vec<ClaimEvent> = Vec::new();
         let mut eobs: Vec<EobRecord> = Vec::new();
         let history_rule = plan.has_claim_tables();
@@ -576,7 +576,7 @@ impl Loader {
                             &tables,
                             &files,
                             &mut claims,
-                            &mut counts,
+                            &mut counting,
                             &mut issues,
                         )?,
                     }
@@ -651,7 +651,7 @@ impl Loader {
                     .insert(eob.line as i64);
                 continue;
             }
-            eob.account(&tables, &files, &mut claims, &mut counts, &mut issues)
+            eob.account(&tables, &files, &mut claims, &mut counting, &mut issues)
                 .map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
         }
         issues
@@ -689,6 +689,10 @@ impl Loader {
                 }
             }
         }
+        let counts: BTreeMap<CountKey, Counted> = counting
+            .into_iter()
+            .map(|((v, ty, month), n)| ((v.map(|v| v.as_str().to_owned()), ty, month), n))
+            .collect();
         months.extend(
             counts
                 .keys()
@@ -892,6 +896,13 @@ impl Loader {
 /// lines and the payment sum in cents.
 type CountKey = (Option<String>, String, String);
 
+/// [`CountKey`] as a load adds to it, one claim at a time: the API version as itself, not as a
+/// new string per claim, in a hash map (the ordered map is made once, after the scan).
+type Counting = foldhash::HashMap<(Option<claimline_ndjson::ApiVersion>, String, String), Counted>;
+
+/// Claims, lines and the payment sum in cents of one [`CountKey`].
+type Counted = (u64, u64, i128);
+
 /// Per-claim counts of the link stage.
 #[derive(Default)]
 struct ClaimCounts {
@@ -1022,7 +1033,7 @@ impl EobRecord {
         tables: &[claimline_sink::TableSchema],
         files: &[InputFile],
         claims: &mut ClaimCounts,
-        counts: &mut BTreeMap<CountKey, (u64, u64, i128)>,
+        counts: &mut Counting,
         issues: &mut IssueLog,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         claims.unresolved_mbi += u64::from(self.unresolved_mbi);
@@ -1033,11 +1044,7 @@ impl EobRecord {
         }
         if let Some(sum) = self.summary {
             let e = counts
-                .entry((
-                    self.api_version.map(|v| v.as_str().to_owned()),
-                    sum.claim_type,
-                    sum.month,
-                ))
+                .entry((self.api_version, sum.claim_type, sum.month))
                 .or_insert((0u64, 0u64, 0i128));
             e.0 += 1;
             e.1 += sum.lines;
