@@ -485,6 +485,8 @@ impl Loader {
             threads: self.threads,
             // Line numbers are fixed up per batch below (`shift_lines`).
             lines_in_batch: true,
+            // The work after the scan need not wait for the input's unmapping.
+            unmap_aside: true,
             ..ScanOptions::default()
         };
         let line_columns = plan.line_columns();

@@ -512,3 +512,71 @@ fn in_memory_files_keep_their_name_and_line_numbers() {
         assert_eq!(s.files[0].path, Path::new("/nowhere/Patient.000.ndjson"));
     }
 }
+
+#[test]
+fn a_read_file_map_goes_to_the_unmapping_thread() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "p.ndjson", format!("{PATIENT}\n").as_bytes());
+    let handle = File::open(&file.path).expect("open");
+    let (to, received) = channel::<Mmap>();
+    let map: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(Unmapped {
+        map: Some(map_file(&handle).expect("map")),
+        to,
+    });
+    let chunk = Arc::clone(&map);
+    drop(map);
+    // Still read by a chunk: not sent yet.
+    assert!(received.try_recv().is_err());
+    assert_eq!((*chunk).as_ref(), format!("{PATIENT}\n").as_bytes());
+    drop(chunk);
+    let unmapped = received.try_recv().expect("the map is sent when its last reader goes");
+    assert_eq!(&unmapped[..], format!("{PATIENT}\n").as_bytes());
+    // With the thread gone, the map is unmapped where it is dropped.
+    let (to, gone) = channel::<Mmap>();
+    drop(gone);
+    drop(Unmapped {
+        map: Some(map_file(&handle).expect("map")),
+        to,
+    });
+}
+
+#[test]
+fn files_unmapped_aside_scan_alike() {
+    // Several mapped files of many chunks each (and a gzip one, never mapped): the same
+    // resources, lines and rejects whether each map is unmapped where its last chunk ends or
+    // on the unmapping thread, in steps.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for f in 0..3 {
+        let mut bytes = Vec::new();
+        for i in 0..2000 {
+            if i % 97 == 5 {
+                bytes.extend_from_slice(b"{broken\n");
+            }
+            bytes.extend_from_slice(
+                format!(r#"{{"resourceType":"Patient","id":"f{f}-{i}"}}"#).as_bytes(),
+            );
+            bytes.push(b'\n');
+        }
+        files.push(write(dir.path(), &format!("p{f}.ndjson"), &bytes));
+        if f == 1 {
+            files.push(write(dir.path(), "p1.ndjson.gz", &gzip(&bytes)));
+        }
+    }
+    let scan_with = |aside: bool| {
+        let opts = ScanOptions {
+            chunk_bytes: 1000,
+            max_in_flight: 3,
+            unmap_aside: aside,
+            ..ScanOptions::default()
+        };
+        let (items, summary) = scan_collect(&files, &opts, |r| {
+            (r.file_index, r.line, r.id.unwrap_or_default().to_owned())
+        })
+        .expect("scan");
+        (items, kinds(&summary), summary.resources())
+    };
+    let inline = scan_with(false);
+    assert_eq!(inline.0.len(), 4 * 2000);
+    assert_eq!(scan_with(true), inline);
+}
