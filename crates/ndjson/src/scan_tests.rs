@@ -529,7 +529,9 @@ fn a_read_file_map_goes_to_the_unmapping_thread() {
     assert!(received.try_recv().is_err());
     assert_eq!((*chunk).as_ref(), format!("{PATIENT}\n").as_bytes());
     drop(chunk);
-    let unmapped = received.try_recv().expect("the map is sent when its last reader goes");
+    let unmapped = received
+        .try_recv()
+        .expect("the map is sent when its last reader goes");
     assert_eq!(&unmapped[..], format!("{PATIENT}\n").as_bytes());
     // With the thread gone, the map is unmapped where it is dropped.
     let (to, gone) = channel::<Mmap>();
