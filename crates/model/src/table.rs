@@ -160,9 +160,10 @@ pub fn decimal_text(mantissa: i128, scale: i8) -> String {
 }
 
 /// The double nearest to the decimal `mantissa × 10^-scale`: what parsing its exact text
-/// ([`decimal_text`]) gives, without the text. A mantissa below 2^53 and a scale of 0 to 22 are
-/// both exact doubles, and IEEE 754 division rounds their quotient correctly (the nearest
-/// double, as a correct parse rounds); anything else goes through the text.
+/// ([`decimal_text`]) gives, without the text. A mantissa below 2^53 in magnitude and 10 to a
+/// scale of 0 to 22 are both exact doubles, and IEEE 754 division rounds their quotient
+/// correctly (the nearest double, as a correct parse rounds); anything else goes through the
+/// text (NaN if that text did not parse, which [`decimal_text`] never gives).
 pub fn decimal_f64(mantissa: i128, scale: i8) -> f64 {
     const EXACT: u128 = 1 << 53;
     const POW10: [f64; 23] = [

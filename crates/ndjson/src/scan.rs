@@ -46,7 +46,7 @@ pub struct ScanOptions {
     /// out (one extra read of all the input: about a seventh of a simple load's time). Rejects
     /// and summaries always carry file line numbers.
     pub lines_in_batch: bool,
-    /// Unmap each file once read on a thread of the scan's own, a few MB at a time, instead of
+    /// Unmap each file once read on a thread of the scan's own, 16 MB at a time, instead of
     /// where its last chunk ends: unmapping a big file takes tens of milliseconds, which a
     /// caller with work after the scan (a load) would otherwise wait for. It costs a little
     /// more in all; a scan that ends the process is faster without it.
@@ -542,13 +542,18 @@ where
     // takes tens of milliseconds (every page of it leaves the page tables), which the worker
     // that read its last chunk would otherwise spend while the caller waits for the scan to
     // end. The thread ends when the last map is gone; nothing waits for it.
-    let unmapper = opts.unmap_aside.then(channel::<Mmap>).and_then(|(tx, rx)| {
-        std::thread::Builder::new()
-            .name("claimline-unmap".into())
-            .spawn(move || rx.into_iter().for_each(unmap))
-            .ok()
-            .map(|_| tx)
-    });
+    let maps = files
+        .iter()
+        .any(|f| f.compression == Compression::None && f.data.is_none());
+    let unmapper = (opts.unmap_aside && maps)
+        .then(channel::<Mmap>)
+        .and_then(|(tx, rx)| {
+            std::thread::Builder::new()
+                .name("claimline-unmap".into())
+                .spawn(move || rx.into_iter().for_each(unmap))
+                .ok()
+                .map(|_| tx)
+        });
     let feeder = Feeder {
         files,
         opts,
@@ -686,22 +691,27 @@ fn feed_mapped(
     Ok(())
 }
 
-/// Unmaps a file's map that nothing reads any more, a few MB at a time. An `munmap` of a whole
+/// Unmaps a file's map that nothing reads any more, 16 MB at a time. An `munmap` of a whole
 /// big file holds the process's memory-map lock while it clears every page-table entry of the
 /// file, and the other threads' allocations that ask the kernel for memory wait for it; in steps
 /// they wait for one step at most.
 fn unmap(map: Mmap) {
-    const STEP: usize = 16 << 20;
-    let mut at = 0;
-    while at < map.len() {
-        let n = STEP.min(map.len() - at);
-        // SAFETY: the map is this thread's alone (its last chunk is done: no slice of it is
-        // left anywhere), read-only and shared with the file. `MADV_DONTNEED` only drops these
-        // pages from the page tables; the file and the page cache are untouched, and the map
-        // is unmapped right after without being read again.
-        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, n) };
-        at += n;
+    #[cfg(unix)]
+    {
+        const STEP: usize = 16 << 20;
+        let mut at = 0;
+        while at < map.len() {
+            let n = STEP.min(map.len() - at);
+            // SAFETY: the map is this thread's alone (its last chunk is done: no slice of it is
+            // left anywhere), read-only and shared with the file. `MADV_DONTNEED` only drops
+            // these pages from the page tables; the file and the page cache are untouched, and
+            // the map is unmapped right after without being read again.
+            let _ =
+                unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, n) };
+            at += n;
+        }
     }
+    drop(map);
 }
 
 /// A file's memory map that, when its last chunk is done with it, is sent to the scan's

@@ -342,8 +342,15 @@ fn exact_money_view(conn: &Connection, path: &Path, schema: &TableSchema) -> Res
     .map_err(Error::sqlite(path))
 }
 
-/// A cell as a bound parameter of column `i`; text is bound by reference.
-fn to_sql<'c>(schema: &TableSchema, i: usize, cell: &'c Cell) -> Result<ToSqlOutput<'c>, Error> {
+/// A cell as a bound parameter of column `i`; text is bound by reference. Dates and instants
+/// are written into `text`, one buffer for every cell (SQLite copies bound text: rusqlite binds
+/// it `SQLITE_TRANSIENT`), not a new string each.
+fn to_sql<'c>(
+    schema: &TableSchema,
+    i: usize,
+    cell: &'c Cell,
+    text: &'c mut String,
+) -> Result<ToSqlOutput<'c>, Error> {
     let col = &schema.columns[i];
     let bad = |what: &str| Error::Row {
         table: schema.name.clone(),
@@ -366,8 +373,16 @@ fn to_sql<'c>(schema: &TableSchema, i: usize, cell: &'c Cell) -> Result<ToSqlOut
         (Cell::Text(s), ColumnType::Text | ColumnType::Code | ColumnType::Json) => {
             ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
         }
-        (Cell::Date(d), ColumnType::Date) => owned(Value::Text(format_date(*d))),
-        (Cell::Timestamp(t), ColumnType::Timestamp) => owned(Value::Text(format_timestamp(*t))),
+        (Cell::Date(d), ColumnType::Date) => {
+            text.clear();
+            push_date(text, *d);
+            ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes()))
+        }
+        (Cell::Timestamp(t), ColumnType::Timestamp) => {
+            text.clear();
+            push_timestamp(text, *t);
+            ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes()))
+        }
         (c, _) => return Err(bad(&format!("{c:?}"))),
     })
 }
@@ -454,22 +469,8 @@ impl SqliteSink {
                 });
             }
             for (i, c) in row.iter().enumerate() {
-                // Dates and instants are bound as text written into one buffer (SQLite copies
-                // bound text), not a new string each.
-                let bound = match (c, &schema.columns[i].ty) {
-                    (Cell::Date(d), ColumnType::Date) => {
-                        text.clear();
-                        push_date(&mut text, *d);
-                        stmt.raw_bind_parameter(i + 1, text.as_str())
-                    }
-                    (Cell::Timestamp(t), ColumnType::Timestamp) => {
-                        text.clear();
-                        push_timestamp(&mut text, *t);
-                        stmt.raw_bind_parameter(i + 1, text.as_str())
-                    }
-                    _ => stmt.raw_bind_parameter(i + 1, to_sql(schema, i, c)?),
-                };
-                bound.map_err(Error::sqlite(&path))?;
+                stmt.raw_bind_parameter(i + 1, to_sql(schema, i, c, &mut text)?)
+                    .map_err(Error::sqlite(&path))?;
             }
             stmt.raw_execute().map_err(Error::sqlite(&path))?;
         }
