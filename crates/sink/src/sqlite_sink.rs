@@ -363,13 +363,9 @@ fn to_sql<'c>(
         (Cell::Bool(b), ColumnType::Boolean) => owned(Value::Integer(i64::from(*b))),
         (Cell::Int(n), ColumnType::Integer) => owned(Value::Integer(*n)),
         // The nearest double to the exact decimal (1234.50 → the nearest double to 1234.5).
-        (Cell::Decimal(m), ColumnType::Decimal { scale, .. }) => {
-            let x = decimal_f64(*m, *scale);
-            if x.is_nan() {
-                return Err(bad("a malformed decimal"));
-            }
-            owned(Value::Real(x))
-        }
+        (Cell::Decimal(m), ColumnType::Decimal { scale, .. }) => owned(Value::Real(
+            decimal_f64(*m, *scale).ok_or_else(|| bad("a malformed decimal"))?,
+        )),
         (Cell::Text(s), ColumnType::Text | ColumnType::Code | ColumnType::Json) => {
             ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
         }
