@@ -441,93 +441,99 @@ impl<'a, N: Node<'a>> Cx<N> {
     fn steps(
         &self,
         steps: &'a [Step],
-        i: usize,
-        pos: Pos<'a, N>,
+        mut i: usize,
+        mut pos: Pos<'a, N>,
         counts: &mut [u32; MAX_STEPS],
         out: &mut dyn FnMut(Pos<'a, N>) -> Ctl,
     ) -> Ctl {
-        let Some(step) = steps.get(i) else {
-            return out(pos);
-        };
-        match step {
-            Step::Member(key) => {
-                let Some(obj) = object(pos) else {
-                    return Ctl::Bail;
-                };
-                let Some((k, v)) = find(obj, key) else {
-                    return Ctl::Bail;
-                };
-                let Some(v) = v else {
-                    return Ctl::Go;
-                };
-                match v.kind() {
-                    NodeKind::Array => {
-                        for (index, e) in v.items().enumerate() {
-                            if e.kind() == NodeKind::Null {
-                                // `[null, …]` with the value's extension in `_key[i]`.
-                                return Ctl::Bail;
+        // A step with one way on (a member that is not an array, a `where` that keeps the item)
+        // goes on in this loop rather than by a call: most steps of a path are such.
+        loop {
+            let Some(step) = steps.get(i) else {
+                return out(pos);
+            };
+            match step {
+                Step::Member(key) => {
+                    let Some(obj) = object(pos) else {
+                        return Ctl::Bail;
+                    };
+                    let Some((k, v)) = find(obj, key) else {
+                        return Ctl::Bail;
+                    };
+                    let Some(v) = v else {
+                        return Ctl::Go;
+                    };
+                    match v.kind() {
+                        NodeKind::Array => {
+                            for (index, e) in v.items().enumerate() {
+                                if e.kind() == NodeKind::Null {
+                                    // `[null, …]` with the value's extension in `_key[i]`.
+                                    return Ctl::Bail;
+                                }
+                                let child = Pos {
+                                    node: e,
+                                    from: Some((obj, k, index as u32)),
+                                };
+                                match self.steps(steps, i + 1, child, counts, out) {
+                                    Ctl::Go => {}
+                                    stop => return stop,
+                                }
                             }
-                            let child = Pos {
-                                node: e,
-                                from: Some((obj, k, index as u32)),
-                            };
-                            match self.steps(steps, i + 1, child, counts, out) {
-                                Ctl::Go => {}
-                                stop => return stop,
-                            }
+                            return Ctl::Go;
                         }
-                        Ctl::Go
-                    }
-                    NodeKind::Null => Ctl::Go,
-                    _ => {
-                        let child = Pos {
-                            node: v,
-                            from: Some((obj, k, NO_INDEX)),
-                        };
-                        self.steps(steps, i + 1, child, counts, out)
+                        NodeKind::Null => return Ctl::Go,
+                        _ => {
+                            pos = Pos {
+                                node: v,
+                                from: Some((obj, k, NO_INDEX)),
+                            };
+                            i += 1;
+                        }
                     }
                 }
-            }
-            Step::Where(crit) => match self.truth(crit, pos) {
-                None => Ctl::Bail,
-                Some(Some(true)) => self.steps(steps, i + 1, pos, counts, out),
-                Some(_) => Ctl::Go,
-            },
-            Step::Extension(url) => {
-                let Some(obj) = object(pos) else {
-                    return Ctl::Bail;
-                };
-                let Some(exts) = obj.get("extension") else {
+                Step::Where(crit) => match self.truth(crit, pos) {
+                    None => return Ctl::Bail,
+                    Some(Some(true)) => i += 1,
+                    Some(_) => return Ctl::Go,
+                },
+                Step::Extension(url) => {
+                    let Some(obj) = object(pos) else {
+                        return Ctl::Bail;
+                    };
+                    let Some(exts) = obj.get("extension") else {
+                        return Ctl::Go;
+                    };
+                    for e in exts.items().filter(|e| has_url(*e, url)) {
+                        match self.steps(steps, i + 1, Pos::plain(e), counts, out) {
+                            Ctl::Go => {}
+                            stop => return stop,
+                        }
+                    }
                     return Ctl::Go;
-                };
-                for e in exts.items().filter(|e| has_url(*e, url)) {
-                    match self.steps(steps, i + 1, Pos::plain(e), counts, out) {
-                        Ctl::Go => {}
-                        stop => return stop,
-                    }
                 }
-                Ctl::Go
-            }
-            Step::First => match self.steps(steps, i + 1, pos, counts, out) {
-                Ctl::Bail => Ctl::Bail,
-                _ => Ctl::Stop,
-            },
-            Step::Index(at) => {
-                let want = match at {
-                    At::Literal(n) => *n,
-                    At::RowIndex => self.row_index,
-                };
-                let seen = i64::from(counts[i]);
-                counts[i] = counts[i].saturating_add(1);
-                if seen < want {
-                    Ctl::Go
-                } else if seen == want {
-                    match self.steps(steps, i + 1, pos, counts, out) {
+                Step::First => {
+                    return match self.steps(steps, i + 1, pos, counts, out) {
                         Ctl::Bail => Ctl::Bail,
                         _ => Ctl::Stop,
-                    }
-                } else {
-                    Ctl::Stop
+                    };
+                }
+                Step::Index(at) => {
+                    let want = match at {
+                        At::Literal(n) => *n,
+                        At::RowIndex => self.row_index,
+                    };
+                    let seen = i64::from(counts[i]);
+                    counts[i] = counts[i].saturating_add(1);
+                    return if seen < want {
+                        Ctl::Go
+                    } else if seen == want {
+                        match self.steps(steps, i + 1, pos, counts, out) {
+                            Ctl::Bail => Ctl::Bail,
+                            _ => Ctl::Stop,
+                        }
+                    } else {
+                        Ctl::Stop
+                    };
                 }
             }
         }
@@ -637,10 +643,22 @@ fn object<'a, N: Node<'a>>(pos: Pos<'a, N>) -> Option<N> {
 /// Member `key` of `obj` as the general evaluator finds it: `Some((key, Some(value)))` for the
 /// exact key (the first one), `Some((_, None))` when neither it nor a choice-type variant
 /// (`valueQuantity` for `value`) nor a `_key` twin is there, `None` (bail) otherwise.
+///
+/// Inlined into every step that looks a member up: most lookups find their key (99% on the
+/// sample CCLF views), and a call for each cost more than the search. The rare miss is
+/// [`missing`], out of line.
+#[inline(always)]
 fn find<'a, N: Node<'a>>(obj: N, key: &Key) -> Option<(&'a str, Option<N>)> {
-    if let Some((k, v)) = obj.get_entry(&key.name) {
-        return Some((k, Some(v)));
+    match obj.get_entry(&key.name) {
+        Some((k, v)) => Some((k, Some(v))),
+        None => missing(obj, key),
     }
+}
+
+/// [`find`] for a key `obj` does not hold: absent, unless a variant or twin is there (bail).
+#[cold]
+#[inline(never)]
+fn missing<'a, N: Node<'a>>(obj: N, key: &Key) -> Option<(&'a str, Option<N>)> {
     if obj.entries().any(|(k, _)| variant(k, &key.name).is_some()) {
         None
     } else {
