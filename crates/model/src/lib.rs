@@ -38,7 +38,7 @@ pub use date::{
 pub use export_state::{ExportState, FileRecord, export_state_path, resources_per_type};
 pub use hash::Fnv1a64;
 pub use private::{
-    append_private, create_private, create_private_dir, make_private, sync_dir, sync_files,
+    Syncer, append_private, create_private, create_private_dir, make_private, sync_dir,
     write_atomic,
 };
 pub use run::RunRecord;

@@ -3,7 +3,8 @@
 
 use std::fs::File;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Creates a folder (and its parents) readable by its owner only; every folder it creates is
 /// 0700, and an existing one is tightened to 0700.
@@ -93,53 +94,168 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Syncs `files` to disk, several at once: each `fsync` mostly waits for the disk, and a file
-/// system such as ext4 commits concurrent ones together, so a folder of many small files is
-/// durable in a fraction of the time one after the other takes. Folders may be among them
-/// (opened as files), to make their new entries durable; as in [`sync_dir`], a folder its file
-/// system cannot sync (`EINVAL`) is not an error.
+/// Syncs files to disk on threads of its own while their writer goes on: [`Syncer::add`] hands
+/// over a file that is complete, [`Syncer::wait`] returns once every file handed over so far is
+/// on disk. Each `fsync` mostly waits for the disk, so the writer's CPU work (encoding the next
+/// file) goes on meanwhile, and a file system such as ext4 commits concurrent ones together: a
+/// folder of many small files is durable in a fraction of the time one after the other takes.
+/// Folders may be handed over too (opened as files), to make their new entries durable; as in
+/// [`sync_dir`], a folder its file system cannot sync (`EINVAL`) is not an error.
 ///
-/// # Errors
-/// The path and error of a file that could not be synced (the others are still tried).
-pub fn sync_files(
-    files: &[(std::path::PathBuf, File)],
-) -> Result<(), (std::path::PathBuf, std::io::Error)> {
-    const AT_ONCE: usize = 8;
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::Mutex::new(None);
-    let work = || {
-        while let Some((path, file)) =
-            files.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-        {
-            let result = match file.sync_all() {
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::InvalidInput
-                        && file.metadata().is_ok_and(|m| m.is_dir()) =>
-                {
-                    Ok(())
-                }
-                other => other,
-            };
-            if let Err(e) = result {
-                let mut f = failed.lock().unwrap_or_else(|p| p.into_inner());
-                f.get_or_insert((path.clone(), e));
-            }
-        }
-    };
-    std::thread::scope(|s| {
-        for _ in 1..files.len().min(AT_ONCE) {
-            // A thread that cannot be started leaves its share to the others (this one
-            // always works), so a system short of threads syncs slower, never panics.
-            if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
-                break;
-            }
-        }
-        work();
-    });
-    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(f) => Err(f),
-        None => Ok(()),
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let syncer = claimline_model::Syncer::new();
+/// for name in ["a", "b"] {
+///     let path = dir.path().join(name);
+///     let file = claimline_model::create_private(&path)?;
+///     syncer.add(path, file);
+/// }
+/// syncer.add(dir.path().to_owned(), std::fs::File::open(dir.path())?);
+/// syncer.wait().map_err(|(_, e)| e)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Syncer {
+    queue: Option<std::sync::mpsc::Sender<(PathBuf, File)>>,
+    jobs: Arc<Mutex<std::sync::mpsc::Receiver<(PathBuf, File)>>>,
+    state: Arc<(Mutex<SyncState>, Condvar)>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// Files handed over and not synced yet, and the first failure.
+#[derive(Default)]
+struct SyncState {
+    pending: usize,
+    failed: Option<(PathBuf, std::io::Error)>,
+}
+
+/// Threads of a [`Syncer`] at most: enough `fsync`s at once for the file system to commit them
+/// together.
+const SYNC_THREADS: usize = 8;
+
+impl Default for Syncer {
+    fn default() -> Self {
+        Self::new()
     }
+}
+
+impl Syncer {
+    /// A syncer with no thread yet: they start as files are handed over, up to eight.
+    pub fn new() -> Syncer {
+        let (queue, jobs) = std::sync::mpsc::channel();
+        Syncer {
+            queue: Some(queue),
+            jobs: Arc::new(Mutex::new(jobs)),
+            state: Arc::default(),
+            threads: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Hands over `file` (at `path`, named in a failure), complete: it is synced on a thread of
+    /// the syncer, or here when no thread can be started.
+    pub fn add(&self, path: PathBuf, file: File) {
+        lock(&self.state.0).pending += 1;
+        let started = {
+            let mut threads = lock(&self.threads);
+            if threads.len() < SYNC_THREADS {
+                let (jobs, state) = (self.jobs.clone(), self.state.clone());
+                // A thread that cannot be started leaves the work to those that could.
+                if let Ok(t) = std::thread::Builder::new()
+                    .name("claimline-sync".into())
+                    .spawn(move || sync_jobs(&jobs, &state))
+                {
+                    threads.push(t);
+                }
+            }
+            !threads.is_empty()
+        };
+        match &self.queue {
+            Some(queue) if started => {
+                if let Err(std::sync::mpsc::SendError((path, file))) = queue.send((path, file)) {
+                    finish(&self.state, path, sync_file(&file));
+                }
+            }
+            _ => {
+                let result = sync_file(&file);
+                finish(&self.state, path, result);
+            }
+        }
+    }
+
+    /// Waits until every file handed over so far is on disk.
+    ///
+    /// # Errors
+    /// The path and error of the first file that could not be synced since the last `wait` (the
+    /// others are still synced).
+    pub fn wait(&self) -> Result<(), (PathBuf, std::io::Error)> {
+        let (lock_state, done) = &*self.state;
+        let mut state = lock(lock_state);
+        while state.pending > 0 {
+            state = done
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        match state.failed.take() {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        // The threads sync what is queued, then see the queue closed and end.
+        drop(self.queue.take());
+        for t in std::mem::take(&mut *lock(&self.threads)) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A syncer thread: syncs queued files until the queue closes.
+fn sync_jobs(
+    jobs: &Mutex<std::sync::mpsc::Receiver<(PathBuf, File)>>,
+    state: &(Mutex<SyncState>, Condvar),
+) {
+    loop {
+        let job = lock(jobs).recv();
+        let Ok((path, file)) = job else {
+            return;
+        };
+        let result = sync_file(&file);
+        drop(file);
+        finish(state, path, result);
+    }
+}
+
+/// Records one file synced (or not) and wakes [`Syncer::wait`] when none is left.
+fn finish(state: &(Mutex<SyncState>, Condvar), path: PathBuf, result: std::io::Result<()>) {
+    let mut s = lock(&state.0);
+    if let Err(e) = result {
+        s.failed.get_or_insert((path, e));
+    }
+    s.pending -= 1;
+    if s.pending == 0 {
+        state.1.notify_all();
+    }
+}
+
+/// `fsync`s a file, or a folder as [`sync_dir`] does.
+fn sync_file(file: &File) -> std::io::Result<()> {
+    match file.sync_all() {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::InvalidInput
+                && file.metadata().is_ok_and(|m| m.is_dir()) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// A mutex's guard, also after a thread panicked holding it (the counts stay consistent: each
+/// is changed in one statement).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Replaces `path` with `bytes` atomically: an owner-only temporary file beside it
@@ -190,16 +306,32 @@ mod tests {
         create_private_dir(&sub).expect("folder");
         files.push((sub.clone(), File::open(&sub).expect("open folder")));
         files.push((dir.path().to_owned(), File::open(dir.path()).expect("open")));
-        assert!(sync_files(&files).is_ok());
-        assert!(sync_files(&[]).is_ok());
+        let syncer = Syncer::new();
+        assert!(syncer.wait().is_ok(), "nothing handed over");
+        let again: Vec<(PathBuf, File)> = files
+            .iter()
+            .map(|(p, f)| (p.clone(), f.try_clone().expect("clone")))
+            .collect();
+        for (path, file) in files {
+            syncer.add(path, file);
+        }
+        assert!(syncer.wait().is_ok());
+        assert!(lock(&syncer.threads).len() <= SYNC_THREADS);
         // A pipe cannot be synced (EINVAL): the error comes back with its name, among files
-        // that sync.
+        // that sync, and the syncer goes on after it.
         let (_reader, writer) = std::io::pipe().expect("pipe");
         let pipe = File::from(std::os::fd::OwnedFd::from(writer));
-        files.insert(7, (dir.path().join("the-pipe"), pipe));
-        let (path, e) = sync_files(&files).expect_err("a pipe does not sync");
+        for (i, (path, file)) in again.into_iter().enumerate() {
+            if i == 7 {
+                syncer.add(dir.path().join("the-pipe"), pipe.try_clone().expect("pipe"));
+            }
+            syncer.add(path, file);
+        }
+        let (path, e) = syncer.wait().expect_err("a pipe does not sync");
         assert_eq!(path, dir.path().join("the-pipe"));
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(syncer.wait().is_ok(), "a failure is reported once");
+        drop(syncer);
     }
 
     #[cfg(unix)]

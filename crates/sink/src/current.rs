@@ -224,6 +224,9 @@ pub fn refresh_current(
     };
     let mut order: Vec<usize> = (0..tables.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(size(&tables[i])));
+    // Each file written, and each folder given new entries, is synced while the next ones are
+    // encoded; all are on disk before any table is swapped in.
+    let syncer = claimline_model::Syncer::new();
     let mut built: Vec<(usize, Built)> = order
         .par_iter()
         .with_max_len(1)
@@ -238,20 +241,19 @@ pub fn refresh_current(
                 &current,
                 full,
                 held,
+                &syncer,
             )
             .map(|b| (i, b))
         })
         .collect::<Result<_, Error>>()?;
     built.sort_by_key(|(i, _)| *i);
-    // Every new file and folder entry is on disk before any table is swapped in, synced
-    // several at once (the versions folder holds the new versions' entries).
-    let mut written: Vec<(PathBuf, std::fs::File)> = built
-        .iter_mut()
-        .flat_map(|(_, b)| std::mem::take(&mut b.written))
-        .collect();
-    written.push(open_folder(versions.clone())?);
-    claimline_model::sync_files(&written).map_err(|(path, e)| Error::Io { path, source: e })?;
-    drop(written);
+    // Every new file and folder entry is on disk before any table is swapped in (the versions
+    // folder holds the new versions' entries).
+    let (path, folder) = open_folder(versions.clone())?;
+    syncer.add(path, folder);
+    syncer
+        .wait()
+        .map_err(|(path, e)| Error::Io { path, source: e })?;
     for (table, (_, b)) in tables.iter().zip(built) {
         report.rows.insert(table.clone(), b.rows);
         swap_table(&dir, table, b)?;
@@ -275,9 +277,6 @@ pub fn refresh_current(
 /// One table's new current dataset, written (not yet synced) and not yet swapped in.
 struct Built {
     rows: u64,
-    /// The files written and the folders given new entries, not yet synced (see
-    /// [`claimline_model::sync_files`]).
-    written: Vec<(PathBuf, std::fs::File)>,
     /// Its folder's name under the versions folder.
     new_name: String,
     new: PathBuf,
@@ -285,7 +284,8 @@ struct Built {
     old: Option<PathBuf>,
 }
 
-/// Writes the new version of one table's current dataset (for [`swap_table`]).
+/// Writes the new version of one table's current dataset (for [`swap_table`]), handing every
+/// file written and folder given entries to `syncer`.
 #[allow(
     clippy::too_many_arguments,
     reason = "one table's step of refresh_current, which owns every argument"
@@ -300,6 +300,7 @@ fn build_table(
     current: &Current<'_>,
     full: bool,
     held: Option<&HeldRun>,
+    syncer: &claimline_model::Syncer,
 ) -> Result<Built, Error> {
     let link = dir.join(table);
     let old = std::fs::read_link(&link).ok().map(|p| dir.join(p));
@@ -342,7 +343,7 @@ fn build_table(
     }
     // The rewritten buckets are encoded at once, on whichever workers are free (a load of one
     // claim table would otherwise encode its 16 buckets on one core).
-    let mut fresh: BTreeMap<u64, (u64, [(PathBuf, File); 2])> = by_bucket
+    let mut fresh: BTreeMap<u64, u64> = by_bucket
         .into_par_iter()
         .filter(|(_, batches)| !batches.is_empty())
         .map(|(bk, batches)| {
@@ -351,18 +352,19 @@ fn build_table(
             claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
             let schema = batches[0].schema();
             let (n, file) = write_file(&target, schema, &batches)?;
-            Ok((bk, (n, [(target, file), open_folder(folder)?])))
+            syncer.add(target, file);
+            let (folder, entries) = open_folder(folder)?;
+            syncer.add(folder, entries);
+            Ok((bk, n))
         })
         .collect::<Result<_, Error>>()?;
     let mut rows = 0u64;
-    let mut written = Vec::new();
     for bk in 0..BUCKETS {
         let folder = new.join(format!("bucket={bk:02}"));
         let target = folder.join("part-0.parquet");
         if rebuild.contains(&bk) {
-            if let Some((n, files)) = fresh.remove(&bk) {
+            if let Some(n) = fresh.remove(&bk) {
                 rows += n;
-                written.extend(files);
             }
         } else if let Some(old_file) = old
             .as_ref()
@@ -375,10 +377,11 @@ fn build_table(
             if std::fs::hard_link(&old_file, &target).is_err() {
                 std::fs::copy(&old_file, &target).map_err(Error::io(&target))?;
                 let file = std::fs::File::open(&target).map_err(Error::io(&target))?;
-                written.push((target.clone(), file));
+                syncer.add(target.clone(), file);
             }
             rows += parquet_rows(&target)?;
-            written.push(open_folder(folder)?);
+            let (folder, entries) = open_folder(folder)?;
+            syncer.add(folder, entries);
         }
     }
     // A table with no current rows still gets one (empty) file with its columns, as the
@@ -392,13 +395,14 @@ fn build_table(
         claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
         let target = folder.join("part-0.parquet");
         let (_, file) = write_file(&target, schema, &[])?;
-        written.push((target, file));
-        written.push(open_folder(folder)?);
+        syncer.add(target, file);
+        let (folder, entries) = open_folder(folder)?;
+        syncer.add(folder, entries);
     }
-    written.push(open_folder(new.clone())?);
+    let (folder, entries) = open_folder(new.clone())?;
+    syncer.add(folder, entries);
     Ok(Built {
         rows,
-        written,
         new_name,
         new,
         old,
@@ -610,14 +614,14 @@ fn parquet_rows(file: &Path) -> Result<u64, Error> {
     Ok(b.metadata().file_metadata().num_rows() as u64)
 }
 
-/// A folder opened to be synced with the files written into it ([`claimline_model::sync_files`]).
+/// A folder opened to be synced with the files written into it ([`claimline_model::Syncer`]).
 fn open_folder(folder: PathBuf) -> Result<(PathBuf, File), Error> {
     let file = File::open(&folder).map_err(Error::io(&folder))?;
     Ok((folder, file))
 }
 
-/// Writes one bucket file; returns its rows and the file, not synced yet (the caller syncs
-/// every file of a refresh at once).
+/// Writes one bucket file; returns its rows and the file, not synced yet (the caller hands it
+/// to the refresh's syncer).
 fn write_file(
     path: &Path,
     schema: arrow_schema::SchemaRef,

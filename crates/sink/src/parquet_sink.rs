@@ -19,6 +19,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -29,7 +30,9 @@ use parquet::schema::types::ColumnPath;
 
 use crate::columns::{ColumnsWriter, Encode};
 use crate::error::Error;
-use claimline_model::{Cell, ColumnType, RunRecord, TableSchema, create_private_dir, make_private};
+use claimline_model::{
+    Cell, ColumnType, RunRecord, Syncer, TableSchema, create_private_dir, make_private,
+};
 
 use crate::{SourceLines, TableSink};
 
@@ -124,6 +127,8 @@ struct TableWriter {
     pending: Vec<RecordBatch>,
     /// Their Arrow memory.
     pending_bytes: usize,
+    /// Where closed parts go to be synced (the sink's, shared by its tables).
+    syncer: Arc<Syncer>,
 }
 
 /// A run's rows as the Parquet sink held them in memory until its commit: every table's
@@ -205,6 +210,7 @@ impl ParquetSink {
             std::fs::remove_dir_all(&staging).map_err(Error::io(&staging))?;
         }
         create_private_dir(&staging).map_err(Error::io(&staging))?;
+        let syncer = Arc::new(Syncer::new());
         let mut tables: Vec<TableWriter> = schemas
             .iter()
             .map(|s| TableWriter {
@@ -219,6 +225,7 @@ impl ParquetSink {
                 buffer: Vec::with_capacity(BATCH_ROWS),
                 pending: Vec::new(),
                 pending_bytes: 0,
+                syncer: syncer.clone(),
             })
             .collect();
         let mut sink = ParquetSink {
@@ -450,10 +457,12 @@ impl TableWriter {
         Ok(())
     }
 
+    /// Closes the open part and hands it to the syncer: the worker goes on encoding while the
+    /// disk catches up ([`ParquetSink::prepare`] waits for it before the commit point).
     fn close_part(&mut self, how: Encode) -> Result<(), Error> {
         if let Some((w, path)) = self.writer.take() {
             let file = w.into_inner(how).map_err(Error::parquet(path.as_path()))?;
-            file.sync_all().map_err(Error::io(&path))?;
+            self.syncer.add(path, file);
         }
         Ok(())
     }
@@ -591,8 +600,15 @@ impl ParquetSink {
             t.encode(Encode::AcrossColumns)?;
             t.close_part(Encode::AcrossColumns)
         })?;
-        for t in &self.tables {
-            sync_dir(&t.dir)?;
+        // Every part, and every table folder's entries, on disk before `READY.json`.
+        if let Some(t) = self.tables.first() {
+            for t in &self.tables {
+                let dir = File::open(&t.dir).map_err(Error::io(&t.dir))?;
+                t.syncer.add(t.dir.clone(), dir);
+            }
+            t.syncer
+                .wait()
+                .map_err(|(path, source)| Error::Io { path, source })?;
         }
         let ready = Ready {
             run: run.clone(),
