@@ -95,12 +95,14 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Syncs files to disk on threads of its own while their writer goes on: [`Syncer::add`] hands
-/// over a file that is complete, [`Syncer::wait`] returns once every file handed over so far is
-/// on disk. Each `fsync` mostly waits for the disk, so the writer's CPU work (encoding the next
-/// file) goes on meanwhile, and a file system such as ext4 commits concurrent ones together: a
-/// folder of many small files is durable in a fraction of the time one after the other takes.
-/// Folders may be handed over too (opened as files), to make their new entries durable; as in
-/// [`sync_dir`], a folder its file system cannot sync (`EINVAL`) is not an error.
+/// over a file that is complete, [`Syncer::wait`] returns once every file handed over before
+/// and during the wait has been synced (or failed to). Each `fsync` mostly waits for the disk,
+/// so the writer's CPU work (encoding the next file) goes on meanwhile, and a file system such
+/// as ext4 commits concurrent ones together: a folder of many small files is durable in a
+/// fraction of the time one after the other takes. Folders may be handed over too (opened as
+/// files), to make their new entries durable; as in [`sync_dir`], a folder its file system
+/// cannot sync (`EINVAL`) is not an error. A failed sync is reported by every later `wait`:
+/// what was to be durable is not.
 ///
 /// ```
 /// let dir = tempfile::tempdir()?;
@@ -121,11 +123,14 @@ pub struct Syncer {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-/// Files handed over and not synced yet, and the first failure.
+/// Files handed over and not synced yet, and the failures.
 #[derive(Default)]
 struct SyncState {
     pending: usize,
+    /// The first failure not reported yet.
     failed: Option<(PathBuf, std::io::Error)>,
+    /// A failure reported already: its file and kind, for every later `wait`.
+    reported: Option<(PathBuf, std::io::ErrorKind)>,
 }
 
 /// Threads of a [`Syncer`] at most: enough `fsync`s at once for the file system to commit them
@@ -181,11 +186,11 @@ impl Syncer {
         }
     }
 
-    /// Waits until every file handed over so far is on disk.
+    /// Waits until every file handed over has been synced.
     ///
     /// # Errors
-    /// The path and error of the first file that could not be synced since the last `wait` (the
-    /// others are still synced).
+    /// The path and error of the first sync that failed; once reported, that file's path and
+    /// error kind again at every later call (the others are still synced).
     pub fn wait(&self) -> Result<(), (PathBuf, std::io::Error)> {
         let (lock_state, done) = &*self.state;
         let mut state = lock(lock_state);
@@ -194,8 +199,15 @@ impl Syncer {
                 .wait(state)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
-        match state.failed.take() {
-            Some(f) => Err(f),
+        if let Some((path, e)) = state.failed.take() {
+            state.reported = Some((path.clone(), e.kind()));
+            return Err((path, e));
+        }
+        match &state.reported {
+            Some((path, kind)) => Err((
+                path.clone(),
+                std::io::Error::new(*kind, "this file could not be synced"),
+            )),
             None => Ok(()),
         }
     }
@@ -216,21 +228,46 @@ fn sync_jobs(
     jobs: &Mutex<std::sync::mpsc::Receiver<(PathBuf, File)>>,
     state: &(Mutex<SyncState>, Condvar),
 ) {
+    /// A job taken: counted as done (failed) should its thread stop before finishing it, so
+    /// that `wait` never waits for it forever.
+    struct Taken<'a> {
+        state: &'a (Mutex<SyncState>, Condvar),
+        path: Option<PathBuf>,
+    }
+    impl Drop for Taken<'_> {
+        fn drop(&mut self) {
+            if let Some(path) = self.path.take() {
+                finish(
+                    self.state,
+                    path,
+                    Err(std::io::Error::other("the thread syncing it stopped")),
+                );
+            }
+        }
+    }
     loop {
         let job = lock(jobs).recv();
         let Ok((path, file)) = job else {
             return;
         };
+        let mut taken = Taken {
+            state,
+            path: Some(path),
+        };
         let result = sync_file(&file);
         drop(file);
-        finish(state, path, result);
+        if let Some(path) = taken.path.take() {
+            finish(state, path, result);
+        }
     }
 }
 
 /// Records one file synced (or not) and wakes [`Syncer::wait`] when none is left.
 fn finish(state: &(Mutex<SyncState>, Condvar), path: PathBuf, result: std::io::Result<()>) {
     let mut s = lock(&state.0);
-    if let Err(e) = result {
+    if let Err(e) = result
+        && s.reported.is_none()
+    {
         s.failed.get_or_insert((path, e));
     }
     s.pending -= 1;
@@ -252,8 +289,8 @@ fn sync_file(file: &File) -> std::io::Result<()> {
     }
 }
 
-/// A mutex's guard, also after a thread panicked holding it (the counts stay consistent: each
-/// is changed in one statement).
+/// A mutex's guard, also after a thread panicked holding it: every value these mutexes guard
+/// (the counts, the queue's receiving end, the threads' handles) is whole between statements.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -316,9 +353,8 @@ mod tests {
             syncer.add(path, file);
         }
         assert!(syncer.wait().is_ok());
-        assert!(lock(&syncer.threads).len() <= SYNC_THREADS);
         // A pipe cannot be synced (EINVAL): the error comes back with its name, among files
-        // that sync, and the syncer goes on after it.
+        // that sync, and every later wait says so again.
         let (_reader, writer) = std::io::pipe().expect("pipe");
         let pipe = File::from(std::os::fd::OwnedFd::from(writer));
         for (i, (path, file)) in again.into_iter().enumerate() {
@@ -330,7 +366,14 @@ mod tests {
         let (path, e) = syncer.wait().expect_err("a pipe does not sync");
         assert_eq!(path, dir.path().join("the-pipe"));
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
-        assert!(syncer.wait().is_ok(), "a failure is reported once");
+        let (path, e) = syncer.wait().expect_err("still not synced");
+        assert_eq!(path, dir.path().join("the-pipe"));
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        // Dropped with files still queued: they are synced and the threads end.
+        for i in 0..50 {
+            let path = dir.path().join(format!("f{}", i % 20));
+            syncer.add(path.clone(), File::open(&path).expect("open"));
+        }
         drop(syncer);
     }
 

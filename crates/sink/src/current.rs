@@ -274,7 +274,8 @@ pub fn refresh_current(
     Ok(report)
 }
 
-/// One table's new current dataset, written (not yet synced) and not yet swapped in.
+/// One table's new current dataset, written (its files handed to the refresh's syncer) and not
+/// yet swapped in.
 struct Built {
     rows: u64,
     /// Its folder's name under the versions folder.

@@ -159,6 +159,8 @@ pub struct ParquetSink {
     run_id: String,
     /// Every table's rows, when all were held until [`ParquetSink::prepare`].
     held: Option<HeldRun>,
+    /// Syncs the closed parts (each table holds it too) and the table folders.
+    syncer: Arc<Syncer>,
     /// Where the budget's encodes run: on the writing thread until [`TableSink::drop_rows`],
     /// which a load calls once its scan is over (the writer may be the scan's collector, and
     /// encoding jobs would wait behind the chunks rayon's workers parse); across columns on the
@@ -238,6 +240,7 @@ impl ParquetSink {
             run_id: run_id.to_owned(),
             held: None,
             budget_encode: Encode::Here,
+            syncer,
         };
         // Every table gets a part at once, so a run's partition can always be read.
         for t in &mut tables {
@@ -458,7 +461,8 @@ impl TableWriter {
     }
 
     /// Closes the open part and hands it to the syncer: the worker goes on encoding while the
-    /// disk catches up ([`ParquetSink::prepare`] waits for it before the commit point).
+    /// disk catches up. [`ParquetSink::prepare`] waits for every part before the commit point,
+    /// and a part that could not be synced fails it there.
     fn close_part(&mut self, how: Encode) -> Result<(), Error> {
         if let Some((w, path)) = self.writer.take() {
             let file = w.into_inner(how).map_err(Error::parquet(path.as_path()))?;
@@ -601,15 +605,13 @@ impl ParquetSink {
             t.close_part(Encode::AcrossColumns)
         })?;
         // Every part, and every table folder's entries, on disk before `READY.json`.
-        if let Some(t) = self.tables.first() {
-            for t in &self.tables {
-                let dir = File::open(&t.dir).map_err(Error::io(&t.dir))?;
-                t.syncer.add(t.dir.clone(), dir);
-            }
-            t.syncer
-                .wait()
-                .map_err(|(path, source)| Error::Io { path, source })?;
+        for t in &self.tables {
+            let dir = File::open(&t.dir).map_err(Error::io(&t.dir))?;
+            self.syncer.add(t.dir.clone(), dir);
         }
+        self.syncer
+            .wait()
+            .map_err(|(path, source)| Error::Io { path, source })?;
         let ready = Ready {
             run: run.clone(),
             after_sqlite,

@@ -644,9 +644,8 @@ fn object<'a, N: Node<'a>>(pos: Pos<'a, N>) -> Option<N> {
 /// exact key (the first one), `Some((_, None))` when neither it nor a choice-type variant
 /// (`valueQuantity` for `value`) nor a `_key` twin is there, `None` (bail) otherwise.
 ///
-/// Inlined into every step that looks a member up: most lookups find their key (99% on the
-/// sample CCLF views), and a call for each cost more than the search. The rare miss is
-/// [`missing`], out of line.
+/// Inlined into every step that looks a member up: most lookups find their key, and a call
+/// for each cost more than the search. The rarer miss is [`missing`], out of line.
 #[inline(always)]
 fn find<'a, N: Node<'a>>(obj: N, key: &Key) -> Option<(&'a str, Option<N>)> {
     match obj.get_entry(&key.name) {
