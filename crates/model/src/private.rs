@@ -88,10 +88,7 @@ pub fn make_private(path: &Path) -> std::io::Result<()> {
 /// # Errors
 /// The underlying I/O error.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
-        other => other,
-    }
+    sync_file(&File::open(dir)?)
 }
 
 /// Syncs files to disk on threads of its own while their writer goes on: [`Syncer::add`] hands
@@ -112,7 +109,7 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 ///     let file = claimline_model::create_private(&path)?;
 ///     syncer.add(path, file);
 /// }
-/// syncer.add(dir.path().to_owned(), std::fs::File::open(dir.path())?);
+/// syncer.add_folder(dir.path())?;
 /// syncer.wait().map_err(|(_, e)| e)?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -184,6 +181,16 @@ impl Syncer {
                 finish(&self.state, path, result);
             }
         }
+    }
+
+    /// Hands over folder `dir` (opened here), to make its new entries durable.
+    ///
+    /// # Errors
+    /// The error opening it.
+    pub fn add_folder(&self, dir: &Path) -> std::io::Result<()> {
+        let folder = File::open(dir)?;
+        self.add(dir.to_owned(), folder);
+        Ok(())
     }
 
     /// Waits until every file handed over has been synced.

@@ -249,8 +249,7 @@ pub fn refresh_current(
     built.sort_by_key(|(i, _)| *i);
     // Every new file and folder entry is on disk before any table is swapped in (the versions
     // folder holds the new versions' entries).
-    let (path, folder) = open_folder(versions.clone())?;
-    syncer.add(path, folder);
+    syncer.add_folder(&versions).map_err(Error::io(&versions))?;
     syncer
         .wait()
         .map_err(|(path, e)| Error::Io { path, source: e })?;
@@ -354,8 +353,7 @@ fn build_table(
             let schema = batches[0].schema();
             let (n, file) = write_file(&target, schema, &batches)?;
             syncer.add(target, file);
-            let (folder, entries) = open_folder(folder)?;
-            syncer.add(folder, entries);
+            syncer.add_folder(&folder).map_err(Error::io(&folder))?;
             Ok((bk, n))
         })
         .collect::<Result<_, Error>>()?;
@@ -381,8 +379,7 @@ fn build_table(
                 syncer.add(target.clone(), file);
             }
             rows += parquet_rows(&target)?;
-            let (folder, entries) = open_folder(folder)?;
-            syncer.add(folder, entries);
+            syncer.add_folder(&folder).map_err(Error::io(&folder))?;
         }
     }
     // A table with no current rows still gets one (empty) file with its columns, as the
@@ -397,11 +394,9 @@ fn build_table(
         let target = folder.join("part-0.parquet");
         let (_, file) = write_file(&target, schema, &[])?;
         syncer.add(target, file);
-        let (folder, entries) = open_folder(folder)?;
-        syncer.add(folder, entries);
+        syncer.add_folder(&folder).map_err(Error::io(&folder))?;
     }
-    let (folder, entries) = open_folder(new.clone())?;
-    syncer.add(folder, entries);
+    syncer.add_folder(&new).map_err(Error::io(&new))?;
     Ok(Built {
         rows,
         new_name,
@@ -613,12 +608,6 @@ fn parquet_rows(file: &Path) -> Result<u64, Error> {
     let f = File::open(file).map_err(Error::io(file))?;
     let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(file))?;
     Ok(b.metadata().file_metadata().num_rows() as u64)
-}
-
-/// A folder opened to be synced with the files written into it ([`claimline_model::Syncer`]).
-fn open_folder(folder: PathBuf) -> Result<(PathBuf, File), Error> {
-    let file = File::open(&folder).map_err(Error::io(&folder))?;
-    Ok((folder, file))
 }
 
 /// Writes one bucket file; returns its rows and the file, not synced yet (the caller hands it

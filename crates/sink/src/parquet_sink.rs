@@ -606,8 +606,7 @@ impl ParquetSink {
         })?;
         // Every part, and every table folder's entries, on disk before `READY.json`.
         for t in &self.tables {
-            let dir = File::open(&t.dir).map_err(Error::io(&t.dir))?;
-            self.syncer.add(t.dir.clone(), dir);
+            self.syncer.add_folder(&t.dir).map_err(Error::io(&t.dir))?;
         }
         self.syncer
             .wait()
