@@ -351,6 +351,20 @@ pub fn excluded(r: &Resource<'_>) -> Option<Excluded> {
 #[derive(Default)]
 pub struct Scratch {
     rows: Vec<Rows>,
+    /// `_source_file` of each input file (by its index), written out once per file rather than
+    /// once per resource.
+    source_files: Vec<Option<Cell>>,
+}
+
+/// The `_source_file` cell of `r`'s file, from [`Scratch::source_files`].
+fn source_file(files: &mut Vec<Option<Cell>>, r: &Resource<'_>) -> Cell {
+    let i = r.file_index;
+    if files.len() <= i {
+        files.resize(i + 1, None);
+    }
+    files[i]
+        .get_or_insert_with(|| Cell::text(r.file.path.display().to_string()))
+        .clone()
 }
 
 struct PlanView {
@@ -759,7 +773,8 @@ impl Plan {
         {
             let records = patient_mbis(r);
             if !records.is_empty() {
-                let lineage = self.lineage(r, run_id, &mut out.issues, xref);
+                let source = source_file(&mut scratch.source_files, r);
+                let lineage = self.lineage(r, source, run_id, &mut out.issues, xref);
                 let rows = xref::xref_rows(&records, id, &lineage);
                 out.rows.extend(
                     rows.xref
@@ -841,7 +856,10 @@ impl Plan {
             let lineage: &[Cell] = if pv.input == Some(Cclf8Input::Coverage) {
                 &[]
             } else {
-                lineage.get_or_insert_with(|| self.lineage(r, run_id, &mut out.issues, pv.table))
+                lineage.get_or_insert_with(|| {
+                    let source = source_file(&mut scratch.source_files, r);
+                    self.lineage(r, source, run_id, &mut out.issues, pv.table)
+                })
             };
             let extra = if pv.claim {
                 Some(claim_extra.get_or_insert_with(|| claim_columns(r)))
@@ -942,6 +960,7 @@ impl Plan {
     fn lineage(
         &self,
         r: &Resource<'_>,
+        source_file: Cell,
         run_id: &str,
         issues: &mut Vec<RowIssue>,
         table: usize,
@@ -965,7 +984,7 @@ impl Plan {
         // The order of `lineage(false)`; `_line` at LINEAGE_LINE.
         vec![
             text(r.id),
-            Cell::text(r.file.path.display().to_string()),
+            source_file,
             Cell::Int(r.line as i64),
             text(r.api_version.map(ApiVersion::as_str)),
             last_updated,
