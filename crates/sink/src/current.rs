@@ -25,7 +25,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{Array, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
 use claimline_model::{Fnv1a64, RunRecord};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
@@ -407,6 +407,9 @@ fn build_table(
 
 /// The current rows of batch `b` (of `file`, a part of `table`) in the buckets to rewrite, a
 /// batch per bucket, in the order of the buckets.
+///
+/// The rows are gathered once, bucket after bucket (one `take` of every column), and each
+/// bucket's batch is a slice of that: sixteen filters would each go over every row.
 fn current_rows(
     b: &RecordBatch,
     file: &Path,
@@ -419,7 +422,7 @@ fn current_rows(
     let key = strings(b, "_claim_key", table)?;
     let id = strings(b, "_resource_id", table)?;
     let runs = strings(b, "_run_id", table)?;
-    let mut masks: BTreeMap<u64, Vec<bool>> = BTreeMap::new();
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); BUCKETS as usize];
     for i in 0..b.num_rows() {
         let (Some(k), Some(rid), Some(r)) = (key[i], id[i], runs[i]) else {
             continue;
@@ -429,20 +432,28 @@ fn current_rows(
             continue;
         }
         if current.holds(api[i], k, rid, r) {
-            masks.entry(bk).or_insert_with(|| vec![false; b.num_rows()])[i] = true;
+            rows[bk as usize].push(i as u32);
         }
     }
-    masks
-        .into_iter()
-        .map(|(bk, mask)| {
-            arrow_select::filter::filter_record_batch(b, &BooleanArray::from(mask))
-                .map(|kept| (bk, kept))
-                .map_err(|e| Error::Io {
-                    path: file.to_path_buf(),
-                    source: std::io::Error::other(e),
-                })
+    let taken = UInt32Array::from(rows.concat());
+    if taken.is_empty() {
+        return Ok(Vec::new());
+    }
+    let taken = arrow_select::take::take_record_batch(b, &taken).map_err(|e| Error::Io {
+        path: file.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    let mut at = 0;
+    Ok(rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(bk, r)| {
+            let slice = taken.slice(at, r.len());
+            at += r.len();
+            (bk as u64, slice)
         })
-        .collect()
+        .collect())
 }
 
 /// Swaps table `table`'s built version in: a new symlink renamed over the old one; then the
@@ -851,6 +862,27 @@ mod tests {
         assert_eq!(got.iter().map(RecordBatch::num_rows).sum::<usize>(), 10);
         let (_, other) = source_batches(&root, &part, "r2", "cclf1", Some(&held)).expect("read");
         assert!(other.iter().map(RecordBatch::num_rows).sum::<usize>() > 1000);
+    }
+
+    #[test]
+    fn a_bucket_sliced_from_gathered_rows_measures_as_a_filtered_one() {
+        // The small-chunk rule reads `get_slice_memory_size`: rows 1 and 3 of a column, sliced
+        // out of a gather of rows 2, 1, 3, measure as the same rows filtered out of it, with a
+        // null in the gather (whose mask the slice shares) and without.
+        let with_null = StringArray::from(vec![Some("a"), Some("bb"), None, Some("dddd")]);
+        let no_null = StringArray::from(vec!["a", "bb", "ccc", "dddd"]);
+        for column in [Arc::new(with_null) as Arc<dyn Array>, Arc::new(no_null)] {
+            let mask = arrow_array::BooleanArray::from(vec![false, true, false, true]);
+            let filtered = arrow_select::filter::filter(&column, &mask).expect("filter");
+            let rows = UInt32Array::from(vec![2, 1, 3]);
+            let gathered = arrow_select::take::take(&column, &rows, None).expect("take");
+            let sliced = gathered.slice(1, 2);
+            assert_eq!(filtered.as_ref(), sliced.as_ref());
+            let size = |a: &dyn Array| a.to_data().get_slice_memory_size().expect("size");
+            // Offsets of two rows (3 × 4 bytes) and their 6 bytes; no null mask.
+            assert_eq!(size(filtered.as_ref()), 18);
+            assert_eq!(size(sliced.as_ref()), 18);
+        }
     }
 
     #[test]
