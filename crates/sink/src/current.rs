@@ -644,11 +644,7 @@ fn write_file(
             .map(|b| {
                 let c = b.column(i);
                 let values = c.len() - c.null_count();
-                c.to_data()
-                    .get_slice_memory_size()
-                    .unwrap_or(usize::MAX / 2)
-                    * values
-                    / c.len().max(1)
+                slice_size(c.as_ref()) * values / c.len().max(1)
             })
             .sum();
         if bytes < SMALL_CHUNK {
@@ -671,6 +667,37 @@ fn write_file(
         .into_inner(Encode::AcrossColumns)
         .map_err(Error::parquet(path))?;
     Ok((rows, f))
+}
+
+/// What `c.to_data().get_slice_memory_size()` reports (the bytes of its rows' values, offsets
+/// and null mask, not of the buffers it shares), without building an `ArrayData` for the
+/// sink's column types; any other type is asked the long way.
+fn slice_size(c: &dyn Array) -> usize {
+    use arrow_schema::DataType;
+    let n = c.len();
+    let nulls = if c.null_count() > 0 { n.div_ceil(8) } else { 0 };
+    let own = match c.data_type() {
+        DataType::Utf8 => match c.as_any().downcast_ref::<StringArray>() {
+            Some(s) => {
+                let offsets = s.value_offsets();
+                (n + 1) * 4 + (offsets[n] - offsets[0]) as usize
+            }
+            None => return long_size(c),
+        },
+        DataType::Boolean => n.div_ceil(8),
+        t => match t.primitive_width() {
+            Some(width) => n * width,
+            None => return long_size(c),
+        },
+    };
+    own + nulls
+}
+
+/// `get_slice_memory_size` through `ArrayData`, for what [`slice_size`] does not know.
+fn long_size(c: &dyn Array) -> usize {
+    c.to_data()
+        .get_slice_memory_size()
+        .unwrap_or(usize::MAX / 2)
 }
 
 fn column<'a>(b: &'a RecordBatch, name: &str, table: &str) -> Result<&'a Arc<dyn Array>, Error> {
@@ -882,6 +909,52 @@ mod tests {
             // Offsets of two rows (3 × 4 bytes) and their 6 bytes; no null mask.
             assert_eq!(size(filtered.as_ref()), 18);
             assert_eq!(size(sliced.as_ref()), 18);
+        }
+    }
+
+    #[test]
+    fn slice_size_is_what_arrow_reports_for_every_column_type_of_the_sink() {
+        use arrow_array::{BooleanArray, Date32Array, Decimal128Array};
+        let columns: Vec<Arc<dyn Array>> = vec![
+            Arc::new(StringArray::from(vec![
+                Some("a"),
+                None,
+                Some("ccc"),
+                Some(""),
+            ])),
+            Arc::new(StringArray::from(vec!["a", "bb", "ccc", "dddd"])),
+            Arc::new(Int64Array::from(vec![Some(1), None, Some(3), Some(4)])),
+            Arc::new(Int64Array::from(vec![1, 2, 3, 4])),
+            Arc::new(BooleanArray::from(vec![
+                Some(true),
+                None,
+                Some(false),
+                Some(true),
+            ])),
+            Arc::new(Date32Array::from(vec![Some(1), Some(2), None, None])),
+            Arc::new(
+                Decimal128Array::from(vec![Some(100), None, Some(-5), Some(0)])
+                    .with_precision_and_scale(11, 2)
+                    .expect("decimal"),
+            ),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![Some(5), Some(6), Some(7), None])
+                    .with_timezone("UTC"),
+            ),
+        ];
+        for c in &columns {
+            // Whole, and every slice (with and without its nulls, at any offset).
+            for at in 0..=c.len() {
+                for len in 0..=c.len() - at {
+                    let s = c.slice(at, len);
+                    assert_eq!(
+                        slice_size(s.as_ref()),
+                        s.to_data().get_slice_memory_size().expect("size"),
+                        "{:?} [{at}, {len}]",
+                        c.data_type()
+                    );
+                }
+            }
         }
     }
 
