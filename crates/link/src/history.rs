@@ -87,7 +87,18 @@ pub fn claim_event(r: &Resource<'_>, mode: VersionMode) -> Option<ClaimEvent> {
     if r.resource_type != "ExplanationOfBenefit" {
         return None;
     }
-    let [key, status] = crate::claim_columns(r);
+    event_of(r, mode, crate::claim_columns(r), crate::last_updated(r))
+}
+
+/// [`claim_event`] of an EOB `r` from what was read of it already: its `_claim_key` and
+/// `_status` cells ([`crate::claim_columns`]) and its `meta.lastUpdated`
+/// ([`crate::last_updated`]).
+pub(crate) fn event_of(
+    r: &Resource<'_>,
+    mode: VersionMode,
+    [key, status]: [claimline_model::Cell; 2],
+    last_updated: Option<i64>,
+) -> Option<ClaimEvent> {
     let claimline_model::Cell::Text(claim_key) = key else {
         return None;
     };
@@ -98,12 +109,6 @@ pub fn claim_event(r: &Resource<'_>, mode: VersionMode) -> Option<ClaimEvent> {
         } else {
             Action::Version
         };
-    let last_updated = r
-        .root
-        .get("meta")
-        .and_then(|m| m.get("lastUpdated"))
-        .and_then(|c| c.as_str())
-        .and_then(crate::parse_instant);
     Some(ClaimEvent {
         api_version: r.api_version,
         claim_key: claim_key.into_string(),

@@ -200,6 +200,18 @@ impl ResourceOutput {
 
 /// The position of `_line` in the lineage cells.
 const LINEAGE_LINE: usize = 2;
+/// The position of `_last_updated` in [`lineage`]'s columns.
+const LINEAGE_LAST_UPDATED: usize = 4;
+
+/// What [`Plan::evaluate`] read of a claim for its rows, for its [`ClaimEvent`] (`None`: not
+/// read, as when no claim view gave rows).
+#[derive(Default)]
+struct Read {
+    /// `_claim_key` and `_status` ([`claim_columns`]).
+    claim: Option<[Cell; 2]>,
+    /// `meta.lastUpdated` as an instant (`Some(None)`: missing or not an instant).
+    last_updated: Option<Option<i64>>,
+}
 
 /// v3 EOBs that CCLF has no place for, left out of the `cclf*` tables unless
 /// [`Plan::set_include_partial`] asks for them.
@@ -766,6 +778,39 @@ impl Plan {
         run_id: &str,
         scratch: &mut Scratch,
     ) -> ResourceOutput {
+        self.evaluate_reading(r, run_id, scratch).0
+    }
+
+    /// As [`Plan::evaluate`], also giving the EOB's [`ClaimEvent`] under `mode`: what
+    /// [`claim_event`] gives, with the claim key, status and `meta.lastUpdated` read once for
+    /// the rows and the event.
+    pub fn evaluate_with_event(
+        &self,
+        r: &Resource<'_>,
+        run_id: &str,
+        scratch: &mut Scratch,
+        mode: VersionMode,
+    ) -> (ResourceOutput, Option<ClaimEvent>) {
+        let (out, read) = self.evaluate_reading(r, run_id, scratch);
+        if r.resource_type != "ExplanationOfBenefit" {
+            return (out, None);
+        }
+        let event = history::event_of(
+            r,
+            mode,
+            read.claim.unwrap_or_else(|| claim_columns(r)),
+            read.last_updated.unwrap_or_else(|| last_updated(r)),
+        );
+        (out, event)
+    }
+
+    /// [`Plan::evaluate`], and what it read of the claim on the way.
+    fn evaluate_reading(
+        &self,
+        r: &Resource<'_>,
+        run_id: &str,
+        scratch: &mut Scratch,
+    ) -> (ResourceOutput, Read) {
         let mut out = ResourceOutput::default();
         if let Some((xref, cclf9)) = self.xref
             && r.resource_type == "Patient"
@@ -789,7 +834,7 @@ impl Plan {
             }
         }
         let Some(indexes) = self.by_type.get(r.resource_type) else {
-            return out;
+            return (out, Read::default());
         };
         if scratch.rows.len() < self.views.len() {
             scratch.rows.resize_with(self.views.len(), Rows::default);
@@ -925,7 +970,14 @@ impl Plan {
         if claim_extra.is_some() && self.counts_table().is_some() {
             out.summary = claim_summary(r);
         }
-        out
+        let read = Read {
+            last_updated: lineage.map(|l| match l[LINEAGE_LAST_UPDATED] {
+                Cell::Timestamp(us) => Some(us),
+                _ => None,
+            }),
+            claim: claim_extra,
+        };
+        (out, read)
     }
 
     /// A CCLF8 input row as a [`BenePart`] (`None` when it names no beneficiary).
@@ -1119,6 +1171,15 @@ fn kind(c: &claimline_view::Cell) -> &'static str {
 /// (year, month, day) of a day count since 1970-01-01.
 pub(crate) fn civil(days: i32) -> (i64, u32, u32) {
     claimline_model::civil_from_days(i64::from(days))
+}
+
+/// `meta.lastUpdated` of `r` as an instant (`None`: missing or not an instant).
+pub(crate) fn last_updated(r: &Resource<'_>) -> Option<i64> {
+    r.root
+        .get("meta")
+        .and_then(|m| m.get("lastUpdated"))
+        .and_then(|c| c.as_str())
+        .and_then(parse_instant)
 }
 
 /// Microseconds since the epoch of an RFC 3339 instant with a time zone; `None` otherwise.
@@ -1364,6 +1425,76 @@ mod tests {
 
     /// The version rule finds the kept version of a group whose versions lie in many chunks of a
     /// scan that numbers lines within chunks (positions are byte offsets, not lines).
+    #[test]
+    fn the_event_read_with_the_rows_is_the_event_read_alone() {
+        let v2 = |id: &str, status: &str, meta: &str| {
+            format!(
+                r#"{{"resourceType":"ExplanationOfBenefit","id":"{id}",{meta}"status":"{status}","identifier":[{{"system":"{CLAIM_GROUP}","value":"G"}}],"patient":{{"reference":"Patient/1"}}}}"#
+            )
+        };
+        let lines = [
+            v2(
+                "a",
+                "active",
+                r#""meta":{"lastUpdated":"2021-01-01T10:00:00Z"},"#,
+            ),
+            v2(
+                "b",
+                "cancelled",
+                r#""meta":{"lastUpdated":"2021-01-02T10:00:00+02:00"},"#,
+            ),
+            // No lastUpdated, and one that is no instant (a row error, a NULL, no time).
+            v2("c", "active", ""),
+            v2("d", "active", r#""meta":{"lastUpdated":"2021-01-02"},"#),
+            V3_EOB.to_owned(),
+            // Left out of the CCLF table: no rows, and still an event.
+            V3_PARTIAL.to_owned(),
+            r#"{"resourceType":"Patient","id":"p"}"#.to_owned(),
+        ];
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let plan = Plan::new(vec![view(CLAIM_VIEW)]).expect("plan");
+        for mode in [VersionMode::Current, VersionMode::All] {
+            let rows = |out: &ResourceOutput| -> Vec<String> {
+                out.rows.iter().map(|r| format!("{:?}", r.cells)).collect()
+            };
+            let both = each(&lines, |r| {
+                let mut scratch = Scratch::default();
+                let (out, event) = plan.evaluate_with_event(r, "run", &mut scratch, mode);
+                let alone = plan.evaluate(r, "run", &mut scratch);
+                assert_eq!(rows(&out), rows(&alone));
+                (event, claim_event(r, mode), out.rows.len())
+            });
+            for (event, alone, _) in &both {
+                assert_eq!(event, alone);
+            }
+            let summary: Vec<(Option<i64>, &str, usize)> = both
+                .iter()
+                .map(|(e, _, rows)| {
+                    e.as_ref().map_or((None, "none", *rows), |e| {
+                        (e.last_updated, e.action.as_str(), *rows)
+                    })
+                })
+                .collect();
+            let cancel = if mode == VersionMode::Current {
+                "cancel"
+            } else {
+                "version"
+            };
+            assert_eq!(
+                summary,
+                [
+                    (Some(1_609_495_200_000_000), "version", 1),
+                    (Some(1_609_574_400_000_000), cancel, 1),
+                    (None, "version", 1),
+                    (None, "version", 1),
+                    (None, "version", 1),
+                    (None, "version", 0),
+                    (None, "none", 0),
+                ]
+            );
+        }
+    }
+
     #[test]
     fn versions_across_chunks_keep_one() {
         let dir = tempfile::tempdir().expect("tempdir");

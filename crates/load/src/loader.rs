@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use claimline_link::{
     BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, RunVersions, Scratch,
-    VersionMode, claim_event, decide, patient_mbi,
+    VersionMode, decide, patient_mbi,
 };
 use claimline_model::{Cell, RunRecord, TableSchema, create_private_dir, format_timestamp};
 use claimline_ndjson::{InputFile, Manifest, RejectTarget, ScanOptions, discover, scan};
@@ -524,11 +524,11 @@ impl Loader {
             &opts,
             Scratch::default,
             |scratch, r| {
-                let out = plan.evaluate(r, &run_id, scratch);
-                let event = if history_rule {
-                    claim_event(r, mode).map(|e| (e, plan.claim_views_for(r.api_version)))
+                let (out, event) = if history_rule {
+                    let (out, event) = plan.evaluate_with_event(r, &run_id, scratch, mode);
+                    (out, event.map(|e| (e, plan.claim_views_for(r.api_version))))
                 } else {
-                    None
+                    (plan.evaluate(r, &run_id, scratch), None)
                 };
                 (out, r.file_index, r.line, r.api_version, event)
             },
