@@ -25,6 +25,30 @@ pub struct Document<'a> {
     base: usize,
     /// `(tape index, byte offset)` of every number node, built on first use.
     numbers: OnceCell<Vec<(u32, u32)>>,
+    /// The root object's members, built on the first lookup in it (see [`RootKeys`]).
+    root_keys: OnceCell<Option<RootKeys>>,
+}
+
+/// The members of a document's root object in document order: each key's [`fingerprint`] and
+/// the tape position of the key. The views and the link stage look a resource's members up
+/// dozens of times, and a resource has thirty-odd of them; a lookup here compares one number per
+/// member until the fingerprint matches, where a walk of the tape reads each member's key and
+/// the size of its value.
+type RootKeys = Vec<(u64, u32)>;
+
+/// A key's length and its first, middle and last bytes: keys that differ in any of them are
+/// told apart without comparing their text.
+fn fingerprint(k: &[u8]) -> u64 {
+    match k {
+        [] => 0,
+        [first, ..] => {
+            let n = k.len();
+            (n as u64) << 24
+                | u64::from(*first) << 16
+                | u64::from(k[n / 2]) << 8
+                | u64::from(k[n - 1])
+        }
+    }
 }
 
 impl<'a> Document<'a> {
@@ -37,6 +61,7 @@ impl<'a> Document<'a> {
             structurals,
             base: 0,
             numbers: OnceCell::new(),
+            root_keys: OnceCell::new(),
         }
     }
 
@@ -97,6 +122,30 @@ impl<'a> Document<'a> {
     /// Number of tape nodes (a rough measure of document size).
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The root object's members ([`RootKeys`]); `None` when the root is no object.
+    fn root_keys(&self) -> Option<&RootKeys> {
+        self.root_keys
+            .get_or_init(|| {
+                let Some(&Node::Object { len, .. }) = self.nodes.first() else {
+                    return None;
+                };
+                let mut keys = Vec::with_capacity(len);
+                let mut idx = 1;
+                for _ in 0..len {
+                    let Node::String(k) = *self.nodes.get(idx)? else {
+                        return None;
+                    };
+                    keys.push((fingerprint(k.as_bytes()), u32::try_from(idx).ok()?));
+                    idx += 1 + match self.nodes.get(idx + 1)? {
+                        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
+                        _ => 1,
+                    };
+                }
+                Some(keys)
+            })
+            .as_ref()
     }
 
     fn number_offsets(&self) -> &[(u32, u32)] {
@@ -262,7 +311,17 @@ impl<'a> Cursor<'a> {
 
     /// As [`Cursor::get`], with the key as the document holds it (borrowed from the document,
     /// where `key` may be borrowed from anything).
+    #[inline]
     pub fn get_entry(&self, key: &str) -> Option<(&'a str, Cursor<'a>)> {
+        if self.pos == 0 {
+            return self.root_entry(key);
+        }
+        self.walk_entry(key)
+    }
+
+    /// [`Cursor::get_entry`] by walking the object's members on the tape.
+    #[inline]
+    fn walk_entry(&self, key: &str) -> Option<(&'a str, Cursor<'a>)> {
         let Node::Object { len, .. } = self.node() else {
             return None;
         };
@@ -287,6 +346,34 @@ impl<'a> Cursor<'a> {
                     Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
                     _ => 1,
                 };
+        }
+        None
+    }
+
+    /// [`Cursor::get_entry`] in the root object, through its [`RootKeys`] (out of line: the
+    /// walk, the commoner lookup, stays small enough to inline where members are looked up).
+    #[inline(never)]
+    fn root_entry(&self, key: &str) -> Option<(&'a str, Cursor<'a>)> {
+        let Some(keys) = self.doc.root_keys() else {
+            return self.walk_entry(key);
+        };
+        let want = fingerprint(key.as_bytes());
+        for &(fp, at) in keys {
+            if fp != want {
+                continue;
+            }
+            let at = at as usize;
+            if let Some(&Node::String(k)) = self.doc.nodes.get(at)
+                && k == key
+            {
+                return Some((
+                    k,
+                    Cursor {
+                        doc: self.doc,
+                        pos: at + 1,
+                    },
+                ));
+            }
         }
         None
     }
@@ -399,6 +486,30 @@ mod tests {
         let mut p = LineParser::new();
         p.parse(json.as_bytes(), |doc| f(doc.root()))
             .expect("test JSON parses")
+    }
+
+    #[test]
+    fn root_members_are_found_as_a_walk_finds_them() {
+        // Keys alike in length and first, middle and last bytes (one fingerprint), a duplicate
+        // key (the first wins), an empty key, nested values to skip, and a missing key.
+        let json = r#"{"abcd":1,"aXcd":{"abcd":[2,{"q":3}]},"":"e","abcd":4,"z":[[],{}],"x":null}"#;
+        with_doc(json, |root| {
+            for key in ["abcd", "aXcd", "", "z", "x", "nope", "abc", "abcde"] {
+                let indexed = root.get_entry(key).map(|(k, v)| (k, v.position()));
+                let walked = root.walk_entry(key).map(|(k, v)| (k, v.position()));
+                assert_eq!(indexed, walked, "{key:?}");
+            }
+            assert_eq!(root.get("abcd").map(|v| v.position()), Some(2));
+            assert!(root.get("nope").is_none());
+            // Below the root, the walk answers.
+            let inner = root.get("aXcd").expect("aXcd");
+            assert!(
+                inner
+                    .get("abcd")
+                    .is_some_and(|v| v.kind() == Kind::Array(2))
+            );
+        });
+        with_doc("[1,2]", |root| assert!(root.get("a").is_none()));
     }
 
     #[test]
