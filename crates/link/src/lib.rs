@@ -363,20 +363,26 @@ pub fn excluded(r: &Resource<'_>) -> Option<Excluded> {
 #[derive(Default)]
 pub struct Scratch {
     rows: Vec<Rows>,
-    /// `_source_file` of each input file (by its index), written out once per file rather than
-    /// once per resource.
-    source_files: Vec<Option<Cell>>,
+    /// `_source_file` of each input file (by its index, with its path: a scratch reused for
+    /// other files makes the cell again), written out once per file rather than once per
+    /// resource.
+    source_files: Vec<Option<(std::path::PathBuf, Cell)>>,
 }
 
 /// The `_source_file` cell of `r`'s file, from [`Scratch::source_files`].
-fn source_file(files: &mut Vec<Option<Cell>>, r: &Resource<'_>) -> Cell {
+fn source_file(files: &mut Vec<Option<(std::path::PathBuf, Cell)>>, r: &Resource<'_>) -> Cell {
     let i = r.file_index;
     if files.len() <= i {
         files.resize(i + 1, None);
     }
-    files[i]
-        .get_or_insert_with(|| Cell::text(r.file.path.display().to_string()))
-        .clone()
+    match &files[i] {
+        Some((path, cell)) if *path == r.file.path => cell.clone(),
+        _ => {
+            let cell = Cell::text(r.file.path.display().to_string());
+            files[i] = Some((r.file.path.clone(), cell.clone()));
+            cell
+        }
+    }
 }
 
 struct PlanView {
@@ -971,8 +977,8 @@ impl Plan {
             out.summary = claim_summary(r);
         }
         let read = Read {
-            last_updated: lineage.map(|l| match l[LINEAGE_LAST_UPDATED] {
-                Cell::Timestamp(us) => Some(us),
+            last_updated: lineage.map(|l| match l.get(LINEAGE_LAST_UPDATED) {
+                Some(Cell::Timestamp(us)) => Some(*us),
                 _ => None,
             }),
             claim: claim_extra,
@@ -1423,8 +1429,6 @@ mod tests {
         assert_eq!(run(true), exact);
     }
 
-    /// The version rule finds the kept version of a group whose versions lie in many chunks of a
-    /// scan that numbers lines within chunks (positions are byte offsets, not lines).
     #[test]
     fn the_event_read_with_the_rows_is_the_event_read_alone() {
         let v2 = |id: &str, status: &str, meta: &str| {
@@ -1495,6 +1499,8 @@ mod tests {
         }
     }
 
+    /// The version rule finds the kept version of a group whose versions lie in many chunks of a
+    /// scan that numbers lines within chunks (positions are byte offsets, not lines).
     #[test]
     fn versions_across_chunks_keep_one() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -25,7 +25,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
+use arrow_array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
 use claimline_model::{Fnv1a64, RunRecord};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
@@ -422,7 +422,7 @@ fn current_rows(
     let key = strings(b, "_claim_key", table)?;
     let id = strings(b, "_resource_id", table)?;
     let runs = strings(b, "_run_id", table)?;
-    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); BUCKETS as usize];
+    let mut rows: Vec<Vec<u64>> = vec![Vec::new(); BUCKETS as usize];
     for i in 0..b.num_rows() {
         let (Some(k), Some(rid), Some(r)) = (key[i], id[i], runs[i]) else {
             continue;
@@ -432,10 +432,10 @@ fn current_rows(
             continue;
         }
         if current.holds(api[i], k, rid, r) {
-            rows[bk as usize].push(i as u32);
+            rows[bk as usize].push(i as u64);
         }
     }
-    let taken = UInt32Array::from(rows.concat());
+    let taken = UInt64Array::from(rows.concat());
     if taken.is_empty() {
         return Ok(Vec::new());
     }
@@ -892,6 +892,84 @@ mod tests {
     }
 
     #[test]
+    fn buckets_cut_by_one_take_are_the_buckets_sixteen_filters_cut() {
+        // 64 claim rows over many buckets, a nullable column, two runs; the current version of
+        // each claim is run R2's where it has one.
+        let n = 64;
+        let text = |f: &dyn Fn(usize) -> Option<String>| {
+            Arc::new(StringArray::from((0..n).map(f).collect::<Vec<_>>())) as Arc<dyn Array>
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("_api_version", DataType::Utf8, true),
+            Field::new("_claim_key", DataType::Utf8, true),
+            Field::new("_resource_id", DataType::Utf8, true),
+            Field::new("_run_id", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                text(&|_| Some("v2".into())),
+                text(&|i| (i != 7).then(|| format!("k{}", i % 40))),
+                text(&|i| Some(format!("r{i}"))),
+                text(&|i| Some(if i < 40 { "R1" } else { "R2" }.into())),
+                Arc::new(Int64Array::from(
+                    (0..n)
+                        .map(|i| (i % 3 != 0).then_some(i as i64))
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .expect("batch");
+        let (key, id, run) = (
+            strings(&b, "_claim_key", "t").expect("key"),
+            strings(&b, "_resource_id", "t").expect("id"),
+            strings(&b, "_run_id", "t").expect("run"),
+        );
+        let mut heads: Heads<'_> = Default::default();
+        for i in 0..n {
+            if let (Some(k), Some(rid), Some(r)) = (key[i], id[i], run[i]) {
+                heads.insert((Some("v2"), k, None), (None, r, rid));
+            }
+        }
+        let current = Current {
+            heads,
+            all_versions: false,
+        };
+        let rebuild: BTreeSet<u64> = (0..BUCKETS).filter(|b| b % 3 != 1).collect();
+        for full in [true, false] {
+            let cut = current_rows(&b, Path::new("t"), "t", &rebuild, &current, full).expect("cut");
+            let mut want = Vec::new();
+            for bk in 0..BUCKETS {
+                let mask: Vec<bool> = (0..n)
+                    .map(|i| {
+                        key[i].is_some_and(|k| {
+                            bucket(Some("v2"), k) == bk
+                                && (full || rebuild.contains(&bk))
+                                && current.holds(
+                                    Some("v2"),
+                                    k,
+                                    id[i].unwrap_or(""),
+                                    run[i].unwrap_or(""),
+                                )
+                        })
+                    })
+                    .collect();
+                if mask.iter().any(|&m| m) {
+                    let kept = arrow_select::filter::filter_record_batch(
+                        &b,
+                        &arrow_array::BooleanArray::from(mask),
+                    )
+                    .expect("filter");
+                    want.push((bk, kept));
+                }
+            }
+            assert!(want.len() > 4, "several buckets");
+            assert_eq!(cut, want);
+        }
+    }
+
+    #[test]
     fn a_bucket_sliced_from_gathered_rows_measures_as_a_filtered_one() {
         // The small-chunk rule reads `get_slice_memory_size`: rows 1 and 3 of a column, sliced
         // out of a gather of rows 2, 1, 3, measure as the same rows filtered out of it, with a
@@ -901,7 +979,7 @@ mod tests {
         for column in [Arc::new(with_null) as Arc<dyn Array>, Arc::new(no_null)] {
             let mask = arrow_array::BooleanArray::from(vec![false, true, false, true]);
             let filtered = arrow_select::filter::filter(&column, &mask).expect("filter");
-            let rows = UInt32Array::from(vec![2, 1, 3]);
+            let rows = arrow_array::UInt32Array::from(vec![2, 1, 3]);
             let gathered = arrow_select::take::take(&column, &rows, None).expect("take");
             let sliced = gathered.slice(1, 2);
             assert_eq!(filtered.as_ref(), sliced.as_ref());
