@@ -25,7 +25,7 @@ pub struct Document<'a> {
     base: usize,
     /// `(tape index, byte offset)` of every number node, built on first use.
     numbers: OnceCell<Vec<(u32, u32)>>,
-    /// The root object's members, built on the first lookup in it (see [`RootKeys`]).
+    /// The root object's members, listed on the first lookup in it (see [`RootKeys`]).
     root_keys: OnceCell<Option<RootKeys>>,
 }
 
@@ -124,26 +124,15 @@ impl<'a> Document<'a> {
         self.nodes.len()
     }
 
-    /// The root object's members ([`RootKeys`]); `None` when the root is no object.
+    /// The root object's members ([`RootKeys`]; none when the root is no object). `None` only
+    /// for a tape too long for its positions to fit 32 bits.
     fn root_keys(&self) -> Option<&RootKeys> {
         self.root_keys
             .get_or_init(|| {
-                let Some(&Node::Object { len, .. }) = self.nodes.first() else {
-                    return None;
-                };
-                let mut keys = Vec::with_capacity(len);
-                let mut idx = 1;
-                for _ in 0..len {
-                    let Node::String(k) = *self.nodes.get(idx)? else {
-                        return None;
-                    };
-                    keys.push((fingerprint(k.as_bytes()), u32::try_from(idx).ok()?));
-                    idx += 1 + match self.nodes.get(idx + 1)? {
-                        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
-                        _ => 1,
-                    };
-                }
-                Some(keys)
+                self.root()
+                    .entries()
+                    .map(|(k, v)| Some((fingerprint(k.as_bytes()), u32::try_from(v.pos - 1).ok()?)))
+                    .collect()
             })
             .as_ref()
     }
