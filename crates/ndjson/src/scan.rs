@@ -442,7 +442,7 @@ impl Slots {
 
 enum ChunkBytes {
     /// A range of a memory-mapped file or of a file held in memory.
-    Mapped(Arc<dyn AsRef<[u8]> + Send + Sync>, Range<usize>),
+    Mapped(Arc<dyn Source>, Range<usize>),
     Owned(Vec<u8>),
 }
 
@@ -680,7 +680,7 @@ fn feed_mapped(
         path: file.path.clone(),
         source,
     })?;
-    let map: Arc<dyn AsRef<[u8]> + Send + Sync> = match unmapper {
+    let map: Arc<dyn Source> = match unmapper {
         Some(to) => Arc::new(Unmapped {
             map: Some(map),
             to: to.clone(),
@@ -712,6 +712,52 @@ fn unmap(map: Mmap) {
         }
     }
     drop(map);
+}
+
+/// The bytes chunks are cut from: a file's memory map, or a file held in memory.
+trait Source: AsRef<[u8]> + Send + Sync {
+    /// The chunk of `range` is done: nothing reads its bytes again. A map lets go of its pages
+    /// ([`release`]); bytes in memory stay.
+    fn done_with(&self, _range: Range<usize>) {}
+}
+
+impl Source for Vec<u8> {}
+
+impl Source for Mmap {
+    fn done_with(&self, range: Range<usize>) {
+        release(self, range);
+    }
+}
+
+impl Source for Unmapped {
+    fn done_with(&self, range: Range<usize>) {
+        if let Some(map) = &self.map {
+            release(map, range);
+        }
+    }
+}
+
+/// Drops the pages wholly inside `range` of `map` from the page tables, as the chunk of that
+/// range is done: a load's peak RSS then holds the chunks being read, not every page of its
+/// input read so far, and the last unmapping has only those left.
+fn release(map: &Mmap, range: Range<usize>) {
+    #[cfg(unix)]
+    {
+        const PAGE: usize = 4096;
+        let start = range.start.next_multiple_of(PAGE);
+        let end = range.end - range.end % PAGE;
+        if end > start {
+            // SAFETY: the map is read-only and shared with the file: `MADV_DONTNEED` drops these
+            // pages from the page tables only. A later read (none is expected: the range's chunk
+            // is done, and chunks do not overlap) faults them in again from the page cache,
+            // unchanged. With pages bigger than 4 KiB a misaligned start is refused, harmlessly.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (map, range);
 }
 
 /// A file's memory map that, when its last chunk is done with it, is sent to the scan's
@@ -755,7 +801,7 @@ pub fn map_file(handle: &File) -> std::io::Result<Mmap> {
 /// Cuts a file's bytes (mapped or in memory) into chunks at line ends.
 fn feed_bytes(
     file_index: usize,
-    map: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    map: Arc<dyn Source>,
     opts: &ScanOptions,
     spawn: &mut dyn FnMut(Chunk) -> bool,
 ) {
@@ -1086,6 +1132,9 @@ where
         }
     }
     hint.fetch_max(items.len(), Ordering::Relaxed);
+    if let ChunkBytes::Mapped(source, range) = &chunk.bytes {
+        source.done_with(range.clone());
+    }
     workers
         .parsers
         .lock()

@@ -519,7 +519,7 @@ fn a_read_file_map_goes_to_the_unmapping_thread() {
     let file = write(dir.path(), "p.ndjson", format!("{PATIENT}\n").as_bytes());
     let handle = File::open(&file.path).expect("open");
     let (to, received) = channel::<Mmap>();
-    let map: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(Unmapped {
+    let map: Arc<dyn Source> = Arc::new(Unmapped {
         map: Some(map_file(&handle).expect("map")),
         to,
     });
@@ -574,4 +574,54 @@ fn files_unmapped_aside_scan_alike() {
     let inline = scan_with(false);
     assert_eq!(inline.0.len(), 4 * 2000);
     assert_eq!(scan_with(true), inline);
+}
+
+/// Resident KiB of the mapping that starts at `addr`, from `/proc/self/smaps`.
+#[cfg(target_os = "linux")]
+fn resident_kib(addr: usize) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+    let mut lines = smaps.lines();
+    while let Some(line) = lines.next() {
+        let start = line.split('-').next().unwrap_or_default();
+        if usize::from_str_radix(start, 16).ok() != Some(addr) {
+            continue;
+        }
+        for field in lines.by_ref() {
+            if let Some(kib) = field.strip_prefix("Rss:") {
+                return kib
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .expect("Rss");
+            }
+        }
+    }
+    panic!("no mapping at {addr:#x}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_done_chunk_leaves_the_page_tables_and_its_bytes_stay_readable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // 64 pages of lines; the chunk ends mid-page, as chunks end at line ends.
+    let line = format!("{PATIENT}\n");
+    let bytes = line.repeat((64 * 4096) / line.len() + 1);
+    let file = write(dir.path(), "p.ndjson", bytes.as_bytes());
+    let map = map_file(&File::open(&file.path).expect("open")).expect("map");
+    let addr = map.as_ptr() as usize;
+    let touched: u64 = map.iter().map(|&b| u64::from(b)).sum();
+    let pages = bytes.len().div_ceil(4096) as u64;
+    assert!(
+        resident_kib(addr) >= pages * 4,
+        "every page read is resident"
+    );
+    let end = 40 * 4096 + 100;
+    map.done_with(100..end);
+    // Pages 1 to 39 go; page 0 and page 40 are shared with other chunks and stay.
+    let left = resident_kib(addr);
+    assert!(left <= (pages - 39) * 4, "{left} KiB still resident");
+    // The bytes are the file's, read again from the page cache.
+    assert_eq!(map.iter().map(|&b| u64::from(b)).sum::<u64>(), touched);
+    assert_eq!(&map[..], bytes.as_bytes());
 }
