@@ -12,14 +12,16 @@ use std::io::Write;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
-    compute_leaves,
+    ArrowWriterOptions, compute_leaves,
 };
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, add_encoded_arrow_schema_to_metadata};
 use parquet::errors::{ParquetError, Result};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::SchemaDescriptor;
 use rayon::prelude::*;
 
 /// Where a [`ColumnsWriter`] encodes a batch's columns.
@@ -47,6 +49,57 @@ impl Group {
     }
 }
 
+/// A table's schema as each of its Parquet files carries it, worked out once per table: the
+/// Parquet schema and the `ARROW:schema` key-value that `ArrowWriter` converts and encodes again
+/// for every file it starts (a load writes a part and up to sixteen `current/` buckets per claim
+/// table, and a small load's time goes to such fixed costs).
+#[derive(Debug, Clone)]
+pub(crate) struct FileSchema {
+    arrow: SchemaRef,
+    parquet: SchemaDescriptor,
+    /// `ARROW:schema`, encoded by parquet-rs's own function.
+    arrow_kv: KeyValue,
+}
+
+impl FileSchema {
+    /// The Parquet schema and `ARROW:schema` of `arrow`, as `ArrowWriter::try_new` makes them.
+    ///
+    /// # Errors
+    /// What the schema conversion returns (a type Parquet cannot hold).
+    pub(crate) fn new(arrow: SchemaRef) -> Result<Self> {
+        let parquet = ArrowSchemaConverter::new().convert(&arrow)?;
+        let mut scratch = WriterProperties::default();
+        add_encoded_arrow_schema_to_metadata(&arrow, &mut scratch);
+        let arrow_kv = scratch
+            .key_value_metadata()
+            .and_then(|kv| kv.last().cloned())
+            .ok_or_else(|| ParquetError::General("no ARROW:schema was encoded".into()))?;
+        Ok(FileSchema {
+            arrow,
+            parquet,
+            arrow_kv,
+        })
+    }
+
+    /// The Arrow schema.
+    pub(crate) fn arrow(&self) -> &SchemaRef {
+        &self.arrow
+    }
+
+    /// `props` with `ARROW:schema` after their own key-values, where `ArrowWriter` puts it.
+    pub(crate) fn properties(&self, props: WriterProperties) -> WriterProperties {
+        let mut kv = props.key_value_metadata().cloned().unwrap_or_default();
+        match kv.iter_mut().find(|k| k.key == self.arrow_kv.key) {
+            Some(k) => *k = self.arrow_kv.clone(),
+            None => kv.push(self.arrow_kv.clone()),
+        }
+        props
+            .into_builder()
+            .set_key_value_metadata(Some(kv))
+            .build()
+    }
+}
+
 /// Writes a Parquet file as [`ArrowWriter`] does; see the module docs.
 pub(crate) struct ColumnsWriter<W: Write + Send> {
     file: SerializedFileWriter<W>,
@@ -58,25 +111,44 @@ pub(crate) struct ColumnsWriter<W: Write + Send> {
 }
 
 impl<W: Write + Send> ColumnsWriter<W> {
-    /// A writer of `schema` to `out` with `props`, as `ArrowWriter::try_new` makes one.
+    /// A writer of `schema` to `out` with `props`, as `ArrowWriter::try_new` makes one; `props`
+    /// come from [`FileSchema::properties`] (they carry the encoded schema).
     ///
     /// # Errors
     /// What `ArrowWriter::try_new` returns; a [`ParquetError::NYI`] for content-defined
-    /// chunking, whose cuts this writer does not make.
-    pub(crate) fn try_new(out: W, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
+    /// chunking, whose cuts this writer does not make, and for type coercion, which the
+    /// schema's conversion did not apply; [`ParquetError::General`] for `props` without the
+    /// schema's `ARROW:schema`.
+    pub(crate) fn try_new(out: W, schema: &FileSchema, props: WriterProperties) -> Result<Self> {
         if props.content_defined_chunking().is_some() {
             return Err(ParquetError::NYI(
                 "content-defined chunking in ColumnsWriter".into(),
             ));
         }
+        if props.coerce_types() {
+            return Err(ParquetError::NYI("type coercion in ColumnsWriter".into()));
+        }
+        if props
+            .key_value_metadata()
+            .is_none_or(|kv| !kv.contains(&schema.arrow_kv))
+        {
+            return Err(ParquetError::General(
+                "the writer properties lack the table's ARROW:schema".into(),
+            ));
+        }
         let max_rows = props.max_row_group_row_count();
         let max_bytes = props.max_row_group_bytes();
+        let options = ArrowWriterOptions::new()
+            .with_properties(props)
+            .with_skip_arrow_metadata(true)
+            .with_parquet_schema(schema.parquet.clone());
         let (file, factory) =
-            ArrowWriter::try_new(out, schema.clone(), Some(props))?.into_serialized_writer()?;
+            ArrowWriter::try_new_with_options(out, schema.arrow.clone(), options)?
+                .into_serialized_writer()?;
         Ok(ColumnsWriter {
             file,
             factory,
-            schema,
+            schema: schema.arrow.clone(),
             max_rows,
             max_bytes,
             group: None,
@@ -273,6 +345,11 @@ mod tests {
             .set_max_row_group_row_count(max_rows)
             .set_max_row_group_bytes(max_bytes)
             .set_data_page_size_limit(4096)
+            // Key-values of its own, as a history part's: the schema's goes after them.
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                "claimline.table".into(),
+                "t".to_owned(),
+            )]))
             .build()
     }
 
@@ -290,7 +367,8 @@ mod tests {
         p: WriterProperties,
         how: Encode,
     ) -> Vec<u8> {
-        let mut w = ColumnsWriter::try_new(Vec::new(), schema.clone(), p).expect("writer");
+        let file = FileSchema::new(schema.clone()).expect("schema");
+        let mut w = ColumnsWriter::try_new(Vec::new(), &file, file.properties(p)).expect("writer");
         for b in batches {
             w.write(b, how).expect("write");
         }
@@ -351,5 +429,35 @@ mod tests {
             split.len() > 2 && split.iter().any(|n| n % 1000 != 0),
             "{split:?}"
         );
+    }
+
+    #[test]
+    fn file_schema_properties_carry_the_schema_once_and_the_writer_wants_them() {
+        let (schema, _) = batches(1, 1);
+        let file = FileSchema::new(schema.clone()).expect("schema");
+        let with = file.properties(props(None, None));
+        let keys: Vec<&str> = with
+            .key_value_metadata()
+            .expect("key-values")
+            .iter()
+            .map(|k| k.key.as_str())
+            .collect();
+        assert_eq!(keys, ["claimline.table", "ARROW:schema"]);
+        // Given twice, the schema's key-value is replaced, not repeated.
+        let again = file.properties(with.clone());
+        assert_eq!(again.key_value_metadata(), with.key_value_metadata());
+        // Properties made without it would write files without the schema: refused.
+        let refused = ColumnsWriter::try_new(Vec::new(), &file, props(None, None));
+        assert!(matches!(refused, Err(ParquetError::General(_))));
+        // Another table's schema is not this one's.
+        let other = FileSchema::new(Arc::new(Schema::new(vec![Field::new(
+            "x",
+            DataType::Int64,
+            true,
+        )])))
+        .expect("schema");
+        let refused =
+            ColumnsWriter::try_new(Vec::new(), &file, other.properties(props(None, None)));
+        assert!(matches!(refused, Err(ParquetError::General(_))));
     }
 }

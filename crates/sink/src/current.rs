@@ -31,7 +31,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use crate::columns::{ColumnsWriter, Encode};
+use crate::columns::{ColumnsWriter, Encode, FileSchema};
 use crate::{Error, HeldRun};
 
 /// Buckets per table.
@@ -341,6 +341,14 @@ fn build_table(
             by_bucket.entry(bk).or_default().push(kept);
         }
     }
+    // The buckets' schema as their files carry it, worked out once for all of them (the
+    // batches' schema: a reader's, without the history file's metadata; a bucket whose batches
+    // have another gets its own).
+    let file_schema = by_bucket
+        .values()
+        .find_map(|batches| batches.first())
+        .map(|b| FileSchema::new(b.schema()).map_err(Error::parquet(&new)))
+        .transpose()?;
     // The rewritten buckets are encoded at once, on whichever workers are free (a load of one
     // claim table would otherwise encode its 16 buckets on one core).
     let mut fresh: BTreeMap<u64, u64> = by_bucket
@@ -351,6 +359,14 @@ fn build_table(
             let target = folder.join("part-0.parquet");
             claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
             let schema = batches[0].schema();
+            let own;
+            let schema = match &file_schema {
+                Some(f) if *f.arrow() == schema => f,
+                _ => {
+                    own = FileSchema::new(schema).map_err(Error::parquet(&target))?;
+                    &own
+                }
+            };
             let (n, file) = write_file(&target, schema, &batches)?;
             syncer.add(target, file);
             syncer.add_folder(&folder).map_err(Error::io(&folder))?;
@@ -392,7 +408,8 @@ fn build_table(
         let folder = new.join("bucket=00");
         claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
         let target = folder.join("part-0.parquet");
-        let (_, file) = write_file(&target, schema, &[])?;
+        let schema = FileSchema::new(schema).map_err(Error::parquet(&target))?;
+        let (_, file) = write_file(&target, &schema, &[])?;
         syncer.add(target, file);
         syncer.add_folder(&folder).map_err(Error::io(&folder))?;
     }
@@ -625,7 +642,7 @@ fn parquet_rows(file: &Path) -> Result<u64, Error> {
 /// to the refresh's syncer).
 fn write_file(
     path: &Path,
-    schema: arrow_schema::SchemaRef,
+    schema: &FileSchema,
     batches: &[RecordBatch],
 ) -> Result<(u64, File), Error> {
     let file = claimline_model::create_private(path).map_err(Error::io(path))?;
@@ -635,7 +652,7 @@ fn write_file(
     // each compressed chunk costs a compressor and a decompressor to set up (parquet-rs makes
     // both per column written and read; each asks the CPU its features, which a VM traps),
     // most of the time of a refresh of small buckets.
-    for (i, field) in schema.fields().iter().enumerate() {
+    for (i, field) in schema.arrow().fields().iter().enumerate() {
         // The bytes of the values themselves (not of the buffers a slice shares, so a bucket
         // cut from a held batch and one read back decide alike), times the share that is not
         // null: a column of nulls encodes to almost nothing.
@@ -654,7 +671,7 @@ fn write_file(
             );
         }
     }
-    let props = props.build();
+    let props = schema.properties(props.build());
     // Called on rayon's workers (a bucket each): a big bucket's columns go to any that is free.
     let mut w = ColumnsWriter::try_new(file, schema, props).map_err(Error::parquet(path))?;
     let mut rows = 0u64;
@@ -1050,9 +1067,13 @@ mod tests {
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(big), Arc::new(small)])
             .expect("batch");
         assert_eq!(
-            write_file(&path, schema, std::slice::from_ref(&batch))
-                .expect("write")
-                .0,
+            write_file(
+                &path,
+                &FileSchema::new(schema).expect("schema"),
+                std::slice::from_ref(&batch)
+            )
+            .expect("write")
+            .0,
             20_000
         );
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("file"))

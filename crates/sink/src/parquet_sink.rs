@@ -28,7 +28,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use crate::columns::{ColumnsWriter, Encode};
+use crate::columns::{ColumnsWriter, Encode, FileSchema};
 use crate::error::Error;
 use claimline_model::{
     Cell, ColumnType, RunRecord, Syncer, TableSchema, create_private_dir, make_private,
@@ -114,8 +114,10 @@ struct Ready {
 
 struct TableWriter {
     schema: TableSchema,
-    arrow: SchemaRef,
+    /// Its Arrow and Parquet schemas, worked out once for all its parts.
+    file: FileSchema,
     dir: PathBuf,
+    /// With the encoded schema ([`FileSchema::properties`]).
     props: WriterProperties,
     writer: Option<(ColumnsWriter<File>, PathBuf)>,
     rows_in_part: usize,
@@ -215,21 +217,26 @@ impl ParquetSink {
         let syncer = Arc::new(Syncer::new());
         let mut tables: Vec<TableWriter> = schemas
             .iter()
-            .map(|s| TableWriter {
-                schema: s.clone(),
-                arrow: crate::arrow::arrow_schema(s),
-                dir: staging.join(&s.name),
-                props: properties(s),
-                writer: None,
-                rows_in_part: 0,
-                encoded_rows: 0,
-                parts: Vec::new(),
-                buffer: Vec::with_capacity(BATCH_ROWS),
-                pending: Vec::new(),
-                pending_bytes: 0,
-                syncer: syncer.clone(),
+            .map(|s| {
+                let dir = staging.join(&s.name);
+                let file =
+                    FileSchema::new(crate::arrow::arrow_schema(s)).map_err(Error::parquet(&dir))?;
+                Ok(TableWriter {
+                    schema: s.clone(),
+                    props: file.properties(properties(s)),
+                    file,
+                    dir,
+                    writer: None,
+                    rows_in_part: 0,
+                    encoded_rows: 0,
+                    parts: Vec::new(),
+                    buffer: Vec::with_capacity(BATCH_ROWS),
+                    pending: Vec::new(),
+                    pending_bytes: 0,
+                    syncer: syncer.clone(),
+                })
             })
-            .collect();
+            .collect::<Result<_, Error>>()?;
         let mut sink = ParquetSink {
             root: root.to_owned(),
             staging,
@@ -262,8 +269,8 @@ impl TableWriter {
             return Ok(0);
         }
         let (Ok(file_at), Ok(line_at)) = (
-            self.arrow.index_of("_source_file"),
-            self.arrow.index_of("_line"),
+            self.file.arrow().index_of("_source_file"),
+            self.file.arrow().index_of("_line"),
         ) else {
             return Ok(0);
         };
@@ -299,7 +306,7 @@ impl TableWriter {
             message: e.to_string(),
         };
         let (mut kept, mut removed, mut copied) = (Vec::new(), 0, 0);
-        for window in read_windows(&self.arrow, &self.pending).map_err(error)? {
+        for window in read_windows(self.file.arrow(), &self.pending).map_err(error)? {
             let mask = Self::keep(&window, file_at, line_at, lines);
             let window = if mask.true_count() == mask.len() {
                 window
@@ -390,7 +397,7 @@ impl TableWriter {
         let rewrite = part.with_extension("parquet.rewrite");
         let file = File::create(&rewrite).map_err(Error::io(&rewrite))?;
         make_private(&rewrite).map_err(Error::io(&rewrite))?;
-        let mut w = ColumnsWriter::try_new(file, self.arrow.clone(), self.props.clone())
+        let mut w = ColumnsWriter::try_new(file, &self.file, self.props.clone())
             .map_err(Error::parquet(&rewrite))?;
         let reader = open()?.build().map_err(Error::parquet(part))?;
         for batch in reader {
@@ -398,7 +405,7 @@ impl TableWriter {
             let keep = Self::keep(&batch, file_at, line_at, lines);
             let kept = arrow_select::filter::filter_record_batch(&batch, &keep)
                 .map_err(Error::parquet(part))?;
-            let kept = RecordBatch::try_new(self.arrow.clone(), kept.columns().to_vec())
+            let kept = RecordBatch::try_new(self.file.arrow().clone(), kept.columns().to_vec())
                 .map_err(Error::parquet(part))?;
             if kept.num_rows() > 0 {
                 w.write(&kept, Encode::AcrossColumns)
@@ -419,7 +426,7 @@ impl TableWriter {
             let part = self.dir.join(format!("part-{}.parquet", self.parts.len()));
             let file = File::create(&part).map_err(Error::io(&part))?;
             make_private(&part).map_err(Error::io(&part))?;
-            let w = ColumnsWriter::try_new(file, self.arrow.clone(), self.props.clone())
+            let w = ColumnsWriter::try_new(file, &self.file, self.props.clone())
                 .map_err(Error::parquet(&part))?;
             self.parts.push(part.clone());
             self.writer = Some((w, part));
@@ -472,7 +479,7 @@ impl TableWriter {
     }
 
     fn batch(&self, rows: Vec<Vec<Cell>>) -> Result<RecordBatch, Error> {
-        crate::arrow::record_batch(&self.schema, &self.arrow, rows)
+        crate::arrow::record_batch(&self.schema, self.file.arrow(), rows)
     }
 }
 
