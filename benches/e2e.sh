@@ -323,8 +323,8 @@ doc = f"""# End-to-end benchmark, {datetime.datetime.now(datetime.timezone.utc):
 Command: `benches/e2e.sh` ({'release build' if os.environ.get('BIN', 'target/release/claimline') == 'target/release/claimline' else 'binary ' + os.environ['BIN'] + ', as given; the script'}{', at ' + rev if rev else ''}), {rounds} rounds, runs alternating within each round;
 medians. `--threads {threads}` (0 = all cores) for claimline and DuckDB alike.
 Machine: {cpu()}, {os.cpu_count()} cores, {mem/1024/1024:.0f} GiB, {platform.system()} {platform.machine()}
-({platform.release()}). DuckDB {duck_v} (PyPI). Peak RSS from GNU time (includes touched pages of
-memory-mapped input). Load average when the runs ended: {' '.join(open('/proc/loadavg').read().split()[:3])}
+({platform.release()}). DuckDB {duck_v} (PyPI). Peak RSS from GNU time (includes the pages of the
+memory-mapped input being parsed; a chunk's pages leave once it is done). Load average when the runs ended: {' '.join(open('/proc/loadavg').read().split()[:3])}
 (other work on the machine shows here; the per-round times show the spread).
 
 Input: `claimline synth --benes {benes} --years {years} --seed {seed}` (API v2): {eobs:,} EOBs,

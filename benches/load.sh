@@ -76,7 +76,7 @@ print(con.execute(f"SELECT count(*) FROM read_parquet('{dst}')").fetchone()[0])
 PY
 
 measure() { # name, command...: prints "seconds peak_rss_kb peak_anon_kb"
-  # Peak RSS counts the pages of a memory-mapped input that were touched; RssAnon (sampled every
+  # Peak RSS counts the pages of a memory-mapped input being parsed; RssAnon (sampled every
   # 20 ms) is the process's own memory, without them.
   local name=$1; shift
   /usr/bin/time -f "%e %M" -o "$WORK/time.$name" "$@" > "$WORK/out.$name" 2> "$WORK/err.$name" &
