@@ -47,9 +47,9 @@ pub struct ScanOptions {
     /// and summaries always carry file line numbers.
     pub lines_in_batch: bool,
     /// Unmap each file once read on a thread of the scan's own, 16 MB at a time, instead of
-    /// where its last chunk ends: unmapping a big file takes tens of milliseconds, which a
-    /// caller with work after the scan (a load) would otherwise wait for. It costs a little
-    /// more in all; a scan that ends the process is faster without it.
+    /// where its last chunk ends, so that a caller with work after the scan (a load) does not
+    /// wait for it. Chunks drop their own pages as they are done, so what is left is small (the
+    /// 64 KiB blocks chunks share, the map itself); a scan that ends the process does without.
     pub unmap_aside: bool,
 }
 
@@ -538,10 +538,10 @@ where
             .build()
             .ok(),
     };
-    // With `unmap_aside`, a thread of its own unmaps the files once read: unmapping a big file
-    // takes tens of milliseconds (every page of it leaves the page tables), which the worker
-    // that read its last chunk would otherwise spend while the caller waits for the scan to
-    // end. The thread ends when the last map is gone; nothing waits for it.
+    // With `unmap_aside`, a thread of its own unmaps the files once read (what their chunks
+    // did not release), which the worker that read a file's last chunk would otherwise do while
+    // the caller waits for the scan to end. The thread ends when the last map is gone; nothing
+    // waits for it.
     let maps = files
         .iter()
         .any(|f| f.compression == Compression::None && f.data.is_none());
@@ -691,25 +691,18 @@ fn feed_mapped(
     Ok(())
 }
 
-/// Unmaps a file's map that nothing reads any more, 16 MB at a time. An `munmap` of a whole
-/// big file holds the process's memory-map lock while it clears every page-table entry of the
-/// file, and the other threads' allocations that ask the kernel for memory wait for it; in steps
-/// they wait for one step at most.
+/// Unmaps a file's map that nothing reads any more, 16 MB at a time. Its chunks' pages have
+/// left already ([`release`]); what is left (the pages two chunks share, every page of a map
+/// whose chunks could not release theirs) goes in steps: an `munmap` of a big file in one piece
+/// holds the process's memory-map lock while it clears every page-table entry left, and the
+/// other threads' allocations that ask the kernel for memory wait for it.
 fn unmap(map: Mmap) {
-    #[cfg(unix)]
-    {
-        const STEP: usize = 16 << 20;
-        let mut at = 0;
-        while at < map.len() {
-            let n = STEP.min(map.len() - at);
-            // SAFETY: the map is this thread's alone (its last chunk is done: no slice of it is
-            // left anywhere), read-only and shared with the file. `MADV_DONTNEED` only drops
-            // these pages from the page tables; the file and the page cache are untouched, and
-            // the map is unmapped right after without being read again.
-            let _ =
-                unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, n) };
-            at += n;
-        }
+    const STEP: usize = 16 << 20;
+    let mut at = 0;
+    while at < map.len() {
+        let n = STEP.min(map.len() - at);
+        drop_pages(&map, at..at + n);
+        at += n;
     }
     drop(map);
 }
@@ -737,24 +730,38 @@ impl Source for Unmapped {
     }
 }
 
-/// Drops the pages wholly inside `range` of `map` from the page tables, as the chunk of that
-/// range is done: a load's peak RSS then holds the chunks being read, not every page of its
-/// input read so far, and the last unmapping has only those left.
+/// What [`release`] rounds a chunk's range inwards to: a multiple of every page size Linux uses
+/// on x86-64 and arm64 (4, 16 and 64 KiB), so that no page a neighbouring chunk shares is
+/// dropped while a worker reads it (at most 128 KiB of a chunk of megabytes stays mapped).
+const RELEASE_ALIGN: usize = 64 << 10;
+
+/// Drops the pages of `range` of `map` that no other chunk shares from the page tables, as the
+/// chunk of that range is done: a scan's peak RSS then holds the chunks being read, not every
+/// page of its input read so far, and the last unmapping has little left.
 fn release(map: &Mmap, range: Range<usize>) {
+    let start = range.start.next_multiple_of(RELEASE_ALIGN);
+    let end = range.end - range.end % RELEASE_ALIGN;
+    if end > start {
+        drop_pages(map, start..end);
+    }
+}
+
+/// `MADV_DONTNEED` on `range` of `map`, a read-only map shared with its file: the pages leave
+/// the page tables, the file and the page cache are untouched. (memmap2 rounds a start that is
+/// not page-aligned down to its page.)
+fn drop_pages(map: &Mmap, range: Range<usize>) {
     #[cfg(unix)]
     {
-        const PAGE: usize = 4096;
-        let start = range.start.next_multiple_of(PAGE);
-        let end = range.end - range.end % PAGE;
-        if end > start {
-            // SAFETY: the map is read-only and shared with the file: `MADV_DONTNEED` drops these
-            // pages from the page tables only. A later read (none is expected: the range's chunk
-            // is done, and chunks do not overlap) faults them in again from the page cache,
-            // unchanged. With pages bigger than 4 KiB a misaligned start is refused, harmlessly.
-            let _ = unsafe {
-                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
-            };
-        }
+        // SAFETY: `MADV_DONTNEED` on a read-only shared file map cannot change what a read
+        // returns: a later read of these bytes (none is expected: the caller is done with them)
+        // faults them in again from the page cache, unchanged. No reference is invalidated.
+        let _ = unsafe {
+            map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                range.start,
+                range.end - range.start,
+            )
+        };
     }
     #[cfg(not(unix))]
     let _ = (map, range);

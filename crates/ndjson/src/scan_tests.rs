@@ -576,52 +576,105 @@ fn files_unmapped_aside_scan_alike() {
     assert_eq!(scan_with(true), inline);
 }
 
-/// Resident KiB of the mapping that starts at `addr`, from `/proc/self/smaps`.
+/// The resident KiB and the page size in KiB of the mapping that holds `addr`, from
+/// `/proc/self/smaps`.
 #[cfg(target_os = "linux")]
-fn resident_kib(addr: usize) -> u64 {
+fn resident_kib(addr: usize) -> (u64, u64) {
     let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
     let mut lines = smaps.lines();
+    let kib = |field: &str| -> u64 {
+        field
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .expect("a size in kB")
+    };
     while let Some(line) = lines.next() {
-        let start = line.split('-').next().unwrap_or_default();
-        if usize::from_str_radix(start, 16).ok() != Some(addr) {
+        let range = line.split_whitespace().next().unwrap_or_default();
+        let Some((from, to)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(from), Ok(to)) = (
+            usize::from_str_radix(from, 16),
+            usize::from_str_radix(to, 16),
+        ) else {
+            continue;
+        };
+        if !(from..to).contains(&addr) {
             continue;
         }
+        let (mut rss, mut page) = (None, None);
         for field in lines.by_ref() {
-            if let Some(kib) = field.strip_prefix("Rss:") {
-                return kib
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .expect("Rss");
+            if field.starts_with("Rss:") {
+                rss = Some(kib(field));
+            } else if field.starts_with("KernelPageSize:") {
+                page = Some(kib(field));
+            }
+            if let (Some(rss), Some(page)) = (rss, page) {
+                return (rss, page);
             }
         }
     }
-    panic!("no mapping at {addr:#x}");
+    panic!("no mapping holds {addr:#x}");
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn a_done_chunk_leaves_the_page_tables_and_its_bytes_stay_readable() {
     let dir = tempfile::tempdir().expect("temp dir");
-    // 64 pages of lines; the chunk ends mid-page, as chunks end at line ends.
+    // Twenty 64 KiB blocks of lines, and a little more.
     let line = format!("{PATIENT}\n");
-    let bytes = line.repeat((64 * 4096) / line.len() + 1);
+    let bytes = line.repeat((20 * RELEASE_ALIGN) / line.len() + 1);
     let file = write(dir.path(), "p.ndjson", bytes.as_bytes());
     let map = map_file(&File::open(&file.path).expect("open")).expect("map");
     let addr = map.as_ptr() as usize;
     let touched: u64 = map.iter().map(|&b| u64::from(b)).sum();
-    let pages = bytes.len().div_ceil(4096) as u64;
-    assert!(
-        resident_kib(addr) >= pages * 4,
-        "every page read is resident"
+    let (before, page) = resident_kib(addr);
+    assert_eq!(
+        before,
+        (bytes.len() as u64).div_ceil(page * 1024) * page,
+        "every page read"
     );
-    let end = 40 * 4096 + 100;
-    map.done_with(100..end);
-    // Pages 1 to 39 go; page 0 and page 40 are shared with other chunks and stay.
-    let left = resident_kib(addr);
-    assert!(left <= (pages - 39) * 4, "{left} KiB still resident");
+    // A chunk that ends mid-block, as chunks end at line ends: blocks 1 to 9 go (the start
+    // rounds up, the end down); block 0 and block 10 are shared with other chunks and stay.
+    map.done_with(100..10 * RELEASE_ALIGN + 100);
+    let (after, _) = resident_kib(addr);
+    assert_eq!(before - after, 9 * RELEASE_ALIGN as u64 / 1024);
     // The bytes are the file's, read again from the page cache.
     assert_eq!(map.iter().map(|&b| u64::from(b)).sum::<u64>(), touched);
     assert_eq!(&map[..], bytes.as_bytes());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_scan_lets_go_of_the_chunks_it_has_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line = format!("{PATIENT}\n");
+    let lines = (16 << 20) / line.len();
+    let file = write(dir.path(), "p.ndjson", line.repeat(lines).as_bytes());
+    // One worker, chunks of 1 MiB: when the last line is read, the chunks before it are done.
+    let opts = ScanOptions {
+        chunk_bytes: 1 << 20,
+        max_in_flight: 2,
+        threads: 1,
+        ..ScanOptions::default()
+    };
+    let at_last = std::sync::Mutex::new(None);
+    let (n, _) = scan_collect(&[file], &opts, |r| {
+        if r.line == lines as u64 {
+            *at_last.lock().expect("lock") = Some(resident_kib(r.raw.as_ptr() as usize).0);
+        }
+    })
+    .expect("scan");
+    assert_eq!(n.len(), lines);
+    let resident = at_last
+        .into_inner()
+        .expect("lock")
+        .expect("the last line was read");
+    // The file is 16 MiB; what is still mapped is the chunks in flight (up to 2 MiB) and the
+    // 64 KiB blocks two chunks share (1 MiB), not the 16 MiB read.
+    assert!(
+        resident < 6 << 10,
+        "{resident} KiB of the 16 MiB input still resident"
+    );
 }

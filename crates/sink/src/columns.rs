@@ -86,13 +86,12 @@ impl FileSchema {
         &self.arrow
     }
 
-    /// `props` with `ARROW:schema` after their own key-values, where `ArrowWriter` puts it.
+    /// `props` with `ARROW:schema` after their own key-values, where `ArrowWriter` puts it (one
+    /// already there is taken out first, as `ArrowWriter` does).
     pub(crate) fn properties(&self, props: WriterProperties) -> WriterProperties {
         let mut kv = props.key_value_metadata().cloned().unwrap_or_default();
-        match kv.iter_mut().find(|k| k.key == self.arrow_kv.key) {
-            Some(k) => *k = self.arrow_kv.clone(),
-            None => kv.push(self.arrow_kv.clone()),
-        }
+        kv.retain(|k| k.key != self.arrow_kv.key);
+        kv.push(self.arrow_kv.clone());
         props
             .into_builder()
             .set_key_value_metadata(Some(kv))
@@ -117,8 +116,8 @@ impl<W: Write + Send> ColumnsWriter<W> {
     /// # Errors
     /// What `ArrowWriter::try_new` returns; a [`ParquetError::NYI`] for content-defined
     /// chunking, whose cuts this writer does not make, and for type coercion, which the
-    /// schema's conversion did not apply; [`ParquetError::General`] for `props` without the
-    /// schema's `ARROW:schema`.
+    /// schema's conversion did not apply; [`ParquetError::General`] for `props` whose last
+    /// key-value is not the schema's `ARROW:schema`.
     pub(crate) fn try_new(out: W, schema: &FileSchema, props: WriterProperties) -> Result<Self> {
         if props.content_defined_chunking().is_some() {
             return Err(ParquetError::NYI(
@@ -128,12 +127,9 @@ impl<W: Write + Send> ColumnsWriter<W> {
         if props.coerce_types() {
             return Err(ParquetError::NYI("type coercion in ColumnsWriter".into()));
         }
-        if props
-            .key_value_metadata()
-            .is_none_or(|kv| !kv.contains(&schema.arrow_kv))
-        {
+        if props.key_value_metadata().and_then(|kv| kv.last()) != Some(&schema.arrow_kv) {
             return Err(ParquetError::General(
-                "the writer properties lack the table's ARROW:schema".into(),
+                "the writer properties do not end with the table's ARROW:schema".into(),
             ));
         }
         let max_rows = props.max_row_group_row_count();
@@ -443,9 +439,29 @@ mod tests {
             .map(|k| k.key.as_str())
             .collect();
         assert_eq!(keys, ["claimline.table", "ARROW:schema"]);
-        // Given twice, the schema's key-value is replaced, not repeated.
+        // Given twice, the schema's key-value is replaced, not repeated; one before other
+        // key-values moves after them, as `ArrowWriter` moves it.
         let again = file.properties(with.clone());
         assert_eq!(again.key_value_metadata(), with.key_value_metadata());
+        let mut first = with.key_value_metadata().expect("key-values").clone();
+        first.rotate_right(1);
+        let moved = file.properties(
+            with.clone()
+                .into_builder()
+                .set_key_value_metadata(Some(first.clone()))
+                .build(),
+        );
+        assert_eq!(moved.key_value_metadata(), with.key_value_metadata());
+        // Not last: refused.
+        let refused = ColumnsWriter::try_new(
+            Vec::new(),
+            &file,
+            with.clone()
+                .into_builder()
+                .set_key_value_metadata(Some(first))
+                .build(),
+        );
+        assert!(matches!(refused, Err(ParquetError::General(_))));
         // Properties made without it would write files without the schema: refused.
         let refused = ColumnsWriter::try_new(Vec::new(), &file, props(None, None));
         assert!(matches!(refused, Err(ParquetError::General(_))));
