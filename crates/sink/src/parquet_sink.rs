@@ -209,11 +209,6 @@ impl ParquetSink {
         // A damaged run list stops the run before it writes anything (the commit needs it).
         read_parquet_runs(root)?;
         let staging = staging_root(root).join(run_id);
-        if staging.exists() {
-            // What an earlier attempt of this run id left; `recover` has decided it already.
-            std::fs::remove_dir_all(&staging).map_err(Error::io(&staging))?;
-        }
-        create_private_dir(&staging).map_err(Error::io(&staging))?;
         let syncer = Arc::new(Syncer::new());
         let mut tables: Vec<TableWriter> = schemas
             .iter()
@@ -237,6 +232,12 @@ impl ParquetSink {
                 })
             })
             .collect::<Result<_, Error>>()?;
+        // The tables' schemas are known good before anything is written.
+        if staging.exists() {
+            // What an earlier attempt of this run id left; `recover` has decided it already.
+            std::fs::remove_dir_all(&staging).map_err(Error::io(&staging))?;
+        }
+        create_private_dir(&staging).map_err(Error::io(&staging))?;
         let mut sink = ParquetSink {
             root: root.to_owned(),
             staging,
