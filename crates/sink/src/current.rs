@@ -20,6 +20,7 @@
 //! - `DIR/current/views.sql` creates DuckDB views: the claim tables over `current/`, the other
 //!   tables (`bene_xref`, `cclf8`, `cclf9`) by the README's rule over their history.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -192,16 +193,25 @@ pub fn refresh_current(
             }
             let candidate = (lu[i], r, rid);
             // `ORDER BY _last_updated DESC NULLS LAST, _run_id DESC`: a NULL is below any time.
-            let better = heads.get(&group).is_none_or(|h| {
-                (candidate.0.is_some(), candidate.0, candidate.1) > (h.0.is_some(), h.0, h.1)
-            });
-            if better {
-                heads.insert(group, candidate);
+            // One lookup per event (most name a group not seen yet).
+            match heads.entry(group) {
+                Entry::Vacant(v) => {
+                    v.insert(candidate);
+                }
+                Entry::Occupied(mut o) => {
+                    let h = o.get();
+                    if (candidate.0.is_some(), candidate.0, candidate.1) > (h.0.is_some(), h.0, h.1)
+                    {
+                        o.insert(candidate);
+                    }
+                }
             }
         }
     }
     // A cancelled head keeps no rows: what is left are the current versions.
-    heads.retain(|&g, &mut (_, _, rid)| !cancelled.contains(&(g, rid)));
+    if !cancelled.is_empty() {
+        heads.retain(|&g, &mut (_, _, rid)| !cancelled.contains(&(g, rid)));
+    }
     let current = Current {
         heads,
         all_versions,
@@ -910,8 +920,10 @@ mod tests {
 
     #[test]
     fn buckets_cut_by_one_take_are_the_buckets_sixteen_filters_cut() {
-        // 64 claim rows over many buckets, a nullable column, two runs; the current version of
-        // each claim is run R2's where it has one.
+        // 64 claim rows over many buckets, a nullable column, two runs; each version has three
+        // adjacent rows (one of them without a key), most claims two versions, and the current
+        // version of each claim is its last one (run R2's where it has one); rows 39 and 40 name
+        // one resource id under two runs.
         let n = 64;
         let text = |f: &dyn Fn(usize) -> Option<String>| {
             Arc::new(StringArray::from((0..n).map(f).collect::<Vec<_>>())) as Arc<dyn Array>
@@ -927,8 +939,8 @@ mod tests {
             schema,
             vec![
                 text(&|_| Some("v2".into())),
-                text(&|i| (i != 7).then(|| format!("k{}", i % 40))),
-                text(&|i| Some(format!("r{i}"))),
+                text(&|i| (i != 7).then(|| format!("k{}", (i / 3) % 14))),
+                text(&|i| Some(format!("r{}", i / 3))),
                 text(&|i| Some(if i < 40 { "R1" } else { "R2" }.into())),
                 Arc::new(Int64Array::from(
                     (0..n)
