@@ -920,10 +920,10 @@ mod tests {
 
     #[test]
     fn buckets_cut_by_one_take_are_the_buckets_sixteen_filters_cut() {
-        // 64 claim rows over many buckets, a nullable column, two runs; each version has three
-        // adjacent rows (one of them without a key), most claims two versions, and the current
-        // version of each claim is its last one (run R2's where it has one); rows 39 and 40 name
-        // one resource id under two runs.
+        // 64 claim rows over many buckets, two runs. Each claim version has three adjacent rows
+        // (the last version one), a null `v` in one of them; row 7 has no key. Eight of the
+        // fourteen claims have two versions, and the current version of each claim is its last
+        // one (run R2's where it has one). Rows 39 and 40 name one resource id under two runs.
         let n = 64;
         let text = |f: &dyn Fn(usize) -> Option<String>| {
             Arc::new(StringArray::from((0..n).map(f).collect::<Vec<_>>())) as Arc<dyn Array>
