@@ -73,7 +73,7 @@ pub use xref::{
 
 use claimline_model::{Cell, Column, ColumnType, TableSchema};
 use claimline_ndjson::{ApiVersion, Cursor, Resource};
-use claimline_view::{Rows, ViewDefinition};
+use claimline_view::{FilterMemo, Filters, Rows, ViewDefinition};
 
 /// What can stop planning.
 #[derive(Debug, thiserror::Error)]
@@ -363,6 +363,8 @@ pub fn excluded(r: &Resource<'_>) -> Option<Excluded> {
 #[derive(Default)]
 pub struct Scratch {
     rows: Vec<Rows>,
+    /// The current resource's answers to the views' `where` paths.
+    filters: FilterMemo,
     /// `_source_file` of each input file (by its index, with its path: a scratch reused for
     /// other files makes the cell again), written out once per file rather than once per
     /// resource.
@@ -408,6 +410,8 @@ struct PlanView {
 pub struct Plan {
     tables: Vec<TableSchema>,
     views: Vec<PlanView>,
+    /// Views that keep the same resources: one evaluation of their `where` per resource.
+    filters: Filters,
     by_type: BTreeMap<String, Vec<usize>>,
     bene: BeneIndex,
     include_partial: bool,
@@ -619,6 +623,7 @@ impl Plan {
         }
         Ok(Plan {
             tables,
+            filters: Filters::new(planned.iter().map(|v| &v.view)),
             views: planned,
             by_type,
             bene: BeneIndex::default(),
@@ -845,6 +850,7 @@ impl Plan {
         if scratch.rows.len() < self.views.len() {
             scratch.rows.resize_with(self.views.len(), Rows::default);
         }
+        scratch.filters.clear();
         let mut lineage: Option<Vec<Cell>> = None;
         let mut claim_extra: Option<[Cell; 2]> = None;
         let leave_out = if self.include_partial {
@@ -882,7 +888,10 @@ impl Plan {
             }
             let rows = &mut scratch.rows[i];
             rows.clear();
-            if let Err(e) = pv.view.evaluate(r.root, rows) {
+            let filtered = self
+                .filters
+                .filter(i, &pv.view, r.root, &mut scratch.filters);
+            if let Err(e) = pv.view.evaluate_filtered(r.root, &filtered, rows) {
                 out.issues.push(RowIssue {
                     table: pv.table,
                     column: String::new(),

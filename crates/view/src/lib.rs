@@ -63,4 +63,4 @@ pub use cell::{Cell, Column, ColumnType, DEFAULT_DECIMAL, RowError, Schema};
 pub use decimal::Decimal;
 pub use error::{Error, FhirPathSyntax};
 pub use node::{JsonEntries, Node, NodeKind};
-pub use view::{ManyValues, Rows, ViewDefinition, ViewSet};
+pub use view::{FilterMemo, Filtered, Filters, ManyValues, Rows, ViewDefinition, ViewSet};

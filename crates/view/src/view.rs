@@ -761,40 +761,84 @@ impl ViewDefinition {
     /// [`Error::Evaluation`] for the runtime errors the spec defines: many values in a column
     /// without `collection: true`, a `where` that is not boolean, `single()` on many items, ….
     pub fn evaluate<'a, N: Node<'a>>(&'a self, resource: N, out: &mut Rows) -> Result<(), Error> {
+        let filtered = self.filter(resource);
+        self.evaluate_filtered(resource, &filtered, out)
+    }
+
+    /// The first step of [`ViewDefinition::evaluate`]: whether the view keeps `resource` (its
+    /// type is the view's, and every `where` path is true), or the error a `where` raised.
+    /// Views that keep the same resources share the answer (see [`Filters`]).
+    pub fn filter<'a, N: Node<'a>>(&'a self, resource: N) -> Filtered {
         if resource.get("resourceType").and_then(|r| r.as_str()) != Some(self.resource.as_str()) {
-            return Ok(());
+            return Filtered(Outcome::Left);
         }
-        let run = Run {
-            view: self,
-            resource,
-        };
         let env = Env::new(resource, &self.constants, 0);
         let focus = Item::node(resource);
-        for (w, location) in &self.wheres {
-            let r = w
-                .eval(std::slice::from_ref(&focus), &env)
-                .map_err(|e| run.error(location, e))?;
+        for (at, (w, _)) in self.wheres.iter().enumerate() {
+            let failed = |error| Filtered(Outcome::Failed { at, error });
+            let r = match w.eval(std::slice::from_ref(&focus), &env) {
+                Ok(r) => r,
+                Err(e) => return failed(e),
+            };
             let keep = match r.as_slice() {
                 [] => false,
                 [one] => match one.prim() {
                     Some(crate::eval::Prim::Bool(b)) => b,
-                    _ => {
-                        return Err(
-                            run.error(location, EvalError::new("where path must return a boolean"))
-                        );
-                    }
+                    _ => return failed(EvalError::new("where path must return a boolean")),
                 },
                 _ => {
-                    return Err(run.error(
-                        location,
-                        EvalError::new("where path returned many values, expected one boolean"),
+                    return failed(EvalError::new(
+                        "where path returned many values, expected one boolean",
                     ));
                 }
             };
             if !keep {
-                return Ok(());
+                return Filtered(Outcome::Left);
             }
         }
+        Filtered(Outcome::Kept)
+    }
+
+    /// Whether `other` keeps exactly the resources this view keeps: the same resource type,
+    /// the same `where` paths in the same order and the same constants, so that either view's
+    /// [`ViewDefinition::filter`] answers for both.
+    pub fn same_filter(&self, other: &ViewDefinition) -> bool {
+        self.resource == other.resource
+            && self.constants == other.constants
+            && self.wheres.len() == other.wheres.len()
+            && self
+                .wheres
+                .iter()
+                .zip(&other.wheres)
+                .all(|((a, _), (b, _))| a.expr == b.expr)
+    }
+
+    /// [`ViewDefinition::evaluate`] after its first step: `filtered` is what
+    /// [`ViewDefinition::filter`] gave for `resource`, on this view or on one with the
+    /// [same filter](ViewDefinition::same_filter). A `where` error is reported as this view's.
+    ///
+    /// # Errors
+    /// As [`ViewDefinition::evaluate`].
+    pub fn evaluate_filtered<'a, N: Node<'a>>(
+        &'a self,
+        resource: N,
+        filtered: &Filtered,
+        out: &mut Rows,
+    ) -> Result<(), Error> {
+        let run = Run {
+            view: self,
+            resource,
+        };
+        match &filtered.0 {
+            Outcome::Left => return Ok(()),
+            Outcome::Failed { at, error } => {
+                let location = self.wheres.get(*at).map_or("where", |(_, l)| l.as_str());
+                return Err(run.error(location, error.clone()));
+            }
+            Outcome::Kept => {}
+        }
+        let env = Env::new(resource, &self.constants, 0);
+        let focus = Item::node(resource);
         let errors_before = out.errors.len();
         match run.select(&self.root, &focus, &env, &mut out.errors) {
             Ok(rows) => out.rows.extend(rows),
@@ -805,6 +849,87 @@ impl ViewDefinition {
             }
         }
         Ok(())
+    }
+}
+
+/// What a view's resource type and `where` paths make of one resource; see
+/// [`ViewDefinition::filter`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filtered(Outcome);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    /// Kept: the view's rows come from it.
+    Kept,
+    /// Another resource type, or a `where` path that is not true.
+    Left,
+    /// `where[at]` failed.
+    Failed { at: usize, error: EvalError },
+}
+
+impl Filtered {
+    /// Whether the view keeps the resource (`false` as well when a `where` failed).
+    pub fn kept(&self) -> bool {
+        self.0 == Outcome::Kept
+    }
+}
+
+/// Which views of a set keep the same resources ([`ViewDefinition::same_filter`]), worked out
+/// once, so that a resource's `where` paths are evaluated once for all views that share them:
+/// five of the built-in CCLF views keep the institutional claims by one `where`.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// View index → its group (the first view of the set with its filter).
+    group: Vec<usize>,
+}
+
+/// One resource's answers per group of [`Filters`]: [`FilterMemo::clear`] it before the next
+/// resource.
+#[derive(Debug, Clone, Default)]
+pub struct FilterMemo(Vec<Option<Filtered>>);
+
+impl FilterMemo {
+    /// Forgets the answers (for the next resource), keeping the allocation.
+    pub fn clear(&mut self) {
+        self.0.iter_mut().for_each(|f| *f = None);
+    }
+}
+
+impl Filters {
+    /// The groups of `views` (view `i` is the `i`-th of the iterator).
+    pub fn new<'v>(views: impl IntoIterator<Item = &'v ViewDefinition>) -> Self {
+        let views: Vec<&ViewDefinition> = views.into_iter().collect();
+        let group = views
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                views[..i]
+                    .iter()
+                    .position(|u| u.same_filter(v))
+                    .unwrap_or(i)
+            })
+            .collect();
+        Filters { group }
+    }
+
+    /// [`ViewDefinition::filter`] of `view` (view `i` of the set) on `resource`, evaluated
+    /// once per group of views that share it while `memo` holds this resource's answers.
+    pub fn filter<'a, N: Node<'a>>(
+        &self,
+        i: usize,
+        view: &'a ViewDefinition,
+        resource: N,
+        memo: &mut FilterMemo,
+    ) -> Filtered {
+        let Some(&g) = self.group.get(i) else {
+            return view.filter(resource);
+        };
+        if memo.0.len() < self.group.len() {
+            memo.0.resize(self.group.len(), None);
+        }
+        memo.0[g]
+            .get_or_insert_with(|| view.filter(resource))
+            .clone()
     }
 }
 
@@ -1085,6 +1210,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
 pub struct ViewSet {
     views: Vec<ViewDefinition>,
     by_type: HashMap<String, Vec<usize>>,
+    filters: Filters,
 }
 
 impl ViewSet {
@@ -1128,7 +1254,12 @@ impl ViewSet {
                 });
             }
         }
-        Ok(ViewSet { views, by_type })
+        let filters = Filters::new(&views);
+        Ok(ViewSet {
+            views,
+            by_type,
+            filters,
+        })
     }
 
     /// The views, in the order given.
@@ -1162,9 +1293,14 @@ impl ViewSet {
         };
         let idx = self.for_type(rt);
         let mut first_error = None;
+        let mut memo = FilterMemo::default();
         for &i in idx {
             if let (Some(view), Some(out)) = (self.views.get(i), outputs.get_mut(i))
-                && let Err(e) = view.evaluate(resource, out)
+                && let Err(e) = view.evaluate_filtered(
+                    resource,
+                    &self.filters.filter(i, view, resource, &mut memo),
+                    out,
+                )
             {
                 first_error.get_or_insert(e);
             }
@@ -1440,6 +1576,93 @@ mod tests {
             outs.iter().map(|o| o.rows.len()).collect::<Vec<_>>(),
             [1, 0, 2]
         );
+    }
+
+    #[test]
+    fn views_with_the_same_where_share_its_answer() {
+        let view = |name: &str, resource: &str, constant: &str, wheres: &str| {
+            ViewDefinition::from_json(
+                &format!(
+                    r#"{{"name":"{name}","resource":"{resource}",
+                        "constant":[{{"name":"fam","valueString":"{constant}"}}],
+                        "where":[{wheres}],
+                        "select":[{{"column":[{{"name":"id","path":"id"}}]}}]}}"#
+                ),
+                &format!("{name}.json"),
+            )
+            .expect("valid view")
+        };
+        let kept = r#"{"path":"name.family = %fam"},{"path":"active"}"#;
+        let views = vec![
+            view("a", "Patient", "X", kept),
+            // The same paths written otherwise: the same expressions.
+            view(
+                "b",
+                "Patient",
+                "X",
+                r#"{"path":"name.family=%fam"},{"path":"active"}"#,
+            ),
+            // The same text with another constant keeps other resources.
+            view("c", "Patient", "Y", kept),
+            // Another resource type, or another order of the paths.
+            view("d", "Person", "X", kept),
+            view(
+                "e",
+                "Patient",
+                "X",
+                r#"{"path":"active"},{"path":"name.family = %fam"}"#,
+            ),
+            view("f", "Patient", "X", kept),
+        ];
+        let filters = Filters::new(&views);
+        assert_eq!(filters.group, [0, 0, 2, 3, 4, 0]);
+        let set = ViewSet::new(views).expect("distinct tables");
+        let mut outs = set.outputs();
+        LineParser::new()
+            .parse(
+                br#"{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"X"}]}"#,
+                |doc| set.evaluate(doc.root(), &mut outs),
+            )
+            .expect("parses")
+            .expect("evaluates");
+        assert_eq!(
+            outs.iter().map(|o| o.rows.len()).collect::<Vec<_>>(),
+            [1, 1, 0, 0, 1, 1]
+        );
+    }
+
+    #[test]
+    fn a_shared_where_error_is_each_views_own() {
+        let view = |file: &str| {
+            ViewDefinition::from_json(
+                r#"{"name":"t","resource":"Patient","where":[{"path":"name.family"}],
+                    "select":[{"column":[{"name":"id","path":"id"}]}]}"#,
+                file,
+            )
+            .expect("valid view")
+        };
+        let (a, b) = (view("a.json"), view("b.json"));
+        let filters = Filters::new([&a, &b]);
+        let mut memo = FilterMemo::default();
+        let doc: Value =
+            serde_json::from_str(r#"{"resourceType":"Patient","id":"p1","name":[{"family":"X"}]}"#)
+                .expect("JSON");
+        for (i, v) in [&a, &b].into_iter().enumerate() {
+            let filtered = filters.filter(i, v, &doc, &mut memo);
+            assert!(!filtered.kept());
+            let mut rows = Rows::default();
+            let err = v
+                .evaluate_filtered(&doc, &filtered, &mut rows)
+                .expect_err("a where that is not boolean");
+            assert_eq!(
+                err.to_string(),
+                v.evaluate(&doc, &mut rows).expect_err("same").to_string()
+            );
+            assert!(err.to_string().contains(v.file()), "{err}");
+            assert!(rows.rows.is_empty());
+        }
+        // One answer for both, held by the first view's group.
+        assert_eq!(memo.0.iter().filter(|f| f.is_some()).count(), 1);
     }
 
     #[test]
