@@ -129,10 +129,16 @@ impl<'a> Document<'a> {
     fn root_keys(&self) -> Option<&RootKeys> {
         self.root_keys
             .get_or_init(|| {
-                self.root()
-                    .entries()
-                    .map(|(k, v)| Some((fingerprint(k.as_bytes()), u32::try_from(v.pos - 1).ok()?)))
-                    .collect()
+                let root = self.root();
+                // Made at its size: a collect through `Option` would grow it member by member.
+                let mut keys = Vec::with_capacity(match root.kind() {
+                    Kind::Object(members) => members,
+                    _ => 0,
+                });
+                for (k, v) in root.entries() {
+                    keys.push((fingerprint(k.as_bytes()), u32::try_from(v.pos - 1).ok()?));
+                }
+                Some(keys)
             })
             .as_ref()
     }
