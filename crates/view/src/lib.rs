@@ -11,6 +11,8 @@
 //!   are also compiled into flat step lists walked without the general evaluator; a document
 //!   outside the compiled shape falls back to it, so values never differ.
 //! - [`ViewSet`] groups views by resource type, so one parse of a resource feeds all its views.
+//! - [`Filters`] finds the views whose `where` paths are the same, so that a resource's `where`
+//!   is evaluated once for all of them ([`ViewSet`] and the link stage use it).
 //! - Output is [`Rows`]: rows of typed [`Cell`]s in [`Schema`] order, plus [`RowError`]s for
 //!   values that did not fit their column (the cell is NULL, the error names resource and column).
 //!
