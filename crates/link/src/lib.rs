@@ -1266,6 +1266,39 @@ mod tests {
     const V3_PARTIAL: &str = r#"{"resourceType":"ExplanationOfBenefit","id":"E3","meta":{"profile":["http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Inpatient-Institutional|2.1.0"]},"outcome":"partial","patient":{"reference":"Patient/3"}}"#;
     const V3_PRIOR_AUTH: &str = r#"{"resourceType":"ExplanationOfBenefit","id":"E4","meta":{"profile":["http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Inpatient-Institutional|2.1.0"]},"use":"preauthorization","outcome":"partial","patient":{"reference":"Patient/3"}}"#;
 
+    /// Views with one `where` share its answer within a resource, never across resources: one
+    /// scratch space serves resources that the `where` keeps and leaves alternately.
+    #[test]
+    fn a_shared_where_is_answered_again_for_each_resource() {
+        let v = |name: &str| {
+            view(&format!(
+                r#"{{"resourceType":"ViewDefinition","name":"{name}","resource":"Patient","where":[{{"path":"active"}}],"select":[{{"column":[{{"name":"id","path":"id","type":"string"}}]}}]}}"#
+            ))
+        };
+        let plan = Plan::new(vec![v("t1"), v("t2")]).expect("plan");
+        let lines: Vec<String> = (0..6)
+            .map(|i| {
+                format!(
+                    r#"{{"resourceType":"Patient","id":"p{i}","active":{}}}"#,
+                    i % 2 == 0
+                )
+            })
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let scratch = std::sync::Mutex::new(Scratch::default());
+        let rows = each(&lines, |r| {
+            let mut s = scratch.lock().expect("one scratch");
+            let out = plan.evaluate(r, "run", &mut s);
+            (r.id.map(str::to_owned), out.rows.len())
+        });
+        let mut rows: Vec<(Option<String>, usize)> = rows;
+        rows.sort();
+        let want: Vec<(Option<String>, usize)> = (0..6)
+            .map(|i| (Some(format!("p{i}")), if i % 2 == 0 { 2 } else { 0 }))
+            .collect();
+        assert_eq!(rows, want);
+    }
+
     #[test]
     fn bene_mbi_columns_resolve_and_partial_claims_stay_out() {
         let mut plan = Plan::new(vec![view(CLAIM_VIEW)]).expect("plan");

@@ -238,23 +238,33 @@ fn hoist(e: Expr, in_lambda: bool) -> Expr {
     }
 }
 
+/// How an expression (or a constant, or a list of them) is written: what tells apart
+/// expressions one evaluation may not serve, where `==` is not enough. `Expr`'s and
+/// [`Literal`]'s equality compares decimals by value (`1.0 == 1.00`), and `1.0 + 0` and
+/// `1.00 + 0` give different values (scale); the derived `Debug` text shows every literal
+/// exactly (a decimal's mantissa and scale).
+pub(crate) fn written<T: std::fmt::Debug + ?Sized>(x: &T) -> String {
+    format!("{x:?}")
+}
+
+/// Whether `a` and `b` are [`written`] alike.
+pub(crate) fn written_alike<T: std::fmt::Debug + ?Sized>(a: &T, b: &T) -> bool {
+    written(a) == written(b)
+}
+
 /// Makes identical [`Expr::RowConst`]s of `e` and of the expressions seen before (`seen`, one
 /// list per view) the same shared expression. A row's memo is keyed by the expression's address,
 /// so `careTeam.where(sequence in %resource.item[%rowIndex].careTeamSequence)` in four columns
 /// reads the line's care team sequences once per row, not four times.
 ///
-/// Identical means written the same, not `==`: `Expr`'s equality compares decimal literals by
-/// value (`1.0 == 1.00`), and `1.0 + 0` and `1.00 + 0` give different values (scale). The
-/// derived `Debug` text shows every literal exactly (a decimal's mantissa and scale).
+/// Identical means written alike, not `==`: `Expr`'s equality compares decimal literals by
+/// value (`1.0 == 1.00`), and `1.0 + 0` and `1.00 + 0` give different values (scale).
 pub fn share_row_constants(e: &mut Expr, seen: &mut Vec<Arc<Expr>>) {
     match e {
-        Expr::RowConst(inner) => {
-            let text = format!("{inner:?}");
-            match seen.iter().find(|s| format!("{s:?}") == text) {
-                Some(s) => *inner = Arc::clone(s),
-                None => seen.push(Arc::clone(inner)),
-            }
-        }
+        Expr::RowConst(inner) => match seen.iter().find(|s| written_alike(&***s, &**inner)) {
+            Some(s) => *inner = Arc::clone(s),
+            None => seen.push(Arc::clone(inner)),
+        },
         Expr::Member(input, _) => {
             if let Some(x) = input {
                 share_row_constants(x, seen);

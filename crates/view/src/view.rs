@@ -11,7 +11,7 @@ use crate::decimal::Decimal;
 use crate::error::{Error, FhirPathSyntax};
 use crate::eval::{Coll, Env, EvalError, Item, eval};
 use crate::fast::Fast;
-use crate::fhirpath::{Expr, Function, Literal, Variable, compile, share_row_constants};
+use crate::fhirpath::{Expr, Function, Literal, Variable, compile, share_row_constants, written};
 use crate::node::Node;
 
 /// Keys a ViewDefinition may have besides the ones the engine uses (resource metadata).
@@ -800,17 +800,18 @@ impl ViewDefinition {
     }
 
     /// Whether `other` keeps exactly the resources this view keeps: the same resource type,
-    /// the same `where` paths in the same order and the same constants, so that either view's
+    /// the same `where` paths in the same order and the same constants, each written alike (a
+    /// decimal `1.0` is not `1.00`: their values differ in scale), so that either view's
     /// [`ViewDefinition::filter`] answers for both.
     pub fn same_filter(&self, other: &ViewDefinition) -> bool {
-        self.resource == other.resource
-            && self.constants == other.constants
-            && self.wheres.len() == other.wheres.len()
-            && self
-                .wheres
-                .iter()
-                .zip(&other.wheres)
-                .all(|((a, _), (b, _))| a.expr == b.expr)
+        self.filter_text() == other.filter_text()
+    }
+
+    /// What [`ViewDefinition::same_filter`] compares: the resource type, the constants and the
+    /// `where` expressions as their `Debug` text shows them.
+    fn filter_text(&self) -> String {
+        let wheres: Vec<&Expr> = self.wheres.iter().map(|(w, _)| &w.expr).collect();
+        written(&(&self.resource, &self.constants, wheres))
     }
 
     /// [`ViewDefinition::evaluate`] after its first step: `filtered` is what
@@ -898,16 +899,12 @@ impl FilterMemo {
 impl Filters {
     /// The groups of `views` (view `i` is the `i`-th of the iterator).
     pub fn new<'v>(views: impl IntoIterator<Item = &'v ViewDefinition>) -> Self {
-        let views: Vec<&ViewDefinition> = views.into_iter().collect();
-        let group = views
+        // Each view's text once, not once per pair (`same_filter`'s test).
+        let texts: Vec<String> = views.into_iter().map(ViewDefinition::filter_text).collect();
+        let group = texts
             .iter()
             .enumerate()
-            .map(|(i, v)| {
-                views[..i]
-                    .iter()
-                    .position(|u| u.same_filter(v))
-                    .unwrap_or(i)
-            })
+            .map(|(i, t)| texts[..i].iter().position(|u| u == t).unwrap_or(i))
             .collect();
         Filters { group }
     }
@@ -1616,6 +1613,19 @@ mod tests {
         ];
         let filters = Filters::new(&views);
         assert_eq!(filters.group, [0, 0, 2, 3, 4, 0]);
+        // One answer per group: four evaluations for six views.
+        let doc: Value = serde_json::from_str(
+            r#"{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"X"}]}"#,
+        )
+        .expect("JSON");
+        let mut memo = FilterMemo::default();
+        let kept: Vec<bool> = views
+            .iter()
+            .enumerate()
+            .map(|(i, v)| filters.filter(i, v, &doc, &mut memo).kept())
+            .collect();
+        assert_eq!(kept, [true, true, false, false, true, true]);
+        assert_eq!(memo.0.iter().filter(|f| f.is_some()).count(), 4);
         let set = ViewSet::new(views).expect("distinct tables");
         let mut outs = set.outputs();
         LineParser::new()
@@ -1635,7 +1645,8 @@ mod tests {
     fn a_shared_where_error_is_each_views_own() {
         let view = |file: &str| {
             ViewDefinition::from_json(
-                r#"{"name":"t","resource":"Patient","where":[{"path":"name.family"}],
+                r#"{"name":"t","resource":"Patient",
+                    "where":[{"path":"active"},{"path":"name.family"}],
                     "select":[{"column":[{"name":"id","path":"id"}]}]}"#,
                 file,
             )
@@ -1644,9 +1655,10 @@ mod tests {
         let (a, b) = (view("a.json"), view("b.json"));
         let filters = Filters::new([&a, &b]);
         let mut memo = FilterMemo::default();
-        let doc: Value =
-            serde_json::from_str(r#"{"resourceType":"Patient","id":"p1","name":[{"family":"X"}]}"#)
-                .expect("JSON");
+        let doc: Value = serde_json::from_str(
+            r#"{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"X"}]}"#,
+        )
+        .expect("JSON");
         for (i, v) in [&a, &b].into_iter().enumerate() {
             let filtered = filters.filter(i, v, &doc, &mut memo);
             assert!(!filtered.kept());
@@ -1656,13 +1668,46 @@ mod tests {
                 .expect_err("a where that is not boolean");
             assert_eq!(
                 err.to_string(),
-                v.evaluate(&doc, &mut rows).expect_err("same").to_string()
+                format!(
+                    "{}: where[1].path: resource p1: where path must return a boolean",
+                    v.file()
+                )
             );
-            assert!(err.to_string().contains(v.file()), "{err}");
-            assert!(rows.rows.is_empty());
+            assert!(rows.rows.is_empty() && rows.errors.is_empty());
         }
         // One answer for both, held by the first view's group.
         assert_eq!(memo.0.iter().filter(|f| f.is_some()).count(), 1);
+    }
+
+    #[test]
+    fn decimals_written_differently_keep_their_own_where() {
+        // `1.0` and `1.00` are equal values of different scale: their text differs.
+        let view = |name: &str, d: &str| {
+            ViewDefinition::from_json(
+                &format!(
+                    r#"{{"name":"{name}","resource":"Patient",
+                        "constant":[{{"name":"d","valueDecimal":{d}}}],
+                        "where":[{{"path":"%d.toString() = '1.0'"}}],
+                        "select":[{{"column":[{{"name":"id","path":"id"}}]}}]}}"#
+                ),
+                "v.json",
+            )
+            .expect("valid view")
+        };
+        let views = [view("a", "1.0"), view("b", "1.00"), view("c", "1.0")];
+        assert!(!views[0].same_filter(&views[1]));
+        assert!(views[0].same_filter(&views[2]));
+        let filters = Filters::new(&views);
+        assert_eq!(filters.group, [0, 1, 0]);
+        let doc: Value =
+            serde_json::from_str(r#"{"resourceType":"Patient","id":"p1"}"#).expect("JSON");
+        let mut memo = FilterMemo::default();
+        let kept: Vec<bool> = views
+            .iter()
+            .enumerate()
+            .map(|(i, v)| filters.filter(i, v, &doc, &mut memo).kept())
+            .collect();
+        assert_eq!(kept, [true, false, true]);
     }
 
     #[test]
