@@ -77,9 +77,9 @@ def inclusive(path):
 def get(funcs, name):
     return max((n for k, n in funcs.items() if k == name or k.endswith("::" + name)), default=0)
 
-scan_total, s = inclusive(sys.argv[1])
+scan_total, sf = inclusive(sys.argv[1])
 total, f = inclusive(sys.argv[2])
-stage1 = get(s, "find_structural_bits_avx2") or get(s, "find_structural_bits")
+stage1 = get(sf, "find_structural_bits_avx2") or get(sf, "find_structural_bits")
 parse = get(f, "simd_json::Deserializer::fill_tape_padded")
 where = get(f, "ViewDefinition::filter")
 rows = get(f, "ViewDefinition::evaluate_filtered")
@@ -112,9 +112,10 @@ print(f"| `scan` of the same input | {scan_total/1e6:,.1f} | | 1.00 |")
 print(f"| of which simd-json's stage 1 (structural index, UTF-8) | {stage1/1e6:,.1f} | | {stage1/scan_total:.2f} |")
 cpu = [tuple(map(float, r.split())) for r in sys.argv[3].split(";") if r.strip()]
 if cpu:
-    s = st.median(c[0] for c in cpu)
-    l = st.median(c[1] for c in cpu)
+    scan_ms = st.median(c[0] for c in cpu)
+    load_ms = st.median(c[1] for c in cpu)
     print()
-    print(f"CPU time (perf stat task-clock, every thread, median of {len(cpu)}): scan {s:.0f} ms, "
-          f"load {l:.0f} ms, ratio {l/s:.2f} (instructions: {total/scan_total:.2f})")
+    print(f"CPU time (perf stat task-clock, every thread, median of {len(cpu)}): scan "
+          f"{scan_ms:.0f} ms, load {load_ms:.0f} ms, ratio {load_ms/scan_ms:.2f} "
+          f"(instructions: {total/scan_total:.2f})")
 EOF
