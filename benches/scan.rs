@@ -3,12 +3,15 @@
 //!
 //! Input: `claimline_synth::EobGenerator` with seed 42, `INPUT_BYTES` of NDJSON (real R4 EOB
 //! records varied per beneficiary history; about 25 KB a line, printed at the start of a run).
+//! Group `parse_in_part`: one thread, [`LineParser::parse`] against
+//! [`LineParser::parse_pruned`] with the members a header view and the link stage read, and
+//! with none but `resourceType` and `id` (the validator's own cost).
 //! Run: `cargo bench -p claimline-ndjson --bench scan`.
 
 use std::io::{Read, Write};
 use std::path::Path;
 
-use claimline_ndjson::{InputFile, ScanOptions, scan};
+use claimline_ndjson::{InputFile, LineParser, Need, Needs, Pruning, ScanOptions, scan};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// Bytes of NDJSON per benchmark iteration.
@@ -105,6 +108,61 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// Parses every line of `bytes` whole (`pruning` none) or in part; the tape nodes made.
+fn parse_lines(parser: &mut LineParser, bytes: &[u8], pruning: Option<&Pruning>) -> usize {
+    let mut nodes = 0;
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        nodes += match pruning {
+            None => parser.parse(line, |d| d.node_count()),
+            Some(p) => parser.parse_pruned(line, p, false, |d| d.node_count()),
+        }
+        .expect("generated JSON parses");
+    }
+    nodes
+}
+
+fn bench_parse_in_part(c: &mut Criterion) {
+    let bytes = input();
+    let bytes = &bytes[..bytes.len() / 4];
+    let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let bytes = &bytes[..end];
+    let mut header = Needs::new();
+    for name in [
+        "identifier",
+        "patient",
+        "type",
+        "billablePeriod",
+        "payment",
+        "status",
+        "provider",
+        "diagnosis",
+        "meta",
+        "use",
+        "outcome",
+    ] {
+        header.add(name, Need::Whole);
+    }
+    header.add_first("item", "servicedDate");
+    let mut header_pruning = Pruning::new();
+    header_pruning.set("ExplanationOfBenefit", header);
+    let mut id_pruning = Pruning::new();
+    id_pruning.set("ExplanationOfBenefit", Needs::new());
+    let mut parser = LineParser::new();
+    let mut g = c.benchmark_group("parse_in_part");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("whole/1_thread", |b| {
+        b.iter(|| parse_lines(&mut parser, bytes, None))
+    });
+    g.bench_function("header_members/1_thread", |b| {
+        b.iter(|| parse_lines(&mut parser, bytes, Some(&header_pruning)))
+    });
+    g.bench_function("id_only/1_thread", |b| {
+        b.iter(|| parse_lines(&mut parser, bytes, Some(&id_pruning)))
+    });
+    g.finish();
+}
+
 fn write_gzip(path: &Path, bytes: &[u8]) {
     let file = std::fs::File::create(path).expect("create gzip");
     let mut enc = flate2::write::GzEncoder::new(file, flate2::Compression::default());
@@ -126,5 +184,5 @@ fn decode(path: &Path) -> u64 {
     }
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bench_parse_in_part);
 criterion_main!(benches);

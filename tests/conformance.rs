@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use claimline_ndjson::LineParser;
+use claimline_ndjson::{LineParser, Pruning};
 use claimline_view::{Cell, Rows, ViewDefinition};
 use serde_json::{Map, Value, json};
 
@@ -41,6 +41,28 @@ fn run_tape(view: &ViewDefinition, resources: &[Value]) -> Result<Rows, String> 
         let line = serde_json::to_string(r).map_err(|e| e.to_string())?;
         parser
             .parse(line.as_bytes(), |doc| view.evaluate(doc.root(), &mut rows))
+            .map_err(|e| format!("tape parse: {e}"))?
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(rows)
+}
+
+/// As [`run_tape`], each resource parsed with only the root members the view says it reads
+/// ([`ViewDefinition::root_needs`]; whole when it may read any): a view must give the same rows
+/// and errors either way.
+fn run_pruned(view: &ViewDefinition, resources: &[Value]) -> Result<Rows, String> {
+    let mut pruning = Pruning::new();
+    if let Some(needs) = view.root_needs() {
+        pruning.set(view.resource(), needs);
+    }
+    let mut rows = Rows::default();
+    let mut parser = LineParser::new();
+    for r in resources {
+        let line = serde_json::to_string(r).map_err(|e| e.to_string())?;
+        parser
+            .parse_pruned(line.as_bytes(), &pruning, false, |doc| {
+                view.evaluate(doc.root(), &mut rows)
+            })
             .map_err(|e| format!("tape parse: {e}"))?
             .map_err(|e| e.to_string())?;
     }
@@ -131,6 +153,12 @@ fn check_case(file: &str, resources: &[Value], test: &Value, title: &str) -> Res
     };
     let serde = run_serde(&view, resources);
     let tape = run_tape(&view, resources);
+    let pruned = run_pruned(&view, resources);
+    if pruned != tape {
+        return Err(format!(
+            "parsed with only the members the view reads: {pruned:?}, parsed whole: {tape:?}"
+        ));
+    }
     if expect_error {
         return match (serde, tape) {
             (Err(_), Err(_)) => Ok(()),

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use claimline_link::fuzzing::cclf8;
-use claimline_ndjson::fuzzing::ndjson_line;
+use claimline_ndjson::fuzzing::{ndjson_line, pruned_line};
 use claimline_sandbox::fuzzing::sandbox_request;
 use claimline_view::fuzzing::{fhirpath, view_definition};
 
@@ -42,6 +42,48 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         .iter()
         .map(|p| std::fs::read(p).expect("seed"))
         .collect()
+}
+
+/// Lines parsed whole and in part agree (`pruned_line`): over both line corpora, every real
+/// line and generated EOB line cut and damaged, as `ndjson_line` is fed below.
+#[test]
+fn pruned_line_over_the_corpora_and_every_real_and_generated_line_cut_and_damaged() {
+    let mut cases = 0usize;
+    for seed in seeds("ndjson_line").into_iter().chain(seeds("pruned_line")) {
+        pruned_line(&seed);
+        cases += 1;
+    }
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for file in files(&repo().join("sample-data/real"), ".ndjson") {
+        let text = std::fs::read(&file).expect("fixture");
+        lines.extend(
+            text.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
+    }
+    for file in files(&repo().join("sample-data/generated"), ".ndjson") {
+        let text = std::fs::read(&file).expect("sample");
+        lines.extend(
+            text.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .take(3)
+                .map(<[u8]>::to_vec),
+        );
+    }
+    for line in &lines {
+        pruned_line(line);
+        // Cut at 16 places, and one byte flipped at 16 places.
+        for k in 1..=16 {
+            let at = line.len() * k / 17;
+            pruned_line(&line[..at]);
+            let mut flipped = line.clone();
+            flipped[at] ^= 0x55;
+            pruned_line(&flipped);
+            cases += 2;
+        }
+    }
+    assert!(cases > 1000, "{cases} cases");
 }
 
 #[test]
@@ -208,6 +250,53 @@ proptest! {
     #[test]
     fn ndjson_line_json_like_text(text in "[{}\\[\\]\":,0-9a-zA-Z .eE+\\-\\\\]{0,200}") {
         ndjson_line(text.as_bytes());
+    }
+
+    #[test]
+    fn pruned_line_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        pruned_line(&data);
+    }
+
+    #[test]
+    fn pruned_line_json_like_text(text in "[{}\\[\\]\":,0-9a-zA-Z .eE+\\-\\\\]{0,200}") {
+        pruned_line(text.as_bytes());
+    }
+
+    /// Objects with the members a parse in part keeps and leaves, values of every kind.
+    #[test]
+    fn pruned_line_generated_objects(
+        members in proptest::collection::vec(
+            (
+                prop_oneof![
+                    Just("item"), Just("_item"), Just("itemX"), Just("identifier"),
+                    Just("value"), Just("valueQuantity"), Just("careTeam"),
+                    Just("resourceType"), Just("servicedDate"), Just("a"),
+                ],
+                prop_oneof![
+                    Just("[{\"servicedDate\":\"2020\",\"a\":[1,{}]},{\"b\":null},{}]"),
+                    Just("[{\"a\":1}, 2]"), Just("[]"), Just("[ { } ]"), Just("{\"x\":-0.5}"),
+                    Just("\"ExplanationOfBenefit\""), Just("\"t\\u00e9\\n\""), Just("1e5"),
+                    Just("12345678901234567890"), Just("true"), Just("null"), Just("\"\\ud83d\\ude00\""),
+                    Just("[{\"servicedD\\u0061te\":\"x\"}]"), Just("[null,{}]"),
+                ],
+            ),
+            0..8,
+        ),
+        cut in any::<prop::sample::Index>(),
+        damage in proptest::option::of(any::<u8>()),
+    ) {
+        let body: Vec<String> = members.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        let line = format!("{{\"resourceType\":\"ExplanationOfBenefit\",{}}}", body.join(","))
+            .replace(",}", "}");
+        pruned_line(line.as_bytes());
+        let mut bytes = line.into_bytes();
+        let at = cut.index(bytes.len());
+        if let Some(d) = damage {
+            bytes[at] ^= d;
+            pruned_line(&bytes);
+        } else {
+            pruned_line(&bytes[..at]);
+        }
     }
 
     #[test]

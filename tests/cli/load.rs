@@ -812,3 +812,107 @@ fn threads_caps_the_scan_and_the_encodes() {
     assert_eq!(default["scan"], cores, "{default}");
     assert_eq!(default["encode"], cores, "{default}");
 }
+
+/// Every `.parquet` file below `dir/parquet` and every rejects file, by relative path.
+fn tables_and_rejects(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    crate::tree(dir)
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "parquet") || p.starts_with("rejects"))
+        .collect()
+}
+
+/// A load parses only the root members its views and the link stage read (`Plan::pruning`);
+/// `--parse-whole` parses every member. The tables and the rejects are the same bytes either
+/// way: for the built-in CCLF and basic views and a header view that counts lines, over the
+/// real fixtures, the generated v1/v2/v3 exports (gzip, with manifests) and a loose file with
+/// damage in members no view reads.
+#[test]
+fn parsing_only_the_members_read_gives_the_same_tables_and_rejects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let carrier =
+        std::fs::read_to_string(sample_data().join("r4/ExplanationOfBenefit-carrier.ndjson"))
+            .expect("sample");
+    let line = carrier.lines().next().expect("line");
+    let eob: Value = serde_json::from_str(line).expect("json");
+    assert!(eob["careTeam"].is_array() && eob["item"].is_array());
+    // A control byte in a care team string (read by no header view), an exponent in an unread
+    // number (left to simd-json, which takes it), and the line itself.
+    let damaged = line.replacen("\"careTeam\":[{", "\"careTeam\":[{\"x\":\"a\u{1}b\",", 1);
+    let exponent = line.replacen("\"careTeam\":[{", "\"careTeam\":[{\"x\":1e2,", 1);
+    assert!(damaged != line && exponent != line);
+    let loose = dir.path().join("loose");
+    std::fs::create_dir_all(&loose).expect("mkdir");
+    std::fs::write(
+        loose.join("ExplanationOfBenefit.ndjson"),
+        format!("{line}\n{damaged}\n{exponent}\n"),
+    )
+    .expect("write");
+    let header = dir.path().join("header.json");
+    std::fs::write(
+        &header,
+        r#"{"resourceType": "ViewDefinition", "name": "header", "resource": "ExplanationOfBenefit",
+            "select": [{"column": [
+              {"name": "id", "path": "getResourceKey()", "type": "string"},
+              {"name": "bene", "path": "patient.getReferenceKey(Patient)", "type": "string"},
+              {"name": "from", "path": "billablePeriod.start", "type": "date"},
+              {"name": "paid", "path": "payment.amount.value", "type": "decimal"},
+              {"name": "lines", "path": "item.count()", "type": "integer"},
+              {"name": "has_care_team", "path": "careTeam.exists()", "type": "boolean"}]}]}"#,
+    )
+    .expect("view");
+    let inputs = [
+        sample_data(),
+        repo_root_path().join("sample-data/generated"),
+        loose,
+    ];
+    for input in &inputs {
+        for views in ["cclf", "basic", s(&header)] {
+            let mut outs = Vec::new();
+            for whole in [false, true] {
+                let out = dir
+                    .path()
+                    .join(format!("out-{}", outs.len() + 10 * usize::from(whole)));
+                let _ = std::fs::remove_dir_all(&out);
+                let mut args = vec![
+                    "load",
+                    s(input),
+                    "--views",
+                    views,
+                    "--out",
+                    s(&out),
+                    "--run-id",
+                    "r1",
+                    "--format",
+                    "parquet",
+                    "--no-report",
+                ];
+                if whole {
+                    args.push("--parse-whole");
+                }
+                let r = claimline(dir.path(), &args);
+                assert!(
+                    matches!(r.status.code(), Some(0 | 3)),
+                    "{views}: {}",
+                    String::from_utf8_lossy(&r.stderr)
+                );
+                outs.push(tables_and_rejects(&out));
+            }
+            assert!(
+                outs[0]
+                    .keys()
+                    .any(|p| p.extension().is_some_and(|e| e == "parquet"))
+            );
+            assert_eq!(outs[0], outs[1], "{} with {views}", input.display());
+            if input.ends_with("loose") {
+                let rejects = &outs[0][Path::new("rejects/r1.ndjson")];
+                let text = String::from_utf8_lossy(rejects);
+                assert_eq!(text.lines().count(), 1, "{views}: the damaged line: {text}");
+                assert!(text.contains("\"line\":2"), "{text}");
+            }
+        }
+    }
+}
+
+fn repo_root_path() -> PathBuf {
+    crate::repo_root()
+}

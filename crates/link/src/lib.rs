@@ -72,7 +72,7 @@ pub use xref::{
 };
 
 use claimline_model::{Cell, Column, ColumnType, TableSchema};
-use claimline_ndjson::{ApiVersion, Cursor, Resource};
+use claimline_ndjson::{ApiVersion, Cursor, Need, Needs, Pruning, Resource};
 use claimline_view::{FilterMemo, Filters, Rows, ViewDefinition};
 
 /// What can stop planning.
@@ -664,6 +664,47 @@ impl Plan {
             self.tables.push(claims_schema());
             self.tables.push(counts_schema());
         }
+    }
+
+    /// What a load needs parsed of each resource type: the root members its views read and
+    /// those this stage reads itself (lineage, claim keys, exclusions, the reconciliation
+    /// counts), for the types whose views all say what they read ([`ViewDefinition::root_needs`]).
+    /// A type some view may read whole of, and every type no view reads, is parsed whole.
+    pub fn pruning(&self) -> Pruning {
+        let mut pruning = Pruning::new();
+        for (ty, views) in &self.by_type {
+            let mut needs = Needs::new();
+            let mut whole = false;
+            for &i in views {
+                match self.views[i].view.root_needs() {
+                    Some(n) => needs.extend(&n),
+                    None => whole = true,
+                }
+            }
+            if whole {
+                continue;
+            }
+            // `lineage` (meta.lastUpdated), `claim_columns` (identifier, status), `excluded`
+            // (use, outcome), `patient_mbis` (identifier), `claim_summary` (type,
+            // billablePeriod, payment, item: how many, and the first one's `servicedDate`).
+            for name in [
+                "meta",
+                "identifier",
+                "status",
+                "use",
+                "outcome",
+                "type",
+                "billablePeriod",
+                "payment",
+            ] {
+                needs.add(name, Need::Whole);
+            }
+            if self.counts_table().is_some() {
+                needs.add_first("item", "servicedDate");
+            }
+            pruning.set(ty, needs);
+        }
+        pruning
     }
 
     /// The index of `_claimline_claims`, when [`Plan::add_link_tables`] added it.

@@ -191,6 +191,7 @@ pub struct Loader {
     include_partial: bool,
     accept_damaged: bool,
     all_versions: bool,
+    parse_whole: bool,
     earlier_parquet: Option<PathBuf>,
 }
 
@@ -211,6 +212,7 @@ impl Loader {
             include_partial: false,
             accept_damaged: false,
             all_versions: false,
+            parse_whole: false,
             earlier_parquet: None,
         }
     }
@@ -301,6 +303,14 @@ impl Loader {
     /// Keep v3 partially adjudicated and prior-authorization EOBs in the CCLF tables.
     pub fn include_partial(mut self, include: bool) -> Self {
         self.include_partial = include;
+        self
+    }
+
+    /// Parse every member of every line, not only the root members the views and the link
+    /// stage read ([`Plan::pruning`](claimline_link::Plan::pruning)). The tables are the same
+    /// either way, and so are the lines refused; this is the slower way, for comparison.
+    pub fn parse_whole(mut self, whole: bool) -> Self {
+        self.parse_whole = whole;
         self
     }
 
@@ -487,6 +497,7 @@ impl Loader {
             lines_in_batch: true,
             // The work after the scan need not wait for the input's unmapping.
             unmap_aside: true,
+            pruning: (!self.parse_whole).then(|| std::sync::Arc::new(plan.pruning())),
             ..ScanOptions::default()
         };
         let line_columns = plan.line_columns();

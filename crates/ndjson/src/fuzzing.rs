@@ -3,6 +3,7 @@
 //! corpus (`fuzz/corpus/ndjson_line/`), every line of the real CMS fixtures cut and damaged
 //! every way, and a few thousand generated inputs. Not an API.
 
+use crate::prune::{Need, Needs, Pruning};
 use crate::tape::{Cursor, Kind};
 use crate::{LineParser, claim_type, detect_version};
 
@@ -45,5 +46,138 @@ pub fn ndjson_line(data: &[u8]) {
     if parsed.is_err() {
         let (at, why) = crate::parse::explain_invalid(data);
         assert!(at <= data.len() && !why.is_empty());
+    }
+}
+
+/// A value as text that two parses of the same JSON agree on (numbers as written).
+fn canon(c: Cursor<'_>, depth: usize, out: &mut String) {
+    if depth > 256 {
+        out.push('…');
+        return;
+    }
+    match c.kind() {
+        Kind::Object(_) => {
+            out.push('{');
+            for (k, v) in c.entries() {
+                out.push_str(&format!("{k:?}:"));
+                canon(v, depth + 1, out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+        Kind::Array(_) => {
+            out.push('[');
+            for v in c.items() {
+                canon(v, depth + 1, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        Kind::Number => out.push_str(c.number_text().unwrap_or("?")),
+        Kind::String(s) => out.push_str(&format!("{s:?}")),
+        other => out.push_str(&format!("{other:?}")),
+    }
+}
+
+/// What a parse in part must hold of the root `root` of a whole parse, as [`canon`] writes it.
+fn projected(root: Cursor<'_>, needs: &Needs, first_whole: bool) -> String {
+    let mut out = String::from("{");
+    for (k, v) in root.entries() {
+        let Some(need) = needs.need(k) else { continue };
+        out.push_str(&format!("{k:?}:"));
+        let objects = matches!(v.kind(), Kind::Array(n) if n > 0)
+            && v.items().all(|e| matches!(e.kind(), Kind::Object(_)));
+        if need == Need::Count && objects {
+            out.push('[');
+            for (i, e) in v.items().enumerate() {
+                match needs.first_members(k) {
+                    Some(members) if i == 0 => match first_whole {
+                        true => canon(e, 1, &mut out),
+                        false => out.push_str(&projected(e, members, false)),
+                    },
+                    _ => out.push_str("{}"),
+                }
+                out.push(',');
+            }
+            out.push(']');
+        } else {
+            canon(v, 1, &mut out);
+        }
+        out.push(',');
+    }
+    out.push('}');
+    out
+}
+
+/// Any bytes as one NDJSON line, parsed whole and in part ([`LineParser::parse_pruned`]) with
+/// several [`Needs`]: both must accept the line or both refuse it with the same error, and the
+/// tape of the parse in part must hold exactly the members read (arrays read for their length
+/// as that many empty objects, the first with the members of it read).
+pub fn pruned_line(data: &[u8]) {
+    let mut parser = LineParser::new();
+    let whole = parser.parse(data, |doc| {
+        let root = doc.root();
+        let ty = root
+            .get("resourceType")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned);
+        let first_key = root.entries().next().map(|(k, _)| k.to_owned());
+        (ty, first_key)
+    });
+    let (ty, first_key) = match &whole {
+        Ok((ty, first)) => (ty.clone(), first.clone()),
+        Err(_) => (None, None),
+    };
+    let ty = ty.unwrap_or_else(|| "ExplanationOfBenefit".to_owned());
+    let mut variants = vec![Needs::new()];
+    let mut counted = Needs::new();
+    counted.add("item", Need::Count);
+    counted.add("value", Need::Whole);
+    variants.push(counted);
+    let mut first = Needs::new();
+    first.add_first("item", "servicedDate");
+    first.add("identifier", Need::Whole);
+    variants.push(first);
+    if let Some(k) = first_key {
+        let mut n = Needs::new();
+        n.add(&k, Need::Count);
+        n.add_first(&k, "a");
+        variants.push(n);
+    }
+    for needs in variants {
+        for detecting in [false, true] {
+            let mut pruning = Pruning::new();
+            pruning.set(&ty, needs.clone());
+            // What the parse in part may hold: the members read (the first element of an
+            // array read for its length cut down, or whole when it has an escape), or
+            // everything when the line is left to the whole parse.
+            let want = parser.parse(data, |doc| {
+                let n = pruning.needs(&ty, detecting).unwrap_or(&needs);
+                let mut full = String::new();
+                canon(doc.root(), 0, &mut full);
+                [
+                    projected(doc.root(), n, false),
+                    projected(doc.root(), n, true),
+                    full,
+                ]
+            });
+            let got = parser.parse_pruned(data, &pruning, detecting, |doc| {
+                let mut out = String::new();
+                canon(doc.root(), 0, &mut out);
+                out
+            });
+            match (&want, &got) {
+                (Ok(want), Ok(got)) => assert!(
+                    want.contains(got),
+                    "parsed in part: {got}\nexpected one of: {want:?}"
+                ),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                _ => panic!(
+                    "whole parse {:?}, parse in part {:?}",
+                    want.as_ref().err().map(ToString::to_string),
+                    got.as_ref().err().map(ToString::to_string)
+                ),
+            }
+        }
     }
 }

@@ -30,6 +30,7 @@ mod error;
 pub mod fuzzing;
 pub mod input;
 pub mod parse;
+pub mod prune;
 mod reject;
 mod report;
 mod scan;
@@ -39,6 +40,7 @@ pub use detect::{ApiVersion, claim_type, detect_version};
 pub use error::Error;
 pub use input::{Compression, InputFile, Manifest, discover};
 pub use parse::LineParser;
+pub use prune::{Need, Needs, Pruning};
 pub use reject::{Reject, RejectKind, RejectTarget, create_private};
 pub use report::{ScanReport, scan_report};
 pub use scan::{

@@ -2,6 +2,7 @@
 
 use simd_json::{Buffers, INPUT_PADDING, Tape, fill_tape_padded};
 
+use crate::prune::{self, Needs, Pruning, Span};
 use crate::tape::Document;
 
 /// Parses lines into a reused tape. One per worker thread.
@@ -13,6 +14,10 @@ pub struct LineParser {
     buf: Vec<u8>,
     buffers: Buffers,
     tape: Option<Tape<'static>>,
+    /// The root members of the line being parsed in part ([`LineParser::parse_pruned`]).
+    spans: Vec<Span>,
+    /// The line with only the members read.
+    reduced: Vec<u8>,
 }
 
 impl Default for LineParser {
@@ -28,6 +33,8 @@ impl LineParser {
             buf: Vec::new(),
             buffers: Buffers::new(64 * 1024),
             tape: Some(Tape(Vec::new())),
+            spans: Vec::new(),
+            reduced: Vec::new(),
         }
     }
 
@@ -40,29 +47,91 @@ impl LineParser {
         line: &[u8],
         f: impl FnOnce(&Document<'_>) -> R,
     ) -> Result<R, simd_json::Error> {
-        let len = line.len();
-        self.buf.clear();
-        self.buf.reserve(len + INPUT_PADDING);
-        self.buf.extend_from_slice(line);
-        self.buf.resize(len + INPUT_PADDING, b' ');
-        // Only the address: string nodes point into `buf`, and their offset from here is their
-        // offset in `line`.
-        let base = self.buf.as_ptr();
-        let mut tape: Tape<'_> = self.tape.take().unwrap_or_else(|| Tape(Vec::new())).reset();
-        let result = fill_tape_padded(&mut self.buf, len, &mut self.buffers, &mut tape);
-        let out = match result {
-            Ok(()) => {
-                // Number text comes from the caller's original bytes: unescaping rewrote strings in
-                // `buf`, and the tape borrows it for as long as the tape lives.
-                let doc =
-                    Document::with_buffer(&tape.0, line, self.buffers.structural_indexes(), base);
-                Ok(f(&doc))
-            }
-            Err(e) => Err(e),
-        };
-        self.tape = Some(tape.reset());
-        out
+        fill(
+            &mut self.buf,
+            &mut self.buffers,
+            &mut self.tape,
+            line,
+            None,
+            f,
+        )
+        .map_err(|(e, _)| e)
     }
+
+    /// As [`LineParser::parse`], with only the root members `pruning` says are read of the
+    /// line's resource type on the tape (see [`crate::prune`]); `detecting`: the API version will
+    /// be told from the resource's shape, so what [`crate::detect_version`] reads is kept too.
+    /// The whole line is checked either way: a line is accepted or refused, with the same
+    /// error, as [`LineParser::parse`] accepts or refuses it. A line of a type `pruning` does
+    /// not name, or one the validator leaves to simd-json, is parsed whole.
+    ///
+    /// # Errors
+    /// As [`LineParser::parse`].
+    pub fn parse_pruned<R>(
+        &mut self,
+        line: &[u8],
+        pruning: &Pruning,
+        detecting: bool,
+        f: impl FnOnce(&Document<'_>) -> R,
+    ) -> Result<R, simd_json::Error> {
+        let needs = match prune::split(line, &mut self.spans) {
+            Some(()) => {
+                prune::resource_type(line, &self.spans).and_then(|ty| pruning.needs(ty, detecting))
+            }
+            None => None,
+        };
+        let Some(needs) = needs else {
+            return self.parse(line, f);
+        };
+        prune::reduce(line, &self.spans, needs, &mut self.reduced);
+        match fill(
+            &mut self.buf,
+            &mut self.buffers,
+            &mut self.tape,
+            &self.reduced,
+            Some(needs),
+            f,
+        ) {
+            Ok(out) => Ok(out),
+            // The members kept are refused on their own: the whole line decides (and says
+            // where), as `parse` would.
+            Err((_, f)) => self.parse(line, f),
+        }
+    }
+}
+
+/// Parses `text` into `tape` through `buf` and hands the [`Document`] to `f`; on an error, `f`
+/// comes back unused.
+fn fill<R, F: FnOnce(&Document<'_>) -> R>(
+    buf: &mut Vec<u8>,
+    buffers: &mut Buffers,
+    tape: &mut Option<Tape<'static>>,
+    text: &[u8],
+    pruned: Option<&Needs>,
+    f: F,
+) -> Result<R, (simd_json::Error, F)> {
+    let len = text.len();
+    buf.clear();
+    buf.reserve(len + INPUT_PADDING);
+    buf.extend_from_slice(text);
+    buf.resize(len + INPUT_PADDING, b' ');
+    // Only the address: string nodes point into `buf`, and their offset from here is their
+    // offset in `text`.
+    let base = buf.as_ptr();
+    let mut t: Tape<'_> = tape.take().unwrap_or_else(|| Tape(Vec::new())).reset();
+    let result = fill_tape_padded(buf, len, buffers, &mut t);
+    let out = match result {
+        Ok(()) => {
+            // Number text comes from the caller's original bytes: unescaping rewrote strings in
+            // `buf`, and the tape borrows it for as long as the tape lives.
+            let doc = Document::with_buffer(&t.0, text, buffers.structural_indexes(), base)
+                .pruned(pruned);
+            Ok(f(&doc))
+        }
+        Err(e) => Err((e, f)),
+    };
+    *tape = Some(t.reset());
+    out
 }
 
 /// Why `line` is not valid JSON, for a person: the byte of the line where it goes wrong and a

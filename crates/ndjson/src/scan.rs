@@ -22,6 +22,7 @@ use crate::detect::ApiVersion;
 use crate::error::Error;
 use crate::input::{Compression, InputFile};
 use crate::parse::LineParser;
+use crate::prune::Pruning;
 use crate::reject::{Reject, RejectKind, RejectTarget, RejectWriter};
 use crate::tape::{Cursor, Kind};
 
@@ -51,6 +52,9 @@ pub struct ScanOptions {
     /// wait for it. Chunks drop their own pages as they are done, so what is left is small (the
     /// 64 KiB blocks chunks share, the map itself); a scan that ends the process does without.
     pub unmap_aside: bool,
+    /// Parse only the root members a consumer reads, per resource type (see [`crate::prune`]):
+    /// every line is still checked whole, and accepted or refused as without it.
+    pub pruning: Option<Arc<Pruning>>,
 }
 
 impl Default for ScanOptions {
@@ -63,6 +67,7 @@ impl Default for ScanOptions {
             threads: 0,
             lines_in_batch: false,
             unmap_aside: false,
+            pruning: None,
         }
     }
 }
@@ -360,6 +365,7 @@ where
         parsers: Mutex::new(Vec::new()),
         next_seq: AtomicU64::new(0),
         items_hint: files.iter().map(|_| AtomicUsize::new(0)).collect(),
+        pruning: opts.pruning.clone().filter(|p| !p.is_empty()),
     };
     let (tx, rx) = channel::<(u64, Msg<T>)>();
     let mut collector = Collector::new(files, opts);
@@ -507,6 +513,8 @@ struct Workers<'a, I, F> {
     /// allocated at that size at once instead of growing to it (each growth copies, into fresh
     /// memory). Per file, as files of short lines make many more items per chunk.
     items_hint: Vec<AtomicUsize>,
+    /// [`ScanOptions::pruning`].
+    pruning: Option<Arc<Pruning>>,
 }
 
 impl<I, F> Workers<'_, I, F> {
@@ -1040,7 +1048,7 @@ where
                 message,
                 raw: line.to_vec(),
             };
-            let parsed = parser.parse(line, |doc| {
+            let on_doc = |doc: &crate::Document<'_>| {
                 let root = doc.root();
                 let resource_type = resource_type_of(root)?;
                 if let Some(expected) = &file.expected_type
@@ -1067,7 +1075,13 @@ where
                 };
                 let item = (workers.map)(&mut state, &resource);
                 Ok((item, resource_type.to_owned(), api_version))
-            });
+            };
+            let parsed = match &workers.pruning {
+                Some(pruning) => {
+                    parser.parse_pruned(line, pruning, file.api_version.is_none(), on_doc)
+                }
+                None => parser.parse(line, on_doc),
+            };
             match parsed {
                 Ok(Ok((item, resource_type, version))) => {
                     items.push(item);

@@ -14,6 +14,8 @@ use std::cell::OnceCell;
 
 use simd_json::{Node, StaticNode};
 
+use crate::prune::Needs;
+
 /// One parsed JSON document: its tape, the original line bytes, and the structural indexes
 /// simd-json found in them.
 pub struct Document<'a> {
@@ -27,6 +29,8 @@ pub struct Document<'a> {
     numbers: OnceCell<Vec<(u32, u32)>>,
     /// The root object's members, listed on the first lookup in it (see [`RootKeys`]).
     root_keys: OnceCell<Option<RootKeys>>,
+    /// What the tape was cut down to, when the line was parsed in part (see [`crate::prune`]).
+    pruned: Option<&'a Needs>,
 }
 
 /// The members of a document's root object in document order: each key's [`fingerprint`] and
@@ -62,6 +66,7 @@ impl<'a> Document<'a> {
             base: 0,
             numbers: OnceCell::new(),
             root_keys: OnceCell::new(),
+            pruned: None,
         }
     }
 
@@ -112,6 +117,22 @@ impl<'a> Document<'a> {
             .get(i)
             .is_some_and(|b| *b == b'-' || b.is_ascii_digit())
             .then_some(i)
+    }
+
+    /// Marks the document as parsed in part, with the root members `needs` reads (see
+    /// [`crate::prune`]). Debug builds then check every lookup in the root object: a member
+    /// looked up that `needs` does not name may have been left out, which is a consumer's
+    /// [`Needs`] missing a member it reads.
+    pub fn pruned(self, needs: Option<&'a Needs>) -> Self {
+        Document {
+            pruned: needs,
+            ..self
+        }
+    }
+
+    /// The root members the tape was cut down to, when the line was parsed in part.
+    pub fn needs(&self) -> Option<&'a Needs> {
+        self.pruned
     }
 
     /// The cursor at the document's root value.
@@ -349,6 +370,10 @@ impl<'a> Cursor<'a> {
     /// walk, the commoner lookup, stays small enough to inline where members are looked up).
     #[inline(never)]
     fn root_entry(&self, key: &str) -> Option<(&'a str, Cursor<'a>)> {
+        debug_assert!(
+            self.doc.pruned.is_none_or(|n| n.need(key).is_some()),
+            "root member `{key}` looked up, but the line was parsed without it"
+        );
         let Some(keys) = self.doc.root_keys() else {
             return self.walk_entry(key);
         };

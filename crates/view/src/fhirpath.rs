@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use claimline_ndjson::{Need, Needs};
+
 use crate::decimal::Decimal;
 
 /// Where and why a FHIRPath expression did not parse.
@@ -282,6 +284,145 @@ pub fn share_row_constants(e: &mut Expr, seen: &mut Vec<Arc<Expr>>) {
         }
         Expr::Negate(x) => share_row_constants(x, seen),
         Expr::Empty | Expr::Literal(_) | Expr::This | Expr::Index | Expr::Variable(_) => {}
+    }
+}
+
+/// What paths read of the resource's root object, found from the paths alone before any
+/// resource is seen: the root members they look up and how much of each ([`Needs`]), or that
+/// they may read any member (`all`: the root object itself is used as a value, compared,
+/// emitted, or handed to a function that reads it whole). A load parses only the members its
+/// views read ([`claimline_ndjson::prune`]); every rule here errs towards reading more.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RootReads {
+    /// Some path may read any member of the root.
+    pub all: bool,
+    /// The root members the paths read.
+    pub needs: Needs,
+}
+
+impl RootReads {
+    /// Adds what `e` reads, evaluated with a focus that may be the root object (`root`) or is
+    /// not; returns whether `e`'s value may hold the root object.
+    pub fn expr(&mut self, e: &Expr, root: bool) -> bool {
+        use Function as F;
+        match e {
+            Expr::Empty | Expr::Literal(_) | Expr::Index => false,
+            Expr::Variable(Variable::Resource | Variable::RootResource) => true,
+            Expr::Variable(_) => false,
+            Expr::This => root,
+            Expr::RowConst(x) => self.expr(x, root),
+            Expr::Member(input, keys) => {
+                let base = match input {
+                    Some(i) => self.expr(i, root),
+                    None => root,
+                };
+                match keys.first() {
+                    Some(k) if base => self.needs.add(&k.name, Need::Whole),
+                    Some(_) => {}
+                    None => return base,
+                }
+                false
+            }
+            Expr::Indexer(a, b) => {
+                let v = self.expr(a, root);
+                self.expr(b, root);
+                v
+            }
+            Expr::Negate(x) => {
+                self.all |= self.expr(x, root);
+                false
+            }
+            Expr::Binary(op, a, b) => {
+                let (va, vb) = (self.expr(a, root), self.expr(b, root));
+                // Every operator reads its operands' values (`|` compares them to drop
+                // duplicates).
+                self.all |= va || vb;
+                *op == BinaryOp::Union && (va || vb)
+            }
+            Expr::Call(input, f, args) => {
+                // `name.count()`, `name.exists()`, `name.empty()` of a root member: only its
+                // length is read.
+                if let Some(inner) = input
+                    && let Expr::Member(base, keys) = &**inner
+                    && let [key] = keys.as_slice()
+                    && args.is_empty()
+                    && matches!(f, F::Count | F::Exists | F::Empty)
+                {
+                    let base = match base {
+                        Some(b) => self.expr(b, root),
+                        None => root,
+                    };
+                    if base {
+                        self.needs.add(&key.name, Need::Count);
+                    }
+                    return false;
+                }
+                let input = match input {
+                    Some(i) => self.expr(i, root),
+                    None => root,
+                };
+                // Lambda arguments (and `iif`'s) see the input's items, the others the
+                // enclosing focus (as `eval::call` evaluates them).
+                let arg_focus = if is_lambda(f) || *f == F::Iif {
+                    input
+                } else {
+                    root
+                };
+                let mut from_args = false;
+                for a in args {
+                    from_args |= self.expr(a, arg_focus);
+                }
+                if *f == F::Resolve {
+                    self.needs.add("contained", Need::Whole);
+                }
+                if input {
+                    match f {
+                        F::Where
+                        | F::Select
+                        | F::Exists
+                        | F::All
+                        | F::Empty
+                        | F::Count
+                        | F::First
+                        | F::Last
+                        | F::Single
+                        | F::Tail
+                        | F::Skip
+                        | F::Take
+                        | F::Combine
+                        | F::Iif
+                        | F::OfType(_)
+                        | F::As(_)
+                        | F::Is(_)
+                        | F::HasValue => {}
+                        F::GetResourceKey => self.needs.add("id", Need::Whole),
+                        F::Extension => self.needs.add("extension", Need::Whole),
+                        F::Resolve | F::GetReferenceKey(_) => {
+                            self.needs.add("reference", Need::Whole);
+                        }
+                        _ => self.all = true,
+                    }
+                }
+                if from_args && !matches!(f, F::Select | F::Iif | F::Combine) {
+                    self.all = true;
+                }
+                match f {
+                    F::Where
+                    | F::First
+                    | F::Last
+                    | F::Single
+                    | F::Tail
+                    | F::Skip
+                    | F::Take
+                    | F::OfType(_)
+                    | F::As(_)
+                    | F::Distinct => input,
+                    F::Select | F::Iif => from_args,
+                    F::Combine | F::Union => input || from_args,
+                    _ => false,
+                }
+            }
+        }
     }
 }
 
@@ -901,6 +1042,87 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What paths read of the root: the members they name, only the length of those they
+    /// count, and everything when the root itself is used as a value.
+    #[test]
+    fn root_reads_name_the_members_paths_read() {
+        let reads = |src: &str| {
+            let mut r = RootReads::default();
+            let root = r.expr(&compile(src, &["c".to_owned()]).expect(src), true);
+            let mut names: Vec<String> =
+                r.needs.iter().map(|(k, n)| format!("{k}:{n:?}")).collect();
+            names.sort();
+            (r.all || root, names.join(","))
+        };
+        let cases: [(&str, bool, &str); 22] = [
+            ("id", false, "id:Whole"),
+            ("_birthDate.extension", false, "_birthDate:Whole"),
+            ("item.count()", false, "item:Count"),
+            (
+                "item.exists() and careTeam.empty()",
+                false,
+                "careTeam:Count,item:Count",
+            ),
+            ("item.sequence.count()", false, "item:Whole"),
+            ("item.where(sequence = 1).count()", false, "item:Whole"),
+            ("item.exists(sequence = 1)", false, "item:Whole"),
+            // Arguments of lambdas see the input's items; the others the enclosing focus.
+            (
+                "identifier.where(system = 'x').value",
+                false,
+                "identifier:Whole",
+            ),
+            (
+                "identifier.select(value.substring(length() - 1))",
+                false,
+                "identifier:Whole",
+            ),
+            (
+                "contained.where(id = %resource.provider.reference)",
+                false,
+                "contained:Whole,provider:Whole",
+            ),
+            (
+                "careTeam.provider.resolve().name",
+                false,
+                "careTeam:Whole,contained:Whole",
+            ),
+            ("getResourceKey()", false, "id:Whole"),
+            ("extension('u').value", false, "extension:Whole"),
+            (
+                "%resource.patient.getReferenceKey(Patient)",
+                false,
+                "patient:Whole",
+            ),
+            (
+                "iif(status = 'active', billablePeriod.start, {})",
+                false,
+                "billablePeriod:Whole,status:Whole",
+            ),
+            (
+                "where(status = 'active').first().payment",
+                false,
+                "payment:Whole,status:Whole",
+            ),
+            ("%c", false, ""),
+            // The root used as a value: anything may be read.
+            ("$this", true, ""),
+            ("%resource = %resource", true, ""),
+            ("%resource.distinct()", true, ""),
+            ("id | %resource", true, "id:Whole"),
+            ("%resource.toString()", true, ""),
+        ];
+        for (src, all, names) in cases {
+            assert_eq!(reads(src), (all, names.to_owned()), "{src}");
+        }
+        // With a focus that is not the root, only `%resource` reaches it.
+        let mut r = RootReads::default();
+        let e = compile("value | %resource.id", &[]).expect("path");
+        assert!(!r.expr(&e, false) && !r.all);
+        assert_eq!(r.needs.need("id"), Some(Need::Whole));
+        assert_eq!(r.needs.need("value"), None);
+    }
 
     /// Only focus-free parts of lambda arguments are hoisted, the largest ones.
     #[test]

@@ -11,7 +11,9 @@ use crate::decimal::Decimal;
 use crate::error::{Error, FhirPathSyntax};
 use crate::eval::{Coll, Env, EvalError, Item, eval};
 use crate::fast::Fast;
-use crate::fhirpath::{Expr, Function, Literal, Variable, compile, share_row_constants, written};
+use crate::fhirpath::{
+    Expr, Function, Literal, RootReads, Variable, compile, share_row_constants, written,
+};
 use crate::node::Node;
 
 /// Keys a ViewDefinition may have besides the ones the engine uses (resource metadata).
@@ -103,6 +105,28 @@ struct SelectPlan {
     union_all: Vec<SelectPlan>,
     /// Number of output columns this select (and everything under it) produces.
     width: usize,
+}
+
+impl SelectPlan {
+    /// Adds what this select and those under it read of the root to `reads` (see
+    /// [`RootReads`]), its focus being (`root`) or not being the root object.
+    fn reads(&self, reads: &mut RootReads, root: bool) {
+        let focus = match &self.iteration {
+            Iteration::Once => root,
+            Iteration::ForEach(c, _) | Iteration::ForEachOrNull(c, _) => reads.expr(&c.expr, root),
+            // The paths run on the focus, then on what they gave (never the root unless a path
+            // gives it, when it is the focus again).
+            Iteration::Repeat(paths, _) => {
+                paths.iter().fold(false, |any, p| reads.expr(p, root) | any)
+            }
+        };
+        for c in &self.columns {
+            reads.all |= reads.expr(&c.expr.expr, focus);
+        }
+        for s in self.selects.iter().chain(&self.union_all) {
+            s.reads(reads, focus);
+        }
+    }
 }
 
 /// A compiled, validated ViewDefinition: FHIRPath parsed once, ready to evaluate on any number of
@@ -752,6 +776,38 @@ impl ViewDefinition {
     /// The output columns, in order.
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// The root members of a resource the view reads, with how much of each (`None`: it may
+    /// read any, and its resources must be parsed whole). What a load hands to
+    /// [`claimline_ndjson::Pruning`]: a resource parsed with only these members gives the view
+    /// the same rows and errors as one parsed whole.
+    ///
+    /// ```
+    /// use claimline_ndjson::Need;
+    /// use claimline_view::ViewDefinition;
+    ///
+    /// let view = ViewDefinition::from_json(
+    ///     r#"{"resource": "ExplanationOfBenefit", "select": [{"column": [
+    ///         {"name": "id", "path": "getResourceKey()"},
+    ///         {"name": "lines", "path": "item.count()"},
+    ///         {"name": "npi", "path": "provider.identifier.value"}]}]}"#,
+    ///     "header.json",
+    /// )
+    /// .expect("a view");
+    /// let needs = view.root_needs().expect("named members only");
+    /// assert_eq!(needs.need("item"), Some(Need::Count));
+    /// assert_eq!(needs.need("provider"), Some(Need::Whole));
+    /// assert_eq!(needs.need("id"), Some(Need::Whole));
+    /// assert_eq!(needs.need("careTeam"), None);
+    /// ```
+    pub fn root_needs(&self) -> Option<claimline_ndjson::Needs> {
+        let mut reads = RootReads::default();
+        for (w, _) in &self.wheres {
+            reads.all |= reads.expr(&w.expr, true);
+        }
+        self.root.reads(&mut reads, true);
+        (!reads.all).then_some(reads.needs)
     }
 
     /// Evaluates the view on one resource, appending its rows (and any row errors) to `out`.

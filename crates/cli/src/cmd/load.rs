@@ -48,6 +48,10 @@ pub struct Args {
     /// one per claim group. Use the same choice for every load into one output.
     #[arg(long)]
     all_versions: bool,
+    /// Parse every member of every line instead of only those the views read (each line is
+    /// checked whole either way, and the tables are the same): slower, for comparison.
+    #[arg(long)]
+    parse_whole: bool,
     /// Commit what could be read of a damaged input file (a cut or corrupt gzip stream) instead
     /// of stopping with exit 4; the damage is reported either way.
     #[arg(long)]
@@ -75,7 +79,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .threads(args.threads)
         .include_partial(args.include_partial)
         .accept_damaged(args.accept_rejects)
-        .all_versions(args.all_versions);
+        .all_versions(args.all_versions)
+        .parse_whole(args.parse_whole);
     let started = std::time::Instant::now();
     let loaded = loader.load(&args.inputs, &CliProgress::new("load", args.json));
     let code = match &loaded {

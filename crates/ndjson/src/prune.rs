@@ -1,0 +1,768 @@
+//! Parsing less: the root members of a line that nothing reads are checked but left off the tape.
+//!
+//! An ExplanationOfBenefit line is mostly `item`, `supportingInfo` and `careTeam`; a view of its
+//! header reads none of them. A [`Pruning`] says, per resource type, which root members a
+//! consumer reads ([`Needs`]); [`LineParser::parse_pruned`](crate::LineParser::parse_pruned)
+//! then checks the whole line with a validator of its own (every byte: UTF-8, strings and their
+//! escapes, numbers, literals, nesting) and builds simd-json's tape from a copy of the line that
+//! holds only the members read. An array read only for its length (`item.count()`) is kept as
+//! that many empty objects; one read for its first element keeps that element whole.
+//!
+//! The validator is stricter than simd-json, never laxer: what it is not sure of (a `\u`
+//! escape of a surrogate, a number with an exponent or of many digits, a key with an escape,
+//! nesting deeper than [`MAX_DEPTH`]) sends the line to the whole parse, which decides as it
+//! always did. So a line is accepted or rejected, with the same reason, whether pruned or not;
+//! `fuzz/`'s `pruned_line` target and the test suite hold the two parses to that.
+//!
+//! ```
+//! use claimline_ndjson::{LineParser, Need, Needs, Pruning};
+//!
+//! let mut needs = Needs::new();
+//! needs.add("id", Need::Whole);
+//! needs.add("item", Need::Count);
+//! let mut pruning = Pruning::new();
+//! pruning.set("ExplanationOfBenefit", needs);
+//!
+//! let line = br#"{"resourceType":"ExplanationOfBenefit","id":"e1","item":[{"sequence":1},{"sequence":2}],"careTeam":[{"sequence":1}]}"#;
+//! let mut parser = LineParser::new();
+//! let (id, lines, care_team) = parser
+//!     .parse_pruned(line, &pruning, false, |doc| {
+//!         let root = doc.root();
+//!         let id = root.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+//!         let lines = root.get("item").and_then(|v| v.array_len());
+//!         // `careTeam` is not read: it is checked, then left out.
+//!         (id, lines, doc.node_count())
+//!     })
+//!     .expect("valid JSON");
+//! assert_eq!(id.as_deref(), Some("e1"));
+//! assert_eq!(lines, Some(2));
+//! assert!(care_team < 14);
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+/// How much of a root member a consumer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Need {
+    /// Only how many elements the array has (`count()`, `exists()`, `empty()`), and the members
+    /// of its first element that [`Needs::add_first`] names.
+    Count,
+    /// All of it.
+    Whole,
+}
+
+/// The root members a consumer reads of one resource type. A member named here is kept with its
+/// primitive-extension twin (`_name`) and its choice-type variants (`nameString` for `name`),
+/// which FHIRPath reads under the same name; those are kept whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    names: BTreeMap<String, Need>,
+    /// Per array read for its length, the members of its first element that are read too.
+    first: BTreeMap<String, Needs>,
+}
+
+impl Needs {
+    /// Nothing read yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `name` is read as much as `need` says (more, when it was already read more).
+    pub fn add(&mut self, name: &str, need: Need) {
+        match self.names.get_mut(name) {
+            Some(have) => *have = (*have).max(need),
+            None => {
+                self.names.insert(name.to_owned(), need);
+            }
+        }
+    }
+
+    /// `array` is read for its length and for `member` of its first element (the link stage's
+    /// fallback for a claim's date is `item[0].servicedDate`). When `array` is read whole, so is
+    /// its first element.
+    pub fn add_first(&mut self, array: &str, member: &str) {
+        self.add(array, Need::Count);
+        self.first
+            .entry(array.to_owned())
+            .or_default()
+            .add(member, Need::Whole);
+    }
+
+    /// The members of `array`'s first element that are read ([`Needs::add_first`]).
+    pub fn first_members(&self, array: &str) -> Option<&Needs> {
+        self.first.get(array)
+    }
+
+    /// Everything `other` reads is read here too.
+    pub fn extend(&mut self, other: &Needs) {
+        for (name, need) in &other.names {
+            self.add(name, *need);
+        }
+        for (array, members) in &other.first {
+            self.first.entry(array.clone()).or_default().extend(members);
+        }
+    }
+
+    /// The members named, with what is read of each.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Need)> {
+        self.names.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    /// What is read of the root member whose key is `key`: its own need when it is named, all
+    /// of it when it is the twin or a choice-type variant of a name, `None` when it is not read.
+    pub fn need(&self, key: &str) -> Option<Need> {
+        if let Some(need) = self.names.get(key) {
+            return Some(*need);
+        }
+        if let Some(name) = key.strip_prefix('_')
+            && self.names.contains_key(name)
+        {
+            return Some(Need::Whole);
+        }
+        let variant = self.names.keys().any(|name| {
+            key.len() > name.len()
+                && key.as_bytes()[name.len()].is_ascii_uppercase()
+                && key.starts_with(name.as_str())
+        });
+        variant.then_some(Need::Whole)
+    }
+}
+
+/// Which resource types are parsed in part, and what a consumer reads of each. A type it does
+/// not name is parsed whole.
+#[derive(Debug, Clone, Default)]
+pub struct Pruning {
+    types: HashMap<String, [Needs; 2]>,
+}
+
+/// The root members [`detect_version`](crate::detect_version) may read, whatever the type: a
+/// file without a manifest's version keeps them too.
+const DETECTION: [&str; 11] = [
+    "meta",
+    "type",
+    "identifier",
+    "extension",
+    "class",
+    "grouping",
+    "insurance",
+    "total",
+    "totalCost",
+    "outcome",
+    "benefitBalance",
+];
+
+impl Pruning {
+    /// No type parsed in part.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Resources of type `resource_type` are parsed with only the members `needs` names (and
+    /// `resourceType` and `id`, which the scanner reads itself).
+    pub fn set(&mut self, resource_type: &str, mut needs: Needs) {
+        needs.add("resourceType", Need::Whole);
+        needs.add("id", Need::Whole);
+        let mut detecting = needs.clone();
+        for name in DETECTION {
+            detecting.add(name, Need::Whole);
+        }
+        self.types
+            .insert(resource_type.to_owned(), [needs, detecting]);
+    }
+
+    /// What is read of a resource of `resource_type`, when it is parsed in part; `detecting`:
+    /// its API version is told from its shape (no manifest says it).
+    pub fn needs(&self, resource_type: &str, detecting: bool) -> Option<&Needs> {
+        self.types
+            .get(resource_type)
+            .map(|n| &n[usize::from(detecting)])
+    }
+
+    /// True when no type is parsed in part.
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+    }
+}
+
+/// Deepest nesting the validator follows; a line nested deeper is parsed whole.
+pub const MAX_DEPTH: u32 = 128;
+
+/// A root member as the line holds it (byte offsets into the line).
+#[derive(Debug, Clone)]
+pub(crate) struct Span {
+    /// The key's text, between its quotes (it has no escapes).
+    pub key: Range<usize>,
+    /// The value's text.
+    pub value: Range<usize>,
+    /// For a non-empty array whose elements are all objects: how many, and where the first is.
+    pub objects: Option<(usize, Range<usize>)>,
+}
+
+/// Checks that `line` is one JSON object, valid throughout, and lists its members in `spans`.
+/// `None`: the line is not valid JSON, or not an object, or holds something the validator
+/// leaves to the whole parse (see the module's documentation).
+pub(crate) fn split(line: &[u8], spans: &mut Vec<Span>) -> Option<()> {
+    spans.clear();
+    std::str::from_utf8(line).ok()?;
+    let mut v = Validator { b: line, i: 0 };
+    v.ws();
+    v.object(1, true, |span| spans.push(span))?;
+    v.ws();
+    (v.i == line.len()).then_some(())
+}
+
+/// Writes into `out` the object `line` is with only the members `needs` reads (`spans` from
+/// [`split`] of the same line), arrays read for their length cut down to as many empty objects
+/// (the first holding the members of it that are read).
+pub(crate) fn reduce(line: &[u8], spans: &[Span], needs: &Needs, out: &mut Vec<u8>) {
+    out.clear();
+    out.push(b'{');
+    for span in spans {
+        let Some(key) = key_text(line, span) else {
+            continue;
+        };
+        let Some(need) = needs.need(key) else {
+            continue;
+        };
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+        match (need, &span.objects) {
+            (Need::Count, Some((n, first))) => {
+                out.push(b'[');
+                match needs.first.get(key) {
+                    Some(members) => keep_members(line, first, members, out),
+                    None => out.extend_from_slice(b"{}"),
+                }
+                for _ in 1..*n {
+                    out.extend_from_slice(b",{}");
+                }
+                out.push(b']');
+            }
+            _ => out.extend_from_slice(&line[span.value.clone()]),
+        }
+    }
+    out.push(b'}');
+}
+
+/// A member's key (`split` checked the whole line is UTF-8, so every key is).
+fn key_text<'a>(line: &'a [u8], span: &Span) -> Option<&'a str> {
+    std::str::from_utf8(&line[span.key.clone()]).ok()
+}
+
+/// Writes the object that starts at `at` of `line` (checked by [`split`]) with only the members
+/// `needs` names.
+fn keep_members(line: &[u8], first: &Range<usize>, needs: &Needs, out: &mut Vec<u8>) {
+    let element = &line[first.clone()];
+    // A key with an escape is only known unescaped: the element is kept whole.
+    if memchr::memchr(b'\\', element).is_some() {
+        out.extend_from_slice(element);
+        return;
+    }
+    let mut v = Validator {
+        b: line,
+        i: first.start,
+    };
+    let mut first = true;
+    out.push(b'{');
+    let walked = v.object(2, false, |span| {
+        if key_text(line, &span).is_some_and(|k| needs.need(k).is_some()) {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(&line[span.key.start - 1..span.key.end + 1]);
+            out.push(b':');
+            out.extend_from_slice(&line[span.value]);
+        }
+    });
+    debug_assert!(walked.is_some(), "split checked this object");
+    out.push(b'}');
+}
+
+/// The value of `resourceType` among `spans` when it is a string without escapes.
+pub(crate) fn resource_type<'a>(line: &'a [u8], spans: &[Span]) -> Option<&'a str> {
+    let span = spans
+        .iter()
+        .find(|s| &line[s.key.clone()] == b"resourceType")?;
+    let text = line[span.value.clone()]
+        .strip_prefix(b"\"")?
+        .strip_suffix(b"\"")?;
+    if text.contains(&b'\\') {
+        return None;
+    }
+    std::str::from_utf8(text).ok()
+}
+
+#[cfg(any(test, not(target_arch = "x86_64")))]
+const ONES: u64 = 0x0101_0101_0101_0101;
+#[cfg(any(test, not(target_arch = "x86_64")))]
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of every byte of `x` that ends a run of plain string text: `"`, `\` or a
+/// control character. Only the lowest set bit is exact (a borrow can flag a byte above a true
+/// one), and only it is used.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+#[inline]
+fn string_stops(x: u64) -> u64 {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    zero(x ^ (ONES * u64::from(b'"')))
+        | zero(x ^ (ONES * u64::from(b'\\')))
+        | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+}
+
+/// Where the run of plain string text (no `"`, `\\` or control character) that starts at `i`
+/// ends: the index of the first such byte, or where the last whole block of 16 (8 without SSE2)
+/// bytes ends, the rest being looked at one byte at a time.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn plain_text_end(b: &[u8], i: usize) -> usize {
+    // SAFETY: the one obligation of calling a `target_feature` function is that the processor
+    // has the feature, and SSE2 is part of x86-64 itself (every x86-64 target enables it). The
+    // function reads `b` through bounds-checked slices only; nothing here is unsafe on the
+    // input.
+    unsafe { plain_text_end_sse2(b, i) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn plain_text_end_sse2(b: &[u8], mut i: usize) -> usize {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
+        _mm_set1_epi8,
+    };
+    let quote = _mm_set1_epi8(b'"' as i8);
+    let backslash = _mm_set1_epi8(b'\\' as i8);
+    let control = _mm_set1_epi8(0x1F);
+    while let Some(chunk) = b.get(i..i + 16) {
+        let (lo, hi) = chunk.split_at(8);
+        let word = |h: &[u8]| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(h);
+            i64::from_le_bytes(w)
+        };
+        let x = _mm_set_epi64x(word(hi), word(lo));
+        let stops = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+            _mm_cmpeq_epi8(_mm_max_epu8(x, control), control),
+        );
+        let mask = _mm_movemask_epi8(stops);
+        if mask != 0 {
+            return i + mask.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    i
+}
+
+/// See the x86-64 version: eight bytes at a time in a `u64`.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn plain_text_end(b: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let stops = string_stops(u64::from_le_bytes(word));
+        if stops != 0 {
+            return i + (stops.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i
+}
+
+struct Validator<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Validator<'_> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    #[inline]
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// A string, from its opening quote to past its closing one; `Some(true)` when it has an
+    /// escape.
+    fn string(&mut self) -> Option<bool> {
+        self.i += 1;
+        let mut escaped = false;
+        loop {
+            self.i = plain_text_end(self.b, self.i);
+            match self.next()? {
+                b'"' => return Some(escaped),
+                b'\\' => {
+                    escaped = true;
+                    match self.next()? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                        b'u' => {
+                            let hex = self.b.get(self.i..self.i + 4)?;
+                            let hex = std::str::from_utf8(hex).ok()?;
+                            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                                return None;
+                            }
+                            let unit = u16::from_str_radix(hex, 16).ok()?;
+                            // Surrogates (paired or not) are left to the whole parse.
+                            if (0xD800..=0xDFFF).contains(&unit) {
+                                return None;
+                            }
+                            self.i += 4;
+                        }
+                        _ => return None,
+                    }
+                }
+                c if c < 0x20 => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// A number of at most 18 characters without an exponent (anything else: the whole parse).
+    fn number(&mut self) -> Option<()> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) || self.i - start > 18 {
+            return None;
+        }
+        Some(())
+    }
+
+    #[inline]
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + word.len())? != word {
+            return None;
+        }
+        self.i += word.len();
+        Some(())
+    }
+
+    /// The object at `self.i`, `depth` levels down from the root, each member handed to
+    /// `member` (`arrays`: with what [`Span::objects`] says of an array value).
+    #[inline]
+    fn object(&mut self, depth: u32, arrays: bool, mut member: impl FnMut(Span)) -> Option<()> {
+        self.expect(b'{')?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return None;
+            }
+            let key_start = self.i + 1;
+            if self.string()? && arrays {
+                // A key with an escape is compared unescaped: the whole parse does that.
+                return None;
+            }
+            let key = key_start..self.i - 1;
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            let start = self.i;
+            let objects = if arrays && self.peek() == Some(b'[') {
+                self.top_array(depth + 1)?
+            } else {
+                self.value(depth + 1)?;
+                None
+            };
+            member(Span {
+                key,
+                value: start..self.i,
+                objects,
+            });
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Any value, `depth` levels down from the root.
+    fn value(&mut self, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'{' => self.object(depth, false, |_| {}),
+            b'[' => {
+                self.i += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.next()? {
+                        b',' => self.ws(),
+                        b']' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b'"' => self.string().map(|_| ()),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    /// A root member's array value; `Some(Some((n, first)))` when it has `n > 0` elements and all
+    /// are objects, `first` the first one's text.
+    fn top_array(&mut self, depth: u32) -> Option<Option<(usize, Range<usize>)>> {
+        self.i += 1;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Some(None);
+        }
+        let (mut n, mut objects, mut first) = (0usize, true, 0..0);
+        loop {
+            let start = self.i;
+            objects &= self.peek() == Some(b'{');
+            self.value(depth + 1)?;
+            if n == 0 {
+                first = start..self.i;
+            }
+            n += 1;
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b']' => break,
+                _ => return None,
+            }
+        }
+        Some(objects.then_some((n, first)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needs(list: &[(&str, Need)]) -> Needs {
+        let mut n = Needs::new();
+        for (name, need) in list {
+            n.add(name, *need);
+        }
+        n
+    }
+
+    fn reduced(line: &str, n: &Needs) -> Option<String> {
+        let mut spans = Vec::new();
+        split(line.as_bytes(), &mut spans)?;
+        let mut out = Vec::new();
+        reduce(line.as_bytes(), &spans, n, &mut out);
+        String::from_utf8(out).ok()
+    }
+
+    #[test]
+    fn keeps_the_members_read_with_their_twins_and_variants() {
+        let n = needs(&[("id", Need::Whole), ("value", Need::Whole)]);
+        let line = r#" { "id" : "a", "_id":{"id":"x"}, "valueQuantity":{"value":1.50}, "values":[1], "other":[true,false,null] } "#;
+        assert_eq!(
+            reduced(line, &n).as_deref(),
+            Some(r#"{"id":"a","_id":{"id":"x"},"valueQuantity":{"value":1.50}}"#)
+        );
+    }
+
+    #[test]
+    fn arrays_read_for_their_length_or_first_element_are_cut_down() {
+        let line = r#"{"item":[{"a":1,"servicedDate":"2020-01-02","_servicedDate":{"id":"x"},"b":[{}]}, {"b":[2]} ,{}],"mixed":[{"a":1},2],"empty":[ ]}"#;
+        let count = needs(&[
+            ("item", Need::Count),
+            ("mixed", Need::Count),
+            ("empty", Need::Count),
+        ]);
+        assert_eq!(
+            reduced(line, &count).as_deref(),
+            Some(r#"{"item":[{},{},{}],"mixed":[{"a":1},2],"empty":[ ]}"#)
+        );
+        let mut first = Needs::new();
+        first.add_first("item", "servicedDate");
+        assert_eq!(
+            reduced(line, &first).as_deref(),
+            Some(r#"{"item":[{"servicedDate":"2020-01-02","_servicedDate":{"id":"x"}},{},{}]}"#)
+        );
+        // A first element with an escape anywhere is kept whole.
+        let escaped = r#"{"item":[{"servicedD\u0061te":"2020"},{}]}"#;
+        assert_eq!(
+            reduced(escaped, &first).as_deref(),
+            Some(r#"{"item":[{"servicedD\u0061te":"2020"},{}]}"#)
+        );
+        // A need only grows: read whole, the array is kept as it is.
+        let mut grown = first.clone();
+        grown.add("item", Need::Count);
+        assert_eq!(grown.need("item"), Some(Need::Count));
+        grown.add("item", Need::Whole);
+        assert_eq!(grown.need("item"), Some(Need::Whole));
+        let item = &line[line.find('[').expect("[")..line.find(r#","mixed""#).expect("mixed")];
+        assert_eq!(reduced(line, &grown), Some(format!(r#"{{"item":{item}}}"#)));
+    }
+
+    #[test]
+    fn the_validator_refuses_what_is_not_json_and_leaves_doubts_to_the_whole_parse() {
+        let valid = [
+            r#"{}"#,
+            r#"{"a":[1,-2,0.5,-0.25,true,false,null,"x\"\\\/\b\f\n\r\t\u00e9",{"b":{}}]}"#,
+            "{\"a\":\"caf\u{e9} \u{1F600}\"}\r",
+            r#"{"a" : [ ] , "b" : { } }"#,
+        ];
+        for line in valid {
+            assert!(split(line.as_bytes(), &mut Vec::new()).is_some(), "{line}");
+        }
+        let refused: [&[u8]; 22] = [
+            b"",
+            b"[1]",
+            b"{",
+            b"{\"a\":1,}",
+            b"{\"a\":1} x",
+            b"{\"a\" 1}",
+            b"{\"a\":01}",
+            b"{\"a\":1.}",
+            b"{\"a\":-}",
+            b"{\"a\":tru}",
+            b"{\"a\":nul}",
+            b"{\"a\":\"x}",
+            b"{\"a\":\"\x01\"}",
+            b"{\"a\":\"\\x\"}",
+            b"{\"a\":\"\\u00g0\"}",
+            b"{\"a\":\"\xff\"}",
+            b"{\"a\":[1,]}",
+            b"{\"a\":[1 2]}",
+            // Left to the whole parse: simd-json decides.
+            b"{\"a\":1e5}",
+            b"{\"a\":12345678901234567890}",
+            b"{\"a\":\"\\ud83d\\ude00\"}",
+            b"{\"a\\u0062\":1}",
+        ];
+        for line in refused {
+            assert!(
+                split(line, &mut Vec::new()).is_none(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(split(deep.as_bytes(), &mut Vec::new()).is_none());
+    }
+
+    #[test]
+    fn string_stops_finds_the_first_quote_backslash_or_control_byte() {
+        for (text, at) in [
+            (&b"abcdefgh"[..], None),
+            (b"abc\"efgh", Some(3)),
+            (b"\\bcdefgh", Some(0)),
+            (b"abcdefg\x1f", Some(7)),
+            (b"\xc3\xa9\xe2\x82\xac\x7f\x80\x9f", None),
+            (b"a\x00\"\\\x00\"\\\x00", Some(1)),
+        ] {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(text);
+            let stops = string_stops(u64::from_le_bytes(w));
+            let got = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
+            assert_eq!(got, at, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn plain_text_ends_at_the_first_quote_backslash_or_control_byte() {
+        let text: Vec<u8> = (0..40u8).map(|k| b'a' + k % 26).collect();
+        for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+            for at in 0..text.len() {
+                let mut t = text.clone();
+                t[at] = stop;
+                // Whole blocks are looked at from 3; the caller checks the bytes after the
+                // last whole block one at a time.
+                let end = plain_text_end(&t, 3);
+                let blocks_end = 3 + (t.len() - 3) / 16 * 16;
+                if at >= 3 && at < blocks_end {
+                    assert_eq!(end, at, "stop {stop} at {at}");
+                } else if at >= 3 {
+                    assert!(end <= at, "stop {stop} at {at}");
+                }
+            }
+        }
+        let utf8 = "\u{e9}\u{20ac}\u{1F600} plain text of some length".as_bytes();
+        assert!(plain_text_end(utf8, 0) >= utf8.len() - 15);
+    }
+
+    #[test]
+    fn the_resource_type_is_read_only_when_plain() {
+        let mut spans = Vec::new();
+        let line = br#"{"id":"1","resourceType":"Patient"}"#;
+        split(line, &mut spans).expect("valid");
+        assert_eq!(resource_type(line, &spans), Some("Patient"));
+        let line = br#"{"resourceType":"Pat\u0069ent"}"#;
+        split(line, &mut spans).expect("valid");
+        assert_eq!(resource_type(line, &spans), None);
+        let line = br#"{"resourceType":7}"#;
+        split(line, &mut spans).expect("valid");
+        assert_eq!(resource_type(line, &spans), None);
+    }
+
+    #[test]
+    fn pruning_adds_what_the_scanner_and_the_detector_read() {
+        let mut p = Pruning::new();
+        p.set("Claim", needs(&[("total", Need::Count)]));
+        let plain = p.needs("Claim", false).expect("set");
+        assert_eq!(plain.need("resourceType"), Some(Need::Whole));
+        assert_eq!(plain.need("id"), Some(Need::Whole));
+        assert_eq!(plain.need("meta"), None);
+        assert_eq!(plain.need("total"), Some(Need::Count));
+        let detecting = p.needs("Claim", true).expect("set");
+        assert_eq!(detecting.need("meta"), Some(Need::Whole));
+        assert_eq!(detecting.need("total"), Some(Need::Whole));
+        assert!(p.needs("Patient", false).is_none());
+    }
+}
