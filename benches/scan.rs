@@ -111,7 +111,11 @@ fn bench(c: &mut Criterion) {
 /// Parses every line of `bytes` whole (`pruning` none) or in part; the tape nodes made.
 fn parse_lines(parser: &mut LineParser, bytes: &[u8], pruning: Option<&Pruning>) -> usize {
     let mut nodes = 0;
-    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for line in memchr::memchr_iter(b'\n', bytes).scan(0, |start, end| {
+        let line = &bytes[*start..end];
+        *start = end + 1;
+        Some(line)
+    }) {
         nodes += match pruning {
             None => parser.parse(line, |d| d.node_count()),
             Some(p) => parser.parse_pruned(line, p, false, |d| d.node_count()),

@@ -204,7 +204,8 @@ pub(crate) struct Span {
 /// leaves to the whole parse (see the module's documentation).
 pub(crate) fn split(line: &[u8], spans: &mut Vec<Span>) -> Option<()> {
     spans.clear();
-    std::str::from_utf8(line).ok()?;
+    // Outside strings only ASCII is JSON (the grammar below refuses anything else), and every
+    // string's text is checked as UTF-8 as it is read.
     let mut v = Validator { b: line, i: 0 };
     v.ws();
     v.object(1, true, |span| spans.push(span))?;
@@ -315,12 +316,12 @@ fn string_stops(x: u64) -> u64 {
         | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
 }
 
-/// Where the run of plain string text (no `"`, `\\` or control character) that starts at `i`
-/// ends: the index of the first such byte, or where the last whole block of 16 (8 without SSE2)
-/// bytes ends, the rest being looked at one byte at a time.
+/// Where the run of plain string text (no `"`, `\`, control byte or byte beyond ASCII) that
+/// starts at `i` ends, and whether a `"` ends it: the first such byte, or where the last whole
+/// block of 16 bytes (8 without SSE2) ends, the rest being looked at one byte at a time.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn plain_text_end(b: &[u8], i: usize) -> usize {
+fn plain_text_end(b: &[u8], i: usize) -> (usize, bool) {
     // SAFETY: the one obligation of calling a `target_feature` function is that the processor
     // has the feature, and SSE2 is part of x86-64 itself (every x86-64 target enables it). The
     // function reads `b` through bounds-checked slices only; nothing here is unsafe on the
@@ -331,7 +332,7 @@ fn plain_text_end(b: &[u8], i: usize) -> usize {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 #[inline]
-fn plain_text_end_sse2(b: &[u8], mut i: usize) -> usize {
+fn plain_text_end_sse2(b: &[u8], mut i: usize) -> (usize, bool) {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
         _mm_set1_epi8,
@@ -339,41 +340,71 @@ fn plain_text_end_sse2(b: &[u8], mut i: usize) -> usize {
     let quote = _mm_set1_epi8(b'"' as i8);
     let backslash = _mm_set1_epi8(b'\\' as i8);
     let control = _mm_set1_epi8(0x1F);
-    while let Some(chunk) = b.get(i..i + 16) {
-        let (lo, hi) = chunk.split_at(8);
-        let word = |h: &[u8]| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(h);
-            i64::from_le_bytes(w)
-        };
-        let x = _mm_set_epi64x(word(hi), word(lo));
+    // (every stop, the quotes) of sixteen bytes.
+    let scan = |chunk: &[u8; 16]| {
+        let v = u128::from_le_bytes(*chunk);
+        let x = _mm_set_epi64x((v >> 64) as i64, v as i64);
+        let quotes = _mm_cmpeq_epi8(x, quote);
         let stops = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+            _mm_or_si128(quotes, _mm_cmpeq_epi8(x, backslash)),
             _mm_cmpeq_epi8(_mm_max_epu8(x, control), control),
         );
-        let mask = _mm_movemask_epi8(stops);
-        if mask != 0 {
-            return i + mask.trailing_zeros() as usize;
+        // The high bit of each byte is its own: bytes beyond ASCII stop too.
+        let stops = _mm_movemask_epi8(stops) as u32 | _mm_movemask_epi8(x) as u32;
+        (stops & 0xFFFF, _mm_movemask_epi8(quotes) as u32 & 0xFFFF)
+    };
+    while let Some(chunk) = b.get(i..i + 32) {
+        let (first, second) = chunk.split_at(16);
+        let (Ok(first), Ok(second)) = (first.try_into(), second.try_into()) else {
+            break;
+        };
+        let ((s0, q0), (s1, q1)) = (scan(first), scan(second));
+        let stops = s0 | s1 << 16;
+        if stops != 0 {
+            let k = stops.trailing_zeros();
+            return (i + k as usize, (q0 | q1 << 16) >> k & 1 == 1);
+        }
+        i += 32;
+    }
+    if let Some(Ok(chunk)) = b.get(i..i + 16).map(<&[u8; 16]>::try_from) {
+        let (stops, quotes) = scan(chunk);
+        if stops != 0 {
+            let k = stops.trailing_zeros();
+            return (i + k as usize, quotes >> k & 1 == 1);
         }
         i += 16;
     }
-    i
+    (i, false)
 }
 
 /// See the x86-64 version: eight bytes at a time in a `u64`.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn plain_text_end(b: &[u8], mut i: usize) -> usize {
+fn plain_text_end(b: &[u8], mut i: usize) -> (usize, bool) {
     while let Some(chunk) = b.get(i..i + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let stops = string_stops(u64::from_le_bytes(word));
+        let word = u64::from_le_bytes(word);
+        let stops = string_stops(word) | (word & HIGH);
         if stops != 0 {
-            return i + (stops.trailing_zeros() / 8) as usize;
+            let k = stops.trailing_zeros() / 8;
+            return (i + k as usize, chunk[k as usize] == b'"');
         }
         i += 8;
     }
-    i
+    (i, false)
+}
+
+/// The bytes of one character beyond ASCII whose first byte is `lead`: 2 to 4 (`None` for a byte
+/// no character starts with).
+#[inline]
+fn utf8_width(lead: u8) -> Option<usize> {
+    match lead {
+        0xC2..=0xDF => Some(2),
+        0xE0..=0xEF => Some(3),
+        0xF0..=0xF4 => Some(4),
+        _ => None,
+    }
 }
 
 struct Validator<'a> {
@@ -408,12 +439,17 @@ impl Validator<'_> {
 
     /// A string, from its opening quote to past its closing one; `Some(true)` when it has an
     /// escape.
+    #[inline(always)]
     fn string(&mut self) -> Option<bool> {
         self.i += 1;
         let mut escaped = false;
         loop {
-            self.i = plain_text_end(self.b, self.i);
-            match self.next()? {
+            let (at, quote) = plain_text_end(self.b, self.i);
+            self.i = at + 1;
+            if quote {
+                return Some(escaped);
+            }
+            match *self.b.get(at)? {
                 b'"' => return Some(escaped),
                 b'\\' => {
                     escaped = true;
@@ -436,6 +472,11 @@ impl Validator<'_> {
                     }
                 }
                 c if c < 0x20 => return None,
+                c if c >= 0x80 => {
+                    let width = utf8_width(c)?;
+                    std::str::from_utf8(self.b.get(at..at + width)?).ok()?;
+                    self.i = at + width;
+                }
                 _ => {}
             }
         }
@@ -722,19 +763,26 @@ mod tests {
             for at in 0..text.len() {
                 let mut t = text.clone();
                 t[at] = stop;
-                // Whole blocks are looked at from 3; the caller checks the bytes after the
-                // last whole block one at a time.
-                let end = plain_text_end(&t, 3);
-                let blocks_end = 3 + (t.len() - 3) / 16 * 16;
-                if at >= 3 && at < blocks_end {
-                    assert_eq!(end, at, "stop {stop} at {at}");
-                } else if at >= 3 {
-                    assert!(end <= at, "stop {stop} at {at}");
+                // From 3 on: the run ends at the stop, or where fewer than 16 bytes are left
+                // (the caller reads those one at a time), never past the stop.
+                let (end, quote) = plain_text_end(&t, 3);
+                if at >= 3 {
+                    assert!(end <= at, "stop {stop} at {at}: {end}");
+                    assert!(
+                        end == at || t.len() - end < 16,
+                        "stop {stop} at {at}: {end}"
+                    );
+                    // A quote is told only when a block found it.
+                    assert!(!quote || (end == at && stop == b'"'), "stop {stop} at {at}");
+                    if stop == b'"' && end == at && t.len() - at >= 16 {
+                        assert!(quote, "stop {stop} at {at}");
+                    }
                 }
             }
         }
-        let utf8 = "\u{e9}\u{20ac}\u{1F600} plain text of some length".as_bytes();
-        assert!(plain_text_end(utf8, 0) >= utf8.len() - 15);
+        // Bytes beyond ASCII stop the run too: the string's reader checks each character.
+        let utf8 = "plain text of some length \u{e9}\u{20ac}\u{1F600}".as_bytes();
+        assert_eq!(plain_text_end(utf8, 0), (26, false));
     }
 
     #[test]
