@@ -426,11 +426,6 @@ impl Validator<'_> {
     }
 
     #[inline]
-    fn expect(&mut self, c: u8) -> Option<()> {
-        (self.next()? == c).then_some(())
-    }
-
-    #[inline]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
@@ -521,18 +516,32 @@ impl Validator<'_> {
         Some(())
     }
 
+    /// The next byte that is not JSON whitespace, not taken. Every token starts with a byte
+    /// above the space, so one comparison settles compact JSON.
+    #[inline(always)]
+    fn token(&mut self) -> Option<u8> {
+        let c = *self.b.get(self.i)?;
+        if c > b' ' {
+            return Some(c);
+        }
+        self.ws();
+        self.peek()
+    }
+
     /// The object at `self.i`, `depth` levels down from the root, each member handed to
     /// `member` (`arrays`: with what [`Span::objects`] says of an array value).
     #[inline]
     fn object(&mut self, depth: u32, arrays: bool, mut member: impl FnMut(Span)) -> Option<()> {
-        self.expect(b'{')?;
-        self.ws();
-        if self.peek() == Some(b'}') {
+        if depth > MAX_DEPTH || self.token()? != b'{' {
+            return None;
+        }
+        self.i += 1;
+        if self.token()? == b'}' {
             self.i += 1;
             return Some(());
         }
         loop {
-            if self.peek() != Some(b'"') {
+            if self.token()? != b'"' {
                 return None;
             }
             let key_start = self.i + 1;
@@ -541,14 +550,16 @@ impl Validator<'_> {
                 return None;
             }
             let key = key_start..self.i - 1;
-            self.ws();
-            self.expect(b':')?;
-            self.ws();
+            if self.token()? != b':' {
+                return None;
+            }
+            self.i += 1;
+            let c = self.token()?;
             let start = self.i;
-            let objects = if arrays && self.peek() == Some(b'[') {
+            let objects = if arrays && c == b'[' {
                 self.top_array(depth + 1)?
             } else {
-                self.value(depth + 1)?;
+                self.value_at(c, depth + 1)?;
                 None
             };
             member(Span {
@@ -556,40 +567,55 @@ impl Validator<'_> {
                 value: start..self.i,
                 objects,
             });
-            self.ws();
-            match self.next()? {
-                b',' => self.ws(),
-                b'}' => return Some(()),
+            match self.token()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
                 _ => return None,
             }
         }
     }
 
-    /// Any value, `depth` levels down from the root.
-    fn value(&mut self, depth: u32) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
+    /// The value that starts with `c` at `self.i` (a string, the commonest, first).
+    #[inline(always)]
+    fn value_at(&mut self, c: u8, depth: u32) -> Option<()> {
+        if c == b'"' {
+            return self.string().map(|_| ());
         }
-        match self.peek()? {
+        self.other_value(c, depth)
+    }
+
+    /// [`Validator::value_at`] of anything but a string.
+    fn other_value(&mut self, c: u8, depth: u32) -> Option<()> {
+        match c {
             b'{' => self.object(depth, false, |_| {}),
             b'[' => {
+                if depth > MAX_DEPTH {
+                    return None;
+                }
                 self.i += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
+                let mut c = self.token()?;
+                if c == b']' {
                     self.i += 1;
                     return Some(());
                 }
                 loop {
-                    self.value(depth + 1)?;
-                    self.ws();
-                    match self.next()? {
-                        b',' => self.ws(),
-                        b']' => return Some(()),
+                    self.value_at(c, depth + 1)?;
+                    match self.token()? {
+                        b',' => {
+                            self.i += 1;
+                            c = self.token()?;
+                        }
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
                         _ => return None,
                     }
                 }
             }
-            b'"' => self.string().map(|_| ()),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -602,24 +628,29 @@ impl Validator<'_> {
     /// are objects, `first` the first one's text.
     fn top_array(&mut self, depth: u32) -> Option<Option<(usize, Range<usize>)>> {
         self.i += 1;
-        self.ws();
-        if self.peek() == Some(b']') {
+        let mut c = self.token()?;
+        if c == b']' {
             self.i += 1;
             return Some(None);
         }
         let (mut n, mut objects, mut first) = (0usize, true, 0..0);
         loop {
             let start = self.i;
-            objects &= self.peek() == Some(b'{');
-            self.value(depth + 1)?;
+            objects &= c == b'{';
+            self.value_at(c, depth + 1)?;
             if n == 0 {
                 first = start..self.i;
             }
             n += 1;
-            self.ws();
-            match self.next()? {
-                b',' => self.ws(),
-                b']' => break,
+            match self.token()? {
+                b',' => {
+                    self.i += 1;
+                    c = self.token()?;
+                }
+                b']' => {
+                    self.i += 1;
+                    break;
+                }
                 _ => return None,
             }
         }
