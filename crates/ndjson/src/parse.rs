@@ -2,7 +2,7 @@
 
 use simd_json::{Buffers, INPUT_PADDING, Tape, fill_tape_padded};
 
-use crate::prune::{self, Needs, Pruning, Span};
+use crate::prune::{self, Needs, Pruning, Split};
 use crate::tape::Document;
 
 /// Parses lines into a reused tape. One per worker thread.
@@ -15,7 +15,7 @@ pub struct LineParser {
     buffers: Buffers,
     tape: Option<Tape<'static>>,
     /// The root members of the line being parsed in part ([`LineParser::parse_pruned`]).
-    spans: Vec<Span>,
+    split: Split,
     /// The line with only the members read.
     reduced: Vec<u8>,
     /// Whether parsing in part pays on this parser's recent lines.
@@ -78,7 +78,7 @@ impl LineParser {
             buf: Vec::new(),
             buffers: Buffers::new(64 * 1024),
             tape: Some(Tape(Vec::new())),
-            spans: Vec::new(),
+            split: Split::default(),
             reduced: Vec::new(),
             payoff: Payoff::default(),
         }
@@ -124,16 +124,15 @@ impl LineParser {
         if self.payoff.skip() {
             return self.parse(line, f);
         }
-        let needs = match prune::split(line, &mut self.spans) {
-            Some(()) => {
-                prune::resource_type(line, &self.spans).and_then(|ty| pruning.needs(ty, detecting))
-            }
+        let needs = match prune::split(line, &mut self.split) {
+            Some(()) => prune::resource_type(line, &self.split.spans)
+                .and_then(|ty| pruning.needs(ty, detecting)),
             None => None,
         };
         let Some(needs) = needs else {
             return self.parse(line, f);
         };
-        prune::reduce(line, &self.spans, needs, &mut self.reduced);
+        prune::reduce(line, &self.split, needs, &mut self.reduced);
         self.payoff.record(line.len(), self.reduced.len());
         match fill(
             &mut self.buf,

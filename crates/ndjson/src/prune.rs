@@ -199,27 +199,43 @@ pub(crate) struct Span {
     pub objects: Option<(usize, Range<usize>)>,
 }
 
-/// Checks that `line` is one JSON object, valid throughout, and lists its members in `spans`.
-/// `None`: the line is not valid JSON, or not an object, or holds something the validator
-/// leaves to the whole parse (see the module's documentation).
-pub(crate) fn split(line: &[u8], spans: &mut Vec<Span>) -> Option<()> {
-    spans.clear();
+/// What [`split`] finds in a line, kept from line to line: the root members, and where the
+/// line's strings may stop.
+#[derive(Debug, Default)]
+pub(crate) struct Split {
+    /// The root members.
+    pub spans: Vec<Span>,
+    /// Bit `k` of word `k / 64`: byte `k` is a `"`, a `\`, a control byte or beyond ASCII (see
+    /// [`stop_masks`]).
+    stops: Vec<u64>,
+}
+
+/// Checks that `line` is one JSON object, valid throughout, and lists its members in
+/// `split.spans`. `None`: the line is not valid JSON, or not an object, or holds something the
+/// validator leaves to the whole parse (see the module's documentation).
+pub(crate) fn split(line: &[u8], split: &mut Split) -> Option<()> {
+    split.spans.clear();
+    stop_masks(line, &mut split.stops);
     // Outside strings only ASCII is JSON (the grammar below refuses anything else), and every
     // string's text is checked as UTF-8 as it is read.
-    let mut v = Validator { b: line, i: 0 };
-    v.ws();
+    let mut v = Validator {
+        b: line,
+        stops: &split.stops,
+        i: 0,
+    };
+    let spans = &mut split.spans;
     v.object(1, true, |span| spans.push(span))?;
     v.ws();
     (v.i == line.len()).then_some(())
 }
 
-/// Writes into `out` the object `line` is with only the members `needs` reads (`spans` from
-/// [`split`] of the same line), arrays read for their length cut down to as many empty objects
-/// (the first holding the members of it that are read).
-pub(crate) fn reduce(line: &[u8], spans: &[Span], needs: &Needs, out: &mut Vec<u8>) {
+/// Writes into `out` the object `line` is with only the members `needs` reads (`split` of the
+/// same line), arrays read for their length cut down to as many empty objects (the first holding
+/// the members of it that are read).
+pub(crate) fn reduce(line: &[u8], split: &Split, needs: &Needs, out: &mut Vec<u8>) {
     out.clear();
     out.push(b'{');
-    for span in spans {
+    for span in &split.spans {
         let Some(key) = key_text(line, span) else {
             continue;
         };
@@ -236,7 +252,7 @@ pub(crate) fn reduce(line: &[u8], spans: &[Span], needs: &Needs, out: &mut Vec<u
             (Need::Count, Some((n, first))) => {
                 out.push(b'[');
                 match needs.first.get(key) {
-                    Some(members) => keep_members(line, first, members, out),
+                    Some(members) => keep_members(line, &split.stops, first, members, out),
                     None => out.extend_from_slice(b"{}"),
                 }
                 for _ in 1..*n {
@@ -250,14 +266,20 @@ pub(crate) fn reduce(line: &[u8], spans: &[Span], needs: &Needs, out: &mut Vec<u
     out.push(b'}');
 }
 
-/// A member's key (`split` checked the whole line is UTF-8, so every key is).
+/// A member's key (`split` checked that every string is UTF-8).
 fn key_text<'a>(line: &'a [u8], span: &Span) -> Option<&'a str> {
     std::str::from_utf8(&line[span.key.clone()]).ok()
 }
 
-/// Writes the object that starts at `at` of `line` (checked by [`split`]) with only the members
-/// `needs` names.
-fn keep_members(line: &[u8], first: &Range<usize>, needs: &Needs, out: &mut Vec<u8>) {
+/// Writes the object `first` of `line` (checked by [`split`], whose `stops` these are) with
+/// only the members `needs` names.
+fn keep_members(
+    line: &[u8],
+    stops: &[u64],
+    first: &Range<usize>,
+    needs: &Needs,
+    out: &mut Vec<u8>,
+) {
     let element = &line[first.clone()];
     // A key with an escape is only known unescaped: the element is kept whole.
     if memchr::memchr(b'\\', element).is_some() {
@@ -266,16 +288,17 @@ fn keep_members(line: &[u8], first: &Range<usize>, needs: &Needs, out: &mut Vec<
     }
     let mut v = Validator {
         b: line,
+        stops,
         i: first.start,
     };
-    let mut first = true;
+    let mut any = false;
     out.push(b'{');
     let walked = v.object(2, false, |span| {
         if key_text(line, &span).is_some_and(|k| needs.need(k).is_some()) {
-            if !first {
+            if any {
                 out.push(b',');
             }
-            first = false;
+            any = true;
             out.extend_from_slice(&line[span.key.start - 1..span.key.end + 1]);
             out.push(b':');
             out.extend_from_slice(&line[span.value]);
@@ -299,40 +322,40 @@ pub(crate) fn resource_type<'a>(line: &'a [u8], spans: &[Span]) -> Option<&'a st
     std::str::from_utf8(text).ok()
 }
 
-#[cfg(any(test, not(target_arch = "x86_64")))]
-const ONES: u64 = 0x0101_0101_0101_0101;
-#[cfg(any(test, not(target_arch = "x86_64")))]
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of every byte of `x` that ends a run of plain string text: `"`, `\` or a
-/// control character. Only the lowest set bit is exact (a borrow can flag a byte above a true
-/// one), and only it is used.
-#[cfg(any(test, not(target_arch = "x86_64")))]
-#[inline]
-fn string_stops(x: u64) -> u64 {
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    zero(x ^ (ONES * u64::from(b'"')))
-        | zero(x ^ (ONES * u64::from(b'\\')))
-        | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+/// The stops of `line` into `out`: bit `k` of word `k / 64` is set when byte `k` is a `"`, a
+/// `\`, a control byte or a byte beyond ASCII, the bytes a string's reader must look at; two
+/// zero words follow the line's, so that any position of the line has a whole window of 128 bits
+/// (see [`Validator::next_stop`]).
+fn stop_masks(line: &[u8], out: &mut Vec<u64>) {
+    out.clear();
+    let (blocks, rest) = line.as_chunks::<64>();
+    out.reserve(blocks.len() + 3);
+    for block in blocks {
+        out.push(block_stops(block));
+    }
+    if !rest.is_empty() {
+        // Spaces are no stops.
+        let mut block = [b' '; 64];
+        block[..rest.len()].copy_from_slice(rest);
+        out.push(block_stops(&block));
+    }
+    out.extend([0, 0]);
 }
 
-/// Where the run of plain string text (no `"`, `\`, control byte or byte beyond ASCII) that
-/// starts at `i` ends, and whether a `"` ends it: the first such byte, or where the last whole
-/// block of 16 bytes (8 without SSE2) ends, the rest being looked at one byte at a time.
+/// The stops of 64 bytes, sixteen at a time with SSE2.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn plain_text_end(b: &[u8], i: usize) -> (usize, bool) {
+fn block_stops(block: &[u8; 64]) -> u64 {
     // SAFETY: the one obligation of calling a `target_feature` function is that the processor
     // has the feature, and SSE2 is part of x86-64 itself (every x86-64 target enables it). The
-    // function reads `b` through bounds-checked slices only; nothing here is unsafe on the
-    // input.
-    unsafe { plain_text_end_sse2(b, i) }
+    // function reads the block as a value; nothing here is unsafe on the input.
+    unsafe { block_stops_sse2(block) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 #[inline]
-fn plain_text_end_sse2(b: &[u8], mut i: usize) -> (usize, bool) {
+fn block_stops_sse2(block: &[u8; 64]) -> u64 {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
         _mm_set1_epi8,
@@ -340,59 +363,36 @@ fn plain_text_end_sse2(b: &[u8], mut i: usize) -> (usize, bool) {
     let quote = _mm_set1_epi8(b'"' as i8);
     let backslash = _mm_set1_epi8(b'\\' as i8);
     let control = _mm_set1_epi8(0x1F);
-    // (every stop, the quotes) of sixteen bytes.
-    let scan = |chunk: &[u8; 16]| {
+    let (chunks, _) = block.as_chunks::<16>();
+    let mut stops = 0u64;
+    for (k, chunk) in chunks.iter().enumerate() {
         let v = u128::from_le_bytes(*chunk);
         let x = _mm_set_epi64x((v >> 64) as i64, v as i64);
-        let quotes = _mm_cmpeq_epi8(x, quote);
-        let stops = _mm_or_si128(
-            _mm_or_si128(quotes, _mm_cmpeq_epi8(x, backslash)),
+        let found = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
             _mm_cmpeq_epi8(_mm_max_epu8(x, control), control),
         );
         // The high bit of each byte is its own: bytes beyond ASCII stop too.
-        let stops = _mm_movemask_epi8(stops) as u32 | _mm_movemask_epi8(x) as u32;
-        (stops & 0xFFFF, _mm_movemask_epi8(quotes) as u32 & 0xFFFF)
-    };
-    while let Some(chunk) = b.get(i..i + 32) {
-        let (first, second) = chunk.split_at(16);
-        let (Ok(first), Ok(second)) = (first.try_into(), second.try_into()) else {
-            break;
-        };
-        let ((s0, q0), (s1, q1)) = (scan(first), scan(second));
-        let stops = s0 | s1 << 16;
-        if stops != 0 {
-            let k = stops.trailing_zeros();
-            return (i + k as usize, (q0 | q1 << 16) >> k & 1 == 1);
-        }
-        i += 32;
+        let mask = (_mm_movemask_epi8(found) | _mm_movemask_epi8(x)) as u32 & 0xFFFF;
+        stops |= u64::from(mask) << (16 * k);
     }
-    if let Some(Ok(chunk)) = b.get(i..i + 16).map(<&[u8; 16]>::try_from) {
-        let (stops, quotes) = scan(chunk);
-        if stops != 0 {
-            let k = stops.trailing_zeros();
-            return (i + k as usize, quotes >> k & 1 == 1);
-        }
-        i += 16;
-    }
-    (i, false)
+    stops
 }
 
-/// See the x86-64 version: eight bytes at a time in a `u64`.
+/// Whether a string's reader must look at byte `b` (see [`stop_masks`]).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn is_stop(b: u8) -> bool {
+    matches!(b, b'"' | b'\\') || !(0x20..0x80).contains(&b)
+}
+
+/// The stops of 64 bytes, one at a time.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn plain_text_end(b: &[u8], mut i: usize) -> (usize, bool) {
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        let stops = string_stops(word) | (word & HIGH);
-        if stops != 0 {
-            let k = stops.trailing_zeros() / 8;
-            return (i + k as usize, chunk[k as usize] == b'"');
-        }
-        i += 8;
-    }
-    (i, false)
+fn block_stops(block: &[u8; 64]) -> u64 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |stops, (k, b)| stops | u64::from(is_stop(*b)) << k)
 }
 
 /// The bytes of one character beyond ASCII whose first byte is `lead`: 2 to 4 (`None` for a byte
@@ -409,6 +409,8 @@ fn utf8_width(lead: u8) -> Option<usize> {
 
 struct Validator<'a> {
     b: &'a [u8],
+    /// The line's [`stop_masks`].
+    stops: &'a [u64],
     i: usize,
 }
 
@@ -434,16 +436,32 @@ impl Validator<'_> {
 
     /// A string, from its opening quote to past its closing one; `Some(true)` when it has an
     /// escape.
+    /// The first stop (see [`stop_masks`]) at or after `i`; `None` when the line has none.
+    /// A window of 128 bits from `i` settles nearly every string without a loop.
+    #[inline(always)]
+    fn next_stop(&self, i: usize) -> Option<usize> {
+        let window = |at: usize| -> Option<u128> {
+            let w = at >> 6;
+            let pair = u128::from(*self.stops.get(w + 1)?) << 64 | u128::from(*self.stops.get(w)?);
+            Some(pair >> (at & 63))
+        };
+        let (mut at, mut bits) = (i, window(i)?);
+        while bits == 0 {
+            at = (at & !63) + 128;
+            bits = window(at)?;
+        }
+        Some(at + bits.trailing_zeros() as usize)
+    }
+
+    /// A string, from its opening quote to past its closing one; `Some(true)` when it has an
+    /// escape.
     #[inline(always)]
     fn string(&mut self) -> Option<bool> {
-        self.i += 1;
         let mut escaped = false;
+        let mut from = self.i + 1;
         loop {
-            let (at, quote) = plain_text_end(self.b, self.i);
+            let at = self.next_stop(from)?;
             self.i = at + 1;
-            if quote {
-                return Some(escaped);
-            }
             match *self.b.get(at)? {
                 b'"' => return Some(escaped),
                 b'\\' => {
@@ -466,14 +484,15 @@ impl Validator<'_> {
                         _ => return None,
                     }
                 }
-                c if c < 0x20 => return None,
                 c if c >= 0x80 => {
                     let width = utf8_width(c)?;
                     std::str::from_utf8(self.b.get(at..at + width)?).ok()?;
                     self.i = at + width;
                 }
-                _ => {}
+                // A control byte.
+                _ => return None,
             }
+            from = self.i;
         }
     }
 
@@ -671,10 +690,10 @@ mod tests {
     }
 
     fn reduced(line: &str, n: &Needs) -> Option<String> {
-        let mut spans = Vec::new();
-        split(line.as_bytes(), &mut spans)?;
+        let mut found = Split::default();
+        split(line.as_bytes(), &mut found)?;
         let mut out = Vec::new();
-        reduce(line.as_bytes(), &spans, n, &mut out);
+        reduce(line.as_bytes(), &found, n, &mut out);
         String::from_utf8(out).ok()
     }
 
@@ -731,7 +750,10 @@ mod tests {
             r#"{"a" : [ ] , "b" : { } }"#,
         ];
         for line in valid {
-            assert!(split(line.as_bytes(), &mut Vec::new()).is_some(), "{line}");
+            assert!(
+                split(line.as_bytes(), &mut Split::default()).is_some(),
+                "{line}"
+            );
         }
         let refused: [&[u8]; 22] = [
             b"",
@@ -760,74 +782,59 @@ mod tests {
         ];
         for line in refused {
             assert!(
-                split(line, &mut Vec::new()).is_none(),
+                split(line, &mut Split::default()).is_none(),
                 "{}",
                 String::from_utf8_lossy(line)
             );
         }
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
-        assert!(split(deep.as_bytes(), &mut Vec::new()).is_none());
+        assert!(split(deep.as_bytes(), &mut Split::default()).is_none());
     }
 
+    /// Every byte's stop bit is what [`is_stop`] says, whatever the line's length; the two
+    /// words after the line's are zero; `next_stop` finds the first stop from any position,
+    /// across words, and none past the last.
     #[test]
-    fn string_stops_finds_the_first_quote_backslash_or_control_byte() {
-        for (text, at) in [
-            (&b"abcdefgh"[..], None),
-            (b"abc\"efgh", Some(3)),
-            (b"\\bcdefgh", Some(0)),
-            (b"abcdefg\x1f", Some(7)),
-            (b"\xc3\xa9\xe2\x82\xac\x7f\x80\x9f", None),
-            (b"a\x00\"\\\x00\"\\\x00", Some(1)),
-        ] {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(text);
-            let stops = string_stops(u64::from_le_bytes(w));
-            let got = (stops != 0).then(|| (stops.trailing_zeros() / 8) as usize);
-            assert_eq!(got, at, "{text:?}");
-        }
-    }
-
-    #[test]
-    fn plain_text_ends_at_the_first_quote_backslash_or_control_byte() {
-        let text: Vec<u8> = (0..40u8).map(|k| b'a' + k % 26).collect();
-        for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
-            for at in 0..text.len() {
-                let mut t = text.clone();
-                t[at] = stop;
-                // From 3 on: the run ends at the stop, or where fewer than 16 bytes are left
-                // (the caller reads those one at a time), never past the stop.
-                let (end, quote) = plain_text_end(&t, 3);
-                if at >= 3 {
-                    assert!(end <= at, "stop {stop} at {at}: {end}");
-                    assert!(
-                        end == at || t.len() - end < 16,
-                        "stop {stop} at {at}: {end}"
-                    );
-                    // A quote is told only when a block found it.
-                    assert!(!quote || (end == at && stop == b'"'), "stop {stop} at {at}");
-                    if stop == b'"' && end == at && t.len() - at >= 16 {
-                        assert!(quote, "stop {stop} at {at}");
-                    }
-                }
+    fn stop_masks_flag_exactly_the_bytes_a_string_reader_looks_at() {
+        let mut line: Vec<u8> = (0..=255u8).cycle().take(700).collect();
+        line.extend_from_slice(&[b'a'; 300]);
+        let mut stops = Vec::new();
+        for len in [0, 1, 63, 64, 65, 200, 1000] {
+            let line = &line[..len];
+            stop_masks(line, &mut stops);
+            assert_eq!(stops.len(), len.div_ceil(64) + 2, "{len}");
+            for (k, b) in line.iter().enumerate() {
+                assert_eq!(
+                    stops[k / 64] >> (k % 64) & 1 == 1,
+                    is_stop(*b),
+                    "byte {k} of {len}"
+                );
+            }
+            assert!(stops[stops.len() - 2..].iter().all(|w| *w == 0));
+            let v = Validator {
+                b: line,
+                stops: &stops,
+                i: 0,
+            };
+            for from in 0..len {
+                let want = (from..len).find(|k| is_stop(line[*k]));
+                assert_eq!(v.next_stop(from), want, "from {from} of {len}");
             }
         }
-        // Bytes beyond ASCII stop the run too: the string's reader checks each character.
-        let utf8 = "plain text of some length \u{e9}\u{20ac}\u{1F600}".as_bytes();
-        assert_eq!(plain_text_end(utf8, 0), (26, false));
     }
 
     #[test]
     fn the_resource_type_is_read_only_when_plain() {
-        let mut spans = Vec::new();
+        let mut found = Split::default();
         let line = br#"{"id":"1","resourceType":"Patient"}"#;
-        split(line, &mut spans).expect("valid");
-        assert_eq!(resource_type(line, &spans), Some("Patient"));
+        split(line, &mut found).expect("valid");
+        assert_eq!(resource_type(line, &found.spans), Some("Patient"));
         let line = br#"{"resourceType":"Pat\u0069ent"}"#;
-        split(line, &mut spans).expect("valid");
-        assert_eq!(resource_type(line, &spans), None);
+        split(line, &mut found).expect("valid");
+        assert_eq!(resource_type(line, &found.spans), None);
         let line = br#"{"resourceType":7}"#;
-        split(line, &mut spans).expect("valid");
-        assert_eq!(resource_type(line, &spans), None);
+        split(line, &mut found).expect("valid");
+        assert_eq!(resource_type(line, &found.spans), None);
     }
 
     #[test]
