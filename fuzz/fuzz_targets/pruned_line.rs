@@ -6,4 +6,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| claimline_ndjson::fuzzing::pruned_line(data));
+fuzz_target!(|data: &[u8]| {
+    claimline_ndjson::fuzzing::pruned_line(data);
+});

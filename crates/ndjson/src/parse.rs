@@ -26,8 +26,9 @@ pub struct LineParser {
 /// (a header view keeps a fifth of an EOB), not when most is (a load of every CCLF table keeps
 /// nine tenths, and would run a sixth slower). A parser measures what it keeps over
 /// [`Payoff::SAMPLE`] lines parsed in part; when that is more than half their bytes, it parses
-/// the next [`Payoff::WHOLE`] lines whole, then measures again. Which way a line is parsed never
-/// changes what comes of it.
+/// the next lines whole ([`Payoff::WHOLE`], twice as many after each sample that says so again,
+/// up to [`Payoff::LONGEST`]), then measures again. Which way a line is parsed never changes
+/// what comes of it.
 #[derive(Debug, Default)]
 struct Payoff {
     lines: u32,
@@ -35,11 +36,14 @@ struct Payoff {
     kept_bytes: u64,
     /// Lines still to parse whole.
     whole_for: u32,
+    /// How many lines the last sample that said so sent to the whole parse (0: none).
+    last_whole: u32,
 }
 
 impl Payoff {
     const SAMPLE: u32 = 64;
     const WHOLE: u32 = 1024;
+    const LONGEST: u32 = 64 * 1024;
 
     /// A line of `line` bytes was parsed with `kept` of them.
     fn record(&mut self, line: usize, kept: usize) {
@@ -47,11 +51,14 @@ impl Payoff {
         self.line_bytes += line as u64;
         self.kept_bytes += kept as u64;
         if self.lines == Self::SAMPLE {
-            if self.kept_bytes * 2 > self.line_bytes {
-                self.whole_for = Self::WHOLE;
-            }
+            let last_whole = if self.kept_bytes * 2 > self.line_bytes {
+                (self.last_whole * 2).clamp(Self::WHOLE, Self::LONGEST)
+            } else {
+                0
+            };
             *self = Payoff {
-                whole_for: self.whole_for,
+                whole_for: last_whole,
+                last_whole,
                 ..Payoff::default()
             };
         }
@@ -301,6 +308,20 @@ mod tests {
         }
         for _ in 0..Payoff::WHOLE {
             assert!(p.skip());
+        }
+        assert!(!p.skip());
+        // Again: twice as many lines whole; a sample that keeps little ends that.
+        for _ in 0..Payoff::SAMPLE - 1 {
+            p.record(1000, 900);
+            assert!(!p.skip());
+        }
+        p.record(1000, 900);
+        for _ in 0..2 * Payoff::WHOLE {
+            assert!(p.skip());
+        }
+        for _ in 0..Payoff::SAMPLE {
+            assert!(!p.skip());
+            p.record(1000, 100);
         }
         assert!(!p.skip());
         // The same line, parsed in part or (while skipping) whole, gives the same document.

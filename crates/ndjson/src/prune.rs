@@ -111,21 +111,30 @@ impl Needs {
 
     /// What is read of the root member whose key is `key`: its own need when it is named, all
     /// of it when it is the twin or a choice-type variant of a name, `None` when it is not read.
+    /// A key can be more than one of these (`_valueQuantity` is the twin of `valueQuantity`,
+    /// itself a variant of `value`): the most any of them reads.
     pub fn need(&self, key: &str) -> Option<Need> {
-        if let Some(need) = self.names.get(key) {
-            return Some(*need);
+        let own = self.names.get(key).copied();
+        if own == Some(Need::Whole) {
+            return own;
         }
-        if let Some(name) = key.strip_prefix('_')
-            && self.names.contains_key(name)
-        {
+        // The twin of a name, or of a variant of one.
+        let untwinned = key.strip_prefix('_').unwrap_or(key);
+        let twin = untwinned.len() < key.len()
+            && (self.names.contains_key(untwinned) || self.variant(untwinned));
+        if twin || self.variant(key) {
             return Some(Need::Whole);
         }
-        let variant = self.names.keys().any(|name| {
+        own
+    }
+
+    /// `key` is a choice-type variant of a name read (`valueQuantity` of `value`).
+    fn variant(&self, key: &str) -> bool {
+        self.names.keys().any(|name| {
             key.len() > name.len()
                 && key.as_bytes()[name.len()].is_ascii_uppercase()
                 && key.starts_with(name.as_str())
-        });
-        variant.then_some(Need::Whole)
+        })
     }
 }
 
@@ -695,6 +704,24 @@ mod tests {
         let mut out = Vec::new();
         reduce(line.as_bytes(), &found, n, &mut out);
         String::from_utf8(out).ok()
+    }
+
+    #[test]
+    fn a_key_read_several_ways_is_read_as_much_as_the_most_of_them() {
+        let n = needs(&[
+            ("value", Need::Whole),
+            ("valueQuantity", Need::Count),
+            ("_x", Need::Count),
+            ("x", Need::Whole),
+            ("deceased", Need::Count),
+        ]);
+        assert_eq!(n.need("valueQuantity"), Some(Need::Whole));
+        assert_eq!(n.need("_valueQuantity"), Some(Need::Whole));
+        assert_eq!(n.need("_x"), Some(Need::Whole));
+        assert_eq!(n.need("_deceasedBoolean"), Some(Need::Whole));
+        assert_eq!(n.need("deceased"), Some(Need::Count));
+        assert_eq!(n.need("_y"), None);
+        assert_eq!(n.need("values"), None);
     }
 
     #[test]

@@ -316,10 +316,22 @@ impl RootReads {
                     Some(i) => self.expr(i, root),
                     None => root,
                 };
-                match keys.first() {
-                    Some(k) if base => self.needs.add(&k.name, Need::Whole),
-                    Some(_) => {}
-                    None => return base,
+                match keys.as_slice() {
+                    [] => return base,
+                    [first, rest @ ..] if base => {
+                        self.needs.add(&first.name, Need::Whole);
+                        // `Patient.name`: a leading type name selects the resource itself
+                        // (`eval`'s member walk), and the next name is the member read.
+                        if input.is_none()
+                            && first.name.starts_with(|c: char| c.is_ascii_uppercase())
+                        {
+                            match rest.first() {
+                                Some(next) => self.needs.add(&next.name, Need::Whole),
+                                None => return true,
+                            }
+                        }
+                    }
+                    _ => {}
                 }
                 false
             }
@@ -1055,7 +1067,7 @@ mod tests {
             names.sort();
             (r.all || root, names.join(","))
         };
-        let cases: [(&str, bool, &str); 22] = [
+        let cases: [(&str, bool, &str); 25] = [
             ("id", false, "id:Whole"),
             ("_birthDate.extension", false, "_birthDate:Whole"),
             ("item.count()", false, "item:Count"),
@@ -1106,6 +1118,10 @@ mod tests {
                 "payment:Whole,status:Whole",
             ),
             ("%c", false, ""),
+            // A leading type name selects the resource: the next name is what is read.
+            ("Patient.name.family", false, "Patient:Whole,name:Whole"),
+            ("Patient.name.count()", false, "Patient:Whole,name:Whole"),
+            ("Patient", true, "Patient:Whole"),
             // The root used as a value: anything may be read.
             ("$this", true, ""),
             ("%resource = %resource", true, ""),

@@ -114,10 +114,16 @@ impl SelectPlan {
         let focus = match &self.iteration {
             Iteration::Once => root,
             Iteration::ForEach(c, _) | Iteration::ForEachOrNull(c, _) => reads.expr(&c.expr, root),
-            // The paths run on the focus, then on what they gave (never the root unless a path
-            // gives it, when it is the focus again).
+            // The paths run on the focus, then on what they gave: the root too, when a path
+            // gives it.
             Iteration::Repeat(paths, _) => {
-                paths.iter().fold(false, |any, p| reads.expr(p, root) | any)
+                let gives_root = paths.iter().fold(false, |any, p| reads.expr(p, root) | any);
+                if gives_root && !root {
+                    for p in paths {
+                        reads.expr(p, true);
+                    }
+                }
+                gives_root
             }
         };
         for c in &self.columns {
@@ -1376,6 +1382,72 @@ mod tests {
 
     fn load_err(view: &str) -> String {
         load(view).expect_err("view is invalid").to_string()
+    }
+
+    /// Views give the same rows from a resource parsed with only the root members
+    /// `root_needs` names as from one parsed whole: a type name leading a path, the twin of a
+    /// choice-type value, a `repeat` that comes back to the root, counted arrays next to members
+    /// read whole, `%resource` inside a `forEach`, `resolve()`.
+    #[test]
+    fn root_needs_name_every_member_a_view_reads() {
+        let cases: [(&str, &str); 7] = [
+            (
+                r#"{"resource":"Patient","select":[{"column":[{"name":"f","path":"Patient.name.family"}]}]}"#,
+                r#"{"resourceType":"Patient","id":"p","name":[{"family":"X"}],"gender":"f"}"#,
+            ),
+            (
+                r#"{"resource":"Patient","select":[{"column":[{"name":"x","path":"deceased.extension('http://x').exists()","type":"boolean"}]}]}"#,
+                r#"{"resourceType":"Patient","id":"p","deceasedBoolean":true,"_deceasedBoolean":{"extension":[{"url":"http://x"}]},"gender":"f"}"#,
+            ),
+            (
+                r#"{"resource":"ExplanationOfBenefit","select":[{"forEach":"item","select":[{"repeat":["iif(productOrService.exists(), %resource, {})","careTeam"],"column":[{"name":"s","path":"sequence","type":"integer"}]}]}]}"#,
+                r#"{"resourceType":"ExplanationOfBenefit","id":"e","item":[{"sequence":1,"productOrService":{"text":"x"}}],"careTeam":[{"sequence":7},{"sequence":8}],"status":"active"}"#,
+            ),
+            (
+                r#"{"resource":"Observation","select":[{"column":[{"name":"v","path":"value.value","type":"decimal"},{"name":"n","path":"valueQuantity.count()","type":"integer"}]}]}"#,
+                r#"{"resourceType":"Observation","id":"o","valueQuantity":[{"value":5.50}],"status":"final"}"#,
+            ),
+            (
+                r#"{"resource":"ExplanationOfBenefit","select":[{"column":[{"name":"n","path":"item.count()","type":"integer"},{"name":"c","path":"careTeam.exists()","type":"boolean"}]},{"forEach":"diagnosis","column":[{"name":"id","path":"%resource.id"},{"name":"seq","path":"sequence","type":"integer"}]}]}"#,
+                r#"{"resourceType":"ExplanationOfBenefit","id":"e","item":[{"sequence":1},{"sequence":2}],"careTeam":[{"sequence":1}],"diagnosis":[{"sequence":3}],"supportingInfo":[{"sequence":9}]}"#,
+            ),
+            (
+                r#"{"resource":"ExplanationOfBenefit","select":[{"column":[{"name":"npi","path":"careTeam.provider.resolve().identifier.value"}]}]}"#,
+                r##"{"resourceType":"ExplanationOfBenefit","id":"e","careTeam":[{"provider":{"reference":"#p1"}}],"contained":[{"resourceType":"Practitioner","id":"p1","identifier":[{"value":"123"}]}],"item":[{"sequence":1}]}"##,
+            ),
+            (
+                r#"{"resource":"ExplanationOfBenefit","where":[{"path":"ExplanationOfBenefit.status = 'active'"}],"select":[{"column":[{"name":"id","path":"getResourceKey()"}]}]}"#,
+                r#"{"resourceType":"ExplanationOfBenefit","id":"e","status":"active","item":[{"sequence":1}]}"#,
+            ),
+        ];
+        for (view, line) in cases {
+            let v = load(view).expect("view");
+            let needs = v.root_needs().expect("the view names what it reads");
+            let mut pruning = claimline_ndjson::Pruning::new();
+            pruning.set(v.resource(), needs);
+            let mut parser = LineParser::new();
+            let mut whole = Rows::default();
+            parser
+                .parse(line.as_bytes(), |d| v.evaluate(d.root(), &mut whole))
+                .expect("parses")
+                .expect("evaluates");
+            let mut part = Rows::default();
+            let nodes = parser
+                .parse_pruned(line.as_bytes(), &pruning, false, |d| {
+                    v.evaluate(d.root(), &mut part).map(|()| d.node_count())
+                })
+                .expect("parses")
+                .expect("evaluates");
+            let all_nodes = parser
+                .parse(line.as_bytes(), |d| d.node_count())
+                .expect("parses");
+            assert_eq!(part, whole, "{view}");
+            assert!(
+                whole.rows.iter().flatten().any(|c| *c != Cell::Null),
+                "{view}: the case reads something"
+            );
+            assert!(nodes < all_nodes, "{view}: something was left out");
+        }
     }
 
     /// Rows through both value implementations (they must agree), as JSON text per row.
