@@ -229,6 +229,30 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `claimline load INPUT --views VIEWS --out OUT --run-id r1 --format parquet EXTRA…` in `cwd`.
+fn load_parquet_r1(
+    cwd: &Path,
+    input: &Path,
+    views: &str,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "load",
+        s(input),
+        "--views",
+        views,
+        "--out",
+        s(out),
+        "--run-id",
+        "r1",
+        "--format",
+        "parquet",
+    ];
+    args.extend_from_slice(extra);
+    claimline(cwd, &args)
+}
+
 #[test]
 fn same_input_and_run_id_give_byte_identical_parquet() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -236,21 +260,7 @@ fn same_input_and_run_id_give_byte_identical_parquet() {
     let mut files = Vec::new();
     for out in ["a", "b"] {
         let out = dir.path().join(out);
-        let r = claimline(
-            dir.path(),
-            &[
-                "load",
-                s(&input),
-                "--views",
-                "basic",
-                "--out",
-                s(&out),
-                "--run-id",
-                "r1",
-                "--format",
-                "parquet",
-            ],
-        );
+        let r = load_parquet_r1(dir.path(), &input, "basic", &out, &[]);
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
         files.push(out);
     }
@@ -862,7 +872,7 @@ fn parsing_only_the_members_read_gives_the_same_tables_and_rejects() {
     .expect("view");
     let inputs = [
         sample_data(),
-        repo_root_path().join("sample-data/generated"),
+        crate::repo_root().join("sample-data/generated"),
         loose,
     ];
     for input in &inputs {
@@ -873,23 +883,12 @@ fn parsing_only_the_members_read_gives_the_same_tables_and_rejects() {
                     .path()
                     .join(format!("out-{}", outs.len() + 10 * usize::from(whole)));
                 let _ = std::fs::remove_dir_all(&out);
-                let mut args = vec![
-                    "load",
-                    s(input),
-                    "--views",
-                    views,
-                    "--out",
-                    s(&out),
-                    "--run-id",
-                    "r1",
-                    "--format",
-                    "parquet",
-                    "--no-report",
-                ];
-                if whole {
-                    args.push("--parse-whole");
-                }
-                let r = claimline(dir.path(), &args);
+                let extra: &[&str] = if whole {
+                    &["--no-report", "--parse-whole"]
+                } else {
+                    &["--no-report"]
+                };
+                let r = load_parquet_r1(dir.path(), input, views, &out, extra);
                 assert!(
                     matches!(r.status.code(), Some(0 | 3)),
                     "{views}: {}",
@@ -911,8 +910,4 @@ fn parsing_only_the_members_read_gives_the_same_tables_and_rejects() {
             }
         }
     }
-}
-
-fn repo_root_path() -> PathBuf {
-    crate::repo_root()
 }

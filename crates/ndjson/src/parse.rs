@@ -117,7 +117,8 @@ impl LineParser {
     /// The whole line is checked either way: a line is accepted or refused, with the same
     /// error, as [`LineParser::parse`] accepts or refuses it. A line of a type `pruning` does
     /// not name, or one the validator leaves to simd-json, is parsed whole; so are lines while
-    /// parsing in part keeps most of each (see [`Payoff`]).
+    /// parsing in part keeps most of each (a parser that keeps more than half of its lines' bytes
+    /// parses the next ones whole for a while, then samples again).
     ///
     /// # Errors
     /// As [`LineParser::parse`].

@@ -619,31 +619,7 @@ impl Validator<'_> {
     fn other_value(&mut self, c: u8, depth: u32) -> Option<()> {
         match c {
             b'{' => self.object(depth, false, |_| {}),
-            b'[' => {
-                if depth > MAX_DEPTH {
-                    return None;
-                }
-                self.i += 1;
-                let mut c = self.token()?;
-                if c == b']' {
-                    self.i += 1;
-                    return Some(());
-                }
-                loop {
-                    self.value_at(c, depth + 1)?;
-                    match self.token()? {
-                        b',' => {
-                            self.i += 1;
-                            c = self.token()?;
-                        }
-                        b']' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
+            b'[' => self.array(depth, |_, _| {}).map(|_| ()),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -652,23 +628,24 @@ impl Validator<'_> {
         }
     }
 
-    /// A root member's array value; `Some(Some((n, first)))` when it has `n > 0` elements and all
-    /// are objects, `first` the first one's text.
-    fn top_array(&mut self, depth: u32) -> Option<Option<(usize, Range<usize>)>> {
+    /// The array at `self.i` (its `[`), `depth` levels down, each element's first byte and text
+    /// handed to `element`; how many elements it has.
+    #[inline]
+    fn array(&mut self, depth: u32, mut element: impl FnMut(u8, Range<usize>)) -> Option<usize> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
         self.i += 1;
         let mut c = self.token()?;
         if c == b']' {
             self.i += 1;
-            return Some(None);
+            return Some(0);
         }
-        let (mut n, mut objects, mut first) = (0usize, true, 0..0);
+        let mut n = 0;
         loop {
             let start = self.i;
-            objects &= c == b'{';
             self.value_at(c, depth + 1)?;
-            if n == 0 {
-                first = start..self.i;
-            }
+            element(c, start..self.i);
             n += 1;
             match self.token()? {
                 b',' => {
@@ -677,12 +654,22 @@ impl Validator<'_> {
                 }
                 b']' => {
                     self.i += 1;
-                    break;
+                    return Some(n);
                 }
                 _ => return None,
             }
         }
-        Some(objects.then_some((n, first)))
+    }
+
+    /// A root member's array value; `Some(Some((n, first)))` when it has `n > 0` elements and all
+    /// are objects, `first` the first one's text.
+    fn top_array(&mut self, depth: u32) -> Option<Option<(usize, Range<usize>)>> {
+        let (mut objects, mut first) = (true, None);
+        let n = self.array(depth, |c, text| {
+            objects &= c == b'{';
+            first.get_or_insert(text);
+        })?;
+        Some(first.filter(|_| objects).map(|first| (n, first)))
     }
 }
 

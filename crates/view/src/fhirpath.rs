@@ -287,6 +287,24 @@ pub fn share_row_constants(e: &mut Expr, seen: &mut Vec<Arc<Expr>>) {
     }
 }
 
+/// Functions whose value is some of their input's items, chosen without reading them (or by
+/// their type alone: `ofType`, `as`): the root in, the root may come out, nothing of it read.
+fn picks_from_input(f: &Function) -> bool {
+    use Function as F;
+    matches!(
+        f,
+        F::Where
+            | F::First
+            | F::Last
+            | F::Single
+            | F::Tail
+            | F::Skip
+            | F::Take
+            | F::OfType(_)
+            | F::As(_)
+    )
+}
+
 /// What paths read of the resource's root object, found from the paths alone before any
 /// resource is seen: the root members they look up and how much of each ([`Needs`]), or that
 /// they may read any member (`all`: the root object itself is used as a value, compared,
@@ -389,22 +407,14 @@ impl RootReads {
                 }
                 if input {
                     match f {
-                        F::Where
-                        | F::Select
+                        _ if picks_from_input(f) => {}
+                        F::Select
                         | F::Exists
                         | F::All
                         | F::Empty
                         | F::Count
-                        | F::First
-                        | F::Last
-                        | F::Single
-                        | F::Tail
-                        | F::Skip
-                        | F::Take
                         | F::Combine
                         | F::Iif
-                        | F::OfType(_)
-                        | F::As(_)
                         | F::Is(_)
                         | F::HasValue => {}
                         F::GetResourceKey => self.needs.add("id", Need::Whole),
@@ -419,16 +429,9 @@ impl RootReads {
                     self.all = true;
                 }
                 match f {
-                    F::Where
-                    | F::First
-                    | F::Last
-                    | F::Single
-                    | F::Tail
-                    | F::Skip
-                    | F::Take
-                    | F::OfType(_)
-                    | F::As(_)
-                    | F::Distinct => input,
+                    _ if picks_from_input(f) => input,
+                    // Reads the root whole when it is in the input (above); gives it back.
+                    F::Distinct => input,
                     F::Select | F::Iif => from_args,
                     F::Combine | F::Union => input || from_args,
                     _ => false,
