@@ -20,15 +20,42 @@ const EOB_TYPE_V12: &str = "https://bluebutton.cms.gov/resources/codesystem/eob-
 const EOB_TYPE_V3: &str = "https://bluebutton.cms.gov/fhir/CodeSystem/EOB-TYPE";
 const CLM_TYPE_CD_V3: &str = "https://bluebutton.cms.gov/fhir/CodeSystem/CLM-TYPE-CD";
 
+/// The root members [`detect_version`] reads of a resource with a profile (`meta.profile`).
+pub(crate) const PROFILED_READS: [&str; 4] = ["meta", "type", "identifier", "extension"];
+
+/// The root members [`detect_version`] reads besides [`PROFILED_READS`] of a resource without a
+/// profile (the elements only one FHIR release has).
+pub(crate) const UNPROFILED_READS: [&str; 7] = [
+    "class",
+    "grouping",
+    "insurance",
+    "total",
+    "totalCost",
+    "outcome",
+    "benefitBalance",
+];
+
+/// The resource's profiles (`meta.profile`'s strings).
+fn profiles<'a>(root: Cursor<'a>) -> impl Iterator<Item = &'a str> {
+    root.get("meta")
+        .and_then(|m| m.get("profile"))
+        .into_iter()
+        .flat_map(|p| p.items())
+        .filter_map(|p| p.as_str())
+}
+
+/// The resource has a profile: [`detect_version`] reads only [`PROFILED_READS`] of it.
+pub(crate) fn profiled(root: Cursor<'_>) -> bool {
+    profiles(root).next().is_some()
+}
+
 /// Decides the API version of one resource from its shape, or `None` when it carries no mark.
 pub fn detect_version(root: Cursor<'_>) -> Option<ApiVersion> {
     let mut profiled = false;
-    if let Some(profiles) = root.get("meta").and_then(|m| m.get("profile")) {
-        for p in profiles.items().filter_map(|p| p.as_str()) {
-            profiled = true;
-            if p.contains('|') || p.starts_with(V3_PREFIX) {
-                return Some(ApiVersion::V3);
-            }
+    for p in profiles(root) {
+        profiled = true;
+        if p.contains('|') || p.starts_with(V3_PREFIX) {
+            return Some(ApiVersion::V3);
         }
     }
     // An unpinned profile is R4, but v3's prior authorizations carry one too; the URLs in the

@@ -154,8 +154,13 @@ pub fn pruned_line(data: &[u8]) -> usize {
             // What the parse in part may hold: the members read (the first element of an
             // array read for its length cut down, or whole when it has an escape), or
             // everything when the line is left to the whole parse.
+            // With the version told from the shape, a resource without a profile is read with
+            // every member the detection may read.
             let want = parser.parse(data, |doc| {
-                let n = pruning.needs(&ty, detecting).unwrap_or(&needs);
+                let mut n = pruning.needs(&ty, detecting).unwrap_or(&needs);
+                if detecting && !crate::detect::profiled(doc.root()) {
+                    n = pruning.unprofiled(&ty).unwrap_or(n);
+                }
                 let mut full = String::new();
                 canon(doc.root(), 0, &mut full);
                 [

@@ -132,27 +132,52 @@ impl LineParser {
         if self.payoff.skip() {
             return self.parse(line, f);
         }
-        let needs = match prune::split(line, &mut self.split) {
-            Some(()) => prune::resource_type(line, &self.split.spans)
-                .and_then(|ty| pruning.needs(ty, detecting)),
+        let ty = match prune::split(line, &mut self.split) {
+            Some(()) => prune::resource_type(line, &self.split.spans),
             None => None,
         };
-        let Some(needs) = needs else {
+        let Some((ty, needs)) = ty.and_then(|ty| Some((ty, pruning.needs(ty, detecting)?))) else {
             return self.parse(line, f);
         };
         prune::reduce(line, &self.split, needs, &mut self.reduced);
         self.payoff.record(line.len(), self.reduced.len());
-        match fill(
+        // A resource whose version is told from its shape is read as one with a profile first
+        // (the version's marks are then in `meta`, `type`, `identifier` and `extension`);
+        // without a profile, again with every member the detection may read.
+        let attempt = fill(
             &mut self.buf,
             &mut self.buffers,
             &mut self.tape,
             &self.reduced,
             Some(needs),
+            |doc| match !detecting || crate::detect::profiled(doc.root()) {
+                true => Ok(f(doc)),
+                false => Err(f),
+            },
+        );
+        let f = match attempt {
+            Ok(Ok(out)) => return Ok(out),
+            Ok(Err(f)) => f,
+            // The members kept are refused on their own: the whole line decides (and says
+            // where), as `parse` would.
+            // (`f` is inside the closure that came back: it runs on the whole parse either way.)
+            Err((_, again)) => {
+                return self.parse(line, |doc| again(doc).unwrap_or_else(|f| f(doc)));
+            }
+        };
+        let Some(all) = pruning.unprofiled(ty) else {
+            return self.parse(line, f);
+        };
+        prune::reduce(line, &self.split, all, &mut self.reduced);
+        match fill(
+            &mut self.buf,
+            &mut self.buffers,
+            &mut self.tape,
+            &self.reduced,
+            Some(all),
             f,
         ) {
             Ok(out) => Ok(out),
-            // The members kept are refused on their own: the whole line decides (and says
-            // where), as `parse` would.
             Err((_, f)) => self.parse(line, f),
         }
     }
@@ -349,6 +374,42 @@ mod tests {
             counts[0] < counts[Payoff::SAMPLE as usize + 1],
             "{counts:?}"
         );
+    }
+
+    /// A resource whose version is told from its shape: with a profile, what the detection
+    /// reads of one (`meta`, `type`, `identifier`, `extension`) is kept and the rest left out;
+    /// without, every member the detection may read is kept, and the version comes out as from
+    /// the whole line.
+    #[test]
+    fn resources_without_a_profile_keep_what_tells_their_release() {
+        let mut pruning = Pruning::new();
+        pruning.set("ExplanationOfBenefit", Needs::new());
+        let profiled = br#"{"resourceType":"ExplanationOfBenefit","id":"a","meta":{"profile":["http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Inpatient-Institutional"]},"benefitBalance":[{"financial":[{"usedMoney":{"value":1}}]}],"item":[{}]}"#;
+        let stu3 = br#"{"resourceType":"ExplanationOfBenefit","id":"b","insurance":{"coverage":{"reference":"Coverage/x"}},"item":[{}]}"#;
+        let r4 = br#"{"resourceType":"ExplanationOfBenefit","id":"c","insurance":[{"focal":true}],"item":[{}]}"#;
+        let mut parser = LineParser::new();
+        for (line, version, kept) in [
+            (&profiled[..], Some(crate::ApiVersion::V2), ["meta", "id"]),
+            (&stu3[..], Some(crate::ApiVersion::V1), ["insurance", "id"]),
+            (&r4[..], Some(crate::ApiVersion::V2), ["insurance", "id"]),
+        ] {
+            let whole = parser
+                .parse(line, |d| crate::detect_version(d.root()))
+                .expect("valid");
+            assert_eq!(whole, version);
+            let (part, keys) = parser
+                .parse_pruned(line, &pruning, true, |d| {
+                    let keys: Vec<String> = d.root().entries().map(|(k, _)| k.to_owned()).collect();
+                    (crate::detect_version(d.root()), keys)
+                })
+                .expect("valid");
+            assert_eq!(part, version);
+            assert!(kept.iter().all(|k| keys.iter().any(|x| x == k)), "{keys:?}");
+            assert!(
+                !keys.iter().any(|k| k == "item" || k == "benefitBalance"),
+                "{keys:?}"
+            );
+        }
     }
 
     #[test]

@@ -43,6 +43,8 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+
+use crate::detect;
 use std::ops::Range;
 
 /// How much of a root member a consumer reads.
@@ -154,24 +156,10 @@ impl Needs {
 /// not name is parsed whole.
 #[derive(Debug, Clone, Default)]
 pub struct Pruning {
-    types: HashMap<String, [Needs; 2]>,
+    /// Per type: the members read; with what version detection reads of a resource with a
+    /// profile; with what it reads of one without.
+    types: HashMap<String, [Needs; 3]>,
 }
-
-/// The root members [`detect_version`](crate::detect_version) may read, whatever the type: a
-/// file without a manifest's version keeps them too.
-const DETECTION: [&str; 11] = [
-    "meta",
-    "type",
-    "identifier",
-    "extension",
-    "class",
-    "grouping",
-    "insurance",
-    "total",
-    "totalCost",
-    "outcome",
-    "benefitBalance",
-];
 
 impl Pruning {
     /// No type parsed in part.
@@ -184,20 +172,31 @@ impl Pruning {
     pub fn set(&mut self, resource_type: &str, mut needs: Needs) {
         needs.add("resourceType", Need::Whole);
         needs.add("id", Need::Whole);
-        let mut detecting = needs.clone();
-        for name in DETECTION {
-            detecting.add(name, Need::Whole);
+        let mut profiled = needs.clone();
+        for name in detect::PROFILED_READS {
+            profiled.add(name, Need::Whole);
+        }
+        let mut unprofiled = profiled.clone();
+        for name in detect::UNPROFILED_READS {
+            unprofiled.add(name, Need::Whole);
         }
         self.types
-            .insert(resource_type.to_owned(), [needs, detecting]);
+            .insert(resource_type.to_owned(), [needs, profiled, unprofiled]);
     }
 
     /// What is read of a resource of `resource_type`, when it is parsed in part; `detecting`:
-    /// its API version is told from its shape (no manifest says it).
+    /// its API version is told from its shape (no manifest says it), and this is what is read of
+    /// one with a profile (the commonest: every resource of v2 and v3).
     pub fn needs(&self, resource_type: &str, detecting: bool) -> Option<&Needs> {
         self.types
             .get(resource_type)
             .map(|n| &n[usize::from(detecting)])
+    }
+
+    /// What is read of a resource of `resource_type` whose version is told from its shape
+    /// when it has no profile: [`detect_version`](crate::detect_version) looks further.
+    pub(crate) fn unprofiled(&self, resource_type: &str) -> Option<&Needs> {
+        self.types.get(resource_type).map(|n| &n[2])
     }
 
     /// True when no type is parsed in part.
@@ -880,7 +879,12 @@ mod tests {
         assert_eq!(plain.need("total"), Some(Need::Count));
         let detecting = p.needs("Claim", true).expect("set");
         assert_eq!(detecting.need("meta"), Some(Need::Whole));
-        assert_eq!(detecting.need("total"), Some(Need::Whole));
+        assert_eq!(detecting.need("extension"), Some(Need::Whole));
+        assert_eq!(detecting.need("total"), Some(Need::Count));
+        assert_eq!(detecting.need("benefitBalance"), None);
+        let unprofiled = p.unprofiled("Claim").expect("set");
+        assert_eq!(unprofiled.need("total"), Some(Need::Whole));
+        assert_eq!(unprofiled.need("benefitBalance"), Some(Need::Whole));
         assert!(p.needs("Patient", false).is_none());
     }
 }
