@@ -130,11 +130,6 @@ impl<'a> Document<'a> {
         }
     }
 
-    /// The root members the tape was cut down to, when the line was parsed in part.
-    pub fn needs(&self) -> Option<&'a Needs> {
-        self.pruned
-    }
-
     /// The cursor at the document's root value.
     pub fn root(&self) -> Cursor<'_> {
         Cursor { doc: self, pos: 0 }
