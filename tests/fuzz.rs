@@ -4,6 +4,7 @@
 //! the real CMS fixtures and the official ViewDefinition suite cut and damaged every way, and
 //! over a few thousand proptest inputs each.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
@@ -62,8 +63,13 @@ fn pruned_line_over_the_corpora_and_every_real_and_generated_line_cut_and_damage
                 .map(<[u8]>::to_vec),
         );
     }
-    for file in files(&repo().join("sample-data/generated"), ".ndjson") {
-        let text = std::fs::read(&file).expect("sample");
+    let real = lines.len();
+    // The generated exports are gzip, as BCDA serves them.
+    for file in files(&repo().join("sample-data/generated"), ".ndjson.gz") {
+        let mut text = Vec::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&file).expect("sample"))
+            .read_to_end(&mut text)
+            .expect("gzip");
         lines.extend(
             text.split(|b| *b == b'\n')
                 .filter(|l| !l.is_empty())
@@ -71,6 +77,7 @@ fn pruned_line_over_the_corpora_and_every_real_and_generated_line_cut_and_damage
                 .map(<[u8]>::to_vec),
         );
     }
+    assert!(real > 0 && lines.len() > real, "real and generated lines");
     let mut cut_down = 0;
     for line in &lines {
         cut_down += pruned_line(line);

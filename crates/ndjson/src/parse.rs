@@ -140,7 +140,6 @@ impl LineParser {
             return self.parse(line, f);
         };
         prune::reduce(line, &self.split, needs, &mut self.reduced);
-        self.payoff.record(line.len(), self.reduced.len());
         // A resource whose version is told from its shape is read as one with a profile first
         // (the version's marks are then in `meta`, `type`, `identifier` and `extension`);
         // without a profile, again with every member the detection may read.
@@ -150,18 +149,25 @@ impl LineParser {
             &mut self.tape,
             &self.reduced,
             Some(needs),
-            |doc| match !detecting || crate::detect::profiled(doc.root()) {
-                true => Ok(f(doc)),
-                false => Err(f),
+            |doc| {
+                if !detecting || crate::detect::profiled(doc.root()) {
+                    Ok(f(doc))
+                } else {
+                    Err(f)
+                }
             },
         );
         let f = match attempt {
-            Ok(Ok(out)) => return Ok(out),
+            Ok(Ok(out)) => {
+                self.payoff.record(line.len(), self.reduced.len());
+                return Ok(out);
+            }
             Ok(Err(f)) => f,
             // The members kept are refused on their own: the whole line decides (and says
-            // where), as `parse` would.
-            // (`f` is inside the closure that came back: it runs on the whole parse either way.)
+            // where), as `parse` would. (`f` is inside the closure that came back: it runs on
+            // the whole parse either way.)
             Err((_, again)) => {
+                self.payoff.record(line.len(), line.len());
                 return self.parse(line, |doc| again(doc).unwrap_or_else(|f| f(doc)));
             }
         };
@@ -169,6 +175,7 @@ impl LineParser {
             return self.parse(line, f);
         };
         prune::reduce(line, &self.split, all, &mut self.reduced);
+        self.payoff.record(line.len(), self.reduced.len());
         match fill(
             &mut self.buf,
             &mut self.buffers,

@@ -43,9 +43,9 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 
 use crate::detect;
-use std::ops::Range;
 
 /// How much of a root member a consumer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -454,8 +454,6 @@ impl Validator<'_> {
         }
     }
 
-    /// A string, from its opening quote to past its closing one; `Some(true)` when it has an
-    /// escape.
     /// The first stop (see [`stop_masks`]) at or after `i`; `None` when the line has none.
     /// A window of 128 bits from `i` settles nearly every string without a loop.
     #[inline(always)]
