@@ -139,7 +139,7 @@ impl LineParser {
         let Some((ty, needs)) = ty.and_then(|ty| Some((ty, pruning.needs(ty, detecting)?))) else {
             return self.parse(line, f);
         };
-        prune::reduce(line, &self.split, needs, &mut self.reduced);
+        prune::reduce(line, &mut self.split, needs, &mut self.reduced);
         // A resource whose version is told from its shape is read as one with a profile first
         // (the version's marks are then in `meta`, `type`, `identifier` and `extension`);
         // without a profile, again with every member the detection may read.
@@ -174,7 +174,7 @@ impl LineParser {
         let Some(all) = pruning.unprofiled(ty) else {
             return self.parse(line, f);
         };
-        prune::reduce(line, &self.split, all, &mut self.reduced);
+        prune::reduce(line, &mut self.split, all, &mut self.reduced);
         self.payoff.record(line.len(), self.reduced.len());
         match fill(
             &mut self.buf,

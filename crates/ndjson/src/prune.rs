@@ -44,6 +44,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::detect;
 
@@ -60,12 +61,27 @@ pub enum Need {
 /// The root members a consumer reads of one resource type. A member named here is kept with its
 /// primitive-extension twin (`_name`) and its choice-type variants (`nameString` for `name`),
 /// which FHIRPath reads under the same name; those are kept whole.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Needs {
     names: BTreeMap<String, Need>,
     /// Per array read for its length, the members of its first element that are read too.
     first: BTreeMap<String, Needs>,
+    /// Which content this is: a new number (never used before) at every change, so two
+    /// `Needs` of one version read the same (a clone keeps it until either changes). A parser
+    /// remembers the answers of [`Needs::need`] per version ([`Split`]). Zero: nothing read.
+    version: u64,
 }
+
+impl PartialEq for Needs {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names && self.first == other.first
+    }
+}
+
+impl Eq for Needs {}
+
+/// The numbers [`Needs::version`] takes: one process-wide count, so no two changes share one.
+static VERSIONS: AtomicU64 = AtomicU64::new(1);
 
 impl Needs {
     /// Nothing read yet.
@@ -75,6 +91,7 @@ impl Needs {
 
     /// `name` is read as much as `need` says (more, when it was already read more).
     pub fn add(&mut self, name: &str, need: Need) {
+        self.version = VERSIONS.fetch_add(1, Ordering::Relaxed);
         match self.names.get_mut(name) {
             Some(have) => *have = (*have).max(need),
             None => {
@@ -88,6 +105,7 @@ impl Needs {
     /// its first element.
     pub fn add_first(&mut self, array: &str, member: &str) {
         self.add(array, Need::Count);
+        self.version = VERSIONS.fetch_add(1, Ordering::Relaxed);
         self.first
             .entry(array.to_owned())
             .or_default()
@@ -107,6 +125,7 @@ impl Needs {
         for (array, members) in &other.first {
             self.first.entry(array.clone()).or_default().extend(members);
         }
+        self.version = VERSIONS.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The members named, with what is read of each.
@@ -225,9 +244,72 @@ pub(crate) struct Span {
 pub(crate) struct Split {
     /// The root members.
     pub spans: Vec<Span>,
-    /// Bit `k` of word `k / 64`: byte `k` is a `"`, a `\`, a control byte or beyond ASCII (see
-    /// [`stop_masks`]).
-    stops: Vec<u64>,
+    /// Per 64 bytes of the line, the stops and the quotes among them (see [`stop_masks`]).
+    stops: Vec<[u64; 2]>,
+    /// What [`Needs::need`] said of the keys of the last lines reduced, per version of the
+    /// needs asked (see [`Memo`]).
+    memos: Vec<Memo>,
+}
+
+/// The answers of one version of [`Needs`] for the keys of the lines reduced with it, by their
+/// place in the line: the lines of one export hold the same members in the same order, so the
+/// key at a place is nearly always the one met there before, and one comparison of its bytes
+/// replaces the lookups of [`Needs::need`].
+#[derive(Debug, Default)]
+struct Memo {
+    version: u64,
+    keys: Vec<(Box<[u8]>, Option<Need>)>,
+}
+
+impl Memo {
+    /// Most versions remembered at once (a parser asks one or two: what it reads of a resource
+    /// with a profile, and of one without).
+    const VERSIONS: usize = 4;
+    /// Places remembered: a resource has a few dozen root members; a line with more is asked
+    /// past these without a memo (which holds no more than this many keys).
+    const PLACES: usize = 64;
+
+    /// What `needs` reads of `key`, the `n`th member of its line.
+    #[inline]
+    fn need(&mut self, n: usize, key: &str, needs: &Needs) -> Option<Need> {
+        if n >= Self::PLACES {
+            return needs.need(key);
+        }
+        if let Some((k, need)) = self.keys.get(n)
+            && **k == *key.as_bytes()
+        {
+            return *need;
+        }
+        let need = needs.need(key);
+        let entry = (Box::from(key.as_bytes()), need);
+        match self.keys.get_mut(n) {
+            Some(slot) => *slot = entry,
+            None => {
+                self.keys.resize_with(n, || (Box::default(), None));
+                self.keys.push(entry);
+            }
+        }
+        need
+    }
+
+    /// The memo of `needs`' version among `memos`, made (in place of the oldest) when there is
+    /// none.
+    fn of<'a>(memos: &'a mut Vec<Memo>, needs: &Needs) -> &'a mut Memo {
+        let at = match memos.iter().position(|m| m.version == needs.version) {
+            Some(at) => at,
+            None => {
+                if memos.len() == Memo::VERSIONS {
+                    memos.remove(0);
+                }
+                memos.push(Memo {
+                    version: needs.version,
+                    keys: Vec::new(),
+                });
+                memos.len() - 1
+            }
+        };
+        &mut memos[at]
+    }
 }
 
 /// Checks that `line` is one JSON object, valid throughout, and lists its members in
@@ -252,14 +334,20 @@ pub(crate) fn split(line: &[u8], split: &mut Split) -> Option<()> {
 /// Writes into `out` the object `line` is with only the members `needs` reads (`split` of the
 /// same line), arrays read for their length cut down to as many empty objects (the first holding
 /// the members of it that are read).
-pub(crate) fn reduce(line: &[u8], split: &Split, needs: &Needs, out: &mut Vec<u8>) {
+pub(crate) fn reduce(line: &[u8], split: &mut Split, needs: &Needs, out: &mut Vec<u8>) {
     out.clear();
     out.push(b'{');
-    for span in &split.spans {
+    let Split {
+        spans,
+        stops,
+        memos,
+    } = split;
+    let memo = Memo::of(memos, needs);
+    for (n, span) in spans.iter().enumerate() {
         let Some(key) = key_text(line, span) else {
             continue;
         };
-        let Some(need) = needs.need(key) else {
+        let Some(need) = memo.need(n, key, needs) else {
             continue;
         };
         if out.len() > 1 {
@@ -272,7 +360,7 @@ pub(crate) fn reduce(line: &[u8], split: &Split, needs: &Needs, out: &mut Vec<u8
             (Need::Count, Some((n, first))) => {
                 out.push(b'[');
                 match needs.first.get(key) {
-                    Some(members) => keep_members(line, &split.stops, first, members, out),
+                    Some(members) => keep_members(line, stops, first, members, out),
                     None => out.extend_from_slice(b"{}"),
                 }
                 for _ in 1..*n {
@@ -295,7 +383,7 @@ fn key_text<'a>(line: &'a [u8], span: &Span) -> Option<&'a str> {
 /// only the members `needs` names.
 fn keep_members(
     line: &[u8],
-    stops: &[u64],
+    stops: &[[u64; 2]],
     first: &Range<usize>,
     needs: &Needs,
     out: &mut Vec<u8>,
@@ -342,11 +430,11 @@ pub(crate) fn resource_type<'a>(line: &'a [u8], spans: &[Span]) -> Option<&'a st
     std::str::from_utf8(text).ok()
 }
 
-/// The stops of `line` into `out`: bit `k` of word `k / 64` is set when byte `k` is a `"`, a
-/// `\`, a control byte or a byte beyond ASCII, the bytes a string's reader must look at; two
-/// zero words follow the line's, so that any position of the line has a whole window of 128 bits
-/// (see [`Validator::next_stop`]).
-fn stop_masks(line: &[u8], out: &mut Vec<u64>) {
+/// The stops of `line` into `out`: bit `k` of `out[k / 64][0]` is set when byte `k` is a `"`, a
+/// `\`, a control byte or a byte beyond ASCII, the bytes a string's reader must look at, and bit
+/// `k` of `out[k / 64][1]` when it is a `"` (so a reader tells a string's end from its mask, not
+/// from the byte, which it would wait for). Two empty pairs follow the line's.
+fn stop_masks(line: &[u8], out: &mut Vec<[u64; 2]>) {
     out.clear();
     let (blocks, rest) = line.as_chunks::<64>();
     out.reserve(blocks.len() + 3);
@@ -359,13 +447,13 @@ fn stop_masks(line: &[u8], out: &mut Vec<u64>) {
         block[..rest.len()].copy_from_slice(rest);
         out.push(block_stops(&block));
     }
-    out.extend([0, 0]);
+    out.extend([[0; 2]; 2]);
 }
 
-/// The stops of 64 bytes, sixteen at a time with SSE2.
+/// The stops and quotes of 64 bytes, sixteen at a time with SSE2.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn block_stops(block: &[u8; 64]) -> u64 {
+fn block_stops(block: &[u8; 64]) -> [u64; 2] {
     // SAFETY: the one obligation of calling a `target_feature` function is that the processor
     // has the feature, and SSE2 is part of x86-64 itself (every x86-64 target enables it). The
     // function reads the block as a value; nothing here is unsafe on the input.
@@ -375,7 +463,7 @@ fn block_stops(block: &[u8; 64]) -> u64 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse2")]
 #[inline]
-fn block_stops_sse2(block: &[u8; 64]) -> u64 {
+fn block_stops_sse2(block: &[u8; 64]) -> [u64; 2] {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
         _mm_set1_epi8,
@@ -384,19 +472,21 @@ fn block_stops_sse2(block: &[u8; 64]) -> u64 {
     let backslash = _mm_set1_epi8(b'\\' as i8);
     let control = _mm_set1_epi8(0x1F);
     let (chunks, _) = block.as_chunks::<16>();
-    let mut stops = 0u64;
+    let (mut stops, mut quotes) = (0u64, 0u64);
     for (k, chunk) in chunks.iter().enumerate() {
         let v = u128::from_le_bytes(*chunk);
         let x = _mm_set_epi64x((v >> 64) as i64, v as i64);
+        let quoted = _mm_cmpeq_epi8(x, quote);
         let found = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+            _mm_or_si128(quoted, _mm_cmpeq_epi8(x, backslash)),
             _mm_cmpeq_epi8(_mm_max_epu8(x, control), control),
         );
         // The high bit of each byte is its own: bytes beyond ASCII stop too.
         let mask = (_mm_movemask_epi8(found) | _mm_movemask_epi8(x)) as u32 & 0xFFFF;
         stops |= u64::from(mask) << (16 * k);
+        quotes |= u64::from(_mm_movemask_epi8(quoted) as u32 & 0xFFFF) << (16 * k);
     }
-    stops
+    [stops, quotes]
 }
 
 /// Whether a string's reader must look at byte `b` (see [`stop_masks`]).
@@ -405,14 +495,19 @@ fn is_stop(b: u8) -> bool {
     matches!(b, b'"' | b'\\') || !(0x20..0x80).contains(&b)
 }
 
-/// The stops of 64 bytes, one at a time.
+/// The stops and quotes of 64 bytes, one at a time.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn block_stops(block: &[u8; 64]) -> u64 {
+fn block_stops(block: &[u8; 64]) -> [u64; 2] {
     block
         .iter()
         .enumerate()
-        .fold(0, |stops, (k, b)| stops | u64::from(is_stop(*b)) << k)
+        .fold([0, 0], |[stops, quotes], (k, b)| {
+            [
+                stops | u64::from(is_stop(*b)) << k,
+                quotes | u64::from(*b == b'"') << k,
+            ]
+        })
 }
 
 /// The bytes of one character beyond ASCII whose first byte is `lead`: 2 to 4 (`None` for a byte
@@ -430,7 +525,7 @@ fn utf8_width(lead: u8) -> Option<usize> {
 struct Validator<'a> {
     b: &'a [u8],
     /// The line's [`stop_masks`].
-    stops: &'a [u64],
+    stops: &'a [[u64; 2]],
     i: usize,
 }
 
@@ -454,21 +549,30 @@ impl Validator<'_> {
         }
     }
 
-    /// The first stop (see [`stop_masks`]) at or after `i`; `None` when the line has none.
-    /// A window of 128 bits from `i` settles nearly every string without a loop.
+    /// The first stop (see [`stop_masks`]) at or after `i`, and whether it is a `"`; `None`
+    /// when the line has none. Most strings end in the word they start in: one load, a shift
+    /// and a count; the byte at the stop is not needed to know a string's end.
     #[inline(always)]
-    fn next_stop(&self, i: usize) -> Option<usize> {
-        let window = |at: usize| -> Option<u128> {
-            let w = at >> 6;
-            let pair = u128::from(*self.stops.get(w + 1)?) << 64 | u128::from(*self.stops.get(w)?);
-            Some(pair >> (at & 63))
-        };
-        let (mut at, mut bits) = (i, window(i)?);
-        while bits == 0 {
-            at = (at & !63) + 128;
-            bits = window(at)?;
+    fn next_stop(&self, i: usize) -> Option<(usize, bool)> {
+        let [stops, quotes] = *self.stops.get(i >> 6)?;
+        let near = stops >> (i & 63);
+        if near != 0 {
+            let first = near & near.wrapping_neg();
+            let quote = (quotes >> (i & 63)) & first != 0;
+            return Some((i + near.trailing_zeros() as usize, quote));
         }
-        Some(at + bits.trailing_zeros() as usize)
+        let mut w = (i >> 6) + 1;
+        loop {
+            let [stops, quotes] = *self.stops.get(w)?;
+            if stops != 0 {
+                let first = stops & stops.wrapping_neg();
+                return Some((
+                    w * 64 + stops.trailing_zeros() as usize,
+                    quotes & first != 0,
+                ));
+            }
+            w += 1;
+        }
     }
 
     /// A string, from its opening quote to past its closing one; `Some(true)` when it has an
@@ -478,10 +582,12 @@ impl Validator<'_> {
         let mut escaped = false;
         let mut from = self.i + 1;
         loop {
-            let at = self.next_stop(from)?;
+            let (at, quote) = self.next_stop(from)?;
             self.i = at + 1;
+            if quote {
+                return Some(escaped);
+            }
             match *self.b.get(at)? {
-                b'"' => return Some(escaped),
                 b'\\' => {
                     escaped = true;
                     match self.next()? {
@@ -698,7 +804,7 @@ mod tests {
         let mut found = Split::default();
         split(line.as_bytes(), &mut found)?;
         let mut out = Vec::new();
-        reduce(line.as_bytes(), &found, n, &mut out);
+        reduce(line.as_bytes(), &mut found, n, &mut out);
         String::from_utf8(out).ok()
     }
 
@@ -734,6 +840,58 @@ mod tests {
             reduced(line, &n).as_deref(),
             Some(r#"{"id":"a","_id":{"id":"x"},"valueQuantity":{"value":1.50}}"#)
         );
+    }
+
+    #[test]
+    fn a_parser_remembers_answers_per_version_of_the_needs_and_place_of_the_key() {
+        // One `Split` kept from line to line, as a parser keeps it: every answer is the one a
+        // fresh `Split` gives, whether the keys move, the needs change or another needs is asked.
+        let lines = [
+            r#"{"id":"a","status":"x","item":[{}]}"#,
+            r#"{"id":"b","status":"y","item":[{}]}"#,
+            r#"{"status":"z","id":"c","_status":{"id":"s"}}"#,
+            r#"{"statusCode":"q","id":"d"}"#,
+        ];
+        let mut header = needs(&[("id", Need::Whole), ("status", Need::Whole)]);
+        let mut all = header.clone();
+        all.add("item", Need::Whole);
+        assert_eq!(all, all.clone());
+        assert_ne!(all.version, header.version);
+        let mut kept = Split::default();
+        let mut check = |line: &str, n: &Needs| {
+            let mut out = Vec::new();
+            split(line.as_bytes(), &mut kept).expect("valid");
+            reduce(line.as_bytes(), &mut kept, n, &mut out);
+            assert_eq!(
+                Some(String::from_utf8(out).expect("utf-8")),
+                reduced(line, n)
+            );
+        };
+        for line in lines {
+            check(line, &header);
+            check(line, &all);
+        }
+        // A change is a new version: what was remembered of the old one is not used.
+        let before = header.version;
+        header.add("item", Need::Count);
+        assert_ne!(header.version, before);
+        for line in lines {
+            check(line, &header);
+        }
+        assert_eq!(
+            reduced(lines[0], &header).as_deref(),
+            Some(r#"{"id":"a","status":"x","item":[{}]}"#)
+        );
+        // A line with more root members than the memo's places: the rest are asked each time.
+        let wide = format!(
+            "{{{}\"id\":\"w\"}}",
+            (0..100)
+                .map(|i| format!("\"m{i}\":{i},"))
+                .collect::<String>()
+        );
+        check(&wide, &header);
+        check(&wide, &header);
+        assert_eq!(reduced(&wide, &header).as_deref(), Some(r#"{"id":"w"}"#));
     }
 
     #[test]
@@ -833,20 +991,20 @@ mod tests {
             stop_masks(line, &mut stops);
             assert_eq!(stops.len(), len.div_ceil(64) + 2, "{len}");
             for (k, b) in line.iter().enumerate() {
-                assert_eq!(
-                    stops[k / 64] >> (k % 64) & 1 == 1,
-                    is_stop(*b),
-                    "byte {k} of {len}"
-                );
+                let [stop, quote] = stops[k / 64].map(|w| w >> (k % 64) & 1 == 1);
+                assert_eq!(stop, is_stop(*b), "byte {k} of {len}");
+                assert_eq!(quote, *b == b'"', "byte {k} of {len}");
             }
-            assert!(stops[stops.len() - 2..].iter().all(|w| *w == 0));
+            assert!(stops[stops.len() - 2..].iter().all(|w| *w == [0, 0]));
             let v = Validator {
                 b: line,
                 stops: &stops,
                 i: 0,
             };
             for from in 0..len {
-                let want = (from..len).find(|k| is_stop(line[*k]));
+                let want = (from..len)
+                    .find(|k| is_stop(line[*k]))
+                    .map(|k| (k, line[k] == b'"'));
                 assert_eq!(v.next_stop(from), want, "from {from} of {len}");
             }
         }
