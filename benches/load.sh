@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# End-to-end load benchmark: `claimline load` with an 11-column CCLF1-like header view to Parquet,
-# next to DuckDB doing the same projection of the same NDJSON file to Parquet, in the same run,
-# alternating, several times. Prints medians of wall time, MB/s, rows/s and peak RSS.
+# End-to-end load benchmark: `claimline load` with a header view to Parquet, next to DuckDB doing
+# the same projection of the same NDJSON file to Parquet, in the same run, alternating, several
+# times. Prints medians of wall time, MB/s, rows/s and peak RSS. VIEW picks the projection:
+# `cclf1_like` (11 CCLF1-like columns, with the principal diagnosis and the line count) or
+# `header8` (issue 18's 8 columns: id, patient, claim type, claim id, dates, payment, status).
 #
-#   benches/load.sh            # 1000 MB of generated R4 EOBs, 3 rounds
-#   SIZE_MB=200 ROUNDS=5 benches/load.sh
+#   benches/load.sh            # 1000 MB of generated R4 EOBs, 3 rounds, cclf1_like
+#   SIZE_MB=200 ROUNDS=5 VIEW=header8 benches/load.sh
 #
 # Needs: cargo, python3 (DuckDB comes from PyPI into a virtualenv this script makes), GNU time.
 set -euo pipefail
@@ -15,6 +17,11 @@ ROUNDS=${ROUNDS:-3}
 SEED=${SEED:-42}
 WORK=${WORK:-target/bench-load}
 THREADS=${THREADS:-0}
+VIEW=${VIEW:-cclf1_like}
+case "$VIEW" in
+  cclf1_like | header8) ;;
+  *) echo "VIEW must be cclf1_like or header8, not $VIEW" >&2; exit 2 ;;
+esac
 mkdir -p "$WORK"
 
 cargo build --release -q -p claimline --bin claimline
@@ -75,6 +82,39 @@ COPY (
 print(con.execute(f"SELECT count(*) FROM read_parquet('{dst}')").fetchone()[0])
 PY
 
+cat > "$WORK/duckdb_header8.py" <<'PY'
+import sys, duckdb
+src, dst, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+con = duckdb.connect()
+if threads:
+    con.execute(f"SET threads = {threads}")
+con.execute(f"""
+COPY (
+  SELECT
+    id,
+    patient.reference AS bene_ref,
+    list_filter(type.coding, lambda x: x.system = 'https://bluebutton.cms.gov/resources/variables/nch_clm_type_cd')[1].code AS clm_type_cd,
+    list_filter(identifier, lambda x: x.system = 'https://bluebutton.cms.gov/resources/variables/clm_id')[1].value AS cur_clm_uniq_id,
+    billablePeriod."start" AS clm_from_dt,
+    billablePeriod."end" AS clm_thru_dt,
+    payment.amount."value" AS clm_pmt_amt,
+    status
+  FROM read_json('{src}', format = 'newline_delimited', columns = {{
+    id: 'VARCHAR',
+    identifier: 'STRUCT(system VARCHAR, "value" VARCHAR)[]',
+    patient: 'STRUCT(reference VARCHAR)',
+    type: 'STRUCT(coding STRUCT(system VARCHAR, code VARCHAR)[])',
+    billablePeriod: 'STRUCT("start" DATE, "end" DATE)',
+    payment: 'STRUCT(amount STRUCT("value" DECIMAL(13,2)))',
+    status: 'VARCHAR'
+  }}, maximum_object_size = 268435456)
+) TO '{dst}' (FORMAT parquet, COMPRESSION zstd)
+""")
+print(con.execute(f"SELECT count(*) FROM read_parquet('{dst}')").fetchone()[0])
+PY
+DUCKDB_SCRIPT="$WORK/duckdb_cclf1.py"
+[ "$VIEW" = header8 ] && DUCKDB_SCRIPT="$WORK/duckdb_header8.py"
+
 measure() { # name, command...: prints "seconds peak_rss_kb peak_anon_kb"
   # Peak RSS counts the pages of a memory-mapped input being parsed; RssAnon (sampled every
   # 20 ms) is the process's own memory, without them.
@@ -96,20 +136,21 @@ measure() { # name, command...: prints "seconds peak_rss_kb peak_anon_kb"
 declare -a CL_T CL_M CL_A DK_T DK_M DK_A
 for r in $(seq 1 "$ROUNDS"); do
   rm -rf "$WORK/out-claimline" "$WORK/duckdb.parquet"
-  read -r t m a < <(measure claimline "$BIN" load "$INPUT_DIR" --views benches/views/cclf1_like.json \
+  read -r t m a < <(measure claimline "$BIN" load "$INPUT_DIR" --views "benches/views/$VIEW.json" \
       --format parquet --out "$WORK/out-claimline" --threads "$THREADS")
   CL_T+=("$t"); CL_M+=("$m"); CL_A+=("$a")
-  read -r t m a < <(measure duckdb "$VENV/bin/python" "$WORK/duckdb_cclf1.py" "$INPUT" "$WORK/duckdb.parquet" "$THREADS")
+  read -r t m a < <(measure duckdb "$VENV/bin/python" "$DUCKDB_SCRIPT" "$INPUT" "$WORK/duckdb.parquet" "$THREADS")
   DK_T+=("$t"); DK_M+=("$m"); DK_A+=("$a")
   echo "round $r: claimline ${CL_T[-1]} s (peak RSS ${CL_M[-1]} KB, anon ${CL_A[-1]} KB), duckdb ${DK_T[-1]} s (peak RSS ${DK_M[-1]} KB, anon ${DK_A[-1]} KB)"
 done
 ROWS=$(cat "$WORK/out.duckdb")
 
-python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "${CL_A[*]}" "${DK_T[*]}" "${DK_M[*]}" "${DK_A[*]}" <<'PY'
+python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "${CL_A[*]}" "${DK_T[*]}" "${DK_M[*]}" "${DK_A[*]}" "$VIEW" <<'PY'
 import sys, statistics as st
 b, eobs, rows = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 cl_t, cl_m, cl_a, dk_t, dk_m, dk_a = ([float(x) for x in a.split()] for a in sys.argv[4:10])
-print(f"input: {b/1e6:.0f} MB of R4 EOB NDJSON, {eobs} EOBs ({b/eobs/1e3:.1f} KB a line); {rows} rows out")
+view = sys.argv[10]
+print(f"view: {view}; input: {b/1e6:.0f} MB of R4 EOB NDJSON, {eobs} EOBs ({b/eobs/1e3:.1f} KB a line); {rows} rows out")
 for name, t, m, a in (("claimline", cl_t, cl_m, cl_a), ("duckdb", dk_t, dk_m, dk_a)):
     med = st.median(t)
     print(f"{name:>9}: median {med:.2f} s  {b/1e6/med:7.1f} MB/s  {eobs/med:9.0f} rows/s  peak RSS {st.median(m)/1024:.0f} MiB (anon {st.median(a)/1024:.0f} MiB)")
