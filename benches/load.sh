@@ -115,37 +115,61 @@ PY
 DUCKDB_SCRIPT="$WORK/duckdb_cclf1.py"
 [ "$VIEW" = header8 ] && DUCKDB_SCRIPT="$WORK/duckdb_header8.py"
 
-measure() { # name, command...: prints "seconds peak_rss_kb peak_anon_kb"
-  # Peak RSS counts the pages of a memory-mapped input being parsed; RssAnon (sampled every
-  # 20 ms) is the process's own memory, without them.
+measure() { # name, command...: prints "seconds peak_rss_kb"
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$WORK/time.$name" "$@" > "$WORK/out.$name" 2> "$WORK/err.$name" &
-  local tpid=$! anon=0 a pid
-  while kill -0 "$tpid" 2>/dev/null; do
-    pid=$(pgrep -P "$tpid" | head -n 1 || true)
-    if [ -n "$pid" ]; then
-      a=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-      [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
-    fi
-    sleep 0.02
-  done
-  wait "$tpid" || { cat "$WORK/err.$name" >&2; exit 1; }
-  echo "$(cat "$WORK/time.$name") $anon"
+  /usr/bin/time -f "%e %M" -o "$WORK/time.$name" "$@" > "$WORK/out.$name" 2> "$WORK/err.$name" \
+    || { cat "$WORK/err.$name" >&2; exit 1; }
+  cat "$WORK/time.$name"
 }
 
-declare -a CL_T CL_M CL_A DK_T DK_M DK_A
+anon() { # name, command...: prints the peak of RssAnon in KB
+  # Peak RSS counts the pages of a memory-mapped input being parsed; RssAnon (sampled every
+  # 20 ms by one process reading /proc) is the process's own memory, without them. Sampled in
+  # runs of their own: reading /proc while a run is timed slows the run (by up to a tenth on
+  # this 2-core VM, and not by the same share for both tools).
+  local name=$1; shift
+  "$@" > "$WORK/out.$name" 2> "$WORK/err.$name" &
+  local pid=$!
+  python3 - "$pid" <<'SAMPLER' &
+import os, sys, time
+pid, peak = sys.argv[1], 0
+while True:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+    except OSError:
+        break
+    if "\nState:\tZ" in status:
+        break
+    for line in status.splitlines():
+        if line.startswith("RssAnon:"):
+            peak = max(peak, int(line.split()[1]))
+    time.sleep(0.02)
+print(peak)
+SAMPLER
+  local spid=$!
+  wait "$pid" || { cat "$WORK/err.$name" >&2; exit 1; }
+  wait "$spid"
+}
+
+CL=("$BIN" load "$INPUT_DIR" --views "benches/views/$VIEW.json" --format parquet
+    --out "$WORK/out-claimline" --threads "$THREADS")
+DK=("$VENV/bin/python" "$DUCKDB_SCRIPT" "$INPUT" "$WORK/duckdb.parquet" "$THREADS")
+declare -a CL_T CL_M DK_T DK_M
 for r in $(seq 1 "$ROUNDS"); do
   rm -rf "$WORK/out-claimline" "$WORK/duckdb.parquet"
-  read -r t m a < <(measure claimline "$BIN" load "$INPUT_DIR" --views "benches/views/$VIEW.json" \
-      --format parquet --out "$WORK/out-claimline" --threads "$THREADS")
-  CL_T+=("$t"); CL_M+=("$m"); CL_A+=("$a")
-  read -r t m a < <(measure duckdb "$VENV/bin/python" "$DUCKDB_SCRIPT" "$INPUT" "$WORK/duckdb.parquet" "$THREADS")
-  DK_T+=("$t"); DK_M+=("$m"); DK_A+=("$a")
-  echo "round $r: claimline ${CL_T[-1]} s (peak RSS ${CL_M[-1]} KB, anon ${CL_A[-1]} KB), duckdb ${DK_T[-1]} s (peak RSS ${DK_M[-1]} KB, anon ${DK_A[-1]} KB)"
+  read -r t m < <(measure claimline "${CL[@]}")
+  CL_T+=("$t"); CL_M+=("$m")
+  read -r t m < <(measure duckdb "${DK[@]}")
+  DK_T+=("$t"); DK_M+=("$m")
+  echo "round $r: claimline ${CL_T[-1]} s (peak RSS ${CL_M[-1]} KB), duckdb ${DK_T[-1]} s (peak RSS ${DK_M[-1]} KB)"
 done
 ROWS=$(cat "$WORK/out.duckdb")
+rm -rf "$WORK/out-claimline" "$WORK/duckdb.parquet"
+CL_A=$(anon claimline "${CL[@]}")
+DK_A=$(anon duckdb "${DK[@]}")
 
-python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "${CL_A[*]}" "${DK_T[*]}" "${DK_M[*]}" "${DK_A[*]}" "$VIEW" <<'PY'
+python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "$CL_A" "${DK_T[*]}" "${DK_M[*]}" "$DK_A" "$VIEW" <<'PY'
 import sys, statistics as st
 b, eobs, rows = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 cl_t, cl_m, cl_a, dk_t, dk_m, dk_a = ([float(x) for x in a.split()] for a in sys.argv[4:10])
@@ -153,6 +177,6 @@ view = sys.argv[10]
 print(f"view: {view}; input: {b/1e6:.0f} MB of R4 EOB NDJSON, {eobs} EOBs ({b/eobs/1e3:.1f} KB a line); {rows} rows out")
 for name, t, m, a in (("claimline", cl_t, cl_m, cl_a), ("duckdb", dk_t, dk_m, dk_a)):
     med = st.median(t)
-    print(f"{name:>9}: median {med:.2f} s  {b/1e6/med:7.1f} MB/s  {eobs/med:9.0f} rows/s  peak RSS {st.median(m)/1024:.0f} MiB (anon {st.median(a)/1024:.0f} MiB)")
+    print(f"{name:>9}: median {med:.2f} s  {b/1e6/med:7.1f} MB/s  {eobs/med:9.0f} rows/s  peak RSS {st.median(m)/1024:.0f} MiB (anon {st.median(a)/1024:.0f} MiB, a sampled run)")
 print(f"claimline / duckdb speed: {st.median(dk_t)/st.median(cl_t):.2f}x")
 PY
