@@ -43,18 +43,25 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q "duckdb>=1.3"
 fi
 
-cat > "$WORK/duckdb_cclf1.py" <<'PY'
+# One DuckDB script, the projection by VIEW: the SELECT list and the explicit schema declaring
+# only the fields that projection reads (what a skilled user would write).
+cat > "$WORK/duckdb_load.py" <<'PY'
 import sys, duckdb
-src, dst, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
-con = duckdb.connect()
-if threads:
-    con.execute(f"SET threads = {threads}")
-con.execute(f"""
-COPY (
-  SELECT
-    list_filter(identifier, lambda x: x.system = 'https://bluebutton.cms.gov/resources/variables/clm_id')[1].value AS cur_clm_uniq_id,
+view, src, dst, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+CLM_TYPE = "list_filter(type.coding, lambda x: x.system = 'https://bluebutton.cms.gov/resources/variables/nch_clm_type_cd')[1].code AS clm_type_cd"
+CLM_ID = "list_filter(identifier, lambda x: x.system = 'https://bluebutton.cms.gov/resources/variables/clm_id')[1].value AS cur_clm_uniq_id"
+HEADER_COLUMNS = """
+    identifier: 'STRUCT(system VARCHAR, "value" VARCHAR)[]',
+    patient: 'STRUCT(reference VARCHAR)',
+    type: 'STRUCT(coding STRUCT(system VARCHAR, code VARCHAR)[])',
+    billablePeriod: 'STRUCT("start" DATE, "end" DATE)',
+    payment: 'STRUCT(amount STRUCT("value" DECIMAL(13,2)))',
+    status: 'VARCHAR'"""
+PROJECTIONS = {
+    "cclf1_like": (f"""
+    {CLM_ID},
     patient.reference AS bene_ref,
-    list_filter(type.coding, lambda x: x.system = 'https://bluebutton.cms.gov/resources/variables/nch_clm_type_cd')[1].code AS clm_type_cd,
+    {CLM_TYPE},
     billablePeriod."start" AS clm_from_dt,
     billablePeriod."end" AS clm_thru_dt,
     payment.amount."value" AS clm_pmt_amt,
@@ -65,55 +72,34 @@ COPY (
         list_filter(diagnosis, lambda d: list_contains(flatten(list_transform(d.type, lambda t: list_transform(t.coding, lambda c: c.code))), 'principal')),
         lambda d: d.diagnosisCodeableConcept.coding)),
       lambda c: c.system = 'http://hl7.org/fhir/sid/icd-10-cm')[1].code AS prncpl_dgns_cd,
-    len(item) AS line_count
-  FROM read_json('{src}', format = 'newline_delimited', columns = {{
-    identifier: 'STRUCT(system VARCHAR, "value" VARCHAR)[]',
-    patient: 'STRUCT(reference VARCHAR)',
-    type: 'STRUCT(coding STRUCT(system VARCHAR, code VARCHAR)[])',
-    billablePeriod: 'STRUCT("start" DATE, "end" DATE)',
-    payment: 'STRUCT(amount STRUCT("value" DECIMAL(13,2)))',
-    status: 'VARCHAR',
+    len(item) AS line_count""", HEADER_COLUMNS + """,
     provider: 'STRUCT(identifier STRUCT("value" VARCHAR))',
     diagnosis: 'STRUCT(type STRUCT(coding STRUCT(code VARCHAR)[])[], diagnosisCodeableConcept STRUCT(coding STRUCT(system VARCHAR, code VARCHAR)[]))[]',
-    item: 'STRUCT(sequence INTEGER)[]'
-  }}, maximum_object_size = 268435456)
-) TO '{dst}' (FORMAT parquet, COMPRESSION zstd)
-""")
-print(con.execute(f"SELECT count(*) FROM read_parquet('{dst}')").fetchone()[0])
-PY
-
-cat > "$WORK/duckdb_header8.py" <<'PY'
-import sys, duckdb
-src, dst, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    item: 'STRUCT(sequence INTEGER)[]'"""),
+    "header8": (f"""
+    id,
+    patient.reference AS bene_ref,
+    {CLM_TYPE},
+    {CLM_ID},
+    billablePeriod."start" AS clm_from_dt,
+    billablePeriod."end" AS clm_thru_dt,
+    payment.amount."value" AS clm_pmt_amt,
+    status""", """
+    id: 'VARCHAR',""" + HEADER_COLUMNS),
+}
+select, columns = PROJECTIONS[view]
 con = duckdb.connect()
 if threads:
     con.execute(f"SET threads = {threads}")
 con.execute(f"""
 COPY (
-  SELECT
-    id,
-    patient.reference AS bene_ref,
-    list_filter(type.coding, lambda x: x.system = 'https://bluebutton.cms.gov/resources/variables/nch_clm_type_cd')[1].code AS clm_type_cd,
-    list_filter(identifier, lambda x: x.system = 'https://bluebutton.cms.gov/resources/variables/clm_id')[1].value AS cur_clm_uniq_id,
-    billablePeriod."start" AS clm_from_dt,
-    billablePeriod."end" AS clm_thru_dt,
-    payment.amount."value" AS clm_pmt_amt,
-    status
-  FROM read_json('{src}', format = 'newline_delimited', columns = {{
-    id: 'VARCHAR',
-    identifier: 'STRUCT(system VARCHAR, "value" VARCHAR)[]',
-    patient: 'STRUCT(reference VARCHAR)',
-    type: 'STRUCT(coding STRUCT(system VARCHAR, code VARCHAR)[])',
-    billablePeriod: 'STRUCT("start" DATE, "end" DATE)',
-    payment: 'STRUCT(amount STRUCT("value" DECIMAL(13,2)))',
-    status: 'VARCHAR'
+  SELECT{select}
+  FROM read_json('{src}', format = 'newline_delimited', columns = {{{columns}
   }}, maximum_object_size = 268435456)
 ) TO '{dst}' (FORMAT parquet, COMPRESSION zstd)
 """)
 print(con.execute(f"SELECT count(*) FROM read_parquet('{dst}')").fetchone()[0])
 PY
-DUCKDB_SCRIPT="$WORK/duckdb_cclf1.py"
-[ "$VIEW" = header8 ] && DUCKDB_SCRIPT="$WORK/duckdb_header8.py"
 
 measure() { # name, command...: prints "seconds peak_rss_kb"
   local name=$1; shift
@@ -154,7 +140,7 @@ SAMPLER
 
 CL=("$BIN" load "$INPUT_DIR" --views "benches/views/$VIEW.json" --format parquet
     --out "$WORK/out-claimline" --threads "$THREADS")
-DK=("$VENV/bin/python" "$DUCKDB_SCRIPT" "$INPUT" "$WORK/duckdb.parquet" "$THREADS")
+DK=("$VENV/bin/python" "$WORK/duckdb_load.py" "$VIEW" "$INPUT" "$WORK/duckdb.parquet" "$THREADS")
 declare -a CL_T CL_M DK_T DK_M
 for r in $(seq 1 "$ROUNDS"); do
   rm -rf "$WORK/out-claimline" "$WORK/duckdb.parquet"
