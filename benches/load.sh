@@ -111,14 +111,15 @@ measure() { # name, command...: prints "seconds peak_rss_kb"
 anon() { # name, command...: prints the peak of RssAnon in KB
   # Peak RSS counts the pages of a memory-mapped input being parsed; RssAnon (sampled every
   # 20 ms by one process reading /proc) is the process's own memory, without them. Sampled in
-  # runs of their own: reading /proc while a run is timed slows the run (by up to a tenth on
-  # this 2-core VM, and not by the same share for both tools).
+  # runs of their own: the loop of pgrep, awk and sleep this script ran during its timed runs
+  # until the seventeenth round made DuckDB's 11-column run 28% longer and claimline's 16% on
+  # this 2-core VM (results/2026-12-04-throughput-round17.md).
   local name=$1; shift
   "$@" > "$WORK/out.$name" 2> "$WORK/err.$name" &
   local pid=$!
   python3 - "$pid" <<'SAMPLER' &
-import os, sys, time
-pid, peak = sys.argv[1], 0
+import sys, time
+pid, peak, samples = sys.argv[1], 0, 0
 while True:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -129,9 +130,10 @@ while True:
         break
     for line in status.splitlines():
         if line.startswith("RssAnon:"):
-            peak = max(peak, int(line.split()[1]))
+            peak, samples = max(peak, int(line.split()[1])), samples + 1
     time.sleep(0.02)
-print(peak)
+# A run over before its first sample has no peak to tell.
+print(peak if samples else "nan")
 SAMPLER
   local spid=$!
   wait "$pid" || { cat "$WORK/err.$name" >&2; exit 1; }

@@ -258,7 +258,8 @@ pub(crate) struct Split {
 #[derive(Debug, Default)]
 struct Memo {
     version: u64,
-    keys: Vec<(Box<[u8]>, Option<Need>)>,
+    /// Per place: the key met there last and the answer for it (`None`: no key met there yet).
+    keys: Vec<Option<(Vec<u8>, Option<Need>)>>,
 }
 
 impl Memo {
@@ -275,20 +276,21 @@ impl Memo {
         if n >= Self::PLACES {
             return needs.need(key);
         }
-        if let Some((k, need)) = self.keys.get(n)
-            && **k == *key.as_bytes()
+        if let Some(Some((k, need))) = self.keys.get(n)
+            && k.as_slice() == key.as_bytes()
         {
             return *need;
         }
         let need = needs.need(key);
-        let entry = (Box::from(key.as_bytes()), need);
-        match self.keys.get_mut(n) {
-            Some(slot) => *slot = entry,
-            None => {
-                self.keys.resize_with(n, || (Box::default(), None));
-                self.keys.push(entry);
-            }
+        if self.keys.len() <= n {
+            self.keys.resize_with(n + 1, || None);
         }
+        // The key's bytes go where the last key of this place was (no new allocation when the
+        // old one was as long or longer).
+        let slot = self.keys[n].get_or_insert_with(|| (Vec::new(), None));
+        slot.0.clear();
+        slot.0.extend_from_slice(key.as_bytes());
+        slot.1 = need;
         need
     }
 
@@ -858,25 +860,44 @@ mod tests {
         assert_eq!(all, all.clone());
         assert_ne!(all.version, header.version);
         let mut kept = Split::default();
-        let mut check = |line: &str, n: &Needs| {
+        fn check(kept: &mut Split, line: &str, n: &Needs) {
             let mut out = Vec::new();
-            split(line.as_bytes(), &mut kept).expect("valid");
-            reduce(line.as_bytes(), &mut kept, n, &mut out);
+            split(line.as_bytes(), kept).expect("valid");
+            reduce(line.as_bytes(), kept, n, &mut out);
             assert_eq!(
                 Some(String::from_utf8(out).expect("utf-8")),
                 reduced(line, n)
             );
-        };
-        for line in lines {
-            check(line, &header);
-            check(line, &all);
         }
+        for line in lines {
+            check(&mut kept, line, &header);
+            check(&mut kept, line, &all);
+        }
+        // Both versions are remembered, each with the keys of the last line at their places.
+        assert_eq!(kept.memos.len(), 2);
+        let places = |m: &Memo| -> Vec<Option<(String, Option<Need>)>> {
+            m.keys
+                .iter()
+                .map(|k| {
+                    k.as_ref()
+                        .map(|(k, n)| (String::from_utf8(k.clone()).expect("utf-8"), *n))
+                })
+                .collect()
+        };
+        assert_eq!(
+            places(&kept.memos[0]),
+            [
+                Some(("statusCode".to_owned(), Some(Need::Whole))),
+                Some(("id".to_owned(), Some(Need::Whole))),
+                Some(("_status".to_owned(), Some(Need::Whole))),
+            ]
+        );
         // A change is a new version: what was remembered of the old one is not used.
         let before = header.version;
         header.add("item", Need::Count);
         assert_ne!(header.version, before);
         for line in lines {
-            check(line, &header);
+            check(&mut kept, line, &header);
         }
         assert_eq!(
             reduced(lines[0], &header).as_deref(),
@@ -889,9 +910,24 @@ mod tests {
                 .map(|i| format!("\"m{i}\":{i},"))
                 .collect::<String>()
         );
-        check(&wide, &header);
-        check(&wide, &header);
+        check(&mut kept, &wide, &header);
+        check(&mut kept, &wide, &header);
         assert_eq!(reduced(&wide, &header).as_deref(), Some(r#"{"id":"w"}"#));
+        assert!(kept.memos.iter().all(|m| m.keys.len() <= Memo::PLACES));
+        // More versions than the memo keeps: the oldest go, the answers stay right.
+        let many: Vec<Needs> = (0..Memo::VERSIONS + 2)
+            .map(|k| {
+                let mut n = header.clone();
+                n.add(&format!("m{k}"), Need::Whole);
+                n
+            })
+            .collect();
+        for _ in 0..2 {
+            for n in &many {
+                check(&mut kept, &wide, n);
+            }
+        }
+        assert_eq!(kept.memos.len(), Memo::VERSIONS);
     }
 
     #[test]
