@@ -255,7 +255,7 @@ pub(crate) struct Split {
 /// place in the line: the lines of one export hold the same members in the same order, so the
 /// key at a place is nearly always the one met there before, and one comparison of its bytes
 /// replaces the lookups of [`Needs::need`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Memo {
     version: u64,
     /// Per place: the key met there last and the answer for it (`None`: no key met there yet).
@@ -345,11 +345,11 @@ pub(crate) fn reduce(line: &[u8], split: &mut Split, needs: &Needs, out: &mut Ve
         memos,
     } = split;
     let memo = Memo::of(memos, needs);
-    for (n, span) in spans.iter().enumerate() {
+    for (place, span) in spans.iter().enumerate() {
         let Some(key) = key_text(line, span) else {
             continue;
         };
-        let Some(need) = memo.need(n, key, needs) else {
+        let Some(need) = memo.need(place, key, needs) else {
             continue;
         };
         if out.len() > 1 {
@@ -435,11 +435,11 @@ pub(crate) fn resource_type<'a>(line: &'a [u8], spans: &[Span]) -> Option<&'a st
 /// The stops of `line` into `out`: bit `k` of `out[k / 64][0]` is set when byte `k` is a `"`, a
 /// `\`, a control byte or a byte beyond ASCII, the bytes a string's reader must look at, and bit
 /// `k` of `out[k / 64][1]` when it is a `"` (so a reader tells a string's end from its mask, not
-/// from the byte, which it would wait for). Two empty pairs follow the line's.
+/// from the byte, which it would wait for).
 fn stop_masks(line: &[u8], out: &mut Vec<[u64; 2]>) {
     out.clear();
     let (blocks, rest) = line.as_chunks::<64>();
-    out.reserve(blocks.len() + 3);
+    out.reserve(blocks.len() + 1);
     for block in blocks {
         out.push(block_stops(block));
     }
@@ -449,7 +449,6 @@ fn stop_masks(line: &[u8], out: &mut Vec<[u64; 2]>) {
         block[..rest.len()].copy_from_slice(rest);
         out.push(block_stops(&block));
     }
-    out.extend([[0; 2]; 2]);
 }
 
 /// The stops and quotes of 64 bytes, sixteen at a time with SSE2.
@@ -1014,8 +1013,8 @@ mod tests {
         assert!(split(deep.as_bytes(), &mut Split::default()).is_none());
     }
 
-    /// Every byte's stop bit is what [`is_stop`] says, whatever the line's length; the two
-    /// words after the line's are zero; `next_stop` finds the first stop from any position,
+    /// Every byte's stop and quote bits are what [`is_stop`] and `"` say, whatever the line's
+    /// length, and a pair per 64 bytes; `next_stop` finds the first stop from any position,
     /// across words, and none past the last.
     #[test]
     fn stop_masks_flag_exactly_the_bytes_a_string_reader_looks_at() {
@@ -1025,13 +1024,12 @@ mod tests {
         for len in [0, 1, 63, 64, 65, 200, 1000] {
             let line = &line[..len];
             stop_masks(line, &mut stops);
-            assert_eq!(stops.len(), len.div_ceil(64) + 2, "{len}");
+            assert_eq!(stops.len(), len.div_ceil(64), "{len}");
             for (k, b) in line.iter().enumerate() {
                 let [stop, quote] = stops[k / 64].map(|w| w >> (k % 64) & 1 == 1);
                 assert_eq!(stop, is_stop(*b), "byte {k} of {len}");
                 assert_eq!(quote, *b == b'"', "byte {k} of {len}");
             }
-            assert!(stops[stops.len() - 2..].iter().all(|w| *w == [0, 0]));
             let v = Validator {
                 b: line,
                 stops: &stops,
