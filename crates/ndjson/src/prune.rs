@@ -437,18 +437,62 @@ pub(crate) fn resource_type<'a>(line: &'a [u8], spans: &[Span]) -> Option<&'a st
 /// `k` of `out[k / 64][1]` when it is a `"` (so a reader tells a string's end from its mask, not
 /// from the byte, which it would wait for).
 fn stop_masks(line: &[u8], out: &mut Vec<[u64; 2]>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512bw") {
+        // SAFETY: the one obligation of calling a `target_feature` function is that the
+        // processor has the feature, which was just checked. The function reads the line
+        // through safe slices; nothing here is unsafe on the input.
+        unsafe { stop_masks_avx512(line, out) };
+        return;
+    }
+    stop_masks_with(line, out, block_stops);
+}
+
+/// [`stop_masks`] with `block` making the masks of each 64 bytes (inlined into its caller, so
+/// that a caller compiled for AVX-512 gets the loop compiled for it too).
+#[inline(always)]
+fn stop_masks_with(line: &[u8], out: &mut Vec<[u64; 2]>, block: impl Fn(&[u8; 64]) -> [u64; 2]) {
     out.clear();
     let (blocks, rest) = line.as_chunks::<64>();
     out.reserve(blocks.len() + 1);
-    for block in blocks {
-        out.push(block_stops(block));
+    for b in blocks {
+        out.push(block(b));
     }
     if !rest.is_empty() {
         // Spaces are no stops.
-        let mut block = [b' '; 64];
-        block[..rest.len()].copy_from_slice(rest);
-        out.push(block_stops(&block));
+        let mut last = [b' '; 64];
+        last[..rest.len()].copy_from_slice(rest);
+        out.push(block(&last));
     }
+}
+
+/// [`stop_masks`] with AVX-512 (BW): 64 bytes a compare, the masks straight from it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+fn stop_masks_avx512(line: &[u8], out: &mut Vec<[u64; 2]>) {
+    stop_masks_with(line, out, |block| block_stops_avx512(block));
+}
+
+/// The stops and quotes of 64 bytes with AVX-512 (BW).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+#[inline]
+fn block_stops_avx512(block: &[u8; 64]) -> [u64; 2] {
+    use std::arch::x86_64::{
+        _mm512_cmpeq_epi8_mask, _mm512_cmpge_epu8_mask, _mm512_set_epi64, _mm512_set1_epi8,
+        _mm512_sub_epi8,
+    };
+    let (words, _) = block.as_chunks::<8>();
+    let w = |k: usize| i64::from_le_bytes(words[k]);
+    let x = _mm512_set_epi64(w(7), w(6), w(5), w(4), w(3), w(2), w(1), w(0));
+    let quotes = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(b'"' as i8));
+    let backslashes = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(b'\\' as i8));
+    // Below the space or beyond ASCII: outside 0x20..0x80, so `b - 0x20` wraps to 0x60 or more.
+    let others = _mm512_cmpge_epu8_mask(
+        _mm512_sub_epi8(x, _mm512_set1_epi8(0x20)),
+        _mm512_set1_epi8(0x60),
+    );
+    [quotes | backslashes | others, quotes]
 }
 
 /// The stops and quotes of 64 bytes, sixteen at a time with SSE2.
@@ -1040,6 +1084,16 @@ mod tests {
                     .find(|k| is_stop(line[*k]))
                     .map(|k| (k, line[k] == b'"'));
                 assert_eq!(v.next_stop(from), want, "from {from} of {len}");
+            }
+            // Each way of making the masks this processor has makes the same ones.
+            let mut other = Vec::new();
+            stop_masks_with(line, &mut other, block_stops);
+            assert_eq!(other, stops, "{len}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512bw") {
+                // SAFETY: the processor has the feature (checked just above).
+                unsafe { stop_masks_avx512(line, &mut other) };
+                assert_eq!(other, stops, "{len}");
             }
         }
     }
