@@ -270,18 +270,21 @@ impl Memo {
     /// past these without a memo (which holds no more than this many keys).
     const PLACES: usize = 64;
 
-    /// What `needs` reads of `key`, the `n`th member of its line.
+    /// What `needs` reads of `key` (its bytes, between the quotes), the `n`th member of its
+    /// line; a key met at its place before is told by its bytes alone, without reading them as
+    /// text.
     #[inline]
-    fn need(&mut self, n: usize, key: &str, needs: &Needs) -> Option<Need> {
-        if n >= Self::PLACES {
-            return needs.need(key);
-        }
+    fn need(&mut self, n: usize, key: &[u8], needs: &Needs) -> Option<Need> {
         if let Some(Some((k, need))) = self.keys.get(n)
-            && k.as_slice() == key.as_bytes()
+            && k.as_slice() == key
         {
             return *need;
         }
-        let need = needs.need(key);
+        // `split` checked that every string is UTF-8.
+        let need = std::str::from_utf8(key).ok().and_then(|k| needs.need(k));
+        if n >= Self::PLACES {
+            return need;
+        }
         if self.keys.len() <= n {
             self.keys.resize_with(n + 1, || None);
         }
@@ -289,7 +292,7 @@ impl Memo {
         // old one was as long or longer).
         let slot = self.keys[n].get_or_insert_with(|| (Vec::new(), None));
         slot.0.clear();
-        slot.0.extend_from_slice(key.as_bytes());
+        slot.0.extend_from_slice(key);
         slot.1 = need;
         need
     }
@@ -346,9 +349,7 @@ pub(crate) fn reduce(line: &[u8], split: &mut Split, needs: &Needs, out: &mut Ve
     } = split;
     let memo = Memo::of(memos, needs);
     for (place, span) in spans.iter().enumerate() {
-        let Some(key) = key_text(line, span) else {
-            continue;
-        };
+        let key = &line[span.key.clone()];
         let Some(need) = memo.need(place, key, needs) else {
             continue;
         };
@@ -356,12 +357,12 @@ pub(crate) fn reduce(line: &[u8], split: &mut Split, needs: &Needs, out: &mut Ve
             out.push(b',');
         }
         out.push(b'"');
-        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(key);
         out.extend_from_slice(b"\":");
         match (need, &span.objects) {
             (Need::Count, Some((n, first))) => {
                 out.push(b'[');
-                match needs.first.get(key) {
+                match key_text(line, span).and_then(|k| needs.first.get(k)) {
                     Some(members) => keep_members(line, stops, first, members, out),
                     None => out.extend_from_slice(b"{}"),
                 }
