@@ -121,9 +121,9 @@ pub(crate) fn event_of(
 
 /// The rule applied within one run: per group the winning version and the cancels.
 ///
-/// The groups are found once, as the run's events are given ([`RunVersions::new`], or one at a
-/// time to a [`VersionsBuilder`]); what each event's rows do then is a lookup by position
-/// ([`RunVersions::kept`]), with no key built or hashed again.
+/// The groups are found once, when the run's events are given ([`RunVersions::new`]); what each
+/// event's rows do then is a lookup by position ([`RunVersions::kept`]), with no key built or
+/// hashed again.
 #[derive(Debug, Default)]
 pub struct RunVersions {
     mode: VersionMode,
@@ -147,91 +147,44 @@ struct GroupState {
     cancels: Option<HashSet<String>>,
 }
 
-/// [`RunVersions`] built one event at a time, as a scan's batches arrive: each event finds its
-/// group when it comes (one hash of its key, and a comparison with the group's head), so that
-/// the grouping is done by the time the scan ends, while the workers are still parsing, rather
-/// than on one thread after it. [`VersionsBuilder::finish`] then marks the kept versions.
-#[derive(Debug, Default)]
-pub struct VersionsBuilder {
-    mode: VersionMode,
-    events: Vec<ClaimEvent>,
-    groups: Vec<GroupState>,
-    group_of: Vec<usize>,
-    /// The groups by their key's hash; a group's key is that of its first event.
-    index: hashbrown::HashTable<usize>,
-    hasher: foldhash::fast::RandomState,
-}
-
-impl VersionsBuilder {
-    /// A builder applying the rule in `mode`.
-    pub fn new(mode: VersionMode) -> Self {
-        VersionsBuilder {
-            mode,
-            ..VersionsBuilder::default()
-        }
-    }
-
-    /// Adds one event of the run (in any order).
-    pub fn push(&mut self, e: ClaimEvent) {
-        use std::hash::BuildHasher;
-        let VersionsBuilder {
-            mode,
-            events,
-            groups,
-            group_of,
-            index,
-            hasher,
-        } = self;
-        let mode = *mode;
-        let key = e.group(mode);
-        let hash = hasher.hash_one(key);
-        let i = events.len();
-        let g = match index.find(hash, |&g| events[groups[g].first].group(mode) == key) {
-            Some(&g) => g,
-            None => {
-                groups.push(GroupState {
-                    first: i,
-                    head: None,
-                    cancels: None,
+impl RunVersions {
+    /// Applies the rule to a run's events (any order).
+    pub fn new(mode: VersionMode, events: Vec<ClaimEvent>) -> Self {
+        let mut groups: Vec<GroupState> = Vec::new();
+        let mut group_of: Vec<usize> = Vec::with_capacity(events.len());
+        {
+            let mut index: foldhash::HashMap<(Option<ApiVersion>, &str), usize> =
+                foldhash::HashMap::with_capacity_and_hasher(events.len(), Default::default());
+            for (i, e) in events.iter().enumerate() {
+                let g = *index.entry(e.group(mode)).or_insert_with(|| {
+                    groups.push(GroupState {
+                        first: i,
+                        head: None,
+                        cancels: None,
+                    });
+                    groups.len() - 1
                 });
-                let g = groups.len() - 1;
-                index.insert_unique(hash, g, |&g| {
-                    hasher.hash_one(events[groups[g].first].group(mode))
-                });
-                g
-            }
-        };
-        group_of.push(g);
-        let group = &mut groups[g];
-        match e.action {
-            Action::Cancel => {
-                group
-                    .cancels
-                    .get_or_insert_default()
-                    .insert(e.resource_id.clone());
-            }
-            Action::Version => {
-                let better = group.head.is_none_or(|j| {
-                    let h = &events[j];
-                    (e.last_updated, e.position) > (h.last_updated, h.position)
-                });
-                if better {
-                    group.head = Some(i);
+                group_of.push(g);
+                let group = &mut groups[g];
+                match e.action {
+                    Action::Cancel => {
+                        group
+                            .cancels
+                            .get_or_insert_default()
+                            .insert(e.resource_id.clone());
+                    }
+                    Action::Version => {
+                        let better = group.head.is_none_or(|j| {
+                            let h = &events[j];
+                            (e.last_updated, e.position) > (h.last_updated, h.position)
+                        });
+                        if better {
+                            group.head = Some(i);
+                        }
+                    }
                 }
             }
         }
-        events.push(e);
-    }
-
-    /// The rule applied to the events pushed.
-    pub fn finish(self) -> RunVersions {
-        let VersionsBuilder {
-            mode,
-            events,
-            groups,
-            group_of,
-            ..
-        } = self;
         let keeps = events
             .iter()
             .zip(&group_of)
@@ -253,19 +206,6 @@ impl VersionsBuilder {
             group_of,
             keeps,
         }
-    }
-}
-
-impl RunVersions {
-    /// Applies the rule to a run's events (any order): [`VersionsBuilder`] given them all.
-    pub fn new(mode: VersionMode, events: Vec<ClaimEvent>) -> Self {
-        let mut builder = VersionsBuilder::new(mode);
-        builder.events.reserve(events.len());
-        builder.group_of.reserve(events.len());
-        for e in events {
-            builder.push(e);
-        }
-        builder.finish()
     }
 
     /// The mode.

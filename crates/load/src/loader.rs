@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use claimline_link::{
-    BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, Scratch, VersionMode,
-    VersionsBuilder, decide, patient_mbi,
+    BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, RunVersions, Scratch,
+    VersionMode, decide, patient_mbi,
 };
 use claimline_model::{Cell, RunRecord, TableSchema, create_private_dir, format_timestamp};
 use claimline_ndjson::{InputFile, Manifest, RejectTarget, ScanOptions, discover, scan};
@@ -527,9 +527,7 @@ impl Loader {
         let mut claims = ClaimCounts::default();
         let mut cclf8 = plan.cclf8_builder();
         let mut counting = Counting::default();
-        // The run's claim events find their groups as the batches come in, while the workers
-        // parse (see `VersionsBuilder`).
-        let mut events = VersionsBuilder::new(mode);
+        let mut events: Vec<ClaimEvent> = Vec::new();
         let mut eobs: Vec<EobRecord> = Vec::new();
         let history_rule = plan.has_claim_tables();
         let summary = scan(
@@ -609,7 +607,7 @@ impl Loader {
 
         // The claim-history rule on what the scan wrote: per group the kept version, against what
         // earlier runs left in SQLite.
-        let versions = events.finish();
+        let versions = RunVersions::new(mode, events);
         let mut history = HistoryCounts::default();
         let mut removals: Vec<Vec<Cell>> = Vec::new();
         let mut stale: HashSet<(Option<claimline_ndjson::ApiVersion>, &str)> = HashSet::new();
@@ -637,108 +635,73 @@ impl Loader {
                 }
             }
         }
-        // `_claimline_claims`' rows (the run's winners, sorted) are made on a thread of their own
-        // while this one sorts out the versions' rows and drops those not kept from the sinks:
-        // the two read the rule's outcome and nothing else of each other's.
-        let claims_rows = || -> (u64, Option<Vec<Vec<Cell>>>) {
-            use rayon::prelude::*;
-            let recorded: Vec<&ClaimEvent> = versions.recorded();
-            let cancels = recorded
-                .iter()
-                .filter(|e| e.action == claimline_link::Action::Cancel)
-                .count() as u64;
-            let rows = plan.claims_table().map(|_| {
-                recorded
-                    .par_iter()
-                    .map(|e| {
-                        claimline_link::claims_row(
-                            e.api_version.map(|v| v.as_str()),
-                            &e.claim_key,
-                            &e.resource_id,
-                            e.last_updated,
-                            e.action,
-                            &run_id,
-                        )
-                    })
-                    .collect()
-            });
-            (cancels, rows)
-        };
+        let recorded: Vec<&ClaimEvent> = versions.recorded();
+        history.cancels = recorded
+            .iter()
+            .filter(|e| e.action == claimline_link::Action::Cancel)
+            .count() as u64;
         // Versions not kept leave both outputs; stale ones (an earlier run holds a newer version)
         // stay in this run's Parquet partition only.
+        let mut not_kept = claimline_sink::SourceLines::new();
+        let mut stale_rows = claimline_sink::SourceLines::new();
         let file_names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
-        let sort_versions = || -> Result<_, LoadError> {
-            let mut not_kept = claimline_sink::SourceLines::new();
-            let mut stale_rows = claimline_sink::SourceLines::new();
-            for ((e, keep), eob) in versions.kept().zip(eobs) {
-                if !keep {
-                    claims.superseded += u64::from(eob.claim_views);
-                    let file = &file_names[eob.file_index];
-                    not_kept
-                        .entry(file.clone())
-                        .or_default()
-                        .insert(eob.line as i64);
-                    continue;
-                }
-                if !stale.is_empty() && stale.contains(&e.group(mode)) {
-                    claims.unresolved_mbi += u64::from(eob.unresolved_mbi);
-                    let file = &file_names[eob.file_index];
-                    stale_rows
-                        .entry(file.clone())
-                        .or_default()
-                        .insert(eob.line as i64);
-                    continue;
-                }
-                eob.account(&tables, &files, &mut claims, &mut counting, &mut issues)
-                    .map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
+        for ((e, keep), eob) in versions.kept().zip(eobs) {
+            if !keep {
+                claims.superseded += u64::from(eob.claim_views);
+                let file = &file_names[eob.file_index];
+                not_kept
+                    .entry(file.clone())
+                    .or_default()
+                    .insert(eob.line as i64);
+                continue;
             }
-            issues
-                .finish()
-                .map_err(|e| LoadError::io(&issues.path, e))?;
-            Ok((not_kept, stale_rows))
-        };
+            if !stale.is_empty() && stale.contains(&e.group(mode)) {
+                claims.unresolved_mbi += u64::from(eob.unresolved_mbi);
+                let file = &file_names[eob.file_index];
+                stale_rows
+                    .entry(file.clone())
+                    .or_default()
+                    .insert(eob.line as i64);
+                continue;
+            }
+            eob.account(&tables, &files, &mut claims, &mut counting, &mut issues)
+                .map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
+        }
+        issues
+            .finish()
+            .map_err(|e| LoadError::io(&issues.path, e))?;
         let claim_tables: Vec<usize> = (0..tables.len())
             .filter(|&t| plan.is_claim_table(t))
             .collect();
-        let (cancels, claims_rows) = std::thread::scope(|scope| {
-            let claims_rows = scope.spawn(claims_rows);
-            let (not_kept, stale_rows) = sort_versions()?;
-            let replace_key = tables
-                .iter()
-                .find(|t| t.replace_key.iter().any(|k| k == "_claim_key"))
-                .map(|t| t.replace_key.clone())
-                .filter(|k| k.len() == 2);
-            let mut gone = not_kept.clone();
-            for (file, lines) in &stale_rows {
-                gone.entry(file.clone()).or_default().extend(lines);
-            }
-            // The report counts rows as the first sink that replaces (else the first sink) holds them.
-            let counted = sinks.iter().position(|s| s.replaces()).unwrap_or(0);
-            for (i, sink) in sinks.iter_mut().enumerate() {
-                let removed = if sink.replaces() {
-                    if let Some(key) = &replace_key
-                        && !removals.is_empty()
-                    {
-                        sink.remove_keys(key, removals.clone())?;
-                    }
-                    sink.drop_rows(&claim_tables, &gone)?
-                } else {
-                    // Stale versions stay in an append-only sink's run; its readers' rule skips them.
-                    sink.drop_rows(&claim_tables, &not_kept)?
-                };
-                if i == counted {
-                    for (&t, n) in claim_tables.iter().zip(removed) {
-                        rows_per_table[t] -= n;
-                    }
+        let replace_key = tables
+            .iter()
+            .find(|t| t.replace_key.iter().any(|k| k == "_claim_key"))
+            .map(|t| t.replace_key.clone())
+            .filter(|k| k.len() == 2);
+        let mut gone = not_kept.clone();
+        for (file, lines) in &stale_rows {
+            gone.entry(file.clone()).or_default().extend(lines);
+        }
+        // The report counts rows as the first sink that replaces (else the first sink) holds them.
+        let counted = sinks.iter().position(|s| s.replaces()).unwrap_or(0);
+        for (i, sink) in sinks.iter_mut().enumerate() {
+            let removed = if sink.replaces() {
+                if let Some(key) = &replace_key
+                    && !removals.is_empty()
+                {
+                    sink.remove_keys(key, removals.clone())?;
+                }
+                sink.drop_rows(&claim_tables, &gone)?
+            } else {
+                // Stale versions stay in an append-only sink's run; its readers' rule skips them.
+                sink.drop_rows(&claim_tables, &not_kept)?
+            };
+            if i == counted {
+                for (&t, n) in claim_tables.iter().zip(removed) {
+                    rows_per_table[t] -= n;
                 }
             }
-            Ok::<_, LoadError>(
-                claims_rows
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            )
-        })?;
-        history.cancels = cancels;
+        }
         let counts: BTreeMap<CountKey, Counted> = counting
             .into_iter()
             .map(|((v, ty, month), n)| ((v.map(|v| v.as_str().to_owned()), ty, month), n))
@@ -785,7 +748,20 @@ impl Loader {
                 .collect();
             write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
         }
-        if let (Some(t), Some(rows)) = (plan.claims_table(), claims_rows) {
+        if let Some(t) = plan.claims_table() {
+            let rows: Vec<Vec<Cell>> = recorded
+                .iter()
+                .map(|e| {
+                    claimline_link::claims_row(
+                        e.api_version.map(|v| v.as_str()),
+                        &e.claim_key,
+                        &e.resource_id,
+                        e.last_updated,
+                        e.action,
+                        &run_id,
+                    )
+                })
+                .collect();
             write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
         }
 

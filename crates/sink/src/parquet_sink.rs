@@ -306,28 +306,18 @@ impl TableWriter {
             column: String::new(),
             message: e.to_string(),
         };
-        // The windows are filtered on the workers (a load of one claim table would otherwise
-        // filter all of its rows on one), and kept in their order.
-        use rayon::prelude::*;
-        let filtered: Vec<(RecordBatch, usize, usize)> =
-            read_windows(self.file.arrow(), &self.pending)
-                .map_err(error)?
-                .into_par_iter()
-                .map(|window| {
-                    let mask = Self::keep(&window, file_at, line_at, lines);
-                    if mask.true_count() == mask.len() {
-                        return Ok((window, 0, 0));
-                    }
-                    let filtered = arrow_select::filter::filter_record_batch(&window, &mask)?;
-                    let copied = filtered.get_array_memory_size();
-                    Ok((filtered, mask.len() - mask.true_count(), copied))
-                })
-                .collect::<Result<_, arrow_schema::ArrowError>>()
-                .map_err(error)?;
         let (mut kept, mut removed, mut copied) = (Vec::new(), 0, 0);
-        for (window, gone, bytes) in filtered {
-            removed += gone;
-            copied += bytes;
+        for window in read_windows(self.file.arrow(), &self.pending).map_err(error)? {
+            let mask = Self::keep(&window, file_at, line_at, lines);
+            let window = if mask.true_count() == mask.len() {
+                window
+            } else {
+                removed += mask.len() - mask.true_count();
+                let filtered =
+                    arrow_select::filter::filter_record_batch(&window, &mask).map_err(error)?;
+                copied += filtered.get_array_memory_size();
+                filtered
+            };
             if window.num_rows() > 0 {
                 kept.push(window);
             }
