@@ -7,7 +7,7 @@
 #
 # Each run gets a fresh `--out` (appended to the command). Prints, per binary, the median wall
 # time and its quartiles, the median CPU time (user + system), minor page faults and peak RSS.
-# Needs: GNU time, python3.
+# Needs: GNU time, GNU date (`%N`), python3.
 set -euo pipefail
 [ $# -ge 4 ] && [ "$4" = "--" ] || {
   echo "usage: $0 A_BIN B_BIN ROUNDS -- COMMAND ARGS…" >&2

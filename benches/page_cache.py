@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""Puts benchmark inputs into one page-cache state: read once from disk, as a file is the first
-time a tool reads it after it was written by another program or fetched earlier.
+"""Puts benchmark inputs into one page-cache state: read once from disk, as a file is cached
+when it is first read from disk.
 
 How a file's pages came into the page cache sets how a memory-mapped read of it goes: a file
 just written in small pieces (8 KB writes, as a `BufWriter` with its default buffer makes) is
 cached in small folios, one read once from disk in the large folios the kernel's readahead
 builds. On this VM a header-view load of 1 GB maps the first kind with 41,000 minor faults and
-the second with 26,000, and runs 10-13% faster on the second (DuckDB, which reads with `read`,
-8-10%). Each file given (or every file under a folder given) is synced, dropped from the page
-cache (`POSIX_FADV_DONTNEED`, no privileges needed) and read through once, so that every tool
-and every round of a benchmark meets the same state whatever wrote the file.
+the second with about 27,000, and runs 10-11% faster on the second. Each file given (or every
+file under a folder given) is synced, dropped from the page cache (`POSIX_FADV_DONTNEED`, no
+privileges needed) and read through once, so that every tool and every round of a benchmark
+meets the same state whatever wrote the file. Dropping is advice the kernel may not follow
+(pages another process maps, a tmpfs file stay).
 
     benches/page_cache.py FILE_OR_FOLDER...
 """

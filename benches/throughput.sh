@@ -9,7 +9,7 @@
 #   benches/throughput.sh                       # 60 beneficiaries × 7 years, 1000 MB, 3 rounds
 #   BENES=20 SIZE_MB=300 ROUNDS=5 benches/throughput.sh
 #
-# Needs: cargo, GNU time.
+# Needs: cargo, GNU time, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
