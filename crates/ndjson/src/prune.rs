@@ -467,7 +467,8 @@ fn stop_masks_with(line: &[u8], out: &mut Vec<[u64; 2]>, block: impl Fn(&[u8; 64
     }
 }
 
-/// [`stop_masks`] with AVX-512 (BW): 64 bytes a compare, the masks straight from it.
+/// [`stop_masks`] with AVX-512 (BW): each kind of byte compared over 64 bytes at once, the mask
+/// straight from the compare.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512bw")]
 fn stop_masks_avx512(line: &[u8], out: &mut Vec<[u64; 2]>) {
