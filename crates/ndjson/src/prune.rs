@@ -104,8 +104,8 @@ impl Needs {
     /// fallback for a claim's date is `item[0].servicedDate`). When `array` is read whole, so is
     /// its first element.
     pub fn add_first(&mut self, array: &str, member: &str) {
+        // `add` gives the needs their new version.
         self.add(array, Need::Count);
-        self.version = VERSIONS.fetch_add(1, Ordering::Relaxed);
         self.first
             .entry(array.to_owned())
             .or_default()
