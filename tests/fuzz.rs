@@ -45,6 +45,24 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Every line of the real CMS fixtures, read once.
+fn real_lines() -> &'static [Vec<u8>] {
+    static LINES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    LINES.get_or_init(|| {
+        let mut lines = Vec::new();
+        for file in files(&repo().join("sample-data/real"), ".ndjson") {
+            let text = std::fs::read(&file).expect("fixture");
+            lines.extend(
+                text.split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec),
+            );
+        }
+        assert!(!lines.is_empty(), "real lines");
+        lines
+    })
+}
+
 /// Lines parsed whole and in part agree (`pruned_line`): over both line corpora, every real
 /// line and generated EOB line cut and damaged, as `ndjson_line` is fed below.
 #[test]
@@ -54,15 +72,7 @@ fn pruned_line_over_the_corpora_and_every_real_and_generated_line_cut_and_damage
         pruned_line(&seed);
         cases += 1;
     }
-    let mut lines: Vec<Vec<u8>> = Vec::new();
-    for file in files(&repo().join("sample-data/real"), ".ndjson") {
-        let text = std::fs::read(&file).expect("fixture");
-        lines.extend(
-            text.split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec),
-        );
-    }
+    let mut lines: Vec<Vec<u8>> = real_lines().to_vec();
     let real = lines.len();
     // The generated exports are gzip, as BCDA serves them.
     for file in files(&repo().join("sample-data/generated"), ".ndjson.gz") {
@@ -108,19 +118,16 @@ fn ndjson_line_over_its_corpus_and_every_real_line_cut_and_damaged() {
         ndjson_line(&seed);
         cases += 1;
     }
-    for file in files(&repo().join("sample-data/real"), ".ndjson") {
-        let text = std::fs::read(&file).expect("fixture");
-        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            ndjson_line(line);
-            // Cut at 16 places, and one byte flipped at 16 places.
-            for k in 1..=16 {
-                let at = line.len() * k / 17;
-                ndjson_line(&line[..at]);
-                let mut flipped = line.to_vec();
-                flipped[at] ^= 0x55;
-                ndjson_line(&flipped);
-                cases += 2;
-            }
+    for line in real_lines() {
+        ndjson_line(line);
+        // Cut at 16 places, and one byte flipped at 16 places.
+        for k in 1..=16 {
+            let at = line.len() * k / 17;
+            ndjson_line(&line[..at]);
+            let mut flipped = line.clone();
+            flipped[at] ^= 0x55;
+            ndjson_line(&flipped);
+            cases += 2;
         }
     }
     assert!(cases > 1000, "{cases} cases");
@@ -293,6 +300,14 @@ proptest! {
                     Just("\"ExplanationOfBenefit\""), Just("\"t\\u00e9\\n\""), Just("1e5"),
                     Just("12345678901234567890"), Just("true"), Just("null"), Just("\"\\ud83d\\ude00\""),
                     Just("[{\"servicedD\\u0061te\":\"x\"}]"), Just("[null,{}]"),
+                    // What the validator's stream of stops must step over in order: escaped
+                    // quotes and backslashes, characters beyond ASCII, whitespace between
+                    // tokens, strings across 64-byte blocks.
+                    Just("\"a\\\"b\\\\\""), Just("[\"\\\\\",\"\\\\\\\"\"]"),
+                    Just("\"é€😀\""), Just("{\"é\":\"ü\\\"€\"}"),
+                    Just("[ \"a\" ,\t\"b\"\r]"), Just("{\t\"k\"\t:\r\"v\" }"),
+                    Just("\"0123456789012345678901234567890123456789012345678901234567890\\\"x\\\\\""),
+                    Just("\"\u{1}\""), Just("\"a\u{7f}\u{80}\""),
                 ],
             ),
             0..8,
@@ -312,6 +327,33 @@ proptest! {
         } else {
             pruned_line(&bytes[..at]);
         }
+    }
+
+    /// A real resource with whitespace, escapes and characters beyond ASCII put in at places
+    /// anywhere (inside strings and between tokens, valid or not): the validator's stream of
+    /// stops stays in step with the bytes, or the line goes to the whole parse.
+    #[test]
+    fn pruned_line_real_lines_with_bytes_put_in(
+        line in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                prop_oneof![
+                    Just(" "), Just("\t"), Just("\r"), Just("\\\""), Just("\\\\"), Just("\""),
+                    Just("\\u00e9"), Just("é"), Just("€"), Just("😀"), Just("\u{1}"),
+                    Just("\\"), Just("\u{80}"), Just("\\ud800"),
+                ],
+            ),
+            1..6,
+        ),
+    ) {
+        let lines = real_lines();
+        let mut bytes = lines[line.index(lines.len())].clone();
+        for (at, text) in &edits {
+            let at = at.index(bytes.len() + 1);
+            bytes.splice(at..at, text.bytes());
+        }
+        pruned_line(&bytes);
     }
 
     #[test]

@@ -325,11 +325,7 @@ pub(crate) fn split(line: &[u8], split: &mut Split) -> Option<()> {
     stop_masks(line, &mut split.stops);
     // Outside strings only ASCII is JSON (the grammar below refuses anything else), and every
     // string's text is checked as UTF-8 as it is read.
-    let mut v = Validator {
-        b: line,
-        stops: &split.stops,
-        i: 0,
-    };
+    let mut v = Validator::new(line, &split.stops, 0);
     let spans = &mut split.spans;
     v.object(1, true, |span| spans.push(span))?;
     v.ws();
@@ -397,11 +393,7 @@ fn keep_members(
         out.extend_from_slice(element);
         return;
     }
-    let mut v = Validator {
-        b: line,
-        stops,
-        i: first.start,
-    };
+    let mut v = Validator::new(line, stops, first.start);
     let mut any = false;
     out.push(b'{');
     let walked = v.object(2, false, |span| {
@@ -574,9 +566,56 @@ struct Validator<'a> {
     /// The line's [`stop_masks`].
     stops: &'a [[u64; 2]],
     i: usize,
+    /// The stops not taken yet, in order: `word` holds those of block `w` (the bits of the
+    /// stops taken cleared), `quotes` that block's quote mask. Strings take their stops from
+    /// here one after the other ([`Validator::take_stop`]), so a string's end is found from the
+    /// stop before it (a bit cleared, a count), not from the position the bytes before it left:
+    /// the position no longer waits on a load of the masks at every string.
+    w: usize,
+    word: u64,
+    quotes: u64,
 }
 
-impl Validator<'_> {
+impl<'a> Validator<'a> {
+    /// A validator of `b` (whose masks `stops` are) from byte `i`.
+    fn new(b: &'a [u8], stops: &'a [[u64; 2]], i: usize) -> Self {
+        let mut v = Validator {
+            b,
+            stops,
+            i,
+            w: 0,
+            word: 0,
+            quotes: 0,
+        };
+        v.seek(i);
+        v
+    }
+
+    /// The stream of stops from byte `from` on (the stops before it dropped).
+    #[cold]
+    #[inline(never)]
+    fn seek(&mut self, from: usize) {
+        self.w = from >> 6;
+        let [stops, quotes] = self.stops.get(self.w).copied().unwrap_or_default();
+        self.word = stops & (u64::MAX << (from & 63));
+        self.quotes = quotes;
+    }
+
+    /// The next stop of the stream (see [`stop_masks`]), taken, and whether it is a `"`; `None`
+    /// when the line has no more.
+    #[inline(always)]
+    fn take_stop(&mut self) -> Option<(usize, bool)> {
+        while self.word == 0 {
+            self.w += 1;
+            [self.word, self.quotes] = *self.stops.get(self.w)?;
+        }
+        let bit = self.word & self.word.wrapping_neg();
+        self.word ^= bit;
+        Some((
+            self.w * 64 + bit.trailing_zeros() as usize,
+            self.quotes & bit != 0,
+        ))
+    }
     #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -596,40 +635,19 @@ impl Validator<'_> {
         }
     }
 
-    /// The first stop (see [`stop_masks`]) at or after `i`, and whether it is a `"`; `None`
-    /// when the line has none. Most strings end in the word they start in: one load, a shift
-    /// and a count; the byte at the stop is not needed to know a string's end.
-    #[inline(always)]
-    fn next_stop(&self, i: usize) -> Option<(usize, bool)> {
-        let [stops, quotes] = *self.stops.get(i >> 6)?;
-        let near = stops >> (i & 63);
-        if near != 0 {
-            let first = near & near.wrapping_neg();
-            let quote = (quotes >> (i & 63)) & first != 0;
-            return Some((i + near.trailing_zeros() as usize, quote));
-        }
-        let mut w = (i >> 6) + 1;
-        loop {
-            let [stops, quotes] = *self.stops.get(w)?;
-            if stops != 0 {
-                let first = stops & stops.wrapping_neg();
-                return Some((
-                    w * 64 + stops.trailing_zeros() as usize,
-                    quotes & first != 0,
-                ));
-            }
-            w += 1;
-        }
-    }
-
     /// A string, from its opening quote to past its closing one; `Some(true)` when it has an
     /// escape.
     #[inline(always)]
     fn string(&mut self) -> Option<bool> {
+        // The stream's next stop is this quote, unless stops outside strings were passed over
+        // (whitespace below the space: a line that is not compact).
+        let (open, _) = self.take_stop()?;
+        if open != self.i {
+            self.seek(self.i + 1);
+        }
         let mut escaped = false;
-        let mut from = self.i + 1;
         loop {
-            let (at, quote) = self.next_stop(from)?;
+            let (at, quote) = self.take_stop()?;
             self.i = at + 1;
             if quote {
                 return Some(escaped);
@@ -638,7 +656,11 @@ impl Validator<'_> {
                 b'\\' => {
                     escaped = true;
                     match self.next()? {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                        // The escaped byte is a stop of its own: taken with its backslash.
+                        b'"' | b'\\' => {
+                            self.take_stop()?;
+                        }
+                        b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
                         b'u' => {
                             let hex = self.b.get(self.i..self.i + 4)?;
                             let hex = std::str::from_utf8(hex).ok()?;
@@ -650,6 +672,7 @@ impl Validator<'_> {
                             if (0xD800..=0xDFFF).contains(&unit) {
                                 return None;
                             }
+                            // Hex digits are no stops.
                             self.i += 4;
                         }
                         _ => return None,
@@ -658,12 +681,15 @@ impl Validator<'_> {
                 c if c >= 0x80 => {
                     let width = utf8_width(c)?;
                     std::str::from_utf8(self.b.get(at..at + width)?).ok()?;
+                    // Its continuation bytes (beyond ASCII) are stops of their own.
+                    for _ in 1..width {
+                        self.take_stop()?;
+                    }
                     self.i = at + width;
                 }
                 // A control byte.
                 _ => return None,
             }
-            from = self.i;
         }
     }
 
@@ -1016,6 +1042,10 @@ mod tests {
             r#"{"a":[1,-2,0.5,-0.25,true,false,null,"x\"\\\/\b\f\n\r\t\u00e9",{"b":{}}]}"#,
             "{\"a\":\"caf\u{e9} \u{1F600}\"}\r",
             r#"{"a" : [ ] , "b" : { } }"#,
+            // Whitespace below the space between tokens (stops outside strings, which the
+            // stream of stops steps over), and escaped quotes and backslashes across blocks.
+            "{\t\"a\"\t:\r[\t\"x\" ,\t\"y\"\r] ,\r\n\"b\":\t\"z\"}",
+            r#"{"a":"0123456789012345678901234567890123456789012345678901234567\"\\\"","b":"\\"}"#,
         ];
         for line in valid {
             assert!(
@@ -1060,8 +1090,8 @@ mod tests {
     }
 
     /// Every byte's stop and quote bits are what [`is_stop`] and `"` say, whatever the line's
-    /// length, and a pair per 64 bytes; `next_stop` finds the first stop from any position,
-    /// across words, and none past the last.
+    /// length, and a pair per 64 bytes; the validator's stream of stops gives them in order
+    /// from any position, across words, and none past the last.
     #[test]
     fn stop_masks_flag_exactly_the_bytes_a_string_reader_looks_at() {
         let mut line: Vec<u8> = (0..=255u8).cycle().take(700).collect();
@@ -1076,16 +1106,15 @@ mod tests {
                 assert_eq!(stop, is_stop(*b), "byte {k} of {len}");
                 assert_eq!(quote, *b == b'"', "byte {k} of {len}");
             }
-            let v = Validator {
-                b: line,
-                stops: &stops,
-                i: 0,
-            };
+            // From any place, the stream gives every stop after it, in order, then none.
             for from in 0..len {
-                let want = (from..len)
-                    .find(|k| is_stop(line[*k]))
-                    .map(|k| (k, line[k] == b'"'));
-                assert_eq!(v.next_stop(from), want, "from {from} of {len}");
+                let mut v = Validator::new(line, &stops, from);
+                let want: Vec<(usize, bool)> = (from..len)
+                    .filter(|k| is_stop(line[*k]))
+                    .map(|k| (k, line[k] == b'"'))
+                    .collect();
+                let got: Vec<(usize, bool)> = std::iter::from_fn(|| v.take_stop()).collect();
+                assert_eq!(got, want, "from {from} of {len}");
             }
             // Each way of making the masks this processor has makes the same ones.
             let mut other = Vec::new();
