@@ -339,9 +339,14 @@ proptest! {
             (
                 any::<prop::sample::Index>(),
                 prop_oneof![
-                    Just(" "), Just("\t"), Just("\r"), Just("\\\""), Just("\\\\"), Just("\""),
-                    Just("\\u00e9"), Just("é"), Just("€"), Just("😀"), Just("\u{1}"),
-                    Just("\\"), Just("\u{80}"), Just("\\ud800"),
+                    Just(&b" "[..]), Just(&b"\t"[..]), Just(&b"\r"[..]), Just(&b"\\\""[..]),
+                    Just(&b"\\\\"[..]), Just(&b"\""[..]), Just(&b"\\u00e9"[..]),
+                    Just("é".as_bytes()), Just("€".as_bytes()), Just("😀".as_bytes()),
+                    Just(&b"\x01"[..]), Just(&b"\\"[..]), Just(&b"\\ud800"[..]),
+                    // Not UTF-8: a lone continuation byte, a lead byte alone, a surrogate's
+                    // encoding, a byte no character has.
+                    Just(&b"\x80"[..]), Just(&b"\xC3"[..]), Just(&b"\xED\xA0\x80"[..]),
+                    Just(&b"\xFF"[..]),
                 ],
             ),
             1..6,
@@ -351,7 +356,7 @@ proptest! {
         let mut bytes = lines[line.index(lines.len())].clone();
         for (at, text) in &edits {
             let at = at.index(bytes.len() + 1);
-            bytes.splice(at..at, text.bytes());
+            bytes.splice(at..at, text.iter().copied());
         }
         pruned_line(&bytes);
     }

@@ -174,7 +174,11 @@ pub fn pruned_line(data: &[u8]) -> usize {
     for needs in variants {
         for detecting in [false, true] {
             let mut pruning = Pruning::new();
-            pruning.set(&ty, needs.clone());
+            // Every type a line may claim gets the needs: a line whose whole parse fails (its
+            // type unknown here) is still parsed in part, whatever its `resourceType`.
+            for t in [ty.as_str(), "ExplanationOfBenefit", "Patient", "Coverage"] {
+                pruning.set(t, needs.clone());
+            }
             // What the parse in part may hold: the members read (the first element of an
             // array read for its length cut down, or whole when it has an escape), or
             // everything when the line is left to the whole parse.

@@ -1043,9 +1043,8 @@ mod tests {
             "{\"a\":\"caf\u{e9} \u{1F600}\"}\r",
             r#"{"a" : [ ] , "b" : { } }"#,
             // Whitespace below the space between tokens (stops outside strings, which the
-            // stream of stops steps over), and escaped quotes and backslashes across blocks.
+            // stream of stops steps over).
             "{\t\"a\"\t:\r[\t\"x\" ,\t\"y\"\r] ,\r\n\"b\":\t\"z\"}",
-            r#"{"a":"0123456789012345678901234567890123456789012345678901234567\"\\\"","b":"\\"}"#,
         ];
         for line in valid {
             assert!(
@@ -1053,6 +1052,16 @@ mod tests {
                 "{line}"
             );
         }
+        // An escape whose backslash ends one 64-byte block and whose quote starts the next, and
+        // a character beyond ASCII whose two bytes straddle the next boundary.
+        let across = format!(
+            "{{\"a\":\"{}\\\"\\\\\\\"\",\"b\":\"{}\u{e9}\"}}",
+            "0".repeat(57),
+            "1".repeat(51)
+        );
+        assert_eq!(&across.as_bytes()[63..65], b"\\\"");
+        assert_eq!(&across.as_bytes()[127..129], "\u{e9}".as_bytes());
+        assert!(split(across.as_bytes(), &mut Split::default()).is_some());
         let refused: [&[u8]; 22] = [
             b"",
             b"[1]",
