@@ -329,9 +329,9 @@ proptest! {
         }
     }
 
-    /// A real resource with whitespace, escapes and characters beyond ASCII put in at places
-    /// anywhere (inside strings and between tokens, valid or not): the validator's stream of
-    /// stops stays in step with the bytes, or the line goes to the whole parse.
+    /// A real resource with whitespace, escapes, characters beyond ASCII and bytes that are not
+    /// UTF-8 put in anywhere (inside strings and between tokens, valid or not): the validator's
+    /// stream of stops stays in step with the bytes, or the line goes to the whole parse.
     #[test]
     fn pruned_line_real_lines_with_bytes_put_in(
         line in any::<prop::sample::Index>(),

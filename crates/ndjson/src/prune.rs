@@ -616,6 +616,7 @@ impl<'a> Validator<'a> {
             self.quotes & bit != 0,
         ))
     }
+
     #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
