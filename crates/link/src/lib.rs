@@ -969,7 +969,8 @@ impl Plan {
             };
             for row in rows.rows.drain(..) {
                 let mut cells = Vec::with_capacity(self.tables[pv.table].columns.len());
-                for (cell, ty) in row.into_iter().zip(&pv.columns) {
+                let mut row = row;
+                for (cell, ty) in row.iter_mut().zip(&pv.columns) {
                     cells.push(convert(cell, ty).unwrap_or_else(|reason| {
                         out.issues.push(RowIssue {
                             table: pv.table,
@@ -1167,15 +1168,23 @@ pub(crate) fn claim_columns(r: &Resource<'_>) -> [Cell; 2] {
     ]
 }
 
-/// A view cell to a sink cell of the column's type.
-fn convert(cell: claimline_view::Cell, ty: &ColumnType) -> Result<Cell, String> {
+/// A view cell to a sink cell of the column's type. The cell is read where it lies, and its
+/// text taken out of it (left empty), rather than moved: a cell moved by value went through a
+/// copy on the stack whose reading back stalled on every cell.
+#[inline]
+fn convert(cell: &mut claimline_view::Cell, ty: &ColumnType) -> Result<Cell, String> {
     use claimline_view::Cell as V;
     Ok(match (cell, ty) {
         (V::Null, _) => Cell::Null,
-        (V::List(items), ColumnType::Json) => Cell::text(V::List(items).to_string()),
-        (other, ColumnType::Json) => Cell::text(V::List(vec![other]).to_string()),
-        (V::Boolean(b), ColumnType::Boolean) => Cell::Bool(b),
-        (V::Integer(i), ColumnType::Integer) => Cell::Int(i),
+        (V::String(s), ColumnType::Text | ColumnType::Code) => Cell::Text(std::mem::take(s)),
+        (V::List(items), ColumnType::Json) => {
+            Cell::text(V::List(std::mem::take(items)).to_string())
+        }
+        (other, ColumnType::Json) => {
+            Cell::text(V::List(vec![std::mem::replace(other, V::Null)]).to_string())
+        }
+        (V::Boolean(b), ColumnType::Boolean) => Cell::Bool(*b),
+        (V::Integer(i), ColumnType::Integer) => Cell::Int(*i),
         (V::Decimal(d), ColumnType::Decimal { precision, scale }) => {
             let scale = u8::try_from(*scale).map_err(|_| "negative decimal scale".to_owned())?;
             let fitted = d
@@ -1185,27 +1194,23 @@ fn convert(cell: claimline_view::Cell, ty: &ColumnType) -> Result<Cell, String> 
         }
         (V::Integer(i), ColumnType::Decimal { precision, scale }) => {
             let scale = u8::try_from(*scale).map_err(|_| "negative decimal scale".to_owned())?;
-            let d = claimline_view::Decimal::from_i64(i)
+            let d = claimline_view::Decimal::from_i64(*i)
                 .fit(*precision, scale)
                 .ok_or_else(|| format!("does not fit DECIMAL({precision},{scale})"))?;
             Cell::Decimal(d.mantissa())
         }
-        (V::Date(d), ColumnType::Date) => Cell::Date(d),
-        (V::DateTime(t), ColumnType::Timestamp) => Cell::Timestamp(t),
+        (V::Date(d), ColumnType::Date) => Cell::Date(*d),
+        (V::DateTime(t), ColumnType::Timestamp) => Cell::Timestamp(*t),
         (
-            v @ (V::String(_)
-            | V::Time(_)
+            v @ (V::Time(_)
             | V::Date(_)
             | V::DateTime(_)
             | V::Integer(_)
             | V::Decimal(_)
             | V::Boolean(_)),
             ColumnType::Text | ColumnType::Code,
-        ) => match v {
-            V::String(s) => Cell::Text(s),
-            other => Cell::text(other.to_string()),
-        },
-        (other, ty) => return Err(format!("a {} value in a {ty:?} column", kind(&other))),
+        ) => Cell::text(v.to_string()),
+        (other, ty) => return Err(format!("a {} value in a {ty:?} column", kind(other))),
     })
 }
 
