@@ -21,6 +21,7 @@
 
 use std::collections::HashSet;
 
+use claimline_model::CompactString;
 use claimline_ndjson::{ApiVersion, Resource};
 
 /// Which versions of a claim are kept.
@@ -57,10 +58,10 @@ impl Action {
 pub struct ClaimEvent {
     /// The API version.
     pub api_version: Option<ApiVersion>,
-    /// `_claim_key`.
-    pub claim_key: String,
-    /// The EOB id.
-    pub resource_id: String,
+    /// `_claim_key` (held inline up to 24 bytes, as a cell's text: no allocation per EOB).
+    pub claim_key: CompactString,
+    /// The EOB id (inline up to 24 bytes).
+    pub resource_id: CompactString,
     /// `meta.lastUpdated` in µs since the epoch, when valid.
     pub last_updated: Option<i64>,
     /// Version or cancel.
@@ -111,8 +112,8 @@ pub(crate) fn event_of(
         };
     Some(ClaimEvent {
         api_version: r.api_version,
-        claim_key: claim_key.into_string(),
-        resource_id: r.id?.to_owned(),
+        claim_key,
+        resource_id: r.id?.into(),
         last_updated,
         action,
         position: (r.file_index, r.offset),
@@ -150,7 +151,8 @@ struct GroupState {
 impl RunVersions {
     /// Applies the rule to a run's events (any order).
     pub fn new(mode: VersionMode, events: Vec<ClaimEvent>) -> Self {
-        let mut groups: Vec<GroupState> = Vec::new();
+        // At most a group per event: room for all at once, not grown (and copied) as they come.
+        let mut groups: Vec<GroupState> = Vec::with_capacity(events.len());
         let mut group_of: Vec<usize> = Vec::with_capacity(events.len());
         {
             let mut index: foldhash::HashMap<(Option<ApiVersion>, &str), usize> =
@@ -171,7 +173,7 @@ impl RunVersions {
                         group
                             .cancels
                             .get_or_insert_default()
-                            .insert(e.resource_id.clone());
+                            .insert(e.resource_id.to_string());
                     }
                     Action::Version => {
                         let better = group.head.is_none_or(|j| {
@@ -196,7 +198,7 @@ impl RunVersions {
                     && !group
                         .cancels
                         .as_ref()
-                        .is_some_and(|c| c.contains(&e.resource_id))
+                        .is_some_and(|c| c.contains(e.resource_id.as_str()))
             })
             .collect();
         RunVersions {

@@ -1,7 +1,7 @@
 //! The persistent beneficiary crosswalk (`bene_xref`), CCLF9 built from it, and the claim-history
 //! record (`_claimline_claims`).
 
-use claimline_model::{Cell, Column, ColumnType, TableSchema};
+use claimline_model::{Cell, Column, ColumnType, CompactString, TableSchema};
 use claimline_ndjson::Resource;
 
 use crate::{US_MBI, patient_mbi, str_at};
@@ -231,10 +231,10 @@ pub const COUNTS_TABLE: &str = "_claimline_counts";
 /// What one EOB adds to `_claimline_counts`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ClaimSummary {
-    /// The eob-type code.
-    pub claim_type: String,
-    /// `YYYY-MM`.
-    pub month: String,
+    /// The eob-type code (short codes are held inline: no allocation per EOB).
+    pub claim_type: CompactString,
+    /// `YYYY-MM` (inline).
+    pub month: CompactString,
     /// Items.
     pub lines: u64,
     /// `payment.amount.value` in cents.
@@ -259,7 +259,7 @@ pub fn claim_summary(r: &Resource<'_>) -> Option<ClaimSummary> {
         .find(|c| str_at(*c, "system").is_some_and(|s| TYPES.contains(&s)))
         .and_then(|c| str_at(c, "code"))
         .unwrap_or("")
-        .to_owned();
+        .into();
     let start = r
         .root
         .get("billablePeriod")
@@ -271,7 +271,7 @@ pub fn claim_summary(r: &Resource<'_>) -> Option<ClaimSummary> {
                 .and_then(|i| str_at(i, "servicedDate"))
         })
         .unwrap_or("");
-    let month: String = start.chars().take(7).collect();
+    let month: CompactString = start.chars().take(7).collect();
     let lines = r.root.get("item").and_then(|i| i.array_len()).unwrap_or(0) as u64;
     let payment_cents = r
         .root

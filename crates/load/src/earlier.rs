@@ -348,7 +348,11 @@ impl EarlierState for PgEarlier {
                 let version = g.api_version.map(|v| v.as_str().to_owned());
                 let head = stored.remove(&(version.clone(), g.key.to_owned()));
                 let own = g.head.is_some_and(|h| {
-                    cancelled.contains(&(version.clone(), g.key.to_owned(), h.resource_id.clone()))
+                    cancelled.contains(&(
+                        version.clone(),
+                        g.key.to_owned(),
+                        h.resource_id.to_string(),
+                    ))
                 });
                 (head, own)
             })

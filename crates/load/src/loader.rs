@@ -704,7 +704,12 @@ impl Loader {
         }
         let counts: BTreeMap<CountKey, Counted> = counting
             .into_iter()
-            .map(|((v, ty, month), n)| ((v.map(|v| v.as_str().to_owned()), ty, month), n))
+            .map(|((v, ty, month), n)| {
+                (
+                    (v.map(|v| v.as_str().to_owned()), ty.into(), month.into()),
+                    n,
+                )
+            })
             .collect();
         months.extend(
             counts
@@ -913,7 +918,14 @@ type CountKey = (Option<String>, String, String);
 
 /// [`CountKey`] as a load adds to it, one claim at a time: the API version as itself, not as a
 /// new string per claim, in a hash map (the ordered map is made once, after the scan).
-type Counting = foldhash::HashMap<(Option<claimline_ndjson::ApiVersion>, String, String), Counted>;
+type Counting = foldhash::HashMap<
+    (
+        Option<claimline_ndjson::ApiVersion>,
+        claimline_model::CompactString,
+        claimline_model::CompactString,
+    ),
+    Counted,
+>;
 
 /// Claims, lines and the payment sum in cents of one [`CountKey`].
 type Counted = (u64, u64, i128);

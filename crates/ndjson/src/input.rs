@@ -205,7 +205,9 @@ fn one_version(set: BTreeSet<ApiVersion>) -> Option<ApiVersion> {
 fn sample_versions(f: &InputFile) -> Option<BTreeSet<ApiVersion>> {
     use std::io::Read as _;
     let file = std::fs::File::open(&f.path).ok()?;
-    let mut bytes = Vec::new();
+    // Room for the whole sample at once: grown from nothing, the buffer's copies would touch
+    // twice its pages.
+    let mut bytes = Vec::with_capacity(AGREEMENT_SAMPLE);
     let limit = AGREEMENT_SAMPLE as u64;
     match f.compression {
         Compression::None => file.take(limit).read_to_end(&mut bytes).ok()?,
