@@ -234,9 +234,26 @@ pub(crate) struct Span {
     pub key: Range<usize>,
     /// The value's text.
     pub value: Range<usize>,
-    /// For a non-empty array whose elements are all objects: how many, and where the first is.
-    pub objects: Option<(usize, Range<usize>)>,
+    /// For a non-empty array whose elements are all objects: how many, the first one, and its
+    /// members.
+    pub objects: Option<Objects>,
 }
+
+/// A root member's array whose elements are all objects, as [`split`] found it.
+#[derive(Debug, Clone)]
+pub(crate) struct Objects {
+    /// How many elements.
+    pub n: usize,
+    /// The first element's text.
+    pub first: Range<usize>,
+    /// The first element's members: a range of [`Split::members`].
+    pub members: Range<usize>,
+    /// Some string of the first element has an escape (a key is only known unescaped).
+    pub escaped: bool,
+}
+
+/// A member's key (between its quotes) and value, byte offsets into the line.
+type Member = (Range<usize>, Range<usize>);
 
 /// What [`split`] finds in a line, kept from line to line: the root members, and where the
 /// line's strings may stop.
@@ -246,6 +263,10 @@ pub(crate) struct Split {
     pub spans: Vec<Span>,
     /// Per 64 bytes of the line, the stops and the quotes among them (see [`stop_masks`]).
     stops: Vec<[u64; 2]>,
+    /// The members of the first element of each array of objects among the root members (see
+    /// [`Objects::members`]): found as the line is checked, so that cutting the element down
+    /// to the members read needs no second walk of it.
+    members: Vec<Member>,
     /// What [`Needs::need`] said of the keys of the last lines reduced, per version of the
     /// needs asked (see [`Memo`]).
     memos: Vec<Memo>,
@@ -321,14 +342,23 @@ impl Memo {
 /// `split.spans`. `None`: the line is not valid JSON, or not an object, or holds something the
 /// validator leaves to the whole parse (see the module's documentation).
 pub(crate) fn split(line: &[u8], split: &mut Split) -> Option<()> {
-    split.spans.clear();
-    stop_masks(line, &mut split.stops);
+    let Split {
+        spans,
+        stops,
+        members,
+        ..
+    } = split;
+    spans.clear();
+    members.clear();
+    stop_masks(line, stops);
     // Outside strings only ASCII is JSON (the grammar below refuses anything else), and every
     // string's text is checked as UTF-8 as it is read.
-    let mut v = Validator::new(line, &split.stops, 0);
-    let spans = &mut split.spans;
-    v.object(1, true, |span| spans.push(span))?;
+    let mut v = Validator::new(line, stops, 0);
+    v.members = std::mem::take(members);
+    let checked = v.object(1, true, |span| spans.push(span));
     v.ws();
+    *members = std::mem::take(&mut v.members);
+    checked?;
     (v.i == line.len()).then_some(())
 }
 
@@ -340,8 +370,9 @@ pub(crate) fn reduce(line: &[u8], split: &mut Split, needs: &Needs, out: &mut Ve
     out.push(b'{');
     let Split {
         spans,
-        stops,
+        members,
         memos,
+        ..
     } = split;
     let memo = Memo::of(memos, needs);
     for (place, span) in spans.iter().enumerate() {
@@ -356,13 +387,13 @@ pub(crate) fn reduce(line: &[u8], split: &mut Split, needs: &Needs, out: &mut Ve
         out.extend_from_slice(key);
         out.extend_from_slice(b"\":");
         match (need, &span.objects) {
-            (Need::Count, Some((n, first))) => {
+            (Need::Count, Some(objects)) => {
                 out.push(b'[');
-                match key_text(line, span).and_then(|k| needs.first.get(k)) {
-                    Some(members) => keep_members(line, stops, first, members, out),
+                match key_text(line, &span.key).and_then(|k| needs.first.get(k)) {
+                    Some(read) => keep_members(line, objects, members, read, out),
                     None => out.extend_from_slice(b"{}"),
                 }
-                for _ in 1..*n {
+                for _ in 1..objects.n {
                     out.extend_from_slice(b",{}");
                 }
                 out.push(b']');
@@ -374,40 +405,37 @@ pub(crate) fn reduce(line: &[u8], split: &mut Split, needs: &Needs, out: &mut Ve
 }
 
 /// A member's key (`split` checked that every string is UTF-8).
-fn key_text<'a>(line: &'a [u8], span: &Span) -> Option<&'a str> {
-    std::str::from_utf8(&line[span.key.clone()]).ok()
+fn key_text<'a>(line: &'a [u8], key: &Range<usize>) -> Option<&'a str> {
+    std::str::from_utf8(&line[key.clone()]).ok()
 }
 
-/// Writes the object `first` of `line` (checked by [`split`], whose `stops` these are) with
-/// only the members `needs` names.
+/// Writes the first element of `objects` (an array [`split`] found in `line`, its members in
+/// `members`) with only the members `needs` names.
 fn keep_members(
     line: &[u8],
-    stops: &[[u64; 2]],
-    first: &Range<usize>,
+    objects: &Objects,
+    members: &[Member],
     needs: &Needs,
     out: &mut Vec<u8>,
 ) {
-    let element = &line[first.clone()];
     // A key with an escape is only known unescaped: the element is kept whole.
-    if memchr::memchr(b'\\', element).is_some() {
-        out.extend_from_slice(element);
+    if objects.escaped {
+        out.extend_from_slice(&line[objects.first.clone()]);
         return;
     }
-    let mut v = Validator::new(line, stops, first.start);
     let mut any = false;
     out.push(b'{');
-    let walked = v.object(2, false, |span| {
-        if key_text(line, &span).is_some_and(|k| needs.need(k).is_some()) {
+    for (key, value) in &members[objects.members.clone()] {
+        if key_text(line, key).is_some_and(|k| needs.need(k).is_some()) {
             if any {
                 out.push(b',');
             }
             any = true;
-            out.extend_from_slice(&line[span.key.start - 1..span.key.end + 1]);
+            out.extend_from_slice(&line[key.start - 1..key.end + 1]);
             out.push(b':');
-            out.extend_from_slice(&line[span.value]);
+            out.extend_from_slice(&line[value.clone()]);
         }
-    });
-    debug_assert!(walked.is_some(), "split checked this object");
+    }
     out.push(b'}');
 }
 
@@ -574,6 +602,11 @@ struct Validator<'a> {
     w: usize,
     word: u64,
     quotes: u64,
+    /// Escapes read so far (so a caller can tell whether a value held one).
+    escapes: u32,
+    /// Where [`Validator::top_array`] puts the members of each array's first element (see
+    /// [`Split::members`]).
+    members: Vec<Member>,
 }
 
 impl<'a> Validator<'a> {
@@ -586,6 +619,8 @@ impl<'a> Validator<'a> {
             w: 0,
             word: 0,
             quotes: 0,
+            escapes: 0,
+            members: Vec::new(),
         };
         v.seek(i);
         v
@@ -656,6 +691,7 @@ impl<'a> Validator<'a> {
             match *self.b.get(at)? {
                 b'\\' => {
                     escaped = true;
+                    self.escapes += 1;
                     match self.next()? {
                         // The escaped byte is a stop of its own: taken with its backslash.
                         b'"' | b'\\' => {
@@ -808,7 +844,9 @@ impl<'a> Validator<'a> {
     fn other_value(&mut self, c: u8, depth: u32) -> Option<()> {
         match c {
             b'{' => self.object(depth, false, |_| {}),
-            b'[' => self.array(depth, |_, _| {}).map(|_| ()),
+            b'[' => self
+                .array(depth, |v, c, _| v.value_at(c, depth + 1))
+                .map(|_| ()),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -817,10 +855,15 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// The array at `self.i` (its `[`), `depth` levels down, each element's first byte and text
-    /// handed to `element`; how many elements it has.
+    /// The array at `self.i` (its `[`), `depth` levels down, each element read by `element`
+    /// (given the validator at the element, its first byte and its index); how many elements
+    /// it has.
     #[inline]
-    fn array(&mut self, depth: u32, mut element: impl FnMut(u8, Range<usize>)) -> Option<usize> {
+    fn array(
+        &mut self,
+        depth: u32,
+        mut element: impl FnMut(&mut Self, u8, usize) -> Option<()>,
+    ) -> Option<usize> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -832,9 +875,7 @@ impl<'a> Validator<'a> {
         }
         let mut n = 0;
         loop {
-            let start = self.i;
-            self.value_at(c, depth + 1)?;
-            element(c, start..self.i);
+            element(self, c, n)?;
             n += 1;
             match self.token()? {
                 b',' => {
@@ -850,15 +891,41 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// A root member's array value; `Some(Some((n, first)))` when it has `n > 0` elements and all
-    /// are objects, `first` the first one's text.
-    fn top_array(&mut self, depth: u32) -> Option<Option<(usize, Range<usize>)>> {
-        let (mut objects, mut first) = (true, None);
-        let n = self.array(depth, |c, text| {
-            objects &= c == b'{';
-            first.get_or_insert(text);
+    /// A root member's array value; `Some(Some(objects))` when it has elements and all are
+    /// objects, the first one's members pushed to [`Validator::members`] as it is read.
+    fn top_array(&mut self, depth: u32) -> Option<Option<Objects>> {
+        let from = self.members.len();
+        let (mut all_objects, mut first, mut escaped) = (true, 0..0, false);
+        let n = self.array(depth, |v, c, i| {
+            all_objects &= c == b'{';
+            if i > 0 {
+                return v.value_at(c, depth + 1);
+            }
+            let (start, escapes) = (v.i, v.escapes);
+            if c == b'{' {
+                let mut members = std::mem::take(&mut v.members);
+                let read = v.object(depth + 1, false, |span| {
+                    members.push((span.key, span.value))
+                });
+                v.members = members;
+                read?;
+            } else {
+                v.value_at(c, depth + 1)?;
+            }
+            first = start..v.i;
+            escaped = v.escapes != escapes;
+            Some(())
         })?;
-        Some(first.filter(|_| objects).map(|first| (n, first)))
+        if n == 0 || !all_objects {
+            self.members.truncate(from);
+            return Some(None);
+        }
+        Some(Some(Objects {
+            n,
+            first,
+            members: from..self.members.len(),
+            escaped,
+        }))
     }
 }
 
