@@ -1093,6 +1093,21 @@ mod tests {
             reduced(escaped, &first).as_deref(),
             Some(r#"{"item":[{"servicedD\u0061te":"2020"},{}]}"#)
         );
+        // An escape in a value of the first element keeps it whole too; one in a later element
+        // does not. Whitespace around the first element's members goes with the members left
+        // out.
+        let in_value = r#"{"item":[{"a":"\t","servicedDate":"2020"},{}]}"#;
+        assert_eq!(reduced(in_value, &first).as_deref(), Some(in_value));
+        let later = r#"{"item":[{"a":"x","servicedDate":"2020"},{"b":"\n"}]}"#;
+        assert_eq!(
+            reduced(later, &first).as_deref(),
+            Some(r#"{"item":[{"servicedDate":"2020"},{}]}"#)
+        );
+        let spaced = r#"{"item":[ { "a" : {"servicedDate":1} , "servicedDate" : "2020" } , {} ]}"#;
+        assert_eq!(
+            reduced(spaced, &first).as_deref(),
+            Some(r#"{"item":[{"servicedDate":"2020"},{}]}"#)
+        );
         // A need only grows: read whole, the array is kept as it is.
         let mut grown = first.clone();
         grown.add("item", Need::Count);
