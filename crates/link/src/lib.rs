@@ -967,9 +967,8 @@ impl Plan {
             } else {
                 None
             };
-            for row in rows.rows.drain(..) {
+            for mut row in rows.rows.drain(..) {
                 let mut cells = Vec::with_capacity(self.tables[pv.table].columns.len());
-                let mut row = row;
                 for (cell, ty) in row.iter_mut().zip(&pv.columns) {
                     cells.push(convert(cell, ty).unwrap_or_else(|reason| {
                         out.issues.push(RowIssue {
@@ -1168,8 +1167,9 @@ pub(crate) fn claim_columns(r: &Resource<'_>) -> [Cell; 2] {
     ]
 }
 
-/// A view cell to a sink cell of the column's type. The cell is read where it lies, and its
-/// text taken out of it (left empty), rather than moved: a cell moved by value went through a
+/// A view cell to a sink cell of the column's type. The cell is read where it lies, and what
+/// the sink cell keeps of it (its text, its list) taken out, leaving it empty (a value that
+/// becomes JSON text leaves a null), rather than moved: a cell moved by value went through a
 /// copy on the stack whose reading back stalled on every cell.
 #[inline]
 fn convert(cell: &mut claimline_view::Cell, ty: &ColumnType) -> Result<Cell, String> {

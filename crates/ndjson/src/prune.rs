@@ -255,8 +255,8 @@ pub(crate) struct Objects {
 /// A member's key (between its quotes) and value, byte offsets into the line.
 type Member = (Range<usize>, Range<usize>);
 
-/// What [`split`] finds in a line, kept from line to line: the root members, and where the
-/// line's strings may stop.
+/// What [`split`] finds in a line, kept from line to line: the root members, the members of
+/// the first element of each root array of objects, and where the line's strings may stop.
 #[derive(Debug, Default)]
 pub(crate) struct Split {
     /// The root members.
@@ -339,7 +339,8 @@ impl Memo {
 }
 
 /// Checks that `line` is one JSON object, valid throughout, and lists its members in
-/// `split.spans`. `None`: the line is not valid JSON, or not an object, or holds something the
+/// `split.spans` (and those of the first element of each root array of objects in
+/// `split.members`). `None`: the line is not valid JSON, or not an object, or holds something the
 /// validator leaves to the whole parse (see the module's documentation).
 pub(crate) fn split(line: &[u8], split: &mut Split) -> Option<()> {
     let Split {
@@ -418,7 +419,7 @@ fn keep_members(
     needs: &Needs,
     out: &mut Vec<u8>,
 ) {
-    // A key with an escape is only known unescaped: the element is kept whole.
+    // Any escape in the element keeps it whole (a key with one is only known unescaped).
     if objects.escaped {
         out.extend_from_slice(&line[objects.first.clone()]);
         return;
@@ -603,9 +604,9 @@ struct Validator<'a> {
     word: u64,
     quotes: u64,
     /// Escapes read so far (so a caller can tell whether a value held one).
-    escapes: u32,
-    /// Where [`Validator::top_array`] puts the members of each array's first element (see
-    /// [`Split::members`]).
+    escapes: usize,
+    /// Where [`Validator::top_array`] puts the members of each root array's first element,
+    /// taken back off when not all its elements are objects (see [`Split::members`]).
     members: Vec<Member>,
 }
 
@@ -1070,6 +1071,38 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_split_cuts_first_elements_as_a_fresh_one_does() {
+        // One `Split` kept from line to line, as a parser keeps it, with two arrays cut down to
+        // their first elements' members: first elements of more members, then fewer, one with
+        // an escape, an array that is not all objects, an empty one.
+        let lines = [
+            r#"{"item":[{"a":1,"servicedDate":"x","b":[{"servicedDate":0}]},{}],"careTeam":[{"role":"r"}]}"#,
+            r#"{"careTeam":[{"role":"s"},2],"item":[{"servicedDate":"y"}]}"#,
+            r#"{"item":[{"b":"\u0041","servicedDate":"z"}],"careTeam":[{"x":1,"role":"t"}]}"#,
+            r#"{"item":[],"careTeam":[{"role":"u","x":[{"role":1}]}]}"#,
+            r#"{"item":[{"servicedDate":"w","a":2}]}"#,
+        ];
+        let mut n = Needs::new();
+        n.add_first("item", "servicedDate");
+        n.add_first("careTeam", "role");
+        let mut kept = Split::default();
+        for line in lines {
+            let mut out = Vec::new();
+            split(line.as_bytes(), &mut kept).expect("valid");
+            reduce(line.as_bytes(), &mut kept, &n, &mut out);
+            let out = String::from_utf8(out).expect("utf-8");
+            assert_eq!(Some(out.as_str()), reduced(line, &n).as_deref(), "{line}");
+            // No member left out comes back (the escaped element is kept whole, as it is).
+            if !line.contains('\\') {
+                assert!(
+                    !out.contains(r#""x":"#) && !out.contains(r#""a":"#),
+                    "{out}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn arrays_read_for_their_length_or_first_element_are_cut_down() {
         let line = r#"{"item":[{"a":1,"servicedDate":"2020-01-02","_servicedDate":{"id":"x"},"b":[{}]}, {"b":[2]} ,{}],"mixed":[{"a":1},2],"empty":[ ]}"#;
         let count = needs(&[
@@ -1107,6 +1140,25 @@ mod tests {
         assert_eq!(
             reduced(spaced, &first).as_deref(),
             Some(r#"{"item":[{"servicedDate":"2020"},{}]}"#)
+        );
+        // An escape before the element does not keep it whole either.
+        let before = r#"{"id":"a\nb","item":[{"a":"x","servicedDate":"2020"}]}"#;
+        assert_eq!(
+            reduced(before, &first).as_deref(),
+            Some(r#"{"item":[{"servicedDate":"2020"}]}"#)
+        );
+        // Each array's first element is cut by its own members and needs: not those of an
+        // earlier array's first element, nor of an array that is not all objects.
+        let arrays = r#"{"careTeam":[{"servicedDate":"c","role":"r"}],"mixed":[{"servicedDate":"m"},1],"item":[{"a":1,"servicedDate":"z"},{"servicedDate":"w"}]}"#;
+        assert_eq!(
+            reduced(arrays, &first).as_deref(),
+            Some(r#"{"item":[{"servicedDate":"z"},{}]}"#)
+        );
+        let mut two = first.clone();
+        two.add_first("careTeam", "role");
+        assert_eq!(
+            reduced(arrays, &two).as_deref(),
+            Some(r#"{"careTeam":[{"role":"r"}],"item":[{"servicedDate":"z"},{}]}"#)
         );
         // A need only grows: read whole, the array is kept as it is.
         let mut grown = first.clone();
