@@ -1026,13 +1026,19 @@ fn load_cclf_locked(
         all_versions: false,
     };
     if committed {
-        let held = commit_sinks(sinks, &record, &opts.out)?;
-        if opts.sinks.iter().any(|k| k.name() == "parquet") {
-            let claim_tables: Vec<String> = (0..tables.len())
-                .filter(|&t| claim[t])
-                .map(|t| tables[t].name.clone())
-                .collect();
-            refresh_current_tables(&opts.out, &claim_tables, held.as_ref(), progress);
+        let parquet = opts.sinks.iter().any(|k| k.name() == "parquet");
+        let claim_tables: Vec<String> = (0..tables.len())
+            .filter(|&t| claim[t])
+            .map(|t| tables[t].name.clone())
+            .collect();
+        let done = commit_sinks(
+            sinks,
+            &record,
+            &opts.out,
+            parquet.then_some(claim_tables.as_slice()),
+        )?;
+        if parquet {
+            refresh_current_tables(&opts.out, &claim_tables, done, progress);
         }
     } else {
         drop(sinks);

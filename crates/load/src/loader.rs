@@ -13,7 +13,7 @@ use claimline_link::{
 use claimline_model::{Cell, RunRecord, TableSchema, create_private_dir, format_timestamp};
 use claimline_ndjson::{InputFile, Manifest, RejectTarget, ScanOptions, discover, scan};
 use claimline_sink::{
-    HeldRun, ParquetSink, PgSession, PgTarget, PostgresSink, SqliteSink, TableSink,
+    CurrentBuild, HeldRun, ParquetSink, PgSession, PgTarget, PostgresSink, SqliteSink, TableSink,
 };
 
 use crate::earlier::{EarlierState, PgEarlier, SqliteEarlier};
@@ -834,24 +834,30 @@ impl Loader {
             .collect();
         let failed_strict = self.strict && (summary.reject_count > 0 || issues.count > 0);
         let refused = failed_strict || (!damaged.is_empty() && !self.accept_damaged);
-        let held = if !refused {
-            commit_sinks(sinks, &record, &self.out)?
+        // The current rows of the claim tables, derived from the Parquet history: built while
+        // the run is committed, swapped in after.
+        let parquet = kinds.iter().any(|k| k.name() == "parquet");
+        let claim_tables: Vec<String> = (0..tables.len())
+            .filter(|&t| plan.is_claim_table(t))
+            .map(|t| tables[t].name.clone())
+            .collect();
+        let committed = if !refused {
+            Some(commit_sinks(
+                sinks,
+                &record,
+                &self.out,
+                parquet.then_some(claim_tables.as_slice()),
+            )?)
         } else {
             drop(sinks);
             None
         };
-        // The current rows of the claim tables, derived from the Parquet history just committed.
         // The database locks go with the load.
         drop(earlier);
         drop(databases);
-        let current = (!refused && kinds.iter().any(|k| k.name() == "parquet")).then(|| {
-            let claim_tables: Vec<String> = (0..tables.len())
-                .filter(|&t| plan.is_claim_table(t))
-                .map(|t| tables[t].name.clone())
-                .collect();
-            refresh_current_tables(&self.out, &claim_tables, held.as_ref(), progress)
-        });
-        let current = current.flatten();
+        let current = committed
+            .filter(|_| parquet)
+            .and_then(|c| refresh_current_tables(&self.out, &claim_tables, c, progress));
 
         let seconds = started_at.elapsed().as_secs_f64();
         let report = LoadReport {
@@ -1436,47 +1442,117 @@ pub(crate) fn open_databases(
     Ok(Databases { earlier, held })
 }
 
+/// What [`commit_sinks`] hands on for the current tables.
+pub(crate) struct Committed {
+    /// The run's rows, if a sink held them in memory ([`TableSink::held`]).
+    pub(crate) held: Option<HeldRun>,
+    /// `current/`'s new versions, built while the sinks were prepared (see [`commit_sinks`]);
+    /// none when they were not.
+    pub(crate) current: Option<Result<CurrentBuild, claimline_sink::Error>>,
+}
+
 /// Commits a run to every sink so that they never disagree about it: every other sink is
 /// prepared, the deciding one (SQLite) commits (the run's commit point), then the others
 /// publish. A process that dies between the two has its Parquet partitions moved into place by
-/// the next command (`output::recover`). Returns the run's rows if a sink held them in memory
-/// ([`TableSink::held`]), for the current tables.
+/// the next command (`output::recover`).
+///
+/// With `claim_tables` (a load that writes Parquet) and a sink that holds the run's rows
+/// ([`TableSink::held`]), the new versions of `current/` are built from them up to the commit
+/// point, while the sinks encode and sync and the decider commits (on the workers these leave
+/// free), to be swapped in once the run is committed ([`refresh_current_tables`]); a commit
+/// that fails removes them.
 pub(crate) fn commit_sinks(
     mut sinks: Vec<Box<dyn TableSink>>,
     record: &RunRecord,
     out: &Path,
-) -> Result<Option<HeldRun>, LoadError> {
+    claim_tables: Option<&[String]>,
+) -> Result<Committed, LoadError> {
     let fault = |e| LoadError::io(out, e);
     claimline_fault::point("load.before-commit").map_err(fault)?;
     let decider = sinks.iter().position(|s| s.decides());
     let mut held = None;
     for (i, sink) in sinks.iter_mut().enumerate() {
         if Some(i) != decider {
-            sink.prepare(record, decider.is_some())?;
+            sink.stage()?;
             held = held.or_else(|| sink.held());
         }
     }
-    if let Some(i) = decider {
-        sinks.remove(i).commit(record)?;
-        claimline_fault::point("load.between-commits").map_err(fault)?;
+    // Up to the commit point: the others prepared, the decider committed.
+    let mut decide = || -> Result<(), LoadError> {
+        for (i, sink) in sinks.iter_mut().enumerate() {
+            if Some(i) != decider {
+                sink.prepare(record, decider.is_some())?;
+            }
+        }
+        if let Some(i) = decider {
+            sinks.remove(i).commit(record)?;
+            claimline_fault::point("load.between-commits").map_err(fault)?;
+        }
+        Ok(())
+    };
+    let mut current = None;
+    let decided = match (claim_tables.filter(|t| !t.is_empty()), held.as_ref()) {
+        (Some(tables), Some(held)) => rayon::in_place_scope(|s| {
+            s.spawn(|_| current = build_current(out, tables, record, held));
+            decide()
+        }),
+        _ => decide(),
+    };
+    let discard = |current: Option<Result<CurrentBuild, _>>| {
+        if let Some(Ok(built)) = current {
+            built.discard();
+        }
+    };
+    if let Err(e) = decided {
+        discard(current);
+        return Err(e);
     }
     for sink in sinks {
-        sink.commit(record)?;
+        if let Err(e) = sink.commit(record) {
+            discard(current);
+            return Err(e.into());
+        }
     }
-    Ok(held)
+    Ok(Committed { held, current })
 }
 
-/// Refreshes the current rows of `claim_tables` from the Parquet history just committed; a
+/// `current/`'s new versions for run `record`, built before its commit from `held`
+/// ([`claimline_sink::build_current_before_commit`]); none when they cannot be.
+fn build_current(
+    out: &Path,
+    claim_tables: &[String],
+    record: &RunRecord,
+    held: &HeldRun,
+) -> Option<Result<CurrentBuild, claimline_sink::Error>> {
+    // The run records as they are once this run is committed.
+    let runs = claimline_sink::read_parquet_runs(&out.join("parquet")).map(|mut runs| {
+        runs.retain(|r| r.run_id != record.run_id);
+        runs.push(record.clone());
+        runs
+    });
+    runs.and_then(|runs| {
+        claimline_sink::build_current_before_commit(out, claim_tables, &runs, held)
+    })
+    .transpose()
+}
+
+/// Refreshes the current rows of `claim_tables` from the Parquet history just committed:
+/// swaps in `built` (what [`commit_sinks`] built), else refreshes from `held` and the files. A
 /// failure is a warning (the run is committed; `current/` is derived and the next load rebuilds
 /// it).
 pub(crate) fn refresh_current_tables(
     out: &Path,
     claim_tables: &[String],
-    held: Option<&HeldRun>,
+    committed: Committed,
     progress: &dyn Progress,
 ) -> Option<claimline_sink::CurrentReport> {
-    let refreshed = claimline_sink::read_parquet_runs(&out.join("parquet"))
-        .and_then(|runs| claimline_sink::refresh_current(out, claim_tables, &runs, held));
+    let Committed { held, current } = committed;
+    let refreshed = match current {
+        Some(built) => built.and_then(CurrentBuild::swap),
+        None => claimline_sink::read_parquet_runs(&out.join("parquet")).and_then(|runs| {
+            claimline_sink::refresh_current(out, claim_tables, &runs, held.as_ref())
+        }),
+    };
     match refreshed {
         Ok(r) => Some(r),
         Err(e) => {

@@ -86,6 +86,17 @@ impl FileSchema {
         &self.arrow
     }
 
+    /// The Arrow schema a reader of a file written with `props` (from
+    /// [`FileSchema::properties`]) reports: what parquet-rs's reader derives from the file's
+    /// Parquet schema and key-values, worked out from the same two without the file.
+    ///
+    /// # Errors
+    /// What the schema conversion returns.
+    pub(crate) fn read_back(&self, props: &WriterProperties) -> Result<SchemaRef> {
+        parquet::arrow::parquet_to_arrow_schema(&self.parquet, props.key_value_metadata())
+            .map(std::sync::Arc::new)
+    }
+
     /// `props` with `ARROW:schema` after their own key-values, where `ArrowWriter` puts it (one
     /// already there is taken out first, as `ArrowWriter` does).
     pub(crate) fn properties(&self, props: WriterProperties) -> WriterProperties {

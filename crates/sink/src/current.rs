@@ -112,10 +112,149 @@ pub fn refresh_current(
     runs: &[RunRecord],
     held: Option<&HeldRun>,
 ) -> Result<CurrentReport, Error> {
+    match build(out, tables, runs, held, false)? {
+        Some(built) => built.swap(),
+        None => Ok(CurrentReport::default()),
+    }
+}
+
+/// [`refresh_current`]'s first step taken before the commit of run `runs.last()` (`runs`:
+/// every run record as they are once it is committed), beside the encode of its parts: every
+/// table's new version is written and synced, and [`CurrentBuild::swap`] puts them in place
+/// once the run is committed ([`CurrentBuild::discard`] removes them if it is not). The run's
+/// rows come from `held`, its partitions not being in place yet; the files are the same, byte
+/// for byte, as a refresh after the commit writes.
+///
+/// `Ok(None)` when it cannot be built before the commit: `held` is not that run's, or
+/// `current/` shows a version of the same run id (the run id loaded again), which building would
+/// overwrite while readers read it. Call it holding the output folder's lock.
+///
+/// # Errors
+/// As [`refresh_current`]; nothing built is left behind then.
+pub fn build_current_before_commit(
+    out: &Path,
+    tables: &[String],
+    runs: &[RunRecord],
+    held: &HeldRun,
+) -> Result<Option<CurrentBuild>, Error> {
+    let Some(run) = runs.last().filter(|r| r.run_id == held.run_id) else {
+        return Ok(None);
+    };
+    let dir = out.join(CURRENT_DIR);
+    let shown = |t: &String| {
+        std::fs::read_link(dir.join(t))
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            == Some(format!("{t}-{}", run.run_id))
+    };
+    if tables.iter().any(shown) {
+        return Ok(None);
+    }
+    let built = build(out, tables, runs, Some(held), true);
+    if built.is_err() {
+        // What was written of this run's versions goes with it: no table shows them.
+        let versions = out.join(VERSIONS_DIR);
+        for t in tables {
+            let _ = std::fs::remove_dir_all(versions.join(format!("{t}-{}", run.run_id)));
+        }
+    }
+    built
+}
+
+/// The new versions of the current datasets a refresh wrote and synced, not yet swapped in
+/// ([`build_current_before_commit`]).
+#[derive(Debug)]
+#[must_use = "a build is swapped in or discarded"]
+pub struct CurrentBuild {
+    root: PathBuf,
+    dir: PathBuf,
+    versions: PathBuf,
+    run_id: String,
+    tables: Vec<String>,
+    /// Per table, in `tables` order.
+    built: Vec<Built>,
+    report: CurrentReport,
+}
+
+impl CurrentBuild {
+    /// Swaps every table's new version in, one table after the other, in order, then records the
+    /// run the datasets are current for and writes `views.sql`. Call it once the run is
+    /// committed, holding the output folder's lock.
+    ///
+    /// # Errors
+    /// [`Error::Io`] for a swap or a file that cannot be written.
+    pub fn swap(self) -> Result<CurrentReport, Error> {
+        let CurrentBuild {
+            root,
+            dir,
+            versions,
+            run_id,
+            tables,
+            built,
+            mut report,
+        } = self;
+        for (table, b) in tables.iter().zip(built) {
+            report.rows.insert(table.clone(), b.rows);
+            swap_table(&dir, table, b)?;
+        }
+        remove_unlinked_versions(&dir, &versions);
+        claimline_model::write_atomic(
+            &versions.join(STATE),
+            &serde_json::to_vec(&State { run_id }).map_err(|e| Error::Io {
+                path: versions.join(STATE),
+                source: e.into(),
+            })?,
+        )
+        .map_err(Error::io(versions.join(STATE)))?;
+        write_views(&root, &dir, &tables)?;
+        Ok(report)
+    }
+
+    /// Removes the new versions (a run whose commit failed); no table showed them.
+    pub fn discard(self) {
+        for b in self.built {
+            let _ = std::fs::remove_dir_all(b.new);
+        }
+    }
+}
+
+/// The part files under `dir` (a table's history, or one run's partition of it, under the
+/// history root `root`) as they are once run `run_id` is committed: with `pending`, that run's
+/// partition holds the one part of `pending`'s rows (its files are not in place yet, and
+/// whatever an earlier load of the same run id left there goes at the commit).
+fn history_files(
+    root: &Path,
+    table: &str,
+    dir: &Path,
+    run_id: &str,
+    pending: Option<&HeldRun>,
+) -> Result<Vec<PathBuf>, Error> {
+    let mut files = parquet_files(dir)?;
+    if let Some(held) = pending {
+        let run = run_dir(root, table, run_id);
+        files.retain(|f| !f.starts_with(&run));
+        if held.tables.contains_key(table) && (dir == root.join(table) || dir == run) {
+            files.push(run.join("part-0.parquet"));
+            files.sort();
+        }
+    }
+    Ok(files)
+}
+
+/// [`refresh_current`] up to the swap; `pending`: the run's partitions are not in place yet
+/// (its rows are `held`'s). None when there is no run.
+fn build(
+    out: &Path,
+    tables: &[String],
+    runs: &[RunRecord],
+    held: Option<&HeldRun>,
+    pending: bool,
+) -> Result<Option<CurrentBuild>, Error> {
     let Some(run) = runs.last() else {
-        return Ok(CurrentReport::default());
+        return Ok(None);
     };
     let held = held.filter(|h| h.run_id == run.run_id);
+    let pending = held.filter(|_| pending);
     let all_versions = run.all_versions;
     let root = &out.join("parquet");
     let dir = out.join(CURRENT_DIR);
@@ -137,7 +276,7 @@ pub fn refresh_current(
     // run touched, then the heads of the groups in the buckets to rewrite (only those: the
     // map of every group's head of a large history would be big).
     let mut events = Vec::new();
-    for file in parquet_files(&root.join(CLAIMS))? {
+    for file in history_files(root, CLAIMS, &root.join(CLAIMS), &run.run_id, pending)? {
         events.extend(source_batches(root, &file, &run.run_id, CLAIMS, held)?.1);
     }
     let mut rebuild: BTreeSet<u64> = BTreeSet::new();
@@ -217,7 +356,7 @@ pub fn refresh_current(
         all_versions,
     };
 
-    let mut report = CurrentReport {
+    let report = CurrentReport {
         tables: tables.to_vec(),
         buckets_rewritten: rebuild.len(),
         full,
@@ -228,9 +367,14 @@ pub fn refresh_current(
     // biggest start first on one worker while the other steals from the rest, so the two
     // finish closer together. Then the swaps happen one table after the other, in order.
     use rayon::prelude::*;
-    let size = |t: &String| {
-        std::fs::metadata(run_dir(root, t, &run.run_id).join("part-0.parquet"))
-            .map_or(0, |m| m.len())
+    // (The held rows' memory where the sink held them: the parts may not be written yet.)
+    let size = |t: &String| match held.and_then(|h| h.tables.get(t)) {
+        Some(batches) => batches
+            .iter()
+            .map(|b| b.get_array_memory_size() as u64)
+            .sum(),
+        None => std::fs::metadata(run_dir(root, t, &run.run_id).join("part-0.parquet"))
+            .map_or(0, |m| m.len()),
     };
     let mut order: Vec<usize> = (0..tables.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(size(&tables[i])));
@@ -251,6 +395,7 @@ pub fn refresh_current(
                 &current,
                 full,
                 held,
+                pending,
                 &syncer,
             )
             .map(|b| (i, b))
@@ -263,28 +408,20 @@ pub fn refresh_current(
     syncer
         .wait()
         .map_err(|(path, e)| Error::Io { path, source: e })?;
-    for (table, (_, b)) in tables.iter().zip(built) {
-        report.rows.insert(table.clone(), b.rows);
-        swap_table(&dir, table, b)?;
-    }
-    remove_unlinked_versions(&dir, &versions);
-    claimline_model::write_atomic(
-        &versions.join(STATE),
-        &serde_json::to_vec(&State {
-            run_id: run.run_id.clone(),
-        })
-        .map_err(|e| Error::Io {
-            path: versions.join(STATE),
-            source: e.into(),
-        })?,
-    )
-    .map_err(Error::io(versions.join(STATE)))?;
-    write_views(root, &dir, tables)?;
-    Ok(report)
+    Ok(Some(CurrentBuild {
+        root: root.clone(),
+        dir,
+        versions,
+        run_id: run.run_id.clone(),
+        tables: tables.to_vec(),
+        built: built.into_iter().map(|(_, b)| b).collect(),
+        report,
+    }))
 }
 
 /// One table's new current dataset, written (its files handed to the refresh's syncer) and not
 /// yet swapped in.
+#[derive(Debug)]
 struct Built {
     rows: u64,
     /// Its folder's name under the versions folder.
@@ -310,6 +447,7 @@ fn build_table(
     current: &Current<'_>,
     full: bool,
     held: Option<&HeldRun>,
+    pending: Option<&HeldRun>,
     syncer: &claimline_model::Syncer,
 ) -> Result<Built, Error> {
     let link = dir.join(table);
@@ -323,7 +461,7 @@ fn build_table(
     // Where the rows of rewritten buckets come from: the whole history, or the old current
     // dataset and this run's partition.
     let sources: Vec<PathBuf> = if full {
-        parquet_files(&root.join(table))?
+        history_files(root, table, &root.join(table), run_id, pending)?
     } else {
         let mut s = Vec::new();
         for b in rebuild {
@@ -332,7 +470,13 @@ fn build_table(
                 .map(|o| o.join(format!("bucket={b:02}")).join("part-0.parquet"));
             s.extend(f.filter(|f| f.is_file()));
         }
-        s.extend(parquet_files(&run_dir(root, table, run_id))?);
+        s.extend(history_files(
+            root,
+            table,
+            &run_dir(root, table, run_id),
+            run_id,
+            pending,
+        )?);
         s
     };
     use rayon::prelude::*;
@@ -606,14 +750,23 @@ fn source_batches(
     held: Option<&HeldRun>,
 ) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>), Error> {
     let this_run = file == run_dir(root, table, run_id).join("part-0.parquet");
-    if let Some(batches) = held.filter(|_| this_run).and_then(|h| h.tables.get(table)) {
-        // The file's footer only: its schema is the file's, and the batches get the schema a
-        // reader's batches have (the same fields, without the file's metadata).
-        let f = File::open(file).map_err(Error::io(file))?;
-        let schema = ParquetRecordBatchReaderBuilder::try_new(f)
-            .map_err(Error::parquet(file))?
-            .schema()
-            .clone();
+    if let Some((held, batches)) = held
+        .filter(|_| this_run)
+        .and_then(|h| Some((h, h.tables.get(table)?)))
+    {
+        // The file's schema (as the sink worked it out, else from the file's footer), and the
+        // batches get the schema a reader's batches have (the same fields, without the file's
+        // metadata).
+        let schema = match held.schemas.get(table) {
+            Some(schema) => schema.clone(),
+            None => {
+                let f = File::open(file).map_err(Error::io(file))?;
+                ParquetRecordBatchReaderBuilder::try_new(f)
+                    .map_err(Error::parquet(file))?
+                    .schema()
+                    .clone()
+            }
+        };
         let plain = Arc::new(arrow_schema::Schema::new(schema.fields().clone()));
         let batches: Option<Vec<RecordBatch>> = batches
             .iter()
@@ -911,11 +1064,184 @@ mod tests {
         let held = HeldRun {
             run_id: "r1".into(),
             tables: [("cclf1".to_owned(), vec![ten])].into(),
+            schemas: Default::default(),
         };
         let (_, got) = source_batches(&root, &part, "r1", "cclf1", Some(&held)).expect("held");
         assert_eq!(got.iter().map(RecordBatch::num_rows).sum::<usize>(), 10);
         let (_, other) = source_batches(&root, &part, "r2", "cclf1", Some(&held)).expect("read");
         assert!(other.iter().map(RecordBatch::num_rows).sum::<usize>() > 1000);
+    }
+
+    /// Run `run_id` of claims `claims` into `out` (every fifth claim in two versions, the
+    /// earlier one's rows dropped; a cancel for every ninth; `cclf6` written no rows), its rows
+    /// held, committed, and `current/` refreshed: built before the commit (`before`) or after
+    /// it. Returns the refresh's report.
+    fn commit_run(
+        out: &Path,
+        run_id: &str,
+        claims: std::ops::Range<u32>,
+        time: i64,
+        before: bool,
+    ) -> CurrentReport {
+        let lineage = |name: &str, first: Column| {
+            TableSchema::new(
+                name,
+                vec![
+                    first,
+                    Column::new("_api_version", ColumnType::Text),
+                    Column::new("_claim_key", ColumnType::Text),
+                    Column::new("_resource_id", ColumnType::Text),
+                    Column::new("_run_id", ColumnType::Text),
+                    Column::new("_source_file", ColumnType::Text),
+                    Column::new("_line", ColumnType::Integer),
+                ],
+            )
+        };
+        let schemas = [
+            TableSchema::new(
+                CLAIMS,
+                vec![
+                    Column::new("_api_version", ColumnType::Text),
+                    Column::new("_claim_key", ColumnType::Text),
+                    Column::new("_resource_id", ColumnType::Text),
+                    Column::new("_last_updated", ColumnType::Timestamp),
+                    Column::new("_action", ColumnType::Text),
+                    Column::new("_run_id", ColumnType::Text),
+                ],
+            ),
+            lineage("cclf1", Column::new("CLM_PMT_AMT", ColumnType::Integer)),
+            lineage("cclf6", Column::new("CLM_LINE_NUM", ColumnType::Text)),
+        ];
+        let root = out.join("parquet");
+        let mut sink = ParquetSink::open(&root, run_id, &schemas).expect("open");
+        let (mut events, mut rows, mut superseded) = (Vec::new(), Vec::new(), HashSet::new());
+        for i in claims {
+            let versions = if i % 5 == 0 { 2 } else { 1 };
+            for v in 0..versions {
+                let id = format!("eob-{run_id}-{i}-{v}");
+                let action = if i % 9 == 0 && v == versions - 1 {
+                    "cancel"
+                } else {
+                    "version"
+                };
+                let line = i64::from(i * 2 + v);
+                events.push(vec![
+                    Cell::text("v2"),
+                    Cell::text(format!("claim-{i}")),
+                    Cell::text(id.as_str()),
+                    Cell::Timestamp(time + i64::from(v) * 1_000_000),
+                    Cell::text(action),
+                    Cell::text(run_id),
+                ]);
+                for k in 0..2 {
+                    rows.push(vec![
+                        Cell::Int(i64::from(i * 10 + k)),
+                        Cell::text("v2"),
+                        Cell::text(format!("claim-{i}")),
+                        Cell::text(id.as_str()),
+                        Cell::text(run_id),
+                        Cell::text("e.ndjson"),
+                        Cell::Int(line),
+                    ]);
+                }
+                if v + 1 < versions {
+                    superseded.insert(line);
+                }
+            }
+        }
+        sink.write(0, events).expect("claims");
+        sink.write(1, rows).expect("rows");
+        let superseded: crate::SourceLines = [("e.ndjson".to_owned(), superseded)].into();
+        sink.drop_rows(&[1], &superseded).expect("drop");
+        TableSink::stage(&mut sink).expect("stage");
+        let held = TableSink::held(&mut sink).expect("held");
+        assert!(
+            sink.write(1, Vec::new()).is_err(),
+            "a write after the rows are final"
+        );
+        let run = RunRecord::new(run_id);
+        let tables = ["cclf1".to_owned(), "cclf6".to_owned()];
+        let report = if before {
+            let mut runs = crate::read_parquet_runs(&root).expect("runs");
+            runs.retain(|r| r.run_id != run_id);
+            runs.push(run.clone());
+            let built = build_current_before_commit(out, &tables, &runs, &held)
+                .expect("build")
+                .expect("built before the commit");
+            sink.prepare(&run, false).expect("prepare");
+            Box::new(sink).publish().expect("publish");
+            built.swap().expect("swap")
+        } else {
+            sink.prepare(&run, false).expect("prepare");
+            Box::new(sink).publish().expect("publish");
+            let runs = crate::read_parquet_runs(&root).expect("runs");
+            refresh_current(out, &tables, &runs, Some(&held)).expect("refresh")
+        };
+        // The schemas worked out before the parts were written are what their readers report
+        // (a table of no current rows gets an empty bucket of that schema).
+        for t in ["cclf1", "cclf6", CLAIMS] {
+            let part = run_dir(&root, t, run_id).join("part-0.parquet");
+            assert_eq!(held.schemas[t], read_file(&part).expect("part").0, "{t}");
+        }
+        report
+    }
+
+    #[test]
+    fn a_refresh_built_before_the_commit_writes_what_one_after_it_writes() {
+        let (after, before) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let state = |out: &Path| {
+            (
+                files(&out.join(CURRENT_DIR)),
+                files(&out.join(VERSIONS_DIR)),
+            )
+        };
+        let t0 = 1_700_000_000_000_000;
+        // A first run (every bucket built), then one that supersedes some claims and adds others
+        // (only the buckets it touched rewritten), then the first run id loaded again with other
+        // claims (its earlier partition goes at the commit, so its files are not read).
+        for (run, claims, time, full) in [
+            ("r1", 0..2000, t0, true),
+            ("r2", 1500..2300, t0 + 1_000_000_000, false),
+            ("r1", 2200..2400, t0 + 2_000_000_000, false),
+        ] {
+            let a = commit_run(after.path(), run, claims.clone(), time, false);
+            let b = commit_run(before.path(), run, claims, time, true);
+            assert_eq!(a, b);
+            assert_eq!(a.full, full);
+            assert!(a.rows["cclf1"] > 1000 && a.rows["cclf6"] == 0, "{a:?}");
+            assert!(state(after.path()) == state(before.path()), "{run}");
+        }
+        let rows = read_current_parquet(before.path(), "cclf1", &["_claim_key"]).expect("rows");
+        assert!(rows.len() > 1000, "{}", rows.len());
+
+        // A run id loaded again is refreshed after its commit: building before it would rewrite
+        // the version `current/` shows.
+        let root = before.path().join("parquet");
+        let held = |run: &str| HeldRun {
+            run_id: run.into(),
+            ..Default::default()
+        };
+        let runs = crate::read_parquet_runs(&root).expect("runs");
+        let tables = ["cclf1".to_owned()];
+        let again = build_current_before_commit(before.path(), &tables, &runs, &held("r2"));
+        assert!(again.expect("build").is_none());
+        // Rows held for another run than the last are not built from either.
+        let other = build_current_before_commit(before.path(), &tables, &runs, &held("r9"));
+        assert!(other.expect("build").is_none());
+
+        // A build whose run is not committed goes, and `current/` stays as it was.
+        let shown = state(before.path());
+        let mut runs = runs;
+        runs.push(RunRecord::new("r3"));
+        let built = build_current_before_commit(before.path(), &tables, &runs, &held("r3"))
+            .expect("build")
+            .expect("built");
+        assert!(before.path().join(VERSIONS_DIR).join("cclf1-r3").is_dir());
+        built.discard();
+        assert!(state(before.path()) == shown);
     }
 
     #[test]

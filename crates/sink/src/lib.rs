@@ -51,8 +51,8 @@ pub use claimline_model::{
     format_date, format_timestamp,
 };
 pub use current::{
-    BUCKETS, CURRENT_DIR, CurrentReport, VERSIONS_DIR, bucket, read_current_parquet,
-    refresh_current,
+    BUCKETS, CURRENT_DIR, CurrentBuild, CurrentReport, VERSIONS_DIR, bucket,
+    build_current_before_commit, read_current_parquet, refresh_current,
 };
 pub use error::{Error, PgFailure};
 pub use parquet_sink::{
@@ -194,9 +194,19 @@ pub trait TableSink {
     /// Any failure to write; the sink can then only be dropped.
     fn prepare(&mut self, run: &RunRecord, decided_elsewhere: bool) -> Result<(), Error>;
 
-    /// After [`TableSink::prepare`], the run's rows if the sink held them all in memory as Arrow
-    /// batches (the Parquet sink within its budget), taken: the caller derives more from them
-    /// without reading the run back. None by default.
+    /// Makes the rows written final, before [`TableSink::prepare`] (which stages them if this
+    /// was not called): nothing can be written or dropped after it, and [`TableSink::held`]
+    /// can hand them over while the prepare makes them durable. The default does nothing.
+    ///
+    /// # Errors
+    /// Rows the sink cannot turn into what it writes.
+    fn stage(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// After [`TableSink::stage`] or [`TableSink::prepare`], the run's rows if the sink held
+    /// them all in memory as Arrow batches (the Parquet sink within its budget), taken: the
+    /// caller derives more from them without reading the run back. None by default.
     fn held(&mut self) -> Option<HeldRun> {
         None
     }

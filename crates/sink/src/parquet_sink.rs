@@ -142,6 +142,9 @@ pub struct HeldRun {
     pub run_id: String,
     /// Table name → its batches.
     pub tables: std::collections::HashMap<String, Vec<RecordBatch>>,
+    /// Table name → the schema a reader of its part reports (the part need not be written
+    /// yet).
+    pub schemas: std::collections::HashMap<String, SchemaRef>,
 }
 
 /// Writes each table to `DIR/parquet/<table>/run=<run_id>/part-<n>.parquet`; see the module
@@ -161,6 +164,9 @@ pub struct ParquetSink {
     run_id: String,
     /// Every table's rows, when all were held until [`ParquetSink::prepare`].
     held: Option<HeldRun>,
+    /// Every table's last rows are staged and `held` decided ([`ParquetSink::stage`]): nothing
+    /// more may be written.
+    staged: bool,
     /// Syncs the closed parts (each table holds it too) and the table folders.
     syncer: Arc<Syncer>,
     /// Where the budget's encodes run: on the writing thread until [`TableSink::drop_rows`],
@@ -247,6 +253,7 @@ impl ParquetSink {
             pending_budget: PENDING_BYTES,
             run_id: run_id.to_owned(),
             held: None,
+            staged: false,
             budget_encode: Encode::Here,
             syncer,
         };
@@ -306,18 +313,29 @@ impl TableWriter {
             column: String::new(),
             message: e.to_string(),
         };
-        let (mut kept, mut removed, mut copied) = (Vec::new(), 0, 0);
-        for window in read_windows(self.file.arrow(), &self.pending).map_err(error)? {
-            let mask = Self::keep(&window, file_at, line_at, lines);
-            let window = if mask.true_count() == mask.len() {
-                window
-            } else {
-                removed += mask.len() - mask.true_count();
-                let filtered =
-                    arrow_select::filter::filter_record_batch(&window, &mask).map_err(error)?;
-                copied += filtered.get_array_memory_size();
-                filtered
-            };
+        // Each window is looked up and cut on any worker that is free (a load with one claim
+        // table would otherwise drop its rows on one core); the windows stay in order.
+        use rayon::prelude::*;
+        let windows: Vec<(RecordBatch, usize, usize)> =
+            read_windows(self.file.arrow(), &self.pending)
+                .map_err(error)?
+                .into_par_iter()
+                .map(|window| {
+                    let mask = Self::keep(&window, file_at, line_at, lines);
+                    if mask.true_count() == mask.len() {
+                        return Ok((window, 0, 0));
+                    }
+                    let gone = mask.len() - mask.true_count();
+                    let filtered = arrow_select::filter::filter_record_batch(&window, &mask)?;
+                    let copied = filtered.get_array_memory_size();
+                    Ok((filtered, gone, copied))
+                })
+                .collect::<Result<_, arrow_schema::ArrowError>>()
+                .map_err(error)?;
+        let (mut kept, mut removed, mut copied) = (Vec::with_capacity(windows.len()), 0, 0);
+        for (window, gone, bytes) in windows {
+            removed += gone;
+            copied += bytes;
             if window.num_rows() > 0 {
                 kept.push(window);
             }
@@ -491,8 +509,8 @@ impl TableSink for ParquetSink {
         if lines.is_empty() {
             return Ok(vec![0; tables.len()]);
         }
-        if self.prepared.is_some() {
-            return Err(after_prepare("drop rows"));
+        if self.staged {
+            return Err(after_staging("drop rows"));
         }
         // The tables' rows all held back (each table's last rows made a batch on a worker of
         // its own), within the budget as at any time.
@@ -524,13 +542,17 @@ impl TableSink for ParquetSink {
         ParquetSink::prepare(self, run, decided_elsewhere)
     }
 
+    fn stage(&mut self) -> Result<(), Error> {
+        ParquetSink::stage(self)
+    }
+
     fn held(&mut self) -> Option<HeldRun> {
         self.held.take()
     }
 
     fn write(&mut self, table: usize, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
-        if self.prepared.is_some() {
-            return Err(after_prepare("write"));
+        if self.staged {
+            return Err(after_staging("write"));
         }
         let t = &mut self.tables[table];
         let width = t.schema.columns.len();
@@ -586,28 +608,10 @@ impl ParquetSink {
     pub fn prepare(&mut self, run: &RunRecord, after_sqlite: bool) -> Result<(), Error> {
         // Checked again before the commit point: publishing must not fail on it afterwards.
         read_parquet_runs(&self.root)?;
-        // Every table's last batch is staged, encoded and its part closed on its own worker, its
-        // columns on any worker that is free (a load of one table would otherwise end on one
-        // core).
+        self.stage()?;
+        // Every table's batches are encoded and its part closed on its own worker, its columns
+        // on any worker that is free (a load of one table would otherwise end on one core).
         use rayon::prelude::*;
-        self.tables
-            .par_iter_mut()
-            .try_for_each(TableWriter::stage)?;
-        // Kept (the batches' buffers, not copies) when every table's rows were held and go to
-        // one part.
-        if self.tables.iter().all(|t| {
-            t.encoded_rows == 0
-                && t.pending.iter().map(RecordBatch::num_rows).sum::<usize>() < PART_ROWS
-        }) {
-            self.held = Some(HeldRun {
-                run_id: self.run_id.clone(),
-                tables: self
-                    .tables
-                    .iter()
-                    .map(|t| (t.schema.name.clone(), t.pending.clone()))
-                    .collect(),
-            });
-        }
         self.tables.par_iter_mut().try_for_each(|t| {
             t.encode(Encode::AcrossColumns)?;
             t.close_part(Encode::AcrossColumns)
@@ -633,6 +637,48 @@ impl ParquetSink {
         Ok(())
     }
 
+    /// Stages every table's last rows (each on a worker of its own) and, when every table's
+    /// rows are held and go to one part, keeps them for [`TableSink::held`]: the rows are then
+    /// final, and a caller can derive more from them while [`ParquetSink::prepare`] encodes.
+    /// Nothing can be written after it. Once per run; [`ParquetSink::prepare`] calls it if no
+    /// one did.
+    ///
+    /// # Errors
+    /// [`Error::Row`] for rows that do not fit their table, [`Error::Parquet`] for a schema a
+    /// reader could not read back.
+    pub fn stage(&mut self) -> Result<(), Error> {
+        if self.staged {
+            return Ok(());
+        }
+        use rayon::prelude::*;
+        self.tables
+            .par_iter_mut()
+            .try_for_each(TableWriter::stage)?;
+        // Kept (the batches' buffers, not copies) when every table's rows were held and go to
+        // one part.
+        if self.tables.iter().all(|t| {
+            t.encoded_rows == 0
+                && t.pending.iter().map(RecordBatch::num_rows).sum::<usize>() < PART_ROWS
+        }) {
+            let mut schemas = std::collections::HashMap::new();
+            for t in &self.tables {
+                let schema = t.file.read_back(&t.props).map_err(Error::parquet(&t.dir))?;
+                schemas.insert(t.schema.name.clone(), schema);
+            }
+            self.held = Some(HeldRun {
+                run_id: self.run_id.clone(),
+                tables: self
+                    .tables
+                    .iter()
+                    .map(|t| (t.schema.name.clone(), t.pending.clone()))
+                    .collect(),
+                schemas,
+            });
+        }
+        self.staged = true;
+        Ok(())
+    }
+
     /// The second step of the commit: moves each table's partition into place and records the
     /// run in `_claimline_runs.json`. On failure the staged run stays for [`recover`] to finish
     /// (SQLite may already hold it).
@@ -653,13 +699,13 @@ impl ParquetSink {
     }
 }
 
-/// A change asked of a sink whose parts are closed and whose rows were handed over
-/// ([`TableSink::held`]).
-fn after_prepare(what: &str) -> Error {
+/// A change asked of a sink whose rows are final ([`ParquetSink::stage`]): they may have been
+/// handed over ([`TableSink::held`]).
+fn after_staging(what: &str) -> Error {
     Error::Row {
         table: String::new(),
         column: String::new(),
-        message: format!("{what} after prepare"),
+        message: format!("{what} after the rows were staged for the commit"),
     }
 }
 
