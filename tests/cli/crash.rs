@@ -261,6 +261,69 @@ fn a_load_failing_before_its_commit_leaves_the_previous_output() {
     }
 }
 
+/// A load that fails at its commit point, after `current/`'s new versions were built beside the
+/// encode of its parts, leaves `current/` as it was and no version of its own behind; its
+/// commit is finished (SQLite holds it) and the next load's `current/` is built from every run.
+#[test]
+fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, c] = exports();
+    let out = dir.path().join("out");
+    succeeded(
+        &claimline(dir.path(), &load_args(&a, &out, "r1")),
+        "load r1",
+    );
+    // The versions built, and what each table of `current/` shows.
+    let versions = |out: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(out.join(".claimline-current"))
+            .expect("versions")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let shown = |out: &Path| -> BTreeMap<String, PathBuf> {
+        std::fs::read_dir(out.join("current"))
+            .expect("current")
+            .flatten()
+            .filter_map(|e| {
+                Some((
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read_link(e.path()).ok()?,
+                ))
+            })
+            .collect()
+    };
+    let (built, links) = (versions(&out), shown(&out));
+    assert!(built.iter().any(|v| v.ends_with("-r1")), "{built:?}");
+    assert!(!links.is_empty());
+    let failed = claimline_env(
+        dir.path(),
+        &load_args(&b, &out, "r2"),
+        &[("CLAIMLINE_FAULT", "load.between-commits:fail")],
+    );
+    assert_eq!(failed.status.code(), Some(5));
+    assert_eq!(versions(&out), built);
+    assert_eq!(shown(&out), links);
+    let next = claimline(dir.path(), &load_args(&c, &out, "r3"));
+    succeeded(&next, "load r3");
+    assert!(
+        String::from_utf8_lossy(&next.stderr).contains("finished the commit of run r2"),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    assert_eq!(parquet_runs(&out), ["r1", "r2", "r3"]);
+    let after = versions(&out);
+    assert!(after.iter().any(|v| v.ends_with("-r3")), "{after:?}");
+    assert!(
+        !after
+            .iter()
+            .any(|v| v.ends_with("-r1") || v.ends_with("-r2")),
+        "{after:?}"
+    );
+}
+
 /// `claimline run --local-sandbox` with extra arguments, in `work`.
 fn local_run(work: &Path, out: &Path, extra: &[&str], fault: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_claimline"));

@@ -158,6 +158,8 @@ pub struct ParquetSink {
     done: bool,
     /// The record [`ParquetSink::prepare`] wrote.
     prepared: Option<RunRecord>,
+    /// Prepared for a commit decided by a database ([`ParquetSink::prepare`]'s `after_sqlite`).
+    after_sqlite: bool,
     /// [`PENDING_BYTES`]; tests set others.
     pub(crate) pending_budget: usize,
     /// The run's id.
@@ -250,6 +252,7 @@ impl ParquetSink {
             tables: Vec::new(),
             done: false,
             prepared: None,
+            after_sqlite: false,
             pending_budget: PENDING_BYTES,
             run_id: run_id.to_owned(),
             held: None,
@@ -634,6 +637,7 @@ impl ParquetSink {
         write_atomically(&self.staging.join(READY), &text)?;
         sync_dir(&self.staging)?;
         self.prepared = Some(run.clone());
+        self.after_sqlite = after_sqlite;
         Ok(())
     }
 
@@ -908,7 +912,10 @@ fn remove_legacy_leftovers(root: &Path) -> Result<(), Error> {
 
 impl Drop for ParquetSink {
     fn drop(&mut self) {
-        if self.done {
+        // Prepared for a commit a database decides: whether it happened is the database's to
+        // say (the load may fail after it committed), so the staged run stays for [`recover`],
+        // which asks it and publishes the run or removes it.
+        if self.done || (self.prepared.is_some() && self.after_sqlite) {
             return;
         }
         // Not committed (prepared or not): the staged run goes; nothing was ever in the dataset.
