@@ -261,9 +261,10 @@ fn a_load_failing_before_its_commit_leaves_the_previous_output() {
     }
 }
 
-/// A load that fails at its commit point, after `current/`'s new versions were built beside the
-/// encode of its parts, leaves `current/` as it was and no version of its own behind; its
-/// commit is finished (SQLite holds it) and the next load's `current/` is built from every run.
+/// A load that fails in its commit, after `current/`'s new versions were built beside the encode
+/// of its parts (Parquet's publish fails after SQLite's commit point), leaves `current/` as it
+/// was and no version of its own behind; the next command finishes its commit, and the next
+/// load's `current/` is built from every run.
 #[test]
 fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -301,7 +302,7 @@ fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
     let failed = claimline_env(
         dir.path(),
         &load_args(&b, &out, "r2"),
-        &[("CLAIMLINE_FAULT", "load.between-commits:fail")],
+        &[("CLAIMLINE_FAULT", "parquet.publish:fail")],
     );
     assert_eq!(failed.status.code(), Some(5));
     assert_eq!(versions(&out), built);
@@ -314,6 +315,39 @@ fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
         String::from_utf8_lossy(&next.stderr)
     );
     assert_eq!(parquet_runs(&out), ["r1", "r2", "r3"]);
+    let after = versions(&out);
+    assert!(after.iter().any(|v| v.ends_with("-r3")), "{after:?}");
+    assert!(
+        !after
+            .iter()
+            .any(|v| v.ends_with("-r1") || v.ends_with("-r2")),
+        "{after:?}"
+    );
+
+    // Killed in the same place: the versions built before the commit stay, shown by nothing,
+    // until the next load's refresh removes them.
+    let out = dir.path().join("killed");
+    succeeded(
+        &claimline(dir.path(), &load_args(&a, &out, "r1")),
+        "load r1",
+    );
+    let links = shown(&out);
+    let killed = claimline_env(
+        dir.path(),
+        &load_args(&b, &out, "r2"),
+        &[("CLAIMLINE_FAULT", "parquet.publish")],
+    );
+    killed_at(&killed, "parquet.publish");
+    assert!(
+        versions(&out).contains(&"cclf1-r2".to_owned()),
+        "{:?}",
+        versions(&out)
+    );
+    assert_eq!(shown(&out), links);
+    succeeded(
+        &claimline(dir.path(), &load_args(&c, &out, "r3")),
+        "load r3",
+    );
     let after = versions(&out);
     assert!(after.iter().any(|v| v.ends_with("-r3")), "{after:?}");
     assert!(

@@ -684,18 +684,27 @@ impl Loader {
         }
         // The report counts rows as the first sink that replaces (else the first sink) holds them.
         let counted = sinks.iter().position(|s| s.replaces()).unwrap_or(0);
-        for (i, sink) in sinks.iter_mut().enumerate() {
-            let removed = if sink.replaces() {
-                if let Some(key) = &replace_key
-                    && !removals.is_empty()
-                {
-                    sink.remove_keys(key, removals.clone())?;
+        // Each sink on a worker of its own (SQLite's deletes beside Parquet's cuts).
+        use rayon::prelude::*;
+        let dropped: Vec<Result<Vec<u64>, claimline_sink::Error>> = sinks
+            .par_iter_mut()
+            .map(|sink| {
+                if sink.replaces() {
+                    if let Some(key) = &replace_key
+                        && !removals.is_empty()
+                    {
+                        sink.remove_keys(key, removals.clone())?;
+                    }
+                    sink.drop_rows(&claim_tables, &gone)
+                } else {
+                    // Stale versions stay in an append-only sink's run; its readers' rule skips
+                    // them.
+                    sink.drop_rows(&claim_tables, &not_kept)
                 }
-                sink.drop_rows(&claim_tables, &gone)?
-            } else {
-                // Stale versions stay in an append-only sink's run; its readers' rule skips them.
-                sink.drop_rows(&claim_tables, &not_kept)?
-            };
+            })
+            .collect();
+        for (i, removed) in dropped.into_iter().enumerate() {
+            let removed = removed?;
             if i == counted {
                 for (&t, n) in claim_tables.iter().zip(removed) {
                     rows_per_table[t] -= n;
@@ -1457,10 +1466,10 @@ pub(crate) struct Committed {
 /// the next command (`output::recover`).
 ///
 /// With `claim_tables` (a load that writes Parquet) and a sink that holds the run's rows
-/// ([`TableSink::held`]), the new versions of `current/` are built from them up to the commit
-/// point, while the sinks encode and sync and the decider commits (on the workers these leave
-/// free), to be swapped in once the run is committed ([`refresh_current_tables`]); a commit
-/// that fails removes them.
+/// ([`TableSink::held`]), the new versions of `current/` are built from them while the sinks
+/// are prepared and the decider commits (on whatever the sinks leave free), to be swapped in
+/// once the run is committed ([`refresh_current_tables`]); a commit that fails removes them,
+/// and a build that fails or panics leaves the refresh to after the commit.
 pub(crate) fn commit_sinks(
     mut sinks: Vec<Box<dyn TableSink>>,
     record: &RunRecord,
@@ -1469,31 +1478,52 @@ pub(crate) fn commit_sinks(
 ) -> Result<Committed, LoadError> {
     let fault = |e| LoadError::io(out, e);
     claimline_fault::point("load.before-commit").map_err(fault)?;
-    let decider = sinks.iter().position(|s| s.decides());
+    let mut decider = sinks
+        .iter()
+        .position(|s| s.decides())
+        .map(|i| sinks.remove(i));
     let mut held = None;
-    for (i, sink) in sinks.iter_mut().enumerate() {
-        if Some(i) != decider {
-            sink.stage()?;
-            held = held.or_else(|| sink.held());
-        }
+    for sink in &mut sinks {
+        sink.stage()?;
+        held = held.or_else(|| sink.held());
     }
-    // Up to the commit point: the others prepared, the decider committed.
+    // Up to the commit point: every sink prepared (the decider beside the others: SQLite's
+    // indexes made and its file made durable while Parquet encodes, none of it visible yet),
+    // then the decider committed.
     let mut decide = || -> Result<(), LoadError> {
-        for (i, sink) in sinks.iter_mut().enumerate() {
-            if Some(i) != decider {
-                sink.prepare(record, decider.is_some())?;
+        let Some(mut decider) = decider.take() else {
+            for sink in &mut sinks {
+                sink.prepare(record, false)?;
             }
-        }
-        if let Some(i) = decider {
-            sinks.remove(i).commit(record)?;
-            claimline_fault::point("load.between-commits").map_err(fault)?;
-        }
+            return Ok(());
+        };
+        // (The others on the workers, their encodes spread over them; the decider's on this
+        // thread, which would otherwise wait.)
+        let mut others = Ok(());
+        let own = rayon::in_place_scope(|s| {
+            s.spawn(|_| {
+                others = sinks
+                    .iter_mut()
+                    .try_for_each(|sink| sink.prepare(record, true));
+            });
+            decider.prepare(record, false)
+        });
+        others?;
+        own?;
+        decider.commit(record)?;
+        claimline_fault::point("load.between-commits").map_err(fault)?;
         Ok(())
     };
     let mut current = None;
     let decided = match (claim_tables.filter(|t| !t.is_empty()), held.as_ref()) {
         (Some(tables), Some(held)) => rayon::in_place_scope(|s| {
-            s.spawn(|_| current = build_current(out, tables, record, held));
+            // A build that panics is left to the refresh after the commit.
+            s.spawn(|_| {
+                current = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    build_current(out, tables, record, held)
+                }))
+                .unwrap_or(None);
+            });
             decide()
         }),
         _ => decide(),
@@ -1537,7 +1567,7 @@ fn build_current(
 }
 
 /// Refreshes the current rows of `claim_tables` from the Parquet history just committed:
-/// swaps in `built` (what [`commit_sinks`] built), else refreshes from `held` and the files. A
+/// swaps in what [`commit_sinks`] built, else refreshes from the held rows and the files. A
 /// failure is a warning (the run is committed; `current/` is derived and the next load rebuilds
 /// it).
 pub(crate) fn refresh_current_tables(
@@ -1548,8 +1578,9 @@ pub(crate) fn refresh_current_tables(
 ) -> Option<claimline_sink::CurrentReport> {
     let Committed { held, current } = committed;
     let refreshed = match current {
-        Some(built) => built.and_then(CurrentBuild::swap),
-        None => claimline_sink::read_parquet_runs(&out.join("parquet")).and_then(|runs| {
+        Some(Ok(built)) => built.swap(),
+        // Not built, or a build that failed (it left nothing): the refresh as it always ran.
+        _ => claimline_sink::read_parquet_runs(&out.join("parquet")).and_then(|runs| {
             claimline_sink::refresh_current(out, claim_tables, &runs, held.as_ref())
         }),
     };

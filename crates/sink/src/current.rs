@@ -220,8 +220,8 @@ impl CurrentBuild {
 
 /// The part files under `dir` (a table's history, or one run's partition of it, under the
 /// history root `root`) as they are once run `run_id` is committed: with `pending`, that run's
-/// partition holds the one part of `pending`'s rows (its files are not in place yet, and
-/// whatever an earlier load of the same run id left there goes at the commit).
+/// partition of a table it writes holds the one part of `pending`'s rows (its files are not in
+/// place yet, and whatever an earlier load of the same run id left there goes at the commit).
 fn history_files(
     root: &Path,
     table: &str,
@@ -230,10 +230,11 @@ fn history_files(
     pending: Option<&HeldRun>,
 ) -> Result<Vec<PathBuf>, Error> {
     let mut files = parquet_files(dir)?;
-    if let Some(held) = pending {
+    if pending.is_some_and(|h| h.tables.contains_key(table)) {
+        // (A table the run does not write keeps an earlier partition of the same id.)
         let run = run_dir(root, table, run_id);
         files.retain(|f| !f.starts_with(&run));
-        if held.tables.contains_key(table) && (dir == root.join(table) || dir == run) {
+        if dir == root.join(table) || dir == run {
             files.push(run.join("part-0.parquet"));
             files.sort();
         }
@@ -1225,11 +1226,12 @@ mod tests {
             ..Default::default()
         };
         let runs = crate::read_parquet_runs(&root).expect("runs");
+        assert_eq!(runs.last().map(|r| r.run_id.as_str()), Some("r1"));
         let tables = ["cclf1".to_owned()];
-        let again = build_current_before_commit(before.path(), &tables, &runs, &held("r2"));
+        let again = build_current_before_commit(before.path(), &tables, &runs, &held("r1"));
         assert!(again.expect("build").is_none());
         // Rows held for another run than the last are not built from either.
-        let other = build_current_before_commit(before.path(), &tables, &runs, &held("r9"));
+        let other = build_current_before_commit(before.path(), &tables, &runs, &held("r2"));
         assert!(other.expect("build").is_none());
 
         // A build whose run is not committed goes, and `current/` stays as it was.

@@ -134,9 +134,11 @@ pub(crate) fn check_key_widths(replace_key: &[String], keys: &[Vec<Cell>]) -> Re
 /// is prepared ([`TableSink::prepare`]); the first that [`TableSink::decides`] commits (its
 /// commit is the run's commit point); then the others commit. A sink prepared with
 /// `decided_elsewhere` keeps what it needs for a later command to finish or undo its part when
-/// the process dies between the two, or fails, or drops it, after the prepare (as [`recover`]
-/// does for Parquet).
-pub trait TableSink {
+/// the process dies between the two (as [`recover`] does for Parquet).
+///
+/// Sinks are [`Send`]: a load prepares the deciding sink on a worker while it prepares the
+/// others (nothing a prepare does is visible before the commit).
+pub trait TableSink: Send {
     /// Appends rows (cells in schema column order) to table `table` (an index into the schemas
     /// the sink was opened with), taking them.
     ///

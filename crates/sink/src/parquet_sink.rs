@@ -158,13 +158,11 @@ pub struct ParquetSink {
     done: bool,
     /// The record [`ParquetSink::prepare`] wrote.
     prepared: Option<RunRecord>,
-    /// Prepared for a commit decided by a database ([`ParquetSink::prepare`]'s `after_sqlite`).
-    after_sqlite: bool,
     /// [`PENDING_BYTES`]; tests set others.
     pub(crate) pending_budget: usize,
     /// The run's id.
     run_id: String,
-    /// Every table's rows, when all were held until [`ParquetSink::prepare`].
+    /// Every table's rows, when all were held until [`ParquetSink::stage`].
     held: Option<HeldRun>,
     /// Every table's last rows are staged and `held` decided ([`ParquetSink::stage`]): nothing
     /// more may be written.
@@ -252,7 +250,6 @@ impl ParquetSink {
             tables: Vec::new(),
             done: false,
             prepared: None,
-            after_sqlite: false,
             pending_budget: PENDING_BYTES,
             run_id: run_id.to_owned(),
             held: None,
@@ -637,7 +634,6 @@ impl ParquetSink {
         write_atomically(&self.staging.join(READY), &text)?;
         sync_dir(&self.staging)?;
         self.prepared = Some(run.clone());
-        self.after_sqlite = after_sqlite;
         Ok(())
     }
 
@@ -912,10 +908,7 @@ fn remove_legacy_leftovers(root: &Path) -> Result<(), Error> {
 
 impl Drop for ParquetSink {
     fn drop(&mut self) {
-        // Prepared for a commit a database decides: whether it happened is the database's to
-        // say (the load may fail after it committed), so the staged run stays for [`recover`],
-        // which asks it and publishes the run or removes it.
-        if self.done || (self.prepared.is_some() && self.after_sqlite) {
+        if self.done {
             return;
         }
         // Not committed (prepared or not): the staged run goes; nothing was ever in the dataset.

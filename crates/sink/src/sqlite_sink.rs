@@ -32,6 +32,10 @@ pub struct SqliteSink {
     counts: Vec<u64>,
     /// Keys whose rows go at commit without replacement, per replace key.
     removals: BTreeMap<Vec<String>, Vec<Vec<Value>>>,
+    /// [`TableSink::prepare`] did everything short of the commit point: nothing can be written.
+    prepared: bool,
+    /// The commit point was passed: the database is there to stay.
+    committed: bool,
 }
 
 fn stage(name: &str) -> String {
@@ -89,6 +93,8 @@ impl SqliteSink {
                 mode: Mode::Update,
                 counts: vec![0; schemas.len()],
                 removals: BTreeMap::new(),
+                prepared: false,
+                committed: false,
             });
         }
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -120,6 +126,8 @@ impl SqliteSink {
             mode: Mode::Fresh { tmp },
             counts: vec![0; schemas.len()],
             removals: BTreeMap::new(),
+            prepared: false,
+            committed: false,
         })
     }
 
@@ -386,11 +394,14 @@ fn to_sql<'c>(
 impl SqliteSink {
     /// The connection, until commit.
     fn live(&self, what: &str) -> Result<&Connection, Error> {
-        self.conn.as_ref().ok_or_else(|| Error::Row {
-            table: String::new(),
-            column: String::new(),
-            message: format!("{what} after commit"),
-        })
+        self.conn
+            .as_ref()
+            .filter(|_| !self.prepared)
+            .ok_or_else(|| Error::Row {
+                table: String::new(),
+                column: String::new(),
+                message: format!("{what} after the commit was prepared"),
+            })
     }
 
     /// Removes from `tables` the rows this run wrote whose (`_source_file`, `_line`) is in
@@ -501,31 +512,81 @@ impl TableSink for SqliteSink {
         true
     }
 
-    fn prepare(&mut self, _: &RunRecord, _: bool) -> Result<(), Error> {
-        // Everything is in the open transaction; the commit makes it durable and visible.
-        Ok(())
-    }
-
-    fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {
+    fn prepare(&mut self, run: &RunRecord, _: bool) -> Result<(), Error> {
+        if self.prepared {
+            return Ok(());
+        }
         let conn = self.conn.take().ok_or_else(|| Error::Row {
             table: String::new(),
             column: String::new(),
-            message: "commit twice".into(),
+            message: "prepare after commit".into(),
         })?;
-        let done = self.finish(conn, run);
-        if done.is_err()
+        self.prepared = true;
+        let ready = self.ready(&conn, run).and_then(|()| match &self.mode {
+            // The new database is complete and on disk under its temporary name; the rename is
+            // the commit.
+            Mode::Fresh { tmp } => {
+                let path = self.db_path().to_owned();
+                conn.execute_batch("COMMIT").map_err(Error::sqlite(&path))?;
+                // WAL from its first day, so that later loads commit while readers read
+                // (switching a database in use to WAL needs it to have no reader at all).
+                conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
+                    .map_err(Error::sqlite(&path))?;
+                drop(conn);
+                let file = std::fs::File::open(tmp).map_err(Error::io(tmp))?;
+                file.sync_all().map_err(Error::io(tmp))
+            }
+            // The merge is in the open transaction; its `COMMIT` is the commit.
+            Mode::Update => {
+                self.conn = Some(conn);
+                Ok(())
+            }
+        });
+        if ready.is_err()
             && let Mode::Fresh { tmp } = &self.mode
         {
-            // A database being built aside never stays behind (a full disk, a failed rename).
+            // A database being built aside never stays behind (a full disk, say).
             let _ = std::fs::remove_file(tmp);
         }
+        ready
+    }
+
+    fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {
+        if self.committed {
+            return Err(Error::Row {
+                table: String::new(),
+                column: String::new(),
+                message: "commit twice".into(),
+            });
+        }
+        self.prepare(run, false)?;
+        let path = self.db_path().to_owned();
+        let done = match &self.mode {
+            Mode::Fresh { tmp } => std::fs::rename(tmp, &self.path)
+                .map_err(Error::io(&self.path))
+                .and_then(|()| make_private(&self.path).map_err(Error::io(&self.path))),
+            Mode::Update => match self.conn.take() {
+                Some(conn) => conn.execute_batch("COMMIT").map_err(Error::sqlite(&path)),
+                None => Err(Error::Row {
+                    table: String::new(),
+                    column: String::new(),
+                    message: "commit without a connection".into(),
+                }),
+            },
+        };
+        if done.is_ok() {
+            self.committed = true;
+        }
+        // A failed rename leaves the database built aside to the drop, which removes it.
         done
     }
 }
 
 impl SqliteSink {
-    /// The commit's work on the connection `conn` took from the sink.
-    fn finish(&self, conn: Connection, run: &RunRecord) -> Result<(), Error> {
+    /// The commit's work before its commit point, in the open transaction on `conn` (taken
+    /// from the sink): an update's merge, or a new database's indexes; the views of exact
+    /// amounts; the run's record.
+    fn ready(&self, conn: &Connection, run: &RunRecord) -> Result<(), Error> {
         let path = self.db_path().to_owned();
         let exec = |sql: &str| conn.execute_batch(sql).map_err(Error::sqlite(&path));
         if let Mode::Update = self.mode {
@@ -565,11 +626,11 @@ impl SqliteSink {
             }
         } else {
             for s in &self.schemas {
-                create_indexes(&conn, &path, s)?;
+                create_indexes(conn, &path, s)?;
             }
         }
         for schema in &self.schemas {
-            exact_money_view(&conn, &path, schema)?;
+            exact_money_view(conn, &path, schema)?;
         }
         exec(RUNS_TABLE)?;
         let record = serde_json::to_string(run).map_err(|e| Error::Io {
@@ -590,20 +651,6 @@ impl SqliteSink {
             ],
         )
         .map_err(Error::sqlite(&path))?;
-        exec("COMMIT")?;
-        if let Mode::Fresh { .. } = self.mode {
-            // WAL from its first day, so that later loads commit while readers read (switching
-            // a database in use to WAL needs it to have no reader at all).
-            conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
-                .map_err(Error::sqlite(&path))?;
-        }
-        drop(conn);
-        if let Mode::Fresh { tmp } = &self.mode {
-            let file = std::fs::File::open(tmp).map_err(Error::io(tmp))?;
-            file.sync_all().map_err(Error::io(tmp))?;
-            std::fs::rename(tmp, &self.path).map_err(Error::io(&self.path))?;
-            make_private(&self.path).map_err(Error::io(&self.path))?;
-        }
         Ok(())
     }
 }
@@ -611,9 +658,9 @@ impl SqliteSink {
 impl Drop for SqliteSink {
     fn drop(&mut self) {
         // Not committed: the open transaction rolls back when the connection closes, and a
-        // database being built aside is removed.
-        if let Some(conn) = self.conn.take() {
-            drop(conn);
+        // database being built aside (prepared or not) is removed.
+        if !self.committed {
+            drop(self.conn.take());
             if let Mode::Fresh { tmp } = &self.mode {
                 let _ = std::fs::remove_file(tmp);
             }
@@ -761,6 +808,19 @@ mod tests {
         drop(s);
         assert!(!db.exists());
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+        // So does one prepared (its file complete and synced under a temporary name) and not
+        // committed; nothing can be written after the prepare.
+        let mut s = SqliteSink::open(&db, &claim_tables()).expect("open");
+        s.write(1, vec![vec![t("v2"), t("c1"), Cell::Int(1)]])
+            .expect("write");
+        s.prepare(&RunRecord::new("r0"), false).expect("prepare");
+        assert!(
+            s.write(1, vec![vec![t("v2"), t("c2"), Cell::Int(1)]])
+                .is_err()
+        );
+        assert!(!db.exists());
+        drop(s);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
 
         let s = SqliteSink::open(&db, &claim_tables()).expect("open");
         Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
@@ -770,6 +830,22 @@ mod tests {
         drop(s);
         assert_eq!(count(&db, "SELECT count(*) FROM line"), 0);
         assert_eq!(count(&db, "SELECT count(*) FROM _claimline_runs"), 1);
+        // An update prepared (merged in its open transaction) and dropped rolls back; one
+        // prepared and committed holds its rows.
+        for commit in [false, true] {
+            let mut s = SqliteSink::open(&db, &claim_tables()).expect("open");
+            s.write(1, vec![vec![t("v2"), t("c1"), Cell::Int(1)]])
+                .expect("write");
+            s.prepare(&RunRecord::new("r2"), false).expect("prepare");
+            if commit {
+                Box::new(s).commit(&RunRecord::new("r2")).expect("commit");
+            } else {
+                drop(s);
+            }
+            let n = i64::from(commit);
+            assert_eq!(count(&db, "SELECT count(*) FROM line"), n);
+            assert_eq!(count(&db, "SELECT count(*) FROM _claimline_runs"), 1 + n);
+        }
     }
 
     #[test]
