@@ -358,6 +358,82 @@ fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
     );
 }
 
+/// A load that fails after its commit point (SQLite holds the run, Parquet has not published
+/// it) leaves its staged run for the next command, which publishes it: the two never disagree.
+#[test]
+fn a_load_failing_after_its_commit_point_is_finished_by_the_next_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, c] = exports();
+    let out = dir.path().join("out");
+    succeeded(
+        &claimline(dir.path(), &load_args(&a, &out, "r1")),
+        "load r1",
+    );
+    let failed = claimline_env(
+        dir.path(),
+        &load_args(&b, &out, "r2"),
+        &[("CLAIMLINE_FAULT", "load.between-commits:fail")],
+    );
+    assert_eq!(failed.status.code(), Some(5));
+    let db = out.join("claimline.sqlite");
+    assert_eq!(sqlite_runs(&db), ["r1", "r2"]);
+    assert_eq!(parquet_runs(&out), ["r1"]);
+    let next = claimline(dir.path(), &load_args(&c, &out, "r3"));
+    succeeded(&next, "load r3");
+    assert!(
+        String::from_utf8_lossy(&next.stderr).contains("finished the commit of run r2"),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    assert_eq!(sqlite_runs(&db), ["r1", "r2", "r3"]);
+    assert_eq!(parquet_runs(&out), ["r1", "r2", "r3"]);
+}
+
+/// A run id loaded again whose load fails just before the database's commit: its staged run is
+/// kept for the recovery (the commit was about to be attempted), which asks the database for
+/// that very run (its id and start), finds only the earlier load of the id, and removes it.
+#[test]
+fn a_run_id_loaded_again_that_fails_before_its_commit_is_not_published() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, c] = exports();
+    let out = dir.path().join("out");
+    succeeded(
+        &claimline(dir.path(), &load_args(&a, &out, "r1")),
+        "load r1",
+    );
+    let db = out.join("claimline.sqlite");
+    let (sqlite_before, parquet_before) = (sqlite_dump(&db, true), parquet_files(&out));
+    let failed = claimline_env(
+        dir.path(),
+        &load_args(&b, &out, "r1"),
+        &[("CLAIMLINE_FAULT", "load.commit:fail")],
+    );
+    assert_eq!(failed.status.code(), Some(5));
+    assert!(
+        out.join(".claimline-staging").exists(),
+        "kept for the recovery"
+    );
+    assert_eq!(sqlite_dump(&db, true), sqlite_before);
+    let next = claimline(dir.path(), &load_args(&c, &out, "r3"));
+    succeeded(&next, "load r3");
+    assert!(
+        String::from_utf8_lossy(&next.stderr).contains("removed what the unfinished run r1 left"),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    assert_eq!(parquet_runs(&out), ["r1", "r3"]);
+    // Parquet holds the first load of r1, as SQLite does.
+    let r1 = |files: &BTreeMap<PathBuf, Vec<u8>>| -> BTreeMap<PathBuf, Vec<u8>> {
+        files
+            .iter()
+            .filter(|(p, _)| p.to_string_lossy().contains("run=r1"))
+            .map(|(p, b)| (p.clone(), b.clone()))
+            .collect()
+    };
+    assert!(!r1(&parquet_before).is_empty());
+    assert!(r1(&parquet_files(&out)) == r1(&parquet_before));
+}
+
 /// `claimline run --local-sandbox` with extra arguments, in `work`.
 fn local_run(work: &Path, out: &Path, extra: &[&str], fault: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_claimline"));

@@ -20,11 +20,12 @@ pub type Heads = Vec<(Option<StoredHead>, bool)>;
 /// What earlier runs committed to the database of an output (the one that keeps the
 /// claim-history state), read before and after a load's scan.
 pub trait EarlierState {
-    /// An earlier run with this id is committed.
+    /// This very run is committed: a run of its id and its start (a run id loaded again starts
+    /// at another time).
     ///
     /// # Errors
     /// A failed read.
-    fn has_run(&mut self, run_id: &str) -> Result<bool, claimline_sink::Error>;
+    fn holds_run(&mut self, run: &RunRecord) -> Result<bool, claimline_sink::Error>;
 
     /// The record of the last run (`None`: no run recorded).
     ///
@@ -141,10 +142,10 @@ impl SqliteEarlier {
 }
 
 impl EarlierState for SqliteEarlier {
-    fn has_run(&mut self, run_id: &str) -> Result<bool, claimline_sink::Error> {
+    fn holds_run(&mut self, run: &RunRecord) -> Result<bool, claimline_sink::Error> {
         Ok(claimline_sink::read_sqlite_runs(&self.conn, &self.path)?
             .iter()
-            .any(|r| r.run_id == run_id))
+            .any(|r| r.run_id == run.run_id && r.started == run.started))
     }
 
     fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError> {
@@ -231,8 +232,12 @@ impl PgEarlier {
 }
 
 impl EarlierState for PgEarlier {
-    fn has_run(&mut self, run_id: &str) -> Result<bool, claimline_sink::Error> {
-        Ok(self.session.runs()?.iter().any(|r| r.run_id == run_id))
+    fn holds_run(&mut self, run: &RunRecord) -> Result<bool, claimline_sink::Error> {
+        Ok(self
+            .session
+            .runs()?
+            .iter()
+            .any(|r| r.run_id == run.run_id && r.started == run.started))
     }
 
     fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError> {

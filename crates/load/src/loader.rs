@@ -1510,6 +1510,12 @@ pub(crate) fn commit_sinks(
         });
         others?;
         own?;
+        // From its commit on, the prepared runs stay for the recovery should anything fail:
+        // the database may hold the run.
+        for sink in &mut sinks {
+            sink.decided();
+        }
+        claimline_fault::point("load.commit").map_err(fault)?;
         decider.commit(record)?;
         claimline_fault::point("load.between-commits").map_err(fault)?;
         Ok(())

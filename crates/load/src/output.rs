@@ -211,8 +211,8 @@ pub fn recover_with(
             as &mut (dyn crate::EarlierState + 'static)),
         None => None,
     };
-    let mut committed = |run_id: &str| match database.as_deref_mut() {
-        Some(d) => d.has_run(run_id),
+    let mut committed = |run: &claimline_model::RunRecord| match database.as_deref_mut() {
+        Some(d) => d.holds_run(run),
         None => Ok(false),
     };
     for done in claimline_sink::recover(&out.join("parquet"), &mut committed)? {

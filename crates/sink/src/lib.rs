@@ -136,8 +136,9 @@ pub(crate) fn check_key_widths(replace_key: &[String], keys: &[Vec<Cell>]) -> Re
 /// `decided_elsewhere` keeps what it needs for a later command to finish or undo its part when
 /// the process dies between the two (as [`recover`] does for Parquet).
 ///
-/// Sinks are [`Send`]: a load prepares the deciding sink on a worker while it prepares the
-/// others (nothing a prepare does is visible before the commit).
+/// Sinks are [`Send`]: a load prepares the other sinks on a worker while it prepares the
+/// deciding one, and applies the claim-history rule to each on a worker of its own (nothing a
+/// prepare does is visible before the commit).
 pub trait TableSink: Send {
     /// Appends rows (cells in schema column order) to table `table` (an index into the schemas
     /// the sink was opened with), taking them.
@@ -190,8 +191,9 @@ pub trait TableSink: Send {
         false
     }
 
-    /// Makes everything written durable, short of making it visible. `decided_elsewhere`:
-    /// another sink's commit is the run's commit point.
+    /// Does all of the commit short of making the run visible: Parquet's parts and SQLite's new
+    /// database are made durable, SQLite's update merged in its open transaction (its `COMMIT`
+    /// is the commit). `decided_elsewhere`: another sink's commit is the run's commit point.
     ///
     /// # Errors
     /// Any failure to write; the sink can then only be dropped.
@@ -206,6 +208,12 @@ pub trait TableSink: Send {
     fn stage(&mut self) -> Result<(), Error> {
         Ok(())
     }
+
+    /// Told, after [`TableSink::prepare`] decided elsewhere, that the deciding sink's commit is
+    /// about to be attempted: from here on whether the run happened is the deciding database's
+    /// to say, so what the prepare left stays, even if this sink is dropped, for a later command
+    /// to finish or undo ([`recover`] for Parquet). The default does nothing.
+    fn decided(&mut self) {}
 
     /// After [`TableSink::stage`] or [`TableSink::prepare`], the run's rows if the sink held
     /// them all in memory as Arrow batches (the Parquet sink within its budget), taken: the

@@ -158,6 +158,10 @@ pub struct ParquetSink {
     done: bool,
     /// The record [`ParquetSink::prepare`] wrote.
     prepared: Option<RunRecord>,
+    /// The deciding database's commit of the prepared run was attempted
+    /// ([`TableSink::decided`]): the staged run stays for [`recover`] even if the sink is
+    /// dropped.
+    decided: bool,
     /// [`PENDING_BYTES`]; tests set others.
     pub(crate) pending_budget: usize,
     /// The run's id.
@@ -250,6 +254,7 @@ impl ParquetSink {
             tables: Vec::new(),
             done: false,
             prepared: None,
+            decided: false,
             pending_budget: PENDING_BYTES,
             run_id: run_id.to_owned(),
             held: None,
@@ -546,6 +551,10 @@ impl TableSink for ParquetSink {
         ParquetSink::stage(self)
     }
 
+    fn decided(&mut self) {
+        self.decided = self.prepared.is_some();
+    }
+
     fn held(&mut self) -> Option<HeldRun> {
         self.held.take()
     }
@@ -811,9 +820,11 @@ pub enum Recovered {
 }
 
 /// Brings an output's Parquet dataset (`root` = `DIR/parquet`) to a committed state after a
-/// process died in the middle of a load: every run staged in `DIR/.claimline-staging` is
-/// published when its commit happened (`READY.json` written and, for a run whose commit point
-/// was a database's, `committed(run_id)` says the database holds it) and removed otherwise. Files that
+/// process died or failed in the middle of a load: every run staged in `DIR/.claimline-staging`
+/// is published when its commit happened (`READY.json` written and, for a run whose commit point
+/// was a database's, `committed(record)` says the database holds that very run: its id and its
+/// start, so a run id loaded again is not taken for the earlier load of it) and removed
+/// otherwise. Files that
 /// older versions left inside the dataset (`_part-*.parquet`, `*.parquet.rewrite`, and
 /// partitions with nothing else) are removed. Call it while holding the output's lock.
 ///
@@ -822,7 +833,7 @@ pub enum Recovered {
 /// `_claimline_runs.json` (nothing is changed then).
 pub fn recover(
     root: &Path,
-    committed: &mut dyn FnMut(&str) -> Result<bool, Error>,
+    committed: &mut dyn FnMut(&RunRecord) -> Result<bool, Error>,
 ) -> Result<Vec<Recovered>, Error> {
     // A damaged run list stops every command before anything is touched.
     read_parquet_runs(root)?;
@@ -851,7 +862,7 @@ pub fn recover(
         let committed = match &ready {
             None => false,
             Some(r) if !r.after_sqlite => true,
-            Some(r) => committed(&r.run.run_id)?,
+            Some(r) => committed(&r.run)?,
         };
         match ready {
             Some(r) if committed => {
@@ -908,7 +919,9 @@ fn remove_legacy_leftovers(root: &Path) -> Result<(), Error> {
 
 impl Drop for ParquetSink {
     fn drop(&mut self) {
-        if self.done {
+        // After the deciding database's commit was attempted, whether the run happened is its
+        // to say: [`recover`] asks it and publishes the staged run or removes it.
+        if self.done || self.decided {
             return;
         }
         // Not committed (prepared or not): the staged run goes; nothing was ever in the dataset.

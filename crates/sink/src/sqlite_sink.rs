@@ -139,6 +139,7 @@ impl SqliteSink {
     /// # Errors
     /// [`Error::Row`] when a key's width differs from `replace_key`'s.
     pub fn remove(&mut self, replace_key: &[String], keys: Vec<Vec<Cell>>) -> Result<(), Error> {
+        self.live("remove")?;
         crate::check_key_widths(replace_key, &keys)?;
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
@@ -392,7 +393,7 @@ fn to_sql<'c>(
 }
 
 impl SqliteSink {
-    /// The connection, until commit.
+    /// The connection, until the commit is prepared.
     fn live(&self, what: &str) -> Result<&Connection, Error> {
         self.conn
             .as_ref()
@@ -410,7 +411,7 @@ impl SqliteSink {
     /// writes first and learns afterwards which rows must not stay (the claim-history rule).
     ///
     /// # Errors
-    /// [`Error::Sqlite`]; [`Error::Row`] after commit.
+    /// [`Error::Sqlite`]; [`Error::Row`] after the commit was prepared.
     pub fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
         let path = self.db_path().to_owned();
         let conn = self.live("drop")?;
@@ -514,7 +515,21 @@ impl TableSink for SqliteSink {
 
     fn prepare(&mut self, run: &RunRecord, _: bool) -> Result<(), Error> {
         if self.prepared {
-            return Ok(());
+            // Prepared once: ready for the commit unless that failed (which took the
+            // connection of an update, or removed the database being built).
+            let ready = match &self.mode {
+                Mode::Fresh { tmp } => tmp.is_file(),
+                Mode::Update => self.conn.is_some(),
+            };
+            return if ready {
+                Ok(())
+            } else {
+                Err(Error::Row {
+                    table: String::new(),
+                    column: String::new(),
+                    message: "commit after a prepare that failed".into(),
+                })
+            };
         }
         let conn = self.conn.take().ok_or_else(|| Error::Row {
             table: String::new(),
@@ -552,33 +567,28 @@ impl TableSink for SqliteSink {
     }
 
     fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {
-        if self.committed {
-            return Err(Error::Row {
-                table: String::new(),
-                column: String::new(),
-                message: "commit twice".into(),
-            });
-        }
         self.prepare(run, false)?;
         let path = self.db_path().to_owned();
-        let done = match &self.mode {
-            Mode::Fresh { tmp } => std::fs::rename(tmp, &self.path)
-                .map_err(Error::io(&self.path))
-                .and_then(|()| make_private(&self.path).map_err(Error::io(&self.path))),
-            Mode::Update => match self.conn.take() {
-                Some(conn) => conn.execute_batch("COMMIT").map_err(Error::sqlite(&path)),
-                None => Err(Error::Row {
+        // A commit that fails leaves the database built aside to the drop, which removes it, and
+        // an update's transaction to roll back.
+        match &self.mode {
+            Mode::Fresh { tmp } => {
+                std::fs::rename(tmp, &self.path).map_err(Error::io(&self.path))?;
+                self.committed = true;
+                // (It was made private when it was made; the rename keeps that.)
+                make_private(&self.path).map_err(Error::io(&self.path))
+            }
+            Mode::Update => {
+                let conn = self.conn.take().ok_or_else(|| Error::Row {
                     table: String::new(),
                     column: String::new(),
                     message: "commit without a connection".into(),
-                }),
-            },
-        };
-        if done.is_ok() {
-            self.committed = true;
+                })?;
+                conn.execute_batch("COMMIT").map_err(Error::sqlite(&path))?;
+                self.committed = true;
+                Ok(())
+            }
         }
-        // A failed rename leaves the database built aside to the drop, which removes it.
-        done
     }
 }
 
