@@ -167,6 +167,23 @@ pub(crate) fn killed_at(out: &Output, point: &str) {
     );
 }
 
+/// An output `name` in `dir` holding a load of the first export as run `r1`; the exports.
+fn loaded_once(dir: &Path, name: &str) -> (PathBuf, [PathBuf; 3]) {
+    let exports = exports();
+    let out = dir.join(name);
+    succeeded(
+        &claimline(dir, &load_args(&exports[0], &out, "r1")),
+        "load r1",
+    );
+    (out, exports)
+}
+
+/// `out`'s standard error says `text`.
+fn says(out: &Output, text: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(text), "{stderr}");
+}
+
 /// A load killed at each of its fault points, then the sequence finished: the tables equal the
 /// uninterrupted sequence's, byte for byte in Parquet, row for row in SQLite; at no moment is a
 /// partial file visible; SQLite and Parquet agree on the runs they hold once the next command
@@ -237,12 +254,7 @@ fn a_load_killed_at_every_step_ends_as_if_never_interrupted() {
 #[test]
 fn a_load_failing_before_its_commit_leaves_the_previous_output() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let [a, b, _] = exports();
-    let out = dir.path().join("out");
-    succeeded(
-        &claimline(dir.path(), &load_args(&a, &out, "r1")),
-        "load r1",
-    );
+    let (out, [_, b, _]) = loaded_once(dir.path(), "out");
     let before_sqlite = sqlite_dump(&out.join("claimline.sqlite"), true);
     let before_parquet = parquet_files(&out);
     for point in ["scan.batch@2", "load.before-commit"] {
@@ -268,12 +280,7 @@ fn a_load_failing_before_its_commit_leaves_the_previous_output() {
 #[test]
 fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let [a, b, c] = exports();
-    let out = dir.path().join("out");
-    succeeded(
-        &claimline(dir.path(), &load_args(&a, &out, "r1")),
-        "load r1",
-    );
+    let (out, [_, b, c]) = loaded_once(dir.path(), "out");
     // The versions built, and what each table of `current/` shows.
     let versions = |out: &Path| -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(out.join(".claimline-current"))
@@ -309,11 +316,7 @@ fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
     assert_eq!(shown(&out), links);
     let next = claimline(dir.path(), &load_args(&c, &out, "r3"));
     succeeded(&next, "load r3");
-    assert!(
-        String::from_utf8_lossy(&next.stderr).contains("finished the commit of run r2"),
-        "{}",
-        String::from_utf8_lossy(&next.stderr)
-    );
+    says(&next, "finished the commit of run r2");
     assert_eq!(parquet_runs(&out), ["r1", "r2", "r3"]);
     let after = versions(&out);
     assert!(after.iter().any(|v| v.ends_with("-r3")), "{after:?}");
@@ -326,11 +329,7 @@ fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
 
     // Killed in the same place: the versions built before the commit stay, shown by nothing,
     // until the next load's refresh removes them.
-    let out = dir.path().join("killed");
-    succeeded(
-        &claimline(dir.path(), &load_args(&a, &out, "r1")),
-        "load r1",
-    );
+    let (out, _) = loaded_once(dir.path(), "killed");
     let links = shown(&out);
     let killed = claimline_env(
         dir.path(),
@@ -363,12 +362,7 @@ fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
 #[test]
 fn a_load_failing_after_its_commit_point_is_finished_by_the_next_command() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let [a, b, c] = exports();
-    let out = dir.path().join("out");
-    succeeded(
-        &claimline(dir.path(), &load_args(&a, &out, "r1")),
-        "load r1",
-    );
+    let (out, [_, b, c]) = loaded_once(dir.path(), "out");
     let failed = claimline_env(
         dir.path(),
         &load_args(&b, &out, "r2"),
@@ -380,11 +374,7 @@ fn a_load_failing_after_its_commit_point_is_finished_by_the_next_command() {
     assert_eq!(parquet_runs(&out), ["r1"]);
     let next = claimline(dir.path(), &load_args(&c, &out, "r3"));
     succeeded(&next, "load r3");
-    assert!(
-        String::from_utf8_lossy(&next.stderr).contains("finished the commit of run r2"),
-        "{}",
-        String::from_utf8_lossy(&next.stderr)
-    );
+    says(&next, "finished the commit of run r2");
     assert_eq!(sqlite_runs(&db), ["r1", "r2", "r3"]);
     assert_eq!(parquet_runs(&out), ["r1", "r2", "r3"]);
 }
@@ -395,12 +385,7 @@ fn a_load_failing_after_its_commit_point_is_finished_by_the_next_command() {
 #[test]
 fn a_run_id_loaded_again_that_fails_before_its_commit_is_not_published() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let [a, b, c] = exports();
-    let out = dir.path().join("out");
-    succeeded(
-        &claimline(dir.path(), &load_args(&a, &out, "r1")),
-        "load r1",
-    );
+    let (out, [_, b, c]) = loaded_once(dir.path(), "out");
     let db = out.join("claimline.sqlite");
     let (sqlite_before, parquet_before) = (sqlite_dump(&db, true), parquet_files(&out));
     let failed = claimline_env(
@@ -416,11 +401,7 @@ fn a_run_id_loaded_again_that_fails_before_its_commit_is_not_published() {
     assert_eq!(sqlite_dump(&db, true), sqlite_before);
     let next = claimline(dir.path(), &load_args(&c, &out, "r3"));
     succeeded(&next, "load r3");
-    assert!(
-        String::from_utf8_lossy(&next.stderr).contains("removed what the unfinished run r1 left"),
-        "{}",
-        String::from_utf8_lossy(&next.stderr)
-    );
+    says(&next, "removed what the unfinished run r1 left");
     assert_eq!(parquet_runs(&out), ["r1", "r3"]);
     // Parquet holds the first load of r1, as SQLite does.
     let r1 = |files: &BTreeMap<PathBuf, Vec<u8>>| -> BTreeMap<PathBuf, Vec<u8>> {
@@ -522,11 +503,7 @@ fn a_reload_killed_in_its_swap_is_finished_by_the_next_command() {
     // The next command (here a run, which finds nothing new) finishes the swap first.
     let next = local_run(work.path(), &out, &[], None);
     succeeded(&next, "the next run");
-    assert!(
-        String::from_utf8_lossy(&next.stderr).contains("finished the reload"),
-        "{}",
-        String::from_utf8_lossy(&next.stderr)
-    );
+    says(&next, "finished the reload");
     assert_eq!(
         sqlite_dump(&out.join("claimline.sqlite"), false),
         sqlite_dump(&reference.join("claimline.sqlite"), false)

@@ -942,11 +942,9 @@ mod tests {
         out
     }
 
-    /// One run of 3,000 claims (a fifth superseded by a later version in the same run, one in
-    /// nine cancelled) into `out`; the current tables refreshed from the rows the sink held, or
-    /// from the files. Returns whether the sink held them.
-    fn load_and_refresh(out: &Path, from_memory: bool, budget: usize) -> bool {
-        let claims = TableSchema::new(
+    /// `_claimline_claims`' columns.
+    fn claims_schema() -> TableSchema {
+        TableSchema::new(
             CLAIMS,
             vec![
                 Column::new("_api_version", ColumnType::Text),
@@ -956,7 +954,14 @@ mod tests {
                 Column::new("_action", ColumnType::Text),
                 Column::new("_run_id", ColumnType::Text),
             ],
-        );
+        )
+    }
+
+    /// One run of 3,000 claims (a fifth superseded by a later version in the same run, one in
+    /// nine cancelled) into `out`; the current tables refreshed from the rows the sink held, or
+    /// from the files. Returns whether the sink held them.
+    fn load_and_refresh(out: &Path, from_memory: bool, budget: usize) -> bool {
+        let claims = claims_schema();
         let cclf1 = TableSchema::new(
             "cclf1",
             vec![
@@ -1099,17 +1104,7 @@ mod tests {
             )
         };
         let schemas = [
-            TableSchema::new(
-                CLAIMS,
-                vec![
-                    Column::new("_api_version", ColumnType::Text),
-                    Column::new("_claim_key", ColumnType::Text),
-                    Column::new("_resource_id", ColumnType::Text),
-                    Column::new("_last_updated", ColumnType::Timestamp),
-                    Column::new("_action", ColumnType::Text),
-                    Column::new("_run_id", ColumnType::Text),
-                ],
-            ),
+            claims_schema(),
             lineage("cclf1", Column::new("CLM_PMT_AMT", ColumnType::Integer)),
             lineage("cclf6", Column::new("CLM_LINE_NUM", ColumnType::Text)),
         ];
