@@ -303,6 +303,12 @@ fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
             })
             .collect()
     };
+    // After r3's load: its versions alone.
+    let only_r3 = |after: &[String]| {
+        assert!(after.iter().any(|v| v.ends_with("-r3")), "{after:?}");
+        let old = |v: &String| v.ends_with("-r1") || v.ends_with("-r2");
+        assert!(!after.iter().any(old), "{after:?}");
+    };
     let (built, links) = (versions(&out), shown(&out));
     assert!(built.iter().any(|v| v.ends_with("-r1")), "{built:?}");
     assert!(!links.is_empty());
@@ -318,14 +324,7 @@ fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
     succeeded(&next, "load r3");
     says(&next, "finished the commit of run r2");
     assert_eq!(parquet_runs(&out), ["r1", "r2", "r3"]);
-    let after = versions(&out);
-    assert!(after.iter().any(|v| v.ends_with("-r3")), "{after:?}");
-    assert!(
-        !after
-            .iter()
-            .any(|v| v.ends_with("-r1") || v.ends_with("-r2")),
-        "{after:?}"
-    );
+    only_r3(&versions(&out));
 
     // Killed in the same place: the versions built before the commit stay, shown by nothing,
     // until the next load's refresh removes them.
@@ -347,14 +346,7 @@ fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
         &claimline(dir.path(), &load_args(&c, &out, "r3")),
         "load r3",
     );
-    let after = versions(&out);
-    assert!(after.iter().any(|v| v.ends_with("-r3")), "{after:?}");
-    assert!(
-        !after
-            .iter()
-            .any(|v| v.ends_with("-r1") || v.ends_with("-r2")),
-        "{after:?}"
-    );
+    only_r3(&versions(&out));
 }
 
 /// A load that fails after its commit point (SQLite holds the run, Parquet has not published

@@ -957,15 +957,12 @@ mod tests {
         )
     }
 
-    /// One run of 3,000 claims (a fifth superseded by a later version in the same run, one in
-    /// nine cancelled) into `out`; the current tables refreshed from the rows the sink held, or
-    /// from the files. Returns whether the sink held them.
-    fn load_and_refresh(out: &Path, from_memory: bool, budget: usize) -> bool {
-        let claims = claims_schema();
-        let cclf1 = TableSchema::new(
-            "cclf1",
+    /// A claim table `name` of column `first` and the lineage columns.
+    fn claim_table(name: &str, first: Column) -> TableSchema {
+        TableSchema::new(
+            name,
             vec![
-                Column::new("CLM_PMT_AMT", ColumnType::Integer),
+                first,
                 Column::new("_api_version", ColumnType::Text),
                 Column::new("_claim_key", ColumnType::Text),
                 Column::new("_resource_id", ColumnType::Text),
@@ -973,54 +970,71 @@ mod tests {
                 Column::new("_source_file", ColumnType::Text),
                 Column::new("_line", ColumnType::Integer),
             ],
-        );
-        let root = out.join("parquet");
-        let mut sink = ParquetSink::open(&root, "r1", &[claims, cclf1]).expect("open");
-        sink.pending_budget = budget;
-        let text = |s: String| Cell::text(s);
-        let (mut events, mut rows) = (Vec::new(), Vec::new());
-        for i in 0..3000 {
+        )
+    }
+
+    /// Run `run_id`'s claim events and `cclf1`-like rows (`per_version` rows each, from
+    /// `e.ndjson`) for claims `claims`: every fifth claim in two versions (the later one
+    /// `time` + 1 s), a cancel as the last version of every ninth; and the lines of the
+    /// superseded versions, which the claim-history rule drops.
+    fn claims_run(
+        run_id: &str,
+        claims: std::ops::Range<u32>,
+        time: i64,
+        per_version: u32,
+    ) -> (Vec<Vec<Cell>>, Vec<Vec<Cell>>, crate::SourceLines) {
+        let (mut events, mut rows, mut superseded) = (Vec::new(), Vec::new(), HashSet::new());
+        for i in claims {
             let versions = if i % 5 == 0 { 2 } else { 1 };
             for v in 0..versions {
-                let id = format!("eob-{i}-{v}");
+                let id = format!("eob-{run_id}-{i}-{v}");
                 let action = if i % 9 == 0 && v == versions - 1 {
                     "cancel"
                 } else {
                     "version"
                 };
+                let line = i64::from(i * 2 + v);
                 events.push(vec![
-                    text("v2".into()),
-                    text(format!("claim-{i}")),
-                    text(id.clone()),
-                    Cell::Timestamp(1_700_000_000_000_000 + i64::from(v) * 1_000_000),
-                    text(action.into()),
-                    text("r1".into()),
+                    Cell::text("v2"),
+                    Cell::text(format!("claim-{i}")),
+                    Cell::text(id.as_str()),
+                    Cell::Timestamp(time + i64::from(v) * 1_000_000),
+                    Cell::text(action),
+                    Cell::text(run_id),
                 ]);
-                for line in 0..3 {
+                for k in 0..per_version {
                     rows.push(vec![
-                        Cell::Int(i64::from(i * 10 + line)),
-                        text("v2".into()),
-                        text(format!("claim-{i}")),
-                        text(id.clone()),
-                        text("r1".into()),
-                        text("e.ndjson".into()),
-                        Cell::Int(i64::from(i * 2 + v)),
+                        Cell::Int(i64::from(i * 10 + k)),
+                        Cell::text("v2"),
+                        Cell::text(format!("claim-{i}")),
+                        Cell::text(id.as_str()),
+                        Cell::text(run_id),
+                        Cell::text("e.ndjson"),
+                        Cell::Int(line),
                     ]);
+                }
+                if v + 1 < versions {
+                    superseded.insert(line);
                 }
             }
         }
+        (events, rows, [("e.ndjson".to_owned(), superseded)].into())
+    }
+
+    /// One run of 3,000 claims (a fifth superseded by a later version in the same run, one in
+    /// nine cancelled) into `out`; the current tables refreshed from the rows the sink held, or
+    /// from the files. Returns whether the sink held them.
+    fn load_and_refresh(out: &Path, from_memory: bool, budget: usize) -> bool {
+        let claims = claims_schema();
+        let cclf1 = claim_table("cclf1", Column::new("CLM_PMT_AMT", ColumnType::Integer));
+        let root = out.join("parquet");
+        let mut sink = ParquetSink::open(&root, "r1", &[claims, cclf1]).expect("open");
+        sink.pending_budget = budget;
+        let (events, rows, superseded) = claims_run("r1", 0..3000, 1_700_000_000_000_000, 3);
         sink.write(0, events).expect("claims");
         sink.write(1, rows).expect("rows");
         // The earlier version of each claim with two leaves the table, as the loader's
         // claim-history rule drops it (windows of held rows then span batches).
-        let superseded: crate::SourceLines = [(
-            "e.ndjson".to_owned(),
-            (0..3000)
-                .filter(|i| i % 5 == 0)
-                .map(|i| i64::from(i * 2))
-                .collect(),
-        )]
-        .into();
         sink.drop_rows(&[1], &superseded).expect("drop");
         let run = RunRecord::new("r1");
         sink.prepare(&run, false).expect("prepare");
@@ -1089,65 +1103,16 @@ mod tests {
         time: i64,
         before: bool,
     ) -> CurrentReport {
-        let lineage = |name: &str, first: Column| {
-            TableSchema::new(
-                name,
-                vec![
-                    first,
-                    Column::new("_api_version", ColumnType::Text),
-                    Column::new("_claim_key", ColumnType::Text),
-                    Column::new("_resource_id", ColumnType::Text),
-                    Column::new("_run_id", ColumnType::Text),
-                    Column::new("_source_file", ColumnType::Text),
-                    Column::new("_line", ColumnType::Integer),
-                ],
-            )
-        };
         let schemas = [
             claims_schema(),
-            lineage("cclf1", Column::new("CLM_PMT_AMT", ColumnType::Integer)),
-            lineage("cclf6", Column::new("CLM_LINE_NUM", ColumnType::Text)),
+            claim_table("cclf1", Column::new("CLM_PMT_AMT", ColumnType::Integer)),
+            claim_table("cclf6", Column::new("CLM_LINE_NUM", ColumnType::Text)),
         ];
         let root = out.join("parquet");
         let mut sink = ParquetSink::open(&root, run_id, &schemas).expect("open");
-        let (mut events, mut rows, mut superseded) = (Vec::new(), Vec::new(), HashSet::new());
-        for i in claims {
-            let versions = if i % 5 == 0 { 2 } else { 1 };
-            for v in 0..versions {
-                let id = format!("eob-{run_id}-{i}-{v}");
-                let action = if i % 9 == 0 && v == versions - 1 {
-                    "cancel"
-                } else {
-                    "version"
-                };
-                let line = i64::from(i * 2 + v);
-                events.push(vec![
-                    Cell::text("v2"),
-                    Cell::text(format!("claim-{i}")),
-                    Cell::text(id.as_str()),
-                    Cell::Timestamp(time + i64::from(v) * 1_000_000),
-                    Cell::text(action),
-                    Cell::text(run_id),
-                ]);
-                for k in 0..2 {
-                    rows.push(vec![
-                        Cell::Int(i64::from(i * 10 + k)),
-                        Cell::text("v2"),
-                        Cell::text(format!("claim-{i}")),
-                        Cell::text(id.as_str()),
-                        Cell::text(run_id),
-                        Cell::text("e.ndjson"),
-                        Cell::Int(line),
-                    ]);
-                }
-                if v + 1 < versions {
-                    superseded.insert(line);
-                }
-            }
-        }
+        let (events, rows, superseded) = claims_run(run_id, claims, time, 2);
         sink.write(0, events).expect("claims");
         sink.write(1, rows).expect("rows");
-        let superseded: crate::SourceLines = [("e.ndjson".to_owned(), superseded)].into();
         sink.drop_rows(&[1], &superseded).expect("drop");
         TableSink::stage(&mut sink).expect("stage");
         let held = TableSink::held(&mut sink).expect("held");
