@@ -210,11 +210,15 @@ impl CurrentBuild {
         Ok(report)
     }
 
-    /// Removes the new versions (a run whose commit failed); no table showed them.
+    /// Removes the new versions (a run whose commit failed); no table showed them. The folders
+    /// of `current/` and its versions go too when nothing else is in them (an output's first
+    /// load).
     pub fn discard(self) {
         for b in self.built {
             let _ = std::fs::remove_dir_all(b.new);
         }
+        let _ = std::fs::remove_dir(&self.versions);
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
 
@@ -1204,6 +1208,19 @@ mod tests {
         assert!(before.path().join(VERSIONS_DIR).join("cclf1-r3").is_dir());
         built.discard();
         assert!(state(before.path()) == shown);
+        // An output's first load whose commit fails leaves no folder of `current/` behind.
+        let first = tempfile::tempdir().expect("tempdir");
+        let runs = [RunRecord::new("r1")];
+        let built = build_current_before_commit(first.path(), &tables, &runs, &held("r1"))
+            .expect("build")
+            .expect("built");
+        assert!(first.path().join(CURRENT_DIR).is_dir());
+        built.discard();
+        let left: Vec<_> = std::fs::read_dir(first.path())
+            .expect("ls")
+            .flatten()
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]
