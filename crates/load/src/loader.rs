@@ -1526,7 +1526,8 @@ pub(crate) fn commit_sinks(
             // A build that panics is left to the refresh after the commit.
             s.spawn(|_| {
                 current = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    build_current(out, tables, record, held)
+                    claimline_sink::build_current_before_commit(out, tables, record, held)
+                        .transpose()
                 }))
                 .unwrap_or(None);
             });
@@ -1550,26 +1551,6 @@ pub(crate) fn commit_sinks(
         }
     }
     Ok(Committed { held, current })
-}
-
-/// `current/`'s new versions for run `record`, built before its commit from `held`
-/// ([`claimline_sink::build_current_before_commit`]); none when they cannot be.
-fn build_current(
-    out: &Path,
-    claim_tables: &[String],
-    record: &RunRecord,
-    held: &HeldRun,
-) -> Option<Result<CurrentBuild, claimline_sink::Error>> {
-    // The run records as they are once this run is committed.
-    let runs = claimline_sink::read_parquet_runs(&out.join("parquet")).map(|mut runs| {
-        runs.retain(|r| r.run_id != record.run_id);
-        runs.push(record.clone());
-        runs
-    });
-    runs.and_then(|runs| {
-        claimline_sink::build_current_before_commit(out, claim_tables, &runs, held)
-    })
-    .transpose()
 }
 
 /// Refreshes the current rows of `claim_tables` from the Parquet history just committed:

@@ -118,28 +118,29 @@ pub fn refresh_current(
     }
 }
 
-/// [`refresh_current`]'s first step taken before the commit of run `runs.last()` (`runs`:
-/// every run record as they are once it is committed), beside the encode of its parts: every
-/// table's new version is written and synced, and [`CurrentBuild::swap`] puts them in place
-/// once the run is committed ([`CurrentBuild::discard`] removes them if it is not). The run's
-/// rows come from `held`, its partitions not being in place yet; the files are the same, byte
-/// for byte, as a refresh after the commit writes.
+/// [`refresh_current`]'s first step taken before the commit of run `run`, beside the encode of
+/// its parts: every table's new version is written and synced, and [`CurrentBuild::swap`] puts
+/// them in place once the run is committed ([`CurrentBuild::discard`] removes them if it is
+/// not). The run records are read as they will be once `run` is recorded, and the run's rows
+/// come from `held`, its partitions not being in place yet; the files are the same, byte for
+/// byte, as a refresh after the commit writes.
 ///
 /// `Ok(None)` when it cannot be built before the commit: `held` is not that run's, or
 /// `current/` shows a version of the same run id (the run id loaded again), which building would
 /// overwrite while readers read it. Call it holding the output folder's lock.
 ///
 /// # Errors
-/// As [`refresh_current`]; nothing built is left behind then.
+/// As [`refresh_current`], and [`Error::Corrupt`] for a run list that cannot be read; nothing
+/// built is left behind then.
 pub fn build_current_before_commit(
     out: &Path,
     tables: &[String],
-    runs: &[RunRecord],
+    run: &RunRecord,
     held: &HeldRun,
 ) -> Result<Option<CurrentBuild>, Error> {
-    let Some(run) = runs.last().filter(|r| r.run_id == held.run_id) else {
+    if run.run_id != held.run_id {
         return Ok(None);
-    };
+    }
     let dir = out.join(CURRENT_DIR);
     let shown = |t: &String| {
         std::fs::read_link(dir.join(t))
@@ -150,7 +151,8 @@ pub fn build_current_before_commit(
     if tables.iter().any(shown) {
         return Ok(None);
     }
-    let built = build(out, tables, runs, Some(held), true);
+    let runs = crate::parquet_sink::with_run(crate::read_parquet_runs(&out.join("parquet"))?, run);
+    let built = build(out, tables, &runs, Some(held), true);
     if built.is_err() {
         // What was written of this run's versions goes with it: no table shows them.
         let versions = out.join(VERSIONS_DIR);
@@ -1127,10 +1129,7 @@ mod tests {
         let run = RunRecord::new(run_id);
         let tables = ["cclf1".to_owned(), "cclf6".to_owned()];
         let report = if before {
-            let mut runs = crate::read_parquet_runs(&root).expect("runs");
-            runs.retain(|r| r.run_id != run_id);
-            runs.push(run.clone());
-            let built = build_current_before_commit(out, &tables, &runs, &held)
+            let built = build_current_before_commit(out, &tables, &run, &held)
                 .expect("build")
                 .expect("built before the commit");
             sink.prepare(&run, false).expect("prepare");
@@ -1191,18 +1190,17 @@ mod tests {
         };
         let runs = crate::read_parquet_runs(&root).expect("runs");
         assert_eq!(runs.last().map(|r| r.run_id.as_str()), Some("r1"));
-        let tables = ["cclf1".to_owned()];
-        let again = build_current_before_commit(before.path(), &tables, &runs, &held("r1"));
+        let (tables, r1) = (["cclf1".to_owned()], RunRecord::new("r1"));
+        let again = build_current_before_commit(before.path(), &tables, &r1, &held("r1"));
         assert!(again.expect("build").is_none());
-        // Rows held for another run than the last are not built from either.
-        let other = build_current_before_commit(before.path(), &tables, &runs, &held("r2"));
+        // Rows held for another run are not built from either.
+        let other = build_current_before_commit(before.path(), &tables, &r1, &held("r2"));
         assert!(other.expect("build").is_none());
 
         // A build whose run is not committed goes, and `current/` stays as it was.
         let shown = state(before.path());
-        let mut runs = runs;
-        runs.push(RunRecord::new("r3"));
-        let built = build_current_before_commit(before.path(), &tables, &runs, &held("r3"))
+        let r3 = RunRecord::new("r3");
+        let built = build_current_before_commit(before.path(), &tables, &r3, &held("r3"))
             .expect("build")
             .expect("built");
         assert!(before.path().join(VERSIONS_DIR).join("cclf1-r3").is_dir());
@@ -1210,8 +1208,7 @@ mod tests {
         assert!(state(before.path()) == shown);
         // An output's first load whose commit fails leaves no folder of `current/` behind.
         let first = tempfile::tempdir().expect("tempdir");
-        let runs = [RunRecord::new("r1")];
-        let built = build_current_before_commit(first.path(), &tables, &runs, &held("r1"))
+        let built = build_current_before_commit(first.path(), &tables, &r1, &held("r1"))
             .expect("build")
             .expect("built");
         assert!(first.path().join(CURRENT_DIR).is_dir());

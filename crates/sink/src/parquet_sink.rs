@@ -756,9 +756,15 @@ pub fn record_parquet_run(root: &Path, run: &RunRecord) -> Result<(), Error> {
     write_parquet_runs(root, all, run)
 }
 
-fn write_parquet_runs(root: &Path, mut all: Vec<RunRecord>, run: &RunRecord) -> Result<(), Error> {
+/// The run records `all` once `run` is recorded: last, in place of an earlier run of its id.
+pub(crate) fn with_run(mut all: Vec<RunRecord>, run: &RunRecord) -> Vec<RunRecord> {
     all.retain(|r| r.run_id != run.run_id);
     all.push(run.clone());
+    all
+}
+
+fn write_parquet_runs(root: &Path, all: Vec<RunRecord>, run: &RunRecord) -> Result<(), Error> {
+    let all = with_run(all, run);
     let text = serde_json::to_vec_pretty(&all).map_err(|e| Error::Io {
         path: root.join("_claimline_runs.json"),
         source: e.into(),
