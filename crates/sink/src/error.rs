@@ -1,6 +1,6 @@
 //! The one error type of this crate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What can stop a sink.
 #[derive(Debug, thiserror::Error)]
@@ -123,32 +123,35 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
-        let path = path.into();
-        move |source| Error::Io { path, source }
+    pub(crate) fn io(path: impl AsRef<Path>) -> impl FnOnce(std::io::Error) -> Error {
+        // The path is copied only when there is an error: these closures are made for every
+        // call that may fail, a bound SQLite value among them.
+        move |source| Error::Io {
+            path: path.as_ref().to_owned(),
+            source,
+        }
     }
 
     /// The error of a failed SQLite call on the database at `path`: [`Error::Corrupt`] when
     /// the file is not a readable database, else [`Error::Sqlite`].
-    pub fn sqlite(path: impl Into<PathBuf>) -> impl FnOnce(rusqlite::Error) -> Error {
-        let path = path.into();
-        move |source| match source.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
-                Error::Corrupt {
-                    path,
-                    message: format!("not a readable SQLite database ({source})"),
+    pub fn sqlite(path: impl AsRef<Path>) -> impl FnOnce(rusqlite::Error) -> Error {
+        move |source| {
+            let path = path.as_ref().to_owned();
+            match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                    Error::Corrupt {
+                        path,
+                        message: format!("not a readable SQLite database ({source})"),
+                    }
                 }
+                _ => Error::Sqlite { path, source },
             }
-            _ => Error::Sqlite { path, source },
         }
     }
 
-    pub(crate) fn parquet<E: std::fmt::Display>(
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(E) -> Error {
-        let path = path.into();
+    pub(crate) fn parquet<E: std::fmt::Display>(path: impl AsRef<Path>) -> impl FnOnce(E) -> Error {
         move |e| Error::Parquet {
-            path,
+            path: path.as_ref().to_owned(),
             message: e.to_string(),
         }
     }
