@@ -212,16 +212,42 @@ fn rank(fields: &Fields) -> (u8, u8, std::cmp::Reverse<String>) {
     (cancelled, plan, std::cmp::Reverse(year))
 }
 
-/// A Coverage row's value of CCLF8 column `name`: the column itself, else the most recent of
-/// its monthly columns `name_01` … `name_12`.
-fn coverage_value(fields: &Fields, name: &str) -> Option<Cell> {
-    if let Some(c) = field(fields, name) {
-        return Some(c.clone());
+/// Where a field's value may go: per field name, the CCLF8 columns it fills and its rank
+/// there, lower first: 0 for the column itself, then the column's monthly columns from
+/// `name_12` down to `name_01` (a Coverage row gives a column its own value, else its most
+/// recent month's).
+type Slots = HashMap<String, Vec<(usize, u8)>>;
+
+fn slots(columns: &[Arc<str>]) -> Slots {
+    let mut slots = Slots::new();
+    for (c, name) in columns.iter().enumerate() {
+        slots.entry(name.to_string()).or_default().push((c, 0));
+        for m in (1..=12u8).rev() {
+            slots
+                .entry(format!("{name}_{m:02}"))
+                .or_default()
+                .push((c, 13 - m));
+        }
     }
-    (1..=12)
-        .rev()
-        .find_map(|m| field(fields, &format!("{name}_{m:02}")))
-        .cloned()
+    slots
+}
+
+/// Per column, the best-ranked value `fields` hold for it with that rank (the first of equals:
+/// a name given twice keeps its first value that is not null). One pass over the fields, one
+/// lookup each, however many columns and months there are.
+fn resolve<'f>(fields: &'f Fields, slots: &Slots, width: usize) -> Vec<Option<(u8, &'f Cell)>> {
+    let mut best = vec![None; width];
+    for (name, cell) in fields {
+        if matches!(cell, Cell::Null) {
+            continue;
+        }
+        for &(c, rank) in slots.get(&**name).into_iter().flatten() {
+            if best[c].is_none_or(|(r, _)| rank < r) {
+                best[c] = Some((rank, cell));
+            }
+        }
+    }
+    best
 }
 
 type Bene = (Option<ApiVersion>, String);
@@ -289,21 +315,26 @@ impl Cclf8Builder {
     pub fn rows(mut self, as_of: i32) -> Vec<Vec<Cell>> {
         let mut patients: Vec<(Bene, PatientPart)> = self.patients.drain().collect();
         patients.sort_by_key(|(_, (seen, _, _))| *seen);
+        let slots = slots(&self.columns);
+        let width = self.columns.len();
         let mut out = Vec::with_capacity(patients.len());
         for (key, (_, fields, lineage)) in patients {
             let mut coverage = self.coverage.remove(&key).unwrap_or_default();
             coverage.sort_by_cached_key(|(seen, fields)| (rank(fields), *seen));
-            let mut cells: Vec<Cell> = self
-                .columns
+            // The Patient's own value of a column, else the first Coverage row's (in rank
+            // order) that has one.
+            let own = resolve(&fields, &slots, width);
+            let parts: Vec<_> = coverage
                 .iter()
-                .map(|name| {
-                    field(&fields, name).cloned().or_else(|| {
-                        coverage
-                            .iter()
-                            .find_map(|(_, fields)| coverage_value(fields, name))
-                    })
+                .map(|(_, fields)| resolve(fields, &slots, width))
+                .collect();
+            let mut cells: Vec<Cell> = (0..width)
+                .map(|c| {
+                    own[c]
+                        .filter(|(rank, _)| *rank == 0)
+                        .or_else(|| parts.iter().find_map(|p| p[c]))
+                        .map_or(Cell::Null, |(_, cell)| cell.clone())
                 })
-                .map(|c| c.unwrap_or(Cell::Null))
                 .collect();
             let at = |name: &str| self.columns.iter().position(|n| &**n == name);
             if let (Some(a), Some(Cell::Date(dob))) =
@@ -419,5 +450,67 @@ mod tests {
         assert_eq!(fips_state("TX"), Some("48"));
         assert_eq!(fips_state("XX"), None);
         assert_eq!(fips_state("22"), Some("22"));
+    }
+
+    #[test]
+    fn a_column_takes_the_patients_value_else_the_first_coverage_rows_own_or_latest_month() {
+        let columns: Vec<Arc<str>> = ["BENE_SEX_CD", "STUS", "STUS_01", "DUAL"]
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        let mut b = Cclf8Builder::new(columns);
+        let fields = |list: &[(&str, Cell)]| -> Fields {
+            list.iter()
+                .map(|(n, c)| (Arc::from(*n), c.clone()))
+                .collect()
+        };
+        let t = Cell::text;
+        b.add(BenePart::Patient {
+            api_version: None,
+            bene: "b1".into(),
+            // A month of a column is not the Patient's value of it.
+            fields: fields(&[("BENE_SEX_CD", t("1")), ("DUAL_03", t("p"))]),
+            lineage: vec![t("lineage")],
+        });
+        // Ranked first (Part A): its own STUS is null and its months run to _11, its
+        // STUS_01 is given twice (the first value that is not null counts).
+        b.add(BenePart::Coverage {
+            api_version: None,
+            bene: "b1".into(),
+            fields: fields(&[
+                ("COVERAGE_PLAN", t("Part A")),
+                ("STUS", Cell::Null),
+                ("STUS_01", Cell::Null),
+                ("STUS_01", t("jan")),
+                ("STUS_02", t("feb")),
+                ("STUS_11", t("nov")),
+                ("STUS_01", t("later")),
+                ("BENE_SEX_CD", t("2")),
+            ]),
+        });
+        // Ranked second (Part B): the only one with DUAL, and a STUS of its own that the
+        // first row's months come before.
+        b.add(BenePart::Coverage {
+            api_version: None,
+            bene: "b1".into(),
+            fields: fields(&[
+                ("COVERAGE_PLAN", t("Part B")),
+                ("STUS", t("own")),
+                ("DUAL_12", t("dec")),
+                ("DUAL_05", t("may")),
+            ]),
+        });
+        let rows = b.rows(0);
+        assert_eq!(
+            rows,
+            vec![vec![
+                t("1"),
+                t("nov"),
+                // STUS_01 is a column of its own (rank 0 there) and STUS's January.
+                t("jan"),
+                t("dec"),
+                t("lineage"),
+            ]]
+        );
     }
 }
