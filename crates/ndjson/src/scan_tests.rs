@@ -519,9 +519,12 @@ fn a_read_file_map_goes_to_the_unmapping_thread() {
     let file = write(dir.path(), "p.ndjson", format!("{PATIENT}\n").as_bytes());
     let handle = File::open(&file.path).expect("open");
     let (to, received) = channel::<Mmap>();
+    let map = map_file(&handle).expect("map");
+    let blocks = Blocks::new(map.len(), RELEASE_BLOCK);
     let map: Arc<dyn Source> = Arc::new(Unmapped {
-        map: Some(map_file(&handle).expect("map")),
+        map: Some(map),
         to,
+        blocks,
     });
     let chunk = Arc::clone(&map);
     drop(map);
@@ -620,29 +623,42 @@ fn resident_kib(addr: usize) -> (u64, u64) {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn a_done_chunk_leaves_the_page_tables_and_its_bytes_stay_readable() {
+fn a_block_leaves_the_page_tables_when_the_chunks_over_it_are_done() {
+    const BLOCK: usize = 64 << 10;
     let dir = tempfile::tempdir().expect("temp dir");
     // Twenty 64 KiB blocks of lines, and a little more.
     let line = format!("{PATIENT}\n");
-    let bytes = line.repeat((20 * RELEASE_ALIGN) / line.len() + 1);
+    let bytes = line.repeat((20 * BLOCK) / line.len() + 1);
     let file = write(dir.path(), "p.ndjson", bytes.as_bytes());
     let map = map_file(&File::open(&file.path).expect("open")).expect("map");
     let addr = map.as_ptr() as usize;
     let touched: u64 = map.iter().map(|&b| u64::from(b)).sum();
+    let blocks = Blocks::new(map.len(), BLOCK);
+    let map = Mapped { map, blocks };
     let (before, page) = resident_kib(addr);
     assert_eq!(
         before,
         (bytes.len() as u64).div_ceil(page * 1024) * page,
         "every page read"
     );
-    // A chunk that ends mid-block, as chunks end at line ends: blocks 1 to 9 go (the start
-    // rounds up, the end down); block 0 and block 10 are shared with other chunks and stay.
-    map.done_with(100..10 * RELEASE_ALIGN + 100);
+    let gone = |kib: u64| kib / (BLOCK as u64 / 1024);
+    // Chunks end at line ends, mid-block: the first covers blocks 0 to 4 whole and block 5 in
+    // part; only the five whole ones go.
+    map.done_with(0..5 * BLOCK + 100);
     let (after, _) = resident_kib(addr);
-    assert_eq!(before - after, 9 * RELEASE_ALIGN as u64 / 1024);
+    assert_eq!(gone(before - after), 5);
+    // The next chunk completes block 5 and covers 6; a chunk of the end, the last block.
+    map.done_with(5 * BLOCK + 100..7 * BLOCK);
+    map.done_with(20 * BLOCK..bytes.len());
+    let (last, _) = resident_kib(addr);
+    assert_eq!(
+        before - last,
+        7 * BLOCK as u64 / 1024
+            + (bytes.len() - 20 * BLOCK).div_ceil(page as usize * 1024) as u64 * page
+    );
     // The bytes are the file's, read again from the page cache.
-    assert_eq!(map.iter().map(|&b| u64::from(b)).sum::<u64>(), touched);
-    assert_eq!(&map[..], bytes.as_bytes());
+    assert_eq!(map.map.iter().map(|&b| u64::from(b)).sum::<u64>(), touched);
+    assert_eq!(&map.map[..], bytes.as_bytes());
 }
 
 #[cfg(target_os = "linux")]
@@ -652,9 +668,11 @@ fn a_scan_lets_go_of_the_chunks_it_has_read() {
     let line = format!("{PATIENT}\n");
     let lines = (16 << 20) / line.len();
     let file = write(dir.path(), "p.ndjson", line.repeat(lines).as_bytes());
-    // One worker, chunks of 1 MiB: when the last line is read, the chunks before it are done.
+    // One worker, chunks and blocks of 1 MiB: when the last line is read, the chunks before it
+    // are done.
     let opts = ScanOptions {
         chunk_bytes: 1 << 20,
+        release_bytes: 1 << 20,
         max_in_flight: 2,
         threads: 1,
         ..ScanOptions::default()
@@ -672,7 +690,7 @@ fn a_scan_lets_go_of_the_chunks_it_has_read() {
         .expect("lock")
         .expect("the last line was read");
     // The file is 16 MiB; what is still mapped is the chunks in flight (up to 2 MiB) and the
-    // 64 KiB blocks two chunks share (1 MiB), not the 16 MiB read.
+    // blocks they cover in part (up to 2 MiB), not the 16 MiB read.
     assert!(
         resident < 6 << 10,
         "{resident} KiB of the 16 MiB input still resident"
