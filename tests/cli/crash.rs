@@ -407,6 +407,51 @@ fn a_run_id_loaded_again_that_fails_before_its_commit_is_not_published() {
     assert!(r1(&parquet_files(&out)) == r1(&parquet_before));
 }
 
+/// A first load stopped once its new database's tables are committed under their temporary
+/// name (and being synced on a thread of their own), before its indexes are built: failing, it
+/// removes the temporary database (and the output folder it made); killed, it leaves it to the
+/// next load, which removes it.
+/// Neither leaves a database or a run that readers see.
+#[test]
+fn a_first_load_stopped_while_its_database_is_indexed_leaves_no_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, _, _] = exports();
+    // (A failed first load takes the output folder it made with it.)
+    let temporary = |out: &Path| -> usize {
+        std::fs::read_dir(out)
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().contains(".sqlite.tmp-"))
+            })
+            .count()
+    };
+    for how in ["fail", "kill"] {
+        let out = dir.path().join(format!("out-{how}"));
+        let stopped = claimline_env(
+            dir.path(),
+            &load_args(&a, &out, "r1"),
+            &[("CLAIMLINE_FAULT", &format!("sqlite.indexes:{how}"))],
+        );
+        if how == "kill" {
+            killed_at(&stopped, "sqlite.indexes");
+        } else {
+            assert_eq!(stopped.status.code(), Some(5), "{how}");
+        }
+        assert!(!out.join("claimline.sqlite").exists(), "{how}");
+        assert_eq!(temporary(&out), usize::from(how == "kill"), "{how}");
+        assert!(parquet_runs(&out).is_empty(), "{how}");
+        succeeded(
+            &claimline(dir.path(), &load_args(&a, &out, "r1")),
+            "load r1 again",
+        );
+        assert_eq!(temporary(&out), 0, "{how}");
+        assert_eq!(sqlite_runs(&out.join("claimline.sqlite")), ["r1"], "{how}");
+        assert_eq!(parquet_runs(&out), ["r1"], "{how}");
+    }
+}
+
 /// `claimline run --local-sandbox` with extra arguments, in `work`.
 fn local_run(work: &Path, out: &Path, extra: &[&str], fault: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_claimline"));

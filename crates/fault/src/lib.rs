@@ -43,6 +43,10 @@ pub const POINTS: &[(&str, &str)] = &[
         "half of a batch of rows is sent to a PostgreSQL staging table by COPY, the rest not yet",
     ),
     (
+        "sqlite.indexes",
+        "a new SQLite database's tables are committed under its temporary name (and being synced), its indexes not yet built",
+    ),
+    (
         "parquet.publish",
         "one table's partition of the run was moved into place, the others not yet",
     ),

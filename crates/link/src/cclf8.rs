@@ -486,10 +486,13 @@ mod tests {
                 ("STUS_11", t("nov")),
                 ("STUS_01", t("later")),
                 ("BENE_SEX_CD", t("2")),
+                // A month before the column itself: the column's own value still wins.
+                ("DUAL_12", t("a-dec")),
+                ("DUAL", t("a-own")),
             ]),
         });
-        // Ranked second (Part B): the only one with DUAL, and a STUS of its own that the
-        // first row's months come before.
+        // Ranked second (Part B): a DUAL and a STUS of its own, which the first row's come
+        // before.
         b.add(BenePart::Coverage {
             api_version: None,
             bene: "b1".into(),
@@ -508,7 +511,7 @@ mod tests {
                 t("nov"),
                 // STUS_01 is a column of its own (rank 0 there) and STUS's January.
                 t("jan"),
-                t("dec"),
+                t("a-own"),
                 t("lineage"),
             ]]
         );

@@ -49,12 +49,13 @@ pub struct ScanOptions {
     pub lines_in_batch: bool,
     /// Unmap each file once read on a thread of the scan's own, 16 MB at a time, instead of
     /// where its last chunk ends, so that a caller with work after the scan (a load) does not
-    /// wait for it. Chunks drop their own pages as they are done, so what is left is small (the
-    /// map itself); a scan that ends the process does without.
+    /// wait for it. The blocks of the file have left the page tables as their chunks were done
+    /// (`release_bytes`), so what is left is small; a scan that ends the process does without.
     pub unmap_aside: bool,
-    /// A mapped file's pages leave the page tables in blocks of this many bytes, each once the
-    /// chunks over it are done (see `Blocks` in the source): peak RSS holds the blocks being
-    /// read, and the kernel interrupts the other cores once per block.
+    /// A mapped file's pages leave the page tables in blocks of this many bytes (rounded up to a
+    /// multiple of 64 KiB, a multiple of every page size Linux uses), each once the chunks over
+    /// it are done: peak RSS holds the blocks being read, and the kernel interrupts the other
+    /// cores once per block.
     pub release_bytes: usize,
     /// Parse only the root members a consumer reads, per resource type (see [`crate::prune`]):
     /// every line is still checked whole, and accepted or refused as without it.
@@ -712,10 +713,9 @@ fn feed_mapped(
 /// holds the process's memory-map lock while it clears every page-table entry left, and the
 /// other threads' allocations that ask the kernel for memory wait for it.
 fn unmap(map: Mmap) {
-    const STEP: usize = 16 << 20;
     let mut at = 0;
     while at < map.len() {
-        let n = STEP.min(map.len() - at);
+        let n = RELEASE_BLOCK.min(map.len() - at);
         drop_pages(&map, at..at + n);
         at += n;
     }
@@ -762,9 +762,10 @@ struct Blocks {
 }
 
 impl Blocks {
-    /// The blocks of a map of `len` bytes, of `size` bytes each (the last one shorter).
+    /// The blocks of a map of `len` bytes, of `size` bytes each rounded up to a multiple of
+    /// 64 KiB (the last one shorter): no page of one block is in another.
     fn new(len: usize, size: usize) -> Self {
-        let size = size.max(1);
+        let size = size.max(1).next_multiple_of(64 << 10);
         Blocks {
             done: (0..len.div_ceil(size))
                 .map(|_| AtomicUsize::new(0))
@@ -783,7 +784,9 @@ impl Blocks {
             let block = b * self.size..((b + 1) * self.size).min(self.len);
             let end = block.end.min(range.end);
             let n = end - at;
-            if self.done[b].fetch_add(n, Ordering::AcqRel) + n == block.len() {
+            let done = self.done[b].fetch_add(n, Ordering::AcqRel) + n;
+            debug_assert!(done <= block.len(), "a block counted past its length");
+            if done == block.len() {
                 release(block);
             }
             at = end;

@@ -621,6 +621,40 @@ fn resident_kib(addr: usize) -> (u64, u64) {
     panic!("no mapping holds {addr:#x}");
 }
 
+#[test]
+fn a_block_is_released_once_when_the_chunks_over_it_are_done() {
+    const BLOCK: usize = 64 << 10;
+    // Four whole blocks and a short last one; chunks end anywhere, in any order.
+    let len = 4 * BLOCK + 1000;
+    let blocks = Blocks::new(len, BLOCK);
+    let released = std::cell::RefCell::new(Vec::new());
+    let done =
+        |range: Range<usize>| blocks.done(range, |b| released.borrow_mut().push((b.start, b.end)));
+    // Over four blocks: only the two whole ones in the middle are done.
+    done(BLOCK - 10..3 * BLOCK + 10);
+    assert_eq!(
+        released.take(),
+        [(BLOCK, 2 * BLOCK), (2 * BLOCK, 3 * BLOCK)]
+    );
+    // The last chunk, beyond the end of the map as a caller might cut it: the short last block.
+    done(4 * BLOCK..len + 500);
+    assert_eq!(released.take(), [(4 * BLOCK, len)]);
+    done(3 * BLOCK + 10..4 * BLOCK);
+    assert_eq!(released.take(), [(3 * BLOCK, 4 * BLOCK)]);
+    // The first chunk, done last, completes block 0 (its last ten bytes were done first).
+    done(0..BLOCK - 10);
+    assert_eq!(released.take(), [(0, BLOCK)]);
+    assert_eq!(
+        (0..5)
+            .map(|b| blocks.done[b].load(Ordering::SeqCst))
+            .collect::<Vec<_>>(),
+        [BLOCK, BLOCK, BLOCK, BLOCK, 1000]
+    );
+    // A size that is not a multiple of 64 KiB is rounded up: no page is in two blocks.
+    assert_eq!(Blocks::new(len, 1).size, BLOCK);
+    assert_eq!(Blocks::new(len, BLOCK + 1).size, 2 * BLOCK);
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn a_block_leaves_the_page_tables_when_the_chunks_over_it_are_done() {

@@ -17,8 +17,11 @@ use crate::{SourceLines, TableSink};
 
 /// How the database is being written.
 enum Mode {
-    /// No database existed: build one in `tmp`, rename it over `path` at commit.
-    Fresh { tmp: PathBuf },
+    /// No database existed: build one in `tmp`, rename it over `path` at commit. `file` is the
+    /// handle `tmp` was made with, kept until the connection is gone and used for its syncs:
+    /// closing any other handle of the file while SQLite holds its locks would drop them
+    /// (POSIX locks belong to the process, per file).
+    Fresh { tmp: PathBuf, file: std::fs::File },
     /// A database exists: stage rows in temp tables, merge in one transaction at commit.
     Update,
 }
@@ -105,7 +108,7 @@ impl SqliteSink {
         remove_stale(dir, &name);
         let tmp = dir.join(format!("_{name}.tmp-{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
-        std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
+        let file = std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
         make_private(&tmp).map_err(Error::io(&tmp))?;
         let conn = Connection::open(&tmp).map_err(Error::sqlite(&tmp))?;
         // 16 KiB pages (SQLite's default is 4 KiB): the commit writes a quarter as many pages
@@ -123,7 +126,7 @@ impl SqliteSink {
             path: path.to_owned(),
             conn: Some(conn),
             schemas: schemas.to_vec(),
-            mode: Mode::Fresh { tmp },
+            mode: Mode::Fresh { tmp, file },
             counts: vec![0; schemas.len()],
             removals: BTreeMap::new(),
             prepared: false,
@@ -174,7 +177,7 @@ impl SqliteSink {
 
     fn db_path(&self) -> &Path {
         match &self.mode {
-            Mode::Fresh { tmp } => tmp,
+            Mode::Fresh { tmp, .. } => tmp,
             Mode::Update => &self.path,
         }
     }
@@ -522,7 +525,7 @@ impl TableSink for SqliteSink {
             // Prepared once: ready for the commit unless that failed (which took the
             // connection of an update, or removed the database being built).
             let ready = match &self.mode {
-                Mode::Fresh { tmp } => tmp.is_file(),
+                Mode::Fresh { tmp, .. } => tmp.is_file(),
                 Mode::Update => self.conn.is_some(),
             };
             return if ready {
@@ -542,23 +545,22 @@ impl TableSink for SqliteSink {
         })?;
         self.prepared = true;
         let ready = std::thread::scope(|scope| {
+            let Mode::Fresh { tmp, file } = &self.mode else {
+                return self.ready(&conn, run);
+            };
             // A new database's tables are written out first, and made durable on a thread of
             // their own while the indexes are built: the last sync then waits for the indexes'
-            // pages only.
-            let early = match &self.mode {
-                Mode::Fresh { tmp } => {
-                    let path = self.db_path().to_owned();
-                    conn.execute_batch("COMMIT; BEGIN")
-                        .map_err(Error::sqlite(&path))?;
-                    Some(scope.spawn(move || {
-                        std::fs::File::open(tmp)
-                            .and_then(|f| f.sync_data())
-                            .map_err(Error::io(tmp))
-                    }))
-                }
-                Mode::Update => None,
-            };
-            let ready = self.ready(&conn, run);
+            // pages only. (No thread to be had: the last sync does it all.)
+            let path = self.db_path().to_owned();
+            conn.execute_batch("COMMIT; BEGIN")
+                .map_err(Error::sqlite(&path))?;
+            let early = std::thread::Builder::new()
+                .name("claimline-sync".into())
+                .spawn_scoped(scope, move || file.sync_data().map_err(Error::io(tmp)))
+                .ok();
+            let ready = claimline_fault::point("sqlite.indexes")
+                .map_err(Error::io(tmp))
+                .and_then(|()| self.ready(&conn, run));
             match early.map(|t| t.join()) {
                 Some(Ok(Err(e))) => ready.and(Err(e)),
                 Some(Err(panic)) => std::panic::resume_unwind(panic),
@@ -568,7 +570,7 @@ impl TableSink for SqliteSink {
         let ready = ready.and_then(|()| match &self.mode {
             // The new database is complete and on disk under its temporary name; the rename is
             // the commit.
-            Mode::Fresh { tmp } => {
+            Mode::Fresh { tmp, file } => {
                 let path = self.db_path().to_owned();
                 conn.execute_batch("COMMIT").map_err(Error::sqlite(&path))?;
                 // WAL from its first day, so that later loads commit while readers read
@@ -576,7 +578,6 @@ impl TableSink for SqliteSink {
                 conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
                     .map_err(Error::sqlite(&path))?;
                 drop(conn);
-                let file = std::fs::File::open(tmp).map_err(Error::io(tmp))?;
                 file.sync_all().map_err(Error::io(tmp))
             }
             // The merge is in the open transaction; its `COMMIT` is the commit.
@@ -586,7 +587,7 @@ impl TableSink for SqliteSink {
             }
         });
         if ready.is_err()
-            && let Mode::Fresh { tmp } = &self.mode
+            && let Mode::Fresh { tmp, .. } = &self.mode
         {
             // A database being built aside never stays behind (a full disk, say).
             let _ = std::fs::remove_file(tmp);
@@ -600,7 +601,7 @@ impl TableSink for SqliteSink {
         // A commit that fails leaves the database built aside to the drop, which removes it, and
         // an update's transaction to roll back.
         match &self.mode {
-            Mode::Fresh { tmp } => {
+            Mode::Fresh { tmp, .. } => {
                 std::fs::rename(tmp, &self.path).map_err(Error::io(&self.path))?;
                 self.committed = true;
                 // (It was made private when it was made; the rename keeps that.)
@@ -699,7 +700,7 @@ impl Drop for SqliteSink {
         // database being built aside (prepared or not) is removed.
         if !self.committed {
             drop(self.conn.take());
-            if let Mode::Fresh { tmp } = &self.mode {
+            if let Mode::Fresh { tmp, .. } = &self.mode {
                 let _ = std::fs::remove_file(tmp);
             }
         }
