@@ -145,7 +145,7 @@ impl EarlierState for SqliteEarlier {
     fn holds_run(&mut self, run: &RunRecord) -> Result<bool, claimline_sink::Error> {
         Ok(claimline_sink::read_sqlite_runs(&self.conn, &self.path)?
             .iter()
-            .any(|r| r.run_id == run.run_id && r.started == run.started))
+            .any(|r| r.is_same_run(run)))
     }
 
     fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError> {
@@ -233,11 +233,7 @@ impl PgEarlier {
 
 impl EarlierState for PgEarlier {
     fn holds_run(&mut self, run: &RunRecord) -> Result<bool, claimline_sink::Error> {
-        Ok(self
-            .session
-            .runs()?
-            .iter()
-            .any(|r| r.run_id == run.run_id && r.started == run.started))
+        Ok(self.session.runs()?.iter().any(|r| r.is_same_run(run)))
     }
 
     fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError> {

@@ -40,4 +40,28 @@ impl RunRecord {
             ..RunRecord::default()
         }
     }
+
+    /// Whether `other` records this very run: its id and its start (a run id loaded again
+    /// starts at another time).
+    pub fn is_same_run(&self, other: &RunRecord) -> bool {
+        self.run_id == other.run_id && self.started == other.started
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_its_id_and_its_start() {
+        let at = |id: &str, started: &str| RunRecord {
+            started: started.into(),
+            ..RunRecord::new(id)
+        };
+        let r1 = at("r1", "2026-12-05T01:00:00Z");
+        assert!(r1.is_same_run(&at("r1", "2026-12-05T01:00:00Z")));
+        // The same id loaded again, and another id started at the same time.
+        assert!(!r1.is_same_run(&at("r1", "2026-12-05T02:00:00Z")));
+        assert!(!r1.is_same_run(&at("r2", "2026-12-05T01:00:00Z")));
+    }
 }

@@ -830,9 +830,9 @@ pub enum Recovered {
 /// is published when its commit happened (`READY.json` written and, for a run whose commit point
 /// was a database's, `committed(record)` says the database holds that very run: its id and its
 /// start, so a run id loaded again is not taken for the earlier load of it) and removed
-/// otherwise. Files that
-/// older versions left inside the dataset (`_part-*.parquet`, `*.parquet.rewrite`, and
-/// partitions with nothing else) are removed. Call it while holding the output's lock.
+/// otherwise. Files that older versions left inside the dataset (`_part-*.parquet`,
+/// `*.parquet.rewrite`, and partitions with nothing else) are removed. Call it while holding the
+/// output's lock.
 ///
 /// # Errors
 /// [`Error::Io`], [`Error::Sqlite`]; [`Error::Corrupt`] for an unreadable `READY.json` or
