@@ -15,6 +15,7 @@ use crate::decimal::Decimal;
 use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
 use crate::node::{Node, NodeKind};
 use crate::temporal::{self, Boundary};
+use claimline_ndjson::tape::same_text;
 
 /// A spec-defined runtime error (e.g. `single()` on many items, arithmetic on a collection).
 ///
@@ -883,7 +884,9 @@ fn plain_compare<'a, N: Node<'a>>(
 ) -> Option<bool> {
     let v = plain_member(a, focus)?;
     let eq = match (v.kind(), b) {
-        (NodeKind::String(s), Expr::Literal(Literal::String(lit))) => s == lit.as_str(),
+        (NodeKind::String(s), Expr::Literal(Literal::String(lit))) => {
+            same_text(s.as_bytes(), lit.as_bytes())
+        }
         (NodeKind::Number, Expr::Literal(Literal::Integer(lit))) => v.as_i64()? == *lit,
         _ => return None,
     };
@@ -990,7 +993,8 @@ fn binary<'a, N: Node<'a>>(
             [] => return Ok(Coll::Empty),
             [one] => {
                 if let Some(Prim::Str(s)) = one.prim() {
-                    return Ok(bool_coll(Some((s == lit.as_str()) == (op == Eq))));
+                    let eq = same_text(s.as_bytes(), lit.as_bytes());
+                    return Ok(bool_coll(Some(eq == (op == Eq))));
                 }
             }
             _ => return Ok(bool_coll(Some(op == Ne))),
@@ -1250,12 +1254,9 @@ fn string_fn<'a, N: Node<'a>>(
 
 /// Is `e` an extension with this `url`? (`extension('url')`'s test.)
 pub(crate) fn has_url<'a, N: Node<'a>>(e: N, url: &str) -> bool {
-    // Extension URLs share long prefixes: compare length and last byte first.
-    let ub = url.as_bytes();
-    e.get("url").and_then(|u| u.as_str()).is_some_and(|u| {
-        let b = u.as_bytes();
-        b.len() == ub.len() && b.last() == ub.last() && b == ub
-    })
+    e.get("url")
+        .and_then(|u| u.as_str())
+        .is_some_and(|u| same_text(u.as_bytes(), url.as_bytes()))
 }
 
 /// `replace(pattern, substitution)` on `src`.

@@ -22,6 +22,7 @@ use crate::eval::{
 };
 use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
 use crate::node::{Node, NodeKind};
+use claimline_ndjson::tape::same_text;
 use std::cell::Cell;
 
 /// Longest compiled step list (their counters live in a fixed array).
@@ -574,7 +575,7 @@ impl<'a, N: Node<'a>> Cx<N> {
                     return Some(None);
                 };
                 let eq = match (v.kind(), lit) {
-                    (NodeKind::String(s), Lit::Str(l)) => s == &**l,
+                    (NodeKind::String(s), Lit::Str(l)) => same_text(s.as_bytes(), l.as_bytes()),
                     (NodeKind::Number, Lit::Int(l)) => v.as_i64()? == *l,
                     _ => return None,
                 };
@@ -590,7 +591,7 @@ impl<'a, N: Node<'a>> Cx<N> {
                         return Ctl::Stop;
                     }
                     match p.node.kind() {
-                        NodeKind::String(s) => eq = s == &**lit,
+                        NodeKind::String(s) => eq = same_text(s.as_bytes(), lit.as_bytes()),
                         _ => other = true,
                     }
                     Ctl::Go
