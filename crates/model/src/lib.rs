@@ -25,6 +25,7 @@ mod hash;
 mod private;
 mod run;
 mod table;
+mod text;
 mod units;
 
 pub use api::ApiVersion;
@@ -43,4 +44,5 @@ pub use private::{
 };
 pub use run::RunRecord;
 pub use table::{Cell, Column, ColumnType, TableSchema, decimal_f64, decimal_text};
+pub use text::same_text;
 pub use units::human_bytes;

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
-use claimline_model::{Fnv1a64, RunRecord};
+use claimline_model::{Fnv1a64, RunRecord, same_text};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -65,7 +65,10 @@ impl Current<'_> {
     fn holds(&self, api: Option<&str>, key: &str, rid: &str, run: &str) -> bool {
         self.heads
             .get(&(api, key, self.all_versions.then_some(rid)))
-            .is_some_and(|&(_, head_run, head)| head_run == run && head == rid)
+            .is_some_and(|&(_, head_run, head)| {
+                same_text(head.as_bytes(), rid.as_bytes())
+                    && same_text(head_run.as_bytes(), run.as_bytes())
+            })
     }
 }
 

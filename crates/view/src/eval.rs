@@ -15,7 +15,7 @@ use crate::decimal::Decimal;
 use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
 use crate::node::{Node, NodeKind};
 use crate::temporal::{self, Boundary};
-use claimline_ndjson::tape::same_text;
+use claimline_model::same_text;
 
 /// A spec-defined runtime error (e.g. `single()` on many items, arithmetic on a collection).
 ///

@@ -22,7 +22,7 @@ use crate::eval::{
 };
 use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
 use crate::node::{Node, NodeKind};
-use claimline_ndjson::tape::same_text;
+use claimline_model::same_text;
 use std::cell::Cell;
 
 /// Longest compiled step list (their counters live in a fixed array).
