@@ -669,24 +669,14 @@ impl Plan {
     /// What a load needs parsed of each resource type: the root members its views read and
     /// those this stage reads itself (lineage, claim keys, exclusions, the reconciliation
     /// counts), for the types whose views all say what they read ([`ViewDefinition::root_needs`]).
-    /// A type some view may read whole of, and every type no view reads, is parsed whole.
+    /// A type some view may read whole of is parsed whole; a type no view reads (the EOBs of a
+    /// load of CCLF8 alone, a Claim in an export) only for what this stage reads of it.
     pub fn pruning(&self) -> Pruning {
-        let mut pruning = Pruning::new();
-        for (ty, views) in &self.by_type {
+        // `lineage` (meta.lastUpdated), `claim_columns` (identifier, status), `excluded`
+        // (use, outcome), `patient_mbis` (identifier), `claim_summary` (type,
+        // billablePeriod, payment, item: how many, and the first one's `servicedDate`).
+        let own = || {
             let mut needs = Needs::new();
-            let mut whole = false;
-            for &i in views {
-                match self.views[i].view.root_needs() {
-                    Some(n) => needs.extend(&n),
-                    None => whole = true,
-                }
-            }
-            if whole {
-                continue;
-            }
-            // `lineage` (meta.lastUpdated), `claim_columns` (identifier, status), `excluded`
-            // (use, outcome), `patient_mbis` (identifier), `claim_summary` (type,
-            // billablePeriod, payment, item: how many, and the first one's `servicedDate`).
             for name in [
                 "meta",
                 "identifier",
@@ -699,11 +689,30 @@ impl Plan {
             ] {
                 needs.add(name, Need::Whole);
             }
+            needs
+        };
+        let mut pruning = Pruning::new();
+        for (ty, views) in &self.by_type {
+            let mut needs = own();
+            let mut whole = false;
+            for &i in views {
+                match self.views[i].view.root_needs() {
+                    Some(n) => needs.extend(&n),
+                    None => whole = true,
+                }
+            }
+            if whole {
+                pruning.set_whole(ty);
+                continue;
+            }
             if self.counts_table().is_some() {
                 needs.add_first("item", "servicedDate");
             }
             pruning.set(ty, needs);
         }
+        // No view reads these types: a resource of one gives no row, only its claim event (an
+        // EOB) or its MBIs (a Patient, when claims are resolved).
+        pruning.set_others(own());
         pruning
     }
 
@@ -1284,6 +1293,54 @@ mod tests {
             claimline_ndjson::scan_collect(&files, &claimline_ndjson::ScanOptions::default(), f)
                 .expect("scan");
         out
+    }
+
+    /// A plan whose views read only Patients parses an EOB for what this stage reads of it
+    /// (claim key, status, last update), and the claim event is the one a whole parse gives;
+    /// a type some view may read whole of is parsed whole.
+    #[test]
+    fn a_type_no_view_reads_is_parsed_for_this_stage_alone_with_the_same_event() {
+        let patients = r#"{"resourceType":"ViewDefinition","name":"pats","resource":"Patient","select":[{"column":[{"name":"id","path":"id","type":"string"}]}]}"#;
+        let plan = Plan::new(vec![view(patients)]).expect("plan");
+        let pruning = plan.pruning();
+        let eob = pruning
+            .needs("ExplanationOfBenefit", false)
+            .expect("an EOB is parsed in part");
+        for read in ["identifier", "status", "meta", "id"] {
+            assert_eq!(eob.need(read), Some(Need::Whole), "{read}");
+        }
+        assert_eq!(eob.need("item"), None);
+        assert_eq!(eob.need("supportingInfo"), None);
+
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let files = claimline_ndjson::discover(&[
+            dir.join("../../sample-data/generated/v2"),
+            dir.join("../../sample-data/real/r4"),
+        ])
+        .expect("discover");
+        let events = |pruning: Option<Pruning>| {
+            let opts = claimline_ndjson::ScanOptions {
+                pruning: pruning.map(std::sync::Arc::new),
+                ..claimline_ndjson::ScanOptions::default()
+            };
+            let (out, summary) = claimline_ndjson::scan_collect(&files, &opts, |r| {
+                plan.evaluate_with_event(r, "run", &mut Scratch::default(), VersionMode::Current)
+                    .1
+            })
+            .expect("scan");
+            assert_eq!(summary.reject_count, 0);
+            out
+        };
+        let whole = events(None);
+        assert!(whole.iter().flatten().count() > 10, "the samples hold EOBs");
+        assert_eq!(events(Some(pruning)), whole);
+
+        // A view that may read any member of a Patient: Patients are parsed whole.
+        let any = r#"{"resourceType":"ViewDefinition","name":"any","resource":"Patient","where":[{"path":"$this = $this"}],"select":[{"column":[{"name":"id","path":"id","type":"string"}]}]}"#;
+        let plan = Plan::new(vec![view(any)]).expect("plan");
+        let pruning = plan.pruning();
+        assert!(pruning.needs("Patient", false).is_none());
+        assert!(pruning.needs("ExplanationOfBenefit", false).is_some());
     }
 
     const V2_PATIENT: &str = r#"{"resourceType":"Patient","id":"1","meta":{"profile":["http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-Patient"]},"identifier":[{"type":{"coding":[{"extension":[{"url":"https://bluebutton.cms.gov/resources/codesystem/identifier-currency","valueCoding":{"code":"historic"}}],"code":"MC"}]},"system":"http://hl7.org/fhir/sid/us-mbi","value":"OLD"},{"type":{"coding":[{"extension":[{"url":"https://bluebutton.cms.gov/resources/codesystem/identifier-currency","valueCoding":{"code":"current"}}],"code":"MC"}]},"system":"http://hl7.org/fhir/sid/us-mbi","value":"NEW"}]}"#;

@@ -172,12 +172,15 @@ impl Needs {
 }
 
 /// Which resource types are parsed in part, and what a consumer reads of each. A type it does
-/// not name is parsed whole.
+/// not name is parsed whole, unless [`Pruning::set_others`] says what is read of every other
+/// type; a type named by [`Pruning::set_whole`] is parsed whole either way.
 #[derive(Debug, Clone, Default)]
 pub struct Pruning {
     /// Per type: the members read; with what version detection reads of a resource with a
-    /// profile; with what it reads of one without.
-    types: HashMap<String, [Needs; 3]>,
+    /// profile; with what it reads of one without. `None`: the type is parsed whole.
+    types: HashMap<String, Option<[Needs; 3]>>,
+    /// The same for every type `types` does not name (`None`: such a type is parsed whole).
+    others: Option<[Needs; 3]>,
 }
 
 impl Pruning {
@@ -188,7 +191,27 @@ impl Pruning {
 
     /// Resources of type `resource_type` are parsed with only the members `needs` names (and
     /// `resourceType` and `id`, which the scanner reads itself).
-    pub fn set(&mut self, resource_type: &str, mut needs: Needs) {
+    pub fn set(&mut self, resource_type: &str, needs: Needs) {
+        self.types
+            .insert(resource_type.to_owned(), Some(Self::read(needs)));
+    }
+
+    /// Resources of type `resource_type` are parsed whole (a consumer may read any member),
+    /// whatever [`Pruning::set_others`] says.
+    pub fn set_whole(&mut self, resource_type: &str) {
+        self.types.insert(resource_type.to_owned(), None);
+    }
+
+    /// Resources of every type neither [`Pruning::set`] nor [`Pruning::set_whole`] names are
+    /// parsed with only the members `needs` names (and `resourceType` and `id`): a load reads
+    /// a few members of the types no view reads, and still checks every line whole.
+    pub fn set_others(&mut self, needs: Needs) {
+        self.others = Some(Self::read(needs));
+    }
+
+    /// `needs` with the scanner's reads, and with those of version detection (of a resource
+    /// with a profile, and of one without).
+    fn read(mut needs: Needs) -> [Needs; 3] {
         needs.add("resourceType", Need::Whole);
         needs.add("id", Need::Whole);
         let mut profiled = needs.clone();
@@ -199,28 +222,33 @@ impl Pruning {
         for name in detect::UNPROFILED_READS {
             unprofiled.add(name, Need::Whole);
         }
-        self.types
-            .insert(resource_type.to_owned(), [needs, profiled, unprofiled]);
+        [needs, profiled, unprofiled]
+    }
+
+    /// The three [`Needs`] of `resource_type`, when it is parsed in part.
+    fn of(&self, resource_type: &str) -> Option<&[Needs; 3]> {
+        match self.types.get(resource_type) {
+            Some(named) => named.as_ref(),
+            None => self.others.as_ref(),
+        }
     }
 
     /// What is read of a resource of `resource_type`, when it is parsed in part; `detecting`:
     /// its API version is told from its shape (no manifest says it), and this is what is read of
     /// one with a profile (the commonest: every resource of v2 and v3).
     pub fn needs(&self, resource_type: &str, detecting: bool) -> Option<&Needs> {
-        self.types
-            .get(resource_type)
-            .map(|n| &n[usize::from(detecting)])
+        self.of(resource_type).map(|n| &n[usize::from(detecting)])
     }
 
     /// What is read of a resource of `resource_type` whose version is told from its shape
     /// when it has no profile: [`detect_version`](crate::detect_version) looks further.
     pub(crate) fn unprofiled(&self, resource_type: &str) -> Option<&Needs> {
-        self.types.get(resource_type).map(|n| &n[2])
+        self.of(resource_type).map(|n| &n[2])
     }
 
     /// True when no type is parsed in part.
     pub fn is_empty(&self) -> bool {
-        self.types.is_empty()
+        self.others.is_none() && self.types.values().all(Option::is_none)
     }
 }
 
@@ -1305,5 +1333,62 @@ mod tests {
         assert_eq!(unprofiled.need("total"), Some(Need::Whole));
         assert_eq!(unprofiled.need("benefitBalance"), Some(Need::Whole));
         assert!(p.needs("Patient", false).is_none());
+    }
+
+    #[test]
+    fn types_not_named_take_the_others_needs_and_a_type_set_whole_is_parsed_whole() {
+        let mut p = Pruning::new();
+        assert!(p.is_empty());
+        p.set_whole("Coverage");
+        assert!(p.is_empty(), "a type parsed whole parses nothing in part");
+        assert!(p.needs("Claim", false).is_none(), "no others: parsed whole");
+        p.set("Patient", needs(&[("name", Need::Whole)]));
+        p.set_others(needs(&[("status", Need::Whole)]));
+        assert!(!p.is_empty());
+        let other = p.needs("ExplanationOfBenefit", false).expect("others");
+        assert_eq!(other.need("status"), Some(Need::Whole));
+        assert_eq!(other.need("id"), Some(Need::Whole));
+        assert_eq!(other.need("resourceType"), Some(Need::Whole));
+        assert_eq!(other.need("item"), None);
+        let detecting = p.needs("ExplanationOfBenefit", true).expect("others");
+        assert_eq!(detecting.need("meta"), Some(Need::Whole));
+        let unprofiled = p.unprofiled("Claim").expect("others");
+        assert_eq!(unprofiled.need("benefitBalance"), Some(Need::Whole));
+        let named = p.needs("Patient", false).expect("set");
+        assert_eq!(named.need("name"), Some(Need::Whole));
+        assert_eq!(
+            named.need("status"),
+            None,
+            "a named type does not take the others'"
+        );
+        assert!(
+            p.needs("Coverage", false).is_none(),
+            "set whole stays whole"
+        );
+        assert!(p.unprofiled("Coverage").is_none());
+
+        // A line of a type not named is checked whole and parsed in part.
+        let line = br#"{"resourceType":"Claim","id":"c1","status":"active","item":[{"sequence":1}],"total":{"value":1}}"#;
+        let mut parser = crate::LineParser::new();
+        let (status, has_item) = parser
+            .parse_pruned(line, &p, false, |doc| {
+                let root = doc.root();
+                let status = root
+                    .get("status")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_owned);
+                // Counted on the tape, not looked up (a lookup of a member not read is a bug
+                // debug builds catch).
+                let has_item = root.entries().any(|(k, _)| k == "item");
+                (status, has_item)
+            })
+            .expect("valid JSON");
+        assert_eq!(status.as_deref(), Some("active"));
+        assert!(!has_item, "`item` is left off the tape");
+        let bad = br#"{"resourceType":"Claim","id":"c1","item":[{"sequence":01}]}"#;
+        assert!(
+            parser.parse_pruned(bad, &p, false, |_| ()).is_err(),
+            "a member left out is still checked"
+        );
     }
 }
