@@ -834,8 +834,9 @@ fn tables_and_rejects(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// A load parses only the root members its views and the link stage read (`Plan::pruning`);
 /// `--parse-whole` parses every member. The tables and the rejects are the same bytes either
 /// way: for the built-in CCLF and basic views and a header view that counts lines, over the
-/// real fixtures, the generated v1/v2/v3 exports (gzip, with manifests) and a loose file with
-/// damage in members no view reads.
+/// real fixtures, the generated v1/v2/v3 exports (gzip, with manifests) and loose files with
+/// damage in members no view reads (EOBs, and Patients and Coverage that some views do not
+/// read at all).
 #[test]
 fn parsing_only_the_members_read_gives_the_same_tables_and_rejects() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -857,6 +858,20 @@ fn parsing_only_the_members_read_gives_the_same_tables_and_rejects() {
         format!("{line}\n{damaged}\n{exponent}\n"),
     )
     .expect("write");
+    // Patients and Coverage, which the header view does not read (parsed for what the link
+    // stage reads of them): one whole and one with damage in a member nothing reads.
+    for ty in ["Patient", "Coverage"] {
+        let text =
+            std::fs::read_to_string(sample_data().join(format!("r4/{ty}.ndjson"))).expect("sample");
+        let good = text.lines().next().expect("line");
+        let bad = good.replacen("\"extension\":[{", "\"extension\":[{\"x\":\"a\u{1}b\",", 1);
+        assert!(bad != good, "{ty} has an extension");
+        std::fs::write(
+            loose.join(format!("{ty}.ndjson")),
+            format!("{good}\n{bad}\n"),
+        )
+        .expect("write");
+    }
     let header = dir.path().join("header.json");
     std::fs::write(
         &header,
@@ -905,8 +920,15 @@ fn parsing_only_the_members_read_gives_the_same_tables_and_rejects() {
             if input.ends_with("loose") {
                 let rejects = &outs[0][Path::new("rejects/r1.ndjson")];
                 let text = String::from_utf8_lossy(rejects);
-                assert_eq!(text.lines().count(), 1, "{views}: the damaged line: {text}");
-                assert!(text.contains("\"line\":2"), "{text}");
+                // The damaged line of each file: EOB, Patient, Coverage.
+                assert_eq!(text.lines().count(), 3, "{views}: the damaged lines");
+                for ty in ["ExplanationOfBenefit", "Patient", "Coverage"] {
+                    assert!(
+                        text.lines()
+                            .any(|l| l.contains(&format!("{ty}.ndjson\",\"line\":2,"))),
+                        "{views}: the damaged {ty} line"
+                    );
+                }
             }
         }
     }

@@ -1335,6 +1335,34 @@ mod tests {
         assert!(whole.iter().flatten().count() > 10, "the samples hold EOBs");
         assert_eq!(events(Some(pruning)), whole);
 
+        // Claims resolved to MBIs: Patients, which no view reads, give `bene_xref` and `cclf9`
+        // rows from their identifiers, the same parsed in part as whole.
+        let mut plan = Plan::new(vec![view(CLAIM_VIEW)]).expect("plan");
+        plan.add_link_tables();
+        let pruning = plan.pruning();
+        assert!(pruning.needs("Patient", false).is_some());
+        let rows = |pruning: Option<Pruning>| {
+            let opts = claimline_ndjson::ScanOptions {
+                pruning: pruning.map(std::sync::Arc::new),
+                ..claimline_ndjson::ScanOptions::default()
+            };
+            let (out, _) = claimline_ndjson::scan_collect(&files, &opts, |r| {
+                let out = plan.evaluate(r, "run", &mut Scratch::default());
+                let rows: Vec<(usize, Vec<Cell>)> =
+                    out.rows.into_iter().map(|r| (r.table, r.cells)).collect();
+                (rows, out.issues.len())
+            })
+            .expect("scan");
+            out
+        };
+        let whole = rows(None);
+        let xref = plan.xref.expect("claims resolved: bene_xref added").0;
+        assert!(
+            whole.iter().flat_map(|(r, _)| r).any(|(t, _)| *t == xref),
+            "the samples' Patients give xref rows"
+        );
+        assert_eq!(rows(Some(pruning)), whole);
+
         // A view that may read any member of a Patient: Patients are parsed whole.
         let any = r#"{"resourceType":"ViewDefinition","name":"any","resource":"Patient","where":[{"path":"$this = $this"}],"select":[{"column":[{"name":"id","path":"id","type":"string"}]}]}"#;
         let plan = Plan::new(vec![view(any)]).expect("plan");

@@ -172,12 +172,19 @@ pub fn pruned_line(data: &[u8]) -> usize {
         variants.push(n);
     }
     for needs in variants {
-        for detecting in [false, true] {
+        for (detecting, named) in [(false, true), (true, true), (false, false), (true, false)] {
             let mut pruning = Pruning::new();
-            // Every type a line may claim gets the needs: a line whose whole parse fails (its
-            // type unknown here) is still parsed in part, whatever its `resourceType`.
-            for t in [ty.as_str(), "ExplanationOfBenefit", "Patient", "Coverage"] {
-                pruning.set(t, needs.clone());
+            if named {
+                // Every type a line may claim gets the needs: a line whose whole parse fails
+                // (its type unknown here) is still parsed in part, whatever its `resourceType`.
+                for t in [ty.as_str(), "ExplanationOfBenefit", "Patient", "Coverage"] {
+                    pruning.set(t, needs.clone());
+                }
+            } else {
+                // The same needs for every type no one names, and one type parsed whole (a
+                // line of it comes back whole, which the check below accepts).
+                pruning.set_others(needs.clone());
+                pruning.set_whole("Coverage");
             }
             // What the parse in part may hold: the members read (the first element of an
             // array read for its length cut down, or whole when it has an escape), or

@@ -116,9 +116,11 @@ impl LineParser {
     /// be told from the resource's shape, so what [`crate::detect_version`] reads is kept too.
     /// The whole line is checked either way: a line is accepted or refused, with the same
     /// error, as [`LineParser::parse`] accepts or refuses it. A line of a type `pruning` does
-    /// not name, or one the validator leaves to simd-json, is parsed whole; so are lines while
-    /// parsing in part keeps most of each (a parser that keeps more than half of its lines' bytes
-    /// parses the next ones whole for a while, then samples again).
+    /// not parse in part ([`Pruning::set_whole`], or not named with no
+    /// [`Pruning::set_others`]), or one the validator leaves to simd-json, is parsed whole; so
+    /// are lines while parsing in part keeps most of each (a parser that keeps more than half of
+    /// its lines' bytes, a line parsed whole counting whole, parses the next ones whole for a
+    /// while, then samples again).
     ///
     /// # Errors
     /// As [`LineParser::parse`].
@@ -137,6 +139,8 @@ impl LineParser {
             None => None,
         };
         let Some((ty, needs)) = ty.and_then(|ty| Some((ty, pruning.needs(ty, detecting)?))) else {
+            // Checked, then parsed whole: it kept every byte.
+            self.payoff.record(line.len(), line.len());
             return self.parse(line, f);
         };
         prune::reduce(line, &mut self.split, needs, &mut self.reduced);

@@ -1342,6 +1342,9 @@ mod tests {
         p.set_whole("Coverage");
         assert!(p.is_empty(), "a type parsed whole parses nothing in part");
         assert!(p.needs("Claim", false).is_none(), "no others: parsed whole");
+        let mut only_others = p.clone();
+        only_others.set_others(Needs::new());
+        assert!(!only_others.is_empty(), "the others are parsed in part");
         p.set("Patient", needs(&[("name", Need::Whole)]));
         p.set_others(needs(&[("status", Need::Whole)]));
         assert!(!p.is_empty());

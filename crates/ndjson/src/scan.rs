@@ -1067,6 +1067,13 @@ where
         bytes: bytes.len() as u64,
         ..ChunkStats::default()
     };
+    // A file of one type that is parsed whole goes straight to the whole parse: checking its
+    // lines first would find nothing to leave out.
+    let pruning = workers.pruning.as_deref().filter(|p| {
+        file.expected_type
+            .as_deref()
+            .is_none_or(|t| p.needs(t, file.api_version.is_none()).is_some())
+    });
     let mut pos = 0usize;
     let mut line_no = chunk.first_line.unwrap_or(1);
     let mut newlines = 0u64;
@@ -1129,7 +1136,7 @@ where
                 let item = (workers.map)(&mut state, &resource);
                 Ok((item, resource_type.to_owned(), api_version))
             };
-            let parsed = match &workers.pruning {
+            let parsed = match pruning {
                 Some(pruning) => {
                     parser.parse_pruned(line, pruning, file.api_version.is_none(), on_doc)
                 }
