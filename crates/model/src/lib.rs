@@ -1,8 +1,9 @@
 //! The vocabulary every claimline crate shares, in one small crate with no heavy dependency:
 //! BCDA API versions ([`ApiVersion`]), civil dates and their text forms ([`days_from_civil`],
 //! [`format_timestamp`], …), typed table cells and schemas ([`Cell`], [`ColumnType`],
-//! [`TableSchema`]), the record each run leaves ([`RunRecord`]), and owner-only files
-//! ([`create_private`], [`write_atomic`], …), since everything claimline writes is PHI.
+//! [`TableSchema`]), the record each run leaves ([`RunRecord`]), owner-only files
+//! ([`create_private`], [`write_atomic`], …), since everything claimline writes is PHI, and
+//! the text comparison of keys and codes every crate's hot loops use ([`same_text`]).
 //!
 //! The scanner, the view engine, the link stage, the sinks and the fetcher use these types
 //! rather than each their own, so a value crosses a crate seam without conversion, and crates
