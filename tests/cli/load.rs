@@ -859,13 +859,18 @@ fn parsing_only_the_members_read_gives_the_same_tables_and_rejects() {
     )
     .expect("write");
     // Patients and Coverage, which the header view does not read (parsed for what the link
-    // stage reads of them): one whole and one with damage in a member nothing reads.
-    for ty in ["Patient", "Coverage"] {
+    // stage reads of them): one whole and one with damage in a member neither the link stage
+    // nor version detection reads (`address`, `payor`), so only the validator can find it.
+    for (ty, member) in [("Patient", "address"), ("Coverage", "payor")] {
         let text =
             std::fs::read_to_string(sample_data().join(format!("r4/{ty}.ndjson"))).expect("sample");
         let good = text.lines().next().expect("line");
-        let bad = good.replacen("\"extension\":[{", "\"extension\":[{\"x\":\"a\u{1}b\",", 1);
-        assert!(bad != good, "{ty} has an extension");
+        let bad = good.replacen(
+            &format!("\"{member}\":[{{"),
+            &format!("\"{member}\":[{{\"x\":\"a{}b\",", '\u{1}'),
+            1,
+        );
+        assert!(bad != good, "{ty} has {member}");
         std::fs::write(
             loose.join(format!("{ty}.ndjson")),
             format!("{good}\n{bad}\n"),

@@ -139,7 +139,9 @@ impl LineParser {
             None => None,
         };
         let Some((ty, needs)) = ty.and_then(|ty| Some((ty, pruning.needs(ty, detecting)?))) else {
-            // Checked, then parsed whole: it kept every byte.
+            // Parsed whole, every byte kept: a type parsed whole, or a line the check leaves to
+            // simd-json (not JSON, or past what the check reads). Either way the payoff counts
+            // it as kept whole; it only decides how soon pruning is given up as not paying.
             self.payoff.record(line.len(), line.len());
             return self.parse(line, f);
         };
