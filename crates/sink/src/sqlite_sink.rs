@@ -551,9 +551,8 @@ impl TableSink for SqliteSink {
             // A new database's tables are written out first, and made durable on a thread of
             // their own while the indexes are built: the last sync then waits for the indexes'
             // pages only. (No thread to be had: the last sync does it all.)
-            let path = self.db_path().to_owned();
             conn.execute_batch("COMMIT; BEGIN")
-                .map_err(Error::sqlite(&path))?;
+                .map_err(Error::sqlite(tmp))?;
             let early = std::thread::Builder::new()
                 .name("claimline-sync".into())
                 .spawn_scoped(scope, move || file.sync_data().map_err(Error::io(tmp)))
@@ -571,12 +570,11 @@ impl TableSink for SqliteSink {
             // The new database is complete and on disk under its temporary name; the rename is
             // the commit.
             Mode::Fresh { tmp, file } => {
-                let path = self.db_path().to_owned();
-                conn.execute_batch("COMMIT").map_err(Error::sqlite(&path))?;
+                conn.execute_batch("COMMIT").map_err(Error::sqlite(tmp))?;
                 // WAL from its first day, so that later loads commit while readers read
                 // (switching a database in use to WAL needs it to have no reader at all).
                 conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))
-                    .map_err(Error::sqlite(&path))?;
+                    .map_err(Error::sqlite(tmp))?;
                 drop(conn);
                 file.sync_all().map_err(Error::io(tmp))
             }
