@@ -5,7 +5,8 @@
 #
 #   benches/ab.sh A_BIN B_BIN ROUNDS -- load EXPORT --format parquet --no-report
 #
-# Each run gets a fresh `--out` (appended to the command). Prints, per binary, the median wall
+# Each run gets a new `--out` (appended to the command), all removed at the end
+# (benches/fresh_out.sh says why). Prints, per binary, the median wall
 # time and its quartiles, the median CPU time (user + system), minor page faults and peak RSS.
 # Needs: GNU time, GNU date (`%N`), python3.
 set -euo pipefail
@@ -18,18 +19,19 @@ shift 4
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive number" >&2; exit 2; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+. "$(dirname "$0")/fresh_out.sh"
 for round in $(seq "$ROUNDS"); do
   # A B, then B A: neither binary always runs first.
   order="A B"
   [ $((round % 2)) -eq 0 ] && order="B A"
   for name in $order; do
     bin=${!name}
-    rm -rf "$WORK/out"
+    out=$(fresh_out "$name")
     # GNU time's wall clock has hundredths of a second; the nanosecond clock around it gives
     # the wall time to the millisecond (GNU time's own start and exit included, the same for A
     # and B).
     start=$(date +%s%N)
-    /usr/bin/time -o "$WORK/time" -f "%U %S %R %M" "$bin" "$@" --out "$WORK/out" \
+    /usr/bin/time -o "$WORK/time" -f "%U %S %R %M" "$bin" "$@" --out "$out" \
       >/dev/null 2>"$WORK/stderr" || { cat "$WORK/stderr" >&2; exit 1; }
     end=$(date +%s%N)
     echo "$name $(( (end - start) / 1000 )) $(tail -1 "$WORK/time")" >> "$WORK/times"

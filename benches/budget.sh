@@ -46,13 +46,15 @@ valgrind --tool=callgrind --callgrind-out-file="$WORK/load.cg" \
 
 CPU=""
 if command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
+  # Every load writes a new folder; they go once the runs are over (benches/fresh_out.sh).
+  . benches/fresh_out.sh
   for r in $(seq "$ROUNDS"); do
-    rm -rf "$WORK/out"
     s=$(perf stat -x, -e task-clock "$BIN" scan "$EXPORT" 2>&1 >/dev/null | awk -F, '/task-clock/ {print $1}')
-    l=$(perf stat -x, -e task-clock "$BIN" "${LOAD[@]}" --out "$WORK/out" 2>&1 >/dev/null |
+    l=$(perf stat -x, -e task-clock "$BIN" "${LOAD[@]}" --out "$(fresh_out load)" 2>&1 >/dev/null |
       awk -F, '/task-clock/ {print $1}')
     CPU+="$s $l;"
   done
+  fresh_out_clear
 else
   echo "note: no perf here, so no CPU-time rows" >&2
 fi

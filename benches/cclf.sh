@@ -21,6 +21,10 @@ ROUNDS=${ROUNDS:-3}
 REPEAT=${REPEAT:-10}
 WORK=${WORK:-target/bench-cclf}
 mkdir -p "$WORK"
+# Every timed run writes a new output; they go once the timed runs are over
+# (benches/fresh_out.sh).
+. benches/fresh_out.sh
+fresh_out_clear
 
 cargo build --release -q -p claimline --bin claimline
 BIN=target/release/claimline
@@ -31,30 +35,31 @@ if [ ! -d "$EXPORT" ]; then
 fi
 NDJSON=$(du -cb "$EXPORT"/*.ndjson | tail -1 | cut -f1)
 
-rm -rf "$WORK/bcda" "$WORK/files"
-/usr/bin/time -f "%e %M" -o "$WORK/t" "$BIN" load "$EXPORT" --out "$WORK/bcda" --format sqlite >/dev/null
+BCDA=$(fresh_out bcda)
+/usr/bin/time -f "%e %M" -o "$WORK/t" "$BIN" load "$EXPORT" --out "$BCDA" --format sqlite >/dev/null
 read -r LOAD_S LOAD_KB < "$WORK/t"
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 declare -A SECS RSS
 for round in $(seq "$ROUNDS"); do
-  rm -rf "$WORK/files"
-  /usr/bin/time -f "%e %M" -o "$WORK/t" "$BIN" export cclf --from "$WORK/bcda" --out "$WORK/files" --aco 1234 >/dev/null
+  FILES=$(fresh_out files)
+  /usr/bin/time -f "%e %M" -o "$WORK/t" "$BIN" export cclf --from "$BCDA" --out "$FILES" --aco 1234 >/dev/null
   read -r s kb < "$WORK/t"; SECS[export]+="$s "; RSS[export]+="$kb "
   for format in parquet sqlite both; do
-    rm -rf "$WORK/back-$format" "$WORK/delivery"
+    rm -rf "$WORK/delivery"
     mkdir -p "$WORK/delivery"
-    for f in "$WORK"/files/P.A*ZC[1-9AB]*; do
+    for f in "$FILES"/P.A*ZC[1-9AB]*; do
       for _ in $(seq "$REPEAT"); do cat "$f"; done > "$WORK/delivery/$(basename "$f")"
     done
-    /usr/bin/time -f "%e %M" -o "$WORK/t" "$BIN" load-cclf "$WORK/delivery" --out "$WORK/back-$format" --format "$format" >/dev/null
+    /usr/bin/time -f "%e %M" -o "$WORK/t" "$BIN" load-cclf "$WORK/delivery" --out "$(fresh_out "back-$format")" --format "$format" >/dev/null
     read -r s kb < "$WORK/t"; SECS[$format]+="$s "; RSS[$format]+="$kb "
   done
 done
 CCLF=$(du -cb "$WORK"/delivery/P.A* | tail -1 | cut -f1)
 RECORDS=$(cat "$WORK"/delivery/P.A*ZC[1-9AB]* | wc -l)
-EXPORTED=$(du -cb "$WORK"/files/P.A* | tail -1 | cut -f1)
+EXPORTED=$(du -cb "$FILES"/P.A* | tail -1 | cut -f1)
+fresh_out_clear
 
 echo "input: $VERSION synthetic export, $BENES beneficiaries × $YEARS years, $((NDJSON / 1000000)) MB NDJSON; exported CCLF files: $((EXPORTED / 1000000)) MB; loaded (×$REPEAT): $((CCLF / 1000000)) MB, $RECORDS records"
 echo "load (NDJSON → SQLite, once): ${LOAD_S} s, $(awk -v b="$NDJSON" -v s="$LOAD_S" 'BEGIN {printf "%.0f", b/1e6/s}') MB/s, peak RSS $((LOAD_KB / 1024)) MiB"

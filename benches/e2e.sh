@@ -29,6 +29,10 @@ WORK=${WORK:-target/bench-e2e}
 VENV=${VENV:-$WORK/venv}
 BIN=${BIN:-target/release/claimline}
 mkdir -p "$WORK"
+# Every timed run writes a new output; they go once the timed runs are over
+# (benches/fresh_out.sh).
+. benches/fresh_out.sh
+fresh_out_clear
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   flock /tmp/claimline-cargo.lock cargo build --release -q -p claimline --bin claimline
@@ -233,15 +237,15 @@ RUNS="scan load_sqlite load_parquet cl_cclf1 dk_cclf1 cl_cclf5 dk_cclf5"
 declare -A T M
 for r in $(seq 1 "$ROUNDS"); do
   for run in $RUNS; do
-    rm -rf "$WORK/out-$run" "$WORK/$run.parquet"
+    out=$(fresh_out "$run")
     case $run in
-      scan) cmd=("$BIN" scan "$EXPORT" --json --rejects "$WORK/out-$run.rejects") ;;
-      load_sqlite) cmd=("$BIN" load "$EXPORT" --format sqlite --out "$WORK/out-$run" --json --threads "$THREADS") ;;
-      load_parquet) cmd=("$BIN" load "$EXPORT" --format parquet --out "$WORK/out-$run" --json --threads "$THREADS") ;;
-      cl_cclf1) cmd=("$BIN" load "$EXPORT" --views mappings/cclf/v2/cclf1.json --format parquet --out "$WORK/out-$run" --json --threads "$THREADS") ;;
-      cl_cclf5) cmd=("$BIN" load "$EXPORT" --views mappings/cclf/v2/cclf5.json --format parquet --out "$WORK/out-$run" --json --threads "$THREADS") ;;
-      dk_cclf1) cmd=("$VENV/bin/python" "$WORK/duckdb_cclf.py" cclf1 "$EOB_GLOB" "$PATIENT_GLOB" "$WORK/$run.parquet" "$THREADS") ;;
-      dk_cclf5) cmd=("$VENV/bin/python" "$WORK/duckdb_cclf.py" cclf5 "$EOB_GLOB" "$PATIENT_GLOB" "$WORK/$run.parquet" "$THREADS") ;;
+      scan) cmd=("$BIN" scan "$EXPORT" --json --rejects "$out.rejects") ;;
+      load_sqlite) cmd=("$BIN" load "$EXPORT" --format sqlite --out "$out" --json --threads "$THREADS") ;;
+      load_parquet) cmd=("$BIN" load "$EXPORT" --format parquet --out "$out" --json --threads "$THREADS") ;;
+      cl_cclf1) cmd=("$BIN" load "$EXPORT" --views mappings/cclf/v2/cclf1.json --format parquet --out "$out" --json --threads "$THREADS") ;;
+      cl_cclf5) cmd=("$BIN" load "$EXPORT" --views mappings/cclf/v2/cclf5.json --format parquet --out "$out" --json --threads "$THREADS") ;;
+      dk_cclf1) cmd=("$VENV/bin/python" "$WORK/duckdb_cclf.py" cclf1 "$EOB_GLOB" "$PATIENT_GLOB" "$out.parquet" "$THREADS") ;;
+      dk_cclf5) cmd=("$VENV/bin/python" "$WORK/duckdb_cclf.py" cclf5 "$EOB_GLOB" "$PATIENT_GLOB" "$out.parquet" "$THREADS") ;;
     esac
     read -r t m < <(measure "$run" "${cmd[@]}")
     T[$run]="${T[$run]:-} $t"; M[$run]="${M[$run]:-} $m"
@@ -249,6 +253,7 @@ for r in $(seq 1 "$ROUNDS"); do
   done
   echo "round $r: $(for run in $RUNS; do printf '%s %ss  ' "$run" "$(echo "${T[$run]}" | awk '{print $NF}')"; done)"
 done
+fresh_out_clear
 
 RESULT=${RESULT:-benches/results/$(date -u +%Y-%m-%d)-e2e.md}
 python3 - "$RESULT" "$EOB_BYTES" "$ALL_BYTES" "$EOBS" "$BENES" "$YEARS" "$SEED" "$ROUNDS" "$THREADS" \

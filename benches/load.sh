@@ -23,6 +23,10 @@ case "$VIEW" in
   *) echo "VIEW must be cclf1_like or header8, not $VIEW" >&2; exit 2 ;;
 esac
 mkdir -p "$WORK"
+# Every timed run writes a new output; they go once the timed runs are over
+# (benches/fresh_out.sh).
+. benches/fresh_out.sh
+fresh_out_clear
 
 cargo build --release -q -p claimline --bin claimline
 cargo build --release -q -p claimline-synth --example eob_ndjson
@@ -143,12 +147,14 @@ SAMPLER
   wait "$spid"
 }
 
-CL=("$BIN" load "$INPUT_DIR" --views "benches/views/$VIEW.json" --format parquet
-    --out "$WORK/out-claimline" --threads "$THREADS")
-DK=("$VENV/bin/python" "$WORK/duckdb_load.py" "$VIEW" "$INPUT" "$WORK/duckdb.parquet" "$THREADS")
+# Each tool's command, writing to a new path (`fresh_out`).
+cl_cmd() { CL=("$BIN" load "$INPUT_DIR" --views "benches/views/$VIEW.json" --format parquet
+  --out "$(fresh_out claimline)" --threads "$THREADS"); }
+dk_cmd() { DK=("$VENV/bin/python" "$WORK/duckdb_load.py" "$VIEW" "$INPUT" "$(fresh_out duckdb).parquet"
+  "$THREADS"); }
 declare -a CL_T CL_M DK_T DK_M
 for r in $(seq 1 "$ROUNDS"); do
-  rm -rf "$WORK/out-claimline" "$WORK/duckdb.parquet"
+  cl_cmd; dk_cmd
   read -r t m < <(measure claimline "${CL[@]}")
   CL_T+=("$t"); CL_M+=("$m")
   read -r t m < <(measure duckdb "${DK[@]}")
@@ -156,9 +162,10 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "round $r: claimline ${CL_T[-1]} s (peak RSS ${CL_M[-1]} KB), duckdb ${DK_T[-1]} s (peak RSS ${DK_M[-1]} KB)"
 done
 ROWS=$(cat "$WORK/out.duckdb")
-rm -rf "$WORK/out-claimline" "$WORK/duckdb.parquet"
+cl_cmd; dk_cmd
 CL_A=$(anon claimline "${CL[@]}")
 DK_A=$(anon duckdb "${DK[@]}")
+fresh_out_clear
 
 python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "$CL_A" "${DK_T[*]}" "${DK_M[*]}" "$DK_A" "$VIEW" <<'PY'
 import sys, statistics as st

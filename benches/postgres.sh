@@ -16,6 +16,10 @@ ROUNDS=${ROUNDS:-3}
 WORK=${WORK:-target/bench-postgres}
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
+# Every timed run writes a new output; they go once the timed runs are over
+# (benches/fresh_out.sh).
+. benches/fresh_out.sh
+fresh_out_clear
 
 cargo build --release -q -p claimline --bin claimline
 BIN=target/release/claimline
@@ -34,17 +38,16 @@ PSQL=(psql -q -v ON_ERROR_STOP=1 "$URL")
 declare -A T M
 run() { # name, command...
   local name=$1; shift
-  rm -rf "$WORK/out"
   /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" > "$WORK/last.json"
   read -r s kb < "$WORK/t"
   T[$name]+="$s "; M[$name]+="$kb "
 }
 for r in $(seq "$ROUNDS"); do
-  run parquet "$BIN" load "$EXPORT" --out "$WORK/out" --format parquet --no-report --json
+  run parquet "$BIN" load "$EXPORT" --out "$(fresh_out parquet)" --format parquet --no-report --json
   ROWS=$(python3 -c 'import json,sys; print(sum(json.load(open(sys.argv[1]))["tables"].values()))' "$WORK/last.json")
-  run sqlite "$BIN" load "$EXPORT" --out "$WORK/out" --format sqlite --no-report --json
+  run sqlite "$BIN" load "$EXPORT" --out "$(fresh_out sqlite)" --format sqlite --no-report --json
   "${PSQL[@]}" -c "DROP SCHEMA IF EXISTS bench CASCADE"
-  run postgres "$BIN" load "$EXPORT" --out "$WORK/out" --format postgres \
+  run postgres "$BIN" load "$EXPORT" --out "$(fresh_out postgres)" --format postgres \
     --postgres-schema bench --no-report --json
   # The floor: the same rows, as CSV files, into empty tables of the same types by COPY.
   "${PSQL[@]}" -c "DROP SCHEMA IF EXISTS floor CASCADE" -c "CREATE SCHEMA floor"
@@ -58,6 +61,7 @@ for r in $(seq "$ROUNDS"); do
   run floor "${PSQL[@]}" "${copies[@]}"
   echo "round $r done" >&2
 done
+fresh_out_clear
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 row() { # label, name

@@ -37,9 +37,13 @@ if [ ! -d "$EXPORT" ]; then
 fi
 du -sh "$EXPORT"
 
+# Every timed run writes a new output; they go once the timed runs are over
+# (benches/fresh_out.sh).
+. benches/fresh_out.sh
+fresh_out_clear
 for round in $(seq "$ROUNDS"); do
   for mode in cli read spark_load spark_json; do
-    rm -rf "$WORK/out"
-    "$VENV/bin/python" benches/spark_bench.py "$mode" "$EXPORT" "$WORK/out"
+    "$VENV/bin/python" benches/spark_bench.py "$mode" "$EXPORT" "$(fresh_out "$mode")"
   done
 done
+fresh_out_clear

@@ -18,6 +18,9 @@ SIZE_MB=${SIZE_MB:-1000}
 ROUNDS=${ROUNDS:-3}
 WORK=${WORK:-target/bench-throughput}
 mkdir -p "$WORK"
+# Every load writes a new folder; they go once the timed runs are over (benches/fresh_out.sh).
+. benches/fresh_out.sh
+fresh_out_clear
 
 cargo build --release -q -p claimline --bin claimline
 cargo build --release -q -p claimline-synth --example eob_ndjson
@@ -40,21 +43,21 @@ EOBS_MB=$(du -cb "$EOBS_DIR"/*.ndjson | tail -1 | awk '{print $1/1e6}')
 declare -A T M
 run() { # name, command...
   local name=$1; shift
-  rm -rf "$WORK/out"
   /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" > /dev/null
   read -r s kb < "$WORK/t"
   T[$name]+="$s "; M[$name]+="$kb "
 }
 for r in $(seq "$ROUNDS"); do
   run scan "$BIN" scan "$EXPORT"
-  run parquet "$BIN" load "$EXPORT" --out "$WORK/out" --format parquet --no-report
-  run sqlite "$BIN" load "$EXPORT" --out "$WORK/out" --format sqlite --no-report
-  run gzip "$BIN" load "$GZ" --out "$WORK/out" --format parquet --no-report
+  run parquet "$BIN" load "$EXPORT" --out "$(fresh_out parquet)" --format parquet --no-report
+  run sqlite "$BIN" load "$EXPORT" --out "$(fresh_out sqlite)" --format sqlite --no-report
+  run gzip "$BIN" load "$GZ" --out "$(fresh_out gzip)" --format parquet --no-report
   run scan_eobs "$BIN" scan "$EOBS_DIR"
   run id_only "$BIN" load "$EOBS_DIR" --views benches/views/id_only.json --all-versions \
-    --out "$WORK/out" --format parquet --no-report
+    --out "$(fresh_out id_only)" --format parquet --no-report
   echo "round $r done" >&2
 done
+fresh_out_clear
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 row() { # label, name, MB, reference name
