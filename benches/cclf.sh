@@ -47,17 +47,17 @@ for round in $(seq "$ROUNDS"); do
   /usr/bin/time -f "%e %M" -o "$WORK/t" "$BIN" export cclf --from "$BCDA" --out "$FILES" --aco 1234 >/dev/null
   read -r s kb < "$WORK/t"; SECS[export]+="$s "; RSS[export]+="$kb "
   for format in parquet sqlite both; do
-    rm -rf "$WORK/delivery"
-    mkdir -p "$WORK/delivery"
+    DELIVERY=$(fresh_out delivery)
+    mkdir -p "$DELIVERY"
     for f in "$FILES"/P.A*ZC[1-9AB]*; do
-      for _ in $(seq "$REPEAT"); do cat "$f"; done > "$WORK/delivery/$(basename "$f")"
+      for _ in $(seq "$REPEAT"); do cat "$f"; done > "$DELIVERY/$(basename "$f")"
     done
-    /usr/bin/time -f "%e %M" -o "$WORK/t" "$BIN" load-cclf "$WORK/delivery" --out "$(fresh_out "back-$format")" --format "$format" >/dev/null
+    /usr/bin/time -f "%e %M" -o "$WORK/t" "$BIN" load-cclf "$DELIVERY" --out "$(fresh_out "back-$format")" --format "$format" >/dev/null
     read -r s kb < "$WORK/t"; SECS[$format]+="$s "; RSS[$format]+="$kb "
   done
 done
-CCLF=$(du -cb "$WORK"/delivery/P.A* | tail -1 | cut -f1)
-RECORDS=$(cat "$WORK"/delivery/P.A*ZC[1-9AB]* | wc -l)
+CCLF=$(du -cb "$DELIVERY"/P.A* | tail -1 | cut -f1)
+RECORDS=$(cat "$DELIVERY"/P.A*ZC[1-9AB]* | wc -l)
 EXPORTED=$(du -cb "$FILES"/P.A* | tail -1 | cut -f1)
 fresh_out_clear
 

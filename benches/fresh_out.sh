@@ -3,7 +3,7 @@
 # between two timed runs.
 #
 # Why: this VM's root filesystem is ext4 without a journal. ext4 then passes over the inodes
-# freed in the last minute (five minutes while their inode table block is dirty) when it
+# freed in the last minute (six while their inode table block is dirty) when it
 # allocates one, reading the inode table for each (`recently_deleted` in fs/ext4/ialloc.c). A
 # load makes a few hundred files and folders (the run's parts, 16 bucket folders per table in
 # `current/`), so an `rm -rf` of the previous run's output just before it was charged to the
