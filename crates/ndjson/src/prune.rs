@@ -1357,6 +1357,46 @@ mod tests {
     }
 
     #[test]
+    fn every_way_of_making_stop_masks_flags_every_byte_at_every_place_of_a_block() {
+        // Above, a byte value always falls at the same place of its block (256 is a multiple
+        // of 64): here each value sits at each place of two blocks and of a short last one.
+        let mut line = vec![b'a'; 150];
+        let mut want = Vec::new();
+        let mut got = Vec::new();
+        for b in 0..=255u8 {
+            for at in 0..line.len() {
+                line[at] = b;
+                want.clear();
+                want.extend(line.chunks(64).map(|chunk| {
+                    chunk.iter().enumerate().fold([0u64; 2], |[s, q], (k, c)| {
+                        [
+                            s | u64::from(is_stop(*c)) << k,
+                            q | u64::from(*c == b'"') << k,
+                        ]
+                    })
+                }));
+                stop_masks(&line, &mut got);
+                assert_eq!(got, want, "byte {b:#04x} at {at}");
+                stop_masks_with(&line, &mut got, block_stops);
+                assert_eq!(got, want, "byte {b:#04x} at {at}, SSE2");
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the processor has the feature (checked just above).
+                    unsafe { stop_masks_avx2(&line, &mut got) };
+                    assert_eq!(got, want, "byte {b:#04x} at {at}, AVX2");
+                }
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512bw") {
+                    // SAFETY: the processor has the feature (checked just above).
+                    unsafe { stop_masks_avx512(&line, &mut got) };
+                    assert_eq!(got, want, "byte {b:#04x} at {at}, AVX-512");
+                }
+                line[at] = b'a';
+            }
+        }
+    }
+
+    #[test]
     fn the_resource_type_is_read_only_when_plain() {
         let mut found = Split::default();
         let line = br#"{"id":"1","resourceType":"Patient"}"#;
