@@ -1338,22 +1338,35 @@ mod tests {
                 assert_eq!(got, want, "from {from} of {len}");
             }
             // Each way of making the masks this processor has makes the same ones.
-            let mut other = Vec::new();
-            stop_masks_with(line, &mut other, block_stops);
-            assert_eq!(other, stops, "{len}");
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx512bw") {
-                // SAFETY: the processor has the feature (checked just above).
-                unsafe { stop_masks_avx512(line, &mut other) };
-                assert_eq!(other, stops, "{len}");
-            }
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the processor has the feature (checked just above).
-                unsafe { stop_masks_avx2(line, &mut other) };
-                assert_eq!(other, stops, "{len}");
+            for (way, other) in masks_each_way(line) {
+                assert_eq!(other, stops, "{len}, {way}");
             }
         }
+    }
+
+    /// The masks of `line` made each way this processor has, named: the baseline (SSE2 on
+    /// x86-64, byte by byte elsewhere), then AVX2 and AVX-512 when it has them, whichever
+    /// [`stop_masks`] would pick.
+    fn masks_each_way(line: &[u8]) -> Vec<(&'static str, Vec<[u64; 2]>)> {
+        let mut ways = Vec::new();
+        let mut masks = Vec::new();
+        stop_masks_with(line, &mut masks, block_stops);
+        ways.push(("baseline", masks));
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            let mut masks = Vec::new();
+            // SAFETY: the processor has the feature (checked just above).
+            unsafe { stop_masks_avx2(line, &mut masks) };
+            ways.push(("AVX2", masks));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            let mut masks = Vec::new();
+            // SAFETY: the processor has the feature (checked just above).
+            unsafe { stop_masks_avx512(line, &mut masks) };
+            ways.push(("AVX-512", masks));
+        }
+        ways
     }
 
     #[test]
@@ -1377,19 +1390,8 @@ mod tests {
                 }));
                 stop_masks(&line, &mut got);
                 assert_eq!(got, want, "byte {b:#04x} at {at}");
-                stop_masks_with(&line, &mut got, block_stops);
-                assert_eq!(got, want, "byte {b:#04x} at {at}, SSE2");
-                #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the processor has the feature (checked just above).
-                    unsafe { stop_masks_avx2(&line, &mut got) };
-                    assert_eq!(got, want, "byte {b:#04x} at {at}, AVX2");
-                }
-                #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx512bw") {
-                    // SAFETY: the processor has the feature (checked just above).
-                    unsafe { stop_masks_avx512(&line, &mut got) };
-                    assert_eq!(got, want, "byte {b:#04x} at {at}, AVX-512");
+                for (way, masks) in masks_each_way(&line) {
+                    assert_eq!(masks, want, "byte {b:#04x} at {at}, {way}");
                 }
                 line[at] = b'a';
             }
