@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end load benchmark: `claimline load` with a header view to Parquet, next to DuckDB doing
 # the same projection of the same NDJSON file to Parquet, in the same run, alternating, several
-# times. Prints medians of wall time, MB/s, rows/s and peak RSS. VIEW picks the projection:
+# times. Prints medians of wall time, MB/s, rows/s and peak RSS, and of claimline's phases (its
+# `--json` report's `phases`). VIEW picks the projection:
 # `cclf1_like` (11 CCLF1-like columns, with the principal diagnosis and the line count) or
 # `header8` (issue 18's 8 columns: id, patient, claim type, claim id, dates, payment, status).
 #
@@ -149,14 +150,16 @@ SAMPLER
 
 # Each tool's command, writing to a new path (`fresh_out`).
 cl_cmd() { CL=("$BIN" load "$INPUT_DIR" --views "benches/views/$VIEW.json" --format parquet
-  --out "$(fresh_out claimline)" --threads "$THREADS"); }
+  --out "$(fresh_out claimline)" --threads "$THREADS" --json); }
 dk_cmd() { DK=("$VENV/bin/python" "$WORK/duckdb_load.py" "$VIEW" "$INPUT" "$(fresh_out duckdb).parquet"
   "$THREADS"); }
-declare -a CL_T CL_M DK_T DK_M
+declare -a CL_T CL_M DK_T DK_M CL_P
 for r in $(seq 1 "$ROUNDS"); do
   cl_cmd; dk_cmd
   read -r t m < <(measure claimline "${CL[@]}")
   CL_T+=("$t"); CL_M+=("$m")
+  # Where claimline's time went, from its report (`--json`): seconds per phase.
+  CL_P+=("$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["phases"]; print(",".join(str(v) for v in p.values()))' "$WORK/out.claimline")")
   read -r t m < <(measure duckdb "${DK[@]}")
   DK_T+=("$t"); DK_M+=("$m")
   echo "round $r: claimline ${CL_T[-1]} s (peak RSS ${CL_M[-1]} KB), duckdb ${DK_T[-1]} s (peak RSS ${DK_M[-1]} KB)"
@@ -167,7 +170,7 @@ CL_A=$(anon claimline "${CL[@]}")
 DK_A=$(anon duckdb "${DK[@]}")
 fresh_out_clear
 
-python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "$CL_A" "${DK_T[*]}" "${DK_M[*]}" "$DK_A" "$VIEW" <<'PY'
+python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "$CL_A" "${DK_T[*]}" "${DK_M[*]}" "$DK_A" "$VIEW" "${CL_P[*]}" <<'PY'
 import sys, statistics as st
 b, eobs, rows = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 cl_t, cl_m, cl_a, dk_t, dk_m, dk_a = ([float(x) for x in a.split()] for a in sys.argv[4:10])
@@ -177,4 +180,7 @@ for name, t, m, a in (("claimline", cl_t, cl_m, cl_a), ("duckdb", dk_t, dk_m, dk
     med = st.median(t)
     print(f"{name:>9}: median {med:.2f} s  {b/1e6/med:7.1f} MB/s  {eobs/med:9.0f} rows/s  peak RSS {st.median(m)/1024:.0f} MiB (anon {st.median(a)/1024:.0f} MiB, a sampled run)")
 print(f"claimline / duckdb speed: {st.median(dk_t)/st.median(cl_t):.2f}x")
+phases = [[float(x) for x in r.split(",")] for r in sys.argv[11].split()]
+names = ("setup", "scan", "claim history", "commit", "current tables")
+print("claimline's phases (medians): " + ", ".join(f"{n} {st.median(c):.3f} s" for n, c in zip(names, zip(*phases))))
 PY

@@ -9,6 +9,9 @@
 #   benches/throughput.sh                       # 60 beneficiaries × 7 years, 1000 MB, 3 rounds
 #   BENES=20 SIZE_MB=300 ROUNDS=5 benches/throughput.sh
 #
+# After the table, the loads' phases (setup, scan, claim history, commit, current tables: each
+# load's `--json` report), medians, say where their time went.
+#
 # Needs: cargo, GNU time, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,21 +43,25 @@ python3 benches/page_cache.py "$EXPORT" "$GZ" "$EOBS_DIR"
 EXPORT_MB=$(du -cb "$EXPORT"/*.ndjson | tail -1 | awk '{print $1/1e6}')
 EOBS_MB=$(du -cb "$EOBS_DIR"/*.ndjson | tail -1 | awk '{print $1/1e6}')
 
-declare -A T M
+declare -A T M P
 run() { # name, command...
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" > /dev/null
+  /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" > "$WORK/stdout"
   read -r s kb < "$WORK/t"
   T[$name]+="$s "; M[$name]+="$kb "
+  # A load's report (`--json`) says where its time went, phase by phase.
+  if [ "${1##*/}" = claimline ] && [ "$2" = load ]; then
+    P[$name]+="$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["phases"]; print(",".join(str(p[k]) for k in ("setup","scan","history","commit","current")))' "$WORK/stdout") "
+  fi
 }
 for r in $(seq "$ROUNDS"); do
   run scan "$BIN" scan "$EXPORT"
-  run parquet "$BIN" load "$EXPORT" --out "$(fresh_out parquet)" --format parquet --no-report
-  run sqlite "$BIN" load "$EXPORT" --out "$(fresh_out sqlite)" --format sqlite --no-report
-  run gzip "$BIN" load "$GZ" --out "$(fresh_out gzip)" --format parquet --no-report
+  run parquet "$BIN" load "$EXPORT" --out "$(fresh_out parquet)" --format parquet --no-report --json
+  run sqlite "$BIN" load "$EXPORT" --out "$(fresh_out sqlite)" --format sqlite --no-report --json
+  run gzip "$BIN" load "$GZ" --out "$(fresh_out gzip)" --format parquet --no-report --json
   run scan_eobs "$BIN" scan "$EOBS_DIR"
   run id_only "$BIN" load "$EOBS_DIR" --views benches/views/id_only.json --all-versions \
-    --out "$(fresh_out id_only)" --format parquet --no-report
+    --out "$(fresh_out id_only)" --format parquet --no-report --json
   echo "round $r done" >&2
 done
 fresh_out_clear
@@ -75,3 +82,20 @@ row "load, every CCLF table → SQLite" sqlite "$EXPORT_MB" scan
 row "load from the gzip export → Parquet (share: of the plain load)" gzip "$EXPORT_MB" parquet
 row "scan, generated EOBs" scan_eobs "$EOBS_MB" scan_eobs
 row "load of a one-column view (id) → Parquet, --all-versions" id_only "$EOBS_MB" scan_eobs
+
+phases() { # label, name: the median of each phase over the rounds (from the loads' reports)
+  echo "${P[$2]}" | python3 -c '
+import statistics, sys
+label = sys.argv[1]
+runs = [[float(x) for x in r.split(",")] for r in sys.stdin.read().split()]
+cols = [statistics.median(c) for c in zip(*runs)]
+print("| " + label + " | " + " | ".join(f"{c:.3f}" for c in cols) + " |")' "$1"
+}
+echo
+echo "Where the loads' time went (their reports' phases, seconds, medians):"
+echo "| load | setup | scan | claim history | commit | current tables |"
+echo "|---|---|---|---|---|---|"
+phases "every CCLF table → Parquet" parquet
+phases "every CCLF table → SQLite" sqlite
+phases "gzip export → Parquet" gzip
+phases "one-column view → Parquet" id_only

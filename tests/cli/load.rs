@@ -823,6 +823,55 @@ fn threads_caps_the_scan_and_the_encodes() {
     assert_eq!(default["encode"], cores, "{default}");
 }
 
+/// The report times each phase of a load, one after the other: `--json` carries them, the
+/// summary prints them, and together they are the load's wall time but the report's making.
+#[test]
+fn the_report_times_each_phase() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = sample_data().join("r4");
+    let out = dir.path().join("out");
+    let r = claimline(
+        dir.path(),
+        &["load", s(&samples), "--out", s(&out), "--json"],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report = json(&r);
+    let phases = report["phases"].as_object().expect("phases");
+    let names: Vec<&str> = phases.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["setup", "scan", "history", "commit", "current"],
+        "{report}"
+    );
+    let seconds: Vec<f64> = phases
+        .values()
+        .map(|v| v.as_f64().expect("seconds"))
+        .collect();
+    assert!(
+        seconds.iter().all(|s| s.is_finite() && *s >= 0.0),
+        "{phases:?}"
+    );
+    // Measured, not left at zero: a scan and a commit always take some time on a clock of
+    // nanoseconds.
+    assert!(phases["scan"].as_f64() > Some(0.0), "{phases:?}");
+    assert!(phases["commit"].as_f64() > Some(0.0), "{phases:?}");
+    let total = report["seconds"].as_f64().expect("seconds");
+    assert!(seconds.iter().sum::<f64>() <= total, "{phases:?} {total}");
+    // The summary says the same.
+    let out2 = dir.path().join("out2");
+    let r = claimline(dir.path(), &["load", s(&samples), "--out", s(&out2)]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("setup ")
+            && l.contains(", scan ")
+            && l.contains(", claim history ")
+            && l.contains(", commit ")
+            && l.contains(", current tables ")),
+        "{text}"
+    );
+}
+
 /// Every `.parquet` file below `dir/parquet` and every rejects file, by relative path.
 fn tables_and_rejects(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     crate::tree(dir)

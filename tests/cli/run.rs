@@ -854,6 +854,13 @@ fn metrics_are_written_for_success_and_failure() {
     assert_eq!(first["claimline_rejects{job=\"run\"}"], 0.0);
     assert!(first.contains_key("claimline_duration_seconds{job=\"run\",phase=\"total\"}"));
     assert!(first.contains_key("claimline_duration_seconds{job=\"run\",phase=\"load\"}"));
+    // The load's own phases, which together are no more than the load.
+    let phases: f64 = ["setup", "scan", "history", "commit", "current"]
+        .iter()
+        .map(|p| first[&format!("claimline_load_phase_seconds{{job=\"run\",phase=\"{p}\"}}")])
+        .sum();
+    assert!(phases > 0.0);
+    assert!(phases <= first["claimline_duration_seconds{job=\"run\",phase=\"load\"}"]);
     assert!(first["claimline_resources{job=\"run\",type=\"ExplanationOfBenefit\"}"] >= 1.0);
     assert!(first["claimline_resources{job=\"run\",type=\"Patient\"}"] >= 1.0);
     assert!(first["claimline_input_bytes{job=\"run\",form=\"disk\"}"] > 0.0);

@@ -45,7 +45,7 @@ pub use earlier::{EarlierState, Heads};
 pub use error::LoadError;
 pub use loader::{
     ArrowOutput, Beneficiaries, DamagedFile, ExcludedClaims, History, LoadReport, Loader,
-    ParquetOutput, PostgresOutput, Rejects, RowErrors, SinkKind, SqliteOutput, Threads,
+    ParquetOutput, Phases, PostgresOutput, Rejects, RowErrors, SinkKind, SqliteOutput, Threads,
     month_ranges, transaction_time,
 };
 pub use progress::{NoProgress, Progress};

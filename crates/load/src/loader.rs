@@ -449,6 +449,8 @@ impl Loader {
             before.run_id
         ));
         }
+        let mut laps = Laps(started_at);
+        let mut phases = Phases::default();
         let pre = pre_pass(&files, self.threads, &plan)?;
         let benes = if plan.needs_bene_index() {
             let mut index = pre.benes;
@@ -530,6 +532,7 @@ impl Loader {
         let mut events: Vec<ClaimEvent> = Vec::new();
         let mut eobs: Vec<EobRecord> = Vec::new();
         let history_rule = plan.has_claim_tables();
+        phases.setup = laps.lap();
         let summary = scan(
             &files,
             &opts,
@@ -603,6 +606,7 @@ impl Loader {
             },
         );
         progress.finished();
+        phases.scan = laps.lap();
         let summary = summary?;
 
         // The claim-history rule on what the scan wrote: per group the kept version, against what
@@ -850,6 +854,7 @@ impl Loader {
             .filter(|&t| plan.is_claim_table(t))
             .map(|t| tables[t].name.clone())
             .collect();
+        phases.history = laps.lap();
         let committed = if !refused {
             Some(commit_sinks(
                 sinks,
@@ -864,12 +869,15 @@ impl Loader {
         // The database locks go with the load.
         drop(earlier);
         drop(databases);
+        phases.commit = laps.lap();
         let current = committed
             .filter(|_| parquet)
             .and_then(|c| refresh_current_tables(&self.out, &claim_tables, c, progress));
+        phases.current = laps.lap();
 
         let seconds = started_at.elapsed().as_secs_f64();
         let report = LoadReport {
+            phases,
             current,
             api_versions: versions,
             run_id,
@@ -1253,6 +1261,8 @@ pub struct LoadReport {
     pub ndjson_bytes: u64,
     /// Wall time.
     pub seconds: f64,
+    /// Wall time per phase.
+    pub phases: Phases,
     /// NDJSON MB per second.
     pub mb_per_s: f64,
     /// What was written.
@@ -1283,6 +1293,41 @@ pub struct LoadReport {
     pub current: Option<claimline_sink::CurrentReport>,
     /// The threads the load ran on.
     pub threads: Threads,
+}
+
+/// A load's wall time per phase, in seconds: the phases follow one another and add up to all
+/// of [`LoadReport::seconds`] but the report's own making. Where the time of a slow load went,
+/// without a profiler: an incremental load whose `current` or `commit` grows with the history,
+/// say, or a `history` that grows with the superseded versions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Phases {
+    /// The inputs found, the views compiled, what earlier loads left read, the Patients'
+    /// pre-pass (MBIs), the outputs opened.
+    pub setup: f64,
+    /// Every line parsed, the views and the link stage run, the rows handed to the outputs.
+    pub scan: f64,
+    /// The claim-history rule on what the scan wrote (superseded versions dropped), and the
+    /// rows made once the scan is over (`cclf8`, counts, claim versions).
+    pub history: f64,
+    /// Up to the commit point and the commit: the rows the outputs held encoded, SQLite's
+    /// indexes, the new versions of `current/` built beside them, every file synced.
+    pub commit: f64,
+    /// The new versions of `current/` swapped in (or, when they could not be built before the
+    /// commit, the refresh after it).
+    pub current: f64,
+}
+
+/// Times the [`Phases`] of a load one after the other.
+struct Laps(Instant);
+
+impl Laps {
+    /// Seconds since the last lap (the first: since the load started).
+    fn lap(&mut self) -> f64 {
+        let now = Instant::now();
+        let seconds = now.duration_since(self.0).as_secs_f64();
+        self.0 = now;
+        seconds
+    }
 }
 
 /// The threads of a load (see [`Loader::threads`]).

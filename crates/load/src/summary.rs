@@ -92,6 +92,12 @@ impl LoadReport {
             "time: {:.2} s, {:.1} MB/s",
             this.seconds, this.mb_per_s
         )?;
+        let p = &this.phases;
+        writeln!(
+            out,
+            "  setup {:.2} s, scan {:.2} s, claim history {:.2} s, commit {:.2} s, current tables {:.2} s",
+            p.setup, p.scan, p.history, p.commit, p.current
+        )?;
         if this.committed {
             for o in &this.outputs {
                 writeln!(out, "wrote {}", o.display())?;

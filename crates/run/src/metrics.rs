@@ -158,6 +158,21 @@ pub fn write(path: &Path, m: &Metrics<'_>) -> std::io::Result<()> {
                 (",form=\"ndjson\"".to_owned(), r.ndjson_bytes as f64),
             ],
         );
+        let p = &r.phases;
+        metric(
+            "claimline_load_phase_seconds",
+            "Wall time per phase of the last load (setup, scan, claim history, commit, current tables).",
+            [
+                ("setup", p.setup),
+                ("scan", p.scan),
+                ("history", p.history),
+                ("commit", p.commit),
+                ("current", p.current),
+            ]
+            .into_iter()
+            .map(|(phase, s)| (format!(",phase=\"{phase}\""), s))
+            .collect(),
+        );
     }
     claimline_model::write_atomic(path, out.as_bytes())
 }
