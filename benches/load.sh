@@ -159,7 +159,7 @@ for r in $(seq 1 "$ROUNDS"); do
   read -r t m < <(measure claimline "${CL[@]}")
   CL_T+=("$t"); CL_M+=("$m")
   # Where claimline's time went, from its report (`--json`): seconds per phase.
-  CL_P+=("$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["phases"]; print(",".join(str(p[k]) for k in ("setup","scan","history","commit","current")))' "$WORK/out.claimline")")
+  CL_P+=("$(python3 benches/phases.py "$WORK/out.claimline")")
   read -r t m < <(measure duckdb "${DK[@]}")
   DK_T+=("$t"); DK_M+=("$m")
   echo "round $r: claimline ${CL_T[-1]} s (peak RSS ${CL_M[-1]} KB), duckdb ${DK_T[-1]} s (peak RSS ${DK_M[-1]} KB)"

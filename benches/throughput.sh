@@ -51,7 +51,7 @@ run() { # name, command...
   T[$name]+="$s "; M[$name]+="$kb "
   # A load's report (`--json`) says where its time went, phase by phase.
   if [ "${1##*/}" = claimline ] && [ "$2" = load ]; then
-    P[$name]+="$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["phases"]; print(",".join(str(p[k]) for k in ("setup","scan","history","commit","current")))' "$WORK/stdout") "
+    P[$name]+="$(python3 benches/phases.py "$WORK/stdout") "
   fi
 }
 for r in $(seq "$ROUNDS"); do
