@@ -470,6 +470,44 @@ fn one_load_at_a_time_per_schema() {
     );
 }
 
+#[test]
+fn a_run_id_loaded_again_gives_the_tables_of_one_load() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let input = crate::cclf_files::synth(tmp, "v2", "12", "2");
+    let once = schema(&url, "t_again_once");
+    ok(
+        &load_pg(
+            &url,
+            &input,
+            &tmp.join("once"),
+            "postgres",
+            &once,
+            "same",
+            &[],
+        ),
+        "once",
+    );
+    // The same export twice under one run id, one load after the other (a retried command,
+    // two loads that did not overlap): `_claimline_claims` holds the run's events once.
+    let twice = schema(&url, "t_again_twice");
+    for n in 1..=2 {
+        let out = tmp.join(format!("twice-{n}"));
+        ok(
+            &load_pg(&url, &input, &out, "postgres", &twice, "same", &[]),
+            "twice",
+        );
+    }
+    let reference = pg_tables(&url, &once);
+    assert!(reference["_claimline_claims"].len() > 10, "{reference:?}");
+    same_tables(
+        &pg_tables(&url, &twice),
+        &reference,
+        "a run id loaded again",
+    );
+}
+
 /// The tables of one load of `input` into a schema of their own.
 fn schema_of_one_load(url: &str, input: &Path, out: &Path) -> BTreeMap<String, Vec<String>> {
     let schema = schema(url, "t_lock_reference");

@@ -119,7 +119,7 @@ pub fn cclf9_schema() -> TableSchema {
 
 /// `_claimline_claims`: per run, the winning version of each claim group and the cancels, the
 /// input of the history rule (see the README's Parquet current-rows query). Appended, never
-/// replaced.
+/// replaced, but for a run id loaded again, whose earlier rows it replaces.
 pub fn claims_schema() -> TableSchema {
     let schema = TableSchema::new(
         CLAIMS_TABLE,

@@ -1,6 +1,8 @@
 //! The set replacement of the database sinks, as SQL: one definition of the statements that
 //! replace, at commit, every key a run wrote (or removed) in every table sharing its key columns,
-//! for SQLite and PostgreSQL, each spelling names and comparisons its own way ([`Dialect`]).
+//! and a run id's earlier rows in the tables that are only appended to when that run id is
+//! loaded again, for SQLite and PostgreSQL, each spelling names and comparisons its own way
+//! ([`Dialect`]).
 
 use std::collections::BTreeMap;
 
@@ -22,6 +24,8 @@ pub(crate) struct Dialect<'a> {
     pub same: &'a str,
     /// True when the stored row `m` is newer than the staged row `s` (by `_last_updated`).
     pub newer: &'a str,
+    /// The placeholder of a statement's first parameter (`?1`, `$1`).
+    pub first_param: &'a str,
 }
 
 /// The statements of one replace key's tables.
@@ -137,6 +141,26 @@ pub(crate) fn statements<'s>(
         })
         .collect();
     (out, inserts)
+}
+
+/// The statements that remove, from each table with no replace key and a `_run_id` column
+/// (`_claimline_claims`, a view without a key), the rows of the run id bound as the first
+/// parameter: what the caller runs before the inserts when the run id it commits was loaded
+/// before. Such tables are only appended to, so without them a run id loaded again would hold
+/// its rows twice, where Parquet replaces the run's partition whole.
+pub(crate) fn reload_statements(schemas: &[TableSchema], d: &Dialect<'_>) -> Vec<String> {
+    schemas
+        .iter()
+        .filter(|s| s.replace_key.is_empty() && s.column_index("_run_id").is_some())
+        .map(|s| {
+            format!(
+                "DELETE FROM {} WHERE {} = {}",
+                (d.table)(&s.name),
+                (d.column)("_run_id"),
+                d.first_param
+            )
+        })
+        .collect()
 }
 
 /// A name in double quotes, as both databases quote identifiers.

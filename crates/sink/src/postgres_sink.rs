@@ -719,6 +719,7 @@ impl PostgresSink {
             create_temp: "CREATE TEMP TABLE {} ON COMMIT DROP AS",
             same: "IS NOT DISTINCT FROM",
             newer: "coalesce(m._last_updated, '-infinity') > coalesce(s._last_updated, '-infinity')",
+            first_param: "$1",
         };
         let (groups, inserts) = crate::merge::statements(&schemas, &dialect);
         for g in &groups {
@@ -748,9 +749,6 @@ impl PostgresSink {
                 client.batch_execute(sql).map_err(&err)?;
             }
         }
-        for sql in &inserts {
-            client.batch_execute(sql).map_err(&err)?;
-        }
         client
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {schema}._claimline_runs (run_id text PRIMARY KEY, \
@@ -758,6 +756,24 @@ impl PostgresSink {
                  rejects bigint, row_errors bigint, record text)"
             ))
             .map_err(&err)?;
+        // A run id loaded again: its earlier rows leave the tables only appended to.
+        let again: bool = client
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {schema}._claimline_runs WHERE run_id = $1)"
+                ),
+                &[&run.run_id],
+            )
+            .map_err(&err)?
+            .get(0);
+        if again {
+            for sql in crate::merge::reload_statements(&schemas, &dialect) {
+                client.execute(&sql, &[&run.run_id]).map_err(&err)?;
+            }
+        }
+        for sql in &inserts {
+            client.batch_execute(sql).map_err(&err)?;
+        }
         let record = serde_json::to_string(run)
             .map_err(|e| target.fail(PgFailure::Query, format!("the run record: {e}")))?;
         client

@@ -638,6 +638,7 @@ impl SqliteSink {
                 create_temp: "CREATE TEMP TABLE {} AS",
                 same: "IS",
                 newer: NEWER,
+                first_param: "?1",
             };
             let (groups, inserts) = crate::merge::statements(&self.schemas, &dialect);
             for g in &groups {
@@ -656,6 +657,21 @@ impl SqliteSink {
                 }
                 for sql in &g.apply {
                     exec(sql)?;
+                }
+            }
+            // A run id loaded again: its earlier rows leave the tables only appended to.
+            exec(RUNS_TABLE)?;
+            let again: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM _claimline_runs WHERE run_id = ?1)",
+                    [&run.run_id],
+                    |r| r.get(0),
+                )
+                .map_err(Error::sqlite(&path))?;
+            if again {
+                for sql in crate::merge::reload_statements(&self.schemas, &dialect) {
+                    conn.execute(&sql, [&run.run_id])
+                        .map_err(Error::sqlite(&path))?;
                 }
             }
             for sql in &inserts {
@@ -799,6 +815,65 @@ mod tests {
         assert_eq!(count(&db, "SELECT count(*) FROM _claimline_runs"), 2);
         // An update keeps the page size the database was made with.
         assert_eq!(count(&db, "PRAGMA page_size"), 16384);
+    }
+
+    #[test]
+    fn a_run_id_loaded_again_replaces_its_rows_in_tables_only_appended_to() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("claimline.sqlite");
+        // A table with no replace key, as `_claimline_claims` is: each run appends its rows.
+        let events = TableSchema::new(
+            "events",
+            vec![
+                Column::new("_claim_key", ColumnType::Code),
+                Column::new("_run_id", ColumnType::Code),
+            ],
+        );
+        let mut schemas = claim_tables();
+        schemas.push(events);
+        let mut loads = 0;
+        let mut load = |run: &str, keys: &[&str]| {
+            let mut s = SqliteSink::open(&db, &schemas).expect("open");
+            let rows = keys.iter().map(|k| vec![t(k), t(run)]).collect();
+            s.write(2, rows).expect("write");
+            let header = keys.iter().map(|k| vec![t("v2"), t(k), Cell::Null]);
+            s.write(0, header.collect()).expect("write");
+            // Each load starts at its own time, as a run id loaded again does.
+            loads += 1;
+            let record = RunRecord {
+                started: format!("2026-12-05T0{loads}:00:00Z"),
+                ..RunRecord::new(run)
+            };
+            Box::new(s).commit(&record).expect("commit");
+        };
+        let events_of = |run: &str| {
+            count(
+                &db,
+                &format!("SELECT count(*) FROM events WHERE _run_id = '{run}'"),
+            )
+        };
+        load("r1", &["c1", "c2"]);
+        load("r1", &["c1", "c2"]);
+        assert_eq!(
+            events_of("r1"),
+            2,
+            "the same run loaded twice holds its rows once"
+        );
+        load("r2", &["c3"]);
+        assert_eq!(events_of("r1"), 2, "another run appends");
+        assert_eq!(events_of("r2"), 1);
+        // A run id loaded again with other rows: they replace its earlier ones, as Parquet
+        // replaces the run's partition; other runs' rows stay.
+        load("r1", &["c4"]);
+        assert_eq!(events_of("r1"), 1);
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM events WHERE _claim_key = 'c4'"),
+            1
+        );
+        assert_eq!(events_of("r2"), 1);
+        // Tables with a replace key merge by key, as before: c1 and c2 stay.
+        assert_eq!(count(&db, "SELECT count(*) FROM header"), 4);
+        assert_eq!(count(&db, "SELECT count(*) FROM _claimline_runs"), 2);
     }
 
     #[test]
