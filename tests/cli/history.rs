@@ -483,6 +483,86 @@ fn three_exports_keep_one_current_version_and_resolve_mbis() {
     );
 }
 
+/// `_claimline_claims`' rows, sorted: every column, the run's among them.
+fn claim_events(db: &Path) -> Vec<String> {
+    let conn = Connection::open(db).expect("open");
+    let mut stmt = conn
+        .prepare("SELECT * FROM _claimline_claims")
+        .expect("prepare");
+    let n = stmt.column_count();
+    let mut rows: Vec<String> = stmt
+        .query_map([], |r| {
+            (0..n)
+                .map(|i| r.get_ref(i).map(cell))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|cells| cells.join("|"))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_run_id_loaded_again_holds_its_claim_events_once_in_both_outputs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let Versions { c1, c2, o1, .. } = versions();
+    let rows_c1 = alone(tmp, &c1);
+    let rows_c2 = alone(tmp, &c2);
+    let rows_o1 = alone(tmp, &o1);
+    let e1 = write_export(&tmp.join("e1"), &[&c1, &o1], true);
+    let once = tmp.join("once");
+    load(&e1, &once, "r1", &[]);
+
+    // The same export under the same run id, three times (a retried command, two loads that
+    // did not overlap): the tables, SQLite's claim events and `current/` among them, are those
+    // of one load. (`current/` shows the run's version: the next is built beside it, under
+    // another name, and the one after that beside the second.)
+    let out = tmp.join("out");
+    for n in 1..=3 {
+        load(&e1, &out, "r1", &[]);
+        check(
+            &out,
+            &union(&[&rows_c1, &rows_o1]),
+            &format!("r1 loaded {n} times"),
+        );
+    }
+    let events = claim_events(&out.join("claimline.sqlite"));
+    assert_eq!(events, claim_events(&once.join("claimline.sqlite")));
+    let parquet_events: usize = batches(&out.join("parquet"), "_claimline_claims")
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!(
+        events.len(),
+        parquet_events,
+        "SQLite's events are Parquet's"
+    );
+
+    // Then the correction as a new run, and r1 again: its events are its own once more, and
+    // the correction, newer, stays current.
+    let e2 = write_export(&tmp.join("e2"), &[&c2], true);
+    load(&e2, &out, "r2", &[]);
+    load(&e1, &out, "r1", &[]);
+    check(
+        &out,
+        &union(&[&rows_c2, &rows_o1]),
+        "r1 loaded again after r2",
+    );
+    let events = claim_events(&out.join("claimline.sqlite"));
+    let parquet_events: usize = batches(&out.join("parquet"), "_claimline_claims")
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!(
+        events.len(),
+        parquet_events,
+        "SQLite's events are Parquet's"
+    );
+}
+
 #[test]
 fn all_versions_keeps_every_version_once() {
     let tmp = tempfile::tempdir().expect("tempdir");

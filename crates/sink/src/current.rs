@@ -88,6 +88,12 @@ pub struct CurrentReport {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct State {
     run_id: String,
+    /// How many runs the datasets are current for, `run_id` the last. A run id loaded again
+    /// leaves its earlier place in the run list: the next refresh finds one run fewer before
+    /// it and rebuilds every bucket (its earlier rows may be in any of them). None in a state
+    /// written before the count was: a full rebuild too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    runs: Option<usize>,
 }
 
 /// The bucket of a claim group.
@@ -128,9 +134,10 @@ pub fn refresh_current(
 /// come from `held`, its partitions not being in place yet; the files are the same, byte for
 /// byte, as a refresh after the commit writes.
 ///
-/// `Ok(None)` when it cannot be built before the commit: `held` is not that run's, or
-/// `current/` shows a version of the same run id (the run id loaded again), which building would
-/// overwrite while readers read it. Call it holding the output folder's lock.
+/// `Ok(None)` when it is not built before the commit: `held` is not that run's, or `current/`
+/// shows a version named for the same run id (`<table>-<run_id>`: the run id loaded again),
+/// which the refresh after the commit builds beside, under another name. Call it holding the
+/// output folder's lock.
 ///
 /// # Errors
 /// As [`refresh_current`], and [`Error::Corrupt`] for a run list that cannot be read; nothing
@@ -145,12 +152,7 @@ pub fn build_current_before_commit(
         return Ok(None);
     }
     let dir = out.join(CURRENT_DIR);
-    let shown = |t: &String| {
-        std::fs::read_link(dir.join(t))
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            == Some(format!("{t}-{}", run.run_id))
-    };
+    let shown = |t: &String| version_name(&dir, t, &run.run_id) != format!("{t}-{}", run.run_id);
     if tables.iter().any(shown) {
         return Ok(None);
     }
@@ -175,6 +177,8 @@ pub struct CurrentBuild {
     dir: PathBuf,
     versions: PathBuf,
     run_id: String,
+    /// The runs the new versions are current for (`run_id` the last).
+    runs: usize,
     tables: Vec<String>,
     /// Per table, in `tables` order.
     built: Vec<Built>,
@@ -194,6 +198,7 @@ impl CurrentBuild {
             dir,
             versions,
             run_id,
+            runs,
             tables,
             built,
             mut report,
@@ -205,7 +210,11 @@ impl CurrentBuild {
         remove_unlinked_versions(&dir, &versions);
         claimline_model::write_atomic(
             &versions.join(STATE),
-            &serde_json::to_vec(&State { run_id }).map_err(|e| Error::Io {
+            &serde_json::to_vec(&State {
+                run_id,
+                runs: Some(runs),
+            })
+            .map_err(|e| Error::Io {
                 path: versions.join(STATE),
                 source: e.into(),
             })?,
@@ -275,9 +284,12 @@ fn build(
     let state: Option<State> = std::fs::read(versions.join(STATE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    // A table without a current dataset yet (new views) needs every bucket too.
+    // The datasets are current for the runs before this one, and those only (not for an
+    // earlier load of this run id, whose rows this run's partition replaces); a table without a
+    // current dataset yet (new views) needs every bucket too.
     let full = previous.is_none()
-        || state.map(|s| s.run_id).as_deref() != previous
+        || state.as_ref().map(|s| s.run_id.as_str()) != previous
+        || state.as_ref().and_then(|s| s.runs) != Some(runs.len() - 1)
         || tables
             .iter()
             .any(|t| std::fs::read_link(dir.join(t)).is_err());
@@ -423,6 +435,7 @@ fn build(
         dir,
         versions,
         run_id: run.run_id.clone(),
+        runs: runs.len(),
         tables: tables.to_vec(),
         built: built.into_iter().map(|(_, b)| b).collect(),
         report,
@@ -462,9 +475,10 @@ fn build_table(
 ) -> Result<Built, Error> {
     let link = dir.join(table);
     let old = std::fs::read_link(&link).ok().map(|p| dir.join(p));
-    let new_name = format!("{table}-{run_id}");
+    let new_name = version_name(dir, table, run_id);
     let new = versions.join(&new_name);
     if new.exists() {
+        // A version no table shows (a refresh that stopped half-way).
         std::fs::remove_dir_all(&new).map_err(Error::io(&new))?;
     }
     claimline_model::create_private_dir(&new).map_err(Error::io(&new))?;
@@ -651,10 +665,35 @@ fn swap_table(dir: &Path, table: &str, built: Built) -> Result<(), Error> {
     std::fs::rename(&tmp, &link).map_err(Error::io(&link))?;
     claimline_fault::point("current.swap").map_err(Error::io(&link))?;
     claimline_model::sync_dir(dir).map_err(Error::io(dir))?;
-    if let Some(old) = old.filter(|o| *o != new) {
+    // (By name: the old one is reached through the link, `current/../.claimline-current/…`.)
+    if let Some(old) = old.filter(|o| o.file_name() != new.file_name()) {
         let _ = std::fs::remove_dir_all(old);
     }
     Ok(())
+}
+
+/// The folder name of table `table`'s new version for run `run_id`: `<table>-<run_id>`, or
+/// when a table of `dir` (`current/`) shows a version of that name (the run id loaded again),
+/// `<table>-<run_id>~<n>` with the first `n` none shows. A version shown is never written
+/// over: readers may be reading it until the swap.
+fn version_name(dir: &Path, table: &str, run_id: &str) -> String {
+    let shown: HashSet<std::ffi::OsString> = linked_versions(dir);
+    let base = format!("{table}-{run_id}");
+    std::iter::once(base.clone())
+        .chain((1..).map(|n| format!("{base}~{n}")))
+        .find(|name| !shown.contains(std::ffi::OsStr::new(name)))
+        .unwrap_or(base)
+}
+
+/// The names of the versions the symlinks of `dir` (`current/`) show.
+fn linked_versions(dir: &Path) -> HashSet<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|p| p.file_name().map(ToOwned::to_owned))
+        .collect()
 }
 
 /// The named columns of the current rows of claim table `table` in the output folder `out`
@@ -673,13 +712,7 @@ pub fn read_current_parquet(
 
 /// Removes versions no table's symlink names (left by a refresh that stopped half-way).
 fn remove_unlinked_versions(dir: &Path, versions: &Path) {
-    let linked: HashSet<std::ffi::OsString> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter_map(|p| p.file_name().map(ToOwned::to_owned))
-        .collect();
+    let linked = linked_versions(dir);
     for e in std::fs::read_dir(versions).into_iter().flatten().flatten() {
         if e.path().is_dir() && !linked.contains(&e.file_name()) {
             let _ = std::fs::remove_dir_all(e.path());
@@ -1168,11 +1201,12 @@ mod tests {
         let t0 = 1_700_000_000_000_000;
         // A first run (every bucket built), then one that supersedes some claims and adds others
         // (only the buckets it touched rewritten), then the first run id loaded again with other
-        // claims (its earlier partition goes at the commit, so its files are not read).
+        // claims: its earlier partition goes at the commit, so its files are not read, and every
+        // bucket is rebuilt (the current datasets held its earlier rows in any of them).
         for (run, claims, time, full) in [
             ("r1", 0..2000, t0, true),
             ("r2", 1500..2300, t0 + 1_000_000_000, false),
-            ("r1", 2200..2400, t0 + 2_000_000_000, false),
+            ("r1", 2200..2400, t0 + 2_000_000_000, true),
         ] {
             let a = commit_run(after.path(), run, claims.clone(), time, false);
             let b = commit_run(before.path(), run, claims, time, true);
@@ -1183,9 +1217,18 @@ mod tests {
         }
         let rows = read_current_parquet(before.path(), "cclf1", &["_claim_key"]).expect("rows");
         assert!(rows.len() > 1000, "{}", rows.len());
+        // The claims only the earlier load of r1 had (0..1500) left the history with its
+        // partition, and `current/` with it; r2's and r1's new ones are there.
+        let claim = |r: &Vec<crate::Cell>| match &r[0] {
+            crate::Cell::Text(t) => t.trim_start_matches("claim-").parse::<u32>().expect("n"),
+            other => panic!("{other:?}"),
+        };
+        let claims: BTreeSet<u32> = rows.iter().map(claim).collect();
+        assert_eq!(claims.first(), Some(&1500), "{:?}", claims.first());
+        assert_eq!(claims.last(), Some(&2399));
 
-        // A run id loaded again is refreshed after its commit: building before it would rewrite
-        // the version `current/` shows.
+        // A run id loaded again while `current/` shows its version is refreshed after its
+        // commit, beside that version (under another name).
         let root = before.path().join("parquet");
         let held = |run: &str| HeldRun {
             run_id: run.into(),
