@@ -483,27 +483,6 @@ fn three_exports_keep_one_current_version_and_resolve_mbis() {
     );
 }
 
-/// `_claimline_claims`' rows, sorted: every column, the run's among them.
-fn claim_events(db: &Path) -> Vec<String> {
-    let conn = Connection::open(db).expect("open");
-    let mut stmt = conn
-        .prepare("SELECT * FROM _claimline_claims")
-        .expect("prepare");
-    let n = stmt.column_count();
-    let mut rows: Vec<String> = stmt
-        .query_map([], |r| {
-            (0..n)
-                .map(|i| r.get_ref(i).map(cell))
-                .collect::<Result<Vec<_>, _>>()
-                .map(|cells| cells.join("|"))
-        })
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
-    rows.sort();
-    rows
-}
-
 #[test]
 fn a_run_id_loaded_again_holds_its_claim_events_once_in_both_outputs() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -515,6 +494,14 @@ fn a_run_id_loaded_again_holds_its_claim_events_once_in_both_outputs() {
     let e1 = write_export(&tmp.join("e1"), &[&c1, &o1], true);
     let once = tmp.join("once");
     load(&e1, &once, "r1", &[]);
+    // Every table, every column (the run's among them), as PostgreSQL's tests read them.
+    let tables = |out: &Path| crate::postgres::sqlite_tables(&out.join("claimline.sqlite"));
+    let parquet_events = |out: &Path| -> usize {
+        batches(&out.join("parquet"), "_claimline_claims")
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum()
+    };
 
     // The same export under the same run id, three times (a retried command, two loads that
     // did not overlap): the tables, SQLite's claim events and `current/` among them, are those
@@ -529,15 +516,11 @@ fn a_run_id_loaded_again_holds_its_claim_events_once_in_both_outputs() {
             &format!("r1 loaded {n} times"),
         );
     }
-    let events = claim_events(&out.join("claimline.sqlite"));
-    assert_eq!(events, claim_events(&once.join("claimline.sqlite")));
-    let parquet_events: usize = batches(&out.join("parquet"), "_claimline_claims")
-        .iter()
-        .map(RecordBatch::num_rows)
-        .sum();
+    assert_eq!(tables(&out), tables(&once));
+    let events = tables(&out)["_claimline_claims"].len();
     assert_eq!(
-        events.len(),
-        parquet_events,
+        events,
+        parquet_events(&out),
         "SQLite's events are Parquet's"
     );
 
@@ -551,14 +534,10 @@ fn a_run_id_loaded_again_holds_its_claim_events_once_in_both_outputs() {
         &union(&[&rows_c2, &rows_o1]),
         "r1 loaded again after r2",
     );
-    let events = claim_events(&out.join("claimline.sqlite"));
-    let parquet_events: usize = batches(&out.join("parquet"), "_claimline_claims")
-        .iter()
-        .map(RecordBatch::num_rows)
-        .sum();
+    let events = tables(&out)["_claimline_claims"].len();
     assert_eq!(
-        events.len(),
-        parquet_events,
+        events,
+        parquet_events(&out),
         "SQLite's events are Parquet's"
     );
 }

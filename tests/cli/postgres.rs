@@ -145,7 +145,7 @@ fn pg_tables(url: &str, schema: &str) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Every table of a SQLite output in the same text forms as [`pg_tables`].
-fn sqlite_tables(db: &Path) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn sqlite_tables(db: &Path) -> BTreeMap<String, Vec<String>> {
     let conn = Connection::open(db).expect("open");
     let tables = crate::sqlite_table_names(&conn, |n| n != "_claimline_runs");
     let mut out = BTreeMap::new();
