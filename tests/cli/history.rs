@@ -856,7 +856,32 @@ fn an_older_export_loaded_after_a_newer_one_keeps_the_newer_beneficiary_in_both_
 #[test]
 fn a_refresh_of_the_current_tables_cut_short_is_rebuilt_by_the_next_load() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let tmp = tmp.path();
+    let (out, _) = refresh_cut_short(tmp.path());
+    let Versions { o1, .. } = versions();
+    let r3 = load(
+        &write_export(&tmp.path().join("e3"), &[&o1], true),
+        &out,
+        "r3",
+        &[],
+    );
+    assert_eq!(r3["current"]["full"], true, "{r3:#}");
+    same_current_as_sqlite(&out, "the next load");
+}
+
+#[test]
+fn a_refresh_cut_short_and_its_run_retried_holds_each_row_once() {
+    // The retry's refresh finds `cclf1` showing its run's version already, and the state of
+    // the run before: it rebuilds every bucket rather than keep those rows beside its own.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (out, e2) = refresh_cut_short(tmp.path());
+    let r2 = load(&e2, &out, "r2", &[]);
+    assert_eq!(r2["current"]["full"], true, "{r2:#}");
+    same_current_as_sqlite(&out, "the run retried");
+}
+
+/// An output of run r1, then of run r2 whose refresh of `current/` stopped after its first
+/// swap (a fault point): the output folder and r2's export.
+fn refresh_cut_short(tmp: &Path) -> (PathBuf, PathBuf) {
     let Versions {
         c1,
         c1_cancelled,
@@ -884,13 +909,11 @@ fn a_refresh_of_the_current_tables_cut_short_is_rebuilt_by_the_next_load() {
         String::from_utf8_lossy(&r.stderr)
     );
     assert!(json(&r)["current"].is_null());
-    let r3 = load(
-        &write_export(&tmp.join("e3"), &[&o1], true),
-        &out,
-        "r3",
-        &[],
-    );
-    assert_eq!(r3["current"]["full"], true, "{r3:#}");
+    (out, e2)
+}
+
+/// `current/` holds SQLite's current rows of every claim table, each once.
+fn same_current_as_sqlite(out: &Path, step: &str) {
     let db = out.join("claimline.sqlite");
     let claim: Vec<String> = [
         "cclf1", "cclf2", "cclf3", "cclf4", "cclf5", "cclf6", "cclf7",
@@ -898,7 +921,8 @@ fn a_refresh_of_the_current_tables_cut_short_is_rebuilt_by_the_next_load() {
     .map(String::from)
     .to_vec();
     assert_eq!(
-        materialised_current(&out, &claim),
-        sqlite_counts(&db, &claim)
+        materialised_current(out, &claim),
+        sqlite_counts(&db, &claim),
+        "{step}"
     );
 }

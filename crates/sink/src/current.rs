@@ -11,12 +11,15 @@
 //!   stays, and a cancelled head keeps no rows (the README's rule), so the old bucket and this
 //!   run's partition hold every row a touched bucket needs.
 //! - Each refresh writes a complete new version of a table's dataset in
-//!   `DIR/.claimline-current/<table>-<run_id>/` (untouched buckets hard-linked), syncs it, and
-//!   swaps the symlink `DIR/current/<table>` to it in one rename: a reader sees the old dataset
-//!   or the new one, never a mix, and never a file being written. `.claimline-current/_state.json`
-//!   names the run the datasets are current for; when it is not the run before this one (a first
-//!   refresh, an output written by another tool, a refresh that failed), every bucket is rebuilt
-//!   from the whole history.
+//!   `DIR/.claimline-current/<table>-<run_id>/` (`<table>-<run_id>~<n>` when `current/` shows
+//!   that name: the run id loaded again), untouched buckets hard-linked, syncs it, and swaps the
+//!   symlink `DIR/current/<table>` to it in one rename: a reader sees the old dataset or the new
+//!   one, never a mix, and never a file being written. `.claimline-current/_state.json` names
+//!   the run the datasets are current for and counts the runs they cover; when that is not the
+//!   runs before this one (a first refresh, an output written by another tool, a refresh that
+//!   failed, a run id loaded again), or a table already shows a version of this run id (a
+//!   refresh cut short after some swaps, retried), every bucket is rebuilt from the whole
+//!   history.
 //! - `DIR/current/views.sql` creates DuckDB views: the claim tables over `current/`, the other
 //!   tables (`bene_xref`, `cclf8`, `cclf9`) by the README's rule over their history.
 
@@ -287,12 +290,20 @@ fn build(
     // The datasets are current for the runs before this one, and those only (not for an
     // earlier load of this run id, whose rows this run's partition replaces); a table without a
     // current dataset yet (new views) needs every bucket too.
+    // A table showing a version of this run id already (a refresh cut short after some swaps,
+    // its `_state.json` not yet written, and the run id loaded again) holds this run's rows:
+    // a partial rebuild would keep them beside the run's partition.
     let full = previous.is_none()
         || state.as_ref().map(|s| s.run_id.as_str()) != previous
         || state.as_ref().and_then(|s| s.runs) != Some(runs.len() - 1)
         || tables
             .iter()
-            .any(|t| std::fs::read_link(dir.join(t)).is_err());
+            .any(|t| match std::fs::read_link(dir.join(t)) {
+                Ok(shown) => shown
+                    .file_name()
+                    .is_some_and(|n| is_version_of(&n.to_string_lossy(), t, &run.run_id)),
+                Err(_) => true,
+            });
 
     // Every run's claim events (one row per claim version and run): first the buckets this
     // run touched, then the heads of the groups in the buckets to rewrite (only those: the
@@ -683,6 +694,19 @@ fn version_name(dir: &Path, table: &str, run_id: &str) -> String {
         .chain((1..).map(|n| format!("{base}~{n}")))
         .find(|name| !shown.contains(std::ffi::OsStr::new(name)))
         .unwrap_or(base)
+}
+
+/// Whether `name` is a version folder of table `table` for run `run_id` ([`version_name`]'s
+/// names).
+fn is_version_of(name: &str, table: &str, run_id: &str) -> bool {
+    name.strip_prefix(table)
+        .and_then(|n| n.strip_prefix('-'))
+        .and_then(|n| n.strip_prefix(run_id))
+        .is_some_and(|n| {
+            n.is_empty()
+                || n.strip_prefix('~')
+                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 /// The names of the versions the symlinks of `dir` (`current/`) show.
@@ -1184,6 +1208,23 @@ mod tests {
             assert_eq!(held.schemas[t], read_file(&part).expect("part").0, "{t}");
         }
         report
+    }
+
+    #[test]
+    fn version_folders_are_told_by_table_and_run() {
+        for name in ["cclf1-r1", "cclf1-r1~1", "cclf1-r1~12"] {
+            assert!(is_version_of(name, "cclf1", "r1"), "{name}");
+        }
+        for name in [
+            "cclf1-r10",
+            "cclf1-r1~",
+            "cclf1-r1~x",
+            "cclf10-r1",
+            "cclf1r1",
+            "cclf1-r",
+        ] {
+            assert!(!is_version_of(name, "cclf1", "r1"), "{name}");
+        }
     }
 
     #[test]

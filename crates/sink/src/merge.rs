@@ -144,10 +144,10 @@ pub(crate) fn statements<'s>(
 }
 
 /// The statements that remove, from each table with no replace key and a `_run_id` column
-/// (`_claimline_claims`, a view without a key), the rows of the run id bound as the first
-/// parameter: what the caller runs before the inserts when the run id it commits was loaded
-/// before. Such tables are only appended to, so without them a run id loaded again would hold
-/// its rows twice, where Parquet replaces the run's partition whole.
+/// (`_claimline_claims`, `_claimline_counts`: every view has a key), the rows of the run id
+/// bound as the first parameter: what the caller runs before the inserts when the run id it
+/// commits was loaded before. Such tables are only appended to, so without them a run id
+/// loaded again would hold its rows twice, where Parquet replaces the run's partition whole.
 pub(crate) fn reload_statements(schemas: &[TableSchema], d: &Dialect<'_>) -> Vec<String> {
     schemas
         .iter()
