@@ -15,9 +15,9 @@
 //!   that name: the run id loaded again), untouched buckets hard-linked, syncs it, and swaps the
 //!   symlink `DIR/current/<table>` to it in one rename: a reader sees the old dataset or the new
 //!   one, never a mix, and never a file being written. `.claimline-current/_state.json` names
-//!   the run the datasets are current for and counts the runs they cover; when that is not the
-//!   runs before this one (a first refresh, an output written by another tool, a refresh that
-//!   failed, a run id loaded again), or a table already shows a version of this run id (a
+//!   the run the datasets are current for, its start, and counts the runs they cover; when that
+//!   is not the runs before this one (a first refresh, an output written by another tool, a
+//!   refresh that failed, a run id loaded again), or a table already shows a version of this run id (a
 //!   refresh cut short after some swaps, retried), every bucket is rebuilt from the whole
 //!   history.
 //! - `DIR/current/views.sql` creates DuckDB views: the claim tables over `current/`, the other
@@ -97,6 +97,11 @@ struct State {
     /// written before the count was: a full rebuild too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     runs: Option<usize>,
+    /// When that run started: a run id loaded again starts at another time, so datasets
+    /// current for its earlier load (whose refresh failed) are told from datasets current for
+    /// it. None in a state written before it was: a full rebuild too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    started: Option<String>,
 }
 
 /// The bucket of a claim group.
@@ -180,6 +185,8 @@ pub struct CurrentBuild {
     dir: PathBuf,
     versions: PathBuf,
     run_id: String,
+    /// When that run started.
+    started: String,
     /// The runs the new versions are current for (`run_id` the last).
     runs: usize,
     tables: Vec<String>,
@@ -201,6 +208,7 @@ impl CurrentBuild {
             dir,
             versions,
             run_id,
+            started,
             runs,
             tables,
             built,
@@ -216,6 +224,7 @@ impl CurrentBuild {
             &serde_json::to_vec(&State {
                 run_id,
                 runs: Some(runs),
+                started: Some(started),
             })
             .map_err(|e| Error::Io {
                 path: versions.join(STATE),
@@ -283,19 +292,23 @@ fn build(
     let versions = out.join(VERSIONS_DIR);
     claimline_model::create_private_dir(&dir).map_err(Error::io(&dir))?;
     claimline_model::create_private_dir(&versions).map_err(Error::io(&versions))?;
-    let previous = runs.len().checked_sub(2).map(|i| runs[i].run_id.as_str());
+    let previous = runs.len().checked_sub(2).map(|i| &runs[i]);
     let state: Option<State> = std::fs::read(versions.join(STATE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    // The datasets are current for the runs before this one, and those only (not for an
-    // earlier load of this run id, whose rows this run's partition replaces); a table without a
-    // current dataset yet (new views) needs every bucket too.
-    // A table showing a version of this run id already (a refresh cut short after some swaps,
-    // its `_state.json` not yet written, and the run id loaded again) holds this run's rows:
-    // a partial rebuild would keep them beside the run's partition.
-    let full = previous.is_none()
-        || state.as_ref().map(|s| s.run_id.as_str()) != previous
-        || state.as_ref().and_then(|s| s.runs) != Some(runs.len() - 1)
+    // Only buckets this run touched are rewritten when the datasets are current for the runs
+    // before this one and those only: the run before, as it was loaded (not an earlier load of
+    // its id whose refresh failed), and no earlier load of this run's id (whose rows this run's
+    // partition replaces, in any bucket). Every bucket otherwise, and when a table has no current
+    // dataset yet (new views) or shows a version of this run id already (a refresh cut short
+    // after some swaps, its `_state.json` not yet written, and the run retried): it holds this
+    // run's rows, which a partial rebuild would keep beside the run's partition.
+    let covers_previous = |s: &State, p: &RunRecord| {
+        s.run_id == p.run_id
+            && s.started.as_deref() == Some(p.started.as_str())
+            && s.runs == Some(runs.len() - 1)
+    };
+    let full = !previous.is_some_and(|p| state.as_ref().is_some_and(|s| covers_previous(s, p)))
         || tables
             .iter()
             .any(|t| match std::fs::read_link(dir.join(t)) {
@@ -446,6 +459,7 @@ fn build(
         dir,
         versions,
         run_id: run.run_id.clone(),
+        started: run.started.clone(),
         runs: runs.len(),
         tables: tables.to_vec(),
         built: built.into_iter().map(|(_, b)| b).collect(),
@@ -1186,7 +1200,11 @@ mod tests {
             sink.write(1, Vec::new()).is_err(),
             "a write after the rows are final"
         );
-        let run = RunRecord::new(run_id);
+        // Each load starts at its own time, as a run id loaded again does.
+        let run = RunRecord {
+            started: time.to_string(),
+            ..RunRecord::new(run_id)
+        };
         let tables = ["cclf1".to_owned(), "cclf6".to_owned()];
         let report = if before {
             let built = build_current_before_commit(out, &tables, &run, &held)
@@ -1208,6 +1226,45 @@ mod tests {
             assert_eq!(held.schemas[t], read_file(&part).expect("part").0, "{t}");
         }
         report
+    }
+
+    #[test]
+    fn a_run_after_a_failed_refresh_of_a_run_id_loaded_again_rebuilds_every_bucket() {
+        let out = tempfile::tempdir().expect("tempdir");
+        let out = out.path();
+        let t0 = 1_700_000_000_000_000;
+        commit_run(out, "r1", 0..2000, t0, false);
+        // r1 loaded again with other claims, and its refresh failed before any swap: `current/`
+        // and its state stay those of r1's first load.
+        let aside = tempfile::tempdir().expect("tempdir");
+        let keep = |from: &Path, to: &Path| {
+            for d in [CURRENT_DIR, VERSIONS_DIR] {
+                let _ = std::fs::remove_dir_all(to.join(d));
+                std::fs::rename(from.join(d), to.join(d)).expect("move");
+            }
+        };
+        keep(out, aside.path());
+        commit_run(out, "r1", 2200..2400, t0 + 1_000_000_000, false);
+        keep(aside.path(), out);
+        // The next run finds the state of r1's first load, not of the r1 in the history.
+        let report = commit_run(out, "r3", 3000..3100, t0 + 2_000_000_000, false);
+        assert!(report.full, "{report:?}");
+        let rows = read_current_parquet(out, "cclf1", &["_claim_key"]).expect("rows");
+        let claims: BTreeSet<u32> = rows.iter().map(|r| claim_number(r)).collect();
+        assert_eq!(
+            claims.first(),
+            Some(&2200),
+            "the first load's claims are gone"
+        );
+        assert_eq!(claims.last(), Some(&3099));
+    }
+
+    /// The number of a claim key of [`claims_run`] (`claim-<n>`), as a current row's first cell.
+    fn claim_number(row: &[crate::Cell]) -> u32 {
+        match &row[0] {
+            crate::Cell::Text(t) => t.trim_start_matches("claim-").parse().expect("n"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -1260,11 +1317,7 @@ mod tests {
         assert!(rows.len() > 1000, "{}", rows.len());
         // The claims only the earlier load of r1 had (0..1500) left the history with its
         // partition, and `current/` with it; r2's and r1's new ones are there.
-        let claim = |r: &Vec<crate::Cell>| match &r[0] {
-            crate::Cell::Text(t) => t.trim_start_matches("claim-").parse::<u32>().expect("n"),
-            other => panic!("{other:?}"),
-        };
-        let claims: BTreeSet<u32> = rows.iter().map(claim).collect();
+        let claims: BTreeSet<u32> = rows.iter().map(|r| claim_number(r)).collect();
         assert_eq!(claims.first(), Some(&1500), "{:?}", claims.first());
         assert_eq!(claims.last(), Some(&2399));
 
