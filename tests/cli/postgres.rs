@@ -500,7 +500,8 @@ fn a_run_id_loaded_again_gives_the_tables_of_one_load() {
         );
     }
     let reference = pg_tables(&url, &once);
-    assert!(reference["_claimline_claims"].len() > 10, "{reference:?}");
+    let events = reference["_claimline_claims"].len();
+    assert!(events > 10, "{events} claim events");
     same_tables(
         &pg_tables(&url, &twice),
         &reference,
