@@ -11,15 +11,15 @@
 //!   stays, and a cancelled head keeps no rows (the README's rule), so the old bucket and this
 //!   run's partition hold every row a touched bucket needs.
 //! - Each refresh writes a complete new version of a table's dataset in
-//!   `DIR/.claimline-current/<table>-<run_id>/` (`<table>-<run_id>~<n>` when `current/` shows
+//!   `DIR/.claimline-current/<table>-<run_id>/` (`<table>-<run_id>~1` when `current/` shows
 //!   that name: the run id loaded again), untouched buckets hard-linked, syncs it, and swaps the
 //!   symlink `DIR/current/<table>` to it in one rename: a reader sees the old dataset or the new
 //!   one, never a mix, and never a file being written. `.claimline-current/_state.json` names
 //!   the run the datasets are current for, its start, and counts the runs they cover; when that
 //!   is not the runs before this one (a first refresh, an output written by another tool, a
-//!   refresh that failed, a run id loaded again), or a table already shows a version of this run id (a
-//!   refresh cut short after some swaps, retried), every bucket is rebuilt from the whole
-//!   history.
+//!   refresh that failed, a run id loaded again), or a table already shows a version of this
+//!   run id (a refresh cut short after some swaps, retried), every bucket is rebuilt from the
+//!   whole history.
 //! - `DIR/current/views.sql` creates DuckDB views: the claim tables over `current/`, the other
 //!   tables (`bene_xref`, `cclf8`, `cclf9`) by the README's rule over their history.
 
@@ -143,8 +143,8 @@ pub fn refresh_current(
 /// byte, as a refresh after the commit writes.
 ///
 /// `Ok(None)` when it is not built before the commit: `held` is not that run's, or `current/`
-/// shows a version named for the same run id (`<table>-<run_id>`: the run id loaded again),
-/// which the refresh after the commit builds beside, under another name. Call it holding the
+/// shows a version of the same run id (the run id loaded again), which the refresh after the
+/// commit builds beside, under the other name. Call it holding the
 /// output folder's lock.
 ///
 /// # Errors
@@ -160,7 +160,8 @@ pub fn build_current_before_commit(
         return Ok(None);
     }
     let dir = out.join(CURRENT_DIR);
-    let shown = |t: &String| version_name(&dir, t, &run.run_id) != format!("{t}-{}", run.run_id);
+    let shown =
+        |t: &String| shown_version(&dir, t).is_some_and(|n| is_version_of(&n, t, &run.run_id));
     if tables.iter().any(shown) {
         return Ok(None);
     }
@@ -311,12 +312,7 @@ fn build(
     let full = !previous.is_some_and(|p| state.as_ref().is_some_and(|s| covers_previous(s, p)))
         || tables
             .iter()
-            .any(|t| match std::fs::read_link(dir.join(t)) {
-                Ok(shown) => shown
-                    .file_name()
-                    .is_some_and(|n| is_version_of(&n.to_string_lossy(), t, &run.run_id)),
-                Err(_) => true,
-            });
+            .any(|t| shown_version(&dir, t).is_none_or(|n| is_version_of(&n, t, &run.run_id)));
 
     // Every run's claim events (one row per claim version and run): first the buckets this
     // run touched, then the heads of the groups in the buckets to rewrite (only those: the
@@ -500,7 +496,7 @@ fn build_table(
 ) -> Result<Built, Error> {
     let link = dir.join(table);
     let old = std::fs::read_link(&link).ok().map(|p| dir.join(p));
-    let new_name = version_name(dir, table, run_id);
+    let new_name = version_name(shown_version(dir, table).as_deref(), table, run_id);
     let new = versions.join(&new_name);
     if new.exists() {
         // A version no table shows (a refresh that stopped half-way).
@@ -697,41 +693,32 @@ fn swap_table(dir: &Path, table: &str, built: Built) -> Result<(), Error> {
     Ok(())
 }
 
-/// The folder name of table `table`'s new version for run `run_id`: `<table>-<run_id>`, or
-/// when a table of `dir` (`current/`) shows a version of that name (the run id loaded again),
-/// `<table>-<run_id>~<n>` with the first `n` none shows. A version shown is never written
-/// over: readers may be reading it until the swap.
-fn version_name(dir: &Path, table: &str, run_id: &str) -> String {
-    let shown: HashSet<std::ffi::OsString> = linked_versions(dir);
+/// The folder name of table `table`'s new version for run `run_id`, `shown` the version
+/// `current/<table>` shows: `<table>-<run_id>`, or `<table>-<run_id>~1` when that is shown (the
+/// run id loaded again; its next load takes the first name again). A version shown is never
+/// written over: readers may be reading it until the swap.
+fn version_name(shown: Option<&str>, table: &str, run_id: &str) -> String {
     let base = format!("{table}-{run_id}");
-    std::iter::once(base.clone())
-        .chain((1..).map(|n| format!("{base}~{n}")))
-        .find(|name| !shown.contains(std::ffi::OsStr::new(name)))
-        .unwrap_or(base)
+    if shown == Some(base.as_str()) {
+        format!("{base}~1")
+    } else {
+        base
+    }
 }
 
-/// Whether `name` is a version folder of table `table` for run `run_id` ([`version_name`]'s
-/// names).
+/// Whether `name` is one of [`version_name`]'s names for table `table` and run `run_id`.
 fn is_version_of(name: &str, table: &str, run_id: &str) -> bool {
     name.strip_prefix(table)
         .and_then(|n| n.strip_prefix('-'))
         .and_then(|n| n.strip_prefix(run_id))
-        .is_some_and(|n| {
-            n.is_empty()
-                || n.strip_prefix('~')
-                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
-        })
+        .is_some_and(|n| n.is_empty() || n == "~1")
 }
 
-/// The names of the versions the symlinks of `dir` (`current/`) show.
-fn linked_versions(dir: &Path) -> HashSet<std::ffi::OsString> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter_map(|p| p.file_name().map(ToOwned::to_owned))
-        .collect()
+/// The name of the version `current/<table>` (`dir`: `current/`) shows; none when the table
+/// has no current dataset.
+fn shown_version(dir: &Path, table: &str) -> Option<String> {
+    let link = std::fs::read_link(dir.join(table)).ok()?;
+    Some(link.file_name()?.to_string_lossy().into_owned())
 }
 
 /// The named columns of the current rows of claim table `table` in the output folder `out`
@@ -750,7 +737,13 @@ pub fn read_current_parquet(
 
 /// Removes versions no table's symlink names (left by a refresh that stopped half-way).
 fn remove_unlinked_versions(dir: &Path, versions: &Path) {
-    let linked = linked_versions(dir);
+    let linked: HashSet<std::ffi::OsString> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|p| p.file_name().map(ToOwned::to_owned))
+        .collect();
     for e in std::fs::read_dir(versions).into_iter().flatten().flatten() {
         if e.path().is_dir() && !linked.contains(&e.file_name()) {
             let _ = std::fs::remove_dir_all(e.path());
@@ -1269,13 +1262,14 @@ mod tests {
 
     #[test]
     fn version_folders_are_told_by_table_and_run() {
-        for name in ["cclf1-r1", "cclf1-r1~1", "cclf1-r1~12"] {
+        for name in ["cclf1-r1", "cclf1-r1~1"] {
             assert!(is_version_of(name, "cclf1", "r1"), "{name}");
         }
         for name in [
             "cclf1-r10",
             "cclf1-r1~",
             "cclf1-r1~x",
+            "cclf1-r1~2",
             "cclf10-r1",
             "cclf1r1",
             "cclf1-r",

@@ -626,6 +626,7 @@ impl SqliteSink {
     fn ready(&self, conn: &Connection, run: &RunRecord) -> Result<(), Error> {
         let path = self.db_path().to_owned();
         let exec = |sql: &str| conn.execute_batch(sql).map_err(Error::sqlite(&path));
+        exec(RUNS_TABLE)?;
         if let Mode::Update = self.mode {
             // Replace every key present in this run, across all tables sharing its key columns.
             let table = |name: &str| format!("main.{}", quote(name));
@@ -660,7 +661,6 @@ impl SqliteSink {
                 }
             }
             // A run id loaded again: its earlier rows leave the tables only appended to.
-            exec(RUNS_TABLE)?;
             let again: bool = conn
                 .query_row(
                     "SELECT EXISTS (SELECT 1 FROM _claimline_runs WHERE run_id = ?1)",
@@ -685,7 +685,6 @@ impl SqliteSink {
         for schema in &self.schemas {
             exact_money_view(conn, &path, schema)?;
         }
-        exec(RUNS_TABLE)?;
         let record = serde_json::to_string(run).map_err(|e| Error::Io {
             path: path.clone(),
             source: e.into(),
