@@ -265,13 +265,61 @@ pub fn explain_invalid(line: &[u8]) -> (usize, String) {
             };
             (at, reason)
         }
-        // What serde_json takes and simd-json does not: nesting deeper than simd-json allows,
-        // or a number out of its range.
-        Ok(_) => (
-            0,
-            "nested too deeply or a number out of range for the parser".to_owned(),
-        ),
+        // What serde_json takes and simd-json does not: an escape of half a surrogate pair,
+        // nesting deeper than simd-json allows, or a number out of its range.
+        Ok(_) => match lone_surrogate(line) {
+            Some(at) => (
+                at,
+                "an escape of half a UTF-16 surrogate pair (`\\uD800` to `\\uDFFF` not in a \
+                 high-low pair) encodes no character"
+                    .to_owned(),
+            ),
+            None => (
+                0,
+                "nested too deeply or a number out of range for the parser".to_owned(),
+            ),
+        },
     }
+}
+
+/// Where the first `\u` escape of a lone surrogate starts in `line`, a line serde_json reads
+/// (its strings' escapes are well formed): a high surrogate not followed by an escaped low one,
+/// or a low one without a high one before it.
+fn lone_surrogate(line: &[u8]) -> Option<usize> {
+    let unit = |at: usize| -> Option<u16> {
+        let hex = line.get(at + 2..at + 6)?;
+        if line.get(at..at + 2)? != b"\\u" {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let (mut i, mut in_string) = (0, false);
+    while i < line.len() {
+        match line[i] {
+            b'"' => in_string = !in_string,
+            b'\\' if in_string => {
+                if let Some(u) = unit(i) {
+                    match u {
+                        0xD800..=0xDBFF => {
+                            if !unit(i + 6).is_some_and(|l| (0xDC00..=0xDFFF).contains(&l)) {
+                                return Some(i);
+                            }
+                            i += 12;
+                            continue;
+                        }
+                        0xDC00..=0xDFFF => return Some(i),
+                        _ => {}
+                    }
+                }
+                // The escaped byte (a quote or backslash among them) is not looked at again.
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -299,7 +347,9 @@ mod tests {
     #[test]
     fn invalid_lines_are_explained_with_a_position_and_words() {
         const END: usize = usize::MAX;
-        let cases: [(&[u8], usize, &str); 7] = [
+        const SURROGATE: &str = "an escape of half a UTF-16 surrogate pair (`\\uD800` to \
+                                 `\\uDFFF` not in a high-low pair) encodes no character";
+        let cases: [(&[u8], usize, &str); 11] = [
             (
                 br#"{"resourceType":"Patient","id":"p"#,
                 END,
@@ -323,6 +373,10 @@ mod tests {
                 6,
                 "the line is not valid UTF-8 (JSON must be)",
             ),
+            (br#"{"a":"x\ud800"}"#, 7, SURROGATE),
+            (br#"{"a":"\\\ud83d\ude00","b":"\udc00y"}"#, 27, SURROGATE),
+            (br#"{"a":"\ud800\u0041"}"#, 6, SURROGATE),
+            (br#"{"\\ud800":"\udbff"}"#, 12, SURROGATE),
         ];
         for (line, at, reason) in cases {
             let mut p = LineParser::new();
