@@ -987,3 +987,27 @@ fn parsing_only_the_members_read_gives_the_same_tables_and_rejects() {
         }
     }
 }
+
+/// A run id names the Parquet partition `run=<id>`: one that is no folder name (`2026/01`) or
+/// no Hive value (`x=y`, empty) is refused before anything is written. `2026/01` used to be
+/// committed by SQLite and then fail Parquet's publish, and the next load removed the run's
+/// Parquet partitions as a run that never committed.
+#[test]
+fn a_run_id_that_is_no_partition_value_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = crate::repo_root().join("sample-data/generated/v2");
+    for bad in ["2026/01", "x=y", ""] {
+        let out = dir.path().join("out");
+        let r = claimline(
+            dir.path(),
+            &["load", s(&input), "--out", s(&out), "--run-id", bad],
+        );
+        assert_eq!(r.status.code(), Some(2), "{bad:?}");
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            stderr.contains("a run id is 1 to 100 ASCII letters"),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "{bad:?}: nothing written");
+    }
+}

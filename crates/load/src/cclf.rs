@@ -886,6 +886,9 @@ fn load_cclf_locked(
     started_at: Instant,
     progress: &dyn Progress,
 ) -> Result<CclfLoadReport, LoadError> {
+    if let Some(id) = &opts.run_id {
+        crate::output::check_run_id(id)?;
+    }
     let kinds: Vec<&dyn SinkKind> = opts.sinks.iter().map(|k| k.as_ref()).collect();
     // Held (a PostgreSQL schema's lock among them) until the load ends.
     let _databases = crate::loader::open_databases(&kinds, &opts.out, progress)?;

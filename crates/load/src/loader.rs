@@ -403,6 +403,9 @@ impl Loader {
         progress: &dyn Progress,
         _lock: &crate::output::OutputLock,
     ) -> Result<LoadReport, LoadError> {
+        if let Some(id) = &self.run_id {
+            crate::output::check_run_id(id)?;
+        }
         let started = crate::output::now_micros();
         let sources = views::sources(&self.views)?;
         let mut plan = Plan::new(views::load(&sources)?)?;

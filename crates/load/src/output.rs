@@ -244,6 +244,28 @@ pub fn run_id_from(micros: i64) -> String {
     format!("{compact}.{:06}Z", micros.rem_euclid(1_000_000))
 }
 
+/// Checks a run id given by the caller (`--run-id`): it names a Hive partition
+/// (`run=<id>`), the rejects file and the report, so it is 1 to 100 ASCII letters, digits, `.`,
+/// `-` or `_`, starting with a letter or digit. A `/` made the Parquet publish fail after SQLite
+/// had committed the run; an `=` broke every reader of the partitions.
+///
+/// # Errors
+/// [`LoadError::Usage`] naming what is wrong, before anything is written.
+pub fn check_run_id(id: &str) -> Result<(), crate::LoadError> {
+    let starts_well = id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    let all_allowed = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if starts_well && all_allowed && id.len() <= 100 {
+        return Ok(());
+    }
+    Err(crate::LoadError::Usage(format!(
+        "--run-id {id:?}: a run id is 1 to 100 ASCII letters, digits, `.`, `-` or `_`, starting \
+         with a letter or digit (it names the Parquet partition `run=<id>`); the default, the \
+         start time, is one"
+    )))
+}
+
 /// A new run id: the start time (see [`run_id_from`]).
 pub fn new_run_id() -> String {
     run_id_from(now_micros())
@@ -252,6 +274,37 @@ pub fn new_run_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_ids_are_checked_as_partition_values() {
+        for good in [
+            "r1",
+            "R1",
+            "20261127T180102.123456Z",
+            "weekly-2026_12",
+            &"9".repeat(100),
+        ] {
+            assert!(check_run_id(good).is_ok(), "{good}");
+        }
+        assert!(check_run_id(&new_run_id()).is_ok());
+        for bad in [
+            "",
+            "2026/01",
+            "x=y",
+            "..",
+            ".hidden",
+            "-r",
+            "a b",
+            "é",
+            "a:b",
+            &"9".repeat(101),
+        ] {
+            assert!(
+                matches!(check_run_id(bad), Err(crate::LoadError::Usage(_))),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn one_command_at_a_time_per_output_folder() {
