@@ -848,6 +848,26 @@ fn an_older_export_loaded_after_a_newer_one_keeps_the_newer_beneficiary_in_both_
     assert_eq!(family, "Newest");
     let parquet = parquet_current_by_resource(&out.join("parquet"), "cclf8", "BENE_LAST_NAME");
     assert_eq!(parquet.values().flatten().collect::<Vec<_>>(), ["Newest"]);
+    // Instants a microsecond apart, within one millisecond (SQLite's `unixepoch(…, 'subsec')`
+    // tied them, and the older one loaded last replaced the newer in SQLite only).
+    load(
+        &export("micro2", "Microtwo", "2026-05-01T00:00:00.000002Z"),
+        &out,
+        "r4",
+        &[],
+    );
+    load(
+        &export("micro1", "Microone", "2026-05-01T00:00:00.000001Z"),
+        &out,
+        "r5",
+        &[],
+    );
+    let family: String = conn
+        .query_row("SELECT BENE_LAST_NAME FROM cclf8", [], |r| r.get(0))
+        .expect("row");
+    assert_eq!(family, "Microtwo");
+    let parquet = parquet_current_by_resource(&out.join("parquet"), "cclf8", "BENE_LAST_NAME");
+    assert_eq!(parquet.values().flatten().collect::<Vec<_>>(), ["Microtwo"]);
 }
 
 /// A refresh of the current tables cut short after the run's commit (here: failing after the

@@ -104,7 +104,8 @@ impl SqliteEarlier {
             .prepare_cached(&format!(
                 "SELECT _resource_id, _last_updated FROM _claimline_claims \
                  WHERE _api_version IS ?1 AND {column} = ?2 AND _action = 'version' \
-                 ORDER BY _last_updated IS NULL, unixepoch(_last_updated, 'subsec') DESC, _run_id DESC LIMIT 1"
+                 ORDER BY _last_updated IS NULL, {} DESC, _run_id DESC LIMIT 1",
+                claimline_sink::instant_micros("_last_updated")
             ))?
             .query_row(rusqlite::params![version, g.key], |r| {
                 Ok((r.get(0)?, r.get(1)?))

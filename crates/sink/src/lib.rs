@@ -62,7 +62,9 @@ pub use parquet_sink::{
 pub use postgres_sink::{
     PgSession, PgTarget, PostgresSink, SslMode, pg_column, read_postgres_runs,
 };
-pub use sqlite_sink::{SqliteSink, exact_column, open_earlier, read_sqlite_runs, table_names};
+pub use sqlite_sink::{
+    SqliteSink, exact_column, instant_micros, open_earlier, read_sqlite_runs, table_names,
+};
 
 /// Rows of a run named by where they came from: `_source_file` → the `_line`s, for
 /// [`TableSink::drop_rows`].

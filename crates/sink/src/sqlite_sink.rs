@@ -59,8 +59,26 @@ fn create_table_sql(qualified: &str, schema: &TableSchema) -> String {
 
 /// The stored row `m` is newer than the staged row `s`: a later `_last_updated` (as an
 /// instant, not as text: `…:00Z` and `…:00.5Z` do not sort as text), a missing one oldest.
-const NEWER: &str = "coalesce(unixepoch(m._last_updated, 'subsec'), -1e18) > \
-                     coalesce(unixepoch(s._last_updated, 'subsec'), -1e18)";
+fn newer() -> String {
+    format!(
+        "coalesce({}, -9223372036854775807) > coalesce({}, -9223372036854775807)",
+        instant_micros("m._last_updated"),
+        instant_micros("s._last_updated")
+    )
+}
+
+/// SQL for the microseconds since 1970 of `column`, a timestamp as claimline stores it in
+/// SQLite (`2026-01-02T03:04:05.000001Z`: UTC, up to six digits of fraction, trailing zeros
+/// dropped); NULL for NULL. Exact to the microsecond, as Parquet's and PostgreSQL's
+/// timestamps are: SQLite's `unixepoch(…, 'subsec')` keeps milliseconds only, so two
+/// versions a microsecond apart tied in SQLite and were told apart elsewhere.
+pub fn instant_micros(column: &str) -> String {
+    format!(
+        "(unixepoch({column}) * 1000000 + CASE WHEN instr({column}, '.') > 0 THEN \
+         CAST(substr(substr(rtrim({column}, 'Z'), instr({column}, '.') + 1) || '000000', 1, 6) \
+         AS INTEGER) ELSE 0 END)"
+    )
+}
 
 const RUNS_TABLE: &str = "CREATE TABLE IF NOT EXISTS _claimline_runs (run_id TEXT PRIMARY KEY, started TEXT, finished TEXT, views_hash TEXT, transaction_time TEXT, rejects INTEGER, row_errors INTEGER, record TEXT) STRICT";
 
@@ -631,6 +649,7 @@ impl SqliteSink {
             // Replace every key present in this run, across all tables sharing its key columns.
             let table = |name: &str| format!("main.{}", quote(name));
             let temp = |name: &str| format!("temp.{}", quote(name));
+            let newer = newer();
             let dialect = crate::merge::Dialect {
                 table: &table,
                 stage: &stage,
@@ -638,7 +657,7 @@ impl SqliteSink {
                 temp: &temp,
                 create_temp: "CREATE TEMP TABLE {} AS",
                 same: "IS",
-                newer: NEWER,
+                newer: &newer,
                 first_param: "?1",
             };
             let (groups, inserts) = crate::merge::statements(&self.schemas, &dialect);
@@ -768,6 +787,32 @@ mod tests {
             .expect("open")
             .query_row(sql, [], |r| r.get(0))
             .expect("query")
+    }
+
+    #[test]
+    fn instants_are_compared_to_the_microsecond() {
+        let conn = Connection::open_in_memory().expect("open");
+        let micros = |text: Option<&str>| -> Option<i64> {
+            conn.query_row(&format!("SELECT {}", instant_micros("?1")), [text], |r| {
+                r.get(0)
+            })
+            .expect("query")
+        };
+        for us in [
+            0,
+            1,
+            2,
+            500_000,
+            123_456,
+            1_767_225_600_000_000,
+            1_767_225_600_000_001,
+            1_767_225_600_999_999,
+            1_767_225_600_100_000,
+        ] {
+            let text = claimline_model::format_timestamp(us);
+            assert_eq!(micros(Some(&text)), Some(us), "{text}");
+        }
+        assert_eq!(micros(None), None);
     }
 
     #[test]
