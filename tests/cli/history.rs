@@ -571,6 +571,64 @@ fn all_versions_keeps_every_version_once() {
     );
 }
 
+/// With every version kept, a version is told by its claim key and its id, in SQLite as in
+/// Parquet's rule and `current/`: an EOB id that comes again under another claim group (older,
+/// here) is a version of its own. SQLite looked its earlier head up by the id alone, took the
+/// new row for a stale version of the first group and kept only that one.
+#[test]
+fn all_versions_tells_an_eob_id_under_two_claim_groups_apart_in_every_output() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let carrier = "ExplanationOfBenefit-carrier.ndjson";
+    let a = version(
+        carrier,
+        "carrier-1001",
+        "7001",
+        "2026-10-20T00:00:00Z",
+        "active",
+    );
+    let b = version(
+        carrier,
+        "carrier-1001",
+        "7099",
+        "2026-10-10T00:00:00Z",
+        "active",
+    );
+    let out = tmp.join("out");
+    load(
+        &write_export(&tmp.join("a"), &[&a], true),
+        &out,
+        "r1",
+        &["--all-versions"],
+    );
+    load(
+        &write_export(&tmp.join("b"), &[&b], false),
+        &out,
+        "r2",
+        &["--all-versions"],
+    );
+    let db = out.join("claimline.sqlite");
+    assert_eq!(
+        scalar(&db, "SELECT count(DISTINCT _claim_key) FROM cclf5"),
+        2,
+        "both groups' versions in SQLite"
+    );
+    let claim: Vec<String> = ["cclf1", "cclf5"].map(String::from).to_vec();
+    let groups = |rows: &BTreeMap<(String, String), usize>| rows.values().sum::<usize>();
+    let sqlite = scalar(&db, "SELECT count(*) FROM cclf5") as usize
+        + scalar(&db, "SELECT count(*) FROM cclf1") as usize;
+    assert_eq!(
+        groups(&materialised_current(&out, &claim)),
+        sqlite,
+        "current/"
+    );
+    assert_eq!(
+        groups(&parquet_current(&out.join("parquet"), &claim)),
+        sqlite,
+        "Parquet's rule"
+    );
+}
+
 /// `_claimline_counts` per run, and the v2/v3 overlap warning: a v2 claim and a v3 claim for
 /// the same service month (October 2022) in one output.
 #[test]

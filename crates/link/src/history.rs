@@ -53,6 +53,10 @@ impl Action {
     }
 }
 
+/// What a group of versions is told by ([`ClaimEvent::group`]): the API version; the claim key,
+/// or the resource id with [`VersionMode::All`]; and with [`VersionMode::All`] the claim key.
+pub type GroupKey<'a> = (Option<ApiVersion>, &'a str, Option<&'a str>);
+
 /// One EOB seen by a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimEvent {
@@ -73,12 +77,13 @@ pub struct ClaimEvent {
 }
 
 impl ClaimEvent {
-    /// The key versions compete under: the claim key, or the resource id with
-    /// [`VersionMode::All`].
-    pub fn group(&self, mode: VersionMode) -> (Option<ApiVersion>, &str) {
+    /// The key versions compete under: the claim key, or with [`VersionMode::All`] the
+    /// resource id and the claim key (an EOB id seen under two claim keys is two groups, as
+    /// Parquet's rule, `current/` and SQLite's replace key have it).
+    pub fn group(&self, mode: VersionMode) -> GroupKey<'_> {
         match mode {
-            VersionMode::Current => (self.api_version, &self.claim_key),
-            VersionMode::All => (self.api_version, &self.resource_id),
+            VersionMode::Current => (self.api_version, &self.claim_key, None),
+            VersionMode::All => (self.api_version, &self.resource_id, Some(&self.claim_key)),
         }
     }
 }
@@ -155,7 +160,7 @@ impl RunVersions {
         let mut groups: Vec<GroupState> = Vec::with_capacity(events.len());
         let mut group_of: Vec<usize> = Vec::with_capacity(events.len());
         {
-            let mut index: foldhash::HashMap<(Option<ApiVersion>, &str), usize> =
+            let mut index: foldhash::HashMap<GroupKey<'_>, usize> =
                 foldhash::HashMap::with_capacity_and_hasher(events.len(), Default::default());
             for (i, e) in events.iter().enumerate() {
                 let g = *index.entry(e.group(mode)).or_insert_with(|| {
@@ -254,16 +259,19 @@ impl RunVersions {
             .groups
             .iter()
             .map(|g| {
-                let (api_version, key) = self.events[g.first].group(self.mode);
+                let (api_version, key, claim_key) = self.events[g.first].group(self.mode);
                 RunGroup {
                     api_version,
                     key,
+                    claim_key,
                     head: g.head.map(|i| &self.events[i]),
                     cancels: g.cancels.as_ref(),
                 }
             })
             .collect();
-        out.sort_unstable_by(|a, b| (a.api_version, a.key).cmp(&(b.api_version, b.key)));
+        out.sort_unstable_by(|a, b| {
+            (a.api_version, a.key, a.claim_key).cmp(&(b.api_version, b.key, b.claim_key))
+        });
         out
     }
 }
@@ -274,6 +282,9 @@ pub struct RunGroup<'a> {
     pub api_version: Option<ApiVersion>,
     /// Claim key (resource id with [`VersionMode::All`]).
     pub key: &'a str,
+    /// With [`VersionMode::All`], the claim key the versions are under (see
+    /// [`ClaimEvent::group`]); `None` otherwise.
+    pub claim_key: Option<&'a str>,
     /// The run's winning version.
     pub head: Option<&'a ClaimEvent>,
     /// Resource ids the run cancels.

@@ -98,18 +98,28 @@ impl SqliteEarlier {
         g: &RunGroup<'_>,
     ) -> rusqlite::Result<(Option<StoredHead>, bool)> {
         let column = key_column(mode);
+        // With every version kept, the claim key too (?3): see `RunGroup::claim_key`.
+        let claim = match mode {
+            VersionMode::Current => "",
+            VersionMode::All => " AND _claim_key = ?3",
+        };
         let conn = &self.conn;
         let version = g.api_version.map(|v| v.as_str());
         let head: Option<(String, Option<String>)> = conn
             .prepare_cached(&format!(
                 "SELECT _resource_id, _last_updated FROM _claimline_claims \
-                 WHERE _api_version IS ?1 AND {column} = ?2 AND _action = 'version' \
+                 WHERE _api_version IS ?1 AND {column} = ?2{claim} AND _action = 'version' \
                  ORDER BY _last_updated IS NULL, {} DESC, _run_id DESC LIMIT 1",
                 claimline_sink::instant_micros("_last_updated")
             ))?
-            .query_row(rusqlite::params![version, g.key], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                rusqlite::params_from_iter(
+                    [version, Some(g.key)]
+                        .into_iter()
+                        .chain(g.claim_key.map(Some)),
+                ),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map(Some)
             .or_else(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
@@ -119,9 +129,9 @@ impl SqliteEarlier {
             Ok(conn
                 .prepare_cached(&format!(
                     "SELECT count(*) FROM _claimline_claims WHERE _api_version IS ?1 \
-                     AND {column} = ?2 AND _action = 'cancel' AND _resource_id = ?3"
+                     AND {column} = ?2{claim} AND _action = 'cancel' AND _resource_id = ?4"
                 ))?
-                .query_row(rusqlite::params![version, g.key, id], |r| {
+                .query_row(rusqlite::params![version, g.key, g.claim_key, id], |r| {
                     r.get::<_, i64>(0)
                 })?
                 > 0)
@@ -302,61 +312,67 @@ impl EarlierState for PgEarlier {
             .map(|g| g.api_version.map(|v| v.as_str()))
             .collect();
         let keys: Vec<&str> = groups.iter().map(|g| g.key).collect();
+        // With every version kept, a group is also told by its claim key (`RunGroup::claim_key`).
+        let claim_keys: Vec<Option<&str>> = groups.iter().map(|g| g.claim_key).collect();
+        let (claim, claim_x) = match mode {
+            VersionMode::Current => ("", ""),
+            VersionMode::All => (" AND c._claim_key = k.claim", " AND x._claim_key = k.claim"),
+        };
         let fail = |e: postgres::Error, s: &PgSession| LoadError::Sink(s.query_error()(e));
         let session = &mut self.session;
-        // Keys as two parallel arrays: one round trip, however many groups.
+        // Keys as three parallel arrays: one round trip, however many groups.
         let heads = session.client().query(
             &format!(
-                "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(v, key)) \
-                 SELECT DISTINCT ON (k.v, k.key) k.v, k.key, c._resource_id, \
+                "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(v, key, claim)) \
+                 SELECT DISTINCT ON (k.v, k.key, k.claim) k.v, k.key, k.claim, c._resource_id, \
                    (extract(epoch FROM c._last_updated) * 1000000)::bigint, \
                    EXISTS (SELECT 1 FROM {claims} x WHERE x._api_version IS NOT DISTINCT FROM k.v \
-                     AND x.{column} = k.key AND x._action = 'cancel' AND x._resource_id = c._resource_id) \
+                     AND x.{column} = k.key{claim_x} AND x._action = 'cancel' AND x._resource_id = c._resource_id) \
                  FROM k JOIN {claims} c ON c._api_version IS NOT DISTINCT FROM k.v \
-                   AND c.{column} = k.key AND c._action = 'version' \
-                 ORDER BY k.v, k.key, c._last_updated DESC NULLS LAST, c._run_id DESC"
+                   AND c.{column} = k.key{claim} AND c._action = 'version' \
+                 ORDER BY k.v, k.key, k.claim, c._last_updated DESC NULLS LAST, c._run_id DESC"
             ),
-            &[&versions, &keys],
+            &[&versions, &keys, &claim_keys],
         );
         let heads = heads.map_err(|e| fail(e, session))?;
         let cancels = session.client().query(
             &format!(
-                "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(v, key)) \
-                 SELECT DISTINCT k.v, k.key, c._resource_id FROM k JOIN {claims} c \
-                   ON c._api_version IS NOT DISTINCT FROM k.v AND c.{column} = k.key \
+                "WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS k(v, key, claim)) \
+                 SELECT DISTINCT k.v, k.key, k.claim, c._resource_id FROM k JOIN {claims} c \
+                   ON c._api_version IS NOT DISTINCT FROM k.v AND c.{column} = k.key{claim} \
                    AND c._action = 'cancel'"
             ),
-            &[&versions, &keys],
+            &[&versions, &keys, &claim_keys],
         );
         let cancels = cancels.map_err(|e| fail(e, session))?;
-        let mut stored: HashMap<(Option<String>, String), StoredHead> = HashMap::new();
+        type Key = (Option<String>, String, Option<String>);
+        let mut stored: HashMap<Key, StoredHead> = HashMap::new();
         for r in &heads {
             stored.insert(
-                (r.get(0), r.get(1)),
+                (r.get(0), r.get(1), r.get(2)),
                 StoredHead {
-                    resource_id: r.get(2),
-                    last_updated: r.get(3),
-                    cancelled: r.get(4),
+                    resource_id: r.get(3),
+                    last_updated: r.get(4),
+                    cancelled: r.get(5),
                 },
             );
         }
-        let cancelled: HashSet<(Option<String>, String, String)> = cancels
+        let cancelled: HashSet<(Key, String)> = cancels
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .map(|r| ((r.get(0), r.get(1), r.get(2)), r.get(3)))
             .collect();
         Ok(groups
             .iter()
             .map(|g| {
-                let version = g.api_version.map(|v| v.as_str().to_owned());
-                let head = stored.remove(&(version.clone(), g.key.to_owned()));
-                let own = g.head.is_some_and(|h| {
-                    cancelled.contains(&(
-                        version.clone(),
-                        g.key.to_owned(),
-                        h.resource_id.to_string(),
-                    ))
-                });
-                (head, own)
+                let key: Key = (
+                    g.api_version.map(|v| v.as_str().to_owned()),
+                    g.key.to_owned(),
+                    g.claim_key.map(str::to_owned),
+                );
+                let own = g
+                    .head
+                    .is_some_and(|h| cancelled.contains(&(key.clone(), h.resource_id.to_string())));
+                (stored.remove(&key), own)
             })
             .collect())
     }

@@ -617,7 +617,7 @@ impl Loader {
         let versions = RunVersions::new(mode, events);
         let mut history = HistoryCounts::default();
         let mut removals: Vec<Vec<Cell>> = Vec::new();
-        let mut stale: HashSet<(Option<claimline_ndjson::ApiVersion>, &str)> = HashSet::new();
+        let mut stale: HashSet<claimline_link::GroupKey<'_>> = HashSet::new();
         // What earlier runs committed, read beside the open sinks (their rows are still staged).
         if let Some(e) = earlier.as_mut().filter(|e| e.has_claims()) {
             let groups = versions.groups();
@@ -631,13 +631,13 @@ impl Loader {
                             g.api_version.map_or(Cell::Null, |v| Cell::text(v.as_str())),
                             Cell::text(g.key),
                         ]);
-                        stale.insert((g.api_version, g.key));
+                        stale.insert((g.api_version, g.key, g.claim_key));
                     }
                     Decision::Keep => {
                         if g.head.is_some() {
                             history.stale += 1;
                         }
-                        stale.insert((g.api_version, g.key));
+                        stale.insert((g.api_version, g.key, g.claim_key));
                     }
                 }
             }
