@@ -629,6 +629,65 @@ fn all_versions_tells_an_eob_id_under_two_claim_groups_apart_in_every_output() {
     );
 }
 
+/// One Patient twice in one load (Group/all and Group/runout loaded together, each with the
+/// Patients): its MBIs are rows once in `bene_xref` and `cclf9`, in every output, as in a load
+/// of one export. They were rows twice, and the README's join through `bene_xref` doubled
+/// every claim row.
+#[test]
+fn a_patient_twice_in_one_load_gives_its_rows_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let Versions { c1, .. } = versions();
+    let all = write_export(&tmp.join("all"), &[&c1], true);
+    let runout = write_export(&tmp.join("runout"), &[&c1], true);
+    let (both, alone) = (tmp.join("both"), tmp.join("alone"));
+    let r = claimline(
+        tmp,
+        &[
+            "load",
+            s(&all),
+            s(&runout),
+            "--out",
+            s(&both),
+            "--run-id",
+            "r1",
+            "--json",
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report = json(&r);
+    let one = load(&all, &alone, "r1", &[]);
+    for t in ["bene_xref", "cclf9", "cclf8"] {
+        let count = |out: &Path| {
+            scalar(
+                &out.join("claimline.sqlite"),
+                &format!("SELECT count(*) FROM {t}"),
+            )
+        };
+        assert!(count(&alone) > 0, "{t}");
+        assert_eq!(count(&both), count(&alone), "{t} in SQLite");
+        let parquet = |out: &Path| {
+            batches(&out.join("parquet"), t)
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum::<usize>()
+        };
+        assert_eq!(parquet(&both), parquet(&alone), "{t} in Parquet");
+        assert_eq!(report["tables"][t], one["tables"][t], "{t} in the report");
+    }
+    // The copy kept is the last in the input (same `meta.lastUpdated`).
+    let files: Vec<String> = Connection::open(both.join("claimline.sqlite"))
+        .expect("open")
+        .prepare("SELECT DISTINCT _source_file FROM bene_xref")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(files.len(), 1);
+    assert!(files[0].contains("runout"), "{files:?}");
+}
+
 /// `_claimline_counts` per run, and the v2/v3 overlap warning: a v2 claim and a v3 claim for
 /// the same service month (October 2022) in one output.
 #[test]

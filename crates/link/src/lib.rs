@@ -721,6 +721,12 @@ impl Plan {
         self.tables.iter().position(|t| t.name == CLAIMS_TABLE)
     }
 
+    /// The indexes of `bene_xref` and `cclf9`, when [`Plan::add_link_tables`] added them: the
+    /// tables a Patient's MBIs give rows to.
+    pub fn xref_tables(&self) -> Option<(usize, usize)> {
+        self.xref
+    }
+
     /// The index of `cclf8`, when views named `cclf8_patient` or `cclf8_coverage` feed it.
     pub fn cclf8_table(&self) -> Option<usize> {
         self.cclf8

@@ -8,12 +8,13 @@ use std::time::Instant;
 
 use claimline_link::{
     BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, RunVersions, Scratch,
-    VersionMode, decide, patient_mbi,
+    TableRow, VersionMode, decide, patient_mbi,
 };
 use claimline_model::{Cell, RunRecord, TableSchema, create_private_dir, format_timestamp};
 use claimline_ndjson::{InputFile, Manifest, RejectTarget, ScanOptions, discover, scan};
 use claimline_sink::{
-    CurrentBuild, HeldRun, ParquetSink, PgSession, PgTarget, PostgresSink, SqliteSink, TableSink,
+    CurrentBuild, HeldRun, ParquetSink, PgSession, PgTarget, PostgresSink, SourceLines, SqliteSink,
+    TableSink,
 };
 
 use crate::earlier::{EarlierState, PgEarlier, SqliteEarlier};
@@ -534,6 +535,8 @@ impl Loader {
         let mut counting = Counting::default();
         let mut events: Vec<ClaimEvent> = Vec::new();
         let mut eobs: Vec<EobRecord> = Vec::new();
+        // Each Patient that gave MBI rows, to keep one copy of a Patient the input holds twice.
+        let mut patients = PatientCopies::new(&plan, &tables);
         let history_rule = plan.has_claim_tables();
         phases.setup = laps.lap();
         let summary = scan(
@@ -569,6 +572,7 @@ impl Loader {
                     if let Some(part) = bene_part {
                         cclf8.add(part);
                     }
+                    patients.see(&rows, api_version, file_index, line);
                     for row in rows {
                         per_table[row.table].push(row.cells);
                     }
@@ -685,6 +689,16 @@ impl Loader {
             .find(|t| t.replace_key.iter().any(|k| k == "_claim_key"))
             .map(|t| t.replace_key.clone())
             .filter(|k| k.len() == 2);
+        // The copies of a Patient the input holds more than once, but one (their rows are in
+        // `bene_xref` and `cclf9` only, whose lines no claim table holds).
+        let (patient_tables, copies) = patients.not_kept(&file_names);
+        let mut drop_tables = claim_tables.clone();
+        if !copies.is_empty() {
+            drop_tables.extend(patient_tables);
+        }
+        for (file, lines) in copies {
+            not_kept.entry(file).or_default().extend(lines);
+        }
         let mut gone = not_kept.clone();
         for (file, lines) in &stale_rows {
             gone.entry(file.clone()).or_default().extend(lines);
@@ -702,18 +716,18 @@ impl Loader {
                     {
                         sink.remove_keys(key, removals.clone())?;
                     }
-                    sink.drop_rows(&claim_tables, &gone)
+                    sink.drop_rows(&drop_tables, &gone)
                 } else {
                     // Stale versions stay in an append-only sink's run; its readers' rule skips
                     // them.
-                    sink.drop_rows(&claim_tables, &not_kept)
+                    sink.drop_rows(&drop_tables, &not_kept)
                 }
             })
             .collect();
         for (i, removed) in dropped.into_iter().enumerate() {
             let removed = removed?;
             if i == counted {
-                for (&t, n) in claim_tables.iter().zip(removed) {
+                for (&t, n) in drop_tables.iter().zip(removed) {
                     rows_per_table[t] -= n;
                 }
             }
@@ -1061,6 +1075,103 @@ fn pre_pass(files: &[InputFile], threads: usize, plan: &Plan) -> Result<PrePass,
         },
     )?;
     Ok(out)
+}
+
+/// The Patients a load saw that gave `bene_xref` rows. When the input holds one Patient more
+/// than once (Group/all and Group/runout in one load), the rows of one copy stay, the one the
+/// rule across runs would pick: the latest `meta.lastUpdated`, then the last in the input (file,
+/// then line). The others' rows leave `bene_xref` and `cclf9` before the commit, as a
+/// superseded claim version's leave the claim tables.
+struct PatientCopies {
+    /// `bene_xref`'s and `cclf9`'s indexes, and `bene_xref`'s `_resource_id` and
+    /// `_last_updated` columns.
+    tables: Option<(usize, usize, usize, usize)>,
+    /// (API version, id, `meta.lastUpdated`, file index, line) of each Patient seen.
+    seen: Vec<(
+        Option<claimline_ndjson::ApiVersion>,
+        String,
+        Option<i64>,
+        usize,
+        u64,
+    )>,
+}
+
+impl PatientCopies {
+    fn new(plan: &Plan, tables: &[TableSchema]) -> Self {
+        let tables = plan.xref_tables().and_then(|(xref, cclf9)| {
+            let at = |name: &str| tables[xref].columns.iter().position(|c| c.name == name);
+            Some((xref, cclf9, at("_resource_id")?, at("_last_updated")?))
+        });
+        PatientCopies {
+            tables,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Notes the Patient whose rows are `rows`, at `line` of file `file_index`, if it gave
+    /// `bene_xref` rows.
+    fn see(
+        &mut self,
+        rows: &[TableRow],
+        api_version: Option<claimline_ndjson::ApiVersion>,
+        file_index: usize,
+        line: u64,
+    ) {
+        let Some((xref, _, id, last_updated)) = self.tables else {
+            return;
+        };
+        let Some(row) = rows.iter().find(|r| r.table == xref) else {
+            return;
+        };
+        let Some(Cell::Text(id)) = row.cells.get(id) else {
+            return;
+        };
+        let last_updated = match row.cells.get(last_updated) {
+            Some(Cell::Timestamp(us)) => Some(*us),
+            _ => None,
+        };
+        self.seen
+            .push((api_version, id.to_string(), last_updated, file_index, line));
+    }
+
+    /// The tables the copies' rows leave, and the (file, line) of every copy not kept.
+    fn not_kept(&self, file_names: &[String]) -> (Vec<usize>, SourceLines) {
+        let mut lines = SourceLines::new();
+        let Some((xref, cclf9, _, _)) = self.tables else {
+            return (Vec::new(), lines);
+        };
+        let mut kept: std::collections::HashMap<(Option<&str>, &str), usize> =
+            std::collections::HashMap::new();
+        let order = |i: usize| {
+            let (_, _, lu, file, line) = &self.seen[i];
+            (*lu, *file, *line)
+        };
+        let mut gone = Vec::new();
+        for (i, (api, id, ..)) in self.seen.iter().enumerate() {
+            match kept.entry((api.map(|v| v.as_str()), id.as_str())) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let other = *o.get();
+                    if order(i) > order(other) {
+                        gone.push(other);
+                        o.insert(i);
+                    } else {
+                        gone.push(i);
+                    }
+                }
+            }
+        }
+        for i in gone {
+            let (_, _, _, file, line) = &self.seen[i];
+            lines
+                .entry(file_names[*file].clone())
+                .or_default()
+                .insert(*line as i64);
+        }
+        (vec![xref, cclf9], lines)
+    }
 }
 
 /// What the scan kept of an EOB until the claim-history rule decides whether its rows stay.
