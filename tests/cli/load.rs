@@ -1011,3 +1011,80 @@ fn a_run_id_that_is_no_partition_value_is_refused_before_anything_is_written() {
         assert!(!out.exists(), "{bad:?}: nothing written");
     }
 }
+
+/// Run ids sort in load order: the claim-history rule breaks ties by the latest, in SQLite as
+/// in Parquet's readers. A new `--run-id` that sorts before a run the output holds is refused
+/// (exit 2, nothing changed); one the output holds is a retry and is taken.
+#[test]
+fn a_run_id_that_sorts_before_a_run_held_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = crate::repo_root().join("sample-data/generated/v2");
+    let out = dir.path().join("out");
+    let load = |id: &str| {
+        claimline(
+            dir.path(),
+            &[
+                "load",
+                s(&input),
+                "--out",
+                s(&out),
+                "--run-id",
+                id,
+                "--no-report",
+            ],
+        )
+    };
+    assert!(load("r2").status.success());
+    let db = std::fs::read(out.join("claimline.sqlite")).expect("db");
+    let refused = load("r1");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--run-id r1 sorts before run r2"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(out.join("claimline.sqlite")).expect("db"), db);
+    assert!(!out.join("parquet/cclf1/run=r1").exists());
+    assert!(load("r3").status.success());
+    assert!(
+        load("r2").status.success(),
+        "a run id the output holds: a retry"
+    );
+}
+
+/// `--format parquet`, then `both`: the new SQLite database holds the new run's rows only, and
+/// the load says so.
+#[test]
+fn a_sqlite_database_started_beside_earlier_parquet_runs_is_announced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = crate::repo_root().join("sample-data/generated/v2");
+    let out = dir.path().join("out");
+    let load = |id: &str, format: &str| {
+        claimline(
+            dir.path(),
+            &[
+                "load",
+                s(&input),
+                "--out",
+                s(&out),
+                "--run-id",
+                id,
+                "--format",
+                format,
+                "--no-report",
+            ],
+        )
+    };
+    let first = load("r1", "parquet");
+    assert!(first.status.success());
+    let second = load("r2", "both");
+    assert!(second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("is new and will hold this run's rows only")
+            && stderr.contains("holds 1 earlier run(s)"),
+        "{stderr}"
+    );
+    let third = load("r3", "both");
+    assert!(!String::from_utf8_lossy(&third.stderr).contains("is new"));
+}

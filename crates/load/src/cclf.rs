@@ -891,7 +891,19 @@ fn load_cclf_locked(
     }
     let kinds: Vec<&dyn SinkKind> = opts.sinks.iter().map(|k| k.as_ref()).collect();
     // Held (a PostgreSQL schema's lock among them) until the load ends.
-    let _databases = crate::loader::open_databases(&kinds, &opts.out, progress)?;
+    let mut databases = crate::loader::open_databases(&kinds, &opts.out, progress)?;
+    if let Some(id) = &opts.run_id {
+        let mut runs = match &mut databases.earlier {
+            Some(e) => e.runs()?,
+            None => Vec::new(),
+        };
+        if kinds.iter().any(|k| k.name() == "parquet") {
+            runs.extend(claimline_sink::read_parquet_runs(
+                &opts.out.join("parquet"),
+            )?);
+        }
+        crate::output::check_run_order(id, runs.iter().map(|r| r.run_id.as_str()), &opts.out)?;
+    }
     let (tables, claim, views_hash) = cclf_plan()?;
     let run_id = opts.run_id.clone().unwrap_or_else(|| run_id_from(started));
     create_private_dir(&opts.out).map_err(|e| LoadError::io(&opts.out, e))?;

@@ -31,7 +31,15 @@ pub trait EarlierState {
     ///
     /// # Errors
     /// A failed read; a record that cannot be read (the guards that read it depend on it).
-    fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError>;
+    fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError> {
+        Ok(self.runs()?.pop())
+    }
+
+    /// The records of every run, the last one last.
+    ///
+    /// # Errors
+    /// A failed read; a record that cannot be read.
+    fn runs(&mut self) -> Result<Vec<RunRecord>, LoadError>;
 
     /// (API version, service month) of the claims earlier runs loaded.
     ///
@@ -159,8 +167,8 @@ impl EarlierState for SqliteEarlier {
             .any(|r| r.is_same_run(run)))
     }
 
-    fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError> {
-        Ok(claimline_sink::read_sqlite_runs(&self.conn, &self.path)?.pop())
+    fn runs(&mut self) -> Result<Vec<RunRecord>, LoadError> {
+        Ok(claimline_sink::read_sqlite_runs(&self.conn, &self.path)?)
     }
 
     fn months(&mut self) -> Result<BTreeSet<(String, String)>, LoadError> {
@@ -247,8 +255,8 @@ impl EarlierState for PgEarlier {
         Ok(self.session.runs()?.iter().any(|r| r.is_same_run(run)))
     }
 
-    fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError> {
-        Ok(self.session.runs()?.pop())
+    fn runs(&mut self) -> Result<Vec<RunRecord>, LoadError> {
+        Ok(self.session.runs()?)
     }
 
     fn months(&mut self) -> Result<BTreeSet<(String, String)>, LoadError> {

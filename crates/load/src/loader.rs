@@ -423,10 +423,42 @@ impl Loader {
             mut earlier,
             held: databases,
         } = open_databases(&kinds, &self.out, progress)?;
-        let last_run = match &mut earlier {
-            Some(e) => e.last_run()?,
-            None => None,
+        let earlier_runs = match &mut earlier {
+            Some(e) => e.runs()?,
+            None => Vec::new(),
         };
+        // The Parquet dataset's runs (a damaged record stops a load that writes Parquet; one
+        // that does not only reads them for the checks below).
+        let parquet_root = self.out.join("parquet");
+        let parquet_runs = if kinds.iter().any(|k| k.name() == "parquet") {
+            claimline_sink::read_parquet_runs(&parquet_root)?
+        } else {
+            claimline_sink::read_parquet_runs(&parquet_root).unwrap_or_default()
+        };
+        if let Some(id) = &self.run_id {
+            crate::output::check_run_order(
+                id,
+                earlier_runs
+                    .iter()
+                    .chain(&parquet_runs)
+                    .map(|r| r.run_id.as_str()),
+                &self.out,
+            )?;
+        }
+        // A SQLite database started in an output whose Parquet holds runs already (`--format
+        // parquet`, then `both`) holds this run's rows only: said, never silently.
+        if let Some(sqlite) = kinds.iter().find(|k| k.name() == "sqlite")
+            && !sqlite.location(&self.out).is_file()
+            && !parquet_runs.is_empty()
+        {
+            progress.note(&format!(
+                "warning: {} is new and will hold this run's rows only, while {} holds {} earlier run(s): load their exports into it too, or into a new --out (`claimline reload` rebuilds a `claimline run` folder)",
+                sqlite.location(&self.out).display(),
+                parquet_root.display(),
+                parquet_runs.len()
+            ));
+        }
+        let last_run = earlier_runs.last().cloned();
         if let Some(before) = &last_run
             && before.all_versions != self.all_versions
         {

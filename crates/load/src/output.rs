@@ -266,6 +266,38 @@ pub fn check_run_id(id: &str) -> Result<(), crate::LoadError> {
     )))
 }
 
+/// Checks that a run id given by the caller sorts after every run `out` holds (`runs`), unless
+/// it is one of them (a retry, or the same export loaded again): the claim-history rule breaks
+/// ties between versions by the latest run id, in SQLite's merge as in Parquet's readers, so an
+/// id that sorts before an earlier run's makes them disagree.
+///
+/// # Errors
+/// [`LoadError::Usage`](crate::LoadError::Usage) naming the later run.
+pub fn check_run_order<'a>(
+    id: &str,
+    runs: impl IntoIterator<Item = &'a str>,
+    out: &Path,
+) -> Result<(), crate::LoadError> {
+    let mut later = None;
+    for run in runs {
+        if run == id {
+            return Ok(());
+        }
+        if run > id && later.is_none_or(|l| run > l) {
+            later = Some(run);
+        }
+    }
+    match later {
+        None => Ok(()),
+        Some(later) => Err(crate::LoadError::Usage(format!(
+            "--run-id {id} sorts before run {later}, which {} holds: run ids must sort in load \
+             order (the claim-history rule breaks ties by the latest); give one that sorts after \
+             it, or leave --run-id out (the start time)",
+            out.display()
+        ))),
+    }
+}
+
 /// A new run id: the start time (see [`run_id_from`]).
 pub fn new_run_id() -> String {
     run_id_from(now_micros())
@@ -274,6 +306,26 @@ pub fn new_run_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_run_id_must_sort_after_the_runs_held() {
+        let out = Path::new("out");
+        let runs = ["r1", "r3"];
+        assert!(check_run_order("r4", runs, out).is_ok());
+        assert!(
+            check_run_order("r1", runs, out).is_ok(),
+            "a run loaded again"
+        );
+        assert!(check_run_order("anything", [], out).is_ok());
+        let Err(crate::LoadError::Usage(e)) = check_run_order("r2", runs, out) else {
+            panic!("r2 sorts before r3");
+        };
+        assert!(e.contains("sorts before run r3"), "{e}");
+        assert!(
+            check_run_order("r10", ["r9"], out).is_err(),
+            "compared as text"
+        );
+    }
 
     #[test]
     fn run_ids_are_checked_as_partition_values() {
