@@ -587,8 +587,9 @@ fn a_fetch_killed_before_a_rename_resumes_to_identical_files() {
     );
 }
 
-/// Every fault point is exercised by a test of this module or of the fetch, run and PostgreSQL
-/// tests (the kills in the middle of a download, of a COPY).
+/// Every fault point is exercised by a test of this module or of the fetch, run, PostgreSQL and
+/// history tests (the kills in the middle of a download, of a COPY; a refresh of `current/`
+/// cut short).
 #[test]
 fn every_fault_point_has_a_crash_test() {
     let this = [
@@ -596,6 +597,7 @@ fn every_fault_point_has_a_crash_test() {
         include_str!("fetch.rs"),
         include_str!("run.rs"),
         include_str!("postgres.rs"),
+        include_str!("history.rs"),
     ]
     .concat();
     for (point, _) in claimline_fault::POINTS {

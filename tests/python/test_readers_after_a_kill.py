@@ -12,8 +12,10 @@ import pytest
 POINTS = [
     ("scan.batch", False),
     ("load.before-commit", False),
+    ("load.commit", False),
     ("load.between-commits", True),
     ("parquet.publish", True),
+    ("current.swap", True),
 ]
 
 
@@ -61,6 +63,9 @@ def test_readers_see_only_whole_committed_runs_after_a_kill(point, committed, re
         # One table's partition of r2 may already be in place: only whole files either way, and
         # the run completes on the next command.
         assert after["r1"] == before["r1"]
+    elif point == "current.swap":
+        # Killed after the commit, while `current/` was being refreshed: r2 is whole.
+        assert after["r1"] == before["r1"] and after["r2"] > 0
     else:
         assert after == before
     # The next command repairs (or removes) what the killed one left.

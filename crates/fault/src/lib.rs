@@ -35,6 +35,10 @@ pub const POINTS: &[(&str, &str)] = &[
         "every row is written to the sinks, neither has committed",
     ),
     (
+        "load.commit",
+        "every sink is prepared, just before the deciding database's commit",
+    ),
+    (
         "load.between-commits",
         "the deciding database (SQLite or PostgreSQL) has committed the run, the Parquet partitions are not yet in place",
     ),
@@ -49,6 +53,10 @@ pub const POINTS: &[(&str, &str)] = &[
     (
         "parquet.publish",
         "one table's partition of the run was moved into place, the others not yet",
+    ),
+    (
+        "current.swap",
+        "one claim table's current dataset is swapped in after the commit, the others not yet",
     ),
     (
         "run.before-state",
