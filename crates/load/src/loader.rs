@@ -1118,15 +1118,18 @@ struct PatientCopies {
     /// `bene_xref`'s and `cclf9`'s indexes, and `bene_xref`'s `_resource_id` and
     /// `_last_updated` columns.
     tables: Option<(usize, usize, usize, usize)>,
-    /// (API version, id, `meta.lastUpdated`, file index, line) of each Patient seen.
-    seen: Vec<(
-        Option<claimline_ndjson::ApiVersion>,
-        String,
-        Option<i64>,
-        usize,
-        u64,
-    )>,
+    /// Each Patient seen.
+    seen: Vec<PatientSeen>,
 }
+
+/// (API version, id, `meta.lastUpdated`, file index, line) of a Patient a load saw.
+type PatientSeen = (
+    Option<claimline_ndjson::ApiVersion>,
+    String,
+    Option<i64>,
+    usize,
+    u64,
+);
 
 impl PatientCopies {
     fn new(plan: &Plan, tables: &[TableSchema]) -> Self {
