@@ -1018,22 +1018,8 @@ fn a_run_id_that_is_no_partition_value_is_refused_before_anything_is_written() {
 #[test]
 fn a_run_id_that_sorts_before_a_run_held_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = crate::repo_root().join("sample-data/generated/v2");
     let out = dir.path().join("out");
-    let load = |id: &str| {
-        claimline(
-            dir.path(),
-            &[
-                "load",
-                s(&input),
-                "--out",
-                s(&out),
-                "--run-id",
-                id,
-                "--no-report",
-            ],
-        )
-    };
+    let load = |id: &str| load_generated_v2(dir.path(), &out, id, "both");
     assert!(load("r2").status.success());
     let db = std::fs::read(out.join("claimline.sqlite")).expect("db");
     let refused = load("r1");
@@ -1057,24 +1043,8 @@ fn a_run_id_that_sorts_before_a_run_held_is_refused() {
 #[test]
 fn a_sqlite_database_started_beside_earlier_parquet_runs_is_announced() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let input = crate::repo_root().join("sample-data/generated/v2");
     let out = dir.path().join("out");
-    let load = |id: &str, format: &str| {
-        claimline(
-            dir.path(),
-            &[
-                "load",
-                s(&input),
-                "--out",
-                s(&out),
-                "--run-id",
-                id,
-                "--format",
-                format,
-                "--no-report",
-            ],
-        )
-    };
+    let load = |id: &str, format: &str| load_generated_v2(dir.path(), &out, id, format);
     let first = load("r1", "parquet");
     assert!(first.status.success());
     let second = load("r2", "both");
@@ -1087,4 +1057,23 @@ fn a_sqlite_database_started_beside_earlier_parquet_runs_is_announced() {
     );
     let third = load("r3", "both");
     assert!(!String::from_utf8_lossy(&third.stderr).contains("is new"));
+}
+
+/// `load sample-data/generated/v2 --out OUT --run-id ID --format FORMAT --no-report`.
+fn load_generated_v2(dir: &Path, out: &Path, id: &str, format: &str) -> std::process::Output {
+    let input = crate::repo_root().join("sample-data/generated/v2");
+    claimline(
+        dir,
+        &[
+            "load",
+            s(&input),
+            "--out",
+            s(out),
+            "--run-id",
+            id,
+            "--format",
+            format,
+            "--no-report",
+        ],
+    )
 }

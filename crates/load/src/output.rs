@@ -251,7 +251,7 @@ pub fn run_id_from(micros: i64) -> String {
 ///
 /// # Errors
 /// [`LoadError::Usage`] naming what is wrong, before anything is written.
-pub fn check_run_id(id: &str) -> Result<(), crate::LoadError> {
+pub fn check_run_id(id: &str) -> Result<(), LoadError> {
     let starts_well = id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
     let all_allowed = id
         .bytes()
@@ -259,7 +259,7 @@ pub fn check_run_id(id: &str) -> Result<(), crate::LoadError> {
     if starts_well && all_allowed && id.len() <= 100 {
         return Ok(());
     }
-    Err(crate::LoadError::Usage(format!(
+    Err(LoadError::Usage(format!(
         "--run-id {id:?}: a run id is 1 to 100 ASCII letters, digits, `.`, `-` or `_`, starting \
          with a letter or digit (it names the Parquet partition `run=<id>`); the default, the \
          start time, is one"
@@ -272,12 +272,12 @@ pub fn check_run_id(id: &str) -> Result<(), crate::LoadError> {
 /// id that sorts before an earlier run's makes them disagree.
 ///
 /// # Errors
-/// [`LoadError::Usage`](crate::LoadError::Usage) naming the later run.
+/// [`LoadError::Usage`] naming the later run.
 pub fn check_run_order<'a>(
     id: &str,
     runs: impl IntoIterator<Item = &'a str>,
     out: &Path,
-) -> Result<(), crate::LoadError> {
+) -> Result<(), LoadError> {
     let mut later = None;
     for run in runs {
         if run == id {
@@ -289,7 +289,7 @@ pub fn check_run_order<'a>(
     }
     match later {
         None => Ok(()),
-        Some(later) => Err(crate::LoadError::Usage(format!(
+        Some(later) => Err(LoadError::Usage(format!(
             "--run-id {id} sorts before run {later}, which {} holds: run ids must sort in load \
              order (the claim-history rule breaks ties by the latest); give one that sorts after \
              it, or leave --run-id out (the start time)",
@@ -317,7 +317,7 @@ mod tests {
             "a run loaded again"
         );
         assert!(check_run_order("anything", [], out).is_ok());
-        let Err(crate::LoadError::Usage(e)) = check_run_order("r2", runs, out) else {
+        let Err(LoadError::Usage(e)) = check_run_order("r2", runs, out) else {
             panic!("r2 sorts before r3");
         };
         assert!(e.contains("sorts before run r3"), "{e}");
@@ -352,7 +352,7 @@ mod tests {
             &"9".repeat(101),
         ] {
             assert!(
-                matches!(check_run_id(bad), Err(crate::LoadError::Usage(_))),
+                matches!(check_run_id(bad), Err(LoadError::Usage(_))),
                 "{bad:?}"
             );
         }
