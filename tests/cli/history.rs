@@ -655,6 +655,8 @@ fn a_patient_twice_in_one_load_gives_its_rows_once() {
         ],
     );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("1 Patient copy left out"), "{stderr}");
     let report = json(&r);
     let one = load(&all, &alone, "r1", &[]);
     for t in ["bene_xref", "cclf9", "cclf8"] {

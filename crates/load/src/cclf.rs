@@ -893,16 +893,13 @@ fn load_cclf_locked(
     // Held (a PostgreSQL schema's lock among them) until the load ends.
     let mut databases = crate::loader::open_databases(&kinds, &opts.out, progress)?;
     if let Some(id) = &opts.run_id {
-        let mut runs = match &mut databases.earlier {
-            Some(e) => e.runs()?,
-            None => Vec::new(),
-        };
-        if kinds.iter().any(|k| k.name() == "parquet") {
-            runs.extend(claimline_sink::read_parquet_runs(
-                &opts.out.join("parquet"),
-            )?);
-        }
-        crate::output::check_run_order(id, runs.iter().map(|r| r.run_id.as_str()), &opts.out)?;
+        let (earlier, parquet) =
+            crate::loader::runs_held(&mut databases.earlier, &kinds, &opts.out)?;
+        crate::output::check_run_order(
+            id,
+            earlier.iter().chain(&parquet).map(|r| r.run_id.as_str()),
+            &opts.out,
+        )?;
     }
     let (tables, claim, views_hash) = cclf_plan()?;
     let run_id = opts.run_id.clone().unwrap_or_else(|| run_id_from(started));

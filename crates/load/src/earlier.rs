@@ -27,18 +27,10 @@ pub trait EarlierState {
     /// A failed read.
     fn holds_run(&mut self, run: &RunRecord) -> Result<bool, claimline_sink::Error>;
 
-    /// The record of the last run (`None`: no run recorded).
-    ///
-    /// # Errors
-    /// A failed read; a record that cannot be read (the guards that read it depend on it).
-    fn last_run(&mut self) -> Result<Option<RunRecord>, LoadError> {
-        Ok(self.runs()?.pop())
-    }
-
     /// The records of every run, the last one last.
     ///
     /// # Errors
-    /// A failed read; a record that cannot be read.
+    /// A failed read; a record that cannot be read (the guards that read them depend on them).
     fn runs(&mut self) -> Result<Vec<RunRecord>, LoadError>;
 
     /// (API version, service month) of the claims earlier runs loaded.

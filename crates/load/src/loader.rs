@@ -423,18 +423,7 @@ impl Loader {
             mut earlier,
             held: databases,
         } = open_databases(&kinds, &self.out, progress)?;
-        let earlier_runs = match &mut earlier {
-            Some(e) => e.runs()?,
-            None => Vec::new(),
-        };
-        // The Parquet dataset's runs (a damaged record stops a load that writes Parquet; one
-        // that does not only reads them for the checks below).
-        let parquet_root = self.out.join("parquet");
-        let parquet_runs = if kinds.iter().any(|k| k.name() == "parquet") {
-            claimline_sink::read_parquet_runs(&parquet_root)?
-        } else {
-            claimline_sink::read_parquet_runs(&parquet_root).unwrap_or_default()
-        };
+        let (earlier_runs, parquet_runs) = runs_held(&mut earlier, &kinds, &self.out)?;
         if let Some(id) = &self.run_id {
             crate::output::check_run_order(
                 id,
@@ -454,7 +443,7 @@ impl Loader {
             progress.note(&format!(
                 "warning: {} is new and will hold this run's rows only, while {} holds {} earlier run(s): load their exports into it too, or into a new --out (`claimline reload` rebuilds a `claimline run` folder)",
                 sqlite.location(&self.out).display(),
-                parquet_root.display(),
+                self.out.join("parquet").display(),
                 parquet_runs.len()
             ));
         }
@@ -727,6 +716,12 @@ impl Loader {
         let mut drop_tables = claim_tables.clone();
         if !copies.is_empty() {
             drop_tables.extend(patient_tables);
+            let n: usize = copies.values().map(|lines| lines.len()).sum();
+            progress.note(&format!(
+                "{n} Patient cop{} left out: the input holds {} more than once (Group/all and Group/runout together, say); the rows of the latest copy stay",
+                if n == 1 { "y" } else { "ies" },
+                if n == 1 { "that Patient" } else { "those Patients" }
+            ));
         }
         for (file, lines) in copies {
             not_kept.entry(file).or_default().extend(lines);
@@ -1622,6 +1617,27 @@ pub(crate) struct Databases {
     pub(crate) earlier: Option<Box<dyn EarlierState>>,
     /// The others, held for their locks until the load ends.
     pub(crate) held: Vec<Box<dyn EarlierState>>,
+}
+
+/// The runs an output holds: those of the database a load reads (`earlier`), and those of its
+/// Parquet dataset. A damaged Parquet record stops a load that writes Parquet (`kinds`); one
+/// that does not reads it for its checks only.
+pub(crate) fn runs_held(
+    earlier: &mut Option<Box<dyn EarlierState>>,
+    kinds: &[&dyn SinkKind],
+    out: &Path,
+) -> Result<(Vec<RunRecord>, Vec<RunRecord>), LoadError> {
+    let earlier = match earlier {
+        Some(e) => e.runs()?,
+        None => Vec::new(),
+    };
+    let root = out.join("parquet");
+    let parquet = if kinds.iter().any(|k| k.name() == "parquet") {
+        claimline_sink::read_parquet_runs(&root)?
+    } else {
+        claimline_sink::read_parquet_runs(&root).unwrap_or_default()
+    };
+    Ok((earlier, parquet))
 }
 
 /// Opens the earlier state of every sink that keeps one (a PostgreSQL schema is locked here,
