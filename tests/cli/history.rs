@@ -690,6 +690,67 @@ fn a_patient_twice_in_one_load_gives_its_rows_once() {
     assert!(files[0].contains("runout"), "{files:?}");
 }
 
+/// A Patient twice in one load, the newer copy first: every per-beneficiary table keeps the
+/// newer copy's rows, in SQLite as in Parquet's rule, after an earlier run whose copy lies
+/// between the two. (`cclf8` took the last copy in the input; the merge then judged the run's
+/// rows older than the stored ones and kept the earlier run's `bene_xref` in SQLite only.)
+#[test]
+fn a_patient_twice_in_one_load_keeps_its_newest_copy_in_every_table() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let patient = |family: &str, last_updated: &str| {
+        let mut p = real("Patient.ndjson", 0);
+        p["meta"]["lastUpdated"] = Value::from(last_updated);
+        p["name"][0]["family"] = Value::from(family);
+        p.to_string() + "\n"
+    };
+    let first = tmp.join("first");
+    std::fs::create_dir_all(&first).expect("mkdir");
+    std::fs::write(
+        first.join("Patient.ndjson"),
+        patient("First", "2026-12-01T00:00:02Z"),
+    )
+    .expect("write");
+    let twice = tmp.join("twice");
+    std::fs::create_dir_all(&twice).expect("mkdir");
+    std::fs::write(
+        twice.join("Patient.000.ndjson"),
+        patient("Newest", "2026-12-01T00:00:03Z"),
+    )
+    .expect("write");
+    std::fs::write(
+        twice.join("Patient.001.ndjson"),
+        patient("Older", "2026-12-01T00:00:01Z"),
+    )
+    .expect("write");
+    let out = tmp.join("out");
+    load(&first, &out, "r1", &[]);
+    load(&twice, &out, "r2", &[]);
+    let db = out.join("claimline.sqlite");
+    let conn = Connection::open(&db).expect("open");
+    let family: String = conn
+        .query_row("SELECT BENE_LAST_NAME FROM cclf8", [], |r| r.get(0))
+        .expect("row");
+    assert_eq!(family, "Newest");
+    for t in ["bene_xref", "cclf8", "cclf9"] {
+        let runs: Vec<String> = conn
+            .prepare(&format!("SELECT DISTINCT _run_id FROM {t}"))
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(runs, ["r2"], "{t} in SQLite");
+        let parquet = parquet_current_by_resource(&out.join("parquet"), t, "_run_id");
+        assert!(
+            !parquet.is_empty() && parquet.values().flatten().all(|r| r == "r2"),
+            "{t} by Parquet's rule: {parquet:?}"
+        );
+    }
+    let parquet = parquet_current_by_resource(&out.join("parquet"), "cclf8", "BENE_LAST_NAME");
+    assert_eq!(parquet.values().flatten().collect::<Vec<_>>(), ["Newest"]);
+}
+
 /// `_claimline_counts` per run, and the v2/v3 overlap warning: a v2 claim and a v3 claim for
 /// the same service month (October 2022) in one output.
 #[test]

@@ -276,8 +276,9 @@ impl Cclf8Builder {
         }
     }
 
-    /// Adds one part (in input order: a later Patient of the same beneficiary replaces one
-    /// before it).
+    /// Adds one part, in input order. A Patient of a beneficiary held already replaces the one
+    /// held unless that one has the later `meta.lastUpdated`: the copy kept is the newest, then
+    /// the last in the input, as for `bene_xref` and `cclf9` (and as across runs).
     pub fn add(&mut self, part: BenePart) {
         self.seen += 1;
         match part {
@@ -287,8 +288,19 @@ impl Cclf8Builder {
                 fields,
                 lineage,
             } => {
-                self.patients
-                    .insert((api_version, bene), (self.seen, fields, lineage));
+                let last_updated = |lineage: &[Cell]| match lineage.get(crate::LINEAGE_LAST_UPDATED)
+                {
+                    Some(Cell::Timestamp(us)) => Some(*us),
+                    _ => None,
+                };
+                let key = (api_version, bene);
+                let held_newer = self
+                    .patients
+                    .get(&key)
+                    .is_some_and(|(_, _, held)| last_updated(held) > last_updated(&lineage));
+                if !held_newer {
+                    self.patients.insert(key, (self.seen, fields, lineage));
+                }
             }
             BenePart::Coverage {
                 api_version,

@@ -201,7 +201,7 @@ impl ResourceOutput {
 /// The position of `_line` in the lineage cells.
 const LINEAGE_LINE: usize = 2;
 /// The position of `_last_updated` in [`lineage`]'s columns.
-const LINEAGE_LAST_UPDATED: usize = 4;
+pub(crate) const LINEAGE_LAST_UPDATED: usize = 4;
 
 /// What [`Plan::evaluate`] read of a claim for its rows, for its [`ClaimEvent`] (`None`: not
 /// read, as when no claim view gave rows).
