@@ -660,6 +660,36 @@ fn reload_after_keep_rebuilds_every_table_or_refuses() {
     );
     assert_eq!(after, before, "cclf8, bene_xref and the MBIs rebuilt");
 
+    // A plain `claimline load` into the folder: no kept export gives its run back, so reload
+    // refuses and leaves every table as it was (it dropped the run silently).
+    let loaded = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args([
+            "load",
+            s(&crate::repo_root().join("sample-data/generated/v2")),
+        ])
+        .args(["--out", s(&out), "--no-report", "--json"])
+        .output()
+        .expect("load runs");
+    let loaded = ok(&loaded);
+    let run_id = loaded["run_id"].as_str().expect("run id").to_owned();
+    let db_before = fs::read(out.join("claimline.sqlite")).expect("db");
+    let refused = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["reload", "--out", s(&out)])
+        .output()
+        .expect("reload runs");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "hold run(s) {run_id} that claimline run did not make"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read(out.join("claimline.sqlite")).expect("db"),
+        db_before
+    );
+
     // An export a rebuild needs is gone (removed by hand, or by an older claimline's --keep):
     // reload refuses and leaves every table as it was.
     let st = state(&out);

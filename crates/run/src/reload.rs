@@ -69,7 +69,7 @@ pub fn reload_into(
         progress.note(&note);
     }
     // The live schema stays locked until it is replaced; the rebuild goes beside it.
-    let pg = match postgres.filter(|_| format.postgres) {
+    let mut pg = match postgres.filter(|_| format.postgres) {
         Some(live) => {
             let session = PgSession::lock(live).map_err(LoadError::Sink)?;
             let staging = live
@@ -91,6 +91,46 @@ pub fn reload_into(
              (claimline run --since full) and reload then",
             out.display(),
             needs.missing.join(", ")
+        )));
+    }
+    // Refuse, changing nothing, when the tables hold runs no kept export makes (a plain
+    // `claimline load` into this folder): the rebuild would drop them.
+    // (A run not finished yet, whose state was not written, is claimline run's too.)
+    let made: std::collections::HashSet<&str> = state
+        .runs
+        .iter()
+        .map(|r| r.run_id.as_str())
+        .chain(
+            state
+                .scopes
+                .iter()
+                .filter_map(|s| s.pending.as_ref().map(|p| p.run_id.as_str())),
+        )
+        .collect();
+    let mut held = Vec::new();
+    if format.sqlite {
+        held.extend(crate::sqlite_runs(out)?.unwrap_or_default());
+    }
+    if format.parquet {
+        held.extend(crate::parquet_runs(out)?.unwrap_or_default());
+    }
+    if let Some((session, _)) = &mut pg {
+        held.extend(session.runs().map_err(LoadError::Sink)?);
+    }
+    let mut foreign: Vec<String> = held
+        .into_iter()
+        .map(|r| r.run_id)
+        .filter(|id| !made.contains(id.as_str()))
+        .collect();
+    foreign.sort();
+    foreign.dedup();
+    if !foreign.is_empty() {
+        return Err(RunError::Usage(format!(
+            "{} cannot be rebuilt: its tables hold run(s) {} that claimline run did not make (a \
+             claimline load into this folder), which its kept exports cannot give back. The \
+             tables were left as they are; load such exports into another --out",
+            out.display(),
+            foreign.join(", ")
         )));
     }
     let mut loaded = Vec::new();
