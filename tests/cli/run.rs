@@ -767,6 +767,16 @@ fn the_demo_fills_every_cclf_table_and_real_serves_the_samples_alone() {
             .join("demo-out/.claimline-demo/v2/cms-samples")
             .is_dir()
     );
+    // Every file the demo wrote is owner-only (the samples' copies kept their source's mode).
+    use std::os::unix::fs::PermissionsExt;
+    let demo_out = work.path().join("demo-out");
+    for file in crate::tree(&demo_out).keys() {
+        let mode = fs::metadata(demo_out.join(file))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{} is owner-only", file.display());
+    }
 }
 
 #[test]

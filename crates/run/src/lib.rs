@@ -1011,6 +1011,9 @@ pub fn demo_data(
             if !to.is_file() {
                 std::fs::copy(entry.path(), &to).map_err(|e| io(&to, e))?;
             }
+            // A copy keeps its source's mode: owner-only, as every output file is (a copy an
+            // earlier version left readable too).
+            claimline_model::make_private(&to).map_err(|e| io(&to, e))?;
         }
     }
     Ok(root)
