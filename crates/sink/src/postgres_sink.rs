@@ -92,7 +92,7 @@ impl PgTarget {
     /// [`Error::Postgres`] ([`PgFailure::Usage`]) for a string that is not a connection string,
     /// an unknown `sslmode`, or a schema name PostgreSQL would fold or refuse.
     pub fn parse(url: &str, schema: &str) -> Result<Self, Error> {
-        check_schema(schema)?;
+        check_schema(schema, MAX_SCHEMA)?;
         let (rest, ssl, root_cert) = split_tls_params(url).map_err(usage)?;
         // The driver's own error may quote the string, password included: say only what it is.
         let mut config = Config::from_str(&rest).map_err(|_| {
@@ -135,12 +135,13 @@ impl PgTarget {
         &self.schema
     }
 
-    /// The same database with another schema (a reload's rebuild beside the live one).
+    /// The same database with another schema (a reload's rebuild beside the live one, whose
+    /// name may take PostgreSQL's 63 bytes).
     ///
     /// # Errors
     /// As [`PgTarget::parse`] for the schema name.
     pub fn with_schema(&self, schema: &str) -> Result<Self, Error> {
-        check_schema(schema)?;
+        check_schema(schema, 63)?;
         Ok(PgTarget {
             schema: schema.to_owned(),
             ..self.clone()
@@ -271,8 +272,8 @@ fn usage(message: String) -> Error {
     Error::postgres_usage(message)
 }
 
-/// A schema name that needs no quoting and that PostgreSQL does not fold.
-fn check_schema(schema: &str) -> Result<(), Error> {
+/// A schema name that needs no quoting, that PostgreSQL does not fold, of at most `max` bytes.
+fn check_schema(schema: &str, max: usize) -> Result<(), Error> {
     let plain = schema
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
@@ -286,8 +287,19 @@ fn check_schema(schema: &str) -> Result<(), Error> {
             "schema {schema:?}: names starting pg_ are PostgreSQL's own"
         )));
     }
+    // PostgreSQL's names hold 63 bytes, and `claimline reload` rebuilds beside the live schema
+    // as `<schema>_reload`: a longer name could be loaded but never reloaded.
+    if schema.len() > max {
+        return Err(usage(format!(
+            "schema {schema:?}: at most {max} characters (PostgreSQL's names hold 63, and \
+             reload builds beside it as <schema>_reload)"
+        )));
+    }
     Ok(())
 }
+
+/// The longest schema name taken: 63 bytes (PostgreSQL's `NAMEDATALEN` - 1) less `_reload`.
+const MAX_SCHEMA: usize = 63 - "_reload".len();
 
 /// `sslmode` and `sslrootcert` taken out of a connection string (the driver knows neither
 /// verify mode), and what is left.
@@ -1088,9 +1100,20 @@ mod tests {
             !bare.has_password(),
             "PGPASSWORD, if set, is not the string's password"
         );
-        for bad in ["", "Upper", "1st", "pg_x", "a-b", "a\"b"] {
+        let long = "s".repeat(MAX_SCHEMA + 1);
+        for bad in ["", "Upper", "1st", "pg_x", "a-b", "a\"b", &long] {
             assert!(PgTarget::parse("host=h", bad).is_err(), "{bad:?}");
         }
+        // The longest taken leaves room for the reload's schema beside it.
+        let longest = PgTarget::parse("host=h", &"s".repeat(MAX_SCHEMA)).expect("taken");
+        assert_eq!(
+            longest
+                .with_schema(&format!("{}_reload", longest.schema()))
+                .expect("taken")
+                .schema()
+                .len(),
+            63
+        );
         let err =
             PgTarget::parse("postgresql://u:hunter2@h:notaport/db", "s").expect_err("refused");
         assert!(!err.to_string().contains("hunter2"), "{err}");
