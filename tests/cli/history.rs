@@ -698,31 +698,29 @@ fn a_patient_twice_in_one_load_gives_its_rows_once() {
 fn a_patient_twice_in_one_load_keeps_its_newest_copy_in_every_table() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tmp = tmp.path();
-    let patient = |family: &str, last_updated: &str| {
-        let mut p = real("Patient.ndjson", 0);
-        p["meta"]["lastUpdated"] = Value::from(last_updated);
-        p["name"][0]["family"] = Value::from(family);
-        p.to_string() + "\n"
+    // An export folder of one Patient per file: (file, family name, `meta.lastUpdated`).
+    let patients = |name: &str, files: &[(&str, &str, &str)]| {
+        let dir = tmp.join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for (file, family, last_updated) in files {
+            let mut p = real("Patient.ndjson", 0);
+            p["meta"]["lastUpdated"] = Value::from(*last_updated);
+            p["name"][0]["family"] = Value::from(*family);
+            std::fs::write(dir.join(file), p.to_string() + "\n").expect("write");
+        }
+        dir
     };
-    let first = tmp.join("first");
-    std::fs::create_dir_all(&first).expect("mkdir");
-    std::fs::write(
-        first.join("Patient.ndjson"),
-        patient("First", "2026-12-01T00:00:02Z"),
-    )
-    .expect("write");
-    let twice = tmp.join("twice");
-    std::fs::create_dir_all(&twice).expect("mkdir");
-    std::fs::write(
-        twice.join("Patient.000.ndjson"),
-        patient("Newest", "2026-12-01T00:00:03Z"),
-    )
-    .expect("write");
-    std::fs::write(
-        twice.join("Patient.001.ndjson"),
-        patient("Older", "2026-12-01T00:00:01Z"),
-    )
-    .expect("write");
+    let first = patients(
+        "first",
+        &[("Patient.ndjson", "First", "2026-12-01T00:00:02Z")],
+    );
+    let twice = patients(
+        "twice",
+        &[
+            ("Patient.000.ndjson", "Newest", "2026-12-01T00:00:03Z"),
+            ("Patient.001.ndjson", "Older", "2026-12-01T00:00:01Z"),
+        ],
+    );
     let out = tmp.join("out");
     load(&first, &out, "r1", &[]);
     load(&twice, &out, "r2", &[]);
