@@ -749,6 +749,73 @@ fn a_patient_twice_in_one_load_keeps_its_newest_copy_in_every_table() {
     assert_eq!(parquet.values().flatten().collect::<Vec<_>>(), ["Newest"]);
 }
 
+/// A v3 EOB left out of the CCLF tables (partially adjudicated) that comes after a complete
+/// version of its claim records no version: SQLite, Parquet's rule and `current/` keep the
+/// complete one. (It was recorded as the newer version: Parquet's rule took it for the head,
+/// which has no rows, and the claim vanished there while SQLite kept it.)
+#[test]
+fn a_v3_eob_left_out_after_a_complete_version_leaves_the_claim_in_every_output() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let export = tmp.join("v3");
+    let r = claimline(
+        tmp,
+        &[
+            "synth",
+            "--benes",
+            "3",
+            "--years",
+            "1",
+            "--seed",
+            "1",
+            "--version",
+            "v3",
+            "--out",
+            s(&export),
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let text =
+        std::fs::read_to_string(export.join("ExplanationOfBenefit.000.ndjson")).expect("EOBs");
+    let mut eob: Value = serde_json::from_str(text.lines().next().expect("line")).expect("JSON");
+    eob["outcome"] = Value::from("partial");
+    eob["meta"]["lastUpdated"] = Value::from("2027-01-01T00:00:00Z");
+    let partial = tmp.join("partial");
+    std::fs::create_dir_all(&partial).expect("mkdir");
+    std::fs::write(
+        partial.join("ExplanationOfBenefit.ndjson"),
+        eob.to_string() + "\n",
+    )
+    .expect("write");
+    let out = tmp.join("out");
+    load(&export, &out, "r1", &[]);
+    let db = out.join("claimline.sqlite");
+    let before = scalar(&db, "SELECT count(*) FROM cclf1");
+    load(&partial, &out, "r2", &[]);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM cclf1"), before);
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM _claimline_claims WHERE _run_id = 'r2'"
+        ),
+        0,
+        "no version recorded"
+    );
+    let claim: Vec<String> = ["cclf1", "cclf2", "cclf5", "cclfa"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        parquet_current(&out.join("parquet"), &claim),
+        sqlite_counts(&db, &claim),
+        "Parquet's rule"
+    );
+    assert_eq!(
+        materialised_current(&out, &claim),
+        sqlite_counts(&db, &claim),
+        "current/"
+    );
+}
+
 /// `_claimline_counts` per run, and the v2/v3 overlap warning: a v2 claim and a v3 claim for
 /// the same service month (October 2022) in one output.
 #[test]

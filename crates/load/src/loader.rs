@@ -594,6 +594,7 @@ impl Loader {
                         cclf8.add(part);
                     }
                     patients.see(&rows, api_version, file_index, line);
+                    let no_rows = rows.is_empty();
                     for row in rows {
                         per_table[row.table].push(row.cells);
                     }
@@ -607,6 +608,11 @@ impl Loader {
                         issues: found,
                         claim_views: false,
                     };
+                    // An EOB left out of the CCLF tables (v3 partially adjudicated or prior
+                    // authorization) that gave no row gives no version either: it neither
+                    // replaces nor removes a version of its claim that runs held before or
+                    // after it (it made the claim vanish from Parquet's rule only).
+                    let event = event.filter(|_| record.excluded.is_none() || !no_rows);
                     match event {
                         // Rows written now; kept, dropped or left to Parquet after the scan.
                         Some((e, claim_views)) => {
