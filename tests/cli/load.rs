@@ -1038,25 +1038,54 @@ fn a_run_id_that_sorts_before_a_run_held_is_refused() {
     );
 }
 
-/// `--format parquet`, then `both`: the new SQLite database holds the new run's rows only, and
-/// the load says so.
+/// A format switched between loads leaves SQLite and Parquet with different runs, so different
+/// tables: every load that sees it says so, whichever way it went. `--format parquet`, then
+/// `both`: the new SQLite database holds the new run's rows only; `sqlite`, then `both`: the new
+/// Parquet dataset likewise; a load that writes one of two outputs leaves the other behind.
 #[test]
-fn a_sqlite_database_started_beside_earlier_parquet_runs_is_announced() {
+fn a_format_switched_between_loads_is_announced_at_every_load() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("out");
-    let load = |id: &str, format: &str| load_generated_v2(dir.path(), &out, id, format);
-    let first = load("r1", "parquet");
-    assert!(first.status.success());
-    let second = load("r2", "both");
-    assert!(second.status.success());
-    let stderr = String::from_utf8_lossy(&second.stderr);
+    let warned = |out: &Path, id: &str, format: &str| -> String {
+        let r = load_generated_v2(dir.path(), out, id, format);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8_lossy(&r.stderr)
+            .lines()
+            .filter(|l| l.contains("warning: ") && !l.contains("v2 and v3"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let out = dir.path().join("a");
+    assert_eq!(warned(&out, "r1", "parquet"), "");
+    let w = warned(&out, "r2", "both");
     assert!(
-        stderr.contains("is new and will hold this run's rows only")
-            && stderr.contains("holds 1 earlier run(s)"),
-        "{stderr}"
+        w.contains("claimline.sqlite is new and will hold this run's rows only")
+            && w.contains("holds 1 earlier run(s)"),
+        "{w}"
     );
-    let third = load("r3", "both");
-    assert!(!String::from_utf8_lossy(&third.stderr).contains("is new"));
+    let w = warned(&out, "r3", "both");
+    assert!(
+        w.contains("hold different runs (only in SQLite: none; only in Parquet: r1)"),
+        "{w}"
+    );
+    let w = warned(&out, "r4", "sqlite");
+    assert!(
+        w.contains("this load does not write") && w.contains("parquet (it holds 3 run(s))"),
+        "{w}"
+    );
+
+    let out = dir.path().join("b");
+    assert_eq!(warned(&out, "r1", "sqlite"), "");
+    let w = warned(&out, "r2", "both");
+    assert!(
+        w.contains("parquet is new and will hold this run's rows only")
+            && w.contains("holds 1 earlier run(s)"),
+        "{w}"
+    );
+    // Formats kept from the start: nothing to say.
+    let out = dir.path().join("c");
+    assert_eq!(warned(&out, "r1", "both"), "");
+    assert_eq!(warned(&out, "r2", "both"), "");
+    assert_eq!(warned(&out, "r2", "both"), "", "a run id loaded again");
 }
 
 /// `load sample-data/generated/v2 --out OUT --run-id ID --format FORMAT --no-report`.

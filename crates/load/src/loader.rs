@@ -1,7 +1,7 @@
 //! The load pipeline: NDJSON files through the views and the link stage into every sink of the
 //! output, in one pass, then the claim-history rule, then one commit.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -434,18 +434,15 @@ impl Loader {
                 &self.out,
             )?;
         }
-        // A SQLite database started in an output whose Parquet holds runs already (`--format
-        // parquet`, then `both`) holds this run's rows only: said, never silently.
-        if let Some(sqlite) = kinds.iter().find(|k| k.name() == "sqlite")
-            && !sqlite.location(&self.out).is_file()
-            && !parquet_runs.is_empty()
-        {
-            progress.note(&format!(
-                "warning: {} is new and will hold this run's rows only, while {} holds {} earlier run(s): load their exports into it too, or into a new --out (`claimline reload` rebuilds a `claimline run` folder)",
-                sqlite.location(&self.out).display(),
-                self.out.join("parquet").display(),
-                parquet_runs.len()
-            ));
+        // SQLite and Parquet that do not hold the same runs (a format switched between loads)
+        // have different tables: said at every load, never silently.
+        for note in format_notes(
+            &self.out,
+            kinds.iter().any(|k| k.name() == "sqlite"),
+            kinds.iter().any(|k| k.name() == "parquet"),
+            &parquet_runs,
+        ) {
+            progress.note(&note);
         }
         let last_run = earlier_runs.last().cloned();
         if let Some(before) = &last_run
@@ -1623,6 +1620,63 @@ pub(crate) struct Databases {
     pub(crate) earlier: Option<Box<dyn EarlierState>>,
     /// The others, held for their locks until the load ends.
     pub(crate) held: Vec<Box<dyn EarlierState>>,
+}
+
+/// Warnings for an output whose SQLite database and Parquet dataset will not hold the same runs
+/// after a load writing SQLite (`sqlite`) and/or Parquet (`parquet`); `parquet_runs` are the
+/// dataset's runs. One that is new beside the other's runs holds this run only; one the load
+/// does not write lacks it; two that differ already differ still.
+fn format_notes(
+    out: &Path,
+    sqlite: bool,
+    parquet: bool,
+    parquet_runs: &[RunRecord],
+) -> Vec<String> {
+    let db = out.join("claimline.sqlite");
+    let root = out.join("parquet");
+    // (Read for a warning only: a database that cannot be read fails the load elsewhere.)
+    let in_sqlite: BTreeSet<String> = if db.is_file() {
+        claimline_sink::open_earlier(&db)
+            .and_then(|conn| claimline_sink::read_sqlite_runs(&conn, &db))
+            .map(|runs| runs.into_iter().map(|r| r.run_id).collect())
+            .unwrap_or_default()
+    } else {
+        BTreeSet::new()
+    };
+    let in_parquet: BTreeSet<String> = parquet_runs.iter().map(|r| r.run_id.clone()).collect();
+    let mut notes = Vec::new();
+    let (db, root) = (db.display(), root.display());
+    match (sqlite, parquet) {
+        (true, true) if in_sqlite.is_empty() && !in_parquet.is_empty() => notes.push(format!(
+            "warning: {db} is new and will hold this run's rows only, while {root} holds {} earlier run(s): load their exports into it too, or into a new --out (`claimline reload` rebuilds a `claimline run` folder)",
+            in_parquet.len()
+        )),
+        (true, true) if in_parquet.is_empty() && !in_sqlite.is_empty() => notes.push(format!(
+            "warning: {root} is new and will hold this run's rows only, while {db} holds {} earlier run(s): load their exports into it too, or into a new --out (`claimline reload` rebuilds a `claimline run` folder)",
+            in_sqlite.len()
+        )),
+        (true, true) if in_sqlite != in_parquet => {
+            let only = |a: &BTreeSet<String>, b: &BTreeSet<String>| {
+                let d: Vec<&str> = a.difference(b).map(String::as_str).collect();
+                if d.is_empty() { "none".to_owned() } else { d.join(", ") }
+            };
+            notes.push(format!(
+                "warning: {db} and {root} hold different runs (only in SQLite: {}; only in Parquet: {}), so their tables differ: load those exports with both formats into a new --out to have them agree",
+                only(&in_sqlite, &in_parquet),
+                only(&in_parquet, &in_sqlite)
+            ));
+        }
+        (true, false) if !in_parquet.is_empty() => notes.push(format!(
+            "warning: this load does not write {root} (it holds {} run(s)): it will lack this run, and its tables will differ from {db}'s",
+            in_parquet.len()
+        )),
+        (false, true) if !in_sqlite.is_empty() => notes.push(format!(
+            "warning: this load does not write {db} (it holds {} run(s)): it will lack this run, and its tables will differ from {root}'s",
+            in_sqlite.len()
+        )),
+        _ => {}
+    }
+    notes
 }
 
 /// The runs an output holds: those of the database a load reads (`earlier`), and those of its
