@@ -698,10 +698,12 @@ def current(spark, out: PathLike, table: str, all_versions: bool = False):
     Claim tables (with ``_claim_key``): per ``(_api_version, _claim_key)`` the head is the
     ``version`` event of ``_claimline_claims`` with the latest ``_last_updated`` (NULLs last),
     then the latest ``_run_id``; no rows when a ``cancel`` event names that very version.
-    ``all_versions`` partitions the heads by ``_resource_id`` too. Other tables: per
-    ``(_api_version, _resource_id)`` the rows with the latest ``_last_updated``, then
-    ``_run_id`` (``rank() = 1``). The result has the table's columns and the ``run`` partition
-    column (DuckDB's ``t.*`` with ``hive_partitioning``)."""
+    ``all_versions`` partitions the heads by ``_resource_id`` too. Other tables (a row set per
+    resource: ``bene_xref``, ``cclf8``, ``cclf9``, …): a resource's current version is, per
+    ``(_api_version, _resource_id)``, its latest across all of them (``_last_updated``, then
+    ``_run_id``: ``rank() = 1``), and the table's rows of that version (none when it gave the
+    table no row). The result has the table's columns and the ``run`` partition column
+    (DuckDB's ``t.*`` with ``hive_partitioning``)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -710,9 +712,26 @@ def current(spark, out: PathLike, table: str, all_versions: bool = False):
         out = os.fspath(out)
         t = _read_table(spark, out, table)
         if "_claim_key" not in t.columns:
+            lineage = ["_api_version", "_resource_id", "_last_updated", "_run_id"]
+            versions = None
+            root = os.path.join(out, "parquet")
+            for name in sorted(os.listdir(root)):
+                if name.startswith(("_", ".")) or not os.path.isdir(os.path.join(root, name)):
+                    continue
+                other = _read_table(spark, out, name)
+                if "_claim_key" in other.columns:
+                    continue
+                other = other.select(*lineage)
+                versions = other if versions is None else versions.unionByName(other)
             w = Window.partitionBy("_api_version", "_resource_id").orderBy(
                 F.col("_last_updated").desc_nulls_last(), F.col("_run_id").desc())
-            return (t.withColumn("_rk", F.rank().over(w)).where("_rk = 1").drop("_rk"))
+            heads = (versions.withColumn("_rk", F.rank().over(w)).where("_rk = 1")
+                     .select("_api_version", "_resource_id", "_run_id").distinct().alias("h"))
+            r = t.alias("r")
+            on = (F.col("r._api_version").eqNullSafe(F.col("h._api_version"))
+                  & (F.col("r._resource_id") == F.col("h._resource_id"))
+                  & (F.col("r._run_id") == F.col("h._run_id")))
+            return r.join(heads, on, "left_semi").select(*t.columns)
         events = _read_table(spark, out, _CLAIMS)
         part = ["_api_version", "_claim_key"] + (["_resource_id"] if all_versions else [])
         w = Window.partitionBy(*part).orderBy(F.col("_last_updated").desc_nulls_last(),

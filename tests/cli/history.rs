@@ -816,6 +816,47 @@ fn a_v3_eob_left_out_after_a_complete_version_leaves_the_claim_in_every_output()
     );
 }
 
+/// A newer Patient without MBI history gives no `cclf9` row: its earlier `cclf9` rows are not
+/// current any more, in SQLite as by Parquet's rule (which ranked each table on its own, so the
+/// earlier rows outranked nothing and stayed).
+#[test]
+fn a_newer_patient_without_mbi_history_leaves_no_cclf9_row_in_either_output() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let mut patient = real("Patient.ndjson", 0);
+    patient["meta"]["lastUpdated"] = Value::from("2026-01-01T00:00:00Z");
+    let first = tmp.join("first");
+    std::fs::create_dir_all(&first).expect("mkdir");
+    std::fs::write(first.join("Patient.ndjson"), patient.to_string() + "\n").expect("write");
+    patient["meta"]["lastUpdated"] = Value::from("2026-02-01T00:00:00Z");
+    patient["identifier"]
+        .as_array_mut()
+        .expect("identifiers")
+        .retain(|i| !i.to_string().contains("\"historic\""));
+    let later = tmp.join("later");
+    std::fs::create_dir_all(&later).expect("mkdir");
+    std::fs::write(later.join("Patient.ndjson"), patient.to_string() + "\n").expect("write");
+    let out = tmp.join("out");
+    load(&first, &out, "r1", &[]);
+    let db = out.join("claimline.sqlite");
+    assert!(scalar(&db, "SELECT count(*) FROM cclf9") > 0);
+    load(&later, &out, "r2", &[]);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM cclf9"), 0);
+    assert!(parquet_current_by_resource(&out.join("parquet"), "cclf9", "_run_id").is_empty());
+    let xref = parquet_current_by_resource(&out.join("parquet"), "bene_xref", "_run_id");
+    assert!(!xref.is_empty() && xref.values().flatten().all(|r| r == "r2"));
+    // `current/views.sql` applies the same rule: the heads across every per-resource table.
+    let views = std::fs::read_to_string(out.join("current/views.sql")).expect("views");
+    let cclf9 = views
+        .lines()
+        .find(|l| l.contains("VIEW \"cclf9\""))
+        .expect("cclf9's view");
+    assert!(
+        cclf9.contains("'parquet/bene_xref/*/part-*.parquet'"),
+        "{cclf9}"
+    );
+}
+
 /// `_claimline_counts` per run, and the v2/v3 overlap warning: a v2 claim and a v3 claim for
 /// the same service month (October 2022) in one output.
 #[test]
@@ -987,9 +1028,11 @@ fn a_new_mbi_in_a_later_patient_replaces_the_crosswalk() {
     assert_eq!(mbi("SELECT BENE_MBI_ID FROM cclf8"), "1EG4TE5MK73");
 }
 
-/// The current row of every beneficiary table by the README's Parquet rule: per
-/// (`_api_version`, `_resource_id`) the rows with the latest `_last_updated` (a missing one
-/// oldest), then the latest `_run_id`. Returns `_resource_id` → the rows' `column` values.
+/// The current rows of a beneficiary table by the README's Parquet rule: per resource
+/// (`_resource_id`; these tests load one API version) its head is the version with the latest
+/// `_last_updated` (a missing one oldest), then the latest `_run_id`, across `bene_xref`,
+/// `cclf8` and `cclf9`; `table`'s rows are that version's. Returns `_resource_id` → the rows'
+/// `column` values.
 fn parquet_current_by_resource(
     root: &Path,
     table: &str,
@@ -997,6 +1040,31 @@ fn parquet_current_by_resource(
 ) -> BTreeMap<String, Vec<String>> {
     type Head = (Option<i64>, String);
     let mut rows: Vec<(String, Head, String)> = Vec::new();
+    let mut head: BTreeMap<String, Head> = BTreeMap::new();
+    for t in ["bene_xref", "cclf8", "cclf9"] {
+        for b in batches(root, t) {
+            let ids = strings(&b, "_resource_id");
+            let runs = strings(&b, "_run_id");
+            let lu = b
+                .column_by_name("_last_updated")
+                .expect("_last_updated")
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .expect("timestamp");
+            for i in 0..b.num_rows() {
+                let h = (
+                    (!lu.is_null(i)).then(|| lu.value(i)),
+                    runs[i].clone().expect("run"),
+                );
+                let e = head
+                    .entry(ids[i].clone().expect("id"))
+                    .or_insert_with(|| h.clone());
+                if h > *e {
+                    *e = h;
+                }
+            }
+        }
+    }
     for b in batches(root, table) {
         let ids = strings(&b, "_resource_id");
         let runs = strings(&b, "_run_id");
@@ -1016,16 +1084,9 @@ fn parquet_current_by_resource(
             ));
         }
     }
-    let mut head: BTreeMap<String, Head> = BTreeMap::new();
-    for (id, h, _) in &rows {
-        let e = head.entry(id.clone()).or_insert_with(|| h.clone());
-        if h > e {
-            *e = h.clone();
-        }
-    }
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (id, h, v) in rows {
-        if head.get(&id) == Some(&h) {
+        if head.get(&id).is_some_and(|head| head.1 == h.1) {
             out.entry(id).or_default().push(v);
         }
     }

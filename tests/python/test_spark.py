@@ -328,14 +328,17 @@ def readme_current(repo, out, table):
     import duckdb
     text = (repo / "README.md").read_text()
     claim_sql = re.search(r"```sql\n(WITH events AS .*?)```", text, re.S).group(1)
-    other = re.search(r"\(`(QUALIFY rank\(\) OVER .*?= 1)`\)", text, re.S).group(1)
+    other_sql = re.search(r"```sql\n(WITH heads AS .*?)```", text, re.S).group(1)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     if table.startswith("cclf") and table not in ("cclf8", "cclf9"):
         sql = claim_sql.replace("claimline-out", str(out)).replace("/cclf5/", f"/{table}/")
     else:
-        sql = (f"SELECT * FROM read_parquet('{out}/parquet/{table}/*/part-*.parquet', "
-               f"hive_partitioning = true) {other}")
+        last = "parquet/cclf9/*/part-*.parquet', hive_partitioning = true) t"
+        assert last in other_sql
+        sql = (other_sql.replace(last, f"parquet/{table}/*/part-*.parquet', "
+                                       "hive_partitioning = true) t")
+               .replace("claimline-out", str(out)))
     return con.sql(sql).to_arrow_table()
 
 
