@@ -1039,7 +1039,6 @@ fn parquet_current_by_resource(
     column: &str,
 ) -> BTreeMap<String, Vec<String>> {
     type Head = (Option<i64>, String);
-    let mut rows: Vec<(String, Head, String)> = Vec::new();
     let mut head: BTreeMap<String, Head> = BTreeMap::new();
     for t in ["bene_xref", "cclf8", "cclf9"] {
         for b in batches(root, t) {
@@ -1065,29 +1064,22 @@ fn parquet_current_by_resource(
             }
         }
     }
+    // `table`'s rows of each resource's head version (one version per resource and run).
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for b in batches(root, table) {
         let ids = strings(&b, "_resource_id");
         let runs = strings(&b, "_run_id");
         let values = strings(&b, column);
-        let lu = b
-            .column_by_name("_last_updated")
-            .expect("_last_updated")
-            .as_any()
-            .downcast_ref::<TimestampMicrosecondArray>()
-            .expect("timestamp");
         for i in 0..b.num_rows() {
-            let at = (!lu.is_null(i)).then(|| lu.value(i));
-            rows.push((
-                ids[i].clone().expect("id"),
-                (at, runs[i].clone().expect("run")),
-                values[i].clone().unwrap_or_else(|| "NULL".into()),
-            ));
-        }
-    }
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (id, h, v) in rows {
-        if head.get(&id).is_some_and(|head| head.1 == h.1) {
-            out.entry(id).or_default().push(v);
+            let id = ids[i].clone().expect("id");
+            if head
+                .get(&id)
+                .is_some_and(|h| Some(&h.1) == runs[i].as_ref())
+            {
+                out.entry(id)
+                    .or_default()
+                    .push(values[i].clone().unwrap_or_else(|| "NULL".into()));
+            }
         }
     }
     for v in out.values_mut() {
