@@ -72,9 +72,7 @@ pub fn reload_into(
     let mut pg = match postgres.filter(|_| format.postgres) {
         Some(live) => {
             let session = PgSession::lock(live).map_err(LoadError::Sink)?;
-            let staging = live
-                .with_schema(&format!("{}_reload", live.schema()))
-                .map_err(LoadError::Sink)?;
+            let staging = live.reload_target().map_err(LoadError::Sink)?;
             staging.drop_schema().map_err(LoadError::Sink)?;
             Some((session, staging))
         }

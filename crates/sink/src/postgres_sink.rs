@@ -135,15 +135,16 @@ impl PgTarget {
         &self.schema
     }
 
-    /// The same database with another schema (a reload's rebuild beside the live one, whose
-    /// name may take PostgreSQL's 63 bytes).
+    /// The same database with the schema a reload rebuilds beside this one, `<schema>_reload`
+    /// ([`PgTarget::parse`] leaves room for it in PostgreSQL's 63 bytes).
     ///
     /// # Errors
     /// As [`PgTarget::parse`] for the schema name.
-    pub fn with_schema(&self, schema: &str) -> Result<Self, Error> {
-        check_schema(schema, 63)?;
+    pub fn reload_target(&self) -> Result<Self, Error> {
+        let schema = format!("{}{RELOAD_SUFFIX}", self.schema);
+        check_schema(&schema, MAX_NAME)?;
         Ok(PgTarget {
-            schema: schema.to_owned(),
+            schema,
             ..self.clone()
         })
     }
@@ -291,15 +292,21 @@ fn check_schema(schema: &str, max: usize) -> Result<(), Error> {
     // as `<schema>_reload`: a longer name could be loaded but never reloaded.
     if schema.len() > max {
         return Err(usage(format!(
-            "schema {schema:?}: at most {max} characters (PostgreSQL's names hold 63, and \
-             reload builds beside it as <schema>_reload)"
+            "schema {schema:?}: at most {max} characters (PostgreSQL's names hold {MAX_NAME}, \
+             and reload builds beside it as <schema>{RELOAD_SUFFIX})"
         )));
     }
     Ok(())
 }
 
-/// The longest schema name taken: 63 bytes (PostgreSQL's `NAMEDATALEN` - 1) less `_reload`.
-const MAX_SCHEMA: usize = 63 - "_reload".len();
+/// The longest name PostgreSQL holds: `NAMEDATALEN` - 1 bytes.
+const MAX_NAME: usize = 63;
+
+/// What a reload's schema adds to the live one's name ([`PgTarget::reload_target`]).
+const RELOAD_SUFFIX: &str = "_reload";
+
+/// The longest schema name taken: room for [`RELOAD_SUFFIX`] in [`MAX_NAME`].
+const MAX_SCHEMA: usize = MAX_NAME - RELOAD_SUFFIX.len();
 
 /// `sslmode` and `sslrootcert` taken out of a connection string (the driver knows neither
 /// verify mode), and what is left.
@@ -1106,14 +1113,9 @@ mod tests {
         }
         // The longest taken leaves room for the reload's schema beside it.
         let longest = PgTarget::parse("host=h", &"s".repeat(MAX_SCHEMA)).expect("taken");
-        assert_eq!(
-            longest
-                .with_schema(&format!("{}_reload", longest.schema()))
-                .expect("taken")
-                .schema()
-                .len(),
-            63
-        );
+        let beside = longest.reload_target().expect("taken");
+        assert_eq!(beside.schema().len(), MAX_NAME);
+        assert!(beside.schema().ends_with("_reload"));
         let err =
             PgTarget::parse("postgresql://u:hunter2@h:notaport/db", "s").expect_err("refused");
         assert!(!err.to_string().contains("hunter2"), "{err}");
