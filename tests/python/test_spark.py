@@ -423,6 +423,29 @@ def check_views(repo, out):
         os.chdir(cwd)
 
 
+def test_views_take_a_resources_version_across_its_tables(cli, repo, tmp_path):
+    """A newer Patient without MBI history gives no cclf9 row: its earlier cclf9 rows are not
+    current, in views.sql and in the README's query alike (a resource's latest version is
+    taken across bene_xref, cclf8 and cclf9, not table by table)."""
+    pytest.importorskip("duckdb", reason="duckdb runs the views")
+    patient = json.loads((repo / "sample-data/real/r4/Patient.ndjson").read_text().splitlines()[0])
+    first, later, out = tmp_path / "first", tmp_path / "later", tmp_path / "out"
+    first.mkdir()
+    later.mkdir()
+    patient["meta"]["lastUpdated"] = "2026-01-01T00:00:00Z"
+    (first / "Patient.ndjson").write_text(json.dumps(patient) + "\n")
+    patient["meta"]["lastUpdated"] = "2026-02-01T00:00:00Z"
+    patient["identifier"] = [i for i in patient["identifier"] if '"historic"' not in json.dumps(i)]
+    (later / "Patient.ndjson").write_text(json.dumps(patient) + "\n")
+    cli_load(cli, [first], out, "20260101T000000Z")
+    assert readme_current(repo, out, "cclf9").num_rows > 0
+    cli_load(cli, [later], out, "20260102T000000Z")
+    assert readme_current(repo, out, "cclf9").num_rows == 0
+    xref = readme_current(repo, out, "bene_xref")
+    assert xref.num_rows > 0 and set(xref.column("_run_id").to_pylist()) == {"20260102T000000Z"}
+    check_views(repo, out)
+
+
 def test_an_export_without_patients_takes_mbis_from_earlier_runs(spark, cli, repo, tmp_path):
     """As a CLI load does: a beneficiary whose Patient is not in this export gets its MBI from
     the bene_xref that earlier runs wrote into the same output folder."""
