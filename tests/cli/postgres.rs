@@ -509,6 +509,46 @@ fn a_run_id_loaded_again_gives_the_tables_of_one_load() {
     );
 }
 
+/// A format switched between loads into one folder leaves PostgreSQL and Parquet with different
+/// runs, so different tables: every load that sees it says so, as with SQLite (`load.rs`).
+#[test]
+fn a_format_switched_between_postgres_and_parquet_is_announced_at_every_load() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let input = crate::repo_root().join("sample-data/generated/v2");
+    let name = schema(&url, "t_switched");
+    let out = tmp.join("out");
+    let warned = |format: &str, id: &str| -> String {
+        let r = load_pg(&url, &input, &out, format, &name, id, &[]);
+        ok(&r, format);
+        String::from_utf8_lossy(&r.stderr)
+            .lines()
+            .filter(|l| l.contains("warning: ") && !l.contains("v2 and v3"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(warned("parquet", "r1"), "");
+    let w = warned("parquet,postgres", "r2");
+    assert!(
+        w.contains("(schema t_switched) is new and will hold this run's rows only")
+            && w.contains("holds 1 earlier run(s)"),
+        "{w}"
+    );
+    let w = warned("postgres", "r3");
+    assert!(
+        w.contains("this load does not write") && w.contains("parquet (it holds 2 run(s))"),
+        "{w}"
+    );
+    let w = warned("parquet,postgres", "r4");
+    assert!(
+        w.contains("hold different runs (only in PostgreSQL: r3; only in Parquet: r1)"),
+        "{w}"
+    );
+    // The password is never shown.
+    assert!(!w.contains(&url), "{w}");
+}
+
 /// The tables of one load of `input` into a schema of their own.
 fn schema_of_one_load(url: &str, input: &Path, out: &Path) -> BTreeMap<String, Vec<String>> {
     let schema = schema(url, "t_lock_reference");

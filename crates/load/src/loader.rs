@@ -434,14 +434,9 @@ impl Loader {
                 &self.out,
             )?;
         }
-        // SQLite and Parquet that do not hold the same runs (a format switched between loads)
-        // have different tables: said at every load, never silently.
-        for note in format_notes(
-            &self.out,
-            kinds.iter().any(|k| k.name() == "sqlite"),
-            kinds.iter().any(|k| k.name() == "parquet"),
-            &parquet_runs,
-        ) {
+        // A database (SQLite or PostgreSQL) and Parquet that do not hold the same runs (a format
+        // switched between loads) have different tables: said at every load, never silently.
+        for note in format_notes(&self.out, &kinds, &earlier_runs, &parquet_runs) {
             progress.note(&note);
         }
         let last_run = earlier_runs.last().cloned();
@@ -1622,57 +1617,81 @@ pub(crate) struct Databases {
     pub(crate) held: Vec<Box<dyn EarlierState>>,
 }
 
-/// Warnings for an output whose SQLite database and Parquet dataset will not hold the same runs
-/// after a load writing SQLite (`sqlite`) and/or Parquet (`parquet`); `parquet_runs` are the
-/// dataset's runs. One that is new beside the other's runs holds this run only; one the load
-/// does not write lacks it; two that differ already differ still.
+/// Warnings for an output whose database (SQLite, or a PostgreSQL schema) and Parquet dataset
+/// will not hold the same runs after a load writing `kinds`; `earlier_runs` are the runs of the
+/// database the load writes, `parquet_runs` the dataset's. One that is new beside the other's
+/// runs holds this run only; one the load does not write lacks it; two that differ already
+/// differ still. (A schema the load does not write is not looked at: only the SQLite file of
+/// the folder is.)
 fn format_notes(
     out: &Path,
-    sqlite: bool,
-    parquet: bool,
+    kinds: &[&dyn SinkKind],
+    earlier_runs: &[RunRecord],
     parquet_runs: &[RunRecord],
 ) -> Vec<String> {
-    let db = out.join("claimline.sqlite");
-    let root = out.join("parquet");
-    // (Read for a warning only: a database that cannot be read fails the load elsewhere.)
-    let in_sqlite: BTreeSet<String> = if db.is_file() {
-        claimline_sink::open_earlier(&db)
-            .and_then(|conn| claimline_sink::read_sqlite_runs(&conn, &db))
-            .map(|runs| runs.into_iter().map(|r| r.run_id).collect())
-            .unwrap_or_default()
-    } else {
-        BTreeSet::new()
+    let parquet = kinds.iter().any(|k| k.name() == "parquet");
+    let written = kinds
+        .iter()
+        .find(|k| matches!(k.name(), "sqlite" | "postgres"));
+    let sqlite_file = out.join("claimline.sqlite");
+    let (kind, label, in_db, writes_db) = match written {
+        Some(k) => (
+            if k.name() == "postgres" {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            },
+            k.location(out).display().to_string(),
+            earlier_runs.iter().map(|r| r.run_id.clone()).collect(),
+            true,
+        ),
+        // (Read for a warning only: a database that cannot be read fails a load that writes it.)
+        None => (
+            "SQLite",
+            sqlite_file.display().to_string(),
+            if sqlite_file.is_file() {
+                claimline_sink::open_earlier(&sqlite_file)
+                    .and_then(|conn| claimline_sink::read_sqlite_runs(&conn, &sqlite_file))
+                    .map(|runs| runs.into_iter().map(|r| r.run_id).collect())
+                    .unwrap_or_default()
+            } else {
+                BTreeSet::new()
+            },
+            false,
+        ),
     };
+    let in_db: BTreeSet<String> = in_db;
     let in_parquet: BTreeSet<String> = parquet_runs.iter().map(|r| r.run_id.clone()).collect();
+    let root = out.join("parquet");
+    let root = root.display();
     let mut notes = Vec::new();
-    let (db, root) = (db.display(), root.display());
-    match (sqlite, parquet) {
-        (true, true) if in_sqlite.is_empty() && !in_parquet.is_empty() => notes.push(format!(
-            "warning: {db} is new and will hold this run's rows only, while {root} holds {} earlier run(s): load their exports into it too, or into a new --out (`claimline reload` rebuilds a `claimline run` folder)",
+    match (writes_db, parquet) {
+        (true, true) if in_db.is_empty() && !in_parquet.is_empty() => notes.push(format!(
+            "warning: {label} is new and will hold this run's rows only, while {root} holds {} earlier run(s): load their exports into it too, or into a new --out (`claimline reload` rebuilds a `claimline run` folder)",
             in_parquet.len()
         )),
-        (true, true) if in_parquet.is_empty() && !in_sqlite.is_empty() => notes.push(format!(
-            "warning: {root} is new and will hold this run's rows only, while {db} holds {} earlier run(s): load their exports into it too, or into a new --out (`claimline reload` rebuilds a `claimline run` folder)",
-            in_sqlite.len()
+        (true, true) if in_parquet.is_empty() && !in_db.is_empty() => notes.push(format!(
+            "warning: {root} is new and will hold this run's rows only, while {label} holds {} earlier run(s): load their exports into it too, or into a new --out (`claimline reload` rebuilds a `claimline run` folder)",
+            in_db.len()
         )),
-        (true, true) if in_sqlite != in_parquet => {
+        (true, true) if in_db != in_parquet => {
             let only = |a: &BTreeSet<String>, b: &BTreeSet<String>| {
                 let d: Vec<&str> = a.difference(b).map(String::as_str).collect();
                 if d.is_empty() { "none".to_owned() } else { d.join(", ") }
             };
             notes.push(format!(
-                "warning: {db} and {root} hold different runs (only in SQLite: {}; only in Parquet: {}), so their tables differ: load those exports with both formats into a new --out to have them agree",
-                only(&in_sqlite, &in_parquet),
-                only(&in_parquet, &in_sqlite)
+                "warning: {label} and {root} hold different runs (only in {kind}: {}; only in Parquet: {}), so their tables differ: load those exports with both formats into a new --out to have them agree",
+                only(&in_db, &in_parquet),
+                only(&in_parquet, &in_db)
             ));
         }
         (true, false) if !in_parquet.is_empty() => notes.push(format!(
-            "warning: this load does not write {root} (it holds {} run(s)): it will lack this run, and its tables will differ from {db}'s",
+            "warning: this load does not write {root} (it holds {} run(s)): it will lack this run, and its tables will differ from {label}'s",
             in_parquet.len()
         )),
-        (false, true) if !in_sqlite.is_empty() => notes.push(format!(
-            "warning: this load does not write {db} (it holds {} run(s)): it will lack this run, and its tables will differ from {root}'s",
-            in_sqlite.len()
+        (false, true) if !in_db.is_empty() => notes.push(format!(
+            "warning: this load does not write {label} (it holds {} run(s)): it will lack this run, and its tables will differ from {root}'s",
+            in_db.len()
         )),
         _ => {}
     }
