@@ -214,14 +214,19 @@ fn row(
 #[test]
 fn values_checked_by_hand() {
     // v3 hospice (sample-data/real/v3/ExplanationOfBenefit-hospice.ndjson line 1, no `id`; its
-    // `uc` identifier is NON-UNIQUE-ID-HERE): diagnosis[0] is `principal` M48.062, which CCLF
-    // writes without the dot.
-    let hospice = row("v3", "cclf1", "", None);
+    // `uc` identifier is NON-UNIQUE-ID-HERE, its id and claim key): diagnosis[0] is `principal`
+    // M48.062, which CCLF writes without the dot.
+    let hospice = row("v3", "cclf1", "NON-UNIQUE-ID-HERE", None);
     assert_eq!(hospice["PRNCPL_DGNS_CD"], "M48062");
     assert_eq!(hospice["CUR_CLM_UNIQ_ID"], "NON-UNIQUE-ID-HERE");
     assert_eq!(hospice["_claim_key"], "NON-UNIQUE-ID-HERE");
     // The same claim's diagnosis 5 (`E78.00`, type other) in CCLF4.
-    let dx = row("v3", "cclf4", "", Some(("CLM_VAL_SQNC_NUM", "5")));
+    let dx = row(
+        "v3",
+        "cclf4",
+        "NON-UNIQUE-ID-HERE",
+        Some(("CLM_VAL_SQNC_NUM", "5")),
+    );
     assert_eq!(dx["CLM_DGNS_CD"], "E7800");
     assert_eq!(dx["DGNS_PRCDR_ICD_IND"], "0");
 

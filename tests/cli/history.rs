@@ -816,6 +816,162 @@ fn a_v3_eob_left_out_after_a_complete_version_leaves_the_claim_in_every_output()
     );
 }
 
+/// CMS's v3 hospice sample has no `id`: its id is its `uc` identifier, for its rows'
+/// `_resource_id` and its claim version alike, so its claim is current in Parquet's rule and
+/// `current/` as in SQLite (it was in SQLite only: rows without an id matched no version).
+#[test]
+fn a_v3_eob_without_id_is_current_in_every_output() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let out = tmp.join("out");
+    load(&sample_data().join("v3"), &out, "r1", &["--no-report"]);
+    let db = out.join("claimline.sqlite");
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM cclf1 WHERE _resource_id = 'NON-UNIQUE-ID-HERE' AND _claim_key = 'NON-UNIQUE-ID-HERE'"
+        ),
+        1,
+        "the hospice claim, its id from its uc identifier"
+    );
+    let claim: Vec<String> = [
+        "cclf1", "cclf2", "cclf3", "cclf4", "cclf5", "cclf6", "cclf7",
+    ]
+    .map(String::from)
+    .to_vec();
+    let sqlite = sqlite_counts(&db, &claim);
+    assert!(
+        sqlite.contains_key(&("cclf1".to_owned(), "NON-UNIQUE-ID-HERE".to_owned())),
+        "{sqlite:?}"
+    );
+    assert_eq!(
+        parquet_current(&out.join("parquet"), &claim),
+        sqlite,
+        "Parquet's rule"
+    );
+    assert_eq!(materialised_current(&out, &claim), sqlite, "current/");
+}
+
+/// A v2 EOB without `id` has no version to compare with another: its claim rows are left out of
+/// every output with a row error (they piled up in SQLite at every load, and an older copy
+/// replaced a newer version, while Parquet's rule never showed them). A newer version that
+/// gives no row (no view reads its claim type) replaces the claim's rows with none, in SQLite as
+/// in Parquet's rule (SQLite kept the earlier rows).
+#[test]
+fn an_eob_without_id_is_left_out_and_a_version_without_rows_replaces_the_claims_rows() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let out = tmp.join("out");
+    let first = write_export(
+        &tmp.join("e1"),
+        &[
+            &first_carrier("2026-01-01T00:00:00Z"),
+            &first_inpatient("2026-01-01T00:00:00Z"),
+        ],
+        true,
+    );
+    load(&first, &out, "r1", &["--no-report"]);
+    let db = out.join("claimline.sqlite");
+    let carrier_rows = scalar(&db, "SELECT count(*) FROM cclf5");
+    assert!(carrier_rows > 0);
+    // An older copy of the carrier claim without its id, twice.
+    let mut no_id = first_carrier("2020-01-01T00:00:00Z");
+    no_id.as_object_mut().expect("object").remove("id");
+    // A newer version of the inpatient claim that no view of the set reads.
+    let mut untyped = first_inpatient("2026-06-01T00:00:00Z");
+    untyped["id"] = Value::from("inpatient-3002");
+    untyped["type"]["coding"] = Value::Array(Vec::new());
+    let second = write_export(&tmp.join("e2"), &[&no_id, &untyped], false);
+    for run in ["r2", "r3"] {
+        let report = load(&second, &out, run, &["--no-report"]);
+        let by_column = report["row_errors"]["by_column"]
+            .as_object()
+            .expect("by column");
+        assert!(
+            by_column.len() == 1
+                && by_column
+                    .iter()
+                    .all(|(c, n)| c.ends_with("._resource_id") && *n == 1),
+            "{report:#}"
+        );
+        assert_eq!(
+            scalar(&db, "SELECT count(*) FROM cclf5 WHERE _resource_id IS NULL"),
+            0,
+            "{run}: no rows without an id"
+        );
+        assert_eq!(
+            scalar(
+                &db,
+                "SELECT count(*) FROM cclf5 WHERE _resource_id = 'carrier-1001'"
+            ),
+            carrier_rows,
+            "{run}: the stored carrier version stays"
+        );
+        assert_eq!(
+            scalar(&db, "SELECT count(*) FROM cclf1 WHERE _claim_key = '7003'"),
+            0,
+            "{run}: the newer inpatient version gave no row"
+        );
+        let claim: Vec<String> = ["cclf1", "cclf2", "cclf3", "cclf4", "cclf5"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            parquet_current(&out.join("parquet"), &claim),
+            sqlite_counts(&db, &claim),
+            "{run}: Parquet's rule"
+        );
+        assert_eq!(
+            materialised_current(&out, &claim),
+            sqlite_counts(&db, &claim),
+            "{run}: current/"
+        );
+    }
+}
+
+/// With `--all-versions` too: a newer copy of a version (the same EOB id) that gives no row
+/// leaves none of its rows, in SQLite as in Parquet's rule.
+#[test]
+fn all_versions_a_newer_copy_without_rows_replaces_the_versions_rows() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let out = tmp.join("out");
+    let first = write_export(
+        &tmp.join("e1"),
+        &[
+            &first_carrier("2026-01-01T00:00:00Z"),
+            &first_inpatient("2026-01-01T00:00:00Z"),
+        ],
+        true,
+    );
+    load(&first, &out, "r1", &["--no-report", "--all-versions"]);
+    let db = out.join("claimline.sqlite");
+    assert!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM cclf1 WHERE _resource_id = 'inpatient-3001'"
+        ) > 0
+    );
+    let mut untyped = first_inpatient("2026-06-01T00:00:00Z");
+    untyped["type"]["coding"] = Value::Array(Vec::new());
+    let second = write_export(&tmp.join("e2"), &[&untyped], false);
+    load(&second, &out, "r2", &["--no-report", "--all-versions"]);
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM cclf1 WHERE _resource_id = 'inpatient-3001'"
+        ),
+        0
+    );
+    let claim: Vec<String> = ["cclf1", "cclf2", "cclf3", "cclf4", "cclf5"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        materialised_current(&out, &claim),
+        sqlite_counts(&db, &claim),
+        "current/"
+    );
+}
+
 /// A newer Patient without MBI history gives no `cclf9` row: its earlier `cclf9` rows are not
 /// current any more, in SQLite as by Parquet's rule (which ranked each table on its own, so the
 /// earlier rows outranked nothing and stayed).

@@ -88,7 +88,8 @@ impl ClaimEvent {
     }
 }
 
-/// The history event of an EOB (`None` for other resources, or an EOB without id or key).
+/// The history event of an EOB (`None` for other resources, or an EOB without id or key: a v3
+/// EOB's id may be its `uc` identifier, as its `_claim_key`).
 pub fn claim_event(r: &Resource<'_>, mode: VersionMode) -> Option<ClaimEvent> {
     if r.resource_type != "ExplanationOfBenefit" {
         return None;
@@ -118,7 +119,7 @@ pub(crate) fn event_of(
     Some(ClaimEvent {
         api_version: r.api_version,
         claim_key,
-        resource_id: r.id?.into(),
+        resource_id: crate::eob_id(r)?.into(),
         last_updated,
         action,
         position: (r.file_index, r.offset),
@@ -222,7 +223,8 @@ impl RunVersions {
 
     /// The run's events, in the order [`RunVersions::new`] got them, each with whether its rows
     /// stay: it is the version its group keeps and no cancel of this run names it. (An EOB with
-    /// no claim key or id has no event and nothing to compete with.)
+    /// no claim key or id has no event: [`crate::Plan::evaluate_with_event`] leaves its claim
+    /// rows out.)
     pub fn kept(&self) -> impl ExactSizeIterator<Item = (&ClaimEvent, bool)> {
         self.events.iter().zip(self.keeps.iter().copied())
     }

@@ -858,7 +858,7 @@ impl Plan {
         scratch: &mut Scratch,
         mode: VersionMode,
     ) -> (ResourceOutput, Option<ClaimEvent>) {
-        let (out, read) = self.evaluate_reading(r, run_id, scratch);
+        let (mut out, read) = self.evaluate_reading(r, run_id, scratch);
         if r.resource_type != "ExplanationOfBenefit" {
             return (out, None);
         }
@@ -868,7 +868,39 @@ impl Plan {
             read.claim.unwrap_or_else(|| claim_columns(r)),
             read.last_updated.unwrap_or_else(|| last_updated(r)),
         );
+        if event.is_none() {
+            self.leave_out_unversioned(r, &mut out);
+        }
         (out, event)
+    }
+
+    /// An EOB whose claim version cannot be told (no `id`, or no claim key: see
+    /// [`claim_event`]) can neither replace nor be replaced by another version of its claim, so
+    /// its claim-table rows are left out of every output, with a row error naming the missing
+    /// field, and it adds nothing to `_claimline_counts`. (Kept, its rows would pile up in SQLite
+    /// and PostgreSQL at every load while Parquet's rule, which reads the claim versions, never
+    /// showed them.)
+    fn leave_out_unversioned(&self, r: &Resource<'_>, out: &mut ResourceOutput) {
+        let Some(first) = out.rows.iter().find(|row| self.is_claim_table(row.table)) else {
+            return;
+        };
+        let table = first.table;
+        let no_key = matches!(claim_columns(r)[0], Cell::Null);
+        out.rows.retain(|row| !self.is_claim_table(row.table));
+        out.summary = None;
+        out.issues.push(RowIssue {
+            table,
+            column: if no_key { "_claim_key" } else { "_resource_id" }.into(),
+            resource_id: r.id.map(str::to_owned),
+            reason: if no_key {
+                "the ExplanationOfBenefit has no claim key (no claim-group identifier and no id): \
+                 its version cannot be told, so its claim rows are left out"
+            } else {
+                "the ExplanationOfBenefit has no id: its version cannot be told, so its claim \
+                 rows are left out"
+            }
+            .into(),
+        });
     }
 
     /// [`Plan::evaluate`], and what it read of the claim on the way.
@@ -1104,9 +1136,14 @@ impl Plan {
                 }
             },
         };
+        // An EOB's id may come from its `uc` identifier (v3 without `id`, see `eob_id`).
+        let id = match r.id {
+            None if r.resource_type == "ExplanationOfBenefit" => eob_id(r),
+            id => id,
+        };
         // The order of `lineage(false)`; `_line` at LINEAGE_LINE.
         vec![
-            text(r.id),
+            text(id),
             source_file,
             Cell::Int(r.line as i64),
             text(r.api_version.map(ApiVersion::as_str)),
@@ -1145,25 +1182,34 @@ fn check_cclf8_input(view: &ViewDefinition, name: &str, input: Cclf8Input) -> Re
         })
 }
 
+/// An EOB's id: its `id`, else for v3 the identifier typed `uc`, which holds the same value (a
+/// line without `id`, as in CMS's MIDR reference sample). Its rows' `_resource_id` and its claim
+/// version's id alike.
+pub(crate) fn eob_id<'a>(r: &Resource<'a>) -> Option<&'a str> {
+    r.id.or_else(|| {
+        if r.api_version != Some(ApiVersion::V3) {
+            return None;
+        }
+        r.root
+            .get("identifier")
+            .into_iter()
+            .flat_map(|i| i.items())
+            .find(|i| {
+                i.get("type")
+                    .and_then(|t| t.get("coding"))
+                    .into_iter()
+                    .flat_map(|c| c.items())
+                    .any(|c| str_at(c, "code") == Some("uc"))
+            })
+            .and_then(|i| str_at(i, "value"))
+    })
+}
+
 /// `_claim_key` and `_status` of an EOB.
 pub(crate) fn claim_columns(r: &Resource<'_>) -> [Cell; 2] {
     let key = match r.api_version {
-        // The EOB id is CLM_UNIQ_ID; a line without one (the MIDR reference sample) falls back to
-        // the identifier typed `uc`, which holds the same value.
-        Some(ApiVersion::V3) => r.id.or_else(|| {
-            r.root
-                .get("identifier")
-                .into_iter()
-                .flat_map(|i| i.items())
-                .find(|i| {
-                    i.get("type")
-                        .and_then(|t| t.get("coding"))
-                        .into_iter()
-                        .flat_map(|c| c.items())
-                        .any(|c| str_at(c, "code") == Some("uc"))
-                })
-                .and_then(|i| str_at(i, "value"))
-        }),
+        // The EOB id is CLM_UNIQ_ID (`eob_id`: the `uc` identifier when `id` is missing).
+        Some(ApiVersion::V3) => eob_id(r),
         _ => r
             .root
             .get("identifier")

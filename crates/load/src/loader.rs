@@ -599,6 +599,7 @@ impl Loader {
                         unresolved_mbi,
                         issues: found,
                         claim_views: false,
+                        wrote_rows: !no_rows,
                     };
                     // An EOB left out of the CCLF tables (v3 partially adjudicated or prior
                     // authorization) that gave no row gives no version either: it neither
@@ -637,6 +638,14 @@ impl Loader {
 
         // The claim-history rule on what the scan wrote: per group the kept version, against what
         // earlier runs left in SQLite.
+        // The versions that gave no row (no view of the set reads their claim type, say): kept,
+        // such a version still replaces what earlier runs hold of its claim, in every output.
+        let rowless: HashSet<(usize, u64)> = events
+            .iter()
+            .zip(&eobs)
+            .filter(|(_, eob)| !eob.wrote_rows)
+            .map(|(e, _)| e.position)
+            .collect();
         let versions = RunVersions::new(mode, events);
         let mut history = HistoryCounts::default();
         let mut removals: Vec<Vec<Cell>> = Vec::new();
@@ -645,15 +654,28 @@ impl Loader {
         if let Some(e) = earlier.as_mut().filter(|e| e.has_claims()) {
             let groups = versions.groups();
             let heads = e.stored_heads(mode, &groups)?;
+            // A group's cells in the replace key's order: (`_api_version`, `_claim_key`), with
+            // `--all-versions` (`_api_version`, `_claim_key`, `_resource_id`).
+            let key_of = |g: &claimline_link::RunGroup<'_>| -> Vec<Cell> {
+                let api = g.api_version.map_or(Cell::Null, |v| Cell::text(v.as_str()));
+                match g.claim_key {
+                    None => vec![api, Cell::text(g.key)],
+                    Some(claim) => vec![api, Cell::text(claim), Cell::text(g.key)],
+                }
+            };
             for (g, (stored, head_cancelled)) in groups.iter().zip(heads) {
                 match decide(g, stored.as_ref(), head_cancelled) {
+                    // A head that gave no row replaces the stored rows with none.
+                    Decision::Write
+                        if stored.is_some()
+                            && g.head.is_some_and(|h| rowless.contains(&h.position)) =>
+                    {
+                        removals.push(key_of(g));
+                    }
                     Decision::Write => {}
                     Decision::Delete => {
                         history.removed += 1;
-                        removals.push(vec![
-                            g.api_version.map_or(Cell::Null, |v| Cell::text(v.as_str())),
-                            Cell::text(g.key),
-                        ]);
+                        removals.push(key_of(g));
                         stale.insert((g.api_version, g.key, g.claim_key));
                     }
                     Decision::Keep => {
@@ -707,7 +729,7 @@ impl Loader {
             .iter()
             .find(|t| t.replace_key.iter().any(|k| k == "_claim_key"))
             .map(|t| t.replace_key.clone())
-            .filter(|k| k.len() == 2);
+            .filter(|k| k.len() == 2 || k.len() == 3);
         // The copies of a Patient the input holds more than once, but one (their rows are in
         // `bene_xref` and `cclf9` only, whose lines no claim table holds).
         let (patient_tables, copies) = patients.not_kept(&file_names);
@@ -1215,6 +1237,8 @@ struct EobRecord {
     issues: Vec<claimline_link::RowIssue>,
     /// Some claim-table view runs on its API version (a version left out counts as superseded).
     claim_views: bool,
+    /// It gave rows (a version that gave none still replaces what earlier runs hold).
+    wrote_rows: bool,
 }
 
 impl EobRecord {
