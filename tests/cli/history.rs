@@ -1060,6 +1060,38 @@ fn counts_per_run_and_a_warning_when_v2_and_v3_share_months() {
     );
 }
 
+/// A payment too large for CLM_PMT_AMT is a row error and NULL there, and counts 0 in
+/// `PAYMENT_SUM`: the load goes on (the sum's cell overflowed and failed the whole load, exit 5).
+#[test]
+fn a_payment_too_large_for_its_column_is_a_row_error_and_not_summed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let mut huge = first_inpatient("2026-01-05T10:00:00.000+00:00");
+    huge["billablePeriod"]["start"] = Value::from("2022-10-03");
+    huge["payment"]["amount"]["value"] = serde_json::json!(1e16);
+    let mut fine = first_carrier("2026-01-05T10:00:00.000+00:00");
+    fine["billablePeriod"]["start"] = Value::from("2022-10-03");
+    let out = tmp.join("out");
+    let export = write_export(&tmp.join("e1"), &[&huge, &fine], true);
+    let report = load(&export, &out, "r1", &["--no-report"]);
+    assert_eq!(
+        report["row_errors"]["by_column"]["cclf1.CLM_PMT_AMT"], 1,
+        "{report:#}"
+    );
+    let db = out.join("claimline.sqlite");
+    let sums: Vec<(String, f64)> = Connection::open(&db)
+        .expect("open")
+        .prepare("SELECT CLAIM_TYPE, PAYMENT_SUM FROM _claimline_counts ORDER BY 1")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(sums.len(), 2, "{sums:?}");
+    assert_eq!(sums[0], ("CARRIER".to_owned(), 199.99), "{sums:?}");
+    assert_eq!(sums[1], ("INPATIENT".to_owned(), 0.0), "{sums:?}");
+}
+
 /// A Parquet-only output resolves an export without Patients from its own `bene_xref` parts.
 #[test]
 fn a_parquet_only_output_resolves_mbis_from_earlier_runs() {

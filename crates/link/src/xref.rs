@@ -220,13 +220,19 @@ pub fn counts_schema() -> TableSchema {
                     scale: 2,
                 },
             )
-            .describe("Sum of payment.amount.value (CLM_PMT_AMT; PDE: NULL in payment, so 0)"),
+            .describe("Sum of payment.amount.value (CLM_PMT_AMT; PDE: NULL in payment, so 0; a value too large for CLM_PMT_AMT counts 0; NULL when the sum is too large for this column)"),
         ],
     )
 }
 
 /// The reconciliation table.
 pub const COUNTS_TABLE: &str = "_claimline_counts";
+
+/// Cents of a payment CLM_PMT_AMT (DECIMAL(15,2)) holds: below 10^15.
+const PAYMENT_LIMIT: u128 = 10u128.pow(15);
+
+/// Cents a `PAYMENT_SUM` cell (DECIMAL(18,2)) holds: below 10^18. A sum past it is NULL.
+pub const PAYMENT_SUM_LIMIT: u128 = 10u128.pow(18);
 
 /// What one EOB adds to `_claimline_counts`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -281,7 +287,10 @@ pub fn claim_summary(r: &Resource<'_>) -> Option<ClaimSummary> {
         .and_then(|v| v.number_text())
         .and_then(claimline_view::Decimal::parse)
         .and_then(|d| d.rescale(2))
-        .map_or(0, |d| d.mantissa());
+        .map(|d| d.mantissa())
+        // A value too large for CLM_PMT_AMT (DECIMAL(15,2)) is NULL there, a row error: 0 here.
+        .filter(|cents| cents.unsigned_abs() < PAYMENT_LIMIT)
+        .unwrap_or(0);
     Some(ClaimSummary {
         claim_type,
         month,

@@ -817,6 +817,17 @@ impl Loader {
             let rows: Vec<Vec<Cell>> = counts
                 .iter()
                 .map(|((version, ty, month), (n, lines, cents))| {
+                    // A sum its column cannot hold is NULL, said, never the load's failure.
+                    let sum = if cents.unsigned_abs() < claimline_link::PAYMENT_SUM_LIMIT {
+                        Cell::Decimal(*cents)
+                    } else {
+                        progress.note(&format!(
+                            "warning: {}: the payments of {} {ty} claims of {month} sum past PAYMENT_SUM's 18 digits; it is NULL",
+                            claimline_link::COUNTS_TABLE,
+                            version.as_deref().unwrap_or("unversioned")
+                        ));
+                        Cell::Null
+                    };
                     vec![
                         Cell::text(run_id.as_str()),
                         version.as_deref().map_or(Cell::Null, Cell::text),
@@ -824,7 +835,7 @@ impl Loader {
                         Cell::text(month.as_str()),
                         Cell::Int(*n as i64),
                         Cell::Int(*lines as i64),
-                        Cell::Decimal(*cents),
+                        sum,
                     ]
                 })
                 .collect();
