@@ -214,7 +214,7 @@ fn batches(root: &Path, table: &str) -> Vec<RecordBatch> {
 /// _claim_key)` the head is the `version` event of `_claimline_claims` with the greatest
 /// (`_last_updated`, `_run_id`), dropped when a `cancel` names it; a table's current rows are
 /// those of the heads' (`_resource_id`, `_run_id`). Returns (table, `_resource_id`) → rows.
-fn parquet_current(root: &Path, tables: &[String]) -> BTreeMap<(String, String), usize> {
+pub(crate) fn parquet_current(root: &Path, tables: &[String]) -> BTreeMap<(String, String), usize> {
     type Key = (Option<String>, Option<String>);
     let mut heads: BTreeMap<Key, (Option<i64>, String, String)> = BTreeMap::new();
     let mut cancels: BTreeSet<(Key, String)> = BTreeSet::new();

@@ -45,7 +45,8 @@ pub const CURRENT_DIR: &str = "current";
 /// The folder of their versions (the symlinks' targets) and state, in the output folder.
 pub const VERSIONS_DIR: &str = ".claimline-current";
 
-const CLAIMS: &str = "_claimline_claims";
+/// The claim versions' table (`_claimline_claims`).
+pub(crate) const CLAIMS: &str = "_claimline_claims";
 /// Bytes of values (not nulls) below which a bucket's column is written uncompressed.
 const SMALL_CHUNK: usize = 64 << 10;
 const STATE: &str = "_state.json";

@@ -784,7 +784,13 @@ fn publish_staged(root: &Path, staging: &Path, run: &RunRecord) -> Result<(), Er
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
         .filter(|(name, _)| name != "replaced")
         .collect();
-    tables.sort();
+    // The claim versions last: a reader of the dataset (the README's query, `current/views.sql`)
+    // takes a claim's rows from the run its versions name, so until they are in place it reads
+    // the previous runs' rows, not a version whose rows have not arrived (a process killed in
+    // between leaves that state for the next command to finish).
+    tables.sort_by(|(a, _), (b, _)| {
+        (a == crate::current::CLAIMS, a).cmp(&(b == crate::current::CLAIMS, b))
+    });
     let partition = format!("run={}", run.run_id);
     for (i, (table, from)) in tables.iter().enumerate() {
         let dir = root.join(table);
