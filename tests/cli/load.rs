@@ -1038,6 +1038,21 @@ fn a_run_id_that_sorts_before_a_run_held_is_refused() {
     );
 }
 
+/// A load into an existing database leaves no WAL the size of its changes beside it (the
+/// load's read connection closed last and, read-only, could not empty it).
+#[test]
+fn a_load_into_an_existing_database_leaves_its_wal_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    for run in ["r1", "r2"] {
+        let r = load_generated_v2(dir.path(), &out, run, "both");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let wal = out.join("claimline.sqlite-wal");
+    let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(size, 0, "{} holds {size} bytes", wal.display());
+}
+
 /// A format switched between loads leaves SQLite and Parquet with different runs, so different
 /// tables: every load that sees it says so, whichever way it went. `--format parquet`, then
 /// `both`: the new SQLite database holds the new run's rows only; `sqlite`, then `both`: the new

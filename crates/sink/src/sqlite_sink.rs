@@ -631,6 +631,11 @@ impl TableSink for SqliteSink {
                 })?;
                 conn.execute_batch("COMMIT").map_err(Error::sqlite(&path))?;
                 self.committed = true;
+                // The WAL emptied once its pages are in the file: the load's read connection
+                // closes after this one and, read-only, cannot, which left a WAL the size of the
+                // run's changes beside the database. (Committed already: a reader of another
+                // process that keeps the checkpoint from finishing only leaves the WAL as it was.)
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
                 Ok(())
             }
         }
