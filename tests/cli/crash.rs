@@ -357,11 +357,7 @@ fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
 fn readers_of_a_publish_cut_short_see_the_previous_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (out, [_, b, c]) = loaded_once(dir.path(), "out");
-    let tables: Vec<String> = [
-        "cclf1", "cclf2", "cclf3", "cclf4", "cclf5", "cclf6", "cclf7",
-    ]
-    .map(String::from)
-    .to_vec();
+    let tables = crate::history::claim_tables_compared();
     let before = crate::history::parquet_current(&out.join("parquet"), &tables);
     assert!(!before.is_empty());
     let killed = claimline_env(

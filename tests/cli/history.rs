@@ -801,19 +801,7 @@ fn a_v3_eob_left_out_after_a_complete_version_leaves_the_claim_in_every_output()
         0,
         "no version recorded"
     );
-    let claim: Vec<String> = ["cclf1", "cclf2", "cclf5", "cclfa"]
-        .map(String::from)
-        .to_vec();
-    assert_eq!(
-        parquet_current(&out.join("parquet"), &claim),
-        sqlite_counts(&db, &claim),
-        "Parquet's rule"
-    );
-    assert_eq!(
-        materialised_current(&out, &claim),
-        sqlite_counts(&db, &claim),
-        "current/"
-    );
+    every_output_agrees(&out, "a partial copy after the complete version");
 }
 
 /// CMS's v3 hospice sample has no `id`: its id is its `uc` identifier, for its rows'
@@ -834,22 +822,12 @@ fn a_v3_eob_without_id_is_current_in_every_output() {
         1,
         "the hospice claim, its id from its uc identifier"
     );
-    let claim: Vec<String> = [
-        "cclf1", "cclf2", "cclf3", "cclf4", "cclf5", "cclf6", "cclf7",
-    ]
-    .map(String::from)
-    .to_vec();
-    let sqlite = sqlite_counts(&db, &claim);
+    let sqlite = sqlite_counts(&db, &claim_tables_compared());
     assert!(
         sqlite.contains_key(&("cclf1".to_owned(), "NON-UNIQUE-ID-HERE".to_owned())),
         "{sqlite:?}"
     );
-    assert_eq!(
-        parquet_current(&out.join("parquet"), &claim),
-        sqlite,
-        "Parquet's rule"
-    );
-    assert_eq!(materialised_current(&out, &claim), sqlite, "current/");
+    every_output_agrees(&out, "the v3 samples");
 }
 
 /// A v2 EOB without `id` has no version to compare with another: its claim rows are left out of
@@ -912,19 +890,7 @@ fn an_eob_without_id_is_left_out_and_a_version_without_rows_replaces_the_claims_
             0,
             "{run}: the newer inpatient version gave no row"
         );
-        let claim: Vec<String> = ["cclf1", "cclf2", "cclf3", "cclf4", "cclf5"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(
-            parquet_current(&out.join("parquet"), &claim),
-            sqlite_counts(&db, &claim),
-            "{run}: Parquet's rule"
-        );
-        assert_eq!(
-            materialised_current(&out, &claim),
-            sqlite_counts(&db, &claim),
-            "{run}: current/"
-        );
+        every_output_agrees(&out, run);
     }
 }
 
@@ -962,14 +928,7 @@ fn all_versions_a_newer_copy_without_rows_replaces_the_versions_rows() {
         ),
         0
     );
-    let claim: Vec<String> = ["cclf1", "cclf2", "cclf3", "cclf4", "cclf5"]
-        .map(String::from)
-        .to_vec();
-    assert_eq!(
-        materialised_current(&out, &claim),
-        sqlite_counts(&db, &claim),
-        "current/"
-    );
+    same_current_as_sqlite(&out, "a newer copy without rows");
 }
 
 /// A newer Patient without MBI history gives no `cclf9` row: its earlier `cclf9` rows are not
@@ -1418,17 +1377,35 @@ fn refresh_cut_short(tmp: &Path) -> (PathBuf, PathBuf) {
     (out, e2)
 }
 
+/// The claim tables the checks below compare.
+pub(crate) fn claim_tables_compared() -> Vec<String> {
+    [
+        "cclf1", "cclf2", "cclf3", "cclf4", "cclf5", "cclf6", "cclf7", "cclfa", "cclfb",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// `current/` holds SQLite's current rows of every claim table, each once.
 fn same_current_as_sqlite(out: &Path, step: &str) {
     let db = out.join("claimline.sqlite");
-    let claim: Vec<String> = [
-        "cclf1", "cclf2", "cclf3", "cclf4", "cclf5", "cclf6", "cclf7",
-    ]
-    .map(String::from)
-    .to_vec();
+    let claim = claim_tables_compared();
     assert_eq!(
         materialised_current(out, &claim),
         sqlite_counts(&db, &claim),
         "{step}"
     );
+}
+
+/// Parquet's rule (the README's query) and `current/` hold SQLite's current rows of every claim
+/// table.
+fn every_output_agrees(out: &Path, step: &str) {
+    let db = out.join("claimline.sqlite");
+    let claim = claim_tables_compared();
+    assert_eq!(
+        parquet_current(&out.join("parquet"), &claim),
+        sqlite_counts(&db, &claim),
+        "{step}: Parquet's rule"
+    );
+    same_current_as_sqlite(out, &format!("{step}: current/"));
 }

@@ -728,8 +728,7 @@ impl Loader {
         let replace_key = tables
             .iter()
             .find(|t| t.replace_key.iter().any(|k| k == "_claim_key"))
-            .map(|t| t.replace_key.clone())
-            .filter(|k| k.len() == 2 || k.len() == 3);
+            .map(|t| t.replace_key.clone());
         // The copies of a Patient the input holds more than once, but one (their rows are in
         // `bene_xref` and `cclf9` only, whose lines no claim table holds).
         let (patient_tables, copies) = patients.not_kept(&file_names);
