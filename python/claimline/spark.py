@@ -692,6 +692,19 @@ def _read_table(spark, out: str, table: str):
             .parquet(os.path.join(_spark_path(base), "run=*")))
 
 
+def _recorded_runs(out: str) -> List[str]:
+    """The run ids ``out/parquet/_claimline_runs.json`` records (none when it is absent)."""
+    path = os.path.join(out, "parquet", "_claimline_runs.json")
+    try:
+        with open(path, "rb") as f:
+            runs = json.load(f)
+        return [r["run_id"] for r in runs]
+    except FileNotFoundError:
+        return []
+    except (ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{path}: not a claimline run list ({type(e).__name__})") from None
+
+
 def current(spark, out: PathLike, table: str, all_versions: bool = False):
     """The current rows of ``table`` across the runs in ``out/parquet`` (the README's query).
 
@@ -701,8 +714,8 @@ def current(spark, out: PathLike, table: str, all_versions: bool = False):
     ``all_versions`` partitions the heads by ``_resource_id`` too. Other tables (a row set per
     resource: ``bene_xref``, ``cclf8``, ``cclf9``, …): a resource's current version is, per
     ``(_api_version, _resource_id)``, its latest across all of them (``_last_updated``, then
-    ``_run_id``: ``rank() = 1``), and the table's rows of that version (none when it gave the
-    table no row). The result has the table's columns and the ``run`` partition column
+    ``_run_id``: ``rank() = 1``) among the runs ``_claimline_runs.json`` records, and the
+    table's rows of that version (none when it gave the table no row). The result has the table's columns and the ``run`` partition column
     (DuckDB's ``t.*`` with ``hive_partitioning``)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -723,6 +736,10 @@ def current(spark, out: PathLike, table: str, all_versions: bool = False):
                     continue
                 other = other.select(*lineage)
                 versions = other if versions is None else versions.unionByName(other)
+            # Only the runs the run list records: a run is recorded once all its partitions
+            # are in place (a process killed between two tables' renames leaves the previous
+            # runs current until the next command finishes the run).
+            versions = versions.where(F.col("_run_id").isin(_recorded_runs(out)))
             w = Window.partitionBy("_api_version", "_resource_id").orderBy(
                 F.col("_last_updated").desc_nulls_last(), F.col("_run_id").desc())
             heads = (versions.withColumn("_rk", F.rank().over(w)).where("_rk = 1")

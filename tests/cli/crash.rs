@@ -84,7 +84,7 @@ fn sqlite_runs(db: &Path) -> Vec<String> {
 }
 
 /// The run ids of `parquet/_claimline_runs.json`.
-fn parquet_runs(out: &Path) -> Vec<String> {
+pub(crate) fn parquet_runs(out: &Path) -> Vec<String> {
     let Ok(bytes) = std::fs::read(out.join("parquet/_claimline_runs.json")) else {
         return Vec::new();
     };

@@ -1178,14 +1178,15 @@ fn a_new_mbi_in_a_later_patient_replaces_the_crosswalk() {
 /// The current rows of a beneficiary table by the README's Parquet rule: per resource
 /// (`_resource_id`; these tests load one API version) its head is the version with the latest
 /// `_last_updated` (a missing one oldest), then the latest `_run_id`, across `bene_xref`,
-/// `cclf8` and `cclf9`; `table`'s rows are that version's. Returns `_resource_id` → the rows'
-/// `column` values.
+/// `cclf8` and `cclf9`, among the runs `_claimline_runs.json` records; `table`'s rows are that
+/// version's. Returns `_resource_id` → the rows' `column` values.
 fn parquet_current_by_resource(
     root: &Path,
     table: &str,
     column: &str,
 ) -> BTreeMap<String, Vec<String>> {
     type Head = (Option<i64>, String);
+    let recorded = crate::crash::parquet_runs(root.parent().expect("the output folder"));
     let mut head: BTreeMap<String, Head> = BTreeMap::new();
     for t in ["bene_xref", "cclf8", "cclf9"] {
         for b in batches(root, t) {
@@ -1202,6 +1203,9 @@ fn parquet_current_by_resource(
                     (!lu.is_null(i)).then(|| lu.value(i)),
                     runs[i].clone().expect("run"),
                 );
+                if !recorded.contains(&h.1) {
+                    continue;
+                }
                 let e = head
                     .entry(ids[i].clone().expect("id"))
                     .or_insert_with(|| h.clone());

@@ -52,7 +52,7 @@ pub const POINTS: &[(&str, &str)] = &[
     ),
     (
         "parquet.publish",
-        "one table's partition of the run was moved into place, the others not yet",
+        "a table's partition of the run was moved into place, the tables after it not yet (@N: the N-th table; `_claimline_counts` first, the others by name, `_claimline_claims` last)",
     ),
     (
         "current.swap",

@@ -777,15 +777,20 @@ fn write_views(root: &Path, dir: &Path, claim_tables: &[String]) -> Result<(), E
     // The other tables hold a row set per resource: its current version is the latest across
     // all of them, as SQLite replaces a resource's rows in every such table at once (a newer
     // Patient with no MBI history leaves no `cclf9` row, and the earlier ones are not current).
+    // Only the runs `_claimline_runs.json` records count: a run is recorded once all its
+    // partitions are in place, so a process killed between two tables' renames leaves the
+    // previous runs current, not a version one table has and another lacks.
     let globs: Vec<String> = others
         .iter()
         .map(|t| format!("'parquet/{t}/*/part-*.parquet'"))
         .collect();
     for t in &others {
         sql.push_str(&format!(
-            "CREATE OR REPLACE VIEW \"{t}\" AS WITH heads AS (SELECT DISTINCT _api_version, \
-             _resource_id, _run_id FROM read_parquet([{}], hive_partitioning = true, \
-             union_by_name = true) QUALIFY rank() OVER (PARTITION BY _api_version, _resource_id \
+            "CREATE OR REPLACE VIEW \"{t}\" AS WITH runs AS (SELECT run_id AS _run_id FROM \
+             read_json('parquet/_claimline_runs.json', columns = {{run_id: 'VARCHAR'}})), \
+             heads AS (SELECT DISTINCT _api_version, _resource_id, _run_id FROM \
+             read_parquet([{}], hive_partitioning = true, union_by_name = true) SEMI JOIN runs \
+             USING (_run_id) QUALIFY rank() OVER (PARTITION BY _api_version, _resource_id \
              ORDER BY _last_updated DESC NULLS LAST, _run_id DESC) = 1) SELECT t.* EXCLUDE (run) \
              FROM read_parquet('parquet/{t}/*/part-*.parquet', hive_partitioning = true) t SEMI \
              JOIN heads h ON t._api_version IS NOT DISTINCT FROM h._api_version AND \

@@ -792,7 +792,7 @@ fn publish_staged(root: &Path, staging: &Path, run: &RunRecord) -> Result<(), Er
         (a == crate::current::CLAIMS, a).cmp(&(b == crate::current::CLAIMS, b))
     });
     let partition = format!("run={}", run.run_id);
-    for (i, (table, from)) in tables.iter().enumerate() {
+    for (table, from) in &tables {
         let dir = root.join(table);
         create_private_dir(&dir).map_err(Error::io(&dir))?;
         let to = dir.join(&partition);
@@ -808,9 +808,8 @@ fn publish_staged(root: &Path, staging: &Path, run: &RunRecord) -> Result<(), Er
         }
         std::fs::rename(from, &to).map_err(Error::io(&to))?;
         sync_dir(&dir)?;
-        if i == 0 {
-            claimline_fault::point("parquet.publish").map_err(Error::io(&to))?;
-        }
+        // After each table (`parquet.publish@N`: the N-th in this order).
+        claimline_fault::point("parquet.publish").map_err(Error::io(&to))?;
     }
     write_parquet_runs(root, all, run)?;
     std::fs::remove_dir_all(staging).map_err(Error::io(staging))?;
