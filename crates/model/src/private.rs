@@ -51,7 +51,9 @@ pub fn create_private(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// Opens a file for appending, creating it owner-only (0600) when it does not exist.
+/// Opens a file for appending, owner-only (0600): created so, or an existing regular file
+/// tightened to it (a log made readable by others before would go on receiving entries). A
+/// file that is not a regular one (`/dev/stderr`, a pipe) keeps its mode.
 ///
 /// # Errors
 /// The underlying I/O error.
@@ -63,7 +65,13 @@ pub fn append_private(path: &Path) -> std::io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    opts.open(path)
+    let file = opts.open(path)?;
+    #[cfg(unix)]
+    if file.metadata()?.is_file() {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
 }
 
 /// Restricts an existing file to its owner (0600).
@@ -382,6 +390,26 @@ mod tests {
             syncer.add(path.clone(), File::open(&path).expect("open"));
         }
         drop(syncer);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_appended_to_is_made_owner_only_if_it_was_not() {
+        use std::io::Write as _;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("run.log");
+        std::fs::write(&log, b"earlier\n").expect("write");
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let mut f = append_private(&log).expect("append");
+        f.write_all(b"later\n").expect("write");
+        let mode = std::fs::metadata(&log).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&log).expect("read"), b"earlier\nlater\n");
+        let new = dir.path().join("new.log");
+        append_private(&new).expect("create");
+        let mode = std::fs::metadata(&new).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[cfg(unix)]

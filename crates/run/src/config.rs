@@ -95,6 +95,53 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A TOML or serde message without the values it quotes (`invalid type: string "…", expected
+/// usize`): a secret typed into the wrong key would otherwise be shown. Key names and the
+/// values expected (`expected one of `v1`, `v2``) stay.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(['"', '`']) {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let quote = from.as_bytes()[0] as char;
+        // A value is what serde names after its kind (`string "x"`, `integer `5``, `unknown
+        // variant `x``); a name (`missing field `x``, `expected one of `a``) is kept.
+        let value = quote == '"'
+            || [
+                "integer ",
+                "floating point ",
+                "boolean ",
+                "character ",
+                "unknown variant ",
+            ]
+            .iter()
+            .any(|kind| out.ends_with(kind));
+        let body = &from[1..];
+        // A quoted string is written escaped (`"a\"b"`): its end is the first quote not escaped.
+        let mut escaped = false;
+        let end = body
+            .char_indices()
+            .find(|&(_, c)| {
+                let closes = c == quote && !escaped;
+                escaped = !escaped && quote == '"' && c == '\\';
+                closes
+            })
+            .map_or(body.len(), |(e, _)| e + 1);
+        if value {
+            out.push(quote);
+            out.push('…');
+            out.push(quote);
+        } else {
+            out.push(quote);
+            out.push_str(&body[..end]);
+        }
+        rest = body.get(end..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
 impl ConfigFile {
     /// Reads and checks a config file; relative paths in it become relative to its folder.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
@@ -109,9 +156,10 @@ impl ConfigFile {
             let line = e
                 .span()
                 .map(|span| text.get(..span.start).unwrap_or("").matches('\n').count() + 1);
+            let message = without_values(e.message());
             match line {
-                Some(line) => bad(format!("line {line}: {}", e.message())),
-                None => bad(e.message().to_owned()),
+                Some(line) => bad(format!("line {line}: {message}")),
+                None => bad(message),
             }
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -470,6 +518,35 @@ mod tests {
         assert_eq!(a.credentials, Some(PathBuf::from("/etc/a.env")));
         assert_eq!(a.types, Some(vec!["Patient".to_owned()]));
         assert!(config.profile(&path, "c").is_err());
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_not_quoted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[profiles.a]\nenv = \"sandbox\"\nkeep = \"s3cr3t-canary\"\n",
+        )
+        .expect("write");
+        let e = ConfigFile::read(&path)
+            .expect_err("keep is a number")
+            .to_string();
+        assert!(!e.contains("s3cr3t"), "{e}");
+        assert!(e.contains("line 3") && e.contains("expected usize"), "{e}");
+        assert_eq!(
+            without_values("invalid type: integer `5`, expected a string"),
+            "invalid type: integer `…`, expected a string"
+        );
+        assert_eq!(
+            without_values("unknown variant `s3cr3t`, expected one of `v1`, `v2`"),
+            "unknown variant `…`, expected one of `v1`, `v2`"
+        );
+        assert_eq!(
+            without_values(r#"invalid type: string "a\"s3cr3t\\", expected usize"#),
+            "invalid type: string \"…\", expected usize"
+        );
+        assert_eq!(without_values("missing field `api`"), "missing field `api`");
     }
 
     #[test]

@@ -51,8 +51,13 @@ fn previous(path: &Path, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// A label value as Prometheus' text format writes it: `\\`, `\"` and `\n` escaped, so no value
+/// can end its sample's line or begin another.
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Writes `m` to `path` atomically (owner-only); the last success time of an earlier file is
@@ -210,5 +215,14 @@ mod tests {
         assert!(second.contains("claimline_last_run_success{job=\"run\"} 0"));
         assert!(second.contains("claimline_last_run_exit_code{job=\"run\"} 7"));
         assert_eq!(previous(&path, key), Some(at));
+    }
+
+    #[test]
+    fn a_label_value_cannot_end_its_line() {
+        assert_eq!(
+            escape("Pat\"} 9\nforged{x=\"a\\b"),
+            "Pat\\\"} 9\\nforged{x=\\\"a\\\\b"
+        );
+        assert!(!escape("a\nb").contains('\n'));
     }
 }
