@@ -241,8 +241,46 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Refuses a base URL with a user name or password in it (`https://user:secret@host`): BCDA's
+/// credentials are a client id and secret (`BCDA_CLIENT_ID`, `BCDA_CLIENT_SECRET`,
+/// `--credentials`), and a URL is printed, logged and kept in the run state, where a password
+/// must never be. The message does not repeat the URL.
+///
+/// # Errors
+/// [`FetchError::Usage`] for such a URL.
+pub fn check_base_url(url: &str) -> Result<(), FetchError> {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(FetchError::Usage(
+            "the base URL holds a user name or password (user:password@host): leave them out \
+             and give BCDA's client id and secret as BCDA_CLIENT_ID and BCDA_CLIENT_SECRET or \
+             --credentials FILE"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// `url` as an error shows a URL it was handed by a server: its scheme and host (and port),
+/// `…` for whatever followed; no user name or password.
+fn origin_only(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = rest[..end]
+        .rsplit_once('@')
+        .map_or(&rest[..end], |(_, h)| h);
+    let more = if end < rest.len() { "/…" } else { "" };
+    if scheme.is_empty() {
+        format!("{host}{more}")
+    } else {
+        format!("{scheme}://{host}{more}")
+    }
+}
+
 /// Scheme, host and port of an absolute URL, with the HTTPS-except-loopback rule applied.
 fn origin(url: &str) -> Result<(String, String, u16), FetchError> {
+    check_base_url(url)?;
     let uri: Uri = url
         .parse()
         .map_err(|_| FetchError::Usage(format!("not a URL: {url}")))?;
@@ -327,12 +365,16 @@ impl Answer {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The OperationOutcome's `diagnostics`, shortened; empty when there is none.
+    /// The OperationOutcome's `diagnostics` as errors show them (see [`diagnostics`]).
     pub(crate) fn diagnostics(&self) -> String {
         diagnostics(&self.body)
     }
 }
 
+/// The `diagnostics` of the OperationOutcome `body`, as errors, logs and reports show them:
+/// every word that holds a digit left out (`…`: an MBI, a claim or beneficiary id, a date can
+/// be in BCDA's text, and never in claimline's output), control characters as spaces, at most
+/// 300 characters; empty when there is none.
 pub(crate) fn diagnostics(body: &[u8]) -> String {
     let text = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
@@ -344,7 +386,18 @@ pub(crate) fn diagnostics(body: &[u8]) -> String {
                 .map(str::to_owned)
         })
         .unwrap_or_default();
-    text.chars().take(300).collect()
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            if w.chars().any(|c| c.is_numeric()) {
+                "…"
+            } else {
+                w
+            }
+        })
+        .collect();
+    words.join(" ").chars().take(300).collect()
 }
 
 /// `Retry-After` as seconds or an HTTP-date.
@@ -479,16 +532,19 @@ impl Client {
 
     /// Refuses URLs (from `Content-Location` or a manifest) on another origin than the base URL,
     /// so the bearer token never leaves BCDA.
+    ///
+    /// The error names the URL by its origin only: its path, query and any user name come from
+    /// the server, and could carry anything.
     pub(crate) fn check_same_origin(&self, url: &str) -> Result<(), FetchError> {
         let other = origin(url).map_err(|_| FetchError::Protocol {
-            url: url.to_owned(),
+            url: origin_only(url),
             reason: "not an absolute https URL".to_owned(),
         })?;
         let ours = &self.base_origin;
         let same_host = other.1 == ours.1 || (is_loopback(&other.1) && is_loopback(&ours.1));
         if other.0 != ours.0 || !same_host || other.2 != ours.2 {
             return Err(FetchError::Protocol {
-                url: url.to_owned(),
+                url: origin_only(url),
                 reason: format!(
                     "not on {}; the token is only sent to the base URL",
                     self.base
@@ -948,6 +1004,60 @@ mod tests {
             encode("2024-01-01T00:00:00+05:00", b":"),
             "2024-01-01T00:00:00%2B05:00"
         );
+    }
+
+    #[test]
+    fn a_base_url_with_a_password_is_refused_without_repeating_it() {
+        let credentials = Credentials::new("id", "secret");
+        for url in [
+            "https://u:s3cr3t-canary@api.bcda.cms.gov",
+            "http://u:s3cr3t-canary@127.0.0.1:18080/",
+            "https://s3cr3t-canary@api.bcda.cms.gov/api",
+        ] {
+            let err = Client::new(ClientConfig::new(url), credentials.clone())
+                .err()
+                .expect("refused");
+            assert_eq!(err.exit_code(), 2, "{url}");
+            assert!(!err.to_string().contains("s3cr3t"), "{err}");
+            assert!(check_base_url(url).is_err());
+        }
+        // An `@` after the host is not a user name.
+        assert!(check_base_url("https://api.bcda.cms.gov/a@b?x=@").is_ok());
+        assert!(Client::new(ClientConfig::new(PROD_URL), credentials).is_ok());
+    }
+
+    #[test]
+    fn diagnostics_leave_out_every_word_with_a_digit() {
+        let outcome = |text: &str| {
+            serde_json::json!({"resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "exception", "diagnostics": text}]})
+            .to_string()
+        };
+        assert_eq!(
+            diagnostics(
+                outcome("Error retrieving EOB for MBI 1EG4TE5MK73,\nclaim -1000\t2024-01-02")
+                    .as_bytes()
+            ),
+            "Error retrieving EOB for MBI … claim … …"
+        );
+        assert_eq!(
+            diagnostics(outcome("Expired Token").as_bytes()),
+            "Expired Token"
+        );
+        assert_eq!(diagnostics(b"not json"), "");
+    }
+
+    #[test]
+    fn a_url_from_the_server_is_shown_by_its_origin() {
+        assert_eq!(
+            origin_only("http://u:p@evil.example:81/9ZZ9ZZ9ZZ99?x#y"),
+            "http://evil.example:81/…"
+        );
+        assert_eq!(
+            origin_only("https://api.bcda.cms.gov"),
+            "https://api.bcda.cms.gov"
+        );
+        assert_eq!(origin_only("/data/9ZZ9ZZ9ZZ99"), "/…");
     }
 
     #[test]

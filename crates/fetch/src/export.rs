@@ -113,6 +113,26 @@ struct Manifest {
     error: Vec<ManifestEntry>,
 }
 
+/// The job's manifest, checked: its `transactionTime` becomes the next run's `_since`, so text
+/// that is not an instant would be committed, and shown, as it came.
+fn read_manifest(text: &str, job_url: &str) -> Result<Manifest, FetchError> {
+    let protocol = |reason: &str| FetchError::Protocol {
+        url: job_url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let manifest: Manifest = serde_json::from_str(text)
+        .map_err(|_| protocol("the manifest is not the expected JSON"))?;
+    if let Some(t) = &manifest.transaction_time
+        && t.parse::<jiff::Timestamp>().is_err()
+    {
+        return Err(protocol(
+            "the manifest's transactionTime is not an instant with an offset (as \
+             2024-01-02T03:04:05.678Z)",
+        ));
+    }
+    Ok(manifest)
+}
+
 /// Local names: `<type>.<NNN>.ndjson` per type in manifest order; error files under `errors/`.
 fn plan(manifest: &Manifest, job_url: &str) -> Result<Vec<Target>, FetchError> {
     let mut counters: BTreeMap<(bool, &str), usize> = BTreeMap::new();
@@ -269,11 +289,7 @@ fn export_once(
             text
         }
     };
-    let manifest: Manifest =
-        serde_json::from_str(&manifest_text).map_err(|_| FetchError::Protocol {
-            url: state.job_url.clone(),
-            reason: "the manifest is not the expected JSON".to_owned(),
-        })?;
+    let manifest = read_manifest(&manifest_text, &state.job_url)?;
     if state.transaction_time.is_none() {
         state.transaction_time = manifest.transaction_time.clone();
     }
@@ -742,6 +758,30 @@ fn attempt_download(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transaction_time_that_is_not_an_instant_stops_the_export_unshown() {
+        let manifest = |t: &str| {
+            format!(
+                r#"{{"transactionTime":{t},"request":"x","requiresAccessToken":true,"output":[],"error":[]}}"#
+            )
+        };
+        let err = read_manifest(&manifest(r#""9ZZ9ZZ9ZZ99 Canaryname""#), "https://b/jobs/1")
+            .err()
+            .expect("refused");
+        assert!(!err.to_string().contains("9ZZ9ZZ9ZZ99"), "{err}");
+        assert!(err.to_string().contains("transactionTime"), "{err}");
+        for ok in [
+            r#""2024-01-02T03:04:05.678Z""#,
+            r#""2024-01-02T03:04:05-05:00""#,
+            "null",
+        ] {
+            assert!(
+                read_manifest(&manifest(ok), "https://b/jobs/1").is_ok(),
+                "{ok}"
+            );
+        }
+    }
 
     #[test]
     fn same_request_is_recognised_across_hosts_and_encodings() {

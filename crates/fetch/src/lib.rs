@@ -70,7 +70,7 @@ mod state;
 
 pub use client::{
     ApiVersion, Client, ClientConfig, Endpoint, ExportRequest, JobStatus, JobSummary, KickOff,
-    PROD_URL, SANDBOX_URL, Timing, parse_retry_after,
+    PROD_URL, SANDBOX_URL, Timing, check_base_url, parse_retry_after,
 };
 pub use credentials::{Credentials, ENV_CLIENT_ID, ENV_CLIENT_SECRET, Secret};
 pub use error::FetchError;

@@ -399,6 +399,7 @@ impl RunFlags {
                 LocalData::Real => Source::Local(samples),
             }
         } else if let Some(url) = args.base_url.clone() {
+            claimline_fetch::check_base_url(&url).map_err(|e| format!("--base-url: {e}"))?;
             Source::Url(url)
         } else if let Some(env) = &args.env {
             Source::Url(
@@ -407,6 +408,7 @@ impl RunFlags {
                     .to_owned(),
             )
         } else if let Some(url) = &profile.base_url {
+            claimline_fetch::check_base_url(url).map_err(|e| format!("profile: base_url: {e}"))?;
             Source::Url(url.clone())
         } else if let Some(env) = &profile.env {
             Source::Url(
