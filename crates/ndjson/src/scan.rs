@@ -276,14 +276,35 @@ fn resource_type_of<'a>(root: Cursor<'a>) -> Result<&'a str, (RejectKind, String
             "the line is valid JSON but not an object".to_owned(),
         ));
     };
-    root.get("resourceType")
+    let name = root
+        .get("resourceType")
         .and_then(|c| c.as_str())
         .ok_or_else(|| {
             (
                 RejectKind::NoResourceType,
                 "field `resourceType` is missing or not a string".to_owned(),
             )
-        })
+        })?;
+    // A resource type is counted and reported by name: text that is not a FHIR type name (an
+    // upper-case letter, then letters; the longest FHIR name has 33) could be anything, an MBI
+    // among others, and is never shown.
+    if !is_type_name(name) {
+        return Err((
+            RejectKind::NoResourceType,
+            "field `resourceType` is not a resource type name (A-Z, then letters, at most 64)"
+                .to_owned(),
+        ));
+    }
+    Ok(name)
+}
+
+/// Whether `name` has the form of a FHIR resource type name (`[A-Z][A-Za-z]{0,63}`).
+fn is_type_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_uppercase()
+        && b.iter().all(u8::is_ascii_alphabetic)
 }
 
 /// Parses NDJSON lines a caller holds (not a file the scanner reads: a batch handed over by

@@ -96,6 +96,30 @@ fn bad_lines_are_rejected_with_their_place_and_kept() {
 }
 
 #[test]
+fn a_resource_type_that_is_not_a_type_name_is_a_reject_never_a_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines: [&[u8]; 5] = [
+        br#"{"resourceType":"9ZZ9ZZ9ZZ99 Canaryname","id":"p1"}"#,
+        b"{\"resourceType\":\"Pat\\n1\",\"id\":\"p1\"}",
+        br#"{"resourceType":"patient","id":"p1"}"#,
+        br#"{"resourceType":"","id":"p1"}"#,
+        PATIENT.as_bytes(),
+    ];
+    let f = write(dir.path(), "types.ndjson", &lines.join(&b'\n'));
+    let (got, s) = run(&[f], 16);
+    assert_eq!(got, [(5, "p1".into())]);
+    assert_eq!(
+        kinds(&s),
+        (1..=4)
+            .map(|l| (l, RejectKind::NoResourceType))
+            .collect::<Vec<_>>()
+    );
+    assert!(s.rejects.iter().all(|r| !r.message.contains("9ZZ")));
+    assert_eq!(s.files[0].resources.keys().collect::<Vec<_>>(), ["Patient"]);
+    assert!(is_type_name("ExplanationOfBenefit") && !is_type_name("Explanation-Of"));
+}
+
+#[test]
 fn a_file_that_ends_mid_line_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let f = write(
