@@ -570,6 +570,58 @@ fn bad_cclf_records_are_rejects_with_file_and_line_and_zips_load_like_files() {
     assert_eq!(with_table["rejects"], 0);
 }
 
+/// A `CLM_TYPE_CD` that is no CCLF code (here an MBI-like text) is `other` in `reconcile` and the
+/// run report: the value could hold anything (found by a review: it was printed as it came).
+#[test]
+fn a_claim_type_that_is_no_cclf_code_is_never_shown() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let export = synth(dir, "v2", "2", "1");
+    let eobs = export.join("ExplanationOfBenefit.000.ndjson");
+    let text = std::fs::read_to_string(&eobs).expect("eobs");
+    let code = r#""code":"71","display":"Local carrier non-durable"#;
+    assert!(text.contains(code));
+    std::fs::write(
+        &eobs,
+        text.replacen(
+            code,
+            r#""code":"9ZZ9ZZ9ZZ99","display":"Local carrier non-durable"#,
+            1,
+        ),
+    )
+    .expect("write");
+    let out = dir.join("out");
+    load(dir, &export, &out, &[]);
+    let plain = claimline(dir, &["reconcile", "--out", &s(&out)]);
+    assert!(plain.status.success());
+    let report = run_ok(dir, &["reconcile", "--out", &s(&out), "--json"]);
+    let pages: Vec<PathBuf> = std::fs::read_dir(out.join("reports"))
+        .expect("reports")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    for text in [
+        String::from_utf8_lossy(&plain.stdout).into_owned(),
+        report.to_string(),
+    ]
+    .into_iter()
+    .chain(
+        pages
+            .iter()
+            .map(|p| std::fs::read_to_string(p).expect("page")),
+    ) {
+        assert!(!text.contains("9ZZ9ZZ9ZZ99"), "{text}");
+    }
+    let other: u64 = report["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["claim_type"] == "other")
+        .map(|r| r["bcda_claims"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(other, 1);
+}
+
 #[test]
 fn reconcile_counts_current_claims_once_and_matches_a_cclf_delivery() {
     let tmp = tempfile::tempdir().expect("tmp");
