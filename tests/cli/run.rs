@@ -613,6 +613,60 @@ fn other_views_refuse_until_reload_rebuilds_from_kept_exports() {
     assert_eq!(query::<i64>(&out, "SELECT count(*) FROM eob"), 7);
 }
 
+/// A reload rebuilds the outputs its `--format` names and leaves the others as they were (found
+/// by a review: `reload --format parquet` removed `claimline.sqlite`, and `--format sqlite` the
+/// Parquet history, with exit 0).
+#[test]
+fn reload_of_one_format_leaves_the_other_output_alone() {
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 3);
+    let bcda = sandbox(data.path(), |_| {});
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("out");
+    ok(&run(bcda.url(), &out, &[]).output().expect("runs"));
+    let parquet_files = |out: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut dirs = vec![out.join("parquet")];
+        while let Some(d) = dirs.pop() {
+            for e in fs::read_dir(&d).expect("dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    files.push((p.clone(), fs::read(&p).expect("file")));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let reload = |format: &str| {
+        let r = Command::new(env!("CARGO_BIN_EXE_claimline"))
+            .args(["reload", "--out", s(&out), "--format", format, "--json"])
+            .output()
+            .expect("reload runs");
+        ok(&r);
+    };
+    let db = fs::read(out.join("claimline.sqlite")).expect("db");
+    let claims: i64 = query(&out, "SELECT count(*) FROM _claimline_claims");
+    assert!(claims > 0);
+    reload("parquet");
+    assert_eq!(
+        fs::read(out.join("claimline.sqlite")).expect("SQLite's database is still there"),
+        db
+    );
+    assert!(out.join("current/views.sql").is_file(), "Parquet rebuilt");
+    let parquet = parquet_files(&out);
+    assert!(!parquet.is_empty());
+    reload("sqlite");
+    assert_eq!(parquet_files(&out), parquet, "Parquet's history as it was");
+    assert!(out.join("current/views.sql").is_file());
+    assert_eq!(
+        query::<i64>(&out, "SELECT count(*) FROM _claimline_claims"),
+        claims
+    );
+}
+
 /// Regression (issue 15): `run --types Patient,Coverage --keep 1`, then `run --types
 /// ExplanationOfBenefit --keep 1`, then `reload` emptied `cclf8` and `bene_xref` and nulled every
 /// `BENE_MBI_ID`, with exit 0. Retention now keeps each scope's full export, and a reload whose

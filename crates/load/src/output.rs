@@ -97,9 +97,9 @@ pub const RELOAD_READY: &str = "READY";
 /// The file a reload writes in its old-tables folder once every old table is in it.
 pub const RELOAD_ASIDE: &str = "ASIDE";
 
-/// Moves `from/name` to `to/name` for each name of [`TABLES`] that `from` has.
-fn move_tables(from: &Path, to: &Path) -> Result<(), LoadError> {
-    for name in TABLES {
+/// Moves `from/name` to `to/name` for each name of `names` that `from` has.
+fn move_tables(from: &Path, to: &Path, names: &[&str]) -> Result<(), LoadError> {
+    for name in names {
         let src = from.join(name);
         if src.exists() {
             let dst = to.join(name);
@@ -107,6 +107,34 @@ fn move_tables(from: &Path, to: &Path) -> Result<(), LoadError> {
         }
     }
     Ok(())
+}
+
+/// The outputs a reload replaces, each as a whole: SQLite's database with its WAL (an old WAL
+/// beside a new database would be read as its own), the Parquet history with its current
+/// tables, and the rejects.
+const OUTPUTS: [&[&str]; 3] = [
+    &[
+        "claimline.sqlite",
+        "claimline.sqlite-wal",
+        "claimline.sqlite-shm",
+    ],
+    &[
+        "parquet",
+        claimline_sink::CURRENT_DIR,
+        claimline_sink::VERSIONS_DIR,
+    ],
+    &["rejects"],
+];
+
+/// The names of [`TABLES`] that the reload staged in `staging` replaces in the output: every
+/// name of each output the reload rebuilt (the rejects always), none of an output it did not
+/// write (`reload --format parquet` leaves SQLite's database alone).
+fn replaced(staging: &Path) -> Vec<&'static str> {
+    OUTPUTS
+        .iter()
+        .filter(|names| names[0] == "rejects" || names.iter().any(|n| staging.join(n).exists()))
+        .flat_map(|names| names.iter().copied())
+        .collect()
 }
 
 /// The swap of a reload whose staging folder is complete (it holds [`RELOAD_READY`]): the old
@@ -120,13 +148,14 @@ pub fn swap_in_reload(out: &Path, stamp: &str) -> Result<(), LoadError> {
     let old = reload_old(out, stamp);
     if !old.join(RELOAD_ASIDE).is_file() {
         claimline_model::create_private_dir(&old).map_err(|e| LoadError::io(&old, e))?;
-        // Before ASIDE every table in `out` is an old one.
-        move_tables(out, &old)?;
+        // Before ASIDE every table in `out` is an old one, and the staging folder is whole:
+        // what it holds says which outputs the reload rebuilt.
+        move_tables(out, &old, &replaced(&staging))?;
         let aside = old.join(RELOAD_ASIDE);
         std::fs::write(&aside, b"").map_err(|e| LoadError::io(&aside, e))?;
     }
     claimline_fault::point("reload.swap").map_err(|e| LoadError::io(out, e))?;
-    move_tables(&staging, out)?;
+    move_tables(&staging, out, &TABLES)?;
     std::fs::remove_dir_all(&old).map_err(|e| LoadError::io(&old, e))?;
     std::fs::remove_dir_all(&staging).map_err(|e| LoadError::io(&staging, e))?;
     Ok(())
