@@ -667,6 +667,47 @@ fn reload_of_one_format_leaves_the_other_output_alone() {
     );
 }
 
+/// A kept export is loaded by its absolute path: the rows' `_source_file` is the same whether
+/// the folder is named `out` (from its parent) or by its full path, so a reload gives back the
+/// very rows (found by a review: each spelling gave its own `_source_file`).
+#[test]
+fn source_files_do_not_depend_on_how_the_output_folder_is_named() {
+    let data = tempfile::tempdir().expect("data");
+    make_data(data.path(), 3);
+    let bcda = sandbox(data.path(), |_| {});
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("out");
+    let ran = run(bcda.url(), Path::new("out"), &[])
+        .current_dir(work.path())
+        .output()
+        .expect("runs");
+    ok(&ran);
+    let files = || -> Vec<String> {
+        let conn = rusqlite::Connection::open(out.join("claimline.sqlite")).expect("sqlite");
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT _source_file FROM eob ORDER BY 1")
+            .expect("sql");
+        stmt.query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("files")
+    };
+    let before = files();
+    assert!(!before.is_empty());
+    assert!(
+        before
+            .iter()
+            .all(|f| Path::new(f).is_absolute() && Path::new(f).is_file()),
+        "{before:?}"
+    );
+    let reload = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["reload", "--out", s(&out), "--views", "basic", "--json"])
+        .output()
+        .expect("reload runs");
+    ok(&reload);
+    assert_eq!(files(), before);
+}
+
 /// Regression (issue 15): `run --types Patient,Coverage --keep 1`, then `run --types
 /// ExplanationOfBenefit --keep 1`, then `reload` emptied `cclf8` and `bene_xref` and nulled every
 /// `BENE_MBI_ID`, with exit 0. Retention now keeps each scope's full export, and a reload whose

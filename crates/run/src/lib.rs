@@ -564,6 +564,13 @@ fn fetch_failed(err: FetchError, log: &mut RunLog) -> RunError {
     RunError::Fetch(err)
 }
 
+/// The path a kept export is loaded from, absolute (not resolved through links): the rows'
+/// `_source_file` names it, and a `reload` of the same folder, spelled another way
+/// (`--out out` against `--out /srv/claims/out`), gives the same rows.
+pub(crate) fn input_path(export: &Path) -> PathBuf {
+    std::path::absolute(export).unwrap_or_else(|_| export.to_owned())
+}
+
 /// Runs one scheduled job: fetch (or resume) an export into `DIR/exports/<run_id>/`, load it,
 /// then commit its `transactionTime` as the scope's next `_since`. `fetch_progress` hears the
 /// fetcher, `load_progress` the load (and the notes of the run: a resumed run, a recovery).
@@ -821,7 +828,11 @@ pub fn run(
             .postgres(settings.postgres.clone())
             .run_id(Some(run_id.clone()))
             .accept_damaged(settings.accept_rejects)
-            .load_holding_lock(std::slice::from_ref(&export_dir), load_progress, &lock)?;
+            .load_holding_lock(
+                std::slice::from_ref(&crate::input_path(&export_dir)),
+                load_progress,
+                &lock,
+            )?;
         if !r.committed {
             // A damaged file (without --accept-rejects): nothing was loaded and the run stays
             // pending, so the next run loads the same export again.

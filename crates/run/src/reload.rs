@@ -138,7 +138,7 @@ pub fn reload_into(
         if run.pruned || !export.is_dir() {
             skipped.push(run.run_id.clone());
         } else if run.has_data() {
-            loaded.push((run.run_id.clone(), export));
+            loaded.push((run.run_id.clone(), crate::input_path(&export)));
         }
     }
     if loaded.is_empty() {
