@@ -1121,3 +1121,131 @@ fn load_generated_v2(dir: &Path, out: &Path, id: &str, format: &str) -> std::pro
         ],
     )
 }
+
+/// What keeps a resource's data out of the tables is a row error, never silence, and no value of
+/// the record reaches `_claimline_counts`' text (found by a review): a Patient whose id is no
+/// string, an MBI identifier whose value is no string, a Coverage naming no beneficiary, an EOB of
+/// no CCLF claim type, and a payment that is no amount.
+#[test]
+fn resources_the_tables_cannot_hold_are_row_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let export = crate::cclf_files::synth(dir, "v2", "1", "1");
+    let first = |file: &str, pick: &dyn Fn(&Value) -> bool| -> Value {
+        std::fs::read_to_string(export.join(file))
+            .expect("file")
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+            .find(|v| pick(v))
+            .expect("a resource")
+    };
+    let patient = first("Patient.000.ndjson", &|_| true);
+    let coverage = first("Coverage.000.ndjson", &|_| true);
+    let carrier = first("ExplanationOfBenefit.000.ndjson", &|v| {
+        v["id"].as_str().is_some_and(|id| id.starts_with("carrier"))
+    });
+    let canary = "9ZZ9ZZ9ZZ99";
+    let mut no_id = patient.clone();
+    no_id["id"] = serde_json::json!({"x": canary});
+    let mut mbi_number = patient.clone();
+    mbi_number["id"] = Value::from("-99000001");
+    for ident in mbi_number["identifier"]
+        .as_array_mut()
+        .expect("identifiers")
+    {
+        if ident["system"] == "http://hl7.org/fhir/sid/us-mbi" {
+            ident["value"] = serde_json::json!({"x": canary});
+        }
+    }
+    let mut cov = coverage.clone();
+    cov["id"] = Value::from("part-a--99000001");
+    cov["beneficiary"] = Value::from(canary);
+    // Claims of their own (another claim group each), so that no copy supersedes another.
+    let claim = |v: &mut Value, id: &str, group: &str| {
+        v["id"] = Value::from(id);
+        for ident in v["identifier"].as_array_mut().expect("identifiers") {
+            if ident["system"]
+                .as_str()
+                .is_some_and(|s| s.ends_with("claim-group"))
+            {
+                ident["value"] = Value::from(group);
+            }
+        }
+    };
+    let mut untyped = carrier.clone();
+    claim(&mut untyped, "carrier-99000001", "99000001");
+    for coding in untyped["type"]["coding"].as_array_mut().expect("codings") {
+        if coding["system"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("eob-type"))
+        {
+            coding["code"] = Value::from(canary);
+        }
+    }
+    untyped["billablePeriod"]["start"] = Value::from(canary);
+    let mut unpaid = carrier.clone();
+    claim(&mut unpaid, "carrier-99000002", "99000002");
+    unpaid["payment"]["amount"]["value"] = Value::from(canary);
+    let input = dir.join("input");
+    std::fs::create_dir(&input).expect("mkdir");
+    let lines = |values: &[&Value]| {
+        values
+            .iter()
+            .map(|v| v.to_string() + "\n")
+            .collect::<String>()
+    };
+    std::fs::write(
+        input.join("Patient.ndjson"),
+        lines(&[&patient, &no_id, &mbi_number]),
+    )
+    .expect("write");
+    std::fs::write(input.join("Coverage.ndjson"), lines(&[&coverage, &cov])).expect("write");
+    std::fs::write(
+        input.join("ExplanationOfBenefit.ndjson"),
+        lines(&[&carrier, &untyped, &unpaid]),
+    )
+    .expect("write");
+    let out = dir.join("out");
+    let loaded = claimline(
+        dir,
+        &["load", s(&input), "--out", s(&out), "--no-report", "--json"],
+    );
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    let report = json(&loaded);
+    assert_eq!(
+        report["row_errors"]["by_column"],
+        serde_json::json!({
+            "bene_xref.BENE_ID": 1,
+            "bene_xref.MBI": 1,
+            "cclf8.BENE_ID": 2,
+            "cclf1": 1,
+            "_claimline_counts.PAYMENT_SUM": 1,
+        }),
+        "{report:#}"
+    );
+    let errors = std::fs::read_to_string(
+        report["row_errors"]["file"]
+            .as_str()
+            .expect("row errors file"),
+    )
+    .expect("row errors");
+    assert!(!errors.contains(canary));
+    for stream in [&loaded.stdout, &loaded.stderr] {
+        assert!(!String::from_utf8_lossy(stream).contains(canary));
+    }
+    // `_claimline_counts` counts the claims CCLF's tables hold (the untyped one is a row error).
+    let conn = Connection::open(out.join("claimline.sqlite")).expect("db");
+    let mut stmt = conn
+        .prepare("SELECT CLAIM_TYPE, SERVICE_MONTH FROM _claimline_counts ORDER BY 1, 2")
+        .expect("sql");
+    let counted: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("counts");
+    assert_eq!(counted, [("CARRIER".to_owned(), "2026-05".to_owned())]);
+}

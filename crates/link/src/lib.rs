@@ -912,6 +912,38 @@ impl Plan {
         scratch: &mut Scratch,
     ) -> (ResourceOutput, Read) {
         let mut out = ResourceOutput::default();
+        if let Some((xref, _)) = self.xref
+            && r.resource_type == "Patient"
+        {
+            // What keeps a Patient's MBIs out of `bene_xref` is said, never passed over.
+            let issue = |column: &str, reason: &str| RowIssue {
+                table: xref,
+                column: column.to_owned(),
+                resource_id: r.id.map(str::to_owned),
+                reason: reason.to_owned(),
+            };
+            if r.id.is_none() {
+                out.issues.push(issue(
+                    "BENE_ID",
+                    "the Patient has no id (a string): no bene_xref or cclf9 row",
+                ));
+            }
+            let unusable = r
+                .root
+                .get("identifier")
+                .into_iter()
+                .flat_map(|i| i.items())
+                .filter(|i| str_at(*i, "system") == Some(US_MBI))
+                .filter(|i| str_at(*i, "value").is_none())
+                .count();
+            if unusable > 0 {
+                out.issues.push(issue(
+                    "MBI",
+                    "an identifier of system us-mbi has no value that is a string: that MBI is \
+                     left out",
+                ));
+            }
+        }
         if let Some((xref, cclf9)) = self.xref
             && r.resource_type == "Patient"
             && let Some(id) = r.id
@@ -1059,6 +1091,16 @@ impl Plan {
                         continue;
                     }
                     out.bene_part = self.bene_part(pv, input, r, cells, lineage);
+                    if out.bene_part.is_none() {
+                        out.issues.push(RowIssue {
+                            table: pv.table,
+                            column: pv.names[pv.bene_id].to_string(),
+                            resource_id: r.id.map(str::to_owned),
+                            reason: "no beneficiary id (the column is NULL): the row is left out \
+                                     of CCLF8"
+                                .to_owned(),
+                        });
+                    }
                     continue;
                 }
                 cells.extend(lineage.iter().cloned());
@@ -1071,8 +1113,39 @@ impl Plan {
                 });
             }
         }
-        if claim_extra.is_some() && self.counts_table().is_some() {
+        if claim_extra.is_some()
+            && let Some(counts) = self.counts_table()
+        {
             out.summary = claim_summary(r);
+            if out.summary.as_ref().is_some_and(|s| s.payment_unusable) {
+                out.issues.push(RowIssue {
+                    table: counts,
+                    column: "PAYMENT_SUM".to_owned(),
+                    resource_id: r.id.map(str::to_owned),
+                    reason: "payment.amount.value is not an amount CLM_PMT_AMT holds (a number \
+                             below 10^13): counted as 0"
+                        .to_owned(),
+                });
+            }
+        }
+        // An EOB of a type CCLF has no table for gives no CCLF row: said, not passed over.
+        if r.resource_type == "ExplanationOfBenefit"
+            && leave_out.is_none()
+            && let Some(first) = indexes
+                .iter()
+                .map(|&i| &self.views[i])
+                .find(|pv| pv.cclf && (pv.api_version.is_none() || pv.api_version == r.api_version))
+            && !xref::eob_type(r).is_some_and(|t| xref::EOB_TYPES.contains(&t))
+        {
+            out.issues.push(RowIssue {
+                table: first.table,
+                column: String::new(),
+                resource_id: r.id.map(str::to_owned),
+                reason: format!(
+                    "the EOB's type (eob-type code) is none of {}: no CCLF row",
+                    xref::EOB_TYPES.join(", ")
+                ),
+            });
         }
         let read = Read {
             last_updated: lineage.map(|l| match l.get(LINEAGE_LAST_UPDATED) {
@@ -1346,6 +1419,39 @@ mod tests {
             claimline_ndjson::scan_collect(&files, &claimline_ndjson::ScanOptions::default(), f)
                 .expect("scan");
         out
+    }
+
+    /// `_claimline_counts` keeps CCLF's claim types (`other` for any other code) and `YYYY-MM`
+    /// months only, never a value of the record's own; a payment that is no amount is said.
+    #[test]
+    fn a_claim_summary_holds_no_text_of_the_record() {
+        let eob = |code: &str, start: &str, value: &str| {
+            format!(
+                r#"{{"resourceType":"ExplanationOfBenefit","id":"e1","type":{{"coding":[{{"system":"https://bluebutton.cms.gov/resources/codesystem/eob-type","code":"{code}"}}]}},"billablePeriod":{{"start":"{start}"}},"payment":{{"amount":{{"value":{value}}}}}}}"#
+            )
+        };
+        let lines = [
+            eob("CARRIER", "2024-03-05", "12.5"),
+            eob("9ZZ9ZZ9ZZ99", "9ZZ9ZZ9ZZ99", "\"9ZZ9ZZ9ZZ99\""),
+            eob("PDE", "2024-3-05", "1e30"),
+        ];
+        let got = each(&lines.iter().map(String::as_str).collect::<Vec<_>>(), |r| {
+            let s = claim_summary(r).expect("an EOB");
+            (
+                s.claim_type.to_string(),
+                s.month.to_string(),
+                s.payment_cents,
+                s.payment_unusable,
+            )
+        });
+        assert_eq!(
+            got,
+            [
+                ("CARRIER".into(), "2024-03".into(), 1250, false),
+                ("other".into(), String::new(), 0, true),
+                ("PDE".into(), String::new(), 0, true),
+            ]
+        );
     }
 
     /// A plan whose views read only Patients parses an EOB for what this stage reads of it

@@ -245,27 +245,52 @@ pub struct ClaimSummary {
     pub lines: u64,
     /// `payment.amount.value` in cents.
     pub payment_cents: i128,
+    /// `payment.amount.value` is there but no amount `CLM_PMT_AMT` holds (not a number, or of
+    /// 13 digits or more before the point): counted as 0, said as a row error.
+    pub payment_unusable: bool,
 }
 
-/// The reconciliation summary of an EOB (`None` for other resources).
-pub fn claim_summary(r: &Resource<'_>) -> Option<ClaimSummary> {
-    if r.resource_type != "ExplanationOfBenefit" {
-        return None;
-    }
+/// The eob-type codes BFD writes (v1/v2 `eob-type`, v3 `EOB-TYPE`): CCLF's claim types.
+pub const EOB_TYPES: [&str; 8] = [
+    "CARRIER",
+    "DME",
+    "HHA",
+    "HOSPICE",
+    "INPATIENT",
+    "OUTPATIENT",
+    "PDE",
+    "SNF",
+];
+
+/// The eob-type code of an EOB (`type.coding` of BFD's eob-type system), as written.
+pub fn eob_type<'a>(r: &Resource<'a>) -> Option<&'a str> {
     const TYPES: [&str; 2] = [
         "https://bluebutton.cms.gov/resources/codesystem/eob-type",
         "https://bluebutton.cms.gov/fhir/CodeSystem/EOB-TYPE",
     ];
-    let claim_type = r
-        .root
+    r.root
         .get("type")
         .and_then(|t| t.get("coding"))
         .into_iter()
         .flat_map(|c| c.items())
         .find(|c| str_at(*c, "system").is_some_and(|s| TYPES.contains(&s)))
         .and_then(|c| str_at(c, "code"))
-        .unwrap_or("")
-        .into();
+}
+
+/// The reconciliation summary of an EOB (`None` for other resources). Its type is one of
+/// [`EOB_TYPES`], `other` for any other code, empty when there is none; its month `YYYY-MM`,
+/// empty when the claim's first date does not start so: text kept in `_claimline_counts` and
+/// shown by reports is never a value of the record's own.
+pub fn claim_summary(r: &Resource<'_>) -> Option<ClaimSummary> {
+    if r.resource_type != "ExplanationOfBenefit" {
+        return None;
+    }
+    let claim_type = match eob_type(r) {
+        Some(t) if EOB_TYPES.contains(&t) => t,
+        Some(_) => "other",
+        None => "",
+    }
+    .into();
     let start = r
         .root
         .get("billablePeriod")
@@ -277,24 +302,33 @@ pub fn claim_summary(r: &Resource<'_>) -> Option<ClaimSummary> {
                 .and_then(|i| str_at(i, "servicedDate"))
         })
         .unwrap_or("");
-    let month: CompactString = start.chars().take(7).collect();
+    let month: CompactString = match start.as_bytes().get(..7) {
+        Some([y1, y2, y3, y4, b'-', m1, m2])
+            if [y1, y2, y3, y4, m1, m2].iter().all(|b| b.is_ascii_digit()) =>
+        {
+            start[..7].into()
+        }
+        _ => CompactString::default(),
+    };
     let lines = r.root.get("item").and_then(|i| i.array_len()).unwrap_or(0) as u64;
-    let payment_cents = r
+    let value = r
         .root
         .get("payment")
         .and_then(|p| p.get("amount"))
-        .and_then(|a| a.get("value"))
+        .and_then(|a| a.get("value"));
+    let payment = value
         .and_then(|v| v.number_text())
         .and_then(claimline_view::Decimal::parse)
         .and_then(|d| d.rescale(2))
         .map(|d| d.mantissa())
         // A value too large for CLM_PMT_AMT (DECIMAL(15,2)) is NULL there, a row error: 0 here.
-        .filter(|cents| cents.unsigned_abs() < PAYMENT_LIMIT)
-        .unwrap_or(0);
+        .filter(|cents| cents.unsigned_abs() < PAYMENT_LIMIT);
     Some(ClaimSummary {
         claim_type,
         month,
         lines,
-        payment_cents,
+        payment_cents: payment.unwrap_or(0),
+        payment_unusable: value.is_some_and(|v| !matches!(v.kind(), claimline_ndjson::Kind::Null))
+            && payment.is_none(),
     })
 }
