@@ -1014,9 +1014,8 @@ mod tests {
             "http://u:s3cr3t-canary@127.0.0.1:18080/",
             "https://s3cr3t-canary@api.bcda.cms.gov/api",
         ] {
-            let err = Client::new(ClientConfig::new(url), credentials.clone())
-                .err()
-                .expect("refused");
+            let err =
+                Client::new(ClientConfig::new(url), credentials.clone()).expect_err("refused");
             assert_eq!(err.exit_code(), 2, "{url}");
             assert!(!err.to_string().contains("s3cr3t"), "{err}");
             assert!(check_base_url(url).is_err());
