@@ -67,9 +67,9 @@ pub use history::{
     claim_event, decide,
 };
 pub use xref::{
-    BENE_XREF, CLAIMS_TABLE, COUNTS_TABLE, ClaimSummary, MbiRecord, PAYMENT_SUM_LIMIT,
+    BENE_XREF, CLAIMS_TABLE, COUNTS_TABLE, ClaimSummary, EOB_TYPES, MbiRecord, PAYMENT_SUM_LIMIT,
     bene_xref_schema, cclf9_schema, claim_summary, claims_row, claims_schema, counts_schema,
-    patient_mbis,
+    eob_type, patient_mbis,
 };
 
 use claimline_model::{Cell, Column, ColumnType, TableSchema};
