@@ -1014,6 +1014,15 @@ fn counts_per_run_and_a_warning_when_v2_and_v3_share_months() {
         ),
         1
     );
+    // Without `--json`: the warning once, on stderr (the summary repeated it on stdout).
+    let r = claimline(tmp, &["load", s(&v3), "--out", s(&out), "--run-id", "r3"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr),
+    );
+    assert_eq!(stderr.matches("v2 and v3 claims").count(), 1, "{stderr}");
+    assert!(!stdout.contains("v2 and v3"), "{stdout}");
 }
 
 /// A payment too large for CLM_PMT_AMT is a row error and NULL there, and counts 0 in

@@ -65,13 +65,8 @@ impl LoadReport {
                 h.superseded, h.stale_groups, h.removed_groups
             )?;
         }
-        if !this.v2_v3_overlap_months.is_empty() {
-            writeln!(
-                out,
-                "warning: v2 and v3 claims for the same service months ({}): see the README's cutover recipe",
-                crate::month_ranges(&this.v2_v3_overlap_months)
-            )?;
-        }
+        // The v2/v3 overlap is a warning on stderr when it is found (and in `--json`), as every
+        // other warning: not printed a second time here.
         // Views of the user's: a column NULL in every row is most often a path typo.
         for (table, columns) in this.null_columns.iter().filter(|_| this.custom_views) {
             writeln!(
