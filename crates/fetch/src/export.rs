@@ -140,7 +140,8 @@ fn plan(manifest: &Manifest, job_url: &str) -> Result<Vec<Target>, FetchError> {
     for (error_file, entries) in [(false, &manifest.output), (true, &manifest.error)] {
         for entry in entries {
             let t = entry.resource_type.as_str();
-            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            // The type names the file, and so every row's `_source_file`, and is printed.
+            if !claimline_model::is_resource_type_name(t) {
                 return Err(FetchError::Protocol {
                     url: job_url.to_owned(),
                     reason: "a manifest entry's type is not a resource type name".to_owned(),
@@ -820,9 +821,15 @@ mod tests {
                 "errors/OperationOutcome.000.ndjson"
             ]
         );
-        let bad: Manifest =
-            serde_json::from_str(r#"{"output":[{"type":"../x","url":"u"}]}"#).expect("manifest");
-        assert!(plan(&bad, "j").is_err());
+        // A type that is no resource type name names no file (it would be every row's
+        // `_source_file`, and printed): `../x`, an MBI, a name in lower case.
+        for t in ["../x", "1EG4TE5MK73", "patient"] {
+            let bad: Manifest =
+                serde_json::from_value(serde_json::json!({"output": [{"type": t, "url": "u"}]}))
+                    .expect("manifest");
+            let err = plan(&bad, "j").err().map(|e| e.to_string());
+            assert!(err.is_some_and(|e| !e.contains(t)), "{t}");
+        }
     }
 
     #[test]

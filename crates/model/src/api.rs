@@ -53,3 +53,19 @@ impl fmt::Display for ApiVersion {
         f.write_str(self.as_str())
     }
 }
+
+/// Whether `name` has the form of a FHIR resource type name: an upper-case letter, then letters,
+/// at most 64 in all (the longest FHIR name has 33). claimline counts resources, names files and
+/// reports by type: text of any other form (an MBI, a name typed into `resourceType` or a
+/// manifest's `type`) is refused where it comes in, never shown.
+///
+/// ```
+/// use claimline_model::is_resource_type_name;
+/// assert!(is_resource_type_name("ExplanationOfBenefit"));
+/// assert!(!is_resource_type_name("1EG4TE5MK73"));
+/// assert!(!is_resource_type_name("patient") && !is_resource_type_name(""));
+/// ```
+pub fn is_resource_type_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty() && b.len() <= 64 && b[0].is_ascii_uppercase() && b.iter().all(u8::is_ascii_alphabetic)
+}

@@ -288,7 +288,7 @@ fn resource_type_of<'a>(root: Cursor<'a>) -> Result<&'a str, (RejectKind, String
     // A resource type is counted and reported by name: text that is not a FHIR type name (an
     // upper-case letter, then letters; the longest FHIR name has 33) could be anything, an MBI
     // among others, and is never shown.
-    if !is_type_name(name) {
+    if !claimline_model::is_resource_type_name(name) {
         return Err((
             RejectKind::NoResourceType,
             "field `resourceType` is not a resource type name (A-Z, then letters, at most 64)"
@@ -298,14 +298,6 @@ fn resource_type_of<'a>(root: Cursor<'a>) -> Result<&'a str, (RejectKind, String
     Ok(name)
 }
 
-/// Whether `name` has the form of a FHIR resource type name (`[A-Z][A-Za-z]{0,63}`).
-fn is_type_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 64
-        && b[0].is_ascii_uppercase()
-        && b.iter().all(u8::is_ascii_alphabetic)
-}
 
 /// Parses NDJSON lines a caller holds (not a file the scanner reads: a batch handed over by
 /// another engine, with the file and line each came from) into [`Resource`]s as the scanner

@@ -378,12 +378,14 @@ impl RunFlags {
         let api: ApiVersion = match (args.api, &profile.api) {
             (Some(api), _) => api,
             (None, Some(text)) => ApiVersion::parse(text)
-                .ok_or_else(|| format!("profile: api = {text:?} is not valid"))?,
+                .ok_or_else(|| "profile: api is not valid (v1, v2 or v3)".to_owned())?,
             (None, None) => ApiVersion::V2,
         };
         let endpoint: Endpoint = match (args.endpoint, &profile.endpoint) {
             (Some(e), _) => e,
-            (None, Some(text)) => text.parse().map_err(|e| format!("profile: {e}"))?,
+            (None, Some(text)) => text
+                .parse()
+                .map_err(|e: String| format!("profile: {}", without_values(&e)))?,
             (None, None) => Endpoint::GroupAll,
         };
         let source = if let Some(local) = args.local_sandbox {
@@ -413,7 +415,7 @@ impl RunFlags {
         } else if let Some(env) = &profile.env {
             Source::Url(
                 env_url(env)
-                    .ok_or_else(|| format!("profile: env = {env:?} is not valid"))?
+                    .ok_or_else(|| "profile: env is not valid (prod or sandbox)".to_owned())?
                     .to_owned(),
             )
         } else {
@@ -456,7 +458,9 @@ impl RunFlags {
         };
         let format = match (args.format, &profile.format) {
             (Some(f), _) => f,
-            (None, Some(text)) => text.parse().map_err(|e| format!("profile: {e}"))?,
+            (None, Some(text)) => text
+                .parse()
+                .map_err(|e: String| format!("profile: {}", without_values(&e)))?,
             (None, None) => Format::BOTH,
         };
         let postgres = postgres_target(
@@ -549,6 +553,39 @@ mod tests {
             "invalid type: string \"…\", expected usize"
         );
         assert_eq!(without_values("missing field `api`"), "missing field `api`");
+    }
+
+    #[test]
+    fn a_profile_value_that_is_not_valid_is_not_quoted() {
+        let base = Profile {
+            env: Some("sandbox".into()),
+            out: Some("/tmp/out".into()),
+            ..Profile::default()
+        };
+        let profiles = [
+            Profile {
+                api: Some("s3cr3t".into()),
+                ..base.clone()
+            },
+            Profile {
+                env: Some("s3cr3t".into()),
+                ..base.clone()
+            },
+            Profile {
+                format: Some("s3cr3t".into()),
+                ..base.clone()
+            },
+            Profile {
+                endpoint: Some("s3cr3t".into()),
+                ..base.clone()
+            },
+        ];
+        for profile in profiles {
+            let e = RunFlags::default()
+                .resolve(profile.clone())
+                .expect_err("not valid");
+            assert!(!e.contains("s3cr3t") && e.starts_with("profile: "), "{e}");
+        }
     }
 
     #[test]
