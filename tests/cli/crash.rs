@@ -545,6 +545,47 @@ fn a_run_killed_before_its_state_is_saved_is_finished_by_the_next() {
     assert_eq!(parquet_runs(&out), [pending]);
 }
 
+/// The same kill, then the pending run's export folder removed by hand: the next run fetches a
+/// new export (a later transactionTime) and finds the run loaded already; `_since` moves to the
+/// transactionTime the tables hold, not the new export's, whose changes after it were never
+/// loaded (found by a review: they were skipped for good).
+#[test]
+fn a_pending_run_loaded_from_another_export_commits_what_the_tables_hold() {
+    let work = tempfile::tempdir().expect("work");
+    let out = work.path().join("out");
+    let killed = local_run(work.path(), &out, &[], Some("run.before-state"));
+    killed_at(&killed, "run.before-state");
+    let pending = &state(&out)["scopes"][0]["pending"];
+    let run_id = pending["run_id"].as_str().expect("pending").to_owned();
+    let conn = rusqlite::Connection::open(out.join("claimline.sqlite")).expect("db");
+    let loaded: String = conn
+        .query_row(
+            "SELECT transaction_time FROM _claimline_runs WHERE run_id = ?1",
+            [&run_id],
+            |r| r.get(0),
+        )
+        .expect("the run's record");
+    drop(conn);
+    let exports = out.join("exports");
+    for e in std::fs::read_dir(&exports).expect("exports").flatten() {
+        std::fs::remove_dir_all(e.path()).expect("remove the export");
+    }
+    let log = work.path().join("run.log");
+    let next = local_run(work.path(), &out, &["--log", s(&log)], None);
+    succeeded(&next, "the next run");
+    let report: serde_json::Value = serde_json::from_slice(&next.stdout).expect("JSON");
+    assert_eq!(report["run_id"], run_id.as_str());
+    assert_eq!(report["already_loaded"], true);
+    assert_ne!(
+        report["fetch"]["job_url"], serde_json::Value::Null,
+        "a new export was fetched"
+    );
+    // The new job's transactionTime is another (its start, a run later).
+    let log = std::fs::read_to_string(&log).expect("the log");
+    assert!(log.contains("is not the one run"), "{log}");
+    assert_eq!(state(&out)["scopes"][0]["since"], loaded.as_str());
+}
+
 /// `reload` killed in its swap (old tables aside, rebuilt ones not yet in): the output holds no
 /// tables at that moment; the next command finishes the swap and the tables equal an
 /// uninterrupted reload's.

@@ -813,10 +813,25 @@ pub fn run(
     // Load (the views were checked against the tables' runs above, under the same lock).
     let data_files = fetched.files.iter().filter(|f| !f.error_file).count();
     let mut report: Option<LoadReport> = None;
+    // The transactionTime of what the tables hold of this run: the fetched export's, unless an
+    // earlier attempt loaded the run from another export (its folder removed or damaged by hand
+    // since, so this attempt fetched anew): then the one it loaded, which is what `_since` may
+    // move to (the newer export's changes after it are not in the tables).
+    let mut loaded_time = fetched.transaction_time.clone();
     let (rejects, row_errors, already_loaded) = if let Some(done) =
         loaded_record(out, &run_id, settings.format, settings.postgres.as_ref())?
     {
         log.line("this export was already loaded by an earlier attempt");
+        if done.transaction_time != fetched.transaction_time {
+            log.line(&format!(
+                "the export in {} is not the one run {run_id} loaded (transactionTime {} against \
+                 {}): _since moves to what the tables hold only",
+                export_dir.display(),
+                done.transaction_time.as_deref().unwrap_or("-"),
+                fetched.transaction_time.as_deref().unwrap_or("-"),
+            ));
+            loaded_time = done.transaction_time.clone();
+        }
         (done.rejects, done.row_errors, true)
     } else if data_files == 0 {
         log.line("nothing new to load");
@@ -873,7 +888,7 @@ pub fn run(
 
     // Commit.
     let clean = rejects == 0 && row_errors == 0;
-    let (committed, reason) = match &fetched.transaction_time {
+    let (committed, reason) = match &loaded_time {
         None => (
             false,
             Some("the manifest has no transactionTime".to_owned()),
@@ -891,7 +906,7 @@ pub fn run(
     let scope_state = &mut state.scopes[index];
     scope_state.pending = None;
     if committed {
-        scope_state.since = fetched.transaction_time.clone();
+        scope_state.since = loaded_time.clone();
         scope_state.since_run = Some(run_id.clone());
     }
     let next_since = scope_state.since.clone();
@@ -901,7 +916,7 @@ pub fn run(
         scope: scope.clone(),
         export: export_rel.clone(),
         since: since.clone(),
-        transaction_time: fetched.transaction_time.clone(),
+        transaction_time: loaded_time.clone(),
         resources: resources.clone(),
         rejects,
         row_errors,
