@@ -577,7 +577,8 @@ fn a_pending_run_loaded_from_another_export_commits_what_the_tables_hold() {
     assert_eq!(report["run_id"], run_id.as_str());
     assert_eq!(report["already_loaded"], true);
     assert_ne!(
-        report["fetch"]["job_url"], serde_json::Value::Null,
+        report["fetch"]["job_url"],
+        serde_json::Value::Null,
         "a new export was fetched"
     );
     // The new job's transactionTime is another (its start, a run later).
@@ -679,6 +680,92 @@ fn every_fault_point_has_a_crash_test() {
             "no crash test names {point}"
         );
     }
+}
+
+/// A state file that is a link to nothing, and a database of 0 bytes, stop every command with
+/// the file named and exit 5, nothing changed; a damaged staged run stops the recovery before
+/// it publishes or removes any other (found by a review: each was read as "no state yet", and
+/// the run started afresh over it; the recovery acted on the runs staged before the damaged one).
+#[cfg(unix)]
+#[test]
+fn a_state_file_linked_to_nothing_or_empty_stops_the_command() {
+    let work = tempfile::tempdir().expect("work");
+    let base = work.path().join("base");
+    succeeded(&local_run(work.path(), &base, &[], None), "run");
+    let copy = |name: &str| {
+        let to = work.path().join(name);
+        let status = Command::new("cp")
+            .args(["-a", s(&base), s(&to)])
+            .status()
+            .expect("cp");
+        assert!(status.success());
+        to
+    };
+    let [a, _, _] = exports();
+    let stops = |out: &Path, r: Output, file: &str, what: &str| {
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(5), "{what}: {stderr}");
+        assert!(stderr.contains(file), "{what}: {stderr}");
+        let _ = out;
+    };
+    for file in [
+        "claimline-state.json",
+        "parquet/_claimline_runs.json",
+        "claimline.sqlite",
+    ] {
+        let out = copy(&format!("link-{}", file.replace('/', "-")));
+        let path = out.join(file);
+        std::fs::remove_file(&path).expect("remove");
+        std::os::unix::fs::symlink(work.path().join("gone"), &path).expect("link");
+        let before = tree(&out);
+        if file != "claimline-state.json" {
+            let r = claimline(work.path(), &["load", s(&a), "--out", s(&out)]);
+            stops(&out, r, file, "load");
+            unchanged(&out, &before, "the load");
+        }
+        let r = local_run(work.path(), &out, &[], None);
+        stops(&out, r, file, "run");
+        unchanged(&out, &before, "the run");
+    }
+    let out = copy("empty-sqlite");
+    std::fs::write(out.join("claimline.sqlite"), b"").expect("empty");
+    let _ = std::fs::remove_file(out.join("claimline.sqlite-wal"));
+    let before = tree(&out);
+    for (r, what) in [
+        (
+            claimline(work.path(), &["load", s(&a), "--out", s(&out)]),
+            "load",
+        ),
+        (local_run(work.path(), &out, &[], None), "run"),
+        (
+            claimline(work.path(), &["report", "--out", s(&out)]),
+            "report",
+        ),
+        (
+            claimline(work.path(), &["reconcile", "--out", s(&out)]),
+            "reconcile",
+        ),
+    ] {
+        stops(&out, r, "claimline.sqlite", what);
+        unchanged(&out, &before, what);
+    }
+
+    // Two staged runs a killed process could leave, the later one's record damaged.
+    let out = copy("staged");
+    let killed = claimline_env(
+        work.path(),
+        &["load", s(&a), "--out", s(&out), "--run-id", "zz1"],
+        &[("CLAIMLINE_FAULT", "load.between-commits")],
+    );
+    killed_at(&killed, "load.between-commits");
+    let staging = out.join(".claimline-staging");
+    let later = staging.join("zz2");
+    std::fs::create_dir_all(&later).expect("mkdir");
+    std::fs::write(later.join("READY.json"), b"{\"run\": ").expect("damage");
+    let before = tree(&out);
+    let r = claimline(work.path(), &["load", s(&a), "--out", s(&out)]);
+    stops(&out, r, "zz2/READY.json", "load");
+    unchanged(&out, &before, "the load");
 }
 
 /// A damaged state file stops the next command with the file named and exit 5, and nothing on

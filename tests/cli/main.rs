@@ -67,7 +67,8 @@ pub fn unchanged(dir: &Path, before: &BTreeMap<PathBuf, Vec<u8>>, what: &str) {
     assert!(differ.is_empty(), "{what} changed {differ:?}");
 }
 
-/// Every file below `dir` (relative path → bytes), the lock file and SQLite's own side files
+/// Every file below `dir` (relative path → bytes; a link → its target), the lock file and
+/// SQLite's own side files
 /// (`-wal`, `-shm`, which a read-only connection to a WAL database creates empty) aside.
 pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
@@ -79,6 +80,12 @@ pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         };
         for e in entries.flatten() {
             let p = e.path();
+            // A symbolic link is its target (it may lead nowhere).
+            if let Ok(target) = std::fs::read_link(&p) {
+                let rel = p.strip_prefix(dir).expect("relative").to_path_buf();
+                files.insert(rel, format!("-> {}", target.display()).into_bytes());
+                continue;
+            }
             if p.is_dir() {
                 stack.push(p);
             } else {

@@ -186,7 +186,7 @@ fn text_of(c: &Cell) -> Option<String> {
 impl RowSource {
     fn open(from: &Path) -> Result<(RowSource, Vec<RunRecord>), LoadError> {
         let db_path = from.join("claimline.sqlite");
-        if db_path.is_file() {
+        if claimline_sink::database_present(&db_path)? {
             let conn = claimline_sink::open_earlier(&db_path)?;
             let runs = claimline_sink::read_sqlite_runs(&conn, &db_path)?;
             let tables = claimline_sink::table_names(&conn, &db_path)?;
@@ -1243,7 +1243,7 @@ GROUP BY shown, month ORDER BY shown, month";
 /// that cannot be read.
 pub fn reconcile(out: &Path) -> Result<ReconcileReport, LoadError> {
     let db_path = out.join("claimline.sqlite");
-    if !db_path.is_file() {
+    if !claimline_sink::database_present(&db_path)? {
         return Err(LoadError::Usage(format!(
             "{} has no claimline.sqlite: reconcile reads the SQLite tables (load with --format sqlite or both)",
             out.display()

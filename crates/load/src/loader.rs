@@ -79,7 +79,7 @@ impl SinkKind for SqliteOutput {
 
     fn earlier(&self, out: &Path) -> Result<Option<Box<dyn EarlierState>>, LoadError> {
         let path = self.location(out);
-        if !path.is_file() {
+        if !claimline_sink::database_present(&path)? {
             return Ok(None);
         }
         Ok(Some(Box::new(SqliteEarlier::open(&path)?)))

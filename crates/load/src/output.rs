@@ -236,8 +236,10 @@ pub fn recover_with(
     let mut own = None;
     let mut database = match database {
         Some(d) => Some(d),
-        None if sqlite.is_file() => Some(own.insert(crate::earlier::SqliteEarlier::open(&sqlite)?)
-            as &mut (dyn crate::EarlierState + 'static)),
+        None if claimline_sink::database_present(&sqlite)? => {
+            Some(own.insert(crate::earlier::SqliteEarlier::open(&sqlite)?)
+                as &mut (dyn crate::EarlierState + 'static))
+        }
         None => None,
     };
     let mut committed = |run: &claimline_model::RunRecord| match database.as_deref_mut() {

@@ -67,5 +67,8 @@ impl fmt::Display for ApiVersion {
 /// ```
 pub fn is_resource_type_name(name: &str) -> bool {
     let b = name.as_bytes();
-    !b.is_empty() && b.len() <= 64 && b[0].is_ascii_uppercase() && b.iter().all(u8::is_ascii_alphabetic)
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_uppercase()
+        && b.iter().all(u8::is_ascii_alphabetic)
 }

@@ -68,10 +68,8 @@ impl ExportState {
     /// # Errors
     /// The file cannot be read or is not a state file.
     pub fn read(export: &Path) -> std::io::Result<Option<Self>> {
-        let bytes = match std::fs::read(export_state_path(export)) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(bytes) = crate::read_present(&export_state_path(export))? else {
+            return Ok(None);
         };
         serde_json::from_slice(&bytes)
             .map(Some)

@@ -40,8 +40,8 @@ pub use date::{
 pub use export_state::{ExportState, FileRecord, export_state_path, resources_per_type};
 pub use hash::Fnv1a64;
 pub use private::{
-    Syncer, append_private, create_private, create_private_dir, make_private, sync_dir,
-    write_atomic,
+    Syncer, append_private, create_private, create_private_dir, make_private, read_present,
+    sync_dir, write_atomic,
 };
 pub use run::RunRecord;
 pub use table::{Cell, Column, ColumnType, TableSchema, decimal_f64, decimal_text};

@@ -74,6 +74,30 @@ pub fn append_private(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// The bytes of the file at `path`; `Ok(None)` only when nothing is there. For a state file,
+/// whose absence means "nothing yet": a link to nothing (a file moved or a disk not mounted)
+/// is an error, never read as absent, so a command never starts the state afresh over it.
+///
+/// # Errors
+/// The file cannot be read; [`std::io::ErrorKind::NotFound`] with "a link to nothing" for a
+/// symbolic link whose target is gone.
+pub fn read_present(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(path).is_ok() {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "a link to nothing (its target is gone)",
+                ))
+            } else {
+                Ok(None)
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Restricts an existing file to its owner (0600).
 ///
 /// # Errors

@@ -298,7 +298,6 @@ fn resource_type_of<'a>(root: Cursor<'a>) -> Result<&'a str, (RejectKind, String
     Ok(name)
 }
 
-
 /// Parses NDJSON lines a caller holds (not a file the scanner reads: a batch handed over by
 /// another engine, with the file and line each came from) into [`Resource`]s as the scanner
 /// does: `f` gets each resource (its `file_index` is 0, its version detected from its shape

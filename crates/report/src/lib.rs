@@ -210,7 +210,7 @@ pub fn save_details(
 /// a file cannot be read.
 pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
     let db_path = out.join("claimline.sqlite");
-    if !db_path.is_file() {
+    if !claimline_sink::database_present(&db_path).map_err(ReportError::Sink)? {
         return Err(ReportError::Usage(format!(
             "{} has no claimline.sqlite: the report reads the SQLite tables (load with --format sqlite or both)",
             out.display()

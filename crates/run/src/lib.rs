@@ -304,7 +304,7 @@ pub struct RunOutcome {
 /// The run records in `DIR/claimline.sqlite` (`None` when there is no database).
 fn sqlite_runs(out: &Path) -> Result<Option<Vec<RunRecord>>, RunError> {
     let db = out.join("claimline.sqlite");
-    if !db.is_file() {
+    if !claimline_sink::database_present(&db).map_err(LoadError::Sink)? {
         return Ok(None);
     }
     let conn = claimline_sink::open_earlier(&db).map_err(LoadError::Sink)?;

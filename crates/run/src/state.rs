@@ -138,14 +138,14 @@ impl RunState {
     /// A damaged state file ([`claimline_sink::Error::Corrupt`], naming it); [`RunError::Io`].
     pub fn load(out: &Path) -> Result<RunState, RunError> {
         let path = out.join(STATE_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+        match claimline_model::read_present(&path) {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| {
                 RunError::Load(LoadError::Sink(claimline_sink::Error::Corrupt {
                     path: path.clone(),
                     message: format!("not claimline's run state ({e})"),
                 }))
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunState {
+            Ok(None) => Ok(RunState {
                 format: 1,
                 ..RunState::default()
             }),

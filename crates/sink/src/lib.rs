@@ -63,7 +63,8 @@ pub use postgres_sink::{
     PgSession, PgTarget, PostgresSink, SslMode, pg_column, read_postgres_runs,
 };
 pub use sqlite_sink::{
-    SqliteSink, exact_column, instant_micros, open_earlier, read_sqlite_runs, table_names,
+    SqliteSink, database_present, exact_column, instant_micros, open_earlier, read_sqlite_runs,
+    table_names,
 };
 
 /// Rows of a run named by where they came from: `_source_file` → the `_line`s, for

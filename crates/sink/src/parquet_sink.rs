@@ -735,12 +735,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// when it cannot be read.
 pub fn read_parquet_runs(root: &Path) -> Result<Vec<RunRecord>, Error> {
     let path = root.join("_claimline_runs.json");
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+    match claimline_model::read_present(&path) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
             path,
             message: format!("not a list of run records ({e})"),
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Ok(None) => Ok(Vec::new()),
         Err(e) => Err(Error::Io { path, source: e }),
     }
 }
@@ -856,20 +856,28 @@ pub fn recover(
         Err(e) => return Err(Error::io(&staging)(e)),
     };
     runs.sort();
+    // Every staged run's record read before any is acted on: a damaged one stops the command
+    // with nothing changed (not after the runs before it were published or removed).
+    let mut staged = Vec::with_capacity(runs.len());
     for dir in runs {
+        let ready_path = dir.join(READY);
+        let ready: Option<Ready> = match claimline_model::read_present(&ready_path) {
+            Ok(Some(bytes)) => {
+                Some(serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                    path: ready_path.clone(),
+                    message: format!("not a staged run's record ({e})"),
+                })?)
+            }
+            Ok(None) => None,
+            Err(e) => return Err(Error::io(&ready_path)(e)),
+        };
+        staged.push((dir, ready));
+    }
+    for (dir, ready) in staged {
         let id = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let ready_path = dir.join(READY);
-        let ready: Option<Ready> = match std::fs::read(&ready_path) {
-            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-                path: ready_path.clone(),
-                message: format!("not a staged run's record ({e})"),
-            })?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(&ready_path)(e)),
-        };
         let committed = match &ready {
             None => false,
             Some(r) if !r.after_sqlite => true,

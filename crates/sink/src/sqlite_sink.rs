@@ -91,7 +91,7 @@ impl SqliteSink {
     /// other columns.
     pub fn open(path: &Path, schemas: &[TableSchema]) -> Result<Self, Error> {
         let sql = Error::sqlite(path);
-        if path.exists() {
+        if database_present(path)? {
             let conn = Connection::open(path).map_err(Error::sqlite(path))?;
             // Another writer (a reader never blocks a WAL writer) is waited for, not failed on.
             conn.busy_timeout(std::time::Duration::from_secs(30))
@@ -201,12 +201,46 @@ impl SqliteSink {
     }
 }
 
+/// Whether an output database is at `path`: `false` when nothing is there. What is there but
+/// cannot be one claimline wrote stops the command, never taken for "no database yet" (which
+/// would start a new one over it): a link to nothing, a folder, a file of 0 bytes (SQLite reads
+/// that as an empty database).
+///
+/// # Errors
+/// [`Error::Corrupt`] for those; [`Error::Io`].
+pub fn database_present(path: &Path) -> Result<bool, Error> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(false);
+    }
+    let corrupt = |message: &str| Error::Corrupt {
+        path: path.to_owned(),
+        message: message.to_owned(),
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(corrupt("a link to nothing (its target is gone)"))
+        }
+        Err(e) => Err(Error::io(path)(e)),
+        Ok(m) if m.is_dir() => Err(corrupt("a folder, not a database")),
+        Ok(m) if m.len() == 0 => Err(corrupt(
+            "empty (0 bytes): not a database claimline wrote; move it aside to start a new one",
+        )),
+        Ok(_) => Ok(true),
+    }
+}
+
 /// Opens an existing output database read-only, for what earlier runs left, and reads its
 /// schema at once, so a file that is not a database is reported here, naming it.
 ///
 /// # Errors
 /// [`Error::Corrupt`] for a file that is not a readable SQLite database; [`Error::Sqlite`].
 pub fn open_earlier(path: &Path) -> Result<Connection, Error> {
+    if !database_present(path)? {
+        return Err(Error::Io {
+            path: path.to_owned(),
+            source: std::io::ErrorKind::NotFound.into(),
+        });
+    }
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(Error::sqlite(path))?;
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
