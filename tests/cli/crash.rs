@@ -860,6 +860,23 @@ fn a_corrupt_state_file_stops_the_command_and_changes_nothing() {
         String::from_utf8_lossy(&r.stderr)
     );
     unchanged(&out, &before, "the run");
+    // `load-cclf` too, with or without a run id (without one it read no record and committed).
+    let files = work.path().join("cclf-files");
+    succeeded(
+        &claimline(
+            work.path(),
+            &["export", "cclf", "--from", s(&base), "--out", s(&files)],
+        ),
+        "export cclf",
+    );
+    let r = claimline(work.path(), &["load-cclf", s(&files), "--out", s(&out)]);
+    assert_eq!(
+        r.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    unchanged(&out, &before, "load-cclf");
 
     // claimline.sqlite that is not a database at all.
     let out = copy("not-a-database");

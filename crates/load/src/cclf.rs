@@ -892,9 +892,10 @@ fn load_cclf_locked(
     let kinds: Vec<&dyn SinkKind> = opts.sinks.iter().map(|k| k.as_ref()).collect();
     // Held (a PostgreSQL schema's lock among them) until the load ends.
     let mut databases = crate::loader::open_databases(&kinds, &opts.out, progress)?;
+    // The runs the outputs hold, read whether a run id was given or not: a damaged record stops
+    // the load before it writes anything, as it stops `load`.
+    let (earlier, parquet) = crate::loader::runs_held(&mut databases.earlier, &kinds, &opts.out)?;
     if let Some(id) = &opts.run_id {
-        let (earlier, parquet) =
-            crate::loader::runs_held(&mut databases.earlier, &kinds, &opts.out)?;
         crate::output::check_run_order(
             id,
             earlier.iter().chain(&parquet).map(|r| r.run_id.as_str()),
