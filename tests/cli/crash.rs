@@ -766,6 +766,36 @@ fn a_state_file_linked_to_nothing_or_empty_stops_the_command() {
     let r = claimline(work.path(), &["load", s(&a), "--out", s(&out)]);
     stops(&out, r, "zz2/READY.json", "load");
     unchanged(&out, &before, "the load");
+
+    // A value of the wrong type in a state file is not quoted (an MBI, say).
+    let out = copy("wrong-type");
+    std::fs::write(
+        out.join("claimline-state.json"),
+        br#"{"format": "1EG4TE5MK73", "scopes": [], "runs": []}"#,
+    )
+    .expect("damage");
+    let r = local_run(work.path(), &out, &[], None);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("claimline-state.json") && !stderr.contains("1EG4TE5MK73"),
+        "{stderr}"
+    );
+
+    // A manifest that is a folder is a manifest that cannot be read, not no manifest.
+    let input = work.path().join("manifest-folder");
+    std::fs::create_dir(&input).expect("mkdir");
+    std::fs::copy(
+        a.join("Patient.000.ndjson.gz"),
+        input.join("Patient.000.ndjson.gz"),
+    )
+    .expect("copy");
+    std::fs::create_dir(input.join("manifest.json")).expect("a folder");
+    let out = work.path().join("manifest-folder-out");
+    let r = claimline(work.path(), &["load", s(&input), "--out", s(&out)]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("manifest.json"), "{stderr}");
 }
 
 /// A damaged state file stops the next command with the file named and exit 5, and nothing on

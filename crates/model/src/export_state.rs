@@ -71,9 +71,12 @@ impl ExportState {
         let Some(bytes) = crate::read_present(&export_state_path(export))? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                crate::without_values(&e.to_string()),
+            )
+        })
     }
 
     /// The lines the download counted in the data file `name` (0 counts as unknown).

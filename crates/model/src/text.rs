@@ -62,3 +62,59 @@ mod tests {
         }
     }
 }
+
+/// A TOML or serde message without the values it quotes (`invalid type: string "…", expected
+/// usize`): a secret typed into a config file's wrong key, or an MBI in a damaged state file,
+/// would otherwise be shown. Key names and the values expected (`expected one of `v1`, `v2``)
+/// stay.
+///
+/// ```
+/// use claimline_model::without_values;
+/// assert_eq!(
+///     without_values(r#"invalid type: string "1EG4TE5MK73", expected u64 at line 3 column 9"#),
+///     r#"invalid type: string "…", expected u64 at line 3 column 9"#
+/// );
+/// ```
+pub fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(['"', '`']) {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let quote = from.as_bytes()[0] as char;
+        // A value is what serde names after its kind (`string "x"`, `integer `5``, `unknown
+        // variant `x``); a name (`missing field `x``, `expected one of `a``) is kept.
+        let value = quote == '"'
+            || [
+                "integer ",
+                "floating point ",
+                "boolean ",
+                "character ",
+                "unknown variant ",
+            ]
+            .iter()
+            .any(|kind| out.ends_with(kind));
+        let body = &from[1..];
+        // A quoted string is written escaped (`"a\"b"`): its end is the first quote not escaped.
+        let mut escaped = false;
+        let end = body
+            .char_indices()
+            .find(|&(_, c)| {
+                let closes = c == quote && !escaped;
+                escaped = !escaped && quote == '"' && c == '\\';
+                closes
+            })
+            .map_or(body.len(), |(e, _)| e + 1);
+        if value {
+            out.push(quote);
+            out.push('…');
+            out.push(quote);
+        } else {
+            out.push(quote);
+            out.push_str(&body[..end]);
+        }
+        rest = body.get(end..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}

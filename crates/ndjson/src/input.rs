@@ -114,7 +114,7 @@ impl Manifest {
         })?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
             path: path.to_owned(),
-            reason: e.to_string(),
+            reason: claimline_model::without_values(&e.to_string()),
         })
     }
 
@@ -289,7 +289,9 @@ fn apply_manifests(files: &mut [InputFile]) -> Result<(), Error> {
         .collect();
     for dir in dirs {
         let manifest_path = dir.join("manifest.json");
-        if !manifest_path.is_file() {
+        // Nothing there: no manifest. Anything else (a folder, a link to nothing) is read, and
+        // refused, as a manifest that cannot be read: never taken for no manifest.
+        if std::fs::symlink_metadata(&manifest_path).is_err() {
             continue;
         }
         let manifest = Manifest::read(&manifest_path)?;

@@ -95,53 +95,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// A TOML or serde message without the values it quotes (`invalid type: string "…", expected
-/// usize`): a secret typed into the wrong key would otherwise be shown. Key names and the
-/// values expected (`expected one of `v1`, `v2``) stay.
-fn without_values(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(at) = rest.find(['"', '`']) {
-        let (before, from) = rest.split_at(at);
-        out.push_str(before);
-        let quote = from.as_bytes()[0] as char;
-        // A value is what serde names after its kind (`string "x"`, `integer `5``, `unknown
-        // variant `x``); a name (`missing field `x``, `expected one of `a``) is kept.
-        let value = quote == '"'
-            || [
-                "integer ",
-                "floating point ",
-                "boolean ",
-                "character ",
-                "unknown variant ",
-            ]
-            .iter()
-            .any(|kind| out.ends_with(kind));
-        let body = &from[1..];
-        // A quoted string is written escaped (`"a\"b"`): its end is the first quote not escaped.
-        let mut escaped = false;
-        let end = body
-            .char_indices()
-            .find(|&(_, c)| {
-                let closes = c == quote && !escaped;
-                escaped = !escaped && quote == '"' && c == '\\';
-                closes
-            })
-            .map_or(body.len(), |(e, _)| e + 1);
-        if value {
-            out.push(quote);
-            out.push('…');
-            out.push(quote);
-        } else {
-            out.push(quote);
-            out.push_str(&body[..end]);
-        }
-        rest = body.get(end..).unwrap_or("");
-    }
-    out.push_str(rest);
-    out
-}
-
 impl ConfigFile {
     /// Reads and checks a config file; relative paths in it become relative to its folder.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
@@ -156,7 +109,7 @@ impl ConfigFile {
             let line = e
                 .span()
                 .map(|span| text.get(..span.start).unwrap_or("").matches('\n').count() + 1);
-            let message = without_values(e.message());
+            let message = claimline_model::without_values(e.message());
             match line {
                 Some(line) => bad(format!("line {line}: {message}")),
                 None => bad(message),
@@ -385,7 +338,7 @@ impl RunFlags {
             (Some(e), _) => e,
             (None, Some(text)) => text
                 .parse()
-                .map_err(|e: String| format!("profile: {}", without_values(&e)))?,
+                .map_err(|e: String| format!("profile: {}", claimline_model::without_values(&e)))?,
             (None, None) => Endpoint::GroupAll,
         };
         let source = if let Some(local) = args.local_sandbox {
@@ -460,7 +413,7 @@ impl RunFlags {
             (Some(f), _) => f,
             (None, Some(text)) => text
                 .parse()
-                .map_err(|e: String| format!("profile: {}", without_values(&e)))?,
+                .map_err(|e: String| format!("profile: {}", claimline_model::without_values(&e)))?,
             (None, None) => Format::BOTH,
         };
         let postgres = postgres_target(
@@ -541,18 +494,23 @@ mod tests {
         assert!(!e.contains("s3cr3t"), "{e}");
         assert!(e.contains("line 3") && e.contains("expected usize"), "{e}");
         assert_eq!(
-            without_values("invalid type: integer `5`, expected a string"),
+            claimline_model::without_values("invalid type: integer `5`, expected a string"),
             "invalid type: integer `…`, expected a string"
         );
         assert_eq!(
-            without_values("unknown variant `s3cr3t`, expected one of `v1`, `v2`"),
+            claimline_model::without_values("unknown variant `s3cr3t`, expected one of `v1`, `v2`"),
             "unknown variant `…`, expected one of `v1`, `v2`"
         );
         assert_eq!(
-            without_values(r#"invalid type: string "a\"s3cr3t\\", expected usize"#),
+            claimline_model::without_values(
+                r#"invalid type: string "a\"s3cr3t\\", expected usize"#
+            ),
             "invalid type: string \"…\", expected usize"
         );
-        assert_eq!(without_values("missing field `api`"), "missing field `api`");
+        assert_eq!(
+            claimline_model::without_values("missing field `api`"),
+            "missing field `api`"
+        );
     }
 
     #[test]

@@ -142,7 +142,10 @@ impl RunState {
             Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| {
                 RunError::Load(LoadError::Sink(claimline_sink::Error::Corrupt {
                     path: path.clone(),
-                    message: format!("not claimline's run state ({e})"),
+                    message: format!(
+                        "not claimline's run state ({})",
+                        claimline_model::without_values(&e.to_string())
+                    ),
                 }))
             }),
             Ok(None) => Ok(RunState {

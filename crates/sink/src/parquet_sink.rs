@@ -738,7 +738,10 @@ pub fn read_parquet_runs(root: &Path) -> Result<Vec<RunRecord>, Error> {
     match claimline_model::read_present(&path) {
         Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
             path,
-            message: format!("not a list of run records ({e})"),
+            message: format!(
+                "not a list of run records ({})",
+                claimline_model::without_values(&e.to_string())
+            ),
         }),
         Ok(None) => Ok(Vec::new()),
         Err(e) => Err(Error::Io { path, source: e }),
@@ -865,7 +868,10 @@ pub fn recover(
             Ok(Some(bytes)) => {
                 Some(serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
                     path: ready_path.clone(),
-                    message: format!("not a staged run's record ({e})"),
+                    message: format!(
+                        "not a staged run's record ({})",
+                        claimline_model::without_values(&e.to_string())
+                    ),
                 })?)
             }
             Ok(None) => None,

@@ -579,8 +579,9 @@ fn runs_of(client: &mut Client, target: &PgTarget) -> Result<Vec<RunRecord>, Err
                 target.fail(
                     PgFailure::Corrupt,
                     format!(
-                        "a record of table {}._claimline_runs is not a run record ({e}); nothing was changed",
-                        target.schema
+                        "a record of table {}._claimline_runs is not a run record ({}); nothing was changed",
+                        target.schema,
+                        claimline_model::without_values(&e.to_string())
                     ),
                 )
             })

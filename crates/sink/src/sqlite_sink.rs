@@ -289,7 +289,10 @@ pub fn read_sqlite_runs(conn: &Connection, path: &Path) -> Result<Vec<RunRecord>
         .map(|text| {
             serde_json::from_str(text).map_err(|e| Error::Corrupt {
                 path: path.to_owned(),
-                message: format!("a record of table _claimline_runs is not a run record ({e})"),
+                message: format!(
+                    "a record of table _claimline_runs is not a run record ({})",
+                    claimline_model::without_values(&e.to_string())
+                ),
             })
         })
         .collect()
