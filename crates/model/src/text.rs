@@ -41,28 +41,6 @@ fn half(s: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(w)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_text_answers_as_the_library_at_every_length_and_every_differing_byte() {
-        for n in 0..40usize {
-            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
-            assert!(same_text(&a, &a.clone()), "length {n}, equal");
-            for at in 0..n {
-                let mut b = a.clone();
-                b[at] = b'Z';
-                assert!(!same_text(&a, &b), "length {n}, differing at {at}");
-                assert!(!same_text(&b, &a), "length {n}, differing at {at}, swapped");
-            }
-            let mut longer = a.clone();
-            longer.push(b'a');
-            assert!(!same_text(&a, &longer), "lengths {n} and {}", n + 1);
-        }
-    }
-}
-
 /// A TOML or serde message without the values it quotes (`invalid type: string "…", expected
 /// usize`): a secret typed into a config file's wrong key, or an MBI in a damaged state file,
 /// would otherwise be shown. Key names and the values expected (`expected one of `v1`, `v2``)
@@ -117,4 +95,26 @@ pub fn without_values(message: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_text_answers_as_the_library_at_every_length_and_every_differing_byte() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_text(&a, &a.clone()), "length {n}, equal");
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] = b'Z';
+                assert!(!same_text(&a, &b), "length {n}, differing at {at}");
+                assert!(!same_text(&b, &a), "length {n}, differing at {at}, swapped");
+            }
+            let mut longer = a.clone();
+            longer.push(b'a');
+            assert!(!same_text(&a, &longer), "lengths {n} and {}", n + 1);
+        }
+    }
 }
