@@ -708,15 +708,16 @@ def _recorded_runs(out: str) -> List[str]:
 def current(spark, out: PathLike, table: str, all_versions: bool = False):
     """The current rows of ``table`` across the runs in ``out/parquet`` (the README's query).
 
-    Claim tables (with ``_claim_key``): per ``(_api_version, _claim_key)`` the head is the
+    Only the runs ``out/parquet/_claimline_runs.json`` records count: a run is recorded once all
+    its partitions are in place. Claim tables (with ``_claim_key``): per ``(_api_version, _claim_key)`` the head is the
     ``version`` event of ``_claimline_claims`` with the latest ``_last_updated`` (NULLs last),
     then the latest ``_run_id``; no rows when a ``cancel`` event names that very version.
     ``all_versions`` partitions the heads by ``_resource_id`` too. Other tables (a row set per
     resource: ``bene_xref``, ``cclf8``, ``cclf9``, …): a resource's current version is, per
     ``(_api_version, _resource_id)``, its latest across all of them (``_last_updated``, then
-    ``_run_id``: ``rank() = 1``) among the runs ``_claimline_runs.json`` records, and the
-    table's rows of that version (none when it gave the table no row). The result has the table's columns and the ``run`` partition column
-    (DuckDB's ``t.*`` with ``hive_partitioning``)."""
+    ``_run_id``: ``rank() = 1``), and the table's rows of that version (none when it gave the
+    table no row). The result has the table's columns and the ``run`` partition column (DuckDB's
+    ``t.*`` with ``hive_partitioning``)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -750,6 +751,8 @@ def current(spark, out: PathLike, table: str, all_versions: bool = False):
                   & (F.col("r._run_id") == F.col("h._run_id")))
             return r.join(heads, on, "left_semi").select(*t.columns)
         events = _read_table(spark, out, _CLAIMS)
+        # The recorded runs only, as for the other tables.
+        events = events.where(F.col("_run_id").isin(_recorded_runs(out)))
         part = ["_api_version", "_claim_key"] + (["_resource_id"] if all_versions else [])
         w = Window.partitionBy(*part).orderBy(F.col("_last_updated").desc_nulls_last(),
                                               F.col("_run_id").desc())

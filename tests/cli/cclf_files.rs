@@ -582,15 +582,19 @@ fn a_claim_type_that_is_no_cclf_code_is_never_shown() {
     let text = std::fs::read_to_string(&eobs).expect("eobs");
     let code = r#""code":"71","display":"Local carrier non-durable"#;
     assert!(text.contains(code));
-    std::fs::write(
-        &eobs,
-        text.replacen(
-            code,
-            r#""code":"9ZZ9ZZ9ZZ99","display":"Local carrier non-durable"#,
-            1,
-        ),
-    )
-    .expect("write");
+    // One claim's type an MBI-like text, another's a four-digit IDR code as v3 writes them.
+    let text = text.replacen(
+        code,
+        r#""code":"9ZZ9ZZ9ZZ99","display":"Local carrier non-durable"#,
+        1,
+    );
+    assert!(text.contains(code), "a second carrier claim");
+    let text = text.replacen(
+        code,
+        r#""code":"2013","display":"Local carrier non-durable"#,
+        1,
+    );
+    std::fs::write(&eobs, text).expect("write");
     let out = dir.join("out");
     load(dir, &export, &out, &[]);
     let plain = claimline(dir, &["reconcile", "--out", &s(&out)]);
@@ -620,6 +624,14 @@ fn a_claim_type_that_is_no_cclf_code_is_never_shown() {
         .map(|r| r["bcda_claims"].as_u64().expect("n"))
         .sum();
     assert_eq!(other, 1);
+    assert!(
+        report["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .any(|r| r["claim_type"] == "2013"),
+        "{report:#}"
+    );
 }
 
 #[test]

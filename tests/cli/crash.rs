@@ -352,33 +352,49 @@ fn a_load_failing_at_its_commit_leaves_current_as_it_was() {
 /// A process killed while Parquet publishes its run (after SQLite's commit) leaves readers of
 /// the dataset the previous runs' current rows until the next command finishes the publish: the
 /// claim versions (`_claimline_claims`) go in last, so no version is read before its rows are
-/// in place (published first, they made the README's rule read claims with no rows).
+/// in place (published first, they made the README's rule read claims with no rows), and the
+/// rule reads only the runs `_claimline_runs.json` records (killed after the last table, before
+/// the run list, the new versions were read while the per-resource tables' rule kept the old).
 #[test]
 fn readers_of_a_publish_cut_short_see_the_previous_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (out, [_, b, c]) = loaded_once(dir.path(), "out");
     let tables = crate::history::claim_tables_compared();
-    let before = crate::history::parquet_current(&out.join("parquet"), &tables);
-    assert!(!before.is_empty());
-    let killed = claimline_env(
-        dir.path(),
-        &load_args(&b, &out, "r2"),
-        &[("CLAIMLINE_FAULT", "parquet.publish")],
-    );
-    killed_at(&killed, "parquet.publish");
-    assert!(
-        !out.join("parquet/_claimline_claims/run=r2").exists(),
-        "the claim versions are published last"
-    );
-    assert_eq!(
-        crate::history::parquet_current(&out.join("parquet"), &tables),
-        before,
-        "the previous runs' rows, while the publish is cut short"
-    );
-    let next = claimline(dir.path(), &load_args(&c, &out, "r3"));
-    succeeded(&next, "load r3");
-    says(&next, "finished the commit of run r2");
-    assert_eq!(parquet_runs(&out), ["r1", "r2", "r3"]);
+    for at in ["first", "last"] {
+        let (out, [_, b, c]) = loaded_once(dir.path(), at);
+        let before = crate::history::parquet_current(&out.join("parquet"), &tables);
+        assert!(!before.is_empty());
+        // One publish step per table folder.
+        let steps = std::fs::read_dir(out.join("parquet"))
+            .expect("dataset")
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .count();
+        let fault = match at {
+            "first" => "parquet.publish".to_owned(),
+            _ => format!("parquet.publish@{steps}"),
+        };
+        let killed = claimline_env(
+            dir.path(),
+            &load_args(&b, &out, "r2"),
+            &[("CLAIMLINE_FAULT", fault.as_str())],
+        );
+        killed_at(&killed, "parquet.publish");
+        assert_eq!(
+            out.join("parquet/_claimline_claims/run=r2").exists(),
+            at == "last",
+            "the claim versions are published last"
+        );
+        assert_eq!(parquet_runs(&out), ["r1"], "{at}");
+        assert_eq!(
+            crate::history::parquet_current(&out.join("parquet"), &tables),
+            before,
+            "the previous runs' rows, while the publish is cut short ({at})"
+        );
+        let next = claimline(dir.path(), &load_args(&c, &out, "r3"));
+        succeeded(&next, "load r3");
+        says(&next, "finished the commit of run r2");
+        assert_eq!(parquet_runs(&out), ["r1", "r2", "r3"]);
+    }
 }
 
 /// A load that fails after its commit point (SQLite holds the run, Parquet has not published

@@ -213,9 +213,11 @@ fn batches(root: &Path, table: &str) -> Vec<RecordBatch> {
 /// The README's current-rows rule over the Parquet files, in Rust: per `(_api_version,
 /// _claim_key)` the head is the `version` event of `_claimline_claims` with the greatest
 /// (`_last_updated`, `_run_id`), dropped when a `cancel` names it; a table's current rows are
-/// those of the heads' (`_resource_id`, `_run_id`). Returns (table, `_resource_id`) → rows.
+/// those of the heads' (`_resource_id`, `_run_id`); only the runs `_claimline_runs.json` records
+/// count. Returns (table, `_resource_id`) → rows.
 pub(crate) fn parquet_current(root: &Path, tables: &[String]) -> BTreeMap<(String, String), usize> {
     type Key = (Option<String>, Option<String>);
+    let recorded = crate::crash::parquet_runs(root.parent().expect("the output folder"));
     let mut heads: BTreeMap<Key, (Option<i64>, String, String)> = BTreeMap::new();
     let mut cancels: BTreeSet<(Key, String)> = BTreeSet::new();
     for b in batches(root, "_claimline_claims") {
@@ -234,6 +236,9 @@ pub(crate) fn parquet_current(root: &Path, tables: &[String]) -> BTreeMap<(Strin
             let key = (versions[i].clone(), keys[i].clone());
             let id = ids[i].clone().expect("id");
             let run = runs[i].clone().expect("run");
+            if !recorded.contains(&run) {
+                continue;
+            }
             if actions[i].as_deref() == Some("cancel") {
                 cancels.insert((key, id));
                 continue;

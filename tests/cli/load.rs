@@ -1249,3 +1249,30 @@ fn resources_the_tables_cannot_hold_are_row_errors() {
         .expect("counts");
     assert_eq!(counted, [("CARRIER".to_owned(), "2026-05".to_owned())]);
 }
+
+/// CMS's v3 samples loaded with `--include-partial` give no row error: the prior authorization
+/// among them has no claim type, and CCLF no place for it, with the flag as without it (a
+/// review found the new claim-type row error fired on it).
+#[test]
+fn partial_claims_kept_on_purpose_are_no_row_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("out");
+    let loaded = claimline(
+        tmp.path(),
+        &[
+            "load",
+            s(&sample_data().join("v3")),
+            "--include-partial",
+            "--out",
+            s(&out),
+            "--no-report",
+            "--json",
+        ],
+    );
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert_eq!(json(&loaded)["row_errors"]["count"], 0);
+}

@@ -327,8 +327,9 @@ def readme_current(repo, out, table):
     """The README's current-rows query for ``table`` of ``out``, run by DuckDB as written."""
     import duckdb
     text = (repo / "README.md").read_text()
-    claim_sql = re.search(r"```sql\n(WITH events AS .*?)```", text, re.S).group(1)
-    other_sql = re.search(r"```sql\n(WITH runs AS .*?)```", text, re.S).group(1)
+    queries = re.findall(r"```sql\n(WITH runs AS .*?)```", text, re.S)
+    claim_sql = next(q for q in queries if "_claimline_claims" in q)
+    other_sql = next(q for q in queries if "bene_xref" in q)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     if table.startswith("cclf") and table not in ("cclf8", "cclf9"):
@@ -478,6 +479,28 @@ def test_a_run_killed_between_per_resource_tables_is_not_current(spark, cli, rep
         now = readme_current(repo, out, t)
         assert set(now.column("_run_id").to_pylist()) == {"r3"}, t
         assert now.num_rows == sum(before[t].values()), t
+
+
+def test_a_run_killed_after_its_last_table_is_not_current_until_recorded(spark, cli, repo,
+                                                                          tmp_path):
+    """A load killed after its last table (``_claimline_claims``) is in place, before the run
+    list records it: the README's claim query and Spark's ``current`` keep the previous run's
+    rows (they read the new versions while the per-resource tables' rule kept the old run)."""
+    pytest.importorskip("duckdb", reason="duckdb runs the README's SQL as reference")
+    export, out = repo / "sample-data/generated/v2", tmp_path / "out"
+    cli_load(cli, [export], out, "r1")
+    tables = ("cclf1", "cclf5", "bene_xref")
+    before = {t: _rows(readme_current(repo, out, t)) for t in tables}
+    steps = sum(1 for p in (out / "parquet").iterdir() if p.is_dir())
+    env = dict(os.environ, CLAIMLINE_FAULT=f"parquet.publish@{steps}")
+    killed = subprocess.run([str(cli), "load", str(export), "--out", str(out), "--format",
+                             "parquet", "--run-id", "r2"], capture_output=True, text=True,
+                            env=env)
+    assert killed.returncode != 0 and "fault point parquet.publish reached" in killed.stderr
+    assert (out / "parquet/_claimline_claims/run=r2").is_dir()
+    for t in tables:
+        assert _rows(readme_current(repo, out, t)) == before[t], t
+        assert _rows(to_arrow(cs.current(spark, out, t))) == before[t], t
 
 
 def test_an_export_without_patients_takes_mbis_from_earlier_runs(spark, cli, repo, tmp_path):

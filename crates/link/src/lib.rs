@@ -1128,9 +1128,12 @@ impl Plan {
                 });
             }
         }
-        // An EOB of a type CCLF has no table for gives no CCLF row: said, not passed over.
+        // An EOB of a type CCLF has no table for gives no CCLF row: said, not passed over. (A
+        // v3 partially adjudicated claim or prior authorization that `--include-partial` keeps
+        // may have no claim type: CCLF has no place for it, as without the flag.)
         if r.resource_type == "ExplanationOfBenefit"
             && leave_out.is_none()
+            && (!self.include_partial || excluded(r).is_none())
             && let Some(first) = indexes
                 .iter()
                 .map(|&i| &self.views[i])

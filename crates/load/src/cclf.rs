@@ -1158,8 +1158,9 @@ impl CclfLoadReport {
 pub struct ReconcileRow {
     /// `CLM_TYPE_CD` (10 HHA, 20/30 SNF, 40 outpatient, 50 hospice, 60 inpatient, 71/72
     /// carrier, 81/82 DME, 01–04 Part D; empty for Part D from BCDA v1/v2, which carry none).
-    /// `other` for a value that is no CCLF code (more than two characters, or not letters and
-    /// digits): never shown, as it could hold anything.
+    /// v3's four-digit IDR codes (`1013`, `2800`…) as they come; `other` for a value that is no
+    /// claim type code (more than four characters, or not letters and digits): never shown, as
+    /// it could hold anything.
     pub claim_type: String,
     /// `YYYY-MM` of the claim's from date (Part D: the first line's fill date).
     pub month: String,
@@ -1222,7 +1223,7 @@ j AS (
          b.id IS NOT NULL AS in_b, c.id IS NOT NULL AS in_c, b.cents AS bc, c.cents AS cc
   FROM b FULL OUTER JOIN c ON b.id = c.id AND b.ty IS c.ty
 )
-SELECT CASE WHEN ty IS NULL OR (length(ty) <= 2 AND ty NOT GLOB '*[^0-9A-Za-z]*') THEN ty
+SELECT CASE WHEN ty IS NULL OR (length(ty) <= 4 AND ty NOT GLOB '*[^0-9A-Za-z]*') THEN ty
             ELSE 'other' END
          AS shown,
        month, sum(in_b), sum(in_c), sum(in_b AND in_c), sum(in_b AND NOT in_c),

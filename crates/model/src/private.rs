@@ -51,12 +51,13 @@ pub fn create_private(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// Opens a file for appending, owner-only (0600): created so, or an existing regular file
-/// tightened to it (a log made readable by others before would go on receiving entries). A
-/// file that is not a regular one (`/dev/stderr`, a pipe) keeps its mode.
+/// Opens a file for appending: created owner-only (0600); an existing regular file of this
+/// user's loses what others than its owner and group may do (a log left `0644` by a umask goes
+/// on as `0640`: a log shipper's group keeps reading it). A file of another owner (a shared
+/// log), or one that is not a regular file (`/dev/stderr`, a pipe), keeps its mode.
 ///
 /// # Errors
-/// The underlying I/O error.
+/// The file cannot be opened.
 pub fn append_private(path: &Path) -> std::io::Result<File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.append(true).create(true);
@@ -67,9 +68,16 @@ pub fn append_private(path: &Path) -> std::io::Result<File> {
     }
     let file = opts.open(path)?;
     #[cfg(unix)]
-    if file.metadata()?.is_file() {
+    if let Ok(meta) = file.metadata()
+        && meta.is_file()
+    {
         use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o007 != 0 {
+            // Best effort: only the owner may change the mode, and a log of another owner is
+            // that owner's to keep as it is.
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7770));
+        }
     }
     Ok(file)
 }
@@ -418,7 +426,7 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn a_file_appended_to_is_made_owner_only_if_it_was_not() {
+    fn a_file_appended_to_is_closed_to_others() {
         use std::io::Write as _;
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -428,7 +436,10 @@ mod tests {
         let mut f = append_private(&log).expect("append");
         f.write_all(b"later\n").expect("write");
         let mode = std::fs::metadata(&log).expect("meta").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        assert_eq!(
+            mode, 0o640,
+            "others lose their access, the group keeps its own"
+        );
         assert_eq!(std::fs::read(&log).expect("read"), b"earlier\nlater\n");
         let new = dir.path().join("new.log");
         append_private(&new).expect("create");

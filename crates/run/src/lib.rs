@@ -564,11 +564,13 @@ fn fetch_failed(err: FetchError, log: &mut RunLog) -> RunError {
     RunError::Fetch(err)
 }
 
-/// The path a kept export is loaded from, absolute (not resolved through links): the rows'
-/// `_source_file` names it, and a `reload` of the same folder, spelled another way
-/// (`--out out` against `--out /srv/claims/out`), gives the same rows.
+/// The path a kept export is loaded from, canonical (absolute, `..` and links resolved): the
+/// rows' `_source_file` names it, and a `reload` of the same folder, spelled another way
+/// (`--out out`, `--out /srv/claims/out`, through a link), gives the same rows.
 pub(crate) fn input_path(export: &Path) -> PathBuf {
-    std::path::absolute(export).unwrap_or_else(|_| export.to_owned())
+    std::fs::canonicalize(export)
+        .or_else(|_| std::path::absolute(export))
+        .unwrap_or_else(|_| export.to_owned())
 }
 
 /// Runs one scheduled job: fetch (or resume) an export into `DIR/exports/<run_id>/`, load it,
