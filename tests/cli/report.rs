@@ -260,3 +260,40 @@ fn render_in_a_browser(page: &Path) {
         bytes.len()
     );
 }
+
+/// A run's saved command report that cannot be read stops `claimline report`, naming it, and the
+/// page stays as it was (found by a review: the page was written again, silently, without the
+/// figures the damaged file held).
+#[test]
+fn a_damaged_saved_report_stops_the_report_and_keeps_the_page() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let out = dir.join("out");
+    let sample = super::sample_data().join("r4");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let loaded = claimline(
+        dir,
+        &["load", &s(&sample), "--out", &s(&out), "--run-id", "r1"],
+    );
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    let saved = out.join("reports/r1.json");
+    let page = out.join("reports/r1.html");
+    let before = std::fs::read(&page).expect("the page");
+    std::fs::write(
+        &saved,
+        br#"{"run_id": "r1", "beneficiaries": {"with_mbi": "1EG4"#,
+    )
+    .expect("damage");
+    let r = claimline(dir, &["report", "--out", &s(&out)]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("r1.json") && !stderr.contains("1EG4"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&page).expect("the page"), before);
+}

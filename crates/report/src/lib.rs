@@ -67,6 +67,24 @@ impl ReportError {
     }
 }
 
+/// A run's saved command report (`reports/<run>.json`): `None` when its command saved none; one
+/// that is there but cannot be read stops the report, naming it (the page would otherwise be
+/// written again without what it held).
+fn read_details(path: &Path) -> Result<Option<serde_json::Value>, ReportError> {
+    let Some(bytes) = claimline_model::read_present(path).map_err(io(path))? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        ReportError::Sink(claimline_sink::Error::Corrupt {
+            path: path.to_owned(),
+            message: format!(
+                "not a run's report ({})",
+                claimline_model::without_values(&e.to_string())
+            ),
+        })
+    })
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     move |source| ReportError::Io {
         path: path.to_owned(),
@@ -234,10 +252,7 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
     let previous = at.checked_sub(1).map(|i| all_runs[i].clone());
     let runs = all_runs[at.saturating_sub(11)..=at].to_vec();
     let details_path = report_path(out, &this.run_id, "json");
-    let details = match std::fs::read(&details_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).ok(),
-        Err(_) => None,
-    };
+    let details = read_details(&details_path)?;
     let tables = existing_tables(&conn, &db_path)?;
     let has_claims = ["cclf1", "cclf5", "cclf6", "cclf7"]
         .iter()
@@ -293,9 +308,7 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
     let beneficiaries_added = match &previous {
         None => known(&details),
         Some(p) => {
-            let before = std::fs::read(report_path(out, &p.run_id, "json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+            let before = read_details(&report_path(out, &p.run_id, "json"))?;
             known(&details).zip(known(&before)).map(|(a, b)| a - b)
         }
     };
