@@ -785,3 +785,132 @@ fn reconcile_counts_current_claims_once_and_matches_a_cclf_delivery() {
     // The BCDA side is unchanged by the CCLF rows beside it.
     assert_eq!(recount(&db), want);
 }
+
+/// Found by a review of both ways, each fixed:
+/// - a folder `export cclf` wrote with rejects beside its files loads back (its
+///   `claimline-export-rejects.ndjson` stopped `load-cclf`, exit 2);
+/// - `--table` names only files whose names do not tell (it read CCLF0 and every other file as
+///   the table given);
+/// - an amount with a digit in its sign position is a reject, its value never printed (the
+///   load stopped, exit 5, naming the value);
+/// - a record whose claim key is blank is a reject (its rows piled up at every load);
+/// - a text with a line break is an export reject (it cut the record);
+/// - an input that cannot be read is exit 3, as for `load` (it was 5).
+#[test]
+fn cclf_files_that_cannot_be_held_are_rejects_and_an_export_loads_back() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let export = synth(dir, "v2", "3", "1");
+    // A patient's name with a line break: CCLF8 cannot hold it.
+    let patients = export.join("Patient.000.ndjson");
+    let text = std::fs::read_to_string(&patients).expect("patients");
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    lines[0]["name"][0]["given"] = serde_json::json!(["Jo\nse"]);
+    std::fs::write(
+        &patients,
+        lines
+            .iter()
+            .map(|v| v.to_string() + "\n")
+            .collect::<String>(),
+    )
+    .expect("write");
+    let out = dir.join("out");
+    load(dir, &export, &out, &[]);
+    let files = dir.join("files");
+    let exported = export_cclf(dir, &out, &files);
+    assert!(
+        exported["rejects"].as_u64().unwrap_or(0) >= 1,
+        "{exported:#}"
+    );
+    assert!(files.join("claimline-export-rejects.ndjson").is_file());
+    for f in std::fs::read_dir(&files).expect("files").flatten() {
+        let name = f.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".ndjson") {
+            continue;
+        }
+        let bytes = std::fs::read(f.path()).expect("file");
+        let lens: std::collections::BTreeSet<usize> = bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::len)
+            .collect();
+        assert!(lens.len() <= 1, "{name}: records of {lens:?} bytes");
+    }
+    // The folder loads back as written, with `--table` too (every name tells its table).
+    for extra in [&[][..], &["--table", "cclf5"][..]] {
+        let back = dir.join(format!("back{}", extra.len()));
+        let mut args = vec!["load-cclf".to_owned(), s(&files), "--out".into(), s(&back)];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args.push("--json".into());
+        let report = run_ok(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(report["rejects"], 0, "{extra:?}: {report:#}");
+        assert_eq!(
+            report["summary_mismatches"],
+            serde_json::json!([]),
+            "{report:#}"
+        );
+    }
+
+    // A CCLF1 file with a digit in a sign position, and a record with no claim id.
+    let cclf1 = std::fs::read_dir(&files)
+        .expect("files")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains(".ZC1Y"))
+        .expect("a CCLF1 file");
+    let field = |name: &str| {
+        layouts()["CCLF1"]
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| (f.start, f.len))
+            .expect("field")
+    };
+    let text = std::fs::read(&cclf1).expect("cclf1");
+    let mut records: Vec<Vec<u8>> = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert!(records.len() >= 2);
+    let (at, len) = field("CLM_PMT_AMT");
+    records[0][at..at + len].copy_from_slice(b"10000000000123.45");
+    let (at, len) = field("CUR_CLM_UNIQ_ID");
+    records[1][at..at + len].fill(b' ');
+    let damaged = dir.join("damaged");
+    std::fs::create_dir(&damaged).expect("mkdir");
+    let name = cclf1.file_name().expect("name");
+    let mut bytes = records.join(&b'\n');
+    bytes.push(b'\n');
+    std::fs::write(damaged.join(name), bytes).expect("write");
+    let loaded = claimline(
+        dir,
+        &[
+            "load-cclf",
+            &s(&damaged),
+            "--out",
+            &s(&dir.join("d")),
+            "--json",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&loaded.stderr);
+    assert!(loaded.status.success(), "{stderr}");
+    let report = json(&loaded);
+    assert_eq!(report["rejects"], 2, "{report:#}");
+    assert!(!report.to_string().contains("10000000000123"), "{report:#}");
+    assert!(!stderr.contains("10000000000123"), "{stderr}");
+
+    let missing = claimline(
+        dir,
+        &[
+            "load-cclf",
+            &s(&dir.join("nothing-here")),
+            "--out",
+            &s(&dir.join("m")),
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(3));
+}

@@ -135,6 +135,9 @@ pub enum FieldError {
     /// Text that is not UTF-8.
     #[error("not UTF-8 text")]
     BadText,
+    /// Text holding a line break or another control character, which would cut the record.
+    #[error("text with a line break or another control character, which a record cannot hold")]
+    ControlCharacter,
     /// The column's type has no CCLF form.
     #[error("a {ty} column has no CCLF form")]
     Unsupported {
@@ -356,6 +359,10 @@ impl Field {
                 if text.len() > self.len {
                     return Err(self.too_long(text.len()));
                 }
+                // A `\n` or `\r` would end the record where the layout does not.
+                if text.chars().any(char::is_control) {
+                    return Err(FieldError::ControlCharacter);
+                }
                 out.extend_from_slice(text.as_bytes());
                 out.resize(out.len() + self.len - text.len(), b' ');
             }
@@ -470,14 +477,28 @@ impl Field {
                 Picture::Date => parse_date(text.trim())
                     .map(|_| Cell::text(text.trim()))
                     .ok_or(FieldError::BadDate),
-                Picture::Signed { scale, .. } => parse_decimal(text, u32::from(scale))
-                    .map(|m| Cell::text(decimal_text(m, scale as i8)))
-                    .ok_or_else(bad_number),
+                Picture::Signed { int, scale } => {
+                    let m = parse_decimal(text, u32::from(scale)).ok_or_else(bad_number)?;
+                    if m.unsigned_abs() >= 10u128.pow((u32::from(int) + u32::from(scale)).min(38)) {
+                        return Err(self.out_of_range());
+                    }
+                    Ok(Cell::text(decimal_text(m, scale as i8)))
+                }
                 Picture::Text => Ok(Cell::text(text.trim_end_matches(' '))),
             },
-            ColumnType::Decimal { scale, .. } => {
+            ColumnType::Decimal { precision, scale } => {
                 let m = parse_decimal(text, u32::try_from(*scale).unwrap_or(0))
                     .ok_or_else(bad_number)?;
+                // At most the picture's digits (a digit in the sign position is one too many)
+                // and the column's: never a value the table cannot hold.
+                let picture_digits = match self.picture {
+                    Picture::Signed { int, scale } => u32::from(int) + u32::from(scale),
+                    _ => 38,
+                };
+                let digits = picture_digits.min(u32::from(*precision)).min(38);
+                if m.unsigned_abs() >= 10u128.pow(digits) {
+                    return Err(self.out_of_range());
+                }
                 Ok(Cell::Decimal(m))
             }
             ColumnType::Integer => self
@@ -683,6 +704,35 @@ mod tests {
             write(field("cclf1", "CLM_FROM_DT"), Cell::Null, &ColumnType::Date),
             Ok(" ".repeat(10))
         );
+        // A line break would cut the record: a value that does not fit, never written.
+        for text in ["E1\n9", "E1\r9", "E\u{7}"] {
+            assert_eq!(
+                write(field("cclf1", "PRNCPL_DGNS_CD"), Cell::text(text), &t),
+                Err(FieldError::ControlCharacter)
+            );
+        }
+    }
+
+    #[test]
+    fn an_amount_read_is_at_most_the_pictures_digits() {
+        let f = field("cclf1", "CLM_PMT_AMT");
+        let money = ColumnType::Decimal {
+            precision: 15,
+            scale: 2,
+        };
+        let read = |text: &str| f.read(text.as_bytes(), &money);
+        assert_eq!(read(" 0000000000123.45"), Ok(Cell::Decimal(12_345)));
+        assert_eq!(read("-0000000000123.45"), Ok(Cell::Decimal(-12_345)));
+        // A digit in the sign position: 14 digits before the point, one beyond the picture.
+        assert_eq!(
+            read("10000000000123.45"),
+            Err(FieldError::OutOfRange {
+                picture: f.picture_text.clone()
+            })
+        );
+        let text = |s: &str| f.read(s.as_bytes(), &ColumnType::Text);
+        assert!(text("10000000000123.45").is_err());
+        assert_eq!(text(" 0000000000123.45"), Ok(Cell::text("123.45")));
     }
 
     #[test]

@@ -379,7 +379,7 @@ pub fn export_cclf(opts: &CclfExport) -> Result<CclfExportReport, LoadError> {
     let stamp = delivery_stamp(&runs, opts.run.as_deref());
     let (schemas, claim, _) = cclf_plan()?;
     create_private_dir(&opts.out).map_err(|e| LoadError::io(&opts.out, e))?;
-    let rejects_path = opts.out.join("claimline-export-rejects.ndjson");
+    let rejects_path = opts.out.join(EXPORT_REJECTS);
     let mut rejects: Vec<u8> = Vec::new();
     let mut files = Vec::new();
     let mut summary = Vec::new();
@@ -594,16 +594,31 @@ struct CclfFile {
     bytes: Bytes,
 }
 
+/// An input file or folder that cannot be read (exit 3, as `load`'s): not an output's failure.
+fn unreadable(path: &Path, source: std::io::Error) -> LoadError {
+    LoadError::Input(claimline_ndjson::Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The rejects file `export cclf` writes beside the CCLF files.
+const EXPORT_REJECTS: &str = "claimline-export-rejects.ndjson";
+
 fn collect_paths(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
+    let meta = std::fs::metadata(path).map_err(|e| unreadable(path, e))?;
     if meta.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| LoadError::io(path, e))?
+            .map_err(|e| unreadable(path, e))?
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| {
-                !p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                !p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    // Hidden files, and the rejects `export cclf` writes beside its files: a
+                    // folder it wrote loads back as it is.
+                    n.starts_with('.') || n == EXPORT_REJECTS
+                })
             })
             .collect();
         entries.sort();
@@ -616,16 +631,21 @@ fn collect_paths(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// The layout of the file `name`: the one its name tells (CMS's `…ZC<n>Y…`, `CCLF<n>`), else
+/// `--table`'s; a name that tells is never read as another table.
 fn layout_for(name: &str, table: Option<&str>) -> Result<&'static Layout, LoadError> {
+    if let Some(l) = layout_of_file_name(name) {
+        return Ok(l);
+    }
     match table {
-        Some(t) => layout(t)
-            .filter(|l| l.code != '0')
-            .ok_or_else(|| LoadError::Usage(format!("--table {t}: not a CCLF table (cclf1 … cclf9, cclfa, cclfb)"))),
-        None => layout_of_file_name(name).ok_or_else(|| {
+        Some(t) => layout(t).filter(|l| l.code != '0').ok_or_else(|| {
             LoadError::Usage(format!(
-                "{name}: the name does not tell which CCLF file it is (CMS's …ZC<n>Y…, or CCLF<n>); name the table with --table"
+                "--table {t}: not a CCLF table (cclf1 … cclf9, cclfa, cclfb)"
             ))
         }),
+        None => Err(LoadError::Usage(format!(
+            "{name}: the name does not tell which CCLF file it is (CMS's …ZC<n>Y…, or CCLF<n>); name the table with --table"
+        ))),
     }
 }
 
@@ -640,10 +660,10 @@ fn open_inputs(inputs: &[PathBuf], table: Option<&str>) -> Result<Vec<CclfFile>,
         let is_zip = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
-        let file = std::fs::File::open(&path).map_err(|e| LoadError::io(&path, e))?;
+        let file = std::fs::File::open(&path).map_err(|e| unreadable(&path, e))?;
         // A damaged archive names the zip file.
         let bad_zip = |e: zip::result::ZipError| {
-            LoadError::io(
+            unreadable(
                 &path,
                 std::io::Error::new(std::io::ErrorKind::InvalidData, e),
             )
@@ -661,7 +681,7 @@ fn open_inputs(inputs: &[PathBuf], table: Option<&str>) -> Result<Vec<CclfFile>,
                 let mut bytes = Vec::with_capacity(member.size() as usize);
                 member
                     .read_to_end(&mut bytes)
-                    .map_err(|e| LoadError::io(&path, e))?;
+                    .map_err(|e| unreadable(&path, e))?;
                 files.push(CclfFile {
                     name: member_name,
                     layout,
@@ -675,13 +695,11 @@ fn open_inputs(inputs: &[PathBuf], table: Option<&str>) -> Result<Vec<CclfFile>,
                 .unwrap_or_default();
             let layout = layout_for(&base, table)?;
             // An empty file cannot be mapped.
-            let len = file.metadata().map_err(|e| LoadError::io(&path, e))?.len();
+            let len = file.metadata().map_err(|e| unreadable(&path, e))?.len();
             let bytes = if len == 0 {
                 Bytes::Owned(Vec::new())
             } else {
-                Bytes::Mapped(
-                    claimline_ndjson::map_file(&file).map_err(|e| LoadError::io(&path, e))?,
-                )
+                Bytes::Mapped(claimline_ndjson::map_file(&file).map_err(|e| unreadable(&path, e))?)
             };
             files.push(CclfFile {
                 name,
@@ -802,8 +820,20 @@ fn parse_chunk(
             continue;
         }
         let key_text = match &cells[key] {
-            Cell::Text(t) => Cell::Text(t.clone()),
-            _ => Cell::Null,
+            Cell::Text(t) if !t.trim().is_empty() => Cell::Text(t.clone()),
+            // No key, no claim (or beneficiary) to replace by a later delivery: such rows
+            // would pile up at every load and never be current.
+            _ => {
+                out.rejects.push((
+                    this,
+                    Some(key),
+                    format!(
+                        "{} is blank: the record names no claim or beneficiary",
+                        l.fields[key].name
+                    ),
+                ));
+                continue;
+            }
         };
         // Each field feeds one column: its cell moves into the row.
         let row = slots
