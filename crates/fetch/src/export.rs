@@ -536,6 +536,9 @@ enum Failure {
         wait: Option<Duration>,
     },
     NotFound,
+    /// The token expired and was renewed (at most a few times a file): not an attempt that
+    /// failed.
+    Renewed,
 }
 
 /// Downloads one file into its `.part`, resuming with `Range`, verifies it and renames it.
@@ -560,20 +563,31 @@ fn download(
                 reason: "stopped after another file failed".to_owned(),
             });
         }
+        let before = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
         let failure = match attempt_download(client, target, out, &part, &mut renewals, progress)? {
             Ok(record) => return Ok(record),
             Err(failure) => failure,
         };
-        attempt += 1;
+        // An attempt that moved the download on is not one of the failures counted: a flaky
+        // link that drops every answer part-way still gets the file.
+        if fs::metadata(&part).map(|m| m.len()).unwrap_or(0) > before {
+            attempt = 0;
+            not_found = 0;
+        }
         let (reason, wait) = match failure {
+            Failure::Renewed => continue,
             Failure::NotFound => {
                 not_found += 1;
                 ("status 404".to_owned(), None)
             }
             Failure::Retry { reason, wait } => (reason, wait),
         };
+        attempt += 1;
         if attempt >= timing.attempts {
-            if not_found == attempt {
+            // Not found among attempts that all failed (whatever else failed in between: a 503,
+            // a throttle): the job's files are gone, BCDA expired it, and a new job replaces it
+            // (at worst a file found again is fetched again).
+            if not_found > 0 {
                 return Err(FetchError::JobGone {
                     job_url: target.url.clone(),
                     status: 404,
@@ -662,7 +676,7 @@ fn attempt_download(
             if diagnostics(&body).contains("Expired Token") && *renewals < 5 {
                 *renewals += 1;
                 client.token_expired(&token);
-                return retry("token expired".to_owned());
+                return Ok(Err(Failure::Renewed));
             }
             return Err(FetchError::Refused {
                 url: target.url.clone(),

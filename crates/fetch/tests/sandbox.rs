@@ -794,3 +794,58 @@ fn another_request_into_the_same_folder_needs_new_job() {
         "the earlier export's files are gone"
     );
 }
+
+/// A saved job that BCDA expired in the meantime is replaced by a new one even when its files'
+/// 404s come between other failures (a 503, say): before, any other failure among the attempts
+/// made the file "unavailable" (exit 7), and every later run went back to the dead job (found
+/// by a review). And attempts that move a download on are not counted against it.
+#[test]
+fn an_expired_saved_job_is_replaced_among_other_failures() {
+    let data = make_data(40);
+    let mut config = config(data.path());
+    config.faults = Faults {
+        server_errors: 0.3,
+        drops: 0.3,
+        ..Faults::default()
+    };
+    let sandbox = Sandbox::start(config).expect("sandbox");
+    let client = client(&sandbox);
+    let out = tempfile::tempdir().expect("out");
+    export(
+        &client,
+        &request(),
+        out.path(),
+        &ExportOptions::default(),
+        &NoProgress,
+    )
+    .expect("an export survives drops and 503s");
+    let complete = export_files(out.path());
+    // The run died before its last file: that file and its record gone, the job's manifest kept.
+    let mut state = claimline_fetch::load_state(out.path())
+        .expect("state")
+        .expect("state exists");
+    let last = state.files.pop().expect("a file");
+    fs::remove_file(out.path().join(&last.name)).expect("remove");
+    fs::remove_file(out.path().join("manifest.json")).expect("remove");
+    state.complete = false;
+    fs::write(
+        out.path().join(".claimline/state.json"),
+        serde_json::to_vec_pretty(&state).expect("json"),
+    )
+    .expect("state");
+    // BCDA expires the job: its files answer 404 from now on.
+    sandbox
+        .clock()
+        .advance(std::time::Duration::from_secs(25 * 3600));
+    let before = sandbox.stats().jobs_started;
+    export(
+        &client,
+        &request(),
+        out.path(),
+        &ExportOptions::default(),
+        &NoProgress,
+    )
+    .expect("a new job replaces the expired one");
+    assert_eq!(sandbox.stats().jobs_started, before + 1);
+    assert_eq!(export_files(out.path()), complete);
+}
