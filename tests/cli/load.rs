@@ -1276,3 +1276,34 @@ fn partial_claims_kept_on_purpose_are_no_row_errors() {
     );
     assert_eq!(json(&loaded)["row_errors"]["count"], 0);
 }
+
+/// An export with a beneficiary's Patient and not its Coverage (an incremental one, say) gives
+/// a `cclf8` row whose Coverage columns are NULL: said on stderr and counted in the report, not
+/// passed over (found by a review: the entitlement columns went NULL without a word).
+#[test]
+fn a_patient_without_its_coverage_is_said() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let export = crate::cclf_files::synth(dir, "v2", "2", "1");
+    let out = dir.join("out");
+    let full = claimline(dir, &["load", s(&export), "--out", s(&out), "--json"]);
+    assert!(full.status.success());
+    assert_eq!(json(&full)["beneficiaries"]["patient_without_coverage"], 0);
+    let only = dir.join("patients");
+    std::fs::create_dir(&only).expect("mkdir");
+    let first = std::fs::read_to_string(export.join("Patient.000.ndjson"))
+        .expect("patients")
+        .lines()
+        .next()
+        .expect("a Patient")
+        .to_owned();
+    std::fs::write(only.join("Patient.ndjson"), first + "\n").expect("write");
+    let r = claimline(dir, &["load", s(&only), "--out", s(&out), "--json"]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    assert_eq!(json(&r)["beneficiaries"]["patient_without_coverage"], 1);
+    assert!(
+        stderr.contains("came with a Patient and no Coverage"),
+        "{stderr}"
+    );
+}

@@ -322,6 +322,16 @@ impl Cclf8Builder {
             .count() as u64
     }
 
+    /// Beneficiaries with a Patient but no Coverage in the run: their CCLF8 row's Coverage
+    /// columns (entitlement, status, dual, buy-in) are NULL, an earlier run's Coverage not
+    /// carried over. Only when a view of Coverage feeds CCLF8.
+    pub fn patient_only(&self) -> u64 {
+        self.patients
+            .keys()
+            .filter(|k| !self.coverage.contains_key(*k))
+            .count() as u64
+    }
+
     /// The rows, in the order the Patients came; `as_of` is the day (days since the epoch)
     /// `BENE_AGE` is computed at.
     pub fn rows(mut self, as_of: i32) -> Vec<Vec<Cell>> {

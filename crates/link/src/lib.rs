@@ -733,6 +733,13 @@ impl Plan {
         self.cclf8
     }
 
+    /// Whether a view of Coverage (`cclf8_coverage`) feeds `cclf8`.
+    pub fn cclf8_reads_coverage(&self) -> bool {
+        self.views
+            .iter()
+            .any(|pv| matches!(pv.input, Some(Cclf8Input::Coverage)))
+    }
+
     /// A builder of `cclf8`'s rows with its columns (none when no view feeds it: it then only
     /// counts Coverage without a Patient).
     pub fn cclf8_builder(&self) -> Cclf8Builder {

@@ -802,6 +802,18 @@ impl Loader {
         ));
         }
         let coverage_only = cclf8.coverage_only();
+        let patient_only = if plan.cclf8_reads_coverage() {
+            cclf8.patient_only()
+        } else {
+            0
+        };
+        if patient_only > 0 {
+            progress.note(&format!(
+                "warning: {patient_only} beneficiar{} came with a Patient and no Coverage: {} cclf8 row's Coverage columns (entitlement, status, dual, buy-in) are NULL, not carried over from an earlier run; an export with their Coverage fills them",
+                if patient_only == 1 { "y" } else { "ies" },
+                if patient_only == 1 { "its" } else { "their" }
+            ));
+        }
         if let Some(t) = plan.cclf8_table() {
             // BENE_AGE as of the export's transactionTime, else the run's start.
             let as_of = transaction_time
@@ -981,6 +993,7 @@ impl Loader {
                 with_mbi: own,
                 known: n,
                 coverage_without_patient: coverage_only,
+                patient_without_coverage: patient_only,
                 unresolved_claims: claims.unresolved_mbi,
             }),
             v2_v3_overlap_months: overlap,
@@ -1580,6 +1593,9 @@ pub struct Beneficiaries {
     pub known: u64,
     /// Beneficiaries with Coverage but no Patient in the input: no `cclf8` row this run.
     pub coverage_without_patient: u64,
+    /// Beneficiaries with a Patient but no Coverage in the input: their `cclf8` row's Coverage
+    /// columns are NULL.
+    pub patient_without_coverage: u64,
     /// Claims whose beneficiary no Patient resolved (their `BENE_MBI_ID` is NULL).
     pub unresolved_claims: u64,
 }
