@@ -146,12 +146,13 @@ impl FetchError {
     }
 
     /// The process exit code ARCHITECTURE.md gives this failure: 2 usage, 3 input unreadable,
-    /// 5 output not writable, 6 BCDA refused, 7 BCDA says try later.
+    /// 5 output not writable or a damaged state file, 6 BCDA refused, 7 BCDA says try later.
     pub fn exit_code(&self) -> u8 {
         match self {
             FetchError::Usage(_) | FetchError::MissingCredentials(_) => 2,
-            FetchError::InputFile { .. } | FetchError::State { .. } => 3,
-            FetchError::Io { .. } => 5,
+            FetchError::InputFile { .. } => 3,
+            // A damaged state file, as for every other state file (it was 3).
+            FetchError::Io { .. } | FetchError::State { .. } => 5,
             FetchError::CredentialsRejected { .. } | FetchError::Refused { .. } => 6,
             FetchError::TryLater { .. }
             | FetchError::JobFailed { .. }
@@ -192,5 +193,11 @@ mod tests {
             FetchError::io("x", std::io::Error::other("full")).exit_code(),
             5
         );
+        // A damaged export state is a damaged state file, as README's table says.
+        let state = FetchError::State {
+            path: "x/.claimline/state.json".into(),
+            reason: "damaged".into(),
+        };
+        assert_eq!(state.exit_code(), 5);
     }
 }
