@@ -918,6 +918,12 @@ fn row_errors_keep_since_unless_accepted() {
     for attempt in 0..2 {
         let refused = run(bcda.url(), &out, &[]).output().expect("runs");
         assert_eq!(refused.status.code(), Some(4), "attempt {attempt}");
+        // One line on stderr, as every failure (there was none).
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("claimline: _since not committed:"),
+            "{stderr}"
+        );
         let report: Value = serde_json::from_slice(&refused.stdout).expect("JSON");
         assert_eq!(report["since"], Value::Null, "the same _since again");
         assert_eq!(report["committed"], false);

@@ -247,5 +247,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         r.write_summary(out)?;
         crate::cmd::report::print_page(out, page.as_deref())
     })?;
+    // A run that ends without committing its `_since` is a failure: one line on stderr, as
+    // every failure has, for the scheduler's log (its JSON says it too).
+    if let Some(why) = r.not_committed.as_deref().filter(|_| code != 0) {
+        eprintln!("claimline: _since not committed: {why}");
+    }
     Ok(ExitCode::from(code))
 }
