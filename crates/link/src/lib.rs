@@ -67,9 +67,9 @@ pub use history::{
     claim_event, decide,
 };
 pub use xref::{
-    BENE_XREF, CLAIMS_TABLE, COUNTS_TABLE, ClaimSummary, EOB_TYPES, MbiRecord, PAYMENT_SUM_LIMIT,
+    BENE_XREF, CLAIMS_TABLE, COUNTS_TABLE, ClaimSummary, MbiRecord, PAYMENT_SUM_LIMIT,
     bene_xref_schema, cclf9_schema, claim_summary, claims_row, claims_schema, counts_schema,
-    eob_type, patient_mbis,
+    patient_mbis,
 };
 
 use claimline_model::{Cell, Column, ColumnType, TableSchema};
@@ -1135,17 +1135,16 @@ impl Plan {
                 });
             }
         }
-        // An EOB of a type CCLF has no table for gives no CCLF row: said, not passed over. (A
-        // v3 partially adjudicated claim or prior authorization that `--include-partial` keeps
-        // may have no claim type: CCLF has no place for it, as without the flag.)
+        // An EOB of no claim type (the one reading of it the scanner and the views share:
+        // `eob-type`, v3's `CLM-TYPE-CD`, a prior authorization) gives no CCLF row: said, not
+        // passed over.
         if r.resource_type == "ExplanationOfBenefit"
             && leave_out.is_none()
-            && (!self.include_partial || excluded(r).is_none())
             && let Some(first) = indexes
                 .iter()
                 .map(|&i| &self.views[i])
                 .find(|pv| pv.cclf && (pv.api_version.is_none() || pv.api_version == r.api_version))
-            && !xref::eob_type(r).is_some_and(|t| xref::EOB_TYPES.contains(&t))
+            && claimline_ndjson::claim_type(r.root).is_none()
         {
             out.issues.push(RowIssue {
                 table: first.table,
@@ -1153,7 +1152,7 @@ impl Plan {
                 resource_id: r.id.map(str::to_owned),
                 reason: format!(
                     "the EOB's type (eob-type code) is none of {}: no CCLF row",
-                    xref::EOB_TYPES.join(", ")
+                    claimline_ndjson::EOB_TYPES.join(", ")
                 ),
             });
         }

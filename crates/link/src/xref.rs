@@ -250,44 +250,17 @@ pub struct ClaimSummary {
     pub payment_unusable: bool,
 }
 
-/// The eob-type codes BFD writes (v1/v2 `eob-type`, v3 `EOB-TYPE`): CCLF's claim types.
-pub const EOB_TYPES: [&str; 8] = [
-    "CARRIER",
-    "DME",
-    "HHA",
-    "HOSPICE",
-    "INPATIENT",
-    "OUTPATIENT",
-    "PDE",
-    "SNF",
-];
-
-/// The eob-type code of an EOB (`type.coding` of BFD's eob-type system), as written.
-pub fn eob_type<'a>(r: &Resource<'a>) -> Option<&'a str> {
-    const TYPES: [&str; 2] = [
-        "https://bluebutton.cms.gov/resources/codesystem/eob-type",
-        "https://bluebutton.cms.gov/fhir/CodeSystem/EOB-TYPE",
-    ];
-    r.root
-        .get("type")
-        .and_then(|t| t.get("coding"))
-        .into_iter()
-        .flat_map(|c| c.items())
-        .find(|c| str_at(*c, "system").is_some_and(|s| TYPES.contains(&s)))
-        .and_then(|c| str_at(c, "code"))
-}
-
 /// The reconciliation summary of an EOB (`None` for other resources). Its type is one of
-/// [`EOB_TYPES`], `other` for any other code, empty when there is none; its month `YYYY-MM`,
+/// [`claimline_ndjson::EOB_TYPES`], `other` for any other `eob-type` code, empty when there is
+/// none; its month `YYYY-MM`,
 /// empty when the claim's first date does not start so: text kept in `_claimline_counts` and
 /// shown by reports is never a value of the record's own.
 pub fn claim_summary(r: &Resource<'_>) -> Option<ClaimSummary> {
     if r.resource_type != "ExplanationOfBenefit" {
         return None;
     }
-    let claim_type = match eob_type(r) {
-        Some(t) if EOB_TYPES.contains(&t) => t,
-        Some(_) => "other",
+    let claim_type = match claimline_ndjson::eob_type_code(r.root) {
+        Some(code) => claimline_ndjson::known_claim_type(code).unwrap_or("other"),
         None => "",
     }
     .into();

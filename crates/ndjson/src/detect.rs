@@ -188,7 +188,7 @@ pub fn claim_type(root: Cursor<'_>) -> Option<&'static str> {
         let system = c.get("system").and_then(|s| s.as_str());
         let code = c.get("code").and_then(|s| s.as_str());
         match (system, code) {
-            (Some(EOB_TYPE_V12 | EOB_TYPE_V3), Some(code)) => return known_type(code),
+            (Some(EOB_TYPE_V12 | EOB_TYPE_V3), Some(code)) => return known_claim_type(code),
             (Some(CLM_TYPE_CD_V3), Some(code)) => from_clm_type_cd = clm_type_cd(code),
             _ => {}
         }
@@ -202,18 +202,36 @@ pub fn claim_type(root: Cursor<'_>) -> Option<&'static str> {
     }
 }
 
-fn known_type(code: &str) -> Option<&'static str> {
-    const TYPES: [&str; 8] = [
-        "CARRIER",
-        "DME",
-        "HHA",
-        "HOSPICE",
-        "INPATIENT",
-        "OUTPATIENT",
-        "PDE",
-        "SNF",
-    ];
-    TYPES.into_iter().find(|t| t.eq_ignore_ascii_case(code))
+/// The claim types BFD's `eob-type` coding names: CCLF's.
+pub const EOB_TYPES: [&str; 8] = [
+    "CARRIER",
+    "DME",
+    "HHA",
+    "HOSPICE",
+    "INPATIENT",
+    "OUTPATIENT",
+    "PDE",
+    "SNF",
+];
+
+/// An `eob-type` code as one of [`EOB_TYPES`] (in any case); `None` for any other text.
+pub fn known_claim_type(code: &str) -> Option<&'static str> {
+    EOB_TYPES.into_iter().find(|t| t.eq_ignore_ascii_case(code))
+}
+
+/// The code of an `ExplanationOfBenefit`'s `eob-type` coding (v1/v2 or v3 system), as written;
+/// [`claim_type`] is what it means.
+pub fn eob_type_code(root: Cursor<'_>) -> Option<&str> {
+    root.get("type")
+        .and_then(|t| t.get("coding"))
+        .into_iter()
+        .flat_map(|c| c.items())
+        .find(|c| {
+            c.get("system")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| s == EOB_TYPE_V12 || s == EOB_TYPE_V3)
+        })
+        .and_then(|c| c.get("code").and_then(|s| s.as_str()))
 }
 
 /// BFD v3's `CLM-TYPE-CD` to claim type table (`bfd-v3-shapes.md`, section 3).

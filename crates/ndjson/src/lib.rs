@@ -36,7 +36,9 @@ mod report;
 mod scan;
 pub mod tape;
 
-pub use detect::{ApiVersion, claim_type, detect_version};
+pub use detect::{
+    ApiVersion, EOB_TYPES, claim_type, detect_version, eob_type_code, known_claim_type,
+};
 pub use error::Error;
 pub use input::{Compression, InputFile, Manifest, discover};
 pub use parse::LineParser;
