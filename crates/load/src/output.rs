@@ -69,17 +69,6 @@ pub fn remove_empty(out: &Path, existed: bool) {
     }
 }
 
-/// What an output folder holds that `claimline reload` replaces as a whole.
-pub const TABLES: [&str; 7] = [
-    "claimline.sqlite",
-    "claimline.sqlite-wal",
-    "claimline.sqlite-shm",
-    "parquet",
-    "rejects",
-    claimline_sink::CURRENT_DIR,
-    claimline_sink::VERSIONS_DIR,
-];
-
 /// The folder a reload builds the new tables in (`stamp` is its own run id).
 pub fn reload_staging(out: &Path, stamp: &str) -> std::path::PathBuf {
     out.join(format!(".reload-{stamp}"))
@@ -126,7 +115,15 @@ const OUTPUTS: [&[&str]; 3] = [
     &["rejects"],
 ];
 
-/// The names of [`TABLES`] that the reload staged in `staging` replaces in the output: every
+/// Every name of the [`OUTPUTS`] an output folder holds that `claimline reload` replaces.
+fn tables() -> Vec<&'static str> {
+    OUTPUTS
+        .iter()
+        .flat_map(|names| names.iter().copied())
+        .collect()
+}
+
+/// The names of [`OUTPUTS`] that the reload staged in `staging` replaces in the output: every
 /// name of each output the reload rebuilt (the rejects always), none of an output it did not
 /// write (`reload --format parquet` leaves SQLite's database alone).
 fn replaced(staging: &Path) -> Vec<&'static str> {
@@ -155,7 +152,7 @@ pub fn swap_in_reload(out: &Path, stamp: &str) -> Result<(), LoadError> {
         std::fs::write(&aside, b"").map_err(|e| LoadError::io(&aside, e))?;
     }
     claimline_fault::point("reload.swap").map_err(|e| LoadError::io(out, e))?;
-    move_tables(&staging, out, &TABLES)?;
+    move_tables(&staging, out, &tables())?;
     std::fs::remove_dir_all(&old).map_err(|e| LoadError::io(&old, e))?;
     std::fs::remove_dir_all(&staging).map_err(|e| LoadError::io(&staging, e))?;
     Ok(())
@@ -190,7 +187,7 @@ fn recover_reload(out: &Path, notes: &mut Vec<String>) -> Result<(), LoadError> 
             ));
         } else {
             if old.exists() {
-                for name in TABLES {
+                for name in tables() {
                     let (src, dst) = (old.join(name), out.join(name));
                     if src.exists() && !dst.exists() {
                         std::fs::rename(&src, &dst).map_err(|e| LoadError::io(&dst, e))?;
