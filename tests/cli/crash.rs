@@ -718,11 +718,10 @@ fn a_state_file_linked_to_nothing_or_empty_stops_the_command() {
         to
     };
     let [a, _, _] = exports();
-    let stops = |out: &Path, r: Output, file: &str, what: &str| {
+    let stops = |r: Output, file: &str, what: &str| {
         let stderr = String::from_utf8_lossy(&r.stderr);
         assert_eq!(r.status.code(), Some(5), "{what}: {stderr}");
         assert!(stderr.contains(file), "{what}: {stderr}");
-        let _ = out;
     };
     for file in [
         "claimline-state.json",
@@ -736,11 +735,11 @@ fn a_state_file_linked_to_nothing_or_empty_stops_the_command() {
         let before = tree(&out);
         if file != "claimline-state.json" {
             let r = claimline(work.path(), &["load", s(&a), "--out", s(&out)]);
-            stops(&out, r, file, "load");
+            stops(r, file, "load");
             unchanged(&out, &before, "the load");
         }
         let r = local_run(work.path(), &out, &[], None);
-        stops(&out, r, file, "run");
+        stops(r, file, "run");
         unchanged(&out, &before, "the run");
     }
     let out = copy("empty-sqlite");
@@ -762,7 +761,7 @@ fn a_state_file_linked_to_nothing_or_empty_stops_the_command() {
             "reconcile",
         ),
     ] {
-        stops(&out, r, "claimline.sqlite", what);
+        stops(r, "claimline.sqlite", what);
         unchanged(&out, &before, what);
     }
 
@@ -780,7 +779,7 @@ fn a_state_file_linked_to_nothing_or_empty_stops_the_command() {
     std::fs::write(later.join("READY.json"), b"{\"run\": ").expect("damage");
     let before = tree(&out);
     let r = claimline(work.path(), &["load", s(&a), "--out", s(&out)]);
-    stops(&out, r, "zz2/READY.json", "load");
+    stops(r, "zz2/READY.json", "load");
     unchanged(&out, &before, "the load");
 
     // A value of the wrong type in a state file is not quoted (an MBI, say).
