@@ -685,6 +685,73 @@ fn views_doc_matches_the_committed_dictionary() {
     assert_eq!(r.status.code(), Some(2));
 }
 
+/// A US ZIP code (5 digits, or 9 with at most a dash after the fifth) is cut to its first 5,
+/// its last 4 in GEO_ZIP4_CD; any other postalCode is kept whole in both ZIP5 columns, never cut
+/// to 5 characters with no word.
+#[test]
+fn cclf8_cuts_only_zip_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let export = dir.path().join("export");
+    std::fs::create_dir_all(&export).expect("export folder");
+    let patient: Value = serde_json::from_str(
+        std::fs::read_to_string(sample_data().join("r4/Patient.ndjson"))
+            .expect("sample Patient")
+            .lines()
+            .next()
+            .expect("one Patient"),
+    )
+    .expect("json");
+    let cases = [
+        ("12345", "12345", None),
+        ("123456789", "12345", Some("6789")),
+        ("12345-6789", "12345", Some("6789")),
+        ("K1A 0B1", "K1A 0B1", None),
+        ("1234567890", "1234567890", None),
+        ("12345-678", "12345-678", None),
+        ("1234-56789", "1234-56789", None),
+        ("+1234", "+1234", None),
+        ("12-345", "12-345", None),
+    ];
+    let mut lines = String::new();
+    for (i, (postal, _, _)) in cases.iter().enumerate() {
+        let mut p = patient.clone();
+        p["id"] = Value::from(format!("zip{i}"));
+        p["address"][0]["postalCode"] = Value::from(*postal);
+        lines.push_str(&p.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(export.join("Patient.ndjson"), lines).expect("write Patients");
+    let out = dir.path().join("out");
+    let r = claimline(
+        dir.path(),
+        &[
+            "load",
+            s(&export),
+            "--out",
+            s(&out),
+            "--format",
+            "sqlite",
+            "--json",
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let conn = Connection::open(out.join("claimline.sqlite")).expect("open");
+    for (i, (postal, zip5, zip4)) in cases.iter().enumerate() {
+        let got: (String, String, Option<String>) = conn
+            .query_row(
+                "SELECT BENE_ZIP_CD, GEO_ZIP5_CD, GEO_ZIP4_CD FROM cclf8 WHERE _resource_id = ?1",
+                [format!("zip{i}")],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("a cclf8 row");
+        assert_eq!(
+            got,
+            (zip5.to_string(), zip5.to_string(), zip4.map(str::to_owned)),
+            "{postal}"
+        );
+    }
+}
+
 /// CCLF8's paths are ViewDefinitions a user can edit: a copy of the v2 input views with one
 /// path changed changes that CCLF8 column, and the join, precedence and computed columns still
 /// apply; a column added to a view is a column of `cclf8`. Input views that disagree on a

@@ -581,6 +581,14 @@ def patient_view(version):
            f" iif(extension('{US_CORE}us-core-sex').value = '248152002', '2',"
            " iif(gender = 'male', '1', iif(gender = 'female', '2', '0'))))")
     zip9 = "postalCode.replace('-', '')"
+    # A US ZIP code: 5 digits, or 9 with at most a dash after the fifth. Only such a code is cut to
+    # its first 5 (its last 4 are GEO_ZIP4_CD); any other postalCode is kept whole, never cut
+    # with no word (a CCLF file refuses it as too long, naming it).
+    zip_ok = (f"(({zip9}.length() = 5 and postalCode.length() = 5)"
+              f" or ({zip9}.length() = 9 and (postalCode.length() = 9"
+              f" or (postalCode.length() = 10 and postalCode.indexOf('-') = 5))))"
+              f" and {zip9}.convertsToInteger() and {zip9}.startsWith('+').not()")
+    zip5 = f"iif({zip_ok}, postalCode.substring(0, 5), postalCode)"
     lines = [col(f"BENE_LINE_{i + 1}_ADR", f"line[{i}]", "string",
                  f"Beneficiary mailing address line {i + 1}: address.line[{i}]") for i in range(6)]
     return {
@@ -621,13 +629,14 @@ def patient_view(version):
             {"forEachOrNull": "address.first()", "column": [
                 col("GEO_USPS_STATE_CD", "state", "string",
                     "Beneficiary State: address.state (the link stage derives BENE_FIPS_STATE_CD from it)"),
-                col("BENE_ZIP_CD", "postalCode.substring(0, 5)", "string",
-                    "Beneficiary ZIP Code: address.postalCode, first 5"),
+                col("BENE_ZIP_CD", zip5, "string",
+                    "Beneficiary ZIP Code: address.postalCode, first 5 of a ZIP+4 (any other code whole)"),
                 *lines,
                 col("GEO_ZIP_PLC_NAME", "city", "string", "Beneficiary City: address.city"),
-                col("GEO_ZIP5_CD", "postalCode.substring(0, 5)", "string",
-                    "Beneficiary Zip Code: address.postalCode, first 5"),
-                col("GEO_ZIP4_CD", f"iif({zip9}.length() >= 9, {zip9}.substring(5, 4))", "string",
+                col("GEO_ZIP5_CD", zip5, "string",
+                    "Beneficiary Zip Code: address.postalCode, first 5 of a ZIP+4 (any other code whole)"),
+                col("GEO_ZIP4_CD", f"iif({zip_ok} and {zip9}.length() = 9, {zip9}.substring(5, 4))",
+                    "string",
                     "Beneficiary Zip Code Ext.: the 4 digits after a ZIP+4 postalCode"),
             ]},
             {"forEachOrNull": "name.first()", "column": [
