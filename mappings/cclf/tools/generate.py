@@ -583,7 +583,7 @@ def patient_view(version):
     zip9 = "postalCode.replace('-', '')"
     # A US ZIP code: 5 digits, or 9 with at most a dash after the fifth. Only such a code is cut to
     # its first 5 (its last 4 are GEO_ZIP4_CD); any other postalCode is kept whole, never cut
-    # with no word (a CCLF file refuses it as too long, naming it).
+    # with no word (a CCLF file refuses it as too long, naming the field).
     zip_ok = (f"(({zip9}.length() = 5 and postalCode.length() = 5)"
               f" or ({zip9}.length() = 9 and (postalCode.length() = 9"
               f" or (postalCode.length() = 10 and postalCode.indexOf('-') = 5))))"
