@@ -663,6 +663,15 @@ fn attempt_download(
             }
         },
         416 => {
+            // Nothing past the part's end: when the server's length is the part's, the part is
+            // the whole file (downloaded before a kill cut the rename); checked, not fetched again.
+            let total = header("Content-Range")
+                .as_deref()
+                .and_then(content_range_unsatisfied);
+            if existing > 0 && total == Some(existing) {
+                drop(response);
+                return finish(target, out, part, true, existing, progress);
+            }
             let _ = fs::remove_file(part);
             return retry("status 416".to_owned());
         }
@@ -740,9 +749,30 @@ fn attempt_download(
     {
         return retry(format!("{written} of {total} bytes"));
     }
+    finish(target, out, part, gzip, written, progress)
+}
+
+/// `bytes */TOTAL` (a 416's answer) → TOTAL.
+fn content_range_unsatisfied(value: &str) -> Option<u64> {
+    value.trim().strip_prefix("bytes */")?.trim().parse().ok()
+}
+
+/// A downloaded `.part` of `size` bytes verified (a gzip stream: its CRC and length), renamed to
+/// its file and recorded; a part that does not verify is removed and the download retried.
+fn finish(
+    target: &Target,
+    out: &Path,
+    part: &Path,
+    gzip: bool,
+    size: u64,
+    progress: &dyn Progress,
+) -> Result<Result<FileRecord, Failure>, FetchError> {
     let Some((sha256, lines)) = verify(part, gzip).map_err(|e| FetchError::io(part, e))? else {
         let _ = fs::remove_file(part);
-        return retry("the gzip stream does not verify (CRC or length)".to_owned());
+        return Ok(Err(Failure::Retry {
+            reason: "the gzip stream does not verify (CRC or length)".to_owned(),
+            wait: None,
+        }));
     };
     let name = if gzip {
         format!("{}.gz", target.stem)
@@ -755,15 +785,12 @@ fn attempt_download(
     if let Some(parent) = dest.parent() {
         claimline_model::sync_dir(parent).map_err(|e| FetchError::io(parent, e))?;
     }
-    progress.event(&Event::FileDone {
-        name: &name,
-        size: written,
-    });
+    progress.event(&Event::FileDone { name: &name, size });
     Ok(Ok(FileRecord {
         name,
         resource_type: target.resource_type.clone(),
         url: target.url.clone(),
-        size: written,
+        size,
         sha256,
         lines,
         error_file: target.error_file,
