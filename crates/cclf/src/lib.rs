@@ -484,6 +484,10 @@ impl Field {
                     }
                     Ok(Cell::text(decimal_text(m, scale as i8)))
                 }
+                // A NUL or another control byte is damage, not text: refused as `write` does.
+                Picture::Text if text.chars().any(char::is_control) => {
+                    Err(FieldError::ControlCharacter)
+                }
                 Picture::Text => Ok(Cell::text(text.trim_end_matches(' '))),
             },
             ColumnType::Decimal { precision, scale } => {
@@ -732,6 +736,15 @@ mod tests {
         );
         let text = |s: &str| f.read(s.as_bytes(), &ColumnType::Text);
         assert!(text("10000000000123.45").is_err());
+        // A control byte in a text field is damage, refused as on the way out.
+        let code = field("cclf1", "PRNCPL_DGNS_CD");
+        for raw in ["E1\09", "E\u{7}  "] {
+            let raw = format!("{raw:<width$}", width = code.len);
+            assert_eq!(
+                code.read(raw.as_bytes(), &ColumnType::Text),
+                Err(FieldError::ControlCharacter)
+            );
+        }
         assert_eq!(text(" 0000000000123.45"), Ok(Cell::text("123.45")));
     }
 
