@@ -634,6 +634,64 @@ fn a_claim_type_that_is_no_cclf_code_is_never_shown() {
     );
 }
 
+/// BCDA's claims are those of one API version: the newest loaded, or the one `--api` names. A
+/// claim loaded from v1 and from v2 is one claim (found by a review: claims of every version
+/// were grouped by claim id, so a claim of both counted once with its amounts summed twice).
+#[test]
+fn reconcile_compares_one_api_version() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let out = dir.join("out");
+    for version in ["v1", "v2"] {
+        let export = synth(dir, version, "4", "1");
+        load(dir, &export, &out, &[]);
+    }
+    let db = out.join("claimline.sqlite");
+    let rows = |report: &serde_json::Value| -> BTreeMap<(String, String), (u64, i64)> {
+        report["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| {
+                let cents: f64 = r["bcda_paid"].as_str().expect("paid").parse().expect("n");
+                (
+                    (
+                        r["claim_type"].as_str().expect("type").to_owned(),
+                        r["month"].as_str().expect("month").to_owned(),
+                    ),
+                    (
+                        r["bcda_claims"].as_u64().expect("n"),
+                        (cents * 100.0).round() as i64,
+                    ),
+                )
+            })
+            .collect()
+    };
+    let newest = run_ok(dir, &["reconcile", "--out", &s(&out), "--json"]);
+    assert_eq!(newest["api_version"], "v2", "{newest:#}");
+    assert_eq!(newest["other_api_versions"], serde_json::json!(["v1"]));
+    let v2 = recount(&db, "v2");
+    assert!(!v2.is_empty());
+    assert_eq!(rows(&newest), v2);
+    let v1 = run_ok(
+        dir,
+        &["reconcile", "--out", &s(&out), "--api", "v1", "--json"],
+    );
+    assert_eq!(v1["api_version"], "v1");
+    assert_eq!(rows(&v1), recount(&db, "v1"));
+    let plain = claimline(dir, &["reconcile", "--out", &s(&out)]);
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        text.starts_with(
+            "bcda: the claims of API v2 (also loaded, not compared: v1; --api chooses)\n"
+        ),
+        "{text}"
+    );
+    let wrong = claimline(dir, &["reconcile", "--out", &s(&out), "--api", "v4"]);
+    assert_eq!(wrong.status.code(), Some(2));
+}
+
 #[test]
 fn reconcile_counts_current_claims_once_and_matches_a_cclf_delivery() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -670,7 +728,7 @@ fn reconcile_counts_current_claims_once_and_matches_a_cclf_delivery() {
             )
         })
         .collect();
-    let want = recount(&db);
+    let want = recount(&db, "v2");
     assert!(!want.is_empty());
     assert_eq!(got, want, "reconcile = a recount of the current rows");
     // `_claimline_counts` is per run: summing it over the two runs counts every claim twice.
@@ -783,7 +841,7 @@ fn reconcile_counts_current_claims_once_and_matches_a_cclf_delivery() {
     assert_eq!(total("in_both"), current - 1);
     assert_eq!(total("paid_differs"), 0);
     // The BCDA side is unchanged by the CCLF rows beside it.
-    assert_eq!(recount(&db), want);
+    assert_eq!(recount(&db, "v2"), want);
 }
 
 /// Found by a review of both ways, each fixed:

@@ -116,9 +116,9 @@ pub fn sqlite_table_names(conn: &rusqlite::Connection, keep: impl Fn(&str) -> bo
     names.into_iter().filter(|n| keep(n)).collect()
 }
 
-/// Current BCDA claims per (`CLM_TYPE_CD`, month) and their paid cents, counted straight from
-/// an output's SQLite CCLF tables.
-pub fn current_claims(db: &Path) -> BTreeMap<(String, String), (u64, i64)> {
+/// Current BCDA claims of API version `api` per (`CLM_TYPE_CD`, month) and their paid cents,
+/// counted straight from an output's SQLite CCLF tables.
+pub fn current_claims(db: &Path, api: &str) -> BTreeMap<(String, String), (u64, i64)> {
     let conn = rusqlite::Connection::open(db).expect("db");
     let mut out = BTreeMap::new();
     for (table, date, amount) in [
@@ -129,7 +129,7 @@ pub fn current_claims(db: &Path) -> BTreeMap<(String, String), (u64, i64)> {
     ] {
         let sql = format!(
             "SELECT CLM_TYPE_CD, substr(min({date}), 1, 7), sum(round(CAST({amount} AS REAL) * 100))
-             FROM {table} WHERE _api_version <> 'cclf' GROUP BY CLM_TYPE_CD, CUR_CLM_UNIQ_ID"
+             FROM {table} WHERE _api_version = '{api}' GROUP BY CLM_TYPE_CD, CUR_CLM_UNIQ_ID"
         );
         let mut stmt = conn.prepare(&sql).expect("sql");
         let mut q = stmt.query([]).expect("query");

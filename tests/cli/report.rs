@@ -102,7 +102,7 @@ fn every_load_writes_a_report_whose_numbers_are_the_tables_and_hold_no_phi() {
         })
         .collect();
     assert!(!got.is_empty());
-    assert_eq!(got, current_claims(&db));
+    assert_eq!(got, current_claims(&db, "v2"));
 
     // Rows per CCLF table (coverage) = count(*) of the tables.
     let conn = rusqlite::Connection::open(&db).expect("db");

@@ -1194,7 +1194,7 @@ pub struct ReconcileRow {
     pub claim_type: String,
     /// `YYYY-MM` of the claim's from date (Part D: the first line's fill date).
     pub month: String,
-    /// Current claims from BCDA (every API version but `cclf`).
+    /// Current claims from BCDA (of [`ReconcileReport::api_version`]).
     pub bcda_claims: u64,
     /// Current claims from CCLF files.
     pub cclf_claims: u64,
@@ -1219,6 +1219,12 @@ pub struct ReconcileRow {
 /// What [`reconcile`] found (`claimline reconcile --json` prints it).
 #[derive(Debug, Clone, Serialize)]
 pub struct ReconcileReport {
+    /// The BCDA API version compared (`v1`, `v2`, `v3`): the one asked for, else the newest
+    /// loaded; `None` when no BCDA claim is loaded. One version only: a claim loaded from two
+    /// versions is one claim, and v1/v2's claim ids are not v3's.
+    pub api_version: Option<String>,
+    /// The other BCDA API versions whose claims the tables also hold, not compared.
+    pub other_api_versions: Vec<String>,
     /// The months compared (`YYYY-MM`, first and last): those the CCLF claims cover, else every
     /// month.
     pub months: Option<(String, String)>,
@@ -1226,28 +1232,33 @@ pub struct ReconcileReport {
     pub rows: Vec<ReconcileRow>,
 }
 
+/// The API versions the claim tables hold.
+const VERSIONS_SQL: &str = "
+SELECT _api_version FROM cclf1 UNION SELECT _api_version FROM cclf5
+UNION SELECT _api_version FROM cclf6 UNION SELECT _api_version FROM cclf7";
+
 /// The claims of the output's current rows, one per (feed, claim id, claim type), with month
-/// and paid cents.
+/// and paid cents: CCLF's and those of the BCDA API version `?1`.
 const CLAIMS_SQL: &str = "
 WITH lines AS (
-  SELECT _api_version = 'cclf' AS cclf, CLM_TYPE_CD AS ty, CLM_FROM_DT AS dt,
+  SELECT _api_version AS api, CLM_TYPE_CD AS ty, CLM_FROM_DT AS dt,
          CUR_CLM_UNIQ_ID AS id, round(CAST(CLM_PMT_AMT AS REAL) * 100) AS cents FROM cclf1
   UNION ALL
-  SELECT _api_version = 'cclf', CLM_TYPE_CD, CLM_FROM_DT, CUR_CLM_UNIQ_ID,
+  SELECT _api_version, CLM_TYPE_CD, CLM_FROM_DT, CUR_CLM_UNIQ_ID,
          round(CAST(CLM_LINE_CVRD_PD_AMT AS REAL) * 100) FROM cclf5
   UNION ALL
-  SELECT _api_version = 'cclf', CLM_TYPE_CD, CLM_FROM_DT, CUR_CLM_UNIQ_ID,
+  SELECT _api_version, CLM_TYPE_CD, CLM_FROM_DT, CUR_CLM_UNIQ_ID,
          round(CAST(CLM_LINE_CVRD_PD_AMT AS REAL) * 100) FROM cclf6
   UNION ALL
-  SELECT _api_version = 'cclf', CLM_TYPE_CD, CLM_LINE_FROM_DT, CUR_CLM_UNIQ_ID,
+  SELECT _api_version, CLM_TYPE_CD, CLM_LINE_FROM_DT, CUR_CLM_UNIQ_ID,
          round(CAST(CLM_LINE_BENE_PMT_AMT AS REAL) * 100) FROM cclf7
 ),
 claims AS (
-  SELECT cclf, ty, substr(min(dt), 1, 7) AS month, id, CAST(total(cents) AS INTEGER) AS cents
-  FROM lines WHERE id IS NOT NULL GROUP BY cclf, ty, id
+  SELECT api, ty, substr(min(dt), 1, 7) AS month, id, CAST(total(cents) AS INTEGER) AS cents
+  FROM lines WHERE id IS NOT NULL AND api IN ('cclf', ?1) GROUP BY api, ty, id
 ),
-b AS (SELECT * FROM claims WHERE NOT cclf),
-c AS (SELECT * FROM claims WHERE cclf),
+b AS (SELECT * FROM claims WHERE api <> 'cclf'),
+c AS (SELECT * FROM claims WHERE api = 'cclf'),
 j AS (
   SELECT coalesce(b.ty, c.ty) AS ty, coalesce(c.month, b.month) AS month,
          b.id IS NOT NULL AS in_b, c.id IS NOT NULL AS in_c, b.cents AS bc, c.cents AS cc
@@ -1270,10 +1281,20 @@ GROUP BY shown, month ORDER BY shown, month";
 /// the months the CCLF claims cover: claims in both, only in one, and paid amounts. With no
 /// CCLF rows it is the current claim count and paid amount of BCDA per type and month.
 ///
+/// BCDA's claims are those of one API version, `api` (`v1`, `v2`, `v3`), else the newest the
+/// tables hold: a claim loaded from two versions is one claim (v1/v2's ids are not v3's).
+///
 /// # Errors
-/// [`LoadError::Usage`] when `out` has no SQLite tables; [`LoadError::Io`] for a database
-/// that cannot be read.
-pub fn reconcile(out: &Path) -> Result<ReconcileReport, LoadError> {
+/// [`LoadError::Usage`] when `out` has no SQLite tables, or `api` is no API version;
+/// [`LoadError::Io`] for a database that cannot be read.
+pub fn reconcile(out: &Path, api: Option<&str>) -> Result<ReconcileReport, LoadError> {
+    if let Some(api) = api
+        && !["v1", "v2", "v3"].contains(&api)
+    {
+        return Err(LoadError::Usage(
+            "--api takes v1, v2 or v3 (the BCDA API version to compare)".to_owned(),
+        ));
+    }
     let db_path = out.join("claimline.sqlite");
     if !claimline_sink::database_present(&db_path)? {
         return Err(LoadError::Usage(format!(
@@ -1293,9 +1314,26 @@ pub fn reconcile(out: &Path) -> Result<ReconcileReport, LoadError> {
             db_path.display()
         )));
     }
+    let mut loaded: Vec<String> = conn
+        .prepare(VERSIONS_SQL)
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, Option<String>>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(&sqlite_error)?
+        .into_iter()
+        .flatten()
+        .filter(|v| ["v1", "v2", "v3"].contains(&v.as_str()))
+        .collect();
+    loaded.sort();
+    let api_version = api.map(str::to_owned).or_else(|| loaded.last().cloned());
+    let other_api_versions = loaded
+        .into_iter()
+        .filter(|v| Some(v) != api_version.as_ref())
+        .collect();
     let mut stmt = conn.prepare(CLAIMS_SQL).map_err(&sqlite_error)?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map([api_version.as_deref()], |r| {
             let n = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
             let cents = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0));
             let text = |c: i64| claimline_model::decimal_text(i128::from(c), 2);
@@ -1323,7 +1361,12 @@ pub fn reconcile(out: &Path) -> Result<ReconcileReport, LoadError> {
         .min()
         .zip(cclf_months.max())
         .map(|(a, b)| (a.clone(), b.clone()));
-    Ok(ReconcileReport { months, rows })
+    Ok(ReconcileReport {
+        api_version,
+        other_api_versions,
+        months,
+        rows,
+    })
 }
 
 impl ReconcileReport {
@@ -1332,6 +1375,17 @@ impl ReconcileReport {
     /// # Errors
     /// A failed write to `out`.
     pub fn write_summary(&self, out: &mut impl Write) -> std::io::Result<()> {
+        if let Some(api) = &self.api_version {
+            write!(out, "bcda: the claims of API {api}")?;
+            if !self.other_api_versions.is_empty() {
+                write!(
+                    out,
+                    " (also loaded, not compared: {}; --api chooses)",
+                    self.other_api_versions.join(", ")
+                )?;
+            }
+            writeln!(out)?;
+        }
         writeln!(
             out,
             "{:<4} {:<7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>16} {:>16} {:>8}",

@@ -258,7 +258,7 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
         .iter()
         .all(|t| tables.contains_key(*t));
     let months = if has_claims {
-        claimline_load::cclf::reconcile(out)?
+        claimline_load::cclf::reconcile(out, None)?
             .rows
             .into_iter()
             .map(|r| MonthRow {

@@ -128,6 +128,9 @@ pub struct ReconcileArgs {
     /// The output folder holding both feeds (BCDA loads and `load-cclf`).
     #[arg(long)]
     out: PathBuf,
+    /// The BCDA API version whose claims are compared (v1, v2, v3); default the newest loaded.
+    #[arg(long, value_parser = ["v1", "v2", "v3"])]
+    api: Option<String>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
@@ -135,7 +138,7 @@ pub struct ReconcileArgs {
 
 /// Runs `claimline reconcile`.
 pub fn reconcile(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
-    let report = claimline_load::cclf::reconcile(&args.out)?;
+    let report = claimline_load::cclf::reconcile(&args.out, args.api.as_deref())?;
     print(args.json, &report, |out| report.write_summary(out))?;
     Ok(ExitCode::SUCCESS)
 }
