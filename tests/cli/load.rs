@@ -1277,18 +1277,17 @@ fn partial_claims_kept_on_purpose_are_no_row_errors() {
     assert_eq!(json(&loaded)["row_errors"]["count"], 0);
 }
 
-/// An export with a beneficiary's Patient and not its Coverage (an incremental one, say) gives
-/// a `cclf8` row whose Coverage columns are NULL: said on stderr and counted in the report, not
-/// passed over (found by a review: the entitlement columns went NULL without a word).
+/// An export with a beneficiary's Patient and not its Coverage (an incremental one: the
+/// Coverage did not change since `_since`) gives a `cclf8` row whose Coverage columns are those
+/// of the beneficiary's earlier `cclf8` row, in SQLite and in a Parquet-only output alike; with
+/// no earlier row they are NULL. Either way it is said on stderr and counted in the report
+/// (found by reviews: the entitlement columns went NULL without a word, then NULL with one,
+/// replacing the earlier row's values).
 #[test]
-fn a_patient_without_its_coverage_is_said() {
+fn a_patient_without_its_coverage_keeps_its_earlier_coverage_columns() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
     let export = crate::cclf_files::synth(dir, "v2", "2", "1");
-    let out = dir.join("out");
-    let full = claimline(dir, &["load", s(&export), "--out", s(&out), "--json"]);
-    assert!(full.status.success());
-    assert_eq!(json(&full)["beneficiaries"]["patient_without_coverage"], 0);
     let only = dir.join("patients");
     std::fs::create_dir(&only).expect("mkdir");
     let first = std::fs::read_to_string(export.join("Patient.000.ndjson"))
@@ -1297,13 +1296,101 @@ fn a_patient_without_its_coverage_is_said() {
         .next()
         .expect("a Patient")
         .to_owned();
+    let bene = serde_json::from_str::<serde_json::Value>(&first).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     std::fs::write(only.join("Patient.ndjson"), first + "\n").expect("write");
-    let r = claimline(dir, &["load", s(&only), "--out", s(&out), "--json"]);
-    let stderr = String::from_utf8_lossy(&r.stderr);
-    assert!(r.status.success(), "{stderr}");
-    assert_eq!(json(&r)["beneficiaries"]["patient_without_coverage"], 1);
+    let load = |input: &Path, out: &Path, format: &str| {
+        let r = claimline(
+            dir,
+            &[
+                "load",
+                s(input),
+                "--out",
+                s(out),
+                "--format",
+                format,
+                "--json",
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&r.stderr).into_owned();
+        assert!(r.status.success(), "{stderr}");
+        (json(&r), stderr)
+    };
+    let coverage = [
+        "BENE_MDCR_STUS_CD",
+        "BENE_DUAL_STUS_CD",
+        "BENE_ORGNL_ENTLMT_RSN_CD",
+        "BENE_ENTLMT_BUYIN_IND",
+        "BENE_PART_A_ENRLMT_BGN_DT",
+        "BENE_PART_B_ENRLMT_BGN_DT",
+    ];
+
+    // SQLite (and Parquet beside it).
+    let out = dir.join("out");
+    let (full, _) = load(&export, &out, "both");
+    assert_eq!(full["beneficiaries"]["patient_without_coverage"], 0);
+    let db = out.join("claimline.sqlite");
+    let stored = || -> Vec<Option<String>> {
+        let conn = Connection::open(&db).expect("db");
+        let sql = format!(
+            "SELECT {} FROM cclf8 WHERE _resource_id = ?1",
+            coverage.join(", ")
+        );
+        conn.query_row(&sql, [&bene], |r| {
+            (0..coverage.len()).map(|i| r.get(i)).collect()
+        })
+        .expect("the beneficiary's cclf8 row")
+    };
+    let before = stored();
+    assert!(before.iter().any(Option::is_some), "{before:?}");
+    let (r, stderr) = load(&only, &out, "both");
+    assert_eq!(r["beneficiaries"]["patient_without_coverage"], 1);
+    assert_eq!(r["beneficiaries"]["coverage_carried"], 1);
     assert!(
-        stderr.contains("came with a Patient and no Coverage"),
+        stderr.contains("1 took their cclf8 row's Coverage columns"),
+        "{stderr}"
+    );
+    assert_eq!(stored(), before);
+
+    // A Parquet-only output reads its own parts.
+    let columns: Vec<String> = Connection::open(&db)
+        .expect("db")
+        .prepare("SELECT name FROM pragma_table_info('cclf8') ORDER BY cid")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("columns");
+    let at: Vec<usize> = coverage
+        .iter()
+        .map(|c| columns.iter().position(|n| n == c).expect("column"))
+        .collect();
+    let id_at = columns
+        .iter()
+        .position(|n| n == "_resource_id")
+        .expect("id");
+    let pq = dir.join("pq");
+    load(&export, &pq, "parquet");
+    let (r, _) = load(&only, &pq, "parquet");
+    assert_eq!(r["beneficiaries"]["coverage_carried"], 1);
+    let rows: Vec<Vec<String>> = parquet_rows(&pq.join("parquet"), "cclf8")
+        .into_iter()
+        .filter(|row| row[id_at] == bene)
+        .map(|row| at.iter().map(|&i| row[i].clone()).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0].iter().any(|v| v != "NULL"), "{rows:?}");
+    assert_eq!(rows[0], rows[1]);
+
+    // With no earlier row: NULL, said.
+    let fresh = dir.join("fresh");
+    let (r, stderr) = load(&only, &fresh, "both");
+    assert_eq!(r["beneficiaries"]["patient_without_coverage"], 1);
+    assert_eq!(r["beneficiaries"]["coverage_carried"], 0);
+    assert!(
+        stderr.contains("1 beneficiary with no earlier cclf8 row has them NULL"),
         "{stderr}"
     );
 }

@@ -509,6 +509,55 @@ fn a_run_id_loaded_again_gives_the_tables_of_one_load() {
     );
 }
 
+/// A Patient that comes without its Coverage keeps the Coverage columns of its earlier `cclf8`
+/// row, read from the schema (as `load.rs` checks for SQLite and Parquet).
+#[test]
+fn a_patient_without_its_coverage_keeps_its_earlier_coverage_columns() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let input = crate::cclf_files::synth(tmp, "v2", "2", "1");
+    let only = tmp.join("patients");
+    std::fs::create_dir(&only).expect("mkdir");
+    let first = std::fs::read_to_string(input.join("Patient.000.ndjson"))
+        .expect("patients")
+        .lines()
+        .next()
+        .expect("a Patient")
+        .to_owned();
+    let bene = serde_json::from_str::<Value>(&first).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    std::fs::write(only.join("Patient.ndjson"), first + "\n").expect("write");
+    let name = schema(&url, "t_carry");
+    let stored = || -> Vec<Option<String>> {
+        let row = connect(&url)
+            .query_one(
+                &format!(
+                    "SELECT bene_mdcr_stus_cd, bene_dual_stus_cd, bene_entlmt_buyin_ind, \
+                     bene_part_a_enrlmt_bgn_dt::text FROM {name}.cclf8 WHERE _resource_id = $1"
+                ),
+                &[&bene],
+            )
+            .expect("the beneficiary's cclf8 row");
+        (0..4).map(|i| row.get(i)).collect()
+    };
+    let out = tmp.join("out");
+    ok(
+        &load_pg(&url, &input, &out, "postgres", &name, "r1", &[]),
+        "full",
+    );
+    let before = stored();
+    assert!(before.iter().any(Option::is_some), "{before:?}");
+    let r = ok(
+        &load_pg(&url, &only, &out, "postgres", &name, "r2", &[]),
+        "Patient only",
+    );
+    assert_eq!(r["beneficiaries"]["coverage_carried"], 1, "{r}");
+    assert_eq!(stored(), before);
+}
+
 /// A format switched between loads into one folder leaves PostgreSQL and Parquet with different
 /// runs, so different tables: every load that sees it says so, as with SQLite (`load.rs`).
 #[test]

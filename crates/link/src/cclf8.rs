@@ -115,10 +115,12 @@ pub(crate) fn cclf8_schema(
         replace_key: vec!["_api_version".into(), "_resource_id".into()],
         newest_wins: true,
         indexes: vec!["_resource_id".into(), "BENE_MBI_ID".into()],
-        ..TableSchema::new("cclf8", columns)
+        ..TableSchema::new(CCLF8_TABLE, columns)
     })
 }
 
+/// The table CCLF8's input views fill.
+pub const CCLF8_TABLE: &str = "cclf8";
 /// The view name whose rows (one per Patient) give CCLF8 its demographics.
 pub const CCLF8_PATIENT: &str = "cclf8_patient";
 /// The view name whose rows (one per Coverage) give CCLF8 its entitlement fields.
@@ -323,13 +325,37 @@ impl Cclf8Builder {
     }
 
     /// Beneficiaries with a Patient but no Coverage in the run: their CCLF8 row's Coverage
-    /// columns (entitlement, status, dual, buy-in) are NULL, an earlier run's Coverage not
-    /// carried over. Only when a view of Coverage feeds CCLF8.
+    /// columns (entitlement, status, dual, buy-in) are NULL unless [`Cclf8Builder::carry`]
+    /// gives them an earlier row's. Only when a view of Coverage feeds CCLF8.
     pub fn patient_only(&self) -> u64 {
         self.patients
             .keys()
             .filter(|k| !self.coverage.contains_key(*k))
             .count() as u64
+    }
+
+    /// The beneficiaries with a Patient but no Coverage in the run, in no order.
+    pub fn patients_without_coverage(&self) -> Vec<(Option<ApiVersion>, String)> {
+        self.patients
+            .keys()
+            .filter(|k| !self.coverage.contains_key(*k))
+            .cloned()
+            .collect()
+    }
+
+    /// Gives a beneficiary whose Patient came without its Coverage the Coverage columns of its
+    /// earlier `cclf8` row (`fields`: column name → value, the values of
+    /// [`Plan::cclf8_coverage_columns`](crate::Plan::cclf8_coverage_columns)), as if its
+    /// Coverage had come with them. A beneficiary with Coverage in the run, or without a Patient,
+    /// is left as it is: `false`.
+    pub fn carry(&mut self, api_version: Option<ApiVersion>, bene: String, fields: Fields) -> bool {
+        let key = (api_version, bene);
+        if !self.patients.contains_key(&key) || self.coverage.contains_key(&key) {
+            return false;
+        }
+        self.seen += 1;
+        self.coverage.insert(key, vec![(self.seen, fields)]);
+        true
     }
 
     /// The rows, in the order the Patients came; `as_of` is the day (days since the epoch)

@@ -48,7 +48,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 mod cclf8;
@@ -58,8 +58,8 @@ mod history;
 mod xref;
 
 pub use cclf8::{
-    BENE_ID_LINK, BenePart, CCLF8_COVERAGE, CCLF8_PATIENT, Cclf8Builder, Cclf8Input, FIELD_TAG,
-    POSITION_TAG,
+    BENE_ID_LINK, BenePart, CCLF8_COVERAGE, CCLF8_PATIENT, CCLF8_TABLE, Cclf8Builder, Cclf8Input,
+    FIELD_TAG, Fields, POSITION_TAG,
 };
 
 pub use history::{
@@ -527,7 +527,7 @@ impl Plan {
                 ),
                 None => (0, Vec::new()),
             };
-            let table_name = if input.is_some() { "cclf8" } else { &name };
+            let table_name = if input.is_some() { CCLF8_TABLE } else { &name };
             let table = match tables.iter().position(|t| t.name == table_name) {
                 Some(t) if input.is_some() => {
                     if planned[first_of[t]].input.is_none() {
@@ -544,7 +544,7 @@ impl Plan {
                 }
                 None if input.is_some() => {
                     // Its columns come from every input view, once all are planned (below).
-                    tables.push(TableSchema::new("cclf8", Vec::new()));
+                    tables.push(TableSchema::new(CCLF8_TABLE, Vec::new()));
                     first_of.push(planned.len());
                     tables.len() - 1
                 }
@@ -738,6 +738,30 @@ impl Plan {
         self.views
             .iter()
             .any(|pv| matches!(pv.input, Some(Cclf8Input::Coverage)))
+    }
+
+    /// The columns of `cclf8` that only its Coverage views fill (entitlement, status, dual,
+    /// buy-in, enrollment dates): what a Patient that comes without its Coverage takes from the
+    /// beneficiary's earlier `cclf8` row ([`Cclf8Builder::carry`]).
+    pub fn cclf8_coverage_columns(&self) -> Vec<Column> {
+        let Some(t) = self.cclf8 else {
+            return Vec::new();
+        };
+        let names = |input: Cclf8Input| -> BTreeSet<String> {
+            self.views
+                .iter()
+                .filter(|v| v.input == Some(input))
+                .flat_map(|v| cclf8::cclf8_columns(&v.view, &declared_columns(&v.view)))
+                .map(|c| c.column.name)
+                .collect()
+        };
+        let (patient, coverage) = (names(Cclf8Input::Patient), names(Cclf8Input::Coverage));
+        self.tables[t]
+            .columns
+            .iter()
+            .filter(|c| coverage.contains(&c.name) && !patient.contains(&c.name))
+            .cloned()
+            .collect()
     }
 
     /// A builder of `cclf8`'s rows with its columns (none when no view feeds it: it then only

@@ -6,8 +6,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use claimline_link::{BeneIndex, RunGroup, StoredHead, VersionMode, parse_instant};
-use claimline_model::RunRecord;
+use claimline_link::{BeneIndex, Fields, RunGroup, StoredHead, VersionMode, parse_instant};
+use claimline_model::{Cell, Column, ColumnType, RunRecord};
 use claimline_ndjson::ApiVersion;
 use claimline_sink::{PgSession, pg_column};
 
@@ -45,6 +45,19 @@ pub trait EarlierState {
     /// A failed read.
     fn fill_bene_index(&mut self, index: &mut BeneIndex) -> Result<(), LoadError>;
 
+    /// The values of `columns` in the current `cclf8` row of each beneficiary, keyed by (API
+    /// version, `_resource_id`), for the beneficiaries `wanted` names: what a Patient that
+    /// comes without its Coverage carries over ([`claimline_link::Cclf8Builder::carry`]). A
+    /// column the table does not have is left out.
+    ///
+    /// # Errors
+    /// A failed read.
+    fn cclf8_values(
+        &mut self,
+        columns: &[Column],
+        wanted: &HashSet<Bene>,
+    ) -> Result<HashMap<Bene, Fields>, LoadError>;
+
     /// Earlier runs recorded claim events (`_claimline_claims` exists).
     fn has_claims(&self) -> bool;
 
@@ -58,6 +71,44 @@ pub trait EarlierState {
         mode: VersionMode,
         groups: &[RunGroup<'_>],
     ) -> Result<Heads, LoadError>;
+}
+
+/// A beneficiary: API version and id.
+pub(crate) type Bene = (Option<ApiVersion>, String);
+
+/// A stored value, read back as text (SQLite's TEXT, PostgreSQL's `::text`), as a cell of a
+/// column of type `ty`; `None` for NULL and for a type that is not carried (only text, codes,
+/// dates and integers are: the types of CCLF8's Coverage columns).
+pub(crate) fn stored_cell(text: Option<&str>, ty: &ColumnType) -> Option<Cell> {
+    let text = text?;
+    match ty {
+        ColumnType::Text | ColumnType::Code => Some(Cell::text(text)),
+        ColumnType::Date => claimline_model::parse_date(text).map(Cell::Date),
+        ColumnType::Integer => text.parse().ok().map(Cell::Int),
+        _ => None,
+    }
+}
+
+/// Rows of (version, resource id, values…) as carried fields, for the beneficiaries wanted.
+fn carried(
+    rows: impl IntoIterator<Item = (Option<String>, String, Vec<Option<Cell>>)>,
+    columns: &[&Column],
+    wanted: &HashSet<Bene>,
+) -> HashMap<Bene, Fields> {
+    let mut out = HashMap::new();
+    for (version, bene, values) in rows {
+        let key = (version.as_deref().and_then(ApiVersion::parse), bene);
+        if !wanted.contains(&key) {
+            continue;
+        }
+        let fields: Fields = columns
+            .iter()
+            .zip(values)
+            .filter_map(|(c, v)| Some((std::sync::Arc::from(c.name.as_str()), v?)))
+            .collect();
+        out.insert(key, fields);
+    }
+    out
 }
 
 /// The column of `_claimline_claims` a group is keyed by.
@@ -205,6 +256,55 @@ impl EarlierState for SqliteEarlier {
         read().map_err(sqlite_error(&self.path))
     }
 
+    fn cclf8_values(
+        &mut self,
+        columns: &[Column],
+        wanted: &HashSet<Bene>,
+    ) -> Result<HashMap<Bene, Fields>, LoadError> {
+        let table = claimline_link::CCLF8_TABLE;
+        let have: HashSet<String> = self
+            .conn
+            .prepare("SELECT name FROM pragma_table_info(?1)")
+            .and_then(|mut stmt| {
+                stmt.query_map([table], |r| r.get::<_, String>(0))?
+                    .collect::<Result<_, _>>()
+            })
+            .map_err(sqlite_error(&self.path))?;
+        let columns: Vec<&Column> = columns.iter().filter(|c| have.contains(&c.name)).collect();
+        if !have.contains("_resource_id") || columns.is_empty() || wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT _api_version, _resource_id, {} FROM {table} WHERE _resource_id IS NOT NULL",
+            columns
+                .iter()
+                .map(|c| format!("CAST(\"{}\" AS TEXT)", c.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = self
+            .conn
+            .prepare(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| {
+                    let values = columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            Ok(stored_cell(
+                                r.get::<_, Option<String>>(i + 2)?.as_deref(),
+                                &c.ty,
+                            ))
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok((r.get(0)?, r.get(1)?, values))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(sqlite_error(&self.path))?;
+        Ok(carried(rows, &columns, wanted))
+    }
+
     fn has_claims(&self) -> bool {
         self.has_claims
     }
@@ -288,6 +388,58 @@ impl EarlierState for PgEarlier {
             );
         }
         Ok(())
+    }
+
+    fn cclf8_values(
+        &mut self,
+        columns: &[Column],
+        wanted: &HashSet<Bene>,
+    ) -> Result<HashMap<Bene, Fields>, LoadError> {
+        let table = claimline_link::CCLF8_TABLE;
+        if !self.tables.contains(table) || wanted.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let schema = self.session.target().schema().to_owned();
+        let rows = self.session.client().query(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = $2",
+            &[&schema, &table],
+        );
+        let have: HashSet<String> = rows
+            .map_err(|e| LoadError::Sink(self.session.query_error()(e)))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // The stored names are those `pg_column` gives.
+        let columns: Vec<&Column> = columns
+            .iter()
+            .filter(|c| have.contains(pg_column(&c.name).trim_matches('"')))
+            .collect();
+        if columns.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT _api_version, {}, {} FROM {} WHERE {} IS NOT NULL",
+            pg_column("_resource_id"),
+            columns
+                .iter()
+                .map(|c| format!("{}::text", pg_column(&c.name)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.table(table),
+            pg_column("_resource_id"),
+        );
+        let rows = self.session.client().query(&sql, &[]);
+        let rows = rows.map_err(|e| LoadError::Sink(self.session.query_error()(e)))?;
+        let rows = rows.iter().map(|r| {
+            let values = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| stored_cell(r.get::<_, Option<&str>>(i + 2), &c.ty))
+                .collect();
+            (r.get(0), r.get(1), values)
+        });
+        Ok(carried(rows, &columns, wanted))
     }
 
     fn has_claims(&self) -> bool {

@@ -1,7 +1,7 @@
 //! The load pipeline: NDJSON files through the views and the link stage into every sink of the
 //! output, in one pass, then the claim-history rule, then one commit.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,7 +17,7 @@ use claimline_sink::{
     TableSink,
 };
 
-use crate::earlier::{EarlierState, PgEarlier, SqliteEarlier};
+use crate::earlier::{Bene, EarlierState, PgEarlier, SqliteEarlier};
 use crate::output::{now_micros, run_id_from};
 use crate::{LoadError, Progress, views};
 
@@ -807,13 +807,50 @@ impl Loader {
         } else {
             0
         };
-        if patient_only > 0 {
-            progress.note(&format!(
-                "warning: {patient_only} beneficiar{} came with a Patient and no Coverage: {} cclf8 row's Coverage columns (entitlement, status, dual, buy-in) are NULL, not carried over from an earlier run; an export with their Coverage fills them",
-                if patient_only == 1 { "y" } else { "ies" },
-                if patient_only == 1 { "its" } else { "their" }
-            ));
-        }
+        // Their Coverage did not change since the export's `_since` (else it would have come):
+        // the Coverage columns of their earlier `cclf8` row still hold.
+        let coverage_carried = if patient_only > 0 {
+            let columns = plan.cclf8_coverage_columns();
+            let wanted: HashSet<Bene> = cclf8.patients_without_coverage().into_iter().collect();
+            let values = match &mut earlier {
+                Some(e) => e.cclf8_values(&columns, &wanted)?,
+                None => parquet_cclf8_values(
+                    &self
+                        .earlier_parquet
+                        .as_ref()
+                        .unwrap_or(&self.out)
+                        .join("parquet"),
+                    &columns,
+                    &wanted,
+                )?,
+            };
+            let mut carried = 0u64;
+            for ((version, bene), fields) in values {
+                carried += u64::from(cclf8.carry(version, bene, fields));
+            }
+            let null = patient_only - carried;
+            let plural = |n: u64| if n == 1 { "y" } else { "ies" };
+            let mut note = format!(
+                "warning: {patient_only} beneficiar{} came with a Patient and no Coverage",
+                plural(patient_only)
+            );
+            if carried > 0 {
+                note.push_str(&format!(
+                    "; {carried} took their cclf8 row's Coverage columns (entitlement, status, dual, buy-in) from an earlier run's row"
+                ));
+            }
+            if null > 0 {
+                note.push_str(&format!(
+                    "; {null} beneficiar{} with no earlier cclf8 row {} them NULL: an export with their Coverage fills them",
+                    plural(null),
+                    if null == 1 { "has" } else { "have" }
+                ));
+            }
+            progress.note(&note);
+            carried
+        } else {
+            0
+        };
         if let Some(t) = plan.cclf8_table() {
             // BENE_AGE as of the export's transactionTime, else the run's start.
             let as_of = transaction_time
@@ -994,6 +1031,7 @@ impl Loader {
                 known: n,
                 coverage_without_patient: coverage_only,
                 patient_without_coverage: patient_only,
+                coverage_carried,
                 unresolved_claims: claims.unresolved_mbi,
             }),
             v2_v3_overlap_months: overlap,
@@ -1342,6 +1380,71 @@ fn parquet_bene_index(root: &Path, index: &mut BeneIndex) -> Result<(), LoadErro
     Ok(())
 }
 
+/// [`EarlierState::cclf8_values`] of a Parquet-only output: its own `cclf8` parts, the current
+/// row of each beneficiary (latest `_last_updated`, then latest run, as the Parquet readers' rule
+/// takes it). Parts written before a column was added to the views do not carry it.
+fn parquet_cclf8_values(
+    root: &Path,
+    columns: &[claimline_model::Column],
+    wanted: &HashSet<Bene>,
+) -> Result<HashMap<Bene, claimline_link::Fields>, LoadError> {
+    if wanted.is_empty() || columns.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut names = vec!["_api_version", "_resource_id", "_last_updated", "_run_id"];
+    names.extend(columns.iter().map(|c| c.name.as_str()));
+    let rows =
+        match claimline_sink::read_committed_parquet(root, claimline_link::CCLF8_TABLE, &names) {
+            Ok(rows) => rows,
+            // Parts of views without one of these columns: nothing to carry from them.
+            Err(claimline_sink::Error::Row { .. }) => return Ok(HashMap::new()),
+            Err(e) => return Err(e.into()),
+        };
+    let text = |c: &Cell| match c {
+        Cell::Text(t) => Some(t.to_string()),
+        _ => None,
+    };
+    /// Which row is current: the latest `_last_updated` (none is below any), then run.
+    type Order = (Option<i64>, String);
+    let mut best: HashMap<Bene, (Order, Vec<Cell>)> = HashMap::new();
+    for mut row in rows {
+        let (Some(bene), Some(run)) = (text(&row[1]), text(&row[3])) else {
+            continue;
+        };
+        let version = text(&row[0]).and_then(|v| claimline_ndjson::ApiVersion::parse(&v));
+        let key = (version, bene);
+        if !wanted.contains(&key) {
+            continue;
+        }
+        let order = (
+            match row[2] {
+                Cell::Timestamp(us) => Some(us),
+                _ => None,
+            },
+            run,
+        );
+        let values = row.split_off(4);
+        match best.get(&key) {
+            Some((held, _)) if *held >= order => {}
+            _ => {
+                best.insert(key, (order, values));
+            }
+        }
+    }
+    Ok(best
+        .into_iter()
+        .map(|(key, (_, values))| {
+            let fields = columns
+                .iter()
+                .zip(values)
+                .filter(|(_, v)| !matches!(v, Cell::Null))
+                .map(|(c, v)| (std::sync::Arc::from(c.name.as_str()), v))
+                .collect();
+            (key, fields)
+        })
+        .collect())
+}
+
 /// The `transactionTime` of the manifest in the first input folder that has one.
 ///
 /// # Errors
@@ -1594,8 +1697,11 @@ pub struct Beneficiaries {
     /// Beneficiaries with Coverage but no Patient in the input: no `cclf8` row this run.
     pub coverage_without_patient: u64,
     /// Beneficiaries with a Patient but no Coverage in the input: their `cclf8` row's Coverage
-    /// columns are NULL.
+    /// columns are those of their earlier `cclf8` row ([`BeneficiaryCounts::coverage_carried`]),
+    /// else NULL.
     pub patient_without_coverage: u64,
+    /// Of those, the beneficiaries whose Coverage columns came from their earlier `cclf8` row.
+    pub coverage_carried: u64,
     /// Claims whose beneficiary no Patient resolved (their `BENE_MBI_ID` is NULL).
     pub unresolved_claims: u64,
 }

@@ -416,12 +416,13 @@ pub fn render(report: &Report) -> String {
     let benes = detail(report, "beneficiaries");
     let _ = write!(
         h,
-        "<table><tr><th class=\"l\">Patients with an MBI in this run</th><td>{}</td></tr><tr><th class=\"l\">beneficiaries the output knows</th><td>{}</td></tr><tr><th class=\"l\">claims whose MBI could not be resolved</th><td>{}</td></tr><tr><th class=\"l\">Coverage without its Patient</th><td>{}</td></tr><tr><th class=\"l\">Patients without their Coverage (CCLF8's Coverage columns NULL)</th><td>{}</td></tr>",
+        "<table><tr><th class=\"l\">Patients with an MBI in this run</th><td>{}</td></tr><tr><th class=\"l\">beneficiaries the output knows</th><td>{}</td></tr><tr><th class=\"l\">claims whose MBI could not be resolved</th><td>{}</td></tr><tr><th class=\"l\">Coverage without its Patient</th><td>{}</td></tr><tr><th class=\"l\">Patients without their Coverage</th><td>{}</td></tr><tr><th class=\"l\">of them, CCLF8's Coverage columns from the earlier row (the others NULL)</th><td>{}</td></tr>",
         num(benes, "with_mbi"),
         thousands(report.beneficiaries),
         num(benes, "unresolved_claims"),
         num(benes, "coverage_without_patient"),
         num(benes, "patient_without_coverage"),
+        num(benes, "coverage_carried"),
     );
     if let Some(added) = report.beneficiaries_added {
         let _ = write!(
