@@ -30,6 +30,16 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A `manifest.json` and the files beside it disagree: it lists a data file its folder does
+    /// not hold (the export is incomplete), or its request names another API version than the
+    /// resources show.
+    #[error("{}: {reason}", path.display())]
+    Disagrees {
+        /// The manifest file.
+        path: PathBuf,
+        /// What disagrees, and what to do.
+        reason: String,
+    },
     /// The rejects file could not be written.
     #[error("{}: cannot write rejects: {source}", path.display())]
     WriteRejects {
@@ -63,6 +73,7 @@ impl Error {
             Error::Read { path, .. }
             | Error::NoInput { path, .. }
             | Error::Manifest { path, .. }
+            | Error::Disagrees { path, .. }
             | Error::WriteRejects { path, .. }
             | Error::Strict { path, .. } => Some(path),
             Error::Consumer(_) | Error::WorkerLost => None,

@@ -156,9 +156,43 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<InputFile>, Error> {
             return Err(not_regular(path));
         }
     }
+    // A file named twice (the same folder given twice, a file and its folder) is read once:
+    // read twice, its every resource was two copies of one line, and both were left out.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|f| seen.insert(std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone())));
     apply_manifests(&mut out)?;
+    check_manifest_versions(&out)?;
     agree_versions(&mut out);
     Ok(out)
+}
+
+/// Bytes of a file a manifest gives a version read to check that its resources agree.
+const CHECK_SAMPLE: usize = 1 << 18;
+
+/// A file whose manifest names an API version: the resources of its first 256 KiB that carry
+/// a mark must not all say another one (found by a review: a v2 export under a manifest whose
+/// request said v1 was read with v1's views, and 46 columns went NULL with no word).
+fn check_manifest_versions(files: &[InputFile]) -> Result<(), Error> {
+    for f in files.iter().filter(|f| f.data.is_none()) {
+        let Some(named) = f.api_version else { continue };
+        let Some(seen) = sample_versions(f, CHECK_SAMPLE) else {
+            continue;
+        };
+        if !seen.is_empty() && !seen.contains(&named) {
+            let said: Vec<&str> = seen.iter().map(|v| v.as_str()).collect();
+            return Err(Error::Disagrees {
+                path: f.path.with_file_name("manifest.json"),
+                reason: format!(
+                    "its request names API {}, and the resources of {} are {}: the manifest is \
+                     not this export's (move it away to load the files by what they show)",
+                    named.as_str(),
+                    f.path.display(),
+                    said.join(" and ")
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Bytes of a file read to find the version its resources agree on.
@@ -175,7 +209,7 @@ pub fn agree_versions(files: &mut [InputFile]) {
         .iter_mut()
         .filter(|f| f.api_version.is_none() && f.data.is_none())
     {
-        f.agreed_version = sample_versions(f).and_then(one_version);
+        f.agreed_version = sample_versions(f, AGREEMENT_SAMPLE).and_then(one_version);
     }
     let mut by_dir: std::collections::BTreeMap<PathBuf, BTreeSet<ApiVersion>> =
         std::collections::BTreeMap::new();
@@ -201,14 +235,15 @@ fn one_version(set: BTreeSet<ApiVersion>) -> Option<ApiVersion> {
     }
 }
 
-/// The versions the marked resources of a file's first MiB carry (`None`: unreadable).
-fn sample_versions(f: &InputFile) -> Option<BTreeSet<ApiVersion>> {
+/// The versions the marked resources of a file's first `sample` bytes carry (`None`:
+/// unreadable).
+fn sample_versions(f: &InputFile, sample: usize) -> Option<BTreeSet<ApiVersion>> {
     use std::io::Read as _;
     let file = std::fs::File::open(&f.path).ok()?;
     // Room for the whole sample at once: grown from nothing, the buffer's copies would touch
     // twice its pages.
-    let mut bytes = Vec::with_capacity(AGREEMENT_SAMPLE);
-    let limit = AGREEMENT_SAMPLE as u64;
+    let mut bytes = Vec::with_capacity(sample);
+    let limit = sample as u64;
     match f.compression {
         Compression::None => file.take(limit).read_to_end(&mut bytes).ok()?,
         // A damaged stream still gives what came before the damage.
@@ -220,7 +255,7 @@ fn sample_versions(f: &InputFile) -> Option<BTreeSet<ApiVersion>> {
     let mut parser = crate::LineParser::new();
     let mut seen = BTreeSet::new();
     // The last piece may be a cut line: only whole lines count.
-    let whole = bytes.len() < AGREEMENT_SAMPLE;
+    let whole = bytes.len() < sample;
     let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     if !whole {
         lines.pop();
@@ -296,6 +331,7 @@ fn apply_manifests(files: &mut [InputFile]) -> Result<(), Error> {
         }
         let manifest = Manifest::read(&manifest_path)?;
         let version = manifest.api_version();
+        let listed = listed_files(&dir, &manifest_path, &manifest)?;
         let types: BTreeSet<&str> = manifest
             .output
             .iter()
@@ -312,12 +348,69 @@ fn apply_manifests(files: &mut [InputFile]) -> Result<(), Error> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let prefix = name.split('.').next().unwrap_or_default();
-            if types.contains(prefix) {
+            if let Some(t) = listed.get(&name) {
+                f.expected_type = Some(t.clone());
+            } else if types.contains(prefix) {
                 f.expected_type = Some(prefix.to_owned());
             }
         }
     }
     Ok(())
+}
+
+/// The data files a manifest lists, each as its folder holds it (name → the type the manifest
+/// gives it): the `n`th file of a type is `<type>.<nnn>.ndjson[.gz]` as `claimline fetch` names
+/// it, or the last part of its URL as BCDA serves it.
+///
+/// # Errors
+/// [`Error::Manifest`] when a listed file is not there as a file: the export is incomplete, and
+/// loading what is there would leave the rest out with no word.
+fn listed_files(
+    dir: &Path,
+    manifest_path: &Path,
+    manifest: &Manifest,
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let mut listed = std::collections::BTreeMap::new();
+    let mut counters: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for entry in &manifest.output {
+        let t = entry.resource_type.as_str();
+        let n = counters.entry(t).or_insert(0);
+        let local = format!("{t}.{n:03}.ndjson");
+        *n += 1;
+        let served = entry
+            .url
+            .split(['?', '#'])
+            .next()
+            .and_then(|u| u.rsplit('/').next())
+            .filter(|u| u.ends_with(".ndjson") || u.ends_with(".ndjson.gz"))
+            .map(str::to_owned);
+        let found = [Some(local.clone()), served]
+            .into_iter()
+            .flatten()
+            .flat_map(|name| [format!("{name}.gz"), name])
+            .find(|name| std::fs::metadata(dir.join(name)).is_ok_and(|m| m.is_file()));
+        match found {
+            Some(name) => {
+                listed.insert(name, t.to_owned());
+            }
+            None => {
+                let of_type = manifest
+                    .output
+                    .iter()
+                    .filter(|e| e.resource_type == t)
+                    .count();
+                return Err(Error::Disagrees {
+                    path: manifest_path.to_owned(),
+                    reason: format!(
+                        "lists {of_type} {t} file(s), and {local}[.gz] is not in its folder as a \
+                         file: the export is incomplete (fetch it again; or move the manifest \
+                         away to load only the files there)"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(listed)
 }
 
 #[cfg(test)]
@@ -363,6 +456,62 @@ mod tests {
             Some("ExplanationOfBenefit")
         );
         assert_eq!(files[1].api_version, Some(ApiVersion::V3));
+    }
+
+    /// Every data file a manifest lists must be there: `claimline fetch`'s names, or the last
+    /// part of the URL as BCDA serves it (which then gives the file its type). A missing one
+    /// stops the read, named (found by a review: the rest loaded with no word). A file named
+    /// twice is read once (read twice, every resource was two copies, and both were left out).
+    #[test]
+    fn a_manifest_file_missing_stops_the_read_and_a_file_named_twice_is_read_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let manifest = |output: &str| {
+            std::fs::write(
+                root.join("manifest.json"),
+                format!(r#"{{"request":"https://h/api/v2/Group/all/$export","output":[{output}],"error":[]}}"#),
+            )
+            .expect("write");
+        };
+        std::fs::write(root.join("Patient.000.ndjson"), b"").expect("write");
+        std::fs::write(root.join("abc-9.ndjson"), b"").expect("write");
+        manifest(
+            r#"{"type":"Patient","url":"https://h/data/1/x.ndjson"},{"type":"Coverage","url":"https://h/data/1/abc-9.ndjson?sig=1"}"#,
+        );
+        let files =
+            discover(&[root.to_owned(), root.join("Patient.000.ndjson")]).expect("discover");
+        let types: Vec<_> = files
+            .iter()
+            .map(|f| {
+                let name = f
+                    .path
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned();
+                (name, f.expected_type.clone())
+            })
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("Patient.000.ndjson".to_owned(), Some("Patient".to_owned())),
+                ("abc-9.ndjson".to_owned(), Some("Coverage".to_owned())),
+            ]
+        );
+        manifest(
+            r#"{"type":"Patient","url":"u"},{"type":"Patient","url":"u"},{"type":"Coverage","url":"https://h/data/1/abc-9.ndjson"}"#,
+        );
+        let err = discover(&[root.to_owned()]).expect_err("Patient.001 is missing");
+        assert!(matches!(err, Error::Disagrees { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("lists 2 Patient file(s), and Patient.001.ndjson[.gz]"),
+            "{err}"
+        );
+        // A folder in its place is no file.
+        std::fs::create_dir(root.join("Patient.001.ndjson")).expect("mkdir");
+        assert!(discover(&[root.join("Patient.000.ndjson")]).is_err());
     }
 
     #[test]

@@ -66,7 +66,7 @@ fn sink_code(e: &claimline_sink::Error) -> u8 {
 fn scan_code(e: &claimline_ndjson::Error) -> u8 {
     use claimline_ndjson::Error as E;
     match e {
-        E::Read { .. } | E::NoInput { .. } | E::Manifest { .. } => 3,
+        E::Read { .. } | E::NoInput { .. } | E::Manifest { .. } | E::Disagrees { .. } => 3,
         E::Strict { .. } => 4,
         E::WriteRejects { .. } | E::Consumer(_) => 5,
         _ => 1,
