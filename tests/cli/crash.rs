@@ -680,6 +680,58 @@ fn a_fetch_killed_before_a_rename_resumes_to_identical_files() {
     );
 }
 
+/// An input another program cuts short while it is read (here at the exact step after its map,
+/// `scan.mapped:stop`, the file is emptied): the command names the file and exits 4 (a damaged
+/// input), nothing committed (found by a review: the read died of a bare SIGBUS, exit 135, with
+/// no word and no file named).
+#[cfg(target_os = "linux")]
+#[test]
+fn an_input_cut_short_while_it_is_read_is_named_and_exits_4() {
+    let work = tempfile::tempdir().expect("work");
+    let export = crate::cclf_files::synth(work.path(), "v2", "3", "1");
+    let out = work.path().join("out");
+    let child = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["load", s(&export), "--out", s(&out), "--json"])
+        .env("CLAIMLINE_FAULT", "scan.mapped@1:stop")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("load starts");
+    let pid = child.id();
+    // The process stops itself at the point: wait for that state (no sleep that hopes).
+    let started = std::time::Instant::now();
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next());
+        if state == Some(Some('T')) {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the load never reached scan.mapped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The first file mapped is the Patients', read first for their MBIs.
+    let patients = export.join("Patient.000.ndjson");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&patients)
+        .expect("open")
+        .set_len(0)
+        .expect("cut short");
+    // SAFETY: sends SIGCONT to the child this test started.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+    let done = child.wait_with_output().expect("load ends");
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("Patient.000.ndjson: the file shrank while it was being read"),
+        "{stderr}"
+    );
+    assert!(!out.join("claimline.sqlite").exists(), "nothing committed");
+}
+
 /// Every fault point is exercised by a test of this module or of the fetch, run, PostgreSQL and
 /// history tests (the kills in the middle of a download, of a COPY; a refresh of `current/`
 /// cut short).

@@ -4,13 +4,16 @@
 //! matters for atomicity (after the sinks wrote, between the SQLite commit and the Parquet
 //! renames, before the run state is saved, …) calls [`point`] with its name. Nothing happens
 //! unless the hidden environment variable `CLAIMLINE_FAULT` names that point; it is read once, at
-//! the first call. Its form is `NAME[@N][:kill|:fail]`:
+//! the first call. Its form is `NAME[@N][:kill|:fail|:stop]`:
 //!
 //! - `NAME`: the point (see [`POINTS`]);
 //! - `@N`: the N-th time the process reaches it (default 1);
 //! - `:kill` (default): the process prints `claimline: fault point NAME reached` on stderr and
 //!   aborts at once, like `kill -9` (no destructor, no clean-up runs);
-//! - `:fail`: [`point`] returns an error, so the caller's ordinary error path runs.
+//! - `:fail`: [`point`] returns an error, so the caller's ordinary error path runs;
+//! - `:stop` (Unix): the process stops itself (`SIGSTOP`) at the point, so that a test can do
+//!   something at this exact step (cut an input short) once it sees the process stopped, then
+//!   lets it go on with `SIGCONT`.
 //!
 //! ```
 //! // Unset (as in every normal run), a point does nothing.
@@ -29,6 +32,10 @@ pub const POINTS: &[(&str, &str)] = &[
     (
         "scan.batch",
         "the load's consumer receives a batch of parsed resources",
+    ),
+    (
+        "scan.mapped",
+        "an input file is memory-mapped, not yet read (`:stop`: a test cuts it short here)",
     ),
     (
         "load.before-commit",
@@ -76,21 +83,30 @@ pub const POINTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// What an armed point does when reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Kill,
+    Fail,
+    Stop,
+}
+
 #[derive(Debug)]
 struct Armed {
     name: String,
     nth: u64,
-    fail: bool,
+    action: Action,
     seen: AtomicU64,
 }
 
 impl Armed {
-    /// `NAME[@N][:kill|:fail]`; a count that is not a number counts as 1.
+    /// `NAME[@N][:kill|:fail|:stop]`; a count that is not a number counts as 1.
     fn parse(spec: &str) -> Self {
-        let (spec, fail) = match spec.rsplit_once(':') {
-            Some((s, "fail")) => (s, true),
-            Some((s, "kill")) => (s, false),
-            _ => (spec, false),
+        let (spec, action) = match spec.rsplit_once(':') {
+            Some((s, "fail")) => (s, Action::Fail),
+            Some((s, "kill")) => (s, Action::Kill),
+            Some((s, "stop")) => (s, Action::Stop),
+            _ => (spec, Action::Kill),
         };
         let (name, nth) = match spec.split_once('@') {
             Some((n, k)) => (n, k.parse().unwrap_or(1)),
@@ -99,7 +115,7 @@ impl Armed {
         Armed {
             name: name.to_owned(),
             nth,
-            fail,
+            action,
             seen: AtomicU64::new(0),
         }
     }
@@ -129,18 +145,29 @@ pub fn point(name: &str) -> std::io::Result<()> {
     if !a.reached(name) {
         return Ok(());
     }
-    if a.fail {
-        return Err(std::io::Error::other(format!(
+    match a.action {
+        Action::Fail => Err(std::io::Error::other(format!(
             "injected failure at fault point {name} ({ENV})"
-        )));
+        ))),
+        Action::Stop => {
+            eprintln!("claimline: fault point {name} reached, stopping");
+            #[cfg(unix)]
+            // SAFETY: `raise` only sends the process a signal; SIGSTOP stops it until SIGCONT.
+            unsafe {
+                libc::raise(libc::SIGSTOP);
+            }
+            Ok(())
+        }
+        Action::Kill => {
+            eprintln!("claimline: fault point {name} reached");
+            std::process::abort()
+        }
     }
-    eprintln!("claimline: fault point {name} reached");
-    std::process::abort()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Armed;
+    use super::{Action, Armed};
 
     #[test]
     fn an_unarmed_point_does_nothing() {
@@ -154,19 +181,20 @@ mod tests {
     fn the_spec_names_the_point_the_pass_and_the_way() {
         let plain = Armed::parse("load.before-commit");
         assert_eq!(
-            (plain.name.as_str(), plain.nth, plain.fail),
+            (plain.name.as_str(), plain.nth, plain.action == Action::Fail),
             ("load.before-commit", 1, false)
         );
         let third = Armed::parse("scan.batch@3:fail");
         assert_eq!(
-            (third.name.as_str(), third.nth, third.fail),
+            (third.name.as_str(), third.nth, third.action == Action::Fail),
             ("scan.batch", 3, true)
         );
         let kill = Armed::parse("fetch.chunk@2:kill");
         assert_eq!(
-            (kill.name.as_str(), kill.nth, kill.fail),
+            (kill.name.as_str(), kill.nth, kill.action == Action::Fail),
             ("fetch.chunk", 2, false)
         );
+        assert_eq!(Armed::parse("scan.mapped@2:stop").action, Action::Stop);
         assert_eq!(Armed::parse("x@many").nth, 1);
     }
 

@@ -699,7 +699,9 @@ fn open_inputs(inputs: &[PathBuf], table: Option<&str>) -> Result<Vec<CclfFile>,
             let bytes = if len == 0 {
                 Bytes::Owned(Vec::new())
             } else {
-                Bytes::Mapped(claimline_ndjson::map_file(&file).map_err(|e| unreadable(&path, e))?)
+                Bytes::Mapped(
+                    claimline_ndjson::map_file(&file, &path).map_err(|e| unreadable(&path, e))?,
+                )
             };
             files.push(CclfFile {
                 name,

@@ -28,6 +28,7 @@ pub mod detect;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod guard;
 pub mod input;
 pub mod parse;
 pub mod prune;

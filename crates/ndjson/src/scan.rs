@@ -702,7 +702,7 @@ fn feed_mapped(
     if len == 0 {
         return Ok(());
     }
-    let map = map_file(&handle).map_err(|source| Error::Read {
+    let map = map_file(&handle, &file.path).map_err(|source| Error::Read {
         path: file.path.clone(),
         source,
     })?;
@@ -864,17 +864,21 @@ impl Drop for Unmapped {
 }
 
 /// Maps a whole file read-only, for a sequential read: the one memory map of claimline's
-/// readers (NDJSON here, CCLF files in `load`).
+/// readers (NDJSON here, CCLF files in `load`). `path` names the file should another program
+/// cut it short while it is read: the process then ends with a message naming it and exit code
+/// 4 (see [`crate::guard`]), not a bare `SIGBUS`.
 ///
 /// # Errors
 /// The operating system's refusal (an empty file cannot be mapped).
-pub fn map_file(handle: &File) -> std::io::Result<Mmap> {
-    // SAFETY: the map is read-only; the contract (as for every mmap reader) is that the file is
-    // not truncated while being read. A concurrent writer can only change bytes we parse, and
-    // every byte goes through full validation (JSON, or a CCLF field's picture).
+pub fn map_file(handle: &File, path: &std::path::Path) -> std::io::Result<Mmap> {
+    // SAFETY: the map is read-only. A concurrent writer can only change bytes we parse, and
+    // every byte goes through full validation (JSON, or a CCLF field's picture); a file cut
+    // short under the map ends the process with its name said (`guard`).
     let map = unsafe { Mmap::map(handle) }?;
+    crate::guard::note(map.as_ptr(), map.len(), path);
     #[cfg(unix)]
     let _ = map.advise(memmap2::Advice::Sequential);
+    claimline_fault::point("scan.mapped")?;
     Ok(map)
 }
 

@@ -542,7 +542,7 @@ fn a_read_file_map_goes_to_the_unmapping_thread() {
     let file = write(dir.path(), "p.ndjson", format!("{PATIENT}\n").as_bytes());
     let handle = File::open(&file.path).expect("open");
     let (to, received) = channel::<Mmap>();
-    let map = map_file(&handle).expect("map");
+    let map = map_file(&handle, &file.path).expect("map");
     let blocks = Blocks::new(map.len(), RELEASE_BLOCK);
     let map: Arc<dyn Source> = Arc::new(Unmapped {
         map: Some(map),
@@ -687,7 +687,7 @@ fn a_block_leaves_the_page_tables_when_the_chunks_over_it_are_done() {
     let line = format!("{PATIENT}\n");
     let bytes = line.repeat((20 * BLOCK) / line.len() + 1);
     let file = write(dir.path(), "p.ndjson", bytes.as_bytes());
-    let map = map_file(&File::open(&file.path).expect("open")).expect("map");
+    let map = map_file(&File::open(&file.path).expect("open"), &file.path).expect("map");
     let addr = map.as_ptr() as usize;
     let touched: u64 = map.iter().map(|&b| u64::from(b)).sum();
     let blocks = Blocks::new(map.len(), BLOCK);
