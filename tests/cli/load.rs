@@ -1394,3 +1394,124 @@ fn a_patient_without_its_coverage_keeps_its_earlier_coverage_columns() {
         "{stderr}"
     );
 }
+
+/// A run id loaded again whose load fails (here a gzip file cut short) leaves the committed
+/// run's rejects as they were: its own go to `<run_id>.retry.ndjson`, named in its report. A
+/// retry that commits replaces them, and one without rejects leaves the run none (found by a
+/// review: the failed retry overwrote the committed run's rejects file with its own).
+#[test]
+fn a_failed_retry_of_a_run_id_keeps_the_committed_runs_rejects() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let export = crate::cclf_files::synth(dir, "v2", "2", "1");
+    let good = std::fs::read_to_string(export.join("Patient.000.ndjson")).expect("patients");
+    std::fs::write(
+        export.join("Patient.000.ndjson"),
+        format!("{good}{{not json\n"),
+    )
+    .expect("write");
+    let out = dir.join("out");
+    let rejects = out.join("rejects");
+    let load = |inputs: &[&Path]| {
+        let mut args = vec!["load"];
+        args.extend(inputs.iter().map(|p| s(p)));
+        args.extend(["--out", s(&out), "--run-id", "r1", "--json"]);
+        let r = claimline(dir, &args);
+        (r.status.code(), json(&r))
+    };
+    let (_, first) = load(&[&export]);
+    assert_eq!(first["committed"], true, "{first}");
+    assert_eq!(first["rejects"]["count"], 1);
+    let committed = std::fs::read(rejects.join("r1.ndjson")).expect("the run's rejects");
+
+    // The retry: the same export and a gzip file cut short, refused.
+    let damaged = dir.join("damaged");
+    std::fs::create_dir(&damaged).expect("mkdir");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, good.repeat(50).as_bytes()).expect("gzip");
+    let gz = enc.finish().expect("gzip");
+    std::fs::write(damaged.join("Patient.ndjson.gz"), &gz[..gz.len() / 2]).expect("write");
+    let (code, failed) = load(&[&export, &damaged]);
+    assert_eq!(code, Some(4), "{failed}");
+    assert_eq!(failed["committed"], false);
+    assert_eq!(
+        std::fs::read(rejects.join("r1.ndjson")).expect("kept"),
+        committed,
+        "the committed run's rejects are as they were"
+    );
+    let retry = rejects.join("r1.retry.ndjson");
+    assert_eq!(failed["rejects"]["file"], s(&retry));
+    assert!(
+        std::fs::read_to_string(&retry)
+            .expect("retry")
+            .contains("truncated_gzip")
+    );
+
+    // A retry that commits without rejects: the run has none, and no retry file is left.
+    std::fs::write(export.join("Patient.000.ndjson"), &good).expect("write");
+    let (code, ok) = load(&[&export]);
+    assert_eq!(code, Some(0), "{ok}");
+    assert_eq!(ok["rejects"]["count"], 0);
+    assert!(!rejects.join("r1.ndjson").exists());
+    assert!(!retry.exists());
+}
+
+/// Every resource of an export in one file whose name tells no type (`all.ndjson`): its Patients
+/// still give the claims their MBIs, as in the export's own files (found by a review: only files
+/// named `Patient*` were read for MBIs, and every claim's `BENE_MBI_ID` was NULL).
+#[test]
+fn patients_in_a_file_named_for_no_type_resolve_the_claims_mbis() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let export = crate::cclf_files::synth(dir, "v2", "3", "1");
+    let one = dir.join("one");
+    std::fs::create_dir(&one).expect("mkdir");
+    let mut all = String::new();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&export)
+        .expect("export")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+        .collect();
+    names.sort();
+    for p in names {
+        all.push_str(&std::fs::read_to_string(p).expect("read"));
+    }
+    std::fs::write(one.join("all.ndjson"), all).expect("write");
+    let count = |out: &Path| -> (i64, i64) {
+        let conn = Connection::open(out.join("claimline.sqlite")).expect("db");
+        conn.query_row("SELECT count(*), count(BENE_MBI_ID) FROM cclf5", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("count")
+    };
+    for (input, out) in [(&export, dir.join("a")), (&one, dir.join("b"))] {
+        let r = claimline(dir, &["load", s(input), "--out", s(&out), "--json"]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let (rows, with_mbi) = count(&out);
+        assert!(rows > 0);
+        assert_eq!(with_mbi, rows, "{}", input.display());
+    }
+}
+
+/// A manifest whose request names another API version than its files' resources show stops the
+/// load, naming both (exit 3): read with the manifest's views, every v2 column v1 maps elsewhere
+/// went NULL with no word (found by a review).
+#[test]
+fn a_manifest_of_another_api_version_than_its_resources_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let export = crate::cclf_files::synth(dir, "v2", "2", "1");
+    let manifest = export.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    assert!(text.contains("/api/v2/"), "{text}");
+    std::fs::write(&manifest, text.replace("/api/v2/", "/api/v1/")).expect("write");
+    let out = dir.join("out");
+    let r = claimline(dir, &["load", s(&export), "--out", s(&out), "--json"]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("its request names API v1, and the resources of"),
+        "{stderr}"
+    );
+    assert!(!out.join("claimline.sqlite").exists());
+}

@@ -508,9 +508,31 @@ impl Loader {
             sinks.push(kind.open(&self.out, &run_id, &tables)?);
         }
 
+        // A run id committed before and loaded again: this attempt's rejects and row errors go
+        // beside the committed run's, and replace them only when this attempt commits (found by
+        // a review: a retry that failed overwrote the committed run's rejects with its own).
+        let again = earlier_runs
+            .iter()
+            .chain(&parquet_runs)
+            .any(|r| r.run_id == run_id);
+        let rejects_final = rejects_dir.join(format!("{run_id}.ndjson"));
+        let errors_final = rejects_dir.join(format!("{run_id}-row-errors.ndjson"));
+        let (rejects_path, errors_path) = if again {
+            let staged = (
+                rejects_dir.join(format!("{run_id}.retry.ndjson")),
+                rejects_dir.join(format!("{run_id}-row-errors.retry.ndjson")),
+            );
+            // An earlier retry's, which this one replaces.
+            for p in [&staged.0, &staged.1] {
+                remove_if_there(p)?;
+            }
+            staged
+        } else {
+            (rejects_final.clone(), errors_final.clone())
+        };
         let opts = ScanOptions {
             strict: self.strict,
-            rejects: RejectTarget::File(rejects_dir.join(format!("{run_id}.ndjson"))),
+            rejects: RejectTarget::File(rejects_path.clone()),
             threads: self.threads,
             // Line numbers are fixed up per batch below (`shift_lines`).
             lines_in_batch: true,
@@ -542,7 +564,7 @@ impl Loader {
                     .collect()
             })
             .collect();
-        let mut issues = IssueLog::new(rejects_dir.join(format!("{run_id}-row-errors.ndjson")));
+        let mut issues = IssueLog::new(errors_path.clone());
         let mut claims = ClaimCounts::default();
         let mut cclf8 = plan.cclf8_builder();
         let mut counting = Counting::default();
@@ -989,6 +1011,29 @@ impl Loader {
             drop(sinks);
             None
         };
+        // A retry that committed: its rejects and row errors are the run's now (none: the
+        // committed run's go, as its rows did).
+        let (rejects_file, errors_file) = if again && committed.is_some() {
+            for (staged, fin) in [
+                (&rejects_path, &rejects_final),
+                (&errors_path, &errors_final),
+            ] {
+                if staged.exists() {
+                    std::fs::rename(staged, fin).map_err(|e| LoadError::io(fin, e))?;
+                } else {
+                    remove_if_there(fin)?;
+                }
+            }
+            (
+                summary.rejects_file.as_ref().map(|_| rejects_final.clone()),
+                issues.written.then(|| errors_final.clone()),
+            )
+        } else {
+            (
+                summary.rejects_file.clone(),
+                issues.written.then(|| issues.path.clone()),
+            )
+        };
         // The database locks go with the load.
         drop(earlier);
         drop(databases);
@@ -1008,12 +1053,12 @@ impl Loader {
             tables: table_counts,
             rejects: Rejects {
                 count: summary.reject_count,
-                file: summary.rejects_file.clone(),
+                file: rejects_file,
             },
             row_errors: RowErrors {
                 count: issues.count,
                 by_column: issues.by_column.clone(),
-                file: issues.written.then(|| issues.path.clone()),
+                file: errors_file,
             },
             bytes: summary.bytes(),
             ndjson_bytes: summary.ndjson_bytes(),
@@ -1145,12 +1190,22 @@ struct PrePass {
 /// with `Patient`) to beneficiary id → current MBI, so the main pass can fill `BENE_MBI_ID`.
 /// Rejects are left to the main pass.
 fn pre_pass(files: &[InputFile], threads: usize, plan: &Plan) -> Result<PrePass, LoadError> {
+    // A file whose type neither a manifest nor its name tells (`all.ndjson`) may hold Patients:
+    // read too (found by a review: the MBIs of Patients in such a file resolved no claim).
+    // Only a name that starts with another type BCDA serves is passed over.
+    const OTHER_TYPES: [&str; 5] = [
+        "ExplanationOfBenefit",
+        "Coverage",
+        "ClaimResponse",
+        "Claim",
+        "OperationOutcome",
+    ];
     let is_patient = |f: &InputFile| match &f.expected_type {
         Some(t) => t == "Patient",
-        None => f
-            .path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("Patient")),
+        None => f.path.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            n.starts_with("Patient") || !OTHER_TYPES.iter().any(|t| n.starts_with(t))
+        }),
     };
     let mut out = PrePass {
         benes: BeneIndex::default(),
@@ -1378,6 +1433,14 @@ fn parquet_bene_index(root: &Path, index: &mut BeneIndex) -> Result<(), LoadErro
         }
     }
     Ok(())
+}
+
+/// Removes `path` when it is there.
+fn remove_if_there(path: &Path) -> Result<(), LoadError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LoadError::io(path, e)),
+        _ => Ok(()),
+    }
 }
 
 /// [`EarlierState::cclf8_values`] of a Parquet-only output: its own `cclf8` parts, the current
