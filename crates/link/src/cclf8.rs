@@ -397,6 +397,14 @@ impl Cclf8Builder {
                     cells[a] = Cell::text(format!("{age:03}"));
                 }
             }
+            // BFD's `address.state` is CCW's state code, an SSA code (`22`, Massachusetts) in
+            // BCDA's data; a USPS abbreviation in some samples. CCLF's column is the USPS one.
+            if let Some(u) = at("GEO_USPS_STATE_CD")
+                && let Cell::Text(state) = &cells[u]
+                && let Some(usps) = usps_of_ssa(state)
+            {
+                cells[u] = Cell::text(usps);
+            }
             if let (Some(f), Some(Cell::Text(state))) = (
                 at("BENE_FIPS_STATE_CD"),
                 at("GEO_USPS_STATE_CD").map(|i| &cells[i]),
@@ -419,8 +427,31 @@ fn age(dob: i32, day: i32) -> Option<u32> {
     u32::try_from(years).ok()
 }
 
-/// FIPS state code of a USPS state abbreviation (v1 samples already carry the FIPS code in
-/// `address.state`: kept as is).
+/// The USPS abbreviation of an SSA state code, CCW's `STATE_CD` (01–53 the states, DC, Puerto
+/// Rico and the Virgin Islands in SSA's alphabetical order; 97 Saipan, 98 Guam, 99 American
+/// Samoa); `None` for any other text (54–63 are regions abroad, with no state). Changed in the
+/// thirty-first round: the code was taken for a FIPS code, which it equals for none but a few
+/// (`22`, Massachusetts, was Louisiana's FIPS code).
+fn usps_of_ssa(code: &str) -> Option<&'static str> {
+    const SSA: [&str; 53] = [
+        "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN",
+        "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH",
+        "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "PR", "RI", "SC", "SD", "TN", "TX",
+        "UT", "VT", "VI", "VA", "WA", "WV", "WI", "WY",
+    ];
+    if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match code.parse::<usize>().ok()? {
+        n @ 1..=53 => Some(SSA[n - 1]),
+        97 => Some("MP"),
+        98 => Some("GU"),
+        99 => Some("AS"),
+        _ => None,
+    }
+}
+
+/// FIPS state code of a USPS state abbreviation.
 fn fips_state(usps: &str) -> Option<&'static str> {
     const FIPS: [(&str, &str); 56] = [
         ("AL", "01"),
@@ -480,9 +511,7 @@ fn fips_state(usps: &str) -> Option<&'static str> {
         ("PR", "72"),
         ("VI", "78"),
     ];
-    FIPS.iter()
-        .find(|(s, f)| *s == usps || *f == usps)
-        .map(|(_, f)| *f)
+    FIPS.iter().find(|(s, _)| *s == usps).map(|(_, f)| *f)
 }
 
 #[cfg(test)]
@@ -497,7 +526,24 @@ mod tests {
         assert_eq!(age(day("2030-01-01"), day("2026-01-01")), None);
         assert_eq!(fips_state("TX"), Some("48"));
         assert_eq!(fips_state("XX"), None);
-        assert_eq!(fips_state("22"), Some("22"));
+        assert_eq!(fips_state("22"), None);
+        // SSA codes, as BCDA's data has them: the USPS abbreviation, then its FIPS code.
+        for (ssa, usps, fips) in [
+            ("01", "AL", "01"),
+            ("03", "AZ", "04"),
+            ("10", "FL", "12"),
+            ("22", "MA", "25"),
+            ("40", "PR", "72"),
+            ("48", "VI", "78"),
+            ("53", "WY", "56"),
+            ("98", "GU", "66"),
+        ] {
+            assert_eq!(usps_of_ssa(ssa), Some(usps));
+            assert_eq!(fips_state(usps), Some(fips));
+        }
+        for other in ["00", "54", "63", "TX", "1", "123"] {
+            assert_eq!(usps_of_ssa(other), None, "{other}");
+        }
     }
 
     #[test]

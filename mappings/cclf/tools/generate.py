@@ -620,7 +620,7 @@ def patient_view(version):
                     " export's transactionTime (or to BENE_DEATH_DT when earlier)", tags=[COMPUTED]),
                 col("BENE_FIPS_STATE_CD", "{}", "code",
                     "Beneficiary FIPS State Code. Filled by the link stage from GEO_USPS_STATE_CD"
-                    " (USPS to FIPS; a FIPS code is kept)", tags=[COMPUTED]),
+                    " (USPS to FIPS)", tags=[COMPUTED]),
                 *[col(name, "{}", ty, f"{label}. Not supplied: {why}",
                       tags=[{"name": "claimline/unmapped", "value": why}])
                   for name, ty, label, why in UNMAPPED_CCLF8],
@@ -628,7 +628,8 @@ def patient_view(version):
             race,
             {"forEachOrNull": "address.first()", "column": [
                 col("GEO_USPS_STATE_CD", "state", "string",
-                    "Beneficiary State: address.state (the link stage derives BENE_FIPS_STATE_CD from it)"),
+                    "Beneficiary State: address.state; an SSA state code (CCW's, as BFD gives it) is made"
+                    " its USPS abbreviation by the link stage, which derives BENE_FIPS_STATE_CD from it"),
                 col("BENE_ZIP_CD", zip5, "string",
                     "Beneficiary ZIP Code: address.postalCode, first 5 of a ZIP+4 (any other code whole)"),
                 *lines,
