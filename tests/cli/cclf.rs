@@ -265,6 +265,22 @@ fn values_checked_by_hand() {
     let snf = row("v3", "cclf1", "566745788569", None);
     assert_eq!(snf["OPRTG_PRVDR_NPI_NUM"], "1720749690");
     assert_eq!(snf["OTHR_PRVDR_NPI_NUM"], "1023051596");
+
+    // v3 SNF 6288598524935, line 1: one `modifier` CodeableConcept of five codings, the line's
+    // five modifiers in order (found by a review: only the first was read).
+    let line = row("v3", "cclf2", "6288598524935", Some(("CLM_LINE_NUM", "1")));
+    let modifiers: Vec<&str> = (1..=5)
+        .map(|n| {
+            line[&format!("HCPCS_{n}_MDFR_CD")]
+                .as_str()
+                .unwrap_or("NULL")
+        })
+        .collect();
+    assert_eq!(modifiers, ["23", "PC", "22", "US", "28"]);
+    // v3 inpatient 9688880648059: the primary payer code in CLM-NCH-PRMRY-PYR-CD, as CMS's
+    // responses code it (the data dictionary's CLM-PRMRY-PYR-CD gave NULL).
+    let inpatient = row("v3", "cclf1", "9688880648059", None);
+    assert_eq!(inpatient["CLM_NCH_PRMRY_PYR_CD"], "X");
 }
 
 /// A CCLF column each version maps but for which no sample record carries a value, with why.
@@ -278,11 +294,19 @@ const NO_SAMPLE_VALUE: &[(&str, &str, &str)] = &[
     ("v3", "cclf4", "BENE_MBI_ID"),
     ("v3", "cclf7", "BENE_MBI_ID"),
     ("v3", "cclfa", "BENE_MBI_ID"),
-    // Second to fifth modifiers: no sample line has more than one.
-    ("*", "*", "HCPCS_2_MDFR_CD"),
-    ("*", "*", "HCPCS_3_MDFR_CD"),
-    ("*", "*", "HCPCS_4_MDFR_CD"),
-    ("*", "*", "HCPCS_5_MDFR_CD"),
+    // Second to fifth modifiers: no v1/v2 sample line has more than one; the v3 carrier line
+    // has two.
+    ("v1", "*", "HCPCS_2_MDFR_CD"),
+    ("v1", "*", "HCPCS_3_MDFR_CD"),
+    ("v1", "*", "HCPCS_4_MDFR_CD"),
+    ("v1", "*", "HCPCS_5_MDFR_CD"),
+    ("v2", "*", "HCPCS_2_MDFR_CD"),
+    ("v2", "*", "HCPCS_3_MDFR_CD"),
+    ("v2", "*", "HCPCS_4_MDFR_CD"),
+    ("v2", "*", "HCPCS_5_MDFR_CD"),
+    ("v3", "cclf5", "HCPCS_3_MDFR_CD"),
+    ("v3", "cclf5", "HCPCS_4_MDFR_CD"),
+    ("v3", "cclf5", "HCPCS_5_MDFR_CD"),
     // Claims-sourced fields the samples leave out (bfd-v3-shapes.md section 8 / 9).
     ("v3", "cclf1", "CLM_OP_SRVC_TYPE_CD"),
     ("v3", "cclf2", "CLM_REV_APC_HIPPS_CD"),

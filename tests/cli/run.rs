@@ -832,7 +832,8 @@ fn the_demo_fills_every_cclf_table_and_real_serves_the_samples_alone() {
         ("cclf8", 201),
         ("cclf9", 84),
         ("cclfa", 50),
-        ("cclfb", 951),
+        // Carrier lines only, as cclf5 (DME lines were CCLFB rows before the thirty-first round).
+        ("cclfb", 896),
     ];
     for (table, rows) in pinned {
         assert_eq!(tables[table], rows, "{table}: {tables}");

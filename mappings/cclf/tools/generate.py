@@ -48,7 +48,7 @@ TITLES = {
     "CCLF6": "Part B DME lines: one row per DME claim line",
     "CCLF7": "Part D: one row per prescription drug event",
     "CCLFA": "Part A benefit enhancements: one row per institutional claim",
-    "CCLFB": "Part B benefit enhancements: one row per carrier or DME claim line",
+    "CCLFB": "Part B benefit enhancements: one row per carrier claim line",
 }
 
 # forEach of the table: None = one row per claim.
@@ -57,11 +57,21 @@ FOR_EACH = {
     "CCLF6": "item", "CCLF7": "item", "CCLFB": "item",
 }
 
+# The forEach a version's view walks, where it is not FOR_EACH's: STU3 puts the DRG in a
+# diagnosis entry of its own that holds only `packageCode` (the crosswalk's note on
+# CCLF4.CLM_DGNS_CD: skip it); it gave a CCLF4 row with no diagnosis code.
+FOR_EACH_WHERE = {
+    ("CCLF4", "v1"): "diagnosis.where(diagnosisCodeableConcept.exists() or diagnosisReference.exists())",
+}
+
 INSTITUTIONAL = ["INPATIENT", "OUTPATIENT", "SNF", "HHA", "HOSPICE"]
 CLAIM_TYPES = {
     "CCLF1": INSTITUTIONAL, "CCLF2": INSTITUTIONAL, "CCLF3": INSTITUTIONAL,
     "CCLF4": INSTITUTIONAL, "CCLFA": INSTITUTIONAL, "CCLF5": ["CARRIER"], "CCLF6": ["DME"],
-    "CCLF7": ["PDE"], "CCLFB": ["CARRIER", "DME"],
+    # CCLFB is the physicians' (carrier) file: CARRIER → CCLF5 and CCLFB, DME → CCLF6 only
+    # (cclf-crosswalk.md, section 4; every CCLFB crosswalk row names CARRIER). Changed in the
+    # thirty-first round: DME lines were CCLFB rows too.
+    "CCLF7": ["PDE"], "CCLFB": ["CARRIER"],
 }
 
 EOB_TYPE_V12 = "https://bluebutton.cms.gov/resources/codesystem/eob-type"
@@ -156,6 +166,12 @@ over(["CCLF1"], "PRVDR_FAC_FIPS_ST_CD", ["v3"], sup_info_v3("PRVDR_FAC_FIPS_ST_C
      "BCDA's path ends at the CodeableConcept; the code is one level down.")
 over(["CCLF1"], "PRVDR_FAC_FIPS_ST_CD", ["v1", "v2"], "item.locationAddress.state.first()",
      "Every line carries the facility state; the first line's is the claim's.")
+over(["CCLF1"], "CLM_NCH_PRMRY_PYR_CD", ["v3"],
+     sup_info_v3("CLM_NCH_PRMRY_PYR_CD") + ".code.coding.where("
+     "system = 'https://bluebutton.cms.gov/fhir/CodeSystem/CLM-NCH-PRMRY-PYR-CD'"
+     " or system = 'https://bluebutton.cms.gov/fhir/CodeSystem/CLM-PRMRY-PYR-CD').code.first()",
+     "CMS's v3 responses (inpatient, SNF, HHA) code it in CLM-NCH-PRMRY-PYR-CD; the data"
+     " dictionary's CLM-PRMRY-PYR-CD is only in BFD's hospice sample: both are read.")
 over(["CCLF1"], "CLM_IDR_LD_DT", ["v3"], sup_info_v3("CLM_IDR_LD_DT") + ".timing", "")
 over(["CCLF5"], "RNDRG_PRVDR_FIPS_ST_CD", ["v3"], "%resource." + sup_info_v3("RNDRG_PRVDR_FIPS_ST_CD") + ".code.coding.code",
      "BCDA's path ends at the CodeableConcept; the code is one level down (a claim-level value in v3).")
@@ -175,7 +191,13 @@ for t in ["CCLF2", "CCLF5", "CCLF6"]:
              f" and code = '{code}').exists()).amount.value",
              "BCDA's where() combines two Coding collections with 'and'; written with exists().")
     for n in range(1, 6):
-        over([t], f"HCPCS_{n}_MDFR_CD", ["v3"], f"modifier[{n - 1}].coding.code.first()", "")
+        over([t], f"HCPCS_{n}_MDFR_CD", ["v3"],
+             f"iif(modifier.count() > 1, modifier[{n - 1}].coding.code.first(),"
+             f" modifier.coding.code[{n - 1}])",
+             "BCDA v3 puts a line's modifiers in one CodeableConcept, one coding each in order"
+             " (CMS's v3 samples: 23, PC, 22, US, 28; a code twice, 23, 23, 1P), not one"
+             " CodeableConcept per modifier as its data dictionary says: the nth coding is the nth"
+             " modifier; with several CodeableConcepts, the nth one's first coding.")
 over(["CCLF2"], "CLM_LINE_INSTNL_REV_CTR_DT", ["v3"], "servicedDate", "")
 over(["CCLF2"], "CLM_REV_APC_HIPPS_CD", ["v3"],
      "productOrService.coding.where(system = 'https://www.cms.gov/Medicare/Medicare-Fee-for-Service-Payment/ProspMedicareFeeSvcPmtGen/HIPPSCodes').code", "")
@@ -258,6 +280,12 @@ over(["CCLF4"], "DGNS_PRCDR_ICD_IND", ["v3"], V3_ICD_IND.format(x="diagnosisCode
 over(["CCLF7"], "CLM_LINE_FROM_DT", ["v3"], "servicedDate", "")
 over(["CCLF7"], "CLM_LINE_NDC_CD", ["v3"],
      "(productOrService.coding | detail.productOrService.coding).where(system = 'http://hl7.org/fhir/sid/ndc').code.first()", "")
+over(["CCLF2"], "CLM_LINE_SRVC_UNIT_QTY", ["v2"],
+     "iif(extension('https://bluebutton.cms.gov/resources/variables/rev_cntr_unit_cnt').exists(),"
+     " extension('https://bluebutton.cms.gov/resources/variables/rev_cntr_unit_cnt').valueQuantity.value.first(),"
+     " 0)",
+     "BFD omits the unit-count extension when the count is 0 (the crosswalk's discrepancy note):"
+     " no extension is 0, as v1's item.quantity says for the same line.")
 over(["CCLF7"], "CLM_LINE_SRVC_UNIT_QTY", ["v3"], "(quantity | detail.quantity).value.first()", "")
 over(["CCLF7"], "PRVDR_SRVC_ID_QLFYR_CD", ["v3"],
      "%resource.contained.where(id = %resource.provider.reference.substring(1)).identifier.type.coding"
@@ -457,7 +485,8 @@ def main():
                 columns.append(c)
             select = [{"column": columns}]
             if for_each:
-                select = [{"forEach": for_each, "column": columns}]
+                walked = FOR_EACH_WHERE.get((table, version), for_each)
+                select = [{"forEach": walked, "column": columns}]
             view = {
                 "resourceType": "ViewDefinition",
                 "name": table.lower(),
