@@ -163,7 +163,25 @@ def load(inputs: Union[PathLike, Iterable[PathLike]], out: PathLike, *,
                             postgres, postgres_schema)
     except _native.NativeError as err:
         _raise(err)
-    return json.loads(text)
+    report = json.loads(text)
+    _check_committed(report)
+    return report
+
+
+def _check_committed(report: Dict[str, Any]) -> None:
+    """A load that committed nothing, as ``claimline load`` exits 4: :class:`RejectsError`,
+    naming the first damaged file (its ``report`` attribute holds the whole report)."""
+    if report.get("committed", True):
+        return
+    damaged = report.get("damaged") or []
+    if damaged:
+        first = damaged[0]
+        err = RejectsError(f"{first.get('message', 'a damaged input file')}; nothing committed"
+                           " (accept_rejects=True keeps what could be read)", 4, first.get("file"))
+    else:
+        err = RejectsError("nothing committed: rejected lines or row errors under strict", 4)
+    err.report = report  # type: ignore[attr-defined]
+    raise err
 
 
 def run(out: PathLike, *, local_sandbox: Optional[PathLike] = None,
@@ -198,7 +216,8 @@ def run(out: PathLike, *, local_sandbox: Optional[PathLike] = None,
 def read(inputs: Union[PathLike, Iterable[PathLike]], *,
          views: Union[str, Sequence[str], None] = "cclf", all_versions: bool = False,
          include_partial: bool = False, threads: int = 0, run_id: Optional[str] = None,
-         with_report: bool = False) -> Union[Dict[str, pa.Table],
+         with_report: bool = False, accept_rejects: bool = False
+         ) -> Union[Dict[str, pa.Table],
                                              Tuple[Dict[str, pa.Table], Dict[str, Any]]]:
     """Every table of the views over ``inputs``, in memory, as ``pyarrow.Table``.
 
@@ -210,12 +229,17 @@ def read(inputs: Union[PathLike, Iterable[PathLike]], *,
     Args:
         views, all_versions, include_partial, threads, run_id: as for :func:`load`.
         with_report: also return the load report (a dict, as :func:`load` returns).
+        accept_rejects: keep what could be read of a damaged input file.
+
+    Raises:
+        RejectsError: a damaged input file (code 4; ``accept_rejects`` keeps what was read).
     """
     try:
         batches, report_text = _native.read(_paths(inputs), _views(views), all_versions,
-                                            include_partial, threads, run_id)
+                                            include_partial, threads, run_id, accept_rejects)
     except _native.NativeError as err:
         _raise(err)
+    _check_committed(json.loads(report_text))
     return _tables(batches, report_text, with_report)
 
 

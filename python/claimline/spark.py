@@ -318,8 +318,18 @@ def bene_key():
     """The beneficiary key of a line (a Column over ``text``, ``file_idx``, ``line``)."""
     from pyspark.sql import functions as F
 
-    j = F.from_json(F.col("text").cast("string"), _KEY_SCHEMA)
-    strip = lambda c: F.regexp_replace(c, r"^Patient/", "")  # noqa: E731
+    # A byte-order mark before a file's first line is whitespace to the engine.
+    j = F.from_json(F.regexp_replace(F.col("text").cast("string"), "^\ufeff", ""), _KEY_SCHEMA)
+
+    def strip(c):
+        # The id of a Patient reference as the engine's getReferenceKey(Patient) takes it: the
+        # last two segments of a relative or absolute URL, `/_history/n` and `#`/`?` parts off
+        # (found by a review: only `Patient/` was cut, so such a reference put its resource in
+        # another task than its Patient, and its MBI came out NULL).
+        path = F.regexp_replace(c, r"[#?].*$", "")
+        key = F.regexp_extract(path, r"(?:^|/)Patient/([^/]+)(?:/_history/[^/]+)?$", 1)
+        return F.when(key != "", key)
+
     rt = j["resourceType"]
     key = (F.when(rt == "Patient", j["id"])
            .when(rt == "Coverage", strip(j["beneficiary"]["reference"]))
@@ -490,6 +500,7 @@ class LoadResult:
     partitions: int
     lines: Dict[str, Any] = field(default_factory=dict)
     seconds: Dict[str, float] = field(default_factory=dict)
+    rejects_file: Optional[str] = None  #: ``out/rejects/<run_id>.ndjson``, when any line was
 
 
 def _set_conf(spark, conf: Dict[str, str]) -> Dict[str, Optional[str]]:
@@ -579,6 +590,13 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
         lock = _native.lock_output(out)
     except _native.NativeError as err:
         claimline._raise(err)
+    try:
+        # Run ids sort in load order, as `claimline load --run-id` requires (found by a review:
+        # an earlier-sorting id was committed, and lost the claim-history rule's ties).
+        _native.check_run_order(run_id, _recorded_runs(out), out)
+    except _native.NativeError as err:
+        lock.release()
+        claimline._raise(err)
     final = {t: os.path.join(out, "parquet", t, f"run={run_id}") for t in schemas
              if t != "_rejects"}
     clash = [p for p in final.values() if os.path.exists(p)]
@@ -589,6 +607,8 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
     staging = os.path.join(out, ".claimline-spark-staging", run_id)
     if os.path.exists(staging):
         shutil.rmtree(staging)
+    # Owner-only from the start: what Spark writes under it is PHI.
+    _private_dirs(staging)
     prev = _set_conf(spark, {**SQL_CONF, **(conf or {})})
     sc = spark.sparkContext
     counter = sc.accumulator(0)
@@ -637,9 +657,15 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
             for name in os.listdir(dest):
                 if name.startswith(".") or name.startswith("_"):   # .crc, _SUCCESS
                     os.remove(os.path.join(dest, name))
-            os.makedirs(os.path.dirname(final[t]), exist_ok=True)
+            # Owner-only, as every output of claimline (found by a review: Spark wrote 0644
+            # parts in 0755 folders).
+            _private_tree(dest)
+            _private_dirs(os.path.dirname(final[t]))
             os.rename(dest, final[t])
             written[t] = final[t]
+        # The rejected lines, kept where the CLI keeps them (they were only in the returned
+        # DataFrame, gone with the session): file, line, kind and reason, never the line.
+        rejects_file = _write_rejects(out, run_id, rejects_tbl)
         shutil.rmtree(os.path.join(out, ".claimline-spark-staging"), ignore_errors=True)
         resources: Dict[str, int] = {}
         row_errors: Dict[str, int] = {}
@@ -668,17 +694,83 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
         t4 = time.time()
         rejects_df = spark.createDataFrame(rejects_tbl.to_pylist(), st)
         return LoadResult(run_id=run_id, tables=rows, written=written, rejects=rejects_df,
+                          rejects_file=rejects_file,
                           reject_count=rejects_tbl.num_rows, row_errors=row_errors,
                           resources=resources, engine_calls=counter.value,
                           partitions=partitions, lines=info,
                           seconds={"plan": t1 - t0, "engine": t2 - t1, "write": t3 - t2,
                                    "commit": t4 - t3, "total": t4 - t0})
+    except Exception as err:  # Spark's reader errors come as Py4JJavaError
+        _raise_damaged(err)
+        raise
     finally:
         if res is not None:
             res.unpersist()
         _restore_conf(spark, prev)
         shutil.rmtree(staging, ignore_errors=True)
         lock.release()
+
+
+def _private_dirs(path: str) -> None:
+    """Makes ``path`` and its missing parents owner-only folders (0700)."""
+    missing = []
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        missing.append(p)
+        p = os.path.dirname(p)
+    for d in reversed(missing):
+        os.mkdir(d, 0o700)
+        os.chmod(d, 0o700)
+
+
+def _private_tree(path: str) -> None:
+    """Folders 0700 and files 0600 under ``path`` (and ``path`` itself)."""
+    os.chmod(path, 0o700)
+    for root, dirs, names in os.walk(path):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o700)
+        for n in names:
+            os.chmod(os.path.join(root, n), 0o600)
+
+
+def _write_rejects(out: str, run_id: str, rejects: pa.Table) -> Optional[str]:
+    """``out/rejects/<run_id>.ndjson`` (owner-only) with one line per rejected line, as the
+    CLI's rejects name them; ``None`` (and no file) when there are none."""
+    if rejects.num_rows == 0:
+        return None
+    folder = os.path.join(out, "rejects")
+    _private_dirs(folder)
+    path = os.path.join(folder, f"{run_id}.ndjson")
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        for r in rejects.to_pylist():
+            f.write(json.dumps({k: r.get(k) for k in ("file", "line", "kind", "error")}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+    return path
+
+
+_DAMAGE = re.compile(r"EOFException|ZipException|Unexpected end of (?:ZLIB )?input stream|"
+                     r"Not in GZIP format|invalid (?:stored )?block|incorrect header check|"
+                     r"Compressed file ended before the end-of-stream marker")
+_READ_FILE = re.compile(r"reading file (\S+)")
+
+
+def _raise_damaged(err: Exception) -> None:
+    """A Spark job that stopped on a damaged gzip input, as the CLI's exit 4: a
+    :class:`claimline.RejectsError` naming the file when Spark's message does (found by a
+    review: the caller got ten kilobytes of JVM stack). Nothing was committed."""
+    text = str(err)
+    if not _DAMAGE.search(text):
+        return
+    found = _READ_FILE.search(text)
+    file = _uri_path(found.group(1)) if found else None
+    kind = _DAMAGE.search(text).group(0)
+    raise claimline.RejectsError(
+        f"{file or 'a gzip input'}: damaged (Spark's reader stopped: {kind}); nothing committed",
+        4, file) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -132,6 +132,32 @@ def test_bad_lines_are_rejects_not_dropped(repo, tmp_path):
     assert batch["cclf5"].num_rows == tables["cclf5"].num_rows
 
 
+def test_a_damaged_input_is_a_rejects_error_unless_accepted(repo, tmp_path):
+    """Found by a review: `load` returned normally with nothing committed, and `read` returned
+    no table but `_rejects` (the CLI exits 4)."""
+    import gzip
+    d = tmp_path / "in"
+    d.mkdir()
+    text = (repo / "sample-data/real/r4/ExplanationOfBenefit-carrier.ndjson").read_bytes() * 50
+    whole = gzip.compress(text)
+    cut = d / "ExplanationOfBenefit.ndjson.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "out"
+    with pytest.raises(claimline.RejectsError) as err:
+        claimline.load(d, out, format="sqlite")
+    assert err.value.code == 4
+    assert err.value.file == str(cut)
+    assert "nothing committed" in err.value.message
+    assert err.value.report["committed"] is False
+    assert not (out / "claimline.sqlite").exists()
+    with pytest.raises(claimline.RejectsError):
+        claimline.read(d, all_versions=True)
+    tables = claimline.read(d, all_versions=True, accept_rejects=True)
+    assert tables["cclf5"].num_rows > 0
+    report = claimline.load(d, out, format="sqlite", accept_rejects=True)
+    assert report["committed"] is True
+
+
 def test_run_against_the_local_sandbox(repo, tmp_path):
     report = claimline.run(tmp_path / "out", local_sandbox=repo / "sample-data/real/r4")
     assert report["committed"] is True

@@ -319,6 +319,84 @@ def test_rejects_carry_file_and_line(spark, tmp_path):
     assert all("not json" not in x["error"] for x in r.rejects.collect())
 
 
+def test_rejected_lines_are_kept_in_the_output_and_every_file_is_owner_only(spark, tmp_path):
+    """Found by a review: Spark kept its rejects only in the returned DataFrame, and wrote its
+    PHI with 0644 files in 0755 folders."""
+    d = tmp_path / "in"
+    d.mkdir()
+    good = '{"resourceType":"Patient","id":"-1","meta":{"lastUpdated":"2024-01-01T00:00:00Z"}}'
+    (d / "Patient.ndjson").write_text(f"{good}\n{{not json\n")
+    out = tmp_path / "out"
+    r = cs.load(spark, [d], out, run_id="X1")
+    assert r.rejects_file == str(out / "rejects" / "X1.ndjson")
+    kept = [json.loads(x) for x in (out / "rejects" / "X1.ndjson").read_text().splitlines()]
+    assert kept == [{"file": str(d / "Patient.ndjson"), "line": 2, "kind": "invalid_json",
+                     "error": kept[0]["error"]}]
+    open_to_others = []
+    for root, dirs, names in os.walk(out):
+        for n in dirs + names:
+            p = os.path.join(root, n)
+            if os.stat(p).st_mode & 0o077:
+                open_to_others.append(p)
+    assert open_to_others == []
+
+
+def test_a_run_id_sorting_before_the_outputs_runs_is_refused(spark, repo, tmp_path):
+    out = tmp_path / "out"
+    cs.load(spark, [repo / "sample-data/real/r4"], out, run_id="r5")
+    with pytest.raises(claimline.UsageError) as err:
+        cs.load(spark, [repo / "sample-data/real/r4"], out, run_id="r1")
+    assert err.value.code == 2
+    assert "sorts before run r5" in err.value.message
+    runs = json.loads((out / "parquet" / "_claimline_runs.json").read_text())
+    assert [r["run_id"] for r in runs] == ["r5"]
+
+
+def test_a_cut_gzip_input_is_a_rejects_error_naming_nothing_committed(spark, repo, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    text = (repo / "sample-data/real/r4/Patient.ndjson").read_bytes() * 200
+    whole = gzip.compress(text)
+    (d / "Patient.ndjson.gz").write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "out"
+    with pytest.raises(claimline.RejectsError) as err:
+        cs.load(spark, [d], out, run_id="G1")
+    assert err.value.code == 4
+    assert "nothing committed" in err.value.message
+    assert not (out / "parquet" / "_claimline_runs.json").exists()
+
+
+def test_references_in_any_form_of_a_patient_join_its_partition(spark, cli, repo, tmp_path,
+                                                                 seven_year_export):
+    """Found by a review: only a leading `Patient/` was cut from references, so an absolute
+    URL, a `_history` version or a fragment put a claim in another task than its Patient, and
+    its MBI came out NULL (the CLI resolves it)."""
+    d = tmp_path / "in"
+    shutil.copytree(seven_year_export, d)
+    forms = ["https://bluebutton.cms.gov/v2/fhir/Patient/{}", "Patient/{}/_history/2",
+             "Patient/{}#x"]
+    for f in glob.glob(str(d / "ExplanationOfBenefit*.ndjson*")):
+        opener = gzip.open if f.endswith(".gz") else open
+        with opener(f, "rt") as src:
+            lines = src.read().splitlines()
+        out_lines = []
+        for i, line in enumerate(lines):
+            if line.strip():
+                r = json.loads(line)
+                ref = r["patient"]["reference"]
+                r["patient"]["reference"] = forms[i % 3].format(ref.split("/")[-1])
+                line = json.dumps(r)
+            out_lines.append(line)
+        with opener(f, "wt") as dst:
+            dst.write("\n".join(out_lines) + "\n")
+    cli_out, sp_out = tmp_path / "cli", tmp_path / "spark"
+    cli_load(cli, [d], cli_out, "R1")
+    cs.load(spark, [d], sp_out, run_id="R1", partitions=8)
+    rep = compare(cli_out, sp_out, "R1")
+    for t in ("cclf5", "cclf7", "cclfb"):
+        assert rep[t]["rows_equal"], (t, rep[t])
+
+
 # ------------------------------------------------------------------------------------------
 # current(): the README's Parquet query
 

@@ -175,6 +175,8 @@ struct ReadOptions {
     threads: usize,
     run_id: Option<String>,
     earlier: Option<PathBuf>,
+    /// Keep what could be read of a damaged input file (else nothing is kept).
+    accept_rejects: bool,
 }
 
 /// Loads `inputs` through the views into Arrow tables held in memory (the same `Loader` as
@@ -200,7 +202,8 @@ fn read_into_arrow<'py>(
                 .include_partial(o.include_partial)
                 .threads(o.threads)
                 .run_id(o.run_id)
-                .earlier_parquet(o.earlier);
+                .earlier_parquet(o.earlier)
+                .accept_damaged(o.accept_rejects);
             let report = match inputs {
                 Inputs::Paths(paths) => loader.load(&paths, &NoProgress)?,
                 Inputs::Memory(files, at) => loader.load_files(files, at, &NoProgress)?,
@@ -234,12 +237,17 @@ fn read_into_arrow<'py>(
     Ok((tables, doc.to_string()))
 }
 
-/// `read(inputs, views, all_versions, include_partial, threads, run_id) -> (dict[str,
-/// list[RecordBatch]], str)`: every table in memory as Arrow batches of the Parquet files'
-/// types, and the load report (its `rejected` key lists the rejected lines: file, line, kind,
-/// error).
+/// `read(inputs, views, all_versions, include_partial, threads, run_id, accept_rejects=False)
+/// -> (dict[str, list[RecordBatch]], str)`: every table in memory as Arrow batches of the
+/// Parquet files' types, and the load report (its `rejected` key lists the rejected lines:
+/// file, line, kind, error). With a damaged input file and not `accept_rejects`, no table is
+/// kept (the report's `committed` is false).
 #[pyfunction]
-#[pyo3(signature = (inputs, views, all_versions, include_partial, threads, run_id))]
+#[pyo3(signature = (inputs, views, all_versions, include_partial, threads, run_id, accept_rejects=false))]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "keyword arguments of the Python function"
+)]
 fn read<'py>(
     py: Python<'py>,
     inputs: Vec<PathBuf>,
@@ -248,6 +256,7 @@ fn read<'py>(
     include_partial: bool,
     threads: usize,
     run_id: Option<String>,
+    accept_rejects: bool,
 ) -> PyResult<(Bound<'py, PyDict>, String)> {
     let o = ReadOptions {
         views,
@@ -256,6 +265,7 @@ fn read<'py>(
         threads,
         run_id,
         earlier: None,
+        accept_rejects,
     };
     read_into_arrow(py, Inputs::Paths(inputs), o)
 }
@@ -331,6 +341,7 @@ fn read_lines<'py>(
         threads,
         run_id,
         earlier,
+        accept_rejects: false,
     };
     read_into_arrow(py, Inputs::Memory(files, transaction_time), o)
 }
@@ -603,6 +614,15 @@ fn lock_output(out: PathBuf) -> PyResult<OutputLock> {
     Ok(OutputLock(Some(lock)))
 }
 
+/// `check_run_order(run_id, runs, out)`: code 2 when `run_id` sorts before a run of `runs` (the
+/// run ids `out` holds) and is none of them, as `claimline load --run-id` refuses it: the
+/// claim-history rule breaks ties by the latest run id.
+#[pyfunction]
+fn check_run_order(run_id: &str, runs: Vec<String>, out: PathBuf) -> PyResult<()> {
+    claimline_load::output::check_run_order(run_id, runs.iter().map(String::as_str), &out)
+        .map_err(|e| native_error(&e))
+}
+
 /// `new_run_id() -> str`: a run id as the CLI makes it (the start time, UTC).
 #[pyfunction]
 fn new_run_id() -> String {
@@ -640,6 +660,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(discover, m)?)?;
     m.add_function(wrap_pyfunction!(lock_output, m)?)?;
     m.add_function(wrap_pyfunction!(new_run_id, m)?)?;
+    m.add_function(wrap_pyfunction!(check_run_order, m)?)?;
     m.add_function(wrap_pyfunction!(record_parquet_run, m)?)?;
     m.add_function(wrap_pyfunction!(refresh_current, m)?)?;
     m.add_class::<OutputLock>()?;
