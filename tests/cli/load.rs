@@ -1515,3 +1515,52 @@ fn a_manifest_of_another_api_version_than_its_resources_is_refused() {
     );
     assert!(!out.join("claimline.sqlite").exists());
 }
+
+/// A gzip file whose checksum does not match (here one digit of a payment changed in a stored
+/// block) is `corrupt_gzip`, and nothing of it is committed even with `--accept-rejects`: every
+/// line read from it may be altered (found by a review: the altered payment was loaded). A
+/// stream cut at a line boundary rejects no line (the `damaged` entry says what is lost).
+#[test]
+fn a_gzip_whose_checksum_fails_is_never_committed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let export = crate::cclf_files::synth(dir, "v2", "2", "1");
+    let patients = std::fs::read(export.join("Patient.000.ndjson")).expect("patients");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+    std::io::Write::write_all(&mut enc, &patients).expect("gzip");
+    let mut gz = enc.finish().expect("gzip");
+    // A digit of the stored data, changed to another digit: valid JSON, wrong data.
+    let at = gz
+        .windows(9)
+        .position(|w| w == b"birthDate")
+        .expect("a birth date")
+        + 13;
+    assert!(gz[at].is_ascii_digit());
+    gz[at] = if gz[at] == b'9' { b'8' } else { gz[at] + 1 };
+    let input = dir.join("input");
+    std::fs::create_dir(&input).expect("mkdir");
+    std::fs::write(input.join("Patient.ndjson.gz"), &gz).expect("write");
+    let out = dir.join("out");
+    let r = claimline(
+        dir,
+        &[
+            "load",
+            s(&input),
+            "--out",
+            s(&out),
+            "--accept-rejects",
+            "--json",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(4), "{stderr}");
+    let report = json(&r);
+    assert_eq!(report["committed"], false);
+    let d = &report["damaged"][0];
+    assert_eq!(d["kind"], "corrupt_gzip");
+    assert_eq!(d["read_is_trusted"], false);
+    assert!(stderr.contains("cannot be trusted"), "{stderr}");
+    // The stream decoded whole before its checksum failed: no line was cut, none rejected.
+    assert_eq!(report["rejects"]["count"], 0, "{report}");
+    assert!(!out.join("claimline.sqlite").exists());
+}

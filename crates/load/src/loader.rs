@@ -991,7 +991,10 @@ impl Loader {
             })
             .collect();
         let failed_strict = self.strict && (summary.reject_count > 0 || issues.count > 0);
-        let refused = failed_strict || (!damaged.is_empty() && !self.accept_damaged);
+        // A corrupt stream's lines read may be altered: never committed (found by a review: a
+        // payment changed under a bad checksum was loaded with --accept-rejects).
+        let untrusted = damaged.iter().any(|d| !d.damage.read_is_trusted);
+        let refused = failed_strict || (!damaged.is_empty() && (!self.accept_damaged || untrusted));
         // The current rows of the claim tables, derived from the Parquet history: built while
         // the run is committed, swapped in after.
         let parquet = kinds.iter().any(|k| k.name() == "parquet");

@@ -187,22 +187,34 @@ pub struct Damage {
     pub first_lost_line: u64,
     /// Resources read from the file before the damage.
     pub resources_read: u64,
+    /// What was read before the damage can be trusted: false for a corrupt stream (bad data,
+    /// or a checksum that does not match), whose decoder may have given altered lines before
+    /// it found out; a load then commits nothing of it, `--accept-rejects` or not.
+    pub read_is_trusted: bool,
 }
 
 impl Damage {
     /// One sentence for a person: which file, how it is damaged, how far it was read and what
     /// is lost. Names no value from the file.
     pub fn describe(&self, path: &std::path::Path) -> String {
+        let lost = if self.read_is_trusted {
+            format!("every line from line {} on is lost", self.first_lost_line)
+        } else {
+            format!(
+                "every line from line {} on is lost, and the lines read cannot be trusted \
+                 either (a corrupt stream may give altered data before it is found out): \
+                 nothing of it is committed, even with --accept-rejects",
+                self.first_lost_line
+            )
+        };
         format!(
-            "{}: damaged ({}: {}): read {} bytes of it ({} bytes of NDJSON, {} resources); \
-             every line from line {} on is lost",
+            "{}: damaged ({}: {}): read {} bytes of it ({} bytes of NDJSON, {} resources); {lost}",
             path.display(),
             self.kind.as_str(),
             self.reason,
             self.disk_bytes_read,
             self.ndjson_bytes_read,
             self.resources_read,
-            self.first_lost_line
         )
     }
 }
@@ -1210,18 +1222,22 @@ where
         line_no += 1;
     }
     if let Some((fault, e)) = &chunk.truncated {
-        // A stream broken exactly at a line boundary leaves no partial line; still say so.
+        // A stream broken exactly at a line boundary leaves no partial line: the damage (the
+        // file's `damaged` entry) says what is lost, and no line is rejected (changed in the
+        // thirty-first round: an empty reject of a line that is not there was counted, so
+        // lines and rejects did not add up), but for a file that is not gzip at all.
         let last_was_cut = bytes.last().is_some_and(|b| *b != b'\n');
         let first_lost = if last_was_cut { line_no - 1 } else { line_no };
         stats.damage = Some((*fault, e.clone(), first_lost));
-        if !last_was_cut {
+        // A file that is no gzip at all gave no line: its one reject stands for all of them.
+        if *fault == DamageKind::NotGzip && !last_was_cut {
             rejects.push(Reject {
                 file_index: chunk.file_index,
                 line: line_no,
                 offset: chunk.offset + bytes.len() as u64,
                 kind: fault.reject_kind(),
                 message: format!(
-                    "{} ({e}); the rest of the file is lost",
+                    "{} ({e}); none of its lines can be read",
                     damage_words(*fault)
                 ),
                 raw: Vec::new(),
@@ -1361,6 +1377,7 @@ impl<'a> Collector<'a> {
                         ndjson_bytes_read: s.ndjson_bytes,
                         first_lost_line: first_lost + line_offset,
                         resources_read: s.resources.values().sum(),
+                        read_is_trusted: kind != DamageKind::CorruptGzip,
                     });
                 }
                 for (i, n) in c.stats.versions.iter().enumerate() {
