@@ -36,9 +36,11 @@ The job (:func:`load`):
    schema (Decimal128 -> DECIMAL(p,s), Date32 -> DATE, Timestamp(us, UTC) -> TIMESTAMP) and
    written by Spark as Parquet (``TIMESTAMP_MICROS``) into a staging folder.
    ``_claimline_counts`` (counts per claim type and month) is summed across tasks.
-5. **Commit.** With every table written, each ``run=<run_id>`` folder is renamed into
-   ``out/parquet/<table>/`` and the run is recorded in ``out/parquet/_claimline_runs.json``,
-   under the output folder's lock (a ``claimline load``/``run``/``reload`` of the same folder
+5. **Commit.** With every table written into the CLI's staging folder
+   (``out/.claimline-staging/<run_id>/<table>/``), the run is committed as a CLI load commits
+   its own (``sink::commit_staged_run``): ``READY.json``, then each table's folder renamed into
+   ``out/parquet/<table>/run=<run_id>`` and the run recorded in ``out/parquet/_claimline_runs.json``
+   (a failure after ``READY.json`` is finished by the next command), under the output folder's lock (a ``claimline load``/``run``/``reload`` of the same folder
    meanwhile exits 5): the layout, schema and lineage columns of ``claimline load --format
    parquet``, and the README's queries (and :func:`current`) read both alike. The current rows
    of the claim tables are then refreshed in ``out/current/`` as after a CLI load.
@@ -604,7 +606,9 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
         lock.release()
         raise claimline.OutputError(f"run {run_id} is already in {out}: {clash[0]}", 5,
                                     clash[0])
-    staging = os.path.join(out, ".claimline-spark-staging", run_id)
+    # The CLI's staging folder: a run staged there with its READY.json is finished by the
+    # next command's recovery, whatever stops this one after it (lock_output recovered any).
+    staging = os.path.join(out, ".claimline-staging", run_id)
     if os.path.exists(staging):
         shutil.rmtree(staging)
     # Owner-only from the start: what Spark writes under it is PHI.
@@ -652,21 +656,16 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
         rejects_tbl = (rdf.toArrow() if hasattr(rdf, "toArrow")          # pyspark >= 4.0
                        else pa.Table.from_batches(rdf._collect_as_arrow(), schema=arrow))
         t3 = time.time()
-        # Every table written: move each run folder into place, then record the run.
+        # Every table written: only Parquet parts in each table's folder, owner-only as every
+        # output of claimline (found by a review: Spark wrote 0644 parts in 0755 folders).
         for t, dest in written.items():
             for name in os.listdir(dest):
                 if name.startswith(".") or name.startswith("_"):   # .crc, _SUCCESS
                     os.remove(os.path.join(dest, name))
-            # Owner-only, as every output of claimline (found by a review: Spark wrote 0644
-            # parts in 0755 folders).
             _private_tree(dest)
-            _private_dirs(os.path.dirname(final[t]))
-            os.rename(dest, final[t])
-            written[t] = final[t]
         # The rejected lines, kept where the CLI keeps them (they were only in the returned
         # DataFrame, gone with the session): file, line, kind and reason, never the line.
         rejects_file = _write_rejects(out, run_id, rejects_tbl)
-        shutil.rmtree(os.path.join(out, ".claimline-spark-staging"), ignore_errors=True)
         resources: Dict[str, int] = {}
         row_errors: Dict[str, int] = {}
         versions = set()
@@ -684,7 +683,8 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
             "all_versions": all_versions,
         }
         try:
-            _native.record_parquet_run(out, json.dumps(record))
+            _native.commit_staged_run(out, json.dumps(record))
+            written = dict(final)
             # The materialised current rows (out/current/), as a CLI load refreshes them.
             claim_tables = [t for t, sch in schemas.items()
                             if "_claim_key" in sch.names and not t.startswith("_")]
@@ -707,7 +707,13 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
         if res is not None:
             res.unpersist()
         _restore_conf(spark, prev)
-        shutil.rmtree(staging, ignore_errors=True)
+        # A run staged with its READY.json is committed: the next command finishes it.
+        if not os.path.exists(os.path.join(staging, "READY.json")):
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                os.rmdir(os.path.dirname(staging))   # only when no other run is staged
+            except OSError:
+                pass
         lock.release()
 
 

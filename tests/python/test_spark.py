@@ -276,7 +276,7 @@ def test_load_writes_the_rows_and_types_of_the_cli_in_every_table(spark, cli, re
     for k in ("run_id", "inputs", "api_versions", "views_hash", "resources", "tables",
               "rejects", "row_errors", "transaction_time", "all_versions"):
         assert sp_run[k] == cli_run[k], k
-    assert not (sp_out / ".claimline-spark-staging").exists()
+    assert not (sp_out / ".claimline-staging").exists()
     # Parquet as the README promises: logical types, not INT96.
     f = glob.glob(str(sp_out / "parquet" / "cclf1" / "run=R1" / "part-*.parquet"))[0]
     s = pq.ParquetFile(f).schema
@@ -395,6 +395,35 @@ def test_references_in_any_form_of_a_patient_join_its_partition(spark, cli, repo
     rep = compare(cli_out, sp_out, "R1")
     for t in ("cclf5", "cclf7", "cclfb"):
         assert rep[t]["rows_equal"], (t, rep[t])
+
+
+def test_a_spark_load_killed_among_its_renames_is_finished_by_the_next_command(cli, repo,
+                                                                                 tmp_path):
+    """Found by a review: Spark renamed its partitions itself, and a failure among them left
+    unrecorded partitions no command finished or removed. It now commits as a CLI load does:
+    killed after its READY.json, between two tables' renames (`parquet.publish@3`), its run is
+    published by the next command."""
+    import sys
+    out = tmp_path / "out"
+    script = ("import sys\nfrom claimline import spark as cs\n"
+              "s = cs.session(extra={'spark.ui.showConsoleProgress': 'false',"
+              " 'spark.sql.shuffle.partitions': '2'})\n"
+              "cs.load(s, [sys.argv[1]], sys.argv[2], run_id='K1', partitions=2)\n")
+    env = {**os.environ, "CLAIMLINE_FAULT": "parquet.publish@3"}
+    killed = subprocess.run([sys.executable, "-c", script, str(repo / "sample-data/real/r4"),
+                             str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode != 0
+    assert "fault point parquet.publish reached" in killed.stderr, killed.stderr[-2000:]
+    assert (out / ".claimline-staging" / "K1" / "READY.json").is_file()
+    assert not (out / "parquet" / "_claimline_runs.json").exists()
+    cli_load(cli, [repo / "sample-data/real/r4"], out, "K2")
+    runs = json.loads((out / "parquet" / "_claimline_runs.json").read_text())
+    assert [r["run_id"] for r in runs] == ["K1", "K2"]
+    tables = [t for t in os.listdir(out / "parquet") if t.startswith(("cclf", "bene", "_claimline_c"))]
+    assert len(tables) >= 14
+    for t in tables:
+        assert (out / "parquet" / t / "run=K1").is_dir(), t
+    assert not (out / ".claimline-staging").exists()
 
 
 # ------------------------------------------------------------------------------------------

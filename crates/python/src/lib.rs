@@ -629,13 +629,15 @@ fn new_run_id() -> String {
     claimline_load::output::new_run_id()
 }
 
-/// `record_parquet_run(out, record)`: adds the run record (the JSON of a `RunRecord`) to
-/// `out/parquet/_claimline_runs.json`, atomically.
+/// `commit_staged_run(out, record)`: commits the run (the JSON of a `RunRecord`) whose tables
+/// an engine wrote under `out/.claimline-staging/<run_id>/<table>/`, as a load commits its own:
+/// `READY.json`, then the partitions moved into place and the run recorded; a failure after
+/// `READY.json` leaves the run for the next command to finish.
 #[pyfunction]
-fn record_parquet_run(out: PathBuf, record: &str) -> PyResult<()> {
+fn commit_staged_run(out: PathBuf, record: &str) -> PyResult<()> {
     let run: claimline_model::RunRecord =
         serde_json::from_str(record).map_err(|e| usage(format!("not a run record: {e}")))?;
-    claimline_sink::record_parquet_run(&out.join("parquet"), &run).map_err(|e| native_error(&e))
+    claimline_sink::commit_staged_run(&out.join("parquet"), &run).map_err(|e| native_error(&e))
 }
 
 /// `refresh_current(out, claim_tables) -> str`: refreshes `out/current/` (the current
@@ -661,7 +663,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lock_output, m)?)?;
     m.add_function(wrap_pyfunction!(new_run_id, m)?)?;
     m.add_function(wrap_pyfunction!(check_run_order, m)?)?;
-    m.add_function(wrap_pyfunction!(record_parquet_run, m)?)?;
+    m.add_function(wrap_pyfunction!(commit_staged_run, m)?)?;
     m.add_function(wrap_pyfunction!(refresh_current, m)?)?;
     m.add_class::<OutputLock>()?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;

@@ -56,7 +56,7 @@ pub use current::{
 };
 pub use error::{Error, PgFailure};
 pub use parquet_sink::{
-    HeldRun, ParquetSink, Recovered, read_committed_parquet, read_parquet_runs, record_parquet_run,
+    HeldRun, ParquetSink, Recovered, commit_staged_run, read_committed_parquet, read_parquet_runs,
     recover, staging_root,
 };
 pub use postgres_sink::{

@@ -748,15 +748,49 @@ pub fn read_parquet_runs(root: &Path) -> Result<Vec<RunRecord>, Error> {
     }
 }
 
-/// Adds `run` to `root/_claimline_runs.json` (replacing a record of the same run id), written
-/// atomically: for an engine that writes a run's partitions itself (`claimline.spark`) and
-/// then records the run, as the Parquet sink does at its commit.
+/// Commits a run whose parts another engine wrote (`claimline.spark`) under
+/// `staging_root(root)/<run_id>/<table>/`, as the Parquet sink commits its own: every file and
+/// folder there synced, `READY.json` written (the commit point: a process that dies after it
+/// leaves a run that [`recover`] publishes), then each table's folder moved into place and the
+/// run recorded in `_claimline_runs.json`. On a failure after the commit point the staged run
+/// stays for the next command's [`recover`] to finish (changed in the thirty-first round, found
+/// by a review: Spark renamed its partitions itself, and a failure among them left unrecorded
+/// partitions that nothing finished or removed).
 ///
 /// # Errors
-/// [`Error::Corrupt`] when the run list cannot be read (nothing is written then); [`Error::Io`].
-pub fn record_parquet_run(root: &Path, run: &RunRecord) -> Result<(), Error> {
-    let all = read_parquet_runs(root)?;
-    write_parquet_runs(root, all, run)
+/// [`Error::Corrupt`] when `_claimline_runs.json` cannot be read (nothing moves then);
+/// [`Error::Io`].
+pub fn commit_staged_run(root: &Path, run: &RunRecord) -> Result<(), Error> {
+    let staging = staging_root(root).join(&run.run_id);
+    read_parquet_runs(root)?;
+    sync_tree(&staging)?;
+    let ready = Ready {
+        run: run.clone(),
+        after_sqlite: false,
+    };
+    let text = serde_json::to_vec_pretty(&ready).map_err(|e| Error::Io {
+        path: staging.join(READY),
+        source: e.into(),
+    })?;
+    write_atomically(&staging.join(READY), &text)?;
+    sync_dir(&staging)?;
+    publish_staged(root, &staging, run)
+}
+
+/// `fsync`s every file and folder under `dir` (and `dir`).
+fn sync_tree(dir: &Path) -> Result<(), Error> {
+    for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
+        let entry = entry.map_err(Error::io(dir))?;
+        let path = entry.path();
+        if entry.file_type().map_err(Error::io(&path))?.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(Error::io(&path))?;
+        }
+    }
+    sync_dir(dir)
 }
 
 /// The run records `all` once `run` is recorded: last, in place of an earlier run of its id.
