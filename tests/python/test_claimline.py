@@ -234,6 +234,18 @@ def credentials(tmp_path, secret):
     return path
 
 
+def test_read_lines_takes_far_line_numbers_and_refuses_impossible_ones(repo):
+    """Found by a review: a line number of 2^62 aborted the interpreter (the lines before it are
+    held as empty lines); now past 2^31 it is a UsageError."""
+    line = (repo / "sample-data/real/r4/Patient.ndjson").read_bytes().splitlines()[0]
+    tables = claimline.read_lines(["f.ndjson"], [10**7], [line])
+    assert tables["bene_xref"].column("_line").to_pylist()[0] == 10**7
+    with pytest.raises(claimline.UsageError) as err:
+        claimline.read_lines(["f.ndjson"], [2**62], [line])
+    assert err.value.code == 2
+    assert "is past the" in err.value.message
+
+
 def test_bcda_refusals_and_try_later_are_typed(bcda, tmp_path):
     url = bcda()
     with pytest.raises(claimline.BcdaRefusedError) as refused:

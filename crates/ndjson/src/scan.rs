@@ -1106,6 +1106,18 @@ where
     let mut line_no = chunk.first_line.unwrap_or(1);
     let mut newlines = 0u64;
     while pos < bytes.len() {
+        // A run of empty lines (the gaps `InputFile::in_memory` data holds between the lines it
+        // was given) counted at once, not line by line.
+        let empty = bytes[pos..].iter().take_while(|b| **b == b'\n').count();
+        if empty > 1 {
+            let n = empty as u64;
+            newlines += n;
+            stats.lines += n;
+            stats.blank += n;
+            line_no += n;
+            pos += empty;
+            continue;
+        }
         let (end, next) = match memchr::memchr(b'\n', &bytes[pos..]) {
             Some(i) => (pos + i, pos + i + 1),
             None => (bytes.len(), bytes.len()),

@@ -397,8 +397,11 @@ fn discover(
     ))
 }
 
+/// The highest line number [`in_memory_files`] takes (2^31: a file of two billion lines).
+const MAX_IN_MEMORY_LINE: u64 = 1 << 31;
+
 /// Groups numbered lines into in-memory files (in the order the files first appear), each line
-/// at its number: the lines between are blank, which the scanner skips.
+/// at its number: the lines between are blank, which the scanner skips (a run of them at once).
 fn in_memory_files(
     names: Vec<Option<String>>,
     numbers: Vec<Option<i64>>,
@@ -417,6 +420,13 @@ fn in_memory_files(
             .ok()
             .filter(|n| *n >= 1)
             .ok_or_else(|| usage(format!("{name}: line {number} is not a line number")))?;
+        // The lines before it are held as empty lines: a number past any file's length would
+        // ask for more memory than there is (found by a review: 2^62 aborted the interpreter).
+        if number > MAX_IN_MEMORY_LINE {
+            return Err(usage(format!(
+                "{name}: line {number} is past the {MAX_IN_MEMORY_LINE} lines of a file read in memory"
+            )));
+        }
         if text.contains(&b'\n') {
             return Err(usage(format!(
                 "{name}: line {number} holds a line break; give one line per element"
