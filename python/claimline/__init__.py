@@ -108,6 +108,14 @@ def _raise(err: "_native.NativeError") -> None:
     raise _BY_CODE.get(code, ClaimlineError)(message, code, file, line) from None
 
 
+def _threads(threads: int) -> int:
+    """``threads`` checked as ``--threads`` is: 0 (one per core) to ``MAX_THREADS``."""
+    most = _native.MAX_THREADS
+    if not isinstance(threads, int) or not 0 <= threads <= most:
+        raise UsageError(f"threads must be 0 (one per core) to {most}, not {threads!r}", 2)
+    return threads
+
+
 def _paths(inputs: Union[PathLike, Iterable[PathLike]]) -> List[str]:
     if isinstance(inputs, (str, os.PathLike)):
         return [os.fspath(inputs)]
@@ -159,7 +167,7 @@ def load(inputs: Union[PathLike, Iterable[PathLike]], out: PathLike, *,
     """
     try:
         text = _native.load(_paths(inputs), os.fspath(out), _views(views), format, strict,
-                            run_id, threads, include_partial, all_versions, accept_rejects,
+                            run_id, _threads(threads), include_partial, all_versions, accept_rejects,
                             postgres, postgres_schema)
     except _native.NativeError as err:
         _raise(err)
@@ -236,7 +244,7 @@ def read(inputs: Union[PathLike, Iterable[PathLike]], *,
     """
     try:
         batches, report_text = _native.read(_paths(inputs), _views(views), all_versions,
-                                            include_partial, threads, run_id, accept_rejects)
+                                            include_partial, _threads(threads), run_id, accept_rejects)
     except _native.NativeError as err:
         _raise(err)
     _check_committed(json.loads(report_text))
@@ -279,7 +287,7 @@ def read_lines(files: Union[pa.Array, Sequence[str]], lines: Union[pa.Array, Seq
     try:
         batches, report_text = _native.read_lines(
             array(files, pa.string()), array(lines, pa.int64()), array(texts, pa.binary()),
-            _views(views), all_versions, include_partial, threads, run_id,
+            _views(views), all_versions, include_partial, _threads(threads), run_id,
             dict(files_info or {}), transaction_time,
             os.fspath(earlier_output) if earlier_output is not None else None)
     except _native.NativeError as err:

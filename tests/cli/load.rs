@@ -1564,3 +1564,18 @@ fn a_gzip_whose_checksum_fails_is_never_committed() {
     assert_eq!(report["rejects"]["count"], 0, "{report}");
     assert!(!out.join("claimline.sqlite").exists());
 }
+
+/// `--threads` past `MAX_THREADS` is a usage error (exit 2), for `load` and `load-cclf` alike
+/// (found by a review: 100,000 threads hung for minutes making the pool).
+#[test]
+fn threads_past_the_limit_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for args in [
+        vec!["load", "in", "--out", "out", "--threads", "100000"],
+        vec!["load-cclf", "in", "--out", "out", "--threads", "1025"],
+    ] {
+        let r = claimline(tmp.path(), &args);
+        assert_eq!(r.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&r.stderr).contains("at most 1024 threads"));
+    }
+}

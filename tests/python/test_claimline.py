@@ -246,6 +246,13 @@ def test_read_lines_takes_far_line_numbers_and_refuses_impossible_ones(repo):
     assert "is past the" in err.value.message
 
 
+def test_threads_past_the_limit_or_negative_are_usage_errors(repo):
+    """Found by a review: 100000 threads hung for minutes, -1 raised a bare OverflowError."""
+    for bad in (-1, claimline._native.MAX_THREADS + 1, 100000):
+        with pytest.raises(claimline.UsageError):
+            claimline.read(repo / "sample-data/real/r4", threads=bad)
+
+
 def test_bcda_refusals_and_try_later_are_typed(bcda, tmp_path):
     url = bcda()
     with pytest.raises(claimline.BcdaRefusedError) as refused:

@@ -204,3 +204,17 @@ pub fn print(
     }
     Ok(())
 }
+
+/// `--threads N`: 0 (one per core) to [`claimline_ndjson::MAX_THREADS`].
+pub fn threads(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("not a number of threads: {text}"))?;
+    if n > claimline_ndjson::MAX_THREADS {
+        return Err(format!(
+            "at most {} threads (0: one per core)",
+            claimline_ndjson::MAX_THREADS
+        ));
+    }
+    Ok(n)
+}

@@ -28,6 +28,10 @@ use crate::tape::{Cursor, Kind};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// The most worker threads a scan is given ([`ScanOptions::threads`]): far more than any
+/// machine's cores, and few enough that a pool is made at once (100,000 took minutes).
+pub const MAX_THREADS: usize = 1024;
+
 /// How to scan.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {

@@ -83,7 +83,7 @@ pub struct LoadArgs {
     #[arg(long)]
     run_id: Option<String>,
     /// Worker threads (default: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::args::threads)]
     threads: usize,
     /// Fail (exit 4) and write nothing if any record is rejected.
     #[arg(long)]
