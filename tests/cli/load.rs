@@ -1579,3 +1579,28 @@ fn threads_past_the_limit_are_refused() {
         assert!(String::from_utf8_lossy(&r.stderr).contains("at most 1024 threads"));
     }
 }
+
+/// A manifest whose `transactionTime` is not an instant stops the load (exit 3), unquoted: it is
+/// committed as the run's transactionTime, and `claimline run` takes it as the next `_since`.
+#[test]
+fn a_manifest_transaction_time_that_is_no_instant_is_refused_unquoted() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let export = crate::cclf_files::synth(dir, "v2", "1", "1");
+    let manifest = export.join("manifest.json");
+    let mut m: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).expect("read")).expect("json");
+    m["transactionTime"] = Value::from("1XX9 Canary Name");
+    std::fs::write(&manifest, m.to_string()).expect("write");
+    let r = claimline(
+        dir,
+        &["load", s(&export), "--out", s(&dir.join("out")), "--json"],
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("transactionTime is not an instant"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Canary"), "{stderr}");
+}

@@ -246,6 +246,17 @@ def test_read_lines_takes_far_line_numbers_and_refuses_impossible_ones(repo):
     assert "is past the" in err.value.message
 
 
+def test_evaluate_and_read_lines_refuse_bad_versions_run_ids_and_times(repo):
+    """Found by a review: `evaluate` took api_version "v9" and run_id "", `read_lines` took
+    transaction_time "not a time"."""
+    line = (repo / "sample-data/real/r4/Patient.ndjson").read_bytes().splitlines()[0]
+    for kwargs in ({"api_version": "v9"}, {"run_id": ""}):
+        with pytest.raises(claimline.UsageError):
+            claimline.evaluate([line], file="f.ndjson", **kwargs)
+    with pytest.raises(claimline.UsageError):
+        claimline.read_lines(["f.ndjson"], [1], [line], transaction_time="not a time")
+
+
 def test_threads_past_the_limit_or_negative_are_usage_errors(repo):
     """Found by a review: 100000 threads hung for minutes, -1 raised a bare OverflowError."""
     for bad in (-1, claimline._native.MAX_THREADS + 1, 100000):

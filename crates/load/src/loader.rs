@@ -1531,6 +1531,16 @@ pub fn transaction_time(inputs: &[PathBuf]) -> Result<Option<String>, claimline_
         if m.is_file()
             && let Some(t) = Manifest::read(&m)?.transaction_time
         {
+            // It is committed as the run's transactionTime (and `claimline run`'s next
+            // `_since`): an instant, or a manifest that cannot be read (never quoted).
+            if claimline_link::parse_instant(&t).is_none() {
+                return Err(claimline_ndjson::Error::Manifest {
+                    path: m,
+                    reason: "its transactionTime is not an instant with an offset (as \
+                             2024-01-02T03:04:05.678Z)"
+                        .to_owned(),
+                });
+            }
             return Ok(Some(t));
         }
     }

@@ -328,6 +328,14 @@ fn read_lines<'py>(
             texts.len()
         )));
     }
+    if let Some(t) = &transaction_time
+        && claimline_link::parse_instant(t).is_none()
+    {
+        return Err(usage(
+            "transaction_time is an instant with an offset (as 2024-01-02T03:04:05.678Z)"
+                .to_owned(),
+        ));
+    }
     let mut files = in_memory_files(names, numbers, texts)?;
     for f in &mut files {
         if let Some(info) = known.get(&*f.path.to_string_lossy()) {
@@ -506,8 +514,15 @@ fn evaluate<'py>(
             lines_of(&arrow_array::make_array(data))?
         }
     };
+    claimline_load::output::check_run_id(&run_id).map_err(|e| native_error(&e))?;
     let mut input = InputFile::new(&file);
-    input.api_version = api_version.as_deref().and_then(ApiVersion::parse);
+    input.api_version = match api_version.as_deref() {
+        None => None,
+        Some(v) => Some(
+            ApiVersion::parse(v)
+                .ok_or_else(|| usage("api_version is v1, v2 or v3 (or None)".to_owned()))?,
+        ),
+    };
     let (batches, rejects) = py
         .detach(|| -> Result<_, String> {
             let sources = views::sources(&views).map_err(|e| e.to_string())?;
