@@ -797,6 +797,23 @@ fn a_state_file_linked_to_nothing_or_empty_stops_the_command() {
         stops(r, file, "run");
         unchanged(&out, &before, "the run");
     }
+    // A run list that records one run twice (not claimline's writing: which record stands
+    // cannot be told) stops every command too (found by a review: it was taken as it was).
+    let out = copy("runs-twice");
+    let runs_path = out.join("parquet/_claimline_runs.json");
+    let mut runs: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&runs_path).expect("runs")).expect("json");
+    runs.push(runs[0].clone());
+    std::fs::write(&runs_path, serde_json::to_vec(&runs).expect("json")).expect("write");
+    let before = tree(&out);
+    let r = claimline(work.path(), &["load", s(&a), "--out", s(&out)]);
+    stops(r, "_claimline_runs.json", "load");
+    assert!(
+        String::from_utf8_lossy(&claimline(work.path(), &["load", s(&a), "--out", s(&out)]).stderr)
+            .contains("records run")
+    );
+    unchanged(&out, &before, "the load");
+
     let out = copy("empty-sqlite");
     std::fs::write(out.join("claimline.sqlite"), b"").expect("empty");
     let _ = std::fs::remove_file(out.join("claimline.sqlite-wal"));

@@ -735,17 +735,27 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// when it cannot be read.
 pub fn read_parquet_runs(root: &Path) -> Result<Vec<RunRecord>, Error> {
     let path = root.join("_claimline_runs.json");
-    match claimline_model::read_present(&path) {
+    let runs: Vec<RunRecord> = match claimline_model::read_present(&path) {
         Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-            path,
+            path: path.clone(),
             message: format!(
                 "not a list of run records ({})",
                 claimline_model::without_values(&e.to_string())
             ),
-        }),
-        Ok(None) => Ok(Vec::new()),
-        Err(e) => Err(Error::Io { path, source: e }),
+        })?,
+        Ok(None) => Vec::new(),
+        Err(e) => return Err(Error::Io { path, source: e }),
+    };
+    // Each run is recorded once (a run id loaded again replaces its record): a list that holds
+    // one twice was not written by claimline, and which record stands cannot be told.
+    let mut ids = std::collections::HashSet::new();
+    if let Some(twice) = runs.iter().find(|r| !ids.insert(r.run_id.as_str())) {
+        return Err(Error::Corrupt {
+            path,
+            message: format!("records run {} twice", twice.run_id),
+        });
     }
+    Ok(runs)
 }
 
 /// Commits a run whose parts another engine wrote (`claimline.spark`) under
