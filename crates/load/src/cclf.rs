@@ -574,7 +574,7 @@ struct ImportReject<'a> {
 
 /// A CCLF file's bytes: mapped from disk, or a zip member read into memory.
 enum Bytes {
-    Mapped(memmap2::Mmap),
+    Mapped(claimline_ndjson::FileMap),
     Owned(Vec<u8>),
 }
 

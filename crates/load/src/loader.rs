@@ -1773,7 +1773,7 @@ pub struct Beneficiaries {
     /// Beneficiaries with Coverage but no Patient in the input: no `cclf8` row this run.
     pub coverage_without_patient: u64,
     /// Beneficiaries with a Patient but no Coverage in the input: their `cclf8` row's Coverage
-    /// columns are those of their earlier `cclf8` row ([`BeneficiaryCounts::coverage_carried`]),
+    /// columns are those of their earlier `cclf8` row ([`Beneficiaries::coverage_carried`]),
     /// else NULL.
     pub patient_without_coverage: u64,
     /// Of those, the beneficiaries whose Coverage columns came from their earlier `cclf8` row.

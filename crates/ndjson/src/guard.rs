@@ -11,8 +11,11 @@
 //! committed (a load commits only after its last read).
 //!
 //! The handler does only what a signal handler may: atomic loads, `write(2)` and `_exit(2)`. The
-//! notes are a fixed ring of slots written with atomics; names are leaked, so a name a slot
-//! points to is never freed.
+//! notes are a fixed table of slots written with atomics, each held while its map lives
+//! ([`crate::FileMap`] gives its slot back when it is dropped, before it unmaps); names are
+//! leaked, so a name a slot points to is never freed. (Changed in the thirty-first round, found by
+//! a review: the slots were a ring of 1,024 that later maps overwrote while a big file was still
+//! read.)
 
 #[cfg(unix)]
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -20,20 +23,35 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 /// The exit code of a process whose input shrank under its read: a damaged input file.
 pub const EXIT_SHRUNK: i32 = 4;
 
-/// Notes `len` bytes at `start`, a map of the file `name`.
-pub(crate) fn note(start: *const u8, len: usize, name: &std::path::Path) {
+/// Notes `len` bytes at `start`, a map of the file `name`, until [`forget`] is given the slot
+/// this returns (`None`: every slot is held, and the map is not noted).
+pub(crate) fn note(start: *const u8, len: usize, name: &std::path::Path) -> Option<usize> {
     #[cfg(unix)]
-    imp::note(start as usize, len, name);
+    return imp::note(start as usize, len, name);
     #[cfg(not(unix))]
-    let _ = (start, len, name);
+    {
+        let _ = (start, len, name);
+        None
+    }
+}
+
+/// Gives back the slot of a map that is about to be unmapped.
+pub(crate) fn forget(slot: usize) {
+    #[cfg(unix)]
+    imp::forget(slot);
+    #[cfg(not(unix))]
+    let _ = slot;
 }
 
 #[cfg(unix)]
 mod imp {
     use super::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-    /// Maps noted at once: the latest ones (a load maps a few files per thread at a time).
-    const SLOTS: usize = 1024;
+    /// Maps noted at once. A scan holds a map for each file whose chunks are in flight, at most
+    /// `4 × MAX_THREADS` of them.
+    const SLOTS: usize = 8192;
+    /// A slot being written (taken, not yet readable).
+    const WRITING: u64 = u64::MAX;
 
     struct Slot {
         /// Which note this is (0: none, or being written).
@@ -55,18 +73,28 @@ mod imp {
     static NOTES: [Slot; SLOTS] = [EMPTY; SLOTS];
     static NEXT: AtomicU64 = AtomicU64::new(1);
 
-    pub(super) fn note(start: usize, len: usize, name: &std::path::Path) {
+    pub(super) fn note(start: usize, len: usize, name: &std::path::Path) -> Option<usize> {
         install();
+        let (index, slot) = NOTES.iter().enumerate().find(|(_, slot)| {
+            slot.seq
+                .compare_exchange(0, WRITING, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        })?;
         let name: &'static mut [u8] =
             Box::leak(name.display().to_string().into_bytes().into_boxed_slice());
-        let seq = NEXT.fetch_add(1, Ordering::Relaxed);
-        let slot = &NOTES[(seq % SLOTS as u64) as usize];
-        slot.seq.store(0, Ordering::Release);
         slot.start.store(start, Ordering::Relaxed);
         slot.len.store(len, Ordering::Relaxed);
         slot.name_len.store(name.len(), Ordering::Relaxed);
         slot.name.store(name.as_mut_ptr(), Ordering::Relaxed);
-        slot.seq.store(seq, Ordering::Release);
+        slot.seq
+            .store(NEXT.fetch_add(1, Ordering::Relaxed), Ordering::Release);
+        Some(index)
+    }
+
+    pub(super) fn forget(index: usize) {
+        if let Some(slot) = NOTES.get(index) {
+            slot.seq.store(0, Ordering::Release);
+        }
     }
 
     /// The name of the latest noted map holding `addr`.
@@ -74,7 +102,7 @@ mod imp {
         let mut best: Option<(u64, &'static [u8])> = None;
         for slot in &NOTES {
             let seq = slot.seq.load(Ordering::Acquire);
-            if seq == 0 || best.is_some_and(|(b, _)| b > seq) {
+            if seq == 0 || seq == WRITING || best.is_some_and(|(b, _)| b > seq) {
                 continue;
             }
             let start = slot.start.load(Ordering::Relaxed);
@@ -148,22 +176,27 @@ mod imp {
     #[cfg(test)]
     mod tests {
         #[test]
-        fn the_latest_note_of_an_address_names_it() {
+        fn a_note_names_its_map_until_it_is_forgotten_however_many_come_after() {
             let a = [0u8; 64];
-            super::note(
-                a.as_ptr() as usize,
-                64,
-                std::path::Path::new("first.ndjson"),
-            );
-            super::note(
-                a.as_ptr() as usize + 32,
-                16,
-                std::path::Path::new("second.ndjson"),
-            );
+            let name = |n: &str| std::path::PathBuf::from(n);
+            let first = super::note(a.as_ptr() as usize, 64, &name("first.ndjson")).expect("a slot");
+            let second =
+                super::note(a.as_ptr() as usize + 32, 16, &name("second.ndjson")).expect("a slot");
             let at = |k: usize| super::lookup(a.as_ptr() as usize + k);
             assert_eq!(at(0), Some(&b"first.ndjson"[..]));
             assert_eq!(at(40), Some(&b"second.ndjson"[..]));
             assert_eq!(at(63), Some(&b"first.ndjson"[..]));
+            // Maps that come and go after it (more than the slots) leave the first one named.
+            let b = [0u8; 8];
+            for _ in 0..2 * super::SLOTS {
+                let k = super::note(b.as_ptr() as usize, 8, &name("brief")).expect("a slot");
+                super::forget(k);
+            }
+            assert_eq!(at(0), Some(&b"first.ndjson"[..]));
+            super::forget(second);
+            assert_eq!(at(40), Some(&b"first.ndjson"[..]));
+            super::forget(first);
+            assert_eq!(at(0), None);
             // Address 1 is never mapped.
             assert_eq!(super::lookup(1), None);
         }

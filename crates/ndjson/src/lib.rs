@@ -47,7 +47,7 @@ pub use prune::{Need, Needs, Pruning};
 pub use reject::{Reject, RejectKind, RejectTarget, create_private};
 pub use report::{ScanReport, scan_report};
 pub use scan::{
-    Batch, Damage, DamageKind, FileSummary, MAX_THREADS, Resource, ScanOptions, ScanSummary,
-    map_file, parse_lines, scan, scan_collect,
+    Batch, Damage, DamageKind, FileMap, FileSummary, MAX_THREADS, Resource, ScanOptions,
+    ScanSummary, map_file, parse_lines, scan, scan_collect,
 };
 pub use tape::{Cursor, Document, Kind};

@@ -588,7 +588,7 @@ where
         .iter()
         .any(|f| f.compression == Compression::None && f.data.is_none());
     let unmapper = (opts.unmap_aside && maps)
-        .then(channel::<Mmap>)
+        .then(channel::<FileMap>)
         .and_then(|(tx, rx)| {
             std::thread::Builder::new()
                 .name("claimline-unmap".into())
@@ -624,7 +624,7 @@ struct Feeder<'a, S, T, I, F> {
     tx: &'a Sender<(u64, Msg<T>)>,
     /// Where the files' memory maps go to be unmapped (see [`Unmapped`]); none: where their
     /// last chunk ends.
-    unmapper: Option<&'a Sender<Mmap>>,
+    unmapper: Option<&'a Sender<FileMap>>,
 }
 
 impl<'a, S, T, I, F> Feeder<'a, S, T, I, F>
@@ -712,7 +712,7 @@ fn feed_mapped(
     handle: File,
     len: u64,
     opts: &ScanOptions,
-    unmapper: Option<&Sender<Mmap>>,
+    unmapper: Option<&Sender<FileMap>>,
     spawn: &mut dyn FnMut(Chunk) -> bool,
 ) -> Result<(), Error> {
     if len == 0 {
@@ -740,7 +740,7 @@ fn feed_mapped(
 /// scan stops early) goes in steps: an `munmap` of a big file in one piece
 /// holds the process's memory-map lock while it clears every page-table entry left, and the
 /// other threads' allocations that ask the kernel for memory wait for it.
-fn unmap(map: Mmap) {
+fn unmap(map: FileMap) {
     let mut at = 0;
     while at < map.len() {
         let n = RELEASE_BLOCK.min(map.len() - at);
@@ -825,14 +825,14 @@ impl Blocks {
 /// `MADV_DONTNEED` on `range` of `map`, a read-only map shared with its file: the pages leave
 /// the page tables, the file and the page cache are untouched. (memmap2 rounds a start that is
 /// not page-aligned down to its page.)
-fn drop_pages(map: &Mmap, range: Range<usize>) {
+fn drop_pages(map: &FileMap, range: Range<usize>) {
     #[cfg(unix)]
     {
         // SAFETY: `MADV_DONTNEED` on a read-only shared file map cannot change what a read
         // returns: a later read of these bytes (none is expected: the caller is done with them)
         // faults them in again from the page cache, unchanged. No reference is invalidated.
         let _ = unsafe {
-            map.unchecked_advise_range(
+            map.map.unchecked_advise_range(
                 memmap2::UncheckedAdvice::DontNeed,
                 range.start,
                 range.end - range.start,
@@ -847,14 +847,14 @@ fn drop_pages(map: &Mmap, range: Range<usize>) {
 /// unmapping thread instead of being unmapped where that chunk ends (unmapped there when the
 /// thread is gone).
 struct Unmapped {
-    map: Option<Mmap>,
-    to: Sender<Mmap>,
+    map: Option<FileMap>,
+    to: Sender<FileMap>,
     blocks: Blocks,
 }
 
 /// A file's memory map, unmapped where its last chunk ends (a `scan`: nothing follows).
 struct Mapped {
-    map: Mmap,
+    map: FileMap,
     blocks: Blocks,
 }
 
@@ -886,16 +886,40 @@ impl Drop for Unmapped {
 ///
 /// # Errors
 /// The operating system's refusal (an empty file cannot be mapped).
-pub fn map_file(handle: &File, path: &std::path::Path) -> std::io::Result<Mmap> {
+pub fn map_file(handle: &File, path: &std::path::Path) -> std::io::Result<FileMap> {
     // SAFETY: the map is read-only. A concurrent writer can only change bytes we parse, and
     // every byte goes through full validation (JSON, or a CCLF field's picture); a file cut
     // short under the map ends the process with its name said (`guard`).
     let map = unsafe { Mmap::map(handle) }?;
-    crate::guard::note(map.as_ptr(), map.len(), path);
+    let note = crate::guard::note(map.as_ptr(), map.len(), path);
+    let map = FileMap { map, note };
     #[cfg(unix)]
-    let _ = map.advise(memmap2::Advice::Sequential);
+    let _ = map.map.advise(memmap2::Advice::Sequential);
     claimline_fault::point("scan.mapped")?;
     Ok(map)
+}
+
+/// A file's read-only memory map ([`map_file`]), noted for the `SIGBUS` guard while it lives
+/// (see [`crate::guard`]): its bytes by `Deref`.
+pub struct FileMap {
+    map: Mmap,
+    note: Option<usize>,
+}
+
+impl std::ops::Deref for FileMap {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl Drop for FileMap {
+    fn drop(&mut self) {
+        // Before the map goes (the field is dropped after this): no read of it follows.
+        if let Some(note) = self.note.take() {
+            crate::guard::forget(note);
+        }
+    }
 }
 
 /// Cuts a file's bytes (mapped or in memory) into chunks at line ends.

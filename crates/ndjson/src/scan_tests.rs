@@ -541,7 +541,7 @@ fn a_read_file_map_goes_to_the_unmapping_thread() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = write(dir.path(), "p.ndjson", format!("{PATIENT}\n").as_bytes());
     let handle = File::open(&file.path).expect("open");
-    let (to, received) = channel::<Mmap>();
+    let (to, received) = channel::<FileMap>();
     let map = map_file(&handle, &file.path).expect("map");
     let blocks = Blocks::new(map.len(), RELEASE_BLOCK);
     let map: Arc<dyn Source> = Arc::new(Unmapped {
