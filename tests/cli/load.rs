@@ -1439,21 +1439,88 @@ fn a_failed_retry_of_a_run_id_keeps_the_committed_runs_rejects() {
         committed,
         "the committed run's rejects are as they were"
     );
-    let retry = rejects.join("r1.retry.ndjson");
-    assert_eq!(failed["rejects"]["file"], s(&retry));
+    let retry = PathBuf::from(
+        failed["rejects"]["file"]
+            .as_str()
+            .expect("the retry's rejects"),
+    );
+    let name = retry
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("r1.retry-") && retry.parent() == Some(rejects.as_path()),
+        "{name}"
+    );
     assert!(
         std::fs::read_to_string(&retry)
             .expect("retry")
             .contains("truncated_gzip")
     );
 
-    // A retry that commits without rejects: the run has none, and no retry file is left.
+    // A retry killed after its commit: the next command gives the run that retry's rejects
+    // (found by a review: they stayed aside, and the next retry removed them).
+    std::fs::write(
+        export.join("Patient.000.ndjson"),
+        format!("{good}{{also not json\n"),
+    )
+    .expect("write");
+    let killed = crate::claimline_env(
+        dir,
+        &["load", s(&export), "--out", s(&out), "--run-id", "r1"],
+        &[("CLAIMLINE_FAULT", "load.between-commits")],
+    );
+    crate::crash::killed_at(&killed, "load.between-commits");
+    // The next load (of another run id) recovers first.
+    let next = dir.join("next");
+    std::fs::create_dir(&next).expect("mkdir");
+    std::fs::write(next.join("Patient.ndjson"), &good).expect("write");
+    let r = claimline(dir, &["load", s(&next), "--out", s(&out), "--run-id", "r2"]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("gave run r1 the rejects of its retry"),
+        "{stderr}"
+    );
+    let kept = std::fs::read_to_string(rejects.join("r1.ndjson")).expect("the run's rejects");
+    assert!(kept.contains("\"line\":"), "{kept}");
+    assert_ne!(
+        kept.as_bytes(),
+        committed.as_slice(),
+        "the killed retry's, not the first load's"
+    );
+    // The failed attempt's stay beside it, named by that attempt.
+    assert!(retry.exists());
+
+    // A retry that commits without rejects: the run has none, and no retry file of it is left.
     std::fs::write(export.join("Patient.000.ndjson"), &good).expect("write");
-    let (code, ok) = load(&[&export]);
-    assert_eq!(code, Some(0), "{ok}");
+    let r = claimline(
+        dir,
+        &[
+            "load",
+            s(&export),
+            "--out",
+            s(&out),
+            "--run-id",
+            "r2",
+            "--json",
+        ],
+    );
+    let ok = json(&r);
+    assert_eq!(r.status.code(), Some(0), "{ok}");
     assert_eq!(ok["rejects"]["count"], 0);
-    assert!(!rejects.join("r1.ndjson").exists());
-    assert!(!retry.exists());
+    assert!(!rejects.join("r2.ndjson").exists());
+    let mut left: Vec<String> = std::fs::read_dir(&rejects)
+        .expect("rejects")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["r1.ndjson".to_owned(), name],
+        "the run's, and the failed attempt's"
+    );
 }
 
 /// Every resource of an export in one file whose name tells no type (`all.ndjson`): its Patients

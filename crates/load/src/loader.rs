@@ -517,16 +517,11 @@ impl Loader {
             .any(|r| r.run_id == run_id);
         let rejects_final = rejects_dir.join(format!("{run_id}.ndjson"));
         let errors_final = rejects_dir.join(format!("{run_id}-row-errors.ndjson"));
+        // Named by this attempt's start, which its run record keeps: a retry killed after its
+        // commit is found by the next command, which gives the run its rejects
+        // (`output::recover`); a failed retry's stay beside the run's, named by their attempt.
         let (rejects_path, errors_path) = if again {
-            let staged = (
-                rejects_dir.join(format!("{run_id}.retry.ndjson")),
-                rejects_dir.join(format!("{run_id}-row-errors.retry.ndjson")),
-            );
-            // An earlier retry's, which this one replaces.
-            for p in [&staged.0, &staged.1] {
-                remove_if_there(p)?;
-            }
-            staged
+            crate::output::retry_rejects(&rejects_dir, &run_id, started)
         } else {
             (rejects_final.clone(), errors_final.clone())
         };
@@ -1017,16 +1012,10 @@ impl Loader {
         // A retry that committed: its rejects and row errors are the run's now (none: the
         // committed run's go, as its rows did).
         let (rejects_file, errors_file) = if again && committed.is_some() {
-            for (staged, fin) in [
-                (&rejects_path, &rejects_final),
-                (&errors_path, &errors_final),
-            ] {
-                if staged.exists() {
-                    std::fs::rename(staged, fin).map_err(|e| LoadError::io(fin, e))?;
-                } else {
-                    remove_if_there(fin)?;
-                }
-            }
+            crate::output::promote_retry(
+                (&rejects_path, &errors_path),
+                (&rejects_final, &errors_final),
+            )?;
             (
                 summary.rejects_file.as_ref().map(|_| rejects_final.clone()),
                 issues.written.then(|| errors_final.clone()),
@@ -1436,14 +1425,6 @@ fn parquet_bene_index(root: &Path, index: &mut BeneIndex) -> Result<(), LoadErro
         }
     }
     Ok(())
-}
-
-/// Removes `path` when it is there.
-fn remove_if_there(path: &Path) -> Result<(), LoadError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LoadError::io(path, e)),
-        _ => Ok(()),
-    }
 }
 
 /// [`EarlierState::cclf8_values`] of a Parquet-only output: its own `cclf8` parts, the current

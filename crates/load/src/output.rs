@@ -1,7 +1,7 @@
 //! The output folder as a whole: one command at a time (the lock), recovery after a crash, run
 //! ids, a reload's swap, and what a failed command must not leave behind.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use claimline_model::format_timestamp;
@@ -253,7 +253,66 @@ pub fn recover_with(
             }
         });
     }
+    // A retry of a run id killed after its commit, before its rejects became the run's.
+    let rejects = out.join("rejects");
+    let mut runs = match database.as_deref_mut() {
+        Some(d) => d.runs()?,
+        None => Vec::new(),
+    };
+    runs.extend(claimline_sink::read_parquet_runs(&out.join("parquet"))?);
+    for run in &runs {
+        let Some(started) = claimline_link::parse_instant(&run.started) else {
+            continue;
+        };
+        let staged = retry_rejects(&rejects, &run.run_id, started);
+        if staged.0.exists() || staged.1.exists() {
+            promote_retry(
+                (&staged.0, &staged.1),
+                (
+                    &rejects.join(format!("{}.ndjson", run.run_id)),
+                    &rejects.join(format!("{}-row-errors.ndjson", run.run_id)),
+                ),
+            )?;
+            notes.push(format!(
+                "gave run {} the rejects of its retry, which a stopped process left aside",
+                run.run_id
+            ));
+        }
+    }
     Ok(notes)
+}
+
+/// Where the attempt of a run id the output has committed, started at `started` (µs), writes its
+/// rejects and row errors: beside the run's own (`<run_id>.retry-<start>.ndjson`,
+/// `<run_id>-row-errors.retry-<start>.ndjson`), which they replace only once it commits
+/// ([`promote_retry`]).
+pub fn retry_rejects(rejects: &Path, run_id: &str, started: i64) -> (PathBuf, PathBuf) {
+    let attempt = run_id_from(started);
+    (
+        rejects.join(format!("{run_id}.retry-{attempt}.ndjson")),
+        rejects.join(format!("{run_id}-row-errors.retry-{attempt}.ndjson")),
+    )
+}
+
+/// A committed retry's rejects and row errors become the run's (`staged` over `run`); one it
+/// did not write takes the run's away, as its rows replaced the run's.
+///
+/// # Errors
+/// A rename or removal that failed.
+pub fn promote_retry(staged: (&Path, &Path), run: (&Path, &Path)) -> Result<(), LoadError> {
+    for (from, to) in [(staged.0, run.0), (staged.1, run.1)] {
+        if from.exists() {
+            std::fs::rename(from, to).map_err(|e| LoadError::io(to, e))?;
+        } else {
+            match std::fs::remove_file(to) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LoadError::io(to, e));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Microseconds since the Unix epoch, now.

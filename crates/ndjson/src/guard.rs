@@ -179,7 +179,8 @@ mod imp {
         fn a_note_names_its_map_until_it_is_forgotten_however_many_come_after() {
             let a = [0u8; 64];
             let name = |n: &str| std::path::PathBuf::from(n);
-            let first = super::note(a.as_ptr() as usize, 64, &name("first.ndjson")).expect("a slot");
+            let first =
+                super::note(a.as_ptr() as usize, 64, &name("first.ndjson")).expect("a slot");
             let second =
                 super::note(a.as_ptr() as usize + 32, 16, &name("second.ndjson")).expect("a slot");
             let at = |k: usize| super::lookup(a.as_ptr() as usize + k);
