@@ -255,7 +255,7 @@ pub fn recover_with(
     }
     // A retry of a run id killed after its commit, before its rejects became the run's.
     let rejects = out.join("rejects");
-    let mut runs = match database.as_deref_mut() {
+    let mut runs = match database {
         Some(d) => d.runs()?,
         None => Vec::new(),
     };
