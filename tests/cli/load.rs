@@ -1349,10 +1349,61 @@ fn a_patient_without_its_coverage_keeps_its_earlier_coverage_columns() {
     assert_eq!(r["beneficiaries"]["patient_without_coverage"], 1);
     assert_eq!(r["beneficiaries"]["coverage_carried"], 1);
     assert!(
-        stderr.contains("1 took their cclf8 row's Coverage columns"),
+        stderr.contains("1 beneficiary took Coverage columns"),
         "{stderr}"
     );
     assert_eq!(stored(), before);
+
+    // An incremental export (its request asks `_since`) that brings only the Part A Coverage:
+    // the columns it leaves empty (Part B's) keep the earlier row's values (found by a review:
+    // they went NULL with no word). A full export that lacks Part B says Part B is gone.
+    let part_a: String = std::fs::read_to_string(export.join("Coverage.000.ndjson"))
+        .expect("coverage")
+        .lines()
+        .filter(|l| l.contains("\"part-a-") && l.contains(&format!("Patient/{bene}\"")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!part_a.is_empty());
+    let partial = |name: &str, request: &str| {
+        let d = dir.join(name);
+        std::fs::create_dir(&d).expect("mkdir");
+        std::fs::copy(only.join("Patient.ndjson"), d.join("Patient.000.ndjson")).expect("copy");
+        std::fs::write(d.join("Coverage.000.ndjson"), &part_a).expect("write");
+        std::fs::write(
+            d.join("manifest.json"),
+            serde_json::json!({
+                "transactionTime": "2026-06-01T00:00:00.000Z", "request": request,
+                "requiresAccessToken": true, "error": [],
+                "output": [
+                    {"type": "Patient", "url": "https://b/data/9/Patient.000.ndjson"},
+                    {"type": "Coverage", "url": "https://b/data/9/Coverage.000.ndjson"}
+                ]
+            })
+            .to_string(),
+        )
+        .expect("manifest");
+        d
+    };
+    let b_at = coverage
+        .iter()
+        .position(|c| *c == "BENE_PART_B_ENRLMT_BGN_DT")
+        .expect("part B");
+    assert!(before[b_at].is_some(), "{before:?}");
+    let inc = partial(
+        "incremental",
+        "https://b/api/v2/Group/all/$export?_since=2026-01-01T00:00:00Z",
+    );
+    let (r, stderr) = load(&inc, &out, "both");
+    assert_eq!(r["beneficiaries"]["coverage_carried"], 1, "{stderr}");
+    assert_eq!(stored()[b_at], before[b_at], "Part B kept");
+    let full = partial("full", "https://b/api/v2/Group/all/$export");
+    let (r, _) = load(&full, &out, "both");
+    assert_eq!(r["beneficiaries"]["coverage_carried"], 0);
+    assert_eq!(
+        stored()[b_at],
+        None,
+        "a full export without Part B: no Part B"
+    );
 
     // A Parquet-only output reads its own parts.
     let columns: Vec<String> = Connection::open(&db)
@@ -1390,7 +1441,7 @@ fn a_patient_without_its_coverage_keeps_its_earlier_coverage_columns() {
     assert_eq!(r["beneficiaries"]["patient_without_coverage"], 1);
     assert_eq!(r["beneficiaries"]["coverage_carried"], 0);
     assert!(
-        stderr.contains("1 beneficiary with no earlier cclf8 row has them NULL"),
+        stderr.contains("1 beneficiary came with a Patient, no Coverage, and no earlier cclf8 row"),
         "{stderr}"
     );
 }

@@ -266,6 +266,8 @@ pub struct Cclf8Builder {
     columns: Vec<Arc<str>>,
     patients: HashMap<Bene, PatientPart>,
     coverage: HashMap<Bene, Vec<CoveragePart>>,
+    /// Per beneficiary, the Coverage columns of its earlier `cclf8` row ([`Cclf8Builder::carry`]).
+    carried: HashMap<Bene, Fields>,
     seen: usize,
 }
 
@@ -343,24 +345,35 @@ impl Cclf8Builder {
             .collect()
     }
 
-    /// Gives a beneficiary whose Patient came without its Coverage the Coverage columns of its
-    /// earlier `cclf8` row (`fields`: column name → value, the values of
-    /// [`Plan::cclf8_coverage_columns`](crate::Plan::cclf8_coverage_columns)), as if its
-    /// Coverage had come with them. A beneficiary with Coverage in the run, or without a Patient,
-    /// is left as it is: `false`.
+    /// The beneficiaries with a Patient in the run, in no order.
+    pub fn patients_in_run(&self) -> Vec<(Option<ApiVersion>, String)> {
+        self.patients.keys().cloned().collect()
+    }
+
+    /// Gives a beneficiary of the run the Coverage columns of its earlier `cclf8` row (`fields`:
+    /// column name → value, the values of
+    /// [`Plan::cclf8_coverage_columns`](crate::Plan::cclf8_coverage_columns)): a column that no
+    /// Coverage of the run fills takes its value from them (an incremental export brings only
+    /// the Coverage that changed). `false` for a beneficiary without a Patient in the run.
     pub fn carry(&mut self, api_version: Option<ApiVersion>, bene: String, fields: Fields) -> bool {
         let key = (api_version, bene);
-        if !self.patients.contains_key(&key) || self.coverage.contains_key(&key) {
+        if !self.patients.contains_key(&key) {
             return false;
         }
-        self.seen += 1;
-        self.coverage.insert(key, vec![(self.seen, fields)]);
+        self.carried.insert(key, fields);
         true
     }
 
     /// The rows, in the order the Patients came; `as_of` is the day (days since the epoch)
     /// `BENE_AGE` is computed at.
-    pub fn rows(mut self, as_of: i32) -> Vec<Vec<Cell>> {
+    pub fn rows(self, as_of: i32) -> Vec<Vec<Cell>> {
+        self.rows_and_carried(as_of).0
+    }
+
+    /// [`Cclf8Builder::rows`], and how many of them took a column from what
+    /// [`Cclf8Builder::carry`] gave.
+    pub fn rows_and_carried(mut self, as_of: i32) -> (Vec<Vec<Cell>>, u64) {
+        let mut used = 0u64;
         let mut patients: Vec<(Bene, PatientPart)> = self.patients.drain().collect();
         patients.sort_by_key(|(_, (seen, _, _))| *seen);
         let slots = slots(&self.columns);
@@ -376,14 +389,24 @@ impl Cclf8Builder {
                 .iter()
                 .map(|(_, fields)| resolve(fields, &slots, width))
                 .collect();
+            // The earlier row's, for a column no Coverage of the run fills: last.
+            let carried = self.carried.remove(&key);
+            let earlier = carried.as_ref().map(|f| resolve(f, &slots, width));
+            let mut took = false;
             let mut cells: Vec<Cell> = (0..width)
                 .map(|c| {
                     own[c]
                         .filter(|(rank, _)| *rank == 0)
                         .or_else(|| parts.iter().find_map(|p| p[c]))
+                        .or_else(|| {
+                            let v = earlier.as_ref().and_then(|e| e[c]);
+                            took |= v.is_some();
+                            v
+                        })
                         .map_or(Cell::Null, |(_, cell)| cell.clone())
                 })
                 .collect();
+            used += u64::from(took);
             let at = |name: &str| self.columns.iter().position(|n| &**n == name);
             if let (Some(a), Some(Cell::Date(dob))) =
                 (at("BENE_AGE"), at("BENE_DOB").map(|i| &cells[i]))
@@ -415,7 +438,7 @@ impl Cclf8Builder {
             cells.extend(lineage);
             out.push(cells);
         }
-        out
+        (out, used)
     }
 }
 

@@ -368,7 +368,15 @@ impl Loader {
         let started_at = Instant::now();
         let files = discover(inputs)?;
         let transaction_time = transaction_time(inputs)?;
-        self.load_discovered(files, transaction_time, started_at, progress, lock)
+        let incremental = incremental_export(inputs)?;
+        self.load_discovered(
+            files,
+            transaction_time,
+            incremental,
+            started_at,
+            progress,
+            lock,
+        )
     }
 
     /// Loads input files already found, typically held in memory
@@ -388,7 +396,9 @@ impl Loader {
         let started_at = Instant::now();
         let existed = self.out.exists();
         let lock = crate::output::lock_or_busy(&self.out)?;
-        let result = self.load_discovered(files, transaction_time, started_at, progress, &lock);
+        // Lines held in memory say nothing of their export's `_since`: taken as a full export.
+        let result =
+            self.load_discovered(files, transaction_time, false, started_at, progress, &lock);
         drop(lock);
         if result.is_err() {
             crate::output::remove_empty(&self.out, existed);
@@ -400,6 +410,7 @@ impl Loader {
         &self,
         files: Vec<InputFile>,
         transaction_time: Option<String>,
+        incremental: bool,
         started_at: Instant,
         progress: &dyn Progress,
         _lock: &crate::output::OutputLock,
@@ -824,50 +835,52 @@ impl Loader {
         } else {
             0
         };
-        // Their Coverage did not change since the export's `_since` (else it would have come):
-        // the Coverage columns of their earlier `cclf8` row still hold.
-        let coverage_carried = if patient_only > 0 {
-            let columns = plan.cclf8_coverage_columns();
-            let wanted: HashSet<Bene> = cclf8.patients_without_coverage().into_iter().collect();
-            let values = match &mut earlier {
-                Some(e) => e.cclf8_values(&columns, &wanted)?,
-                None => parquet_cclf8_values(
-                    &self
-                        .earlier_parquet
-                        .as_ref()
-                        .unwrap_or(&self.out)
-                        .join("parquet"),
-                    &columns,
-                    &wanted,
-                )?,
+        // What did not come in an incremental export did not change since its `_since`: a
+        // Coverage column that no Coverage of the run fills keeps the beneficiary's earlier
+        // `cclf8` row's value. Otherwise (a full export, or none says) only a Patient that came
+        // with no Coverage at all takes its earlier row's Coverage columns.
+        let without: HashSet<Bene> = cclf8.patients_without_coverage().into_iter().collect();
+        let mut carried_from = HashSet::new();
+        if plan.cclf8_reads_coverage() && plan.cclf8_table().is_some() {
+            let wanted: HashSet<Bene> = if incremental {
+                cclf8.patients_in_run().into_iter().collect()
+            } else {
+                without.clone()
             };
-            let mut carried = 0u64;
-            for ((version, bene), fields) in values {
-                carried += u64::from(cclf8.carry(version, bene, fields));
+            if !wanted.is_empty() {
+                let columns = plan.cclf8_coverage_columns();
+                let values = match &mut earlier {
+                    Some(e) => e.cclf8_values(&columns, &wanted)?,
+                    None => parquet_cclf8_values(
+                        &self
+                            .earlier_parquet
+                            .as_ref()
+                            .unwrap_or(&self.out)
+                            .join("parquet"),
+                        &columns,
+                        &wanted,
+                    )?,
+                };
+                for ((version, bene), fields) in values {
+                    let key = (version, bene.clone());
+                    if cclf8.carry(version, bene, fields) {
+                        carried_from.insert(key);
+                    }
+                }
             }
-            let null = patient_only - carried;
-            let plural = |n: u64| if n == 1 { "y" } else { "ies" };
-            let mut note = format!(
-                "warning: {patient_only} beneficiar{} came with a Patient and no Coverage",
-                plural(patient_only)
-            );
-            if carried > 0 {
-                note.push_str(&format!(
-                    "; {carried} took their cclf8 row's Coverage columns (entitlement, status, dual, buy-in) from an earlier run's row"
-                ));
-            }
-            if null > 0 {
-                note.push_str(&format!(
-                    "; {null} beneficiar{} with no earlier cclf8 row {} them NULL: an export with their Coverage fills them",
-                    plural(null),
-                    if null == 1 { "has" } else { "have" }
-                ));
-            }
-            progress.note(&note);
-            carried
-        } else {
-            0
-        };
+        }
+        let null = without
+            .iter()
+            .filter(|b| !carried_from.contains(*b))
+            .count() as u64;
+        if null > 0 {
+            progress.note(&format!(
+                "warning: {null} beneficiar{} came with a Patient, no Coverage, and no earlier cclf8 row: {} cclf8 row's Coverage columns (entitlement, status, dual, buy-in) are NULL; an export with their Coverage fills them",
+                if null == 1 { "y" } else { "ies" },
+                if null == 1 { "its" } else { "their" }
+            ));
+        }
+        let mut coverage_carried = 0;
         if let Some(t) = plan.cclf8_table() {
             // BENE_AGE as of the export's transactionTime, else the run's start.
             let as_of = transaction_time
@@ -875,7 +888,19 @@ impl Loader {
                 .and_then(|t| t.get(..10))
                 .and_then(claimline_model::parse_date)
                 .unwrap_or_else(|| started.div_euclid(86_400_000_000) as i32);
-            let rows = cclf8.rows(as_of);
+            let (rows, used) = cclf8.rows_and_carried(as_of);
+            coverage_carried = used;
+            if used > 0 {
+                progress.note(&format!(
+                    "note: {used} beneficiar{} took Coverage columns (entitlement, status, dual, buy-in) that this run's Coverage left empty from their earlier cclf8 row ({})",
+                    if used == 1 { "y" } else { "ies" },
+                    if incremental {
+                        "an incremental export brings only what changed"
+                    } else {
+                        "their Patient came with no Coverage"
+                    }
+                ));
+            }
             write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
         }
         if let Some(t) = plan.counts_table() {
@@ -1502,16 +1527,8 @@ fn parquet_cclf8_values(
 /// # Errors
 /// A manifest that cannot be read.
 pub fn transaction_time(inputs: &[PathBuf]) -> Result<Option<String>, claimline_ndjson::Error> {
-    for m in inputs.iter().map(|p| {
-        if p.is_dir() {
-            p.join("manifest.json")
-        } else {
-            p.with_file_name("manifest.json")
-        }
-    }) {
-        if m.is_file()
-            && let Some(t) = Manifest::read(&m)?.transaction_time
-        {
+    for m in manifests(inputs) {
+        if let Some(t) = Manifest::read(&m)?.transaction_time {
             // It is committed as the run's transactionTime (and `claimline run`'s next
             // `_since`): an instant, or a manifest that cannot be read (never quoted).
             if claimline_link::parse_instant(&t).is_none() {
@@ -1526,6 +1543,34 @@ pub fn transaction_time(inputs: &[PathBuf]) -> Result<Option<String>, claimline_
         }
     }
     Ok(None)
+}
+
+/// Whether the manifest beside the inputs (the first one found) is an incremental export's:
+/// its `request` asks `_since`.
+///
+/// # Errors
+/// A manifest that cannot be read.
+pub fn incremental_export(inputs: &[PathBuf]) -> Result<bool, claimline_ndjson::Error> {
+    Ok(match manifests(inputs).next() {
+        Some(m) => Manifest::read(&m)?
+            .request
+            .is_some_and(|r| r.contains("_since=")),
+        None => false,
+    })
+}
+
+/// The manifests beside the inputs (a folder's, a file's folder's), in input order.
+fn manifests(inputs: &[PathBuf]) -> impl Iterator<Item = PathBuf> + '_ {
+    inputs
+        .iter()
+        .map(|p| {
+            if p.is_dir() {
+                p.join("manifest.json")
+            } else {
+                p.with_file_name("manifest.json")
+            }
+        })
+        .filter(|m| m.is_file())
 }
 
 /// Row errors: counted per `table.column`, and written (no values: they may be PHI) to an
