@@ -699,19 +699,7 @@ fn an_input_cut_short_while_it_is_read_is_named_and_exits_4() {
         .expect("load starts");
     let pid = child.id();
     // The process stops itself at the point: wait for that state (no sleep that hopes).
-    let started = std::time::Instant::now();
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-        let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next());
-        if state == Some(Some('T')) {
-            break;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(120),
-            "the load never reached scan.mapped"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    stopped(pid);
     // The first file mapped is the Patients', read first for their MBIs.
     let patients = export.join("Patient.000.ndjson");
     std::fs::OpenOptions::new()
@@ -730,6 +718,57 @@ fn an_input_cut_short_while_it_is_read_is_named_and_exits_4() {
         "{stderr}"
     );
     assert!(!out.join("claimline.sqlite").exists(), "nothing committed");
+
+    // Cut by a few bytes, within the map's last page: no SIGBUS (the bytes past the new end read
+    // as zeros), but its size says it changed, and it is damaged: exit 4, nothing committed
+    // (found by a review: the load committed what it read).
+    let again = work.path().join("again");
+    std::fs::create_dir(&again).expect("mkdir");
+    let export = crate::cclf_files::synth(&again, "v2", "3", "1");
+    let patients = export.join("Patient.000.ndjson");
+    let len = std::fs::metadata(&patients).expect("size").len();
+    // Within the last page (the synthetic file's size is fixed by its seed).
+    assert!(len % 4096 >= 6, "{len}");
+    let cut = len - 5;
+    let out = work.path().join("out-again");
+    let child = Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .args(["load", s(&export), "--out", s(&out), "--json"])
+        .env("CLAIMLINE_FAULT", "scan.mapped@1:stop")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("load starts");
+    stopped(child.id());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&patients)
+        .expect("open")
+        .set_len(cut)
+        .expect("cut short");
+    // SAFETY: sends SIGCONT to the child this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
+    let done = child.wait_with_output().expect("load ends");
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("changed_while_read"), "{stderr}");
+    assert!(!out.join("claimline.sqlite").exists(), "nothing committed");
+}
+
+/// Waits until the process `pid` is stopped (a `:stop` fault point), as `/proc` says.
+#[cfg(target_os = "linux")]
+fn stopped(pid: u32) {
+    let started = std::time::Instant::now();
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        if stat.rsplit_once(") ").map(|(_, r)| r.chars().next()) == Some(Some('T')) {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the process never stopped at its fault point"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// Every fault point is exercised by a test of this module or of the fetch, run, PostgreSQL and

@@ -32,6 +32,9 @@ pub struct InputFile {
     /// The file's plain NDJSON already in memory (see [`InputFile::in_memory`]): `path` is then
     /// only its name, and nothing is read from the disk.
     pub data: Option<std::sync::Arc<Vec<u8>>>,
+    /// Its size when [`discover`] found it: a file whose size differs once it has been read was
+    /// changed meanwhile, and is damaged (`changed_while_read`).
+    pub size: Option<u64>,
 }
 
 impl InputFile {
@@ -50,6 +53,7 @@ impl InputFile {
             api_version: None,
             agreed_version: None,
             data: None,
+            size: None,
         }
     }
 
@@ -160,6 +164,9 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<InputFile>, Error> {
     // read twice, its every resource was two copies of one line, and both were left out.
     let mut seen = std::collections::HashSet::new();
     out.retain(|f| seen.insert(std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone())));
+    for f in &mut out {
+        f.size = std::fs::metadata(&f.path).ok().map(|m| m.len());
+    }
     apply_manifests(&mut out)?;
     check_manifest_versions(&out)?;
     agree_versions(&mut out);

@@ -154,6 +154,9 @@ pub enum DamageKind {
     CorruptGzip,
     /// The file is named `.gz` but is not gzip at all.
     NotGzip,
+    /// A plain file whose size changed while it was read (another program cut it short or
+    /// wrote to it): what was read of it cannot be trusted.
+    ChangedWhileRead,
 }
 
 impl DamageKind {
@@ -163,6 +166,7 @@ impl DamageKind {
             DamageKind::TruncatedGzip => "truncated_gzip",
             DamageKind::CorruptGzip => "corrupt_gzip",
             DamageKind::NotGzip => "not_gzip",
+            DamageKind::ChangedWhileRead => "changed_while_read",
         }
     }
 
@@ -172,6 +176,8 @@ impl DamageKind {
             DamageKind::TruncatedGzip => RejectKind::TruncatedGzip,
             DamageKind::CorruptGzip => RejectKind::CorruptGzip,
             DamageKind::NotGzip => RejectKind::NotGzip,
+            // A line the shrink cut.
+            DamageKind::ChangedWhileRead => RejectKind::TruncatedLine,
         }
     }
 }
@@ -1091,6 +1097,7 @@ fn damage_words(kind: DamageKind) -> &'static str {
         DamageKind::TruncatedGzip => "the gzip stream ends early: the file is cut",
         DamageKind::CorruptGzip => "the gzip stream is corrupt",
         DamageKind::NotGzip => "the file is named .gz but is not gzip",
+        DamageKind::ChangedWhileRead => "the file changed size while it was read",
     }
 }
 
@@ -1459,6 +1466,34 @@ impl<'a> Collector<'a> {
             Some(w) => w.finish()?,
             None => false,
         };
+        // A plain file cut short (or written to) while its map was read: the bytes past its new
+        // end read as zeros when they stay within the map's last page, with no `SIGBUS` (found
+        // by a review: the load committed them). Its size now says so.
+        for (f, s) in self.files.iter().zip(&mut self.summaries) {
+            if f.compression != Compression::None || f.data.is_some() || s.damaged.is_some() {
+                continue;
+            }
+            // Since it was found (a pre-pass may have read it before this scan opened it).
+            let found = f.size.unwrap_or(s.bytes);
+            let now = std::fs::metadata(&f.path).map(|m| m.len()).ok();
+            if now != Some(found) || s.bytes != found {
+                s.truncated = true;
+                s.damaged = Some(Damage {
+                    kind: DamageKind::ChangedWhileRead,
+                    reason: match now {
+                        Some(n) => {
+                            format!("{found} bytes when it was found, {n} after it was read")
+                        }
+                        None => "gone after it was read".to_owned(),
+                    },
+                    disk_bytes_read: s.bytes,
+                    ndjson_bytes_read: s.ndjson_bytes,
+                    first_lost_line: 1,
+                    resources_read: s.resources.values().sum(),
+                    read_is_trusted: false,
+                });
+            }
+        }
         Ok(ScanSummary {
             files: self.summaries,
             reject_count: self.reject_count,
