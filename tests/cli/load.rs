@@ -1594,7 +1594,24 @@ fn patients_in_a_file_named_for_no_type_resolve_the_claims_mbis() {
     for p in names {
         all.push_str(&std::fs::read_to_string(p).expect("read"));
     }
+    // Names whose first word is no type BCDA serves, though they start like one.
     std::fs::write(one.join("all.ndjson"), all).expect("write");
+    for name in ["ClaimlineExport.ndjson", "Claims-2024.ndjson"] {
+        let d = dir.join(name.replace('.', "-"));
+        std::fs::create_dir(&d).expect("mkdir");
+        std::fs::copy(one.join("all.ndjson"), d.join(name)).expect("copy");
+        let out = dir.join(format!("{name}-out"));
+        let r = claimline(dir, &["load", s(&d), "--out", s(&out), "--json"]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let conn = Connection::open(out.join("claimline.sqlite")).expect("db");
+        let (rows, with_mbi): (i64, i64) = conn
+            .query_row("SELECT count(*), count(BENE_MBI_ID) FROM cclf5", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("count");
+        assert!(rows > 0);
+        assert_eq!(with_mbi, rows, "{name}");
+    }
     let count = |out: &Path| -> (i64, i64) {
         let conn = Connection::open(out.join("claimline.sqlite")).expect("db");
         conn.query_row("SELECT count(*), count(BENE_MBI_ID) FROM cclf5", [], |r| {

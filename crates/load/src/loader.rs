@@ -1208,8 +1208,9 @@ struct PrePass {
 /// Rejects are left to the main pass.
 fn pre_pass(files: &[InputFile], threads: usize, plan: &Plan) -> Result<PrePass, LoadError> {
     // A file whose type neither a manifest nor its name tells (`all.ndjson`) may hold Patients:
-    // read too (found by a review: the MBIs of Patients in such a file resolved no claim).
-    // Only a name that starts with another type BCDA serves is passed over.
+    // read too (found by a review: the MBIs of Patients in such a file resolved no claim). Only
+    // a name whose first word (up to a `.`, `-` or `_`) is another type BCDA serves is passed
+    // over (`ClaimlineExport.ndjson` and `Claims-2024.ndjson` are read).
     const OTHER_TYPES: [&str; 5] = [
         "ExplanationOfBenefit",
         "Coverage",
@@ -1221,7 +1222,8 @@ fn pre_pass(files: &[InputFile], threads: usize, plan: &Plan) -> Result<PrePass,
         Some(t) => t == "Patient",
         None => f.path.file_name().is_some_and(|n| {
             let n = n.to_string_lossy();
-            n.starts_with("Patient") || !OTHER_TYPES.iter().any(|t| n.starts_with(t))
+            let word = n.split(['.', '-', '_']).next().unwrap_or_default();
+            !OTHER_TYPES.contains(&word)
         }),
     };
     let mut out = PrePass {
