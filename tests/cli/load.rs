@@ -1649,6 +1649,26 @@ fn a_manifest_of_another_api_version_than_its_resources_is_refused() {
         "{stderr}"
     );
     assert!(!out.join("claimline.sqlite").exists());
+    // Blank lines first, and a first line longer than the sample, do not hide the resources
+    // (found by a review: only whole lines of the first 256 KiB were looked at).
+    for f in std::fs::read_dir(&export).expect("export") {
+        let f = f.expect("entry").path();
+        if f.extension().is_some_and(|e| e == "ndjson") {
+            let text = std::fs::read_to_string(&f).expect("read");
+            let (first, rest) = text.split_once('\n').expect("a line");
+            let padded = format!(
+                "{}{} {}}}\n{rest}",
+                "\n".repeat(300_000),
+                &first[..first.len() - 1],
+                " ".repeat(270_000)
+            );
+            std::fs::write(&f, padded).expect("write");
+        }
+    }
+    let r = claimline(dir, &["load", s(&export), "--out", s(&out), "--json"]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(3), "{stderr}");
+    assert!(!out.join("claimline.sqlite").exists());
 }
 
 /// A gzip file whose checksum does not match (here one digit of a payment changed in a stored

@@ -245,35 +245,49 @@ fn one_version(set: BTreeSet<ApiVersion>) -> Option<ApiVersion> {
 /// The versions the marked resources of a file's first `sample` bytes carry (`None`:
 /// unreadable).
 fn sample_versions(f: &InputFile, sample: usize) -> Option<BTreeSet<ApiVersion>> {
-    use std::io::Read as _;
+    use std::io::{BufRead as _, Read as _};
     let file = std::fs::File::open(&f.path).ok()?;
-    // Room for the whole sample at once: grown from nothing, the buffer's copies would touch
-    // twice its pages.
-    let mut bytes = Vec::with_capacity(sample);
-    let limit = sample as u64;
-    match f.compression {
-        Compression::None => file.take(limit).read_to_end(&mut bytes).ok()?,
-        // A damaged stream still gives what came before the damage.
-        Compression::Gzip => flate2::read::MultiGzDecoder::new(file)
-            .take(limit)
-            .read_to_end(&mut bytes)
-            .unwrap_or(0),
+    // Whole lines, blank ones passed over, until `sample` bytes of resources were read (or the
+    // file ends, or SAMPLE_CAP bytes were read): a first line longer than the sample, or blank
+    // lines before it, do not leave the sample without a resource (found by a review: a manifest
+    // of another version got past a padded first line).
+    let reader: Box<dyn std::io::Read> = match f.compression {
+        Compression::None => Box::new(file),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
     };
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, reader.take(SAMPLE_CAP));
     let mut parser = crate::LineParser::new();
     let mut seen = BTreeSet::new();
-    // The last piece may be a cut line: only whole lines count.
-    let whole = bytes.len() < sample;
-    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    if !whole {
-        lines.pop();
-    }
-    for line in lines.into_iter().filter(|l| !l.trim_ascii().is_empty()) {
-        if let Ok(Some(v)) = parser.parse(line, |doc| crate::detect_version(doc.root())) {
+    let mut line = Vec::new();
+    let mut resources = 0usize;
+    while resources < sample {
+        line.clear();
+        // A damaged stream still gives what came before the damage.
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        // The last piece may be a line the cap cut: only whole lines count.
+        if line.last() != Some(&b'\n') && reader.get_ref().limit() == 0 {
+            break;
+        }
+        if line.trim_ascii().is_empty() {
+            continue;
+        }
+        resources += line.len();
+        if let Ok(Some(v)) = parser.parse(line.trim_ascii_end(), |doc| {
+            crate::detect_version(doc.root())
+        }) {
             seen.insert(v);
         }
     }
     Some(seen)
 }
+
+/// The most bytes a file's version sample reads (its blank lines and one long first line
+/// included).
+const SAMPLE_CAP: u64 = 64 << 20;
 
 /// The error for an input that is neither a regular file nor a folder.
 fn not_regular(path: &Path) -> Error {
