@@ -690,6 +690,10 @@ fn reconcile_compares_one_api_version() {
     );
     let wrong = claimline(dir, &["reconcile", "--out", &s(&out), "--api", "v4"]);
     assert_eq!(wrong.status.code(), Some(2));
+    // A version the tables hold no claim of: a usage error, not a table of "only cclf".
+    let none = claimline(dir, &["reconcile", "--out", &s(&out), "--api", "v3"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("hold v1, v2"));
 }
 
 #[test]

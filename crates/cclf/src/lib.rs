@@ -292,13 +292,14 @@ fn type_name(ty: &ColumnType) -> &'static str {
 /// Parses decimal text (`-12.5`, `+3`, ` 0001.20`) to a mantissa at `scale`; `None` when it is not
 /// a number or has non-zero digits beyond `scale`.
 fn parse_decimal(text: &str, scale: u32) -> Option<i128> {
-    let t = text.trim();
+    // Spaces pad a field; any other byte (a tab, a vertical tab) is no part of a number.
+    let t = text.trim_matches(' ');
     let (neg, t) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    let t = t.trim_start();
+    let t = t.trim_start_matches(' ');
     let (int, frac) = t.split_once('.').unwrap_or((t, ""));
     if int.is_empty() && frac.is_empty()
         || !int.bytes().all(|b| b.is_ascii_digit())
@@ -442,7 +443,7 @@ impl Field {
     /// A `9(n)` field's digits: without its leading zeros, but for the codes of
     /// [`FIXED_WIDTH_CODES`], which keep them.
     fn digits<'t>(&self, t: &'t str) -> Result<&'t str, FieldError> {
-        let t = t.trim();
+        let t = t.trim_matches(' ');
         if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FieldError::NotDigits {
                 width: self.len,
@@ -474,8 +475,8 @@ impl Field {
         match ty {
             ColumnType::Text | ColumnType::Code => match self.picture {
                 Picture::Digits => self.digits(text).map(Cell::text),
-                Picture::Date => parse_date(text.trim())
-                    .map(|_| Cell::text(text.trim()))
+                Picture::Date => parse_date(text.trim_matches(' '))
+                    .map(|_| Cell::text(text.trim_matches(' ')))
                     .ok_or(FieldError::BadDate),
                 Picture::Signed { int, scale } => {
                     let m = parse_decimal(text, u32::from(scale)).ok_or_else(bad_number)?;
@@ -510,7 +511,7 @@ impl Field {
                 .parse::<i64>()
                 .map(Cell::Int)
                 .map_err(|_| self.out_of_range()),
-            ColumnType::Date => parse_date(text.trim())
+            ColumnType::Date => parse_date(text.trim_matches(' '))
                 .map(Cell::Date)
                 .ok_or(FieldError::BadDate),
             other => Err(FieldError::Unsupported {
@@ -734,6 +735,9 @@ mod tests {
                 picture: f.picture_text.clone()
             })
         );
+        // Spaces pad a field; a tab or vertical tab is no part of a number.
+        assert!(read("\u{b}0000000000683.67").is_err());
+        assert!(read("\t0000000000683.67").is_err());
         let text = |s: &str| f.read(s.as_bytes(), &ColumnType::Text);
         assert!(text("10000000000123.45").is_err());
         // A control byte in a text field is damage, refused as on the way out.

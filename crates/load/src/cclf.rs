@@ -1328,6 +1328,18 @@ pub fn reconcile(out: &Path, api: Option<&str>) -> Result<ReconcileReport, LoadE
         .filter(|v| ["v1", "v2", "v3"].contains(&v.as_str()))
         .collect();
     loaded.sort();
+    if let Some(api) = api
+        && !loaded.iter().any(|v| v == api)
+    {
+        return Err(LoadError::Usage(format!(
+            "--api {api}: the tables hold no claims of it (they hold {})",
+            if loaded.is_empty() {
+                "no BCDA claims".to_owned()
+            } else {
+                loaded.join(", ")
+            }
+        )));
+    }
     let api_version = api.map(str::to_owned).or_else(|| loaded.last().cloned());
     let other_api_versions = loaded
         .into_iter()

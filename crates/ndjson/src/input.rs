@@ -163,7 +163,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<InputFile>, Error> {
     // A file named twice (the same folder given twice, a file and its folder) is read once:
     // read twice, its every resource was two copies of one line, and both were left out.
     let mut seen = std::collections::HashSet::new();
-    out.retain(|f| seen.insert(std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone())));
+    out.retain(|f| seen.insert(file_identity(&f.path)));
     for f in &mut out {
         f.size = std::fs::metadata(&f.path).ok().map(|m| m.len());
     }
@@ -200,6 +200,21 @@ fn check_manifest_versions(files: &[InputFile]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// What tells one file from another: its device and inode on Unix (a hard link is the same
+/// file), else its canonical path.
+fn file_identity(path: &Path) -> (u64, u64, PathBuf) {
+    #[cfg(unix)]
+    if let Ok(m) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt as _;
+        return (m.dev(), m.ino(), PathBuf::new());
+    }
+    (
+        0,
+        0,
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
+    )
 }
 
 /// Bytes of a file read to find the version its resources agree on.
@@ -533,6 +548,18 @@ mod tests {
         // A folder in its place is no file.
         std::fs::create_dir(root.join("Patient.001.ndjson")).expect("mkdir");
         assert!(discover(&[root.join("Patient.000.ndjson")]).is_err());
+    }
+
+    /// A hard link to an input is the same file, read once (found by a review).
+    #[cfg(unix)]
+    #[test]
+    fn a_hard_link_to_an_input_is_read_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("Patient.ndjson");
+        std::fs::write(&a, b"{}\n").expect("write");
+        let b = dir.path().join("other.ndjson");
+        std::fs::hard_link(&a, &b).expect("link");
+        assert_eq!(discover(&[a, b]).expect("discover").len(), 1);
     }
 
     #[test]
