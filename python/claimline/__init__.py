@@ -122,6 +122,11 @@ def _paths(inputs: Union[PathLike, Iterable[PathLike]]) -> List[str]:
     return [os.fspath(p) for p in inputs]
 
 
+def _native_database_present(out: PathLike) -> bool:
+    """``out`` holds a SQLite database (``claimline.sqlite``), a link or file of any kind."""
+    return os.path.lexists(os.path.join(os.fspath(out), "claimline.sqlite"))
+
+
 def _views(views: Union[str, Sequence[str], None]) -> List[str]:
     if views is None:
         return []
@@ -176,7 +181,7 @@ def load(inputs: Union[PathLike, Iterable[PathLike]], out: PathLike, *,
     return report
 
 
-def _check_committed(report: Dict[str, Any]) -> None:
+def _check_committed(report: Dict[str, Any], done: str = "committed") -> None:
     """A load that committed nothing, as ``claimline load`` exits 4: :class:`RejectsError`,
     naming the first damaged file (its ``report`` attribute holds the whole report)."""
     if report.get("committed", True):
@@ -184,10 +189,13 @@ def _check_committed(report: Dict[str, Any]) -> None:
     damaged = report.get("damaged") or []
     if damaged:
         first = damaged[0]
-        err = RejectsError(f"{first.get('message', 'a damaged input file')}; nothing committed"
-                           " (accept_rejects=True keeps what could be read)", 4, first.get("file"))
+        # A corrupt stream's lines are never kept; accept_rejects keeps what a cut file gave.
+        hint = ("" if any(not d.get("read_is_trusted", True) for d in damaged)
+                else " (accept_rejects=True keeps what could be read)")
+        err = RejectsError(f"{first.get('message', 'a damaged input file')}; nothing {done}"
+                           f"{hint}", 4, first.get("file"))
     else:
-        err = RejectsError("nothing committed: rejected lines or row errors under strict", 4)
+        err = RejectsError(f"nothing {done}: rejected lines or row errors under strict", 4)
     err.report = report  # type: ignore[attr-defined]
     raise err
 
@@ -247,7 +255,7 @@ def read(inputs: Union[PathLike, Iterable[PathLike]], *,
                                             include_partial, _threads(threads), run_id, accept_rejects)
     except _native.NativeError as err:
         _raise(err)
-    _check_committed(json.loads(report_text))
+    _check_committed(json.loads(report_text), "kept")
     return _tables(batches, report_text, with_report)
 
 
@@ -364,6 +372,8 @@ def evaluate(lines: Union[pa.Array, pa.ChunkedArray, Sequence[bytes]], *, file: 
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
     try:
+        if not isinstance(first_line, int) or not 1 <= first_line <= 2**31:
+            raise UsageError(f"first_line is a line number (1 to 2^31), not {first_line!r}", 2)
         batches, rejected = _native.evaluate(lines, file, first_line, _views(views), run_id,
                                              api_version)
     except _native.NativeError as err:

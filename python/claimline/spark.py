@@ -503,6 +503,7 @@ class LoadResult:
     lines: Dict[str, Any] = field(default_factory=dict)
     seconds: Dict[str, float] = field(default_factory=dict)
     rejects_file: Optional[str] = None  #: ``out/rejects/<run_id>.ndjson``, when any line was
+    row_errors_file: Optional[str] = None  #: ``out/rejects/<run_id>-row-errors.ndjson``, if any
 
 
 def _set_conf(spark, conf: Dict[str, str]) -> Dict[str, Optional[str]]:
@@ -580,6 +581,17 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
     started = _utc_now()
     out = os.fspath(out)
     run_id = run_id or _native.new_run_id()
+    # Checked before anything is touched: it names the staging folder and the partitions (found
+    # by a review: an absolute run id made the staging folder that path, which was removed).
+    try:
+        _native.check_run_id(run_id)
+    except _native.NativeError as err:
+        claimline._raise(err)
+    if claimline._native_database_present(out):
+        raise claimline.UsageError(
+            f"{out} holds claimline.sqlite, which a Spark load does not write: the CLI's next load"
+            " would read the MBIs and runs of the database, without this run's (load this export"
+            " with the CLI, or give Spark an output of Parquet alone)", 2, out)
     files, transaction_time = discover(inputs)
     paths = [f.path for f in files]
     # Tasks resolve the MBIs of beneficiaries without a Patient in this export from the
@@ -666,6 +678,10 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
         # The rejected lines, kept where the CLI keeps them (they were only in the returned
         # DataFrame, gone with the session): file, line, kind and reason, never the line.
         rejects_file = _write_rejects(out, run_id, rejects_tbl)
+        # And the row errors, which the tasks' reports carry (found by a review: only their
+        # counts per column were kept).
+        error_lines = [e for r in reports for e in r.get("row_error_lines", [])]
+        row_errors_file = _write_lines(out, f"{run_id}-row-errors.ndjson", error_lines, None)
         resources: Dict[str, int] = {}
         row_errors: Dict[str, int] = {}
         versions = set()
@@ -694,7 +710,7 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
         t4 = time.time()
         rejects_df = spark.createDataFrame(rejects_tbl.to_pylist(), st)
         return LoadResult(run_id=run_id, tables=rows, written=written, rejects=rejects_df,
-                          rejects_file=rejects_file,
+                          rejects_file=rejects_file, row_errors_file=row_errors_file,
                           reject_count=rejects_tbl.num_rows, row_errors=row_errors,
                           resources=resources, engine_calls=counter.value,
                           partitions=partitions, lines=info,
@@ -742,16 +758,25 @@ def _private_tree(path: str) -> None:
 def _write_rejects(out: str, run_id: str, rejects: pa.Table) -> Optional[str]:
     """``out/rejects/<run_id>.ndjson`` (owner-only) with one line per rejected line, as the
     CLI's rejects name them; ``None`` (and no file) when there are none."""
-    if rejects.num_rows == 0:
+    return _write_lines(out, f"{run_id}.ndjson", rejects.to_pylist(),
+                        ("file", "line", "kind", "error"))
+
+
+def _write_lines(out: str, name: str, rows: List[Dict[str, Any]],
+                 keys: Optional[Sequence[str]]) -> Optional[str]:
+    """``out/rejects/<name>`` (owner-only): one JSON line per row (its ``keys``, else all), in
+    file and line order; ``None`` (and no file) when there are none."""
+    if not rows:
         return None
     folder = os.path.join(out, "rejects")
     _private_dirs(folder)
-    path = os.path.join(folder, f"{run_id}.ndjson")
+    path = os.path.join(folder, name)
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    rows = sorted(rows, key=lambda r: (r.get("file") or "", r.get("line") or 0))
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for r in rejects.to_pylist():
-            f.write(json.dumps({k: r.get(k) for k in ("file", "line", "kind", "error")}) + "\n")
+        for r in rows:
+            f.write(json.dumps({k: r.get(k) for k in keys} if keys else r) + "\n")
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, path)
@@ -760,8 +785,9 @@ def _write_rejects(out: str, run_id: str, rejects: pa.Table) -> Optional[str]:
 
 _DAMAGE = re.compile(r"EOFException|ZipException|Unexpected end of (?:ZLIB )?input stream|"
                      r"Not in GZIP format|invalid (?:stored )?block|incorrect header check|"
-                     r"Compressed file ended before the end-of-stream marker")
-_READ_FILE = re.compile(r"reading file (\S+)")
+                     r"Compressed file ended before the end-of-stream marker|"
+                     r"gzip stream CRC failure|not a gzip file|invalid (?:distance|code)")
+_READ_FILE = re.compile(r"reading file (\S+?)\.?(?:\s|$)")
 
 
 def _raise_damaged(err: Exception) -> None:
@@ -774,9 +800,11 @@ def _raise_damaged(err: Exception) -> None:
     found = _READ_FILE.search(text)
     file = _uri_path(found.group(1)) if found else None
     kind = _DAMAGE.search(text).group(0)
-    raise claimline.RejectsError(
+    damaged = claimline.RejectsError(
         f"{file or 'a gzip input'}: damaged (Spark's reader stopped: {kind}); nothing committed",
-        4, file) from None
+        4, file)
+    damaged.report = None  # type: ignore[attr-defined]   # as claimline.load's: none here
+    raise damaged from None
 
 
 # --------------------------------------------------------------------------------------------

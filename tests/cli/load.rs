@@ -1759,3 +1759,32 @@ fn a_manifest_transaction_time_that_is_no_instant_is_refused_unquoted() {
     );
     assert!(!stderr.contains("Canary"), "{stderr}");
 }
+
+/// A gzip file named in capitals (`.NDJSON.GZ`) is read as gzip, as Spark's reader reads it
+/// (found by a review: its compressed bytes were read as lines, every one a reject).
+#[test]
+fn a_gzip_file_named_in_capitals_is_gzip() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let input = dir.join("input");
+    std::fs::create_dir(&input).expect("mkdir");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(
+        &mut enc,
+        &std::fs::read(sample_data().join("r4/Patient.ndjson")).expect("sample"),
+    )
+    .expect("gzip");
+    std::fs::write(
+        input.join("PATIENT.000.NDJSON.GZ"),
+        enc.finish().expect("gzip"),
+    )
+    .expect("write");
+    let r = claimline(
+        dir,
+        &["load", s(&input), "--out", s(&dir.join("out")), "--json"],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let report = json(&r);
+    assert_eq!(report["rejects"]["count"], 0, "{report}");
+    assert_eq!(report["resources"]["Patient"], 1, "{report}");
+}

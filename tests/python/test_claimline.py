@@ -250,7 +250,8 @@ def test_evaluate_and_read_lines_refuse_bad_versions_run_ids_and_times(repo):
     """Found by a review: `evaluate` took api_version "v9" and run_id "", `read_lines` took
     transaction_time "not a time"."""
     line = (repo / "sample-data/real/r4/Patient.ndjson").read_bytes().splitlines()[0]
-    for kwargs in ({"api_version": "v9"}, {"run_id": ""}):
+    for kwargs in ({"api_version": "v9"}, {"run_id": ""}, {"first_line": -1},
+                   {"first_line": 2**40}):
         with pytest.raises(claimline.UsageError):
             claimline.evaluate([line], file="f.ndjson", **kwargs)
     with pytest.raises(claimline.UsageError):

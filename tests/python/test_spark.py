@@ -341,6 +341,48 @@ def test_rejected_lines_are_kept_in_the_output_and_every_file_is_owner_only(spar
     assert open_to_others == []
 
 
+def test_a_run_id_that_is_no_run_id_is_refused_before_anything_is_touched(spark, repo,
+                                                                         tmp_path):
+    """Found by a review: an absolute run id made the staging folder that path, removed."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep")
+    for bad in (str(victim), "../x", "r 1/x", ".hidden"):
+        with pytest.raises(claimline.UsageError) as err:
+            cs.load(spark, [repo / "sample-data/real/r4"], tmp_path / "out", run_id=bad)
+        assert err.value.code == 2
+    assert (victim / "precious.txt").read_text() == "keep"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_with_a_database_is_refused(spark, cli, repo, tmp_path):
+    """Found by a review: Spark runs are Parquet's alone, and the CLI's next load read the MBIs
+    and runs of the database, which lacked them."""
+    out = tmp_path / "out"
+    subprocess.run([str(cli), "load", str(repo / "sample-data/real/r4"), "--out", str(out),
+                    "--format", "both", "--run-id", "r1"], check=True, capture_output=True)
+    with pytest.raises(claimline.UsageError) as err:
+        cs.load(spark, [repo / "sample-data/real/r4"], out, run_id="r2")
+    assert "claimline.sqlite" in err.value.message
+
+
+def test_row_errors_are_kept_in_the_output(spark, tmp_path):
+    """Found by a review: only their counts per column were kept."""
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "Patient.ndjson").write_text(
+        '{"resourceType":"Patient","id":"-1","meta":{"lastUpdated":"IGNORED_FIELD"}}\n')
+    out = tmp_path / "out"
+    r = cs.load(spark, [d], out, run_id="E1")
+    assert sum(r.row_errors.values()) >= 1, r.row_errors
+    assert r.row_errors_file == str(out / "rejects" / "E1-row-errors.ndjson")
+    lines = [json.loads(x) for x in (out / "rejects" / "E1-row-errors.ndjson").read_text()
+             .splitlines()]
+    assert len(lines) == sum(r.row_errors.values())
+    assert all(x["file"] == str(d / "Patient.ndjson") and x["line"] == 1 for x in lines)
+    assert not os.stat(out / "rejects" / "E1-row-errors.ndjson").st_mode & 0o077
+
+
 def test_a_run_id_sorting_before_the_outputs_runs_is_refused(spark, repo, tmp_path):
     out = tmp_path / "out"
     cs.load(spark, [repo / "sample-data/real/r4"], out, run_id="r5")
@@ -364,6 +406,18 @@ def test_a_cut_gzip_input_is_a_rejects_error_naming_nothing_committed(spark, rep
     assert err.value.code == 4
     assert "nothing committed" in err.value.message
     assert not (out / "parquet" / "_claimline_runs.json").exists()
+    # A checksum that fails, and a file named .gz that is not gzip: the same (found by a review:
+    # Hadoop's words for them were not known, and a file name kept Spark's full stop).
+    bad_crc = bytearray(whole)
+    bad_crc[-8] ^= 0xFF
+    for name, data in (("crc", bytes(bad_crc)), ("plain", text)):
+        e = tmp_path / name
+        e.mkdir()
+        (e / "Patient.ndjson.gz").write_bytes(data)
+        with pytest.raises(claimline.RejectsError) as err:
+            cs.load(spark, [e], tmp_path / f"out-{name}", run_id="G2")
+        assert err.value.code == 4, name
+        assert err.value.file in (None, str(e / "Patient.ndjson.gz")), err.value.file
 
 
 def test_references_in_any_form_of_a_patient_join_its_partition(spark, cli, repo, tmp_path,

@@ -41,7 +41,11 @@ impl InputFile {
     /// A file with nothing known about it but its name.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
-        let compression = if path.extension().is_some_and(|e| e == "gz") {
+        // `.GZ` too: Hadoop's codec (Spark's reader) decodes it whatever its case.
+        let compression = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+        {
             Compression::Gzip
         } else {
             Compression::None
@@ -336,8 +340,10 @@ fn walk(dir: &Path, out: &mut Vec<InputFile>) -> Result<(), Error> {
             if !name.starts_with('.') && name != "errors" {
                 walk(&path, out)?;
             }
-        } else if (name.ends_with(".ndjson") || name.ends_with(".ndjson.gz"))
-            && !name.starts_with('.')
+        } else if ({
+            let lower = name.to_ascii_lowercase();
+            lower.ends_with(".ndjson") || lower.ends_with(".ndjson.gz")
+        }) && !name.starts_with('.')
         {
             // Through links; a FIFO, socket or device would block or never end: refused.
             let meta = std::fs::metadata(&path).map_err(|source| Error::Read {

@@ -214,9 +214,18 @@ fn read_into_arrow<'py>(
                 .as_deref()
                 .map(rejects_of)
                 .unwrap_or_default();
-            Ok((report, rejected))
+            // The row errors (file, line, resource id, table, column, reason; never a value),
+            // which the scratch folder takes with it: a Spark task hands them to its driver.
+            let row_errors = report
+                .row_errors
+                .file
+                .as_deref()
+                .map(rejects_of)
+                .unwrap_or_default();
+            Ok((report, (rejected, row_errors)))
         })
         .map_err(|e| native_error(&e))?;
+    let (rejected, row_errors) = rejected;
     let tables = PyDict::new(py);
     let store = store.lock().unwrap_or_else(|e| e.into_inner());
     for (name, (schema, batches)) in store.iter() {
@@ -233,6 +242,10 @@ fn read_into_arrow<'py>(
     let mut doc = serde_json::to_value(&report).map_err(|e| usage(e.to_string()))?;
     if let Some(o) = doc.as_object_mut() {
         o.insert("rejected".into(), serde_json::Value::Array(rejected));
+        o.insert(
+            "row_error_lines".into(),
+            serde_json::Value::Array(row_errors),
+        );
     }
     Ok((tables, doc.to_string()))
 }
@@ -639,6 +652,14 @@ fn lock_output(out: PathBuf) -> PyResult<OutputLock> {
     Ok(OutputLock(Some(lock)))
 }
 
+/// `check_run_id(run_id)`: code 2 unless `run_id` is one `claimline load --run-id` takes (1 to
+/// 100 ASCII letters, digits, `.`, `-`, `_`, starting with a letter or digit): it names a
+/// partition and a staging folder.
+#[pyfunction]
+fn check_run_id(run_id: &str) -> PyResult<()> {
+    claimline_load::output::check_run_id(run_id).map_err(|e| native_error(&e))
+}
+
 /// `check_run_order(run_id, runs, out)`: code 2 when `run_id` sorts before a run of `runs` (the
 /// run ids `out` holds) and is none of them, as `claimline load --run-id` refuses it: the
 /// claim-history rule breaks ties by the latest run id.
@@ -688,6 +709,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lock_output, m)?)?;
     m.add_function(wrap_pyfunction!(new_run_id, m)?)?;
     m.add_function(wrap_pyfunction!(check_run_order, m)?)?;
+    m.add_function(wrap_pyfunction!(check_run_id, m)?)?;
     m.add("MAX_THREADS", claimline_ndjson::MAX_THREADS)?;
     m.add_function(wrap_pyfunction!(commit_staged_run, m)?)?;
     m.add_function(wrap_pyfunction!(refresh_current, m)?)?;
