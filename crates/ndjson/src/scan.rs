@@ -1091,6 +1091,13 @@ fn feed_gzip(
     Ok(())
 }
 
+/// How many `\n` `bytes` starts with.
+#[cold]
+#[inline(never)]
+fn empty_run(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|b| **b == b'\n').count()
+}
+
 /// How a damaged gzip file is described to a person.
 fn damage_words(kind: DamageKind) -> &'static str {
     match kind {
@@ -1142,9 +1149,9 @@ where
     let mut newlines = 0u64;
     while pos < bytes.len() {
         // A run of empty lines (the gaps `InputFile::in_memory` data holds between the lines it
-        // was given) counted at once, not line by line.
-        let empty = bytes[pos..].iter().take_while(|b| **b == b'\n').count();
-        if empty > 1 {
+        // was given) counted at once, not line by line; out of the way of every other line.
+        if bytes[pos] == b'\n' && bytes.get(pos + 1) == Some(&b'\n') {
+            let empty = empty_run(&bytes[pos..]);
             let n = empty as u64;
             newlines += n;
             stats.lines += n;
