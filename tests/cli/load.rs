@@ -1788,3 +1788,33 @@ fn a_gzip_file_named_in_capitals_is_gzip() {
     assert_eq!(report["rejects"]["count"], 0, "{report}");
     assert_eq!(report["resources"]["Patient"], 1, "{report}");
 }
+
+/// With no Coverage view feeding `cclf8`, no Patient is said to come without its Coverage.
+#[test]
+fn without_a_coverage_view_no_patient_lacks_coverage() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let views = dir.join("views/v2");
+    std::fs::create_dir_all(&views).expect("mkdir");
+    std::fs::copy(
+        crate::repo_root().join("mappings/cclf/v2/cclf8_patient.json"),
+        views.join("cclf8_patient.json"),
+    )
+    .expect("copy");
+    let r = claimline(
+        dir,
+        &[
+            "load",
+            s(&sample_data().join("r4")),
+            "--views",
+            s(&dir.join("views")),
+            "--out",
+            s(&dir.join("out")),
+            "--json",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    assert!(!stderr.contains("no Coverage"), "{stderr}");
+    assert_eq!(json(&r)["beneficiaries"]["patient_without_coverage"], 0);
+}

@@ -839,7 +839,11 @@ impl Loader {
         // Coverage column that no Coverage of the run fills keeps the beneficiary's earlier
         // `cclf8` row's value. Otherwise (a full export, or none says) only a Patient that came
         // with no Coverage at all takes its earlier row's Coverage columns.
-        let without: HashSet<Bene> = cclf8.patients_without_coverage().into_iter().collect();
+        let without: HashSet<Bene> = if plan.cclf8_reads_coverage() {
+            cclf8.patients_without_coverage().into_iter().collect()
+        } else {
+            HashSet::new()
+        };
         let mut carried_from = HashSet::new();
         if plan.cclf8_reads_coverage() && plan.cclf8_table().is_some() {
             let wanted: HashSet<Bene> = if incremental {
