@@ -40,7 +40,8 @@ The job (:func:`load`):
    (``out/.claimline-staging/<run_id>/<table>/``), the run is committed as a CLI load commits
    its own (``sink::commit_staged_run``): ``READY.json``, then each table's folder renamed into
    ``out/parquet/<table>/run=<run_id>`` and the run recorded in ``out/parquet/_claimline_runs.json``
-   (a failure after ``READY.json`` is finished by the next command), under the output folder's lock (a ``claimline load``/``run``/``reload`` of the same folder
+   (a failure after ``READY.json`` is finished by the next command), under the output
+   folder's lock (a ``claimline load``/``run``/``reload`` of the same folder
    meanwhile exits 5): the layout, schema and lineage columns of ``claimline load --format
    parquet``, and the README's queries (and :func:`current`) read both alike. The current rows
    of the claim tables are then refreshed in ``out/current/`` as after a CLI load.
