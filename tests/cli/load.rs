@@ -1715,6 +1715,9 @@ fn a_gzip_whose_checksum_fails_is_never_committed() {
     assert_eq!(d["kind"], "corrupt_gzip");
     assert_eq!(d["read_is_trusted"], false);
     assert!(stderr.contains("cannot be trusted"), "{stderr}");
+    // No flag is offered that would not help.
+    assert!(stderr.contains("nothing was committed"), "{stderr}");
+    assert!(!stderr.contains("--accept-rejects loads"), "{stderr}");
     // The stream decoded whole before its checksum failed: no line was cut, none rejected.
     assert_eq!(report["rejects"]["count"], 0, "{report}");
     assert!(!out.join("claimline.sqlite").exists());

@@ -114,8 +114,13 @@ pub fn load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     print(args.json, &report, |out| report.write_summary(out))?;
     if !report.committed {
         eprintln!(
-            "claimline: --strict: {} records rejected; nothing was written",
-            report.rejects
+            "claimline: --strict: {} records rejected; nothing was committed{}",
+            report.rejects,
+            report
+                .rejects_file
+                .as_ref()
+                .map(|f| format!("; the rejected records are in {}", f.display()))
+                .unwrap_or_default()
         );
         return Ok(ExitCode::from(4));
     }

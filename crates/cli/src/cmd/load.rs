@@ -110,14 +110,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("claimline: {}", d.message);
     }
     if !report.committed {
+        // The tables are as they were; the rejects, kept, say what was wrong (found by a
+        // review: "nothing was written" beside a rejects file that was).
+        let kept = report
+            .rejects
+            .file
+            .as_ref()
+            .map(|f| format!("; the rejected lines are in {}", f.display()))
+            .unwrap_or_default();
         if report.damaged.is_empty() {
             eprintln!(
-                "claimline: --strict: {} rejected lines and {} row errors; nothing was written",
+                "claimline: --strict: {} rejected lines and {} row errors; nothing was committed{kept}",
                 report.rejects.count, report.row_errors.count
             );
         } else {
+            // A corrupt stream's lines are never loaded: no flag helps.
+            let hint = if report.damaged.iter().all(|d| d.damage.read_is_trusted) {
+                " (--accept-rejects loads what could be read)"
+            } else {
+                ""
+            };
             eprintln!(
-                "claimline: {} damaged input file(s); nothing was written (--accept-rejects loads what could be read)",
+                "claimline: {} damaged input file(s); nothing was committed{kept}{hint}",
                 report.damaged.len()
             );
         }
