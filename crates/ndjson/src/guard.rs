@@ -54,7 +54,7 @@ mod imp {
     const WRITING: u64 = u64::MAX;
 
     struct Slot {
-        /// Which note this is (0: none, or being written).
+        /// Which note this is (0: the slot is free; `WRITING`: it is being written).
         seq: AtomicU64,
         start: AtomicUsize,
         len: AtomicUsize,
