@@ -698,7 +698,7 @@ fn an_input_cut_short_while_it_is_read_is_named_and_exits_4() {
         .spawn()
         .expect("load starts");
     let pid = child.id();
-    // The process stops itself at the point: wait for that state (no sleep that hopes).
+    // The process stops itself at the point: wait for that state.
     stopped(pid);
     // The first file mapped is the Patients', read first for their MBIs.
     let patients = export.join("Patient.000.ndjson");
@@ -754,21 +754,18 @@ fn an_input_cut_short_while_it_is_read_is_named_and_exits_4() {
     assert!(!out.join("claimline.sqlite").exists(), "nothing committed");
 }
 
-/// Waits until the process `pid` is stopped (a `:stop` fault point), as `/proc` says.
+/// Blocks until the child `pid` stops itself at its `:stop` fault point (`waitpid` with
+/// `WUNTRACED` returns when it is stopped, without reaping it); panics if it ends instead.
 #[cfg(target_os = "linux")]
 fn stopped(pid: u32) {
-    let started = std::time::Instant::now();
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-        if stat.rsplit_once(") ").map(|(_, r)| r.chars().next()) == Some(Some('T')) {
-            return;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(120),
-            "the process never stopped at its fault point"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let mut status = 0;
+    // SAFETY: waits on a child this test started; `status` is a valid out-parameter.
+    let got = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WUNTRACED) };
+    assert_eq!(got, pid as libc::pid_t, "waitpid");
+    assert!(
+        libc::WIFSTOPPED(status),
+        "the process ended (status {status}) before its fault point"
+    );
 }
 
 /// Every fault point is exercised by a test of this module or of the fetch, run, PostgreSQL and
