@@ -170,6 +170,12 @@ impl DamageKind {
         }
     }
 
+    /// Whether what was read before damage of this kind can be trusted ([`Damage::read_is_trusted`]):
+    /// not from a corrupt stream, nor from a file that changed while it was read.
+    pub fn read_is_trusted(self) -> bool {
+        !matches!(self, DamageKind::CorruptGzip | DamageKind::ChangedWhileRead)
+    }
+
     /// The reject kind of the line (or the rest of the file) the damage cuts off.
     fn reject_kind(self) -> RejectKind {
         match self {
@@ -1431,7 +1437,7 @@ impl<'a> Collector<'a> {
                         ndjson_bytes_read: s.ndjson_bytes,
                         first_lost_line: first_lost + line_offset,
                         resources_read: s.resources.values().sum(),
-                        read_is_trusted: kind != DamageKind::CorruptGzip,
+                        read_is_trusted: kind.read_is_trusted(),
                     });
                 }
                 for (i, n) in c.stats.versions.iter().enumerate() {
@@ -1497,7 +1503,7 @@ impl<'a> Collector<'a> {
                     ndjson_bytes_read: s.ndjson_bytes,
                     first_lost_line: 1,
                     resources_read: s.resources.values().sum(),
-                    read_is_trusted: false,
+                    read_is_trusted: DamageKind::ChangedWhileRead.read_is_trusted(),
                 });
             }
         }
