@@ -46,9 +46,9 @@ pub trait EarlierState {
     fn fill_bene_index(&mut self, index: &mut BeneIndex) -> Result<(), LoadError>;
 
     /// The values of `columns` in the current `cclf8` row of each beneficiary, keyed by (API
-    /// version, `_resource_id`), for the beneficiaries `wanted` names: what a Patient that
-    /// comes without its Coverage carries over ([`claimline_link::Cclf8Builder::carry`]). A
-    /// column the table does not have is left out.
+    /// version, `_resource_id`), for the beneficiaries `wanted` names: what the run's `cclf8`
+    /// rows carry over where their Coverage leaves a column empty
+    /// ([`claimline_link::Cclf8Builder::carry`]). A column the table does not have is left out.
     ///
     /// # Errors
     /// A failed read.
@@ -89,15 +89,17 @@ pub(crate) fn stored_cell(text: Option<&str>, ty: &ColumnType) -> Option<Cell> {
     }
 }
 
-/// Rows of (version, resource id, values…) as carried fields, for the beneficiaries wanted.
-fn carried(
-    rows: impl IntoIterator<Item = (Option<String>, String, Vec<Option<Cell>>)>,
+/// Rows of (version, resource id, values of `columns`) as the fields carried for each
+/// beneficiary `wanted` names (a NULL value is no field). The one conversion of the SQLite,
+/// PostgreSQL and Parquet readers.
+pub(crate) fn carried(
+    rows: impl IntoIterator<Item = (Option<ApiVersion>, String, Vec<Option<Cell>>)>,
     columns: &[&Column],
     wanted: &HashSet<Bene>,
 ) -> HashMap<Bene, Fields> {
     let mut out = HashMap::new();
     for (version, bene, values) in rows {
-        let key = (version.as_deref().and_then(ApiVersion::parse), bene);
+        let key = (version, bene);
         if !wanted.contains(&key) {
             continue;
         }
@@ -109,6 +111,11 @@ fn carried(
         out.insert(key, fields);
     }
     out
+}
+
+/// A stored `_api_version`.
+fn version_of(text: Option<String>) -> Option<ApiVersion> {
+    text.as_deref().and_then(ApiVersion::parse)
 }
 
 /// The column of `_claimline_claims` a group is keyed by.
@@ -297,7 +304,7 @@ impl EarlierState for SqliteEarlier {
                             ))
                         })
                         .collect::<rusqlite::Result<Vec<_>>>()?;
-                    Ok((r.get(0)?, r.get(1)?, values))
+                    Ok((version_of(r.get(0)?), r.get(1)?, values))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
@@ -437,7 +444,7 @@ impl EarlierState for PgEarlier {
                 .enumerate()
                 .map(|(i, c)| stored_cell(r.get::<_, Option<&str>>(i + 2), &c.ty))
                 .collect();
-            (r.get(0), r.get(1), values)
+            (version_of(r.get(0)), r.get(1), values)
         });
         Ok(carried(rows, &columns, wanted))
     }
