@@ -632,16 +632,7 @@ impl ParquetSink {
         self.syncer
             .wait()
             .map_err(|(path, source)| Error::Io { path, source })?;
-        let ready = Ready {
-            run: run.clone(),
-            after_sqlite,
-        };
-        let text = serde_json::to_vec_pretty(&ready).map_err(|e| Error::Io {
-            path: self.staging.join(READY),
-            source: e.into(),
-        })?;
-        write_atomically(&self.staging.join(READY), &text)?;
-        sync_dir(&self.staging)?;
+        write_ready(&self.staging, run, after_sqlite)?;
         self.prepared = Some(run.clone());
         Ok(())
     }
@@ -773,34 +764,44 @@ pub fn read_parquet_runs(root: &Path) -> Result<Vec<RunRecord>, Error> {
 pub fn commit_staged_run(root: &Path, run: &RunRecord) -> Result<(), Error> {
     let staging = staging_root(root).join(&run.run_id);
     read_parquet_runs(root)?;
-    sync_tree(&staging)?;
+    // Every part and folder on disk before `READY.json`, as `ParquetSink::prepare` has them.
+    let syncer = Syncer::new();
+    sync_tree(&syncer, &staging)?;
+    syncer
+        .wait()
+        .map_err(|(path, source)| Error::Io { path, source })?;
+    write_ready(&staging, run, false)?;
+    publish_staged(root, &staging, run)
+}
+
+/// Hands every file and folder under `dir` (and `dir`) to `syncer`.
+fn sync_tree(syncer: &Syncer, dir: &Path) -> Result<(), Error> {
+    for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
+        let entry = entry.map_err(Error::io(dir))?;
+        let path = entry.path();
+        if entry.file_type().map_err(Error::io(&path))?.is_dir() {
+            sync_tree(syncer, &path)?;
+        } else {
+            let file = File::open(&path).map_err(Error::io(&path))?;
+            syncer.add(path, file);
+        }
+    }
+    syncer.add_folder(dir).map_err(Error::io(dir))
+}
+
+/// Writes a staged run's `READY.json` (`run`; whether SQLite's commit decides it), synced: the
+/// run's commit point when nothing else decides it.
+fn write_ready(staging: &Path, run: &RunRecord, after_sqlite: bool) -> Result<(), Error> {
     let ready = Ready {
         run: run.clone(),
-        after_sqlite: false,
+        after_sqlite,
     };
     let text = serde_json::to_vec_pretty(&ready).map_err(|e| Error::Io {
         path: staging.join(READY),
         source: e.into(),
     })?;
     write_atomically(&staging.join(READY), &text)?;
-    sync_dir(&staging)?;
-    publish_staged(root, &staging, run)
-}
-
-/// `fsync`s every file and folder under `dir` (and `dir`).
-fn sync_tree(dir: &Path) -> Result<(), Error> {
-    for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
-        let entry = entry.map_err(Error::io(dir))?;
-        let path = entry.path();
-        if entry.file_type().map_err(Error::io(&path))?.is_dir() {
-            sync_tree(&path)?;
-        } else {
-            File::open(&path)
-                .and_then(|f| f.sync_all())
-                .map_err(Error::io(&path))?;
-        }
-    }
-    sync_dir(dir)
+    sync_dir(staging)
 }
 
 /// The run records `all` once `run` is recorded: last, in place of an earlier run of its id.
