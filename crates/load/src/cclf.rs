@@ -1290,13 +1290,18 @@ GROUP BY shown, month ORDER BY shown, month";
 /// [`LoadError::Usage`] when `out` has no SQLite tables, or `api` is no API version;
 /// [`LoadError::Io`] for a database that cannot be read.
 pub fn reconcile(out: &Path, api: Option<&str>) -> Result<ReconcileReport, LoadError> {
-    if let Some(api) = api
-        && !["v1", "v2", "v3"].contains(&api)
-    {
-        return Err(LoadError::Usage(
-            "--api takes v1, v2 or v3 (the BCDA API version to compare)".to_owned(),
-        ));
-    }
+    let api = match api {
+        None => None,
+        Some(a) => Some(
+            claimline_ndjson::ApiVersion::parse(a)
+                .ok_or_else(|| {
+                    LoadError::Usage(
+                        "--api takes v1, v2 or v3 (the BCDA API version to compare)".to_owned(),
+                    )
+                })?
+                .as_str(),
+        ),
+    };
     let db_path = out.join("claimline.sqlite");
     if !claimline_sink::database_present(&db_path)? {
         return Err(LoadError::Usage(format!(
@@ -1325,7 +1330,7 @@ pub fn reconcile(out: &Path, api: Option<&str>) -> Result<ReconcileReport, LoadE
         .map_err(&sqlite_error)?
         .into_iter()
         .flatten()
-        .filter(|v| ["v1", "v2", "v3"].contains(&v.as_str()))
+        .filter(|v| claimline_ndjson::ApiVersion::parse(v).is_some())
         .collect();
     loaded.sort();
     if let Some(api) = api
