@@ -367,8 +367,7 @@ impl Loader {
     ) -> Result<LoadReport, LoadError> {
         let started_at = Instant::now();
         let files = discover(inputs)?;
-        let transaction_time = transaction_time(inputs)?;
-        let incremental = incremental_export(inputs)?;
+        let (transaction_time, incremental) = export_facts(inputs)?;
         self.load_discovered(
             files,
             transaction_time,
@@ -1509,32 +1508,42 @@ fn parquet_cclf8_values(
             }
         }
     }
-    Ok(best
-        .into_iter()
-        .map(|(key, (_, values))| {
-            let fields = columns
-                .iter()
-                .zip(values)
-                .filter(|(_, v)| !matches!(v, Cell::Null))
-                .map(|(c, v)| (std::sync::Arc::from(c.name.as_str()), v))
-                .collect();
-            (key, fields)
-        })
-        .collect())
+    let columns: Vec<&claimline_model::Column> = columns.iter().collect();
+    let rows = best.into_iter().map(|((version, bene), (_, values))| {
+        let values = values
+            .into_iter()
+            .map(|v| (!matches!(v, Cell::Null)).then_some(v))
+            .collect();
+        (version, bene, values)
+    });
+    Ok(crate::earlier::carried(rows, &columns, wanted))
 }
 
-/// The `transactionTime` of the manifest in the first input folder that has one.
+/// The `transactionTime` of the manifest beside the inputs (the first one found that has one):
+/// what `BENE_AGE` is computed at and `claimline run` commits as the next `_since`.
 ///
 /// # Errors
-/// A manifest that is there but cannot be read (exit 3): the run's incremental state depends on it.
-/// The `transactionTime` of the manifest beside the inputs (the first one found), when there is
-/// one: what `BENE_AGE` is computed at and `claimline run` commits as the next `_since`.
-///
-/// # Errors
-/// A manifest that cannot be read.
+/// A manifest that is there but cannot be read, or whose `transactionTime` is not an instant
+/// (exit 3): the run's incremental state depends on it.
 pub fn transaction_time(inputs: &[PathBuf]) -> Result<Option<String>, claimline_ndjson::Error> {
+    Ok(export_facts(inputs)?.0)
+}
+
+/// [`transaction_time`], and whether the export is incremental (the first manifest's `request`
+/// asks `_since`), from one read of each manifest.
+///
+/// # Errors
+/// A manifest that cannot be read, or whose `transactionTime` is not an instant.
+fn export_facts(inputs: &[PathBuf]) -> Result<(Option<String>, bool), claimline_ndjson::Error> {
+    let mut incremental = None;
     for m in manifests(inputs) {
-        if let Some(t) = Manifest::read(&m)?.transaction_time {
+        let manifest = Manifest::read(&m)?;
+        let since = manifest
+            .request
+            .as_deref()
+            .is_some_and(|r| r.contains("_since="));
+        let first = *incremental.get_or_insert(since);
+        if let Some(t) = manifest.transaction_time {
             // It is committed as the run's transactionTime (and `claimline run`'s next
             // `_since`): an instant, or a manifest that cannot be read (never quoted).
             if claimline_link::parse_instant(&t).is_none() {
@@ -1545,24 +1554,10 @@ pub fn transaction_time(inputs: &[PathBuf]) -> Result<Option<String>, claimline_
                         .to_owned(),
                 });
             }
-            return Ok(Some(t));
+            return Ok((Some(t), first));
         }
     }
-    Ok(None)
-}
-
-/// Whether the manifest beside the inputs (the first one found) is an incremental export's:
-/// its `request` asks `_since`.
-///
-/// # Errors
-/// A manifest that cannot be read.
-pub fn incremental_export(inputs: &[PathBuf]) -> Result<bool, claimline_ndjson::Error> {
-    Ok(match manifests(inputs).next() {
-        Some(m) => Manifest::read(&m)?
-            .request
-            .is_some_and(|r| r.contains("_since=")),
-        None => false,
-    })
+    Ok((None, incremental.unwrap_or(false)))
 }
 
 /// The manifests beside the inputs (a folder's, a file's folder's), in input order.
@@ -1808,7 +1803,9 @@ pub struct Beneficiaries {
     /// columns are those of their earlier `cclf8` row ([`Beneficiaries::coverage_carried`]),
     /// else NULL.
     pub patient_without_coverage: u64,
-    /// Of those, the beneficiaries whose Coverage columns came from their earlier `cclf8` row.
+    /// Beneficiaries whose `cclf8` row took a Coverage column from their earlier `cclf8` row:
+    /// in an incremental export, each column its Coverage left empty; otherwise, a Patient's
+    /// that came with no Coverage at all.
     pub coverage_carried: u64,
     /// Claims whose beneficiary no Patient resolved (their `BENE_MBI_ID` is NULL).
     pub unresolved_claims: u64,
