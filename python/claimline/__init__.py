@@ -372,8 +372,9 @@ def evaluate(lines: Union[pa.Array, pa.ChunkedArray, Sequence[bytes]], *, file: 
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
     try:
-        if not isinstance(first_line, int) or not 1 <= first_line <= 2**31:
-            raise UsageError(f"first_line is a line number (1 to 2^31), not {first_line!r}", 2)
+        if not isinstance(first_line, int) or not 1 <= first_line <= _native.MAX_LINE:
+            raise UsageError(f"first_line is a line number (1 to {_native.MAX_LINE}), not "
+                             f"{first_line!r}", 2)
         batches, rejected = _native.evaluate(lines, file, first_line, _views(views), run_id,
                                              api_version)
     except _native.NativeError as err:

@@ -711,6 +711,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_run_order, m)?)?;
     m.add_function(wrap_pyfunction!(check_run_id, m)?)?;
     m.add("MAX_THREADS", claimline_ndjson::MAX_THREADS)?;
+    m.add("MAX_LINE", MAX_IN_MEMORY_LINE)?;
     m.add_function(wrap_pyfunction!(commit_staged_run, m)?)?;
     m.add_function(wrap_pyfunction!(refresh_current, m)?)?;
     m.add_class::<OutputLock>()?;
