@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use claimline_link::fuzzing::cclf8;
-use claimline_ndjson::fuzzing::{ndjson_line, pruned_line};
+use claimline_ndjson::fuzzing::{built_tape, ndjson_line, pruned_line};
 use claimline_sandbox::fuzzing::sandbox_request;
 use claimline_view::fuzzing::{fhirpath, view_definition};
 
@@ -112,6 +112,46 @@ fn pruned_line_over_the_corpora_and_every_real_and_generated_line_cut_and_damage
     assert!(
         cut_down > lines.len() * 2,
         "{cut_down} of {} lines cut down",
+        lines.len()
+    );
+}
+
+/// The tape the validator builds is simd-json's (`built_tape`): over both line corpora, every
+/// real line and generated EOB line, whole, cut and damaged.
+#[test]
+fn built_tape_over_the_corpora_and_every_real_and_generated_line_cut_and_damaged() {
+    let mut cases = 0usize;
+    for seed in seeds("ndjson_line").into_iter().chain(seeds("pruned_line")) {
+        built_tape(&seed);
+        cases += 1;
+    }
+    let mut lines: Vec<Vec<u8>> = real_lines().to_vec();
+    for file in files(&repo().join("sample-data/generated"), ".ndjson.gz") {
+        let mut text = Vec::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&file).expect("sample"))
+            .read_to_end(&mut text)
+            .expect("gzip");
+        lines.extend(
+            text.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .take(3)
+                .map(<[u8]>::to_vec),
+        );
+    }
+    let mut took = 0;
+    for line in &lines {
+        took += usize::from(built_tape(line));
+        for damaged in damaged(line) {
+            built_tape(&damaged);
+            cases += 1;
+        }
+    }
+    assert!(cases > 1000, "{cases} cases");
+    // The real and generated lines are what a load reads: the validator must take nearly all
+    // of them, or this test (and the build) would show nothing.
+    assert!(
+        took * 10 >= lines.len() * 9,
+        "{took} of {} lines built",
         lines.len()
     );
 }
@@ -319,13 +359,16 @@ proptest! {
         let line = format!("{{\"resourceType\":\"ExplanationOfBenefit\",{}}}", body.join(","))
             .replace(",}", "}");
         pruned_line(line.as_bytes());
+        built_tape(line.as_bytes());
         let mut bytes = line.into_bytes();
         let at = cut.index(bytes.len());
         if let Some(d) = damage {
             bytes[at] ^= d;
             pruned_line(&bytes);
+            built_tape(&bytes);
         } else {
             pruned_line(&bytes[..at]);
+            built_tape(&bytes[..at]);
         }
     }
 
@@ -359,6 +402,31 @@ proptest! {
             bytes.splice(at..at, text.iter().copied());
         }
         pruned_line(&bytes);
+        built_tape(&bytes);
+    }
+
+    #[test]
+    fn built_tape_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        built_tape(&data);
+    }
+
+    #[test]
+    fn built_tape_json_like_text(text in "[{}\\[\\]\":,0-9a-zA-Z .eE+\\-\\\\]{0,200}") {
+        built_tape(text.as_bytes());
+    }
+
+    /// Numbers of every length the validator takes, in objects and arrays: the built tape's
+    /// `U64`, `I64` and `F64` are simd-json's to the bit.
+    #[test]
+    fn built_tape_numbers(
+        numbers in proptest::collection::vec("-?(0|[1-9][0-9]{0,17})(\\.[0-9]{1,17})?", 1..6),
+    ) {
+        let line = format!(
+            "{{\"a\":[{}],\"b\":{}}}",
+            numbers.join(","),
+            numbers[0]
+        );
+        built_tape(line.as_bytes());
     }
 
     #[test]

@@ -224,3 +224,53 @@ pub fn pruned_line(data: &[u8]) -> usize {
     }
     cut_down
 }
+
+/// Any bytes as one line: the tape the validator builds (`prune::build`) is the tape
+/// simd-json fills, node for node (each `f64` to the bit), with the same number text, whenever
+/// the validator takes the line; a line simd-json refuses, the validator never takes. True when
+/// the validator took it (so a caller can tell the comparison ran).
+pub fn built_tape(data: &[u8]) -> bool {
+    use crate::prune::build::{Built, build, patch, unescape};
+    use simd_json::{Node, StaticNode};
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let mut built = Built::default();
+    let mut tape = Vec::new();
+    let took = build(text, &mut built, &mut tape).is_some()
+        && unescape(text, &mut built).is_some()
+        && patch(&mut tape, &built).is_some();
+    let mut copy = data.to_vec();
+    let simd = simd_json::to_tape(&mut copy);
+    if !took {
+        return false;
+    }
+    let simd = match simd {
+        Ok(simd) => simd,
+        Err(e) => panic!("the validator took a line simd-json refuses ({e})"),
+    };
+    assert_eq!(tape.len(), simd.0.len(), "tape lengths");
+    for (k, (a, b)) in tape.iter().zip(&simd.0).enumerate() {
+        let same = match (a, b) {
+            (Node::Static(StaticNode::F64(x)), Node::Static(StaticNode::F64(y))) => {
+                x.to_bits() == y.to_bits()
+            }
+            _ => a == b,
+        };
+        assert!(same, "node {k}: {a:?} built, {b:?} from simd-json");
+    }
+    // The same number text through both documents (the whole parse is simd-json's).
+    let doc = crate::Document::with_buffer(&tape, data, &built.numbers, data.as_ptr());
+    let mut ours = String::new();
+    canon(doc.root(), 0, &mut ours);
+    let theirs = LineParser::new()
+        .parse_with_simd_json(data, |d| {
+            let mut s = String::new();
+            canon(d.root(), 0, &mut s);
+            s
+        })
+        .expect("simd-json took it above");
+    assert_eq!(ours, theirs);
+    true
+}

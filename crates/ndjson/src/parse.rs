@@ -2,16 +2,23 @@
 
 use simd_json::{Buffers, INPUT_PADDING, Tape, fill_tape_padded};
 
+use crate::prune::build::{self, Built};
 use crate::prune::{self, Needs, Pruning, Split};
 use crate::tape::Document;
 
 /// Parses lines into a reused tape. One per worker thread.
 ///
-/// Each line is copied into a padded buffer (simd-json reads past the end of its input and
-/// unescapes strings in place, so it cannot work on the read-only memory map), then parsed with
-/// `fill_tape_padded`; the tape's allocation is kept across lines via `Tape::reset`.
+/// A line is checked and its tape built in one walk by the validator of [`crate::prune`]
+/// (`prune::build`): strings without escapes point into the line itself, so
+/// nothing is copied. A line that walk leaves to simd-json (not valid JSON, or holding what the
+/// validator is not sure of) is copied into a padded buffer (simd-json reads past the end of its
+/// input and unescapes strings in place, so it cannot work on the read-only memory map) and
+/// parsed with `fill_tape_padded`, which accepts or refuses it and says why. Both give the same
+/// tape. The tape's allocation is kept across lines via `Tape::reset`.
 pub struct LineParser {
     buf: Vec<u8>,
+    /// What the validator's build keeps from line to line.
+    built: Built,
     buffers: Buffers,
     tape: Option<Tape<'static>>,
     /// The root members of the line being parsed in part ([`LineParser::parse_pruned`]).
@@ -83,6 +90,7 @@ impl LineParser {
     pub fn new() -> Self {
         LineParser {
             buf: Vec::new(),
+            built: Built::default(),
             buffers: Buffers::new(64 * 1024),
             tape: Some(Tape(Vec::new())),
             split: Split::default(),
@@ -96,6 +104,29 @@ impl LineParser {
     /// # Errors
     /// simd-json's error if the line is not valid JSON or not valid UTF-8.
     pub fn parse<R>(
+        &mut self,
+        line: &[u8],
+        f: impl FnOnce(&Document<'_>) -> R,
+    ) -> Result<R, simd_json::Error> {
+        let f = match built(&mut self.built, &mut self.tape, line, None, f) {
+            Ok(out) => return Ok(out),
+            Err(f) => f,
+        };
+        fill(
+            &mut self.buf,
+            &mut self.buffers,
+            &mut self.tape,
+            line,
+            None,
+            f,
+        )
+        .map_err(|(e, _)| e)
+    }
+
+    /// As [`LineParser::parse`], always with simd-json (never the validator's build): for the
+    /// tests that hold the two to the same tape.
+    #[doc(hidden)]
+    pub fn parse_with_simd_json<R>(
         &mut self,
         line: &[u8],
         f: impl FnOnce(&Document<'_>) -> R,
@@ -149,20 +180,30 @@ impl LineParser {
         // A resource whose version is told from its shape is read as one with a profile first
         // (the version's marks are then in `meta`, `type`, `identifier` and `extension`);
         // without a profile, again with every member the detection may read.
-        let attempt = fill(
-            &mut self.buf,
-            &mut self.buffers,
+        let first = |doc: &Document<'_>| {
+            if !detecting || crate::detect::profiled(doc.root()) {
+                Ok(f(doc))
+            } else {
+                Err(f)
+            }
+        };
+        let attempt = match built(
+            &mut self.built,
             &mut self.tape,
             &self.reduced,
             Some(needs),
-            |doc| {
-                if !detecting || crate::detect::profiled(doc.root()) {
-                    Ok(f(doc))
-                } else {
-                    Err(f)
-                }
-            },
-        );
+            first,
+        ) {
+            Ok(out) => Ok(out),
+            Err(first) => fill(
+                &mut self.buf,
+                &mut self.buffers,
+                &mut self.tape,
+                &self.reduced,
+                Some(needs),
+                first,
+            ),
+        };
         let f = match attempt {
             Ok(Ok(out)) => {
                 self.payoff.record(line.len(), self.reduced.len());
@@ -182,6 +223,10 @@ impl LineParser {
         };
         prune::reduce(line, &mut self.split, all, &mut self.reduced);
         self.payoff.record(line.len(), self.reduced.len());
+        let f = match built(&mut self.built, &mut self.tape, &self.reduced, Some(all), f) {
+            Ok(out) => return Ok(out),
+            Err(f) => f,
+        };
         match fill(
             &mut self.buf,
             &mut self.buffers,
@@ -194,6 +239,38 @@ impl LineParser {
             Err((_, f)) => self.parse(line, f),
         }
     }
+}
+
+/// Checks `text` and builds its tape in one walk of the validator (see [`crate::prune::build`])
+/// and hands the [`Document`] to `f`; when the walk leaves the text to simd-json, `f` comes
+/// back unused.
+fn built<R, F: FnOnce(&Document<'_>) -> R>(
+    built: &mut Built,
+    tape: &mut Option<Tape<'static>>,
+    text: &[u8],
+    pruned: Option<&Needs>,
+    f: F,
+) -> Result<R, F> {
+    // Every string's text is checked as UTF-8 as the walk reads it, and outside strings JSON is
+    // ASCII: a line the walk takes is UTF-8 throughout, and this check of all of it at once is
+    // what lets its strings be borrowed as text.
+    let Ok(s) = simdutf8::basic::from_utf8(text) else {
+        return Err(f);
+    };
+    let mut t: Tape<'_> = tape.take().unwrap_or_else(|| Tape(Vec::new())).reset();
+    let ok = build::build(s, built, &mut t.0).is_some()
+        && build::unescape(s, built).is_some()
+        && build::patch(&mut t.0, built).is_some();
+    let out = if ok {
+        // Strings without escapes are the line's own bytes: their offset from `text`'s start
+        // is their offset in it, as in simd-json's buffer.
+        let doc = Document::with_buffer(&t.0, text, &built.numbers, text.as_ptr()).pruned(pruned);
+        Ok(f(&doc))
+    } else {
+        Err(f)
+    };
+    *tape = Some(t.reset());
+    out
 }
 
 /// Parses `text` into `tape` through `buf` and hands the [`Document`] to `f`; on an error, `f`

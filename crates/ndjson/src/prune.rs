@@ -4,9 +4,10 @@
 //! header reads none of them. A [`Pruning`] says, per resource type, which root members a
 //! consumer reads ([`Needs`]); [`LineParser::parse_pruned`](crate::LineParser::parse_pruned)
 //! then checks the whole line with a validator of its own (every byte: UTF-8, strings and their
-//! escapes, numbers, literals, nesting) and builds simd-json's tape from a copy of the line that
-//! holds only the members read. An array read only for its length (`item.count()`) is kept as
-//! that many empty objects, the first of them holding the members of it that are read
+//! escapes, numbers, literals, nesting), then builds simd-json's tape from a copy of the line
+//! that holds only the members read, with the same validator (`build`, which builds the tape of
+//! a whole line too). An array read only for its length (`item.count()`) is kept as that many
+//! empty objects, the first of them holding the members of it that are read
 //! ([`Needs::add_first`]). Strings are found with the line's stop masks, made 64 bytes at a time
 //! with the widest vectors the processor has on x86-64 (AVX-512, AVX2, else SSE2, which every
 //! x86-64 processor has; each `unsafe` call is made only once the feature is detected).
@@ -48,6 +49,8 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::detect;
+
+pub(crate) mod build;
 
 /// How much of a root member a consumer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
