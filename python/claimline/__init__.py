@@ -37,6 +37,7 @@ __all__ = [
     "read",
     "read_lines",
     "discover",
+    "export_facts",
     "schemas",
     "evaluate",
 ]
@@ -265,7 +266,7 @@ def read_lines(files: Union[pa.Array, Sequence[str]], lines: Union[pa.Array, Seq
                include_partial: bool = False, threads: int = 1, run_id: Optional[str] = None,
                files_info: Optional[Dict[str, Tuple[Optional[str], Optional[str],
                                                     Optional[str]]]] = None,
-               transaction_time: Optional[str] = None,
+               transaction_time: Optional[str] = None, incremental: bool = False,
                earlier_output: Optional[PathLike] = None,
                with_report: bool = False) -> Union[Dict[str, pa.Table],
                                                    Tuple[Dict[str, pa.Table], Dict[str, Any]]]:
@@ -284,8 +285,12 @@ def read_lines(files: Union[pa.Array, Sequence[str]], lines: Union[pa.Array, Seq
         files_info: per file name, what :func:`discover` found on the driver: (API version
             from the manifest, resource type from the manifest, version the file agrees on).
         transaction_time: the export's ``transactionTime`` (``BENE_AGE`` is computed at it).
+        incremental: the export is incremental (its manifest's request asks ``_since``;
+            :func:`export_facts` tells): a Patient's ``cclf8`` row keeps the earlier row's
+            value of each Coverage column its lines leave empty, as a load does.
         earlier_output: an output folder whose Parquet ``bene_xref`` resolves the MBIs of
-            beneficiaries whose Patient is not among the lines (as a load into it would).
+            beneficiaries whose Patient is not among the lines, and whose ``cclf8`` gives the
+            earlier rows (as a load into it would).
     """
     def array(values: Any, type_: pa.DataType) -> pa.Array:
         if isinstance(values, pa.ChunkedArray):
@@ -296,7 +301,7 @@ def read_lines(files: Union[pa.Array, Sequence[str]], lines: Union[pa.Array, Seq
         batches, report_text = _native.read_lines(
             array(files, pa.string()), array(lines, pa.int64()), array(texts, pa.binary()),
             _views(views), all_versions, include_partial, _threads(threads), run_id,
-            dict(files_info or {}), transaction_time,
+            dict(files_info or {}), transaction_time, bool(incremental),
             os.fspath(earlier_output) if earlier_output is not None else None)
     except _native.NativeError as err:
         _raise(err)
@@ -312,11 +317,26 @@ def discover(inputs: Union[PathLike, Iterable[PathLike]]) -> Tuple[
         manifest gives, version its resources agree on), to pass to :func:`read_lines` as
         ``files_info``; and the manifest's ``transactionTime`` (or None).
     """
+    files, transaction_time, _ = _discover(inputs)
+    return files, transaction_time
+
+
+def export_facts(inputs: Union[PathLike, Iterable[PathLike]]) -> Tuple[Optional[str], bool]:
+    """What the manifest beside ``inputs`` says of the export, as a load reads it: its
+    ``transactionTime`` (or None) and whether the export is incremental (its request asks
+    ``_since``), to pass to :func:`read_lines` as ``transaction_time`` and ``incremental``."""
+    _, transaction_time, incremental = _discover(inputs)
+    return transaction_time, incremental
+
+
+def _discover(inputs: Union[PathLike, Iterable[PathLike]]) -> Tuple[
+        Dict[str, Tuple[Optional[str], Optional[str], Optional[str]]], Optional[str], bool]:
     try:
-        files, transaction_time = _native.discover(_paths(inputs))
+        files, transaction_time, incremental = _native.discover(_paths(inputs))
     except _native.NativeError as err:
         _raise(err)
-    return {path: (api, kind, agreed) for path, api, kind, agreed in files}, transaction_time
+    return ({path: (api, kind, agreed) for path, api, kind, agreed in files}, transaction_time,
+            incremental)
 
 
 def schemas(views: Union[str, Sequence[str], None] = "cclf", *,

@@ -148,9 +148,10 @@ class InputFile:
 
 
 def discover(inputs: Union[PathLike, Iterable[PathLike]]) -> Tuple[List[InputFile],
-                                                                     Optional[str]]:
-    """The input files (:func:`claimline.discover`) and the export's ``transactionTime``."""
-    found, transaction_time = claimline.discover(inputs)
+                                                                     Optional[str], bool]:
+    """The input files (:func:`claimline.discover`), the export's ``transactionTime`` and
+    whether it is incremental (:func:`claimline.export_facts`)."""
+    found, transaction_time, incremental = claimline._discover(inputs)
     out: List[InputFile] = []
     seen = set()
     for path, (api, kind, agreed) in found.items():
@@ -160,7 +161,7 @@ def discover(inputs: Union[PathLike, Iterable[PathLike]]) -> Tuple[List[InputFil
         seen.add(ap)
         out.append(InputFile(len(out), path, ap, os.path.getsize(ap), path.endswith(".gz"),
                              api, kind, agreed))
-    return out, transaction_time
+    return out, transaction_time, incremental
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,7 +374,7 @@ class Engine:
     def __init__(self, views: Union[str, Sequence[str], None] = "cclf", run_id: str = "spark",
                  files: Sequence[InputFile] = (), transaction_time: Optional[str] = None,
                  all_versions: bool = False, include_partial: bool = False,
-                 earlier_output: Optional[str] = None) -> None:
+                 earlier_output: Optional[str] = None, incremental: bool = False) -> None:
         self.views = views
         self.run_id = run_id
         self.files_info = {f.path: (f.api_version, f.expected_type, f.agreed_version)
@@ -382,6 +383,7 @@ class Engine:
         self.all_versions = all_versions
         self.include_partial = include_partial
         self.earlier_output = earlier_output
+        self.incremental = incremental
 
     def schemas(self) -> Dict[str, pa.Schema]:
         """Every table's Arrow schema (``_rejects`` too), known before any data is read."""
@@ -396,7 +398,7 @@ class Engine:
             files, lines, texts, views=self.views, all_versions=self.all_versions,
             include_partial=self.include_partial, threads=1, run_id=self.run_id,
             files_info=self.files_info, transaction_time=self.transaction_time,
-            earlier_output=self.earlier_output, with_report=True)
+            incremental=self.incremental, earlier_output=self.earlier_output, with_report=True)
         report.pop("rejected", None)
         out: Dict[str, pa.RecordBatch] = {}
         for name, t in tables.items():
@@ -593,12 +595,13 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
             f"{out} holds claimline.sqlite, which a Spark load does not write: the CLI's next load"
             " would read the MBIs and runs of the database, without this run's (load this export"
             " with the CLI, or give Spark an output of Parquet alone)", 2, out)
-    files, transaction_time = discover(inputs)
+    files, transaction_time, incremental = discover(inputs)
     paths = [f.path for f in files]
     # Tasks resolve the MBIs of beneficiaries without a Patient in this export from the
-    # bene_xref earlier runs wrote into `out` (as a load into `out` does).
+    # bene_xref earlier runs wrote into `out`, and an incremental export's Coverage columns
+    # from their cclf8 (as a load into `out` does).
     engine = engine or Engine(views, run_id, files, transaction_time, all_versions,
-                              include_partial, os.path.abspath(out))
+                              include_partial, os.path.abspath(out), incremental)
     schemas = engine.schemas()
     _, views_hash = claimline.schemas(views, include_partial=include_partial)
     try:

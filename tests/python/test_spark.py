@@ -162,7 +162,7 @@ def tricky_files(d):
 @pytest.mark.parametrize("count", ["spark", "driver"])
 def test_line_numbers_are_exact_across_splits_gzip_and_blank_lines(spark, tmp_path, count):
     raw = tricky_files(str(tmp_path))
-    files, _ = cs.discover([str(tmp_path)])
+    files, _, _ = cs.discover([str(tmp_path)])
     assert [os.path.basename(f.path) for f in files] == sorted(raw)
     # Tiny splits: plain files break into many splits, some holding no line start at all.
     prev = cs._set_conf(spark, {**cs.SQL_CONF, "spark.sql.files.maxPartitionBytes": "37",
@@ -189,7 +189,7 @@ def test_default_line_separator_would_misnumber(spark, tmp_path):
     p = tmp_path / "cr.ndjson"
     p.write_bytes(b'{"a":1}\r{"b":2}\r\n{"c":3}\n')
     default = spark.read.text(str(p)).count()
-    files, _ = cs.discover([str(p)])
+    files, _, _ = cs.discover([str(p)])
     df, _ = cs.numbered_lines(spark, files)
     assert df.count() == 2 and default == 3
     assert sorted(bytes(r["text"]) for r in df.collect()) == [b'{"a":1}\r{"b":2}\r', b'{"c":3}']
@@ -218,7 +218,7 @@ def test_a_beneficiary_is_in_one_partition_in_file_order(spark, tmp_path):
     (tmp_path / "Coverage.ndjson").write_text("\n".join(cov) + "\n")
     (tmp_path / "ExplanationOfBenefit.ndjson").write_text("\n".join(eob) + "\n")
     (tmp_path / "Patient.ndjson").write_text("\n".join(pat) + "\n")
-    files, _ = cs.discover([str(tmp_path)])
+    files, _, _ = cs.discover([str(tmp_path)])
     lines, _ = cs.numbered_lines(spark, files)
     keys = {(r["file_idx"], r["line"]): r["k"] for r in
             lines.select("file_idx", "line", cs.bene_key().alias("k")).collect()}
@@ -703,3 +703,46 @@ def test_views_hold_tables_without_current_rows(cli, repo, tmp_path):
         assert empty.num_rows == 0 and "CLM_LINE_HCPCS_CD" in empty.schema.names
     finally:
         os.chdir(cwd)
+
+
+def test_an_incremental_export_keeps_earlier_coverage_as_the_cli_does(spark, cli,
+                                                                      seven_year_export,
+                                                                      tmp_path):
+    """An incremental export (its request asks ``_since``) that brings a Patient with only its
+    Part A Coverage: the cclf8 columns it leaves empty (Part B's) keep the earlier row's values
+    in Spark as in a CLI load (found by a review: Spark's tasks took every export as full and
+    blanked them)."""
+    assert claimline.export_facts([seven_year_export]) == (
+        json.loads((seven_year_export / "manifest.json").read_text())["transactionTime"], False)
+    patients = (seven_year_export / "Patient.000.ndjson").read_text().splitlines()
+    bene = json.loads(patients[0])["id"]
+    part_a = [l for l in (seven_year_export / "Coverage.000.ndjson").read_text().splitlines()
+              if '"part-a-' in l and f'"Patient/{bene}"' in l]
+    assert part_a
+    inc = tmp_path / "incremental"
+    inc.mkdir()
+    (inc / "Patient.000.ndjson").write_text(patients[0] + "\n")
+    (inc / "Coverage.000.ndjson").write_text("\n".join(part_a) + "\n")
+    (inc / "manifest.json").write_text(json.dumps({
+        "transactionTime": "2030-06-01T00:00:00.000Z", "requiresAccessToken": True, "error": [],
+        "request": "https://b/api/v2/Group/all/$export?_since=2030-01-01T00:00:00Z",
+        "output": [{"type": "Patient", "url": "https://b/data/9/Patient.000.ndjson"},
+                   {"type": "Coverage", "url": "https://b/data/9/Coverage.000.ndjson"}]}))
+    assert claimline.export_facts([inc]) == ("2030-06-01T00:00:00.000Z", True)
+    cli_out, sp_out = tmp_path / "cli", tmp_path / "spark"
+    cli_load(cli, [seven_year_export], cli_out, "20300101T000000Z")
+    cs.load(spark, [seven_year_export], sp_out, run_id="20300101T000000Z")
+    report = cli_load(cli, [inc], cli_out, "20300601T000000Z")
+    assert report["beneficiaries"]["coverage_carried"] == 1
+    cs.load(spark, [inc], sp_out, run_id="20300601T000000Z")
+    rep = compare(cli_out, sp_out, "20300601T000000Z")
+    assert rep["cclf8"]["rows_equal"], rep["cclf8"]
+
+    def part_b(out, run):
+        t = pq.read_table(out / "parquet" / "cclf8" / f"run={run}")
+        rows = [r for r in t.to_pylist() if r["_resource_id"] == bene]
+        assert len(rows) == 1, rows
+        return rows[0]["BENE_PART_B_ENRLMT_BGN_DT"]
+
+    assert part_b(sp_out, "20300601T000000Z") is not None
+    assert part_b(sp_out, "20300601T000000Z") == part_b(sp_out, "20300101T000000Z")

@@ -44,9 +44,9 @@ pub use claimline_ndjson::InputFile;
 pub use earlier::{EarlierState, Heads};
 pub use error::LoadError;
 pub use loader::{
-    ArrowOutput, Beneficiaries, DamagedFile, ExcludedClaims, History, LoadReport, Loader,
-    ParquetOutput, Phases, PostgresOutput, Rejects, RowErrors, SinkKind, SqliteOutput, Threads,
-    month_ranges, transaction_time,
+    ArrowOutput, Beneficiaries, DamagedFile, ExcludedClaims, ExportFacts, History, LoadReport,
+    Loader, ParquetOutput, Phases, PostgresOutput, Rejects, RowErrors, SinkKind, SqliteOutput,
+    Threads, export_facts, month_ranges,
 };
 pub use progress::{NoProgress, Progress};
 

@@ -367,37 +367,28 @@ impl Loader {
     ) -> Result<LoadReport, LoadError> {
         let started_at = Instant::now();
         let files = discover(inputs)?;
-        let (transaction_time, incremental) = export_facts(inputs)?;
-        self.load_discovered(
-            files,
-            transaction_time,
-            incremental,
-            started_at,
-            progress,
-            lock,
-        )
+        let facts = export_facts(inputs)?;
+        self.load_discovered(files, facts, started_at, progress, lock)
     }
 
     /// Loads input files already found, typically held in memory
     /// ([`InputFile::in_memory`](claimline_ndjson::InputFile::in_memory): lines a cluster
     /// engine read, with their files and line numbers), as [`Loader::load`] loads files on disk.
-    /// `transaction_time` is the export's (see [`transaction_time`]); without one, `BENE_AGE`
-    /// is computed at the run's start.
+    /// `facts` are the export's, as [`export_facts`] reads them on the machine that has its
+    /// manifest; without a transactionTime, `BENE_AGE` is computed at the run's start.
     ///
     /// # Errors
     /// As [`Loader::load`].
     pub fn load_files(
         &self,
         files: Vec<InputFile>,
-        transaction_time: Option<String>,
+        facts: ExportFacts,
         progress: &dyn Progress,
     ) -> Result<LoadReport, LoadError> {
         let started_at = Instant::now();
         let existed = self.out.exists();
         let lock = crate::output::lock_or_busy(&self.out)?;
-        // Lines held in memory say nothing of their export's `_since`: taken as a full export.
-        let result =
-            self.load_discovered(files, transaction_time, false, started_at, progress, &lock);
+        let result = self.load_discovered(files, facts, started_at, progress, &lock);
         drop(lock);
         if result.is_err() {
             crate::output::remove_empty(&self.out, existed);
@@ -408,12 +399,15 @@ impl Loader {
     fn load_discovered(
         &self,
         files: Vec<InputFile>,
-        transaction_time: Option<String>,
-        incremental: bool,
+        facts: ExportFacts,
         started_at: Instant,
         progress: &dyn Progress,
         _lock: &crate::output::OutputLock,
     ) -> Result<LoadReport, LoadError> {
+        let ExportFacts {
+            transaction_time,
+            incremental,
+        } = facts;
         if let Some(id) = &self.run_id {
             crate::output::check_run_id(id)?;
         }
@@ -1519,22 +1513,25 @@ fn parquet_cclf8_values(
     Ok(crate::earlier::carried(rows, &columns, wanted))
 }
 
-/// The `transactionTime` of the manifest beside the inputs (the first one found that has one):
-/// what `BENE_AGE` is computed at and `claimline run` commits as the next `_since`.
+/// What the manifests beside a load's inputs say of their export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportFacts {
+    /// The `transactionTime` of the first manifest that has one: what `BENE_AGE` is computed
+    /// at and `claimline run` commits as the next `_since`.
+    pub transaction_time: Option<String>,
+    /// The export is incremental: the first manifest's `request` asks `_since`. Its Patients
+    /// may come with only the Coverage that changed, so `cclf8` keeps the earlier row's value
+    /// of each Coverage column the run leaves empty.
+    pub incremental: bool,
+}
+
+/// The [`ExportFacts`] of the manifests beside `inputs` (a folder's, a file's folder's), from
+/// one read of each; none there: no transactionTime, not incremental.
 ///
 /// # Errors
 /// A manifest that is there but cannot be read, or whose `transactionTime` is not an instant
 /// (exit 3): the run's incremental state depends on it.
-pub fn transaction_time(inputs: &[PathBuf]) -> Result<Option<String>, claimline_ndjson::Error> {
-    Ok(export_facts(inputs)?.0)
-}
-
-/// [`transaction_time`], and whether the export is incremental (the first manifest's `request`
-/// asks `_since`), from one read of each manifest.
-///
-/// # Errors
-/// A manifest that cannot be read, or whose `transactionTime` is not an instant.
-fn export_facts(inputs: &[PathBuf]) -> Result<(Option<String>, bool), claimline_ndjson::Error> {
+pub fn export_facts(inputs: &[PathBuf]) -> Result<ExportFacts, claimline_ndjson::Error> {
     let mut incremental = None;
     for m in manifests(inputs) {
         let manifest = Manifest::read(&m)?;
@@ -1554,10 +1551,16 @@ fn export_facts(inputs: &[PathBuf]) -> Result<(Option<String>, bool), claimline_
                         .to_owned(),
                 });
             }
-            return Ok((Some(t), first));
+            return Ok(ExportFacts {
+                transaction_time: Some(t),
+                incremental: first,
+            });
         }
     }
-    Ok((None, incremental.unwrap_or(false)))
+    Ok(ExportFacts {
+        transaction_time: None,
+        incremental: incremental.unwrap_or(false),
+    })
 }
 
 /// The manifests beside the inputs (a folder's, a file's folder's), in input order.

@@ -163,8 +163,8 @@ fn rejects_of(path: &std::path::Path) -> Vec<serde_json::Value> {
 enum Inputs {
     /// Files and folders on disk.
     Paths(Vec<PathBuf>),
-    /// Lines held in memory, grouped into their files, and the export's `transactionTime`.
-    Memory(Vec<InputFile>, Option<String>),
+    /// Lines held in memory, grouped into their files, and what the export's manifest says.
+    Memory(Vec<InputFile>, claimline_load::ExportFacts),
 }
 
 /// The options of a read (see `read`).
@@ -206,7 +206,7 @@ fn read_into_arrow<'py>(
                 .accept_damaged(o.accept_rejects);
             let report = match inputs {
                 Inputs::Paths(paths) => loader.load(&paths, &NoProgress)?,
-                Inputs::Memory(files, at) => loader.load_files(files, at, &NoProgress)?,
+                Inputs::Memory(files, facts) => loader.load_files(files, facts, &NoProgress)?,
             };
             let rejected = report
                 .rejects
@@ -284,17 +284,19 @@ fn read<'py>(
 }
 
 /// `read_lines(files, lines, texts, views, all_versions, include_partial, threads, run_id,
-/// known, transaction_time)`: [`read`] over NDJSON lines held in memory: `texts[i]` is line
+/// known, transaction_time, incremental, earlier)`: [`read`] over NDJSON lines held in memory: `texts[i]` is line
 /// `lines[i]` (1-based) of the file named `files[i]` (pyarrow arrays of equal length: string,
 /// int64, string or binary). The lines of one file are loaded as that file, each at its line
 /// number, so rows and rejects carry the original `_source_file` and `_line`: a Spark task
 /// hands over all the lines of its beneficiaries and gets the tables `claimline load` would
 /// write for them. `known` gives, per file name, what [`discover`] found on the driver (its
-/// manifest's API version and resource type, the version its resources agree on); `earlier`
-/// an output folder whose Parquet `bene_xref` resolves the MBIs of beneficiaries whose Patient
-/// is not among the lines (as a load into that folder would).
+/// manifest's API version and resource type, the version its resources agree on);
+/// `transaction_time` and `incremental` what [`discover`] found in the export's manifest;
+/// `earlier` an output folder whose Parquet `bene_xref` resolves the MBIs of beneficiaries
+/// whose Patient is not among the lines and whose `cclf8` rows give the Coverage an incremental
+/// export leaves out (as a load into that folder would).
 #[pyfunction]
-#[pyo3(signature = (files, lines, texts, views, all_versions, include_partial, threads, run_id, known, transaction_time, earlier))]
+#[pyo3(signature = (files, lines, texts, views, all_versions, include_partial, threads, run_id, known, transaction_time, incremental, earlier))]
 #[allow(
     clippy::too_many_arguments,
     reason = "keyword arguments of the Python function"
@@ -311,6 +313,7 @@ fn read_lines<'py>(
     run_id: Option<String>,
     known: std::collections::HashMap<String, FileInfo>,
     transaction_time: Option<String>,
+    incremental: bool,
     earlier: Option<PathBuf>,
 ) -> PyResult<(Bound<'py, PyDict>, String)> {
     let array = |a: &Bound<'py, PyAny>| -> PyResult<Arc<dyn Array>> {
@@ -364,7 +367,11 @@ fn read_lines<'py>(
         earlier,
         accept_rejects: false,
     };
-    read_into_arrow(py, Inputs::Memory(files, transaction_time), o)
+    let facts = claimline_load::ExportFacts {
+        transaction_time,
+        incremental,
+    };
+    read_into_arrow(py, Inputs::Memory(files, facts), o)
 }
 
 /// What the driver's [`discover`] found about a file: `(api_version, expected_type,
@@ -388,9 +395,9 @@ fn apply_info(info: &FileInfo, f: &mut InputFile) -> PyResult<()> {
 }
 
 /// `discover(inputs) -> (list[(path, api_version, expected_type, agreed_version)],
-/// transaction_time)`: the NDJSON files under `inputs` as a load finds them (manifests applied,
-/// versions agreed), for an engine that reads the files itself and hands the lines back to
-/// [`read_lines`].
+/// transaction_time, incremental)`: the NDJSON files under `inputs` as a load finds them
+/// (manifests applied, versions agreed), and what their manifest says of the export, for an
+/// engine that reads the files itself and hands the lines back to [`read_lines`].
 #[pyfunction]
 #[allow(clippy::type_complexity, reason = "the tuple Python receives")]
 fn discover(
@@ -398,9 +405,10 @@ fn discover(
 ) -> PyResult<(
     Vec<(String, Option<String>, Option<String>, Option<String>)>,
     Option<String>,
+    bool,
 )> {
     let files = claimline_ndjson::discover(&inputs).map_err(|e| native_error(&e))?;
-    let at = claimline_load::transaction_time(&inputs).map_err(|e| native_error(&e))?;
+    let facts = claimline_load::export_facts(&inputs).map_err(|e| native_error(&e))?;
     let name = |v: Option<ApiVersion>| v.map(|v| v.as_str().to_owned());
     Ok((
         files
@@ -414,7 +422,8 @@ fn discover(
                 )
             })
             .collect(),
-        at,
+        facts.transaction_time,
+        facts.incremental,
     ))
 }
 
