@@ -155,6 +155,18 @@ fn bench_parse_in_part(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse_in_part");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(bytes.len() as u64));
+    // The validator's tape (what `parse` builds) against simd-json's for the same lines.
+    g.bench_function("whole_simd_json/1_thread", |b| {
+        b.iter(|| {
+            let mut nodes = 0;
+            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                nodes += parser
+                    .parse_with_simd_json(line, |d| d.node_count())
+                    .expect("generated JSON parses");
+            }
+            nodes
+        })
+    });
     g.bench_function("whole/1_thread", |b| {
         b.iter(|| parse_lines(&mut parser, bytes, None))
     });
