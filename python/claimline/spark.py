@@ -507,6 +507,13 @@ class LoadResult:
     seconds: Dict[str, float] = field(default_factory=dict)
     rejects_file: Optional[str] = None  #: ``out/rejects/<run_id>.ndjson``, when any line was
     row_errors_file: Optional[str] = None  #: ``out/rejects/<run_id>-row-errors.ndjson``, if any
+    #: The CLI report's ``beneficiaries`` counts that add up across tasks (each beneficiary is in
+    #: one): ``with_mbi``, ``coverage_without_patient``, ``patient_without_coverage``,
+    #: ``coverage_carried``, ``unresolved_claims``. (``known`` counts earlier runs' beneficiaries
+    #: in every task, so it has no Spark total.)
+    beneficiaries: Dict[str, int] = field(default_factory=dict)
+    #: v3 EOBs left out of the CCLF tables (``partial``, ``prior_auth``), as the CLI reports them.
+    excluded: Dict[str, int] = field(default_factory=dict)
 
 
 def _set_conf(spark, conf: Dict[str, str]) -> Dict[str, Optional[str]]:
@@ -588,6 +595,9 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
     # by a review: an absolute run id made the staging folder that path, which was removed).
     try:
         _native.check_run_id(run_id)
+        # The driver's rayon thread count from the environment, as the CLI checks it (the
+        # tasks check their own): the refresh of current/ after the commit runs on its pool.
+        _native.check_rayon_threads()
     except _native.NativeError as err:
         claimline._raise(err)
     if claimline._native_database_present(out):
@@ -688,12 +698,19 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
         row_errors_file = _write_lines(out, f"{run_id}-row-errors.ndjson", error_lines, None)
         resources: Dict[str, int] = {}
         row_errors: Dict[str, int] = {}
+        beneficiaries: Dict[str, int] = {}
+        excluded: Dict[str, int] = {}
         versions = set()
         for r in reports:
             for k, v in r.get("resources", {}).items():
                 resources[k] = resources.get(k, 0) + v
             for k, v in r.get("row_errors", {}).get("by_column", {}).items():
                 row_errors[k] = row_errors.get(k, 0) + v
+            for k, v in (r.get("beneficiaries") or {}).items():
+                if k != "known":
+                    beneficiaries[k] = beneficiaries.get(k, 0) + v
+            for k, v in (r.get("excluded") or {}).items():
+                excluded[k] = excluded.get(k, 0) + v
             versions.update(r.get("api_versions", []))
         record = {
             "run_id": run_id, "started": started, "finished": _utc_now(),
@@ -716,7 +733,8 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
         return LoadResult(run_id=run_id, tables=rows, written=written, rejects=rejects_df,
                           rejects_file=rejects_file, row_errors_file=row_errors_file,
                           reject_count=rejects_tbl.num_rows, row_errors=row_errors,
-                          resources=resources, engine_calls=counter.value,
+                          resources=resources, beneficiaries=beneficiaries,
+                          excluded=excluded, engine_calls=counter.value,
                           partitions=partitions, lines=info,
                           seconds={"plan": t1 - t0, "engine": t2 - t1, "write": t3 - t2,
                                    "commit": t4 - t3, "total": t4 - t0})

@@ -10,7 +10,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::{claimline, json, sample_data};
+use crate::{claimline, claimline_env, json, sample_data};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -1396,7 +1396,28 @@ fn a_patient_without_its_coverage_keeps_its_earlier_coverage_columns() {
     let (r, stderr) = load(&inc, &out, "both");
     assert_eq!(r["beneficiaries"]["coverage_carried"], 1, "{stderr}");
     assert_eq!(stored()[b_at], before[b_at], "Part B kept");
+    // The same export in a subfolder of the input: its manifest says it is incremental too
+    // (found by a review: only a manifest beside an input was read).
+    std::fs::create_dir(dir.join("parent")).expect("mkdir");
+    partial(
+        "parent/job",
+        "https://b/api/v2/Group/all/$export?_since=2026-01-01T00:00:00Z",
+    );
+    let (r, stderr) = load(&dir.join("parent"), &out, "both");
+    assert_eq!(r["beneficiaries"]["coverage_carried"], 1, "{stderr}");
+    assert_eq!(stored()[b_at], before[b_at], "Part B kept");
     let full = partial("full", "https://b/api/v2/Group/all/$export");
+    // A full export and an incremental one in one load: refused (exit 3), nothing loaded. What
+    // one's Patient did not bring is gone, what the other's did not bring is kept: one run
+    // cannot do both (the first manifest decided for all).
+    let mixed = claimline(
+        dir,
+        &["load", s(&inc), s(&full), "--out", s(&out), "--json"],
+    );
+    let stderr = String::from_utf8_lossy(&mixed.stderr);
+    assert_eq!(mixed.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("load them one at a time"), "{stderr}");
+    assert_eq!(stored()[b_at], before[b_at], "nothing loaded");
     let (r, _) = load(&full, &out, "both");
     assert_eq!(r["beneficiaries"]["coverage_carried"], 0);
     assert_eq!(
@@ -1735,6 +1756,44 @@ fn threads_past_the_limit_are_refused() {
         let r = claimline(tmp.path(), &args);
         assert_eq!(r.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&r.stderr).contains("at most 1024 threads"));
+    }
+    // rayon's own variable sizes the pools of `--threads 0`: held to the same bound, before any
+    // pool starts (a scan too), and a value rayon ignores is ignored.
+    for args in [vec!["load", "in", "--out", "out"], vec!["scan", "in"]] {
+        let r = claimline_env(tmp.path(), &args, &[("RAYON_NUM_THREADS", "100000")]);
+        assert_eq!(r.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            stderr.contains("RAYON_NUM_THREADS is 100000: at most 1024 threads"),
+            "{stderr}"
+        );
+    }
+    // As rayon reads them: the older RAYON_RS_NUM_CPUS when RAYON_NUM_THREADS is no number
+    // (found by a review: it got around the check).
+    for env in [
+        vec![("RAYON_RS_NUM_CPUS", "100000")],
+        vec![
+            ("RAYON_NUM_THREADS", "many"),
+            ("RAYON_RS_NUM_CPUS", "100000"),
+        ],
+        vec![("RAYON_NUM_THREADS", " 2"), ("RAYON_RS_NUM_CPUS", "100000")],
+    ] {
+        let r = claimline_env(tmp.path(), &["scan", "in"], &env);
+        assert_eq!(r.status.code(), Some(2), "{env:?}");
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(stderr.contains("RAYON_RS_NUM_CPUS is 100000"), "{stderr}");
+    }
+    for env in [
+        vec![("RAYON_NUM_THREADS", "2")],
+        vec![("RAYON_NUM_THREADS", "many")],
+        vec![("RAYON_NUM_THREADS", "0"), ("RAYON_RS_NUM_CPUS", "100000")],
+    ] {
+        let r = claimline_env(tmp.path(), &["scan", "in"], &env);
+        assert_eq!(
+            r.status.code(),
+            Some(3),
+            "{env:?}: a missing input, past the check"
+        );
     }
 }
 

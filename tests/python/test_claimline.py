@@ -265,6 +265,16 @@ def test_threads_past_the_limit_or_negative_are_usage_errors(repo):
             claimline.read(repo / "sample-data/real/r4", threads=bad)
 
 
+def test_rayon_num_threads_past_the_limit_is_a_usage_error(repo, monkeypatch):
+    """rayon's own RAYON_NUM_THREADS sizes the pools of the default threads: held to the same
+    bound, before a pool starts."""
+    monkeypatch.setenv("RAYON_NUM_THREADS", "100000")
+    with pytest.raises(claimline.UsageError, match="RAYON_NUM_THREADS is 100000"):
+        claimline.read(repo / "sample-data/real/r4")
+    monkeypatch.setenv("RAYON_NUM_THREADS", "2")
+    assert claimline.read(repo / "sample-data/real/r4")["cclf1"].num_rows > 0
+
+
 def test_bcda_refusals_and_try_later_are_typed(bcda, tmp_path):
     url = bcda()
     with pytest.raises(claimline.BcdaRefusedError) as refused:

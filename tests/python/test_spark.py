@@ -270,6 +270,9 @@ def test_load_writes_the_rows_and_types_of_the_cli_in_every_table(spark, cli, re
     assert r.reject_count == cli_report["rejects"]["count"]
     assert r.row_errors == cli_report["row_errors"]["by_column"]
     assert r.resources == cli_report["resources"]
+    assert r.beneficiaries == {k: v for k, v in cli_report["beneficiaries"].items()
+                               if k != "known"}
+    assert r.excluded == cli_report["excluded"]
     # The run is recorded as the CLI records it, so CLI commands and queries see it.
     (cli_run,) = json.loads((cli_out / "parquet" / "_claimline_runs.json").read_text())
     (sp_run,) = json.loads((sp_out / "parquet" / "_claimline_runs.json").read_text())
@@ -339,6 +342,17 @@ def test_rejected_lines_are_kept_in_the_output_and_every_file_is_owner_only(spar
             if os.stat(p).st_mode & 0o077:
                 open_to_others.append(p)
     assert open_to_others == []
+
+
+def test_a_driver_with_too_many_rayon_threads_is_refused_before_anything_is_touched(
+        spark, repo, tmp_path, monkeypatch):
+    """As the CLI refuses it: the refresh of current/ after the commit would start that many
+    threads on the driver (found by a review: only the tasks checked)."""
+    out = tmp_path / "out"
+    monkeypatch.setenv("RAYON_NUM_THREADS", "100000")
+    with pytest.raises(claimline.UsageError, match="RAYON_NUM_THREADS is 100000"):
+        cs.load(spark, [repo / "sample-data/real/r4"], out, run_id="R1")
+    assert not out.exists()
 
 
 def test_a_run_id_that_is_no_run_id_is_refused_before_anything_is_touched(spark, repo,
@@ -734,7 +748,8 @@ def test_an_incremental_export_keeps_earlier_coverage_as_the_cli_does(spark, cli
     cs.load(spark, [seven_year_export], sp_out, run_id="20300101T000000Z")
     report = cli_load(cli, [inc], cli_out, "20300601T000000Z")
     assert report["beneficiaries"]["coverage_carried"] == 1
-    cs.load(spark, [inc], sp_out, run_id="20300601T000000Z")
+    r = cs.load(spark, [inc], sp_out, run_id="20300601T000000Z")
+    assert r.beneficiaries["coverage_carried"] == 1
     rep = compare(cli_out, sp_out, "20300601T000000Z")
     assert rep["cclf8"]["rows_equal"], rep["cclf8"]
 

@@ -69,6 +69,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Every command's `--json` flag: a failure then prints an error document too.
     let json = std::env::args_os().any(|a| a == "--json");
+    if let Err(err) = cmd::check_rayon_threads() {
+        return failure::report(&err.into(), json);
+    }
     let result = match cli.command {
         Command::Scan(args) => cmd::scan::run(args),
         Command::Load(args) => cmd::load::run(args),

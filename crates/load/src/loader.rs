@@ -367,7 +367,7 @@ impl Loader {
     ) -> Result<LoadReport, LoadError> {
         let started_at = Instant::now();
         let files = discover(inputs)?;
-        let facts = export_facts(inputs)?;
+        let facts = export_facts(&files)?;
         self.load_discovered(files, facts, started_at, progress, lock)
     }
 
@@ -1519,27 +1519,67 @@ pub struct ExportFacts {
     /// The `transactionTime` of the first manifest that has one: what `BENE_AGE` is computed
     /// at and `claimline run` commits as the next `_since`.
     pub transaction_time: Option<String>,
-    /// The export is incremental: the first manifest's `request` asks `_since`. Its Patients
+    /// The export is incremental: its manifests' `request` asks `_since`. Its Patients
     /// may come with only the Coverage that changed, so `cclf8` keeps the earlier row's value
     /// of each Coverage column the run leaves empty.
     pub incremental: bool,
 }
 
-/// The [`ExportFacts`] of the manifests beside `inputs` (a folder's, a file's folder's), from
-/// one read of each; none there: no transactionTime, not incremental.
+/// The [`ExportFacts`] of the manifests of `files` (each file's folder's, as
+/// [`claimline_ndjson::discover`] found them: in subfolders of an input too), from one read of
+/// each; none there: no transactionTime, not incremental. The transactionTime is the first
+/// manifest's that has one, in the files' order.
 ///
 /// # Errors
-/// A manifest that is there but cannot be read, or whose `transactionTime` is not an instant
-/// (exit 3): the run's incremental state depends on it.
-pub fn export_facts(inputs: &[PathBuf]) -> Result<ExportFacts, claimline_ndjson::Error> {
-    let mut incremental = None;
-    for m in manifests(inputs) {
+/// A manifest that cannot be read, or whose `transactionTime` is not an instant (exit 3): the
+/// run's incremental state depends on it. So are an incremental export and a full one in one
+/// load: what an incremental export's Patient did not bring keeps its earlier value, what a full
+/// export's did not bring is gone, and one run cannot tell them apart (found by a review: the
+/// first manifest decided for all).
+pub fn export_facts(files: &[InputFile]) -> Result<ExportFacts, claimline_ndjson::Error> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for f in files {
+        if let Some(dir) = f.path.parent()
+            && !dirs.contains(&dir)
+        {
+            dirs.push(dir);
+        }
+    }
+    let mut kind: Option<(PathBuf, bool)> = None;
+    let mut transaction_time = None;
+    for dir in dirs {
+        let m = dir.join("manifest.json");
+        if !m.is_file() {
+            continue;
+        }
         let manifest = Manifest::read(&m)?;
         let since = manifest
             .request
             .as_deref()
             .is_some_and(|r| r.contains("_since="));
-        let first = *incremental.get_or_insert(since);
+        match &kind {
+            None => kind = Some((m.clone(), since)),
+            Some((first, was)) if *was != since => {
+                let says = |incremental: bool| {
+                    if incremental {
+                        "an incremental export (its request asks `_since`)"
+                    } else {
+                        "a full export"
+                    }
+                };
+                return Err(claimline_ndjson::Error::Manifest {
+                    reason: format!(
+                        "it is {} and {} is {}: load them one at a time, the full export \
+                         first, then each incremental one in order",
+                        says(since),
+                        first.display(),
+                        says(*was)
+                    ),
+                    path: m,
+                });
+            }
+            Some(_) => {}
+        }
         if let Some(t) = manifest.transaction_time {
             // It is committed as the run's transactionTime (and `claimline run`'s next
             // `_since`): an instant, or a manifest that cannot be read (never quoted).
@@ -1551,30 +1591,13 @@ pub fn export_facts(inputs: &[PathBuf]) -> Result<ExportFacts, claimline_ndjson:
                         .to_owned(),
                 });
             }
-            return Ok(ExportFacts {
-                transaction_time: Some(t),
-                incremental: first,
-            });
+            transaction_time.get_or_insert(t);
         }
     }
     Ok(ExportFacts {
-        transaction_time: None,
-        incremental: incremental.unwrap_or(false),
+        transaction_time,
+        incremental: kind.is_some_and(|(_, since)| since),
     })
-}
-
-/// The manifests beside the inputs (a folder's, a file's folder's), in input order.
-fn manifests(inputs: &[PathBuf]) -> impl Iterator<Item = PathBuf> + '_ {
-    inputs
-        .iter()
-        .map(|p| {
-            if p.is_dir() {
-                p.join("manifest.json")
-            } else {
-                p.with_file_name("manifest.json")
-            }
-        })
-        .filter(|m| m.is_file())
 }
 
 /// Row errors: counted per `table.column`, and written (no values: they may be PHI) to an

@@ -48,6 +48,6 @@ pub use reject::{Reject, RejectKind, RejectTarget, create_private};
 pub use report::{ScanReport, scan_report};
 pub use scan::{
     Batch, Damage, DamageKind, FileMap, FileSummary, MAX_THREADS, Resource, ScanOptions,
-    ScanSummary, map_file, parse_lines, scan, scan_collect,
+    ScanSummary, map_file, parse_lines, rayon_threads_refused, scan, scan_collect,
 };
 pub use tape::{Cursor, Document, Kind};

@@ -32,6 +32,23 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// machine's cores, and few enough that a pool is made at once (100,000 took minutes).
 pub const MAX_THREADS: usize = 1024;
 
+/// Why rayon's own thread count from the environment cannot be used (`None`: none set, or
+/// within [`MAX_THREADS`]). rayon reads `RAYON_NUM_THREADS` when it is a number (0: one per
+/// core), else the older `RAYON_RS_NUM_CPUS`, as this does; the count sizes the pools a scan
+/// with `threads: 0` and the sinks' encodes use, and one past the bound would have rayon start
+/// that many threads (100,000 hung a load). Check it before anything starts a pool.
+pub fn rayon_threads_refused() -> Option<String> {
+    let number = |name: &str| std::env::var(name).ok()?.parse::<usize>().ok();
+    let (name, n) = match number("RAYON_NUM_THREADS") {
+        Some(0) => return None,
+        Some(n) => ("RAYON_NUM_THREADS", n),
+        None => ("RAYON_RS_NUM_CPUS", number("RAYON_RS_NUM_CPUS")?),
+    };
+    (n > MAX_THREADS).then(|| {
+        format!("{name} is {n}: at most {MAX_THREADS} threads (or leave it unset: one per core)")
+    })
+}
+
 /// How to scan.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {

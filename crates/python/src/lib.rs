@@ -41,6 +41,23 @@ fn usage(message: String) -> PyErr {
     NativeError::new_err((2u8, message, None::<String>, None::<u64>))
 }
 
+/// `check_rayon_threads()`: rayon's thread count from the environment within
+/// [`claimline_ndjson::MAX_THREADS`], as the CLI checks it (a usage error), for a driver
+/// (Spark's) to check before it starts anything.
+#[pyfunction]
+fn check_rayon_threads() -> PyResult<()> {
+    rayon_threads()
+}
+
+/// rayon's thread count from the environment within [`claimline_ndjson::MAX_THREADS`]
+/// ([`claimline_ndjson::rayon_threads_refused`]), before an engine call starts a pool.
+fn rayon_threads() -> PyResult<()> {
+    match claimline_ndjson::rayon_threads_refused() {
+        Some(why) => Err(usage(why)),
+        None => Ok(()),
+    }
+}
+
 fn format_of(name: &str) -> PyResult<Format> {
     name.parse().map_err(usage)
 }
@@ -68,6 +85,7 @@ fn load(
     postgres: Option<String>,
     postgres_schema: &str,
 ) -> PyResult<String> {
+    rayon_threads()?;
     let format = format_of(format)?;
     let target =
         claimline_run::config::postgres_target(format, postgres, None, Some(postgres_schema))
@@ -111,6 +129,7 @@ fn run(
     credentials: Option<PathBuf>,
 ) -> PyResult<String> {
     use claimline_run::{RunLog, RunSettings, Since, Source};
+    rayon_threads()?;
     let source = match source.strip_prefix("local:") {
         Some(folder) => Source::Local(PathBuf::from(folder)),
         None => Source::Url(source),
@@ -187,6 +206,7 @@ fn read_into_arrow<'py>(
     inputs: Inputs,
     o: ReadOptions,
 ) -> PyResult<(Bound<'py, PyDict>, String)> {
+    rayon_threads()?;
     let store = claimline_sink::ArrowTables::default();
     let (report, rejected) = py
         .detach(|| -> Result<_, claimline_load::LoadError> {
@@ -408,7 +428,7 @@ fn discover(
     bool,
 )> {
     let files = claimline_ndjson::discover(&inputs).map_err(|e| native_error(&e))?;
-    let facts = claimline_load::export_facts(&inputs).map_err(|e| native_error(&e))?;
+    let facts = claimline_load::export_facts(&files).map_err(|e| native_error(&e))?;
     let name = |v: Option<ApiVersion>| v.map(|v| v.as_str().to_owned());
     Ok((
         files
@@ -529,6 +549,7 @@ fn evaluate<'py>(
     run_id: String,
     api_version: Option<String>,
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
+    rayon_threads()?;
     let owned: Vec<Option<Vec<u8>>> = match lines.extract::<Vec<Vec<u8>>>() {
         Ok(v) => v.into_iter().map(Some).collect(),
         Err(_) => {
@@ -700,6 +721,7 @@ fn commit_staged_run(out: PathBuf, record: &str) -> PyResult<()> {
 /// `_claimline_runs.json`, as a load does; returns the refresh's report as JSON.
 #[pyfunction]
 fn refresh_current(out: PathBuf, claim_tables: Vec<String>) -> PyResult<String> {
+    rayon_threads()?;
     let report = claimline_sink::read_parquet_runs(&out.join("parquet"))
         .and_then(|runs| claimline_sink::refresh_current(&out, &claim_tables, &runs, None))
         .map_err(|e| native_error(&e))?;
@@ -719,6 +741,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(new_run_id, m)?)?;
     m.add_function(wrap_pyfunction!(check_run_order, m)?)?;
     m.add_function(wrap_pyfunction!(check_run_id, m)?)?;
+    m.add_function(wrap_pyfunction!(check_rayon_threads, m)?)?;
     m.add("MAX_THREADS", claimline_ndjson::MAX_THREADS)?;
     m.add("MAX_LINE", MAX_IN_MEMORY_LINE)?;
     m.add_function(wrap_pyfunction!(commit_staged_run, m)?)?;
