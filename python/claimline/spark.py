@@ -150,7 +150,13 @@ class InputFile:
 def discover(inputs: Union[PathLike, Iterable[PathLike]]) -> Tuple[List[InputFile],
                                                                      Optional[str], bool]:
     """The input files (:func:`claimline.discover`), the export's ``transactionTime`` and
-    whether it is incremental (:func:`claimline.export_facts`)."""
+    whether it is incremental (:func:`claimline.export_facts`).
+
+    Raises :class:`claimline.UsageError` for a file Spark's reader cannot read as the CLI does
+    (a name starting with ``_`` or ``.``, which Spark takes for a hidden file and skips, or a
+    path holding ``:``), and :class:`claimline.RejectsError` (code 4) for an empty ``.gz``,
+    which the CLI refuses as cut and Spark would read as no lines (found by a review: both
+    committed runs without those files' resources)."""
     found, transaction_time, incremental = claimline._discover(inputs)
     out: List[InputFile] = []
     seen = set()
@@ -159,8 +165,24 @@ def discover(inputs: Union[PathLike, Iterable[PathLike]]) -> Tuple[List[InputFil
         if ap in seen:  # a load would read it twice; Spark's file index lists it once
             raise claimline.UsageError(f"{path}: given twice", 2, path)
         seen.add(ap)
-        out.append(InputFile(len(out), path, ap, os.path.getsize(ap), path.endswith(".gz"),
-                             api, kind, agreed))
+        name = os.path.basename(ap)
+        if name.startswith(("_", ".")):
+            raise claimline.UsageError(
+                f"{path}: Spark skips a file whose name starts with '_' or '.' (a hidden file to"
+                " it); rename it, or load it with the CLI", 2, path)
+        if ":" in ap:
+            raise claimline.UsageError(
+                f"{path}: Spark cannot read a path holding ':'; rename it, or load it with the"
+                " CLI", 2, path)
+        size = os.path.getsize(ap)
+        gz = path.lower().endswith(".gz")
+        if gz and size == 0:
+            damaged = claimline.RejectsError(
+                f"{path}: damaged (truncated_gzip: an empty gzip file); nothing committed",
+                4, path)
+            damaged.report = None  # type: ignore[attr-defined]   # as _raise_damaged's
+            raise damaged
+        out.append(InputFile(len(out), path, ap, size, gz, api, kind, agreed))
     return out, transaction_time, incremental
 
 
@@ -220,6 +242,11 @@ def line_layout(df, files: Sequence[InputFile]) -> List[Split]:
             raise RuntimeError(f"scan partition {p.index()} reads {ap}, not an input")
         uri = re.sub(r"^file:///", "file:/", f.filePath().toString())
         splits.append(Split(p.index(), by_path[ap], f.start(), f.length(), uri))
+    # Every input with bytes is read: a file the scan left out would lose its lines with no word.
+    read = {s.file.abspath for s in splits}
+    for f in files:
+        if f.size > 0 and f.abspath not in read:
+            raise RuntimeError(f"Spark's scan does not read {f.path}")
     return splits
 
 
@@ -509,9 +536,10 @@ class LoadResult:
     row_errors_file: Optional[str] = None  #: ``out/rejects/<run_id>-row-errors.ndjson``, if any
     #: The CLI report's ``beneficiaries`` counts that add up across tasks (each beneficiary is in
     #: one): ``with_mbi``, ``coverage_without_patient``, ``patient_without_coverage``,
-    #: ``coverage_carried``, ``unresolved_claims``. (``known`` counts earlier runs' beneficiaries
-    #: in every task, so it has no Spark total.)
-    beneficiaries: Dict[str, int] = field(default_factory=dict)
+    #: ``coverage_carried``, ``unresolved_claims``; None, as the CLI's ``null``, when the views
+    #: give no beneficiary index. (``known`` counts earlier runs' beneficiaries in every task, so
+    #: it has no Spark total.)
+    beneficiaries: Optional[Dict[str, int]] = None
     #: v3 EOBs left out of the CCLF tables (``partial``, ``prior_auth``), as the CLI reports them.
     excluded: Dict[str, int] = field(default_factory=dict)
 
@@ -676,6 +704,7 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
             written[t] = dest
             rows[t] = (spark.read.parquet(dest).count() if t == _COUNTS
                        else int(stats.get(t, (0, 0))[0]))
+        _refuse_split_claims(spark, written.get(_CLAIMS), all_versions)
         st, arrow = spark_schema(REJECTS_SCHEMA)
         rdf = res.where(F.col("table") == "_rejects").select("ipc").mapInArrow(
             _decode_udf(arrow), st)
@@ -698,7 +727,7 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
         row_errors_file = _write_lines(out, f"{run_id}-row-errors.ndjson", error_lines, None)
         resources: Dict[str, int] = {}
         row_errors: Dict[str, int] = {}
-        beneficiaries: Dict[str, int] = {}
+        beneficiaries: Optional[Dict[str, int]] = None
         excluded: Dict[str, int] = {}
         versions = set()
         for r in reports:
@@ -706,9 +735,11 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
                 resources[k] = resources.get(k, 0) + v
             for k, v in r.get("row_errors", {}).get("by_column", {}).items():
                 row_errors[k] = row_errors.get(k, 0) + v
-            for k, v in (r.get("beneficiaries") or {}).items():
-                if k != "known":
-                    beneficiaries[k] = beneficiaries.get(k, 0) + v
+            if r.get("beneficiaries") is not None:
+                beneficiaries = beneficiaries if beneficiaries is not None else {}
+                for k, v in r["beneficiaries"].items():
+                    if k != "known":
+                        beneficiaries[k] = beneficiaries.get(k, 0) + v
             for k, v in (r.get("excluded") or {}).items():
                 excluded[k] = excluded.get(k, 0) + v
             versions.update(r.get("api_versions", []))
@@ -810,6 +841,28 @@ _DAMAGE = re.compile(r"EOFException|ZipException|Unexpected end of (?:ZLIB )?inp
                      r"Compressed file ended before the end-of-stream marker|"
                      r"gzip stream CRC failure|not a gzip file|invalid (?:distance|code)")
 _READ_FILE = re.compile(r"reading file (\S+?)\.?(?:\s|$)")
+
+
+def _refuse_split_claims(spark, claims_dir: Optional[str], all_versions: bool) -> None:
+    """Refuses a load whose claim groups have versions in more than one task: the versions of
+    a claim name different beneficiaries (a beneficiary's claims moved to another id), and each
+    task, holding whole beneficiaries, applied the claim-history rule to its own versions only,
+    so both heads would be kept (found by a review: the rows then depended on the partition
+    count, and ``current/`` could keep a superseded version). A task records one head per group,
+    so a group recorded twice in ``_claimline_claims`` is such a group."""
+    if claims_dir is None:
+        return
+    from pyspark.sql import functions as F
+
+    keys = ["_api_version", "_claim_key"] + (["_resource_id"] if all_versions else [])
+    split = (spark.read.parquet(claims_dir).where(F.col("_action") == "version")
+             .groupBy(*keys).count().where(F.col("count") > 1).count())
+    if split:
+        raise claimline.UsageError(
+            f"{split} claim group(s) have versions naming different beneficiaries, which Spark's"
+            " tasks (one per set of beneficiaries) cannot rank against each other; nothing"
+            " committed: load this export with the CLI (claimline load), or with partitions=1",
+            2, None)
 
 
 def _raise_damaged(err: Exception) -> None:

@@ -761,3 +761,84 @@ def test_an_incremental_export_keeps_earlier_coverage_as_the_cli_does(spark, cli
 
     assert part_b(sp_out, "20300601T000000Z") is not None
     assert part_b(sp_out, "20300601T000000Z") == part_b(sp_out, "20300101T000000Z")
+
+
+def test_beneficiary_counts_are_none_as_the_clis_null_without_a_beneficiary_index(spark, cli,
+                                                                                   repo,
+                                                                                   tmp_path):
+    """Views that give no beneficiary index: the CLI reports ``beneficiaries`` null, Spark None
+    (found by a review: an empty dict)."""
+    src = repo / "sample-data/real/r4"
+    r = subprocess.run([str(cli), "load", str(src), "--out", str(tmp_path / "cli"), "--views",
+                        "basic", "--format", "parquet", "--json"],
+                       capture_output=True, text=True, check=True)
+    assert json.loads(r.stdout)["beneficiaries"] is None
+    assert cs.load(spark, [src], tmp_path / "spark", views="basic").beneficiaries is None
+
+
+def test_files_spark_would_skip_or_misread_are_refused_before_anything_is_touched(spark, repo,
+                                                                                  tmp_path):
+    """Found by a review: Spark's reader skips names starting with '_' or '.' (hidden files to
+    it) and reads an empty .gz as no lines, so the run was committed without their resources,
+    where the CLI reads them or refuses the cut gzip; a ':' in a path failed with a JVM error."""
+    patients = (repo / "sample-data/real/r4/Patient.ndjson").read_bytes()
+
+    def folder(name, data):
+        d = tmp_path / f"in{len(list(tmp_path.iterdir()))}"
+        d.mkdir()
+        (d / "Patient.ndjson").write_bytes(patients)
+        (d / name).write_bytes(data)
+        return d
+
+    eobs = (repo / "sample-data/real/r4/ExplanationOfBenefit-carrier.ndjson").read_bytes()
+    for name in ("_ExplanationOfBenefit.ndjson", "Explanation:OfBenefit.ndjson"):
+        d = folder(name, eobs)
+        out = tmp_path / "out"
+        with pytest.raises(claimline.UsageError, match="rename it") as err:
+            cs.load(spark, [d], out, run_id="R1")
+        assert err.value.code == 2 and name in str(err.value)
+        assert not out.exists()
+    d = folder(".Coverage.ndjson", b"")
+    with pytest.raises(claimline.UsageError, match="rename it"):
+        cs.load(spark, [d / "Patient.ndjson", d / ".Coverage.ndjson"], tmp_path / "out",
+                run_id="R1")
+    d = folder("Coverage.ndjson.gz", b"")
+    with pytest.raises(claimline.RejectsError, match="truncated_gzip") as err:
+        cs.load(spark, [d], tmp_path / "out", run_id="R1")
+    assert err.value.code == 4
+    assert not (tmp_path / "out").exists()
+
+
+def test_claim_versions_naming_different_beneficiaries_are_refused_not_split(spark, cli,
+                                                                             tmp_path):
+    """A claim whose newer version names another beneficiary (claims moved to a merged id):
+    Spark's tasks hold whole beneficiaries and rank a claim's versions within a task, so both
+    heads were kept and the rows depended on the partition count (found by a review). Spark
+    refuses such a load, nothing committed; one task (partitions=1) ranks them as the CLI."""
+    src = tmp_path / "export"
+    subprocess.run([str(cli), "synth", "--benes", "6", "--years", "2", "--seed", "5", "--out",
+                    str(src)], check=True, capture_output=True)
+    patients = [json.loads(x)["id"] for x in
+                (src / "Patient.000.ndjson").read_text().splitlines() if x]
+    eob_file = src / "ExplanationOfBenefit.000.ndjson"
+    lines = eob_file.read_text().splitlines()
+    moved = []
+    for i, p in enumerate(patients[:-1]):
+        line = next(x for x in lines if f'"Patient/{p}"' in x and '"active"' in x)
+        eob = json.loads(line)
+        eob["id"] += "-moved"
+        eob["patient"]["reference"] = f"Patient/{patients[i + 1]}"
+        eob["meta"]["lastUpdated"] = "2030-01-01T00:00:00.000+00:00"
+        moved.append(json.dumps(eob))
+    eob_file.write_text("\n".join(lines + moved) + "\n")
+    out = tmp_path / "spark7"
+    with pytest.raises(claimline.UsageError, match="naming different beneficiaries"):
+        cs.load(spark, [src], out, run_id="R1", partitions=7)
+    assert not (out / "parquet" / "_claimline_runs.json").exists()
+    assert not os.listdir(out / ".claimline-staging") if (out / ".claimline-staging").exists() \
+        else True
+    cli_out, one = tmp_path / "cli", tmp_path / "spark1"
+    cli_load(cli, [src], cli_out, "R1")
+    cs.load(spark, [src], one, run_id="R1", partitions=1)
+    rep = compare(cli_out, one, "R1")
+    assert all(x["rows_equal"] for x in rep.values()), rep
