@@ -2,7 +2,9 @@
 //!
 //! `claimline-ndjson` reads BCDA bulk-export NDJSON (plain files are memory-mapped, `.ndjson.gz`
 //! is decoded by one thread), cuts it into line-aligned chunks, and parses every line into
-//! simd-json's tape on a rayon worker. Callers see each resource as a [`Resource`] with a
+//! simd-json's tape on a rayon worker: the tape is built by claimline's own validator as it
+//! checks the line, and by simd-json for the lines the validator leaves to it (see
+//! [`prune`]). Callers see each resource as a [`Resource`] with a
 //! [`Cursor`] on the tape (no DOM is built) and return whatever they extract; results come back
 //! in input order. Lines that are not a JSON object with a string `resourceType` are
 //! [`Reject`]s: counted, described (file, line, byte offset, the field at fault), and kept.
