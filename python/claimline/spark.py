@@ -349,8 +349,12 @@ def bene_key():
     """The beneficiary key of a line (a Column over ``text``, ``file_idx``, ``line``)."""
     from pyspark.sql import functions as F
 
-    # A byte-order mark before a file's first line is whitespace to the engine.
-    j = F.from_json(F.regexp_replace(F.col("text").cast("string"), "^\ufeff", ""), _KEY_SCHEMA)
+    # A byte-order mark before a file's first line is whitespace to the engine. Jackson's
+    # nesting limit (1,000 levels) is below the engine's (simd-json's 1,024): a line nested
+    # between the two was keyed by its file and line, away from its Patient, and its MBI came
+    # out NULL (found by a review). The key reads any line the engine reads.
+    j = F.from_json(F.regexp_replace(F.col("text").cast("string"), "^\ufeff", ""), _KEY_SCHEMA,
+                    {"maxNestingDepth": "4096"})
 
     def strip(c):
         # The id of a Patient reference as the engine's getReferenceKey(Patient) takes it: the

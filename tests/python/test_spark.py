@@ -842,3 +842,29 @@ def test_claim_versions_naming_different_beneficiaries_are_refused_not_split(spa
     cs.load(spark, [src], one, run_id="R1", partitions=1)
     rep = compare(cli_out, one, "R1")
     assert all(x["rows_equal"] for x in rep.values()), rep
+
+
+def test_a_line_nested_past_jacksons_limit_joins_its_patient(spark, cli, repo, tmp_path):
+    """A claim nested 1,010 levels deep (under the engine's 1,024, over Jackson's default 1,000):
+    Spark's key read it as no JSON, so it went to a task of its own and its MBI came out NULL
+    (found by a review). It joins its Patient's task, as the CLI's load joins them."""
+    src = repo / "sample-data/real/r4"
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(src / "Patient.ndjson", d)
+    eob = json.loads((src / "ExplanationOfBenefit-carrier.ndjson").read_text().splitlines()[0])
+    # Eight claims (each keyed by its own line when unread), seven tasks: some land away from
+    # their Patient's.
+    lines = []
+    for k in range(8):
+        eob["id"] = f"deep-{k}"
+        lines.append(json.dumps(eob)[:-1] + ',"deep":' + '{"a":' * 1010 + "1" + "}" * 1010 + "}")
+    (d / "ExplanationOfBenefit.ndjson").write_text("\n".join(lines) + "\n")
+    cli_out, sp_out = tmp_path / "cli", tmp_path / "spark"
+    report = cli_load(cli, [d], cli_out, "R1")
+    assert report["resources"] == {"ExplanationOfBenefit": 8, "Patient": 1}, report
+    cs.load(spark, [d], sp_out, run_id="R1", partitions=7)
+    rep = compare(cli_out, sp_out, "R1")
+    assert all(x["rows_equal"] for x in rep.values()), rep
+    mbis = pq.read_table(sp_out / "parquet" / "cclf5" / "run=R1").column("BENE_MBI_ID")
+    assert mbis.to_pylist() and all(mbis.to_pylist())
