@@ -73,18 +73,11 @@ fn real_lines() -> &'static [Vec<u8>] {
     })
 }
 
-/// Lines parsed whole and in part agree (`pruned_line`): over both line corpora, every real
-/// line and generated EOB line cut and damaged, as `ndjson_line` is fed below.
-#[test]
-fn pruned_line_over_the_corpora_and_every_real_and_generated_line_cut_and_damaged() {
-    let mut cases = 0usize;
-    for seed in seeds("ndjson_line").into_iter().chain(seeds("pruned_line")) {
-        pruned_line(&seed);
-        cases += 1;
-    }
+/// Every real line, and the first three lines of each generated export (gzip, as BCDA serves
+/// them).
+fn real_and_generated_lines() -> Vec<Vec<u8>> {
     let mut lines: Vec<Vec<u8>> = real_lines().to_vec();
     let real = lines.len();
-    // The generated exports are gzip, as BCDA serves them.
     for file in files(&repo().join("sample-data/generated"), ".ndjson.gz") {
         let mut text = Vec::new();
         flate2::read::MultiGzDecoder::new(std::fs::File::open(&file).expect("sample"))
@@ -98,6 +91,19 @@ fn pruned_line_over_the_corpora_and_every_real_and_generated_line_cut_and_damage
         );
     }
     assert!(real > 0 && lines.len() > real, "real and generated lines");
+    lines
+}
+
+/// Lines parsed whole and in part agree (`pruned_line`): over both line corpora, every real
+/// line and generated EOB line cut and damaged, as `ndjson_line` is fed below.
+#[test]
+fn pruned_line_over_the_corpora_and_every_real_and_generated_line_cut_and_damaged() {
+    let mut cases = 0usize;
+    for seed in seeds("ndjson_line").into_iter().chain(seeds("pruned_line")) {
+        pruned_line(&seed);
+        cases += 1;
+    }
+    let lines = real_and_generated_lines();
     let mut cut_down = 0;
     for line in &lines {
         cut_down += pruned_line(line);
@@ -125,19 +131,7 @@ fn built_tape_over_the_corpora_and_every_real_and_generated_line_cut_and_damaged
         built_tape(&seed);
         cases += 1;
     }
-    let mut lines: Vec<Vec<u8>> = real_lines().to_vec();
-    for file in files(&repo().join("sample-data/generated"), ".ndjson.gz") {
-        let mut text = Vec::new();
-        flate2::read::MultiGzDecoder::new(std::fs::File::open(&file).expect("sample"))
-            .read_to_end(&mut text)
-            .expect("gzip");
-        lines.extend(
-            text.split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .take(3)
-                .map(<[u8]>::to_vec),
-        );
-    }
+    let lines = real_and_generated_lines();
     let mut took = 0;
     for line in &lines {
         took += usize::from(built_tape(line));

@@ -690,27 +690,7 @@ fn an_input_cut_short_while_it_is_read_is_named_and_exits_4() {
     let work = tempfile::tempdir().expect("work");
     let export = crate::cclf_files::synth(work.path(), "v2", "3", "1");
     let out = work.path().join("out");
-    let child = Command::new(env!("CARGO_BIN_EXE_claimline"))
-        .args(["load", s(&export), "--out", s(&out), "--json"])
-        .env("CLAIMLINE_FAULT", "scan.mapped@1:stop")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("load starts");
-    let pid = child.id();
-    // The process stops itself at the point: wait for that state.
-    stopped(pid);
-    // The first file mapped is the Patients', read first for their MBIs.
-    let patients = export.join("Patient.000.ndjson");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&patients)
-        .expect("open")
-        .set_len(0)
-        .expect("cut short");
-    // SAFETY: sends SIGCONT to the child this test started.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
-    let done = child.wait_with_output().expect("load ends");
+    let done = load_with_patients_cut_while_mapped(&export, &out, 0);
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert_eq!(done.status.code(), Some(4), "{stderr}");
     assert!(
@@ -731,8 +711,20 @@ fn an_input_cut_short_while_it_is_read_is_named_and_exits_4() {
     assert!(len % 4096 >= 6, "{len}");
     let cut = len - 5;
     let out = work.path().join("out-again");
+    let done = load_with_patients_cut_while_mapped(&export, &out, cut);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("changed_while_read"), "{stderr}");
+    assert!(!out.join("claimline.sqlite").exists(), "nothing committed");
+}
+
+/// `load` of `export` into `out`, its Patient file cut to `len` bytes while it is mapped: the
+/// load stops itself at the `scan.mapped` fault point of its first map (the Patients', read
+/// first for their MBIs), the file is cut, and the load goes on.
+#[cfg(target_os = "linux")]
+fn load_with_patients_cut_while_mapped(export: &Path, out: &Path, len: u64) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_claimline"))
-        .args(["load", s(&export), "--out", s(&out), "--json"])
+        .args(["load", s(export), "--out", s(out), "--json"])
         .env("CLAIMLINE_FAULT", "scan.mapped@1:stop")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -741,17 +733,13 @@ fn an_input_cut_short_while_it_is_read_is_named_and_exits_4() {
     stopped(child.id());
     std::fs::OpenOptions::new()
         .write(true)
-        .open(&patients)
+        .open(export.join("Patient.000.ndjson"))
         .expect("open")
-        .set_len(cut)
+        .set_len(len)
         .expect("cut short");
     // SAFETY: sends SIGCONT to the child this test started.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
-    let done = child.wait_with_output().expect("load ends");
-    let stderr = String::from_utf8_lossy(&done.stderr);
-    assert_eq!(done.status.code(), Some(4), "{stderr}");
-    assert!(stderr.contains("changed_while_read"), "{stderr}");
-    assert!(!out.join("claimline.sqlite").exists(), "nothing committed");
+    child.wait_with_output().expect("load ends")
 }
 
 /// Blocks until the child `pid` stops itself at its `:stop` fault point (`waitpid` with

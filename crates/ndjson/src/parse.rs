@@ -108,19 +108,10 @@ impl LineParser {
         line: &[u8],
         f: impl FnOnce(&Document<'_>) -> R,
     ) -> Result<R, simd_json::Error> {
-        let f = match built(&mut self.built, &mut self.tape, line, None, f) {
-            Ok(out) => return Ok(out),
-            Err(f) => f,
-        };
-        fill(
-            &mut self.buf,
-            &mut self.buffers,
-            &mut self.tape,
-            line,
-            None,
-            f,
-        )
-        .map_err(|(e, _)| e)
+        match built(&mut self.built, &mut self.tape, line, None, f) {
+            Ok(out) => Ok(out),
+            Err(f) => self.parse_with_simd_json(line, f),
+        }
     }
 
     /// As [`LineParser::parse`], always with simd-json (never the validator's build): for the

@@ -232,36 +232,14 @@ impl<'a> Validator<'a> {
                 };
             }
             b'[' => {
-                if depth > MAX_DEPTH {
-                    return None;
-                }
                 let at = tape.len();
                 tape.push(Node::Array { len: 0, count: 0 });
-                self.i += 1;
-                let mut len = 0;
-                let mut c = self.token()?;
-                if c == b']' {
-                    self.i += 1;
-                } else {
-                    loop {
-                        match c {
-                            b'"' => self.build_string(text, tape, built)?,
-                            c => self.build_value(c, depth + 1, text, tape, built)?,
-                        }
-                        len += 1;
-                        match self.token()? {
-                            b',' => {
-                                self.i += 1;
-                                c = self.token()?;
-                            }
-                            b']' => {
-                                self.i += 1;
-                                break;
-                            }
-                            _ => return None,
-                        }
-                    }
-                }
+                // The validator's own walk of an array (its depth check included), each element
+                // pushed as it is read.
+                let len = self.array(depth, |v, c, _| match c {
+                    b'"' => v.build_string(text, tape, built),
+                    c => v.build_value(c, depth + 1, text, tape, built),
+                })?;
                 tape[at] = Node::Array {
                     len,
                     count: tape.len() - at - 1,
