@@ -751,6 +751,23 @@ fn a_cut_gzip_file_is_damage_with_the_resources_it_loses() {
         "{stderr}"
     );
     assert!(!out.join("claimline.sqlite").exists(), "nothing committed");
+    // A damaged download state stops the load before anything is written, the file named
+    // (it was read as absent, and the resources lost went unsaid).
+    let state = export.join(".claimline/state.json");
+    let good = std::fs::read(&state).expect("state");
+    std::fs::write(&state, &good[..good.len() / 2]).expect("cut");
+    let before = crate::tree(&out);
+    for extra in [&[][..], &["--accept-rejects"][..]] {
+        let mut args = vec!["load", s(&export), "--out", s(&out), "--json"];
+        args.extend_from_slice(extra);
+        let r = claimline(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains(s(&state)), "{stderr}");
+        assert!(stderr.contains("download state is damaged"), "{stderr}");
+        crate::unchanged(&out, &before, "a load over a damaged download state");
+    }
+    std::fs::write(&state, &good).expect("mend");
     let accepted = claimline(
         dir.path(),
         &["load", s(&export), "--out", s(&out), "--accept-rejects"],
