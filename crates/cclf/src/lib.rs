@@ -472,6 +472,15 @@ impl Field {
         let bad_number = || FieldError::BadNumber {
             picture: self.picture_text.clone(),
         };
+        // A picture's sign position holds `-` or a space: a `+` is no CCLF number (it is
+        // taken in a cell written out, never in a field read).
+        let number = |scale: u32| {
+            if text.trim_start_matches(' ').starts_with('+') {
+                None
+            } else {
+                parse_decimal(text, scale)
+            }
+        };
         match ty {
             ColumnType::Text | ColumnType::Code => match self.picture {
                 Picture::Digits => self.digits(text).map(Cell::text),
@@ -479,7 +488,7 @@ impl Field {
                     .map(|_| Cell::text(text.trim_matches(' ')))
                     .ok_or(FieldError::BadDate),
                 Picture::Signed { int, scale } => {
-                    let m = parse_decimal(text, u32::from(scale)).ok_or_else(bad_number)?;
+                    let m = number(u32::from(scale)).ok_or_else(bad_number)?;
                     if m.unsigned_abs() >= 10u128.pow((u32::from(int) + u32::from(scale)).min(38)) {
                         return Err(self.out_of_range());
                     }
@@ -492,8 +501,7 @@ impl Field {
                 Picture::Text => Ok(Cell::text(text.trim_end_matches(' '))),
             },
             ColumnType::Decimal { precision, scale } => {
-                let m = parse_decimal(text, u32::try_from(*scale).unwrap_or(0))
-                    .ok_or_else(bad_number)?;
+                let m = number(u32::try_from(*scale).unwrap_or(0)).ok_or_else(bad_number)?;
                 // At most the picture's digits (a digit in the sign position is one too many)
                 // and the column's: never a value the table cannot hold.
                 let picture_digits = match self.picture {
@@ -750,6 +758,13 @@ mod tests {
             );
         }
         assert_eq!(text(" 0000000000123.45"), Ok(Cell::text("123.45")));
+        // The sign position holds `-` or a space, never `+` (it was taken).
+        let bad = Err(FieldError::BadNumber {
+            picture: f.picture_text.clone(),
+        });
+        assert_eq!(read("+0000000000123.45"), bad);
+        assert_eq!(read("  +00000000123.45"), bad);
+        assert_eq!(text("+0000000000123.45"), bad);
     }
 
     #[test]
