@@ -62,11 +62,17 @@ type Heads<'a> = foldhash::HashMap<Group<'a>, (Option<i64>, &'a str, &'a str)>;
 struct Current<'a> {
     heads: Heads<'a>,
     all_versions: bool,
+    /// Set for an output's first run when no cancel is among its claim events: every row of
+    /// that run is current, and `heads` is left empty (see [`every_row_current`]).
+    only_run: Option<&'a str>,
 }
 
 impl Current<'_> {
     /// The row of version `rid` of claim `key`, written by run `run`, is current.
     fn holds(&self, api: Option<&str>, key: &str, rid: &str, run: &str) -> bool {
+        if let Some(only) = self.only_run {
+            return same_text(only.as_bytes(), run.as_bytes());
+        }
         self.heads
             .get(&(api, key, self.all_versions.then_some(rid)))
             .is_some_and(|&(_, head_run, head)| {
@@ -319,9 +325,22 @@ fn build(
     // run touched, then the heads of the groups in the buckets to rewrite (only those: the
     // map of every group's head of a large history would be big).
     let mut events = Vec::new();
-    for file in history_files(root, CLAIMS, &root.join(CLAIMS), &run.run_id, pending)? {
-        events.extend(source_batches(root, &file, &run.run_id, CLAIMS, held)?.1);
+    let claim_files = history_files(root, CLAIMS, &root.join(CLAIMS), &run.run_id, pending)?;
+    for file in &claim_files {
+        events.extend(source_batches(root, file, &run.run_id, CLAIMS, held)?.1);
     }
+    let only_run = (full
+        && runs.len() == 1
+        && claim_files == [run_dir(root, CLAIMS, &run.run_id).join("part-0.parquet")]
+        && every_row_current(&events)?)
+    .then_some(run.run_id.as_str());
+    #[cfg(test)]
+    let only_run = HEADS_ALWAYS.with(|h| {
+        let (always, _) = h.get();
+        let only_run = only_run.filter(|_| !always);
+        h.set((always, only_run.is_some()));
+        only_run
+    });
     let mut rebuild: BTreeSet<u64> = BTreeSet::new();
     if full {
         rebuild.extend(0..BUCKETS);
@@ -345,7 +364,7 @@ fn build(
     // once. A partial one holds only the rewritten buckets' groups, a small share of a long
     // history, and grows as needed.
     let mut heads: Heads<'_> = foldhash::HashMap::with_capacity_and_hasher(
-        if full {
+        if full && only_run.is_none() {
             events.iter().map(RecordBatch::num_rows).sum()
         } else {
             0
@@ -353,7 +372,7 @@ fn build(
         Default::default(),
     );
     let mut cancelled: foldhash::HashSet<(Group<'_>, &str)> = foldhash::HashSet::default();
-    for b in &events {
+    for b in events.iter().filter(|_| only_run.is_none()) {
         let api = strings(b, "_api_version", CLAIMS)?;
         let key = strings(b, "_claim_key", CLAIMS)?;
         let id = strings(b, "_resource_id", CLAIMS)?;
@@ -397,6 +416,7 @@ fn build(
     let current = Current {
         heads,
         all_versions,
+        only_run,
     };
 
     let report = CurrentReport {
@@ -462,6 +482,28 @@ fn build(
         built: built.into_iter().map(|(_, b)| b).collect(),
         report,
     }))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: work the heads out even where [`every_row_current`] says every row is current
+    /// (`.0`), and whether a refresh on this thread last skipped them (`.1`).
+    static HEADS_ALWAYS: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
+}
+
+/// Whether every row of a run is current when `events` (the output's claim events, all of one
+/// run: its first) name no cancel. Each group then has one version event, the version the
+/// claim-history rule kept (with every version kept, each version is a group of its own), and
+/// the run's partitions hold only that version's rows: each row's version is its group's head.
+/// The heads are then not worked out, nor looked up per row (most of a first refresh's time
+/// besides its encodes).
+fn every_row_current(events: &[RecordBatch]) -> Result<bool, Error> {
+    for b in events {
+        if strings(b, "_action", CLAIMS)?.contains(&Some("cancel")) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// One table's new current dataset, written (its files handed to the refresh's syncer) and not
@@ -549,6 +591,9 @@ fn build_table(
         .find_map(|batches| batches.first())
         .map(|b| FileSchema::new(b.schema()).map_err(Error::parquet(&new)))
         .transpose()?;
+    let dictionary = schema
+        .as_deref()
+        .and_then(crate::parquet_sink::dictionary_columns);
     // The rewritten buckets are encoded at once, on whichever workers are free (a load of one
     // claim table would otherwise encode its 16 buckets on one core).
     let mut fresh: BTreeMap<u64, u64> = by_bucket
@@ -567,7 +612,7 @@ fn build_table(
                     &own
                 }
             };
-            let (n, file) = write_file(&target, schema, &batches)?;
+            let (n, file) = write_file(&target, schema, &batches, dictionary.as_deref())?;
             syncer.add(target, file);
             syncer.add_folder(&folder).map_err(Error::io(&folder))?;
             Ok((bk, n))
@@ -609,7 +654,7 @@ fn build_table(
         claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
         let target = folder.join("part-0.parquet");
         let schema = FileSchema::new(schema).map_err(Error::parquet(&target))?;
-        let (_, file) = write_file(&target, &schema, &[])?;
+        let (_, file) = write_file(&target, &schema, &[], None)?;
         syncer.add(target, file);
         syncer.add_folder(&folder).map_err(Error::io(&folder))?;
     }
@@ -898,10 +943,23 @@ fn write_file(
     path: &Path,
     schema: &FileSchema,
     batches: &[RecordBatch],
+    dictionary: Option<&[String]>,
 ) -> Result<(u64, File), Error> {
     let file = claimline_model::create_private(path).map_err(Error::io(path))?;
     let mut props =
         WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
+    // The history's parts' dictionaries (their column list says which), where it is known: a
+    // dictionary of a column of about as many values as rows (ids, claim keys, line numbers)
+    // is all the work of hashing each value and no saving.
+    if let Some(columns) = dictionary {
+        props = props.set_dictionary_enabled(false);
+        for c in columns {
+            props = props.set_column_dictionary_enabled(
+                parquet::schema::types::ColumnPath::from(c.as_str()),
+                true,
+            );
+        }
+    }
     // A small column chunk is stored uncompressed: zstd would save a few hundred bytes, and
     // each compressed chunk costs a compressor and a decompressor to set up (parquet-rs makes
     // both per column written and read; each asks the CPU its features, which a VM traps),
@@ -1135,6 +1193,82 @@ mod tests {
         let from = if from_memory { held.as_ref() } else { None };
         refresh_current(out, &["cclf1".to_owned()], &runs, from).expect("refresh");
         was_held
+    }
+
+    /// An output's first run whose claim events name no cancel: its rows are current without
+    /// working out the heads, and the datasets are the ones the heads give, byte for byte,
+    /// with superseded versions dropped and with every version kept.
+    #[test]
+    fn a_first_run_without_cancels_is_current_as_its_heads_say() {
+        for all_versions in [false, true] {
+            let build = |always: bool| {
+                let out = tempfile::tempdir().expect("tempdir");
+                let claims = claims_schema();
+                let cclf1 = claim_table("cclf1", Column::new("CLM_PMT_AMT", ColumnType::Integer));
+                let root = out.path().join("parquet");
+                let mut sink = ParquetSink::open(&root, "r1", &[claims, cclf1]).expect("open");
+                let (mut events, rows, superseded) =
+                    claims_run("r1", 0..3000, 1_700_000_000_000_000, 3);
+                for e in &mut events {
+                    if e[4] == Cell::text("cancel") {
+                        e[4] = Cell::text("version");
+                    }
+                }
+                sink.write(0, events).expect("claims");
+                sink.write(1, rows).expect("rows");
+                if !all_versions {
+                    sink.drop_rows(&[1], &superseded).expect("drop");
+                }
+                let mut run = RunRecord::new("r1");
+                run.all_versions = all_versions;
+                sink.prepare(&run, false).expect("prepare");
+                let held = TableSink::held(&mut sink);
+                Box::new(sink).publish().expect("publish");
+                let runs = crate::read_parquet_runs(&root).expect("runs");
+                HEADS_ALWAYS.with(|h| h.set((always, false)));
+                let report =
+                    refresh_current(out.path(), &["cclf1".to_owned()], &runs, held.as_ref())
+                        .expect("refresh");
+                let skipped = HEADS_ALWAYS.with(|h| h.replace((false, false)).1);
+                assert_eq!(skipped, !always, "all versions: {all_versions}");
+                let files = files(&out.path().join(CURRENT_DIR));
+                (out, report, files)
+            };
+            let (_a, skipped, fast) = build(false);
+            let (_b, worked_out, slow) = build(true);
+            assert_eq!(skipped, worked_out);
+            assert!(fast.len() > 10, "{:?}", fast.keys());
+            assert!(fast == slow, "all versions: {all_versions}");
+            let versions = 3000 + if all_versions { 600 } else { 0 };
+            assert_eq!(skipped.rows["cclf1"], 3 * versions as u64);
+        }
+    }
+
+    /// A bucket's columns have dictionaries where the history's parts have them (the parts'
+    /// column list says which): `_source_file`, and not ids, claim keys or numbers.
+    #[test]
+    fn buckets_have_the_dictionaries_of_the_history() {
+        let out = tempfile::tempdir().expect("tempdir");
+        load_and_refresh(out.path(), true, usize::MAX);
+        let bucket = out.path().join("current/cclf1/bucket=00/part-0.parquet");
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(File::open(&bucket).expect("bucket"))
+                .expect("parquet");
+        use parquet::file::reader::FileReader as _;
+        let group = reader.metadata().row_group(0);
+        let dictionary = |name: &str| {
+            group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .expect(name)
+                .dictionary_page_offset()
+                .is_some()
+        };
+        assert!(dictionary("_source_file"));
+        for plain in ["_claim_key", "_resource_id", "CLM_PMT_AMT", "_line"] {
+            assert!(!dictionary(plain), "{plain}");
+        }
     }
 
     #[test]
@@ -1417,6 +1551,7 @@ mod tests {
         let current = Current {
             heads,
             all_versions: false,
+            only_run: None,
         };
         let rebuild: BTreeSet<u64> = (0..BUCKETS).filter(|b| b % 3 != 1).collect();
         for full in [true, false] {
@@ -1535,7 +1670,8 @@ mod tests {
             write_file(
                 &path,
                 &FileSchema::new(schema).expect("schema"),
-                std::slice::from_ref(&batch)
+                std::slice::from_ref(&batch),
+                None
             )
             .expect("write")
             .0,
