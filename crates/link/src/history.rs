@@ -244,14 +244,22 @@ impl RunVersions {
             }
         }
         // No two are equal: a group has one head, and its cancels are one per resource id.
-        out.sort_unstable_by(|a, b| {
-            (a.group(self.mode), &a.resource_id, a.action.as_str()).cmp(&(
-                b.group(self.mode),
-                &b.resource_id,
-                b.action.as_str(),
-            ))
-        });
-        out
+        // Sorted by keys taken out of the events once (each comparison otherwise reads every
+        // string's inline-or-heap header again: most of this, a serial step of every load).
+        let mut keyed: Vec<(GroupKey<'_>, &str, &str, &ClaimEvent)> = out
+            .into_iter()
+            .map(|e| {
+                let (api, key, other) = e.group(self.mode);
+                (
+                    (api, key, other),
+                    e.resource_id.as_str(),
+                    e.action.as_str(),
+                    e,
+                )
+            })
+            .collect();
+        keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        keyed.into_iter().map(|(.., e)| e).collect()
     }
 
     /// Groups of this run: (group, its winning version if any, the ids it cancels), ordered by
