@@ -21,17 +21,17 @@ The job (:func:`load`):
    file larger than ``maxPartitionBytes``, the lines of the splits before (counted on the
    driver, the default, or by a Spark job). Each row asserts at run time that the split Spark
    read is the one the plan named, so a changed layout fails loudly instead of misnumbering.
-3. **Beneficiary key.** ``from_json`` with a four-field schema: Patient ``id``, Coverage
-   ``beneficiary.reference``, EOB ``patient.reference``; any other line keys on its own
-   ``(file, line)``. ``repartition(n, key)`` puts all of a beneficiary's lines in one task,
+3. **Beneficiary key.** The engine parses each line in a task (``mapInArrow`` over
+   :func:`claimline._native.beneficiary_keys`): a Patient's ``id``, the Patient a Coverage's
+   ``beneficiary`` or an EOB's ``patient`` references (``getReferenceKey(Patient)``); any other
+   line keys on its own ``(file, line)``. ``repartition(n, key)`` puts all of a beneficiary's lines in one task,
    ``sortWithinPartitions(file, line)`` restores input order there. This is the design choice
    that gives the CLI's rows: everything the link stage does per beneficiary (MBI resolution,
    CCLF8 from Patient and Coverage, the claim-history rule within the run) runs in one task,
    on all of that beneficiary's resources, with the same Rust code.
 4. **The engine, once per job.** ``mapInArrow`` hands each partition's lines to
    :func:`claimline.read_lines` (the ``Loader`` of ``claimline load``, with an in-memory
-   Arrow sink; each resource is parsed once there, besides Spark's ``from_json`` of the four
-   key fields) and emits each table's batch as Arrow IPC bytes (lz4). That DataFrame is
+   Arrow sink; each resource is parsed once there, besides the key's parse) and emits each table's batch as Arrow IPC bytes (lz4). That DataFrame is
    persisted, so the engine runs once per partition; each table is then decoded to its Spark
    schema (Decimal128 -> DECIMAL(p,s), Date32 -> DATE, Timestamp(us, UTC) -> TIMESTAMP) and
    written by Spark as Parquet (``TIMESTAMP_MICROS``) into a staging folder.
@@ -82,6 +82,7 @@ __all__ = [
     "load",
     "numbered_lines",
     "keyed_lines",
+    "with_keys",
     "session",
     "SQL_CONF",
 ]
@@ -341,42 +342,38 @@ def numbered_lines(spark, files: Sequence[InputFile], count: str = "spark"):
                  "counted_splits": len(counts) or len(starts), "count": count}
 
 
-_KEY_SCHEMA = ("resourceType string, id string, beneficiary struct<reference: string>, "
-               "patient struct<reference: string>")
+def with_keys(lines_df):
+    """``lines_df`` (``file_idx``, ``line``, ``text``) with each line's beneficiary key,
+    ``key``: ``b:`` and the beneficiary as the engine reads the line
+    (:func:`claimline._native.beneficiary_keys`: a Patient's id, the Patient a Coverage or an
+    EOB references), else the line's own ``l:<file>:<line>``.
+
+    The line is parsed by the engine itself, in a task, so a line keys as the engine reads it:
+    duplicate members (the first counts), nesting, a byte-order mark, a reference with
+    ``/_history`` alike (found by reviews: Spark's own JSON reader took the last of a duplicated
+    member and stopped at 1,000 levels, and such a claim went to another task than its Patient,
+    its MBI NULL)."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    schema = StructType(list(lines_df.schema.fields) + [StructField("key", StringType(), False)])
+    return lines_df.mapInArrow(_keys_udf, schema)
 
 
-def bene_key():
-    """The beneficiary key of a line (a Column over ``text``, ``file_idx``, ``line``)."""
-    from pyspark.sql import functions as F
-
-    # A byte-order mark before a file's first line is whitespace to the engine. Jackson's
-    # nesting limit (1,000 levels) is below the engine's (simd-json's 1,024): a line nested
-    # between the two was keyed by its file and line, away from its Patient, and its MBI came
-    # out NULL (found by a review). The key reads any line the engine reads.
-    j = F.from_json(F.regexp_replace(F.col("text").cast("string"), "^\ufeff", ""), _KEY_SCHEMA,
-                    {"maxNestingDepth": "4096"})
-
-    def strip(c):
-        # The id of a Patient reference as the engine's getReferenceKey(Patient) takes it: the
-        # last two segments of a relative or absolute URL, `/_history/n` and `#`/`?` parts off
-        # (found by a review: only `Patient/` was cut, so such a reference put its resource in
-        # another task than its Patient, and its MBI came out NULL).
-        path = F.regexp_replace(c, r"[#?].*$", "")
-        key = F.regexp_extract(path, r"(?:^|/)Patient/([^/]+)(?:/_history/[^/]+)?$", 1)
-        return F.when(key != "", key)
-
-    rt = j["resourceType"]
-    key = (F.when(rt == "Patient", j["id"])
-           .when(rt == "Coverage", strip(j["beneficiary"]["reference"]))
-           .when(rt == "ExplanationOfBenefit", strip(j["patient"]["reference"])))
-    return F.coalesce(F.concat(F.lit("b:"), key),
-                      F.concat(F.lit("l:"), F.col("file_idx").cast("string"), F.lit(":"),
-                               F.col("line").cast("string")))
+def _keys_udf(batches):
+    for b in batches:
+        keys = _native.beneficiary_keys(b.column("text"))
+        files = b.column("file_idx").to_pylist()
+        lines = b.column("line").to_pylist()
+        key = pa.array([f"b:{k}" if k is not None else f"l:{f}:{n}"
+                        for k, f, n in zip(keys, files, lines)], pa.string())
+        yield pa.RecordBatch.from_arrays(list(b.columns) + [key],
+                                         names=list(b.schema.names) + ["key"])
 
 
 def keyed_lines(lines_df, partitions: int):
-    """Lines repartitioned by beneficiary and sorted by (file, line) within each partition."""
-    return (lines_df.withColumn("key", bene_key())
+    """Lines repartitioned by beneficiary (:func:`with_keys`) and sorted by (file, line) within
+    each partition."""
+    return (with_keys(lines_df)
             .repartition(partitions, "key")
             .sortWithinPartitions("file_idx", "line")
             .select("file_idx", "line", "text"))

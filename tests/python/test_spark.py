@@ -220,8 +220,8 @@ def test_a_beneficiary_is_in_one_partition_in_file_order(spark, tmp_path):
     (tmp_path / "Patient.ndjson").write_text("\n".join(pat) + "\n")
     files, _, _ = cs.discover([str(tmp_path)])
     lines, _ = cs.numbered_lines(spark, files)
-    keys = {(r["file_idx"], r["line"]): r["k"] for r in
-            lines.select("file_idx", "line", cs.bene_key().alias("k")).collect()}
+    keys = {(r["file_idx"], r["line"]): r["key"] for r in
+            cs.with_keys(lines).select("file_idx", "line", "key").collect()}
     eob_idx = [f.index for f in files if "Explanation" in f.path][0]
     assert keys[(eob_idx, 6)] == f"l:{eob_idx}:6"          # unparseable: its own key
     assert keys[(eob_idx, 8)] == f"l:{eob_idx}:8"          # other resource type
@@ -860,6 +860,34 @@ def test_a_line_nested_past_jacksons_limit_joins_its_patient(spark, cli, repo, t
         eob["id"] = f"deep-{k}"
         lines.append(json.dumps(eob)[:-1] + ',"deep":' + '{"a":' * 1010 + "1" + "}" * 1010 + "}")
     (d / "ExplanationOfBenefit.ndjson").write_text("\n".join(lines) + "\n")
+    cli_out, sp_out = tmp_path / "cli", tmp_path / "spark"
+    report = cli_load(cli, [d], cli_out, "R1")
+    assert report["resources"] == {"ExplanationOfBenefit": 8, "Patient": 1}, report
+    cs.load(spark, [d], sp_out, run_id="R1", partitions=7)
+    rep = compare(cli_out, sp_out, "R1")
+    assert all(x["rows_equal"] for x in rep.values()), rep
+    mbis = pq.read_table(sp_out / "parquet" / "cclf5" / "run=R1").column("BENE_MBI_ID")
+    assert mbis.to_pylist() and all(mbis.to_pylist())
+
+
+def test_a_duplicated_patient_member_keys_as_the_engine_reads_it(spark, cli, repo, tmp_path):
+    """A claim whose `patient` member is there twice: the engine reads the first, Spark's own
+    JSON reader took the last, so the claim went to another task than its Patient and its MBI
+    came out NULL (reported by a review). The key is now the engine's own parse of the line."""
+    src = repo / "sample-data/real/r4"
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(src / "Patient.ndjson", d)
+    eob = json.loads((src / "ExplanationOfBenefit-carrier.ndjson").read_text().splitlines()[0])
+    lines = []
+    for k in range(8):
+        eob["id"] = f"twice-{k}"
+        # Eight claims of their own (each its own claim group).
+        for ident in eob["identifier"]:
+            ident["value"] = f"{k}{ident['value']}"
+        lines.append(json.dumps(eob)[:-1] + f',"patient":{{"reference":"Patient/elsewhere-{k}"}}}}')
+    # A byte-order mark before the first line is whitespace to the engine.
+    (d / "ExplanationOfBenefit.ndjson").write_text("\ufeff" + "\n".join(lines) + "\n")
     cli_out, sp_out = tmp_path / "cli", tmp_path / "spark"
     report = cli_load(cli, [d], cli_out, "R1")
     assert report["resources"] == {"ExplanationOfBenefit": 8, "Patient": 1}, report

@@ -284,6 +284,26 @@ impl BeneIndex {
 const US_MBI: &str = "http://hl7.org/fhir/sid/us-mbi";
 const CURRENCY: &str = "https://bluebutton.cms.gov/resources/codesystem/identifier-currency";
 
+/// The beneficiary a resource belongs to, as the CCLF views join them: a Patient's `id`, and
+/// the Patient that a Coverage's `beneficiary` or an EOB's `patient` references (the key
+/// `getReferenceKey(Patient)` takes from it, the first there is); `None` for any other
+/// resource. A cluster engine partitions lines by it (`claimline.spark`), so that every
+/// resource of a beneficiary meets its Patient in one task: read by this parse, a line keys as
+/// the engine reads it (duplicate members, nesting, byte-order marks alike).
+pub fn beneficiary_key<'a>(r: &Resource<'a>) -> Option<&'a str> {
+    let member = match r.resource_type {
+        "Patient" => return r.id,
+        "Coverage" => "beneficiary",
+        "ExplanationOfBenefit" => "patient",
+        _ => return None,
+    };
+    let value = r.root.get(member)?;
+    std::iter::once(value)
+        .chain(value.items())
+        .filter_map(|v| v.get("reference")?.as_str())
+        .find_map(|reference| claimline_view::reference_key(reference, Some("Patient")))
+}
+
 /// A Patient's API version, id and current MBI, or `None` when it is not a Patient or carries no
 /// MBI.
 ///
@@ -1440,6 +1460,35 @@ mod tests {
         assert_eq!(plan.tables()[0].name, "t");
         let err = Plan::new(vec![view(a), view(b)]).err().expect("differs");
         assert!(matches!(err, Error::ColumnsDiffer { .. }), "{err}");
+    }
+
+    /// The key a cluster engine partitions by: a Patient's id, the Patient a Coverage or an
+    /// EOB references as `getReferenceKey(Patient)` reads it, the first of a duplicated member
+    /// as every view reads it.
+    #[test]
+    fn a_resource_keys_to_its_beneficiary() {
+        let keys = each(
+            &[
+                r#"{"resourceType":"Patient","id":"-1"}"#,
+                r#"{"resourceType":"Coverage","id":"c","beneficiary":{"reference":"Patient/-2"}}"#,
+                r#"{"resourceType":"ExplanationOfBenefit","id":"e","patient":{"reference":"https://b/v2/fhir/Patient/-3/_history/4"}}"#,
+                r#"{"resourceType":"ExplanationOfBenefit","id":"e","patient":{"reference":"Patient/-4"},"patient":{"reference":"Patient/-5"}}"#,
+                r#"{"resourceType":"ExplanationOfBenefit","id":"e","patient":{"reference":"Organization/-6"}}"#,
+                r#"{"resourceType":"ExplanationOfBenefit","id":"e"}"#,
+                r#"{"resourceType":"Claim","id":"x","patient":{"reference":"Patient/-7"}}"#,
+            ],
+            |r| beneficiary_key(r).map(str::to_owned),
+        );
+        let want = [
+            Some("-1"),
+            Some("-2"),
+            Some("-3"),
+            Some("-4"),
+            None,
+            None,
+            None,
+        ];
+        assert_eq!(keys, want.map(|k| k.map(str::to_owned)));
     }
 
     /// Runs `f` on every resource of `lines` (written to a temporary NDJSON file).

@@ -550,13 +550,7 @@ fn evaluate<'py>(
     api_version: Option<String>,
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
     rayon_threads()?;
-    let owned: Vec<Option<Vec<u8>>> = match lines.extract::<Vec<Vec<u8>>>() {
-        Ok(v) => v.into_iter().map(Some).collect(),
-        Err(_) => {
-            let data = arrow_data::ArrayData::from_pyarrow_bound(&lines)?;
-            lines_of(&arrow_array::make_array(data))?
-        }
-    };
+    let owned = owned_lines(&lines)?;
     claimline_load::output::check_run_id(&run_id).map_err(|e| native_error(&e))?;
     let mut input = InputFile::new(&file);
     input.api_version = match api_version.as_deref() {
@@ -625,6 +619,41 @@ fn evaluate<'py>(
         rejected.append(d)?;
     }
     Ok((out, rejected))
+}
+
+/// Lines handed over as a pyarrow string or binary array, or a list of bytes.
+fn owned_lines(lines: &Bound<'_, PyAny>) -> PyResult<Vec<Option<Vec<u8>>>> {
+    match lines.extract::<Vec<Vec<u8>>>() {
+        Ok(v) => Ok(v.into_iter().map(Some).collect()),
+        Err(_) => {
+            let data = arrow_data::ArrayData::from_pyarrow_bound(lines)?;
+            lines_of(&arrow_array::make_array(data))
+        }
+    }
+}
+
+/// `beneficiary_keys(lines) -> list[str | None]`: each line's beneficiary as the engine reads
+/// it ([`claimline_link::beneficiary_key`]: a Patient's id, the Patient a Coverage or an EOB
+/// references), `None` for a line that is not such a resource (not JSON, another type, no
+/// reference). `lines` as `evaluate` takes them. What Spark partitions lines by.
+#[pyfunction]
+fn beneficiary_keys(py: Python<'_>, lines: Bound<'_, PyAny>) -> PyResult<Vec<Option<String>>> {
+    let owned = owned_lines(&lines)?;
+    Ok(py.detach(|| {
+        let input = InputFile::new("lines");
+        let mut keys: Vec<Option<String>> = vec![None; owned.len()];
+        let numbered = owned
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.as_deref().map(|l| (i as u64, l)));
+        // A line that is no resource has no key (its reject is the engine's, in its task).
+        let _ = claimline_ndjson::parse_lines(&input, numbered, |r| {
+            if let Some(slot) = keys.get_mut(r.line as usize) {
+                *slot = claimline_link::beneficiary_key(r).map(str::to_owned);
+            }
+        });
+        keys
+    }))
 }
 
 /// `tables(views, include_partial) -> (dict[str, pyarrow.Schema], str)`: the tables a load
@@ -748,5 +777,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(refresh_current, m)?)?;
     m.add_class::<OutputLock>()?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(beneficiary_keys, m)?)?;
     Ok(())
 }

@@ -1190,9 +1190,16 @@ fn is_type<'a, N: Node<'a>>(item: &Item<'a, N>, ty: &str) -> bool {
     }
 }
 
-/// The key a `Reference` points at: the id of `Type/id` (the last two path segments of a
-/// relative or absolute URL), if the type matches `ty`.
-fn reference_key<'a>(reference: &'a str, ty: Option<&str>) -> Option<&'a str> {
+/// The key a `Reference` points at, as FHIRPath's `getReferenceKey(ty)` takes it: the id of
+/// `Type/id` (the last two path segments of a relative or absolute URL, `/_history/n`, `#` and
+/// `?` parts off), if the type matches `ty`.
+///
+/// ```
+/// assert_eq!(claimline_view::reference_key("Patient/-1000", Some("Patient")), Some("-1000"));
+/// assert_eq!(claimline_view::reference_key("https://x/fhir/Patient/7/_history/2", None), Some("7"));
+/// assert_eq!(claimline_view::reference_key("Organization/1", Some("Patient")), None);
+/// ```
+pub fn reference_key<'a>(reference: &'a str, ty: Option<&str>) -> Option<&'a str> {
     let path = reference.split(['#', '?']).next().unwrap_or(reference);
     let mut segs = path.rsplit('/');
     let mut id = segs.next()?;

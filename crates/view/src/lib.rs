@@ -64,5 +64,6 @@ mod view;
 pub use cell::{Cell, Column, ColumnType, DEFAULT_DECIMAL, RowError, Schema};
 pub use decimal::Decimal;
 pub use error::{Error, FhirPathSyntax};
+pub use eval::reference_key;
 pub use node::{JsonEntries, Node, NodeKind};
 pub use view::{FilterMemo, Filtered, Filters, ManyValues, Rows, ViewDefinition, ViewSet};
