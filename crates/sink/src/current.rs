@@ -62,16 +62,26 @@ type Heads<'a> = foldhash::HashMap<Group<'a>, (Option<i64>, &'a str, &'a str)>;
 struct Current<'a> {
     heads: Heads<'a>,
     all_versions: bool,
-    /// Set for an output's first run when no cancel is among its claim events: every row of
-    /// that run is current, and `heads` is left empty (see [`every_row_current`]).
+    /// The output's only run, when it is the whole history: each row of its partitions is
+    /// current unless a cancel names its version, and `heads` is left empty. The claim-history
+    /// rule already kept only each group's head in the run's partitions (the version its
+    /// `_claimline_claims` records: one per group, or each version its own group with every
+    /// version kept), and dropped a cancelled head's rows: the heads need not be worked out
+    /// and looked up per row again (most of a first refresh's time besides its encodes).
     only_run: Option<&'a str>,
+    /// (group, version) pairs a cancel names.
+    cancelled: foldhash::HashSet<(Group<'a>, &'a str)>,
 }
 
 impl Current<'_> {
     /// The row of version `rid` of claim `key`, written by run `run`, is current.
     fn holds(&self, api: Option<&str>, key: &str, rid: &str, run: &str) -> bool {
         if let Some(only) = self.only_run {
-            return same_text(only.as_bytes(), run.as_bytes());
+            return same_text(only.as_bytes(), run.as_bytes())
+                && (self.cancelled.is_empty()
+                    || !self
+                        .cancelled
+                        .contains(&((api, key, self.all_versions.then_some(rid)), rid)));
         }
         self.heads
             .get(&(api, key, self.all_versions.then_some(rid)))
@@ -331,8 +341,7 @@ fn build(
     }
     let only_run = (full
         && runs.len() == 1
-        && claim_files == [run_dir(root, CLAIMS, &run.run_id).join("part-0.parquet")]
-        && every_row_current(&events)?)
+        && claim_files == [run_dir(root, CLAIMS, &run.run_id).join("part-0.parquet")])
     .then_some(run.run_id.as_str());
     #[cfg(test)]
     let only_run = HEADS_ALWAYS.with(|h| {
@@ -372,7 +381,7 @@ fn build(
         Default::default(),
     );
     let mut cancelled: foldhash::HashSet<(Group<'_>, &str)> = foldhash::HashSet::default();
-    for b in events.iter().filter(|_| only_run.is_none()) {
+    for b in &events {
         let api = strings(b, "_api_version", CLAIMS)?;
         let key = strings(b, "_claim_key", CLAIMS)?;
         let id = strings(b, "_resource_id", CLAIMS)?;
@@ -390,6 +399,9 @@ fn build(
             let group = (api[i], k, all_versions.then_some(rid));
             if action[i] == Some("cancel") {
                 cancelled.insert((group, rid));
+                continue;
+            }
+            if only_run.is_some() {
                 continue;
             }
             let candidate = (lu[i], r, rid);
@@ -417,6 +429,7 @@ fn build(
         heads,
         all_versions,
         only_run,
+        cancelled,
     };
 
     let report = CurrentReport {
@@ -486,24 +499,9 @@ fn build(
 
 #[cfg(test)]
 thread_local! {
-    /// Tests: work the heads out even where [`every_row_current`] says every row is current
-    /// (`.0`), and whether a refresh on this thread last skipped them (`.1`).
+    /// Tests: work the heads out even for an output's only run (`.0`, see
+    /// `Current::only_run`), and whether a refresh on this thread last skipped them (`.1`).
     static HEADS_ALWAYS: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
-}
-
-/// Whether every row of a run is current when `events` (the output's claim events, all of one
-/// run: its first) name no cancel. Each group then has one version event, the version the
-/// claim-history rule kept (with every version kept, each version is a group of its own), and
-/// the run's partitions hold only that version's rows: each row's version is its group's head.
-/// The heads are then not worked out, nor looked up per row (most of a first refresh's time
-/// besides its encodes).
-fn every_row_current(events: &[RecordBatch]) -> Result<bool, Error> {
-    for b in events {
-        if strings(b, "_action", CLAIMS)?.contains(&Some("cancel")) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// One table's new current dataset, written (its files handed to the refresh's syncer) and not
@@ -1195,12 +1193,14 @@ mod tests {
         was_held
     }
 
-    /// An output's first run whose claim events name no cancel: its rows are current without
-    /// working out the heads, and the datasets are the ones the heads give, byte for byte,
-    /// with superseded versions dropped and with every version kept.
+    /// An output's first run: its rows are current without working out the heads (but for
+    /// the versions a cancel names), and the datasets are the ones the heads give, byte for
+    /// byte, with superseded versions dropped and with every version kept, with and without
+    /// cancels.
     #[test]
-    fn a_first_run_without_cancels_is_current_as_its_heads_say() {
-        for all_versions in [false, true] {
+    fn an_outputs_first_run_is_current_as_its_heads_say() {
+        for (all_versions, cancels) in [(false, false), (true, false), (false, true), (true, true)]
+        {
             let build = |always: bool| {
                 let out = tempfile::tempdir().expect("tempdir");
                 let claims = claims_schema();
@@ -1209,7 +1209,7 @@ mod tests {
                 let mut sink = ParquetSink::open(&root, "r1", &[claims, cclf1]).expect("open");
                 let (mut events, rows, superseded) =
                     claims_run("r1", 0..3000, 1_700_000_000_000_000, 3);
-                for e in &mut events {
+                for e in events.iter_mut().filter(|_| !cancels) {
                     if e[4] == Cell::text("cancel") {
                         e[4] = Cell::text("version");
                     }
@@ -1230,7 +1230,10 @@ mod tests {
                     refresh_current(out.path(), &["cclf1".to_owned()], &runs, held.as_ref())
                         .expect("refresh");
                 let skipped = HEADS_ALWAYS.with(|h| h.replace((false, false)).1);
-                assert_eq!(skipped, !always, "all versions: {all_versions}");
+                assert_eq!(
+                    skipped, !always,
+                    "all versions: {all_versions}, cancels: {cancels}"
+                );
                 let files = files(&out.path().join(CURRENT_DIR));
                 (out, report, files)
             };
@@ -1238,9 +1241,14 @@ mod tests {
             let (_b, worked_out, slow) = build(true);
             assert_eq!(skipped, worked_out);
             assert!(fast.len() > 10, "{:?}", fast.keys());
-            assert!(fast == slow, "all versions: {all_versions}");
-            let versions = 3000 + if all_versions { 600 } else { 0 };
-            assert_eq!(skipped.rows["cclf1"], 3 * versions as u64);
+            assert!(
+                fast == slow,
+                "all versions: {all_versions}, cancels: {cancels}"
+            );
+            if !cancels {
+                let versions = 3000 + if all_versions { 600 } else { 0 };
+                assert_eq!(skipped.rows["cclf1"], 3 * versions as u64);
+            }
         }
     }
 
@@ -1552,6 +1560,7 @@ mod tests {
             heads,
             all_versions: false,
             only_run: None,
+            cancelled: Default::default(),
         };
         let rebuild: BTreeSet<u64> = (0..BUCKETS).filter(|b| b % 3 != 1).collect();
         for full in [true, false] {
