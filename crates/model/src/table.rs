@@ -3,7 +3,7 @@
 use compact_str::CompactString;
 
 /// A column's type, which fixes its Arrow/Parquet and SQLite representation.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum ColumnType {
     /// Free text. Parquet Utf8 (plain); SQLite TEXT.
     Text,

@@ -47,6 +47,8 @@ pub const VERSIONS_DIR: &str = ".claimline-current";
 
 /// The claim versions' table (`_claimline_claims`).
 pub(crate) const CLAIMS: &str = "_claimline_claims";
+/// Lineage columns a bucket writes without a dictionary (see [`write_file`]).
+const PLAIN_COLUMNS: [&str; 3] = ["_claim_key", "_resource_id", "_line"];
 /// Bytes of values (not nulls) below which a bucket's column is written uncompressed.
 const SMALL_CHUNK: usize = 64 << 10;
 const STATE: &str = "_state.json";
@@ -589,9 +591,6 @@ fn build_table(
         .find_map(|batches| batches.first())
         .map(|b| FileSchema::new(b.schema()).map_err(Error::parquet(&new)))
         .transpose()?;
-    let dictionary = schema
-        .as_deref()
-        .and_then(crate::parquet_sink::dictionary_columns);
     // The rewritten buckets are encoded at once, on whichever workers are free (a load of one
     // claim table would otherwise encode its 16 buckets on one core).
     let mut fresh: BTreeMap<u64, u64> = by_bucket
@@ -610,7 +609,7 @@ fn build_table(
                     &own
                 }
             };
-            let (n, file) = write_file(&target, schema, &batches, dictionary.as_deref())?;
+            let (n, file) = write_file(&target, schema, &batches)?;
             syncer.add(target, file);
             syncer.add_folder(&folder).map_err(Error::io(&folder))?;
             Ok((bk, n))
@@ -652,7 +651,7 @@ fn build_table(
         claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
         let target = folder.join("part-0.parquet");
         let schema = FileSchema::new(schema).map_err(Error::parquet(&target))?;
-        let (_, file) = write_file(&target, &schema, &[], None)?;
+        let (_, file) = write_file(&target, &schema, &[])?;
         syncer.add(target, file);
         syncer.add_folder(&folder).map_err(Error::io(&folder))?;
     }
@@ -941,21 +940,21 @@ fn write_file(
     path: &Path,
     schema: &FileSchema,
     batches: &[RecordBatch],
-    dictionary: Option<&[String]>,
 ) -> Result<(u64, File), Error> {
     let file = claimline_model::create_private(path).map_err(Error::io(path))?;
     let mut props =
         WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
-    // The history's parts' dictionaries (their column list says which), where it is known: a
-    // dictionary of a column of about as many values as rows (ids, claim keys, line numbers)
-    // is all the work of hashing each value and no saving.
-    if let Some(columns) = dictionary {
-        props = props.set_dictionary_enabled(false);
-        for c in columns {
-            props = props.set_column_dictionary_enabled(
-                parquet::schema::types::ColumnPath::from(c.as_str()),
-                true,
-            );
+    // No dictionary for a lineage column whose value changes from one row to the next on most
+    // rows (a table of a row per claim): it would be all the work of hashing each value, and
+    // bigger than the values. Where rows repeat it (a line table, a few rows per claim), and in
+    // every other column, the dictionary is kept: a bucket's small chunks are stored
+    // uncompressed, and a dictionary is what keeps repeated values small there.
+    for c in PLAIN_COLUMNS {
+        if let Some(i) = schema.arrow().index_of(c).ok()
+            && mostly_changing(batches, i)
+        {
+            props = props
+                .set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(c), false);
         }
     }
     // A small column chunk is stored uncompressed: zstd would save a few hundred bytes, and
@@ -994,6 +993,27 @@ fn write_file(
         .into_inner(Encode::AcrossColumns)
         .map_err(Error::parquet(path))?;
     Ok((rows, f))
+}
+
+/// Whether column `i` of `batches` (text or integers) changes value from one row to the next
+/// on more than half of its rows.
+fn mostly_changing(batches: &[RecordBatch], i: usize) -> bool {
+    let (mut rows, mut changes) = (0usize, 0usize);
+    for b in batches {
+        let c = b.column(i);
+        rows += c.len();
+        if let Some(s) = c.as_any().downcast_ref::<StringArray>() {
+            changes += (1..s.len())
+                .filter(|&k| s.value(k) != s.value(k - 1))
+                .count();
+        } else if let Some(n) = c.as_any().downcast_ref::<arrow_array::Int64Array>() {
+            let v = n.values();
+            changes += v.windows(2).filter(|w| w[0] != w[1]).count();
+        } else {
+            return false;
+        }
+    }
+    changes * 2 > rows
 }
 
 /// What `c.to_data().get_slice_memory_size()` reports (the bytes of its rows' values, offsets
@@ -1252,30 +1272,46 @@ mod tests {
         }
     }
 
-    /// A bucket's columns have dictionaries where the history's parts have them (the parts'
-    /// column list says which): `_source_file`, and not ids, claim keys or numbers.
+    /// A bucket's columns have dictionaries but for the lineage columns whose value changes
+    /// on most rows (a claim per row); a line table's repeated keys keep theirs.
     #[test]
-    fn buckets_have_the_dictionaries_of_the_history() {
-        let out = tempfile::tempdir().expect("tempdir");
-        load_and_refresh(out.path(), true, usize::MAX);
-        let bucket = out.path().join("current/cclf1/bucket=00/part-0.parquet");
-        let reader =
-            parquet::file::reader::SerializedFileReader::new(File::open(&bucket).expect("bucket"))
-                .expect("parquet");
-        use parquet::file::reader::FileReader as _;
-        let group = reader.metadata().row_group(0);
-        let dictionary = |name: &str| {
-            group
-                .columns()
-                .iter()
-                .find(|c| c.column_path().string() == name)
-                .expect(name)
-                .dictionary_page_offset()
-                .is_some()
-        };
-        assert!(dictionary("_source_file"));
-        for plain in ["_claim_key", "_resource_id", "CLM_PMT_AMT", "_line"] {
-            assert!(!dictionary(plain), "{plain}");
+    fn buckets_keep_dictionaries_but_for_keys_that_change_on_most_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("_claim_key", DataType::Utf8, true),
+            Field::new("_line", DataType::Int64, true),
+            Field::new("CODE", DataType::Utf8, true),
+        ]));
+        for rows_per_claim in [1, 3] {
+            let n = 3000;
+            let key: StringArray = (0..n)
+                .map(|i| Some(format!("claim-{}", i / rows_per_claim)))
+                .collect();
+            let line =
+                arrow_array::Int64Array::from_iter_values((0..n).map(|i| i / rows_per_claim));
+            let code: StringArray = (0..n).map(|i| Some(["A", "B"][i as usize % 2])).collect();
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(key), Arc::new(line), Arc::new(code)],
+            )
+            .expect("batch");
+            let path = dir.path().join(format!("{rows_per_claim}.parquet"));
+            write_file(
+                &path,
+                &FileSchema::new(schema.clone()).expect("schema"),
+                std::slice::from_ref(&batch),
+            )
+            .expect("write");
+            let reader =
+                parquet::file::reader::SerializedFileReader::new(File::open(&path).expect("file"))
+                    .expect("parquet");
+            use parquet::file::reader::FileReader as _;
+            let group = reader.metadata().row_group(0);
+            let dictionary = |c: usize| group.column(c).dictionary_page_offset().is_some();
+            assert!(dictionary(2), "a code");
+            for c in [0, 1] {
+                assert_eq!(dictionary(c), rows_per_claim > 1, "{rows_per_claim}: {c}");
+            }
         }
     }
 
@@ -1680,7 +1716,6 @@ mod tests {
                 &path,
                 &FileSchema::new(schema).expect("schema"),
                 std::slice::from_ref(&batch),
-                None
             )
             .expect("write")
             .0,

@@ -184,37 +184,13 @@ pub struct ParquetSink {
 /// values, repeated), and `_source_file` (one value per input file, which plain encoding
 /// writes out and compresses again on every row). Not `_claim_key`, a code with about as many
 /// values as rows: its dictionary is all the work of hashing every value and no saving.
-/// `current/`'s buckets follow the same rule ([`dictionary_columns`]).
-pub(crate) fn dictionary_encoded(name: &str, ty: &ColumnType) -> bool {
+fn dictionary_encoded(name: &str, ty: &ColumnType) -> bool {
     match name {
         "_source_file" => true,
         "_claim_key" => false,
         _ => matches!(ty, ColumnType::Code | ColumnType::Date),
     }
 }
-
-/// The columns [`dictionary_encoded`] picks, from the column list a part's key-values carry
-/// (`claimline.columns`, which a reader's Arrow schema has as metadata); `None` for a schema
-/// without one (a part another writer made).
-pub(crate) fn dictionary_columns(schema: &arrow_schema::Schema) -> Option<Vec<String>> {
-    #[derive(serde::Deserialize)]
-    struct Described {
-        name: String,
-        #[serde(rename = "type")]
-        ty: ColumnType,
-    }
-    let columns: Vec<Described> = serde_json::from_str(schema.metadata().get(COLUMNS_KEY)?).ok()?;
-    Some(
-        columns
-            .into_iter()
-            .filter(|c| dictionary_encoded(&c.name, &c.ty))
-            .map(|c| c.name)
-            .collect(),
-    )
-}
-
-/// The key-value of a part that lists its columns with their types and descriptions.
-const COLUMNS_KEY: &str = "claimline.columns";
 
 fn properties(schema: &TableSchema) -> WriterProperties {
     let columns: Vec<serde_json::Value> = schema
@@ -232,7 +208,7 @@ fn properties(schema: &TableSchema) -> WriterProperties {
         .set_key_value_metadata(Some(vec![
             KeyValue::new("claimline.table".into(), schema.name.clone()),
             KeyValue::new(
-                COLUMNS_KEY.into(),
+                "claimline.columns".into(),
                 serde_json::Value::Array(columns).to_string(),
             ),
         ]));
