@@ -258,7 +258,9 @@ impl RunVersions {
                 )
             })
             .collect();
-        keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        // On every core: it runs between the scan and the commit, when nothing else does.
+        use rayon::slice::ParallelSliceMut as _;
+        keyed.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
         keyed.into_iter().map(|(.., e)| e).collect()
     }
 
