@@ -755,17 +755,34 @@ fn a_cut_gzip_file_is_damage_with_the_resources_it_loses() {
     // (it was read as absent, and the resources lost went unsaid).
     let state = export.join(".claimline/state.json");
     let good = std::fs::read(&state).expect("state");
-    std::fs::write(&state, &good[..good.len() / 2]).expect("cut");
     let before = crate::tree(&out);
-    for extra in [&[][..], &["--accept-rejects"][..]] {
-        let mut args = vec!["load", s(&export), "--out", s(&out), "--json"];
-        args.extend_from_slice(extra);
-        let r = claimline(dir.path(), &args);
-        let stderr = String::from_utf8_lossy(&r.stderr);
-        assert_eq!(r.status.code(), Some(3), "{stderr}");
-        assert!(stderr.contains(s(&state)), "{stderr}");
-        assert!(stderr.contains("download state is damaged"), "{stderr}");
-        crate::unchanged(&out, &before, "a load over a damaged download state");
+    // Cut, a link to nothing, a folder in its place.
+    let damage: [&dyn Fn(); 3] = [
+        &|| std::fs::write(&state, &good[..good.len() / 2]).expect("cut"),
+        &|| {
+            std::fs::remove_file(&state).expect("rm");
+            std::os::unix::fs::symlink(dir.path().join("gone.json"), &state).expect("link");
+        },
+        &|| {
+            std::fs::remove_file(&state).expect("rm");
+            std::fs::create_dir(&state).expect("folder");
+        },
+    ];
+    for damage in damage {
+        damage();
+        for extra in [&[][..], &["--accept-rejects"][..]] {
+            let mut args = vec!["load", s(&export), "--out", s(&out), "--json"];
+            args.extend_from_slice(extra);
+            let r = claimline(dir.path(), &args);
+            let stderr = String::from_utf8_lossy(&r.stderr);
+            assert_eq!(r.status.code(), Some(3), "{stderr}");
+            assert!(stderr.contains(s(&state)), "{stderr}");
+            assert!(stderr.contains("download state is damaged"), "{stderr}");
+            crate::unchanged(&out, &before, "a load over a damaged download state");
+        }
+        if state.is_dir() {
+            std::fs::remove_dir(&state).expect("rmdir");
+        }
     }
     std::fs::write(&state, &good).expect("mend");
     let accepted = claimline(

@@ -337,3 +337,22 @@ def test_postgres_refusals_are_typed_without_the_password(repo, tmp_path):
     with pytest.raises(claimline.UsageError):
         claimline.load(repo / "sample-data/real/r4", tmp_path / "o", format="sqlite,postgres",
                        postgres=url)
+
+
+def test_beneficiary_keys_are_the_engines_reading_of_each_line():
+    """What Spark partitions by: a Patient's id, the Patient a Coverage or an EOB references
+    (the first of a duplicated member, as the engine reads it; a byte-order mark skipped),
+    None for a line that is no such resource."""
+    lines = pa.array([
+        b'\xef\xbb\xbf{"resourceType":"Patient","id":"p1"}',
+        b'{"resourceType":"Coverage","beneficiary":{"reference":"Patient/p2"}}',
+        b'{"resourceType":"ExplanationOfBenefit","patient":{"reference":"Patient/p3"},'
+        b'"patient":{"reference":"Patient/p4"}}',
+        b'{"resourceType":"ExplanationOfBenefit","patient":{"reference":"https://x/Patient/p5/_history/2"}}',
+        b'not json',
+        None,
+        b'',
+        b'{"resourceType":"Claim","patient":{"reference":"Patient/p6"}}',
+    ], pa.binary())
+    assert claimline._native.beneficiary_keys(lines) == [
+        "p1", "p2", "p3", "p5", None, None, None, None]

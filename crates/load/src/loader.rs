@@ -1535,8 +1535,9 @@ pub struct ExportFacts {
 /// run's incremental state depends on it. So are an incremental export and a full one in one
 /// load: what an incremental export's Patient did not bring keeps its earlier value, what a full
 /// export's did not bring is gone, and one run cannot tell them apart (found by a review: the
-/// first manifest decided for all). A download state (`.claimline/state.json`) in a folder that
-/// cannot be read or parsed is an error too (exit 3), named.
+/// first manifest decided for all). A damaged download state (`.claimline/state.json`: not a
+/// state file, a link to nothing, a folder) in a folder is an error too (exit 3), named; one
+/// this user may not read is left unread, as before.
 pub fn export_facts(files: &[InputFile]) -> Result<ExportFacts, claimline_ndjson::Error> {
     let mut dirs: Vec<&Path> = Vec::new();
     for f in files {
@@ -1549,24 +1550,27 @@ pub fn export_facts(files: &[InputFile]) -> Result<ExportFacts, claimline_ndjson
     let mut kind: Option<(PathBuf, bool)> = None;
     let mut transaction_time = None;
     for dir in dirs {
-        // The download state is read again only to count what a damaged file lost; one that
-        // cannot be read stops the load here, before anything is written, rather than leave
-        // that count out unsaid.
-        if let Err(e) = claimline_model::ExportState::read(dir) {
-            let source = if e.kind() == std::io::ErrorKind::InvalidData {
-                std::io::Error::new(
+        // The download state is read again only to count what a damaged file lost; a damaged
+        // one (not a state file, a link to nothing, a folder) stops the load here, before anything is
+        // written, rather than leave that count out unsaid. One this user may not read (another
+        // user's download into a shared folder) is none of this load's business, as before.
+        if let Err(e) = claimline_model::ExportState::read(dir)
+            && matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData
+                    | std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::IsADirectory
+            )
+        {
+            return Err(claimline_ndjson::Error::Read {
+                path: claimline_model::export_state_path(dir),
+                source: std::io::Error::new(
                     e.kind(),
                     format!(
                         "the export's download state is damaged ({e}); move it aside to load \
                          the files without it"
                     ),
-                )
-            } else {
-                e
-            };
-            return Err(claimline_ndjson::Error::Read {
-                path: claimline_model::export_state_path(dir),
-                source,
+                ),
             });
         }
         let m = dir.join("manifest.json");

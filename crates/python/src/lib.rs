@@ -642,10 +642,16 @@ fn beneficiary_keys(py: Python<'_>, lines: Bound<'_, PyAny>) -> PyResult<Vec<Opt
     Ok(py.detach(|| {
         let input = InputFile::new("lines");
         let mut keys: Vec<Option<String>> = vec![None; owned.len()];
-        let numbered = owned
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.as_deref().map(|l| (i as u64, l)));
+        // A byte-order mark before a line is skipped, as the engine skips one before a file's
+        // first line (wherever the caller's reader left it).
+        let numbered = owned.iter().enumerate().filter_map(|(i, l)| {
+            l.as_deref().map(|l| {
+                (
+                    i as u64,
+                    l.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(l),
+                )
+            })
+        });
         // A line that is no resource has no key (its reject is the engine's, in its task).
         let _ = claimline_ndjson::parse_lines(&input, numbered, |r| {
             if let Some(slot) = keys.get_mut(r.line as usize) {
