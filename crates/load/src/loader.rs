@@ -1551,9 +1551,10 @@ pub fn export_facts(files: &[InputFile]) -> Result<ExportFacts, claimline_ndjson
     let mut transaction_time = None;
     for dir in dirs {
         // The download state is read again only to count what a damaged file lost; a damaged
-        // one (not a state file, a link to nothing, a folder) stops the load here, before anything is
-        // written, rather than leave that count out unsaid. One this user may not read (another
-        // user's download into a shared folder) is none of this load's business, as before.
+        // one (not a state file, a link to nothing, a folder) stops the load here, before
+        // anything is written, rather than leave that count out unsaid. One this user may not
+        // read (another user's download into a shared folder) is none of this load's business,
+        // as before.
         if let Err(e) = claimline_model::ExportState::read(dir)
             && matches!(
                 e.kind(),
