@@ -25,17 +25,18 @@ The job (:func:`load`):
    :func:`claimline._native.beneficiary_keys`): a Patient's ``id``, the Patient a Coverage's
    ``beneficiary`` or an EOB's ``patient`` references (``getReferenceKey(Patient)``); any other
    line keys on its own ``(file, line)``. ``repartition(n, key)`` puts all of a beneficiary's
-   lines in one task, ``sortWithinPartitions(file, line)`` restores input order there. This is the design choice
-   that gives the CLI's rows: everything the link stage does per beneficiary (MBI resolution,
-   CCLF8 from Patient and Coverage, the claim-history rule within the run) runs in one task,
-   on all of that beneficiary's resources, with the same Rust code.
+   lines in one task, ``sortWithinPartitions(file, line)`` restores input order there. This is
+   the design choice that gives the CLI's rows: everything the link stage does per beneficiary
+   (MBI resolution, CCLF8 from Patient and Coverage, the claim-history rule within the run) runs
+   in one task, on all of that beneficiary's resources, with the same Rust code.
 4. **The engine, once per job.** ``mapInArrow`` hands each partition's lines to
-   :func:`claimline.read_lines` (the ``Loader`` of ``claimline load``, with an in-memory
-   Arrow sink; each resource is parsed once there, besides the key's parse) and emits each
-   table's batch as Arrow IPC bytes (lz4). That DataFrame is persisted, so the engine runs once per partition; each table is then decoded to its Spark
-   schema (Decimal128 -> DECIMAL(p,s), Date32 -> DATE, Timestamp(us, UTC) -> TIMESTAMP) and
-   written by Spark as Parquet (``TIMESTAMP_MICROS``) into a staging folder.
-   ``_claimline_counts`` (counts per claim type and month) is summed across tasks.
+   :func:`claimline.read_lines` (the ``Loader`` of ``claimline load``, with an in-memory Arrow
+   sink; each resource is parsed once there, besides the key's parse) and emits each table's
+   batch as Arrow IPC bytes (lz4). That DataFrame is persisted, so the engine runs once per
+   partition; each table is then decoded to its Spark schema (Decimal128 -> DECIMAL(p,s), Date32
+   -> DATE, Timestamp(us, UTC) -> TIMESTAMP) and written by Spark as Parquet
+   (``TIMESTAMP_MICROS``) into a staging folder. ``_claimline_counts`` (counts per claim type
+   and month) is summed across tasks.
 5. **Commit.** With every table written into the CLI's staging folder
    (``out/.claimline-staging/<run_id>/<table>/``), the run is committed as a CLI load commits
    its own (``sink::commit_staged_run``): ``READY.json``, then each table's folder renamed into
