@@ -896,3 +896,33 @@ def test_a_duplicated_patient_member_keys_as_the_engine_reads_it(spark, cli, rep
     assert all(x["rows_equal"] for x in rep.values()), rep
     mbis = pq.read_table(sp_out / "parquet" / "cclf5" / "run=R1").column("BENE_MBI_ID")
     assert mbis.to_pylist() and all(mbis.to_pylist())
+
+
+def test_a_file_ending_mid_line_is_rejected_as_the_cli_rejects_it(spark, cli, tmp_path):
+    """The last line of a file without a final newline that does not parse is `truncated_line`
+    ("the file ends mid-line") in the CLI's rejects; Spark's tasks saw it as any line and said
+    `invalid_json` (reported by a review). Plain and gzip alike; a line that does parse, and a
+    bad line before the last, keep their kinds."""
+    d = tmp_path / "in"
+    d.mkdir()
+    good = '{"resourceType":"Patient","id":"-1","meta":{"lastUpdated":"2024-01-01T00:00:00Z"}}'
+    (d / "Patient.ndjson").write_text(f"{good}\n{{not json\n{good}\n" + '{"resourceType":"Pat')
+    with gzip.open(d / "Patient-2.ndjson.gz", "wt") as f:
+        f.write(f"{good}\n" + '{"resourceType":"Pat')
+    (d / "Patient-3.ndjson").write_text(good)  # no final newline, and whole
+    cli_out, sp_out = tmp_path / "cli", tmp_path / "spark"
+    cli_load(cli, [d], cli_out, "R1")
+    cs.load(spark, [d], sp_out, run_id="R1")
+
+    def kinds(out):
+        with open(out / "rejects" / "R1.ndjson") as f:
+            rows = [json.loads(line) for line in f]
+        return sorted((os.path.basename(r["file"]), r["line"], r["kind"],
+                       "ends mid-line" in r.get("message", r.get("error", "")))
+                      for r in rows)
+
+    want = [("Patient-2.ndjson.gz", 2, "truncated_line", True),
+            ("Patient.ndjson", 2, "invalid_json", False),
+            ("Patient.ndjson", 4, "truncated_line", True)]
+    assert kinds(cli_out) == want
+    assert kinds(sp_out) == want
