@@ -844,22 +844,17 @@ def test_claim_versions_naming_different_beneficiaries_are_refused_not_split(spa
     assert all(x["rows_equal"] for x in rep.values()), rep
 
 
-def test_a_line_nested_past_jacksons_limit_joins_its_patient(spark, cli, repo, tmp_path):
-    """A claim nested 1,010 levels deep (under the engine's 1,024, over Jackson's default 1,000):
-    Spark's key read it as no JSON, so it went to a task of its own and its MBI came out NULL
-    (found by a review). It joins its Patient's task, as the CLI's load joins them."""
+def claims_join_their_patient(spark, cli, repo, tmp_path, claim, prefix=""):
+    """Eight claims made by `claim(eob, k)` (a real carrier EOB to a line of text) beside
+    their one Patient, after `prefix`, loaded by the CLI and by Spark in seven tasks (some
+    land away from their Patient's if keyed wrong): the same rows, and every MBI resolved."""
     src = repo / "sample-data/real/r4"
     d = tmp_path / "in"
     d.mkdir()
     shutil.copy(src / "Patient.ndjson", d)
     eob = json.loads((src / "ExplanationOfBenefit-carrier.ndjson").read_text().splitlines()[0])
-    # Eight claims (each keyed by its own line when unread), seven tasks: some land away from
-    # their Patient's.
-    lines = []
-    for k in range(8):
-        eob["id"] = f"deep-{k}"
-        lines.append(json.dumps(eob)[:-1] + ',"deep":' + '{"a":' * 1010 + "1" + "}" * 1010 + "}")
-    (d / "ExplanationOfBenefit.ndjson").write_text("\n".join(lines) + "\n")
+    lines = [claim(eob, k) for k in range(8)]
+    (d / "ExplanationOfBenefit.ndjson").write_text(prefix + "\n".join(lines) + "\n")
     cli_out, sp_out = tmp_path / "cli", tmp_path / "spark"
     report = cli_load(cli, [d], cli_out, "R1")
     assert report["resources"] == {"ExplanationOfBenefit": 8, "Patient": 1}, report
@@ -868,34 +863,32 @@ def test_a_line_nested_past_jacksons_limit_joins_its_patient(spark, cli, repo, t
     assert all(x["rows_equal"] for x in rep.values()), rep
     mbis = pq.read_table(sp_out / "parquet" / "cclf5" / "run=R1").column("BENE_MBI_ID")
     assert mbis.to_pylist() and all(mbis.to_pylist())
+
+
+def test_a_line_nested_past_jacksons_limit_joins_its_patient(spark, cli, repo, tmp_path):
+    """A claim nested 1,010 levels deep (under the engine's 1,024, over Jackson's default 1,000):
+    Spark's key read it as no JSON, so it went to a task of its own and its MBI came out NULL
+    (found by a review). It joins its Patient's task, as the CLI's load joins them."""
+    def deep(eob, k):
+        eob["id"] = f"deep-{k}"
+        return json.dumps(eob)[:-1] + ',"deep":' + '{"a":' * 1010 + "1" + "}" * 1010 + "}"
+
+    claims_join_their_patient(spark, cli, repo, tmp_path, deep)
 
 
 def test_a_duplicated_patient_member_keys_as_the_engine_reads_it(spark, cli, repo, tmp_path):
     """A claim whose `patient` member is there twice: the engine reads the first, Spark's own
     JSON reader took the last, so the claim went to another task than its Patient and its MBI
     came out NULL (reported by a review). The key is now the engine's own parse of the line."""
-    src = repo / "sample-data/real/r4"
-    d = tmp_path / "in"
-    d.mkdir()
-    shutil.copy(src / "Patient.ndjson", d)
-    eob = json.loads((src / "ExplanationOfBenefit-carrier.ndjson").read_text().splitlines()[0])
-    lines = []
-    for k in range(8):
+    def twice(eob, k):
         eob["id"] = f"twice-{k}"
         # Eight claims of their own (each its own claim group).
         for ident in eob["identifier"]:
             ident["value"] = f"{k}{ident['value']}"
-        lines.append(json.dumps(eob)[:-1] + f',"patient":{{"reference":"Patient/elsewhere-{k}"}}}}')
+        return json.dumps(eob)[:-1] + f',"patient":{{"reference":"Patient/elsewhere-{k}"}}}}'
+
     # A byte-order mark before the first line is whitespace to the engine.
-    (d / "ExplanationOfBenefit.ndjson").write_text("\ufeff" + "\n".join(lines) + "\n")
-    cli_out, sp_out = tmp_path / "cli", tmp_path / "spark"
-    report = cli_load(cli, [d], cli_out, "R1")
-    assert report["resources"] == {"ExplanationOfBenefit": 8, "Patient": 1}, report
-    cs.load(spark, [d], sp_out, run_id="R1", partitions=7)
-    rep = compare(cli_out, sp_out, "R1")
-    assert all(x["rows_equal"] for x in rep.values()), rep
-    mbis = pq.read_table(sp_out / "parquet" / "cclf5" / "run=R1").column("BENE_MBI_ID")
-    assert mbis.to_pylist() and all(mbis.to_pylist())
+    claims_join_their_patient(spark, cli, repo, tmp_path, twice, prefix="\ufeff")
 
 
 def test_a_file_ending_mid_line_is_rejected_as_the_cli_rejects_it(spark, cli, tmp_path):

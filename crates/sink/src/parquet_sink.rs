@@ -1051,6 +1051,30 @@ mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use std::sync::Arc;
 
+    /// Codes, dates and `_source_file` are dictionary-encoded in a part; text and
+    /// `_claim_key` (a code with about as many values as rows) are not.
+    #[test]
+    fn parts_dictionary_encode_codes_dates_and_the_source_file() {
+        let schema = TableSchema::new(
+            "t",
+            vec![
+                Column::new("CODE", ColumnType::Code),
+                Column::new("DATE", ColumnType::Date),
+                Column::new("TEXT", ColumnType::Text),
+                Column::new("_source_file", ColumnType::Text),
+                Column::new("_claim_key", ColumnType::Code),
+            ],
+        );
+        let props = properties(&schema);
+        let dictionary = |c: &str| props.dictionary_enabled(&ColumnPath::from(c));
+        for with in ["CODE", "DATE", "_source_file"] {
+            assert!(dictionary(with), "{with}");
+        }
+        for without in ["TEXT", "_claim_key"] {
+            assert!(!dictionary(without), "{without}");
+        }
+    }
+
     fn schema() -> TableSchema {
         TableSchema::new(
             "cclf1",
