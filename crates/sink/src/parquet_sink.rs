@@ -287,9 +287,37 @@ impl ParquetSink {
     }
 }
 
+/// [`SourceLines`] with each file's lines sorted, for a walk along a table's rows (which come
+/// file after file, in line order) instead of a hash lookup per row.
+struct DroppedLines<'a>(std::collections::HashMap<&'a str, Vec<i64>>);
+
+impl<'a> DroppedLines<'a> {
+    fn new(lines: &'a SourceLines) -> Self {
+        DroppedLines(
+            lines
+                .iter()
+                .map(|(file, set)| {
+                    let mut sorted: Vec<i64> = set.iter().copied().collect();
+                    sorted.sort_unstable();
+                    (file.as_str(), sorted)
+                })
+                .collect(),
+        )
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.values().all(Vec::is_empty)
+    }
+
+    /// The lines dropped from `file`, in order.
+    fn of(&self, file: &str) -> &[i64] {
+        self.0.get(file).map_or(&[], Vec::as_slice)
+    }
+}
+
 impl TableWriter {
     /// Drops the rows read from `lines`, the buffered rows staged first; returns how many went.
-    fn drop_rows(&mut self, lines: &SourceLines) -> Result<u64, Error> {
+    fn drop_rows(&mut self, lines: &DroppedLines<'_>) -> Result<u64, Error> {
         if lines.is_empty() {
             return Ok(0);
         }
@@ -323,7 +351,7 @@ impl TableWriter {
         &mut self,
         file_at: usize,
         line_at: usize,
-        lines: &SourceLines,
+        lines: &DroppedLines<'_>,
     ) -> Result<u64, Error> {
         let error = |e: arrow_schema::ArrowError| Error::Row {
             table: self.schema.name.clone(),
@@ -371,33 +399,44 @@ impl TableWriter {
         batch: &RecordBatch,
         file_at: usize,
         line_at: usize,
-        lines: &SourceLines,
+        lines: &DroppedLines<'_>,
     ) -> arrow_array::BooleanArray {
         use arrow_array::{Array, Int64Array, StringArray};
         let files = batch.column(file_at).as_any().downcast_ref::<StringArray>();
         let nums = batch.column(line_at).as_any().downcast_ref::<Int64Array>();
-        // Rows come file after file: the last file's lines are looked up once per run of rows.
-        let mut last: Option<(&str, Option<&std::collections::HashSet<i64>>)> = None;
-        (0..batch.num_rows())
-            .map(|i| {
-                let dropped = match (files, nums) {
-                    (Some(f), Some(n)) if f.is_valid(i) && n.is_valid(i) => {
-                        let file = f.value(i);
-                        let set = match last {
-                            Some((name, set)) if name == file => set,
-                            _ => {
-                                let set = lines.get(file);
-                                last = Some((file, set));
-                                set
-                            }
-                        };
-                        set.is_some_and(|set| set.contains(&n.value(i)))
-                    }
-                    _ => false,
-                };
-                Some(!dropped)
-            })
-            .collect()
+        let (Some(files), Some(nums)) = (files, nums) else {
+            return arrow_array::BooleanArray::from(vec![true; batch.num_rows()]);
+        };
+        // Rows come file after file, each file's in line order: the last file's dropped lines
+        // are looked up once per run of rows, and walked along as the rows' lines grow (a
+        // search again where they do not).
+        let mut last: Option<&str> = None;
+        let mut dropped: &[i64] = &[];
+        let mut at = 0;
+        let mut prev = i64::MIN;
+        let mut keep = arrow_array::builder::BooleanBufferBuilder::new(batch.num_rows());
+        for i in 0..batch.num_rows() {
+            if !files.is_valid(i) || !nums.is_valid(i) {
+                keep.append(true);
+                continue;
+            }
+            let (file, n) = (files.value(i), nums.value(i));
+            if last != Some(file) {
+                last = Some(file);
+                dropped = lines.of(file);
+                prev = i64::MIN;
+            }
+            if prev == i64::MIN || n < prev {
+                at = dropped.partition_point(|&d| d < n);
+            } else {
+                while dropped.get(at).is_some_and(|&d| d < n) {
+                    at += 1;
+                }
+            }
+            prev = n;
+            keep.append(dropped.get(at) != Some(&n));
+        }
+        arrow_array::BooleanArray::new(keep.finish(), None)
     }
 
     /// Writes `part` again without the rows in `lines`, if it has any; returns how many went.
@@ -406,7 +445,7 @@ impl TableWriter {
         part: &Path,
         file_at: usize,
         line_at: usize,
-        lines: &SourceLines,
+        lines: &DroppedLines<'_>,
     ) -> Result<u64, Error> {
         use parquet::arrow::ProjectionMask;
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -539,12 +578,13 @@ impl TableSink for ParquetSink {
             .try_for_each(|(_, w)| w.stage())?;
         self.within_budget()?;
         // Each table's rows are dropped on their own worker.
+        let lines = DroppedLines::new(lines);
         let removed: Vec<(usize, u64)> = self
             .tables
             .par_iter_mut()
             .enumerate()
             .filter(|(t, _)| tables.contains(t))
-            .map(|(t, w)| w.drop_rows(lines).map(|n| (t, n)))
+            .map(|(t, w)| w.drop_rows(&lines).map(|n| (t, n)))
             .collect::<Result<_, Error>>()?;
         Ok(tables
             .iter()
@@ -1050,6 +1090,61 @@ mod tests {
     use claimline_model::Column;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use std::sync::Arc;
+
+    /// The walk along each file's dropped lines finds them whatever the rows' order: lines
+    /// that grow, go back, repeat (a line table's rows), files that come back, nulls, and a
+    /// file with nothing dropped.
+    #[test]
+    fn dropped_rows_are_found_in_any_row_order() {
+        use arrow_array::{Int64Array, StringArray};
+        use arrow_schema::{DataType, Field, Schema};
+        let rows: Vec<(Option<&str>, Option<i64>)> = vec![
+            (Some("a"), Some(1)),
+            (Some("a"), Some(2)),
+            (Some("a"), Some(2)),
+            (Some("a"), Some(9)),
+            (Some("a"), Some(3)),
+            (Some("b"), Some(2)),
+            (None, Some(2)),
+            (Some("a"), None),
+            (Some("a"), Some(2)),
+            (Some("a"), Some(10)),
+            (Some("c"), Some(2)),
+            (Some("a"), Some(12)),
+        ];
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("_source_file", DataType::Utf8, true),
+                Field::new("_line", DataType::Int64, true),
+            ])),
+            vec![
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .expect("batch");
+        let lines = SourceLines::from([
+            ("a".to_owned(), [12, 2, 3, 10].into()),
+            ("b".to_owned(), [7].into()),
+        ]);
+        let keep = TableWriter::keep(&batch, 0, 1, &DroppedLines::new(&lines));
+        let expected: Vec<bool> = rows
+            .iter()
+            .map(|(f, l)| match (f, l) {
+                (Some(f), Some(l)) => !lines.get(*f).is_some_and(|set| set.contains(l)),
+                _ => true,
+            })
+            .collect();
+        assert_eq!(
+            keep.iter().map(|k| k == Some(true)).collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(expected.iter().filter(|k| !**k).count(), 6);
+    }
 
     /// Codes, dates and `_source_file` are dictionary-encoded in a part; text and
     /// `_claim_key` (a code with about as many values as rows) are not.
