@@ -929,22 +929,30 @@ impl Loader {
             write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
         }
         if let Some(t) = plan.claims_table() {
-            // A row per claim version recorded, made on every core (the workers are free now).
+            // A row per claim version recorded, made straight into Arrow batches (as the
+            // Parquet sink cuts rows written to it) on every core: the workers are free now.
             use rayon::prelude::*;
-            let rows: Vec<Vec<Cell>> = recorded
-                .par_iter()
-                .map(|e| {
-                    claimline_link::claims_row(
-                        e.api_version.map(|v| v.as_str()),
-                        &e.claim_key,
-                        &e.resource_id,
-                        e.last_updated,
-                        e.action,
-                        &run_id,
+            let arrow = claimline_sink::arrow_schema(&tables[t]);
+            let batches: Vec<arrow_array::RecordBatch> = recorded
+                .par_chunks(claimline_sink::BATCH_ROWS)
+                .map(|chunk| {
+                    claimline_sink::record_batch(
+                        &tables[t],
+                        &arrow,
+                        chunk.iter().map(|e| {
+                            claimline_link::claims_row(
+                                e.api_version.map(|v| v.as_str()),
+                                &e.claim_key,
+                                &e.resource_id,
+                                e.last_updated,
+                                e.action,
+                                &run_id,
+                            )
+                        }),
                     )
                 })
-                .collect();
-            write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
+                .collect::<Result<_, _>>()?;
+            write_table_batches(&mut sinks, &mut rows_per_table, &mut seen, t, &batches)?;
         }
 
         let null_columns: BTreeMap<String, Vec<String>> = tables
@@ -1178,6 +1186,30 @@ fn write_table(
         });
     }
     write_rows(sinks, t, rows)
+}
+
+/// As [`write_table`], for rows made into Arrow batches of the table's schema.
+fn write_table_batches(
+    sinks: &mut [Box<dyn TableSink>],
+    counted: &mut [u64],
+    seen: &mut [Vec<bool>],
+    t: usize,
+    batches: &[arrow_array::RecordBatch],
+) -> Result<(), claimline_sink::Error> {
+    use arrow_array::Array as _;
+    for batch in batches {
+        counted[t] += batch.num_rows() as u64;
+        for (c, held) in seen[t].iter_mut().enumerate() {
+            *held |= batch
+                .columns()
+                .get(c)
+                .is_some_and(|col| col.null_count() < col.len());
+        }
+        for sink in sinks.iter_mut() {
+            sink.write_batch(t, batch)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes rows of table `t` to every sink (copies for all but the last, which takes them).

@@ -45,7 +45,9 @@ pub fn arrow_schema(schema: &TableSchema) -> SchemaRef {
 }
 
 /// The rows of one table as a record batch of [`arrow_schema()`]; a cell of the wrong type is an
-/// [`Error::Row`] naming the table and column.
+/// [`Error::Row`] naming the table and column. The rows are owned (`Vec<Vec<Cell>>`: each is
+/// dropped once read) or borrowed, or made as they are read (arrays of cells: no row is
+/// allocated at all).
 ///
 /// The rows are read once, in order, each cell appended to its column's builder (a row's cells
 /// sit together in memory; a batch of a wide table does not fit a core's cache).
@@ -53,11 +55,17 @@ pub fn arrow_schema(schema: &TableSchema) -> SchemaRef {
 /// # Errors
 /// [`Error::Row`]: for the first column, in the table's order, with a cell of the wrong type (its
 /// first such cell) or a decimal of too many digits.
-pub fn record_batch(
+pub fn record_batch<I, R>(
     schema: &TableSchema,
     arrow: &SchemaRef,
-    rows: Vec<Vec<Cell>>,
-) -> Result<RecordBatch, Error> {
+    rows: I,
+) -> Result<RecordBatch, Error>
+where
+    I: IntoIterator<Item = R>,
+    I::IntoIter: ExactSizeIterator,
+    R: AsRef<[Cell]>,
+{
+    let rows = rows.into_iter();
     let n = rows.len();
     let mut builders: Vec<Builder> = schema
         .columns
@@ -68,6 +76,7 @@ pub fn record_batch(
     // as it is read, while its memory is still in the cache.
     let mut bad: Option<(usize, String)> = None;
     for row in rows {
+        let row = row.as_ref();
         for (i, b) in builders.iter_mut().enumerate() {
             let c = row.get(i).unwrap_or(&Cell::Null);
             if !b.append(c) && bad.as_ref().is_none_or(|(j, _)| i < *j) {

@@ -56,8 +56,8 @@ pub use current::{
 };
 pub use error::{Error, PgFailure};
 pub use parquet_sink::{
-    HeldRun, ParquetSink, Recovered, commit_staged_run, read_committed_parquet, read_parquet_runs,
-    recover, staging_root,
+    BATCH_ROWS, HeldRun, ParquetSink, Recovered, commit_staged_run, read_committed_parquet,
+    read_parquet_runs, recover, staging_root,
 };
 pub use postgres_sink::{
     PgSession, PgTarget, PostgresSink, SslMode, pg_column, read_postgres_runs,
@@ -157,6 +157,20 @@ pub trait TableSink: Send {
     /// As [`TableSink::write`].
     fn write_rows(&mut self, table: usize, rows: &[Vec<Cell>]) -> Result<(), Error> {
         self.write(table, rows.to_vec())
+    }
+
+    /// As [`TableSink::write`], for rows already made into an Arrow batch of the table's
+    /// [`arrow_schema`] ([`record_batch`], on any thread). By default the batch's rows are
+    /// written as cells ([`batch_cells`]); the Parquet sink holds the batch itself, as it holds
+    /// the batches it makes of [`BATCH_ROWS`] rows written (a batch of that many rows, the last
+    /// one shorter, is encoded as those rows would be, byte for byte).
+    ///
+    /// # Errors
+    /// As [`TableSink::write`]; [`Error::Row`] for a batch whose columns are not the table's.
+    fn write_batch(&mut self, table: usize, batch: &arrow_array::RecordBatch) -> Result<(), Error> {
+        let schema = batch.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        self.write(table, batch_cells(batch, &names)?)
     }
 
     /// Removes from `tables` the rows this run wrote whose (`_source_file`, `_line`) is in

@@ -36,8 +36,9 @@ use claimline_model::{
 
 use crate::{SourceLines, TableSink};
 
-/// Rows buffered per table before they become an Arrow batch.
-const BATCH_ROWS: usize = 8192;
+/// Rows buffered per table before they become an Arrow batch (and the rows of a batch
+/// [`TableSink::write_batch`] takes as written row by row).
+pub const BATCH_ROWS: usize = 8192;
 /// Rows per Parquet row group.
 const ROW_GROUP_ROWS: usize = 256 * 1024;
 /// Rows per part file before the next part starts.
@@ -636,6 +637,34 @@ impl TableSink for ParquetSink {
             self.within_budget()?;
         }
         Ok(())
+    }
+
+    fn write_batch(&mut self, table: usize, batch: &RecordBatch) -> Result<(), Error> {
+        if self.staged {
+            return Err(after_staging("write"));
+        }
+        let t = &mut self.tables[table];
+        let fits = batch.num_columns() == t.file.arrow().fields().len()
+            && batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(t.file.arrow().fields())
+                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+        if !fits {
+            return Err(Error::Row {
+                table: t.schema.name.clone(),
+                column: String::new(),
+                message: "a batch whose columns are not the table's".into(),
+            });
+        }
+        // After the rows written before it, in order.
+        t.stage()?;
+        let batch = RecordBatch::try_new(t.file.arrow().clone(), batch.columns().to_vec())
+            .map_err(Error::parquet(&t.dir))?;
+        t.pending_bytes += batch.get_array_memory_size();
+        t.pending.push(batch);
+        self.within_budget()
     }
 
     fn commit(mut self: Box<Self>, run: &RunRecord) -> Result<(), Error> {
