@@ -1218,6 +1218,56 @@ mod tests {
         )
     }
 
+    /// A table's rows handed over as batches of [`BATCH_ROWS`] rows (the last one shorter) give
+    /// the part their rows written one by one give, byte for byte; a batch of other columns
+    /// is refused, naming the table.
+    #[test]
+    fn batches_of_rows_give_the_part_their_rows_give() {
+        let rows: Vec<Vec<Cell>> = (0..20_000i64)
+            .map(|i| {
+                vec![
+                    Cell::text(format!("{i:013}")),
+                    if i % 7 == 0 {
+                        Cell::Null
+                    } else {
+                        Cell::Decimal(123_450 + i128::from(i))
+                    },
+                    Cell::Date(19_000 + (i % 300) as i32),
+                    Cell::Timestamp(1_700_000_000_000_000 + i),
+                    Cell::Int(i),
+                ]
+            })
+            .collect();
+        let part = |batches: bool| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let root = dir.path().join("parquet");
+            let mut s = ParquetSink::open(&root, "r1", &[schema()]).expect("open");
+            if batches {
+                let arrow = crate::arrow_schema(&schema());
+                for chunk in rows.chunks(BATCH_ROWS) {
+                    let batch = crate::record_batch(&schema(), &arrow, chunk).expect("batch");
+                    s.write_batch(0, &batch).expect("write batch");
+                }
+            } else {
+                s.write(0, rows.clone()).expect("write");
+            }
+            Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
+            std::fs::read(root.join("cclf1/run=r1/part-0.parquet")).expect("part")
+        };
+        assert_eq!(part(true), part(false));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s =
+            ParquetSink::open(&dir.path().join("parquet"), "r1", &[schema()]).expect("open");
+        let other = TableSchema::new("other", vec![Column::new("X", ColumnType::Text)]);
+        let batch = crate::record_batch(&other, &crate::arrow_schema(&other), [[Cell::text("x")]])
+            .expect("batch");
+        match s.write_batch(0, &batch) {
+            Err(Error::Row { table, .. }) => assert_eq!(table, "cclf1"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
     #[test]
     fn writes_typed_columns_and_renames_at_commit() {
         let dir = tempfile::tempdir().expect("tempdir");
