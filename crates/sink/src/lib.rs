@@ -160,7 +160,7 @@ pub trait TableSink: Send {
     }
 
     /// As [`TableSink::write`], for rows already made into an Arrow batch of the table's
-    /// [`arrow_schema`] ([`record_batch`], on any thread). By default the batch's rows are
+    /// [`arrow_schema()`] ([`record_batch`], on any thread). By default the batch's rows are
     /// written as cells ([`batch_cells`]); the Parquet sink holds the batch itself, as it holds
     /// the batches it makes of [`BATCH_ROWS`] rows written (a batch of that many rows, the last
     /// one shorter, is encoded as those rows would be, byte for byte).
