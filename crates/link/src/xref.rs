@@ -142,8 +142,8 @@ pub fn claims_schema() -> TableSchema {
 }
 
 /// One row of `_claimline_claims` ([`claims_schema`]'s columns, in order): the one place that
-/// knows them, for every writer (a BCDA load, a CCLF load). An array, not a `Vec`: a load makes
-/// its rows straight into Arrow batches, with no row allocated.
+/// knows them, for every writer (a BCDA load, a CCLF load). An array, not a `Vec`: the BCDA load
+/// makes its rows straight into Arrow batches, with no row allocated.
 pub fn claims_row(
     api_version: Option<&str>,
     claim_key: &str,

@@ -1039,7 +1039,7 @@ fn load_cclf_locked(
                     claimline_link::Action::Version,
                     &run_id,
                 )
-                .to_vec()
+                .into()
             })
             .collect();
         if !rows.is_empty() {

@@ -952,7 +952,7 @@ impl Loader {
                     )
                 })
                 .collect::<Result<_, _>>()?;
-            write_table_batches(&mut sinks, &mut rows_per_table, &mut seen, t, &batches)?;
+            write_table_batches(&mut sinks, &mut rows_per_table, &mut seen, t, batches)?;
         }
 
         let null_columns: BTreeMap<String, Vec<String>> = tables
@@ -1194,9 +1194,11 @@ fn write_table_batches(
     counted: &mut [u64],
     seen: &mut [Vec<bool>],
     t: usize,
-    batches: &[arrow_array::RecordBatch],
+    batches: Vec<arrow_array::RecordBatch>,
 ) -> Result<(), claimline_sink::Error> {
     use arrow_array::Array as _;
+    // Each batch goes once every sink has it: a sink that encodes it (past its memory budget)
+    // then frees its memory.
     for batch in batches {
         counted[t] += batch.num_rows() as u64;
         for (c, held) in seen[t].iter_mut().enumerate() {
@@ -1206,7 +1208,7 @@ fn write_table_batches(
                 .is_some_and(|col| col.null_count() < col.len());
         }
         for sink in sinks.iter_mut() {
-            sink.write_batch(t, batch)?;
+            sink.write_batch(t, &batch)?;
         }
     }
     Ok(())

@@ -134,6 +134,25 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// What kind of value the cell holds (`"a text cell"`, `"an integer cell"`, …), for a
+    /// message that must not show the value itself: claims data is PHI.
+    ///
+    /// ```
+    /// use claimline_model::Cell;
+    /// assert_eq!(Cell::text("1EG4TE5MK73").kind(), "a text cell");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cell::Null => "a null",
+            Cell::Bool(_) => "a boolean cell",
+            Cell::Int(_) => "an integer cell",
+            Cell::Decimal(_) => "a decimal cell",
+            Cell::Text(_) => "a text cell",
+            Cell::Date(_) => "a date cell",
+            Cell::Timestamp(_) => "a timestamp cell",
+        }
+    }
+
     /// A [`Cell::Text`] of `s`.
     pub fn text(s: impl Into<CompactString>) -> Cell {
         Cell::Text(s.into())

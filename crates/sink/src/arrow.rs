@@ -74,13 +74,13 @@ where
         .collect();
     // The first column with a cell of the wrong type, and that cell. Each row is dropped as soon
     // as it is read, while its memory is still in the cache.
-    let mut bad: Option<(usize, String)> = None;
+    let mut bad: Option<(usize, &'static str)> = None;
     for row in rows {
         let row = row.as_ref();
         for (i, b) in builders.iter_mut().enumerate() {
             let c = row.get(i).unwrap_or(&Cell::Null);
             if !b.append(c) && bad.as_ref().is_none_or(|(j, _)| i < *j) {
-                bad = Some((i, format!("{c:?}")));
+                bad = Some((i, c.kind()));
             }
         }
     }
@@ -171,7 +171,12 @@ impl Builder {
             Builder::Boolean(mut b) => Arc::new(b.finish()),
             Builder::Decimal(mut b, precision, scale) => {
                 let a = b.finish().with_precision_and_scale(precision, scale)?;
-                a.validate_decimal_precision(precision)?;
+                // Arrow's own message shows the value: claims data is PHI.
+                a.validate_decimal_precision(precision).map_err(|_| {
+                    arrow_schema::ArrowError::InvalidArgumentError(format!(
+                        "a decimal of more than {precision} digits"
+                    ))
+                })?;
                 Arc::new(a)
             }
             Builder::Date(mut b) => Arc::new(b.finish()),
@@ -399,16 +404,32 @@ mod tests {
             row(Cell::Null, Cell::Int(2), Cell::Null),
         ];
         assert_eq!(column_of(record_batch(&s, &a, rows)), "code");
-        // Too many digits in `amount` comes before a wrong cell in `code`.
-        let rows = vec![row(Cell::Decimal(1_000_000), Cell::Int(2), Cell::Null)];
-        assert_eq!(column_of(record_batch(&s, &a, rows)), "amount");
-        // The message shows the first wrong cell of the column.
+        // Too many digits in `amount` comes before a wrong cell in `code`; the message says
+        // so without the amount (claims data is PHI: Arrow's own message shows it).
+        let rows = vec![row(Cell::Decimal(1_234_567), Cell::Int(2), Cell::Null)];
+        match record_batch(&s, &a, rows) {
+            Err(Error::Row {
+                column, message, ..
+            }) => {
+                assert_eq!(column, "amount");
+                assert!(message.contains("more than 5 digits"), "{message}");
+                assert!(!message.contains("1234567"), "{message}");
+            }
+            other => panic!("expected a row error, got {other:?}"),
+        }
+        // The message says what kind of cell the column's first wrong one is, never its value.
         let rows = vec![
-            row(Cell::Null, Cell::Int(7), Cell::Null),
-            row(Cell::Null, Cell::Int(8), Cell::Null),
+            row(Cell::Null, Cell::Null, Cell::text("1EG4TE5MK73")),
+            row(Cell::Null, Cell::Null, Cell::Int(8)),
         ];
         match record_batch(&s, &a, rows) {
-            Err(Error::Row { message, .. }) => assert!(message.contains("Int(7)"), "{message}"),
+            Err(Error::Row { message, .. }) => {
+                assert!(
+                    message.starts_with("a text cell in a Date column"),
+                    "{message}"
+                );
+                assert!(!message.contains("1EG4TE5MK73"), "{message}");
+            }
             other => panic!("expected a row error, got {other:?}"),
         }
     }

@@ -160,13 +160,16 @@ pub trait TableSink: Send {
     }
 
     /// As [`TableSink::write`], for rows already made into an Arrow batch of the table's
-    /// [`arrow_schema()`] ([`record_batch`], on any thread). By default the batch's rows are
-    /// written as cells ([`batch_cells`]); the Parquet sink holds the batch itself, as it holds
-    /// the batches it makes of [`BATCH_ROWS`] rows written (a batch of that many rows, the last
-    /// one shorter, is encoded as those rows would be, byte for byte).
+    /// [`arrow_schema()`] ([`record_batch`], on any thread): the caller's batch has the table's
+    /// columns, in order. By default its rows are written as cells ([`batch_cells`], in the
+    /// batch's column order: a sink checks them as it checks any row). The Parquet sink holds
+    /// the batch itself, as it holds the batches it makes of [`BATCH_ROWS`] rows written, and
+    /// refuses a batch whose column names or types are not the table's; when none of the
+    /// table's rows wait to be made a batch, batches of [`BATCH_ROWS`] rows (the last one
+    /// shorter) give the part those rows written one by one would give, byte for byte.
     ///
     /// # Errors
-    /// As [`TableSink::write`]; [`Error::Row`] for a batch whose columns are not the table's.
+    /// As [`TableSink::write`].
     fn write_batch(&mut self, table: usize, batch: &arrow_array::RecordBatch) -> Result<(), Error> {
         let schema = batch.schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();

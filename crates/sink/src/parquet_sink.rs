@@ -643,6 +643,9 @@ impl TableSink for ParquetSink {
         if self.staged {
             return Err(after_staging("write"));
         }
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
         let t = &mut self.tables[table];
         let fits = batch.num_columns() == t.file.arrow().fields().len()
             && batch

@@ -972,7 +972,7 @@ impl<'a> PgValue<'a> {
                 chrono::DateTime::from_timestamp_micros(*t)
                     .ok_or_else(|| bad("an instant out of range".into()))?,
             ),
-            (c, _) => return Err(bad(format!("{c:?}"))),
+            (c, _) => return Err(bad(c.kind().to_owned())),
         })
     }
 }

@@ -446,7 +446,7 @@ fn to_sql<'c>(
             push_timestamp(text, *t);
             ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes()))
         }
-        (c, _) => return Err(bad(&format!("{c:?}"))),
+        (c, _) => return Err(bad(c.kind())),
     })
 }
 
@@ -785,6 +785,25 @@ impl Drop for SqliteSink {
 mod tests {
     use super::*;
     use claimline_model::Column;
+
+    /// A cell of the wrong type is refused naming the table, the column and the kind of cell,
+    /// never its value (claims data is PHI).
+    #[test]
+    fn a_wrong_cell_is_named_by_its_kind_not_its_value() {
+        let schema = TableSchema::new("cclf1", vec![Column::new("CLM_FROM_DT", ColumnType::Date)]);
+        let mut text = String::new();
+        match to_sql(&schema, 0, &Cell::text("1EG4TE5MK73"), &mut text) {
+            Err(Error::Row {
+                table,
+                column,
+                message,
+            }) => {
+                assert_eq!((table.as_str(), column.as_str()), ("cclf1", "CLM_FROM_DT"));
+                assert_eq!(message, "a text cell in a Date column");
+            }
+            other => panic!("expected a row error, got {:?}", other.map(|_| ())),
+        }
+    }
 
     fn claim_tables() -> Vec<TableSchema> {
         let key = vec!["_api_version".to_owned(), "_claim_key".to_owned()];
