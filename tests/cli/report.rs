@@ -297,3 +297,103 @@ fn a_damaged_saved_report_stops_the_report_and_keeps_the_page() {
     );
     assert_eq!(std::fs::read(&page).expect("the page"), before);
 }
+
+/// A view's runtime error (here a `where` whose path is not boolean) is counted in the report
+/// by its view and expression, never by the resource it failed on: a Patient's id is a
+/// beneficiary's (found by a review: the report listed one line per failing Patient, its id in
+/// it).
+#[test]
+fn a_view_error_is_reported_without_the_resource_it_failed_on() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let export = dir.join("export");
+    let synth = claimline(
+        dir,
+        &[
+            "synth",
+            "--benes",
+            "3",
+            "--years",
+            "1",
+            "--seed",
+            "2",
+            "--out",
+            &s(&export),
+        ],
+    );
+    assert!(synth.status.success());
+    let views = dir.join("views");
+    std::fs::create_dir(&views).expect("mkdir");
+    std::fs::write(
+        views.join("patients.json"),
+        r#"{"resourceType":"ViewDefinition","name":"patients","resource":"Patient",
+            "where":[{"path":"identifier.value"}],
+            "select":[{"column":[{"name":"id","path":"id","type":"id"}]}]}"#,
+    )
+    .expect("view");
+    let out = dir.join("out");
+    let loaded = claimline(
+        dir,
+        &[
+            "load",
+            &s(&export),
+            "--views",
+            &s(&views),
+            "--format",
+            "sqlite",
+            "--out",
+            &s(&out),
+            "--run-id",
+            "20260101T000000.000000Z",
+            "--json",
+        ],
+    );
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    let report = json(&loaded);
+    let errors = report["row_errors"]["count"].as_u64().expect("count");
+    assert_eq!(errors, 3, "one per Patient: {report:#}");
+    let html = std::fs::read_to_string(out.join("reports/20260101T000000.000000Z.html"))
+        .expect("the report");
+    assert!(html.contains("<b data-tile=\"row-errors\">3</b>"));
+    // Counted as one kind of error, three times: its view and expression name it.
+    let kinds = attr_values(&html, "<tr data-what=", "data-what");
+    let counts = attr_values(&html, "<tr data-what=", "data-count");
+    assert_eq!(kinds.len(), 1, "{kinds:?}");
+    assert!(
+        kinds[0].starts_with("patients.: ") && kinds[0].contains("patients.json: where[0].path: "),
+        "{kinds:?}"
+    );
+    assert_eq!(counts, ["3"]);
+    let ids: Vec<String> = std::fs::read_to_string(export.join("Patient.000.ndjson"))
+        .expect("patients")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("JSON")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3);
+    for id in &ids {
+        assert!(!html.contains(id.as_str()), "the report names a Patient");
+    }
+    // The row-errors file (owner-only, beside the rejects) keeps which resource it was.
+    let kept = std::fs::read_to_string(
+        report["row_errors"]["file"]
+            .as_str()
+            .expect("row errors file"),
+    )
+    .expect("row errors");
+    for id in &ids {
+        assert!(
+            kept.contains(id.as_str()),
+            "the row errors name the resource"
+        );
+    }
+}

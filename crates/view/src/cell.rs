@@ -216,15 +216,11 @@ pub struct RowError {
     pub reason: String,
 }
 
+/// The column and the reason: not the resource id, a beneficiary's or a claim's (it is the
+/// `resource_id` field, for the row-errors file that keeps it).
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "resource {}: column {}: {}",
-            self.resource_id.as_deref().unwrap_or("(no id)"),
-            self.column,
-            self.reason
-        )
+        write!(f, "column {}: {}", self.column, self.reason)
     }
 }
 

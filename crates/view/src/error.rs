@@ -38,8 +38,11 @@ pub enum Error {
         message: String,
     },
     /// A runtime error the SQL on FHIR spec defines (e.g. many values in a non-collection
-    /// column, a `where` that is not boolean).
-    #[error("{file}: {location}: resource {resource_id}: {message}")]
+    /// column, a `where` that is not boolean). Its text names the view and the expression, not
+    /// the resource: a resource id is a beneficiary's or a claim's, and this text reaches row
+    /// errors and the run report's counts of them (the resource is the `resource_id` field, and
+    /// the row-errors file's own column).
+    #[error("{file}: {location}: {message}")]
     Evaluation {
         /// The view's file name.
         file: String,

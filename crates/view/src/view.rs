@@ -1574,10 +1574,7 @@ mod tests {
             .map(|e| (e.resource_id.as_deref(), e.column.as_str()))
             .collect();
         assert_eq!(cols, [(Some("e1"), "created"), (Some("e1"), "paid")]);
-        assert_eq!(
-            errors[0].to_string(),
-            "resource e1: column created: value is not a date"
-        );
+        assert_eq!(errors[0].to_string(), "column created: value is not a date");
     }
 
     #[test]
@@ -1809,7 +1806,7 @@ mod tests {
             assert_eq!(
                 err.to_string(),
                 format!(
-                    "{}: where[1].path: resource p1: where path must return a boolean",
+                    "{}: where[1].path: where path must return a boolean",
                     v.file()
                 )
             );
