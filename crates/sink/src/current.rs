@@ -569,9 +569,26 @@ fn build_table(
     };
     use rayon::prelude::*;
     let mut by_bucket: BTreeMap<u64, Vec<RecordBatch>> = BTreeMap::new();
-    let mut schema = None;
+    let mut schema: Option<arrow_schema::SchemaRef> = None;
     for file in &sources {
         let (file_schema, batches) = source_batches(root, file, run_id, table, held)?;
+        // One set of columns for every bucket: runs loaded with views that give the table other
+        // columns cannot make one current dataset (found by a review: the bucket writer read
+        // columns by the first batch's positions and panicked).
+        if let Some(first) = &schema
+            && first.fields() != file_schema.fields()
+        {
+            return Err(Error::Parquet {
+                path: file.clone(),
+                message: format!(
+                    "its columns are not those of the table's other files ({} against {}): runs \
+                     loaded with views that give {table} other columns make no one current \
+                     table; load into a new --out",
+                    file_schema.fields().len(),
+                    first.fields().len()
+                ),
+            });
+        }
         schema.get_or_insert(file_schema);
         // Each batch is cut into its buckets' current rows on a worker of its own; the pieces
         // are then queued per bucket in the batches' order, as one thread would queue them.
@@ -1218,6 +1235,47 @@ mod tests {
         let from = if from_memory { held.as_ref() } else { None };
         refresh_current(out, &["cclf1".to_owned()], &runs, from).expect("refresh");
         was_held
+    }
+
+    /// Two runs whose views gave a claim table other columns make no one current table: the
+    /// refresh says so with the file named, before it writes a bucket (found by a review: the
+    /// bucket writer read the columns by the first file's positions and panicked).
+    #[test]
+    fn runs_with_other_columns_stop_the_refresh_with_an_error() {
+        let out = tempfile::tempdir().expect("tempdir");
+        let root = out.path().join("parquet");
+        let narrow = claim_table("cclf1", Column::new("CLM_PMT_AMT", ColumnType::Integer));
+        let mut wide = narrow.clone();
+        wide.columns
+            .insert(1, Column::new("CLM_EXTRA", ColumnType::Text));
+        for (run_id, table, time) in [
+            ("r1", &narrow, 1_700_000_000_000_000),
+            ("r2", &wide, 1_700_000_100_000_000),
+        ] {
+            let mut sink =
+                ParquetSink::open(&root, run_id, &[claims_schema(), table.clone()]).expect("open");
+            let (events, mut rows, _) = claims_run(run_id, 0..40, time, 2);
+            if table.columns.len() > narrow.columns.len() {
+                for row in &mut rows {
+                    row.insert(1, Cell::text("x"));
+                }
+            }
+            sink.write(0, events).expect("claims");
+            sink.write(1, rows).expect("rows");
+            let run = RunRecord::new(run_id);
+            sink.prepare(&run, false).expect("prepare");
+            Box::new(sink).publish().expect("publish");
+        }
+        let runs = crate::read_parquet_runs(&root).expect("runs");
+        let err = refresh_current(out.path(), &["cclf1".to_owned()], &runs, None)
+            .expect_err("two sets of columns");
+        let text = err.to_string();
+        assert!(
+            text.contains("part-0.parquet") && text.contains("load into a new --out"),
+            "{text}"
+        );
+        // Nothing is shown: no version of the table was swapped in.
+        assert!(!out.path().join(CURRENT_DIR).join("cclf1").exists());
     }
 
     /// An output's first run: its rows are current without working out the heads (but for
