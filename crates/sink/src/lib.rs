@@ -162,11 +162,13 @@ pub trait TableSink: Send {
     /// As [`TableSink::write`], for rows already made into an Arrow batch of the table's
     /// [`arrow_schema()`] ([`record_batch`], on any thread): the caller's batch has the table's
     /// columns, in order. By default its rows are written as cells ([`batch_cells`], in the
-    /// batch's column order: a sink checks them as it checks any row). The Parquet sink holds
-    /// the batch itself, as it holds the batches it makes of [`BATCH_ROWS`] rows written, and
-    /// refuses a batch whose column names or types are not the table's; when none of the
-    /// table's rows wait to be made a batch, batches of [`BATCH_ROWS`] rows (the last one
-    /// shorter) give the part those rows written one by one would give, byte for byte.
+    /// batch's column order): the sink checks each row's width and each cell's type as it
+    /// checks any row, not the batch's column names, which are the caller's to get right (two
+    /// columns of one type given in each other's place would be written so). The Parquet sink
+    /// holds the batch itself, as it holds the batches it makes of [`BATCH_ROWS`] rows
+    /// written, and refuses a batch whose column names or types are not the table's; when none
+    /// of the table's rows wait to be made a batch, batches of [`BATCH_ROWS`] rows (the last
+    /// one shorter) give the part those rows written one by one would give, byte for byte.
     ///
     /// # Errors
     /// As [`TableSink::write`].

@@ -322,11 +322,17 @@ impl TableWriter {
         if lines.is_empty() {
             return Ok(0);
         }
+        // A table asked to drop lines has the lineage columns that say where its rows were
+        // read: without them no row could be found, and every superseded version would stay.
         let (Ok(file_at), Ok(line_at)) = (
             self.file.arrow().index_of("_source_file"),
             self.file.arrow().index_of("_line"),
         ) else {
-            return Ok(0);
+            return Err(Error::Row {
+                table: self.schema.name.clone(),
+                column: "_source_file, _line".into(),
+                message: "the table has no lineage columns, so the rows of the versions left out cannot be dropped".into(),
+            });
         };
         // Rows already encoded (a run beyond the memory budget): the rows still held are encoded
         // after them and every part is written again without the dropped rows, as when nothing
@@ -367,7 +373,7 @@ impl TableWriter {
                 .map_err(error)?
                 .into_par_iter()
                 .map(|window| {
-                    let mask = Self::keep(&window, file_at, line_at, lines);
+                    let mask = Self::keep(&window, file_at, line_at, lines)?;
                     if mask.true_count() == mask.len() {
                         return Ok((window, 0, 0));
                     }
@@ -395,18 +401,23 @@ impl TableWriter {
         Ok(removed as u64)
     }
 
-    /// The mask of the rows of `batch` to keep.
+    /// The mask of the rows of `batch` to keep. An error when the lineage columns are not
+    /// text and integers (every row would have been kept, the versions left out with them).
     fn keep(
         batch: &RecordBatch,
         file_at: usize,
         line_at: usize,
         lines: &DroppedLines<'_>,
-    ) -> arrow_array::BooleanArray {
+    ) -> Result<arrow_array::BooleanArray, arrow_schema::ArrowError> {
         use arrow_array::{Array, Int64Array, StringArray};
         let files = batch.column(file_at).as_any().downcast_ref::<StringArray>();
         let nums = batch.column(line_at).as_any().downcast_ref::<Int64Array>();
         let (Some(files), Some(nums)) = (files, nums) else {
-            return arrow_array::BooleanArray::from(vec![true; batch.num_rows()]);
+            return Err(arrow_schema::ArrowError::SchemaError(format!(
+                "the lineage columns are {} and {}, not text and integers: the rows of the versions left out cannot be found",
+                batch.column(file_at).data_type(),
+                batch.column(line_at).data_type()
+            )));
         };
         // Rows come file after file, each file's in line order: the last file's dropped lines
         // are looked up once per run of rows, and walked along as the rows' lines grow (a
@@ -437,7 +448,7 @@ impl TableWriter {
             prev = n;
             keep.append(dropped.get(at) != Some(&n));
         }
-        arrow_array::BooleanArray::new(keep.finish(), None)
+        Ok(arrow_array::BooleanArray::new(keep.finish(), None))
     }
 
     /// Writes `part` again without the rows in `lines`, if it has any; returns how many went.
@@ -464,7 +475,7 @@ impl TableWriter {
         let mut removed = 0u64;
         for batch in reader {
             let batch = batch.map_err(Error::parquet(part))?;
-            let keep = Self::keep(&batch, 0, 1, lines);
+            let keep = Self::keep(&batch, 0, 1, lines).map_err(Error::parquet(part))?;
             removed += (batch.num_rows() - keep.true_count()) as u64;
         }
         if removed == 0 {
@@ -478,7 +489,7 @@ impl TableWriter {
         let reader = open()?.build().map_err(Error::parquet(part))?;
         for batch in reader {
             let batch = batch.map_err(Error::parquet(part))?;
-            let keep = Self::keep(&batch, file_at, line_at, lines);
+            let keep = Self::keep(&batch, file_at, line_at, lines).map_err(Error::parquet(part))?;
             let kept = arrow_select::filter::filter_record_batch(&batch, &keep)
                 .map_err(Error::parquet(part))?;
             let kept = RecordBatch::try_new(self.file.arrow().clone(), kept.columns().to_vec())
@@ -1163,7 +1174,7 @@ mod tests {
             ("a".to_owned(), [12, 2, 3, 10].into()),
             ("b".to_owned(), [7].into()),
         ]);
-        let keep = TableWriter::keep(&batch, 0, 1, &DroppedLines::new(&lines));
+        let keep = TableWriter::keep(&batch, 0, 1, &DroppedLines::new(&lines)).expect("lineage");
         let expected: Vec<bool> = rows
             .iter()
             .map(|(f, l)| match (f, l) {
