@@ -39,8 +39,9 @@ pub struct ConfigFile {
     pub profiles: BTreeMap<String, Profile>,
 }
 
-/// One ACO's settings; every key is optional and a command-line flag overrides it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// One ACO's settings; every key is optional and a command-line flag overrides it. Its
+/// `Debug` shows whether `postgres_url` is set, never the URL (it may hold a password).
+#[derive(Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// `prod` or `sandbox`.
@@ -76,6 +77,53 @@ pub struct Profile {
     pub postgres_url: Option<String>,
     /// The PostgreSQL schema (default `claimline`).
     pub postgres_schema: Option<String>,
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named, so that a field added later is a compile error here, not a leak.
+        let Profile {
+            env,
+            base_url,
+            api,
+            endpoint,
+            types,
+            type_filter,
+            out,
+            credentials,
+            ca_file,
+            keep,
+            views,
+            accept_rejects,
+            log,
+            format,
+            postgres_url,
+            postgres_schema,
+        } = self;
+        f.debug_struct("Profile")
+            .field("env", env)
+            .field("base_url", base_url)
+            .field("api", api)
+            .field("endpoint", endpoint)
+            .field("types", types)
+            .field("type_filter", type_filter)
+            .field("out", out)
+            .field("credentials", credentials)
+            .field("ca_file", ca_file)
+            .field("keep", keep)
+            .field("views", views)
+            .field("accept_rejects", accept_rejects)
+            .field("log", log)
+            .field("format", format)
+            .field("postgres_url", &url_shown(postgres_url))
+            .field("postgres_schema", postgres_schema)
+            .finish()
+    }
+}
+
+/// What `Debug` shows of a PostgreSQL URL: whether there is one (it may hold a password).
+fn url_shown(url: &Option<String>) -> Option<&'static str> {
+    url.as_ref().map(|_| "(set, not shown)")
 }
 
 /// A config file that cannot be used.
@@ -201,8 +249,9 @@ pub enum LocalData {
 }
 
 /// What the caller of a run says, before the profile fills the rest: `claimline run`'s flags
-/// (every `None` or empty value falls back to the profile, then to the default).
-#[derive(Debug, Clone, Default)]
+/// (every `None` or empty value falls back to the profile, then to the default). Its `Debug`
+/// shows whether `postgres_url` is set, never the URL.
+#[derive(Clone, Default)]
 pub struct RunFlags {
     /// A profile of the config file.
     pub profile: Option<String>,
@@ -251,6 +300,62 @@ pub struct RunFlags {
     pub postgres_url: Option<String>,
     /// `--postgres-schema`.
     pub postgres_schema: Option<String>,
+}
+
+impl std::fmt::Debug for RunFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named, so that a field added later is a compile error here, not a leak.
+        let RunFlags {
+            profile,
+            config,
+            local_sandbox,
+            env,
+            base_url,
+            api,
+            endpoint,
+            types,
+            since,
+            type_filter,
+            out,
+            credentials,
+            ca_file,
+            poll_interval,
+            retry_wait,
+            max_wait_hours,
+            parallel,
+            views,
+            accept_rejects,
+            keep,
+            format,
+            postgres_url,
+            postgres_schema,
+        } = self;
+        f.debug_struct("RunFlags")
+            .field("profile", profile)
+            .field("config", config)
+            .field("local_sandbox", local_sandbox)
+            .field("env", env)
+            .field("base_url", base_url)
+            .field("api", api)
+            .field("endpoint", endpoint)
+            .field("types", types)
+            .field("since", since)
+            .field("type_filter", type_filter)
+            .field("out", out)
+            .field("credentials", credentials)
+            .field("ca_file", ca_file)
+            .field("poll_interval", poll_interval)
+            .field("retry_wait", retry_wait)
+            .field("max_wait_hours", max_wait_hours)
+            .field("parallel", parallel)
+            .field("views", views)
+            .field("accept_rejects", accept_rejects)
+            .field("keep", keep)
+            .field("format", format)
+            .field("postgres_url", &url_shown(postgres_url))
+            .field("postgres_schema", postgres_schema)
+            .finish()
+    }
 }
 
 /// The variable a PostgreSQL URL may come from.
@@ -463,6 +568,31 @@ mod tests {
         let path = dir.path().join("claimline.toml");
         std::fs::write(&path, text).expect("write");
         (dir, path)
+    }
+
+    /// A profile's and the flags' `Debug` say a PostgreSQL URL is set, never its password
+    /// (found by a review: both derived `Debug`, which printed it).
+    #[test]
+    fn debug_never_shows_a_postgres_url() {
+        let url = Some("postgresql://etl:hunter2@db.example/claims".to_owned());
+        let profile = Profile {
+            postgres_url: url.clone(),
+            ..Profile::default()
+        };
+        let flags = RunFlags {
+            postgres_url: url,
+            ..RunFlags::default()
+        };
+        for shown in [format!("{profile:?}"), format!("{flags:?}")] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("db.example"),
+                "{shown}"
+            );
+            assert!(
+                shown.contains("postgres_url: Some(\"(set, not shown)\")"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]
