@@ -1232,6 +1232,38 @@ mod tests {
         )
     }
 
+    /// Lines to drop from a table without `_source_file` cannot be found in it: an error that
+    /// names the table, not every row kept (found by a review).
+    #[test]
+    fn lines_dropped_from_a_table_without_lineage_are_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s =
+            ParquetSink::open(&dir.path().join("parquet"), "r1", &[schema()]).expect("open");
+        let row = vec![
+            Cell::text("1"),
+            Cell::Null,
+            Cell::Null,
+            Cell::Null,
+            Cell::Int(1),
+        ];
+        s.write(0, vec![row]).expect("write");
+        let lines = SourceLines::from([("e.ndjson".to_owned(), [1].into())]);
+        match TableSink::drop_rows(&mut s, &[0], &lines) {
+            Err(Error::Row { table, column, .. }) => {
+                assert_eq!(
+                    (table.as_str(), column.as_str()),
+                    ("cclf1", "_source_file, _line")
+                );
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+        // Nothing to drop is no error.
+        assert_eq!(
+            TableSink::drop_rows(&mut s, &[0], &SourceLines::new()).expect("none"),
+            [0]
+        );
+    }
+
     /// A table's rows handed over as batches of [`BATCH_ROWS`] rows (the last one shorter) give
     /// the part their rows written one by one give, byte for byte; a batch of other columns
     /// is refused, naming the table.
