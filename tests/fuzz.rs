@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use claimline_link::fuzzing::cclf8;
-use claimline_ndjson::fuzzing::{built_tape, ndjson_line, pruned_line};
+use claimline_ndjson::fuzzing::{built_tape, ndjson_line, pruned_line, pruned_walk};
 use claimline_sandbox::fuzzing::sandbox_request;
 use claimline_view::fuzzing::{fhirpath, view_definition};
 
@@ -118,6 +118,34 @@ fn pruned_line_over_the_corpora_and_every_real_and_generated_line_cut_and_damage
     assert!(
         cut_down > lines.len() * 2,
         "{cut_down} of {} lines cut down",
+        lines.len()
+    );
+}
+
+/// A line parsed in part in one walk gives the long way's tape (`pruned_walk`): over both line
+/// corpora, every real line and generated EOB line, whole, cut and damaged.
+#[test]
+fn pruned_walk_over_the_corpora_and_every_real_and_generated_line_cut_and_damaged() {
+    let mut cases = 0usize;
+    for seed in seeds("ndjson_line").into_iter().chain(seeds("pruned_line")) {
+        pruned_walk(&seed);
+        cases += 1;
+    }
+    let lines = real_and_generated_lines();
+    let mut took = 0;
+    for line in &lines {
+        took += usize::from(pruned_walk(line));
+        for damaged in damaged(line) {
+            pruned_walk(&damaged);
+            cases += 1;
+        }
+    }
+    assert!(cases > 1000, "{cases} cases");
+    // Nearly every real and generated line starts with its type and is walked once: the
+    // comparison must have run on them.
+    assert!(
+        took * 10 >= lines.len() * 9,
+        "{took} of {} lines walked",
         lines.len()
     );
 }
@@ -318,6 +346,14 @@ proptest! {
         pruned_line(text.as_bytes());
     }
 
+    /// Text after the one walk's opening (`{"resourceType":"`), so that every case reaches it.
+    #[test]
+    fn pruned_walk_json_like_text(text in "[{}\\[\\]\":,0-9a-zA-Z .eE+\\-\\\\]{0,200}") {
+        let line = format!("{{\"resourceType\":\"{text}");
+        pruned_walk(line.as_bytes());
+        pruned_line(line.as_bytes());
+    }
+
     /// Objects with the members a parse in part keeps and leaves, values of every kind.
     #[test]
     fn pruned_line_generated_objects(
@@ -354,15 +390,18 @@ proptest! {
             .replace(",}", "}");
         pruned_line(line.as_bytes());
         built_tape(line.as_bytes());
+        pruned_walk(line.as_bytes());
         let mut bytes = line.into_bytes();
         let at = cut.index(bytes.len());
         if let Some(d) = damage {
             bytes[at] ^= d;
             pruned_line(&bytes);
             built_tape(&bytes);
+            pruned_walk(&bytes);
         } else {
             pruned_line(&bytes[..at]);
             built_tape(&bytes[..at]);
+            pruned_walk(&bytes[..at]);
         }
     }
 
@@ -397,6 +436,7 @@ proptest! {
         }
         pruned_line(&bytes);
         built_tape(&bytes);
+        pruned_walk(&bytes);
     }
 
     #[test]

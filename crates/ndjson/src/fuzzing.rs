@@ -274,3 +274,129 @@ pub fn built_tape(data: &[u8]) -> bool {
     assert_eq!(ours, theirs);
     true
 }
+
+/// Any bytes as one line: the one walk of a line parsed in part (`prune::build::build_pruned`)
+/// gives the tape the long way gives for the same needs (`prune::split`, `prune::reduce`, then
+/// the copy built, or parsed by simd-json where the build leaves it), node for node (each
+/// `f64` to the bit), with the same number text, whenever it takes the line; a line the long
+/// way's check refuses, it never takes. Several needs: none, a few members, arrays read for
+/// their length with and without members of their first element. True when the walk took the
+/// line with every needs (so a caller can tell the comparison ran).
+pub fn pruned_walk(data: &[u8]) -> bool {
+    use crate::prune::build::{Built, build, build_pruned, patch, unescape};
+    use crate::prune::{Split, reduce, split};
+    use simd_json::{Node, StaticNode};
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let mut variants = vec![Needs::new()];
+    let mut header = Needs::new();
+    for name in [
+        "resourceType",
+        "id",
+        "identifier",
+        "status",
+        "type",
+        "billablePeriod",
+    ] {
+        header.add(name, Need::Whole);
+    }
+    variants.push(header);
+    let mut counted = Needs::new();
+    counted.add("item", Need::Count);
+    counted.add("value", Need::Whole);
+    counted.add("meta", Need::Whole);
+    variants.push(counted);
+    let mut first = Needs::new();
+    first.add_first("item", "servicedDate");
+    first.add_first("item", "sequence");
+    first.add_first("supportingInfo", "category");
+    first.add("identifier", Need::Whole);
+    variants.push(first);
+    // Every root key of the line read for its length, with a member of its first element.
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data)
+        && let Some(object) = value.as_object()
+    {
+        let mut every = Needs::new();
+        for (k, v) in object {
+            every.add(k, Need::Count);
+            if let Some(member) = v
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(|e| e.as_object())
+                .and_then(|o| o.keys().next())
+            {
+                every.add_first(k, member);
+            }
+        }
+        variants.push(every);
+    }
+    let same = |a: &Node<'_>, b: &Node<'_>| match (a, b) {
+        (Node::Static(StaticNode::F64(x)), Node::Static(StaticNode::F64(y))) => {
+            x.to_bits() == y.to_bits()
+        }
+        _ => a == b,
+    };
+    let mut took_all = true;
+    let (mut walked_split, mut long_split) = (Split::default(), Split::default());
+    for needs in &variants {
+        let mut built = Built::default();
+        let mut tape = Vec::new();
+        let took = build_pruned(text, needs, &mut walked_split, &mut built, &mut tape).is_some()
+            && unescape(text, &mut built).is_some()
+            && patch(&mut tape, &built).is_some();
+        let checked = split(data, &mut long_split).is_some();
+        if !took {
+            took_all = false;
+            continue;
+        }
+        assert!(checked, "the walk took a line the long way's check refuses");
+        let mut reduced = Vec::new();
+        reduce(data, &mut long_split, needs, &mut reduced);
+        let reduced_text = std::str::from_utf8(&reduced).expect("a copy of checked text");
+        let mut long_built = Built::default();
+        let mut long_tape = Vec::new();
+        let long_took = build(reduced_text, &mut long_built, &mut long_tape).is_some()
+            && unescape(reduced_text, &mut long_built).is_some()
+            && patch(&mut long_tape, &long_built).is_some();
+        let mut copy = reduced.clone();
+        let simd;
+        let long_nodes: &[Node<'_>] = if long_took {
+            &long_tape
+        } else {
+            simd = simd_json::to_tape(&mut copy)
+                .unwrap_or_else(|e| panic!("the walk took a line whose copy is refused ({e})"));
+            &simd.0
+        };
+        assert_eq!(tape.len(), long_nodes.len(), "tape lengths");
+        for (k, (a, b)) in tape.iter().zip(long_nodes).enumerate() {
+            assert!(same(a, b), "node {k}: {a:?} walked, {b:?} the long way");
+        }
+        // The same number text: the long way's document is its build's, or simd-json's.
+        let doc = crate::Document::with_buffer(&tape, data, &built.numbers, data.as_ptr());
+        let mut ours = String::new();
+        canon(doc.root(), 0, &mut ours);
+        let theirs = if long_took {
+            let doc = crate::Document::with_buffer(
+                &long_tape,
+                &reduced,
+                &long_built.numbers,
+                reduced.as_ptr(),
+            );
+            let mut s = String::new();
+            canon(doc.root(), 0, &mut s);
+            s
+        } else {
+            LineParser::new()
+                .parse_with_simd_json(&reduced, |d| {
+                    let mut s = String::new();
+                    canon(d.root(), 0, &mut s);
+                    s
+                })
+                .expect("simd-json took the copy above")
+        };
+        assert_eq!(ours, theirs);
+    }
+    took_all
+}

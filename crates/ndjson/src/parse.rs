@@ -27,11 +27,14 @@ pub struct LineParser {
     reduced: Vec<u8>,
     /// Whether parsing in part pays on this parser's recent lines.
     payoff: Payoff,
+    /// The resource type of the last line parsed in part: the next line's, as a rule (an
+    /// export's file holds one type), when the line does not say it first.
+    last_type: String,
 }
 
-/// Parsing in part checks every byte and then parses what is kept: it pays when little is kept
-/// (a header view keeps a fifth of an EOB), not when most is (a load of every CCLF table keeps
-/// nine tenths, and would run a sixth slower). A parser measures what it keeps over
+/// Parsing in part looks up what is read of every root member (and the long way copies out
+/// what is kept and checks it again): it pays when little is kept (a header view keeps a fifth
+/// of an EOB), not when most is (a load of every CCLF table keeps nine tenths). A parser measures what it keeps over
 /// [`Payoff::SAMPLE`] lines parsed in part; when that is more than half their bytes, it parses
 /// the next lines whole ([`Payoff::WHOLE`], twice as many after each sample that says so again,
 /// up to [`Payoff::LONGEST`]), then measures again. Which way a line is parsed never changes
@@ -96,6 +99,7 @@ impl LineParser {
             split: Split::default(),
             reduced: Vec::new(),
             payoff: Payoff::default(),
+            last_type: String::new(),
         }
     }
 
@@ -133,6 +137,103 @@ impl LineParser {
         .map_err(|(e, _)| e)
     }
 
+    /// [`LineParser::parse_pruned`] in one walk of the validator (`prune::build::build_pruned`):
+    /// for a line whose type is told without a walk (its first member, else the last line's
+    /// type; checked against the root's `resourceType` after the walk), a type `pruning` parses
+    /// in part, every byte checked and only the members read put on the tape, without the long
+    /// way's second check and copy of what is read. `Err(f)`, `f` unused, wherever the long way
+    /// must decide (another line, or a walk it does not take): the same document either way.
+    fn walk_pruned<R, F: FnOnce(&Document<'_>) -> R>(
+        &mut self,
+        line: &[u8],
+        pruning: &Pruning,
+        detecting: bool,
+        f: F,
+    ) -> Result<R, F> {
+        let mut last = std::mem::take(&mut self.last_type);
+        let leading = prune::leading_type(line);
+        let guess = leading.or((!last.is_empty()).then_some(last.as_str()));
+        let out = self.walk_typed(line, pruning, detecting, guess, f);
+        if let (Ok(_), Some(ty)) = (&out, leading)
+            && ty != last
+        {
+            last.clear();
+            last.push_str(ty);
+        }
+        self.last_type = last;
+        out
+    }
+
+    /// [`LineParser::walk_pruned`] of a line guessed to be of type `guess`.
+    fn walk_typed<R, F: FnOnce(&Document<'_>) -> R>(
+        &mut self,
+        line: &[u8],
+        pruning: &Pruning,
+        detecting: bool,
+        guess: Option<&str>,
+        f: F,
+    ) -> Result<R, F> {
+        let Some((ty, needs)) = guess.and_then(|ty| Some((ty, pruning.needs(ty, detecting)?)))
+        else {
+            return Err(f);
+        };
+        // Strings are borrowed from the line as text: all of it is checked as UTF-8 (as the
+        // whole parse checks it), which the walk also checks string by string.
+        let Ok(text) = simdutf8::basic::from_utf8(line) else {
+            return Err(f);
+        };
+        match self.walk_once(text, line, ty, needs, detecting, f) {
+            Ok(out) => Ok(out),
+            Err((f, false)) => Err(f),
+            // A resource whose version is told from its shape and that has no profile is read
+            // again with every member the detection may read (as the long way reads it).
+            Err((f, true)) => match pruning.unprofiled(ty) {
+                Some(all) => self
+                    .walk_once(text, line, ty, all, false, f)
+                    .map_err(|(f, _)| f),
+                None => Err(f),
+            },
+        }
+    }
+
+    /// One walk of [`LineParser::walk_pruned`] with `needs`, `f` given the document; `Err((f,
+    /// profile))`, `f` unused: the walk did not take the line, or its root's `resourceType` is
+    /// not `ty` (the type guessed, whose needs these are) (`false`), or (`true`, when
+    /// `check_profile`) the resource has no profile.
+    fn walk_once<R, F: FnOnce(&Document<'_>) -> R>(
+        &mut self,
+        text: &str,
+        line: &[u8],
+        ty: &str,
+        needs: &Needs,
+        check_profile: bool,
+        f: F,
+    ) -> Result<R, (F, bool)> {
+        let mut t: Tape<'_> = self.tape.take().unwrap_or_else(|| Tape(Vec::new())).reset();
+        let kept = build::build_pruned(text, needs, &mut self.split, &mut self.built, &mut t.0);
+        let ok = kept.is_some()
+            && build::unescape(text, &mut self.built).is_some()
+            && build::patch(&mut t.0, &self.built).is_some();
+        let out = if ok {
+            // Strings without escapes are the line's own bytes, numbers' offsets the line's.
+            let doc = Document::with_buffer(&t.0, line, &self.built.numbers, line.as_ptr())
+                .pruned(Some(needs));
+            // (Every type's needs keep `resourceType`.)
+            if doc.root().get("resourceType").and_then(|t| t.as_str()) != Some(ty) {
+                Err((f, false))
+            } else if check_profile && !crate::detect::profiled(doc.root()) {
+                Err((f, true))
+            } else {
+                self.payoff.record(line.len(), kept.unwrap_or(line.len()));
+                Ok(f(&doc))
+            }
+        } else {
+            Err((f, false))
+        };
+        self.tape = Some(t.reset());
+        out
+    }
+
     /// As [`LineParser::parse`], with only the root members `pruning` says are read of the
     /// line's resource type on the tape (see [`crate::prune`]); `detecting`: the API version will
     /// be told from the resource's shape, so what [`crate::detect_version`] reads is kept too.
@@ -156,10 +257,22 @@ impl LineParser {
         if self.payoff.skip() {
             return self.parse(line, f);
         }
+        // One walk, when the line's type can be told without one (every line BCDA writes, and
+        // in a file of one type every line after the first).
+        let f = match self.walk_pruned(line, pruning, detecting, f) {
+            Ok(out) => return Ok(out),
+            Err(f) => f,
+        };
+        // The long way: the line checked and its root members found, the members read copied
+        // out, and that copy parsed.
         let ty = match prune::split(line, &mut self.split) {
             Some(()) => prune::resource_type(line, &self.split.spans),
             None => None,
         };
+        if let Some(ty) = ty {
+            self.last_type.clear();
+            self.last_type.push_str(ty);
+        }
         let Some((ty, needs)) = ty.and_then(|ty| Some((ty, pruning.needs(ty, detecting)?))) else {
             // Parsed whole, every byte kept: a type parsed whole, or a line the check leaves to
             // simd-json (not JSON, or past what the check reads). Either way the payoff counts
@@ -509,6 +622,59 @@ mod tests {
             counts[0] < counts[Payoff::SAMPLE as usize + 1],
             "{counts:?}"
         );
+    }
+
+    /// The type of a line is told without a walk from its first member, else guessed as the
+    /// last line's, and the guess is checked against the root's `resourceType`: a line of
+    /// another type (or whose nested resource is of the type guessed) is read with its own
+    /// type's needs, whichever way it goes.
+    #[test]
+    fn a_type_guessed_wrong_is_read_with_the_roots_needs() {
+        let mut pruning = Pruning::new();
+        for (ty, member) in [("A", "a"), ("B", "z")] {
+            let mut needs = Needs::new();
+            needs.add(member, crate::Need::Whole);
+            pruning.set(ty, needs);
+        }
+        let keys = |d: &Document<'_>| {
+            d.root()
+                .entries()
+                .map(|(k, _)| k.to_owned())
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (["a", "resourceType"], ["resourceType", "z"]);
+        let mut parser = LineParser::new();
+        for (line, want) in [
+            // First member: read as a B.
+            (
+                &br#"{"resourceType":"B","a":1,"z":{"resourceType":"A"}}"#[..],
+                b,
+            ),
+            // Sorted keys: the last line's type guessed (a B), and right.
+            (
+                br#"{"a":1,"contained":[{"resourceType":"A"}],"resourceType":"B","z":2}"#,
+                b,
+            ),
+            (br#"{"a":1,"resourceType":"B","z":{"resourceType":"A"}}"#, b),
+            // Guessed a B, but an A.
+            (br#"{"a":1,"resourceType":"A","z":{"resourceType":"B"}}"#, a),
+            (br#"{"a":1,"resourceType":"A","z":{"resourceType":"B"}}"#, a),
+            // Guessed an A, but a B, its nested resource an A.
+            (br#"{"a":1,"resourceType":"B","z":{"resourceType":"A"}}"#, b),
+        ] {
+            let got = parser
+                .parse_pruned(line, &pruning, false, keys)
+                .expect("valid");
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(line));
+            assert!(!parser.last_type.is_empty());
+        }
+        assert_eq!(
+            prune::leading_type(br#"{"resourceType":"B","z":1}"#),
+            Some("B")
+        );
+        assert_eq!(prune::leading_type(br#"{"a":1,"resourceType":"B"}"#), None);
+        assert_eq!(prune::leading_type(br#"{"resourceType": "B"}"#), None);
+        assert_eq!(prune::leading_type(br#"{"resourceType":"B\u0041"}"#), None);
     }
 
     /// A resource whose version is told from its shape: with a profile, what the detection

@@ -4,11 +4,15 @@
 //! header reads none of them. A [`Pruning`] says, per resource type, which root members a
 //! consumer reads ([`Needs`]); [`LineParser::parse_pruned`](crate::LineParser::parse_pruned)
 //! then checks the whole line with a validator of its own (every byte: UTF-8, strings and their
-//! escapes, numbers, literals, nesting), then builds simd-json's tape from a copy of the line
-//! that holds only the members read, with the same validator (`build`, which builds the tape of
-//! a whole line too). An array read only for its length (`item.count()`) is kept as that many
-//! empty objects, the first of them holding the members of it that are read
-//! ([`Needs::add_first`]). Strings are found with the line's stop masks, made 64 bytes at a time
+//! escapes, numbers, literals, nesting) and builds simd-json's tape of the members read, in one
+//! walk (`build::build_pruned`) when the line's type is told without a walk (its first member,
+//! as BCDA writes every line, else the parser's last line's type, checked against the root's
+//! once the line is walked). The long way, for the rest: the line checked and its root members
+//! found (`split`), the members read copied out (`reduce`) and that copy built with the same
+//! validator (`build`, which builds the tape of a whole line too). Both give the same tape,
+//! node for node (`fuzzing::pruned_walk`). An array read only for its length (`item.count()`)
+//! is kept as that many empty objects, the first of them holding the members of it that are
+//! read ([`Needs::add_first`]). Strings are found with the line's stop masks, made 64 bytes at a time
 //! with the widest vectors the processor has on x86-64 (AVX-512, AVX2, else SSE2, which every
 //! x86-64 processor has; each `unsafe` call is made only once the feature is detected).
 //!
@@ -470,6 +474,18 @@ fn keep_members(
         }
     }
     out.push(b'}');
+}
+
+/// The value of `resourceType` when it is the line's first member, written compactly, and a
+/// string without escapes (as BCDA writes every line): what [`resource_type`] finds in such a
+/// line, without a walk of it.
+pub(crate) fn leading_type(line: &[u8]) -> Option<&str> {
+    let rest = line.strip_prefix(br#"{"resourceType":""#)?;
+    let ty = &rest[..memchr::memchr(b'"', rest)?];
+    if ty.contains(&b'\\') {
+        return None;
+    }
+    std::str::from_utf8(ty).ok()
 }
 
 /// The value of `resourceType` among `spans` when it is a string without escapes.

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use simd_json::{Node, StaticNode};
 
-use super::{MAX_DEPTH, Validator, stop_masks};
+use super::{MAX_DEPTH, Memo, Need, Needs, Split, Validator, stop_masks};
 
 /// What a build keeps besides the tape, reused from line to line.
 #[derive(Debug, Default)]
@@ -55,6 +55,43 @@ pub(crate) fn build<'t>(text: &'t str, built: &mut Built, tape: &mut Vec<Node<'t
     built.stops = stops;
     walked?;
     at_end.then_some(())
+}
+
+/// [`build`] of the object `text` is with only the root members `needs` reads, in one walk:
+/// every byte is checked as [`super::split`] checks it, and nodes are pushed only for what is
+/// read. The tape is the one [`super::reduce`] then [`build`] give for the same line and needs,
+/// node for node (arrays read for their length as that many empty objects, the first holding
+/// the members of it read, or whole when it has an escape; such an array whose elements are
+/// not all objects whole), except that strings borrow `text` and [`Built::numbers`] are offsets
+/// in it. `None` wherever that long way is not sure to give this tape (what [`build`] refuses,
+/// a key with an escape in an array's first element): the caller then takes the long way,
+/// which decides as it always did. `split`'s memos of what `needs` reads of each key are used
+/// and kept. About how many bytes the long way's copy would hold (to tell whether parsing in
+/// part pays).
+pub(crate) fn build_pruned<'t>(
+    text: &'t str,
+    needs: &Needs,
+    split: &mut Split,
+    built: &mut Built,
+    tape: &mut Vec<Node<'t>>,
+) -> Option<usize> {
+    let b = text.as_bytes();
+    built.numbers.clear();
+    built.escaped.clear();
+    let Built { stops, .. } = built;
+    stop_masks(b, stops);
+    let stops = std::mem::take(stops);
+    let memo = Memo::of(&mut split.memos, needs);
+    let mut v = Validator::new(b, &stops, 0);
+    let walked = match v.token() {
+        Some(b'{') => v.build_root(needs, memo, text, tape, built),
+        _ => None,
+    };
+    v.ws();
+    let at_end = v.i == b.len();
+    built.stops = stops;
+    let kept = walked?;
+    at_end.then_some(kept)
 }
 
 /// Unescapes the strings [`build`] left as placeholders into [`Built::unescaped`].
@@ -110,6 +147,29 @@ pub(crate) fn patch<'x>(tape: &mut [Node<'x>], built: &'x Built) -> Option<()> {
         *tape.get_mut(*at)? = Node::String(built.unescaped.get(range.clone())?);
     }
     Some(())
+}
+
+/// How far a build had got (its tape, numbers and escaped strings), to walk a value again.
+struct Mark {
+    tape: usize,
+    numbers: usize,
+    escaped: usize,
+}
+
+impl Mark {
+    fn of(tape: &[Node<'_>], built: &Built) -> Mark {
+        Mark {
+            tape: tape.len(),
+            numbers: built.numbers.len(),
+            escaped: built.escaped.len(),
+        }
+    }
+
+    fn rewind(&self, tape: &mut Vec<Node<'_>>, built: &mut Built) {
+        tape.truncate(self.tape);
+        built.numbers.truncate(self.numbers);
+        built.escaped.truncate(self.escaped);
+    }
 }
 
 /// Powers of ten an `f64` holds exactly.
@@ -170,6 +230,199 @@ impl<'a> Validator<'a> {
         } else {
             tape.push(Node::String(text.get(start..self.i - 1)?));
         }
+        Some(())
+    }
+
+    /// The root object at `self.i` (see [`build_pruned`]): every member checked, the keys and
+    /// values of those `needs` reads pushed; about as many bytes as the long way's copy would
+    /// hold.
+    fn build_root<'t>(
+        &mut self,
+        needs: &Needs,
+        memo: &mut Memo,
+        text: &'t str,
+        tape: &mut Vec<Node<'t>>,
+        built: &mut Built,
+    ) -> Option<usize> {
+        let at = tape.len();
+        tape.push(Node::Object { len: 0, count: 0 });
+        self.i += 1;
+        let (mut len, mut kept) = (0, 2);
+        if self.token()? == b'}' {
+            self.i += 1;
+        } else {
+            let mut place = 0;
+            loop {
+                if self.token()? != b'"' {
+                    return None;
+                }
+                let start = self.i + 1;
+                // A key with an escape: the long way leaves the line to the whole parse.
+                if self.string()? {
+                    return None;
+                }
+                let key = text.get(start..self.i - 1)?;
+                if self.token()? != b':' {
+                    return None;
+                }
+                self.i += 1;
+                let c = self.token()?;
+                let need = memo.need(place, key.as_bytes(), needs);
+                place += 1;
+                match need {
+                    None => self.value_at(c, 2)?,
+                    Some(need) => {
+                        tape.push(Node::String(key));
+                        let from = self.i;
+                        kept += key.len() + 4;
+                        match (need, c) {
+                            (Need::Count, b'[') => {
+                                let n =
+                                    self.build_counted(needs.first.get(key), text, tape, built)?;
+                                // About what the long way's copy holds of it: `{},` each.
+                                kept += 3 * n;
+                            }
+                            (_, b'"') => {
+                                self.build_string(text, tape, built)?;
+                                kept += self.i - from;
+                            }
+                            (_, c) => {
+                                self.build_value(c, 2, text, tape, built)?;
+                                kept += self.i - from;
+                            }
+                        }
+                        len += 1;
+                    }
+                }
+                match self.token()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        tape[at] = Node::Object {
+            len,
+            count: tape.len() - at - 1,
+        };
+        Some(kept)
+    }
+
+    /// A root member's array read for its length (at `self.i`, its `[`): as many empty objects
+    /// as it has elements, the first holding the members `first` reads of it; the whole array
+    /// when not every element is an object (the long way keeps such an array whole). How many
+    /// elements it has.
+    fn build_counted<'t>(
+        &mut self,
+        first: Option<&Needs>,
+        text: &'t str,
+        tape: &mut Vec<Node<'t>>,
+        built: &mut Built,
+    ) -> Option<usize> {
+        let start = self.i;
+        let mark = Mark::of(tape, built);
+        tape.push(Node::Array { len: 0, count: 0 });
+        let mut objects = true;
+        let len = self.array(2, |v, c, k| {
+            if c != b'{' {
+                objects = false;
+            }
+            if !objects || k > 0 {
+                v.value_at(c, 3)?;
+                tape.push(Node::Object { len: 0, count: 0 });
+                return Some(());
+            }
+            match first {
+                Some(read) => v.build_first(read, text, tape, built),
+                None => {
+                    v.value_at(c, 3)?;
+                    tape.push(Node::Object { len: 0, count: 0 });
+                    Some(())
+                }
+            }
+        })?;
+        if !objects {
+            // Walked again, whole.
+            mark.rewind(tape, built);
+            self.i = start;
+            self.seek(start);
+            self.build_value(b'[', 2, text, tape, built)?;
+            return Some(len);
+        }
+        tape[mark.tape] = Node::Array {
+            len,
+            count: tape.len() - mark.tape - 1,
+        };
+        Some(len)
+    }
+
+    /// The first element of an array read for its length (an object, at `self.i`) with only
+    /// the members `read` reads; whole when any of its strings has an escape (the long way
+    /// keeps such an element whole).
+    fn build_first<'t>(
+        &mut self,
+        read: &Needs,
+        text: &'t str,
+        tape: &mut Vec<Node<'t>>,
+        built: &mut Built,
+    ) -> Option<()> {
+        let (start, escapes) = (self.i, self.escapes);
+        let mark = Mark::of(tape, built);
+        tape.push(Node::Object { len: 0, count: 0 });
+        self.i += 1;
+        let mut len = 0;
+        if self.token()? == b'}' {
+            self.i += 1;
+        } else {
+            loop {
+                if self.token()? != b'"' {
+                    return None;
+                }
+                let key_start = self.i + 1;
+                // A key with an escape: the long way keeps the element whole, and leaves the
+                // line to simd-json for that key.
+                if self.string()? {
+                    return None;
+                }
+                let key = text.get(key_start..self.i - 1)?;
+                if self.token()? != b':' {
+                    return None;
+                }
+                self.i += 1;
+                let c = self.token()?;
+                if read.need(key).is_some() {
+                    tape.push(Node::String(key));
+                    match c {
+                        b'"' => self.build_string(text, tape, built)?,
+                        c => self.build_value(c, 4, text, tape, built)?,
+                    }
+                    len += 1;
+                } else {
+                    self.value_at(c, 4)?;
+                }
+                match self.token()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        if self.escapes != escapes {
+            mark.rewind(tape, built);
+            self.i = start;
+            self.seek(start);
+            return self.build_value(b'{', 3, text, tape, built);
+        }
+        tape[mark.tape] = Node::Object {
+            len,
+            count: tape.len() - mark.tape - 1,
+        };
         Some(())
     }
 
