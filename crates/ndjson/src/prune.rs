@@ -320,9 +320,10 @@ struct Memo {
 }
 
 impl Memo {
-    /// Most versions remembered at once (a parser asks one or two: what it reads of a resource
-    /// with a profile, and of one without).
-    const VERSIONS: usize = 4;
+    /// Most versions remembered at once (a parser asks a few: what it reads of a resource with
+    /// a profile, and of one without, and of the first element of each array read for its
+    /// length).
+    const VERSIONS: usize = 8;
     /// Places remembered: a resource has a few dozen root members; a line with more is asked
     /// past these without a memo (which holds no more than this many keys).
     const PLACES: usize = 64;

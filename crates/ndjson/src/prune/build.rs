@@ -81,10 +81,9 @@ pub(crate) fn build_pruned<'t>(
     let Built { stops, .. } = built;
     stop_masks(b, stops);
     let stops = std::mem::take(stops);
-    let memo = Memo::of(&mut split.memos, needs);
     let mut v = Validator::new(b, &stops, 0);
     let walked = match v.token() {
-        Some(b'{') => v.build_root(needs, memo, text, tape, built),
+        Some(b'{') => v.build_root(needs, &mut split.memos, text, tape, built),
         _ => None,
     };
     v.ws();
@@ -239,7 +238,7 @@ impl<'a> Validator<'a> {
     fn build_root<'t>(
         &mut self,
         needs: &Needs,
-        memo: &mut Memo,
+        memos: &mut Vec<Memo>,
         text: &'t str,
         tape: &mut Vec<Node<'t>>,
         built: &mut Built,
@@ -267,7 +266,7 @@ impl<'a> Validator<'a> {
                 }
                 self.i += 1;
                 let c = self.token()?;
-                let need = memo.need(place, key.as_bytes(), needs);
+                let need = Memo::of(memos, needs).need(place, key.as_bytes(), needs);
                 place += 1;
                 match need {
                     None => self.value_at(c, 2)?,
@@ -277,8 +276,8 @@ impl<'a> Validator<'a> {
                         kept += key.len() + 4;
                         match (need, c) {
                             (Need::Count, b'[') => {
-                                let n =
-                                    self.build_counted(needs.first.get(key), text, tape, built)?;
+                                let first = needs.first.get(key);
+                                let n = self.build_counted(first, memos, text, tape, built)?;
                                 // About what the long way's copy holds of it: `{},` each.
                                 kept += 3 * n;
                             }
@@ -318,6 +317,7 @@ impl<'a> Validator<'a> {
     fn build_counted<'t>(
         &mut self,
         first: Option<&Needs>,
+        memos: &mut Vec<Memo>,
         text: &'t str,
         tape: &mut Vec<Node<'t>>,
         built: &mut Built,
@@ -336,7 +336,7 @@ impl<'a> Validator<'a> {
                 return Some(());
             }
             match first {
-                Some(read) => v.build_first(read, text, tape, built),
+                Some(read) => v.build_first(read, memos, text, tape, built),
                 None => {
                     v.value_at(c, 3)?;
                     tape.push(Node::Object { len: 0, count: 0 });
@@ -365,6 +365,7 @@ impl<'a> Validator<'a> {
     fn build_first<'t>(
         &mut self,
         read: &Needs,
+        memos: &mut Vec<Memo>,
         text: &'t str,
         tape: &mut Vec<Node<'t>>,
         built: &mut Built,
@@ -377,6 +378,7 @@ impl<'a> Validator<'a> {
         if self.token()? == b'}' {
             self.i += 1;
         } else {
+            let mut place = 0;
             loop {
                 if self.token()? != b'"' {
                     return None;
@@ -393,7 +395,9 @@ impl<'a> Validator<'a> {
                 }
                 self.i += 1;
                 let c = self.token()?;
-                if read.need(key).is_some() {
+                let need = Memo::of(memos, read).need(place, key.as_bytes(), read);
+                place += 1;
+                if need.is_some() {
                     tape.push(Node::String(key));
                     match c {
                         b'"' => self.build_string(text, tape, built)?,
