@@ -280,8 +280,8 @@ pub fn built_tape(data: &[u8]) -> bool {
 /// the copy built, or parsed by simd-json where the build leaves it), node for node (each
 /// `f64` to the bit), with the same number text, whenever it takes the line; a line the long
 /// way's check refuses, it never takes. Several needs: none, a few members, arrays read for
-/// their length with and without members of their first element. True when the walk took the
-/// line with every needs (so a caller can tell the comparison ran).
+/// their length with and without members of their first element. The walk also says how many
+/// bytes the long way's copy holds. True when the walk took the line with every needs (so a caller can tell the comparison ran).
 pub fn pruned_walk(data: &[u8]) -> bool {
     use crate::prune::build::{Built, build, build_pruned, patch, unescape};
     use crate::prune::{Split, reduce, split};
@@ -343,7 +343,8 @@ pub fn pruned_walk(data: &[u8]) -> bool {
     for needs in &variants {
         let mut built = Built::default();
         let mut tape = Vec::new();
-        let took = build_pruned(text, needs, &mut walked_split, &mut built, &mut tape).is_some()
+        let kept = build_pruned(text, needs, &mut walked_split, &mut built, &mut tape);
+        let took = kept.is_some()
             && unescape(text, &mut built).is_some()
             && patch(&mut tape, &built).is_some();
         let checked = split(data, &mut long_split).is_some();
@@ -354,6 +355,8 @@ pub fn pruned_walk(data: &[u8]) -> bool {
         assert!(checked, "the walk took a line the long way's check refuses");
         let mut reduced = Vec::new();
         reduce(data, &mut long_split, needs, &mut reduced);
+        // What the walk says it kept is the copy's size (the payoff's measure).
+        assert_eq!(kept, Some(reduced.len()), "bytes kept");
         let reduced_text = std::str::from_utf8(&reduced).expect("a copy of checked text");
         let mut long_built = Built::default();
         let mut long_tape = Vec::new();

@@ -220,8 +220,12 @@ impl LineParser {
             // Strings without escapes are the line's own bytes, numbers' offsets the line's.
             let doc = Document::with_buffer(&t.0, line, &self.built.numbers, line.as_ptr())
                 .pruned(Some(needs));
-            // (Every type's needs keep `resourceType`.)
-            if doc.root().get("resourceType").and_then(|t| t.as_str()) != Some(ty) {
+            // (Every type's needs keep `resourceType`.) The long way reads a type written
+            // with an escape as no type, and parses such a line whole: so does this, a string
+            // with an escape being the only one not borrowed from the line.
+            let root_type = doc.root().get("resourceType").and_then(|t| t.as_str());
+            let plain = root_type.is_some_and(|t| line.as_ptr_range().contains(&t.as_ptr()));
+            if root_type != Some(ty) || !plain {
                 Err((f, false))
             } else if check_profile && !crate::detect::profiled(doc.root()) {
                 Err((f, true))
@@ -259,8 +263,8 @@ impl LineParser {
         if self.payoff.skip() {
             return self.parse(line, f);
         }
-        // One walk, when the line's type can be told without one (every line BCDA writes, and
-        // in a file of one type every line after the first).
+        // One walk, when the line's type can be told without one (its first member, or in a
+        // file of one type, as BCDA writes them, every line after the first).
         let f = match self.walk_pruned(line, pruning, detecting, f) {
             Ok(out) => return Ok(out),
             Err(f) => f,
@@ -670,6 +674,17 @@ mod tests {
             assert_eq!(got, want, "{}", String::from_utf8_lossy(line));
             assert!(!parser.last_type.is_empty());
         }
+        // A type written with an escape is no type to the long way, which parses the line
+        // whole: so it is after a line of that type too (found by a review).
+        let whole = parser
+            .parse_pruned(
+                br#"{"a":1,"resourceType":"\u0042","z":2}"#,
+                &pruning,
+                false,
+                keys,
+            )
+            .expect("valid");
+        assert_eq!(whole, ["a", "resourceType", "z"]);
         assert_eq!(
             prune::leading_type(br#"{"resourceType":"B","z":1}"#),
             Some("B")

@@ -6,8 +6,8 @@
 //! then checks the whole line with a validator of its own (every byte: UTF-8, strings and their
 //! escapes, numbers, literals, nesting) and builds simd-json's tape of the members read, in one
 //! walk (`build::build_pruned`) when the line's type is told without a walk (its first member,
-//! as BCDA writes every line, else the parser's last line's type, checked against the root's
-//! once the line is walked). The long way, for the rest: the line checked and its root members
+//! as BFD writes a resource, else the parser's last line's type: BCDA's files hold one type
+//! each, their keys sorted; checked against the root's once the line is walked). The long way, for the rest: the line checked and its root members
 //! found (`split`), the members read copied out (`reduce`) and that copy built with the same
 //! validator (`build`, which builds the tape of a whole line too). Both give the same tape,
 //! node for node (`fuzzing::pruned_walk`). An array read only for its length (`item.count()`)
@@ -478,8 +478,8 @@ fn keep_members(
 }
 
 /// The value of `resourceType` when it is the line's first member, written compactly, and a
-/// string without escapes (as BCDA writes every line): what [`resource_type`] finds in such a
-/// line, without a walk of it.
+/// string without escapes (as BFD writes a resource; BCDA sorts the keys): what
+/// [`resource_type`] finds in such a line, without a walk of it.
 pub(crate) fn leading_type(line: &[u8]) -> Option<&str> {
     let rest = line.strip_prefix(br#"{"resourceType":""#)?;
     let ty = &rest[..memchr::memchr(b'"', rest)?];

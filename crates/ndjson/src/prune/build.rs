@@ -66,8 +66,8 @@ pub(crate) fn build<'t>(text: &'t str, built: &mut Built, tape: &mut Vec<Node<'t
 /// in it. `None` wherever that long way is not sure to give this tape (what [`build`] refuses,
 /// a key with an escape in an array's first element): the caller then takes the long way,
 /// which decides as it always did. `split`'s memos of what `needs` reads of each key are used
-/// and kept. About how many bytes the long way's copy would hold (to tell whether parsing in
-/// part pays).
+/// and kept. How many bytes the long way's copy holds (to tell whether parsing in part
+/// pays).
 pub(crate) fn build_pruned<'t>(
     text: &'t str,
     needs: &Needs,
@@ -233,8 +233,7 @@ impl<'a> Validator<'a> {
     }
 
     /// The root object at `self.i` (see [`build_pruned`]): every member checked, the keys and
-    /// values of those `needs` reads pushed; about as many bytes as the long way's copy would
-    /// hold.
+    /// values of those `needs` reads pushed; as many bytes as the long way's copy holds.
     fn build_root<'t>(
         &mut self,
         needs: &Needs,
@@ -277,9 +276,7 @@ impl<'a> Validator<'a> {
                         match (need, c) {
                             (Need::Count, b'[') => {
                                 let first = needs.first.get(key);
-                                let n = self.build_counted(first, memos, text, tape, built)?;
-                                // About what the long way's copy holds of it: `{},` each.
-                                kept += 3 * n;
+                                kept += self.build_counted(first, memos, text, tape, built)?;
                             }
                             (_, b'"') => {
                                 self.build_string(text, tape, built)?;
@@ -307,13 +304,14 @@ impl<'a> Validator<'a> {
             len,
             count: tape.len() - at - 1,
         };
-        Some(kept)
+        // One comma fewer than members.
+        Some(kept - usize::from(len > 0))
     }
 
     /// A root member's array read for its length (at `self.i`, its `[`): as many empty objects
     /// as it has elements, the first holding the members `first` reads of it; the whole array
     /// when not every element is an object (the long way keeps such an array whole). How many
-    /// elements it has.
+    /// bytes the long way's copy holds of it.
     fn build_counted<'t>(
         &mut self,
         first: Option<&Needs>,
@@ -325,7 +323,7 @@ impl<'a> Validator<'a> {
         let start = self.i;
         let mark = Mark::of(tape, built);
         tape.push(Node::Array { len: 0, count: 0 });
-        let mut objects = true;
+        let (mut objects, mut first_kept) = (true, 2);
         let len = self.array(2, |v, c, k| {
             if c != b'{' {
                 objects = false;
@@ -335,14 +333,13 @@ impl<'a> Validator<'a> {
                 tape.push(Node::Object { len: 0, count: 0 });
                 return Some(());
             }
-            match first {
-                Some(read) => v.build_first(read, memos, text, tape, built),
-                None => {
-                    v.value_at(c, 3)?;
-                    tape.push(Node::Object { len: 0, count: 0 });
-                    Some(())
-                }
+            if let Some(read) = first {
+                first_kept = v.build_first(read, memos, text, tape, built)?;
+                return Some(());
             }
+            v.value_at(c, 3)?;
+            tape.push(Node::Object { len: 0, count: 0 });
+            Some(())
         })?;
         if !objects {
             // Walked again, whole.
@@ -350,18 +347,23 @@ impl<'a> Validator<'a> {
             self.i = start;
             self.seek(start);
             self.build_value(b'[', 2, text, tape, built)?;
-            return Some(len);
+            return Some(self.i - start);
         }
         tape[mark.tape] = Node::Array {
             len,
             count: tape.len() - mark.tape - 1,
         };
-        Some(len)
+        // `[`, the first element, `,{}` for each other one, `]` (an empty array as written).
+        Some(if len == 0 {
+            self.i - start
+        } else {
+            2 + first_kept + 3 * (len - 1)
+        })
     }
 
     /// The first element of an array read for its length (an object, at `self.i`) with only
     /// the members `read` reads; whole when any of its strings has an escape (the long way
-    /// keeps such an element whole).
+    /// keeps such an element whole). How many bytes the long way's copy holds of it.
     fn build_first<'t>(
         &mut self,
         read: &Needs,
@@ -369,12 +371,13 @@ impl<'a> Validator<'a> {
         text: &'t str,
         tape: &mut Vec<Node<'t>>,
         built: &mut Built,
-    ) -> Option<()> {
+    ) -> Option<usize> {
         let (start, escapes) = (self.i, self.escapes);
         let mark = Mark::of(tape, built);
         tape.push(Node::Object { len: 0, count: 0 });
         self.i += 1;
-        let mut len = 0;
+        // `{}` and, for each member read, its key, quotes, `:` and `,`, and its value.
+        let (mut len, mut kept) = (0, 2);
         if self.token()? == b'}' {
             self.i += 1;
         } else {
@@ -399,10 +402,12 @@ impl<'a> Validator<'a> {
                 place += 1;
                 if need.is_some() {
                     tape.push(Node::String(key));
+                    let from = self.i;
                     match c {
                         b'"' => self.build_string(text, tape, built)?,
                         c => self.build_value(c, 4, text, tape, built)?,
                     }
+                    kept += key.len() + 4 + (self.i - from);
                     len += 1;
                 } else {
                     self.value_at(c, 4)?;
@@ -421,13 +426,15 @@ impl<'a> Validator<'a> {
             mark.rewind(tape, built);
             self.i = start;
             self.seek(start);
-            return self.build_value(b'{', 3, text, tape, built);
+            self.build_value(b'{', 3, text, tape, built)?;
+            return Some(self.i - start);
         }
         tape[mark.tape] = Node::Object {
             len,
             count: tape.len() - mark.tape - 1,
         };
-        Some(())
+        // One comma fewer than members.
+        Some(kept - usize::from(len > 0))
     }
 
     /// The value that starts with `c` at `self.i`, `depth` levels down (the root is 1, as
