@@ -281,7 +281,8 @@ pub fn built_tape(data: &[u8]) -> bool {
 /// `f64` to the bit), with the same number text, whenever it takes the line; a line the long
 /// way's check refuses, it never takes. Several needs: none, a few members, arrays read for
 /// their length with and without members of their first element. The walk also says how many
-/// bytes the long way's copy holds. True when the walk took the line with every needs (so a caller can tell the comparison ran).
+/// bytes the long way's copy holds. True when the walk took the line with every needs (so a
+/// caller can tell the comparison ran).
 pub fn pruned_walk(data: &[u8]) -> bool {
     use crate::prune::build::{Built, build, build_pruned, patch, unescape};
     use crate::prune::{Split, reduce, split};

@@ -27,18 +27,19 @@ pub struct LineParser {
     reduced: Vec<u8>,
     /// Whether parsing in part pays on this parser's recent lines.
     payoff: Payoff,
-    /// The resource type of the last line parsed in part: the next line's, as a rule (an
-    /// export's file holds one type), when the line does not say it first.
+    /// The resource type of the last line read in part (walked once, or found the long way):
+    /// the next line's, as a rule (an export's file holds one type), when the line does not
+    /// say it first.
     last_type: String,
 }
 
 /// Parsing in part looks up what is read of every root member (and the long way copies out
 /// what is kept and checks it again): it pays when little is kept (a header view keeps a fifth
-/// of an EOB), not when most is (a load of every CCLF table keeps nine tenths). A parser measures what it keeps over
-/// [`Payoff::SAMPLE`] lines parsed in part; when that is more than half their bytes, it parses
-/// the next lines whole ([`Payoff::WHOLE`], twice as many after each sample that says so again,
-/// up to [`Payoff::LONGEST`]), then measures again. Which way a line is parsed never changes
-/// what comes of it.
+/// of an EOB), not when most is (a load of every CCLF table keeps nine tenths). A parser
+/// measures what it keeps over [`Payoff::SAMPLE`] lines parsed in part; when that is more than
+/// half their bytes, it parses the next lines whole ([`Payoff::WHOLE`], twice as many after
+/// each sample that says so again, up to [`Payoff::LONGEST`]), then measures again. Which way a
+/// line is parsed never changes what comes of it.
 #[derive(Debug, Default)]
 struct Payoff {
     lines: u32,

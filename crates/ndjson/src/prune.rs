@@ -7,14 +7,15 @@
 //! escapes, numbers, literals, nesting) and builds simd-json's tape of the members read, in one
 //! walk (`build::build_pruned`) when the line's type is told without a walk (its first member,
 //! as BFD writes a resource, else the parser's last line's type: BCDA's files hold one type
-//! each, their keys sorted; checked against the root's once the line is walked). The long way, for the rest: the line checked and its root members
-//! found (`split`), the members read copied out (`reduce`) and that copy built with the same
-//! validator (`build`, which builds the tape of a whole line too). Both give the same tape,
-//! node for node (`fuzzing::pruned_walk`). An array read only for its length (`item.count()`)
-//! is kept as that many empty objects, the first of them holding the members of it that are
-//! read ([`Needs::add_first`]). Strings are found with the line's stop masks, made 64 bytes at a time
-//! with the widest vectors the processor has on x86-64 (AVX-512, AVX2, else SSE2, which every
-//! x86-64 processor has; each `unsafe` call is made only once the feature is detected).
+//! each, their keys sorted; checked against the root's once the line is walked). The long way,
+//! for the rest: the line checked and its root members found (`split`), the members read
+//! copied out (`reduce`) and that copy built with the same validator (`build`, which builds
+//! the tape of a whole line too). Both give the same tape, node for node
+//! (`fuzzing::pruned_walk`). An array read only for its length (`item.count()`) is kept as that
+//! many empty objects, the first of them holding the members of it that are read
+//! ([`Needs::add_first`]). Strings are found with the line's stop masks, made 64 bytes at a
+//! time with the widest vectors the processor has on x86-64 (AVX-512, AVX2, else SSE2, which
+//! every x86-64 processor has; each `unsafe` call is made only once the feature is detected).
 //!
 //! The validator is stricter than simd-json, never laxer: what it is not sure of (a `\u`
 //! escape of a surrogate, a number with an exponent or of many digits, a key with an escape,
