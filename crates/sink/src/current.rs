@@ -573,8 +573,8 @@ fn build_table(
     for file in &sources {
         let (file_schema, batches) = source_batches(root, file, run_id, table, held)?;
         // One set of columns for every bucket: runs loaded with views that give the table other
-        // columns cannot make one current dataset (found by a review: the bucket writer read
-        // columns by the first batch's positions and panicked).
+        // columns cannot make one current dataset (found by a review: the bucket writer went on
+        // by the first file's column positions, making a table of mixed columns, or panicked).
         if let Some(first) = &schema
             && first.fields() != file_schema.fields()
         {
@@ -1239,7 +1239,7 @@ mod tests {
 
     /// Two runs whose views gave a claim table other columns make no one current table: the
     /// refresh says so with the file named, before it writes a bucket (found by a review: the
-    /// bucket writer read the columns by the first file's positions and panicked).
+    /// bucket writer went on by the first file's column positions).
     #[test]
     fn runs_with_other_columns_stop_the_refresh_with_an_error() {
         let out = tempfile::tempdir().expect("tempdir");
