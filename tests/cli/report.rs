@@ -307,22 +307,7 @@ fn a_view_error_is_reported_without_the_resource_it_failed_on() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
     let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
-    let export = dir.join("export");
-    let synth = claimline(
-        dir,
-        &[
-            "synth",
-            "--benes",
-            "3",
-            "--years",
-            "1",
-            "--seed",
-            "2",
-            "--out",
-            &s(&export),
-        ],
-    );
-    assert!(synth.status.success());
+    let export = crate::cclf_files::synth(dir, "v2", "3", "1");
     let views = dir.join("views");
     std::fs::create_dir(&views).expect("mkdir");
     std::fs::write(

@@ -83,7 +83,7 @@ pub(crate) fn build_pruned<'t>(
     let stops = std::mem::take(stops);
     let mut v = Validator::new(b, &stops, 0);
     let walked = match v.token() {
-        Some(b'{') => v.build_root(needs, &mut split.memos, text, tape, built),
+        Some(b'{') => v.build_read(needs, 1, &mut split.memos, text, tape, built),
         _ => None,
     };
     v.ws();
@@ -232,11 +232,14 @@ impl<'a> Validator<'a> {
         Some(())
     }
 
-    /// The root object at `self.i` (see [`build_pruned`]): every member checked, the keys and
-    /// values of those `needs` reads pushed; as many bytes as the long way's copy holds.
-    fn build_root<'t>(
+    /// The object at `self.i`, `depth` levels down (the root is 1), every member checked and
+    /// the keys and values of those `needs` reads pushed (a root member read for its length as
+    /// [`Validator::build_counted`]; below the root, in an array's first element, members are
+    /// read whole); as many bytes as the long way's copy holds of it.
+    fn build_read<'t>(
         &mut self,
         needs: &Needs,
+        depth: u32,
         memos: &mut Vec<Memo>,
         text: &'t str,
         tape: &mut Vec<Node<'t>>,
@@ -245,6 +248,7 @@ impl<'a> Validator<'a> {
         let at = tape.len();
         tape.push(Node::Object { len: 0, count: 0 });
         self.i += 1;
+        // `{}` and, for each member read, its key, quotes, `:` and `,`, and its value.
         let (mut len, mut kept) = (0, 2);
         if self.token()? == b'}' {
             self.i += 1;
@@ -255,7 +259,8 @@ impl<'a> Validator<'a> {
                     return None;
                 }
                 let start = self.i + 1;
-                // A key with an escape: the long way leaves the line to the whole parse.
+                // A key with an escape: the long way leaves the line (or, in an array's first
+                // element, the copy it keeps whole) to simd-json.
                 if self.string()? {
                     return None;
                 }
@@ -267,28 +272,27 @@ impl<'a> Validator<'a> {
                 let c = self.token()?;
                 let need = Memo::of(memos, needs).need(place, key.as_bytes(), needs);
                 place += 1;
-                match need {
-                    None => self.value_at(c, 2)?,
-                    Some(need) => {
-                        tape.push(Node::String(key));
-                        let from = self.i;
-                        kept += key.len() + 4;
-                        match (need, c) {
-                            (Need::Count, b'[') => {
-                                let first = needs.first.get(key);
-                                kept += self.build_counted(first, memos, text, tape, built)?;
-                            }
-                            (_, b'"') => {
-                                self.build_string(text, tape, built)?;
-                                kept += self.i - from;
-                            }
-                            (_, c) => {
-                                self.build_value(c, 2, text, tape, built)?;
-                                kept += self.i - from;
-                            }
+                if let Some(need) = need {
+                    tape.push(Node::String(key));
+                    let from = self.i;
+                    kept += key.len() + 4;
+                    match (need, c) {
+                        (Need::Count, b'[') if depth == 1 => {
+                            let first = needs.first.get(key);
+                            kept += self.build_counted(first, memos, text, tape, built)?;
                         }
-                        len += 1;
+                        (_, b'"') => {
+                            self.build_string(text, tape, built)?;
+                            kept += self.i - from;
+                        }
+                        (_, c) => {
+                            self.build_value(c, depth + 1, text, tape, built)?;
+                            kept += self.i - from;
+                        }
                     }
+                    len += 1;
+                } else {
+                    self.value_at(c, depth + 1)?;
                 }
                 match self.token()? {
                     b',' => self.i += 1,
@@ -374,54 +378,7 @@ impl<'a> Validator<'a> {
     ) -> Option<usize> {
         let (start, escapes) = (self.i, self.escapes);
         let mark = Mark::of(tape, built);
-        tape.push(Node::Object { len: 0, count: 0 });
-        self.i += 1;
-        // `{}` and, for each member read, its key, quotes, `:` and `,`, and its value.
-        let (mut len, mut kept) = (0, 2);
-        if self.token()? == b'}' {
-            self.i += 1;
-        } else {
-            let mut place = 0;
-            loop {
-                if self.token()? != b'"' {
-                    return None;
-                }
-                let key_start = self.i + 1;
-                // A key with an escape: the long way keeps the element whole, and leaves the
-                // line to simd-json for that key.
-                if self.string()? {
-                    return None;
-                }
-                let key = text.get(key_start..self.i - 1)?;
-                if self.token()? != b':' {
-                    return None;
-                }
-                self.i += 1;
-                let c = self.token()?;
-                let need = Memo::of(memos, read).need(place, key.as_bytes(), read);
-                place += 1;
-                if need.is_some() {
-                    tape.push(Node::String(key));
-                    let from = self.i;
-                    match c {
-                        b'"' => self.build_string(text, tape, built)?,
-                        c => self.build_value(c, 4, text, tape, built)?,
-                    }
-                    kept += key.len() + 4 + (self.i - from);
-                    len += 1;
-                } else {
-                    self.value_at(c, 4)?;
-                }
-                match self.token()? {
-                    b',' => self.i += 1,
-                    b'}' => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
-            }
-        }
+        let kept = self.build_read(read, 3, memos, text, tape, built)?;
         if self.escapes != escapes {
             mark.rewind(tape, built);
             self.i = start;
@@ -429,12 +386,7 @@ impl<'a> Validator<'a> {
             self.build_value(b'{', 3, text, tape, built)?;
             return Some(self.i - start);
         }
-        tape[mark.tape] = Node::Object {
-            len,
-            count: tape.len() - mark.tape - 1,
-        };
-        // One comma fewer than members.
-        Some(kept - usize::from(len > 0))
+        Some(kept)
     }
 
     /// The value that starts with `c` at `self.i`, `depth` levels down (the root is 1, as
