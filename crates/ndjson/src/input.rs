@@ -120,10 +120,28 @@ impl Manifest {
             path: path.to_owned(),
             source,
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
             path: path.to_owned(),
             reason: claimline_model::without_values(&e.to_string()),
-        })
+        })?;
+        // A file's type is said in messages and counts: text that is no type name could be
+        // anything (an MBI among others) and is never shown, as a line's `resourceType`.
+        for (list, entries) in [("output", &manifest.output), ("error", &manifest.error)] {
+            if let Some(k) = entries
+                .iter()
+                .position(|e| !claimline_model::is_resource_type_name(&e.resource_type))
+            {
+                return Err(Error::Manifest {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "entry {} of `{list}` has a `type` that is no resource type name (A-Z, \
+                         then letters, at most 64)",
+                        k + 1
+                    ),
+                });
+            }
+        }
+        Ok(manifest)
     }
 
     /// The API version its `request` URL names.
@@ -554,6 +572,34 @@ mod tests {
         // A folder in its place is no file.
         std::fs::create_dir(root.join("Patient.001.ndjson")).expect("mkdir");
         assert!(discover(&[root.join("Patient.000.ndjson")]).is_err());
+    }
+
+    /// A manifest whose `type` is no type name is refused, named, and the text never shown
+    /// (it is said in messages and counts as the type of its files).
+    #[test]
+    fn a_manifest_type_that_is_no_type_name_is_refused_without_its_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::write(root.join("Patient.000.ndjson"), b"").expect("write");
+        for (output, error) in [
+            (r#"{"type":"1EG4TE5MK73","url":"u"}"#, ""),
+            (
+                r#"{"type":"Patient","url":"u"}"#,
+                r#"{"type":"1EG4TE5MK73","url":"u"}"#,
+            ),
+        ] {
+            std::fs::write(
+                root.join("manifest.json"),
+                format!(r#"{{"request":"https://h/api/v2/Group/all/$export","output":[{output}],"error":[{error}]}}"#),
+            )
+            .expect("write");
+            let err = discover(&[root.to_owned()]).expect_err("refused");
+            let text = err.to_string();
+            assert!(matches!(err, Error::Manifest { .. }), "{text}");
+            assert!(text.contains("manifest.json"), "{text}");
+            assert!(text.contains("entry 1 of `"), "{text}");
+            assert!(!text.contains("1EG4TE5MK73"), "{text}");
+        }
     }
 
     /// A hard link to an input is the same file, read once (found by a review).
