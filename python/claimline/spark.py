@@ -563,14 +563,41 @@ def _restore_conf(spark, prev: Dict[str, Optional[str]]) -> None:
 
 
 def _summed_counts(tdf):
-    """``_claimline_counts`` summed over the tasks (each task counts its beneficiaries)."""
+    """``_claimline_counts`` summed over the tasks (each task counts its beneficiaries).
+
+    A payment sum its column cannot hold is NULL, as a CLI load makes it (never the load's
+    failure, whose message would quote the sum): a task's sum past it is NULL already, and then
+    so is the total (not the sum of the other tasks'), and so is a total past it of tasks' sums
+    each within it."""
     from pyspark.sql import functions as F
+    from pyspark.sql.types import DecimalType
 
     keys = ["_run_id", "_api_version", "CLAIM_TYPE", "SERVICE_MONTH"]
     types = dict((f.name, f.dataType) for f in tdf.schema.fields)
-    sums = [c for c in tdf.columns if c not in keys]
-    agg = tdf.groupBy(*keys).agg(*[F.sum(c).cast(types[c]).alias(c) for c in sums])
-    return agg.select(*tdf.columns)
+    sums = []
+    for c in (c for c in tdf.columns if c not in keys):
+        t = types[c]
+        total = F.sum(c)
+        if isinstance(t, DecimalType):
+            limit = F.lit(10 ** (t.precision - t.scale)).cast(DecimalType(38, 0))
+            fits = (F.count(F.when(F.col(c).isNull(), 1)) == 0) & (F.abs(total) < limit)
+            # `when` casts only the totals that fit (no overflow, ANSI mode or not).
+            sums.append(F.when(fits, total.cast(t)).alias(c))
+        else:
+            sums.append(total.cast(t).alias(c))
+    return tdf.groupBy(*keys).agg(*sums).select(*tdf.columns)
+
+
+def _warn_unsummed_payments(rows) -> None:
+    """Says each ``_claimline_counts`` row whose payment sum is NULL for being past its column,
+    as a CLI load says it (claim type and month only: never an amount)."""
+    import warnings
+
+    for r in rows:
+        warnings.warn(
+            f"{_COUNTS}: the payments of {r['CLAIMS']} {r['CLAIM_TYPE']} claims of "
+            f"{r['SERVICE_MONTH']} sum past PAYMENT_SUM's 18 digits; it is NULL",
+            stacklevel=3)
 
 
 def _utc_now() -> str:
@@ -706,6 +733,10 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
             written[t] = dest
             rows[t] = (spark.read.parquet(dest).count() if t == _COUNTS
                        else int(stats.get(t, (0, 0))[0]))
+            if t == _COUNTS:
+                # (PDE's payments are 0, not NULL: a NULL sum is one past the column.)
+                _warn_unsummed_payments(spark.read.parquet(dest)
+                                        .where(F.col("PAYMENT_SUM").isNull()).collect())
         _refuse_split_claims(spark, written.get(_CLAIMS), all_versions)
         st, arrow = spark_schema(REJECTS_SCHEMA)
         rdf = res.where(F.col("table") == "_rejects").select("ipc").mapInArrow(

@@ -919,3 +919,51 @@ def test_a_file_ending_mid_line_is_rejected_as_the_cli_rejects_it(spark, cli, tm
             ("Patient.ndjson", 4, "truncated_line", True)]
     assert kinds(cli_out) == want
     assert kinds(sp_out) == want
+
+
+def test_a_payment_sum_past_its_column_is_null_as_the_clis_never_a_failure(spark, cli,
+                                                                           tmp_path):
+    """A month's payment sum past PAYMENT_SUM's 18 digits: the CLI makes it NULL and says so;
+    Spark's cast of the tasks' total failed the load, its message quoting the sum (found by a
+    review), and a task's own NULL sum left the total to the other tasks'. In January six
+    beneficiaries' claims (each task's sum within the column) add up past it; in February one
+    beneficiary's claims alone do, beside another's one claim."""
+    src = tmp_path / "export"
+    subprocess.run([str(cli), "synth", "--benes", "6", "--years", "1", "--seed", "3", "--out",
+                    str(src)], check=True, capture_output=True)
+    patients = [json.loads(x)["id"] for x in
+                (src / "Patient.000.ndjson").read_text().splitlines() if x]
+    eob_file = src / "ExplanationOfBenefit.000.ndjson"
+    lines = eob_file.read_text().splitlines()
+    template = json.loads(next(x for x in lines if '"payment":' in x))
+
+    def copy(bene, n, month, payment):
+        eob = json.loads(json.dumps(template))
+        eob["id"] = f"{eob['id']}-{month}-{bene}-{n}"
+        eob["patient"]["reference"] = f"Patient/{patients[bene]}"
+        for ident in eob.get("identifier", []):
+            ident["value"] = f"{ident['value']}{month}{bene:02d}{n:05d}"
+        eob["billablePeriod"]["start"] = f"2024-{month}-15"
+        eob["payment"]["amount"]["value"] = payment
+        return json.dumps(eob)
+
+    big = 9999999999999.99  # the largest CLM_PMT_AMT, under 10^15 cents
+    extra = [copy(b, n, "01", big) for b in range(6) for n in range(200)]
+    extra += [copy(0, n, "02", big) for n in range(1001)] + [copy(1, 0, "02", 12.5)]
+    eob_file.write_text("\n".join(lines + extra) + "\n")
+    cli_out, sp_out = tmp_path / "cli", tmp_path / "spark"
+    r = subprocess.run([str(cli), "load", str(src), "--out", str(cli_out), "--format", "parquet",
+                        "--run-id", "R1"], capture_output=True, text=True, check=True)
+    assert r.stderr.count("sum past PAYMENT_SUM's 18 digits") == 2, r.stderr
+    with pytest.warns(UserWarning, match="sum past PAYMENT_SUM's 18 digits") as said:
+        cs.load(spark, [src], sp_out, run_id="R1", partitions=7)
+    texts = [str(w.message) for w in said if "PAYMENT_SUM" in str(w.message)]
+    assert len(texts) == 2 and any("2024-01" in t for t in texts) \
+        and any("2024-02" in t for t in texts), texts
+    assert not any("9999" in t for t in texts), texts
+    rep = compare(cli_out, sp_out, "R1")
+    assert rep["_claimline_counts"]["rows_equal"], rep["_claimline_counts"]
+    counts = read(files(sp_out, "_claimline_counts", "R1")).to_pylist()
+    nulls = sorted((c["SERVICE_MONTH"], c["CLAIMS"]) for c in counts if c["PAYMENT_SUM"] is None)
+    assert [m for m, _ in nulls] == ["2024-01", "2024-02"], nulls
+    assert nulls[0][1] >= 1200 and nulls[1][1] >= 1002, nulls
