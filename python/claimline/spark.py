@@ -590,13 +590,14 @@ def _summed_counts(tdf):
 
 def _warn_unsummed_payments(rows) -> None:
     """Says each ``_claimline_counts`` row whose payment sum is NULL for being past its column,
-    as a CLI load says it (claim type and month only: never an amount)."""
+    in a CLI load's words (API version, claim type and month: never an amount)."""
     import warnings
 
     for r in rows:
         warnings.warn(
-            f"{_COUNTS}: the payments of {r['CLAIMS']} {r['CLAIM_TYPE']} claims of "
-            f"{r['SERVICE_MONTH']} sum past PAYMENT_SUM's 18 digits; it is NULL",
+            f"{_COUNTS}: the payments of {r['_api_version'] or 'unversioned'} "
+            f"{r['CLAIM_TYPE']} claims of {r['SERVICE_MONTH']} sum past PAYMENT_SUM's 18 "
+            "digits; it is NULL",
             stacklevel=3)
 
 
