@@ -329,29 +329,20 @@ impl<'a> Validator<'a> {
         tape.push(Node::Array { len: 0, count: 0 });
         let (mut objects, mut first_kept) = (true, 2);
         let len = self.array(2, |v, c, k| {
-            if c != b'{' {
-                objects = false;
+            objects &= c == b'{';
+            match first {
+                Some(read) if objects && k == 0 => {
+                    first_kept = v.build_first(read, memos, text, tape, built)?;
+                }
+                _ => {
+                    v.value_at(c, 3)?;
+                    tape.push(Node::Object { len: 0, count: 0 });
+                }
             }
-            if !objects || k > 0 {
-                v.value_at(c, 3)?;
-                tape.push(Node::Object { len: 0, count: 0 });
-                return Some(());
-            }
-            if let Some(read) = first {
-                first_kept = v.build_first(read, memos, text, tape, built)?;
-                return Some(());
-            }
-            v.value_at(c, 3)?;
-            tape.push(Node::Object { len: 0, count: 0 });
             Some(())
         })?;
         if !objects {
-            // Walked again, whole.
-            mark.rewind(tape, built);
-            self.i = start;
-            self.seek(start);
-            self.build_value(b'[', 2, text, tape, built)?;
-            return Some(self.i - start);
+            return self.build_again(&mark, start, 2, text, tape, built);
         }
         tape[mark.tape] = Node::Array {
             len,
@@ -380,13 +371,28 @@ impl<'a> Validator<'a> {
         let mark = Mark::of(tape, built);
         let kept = self.build_read(read, 3, memos, text, tape, built)?;
         if self.escapes != escapes {
-            mark.rewind(tape, built);
-            self.i = start;
-            self.seek(start);
-            self.build_value(b'{', 3, text, tape, built)?;
-            return Some(self.i - start);
+            return self.build_again(&mark, start, 3, text, tape, built);
         }
         Some(kept)
+    }
+
+    /// The value at `start`, `depth` levels down, walked again whole (what was pushed of it
+    /// since `mark` taken back): the long way keeps it whole. How many bytes it has.
+    fn build_again<'t>(
+        &mut self,
+        mark: &Mark,
+        start: usize,
+        depth: u32,
+        text: &'t str,
+        tape: &mut Vec<Node<'t>>,
+        built: &mut Built,
+    ) -> Option<usize> {
+        mark.rewind(tape, built);
+        self.i = start;
+        self.seek(start);
+        let c = *self.b.get(start)?;
+        self.build_value(c, depth, text, tape, built)?;
+        Some(self.i - start)
     }
 
     /// The value that starts with `c` at `self.i`, `depth` levels down (the root is 1, as
