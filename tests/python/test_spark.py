@@ -809,19 +809,25 @@ def test_files_spark_would_skip_or_misread_are_refused_before_anything_is_touche
     assert not (tmp_path / "out").exists()
 
 
+def synth_export(cli, tmp_path, years, seed):
+    """A synthetic v2 export of six beneficiaries in ``tmp_path/export``: its folder, the
+    Patients' ids, its EOB file and that file's lines (for a test to change and write back)."""
+    src = tmp_path / "export"
+    subprocess.run([str(cli), "synth", "--benes", "6", "--years", str(years), "--seed",
+                    str(seed), "--out", str(src)], check=True, capture_output=True)
+    patients = [json.loads(x)["id"] for x in
+                (src / "Patient.000.ndjson").read_text().splitlines() if x]
+    eob_file = src / "ExplanationOfBenefit.000.ndjson"
+    return src, patients, eob_file, eob_file.read_text().splitlines()
+
+
 def test_claim_versions_naming_different_beneficiaries_are_refused_not_split(spark, cli,
                                                                              tmp_path):
     """A claim whose newer version names another beneficiary (claims moved to a merged id):
     Spark's tasks hold whole beneficiaries and rank a claim's versions within a task, so both
     heads were kept and the rows depended on the partition count (found by a review). Spark
     refuses such a load, nothing committed; one task (partitions=1) ranks them as the CLI."""
-    src = tmp_path / "export"
-    subprocess.run([str(cli), "synth", "--benes", "6", "--years", "2", "--seed", "5", "--out",
-                    str(src)], check=True, capture_output=True)
-    patients = [json.loads(x)["id"] for x in
-                (src / "Patient.000.ndjson").read_text().splitlines() if x]
-    eob_file = src / "ExplanationOfBenefit.000.ndjson"
-    lines = eob_file.read_text().splitlines()
+    src, patients, eob_file, lines = synth_export(cli, tmp_path, years=2, seed=5)
     moved = []
     for i, p in enumerate(patients[:-1]):
         line = next(x for x in lines if f'"Patient/{p}"' in x and '"active"' in x)
@@ -928,13 +934,7 @@ def test_a_payment_sum_past_its_column_is_null_as_the_clis_never_a_failure(spark
     review), and a task's own NULL sum left the total to the other tasks'. In January six
     beneficiaries' claims (each task's sum within the column) add up past it; in February one
     beneficiary's claims alone do, beside another's one claim."""
-    src = tmp_path / "export"
-    subprocess.run([str(cli), "synth", "--benes", "6", "--years", "1", "--seed", "3", "--out",
-                    str(src)], check=True, capture_output=True)
-    patients = [json.loads(x)["id"] for x in
-                (src / "Patient.000.ndjson").read_text().splitlines() if x]
-    eob_file = src / "ExplanationOfBenefit.000.ndjson"
-    lines = eob_file.read_text().splitlines()
+    src, patients, eob_file, lines = synth_export(cli, tmp_path, years=1, seed=3)
     template = json.loads(next(x for x in lines if '"payment":' in x))
 
     def copy(bene, n, month, payment):
