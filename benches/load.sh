@@ -11,6 +11,7 @@
 #
 #   benches/load.sh            # 1000 MB of generated R4 EOBs, 3 rounds, cclf1_like
 #   SIZE_MB=200 ROUNDS=5 VIEW=header8 benches/load.sh
+#   for s in 1000 2500 5000; do SIZE_MB=$s VIEW=header8 benches/load.sh; done   # the ratio by size
 #
 # Needs: cargo, python3 (DuckDB comes from PyPI into a virtualenv this script makes), GNU time.
 set -euo pipefail
@@ -117,18 +118,19 @@ print(con.execute(f"SELECT count(*) FROM read_parquet('{dst}')").fetchone()[0])
 print(f"{seconds:.4f}")
 PY
 
-measure() { # name, command...: prints "seconds peak_rss_kb"
+measure() { # name, command...: prints "seconds peak_rss_kb cpu_seconds"
   local name=$1; shift
   # GNU time's wall clock has hundredths of a second, too coarse for ratios near 2 (0.37 s
   # against 0.73 s): the nanosecond clock around it gives the wall time to the millisecond
-  # (GNU time's own start and exit included, the same for both tools), GNU time the peak RSS.
-  local start end kb
+  # (GNU time's own start and exit included, the same for both tools), GNU time the peak RSS
+  # and the CPU time (user and system, every thread: the whole process's).
+  local start end kb user sys
   start=$(date +%s%N)
-  /usr/bin/time -f "%M" -o "$WORK/time.$name" "$@" > "$WORK/out.$name" 2> "$WORK/err.$name" \
+  /usr/bin/time -f "%M %U %S" -o "$WORK/time.$name" "$@" > "$WORK/out.$name" 2> "$WORK/err.$name" \
     || { cat "$WORK/err.$name" >&2; exit 1; }
   end=$(date +%s%N)
-  read -r kb < "$WORK/time.$name"
-  echo "$(awk -v ns=$((end - start)) 'BEGIN {printf "%.3f", ns / 1e9}') $kb"
+  read -r kb user sys < <(tail -1 "$WORK/time.$name")
+  echo "$(awk -v ns=$((end - start)) 'BEGIN {printf "%.3f", ns / 1e9}') $kb $(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}')"
 }
 
 anon() { # name, command...: prints the peak of RssAnon in KB
@@ -168,11 +170,11 @@ cl_cmd() { CL=("$BIN" load "$INPUT_DIR" --views "benches/views/$VIEW.json" --for
   --out "$(fresh_out claimline)" --threads "$THREADS" --json); }
 dk_cmd() { DK=("$VENV/bin/python" "$WORK/duckdb_load.py" "$VIEW" "$INPUT" "$(fresh_out duckdb).parquet"
   "$THREADS"); }
-declare -a CL_T CL_M CL_E DK_T DK_P DK_M CL_P
+declare -a CL_T CL_M CL_E DK_T DK_P DK_M CL_P CL_C DK_C
 for r in $(seq 1 "$ROUNDS"); do
   cl_cmd; dk_cmd
-  read -r t m < <(measure claimline "${CL[@]}")
-  CL_T+=("$t"); CL_M+=("$m")
+  read -r t m c < <(measure claimline "${CL[@]}")
+  CL_T+=("$t"); CL_M+=("$m"); CL_C+=("$c")
   # Where claimline's time went, from its report (`--json`): seconds per phase; and its own
   # time, from the start of the load to the end of its commit (the report's `seconds`: without
   # the process's start and exit, as DuckDB's time is without Python's).
@@ -180,8 +182,8 @@ for r in $(seq 1 "$ROUNDS"); do
   CL_E+=("$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["seconds"])' "$WORK/out.claimline")")
   # DuckDB's own time is what its script measured (second line of its output); the process's
   # (with Python's start and `import duckdb`) is kept beside it.
-  read -r t m < <(measure duckdb "${DK[@]}")
-  DK_P+=("$t"); DK_M+=("$m"); DK_T+=("$(sed -n 2p "$WORK/out.duckdb")")
+  read -r t m c < <(measure duckdb "${DK[@]}")
+  DK_P+=("$t"); DK_M+=("$m"); DK_C+=("$c"); DK_T+=("$(sed -n 2p "$WORK/out.duckdb")")
   echo "round $r: claimline ${CL_T[-1]} s (its load ${CL_E[-1]} s, peak RSS ${CL_M[-1]} KB), duckdb ${DK_T[-1]} s (its process ${DK_P[-1]} s, peak RSS ${DK_M[-1]} KB)"
 done
 ROWS=$(sed -n 1p "$WORK/out.duckdb")
@@ -190,7 +192,7 @@ CL_A=$(anon claimline "${CL[@]}")
 DK_A=$(anon duckdb "${DK[@]}")
 fresh_out_clear
 
-python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "$CL_A" "${DK_T[*]}" "${DK_M[*]}" "$DK_A" "$VIEW" "${CL_P[*]}" "${DK_P[*]}" "${CL_E[*]}" <<'PY'
+python3 - "$BYTES" "$EOBS" "$ROWS" "${CL_T[*]}" "${CL_M[*]}" "$CL_A" "${DK_T[*]}" "${DK_M[*]}" "$DK_A" "$VIEW" "${CL_P[*]}" "${DK_P[*]}" "${CL_E[*]}" "${CL_C[*]}" "${DK_C[*]}" <<'PY'
 import sys, statistics as st
 b, eobs, rows = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 cl_t, cl_m, cl_a, dk_t, dk_m, dk_a = ([float(x) for x in a.split()] for a in sys.argv[4:10])
@@ -204,6 +206,11 @@ print(f"claimline / duckdb speed: {st.median(dk_t)/st.median(cl_t):.2f}x (claiml
 cl_e = [float(x) for x in sys.argv[13].split()]
 print(f"claimline's load alone (its report's seconds, start of the load to the end of its commit): median {st.median(cl_e):.3f} s; {st.median(dk_t)/st.median(cl_e):.2f}x DuckDB's, each tool's own time")
 print(f"duckdb's process (Python's start, import duckdb, the COPY, the count): median {st.median(dk_p):.2f} s; against it {st.median(dk_p)/st.median(cl_t):.2f}x, as rounds 1-25 measured")
+cl_c, dk_c = ([float(x) for x in a.split()] for a in sys.argv[14:16])
+# CPU per GB tells the engines' cost at the margin: DuckDB's process also holds Python's start
+# and `import duckdb` (about 0.15 s of CPU here), and its time per GB falls as the input grows
+# (0.05 s for 10 MB, 0.30 for 200 MB; round 37), so run this at several SIZE_MB.
+print(f"CPU (user + system, whole process, median): claimline {st.median(cl_c):.2f} s ({st.median(cl_c)/(b/1e9):.2f} s per GB), duckdb {st.median(dk_c):.2f} s ({st.median(dk_c)/(b/1e9):.2f} s per GB)")
 phases = [[float(x) for x in r.split(",")] for r in sys.argv[11].split()]
 names = ("setup", "scan", "claim history", "commit", "current tables")
 print("claimline's phases (medians): " + ", ".join(f"{n} {st.median(c):.3f} s" for n, c in zip(names, zip(*phases))))
