@@ -207,9 +207,10 @@ cl_e = [float(x) for x in sys.argv[13].split()]
 print(f"claimline's load alone (its report's seconds, start of the load to the end of its commit): median {st.median(cl_e):.3f} s; {st.median(dk_t)/st.median(cl_e):.2f}x DuckDB's, each tool's own time")
 print(f"duckdb's process (Python's start, import duckdb, the COPY, the count): median {st.median(dk_p):.2f} s; against it {st.median(dk_p)/st.median(cl_t):.2f}x, as rounds 1-25 measured")
 cl_c, dk_c = ([float(x) for x in a.split()] for a in sys.argv[14:16])
-# CPU per GB tells the engines' cost at the margin: DuckDB's process also holds Python's start
-# and `import duckdb` (about 0.15 s of CPU here), and its time per GB falls as the input grows
-# (0.05 s for 10 MB, 0.30 for 200 MB; round 37), so run this at several SIZE_MB.
+# CPU per GB at several SIZE_MB tells each engine's cost at the margin (a GB more): DuckDB's
+# falls as its input grows (a fixed start-up; its COPY took 0.05 s for 10 MB, 0.30 s for 200 MB
+# in round 37), and its process also holds Python's start and `import duckdb` (about 0.15 s of
+# CPU here).
 print(f"CPU (user + system, whole process, median): claimline {st.median(cl_c):.2f} s ({st.median(cl_c)/(b/1e9):.2f} s per GB), duckdb {st.median(dk_c):.2f} s ({st.median(dk_c)/(b/1e9):.2f} s per GB)")
 phases = [[float(x) for x in r.split(",")] for r in sys.argv[11].split()]
 names = ("setup", "scan", "claim history", "commit", "current tables")
