@@ -8,6 +8,9 @@
 # Each run gets a new `--out` (appended to the command), all removed at the end
 # (benches/fresh_out.sh says why). Prints, per binary, the median wall
 # time and its quartiles, the median CPU time (user + system), minor page faults and peak RSS.
+# With `COLD="FILE_OR_FOLDER…"`, those inputs leave the page cache before every run
+# (`benches/page_cache.py --drop`): each run reads them from disk, as a load of more claims than
+# the machine's memory does.
 # Needs: GNU time, GNU date (`%N`), python3.
 set -euo pipefail
 [ $# -ge 4 ] && [ "$4" = "--" ] || {
@@ -27,6 +30,9 @@ for round in $(seq "$ROUNDS"); do
   for name in $order; do
     bin=${!name}
     out=$(fresh_out "$name")
+    # Word splitting of COLD is wanted: it lists paths.
+    # shellcheck disable=SC2086
+    [ -z "${COLD:-}" ] || python3 "$(dirname "$0")/page_cache.py" --drop $COLD
     # GNU time's wall clock has hundredths of a second; the nanosecond clock around it gives
     # the wall time to the millisecond (GNU time's own start and exit included, the same for A
     # and B).

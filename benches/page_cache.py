@@ -12,34 +12,40 @@ privileges needed) and read through once, so that every tool and every round of 
 meets the same state whatever wrote the file. Dropping is advice the kernel may not follow
 (pages another process maps, a tmpfs file stay).
 
-    benches/page_cache.py FILE_OR_FOLDER...
+With `--drop`, the files are only dropped, not read: the next reader meets them cold, as a load
+of more claims than the machine's memory always does (`COLD=` of benches/ab.sh).
+
+    benches/page_cache.py [--drop] FILE_OR_FOLDER...
 """
 import os
 import sys
 
 
-def settle(path):
+def settle(path, read):
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        while os.read(fd, 1 << 20):
-            pass
+        if read:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            while os.read(fd, 1 << 20):
+                pass
     finally:
         os.close(fd)
 
 
 def main(args):
+    read = not (args and args[0] == "--drop")
+    args = args if read else args[1:]
     if not args:
         sys.exit(__doc__.strip().splitlines()[-1].strip())
     for arg in args:
         if os.path.isdir(arg):
             for root, _, names in os.walk(arg):
                 for name in sorted(names):
-                    settle(os.path.join(root, name))
+                    settle(os.path.join(root, name), read)
         else:
-            settle(arg)
+            settle(arg, read)
 
 
 if __name__ == "__main__":
