@@ -54,6 +54,12 @@ impl fmt::Display for ApiVersion {
     }
 }
 
+/// The longest resource type name [`is_resource_type_name`] takes.
+const MAX_RESOURCE_TYPE_NAME: usize = 64;
+
+/// [`is_resource_type_name`]'s rule in the words a refusal gives, beside the field it names.
+pub const RESOURCE_TYPE_NAME_RULE: &str = "A-Z, then letters, at most 64";
+
 /// Whether `name` has the form of a FHIR resource type name: an upper-case letter, then letters,
 /// at most 64 in all (the longest FHIR name has 33). claimline counts resources, names files and
 /// reports by type: text of any other form (an MBI, a name typed into `resourceType` or a
@@ -68,7 +74,7 @@ impl fmt::Display for ApiVersion {
 pub fn is_resource_type_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
-        && b.len() <= 64
+        && b.len() <= MAX_RESOURCE_TYPE_NAME
         && b[0].is_ascii_uppercase()
         && b.iter().all(u8::is_ascii_alphabetic)
 }

@@ -29,7 +29,7 @@ mod table;
 mod text;
 mod units;
 
-pub use api::{ApiVersion, is_resource_type_name};
+pub use api::{ApiVersion, RESOURCE_TYPE_NAME_RULE, is_resource_type_name};
 /// The text of a [`Cell::Text`]: a string that keeps up to 24 bytes inline (on 64-bit
 /// targets; 12 on 32-bit ones).
 pub use compact_str::CompactString;

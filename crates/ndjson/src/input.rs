@@ -134,9 +134,9 @@ impl Manifest {
                 return Err(Error::Manifest {
                     path: path.to_owned(),
                     reason: format!(
-                        "entry {} of `{list}` has a `type` that is no resource type name (A-Z, \
-                         then letters, at most 64)",
-                        k + 1
+                        "entry {} of `{list}` has a `type` that is no resource type name ({})",
+                        k + 1,
+                        claimline_model::RESOURCE_TYPE_NAME_RULE
                     ),
                 });
             }

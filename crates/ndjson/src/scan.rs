@@ -336,8 +336,10 @@ fn resource_type_of<'a>(root: Cursor<'a>) -> Result<&'a str, (RejectKind, String
     if !claimline_model::is_resource_type_name(name) {
         return Err((
             RejectKind::NoResourceType,
-            "field `resourceType` is not a resource type name (A-Z, then letters, at most 64)"
-                .to_owned(),
+            format!(
+                "field `resourceType` is not a resource type name ({})",
+                claimline_model::RESOURCE_TYPE_NAME_RULE
+            ),
         ));
     }
     Ok(name)
