@@ -732,12 +732,14 @@ def load(spark, inputs, out: PathLike, *, views: Union[str, Sequence[str], None]
             dest = os.path.join(staging, t)
             tdf.write.mode("errorifexists").option("compression", "zstd").parquet(dest)
             written[t] = dest
-            rows[t] = (spark.read.parquet(dest).count() if t == _COUNTS
-                       else int(stats.get(t, (0, 0))[0]))
             if t == _COUNTS:
-                # (PDE's payments are 0, not NULL: a NULL sum is one past the column.)
-                _warn_unsummed_payments(spark.read.parquet(dest)
-                                        .where(F.col("PAYMENT_SUM").isNull()).collect())
+                # Read back once (a row per API version, claim type and month: small). PDE's
+                # payments are 0, not NULL: a NULL sum is one past the column.
+                counted = spark.read.parquet(dest).collect()
+                rows[t] = len(counted)
+                _warn_unsummed_payments(r for r in counted if r["PAYMENT_SUM"] is None)
+            else:
+                rows[t] = int(stats.get(t, (0, 0))[0])
         _refuse_split_claims(spark, written.get(_CLAIMS), all_versions)
         st, arrow = spark_schema(REJECTS_SCHEMA)
         rdf = res.where(F.col("table") == "_rejects").select("ipc").mapInArrow(
