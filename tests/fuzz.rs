@@ -178,6 +178,77 @@ fn built_tape_over_the_corpora_and_every_real_and_generated_line_cut_and_damaged
     );
 }
 
+/// Every line of up to eight tokens from a small alphabet (brackets, `:`, `,`, strings with
+/// and without escapes, a number with and one without an exponent, a literal, a space) that
+/// starts an object and stays a prefix of valid JSON, and each such prefix with any one token
+/// more (a line that goes wrong at its last token): the validator builds simd-json's tape for
+/// exactly the lines it is meant to take (valid JSON with no exponent and no key with an
+/// escape; the rest it leaves to simd-json), and never takes one simd-json refuses
+/// (`built_tape`); the one walk in part gives the long way's tape (`pruned_walk`). The corpora
+/// and proptest find deep cases at random; this tries every short one.
+#[test]
+fn every_short_line_of_tokens_is_built_and_walked_as_simd_json_parses_it() {
+    const TOKENS: [&str; 13] = [
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        ",",
+        "\"id\"",
+        "\"item\"",
+        "\"\\u00e9\\n\"",
+        "1",
+        "-0.5e3",
+        "true",
+        " ",
+    ];
+    /// A key with an escape anywhere in `v`.
+    fn escaped_key(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => m.iter().any(|(k, v)| k.contains('é') || escaped_key(v)),
+            Value::Array(a) => a.iter().any(escaped_key),
+            _ => false,
+        }
+    }
+    #[derive(Default)]
+    struct Seen {
+        lines: usize,
+        valid: usize,
+        built: usize,
+    }
+    fn grow(line: &mut Vec<u8>, tokens_left: usize, seen: &mut Seen) {
+        for token in TOKENS {
+            let len = line.len();
+            line.extend_from_slice(token.as_bytes());
+            seen.lines += 1;
+            let parsed = serde_json::from_slice::<Value>(line);
+            let expected = parsed
+                .as_ref()
+                .is_ok_and(|v| !escaped_key(v) && !line.windows(2).any(|w| w == b"e3"));
+            let took = built_tape(line);
+            assert_eq!(took, expected, "{}", String::from_utf8_lossy(line));
+            pruned_walk(line);
+            seen.valid += usize::from(parsed.is_ok());
+            seen.built += usize::from(took);
+            // A prefix of a valid line (it ended too soon) grows on.
+            if tokens_left > 1 && parsed.is_err_and(|e| e.is_eof()) {
+                grow(line, tokens_left - 1, seen);
+            }
+            line.truncate(len);
+        }
+    }
+    let mut seen = Seen::default();
+    grow(&mut b"{".to_vec(), 8, &mut seen);
+    assert!(
+        seen.lines > 150_000 && seen.valid > 2_500 && seen.built > 1_200,
+        "{} lines, {} valid, {} built",
+        seen.lines,
+        seen.valid,
+        seen.built
+    );
+}
+
 #[test]
 fn ndjson_line_over_its_corpus_and_every_real_line_cut_and_damaged() {
     let mut cases = 0usize;
