@@ -568,13 +568,14 @@ fn build_table(
         s
     };
     use rayon::prelude::*;
-    let mut by_bucket: BTreeMap<u64, Vec<RecordBatch>> = BTreeMap::new();
+    // Each source's columns, first: one set of columns for every bucket (runs loaded with
+    // views that give the table other columns cannot make one current dataset; found by a
+    // review: the bucket writer went on by the first file's column positions, making a table of
+    // mixed columns, or panicked). And how many cells the files hold.
     let mut schema: Option<arrow_schema::SchemaRef> = None;
+    let mut file_cells = 0u64;
     for file in &sources {
-        let (file_schema, batches) = source_batches(root, file, run_id, table, held)?;
-        // One set of columns for every bucket: runs loaded with views that give the table other
-        // columns cannot make one current dataset (found by a review: the bucket writer went on
-        // by the first file's column positions, making a table of mixed columns, or panicked).
+        let (file_schema, cells) = source_schema(root, file, run_id, table, held)?;
         if let Some(first) = &schema
             && first.fields() != file_schema.fields()
         {
@@ -590,48 +591,79 @@ fn build_table(
             });
         }
         schema.get_or_insert(file_schema);
-        // Each batch is cut into its buckets' current rows on a worker of its own; the pieces
-        // are then queued per bucket in the batches' order, as one thread would queue them.
-        let cut: Vec<Vec<(u64, RecordBatch)>> = batches
-            .par_iter()
-            .map(|b| current_rows(b, file, table, rebuild, current, full))
-            .collect::<Result<_, Error>>()?;
-        for (bk, kept) in cut.into_iter().flatten() {
-            by_bucket.entry(bk).or_default().push(kept);
+        file_cells += cells;
+    }
+    // The rows of a table read back from big files wait for their bucket's file on disk, not
+    // in memory: a refresh's memory then stays bounded however long the history (the whole
+    // table in memory grew about 90 MiB per GB of claims loaded, found at 10 GB).
+    let spill = spills(file_cells)
+        .then(|| versions.join(format!("{new_name}.spill")))
+        .map(Spill::new)
+        .transpose()?;
+    let mut stores: BTreeMap<u64, Store> = BTreeMap::new();
+    for file in &sources {
+        // Read a window of batches at a time: each batch is cut into its buckets' current rows
+        // on a worker of its own; the pieces are then queued per bucket in the batches' order,
+        // as one thread would queue them.
+        let mut batches = source_stream(root, file, run_id, table, held)?;
+        loop {
+            let window: Vec<RecordBatch> = batches
+                .by_ref()
+                .take(CUT_BATCHES)
+                .collect::<Result<_, Error>>()?;
+            if window.is_empty() {
+                break;
+            }
+            let cut: Vec<Vec<(u64, RecordBatch)>> = window
+                .par_iter()
+                .map(|b| current_rows(b, file, table, rebuild, current, full))
+                .collect::<Result<_, Error>>()?;
+            drop(window);
+            for (bk, kept) in cut.into_iter().flatten() {
+                let store = match stores.entry(bk) {
+                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(Store::new(bk, &kept, spill.as_ref())?)
+                    }
+                };
+                store.push(kept)?;
+            }
         }
     }
     // The buckets' schema as their files carry it, worked out once for all of them (the
     // batches' schema: a reader's, without the history file's metadata; a bucket whose batches
     // have another gets its own).
-    let file_schema = by_bucket
+    let file_schema = stores
         .values()
-        .find_map(|batches| batches.first())
-        .map(|b| FileSchema::new(b.schema()).map_err(Error::parquet(&new)))
+        .next()
+        .map(|s| FileSchema::new(s.schema.clone()).map_err(Error::parquet(&new)))
         .transpose()?;
     // The rewritten buckets are encoded at once, on whichever workers are free (a load of one
     // claim table would otherwise encode its 16 buckets on one core).
-    let mut fresh: BTreeMap<u64, u64> = by_bucket
+    let written: Result<BTreeMap<u64, u64>, Error> = stores
         .into_par_iter()
-        .filter(|(_, batches)| !batches.is_empty())
-        .map(|(bk, batches)| {
+        .map(|(bk, store)| {
             let folder = new.join(format!("bucket={bk:02}"));
             let target = folder.join("part-0.parquet");
             claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
-            let schema = batches[0].schema();
             let own;
             let schema = match &file_schema {
-                Some(f) if *f.arrow() == schema => f,
+                Some(f) if *f.arrow() == store.schema => f,
                 _ => {
-                    own = FileSchema::new(schema).map_err(Error::parquet(&target))?;
+                    own = FileSchema::new(store.schema.clone()).map_err(Error::parquet(&target))?;
                     &own
                 }
             };
-            let (n, file) = write_file(&target, schema, &batches)?;
+            let stats = store.stats.clone();
+            let (n, file) = write_file(&target, schema, &stats, store.into_batches()?)?;
             syncer.add(target, file);
             syncer.add_folder(&folder).map_err(Error::io(&folder))?;
             Ok((bk, n))
         })
-        .collect::<Result<_, Error>>()?;
+        .collect();
+    // (The spill files go with it.)
+    drop(spill);
+    let mut fresh = written?;
     let mut rows = 0u64;
     for bk in 0..BUCKETS {
         let folder = new.join(format!("bucket={bk:02}"));
@@ -668,7 +700,7 @@ fn build_table(
         claimline_model::create_private_dir(&folder).map_err(Error::io(&folder))?;
         let target = folder.join("part-0.parquet");
         let schema = FileSchema::new(schema).map_err(Error::parquet(&target))?;
-        let (_, file) = write_file(&target, &schema, &[])?;
+        let (_, file) = write_batches(&target, &schema, &[])?;
         syncer.add(target, file);
         syncer.add_folder(&folder).map_err(Error::io(&folder))?;
     }
@@ -933,6 +965,341 @@ fn source_batches(
     read_file(file)
 }
 
+/// The schema [`source_batches`] gives `file`'s batches, and its cells (rows times columns; 0
+/// for the rows a sink holds in memory), read from the footer alone.
+fn source_schema(
+    root: &Path,
+    file: &Path,
+    run_id: &str,
+    table: &str,
+    held: Option<&HeldRun>,
+) -> Result<(arrow_schema::SchemaRef, u64), Error> {
+    let this_run = file == run_dir(root, table, run_id).join("part-0.parquet");
+    if let Some(held) = held.filter(|h| this_run && h.tables.contains_key(table))
+        && let Some(schema) = held.schemas.get(table)
+    {
+        return Ok((schema.clone(), 0));
+    }
+    let f = File::open(file).map_err(Error::io(file))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(file))?;
+    let held_here = held.is_some_and(|h| this_run && h.tables.contains_key(table));
+    let cells = if held_here {
+        0
+    } else {
+        let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+        rows * builder.schema().fields().len() as u64
+    };
+    Ok((builder.schema().clone(), cells))
+}
+
+/// [`source_batches`]' batches one after the other: a file read back is decoded as they are
+/// taken, never whole.
+fn source_stream<'h>(
+    root: &Path,
+    file: &Path,
+    run_id: &str,
+    table: &str,
+    held: Option<&'h HeldRun>,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, Error>> + 'h>, Error> {
+    let this_run = file == run_dir(root, table, run_id).join("part-0.parquet");
+    if held.is_some_and(|h| this_run && h.tables.contains_key(table)) {
+        let (_, batches) = source_batches(root, file, run_id, table, held)?;
+        return Ok(Box::new(batches.into_iter().map(Ok)));
+    }
+    let f = File::open(file).map_err(Error::io(file))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.build())
+        .map_err(Error::parquet(file))?;
+    let path = file.to_path_buf();
+    Ok(Box::new(
+        reader.map(move |b| b.map_err(Error::parquet(&path))),
+    ))
+}
+
+/// Batches read back and cut into buckets at once (on every worker), the rest of the file
+/// still on disk.
+const CUT_BATCHES: usize = 64;
+/// Cells of a table's files read back past which the rows cut into buckets wait in spill files
+/// (see [`Spill`]): about 64 MiB of a CCLF table's rows in Arrow.
+const SPILL_AT: u64 = 4 << 20;
+
+/// Tests: every table read back spills, and how many spill folders were made.
+#[cfg(test)]
+static FORCE_SPILL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+#[cfg(test)]
+static SPILLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a table whose files read back hold `cells` spills its rows (see [`Spill`]).
+fn spills(cells: u64) -> bool {
+    #[cfg(test)]
+    if FORCE_SPILL.load(std::sync::atomic::Ordering::Relaxed) && cells > 0 {
+        return true;
+    }
+    cells > SPILL_AT
+}
+
+/// A folder of one table's bucket rows between their cut and their file (Arrow IPC streams,
+/// owner-only, next to the versions), removed when the build is done or failed. A process that
+/// dies leaves it to the next refresh, which removes every folder no table shows.
+struct Spill {
+    dir: PathBuf,
+}
+
+impl Spill {
+    fn new(dir: PathBuf) -> Result<Self, Error> {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(Error::io(&dir))?;
+        }
+        claimline_model::create_private_dir(&dir).map_err(Error::io(&dir))?;
+        #[cfg(test)]
+        SPILLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Spill { dir })
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One bucket's current rows, in the order its file takes them, and what its file's settings
+/// are decided by ([`BucketStats`]).
+struct Store {
+    /// The first piece's: the bucket file's schema.
+    schema: arrow_schema::SchemaRef,
+    stats: BucketStats,
+    kept: Kept,
+}
+
+enum Kept {
+    Memory(Vec<RecordBatch>),
+    /// Pieces gathered into batches of about [`SPILL_ROWS`] rows (a piece is a few dozen rows:
+    /// one message each would be most of the work), each piece's rows noted to cut them apart
+    /// again: the bucket's writer is handed the same pieces either way.
+    Spilled {
+        path: PathBuf,
+        writer: Box<arrow_ipc::writer::StreamWriter<std::io::BufWriter<File>>>,
+        gathering: Vec<RecordBatch>,
+        rows: usize,
+        lens: Vec<usize>,
+    },
+}
+
+/// Rows of the batches a spill file is written in.
+const SPILL_ROWS: usize = 2 << 10;
+
+/// Writes the gathered pieces as one batch of `schema`.
+fn spill_gathered(
+    path: &Path,
+    schema: &arrow_schema::SchemaRef,
+    writer: &mut arrow_ipc::writer::StreamWriter<std::io::BufWriter<File>>,
+    gathering: &mut Vec<RecordBatch>,
+    rows: &mut usize,
+) -> Result<(), Error> {
+    if gathering.is_empty() {
+        return Ok(());
+    }
+    let batch = arrow_select::concat::concat_batches(schema, gathering.iter())
+        .map_err(Error::parquet(path))?;
+    writer.write(&batch).map_err(Error::parquet(path))?;
+    gathering.clear();
+    *rows = 0;
+    Ok(())
+}
+
+impl Store {
+    fn new(bucket: u64, first: &RecordBatch, spill: Option<&Spill>) -> Result<Self, Error> {
+        let schema = first.schema();
+        let kept = match spill {
+            None => Kept::Memory(Vec::new()),
+            Some(spill) => {
+                let path = spill.dir.join(format!("bucket={bucket:02}.arrows"));
+                let file = claimline_model::create_private(&path).map_err(Error::io(&path))?;
+                let writer = arrow_ipc::writer::StreamWriter::try_new(
+                    std::io::BufWriter::with_capacity(64 << 10, file),
+                    &schema,
+                )
+                .map_err(Error::parquet(&path))?;
+                Kept::Spilled {
+                    path,
+                    writer: Box::new(writer),
+                    gathering: Vec::new(),
+                    rows: 0,
+                    lens: Vec::new(),
+                }
+            }
+        };
+        Ok(Store {
+            stats: BucketStats::new(&schema),
+            schema,
+            kept,
+        })
+    }
+
+    fn push(&mut self, piece: RecordBatch) -> Result<(), Error> {
+        self.stats.add(&piece);
+        match &mut self.kept {
+            Kept::Memory(pieces) => pieces.push(piece),
+            Kept::Spilled {
+                path,
+                writer,
+                gathering,
+                rows,
+                lens,
+            } => {
+                // (Gathered under the store's schema: the same columns, a piece's own metadata
+                // aside.)
+                let piece = RecordBatch::try_new(self.schema.clone(), piece.columns().to_vec())
+                    .map_err(Error::parquet(&*path))?;
+                lens.push(piece.num_rows());
+                *rows += piece.num_rows();
+                gathering.push(piece);
+                if *rows >= SPILL_ROWS {
+                    spill_gathered(path, &self.schema, writer, gathering, rows)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The pieces, in the order they came.
+    fn into_batches(
+        self,
+    ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, Error>> + Send>, Error> {
+        match self.kept {
+            Kept::Memory(pieces) => Ok(Box::new(pieces.into_iter().map(Ok))),
+            Kept::Spilled {
+                path,
+                mut writer,
+                mut gathering,
+                mut rows,
+                lens,
+            } => {
+                spill_gathered(&path, &self.schema, &mut writer, &mut gathering, &mut rows)?;
+                writer.finish().map_err(Error::parquet(&path))?;
+                drop(writer);
+                let file = File::open(&path).map_err(Error::io(&path))?;
+                let reader = arrow_ipc::reader::StreamReader::try_new(
+                    std::io::BufReader::with_capacity(1 << 20, file),
+                    None,
+                )
+                .map_err(Error::parquet(&path))?;
+                // Each batch read back cut into the pieces it gathered, in order.
+                let mut lens = lens.into_iter();
+                let pieces = reader.flat_map(move |b| {
+                    let b = match b {
+                        Ok(b) => b,
+                        Err(e) => return vec![Err(Error::parquet(&path)(e))],
+                    };
+                    let mut out = Vec::new();
+                    let mut at = 0;
+                    while at < b.num_rows() {
+                        let Some(n) = lens.next() else {
+                            out.push(Err(Error::Parquet {
+                                path: path.clone(),
+                                message: "a spill file holds more rows than were put in it".into(),
+                            }));
+                            break;
+                        };
+                        out.push(Ok(b.slice(at, n.min(b.num_rows() - at))));
+                        at += n;
+                    }
+                    out
+                });
+                Ok(Box::new(pieces))
+            }
+        }
+    }
+}
+
+/// What a bucket file's settings are decided by, gathered piece by piece in the file's order:
+/// whether each plain lineage column changes value on most rows ([`PLAIN_COLUMNS`]), and the
+/// bytes of each column's values (see [`write_file`]). However the rows are cut into pieces,
+/// and wherever the pieces wait, the same answer.
+#[derive(Debug, Clone)]
+struct BucketStats {
+    changing: Vec<Changing>,
+    bytes: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Changing {
+    column: &'static str,
+    at: usize,
+    rows: usize,
+    changes: usize,
+    last: Option<Last>,
+    /// A column neither text nor 64-bit integers: never counted as changing.
+    other: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Last {
+    Text(String),
+    Int(i64),
+}
+
+impl BucketStats {
+    fn new(schema: &arrow_schema::Schema) -> Self {
+        BucketStats {
+            changing: PLAIN_COLUMNS
+                .iter()
+                .filter_map(|&column| {
+                    Some(Changing {
+                        column,
+                        at: schema.index_of(column).ok()?,
+                        rows: 0,
+                        changes: 0,
+                        last: None,
+                        other: false,
+                    })
+                })
+                .collect(),
+            bytes: vec![0; schema.fields().len()],
+        }
+    }
+
+    fn add(&mut self, b: &RecordBatch) {
+        for ch in &mut self.changing {
+            let c = b.column(ch.at);
+            ch.rows += c.len();
+            if let Some(s) = c.as_any().downcast_ref::<StringArray>() {
+                let mut last = match &ch.last {
+                    Some(Last::Text(t)) => Some(t.as_str()),
+                    _ => None,
+                };
+                for k in 0..s.len() {
+                    let v = s.value(k);
+                    ch.changes += usize::from(last.is_some_and(|l| l != v));
+                    last = Some(v);
+                }
+                ch.last = last.map(|l| Last::Text(l.to_owned()));
+            } else if let Some(n) = c.as_any().downcast_ref::<arrow_array::Int64Array>() {
+                let mut last = match ch.last {
+                    Some(Last::Int(i)) => Some(i),
+                    _ => None,
+                };
+                for &v in n.values() {
+                    ch.changes += usize::from(last.is_some_and(|l| l != v));
+                    last = Some(v);
+                }
+                ch.last = last.map(Last::Int);
+            } else {
+                ch.other = true;
+            }
+        }
+        for (i, bytes) in self.bytes.iter_mut().enumerate() {
+            // The bytes of the values themselves (not of the buffers a slice shares, so a
+            // bucket cut from a held batch and one read back decide alike), times the share
+            // that is not null: a column of nulls encodes to almost nothing.
+            let c = b.column(i);
+            let values = c.len() - c.null_count();
+            *bytes += slice_size(c.as_ref()) * values / c.len().max(1);
+        }
+    }
+}
+
 /// A file's schema (a file of no rows has one too) and its batches.
 fn read_file(file: &Path) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>), Error> {
     let f = File::open(file).map_err(Error::io(file))?;
@@ -951,12 +1318,13 @@ fn parquet_rows(file: &Path) -> Result<u64, Error> {
     Ok(b.metadata().file_metadata().num_rows() as u64)
 }
 
-/// Writes one bucket file; returns its rows and the file, not synced yet (the caller hands it
-/// to the refresh's syncer).
+/// Writes one bucket file from `batches` (whose [`BucketStats`] are `stats`); returns its rows
+/// and the file, not synced yet (the caller hands it to the refresh's syncer).
 fn write_file(
     path: &Path,
     schema: &FileSchema,
-    batches: &[RecordBatch],
+    stats: &BucketStats,
+    batches: impl IntoIterator<Item = Result<RecordBatch, Error>>,
 ) -> Result<(u64, File), Error> {
     let file = claimline_model::create_private(path).map_err(Error::io(path))?;
     let mut props =
@@ -966,30 +1334,19 @@ fn write_file(
     // bigger than the values. Where rows repeat it (a line table, a few rows per claim), and in
     // every other column, the dictionary is kept: a bucket's small chunks are stored
     // uncompressed, and a dictionary is what keeps repeated values small there.
-    for c in PLAIN_COLUMNS {
-        if let Some(i) = schema.arrow().index_of(c).ok()
-            && mostly_changing(batches, i)
-        {
-            props = props
-                .set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(c), false);
+    for ch in &stats.changing {
+        if !ch.other && ch.changes * 2 > ch.rows {
+            props = props.set_column_dictionary_enabled(
+                parquet::schema::types::ColumnPath::from(ch.column),
+                false,
+            );
         }
     }
     // A small column chunk is stored uncompressed: zstd would save a few hundred bytes, and
     // each compressed chunk costs a compressor and a decompressor to set up (parquet-rs makes
     // both per column written and read; each asks the CPU its features, which a VM traps),
     // most of the time of a refresh of small buckets.
-    for (i, field) in schema.arrow().fields().iter().enumerate() {
-        // The bytes of the values themselves (not of the buffers a slice shares, so a bucket
-        // cut from a held batch and one read back decide alike), times the share that is not
-        // null: a column of nulls encodes to almost nothing.
-        let bytes: usize = batches
-            .iter()
-            .map(|b| {
-                let c = b.column(i);
-                let values = c.len() - c.null_count();
-                slice_size(c.as_ref()) * values / c.len().max(1)
-            })
-            .sum();
+    for (field, &bytes) in schema.arrow().fields().iter().zip(&stats.bytes) {
         if bytes < SMALL_CHUNK {
             props = props.set_column_compression(
                 parquet::schema::types::ColumnPath::from(field.name().as_str()),
@@ -1002,7 +1359,8 @@ fn write_file(
     let mut w = ColumnsWriter::try_new(file, schema, props).map_err(Error::parquet(path))?;
     let mut rows = 0u64;
     for b in batches {
-        w.write(b, Encode::AcrossColumns)
+        let b = b?;
+        w.write(&b, Encode::AcrossColumns)
             .map_err(Error::parquet(path))?;
         rows += b.num_rows() as u64;
     }
@@ -1012,32 +1370,17 @@ fn write_file(
     Ok((rows, f))
 }
 
-/// Whether column `i` of `batches` (text or integers) changes value from one row to the next
-/// on more than half of its rows, counted across the batches (however the rows are cut into
-/// batches, the same answer: a bucket cut from held batches and one read back are written
-/// alike).
-fn mostly_changing(batches: &[RecordBatch], i: usize) -> bool {
-    let (mut rows, mut changes) = (0usize, 0usize);
-    let (mut last_text, mut last_int): (Option<&str>, Option<i64>) = (None, None);
+/// [`write_file`] for pieces held in memory.
+fn write_batches(
+    path: &Path,
+    schema: &FileSchema,
+    batches: &[RecordBatch],
+) -> Result<(u64, File), Error> {
+    let mut stats = BucketStats::new(schema.arrow());
     for b in batches {
-        let c = b.column(i);
-        rows += c.len();
-        if let Some(s) = c.as_any().downcast_ref::<StringArray>() {
-            for k in 0..s.len() {
-                let v = s.value(k);
-                changes += usize::from(last_text.is_some_and(|l| l != v));
-                last_text = Some(v);
-            }
-        } else if let Some(n) = c.as_any().downcast_ref::<arrow_array::Int64Array>() {
-            for &v in n.values() {
-                changes += usize::from(last_int.is_some_and(|l| l != v));
-                last_int = Some(v);
-            }
-        } else {
-            return false;
-        }
+        stats.add(b);
     }
-    changes * 2 > rows
+    write_file(path, schema, &stats, batches.iter().cloned().map(Ok))
 }
 
 /// What `c.to_data().get_slice_memory_size()` reports (the bytes of its rows' values, offsets
@@ -1215,12 +1558,24 @@ mod tests {
     /// nine cancelled) into `out`; the current tables refreshed from the rows the sink held, or
     /// from the files. Returns whether the sink held them.
     fn load_and_refresh(out: &Path, from_memory: bool, budget: usize) -> bool {
-        let claims = claims_schema();
+        load_claims_and_refresh(out, from_memory, budget, 0..3000, 3)
+    }
+
+    /// [`load_and_refresh`] of `claims`, `per_version` rows each.
+    fn load_claims_and_refresh(
+        out: &Path,
+        from_memory: bool,
+        budget: usize,
+        claims: std::ops::Range<u32>,
+        per_version: u32,
+    ) -> bool {
+        let claims_table = claims_schema();
         let cclf1 = claim_table("cclf1", Column::new("CLM_PMT_AMT", ColumnType::Integer));
         let root = out.join("parquet");
-        let mut sink = ParquetSink::open(&root, "r1", &[claims, cclf1]).expect("open");
+        let mut sink = ParquetSink::open(&root, "r1", &[claims_table, cclf1]).expect("open");
         sink.pending_budget = budget;
-        let (events, rows, superseded) = claims_run("r1", 0..3000, 1_700_000_000_000_000, 3);
+        let (events, rows, superseded) =
+            claims_run("r1", claims, 1_700_000_000_000_000, per_version);
         sink.write(0, events).expect("claims");
         sink.write(1, rows).expect("rows");
         // The earlier version of each claim with two leaves the table, as the loader's
@@ -1361,7 +1716,7 @@ mod tests {
             )
             .expect("batch");
             let path = dir.path().join(format!("{rows_per_claim}.parquet"));
-            write_file(
+            write_batches(
                 &path,
                 &FileSchema::new(schema.clone()).expect("schema"),
                 std::slice::from_ref(&batch),
@@ -1371,7 +1726,7 @@ mod tests {
             // are counted across batches).
             let cut: Vec<RecordBatch> = (0..batch.num_rows()).map(|k| batch.slice(k, 1)).collect();
             let sliced = dir.path().join(format!("{rows_per_claim}-sliced.parquet"));
-            write_file(
+            write_batches(
                 &sliced,
                 &FileSchema::new(schema.clone()).expect("schema"),
                 &cut,
@@ -1501,6 +1856,51 @@ mod tests {
             assert_eq!(held.schemas[t], read_file(&part).expect("part").0, "{t}");
         }
         report
+    }
+
+    /// The rows of a table read back from big files wait for their bucket files in spill files
+    /// (forced here for small ones): the buckets are those built in memory, byte for byte, for a
+    /// run read back whole (a row per claim, 40,000 claims: lineage columns that change on most
+    /// rows, and columns past the size stored uncompressed, so the files' settings are decided
+    /// from the spilled rows too) and for a later run that rewrites buckets from the earlier
+    /// ones; no spill file stays.
+    #[test]
+    fn buckets_from_spilled_rows_are_those_built_in_memory() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let t0 = 1_700_000_000_000_000;
+        let build = |spill: bool| {
+            let (whole, two) = (
+                tempfile::tempdir().expect("tempdir"),
+                tempfile::tempdir().expect("tempdir"),
+            );
+            FORCE_SPILL.store(spill, Relaxed);
+            let before = SPILLS.load(Relaxed);
+            load_claims_and_refresh(whole.path(), false, usize::MAX, 0..40_000, 1);
+            commit_run(two.path(), "r1", 0..2000, t0, false);
+            let report = commit_run(two.path(), "r2", 1500..2600, t0 + 1_000_000_000, false);
+            FORCE_SPILL.store(false, Relaxed);
+            assert!(!report.full, "{report:?}");
+            if spill {
+                assert!(SPILLS.load(Relaxed) > before, "nothing spilled");
+            }
+            for out in [whole.path(), two.path()] {
+                let left: Vec<_> = std::fs::read_dir(out.join(VERSIONS_DIR))
+                    .expect("versions")
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".spill"))
+                    .collect();
+                assert!(left.is_empty(), "{left:?}");
+            }
+            (
+                files(&whole.path().join(CURRENT_DIR)),
+                files(&two.path().join(CURRENT_DIR)),
+            )
+        };
+        let (memory_whole, memory_two) = build(false);
+        let (spilled_whole, spilled_two) = build(true);
+        assert!(memory_whole.len() > 10 && memory_two.len() > 10);
+        assert!(memory_whole == spilled_whole, "a run read back whole");
+        assert!(memory_two == spilled_two, "a later run's buckets");
     }
 
     #[test]
@@ -1799,7 +2199,7 @@ mod tests {
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(big), Arc::new(small)])
             .expect("batch");
         assert_eq!(
-            write_file(
+            write_batches(
                 &path,
                 &FileSchema::new(schema).expect("schema"),
                 std::slice::from_ref(&batch),
