@@ -281,6 +281,77 @@ fn a_load_gives_the_same_rows_as_sqlite_for_the_samples_and_a_synthetic_export()
     }
 }
 
+/// An export whose EOBs come in many files (BCDA splits a big export into hundreds) with
+/// superseded versions in many of them: PostgreSQL drops every (file, line) at once and keeps
+/// the same rows as SQLite, which drops them by rowid.
+#[test]
+fn superseded_versions_across_many_files_leave_the_same_rows_as_sqlite() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let export = crate::cclf_files::synth(tmp.path(), "v2", "6", "3");
+    // Its EOB lines dealt into files of seven lines each, the manifest naming them.
+    let many = tmp.path().join("many");
+    std::fs::create_dir(&many).expect("folder");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(export.join("manifest.json")).expect("manifest"))
+            .expect("manifest JSON");
+    let mut outputs: Vec<Value> = Vec::new();
+    let mut eob_lines: Vec<String> = Vec::new();
+    for entry in manifest["output"].as_array().expect("output") {
+        let url = entry["url"].as_str().expect("url");
+        let name = url.rsplit('/').next().expect("file name");
+        let text = std::fs::read_to_string(export.join(name)).expect("file");
+        if entry["type"] == "ExplanationOfBenefit" {
+            eob_lines.extend(text.lines().map(str::to_owned));
+        } else {
+            std::fs::write(many.join(name), &text).expect("copy");
+            outputs.push(entry.clone());
+        }
+    }
+    let files = eob_lines.chunks(7).count();
+    assert!(files > 20, "{files} EOB files");
+    for (i, chunk) in eob_lines.chunks(7).enumerate() {
+        let name = format!("ExplanationOfBenefit.{i:03}.ndjson");
+        std::fs::write(many.join(&name), chunk.join("\n") + "\n").expect("write");
+        outputs.push(serde_json::json!({
+            "type": "ExplanationOfBenefit",
+            "url": format!("https://api.bcda.cms.gov/data/1/{name}"),
+        }));
+    }
+    manifest["output"] = Value::Array(outputs);
+    std::fs::write(many.join("manifest.json"), manifest.to_string()).expect("manifest");
+
+    let schema = schema(&url, "t_many_files");
+    let lite = tmp.path().join("many-sqlite");
+    let pg = tmp.path().join("many-pg");
+    let a = claimline_env(
+        tmp.path(),
+        &[
+            "load",
+            s(&many),
+            "--out",
+            s(&lite),
+            "--format",
+            "sqlite",
+            "--run-id",
+            "r1",
+            "--no-report",
+            "--json",
+        ],
+        &[],
+    );
+    let a = ok(&a, "sqlite load");
+    let b = ok(
+        &load_pg(&url, &many, &pg, "postgres", &schema, "r1", &[]),
+        "postgres load",
+    );
+    let superseded = a["history"]["superseded"].as_u64().expect("superseded");
+    assert!(superseded > 10, "{superseded} superseded versions");
+    assert_eq!(a["history"], b["history"]);
+    assert_eq!(a["tables"], b["tables"], "rows per table");
+    same_rows(&url, &schema, &lite.join("claimline.sqlite"), "many files");
+}
+
 #[test]
 fn the_claim_history_sequence_leaves_the_same_current_rows_as_sqlite() {
     let Some(url) = server() else { return };

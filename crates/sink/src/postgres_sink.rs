@@ -1016,20 +1016,30 @@ impl TableSink for PostgresSink {
         let err = target.error(PgFailure::Query);
         let schemas = self.schemas.clone();
         let client = self.live()?;
+        // Every (file, line) at once, joined to each table by hash: one pass over the table
+        // (one per file took a load of 200 EOB files 3 s where 2 files took 0.09).
+        let (files, list): (Vec<&str>, Vec<i64>) = lines
+            .iter()
+            .flat_map(|(file, set)| set.iter().map(move |&line| (file.as_str(), line)))
+            .unzip();
         let mut removed = Vec::with_capacity(tables.len());
         for &t in tables {
             let s = &schemas[t];
+            if s.column_index("_source_file").is_none() || s.column_index("_line").is_none() {
+                return Err(Error::Row {
+                    table: s.name.clone(),
+                    column: "_source_file, _line".into(),
+                    message: "the table has no lineage columns, so the rows of the versions left out cannot be dropped".into(),
+                });
+            }
             let mut n = 0;
-            if s.column_index("_source_file").is_some() && s.column_index("_line").is_some() {
+            if !list.is_empty() {
                 let sql = format!(
-                    "DELETE FROM {} WHERE _source_file = $1 AND _line = ANY($2)",
+                    "DELETE FROM {} AS t USING unnest($1::text[], $2::bigint[]) AS d(f, l) \
+                     WHERE t._source_file = d.f AND t._line = d.l",
                     stage(&s.name)
                 );
-                let stmt = client.prepare(&sql).map_err(&err)?;
-                for (file, set) in lines {
-                    let list: Vec<i64> = set.iter().copied().collect();
-                    n += client.execute(&stmt, &[file, &list]).map_err(&err)?;
-                }
+                n = client.execute(&sql, &[&files, &list]).map_err(&err)?;
             }
             removed.push(n);
         }
