@@ -13,11 +13,13 @@ import sys
 import time
 
 
-def rss_anon_kib(pid):
+def status_kib(pid, field):
+    """A memory field of /proc/PID/status (`VmRSS`, `RssAnon`, …) in KiB; 0 once the process
+    is gone. benches/spark_bench.py reads its processes' RSS through this too."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("RssAnon:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -33,7 +35,7 @@ def main():
         p = subprocess.Popen(cmd, stdout=sink)
         peak = 0
         while p.poll() is None:
-            peak = max(peak, rss_anon_kib(p.pid))
+            peak = max(peak, status_kib(p.pid, "RssAnon"))
             time.sleep(0.02)
     wall = time.monotonic() - start
     print(f"{peak / 1024:.0f} {wall:.2f} {p.returncode}")

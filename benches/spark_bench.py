@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+from peak_anon import status_kib  # benches/, this script's folder
+
 
 def tree(pid):
     out, todo = [], [pid]
@@ -40,17 +42,6 @@ def tree(pid):
     return out
 
 
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def main():
     mode, export, out = sys.argv[1], sys.argv[2], sys.argv[3]
     files = glob.glob(os.path.join(export, "**", "*.ndjson"), recursive=True)
@@ -61,7 +52,7 @@ def main():
     def sample():
         me = os.getpid()
         while not stop[0]:
-            peak[0] = max(peak[0], sum(rss_kib(p) for p in tree(me)))
+            peak[0] = max(peak[0], sum(status_kib(p, "VmRSS") for p in tree(me)))
             time.sleep(0.05)
 
     threading.Thread(target=sample, daemon=True).start()

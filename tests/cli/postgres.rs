@@ -80,6 +80,27 @@ fn load_pg(
     )
 }
 
+/// `claimline load INPUT --out OUT --format sqlite --run-id RUN --json`: what the PostgreSQL
+/// loads are compared with.
+fn load_sqlite(dir: &Path, input: &Path, out: &Path, run_id: &str) -> Output {
+    claimline_env(
+        dir,
+        &[
+            "load",
+            s(input),
+            "--out",
+            s(out),
+            "--format",
+            "sqlite",
+            "--run-id",
+            run_id,
+            "--no-report",
+            "--json",
+        ],
+        &[],
+    )
+}
+
 fn ok(out: &Output, what: &str) -> Value {
     assert!(
         out.status.success(),
@@ -236,22 +257,7 @@ fn a_load_gives_the_same_rows_as_sqlite_for_the_samples_and_a_synthetic_export()
         let schema = schema(&url, name);
         let lite = tmp.path().join(format!("{name}-sqlite"));
         let pg = tmp.path().join(format!("{name}-pg"));
-        let a = claimline_env(
-            tmp.path(),
-            &[
-                "load",
-                s(&input),
-                "--out",
-                s(&lite),
-                "--format",
-                "sqlite",
-                "--run-id",
-                "r1",
-                "--no-report",
-                "--json",
-            ],
-            &[],
-        );
+        let a = load_sqlite(tmp.path(), &input, &lite, "r1");
         let a = ok(&a, "sqlite load");
         let b = ok(
             &load_pg(&url, &input, &pg, "parquet,postgres", &schema, "r1", &[]),
@@ -324,22 +330,7 @@ fn superseded_versions_across_many_files_leave_the_same_rows_as_sqlite() {
     let schema = schema(&url, "t_many_files");
     let lite = tmp.path().join("many-sqlite");
     let pg = tmp.path().join("many-pg");
-    let a = claimline_env(
-        tmp.path(),
-        &[
-            "load",
-            s(&many),
-            "--out",
-            s(&lite),
-            "--format",
-            "sqlite",
-            "--run-id",
-            "r1",
-            "--no-report",
-            "--json",
-        ],
-        &[],
-    );
+    let a = load_sqlite(tmp.path(), &many, &lite, "r1");
     let a = ok(&a, "sqlite load");
     let b = ok(
         &load_pg(&url, &many, &pg, "postgres", &schema, "r1", &[]),
@@ -370,22 +361,7 @@ fn the_claim_history_sequence_leaves_the_same_current_rows_as_sqlite() {
     for (i, (name, eobs, patients)) in exports.iter().enumerate() {
         let export = crate::history::write_export(&tmp.join(name), eobs, *patients);
         let run = format!("r{}", i + 1);
-        let a = claimline_env(
-            tmp,
-            &[
-                "load",
-                s(&export),
-                "--out",
-                s(&lite),
-                "--format",
-                "sqlite",
-                "--run-id",
-                &run,
-                "--no-report",
-                "--json",
-            ],
-            &[],
-        );
+        let a = load_sqlite(tmp, &export, &lite, &run);
         let a = ok(&a, name);
         let b = ok(
             &load_pg(&url, &export, &pg, "postgres", &schema, &run, &[]),

@@ -975,15 +975,13 @@ fn source_schema(
     held: Option<&HeldRun>,
 ) -> Result<(arrow_schema::SchemaRef, u64), Error> {
     let this_run = file == run_dir(root, table, run_id).join("part-0.parquet");
-    if let Some(held) = held.filter(|h| this_run && h.tables.contains_key(table))
-        && let Some(schema) = held.schemas.get(table)
-    {
+    let held_here = held.filter(|h| this_run && h.tables.contains_key(table));
+    if let Some(schema) = held_here.and_then(|h| h.schemas.get(table)) {
         return Ok((schema.clone(), 0));
     }
     let f = File::open(file).map_err(Error::io(file))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(Error::parquet(file))?;
-    let held_here = held.is_some_and(|h| this_run && h.tables.contains_key(table));
-    let cells = if held_here {
+    let cells = if held_here.is_some() {
         0
     } else {
         let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
