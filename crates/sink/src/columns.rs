@@ -24,16 +24,6 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::SchemaDescriptor;
 use rayon::prelude::*;
 
-/// Where a [`ColumnsWriter`] encodes a batch's columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Encode {
-    /// One after the other on the calling thread: a load's collector during the scan, whose
-    /// jobs would queue behind the chunks the workers parse (the collector would wait, not help).
-    Here,
-    /// On rayon's workers, a column per job.
-    AcrossColumns,
-}
-
 /// The row group being filled: one writer per leaf column, and the rows given to it.
 struct Group {
     writers: Vec<ArrowColumnWriter>,
@@ -166,7 +156,7 @@ impl<W: Write + Send> ColumnsWriter<W> {
     ///
     /// # Errors
     /// The column writers' errors.
-    pub(crate) fn write(&mut self, batch: &RecordBatch, how: Encode) -> Result<()> {
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -194,7 +184,7 @@ impl<W: Write + Send> ColumnsWriter<W> {
             {
                 let bytes = group.estimated_bytes();
                 if bytes >= max_bytes {
-                    self.flush(how)?;
+                    self.flush()?;
                     continue;
                 }
                 let average = bytes / buffered;
@@ -204,7 +194,7 @@ impl<W: Write + Send> ColumnsWriter<W> {
                     if fit > 0 {
                         split_at = Some(fit);
                     } else {
-                        self.flush(how)?;
+                        self.flush()?;
                         continue;
                     }
                 }
@@ -214,13 +204,13 @@ impl<W: Write + Send> ColumnsWriter<W> {
                 remaining = remaining.slice(0, n);
                 rest
             });
-            self.write_group(&remaining, how)?;
+            self.write_group(&remaining)?;
             let full = self.group.as_ref().is_some_and(|g| {
                 self.max_rows.is_some_and(|max| g.rows >= max)
                     || self.max_bytes.is_some_and(|max| g.estimated_bytes() >= max)
             });
             if full {
-                self.flush(how)?;
+                self.flush()?;
             }
             match rest {
                 Some(rest) => remaining = rest,
@@ -229,9 +219,10 @@ impl<W: Write + Send> ColumnsWriter<W> {
         }
     }
 
-    /// Hands `batch`'s leaf columns to the open row group's writers. An error is the one
-    /// `ArrowWriter` returns: the first field's, in the schema's order, whichever worker met it.
-    fn write_group(&mut self, batch: &RecordBatch, how: Encode) -> Result<()> {
+    /// Hands `batch`'s leaf columns to the open row group's writers, a column per rayon job. An
+    /// error is the one `ArrowWriter` returns: the first field's, in the schema's order,
+    /// whichever worker met it.
+    fn write_group(&mut self, batch: &RecordBatch) -> Result<()> {
         let Some(group) = &mut self.group else {
             return Ok(());
         };
@@ -257,34 +248,29 @@ impl<W: Write + Send> ColumnsWriter<W> {
             )));
         }
         let pairs: Vec<_> = group.writers.iter_mut().zip(&leaves).collect();
-        let written = match how {
-            Encode::Here => pairs.into_iter().try_for_each(|(w, l)| w.write(l)),
-            Encode::AcrossColumns => pairs
-                .into_par_iter()
-                .with_max_len(1)
-                .map(|(w, l)| w.write(l))
-                .collect::<Vec<_>>()
-                .into_iter()
-                .collect(),
-        };
+        let written: Result<()> = pairs
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|(w, l)| w.write(l))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect();
         written.and(leaves_failed.map_or(Ok(()), Err))
     }
 
-    /// Closes the open row group (its last pages encoded where `how` says) into the file.
-    fn flush(&mut self, how: Encode) -> Result<()> {
+    /// Closes the open row group (its columns' last pages encoded a column per rayon job) into
+    /// the file.
+    fn flush(&mut self) -> Result<()> {
         let Some(group) = self.group.take() else {
             return Ok(());
         };
         // In the writers' order, so an error is the first column's, as `ArrowWriter`'s is.
-        let closed: Vec<Result<ArrowColumnChunk>> = match how {
-            Encode::Here => group.writers.into_iter().map(|w| w.close()).collect(),
-            Encode::AcrossColumns => group
-                .writers
-                .into_par_iter()
-                .with_max_len(1)
-                .map(|w| w.close())
-                .collect(),
-        };
+        let closed: Vec<Result<ArrowColumnChunk>> = group
+            .writers
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|w| w.close())
+            .collect();
         let chunks = closed.into_iter().collect::<Result<Vec<_>>>()?;
         let mut row_group = self.file.next_row_group()?;
         for chunk in chunks {
@@ -298,8 +284,8 @@ impl<W: Write + Send> ColumnsWriter<W> {
     ///
     /// # Errors
     /// The column writers' errors and the output's.
-    pub(crate) fn into_inner(mut self, how: Encode) -> Result<W> {
-        self.flush(how)?;
+    pub(crate) fn into_inner(mut self) -> Result<W> {
+        self.flush()?;
         self.file.into_inner()
     }
 }
@@ -368,18 +354,13 @@ mod tests {
         w.into_inner().expect("close")
     }
 
-    fn columns_writer(
-        schema: &SchemaRef,
-        batches: &[RecordBatch],
-        p: WriterProperties,
-        how: Encode,
-    ) -> Vec<u8> {
+    fn columns_writer(schema: &SchemaRef, batches: &[RecordBatch], p: WriterProperties) -> Vec<u8> {
         let file = FileSchema::new(schema.clone()).expect("schema");
         let mut w = ColumnsWriter::try_new(Vec::new(), &file, file.properties(p)).expect("writer");
         for b in batches {
-            w.write(b, how).expect("write");
+            w.write(b).expect("write");
         }
-        w.into_inner(how).expect("close")
+        w.into_inner().expect("close")
     }
 
     #[test]
@@ -398,14 +379,12 @@ mod tests {
         for (rows, per_batch, max_rows, max_bytes) in cases {
             let (schema, batches) = batches(rows, per_batch);
             let expected = arrow_writer(&schema, &batches, props(max_rows, max_bytes));
-            for how in [Encode::Here, Encode::AcrossColumns] {
-                let got = columns_writer(&schema, &batches, props(max_rows, max_bytes), how);
-                assert!(
-                    got == expected,
-                    "{rows} rows in batches of {per_batch}, limits {max_rows:?} rows and \
-                     {max_bytes:?} bytes, {how:?}: the files differ"
-                );
-            }
+            let got = columns_writer(&schema, &batches, props(max_rows, max_bytes));
+            assert!(
+                got == expected,
+                "{rows} rows in batches of {per_batch}, limits {max_rows:?} rows and \
+                 {max_bytes:?} bytes: the files differ"
+            );
         }
         // The byte limit cuts row groups both ways: after a batch that filled the group, and
         // inside a batch, by the group's average row (a group that is not whole batches).

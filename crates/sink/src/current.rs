@@ -35,7 +35,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use crate::columns::{ColumnsWriter, Encode, FileSchema};
+use crate::columns::{ColumnsWriter, FileSchema};
+use crate::spill::SpillFile;
 use crate::{Error, HeldRun};
 
 /// Buckets per table.
@@ -1076,8 +1077,7 @@ enum Kept {
     /// one message each would be most of the work), each piece's rows noted to cut them apart
     /// again: the bucket's writer is handed the same pieces either way.
     Spilled {
-        path: PathBuf,
-        writer: Box<arrow_ipc::writer::StreamWriter<std::io::BufWriter<File>>>,
+        file: SpillFile,
         gathering: Vec<RecordBatch>,
         rows: usize,
         lens: Vec<usize>,
@@ -1089,9 +1089,8 @@ const SPILL_ROWS: usize = 2 << 10;
 
 /// Writes the gathered pieces as one batch of `schema`.
 fn spill_gathered(
-    path: &Path,
     schema: &arrow_schema::SchemaRef,
-    writer: &mut arrow_ipc::writer::StreamWriter<std::io::BufWriter<File>>,
+    file: &mut SpillFile,
     gathering: &mut Vec<RecordBatch>,
     rows: &mut usize,
 ) -> Result<(), Error> {
@@ -1099,8 +1098,8 @@ fn spill_gathered(
         return Ok(());
     }
     let batch = arrow_select::concat::concat_batches(schema, gathering.iter())
-        .map_err(Error::parquet(path))?;
-    writer.write(&batch).map_err(Error::parquet(path))?;
+        .map_err(Error::parquet(file.path()))?;
+    file.write(&batch)?;
     gathering.clear();
     *rows = 0;
     Ok(())
@@ -1113,15 +1112,8 @@ impl Store {
             None => Kept::Memory(Vec::new()),
             Some(spill) => {
                 let path = spill.dir.join(format!("bucket={bucket:02}.arrows"));
-                let file = claimline_model::create_private(&path).map_err(Error::io(&path))?;
-                let writer = arrow_ipc::writer::StreamWriter::try_new(
-                    std::io::BufWriter::with_capacity(64 << 10, file),
-                    &schema,
-                )
-                .map_err(Error::parquet(&path))?;
                 Kept::Spilled {
-                    path,
-                    writer: Box::new(writer),
+                    file: SpillFile::create(path, &schema)?,
                     gathering: Vec::new(),
                     rows: 0,
                     lens: Vec::new(),
@@ -1140,8 +1132,7 @@ impl Store {
         match &mut self.kept {
             Kept::Memory(pieces) => pieces.push(piece),
             Kept::Spilled {
-                path,
-                writer,
+                file,
                 gathering,
                 rows,
                 lens,
@@ -1149,12 +1140,12 @@ impl Store {
                 // (Gathered under the store's schema: the same columns, a piece's own metadata
                 // aside.)
                 let piece = RecordBatch::try_new(self.schema.clone(), piece.columns().to_vec())
-                    .map_err(Error::parquet(&*path))?;
+                    .map_err(Error::parquet(file.path()))?;
                 lens.push(piece.num_rows());
                 *rows += piece.num_rows();
                 gathering.push(piece);
                 if *rows >= SPILL_ROWS {
-                    spill_gathered(path, &self.schema, writer, gathering, rows)?;
+                    spill_gathered(&self.schema, file, gathering, rows)?;
                 }
             }
         }
@@ -1168,27 +1159,20 @@ impl Store {
         match self.kept {
             Kept::Memory(pieces) => Ok(Box::new(pieces.into_iter().map(Ok))),
             Kept::Spilled {
-                path,
-                mut writer,
+                mut file,
                 mut gathering,
                 mut rows,
                 lens,
             } => {
-                spill_gathered(&path, &self.schema, &mut writer, &mut gathering, &mut rows)?;
-                writer.finish().map_err(Error::parquet(&path))?;
-                drop(writer);
-                let file = File::open(&path).map_err(Error::io(&path))?;
-                let reader = arrow_ipc::reader::StreamReader::try_new(
-                    std::io::BufReader::with_capacity(1 << 20, file),
-                    None,
-                )
-                .map_err(Error::parquet(&path))?;
+                spill_gathered(&self.schema, &mut file, &mut gathering, &mut rows)?;
+                let reader = file.read_back()?;
+                let path = reader.path().to_owned();
                 // Each batch read back cut into the pieces it gathered, in order.
                 let mut lens = lens.into_iter();
                 let pieces = reader.flat_map(move |b| {
                     let b = match b {
                         Ok(b) => b,
-                        Err(e) => return vec![Err(Error::parquet(&path)(e))],
+                        Err(e) => return vec![Err(e)],
                     };
                     let mut out = Vec::new();
                     let mut at = 0;
@@ -1358,13 +1342,10 @@ fn write_file(
     let mut rows = 0u64;
     for b in batches {
         let b = b?;
-        w.write(&b, Encode::AcrossColumns)
-            .map_err(Error::parquet(path))?;
+        w.write(&b).map_err(Error::parquet(path))?;
         rows += b.num_rows() as u64;
     }
-    let f = w
-        .into_inner(Encode::AcrossColumns)
-        .map_err(Error::parquet(path))?;
+    let f = w.into_inner().map_err(Error::parquet(path))?;
     Ok((rows, f))
 }
 

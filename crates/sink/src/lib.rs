@@ -41,6 +41,7 @@ mod error;
 mod merge;
 mod parquet_sink;
 mod postgres_sink;
+mod spill;
 mod sqlite_sink;
 
 pub use arrow::{

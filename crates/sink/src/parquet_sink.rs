@@ -13,9 +13,11 @@
 //! Rows become Arrow batches of [`BATCH_ROWS`] rows, held back unencoded while all tables'
 //! batches fit in [`PENDING_BYTES`]: the claim-history rule ([`TableSink::drop_rows`]) then
 //! drops superseded rows in memory, and each part is encoded once, at [`ParquetSink::prepare`].
-//! Past the budget the biggest table's batches are encoded, and a later drop encodes the rest
-//! and rewrites the table's parts, as before there was a budget. Either way the parts are the
-//! same, byte for byte.
+//! Past the budget the biggest table's batches wait on disk, unencoded (an Arrow IPC stream in
+//! the run's staging folder, [`crate::spill`]), with each row's lineage kept in memory: the
+//! drop decides from it which rows go, and encodes each part once from the rows read back. A
+//! drop after rows were encoded (a second one) encodes the rest and rewrites the table's parts.
+//! Every way, the parts are the same, byte for byte.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -28,8 +30,9 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use crate::columns::{ColumnsWriter, Encode, FileSchema};
+use crate::columns::{ColumnsWriter, FileSchema};
 use crate::error::Error;
+use crate::spill::SpillFile;
 use claimline_model::{
     Cell, ColumnType, RunRecord, Syncer, TableSchema, create_private_dir, make_private,
 };
@@ -43,10 +46,10 @@ pub const BATCH_ROWS: usize = 8192;
 const ROW_GROUP_ROWS: usize = 256 * 1024;
 /// Rows per part file before the next part starts.
 const PART_ROWS: usize = 8 << 20;
-/// Bytes of Arrow batches held back unencoded, all tables together: while a run's batches fit,
-/// the claim-history rule drops superseded rows from them in memory and nothing is encoded
-/// twice; beyond it, the biggest table's batches are encoded, and rows dropped from them later
-/// cost a rewrite of their part.
+/// Bytes of Arrow batches held back in memory, all tables together: while a run's batches fit,
+/// the claim-history rule drops superseded rows from them in memory; beyond it, the biggest
+/// table's batches are spilled to disk, unencoded, until the drop (or the commit) reads them
+/// back to encode them.
 const PENDING_BYTES: usize = 256 << 20;
 /// Rows per batch when a part is read back (the reader's default batch size).
 const READ_ROWS: usize = 1024;
@@ -125,13 +128,115 @@ struct TableWriter {
     /// Rows encoded into parts so far.
     encoded_rows: u64,
     parts: Vec<PathBuf>,
+    /// [`PART_ROWS`]; tests set others.
+    part_rows: usize,
     buffer: Vec<Vec<Cell>>,
-    /// Batches not encoded yet, in row order after every encoded row.
+    /// Batches past the memory budget, on disk: in row order after every encoded row, before
+    /// `pending`.
+    spilled: Option<Spilled>,
+    /// Batches not encoded yet, in row order after every encoded and spilled row.
     pending: Vec<RecordBatch>,
     /// Their Arrow memory.
     pending_bytes: usize,
     /// Where closed parts go to be synced (the sink's, shared by its tables).
     syncer: Arc<Syncer>,
+}
+
+/// A table's batches spilled past the memory budget.
+struct Spilled {
+    file: SpillFile,
+    /// Each batch's rows, in order.
+    batches: Vec<usize>,
+    /// Each row's lineage, for a drop (none for a table without lineage columns).
+    lineage: Option<Lineage>,
+}
+
+/// Where each row was read (`_source_file`, `_line`), 12 bytes a row: what a drop needs of the
+/// rows spilled to disk to decide which go, without reading them back.
+#[derive(Default)]
+struct Lineage {
+    /// The files named, each once.
+    names: Vec<Box<str>>,
+    /// Each file's number in `names`.
+    numbers: std::collections::HashMap<Box<str>, u32>,
+    /// Per row: its file's number, [`NO_LINEAGE`] when its file or line is null (a row no drop
+    /// removes, as [`TableWriter::keep`] keeps it).
+    file: Vec<u32>,
+    /// Per row: its line.
+    line: Vec<i64>,
+}
+
+/// [`Lineage::file`] of a row whose file or line is null.
+const NO_LINEAGE: u32 = u32::MAX;
+
+impl Lineage {
+    /// Adds the lineage of `batch`'s rows.
+    fn add(
+        &mut self,
+        batch: &RecordBatch,
+        file_at: usize,
+        line_at: usize,
+    ) -> Result<(), arrow_schema::ArrowError> {
+        use arrow_array::Array;
+        let (files, nums) = lineage_arrays(batch, file_at, line_at)?;
+        self.file.reserve(batch.num_rows());
+        self.line.reserve(batch.num_rows());
+        // Rows come file after file: the file is looked up only where it changes.
+        let mut last: Option<(&str, u32)> = None;
+        for i in 0..batch.num_rows() {
+            if !files.is_valid(i) || !nums.is_valid(i) {
+                self.file.push(NO_LINEAGE);
+                self.line.push(0);
+                continue;
+            }
+            let name = files.value(i);
+            let number = match last {
+                Some((n, number)) if n == name => number,
+                _ => {
+                    let number = match self.numbers.get(name) {
+                        Some(&number) => number,
+                        None => {
+                            let number = self.names.len() as u32;
+                            self.names.push(name.into());
+                            self.numbers.insert(name.into(), number);
+                            number
+                        }
+                    };
+                    last = Some((name, number));
+                    number
+                }
+            };
+            self.file.push(number);
+            self.line.push(nums.value(i));
+        }
+        Ok(())
+    }
+
+    /// Row `i`'s file and line.
+    fn row(&self, i: usize) -> Option<(&str, i64)> {
+        let number = self.file[i];
+        (number != NO_LINEAGE).then(|| (&*self.names[number as usize], self.line[i]))
+    }
+}
+
+/// The lineage columns of `batch`: an error when they are not text and integers (every row
+/// would have been kept, the versions left out with them).
+fn lineage_arrays(
+    batch: &RecordBatch,
+    file_at: usize,
+    line_at: usize,
+) -> Result<(&arrow_array::StringArray, &arrow_array::Int64Array), arrow_schema::ArrowError> {
+    use arrow_array::{Int64Array, StringArray};
+    let files = batch.column(file_at).as_any().downcast_ref::<StringArray>();
+    let nums = batch.column(line_at).as_any().downcast_ref::<Int64Array>();
+    match (files, nums) {
+        (Some(files), Some(nums)) => Ok((files, nums)),
+        _ => Err(arrow_schema::ArrowError::SchemaError(format!(
+            "the lineage columns are {} and {}, not text and integers: the rows of the versions left out cannot be found",
+            batch.column(file_at).data_type(),
+            batch.column(line_at).data_type()
+        ))),
+    }
 }
 
 /// A run's rows as the Parquet sink held them in memory until its commit: every table's
@@ -174,11 +279,6 @@ pub struct ParquetSink {
     staged: bool,
     /// Syncs the closed parts (each table holds it too) and the table folders.
     syncer: Arc<Syncer>,
-    /// Where the budget's encodes run: on the writing thread until [`TableSink::drop_rows`],
-    /// which a load calls once its scan is over (the writer may be the scan's collector, and
-    /// encoding jobs would wait behind the chunks rayon's workers parse); across columns on the
-    /// workers after it.
-    budget_encode: Encode,
 }
 
 /// Whether a column's values are dictionary-encoded in a run's part: codes and dates (few
@@ -248,7 +348,9 @@ impl ParquetSink {
                     rows_in_part: 0,
                     encoded_rows: 0,
                     parts: Vec::new(),
+                    part_rows: PART_ROWS,
                     buffer: Vec::with_capacity(BATCH_ROWS),
+                    spilled: None,
                     pending: Vec::new(),
                     pending_bytes: 0,
                     syncer: syncer.clone(),
@@ -272,7 +374,6 @@ impl ParquetSink {
             run_id: run_id.to_owned(),
             held: None,
             staged: false,
-            budget_encode: Encode::Here,
             syncer,
         };
         // Every table gets a part at once, so a run's partition can always be read.
@@ -316,6 +417,44 @@ impl<'a> DroppedLines<'a> {
     }
 }
 
+/// The mask of `len` rows to keep, row `i` read from file and line `row(i)` (none: kept): those
+/// not in `lines`.
+fn keep_rows<'a>(
+    len: usize,
+    row: impl Fn(usize) -> Option<(&'a str, i64)>,
+    lines: &DroppedLines<'_>,
+) -> arrow_array::BooleanArray {
+    // Rows come file after file, each file's in line order: the last file's dropped lines are
+    // looked up once per run of rows, and walked along as the rows' lines grow (a search again
+    // where they do not).
+    let mut last: Option<&str> = None;
+    let mut dropped: &[i64] = &[];
+    let mut at = 0;
+    let mut prev = i64::MIN;
+    let mut keep = arrow_array::builder::BooleanBufferBuilder::new(len);
+    for i in 0..len {
+        let Some((file, n)) = row(i) else {
+            keep.append(true);
+            continue;
+        };
+        if last != Some(file) {
+            last = Some(file);
+            dropped = lines.of(file);
+            prev = i64::MIN;
+        }
+        if prev == i64::MIN || n < prev {
+            at = dropped.partition_point(|&d| d < n);
+        } else {
+            while dropped.get(at).is_some_and(|&d| d < n) {
+                at += 1;
+            }
+        }
+        prev = n;
+        keep.append(dropped.get(at) != Some(&n));
+    }
+    arrow_array::BooleanArray::new(keep.finish(), None)
+}
+
 impl TableWriter {
     /// Drops the rows read from `lines`, the buffered rows staged first; returns how many went.
     fn drop_rows(&mut self, lines: &DroppedLines<'_>) -> Result<u64, Error> {
@@ -334,19 +473,151 @@ impl TableWriter {
                 message: "the table has no lineage columns, so the rows of the versions left out cannot be dropped".into(),
             });
         };
-        // Rows already encoded (a run beyond the memory budget): the rows still held are encoded
-        // after them and every part is written again without the dropped rows, as when nothing
-        // was held (the same parts, byte for byte).
+        // Rows already encoded (a drop before this one): the rows still held are encoded after
+        // them and every part is written again without the dropped rows, as when nothing was
+        // held (the same parts, byte for byte).
         if self.encoded_rows > 0 {
-            self.encode(Encode::AcrossColumns)?;
-            self.close_part(Encode::AcrossColumns)?;
+            self.encode()?;
+            self.close_part()?;
             let mut removed = 0;
             for part in &self.parts {
                 removed += self.filter_part(part, file_at, line_at, lines)?;
             }
             return Ok(removed);
         }
+        if self.spilled.is_some() {
+            return self.encode_dropping(file_at, line_at, lines);
+        }
         self.filter_pending(file_at, line_at, lines)
+    }
+
+    /// Encodes the spilled and held rows without the rows in `lines` (nothing encoded yet);
+    /// returns how many went. Each part comes out as [`TableWriter::filter_part`] writes it
+    /// again after [`TableWriter::encode`]: cut where `encode` cuts (the part whose batches
+    /// reach [`PART_ROWS`] rows closes), from its batches as they came when it loses no row,
+    /// else from the windows a reader of it would be handed ([`read_windows`]), each without its
+    /// dropped rows. Which rows go is decided from the spilled rows' lineage before any is read
+    /// back; each row is then read back once and encoded once.
+    fn encode_dropping(
+        &mut self,
+        file_at: usize,
+        line_at: usize,
+        lines: &DroppedLines<'_>,
+    ) -> Result<u64, Error> {
+        let row_error = |table: &str, e: arrow_schema::ArrowError| Error::Row {
+            table: table.to_owned(),
+            column: "_source_file, _line".into(),
+            message: e.to_string(),
+        };
+        let Some(Spilled {
+            file,
+            batches,
+            lineage,
+        }) = self.spilled.take()
+        else {
+            return Ok(0);
+        };
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let mut lineage = lineage.unwrap_or_default();
+        for b in &pending {
+            lineage
+                .add(b, file_at, line_at)
+                .map_err(|e| row_error(&self.schema.name, e))?;
+        }
+        let sizes: Vec<usize> = batches
+            .iter()
+            .copied()
+            .chain(pending.iter().map(RecordBatch::num_rows))
+            .collect();
+        // The parts, as batch ranges, cut as `encode` cuts them.
+        let mut parts = Vec::new();
+        let (mut first, mut in_part) = (0, 0);
+        for (i, n) in sizes.iter().enumerate() {
+            in_part += n;
+            if in_part >= self.part_rows {
+                parts.push(first..i + 1);
+                (first, in_part) = (i + 1, 0);
+            }
+        }
+        if first < sizes.len() {
+            parts.push(first..sizes.len());
+        }
+        let reader = file.read_back()?;
+        let spill_path = reader.path().to_owned();
+        let mut source = reader.chain(pending.into_iter().map(Ok));
+        let mut next_batch = || -> Result<RecordBatch, Error> {
+            match source.next() {
+                Some(b) => b,
+                None => Err(Error::Parquet {
+                    path: spill_path.clone(),
+                    message: "the spill file holds fewer rows than were put in it".into(),
+                }),
+            }
+        };
+        let (mut removed, mut row) = (0u64, 0usize);
+        for part in parts {
+            let rows: usize = sizes[part.clone()].iter().sum();
+            // Each reader window's rows to keep.
+            let masks: Vec<arrow_array::BooleanArray> = (0..rows)
+                .step_by(READ_ROWS)
+                .map(|at| {
+                    let len = READ_ROWS.min(rows - at);
+                    keep_rows(len, |i| lineage.row(row + at + i), lines)
+                })
+                .collect();
+            let gone: usize = masks.iter().map(|m| m.len() - m.true_count()).sum();
+            removed += gone as u64;
+            self.open_part()?;
+            let Some((w, path)) = &mut self.writer else {
+                continue;
+            };
+            if gone == 0 {
+                for _ in part {
+                    w.write(&next_batch()?)
+                        .map_err(Error::parquet(path.as_path()))?;
+                }
+            } else {
+                // The windows, gathered from the batches as they are read back.
+                let mut current: Option<(RecordBatch, usize)> = None;
+                for mask in masks {
+                    let mut pieces = Vec::new();
+                    let mut want = mask.len();
+                    while want > 0 {
+                        let (batch, at) = match current.take() {
+                            Some(c) => c,
+                            None => (next_batch()?, 0),
+                        };
+                        let n = want.min(batch.num_rows() - at);
+                        pieces.push(batch.slice(at, n));
+                        want -= n;
+                        if at + n < batch.num_rows() {
+                            current = Some((batch, at + n));
+                        }
+                    }
+                    let window = match pieces.as_slice() {
+                        [one] => one.clone(),
+                        many => arrow_select::concat::concat_batches(self.file.arrow(), many)
+                            .map_err(Error::parquet(path.as_path()))?,
+                    };
+                    let kept = if mask.true_count() == mask.len() {
+                        window
+                    } else {
+                        arrow_select::filter::filter_record_batch(&window, &mask)
+                            .map_err(Error::parquet(path.as_path()))?
+                    };
+                    if kept.num_rows() > 0 {
+                        w.write(&kept).map_err(Error::parquet(path.as_path()))?;
+                    }
+                }
+                debug_assert!(current.is_none(), "a part ends with a batch");
+            }
+            row += rows;
+            self.rows_in_part = rows;
+            self.encoded_rows += rows as u64;
+            self.close_part()?;
+        }
+        Ok(removed)
     }
 
     /// Drops the rows in `lines` from the batches not encoded yet; returns how many went.
@@ -409,46 +680,12 @@ impl TableWriter {
         line_at: usize,
         lines: &DroppedLines<'_>,
     ) -> Result<arrow_array::BooleanArray, arrow_schema::ArrowError> {
-        use arrow_array::{Array, Int64Array, StringArray};
-        let files = batch.column(file_at).as_any().downcast_ref::<StringArray>();
-        let nums = batch.column(line_at).as_any().downcast_ref::<Int64Array>();
-        let (Some(files), Some(nums)) = (files, nums) else {
-            return Err(arrow_schema::ArrowError::SchemaError(format!(
-                "the lineage columns are {} and {}, not text and integers: the rows of the versions left out cannot be found",
-                batch.column(file_at).data_type(),
-                batch.column(line_at).data_type()
-            )));
+        use arrow_array::Array;
+        let (files, nums) = lineage_arrays(batch, file_at, line_at)?;
+        let row = |i: usize| {
+            (files.is_valid(i) && nums.is_valid(i)).then(|| (files.value(i), nums.value(i)))
         };
-        // Rows come file after file, each file's in line order: the last file's dropped lines
-        // are looked up once per run of rows, and walked along as the rows' lines grow (a
-        // search again where they do not).
-        let mut last: Option<&str> = None;
-        let mut dropped: &[i64] = &[];
-        let mut at = 0;
-        let mut prev = i64::MIN;
-        let mut keep = arrow_array::builder::BooleanBufferBuilder::new(batch.num_rows());
-        for i in 0..batch.num_rows() {
-            if !files.is_valid(i) || !nums.is_valid(i) {
-                keep.append(true);
-                continue;
-            }
-            let (file, n) = (files.value(i), nums.value(i));
-            if last != Some(file) {
-                last = Some(file);
-                dropped = lines.of(file);
-                prev = i64::MIN;
-            }
-            if prev == i64::MIN || n < prev {
-                at = dropped.partition_point(|&d| d < n);
-            } else {
-                while dropped.get(at).is_some_and(|&d| d < n) {
-                    at += 1;
-                }
-            }
-            prev = n;
-            keep.append(dropped.get(at) != Some(&n));
-        }
-        Ok(arrow_array::BooleanArray::new(keep.finish(), None))
+        Ok(keep_rows(batch.num_rows(), row, lines))
     }
 
     /// Writes `part` again without the rows in `lines`, if it has any; returns how many went.
@@ -495,13 +732,10 @@ impl TableWriter {
             let kept = RecordBatch::try_new(self.file.arrow().clone(), kept.columns().to_vec())
                 .map_err(Error::parquet(part))?;
             if kept.num_rows() > 0 {
-                w.write(&kept, Encode::AcrossColumns)
-                    .map_err(Error::parquet(&rewrite))?;
+                w.write(&kept).map_err(Error::parquet(&rewrite))?;
             }
         }
-        let file = w
-            .into_inner(Encode::AcrossColumns)
-            .map_err(Error::parquet(&rewrite))?;
+        let file = w.into_inner().map_err(Error::parquet(&rewrite))?;
         file.sync_all().map_err(Error::io(&rewrite))?;
         std::fs::rename(&rewrite, part).map_err(Error::io(part))?;
         Ok(removed)
@@ -534,21 +768,75 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Encodes the batches held back into the open part, starting the next part every
-    /// [`PART_ROWS`] rows; `how`: on this thread, or a column per rayon job (once the workers
-    /// are free: not from the load's collector while they parse).
-    fn encode(&mut self, how: Encode) -> Result<(), Error> {
+    /// Encodes the batches spilled and held back into the open part, starting the next part
+    /// once a part's batches reach [`PART_ROWS`] rows.
+    fn encode(&mut self) -> Result<(), Error> {
+        if let Some(spilled) = self.spilled.take() {
+            for batch in spilled.file.read_back()? {
+                self.encode_batch(&batch?)?;
+            }
+        }
         for batch in std::mem::take(&mut self.pending) {
-            self.open_part()?;
-            if let Some((w, path)) = &mut self.writer {
-                w.write(&batch, how)
-                    .map_err(Error::parquet(path.as_path()))?;
+            self.encode_batch(&batch)?;
+        }
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    fn encode_batch(&mut self, batch: &RecordBatch) -> Result<(), Error> {
+        self.open_part()?;
+        if let Some((w, path)) = &mut self.writer {
+            w.write(batch).map_err(Error::parquet(path.as_path()))?;
+        }
+        self.rows_in_part += batch.num_rows();
+        self.encoded_rows += batch.num_rows() as u64;
+        if self.rows_in_part >= self.part_rows {
+            self.close_part()?;
+        }
+        Ok(())
+    }
+
+    /// Moves the batches held back to the table's spill file (`<table>.spill.arrows` beside
+    /// its staged folder), noting each row's lineage.
+    fn spill(&mut self) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let spilled = match &mut self.spilled {
+            Some(spilled) => spilled,
+            None => {
+                let path = self
+                    .dir
+                    .with_file_name(format!("{}.spill.arrows", self.schema.name));
+                let arrow = self.file.arrow();
+                let lineage = (arrow.index_of("_source_file").is_ok()
+                    && arrow.index_of("_line").is_ok())
+                .then(Lineage::default);
+                self.spilled.insert(Spilled {
+                    file: SpillFile::create(path, arrow)?,
+                    batches: Vec::new(),
+                    lineage,
+                })
             }
-            self.rows_in_part += batch.num_rows();
-            self.encoded_rows += batch.num_rows() as u64;
-            if self.rows_in_part >= PART_ROWS {
-                self.close_part(how)?;
+        };
+        let arrow = self.file.arrow();
+        for batch in std::mem::take(&mut self.pending) {
+            if let Some(lineage) = &mut spilled.lineage {
+                let (Ok(file_at), Ok(line_at)) =
+                    (arrow.index_of("_source_file"), arrow.index_of("_line"))
+                else {
+                    continue;
+                };
+                lineage
+                    .add(&batch, file_at, line_at)
+                    .map_err(|e| Error::Row {
+                        table: self.schema.name.clone(),
+                        column: "_source_file, _line".into(),
+                        message: e.to_string(),
+                    })?;
             }
+            spilled.file.write(&batch)?;
+            spilled.batches.push(batch.num_rows());
         }
         self.pending_bytes = 0;
         Ok(())
@@ -557,9 +845,9 @@ impl TableWriter {
     /// Closes the open part and hands it to the syncer: the worker goes on encoding while the
     /// disk catches up. [`ParquetSink::prepare`] waits for every part before the commit point,
     /// and a part that could not be synced fails it there.
-    fn close_part(&mut self, how: Encode) -> Result<(), Error> {
+    fn close_part(&mut self) -> Result<(), Error> {
         if let Some((w, path)) = self.writer.take() {
-            let file = w.into_inner(how).map_err(Error::parquet(path.as_path()))?;
+            let file = w.into_inner().map_err(Error::parquet(path.as_path()))?;
             self.syncer.add(path, file);
         }
         Ok(())
@@ -572,8 +860,6 @@ impl TableWriter {
 
 impl TableSink for ParquetSink {
     fn drop_rows(&mut self, tables: &[usize], lines: &SourceLines) -> Result<Vec<u64>, Error> {
-        // The rule comes after the scan: from here on the workers are free.
-        self.budget_encode = Encode::AcrossColumns;
         if lines.is_empty() {
             return Ok(vec![0; tables.len()]);
         }
@@ -690,14 +976,14 @@ impl TableSink for ParquetSink {
 }
 
 impl ParquetSink {
-    /// Encodes the biggest tables' held-back batches until those of all tables fit in
+    /// Spills the biggest tables' held-back batches until those of all tables fit in
     /// [`PENDING_BYTES`].
     fn within_budget(&mut self) -> Result<(), Error> {
         while self.tables.iter().map(|t| t.pending_bytes).sum::<usize>() > self.pending_budget {
             let Some(t) = self.tables.iter_mut().max_by_key(|t| t.pending_bytes) else {
                 break;
             };
-            t.encode(self.budget_encode)?;
+            t.spill()?;
         }
         Ok(())
     }
@@ -717,8 +1003,8 @@ impl ParquetSink {
         // on any worker that is free (a load of one table would otherwise end on one core).
         use rayon::prelude::*;
         self.tables.par_iter_mut().try_for_each(|t| {
-            t.encode(Encode::AcrossColumns)?;
-            t.close_part(Encode::AcrossColumns)
+            t.encode()?;
+            t.close_part()
         })?;
         // Every part, and every table folder's entries, on disk before `READY.json`.
         for t in &self.tables {
@@ -753,7 +1039,8 @@ impl ParquetSink {
         // one part.
         if self.tables.iter().all(|t| {
             t.encoded_rows == 0
-                && t.pending.iter().map(RecordBatch::num_rows).sum::<usize>() < PART_ROWS
+                && t.spilled.is_none()
+                && t.pending.iter().map(RecordBatch::num_rows).sum::<usize>() < t.part_rows
         }) {
             let mut schemas = std::collections::HashMap::new();
             for t in &self.tables {
@@ -1400,13 +1687,34 @@ mod tests {
         i % 2 == 0 && i % 7 == 0 && i <= rows / 2
     }
 
-    /// `rows` rows from lines 1..=rows of two files (even lines from `a.ndjson`); `budget`:
-    /// bytes held back unencoded. Drops the [`dropped`] lines, commits; returns the rows
-    /// removed and the parts.
-    fn write_and_drop(dir: &Path, rows: i64, budget: usize) -> (u64, Vec<PathBuf>) {
+    /// How [`write_and_drop`] writes its rows.
+    #[derive(Debug, Clone, Copy)]
+    struct Writing {
+        /// Bytes held back in memory (past them, rows spill).
+        budget: usize,
+        /// Rows per part.
+        part_rows: usize,
+        /// Every row encoded before the drop (which then writes the parts again).
+        encode_first: bool,
+    }
+
+    impl Writing {
+        fn held() -> Self {
+            Writing {
+                budget: PENDING_BYTES,
+                part_rows: PART_ROWS,
+                encode_first: false,
+            }
+        }
+    }
+
+    /// `rows` rows from lines 1..=rows of two files (even lines from `a.ndjson`), written as
+    /// `how` says. Drops the [`dropped`] lines, commits; returns the rows removed and the parts.
+    fn write_and_drop(dir: &Path, rows: i64, how: Writing) -> (u64, Vec<PathBuf>) {
         let root = dir.join("parquet");
         let mut s = ParquetSink::open(&root, "r1", &[lineage_schema()]).expect("open");
-        s.pending_budget = budget;
+        s.pending_budget = how.budget;
+        s.tables[0].part_rows = how.part_rows;
         let file = |i: i64| if i % 2 == 0 { "a.ndjson" } else { "b.ndjson" };
         let all: Vec<Vec<Cell>> = (1..=rows)
             .map(|i| {
@@ -1420,6 +1728,10 @@ mod tests {
             .collect();
         for chunk in all.chunks(5000) {
             s.write(0, chunk.to_vec()).expect("write");
+        }
+        if how.encode_first {
+            s.tables[0].stage().expect("stage");
+            s.tables[0].encode().expect("encode");
         }
         let mut lines = SourceLines::new();
         lines.insert(
@@ -1467,20 +1779,71 @@ mod tests {
                 .collect()
         };
         let held = tempfile::tempdir().expect("tempdir");
-        let (removed, parts) = write_and_drop(held.path(), rows, PENDING_BYTES);
+        let (removed, parts) = write_and_drop(held.path(), rows, Writing::held());
         assert_eq!(removed, (rows - expected.len() as i64) as u64);
         assert_eq!(parts.len(), 1);
         assert_eq!(lines_of(&parts), expected);
-        // No budget: every batch encoded at once, the rows go by rewriting the part. About two
-        // batches' room: the first ones encoded before the drop, the last ones still held.
-        for budget in [0, 800_000] {
+        // No budget: every batch spilled at once. About two batches' room: the first ones
+        // spilled, the last ones still held. Or every row encoded first, the part written again.
+        for (budget, encode_first) in [(0, false), (800_000, false), (PENDING_BYTES, true)] {
+            let how = Writing {
+                budget,
+                encode_first,
+                ..Writing::held()
+            };
             let dir = tempfile::tempdir().expect("tempdir");
-            let (removed_late, parts_late) = write_and_drop(dir.path(), rows, budget);
-            assert_eq!(removed_late, removed, "budget {budget}");
+            let (removed_late, parts_late) = write_and_drop(dir.path(), rows, how);
+            assert_eq!(removed_late, removed, "{how:?}");
             assert!(
                 bytes(&parts) == bytes(&parts_late),
-                "the same part, byte for byte, with a budget of {budget}"
+                "the same part, byte for byte: {how:?}"
             );
+            assert!(
+                !dir.path().join(".claimline-staging").exists(),
+                "no spill file left"
+            );
+        }
+    }
+
+    /// Spilled rows make the parts that rows encoded first, then written again without the
+    /// dropped lines, make: cut at the same rows, a part that loses nothing from its batches as
+    /// they came, the others from a reader's windows.
+    #[test]
+    fn spilled_rows_dropped_give_the_parts_of_rows_encoded_then_rewritten() {
+        let rows = 70_000;
+        let expected: Vec<i64> = (1..=rows).filter(|&i| !dropped(i, rows)).collect();
+        let bytes = |parts: &[PathBuf]| -> Vec<Vec<u8>> {
+            parts
+                .iter()
+                .map(|p| std::fs::read(p).expect("part"))
+                .collect()
+        };
+        // Parts of three batches (8,192 rows each), and of one; lines dropped in the first half.
+        for part_rows in [20_000, 8_192] {
+            let encoded = Writing {
+                budget: 0,
+                part_rows,
+                encode_first: true,
+            };
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (removed, parts) = write_and_drop(dir.path(), rows, encoded);
+            assert!(parts.len() > 2, "{part_rows}: {} parts", parts.len());
+            assert_eq!(lines_of(&parts), expected);
+            for budget in [0, 800_000] {
+                let spilled = Writing {
+                    budget,
+                    part_rows,
+                    encode_first: false,
+                };
+                let dir = tempfile::tempdir().expect("tempdir");
+                let (removed_spilled, parts_spilled) = write_and_drop(dir.path(), rows, spilled);
+                assert_eq!(removed_spilled, removed, "{spilled:?}");
+                assert_eq!(parts_spilled.len(), parts.len(), "{spilled:?}");
+                assert!(
+                    bytes(&parts) == bytes(&parts_spilled),
+                    "the same parts, byte for byte: {spilled:?}"
+                );
+            }
         }
     }
 
