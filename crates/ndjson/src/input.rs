@@ -202,11 +202,17 @@ const CHECK_SAMPLE: usize = 1 << 18;
 /// a mark must not all say another one (found by a review: a v2 export under a manifest whose
 /// request said v1 was read with v1's views, and 46 columns went NULL with no word).
 fn check_manifest_versions(files: &[InputFile]) -> Result<(), Error> {
-    for f in files.iter().filter(|f| f.data.is_none()) {
-        let Some(named) = f.api_version else { continue };
-        let Some(seen) = sample_versions(f, CHECK_SAMPLE) else {
-            continue;
-        };
+    // Sampled on rayon's workers; the first file that disagrees, in the files' order, is named.
+    use rayon::prelude::*;
+    let sampled: Vec<(&InputFile, ApiVersion, BTreeSet<ApiVersion>)> = files
+        .par_iter()
+        .filter(|f| f.data.is_none())
+        .filter_map(|f| {
+            let named = f.api_version?;
+            Some((f, named, sample_versions(f, CHECK_SAMPLE)?))
+        })
+        .collect();
+    for (f, named, seen) in sampled {
         if !seen.is_empty() && !seen.contains(&named) {
             let said: Vec<&str> = seen.iter().map(|v| v.as_str()).collect();
             return Err(Error::Disagrees {
@@ -247,14 +253,16 @@ const AGREEMENT_SAMPLE: usize = 1 << 20;
 /// when every one that carries a mark says the same version, that is the file's. A file whose
 /// sample decides nothing takes the version its folder's files agree on. A file or folder that
 /// mixes versions agrees on none: its unmarked resources stay undecided (a row error, never
-/// another version's views).
+/// another version's views). The files are sampled on rayon's workers, each line parsed with
+/// only the members the detection reads on its tape (checked whole all the same).
 pub fn agree_versions(files: &mut [InputFile]) {
-    for f in files
-        .iter_mut()
+    use rayon::prelude::*;
+    files
+        .par_iter_mut()
         .filter(|f| f.api_version.is_none() && f.data.is_none())
-    {
-        f.agreed_version = sample_versions(f, AGREEMENT_SAMPLE).and_then(one_version);
-    }
+        .for_each(|f| {
+            f.agreed_version = sample_versions(f, AGREEMENT_SAMPLE).and_then(one_version)
+        });
     let mut by_dir: std::collections::BTreeMap<PathBuf, BTreeSet<ApiVersion>> =
         std::collections::BTreeMap::new();
     for f in files.iter() {
@@ -282,7 +290,7 @@ fn one_version(set: BTreeSet<ApiVersion>) -> Option<ApiVersion> {
 /// The versions the marked resources of a file's first `sample` bytes carry (`None`:
 /// unreadable).
 fn sample_versions(f: &InputFile, sample: usize) -> Option<BTreeSet<ApiVersion>> {
-    use std::io::{BufRead as _, Read as _};
+    use std::io::Read as _;
     let file = std::fs::File::open(&f.path).ok()?;
     // Whole lines, blank ones passed over, until `sample` bytes of resources were read (or the
     // file ends, or SAMPLE_CAP bytes were read): a first line longer than the sample, or blank
@@ -294,13 +302,16 @@ fn sample_versions(f: &InputFile, sample: usize) -> Option<BTreeSet<ApiVersion>>
     };
     let mut reader = std::io::BufReader::with_capacity(1 << 16, reader.take(SAMPLE_CAP));
     let mut parser = crate::LineParser::new();
+    // Nothing read but what the detection reads (and the type and id).
+    let mut pruning = crate::Pruning::new();
+    pruning.set_others(crate::Needs::new());
     let mut seen = BTreeSet::new();
     let mut line = Vec::new();
     let mut resources = 0usize;
     while resources < sample {
         line.clear();
         // A damaged stream still gives what came before the damage.
-        match reader.read_until(b'\n', &mut line) {
+        match read_line(&mut reader, &mut line) {
             Ok(0) => break,
             Ok(_) => {}
             Err(_) => break,
@@ -313,13 +324,40 @@ fn sample_versions(f: &InputFile, sample: usize) -> Option<BTreeSet<ApiVersion>>
             continue;
         }
         resources += line.len();
-        if let Ok(Some(v)) = parser.parse(line.trim_ascii_end(), |doc| {
+        if let Ok(Some(v)) = parser.parse_pruned(line.trim_ascii_end(), &pruning, true, |doc| {
             crate::detect_version(doc.root())
         }) {
             seen.insert(v);
         }
     }
     Some(seen)
+}
+
+/// `BufRead::read_until(b'\n', line)`, with the line's end found by the memchr crate's vector
+/// search rather than the standard library's word at a time (the version samples' lines are
+/// 25 KB; this was most of their cost).
+fn read_line(reader: &mut impl std::io::BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(read);
+        }
+        let (used, ended) = match memchr::memchr(b'\n', buf) {
+            Some(at) => (at + 1, true),
+            None => (buf.len(), false),
+        };
+        line.extend_from_slice(&buf[..used]);
+        reader.consume(used);
+        read += used;
+        if ended {
+            return Ok(read);
+        }
+    }
 }
 
 /// The most bytes a file's version sample reads (its blank lines and one long first line
@@ -476,6 +514,25 @@ fn listed_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_line_gives_what_read_until_gives() {
+        use std::io::BufRead as _;
+        let text: &[u8] = b"first line\n\nthe third, longer than the reader's buffer\nlast";
+        for capacity in [1, 3, 7, 64] {
+            let mut ours = std::io::BufReader::with_capacity(capacity, text);
+            let mut std_ = std::io::BufReader::with_capacity(capacity, text);
+            loop {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let n = read_line(&mut ours, &mut a).expect("read");
+                assert_eq!(n, std_.read_until(b'\n', &mut b).expect("read"));
+                assert_eq!(a, b, "capacity {capacity}");
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    }
 
     #[test]
     fn walks_folders_and_reads_manifests() {
