@@ -202,16 +202,18 @@ const CHECK_SAMPLE: usize = 1 << 18;
 /// a mark must not all say another one (found by a review: a v2 export under a manifest whose
 /// request said v1 was read with v1's views, and 46 columns went NULL with no word).
 fn check_manifest_versions(files: &[InputFile]) -> Result<(), Error> {
-    // Sampled on rayon's workers; the first file that disagrees, in the files' order, is named.
+    // Sampled a few files at once; the first file that disagrees, in the files' order, is named.
     use rayon::prelude::*;
-    let sampled: Vec<(&InputFile, ApiVersion, BTreeSet<ApiVersion>)> = files
-        .par_iter()
-        .filter(|f| f.data.is_none())
-        .filter_map(|f| {
-            let named = f.api_version?;
-            Some((f, named, sample_versions(f, CHECK_SAMPLE)?))
-        })
-        .collect();
+    let sampled: Vec<(&InputFile, ApiVersion, BTreeSet<ApiVersion>)> = sampling(|| {
+        files
+            .par_iter()
+            .filter(|f| f.data.is_none())
+            .filter_map(|f| {
+                let named = f.api_version?;
+                Some((f, named, sample_versions(f, CHECK_SAMPLE)?))
+            })
+            .collect()
+    });
     for (f, named, seen) in sampled {
         if !seen.is_empty() && !seen.contains(&named) {
             let said: Vec<&str> = seen.iter().map(|v| v.as_str()).collect();
@@ -253,16 +255,18 @@ const AGREEMENT_SAMPLE: usize = 1 << 20;
 /// when every one that carries a mark says the same version, that is the file's. A file whose
 /// sample decides nothing takes the version its folder's files agree on. A file or folder that
 /// mixes versions agrees on none: its unmarked resources stay undecided (a row error, never
-/// another version's views). The files are sampled on rayon's workers, each line parsed with
-/// only the members the detection reads on its tape (checked whole all the same).
+/// another version's views). A few files are sampled at once ([`sampling`]), each line parsed
+/// with only the members the detection reads on its tape (checked whole all the same).
 pub fn agree_versions(files: &mut [InputFile]) {
     use rayon::prelude::*;
-    files
-        .par_iter_mut()
-        .filter(|f| f.api_version.is_none() && f.data.is_none())
-        .for_each(|f| {
-            f.agreed_version = sample_versions(f, AGREEMENT_SAMPLE).and_then(one_version)
-        });
+    sampling(|| {
+        files
+            .par_iter_mut()
+            .filter(|f| f.api_version.is_none() && f.data.is_none())
+            .for_each(|f| {
+                f.agreed_version = sample_versions(f, AGREEMENT_SAMPLE).and_then(one_version);
+            });
+    });
     let mut by_dir: std::collections::BTreeMap<PathBuf, BTreeSet<ApiVersion>> =
         std::collections::BTreeMap::new();
     for f in files.iter() {
@@ -284,6 +288,22 @@ fn one_version(set: BTreeSet<ApiVersion>) -> Option<ApiVersion> {
     match (it.next(), it.next()) {
         (Some(v), None) => Some(v),
         _ => None,
+    }
+}
+
+/// Files sampled at once, at most: a sample holds a whole line (up to [`SAMPLE_CAP`] bytes, in
+/// a file of one long line) and its parse, so a machine of many cores does not hold one per
+/// core.
+const SAMPLING_THREADS: usize = 4;
+
+/// Runs `work` (the samples, on rayon) on at most [`SAMPLING_THREADS`] threads, no more than
+/// rayon's own pool has (a load's `--threads`).
+fn sampling<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    let threads = rayon::current_num_threads().min(SAMPLING_THREADS);
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(work),
+        // No thread to be had: one file after the other, here.
+        Err(_) => work(),
     }
 }
 

@@ -17,7 +17,8 @@
 //! the run's staging folder, [`crate::spill`]), with each row's lineage kept in memory: the
 //! drop decides from it which rows go, and encodes each part once from the rows read back. A
 //! drop after rows were encoded (a second one) encodes the rest and rewrites the table's parts.
-//! Every way, the parts are the same, byte for byte.
+//! Every way, the parts are the ones the rows encoded as they came and written again without
+//! the dropped rows would be, byte for byte.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -147,7 +148,8 @@ struct Spilled {
     file: SpillFile,
     /// Each batch's rows, in order.
     batches: Vec<usize>,
-    /// Each row's lineage, for a drop (none for a table without lineage columns).
+    /// Each row's lineage, for a drop: none for a table whose lineage columns are missing or
+    /// not text and integers (a drop is refused before it reads any: [`lineage_columns`]).
     lineage: Option<Lineage>,
 }
 
@@ -231,12 +233,29 @@ fn lineage_arrays(
     let nums = batch.column(line_at).as_any().downcast_ref::<Int64Array>();
     match (files, nums) {
         (Some(files), Some(nums)) => Ok((files, nums)),
-        _ => Err(arrow_schema::ArrowError::SchemaError(format!(
-            "the lineage columns are {} and {}, not text and integers: the rows of the versions left out cannot be found",
+        _ => Err(arrow_schema::ArrowError::SchemaError(not_lineage(
             batch.column(file_at).data_type(),
-            batch.column(line_at).data_type()
+            batch.column(line_at).data_type(),
         ))),
     }
+}
+
+/// Why rows cannot be dropped by lineage columns of these types.
+fn not_lineage(file: &arrow_schema::DataType, line: &arrow_schema::DataType) -> String {
+    format!(
+        "the lineage columns are {file} and {line}, not text and integers: the rows of the versions left out cannot be found"
+    )
+}
+
+/// Where `schema`'s lineage columns are (`_source_file`, `_line`), when it has both as text and
+/// integers: the rows a drop can find.
+fn lineage_columns(schema: &arrow_schema::Schema) -> Option<(usize, usize)> {
+    use arrow_schema::DataType;
+    let file_at = schema.index_of("_source_file").ok()?;
+    let line_at = schema.index_of("_line").ok()?;
+    (schema.field(file_at).data_type() == &DataType::Utf8
+        && schema.field(line_at).data_type() == &DataType::Int64)
+        .then_some((file_at, line_at))
 }
 
 /// A run's rows as the Parquet sink held them in memory until its commit: every table's
@@ -463,16 +482,25 @@ impl TableWriter {
         }
         // A table asked to drop lines has the lineage columns that say where its rows were
         // read: without them no row could be found, and every superseded version would stay.
-        let (Ok(file_at), Ok(line_at)) = (
-            self.file.arrow().index_of("_source_file"),
-            self.file.arrow().index_of("_line"),
-        ) else {
+        let arrow = self.file.arrow();
+        let (Ok(file_at), Ok(line_at)) = (arrow.index_of("_source_file"), arrow.index_of("_line"))
+        else {
             return Err(Error::Row {
                 table: self.schema.name.clone(),
                 column: "_source_file, _line".into(),
                 message: "the table has no lineage columns, so the rows of the versions left out cannot be dropped".into(),
             });
         };
+        if lineage_columns(arrow).is_none() {
+            return Err(Error::Row {
+                table: self.schema.name.clone(),
+                column: "_source_file, _line".into(),
+                message: not_lineage(
+                    arrow.field(file_at).data_type(),
+                    arrow.field(line_at).data_type(),
+                ),
+            });
+        }
         // Rows already encoded (a drop before this one): the rows still held are encoded after
         // them and every part is written again without the dropped rows, as when nothing was
         // held (the same parts, byte for byte).
@@ -485,14 +513,17 @@ impl TableWriter {
             }
             return Ok(removed);
         }
-        if self.spilled.is_some() {
+        // Spilled rows, or held rows of more than one part (a narrow table within the budget):
+        // encoded now, each part as the rewrite makes it. Held rows of one part stay held.
+        let held: usize = self.pending.iter().map(RecordBatch::num_rows).sum();
+        if self.spilled.is_some() || held >= self.part_rows {
             return self.encode_dropping(file_at, line_at, lines);
         }
         self.filter_pending(file_at, line_at, lines)
     }
 
-    /// Encodes the spilled and held rows without the rows in `lines` (nothing encoded yet);
-    /// returns how many went. Each part comes out as [`TableWriter::filter_part`] writes it
+    /// Encodes the spilled and held rows without the rows in `lines` (nothing encoded yet, the
+    /// lineage columns text and integers); returns how many went. Each part comes out as [`TableWriter::filter_part`] writes it
     /// again after [`TableWriter::encode`]: cut where `encode` cuts (the part whose batches
     /// reach [`PART_ROWS`] rows closes), from its batches as they came when it loses no row,
     /// else from the windows a reader of it would be handed ([`read_windows`]), each without its
@@ -509,17 +540,25 @@ impl TableWriter {
             column: "_source_file, _line".into(),
             message: e.to_string(),
         };
-        let Some(Spilled {
-            file,
-            batches,
-            lineage,
-        }) = self.spilled.take()
-        else {
-            return Ok(0);
+        let (spill, batches, lineage) = match self.spilled.take() {
+            Some(Spilled {
+                file,
+                batches,
+                lineage,
+            }) => (Some(file), batches, lineage),
+            None => (None, Vec::new(), Some(Lineage::default())),
+        };
+        // (Kept for every spilled row whenever the lineage columns are text and integers, which
+        // `drop_rows` checked.)
+        let Some(mut lineage) = lineage else {
+            return Err(Error::Row {
+                table: self.schema.name.clone(),
+                column: "_source_file, _line".into(),
+                message: "the spilled rows' lineage was not kept".into(),
+            });
         };
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
-        let mut lineage = lineage.unwrap_or_default();
         for b in &pending {
             lineage
                 .add(b, file_at, line_at)
@@ -543,17 +582,20 @@ impl TableWriter {
         if first < sizes.len() {
             parts.push(first..sizes.len());
         }
-        let reader = file.read_back()?;
-        let spill_path = reader.path().to_owned();
-        let mut source = reader.chain(pending.into_iter().map(Ok));
-        let mut next_batch = || -> Result<RecordBatch, Error> {
-            match source.next() {
-                Some(b) => b,
-                None => Err(Error::Parquet {
-                    path: spill_path.clone(),
-                    message: "the spill file holds fewer rows than were put in it".into(),
-                }),
+        let (spill_path, reader) = match spill {
+            Some(file) => {
+                let reader = file.read_back()?;
+                (reader.path().to_owned(), Some(reader))
             }
+            None => (self.dir.clone(), None),
+        };
+        let mut source = reader
+            .into_iter()
+            .flatten()
+            .chain(pending.into_iter().map(Ok));
+        let short = || Error::Parquet {
+            path: spill_path.clone(),
+            message: "the spill file holds other rows than were put in it".into(),
         };
         let (mut removed, mut row) = (0u64, 0usize);
         for part in parts {
@@ -574,8 +616,8 @@ impl TableWriter {
             };
             if gone == 0 {
                 for _ in part {
-                    w.write(&next_batch()?)
-                        .map_err(Error::parquet(path.as_path()))?;
+                    let batch = source.next().ok_or_else(short)??;
+                    w.write(&batch).map_err(Error::parquet(path.as_path()))?;
                 }
             } else {
                 // The windows, gathered from the batches as they are read back.
@@ -586,7 +628,7 @@ impl TableWriter {
                     while want > 0 {
                         let (batch, at) = match current.take() {
                             Some(c) => c,
-                            None => (next_batch()?, 0),
+                            None => (source.next().ok_or_else(short)??, 0),
                         };
                         let n = want.min(batch.num_rows() - at);
                         pieces.push(batch.slice(at, n));
@@ -616,6 +658,9 @@ impl TableWriter {
             self.rows_in_part = rows;
             self.encoded_rows += rows as u64;
             self.close_part()?;
+        }
+        if source.next().is_some() {
+            return Err(short());
         }
         Ok(removed)
     }
@@ -665,8 +710,12 @@ impl TableWriter {
         }
         if removed > 0 {
             // An upper bound: the held batches stay alive while a slice of them is kept, and
-            // the filtered windows are new.
-            self.pending_bytes += copied;
+            // the filtered windows are new. None kept: nothing held.
+            self.pending_bytes = if kept.is_empty() {
+                0
+            } else {
+                self.pending_bytes + copied
+            };
             self.pending = kept;
         }
         Ok(removed as u64)
@@ -772,8 +821,20 @@ impl TableWriter {
     /// once a part's batches reach [`PART_ROWS`] rows.
     fn encode(&mut self) -> Result<(), Error> {
         if let Some(spilled) = self.spilled.take() {
-            for batch in spilled.file.read_back()? {
-                self.encode_batch(&batch?)?;
+            let put: usize = spilled.batches.iter().sum();
+            let reader = spilled.file.read_back()?;
+            let path = reader.path().to_owned();
+            let mut read = 0;
+            for batch in reader {
+                let batch = batch?;
+                read += batch.num_rows();
+                self.encode_batch(&batch)?;
+            }
+            if read != put {
+                return Err(Error::Parquet {
+                    path,
+                    message: format!("the spill file holds {read} rows where {put} were put in it"),
+                });
             }
         }
         for batch in std::mem::take(&mut self.pending) {
@@ -800,33 +861,26 @@ impl TableWriter {
     /// its staged folder), noting each row's lineage.
     fn spill(&mut self) -> Result<(), Error> {
         if self.pending.is_empty() {
+            // Nothing held (every held row dropped, say): no bytes either.
+            self.pending_bytes = 0;
             return Ok(());
         }
+        let at = lineage_columns(self.file.arrow());
         let spilled = match &mut self.spilled {
             Some(spilled) => spilled,
             None => {
                 let path = self
                     .dir
                     .with_file_name(format!("{}.spill.arrows", self.schema.name));
-                let arrow = self.file.arrow();
-                let lineage = (arrow.index_of("_source_file").is_ok()
-                    && arrow.index_of("_line").is_ok())
-                .then(Lineage::default);
                 self.spilled.insert(Spilled {
-                    file: SpillFile::create(path, arrow)?,
+                    file: SpillFile::create(path, self.file.arrow())?,
                     batches: Vec::new(),
-                    lineage,
+                    lineage: at.map(|_| Lineage::default()),
                 })
             }
         };
-        let arrow = self.file.arrow();
         for batch in std::mem::take(&mut self.pending) {
-            if let Some(lineage) = &mut spilled.lineage {
-                let (Ok(file_at), Ok(line_at)) =
-                    (arrow.index_of("_source_file"), arrow.index_of("_line"))
-                else {
-                    continue;
-                };
+            if let (Some(lineage), Some((file_at, line_at))) = (&mut spilled.lineage, at) {
                 lineage
                     .add(&batch, file_at, line_at)
                     .map_err(|e| Error::Row {
@@ -1829,7 +1883,9 @@ mod tests {
             let (removed, parts) = write_and_drop(dir.path(), rows, encoded);
             assert!(parts.len() > 2, "{part_rows}: {} parts", parts.len());
             assert_eq!(lines_of(&parts), expected);
-            for budget in [0, 800_000] {
+            // Every row spilled, most of them, or none: held rows of more than one part are
+            // cut as encoded ones are.
+            for budget in [0, 800_000, PENDING_BYTES] {
                 let spilled = Writing {
                     budget,
                     part_rows,
@@ -1845,6 +1901,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A table whose held rows all went holds no bytes: rows written after the drop, past the
+    /// budget, spill and commit (found by a review: a table counted as holding the bytes of rows
+    /// no longer there was picked to spill again and again, and the load never ended).
+    #[test]
+    fn rows_written_after_every_held_row_went_spill_and_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("parquet");
+        let mut s = ParquetSink::open(&root, "r1", &[lineage_schema()]).expect("open");
+        let rows = |from: i64, n: i64| -> Vec<Vec<Cell>> {
+            (from..from + n)
+                .map(|i| {
+                    vec![
+                        Cell::text(format!("{i:013}")),
+                        Cell::Int(1),
+                        Cell::text("a.ndjson"),
+                        Cell::Int(i),
+                    ]
+                })
+                .collect()
+        };
+        s.write(0, rows(1, 20_000)).expect("write");
+        let mut lines = SourceLines::new();
+        lines.insert("a.ndjson".into(), (1..=20_000).collect());
+        assert_eq!(s.drop_rows(&[0], &lines).expect("drop"), [20_000]);
+        assert_eq!(s.tables[0].pending_bytes, 0);
+        s.pending_budget = 0;
+        s.write(0, rows(20_001, 10_000))
+            .expect("write past the budget");
+        assert!(s.tables[0].spilled.is_some());
+        Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
+        let parts: Vec<PathBuf> = std::fs::read_dir(root.join("cclf5/run=r1"))
+            .expect("partition")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(lines_of(&parts), (20_001..=30_000).collect::<Vec<_>>());
+        assert!(!dir.path().join(".claimline-staging").exists());
     }
 
     #[test]

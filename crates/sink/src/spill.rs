@@ -44,15 +44,24 @@ impl SpillFile {
     }
 
     /// Ends the stream and reads it back from its first batch; the file is removed once the
-    /// reader is dropped.
+    /// reader is dropped (or now, when it cannot be read back).
     pub(crate) fn read_back(mut self) -> Result<SpillReader, Error> {
         self.writer.finish().map_err(Error::parquet(&self.path))?;
         let path = std::mem::take(&mut self.path);
         drop(self);
-        let file = File::open(&path).map_err(Error::io(&path))?;
-        let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, file), None)
-            .map_err(Error::parquet(&path))?;
-        Ok(SpillReader { path, reader })
+        let reader = File::open(&path)
+            .map_err(Error::io(&path))
+            .and_then(|file| {
+                StreamReader::try_new(BufReader::with_capacity(1 << 20, file), None)
+                    .map_err(Error::parquet(&path))
+            });
+        match reader {
+            Ok(reader) => Ok(SpillReader { path, reader }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
     }
 }
 
