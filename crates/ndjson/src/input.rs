@@ -255,7 +255,7 @@ const AGREEMENT_SAMPLE: usize = 1 << 20;
 /// when every one that carries a mark says the same version, that is the file's. A file whose
 /// sample decides nothing takes the version its folder's files agree on. A file or folder that
 /// mixes versions agrees on none: its unmarked resources stay undecided (a row error, never
-/// another version's views). A few files are sampled at once ([`sampling`]), each line parsed
+/// another version's views). A few files are sampled at once (at most four), each line parsed
 /// with only the members the detection reads on its tape (checked whole all the same).
 pub fn agree_versions(files: &mut [InputFile]) {
     use rayon::prelude::*;
