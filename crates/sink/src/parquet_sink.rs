@@ -523,12 +523,12 @@ impl TableWriter {
     }
 
     /// Encodes the spilled and held rows without the rows in `lines` (nothing encoded yet, the
-    /// lineage columns text and integers); returns how many went. Each part comes out as [`TableWriter::filter_part`] writes it
-    /// again after [`TableWriter::encode`]: cut where `encode` cuts (the part whose batches
-    /// reach [`PART_ROWS`] rows closes), from its batches as they came when it loses no row,
-    /// else from the windows a reader of it would be handed ([`read_windows`]), each without its
-    /// dropped rows. Which rows go is decided from the spilled rows' lineage before any is read
-    /// back; each row is then read back once and encoded once.
+    /// lineage columns text and integers); returns how many went. Each part comes out as
+    /// [`TableWriter::filter_part`] writes it again after [`TableWriter::encode`]: cut where
+    /// `encode` cuts (the part whose batches reach [`PART_ROWS`] rows closes), from its batches
+    /// as they came when it loses no row, else from the windows a reader of it would be handed
+    /// ([`read_windows`]), each without its dropped rows. Which rows go is decided from the
+    /// rows' lineage before any is read back; each row is then read back once and encoded once.
     fn encode_dropping(
         &mut self,
         file_at: usize,
