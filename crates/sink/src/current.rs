@@ -932,11 +932,7 @@ fn source_batches(
     table: &str,
     held: Option<&HeldRun>,
 ) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>), Error> {
-    let this_run = file == run_dir(root, table, run_id).join("part-0.parquet");
-    if let Some((held, batches)) = held
-        .filter(|_| this_run)
-        .and_then(|h| Some((h, h.tables.get(table)?)))
-    {
+    if let Some((held, batches)) = held_rows(root, file, run_id, table, held) {
         // The file's schema (as the sink worked it out, else from the file's footer), and the
         // batches get the schema a reader's batches have (the same fields, without the file's
         // metadata).
@@ -966,6 +962,20 @@ fn source_batches(
     read_file(file)
 }
 
+/// The run's rows of `table` the sink held (`held`), when `file` is the one part of run
+/// `run_id`'s partition they stand for.
+fn held_rows<'h>(
+    root: &Path,
+    file: &Path,
+    run_id: &str,
+    table: &str,
+    held: Option<&'h HeldRun>,
+) -> Option<(&'h HeldRun, &'h Vec<RecordBatch>)> {
+    let held = held?;
+    let batches = held.tables.get(table)?;
+    (file == run_dir(root, table, run_id).join("part-0.parquet")).then_some((held, batches))
+}
+
 /// The schema [`source_batches`] gives `file`'s batches, and its cells (rows times columns; 0
 /// for the rows a sink holds in memory), read from the footer alone.
 fn source_schema(
@@ -975,9 +985,8 @@ fn source_schema(
     table: &str,
     held: Option<&HeldRun>,
 ) -> Result<(arrow_schema::SchemaRef, u64), Error> {
-    let this_run = file == run_dir(root, table, run_id).join("part-0.parquet");
-    let held_here = held.filter(|h| this_run && h.tables.contains_key(table));
-    if let Some(schema) = held_here.and_then(|h| h.schemas.get(table)) {
+    let held_here = held_rows(root, file, run_id, table, held);
+    if let Some(schema) = held_here.and_then(|(h, _)| h.schemas.get(table)) {
         return Ok((schema.clone(), 0));
     }
     let f = File::open(file).map_err(Error::io(file))?;
@@ -1000,8 +1009,7 @@ fn source_stream<'h>(
     table: &str,
     held: Option<&'h HeldRun>,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, Error>> + 'h>, Error> {
-    let this_run = file == run_dir(root, table, run_id).join("part-0.parquet");
-    if held.is_some_and(|h| this_run && h.tables.contains_key(table)) {
+    if held_rows(root, file, run_id, table, held).is_some() {
         let (_, batches) = source_batches(root, file, run_id, table, held)?;
         return Ok(Box::new(batches.into_iter().map(Ok)));
     }

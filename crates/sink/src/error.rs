@@ -149,6 +149,25 @@ impl Error {
         }
     }
 
+    /// A table's lineage columns (`_source_file`, `_line`) cannot say which of its rows a drop
+    /// of superseded versions removes: `message` says why.
+    pub(crate) fn lineage(table: &str, message: impl std::fmt::Display) -> Error {
+        Error::Row {
+            table: table.to_owned(),
+            column: "_source_file, _line".into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// [`Error::lineage`] of a table without lineage columns, which every sink refuses to drop
+    /// rows from (every superseded version would stay).
+    pub(crate) fn no_lineage(table: &str) -> Error {
+        Error::lineage(
+            table,
+            "the table has no lineage columns, so the rows of the versions left out cannot be dropped",
+        )
+    }
+
     pub(crate) fn parquet<E: std::fmt::Display>(path: impl AsRef<Path>) -> impl FnOnce(E) -> Error {
         move |e| Error::Parquet {
             path: path.as_ref().to_owned(),

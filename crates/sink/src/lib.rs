@@ -39,6 +39,7 @@ mod columns;
 mod current;
 mod error;
 mod merge;
+mod names;
 mod parquet_sink;
 mod postgres_sink;
 mod spill;

@@ -33,6 +33,7 @@ use parquet::schema::types::ColumnPath;
 
 use crate::columns::{ColumnsWriter, FileSchema};
 use crate::error::Error;
+use crate::names::FileNames;
 use crate::spill::SpillFile;
 use claimline_model::{
     Cell, ColumnType, RunRecord, Syncer, TableSchema, create_private_dir, make_private,
@@ -158,9 +159,7 @@ struct Spilled {
 #[derive(Default)]
 struct Lineage {
     /// The files named, each once.
-    names: Vec<Box<str>>,
-    /// Each file's number in `names`.
-    numbers: std::collections::HashMap<Box<str>, u32>,
+    names: FileNames,
     /// Per row: its file's number, [`NO_LINEAGE`] when its file or line is null (a row no drop
     /// removes, as [`TableWriter::keep`] keeps it).
     file: Vec<u32>,
@@ -183,32 +182,13 @@ impl Lineage {
         let (files, nums) = lineage_arrays(batch, file_at, line_at)?;
         self.file.reserve(batch.num_rows());
         self.line.reserve(batch.num_rows());
-        // Rows come file after file: the file is looked up only where it changes.
-        let mut last: Option<(&str, u32)> = None;
         for i in 0..batch.num_rows() {
             if !files.is_valid(i) || !nums.is_valid(i) {
                 self.file.push(NO_LINEAGE);
                 self.line.push(0);
                 continue;
             }
-            let name = files.value(i);
-            let number = match last {
-                Some((n, number)) if n == name => number,
-                _ => {
-                    let number = match self.numbers.get(name) {
-                        Some(&number) => number,
-                        None => {
-                            let number = self.names.len() as u32;
-                            self.names.push(name.into());
-                            self.numbers.insert(name.into(), number);
-                            number
-                        }
-                    };
-                    last = Some((name, number));
-                    number
-                }
-            };
-            self.file.push(number);
+            self.file.push(self.names.number(files.value(i)));
             self.line.push(nums.value(i));
         }
         Ok(())
@@ -217,7 +197,7 @@ impl Lineage {
     /// Row `i`'s file and line.
     fn row(&self, i: usize) -> Option<(&str, i64)> {
         let number = self.file[i];
-        (number != NO_LINEAGE).then(|| (&*self.names[number as usize], self.line[i]))
+        (number != NO_LINEAGE).then(|| (self.names.name(number), self.line[i]))
     }
 }
 
@@ -485,21 +465,16 @@ impl TableWriter {
         let arrow = self.file.arrow();
         let (Ok(file_at), Ok(line_at)) = (arrow.index_of("_source_file"), arrow.index_of("_line"))
         else {
-            return Err(Error::Row {
-                table: self.schema.name.clone(),
-                column: "_source_file, _line".into(),
-                message: "the table has no lineage columns, so the rows of the versions left out cannot be dropped".into(),
-            });
+            return Err(Error::no_lineage(&self.schema.name));
         };
         if lineage_columns(arrow).is_none() {
-            return Err(Error::Row {
-                table: self.schema.name.clone(),
-                column: "_source_file, _line".into(),
-                message: not_lineage(
+            return Err(Error::lineage(
+                &self.schema.name,
+                not_lineage(
                     arrow.field(file_at).data_type(),
                     arrow.field(line_at).data_type(),
                 ),
-            });
+            ));
         }
         // Rows already encoded (a drop before this one): the rows still held are encoded after
         // them and every part is written again without the dropped rows, as when nothing was
@@ -535,11 +510,6 @@ impl TableWriter {
         line_at: usize,
         lines: &DroppedLines<'_>,
     ) -> Result<u64, Error> {
-        let row_error = |table: &str, e: arrow_schema::ArrowError| Error::Row {
-            table: table.to_owned(),
-            column: "_source_file, _line".into(),
-            message: e.to_string(),
-        };
         let (spill, batches, lineage) = match self.spilled.take() {
             Some(Spilled {
                 file,
@@ -551,18 +521,17 @@ impl TableWriter {
         // (Kept for every spilled row whenever the lineage columns are text and integers, which
         // `drop_rows` checked.)
         let Some(mut lineage) = lineage else {
-            return Err(Error::Row {
-                table: self.schema.name.clone(),
-                column: "_source_file, _line".into(),
-                message: "the spilled rows' lineage was not kept".into(),
-            });
+            return Err(Error::lineage(
+                &self.schema.name,
+                "the spilled rows' lineage was not kept",
+            ));
         };
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
         for b in &pending {
             lineage
                 .add(b, file_at, line_at)
-                .map_err(|e| row_error(&self.schema.name, e))?;
+                .map_err(|e| Error::lineage(&self.schema.name, e))?;
         }
         let sizes: Vec<usize> = batches
             .iter()
@@ -883,11 +852,7 @@ impl TableWriter {
             if let (Some(lineage), Some((file_at, line_at))) = (&mut spilled.lineage, at) {
                 lineage
                     .add(&batch, file_at, line_at)
-                    .map_err(|e| Error::Row {
-                        table: self.schema.name.clone(),
-                        column: "_source_file, _line".into(),
-                        message: e.to_string(),
-                    })?;
+                    .map_err(|e| Error::lineage(&self.schema.name, e))?;
             }
             spilled.file.write(&batch)?;
             spilled.batches.push(batch.num_rows());
@@ -1735,6 +1700,19 @@ mod tests {
         )
     }
 
+    /// The bytes of each of `parts`.
+    fn bytes_of(parts: &[PathBuf]) -> Vec<Vec<u8>> {
+        parts
+            .iter()
+            .map(|p| std::fs::read(p).expect("part"))
+            .collect()
+    }
+
+    /// Whether run `r1`'s table `cclf5` under the Parquet root `root` has a spill file.
+    fn spill_file_of_cclf5(root: &Path) -> bool {
+        staging_root(root).join("r1/cclf5.spill.arrows").exists()
+    }
+
     /// Is line `i` one [`write_and_drop`] drops? Every seventh even line of the first half: the
     /// windows of the second half lose nothing.
     fn dropped(i: i64, rows: i64) -> bool {
@@ -1793,6 +1771,8 @@ mod tests {
             (1..=rows).filter(|&i| dropped(i, rows)).collect(),
         );
         let removed = s.drop_rows(&[0], &lines).expect("drop")[0];
+        // The drop read every spilled row back: the file is gone before the commit.
+        assert!(!spill_file_of_cclf5(&root), "{how:?}: a spill file left");
         Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
         let mut parts: Vec<PathBuf> = std::fs::read_dir(root.join("cclf5/run=r1"))
             .expect("partition")
@@ -1826,12 +1806,6 @@ mod tests {
     fn rows_dropped_held_encoded_or_in_between_give_the_same_part() {
         let rows = 50_000;
         let expected: Vec<i64> = (1..=rows).filter(|&i| !dropped(i, rows)).collect();
-        let bytes = |parts: &[PathBuf]| -> Vec<Vec<u8>> {
-            parts
-                .iter()
-                .map(|p| std::fs::read(p).expect("part"))
-                .collect()
-        };
         let held = tempfile::tempdir().expect("tempdir");
         let (removed, parts) = write_and_drop(held.path(), rows, Writing::held());
         assert_eq!(removed, (rows - expected.len() as i64) as u64);
@@ -1849,12 +1823,8 @@ mod tests {
             let (removed_late, parts_late) = write_and_drop(dir.path(), rows, how);
             assert_eq!(removed_late, removed, "{how:?}");
             assert!(
-                bytes(&parts) == bytes(&parts_late),
+                bytes_of(&parts) == bytes_of(&parts_late),
                 "the same part, byte for byte: {how:?}"
-            );
-            assert!(
-                !dir.path().join(".claimline-staging").exists(),
-                "no spill file left"
             );
         }
     }
@@ -1866,12 +1836,6 @@ mod tests {
     fn spilled_rows_dropped_give_the_parts_of_rows_encoded_then_rewritten() {
         let rows = 70_000;
         let expected: Vec<i64> = (1..=rows).filter(|&i| !dropped(i, rows)).collect();
-        let bytes = |parts: &[PathBuf]| -> Vec<Vec<u8>> {
-            parts
-                .iter()
-                .map(|p| std::fs::read(p).expect("part"))
-                .collect()
-        };
         // Parts of three batches (8,192 rows each), and of one; lines dropped in the first half.
         for part_rows in [20_000, 8_192] {
             let encoded = Writing {
@@ -1896,7 +1860,7 @@ mod tests {
                 assert_eq!(removed_spilled, removed, "{spilled:?}");
                 assert_eq!(parts_spilled.len(), parts.len(), "{spilled:?}");
                 assert!(
-                    bytes(&parts) == bytes(&parts_spilled),
+                    bytes_of(&parts) == bytes_of(&parts_spilled),
                     "the same parts, byte for byte: {spilled:?}"
                 );
             }
@@ -1931,14 +1895,19 @@ mod tests {
         s.pending_budget = 0;
         s.write(0, rows(20_001, 10_000))
             .expect("write past the budget");
-        assert!(s.tables[0].spilled.is_some());
-        Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
+        assert!(spill_file_of_cclf5(&root));
+        let run = RunRecord::new("r1");
+        s.prepare(&run, false).expect("prepare");
+        assert!(
+            !spill_file_of_cclf5(&root),
+            "the prepare encodes what waited"
+        );
+        Box::new(s).publish().expect("publish");
         let parts: Vec<PathBuf> = std::fs::read_dir(root.join("cclf5/run=r1"))
             .expect("partition")
             .map(|e| e.expect("entry").path())
             .collect();
         assert_eq!(lines_of(&parts), (20_001..=30_000).collect::<Vec<_>>());
-        assert!(!dir.path().join(".claimline-staging").exists());
     }
 
     #[test]

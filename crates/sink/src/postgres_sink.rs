@@ -1026,11 +1026,7 @@ impl TableSink for PostgresSink {
         for &t in tables {
             let s = &schemas[t];
             if s.column_index("_source_file").is_none() || s.column_index("_line").is_none() {
-                return Err(Error::Row {
-                    table: s.name.clone(),
-                    column: "_source_file, _line".into(),
-                    message: "the table has no lineage columns, so the rows of the versions left out cannot be dropped".into(),
-                });
+                return Err(Error::no_lineage(&s.name));
             }
             let mut n = 0;
             if !list.is_empty() {

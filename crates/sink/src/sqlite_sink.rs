@@ -8,6 +8,7 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 
 use crate::error::Error;
 use crate::merge::quote;
+use crate::names::FileNames;
 use claimline_model::{
     Cell, ColumnType, RunRecord, TableSchema, decimal_f64, format_date, format_timestamp,
     make_private, push_date, push_timestamp,
@@ -53,8 +54,8 @@ struct Written {
     /// The columns `_source_file` and `_line`.
     file_at: usize,
     line_at: usize,
-    /// The `_source_file` values met, each once; spans name them by index.
-    files: Vec<String>,
+    /// The `_source_file` values met, numbered: spans name them by number.
+    files: FileNames,
     spans: Vec<Span>,
 }
 
@@ -73,7 +74,7 @@ impl Written {
         Some(Written {
             file_at: at("_source_file")?,
             line_at: at("_line")?,
-            files: Vec::new(),
+            files: FileNames::default(),
             spans: Vec::new(),
         })
     }
@@ -89,24 +90,13 @@ impl Written {
         if let Some(last) = self.spans.last_mut()
             && last.line == line
             && last.first + i64::from(last.count) == rowid
-            && self.files[last.file as usize] == file.as_str()
+            && self.files.name(last.file) == file.as_str()
             && last.count < u32::MAX
         {
             last.count += 1;
             return;
         }
-        let known = match self.spans.last() {
-            Some(last) if self.files[last.file as usize] == file.as_str() => Some(last.file),
-            _ => self
-                .files
-                .iter()
-                .position(|f| f == file.as_str())
-                .map(|i| i as u32),
-        };
-        let file = known.unwrap_or_else(|| {
-            self.files.push(file.as_str().to_owned());
-            (self.files.len() - 1) as u32
-        });
+        let file = self.files.number(file.as_str());
         self.spans.push(Span {
             file,
             count: 1,
@@ -596,11 +586,7 @@ impl SqliteSink {
         let mut removed = Vec::with_capacity(tables.len());
         for &t in tables {
             let Some(written) = written.get_mut(t).and_then(Option::as_mut) else {
-                return Err(Error::Row {
-                    table: schemas[t].name.clone(),
-                    column: "_source_file, _line".into(),
-                    message: "the table has no lineage columns, so the rows of the versions left out cannot be dropped".into(),
-                });
+                return Err(Error::no_lineage(&schemas[t].name));
             };
             // By rowid, ascending, as a scan of the table would delete them.
             let ranges = written.take(lines);
