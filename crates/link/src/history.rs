@@ -131,63 +131,104 @@ pub(crate) fn event_of(
 /// The groups are found once, when the run's events are given ([`RunVersions::new`]); what each
 /// event's rows do then is a lookup by position ([`RunVersions::kept`]), with no key built or
 /// hashed again.
+///
+/// What it holds besides the events is small, for it is held for every EOB of a run to the end
+/// of the load: a group is two event numbers (8 bytes), an event's group a number (4 bytes), and
+/// the index that finds a group while the events are read holds group numbers, not keys (5
+/// bytes a slot, where a map of borrowed keys took 49). A run holds at most [`MAX_EVENTS`].
 #[derive(Debug, Default)]
 pub struct RunVersions {
     mode: VersionMode,
     events: Vec<ClaimEvent>,
     /// Per group, in the order the events first name them.
     groups: Vec<GroupState>,
+    /// The resource ids this run cancels, by group (few groups have any).
+    cancels: foldhash::HashMap<u32, HashSet<String>>,
     /// Per event: the index of its group in `groups`.
-    group_of: Vec<usize>,
+    group_of: Vec<u32>,
     /// Per event: its rows stay (see [`RunVersions::kept`]).
     keeps: Vec<bool>,
 }
+
+/// The most events one [`RunVersions`] holds (events and groups are numbered in 32 bits).
+pub const MAX_EVENTS: usize = u32::MAX as usize;
+
+/// A group's head, when no version came.
+const NO_HEAD: u32 = u32::MAX;
 
 /// One group of a run.
 #[derive(Debug)]
 struct GroupState {
     /// An event of the group (its key).
-    first: usize,
-    /// The index of the winning version in the events, if a version came.
-    head: Option<usize>,
-    /// The resource ids this run cancels in the group.
-    cancels: Option<HashSet<String>>,
+    first: u32,
+    /// The index of the winning version in the events, or [`NO_HEAD`].
+    head: u32,
+}
+
+impl GroupState {
+    fn head(&self) -> Option<usize> {
+        (self.head != NO_HEAD).then_some(self.head as usize)
+    }
 }
 
 impl RunVersions {
     /// Applies the rule to a run's events (any order).
+    ///
+    /// # Panics
+    ///
+    /// If there are more than [`MAX_EVENTS`] events (a caller with input that large says so
+    /// first, as the loader does).
     pub fn new(mode: VersionMode, events: Vec<ClaimEvent>) -> Self {
+        assert!(
+            events.len() <= MAX_EVENTS,
+            "a run's claim history holds at most {MAX_EVENTS} EOBs"
+        );
         // At most a group per event: room for all at once, not grown (and copied) as they come.
         let mut groups: Vec<GroupState> = Vec::with_capacity(events.len());
-        let mut group_of: Vec<usize> = Vec::with_capacity(events.len());
+        let mut group_of: Vec<u32> = Vec::with_capacity(events.len());
+        let mut cancels: foldhash::HashMap<u32, HashSet<String>> = Default::default();
         {
-            let mut index: foldhash::HashMap<GroupKey<'_>, usize> =
-                foldhash::HashMap::with_capacity_and_hasher(events.len(), Default::default());
+            // Group numbers, found by the key of the group's first event.
+            let hasher = foldhash::fast::RandomState::default();
+            let hash = |key: &GroupKey<'_>| std::hash::BuildHasher::hash_one(&hasher, key);
+            let mut index: hashbrown::HashTable<u32> =
+                hashbrown::HashTable::with_capacity(events.len());
             for (i, e) in events.iter().enumerate() {
-                let g = *index.entry(e.group(mode)).or_insert_with(|| {
-                    groups.push(GroupState {
-                        first: i,
-                        head: None,
-                        cancels: None,
-                    });
-                    groups.len() - 1
-                });
+                // Both fit: i < events.len() <= MAX_EVENTS, and there are no more groups.
+                let i = i as u32;
+                let key = e.group(mode);
+                let g = match index.entry(
+                    hash(&key),
+                    |&g| events[groups[g as usize].first as usize].group(mode) == key,
+                    |&g| hash(&events[groups[g as usize].first as usize].group(mode)),
+                ) {
+                    hashbrown::hash_table::Entry::Occupied(o) => *o.get(),
+                    hashbrown::hash_table::Entry::Vacant(v) => {
+                        let g = groups.len() as u32;
+                        groups.push(GroupState {
+                            first: i,
+                            head: NO_HEAD,
+                        });
+                        v.insert(g);
+                        g
+                    }
+                };
                 group_of.push(g);
-                let group = &mut groups[g];
+                let group = &mut groups[g as usize];
                 match e.action {
                     Action::Cancel => {
-                        group
-                            .cancels
-                            .get_or_insert_default()
+                        cancels
+                            .entry(g)
+                            .or_default()
                             .insert(e.resource_id.to_string());
                     }
                     Action::Version => {
-                        let better = group.head.is_none_or(|j| {
+                        let better = group.head().is_none_or(|j| {
                             let h = &events[j];
                             (e.last_updated, e.position) > (h.last_updated, h.position)
                         });
                         if better {
-                            group.head = Some(i);
+                            group.head = i;
                         }
                     }
                 }
@@ -198,12 +239,10 @@ impl RunVersions {
             .zip(&group_of)
             .enumerate()
             .map(|(i, (e, &g))| {
-                let group = &groups[g];
                 e.action == Action::Version
-                    && group.head == Some(i)
-                    && !group
-                        .cancels
-                        .as_ref()
+                    && groups[g as usize].head() == Some(i)
+                    && !cancels
+                        .get(&g)
                         .is_some_and(|c| c.contains(e.resource_id.as_str()))
             })
             .collect();
@@ -211,6 +250,7 @@ impl RunVersions {
             mode,
             events,
             groups,
+            cancels,
             group_of,
             keeps,
         }
@@ -232,36 +272,51 @@ impl RunVersions {
     /// The run's winner of each group, and its cancels: what `_claimline_claims` records, in a
     /// stable order (group, then resource id).
     pub fn recorded(&self) -> Vec<&ClaimEvent> {
-        let mut out: Vec<&ClaimEvent> = self
+        let mut out: Vec<u32> = self
             .groups
             .iter()
-            .filter_map(|g| g.head.map(|i| &self.events[i]))
+            .filter(|g| g.head != NO_HEAD)
+            .map(|g| g.head)
             .collect();
-        let mut seen: foldhash::HashSet<(usize, &str)> = foldhash::HashSet::default();
-        for (e, &g) in self.events.iter().zip(&self.group_of) {
+        let mut seen: foldhash::HashSet<(u32, &str)> = foldhash::HashSet::default();
+        for (i, (e, &g)) in self.events.iter().zip(&self.group_of).enumerate() {
             if e.action == Action::Cancel && seen.insert((g, &e.resource_id)) {
-                out.push(e);
+                out.push(i as u32);
             }
         }
+        drop(seen);
         // No two are equal: a group has one head, and its cancels are one per resource id.
-        // Sorted by keys taken out of the events once (each comparison otherwise reads every
-        // string's inline-or-heap header again: most of this, a serial step of every load).
-        let mut keyed: Vec<(GroupKey<'_>, &str, &str, &ClaimEvent)> = out
+        // Sorted on every core (it runs between the scan and the commit, when nothing else
+        // does), first by the leading bytes of each group's key taken out of the events once
+        // (each comparison of the events themselves reads every string's inline-or-heap header
+        // again: most of this, a serial step of every load), then, where those are equal, by
+        // the whole (group, resource id, action). 24 bytes an entry, where the whole keys took
+        // 80: the sort is held beside every other EOB of the run.
+        let mut keyed: Vec<(Option<ApiVersion>, KeyPrefix, u32)> = out
             .into_iter()
-            .map(|e| {
-                let (api, key, other) = e.group(self.mode);
-                (
-                    (api, key, other),
-                    e.resource_id.as_str(),
-                    e.action.as_str(),
-                    e,
-                )
+            .map(|i| {
+                let (api, key, _) = self.events[i as usize].group(self.mode);
+                (api, key_prefix(key), i)
             })
             .collect();
-        // On every core: it runs between the scan and the commit, when nothing else does.
+        let whole = |i: u32| {
+            let e = &self.events[i as usize];
+            (
+                e.group(self.mode),
+                e.resource_id.as_str(),
+                e.action.as_str(),
+            )
+        };
         use rayon::slice::ParallelSliceMut as _;
-        keyed.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-        keyed.into_iter().map(|(.., e)| e).collect()
+        keyed.par_sort_unstable_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| whole(a.2).cmp(&whole(b.2)))
+        });
+        keyed
+            .into_iter()
+            .map(|(.., i)| &self.events[i as usize])
+            .collect()
     }
 
     /// Groups of this run: (group, its winning version if any, the ids it cancels), ordered by
@@ -270,14 +325,16 @@ impl RunVersions {
         let mut out: Vec<RunGroup<'_>> = self
             .groups
             .iter()
-            .map(|g| {
-                let (api_version, key, claim_key) = self.events[g.first].group(self.mode);
+            .enumerate()
+            .map(|(g, state)| {
+                let (api_version, key, claim_key) =
+                    self.events[state.first as usize].group(self.mode);
                 RunGroup {
                     api_version,
                     key,
                     claim_key,
-                    head: g.head.map(|i| &self.events[i]),
-                    cancels: g.cancels.as_ref(),
+                    head: state.head().map(|i| &self.events[i]),
+                    cancels: self.cancels.get(&(g as u32)),
                 }
             })
             .collect();
@@ -286,6 +343,18 @@ impl RunVersions {
         });
         out
     }
+}
+
+/// The leading bytes of a group's key, zero-padded: ordered as the keys are wherever they
+/// differ (a key's first differing byte decides, and a key that ends early is a prefix of the
+/// other, so comes first either way); equal prefixes say nothing.
+type KeyPrefix = [u8; 19];
+
+fn key_prefix(key: &str) -> KeyPrefix {
+    let mut p = [0u8; 19];
+    let n = key.len().min(p.len());
+    p[..n].copy_from_slice(&key.as_bytes()[..n]);
+    p
 }
 
 /// A group as one run sees it.
@@ -453,6 +522,77 @@ mod tests {
         assert!(run.kept().all(|(_, keep)| !keep));
         assert_eq!(run.groups().len(), 1);
         assert_eq!(run.recorded().len(), 2);
+    }
+
+    #[test]
+    fn recorded_is_in_the_order_of_whole_keys_where_their_first_bytes_agree() {
+        // Keys that share their first 19 bytes and differ after, a key that is another's
+        // prefix, NUL bytes (the padding of a short key's prefix), and every API version.
+        let long = "1234567890123456789";
+        let keys = [
+            format!("{long}b"),
+            format!("{long}a"),
+            long.to_owned(),
+            format!("{long}\0"),
+            "12".to_owned(),
+            "12\0".to_owned(),
+            "12\0\0x".to_owned(),
+            "1".to_owned(),
+            String::new(),
+            "9".to_owned(),
+        ];
+        let apis = [
+            None,
+            Some(ApiVersion::V1),
+            Some(ApiVersion::V2),
+            Some(ApiVersion::V3),
+        ];
+        let mut events = Vec::new();
+        let mut line = 0;
+        for (k, key) in keys.iter().enumerate() {
+            for (a, api) in apis.iter().enumerate() {
+                for (id, action) in [
+                    ("X", Action::Version),
+                    ("Y", Action::Cancel),
+                    ("W", Action::Cancel),
+                ] {
+                    line += 1;
+                    // Shuffled: the events do not come in key order.
+                    let mut e = ev(&format!("{id}{}", (k * 7 + a * 3) % 5), 1, action, line);
+                    e.claim_key = key.as_str().into();
+                    e.api_version = *api;
+                    events.push(e);
+                }
+            }
+        }
+        events.reverse();
+        events.rotate_left(17);
+        for mode in [VersionMode::Current, VersionMode::All] {
+            let run = RunVersions::new(mode, events.clone());
+            let got: Vec<&ClaimEvent> = run.recorded();
+            let whole = |e: &ClaimEvent| {
+                let (api, key, other) = e.group(mode);
+                (
+                    api,
+                    key.to_owned(),
+                    other.map(str::to_owned),
+                    e.resource_id.to_string(),
+                    e.action.as_str(),
+                )
+            };
+            let mut want: Vec<_> = got.iter().map(|e| whole(e)).collect();
+            want.sort();
+            assert_eq!(got.iter().map(|e| whole(e)).collect::<Vec<_>>(), want);
+            assert_eq!(
+                got.len(),
+                run.groups().len()
+                    + if mode == VersionMode::Current {
+                        2 * 40
+                    } else {
+                        0
+                    }
+            );
+        }
     }
 
     #[test]

@@ -63,8 +63,8 @@ pub use cclf8::{
 };
 
 pub use history::{
-    Action, ClaimEvent, Decision, GroupKey, RunGroup, RunVersions, StoredHead, VersionMode,
-    claim_event, decide,
+    Action, ClaimEvent, Decision, GroupKey, MAX_EVENTS, RunGroup, RunVersions, StoredHead,
+    VersionMode, claim_event, decide,
 };
 pub use xref::{
     BENE_XREF, CLAIMS_TABLE, COUNTS_TABLE, ClaimSummary, MbiRecord, PAYMENT_SUM_LIMIT,

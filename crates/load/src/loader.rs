@@ -10,7 +10,9 @@ use claimline_link::{
     BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, RunVersions, Scratch,
     TableRow, VersionMode, decide, patient_mbi,
 };
-use claimline_model::{Cell, RunRecord, TableSchema, create_private_dir, format_timestamp};
+use claimline_model::{
+    Cell, CompactString, RunRecord, TableSchema, create_private_dir, format_timestamp,
+};
 use claimline_ndjson::{InputFile, Manifest, RejectTarget, ScanOptions, discover, scan};
 use claimline_sink::{
     CurrentBuild, HeldRun, ParquetSink, PgSession, PgTarget, PostgresSink, SourceLines, SqliteSink,
@@ -569,6 +571,8 @@ impl Loader {
         let mut counting = Counting::default();
         let mut events: Vec<ClaimEvent> = Vec::new();
         let mut eobs: Vec<EobRecord> = Vec::new();
+        // The row errors of the EOBs in `eobs` that have any, in their order (few have any).
+        let mut eob_issues: Vec<Vec<claimline_link::RowIssue>> = Vec::new();
         // Each Patient that gave MBI rows, to keep one copy of a Patient the input holds twice.
         let mut patients = PatientCopies::new(&plan, &tables);
         let history_rule = plan.has_claim_tables();
@@ -615,10 +619,10 @@ impl Loader {
                         file_index,
                         line,
                         api_version,
-                        summary,
+                        share: summary.map(Share::of),
                         excluded,
                         unresolved_mbi,
-                        issues: found,
+                        has_issues: !found.is_empty(),
                         claim_views: false,
                         wrote_rows: !no_rows,
                     };
@@ -631,12 +635,16 @@ impl Loader {
                         // Rows written now; kept, dropped or left to Parquet after the scan.
                         Some((e, claim_views)) => {
                             events.push(e);
+                            if record.has_issues {
+                                eob_issues.push(found);
+                            }
                             eobs.push(EobRecord {
                                 claim_views,
                                 ..record
                             });
                         }
                         None => record.account(
+                            &found,
                             &tables,
                             &files,
                             &mut claims,
@@ -667,6 +675,13 @@ impl Loader {
             .filter(|(_, eob)| !eob.wrote_rows)
             .map(|(e, _)| e.position)
             .collect();
+        if events.len() > claimline_link::MAX_EVENTS {
+            return Err(LoadError::Usage(format!(
+                "this load holds {} EOBs, and one load takes at most {}: load the export's files in parts",
+                events.len(),
+                claimline_link::MAX_EVENTS
+            )));
+        }
         let versions = RunVersions::new(mode, events);
         let mut history = HistoryCounts::default();
         let mut removals: Vec<Vec<Cell>> = Vec::new();
@@ -718,7 +733,13 @@ impl Loader {
         let mut not_kept = claimline_sink::SourceLines::new();
         let mut stale_rows = claimline_sink::SourceLines::new();
         let file_names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+        let mut eob_issues = eob_issues.into_iter();
         for ((e, keep), eob) in versions.kept().zip(eobs) {
+            let found = if eob.has_issues {
+                eob_issues.next().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             if !keep {
                 claims.superseded += u64::from(eob.claim_views);
                 let file = &file_names[eob.file_index];
@@ -737,8 +758,15 @@ impl Loader {
                     .insert(eob.line as i64);
                 continue;
             }
-            eob.account(&tables, &files, &mut claims, &mut counting, &mut issues)
-                .map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
+            let r = eob.account(
+                &found,
+                &tables,
+                &files,
+                &mut claims,
+                &mut counting,
+                &mut issues,
+            );
+            r.map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
         }
         issues
             .finish()
@@ -1391,16 +1419,23 @@ impl PatientCopies {
 }
 
 /// What the scan kept of an EOB until the claim-history rule decides whether its rows stay.
+///
+/// One is held for every EOB of a run to the end of the load, so it is kept small (48 bytes,
+/// where it took 128 with the link stage's own summary in it): its share of
+/// `_claimline_counts` packed ([`Share`]), and its row errors, which few EOBs have, beside the
+/// records (`has_issues`).
 struct EobRecord {
-    file_index: usize,
     /// File line number.
     line: u64,
+    share: Option<Share>,
+    /// Index into the run's input files.
+    file_index: usize,
     /// Its API version (`_api_version` of its rows).
     api_version: Option<claimline_ndjson::ApiVersion>,
-    summary: Option<claimline_link::ClaimSummary>,
     excluded: Option<Excluded>,
     unresolved_mbi: bool,
-    issues: Vec<claimline_link::RowIssue>,
+    /// It had row errors: the next list of the errors kept beside the records is its.
+    has_issues: bool,
     /// Some claim-table view runs on its API version (a version left out counts as superseded).
     claim_views: bool,
     /// It gave rows (a version that gave none still replaces what earlier runs hold).
@@ -1408,10 +1443,11 @@ struct EobRecord {
 }
 
 impl EobRecord {
-    /// Counts a resource whose rows stay: row errors, exclusions, unresolved MBIs and its
-    /// `_claimline_counts` share.
+    /// Counts a resource whose rows stay: its row errors (`found`), exclusions, unresolved MBIs
+    /// and its `_claimline_counts` share.
     fn account(
         self,
+        found: &[claimline_link::RowIssue],
         tables: &[claimline_sink::TableSchema],
         files: &[InputFile],
         claims: &mut ClaimCounts,
@@ -1424,15 +1460,16 @@ impl EobRecord {
             Some(Excluded::PriorAuth) => claims.excluded_prior_auth += 1,
             None => {}
         }
-        if let Some(sum) = self.summary {
+        if let Some(share) = self.share {
+            let (claim_type, month, lines, cents) = share.parts();
             let e = counts
-                .entry((self.api_version, sum.claim_type, sum.month))
+                .entry((self.api_version, claim_type, month))
                 .or_insert((0u64, 0u64, 0i128));
             e.0 += 1;
-            e.1 += sum.lines;
-            e.2 += sum.payment_cents;
+            e.1 += lines;
+            e.2 += cents;
         }
-        for issue in &self.issues {
+        for issue in found {
             issues.record(
                 &tables[issue.table].name,
                 issue,
@@ -1441,6 +1478,110 @@ impl EobRecord {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The claim types a [`Share`] packs: [`claimline_ndjson::EOB_TYPES`], then `other` and none
+/// (what [`claimline_link::claim_summary`] gives).
+const SHARE_TYPES: [&str; claimline_ndjson::EOB_TYPES.len() + 2] = {
+    let mut t = [""; claimline_ndjson::EOB_TYPES.len() + 2];
+    let mut i = 0;
+    while i < claimline_ndjson::EOB_TYPES.len() {
+        t[i] = claimline_ndjson::EOB_TYPES[i];
+        i += 1;
+    }
+    t[i] = "other";
+    t
+};
+
+/// An EOB's `_claimline_counts` share ([`claimline_link::ClaimSummary`]) as the scan holds it
+/// until the claim history decides: 24 bytes where the summary is 80.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Share {
+    /// The usual one: a claim type of [`SHARE_TYPES`], a month `YYYY-MM` (or none), fewer than
+    /// 2^32 items and a payment in 64 bits (a payment CLM_PMT_AMT holds is below 10^15 cents).
+    Packed {
+        cents: i64,
+        lines: u32,
+        /// `YYYY * 100 + MM + 1`; 0 for no month.
+        month: u32,
+        /// Index into [`SHARE_TYPES`].
+        claim_type: u8,
+    },
+    /// Any other, whole.
+    Whole(Box<(CompactString, CompactString, u64, i128)>),
+}
+
+impl Share {
+    fn of(s: claimline_link::ClaimSummary) -> Share {
+        let month = match s.month.as_bytes() {
+            [] => Some(0),
+            &[y1, y2, y3, y4, b'-', m1, m2]
+                if [y1, y2, y3, y4, m1, m2].iter().all(u8::is_ascii_digit) =>
+            {
+                let d = |b: u8| u32::from(b - b'0');
+                Some(
+                    (d(y1) * 1000 + d(y2) * 100 + d(y3) * 10 + d(y4)) * 100
+                        + d(m1) * 10
+                        + d(m2)
+                        + 1,
+                )
+            }
+            _ => None,
+        };
+        let claim_type = SHARE_TYPES.iter().position(|t| *t == s.claim_type);
+        match (
+            month,
+            claim_type,
+            u32::try_from(s.lines),
+            i64::try_from(s.payment_cents),
+        ) {
+            (Some(month), Some(claim_type), Ok(lines), Ok(cents)) => Share::Packed {
+                cents,
+                lines,
+                month,
+                claim_type: claim_type as u8,
+            },
+            _ => Share::Whole(Box::new((s.claim_type, s.month, s.lines, s.payment_cents))),
+        }
+    }
+
+    /// (claim type, month, items, cents), as the summary had them.
+    fn parts(self) -> (CompactString, CompactString, u64, i128) {
+        match self {
+            Share::Packed {
+                cents,
+                lines,
+                month,
+                claim_type,
+            } => {
+                let month = match month.checked_sub(1) {
+                    None => CompactString::default(),
+                    Some(m) => {
+                        let (y, m) = (m / 100, m % 100);
+                        let digit = |n: u32| b'0' + n as u8;
+                        let text = [
+                            digit(y / 1000),
+                            digit(y / 100 % 10),
+                            digit(y / 10 % 10),
+                            digit(y % 10),
+                            b'-',
+                            digit(m / 10),
+                            digit(m % 10),
+                        ];
+                        // ASCII digits and a dash.
+                        CompactString::from_utf8_lossy(&text)
+                    }
+                };
+                (
+                    SHARE_TYPES[usize::from(claim_type)].into(),
+                    month,
+                    u64::from(lines),
+                    i128::from(cents),
+                )
+            }
+            Share::Whole(whole) => *whole,
+        }
     }
 }
 
@@ -2223,6 +2364,58 @@ pub(crate) fn refresh_current_tables(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_gives_back_the_summary_it_was_made_of() {
+        let summary =
+            |claim_type: &str, month: &str, lines: u64, cents: i128| claimline_link::ClaimSummary {
+                claim_type: claim_type.into(),
+                month: month.into(),
+                lines,
+                payment_cents: cents,
+                payment_unusable: false,
+            };
+        let mut cases = Vec::new();
+        for t in SHARE_TYPES {
+            for m in ["", "2020-01", "0000-00", "9999-99", "1999-12"] {
+                cases.push((summary(t, m, 3, -12_345), true));
+            }
+        }
+        cases.extend([
+            (
+                summary(
+                    "CARRIER",
+                    "2020-01",
+                    u64::from(u32::MAX),
+                    10i128.pow(15) - 1,
+                ),
+                true,
+            ),
+            // Not of the packed forms: kept whole.
+            (summary("carrier", "2020-01", 1, 1), false),
+            (summary("CARRIER", "2020/01", 1, 1), false),
+            (summary("CARRIER", "2020-1", 1, 1), false),
+            (
+                summary("CARRIER", "2020-01", u64::from(u32::MAX) + 1, 1),
+                false,
+            ),
+            (
+                summary("CARRIER", "2020-01", 1, i128::from(i64::MIN) - 1),
+                false,
+            ),
+        ]);
+        for (s, packed) in cases {
+            let share = Share::of(s.clone());
+            assert_eq!(matches!(share, Share::Packed { .. }), packed, "{s:?}");
+            assert_eq!(
+                share.parts(),
+                (s.claim_type, s.month, s.lines, s.payment_cents)
+            );
+        }
+        // Held for every EOB of a run: it stays this small.
+        assert_eq!(std::mem::size_of::<Option<Share>>(), 24);
+        assert_eq!(std::mem::size_of::<EobRecord>(), 48);
+    }
 
     #[test]
     fn overlapping_months_read_as_ranges() {
