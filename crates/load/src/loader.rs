@@ -958,29 +958,35 @@ impl Loader {
         }
         if let Some(t) = plan.claims_table() {
             // A row per claim version recorded, made straight into Arrow batches (as the
-            // Parquet sink cuts rows written to it) on every core: the workers are free now.
+            // Parquet sink cuts rows written to it) on every core: the workers are free now. A
+            // few batches a worker at a time, each written before the next are made: the rows
+            // of a run's every claim group are never all held at once (they were some 100 bytes
+            // an EOB, beside the run's claim history).
             use rayon::prelude::*;
             let arrow = claimline_sink::arrow_schema(&tables[t]);
-            let batches: Vec<arrow_array::RecordBatch> = recorded
-                .par_chunks(claimline_sink::BATCH_ROWS)
-                .map(|chunk| {
-                    claimline_sink::record_batch(
-                        &tables[t],
-                        &arrow,
-                        chunk.iter().map(|e| {
-                            claimline_link::claims_row(
-                                e.api_version.map(|v| v.as_str()),
-                                &e.claim_key,
-                                &e.resource_id,
-                                e.last_updated,
-                                e.action,
-                                &run_id,
-                            )
-                        }),
-                    )
-                })
-                .collect::<Result<_, _>>()?;
-            write_table_batches(&mut sinks, &mut rows_per_table, &mut seen, t, batches)?;
+            let at_once = claimline_sink::BATCH_ROWS * 2 * rayon::current_num_threads();
+            for group in recorded.chunks(at_once) {
+                let batches: Vec<arrow_array::RecordBatch> = group
+                    .par_chunks(claimline_sink::BATCH_ROWS)
+                    .map(|chunk| {
+                        claimline_sink::record_batch(
+                            &tables[t],
+                            &arrow,
+                            chunk.iter().map(|e| {
+                                claimline_link::claims_row(
+                                    e.api_version.map(|v| v.as_str()),
+                                    &e.claim_key,
+                                    &e.resource_id,
+                                    e.last_updated,
+                                    e.action,
+                                    &run_id,
+                                )
+                            }),
+                        )
+                    })
+                    .collect::<Result<_, _>>()?;
+                write_table_batches(&mut sinks, &mut rows_per_table, &mut seen, t, batches)?;
+            }
         }
 
         let null_columns: BTreeMap<String, Vec<String>> = tables
