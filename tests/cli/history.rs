@@ -1424,3 +1424,99 @@ fn every_output_agrees(out: &Path, step: &str) {
     );
     same_current_as_sqlite(out, &format!("{step}: current/"));
 }
+
+/// The row errors file of a load: (resource id, line) of each, in its order.
+fn row_errors(out: &Path, run_id: &str) -> Vec<(String, u64)> {
+    let path = out
+        .join("rejects")
+        .join(format!("{run_id}-row-errors.ndjson"));
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("JSON");
+            (
+                v["resource_id"].as_str().expect("resource id").to_owned(),
+                v["line"].as_u64().expect("line"),
+            )
+        })
+        .collect()
+}
+
+/// The row errors of the versions a load keeps are written, in the input's order, each with its
+/// own line; a superseded version's, and a stale one's (an earlier run holds a newer version),
+/// are not; an EOB the rule does not see (no claim group) keeps its place among them.
+#[test]
+fn row_errors_are_the_kept_versions_in_input_order() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = tmp.path();
+    let huge = |mut eob: Value| {
+        eob["payment"]["amount"]["value"] = serde_json::json!(1e16);
+        eob
+    };
+    let old = huge(version(
+        "ExplanationOfBenefit-carrier.ndjson",
+        "carrier-1001",
+        "7001",
+        "2026-01-05T10:00:00.000+00:00",
+        "active",
+    ));
+    let new = huge(version(
+        "ExplanationOfBenefit-carrier.ndjson",
+        "carrier-1002",
+        "7001",
+        "2026-02-05T10:00:00.000+00:00",
+        "active",
+    ));
+    let inpatient = huge(first_inpatient("2026-01-05T10:00:00.000+00:00"));
+    let mut groupless = huge(version(
+        "ExplanationOfBenefit-carrier.ndjson",
+        "carrier-1003",
+        "7009",
+        "2026-01-05T10:00:00.000+00:00",
+        "active",
+    ));
+    groupless["identifier"]
+        .as_array_mut()
+        .expect("identifiers")
+        .retain(|i| i["system"] != "https://bluebutton.cms.gov/resources/identifier/claim-group");
+    let fine = first_carrier("2026-01-05T10:00:00.000+00:00");
+    let out = tmp.join("out");
+    // Lines 1–5: a version without errors, a kept version, the superseded one, an EOB without
+    // a group, the one that supersedes it.
+    let e1 = write_export(
+        &tmp.join("e1"),
+        &[&fine, &inpatient, &old, &groupless, &new],
+        true,
+    );
+    let report = load(&e1, &out, "r1", &["--no-report"]);
+    let got = row_errors(&out, "r1");
+    let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+    assert!(!ids.contains(&"carrier-1001"), "{got:?}");
+    let lines: Vec<u64> = got.iter().map(|(_, l)| *l).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "in input order: {got:?}");
+    for (id, line) in [("inpatient-3001", 2), ("carrier-1002", 5)] {
+        assert!(got.contains(&(id.to_owned(), line)), "{id}: {got:?}");
+    }
+    // The EOB without a group: its errors (if its rows are written) are on its own line.
+    assert!(
+        got.iter().all(|(id, l)| id != "carrier-1003" || *l == 4),
+        "{got:?}"
+    );
+    assert_eq!(
+        report["row_errors"]["count"].as_u64(),
+        Some(got.len() as u64),
+        "{report:#}"
+    );
+    // A second run replays the superseded version: stale, its errors are not written.
+    let e2 = write_export(&tmp.join("e2"), &[&old, &inpatient], false);
+    load(&e2, &out, "r2", &["--no-report"]);
+    let got = row_errors(&out, "r2");
+    assert!(
+        got.iter().all(|(id, _)| id != "carrier-1001"),
+        "a stale version's errors: {got:?}"
+    );
+}

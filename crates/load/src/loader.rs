@@ -571,8 +571,9 @@ impl Loader {
         let mut counting = Counting::default();
         let mut events: Vec<ClaimEvent> = Vec::new();
         let mut eobs: Vec<EobRecord> = Vec::new();
-        // The row errors of the EOBs in `eobs` that have any, in their order (few have any).
-        let mut eob_issues: Vec<Vec<claimline_link::RowIssue>> = Vec::new();
+        // The row errors of the EOBs in `eobs` that have any, by their index there (few have
+        // any).
+        let mut eob_issues: Vec<(usize, Vec<claimline_link::RowIssue>)> = Vec::new();
         // Each Patient that gave MBI rows, to keep one copy of a Patient the input holds twice.
         let mut patients = PatientCopies::new(&plan, &tables);
         let history_rule = plan.has_claim_tables();
@@ -622,7 +623,6 @@ impl Loader {
                         share: summary.map(Share::of),
                         excluded,
                         unresolved_mbi,
-                        has_issues: !found.is_empty(),
                         claim_views: false,
                         wrote_rows: !no_rows,
                     };
@@ -635,8 +635,8 @@ impl Loader {
                         // Rows written now; kept, dropped or left to Parquet after the scan.
                         Some((e, claim_views)) => {
                             events.push(e);
-                            if record.has_issues {
-                                eob_issues.push(found);
+                            if !found.is_empty() {
+                                eob_issues.push((eobs.len(), found));
                             }
                             eobs.push(EobRecord {
                                 claim_views,
@@ -733,13 +733,12 @@ impl Loader {
         let mut not_kept = claimline_sink::SourceLines::new();
         let mut stale_rows = claimline_sink::SourceLines::new();
         let file_names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
-        let mut eob_issues = eob_issues.into_iter();
-        for ((e, keep), eob) in versions.kept().zip(eobs) {
-            let found = if eob.has_issues {
-                eob_issues.next().unwrap_or_default()
-            } else {
-                Vec::new()
-            };
+        let mut eob_issues = eob_issues.into_iter().peekable();
+        for (i, ((e, keep), eob)) in versions.kept().zip(eobs).enumerate() {
+            let found = eob_issues
+                .next_if(|(at, _)| *at == i)
+                .map(|(_, found)| found)
+                .unwrap_or_default();
             if !keep {
                 claims.superseded += u64::from(eob.claim_views);
                 let file = &file_names[eob.file_index];
@@ -768,6 +767,7 @@ impl Loader {
             );
             r.map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
         }
+        debug_assert!(eob_issues.next().is_none(), "every EOB's row errors met");
         issues
             .finish()
             .map_err(|e| LoadError::io(&issues.path, e))?;
@@ -1429,7 +1429,7 @@ impl PatientCopies {
 /// One is held for every EOB of a run to the end of the load, so it is kept small (48 bytes,
 /// where it took 128 with the link stage's own summary in it): its share of
 /// `_claimline_counts` packed ([`Share`]), and its row errors, which few EOBs have, beside the
-/// records (`has_issues`).
+/// records (by their index).
 struct EobRecord {
     /// File line number.
     line: u64,
@@ -1440,8 +1440,6 @@ struct EobRecord {
     api_version: Option<claimline_ndjson::ApiVersion>,
     excluded: Option<Excluded>,
     unresolved_mbi: bool,
-    /// It had row errors: the next list of the errors kept beside the records is its.
-    has_issues: bool,
     /// Some claim-table view runs on its API version (a version left out counts as superseded).
     claim_views: bool,
     /// It gave rows (a version that gave none still replaces what earlier runs hold).
@@ -2418,9 +2416,14 @@ mod tests {
                 (s.claim_type, s.month, s.lines, s.payment_cents)
             );
         }
-        // Held for every EOB of a run: it stays this small.
-        assert_eq!(std::mem::size_of::<Option<Share>>(), 24);
-        assert_eq!(std::mem::size_of::<EobRecord>(), 48);
+    }
+
+    /// Held for every EOB of a run: it stays this small (on 64-bit targets, whose layout this is).
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn an_eob_record_stays_small() {
+        assert!(std::mem::size_of::<Option<Share>>() <= 24);
+        assert!(std::mem::size_of::<EobRecord>() <= 48);
     }
 
     #[test]
