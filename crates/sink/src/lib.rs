@@ -38,6 +38,7 @@ mod arrow;
 mod columns;
 mod current;
 mod error;
+mod lineage;
 mod merge;
 mod names;
 mod parquet_sink;

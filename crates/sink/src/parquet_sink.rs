@@ -33,7 +33,7 @@ use parquet::schema::types::ColumnPath;
 
 use crate::columns::{ColumnsWriter, FileSchema};
 use crate::error::Error;
-use crate::names::FileNames;
+use crate::lineage::Lineage;
 use crate::spill::SpillFile;
 use claimline_model::{
     Cell, ColumnType, RunRecord, Syncer, TableSchema, create_private_dir, make_private,
@@ -149,56 +149,23 @@ struct Spilled {
     file: SpillFile,
     /// Each batch's rows, in order.
     batches: Vec<usize>,
-    /// Each row's lineage, for a drop: none for a table whose lineage columns are missing or
-    /// not text and integers (a drop is refused before it reads any: [`lineage_columns`]).
+    /// Each row's lineage, for a drop, in a file beside the spill file (`<table>.lineage`):
+    /// none for a table whose lineage columns are missing or not text and integers (a drop is
+    /// refused before it reads any: [`lineage_columns`]).
     lineage: Option<Lineage>,
 }
 
-/// Where each row was read (`_source_file`, `_line`), 12 bytes a row: what a drop needs of the
-/// rows spilled to disk to decide which go, without reading them back.
-#[derive(Default)]
-struct Lineage {
-    /// The files named, each once.
-    names: FileNames,
-    /// Per row: its file's number, [`NO_LINEAGE`] when its file or line is null (a row no drop
-    /// removes, as [`TableWriter::keep`] keeps it).
-    file: Vec<u32>,
-    /// Per row: its line.
-    line: Vec<i64>,
-}
-
-/// [`Lineage::file`] of a row whose file or line is null.
-const NO_LINEAGE: u32 = u32::MAX;
-
-impl Lineage {
-    /// Adds the lineage of `batch`'s rows.
-    fn add(
-        &mut self,
-        batch: &RecordBatch,
-        file_at: usize,
-        line_at: usize,
-    ) -> Result<(), arrow_schema::ArrowError> {
-        use arrow_array::Array;
-        let (files, nums) = lineage_arrays(batch, file_at, line_at)?;
-        self.file.reserve(batch.num_rows());
-        self.line.reserve(batch.num_rows());
-        for i in 0..batch.num_rows() {
-            if !files.is_valid(i) || !nums.is_valid(i) {
-                self.file.push(NO_LINEAGE);
-                self.line.push(0);
-                continue;
-            }
-            self.file.push(self.names.number(files.value(i)));
-            self.line.push(nums.value(i));
-        }
-        Ok(())
-    }
-
-    /// Row `i`'s file and line.
-    fn row(&self, i: usize) -> Option<(&str, i64)> {
-        let number = self.file[i];
-        (number != NO_LINEAGE).then(|| (self.names.name(number), self.line[i]))
-    }
+/// Notes the lineage of `batch`'s rows (of table `table`) in `lineage`.
+fn add_lineage(
+    lineage: &mut Lineage,
+    batch: &RecordBatch,
+    file_at: usize,
+    line_at: usize,
+    table: &str,
+) -> Result<(), Error> {
+    let (files, lines) =
+        lineage_arrays(batch, file_at, line_at).map_err(|e| Error::lineage(table, e))?;
+    lineage.add(files, lines)
 }
 
 /// The lineage columns of `batch`: an error when they are not text and integers (every row
@@ -516,7 +483,11 @@ impl TableWriter {
                 batches,
                 lineage,
             }) => (Some(file), batches, lineage),
-            None => (None, Vec::new(), Some(Lineage::default())),
+            None => (
+                None,
+                Vec::new(),
+                Some(Lineage::in_memory(&self.schema.name)),
+            ),
         };
         // (Kept for every spilled row whenever the lineage columns are text and integers, which
         // `drop_rows` checked.)
@@ -529,10 +500,9 @@ impl TableWriter {
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
         for b in &pending {
-            lineage
-                .add(b, file_at, line_at)
-                .map_err(|e| Error::lineage(&self.schema.name, e))?;
+            add_lineage(&mut lineage, b, file_at, line_at, &self.schema.name)?;
         }
+        let mut lineage = lineage.read_back()?;
         let sizes: Vec<usize> = batches
             .iter()
             .copied()
@@ -566,17 +536,18 @@ impl TableWriter {
             path: spill_path.clone(),
             message: "the spill file holds other rows than were put in it".into(),
         };
-        let (mut removed, mut row) = (0u64, 0usize);
+        let mut removed = 0u64;
         for part in parts {
             let rows: usize = sizes[part.clone()].iter().sum();
-            // Each reader window's rows to keep.
+            // Each reader window's rows to keep, from the rows' lineage read a window at a time.
             let masks: Vec<arrow_array::BooleanArray> = (0..rows)
                 .step_by(READ_ROWS)
                 .map(|at| {
                     let len = READ_ROWS.min(rows - at);
-                    keep_rows(len, |i| lineage.row(row + at + i), lines)
+                    let window = lineage.next(len)?;
+                    Ok(keep_rows(len, |i| window.row(i), lines))
                 })
-                .collect();
+                .collect::<Result<_, Error>>()?;
             let gone: usize = masks.iter().map(|m| m.len() - m.true_count()).sum();
             removed += gone as u64;
             self.open_part()?;
@@ -623,13 +594,18 @@ impl TableWriter {
                 }
                 debug_assert!(current.is_none(), "a part ends with a batch");
             }
-            row += rows;
             self.rows_in_part = rows;
             self.encoded_rows += rows as u64;
             self.close_part()?;
         }
         if source.next().is_some() {
             return Err(short());
+        }
+        if lineage.left() > 0 {
+            return Err(Error::lineage(
+                &self.schema.name,
+                "the rows' lineage holds more rows than were written",
+            ));
         }
         Ok(removed)
     }
@@ -844,15 +820,20 @@ impl TableWriter {
                 self.spilled.insert(Spilled {
                     file: SpillFile::create(path, self.file.arrow())?,
                     batches: Vec::new(),
-                    lineage: at.map(|_| Lineage::default()),
+                    lineage: match at {
+                        Some(_) => Some(Lineage::on_disk(
+                            &self.schema.name,
+                            self.dir
+                                .with_file_name(format!("{}.lineage", self.schema.name)),
+                        )?),
+                        None => None,
+                    },
                 })
             }
         };
         for batch in std::mem::take(&mut self.pending) {
             if let (Some(lineage), Some((file_at, line_at))) = (&mut spilled.lineage, at) {
-                lineage
-                    .add(&batch, file_at, line_at)
-                    .map_err(|e| Error::lineage(&self.schema.name, e))?;
+                add_lineage(lineage, &batch, file_at, line_at, &self.schema.name)?;
             }
             spilled.file.write(&batch)?;
             spilled.batches.push(batch.num_rows());
@@ -1708,9 +1689,14 @@ mod tests {
             .collect()
     }
 
-    /// Whether run `r1`'s table `cclf5` under the Parquet root `root` has a spill file.
-    fn spill_file_of_cclf5(root: &Path) -> bool {
-        staging_root(root).join("r1/cclf5.spill.arrows").exists()
+    /// Whether run `r1`'s table `cclf5` under the Parquet root `root` has a spill file, and a
+    /// file of its spilled rows' lineage.
+    fn spill_files_of_cclf5(root: &Path) -> [bool; 2] {
+        let run = staging_root(root).join("r1");
+        [
+            run.join("cclf5.spill.arrows").exists(),
+            run.join("cclf5.lineage").exists(),
+        ]
     }
 
     /// Is line `i` one [`write_and_drop`] drops? Every seventh even line of the first half: the
@@ -1772,7 +1758,11 @@ mod tests {
         );
         let removed = s.drop_rows(&[0], &lines).expect("drop")[0];
         // The drop read every spilled row back: the file is gone before the commit.
-        assert!(!spill_file_of_cclf5(&root), "{how:?}: a spill file left");
+        assert_eq!(
+            spill_files_of_cclf5(&root),
+            [false, false],
+            "{how:?}: a spill file left"
+        );
         Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
         let mut parts: Vec<PathBuf> = std::fs::read_dir(root.join("cclf5/run=r1"))
             .expect("partition")
@@ -1895,11 +1885,12 @@ mod tests {
         s.pending_budget = 0;
         s.write(0, rows(20_001, 10_000))
             .expect("write past the budget");
-        assert!(spill_file_of_cclf5(&root));
+        assert_eq!(spill_files_of_cclf5(&root), [true, true]);
         let run = RunRecord::new("r1");
         s.prepare(&run, false).expect("prepare");
-        assert!(
-            !spill_file_of_cclf5(&root),
+        assert_eq!(
+            spill_files_of_cclf5(&root),
+            [false, false],
             "the prepare encodes what waited"
         );
         Box::new(s).publish().expect("publish");
