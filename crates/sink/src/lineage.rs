@@ -3,7 +3,9 @@
 //! go, without reading the rows themselves back. 12 bytes a row: in memory, or, for a table
 //! spilled past the sink's memory budget, in an owner-only file beside its spill file, so that
 //! it grows with the disk's rows and not with the process's memory. Read back once, in order, a
-//! window of rows at a time ([`LineageReader::next`]).
+//! window of rows at a time ([`LineageReader::next`]). A file cut short, longer than its rows,
+//! or naming a file number never given (changed while it waited) is an error naming it; like
+//! the spill file beside it, it has no checksum: a line number changed in place goes unseen.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -49,7 +51,7 @@ impl Lineage {
     }
 
     /// Rows of table `table` noted in the owner-only file `path` (created now; removed once
-    /// read back).
+    /// read back, or when dropped unread).
     pub(crate) fn on_disk(table: &str, path: PathBuf) -> Result<Self, Error> {
         let file = claimline_model::create_private(&path).map_err(Error::io(&path))?;
         Ok(Lineage {
@@ -96,7 +98,19 @@ impl Lineage {
                     drop(f);
                     File::open(&path)
                 });
-                match opened {
+                // Exactly its rows' bytes: more (another writer) is a file that was changed.
+                let sized = opened.and_then(|file| {
+                    let len = file.metadata()?.len();
+                    let want = (self.count * ROW_BYTES) as u64;
+                    if len == want {
+                        Ok(file)
+                    } else {
+                        Err(std::io::Error::other(format!(
+                            "holds {len} bytes of rows' lineage where {want} were written"
+                        )))
+                    }
+                });
+                match sized {
                     Ok(file) => Input::Disk(BufReader::with_capacity(64 << 10, file), path),
                     Err(e) => {
                         let _ = std::fs::remove_file(&path);
@@ -175,6 +189,22 @@ impl LineageReader {
             line.copy_from_slice(&row[4..]);
             (u32::from_le_bytes(number), i64::from_le_bytes(line))
         }));
+        // A file changed while it waited can hold any number: only those given are files.
+        let files = self.names.len();
+        if let Some(&(bad, _)) = self
+            .window
+            .iter()
+            .find(|(number, _)| *number != NO_LINEAGE && *number as usize >= files)
+        {
+            let what = format!("a row's file number {bad} was never given (the file was changed)");
+            return Err(match &self.input {
+                Input::Disk(_, path) => Error::Parquet {
+                    path: path.clone(),
+                    message: what,
+                },
+                Input::Memory(..) => Error::lineage(&self.table, what),
+            });
+        }
         Ok(Window {
             names: &self.names,
             rows: &self.window,
@@ -255,6 +285,35 @@ mod tests {
             assert!(back.next(1).is_err());
         }
         assert!(!path.exists(), "the lineage file is removed once read");
+        // Claims data: owner-only, and gone when dropped unread.
+        let lineage = Lineage::on_disk("t", path.clone()).expect("create");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        drop(lineage);
+        assert!(!path.exists(), "a lineage dropped unread leaves no file");
+    }
+
+    #[test]
+    fn a_lineage_file_longer_than_its_rows_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.lineage");
+        let mut lineage = Lineage::on_disk("t", path.clone()).expect("create");
+        let rows = arrays(&[(Some("a"), Some(1))]);
+        lineage.add(&rows.0, &rows.1).expect("add");
+        // Another writer grows the file while it waits (the noted row, still buffered, is
+        // written over its first bytes when the read back flushes it).
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&[0u8; 2 * ROW_BYTES]))
+            .expect("append");
+        let err = lineage.read_back().err().expect("longer");
+        assert!(err.to_string().contains("t.lineage"), "{err}");
+        assert!(!path.exists(), "a file that cannot be read back is removed");
     }
 
     #[test]
@@ -273,6 +332,27 @@ mod tests {
             .expect("cut");
         assert!(back.next(1).is_ok());
         let err = back.next(1).err().expect("short");
+        assert!(err.to_string().contains("t.lineage"), "{err}");
+    }
+
+    #[test]
+    fn a_lineage_file_naming_a_file_never_given_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.lineage");
+        let mut lineage = Lineage::on_disk("t", path.clone()).expect("create");
+        let rows = arrays(&[(Some("a"), Some(1)), (Some("a"), Some(2))]);
+        lineage.add(&rows.0, &rows.1).expect("add");
+        let mut back = lineage.read_back().expect("read back");
+        // The second row's file number overwritten while it waits.
+        use std::io::{Seek, SeekFrom};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        f.seek(SeekFrom::Start(ROW_BYTES as u64)).expect("seek");
+        f.write_all(&7u32.to_le_bytes()).expect("write");
+        drop(f);
+        let err = back.next(2).err().expect("damaged");
         assert!(err.to_string().contains("t.lineage"), "{err}");
     }
 }

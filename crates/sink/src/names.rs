@@ -38,6 +38,11 @@ impl FileNames {
         &self.names[number as usize]
     }
 
+    /// How many names.
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+
     /// Every name, in the order of their numbers.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         self.names.iter().map(|n| &**n)

@@ -14,8 +14,9 @@
 //! batches fit in [`PENDING_BYTES`]: the claim-history rule ([`TableSink::drop_rows`]) then
 //! drops superseded rows in memory, and each part is encoded once, at [`ParquetSink::prepare`].
 //! Past the budget the biggest table's batches wait on disk, unencoded (an Arrow IPC stream in
-//! the run's staging folder, [`crate::spill`]), with each row's lineage kept in memory: the
-//! drop decides from it which rows go, and encodes each part once from the rows read back. A
+//! the run's staging folder, [`crate::spill`]), with each row's lineage beside them
+//! (`<table>.lineage`, [`crate::lineage`]): the drop decides from it which rows go, and encodes
+//! each part once from the rows read back. A
 //! drop after rows were encoded (a second one) encodes the rest and rewrites the table's parts.
 //! Every way, the parts are the ones the rows encoded as they came and written again without
 //! the dropped rows would be, byte for byte.
@@ -766,6 +767,8 @@ impl TableWriter {
     /// once a part's batches reach [`PART_ROWS`] rows.
     fn encode(&mut self) -> Result<(), Error> {
         if let Some(spilled) = self.spilled.take() {
+            // Encoded without a drop: the rows' lineage is not read, and its file goes now.
+            drop(spilled.lineage);
             let put: usize = spilled.batches.iter().sum();
             let reader = spilled.file.read_back()?;
             let path = reader.path().to_owned();
