@@ -297,13 +297,21 @@ mod tests {
         assert!(!path.exists(), "a lineage dropped unread leaves no file");
     }
 
-    #[test]
-    fn a_lineage_file_longer_than_its_rows_is_an_error_naming_it() {
+    /// A lineage of table `t` on disk, in a new folder, with `n` rows of file `a`.
+    fn on_disk_with(n: i64) -> (tempfile::TempDir, PathBuf, Lineage) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.lineage");
         let mut lineage = Lineage::on_disk("t", path.clone()).expect("create");
-        let rows = arrays(&[(Some("a"), Some(1))]);
-        lineage.add(&rows.0, &rows.1).expect("add");
+        let rows: Vec<(Option<&str>, Option<i64>)> =
+            (1..=n).map(|i| (Some("a"), Some(i))).collect();
+        let (files, lines) = arrays(&rows);
+        lineage.add(&files, &lines).expect("add");
+        (dir, path, lineage)
+    }
+
+    #[test]
+    fn a_lineage_file_longer_than_its_rows_is_an_error_naming_it() {
+        let (_dir, path, lineage) = on_disk_with(1);
         // Another writer grows the file while it waits (the noted row, still buffered, is
         // written over its first bytes when the read back flushes it).
         std::fs::OpenOptions::new()
@@ -318,11 +326,7 @@ mod tests {
 
     #[test]
     fn a_lineage_file_cut_short_is_an_error_naming_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.lineage");
-        let mut lineage = Lineage::on_disk("t", path.clone()).expect("create");
-        let rows = arrays(&[(Some("a"), Some(1)), (Some("a"), Some(2))]);
-        lineage.add(&rows.0, &rows.1).expect("add");
+        let (_dir, path, lineage) = on_disk_with(2);
         let mut back = lineage.read_back().expect("read back");
         // Cut while it waits (a full disk, another process).
         std::fs::OpenOptions::new()
@@ -337,11 +341,7 @@ mod tests {
 
     #[test]
     fn a_lineage_file_naming_a_file_never_given_is_an_error_naming_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.lineage");
-        let mut lineage = Lineage::on_disk("t", path.clone()).expect("create");
-        let rows = arrays(&[(Some("a"), Some(1)), (Some("a"), Some(2))]);
-        lineage.add(&rows.0, &rows.1).expect("add");
+        let (_dir, path, lineage) = on_disk_with(2);
         let mut back = lineage.read_back().expect("read back");
         // The second row's file number overwritten while it waits.
         use std::io::{Seek, SeekFrom};
