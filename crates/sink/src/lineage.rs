@@ -125,6 +125,7 @@ impl Lineage {
             input,
             left: self.count,
             window: Vec::new(),
+            bytes: Vec::new(),
         })
     }
 }
@@ -147,6 +148,8 @@ pub(crate) struct LineageReader {
     left: usize,
     /// The last window read: (file number, line) per row.
     window: Vec<(u32, i64)>,
+    /// Its bytes, as read.
+    bytes: Vec<u8>,
 }
 
 enum Input {
@@ -165,7 +168,9 @@ impl LineageReader {
                 format!("{n} rows' lineage asked for, {} left", self.left),
             ));
         }
-        let mut bytes = vec![0u8; n * ROW_BYTES];
+        let bytes = &mut self.bytes;
+        bytes.clear();
+        bytes.resize(n * ROW_BYTES, 0);
         match &mut self.input {
             Input::Memory(rows, at) => {
                 let end = *at + bytes.len();
@@ -178,7 +183,7 @@ impl LineageReader {
                 bytes.copy_from_slice(noted);
                 *at = end;
             }
-            Input::Disk(file, path) => file.read_exact(&mut bytes).map_err(Error::io(path))?,
+            Input::Disk(file, path) => file.read_exact(bytes).map_err(Error::io(path))?,
         }
         self.left -= n;
         self.window.clear();

@@ -16,8 +16,8 @@
 //! Past the budget the biggest table's batches wait on disk, unencoded (an Arrow IPC stream in
 //! the run's staging folder, [`crate::spill`]), with each row's lineage beside them
 //! (`<table>.lineage`, [`crate::lineage`]): the drop decides from it which rows go, and encodes
-//! each part once from the rows read back. A
-//! drop after rows were encoded (a second one) encodes the rest and rewrites the table's parts.
+//! each part once from the rows read back. A drop after rows were encoded (a second one)
+//! encodes the rest and rewrites the table's parts.
 //! Every way, the parts are the ones the rows encoded as they came and written again without
 //! the dropped rows would be, byte for byte.
 
@@ -431,19 +431,20 @@ impl TableWriter {
         // A table asked to drop lines has the lineage columns that say where its rows were
         // read: without them no row could be found, and every superseded version would stay.
         let arrow = self.file.arrow();
-        let (Ok(file_at), Ok(line_at)) = (arrow.index_of("_source_file"), arrow.index_of("_line"))
-        else {
-            return Err(Error::no_lineage(&self.schema.name));
+        let Some((file_at, line_at)) = lineage_columns(arrow) else {
+            return Err(
+                match (arrow.index_of("_source_file"), arrow.index_of("_line")) {
+                    (Ok(file_at), Ok(line_at)) => Error::lineage(
+                        &self.schema.name,
+                        not_lineage(
+                            arrow.field(file_at).data_type(),
+                            arrow.field(line_at).data_type(),
+                        ),
+                    ),
+                    _ => Error::no_lineage(&self.schema.name),
+                },
+            );
         };
-        if lineage_columns(arrow).is_none() {
-            return Err(Error::lineage(
-                &self.schema.name,
-                not_lineage(
-                    arrow.field(file_at).data_type(),
-                    arrow.field(line_at).data_type(),
-                ),
-            ));
-        }
         // Rows already encoded (a drop before this one): the rows still held are encoded after
         // them and every part is written again without the dropped rows, as when nothing was
         // held (the same parts, byte for byte).
@@ -823,14 +824,15 @@ impl TableWriter {
                 self.spilled.insert(Spilled {
                     file: SpillFile::create(path, self.file.arrow())?,
                     batches: Vec::new(),
-                    lineage: match at {
-                        Some(_) => Some(Lineage::on_disk(
-                            &self.schema.name,
-                            self.dir
-                                .with_file_name(format!("{}.lineage", self.schema.name)),
-                        )?),
-                        None => None,
-                    },
+                    lineage: at
+                        .map(|_| {
+                            Lineage::on_disk(
+                                &self.schema.name,
+                                self.dir
+                                    .with_file_name(format!("{}.lineage", self.schema.name)),
+                            )
+                        })
+                        .transpose()?,
                 })
             }
         };
