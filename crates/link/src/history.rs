@@ -287,16 +287,17 @@ impl RunVersions {
         drop(seen);
         // No two are equal: a group has one head, and its cancels are one per resource id.
         // Sorted on every core (it runs between the scan and the commit, when nothing else
-        // does), first by the leading bytes of each group's key taken out of the events once
-        // (each comparison of the events themselves reads every string's inline-or-heap header
-        // again: most of this, a serial step of every load), then, where those are equal, by
+        // does), first by the API version and the leading bytes of each group's key, taken out
+        // of the events once and packed into integers (each comparison of the events themselves
+        // reads every string's inline-or-heap header again, and one of byte arrays calls
+        // `memcmp`: most of this, a serial step of every load), then, where those are equal, by
         // the whole (group, resource id, action). 24 bytes an entry, where the whole keys took
         // 80: the sort is held beside every other EOB of the run.
-        let mut keyed: Vec<(Option<ApiVersion>, KeyPrefix, u32)> = out
+        let mut keyed: Vec<(SortKey, u32)> = out
             .into_iter()
             .map(|i| {
                 let (api, key, _) = self.events[i as usize].group(self.mode);
-                (api, key_prefix(key), i)
+                (sort_key(api, key), i)
             })
             .collect();
         let whole = |i: u32| {
@@ -308,11 +309,7 @@ impl RunVersions {
             )
         };
         use rayon::slice::ParallelSliceMut as _;
-        keyed.par_sort_unstable_by(|a, b| {
-            (a.0, a.1)
-                .cmp(&(b.0, b.1))
-                .then_with(|| whole(a.2).cmp(&whole(b.2)))
-        });
+        keyed.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| whole(a.1).cmp(&whole(b.1))));
         keyed
             .into_iter()
             .map(|(.., i)| &self.events[i as usize])
@@ -345,16 +342,21 @@ impl RunVersions {
     }
 }
 
-/// The leading bytes of a group's key, zero-padded: ordered as the keys are wherever they
-/// differ (a key's first differing byte decides, and a key that ends early is a prefix of the
-/// other, so comes first either way); equal prefixes say nothing.
-type KeyPrefix = [u8; 19];
+/// A group's API version and the leading 19 bytes of its key, zero-padded, big-endian in three
+/// integers (20 bytes): ordered as the (version, key) pairs are wherever they differ (the
+/// version first, as `Option<ApiVersion>` orders; then a key's first differing byte decides,
+/// and a key that ends early is a prefix of the other, so comes first either way); equal
+/// prefixes say nothing.
+type SortKey = (u64, u64, u32);
 
-fn key_prefix(key: &str) -> KeyPrefix {
-    let mut p = [0u8; 19];
-    let n = key.len().min(p.len());
-    p[..n].copy_from_slice(&key.as_bytes()[..n]);
-    p
+fn sort_key(api: Option<ApiVersion>, key: &str) -> SortKey {
+    let mut b = [0u8; 20];
+    // `None` below every version, the versions in their order (the enum's, as its `Ord`).
+    b[0] = api.map_or(0, |v| v as u8 + 1);
+    let n = key.len().min(b.len() - 1);
+    b[1..=n].copy_from_slice(&key.as_bytes()[..n]);
+    let word = |r: std::ops::Range<usize>| b[r].iter().fold(0u64, |w, &x| w << 8 | u64::from(x));
+    (word(0..8), word(8..16), word(16..20) as u32)
 }
 
 /// A group as one run sees it.
@@ -419,6 +421,54 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sort_keys_order_as_the_version_and_the_keys_first_bytes() {
+        // Every version, keys of every length around the 19 bytes packed, bytes at both ends of
+        // their range in each of the three integers.
+        let apis = [
+            None,
+            Some(ApiVersion::V1),
+            Some(ApiVersion::V2),
+            Some(ApiVersion::V3),
+        ];
+        // (UTF-8 of one to four bytes: every byte value's high bit, both ways.)
+        let ends = [
+            '\0',
+            '\u{1}',
+            '\u{7f}',
+            '\u{80}',
+            'é',
+            '\u{ffff}',
+            '\u{10ffff}',
+        ];
+        let mut keys: Vec<String> = ends.iter().map(|c| c.to_string()).collect();
+        keys.push(String::new());
+        for n in [6, 7, 8, 14, 15, 16, 17, 18, 19, 20, 25] {
+            for c in ends {
+                keys.push(format!("{}{c}", "5".repeat(n)));
+            }
+        }
+        let padded = |k: &str| {
+            let mut p = [0u8; 19];
+            let n = k.len().min(19);
+            p[..n].copy_from_slice(&k.as_bytes()[..n]);
+            p
+        };
+        for a in apis {
+            for b in apis {
+                for k in &keys {
+                    for l in &keys {
+                        assert_eq!(
+                            sort_key(a, k).cmp(&sort_key(b, l)),
+                            (a, padded(k)).cmp(&(b, padded(l))),
+                            "{a:?} {k:?} against {b:?} {l:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     fn ev(id: &str, lu: i64, action: Action, line: u64) -> ClaimEvent {
         ClaimEvent {

@@ -829,7 +829,8 @@ impl Loader {
         }
         let counts: BTreeMap<CountKey, Counted> = counting
             .into_iter()
-            .map(|((v, ty, month), n)| {
+            .map(|((v, of), n)| {
+                let (ty, month) = of.parts();
                 (
                     (v.map(|v| v.as_str().to_owned()), ty.into(), month.into()),
                     n,
@@ -1165,16 +1166,10 @@ impl Loader {
 /// lines and the payment sum in cents.
 type CountKey = (Option<String>, String, String);
 
-/// [`CountKey`] as a load adds to it, one claim at a time: the API version as itself, not as a
-/// new string per claim, in a hash map (the ordered map is made once, after the scan).
-type Counting = foldhash::HashMap<
-    (
-        Option<claimline_ndjson::ApiVersion>,
-        claimline_model::CompactString,
-        claimline_model::CompactString,
-    ),
-    Counted,
->;
+/// [`CountKey`] as a load adds to it, one claim at a time: the API version as itself and the
+/// claim type and month packed ([`CountOf`]), not as new strings per claim, in a hash map (the
+/// ordered map is made once, after the scan).
+type Counting = foldhash::HashMap<(Option<claimline_ndjson::ApiVersion>, CountOf), Counted>;
 
 /// Claims, lines and the payment sum in cents of one [`CountKey`].
 type Counted = (u64, u64, i128);
@@ -1465,9 +1460,9 @@ impl EobRecord {
             None => {}
         }
         if let Some(share) = self.share {
-            let (claim_type, month, lines, cents) = share.parts();
+            let (of, lines, cents) = share.counted();
             let e = counts
-                .entry((self.api_version, claim_type, month))
+                .entry((self.api_version, of))
                 .or_insert((0u64, 0u64, 0i128));
             e.0 += 1;
             e.1 += lines;
@@ -1518,47 +1513,85 @@ enum Share {
 
 impl Share {
     fn of(s: claimline_link::ClaimSummary) -> Share {
-        let month = match s.month.as_bytes() {
-            [] => Some(0),
-            &[y1, y2, y3, y4, b'-', m1, m2]
-                if [y1, y2, y3, y4, m1, m2].iter().all(u8::is_ascii_digit) =>
-            {
-                let d = |b: u8| u32::from(b - b'0');
-                Some(
-                    (d(y1) * 1000 + d(y2) * 100 + d(y3) * 10 + d(y4)) * 100
-                        + d(m1) * 10
-                        + d(m2)
-                        + 1,
-                )
-            }
-            _ => None,
-        };
-        let claim_type = SHARE_TYPES.iter().position(|t| *t == s.claim_type);
         match (
-            month,
-            claim_type,
+            CountOf::pack(&s.claim_type, &s.month),
             u32::try_from(s.lines),
             i64::try_from(s.payment_cents),
         ) {
-            (Some(month), Some(claim_type), Ok(lines), Ok(cents)) => Share::Packed {
+            (Some((claim_type, month)), Ok(lines), Ok(cents)) => Share::Packed {
                 cents,
                 lines,
                 month,
-                claim_type: claim_type as u8,
+                claim_type,
             },
             _ => Share::Whole(Box::new((s.claim_type, s.month, s.lines, s.payment_cents))),
         }
     }
 
-    /// (claim type, month, items, cents), as the summary had them.
-    fn parts(self) -> (CompactString, CompactString, u64, i128) {
+    /// (claim type and month, items, cents), as the summary had them.
+    fn counted(self) -> (CountOf, u64, i128) {
         match self {
             Share::Packed {
                 cents,
                 lines,
                 month,
                 claim_type,
-            } => {
+            } => (
+                CountOf::Packed { claim_type, month },
+                u64::from(lines),
+                i128::from(cents),
+            ),
+            Share::Whole(whole) => {
+                let (claim_type, month, lines, cents) = *whole;
+                (CountOf::new(claim_type, month), lines, cents)
+            }
+        }
+    }
+}
+
+/// The claim type and service month of a `_claimline_counts` row as a load adds its claims up:
+/// packed wherever they pack (every claim but a rare one), so that a claim is added to its row
+/// without a string made and hashed per claim. One (type, month) has one form: packed when it
+/// packs, whole only when it does not.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum CountOf {
+    Packed {
+        /// Index into [`SHARE_TYPES`].
+        claim_type: u8,
+        /// `YYYY * 100 + MM + 1`; 0 for no month.
+        month: u32,
+    },
+    Whole(Box<(CompactString, CompactString)>),
+}
+
+impl CountOf {
+    fn new(claim_type: CompactString, month: CompactString) -> CountOf {
+        match CountOf::pack(&claim_type, &month) {
+            Some((claim_type, month)) => CountOf::Packed { claim_type, month },
+            None => CountOf::Whole(Box::new((claim_type, month))),
+        }
+    }
+
+    /// A claim type of [`SHARE_TYPES`] and a month `YYYY-MM` (or none), packed.
+    fn pack(claim_type: &str, month: &str) -> Option<(u8, u32)> {
+        let month = match month.as_bytes() {
+            [] => 0,
+            &[y1, y2, y3, y4, b'-', m1, m2]
+                if [y1, y2, y3, y4, m1, m2].iter().all(u8::is_ascii_digit) =>
+            {
+                let d = |b: u8| u32::from(b - b'0');
+                (d(y1) * 1000 + d(y2) * 100 + d(y3) * 10 + d(y4)) * 100 + d(m1) * 10 + d(m2) + 1
+            }
+            _ => return None,
+        };
+        let claim_type = SHARE_TYPES.iter().position(|t| *t == claim_type)?;
+        Some((claim_type as u8, month))
+    }
+
+    /// (claim type, month), as text.
+    fn parts(self) -> (CompactString, CompactString) {
+        match self {
+            CountOf::Packed { claim_type, month } => {
                 let month = match month.checked_sub(1) {
                     None => CompactString::default(),
                     Some(m) => {
@@ -1577,14 +1610,9 @@ impl Share {
                         CompactString::from_utf8_lossy(&text)
                     }
                 };
-                (
-                    SHARE_TYPES[usize::from(claim_type)].into(),
-                    month,
-                    u64::from(lines),
-                    i128::from(cents),
-                )
+                (SHARE_TYPES[usize::from(claim_type)].into(), month)
             }
-            Share::Whole(whole) => *whole,
+            CountOf::Whole(whole) => *whole,
         }
     }
 }
@@ -2411,9 +2439,21 @@ mod tests {
         for (s, packed) in cases {
             let share = Share::of(s.clone());
             assert_eq!(matches!(share, Share::Packed { .. }), packed, "{s:?}");
+            let (of, lines, cents) = share.counted();
+            // One form per (type, month): packed wherever they pack, even in a share kept
+            // whole for its counts.
             assert_eq!(
-                share.parts(),
-                (s.claim_type, s.month, s.lines, s.payment_cents)
+                matches!(of, CountOf::Packed { .. }),
+                CountOf::pack(&s.claim_type, &s.month).is_some(),
+                "{s:?}"
+            );
+            assert_eq!(
+                of.clone(),
+                CountOf::new(s.claim_type.clone(), s.month.clone())
+            );
+            assert_eq!(
+                (of.parts(), lines, cents),
+                ((s.claim_type, s.month), s.lines, s.payment_cents)
             );
         }
     }
