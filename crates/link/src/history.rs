@@ -355,8 +355,33 @@ fn sort_key(api: Option<ApiVersion>, key: &str) -> SortKey {
     b[0] = api.map_or(0, |v| v as u8 + 1);
     let n = key.len().min(b.len() - 1);
     b[1..=n].copy_from_slice(&key.as_bytes()[..n]);
-    let word = |r: std::ops::Range<usize>| b[r].iter().fold(0u64, |w, &x| w << 8 | u64::from(x));
-    (word(0..8), word(8..16), word(16..20) as u32)
+    let [
+        a0,
+        a1,
+        a2,
+        a3,
+        a4,
+        a5,
+        a6,
+        a7,
+        b0,
+        b1,
+        b2,
+        b3,
+        b4,
+        b5,
+        b6,
+        b7,
+        c0,
+        c1,
+        c2,
+        c3,
+    ] = b;
+    (
+        u64::from_be_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+        u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+        u32::from_be_bytes([c0, c1, c2, c3]),
+    )
 }
 
 /// A group as one run sees it.
