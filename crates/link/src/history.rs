@@ -359,38 +359,14 @@ type SortKey = (u64, u64, u32);
 type SortEntry = (u64, u64, u32, u32);
 
 fn sort_key(api: Option<ApiVersion>, key: &str) -> SortKey {
-    let mut b = [0u8; 20];
+    // 20 bytes and 4 of zeros, read as three big-endian words.
+    let mut b = [0u8; 24];
     // `None` below every version, the versions in their order (the enum's, as its `Ord`).
     b[0] = api.map_or(0, |v| v as u8 + 1);
-    let n = key.len().min(b.len() - 1);
+    let n = key.len().min(19);
     b[1..=n].copy_from_slice(&key.as_bytes()[..n]);
-    let [
-        a0,
-        a1,
-        a2,
-        a3,
-        a4,
-        a5,
-        a6,
-        a7,
-        b0,
-        b1,
-        b2,
-        b3,
-        b4,
-        b5,
-        b6,
-        b7,
-        c0,
-        c1,
-        c2,
-        c3,
-    ] = b;
-    (
-        u64::from_be_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
-        u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
-        u32::from_be_bytes([c0, c1, c2, c3]),
-    )
+    let word = |at: usize| u64::from_be_bytes(std::array::from_fn(|i| b[at + i]));
+    (word(0), word(8), (word(16) >> 32) as u32)
 }
 
 /// A group as one run sees it.
