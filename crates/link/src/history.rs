@@ -458,8 +458,7 @@ mod tests {
             '\u{ffff}',
             '\u{10ffff}',
         ];
-        let mut keys: Vec<String> = ends.iter().map(|c| c.to_string()).collect();
-        keys.push(String::new());
+        let mut keys = vec![String::new()];
         for n in 0..=26 {
             for c in ends {
                 keys.push(format!("{}{c}", "5".repeat(n)));

@@ -757,15 +757,15 @@ impl Loader {
                     .insert(eob.line as i64);
                 continue;
             }
-            let r = eob.account(
+            eob.account(
                 &found,
                 &tables,
                 &files,
                 &mut claims,
                 &mut counting,
                 &mut issues,
-            );
-            r.map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
+            )
+            .map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
         }
         debug_assert!(eob_issues.next().is_none(), "every EOB's row errors met");
         issues
