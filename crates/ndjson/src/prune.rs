@@ -887,65 +887,43 @@ impl<'a> Validator<'a> {
         if depth > MAX_DEPTH || self.token()? != b'{' {
             return None;
         }
-        self.members(|v, key, escaped, c| {
-            if escaped && arrays {
-                // A key with an escape is compared unescaped: the whole parse does that.
-                return None;
-            }
-            let start = v.i;
-            let objects = if arrays && c == b'[' {
-                v.top_array(depth + 1)?
-            } else {
-                v.value_at(c, depth + 1)?;
-                None
-            };
-            member(Span {
-                key,
-                value: start..v.i,
-                objects,
-            });
-            Some(())
-        })
-        .map(|_| ())
-    }
-
-    /// The members of the object whose `{` is at `self.i` (its depth checked by the caller),
-    /// each checked up to its value and handed to `member`: the validator at the value's first
-    /// byte `c`, the key's text (between its quotes) and whether it holds an escape. `member`
-    /// reads the value; how many members there are. The walk of an object's grammar that the
-    /// check ([`Validator::object`]) and the build of a root object by what is read of it
-    /// (`build_read`) go through; the build of a whole object (`build_value`, every line's
-    /// tape in a load of every table) keeps the loop written out, faster there.
-    #[inline(always)]
-    fn members(
-        &mut self,
-        mut member: impl FnMut(&mut Self, Range<usize>, bool, u8) -> Option<()>,
-    ) -> Option<usize> {
         self.i += 1;
         if self.token()? == b'}' {
             self.i += 1;
-            return Some(0);
+            return Some(());
         }
-        let mut n = 0;
         loop {
             if self.token()? != b'"' {
                 return None;
             }
-            let start = self.i + 1;
-            let escaped = self.string()?;
-            let key = start..self.i - 1;
+            let key_start = self.i + 1;
+            if self.string()? && arrays {
+                // A key with an escape is compared unescaped: the whole parse does that.
+                return None;
+            }
+            let key = key_start..self.i - 1;
             if self.token()? != b':' {
                 return None;
             }
             self.i += 1;
             let c = self.token()?;
-            member(self, key, escaped, c)?;
-            n += 1;
+            let start = self.i;
+            let objects = if arrays && c == b'[' {
+                self.top_array(depth + 1)?
+            } else {
+                self.value_at(c, depth + 1)?;
+                None
+            };
+            member(Span {
+                key,
+                value: start..self.i,
+                objects,
+            });
             match self.token()? {
                 b',' => self.i += 1,
                 b'}' => {
                     self.i += 1;
-                    return Some(n);
+                    return Some(());
                 }
                 _ => return None,
             }
