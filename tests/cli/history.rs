@@ -428,8 +428,22 @@ pub(crate) fn versions() -> Versions {
     }
 }
 
+/// The claim history held on disk past a budget of one byte (every EOB a sorted run of its own,
+/// merged back; each group decided against the stored heads in a batch of its own), for the
+/// tests that run both ways: `--history-memory 1B`.
+const ON_DISK: &[&str] = &["--history-memory", "1B"];
+
 #[test]
 fn three_exports_keep_one_current_version_and_resolve_mbis() {
+    three_exports(&[]);
+}
+
+#[test]
+fn three_exports_with_the_history_on_disk() {
+    three_exports(ON_DISK);
+}
+
+fn three_exports(extra: &[&str]) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tmp = tmp.path();
     let Versions {
@@ -452,14 +466,14 @@ fn three_exports_keep_one_current_version_and_resolve_mbis() {
     let out = tmp.join("out");
     // 1: first load.
     let e1 = write_export(&tmp.join("e1"), &[&c1, &o1], true);
-    let r1 = load(&e1, &out, "r1", &[]);
+    let r1 = load(&e1, &out, "r1", extra);
     assert_eq!(r1["beneficiaries"]["unresolved_claims"], 0, "{r1:#}");
     check(&out, &union(&[&rows_c1, &rows_o1]), "after export 1");
 
     // 2: the correction and its cancelled predecessor (a cancel of a version that is no longer
     // current once the correction is in: stale, it must not delete the correction).
     let e2 = write_export(&tmp.join("e2"), &[&c1_cancelled, &c2], true);
-    let r2 = load(&e2, &out, "r2", &[]);
+    let r2 = load(&e2, &out, "r2", extra);
     assert_eq!(r2["history"]["cancels"], 1, "{r2:#}");
     assert_eq!(r2["history"]["superseded"], 1, "{r2:#}");
     check(&out, &union(&[&rows_c2, &rows_o1]), "after export 2");
@@ -467,7 +481,7 @@ fn three_exports_keep_one_current_version_and_resolve_mbis() {
     // 3: no Patients; a new claim, and the old version replayed (Group/runout overlapping
     // Group/all): the MBI resolves from bene_xref and the stale version changes nothing.
     let e3 = write_export(&tmp.join("e3"), &[&i1, &c1], false);
-    let r3 = load(&e3, &out, "r3", &[]);
+    let r3 = load(&e3, &out, "r3", extra);
     assert_eq!(r3["beneficiaries"]["with_mbi"], 0, "{r3:#}");
     assert_eq!(r3["beneficiaries"]["unresolved_claims"], 0, "{r3:#}");
     assert_eq!(r3["history"]["stale_groups"], 1, "{r3:#}");
@@ -479,7 +493,7 @@ fn three_exports_keep_one_current_version_and_resolve_mbis() {
 
     // A cancel of the current version removes the whole claim, in every table.
     let e4 = write_export(&tmp.join("e4"), &[&c2_cancelled], false);
-    let r4 = load(&e4, &out, "r4", &[]);
+    let r4 = load(&e4, &out, "r4", extra);
     assert_eq!(r4["history"]["removed_groups"], 1, "{r4:#}");
     check(
         &out,
@@ -549,6 +563,15 @@ fn a_run_id_loaded_again_holds_its_claim_events_once_in_both_outputs() {
 
 #[test]
 fn all_versions_keeps_every_version_once() {
+    all_versions_once(&[]);
+}
+
+#[test]
+fn all_versions_with_the_history_on_disk() {
+    all_versions_once(ON_DISK);
+}
+
+fn all_versions_once(extra: &[&str]) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tmp = tmp.path();
     let carrier = "ExplanationOfBenefit-carrier.ndjson";
@@ -560,7 +583,7 @@ fn all_versions_keeps_every_version_once() {
     // The same export twice in one run (Group/all and Group/runout), then again in a second run.
     let a = write_export(&tmp.join("all"), &[&c1, &c2], true);
     let b = write_export(&tmp.join("runout"), &[&c1, &c2], false);
-    let args = ["--all-versions", "--format", "sqlite"];
+    let args = [&["--all-versions", "--format", "sqlite"], extra].concat();
     let mut all = vec!["load", s(&a), s(&b), "--out", s(&out), "--json"];
     all.extend_from_slice(&args);
     let r = claimline(tmp, &all);
@@ -1449,6 +1472,15 @@ fn row_errors(out: &Path, run_id: &str) -> Vec<(String, u64)> {
 /// are not; an EOB the rule does not see (no claim group) keeps its place among them.
 #[test]
 fn row_errors_are_the_kept_versions_in_input_order() {
+    row_errors_in_input_order(&[]);
+}
+
+#[test]
+fn row_errors_in_input_order_with_the_history_on_disk() {
+    row_errors_in_input_order(ON_DISK);
+}
+
+fn row_errors_in_input_order(extra: &[&str]) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tmp = tmp.path();
     let huge = |mut eob: Value| {
@@ -1490,7 +1522,8 @@ fn row_errors_are_the_kept_versions_in_input_order() {
         &[&fine, &inpatient, &old, &groupless, &new],
         true,
     );
-    let report = load(&e1, &out, "r1", &["--no-report"]);
+    let no_report = [&["--no-report"], extra].concat();
+    let report = load(&e1, &out, "r1", &no_report);
     let got = row_errors(&out, "r1");
     let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
     assert!(!ids.contains(&"carrier-1001"), "{got:?}");
@@ -1513,7 +1546,7 @@ fn row_errors_are_the_kept_versions_in_input_order() {
     );
     // A second run replays the superseded version: stale, its errors are not written.
     let e2 = write_export(&tmp.join("e2"), &[&old, &inpatient], false);
-    load(&e2, &out, "r2", &["--no-report"]);
+    load(&e2, &out, "r2", &no_report);
     let got = row_errors(&out, "r2");
     assert!(
         got.iter().all(|(id, _)| id != "carrier-1001"),

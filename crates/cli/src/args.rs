@@ -205,6 +205,32 @@ pub fn print(
     Ok(())
 }
 
+/// A size in bytes: a whole number and a unit, `B`, `KiB`, `MiB` (the unit when none is
+/// written) or `GiB` (`--history-memory 32MiB`).
+pub fn size(text: &str) -> Result<usize, String> {
+    let digits = text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &text.trim()[digits.len()..];
+    let shift = match unit {
+        "B" => 0,
+        "KiB" => 10,
+        "" | "MiB" => 20,
+        "GiB" => 30,
+        _ => {
+            return Err(format!(
+                "not a size: {text} (a number and B, KiB, MiB or GiB)"
+            ));
+        }
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("not a size: {text} (a number and B, KiB, MiB or GiB)"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("not a size this machine holds, or none: {text}"))
+}
+
 /// `--threads N`: 0 (one per core) to [`claimline_ndjson::MAX_THREADS`].
 pub fn threads(text: &str) -> Result<usize, String> {
     let n: usize = text
@@ -217,4 +243,24 @@ pub fn threads(text: &str) -> Result<usize, String> {
         ));
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_with_their_unit_and_mebibytes_without() {
+        assert_eq!(size("64MiB"), Ok(64 << 20));
+        assert_eq!(size("64"), Ok(64 << 20));
+        assert_eq!(size("1B"), Ok(1));
+        assert_eq!(size("512KiB"), Ok(512 << 10));
+        assert_eq!(size("2GiB"), Ok(2 << 30));
+        for bad in [
+            "", "MiB", "0", "0B", "1.5MiB", "-1MiB", "64MB", "64 MiB", "64mib",
+        ] {
+            assert!(size(bad).is_err(), "{bad}");
+        }
+        assert!(size(&format!("{}GiB", usize::MAX)).is_err());
+    }
 }

@@ -38,6 +38,10 @@ pub const POINTS: &[(&str, &str)] = &[
         "an input file is memory-mapped, not yet read (`:stop`: a test cuts it short here)",
     ),
     (
+        "load.history-spill",
+        "the claim history past its memory budget is being written to disk, a sorted run's file created and empty",
+    ),
+    (
         "load.before-commit",
         "every row is written to the sinks, neither has committed",
     ),

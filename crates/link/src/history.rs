@@ -19,8 +19,6 @@
 //! [`RunVersions`] applies the rule within a run (so Parquet, append-only, holds one version per
 //! group per run); [`decide`] applies it against the state an earlier run left in SQLite.
 
-use std::collections::HashSet;
-
 use claimline_model::CompactString;
 use claimline_ndjson::{ApiVersion, Resource};
 
@@ -126,132 +124,112 @@ pub(crate) fn event_of(
     })
 }
 
-/// The rule applied within one run: per group the winning version and the cancels.
+/// The order the rule reads a run's events in: by group ([`ClaimEvent::group`]), then by their
+/// place in the input ([`ClaimEvent::position`], one EOB's alone). The order of
+/// `_claimline_claims`' rows, of [`RunVersions::groups`], and of the runs a load that holds its
+/// history on disk sorts and merges.
+pub fn group_order(mode: VersionMode, a: &ClaimEvent, b: &ClaimEvent) -> std::cmp::Ordering {
+    a.group(mode)
+        .cmp(&b.group(mode))
+        .then(a.position.cmp(&b.position))
+}
+
+/// The numbers of `n` events (`event(i)` the `i`th, in the run's order) in [`group_order`]
+/// (then by number): the permutation that sorts them, on every core.
 ///
-/// The groups are found once, when the run's events are given ([`RunVersions::new`]); what each
-/// event's rows do then is a lookup by position ([`RunVersions::kept`]), with no key built or
-/// hashed again.
+/// Sorted first by the API version and the leading bytes of each group's key, taken out of the
+/// events once and packed into integers (each comparison of the events themselves reads every
+/// string's inline-or-heap header again, and one of byte arrays calls `memcmp`: most of the
+/// sort, a serial step of every load), then, where those are equal, by the whole group and the
+/// place. 24 bytes an entry, where the whole keys took 80: the sort is held beside every other
+/// EOB of the run.
 ///
-/// What it holds besides the events is small, for it is held for every EOB of a run to the end
-/// of the load: a group is two event numbers (8 bytes), an event's group a number (4 bytes), and
-/// the index that finds a group while the events are read holds group numbers, not keys (5
-/// bytes a slot, where a map of borrowed keys took 49). A run holds at most [`MAX_EVENTS`].
+/// # Panics
+///
+/// If `n` is past [`MAX_EVENTS`].
+pub fn sort_by_group<'a>(
+    mode: VersionMode,
+    n: usize,
+    event: impl Fn(usize) -> &'a ClaimEvent + Sync,
+) -> Vec<u32> {
+    assert!(
+        n <= MAX_EVENTS,
+        "at most {MAX_EVENTS} claim events are sorted at once"
+    );
+    let mut keyed: Vec<SortEntry> = (0..n)
+        .map(|i| {
+            let (api, key, _) = event(i).group(mode);
+            let (high, middle, low) = sort_key(api, key);
+            // Fits: n <= MAX_EVENTS.
+            (high, middle, low, i as u32)
+        })
+        .collect();
+    use rayon::slice::ParallelSliceMut as _;
+    keyed.par_sort_unstable_by(|a, b| {
+        (a.0, a.1, a.2)
+            .cmp(&(b.0, b.1, b.2))
+            .then_with(|| group_order(mode, event(a.3 as usize), event(b.3 as usize)))
+            // Events of one place (not a scan's: its EOBs each have their own) in their order.
+            .then(a.3.cmp(&b.3))
+    });
+    keyed.into_iter().map(|(.., i)| i).collect()
+}
+
+/// The rule applied within one run, held in memory: per group the winning version and the
+/// cancels.
+///
+/// Each group is decided by [`RunGroup::of`], from the run's events sorted by
+/// [`sort_by_group`]; a load holds the events of a big run on disk instead, sorted and merged in
+/// the same order (`claimline-load`), and decides each group the same way.
 #[derive(Debug, Default)]
 pub struct RunVersions {
     mode: VersionMode,
     events: Vec<ClaimEvent>,
-    /// Per group, in the order the events first name them.
-    groups: Vec<GroupState>,
-    /// The resource ids this run cancels, by group (few groups have any).
-    cancels: foldhash::HashMap<u32, HashSet<String>>,
-    /// Per event: the index of its group in `groups`.
-    group_of: Vec<u32>,
+    /// The events' numbers in [`group_order`].
+    order: Vec<u32>,
+    /// Where each group starts in `order` (and `order`'s length last).
+    starts: Vec<usize>,
     /// Per event: its rows stay (see [`RunVersions::kept`]).
     keeps: Vec<bool>,
 }
 
-/// The most events one [`RunVersions`] holds (events and groups are numbered in 32 bits).
+/// The most events one [`RunVersions`] holds, or one [`sort_by_group`] sorts (they are
+/// numbered in 32 bits).
 pub const MAX_EVENTS: usize = u32::MAX as usize;
-
-/// A group's head, when no version came.
-const NO_HEAD: u32 = u32::MAX;
-
-/// One group of a run.
-#[derive(Debug)]
-struct GroupState {
-    /// An event of the group (its key).
-    first: u32,
-    /// The index of the winning version in the events, or [`NO_HEAD`].
-    head: u32,
-}
-
-impl GroupState {
-    fn head(&self) -> Option<usize> {
-        (self.head != NO_HEAD).then_some(self.head as usize)
-    }
-}
 
 impl RunVersions {
     /// Applies the rule to a run's events (any order).
     ///
     /// # Panics
     ///
-    /// If there are more than [`MAX_EVENTS`] events (a caller with input that large says so
-    /// first, as the loader does).
+    /// If there are more than [`MAX_EVENTS`] events.
     pub fn new(mode: VersionMode, events: Vec<ClaimEvent>) -> Self {
-        assert!(
-            events.len() <= MAX_EVENTS,
-            "a run's claim history holds at most {MAX_EVENTS} EOBs"
-        );
-        // At most a group per event: room for all at once, not grown (and copied) as they come.
-        let mut groups: Vec<GroupState> = Vec::with_capacity(events.len());
-        let mut group_of: Vec<u32> = Vec::with_capacity(events.len());
-        let mut cancels: foldhash::HashMap<u32, HashSet<String>> = Default::default();
-        {
-            // Group numbers, found by the key of the group's first event.
-            let hasher = foldhash::fast::RandomState::default();
-            let hash = |key: &GroupKey<'_>| std::hash::BuildHasher::hash_one(&hasher, key);
-            let mut index: hashbrown::HashTable<u32> =
-                hashbrown::HashTable::with_capacity(events.len());
-            for (i, e) in events.iter().enumerate() {
-                // Both fit: i < events.len() <= MAX_EVENTS, and there are no more groups.
-                let i = i as u32;
-                let key = e.group(mode);
-                let g = match index.entry(
-                    hash(&key),
-                    |&g| events[groups[g as usize].first as usize].group(mode) == key,
-                    |&g| hash(&events[groups[g as usize].first as usize].group(mode)),
-                ) {
-                    hashbrown::hash_table::Entry::Occupied(o) => *o.get(),
-                    hashbrown::hash_table::Entry::Vacant(v) => {
-                        let g = groups.len() as u32;
-                        groups.push(GroupState {
-                            first: i,
-                            head: NO_HEAD,
-                        });
-                        v.insert(g);
-                        g
-                    }
-                };
-                group_of.push(g);
-                let group = &mut groups[g as usize];
-                match e.action {
-                    Action::Cancel => {
-                        cancels
-                            .entry(g)
-                            .or_default()
-                            .insert(e.resource_id.to_string());
-                    }
-                    Action::Version => {
-                        let better = group.head().is_none_or(|j| {
-                            let h = &events[j];
-                            (e.last_updated, e.position) > (h.last_updated, h.position)
-                        });
-                        if better {
-                            group.head = i;
-                        }
-                    }
-                }
+        let order = sort_by_group(mode, events.len(), |i| &events[i]);
+        let mut starts = Vec::new();
+        for (at, &i) in order.iter().enumerate() {
+            let same = at > 0
+                && events[order[at - 1] as usize].group(mode) == events[i as usize].group(mode);
+            if !same {
+                starts.push(at);
             }
         }
-        let keeps = events
-            .iter()
-            .zip(&group_of)
-            .enumerate()
-            .map(|(i, (e, &g))| {
-                e.action == Action::Version
-                    && groups[g as usize].head() == Some(i)
-                    && !cancels
-                        .get(&g)
-                        .is_some_and(|c| c.contains(e.resource_id.as_str()))
-            })
-            .collect();
+        starts.push(order.len());
+        let mut keeps = vec![false; events.len()];
+        for w in starts.windows(2) {
+            let members: Vec<&ClaimEvent> = order[w[0]..w[1]]
+                .iter()
+                .map(|&i| &events[i as usize])
+                .collect();
+            let group = RunGroup::of(mode, &members);
+            for &i in &order[w[0]..w[1]] {
+                keeps[i as usize] = group.keeps(&events[i as usize]);
+            }
+        }
         RunVersions {
             mode,
             events,
-            groups,
-            cancels,
-            group_of,
+            order,
+            starts,
             keeps,
         }
     }
@@ -262,88 +240,33 @@ impl RunVersions {
     }
 
     /// The run's events, in the order [`RunVersions::new`] got them, each with whether its rows
-    /// stay: it is the version its group keeps and no cancel of this run names it. (An EOB with
-    /// no claim key or id has no event: [`crate::Plan::evaluate_with_event`] leaves its claim
-    /// rows out.)
+    /// stay ([`RunGroup::keeps`]). (An EOB with no claim key or id has no event:
+    /// [`crate::Plan::evaluate_with_event`] leaves its claim rows out.)
     pub fn kept(&self) -> impl ExactSizeIterator<Item = (&ClaimEvent, bool)> {
         self.events.iter().zip(self.keeps.iter().copied())
     }
 
     /// The run's winner of each group, and its cancels: what `_claimline_claims` records, in a
-    /// stable order (group, then resource id).
+    /// stable order (group, then resource id: [`RunGroup::recorded`] group by group).
     pub fn recorded(&self) -> Vec<&ClaimEvent> {
-        let mut out: Vec<u32> = self
-            .groups
+        self.groups()
             .iter()
-            .filter(|g| g.head != NO_HEAD)
-            .map(|g| g.head)
-            .collect();
-        let mut seen: foldhash::HashSet<(u32, &str)> = foldhash::HashSet::default();
-        for (i, (e, &g)) in self.events.iter().zip(&self.group_of).enumerate() {
-            if e.action == Action::Cancel && seen.insert((g, &e.resource_id)) {
-                out.push(i as u32);
-            }
-        }
-        drop(seen);
-        // No two are equal: a group has one head, and its cancels are one per resource id.
-        // Sorted on every core (it runs between the scan and the commit, when nothing else
-        // does), first by the API version and the leading bytes of each group's key, taken out
-        // of the events once and packed into integers (each comparison of the events themselves
-        // reads every string's inline-or-heap header again, and one of byte arrays calls
-        // `memcmp`: most of this, a serial step of every load), then, where those are equal, by
-        // the whole (group, resource id, action). 24 bytes an entry, where the whole keys took
-        // 80: the sort is held beside every other EOB of the run.
-        let mut keyed: Vec<SortEntry> = out
-            .into_iter()
-            .map(|i| {
-                let (api, key, _) = self.events[i as usize].group(self.mode);
-                let (high, middle, low) = sort_key(api, key);
-                (high, middle, low, i)
-            })
-            .collect();
-        let whole = |i: u32| {
-            let e = &self.events[i as usize];
-            (
-                e.group(self.mode),
-                e.resource_id.as_str(),
-                e.action.as_str(),
-            )
-        };
-        use rayon::slice::ParallelSliceMut as _;
-        keyed.par_sort_unstable_by(|a, b| {
-            (a.0, a.1, a.2)
-                .cmp(&(b.0, b.1, b.2))
-                .then_with(|| whole(a.3).cmp(&whole(b.3)))
-        });
-        keyed
-            .into_iter()
-            .map(|(.., i)| &self.events[i as usize])
+            .flat_map(|g| g.recorded().collect::<Vec<_>>())
             .collect()
     }
 
-    /// Groups of this run: (group, its winning version if any, the ids it cancels), ordered by
-    /// group.
+    /// Groups of this run ([`RunGroup::of`]), ordered by group.
     pub fn groups(&self) -> Vec<RunGroup<'_>> {
-        let mut out: Vec<RunGroup<'_>> = self
-            .groups
-            .iter()
-            .enumerate()
-            .map(|(g, state)| {
-                let (api_version, key, claim_key) =
-                    self.events[state.first as usize].group(self.mode);
-                RunGroup {
-                    api_version,
-                    key,
-                    claim_key,
-                    head: state.head().map(|i| &self.events[i]),
-                    cancels: self.cancels.get(&(g as u32)),
-                }
+        self.starts
+            .windows(2)
+            .map(|w| {
+                let members: Vec<&ClaimEvent> = self.order[w[0]..w[1]]
+                    .iter()
+                    .map(|&i| &self.events[i as usize])
+                    .collect();
+                RunGroup::of(self.mode, &members)
             })
-            .collect();
-        out.sort_unstable_by(|a, b| {
-            (a.api_version, a.key, a.claim_key).cmp(&(b.api_version, b.key, b.claim_key))
-        });
-        out
+            .collect()
     }
 }
 
@@ -369,7 +292,8 @@ fn sort_key(api: Option<ApiVersion>, key: &str) -> SortKey {
     (word(0), word(8), (word(16) >> 32) as u32)
 }
 
-/// A group as one run sees it.
+/// A group as one run sees it: the rule within the run applied to the group's events.
+#[derive(Debug)]
 pub struct RunGroup<'a> {
     /// API version.
     pub api_version: Option<ApiVersion>,
@@ -378,10 +302,70 @@ pub struct RunGroup<'a> {
     /// With [`VersionMode::All`], the claim key the versions are under (see
     /// [`ClaimEvent::group`]); `None` otherwise.
     pub claim_key: Option<&'a str>,
-    /// The run's winning version.
+    /// The run's winning version: its version with the greatest (`lastUpdated`, place in the
+    /// input).
     pub head: Option<&'a ClaimEvent>,
-    /// Resource ids the run cancels.
-    pub cancels: Option<&'a HashSet<String>>,
+    /// The run's cancels: for each resource id it cancels, its first cancel; by resource id.
+    pub cancels: Vec<&'a ClaimEvent>,
+}
+
+impl<'a> RunGroup<'a> {
+    /// The group of `events`: the events of one group ([`ClaimEvent::group`] equal), at least
+    /// one, in the order the run met them.
+    ///
+    /// # Panics
+    ///
+    /// If `events` is empty.
+    pub fn of(mode: VersionMode, events: &[&'a ClaimEvent]) -> RunGroup<'a> {
+        let (api_version, key, claim_key) = events[0].group(mode);
+        let head = events
+            .iter()
+            .copied()
+            .filter(|e| e.action == Action::Version)
+            .max_by_key(|e| (e.last_updated, e.position));
+        let mut cancels: Vec<&ClaimEvent> = events
+            .iter()
+            .copied()
+            .filter(|e| e.action == Action::Cancel)
+            .collect();
+        // Stable: the first of each resource id stays.
+        cancels.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
+        cancels.dedup_by(|b, a| a.resource_id == b.resource_id);
+        RunGroup {
+            api_version,
+            key,
+            claim_key,
+            head,
+            cancels,
+        }
+    }
+
+    /// The run cancels resource `id` of this group.
+    pub fn is_cancelled(&self, id: &str) -> bool {
+        self.cancels
+            .binary_search_by(|c| c.resource_id.as_str().cmp(id))
+            .is_ok()
+    }
+
+    /// Whether `e`'s rows stay: it is the version the group keeps (its head) and no cancel of
+    /// this run names it.
+    pub fn keeps(&self, e: &ClaimEvent) -> bool {
+        e.action == Action::Version
+            && self.head.is_some_and(|h| h.position == e.position)
+            && !self.is_cancelled(&e.resource_id)
+    }
+
+    /// What `_claimline_claims` records of the group: its head and its cancels, by (resource
+    /// id, action).
+    pub fn recorded(&self) -> impl Iterator<Item = &'a ClaimEvent> + use<'a> {
+        let mut out: Vec<&'a ClaimEvent> = self.cancels.clone();
+        if let Some(h) = self.head {
+            // After the cancels of its own id ("cancel" < "version"), before the next id's.
+            let at = out.partition_point(|c| c.resource_id <= h.resource_id);
+            out.insert(at, h);
+        }
+        out.into_iter()
+    }
 }
 
 /// The head an earlier run left for a group.
@@ -414,16 +398,15 @@ pub fn decide(
     stored: Option<&StoredHead>,
     run_head_cancelled_before: bool,
 ) -> Decision {
-    let cancels = |id: &str| group.cancels.is_some_and(|c| c.contains(id));
     match (group.head, stored) {
         (Some(h), s) if s.is_none_or(|s| h.last_updated >= s.last_updated) => {
-            if cancels(&h.resource_id) || run_head_cancelled_before {
+            if group.is_cancelled(&h.resource_id) || run_head_cancelled_before {
                 Decision::Delete
             } else {
                 Decision::Write
             }
         }
-        (_, Some(s)) if !s.cancelled && cancels(&s.resource_id) => Decision::Delete,
+        (_, Some(s)) if !s.cancelled && group.is_cancelled(&s.resource_id) => Decision::Delete,
         _ => Decision::Keep,
     }
 }

@@ -19,9 +19,10 @@
 //!   [`ResourceOutput::unresolved_mbi`] set.
 //! - **v3 claims CCLF has no place for.** Partially adjudicated and prior-authorization EOBs
 //!   ([`excluded`]) produce no rows in `cclf…` tables unless [`Plan::set_include_partial`].
-//! - **Claim history** ([`RunVersions`], [`decide`]): one current version per v1/v2 claim
+//! - **Claim history** ([`RunGroup::of`], [`decide`]): one current version per v1/v2 claim
 //!   group, stale cancels ignored, `--all-versions` ([`VersionMode::All`]) keeping all; the rule
-//!   within a run and against what earlier runs left (`_claimline_claims`).
+//!   within a run, a group at a time in [`group_order`] (in memory, [`RunVersions`]), and
+//!   against what earlier runs left (`_claimline_claims`).
 //! - **Beneficiary tables** ([`Plan::add_link_tables`]): `bene_xref` (every MBI of every Patient,
 //!   [`patient_mbis`]), `cclf9` from it, and `cclf8` joined by beneficiary ([`Cclf8Builder`])
 //!   from the rows of two views, `cclf8_patient` and `cclf8_coverage` ([`Cclf8Input`]);
@@ -64,7 +65,7 @@ pub use cclf8::{
 
 pub use history::{
     Action, ClaimEvent, Decision, GroupKey, MAX_EVENTS, RunGroup, RunVersions, StoredHead,
-    VersionMode, claim_event, decide,
+    VersionMode, claim_event, decide, group_order, sort_by_group,
 };
 pub use xref::{
     BENE_XREF, CLAIMS_TABLE, COUNTS_TABLE, ClaimSummary, MbiRecord, PAYMENT_SUM_LIMIT,

@@ -33,6 +33,7 @@ pub mod cclf;
 pub mod dictionary;
 mod earlier;
 mod error;
+mod history_spool;
 mod loader;
 pub mod output;
 mod paths;

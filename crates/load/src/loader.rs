@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use claimline_link::{
-    BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, RunVersions, Scratch,
-    TableRow, VersionMode, decide, patient_mbi,
+    BeneIndex, ClaimEvent, Decision, Excluded, Plan, ResourceOutput, Scratch, TableRow,
+    VersionMode, decide, patient_mbi,
 };
 use claimline_model::{
     Cell, CompactString, RunRecord, TableSchema, create_private_dir, format_timestamp,
@@ -20,6 +20,7 @@ use claimline_sink::{
 };
 
 use crate::earlier::{Bene, EarlierState, PgEarlier, SqliteEarlier};
+use crate::history_spool::{Entry, HistoryFolder, HistorySpool, Recorded, history_dir};
 use crate::output::{now_micros, run_id_from};
 use crate::{LoadError, Progress, views};
 
@@ -195,6 +196,7 @@ pub struct Loader {
     accept_damaged: bool,
     all_versions: bool,
     parse_whole: bool,
+    history_memory: usize,
     earlier_parquet: Option<PathBuf>,
 }
 
@@ -216,6 +218,7 @@ impl Loader {
             accept_damaged: false,
             all_versions: false,
             parse_whole: false,
+            history_memory: crate::history_spool::DEFAULT_BUDGET,
             earlier_parquet: None,
         }
     }
@@ -317,6 +320,15 @@ impl Loader {
         self
     }
 
+    /// The memory a run's claim history holds (each EOB's claim event and what the load keeps of
+    /// it until the claim-history rule decides) before it waits on disk, sorted by claim group,
+    /// in owner-only files in `DIR/.claimline-history/`: 32 MiB unless said (some 260,000 EOBs, 6.5 GB of seven-year NDJSON).
+    /// The tables are the same either way.
+    pub fn history_memory(mut self, bytes: usize) -> Self {
+        self.history_memory = bytes;
+        self
+    }
+
     /// Commit what could be read of a damaged input file (otherwise nothing is committed).
     pub fn accept_damaged(mut self, accept: bool) -> Self {
         self.accept_damaged = accept;
@@ -406,6 +418,8 @@ impl Loader {
         progress: &dyn Progress,
         _lock: &crate::output::OutputLock,
     ) -> Result<LoadReport, LoadError> {
+        // Dropped last: the claim history's folder goes once its files have.
+        let _history = HistoryFolder(history_dir(&self.out));
         let ExportFacts {
             transaction_time,
             incremental,
@@ -569,11 +583,13 @@ impl Loader {
         let mut claims = ClaimCounts::default();
         let mut cclf8 = plan.cclf8_builder();
         let mut counting = Counting::default();
-        let mut events: Vec<ClaimEvent> = Vec::new();
-        let mut eobs: Vec<EobRecord> = Vec::new();
-        // The row errors of the EOBs in `eobs` that have any, by their index there (few have
+        // Each EOB's claim event and record until the rule decides, within the history's
+        // memory budget (past it, on disk).
+        let mut spool: HistorySpool<EobRecord> =
+            HistorySpool::new(mode, history_dir(&self.out), self.history_memory);
+        // The row errors of the EOBs in `spool` that have any, by their number there (few have
         // any).
-        let mut eob_issues: Vec<(usize, Vec<claimline_link::RowIssue>)> = Vec::new();
+        let mut eob_issues: Vec<EobIssues> = Vec::new();
         // Each Patient that gave MBI rows, to keep one copy of a Patient the input holds twice.
         let mut patients = PatientCopies::new(&plan, &tables);
         let history_rule = plan.has_claim_tables();
@@ -617,7 +633,6 @@ impl Loader {
                         per_table[row.table].push(row.cells);
                     }
                     let record = EobRecord {
-                        file_index,
                         line,
                         api_version,
                         share: summary.map(Share::of),
@@ -634,23 +649,32 @@ impl Loader {
                     match event {
                         // Rows written now; kept, dropped or left to Parquet after the scan.
                         Some((e, claim_views)) => {
-                            events.push(e);
                             if !found.is_empty() {
-                                eob_issues.push((eobs.len(), found));
+                                eob_issues.push(EobIssues {
+                                    position: e.position,
+                                    line,
+                                    issues: found,
+                                    kept: false,
+                                });
                             }
-                            eobs.push(EobRecord {
-                                claim_views,
-                                ..record
-                            });
+                            spool.push(
+                                e,
+                                EobRecord {
+                                    claim_views,
+                                    ..record
+                                },
+                            )?;
                         }
-                        None => record.account(
-                            &found,
-                            &tables,
-                            &files,
-                            &mut claims,
-                            &mut counting,
-                            &mut issues,
-                        )?,
+                        None => {
+                            record.count(&mut claims, &mut counting);
+                            record_issues(
+                                &mut issues,
+                                &tables,
+                                &files[file_index].path,
+                                line,
+                                &found,
+                            )?;
+                        }
                     }
                 }
                 for (t, rows) in per_table.into_iter().enumerate() {
@@ -666,108 +690,118 @@ impl Loader {
         let summary = summary?;
 
         // The claim-history rule on what the scan wrote: per group the kept version, against what
-        // earlier runs left in SQLite.
-        // The versions that gave no row (no view of the set reads their claim type, say): kept,
-        // such a version still replaces what earlier runs hold of its claim, in every output.
-        let rowless: HashSet<(usize, u64)> = events
-            .iter()
-            .zip(&eobs)
-            .filter(|(_, eob)| !eob.wrote_rows)
-            .map(|(e, _)| e.position)
-            .collect();
-        if events.len() > claimline_link::MAX_EVENTS {
-            return Err(LoadError::Usage(format!(
-                "this load holds {} EOBs, and one load takes at most {}: load the export's files in parts",
-                events.len(),
-                claimline_link::MAX_EVENTS
-            )));
-        }
-        let versions = RunVersions::new(mode, events);
+        // earlier runs left in SQLite; a batch of whole groups at a time, in the groups' order
+        // (the order `_claimline_claims` records them in).
+        let mut groups = spool.finish()?;
+        // `_claimline_claims`' rows: a quarter of the budget in memory, past it on disk.
+        let mut recorded = Recorded::new(history_dir(&self.out), self.history_memory / 4);
         let mut history = HistoryCounts::default();
         let mut removals: Vec<Vec<Cell>> = Vec::new();
-        let mut stale: HashSet<claimline_link::GroupKey<'_>> = HashSet::new();
-        // What earlier runs committed, read beside the open sinks (their rows are still staged).
-        if let Some(e) = earlier.as_mut().filter(|e| e.has_claims()) {
-            let groups = versions.groups();
-            let heads = e.stored_heads(mode, &groups)?;
-            // A group's cells in the replace key's order: (`_api_version`, `_claim_key`), with
-            // `--all-versions` (`_api_version`, `_claim_key`, `_resource_id`).
-            let key_of = |g: &claimline_link::RunGroup<'_>| -> Vec<Cell> {
-                let api = g.api_version.map_or(Cell::Null, |v| Cell::text(v.as_str()));
-                match g.claim_key {
-                    None => vec![api, Cell::text(g.key)],
-                    Some(claim) => vec![api, Cell::text(claim), Cell::text(g.key)],
-                }
-            };
-            for (g, (stored, head_cancelled)) in groups.iter().zip(heads) {
-                match decide(g, stored.as_ref(), head_cancelled) {
-                    // A head that gave no row replaces the stored rows with none.
-                    Decision::Write
-                        if stored.is_some()
-                            && g.head.is_some_and(|h| rowless.contains(&h.position)) =>
-                    {
-                        removals.push(key_of(g));
-                    }
-                    Decision::Write => {}
-                    Decision::Delete => {
-                        history.removed += 1;
-                        removals.push(key_of(g));
-                        stale.insert((g.api_version, g.key, g.claim_key));
-                    }
-                    Decision::Keep => {
-                        if g.head.is_some() {
-                            history.stale += 1;
-                        }
-                        stale.insert((g.api_version, g.key, g.claim_key));
-                    }
-                }
-            }
-        }
-        let recorded: Vec<&ClaimEvent> = versions.recorded();
-        history.cancels = recorded
-            .iter()
-            .filter(|e| e.action == claimline_link::Action::Cancel)
-            .count() as u64;
         // Versions not kept leave both outputs; stale ones (an earlier run holds a newer version)
         // stay in this run's Parquet partition only.
         let mut not_kept = claimline_sink::SourceLines::new();
         let mut stale_rows = claimline_sink::SourceLines::new();
         let file_names: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
-        let mut eob_issues = eob_issues.into_iter().peekable();
-        for (i, ((e, keep), eob)) in versions.kept().zip(eobs).enumerate() {
-            let found = eob_issues
-                .next_if(|(at, _)| *at == i)
-                .map(|(_, found)| found)
-                .unwrap_or_default();
-            if !keep {
-                claims.superseded += u64::from(eob.claim_views);
-                let file = &file_names[eob.file_index];
-                not_kept
-                    .entry(file.clone())
-                    .or_default()
-                    .insert(eob.line as i64);
-                continue;
+        let decides = earlier.as_ref().is_some_and(|e| e.has_claims());
+        let mut batch: Vec<Entry<EobRecord>> = Vec::new();
+        let mut starts: Vec<usize> = Vec::new();
+        // Within the budget: half of it for a batch, up to [`HISTORY_BATCH`].
+        let at_once = (self.history_memory / 2 / std::mem::size_of::<Entry<EobRecord>>())
+            .clamp(1, HISTORY_BATCH);
+        while groups.next_batch(&mut batch, &mut starts, at_once)? {
+            let members: Vec<&ClaimEvent> = batch.iter().map(|e| &e.event).collect();
+            let run_groups: Vec<claimline_link::RunGroup<'_>> = starts
+                .windows(2)
+                .map(|w| claimline_link::RunGroup::of(mode, &members[w[0]..w[1]]))
+                .collect();
+            // Per group: the run's rows for it are stale (an earlier run's stay).
+            let mut stale = vec![false; run_groups.len()];
+            if let Some(e) = earlier.as_mut().filter(|_| decides) {
+                let heads = e.stored_heads(mode, &run_groups)?;
+                // A group's cells in the replace key's order: (`_api_version`, `_claim_key`),
+                // with `--all-versions` (`_api_version`, `_claim_key`, `_resource_id`).
+                let key_of = |g: &claimline_link::RunGroup<'_>| -> Vec<Cell> {
+                    let api = g.api_version.map_or(Cell::Null, |v| Cell::text(v.as_str()));
+                    match g.claim_key {
+                        None => vec![api, Cell::text(g.key)],
+                        Some(claim) => vec![api, Cell::text(claim), Cell::text(g.key)],
+                    }
+                };
+                for (((g, w), (stored, head_cancelled)), stale) in run_groups
+                    .iter()
+                    .zip(starts.windows(2))
+                    .zip(heads)
+                    .zip(&mut stale)
+                {
+                    match decide(g, stored.as_ref(), head_cancelled) {
+                        // A head that gave no row replaces the stored rows with none.
+                        Decision::Write
+                            if stored.is_some()
+                                && g.head.is_some_and(|h| {
+                                    batch[w[0]..w[1]].iter().any(|x| {
+                                        x.event.position == h.position && !x.record.wrote_rows
+                                    })
+                                }) =>
+                        {
+                            removals.push(key_of(g));
+                        }
+                        Decision::Write => {}
+                        Decision::Delete => {
+                            history.removed += 1;
+                            removals.push(key_of(g));
+                            *stale = true;
+                        }
+                        Decision::Keep => {
+                            if g.head.is_some() {
+                                history.stale += 1;
+                            }
+                            *stale = true;
+                        }
+                    }
+                }
             }
-            if !stale.is_empty() && stale.contains(&e.group(mode)) {
-                claims.unresolved_mbi += u64::from(eob.unresolved_mbi);
-                let file = &file_names[eob.file_index];
-                stale_rows
-                    .entry(file.clone())
-                    .or_default()
-                    .insert(eob.line as i64);
-                continue;
+            for ((g, w), &stale) in run_groups.iter().zip(starts.windows(2)).zip(&stale) {
+                for entry in &batch[w[0]..w[1]] {
+                    let eob = &entry.record;
+                    // Its line among those a sink drops.
+                    let line_of = |lines: &mut claimline_sink::SourceLines| {
+                        lines
+                            .entry(file_names[entry.event.position.0].clone())
+                            .or_default()
+                            .insert(eob.line as i64);
+                    };
+                    if !g.keeps(&entry.event) {
+                        claims.superseded += u64::from(eob.claim_views);
+                        line_of(&mut not_kept);
+                        continue;
+                    }
+                    if stale {
+                        claims.unresolved_mbi += u64::from(eob.unresolved_mbi);
+                        line_of(&mut stale_rows);
+                        continue;
+                    }
+                    eob.count(&mut claims, &mut counting);
+                    // Its row errors, written below in input order.
+                    if let Ok(at) =
+                        eob_issues.binary_search_by_key(&entry.event.position, |i| i.position)
+                    {
+                        eob_issues[at].kept = true;
+                    }
+                }
+                for e in g.recorded() {
+                    if e.action == claimline_link::Action::Cancel {
+                        history.cancels += 1;
+                    }
+                    recorded.push(e)?;
+                }
             }
-            eob.account(
-                &found,
-                &tables,
-                &files,
-                &mut claims,
-                &mut counting,
-                &mut issues,
-            )
-            .map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
         }
-        debug_assert!(eob_issues.next().is_none(), "every EOB's row errors met");
+        drop(groups);
+        for found in eob_issues.into_iter().filter(|i| i.kept) {
+            let path = &files[found.position.0].path;
+            record_issues(&mut issues, &tables, path, found.line, &found.issues)
+                .map_err(|e| LoadError::io(&issues.path, std::io::Error::other(e)))?;
+        }
         issues
             .finish()
             .map_err(|e| LoadError::io(&issues.path, e))?;
@@ -966,7 +1000,7 @@ impl Loader {
             use rayon::prelude::*;
             let arrow = claimline_sink::arrow_schema(&tables[t]);
             let at_once = claimline_sink::BATCH_ROWS * 2 * rayon::current_num_threads();
-            for group in recorded.chunks(at_once) {
+            recorded.read_back(at_once, |group| {
                 let batches: Vec<arrow_array::RecordBatch> = group
                     .par_chunks(claimline_sink::BATCH_ROWS)
                     .map(|chunk| {
@@ -987,7 +1021,8 @@ impl Loader {
                     })
                     .collect::<Result<_, _>>()?;
                 write_table_batches(&mut sinks, &mut rows_per_table, &mut seen, t, batches)?;
-            }
+                Ok(())
+            })?;
         }
 
         let null_columns: BTreeMap<String, Vec<String>> = tables
@@ -1425,12 +1460,11 @@ impl PatientCopies {
 /// where it took 128 with the link stage's own summary in it): its share of
 /// `_claimline_counts` packed ([`Share`]), and its row errors, which few EOBs have, beside the
 /// records (by their index).
+#[derive(Debug, Clone, PartialEq)]
 struct EobRecord {
     /// File line number.
     line: u64,
     share: Option<Share>,
-    /// Index into the run's input files.
-    file_index: usize,
     /// Its API version (`_api_version` of its rows).
     api_version: Option<claimline_ndjson::ApiVersion>,
     excluded: Option<Excluded>,
@@ -1441,26 +1475,32 @@ struct EobRecord {
     wrote_rows: bool,
 }
 
+/// Writes a resource's row errors (`found`), at `line` of its file `path`, to the run's log.
+fn record_issues(
+    issues: &mut IssueLog,
+    tables: &[claimline_sink::TableSchema],
+    path: &Path,
+    line: u64,
+    found: &[claimline_link::RowIssue],
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    for issue in found {
+        issues.record(&tables[issue.table].name, issue, path, line)?;
+    }
+    Ok(())
+}
+
 impl EobRecord {
-    /// Counts a resource whose rows stay: its row errors (`found`), exclusions, unresolved MBIs
-    /// and its `_claimline_counts` share.
-    fn account(
-        self,
-        found: &[claimline_link::RowIssue],
-        tables: &[claimline_sink::TableSchema],
-        files: &[InputFile],
-        claims: &mut ClaimCounts,
-        counts: &mut Counting,
-        issues: &mut IssueLog,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// Counts a resource whose rows stay (its row errors aside: [`record_issues`]): exclusions,
+    /// unresolved MBIs and its `_claimline_counts` share.
+    fn count(&self, claims: &mut ClaimCounts, counts: &mut Counting) {
         claims.unresolved_mbi += u64::from(self.unresolved_mbi);
         match self.excluded {
             Some(Excluded::Partial) => claims.excluded_partial += 1,
             Some(Excluded::PriorAuth) => claims.excluded_prior_auth += 1,
             None => {}
         }
-        if let Some(share) = self.share {
-            let (of, lines, cents) = share.counted();
+        if let Some(share) = &self.share {
+            let (of, lines, cents) = share.clone().counted();
             let e = counts
                 .entry((self.api_version, of))
                 .or_insert((0u64, 0u64, 0i128));
@@ -1468,15 +1508,127 @@ impl EobRecord {
             e.1 += lines;
             e.2 += cents;
         }
-        for issue in found {
-            issues.record(
-                &tables[issue.table].name,
-                issue,
-                &files[self.file_index].path,
-                self.line,
-            )?;
+    }
+}
+
+/// The row errors of an EOB with a claim event, held until the claim-history rule says whether
+/// its rows stay.
+struct EobIssues {
+    /// Its place ([`ClaimEvent::position`]): (file, offset of its line).
+    position: (usize, u64),
+    /// Its line number.
+    line: u64,
+    issues: Vec<claimline_link::RowIssue>,
+    /// Its rows stay.
+    kept: bool,
+}
+
+/// The most entries of the claim history decided at a time (fewer when its memory budget is
+/// small): the groups' stored heads are read for a batch at once (one statement per batch in
+/// PostgreSQL).
+const HISTORY_BATCH: usize = 16_384;
+
+/// An EOB's record as the claim history keeps it on disk past its budget
+/// ([`crate::history_spool`]).
+impl crate::history_spool::Record for EobRecord {
+    fn heap_bytes(&self) -> usize {
+        match &self.share {
+            Some(Share::Whole(whole)) => {
+                std::mem::size_of_val(&**whole) + whole.0.len() + whole.1.len()
+            }
+            _ => 0,
         }
-        Ok(())
+    }
+
+    fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
+        use crate::history_spool::write_str;
+        w.write_all(&self.line.to_le_bytes())?;
+        let api = match self.api_version {
+            None => 0u8,
+            Some(claimline_ndjson::ApiVersion::V1) => 1,
+            Some(claimline_ndjson::ApiVersion::V2) => 2,
+            Some(claimline_ndjson::ApiVersion::V3) => 3,
+        };
+        let excluded = match self.excluded {
+            None => 0u8,
+            Some(Excluded::Partial) => 1,
+            Some(Excluded::PriorAuth) => 2,
+        };
+        let flags = u8::from(self.unresolved_mbi)
+            | u8::from(self.claim_views) << 1
+            | u8::from(self.wrote_rows) << 2;
+        w.write_all(&[api, excluded, flags])?;
+        match &self.share {
+            None => w.write_all(&[0]),
+            Some(Share::Packed {
+                cents,
+                lines,
+                month,
+                claim_type,
+            }) => {
+                w.write_all(&[1, *claim_type])?;
+                w.write_all(&cents.to_le_bytes())?;
+                w.write_all(&lines.to_le_bytes())?;
+                w.write_all(&month.to_le_bytes())
+            }
+            Some(Share::Whole(whole)) => {
+                let (claim_type, month, lines, cents) = &**whole;
+                w.write_all(&[2])?;
+                write_str(w, claim_type)?;
+                write_str(w, month)?;
+                w.write_all(&lines.to_le_bytes())?;
+                w.write_all(&cents.to_le_bytes())
+            }
+        }
+    }
+
+    fn read_from(r: &mut impl std::io::Read) -> std::io::Result<Self> {
+        use crate::history_spool::{invalid, read_array, read_str};
+        let line = u64::from_le_bytes(read_array(r)?);
+        let [api, excluded, flags] = read_array(r)?;
+        let api_version = match api {
+            0 => None,
+            1 => Some(claimline_ndjson::ApiVersion::V1),
+            2 => Some(claimline_ndjson::ApiVersion::V2),
+            3 => Some(claimline_ndjson::ApiVersion::V3),
+            _ => return Err(invalid("an API version")),
+        };
+        let excluded = match excluded {
+            0 => None,
+            1 => Some(Excluded::Partial),
+            2 => Some(Excluded::PriorAuth),
+            _ => return Err(invalid("an exclusion")),
+        };
+        let [tag] = read_array(r)?;
+        let share = match tag {
+            0 => None,
+            1 => {
+                let [claim_type] = read_array(r)?;
+                Some(Share::Packed {
+                    cents: i64::from_le_bytes(read_array(r)?),
+                    lines: u32::from_le_bytes(read_array(r)?),
+                    month: u32::from_le_bytes(read_array(r)?),
+                    claim_type,
+                })
+            }
+            2 => {
+                let claim_type = read_str(r)?;
+                let month = read_str(r)?;
+                let lines = u64::from_le_bytes(read_array(r)?);
+                let cents = i128::from_le_bytes(read_array(r)?);
+                Some(Share::Whole(Box::new((claim_type, month, lines, cents))))
+            }
+            _ => return Err(invalid("a claim's share of the counts")),
+        };
+        Ok(EobRecord {
+            line,
+            share,
+            api_version,
+            excluded,
+            unresolved_mbi: flags & 1 != 0,
+            claim_views: flags & 2 != 0,
+            wrote_rows: flags & 4 != 0,
+        })
     }
 }
 
@@ -2463,7 +2615,62 @@ mod tests {
     #[test]
     fn an_eob_record_stays_small() {
         assert!(std::mem::size_of::<Option<Share>>() <= 24);
-        assert!(std::mem::size_of::<EobRecord>() <= 48);
+        assert!(std::mem::size_of::<EobRecord>() <= 40);
+    }
+
+    #[test]
+    fn an_eob_record_comes_back_from_the_history_files_as_it_was() {
+        use crate::history_spool::Record as _;
+        let summary = |claim_type: &str, month: &str, lines: u64, cents: i128| {
+            Share::of(claimline_link::ClaimSummary {
+                claim_type: claim_type.into(),
+                month: month.into(),
+                lines,
+                payment_cents: cents,
+                payment_unusable: false,
+            })
+        };
+        let shares = [
+            None,
+            Some(summary("CARRIER", "2020-01", 3, -12_345)),
+            Some(summary("carrier", "2020/01", u64::MAX, i128::MIN)),
+            Some(summary("", "", 0, i128::MAX)),
+        ];
+        let apis = [
+            None,
+            Some(claimline_ndjson::ApiVersion::V1),
+            Some(claimline_ndjson::ApiVersion::V2),
+            Some(claimline_ndjson::ApiVersion::V3),
+        ];
+        let excluded = [None, Some(Excluded::Partial), Some(Excluded::PriorAuth)];
+        let mut n = 0u64;
+        for share in &shares {
+            for api_version in apis {
+                for excluded in excluded {
+                    for flags in 0..8u8 {
+                        n += 1;
+                        let record = EobRecord {
+                            line: u64::MAX - n,
+                            share: share.clone(),
+                            api_version,
+                            excluded,
+                            unresolved_mbi: flags & 1 != 0,
+                            claim_views: flags & 2 != 0,
+                            wrote_rows: flags & 4 != 0,
+                        };
+                        let mut bytes = Vec::new();
+                        record.write_to(&mut bytes).expect("write");
+                        let mut r = bytes.as_slice();
+                        assert_eq!(EobRecord::read_from(&mut r).expect("read"), record);
+                        assert!(r.is_empty(), "read to its end");
+                        // Cut anywhere, it is an error, never another record.
+                        for cut in 0..bytes.len() {
+                            assert!(EobRecord::read_from(&mut &bytes[..cut]).is_err());
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

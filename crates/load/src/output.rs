@@ -229,6 +229,12 @@ pub fn recover_with(
 ) -> Result<Vec<String>, LoadError> {
     let mut notes = Vec::new();
     recover_reload(out, &mut notes)?;
+    // The claim history a killed load kept on disk (its sorted runs): nothing else reads it.
+    let history = crate::history_spool::history_dir(out);
+    if history.exists() {
+        std::fs::remove_dir_all(&history).map_err(|e| LoadError::io(&history, e))?;
+        notes.push("removed the claim-history files an unfinished load left".to_owned());
+    }
     let sqlite = out.join("claimline.sqlite");
     let mut own = None;
     let mut database = match database {

@@ -52,6 +52,12 @@ pub struct Args {
     /// checked whole either way, and the tables are the same): slower, for comparison.
     #[arg(long)]
     parse_whole: bool,
+    /// The memory the run's claim history holds before it waits on disk (each EOB's claim key,
+    /// id, status, time and place until the claim-history rule decides; sorted by claim group
+    /// in owner-only files under DIR/.claimline-history, removed as they are read back). A
+    /// size: 32MiB, 512KiB, 1GiB. The tables are the same either way.
+    #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = crate::args::size)]
+    history_memory: usize,
     /// Commit what could be read of a damaged input file (a cut or corrupt gzip stream) instead
     /// of stopping with exit 4; the damage is reported either way.
     #[arg(long)]
@@ -80,7 +86,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .include_partial(args.include_partial)
         .accept_damaged(args.accept_rejects)
         .all_versions(args.all_versions)
-        .parse_whole(args.parse_whole);
+        .parse_whole(args.parse_whole)
+        .history_memory(args.history_memory);
     let started = std::time::Instant::now();
     let loaded = loader.load(&args.inputs, &CliProgress::new("load", args.json));
     let code = match &loaded {
