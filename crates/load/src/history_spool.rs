@@ -459,6 +459,14 @@ pub(crate) fn write_str(w: &mut impl Write, s: &str) -> std::io::Result<()> {
 /// A string [`write_str`] wrote.
 pub(crate) fn read_str(r: &mut impl Read) -> std::io::Result<CompactString> {
     let n = u32::from_le_bytes(read_array(r)?) as usize;
+    // A claim key or id fits on the stack (and is held inline): no allocation to read it.
+    let mut short = [0u8; 64];
+    if let Some(b) = short.get_mut(..n) {
+        r.read_exact(b)?;
+        return std::str::from_utf8(b)
+            .map(CompactString::from)
+            .map_err(|_| invalid("UTF-8"));
+    }
     let mut b = vec![0u8; n];
     r.read_exact(&mut b)?;
     CompactString::from_utf8(b).map_err(|_| invalid("UTF-8"))

@@ -1526,7 +1526,7 @@ struct EobIssues {
 /// The most entries of the claim history decided at a time (fewer when its memory budget is
 /// small): the groups' stored heads are read for a batch at once (one statement per batch in
 /// PostgreSQL).
-const HISTORY_BATCH: usize = 16_384;
+const HISTORY_BATCH: usize = 4_096;
 
 /// An EOB's record as the claim history keeps it on disk past its budget
 /// ([`crate::history_spool`]).
