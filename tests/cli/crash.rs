@@ -37,7 +37,7 @@ fn succeeded(out: &Output, what: &str) {
 /// Every row of every SQLite table but `_claimline_runs` (its start and end times differ),
 /// sorted; with `run_columns` false, the columns that depend on the run (`_run_id`,
 /// `_source_file`, `_line`) are left out.
-fn sqlite_dump(db: &Path, run_columns: bool) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn sqlite_dump(db: &Path, run_columns: bool) -> BTreeMap<String, Vec<String>> {
     let conn =
         Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
     let names = crate::sqlite_table_names(&conn, |n| n != "_claimline_runs");
@@ -100,7 +100,7 @@ pub(crate) fn parquet_runs(out: &Path) -> Vec<String> {
 }
 
 /// Every file under `parquet/` but the run list, relative path → bytes.
-fn parquet_files(out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn parquet_files(out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let root = out.join("parquet");
     let mut files = BTreeMap::new();
     let mut stack = vec![root.clone()];

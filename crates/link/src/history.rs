@@ -322,7 +322,11 @@ impl<'a> RunGroup<'a> {
             .iter()
             .copied()
             .filter(|e| e.action == Action::Version)
-            .max_by_key(|e| (e.last_updated, e.position));
+            // The first of equal ones (a scan's EOBs each have a place of their own).
+            .fold(None, |head: Option<&ClaimEvent>, e| match head {
+                Some(h) if (e.last_updated, e.position) <= (h.last_updated, h.position) => Some(h),
+                _ => Some(e),
+            });
         let mut cancels: Vec<&ClaimEvent> = events
             .iter()
             .copied()
@@ -347,11 +351,11 @@ impl<'a> RunGroup<'a> {
             .is_ok()
     }
 
-    /// Whether `e`'s rows stay: it is the version the group keeps (its head) and no cancel of
-    /// this run names it.
+    /// Whether `e` (one of the events the group was made [`of`](RunGroup::of)) keeps its rows:
+    /// it is the version the group keeps (its head) and no cancel of this run names it.
     pub fn keeps(&self, e: &ClaimEvent) -> bool {
         e.action == Action::Version
-            && self.head.is_some_and(|h| h.position == e.position)
+            && self.head.is_some_and(|h| std::ptr::eq(h, e))
             && !self.is_cancelled(&e.resource_id)
     }
 
@@ -534,6 +538,22 @@ mod tests {
         // A run whose own winner an earlier run cancelled.
         let again = current(vec![ev("X", 1, Action::Version, 1)]);
         assert_eq!(decide(&again.groups()[0], None, true), Decision::Delete);
+    }
+
+    #[test]
+    fn of_equal_versions_at_one_place_the_first_heads_and_alone_is_kept() {
+        // Events that no scan made (every one at the same place): the first of equal versions
+        // heads its group, as the rule met them, and only that one keeps its rows.
+        let run = current(vec![
+            ev("A", 1, Action::Version, 0),
+            ev("B", 1, Action::Version, 0),
+            ev("C", 0, Action::Version, 0),
+        ]);
+        let kept: Vec<(&str, bool)> = run
+            .kept()
+            .map(|(e, keep)| (e.resource_id.as_str(), keep))
+            .collect();
+        assert_eq!(kept, vec![("A", true), ("B", false), ("C", false)]);
     }
 
     #[test]

@@ -75,15 +75,20 @@ pub(crate) struct HistorySpool<R> {
     budget: usize,
     buffer: Vec<Entry<R>>,
     held: usize,
-    /// Sorted runs written so far.
-    runs: Vec<Spilled>,
-    /// Merges of runs made so far (each names its file).
+    /// Sorted runs on disk, each with its level: 0 for a budget's worth, one more for each
+    /// merge of [`FAN`] runs of a level into one (the levels never grow toward the end).
+    runs: Vec<(u32, Spilled)>,
+    /// Files made so far (each names its file).
+    made: usize,
+    /// Merges of runs made so far.
     merges: usize,
 }
 
 /// A file of the spool, removed when dropped.
 pub(crate) struct Spilled {
     path: PathBuf,
+    /// Entries written to it: a file that ends before as many are read back is cut short.
+    count: u64,
 }
 
 impl Drop for Spilled {
@@ -103,6 +108,7 @@ impl<R: Record> HistorySpool<R> {
             buffer: Vec::new(),
             held: 0,
             runs: Vec::new(),
+            made: 0,
             merges: 0,
         }
     }
@@ -122,12 +128,18 @@ impl<R: Record> HistorySpool<R> {
         Ok(())
     }
 
+    /// A new file of the spool, `<what>-<n>.bin`.
+    fn create(&mut self, what: &str) -> Result<(File, Spilled), LoadError> {
+        let path = self.dir.join(format!("{what}-{:06}.bin", self.made));
+        self.made += 1;
+        let file = claimline_model::create_private(&path).map_err(|e| LoadError::io(&path, e))?;
+        Ok((file, Spilled { path, count: 0 }))
+    }
+
     /// Writes the buffer, sorted, as a run of its own.
     fn spill(&mut self) -> Result<(), LoadError> {
         claimline_model::create_private_dir(&self.dir).map_err(|e| LoadError::io(&self.dir, e))?;
-        let path = self.dir.join(format!("run-{:06}.bin", self.runs.len()));
-        let file = claimline_model::create_private(&path).map_err(|e| LoadError::io(&path, e))?;
-        let spilled = Spilled { path };
+        let (file, mut spilled) = self.create("run")?;
         claimline_fault::point("load.history-spill")
             .map_err(|e| LoadError::io(&spilled.path, e))?;
         let order =
@@ -138,12 +150,30 @@ impl<R: Record> HistorySpool<R> {
             .try_for_each(|&i| write_entry(&mut w, &self.buffer[i as usize]))
             .and_then(|()| w.flush());
         written.map_err(|e| LoadError::io(&spilled.path, e))?;
-        self.runs.push(spilled);
+        spilled.count = order.len() as u64;
+        self.runs.push((0, spilled));
         // Its room kept for the next run: not grown (and copied) again as it fills.
         self.buffer.clear();
         self.held = 0;
-        if self.runs.len() >= MAX_RUNS {
-            self.merge_runs()?;
+        // As a counter in base FAN: FAN runs of a level make one of the next.
+        while let Some(&(level, _)) = self.runs.last() {
+            let same = self
+                .runs
+                .iter()
+                .rev()
+                .take_while(|(l, _)| *l == level)
+                .count();
+            if same < FAN {
+                break;
+            }
+            let runs: Vec<Spilled> = self
+                .runs
+                .split_off(self.runs.len() - FAN)
+                .into_iter()
+                .map(|(_, s)| s)
+                .collect();
+            let merged = self.merge_runs(runs)?;
+            self.runs.push((level + 1, merged));
         }
         Ok(())
     }
@@ -162,31 +192,30 @@ impl<R: Record> HistorySpool<R> {
             order: order.into_iter(),
             slots,
         };
-        Groups::merge(self.mode, memory, self.runs)
+        let runs = self.runs.into_iter().map(|(_, s)| s).collect();
+        Groups::merge(self.mode, memory, runs)
     }
 
-    /// Merges the runs on disk into one, once there are [`MAX_RUNS`] (each open while the runs
-    /// are merged): as many files open as that at most, whatever the input.
-    fn merge_runs(&mut self) -> Result<(), LoadError> {
-        let path = self.dir.join(format!("merged-{:06}.bin", self.merges));
+    /// Merges `runs` into one run (the runs removed once read): each entry is written again
+    /// once per level, and fewer than [`FAN`] runs of each level are ever open at once.
+    fn merge_runs(&mut self, runs: Vec<Spilled>) -> Result<Spilled, LoadError> {
+        let (file, mut merged) = self.create("merged")?;
         self.merges += 1;
-        let file = claimline_model::create_private(&path).map_err(|e| LoadError::io(&path, e))?;
-        let merged = Spilled { path };
-        let runs = std::mem::take(&mut self.runs);
         let mut all: Groups<R> = Groups::merge(self.mode, Memory::empty(), runs)?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         while let Some(e) = all.next.take() {
             write_entry(&mut w, &e).map_err(|e| LoadError::io(&merged.path, e))?;
+            merged.count += 1;
             all.next = all.pull()?;
         }
         w.flush().map_err(|e| LoadError::io(&merged.path, e))?;
-        self.runs.push(merged);
-        Ok(())
+        Ok(merged)
     }
 }
 
-/// The most runs on disk at once ([`HistorySpool::merge_runs`]).
-const MAX_RUNS: usize = 64;
+/// Runs of a level merged into one of the next ([`HistorySpool::spill`]): each entry is
+/// written about `log16` of the runs times, and at most 15 runs of each level wait.
+const FAN: usize = 16;
 
 /// The buffer, read in sorted order.
 struct Memory<R> {
@@ -212,11 +241,32 @@ impl<R> Memory<R> {
 struct RunReader {
     reader: BufReader<File>,
     spilled: Spilled,
+    /// Entries read back so far.
+    read: u64,
 }
 
 impl RunReader {
     fn next<R: Record>(&mut self) -> Result<Option<Entry<R>>, LoadError> {
-        read_entry(&mut self.reader).map_err(|e| LoadError::io(&self.spilled.path, e))
+        let path = &self.spilled.path;
+        let next = read_entry(&mut self.reader).map_err(|e| LoadError::io(path, e))?;
+        match next {
+            Some(_) => self.read += 1,
+            // Cut between two entries: as much an error as cut inside one.
+            None if self.read != self.spilled.count => {
+                return Err(LoadError::io(
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the claim history's run ends after {} of its {} entries",
+                            self.read, self.spilled.count
+                        ),
+                    ),
+                ));
+            }
+            None => {}
+        }
+        Ok(next)
     }
 }
 
@@ -276,6 +326,7 @@ impl<R: Record> Groups<R> {
             files.push(RunReader {
                 reader: BufReader::with_capacity(64 << 10, file),
                 spilled: run,
+                read: 0,
             });
         }
         let mut groups = Groups {
@@ -348,7 +399,7 @@ impl<R: Record> Groups<R> {
                 .last()
                 .is_none_or(|l: &Entry<R>| l.event.group(self.mode) != e.event.group(self.mode));
             if new_group {
-                if entries.len() >= at_least {
+                if !entries.is_empty() && entries.len() >= at_least {
                     self.next = Some(e);
                     break;
                 }
@@ -459,7 +510,8 @@ pub(crate) fn write_str(w: &mut impl Write, s: &str) -> std::io::Result<()> {
 /// A string [`write_str`] wrote.
 pub(crate) fn read_str(r: &mut impl Read) -> std::io::Result<CompactString> {
     let n = u32::from_le_bytes(read_array(r)?) as usize;
-    // A claim key or id fits on the stack (and is held inline): no allocation to read it.
+    // A claim key or id fits on the stack: read without a buffer of its own (and held inline,
+    // with no allocation at all, up to 24 bytes).
     let mut short = [0u8; 64];
     if let Some(b) = short.get_mut(..n) {
         r.read_exact(b)?;
@@ -513,7 +565,7 @@ impl Recorded {
             let file =
                 claimline_model::create_private(&path).map_err(|e| LoadError::io(&path, e))?;
             let writer = BufWriter::with_capacity(1 << 20, file);
-            let (mut writer, spilled) = (writer, Spilled { path });
+            let (mut writer, spilled) = (writer, Spilled { path, count: 0 });
             for e in std::mem::take(&mut self.held) {
                 self.count += 1;
                 write_row(&mut writer, e).map_err(|e| LoadError::io(&spilled.path, e))?;
@@ -709,8 +761,10 @@ mod tests {
                 }
                 assert_eq!(!spool.runs.is_empty(), budget < usize::MAX, "{budget}");
                 if budget == 1 {
-                    assert!(spool.merges > 0, "runs merged on the way");
-                    assert!(spool.runs.len() < MAX_RUNS);
+                    // 700 runs: 2 of level 2, 11 of level 1, 12 of level 0.
+                    assert_eq!(spool.merges, 2 + 43, "runs merged on the way");
+                    let levels: Vec<u32> = spool.runs.iter().map(|(l, _)| *l).collect();
+                    assert_eq!(levels, [&[2; 2][..], &[1; 11], &[0; 12]].concat());
                 }
                 let got = drain(mode, spool.finish().expect("finish"), 50);
                 assert_eq!(
@@ -774,13 +828,29 @@ mod tests {
             }
         };
         assert!(err.to_string().contains("run-000000.bin"), "{err}");
-    }
 
-    #[test]
-    fn held_entries_take_no_more_room_as_options() {
-        assert_eq!(
-            std::mem::size_of::<Option<Entry<()>>>(),
-            std::mem::size_of::<Entry<()>>()
+        // Cut between two entries (here, before the first): an error too, never fewer entries.
+        let dir = tmp.path().join("emptied");
+        let mut spool = HistorySpool::new(VersionMode::Current, dir.clone(), 1 << 10);
+        for (i, e) in events(100).into_iter().enumerate() {
+            spool.push(e, Tag(i as u32, String::new())).expect("push");
+        }
+        std::fs::write(dir.join("run-000001.bin"), b"").expect("empty");
+        // (The merge reads each run's first entry as it starts.)
+        let err = match spool.finish() {
+            Err(e) => e,
+            Ok(mut groups) => loop {
+                match groups.next_batch(&mut batch, &mut starts, 10) {
+                    Ok(true) => continue,
+                    Ok(false) => panic!("read to the end of an emptied run"),
+                    Err(e) => break e,
+                }
+            },
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("run-000001.bin") && text.contains("of its"),
+            "{text}"
         );
     }
 

@@ -587,8 +587,8 @@ impl Loader {
         // memory budget (past it, on disk).
         let mut spool: HistorySpool<EobRecord> =
             HistorySpool::new(mode, history_dir(&self.out), self.history_memory);
-        // The row errors of the EOBs in `spool` that have any, by their number there (few have
-        // any).
+        // The row errors of the EOBs in `spool` that have any, by their place (few have any;
+        // held in memory, each with its errors, until the rule decides).
         let mut eob_issues: Vec<EobIssues> = Vec::new();
         // Each Patient that gave MBI rows, to keep one copy of a Patient the input holds twice.
         let mut patients = PatientCopies::new(&plan, &tables);
@@ -1456,10 +1456,11 @@ impl PatientCopies {
 
 /// What the scan kept of an EOB until the claim-history rule decides whether its rows stay.
 ///
-/// One is held for every EOB of a run to the end of the load, so it is kept small (48 bytes,
-/// where it took 128 with the link stage's own summary in it): its share of
-/// `_claimline_counts` packed ([`Share`]), and its row errors, which few EOBs have, beside the
-/// records (by their index).
+/// One is held for every EOB of a run until the rule decides (in memory up to the claim
+/// history's budget, past it on disk: [`crate::history_spool`]), so it is kept small (40
+/// bytes, where it took 128 with the link stage's own summary in it): its share of
+/// `_claimline_counts` packed ([`Share`]); its row errors, which few EOBs have, are held
+/// beside the history (by the EOB's place).
 #[derive(Debug, Clone, PartialEq)]
 struct EobRecord {
     /// File line number.
@@ -1604,6 +1605,9 @@ impl crate::history_spool::Record for EobRecord {
             0 => None,
             1 => {
                 let [claim_type] = read_array(r)?;
+                if usize::from(claim_type) >= SHARE_TYPES.len() {
+                    return Err(invalid("a claim type"));
+                }
                 Some(Share::Packed {
                     cents: i64::from_le_bytes(read_array(r)?),
                     lines: u32::from_le_bytes(read_array(r)?),
@@ -2616,6 +2620,15 @@ mod tests {
     fn an_eob_record_stays_small() {
         assert!(std::mem::size_of::<Option<Share>>() <= 24);
         assert!(std::mem::size_of::<EobRecord>() <= 40);
+    }
+
+    /// The claim history's buffer is taken apart in place ([`HistorySpool::finish`]).
+    #[test]
+    fn a_held_entry_takes_no_more_room_as_an_option() {
+        assert_eq!(
+            std::mem::size_of::<Option<Entry<EobRecord>>>(),
+            std::mem::size_of::<Entry<EobRecord>>()
+        );
     }
 
     #[test]
