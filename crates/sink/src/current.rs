@@ -337,11 +337,7 @@ fn build(
     // Every run's claim events (one row per claim version and run): first the buckets this
     // run touched, then the heads of the groups in the buckets to rewrite (only those: the
     // map of every group's head of a large history would be big).
-    let mut events = Vec::new();
     let claim_files = history_files(root, CLAIMS, &root.join(CLAIMS), &run.run_id, pending)?;
-    for file in &claim_files {
-        events.extend(source_batches(root, file, &run.run_id, CLAIMS, held)?.1);
-    }
     let only_run = (full
         && runs.len() == 1
         && claim_files == [run_dir(root, CLAIMS, &run.run_id).join("part-0.parquet")])
@@ -353,6 +349,23 @@ fn build(
         h.set((always, only_run.is_some()));
         only_run
     });
+    // The output's only run needs its cancels alone (see `Current::only_run`): its other claim
+    // events are not held while the tables are rebuilt (they were, some 100 bytes a claim
+    // version: at 80 GB of NDJSON, the refresh's share was the load's peak).
+    let mut events = Vec::new();
+    for file in &claim_files {
+        let batches = source_batches(root, file, &run.run_id, CLAIMS, held)?.1;
+        if only_run.is_none() {
+            events.extend(batches);
+            continue;
+        }
+        for b in batches {
+            let cancels = cancels_of(&b)?;
+            if cancels.num_rows() > 0 {
+                events.push(cancels);
+            }
+        }
+    }
     let mut rebuild: BTreeSet<u64> = BTreeSet::new();
     if full {
         rebuild.extend(0..BUCKETS);
@@ -1410,6 +1423,18 @@ fn column<'a>(b: &'a RecordBatch, name: &str, table: &str) -> Result<&'a Arc<dyn
 }
 
 /// Column `name` of `b` as text cells.
+/// The rows of a batch of claim events that are cancels (`_action` = `cancel`).
+fn cancels_of(b: &RecordBatch) -> Result<RecordBatch, Error> {
+    let action = strings(b, "_action", CLAIMS)?;
+    let mask: arrow_array::BooleanArray =
+        action.iter().map(|a| Some(*a == Some("cancel"))).collect();
+    arrow_select::filter::filter_record_batch(b, &mask).map_err(|e| Error::Row {
+        table: CLAIMS.to_owned(),
+        column: "_action".to_owned(),
+        message: format!("cannot keep the cancels ({e})"),
+    })
+}
+
 fn strings<'b>(b: &'b RecordBatch, name: &str, table: &str) -> Result<Vec<Option<&'b str>>, Error> {
     let c = column(b, name, table)?;
     let a = c
