@@ -334,9 +334,10 @@ fn build(
             .iter()
             .any(|t| shown_version(&dir, t).is_none_or(|n| is_version_of(&n, t, &run.run_id)));
 
-    // Every run's claim events (one row per claim version and run): first the buckets this
-    // run touched, then the heads of the groups in the buckets to rewrite (only those: the
-    // map of every group's head of a large history would be big).
+    // Every run's claim events (one row per claim version and run; of an output's only run,
+    // its cancels alone): first the buckets this run touched, then the heads of the groups in
+    // the buckets to rewrite (only those: the map of every group's head of a large history
+    // would be big).
     let claim_files = history_files(root, CLAIMS, &root.join(CLAIMS), &run.run_id, pending)?;
     let only_run = (full
         && runs.len() == 1
@@ -354,13 +355,13 @@ fn build(
     // version: at 80 GB of NDJSON, the refresh's share was the load's peak).
     let mut events = Vec::new();
     for file in &claim_files {
-        let batches = source_batches(root, file, &run.run_id, CLAIMS, held)?.1;
         if only_run.is_none() {
-            events.extend(batches);
+            events.extend(source_batches(root, file, &run.run_id, CLAIMS, held)?.1);
             continue;
         }
-        for b in batches {
-            let cancels = cancels_of(&b)?;
+        // A batch at a time (a file read back is decoded as the batches are taken).
+        for b in source_stream(root, file, &run.run_id, CLAIMS, held)? {
+            let cancels = cancels_of(&b?)?;
             if cancels.num_rows() > 0 {
                 events.push(cancels);
             }
@@ -1422,9 +1423,13 @@ fn column<'a>(b: &'a RecordBatch, name: &str, table: &str) -> Result<&'a Arc<dyn
     })
 }
 
-/// Column `name` of `b` as text cells.
-/// The rows of a batch of claim events that are cancels (`_action` = `cancel`).
+/// The rows of a batch of claim events that are cancels (`_action` = `cancel`), its other
+/// columns checked as the heads' reading checks them.
 fn cancels_of(b: &RecordBatch) -> Result<RecordBatch, Error> {
+    for name in ["_api_version", "_claim_key", "_resource_id", "_run_id"] {
+        strings(b, name, CLAIMS)?;
+    }
+    timestamps(b, "_last_updated", CLAIMS)?;
     let action = strings(b, "_action", CLAIMS)?;
     let mask: arrow_array::BooleanArray =
         action.iter().map(|a| Some(*a == Some("cancel"))).collect();
@@ -1435,6 +1440,7 @@ fn cancels_of(b: &RecordBatch) -> Result<RecordBatch, Error> {
     })
 }
 
+/// Column `name` of `b` as text cells.
 fn strings<'b>(b: &'b RecordBatch, name: &str, table: &str) -> Result<Vec<Option<&'b str>>, Error> {
     let c = column(b, name, table)?;
     let a = c
