@@ -249,10 +249,7 @@ impl RunVersions {
     /// The run's winner of each group, and its cancels: what `_claimline_claims` records, in a
     /// stable order (group, then resource id: [`RunGroup::recorded`] group by group).
     pub fn recorded(&self) -> Vec<&ClaimEvent> {
-        self.groups()
-            .iter()
-            .flat_map(|g| g.recorded().collect::<Vec<_>>())
-            .collect()
+        self.groups().iter().flat_map(RunGroup::recorded).collect()
     }
 
     /// Groups of this run ([`RunGroup::of`]), ordered by group.

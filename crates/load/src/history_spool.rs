@@ -56,11 +56,34 @@ pub(crate) struct Entry<R> {
 impl<R: Record> Entry<R> {
     /// Memory it holds.
     fn bytes(&self) -> usize {
-        let heap = |s: &CompactString| if s.is_heap_allocated() { s.len() } else { 0 };
-        std::mem::size_of::<Self>()
-            + heap(&self.event.claim_key)
-            + heap(&self.event.resource_id)
-            + self.record.heap_bytes()
+        std::mem::size_of::<R>() + event_bytes(&self.event) + self.record.heap_bytes()
+    }
+}
+
+/// Memory an event holds: its own and its strings' past what is held inline.
+fn event_bytes(e: &ClaimEvent) -> usize {
+    let heap = |s: &CompactString| if s.is_heap_allocated() { s.len() } else { 0 };
+    std::mem::size_of::<ClaimEvent>() + heap(&e.claim_key) + heap(&e.resource_id)
+}
+
+/// An API version as one byte of the spool's files (0 for none).
+pub(crate) fn api_byte(api: Option<ApiVersion>) -> u8 {
+    match api {
+        None => 0,
+        Some(ApiVersion::V1) => 1,
+        Some(ApiVersion::V2) => 2,
+        Some(ApiVersion::V3) => 3,
+    }
+}
+
+/// The API version [`api_byte`] wrote.
+pub(crate) fn api_of_byte(b: u8) -> std::io::Result<Option<ApiVersion>> {
+    match b {
+        0 => Ok(None),
+        1 => Ok(Some(ApiVersion::V1)),
+        2 => Ok(Some(ApiVersion::V2)),
+        3 => Ok(Some(ApiVersion::V3)),
+        _ => Err(invalid("an API version")),
     }
 }
 
@@ -418,12 +441,7 @@ impl<R: Record> Groups<R> {
 fn write_entry<R: Record>(w: &mut impl Write, e: &Entry<R>) -> std::io::Result<()> {
     let ev = &e.event;
     w.write_all(&ev.position.1.to_le_bytes())?;
-    let api = match ev.api_version {
-        None => 0u8,
-        Some(ApiVersion::V1) => 1,
-        Some(ApiVersion::V2) => 2,
-        Some(ApiVersion::V3) => 3,
-    };
+    let api = api_byte(ev.api_version);
     let action = match ev.action {
         Action::Version => 0u8,
         Action::Cancel => 1,
@@ -452,13 +470,7 @@ fn read_entry<R: Record>(r: &mut impl Read) -> std::io::Result<Option<Entry<R>>>
         }
     }
     let [api, action, has_time] = read_array(r)?;
-    let api_version = match api {
-        0 => None,
-        1 => Some(ApiVersion::V1),
-        2 => Some(ApiVersion::V2),
-        3 => Some(ApiVersion::V3),
-        _ => return Err(invalid("an API version")),
-    };
+    let api_version = api_of_byte(api)?;
     let action = match action {
         0 => Action::Version,
         1 => Action::Cancel,
@@ -532,7 +544,6 @@ pub(crate) struct Recorded {
     held: Vec<ClaimEvent>,
     held_bytes: usize,
     file: Option<(BufWriter<File>, Spilled)>,
-    count: u64,
 }
 
 impl Recorded {
@@ -545,39 +556,29 @@ impl Recorded {
             held: Vec::new(),
             held_bytes: 0,
             file: None,
-            count: 0,
         }
     }
 
     /// Appends a row's event.
     pub(crate) fn push(&mut self, e: &ClaimEvent) -> Result<(), LoadError> {
-        if self.file.is_none() {
-            let heap = |s: &CompactString| if s.is_heap_allocated() { s.len() } else { 0 };
-            self.held_bytes +=
-                std::mem::size_of::<ClaimEvent>() + heap(&e.claim_key) + heap(&e.resource_id);
-            self.held.push(e.clone());
-            if self.held_bytes < self.limit {
-                return Ok(());
-            }
-            claimline_model::create_private_dir(&self.dir)
-                .map_err(|e| LoadError::io(&self.dir, e))?;
-            let path = self.dir.join("claims.bin");
-            let file =
-                claimline_model::create_private(&path).map_err(|e| LoadError::io(&path, e))?;
-            let writer = BufWriter::with_capacity(1 << 20, file);
-            let (mut writer, spilled) = (writer, Spilled { path, count: 0 });
-            for e in std::mem::take(&mut self.held) {
-                self.count += 1;
-                write_row(&mut writer, e).map_err(|e| LoadError::io(&spilled.path, e))?;
-            }
-            self.file = Some((writer, spilled));
+        if let Some(file) = &mut self.file {
+            return write_row(file, e.clone());
+        }
+        self.held_bytes += event_bytes(e);
+        self.held.push(e.clone());
+        if self.held_bytes < self.limit {
             return Ok(());
         }
-        if let Some((writer, spilled)) = &mut self.file {
-            self.count += 1;
-            write_row(writer, e.clone()).map_err(|e| LoadError::io(&spilled.path, e))?;
-        }
-        Ok(())
+        claimline_model::create_private_dir(&self.dir).map_err(|e| LoadError::io(&self.dir, e))?;
+        let path = self.dir.join("claims.bin");
+        let file = claimline_model::create_private(&path).map_err(|e| LoadError::io(&path, e))?;
+        let file = self.file.insert((
+            BufWriter::with_capacity(1 << 20, file),
+            Spilled { path, count: 0 },
+        ));
+        std::mem::take(&mut self.held)
+            .into_iter()
+            .try_for_each(|e| write_row(file, e))
     }
 
     /// The rows' events in order, `at_once` at a time, to `each`.
@@ -594,41 +595,33 @@ impl Recorded {
             .map_err(|e| LoadError::io(&spilled.path, e))?;
         drop(writer);
         let file = File::open(&spilled.path).map_err(|e| LoadError::io(&spilled.path, e))?;
-        let mut reader = BufReader::with_capacity(256 << 10, file);
+        let mut reader = RunReader {
+            reader: BufReader::with_capacity(256 << 10, file),
+            spilled,
+            read: 0,
+        };
         let mut chunk = Vec::with_capacity(at_once);
-        let mut read = 0u64;
-        loop {
-            let next: Option<Entry<()>> =
-                read_entry(&mut reader).map_err(|e| LoadError::io(&spilled.path, e))?;
-            let end = next.is_none();
-            if let Some(e) = next {
-                read += 1;
-                chunk.push(e.event);
-            }
-            if chunk.len() == at_once || (end && !chunk.is_empty()) {
+        while let Some(e) = reader.next::<()>()? {
+            chunk.push(e.event);
+            if chunk.len() == at_once {
                 each(&chunk)?;
                 chunk.clear();
             }
-            if end {
-                break;
-            }
         }
-        if read != self.count {
-            return Err(LoadError::io(
-                &spilled.path,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("holds {read} claim rows where {} were written", self.count),
-                ),
-            ));
+        if chunk.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        each(&chunk)
     }
 }
 
-/// A `_claimline_claims` row's event, as an entry without a record.
-fn write_row(w: &mut impl Write, event: ClaimEvent) -> std::io::Result<()> {
-    write_entry(w, &Entry { event, record: () })
+/// Appends a `_claimline_claims` row's event to `file`, as an entry without a record.
+fn write_row(
+    (writer, spilled): &mut (BufWriter<File>, Spilled),
+    event: ClaimEvent,
+) -> Result<(), LoadError> {
+    spilled.count += 1;
+    write_entry(writer, &Entry { event, record: () }).map_err(|e| LoadError::io(&spilled.path, e))
 }
 
 impl Record for () {

@@ -322,8 +322,8 @@ impl Loader {
 
     /// The memory a run's claim history holds (each EOB's claim event and what the load keeps of
     /// it until the claim-history rule decides) before it waits on disk, sorted by claim group,
-    /// in owner-only files in `DIR/.claimline-history/`: 32 MiB unless said (some 260,000 EOBs, 6.5 GB of seven-year NDJSON).
-    /// The tables are the same either way.
+    /// in owner-only files in `DIR/.claimline-history/`: 32 MiB unless said (some 260,000 EOBs,
+    /// 6.5 GB of seven-year NDJSON). The tables are the same either way.
     pub fn history_memory(mut self, bytes: usize) -> Self {
         self.history_memory = bytes;
         self
@@ -738,9 +738,9 @@ impl Loader {
                         Decision::Write
                             if stored.is_some()
                                 && g.head.is_some_and(|h| {
-                                    batch[w[0]..w[1]].iter().any(|x| {
-                                        x.event.position == h.position && !x.record.wrote_rows
-                                    })
+                                    batch[w[0]..w[1]]
+                                        .iter()
+                                        .any(|x| std::ptr::eq(&x.event, h) && !x.record.wrote_rows)
                                 }) =>
                         {
                             removals.push(key_of(g));
@@ -1544,12 +1544,7 @@ impl crate::history_spool::Record for EobRecord {
     fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
         use crate::history_spool::write_str;
         w.write_all(&self.line.to_le_bytes())?;
-        let api = match self.api_version {
-            None => 0u8,
-            Some(claimline_ndjson::ApiVersion::V1) => 1,
-            Some(claimline_ndjson::ApiVersion::V2) => 2,
-            Some(claimline_ndjson::ApiVersion::V3) => 3,
-        };
+        let api = crate::history_spool::api_byte(self.api_version);
         let excluded = match self.excluded {
             None => 0u8,
             Some(Excluded::Partial) => 1,
@@ -1584,16 +1579,10 @@ impl crate::history_spool::Record for EobRecord {
     }
 
     fn read_from(r: &mut impl std::io::Read) -> std::io::Result<Self> {
-        use crate::history_spool::{invalid, read_array, read_str};
+        use crate::history_spool::{api_of_byte, invalid, read_array, read_str};
         let line = u64::from_le_bytes(read_array(r)?);
         let [api, excluded, flags] = read_array(r)?;
-        let api_version = match api {
-            0 => None,
-            1 => Some(claimline_ndjson::ApiVersion::V1),
-            2 => Some(claimline_ndjson::ApiVersion::V2),
-            3 => Some(claimline_ndjson::ApiVersion::V3),
-            _ => return Err(invalid("an API version")),
-        };
+        let api_version = api_of_byte(api)?;
         let excluded = match excluded {
             0 => None,
             1 => Some(Excluded::Partial),
