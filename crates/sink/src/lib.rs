@@ -54,7 +54,7 @@ pub use claimline_model::{
     format_date, format_timestamp,
 };
 pub use current::{
-    BUCKETS, CURRENT_DIR, CurrentBuild, CurrentReport, VERSIONS_DIR, bucket,
+    BUCKETS, CURRENT_DIR, CurrentBuild, CurrentReport, REFRESH_MEMORY, VERSIONS_DIR, bucket,
     build_current_before_commit, read_current_parquet, refresh_current,
 };
 pub use error::{Error, PgFailure};

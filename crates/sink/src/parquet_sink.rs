@@ -289,6 +289,14 @@ fn properties(schema: &TableSchema) -> WriterProperties {
 }
 
 impl ParquetSink {
+    /// Tests: every table's rows per part.
+    #[cfg(test)]
+    pub(crate) fn set_part_rows(&mut self, rows: usize) {
+        for t in &mut self.tables {
+            t.part_rows = rows;
+        }
+    }
+
     /// Opens `DIR/parquet` (`root`) for run `run_id` writing `schemas`.
     ///
     /// # Errors
