@@ -49,6 +49,12 @@ pub struct SqliteSink {
 /// per (`_source_file`, `_line`), in the order they were written. A superseded version's rows
 /// are then deleted by rowid (a seek each) instead of by a scan of the whole table for their
 /// lines (found in the 5 GB benchmark: the scan was 285 ms of a 0.53 s serial step).
+///
+/// Past [`SPANS_HELD`] spans, the earlier ones wait in an unnamed temporary file beside the
+/// database (24 bytes each, about 39 bytes an EOB over the CCLF tables: 450 MB at 290 GB of
+/// claims), read back once by [`Written::take`]: the spans a load holds stay bounded however
+/// many lines it writes. They are rowids, file numbers and line numbers, no claim data; the
+/// file goes when it is closed, or with the process.
 #[derive(Debug)]
 struct Written {
     /// The columns `_source_file` and `_line`.
@@ -56,11 +62,21 @@ struct Written {
     line_at: usize,
     /// The `_source_file` values met, numbered: spans name them by number.
     files: FileNames,
+    /// The latest spans (the last one still growing).
     spans: Vec<Span>,
+    /// The spans before them, in order, and how many.
+    earlier: Option<(std::io::BufWriter<std::fs::File>, u64)>,
+    /// Where the file of earlier spans goes: the database's folder.
+    dir: PathBuf,
+    /// [`SPANS_HELD`]; tests hold fewer.
+    hold: usize,
 }
 
+/// Spans of a table held in memory before the earlier ones wait on disk (1.5 MiB).
+const SPANS_HELD: usize = 1 << 16;
+
 /// Rows `first..first + count` (rowids) came from line `line` of `files[file]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Span {
     file: u32,
     count: u32,
@@ -68,24 +84,63 @@ struct Span {
     first: i64,
 }
 
+impl Span {
+    const BYTES: usize = 24;
+
+    fn to_bytes(self) -> [u8; Self::BYTES] {
+        let mut b = [0u8; Self::BYTES];
+        b[0..4].copy_from_slice(&self.file.to_le_bytes());
+        b[4..8].copy_from_slice(&self.count.to_le_bytes());
+        b[8..16].copy_from_slice(&self.line.to_le_bytes());
+        b[16..24].copy_from_slice(&self.first.to_le_bytes());
+        b
+    }
+
+    fn from_bytes(b: &[u8; Self::BYTES]) -> Self {
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let i64_at = |i: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[i..i + 8]);
+            i64::from_le_bytes(x)
+        };
+        Span {
+            file: u32_at(0),
+            count: u32_at(4),
+            line: i64_at(8),
+            first: i64_at(16),
+        }
+    }
+}
+
 impl Written {
-    fn new(schema: &TableSchema) -> Option<Self> {
+    /// `database`: the database's path (its folder takes the file of earlier spans).
+    fn new(schema: &TableSchema, database: &Path) -> Option<Self> {
         let at = |name: &str| schema.columns.iter().position(|c| c.name == name);
+        let dir = match database.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
         Some(Written {
             file_at: at("_source_file")?,
             line_at: at("_line")?,
             files: FileNames::default(),
             spans: Vec::new(),
+            earlier: None,
+            dir: dir.to_owned(),
+            hold: SPANS_HELD,
         })
     }
 
     /// Notes that `row` went in as `rowid`. A row whose file or line is not text and an integer
     /// is not noted: a scan for its line would not find it either.
-    fn note(&mut self, row: &[Cell], rowid: i64) {
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the earlier spans cannot be written to their file.
+    fn note(&mut self, row: &[Cell], rowid: i64) -> Result<(), Error> {
         let (Some(Cell::Text(file)), Some(&Cell::Int(line))) =
             (row.get(self.file_at), row.get(self.line_at))
         else {
-            return;
+            return Ok(());
         };
         if let Some(last) = self.spans.last_mut()
             && last.line == line
@@ -94,7 +149,10 @@ impl Written {
             && last.count < u32::MAX
         {
             last.count += 1;
-            return;
+            return Ok(());
+        }
+        if self.spans.len() >= self.hold {
+            self.spill()?;
         }
         let file = self.files.number(file.as_str());
         self.spans.push(Span {
@@ -103,23 +161,77 @@ impl Written {
             line,
             first: rowid,
         });
+        Ok(())
+    }
+
+    /// Writes the spans held to the file of earlier spans.
+    fn spill(&mut self) -> Result<(), Error> {
+        use std::io::Write;
+        let dir = &self.dir;
+        let (out, n) = match &mut self.earlier {
+            Some(e) => e,
+            None => {
+                let file = tempfile::tempfile_in(dir).map_err(Error::io(dir))?;
+                self.earlier
+                    .insert((std::io::BufWriter::with_capacity(256 << 10, file), 0))
+            }
+        };
+        for s in self.spans.drain(..) {
+            out.write_all(&s.to_bytes()).map_err(Error::io(dir))?;
+            *n += 1;
+        }
+        Ok(())
     }
 
     /// Takes out the spans of `lines`; returns their rowid ranges, ascending (the order a scan
     /// of the table meets them).
-    fn take(&mut self, lines: &SourceLines) -> Vec<(i64, i64)> {
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the earlier spans cannot be read back (or the others written again).
+    fn take(&mut self, lines: &SourceLines) -> Result<Vec<(i64, i64)>, Error> {
         let listed: Vec<Option<&std::collections::HashSet<i64>>> =
             self.files.iter().map(|f| lines.get(f)).collect();
         let mut ranges = Vec::new();
-        self.spans.retain(|s| {
+        let mut gone = |s: &Span| {
             let gone = listed[s.file as usize].is_some_and(|l| l.contains(&s.line));
             if gone {
                 ranges.push((s.first, s.first + i64::from(s.count) - 1));
             }
-            !gone
-        });
+            gone
+        };
+        if let Some((out, n)) = self.earlier.take() {
+            use std::io::{Read, Seek, Write};
+            let dir = &self.dir;
+            let mut file = out.into_inner().map_err(|e| Error::Io {
+                path: dir.clone(),
+                source: e.into_error(),
+            })?;
+            file.rewind().map_err(Error::io(dir))?;
+            // The spans that stay go to a new file, in order.
+            let mut kept: Option<(std::io::BufWriter<std::fs::File>, u64)> = None;
+            let mut reader = std::io::BufReader::with_capacity(256 << 10, file);
+            let mut b = [0u8; Span::BYTES];
+            for _ in 0..n {
+                reader.read_exact(&mut b).map_err(Error::io(dir))?;
+                let s = Span::from_bytes(&b);
+                if gone(&s) {
+                    continue;
+                }
+                let (out, k) = match &mut kept {
+                    Some(k) => k,
+                    None => {
+                        let file = tempfile::tempfile_in(dir).map_err(Error::io(dir))?;
+                        kept.insert((std::io::BufWriter::with_capacity(256 << 10, file), 0))
+                    }
+                };
+                out.write_all(&b).map_err(Error::io(dir))?;
+                *k += 1;
+            }
+            self.earlier = kept;
+        }
+        self.spans.retain(|s| !gone(s));
         ranges.sort_unstable();
-        ranges
+        Ok(ranges)
     }
 }
 
@@ -222,7 +334,7 @@ impl SqliteSink {
                 removals: BTreeMap::new(),
                 prepared: false,
                 committed: false,
-                written: schemas.iter().map(Written::new).collect(),
+                written: schemas.iter().map(|s| Written::new(s, path)).collect(),
             });
         }
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -256,7 +368,7 @@ impl SqliteSink {
             removals: BTreeMap::new(),
             prepared: false,
             committed: false,
-            written: schemas.iter().map(Written::new).collect(),
+            written: schemas.iter().map(|s| Written::new(s, path)).collect(),
         })
     }
 
@@ -589,7 +701,7 @@ impl SqliteSink {
                 return Err(Error::no_lineage(&schemas[t].name));
             };
             // By rowid, ascending, as a scan of the table would delete them.
-            let ranges = written.take(lines);
+            let ranges = written.take(lines)?;
             let mut n = 0u64;
             if !ranges.is_empty() {
                 let mut delete = conn
@@ -643,7 +755,7 @@ impl SqliteSink {
             }
             stmt.raw_execute().map_err(Error::sqlite(&path))?;
             if let Some(w) = written.as_mut() {
-                w.note(row, conn.last_insert_rowid());
+                w.note(row, conn.last_insert_rowid())?;
             }
         }
         drop(stmt);
@@ -887,6 +999,64 @@ impl Drop for SqliteSink {
 mod tests {
     use super::*;
     use claimline_model::Column;
+
+    /// Row spans held past their memory wait in a file: each take gives the ranges, and leaves
+    /// the spans, that the spans all held in memory give (rows of one line written in several
+    /// runs of rowids, lines of two files, a line taken twice, rows with no line noted).
+    #[test]
+    fn spans_waiting_on_disk_give_the_ranges_of_spans_held() {
+        let schema = TableSchema::new(
+            "t",
+            vec![
+                Column::new("v", ColumnType::Integer),
+                Column::new("_source_file", ColumnType::Text),
+                Column::new("_line", ColumnType::Integer),
+            ],
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = dir.path().join("claimline.sqlite");
+        let take = |hold: usize| {
+            let mut w = Written::new(&schema, &database).expect("lineage");
+            w.hold = hold;
+            let mut rowid = 0;
+            for line in 0..500i64 {
+                let file = if line % 3 == 0 {
+                    "a.ndjson"
+                } else {
+                    "b.ndjson"
+                };
+                for k in 0..(line % 4) {
+                    rowid += 1 + i64::from(k == 2 && line % 5 == 0);
+                    let row = vec![Cell::Int(rowid), Cell::text(file), Cell::Int(line)];
+                    w.note(&row, rowid).expect("note");
+                }
+                w.note(&[Cell::Int(0), Cell::Null, Cell::Null], rowid + 1)
+                    .expect("no line");
+            }
+            let first = SourceLines::from([
+                ("a.ndjson".to_owned(), (0..500).step_by(7).collect()),
+                ("b.ndjson".to_owned(), (0..500).step_by(11).collect()),
+            ]);
+            let again = SourceLines::from([
+                ("a.ndjson".to_owned(), (0..500).step_by(2).collect()),
+                ("c.ndjson".to_owned(), (0..500).collect()),
+            ]);
+            let ranges = [
+                w.take(&first).expect("take"),
+                w.take(&again).expect("again"),
+            ];
+            let spilled = w.earlier.as_ref().map_or(0, |(_, n)| *n);
+            (ranges, w.spans.len() as u64 + spilled, spilled > 0)
+        };
+        let (held, left, _) = take(usize::MAX);
+        assert!(held[0].len() > 30 && held[1].len() > 30, "{held:?}");
+        for hold in [1, 3, 64] {
+            let (ranges, left_too, spilled) = take(hold);
+            assert!(spilled, "{hold}");
+            assert_eq!(ranges, held, "{hold}");
+            assert_eq!(left_too, left, "{hold}");
+        }
+    }
 
     /// A cell of the wrong type is refused naming the table, the column and the kind of cell,
     /// never its value (claims data is PHI).
