@@ -1105,35 +1105,43 @@ fn a_parquet_only_output_resolves_mbis_from_earlier_runs() {
     assert!(!out.join("claimline.sqlite").exists());
 }
 
-/// One output keeps one version rule: switching `--all-versions` on or off is refused (exit 2).
+/// One output keeps one version rule: switching `--all-versions` on or off is refused (exit 2),
+/// into a database and into Parquet alone (whose runs the check read too late: found by a
+/// review, a Parquet output switched had `current/` keep both versions of an untouched claim).
 #[test]
 fn switching_the_version_rule_on_an_output_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let tmp = tmp.path();
     let c1 = first_carrier("2026-01-05T10:00:00.000+00:00");
-    let out = tmp.join("out");
     let e1 = write_export(&tmp.join("e1"), &[&c1], true);
-    load(&e1, &out, "r1", &[]);
-    let r = claimline(
-        tmp,
-        &[
-            "load",
-            s(&e1),
-            "--out",
-            s(&out),
-            "--run-id",
-            "r2",
-            "--all-versions",
-        ],
-    );
-    assert_eq!(
-        r.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
-    assert!(String::from_utf8_lossy(&r.stderr).contains("--all-versions"));
-    load(&e1, &out, "r3", &[]);
+    for (name, format) in [("both", &[][..]), ("parquet", &["--format", "parquet"][..])] {
+        let out = tmp.join(name);
+        load(&e1, &out, "r1", format);
+        let r = claimline(
+            tmp,
+            &[
+                &[
+                    "load",
+                    s(&e1),
+                    "--out",
+                    s(&out),
+                    "--run-id",
+                    "r2",
+                    "--all-versions",
+                ][..],
+                format,
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            r.status.code(),
+            Some(2),
+            "{name}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(String::from_utf8_lossy(&r.stderr).contains("--all-versions"));
+        load(&e1, &out, "r3", format);
+    }
 }
 
 /// A beneficiary's new MBI: the run's own Patient wins over what `bene_xref` holds, and

@@ -460,8 +460,11 @@ impl Loader {
             progress.note(&note);
         }
         let last_run = earlier_runs.last().cloned();
-        if let Some(before) = &last_run
-            && before.all_versions != self.all_versions
+        // (Parquet's runs too: an output of Parquet alone has no database to hold them.)
+        if let Some(before) = [earlier_runs.last(), parquet_runs.last()]
+            .into_iter()
+            .flatten()
+            .find(|r| r.all_versions != self.all_versions)
         {
             return Err(LoadError::Usage(format!(
                 "{} was loaded {} --all-versions; load into it the same way, or into a new --out",
