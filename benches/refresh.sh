@@ -32,8 +32,17 @@ fi
 benes=$(( (SIZE_GB * 10000 + 95) / 96 ))
 big="$WORK/export-$SIZE_GB-gz"
 small="$WORK/export-small-$SMALL_BENES"
-[ -d "$big" ] || "$BIN" synth --benes "$benes" --years 7 --seed "$SEED" --gzip --out "$big" >/dev/null
-[ -d "$small" ] || "$BIN" synth --benes "$SMALL_BENES" --years 7 --seed 7 --out "$small" >/dev/null
+# (Written aside and renamed: an export cut short is not taken for a whole one next time.)
+if [ ! -d "$big" ]; then
+  rm -rf "$big.tmp"
+  "$BIN" synth --benes "$benes" --years 7 --seed "$SEED" --gzip --out "$big.tmp" >/dev/null
+  mv "$big.tmp" "$big"
+fi
+if [ ! -d "$small" ]; then
+  rm -rf "$small.tmp"
+  "$BIN" synth --benes "$SMALL_BENES" --years 7 --seed 7 --out "$small.tmp" >/dev/null
+  mv "$small.tmp" "$small"
+fi
 python3 benches/page_cache.py "$big" "$small" >/dev/null
 out="$WORK/out"
 rm -rf "$out"
@@ -71,8 +80,11 @@ print(f"| {name} | {versions} | {peak:.0f} | {after:.0f} | {wall:.2f} | "
 PY
   versions=$(( versions + $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['tables'].get('_claimline_claims', 0))" "$WORK/load.json") ))
 }
+# Run ids in order, whatever RUNS.
 for i in $(seq 1 "$RUNS"); do
-  load "$SIZE_GB GB, run $i" "$big" "20261207T00000${i}Z"
+  printf -v id '20261207T%06dZ' "$i"
+  load "$SIZE_GB GB, run $i" "$big" "$id"
 done
-load "$SMALL_BENES beneficiaries, run $((RUNS + 1))" "$small" "20261207T000009Z"
+printf -v id '20261207T%06dZ' "$((RUNS + 1))"
+load "$SMALL_BENES beneficiaries, run $((RUNS + 1))" "$small" "$id"
 rm -rf "$out"

@@ -460,20 +460,34 @@ impl Loader {
             progress.note(&note);
         }
         let last_run = earlier_runs.last().cloned();
-        // (Parquet's runs too: an output of Parquet alone has no database to hold them.)
-        if let Some(before) = [earlier_runs.last(), parquet_runs.last()]
-            .into_iter()
-            .flatten()
-            .find(|r| r.all_versions != self.all_versions)
+        // Each output this load writes keeps its rule: the database's runs, and Parquet's (an
+        // output of Parquet alone has no database to hold them; a format this load does not
+        // write is not checked, its runs differ anyway, which `format_notes` says).
+        let database = kinds
+            .iter()
+            .find(|k| matches!(k.name(), "sqlite" | "postgres"))
+            .map(|k| k.name());
+        let writes_parquet = kinds.iter().any(|k| k.name() == "parquet");
+        if let Some((format, before)) = [
+            database.zip(earlier_runs.last()),
+            writes_parquet
+                .then(|| parquet_runs.last())
+                .flatten()
+                .map(|r| ("parquet", r)),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|(_, r)| r.all_versions != self.all_versions)
         {
             return Err(LoadError::Usage(format!(
-                "{} was loaded {} --all-versions; load into it the same way, or into a new --out",
+                "{} was loaded {} --all-versions (its {format} run {}); load into it the same way, or into a new --out",
                 self.out.display(),
                 if before.all_versions {
                     "with"
                 } else {
                     "without"
-                }
+                },
+                before.run_id
             )));
         }
         let views_hash = views::hash(&sources);

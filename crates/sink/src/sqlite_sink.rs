@@ -54,7 +54,8 @@ pub struct SqliteSink {
 /// database (24 bytes each, about 39 bytes an EOB over the CCLF tables: 450 MB at 290 GB of
 /// claims), read back once by [`Written::take`]: the spans a load holds stay bounded however
 /// many lines it writes. They are rowids, file numbers and line numbers, no claim data; the
-/// file goes when it is closed, or with the process.
+/// file (`O_TMPFILE`, or where the file system has none a file removed as soon as it is made)
+/// goes when it is closed, or with the process.
 #[derive(Debug)]
 struct Written {
     /// The columns `_source_file` and `_line`.
@@ -199,6 +200,8 @@ impl Written {
             }
             gone
         };
+        // (On an error the spans taken so far are lost: the error fails the load, whose rows
+        // are then not committed.)
         if let Some((out, n)) = self.earlier.take() {
             use std::io::{Read, Seek, Write};
             let dir = &self.dir;
