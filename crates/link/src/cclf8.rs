@@ -252,6 +252,16 @@ fn resolve<'f>(fields: &'f Fields, slots: &Slots, width: usize) -> Vec<Option<(u
     best
 }
 
+/// `fields` without its null values, in as little room as they take: what the builder holds
+/// of a part until its rows are made (held for every beneficiary of the run, most of a
+/// Coverage row's monthly fields null). The same rows result: every reading of the fields
+/// ([`field`], [`resolve`]) passes over a null as over a field not given.
+fn without_nulls(mut fields: Fields) -> Fields {
+    fields.retain(|(_, c)| !matches!(c, Cell::Null));
+    fields.shrink_to_fit();
+    fields
+}
+
 type Bene = (Option<ApiVersion>, String);
 /// A Patient part: arrival, fields, lineage.
 type PatientPart = (usize, Fields, Vec<Cell>);
@@ -292,6 +302,7 @@ impl Cclf8Builder {
                 fields,
                 lineage,
             } => {
+                let fields = without_nulls(fields);
                 let last_updated = |lineage: &[Cell]| match lineage.get(crate::LINEAGE_LAST_UPDATED)
                 {
                     Some(Cell::Timestamp(us)) => Some(*us),
@@ -314,7 +325,7 @@ impl Cclf8Builder {
                 .coverage
                 .entry((api_version, bene))
                 .or_default()
-                .push((self.seen, fields)),
+                .push((self.seen, without_nulls(fields))),
         }
     }
 
@@ -360,7 +371,7 @@ impl Cclf8Builder {
         if !self.patients.contains_key(&key) {
             return false;
         }
-        self.carried.insert(key, fields);
+        self.carried.insert(key, without_nulls(fields));
         true
     }
 
@@ -631,6 +642,68 @@ mod tests {
                 t("a-own"),
                 t("lineage"),
             ]]
+        );
+    }
+
+    /// A part's null fields are not held (most of a Coverage row's months are null, and every
+    /// beneficiary's parts wait for the rows): the rows are those of the same parts without
+    /// them.
+    #[test]
+    fn null_fields_are_not_held_and_change_no_row() {
+        let columns: Vec<Arc<str>> = ["BENE_SEX_CD", "STUS", "DUAL"]
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        let t = Cell::text;
+        let parts = |nulls: bool| {
+            let mut coverage: Fields = vec![(Arc::from("COVERAGE_PLAN"), t("Part A"))];
+            for m in 1..=12 {
+                if nulls || m == 7 {
+                    let v = if m == 7 { t("jul") } else { Cell::Null };
+                    coverage.push((Arc::from(format!("STUS_{m:02}").as_str()), v));
+                }
+            }
+            if nulls {
+                coverage.push((Arc::from("DUAL"), Cell::Null));
+            }
+            let mut patient: Fields = vec![(Arc::from("BENE_SEX_CD"), t("1"))];
+            if nulls {
+                patient.push((Arc::from("STUS"), Cell::Null));
+            }
+            [
+                BenePart::Patient {
+                    api_version: None,
+                    bene: "b1".into(),
+                    fields: patient,
+                    lineage: vec![t("lineage")],
+                },
+                BenePart::Coverage {
+                    api_version: None,
+                    bene: "b1".into(),
+                    fields: coverage,
+                },
+            ]
+        };
+        let build = |nulls: bool| {
+            let mut b = Cclf8Builder::new(columns.clone());
+            for part in parts(nulls) {
+                b.add(part);
+            }
+            b
+        };
+        let held = build(true);
+        let all: Vec<&Fields> = held
+            .patients
+            .values()
+            .map(|(_, f, _)| f)
+            .chain(held.coverage.values().flatten().map(|(_, f)| f))
+            .collect();
+        assert_eq!(all.iter().map(|f| f.len()).sum::<usize>(), 3);
+        assert!(all.iter().all(|f| f.capacity() == f.len()));
+        assert_eq!(held.rows(0), build(false).rows(0));
+        assert_eq!(
+            build(true).rows(0),
+            vec![vec![t("1"), t("jul"), Cell::Null, t("lineage")]]
         );
     }
 }
