@@ -265,8 +265,77 @@ fn without_nulls(mut fields: Fields) -> Fields {
 type Bene = (Option<ApiVersion>, String);
 /// A Patient part: arrival, fields, lineage.
 type PatientPart = (usize, Fields, Vec<Cell>);
-/// A Coverage part: arrival, fields.
-type CoveragePart = (usize, Fields);
+/// Where a Coverage row comes in the precedence ([`rank`]), then its arrival: lower first.
+type RowKey = ((u8, u8, std::cmp::Reverse<String>), usize);
+
+/// A beneficiary's Coverage rows folded as they arrive: per column, the value of the first row
+/// in precedence that gives the column one (the value [`resolve`] finds in that row), which is
+/// what the rows' join takes; the rows themselves are not held (28 a beneficiary over seven
+/// years in the generated exports, most of the builder's memory).
+#[derive(Default)]
+struct CoverageFold {
+    /// (column, its row's place in `rows`, value), a column once.
+    values: Vec<(u32, u32, Cell)>,
+    /// The keys of the rows some value comes from.
+    rows: Vec<RowKey>,
+}
+
+impl CoverageFold {
+    /// Folds in a row of key `key` whose values by column are `resolved`.
+    fn add(&mut self, key: RowKey, resolved: &[Option<(u8, &Cell)>]) {
+        let mut at: Option<u32> = None;
+        for (c, v) in resolved.iter().enumerate() {
+            let Some((_, cell)) = v else { continue };
+            let c = c as u32;
+            let held = self.values.iter().position(|(col, _, _)| *col == c);
+            if held.is_some_and(|i| self.rows[self.values[i].1 as usize] <= key) {
+                continue;
+            }
+            let row = *at.get_or_insert_with(|| {
+                self.rows.push(key.clone());
+                (self.rows.len() - 1) as u32
+            });
+            match held {
+                Some(i) => self.values[i] = (c, row, (*cell).clone()),
+                None => self.values.push((c, row, (*cell).clone())),
+            }
+        }
+        // Keys no value comes from any more go (a row's values all taken by better rows).
+        if self.rows.len() > 4 {
+            let mut used = vec![false; self.rows.len()];
+            for (_, r, _) in &self.values {
+                used[*r as usize] = true;
+            }
+            let mut new_place = vec![0u32; self.rows.len()];
+            let mut kept = 0u32;
+            for (i, u) in used.iter().enumerate() {
+                new_place[i] = kept;
+                kept += u32::from(*u);
+            }
+            let mut i = 0;
+            self.rows.retain(|_| {
+                i += 1;
+                used[i - 1]
+            });
+            for (_, r, _) in &mut self.values {
+                *r = new_place[*r as usize];
+            }
+        }
+        self.values.shrink_to_fit();
+        self.rows.shrink_to_fit();
+    }
+
+    /// Per column, the folded value.
+    fn resolved(&self, width: usize) -> Vec<Option<&Cell>> {
+        let mut out = vec![None; width];
+        for (c, _, cell) in &self.values {
+            if let Some(slot) = out.get_mut(*c as usize) {
+                *slot = Some(cell);
+            }
+        }
+        out
+    }
+}
 
 /// Joins `cclf8_patient` and `cclf8_coverage` rows by beneficiary into CCLF8 rows (get one
 /// from [`Plan::cclf8_builder`](crate::Plan::cclf8_builder): it knows the table's columns).
@@ -275,7 +344,9 @@ pub struct Cclf8Builder {
     /// The columns of `cclf8` before its lineage.
     columns: Vec<Arc<str>>,
     patients: HashMap<Bene, PatientPart>,
-    coverage: HashMap<Bene, Vec<CoveragePart>>,
+    coverage: HashMap<Bene, CoverageFold>,
+    /// Where each field's value may go ([`slots`] of `columns`).
+    slots: Slots,
     /// Per beneficiary, the Coverage columns of its earlier `cclf8` row ([`Cclf8Builder::carry`]).
     carried: HashMap<Bene, Fields>,
     seen: usize,
@@ -285,6 +356,7 @@ impl Cclf8Builder {
     /// A builder of rows with these columns (then the Patient's lineage).
     pub fn new(columns: Vec<Arc<str>>) -> Self {
         Self {
+            slots: slots(&columns),
             columns,
             ..Self::default()
         }
@@ -321,11 +393,13 @@ impl Cclf8Builder {
                 api_version,
                 bene,
                 fields,
-            } => self
-                .coverage
-                .entry((api_version, bene))
-                .or_default()
-                .push((self.seen, without_nulls(fields))),
+            } => {
+                let resolved = resolve(&fields, &self.slots, self.columns.len());
+                self.coverage
+                    .entry((api_version, bene))
+                    .or_default()
+                    .add((rank(&fields), self.seen), &resolved);
+            }
         }
     }
 
@@ -387,19 +461,15 @@ impl Cclf8Builder {
         let mut used = 0u64;
         let mut patients: Vec<(Bene, PatientPart)> = self.patients.drain().collect();
         patients.sort_by_key(|(_, (seen, _, _))| *seen);
-        let slots = slots(&self.columns);
+        let slots = std::mem::take(&mut self.slots);
         let width = self.columns.len();
         let mut out = Vec::with_capacity(patients.len());
         for (key, (_, fields, lineage)) in patients {
-            let mut coverage = self.coverage.remove(&key).unwrap_or_default();
-            coverage.sort_by_cached_key(|(seen, fields)| (rank(fields), *seen));
+            let coverage = self.coverage.remove(&key).unwrap_or_default();
             // The Patient's own value of a column, else the first Coverage row's (in rank
             // order) that has one.
             let own = resolve(&fields, &slots, width);
-            let parts: Vec<_> = coverage
-                .iter()
-                .map(|(_, fields)| resolve(fields, &slots, width))
-                .collect();
+            let folded = coverage.resolved(width);
             // The earlier row's, for a column no Coverage of the run fills: last.
             let carried = self.carried.remove(&key);
             let earlier = carried.as_ref().map(|f| resolve(f, &slots, width));
@@ -408,13 +478,14 @@ impl Cclf8Builder {
                 .map(|c| {
                     own[c]
                         .filter(|(rank, _)| *rank == 0)
-                        .or_else(|| parts.iter().find_map(|p| p[c]))
+                        .map(|(_, cell)| cell)
+                        .or(folded[c])
                         .or_else(|| {
-                            let v = earlier.as_ref().and_then(|e| e[c]);
+                            let v = earlier.as_ref().and_then(|e| e[c]).map(|(_, cell)| cell);
                             took |= v.is_some();
                             v
                         })
-                        .map_or(Cell::Null, |(_, cell)| cell.clone())
+                        .map_or(Cell::Null, Cell::clone)
                 })
                 .collect();
             used += u64::from(took);
@@ -692,18 +763,99 @@ mod tests {
             b
         };
         let held = build(true);
-        let all: Vec<&Fields> = held
-            .patients
-            .values()
-            .map(|(_, f, _)| f)
-            .chain(held.coverage.values().flatten().map(|(_, f)| f))
-            .collect();
-        assert_eq!(all.iter().map(|f| f.len()).sum::<usize>(), 3);
-        assert!(all.iter().all(|f| f.capacity() == f.len()));
+        let patients: Vec<&Fields> = held.patients.values().map(|(_, f, _)| f).collect();
+        assert_eq!(patients.iter().map(|f| f.len()).sum::<usize>(), 1);
+        assert!(patients.iter().all(|f| f.capacity() == f.len()));
+        // The Coverage row folds to its one value (STUS from its July).
+        let folded: Vec<usize> = held.coverage.values().map(|f| f.values.len()).collect();
+        assert_eq!(folded, [1]);
         assert_eq!(held.rows(0), build(false).rows(0));
         assert_eq!(
             build(true).rows(0),
             vec![vec![t("1"), t("jul"), Cell::Null, t("lineage")]]
         );
+    }
+
+    /// Coverage rows folded as they arrive give the values the rows sorted by precedence give
+    /// (the first row in order that has a value for a column): many beneficiaries, rows of
+    /// every plan, status and year in any order, fields given or null at random, months and a
+    /// column's own value.
+    #[test]
+    fn coverage_folded_as_it_arrives_is_the_join_of_the_rows_sorted() {
+        let columns: Vec<Arc<str>> = ["STUS", "DUAL", "BUYIN", "OTHER"]
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        let names = [
+            "STUS", "STUS_01", "STUS_06", "STUS_12", "DUAL", "DUAL_03", "BUYIN_11", "OTHER",
+        ];
+        let plans = ["Part A", "Part B", "Part C", "Part D", "dual"];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let t = Cell::text;
+        for bene in 0..300 {
+            let mut rows: Vec<Fields> = Vec::new();
+            for _ in 0..next(30) {
+                let mut f: Fields = vec![
+                    (Arc::from("COVERAGE_PLAN"), t(plans[next(5) as usize])),
+                    (
+                        Arc::from("COVERAGE_STATUS"),
+                        t(if next(4) == 0 { "cancelled" } else { "active" }),
+                    ),
+                    (
+                        Arc::from("RFRNC_YR"),
+                        Cell::text(format!("{}", 2018 + next(7))),
+                    ),
+                ];
+                for name in names {
+                    match next(3) {
+                        0 => {}
+                        1 => f.push((Arc::from(name), Cell::Null)),
+                        _ => f.push((
+                            Arc::from(name),
+                            Cell::text(format!("{name}-{}", next(1000))),
+                        )),
+                    }
+                }
+                rows.push(f);
+            }
+            // The join as it was: every row held, sorted by precedence, the first with a value.
+            let slots = slots(&columns);
+            let mut sorted: Vec<(usize, &Fields)> = rows.iter().enumerate().collect();
+            sorted.sort_by_cached_key(|(seen, fields)| (rank(fields), *seen));
+            let parts: Vec<_> = sorted
+                .iter()
+                .map(|(_, f)| resolve(f, &slots, columns.len()))
+                .collect();
+            let want: Vec<Cell> = (0..columns.len())
+                .map(|c| {
+                    parts
+                        .iter()
+                        .find_map(|p| p[c])
+                        .map_or(Cell::Null, |(_, cell)| cell.clone())
+                })
+                .chain([t("lineage")])
+                .collect();
+            let mut b = Cclf8Builder::new(columns.clone());
+            b.add(BenePart::Patient {
+                api_version: None,
+                bene: format!("b{bene}"),
+                fields: Vec::new(),
+                lineage: vec![t("lineage")],
+            });
+            for f in rows {
+                b.add(BenePart::Coverage {
+                    api_version: None,
+                    bene: format!("b{bene}"),
+                    fields: f,
+                });
+            }
+            assert_eq!(b.rows(0), vec![want], "beneficiary {bene}");
+        }
     }
 }
