@@ -18,8 +18,8 @@
 //!   the run the datasets are current for, its start, and counts the runs they cover; when that
 //!   is not the runs before this one (a first refresh, an output written by another tool, a
 //!   refresh that failed, a run id loaded again), or a table already shows a version of this
-//!   run id (a refresh cut short after some swaps, retried), every bucket is rebuilt from the
-//!   whole history.
+//!   run id (a refresh cut short after some swaps, retried), or the run before kept versions by
+//!   the other rule (`--all-versions`), every bucket is rebuilt from the whole history.
 //! - The heads come from the claim events (`_claimline_claims`), read a batch at a time. An
 //!   output's only run needs its cancels alone (its partitions hold only heads); a partial
 //!   rebuild needs the events of the groups this run touched alone (a row of any other group
