@@ -284,6 +284,7 @@ impl CoverageFold {
     /// Folds in a row of key `key` whose values by column are `resolved`.
     fn add(&mut self, key: RowKey, resolved: &[Option<(u8, &Cell)>]) {
         let mut at: Option<u32> = None;
+        let mut replaced = false;
         for (c, v) in resolved.iter().enumerate() {
             let Some((_, cell)) = v else { continue };
             let c = c as u32;
@@ -296,12 +297,16 @@ impl CoverageFold {
                 (self.rows.len() - 1) as u32
             });
             match held {
-                Some(i) => self.values[i] = (c, row, (*cell).clone()),
+                Some(i) => {
+                    self.values[i] = (c, row, (*cell).clone());
+                    replaced = true;
+                }
                 None => self.values.push((c, row, (*cell).clone())),
             }
         }
-        // Keys no value comes from any more go (a row's values all taken by better rows).
-        if self.rows.len() > 4 {
+        // Keys no value comes from any more go (only a value replaced can leave its row's key
+        // without one).
+        if replaced {
             let mut used = vec![false; self.rows.len()];
             for (_, r, _) in &self.values {
                 used[*r as usize] = true;
@@ -321,8 +326,6 @@ impl CoverageFold {
                 *r = new_place[*r as usize];
             }
         }
-        self.values.shrink_to_fit();
-        self.rows.shrink_to_fit();
     }
 
     /// Per column, the folded value.

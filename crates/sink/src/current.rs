@@ -982,6 +982,9 @@ struct TableBuild<'t> {
     new: PathBuf,
     /// The columns every source has.
     schema: Option<arrow_schema::SchemaRef>,
+    /// Each source's cells (rows times columns, from its footer, read once by
+    /// [`TableBuild::begin`]): whether a pass's rows wait on disk.
+    cells: std::collections::HashMap<PathBuf, u64>,
     /// Rows written to the rewritten buckets so far.
     rows: u64,
 }
@@ -1010,8 +1013,10 @@ impl<'t> TableBuild<'t> {
         // review: the bucket writer went on by the first file's column positions, making a
         // table of mixed columns, or panicked).
         let mut schema: Option<arrow_schema::SchemaRef> = None;
+        let mut cells = std::collections::HashMap::new();
         for file in &at.of(table, old.as_deref(), rebuild)? {
-            let (file_schema, _) = source_schema(at.root, file, at.run_id, table, at.held)?;
+            let (file_schema, n) = source_schema(at.root, file, at.run_id, table, at.held)?;
+            cells.insert(file.clone(), n);
             if let Some(first) = &schema
                 && first.fields() != file_schema.fields()
             {
@@ -1034,6 +1039,7 @@ impl<'t> TableBuild<'t> {
             new_name,
             new,
             schema,
+            cells,
             rows: 0,
         })
     }
@@ -1051,9 +1057,13 @@ impl<'t> TableBuild<'t> {
         use rayon::prelude::*;
         let (table, new) = (self.table, &self.new);
         let sources = at.of(table, self.old.as_deref(), pass)?;
+        // (A pass's sources are among those `begin` read.)
         let mut file_cells = 0u64;
         for file in &sources {
-            file_cells += source_schema(at.root, file, at.run_id, table, at.held)?.1;
+            file_cells += match self.cells.get(file) {
+                Some(&n) => n,
+                None => source_schema(at.root, file, at.run_id, table, at.held)?.1,
+            };
         }
         // The rows of a table read back from big files wait for their bucket's file on disk,
         // not in memory: a refresh's memory then stays bounded however long the history (the
