@@ -460,13 +460,38 @@ impl Cclf8Builder {
 
     /// [`Cclf8Builder::rows`], and how many of them took a column from what
     /// [`Cclf8Builder::carry`] gave.
-    pub fn rows_and_carried(mut self, as_of: i32) -> (Vec<Vec<Cell>>, u64) {
+    pub fn rows_and_carried(self, as_of: i32) -> (Vec<Vec<Cell>>, u64) {
+        let mut out = Vec::new();
+        let used = self
+            .rows_in_chunks(as_of, usize::MAX, |rows| {
+                out.extend(rows);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
+        (out, used)
+    }
+
+    /// [`Cclf8Builder::rows_and_carried`] handed to `emit` `chunk` rows at a time (the last
+    /// chunk shorter), each beneficiary's state dropped as its row is made: the rows of every
+    /// beneficiary are never all held at once (about 2 KB a row, where the builder holds about
+    /// 1 KB a beneficiary). Returns how many rows took a column from what
+    /// [`Cclf8Builder::carry`] gave, or `emit`'s first error (no row is made after it).
+    ///
+    /// # Errors
+    /// `emit`'s.
+    pub fn rows_in_chunks<E>(
+        mut self,
+        as_of: i32,
+        chunk: usize,
+        mut emit: impl FnMut(Vec<Vec<Cell>>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let chunk = chunk.max(1);
         let mut used = 0u64;
         let mut patients: Vec<(Bene, PatientPart)> = self.patients.drain().collect();
         patients.sort_by_key(|(_, (seen, _, _))| *seen);
         let slots = std::mem::take(&mut self.slots);
         let width = self.columns.len();
-        let mut out = Vec::with_capacity(patients.len());
+        let mut out = Vec::with_capacity(patients.len().min(chunk));
         for (key, (_, fields, lineage)) in patients {
             let coverage = self.coverage.remove(&key).unwrap_or_default();
             // The Patient's own value of a column, else the first Coverage row's (in rank
@@ -522,8 +547,14 @@ impl Cclf8Builder {
             }
             cells.extend(lineage);
             out.push(cells);
+            if out.len() == chunk {
+                emit(std::mem::replace(&mut out, Vec::with_capacity(chunk)))?;
+            }
         }
-        (out, used)
+        if !out.is_empty() {
+            emit(out)?;
+        }
+        Ok(used)
     }
 }
 
@@ -860,5 +891,78 @@ mod tests {
             }
             assert_eq!(b.rows(0), vec![want], "beneficiary {bene}");
         }
+    }
+
+    /// Rows handed over a chunk at a time are the rows made at once, in the same order (the
+    /// order the Patients came), cut after every `chunk` rows; the count of rows that took a
+    /// carried value is the same; and `emit`'s error stops the rows where it came.
+    #[test]
+    fn rows_in_chunks_are_the_rows_made_at_once() {
+        let columns: Vec<Arc<str>> = ["BENE_SEX_CD", "STUS", "DUAL"]
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        let t = |s: &str| Cell::text(s);
+        let build = || {
+            let mut b = Cclf8Builder::new(columns.clone());
+            // Patients of 10 beneficiaries, arriving in an order their ids do not sort in; one
+            // comes twice (the later copy is kept, and its row comes where that copy came).
+            for i in [7, 3, 9, 0, 5, 1, 8, 2, 6, 4, 3] {
+                b.add(BenePart::Patient {
+                    api_version: None,
+                    bene: format!("b{i}"),
+                    fields: vec![(Arc::from("BENE_SEX_CD"), t(&format!("{i}")))],
+                    lineage: vec![t("lineage")],
+                });
+                if i % 2 == 0 {
+                    b.add(BenePart::Coverage {
+                        api_version: None,
+                        bene: format!("b{i}"),
+                        fields: vec![
+                            (Arc::from("COVERAGE_PLAN"), t("Part A")),
+                            (Arc::from("STUS"), t(&format!("s{i}"))),
+                        ],
+                    });
+                }
+            }
+            // Carried Coverage columns for two beneficiaries without Coverage in the run.
+            for i in [1, 5] {
+                assert!(b.carry(None, format!("b{i}"), vec![(Arc::from("DUAL"), t("02"))]));
+            }
+            b
+        };
+        let (whole, used) = build().rows_and_carried(0);
+        assert_eq!(whole.len(), 10);
+        assert_eq!(used, 2);
+        let sexes: Vec<&Cell> = whole.iter().map(|r| &r[0]).collect();
+        assert_eq!(
+            sexes,
+            ["7", "9", "0", "5", "1", "8", "2", "6", "4", "3"]
+                .map(Cell::text)
+                .iter()
+                .collect::<Vec<_>>()
+        );
+        for chunk in [1, 3, 4, 10, 11] {
+            let mut chunks: Vec<Vec<Vec<Cell>>> = Vec::new();
+            let got = build().rows_in_chunks(0, chunk, |rows| {
+                chunks.push(rows);
+                Ok::<(), ()>(())
+            });
+            assert_eq!(got, Ok(2), "chunk {chunk}");
+            let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
+            let mut want = vec![chunk.min(10); 10 / chunk.min(10)];
+            if 10 % chunk.min(10) != 0 {
+                want.push(10 % chunk);
+            }
+            assert_eq!(lens, want, "chunk {chunk}");
+            assert_eq!(chunks.concat(), whole, "chunk {chunk}");
+        }
+        // The second chunk's error: two chunks handed over, nothing after.
+        let mut calls = 0;
+        let got = build().rows_in_chunks(0, 3, |_| {
+            calls += 1;
+            if calls == 2 { Err("stop") } else { Ok(()) }
+        });
+        assert_eq!((got, calls), (Err("stop"), 2));
     }
 }

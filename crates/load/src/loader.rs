@@ -965,7 +965,11 @@ impl Loader {
                 .and_then(|t| t.get(..10))
                 .and_then(claimline_model::parse_date)
                 .unwrap_or_else(|| started.div_euclid(86_400_000_000) as i32);
-            let (rows, used) = cclf8.rows_and_carried(as_of);
+            // A batch of rows at a time: every beneficiary's row at once was the load's peak
+            // (about 2 KB a row: 99 MB of 156 for 50,000 beneficiaries, under heaptrack).
+            let used = cclf8.rows_in_chunks(as_of, claimline_sink::BATCH_ROWS, |rows| {
+                write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)
+            })?;
             coverage_carried = used;
             if used > 0 {
                 progress.note(&format!(
@@ -978,7 +982,6 @@ impl Loader {
                     }
                 ));
             }
-            write_table(&mut sinks, &mut rows_per_table, &mut seen, t, rows)?;
         }
         if let Some(t) = plan.counts_table() {
             let rows: Vec<Vec<Cell>> = counts
