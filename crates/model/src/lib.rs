@@ -45,5 +45,5 @@ pub use private::{
 };
 pub use run::RunRecord;
 pub use table::{Cell, Column, ColumnType, TableSchema, decimal_f64, decimal_text};
-pub use text::{same_text, without_values};
+pub use text::{same_text, text_fingerprint, without_values};
 pub use units::human_bytes;

@@ -12,7 +12,7 @@
 
 use std::cell::OnceCell;
 
-use claimline_model::same_text;
+use claimline_model::{same_text, text_fingerprint};
 use simd_json::{Node, StaticNode};
 
 use crate::prune::Needs;
@@ -34,27 +34,12 @@ pub struct Document<'a> {
     pruned: Option<&'a Needs>,
 }
 
-/// The members of a document's root object in document order: each key's [`fingerprint`] and
+/// The members of a document's root object in document order: each key's [`text_fingerprint`] and
 /// the tape position of the key. The views and the link stage look a resource's members up
 /// dozens of times, and a resource has thirty-odd of them; a lookup here compares one number per
 /// member until the fingerprint matches, where a walk of the tape reads each member's key and
 /// the size of its value.
 type RootKeys = Vec<(u64, u32)>;
-
-/// A key's length and its first, middle and last bytes: keys that differ in any of them are
-/// told apart without comparing their text.
-fn fingerprint(k: &[u8]) -> u64 {
-    match k {
-        [] => 0,
-        [first, ..] => {
-            let n = k.len();
-            (n as u64) << 24
-                | u64::from(*first) << 16
-                | u64::from(k[n / 2]) << 8
-                | u64::from(k[n - 1])
-        }
-    }
-}
 
 impl<'a> Document<'a> {
     /// Wraps a tape that simd-json filled from a copy of `text`, with the structural indexes of
@@ -153,7 +138,10 @@ impl<'a> Document<'a> {
                     _ => 0,
                 });
                 for (k, v) in root.entries() {
-                    keys.push((fingerprint(k.as_bytes()), u32::try_from(v.pos - 1).ok()?));
+                    keys.push((
+                        text_fingerprint(k.as_bytes()),
+                        u32::try_from(v.pos - 1).ok()?,
+                    ));
                 }
                 Some(keys)
             })
@@ -378,7 +366,7 @@ impl<'a> Cursor<'a> {
         let Some(keys) = self.doc.root_keys() else {
             return self.walk_entry(key);
         };
-        let want = fingerprint(key.as_bytes());
+        let want = text_fingerprint(key.as_bytes());
         for &(fp, at) in keys {
             if fp != want {
                 continue;
@@ -511,22 +499,35 @@ mod tests {
 
     #[test]
     fn root_members_are_found_as_a_walk_finds_them() {
-        // Keys alike in length and first, middle and last bytes (one fingerprint), a duplicate
-        // key (the first wins), an empty key, nested values to skip, and a missing key.
-        let json = r#"{"abcd":1,"aXcd":{"abcd":[2,{"q":3}]},"":"e","abcd":4,"z":[[],{}],"x":null}"#;
+        // Keys alike in length and last eight bytes (one fingerprint), a duplicate key (the
+        // first wins), an empty key, nested values to skip, and a missing key.
+        let json = r#"{"a_longkey":1,"b_longkey":{"a_longkey":[2,{"q":3}]},"":"e","a_longkey":4,"z":[[],{}],"x":null}"#;
+        assert_eq!(
+            text_fingerprint(b"a_longkey"),
+            text_fingerprint(b"b_longkey")
+        );
         with_doc(json, |root| {
-            for key in ["abcd", "aXcd", "", "z", "x", "nope", "abc", "abcde"] {
+            for key in [
+                "a_longkey",
+                "b_longkey",
+                "",
+                "z",
+                "x",
+                "nope",
+                "_longkey",
+                "a_longkeys",
+            ] {
                 let indexed = root.get_entry(key).map(|(k, v)| (k, v.position()));
                 let walked = root.walk_entry(key).map(|(k, v)| (k, v.position()));
                 assert_eq!(indexed, walked, "{key:?}");
             }
-            assert_eq!(root.get("abcd").map(|v| v.position()), Some(2));
+            assert_eq!(root.get("a_longkey").map(|v| v.position()), Some(2));
             assert!(root.get("nope").is_none());
             // Below the root, the walk answers.
-            let inner = root.get("aXcd").expect("aXcd");
+            let inner = root.get("b_longkey").expect("b_longkey");
             assert!(
                 inner
-                    .get("abcd")
+                    .get("a_longkey")
                     .is_some_and(|v| v.kind() == Kind::Array(2))
             );
         });

@@ -236,10 +236,91 @@ pub(crate) struct Env<'a, N> {
     /// The values of the [`Expr::RowConst`] expressions evaluated in this row (an `Env` lives
     /// for one row).
     pub row_memo: RowMemo<'a, N>,
+    /// The objects whose extensions a compiled `extension('url')` looked through in this row,
+    /// each with its extensions listed by url once ([`ExtIndex`]): the next lookup of another
+    /// url on the same object compares a number per extension, not its `url` member's text.
+    pub ext_index: RefCell<Vec<ExtIndex<'a, N>>>,
 }
 
 /// See [`Env::row_memo`]: expression (by address) → its value.
 pub(crate) type RowMemo<'a, N> = RefCell<Vec<(*const Expr, Coll<'a, N>)>>;
+
+/// Fewest `extension` elements an object must have for [`ExtIndex`] to list them: below it a
+/// lookup's walk of the elements costs less than making the list (a claim line's handful).
+pub(crate) const EXT_INDEX_MIN: usize = 16;
+
+/// An object a compiled `extension('url')` looked up in this row, and, from its second lookup
+/// on if it has [`EXT_INDEX_MIN`] `extension` elements or more, those that have a string
+/// `url`, in the document's order: the url's [`claimline_model::text_fingerprint`], the url,
+/// the element. What [`has_url`] finds for a url are the elements listed whose fingerprint and
+/// text are the url's.
+pub(crate) struct ExtIndex<'a, N> {
+    /// The object's [`Node::id`].
+    pub object: usize,
+    /// Its elements with a url, once listed.
+    pub entries: Option<Vec<(u64, &'a str, N)>>,
+    /// Too few elements to list.
+    pub few: bool,
+}
+
+impl<'a, N: Node<'a>> ExtIndex<'a, N> {
+    /// Whether `object`'s extensions are listed in `row` (an `Env::ext_index`), after this
+    /// lookup: the first lookup on an object notes it, the second lists its elements if there
+    /// are enough of them.
+    pub(crate) fn listed(row: &RefCell<Vec<Self>>, object: N) -> bool {
+        let id = object.id();
+        let mut row = row.borrow_mut();
+        let Some(x) = row.iter_mut().find(|x| x.object == id) else {
+            row.push(ExtIndex {
+                object: id,
+                entries: None,
+                few: false,
+            });
+            return false;
+        };
+        if x.entries.is_some() {
+            return true;
+        }
+        if x.few {
+            return false;
+        }
+        let exts = object.get("extension");
+        if exts.map_or(0, |e| e.items().take(EXT_INDEX_MIN).count()) < EXT_INDEX_MIN {
+            x.few = true;
+            return false;
+        }
+        x.entries = Some(
+            exts.into_iter()
+                .flat_map(|e| e.items())
+                .filter_map(|e| {
+                    let url = e.get("url")?.as_str()?;
+                    Some((claimline_model::text_fingerprint(url.as_bytes()), url, e))
+                })
+                .collect(),
+        );
+        true
+    }
+
+    /// In the listed elements of `object` in `row`, the first at or after `from` whose url is
+    /// `url` (of fingerprint `fp`), and the place after it.
+    #[inline]
+    pub(crate) fn next(
+        row: &RefCell<Vec<Self>>,
+        object: N,
+        from: usize,
+        fp: u64,
+        url: &str,
+    ) -> Option<(N, usize)> {
+        let id = object.id();
+        let row = row.borrow();
+        let entries = row.iter().find(|x| x.object == id)?.entries.as_ref()?;
+        entries
+            .get(from..)?
+            .iter()
+            .position(|&(f, u, _)| f == fp && same_text(u.as_bytes(), url.as_bytes()))
+            .map(|i| (entries[from + i].2, from + i + 1))
+    }
+}
 
 impl<'a, N: Node<'a>> Env<'a, N> {
     /// The environment of one row.
@@ -249,6 +330,7 @@ impl<'a, N: Node<'a>> Env<'a, N> {
             constants,
             row_index,
             row_memo: RefCell::new(Vec::new()),
+            ext_index: RefCell::new(Vec::new()),
         }
     }
 }

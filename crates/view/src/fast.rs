@@ -17,13 +17,13 @@
 //! compiled path never reports an error of its own.
 
 use crate::eval::{
-    Coll, Env, Ext, Item, NO_INDEX, NodeItem, has_url, left_decides, literal, replace,
+    Coll, Env, Ext, ExtIndex, Item, NO_INDEX, NodeItem, has_url, left_decides, literal, replace,
     three_valued, variant,
 };
 use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
 use crate::node::{Node, NodeKind};
-use claimline_model::same_text;
-use std::cell::Cell;
+use claimline_model::{same_text, text_fingerprint};
+use std::cell::{Cell, RefCell};
 
 /// Longest compiled step list (their counters live in a fixed array).
 const MAX_STEPS: usize = 16;
@@ -357,13 +357,14 @@ impl Fast {
             resource: env.resource,
             row_index: env.row_index,
             hay: Cell::new(None),
+            exts: &env.ext_index,
         };
         cx.plan(&self.0, focus)
     }
 }
 
 /// What a walk can see besides its start.
-struct Cx<N> {
+struct Cx<'e, 'a, N> {
     resource: N,
     row_index: i64,
     /// The integers of the last `in` haystack walked: a haystack starts at `%resource` and may
@@ -371,6 +372,8 @@ struct Cx<N> {
     /// .careTeamSequence` walks it once, not once per `careTeam` element (a criterion with two
     /// haystacks walks them again when they alternate).
     hay: Cell<Option<Hay>>,
+    /// The row's extensions by url, per object ([`Env::ext_index`]).
+    exts: &'e RefCell<Vec<ExtIndex<'a, N>>>,
 }
 
 /// A walked `in` haystack: which path (its address), and its integers.
@@ -381,7 +384,7 @@ struct Hay {
     values: [i64; MAX_HAY],
 }
 
-impl<'a, N: Node<'a>> Cx<N> {
+impl<'a, N: Node<'a>> Cx<'_, 'a, N> {
     /// The value of `plan` with `focus` as `$this`; `None`: bail.
     fn plan(&self, plan: &'a Plan, focus: N) -> Option<Coll<'a, N>> {
         match plan {
@@ -501,10 +504,24 @@ impl<'a, N: Node<'a>> Cx<N> {
                     let Some(obj) = object(pos) else {
                         return Ctl::Bail;
                     };
-                    let Some(exts) = obj.get("extension") else {
+                    if !ExtIndex::listed(self.exts, obj) {
+                        let Some(exts) = obj.get("extension") else {
+                            return Ctl::Go;
+                        };
+                        for e in exts.items().filter(|e| has_url(*e, url)) {
+                            match self.steps(steps, i + 1, Pos::plain(e), counts, out) {
+                                Ctl::Go => {}
+                                stop => return stop,
+                            }
+                        }
                         return Ctl::Go;
-                    };
-                    for e in exts.items().filter(|e| has_url(*e, url)) {
+                    }
+                    // The same elements from the object's list, one at a time (no borrow held
+                    // while the steps after one look extensions up on other objects).
+                    let fp = text_fingerprint(url.as_bytes());
+                    let mut from = 0;
+                    while let Some((e, after)) = ExtIndex::next(self.exts, obj, from, fp, url) {
+                        from = after;
                         match self.steps(steps, i + 1, Pos::plain(e), counts, out) {
                             Ctl::Go => {}
                             stop => return stop,
@@ -821,6 +838,97 @@ mod tests {
                 "{expr} at row {row}"
             );
         }
+    }
+
+    /// Extensions looked up several times in one row on an object with many of them (listed
+    /// from the second lookup on) give the general evaluator's answers: urls given twice (both,
+    /// in order), urls alike in length and last eight bytes (one fingerprint), elements without
+    /// a url or with one that is not a string, a url no element has, extensions of an
+    /// extension (a second listed object while the first's elements are walked), and an
+    /// object with too few to list.
+    #[test]
+    fn extensions_listed_per_object_give_the_general_answer() {
+        let mut exts: Vec<String> = (0..16)
+            .map(|i| {
+                format!(
+                    r#"{{"url":"https://x.org/v/dual_{i:02}","valueCoding":{{"code":"c{i}"}}}}"#
+                )
+            })
+            .collect();
+        exts.push(r#"{"url":"https://x.org/v/dual_03","valueCoding":{"code":"again"}}"#.into());
+        exts.push(r#"{"url":"https://y.org/v/dual_03","valueCoding":{"code":"other"}}"#.into());
+        exts.push(r#"{"valueCoding":{"code":"no url"}}"#.into());
+        exts.push(r#"{"url":7,"valueCoding":{"code":"number url"}}"#.into());
+        let inner: Vec<String> = (0..17)
+            .map(|i| format!(r#"{{"url":"in{i}","valueString":"v{i}"}}"#))
+            .collect();
+        exts.push(format!(
+            r#"{{"url":"https://x.org/v/nested","extension":[{}]}}"#,
+            inner.join(",")
+        ));
+        let resource = format!(
+            r#"{{"resourceType":"Coverage","extension":[{}],
+                "class":[{{"extension":[{{"url":"a","valueString":"few"}}]}}]}}"#,
+            exts.join(",")
+        );
+        assert_eq!(
+            text_fingerprint(b"https://x.org/v/dual_03"),
+            text_fingerprint(b"https://y.org/v/dual_03")
+        );
+        let exprs = [
+            "extension('https://x.org/v/dual_03').valueCoding.code",
+            "extension('https://x.org/v/dual_03').valueCoding.code",
+            "extension('https://y.org/v/dual_03').valueCoding.code",
+            "extension('https://x.org/v/dual_15').valueCoding.code",
+            "extension('https://x.org/v/dual_00').valueCoding.code.first()",
+            "extension('https://x.org/v/none').valueCoding.code",
+            "extension('https://x.org/v/nested').extension('in3').valueString",
+            "extension('https://x.org/v/nested').extension('in16').valueString",
+            "extension('https://x.org/v/nested').extension('in16').valueString",
+            "extension('https://x.org/v/nested').extension('in0').valueString",
+            "class.extension('a').valueString",
+            "class.extension('a').valueString",
+            "extension('https://x.org/v/dual_07').exists()",
+        ];
+        let compiled: Vec<(Expr, Fast)> = exprs
+            .iter()
+            .map(|x| {
+                let e = hoist_row_constants(compile(x, &[]).expect("valid FHIRPath"));
+                let f = Fast::compile(&e).unwrap_or_else(|| panic!("`{x}` compiles"));
+                (e, f)
+            })
+            .collect();
+        // Every expression in one row, on serde's values and on the tape.
+        fn answers<'a, N: Node<'a>>(root: N, compiled: &'a [(Expr, Fast)]) -> Vec<String> {
+            let env = Env::new(root, &[], 0);
+            let focus = [Item::node(root)];
+            let out = compiled
+                .iter()
+                .map(|(e, fast)| {
+                    let f = fast.eval(&focus, &env).expect("no bail");
+                    let g = eval(e, &focus, None, &env).expect("general answer");
+                    assert_eq!(shapes(&f), shapes(&g), "{e:?}");
+                    format!("{:?}", f.iter().map(|i| i.prim()).collect::<Vec<_>>())
+                })
+                .collect();
+            // The root and the nested extension were listed; the class, with one, was not.
+            let listed = env.ext_index.borrow();
+            let listed: Vec<(bool, bool)> = listed
+                .iter()
+                .map(|x| (x.entries.is_some(), x.few))
+                .collect();
+            assert_eq!(listed, [(true, false), (true, false), (false, true)]);
+            out
+        }
+        let doc: serde_json::Value = serde_json::from_str(&resource).expect("test JSON");
+        let on_values = answers(&doc, &compiled);
+        assert!(on_values[0].contains("c3") && on_values[0].contains("again"));
+        assert!(on_values[2].contains("other") && !on_values[2].contains("c3"));
+        let mut parser = LineParser::new();
+        let on_tape = parser
+            .parse(resource.as_bytes(), |d| answers(d.root(), &compiled))
+            .expect("test JSON parses");
+        assert_eq!(on_tape, on_values);
     }
 
     #[test]

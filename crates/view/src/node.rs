@@ -49,6 +49,9 @@ pub trait Node<'a>: Copy + 'a {
     fn number_text(self) -> Option<&'a str>;
     /// A number that JSON wrote as an integer and that fits `i64`.
     fn as_i64(self) -> Option<i64>;
+    /// A number no other value of the same document has: what a row's memo keys a value by
+    /// (`Env::ext_index`).
+    fn id(self) -> usize;
 
     /// The string value, if this is a string.
     fn as_str(self) -> Option<&'a str> {
@@ -101,6 +104,10 @@ impl<'a> Node<'a> for Cursor<'a> {
         } else {
             None
         }
+    }
+    #[inline]
+    fn id(self) -> usize {
+        self.position()
     }
 }
 
@@ -155,6 +162,9 @@ impl<'a> Node<'a> for &'a serde_json::Value {
             }
             _ => None,
         }
+    }
+    fn id(self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 }
 
