@@ -267,7 +267,7 @@ impl<'a, N: Node<'a>> ExtIndex<'a, N> {
     /// Whether `object`'s extensions are listed in `row` (an `Env::ext_index`), after this
     /// lookup: the first lookup on an object notes it, the second lists its elements if there
     /// are enough of them.
-    pub(crate) fn listed(row: &RefCell<Vec<Self>>, object: N) -> bool {
+    fn listed(row: &RefCell<Vec<Self>>, object: N) -> bool {
         let id = object.id();
         let mut row = row.borrow_mut();
         let Some(x) = row.iter_mut().find(|x| x.object == id) else {
@@ -301,10 +301,35 @@ impl<'a, N: Node<'a>> ExtIndex<'a, N> {
         true
     }
 
+    /// Hands `f` each element of `object`'s `extension` whose `url` is `url` (what
+    /// [`has_url`] keeps), in the document's order, until `f` returns a value, which this
+    /// returns. From the object's list when `row` has one ([`ExtIndex::listed`]); no borrow of
+    /// `row` is held while `f` runs (it may look extensions up on other objects).
+    pub(crate) fn each<R>(
+        row: &RefCell<Vec<Self>>,
+        object: N,
+        url: &str,
+        mut f: impl FnMut(N) -> Option<R>,
+    ) -> Option<R> {
+        if !Self::listed(row, object) {
+            let exts = object.get("extension")?;
+            return exts.items().filter(|e| has_url(*e, url)).find_map(f);
+        }
+        let fp = claimline_model::text_fingerprint(url.as_bytes());
+        let mut from = 0;
+        while let Some((e, after)) = Self::next(row, object, from, fp, url) {
+            from = after;
+            if let Some(r) = f(e) {
+                return Some(r);
+            }
+        }
+        None
+    }
+
     /// In the listed elements of `object` in `row`, the first at or after `from` whose url is
     /// `url` (of fingerprint `fp`), and the place after it.
     #[inline]
-    pub(crate) fn next(
+    fn next(
         row: &RefCell<Vec<Self>>,
         object: N,
         from: usize,
@@ -1514,12 +1539,13 @@ fn call<'a, N: Node<'a>>(
                     NodeKind::Object if !matches!(n.ext, Ext::Only) => Some(n.node),
                     _ => primitive_ext(n),
                 };
-                let Some(exts) = holder.and_then(|h| h.get("extension")) else {
+                let Some(holder) = holder else {
                     continue;
                 };
-                for e in exts.items().filter(|e| has_url(*e, &url)) {
+                ExtIndex::each(&env.ext_index, holder, &url, |e| {
                     out.push(Item::node(e));
-                }
+                    None::<()>
+                });
             }
             out
         }

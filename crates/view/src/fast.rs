@@ -17,12 +17,12 @@
 //! compiled path never reports an error of its own.
 
 use crate::eval::{
-    Coll, Env, Ext, ExtIndex, Item, NO_INDEX, NodeItem, has_url, left_decides, literal, replace,
+    Coll, Env, Ext, ExtIndex, Item, NO_INDEX, NodeItem, left_decides, literal, replace,
     three_valued, variant,
 };
 use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
 use crate::node::{Node, NodeKind};
-use claimline_model::{same_text, text_fingerprint};
+use claimline_model::same_text;
 use std::cell::{Cell, RefCell};
 
 /// Longest compiled step list (their counters live in a fixed array).
@@ -504,30 +504,13 @@ impl<'a, N: Node<'a>> Cx<'_, 'a, N> {
                     let Some(obj) = object(pos) else {
                         return Ctl::Bail;
                     };
-                    if !ExtIndex::listed(self.exts, obj) {
-                        let Some(exts) = obj.get("extension") else {
-                            return Ctl::Go;
-                        };
-                        for e in exts.items().filter(|e| has_url(*e, url)) {
-                            match self.steps(steps, i + 1, Pos::plain(e), counts, out) {
-                                Ctl::Go => {}
-                                stop => return stop,
-                            }
-                        }
-                        return Ctl::Go;
-                    }
-                    // The same elements from the object's list, one at a time (no borrow held
-                    // while the steps after one look extensions up on other objects).
-                    let fp = text_fingerprint(url.as_bytes());
-                    let mut from = 0;
-                    while let Some((e, after)) = ExtIndex::next(self.exts, obj, from, fp, url) {
-                        from = after;
+                    let stop = ExtIndex::each(self.exts, obj, url, |e| {
                         match self.steps(steps, i + 1, Pos::plain(e), counts, out) {
-                            Ctl::Go => {}
-                            stop => return stop,
+                            Ctl::Go => None,
+                            stop => Some(stop),
                         }
-                    }
-                    return Ctl::Go;
+                    });
+                    return stop.unwrap_or(Ctl::Go);
                 }
                 Step::First => {
                     return match self.steps(steps, i + 1, pos, counts, out) {
@@ -689,6 +672,7 @@ mod tests {
     use crate::eval::eval;
     use crate::fhirpath::{compile, hoist_row_constants};
     use crate::view::{Rows, ViewDefinition};
+    use claimline_model::text_fingerprint;
     use claimline_ndjson::LineParser;
 
     /// `expr` on `resource` (the focus) at `%rowIndex` `row`: the compiled answer (`None`: it
@@ -841,7 +825,8 @@ mod tests {
     }
 
     /// Extensions looked up several times in one row on an object with many of them (listed
-    /// from the second lookup on) give the general evaluator's answers: urls given twice (both,
+    /// from the second lookup on), by compiled paths and by the general evaluator, give the
+    /// general evaluator's answers where nothing is listed: urls given twice (both,
     /// in order), urls alike in length and last eight bytes (one fingerprint), elements without
     /// a url or with one that is not a string, a url no element has, extensions of an
     /// extension (a second listed object while the first's elements are walked), and an
@@ -905,9 +890,15 @@ mod tests {
             let out = compiled
                 .iter()
                 .map(|(e, fast)| {
+                    // The compiled path and the general one in the row (lists made and
+                    // used), against the general one in a row of its own (never listed).
                     let f = fast.eval(&focus, &env).expect("no bail");
                     let g = eval(e, &focus, None, &env).expect("general answer");
-                    assert_eq!(shapes(&f), shapes(&g), "{e:?}");
+                    let alone = Env::new(root, &[], 0);
+                    let want = eval(e, &focus, None, &alone).expect("general answer");
+                    assert!(alone.ext_index.borrow().iter().all(|x| x.entries.is_none()));
+                    assert_eq!(shapes(&f), shapes(&want), "{e:?}");
+                    assert_eq!(shapes(&g), shapes(&want), "{e:?}, general");
                     format!("{:?}", f.iter().map(|i| i.prim()).collect::<Vec<_>>())
                 })
                 .collect();
