@@ -23,7 +23,7 @@
 //!   else to the run's start; to `BENE_DEATH_DT` when the beneficiary died before.
 //! - `BENE_FIPS_STATE_CD` from `GEO_USPS_STATE_CD` (USPS to FIPS; a FIPS code is kept as is).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use std::sync::Arc;
 
@@ -221,7 +221,7 @@ fn rank(fields: &Fields) -> (u8, u8, std::cmp::Reverse<String>) {
 type Slots = HashMap<String, Vec<(usize, u8)>>;
 
 fn slots(columns: &[Arc<str>]) -> Slots {
-    let mut slots = Slots::new();
+    let mut slots = Slots::default();
     for (c, name) in columns.iter().enumerate() {
         slots.entry(name.to_string()).or_default().push((c, 0));
         for m in (1..=12u8).rev() {
