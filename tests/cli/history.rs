@@ -1477,7 +1477,7 @@ fn row_errors(out: &Path, run_id: &str) -> Vec<(String, u64)> {
 
 /// The row errors of the versions a load keeps are written, in the input's order, each with its
 /// own line; a superseded version's, and a stale one's (an earlier run holds a newer version),
-/// are not; an EOB the rule does not see (no claim group) keeps its place among them.
+/// are not; an EOB without a claim group (its own claim) keeps its place among them.
 #[test]
 fn row_errors_are_the_kept_versions_in_input_order() {
     row_errors_in_input_order(&[]);
@@ -1542,7 +1542,8 @@ fn row_errors_in_input_order(extra: &[&str]) {
     for (id, line) in [("inpatient-3001", 2), ("carrier-1002", 5)] {
         assert!(got.contains(&(id.to_owned(), line)), "{id}: {got:?}");
     }
-    // The EOB without a group: its errors (if its rows are written) are on its own line.
+    // The EOB without a group is its own claim, kept: its errors are there, on its own line.
+    assert!(got.contains(&("carrier-1003".to_owned(), 4)), "{got:?}");
     assert!(
         got.iter().all(|(id, l)| id != "carrier-1003" || *l == 4),
         "{got:?}"
