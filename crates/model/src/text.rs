@@ -25,10 +25,12 @@ pub fn same_text(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).all(|(x, y)| x == y)
 }
 
-/// A number that texts of [`same_text`] share: their length and their last eight bytes (fewer
-/// for a shorter text) in one `u64`. Texts whose fingerprints differ differ; texts whose
-/// fingerprints are equal are compared with [`same_text`]. Keys and URLs of one length mostly
-/// differ in their last bytes (`…/dual_01`, `…/dual_02`), so most are told apart by it.
+/// A number that texts [`same_text`] finds the same share: their last eight bytes (fewer for a
+/// shorter text) with their length mixed in, in one `u64`. Texts whose fingerprints differ
+/// differ; texts whose fingerprints are equal may differ (of one length, in a byte before the
+/// last eight; of two lengths, rarely) and are compared with [`same_text`]. Keys and URLs of
+/// one length mostly differ in their last bytes (`…/dual_01`, `…/dual_02`), so most are told
+/// apart by it.
 ///
 /// ```
 /// use claimline_model::{same_text, text_fingerprint};

@@ -236,9 +236,10 @@ pub(crate) struct Env<'a, N> {
     /// The values of the [`Expr::RowConst`] expressions evaluated in this row (an `Env` lives
     /// for one row).
     pub row_memo: RowMemo<'a, N>,
-    /// The objects whose extensions a compiled `extension('url')` looked through in this row,
-    /// each with its extensions listed by url once ([`ExtIndex`]): the next lookup of another
-    /// url on the same object compares a number per extension, not its `url` member's text.
+    /// The objects whose extensions `extension('url')` (compiled or not) looked through in
+    /// this row, the first [`EXT_TRACKED`] of them, each with its extensions listed by url
+    /// once it has enough ([`ExtIndex`]): a later lookup of another url on the same object
+    /// compares a number per extension, not its `url` member's text.
     pub ext_index: RefCell<Vec<ExtIndex<'a, N>>>,
 }
 
@@ -249,11 +250,18 @@ pub(crate) type RowMemo<'a, N> = RefCell<Vec<(*const Expr, Coll<'a, N>)>>;
 /// lookup's walk of the elements costs less than making the list (a claim line's handful).
 pub(crate) const EXT_INDEX_MIN: usize = 16;
 
-/// An object a compiled `extension('url')` looked up in this row, and, from its second lookup
-/// on if it has [`EXT_INDEX_MIN`] `extension` elements or more, those that have a string
-/// `url`, in the document's order: the url's [`claimline_model::text_fingerprint`], the url,
-/// the element. What [`has_url`] finds for a url are the elements listed whose fingerprint and
-/// text are the url's.
+/// Most objects a row's [`Env::ext_index`] keeps track of: the ones past it are walked at every
+/// lookup, as before the lists, so that a row looking extensions up on many objects (a column of
+/// every claim line's extension, in a select without `forEach`) does not search a long list for
+/// each. A Coverage's lookups are on one object; an EOB row's on a few.
+pub(crate) const EXT_TRACKED: usize = 8;
+
+/// An object `extension('url')` looked up in this row, and, from its second lookup on if it
+/// has [`EXT_INDEX_MIN`] `extension` elements or more, those that have a string `url`, in the
+/// document's order: the url's [`claimline_model::text_fingerprint`], the url, the element.
+/// What [`has_url`] finds for a url are the elements listed whose fingerprint and text are the
+/// url's. (The second lookup lists every element, where a walk for `first()` would have stopped
+/// at the first match: the list is for the lookups after it.)
 pub(crate) struct ExtIndex<'a, N> {
     /// The object's [`Node::id`].
     pub object: usize,
@@ -271,11 +279,13 @@ impl<'a, N: Node<'a>> ExtIndex<'a, N> {
         let id = object.id();
         let mut row = row.borrow_mut();
         let Some(x) = row.iter_mut().find(|x| x.object == id) else {
-            row.push(ExtIndex {
-                object: id,
-                entries: None,
-                few: false,
-            });
+            if row.len() < EXT_TRACKED {
+                row.push(ExtIndex {
+                    object: id,
+                    entries: None,
+                    few: false,
+                });
+            }
             return false;
         };
         if x.entries.is_some() {

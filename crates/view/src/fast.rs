@@ -669,7 +669,7 @@ fn missing<'a, N: Node<'a>>(obj: N, key: &Key) -> Option<(&'a str, Option<N>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::eval;
+    use crate::eval::{EXT_TRACKED, eval};
     use crate::fhirpath::{compile, hoist_row_constants};
     use crate::view::{Rows, ViewDefinition};
     use claimline_model::text_fingerprint;
@@ -824,37 +824,60 @@ mod tests {
         }
     }
 
-    /// Extensions looked up several times in one row on an object with many of them (listed
+    /// Extensions looked up several times in one row on objects with many of them (listed
     /// from the second lookup on), by compiled paths and by the general evaluator, give the
-    /// general evaluator's answers where nothing is listed: urls given twice (both,
-    /// in order), urls alike in length and last eight bytes (one fingerprint), elements without
-    /// a url or with one that is not a string, a url no element has, extensions of an
-    /// extension (a second listed object while the first's elements are walked), and an
-    /// object with too few to list.
+    /// general evaluator's answers where nothing is listed: urls given twice (both, in order;
+    /// `first()` the first), urls alike in length and last eight bytes (one fingerprint), a
+    /// null, a string and elements without a url or with one that is not a string among the
+    /// extensions, a url no element has, extensions of an extension (a second listed object
+    /// while the first's elements are walked), objects of 15 and 16 extensions (the least
+    /// listed), an `extension` that is an object, a primitive's extensions (`_status`: the
+    /// general evaluator alone), and more objects than a row keeps track of.
     #[test]
     fn extensions_listed_per_object_give_the_general_answer() {
-        let mut exts: Vec<String> = (0..16)
+        let exts = |n: usize, url: &dyn Fn(usize) -> String| -> String {
+            (0..n)
+                .map(|i| format!(r#"{{"url":"{}","valueString":"v{i}"}}"#, url(i)))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut root: Vec<String> = (0..16)
             .map(|i| {
                 format!(
                     r#"{{"url":"https://x.org/v/dual_{i:02}","valueCoding":{{"code":"c{i}"}}}}"#
                 )
             })
             .collect();
-        exts.push(r#"{"url":"https://x.org/v/dual_03","valueCoding":{"code":"again"}}"#.into());
-        exts.push(r#"{"url":"https://y.org/v/dual_03","valueCoding":{"code":"other"}}"#.into());
-        exts.push(r#"{"valueCoding":{"code":"no url"}}"#.into());
-        exts.push(r#"{"url":7,"valueCoding":{"code":"number url"}}"#.into());
-        let inner: Vec<String> = (0..17)
-            .map(|i| format!(r#"{{"url":"in{i}","valueString":"v{i}"}}"#))
-            .collect();
-        exts.push(format!(
+        root.push(r#"{"url":"https://x.org/v/dual_03","valueCoding":{"code":"again"}}"#.into());
+        root.push(r#"{"url":"https://y.org/v/dual_03","valueCoding":{"code":"other"}}"#.into());
+        root.push(r#"{"valueCoding":{"code":"no url"}}"#.into());
+        root.push(r#"{"url":7,"valueCoding":{"code":"number url"}}"#.into());
+        root.push("null".into());
+        root.push(r#""text""#.into());
+        root.push(format!(
             r#"{{"url":"https://x.org/v/nested","extension":[{}]}}"#,
-            inner.join(",")
+            exts(17, &|i| format!("in{i}"))
         ));
+        let many: Vec<String> = (0..10)
+            .map(|m| {
+                format!(
+                    r#"{{"extension":[{}]}}"#,
+                    exts(16, &|i| format!("m{m}-{i}"))
+                )
+            })
+            .collect();
         let resource = format!(
             r#"{{"resourceType":"Coverage","extension":[{}],
-                "class":[{{"extension":[{{"url":"a","valueString":"few"}}]}}]}}"#,
-            exts.join(",")
+                "status":"active","_status":{{"extension":[{}]}},
+                "class":[{{"extension":[{{"url":"a","valueString":"few"}}]}}],
+                "a15":{{"extension":[{}]}},"a16":{{"extension":[{}]}},
+                "single":{{"extension":{{"url":"s","valueString":"one"}}}},
+                "many":[{}]}}"#,
+            root.join(","),
+            exts(16, &|i| format!("u{i}")),
+            exts(15, &|i| format!("f{i}")),
+            exts(16, &|i| format!("g{i}")),
+            many.join(",")
         );
         assert_eq!(
             text_fingerprint(b"https://x.org/v/dual_03"),
@@ -863,6 +886,7 @@ mod tests {
         let exprs = [
             "extension('https://x.org/v/dual_03').valueCoding.code",
             "extension('https://x.org/v/dual_03').valueCoding.code",
+            "(extension('https://x.org/v/dual_03').valueCoding.code).first()",
             "extension('https://y.org/v/dual_03').valueCoding.code",
             "extension('https://x.org/v/dual_15').valueCoding.code",
             "extension('https://x.org/v/dual_00').valueCoding.code.first()",
@@ -873,7 +897,17 @@ mod tests {
             "extension('https://x.org/v/nested').extension('in0').valueString",
             "class.extension('a').valueString",
             "class.extension('a').valueString",
+            "a15.extension('f14').valueString",
+            "a15.extension('f0').valueString",
+            "a16.extension('g15').valueString",
+            "a16.extension('g0').valueString",
+            "single.extension('s').valueString",
+            "single.extension('s').valueString",
+            "status.extension('u3').valueString",
+            "status.extension('u15').valueString",
             "extension('https://x.org/v/dual_07').exists()",
+            "many.extension('m9-15').valueString",
+            "many.extension('m0-0').valueString",
         ];
         let compiled: Vec<(Expr, Fast)> = exprs
             .iter()
@@ -887,34 +921,45 @@ mod tests {
         fn answers<'a, N: Node<'a>>(root: N, compiled: &'a [(Expr, Fast)]) -> Vec<String> {
             let env = Env::new(root, &[], 0);
             let focus = [Item::node(root)];
+            let mut bails = 0;
             let out = compiled
                 .iter()
                 .map(|(e, fast)| {
                     // The compiled path and the general one in the row (lists made and
                     // used), against the general one in a row of its own (never listed).
-                    let f = fast.eval(&focus, &env).expect("no bail");
-                    let g = eval(e, &focus, None, &env).expect("general answer");
                     let alone = Env::new(root, &[], 0);
                     let want = eval(e, &focus, None, &alone).expect("general answer");
                     assert!(alone.ext_index.borrow().iter().all(|x| x.entries.is_none()));
-                    assert_eq!(shapes(&f), shapes(&want), "{e:?}");
+                    match fast.eval(&focus, &env) {
+                        Some(f) => assert_eq!(shapes(&f), shapes(&want), "{e:?}"),
+                        None => bails += 1,
+                    }
+                    let g = eval(e, &focus, None, &env).expect("general answer");
                     assert_eq!(shapes(&g), shapes(&want), "{e:?}, general");
-                    format!("{:?}", f.iter().map(|i| i.prim()).collect::<Vec<_>>())
+                    format!("{:?}", want.iter().map(|i| i.prim()).collect::<Vec<_>>())
                 })
                 .collect();
-            // The root and the nested extension were listed; the class, with one, was not.
+            // `status.extension(…)`: a member of a primitive, the general evaluator's.
+            assert_eq!(bails, 2);
+            // Listed: the root, the nested extension, `a16`, `_status`, and the first of
+            // `many` (the row's eighth object: the others are not tracked); too few: the class,
+            // `a15`, `single`.
             let listed = env.ext_index.borrow();
             let listed: Vec<(bool, bool)> = listed
                 .iter()
                 .map(|x| (x.entries.is_some(), x.few))
                 .collect();
-            assert_eq!(listed, [(true, false), (true, false), (false, true)]);
+            let (yes, few) = ((true, false), (false, true));
+            assert_eq!(listed, [yes, yes, few, few, yes, few, yes, yes]);
+            assert_eq!(listed.len(), EXT_TRACKED);
             out
         }
         let doc: serde_json::Value = serde_json::from_str(&resource).expect("test JSON");
         let on_values = answers(&doc, &compiled);
         assert!(on_values[0].contains("c3") && on_values[0].contains("again"));
-        assert!(on_values[2].contains("other") && !on_values[2].contains("c3"));
+        assert!(on_values[2].contains("c3") && !on_values[2].contains("again"));
+        assert!(on_values[3].contains("other") && !on_values[3].contains("c3"));
+        assert!(on_values[22].contains("v15") && on_values[23].contains("v0"));
         let mut parser = LineParser::new();
         let on_tape = parser
             .parse(resource.as_bytes(), |d| answers(d.root(), &compiled))

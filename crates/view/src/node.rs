@@ -49,8 +49,8 @@ pub trait Node<'a>: Copy + 'a {
     fn number_text(self) -> Option<&'a str>;
     /// A number that JSON wrote as an integer and that fits `i64`.
     fn as_i64(self) -> Option<i64>;
-    /// A number no other value of the same document has: what a row's memo keys a value by
-    /// (`Env::ext_index`).
+    /// A number no other value of the same document has: what a row's list of the objects
+    /// whose extensions it looked up tells them apart by (the evaluator's `ExtIndex`).
     fn id(self) -> usize;
 
     /// The string value, if this is a string.
