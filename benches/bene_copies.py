@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Writes an export of N beneficiaries' Patient and Coverage resources (no claims) from a
-synthetic export's: each of its beneficiaries copied with a new beneficiary id and a new MBI, as
-many times as N asks, so a load's memory can be measured by beneficiaries, not by claims
-(benches/benes.sh). The copies are the synthetic resources byte for byte but for those two
-values.
+synthetic export's: each of its beneficiaries copied with a new beneficiary id and new MBIs (its
+current one and its historic ones, each copy's its own) and MBI hash, as many times as N asks,
+so a load's memory can be measured by beneficiaries, not by claims (benches/benes.sh). The
+copies are the synthetic resources byte for byte but for those values.
 
     python3 benches/bene_copies.py SOURCE_EXPORT N OUT_EXPORT
 
@@ -11,6 +11,7 @@ SOURCE_EXPORT is a `claimline synth` v2 export (`Patient.*.ndjson`, `Coverage.*.
 OUT_EXPORT must not exist. Its manifest lists one Patient and one Coverage file.
 """
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -20,6 +21,8 @@ ALPHA = "ACDEFGHJKMNPQRTUVWXY"
 DIGIT = "0123456789"
 ALNUM = DIGIT + ALPHA
 MBI_POSITIONS = [DIGIT[1:], ALPHA, ALNUM, DIGIT, ALPHA, ALNUM, DIGIT, ALPHA, ALPHA, DIGIT, DIGIT]
+# MBIs a beneficiary may have (current and historic): each copy takes this many numbers.
+MBIS_PER_BENE = 4
 
 
 def mbi(n):
@@ -52,10 +55,14 @@ def main():
     for p in patients:
         d = json.loads(p)
         bene = d["id"]
-        mbis = [i["value"] for i in d.get("identifier", [])
-                if i.get("system") == "http://hl7.org/fhir/sid/us-mbi"]
+        ids = d.get("identifier", [])
+        # Current first, then historic (synth writes up to three).
+        mbis = [i["value"] for i in ids if i.get("system") == "http://hl7.org/fhir/sid/us-mbi"]
+        if len(mbis) > MBIS_PER_BENE:
+            sys.exit(f"{source}: Patient {bene} has more than {MBIS_PER_BENE} MBIs")
+        hashes = [i["value"] for i in ids if str(i.get("system", "")).endswith("/mbi-hash")]
         own = [c for c in coverage if f'"Patient/{bene}"' in c]
-        benes.append((bene, mbis[0] if mbis else None, p, own))
+        benes.append((bene, mbis, hashes, p, own))
     if not benes:
         sys.exit(f"{source}: no Patient resources")
     os.makedirs(out, mode=0o700)
@@ -64,14 +71,17 @@ def main():
     files = {k: os.fdopen(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w",
                           encoding="utf-8") for k, p in paths.items()}
     for i in range(n):
-        bene, old_mbi, p, own = benes[i % len(benes)]
+        bene, mbis, hashes, p, own = benes[i % len(benes)]
         # A new id of the source's length: `-1`, the copy, the source beneficiary.
         new = f"-1{i // len(benes):07d}{i % len(benes):06d}"
-        new_mbi = mbi(i)
+        swaps = [(bene, new)]
+        swaps += [(old, mbi(i * MBIS_PER_BENE + k)) for k, old in enumerate(mbis)]
+        swaps += [(old, hashlib.sha256(new.encode()).hexdigest()) for old in hashes]
 
         def copy(line):
-            line = line.replace(bene, new)
-            return line.replace(old_mbi, new_mbi) if old_mbi else line
+            for old, value in swaps:
+                line = line.replace(old, value)
+            return line
 
         files["Patient"].write(copy(p) + "\n")
         for c in own:

@@ -40,10 +40,15 @@ for n in $BENES; do
   python3 benches/bene_copies.py "$SOURCE" "$n" "$input"
   python3 benches/page_cache.py "$input" >/dev/null
   mb=$(du -cb "$input"/*.ndjson | tail -1 | awk '{printf "%.0f", $1 / 1e6}')
-  read -r pq pq_s _ < <(python3 benches/peak_anon.py "$WORK/pq.json" -- \
+  read -r pq pq_s pq_rc < <(python3 benches/peak_anon.py "$WORK/pq.json" -- \
     "$BIN" load "$input" --out "$WORK/out-pq" --format parquet --no-report --json)
-  read -r sq sq_s _ < <(python3 benches/peak_anon.py "$WORK/sq.json" -- \
+  read -r sq sq_s sq_rc < <(python3 benches/peak_anon.py "$WORK/sq.json" -- \
     "$BIN" load "$input" --out "$WORK/out-sq" --format sqlite --no-report --json)
+  # A load that failed has no figures to give.
+  if [ "$pq_rc" != 0 ] || [ "$sq_rc" != 0 ]; then
+    echo "$n beneficiaries: a load exited $pq_rc (Parquet) / $sq_rc (SQLite); see $WORK/pq.json, $WORK/sq.json" >&2
+    exit 1
+  fi
   phases() {
     python3 benches/phases.py "$1" | awk -F, '{printf "%.2f, %.2f, %.2f, %.2f", $1, $2, $3, $4}'
   }
