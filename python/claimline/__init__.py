@@ -376,15 +376,18 @@ def _rejects_table(rows: List[Dict[str, Any]]) -> pa.Table:
 
 def evaluate(lines: Union[pa.Array, pa.ChunkedArray, Sequence[bytes]], *, file: str,
              first_line: int = 1, views: Union[str, Sequence[str], None] = "cclf",
-             run_id: str = "batch",
-             api_version: Optional[str] = None) -> Tuple[Dict[str, pa.RecordBatch], pa.Table]:
+             run_id: str = "batch", api_version: Optional[str] = None,
+             transaction_time: Optional[str] = None
+             ) -> Tuple[Dict[str, pa.RecordBatch], pa.Table]:
     """Evaluate the views over a batch of NDJSON lines held in memory.
 
     ``lines`` (a pyarrow string or binary array, or a list of bytes) came from ``file``, the
     first at line ``first_line``: rows carry them as ``_source_file`` and ``_line``. MBIs are
     resolved and CCLF8 joined from the Patients and Coverage of the same batch; every claim
     version's rows are returned (``_claim_key``, ``_last_updated``, ``_status`` carry what the
-    claim-history rule reads).
+    claim-history rule reads). ``BENE_AGE`` is computed as of ``transaction_time`` (the
+    export's ``transactionTime``, an instant with an offset), else as of the call, as a load
+    computes it.
 
     Returns:
         One record batch per table, and a table of the rejected lines (file, line, kind, error).
@@ -396,7 +399,7 @@ def evaluate(lines: Union[pa.Array, pa.ChunkedArray, Sequence[bytes]], *, file: 
             raise UsageError(f"first_line is a line number (1 to {_native.MAX_LINE}), not "
                              f"{first_line!r}", 2)
         batches, rejected = _native.evaluate(lines, file, first_line, _views(views), run_id,
-                                             api_version)
+                                             api_version, transaction_time)
     except _native.NativeError as err:
         _raise(err)
     rejects = pa.Table.from_pylist(rejected, schema=pa.schema([

@@ -299,6 +299,34 @@ def test_evaluate_numbers_lines_from_first_line(repo):
     assert rejected.to_pylist()[0]["line"] == 41 + len(lines)
 
 
+def test_evaluate_gives_bene_age_as_of_the_transaction_time_else_today(repo):
+    """Found by a review: `evaluate` computed BENE_AGE as of 1970-01-01 (NULL for anyone born
+    after it, the age then for anyone before). A load computes it as of the export's
+    transactionTime, else its own start."""
+    patient = json.loads((repo / "sample-data/real/r4/Patient.ndjson").read_bytes().splitlines()[0])
+    # CMS's sample Patient died the day it was born (age 0 whenever): alive here.
+    patient.pop("deceasedDateTime", None)
+    patient.pop("deceasedBoolean", None)
+    line = json.dumps(patient).encode()
+    dob = dt.date.fromisoformat(patient["birthDate"])
+
+    def age(day):
+        return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
+
+    def bene_age(**kwargs):
+        batches, _ = claimline.evaluate([line], file="p.ndjson", **kwargs)
+        return batches["cclf8"].column("BENE_AGE").to_pylist()
+
+    assert bene_age(transaction_time="2020-06-15T10:00:00Z") == [
+        f"{age(dt.date(2020, 6, 15)):03}"]
+    before = dt.datetime.now(dt.timezone.utc).date()
+    today = bene_age()
+    after = dt.datetime.now(dt.timezone.utc).date()
+    assert today in ([f"{age(before):03}"], [f"{age(after):03}"])
+    with pytest.raises(claimline.UsageError):
+        claimline.evaluate([line], file="p.ndjson", transaction_time="2020-06-15")
+
+
 def postgres_url():
     """The throwaway server `tests/run` starts, or a skip (a failure under CI)."""
     url = os.environ.get("CLAIMLINE_TEST_POSTGRES_URL")

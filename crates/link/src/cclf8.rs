@@ -558,6 +558,23 @@ impl Cclf8Builder {
     }
 }
 
+/// The day (days since the epoch) a run's `BENE_AGE` is computed at: the export's
+/// `transactionTime` (its manifest's: the date it gives, in its own offset), else `now_micros`
+/// (microseconds since the epoch: the run's start).
+///
+/// ```
+/// use claimline_link::bene_age_day;
+/// let day = bene_age_day(Some("2024-03-01T23:30:00.000-05:00"), 0);
+/// assert_eq!(day, 19_783); // 2024-03-01
+/// assert_eq!(bene_age_day(None, 86_400_000_000 * 3 + 1), 3);
+/// ```
+pub fn bene_age_day(transaction_time: Option<&str>, now_micros: i64) -> i32 {
+    transaction_time
+        .and_then(|t| t.get(..10))
+        .and_then(claimline_model::parse_date)
+        .unwrap_or_else(|| now_micros.div_euclid(86_400_000_000) as i32)
+}
+
 /// Whole years from `dob` to `day` (days since the epoch); `None` before birth.
 fn age(dob: i32, day: i32) -> Option<u32> {
     let (y0, m0, d0) = crate::civil(dob);

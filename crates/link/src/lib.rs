@@ -60,7 +60,7 @@ mod xref;
 
 pub use cclf8::{
     BENE_ID_LINK, BenePart, CCLF8_COVERAGE, CCLF8_PATIENT, CCLF8_TABLE, Cclf8Builder, Cclf8Input,
-    FIELD_TAG, Fields, POSITION_TAG,
+    FIELD_TAG, Fields, POSITION_TAG, bene_age_day,
 };
 
 pub use history::{

@@ -364,14 +364,7 @@ fn read_lines<'py>(
             texts.len()
         )));
     }
-    if let Some(t) = &transaction_time
-        && claimline_link::parse_instant(t).is_none()
-    {
-        return Err(usage(
-            "transaction_time is an instant with an offset (as 2024-01-02T03:04:05.678Z)"
-                .to_owned(),
-        ));
-    }
+    check_transaction_time(transaction_time.as_deref())?;
     let mut files = in_memory_files(names, numbers, texts)?;
     for f in &mut files {
         if let Some(info) = known.get(&*f.path.to_string_lossy()) {
@@ -511,6 +504,18 @@ fn in_memory_files(
         .collect()
 }
 
+/// A usage error unless `t` (an export's `transactionTime`, when given) is an instant with an
+/// offset.
+fn check_transaction_time(t: Option<&str>) -> PyResult<()> {
+    match t {
+        Some(t) if claimline_link::parse_instant(t).is_none() => Err(usage(
+            "transaction_time is an instant with an offset (as 2024-01-02T03:04:05.678Z)"
+                .to_owned(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The lines of a pyarrow string or binary array (nulls skipped).
 fn lines_of(array: &Arc<dyn Array>) -> PyResult<Vec<Option<Vec<u8>>>> {
     let any = array.as_any();
@@ -531,15 +536,17 @@ fn lines_of(array: &Arc<dyn Array>) -> PyResult<Vec<Option<Vec<u8>>>> {
     Ok(out)
 }
 
-/// `evaluate(lines, file, first_line, views, run_id, api_version) -> (dict[str, RecordBatch],
-/// list[dict])`: the views over a batch of NDJSON lines that came from `file` starting at line
-/// `first_line` (a pyarrow string or binary array, or a list of bytes), with MBIs resolved and
-/// CCLF8 joined from the Patients and Coverage of the same batch. Every claim version's rows are
-/// returned (the claim-history rule needs every batch: `_claim_key`, `_last_updated` and
-/// `_status` carry what it reads). The second value lists rejected lines (file, line, kind,
-/// error).
+/// `evaluate(lines, file, first_line, views, run_id, api_version, transaction_time) ->
+/// (dict[str, RecordBatch], list[dict])`: the views over a batch of NDJSON lines that came from
+/// `file` starting at line `first_line` (a pyarrow string or binary array, or a list of bytes),
+/// with MBIs resolved and CCLF8 joined from the Patients and Coverage of the same batch
+/// (`BENE_AGE` as of `transaction_time`, the export's, else as of the call, as a load computes
+/// it). Every claim version's rows are returned (the claim-history rule needs every batch:
+/// `_claim_key`, `_last_updated` and `_status` carry what it reads). The second value lists
+/// rejected lines (file, line, kind, error).
 #[pyfunction]
-#[pyo3(signature = (lines, file, first_line, views, run_id, api_version))]
+#[pyo3(signature = (lines, file, first_line, views, run_id, api_version, transaction_time))]
+#[allow(clippy::too_many_arguments)]
 fn evaluate<'py>(
     py: Python<'py>,
     lines: Bound<'py, PyAny>,
@@ -548,10 +555,16 @@ fn evaluate<'py>(
     views: Vec<String>,
     run_id: String,
     api_version: Option<String>,
+    transaction_time: Option<String>,
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
     rayon_threads()?;
     let owned = owned_lines(&lines)?;
     claimline_load::output::check_run_id(&run_id).map_err(|e| native_error(&e))?;
+    check_transaction_time(transaction_time.as_deref())?;
+    let as_of = claimline_link::bene_age_day(
+        transaction_time.as_deref(),
+        claimline_load::output::now_micros(),
+    );
     let mut input = InputFile::new(&file);
     input.api_version = match api_version.as_deref() {
         None => None,
@@ -593,7 +606,7 @@ fn evaluate<'py>(
                 }
             });
             if let Some(t) = plan.cclf8_table() {
-                rows[t] = cclf8.rows(0);
+                rows[t] = cclf8.rows(as_of);
             }
             let mut batches = BTreeMap::new();
             for (schema, rows) in tables.iter().zip(rows) {
