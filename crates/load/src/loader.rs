@@ -505,7 +505,7 @@ impl Loader {
         }
         let mut laps = Laps(started_at);
         let mut phases = Phases::default();
-        let pre = pre_pass(&files, self.threads, &plan)?;
+        let pre = pre_pass(&files, self.threads, &plan, self.parse_whole)?;
         let benes = if plan.needs_bene_index() {
             let mut index = pre.benes;
             let own = index.len() as u64;
@@ -1316,8 +1316,14 @@ struct PrePass {
 
 /// First pass: the Patient files of the input (by manifest type, else by a file name starting
 /// with `Patient`) to beneficiary id → current MBI, so the main pass can fill `BENE_MBI_ID`.
-/// Rejects are left to the main pass.
-fn pre_pass(files: &[InputFile], threads: usize, plan: &Plan) -> Result<PrePass, LoadError> {
+/// Rejects are left to the main pass. A Patient is parsed for its `identifier` alone (every
+/// line still checked whole), unless `parse_whole`.
+fn pre_pass(
+    files: &[InputFile],
+    threads: usize,
+    plan: &Plan,
+    parse_whole: bool,
+) -> Result<PrePass, LoadError> {
     // A file whose type neither a manifest nor its name tells (`all.ndjson`) may hold Patients:
     // read too (found by a review: the MBIs of Patients in such a file resolved no claim). Only
     // a name whose first word (up to a `.`, `-` or `_`) is another type BCDA serves is passed
@@ -1344,9 +1350,20 @@ fn pre_pass(files: &[InputFile], threads: usize, plan: &Plan) -> Result<PrePass,
     if !plan.needs_bene_index() || wanted.is_empty() {
         return Ok(out);
     }
+    // What `patient_mbi` reads (`id` and `resourceType` the scanner reads itself); nothing of
+    // the other types a file of no told type may hold.
+    let pruning = (!parse_whole).then(|| {
+        let mut pruning = claimline_ndjson::Pruning::new();
+        let mut needs = claimline_ndjson::Needs::new();
+        needs.add("identifier", claimline_ndjson::Need::Whole);
+        pruning.set("Patient", needs);
+        pruning.set_others(claimline_ndjson::Needs::new());
+        std::sync::Arc::new(pruning)
+    });
     let opts = ScanOptions {
         threads,
         lines_in_batch: true,
+        pruning,
         ..ScanOptions::default()
     };
     scan(
