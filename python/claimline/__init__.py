@@ -386,8 +386,8 @@ def evaluate(lines: Union[pa.Array, pa.ChunkedArray, Sequence[bytes]], *, file: 
     resolved and CCLF8 joined from the Patients and Coverage of the same batch; every claim
     version's rows are returned (``_claim_key``, ``_last_updated``, ``_status`` carry what the
     claim-history rule reads). ``BENE_AGE`` is computed as of ``transaction_time`` (the
-    export's ``transactionTime``, an instant with an offset), else as of the call, as a load
-    computes it.
+    export's ``transactionTime``, an instant with an offset: the date it gives), else as of the
+    call's UTC date, as a load computes it.
 
     Returns:
         One record batch per table, and a table of the rejected lines (file, line, kind, error).

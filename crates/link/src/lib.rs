@@ -60,7 +60,7 @@ mod xref;
 
 pub use cclf8::{
     BENE_ID_LINK, BenePart, CCLF8_COVERAGE, CCLF8_PATIENT, CCLF8_TABLE, Cclf8Builder, Cclf8Input,
-    FIELD_TAG, Fields, POSITION_TAG, bene_age_day,
+    FIELD_TAG, Fields, POSITION_TAG, PartFields, bene_age_day,
 };
 
 pub use history::{
@@ -422,8 +422,8 @@ struct PlanView {
     columns: Vec<ColumnType>,
     /// A CCLF8 input view: its rows go to the [`Cclf8Builder`], not to a table of their own.
     input: Option<Cclf8Input>,
-    /// The declared column names (for CCLF8 inputs).
-    names: Vec<Arc<str>>,
+    /// The declared column names (for CCLF8 inputs), shared by every row's [`PartFields`].
+    names: Arc<[Arc<str>]>,
     /// The column holding the beneficiary id (CCLF8 inputs).
     bene_id: usize,
 }
@@ -546,7 +546,7 @@ impl Plan {
                         .map(|c| Arc::from(c.name.as_str()))
                         .collect(),
                 ),
-                None => (0, Vec::new()),
+                None => (0, Arc::from([])),
             };
             let table_name = if input.is_some() { CCLF8_TABLE } else { &name };
             let table = match tables.iter().position(|t| t.name == table_name) {
@@ -1224,7 +1224,10 @@ impl Plan {
             Cell::Text(s) => s.to_string(),
             _ => return None,
         };
-        let fields = pv.names.iter().cloned().zip(cells).collect();
+        let fields = PartFields {
+            names: pv.names.clone(),
+            cells,
+        };
         Some(match input {
             Cclf8Input::Patient => BenePart::Patient {
                 api_version: r.api_version,

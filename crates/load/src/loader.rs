@@ -1314,10 +1314,11 @@ struct PrePass {
     benes: BeneIndex,
 }
 
-/// First pass: the Patient files of the input (by manifest type, else by a file name starting
-/// with `Patient`) to beneficiary id → current MBI, so the main pass can fill `BENE_MBI_ID`.
-/// Rejects are left to the main pass. A Patient is parsed for its `identifier` alone (every
-/// line still checked whole), unless `parse_whole`.
+/// First pass: the files of the input that may hold Patients (by manifest type, else every file
+/// whose name's first word is not another type BCDA serves) to beneficiary id → current MBI, so
+/// the main pass can fill `BENE_MBI_ID`. Rejects are left to the main pass. A Patient is parsed
+/// for its `identifier` (and what version detection reads, where no manifest tells the
+/// version), every line still checked whole, unless `parse_whole`.
 fn pre_pass(
     files: &[InputFile],
     threads: usize,
@@ -1350,8 +1351,9 @@ fn pre_pass(
     if !plan.needs_bene_index() || wanted.is_empty() {
         return Ok(out);
     }
-    // What `patient_mbi` reads (`id` and `resourceType` the scanner reads itself); nothing of
-    // the other types a file of no told type may hold.
+    // What `patient_mbi` reads (`id` and `resourceType` the scanner reads itself, and
+    // `Pruning` adds what version detection reads); of the other types a file of no told type
+    // may hold, no more than that.
     let pruning = (!parse_whole).then(|| {
         let mut pruning = claimline_ndjson::Pruning::new();
         let mut needs = claimline_ndjson::Needs::new();

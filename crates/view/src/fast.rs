@@ -8,7 +8,9 @@
 //! `extension('url')`, an index, and `sequence in %resource.item[%rowIndex].careTeamSequence`.
 //! [`Fast::compile`] turns such an expression into a flat list of [`Step`]s once, when the view
 //! loads; [`Fast::eval`] walks them with plain loops over the document's nodes and builds items
-//! only for the values it returns.
+//! only for the values it returns. Its one state is the row's: `extension('url')` looks an
+//! object's extensions up through the row's list of them ([`Env::ext_index`]), which a walk
+//! that bails leaves for the general evaluator's lookups in the same row.
 //!
 //! The answer is always the general evaluator's. Where a document leaves the simple shape (a
 //! missing member with a choice-type or `_name` twin, a `null` inside an array, a member of a
