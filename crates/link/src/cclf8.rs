@@ -165,7 +165,7 @@ pub type Fields = Vec<(Arc<str>, Cell)>;
 /// count on the same few names for every field of every row, from every worker.
 #[derive(Debug, Clone)]
 pub struct PartFields {
-    /// The view's declared column names.
+    /// The column names, one per cell (a view's: its declared columns).
     pub names: Arc<[Arc<str>]>,
     /// The row's cells, one per name.
     pub cells: Vec<Cell>,

@@ -1099,8 +1099,14 @@ impl Plan {
             } else {
                 None
             };
+            // A table's row takes its lineage after the cells; a CCLF8 input's travels as is.
+            let width = if pv.input.is_some() {
+                pv.columns.len()
+            } else {
+                self.tables[pv.table].columns.len()
+            };
             for mut row in rows.rows.drain(..) {
-                let mut cells = Vec::with_capacity(self.tables[pv.table].columns.len());
+                let mut cells = Vec::with_capacity(width);
                 for (cell, ty) in row.iter_mut().zip(&pv.columns) {
                     cells.push(convert(cell, ty).unwrap_or_else(|reason| {
                         out.issues.push(RowIssue {
