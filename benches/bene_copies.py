@@ -50,7 +50,8 @@ def main():
     source, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     patients = lines(source, "Patient")
     coverage = lines(source, "Coverage")
-    # Each source beneficiary: its id, its MBI, its Patient line and its Coverage lines.
+    # Each source beneficiary: its id, its MBIs, its MBI hashes, its Patient line and its
+    # Coverage lines.
     benes = []
     for p in patients:
         d = json.loads(p)

@@ -32,6 +32,10 @@ SOURCE="$WORK/source"
 
 echo "| beneficiaries | MB of NDJSON | → Parquet: peak anon MiB | s | MB/s | phases (setup, scan, history, commit) | → SQLite: peak anon MiB | s | phases |"
 echo "|---|---|---|---|---|---|---|---|---|"
+# A load's phases from its report, as the table gives them.
+phases() {
+  python3 benches/phases.py "$1" | awk -F, '{printf "%.2f, %.2f, %.2f, %.2f", $1, $2, $3, $4}'
+}
 prev_n="" prev_pq="" prev_sq=""
 growth=""
 for n in $BENES; do
@@ -49,9 +53,6 @@ for n in $BENES; do
     echo "$n beneficiaries: a load exited $pq_rc (Parquet) / $sq_rc (SQLite); see $WORK/pq.json, $WORK/sq.json" >&2
     exit 1
   fi
-  phases() {
-    python3 benches/phases.py "$1" | awk -F, '{printf "%.2f, %.2f, %.2f, %.2f", $1, $2, $3, $4}'
-  }
   rate=$(awk -v mb="$mb" -v s="$pq_s" 'BEGIN {printf "%.0f", mb / s}')
   echo "| $n | $mb | $pq | $pq_s | $rate | $(phases "$WORK/pq.json") | $sq | $sq_s | $(phases "$WORK/sq.json") |"
   if [ -n "$prev_n" ]; then

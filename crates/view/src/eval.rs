@@ -265,10 +265,18 @@ pub(crate) const EXT_TRACKED: usize = 8;
 pub(crate) struct ExtIndex<'a, N> {
     /// The object's [`Node::id`].
     pub object: usize,
-    /// Its elements with a url, once listed.
-    pub entries: Option<Vec<(u64, &'a str, N)>>,
-    /// Too few elements to list.
-    pub few: bool,
+    /// Whether its extensions are listed.
+    pub listing: Listing<'a, N>,
+}
+
+/// How far an [`ExtIndex`] object's extensions are listed.
+pub(crate) enum Listing<'a, N> {
+    /// Looked up once: walked, not listed yet.
+    Once,
+    /// Fewer than [`EXT_INDEX_MIN`] extensions: walked at every lookup.
+    Few,
+    /// Its elements with a url.
+    Listed(Vec<(u64, &'a str, N)>),
 }
 
 impl<'a, N: Node<'a>> ExtIndex<'a, N> {
@@ -282,24 +290,22 @@ impl<'a, N: Node<'a>> ExtIndex<'a, N> {
             if row.len() < EXT_TRACKED {
                 row.push(ExtIndex {
                     object: id,
-                    entries: None,
-                    few: false,
+                    listing: Listing::Once,
                 });
             }
             return false;
         };
-        if x.entries.is_some() {
-            return true;
-        }
-        if x.few {
-            return false;
+        match x.listing {
+            Listing::Listed(_) => return true,
+            Listing::Few => return false,
+            Listing::Once => {}
         }
         let exts = object.get("extension");
         if exts.map_or(0, |e| e.items().take(EXT_INDEX_MIN).count()) < EXT_INDEX_MIN {
-            x.few = true;
+            x.listing = Listing::Few;
             return false;
         }
-        x.entries = Some(
+        x.listing = Listing::Listed(
             exts.into_iter()
                 .flat_map(|e| e.items())
                 .filter_map(|e| {
@@ -348,7 +354,9 @@ impl<'a, N: Node<'a>> ExtIndex<'a, N> {
     ) -> Option<(N, usize)> {
         let id = object.id();
         let row = row.borrow();
-        let entries = row.iter().find(|x| x.object == id)?.entries.as_ref()?;
+        let Listing::Listed(entries) = &row.iter().find(|x| x.object == id)?.listing else {
+            return None;
+        };
         entries
             .get(from..)?
             .iter()

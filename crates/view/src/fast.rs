@@ -671,7 +671,7 @@ fn missing<'a, N: Node<'a>>(obj: N, key: &Key) -> Option<(&'a str, Option<N>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::{EXT_TRACKED, eval};
+    use crate::eval::{EXT_TRACKED, Listing, eval};
     use crate::fhirpath::{compile, hoist_row_constants};
     use crate::view::{Rows, ViewDefinition};
     use claimline_model::text_fingerprint;
@@ -931,7 +931,13 @@ mod tests {
                     // used), against the general one in a row of its own (never listed).
                     let alone = Env::new(root, &[], 0);
                     let want = eval(e, &focus, None, &alone).expect("general answer");
-                    assert!(alone.ext_index.borrow().iter().all(|x| x.entries.is_none()));
+                    assert!(
+                        alone
+                            .ext_index
+                            .borrow()
+                            .iter()
+                            .all(|x| !matches!(x.listing, Listing::Listed(_)))
+                    );
                     match fast.eval(&focus, &env) {
                         Some(f) => assert_eq!(shapes(&f), shapes(&want), "{e:?}"),
                         None => bails += 1,
@@ -947,11 +953,15 @@ mod tests {
             // `many` (the row's eighth object: the others are not tracked); too few: the class,
             // `a15`, `single`.
             let listed = env.ext_index.borrow();
-            let listed: Vec<(bool, bool)> = listed
+            let listed: Vec<&str> = listed
                 .iter()
-                .map(|x| (x.entries.is_some(), x.few))
+                .map(|x| match x.listing {
+                    Listing::Once => "once",
+                    Listing::Few => "few",
+                    Listing::Listed(_) => "listed",
+                })
                 .collect();
-            let (yes, few) = ((true, false), (false, true));
+            let (yes, few) = ("listed", "few");
             assert_eq!(listed, [yes, yes, few, few, yes, few, yes, yes]);
             assert_eq!(listed.len(), EXT_TRACKED);
             out
