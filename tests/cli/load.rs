@@ -827,7 +827,8 @@ fn a_held_lock_stops_a_second_command_with_exit_5() {
 
 /// `--threads N` caps the whole load, not only the scan: the pool that encodes the tables once
 /// the scan is over has N threads too, and the report says what both were. Without it, the
-/// encode pool has one thread per core.
+/// encode pool has one thread per core, and so has the scan but for a load into a database,
+/// which gets one more.
 #[test]
 fn threads_caps_the_scan_and_the_encodes() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -852,9 +853,17 @@ fn threads_caps_the_scan_and_the_encodes() {
     assert_eq!(capped["scan"], 1, "{capped}");
     assert_eq!(capped["encode"], 1, "{capped}");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let default = load("all", &[]);
+    let default = load("all", &["--format", "parquet"]);
     assert_eq!(default["scan"], cores, "{default}");
     assert_eq!(default["encode"], cores, "{default}");
+    // A database takes its rows on the collecting thread during the scan: one worker more.
+    for format in ["sqlite", "both"] {
+        let database = load(format, &["--format", format]);
+        assert_eq!(database["scan"], cores + 1, "{format}: {database}");
+        assert_eq!(database["encode"], cores, "{format}: {database}");
+    }
+    let capped = load("sqlite-one", &["--format", "sqlite", "--threads", "1"]);
+    assert_eq!(capped["scan"], 1, "{capped}");
 }
 
 /// The report times each phase of a load, one after the other: `--json` carries them, the
