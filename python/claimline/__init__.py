@@ -156,8 +156,8 @@ def load(inputs: Union[PathLike, Iterable[PathLike]], out: PathLike, *,
             a list such as ``"parquet,postgres"``.
         strict: commit nothing if any line is rejected or any value does not fit its column.
         run_id: the run id (default: the start time).
-        threads: worker threads (0: one per core, and one more when ``format`` writes SQLite or
-            PostgreSQL).
+        threads: worker threads (0: one per core, and one scan worker more when ``format`` writes
+            SQLite or PostgreSQL).
         include_partial: keep v3 partially adjudicated and prior-authorization EOBs.
         all_versions: keep every version of a v1/v2 claim.
         accept_rejects: commit what could be read of a damaged input file.

@@ -276,6 +276,9 @@ pub struct ScanSummary {
     pub rejects: Vec<Reject>,
     /// Wall time.
     pub elapsed: Duration,
+    /// The workers that parsed and evaluated: [`ScanOptions::threads`], or rayon's global
+    /// pool's when that is 0 or a pool of its own could not be made.
+    pub workers: usize,
 }
 
 impl ScanSummary {
@@ -443,7 +446,7 @@ where
     });
     let mut summary = collector.finish()?;
     summary.elapsed = started.elapsed();
-    result.map(|()| summary)
+    result.map(|workers| ScanSummary { workers, ..summary })
 }
 
 /// Scans `files` and returns every result in input order with the summary.
@@ -595,7 +598,7 @@ fn feed<S, T, I, F>(
     slots: &Slots,
     abort: &AtomicBool,
     tx: Sender<(u64, Msg<T>)>,
-) -> Result<(), Error>
+) -> Result<usize, Error>
 where
     T: Send,
     S: Send,
@@ -641,7 +644,7 @@ where
         Some(pool) => pool.in_place_scope(|scope| feeder.run(scope)),
         None => rayon::in_place_scope(|scope| feeder.run(scope)),
     }
-    Ok(())
+    Ok(pool.map_or_else(rayon::current_num_threads, |p| p.current_num_threads()))
 }
 
 /// What the feeder thread needs to cut files into chunks and spawn their tasks.
@@ -1540,6 +1543,7 @@ impl<'a> Collector<'a> {
             rejects_file: if wrote { self.rejects_file } else { None },
             rejects: self.kept,
             elapsed: Duration::ZERO,
+            workers: 0,
         })
     }
 }

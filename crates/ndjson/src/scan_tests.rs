@@ -274,17 +274,22 @@ fn order_is_input_order_across_files_and_chunks() {
     let (got, s) = run(&files, 333);
     assert_eq!(got, expected);
     assert_eq!(s.resources()["Patient"], 1500);
-    // A private pool of one worker gives the same result.
-    let opts = ScanOptions {
-        chunk_bytes: 333,
-        threads: 1,
-        ..ScanOptions::default()
-    };
-    let (one, _) = scan_collect(&files, &opts, |r| {
-        (r.line, r.id.unwrap_or_default().to_owned())
-    })
-    .expect("scan");
-    assert_eq!(one, expected);
+    // rayon's global pool ran it, and the summary says how many workers that is.
+    assert_eq!(s.workers, rayon::current_num_threads());
+    // Private pools of one and of three workers give the same result, and say so.
+    for threads in [1, 3] {
+        let opts = ScanOptions {
+            chunk_bytes: 333,
+            threads,
+            ..ScanOptions::default()
+        };
+        let (got, s) = scan_collect(&files, &opts, |r| {
+            (r.line, r.id.unwrap_or_default().to_owned())
+        })
+        .expect("scan");
+        assert_eq!(got, expected, "{threads}");
+        assert_eq!(s.workers, threads);
+    }
 }
 
 /// With `lines_in_batch`, a line number `map` saw plus the batch's offset is the file's line

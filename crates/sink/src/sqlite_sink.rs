@@ -1439,7 +1439,8 @@ mod tests {
 
     /// A column NULL in every row of a write goes in as a NULL of the statement, and a date or
     /// instant repeated from the row before as the text written for it then: each value is the
-    /// one bound, write after write, whichever columns are NULL in which write.
+    /// one bound, write after write, whichever columns are NULL in which write; and the rows'
+    /// places (`_source_file`, `_line`) still name the rowids the claim history drops by.
     #[test]
     fn nulls_and_repeated_dates_go_in_as_their_values() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1452,32 +1453,42 @@ mod tests {
                 Column::new("thru_dt", ColumnType::Date),
                 Column::new("updated", ColumnType::Timestamp),
                 Column::new("n", ColumnType::Integer),
+                Column::new("_source_file", ColumnType::Text),
+                Column::new("_line", ColumnType::Integer),
             ],
         );
         let mut s = SqliteSink::open(&db, std::slice::from_ref(&schema)).expect("open");
         let (d1, d2) = (Cell::Date(20_000), Cell::Date(20_001));
-        let (t1, t2) = (Cell::Timestamp(1_767_225_600_000_000), Cell::Timestamp(1));
+        // An instant of the same number as a date: each column's text is its own.
+        let (t1, t2) = (
+            Cell::Timestamp(1_767_225_600_000_000),
+            Cell::Timestamp(20_000),
+        );
+        let at = |line: i64| [t("f.ndjson"), Cell::Int(line)];
+        let row = |cells: [Cell; 5], line: i64| -> Vec<Cell> {
+            cells.into_iter().chain(at(line)).collect()
+        };
+        let null = || Cell::Null;
         let writes = vec![
             // `n` NULL in every row, `thru_dt` in all but one.
             vec![
-                vec![t("a"), d1.clone(), Cell::Null, t1.clone(), Cell::Null],
-                vec![t("b"), d1.clone(), d1.clone(), t1.clone(), Cell::Null],
-                vec![t("c"), d2.clone(), Cell::Null, t2.clone(), Cell::Null],
+                row([t("a"), d1.clone(), null(), t1.clone(), null()], 1),
+                row([t("b"), d1.clone(), d1.clone(), t1.clone(), null()], 2),
+                row([t("c"), d2.clone(), null(), t2.clone(), null()], 3),
             ],
             // Now `id` and `updated` NULL in every row, `n` held.
             vec![
-                vec![Cell::Null, d2.clone(), d2.clone(), Cell::Null, Cell::Int(7)],
-                vec![Cell::Null, d1.clone(), d2.clone(), Cell::Null, Cell::Null],
+                row([null(), d2.clone(), d2.clone(), null(), Cell::Int(7)], 4),
+                row([null(), d1.clone(), d2.clone(), null(), null()], 5),
             ],
-            // Every column NULL.
-            vec![vec![Cell::Null; 5]],
+            // Every column but the place NULL.
+            vec![row([null(), null(), null(), null(), null()], 6)],
             // Back to the first write's NULLs, the dates and instants of its rows again.
             vec![
-                vec![t("d"), d2.clone(), Cell::Null, t2.clone(), Cell::Null],
-                vec![t("e"), d1.clone(), Cell::Null, t1.clone(), Cell::Null],
+                row([t("d"), d2.clone(), null(), t2.clone(), null()], 7),
+                row([t("e"), d1.clone(), null(), t1.clone(), null()], 8),
             ],
         ];
-        let mut expected: Vec<Vec<Option<String>>> = Vec::new();
         let text = |c: &Cell| match c {
             Cell::Null => None,
             Cell::Text(s) => Some(s.to_string()),
@@ -1490,20 +1501,31 @@ mod tests {
             Cell::Timestamp(t) => Some(claimline_model::format_timestamp(*t)),
             other => panic!("{other:?}"),
         };
+        let mut expected: Vec<Vec<Option<String>>> = Vec::new();
         for rows in writes {
             expected.extend(rows.iter().map(|r| r.iter().map(text).collect::<Vec<_>>()));
             s.write(0, rows).expect("write");
         }
+        // The claim history drops lines 3 and 6 by the rowids noted as they went in.
+        let lines: SourceLines = [("f.ndjson".to_owned(), [3, 6].into_iter().collect())]
+            .into_iter()
+            .collect();
+        assert_eq!(s.drop_rows(&[0], &lines).expect("drop"), [2]);
+        expected.retain(|r| !matches!(r[6].as_deref(), Some("3" | "6")));
         Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
         let conn = Connection::open(&db).expect("open");
         let got: Vec<Vec<Option<String>>> = conn
-            .prepare("SELECT id, from_dt, thru_dt, updated, CAST(n AS TEXT) FROM c ORDER BY rowid")
+            .prepare(
+                "SELECT id, from_dt, thru_dt, updated, CAST(n AS TEXT), _source_file, \
+                 CAST(_line AS TEXT) FROM c ORDER BY rowid",
+            )
             .expect("prepare")
-            .query_map([], |r| (0..5).map(|i| r.get(i)).collect())
+            .query_map([], |r| (0..7).map(|i| r.get(i)).collect())
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows");
         assert_eq!(got, expected);
         assert_eq!(expected[1][2].as_deref(), Some("2024-10-04"));
+        assert_eq!(got.len(), 6);
     }
 }

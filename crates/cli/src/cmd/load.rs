@@ -36,9 +36,9 @@ pub struct Args {
     /// give byte-identical Parquet files.
     #[arg(long)]
     run_id: Option<String>,
-    /// Threads (default: one per core): the workers that parse and evaluate (one more when
-    /// SQLite or PostgreSQL is written), and the pool that encodes the tables once the scan
-    /// is over.
+    /// Threads (default 0: one per core, and one scan worker more for a load into SQLite or
+    /// PostgreSQL): the workers that parse and evaluate, and the pool that encodes the tables
+    /// once the scan is over.
     #[arg(long, default_value_t = 0, value_parser = crate::args::threads)]
     threads: usize,
     /// Keep v3 partially adjudicated and prior-authorization EOBs in the CCLF tables (they are
