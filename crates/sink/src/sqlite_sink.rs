@@ -43,6 +43,9 @@ pub struct SqliteSink {
     /// Per table, where this run's rows lie by the line that gave them (`None`: a table without
     /// the lineage columns), so [`SqliteSink::drop_rows`] deletes them by rowid.
     written: Vec<Option<Written>>,
+    /// Per table and column, whether a row written has held a value there (see
+    /// [`SqliteSink::write_rows`]).
+    held: Vec<Vec<bool>>,
 }
 
 /// Where a run's rows of one table lie, by the line that gave them: spans of consecutive rowids
@@ -339,6 +342,7 @@ impl SqliteSink {
                 prepared: false,
                 committed: false,
                 written: schemas.iter().map(|s| Written::new(s, path)).collect(),
+                held: held_none(schemas),
             });
         }
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -374,6 +378,7 @@ impl SqliteSink {
             prepared: false,
             committed: false,
             written: schemas.iter().map(|s| Written::new(s, path)).collect(),
+            held: held_none(schemas),
         })
     }
 
@@ -630,8 +635,16 @@ fn exact_money_view(conn: &Connection, path: &Path, schema: &TableSchema) -> Res
     .map_err(Error::sqlite(path))
 }
 
-/// Prepared statements a connection keeps: a table's `INSERT` differs by the columns NULL in
-/// every row of a write (see [`SqliteSink::write_rows`]), and the claim history's deletes.
+/// No column of any table has held a value yet.
+fn held_none(schemas: &[TableSchema]) -> Vec<Vec<bool>> {
+    schemas
+        .iter()
+        .map(|s| vec![false; s.columns.len()])
+        .collect()
+}
+
+/// Prepared statements a connection keeps: a table's `INSERT` differs by the columns that have
+/// held a value (see [`SqliteSink::write_rows`]), and the claim history's deletes.
 const STATEMENTS: usize = 128;
 
 /// The text of each date and instant column's last value, to bind it again without writing it
@@ -776,21 +789,24 @@ impl SqliteSink {
                 message: format!("row has {} cells, the table {width} columns", row.len()),
             });
         }
-        // A column NULL in every row written here (an unmapped CCLF field is NULL in all of
-        // them) is a NULL in the statement, not a parameter bound row after row.
-        let mut bound = vec![false; width];
-        let mut unseen = width;
+        // A column no row of the table has held a value in so far (an unmapped CCLF field never
+        // does) is a NULL of the statement, not a parameter bound row after row. Once a column
+        // has held a value it is bound from then on: a table's statement changes at most once a
+        // column in a load, a few times in practice.
+        let held = &mut self.held[table];
+        let mut unheld = held.iter().filter(|h| !**h).count();
         for row in rows {
-            for (b, c) in bound.iter_mut().zip(row) {
-                if !*b && !matches!(c, Cell::Null) {
-                    *b = true;
-                    unseen -= 1;
-                }
-            }
-            if unseen == 0 {
+            if unheld == 0 {
                 break;
             }
+            for (h, c) in held.iter_mut().zip(row) {
+                if !*h && !matches!(c, Cell::Null) {
+                    *h = true;
+                    unheld -= 1;
+                }
+            }
         }
+        let bound: &[bool] = held;
         let values = bound
             .iter()
             .map(|&b| if b { "?" } else { "NULL" })
@@ -1437,7 +1453,7 @@ mod tests {
         }
     }
 
-    /// A column NULL in every row of a write goes in as a NULL of the statement, and a date or
+    /// A column that has held no value yet goes in as a NULL of the statement, and a date or
     /// instant repeated from the row before as the text written for it then: each value is the
     /// one bound, write after write, whichever columns are NULL in which write; and the rows'
     /// places (`_source_file`, `_line`) still name the rowids the claim history drops by.
