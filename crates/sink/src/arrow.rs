@@ -137,6 +137,8 @@ impl Builder {
     /// Appends `c`; `false` (and a null) when it is not of the column's type.
     fn append(&mut self, c: &Cell) -> bool {
         match (self, c) {
+            // First: most cells of some tables (their unmapped fields).
+            (b, Cell::Null) => b.append_null(),
             (Builder::Text(b), Cell::Text(s)) => b.append_value(s),
             (Builder::Integer(b), Cell::Int(v)) => b.append_value(*v),
             (Builder::Boolean(b), Cell::Bool(v)) => b.append_value(*v),

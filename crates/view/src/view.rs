@@ -91,6 +91,9 @@ struct ColumnPlan {
     /// The path reads neither the focus nor `%rowIndex`: its value is the same on every row of
     /// one resource's `forEach`/`repeat`, so it is evaluated once per iteration.
     row_invariant: bool,
+    /// The path is `{}` and the column not a collection: its cell is NULL on every row (an
+    /// unmapped CCLF field), put there without evaluating anything.
+    null: bool,
     collection: bool,
     ty: ColumnType,
     name: String,
@@ -433,6 +436,7 @@ impl Loader<'_> {
         });
         Ok(ColumnPlan {
             row_invariant: row_invariant(&expr),
+            null: matches!(expr, Expr::Empty) && !collection,
             expr: Compiled::new(expr),
             collection,
             ty,
@@ -1162,6 +1166,10 @@ impl<'a, N: Node<'a>> Run<'a, N> {
     ) -> Result<Partial, Error> {
         let mut row = Vec::with_capacity(sel.width);
         for (i, c) in sel.columns.iter().enumerate() {
+            if c.null {
+                row.push(Cell::Null);
+                continue;
+            }
             let slot = if c.row_invariant {
                 cache.get_mut(i)
             } else {
@@ -1612,6 +1620,32 @@ mod tests {
             matches!(&e, Error::Evaluation { location, resource_id, .. } if location == "select[0].column[0].path" && resource_id == "p9"),
             "{e}"
         );
+    }
+
+    /// A `{}` column is NULL on every row without being evaluated; a `{}` column that is a
+    /// collection is an empty list, as the general path makes them, in every kind of select.
+    #[test]
+    fn empty_columns_are_null_and_empty_collections_are_empty_lists() {
+        let view = r#"{"resource":"ExplanationOfBenefit","select":[
+            {"column":[{"name":"id","path":"id","type":"string"},
+                       {"name":"none","path":"{}","type":"string"}]},
+            {"forEach":"item","column":[
+                {"name":"seq","path":"sequence","type":"integer"},
+                {"name":"blank","path":"{}","type":"date"},
+                {"name":"list","path":"{}","type":"string","collection":true}]},
+            {"forEachOrNull":"careTeam","column":[
+                {"name":"care","path":"{}","type":"string"}]}]}"#;
+        let eob = r#"{"resourceType":"ExplanationOfBenefit","id":"e1",
+            "item":[{"sequence":1},{"sequence":2}]}"#;
+        let (rows, errors) = run_rows(view, eob);
+        assert_eq!(
+            rows,
+            [
+                r#"["e1",null,1,null,[],null]"#,
+                r#"["e1",null,2,null,[],null]"#
+            ]
+        );
+        assert!(errors.is_empty(), "{errors:?}");
     }
 
     #[test]
