@@ -145,9 +145,10 @@ impl Builder {
             (Builder::Decimal(b, ..), Cell::Decimal(v)) => b.append_value(*v),
             (Builder::Date(b), Cell::Date(v)) => b.append_value(*v),
             (Builder::Timestamp(b), Cell::Timestamp(v)) => b.append_value(*v),
-            (b, c) => {
+            // A cell of another type (NULLs were taken first).
+            (b, _) => {
                 b.append_null();
-                return matches!(c, Cell::Null);
+                return false;
             }
         }
         true

@@ -1623,7 +1623,8 @@ mod tests {
     }
 
     /// A `{}` column is NULL on every row without being evaluated; a `{}` column that is a
-    /// collection is an empty list, as the general path makes them, in every kind of select.
+    /// collection is an empty list, as the general path makes them: in a plain select, a
+    /// `forEach` and a `forEachOrNull` over nothing (which evaluates its columns on no focus).
     #[test]
     fn empty_columns_are_null_and_empty_collections_are_empty_lists() {
         let view = r#"{"resource":"ExplanationOfBenefit","select":[
