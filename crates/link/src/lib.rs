@@ -1108,11 +1108,6 @@ impl Plan {
             for mut row in rows.rows.drain(..) {
                 let mut cells = Vec::with_capacity(width);
                 for (cell, ty) in row.iter_mut().zip(&pv.columns) {
-                    // Most cells of some tables (their unmapped fields).
-                    if let claimline_view::Cell::Null = cell {
-                        cells.push(Cell::Null);
-                        continue;
-                    }
                     cells.push(convert(cell, ty).unwrap_or_else(|reason| {
                         out.issues.push(RowIssue {
                             table: pv.table,
