@@ -1311,8 +1311,22 @@ pub fn reconcile(out: &Path, api: Option<&str>) -> Result<ReconcileReport, LoadE
         )));
     }
     let conn = claimline_sink::open_earlier(&db_path)?;
-    let sqlite_error = crate::loader::sqlite_error(&db_path);
-    let tables = claimline_sink::table_names(&conn, &db_path)?;
+    reconcile_in(&conn, &db_path, api)
+}
+
+/// [`reconcile`] on the database `conn`, opened at `db_path` (a caller that reads the same
+/// state of the tables on another connection too: the run report). `api` is `v1`, `v2` or
+/// `v3` when given.
+///
+/// # Errors
+/// As [`reconcile`].
+pub fn reconcile_in(
+    conn: &rusqlite::Connection,
+    db_path: &Path,
+    api: Option<&str>,
+) -> Result<ReconcileReport, LoadError> {
+    let sqlite_error = crate::loader::sqlite_error(db_path);
+    let tables = claimline_sink::table_names(conn, db_path)?;
     if !["cclf1", "cclf5", "cclf6", "cclf7"]
         .iter()
         .all(|t| tables.contains(*t))

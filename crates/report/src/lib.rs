@@ -234,7 +234,11 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
             out.display()
         )));
     }
+    let before = file_identity(&db_path);
     let conn = claimline_sink::open_earlier(&db_path)?;
+    // One read transaction: every query of this connection sees one state of the tables, even
+    // when a load commits meanwhile (the database is in WAL mode: the load does not wait).
+    conn.execute_batch("BEGIN").map_err(sqlite(&db_path))?;
     let all_runs = claimline_sink::read_sqlite_runs(&conn, &db_path)?;
     let at = match run {
         Some(id) => all_runs
@@ -257,87 +261,45 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
     let has_claims = ["cclf1", "cclf5", "cclf6", "cclf7"]
         .iter()
         .all(|t| tables.contains_key(*t));
-    let months = if has_claims {
-        claimline_load::cclf::reconcile(out, None)?
-            .rows
-            .into_iter()
-            .map(|r| MonthRow {
-                claim_type: r.claim_type,
-                month: r.month,
-                claims: r.bcda_claims,
-                paid_cents: r.bcda_paid_cents,
-            })
-            .filter(|r| r.claims > 0)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let rejects_dir = out.join("rejects");
-    let rejects = count_lines(&rejects_dir.join(format!("{}.ndjson", this.run_id)), |v| {
-        str_of(v, "kind")
-    })?;
-    let row_errors = count_lines(
-        &rejects_dir.join(format!("{}-row-errors.ndjson", this.run_id)),
-        |v| {
-            format!(
-                "{}.{}: {}",
-                str_of(v, "table"),
-                str_of(v, "column"),
-                str_of(v, "error")
-            )
-        },
-    )?;
-    let coverage = coverage(&conn, &db_path, &tables)?;
-    let movement = movement(&conn, &db_path, &tables, &this, previous.as_ref())?;
-    let beneficiaries = if tables.contains_key("bene_xref") {
-        conn.query_row("SELECT count(DISTINCT BENE_ID) FROM bene_xref", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .map_err(sqlite(&db_path))? as u64
-    } else {
-        0
-    };
-    let known = |details: &Option<serde_json::Value>| -> Option<i64> {
-        let d = details.as_ref()?;
-        let b = d
-            .get("load")
-            .and_then(|l| l.get("beneficiaries"))
-            .or_else(|| d.get("beneficiaries"))?;
-        b.get("known")?.as_i64()
-    };
-    let beneficiaries_added = match &previous {
-        None => known(&details),
-        Some(p) => {
-            let before = read_details(&report_path(out, &p.run_id, "json"))?;
-            known(&details).zip(known(&before)).map(|(a, b)| a - b)
-        }
-    };
-    let events = if tables.contains_key(claimline_link::CLAIMS_TABLE) {
-        Some(
-            conn.query_row(
-                "SELECT
-                   count(*) FILTER (WHERE c._action = 'version' AND NOT EXISTS (
-                     SELECT 1 FROM _claimline_claims e WHERE e._claim_key = c._claim_key
-                       AND e._api_version IS c._api_version AND e._run_id < c._run_id)),
-                   count(*) FILTER (WHERE c._action = 'version'),
-                   count(*) FILTER (WHERE c._action = 'cancel')
-                 FROM _claimline_claims c WHERE c._run_id = ?1",
-                [&this.run_id],
-                |r| {
-                    let (new, versions, cancels): (i64, i64, i64) =
-                        (r.get(0)?, r.get(1)?, r.get(2)?);
-                    Ok(Events {
-                        new_claims: new as u64,
-                        new_versions: (versions - new) as u64,
-                        cancels: cancels as u64,
-                    })
-                },
-            )
-            .map_err(sqlite(&db_path))?,
-        )
+    // The months' table (reconcile's query over every claim line, the longest part of the
+    // report) runs on a second connection beside the rest, when that one reads the same state
+    // of the tables; else after the rest, on this one.
+    let second = if has_claims {
+        same_state(&db_path, before, &all_runs)?
     } else {
         None
     };
+    let (months, rest) = std::thread::scope(|s| {
+        let path = db_path.as_path();
+        let side = second.map(|c| s.spawn(move || months_of(&c, path)));
+        let rest = the_rest(
+            out,
+            &conn,
+            &db_path,
+            &tables,
+            &this,
+            previous.as_ref(),
+            &details,
+        );
+        let months = match side {
+            Some(side) => side
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None if has_claims => months_of(&conn, &db_path),
+            None => Ok(Vec::new()),
+        };
+        (months, rest)
+    });
+    let months = months?;
+    let Rest {
+        rejects,
+        row_errors,
+        coverage,
+        movement,
+        beneficiaries,
+        beneficiaries_added,
+        events,
+    } = rest?;
     Ok(Report {
         beneficiaries_added,
         events,
@@ -367,6 +329,160 @@ pub fn write(out: &Path, run: Option<&str>) -> Result<PathBuf, ReportError> {
     let path = report_path(out, &report.run.run_id, "html");
     claimline_model::write_atomic(&path, render(&report).as_bytes()).map_err(io(&path))?;
     Ok(path)
+}
+
+/// The state of the database file at `path` the report reads: its device and inode (a fresh
+/// load's commit renames a new file into place). `None` where the platform does not say.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// A second read connection to the database at `path`, in a read transaction, when it reads
+/// the state the report's first one does: the same file as `before` the first was opened, and
+/// the same runs (every commit of a load records its run). `None` otherwise: the report then
+/// reads everything on its first connection.
+///
+/// # Errors
+/// The database cannot be opened or read.
+fn same_state(
+    path: &Path,
+    before: Option<(u64, u64)>,
+    runs: &[RunRecord],
+) -> Result<Option<rusqlite::Connection>, ReportError> {
+    let conn = claimline_sink::open_earlier(path)?;
+    conn.execute_batch("BEGIN").map_err(sqlite(path))?;
+    let same_runs = claimline_sink::read_sqlite_runs(&conn, path)? == runs;
+    let after = file_identity(path);
+    Ok((same_runs && before.is_some() && before == after).then_some(conn))
+}
+
+/// The months' table: BCDA's claims and paid amounts per claim type and month
+/// ([`claimline_load::cclf::reconcile_in`] of the newest API version).
+///
+/// # Errors
+/// The tables cannot be read.
+fn months_of(conn: &rusqlite::Connection, path: &Path) -> Result<Vec<MonthRow>, ReportError> {
+    Ok(claimline_load::cclf::reconcile_in(conn, path, None)?
+        .rows
+        .into_iter()
+        .map(|r| MonthRow {
+            claim_type: r.claim_type,
+            month: r.month,
+            claims: r.bcda_claims,
+            paid_cents: r.bcda_paid_cents,
+        })
+        .filter(|r| r.claims > 0)
+        .collect())
+}
+
+/// What the report reads besides the months' table.
+struct Rest {
+    rejects: Vec<Count>,
+    row_errors: Vec<Count>,
+    coverage: Vec<Coverage>,
+    movement: Vec<Movement>,
+    beneficiaries: u64,
+    beneficiaries_added: Option<i64>,
+    events: Option<Events>,
+}
+
+/// The report's parts besides the months' table, read on `conn`.
+///
+/// # Errors
+/// A table or file cannot be read.
+fn the_rest(
+    out: &Path,
+    conn: &rusqlite::Connection,
+    db_path: &Path,
+    tables: &BTreeMap<String, Vec<String>>,
+    this: &RunRecord,
+    previous: Option<&RunRecord>,
+    details: &Option<serde_json::Value>,
+) -> Result<Rest, ReportError> {
+    let rejects_dir = out.join("rejects");
+    let rejects = count_lines(&rejects_dir.join(format!("{}.ndjson", this.run_id)), |v| {
+        str_of(v, "kind")
+    })?;
+    let row_errors = count_lines(
+        &rejects_dir.join(format!("{}-row-errors.ndjson", this.run_id)),
+        |v| {
+            format!(
+                "{}.{}: {}",
+                str_of(v, "table"),
+                str_of(v, "column"),
+                str_of(v, "error")
+            )
+        },
+    )?;
+    let coverage = coverage(conn, db_path, tables)?;
+    let movement = movement(conn, db_path, tables, this, previous)?;
+    let beneficiaries = if tables.contains_key("bene_xref") {
+        conn.query_row("SELECT count(DISTINCT BENE_ID) FROM bene_xref", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(sqlite(db_path))? as u64
+    } else {
+        0
+    };
+    let known = |details: &Option<serde_json::Value>| -> Option<i64> {
+        let d = details.as_ref()?;
+        let b = d
+            .get("load")
+            .and_then(|l| l.get("beneficiaries"))
+            .or_else(|| d.get("beneficiaries"))?;
+        b.get("known")?.as_i64()
+    };
+    let beneficiaries_added = match previous {
+        None => known(details),
+        Some(p) => {
+            let before = read_details(&report_path(out, &p.run_id, "json"))?;
+            known(details).zip(known(&before)).map(|(a, b)| a - b)
+        }
+    };
+    let events = if tables.contains_key(claimline_link::CLAIMS_TABLE) {
+        Some(
+            conn.query_row(
+                "SELECT
+                   count(*) FILTER (WHERE c._action = 'version' AND NOT EXISTS (
+                     SELECT 1 FROM _claimline_claims e WHERE e._claim_key = c._claim_key
+                       AND e._api_version IS c._api_version AND e._run_id < c._run_id)),
+                   count(*) FILTER (WHERE c._action = 'version'),
+                   count(*) FILTER (WHERE c._action = 'cancel')
+                 FROM _claimline_claims c WHERE c._run_id = ?1",
+                [&this.run_id],
+                |r| {
+                    let (new, versions, cancels): (i64, i64, i64) =
+                        (r.get(0)?, r.get(1)?, r.get(2)?);
+                    Ok(Events {
+                        new_claims: new as u64,
+                        new_versions: (versions - new) as u64,
+                        cancels: cancels as u64,
+                    })
+                },
+            )
+            .map_err(sqlite(db_path))?,
+        )
+    } else {
+        None
+    };
+    Ok(Rest {
+        rejects,
+        row_errors,
+        coverage,
+        movement,
+        beneficiaries,
+        beneficiaries_added,
+        events,
+    })
 }
 
 fn str_of(v: &serde_json::Value, key: &str) -> String {
@@ -540,4 +656,82 @@ fn movement(
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use claimline_load::{Loader, NoProgress};
+
+    fn loaded() -> tempfile::TempDir {
+        let out = tempfile::tempdir().expect("temp dir");
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample-data/real/r4");
+        Loader::new(out.path())
+            .all_versions(true)
+            .load(&[samples], &NoProgress)
+            .expect("the samples load");
+        out
+    }
+
+    #[test]
+    fn a_second_connection_is_used_only_on_the_state_the_first_reads() {
+        let out = loaded();
+        let path = out.path().join("claimline.sqlite");
+        let before = file_identity(&path);
+        let (dev, ino) = before.expect("unix says which file it is");
+        let conn = claimline_sink::open_earlier(&path).expect("opens");
+        let runs = claimline_sink::read_sqlite_runs(&conn, &path).expect("runs");
+        assert_eq!(runs.len(), 1);
+        // The same file and runs: a second reader.
+        assert!(same_state(&path, before, &runs).expect("reads").is_some());
+        // Another run committed since the first read (its runs are not these).
+        assert!(
+            same_state(&path, before, &runs[..0])
+                .expect("reads")
+                .is_none()
+        );
+        let mut other = runs.clone();
+        other[0].run_id.push('x');
+        assert!(same_state(&path, before, &other).expect("reads").is_none());
+        // The file was replaced since (a fresh load renames its database into place).
+        let moved = (dev, ino + 1);
+        assert!(
+            same_state(&path, Some(moved), &runs)
+                .expect("reads")
+                .is_none()
+        );
+        assert!(same_state(&path, None, &runs).expect("reads").is_none());
+    }
+
+    #[test]
+    fn the_months_are_read_alike_on_either_connection() {
+        let out = loaded();
+        let path = out.path().join("claimline.sqlite");
+        let first = claimline_sink::open_earlier(&path).expect("opens");
+        first.execute_batch("BEGIN").expect("a read transaction");
+        let runs = claimline_sink::read_sqlite_runs(&first, &path).expect("runs");
+        let second = same_state(&path, file_identity(&path), &runs)
+            .expect("reads")
+            .expect("the same state");
+        let on_first = months_of(&first, &path).expect("months");
+        assert!(!on_first.is_empty(), "the samples have claims");
+        let shape = |m: &[MonthRow]| -> Vec<(String, String, u64, i64)> {
+            m.iter()
+                .map(|r| {
+                    (
+                        r.claim_type.clone(),
+                        r.month.clone(),
+                        r.claims,
+                        r.paid_cents,
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            shape(&on_first),
+            shape(&months_of(&second, &path).expect("months"))
+        );
+        let report = build(out.path(), None).expect("the report");
+        assert_eq!(shape(&report.months), shape(&on_first));
+    }
 }
