@@ -14,8 +14,20 @@ pub struct Decimal {
     scale: u8,
 }
 
+/// `10^n` for every `n` an `i128` holds (0 to 38), worked out when the crate is compiled: a
+/// conversion looks a power up for every decimal cell, where `checked_pow` multiplied `n` times.
+const POW10: [i128; 39] = {
+    let mut table = [1i128; 39];
+    let mut n = 1;
+    while n < table.len() {
+        table[n] = table[n - 1] * 10;
+        n += 1;
+    }
+    table
+};
+
 fn pow10(n: u32) -> Option<i128> {
-    10i128.checked_pow(n)
+    POW10.get(n as usize).copied()
 }
 
 impl Decimal {
@@ -124,6 +136,22 @@ impl Decimal {
 
     /// Whether the value fits `DECIMAL(precision, scale)` exactly; the value at that scale.
     pub fn fit(&self, precision: u8, scale: u8) -> Option<Self> {
+        let d = self.rescale(scale)?;
+        // At most `precision - scale` digits before the point: `|mantissa| < 10^precision` at
+        // that scale, one comparison where counting the digits divided an `i128` (a decimal
+        // cell is fitted in the view and again in the link stage).
+        if let Some(limit) = pow10(u32::from(precision)) {
+            return (scale <= precision && d.mantissa.unsigned_abs() < limit.unsigned_abs())
+                .then_some(d);
+        }
+        let digits = d.integer_digits() + u32::from(scale);
+        (digits <= u32::from(precision)).then_some(d)
+    }
+
+    /// [`Decimal::fit`] by counting the digits before the point (what it did before its one
+    /// comparison), for the test that holds the two to the same answer.
+    #[cfg(test)]
+    fn fit_by_digits(&self, precision: u8, scale: u8) -> Option<Self> {
         let d = self.rescale(scale)?;
         let digits = d.integer_digits() + u32::from(scale);
         (digits <= u32::from(precision)).then_some(d)
@@ -236,6 +264,40 @@ impl fmt::Display for Decimal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_powers_of_ten_are_checked_pows() {
+        for n in 0..45 {
+            assert_eq!(pow10(n), 10i128.checked_pow(n), "10^{n}");
+        }
+    }
+
+    #[test]
+    fn fitting_by_one_comparison_is_fitting_by_the_digits() {
+        let mut mantissas = vec![0, 1, -1, 9, 10, 99, i128::MAX, i128::MIN, i128::MAX - 1];
+        for k in 0..39 {
+            let p = 10i128.pow(k);
+            mantissas.extend([p, p - 1, p + 1, -p, 1 - p, -p - 1, p / 2 + 7]);
+        }
+        let mut compared = 0;
+        for &m in &mantissas {
+            for scale in [0u8, 1, 2, 3, 9, 18, 37, 38, 39, 40, 200] {
+                let d = Decimal::new(m, scale);
+                for precision in (0..=45).chain([100, 255]) {
+                    for to in [0u8, 1, 2, 3, 5, 18, 38, 39, 60, 255] {
+                        let (a, b) = (d.fit(precision, to), d.fit_by_digits(precision, to));
+                        assert_eq!(
+                            a.map(|x| (x.mantissa, x.scale)),
+                            b.map(|x| (x.mantissa, x.scale)),
+                            "{m}e-{scale} into DECIMAL({precision},{to})"
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 100_000);
+    }
 
     fn d(s: &str) -> Decimal {
         Decimal::parse(s).expect("decimal")
