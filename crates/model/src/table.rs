@@ -157,6 +157,18 @@ impl Cell {
     pub fn text(s: impl Into<CompactString>) -> Cell {
         Cell::Text(s.into())
     }
+
+    /// A [`Cell::Text`] that borrows `s` for good: a clone copies the reference, where a text
+    /// longer than the 24 bytes held inline is allocated and copied by every clone.
+    ///
+    /// ```
+    /// use claimline_model::Cell;
+    /// let path = "/exports/2026-12-07/ExplanationOfBenefit.ndjson";
+    /// assert_eq!(Cell::static_text(path), Cell::text(path));
+    /// ```
+    pub fn static_text(s: &'static str) -> Cell {
+        Cell::Text(CompactString::const_new(s))
+    }
 }
 
 /// A decimal mantissa at `scale` as exact text (`123450`, scale 2 → `1234.50`).
