@@ -818,13 +818,23 @@ impl SqliteSink {
             .prepare_cached(&format!("INSERT INTO {target} VALUES ({values})"))
             .map_err(Error::sqlite(&path))?;
         let mut texts = Texts::new(width);
+        // A parameter keeps its value from row to row (`sqlite3_reset` leaves the bindings; the
+        // statement cache clears them when the statement goes back): a cell equal to the one
+        // above it is not bound again. A claim's lines share its claim-level cells and lineage,
+        // and every row its run's `_run_id`, `_api_version` and `_source_file`; each bind of a
+        // text copies it into SQLite.
+        let mut above: Option<&[Cell]> = None;
         for row in rows {
             let cells = row.iter().enumerate().filter(|&(i, _)| bound[i]);
             for (at, (i, c)) in (1..).zip(cells) {
+                if above.is_some_and(|above| above[i] == *c) {
+                    continue;
+                }
                 stmt.raw_bind_parameter(at, to_sql(schema, i, c, &mut texts)?)
                     .map_err(Error::sqlite(&path))?;
             }
             stmt.raw_execute().map_err(Error::sqlite(&path))?;
+            above = Some(row);
             if let Some(w) = written.as_mut() {
                 w.note(row, conn.last_insert_rowid())?;
             }
@@ -1543,5 +1553,74 @@ mod tests {
         assert_eq!(got, expected);
         assert_eq!(expected[1][2].as_deref(), Some("2024-10-04"));
         assert_eq!(got.len(), 6);
+    }
+
+    /// Rows whose cells repeat the row above's (a parameter keeps its binding) and differ from
+    /// it, NULLs that come and go, and a second write whose first row is the first's last (the
+    /// statement comes back from the cache with its bindings cleared): every row goes in as it is.
+    #[test]
+    fn cells_equal_to_the_row_above_go_in_as_their_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("claimline.sqlite");
+        let schema = TableSchema::new(
+            "r",
+            vec![
+                Column::new("a", ColumnType::Text),
+                Column::new("b", ColumnType::Text),
+                Column::new("n", ColumnType::Integer),
+                Column::new("d", ColumnType::Date),
+            ],
+        );
+        let mut s = SqliteSink::open(&db, std::slice::from_ref(&schema)).expect("open");
+        let long = "a text longer than the twenty-four bytes held inline";
+        let row = |a: Option<&str>, b: Option<&str>, n: Option<i64>, d: Option<i32>| {
+            vec![
+                a.map_or(Cell::Null, Cell::text),
+                b.map_or(Cell::Null, Cell::text),
+                n.map_or(Cell::Null, Cell::Int),
+                d.map_or(Cell::Null, Cell::Date),
+            ]
+        };
+        let first = vec![
+            row(Some("x"), Some(long), Some(1), Some(20_000)),
+            row(Some("x"), Some(long), Some(2), Some(20_000)),
+            row(Some("x"), None, Some(2), Some(20_001)),
+            row(Some("y"), None, None, Some(20_001)),
+            row(Some("y"), Some(long), None, None),
+            row(Some("x"), Some("short"), Some(3), Some(20_000)),
+        ];
+        let second = vec![
+            first[5].clone(),
+            first[5].clone(),
+            row(None, Some("short"), Some(3), Some(20_000)),
+            row(Some("x"), Some("short"), Some(3), None),
+        ];
+        let expected: Vec<Vec<Cell>> = first.iter().chain(&second).cloned().collect();
+        s.write(0, first).expect("write");
+        s.write(0, second).expect("write");
+        Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
+        let conn = Connection::open(&db).expect("open");
+        let got: Vec<Vec<Cell>> = conn
+            .prepare("SELECT a, b, n, d FROM r ORDER BY rowid")
+            .expect("prepare")
+            .query_map([], |r| {
+                let text = |i| {
+                    r.get::<_, Option<String>>(i)
+                        .map(|v| v.map_or(Cell::Null, Cell::text))
+                };
+                let d = r.get::<_, Option<String>>(3)?.map_or(Cell::Null, |d| {
+                    Cell::Date(if d == "2024-10-04" { 20_000 } else { 20_001 })
+                });
+                Ok(vec![
+                    text(0)?,
+                    text(1)?,
+                    r.get::<_, Option<i64>>(2)?.map_or(Cell::Null, Cell::Int),
+                    d,
+                ])
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(got, expected);
     }
 }
