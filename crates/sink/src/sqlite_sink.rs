@@ -647,42 +647,14 @@ fn held_none(schemas: &[TableSchema]) -> Vec<Vec<bool>> {
 /// held a value (see [`SqliteSink::write_rows`]), and the claim history's deletes.
 const STATEMENTS: usize = 128;
 
-/// The text of each date and instant column's last value, to bind it again without writing it
-/// again: a claim's lines repeat its dates, a resource's rows its `_last_updated`. (SQLite copies
-/// bound text: rusqlite binds it `SQLITE_TRANSIENT`.)
-struct Texts {
-    /// Per column: the value whose text `text` holds.
-    last: Vec<Option<i64>>,
-    text: Vec<String>,
-}
-
-impl Texts {
-    fn new(width: usize) -> Self {
-        Texts {
-            last: vec![None; width],
-            text: vec![String::new(); width],
-        }
-    }
-
-    /// Column `i`'s text of `value`, written by `write` unless it was the column's last value.
-    fn of(&mut self, i: usize, value: i64, write: impl FnOnce(&mut String)) -> &[u8] {
-        let text = &mut self.text[i];
-        if self.last[i] != Some(value) {
-            text.clear();
-            write(text);
-            self.last[i] = Some(value);
-        }
-        text.as_bytes()
-    }
-}
-
 /// A cell as a bound parameter of column `i`; text is bound by reference, dates and instants
-/// as the text `texts` holds of them.
+/// as their text, written into `scratch` (SQLite copies bound text: rusqlite binds it
+/// `SQLITE_TRANSIENT`).
 fn to_sql<'c>(
     schema: &TableSchema,
     i: usize,
     cell: &'c Cell,
-    texts: &'c mut Texts,
+    scratch: &'c mut String,
 ) -> Result<ToSqlOutput<'c>, Error> {
     let col = &schema.columns[i];
     let bad = |what: &str| Error::Row {
@@ -703,13 +675,15 @@ fn to_sql<'c>(
             ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
         }
         (Cell::Date(d), ColumnType::Date) => {
-            ToSqlOutput::Borrowed(ValueRef::Text(
-                texts.of(i, i64::from(*d), |t| push_date(t, *d)),
-            ))
+            scratch.clear();
+            push_date(scratch, *d);
+            ToSqlOutput::Borrowed(ValueRef::Text(scratch.as_bytes()))
         }
-        (Cell::Timestamp(t), ColumnType::Timestamp) => ToSqlOutput::Borrowed(ValueRef::Text(
-            texts.of(i, *t, |text| push_timestamp(text, *t)),
-        )),
+        (Cell::Timestamp(t), ColumnType::Timestamp) => {
+            scratch.clear();
+            push_timestamp(scratch, *t);
+            ToSqlOutput::Borrowed(ValueRef::Text(scratch.as_bytes()))
+        }
         (c, _) => return Err(bad(c.kind())),
     })
 }
@@ -817,12 +791,12 @@ impl SqliteSink {
         let mut stmt = conn
             .prepare_cached(&format!("INSERT INTO {target} VALUES ({values})"))
             .map_err(Error::sqlite(&path))?;
-        let mut texts = Texts::new(width);
+        let mut scratch = String::new();
         // A parameter keeps its value from row to row (`sqlite3_reset` leaves the bindings; the
         // statement cache clears them when the statement goes back): a cell equal to the one
         // above it is not bound again. A claim's lines share its claim-level cells and lineage,
         // and every row its run's `_run_id`, `_api_version` and `_source_file`; each bind of a
-        // text copies it into SQLite.
+        // text (and a date's or instant's text, written first) copies it into SQLite.
         let mut above: Option<&[Cell]> = None;
         for row in rows {
             let cells = row.iter().enumerate().filter(|&(i, _)| bound[i]);
@@ -830,7 +804,7 @@ impl SqliteSink {
                 if above.is_some_and(|above| above[i] == *c) {
                     continue;
                 }
-                stmt.raw_bind_parameter(at, to_sql(schema, i, c, &mut texts)?)
+                stmt.raw_bind_parameter(at, to_sql(schema, i, c, &mut scratch)?)
                     .map_err(Error::sqlite(&path))?;
             }
             stmt.raw_execute().map_err(Error::sqlite(&path))?;
@@ -1144,8 +1118,8 @@ mod tests {
     #[test]
     fn a_wrong_cell_is_named_by_its_kind_not_its_value() {
         let schema = TableSchema::new("cclf1", vec![Column::new("CLM_FROM_DT", ColumnType::Date)]);
-        let mut texts = Texts::new(1);
-        match to_sql(&schema, 0, &Cell::text("1EG4TE5MK73"), &mut texts) {
+        let mut scratch = String::new();
+        match to_sql(&schema, 0, &Cell::text("1EG4TE5MK73"), &mut scratch) {
             Err(Error::Row {
                 table,
                 column,
