@@ -1271,19 +1271,7 @@ fn write_table(
     rows: Vec<Vec<Cell>>,
 ) -> Result<(), claimline_sink::Error> {
     counted[t] += rows.len() as u64;
-    // Only the columns not yet seen are looked at, and only until each has held a value.
-    let columns = &mut seen[t];
-    let mut unseen: Vec<usize> = (0..columns.len()).filter(|&c| !columns[c]).collect();
-    for row in &rows {
-        if unseen.is_empty() {
-            break;
-        }
-        unseen.retain(|&c| {
-            let held = row.get(c).is_some_and(|cell| !matches!(cell, Cell::Null));
-            columns[c] |= held;
-            !held
-        });
-    }
+    claimline_model::mark_held(&mut seen[t], &rows);
     write_rows(sinks, t, rows)
 }
 

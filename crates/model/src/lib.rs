@@ -44,6 +44,6 @@ pub use private::{
     sync_dir, write_atomic,
 };
 pub use run::RunRecord;
-pub use table::{Cell, Column, ColumnType, TableSchema, decimal_f64, decimal_text};
+pub use table::{Cell, Column, ColumnType, TableSchema, decimal_f64, decimal_text, mark_held};
 pub use text::{same_text, text_fingerprint, without_values};
 pub use units::human_bytes;

@@ -171,6 +171,32 @@ impl Cell {
     }
 }
 
+/// Marks in `held` (one flag per column) each column that holds a value (a cell that is not
+/// NULL) in one of `rows`. Only the columns not marked yet are looked at, and only until each
+/// is: a table's columns that never hold one (its unmapped fields) cost a look per row, the
+/// others none once marked. A row shorter than `held` holds nothing in the columns it lacks.
+///
+/// ```
+/// use claimline_model::{Cell, mark_held};
+/// let mut held = [false, false, true];
+/// mark_held(&mut held, &[vec![Cell::Null, Cell::Int(1), Cell::Null], vec![Cell::Null]]);
+/// assert_eq!(held, [false, true, true]);
+/// ```
+pub fn mark_held<R: AsRef<[Cell]>>(held: &mut [bool], rows: &[R]) {
+    let mut unheld: Vec<usize> = (0..held.len()).filter(|&c| !held[c]).collect();
+    for row in rows {
+        if unheld.is_empty() {
+            break;
+        }
+        let row = row.as_ref();
+        unheld.retain(|&c| {
+            let now = row.get(c).is_some_and(|cell| !matches!(cell, Cell::Null));
+            held[c] |= now;
+            !now
+        });
+    }
+}
+
 /// A decimal mantissa at `scale` as exact text (`123450`, scale 2 → `1234.50`).
 pub fn decimal_text(mantissa: i128, scale: i8) -> String {
     if scale <= 0 {

@@ -768,18 +768,7 @@ impl SqliteSink {
         // has held a value it is bound from then on: a table's statement changes at most once a
         // column in a load, a few times in practice.
         let held = &mut self.held[table];
-        let mut unheld = held.iter().filter(|h| !**h).count();
-        for row in rows {
-            if unheld == 0 {
-                break;
-            }
-            for (h, c) in held.iter_mut().zip(row) {
-                if !*h && !matches!(c, Cell::Null) {
-                    *h = true;
-                    unheld -= 1;
-                }
-            }
-        }
+        claimline_model::mark_held(held, rows);
         let bound: &[bool] = held;
         let values = bound
             .iter()
