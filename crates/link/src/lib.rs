@@ -402,29 +402,45 @@ fn source_file(files: &mut Vec<Option<(std::path::PathBuf, Cell)>>, r: &Resource
     match &files[i] {
         Some((path, cell)) if *path == r.file.path => cell.clone(),
         _ => {
-            let cell = Cell::static_text(source_name(r.file.path.display().to_string()));
+            let cell = source_cell(r.file.path.display().to_string());
             files[i] = Some((r.file.path.clone(), cell.clone()));
             cell
         }
     }
 }
 
-/// `path` kept for the rest of the process, once per path: every row of a file takes a copy
-/// of its `_source_file` cell, and a cell of static text is copied without an allocation (a
-/// path is longer than the 24 bytes a cell holds inline; a load of every CCLF table makes
-/// 117,000 rows of a 582 MB export). What is kept is a few hundred bytes per file loaded.
-fn source_name(path: String) -> &'static str {
+/// Most source paths [`source_name`] keeps: past them, a file's cell is a text of its own
+/// (copied row by row, as before), so that a process that loads many exports (the Python
+/// package, a service) keeps at most about a megabyte of paths.
+const SOURCE_NAMES_KEPT: usize = 4096;
+
+/// The `_source_file` cell of the file at `path`: a cell of static text, copied without an
+/// allocation, where a path is longer than the 24 bytes a cell holds inline and every row of
+/// the file takes a copy (a load of every CCLF table makes 117,000 rows of a 582 MB export).
+fn source_cell(path: String) -> Cell {
+    match source_name(path) {
+        Ok(name) => Cell::static_text(name),
+        Err(path) => Cell::text(path),
+    }
+}
+
+/// `path` kept for the life of the process, once per path, while fewer than
+/// [`SOURCE_NAMES_KEPT`] are kept; `Err(path)` past them.
+fn source_name(path: String) -> Result<&'static str, String> {
     static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     let mut names = NAMES
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(name) = names.get(path.as_str()) {
-        return name;
+        return Ok(name);
+    }
+    if names.len() >= SOURCE_NAMES_KEPT {
+        return Err(path);
     }
     let name: &'static str = Box::leak(path.into_boxed_str());
     names.insert(name);
-    name
+    Ok(name)
 }
 
 struct PlanView {
@@ -1474,17 +1490,31 @@ mod tests {
 
     #[test]
     fn a_source_path_is_kept_once_and_its_cells_copy_it() {
-        let a = source_name("/exports/run-1/ExplanationOfBenefit-0000-one-long-name.ndjson".into());
-        let b = source_name("/exports/run-1/ExplanationOfBenefit-0000-one-long-name.ndjson".into());
-        let c = source_name("/exports/run-1/Patient.ndjson".into());
+        let long = "/exports/run-1/ExplanationOfBenefit-0000-one-long-name.ndjson";
+        let a = source_name(long.into()).expect("kept");
+        let b = source_name(long.into()).expect("kept");
         assert!(std::ptr::eq(a, b), "one copy per path");
-        assert_eq!(c, "/exports/run-1/Patient.ndjson");
-        let cell = Cell::static_text(a);
+        let cell = source_cell(long.into());
         let Cell::Text(copy) = cell.clone() else {
             panic!("a text cell");
         };
         assert!(!copy.is_heap_allocated(), "a clone borrows the kept text");
-        assert_eq!(cell, Cell::text(a));
+        assert_eq!(cell, Cell::text(long));
+        // Past the most kept, a path is a cell of its own, of the same text.
+        let mut n = 0;
+        let past = loop {
+            let path = format!("/exports/many/file-{n}.ndjson");
+            n += 1;
+            if let Err(path) = source_name(path) {
+                break path;
+            }
+            assert!(n <= SOURCE_NAMES_KEPT, "at most {SOURCE_NAMES_KEPT} kept");
+        };
+        assert_eq!(source_cell(past.clone()), Cell::text(past.as_str()));
+        assert!(std::ptr::eq(
+            source_name(long.into()).expect("still kept"),
+            a
+        ));
     }
 
     fn view(json: &str) -> PlannedView {

@@ -213,10 +213,11 @@ mod tests {
         let loaded = load(&all).expect("the built-in views load");
         assert_eq!(loaded.len(), names.len());
         for (planned, source) in loaded.iter().zip(&all) {
+            assert_eq!(planned.view.file(), source.origin);
             assert_eq!(planned.api_version, source.api_version, "{}", source.origin);
         }
-        // Two bad views, the later one early in the work: the first in order is named, every
-        // time, whichever worker gets to which first.
+        // Two bad views: the first in the sources' order is named, in every parallel load
+        // (the results are gathered in order before the first failure is taken).
         all[20].text = "{ not json".to_owned();
         all[3].text = all[3].text.replacen("\"status\"", "\"stattus\"", 1);
         assert!(all[3].text.contains("stattus"), "the view has a status");

@@ -236,9 +236,18 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
     }
     let before = file_identity(&db_path);
     let conn = claimline_sink::open_earlier(&db_path)?;
-    // One read transaction: every query of this connection sees one state of the tables, even
-    // when a load commits meanwhile (the database is in WAL mode: the load does not wait).
-    conn.execute_batch("BEGIN").map_err(sqlite(&db_path))?;
+    // In WAL mode (every database a load has opened since WAL became the default), one read
+    // transaction: every query of this connection sees one state of the tables, and a load
+    // commits meanwhile without waiting for it. A database with a rollback journal is read
+    // statement by statement, as before: a transaction held for the whole report would make a
+    // load's commit wait for it.
+    let wal = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+        .map_err(sqlite(&db_path))?
+        .eq_ignore_ascii_case("wal");
+    if wal {
+        conn.execute_batch("BEGIN").map_err(sqlite(&db_path))?;
+    }
     let all_runs = claimline_sink::read_sqlite_runs(&conn, &db_path)?;
     let at = match run {
         Some(id) => all_runs
@@ -262,16 +271,22 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
         .iter()
         .all(|t| tables.contains_key(*t));
     // The months' table (reconcile's query over every claim line, the longest part of the
-    // report) runs on a second connection beside the rest, when that one reads the same state
-    // of the tables; else after the rest, on this one.
-    let second = if has_claims {
-        same_state(&db_path, before, &all_runs)?
+    // report) runs on a second connection in parallel with the report's other queries, when
+    // that one reads the same state of the tables and a thread can be had; else after them,
+    // on this one.
+    let second = if has_claims && wal {
+        same_state(&db_path, before, &all_runs)
     } else {
         None
     };
     let (months, rest) = std::thread::scope(|s| {
         let path = db_path.as_path();
-        let side = second.map(|c| s.spawn(move || months_of(&c, path)));
+        let side = second.and_then(|c| {
+            std::thread::Builder::new()
+                .name("claimline-report".into())
+                .spawn_scoped(s, move || months_of(&c, path))
+                .ok()
+        });
         let rest = the_rest(
             out,
             &conn,
@@ -347,22 +362,21 @@ fn file_identity(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// A second read connection to the database at `path`, in a read transaction, when it reads
-/// the state the report's first one does: the same file as `before` the first was opened, and
-/// the same runs (every commit of a load records its run). `None` otherwise: the report then
-/// reads everything on its first connection.
-///
-/// # Errors
-/// The database cannot be opened or read.
+/// the state the report's first one does: the same file as `before` the first was opened
+/// (known on Unix only), and the same run records (every commit of a load records its run).
+/// `None` otherwise, and when it cannot be opened or read at once (it never waits for a lock):
+/// it only speeds the report up, which then reads everything on its first connection.
 fn same_state(
     path: &Path,
     before: Option<(u64, u64)>,
     runs: &[RunRecord],
-) -> Result<Option<rusqlite::Connection>, ReportError> {
-    let conn = claimline_sink::open_earlier(path)?;
-    conn.execute_batch("BEGIN").map_err(sqlite(path))?;
-    let same_runs = claimline_sink::read_sqlite_runs(&conn, path)? == runs;
-    let after = file_identity(path);
-    Ok((same_runs && before.is_some() && before == after).then_some(conn))
+) -> Option<rusqlite::Connection> {
+    before?;
+    let conn = claimline_sink::open_earlier(path).ok()?;
+    conn.busy_timeout(std::time::Duration::ZERO).ok()?;
+    conn.execute_batch("BEGIN").ok()?;
+    let same_runs = claimline_sink::read_sqlite_runs(&conn, path).ok()? == runs;
+    (same_runs && file_identity(path) == before).then_some(conn)
 }
 
 /// The months' table: BCDA's claims and paid amounts per claim type and month
@@ -673,36 +687,63 @@ mod tests {
         out
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_second_connection_is_used_only_on_the_state_the_first_reads() {
         let out = loaded();
         let path = out.path().join("claimline.sqlite");
         let before = file_identity(&path);
-        let (dev, ino) = before.expect("unix says which file it is");
         let conn = claimline_sink::open_earlier(&path).expect("opens");
+        conn.execute_batch("BEGIN").expect("a read transaction");
         let runs = claimline_sink::read_sqlite_runs(&conn, &path).expect("runs");
         assert_eq!(runs.len(), 1);
-        // The same file and runs: a second reader.
-        assert!(same_state(&path, before, &runs).expect("reads").is_some());
-        // Another run committed since the first read (its runs are not these).
-        assert!(
-            same_state(&path, before, &runs[..0])
-                .expect("reads")
-                .is_none()
-        );
+        // The same file and run records: a second reader.
+        assert!(same_state(&path, before, &runs).is_some());
+        // Other run records than the first connection read (a run committed in between).
+        assert!(same_state(&path, before, &runs[..0]).is_none());
         let mut other = runs.clone();
         other[0].run_id.push('x');
-        assert!(same_state(&path, before, &other).expect("reads").is_none());
-        // The file was replaced since (a fresh load renames its database into place).
-        let moved = (dev, ino + 1);
-        assert!(
-            same_state(&path, Some(moved), &runs)
-                .expect("reads")
-                .is_none()
+        assert!(same_state(&path, before, &other).is_none());
+        // No identity known (not Unix): never a second reader.
+        assert!(same_state(&path, None, &runs).is_none());
+        // The file replaced between the two reads, as a fresh load's commit renames its new
+        // database into place: here a copy, whose run records read alike, so only the file
+        // tells them apart.
+        let copy = out.path().join("copy.sqlite");
+        std::fs::copy(&path, &copy).expect("copied");
+        std::fs::rename(&copy, &path).expect("replaced");
+        assert_ne!(file_identity(&path), before);
+        let reader = claimline_sink::open_earlier(&path).expect("opens");
+        assert_eq!(
+            claimline_sink::read_sqlite_runs(&reader, &path).expect("runs"),
+            runs
         );
-        assert!(same_state(&path, None, &runs).expect("reads").is_none());
+        assert!(same_state(&path, before, &runs).is_none());
+        // The first connection still reads the file it opened.
+        assert_eq!(
+            claimline_sink::read_sqlite_runs(&conn, &path).expect("runs"),
+            runs
+        );
     }
 
+    /// A database with a rollback journal (made before WAL was the default, or changed by
+    /// hand) gives the same report as in WAL mode.
+    #[test]
+    fn a_database_without_wal_is_read_as_before() {
+        let out = loaded();
+        let path = out.path().join("claimline.sqlite");
+        let with_wal = build(out.path(), None).expect("the report");
+        let conn = rusqlite::Connection::open(&path).expect("opens");
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+            .expect("journal mode");
+        assert_eq!(mode, "delete");
+        drop(conn);
+        let without = build(out.path(), None).expect("the report");
+        assert_eq!(render(&without), render(&with_wal));
+    }
+
+    #[cfg(unix)]
     #[test]
     fn the_months_are_read_alike_on_either_connection() {
         let out = loaded();
@@ -710,9 +751,7 @@ mod tests {
         let first = claimline_sink::open_earlier(&path).expect("opens");
         first.execute_batch("BEGIN").expect("a read transaction");
         let runs = claimline_sink::read_sqlite_runs(&first, &path).expect("runs");
-        let second = same_state(&path, file_identity(&path), &runs)
-            .expect("reads")
-            .expect("the same state");
+        let second = same_state(&path, file_identity(&path), &runs).expect("the same state");
         let on_first = months_of(&first, &path).expect("months");
         assert!(!on_first.is_empty(), "the samples have claims");
         let shape = |m: &[MonthRow]| -> Vec<(String, String, u64, i64)> {

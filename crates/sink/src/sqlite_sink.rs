@@ -781,11 +781,12 @@ impl SqliteSink {
             .prepare_cached(&format!("INSERT INTO {target} VALUES ({values})"))
             .map_err(Error::sqlite(&path))?;
         let mut scratch = String::new();
-        // A parameter keeps its value from row to row (`sqlite3_reset` leaves the bindings; the
-        // statement cache clears them when the statement goes back): a cell equal to the one
-        // above it is not bound again. A claim's lines share its claim-level cells and lineage,
-        // and every row its run's `_run_id`, `_api_version` and `_source_file`; each bind of a
-        // text (and a date's or instant's text, written first) copies it into SQLite.
+        // A parameter keeps its value from row to row (`sqlite3_reset` leaves the bindings): a
+        // cell equal to the one above it in this write is not bound again; a write's first row
+        // is bound whole, whatever the statement held before. A claim's lines share its
+        // claim-level cells and lineage, and the rows of a file its `_run_id`, `_api_version`
+        // and `_source_file`; each bind of a text (and a date's or instant's text, written
+        // first) copies it into SQLite.
         let mut above: Option<&[Cell]> = None;
         for row in rows {
             let cells = row.iter().enumerate().filter(|&(i, _)| bound[i]);
@@ -1530,6 +1531,7 @@ mod tests {
             vec![
                 Column::new("a", ColumnType::Text),
                 Column::new("b", ColumnType::Text),
+                Column::new("c", ColumnType::Text),
                 Column::new("n", ColumnType::Integer),
                 Column::new("d", ColumnType::Date),
             ],
@@ -1558,26 +1560,60 @@ mod tests {
             row(None, Some("short"), Some(3), Some(20_000)),
             row(Some("x"), Some("short"), Some(3), None),
         ];
-        let expected: Vec<Vec<Cell>> = first.iter().chain(&second).cloned().collect();
-        s.write(0, first).expect("write");
-        s.write(0, second).expect("write");
+        // `c` is NULL in every row of the first two writes (a NULL of the statement) and holds a
+        // value from the third on: the parameters after it move up by one.
+        let third = vec![
+            row(Some("x"), Some("short"), Some(3), None),
+            row(Some("x"), Some("short"), Some(4), Some(20_001)),
+            row(Some("z"), Some("short"), Some(4), Some(20_001)),
+        ];
+        let fourth = vec![row(Some("z"), Some("short"), Some(4), Some(20_001))];
+        let with_c = |rows: &[Vec<Cell>], c: &[Option<&str>]| -> Vec<Vec<Cell>> {
+            rows.iter()
+                .zip(c)
+                .map(|(r, c)| {
+                    let mut r = r.clone();
+                    r.insert(2, c.map_or(Cell::Null, Cell::text));
+                    r
+                })
+                .collect()
+        };
+        let first = with_c(&first, &[None; 6]);
+        let second = with_c(&second, &[None; 4]);
+        let third = with_c(&third, &[None, Some("c1"), Some("c1")]);
+        let fourth = with_c(&fourth, &[Some("c2")]);
+        let expected: Vec<Vec<Cell>> = first
+            .iter()
+            .chain(&second)
+            .chain(&third)
+            .chain(&fourth)
+            .cloned()
+            .collect();
+        for rows in [first, second, third, fourth] {
+            s.write(0, rows).expect("write");
+        }
         Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
         let conn = Connection::open(&db).expect("open");
         let got: Vec<Vec<Cell>> = conn
-            .prepare("SELECT a, b, n, d FROM r ORDER BY rowid")
+            .prepare("SELECT a, b, c, n, d FROM r ORDER BY rowid")
             .expect("prepare")
             .query_map([], |r| {
                 let text = |i| {
                     r.get::<_, Option<String>>(i)
                         .map(|v| v.map_or(Cell::Null, Cell::text))
                 };
-                let d = r.get::<_, Option<String>>(3)?.map_or(Cell::Null, |d| {
-                    Cell::Date(if d == "2024-10-04" { 20_000 } else { 20_001 })
-                });
+                let d = r
+                    .get::<_, Option<String>>(4)?
+                    .map_or(Cell::Null, |d| match d.as_str() {
+                        "2024-10-04" => Cell::Date(20_000),
+                        "2024-10-05" => Cell::Date(20_001),
+                        other => panic!("a date written wrong: {other}"),
+                    });
                 Ok(vec![
                     text(0)?,
                     text(1)?,
-                    r.get::<_, Option<i64>>(2)?.map_or(Cell::Null, Cell::Int),
+                    text(2)?,
+                    r.get::<_, Option<i64>>(3)?.map_or(Cell::Null, Cell::Int),
                     d,
                 ])
             })

@@ -15,7 +15,8 @@ pub struct Decimal {
 }
 
 /// `10^n` for every `n` an `i128` holds (0 to 38), worked out when the crate is compiled: a
-/// conversion looks a power up for every decimal cell, where `checked_pow` multiplied `n` times.
+/// conversion looks a power up for every decimal cell, where `checked_pow` computed it by
+/// repeated squaring.
 const POW10: [i128; 39] = {
     let mut table = [1i128; 39];
     let mut n = 1;
