@@ -147,7 +147,7 @@ pub fn export(sources: &[ViewSource], dir: &Path) -> Result<Vec<PathBuf>, LoadEr
 /// [`LoadError::Usage`] for a view that is not a valid ViewDefinition.
 pub fn load(sources: &[ViewSource]) -> Result<Vec<PlannedView>, LoadError> {
     use rayon::prelude::*;
-    // Each view parsed and checked on a worker of its own (the built-in set is 33 views: a few
+    // The views parsed and checked on rayon's workers (the built-in set is 33 views: a few
     // milliseconds of a load's setup, before any line is read); the first failure in the
     // sources' order is the one reported, as when they were read one after the other.
     let loaded: Vec<Result<PlannedView, LoadError>> = sources

@@ -236,18 +236,7 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
     }
     let before = file_identity(&db_path);
     let conn = claimline_sink::open_earlier(&db_path)?;
-    // In WAL mode (every database a load has opened since WAL became the default), one read
-    // transaction: every query of this connection sees one state of the tables, and a load
-    // commits meanwhile without waiting for it. A database with a rollback journal is read
-    // statement by statement, as before: a transaction held for the whole report would make a
-    // load's commit wait for it.
-    let wal = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
-        .map_err(sqlite(&db_path))?
-        .eq_ignore_ascii_case("wal");
-    if wal {
-        conn.execute_batch("BEGIN").map_err(sqlite(&db_path))?;
-    }
+    let wal = read_transaction(&conn, &db_path)?;
     let all_runs = claimline_sink::read_sqlite_runs(&conn, &db_path)?;
     let at = match run {
         Some(id) => all_runs
@@ -361,11 +350,32 @@ fn file_identity(path: &Path) -> Option<(u64, u64)> {
     }
 }
 
+/// Opens a read transaction on `conn` when its database is in WAL mode (every database a load
+/// has opened since WAL became the default), and says whether it did. Every query of the
+/// connection then sees one state of the tables; a load commits meanwhile without waiting
+/// (its checkpoint after the commit waits for the transaction to end). A database with a
+/// rollback journal is read statement by statement, as before: a transaction held for the
+/// whole report would make a load's commit wait for it.
+///
+/// # Errors
+/// The journal mode cannot be read, or the transaction not begun.
+fn read_transaction(conn: &rusqlite::Connection, path: &Path) -> Result<bool, ReportError> {
+    let wal = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+        .map_err(sqlite(path))?
+        .eq_ignore_ascii_case("wal");
+    if wal {
+        conn.execute_batch("BEGIN").map_err(sqlite(path))?;
+    }
+    Ok(wal)
+}
+
 /// A second read connection to the database at `path`, in a read transaction, when it reads
 /// the state the report's first one does: the same file as `before` the first was opened
-/// (known on Unix only), and the same run records (every commit of a load records its run).
-/// `None` otherwise, and when it cannot be opened or read at once (it never waits for a lock):
-/// it only speeds the report up, which then reads everything on its first connection.
+/// (known on Unix only; `reload`'s swap, or a file replaced by hand, changes it), and the same
+/// run records (every commit of a load records its run). `None` otherwise, and when it cannot
+/// be opened or read (once open, it never waits for a lock): it only speeds the report up,
+/// which then reads everything on its first connection.
 fn same_state(
     path: &Path,
     before: Option<(u64, u64)>,
@@ -706,9 +716,8 @@ mod tests {
         assert!(same_state(&path, before, &other).is_none());
         // No identity known (not Unix): never a second reader.
         assert!(same_state(&path, None, &runs).is_none());
-        // The file replaced between the two reads, as a fresh load's commit renames its new
-        // database into place: here a copy, whose run records read alike, so only the file
-        // tells them apart.
+        // The file replaced between the two reads, as `reload`'s swap replaces it: here by a
+        // copy, whose run records read alike, so only the file tells them apart.
         let copy = out.path().join("copy.sqlite");
         std::fs::copy(&path, &copy).expect("copied");
         std::fs::rename(&copy, &path).expect("replaced");
@@ -727,17 +736,29 @@ mod tests {
     }
 
     /// A database with a rollback journal (made before WAL was the default, or changed by
-    /// hand) gives the same report as in WAL mode.
+    /// hand) is read outside a transaction, where a WAL database is read in one, and gives the
+    /// same report.
     #[test]
     fn a_database_without_wal_is_read_as_before() {
         let out = loaded();
         let path = out.path().join("claimline.sqlite");
+        let conn = claimline_sink::open_earlier(&path).expect("opens");
+        assert!(read_transaction(&conn, &path).expect("reads"), "WAL");
+        assert!(!conn.is_autocommit(), "in a read transaction");
+        drop(conn);
         let with_wal = build(out.path(), None).expect("the report");
         let conn = rusqlite::Connection::open(&path).expect("opens");
         let mode: String = conn
             .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
             .expect("journal mode");
         assert_eq!(mode, "delete");
+        drop(conn);
+        let conn = claimline_sink::open_earlier(&path).expect("opens");
+        assert!(
+            !read_transaction(&conn, &path).expect("reads"),
+            "a rollback journal"
+        );
+        assert!(conn.is_autocommit(), "no transaction held");
         drop(conn);
         let without = build(out.path(), None).expect("the report");
         assert_eq!(render(&without), render(&with_wal));
