@@ -268,7 +268,7 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
     } else {
         None
     };
-    let (months, rest) = std::thread::scope(|s| {
+    let (months, report) = std::thread::scope(|s| {
         let path = db_path.as_path();
         let side = second.and_then(|c| {
             std::thread::Builder::new()
@@ -276,15 +276,7 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
                 .spawn_scoped(s, move || months_of(&c, path))
                 .ok()
         });
-        let rest = the_rest(
-            out,
-            &conn,
-            &db_path,
-            &tables,
-            &this,
-            previous.as_ref(),
-            &details,
-        );
+        let report = without_months(out, &conn, &db_path, &tables, this, previous, runs, details);
         let months = match side {
             Some(side) => side
                 .join()
@@ -292,33 +284,11 @@ pub fn build(out: &Path, run: Option<&str>) -> Result<Report, ReportError> {
             None if has_claims => months_of(&conn, &db_path),
             None => Ok(Vec::new()),
         };
-        (months, rest)
+        (months, report)
     });
+    // A failure of the months' table is reported first, as when it was read first.
     let months = months?;
-    let Rest {
-        rejects,
-        row_errors,
-        coverage,
-        movement,
-        beneficiaries,
-        beneficiaries_added,
-        events,
-    } = rest?;
-    Ok(Report {
-        beneficiaries_added,
-        events,
-        out: out.to_owned(),
-        run: this,
-        previous,
-        runs,
-        details,
-        months,
-        rejects,
-        row_errors,
-        coverage,
-        movement,
-        beneficiaries,
-    })
+    Ok(Report { months, ..report? })
 }
 
 /// Builds the report of run `run` (default: the last) and writes it to
@@ -335,8 +305,8 @@ pub fn write(out: &Path, run: Option<&str>) -> Result<PathBuf, ReportError> {
     Ok(path)
 }
 
-/// The state of the database file at `path` the report reads: its device and inode (a fresh
-/// load's commit renames a new file into place). `None` where the platform does not say.
+/// The database file at `path` the report reads: its device and inode (`reload`'s swap, or a
+/// file replaced by hand, puts another file there). `None` where the platform does not say.
 fn file_identity(path: &Path) -> Option<(u64, u64)> {
     #[cfg(unix)]
     {
@@ -408,30 +378,25 @@ fn months_of(conn: &rusqlite::Connection, path: &Path) -> Result<Vec<MonthRow>, 
         .collect())
 }
 
-/// What the report reads besides the months' table.
-struct Rest {
-    rejects: Vec<Count>,
-    row_errors: Vec<Count>,
-    coverage: Vec<Coverage>,
-    movement: Vec<Movement>,
-    beneficiaries: u64,
-    beneficiaries_added: Option<i64>,
-    events: Option<Events>,
-}
-
-/// The report's parts besides the months' table, read on `conn`.
+/// The report of run `this` without its months' table (empty: [`months_of`] fills it), read
+/// on `conn`.
 ///
 /// # Errors
 /// A table or file cannot be read.
-fn the_rest(
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of `build`'s state the report takes; the months' table is read beside it"
+)]
+fn without_months(
     out: &Path,
     conn: &rusqlite::Connection,
     db_path: &Path,
     tables: &BTreeMap<String, Vec<String>>,
-    this: &RunRecord,
-    previous: Option<&RunRecord>,
-    details: &Option<serde_json::Value>,
-) -> Result<Rest, ReportError> {
+    this: RunRecord,
+    previous: Option<RunRecord>,
+    runs: Vec<RunRecord>,
+    details: Option<serde_json::Value>,
+) -> Result<Report, ReportError> {
     let rejects_dir = out.join("rejects");
     let rejects = count_lines(&rejects_dir.join(format!("{}.ndjson", this.run_id)), |v| {
         str_of(v, "kind")
@@ -448,7 +413,7 @@ fn the_rest(
         },
     )?;
     let coverage = coverage(conn, db_path, tables)?;
-    let movement = movement(conn, db_path, tables, this, previous)?;
+    let movement = movement(conn, db_path, tables, &this, previous.as_ref())?;
     let beneficiaries = if tables.contains_key("bene_xref") {
         conn.query_row("SELECT count(DISTINCT BENE_ID) FROM bene_xref", [], |r| {
             r.get::<_, i64>(0)
@@ -465,11 +430,11 @@ fn the_rest(
             .or_else(|| d.get("beneficiaries"))?;
         b.get("known")?.as_i64()
     };
-    let beneficiaries_added = match previous {
-        None => known(details),
+    let beneficiaries_added = match &previous {
+        None => known(&details),
         Some(p) => {
             let before = read_details(&report_path(out, &p.run_id, "json"))?;
-            known(details).zip(known(&before)).map(|(a, b)| a - b)
+            known(&details).zip(known(&before)).map(|(a, b)| a - b)
         }
     };
     let events = if tables.contains_key(claimline_link::CLAIMS_TABLE) {
@@ -498,14 +463,20 @@ fn the_rest(
     } else {
         None
     };
-    Ok(Rest {
+    Ok(Report {
+        beneficiaries_added,
+        events,
+        out: out.to_owned(),
+        run: this,
+        previous,
+        runs,
+        details,
+        months: Vec::new(),
         rejects,
         row_errors,
         coverage,
         movement,
         beneficiaries,
-        beneficiaries_added,
-        events,
     })
 }
 

@@ -1428,8 +1428,8 @@ mod tests {
     }
 
     /// A column that has held no value yet goes in as a NULL of the statement, and a date or
-    /// instant repeated from the row before as the text written for it then: each value is the
-    /// one bound, write after write, whichever columns are NULL in which write; and the rows'
+    /// instant repeated from the row before keeps the binding it had: each value is the one
+    /// written, write after write, whichever columns are NULL in which write; and the rows'
     /// places (`_source_file`, `_line`) still name the rowids the claim history drops by.
     #[test]
     fn nulls_and_repeated_dates_go_in_as_their_values() {
