@@ -5,7 +5,8 @@
 //! `where` and criterion goes through a dispatch on the expression, a callback and an 80-byte
 //! [`Item`]. Most paths in real views are much simpler than what it covers: member chains,
 //! `where` with `member = 'literal'` criteria joined by `and`/`or`, `exists()`, `first()`,
-//! `extension('url')`, an index, and `sequence in %resource.item[%rowIndex].careTeamSequence`.
+//! `extension('url')`, an index, `sequence in %resource.item[%rowIndex].careTeamSequence`, and
+//! `getReferenceKey(Type)` (every claim view's beneficiary, `patient.getReferenceKey(Patient)`).
 //! [`Fast::compile`] turns such an expression into a flat list of [`Step`]s once, when the view
 //! loads; [`Fast::eval`] walks them with plain loops over the document's nodes and builds items
 //! only for the values it returns. Its one state is the row's: `extension('url')` looks an
@@ -19,8 +20,8 @@
 //! compiled path never reports an error of its own.
 
 use crate::eval::{
-    Coll, Env, Ext, ExtIndex, Item, NO_INDEX, NodeItem, left_decides, literal, replace,
-    three_valued, variant,
+    Coll, Env, Ext, ExtIndex, Item, NO_INDEX, NodeItem, left_decides, literal, reference_key,
+    replace, three_valued, variant,
 };
 use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
 use crate::node::{Node, NodeKind};
@@ -110,6 +111,8 @@ enum Plan {
     Iif(Crit, Box<Plan>, Option<Box<Plan>>),
     /// `(plan).replace('pattern', 'substitution')`.
     Replace(Box<Plan>, Box<str>, Box<str>),
+    /// `path.getReferenceKey(Type)` (no type: any): the key of each reference the path reaches.
+    RefKey(Path, Option<Box<str>>),
 }
 
 /// What a step's consumer says.
@@ -321,6 +324,9 @@ impl Plan {
                 ),
                 _ => return None,
             },
+            Expr::Call(Some(input), Function::GetReferenceKey(ty), args) if args.is_empty() => {
+                Plan::RefKey(Path::compile(input)?, ty.as_deref().map(Into::into))
+            }
             Expr::Call(Some(input), Function::Replace, args) => match args.as_slice() {
                 [
                     Expr::Literal(Literal::String(pat)),
@@ -420,6 +426,19 @@ impl<'a, N: Node<'a>> Cx<'_, 'a, N> {
             // The general path's own function: an error (many values, an object) bails.
             Plan::Replace(inner, pat, sub) => {
                 replace(self.plan(inner, focus)?.as_slice(), pat, sub).ok()
+            }
+            // As the general evaluator: every node reached, its `reference` text if it has one
+            // (an element that is no object has none).
+            Plan::RefKey(p, ty) => {
+                let mut out = Coll::Empty;
+                let r = self.walk(p, focus, &mut |pos| {
+                    let reference = pos.node.get("reference").and_then(|v| v.as_str());
+                    if let Some(key) = reference.and_then(|r| reference_key(r, ty.as_deref())) {
+                        out.push(Item::Str(std::borrow::Cow::Borrowed(key)));
+                    }
+                    Ctl::Go
+                });
+                (r != Ctl::Bail).then_some(out)
             }
         }
     }
@@ -823,6 +842,52 @@ mod tests {
                 Some(general.as_str()),
                 "{expr} at row {row}"
             );
+        }
+    }
+
+    /// `getReferenceKey` compiled gives the general evaluator's keys: of the type asked or of
+    /// any, a versioned reference, references that give no key (contained, a URN, a lowercase
+    /// type, an empty id, a number), an element without `reference`, a primitive and an array
+    /// of references reached by the path, and a path that reaches nothing.
+    #[test]
+    fn reference_keys_compiled_give_the_general_answer() {
+        let doc = r##"{"resourceType":"ExplanationOfBenefit","id":"e2",
+            "patient":{"reference":"Patient/-10000000000001"},
+            "provider":{"reference":"Organization/9/_history/3"},
+            "referral":{"display":"no reference"},
+            "insurer":{"reference":"#contained-1"},
+            "facility":{"reference":"urn:uuid:1234"},
+            "enterer":{"reference":"patient/7"},
+            "prescription":{"reference":"Patient/"},
+            "originalPrescription":{"reference":7},
+            "careTeam":[{"provider":{"reference":"Practitioner/1"}},
+                        {"provider":{"reference":"Practitioner/2?x=y"}},
+                        {"provider":{}},
+                        {"sequence":4}],
+            "status":"active"}"##;
+        let cases = [
+            "patient.getReferenceKey(Patient)",
+            "%resource.patient.getReferenceKey(Patient)",
+            "patient.getReferenceKey(Organization)",
+            "patient.getReferenceKey()",
+            "provider.getReferenceKey(Organization)",
+            "provider.getReferenceKey()",
+            "referral.getReferenceKey()",
+            "insurer.getReferenceKey()",
+            "facility.getReferenceKey()",
+            "enterer.getReferenceKey()",
+            "prescription.getReferenceKey(Patient)",
+            "originalPrescription.getReferenceKey()",
+            "careTeam.provider.getReferenceKey(Practitioner)",
+            "careTeam.provider.getReferenceKey()",
+            "careTeam.sequence.getReferenceKey()",
+            "status.getReferenceKey()",
+            "missing.getReferenceKey(Patient)",
+            "(patient.getReferenceKey(Patient)).first()",
+        ];
+        for expr in cases {
+            let (fast, general) = both(doc, expr, 0);
+            assert_eq!(fast.as_deref(), Some(general.as_str()), "{expr}");
         }
     }
 
