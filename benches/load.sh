@@ -203,6 +203,10 @@ for name, t, m, a in (("claimline", cl_t, cl_m, cl_a), ("duckdb", dk_t, dk_m, dk
     med = st.median(t)
     print(f"{name:>9}: median {med:.3f} s  {b/1e6/med:7.1f} MB/s  {eobs/med:9.0f} rows/s  peak RSS {st.median(m)/1024:.0f} MiB (anon {st.median(a)/1024:.0f} MiB, a sampled run)")
 print(f"claimline / duckdb speed: {st.median(dk_t)/st.median(cl_t):.2f}x (claimline's whole process against DuckDB's connection to the end of its COPY)")
+# Each round's own ratio (the two tools run seconds apart, at one speed of the VM; the medians
+# above may come from its different hours): the median of those, and their range.
+own = sorted(d / c for c, d in zip(cl_t, dk_t))
+print(f"  the rounds' own ratios: median {st.median(own):.2f}x (from {own[0]:.2f}x to {own[-1]:.2f}x)")
 cl_e = [float(x) for x in sys.argv[13].split()]
 print(f"claimline's load alone (its report's seconds, start of the load to the end of its commit): median {st.median(cl_e):.3f} s; {st.median(dk_t)/st.median(cl_e):.2f}x DuckDB's, each tool's own time")
 print(f"duckdb's process (Python's start, import duckdb, the COPY, the count): median {st.median(dk_p):.2f} s; against it {st.median(dk_p)/st.median(cl_t):.2f}x, as rounds 1-25 measured")

@@ -9,6 +9,10 @@
 #   benches/throughput.sh                       # 60 beneficiaries × 7 years, 1000 MB, 3 rounds
 #   BENES=20 SIZE_MB=300 ROUNDS=5 benches/throughput.sh
 #
+# Each share is given twice: the median reference time over the median run time, and the
+# median over the rounds of each round's own share (the steadier of the two when the VM's
+# speed moves between rounds).
+#
 # After the table, the loads' phases (setup, scan, claim history, commit, current tables: each
 # load's `--json` report), medians, say where their time went.
 #
@@ -73,15 +77,25 @@ done
 fresh_out_clear
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# The median over the rounds of each round's own share (its reference's time over the run's):
+# a run and its reference, seconds apart, meet the VM at the same speed, where the medians of
+# each may come from different hours of it (its speed doubled and halved within minutes in
+# the forty-ninth round).
+round_share() { # name, reference name
+  python3 -c 'import statistics, sys
+runs, refs = ([float(x) for x in a.split()] for a in sys.argv[1:3])
+print(statistics.median(r / t for t, r in zip(runs, refs)))' "${T[$1]}" "${T[$2]}"
+}
 row() { # label, name, MB, reference name
-  local s kb ref
+  local s kb ref own
   s=$(echo "${T[$2]}" | median); kb=$(echo "${M[$2]}" | median); ref=$(echo "${T[$4]}" | median)
-  awk -v l="$1" -v s="$s" -v mb="$3" -v kb="$kb" -v ref="$ref" \
-    'BEGIN {printf "| %s | %.3f | %.0f | %.2f | %.0f |\n", l, s, mb/s, ref/s, kb/1024}'
+  own=$(round_share "$2" "$4")
+  awk -v l="$1" -v s="$s" -v mb="$3" -v kb="$kb" -v ref="$ref" -v own="$own" \
+    'BEGIN {printf "| %s | %.3f | %.0f | %.2f | %.2f | %.0f |\n", l, s, mb/s, ref/s, own, kb/1024}'
 }
 echo "inputs: synthetic 7-year v2 export, $BENES beneficiaries, ${EXPORT_MB%.*} MB of NDJSON; generated EOBs, ${EOBS_MB%.*} MB; $ROUNDS rounds, medians"
-echo "| run | s | MB/s of NDJSON | share of scan | peak RSS MiB |"
-echo "|---|---|---|---|---|"
+echo "| run | s | MB/s of NDJSON | share of scan | share, median of the rounds' own | peak RSS MiB |"
+echo "|---|---|---|---|---|---|"
 row "scan, synthetic export" scan "$EXPORT_MB" scan
 row "load, every CCLF table → Parquet" parquet "$EXPORT_MB" scan
 row "load, every CCLF table → SQLite" sqlite "$EXPORT_MB" scan
