@@ -4,7 +4,9 @@
 # times. Prints medians of wall time, MB/s, rows/s and peak RSS, and of claimline's phases (its
 # `--json` report's `phases`). claimline's time is its whole process; DuckDB's runs from its
 # connection to the end of its COPY, timed by its script (Python's start and `import duckdb`, about
-# 0.2-0.3 s here, are not the engine's work; the process's time is printed beside it). VIEW picks
+# 0.2-0.3 s here, are not the engine's work; the process's time is printed beside it). The
+# ratio of the two tools is also given round by round (median and range): the two run seconds
+# apart, at one speed of a VM whose speed moves. VIEW picks
 # the projection:
 # `cclf1_like` (11 CCLF1-like columns, with the principal diagnosis and the line count) or
 # `header8` (issue 18's 8 columns: id, patient, claim type, claim id, dates, payment, status).

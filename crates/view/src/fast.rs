@@ -6,7 +6,8 @@
 //! [`Item`]. Most paths in real views are much simpler than what it covers: member chains,
 //! `where` with `member = 'literal'` criteria joined by `and`/`or`, `exists()`, `first()`,
 //! `extension('url')`, an index, `sequence in %resource.item[%rowIndex].careTeamSequence`, and
-//! `getReferenceKey(Type)` (every claim view's beneficiary, `patient.getReferenceKey(Patient)`).
+//! `getReferenceKey([Type])` (the beneficiary columns, `[%resource.]patient.getReferenceKey(Patient)`
+//! and Coverage's `beneficiary.getReferenceKey(Patient)`).
 //! [`Fast::compile`] turns such an expression into a flat list of [`Step`]s once, when the view
 //! loads; [`Fast::eval`] walks them with plain loops over the document's nodes and builds items
 //! only for the values it returns. Its one state is the row's: `extension('url')` looks an
@@ -848,7 +849,8 @@ mod tests {
     /// `getReferenceKey` compiled gives the general evaluator's keys: of the type asked or of
     /// any, a versioned reference, references that give no key (contained, a URN, a lowercase
     /// type, an empty id, a number), an element without `reference`, a primitive and an array
-    /// of references reached by the path, and a path that reaches nothing.
+    /// of references reached by the path, after a `where` and a `first()`, and a path that
+    /// reaches nothing. (Where the walk bails: `documents_outside_the_compiled_shape_...`.)
     #[test]
     fn reference_keys_compiled_give_the_general_answer() {
         let doc = r##"{"resourceType":"ExplanationOfBenefit","id":"e2",
@@ -880,6 +882,9 @@ mod tests {
             "originalPrescription.getReferenceKey()",
             "careTeam.provider.getReferenceKey(Practitioner)",
             "careTeam.provider.getReferenceKey()",
+            "careTeam.where(sequence = 4).provider.getReferenceKey()",
+            "careTeam.where(provider.exists()).provider.getReferenceKey()",
+            "careTeam.provider.first().getReferenceKey()",
             "careTeam.sequence.getReferenceKey()",
             "status.getReferenceKey()",
             "missing.getReferenceKey(Patient)",
@@ -1087,6 +1092,20 @@ mod tests {
             (
                 r#"{"resourceType":"X","h":["1"],"a":[{"s":1}]}"#,
                 "a.where(s in %resource.h).exists()",
+            ),
+            // `getReferenceKey` on a reference the walk cannot reach as it is: one in a
+            // value-less primitive's twin, a choice type, a null inside an array.
+            (
+                r#"{"resourceType":"X","_patient":{"reference":"Patient/1"}}"#,
+                "patient.getReferenceKey()",
+            ),
+            (
+                r#"{"resourceType":"X","valueReference":{"reference":"Patient/1"}}"#,
+                "value.getReferenceKey()",
+            ),
+            (
+                r#"{"resourceType":"X","p":[null,{"reference":"Patient/1"}]}"#,
+                "p.getReferenceKey()",
             ),
         ];
         for (doc, expr) in cases {
