@@ -1479,21 +1479,9 @@ mod tests {
                 row([t("e"), d1.clone(), null(), t1.clone(), null()], 8),
             ],
         ];
-        let text = |c: &Cell| match c {
-            Cell::Null => None,
-            Cell::Text(s) => Some(s.to_string()),
-            Cell::Int(n) => Some(n.to_string()),
-            Cell::Date(d) => {
-                let mut out = String::new();
-                push_date(&mut out, *d);
-                Some(out)
-            }
-            Cell::Timestamp(t) => Some(claimline_model::format_timestamp(*t)),
-            other => panic!("{other:?}"),
-        };
         let mut expected: Vec<Vec<Option<String>>> = Vec::new();
         for rows in writes {
-            expected.extend(rows.iter().map(|r| r.iter().map(text).collect::<Vec<_>>()));
+            expected.extend(texts_of(&rows));
             s.write(0, rows).expect("write");
         }
         // The claim history drops lines 3 and 6 by the rowids noted as they went in.
@@ -1503,17 +1491,11 @@ mod tests {
         assert_eq!(s.drop_rows(&[0], &lines).expect("drop"), [2]);
         expected.retain(|r| !matches!(r[6].as_deref(), Some("3" | "6")));
         Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
-        let conn = Connection::open(&db).expect("open");
-        let got: Vec<Vec<Option<String>>> = conn
-            .prepare(
-                "SELECT id, from_dt, thru_dt, updated, CAST(n AS TEXT), _source_file, \
-                 CAST(_line AS TEXT) FROM c ORDER BY rowid",
-            )
-            .expect("prepare")
-            .query_map([], |r| (0..7).map(|i| r.get(i)).collect())
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
+        let got = texts_in(
+            &db,
+            "SELECT id, from_dt, thru_dt, updated, CAST(n AS TEXT), _source_file, \
+             CAST(_line AS TEXT) FROM c ORDER BY rowid",
+        );
         assert_eq!(got, expected);
         assert_eq!(expected[1][2].as_deref(), Some("2024-10-04"));
         assert_eq!(got.len(), 6);
@@ -1582,44 +1564,45 @@ mod tests {
         let second = with_c(&second, &[None; 4]);
         let third = with_c(&third, &[None, Some("c1"), Some("c1")]);
         let fourth = with_c(&fourth, &[Some("c2")]);
-        let expected: Vec<Vec<Cell>> = first
-            .iter()
-            .chain(&second)
-            .chain(&third)
-            .chain(&fourth)
-            .cloned()
-            .collect();
+        let mut expected: Vec<Vec<Option<String>>> = Vec::new();
         for rows in [first, second, third, fourth] {
+            expected.extend(texts_of(&rows));
             s.write(0, rows).expect("write");
         }
         Box::new(s).commit(&RunRecord::new("r1")).expect("commit");
-        let conn = Connection::open(&db).expect("open");
-        let got: Vec<Vec<Cell>> = conn
-            .prepare("SELECT a, b, c, n, d FROM r ORDER BY rowid")
-            .expect("prepare")
-            .query_map([], |r| {
-                let text = |i| {
-                    r.get::<_, Option<String>>(i)
-                        .map(|v| v.map_or(Cell::Null, Cell::text))
-                };
-                let d = r
-                    .get::<_, Option<String>>(4)?
-                    .map_or(Cell::Null, |d| match d.as_str() {
-                        "2024-10-04" => Cell::Date(20_000),
-                        "2024-10-05" => Cell::Date(20_001),
-                        other => panic!("a date written wrong: {other}"),
-                    });
-                Ok(vec![
-                    text(0)?,
-                    text(1)?,
-                    text(2)?,
-                    r.get::<_, Option<i64>>(3)?.map_or(Cell::Null, Cell::Int),
-                    d,
-                ])
-            })
+        let got = texts_in(
+            &db,
+            "SELECT a, b, c, CAST(n AS TEXT), d FROM r ORDER BY rowid",
+        );
+        assert_eq!(got, expected);
+        assert_eq!(expected[0][4].as_deref(), Some("2024-10-04"));
+    }
+
+    /// Each cell of `rows` as the text SQLite holds of it (`None`: NULL).
+    fn texts_of(rows: &[Vec<Cell>]) -> Vec<Vec<Option<String>>> {
+        let text = |c: &Cell| match c {
+            Cell::Null => None,
+            Cell::Text(s) => Some(s.to_string()),
+            Cell::Int(n) => Some(n.to_string()),
+            Cell::Date(d) => {
+                let mut out = String::new();
+                push_date(&mut out, *d);
+                Some(out)
+            }
+            Cell::Timestamp(t) => Some(claimline_model::format_timestamp(*t)),
+            other => panic!("{other:?}"),
+        };
+        rows.iter().map(|r| r.iter().map(text).collect()).collect()
+    }
+
+    /// The rows `sql` reads from the database at `db`, every column as text.
+    fn texts_in(db: &std::path::Path, sql: &str) -> Vec<Vec<Option<String>>> {
+        let conn = Connection::open(db).expect("open");
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        let n = stmt.column_count();
+        stmt.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
             .expect("query")
             .collect::<Result<_, _>>()
-            .expect("rows");
-        assert_eq!(got, expected);
+            .expect("rows")
     }
 }
