@@ -2,7 +2,8 @@
 # What one more column costs a load: CCLF5 (one row per carrier claim line, 52 columns) cut
 # down to groups of its columns, each group loaded alone → Parquet from the synthetic
 # seven-year v2 export, rounds alternating, medians of CPU time (user + system, to the
-# microsecond: GNU time's hundredths of a second would be 24 ns a cell). Groups:
+# microsecond: GNU time's hundredths of a second would be 24 ns a cell of the `line` group).
+# Groups:
 #   - one: the line number alone (`CLM_LINE_NUM`), the load's cost without the columns;
 #   - line: the columns read from the line itself (`item`): not `%resource`, not `{}`, with the
 #     line number (16);
@@ -69,7 +70,11 @@ out = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 pid = os.fork()
 if pid == 0:
     os.dup2(out, 1)
-    os.execvp(sys.argv[2], sys.argv[2:])
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    except OSError as e:
+        print(f"{sys.argv[2]}: {e}", file=sys.stderr)
+        os._exit(127)
 _, status, usage = os.wait4(pid, 0)
 if os.waitstatus_to_exitcode(status) != 0:
     sys.exit(f"{sys.argv[2]} failed ({os.waitstatus_to_exitcode(status)})")
