@@ -14,12 +14,18 @@
 //! object's extensions up through the row's list of them ([`Env::ext_index`]), which a walk
 //! that bails leaves for the general evaluator's lookups in the same row.
 //!
+//! A column that holds one value takes its cell straight from the walk ([`Fast::cell`]):
+//! the first node reached is converted where it is found, with no collection of items and no
+//! second pass over one; a walk that reaches a second node gives the column back to the
+//! collection's way, which decides what several values make.
+//!
 //! The answer is always the general evaluator's. Where a document leaves the simple shape (a
 //! missing member with a choice-type or `_name` twin, a `null` inside an array, a member of a
 //! primitive, a criterion comparing anything but one string or integer with a literal),
 //! [`Fast::eval`] returns `None` and the caller evaluates the expression the general way; a
 //! compiled path never reports an error of its own.
 
+use crate::cell::{Cell as CellValue, ColumnType, to_cell};
 use crate::eval::{
     Coll, Env, Ext, ExtIndex, Item, NO_INDEX, NodeItem, left_decides, literal, reference_key,
     replace, three_valued, variant,
@@ -372,6 +378,54 @@ impl Fast {
     }
 }
 
+impl Fast {
+    /// The cell of a column that holds one value (not `collection`), with `focus` as `$this`:
+    /// NULL when the expression gives nothing, the value converted to `ty` when it gives one
+    /// (`Err`: the reason it does not convert, a row error). `None` when the expression gives
+    /// more than one value or the document calls for the general evaluator: the caller then
+    /// takes the collection's way, which decides (one value repeated, an error, …).
+    pub(crate) fn cell<'a, N: Node<'a>>(
+        &'a self,
+        focus: &Item<'a, N>,
+        env: &Env<'a, N>,
+        ty: ColumnType,
+    ) -> Option<Result<CellValue, String>> {
+        let focus = match focus {
+            Item::Node(n) if matches!(n.ext, Ext::None) && n.tag.is_empty() => n.node,
+            _ => return None,
+        };
+        let cx = Cx {
+            resource: env.resource,
+            row_index: env.row_index,
+            hay: Cell::new(None),
+            exts: &env.ext_index,
+        };
+        match &self.0 {
+            Plan::Items(p) => {
+                let mut first = None;
+                let mut many = false;
+                let r = cx.walk(p, focus, &mut |pos| {
+                    if first.is_some() {
+                        many = true;
+                        return Ctl::Stop;
+                    }
+                    first = Some(pos);
+                    Ctl::Go
+                });
+                if r == Ctl::Bail || many {
+                    return None;
+                }
+                Some(first.map_or(Ok(CellValue::Null), |pos| to_cell(&pos.item(), ty)))
+            }
+            plan => match cx.plan(plan, focus)?.as_slice() {
+                [] => Some(Ok(CellValue::Null)),
+                [one] => Some(to_cell(one, ty)),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// What a walk can see besides its start.
 struct Cx<'e, 'a, N> {
     resource: N,
@@ -445,7 +499,7 @@ impl<'a, N: Node<'a>> Cx<'_, 'a, N> {
     }
 
     /// Hands every node `p` reaches from `focus` to `out`.
-    fn walk(&self, p: &'a Path, focus: N, out: &mut dyn FnMut(Pos<'a, N>) -> Ctl) -> Ctl {
+    fn walk<F: FnMut(Pos<'a, N>) -> Ctl>(&self, p: &'a Path, focus: N, out: &mut F) -> Ctl {
         let start = match p.src {
             Src::Focus => focus,
             Src::Resource => self.resource,
@@ -464,13 +518,13 @@ impl<'a, N: Node<'a>> Cx<'_, 'a, N> {
         (r != Ctl::Bail).then_some(any)
     }
 
-    fn steps(
+    fn steps<F: FnMut(Pos<'a, N>) -> Ctl>(
         &self,
         steps: &'a [Step],
         mut i: usize,
         mut pos: Pos<'a, N>,
         counts: &mut [u32; MAX_STEPS],
-        out: &mut dyn FnMut(Pos<'a, N>) -> Ctl,
+        out: &mut F,
     ) -> Ctl {
         // A step with one way on (a member that is not an array, a `where` that keeps the item)
         // goes on in this loop rather than by a call: most steps of a path are such.
@@ -1129,6 +1183,108 @@ mod tests {
         ] {
             let e = hoist_row_constants(compile(expr, &[String::from("url")]).expect("valid"));
             assert_eq!(Fast::compile(&e), None, "{expr}");
+        }
+    }
+
+    /// A column that holds one value takes its cell straight from the walk
+    /// ([`Fast::cell`]): the same cell and row errors as the collection's way (general
+    /// evaluator alone), for no value, one of every column type, one that does not convert, and
+    /// several (an error by default, NULL or the value under [`ManyValues::OneOrNull`]).
+    #[test]
+    fn single_value_cells_give_the_collection_answer() {
+        use crate::view::ManyValues;
+        let columns = [
+            ("seq", "sequence", "integer"),
+            ("seq_text", "sequence", "string"),
+            ("seq_dec", "sequence", "decimal"),
+            ("amount", "adjudication.amount.value.first()", "decimal"),
+            (
+                "amount_int",
+                "adjudication.where(category.coding.code = 'c').amount.value",
+                "integer",
+            ),
+            (
+                "bad_int",
+                "adjudication.category.coding.code.first()",
+                "integer",
+            ),
+            (
+                "bad_date",
+                "adjudication.category.coding.code.first()",
+                "date",
+            ),
+            ("date", "servicedDate", "date"),
+            ("when", "%resource.created", "dateTime"),
+            ("flag", "careTeamSequence.exists()", "boolean"),
+            ("none", "modifier.coding.code", "string"),
+            ("lit", "'x'", "string"),
+            ("object", "adjudication.first()", "string"),
+            ("twin", "%resource.status", "string"),
+            (
+                "bene",
+                "%resource.patient.getReferenceKey(Patient)",
+                "string",
+            ),
+            (
+                "repeated",
+                "adjudication.where(category.coding.code = 'z').amount.value",
+                "decimal",
+            ),
+            ("several", "careTeamSequence", "integer"),
+        ];
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|(n, p, t)| format!(r#"{{"name":"{n}","path":"{p}","type":"{t}"}}"#))
+            .collect();
+        let view = format!(
+            r#"{{"resourceType":"ViewDefinition","status":"active","resource":"ExplanationOfBenefit",
+                "select":[{{"forEach":"item","column":[{}]}}]}}"#,
+            cols.join(",")
+        );
+        let eob = r#"{"resourceType":"ExplanationOfBenefit","id":"e1","status":"active",
+            "created":"2024-01-02T03:04:05Z","patient":{"reference":"Patient/p1"},
+            "item":[{"sequence":1,"careTeamSequence":[2,3],"servicedDate":"2023-12-31",
+                     "adjudication":[{"category":{"coding":[{"code":"a"},{"code":"b"}]},"amount":{"value":1.50}},
+                                     {"category":{"coding":[{"code":"c"}]},"amount":{"value":2}},
+                                     {"category":{"coding":[{"code":"z"}]},"amount":{"value":4.0}},
+                                     {"category":{"coding":[{"code":"z"}]},"amount":{"value":4.0}}]},
+                    {"sequence":2,"careTeamSequence":[1],"servicedDate":"2023-13-01",
+                     "adjudication":[{"category":{"coding":[{"code":"z"}]},"amount":{"value":4.0}},
+                                     {"category":{"coding":[{"code":"z"}]},"amount":{"value":5}}]},
+                    {"sequence":3}]}"#;
+        let line = eob.replace('\n', "");
+        for policy in [ManyValues::Error, ManyValues::OneOrNull] {
+            let mut fast = ViewDefinition::from_json(&view, "v.json").expect("valid view");
+            let mut general = ViewDefinition::from_json(&view, "v.json")
+                .expect("valid view")
+                .without_fast_paths();
+            assert!(
+                fast.fast_paths() >= columns.len() - 1,
+                "the columns compile"
+            );
+            fast.set_many_values(policy);
+            general.set_many_values(policy);
+            let mut parser = LineParser::new();
+            parser
+                .parse(line.as_bytes(), |doc| {
+                    let (mut a, mut b) = (Rows::default(), Rows::default());
+                    let ra = fast.evaluate(doc.root(), &mut a).map_err(|e| e.to_string());
+                    let rb = general
+                        .evaluate(doc.root(), &mut b)
+                        .map_err(|e| e.to_string());
+                    assert_eq!(ra, rb, "{policy:?}");
+                    assert_eq!(a, b, "{policy:?}");
+                    match policy {
+                        // `several` has two values on the first item: the resource's error.
+                        ManyValues::Error => assert!(ra.is_err(), "{ra:?}"),
+                        ManyValues::OneOrNull => {
+                            assert_eq!(a.rows.len(), 3);
+                            // Conversions that fail and values that differ are row errors.
+                            assert!(a.errors.len() >= 5, "{:?}", a.errors);
+                        }
+                    }
+                })
+                .expect("test JSON parses");
         }
     }
 

@@ -1054,12 +1054,17 @@ fn cross(left: Partial, right: Partial) -> Partial {
 }
 
 impl<'a, N: Node<'a>> Run<'a, N> {
+    /// The resource's id as an evaluation error names it.
     fn resource_id(&self) -> String {
+        self.row_error_id().unwrap_or_else(|| "(no id)".to_owned())
+    }
+
+    /// The resource's id as a row error names it (`None`: it has none).
+    fn row_error_id(&self) -> Option<String> {
         self.resource
             .get("id")
             .and_then(|v| v.as_str())
-            .unwrap_or("(no id)")
-            .to_owned()
+            .map(str::to_owned)
     }
 
     fn error(&self, location: &str, e: EvalError) -> Error {
@@ -1181,11 +1186,28 @@ impl<'a, N: Node<'a>> Run<'a, N> {
                 continue;
             }
             let before = errors.len();
-            let v = c
-                .expr
-                .eval(std::slice::from_ref(focus), env)
-                .map_err(|e| self.error(&c.location, e))?;
-            let cell = self.cell(c, v, errors)?;
+            let direct = match &c.expr.fast {
+                Some(f) if !c.collection => f.cell(focus, env, c.ty),
+                _ => None,
+            };
+            let cell = match direct {
+                Some(Ok(cell)) => cell,
+                Some(Err(reason)) => {
+                    errors.push(RowError {
+                        resource_id: self.row_error_id(),
+                        column: c.name.clone(),
+                        reason,
+                    });
+                    Cell::Null
+                }
+                None => {
+                    let v = c
+                        .expr
+                        .eval(std::slice::from_ref(focus), env)
+                        .map_err(|e| self.error(&c.location, e))?;
+                    self.cell(c, v, errors)?
+                }
+            };
             if let Some(slot) = slot {
                 *slot = Some(Cached {
                     cell: cell.clone(),
@@ -1221,12 +1243,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         v: Coll<'a, N>,
         errors: &mut Vec<RowError>,
     ) -> Result<Cell, Error> {
-        let resource_id = || {
-            self.resource
-                .get("id")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        };
+        let resource_id = || self.row_error_id();
         let mut convert = |item: &Item<'a, N>| match to_cell(item, c.ty) {
             Ok(cell) => cell,
             Err(reason) => {
