@@ -1397,6 +1397,16 @@ pub(crate) fn replace<'a, N: Node<'a>>(
     pat: &str,
     sub: &str,
 ) -> Result<Coll<'a, N>> {
+    // A string of the document without the pattern is itself: borrowed, not copied (most
+    // codes `replace('.', '')` is given have no dot).
+    if let [Item::Node(n)] = src
+        && !matches!(n.ext, Ext::Only)
+        && let NodeKind::String(s) = n.node.kind()
+        && !pat.is_empty()
+        && !s.contains(pat)
+    {
+        return Ok(Coll::one(Item::Str(Cow::Borrowed(s))));
+    }
     string_fn(src, |s| {
         let out = if pat.is_empty() {
             // FHIRPath: an empty pattern inserts the substitution around every character.
@@ -1928,6 +1938,10 @@ mod tests {
         substring: PT, "'abcdef'.substring(2, 3)" => "['cde']";
         substring_out: PT, "'abc'.substring(9)" => "[]";
         replace: PT, "'a-b-c'.replace('-', '')" => "['abc']";
+        replace_node_without_pattern: PT, "name.family.first().replace('x', 'y')" => "['Smith']";
+        replace_node_with_pattern: PT, "name.family.first().replace('mi', 'MI')" => "['SMIth']";
+        replace_gives_a_string: PT, "birthDate.replace('x', '') is string" => "[true]";
+        replace_leaves_no_extension: PT, "birthDate.replace('x', '').extension('u').exists()" => "[false]";
         to_string: PT, "weight.value.toString()" => "['1.50']";
         to_integer: PT, "'-42'.toInteger() + 2" => "[-40]";
         to_integer_bad: PT, "'4x'.toInteger()" => "[]";

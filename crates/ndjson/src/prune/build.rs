@@ -533,7 +533,11 @@ mod tests {
         let text = "a\"é€😀\"z";
         for start in 0..=text.len() + 1 {
             for end in 0..=text.len() + 1 {
-                assert_eq!(between(text, start, end), text.get(start..end), "{start}..{end}");
+                assert_eq!(
+                    between(text, start, end),
+                    text.get(start..end),
+                    "{start}..{end}"
+                );
             }
         }
     }
