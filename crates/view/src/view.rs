@@ -1108,8 +1108,12 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         env: &Env<'a, N>,
         errors: &mut Vec<RowError>,
     ) -> Result<Partial, Error> {
-        let foci: Vec<(Item<'a, N>, i64)> = match &sel.iteration {
-            Iteration::Once => return self.select_one(sel, focus, env, errors, &mut []),
+        let foci: Coll<'a, N> = match &sel.iteration {
+            Iteration::Once => {
+                let mut out = Vec::new();
+                self.select_one(sel, focus, env, errors, &mut [], &mut out)?;
+                return Ok(out);
+            }
             Iteration::ForEach(e, at) | Iteration::ForEachOrNull(e, at) => {
                 let items = e
                     .eval(std::slice::from_ref(focus), env)
@@ -1117,12 +1121,12 @@ impl<'a, N: Node<'a>> Run<'a, N> {
                 if items.is_empty() && matches!(sel.iteration, Iteration::ForEachOrNull(..)) {
                     return self.null_row(sel, env, errors);
                 }
-                items.into_iter().zip(0..).collect()
+                items
             }
             Iteration::Repeat(paths, at) => {
                 let mut all = Vec::new();
                 self.repeat(paths, focus, env, 0, at, &mut all)?;
-                all.into_iter().zip(0..).collect()
+                Coll::Many(all)
             }
         };
         // Row-invariant columns are evaluated on the first row and copied to the others.
@@ -1130,10 +1134,10 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         if foci.len() > 1 && sel.columns.iter().any(|c| c.row_invariant) {
             cache.resize_with(sel.columns.len(), || None);
         }
-        let mut out = Vec::new();
-        for (item, row_index) in foci {
+        let mut out = Vec::with_capacity(foci.len());
+        for (item, row_index) in foci.into_iter().zip(0..) {
             let env = Env::new(env.resource, env.constants, row_index);
-            out.extend(self.select_one(sel, &item, &env, errors, &mut cache)?);
+            self.select_one(sel, &item, &env, errors, &mut cache, &mut out)?;
         }
         Ok(out)
     }
@@ -1159,8 +1163,9 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         Ok(vec![row])
     }
 
-    /// The rows of `sel` for one focus element (after its own iteration). `cache` is empty, or
-    /// has one slot per column for the values of row-invariant columns (see [`Cached`]).
+    /// The rows of `sel` for one focus element (after its own iteration), appended to `out`.
+    /// `cache` is empty, or has one slot per column for the values of row-invariant columns
+    /// (see [`Cached`]).
     fn select_one(
         &self,
         sel: &'a SelectPlan,
@@ -1168,7 +1173,8 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         env: &Env<'a, N>,
         errors: &mut Vec<RowError>,
         cache: &mut [Option<Cached>],
-    ) -> Result<Partial, Error> {
+        out: &mut Partial,
+    ) -> Result<(), Error> {
         let mut row = Vec::with_capacity(sel.width);
         for (i, c) in sel.columns.iter().enumerate() {
             if c.null {
@@ -1216,11 +1222,16 @@ impl<'a, N: Node<'a>> Run<'a, N> {
             }
             row.push(cell);
         }
+        // A select of columns alone (a `forEach` of lines): its one row, as it is.
+        if sel.selects.is_empty() && sel.union_all.is_empty() {
+            out.push(row);
+            return Ok(());
+        }
         let mut parts = vec![row];
         for s in &sel.selects {
             let sub = self.select(s, focus, env, errors)?;
             if sub.is_empty() {
-                return Ok(Vec::new());
+                return Ok(());
             }
             parts = cross(parts, sub);
         }
@@ -1230,11 +1241,12 @@ impl<'a, N: Node<'a>> Run<'a, N> {
                 u.extend(self.select(s, focus, env, errors)?);
             }
             if u.is_empty() {
-                return Ok(Vec::new());
+                return Ok(());
             }
             parts = cross(parts, u);
         }
-        Ok(parts)
+        out.extend(parts);
+        Ok(())
     }
 
     fn cell(
