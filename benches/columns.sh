@@ -20,6 +20,7 @@
 #
 #   benches/columns.sh                 # 60 beneficiaries × 7 years, 5 rounds
 #   BENES=20 ROUNDS=9 benches/columns.sh
+#   BIN=/tmp/claimline-before benches/columns.sh
 #
 # Needs: cargo, python3.
 set -euo pipefail
@@ -34,8 +35,12 @@ mkdir -p "$WORK/columns"
 . benches/fresh_out.sh
 fresh_out_clear
 
-cargo build --release -q -p claimline --bin claimline
-BIN=target/release/claimline
+# `BIN=path/to/claimline` measures that build (two builds compared: run the script with each,
+# in turn); without it, the tree's release build.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p claimline --bin claimline
+  BIN=target/release/claimline
+fi
 EXPORT="$WORK/export-v2-$BENES"
 [ -d "$EXPORT" ] || "$BIN" synth --benes "$BENES" --years 7 --seed 7 --out "$EXPORT" >/dev/null
 python3 benches/page_cache.py "$EXPORT"

@@ -226,7 +226,12 @@ impl fmt::Display for RowError {
 
 /// Converts one FHIRPath value to a cell of type `ty`; `Err` says why it does not fit.
 pub(crate) fn to_cell<'a, N: Node<'a>>(item: &Item<'a, N>, ty: ColumnType) -> Result<Cell, String> {
-    let Some(p) = item.prim() else {
+    prim_to_cell(item.prim(), ty)
+}
+
+/// [`to_cell`] of an item's primitive value (`None`: the item is none).
+pub(crate) fn prim_to_cell(p: Option<Prim<'_>>, ty: ColumnType) -> Result<Cell, String> {
+    let Some(p) = p else {
         return Err("value is not a primitive".to_owned());
     };
     let text = match p {

@@ -81,6 +81,26 @@ pub(crate) enum Prim<'x> {
     Time(&'x str),
 }
 
+/// The primitive value of a JSON value holding one (a string read as the choice type `tag`
+/// names, if any); `None` for an object, an array or `null`.
+#[inline]
+pub(crate) fn node_prim<'a, N: Node<'a>>(node: N, tag: &str) -> Option<Prim<'a>> {
+    Some(match node.kind() {
+        NodeKind::String(s) => match tag {
+            "Date" => Prim::Date(s),
+            "DateTime" | "Instant" => Prim::DateTime(s),
+            "Time" => Prim::Time(s),
+            _ => Prim::Str(s),
+        },
+        NodeKind::Bool(b) => Prim::Bool(b),
+        NodeKind::Number => match node.as_i64() {
+            Some(i) => Prim::Int(i),
+            None => Prim::Dec(Decimal::parse(node.number_text()?)?),
+        },
+        _ => return None,
+    })
+}
+
 impl<'a, N: Node<'a>> Item<'a, N> {
     pub(crate) fn node(node: N) -> Self {
         Item::Node(NodeItem {
@@ -98,20 +118,7 @@ impl<'a, N: Node<'a>> Item<'a, N> {
                 if matches!(n.ext, Ext::Only) {
                     return None;
                 }
-                match n.node.kind() {
-                    NodeKind::String(s) => match n.tag {
-                        "Date" => Prim::Date(s),
-                        "DateTime" | "Instant" => Prim::DateTime(s),
-                        "Time" => Prim::Time(s),
-                        _ => Prim::Str(s),
-                    },
-                    NodeKind::Bool(b) => Prim::Bool(b),
-                    NodeKind::Number => match n.node.as_i64() {
-                        Some(i) => Prim::Int(i),
-                        None => Prim::Dec(Decimal::parse(n.node.number_text()?)?),
-                    },
-                    _ => return None,
-                }
+                return node_prim(n.node, n.tag);
             }
             Item::Bool(b) => Prim::Bool(*b),
             Item::Int(i) => Prim::Int(*i),

@@ -25,10 +25,10 @@
 //! [`Fast::eval`] returns `None` and the caller evaluates the expression the general way; a
 //! compiled path never reports an error of its own.
 
-use crate::cell::{Cell as CellValue, ColumnType, to_cell};
+use crate::cell::{Cell as CellValue, ColumnType, prim_to_cell, to_cell};
 use crate::eval::{
-    Coll, Env, Ext, ExtIndex, Item, NO_INDEX, NodeItem, left_decides, literal, reference_key,
-    replace, three_valued, variant,
+    Coll, Env, Ext, ExtIndex, Item, NO_INDEX, NodeItem, left_decides, literal, node_prim,
+    reference_key, replace, three_valued, variant,
 };
 use crate::fhirpath::{BinaryOp, Expr, Function, Key, Literal, Variable};
 use crate::node::{Node, NodeKind};
@@ -415,7 +415,11 @@ impl Fast {
                 if r == Ctl::Bail || many {
                     return None;
                 }
-                Some(first.map_or(Ok(CellValue::Null), |pos| to_cell(&pos.item(), ty)))
+                // A node reached by a walk is a value, not a value-less primitive's twin (the
+                // walk bails on those): its primitive is the item's the general way makes.
+                Some(first.map_or(Ok(CellValue::Null), |pos| {
+                    prim_to_cell(node_prim(pos.node, ""), ty)
+                }))
             }
             plan => match cx.plan(plan, focus)?.as_slice() {
                 [] => Some(Ok(CellValue::Null)),
