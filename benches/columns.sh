@@ -41,6 +41,7 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release -q -p claimline --bin claimline
   BIN=target/release/claimline
 fi
+echo "measuring $BIN" >&2
 EXPORT="$WORK/export-v2-$BENES"
 [ -d "$EXPORT" ] || "$BIN" synth --benes "$BENES" --years 7 --seed 7 --out "$EXPORT" >/dev/null
 python3 benches/page_cache.py "$EXPORT"

@@ -229,7 +229,7 @@ pub(crate) fn to_cell<'a, N: Node<'a>>(item: &Item<'a, N>, ty: ColumnType) -> Re
     prim_to_cell(item.prim(), ty)
 }
 
-/// [`to_cell`] of an item's primitive value (`None`: the item is none).
+/// [`to_cell`] of an item's primitive value (`None`: it is not a primitive).
 pub(crate) fn prim_to_cell(p: Option<Prim<'_>>, ty: ColumnType) -> Result<Cell, String> {
     let Some(p) = p else {
         return Err("value is not a primitive".to_owned());

@@ -1409,7 +1409,6 @@ pub(crate) fn replace<'a, N: Node<'a>>(
     if let [Item::Node(n)] = src
         && !matches!(n.ext, Ext::Only)
         && let NodeKind::String(s) = n.node.kind()
-        && !pat.is_empty()
         && !s.contains(pat)
     {
         return Ok(Coll::one(Item::Str(Cow::Borrowed(s))));
@@ -1888,7 +1887,7 @@ mod tests {
         "_active":{"id":"a1"},
         "extension":[{"url":"http://x/race","extension":[{"url":"omb","valueCoding":{"code":"2106-3"}}]}],
         "link":[{"other":{"reference":"Patient/p1"}},{"other":{"reference":"http://h/fhir/Organization/o2/_history/3"}}],
-        "multipleBirthInteger":2,"weight":{"value":1.50}}"#;
+        "multipleBirthInteger":2,"weight":{"value":1.50},"onsetDateTime":"2020-01-02"}"#;
     const EOB: &str = r##"{"resourceType":"ExplanationOfBenefit","id":"e1",
         "identifier":[{"system":"s/claim-group","value":"44"},{"system":"s/clm_id","value":"-99"}],
         "item":[{"sequence":1,"net":{"value":10.00}},{"sequence":2,"net":{"value":2.5}}],
@@ -1948,6 +1947,9 @@ mod tests {
         replace_node_without_pattern: PT, "name.family.first().replace('x', 'y')" => "['Smith']";
         replace_node_with_pattern: PT, "name.family.first().replace('mi', 'MI')" => "['SMIth']";
         replace_gives_a_string: PT, "birthDate.replace('x', '') is string" => "[true]";
+        choice_is_datetime: PT, "onset is dateTime" => "[true]";
+        replace_of_a_choice_gives_a_string: PT, "onset.replace('x', '') is string" => "[true]";
+        replace_of_a_choice_is_no_datetime: PT, "onset.replace('x', '') is dateTime" => "[false]";
         replace_leaves_no_extension: PT, "birthDate.replace('x', '').extension('u').exists()" => "[false]";
         to_string: PT, "weight.value.toString()" => "['1.50']";
         to_integer: PT, "'-42'.toInteger() + 2" => "[-40]";

@@ -1255,12 +1255,11 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         v: Coll<'a, N>,
         errors: &mut Vec<RowError>,
     ) -> Result<Cell, Error> {
-        let resource_id = || self.row_error_id();
         let mut convert = |item: &Item<'a, N>| match to_cell(item, c.ty) {
             Ok(cell) => cell,
             Err(reason) => {
                 errors.push(RowError {
-                    resource_id: resource_id(),
+                    resource_id: self.row_error_id(),
                     column: c.name.clone(),
                     reason,
                 });
@@ -1279,7 +1278,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
                     return Ok(cells.into_iter().next().unwrap_or(Cell::Null));
                 }
                 errors.push(RowError {
-                    resource_id: resource_id(),
+                    resource_id: self.row_error_id(),
                     column: c.name.clone(),
                     reason: format!(
                         "{} different values in a column that holds one; the cell is NULL",
