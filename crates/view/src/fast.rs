@@ -368,9 +368,7 @@ impl Fast {
         let (cx, focus) = Cx::at(focus, env)?;
         cx.plan(&self.0, focus)
     }
-}
 
-impl Fast {
     /// The cell of a column that holds one value (not `collection`), with `focus` as `$this`:
     /// NULL when the expression gives nothing, the value converted to `ty` when it gives one
     /// (`Err`: the reason it does not convert, a row error). `None` when the expression gives
