@@ -358,14 +358,20 @@ impl<'a> RunGroup<'a> {
 
     /// What `_claimline_claims` records of the group: its head and its cancels, by (resource
     /// id, action).
-    pub fn recorded(&self) -> impl Iterator<Item = &'a ClaimEvent> + use<'a> {
-        let mut out: Vec<&'a ClaimEvent> = self.cancels.clone();
-        if let Some(h) = self.head {
-            // After the cancels of its own id ("cancel" < "version"), before the next id's.
-            let at = out.partition_point(|c| c.resource_id <= h.resource_id);
-            out.insert(at, h);
-        }
-        out.into_iter()
+    pub fn recorded(&self) -> impl Iterator<Item = &'a ClaimEvent> + use<'a, '_> {
+        // The head after the cancels of its own id ("cancel" < "version"), before the next
+        // id's; read in place (a group is most often its head alone: a list per group was an
+        // allocation per EOB of the claim history's phase).
+        let at = self.head.map_or(self.cancels.len(), |h| {
+            self.cancels
+                .partition_point(|c| c.resource_id <= h.resource_id)
+        });
+        let (before, after) = self.cancels.split_at(at);
+        before
+            .iter()
+            .copied()
+            .chain(self.head)
+            .chain(after.iter().copied())
     }
 }
 

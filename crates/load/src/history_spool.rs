@@ -151,6 +151,11 @@ impl<R: Record> HistorySpool<R> {
         Ok(())
     }
 
+    /// How many entries it holds, in memory and on disk.
+    pub(crate) fn len(&self) -> u64 {
+        self.buffer.len() as u64 + self.runs.iter().map(|(_, s)| s.count).sum::<u64>()
+    }
+
     /// A new file of the spool, `<what>-<n>.bin`.
     fn create(&mut self, what: &str) -> Result<(File, Spilled), LoadError> {
         let path = self.dir.join(format!("{what}-{:06}.bin", self.made));
@@ -559,6 +564,15 @@ impl Recorded {
         }
     }
 
+    /// Room for the rows of `events` events, as many as its limit holds in memory: the list
+    /// grown from empty was copied at every doubling, into fresh pages each time (a third of
+    /// the claim history's phase of a header view's load).
+    pub(crate) fn expect(&mut self, events: u64) {
+        let fits = self.limit / std::mem::size_of::<ClaimEvent>() + 1;
+        let n = usize::try_from(events).unwrap_or(usize::MAX).min(fits);
+        self.held.reserve_exact(n.saturating_sub(self.held.len()));
+    }
+
     /// Appends a row's event.
     pub(crate) fn push(&mut self, e: &ClaimEvent) -> Result<(), LoadError> {
         if let Some(file) = &mut self.file {
@@ -855,6 +869,10 @@ mod tests {
         // Held, past the limit from the first row, and from the hundredth.
         for limit in [usize::MAX, 1, 100 * std::mem::size_of::<ClaimEvent>()] {
             let mut r = Recorded::new(dir.clone(), limit);
+            // Room for every row, as much of it as the limit holds in memory.
+            r.expect(events.len() as u64);
+            let fits = limit / std::mem::size_of::<ClaimEvent>() + 1;
+            assert_eq!(r.held.capacity(), events.len().min(fits));
             for e in &events {
                 r.push(e).expect("push");
             }

@@ -731,9 +731,11 @@ impl Loader {
         // The claim-history rule on what the scan wrote: per group the kept version, against what
         // earlier runs left in SQLite; a batch of whole groups at a time, in the groups' order
         // (the order `_claimline_claims` records them in).
+        let events = spool.len();
         let mut groups = spool.finish()?;
         // `_claimline_claims`' rows: a quarter of the budget in memory, past it on disk.
         let mut recorded = Recorded::new(history_dir(&self.out), self.history_memory / 4);
+        recorded.expect(events);
         let mut history = HistoryCounts::default();
         let mut removals: Vec<Vec<Cell>> = Vec::new();
         // Versions not kept leave both outputs; stale ones (an earlier run holds a newer version)
