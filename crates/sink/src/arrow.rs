@@ -135,6 +135,7 @@ impl Builder {
     }
 
     /// Appends `c`; `false` (and a null) when it is not of the column's type.
+    #[inline]
     fn append(&mut self, c: &Cell) -> bool {
         match (self, c) {
             // First: most cells of some tables (their unmapped fields).
