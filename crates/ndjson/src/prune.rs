@@ -743,12 +743,21 @@ impl<'a> Validator<'a> {
             self.w += 1;
             [self.word, self.quotes] = *self.stops.get(self.w)?;
         }
-        let bit = self.word & self.word.wrapping_neg();
-        self.word ^= bit;
-        Some((
-            self.w * 64 + bit.trailing_zeros() as usize,
-            self.quotes & bit != 0,
-        ))
+        let at = self.word.trailing_zeros();
+        self.word &= self.word - 1;
+        Some((self.w * 64 + at as usize, (self.quotes >> at) & 1 != 0))
+    }
+
+    /// The next stop of the stream taken unread (its place is not worked out); `None` when the
+    /// line has no more.
+    #[inline(always)]
+    fn skip_stop(&mut self) -> Option<()> {
+        while self.word == 0 {
+            self.w += 1;
+            [self.word, self.quotes] = *self.stops.get(self.w)?;
+        }
+        self.word &= self.word - 1;
+        Some(())
     }
 
     #[inline]
@@ -775,14 +784,17 @@ impl<'a> Validator<'a> {
     #[inline(always)]
     fn string(&mut self) -> Option<bool> {
         // The stream's next stop is this quote, unless stops outside strings were passed over
-        // (whitespace below the space: a line that is not compact).
-        let (open, _) = self.take_stop()?;
-        if open != self.i {
+        // (whitespace below the space: a line that is not compact). It is taken unread; the
+        // stop after it is then past the quote, or the stream was behind (that stop is at or
+        // before the quote) and starts again past it.
+        self.skip_stop()?;
+        let (mut at, mut quote) = self.take_stop()?;
+        if at <= self.i {
             self.seek(self.i + 1);
+            (at, quote) = self.take_stop()?;
         }
         let mut escaped = false;
         loop {
-            let (at, quote) = self.take_stop()?;
             self.i = at + 1;
             if quote {
                 return Some(escaped);
@@ -793,9 +805,7 @@ impl<'a> Validator<'a> {
                     self.escapes += 1;
                     match self.next()? {
                         // The escaped byte is a stop of its own: taken with its backslash.
-                        b'"' | b'\\' => {
-                            self.take_stop()?;
-                        }
+                        b'"' | b'\\' => self.skip_stop()?,
                         b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
                         b'u' => {
                             let hex = self.b.get(self.i..self.i + 4)?;
@@ -819,13 +829,14 @@ impl<'a> Validator<'a> {
                     std::str::from_utf8(self.b.get(at..at + width)?).ok()?;
                     // Its continuation bytes (beyond ASCII) are stops of their own.
                     for _ in 1..width {
-                        self.take_stop()?;
+                        self.skip_stop()?;
                     }
                     self.i = at + width;
                 }
                 // A control byte.
                 _ => return None,
             }
+            (at, quote) = self.take_stop()?;
         }
     }
 
