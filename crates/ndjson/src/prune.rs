@@ -894,8 +894,18 @@ impl<'a> Validator<'a> {
     /// The object at `self.i`, `depth` levels down from the root, each member handed to
     /// `member` (`arrays`: with what [`Span::objects`] says of an array value).
     #[inline]
-    fn object(&mut self, depth: u32, arrays: bool, mut member: impl FnMut(Span)) -> Option<()> {
-        if depth > MAX_DEPTH || self.token()? != b'{' {
+    fn object(&mut self, depth: u32, arrays: bool, member: impl FnMut(Span)) -> Option<()> {
+        if self.token()? != b'{' {
+            return None;
+        }
+        self.object_at(depth, arrays, member)
+    }
+
+    /// [`Validator::object`] of the object whose `{` is at `self.i`, the byte its caller read.
+    #[inline]
+    fn object_at(&mut self, depth: u32, arrays: bool, mut member: impl FnMut(Span)) -> Option<()> {
+        debug_assert_eq!(self.peek(), Some(b'{'));
+        if depth > MAX_DEPTH {
             return None;
         }
         self.i += 1;
@@ -953,7 +963,7 @@ impl<'a> Validator<'a> {
     /// [`Validator::value_at`] of anything but a string.
     fn other_value(&mut self, c: u8, depth: u32) -> Option<()> {
         match c {
-            b'{' => self.object(depth, false, |_| {}),
+            b'{' => self.object_at(depth, false, |_| {}),
             b'[' => self
                 .array(depth, |v, c, _| v.value_at(c, depth + 1))
                 .map(|_| ()),
