@@ -735,7 +735,7 @@ impl Loader {
         let mut groups = spool.finish()?;
         // `_claimline_claims`' rows: a quarter of the budget in memory, past it on disk.
         let mut recorded = Recorded::new(history_dir(&self.out), self.history_memory / 4);
-        recorded.expect(events);
+        recorded.reserve_rows(events);
         let mut history = HistoryCounts::default();
         let mut removals: Vec<Vec<Cell>> = Vec::new();
         // Versions not kept leave both outputs; stale ones (an earlier run holds a newer version)

@@ -695,7 +695,8 @@ struct Validator<'a> {
     i: usize,
     /// The stops not taken yet, in order: `word` holds those of block `w` (the bits of the
     /// stops taken cleared), `quotes` that block's quote mask. Strings take their stops from
-    /// here one after the other ([`Validator::take_stop`]), so a string's end is found from the
+    /// here one after the other ([`Validator::take_stop`]; [`Validator::skip_stop`] for one
+    /// whose place is known), so a string's end is found from the
     /// stop before it (a bit cleared, a count), not from the position the bytes before it left:
     /// the position no longer waits on a load of the masks at every string.
     w: usize,
@@ -748,6 +749,17 @@ impl<'a> Validator<'a> {
         Some((self.w * 64 + at as usize, (self.quotes >> at) & 1 != 0))
     }
 
+    /// Where the stream's next stop is, not taken (for a debug build's checks).
+    #[cfg(debug_assertions)]
+    fn next_stop(&self) -> Option<usize> {
+        let (mut w, mut word) = (self.w, self.word);
+        while word == 0 {
+            w += 1;
+            word = self.stops.get(w)?[0];
+        }
+        Some(w * 64 + word.trailing_zeros() as usize)
+    }
+
     /// The next stop of the stream taken unread (its place is not worked out); `None` when the
     /// line has no more.
     #[inline(always)]
@@ -786,7 +798,14 @@ impl<'a> Validator<'a> {
         // The stream's next stop is this quote, unless stops outside strings were passed over
         // (whitespace below the space: a line that is not compact). It is taken unread; the
         // stop after it is then past the quote, or the stream was behind (that stop is at or
-        // before the quote) and starts again past it.
+        // before the quote) and starts again past it. The stream is never ahead of a string's
+        // quote: a string takes every stop inside it, and outside strings only whitespace is
+        // a stop (anything else there ends the walk).
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            self.next_stop().is_some_and(|at| at <= self.i),
+            "the stream of stops is past a string's opening quote"
+        );
         self.skip_stop()?;
         let (mut at, mut quote) = self.take_stop()?;
         if at <= self.i {
@@ -1299,12 +1318,28 @@ mod tests {
             // Whitespace below the space between tokens (stops outside strings, which the
             // stream of stops steps over).
             "{\t\"a\"\t:\r[\t\"x\" ,\t\"y\"\r] ,\r\n\"b\":\t\"z\"}",
+            // Empty strings, and escaped quotes and backslashes right after an opening quote,
+            // also after whitespace below the space.
+            r#"{"a":""}"#,
+            r#"{"a":"\"x","b":"\\"}"#,
+            "{\"a\":\t\"\\\"x\",\r\n\"\":\"\"}",
         ];
         for line in valid {
             assert!(
                 split(line.as_bytes(), &mut Split::default()).is_some(),
                 "{line}"
             );
+        }
+        // A key's and a value's opening quote at the last byte of a 64-byte block and at the
+        // first of the next (a byte or two later after whitespace below the space).
+        for n in [51, 52, 55, 56] {
+            for gap in ["", "\t", "\r\n"] {
+                let line = format!("{{\"a\":\"{}\",{gap}\"b\":{gap}\"y\"}}", "0".repeat(n));
+                assert!(
+                    split(line.as_bytes(), &mut Split::default()).is_some(),
+                    "{line}"
+                );
+            }
         }
         // An escape whose backslash ends one 64-byte block and whose quote starts the next, and
         // a character beyond ASCII whose two bytes straddle the next boundary.
