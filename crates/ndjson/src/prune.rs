@@ -696,9 +696,9 @@ struct Validator<'a> {
     /// The stops not taken yet, in order: `word` holds those of block `w` (the bits of the
     /// stops taken cleared), `quotes` that block's quote mask. Strings take their stops from
     /// here one after the other ([`Validator::take_stop`]; [`Validator::skip_stop`] for one
-    /// whose place is known), so a string's end is found from the
-    /// stop before it (a bit cleared, a count), not from the position the bytes before it left:
-    /// the position no longer waits on a load of the masks at every string.
+    /// whose place is known), so a string's end is found from the stop before it (a bit
+    /// cleared, a count), not from the position the bytes before it left: the position no
+    /// longer waits on a load of the masks at every string.
     w: usize,
     word: u64,
     quotes: u64,
