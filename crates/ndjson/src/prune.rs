@@ -740,10 +740,7 @@ impl<'a> Validator<'a> {
     /// when the line has no more.
     #[inline(always)]
     fn take_stop(&mut self) -> Option<(usize, bool)> {
-        while self.word == 0 {
-            self.w += 1;
-            [self.word, self.quotes] = *self.stops.get(self.w)?;
-        }
+        self.reach_stop()?;
         let at = self.word.trailing_zeros();
         self.word &= self.word - 1;
         Some((self.w * 64 + at as usize, (self.quotes >> at) & 1 != 0))
@@ -764,11 +761,19 @@ impl<'a> Validator<'a> {
     /// line has no more.
     #[inline(always)]
     fn skip_stop(&mut self) -> Option<()> {
+        self.reach_stop()?;
+        self.word &= self.word - 1;
+        Some(())
+    }
+
+    /// The block of the stream's next stop made the current one (`word` holds it); `None` when
+    /// the line has no more.
+    #[inline(always)]
+    fn reach_stop(&mut self) -> Option<()> {
         while self.word == 0 {
             self.w += 1;
             [self.word, self.quotes] = *self.stops.get(self.w)?;
         }
-        self.word &= self.word - 1;
         Some(())
     }
 

@@ -1189,6 +1189,24 @@ mod tests {
         }
     }
 
+    /// `resource`'s rows by `fast` (with its compiled paths) and by `general` (the same view
+    /// without them), held to be the same: the outcome and the rows (`what` names the case).
+    fn either_way<'a>(
+        fast: &'a ViewDefinition,
+        general: &'a ViewDefinition,
+        resource: claimline_ndjson::Cursor<'a>,
+        what: &str,
+    ) -> (Result<(), String>, Rows) {
+        let (mut a, mut b) = (Rows::default(), Rows::default());
+        let ra = fast.evaluate(resource, &mut a).map_err(|e| e.to_string());
+        let rb = general
+            .evaluate(resource, &mut b)
+            .map_err(|e| e.to_string());
+        assert_eq!(ra, rb, "{what}");
+        assert_eq!(a, b, "{what}");
+        (ra, a)
+    }
+
     /// A column that holds one value takes its cell straight from the walk
     /// ([`Fast::cell`]): the same cell and row errors as the collection's way (general
     /// evaluator alone), for no value, one of every column type, one that does not convert, and
@@ -1279,13 +1297,7 @@ mod tests {
             let mut parser = LineParser::new();
             parser
                 .parse(line.as_bytes(), |doc| {
-                    let (mut a, mut b) = (Rows::default(), Rows::default());
-                    let ra = fast.evaluate(doc.root(), &mut a).map_err(|e| e.to_string());
-                    let rb = general
-                        .evaluate(doc.root(), &mut b)
-                        .map_err(|e| e.to_string());
-                    assert_eq!(ra, rb, "{policy:?}");
-                    assert_eq!(a, b, "{policy:?}");
+                    let (ra, a) = either_way(&fast, &general, doc.root(), &format!("{policy:?}"));
                     match policy {
                         // `several` has two values on the first item: the resource's error.
                         ManyValues::Error => assert!(ra.is_err(), "{ra:?}"),
@@ -1339,14 +1351,7 @@ mod tests {
                 for line in data.iter().flat_map(|d| d.lines()) {
                     parser
                         .parse(line.as_bytes(), |doc| {
-                            let (mut a, mut b) = (Rows::default(), Rows::default());
-                            let ra = fast.evaluate(doc.root(), &mut a).map_err(|e| e.to_string());
-                            let rb = general
-                                .evaluate(doc.root(), &mut b)
-                                .map_err(|e| e.to_string());
-                            assert_eq!(ra, rb, "{name}");
-                            assert_eq!(a, b, "{name}");
-                            rows += a.rows.len();
+                            rows += either_way(&fast, &general, doc.root(), &name).1.rows.len();
                         })
                         .expect("sample JSON parses");
                 }

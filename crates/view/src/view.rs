@@ -1197,15 +1197,7 @@ impl<'a, N: Node<'a>> Run<'a, N> {
                 _ => None,
             };
             let cell = match direct {
-                Some(Ok(cell)) => cell,
-                Some(Err(reason)) => {
-                    errors.push(RowError {
-                        resource_id: self.row_error_id(),
-                        column: c.name.clone(),
-                        reason,
-                    });
-                    Cell::Null
-                }
+                Some(cell) => self.converted(c, cell, errors),
                 None => {
                     let v = c
                         .expr
@@ -1249,23 +1241,36 @@ impl<'a, N: Node<'a>> Run<'a, N> {
         Ok(())
     }
 
+    /// A row error of column `c`.
+    fn row_error(&self, c: &ColumnPlan, reason: String) -> RowError {
+        RowError {
+            resource_id: self.row_error_id(),
+            column: c.name.clone(),
+            reason,
+        }
+    }
+
+    /// A value's conversion to column `c`'s cell: the cell, or NULL and the row error saying
+    /// why it does not convert.
+    fn converted(
+        &self,
+        c: &ColumnPlan,
+        cell: Result<Cell, String>,
+        errors: &mut Vec<RowError>,
+    ) -> Cell {
+        cell.unwrap_or_else(|reason| {
+            errors.push(self.row_error(c, reason));
+            Cell::Null
+        })
+    }
+
     fn cell(
         &self,
         c: &ColumnPlan,
         v: Coll<'a, N>,
         errors: &mut Vec<RowError>,
     ) -> Result<Cell, Error> {
-        let mut convert = |item: &Item<'a, N>| match to_cell(item, c.ty) {
-            Ok(cell) => cell,
-            Err(reason) => {
-                errors.push(RowError {
-                    resource_id: self.row_error_id(),
-                    column: c.name.clone(),
-                    reason,
-                });
-                Cell::Null
-            }
-        };
+        let mut convert = |item: &Item<'a, N>| self.converted(c, to_cell(item, c.ty), errors);
         if c.collection {
             return Ok(Cell::List(v.as_slice().iter().map(&mut convert).collect()));
         }
@@ -1277,14 +1282,13 @@ impl<'a, N: Node<'a>> Run<'a, N> {
                 if cells.windows(2).all(|w| w[0] == w[1]) {
                     return Ok(cells.into_iter().next().unwrap_or(Cell::Null));
                 }
-                errors.push(RowError {
-                    resource_id: self.row_error_id(),
-                    column: c.name.clone(),
-                    reason: format!(
+                errors.push(self.row_error(
+                    c,
+                    format!(
                         "{} different values in a column that holds one; the cell is NULL",
                         many.len()
                     ),
-                });
+                ));
                 Ok(Cell::Null)
             }
             many => Err(self.error(
