@@ -533,9 +533,9 @@ fn stop_masks_with(line: &[u8], out: &mut Vec<[u64; 2]>, block: impl Fn(&[u8; 64
     out.clear();
     let (blocks, rest) = line.as_chunks::<64>();
     out.reserve(blocks.len() + 1);
-    for b in blocks {
-        out.push(block(b));
-    }
+    // One extend of a slice's map: its length known, the room is taken once and each block's
+    // masks stored without a check of the room and a store of the length per block (a push's).
+    out.extend(blocks.iter().map(&block));
     if !rest.is_empty() {
         // Spaces are no stops.
         let mut last = [b' '; 64];
@@ -558,12 +558,13 @@ fn stop_masks_avx512(line: &[u8], out: &mut Vec<[u64; 2]>) {
 #[inline]
 fn block_stops_avx512(block: &[u8; 64]) -> [u64; 2] {
     use std::arch::x86_64::{
-        _mm512_cmpeq_epi8_mask, _mm512_cmpge_epu8_mask, _mm512_set_epi64, _mm512_set1_epi8,
+        _mm512_cmpeq_epi8_mask, _mm512_cmpge_epu8_mask, _mm512_loadu_si512, _mm512_set1_epi8,
         _mm512_sub_epi8,
     };
-    let (words, _) = block.as_chunks::<8>();
-    let w = |k: usize| i64::from_le_bytes(words[k]);
-    let x = _mm512_set_epi64(w(7), w(6), w(5), w(4), w(3), w(2), w(1), w(0));
+    // SAFETY: the pointer is `block`'s, 64 readable bytes, and `loadu` reads 64 bytes at any
+    // alignment: the load reads the block and nothing else, whatever its bytes are. (Built from
+    // eight words, LLVM made the vector with two cross-lane permutes and a broadcast.)
+    let x = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
     let quotes = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(b'"' as i8));
     let backslashes = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(b'\\' as i8));
     // Below the space or beyond ASCII: outside 0x20..0x80, so `b - 0x20` wraps to 0x60 or more.
