@@ -561,9 +561,10 @@ fn block_stops_avx512(block: &[u8; 64]) -> [u64; 2] {
         _mm512_cmpeq_epi8_mask, _mm512_cmpge_epu8_mask, _mm512_loadu_si512, _mm512_set1_epi8,
         _mm512_sub_epi8,
     };
+    // One load: built from eight words, LLVM made the vector with two cross-lane permutes and
+    // a broadcast.
     // SAFETY: the pointer is `block`'s, 64 readable bytes, and `loadu` reads 64 bytes at any
-    // alignment: the load reads the block and nothing else, whatever its bytes are. (Built from
-    // eight words, LLVM made the vector with two cross-lane permutes and a broadcast.)
+    // alignment: the load reads the block and nothing else, whatever its bytes are.
     let x = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
     let quotes = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(b'"' as i8));
     let backslashes = _mm512_cmpeq_epi8_mask(x, _mm512_set1_epi8(b'\\' as i8));
@@ -681,8 +682,8 @@ fn block_stops(block: &[u8; 64]) -> [u64; 2] {
 /// as the walk reaches each block of a line, the same block of the next line (the input's
 /// lines are of a size) is on its way from memory, and the next line's first read (the search
 /// for its end) finds it there rather than waiting on memory at every page. A hint only: it
-/// reads no value and never faults, whatever the address (past the input's end, it is
-/// dropped).
+/// reads no value and never faults, whatever the address (at one that is not mapped, past
+/// the input's end say, it is dropped).
 #[inline(always)]
 fn prefetch_ahead(b: &[u8], w: usize) {
     #[cfg(target_arch = "x86_64")]
