@@ -791,7 +791,8 @@ impl<'a> Validator<'a> {
     }
 
     /// The block of the stream's next stop made the current one (`word` holds it); `None` when
-    /// the line has no more.
+    /// the line has no more. Each block it moves to has its twin in the next line prefetched
+    /// ([`prefetch_ahead`]).
     #[inline(always)]
     fn reach_stop(&mut self) -> Option<()> {
         while self.word == 0 {
