@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::{claimline, json, sample_data};
+use crate::{claimline, claimline_env, json, sample_data};
 
 #[test]
 fn scan_counts_every_real_sample() {
@@ -284,4 +284,50 @@ fn unmarked_resources_take_the_version_their_file_or_folder_agrees_on() {
     };
     assert_eq!(version_of("/Coverage.ndjson"), "v3");
     assert_eq!(version_of("/Coverage-r4.ndjson"), "v2");
+}
+
+/// A command that succeeds ends at once (`_exit`: no `atexit` handler runs), unless
+/// `LLVM_PROFILE_FILE` says the build counts for profile-guided optimization (`benches/pgo.sh`):
+/// then it ends the usual way, its handlers run and the counts are written. mimalloc's
+/// statistics (`MIMALLOC_SHOW_STATS`), printed by its own handler at exit, tell the two ends
+/// apart; the output and the status are the same either way.
+#[test]
+fn a_counting_build_ends_the_usual_way_with_the_same_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = sample_data();
+    let args = ["scan", "--json", data.to_str().expect("utf-8")];
+    let counts = dir.path().join("%m_%p.profraw");
+    let fast = claimline_env(dir.path(), &args, &[("MIMALLOC_SHOW_STATS", "1")]);
+    let usual = claimline_env(
+        dir.path(),
+        &args,
+        &[
+            ("MIMALLOC_SHOW_STATS", "1"),
+            ("LLVM_PROFILE_FILE", counts.to_str().expect("utf-8")),
+        ],
+    );
+    for out in [&fast, &usual] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stats = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).contains("peak");
+    assert!(
+        !stats(&fast),
+        "the allocator's exit handler ran after `_exit`"
+    );
+    assert!(
+        stats(&usual),
+        "no exit handler ran with LLVM_PROFILE_FILE set"
+    );
+    let (mut a, mut b) = (json(&fast), json(&usual));
+    // (Only the timing differs between the two runs.)
+    for r in [&mut a, &mut b] {
+        for k in ["seconds", "mb_per_s", "resources_per_s"] {
+            r.as_object_mut().expect("report").remove(k);
+        }
+    }
+    assert_eq!(a, b);
 }
