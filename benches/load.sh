@@ -14,6 +14,8 @@
 #   benches/load.sh            # 1000 MB of generated R4 EOBs, 3 rounds, cclf1_like
 #   SIZE_MB=200 ROUNDS=5 VIEW=header8 benches/load.sh
 #   for s in 1000 2500 5000; do SIZE_MB=$s VIEW=header8 benches/load.sh; done   # the ratio by size
+#   BIN=target/pgo/use/release/claimline ... # another build of claimline (the profile-guided one
+#                                        # of benches/pgo.sh, say); the default is target/release
 #
 # Needs: cargo, python3 (DuckDB comes from PyPI into a virtualenv this script makes), GNU time.
 set -euo pipefail
@@ -37,7 +39,7 @@ fresh_out_clear
 
 cargo build --release -q -p claimline --bin claimline
 cargo build --release -q -p claimline-synth --example eob_ndjson
-BIN=target/release/claimline
+BIN=${BIN:-target/release/claimline}
 
 INPUT_DIR="$WORK/input-$SIZE_MB-$SEED"
 INPUT="$INPUT_DIR/ExplanationOfBenefit.000.ndjson"

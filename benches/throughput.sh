@@ -8,6 +8,8 @@
 #
 #   benches/throughput.sh                       # 60 beneficiaries × 7 years, 1000 MB, 3 rounds
 #   BENES=20 SIZE_MB=300 ROUNDS=5 benches/throughput.sh
+#   BIN=target/pgo/use/release/claimline ... # another build of claimline (the profile-guided one
+#                                        # of benches/pgo.sh, say); the default is target/release
 #
 # Each share is given twice: the median reference time over the median run time, and the
 # median over the rounds of each round's own share (the steadier of the two when the VM's
@@ -31,7 +33,7 @@ fresh_out_clear
 
 cargo build --release -q -p claimline --bin claimline
 cargo build --release -q -p claimline-synth --example eob_ndjson
-BIN=target/release/claimline
+BIN=${BIN:-target/release/claimline}
 
 EXPORT="$WORK/export-v2-$BENES"
 GZ="$WORK/export-v2-$BENES-gz"
