@@ -17,8 +17,8 @@
 #
 # Each build is a whole release build of its own (its own target folder: RUSTFLAGS differ),
 # about seven minutes each on 2 cores; the training takes seconds. RUSTFLAGS already set are
-# kept, the profile's flag added to them. Nothing of it is needed to build,
-# test or use claimline: `cargo build --release` stays the way to build it.
+# kept, the profile's flag added to them. Nothing of it is needed to build, test or use
+# claimline: `cargo build --release` stays the way to build it.
 #
 # Needs: cargo, rustup.
 set -euo pipefail
@@ -51,7 +51,8 @@ for v in v1 v2 v3; do
   [ "$v" = v2 ] && benes=24
   [ -f "$DATA/export-$v/manifest.json" ] || {
     rm -rf "$DATA/export-$v"
-    "$GEN" synth --benes "$benes" --years 7 --version "$v" --seed 3 --out "$DATA/export-$v" >/dev/null
+    "$GEN" synth --benes "$benes" --years 7 --version "$v" --seed 3 \
+      --out "$DATA/export-$v" >/dev/null
   }
 done
 [ -f "$DATA/export-gz/manifest.json" ] || {

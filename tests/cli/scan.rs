@@ -291,13 +291,21 @@ fn unmarked_resources_take_the_version_their_file_or_folder_agrees_on() {
 /// then it ends the usual way, its handlers run and the counts are written. mimalloc's
 /// statistics (`MIMALLOC_SHOW_STATS`), printed by its own handler at exit, tell the two ends
 /// apart; the output and the status are the same either way.
+#[cfg(unix)]
 #[test]
 fn a_counting_build_ends_the_usual_way_with_the_same_output() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = sample_data();
     let args = ["scan", "--json", data.to_str().expect("utf-8")];
     let counts = dir.path().join("%m_%p.profraw");
-    let fast = claimline_env(dir.path(), &args, &[("MIMALLOC_SHOW_STATS", "1")]);
+    // (Not the test process's own `LLVM_PROFILE_FILE`, which a coverage run sets.)
+    let fast = std::process::Command::new(env!("CARGO_BIN_EXE_claimline"))
+        .current_dir(dir.path())
+        .args(args)
+        .env("MIMALLOC_SHOW_STATS", "1")
+        .env_remove("LLVM_PROFILE_FILE")
+        .output()
+        .expect("the claimline binary runs");
     let usual = claimline_env(
         dir.path(),
         &args,
